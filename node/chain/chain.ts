@@ -1,0 +1,336 @@
+import type { AddResult } from '../mempool/mempool.ts';
+import { Mempool } from '../mempool/mempool.ts';
+import { type BlockNode, BlockTree } from './block-tree.ts';
+import { type Hex, toHex } from './bytes.ts';
+import { genesisBlock } from './genesis.ts';
+import { assertValidNetworkConfig, chainIdOf, type NetworkConfig } from './network-config.ts';
+import { type Orphan, type OrphanDropReason, OrphanPool } from './orphan-pool.ts';
+import { CachedVerifier, type SignatureVerifier } from './signature-cache.ts';
+import type { BlockHeader, SealedBlock, SealedEntry } from './types.ts';
+import { BlockValidationError, validateBlockContext, validateBlockIntrinsic } from './validation.ts';
+
+/** Why a known block is not on the main chain. */
+export type StaleReason = 'reorged-out' | 'side-chain';
+
+export type ChainEvent =
+  | { readonly type: 'block-connected'; readonly node: BlockNode }
+  | {
+      readonly type: 'reorg';
+      readonly fork: BlockNode;
+      readonly oldTip: BlockNode;
+      readonly newTip: BlockNode;
+      readonly depth: number;
+    }
+  | { readonly type: 'block-stale'; readonly node: BlockNode; readonly reason: StaleReason }
+  | { readonly type: 'orphan-added'; readonly block: SealedBlock; readonly missingParent: Hex }
+  | { readonly type: 'orphan-dropped'; readonly block: SealedBlock; readonly reason: OrphanDropReason }
+  | { readonly type: 'block-invalid'; readonly hashHex: Hex; readonly error: BlockValidationError };
+
+/**
+ * Everything a batch of chain operations changed, as net effects, for the store to commit in
+ * one transaction. A map value of null means "removed".
+ */
+export interface ChainUpdate {
+  readonly blocks: { readonly block: SealedBlock; readonly node: BlockNode; readonly receivedAt: number }[];
+  head: BlockNode | undefined;
+  readonly stale: Map<Hex, StaleReason | null>;
+  readonly orphans: Map<Hex, Orphan | null>;
+  readonly mempool: Map<Hex, SealedEntry | null>;
+  readonly events: ChainEvent[];
+}
+
+export const isEmptyUpdate = (u: ChainUpdate) =>
+  u.blocks.length === 0 && !u.head && u.stale.size === 0 && u.orphans.size === 0 && u.mempool.size === 0;
+
+export type ProcessResult =
+  | { readonly status: 'connected' | 'side' | 'duplicate'; readonly hashHex: Hex }
+  | { readonly status: 'reorg'; readonly hashHex: Hex; readonly depth: number }
+  | {
+      readonly status: 'orphan';
+      readonly hashHex: Hex;
+      readonly missingParent: Hex;
+      readonly from: string | undefined;
+    }
+  | { readonly status: 'invalid'; readonly hashHex: Hex; readonly error: BlockValidationError };
+
+/** Fetches a block's bytes from durable storage (used for blocks that left the recent cache). */
+export type BlockLoader = (hashHex: Hex) => Promise<SealedBlock | undefined>;
+
+export interface ChainOptions {
+  readonly config: NetworkConfig;
+  readonly loadBlock: BlockLoader;
+  readonly verifier?: SignatureVerifier;
+  readonly now?: () => number;
+  readonly orphanCapacity?: number;
+  readonly orphanTtlMs?: number;
+  readonly mempoolMaxEntries?: number;
+  readonly mempoolMaxBytes?: number;
+  readonly recentBlockCache?: number;
+}
+
+/** What a store hands back on reopen. */
+export interface PersistedChainState {
+  /** Every stored block, parents before children. */
+  readonly blocks: readonly {
+    hashHex: Hex;
+    hash: Uint8Array;
+    header: BlockHeader;
+    entryIds: readonly Hex[];
+  }[];
+  readonly headHashHex: Hex;
+  readonly orphans: readonly Orphan[];
+  readonly mempool: readonly SealedEntry[];
+}
+
+const newUpdate = (): ChainUpdate => ({
+  blocks: [],
+  head: undefined,
+  stale: new Map(),
+  orphans: new Map(),
+  mempool: new Map(),
+  events: [],
+});
+
+/**
+ * The node's chain state machine: block tree and fork choice, orphan pool and mempool.
+ * Operations are serialised; each records its effects into a pending ChainUpdate that the
+ * caller commits with `takeUpdate()`. No I/O except loading old blocks during deep reorgs.
+ */
+export class Chain {
+  readonly config: NetworkConfig;
+  readonly chainId: Uint8Array;
+  readonly genesis: SealedBlock;
+  readonly tree: BlockTree;
+  readonly orphans: OrphanPool;
+  readonly mempool: Mempool;
+  readonly verifier: SignatureVerifier;
+  private readonly now: () => number;
+  private readonly loadBlock: BlockLoader;
+  private readonly invalid = new Map<Hex, BlockValidationError>();
+  private readonly recent = new Map<Hex, SealedBlock>();
+  private readonly recentCapacity: number;
+  private pending = newUpdate();
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: ChainOptions) {
+    assertValidNetworkConfig(opts.config);
+    this.config = opts.config;
+    this.chainId = chainIdOf(opts.config);
+    this.genesis = genesisBlock(opts.config);
+    this.tree = new BlockTree(this.genesis);
+    this.orphans = new OrphanPool(opts.orphanCapacity ?? 100, opts.orphanTtlMs ?? 10 * 60_000);
+    this.verifier = opts.verifier ?? new CachedVerifier();
+    this.now = opts.now ?? Date.now;
+    this.loadBlock = opts.loadBlock;
+    this.recentCapacity = opts.recentBlockCache ?? 2048;
+    this.mempool = new Mempool({
+      config: opts.config,
+      verifier: this.verifier,
+      isIncluded: (id) => this.tree.includedInMain(id),
+      maxEntries: opts.mempoolMaxEntries,
+      maxBytes: opts.mempoolMaxBytes,
+    });
+    this.remember(this.genesis);
+  }
+
+  /** Rebuilds the in-memory state from what the store persisted (trusted: no re-validation). */
+  restore(state: PersistedChainState): void {
+    for (const b of state.blocks) {
+      if (b.hashHex === this.genesis.hashHex) continue;
+      if (!this.tree.get(b.hashHex)) this.tree.add(b.hashHex, b.hash, b.header, b.entryIds);
+    }
+    const head = this.tree.get(state.headHashHex);
+    if (!head) throw new Error(`stored head ${state.headHashHex} is not among the stored blocks`);
+    this.tree.applyReorg(this.tree.planReorg(head));
+    for (const o of state.orphans) this.orphans.add(o);
+    this.mempool.restore(state.mempool);
+  }
+
+  get tip(): BlockNode {
+    return this.tree.tip;
+  }
+
+  /** Returns and clears the effects recorded since the last call. */
+  takeUpdate(): ChainUpdate {
+    const u = this.pending;
+    this.pending = newUpdate();
+    return u;
+  }
+
+  async getBlock(hashHex: Hex): Promise<SealedBlock | undefined> {
+    return this.recent.get(hashHex) ?? (await this.loadBlock(hashHex));
+  }
+
+  invalidReason(hashHex: Hex): BlockValidationError | undefined {
+    return this.invalid.get(hashHex);
+  }
+
+  processBlock(block: SealedBlock, from?: string): Promise<ProcessResult> {
+    return this.serialise(() => this.process(block, from));
+  }
+
+  addEntry(entry: SealedEntry): AddResult {
+    const r = this.mempool.add(entry, this.now());
+    if (r.status === 'added') {
+      for (const e of r.evicted) this.pending.mempool.set(e.idHex, null);
+      this.pending.mempool.set(entry.idHex, entry);
+    }
+    return r;
+  }
+
+  /** Drops orphans past their TTL. */
+  expireOrphans(): Orphan[] {
+    const expired = this.orphans.expire(this.now());
+    for (const o of expired) this.dropOrphan(o, 'orphan-expired');
+    return expired;
+  }
+
+  private serialise<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async process(block: SealedBlock, from: string | undefined): Promise<ProcessResult> {
+    const hashHex = block.hashHex;
+    if (this.tree.get(hashHex) || this.orphans.has(hashHex)) return { status: 'duplicate', hashHex };
+    const known = this.invalid.get(hashHex);
+    if (known) return { status: 'invalid', hashHex, error: known };
+    const now = this.now();
+    try {
+      if (block.header.height === 0)
+        throw new BlockValidationError('bad-height', 'only the genesis block has height 0');
+      validateBlockIntrinsic(block, this.config, this.chainId, now, this.verifier);
+    } catch (err) {
+      return this.reject(hashHex, err);
+    }
+    const prevHex = toHex(block.header.prevHash);
+    const parent = this.tree.get(prevHex);
+    if (!parent) {
+      if (this.invalid.has(prevHex)) {
+        return this.reject(
+          hashHex,
+          new BlockValidationError('invalid-parent', `parent ${prevHex} is invalid`),
+        );
+      }
+      return this.addOrphan(block, from, now);
+    }
+    const result = await this.connect(block, parent, now);
+    await this.connectOrphansOf(hashHex, result.status !== 'invalid');
+    return result;
+  }
+
+  private addOrphan(block: SealedBlock, from: string | undefined, now: number): ProcessResult {
+    const orphan: Orphan = { block, receivedAt: now, from };
+    for (const evicted of this.orphans.add(orphan)) this.dropOrphan(evicted, 'orphan-evicted');
+    this.pending.orphans.set(block.hashHex, orphan);
+    const missingParent = this.orphans.missingAncestor(block.hashHex) ?? toHex(block.header.prevHash);
+    this.pending.events.push({ type: 'orphan-added', block, missingParent });
+    return { status: 'orphan', hashHex: block.hashHex, missingParent, from };
+  }
+
+  private dropOrphan(o: Orphan, reason: OrphanDropReason): void {
+    this.pending.orphans.set(o.block.hashHex, null);
+    this.pending.events.push({ type: 'orphan-dropped', block: o.block, reason });
+  }
+
+  /** Connects orphans waiting on `parentHex`, breadth first; children of an invalid block are invalid. */
+  private async connectOrphansOf(parentHex: Hex, parentValid: boolean): Promise<void> {
+    const queue: { parentHex: Hex; valid: boolean }[] = [{ parentHex, valid: parentValid }];
+    while (queue.length) {
+      const next = queue.shift()!;
+      for (const o of this.orphans.takeChildren(next.parentHex)) {
+        this.pending.orphans.set(o.block.hashHex, null);
+        let ok = false;
+        if (!next.valid) {
+          this.reject(
+            o.block.hashHex,
+            new BlockValidationError('invalid-parent', `parent ${next.parentHex} is invalid`),
+          );
+        } else {
+          const parent = this.tree.get(next.parentHex)!;
+          ok = (await this.connect(o.block, parent, this.now())).status !== 'invalid';
+        }
+        queue.push({ parentHex: o.block.hashHex, valid: ok });
+      }
+    }
+  }
+
+  private async connect(block: SealedBlock, parent: BlockNode, now: number): Promise<ProcessResult> {
+    const hashHex = block.hashHex;
+    try {
+      validateBlockContext(block, this.tree.parentContext(parent), this.config, now);
+      for (const e of block.entries) {
+        if (this.tree.includes(parent, e.idHex)) {
+          throw new BlockValidationError(
+            'entry-already-included',
+            `entry ${e.idHex} is already in an ancestor`,
+          );
+        }
+      }
+    } catch (err) {
+      return this.reject(hashHex, err);
+    }
+    const node = this.tree.add(
+      hashHex,
+      block.hash,
+      block.header,
+      block.entries.map((e) => e.idHex),
+    );
+    this.remember(block);
+    this.pending.blocks.push({ block, node, receivedAt: now });
+
+    if (!this.tree.isBetter(node)) {
+      this.markStale(node, 'side-chain');
+      return { status: 'side', hashHex };
+    }
+    const plan = this.tree.planReorg(node);
+    const oldTip = this.tree.tip;
+    // Load what is disconnected before touching state, so a failing load changes nothing.
+    const disconnected: SealedBlock[] = [];
+    for (const d of plan.disconnect) {
+      const b = await this.getBlock(d.hashHex);
+      if (!b) throw new Error(`block ${d.hashHex} on the main chain is missing from the store`);
+      disconnected.push(b);
+    }
+    this.tree.applyReorg(plan);
+    this.pending.head = node;
+    for (const d of plan.disconnect) this.markStale(d, 'reorged-out');
+    for (const c of plan.connect) {
+      if (c !== node) this.pending.stale.set(c.hashHex, null);
+      for (const e of this.mempool.removeMany(c.entryIds)) this.pending.mempool.set(e.idHex, null);
+      this.pending.events.push({ type: 'block-connected', node: c });
+    }
+    const returning = disconnected.flatMap((b) => b.entries);
+    for (const e of this.mempool.readmit(returning, now)) this.pending.mempool.set(e.idHex, e);
+    if (plan.disconnect.length === 0) return { status: 'connected', hashHex };
+    this.pending.events.push({
+      type: 'reorg',
+      fork: plan.fork,
+      oldTip,
+      newTip: node,
+      depth: plan.disconnect.length,
+    });
+    return { status: 'reorg', hashHex, depth: plan.disconnect.length };
+  }
+
+  private markStale(node: BlockNode, reason: StaleReason): void {
+    this.pending.stale.set(node.hashHex, reason);
+    this.pending.events.push({ type: 'block-stale', node, reason });
+  }
+
+  private reject(hashHex: Hex, err: unknown): ProcessResult {
+    if (!(err instanceof BlockValidationError)) throw err;
+    if (!err.isTransient) {
+      if (this.invalid.size >= 10_000) this.invalid.delete(this.invalid.keys().next().value!);
+      this.invalid.set(hashHex, err);
+    }
+    this.pending.events.push({ type: 'block-invalid', hashHex, error: err });
+    return { status: 'invalid', hashHex, error: err };
+  }
+
+  private remember(block: SealedBlock): void {
+    if (this.recent.size >= this.recentCapacity) this.recent.delete(this.recent.keys().next().value!);
+    this.recent.set(block.hashHex, block);
+  }
+}

@@ -1,0 +1,19 @@
+/** Why a byte string could not be decoded. Every decoder failure is one of these, never a RangeError. */
+export type DecodeErrorCode =
+  | 'truncated'
+  | 'trailing-bytes'
+  | 'oversized'
+  | 'non-canonical'
+  | 'invalid-value'
+  | 'unknown-tag'
+  | 'unsupported-version';
+
+export class DecodeError extends Error {
+  override readonly name = 'DecodeError';
+  constructor(
+    readonly code: DecodeErrorCode,
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+  }
+}

@@ -1,0 +1,49 @@
+import { sha256 } from './hash.ts';
+import { type PublicKey, verifyNative } from './signature.ts';
+
+export interface SignatureVerifier {
+  verify(signature: Uint8Array, message: Uint8Array, publicKey: PublicKey): boolean;
+}
+
+const cacheKey = (signature: Uint8Array, message: Uint8Array, publicKey: PublicKey) =>
+  Buffer.from(sha256(publicKey, message, signature)).toString('base64');
+
+/**
+ * Remembers signatures already found valid, as Bitcoin's sigcache does: an entry checked when
+ * it entered the mempool, or a batch checked in parallel by the worker pool, is not checked
+ * again when its block is validated. Only valid results are cached.
+ */
+export class CachedVerifier implements SignatureVerifier {
+  private readonly valid = new Set<string>();
+
+  constructor(
+    private readonly capacity = 500_000,
+    private readonly verifyFn: (s: Uint8Array, m: Uint8Array, p: PublicKey) => boolean = verifyNative,
+  ) {}
+
+  verify(signature: Uint8Array, message: Uint8Array, publicKey: PublicKey): boolean {
+    const key = cacheKey(signature, message, publicKey);
+    if (this.valid.has(key)) return true;
+    if (!this.verifyFn(signature, message, publicKey)) return false;
+    this.remember(key);
+    return true;
+  }
+
+  /** Records a signature that was verified elsewhere (the worker pool). */
+  markValid(signature: Uint8Array, message: Uint8Array, publicKey: PublicKey): void {
+    this.remember(cacheKey(signature, message, publicKey));
+  }
+
+  private remember(key: string): void {
+    if (this.valid.size >= this.capacity) {
+      // A Set iterates in insertion order: dropping the first key evicts the oldest.
+      const oldest = this.valid.values().next().value;
+      if (oldest !== undefined) this.valid.delete(oldest);
+    }
+    this.valid.add(key);
+  }
+
+  get size(): number {
+    return this.valid.size;
+  }
+}

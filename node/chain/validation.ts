@@ -1,0 +1,159 @@
+import { bytesEqual, toHex } from './bytes.ts';
+import { expectedTarget } from './difficulty.ts';
+import { merkleRoot } from './merkle.ts';
+import type { NetworkConfig } from './network-config.ts';
+import { meetsTarget } from './pow.ts';
+import type { SignatureVerifier } from './signature-cache.ts';
+import { FORMAT_VERSION, type SealedBlock, type SealedEntry } from './types.ts';
+
+export type BlockErrorCode =
+  | 'unsupported-version'
+  | 'wrong-chain-id'
+  | 'block-too-large'
+  | 'too-many-entries'
+  | 'bad-merkle-root'
+  | 'duplicate-entry'
+  | 'insufficient-work'
+  | 'bad-block-signature'
+  | 'bad-prev-hash'
+  | 'bad-height'
+  | 'timestamp-too-early'
+  | 'timestamp-in-future'
+  | 'bad-difficulty'
+  | 'entry-already-included'
+  | 'invalid-parent'
+  | EntryErrorCode;
+
+export type EntryErrorCode =
+  | 'bad-entry-signature'
+  | 'entry-timestamp-in-future'
+  | 'unauthorized-config'
+  | 'unsupported-entry-version';
+
+export class BlockValidationError extends Error {
+  override readonly name = 'BlockValidationError';
+  constructor(
+    readonly code: BlockErrorCode,
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+  }
+
+  /** Errors that may go away by themselves (a clock that was behind); the block is not marked invalid. */
+  get isTransient(): boolean {
+    return this.code === 'timestamp-in-future' || this.code === 'entry-timestamp-in-future';
+  }
+}
+
+export class EntryValidationError extends BlockValidationError {
+  constructor(code: EntryErrorCode, message: string) {
+    super(code, message);
+  }
+}
+
+/** Rules of a single entry, shared by the mempool and block validation. */
+export function validateEntry(
+  e: SealedEntry,
+  config: NetworkConfig,
+  now: number,
+  verifier: SignatureVerifier,
+): void {
+  if (e.version !== FORMAT_VERSION)
+    throw new EntryValidationError('unsupported-entry-version', `version ${e.version}`);
+  if (e.timestamp > now + config.maxFutureDriftMs) {
+    throw new EntryValidationError(
+      'entry-timestamp-in-future',
+      `entry ${e.idHex} is ${e.timestamp - now} ms ahead`,
+    );
+  }
+  if (e.payload.kind === 'config' && !config.admins.includes(toHex(e.author))) {
+    throw new EntryValidationError(
+      'unauthorized-config',
+      `config entry ${e.idHex} is not signed by an admin key`,
+    );
+  }
+  if (!verifier.verify(e.signature, e.id, e.author)) {
+    throw new EntryValidationError('bad-entry-signature', `entry ${e.idHex}`);
+  }
+}
+
+/**
+ * Rules that need nothing but the block and the network config. Cheap structural checks
+ * come first and signatures last, so a malformed block costs little.
+ */
+export function validateBlockIntrinsic(
+  block: SealedBlock,
+  config: NetworkConfig,
+  chainId: Uint8Array,
+  now: number,
+  verifier: SignatureVerifier,
+): void {
+  const h = block.header;
+  if (h.version !== FORMAT_VERSION)
+    throw new BlockValidationError('unsupported-version', `version ${h.version}`);
+  if (!bytesEqual(h.chainId, chainId)) throw new BlockValidationError('wrong-chain-id', toHex(h.chainId));
+  if (block.encoded.length > config.maxBlockBytes) {
+    throw new BlockValidationError(
+      'block-too-large',
+      `${block.encoded.length} > ${config.maxBlockBytes} bytes`,
+    );
+  }
+  if (block.entries.length > config.maxEntriesPerBlock) {
+    throw new BlockValidationError(
+      'too-many-entries',
+      `${block.entries.length} > ${config.maxEntriesPerBlock}`,
+    );
+  }
+  const seen = new Set<string>();
+  for (const e of block.entries) {
+    if (seen.has(e.idHex))
+      throw new BlockValidationError('duplicate-entry', `entry ${e.idHex} twice in block`);
+    seen.add(e.idHex);
+  }
+  if (!bytesEqual(merkleRoot(block.entries.map((e) => e.id)), h.merkleRoot)) {
+    throw new BlockValidationError('bad-merkle-root', block.hashHex);
+  }
+  if (!meetsTarget(block.hash, h.target)) throw new BlockValidationError('insufficient-work', block.hashHex);
+  if (!verifier.verify(block.signature, block.hash, h.miner)) {
+    throw new BlockValidationError('bad-block-signature', block.hashHex);
+  }
+  for (const e of block.entries) validateEntry(e, config, now, verifier);
+}
+
+/** What contextual validation needs to know about the parent and its ancestors. */
+export interface ParentContext {
+  readonly hash: Uint8Array;
+  readonly height: number;
+  readonly target: bigint;
+  /** Timestamp of the parent's ancestor (or the parent itself) at a height. */
+  timestampAt(height: number): number;
+}
+
+export function medianTimePast(parent: ParentContext, span: number): number {
+  const ts: number[] = [];
+  for (let h = parent.height; h >= 0 && ts.length < span; h--) ts.push(parent.timestampAt(h));
+  ts.sort((a, b) => a - b);
+  return ts[Math.floor(ts.length / 2)]!;
+}
+
+/** Rules relating a block to its parent: linkage, height, time and difficulty. */
+export function validateBlockContext(
+  block: SealedBlock,
+  parent: ParentContext,
+  config: NetworkConfig,
+  now: number,
+): void {
+  const h = block.header;
+  if (!bytesEqual(h.prevHash, parent.hash)) throw new BlockValidationError('bad-prev-hash', block.hashHex);
+  if (h.height !== parent.height + 1) {
+    throw new BlockValidationError('bad-height', `height ${h.height}, parent at ${parent.height}`);
+  }
+  const mtp = medianTimePast(parent, config.medianTimeSpan);
+  if (h.timestamp <= mtp)
+    throw new BlockValidationError('timestamp-too-early', `${h.timestamp} <= median ${mtp}`);
+  if (h.timestamp > now + config.maxFutureDriftMs) {
+    throw new BlockValidationError('timestamp-in-future', `${h.timestamp - now} ms ahead`);
+  }
+  const want = expectedTarget(h.height, parent.target, (x) => parent.timestampAt(x), config);
+  if (h.target !== want) throw new BlockValidationError('bad-difficulty', `target ${h.target} != ${want}`);
+}

@@ -1,0 +1,125 @@
+/**
+ * Building blocks for tests and benchmarks: a fast test network, keys, entries and blocks that
+ * are properly mined and signed — optionally with one field overridden to break exactly one rule.
+ */
+import { createEntry, merkleRootOf, signBlock } from '../chain/authoring.ts';
+import { encodeHeader } from '../chain/block-codec.ts';
+import type { BlockNode } from '../chain/block-tree.ts';
+import type { Chain } from '../chain/chain.ts';
+import { expectedTarget } from '../chain/difficulty.ts';
+import { DEFAULT_NETWORK, type NetworkConfig } from '../chain/network-config.ts';
+import { MAX_TARGET } from '../chain/pow.ts';
+import { keyPairFromSeed, type SigningKey } from '../chain/signature.ts';
+import { type BlockHeader, FORMAT_VERSION, type SealedBlock, type SealedEntry } from '../chain/types.ts';
+import { medianTimePast } from '../chain/validation.ts';
+import { searchNonce } from '../mining/nonce-search.ts';
+
+/** A network where one hash in four meets the easiest target, so tests mine instantly. */
+export function testNetwork(overrides: Partial<NetworkConfig> = {}): NetworkConfig {
+  return {
+    ...DEFAULT_NETWORK,
+    name: 'cairn-test',
+    genesisTimestamp: 1_700_000_000_000,
+    initialTarget: MAX_TARGET >> 2n,
+    minTarget: 1n,
+    maxTarget: MAX_TARGET >> 2n,
+    ...overrides,
+  };
+}
+
+/** Deterministic key number `n`. */
+export function testKey(n: number): SigningKey {
+  const seed = new Uint8Array(32);
+  new DataView(seed.buffer).setUint32(0, n + 1);
+  return keyPairFromSeed(seed);
+}
+
+let entryCounter = 0;
+export function knowledgeEntry(key: SigningKey, timestamp: number, content?: string): SealedEntry {
+  return createEntry(
+    { kind: 'knowledge', content: content ?? `fact #${entryCounter++}`, metadata: [['topic', 'test']] },
+    key,
+    timestamp,
+  );
+}
+
+/** Finds a nonce for a header; throws if none is found in a generous budget. */
+export function mineHeader(header: BlockHeader): BlockHeader {
+  const nonce = searchNonce(encodeHeader(header), header.target, 0, 50_000_000);
+  if (nonce === null) throw new Error('no nonce found');
+  return { ...header, nonce };
+}
+
+/** Finds a nonce whose hash does NOT meet the target (for the insufficient-work test). */
+export function unmineHeader(header: BlockHeader): BlockHeader {
+  for (let nonce = 0; ; nonce++) {
+    const h = { ...header, nonce };
+    if (searchNonce(encodeHeader(h), header.target, nonce, 1) === null) return h;
+  }
+}
+
+export interface ForgeOptions {
+  readonly entries?: readonly SealedEntry[];
+  readonly miner?: SigningKey;
+  /** Milliseconds after the parent (default: one block time). */
+  readonly gapMs?: number;
+  readonly header?: Partial<BlockHeader>;
+  /** Skip mining (the header as given must already be acceptable or is meant to fail PoW). */
+  readonly mine?: boolean;
+}
+
+/** A valid block on `parent` as `chain` sees it, with optional overrides applied before mining and signing. */
+export function forgeBlock(chain: Chain, parent: BlockNode, opts: ForgeOptions = {}): SealedBlock {
+  const entries = opts.entries ?? [];
+  const ctx = chain.tree.parentContext(parent);
+  const height = parent.height + 1;
+  const timestamp = Math.max(
+    parent.header.timestamp + (opts.gapMs ?? chain.config.blockTimeMs),
+    medianTimePast(ctx, chain.config.medianTimeSpan) + 1,
+  );
+  const miner = opts.miner ?? testKey(0);
+  let header: BlockHeader = {
+    version: FORMAT_VERSION,
+    chainId: chain.chainId,
+    height,
+    prevHash: parent.hash,
+    merkleRoot: merkleRootOf(entries),
+    timestamp,
+    target: expectedTarget(height, parent.header.target, (h) => ctx.timestampAt(h), chain.config),
+    miner: miner.publicKey,
+    nonce: 0,
+    ...opts.header,
+  };
+  if (opts.mine !== false) header = mineHeader(header);
+  return signBlock(header, entries, miner);
+}
+
+/** Forges `n` blocks in a row on `parent` (without adding them to the chain). */
+export function forgeChain(
+  chain: Chain,
+  parent: BlockNode,
+  n: number,
+  opts: ForgeOptions = {},
+): SealedBlock[] {
+  // A scratch chain that accepts them lets each next block see its real ancestors.
+  const out: SealedBlock[] = [];
+  let tip = parent;
+  const scratch = new Map<string, BlockNode>();
+  for (let i = 0; i < n; i++) {
+    const b = forgeBlock(chain, tip, opts);
+    out.push(b);
+    const node: BlockNode = {
+      hash: b.hash,
+      hashHex: b.hashHex,
+      header: b.header,
+      parent: tip,
+      height: tip.height + 1,
+      chainWork: 0n,
+      entryIds: b.entries.map((e) => e.idHex),
+      onMain: false,
+    };
+    scratch.set(b.hashHex, node);
+    tip = node;
+  }
+  return out;
+}
