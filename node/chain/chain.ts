@@ -5,6 +5,7 @@ import { type Hex, toHex } from './bytes.ts';
 import { genesisBlock } from './genesis.ts';
 import { assertValidNetworkConfig, chainIdOf, type NetworkConfig } from './network-config.ts';
 import { type Orphan, type OrphanDropReason, OrphanPool } from './orphan-pool.ts';
+import { workForTarget } from './pow.ts';
 import { CachedVerifier, type SignatureVerifier } from './signature-cache.ts';
 import type { BlockHeader, SealedBlock, SealedEntry } from './types.ts';
 import { BlockValidationError, validateBlockContext, validateBlockIntrinsic } from './validation.ts';
@@ -216,7 +217,10 @@ export class Chain {
       return this.addOrphan(block, from, now);
     }
     const result = await this.connect(block, parent, now);
-    await this.connectOrphansOf(hashHex, result.status !== 'invalid');
+    // A block that failed only for now (its clock ahead of ours) may come again: its orphans wait.
+    if (result.status !== 'invalid' || !result.error.isTransient) {
+      await this.connectOrphansOf(hashHex, result.status !== 'invalid');
+    }
     return result;
   }
 
@@ -241,17 +245,19 @@ export class Chain {
       const next = queue.shift()!;
       for (const o of this.orphans.takeChildren(next.parentHex)) {
         this.pending.orphans.set(o.block.hashHex, null);
-        let ok = false;
         if (!next.valid) {
           this.reject(
             o.block.hashHex,
             new BlockValidationError('invalid-parent', `parent ${next.parentHex} is invalid`),
           );
-        } else {
-          const parent = this.tree.get(next.parentHex)!;
-          ok = (await this.connect(o.block, parent, this.now())).status !== 'invalid';
+          queue.push({ parentHex: o.block.hashHex, valid: false });
+          continue;
         }
-        queue.push({ parentHex: o.block.hashHex, valid: ok });
+        const parent = this.tree.get(next.parentHex)!;
+        const r = await this.connect(o.block, parent, this.now());
+        // Its own orphans keep waiting if it failed only for now.
+        if (r.status === 'invalid' && r.error.isTransient) continue;
+        queue.push({ parentHex: o.block.hashHex, valid: r.status !== 'invalid' });
       }
     }
   }
@@ -271,6 +277,19 @@ export class Chain {
     } catch (err) {
       return this.reject(hashHex, err);
     }
+    // Load what a reorg would disconnect before touching any state, so a failing load changes
+    // nothing and the block can be processed again once the store can deliver.
+    const disconnected: SealedBlock[] = [];
+    if (parent.chainWork + workForTarget(block.header.target) > this.tree.tip.chainWork) {
+      let fork = parent;
+      while (!fork.onMain) fork = fork.parent!;
+      for (let h = this.tree.tip.height; h > fork.height; h--) {
+        const d = this.tree.mainAt(h)!;
+        const b = await this.getBlock(d.hashHex);
+        if (!b) throw new Error(`block ${d.hashHex} on the main chain is missing from the store`);
+        disconnected.push(b);
+      }
+    }
     const node = this.tree.add(
       hashHex,
       block.hash,
@@ -286,13 +305,6 @@ export class Chain {
     }
     const plan = this.tree.planReorg(node);
     const oldTip = this.tree.tip;
-    // Load what is disconnected before touching state, so a failing load changes nothing.
-    const disconnected: SealedBlock[] = [];
-    for (const d of plan.disconnect) {
-      const b = await this.getBlock(d.hashHex);
-      if (!b) throw new Error(`block ${d.hashHex} on the main chain is missing from the store`);
-      disconnected.push(b);
-    }
     this.tree.applyReorg(plan);
     this.pending.head = node;
     for (const d of plan.disconnect) this.markStale(d, 'reorged-out');
@@ -301,8 +313,13 @@ export class Chain {
       for (const e of this.mempool.removeMany(c.entryIds)) this.pending.mempool.set(e.idHex, null);
       this.pending.events.push({ type: 'block-connected', node: c });
     }
-    const returning = disconnected.flatMap((b) => b.entries);
-    for (const e of this.mempool.readmit(returning, now)) this.pending.mempool.set(e.idHex, e);
+    // Back into the mempool, lowest block first so entries keep their original order.
+    for (const e of disconnected.reverse().flatMap((b) => b.entries)) {
+      const r = this.mempool.add(e, now);
+      if (r.status !== 'added') continue;
+      for (const ev of r.evicted) this.pending.mempool.set(ev.idHex, null);
+      this.pending.mempool.set(e.idHex, e);
+    }
     if (plan.disconnect.length === 0) return { status: 'connected', hashHex };
     this.pending.events.push({
       type: 'reorg',
@@ -321,7 +338,8 @@ export class Chain {
 
   private reject(hashHex: Hex, err: unknown): ProcessResult {
     if (!(err instanceof BlockValidationError)) throw err;
-    if (!err.isTransient) {
+    // Transient errors may pass later; body errors condemn this copy, not the block hash.
+    if (!err.isTransient && !err.isBodyError) {
       if (this.invalid.size >= 10_000) this.invalid.delete(this.invalid.keys().next().value!);
       this.invalid.set(hashHex, err);
     }

@@ -43,13 +43,37 @@ export class BlockValidationError extends Error {
   get isTransient(): boolean {
     return this.code === 'timestamp-in-future' || this.code === 'entry-timestamp-in-future';
   }
+
+  /**
+   * Errors in the parts of a block that its hash does not commit to: the miner signature, an
+   * entry signature (entry ids exclude signatures), or an entry list that does not match the
+   * header's Merkle root (size, count and duplicates are checked before the root). Anyone can
+   * produce them from a valid block by tampering with a copy, so they condemn that copy, not
+   * the block hash: the genuine block may still arrive.
+   */
+  get isBodyError(): boolean {
+    return BODY_ERRORS.has(this.code);
+  }
 }
+
+const BODY_ERRORS: ReadonlySet<BlockErrorCode> = new Set<BlockErrorCode>([
+  'block-too-large',
+  'too-many-entries',
+  'duplicate-entry',
+  'bad-merkle-root',
+  'bad-block-signature',
+  'bad-entry-signature',
+]);
 
 export class EntryValidationError extends BlockValidationError {
   constructor(code: EntryErrorCode, message: string) {
     super(code, message);
   }
 }
+
+/** Admin keys are hex in any case (the chain id lowercases them), author keys lowercase hex. */
+const isAdmin = (config: NetworkConfig, authorHex: string) =>
+  config.admins.some((a) => a.toLowerCase() === authorHex);
 
 /** Rules of a single entry, shared by the mempool and block validation. */
 export function validateEntry(
@@ -66,7 +90,7 @@ export function validateEntry(
       `entry ${e.idHex} is ${e.timestamp - now} ms ahead`,
     );
   }
-  if (e.payload.kind === 'config' && !config.admins.includes(toHex(e.author))) {
+  if (e.payload.kind === 'config' && !isAdmin(config, toHex(e.author))) {
     throw new EntryValidationError(
       'unauthorized-config',
       `config entry ${e.idHex} is not signed by an admin key`,

@@ -5,7 +5,8 @@
 import { createEntry, merkleRootOf, signBlock } from '../chain/authoring.ts';
 import { encodeHeader } from '../chain/block-codec.ts';
 import type { BlockNode } from '../chain/block-tree.ts';
-import type { Chain } from '../chain/chain.ts';
+import type { Hex } from '../chain/bytes.ts';
+import { Chain, type ChainOptions, type ProcessResult } from '../chain/chain.ts';
 import { expectedTarget } from '../chain/difficulty.ts';
 import { DEFAULT_NETWORK, type NetworkConfig } from '../chain/network-config.ts';
 import { MAX_TARGET } from '../chain/pow.ts';
@@ -108,18 +109,78 @@ export function forgeChain(
   for (let i = 0; i < n; i++) {
     const b = forgeBlock(chain, tip, opts);
     out.push(b);
-    const node: BlockNode = {
-      hash: b.hash,
-      hashHex: b.hashHex,
-      header: b.header,
-      parent: tip,
-      height: tip.height + 1,
-      chainWork: 0n,
-      entryIds: b.entries.map((e) => e.idHex),
-      onMain: false,
-    };
+    const node = scratchNode(b, tip);
     scratch.set(b.hashHex, node);
     tip = node;
   }
   return out;
+}
+
+/** Forges consecutive blocks on `parent`, one per element of `perBlock`, each with its own options. */
+export function forgeBranch(
+  chain: Chain,
+  parent: BlockNode,
+  perBlock: readonly ForgeOptions[],
+): SealedBlock[] {
+  const out: SealedBlock[] = [];
+  let tip = parent;
+  for (const opts of perBlock) {
+    const b = forgeBlock(chain, tip, opts);
+    out.push(b);
+    tip = scratchNode(b, tip);
+  }
+  return out;
+}
+
+/**
+ * A stand-in tree node for a block the chain does not hold (rejected, withheld or not yet
+ * sent), so that blocks can be forged on top of it.
+ */
+export function scratchNode(block: SealedBlock, parent: BlockNode): BlockNode {
+  return {
+    hash: block.hash,
+    hashHex: block.hashHex,
+    header: block.header,
+    parent,
+    height: parent.height + 1,
+    chainWork: 0n,
+    entryIds: block.entries.map((e) => e.idHex),
+    onMain: false,
+  };
+}
+
+export interface TestChain {
+  readonly chain: Chain;
+  /** Every block handed to `submit`, as a store would hold them; `loadBlock` reads from here. */
+  readonly stored: Map<Hex, SealedBlock>;
+  /** The chain's clock; tests move it by assigning `clock.now`. */
+  readonly clock: { now: number };
+  submit(block: SealedBlock, from?: string): Promise<ProcessResult>;
+}
+
+/** The fixed "current time" of test chains: well after the test network's genesis. */
+export const TEST_NOW = 1_800_000_000_000;
+
+/** A chain on the test network (with config overrides) whose block store is an in-memory map. */
+export function testChain(
+  overrides: Partial<NetworkConfig> = {},
+  options: Partial<Omit<ChainOptions, 'config' | 'loadBlock' | 'now'>> = {},
+): TestChain {
+  const stored = new Map<Hex, SealedBlock>();
+  const clock = { now: TEST_NOW };
+  const chain = new Chain({
+    ...options,
+    config: testNetwork(overrides),
+    loadBlock: async (hashHex) => stored.get(hashHex),
+    now: () => clock.now,
+  });
+  return {
+    chain,
+    stored,
+    clock,
+    submit(block, from) {
+      stored.set(block.hashHex, block);
+      return chain.processBlock(block, from);
+    },
+  };
 }
