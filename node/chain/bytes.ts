@@ -4,7 +4,7 @@ export type Hex = string;
 export const toHex = (b: Uint8Array): Hex =>
   Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
-export function fromHex(h: Hex): Uint8Array {
+export function fromHex(h: Hex): Uint8Array<ArrayBuffer> {
   if (h.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(h)) throw new Error(`not a hex string: ${h.slice(0, 16)}…`);
   return new Uint8Array(Buffer.from(h, 'hex'));
 }

@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto';
 import { sha256 } from './hash.ts';
 
 /**
@@ -5,12 +6,21 @@ import { sha256 } from './hash.ts';
  * (RFC 6962 style) and an odd node is promoted rather than duplicated, so no two different
  * entry lists share a root (the duplication flaw of CVE-2012-2459 cannot occur).
  */
-const LEAF = new Uint8Array([0]);
-const NODE = new Uint8Array([1]);
 export const EMPTY_MERKLE_ROOT = sha256(new Uint8Array(0));
 
-const hashLeaf = (id: Uint8Array) => sha256(LEAF, id);
-const hashNode = (l: Uint8Array, r: Uint8Array) => sha256(NODE, l, r);
+// Block validation hashes 2n-1 nodes per block; writing into one scratch buffer instead of
+// concatenating halves the cost. Only 32-byte leaves and nodes ever go through here.
+const scratch = Buffer.alloc(65);
+function hashPrefixed(prefix: number, a: Uint8Array, b?: Uint8Array): Uint8Array {
+  if (a.length !== 32 || (b && b.length !== 32)) throw new RangeError('merkle leaves and nodes are 32 bytes');
+  scratch[0] = prefix;
+  scratch.set(a, 1);
+  if (b) scratch.set(b, 33);
+  const out = hash('sha256', scratch.subarray(0, b ? 65 : 33), 'buffer');
+  return new Uint8Array(out.buffer, out.byteOffset, 32);
+}
+const hashLeaf = (id: Uint8Array) => hashPrefixed(0, id);
+const hashNode = (l: Uint8Array, r: Uint8Array) => hashPrefixed(1, l, r);
 
 function nextLevel(level: Uint8Array[]): Uint8Array[] {
   const next: Uint8Array[] = [];

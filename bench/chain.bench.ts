@@ -1,0 +1,149 @@
+/**
+ * bench:chain — validate and commit 10,000 blocks of 10 entries each into a fresh store, the
+ * way a syncing node imports batches; then Ed25519 verifications per second on each path.
+ * Last line: one JSON object with the figures.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { merkleRootOf, signBlock } from '../node/chain/authoring.ts';
+import { decodeBlock } from '../node/chain/block-codec.ts';
+import { Chain } from '../node/chain/chain.ts';
+import { chainIdHex } from '../node/chain/network-config.ts';
+import { sign, verifyNative, verifyNoble, verifyNodeCrypto } from '../node/chain/signature.ts';
+import { CachedVerifier } from '../node/chain/signature-cache.ts';
+import { FORMAT_VERSION, type SealedBlock } from '../node/chain/types.ts';
+import { VerifyPool } from '../node/chain/verify-pool.ts';
+import { NodeStore } from '../node/store/node-store.ts';
+import { knowledgeEntry, mineHeader, testKey, testNetwork } from '../node/testing/forge.ts';
+
+const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 10_000);
+const ENTRIES = 10;
+const BATCH = 250;
+
+const config = testNetwork();
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+function generate(): SealedBlock[] {
+  const scratch = new Chain({ config, loadBlock: async () => undefined });
+  const miner = testKey(0);
+  const authors = Array.from({ length: 16 }, (_, i) => testKey(100 + i));
+  const blocks: SealedBlock[] = [];
+  let prev = scratch.genesis;
+  for (let h = 1; h <= BLOCKS; h++) {
+    const ts = config.genesisTimestamp + h * config.blockTimeMs;
+    const entries = Array.from({ length: ENTRIES }, (_, i) =>
+      knowledgeEntry(
+        authors[(h + i) % authors.length]!,
+        ts - 1000,
+        `block ${h} entry ${i}: ${'x'.repeat(100)}`,
+      ),
+    );
+    // Blocks exactly on schedule keep the target, so every retarget reproduces it.
+    const header = mineHeader({
+      version: FORMAT_VERSION,
+      chainId: scratch.chainId,
+      height: h,
+      prevHash: prev.hash,
+      merkleRoot: merkleRootOf(entries),
+      timestamp: ts,
+      target: config.initialTarget,
+      miner: miner.publicKey,
+      nonce: 0,
+    });
+    prev = signBlock(header, entries, miner);
+    blocks.push(prev);
+  }
+  return blocks;
+}
+
+function ratePerSec(fn: () => boolean, ms = 1500): number {
+  let n = 0;
+  const start = performance.now();
+  while (performance.now() - start < ms) {
+    for (let i = 0; i < 50; i++) if (!fn()) throw new Error('verification failed');
+    n += 50;
+  }
+  return Math.round(n / ((performance.now() - start) / 1000));
+}
+
+log(`generating ${BLOCKS} blocks of ${ENTRIES} entries…`);
+const blocks = generate();
+const bytes = blocks.reduce((n, b) => n + b.encoded.length, 0);
+log(`generated ${(bytes / 1e6).toFixed(1)} MB`);
+
+const dir = await mkdtemp(path.join(tmpdir(), 'cairn-bench-chain-'));
+const store = await NodeStore.open({
+  file: path.join(dir, 'node.db'),
+  chainIdHex: chainIdHex(config),
+  genesisHashHex: new Chain({ config, loadBlock: async () => undefined }).genesis.hashHex,
+});
+const verifier = new CachedVerifier();
+const chain = new Chain({ config, verifier, loadBlock: (h) => store.loadBlock(h) });
+const pool = new VerifyPool();
+
+// The import starts from bytes, as blocks arrive from peers: decoding is part of validation.
+const encoded = blocks.map((b) => b.encoded);
+const decodeBatch = (k: number) => encoded.slice(k * BATCH, (k + 1) * BATCH).map((b) => decodeBlock(b));
+const batchCount = Math.ceil(encoded.length / BATCH);
+const time = { verifyWait: 0, decode: 0, validate: 0, commit: 0 };
+const lap = (key: keyof typeof time, since: number) => {
+  const now = performance.now();
+  time[key] += now - since;
+  return now;
+};
+
+const start = performance.now();
+let t = start;
+let next = decodeBatch(0);
+t = lap('decode', t);
+// Signatures of batch k+1 are checked on the worker threads while batch k is validated and committed.
+let verified = pool.verifyBlocks(next, verifier);
+for (let k = 0; k < batchCount; k++) {
+  const current = next;
+  await verified;
+  t = lap('verifyWait', t);
+  if (k + 1 < batchCount) {
+    next = decodeBatch(k + 1);
+    verified = pool.verifyBlocks(next, verifier);
+    t = lap('decode', t);
+  }
+  for (const b of current) {
+    const r = await chain.processBlock(b);
+    if (r.status !== 'connected') throw new Error(`block ${b.header.height}: ${JSON.stringify(r)}`);
+  }
+  t = lap('validate', t);
+  await store.apply(chain.takeUpdate());
+  t = lap('commit', t);
+}
+const seconds = (performance.now() - start) / 1000;
+await pool.close();
+const stored = await store.blockCount();
+await store.close();
+await rm(dir, { recursive: true, force: true });
+if (stored !== BLOCKS || chain.tip.height !== BLOCKS)
+  throw new Error(`stored ${stored}, tip ${chain.tip.height}`);
+log(
+  `imported ${BLOCKS} blocks in ${seconds.toFixed(2)} s; main thread ms: ${JSON.stringify(Object.fromEntries(Object.entries(time).map(([k, v]) => [k, Math.round(v)])))}`,
+);
+
+const key = testKey(7);
+const msg = new Uint8Array(32).fill(9);
+const sig = sign(msg, key);
+const nobleVerifyPerSec = ratePerSec(() => verifyNoble(sig, msg, key.publicKey));
+const nativeVerifyPerSec = ratePerSec(() => verifyNative(sig, msg, key.publicKey));
+const nodeCryptoVerifyPerSec = ratePerSec(() => verifyNodeCrypto(sig, msg, key.publicKey));
+
+console.log(
+  JSON.stringify({
+    blocks: BLOCKS,
+    entriesPerBlock: ENTRIES,
+    seconds: Number(seconds.toFixed(3)),
+    blocksPerSec: Math.round(BLOCKS / seconds),
+    entriesPerSec: Math.round((BLOCKS * ENTRIES) / seconds),
+    nobleVerifyPerSec,
+    nativeVerifyPerSec,
+    nodeCryptoVerifyPerSec,
+    nativeOverNoble: Number((nativeVerifyPerSec / nobleVerifyPerSec).toFixed(1)),
+  }),
+);
