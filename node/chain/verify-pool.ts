@@ -17,18 +17,25 @@ interface Item {
  */
 export class VerifyPool {
   private readonly workers: Worker[];
-  private readonly pending = new Map<number, (r: Uint8Array) => void>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (r: Uint8Array) => void; reject: (e: Error) => void }
+  >();
   private nextId = 0;
+  private broken: Error | undefined;
 
   constructor(size = Math.max(1, availableParallelism())) {
     this.workers = Array.from({ length: size }, () => {
       const w = new Worker(new URL('./verify-worker.ts', import.meta.url));
       w.on('message', (m: { id: number; results: Uint8Array }) => {
-        this.pending.get(m.id)?.(m.results);
+        this.pending.get(m.id)?.resolve(m.results);
         this.pending.delete(m.id);
         // Idle workers must not keep the process alive; busy ones must, or an await on them ends it.
         if (this.pending.size === 0) for (const x of this.workers) x.unref();
       });
+      // A dead worker fails the batches in flight; callers fall back to checking on the main thread.
+      w.on('error', (err) => this.failAll(err));
+      w.on('exit', (code) => this.failAll(new Error(`signature worker exited with code ${code}`)));
       w.unref();
       return w;
     });
@@ -62,11 +69,18 @@ export class VerifyPool {
       packed.set(it.signature, i * 128 + 64);
     });
     const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.pending.set(id, resolve);
+    if (this.broken) return Promise.reject(this.broken);
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
       for (const x of this.workers) x.ref();
       worker.postMessage({ id, items: packed.buffer }, [packed.buffer]);
     });
+  }
+
+  private failAll(err: Error): void {
+    this.broken ??= err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { forgeChain, knowledgeEntry, TEST_NOW, testChain, testKey } from '../testing/forge.ts';
+import { sealBlock } from './block-codec.ts';
+import { CachedVerifier } from './signature-cache.ts';
+import { VerifyPool } from './verify-pool.ts';
+
+const pool = new VerifyPool(2);
+after(() => pool.close());
+
+test('the pool marks exactly the valid signatures of a batch in the cache', async () => {
+  const { chain } = testChain();
+  const entries = [0, 1, 2].map((i) => knowledgeEntry(testKey(10 + i), TEST_NOW - 1000 * i));
+  const blocks = forgeChain(chain, chain.tip, 4, { entries });
+  // Block 2 carries a corrupted miner signature; the hash is unchanged, so only the signature is wrong.
+  const sig = blocks[2]!.signature.slice();
+  sig[0]! ^= 1;
+  const tampered = sealBlock({ ...blocks[2]!, signature: sig });
+  const batch = [blocks[0]!, blocks[1]!, tampered, blocks[3]!];
+  let nativeCalls = 0;
+  const cache = new CachedVerifier(1000, () => {
+    nativeCalls++;
+    return false;
+  });
+  await pool.verifyBlocks(batch, cache);
+  // 4 block signatures + 3 entries (the same entries in every block) = 7 distinct valid ones, minus the tampered.
+  assert.equal(cache.size, 3 + 3);
+  for (const b of [blocks[0]!, blocks[1]!, blocks[3]!])
+    assert.ok(cache.verify(b.signature, b.hash, b.header.miner));
+  assert.equal(nativeCalls, 0, 'valid signatures come from the cache');
+  assert.equal(cache.verify(tampered.signature, tampered.hash, tampered.header.miner), false);
+  assert.equal(nativeCalls, 1, 'the invalid one is checked again on the caller side');
+});
+
+test('an empty batch resolves', async () => {
+  await pool.verifyBlocks([], new CachedVerifier());
+});
