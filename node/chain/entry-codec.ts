@@ -25,9 +25,15 @@ function writeKeyValues(w: Writer, pairs: readonly KeyValue[], max: number, what
   );
   w.varint(pairs.length);
   for (const [k, v] of pairs) {
-    w.string(k);
-    w.string(v);
+    w.string(assertMaxBytes(k, LIMITS.keyBytes, `${what} key`));
+    w.string(assertMaxBytes(v, LIMITS.valueBytes, `${what} value`));
   }
+}
+
+/** The decoder's per-string limits, enforced at encode time so no entry is sealed that cannot be decoded. */
+function assertMaxBytes(s: string, max: number, what: string): string {
+  if (Buffer.byteLength(s) > max) throw new RangeError(`${what}: at most ${max} UTF-8 bytes`);
+  return s;
 }
 
 function assertSortedUnique(keys: readonly string[], what: string): void {
@@ -67,7 +73,8 @@ function writePayload(w: Writer, p: EntryPayload): void {
         'metrics',
       );
       w.varint(p.metrics.length);
-      for (const [name, value] of p.metrics) w.string(name).f64(value);
+      for (const [name, value] of p.metrics)
+        w.string(assertMaxBytes(name, LIMITS.keyBytes, 'metric name')).f64(value);
       if (p.epsilon < 0) throw new RangeError('epsilon must be non-negative');
       w.f64(p.epsilon);
       return;

@@ -63,6 +63,8 @@ export function verifyMerkleProof(leaf: Uint8Array, proof: MerkleProof, root: Ui
   const { index, leafCount, siblings } = proof;
   if (!Number.isInteger(index) || !Number.isInteger(leafCount) || index < 0 || index >= leafCount)
     return false;
+  // A malformed proof input is a failed proof, not an exception (hashLeaf throws on it).
+  if (leaf.length !== 32) return false;
   let hash = hashLeaf(leaf);
   let i = index;
   let width = leafCount;

@@ -47,7 +47,7 @@ test('starting a job replaces the running one', async () => {
 });
 
 test('the mining loop extends the chain and restarts on a new head', async () => {
-  const { chain } = testChain({}, { now: () => Date.now() });
+  const { chain } = testChain();
   const key = testKey(3);
   const submitted: number[] = [];
   const loop = new MiningLoop({
@@ -73,7 +73,7 @@ test('the mining loop extends the chain and restarts on a new head', async () =>
 });
 
 test('a new head abandons the running job and mining resumes on the new tip', async () => {
-  const { chain } = testChain({}, { now: () => Date.now() });
+  const { chain } = testChain();
   const results: (string | null)[] = [];
   let calls = 0;
   // The first job is made hopeless so that only headChanged() can end it.

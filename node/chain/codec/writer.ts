@@ -1,3 +1,7 @@
+const utf8 = new TextEncoder();
+/** In a `u` regex a surrogate pair is one code point, so this matches lone surrogates only. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
 /** Append-only binary writer for the canonical encodings (big-endian integers, LEB128 lengths). */
 export class Writer {
   private buf: Uint8Array;
@@ -20,12 +24,15 @@ export class Writer {
   }
 
   u8(v: number): this {
+    if (!Number.isInteger(v) || v < 0 || v > 0xff) throw new RangeError(`u8 out of range: ${v}`);
     this.reserve(1);
     this.buf[this.len++] = v;
     return this;
   }
 
   u32(v: number): this {
+    // DataView would silently wrap (2^32 -> 0, -1 -> 2^32-1, 1.5 -> 1): two values, one encoding.
+    if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw new RangeError(`u32 out of range: ${v}`);
     this.reserve(4);
     this.view.setUint32(this.len, v);
     this.len += 4;
@@ -74,8 +81,10 @@ export class Writer {
     return this.fixed(bytes, bytes.length);
   }
 
+  /** UTF-8; a lone surrogate is refused, since TextEncoder would silently turn it into U+FFFD. */
   string(s: string): this {
-    return this.bytes(new TextEncoder().encode(s));
+    if (LONE_SURROGATE.test(s)) throw new RangeError('string is not well-formed UTF-16 (lone surrogate)');
+    return this.bytes(utf8.encode(s));
   }
 
   get length(): number {
