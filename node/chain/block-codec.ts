@@ -2,7 +2,7 @@ import { bigIntToBytes, bytesToBigInt, toHex } from './bytes.ts';
 import { DecodeError } from './codec/errors.ts';
 import { Reader } from './codec/reader.ts';
 import { Writer } from './codec/writer.ts';
-import { decodeEntry } from './entry-codec.ts';
+import { decodeEntryView } from './entry-codec.ts';
 import { sha256 } from './hash.ts';
 import { type Block, type BlockHeader, FORMAT_VERSION, LIMITS, type SealedBlock, TAG } from './types.ts';
 
@@ -26,17 +26,25 @@ function readHeader(r: Reader): BlockHeader {
   if (version !== FORMAT_VERSION) throw new DecodeError('unsupported-version', `header version ${version}`);
   return {
     version,
-    chainId: r.fixed(32, 'chain id').slice(),
+    chainId: r.fixed(32, 'chain id'),
     height: r.u32('height'),
-    prevHash: r.fixed(32, 'prev hash').slice(),
-    merkleRoot: r.fixed(32, 'merkle root').slice(),
+    prevHash: r.fixed(32, 'prev hash'),
+    merkleRoot: r.fixed(32, 'merkle root'),
     timestamp: r.u64('timestamp'),
     target: bytesToBigInt(r.fixed(32, 'target')),
-    miner: r.fixed(32, 'miner').slice(),
+    miner: r.fixed(32, 'miner'),
     nonce: r.u64('nonce'),
   };
 }
 
+function readHeaderExactly(bytes: Uint8Array): BlockHeader {
+  const r = new Reader(bytes);
+  const h = readHeader(r);
+  r.end('header');
+  return h;
+}
+
+/** Decodes a header; the result shares no memory with `bytes`. */
 export function decodeHeader(bytes: Uint8Array): BlockHeader {
   if (bytes.length !== HEADER_BYTES) {
     throw new DecodeError(
@@ -44,10 +52,7 @@ export function decodeHeader(bytes: Uint8Array): BlockHeader {
       `header of ${bytes.length} bytes`,
     );
   }
-  const r = new Reader(bytes);
-  const h = readHeader(r);
-  r.end('header');
-  return h;
+  return readHeaderExactly(bytes.slice());
 }
 
 export function blockHashOf(header: BlockHeader): Uint8Array {
@@ -72,20 +77,22 @@ export function decodeBlock(bytes: Uint8Array, maxBytes: number = LIMITS.blockBy
   if (bytes.length > Math.min(maxBytes, LIMITS.blockBytes)) {
     throw new DecodeError('oversized', `block of ${bytes.length} bytes`);
   }
-  const r = new Reader(bytes);
+  // One copy of the input; every field of the result is a view into it.
+  const own = bytes.slice();
+  const r = new Reader(own);
   const tag = r.u8('block tag');
   if (tag !== TAG.block) throw new DecodeError('unknown-tag', `expected block tag, got ${tag}`);
   const version = r.u8('block version');
   if (version !== FORMAT_VERSION) throw new DecodeError('unsupported-version', `block version ${version}`);
-  const headerBytes = r.fixed(HEADER_BYTES, 'header').slice();
-  const header = decodeHeader(headerBytes);
-  const signature = r.fixed(64, 'block signature').slice();
+  const headerBytes = r.fixed(HEADER_BYTES, 'header');
+  const header = readHeaderExactly(headerBytes);
+  const signature = r.fixed(64, 'block signature');
   const count = r.varint(LIMITS.entriesPerBlock, 'entry count');
   // Each entry needs at least its tag, version, author, timestamp, kind and signature.
   if (count * 107 > r.remaining) throw new DecodeError('truncated', `${count} entries cannot fit`);
   const entries = [];
-  for (let i = 0; i < count; i++) entries.push(decodeEntry(r.bytes(LIMITS.entryBytes, `entry ${i}`)));
+  for (let i = 0; i < count; i++) entries.push(decodeEntryView(r.bytes(LIMITS.entryBytes, `entry ${i}`)));
   r.end('block');
   const hash = sha256(headerBytes);
-  return { header, signature, entries, hash, hashHex: toHex(hash), headerBytes, encoded: bytes.slice() };
+  return { header, signature, entries, hash, hashHex: toHex(hash), headerBytes, encoded: own };
 }

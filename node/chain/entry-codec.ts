@@ -94,9 +94,9 @@ function readPayload(r: Reader): EntryPayload {
       return { kind: 'knowledge', content, metadata };
     }
     case ENTRY_KIND_CODE.model: {
-      const modelHash = r.fixed(32, 'model hash').slice();
+      const modelHash = r.fixed(32, 'model hash');
       const parent = r.fixed(32, 'parent hash');
-      const parentHash = parent.every((b) => b === 0) ? null : parent.slice();
+      const parentHash = parent.every((b) => b === 0) ? null : parent;
       const round = r.u32('round');
       const n = r.varint(LIMITS.metrics, 'metric count');
       const metrics: [string, number][] = [];
@@ -150,20 +150,30 @@ function readEntry(r: Reader, start: number, source: Uint8Array): SealedEntry {
   if (tag !== TAG.entry) throw new DecodeError('unknown-tag', `expected entry tag, got ${tag}`);
   const version = r.u8('entry version');
   if (version !== FORMAT_VERSION) throw new DecodeError('unsupported-version', `entry version ${version}`);
-  const author = r.fixed(32, 'author').slice();
+  const author = r.fixed(32, 'author');
   const timestamp = r.u64('entry timestamp');
   const payload = readPayload(r);
   const unsignedEnd = r.offset;
-  const signature = r.fixed(64, 'entry signature').slice();
-  const encoded = source.slice(start, r.offset);
+  const signature = r.fixed(64, 'entry signature');
+  const encoded = source.subarray(start, r.offset);
   const id = sha256(encoded.subarray(0, unsignedEnd - start));
   return { version, author, timestamp, payload, signature, id, idHex: toHex(id), encoded };
 }
 
-export function decodeEntry(bytes: Uint8Array): SealedEntry {
+/**
+ * Decodes an entry whose fields may be views into `bytes`: for callers that own `bytes` and
+ * never change it (the block decoder, which has copied its input once).
+ */
+export function decodeEntryView(bytes: Uint8Array): SealedEntry {
   if (bytes.length > LIMITS.entryBytes) throw new DecodeError('oversized', `entry of ${bytes.length} bytes`);
   const r = new Reader(bytes);
   const entry = readEntry(r, 0, bytes);
   r.end('entry');
   return entry;
+}
+
+/** Decodes an entry; the result shares no memory with `bytes`. */
+export function decodeEntry(bytes: Uint8Array): SealedEntry {
+  if (bytes.length > LIMITS.entryBytes) throw new DecodeError('oversized', `entry of ${bytes.length} bytes`);
+  return decodeEntryView(bytes.slice());
 }
