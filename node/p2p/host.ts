@@ -1,0 +1,103 @@
+import path from 'node:path';
+import { noise } from '@chainsafe/libp2p-noise';
+import { bootstrap } from '@libp2p/bootstrap';
+import { type GossipSub, gossipsub } from '@libp2p/gossipsub';
+import { identify } from '@libp2p/identify';
+import type { ConnectionGater, PeerId } from '@libp2p/interface';
+import { keychain } from '@libp2p/keychain';
+import { mdns } from '@libp2p/mdns';
+import { ping } from '@libp2p/ping';
+import { prometheusMetrics } from '@libp2p/prometheus-metrics';
+import { tcp } from '@libp2p/tcp';
+import { webRTCDirect } from '@libp2p/webrtc';
+import { yamux } from '@libp2p/yamux';
+import { FsDatastore } from 'datastore-fs';
+import { createLibp2p, type Libp2p } from 'libp2p';
+import { toHex } from '../chain/bytes.ts';
+import { sha256 } from '../chain/hash.ts';
+import type { NodeIdentity } from '../identity/identity.ts';
+
+export interface HostOptions {
+  readonly identity: NodeIdentity;
+  readonly dataDir: string;
+  /** Multiaddrs to listen on, e.g. /ip4/127.0.0.1/tcp/0 or /ip4/127.0.0.1/udp/0/webrtc-direct. */
+  readonly listen: readonly string[];
+  readonly bootstrap: readonly string[];
+  /** Multicast DNS discovery; off unless asked for (it multicasts on the default interface). */
+  readonly mdns: boolean;
+  /** ICE servers for WebRTC; none unless configured, so nothing leaves the machine. */
+  readonly iceServers?: readonly string[];
+  readonly maxConnections?: number;
+  /** Service tag that keeps mDNS discovery to nodes of one chain. */
+  readonly networkTag: string;
+  readonly gater: Pick<
+    ConnectionGater,
+    'denyDialPeer' | 'denyInboundEncryptedConnection' | 'denyOutboundEncryptedConnection'
+  >;
+  /** Largest gossip message accepted or sent (must stay well below gossipsub's 4 MiB frame limit). */
+  readonly maxGossipBytes: number;
+  readonly metrics?: boolean;
+}
+
+export type CairnLibp2p = Libp2p<{ identify: unknown; ping: unknown; pubsub: GossipSub; keychain: unknown }>;
+
+/**
+ * The libp2p host: TCP and WebRTC-direct, noise, yamux, identify, ping, gossipsub, bootstrap
+ * and (opt-in) mDNS. No UPnP, no relays, no public bootstrap list, no STUN unless configured.
+ * Peer store, keychain and the WebRTC certificate persist in the data dir, so a restarted
+ * node keeps its addresses (certhash included) and remembers its peers.
+ */
+export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
+  const seed = opts.identity.signingKey.secretKey.subarray(0, 32);
+  const datastore = new FsDatastore(path.join(opts.dataDir, 'p2p'));
+  await datastore.open();
+  const discovery = [];
+  if (opts.bootstrap.length) discovery.push(bootstrap({ list: [...opts.bootstrap], timeout: 100 }));
+  if (opts.mdns) discovery.push(mdns({ serviceTag: opts.networkTag, interval: 2000 }));
+  const node = await createLibp2p({
+    privateKey: opts.identity.privateKey,
+    datastore,
+    addresses: { listen: [...opts.listen] },
+    transports: [
+      tcp(),
+      webRTCDirect({ rtcConfiguration: { iceServers: (opts.iceServers ?? []).map((urls) => ({ urls })) } }),
+    ],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery: discovery,
+    connectionGater: {
+      // Loopback and LAN addresses are exactly what Cairn nodes use.
+      denyDialMultiaddr: async () => false,
+      ...opts.gater,
+    },
+    connectionManager: {
+      maxConnections: opts.maxConnections ?? 64,
+      reconnectRetries: 10,
+      reconnectRetryInterval: 1000,
+      reconnectBackoffFactor: 2,
+      dialTimeout: 5000,
+    },
+    metrics: opts.metrics ? prometheusMetrics({ preserveExistingMetrics: true }) : undefined,
+    nodeInfo: { userAgent: 'cairn/0.1.0' },
+    services: {
+      identify: identify(),
+      ping: ping({ timeout: 5000 }),
+      keychain: keychain({ pass: toHex(sha256(new TextEncoder().encode('cairn/keychain/v1'), seed)) }),
+      pubsub: gossipsub({
+        // Blocks and entries carry their own signatures; message ids are content hashes,
+        // so a block gossiped by ten peers is one message.
+        globalSignaturePolicy: 'StrictNoSign',
+        msgIdFn: (msg) => sha256(msg.data),
+        asyncValidation: false,
+        allowPublishToZeroTopicPeers: true,
+        ignoreDuplicatePublishError: true,
+        maxInboundDataLength: opts.maxGossipBytes + 4096,
+        emitSelf: false,
+        heartbeatInterval: 700,
+      }),
+    },
+  });
+  return node as unknown as CairnLibp2p;
+}
+
+export const peerKey = (p: PeerId) => p.toString();

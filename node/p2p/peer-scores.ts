@@ -1,0 +1,115 @@
+/**
+ * Peer reputation after Lodestar's scheme: a score in [-100, 100] that decays toward 0 with a
+ * half-life, lowered by misbehaviour of graded severity. Below the disconnect threshold the
+ * peer is dropped; below the ban threshold it is also refused for a while. Pure: the caller
+ * supplies the clock and acts on the verdicts.
+ */
+export type PeerAction =
+  /** Proven malice (a wrong chain, a forged signature on a block it produced): ban at once. */
+  | 'fatal'
+  /** Clearly invalid data (bad PoW, bad signature, garbage frames). */
+  | 'low-tolerance'
+  /** Protocol misuse that could be a bug (a lying status, an oversized message). */
+  | 'mid-tolerance'
+  /** Minor issues (timeouts, rate limit hits, useless answers). */
+  | 'high-tolerance';
+
+export const ACTION_SCORE: Record<PeerAction, number> = {
+  fatal: -100,
+  'low-tolerance': -10,
+  'mid-tolerance': -5,
+  'high-tolerance': -1,
+};
+
+export type PeerVerdict = 'ok' | 'disconnect' | 'ban';
+
+export interface PeerScoreOptions {
+  readonly halfLifeMs?: number;
+  readonly disconnectBelow?: number;
+  readonly banBelow?: number;
+  readonly banMs?: number;
+}
+
+interface Record_ {
+  score: number;
+  updatedAt: number;
+  bannedUntil: number;
+  lastReason: string | undefined;
+}
+
+export class PeerScores {
+  private readonly peers = new Map<string, Record_>();
+  readonly halfLifeMs: number;
+  readonly disconnectBelow: number;
+  readonly banBelow: number;
+  readonly banMs: number;
+
+  constructor(opts: PeerScoreOptions = {}) {
+    this.halfLifeMs = opts.halfLifeMs ?? 10 * 60_000;
+    this.disconnectBelow = opts.disconnectBelow ?? -20;
+    this.banBelow = opts.banBelow ?? -50;
+    this.banMs = opts.banMs ?? 30 * 60_000;
+  }
+
+  private get(peer: string, now: number): Record_ {
+    let r = this.peers.get(peer);
+    if (!r) {
+      r = { score: 0, updatedAt: now, bannedUntil: 0, lastReason: undefined };
+      this.peers.set(peer, r);
+    }
+    // Exponential decay toward zero; a banned peer's score does not recover until the ban ends.
+    if (now > r.updatedAt && now >= r.bannedUntil) {
+      r.score *= 0.5 ** ((now - r.updatedAt) / this.halfLifeMs);
+      if (Math.abs(r.score) < 0.01) r.score = 0;
+    }
+    r.updatedAt = now;
+    return r;
+  }
+
+  score(peer: string, now: number): number {
+    return this.get(peer, now).score;
+  }
+
+  /** Applies an action and returns what should happen to the peer now. */
+  apply(peer: string, action: PeerAction, reason: string, now: number): PeerVerdict {
+    const r = this.get(peer, now);
+    r.score = Math.max(-100, Math.min(100, r.score + ACTION_SCORE[action]));
+    r.lastReason = `${action}: ${reason}`;
+    return this.verdictOf(r, now);
+  }
+
+  /** A small reward for useful service (valid blocks, answered requests). */
+  reward(peer: string, now: number, amount = 0.5): void {
+    const r = this.get(peer, now);
+    r.score = Math.min(100, r.score + amount);
+  }
+
+  verdict(peer: string, now: number): PeerVerdict {
+    return this.verdictOf(this.get(peer, now), now);
+  }
+
+  isBanned(peer: string, now: number): boolean {
+    const r = this.peers.get(peer);
+    return r !== undefined && r.bannedUntil > now;
+  }
+
+  lastReason(peer: string): string | undefined {
+    return this.peers.get(peer)?.lastReason;
+  }
+
+  /** Peers currently banned, with the time the ban ends. */
+  banned(now: number): { peer: string; until: number; reason: string | undefined }[] {
+    return [...this.peers]
+      .filter(([, r]) => r.bannedUntil > now)
+      .map(([peer, r]) => ({ peer, until: r.bannedUntil, reason: r.lastReason }));
+  }
+
+  private verdictOf(r: Record_, now: number): PeerVerdict {
+    if (r.bannedUntil > now) return 'ban';
+    if (r.score <= this.banBelow) {
+      r.bannedUntil = now + this.banMs;
+      return 'ban';
+    }
+    return r.score <= this.disconnectBelow ? 'disconnect' : 'ok';
+  }
+}

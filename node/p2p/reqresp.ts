@@ -1,0 +1,228 @@
+import type { Connection, PeerId, Stream } from '@libp2p/interface';
+import { lpStream, RateLimiter } from '@libp2p/utils';
+import type { Logger } from 'pino';
+import { DecodeError } from '../chain/codec/errors.ts';
+import type { CairnLibp2p } from './host.ts';
+import type { PeerAction } from './peer-scores.ts';
+
+/**
+ * Request/response protocols `/cairn/<chain>/<name>/1`, after the Ethereum consensus req/resp
+ * (as in Lodestar): one length-prefixed request, then zero or more response chunks, each a
+ * result code byte and a payload, then the responder closes. Every protocol bounds request
+ * and chunk sizes and chunk counts, runs under a deadline, and is rate-limited per peer.
+ */
+
+export const RESULT = {
+  success: 0,
+  invalidRequest: 1,
+  serverError: 2,
+  unavailable: 3,
+  rateLimited: 4,
+} as const;
+const RESULT_NAME: Record<number, ReqRespErrorCode> = {
+  1: 'invalid-request',
+  2: 'server-error',
+  3: 'resource-unavailable',
+  4: 'rate-limited',
+};
+
+export type ReqRespErrorCode =
+  | 'timeout'
+  | 'rate-limited'
+  | 'invalid-request'
+  | 'server-error'
+  | 'resource-unavailable'
+  | 'invalid-response'
+  | 'dial-failed';
+
+export class ReqRespError extends Error {
+  override readonly name = 'ReqRespError';
+  constructor(
+    readonly code: ReqRespErrorCode,
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+  }
+}
+
+/** Raised by a handler to answer with a specific result code instead of a server error. */
+export class HandlerError extends Error {
+  constructor(
+    readonly result: (typeof RESULT)[keyof typeof RESULT],
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ProtocolSpec<Req, Res> {
+  readonly name: string;
+  readonly maxRequestBytes: number;
+  readonly maxChunkBytes: number;
+  readonly maxChunks: number;
+  readonly timeoutMs: number;
+  /** Budget per peer: `points` per `durationSec`; a request costs `cost(req)` points (default 1). */
+  readonly rateLimit: { readonly points: number; readonly durationSec: number };
+  cost?(req: Req): number;
+  encodeRequest(req: Req): Uint8Array;
+  decodeRequest(bytes: Uint8Array): Req;
+  encodeResponse(res: Res): Uint8Array;
+  decodeResponse(bytes: Uint8Array): Res;
+}
+
+export type Handler<Req, Res> = (req: Req, peer: PeerId) => Promise<readonly Res[]> | readonly Res[];
+
+export interface ReqRespHooks {
+  /** Called on peer misbehaviour detected by the framework (garbage frames, floods). */
+  penalise(peer: PeerId, action: PeerAction, reason: string): void;
+  /** Request outcomes, for metrics. */
+  observe?(protocol: string, direction: 'inbound' | 'outbound', outcome: string, ms: number): void;
+}
+
+const toBytes = (chunk: { subarray(): Uint8Array }) => chunk.subarray();
+
+export class ReqResp {
+  private readonly limiters = new Map<string, RateLimiter>();
+
+  constructor(
+    private readonly host: CairnLibp2p,
+    private readonly prefix: string,
+    private readonly hooks: ReqRespHooks,
+    private readonly log: Logger,
+  ) {}
+
+  protocolId(name: string): string {
+    return `${this.prefix}/${name}/1`;
+  }
+
+  async register<Req, Res>(spec: ProtocolSpec<Req, Res>, handler: Handler<Req, Res>): Promise<void> {
+    this.limiters.set(
+      spec.name,
+      new RateLimiter({ points: spec.rateLimit.points, duration: spec.rateLimit.durationSec }),
+    );
+    await this.host.handle(
+      this.protocolId(spec.name),
+      (stream: Stream, connection: Connection) => this.serve(spec, handler, stream, connection.remotePeer),
+      { maxInboundStreams: 16 },
+    );
+  }
+
+  private async serve<Req, Res>(
+    spec: ProtocolSpec<Req, Res>,
+    handler: Handler<Req, Res>,
+    stream: Stream,
+    peer: PeerId,
+  ) {
+    const started = performance.now();
+    const signal = AbortSignal.timeout(spec.timeoutMs);
+    const lp = lpStream(stream, { maxDataLength: spec.maxRequestBytes });
+    const reply = async (result: number, payload: Uint8Array) => {
+      const frame = new Uint8Array(payload.length + 1);
+      frame[0] = result;
+      frame.set(payload, 1);
+      await lp.write(frame, { signal });
+    };
+    let outcome = 'ok';
+    try {
+      let req: Req;
+      try {
+        req = spec.decodeRequest(toBytes(await lp.read({ signal })));
+      } catch (err) {
+        outcome = 'bad-request';
+        const garbage = err instanceof DecodeError || (err as Error).name.startsWith('InvalidDataLength');
+        if (garbage) this.hooks.penalise(peer, 'low-tolerance', `${spec.name}: ${(err as Error).message}`);
+        await reply(
+          RESULT.invalidRequest,
+          new TextEncoder().encode((err as Error).message.slice(0, 256)),
+        ).catch(() => {});
+        return;
+      }
+      try {
+        this.limiters.get(spec.name)!.consume(peer.toString(), spec.cost?.(req) ?? 1);
+      } catch {
+        outcome = 'rate-limited';
+        this.hooks.penalise(peer, 'high-tolerance', `${spec.name}: rate limited`);
+        await reply(RESULT.rateLimited, new TextEncoder().encode('rate limited'));
+        return;
+      }
+      let responses: readonly Res[];
+      try {
+        responses = await handler(req, peer);
+      } catch (err) {
+        const result = err instanceof HandlerError ? err.result : RESULT.serverError;
+        outcome = 'handler-error';
+        await reply(result, new TextEncoder().encode((err as Error).message.slice(0, 256)));
+        return;
+      }
+      for (const r of responses.slice(0, spec.maxChunks)) await reply(RESULT.success, spec.encodeResponse(r));
+    } catch (err) {
+      outcome = 'stream-error';
+      this.log.debug({ err, protocol: spec.name, peer: peer.toString() }, 'inbound request failed');
+    } finally {
+      await stream
+        .close({ signal: AbortSignal.timeout(2000) })
+        .catch(() => stream.abort(new Error('close failed')));
+      this.hooks.observe?.(spec.name, 'inbound', outcome, performance.now() - started);
+    }
+  }
+
+  async request<Req, Res>(
+    peer: PeerId,
+    spec: ProtocolSpec<Req, Res>,
+    req: Req,
+    timeoutMs = spec.timeoutMs,
+  ): Promise<Res[]> {
+    const started = performance.now();
+    const signal = AbortSignal.timeout(timeoutMs);
+    let outcome = 'ok';
+    let stream: Stream;
+    try {
+      stream = await this.host.dialProtocol(peer, this.protocolId(spec.name), { signal });
+    } catch (err) {
+      this.hooks.observe?.(spec.name, 'outbound', 'dial-failed', performance.now() - started);
+      throw new ReqRespError(signal.aborted ? 'timeout' : 'dial-failed', (err as Error).message);
+    }
+    const lp = lpStream(stream, { maxDataLength: spec.maxChunkBytes + 1 });
+    const out: Res[] = [];
+    try {
+      await lp.write(spec.encodeRequest(req), { signal });
+      for (;;) {
+        let frame: Uint8Array;
+        try {
+          frame = toBytes(await lp.read({ signal }));
+        } catch (err) {
+          if ((err as Error).name === 'UnexpectedEOFError') break;
+          throw err;
+        }
+        if (frame.length === 0) throw new ReqRespError('invalid-response', 'empty chunk');
+        if (frame[0] !== RESULT.success) {
+          throw new ReqRespError(
+            RESULT_NAME[frame[0]!] ?? 'invalid-response',
+            new TextDecoder().decode(frame.subarray(1)),
+          );
+        }
+        if (out.length >= spec.maxChunks)
+          throw new ReqRespError('invalid-response', `more than ${spec.maxChunks} chunks`);
+        try {
+          out.push(spec.decodeResponse(frame.subarray(1)));
+        } catch (err) {
+          throw new ReqRespError('invalid-response', (err as Error).message);
+        }
+      }
+      return out;
+    } catch (err) {
+      if (err instanceof ReqRespError) {
+        outcome = err.code;
+        if (err.code === 'invalid-response')
+          this.hooks.penalise(peer, 'low-tolerance', `${spec.name}: ${err.message}`);
+        throw err;
+      }
+      outcome = signal.aborted ? 'timeout' : 'stream-error';
+      if (signal.aborted) this.hooks.penalise(peer, 'high-tolerance', `${spec.name}: timeout`);
+      throw new ReqRespError(signal.aborted ? 'timeout' : 'invalid-response', (err as Error).message);
+    } finally {
+      stream.abort(new Error('done'));
+      this.hooks.observe?.(spec.name, 'outbound', outcome, performance.now() - started);
+    }
+  }
+}
