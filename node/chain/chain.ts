@@ -174,7 +174,7 @@ export class Chain {
     const r = this.mempool.add(entry, this.now());
     if (r.status === 'added') {
       for (const e of r.evicted) this.pending.mempool.set(e.idHex, null);
-      this.pending.mempool.set(entry.idHex, entry);
+      this.recordAdmission(entry);
     }
     return r;
   }
@@ -318,7 +318,7 @@ export class Chain {
       const r = this.mempool.add(e, now);
       if (r.status !== 'added') continue;
       for (const ev of r.evicted) this.pending.mempool.set(ev.idHex, null);
-      this.pending.mempool.set(e.idHex, e);
+      this.recordAdmission(e);
     }
     if (plan.disconnect.length === 0) return { status: 'connected', hashHex };
     this.pending.events.push({
@@ -329,6 +329,16 @@ export class Chain {
       depth: plan.disconnect.length,
     });
     return { status: 'reorg', hashHex, depth: plan.disconnect.length };
+  }
+
+  /**
+   * Records an admission at the end of the pending map: a Map keeps a re-set key in its first
+   * place, and the store numbers entries in map order, so a removed-then-readmitted entry
+   * would otherwise come back ahead of entries that arrived in between.
+   */
+  private recordAdmission(entry: SealedEntry): void {
+    this.pending.mempool.delete(entry.idHex);
+    this.pending.mempool.set(entry.idHex, entry);
   }
 
   private markStale(node: BlockNode, reason: StaleReason): void {

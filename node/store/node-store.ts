@@ -61,14 +61,22 @@ export class NodeStore {
     await writer.execute('PRAGMA journal_mode=WAL');
     await writer.execute('PRAGMA synchronous=FULL');
     await writer.execute('PRAGMA busy_timeout=5000');
-    await applyMigrations(writer, await readMigrations(MIGRATIONS_DIR));
-    const prisma = new PrismaClient({ adapter: new PrismaLibSQL({ url }) });
-    await prisma.$executeRawUnsafe('PRAGMA busy_timeout=5000');
-    const store = new NodeStore(prisma, writer, opts);
-    await store.checkIdentity();
-    const last = await prisma.mempoolEntry.aggregate({ _max: { seq: true } });
-    store.seq = last._max.seq ?? 0n;
-    return store;
+    let prisma: PrismaClient | undefined;
+    try {
+      await applyMigrations(writer, await readMigrations(MIGRATIONS_DIR));
+      prisma = new PrismaClient({ adapter: new PrismaLibSQL({ url }) });
+      await prisma.$executeRawUnsafe('PRAGMA busy_timeout=5000');
+      const store = new NodeStore(prisma, writer, opts);
+      await store.checkIdentity();
+      const last = await prisma.mempoolEntry.aggregate({ _max: { seq: true } });
+      store.seq = last._max.seq ?? 0n;
+      return store;
+    } catch (err) {
+      // A refused open (another chain's store, an edited migration) leaves nothing open behind.
+      writer.close();
+      await prisma?.$disconnect();
+      throw err;
+    }
   }
 
   private async checkIdentity(): Promise<void> {
