@@ -1,7 +1,11 @@
 import { type PublicKey, verifyNative } from './signature.ts';
 
 export interface SignatureVerifier {
-  verify(signature: Uint8Array, message: Uint8Array, publicKey: PublicKey): boolean;
+  /**
+   * `holder` is the immutable object the signature belongs to (a sealed block or entry); a
+   * verifier may remember that it already checked that very object.
+   */
+  verify(signature: Uint8Array, message: Uint8Array, publicKey: PublicKey, holder?: object): boolean;
 }
 
 const latin1 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
@@ -16,13 +20,16 @@ const cacheKey = (signature: Uint8Array, message: Uint8Array, publicKey: PublicK
  */
 export class CachedVerifier implements SignatureVerifier {
   private readonly valid = new Set<string>();
+  /** Sealed objects whose signature the worker pool checked: no key to build, no lookup string. */
+  private readonly checkedHolders = new WeakSet<object>();
 
   constructor(
     private readonly capacity = 200_000,
     private readonly verifyFn: (s: Uint8Array, m: Uint8Array, p: PublicKey) => boolean = verifyNative,
   ) {}
 
-  verify(signature: Uint8Array, message: Uint8Array, publicKey: PublicKey): boolean {
+  verify(signature: Uint8Array, message: Uint8Array, publicKey: PublicKey, holder?: object): boolean {
+    if (holder && this.checkedHolders.has(holder)) return true;
     // Fixed lengths keep the string key unambiguous.
     if (signature.length !== 64 || publicKey.length !== 32) return false;
     const key = cacheKey(signature, message, publicKey);
@@ -32,7 +39,12 @@ export class CachedVerifier implements SignatureVerifier {
     return true;
   }
 
-  /** Records a signature that was verified elsewhere (the worker pool). */
+  /** Records that the signature carried by `holder` (sealed, never mutated) was verified elsewhere. */
+  markHolderValid(holder: object): void {
+    this.checkedHolders.add(holder);
+  }
+
+  /** Records a signature that was verified elsewhere. */
   markValid(signature: Uint8Array, message: Uint8Array, publicKey: PublicKey): void {
     if (signature.length !== 64 || publicKey.length !== 32) return;
     this.remember(cacheKey(signature, message, publicKey));

@@ -96,7 +96,7 @@ export function validateEntry(
       `config entry ${e.idHex} is not signed by an admin key`,
     );
   }
-  if (!verifier.verify(e.signature, e.id, e.author)) {
+  if (!verifier.verify(e.signature, e.id, e.author, e)) {
     throw new EntryValidationError('bad-entry-signature', `entry ${e.idHex}`);
   }
 }
@@ -138,7 +138,7 @@ export function validateBlockIntrinsic(
     throw new BlockValidationError('bad-merkle-root', block.hashHex);
   }
   if (!meetsTarget(block.hash, h.target)) throw new BlockValidationError('insufficient-work', block.hashHex);
-  if (!verifier.verify(block.signature, block.hash, h.miner)) {
+  if (!verifier.verify(block.signature, block.hash, h.miner, block)) {
     throw new BlockValidationError('bad-block-signature', block.hashHex);
   }
   for (const e of block.entries) validateEntry(e, config, now, verifier);

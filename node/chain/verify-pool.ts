@@ -4,6 +4,8 @@ import type { CachedVerifier } from './signature-cache.ts';
 import type { SealedBlock } from './types.ts';
 
 interface Item {
+  /** The sealed block or entry the signature belongs to. */
+  readonly holder: object;
   readonly publicKey: Uint8Array;
   readonly message: Uint8Array;
   readonly signature: Uint8Array;
@@ -44,8 +46,9 @@ export class VerifyPool {
   async verifyBlocks(blocks: readonly SealedBlock[], cache: CachedVerifier): Promise<void> {
     const items: Item[] = [];
     for (const b of blocks) {
-      items.push({ publicKey: b.header.miner, message: b.hash, signature: b.signature });
-      for (const e of b.entries) items.push({ publicKey: e.author, message: e.id, signature: e.signature });
+      items.push({ holder: b, publicKey: b.header.miner, message: b.hash, signature: b.signature });
+      for (const e of b.entries)
+        items.push({ holder: e, publicKey: e.author, message: e.id, signature: e.signature });
     }
     const per = Math.ceil(items.length / this.workers.length);
     await Promise.all(
@@ -54,7 +57,7 @@ export class VerifyPool {
         if (!slice.length) return;
         const results = await this.run(w, slice);
         slice.forEach((it, j) => {
-          if (results[j]) cache.markValid(it.signature, it.message, it.publicKey);
+          if (results[j]) cache.markHolderValid(it.holder);
         });
       }),
     );
