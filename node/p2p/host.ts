@@ -13,6 +13,7 @@ import { webRTCDirect } from '@libp2p/webrtc';
 import { yamux } from '@libp2p/yamux';
 import { FsDatastore } from 'datastore-fs';
 import { createLibp2p, type Libp2p } from 'libp2p';
+import type { Registry } from 'prom-client';
 import { toHex } from '../chain/bytes.ts';
 import { sha256 } from '../chain/hash.ts';
 import type { NodeIdentity } from '../identity/identity.ts';
@@ -36,7 +37,8 @@ export interface HostOptions {
   >;
   /** Largest gossip message accepted or sent (must stay well below gossipsub's 4 MiB frame limit). */
   readonly maxGossipBytes: number;
-  readonly metrics?: boolean;
+  /** Registry for libp2p's own metrics (connections, streams, gossipsub); none when absent. */
+  readonly metricsRegistry?: Registry;
 }
 
 export type CairnLibp2p = Libp2p<{ identify: unknown; ping: unknown; pubsub: GossipSub; keychain: unknown }>;
@@ -77,7 +79,13 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
       reconnectBackoffFactor: 2,
       dialTimeout: 5000,
     },
-    metrics: opts.metrics ? prometheusMetrics({ preserveExistingMetrics: true }) : undefined,
+    metrics: opts.metricsRegistry
+      ? prometheusMetrics({
+          registry: opts.metricsRegistry,
+          preserveExistingMetrics: true,
+          collectDefaultMetrics: false,
+        })
+      : undefined,
     nodeInfo: { userAgent: 'cairn/0.1.0' },
     services: {
       identify: identify(),

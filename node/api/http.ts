@@ -1,0 +1,129 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { CairnNode } from '../node.ts';
+
+const MAX_BODY = 64 * 1024;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new HttpError(413, `body larger than ${MAX_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+  } catch {
+    throw new HttpError(400, 'body is not valid JSON');
+  }
+}
+
+const stringList = (v: unknown, what: string): string[] => {
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
+    throw new HttpError(400, `${what} must be a list of strings`);
+  return v;
+};
+
+const json = (v: unknown) =>
+  JSON.stringify(v, (_k, x) =>
+    typeof x === 'bigint' ? x.toString() : x instanceof Uint8Array ? Buffer.from(x).toString('hex') : x,
+  );
+
+/**
+ * The node's local HTTP endpoint (loopback by default): health and status, Prometheus
+ * metrics, a few operator actions. Cluster tests and the job worker talk to nodes through it.
+ */
+export async function startHttpApi(
+  node: CairnNode,
+  host: string,
+  port: number,
+): Promise<{ server: Server; url: string }> {
+  const routes: Record<string, (req: IncomingMessage, url: URL) => Promise<unknown> | unknown> = {
+    'GET /health': () => ({ ok: true }),
+    'GET /status': () => node.status(),
+    'GET /mempool': () => ({ ids: node.chain.mempool.ids() }),
+    'GET /chain': (_req, url) => {
+      const tip = node.chain.tip.height;
+      const from = Math.max(0, Number(url.searchParams.get('from') ?? Math.max(0, tip - 20)));
+      const to = Math.min(tip, Number(url.searchParams.get('to') ?? tip), from + 5000);
+      if (!Number.isInteger(from) || !Number.isInteger(to))
+        throw new HttpError(400, 'from and to must be integers');
+      const blocks = [];
+      for (let h = from; h <= to; h++) {
+        const b = node.chain.tree.mainAt(h)!;
+        blocks.push({
+          height: h,
+          hash: b.hashHex,
+          entries: b.entryIds.length,
+          timestamp: b.header.timestamp,
+        });
+      }
+      return { blocks };
+    },
+    'POST /entries': async (req) => {
+      const body = (await readJson(req)) as { content?: unknown; metadata?: unknown };
+      if (typeof body.content !== 'string') throw new HttpError(400, 'content must be a string');
+      const metadata = (body.metadata ?? []) as unknown;
+      if (
+        !Array.isArray(metadata) ||
+        !metadata.every((p) => Array.isArray(p) && p.length === 2 && p.every((x) => typeof x === 'string'))
+      ) {
+        throw new HttpError(400, 'metadata must be a list of [key, value] string pairs');
+      }
+      let r: Awaited<ReturnType<CairnNode['addKnowledge']>>;
+      try {
+        r = await node.addKnowledge(body.content, metadata as [string, string][]);
+      } catch (err) {
+        throw new HttpError(400, (err as Error).message);
+      }
+      if (r.result.status === 'rejected') throw new HttpError(422, `${r.result.reason}: ${r.result.message}`);
+      return { id: r.entry.idHex, status: r.result.status };
+    },
+    'POST /admin/block-peers': async (req) => {
+      const { peers } = (await readJson(req)) as { peers?: unknown };
+      node.peers.block(stringList(peers, 'peers'));
+      return { blocked: node.peers.blockedPeers() };
+    },
+    'POST /admin/unblock-peers': async (req) => {
+      const { peers } = (await readJson(req)) as { peers?: unknown };
+      node.peers.unblock(stringList(peers, 'peers'));
+      return { blocked: node.peers.blockedPeers() };
+    },
+    'POST /admin/reconcile': async () => (await node.reconcileWithRandomPeer()) ?? { skipped: 'no peers' },
+  };
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const send = (status: number, body: string, type = 'application/json') => {
+      res.writeHead(status, { 'content-type': type });
+      res.end(body);
+    };
+    if (req.method === 'GET' && url.pathname === '/metrics') {
+      void node.metrics.registry.metrics().then((m) => send(200, m, node.metrics.registry.contentType));
+      return;
+    }
+    const handler = routes[`${req.method} ${url.pathname}`];
+    if (!handler) return send(404, json({ error: `no route ${req.method} ${url.pathname}` }));
+    Promise.resolve()
+      .then(() => handler(req, url))
+      .then((v) => send(200, json(v)))
+      .catch((err) =>
+        send(err instanceof HttpError ? err.status : 500, json({ error: (err as Error).message })),
+      );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  return { server, url: `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}` };
+}

@@ -1,0 +1,88 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The node's Prometheus metrics, one registry per node process. */
+export function createNodeMetrics(registry = new Registry()) {
+  const r = [registry];
+  return {
+    registry,
+    peers: new Gauge({ name: 'cairn_peers', help: 'Connected peers', registers: r }),
+    height: new Gauge({ name: 'cairn_chain_height', help: 'Height of the selected tip', registers: r }),
+    totalWork: new Gauge({
+      name: 'cairn_chain_total_work_log2',
+      help: 'log2 of the cumulative work of the tip',
+      registers: r,
+    }),
+    mempoolSize: new Gauge({ name: 'cairn_mempool_entries', help: 'Entries in the mempool', registers: r }),
+    orphans: new Gauge({ name: 'cairn_orphan_blocks', help: 'Blocks in the orphan pool', registers: r }),
+    syncState: new Gauge({
+      name: 'cairn_sync_state',
+      help: 'Sync state: 0 idle/synced, 1 syncing',
+      registers: r,
+    }),
+    blocksProcessed: new Counter({
+      name: 'cairn_blocks_processed_total',
+      help: 'Blocks processed by outcome',
+      labelNames: ['outcome', 'source'],
+      registers: r,
+    }),
+    blockErrors: new Counter({
+      name: 'cairn_block_validation_errors_total',
+      help: 'Rejected blocks by validation error code',
+      labelNames: ['code'],
+      registers: r,
+    }),
+    reorgs: new Counter({
+      name: 'cairn_reorgs_total',
+      help: 'Reorganisations of the main chain',
+      registers: r,
+    }),
+    gossip: new Counter({
+      name: 'cairn_gossip_messages_total',
+      help: 'Gossip messages received by topic and validation result',
+      labelNames: ['topic', 'result'],
+      registers: r,
+    }),
+    reqresp: new Histogram({
+      name: 'cairn_reqresp_duration_seconds',
+      help: 'Request/response durations by protocol, direction and outcome',
+      labelNames: ['protocol', 'direction', 'outcome'],
+      buckets: [0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: r,
+    }),
+    peerActions: new Counter({
+      name: 'cairn_peer_penalties_total',
+      help: 'Penalties applied to peers by action',
+      labelNames: ['action'],
+      registers: r,
+    }),
+    bans: new Counter({ name: 'cairn_peer_bans_total', help: 'Peers banned', registers: r }),
+    syncedBlocks: new Counter({
+      name: 'cairn_sync_blocks_total',
+      help: 'Blocks imported by range sync',
+      registers: r,
+    }),
+    splits: new Counter({
+      name: 'cairn_network_splits_detected_total',
+      help: 'Deep forks seen on reconnection (network splits that healed)',
+      registers: r,
+    }),
+    reconciliations: new Counter({
+      name: 'cairn_mempool_reconciliations_total',
+      help: 'Mempool reconciliations by outcome',
+      labelNames: ['outcome'],
+      registers: r,
+    }),
+    hashes: new Counter({
+      name: 'cairn_miner_hashes_total',
+      help: 'Hashes computed by the miner',
+      registers: r,
+    }),
+    blocksMined: new Counter({
+      name: 'cairn_blocks_mined_total',
+      help: 'Blocks mined by this node',
+      registers: r,
+    }),
+  };
+}
+
+export type NodeMetrics = ReturnType<typeof createNodeMetrics>;

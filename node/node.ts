@@ -1,0 +1,422 @@
+import path from 'node:path';
+import type { PeerId } from '@libp2p/interface';
+import { collectDefaultMetrics } from 'prom-client';
+import { createEntry } from './chain/authoring.ts';
+import { type Hex, toHex } from './chain/bytes.ts';
+import { Chain, type ProcessResult } from './chain/chain.ts';
+import { chainIdHex, type NetworkConfig } from './chain/network-config.ts';
+import { CachedVerifier } from './chain/signature-cache.ts';
+import type { KeyValue, SealedBlock, SealedEntry } from './chain/types.ts';
+import { VerifyPool } from './chain/verify-pool.ts';
+import { type Capability, loadOrCreateIdentity, type NodeIdentity, type Role } from './identity/identity.ts';
+import { createLogger, type Logger } from './log.ts';
+import type { AddResult } from './mempool/mempool.ts';
+import { ReconcileProtocol, type ReconcileStats } from './mempool/reconcile-protocol.ts';
+import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
+import { Miner } from './mining/miner.ts';
+import { MiningLoop } from './mining/mining-loop.ts';
+import { Gossip, gossipTopics } from './p2p/gossip.ts';
+import { type CairnLibp2p, createHost } from './p2p/host.ts';
+import type { BlockRef, Status } from './p2p/messages.ts';
+import { PeerManager } from './p2p/peer-manager.ts';
+import { PeerScores } from './p2p/peer-scores.ts';
+import { ANCESTOR, BLOCKS_BY_HASH, BLOCKS_BY_RANGE, HASHES_AT, STATUS } from './p2p/protocols.ts';
+import { ReqResp } from './p2p/reqresp.ts';
+import { ChainService } from './service/chain-service.ts';
+import { NodeStore } from './store/node-store.ts';
+import { SyncManager } from './sync/sync-manager.ts';
+
+export interface NodeOptions {
+  readonly dataDir: string;
+  readonly listen: readonly string[];
+  readonly bootstrap: readonly string[];
+  readonly mine: boolean;
+  readonly mdns: boolean;
+  readonly role: Role;
+  readonly capabilities: readonly Capability[];
+  readonly network: NetworkConfig;
+  readonly logLevel?: string;
+  readonly iceServers?: readonly string[];
+  /** Mempool reconciliation with a random peer every this many ms (0 = off; the job scheduler may drive it instead). */
+  readonly reconcileIntervalMs?: number;
+  /** Worker threads that check signatures of sync batches. */
+  readonly verifyThreads?: number;
+  readonly logger?: Logger;
+}
+
+/**
+ * A Cairn node: identity, store, chain, p2p host with gossip and req/resp, sync, mempool
+ * reconciliation and (with `mine`) a miner. Consensus never depends on anything outside it.
+ */
+export class CairnNode {
+  private timers: NodeJS.Timeout[] = [];
+  private readonly fetching = new Set<Hex>();
+  private miningLoop: MiningLoop | undefined;
+  private miner: Miner | undefined;
+  private stopped = false;
+
+  private constructor(
+    readonly opts: NodeOptions,
+    readonly identity: NodeIdentity,
+    readonly log: Logger,
+    readonly metrics: NodeMetrics,
+    readonly store: NodeStore,
+    readonly chain: Chain,
+    readonly chainService: ChainService,
+    readonly host: CairnLibp2p,
+    readonly reqresp: ReqResp,
+    readonly peers: PeerManager,
+    readonly gossip: Gossip,
+    readonly reconcile: ReconcileProtocol,
+    readonly sync: SyncManager,
+    private readonly pool: VerifyPool,
+  ) {}
+
+  static async start(opts: NodeOptions): Promise<CairnNode> {
+    const identity = await loadOrCreateIdentity(opts.dataDir);
+    const log =
+      opts.logger ?? createLogger(opts.logLevel ?? 'info', { node: identity.peerId.toString().slice(-8) });
+    const metrics = createNodeMetrics();
+    collectDefaultMetrics({ register: metrics.registry });
+    const chainIdHexValue = chainIdHex(opts.network);
+    const verifier = new CachedVerifier();
+    let store: NodeStore | undefined;
+    const chain = new Chain({ config: opts.network, verifier, loadBlock: (h) => store!.loadBlock(h) });
+    store = await NodeStore.open({
+      file: path.join(opts.dataDir, 'chain.db'),
+      chainIdHex: chainIdHexValue,
+      genesisHashHex: chain.genesis.hashHex,
+    });
+    chain.restore(await store.load());
+    const pool = new VerifyPool(opts.verifyThreads ?? 1);
+    const chainService = new ChainService(
+      chain,
+      store,
+      verifier,
+      pool,
+      metrics,
+      log.child({ part: 'chain' }),
+    );
+
+    const scores = new PeerScores();
+    let peers: PeerManager | undefined;
+    const refuse = async (p: PeerId) => peers?.refuses(p) ?? false;
+    const chainTag = chainIdHexValue.slice(0, 16);
+    const host = await createHost({
+      identity,
+      dataDir: opts.dataDir,
+      listen: opts.listen,
+      bootstrap: opts.bootstrap,
+      mdns: opts.mdns,
+      iceServers: opts.iceServers,
+      networkTag: `cairn-${chainTag}`,
+      gater: {
+        denyDialPeer: refuse,
+        denyInboundEncryptedConnection: refuse,
+        denyOutboundEncryptedConnection: refuse,
+      },
+      maxGossipBytes: opts.network.maxBlockBytes,
+      metricsRegistry: metrics.registry,
+    });
+    const penalise = (p: PeerId, action: Parameters<PeerManager['penalise']>[1], reason: string) =>
+      peers?.penalise(p, action, reason);
+    const reqresp = new ReqResp(
+      host,
+      `/cairn/${chainTag}`,
+      {
+        penalise,
+        observe: (protocol, direction, outcome, ms) =>
+          metrics.reqresp.observe({ protocol, direction, outcome }, ms / 1000),
+      },
+      log.child({ part: 'reqresp' }),
+    );
+    const ourStatus = (): Status => ({
+      chainId: chain.chainId,
+      genesisHash: chain.genesis.hash,
+      headHash: chain.tip.hash,
+      headHeight: chain.tip.height,
+      totalWork: chain.tip.chainWork,
+      role: opts.role,
+      capabilities: opts.capabilities,
+    });
+    let sync: SyncManager | undefined;
+    peers = new PeerManager({
+      host,
+      reqresp,
+      scores,
+      ourStatus,
+      metrics,
+      log: log.child({ part: 'peers' }),
+      onStatus: () => sync?.poke(),
+    });
+    let node: CairnNode | undefined;
+    const gossip = new Gossip(
+      host.services.pubsub,
+      gossipTopics(chainTag),
+      opts.network.maxBlockBytes,
+      64 * 1024,
+      {
+        onBlock: (block, from) => node!.receiveGossipBlock(block, from),
+        onEntry: (entry) => chainService.submitEntry(entry),
+        penalise,
+      },
+      metrics,
+    );
+    const reconcile = new ReconcileProtocol({
+      host,
+      protocolId: reqresp.protocolId('mempool-reconcile'),
+      entries: () => chain.mempool.all(),
+      accept: async (entries) => {
+        let invalid = 0;
+        for (const e of entries) {
+          const r = await chainService.submitEntry(e);
+          if (r.status === 'rejected' && r.reason !== 'already-included' && r.reason !== 'mempool-full')
+            invalid++;
+        }
+        return invalid;
+      },
+      penalise,
+      log: log.child({ part: 'reconcile' }),
+    });
+    sync = new SyncManager(
+      chain,
+      peers.book,
+      {
+        chain,
+        requestRange: (p, start, count) => reqresp.request(p, BLOCKS_BY_RANGE, { startHeight: start, count }),
+        requestAncestor: async (p, locator) => {
+          const [ref] = await reqresp.request(p, ANCESTOR, locator);
+          if (!ref) throw new Error('no ancestor in answer');
+          return ref;
+        },
+        requestHashesAt: (p, heights) => reqresp.request(p, HASHES_AT, heights),
+        submit: (blocks, from) => chainService.submitBlocks(blocks, 'sync', from),
+        penalise: (p, a, r) => penalise(p, a, r),
+        onSplit: (info) => {
+          metrics.splits.inc();
+          log.warn(info, 'network split detected: a peer followed another chain for more than 6 blocks');
+        },
+        log: log.child({ part: 'sync' }),
+      },
+      metrics,
+      log.child({ part: 'sync' }),
+    );
+    node = new CairnNode(
+      opts,
+      identity,
+      log,
+      metrics,
+      store,
+      chain,
+      chainService,
+      host,
+      reqresp,
+      peers,
+      gossip,
+      reconcile,
+      sync,
+      pool,
+    );
+    await node.registerProtocols();
+    await host.start();
+    gossip.start();
+    peers.start();
+    sync.start();
+    await node.startBackground();
+    return node;
+  }
+
+  private async registerProtocols(): Promise<void> {
+    const { chain, reqresp } = this;
+    await reqresp.register(STATUS, (theirs, peer) => [this.peers.receiveStatus(peer, theirs)]);
+    await reqresp.register(BLOCKS_BY_RANGE, async (q) => {
+      const out: SealedBlock[] = [];
+      for (let h = q.startHeight; h < q.startHeight + q.count; h++) {
+        const node = chain.tree.mainAt(h);
+        if (!node || h === 0) break;
+        const b = await chain.getBlock(node.hashHex);
+        if (!b) break;
+        out.push(b);
+      }
+      return out;
+    });
+    await reqresp.register(BLOCKS_BY_HASH, async (hashes) => {
+      const out: SealedBlock[] = [];
+      for (const h of hashes) {
+        const hex = toHex(h);
+        if (!chain.tree.get(hex) || hex === chain.genesis.hashHex) continue;
+        const b = await chain.getBlock(hex);
+        if (b) out.push(b);
+      }
+      return out;
+    });
+    await reqresp.register(ANCESTOR, (locator): BlockRef[] => {
+      for (const h of locator) {
+        const node = chain.tree.get(toHex(h));
+        if (node?.onMain) return [{ height: node.height, hash: node.hash }];
+      }
+      return [{ height: 0, hash: chain.genesis.hash }];
+    });
+    await reqresp.register(HASHES_AT, (heights): BlockRef[] =>
+      heights.flatMap((h) => {
+        const node = chain.tree.mainAt(h);
+        return node ? [{ height: h, hash: node.hash }] : [];
+      }),
+    );
+    await this.reconcile.start();
+  }
+
+  private async startBackground(): Promise<void> {
+    const every = (ms: number, fn: () => Promise<unknown>) => {
+      const t = setInterval(
+        () =>
+          void fn().catch((err) => this.log.warn({ err: (err as Error).message }, 'background task failed')),
+        ms,
+      );
+      t.unref();
+      this.timers.push(t);
+    };
+    every(30_000, () => this.chainService.maintenance());
+    const reconcileMs = this.opts.reconcileIntervalMs ?? 15_000;
+    if (reconcileMs > 0) every(reconcileMs, () => this.reconcileWithRandomPeer());
+    if (this.opts.mine) {
+      this.miner = new Miner();
+      this.miningLoop = new MiningLoop({
+        chain: this.chain,
+        miner: this.miner,
+        key: this.identity.signingKey,
+        submit: (block) => this.submitMinedBlock(block),
+      });
+      this.chainService.on('head', () => this.miningLoop?.headChanged());
+      let lastHashes = 0;
+      every(2_000, async () => {
+        const h = this.miner?.hashes ?? 0;
+        this.metrics.hashes.inc(h - lastHashes);
+        lastHashes = h;
+      });
+      this.miningLoop.start();
+    }
+  }
+
+  private async submitMinedBlock(block: SealedBlock): Promise<void> {
+    const [r] = await this.chainService.submitBlocks([block], 'mined');
+    if (r?.status === 'connected' || r?.status === 'reorg') {
+      this.metrics.blocksMined.inc();
+      this.log.info(
+        { height: block.header.height, hash: block.hashHex, entries: block.entries.length },
+        'mined block',
+      );
+      await this.gossip
+        .publishBlock(block)
+        .catch((err) => this.log.warn({ err: (err as Error).message }, 'publish failed'));
+    }
+  }
+
+  /** A gossiped block: process it; if its parent is unknown, fetch the missing ancestors from the sender. */
+  private async receiveGossipBlock(block: SealedBlock, from: PeerId): Promise<ProcessResult> {
+    const [r] = await this.chainService.submitBlocks([block], 'gossip', from.toString());
+    if (r?.status === 'orphan') void this.fetchAncestors(from, r.missingParent);
+    return r!;
+  }
+
+  private async fetchAncestors(peer: PeerId, missing: Hex): Promise<void> {
+    if (this.fetching.has(missing)) return;
+    this.fetching.add(missing);
+    try {
+      let want: Hex | undefined = missing;
+      for (let i = 0; want && i < 32; i++) {
+        const blocks = await this.reqresp.request(peer, BLOCKS_BY_HASH, [Buffer.from(want, 'hex')]);
+        if (!blocks.length) break;
+        const [r] = await this.chainService.submitBlocks(blocks, 'ancestor', peer.toString());
+        want = r?.status === 'orphan' ? r.missingParent : undefined;
+      }
+      // Too far behind for one-by-one fetching: let range sync take over.
+      if (want) this.sync.poke();
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'ancestor fetch failed');
+      this.sync.poke();
+    } finally {
+      this.fetching.delete(missing);
+    }
+  }
+
+  async reconcileWithRandomPeer(): Promise<ReconcileStats | undefined> {
+    const candidates = this.peers.book.all();
+    const pick = candidates[Math.floor(Math.random() * candidates.length)];
+    if (!pick) return undefined;
+    return this.reconcileWith(pick.peer);
+  }
+
+  async reconcileWith(peer: PeerId): Promise<ReconcileStats> {
+    try {
+      const stats = await this.reconcile.reconcileWith(peer);
+      this.metrics.reconciliations.inc({ outcome: 'ok' });
+      return stats;
+    } catch (err) {
+      this.metrics.reconciliations.inc({ outcome: 'failed' });
+      throw err;
+    }
+  }
+
+  /** Creates a knowledge entry signed by this node, adds it to the mempool and gossips it. */
+  async addKnowledge(
+    content: string,
+    metadata: readonly KeyValue[] = [],
+  ): Promise<{ entry: SealedEntry; result: AddResult }> {
+    const sorted = [...metadata].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const entry = createEntry({ kind: 'knowledge', content, metadata: sorted }, this.identity.signingKey);
+    const result = await this.chainService.submitEntry(entry);
+    if (result.status === 'added') await this.gossip.publishEntry(entry).catch(() => {});
+    return { entry, result };
+  }
+
+  status() {
+    const tip = this.chain.tip;
+    const now = Date.now();
+    return {
+      peerId: this.identity.peerId.toString(),
+      publicKey: this.identity.publicKeyHex,
+      role: this.opts.role,
+      capabilities: this.opts.capabilities,
+      chainId: toHex(this.chain.chainId),
+      height: tip.height,
+      headHash: tip.hashHex,
+      totalWork: tip.chainWork.toString(),
+      difficultyTarget: tip.header.target.toString(16),
+      mempoolSize: this.chain.mempool.size,
+      orphanCount: this.chain.orphans.size,
+      syncState: this.sync.state,
+      lastSync: this.sync.lastOutcome,
+      mining: this.opts.mine,
+      addrs: this.host.getMultiaddrs().map(String),
+      peers: this.host.getPeers().map((p) => {
+        const rec = this.peers.book.get(p);
+        return {
+          peerId: p.toString(),
+          rttMs: rec?.rttMs,
+          height: rec?.status.headHeight,
+          role: rec?.status.role,
+          score: Number(this.peers.scores.score(p.toString(), now).toFixed(2)),
+        };
+      }),
+      banned: this.peers.scores.banned(now),
+      blocked: this.peers.blockedPeers(),
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    await this.miningLoop?.stop();
+    await this.miner?.close();
+    await this.sync.stop();
+    this.peers.stop();
+    this.gossip.stop();
+    await this.host.stop();
+    await this.pool.close();
+    // Let a running commit finish before the store closes.
+    await this.chainService.maintenance().catch(() => {});
+    await this.store.close();
+  }
+}

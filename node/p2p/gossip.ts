@@ -1,0 +1,137 @@
+import type { GossipSub } from '@libp2p/gossipsub';
+import { TopicValidatorResult } from '@libp2p/gossipsub';
+import type { PeerId } from '@libp2p/interface';
+import { decodeBlock } from '../chain/block-codec.ts';
+import type { ProcessResult } from '../chain/chain.ts';
+import { DecodeError } from '../chain/codec/errors.ts';
+import { decodeEntry } from '../chain/entry-codec.ts';
+import type { SealedBlock, SealedEntry } from '../chain/types.ts';
+import type { AddResult } from '../mempool/mempool.ts';
+import type { NodeMetrics } from '../metrics.ts';
+import type { PeerAction } from './peer-scores.ts';
+
+export interface GossipHandlers {
+  onBlock(block: SealedBlock, from: PeerId): Promise<ProcessResult>;
+  onEntry(entry: SealedEntry, from: PeerId): Promise<AddResult>;
+  penalise(peer: PeerId, action: PeerAction, reason: string): void;
+}
+
+export interface GossipTopics {
+  readonly blocks: string;
+  readonly entries: string;
+}
+
+export const gossipTopics = (chainTag: string): GossipTopics => ({
+  blocks: `/cairn/${chainTag}/blocks/1`,
+  entries: `/cairn/${chainTag}/entries/1`,
+});
+
+/**
+ * Blocks and entries over gossipsub. Every message is validated before it is forwarded:
+ * accepted when it is new and valid, ignored when it is a duplicate or cannot be judged yet
+ * (orphan, clock skew, full mempool), rejected — which also costs the sender gossipsub score
+ * and our own peer score — when it is malformed, oversized or invalid.
+ */
+export class Gossip {
+  constructor(
+    private readonly pubsub: GossipSub,
+    readonly topics: GossipTopics,
+    private readonly maxBlockBytes: number,
+    private readonly maxEntryBytes: number,
+    private readonly handlers: GossipHandlers,
+    private readonly metrics: NodeMetrics,
+  ) {}
+
+  start(): void {
+    this.pubsub.topicValidators.set(this.topics.blocks, (peer, msg) =>
+      this.count('blocks', this.validateBlock(peer, msg.data)),
+    );
+    this.pubsub.topicValidators.set(this.topics.entries, (peer, msg) =>
+      this.count('entries', this.validateEntry(peer, msg.data)),
+    );
+    this.pubsub.subscribe(this.topics.blocks);
+    this.pubsub.subscribe(this.topics.entries);
+  }
+
+  stop(): void {
+    this.pubsub.topicValidators.delete(this.topics.blocks);
+    this.pubsub.topicValidators.delete(this.topics.entries);
+  }
+
+  async publishBlock(block: SealedBlock): Promise<void> {
+    if (block.encoded.length > this.maxBlockBytes)
+      throw new Error(`block of ${block.encoded.length} bytes is too large to gossip`);
+    await this.pubsub.publish(this.topics.blocks, block.encoded);
+  }
+
+  async publishEntry(entry: SealedEntry): Promise<void> {
+    if (entry.encoded.length > this.maxEntryBytes) throw new Error('entry too large to gossip');
+    await this.pubsub.publish(this.topics.entries, entry.encoded);
+  }
+
+  private async count(topic: string, result: Promise<TopicValidatorResult>): Promise<TopicValidatorResult> {
+    const r = await result;
+    this.metrics.gossip.inc({ topic, result: r });
+    return r;
+  }
+
+  private async validateBlock(peer: PeerId, data: Uint8Array): Promise<TopicValidatorResult> {
+    if (data.length > this.maxBlockBytes) {
+      this.handlers.penalise(peer, 'mid-tolerance', `oversized block gossip (${data.length} bytes)`);
+      return TopicValidatorResult.Reject;
+    }
+    let block: SealedBlock;
+    try {
+      block = decodeBlock(data, this.maxBlockBytes);
+    } catch (err) {
+      if (!(err instanceof DecodeError)) throw err;
+      this.handlers.penalise(peer, 'low-tolerance', `malformed block gossip: ${err.message}`);
+      return TopicValidatorResult.Reject;
+    }
+    const r = await this.handlers.onBlock(block, peer);
+    switch (r.status) {
+      case 'connected':
+      case 'reorg':
+      case 'side':
+        return TopicValidatorResult.Accept;
+      case 'duplicate':
+      case 'orphan':
+        return TopicValidatorResult.Ignore;
+      case 'invalid':
+        if (r.error.isTransient) return TopicValidatorResult.Ignore;
+        this.handlers.penalise(
+          peer,
+          r.error.code === 'wrong-chain-id' ? 'fatal' : 'low-tolerance',
+          `invalid block: ${r.error.message}`,
+        );
+        return TopicValidatorResult.Reject;
+    }
+  }
+
+  private async validateEntry(peer: PeerId, data: Uint8Array): Promise<TopicValidatorResult> {
+    if (data.length > this.maxEntryBytes) {
+      this.handlers.penalise(peer, 'mid-tolerance', `oversized entry gossip (${data.length} bytes)`);
+      return TopicValidatorResult.Reject;
+    }
+    let entry: SealedEntry;
+    try {
+      entry = decodeEntry(data);
+    } catch (err) {
+      if (!(err instanceof DecodeError)) throw err;
+      this.handlers.penalise(peer, 'low-tolerance', `malformed entry gossip: ${err.message}`);
+      return TopicValidatorResult.Reject;
+    }
+    const r = await this.handlers.onEntry(entry, peer);
+    if (r.status === 'added') return TopicValidatorResult.Accept;
+    if (r.status === 'duplicate') return TopicValidatorResult.Ignore;
+    if (
+      r.reason === 'already-included' ||
+      r.reason === 'mempool-full' ||
+      r.reason === 'entry-timestamp-in-future'
+    ) {
+      return TopicValidatorResult.Ignore;
+    }
+    this.handlers.penalise(peer, 'low-tolerance', `invalid entry: ${r.message}`);
+    return TopicValidatorResult.Reject;
+  }
+}

@@ -1,0 +1,165 @@
+import type { PeerId } from '@libp2p/interface';
+import { KEEP_ALIVE } from '@libp2p/interface';
+import { bytesEqual } from '../chain/bytes.ts';
+import type { Logger } from '../log.ts';
+import type { NodeMetrics } from '../metrics.ts';
+import { PeerBook } from '../sync/peer-book.ts';
+import type { CairnLibp2p } from './host.ts';
+import type { Status } from './messages.ts';
+import type { PeerAction, PeerScores } from './peer-scores.ts';
+import { STATUS } from './protocols.ts';
+import type { ReqResp } from './reqresp.ts';
+
+export interface PeerManagerOptions {
+  readonly host: CairnLibp2p;
+  readonly reqresp: ReqResp;
+  readonly scores: PeerScores;
+  readonly ourStatus: () => Status;
+  readonly metrics: NodeMetrics;
+  readonly log: Logger;
+  readonly heartbeatMs?: number;
+  readonly statusRefreshMs?: number;
+  /** Called when a peer's status arrives (after the chain checks passed). */
+  readonly onStatus?: (peer: PeerId, status: Status) => void;
+}
+
+/**
+ * Everything about the peers themselves: the status handshake (peers of another chain are
+ * refused and banned), status refresh, heartbeat pings with failure detection, reputation
+ * with disconnects and timed bans, an operator block list, and keep-alive tagging so libp2p
+ * redials lost peers with backoff.
+ */
+export class PeerManager {
+  readonly book = new PeerBook();
+  private readonly blocked = new Set<string>();
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(private readonly o: PeerManagerOptions) {}
+
+  get scores(): PeerScores {
+    return this.o.scores;
+  }
+
+  /** The connection gater consults this for every dial and inbound connection. */
+  refuses(peer: PeerId | string): boolean {
+    const key = peer.toString();
+    return this.blocked.has(key) || this.o.scores.isBanned(key, Date.now());
+  }
+
+  start(): void {
+    const { host } = this.o;
+    host.addEventListener('peer:identify', (evt) => {
+      const peer = evt.detail.peerId;
+      if (evt.detail.protocols.includes(this.o.reqresp.protocolId(STATUS.name))) void this.handshake(peer);
+    });
+    host.addEventListener('peer:disconnect', (evt) => {
+      this.book.remove(evt.detail);
+      this.o.metrics.peers.set(host.getPeers().length);
+    });
+    host.addEventListener('peer:connect', () => this.o.metrics.peers.set(host.getPeers().length));
+    this.timers.push(setInterval(() => void this.heartbeat(), this.o.heartbeatMs ?? 5_000));
+    this.timers.push(setInterval(() => void this.refresh(), this.o.statusRefreshMs ?? 10_000));
+    for (const t of this.timers) t.unref();
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+
+  /** Inbound status: check the peer's chain, remember it, answer with ours. */
+  receiveStatus(peer: PeerId, theirs: Status): Status {
+    this.accept(peer, theirs);
+    return this.o.ourStatus();
+  }
+
+  async handshake(peer: PeerId): Promise<Status | undefined> {
+    try {
+      const [theirs] = await this.o.reqresp.request(peer, STATUS, this.o.ourStatus());
+      if (!theirs) throw new Error('empty status');
+      return this.accept(peer, theirs) ? theirs : undefined;
+    } catch (err) {
+      this.o.log.debug({ peer: peer.toString(), err: (err as Error).message }, 'status exchange failed');
+      return undefined;
+    }
+  }
+
+  private accept(peer: PeerId, theirs: Status): boolean {
+    const ours = this.o.ourStatus();
+    if (!bytesEqual(theirs.chainId, ours.chainId) || !bytesEqual(theirs.genesisHash, ours.genesisHash)) {
+      this.penalise(peer, 'fatal', 'status of another chain (chain id or genesis differ)');
+      return false;
+    }
+    this.book.setStatus(peer, theirs, Date.now());
+    // Peers on our chain are worth keeping: libp2p redials them with backoff when they drop.
+    void this.o.host.peerStore.merge(peer, { tags: { [KEEP_ALIVE]: { value: 1 } } }).catch(() => {});
+    this.o.onStatus?.(peer, theirs);
+    return true;
+  }
+
+  penalise(peer: PeerId, action: PeerAction, reason: string): void {
+    const now = Date.now();
+    const verdict = this.o.scores.apply(peer.toString(), action, reason, now);
+    this.o.metrics.peerActions.inc({ action });
+    this.o.log.info(
+      { peer: peer.toString(), action, reason, score: this.o.scores.score(peer.toString(), now), verdict },
+      'peer penalised',
+    );
+    if (verdict === 'ok') return;
+    if (verdict === 'ban') this.o.metrics.bans.inc();
+    void this.drop(peer, verdict === 'ban');
+  }
+
+  /** Operator block list (also how tests partition a cluster). */
+  block(peers: readonly string[]): void {
+    for (const p of peers) this.blocked.add(p);
+    for (const conn of this.o.host.getConnections()) {
+      if (this.blocked.has(conn.remotePeer.toString())) void this.drop(conn.remotePeer, true);
+    }
+  }
+
+  unblock(peers: readonly string[]): void {
+    for (const p of peers) this.blocked.delete(p);
+  }
+
+  blockedPeers(): string[] {
+    return [...this.blocked];
+  }
+
+  private async drop(peer: PeerId, forget: boolean): Promise<void> {
+    this.book.remove(peer);
+    if (forget) {
+      await this.o.host.peerStore.merge(peer, { tags: { [KEEP_ALIVE]: undefined } }).catch(() => {});
+    }
+    await this.o.host.hangUp(peer).catch(() => {});
+  }
+
+  private async heartbeat(): Promise<void> {
+    const ping = (
+      this.o.host.services as { ping: { ping(p: PeerId, o?: { signal?: AbortSignal }): Promise<number> } }
+    ).ping;
+    await Promise.all(
+      this.o.host.getPeers().map(async (peer) => {
+        try {
+          const rtt = await ping.ping(peer, { signal: AbortSignal.timeout(4_000) });
+          this.book.recordPing(peer, rtt);
+        } catch {
+          // Three missed heartbeats in a row: the connection is dead even if the socket is not.
+          if (this.book.recordPing(peer, undefined) >= 3) {
+            this.o.log.info({ peer: peer.toString() }, 'peer failed 3 heartbeats; closing');
+            await this.o.host.hangUp(peer).catch(() => {});
+          }
+        }
+      }),
+    );
+  }
+
+  private async refresh(): Promise<void> {
+    const now = Date.now();
+    const due = this.o.host.getPeers().filter((p) => {
+      const r = this.book.get(p);
+      return !r || now - r.statusAt > (this.o.statusRefreshMs ?? 10_000);
+    });
+    await Promise.all(due.map((p) => this.handshake(p)));
+  }
+}

@@ -1,0 +1,95 @@
+import { decodeBlock } from '../chain/block-codec.ts';
+import { LIMITS, type SealedBlock } from '../chain/types.ts';
+import {
+  type BlockRef,
+  decodeBlockRef,
+  decodeHashes,
+  decodeHeights,
+  decodeRangeRequest,
+  decodeStatus,
+  encodeBlockRef,
+  encodeHashes,
+  encodeHeights,
+  encodeRangeRequest,
+  encodeStatus,
+  MAX_BLOCKS_PER_REQUEST,
+  MAX_HASHES_PER_REQUEST,
+  type RangeRequest,
+  type Status,
+} from './messages.ts';
+import type { ProtocolSpec } from './reqresp.ts';
+
+/** Cairn's request/response protocols: bounds, deadlines and per-peer budgets in one place. */
+
+const blockResponse = {
+  maxChunkBytes: LIMITS.blockBytes,
+  encodeResponse: (b: SealedBlock) => b.encoded,
+  decodeResponse: (bytes: Uint8Array) => decodeBlock(bytes),
+};
+
+/** Both sides send their status; the request carries the requester's, the answer the responder's. */
+export const STATUS: ProtocolSpec<Status, Status> = {
+  name: 'status',
+  maxRequestBytes: 256,
+  maxChunkBytes: 256,
+  maxChunks: 1,
+  timeoutMs: 5_000,
+  rateLimit: { points: 10, durationSec: 10 },
+  encodeRequest: encodeStatus,
+  decodeRequest: decodeStatus,
+  encodeResponse: encodeStatus,
+  decodeResponse: decodeStatus,
+};
+
+export const BLOCKS_BY_RANGE: ProtocolSpec<RangeRequest, SealedBlock> = {
+  name: 'blocks-by-range',
+  maxRequestBytes: 16,
+  maxChunks: MAX_BLOCKS_PER_REQUEST,
+  timeoutMs: 20_000,
+  // Counted in blocks: 20,000 blocks per 10 s per peer is ample for a syncing node.
+  rateLimit: { points: 20_000, durationSec: 10 },
+  cost: (q) => q.count,
+  encodeRequest: encodeRangeRequest,
+  decodeRequest: decodeRangeRequest,
+  ...blockResponse,
+};
+
+export const BLOCKS_BY_HASH: ProtocolSpec<Uint8Array[], SealedBlock> = {
+  name: 'blocks-by-hash',
+  maxRequestBytes: 2 + 32 * MAX_HASHES_PER_REQUEST,
+  maxChunks: MAX_HASHES_PER_REQUEST,
+  timeoutMs: 10_000,
+  rateLimit: { points: 2_000, durationSec: 10 },
+  cost: (q) => Math.max(1, q.length),
+  encodeRequest: encodeHashes,
+  decodeRequest: (b) => decodeHashes(b),
+  ...blockResponse,
+};
+
+/** A block locator in, the first of its hashes on the responder's main chain out (the fork point). */
+export const ANCESTOR: ProtocolSpec<Uint8Array[], BlockRef> = {
+  name: 'ancestor',
+  maxRequestBytes: 2 + 32 * MAX_HASHES_PER_REQUEST,
+  maxChunkBytes: 64,
+  maxChunks: 1,
+  timeoutMs: 5_000,
+  rateLimit: { points: 20, durationSec: 10 },
+  encodeRequest: encodeHashes,
+  decodeRequest: (b) => decodeHashes(b),
+  encodeResponse: encodeBlockRef,
+  decodeResponse: decodeBlockRef,
+};
+
+/** Main-chain hashes at given heights, for checkpoint agreement. */
+export const HASHES_AT: ProtocolSpec<number[], BlockRef> = {
+  name: 'hashes-at',
+  maxRequestBytes: 2 + 4 * MAX_HASHES_PER_REQUEST,
+  maxChunkBytes: 64,
+  maxChunks: MAX_HASHES_PER_REQUEST,
+  timeoutMs: 5_000,
+  rateLimit: { points: 50, durationSec: 10 },
+  encodeRequest: encodeHeights,
+  decodeRequest: decodeHeights,
+  encodeResponse: encodeBlockRef,
+  decodeResponse: decodeBlockRef,
+};

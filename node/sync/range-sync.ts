@@ -1,0 +1,271 @@
+import type { PeerId } from '@libp2p/interface';
+import { bytesEqual, type Hex, toHex } from '../chain/bytes.ts';
+import type { Chain, ProcessResult } from '../chain/chain.ts';
+import type { SealedBlock } from '../chain/types.ts';
+import type { Logger } from '../log.ts';
+import type { BlockRef, Status } from '../p2p/messages.ts';
+import { MAX_BLOCKS_PER_REQUEST } from '../p2p/messages.ts';
+import type { PeerAction } from '../p2p/peer-scores.ts';
+
+/** What range sync needs from the network and the node; injected so the algorithm stays testable. */
+export interface RangeSyncDeps {
+  readonly chain: Chain;
+  requestRange(peer: PeerId, startHeight: number, count: number): Promise<SealedBlock[]>;
+  requestAncestor(peer: PeerId, locator: Uint8Array[]): Promise<BlockRef>;
+  requestHashesAt(peer: PeerId, heights: number[]): Promise<BlockRef[]>;
+  submit(blocks: readonly SealedBlock[], from: string): Promise<ProcessResult[]>;
+  penalise(peer: PeerId, action: PeerAction, reason: string): void;
+  onSplit?(info: { peer: string; forkHeight: number; ourHeight: number; theirHeight: number }): void;
+  readonly log: Logger;
+}
+
+export interface SyncPeer {
+  readonly peer: PeerId;
+  readonly status: Status;
+}
+
+export interface RangeSyncOptions {
+  readonly batchSize?: number;
+  /** How many peers download batches in parallel. */
+  readonly parallelPeers?: number;
+  /** Heights that are multiples of this are checked against other peers before import. */
+  readonly checkpointInterval?: number;
+  /** A fork deeper than this on reconnecting is reported as a healed network split. */
+  readonly splitDepth?: number;
+}
+
+export type SyncOutcome =
+  | { readonly kind: 'synced'; readonly imported: number; readonly tip: number }
+  | { readonly kind: 'aborted'; readonly imported: number; readonly reason: string; readonly blame?: string };
+
+interface Batch {
+  readonly index: number;
+  readonly start: number;
+  readonly count: number;
+  attempts: number;
+  blocks?: SealedBlock[];
+  servedBy?: PeerId;
+  waiters: (() => void)[];
+}
+
+/**
+ * Catches up with the best peer: finds the fork point with a block locator, downloads the
+ * range in bounded batches from up to three peers in parallel, retries a failed batch on
+ * another peer, penalises peers that serve invalid or inconsistent batches, checks
+ * checkpoint hashes against a 2/3 majority of other peers, and imports batches strictly in
+ * order, one store transaction per batch.
+ */
+export async function rangeSync(
+  target: SyncPeer,
+  helpers: readonly SyncPeer[],
+  deps: RangeSyncDeps,
+  opts: RangeSyncOptions = {},
+): Promise<SyncOutcome> {
+  const batchSize = Math.min(opts.batchSize ?? MAX_BLOCKS_PER_REQUEST, MAX_BLOCKS_PER_REQUEST);
+  const checkpointInterval = opts.checkpointInterval ?? 512;
+  const { chain, log } = deps;
+  const targetKey = target.peer.toString();
+
+  let fork: BlockRef;
+  try {
+    fork = await deps.requestAncestor(
+      target.peer,
+      chain.tree.locator().map((h) => Buffer.from(h, 'hex')),
+    );
+  } catch (err) {
+    return { kind: 'aborted', imported: 0, reason: `ancestor request failed: ${(err as Error).message}` };
+  }
+  const ours = chain.tree.mainAt(fork.height);
+  if (!ours || !bytesEqual(ours.hash, fork.hash)) {
+    deps.penalise(target.peer, 'mid-tolerance', 'answered a locator with a block not in it');
+    return { kind: 'aborted', imported: 0, reason: 'bad fork point', blame: targetKey };
+  }
+  const ourHeight = chain.tip.height;
+  if (ourHeight - fork.height > (opts.splitDepth ?? 6)) {
+    deps.onSplit?.({
+      peer: targetKey,
+      forkHeight: fork.height,
+      ourHeight,
+      theirHeight: target.status.headHeight,
+    });
+  }
+  const first = fork.height + 1;
+  const last = target.status.headHeight;
+  if (last < first) return { kind: 'synced', imported: 0, tip: chain.tip.height };
+
+  const batches: Batch[] = [];
+  for (let start = first, i = 0; start <= last; start += batchSize, i++) {
+    batches.push({ index: i, start, count: Math.min(batchSize, last - start + 1), attempts: 0, waiters: [] });
+  }
+  const downloaders = [target, ...helpers.filter((h) => h.status.headHeight >= first)].slice(
+    0,
+    opts.parallelPeers ?? 3,
+  );
+  const failedPeers = new Set<string>();
+  let nextToFetch = 0;
+  const retry: Batch[] = [];
+  let stopped = false;
+
+  const consistent = (b: Batch, blocks: SealedBlock[]): string | undefined => {
+    if (blocks.length !== b.count) return `${blocks.length} blocks for a range of ${b.count}`;
+    for (let i = 0; i < blocks.length; i++) {
+      const blk = blocks[i]!;
+      if (blk.header.height !== b.start + i) return `block at position ${i} has height ${blk.header.height}`;
+      if (i > 0 && !bytesEqual(blk.header.prevHash, blocks[i - 1]!.hash))
+        return `block ${blk.header.height} does not link`;
+    }
+    return undefined;
+  };
+
+  const download = async (dl: SyncPeer) => {
+    const key = dl.peer.toString();
+    while (!stopped && !failedPeers.has(key)) {
+      const b = retry.shift() ?? batches[nextToFetch++];
+      if (!b) return;
+      if (b.start + b.count - 1 > dl.status.headHeight) {
+        retry.push(b);
+        if (key !== targetKey) return;
+      }
+      b.attempts++;
+      try {
+        const blocks = await deps.requestRange(dl.peer, b.start, b.count);
+        const problem = consistent(b, blocks);
+        if (problem) {
+          // A short answer from a peer that claimed the height is a lie; a non-linking one is garbage.
+          deps.penalise(dl.peer, 'mid-tolerance', `range ${b.start}+${b.count}: ${problem}`);
+          throw new Error(problem);
+        }
+        b.blocks = blocks;
+        b.servedBy = dl.peer;
+        for (const w of b.waiters.splice(0)) w();
+      } catch (err) {
+        log.debug({ peer: key, start: b.start, err: (err as Error).message }, 'range request failed');
+        failedPeers.add(key);
+        if (b.attempts >= 4) {
+          stopped = true;
+          for (const w of b.waiters.splice(0)) w();
+          return;
+        }
+        retry.push(b);
+        // Another downloader picks it up; if none is left, the target peer is retried.
+        if (downloaders.every((d) => failedPeers.has(d.peer.toString()))) {
+          failedPeers.delete(targetKey);
+        }
+        return;
+      }
+    }
+  };
+
+  const workers = downloaders.map((d) => download(d));
+  let imported = 0;
+  let prevHash = fork.hash;
+  let outcome: SyncOutcome | undefined;
+  for (const b of batches) {
+    while (!b.blocks && !stopped) {
+      // Keep at least one downloader alive while batches remain.
+      if (downloaders.every((d) => failedPeers.has(d.peer.toString()))) {
+        failedPeers.delete(targetKey);
+        workers.push(download(target));
+      }
+      await new Promise<void>((resolve) => {
+        b.waiters.push(resolve);
+        setTimeout(resolve, 500);
+      });
+    }
+    if (!b.blocks) {
+      outcome = {
+        kind: 'aborted',
+        imported,
+        reason: `range ${b.start}+${b.count} failed ${b.attempts} times`,
+      };
+      break;
+    }
+    const blocks = b.blocks;
+    const server = b.servedBy!;
+    if (!bytesEqual(blocks[0]!.header.prevHash, prevHash)) {
+      // Served from another fork than the target's: fetch it again from the target itself.
+      b.blocks = undefined;
+      const again = await deps.requestRange(target.peer, b.start, b.count).catch(() => undefined);
+      if (!again || consistent(b, again) || !bytesEqual(again[0]!.header.prevHash, prevHash)) {
+        deps.penalise(target.peer, 'mid-tolerance', 'range does not continue the chain it claimed');
+        outcome = {
+          kind: 'aborted',
+          imported,
+          reason: 'target served a range that does not link',
+          blame: targetKey,
+        };
+        break;
+      }
+      b.blocks = again;
+      b.servedBy = target.peer;
+    }
+    const disagreement = await checkCheckpoints(b, deps, [target, ...helpers], checkpointInterval);
+    if (disagreement) {
+      deps.penalise(b.servedBy!, 'mid-tolerance', disagreement);
+      outcome = { kind: 'aborted', imported, reason: disagreement, blame: b.servedBy!.toString() };
+      break;
+    }
+    const results = await deps.submit(b.blocks!, b.servedBy!.toString());
+    const bad = results.find((r) => r.status === 'invalid');
+    if (bad && bad.status === 'invalid') {
+      deps.penalise(
+        server,
+        bad.error.isTransient ? 'high-tolerance' : 'low-tolerance',
+        `served invalid block: ${bad.error.message}`,
+      );
+      outcome = {
+        kind: 'aborted',
+        imported,
+        reason: `invalid block ${bad.hashHex}: ${bad.error.code}`,
+        blame: server.toString(),
+      };
+      break;
+    }
+    imported += results.filter((r) => r.status !== 'duplicate').length;
+    prevHash = b.blocks!.at(-1)!.hash;
+  }
+  stopped = true;
+  await Promise.allSettled(workers);
+  if (outcome) return outcome;
+  const claimed = toHex(target.status.headHash);
+  if (!chain.tree.get(claimed as Hex)) {
+    deps.penalise(target.peer, 'mid-tolerance', 'status named a head it did not serve');
+  }
+  return { kind: 'synced', imported, tip: chain.tip.height };
+}
+
+/**
+ * Before importing a batch that contains checkpoint heights, asks other peers for their
+ * hashes there. If at least two thirds of those who answer name another hash, the batch is
+ * refused (the server is on a chain the network does not follow).
+ */
+async function checkCheckpoints(
+  b: Batch,
+  deps: RangeSyncDeps,
+  peers: readonly SyncPeer[],
+  interval: number,
+): Promise<string | undefined> {
+  const heights: number[] = [];
+  for (let h = Math.ceil(b.start / interval) * interval; h < b.start + b.count; h += interval)
+    if (h > 0) heights.push(h);
+  if (!heights.length) return undefined;
+  const server = b.servedBy!.toString();
+  const voters = peers
+    .filter((p) => p.peer.toString() !== server && p.status.headHeight >= heights.at(-1)!)
+    .slice(0, 5);
+  if (voters.length < 2) return undefined;
+  const answers = await Promise.all(
+    voters.map((v) => deps.requestHashesAt(v.peer, heights).catch(() => undefined)),
+  );
+  for (const h of heights) {
+    const ours = toHex(b.blocks![h - b.start]!.hash);
+    const votes = answers.filter((a) => a !== undefined).map((a) => a.find((r) => r.height === h));
+    const counted = votes.filter((v) => v !== undefined);
+    if (counted.length < 2) continue;
+    const against = counted.filter((v) => toHex(v.hash) !== ours).length;
+    if (against * 3 >= counted.length * 2) {
+      return `checkpoint ${h}: ${against} of ${counted.length} peers name another block`;
+    }
+  }
+  return undefined;
+}
