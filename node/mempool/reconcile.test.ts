@@ -16,8 +16,12 @@ const pool: SealedEntry[] = Array.from({ length: 10_000 }, (_, i) =>
 function reconcile(a: SealedEntry[], b: SealedEntry[]) {
   const setA = new Map(a.map((e) => [e.idHex, e]));
   const setB = new Map(b.map((e) => [e.idHex, e]));
-  const sideA = new ReconcileSide(a, (es) => es.forEach((e) => setA.set(e.idHex, e)));
-  const sideB = new ReconcileSide(b, (es) => es.forEach((e) => setB.set(e.idHex, e)));
+  const sideA = new ReconcileSide(a, (es) => {
+    for (const e of es) setA.set(e.idHex, e);
+  });
+  const sideB = new ReconcileSide(b, (es) => {
+    for (const e of es) setB.set(e.idHex, e);
+  });
   let bytes = 0;
   let frames = 0;
   const wire = (f: ReconcileFrame): ReconcileFrame => {
