@@ -20,11 +20,21 @@ import { type CairnLibp2p, createHost } from './p2p/host.ts';
 import type { BlockRef, Status } from './p2p/messages.ts';
 import { PeerManager } from './p2p/peer-manager.ts';
 import { PeerScores } from './p2p/peer-scores.ts';
-import { ANCESTOR, BLOCKS_BY_HASH, BLOCKS_BY_RANGE, HASHES_AT, STATUS } from './p2p/protocols.ts';
+import {
+  ANCESTOR,
+  BLOCKS_BY_HASH,
+  BLOCKS_BY_RANGE,
+  HASHES_AT,
+  STATUS,
+  type WireBlock,
+} from './p2p/protocols.ts';
 import { ReqResp } from './p2p/reqresp.ts';
 import { ChainService } from './service/chain-service.ts';
 import { NodeStore } from './store/node-store.ts';
 import { SyncManager } from './sync/sync-manager.ts';
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
+const preciseNow = () => Number((performance.timeOrigin + performance.now()).toFixed(3));
 
 export interface NodeOptions {
   readonly dataDir: string;
@@ -81,7 +91,12 @@ export class CairnNode {
     const chainIdHexValue = chainIdHex(opts.network);
     const verifier = new CachedVerifier();
     let store: NodeStore | undefined;
-    const chain = new Chain({ config: opts.network, verifier, loadBlock: (h) => store!.loadBlock(h) });
+    const chain = new Chain({
+      config: opts.network,
+      verifier,
+      loadBlock: (h) => store!.loadBlock(h),
+      loadBlocks: (hs) => store!.loadBlocks(hs),
+    });
     store = await NodeStore.open({
       file: path.join(opts.dataDir, 'chain.db'),
       chainIdHex: chainIdHexValue,
@@ -191,6 +206,7 @@ export class CairnNode {
         },
         requestHashesAt: (p, heights) => reqresp.request(p, HASHES_AT, heights),
         submit: (blocks, from) => chainService.submitBlocks(blocks, 'sync', from),
+        preverify: (blocks) => chainService.preverify(blocks),
         penalise: (p, a, r) => penalise(p, a, r),
         onSplit: (info) => {
           metrics.splits.inc();
@@ -218,9 +234,10 @@ export class CairnNode {
       pool,
     );
     await node.registerProtocols();
+    // Listeners first: bootstrap dials and identify can complete while the host starts.
+    peers.start();
     await host.start();
     gossip.start();
-    peers.start();
     sync.start();
     await node.startBackground();
     return node;
@@ -230,26 +247,19 @@ export class CairnNode {
     const { chain, reqresp } = this;
     await reqresp.register(STATUS, (theirs, peer) => [this.peers.receiveStatus(peer, theirs)]);
     await reqresp.register(BLOCKS_BY_RANGE, async (q) => {
-      const out: SealedBlock[] = [];
-      for (let h = q.startHeight; h < q.startHeight + q.count; h++) {
+      const hashes: Hex[] = [];
+      for (let h = Math.max(1, q.startHeight); h < q.startHeight + q.count; h++) {
         const node = chain.tree.mainAt(h);
-        if (!node || h === 0) break;
-        const b = await chain.getBlock(node.hashHex);
-        if (!b) break;
-        out.push(b);
+        if (!node) break;
+        hashes.push(node.hashHex);
       }
-      return out;
+      return chain.getBlocks(hashes);
     });
-    await reqresp.register(BLOCKS_BY_HASH, async (hashes) => {
-      const out: SealedBlock[] = [];
-      for (const h of hashes) {
-        const hex = toHex(h);
-        if (!chain.tree.get(hex) || hex === chain.genesis.hashHex) continue;
-        const b = await chain.getBlock(hex);
-        if (b) out.push(b);
-      }
-      return out;
-    });
+    await reqresp.register(BLOCKS_BY_HASH, (hashes) =>
+      chain.getBlocks(
+        hashes.map((h) => toHex(h)).filter((hex) => chain.tree.get(hex) && hex !== chain.genesis.hashHex),
+      ),
+    );
     await reqresp.register(ANCESTOR, (locator): BlockRef[] => {
       for (const h of locator) {
         const node = chain.tree.get(toHex(h));
@@ -264,6 +274,18 @@ export class CairnNode {
       }),
     );
     await this.reconcile.start();
+  }
+
+  /** Blocks to serve, as stored bytes, in the order asked; stops at the first one missing. */
+  private async encodedBlocks(hashes: readonly Hex[]): Promise<WireBlock[]> {
+    const stored = await this.store.loadEncodedBlocks(hashes);
+    const out: WireBlock[] = [];
+    for (const h of hashes) {
+      const encoded = stored.get(h);
+      if (!encoded) break;
+      out.push({ encoded });
+    }
+    return out;
   }
 
   private async startBackground(): Promise<void> {
@@ -299,11 +321,12 @@ export class CairnNode {
   }
 
   private async submitMinedBlock(block: SealedBlock): Promise<void> {
+    const minedAt = preciseNow();
     const [r] = await this.chainService.submitBlocks([block], 'mined');
     if (r?.status === 'connected' || r?.status === 'reorg') {
       this.metrics.blocksMined.inc();
       this.log.info(
-        { height: block.header.height, hash: block.hashHex, entries: block.entries.length },
+        { height: block.header.height, hash: block.hashHex, entries: block.entries.length, atMs: minedAt },
         'mined block',
       );
       await this.gossip
@@ -315,6 +338,18 @@ export class CairnNode {
   /** A gossiped block: process it; if its parent is unknown, fetch the missing ancestors from the sender. */
   private async receiveGossipBlock(block: SealedBlock, from: PeerId): Promise<ProcessResult> {
     const [r] = await this.chainService.submitBlocks([block], 'gossip', from.toString());
+    if (r?.status === 'connected' || r?.status === 'reorg' || r?.status === 'side') {
+      this.log.info(
+        {
+          height: block.header.height,
+          hash: block.hashHex,
+          from: from.toString(),
+          status: r.status,
+          atMs: preciseNow(),
+        },
+        'block received',
+      );
+    }
     if (r?.status === 'orphan') void this.fetchAncestors(from, r.missingParent);
     return r!;
   }

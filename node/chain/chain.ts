@@ -60,6 +60,8 @@ export type BlockLoader = (hashHex: Hex) => Promise<SealedBlock | undefined>;
 export interface ChainOptions {
   readonly config: NetworkConfig;
   readonly loadBlock: BlockLoader;
+  /** Batch form of loadBlock (one store query for a whole range request). */
+  readonly loadBlocks?: (hashHexes: readonly Hex[]) => Promise<Map<Hex, SealedBlock>>;
   readonly verifier?: SignatureVerifier;
   readonly now?: () => number;
   readonly orphanCapacity?: number;
@@ -107,6 +109,7 @@ export class Chain {
   readonly verifier: SignatureVerifier;
   private readonly now: () => number;
   private readonly loadBlock: BlockLoader;
+  private readonly loadBlocks: ((hashHexes: readonly Hex[]) => Promise<Map<Hex, SealedBlock>>) | undefined;
   private readonly invalid = new Map<Hex, BlockValidationError>();
   private readonly recent = new Map<Hex, SealedBlock>();
   private readonly recentCapacity: number;
@@ -123,6 +126,7 @@ export class Chain {
     this.verifier = opts.verifier ?? new CachedVerifier();
     this.now = opts.now ?? Date.now;
     this.loadBlock = opts.loadBlock;
+    this.loadBlocks = opts.loadBlocks;
     this.recentCapacity = opts.recentBlockCache ?? 2048;
     this.mempool = new Mempool({
       config: opts.config,
@@ -160,6 +164,24 @@ export class Chain {
 
   async getBlock(hashHex: Hex): Promise<SealedBlock | undefined> {
     return this.recent.get(hashHex) ?? (await this.loadBlock(hashHex));
+  }
+
+  /** Several blocks at once, in the order asked; unknown ones are left out. */
+  async getBlocks(hashHexes: readonly Hex[]): Promise<SealedBlock[]> {
+    const missing = hashHexes.filter((h) => !this.recent.has(h));
+    const loaded =
+      missing.length === 0
+        ? new Map<Hex, SealedBlock>()
+        : this.loadBlocks
+          ? await this.loadBlocks(missing)
+          : new Map(
+              (await Promise.all(missing.map(async (h) => [h, await this.loadBlock(h)] as const))).filter(
+                (e): e is readonly [Hex, SealedBlock] => e[1] !== undefined,
+              ),
+            );
+    return hashHexes
+      .map((h) => this.recent.get(h) ?? loaded.get(h))
+      .filter((b): b is SealedBlock => b !== undefined);
   }
 
   invalidReason(hashHex: Hex): BlockValidationError | undefined {

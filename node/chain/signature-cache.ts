@@ -39,6 +39,10 @@ export class CachedVerifier implements SignatureVerifier {
     return true;
   }
 
+  hasCheckedHolder(holder: object): boolean {
+    return this.checkedHolders.has(holder);
+  }
+
   /** Records that the signature carried by `holder` (sealed, never mutated) was verified elsewhere. */
   markHolderValid(holder: object): void {
     this.checkedHolders.add(holder);

@@ -33,6 +33,8 @@ export const gossipTopics = (chainTag: string): GossipTopics => ({
  * and our own peer score — when it is malformed, oversized or invalid.
  */
 export class Gossip {
+  private unwatchOversizedFrames: (() => void) | undefined;
+
   constructor(
     private readonly pubsub: GossipSub,
     readonly topics: GossipTopics,
@@ -51,11 +53,35 @@ export class Gossip {
     );
     this.pubsub.subscribe(this.topics.blocks);
     this.pubsub.subscribe(this.topics.entries);
+    this.watchOversizedFrames();
   }
 
   stop(): void {
     this.pubsub.topicValidators.delete(this.topics.blocks);
     this.pubsub.topicValidators.delete(this.topics.entries);
+    this.unwatchOversizedFrames?.();
+  }
+
+  /**
+   * A gossip frame longer than the host's inbound bound (maxBlockBytes + 4 KiB) never reaches a
+   * validator: gossipsub's length-prefix decoder throws, and gossipsub silently drops the peer
+   * from every mesh, leaving the connection up. Penalise it like an oversized message, so that
+   * sending such frames costs the sender (the hook is gossipsub's read-stream error handler).
+   */
+  private watchOversizedFrames(): void {
+    const ps = this.pubsub as unknown as { handlePeerReadStreamError?: (err: Error, peer: PeerId) => void };
+    const original = ps.handlePeerReadStreamError;
+    if (typeof original !== 'function' || this.unwatchOversizedFrames) return;
+    ps.handlePeerReadStreamError = (err: Error, peer: PeerId) => {
+      if (err?.name === 'InvalidDataLengthError' || err?.name === 'InvalidDataLengthLengthError') {
+        this.handlers.penalise(peer, 'mid-tolerance', `oversized gossip frame: ${err.message}`);
+      }
+      original.call(this.pubsub, err, peer);
+    };
+    this.unwatchOversizedFrames = () => {
+      ps.handlePeerReadStreamError = original;
+      this.unwatchOversizedFrames = undefined;
+    };
   }
 
   async publishBlock(block: SealedBlock): Promise<void> {

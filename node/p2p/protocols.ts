@@ -21,9 +21,12 @@ import type { ProtocolSpec } from './reqresp.ts';
 
 /** Cairn's request/response protocols: bounds, deadlines and per-peer budgets in one place. */
 
+/** A block as served: its stored bytes, sent without decoding them first. */
+export type WireBlock = Pick<SealedBlock, 'encoded'>;
+
 const blockResponse = {
   maxChunkBytes: LIMITS.blockBytes,
-  encodeResponse: (b: SealedBlock) => b.encoded,
+  encodeResponse: (b: WireBlock) => b.encoded,
   decodeResponse: (bytes: Uint8Array) => decodeBlock(bytes),
 };
 
@@ -41,7 +44,7 @@ export const STATUS: ProtocolSpec<Status, Status> = {
   decodeResponse: decodeStatus,
 };
 
-export const BLOCKS_BY_RANGE: ProtocolSpec<RangeRequest, SealedBlock> = {
+export const BLOCKS_BY_RANGE: ProtocolSpec<RangeRequest, WireBlock, SealedBlock> = {
   name: 'blocks-by-range',
   maxRequestBytes: 16,
   maxChunks: MAX_BLOCKS_PER_REQUEST,
@@ -54,7 +57,7 @@ export const BLOCKS_BY_RANGE: ProtocolSpec<RangeRequest, SealedBlock> = {
   ...blockResponse,
 };
 
-export const BLOCKS_BY_HASH: ProtocolSpec<Uint8Array[], SealedBlock> = {
+export const BLOCKS_BY_HASH: ProtocolSpec<Uint8Array[], WireBlock, SealedBlock> = {
   name: 'blocks-by-hash',
   maxRequestBytes: 2 + 32 * MAX_HASHES_PER_REQUEST,
   maxChunks: MAX_HASHES_PER_REQUEST,

@@ -55,7 +55,12 @@ export class HandlerError extends Error {
   }
 }
 
-export interface ProtocolSpec<Req, Res> {
+/**
+ * `Res` is what a handler answers with (encoded by `encodeResponse`); `Out` is what a
+ * requester gets back from `decodeResponse` (a block server sends stored bytes as they are,
+ * the requester gets decoded blocks).
+ */
+export interface ProtocolSpec<Req, Res, Out = Res> {
   readonly name: string;
   readonly maxRequestBytes: number;
   readonly maxChunkBytes: number;
@@ -67,7 +72,7 @@ export interface ProtocolSpec<Req, Res> {
   encodeRequest(req: Req): Uint8Array;
   decodeRequest(bytes: Uint8Array): Req;
   encodeResponse(res: Res): Uint8Array;
-  decodeResponse(bytes: Uint8Array): Res;
+  decodeResponse(bytes: Uint8Array): Out;
 }
 
 export type Handler<Req, Res> = (req: Req, peer: PeerId) => Promise<readonly Res[]> | readonly Res[];
@@ -95,7 +100,10 @@ export class ReqResp {
     return `${this.prefix}/${name}/1`;
   }
 
-  async register<Req, Res>(spec: ProtocolSpec<Req, Res>, handler: Handler<Req, Res>): Promise<void> {
+  async register<Req, Res, Out>(
+    spec: ProtocolSpec<Req, Res, Out>,
+    handler: Handler<Req, Res>,
+  ): Promise<void> {
     this.limiters.set(
       spec.name,
       new RateLimiter({ points: spec.rateLimit.points, duration: spec.rateLimit.durationSec }),
@@ -107,8 +115,8 @@ export class ReqResp {
     );
   }
 
-  private async serve<Req, Res>(
-    spec: ProtocolSpec<Req, Res>,
+  private async serve<Req, Res, Out>(
+    spec: ProtocolSpec<Req, Res, Out>,
     handler: Handler<Req, Res>,
     stream: Stream,
     peer: PeerId,
@@ -166,12 +174,12 @@ export class ReqResp {
     }
   }
 
-  async request<Req, Res>(
+  async request<Req, Res, Out>(
     peer: PeerId,
-    spec: ProtocolSpec<Req, Res>,
+    spec: ProtocolSpec<Req, Res, Out>,
     req: Req,
     timeoutMs = spec.timeoutMs,
-  ): Promise<Res[]> {
+  ): Promise<Out[]> {
     const started = performance.now();
     const signal = AbortSignal.timeout(timeoutMs);
     let outcome = 'ok';
@@ -183,7 +191,7 @@ export class ReqResp {
       throw new ReqRespError(signal.aborted ? 'timeout' : 'dial-failed', (err as Error).message);
     }
     const lp = lpStream(stream, { maxDataLength: spec.maxChunkBytes + 1 });
-    const out: Res[] = [];
+    const out: Out[] = [];
     try {
       await lp.write(spec.encodeRequest(req), { signal });
       for (;;) {

@@ -40,6 +40,11 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
     return run;
   }
 
+  /** Checks a batch's signatures on the worker pool ahead of its import (sync pipelining). */
+  async preverify(blocks: readonly SealedBlock[]): Promise<void> {
+    await this.pool?.verifyBlocks(blocks, this.verifier);
+  }
+
   submitBlocks(blocks: readonly SealedBlock[], source: string, from?: string): Promise<ProcessResult[]> {
     return this.exclusive(async () => {
       // Batches (sync) have their signatures checked on worker threads first.

@@ -124,6 +124,28 @@ export class NodeStore {
     return row ? decodeBlock(row.raw) : undefined;
   }
 
+  /** Stored encodings of several blocks (for serving peers without decoding). */
+  async loadEncodedBlocks(hashHexes: readonly Hex[]): Promise<Map<Hex, Uint8Array>> {
+    const rows = await this.prisma.block.findMany({
+      where: { hash: { in: hashHexes.map((h) => fromHex(h)) } },
+      select: { hash: true, raw: true },
+    });
+    return new Map(rows.map((r) => [toHex(r.hash), r.raw]));
+  }
+
+  async loadBlocks(hashHexes: readonly Hex[]): Promise<Map<Hex, SealedBlock>> {
+    const rows = await this.prisma.block.findMany({
+      where: { hash: { in: hashHexes.map((h) => fromHex(h)) } },
+      select: { raw: true },
+    });
+    const out = new Map<Hex, SealedBlock>();
+    for (const r of rows) {
+      const b = decodeBlock(r.raw);
+      out.set(b.hashHex, b);
+    }
+    return out;
+  }
+
   async blockCount(): Promise<number> {
     return this.prisma.block.count();
   }

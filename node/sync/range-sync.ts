@@ -14,6 +14,8 @@ export interface RangeSyncDeps {
   requestAncestor(peer: PeerId, locator: Uint8Array[]): Promise<BlockRef>;
   requestHashesAt(peer: PeerId, heights: number[]): Promise<BlockRef[]>;
   submit(blocks: readonly SealedBlock[], from: string): Promise<ProcessResult[]>;
+  /** Starts checking a downloaded batch's signatures (off the main thread) before its turn to import. */
+  preverify?(blocks: readonly SealedBlock[]): Promise<void>;
   penalise(peer: PeerId, action: PeerAction, reason: string): void;
   onSplit?(info: { peer: string; forkHeight: number; ourHeight: number; theirHeight: number }): void;
   readonly log: Logger;
@@ -28,6 +30,8 @@ export interface RangeSyncOptions {
   readonly batchSize?: number;
   /** How many peers download batches in parallel. */
   readonly parallelPeers?: number;
+  /** Requests in flight per downloading peer. */
+  readonly requestsPerPeer?: number;
   /** Heights that are multiples of this are checked against other peers before import. */
   readonly checkpointInterval?: number;
   /** A fork deeper than this on reconnecting is reported as a healed network split. */
@@ -45,6 +49,7 @@ interface Batch {
   attempts: number;
   blocks?: SealedBlock[];
   servedBy?: PeerId;
+  verified?: Promise<void>;
   waiters: (() => void)[];
 }
 
@@ -57,7 +62,7 @@ interface Batch {
  */
 export async function rangeSync(
   target: SyncPeer,
-  helpers: readonly SyncPeer[],
+  helpersNow: () => readonly SyncPeer[],
   deps: RangeSyncDeps,
   opts: RangeSyncOptions = {},
 ): Promise<SyncOutcome> {
@@ -97,10 +102,7 @@ export async function rangeSync(
   for (let start = first, i = 0; start <= last; start += batchSize, i++) {
     batches.push({ index: i, start, count: Math.min(batchSize, last - start + 1), attempts: 0, waiters: [] });
   }
-  const downloaders = [target, ...helpers.filter((h) => h.status.headHeight >= first)].slice(
-    0,
-    opts.parallelPeers ?? 3,
-  );
+  const downloaders: SyncPeer[] = [];
   const failedPeers = new Set<string>();
   let nextToFetch = 0;
   const retry: Batch[] = [];
@@ -137,6 +139,7 @@ export async function rangeSync(
         }
         b.blocks = blocks;
         b.servedBy = dl.peer;
+        b.verified = deps.preverify?.(blocks).catch(() => {});
         for (const w of b.waiters.splice(0)) w();
       } catch (err) {
         log.debug({ peer: key, start: b.start, err: (err as Error).message }, 'range request failed');
@@ -156,11 +159,24 @@ export async function rangeSync(
     }
   };
 
-  const workers = downloaders.map((d) => download(d));
+  const workers: Promise<void>[] = [];
+  // Peers join as their statuses arrive: right after start-up the first status is often alone.
+  const recruit = () => {
+    const candidates = [target, ...helpersNow()].filter(
+      (h) => h.status.headHeight >= first && !downloaders.some((d) => d.peer.equals(h.peer)),
+    );
+    for (const c of candidates) {
+      if (downloaders.length >= (opts.parallelPeers ?? 3)) break;
+      downloaders.push(c);
+      for (let k = 0; k < (opts.requestsPerPeer ?? 2); k++) workers.push(download(c));
+    }
+  };
+  recruit();
   let imported = 0;
   let prevHash = fork.hash;
   let outcome: SyncOutcome | undefined;
   for (const b of batches) {
+    recruit();
     while (!b.blocks && !stopped) {
       // Keep at least one downloader alive while batches remain.
       if (downloaders.every((d) => failedPeers.has(d.peer.toString()))) {
@@ -199,12 +215,13 @@ export async function rangeSync(
       b.blocks = again;
       b.servedBy = target.peer;
     }
-    const disagreement = await checkCheckpoints(b, deps, [target, ...helpers], checkpointInterval);
+    const disagreement = await checkCheckpoints(b, deps, [target, ...helpersNow()], checkpointInterval);
     if (disagreement) {
       deps.penalise(b.servedBy!, 'mid-tolerance', disagreement);
       outcome = { kind: 'aborted', imported, reason: disagreement, blame: b.servedBy!.toString() };
       break;
     }
+    await b.verified;
     const results = await deps.submit(b.blocks!, b.servedBy!.toString());
     const bad = results.find((r) => r.status === 'invalid');
     if (bad && bad.status === 'invalid') {

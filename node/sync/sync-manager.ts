@@ -29,7 +29,7 @@ export class SyncManager {
   ) {}
 
   start(): void {
-    this.timer = setInterval(() => this.poke(), this.opts.intervalMs ?? 1_000);
+    this.timer = setInterval(() => this.poke(), this.opts.intervalMs ?? 250);
     this.timer.unref();
   }
 
@@ -51,14 +51,17 @@ export class SyncManager {
     for (const [peer, until] of this.suspects) if (until < now) this.suspects.delete(peer);
     const best = this.book.best(now, new Set(this.suspects.keys()));
     if (!best || best.status.totalWork <= this.chain.tip.chainWork) return;
-    const helpers = this.book
-      .fresh(now)
-      .filter(
-        (r) =>
-          r !== best && !this.suspects.has(r.peer.toString()) && r.status.headHeight > this.chain.tip.height,
-      )
-      .sort((a, b) => (a.rttMs ?? 1e9) - (b.rttMs ?? 1e9))
-      .slice(0, 2);
+    const ourHeight = this.chain.tip.height;
+    // Evaluated during the sync too: peers whose statuses arrive later join the download.
+    const helpers = () =>
+      this.book
+        .fresh(Date.now())
+        .filter(
+          (r) =>
+            r.peer !== best.peer && !this.suspects.has(r.peer.toString()) && r.status.headHeight > ourHeight,
+        )
+        .sort((a, b) => (a.rttMs ?? 1e9) - (b.rttMs ?? 1e9))
+        .map((h) => ({ peer: h.peer, status: h.status }));
     this.state = 'syncing';
     this.metrics.syncState.set(1);
     const started = performance.now();
@@ -67,14 +70,14 @@ export class SyncManager {
         peer: best.peer.toString(),
         theirHeight: best.status.headHeight,
         ourHeight: this.chain.tip.height,
-        helpers: helpers.length,
+        helpers: helpers().length,
       },
       'sync started',
     );
     try {
       const outcome = await rangeSync(
         { peer: best.peer, status: best.status },
-        helpers.map((h) => ({ peer: h.peer, status: h.status })),
+        helpers,
         this.deps,
         this.opts,
       );
