@@ -1,5 +1,6 @@
 import type { PeerId } from '@libp2p/interface';
 import { KEEP_ALIVE } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { bytesEqual } from '../chain/bytes.ts';
 import type { Logger } from '../log.ts';
 import type { NodeMetrics } from '../metrics.ts';
@@ -21,6 +22,7 @@ export interface PeerManagerOptions {
   readonly statusRefreshMs?: number;
   /** Called when a peer's status arrives (after the chain checks passed). */
   readonly onStatus?: (peer: PeerId, status: Status) => void;
+  readonly maxConnections?: number;
 }
 
 /**
@@ -51,6 +53,20 @@ export class PeerManager {
     host.addEventListener('peer:identify', (evt) => {
       const peer = evt.detail.peerId;
       if (evt.detail.protocols.includes(this.o.reqresp.protocolId(STATUS.name))) void this.handshake(peer);
+    });
+    // Bootstrap dials by itself; mDNS only announces, so announced peers are dialled here.
+    host.addEventListener('peer:discovery', (evt) => {
+      const peer = evt.detail.id;
+      if (this.refuses(peer) || host.getConnections(peer).length > 0) return;
+      if (host.getConnections().length >= (this.o.maxConnections ?? 64)) return;
+      void host
+        .dial(peer, { signal: AbortSignal.timeout(10_000) })
+        .catch((err) =>
+          this.o.log.debug(
+            { peer: peer.toString(), err: (err as Error).message },
+            'dial of discovered peer failed',
+          ),
+        );
     });
     host.addEventListener('peer:disconnect', (evt) => {
       this.book.remove(evt.detail);
@@ -118,8 +134,18 @@ export class PeerManager {
     }
   }
 
+  /** Lifts a block and reconnects to the peer if its address is known. */
   unblock(peers: readonly string[]): void {
-    for (const p of peers) this.blocked.delete(p);
+    for (const p of peers) {
+      if (!this.blocked.delete(p)) continue;
+      const id = peerIdFromString(p);
+      void this.o.host.peerStore
+        .merge(id, { tags: { [KEEP_ALIVE]: { value: 1 } } })
+        .then(() => this.o.host.dial(id, { signal: AbortSignal.timeout(10_000) }))
+        .catch((err) =>
+          this.o.log.debug({ peer: p, err: (err as Error).message }, 'redial after unblock failed'),
+        );
+    }
   }
 
   blockedPeers(): string[] {
