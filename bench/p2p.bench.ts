@@ -41,7 +41,11 @@ async function propagation(n: number): Promise<{ p50: number; p99: number; sampl
       },
       { concurrency: 4 },
     );
-    await cluster.waitForConverged({ minHeight: 3, timeoutMs: 120_000, description: 'all nodes on one head' });
+    await cluster.waitForConverged({
+      minHeight: 3,
+      timeoutMs: 120_000,
+      description: 'all nodes on one head',
+    });
     const mined = new Map<string, number>();
     const arrivals = new Map<string, number[]>();
     for (const node of cluster.nodes) {

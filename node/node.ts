@@ -142,6 +142,7 @@ export class CairnNode {
         penalise,
         observe: (protocol, direction, outcome, ms) =>
           metrics.reqresp.observe({ protocol, direction, outcome }, ms / 1000),
+        refuses: (p) => peers?.refuses(p) ?? false,
       },
       log.child({ part: 'reqresp' }),
     );
@@ -201,7 +202,12 @@ export class CairnNode {
         requestRange: (p, start, count) => reqresp.request(p, BLOCKS_BY_RANGE, { startHeight: start, count }),
         requestAncestor: async (p, locator) => {
           const [ref] = await reqresp.request(p, ANCESTOR, locator);
-          if (!ref) throw new Error('no ancestor in answer');
+          if (!ref) {
+            // Every node has at least genesis in common with us: an empty answer is a refusal,
+            // and unpunished it would keep a peer that claims the most work our sync target.
+            penalise(p, 'mid-tolerance', 'ancestor: empty answer');
+            throw new Error('no ancestor in answer');
+          }
           return ref;
         },
         requestHashesAt: (p, heights) => reqresp.request(p, HASHES_AT, heights),
@@ -253,10 +259,10 @@ export class CairnNode {
         if (!node) break;
         hashes.push(node.hashHex);
       }
-      return chain.getBlocks(hashes);
+      return this.encodedBlocks(hashes);
     });
     await reqresp.register(BLOCKS_BY_HASH, (hashes) =>
-      chain.getBlocks(
+      this.encodedBlocks(
         hashes.map((h) => toHex(h)).filter((hex) => chain.tree.get(hex) && hex !== chain.genesis.hashHex),
       ),
     );
@@ -278,10 +284,13 @@ export class CairnNode {
 
   /** Blocks to serve, as stored bytes, in the order asked; stops at the first one missing. */
   private async encodedBlocks(hashes: readonly Hex[]): Promise<WireBlock[]> {
-    const stored = await this.store.loadEncodedBlocks(hashes);
+    const uncached = hashes.filter((h) => !this.chain.cachedBlock(h));
+    const stored = uncached.length
+      ? await this.store.loadEncodedBlocks(uncached)
+      : new Map<Hex, Uint8Array>();
     const out: WireBlock[] = [];
     for (const h of hashes) {
-      const encoded = stored.get(h);
+      const encoded = this.chain.cachedBlock(h)?.encoded ?? stored.get(h);
       if (!encoded) break;
       out.push({ encoded });
     }
@@ -432,6 +441,7 @@ export class CairnNode {
           height: rec?.status.headHeight,
           role: rec?.status.role,
           score: Number(this.peers.scores.score(p.toString(), now).toFixed(2)),
+          remoteAddrs: this.host.getConnections(p).map((c) => c.remoteAddr.toString()),
         };
       }),
       banned: this.peers.scores.banned(now),
@@ -448,10 +458,11 @@ export class CairnNode {
     await this.sync.stop();
     this.peers.stop();
     this.gossip.stop();
-    await this.host.stop();
-    await this.pool.close();
-    // Let a running commit finish before the store closes.
+    // Let a running commit finish, then close the store before the network stack: a crash while
+    // libp2p tears down (node-datachannel's UDP mux has been seen to abort) then loses nothing.
     await this.chainService.maintenance().catch(() => {});
     await this.store.close();
+    await this.pool.close();
+    await this.host.stop();
   }
 }

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { toHex } from '../chain/bytes.ts';
 import type { CairnNode } from '../node.ts';
 
 const MAX_BODY = 64 * 1024;
@@ -40,6 +41,24 @@ const json = (v: unknown) =>
   );
 
 /**
+ * Where an entry is on this node: in the mempool, or included in a block of the main chain (an
+ * entry is in at most one main-chain block). 404 if neither. Read-only; scans the main chain
+ * from the tip down, so it is meant for tests and operators, not hot paths.
+ */
+function entryStatus(
+  node: CairnNode,
+  id: string,
+): { id: string; status: 'mempool' | 'included'; height?: number; block?: string } {
+  if (node.chain.mempool.has(id)) return { id, status: 'mempool' };
+  const tree = node.chain.tree;
+  for (let h = tree.tip.height; h > 0; h--) {
+    const b = tree.mainAt(h);
+    if (b?.entryIds.includes(id)) return { id, status: 'included', height: h, block: b.hashHex };
+  }
+  throw new HttpError(404, `entry ${id} is neither in the mempool nor in the main chain`);
+}
+
+/**
  * The node's local HTTP endpoint (loopback by default): health and status, Prometheus
  * metrics, a few operator actions. Cluster tests and the job worker talk to nodes through it.
  */
@@ -66,6 +85,7 @@ export async function startHttpApi(
           hash: b.hashHex,
           entries: b.entryIds.length,
           timestamp: b.header.timestamp,
+          miner: toHex(b.header.miner),
         });
       }
       return { blocks };
@@ -111,7 +131,8 @@ export async function startHttpApi(
       void node.metrics.registry.metrics().then((m) => send(200, m, node.metrics.registry.contentType));
       return;
     }
-    const handler = routes[`${req.method} ${url.pathname}`];
+    const entryId = req.method === 'GET' ? /^\/entries\/([0-9a-f]{64})$/.exec(url.pathname)?.[1] : undefined;
+    const handler = entryId ? () => entryStatus(node, entryId) : routes[`${req.method} ${url.pathname}`];
     if (!handler) return send(404, json({ error: `no route ${req.method} ${url.pathname}` }));
     Promise.resolve()
       .then(() => handler(req, url))

@@ -166,6 +166,11 @@ export class Chain {
     return this.recent.get(hashHex) ?? (await this.loadBlock(hashHex));
   }
 
+  /** A block from the in-memory cache of recent blocks, if it is there. */
+  cachedBlock(hashHex: Hex): SealedBlock | undefined {
+    return this.recent.get(hashHex);
+  }
+
   /** Several blocks at once, in the order asked; unknown ones are left out. */
   async getBlocks(hashHexes: readonly Hex[]): Promise<SealedBlock[]> {
     const missing = hashHexes.filter((h) => !this.recent.has(h));

@@ -57,6 +57,8 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
   if (opts.bootstrap.length) discovery.push(bootstrap({ list: [...opts.bootstrap], timeout: 100 }));
   if (opts.mdns) discovery.push(mdns({ serviceTag: opts.networkTag, interval: 2000 }));
   const node = await createLibp2p({
+    // The node registers its protocols and listeners first, then starts the host.
+    start: false,
     privateKey: opts.identity.privateKey,
     datastore,
     addresses: { listen: [...opts.listen] },
@@ -86,10 +88,16 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
           collectDefaultMetrics: false,
         })
       : undefined,
+    // The heartbeat (three missed pings in a row) decides when a connection is dead; the monitor
+    // only measures round trips, so one slow ping on a loaded machine no longer drops a peer.
+    connectionMonitor: { abortConnectionOnPingFailure: false },
     nodeInfo: { userAgent: 'cairn/0.1.0' },
     services: {
       identify: identify(),
-      ping: ping({ timeout: 5000 }),
+      // Two pingers share the protocol: libp2p's connection monitor and the node's heartbeat
+      // (peer-manager.ts). With the default of one outbound ping stream per connection, whichever
+      // started second failed at once, and the monitor then aborted a healthy connection.
+      ping: ping({ timeout: 5000, maxOutboundStreams: 4, maxInboundStreams: 4 }),
       keychain: keychain({ pass: toHex(sha256(new TextEncoder().encode('cairn/keychain/v1'), seed)) }),
       pubsub: gossipsub({
         // Blocks and entries carry their own signatures; message ids are content hashes,

@@ -76,6 +76,11 @@ export class PeerManager {
     this.timers.push(setInterval(() => void this.heartbeat(), this.o.heartbeatMs ?? 5_000));
     this.timers.push(setInterval(() => void this.refresh(), this.o.statusRefreshMs ?? 10_000));
     for (const t of this.timers) t.unref();
+    // createLibp2p starts the host, so bootstrap connections (and their identify events) can
+    // predate these listeners; the remote side then identified us before our protocols were
+    // registered and does not handshake either. Without this the status exchange waited for the
+    // first refresh, and a connection lost before it was never redialled (no keep-alive tag).
+    for (const peer of host.getPeers()) void this.handshake(peer);
   }
 
   stop(): void {
@@ -101,6 +106,8 @@ export class PeerManager {
   }
 
   private accept(peer: PeerId, theirs: Status): boolean {
+    // A status that arrives after a ban, before its connection is closed, must not re-admit the peer.
+    if (this.refuses(peer)) return false;
     const ours = this.o.ourStatus();
     if (!bytesEqual(theirs.chainId, ours.chainId) || !bytesEqual(theirs.genesisHash, ours.genesisHash)) {
       this.penalise(peer, 'fatal', 'status of another chain (chain id or genesis differ)');

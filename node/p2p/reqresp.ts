@@ -1,6 +1,7 @@
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import { lpStream, RateLimiter } from '@libp2p/utils';
 import type { Logger } from 'pino';
+import type { Uint8ArrayList } from 'uint8arraylist';
 import { DecodeError } from '../chain/codec/errors.ts';
 import type { CairnLibp2p } from './host.ts';
 import type { PeerAction } from './peer-scores.ts';
@@ -82,9 +83,36 @@ export interface ReqRespHooks {
   penalise(peer: PeerId, action: PeerAction, reason: string): void;
   /** Request outcomes, for metrics. */
   observe?(protocol: string, direction: 'inbound' | 'outbound', outcome: string, ms: number): void;
+  /**
+   * Peers not to serve (banned or blocked). A ban closes the connection asynchronously; until
+   * it is gone, requests that still arrive on it are reset instead of answered.
+   */
+  refuses?(peer: PeerId): boolean;
 }
 
 const toBytes = (chunk: { subarray(): Uint8Array }) => chunk.subarray();
+
+/**
+ * The unsigned-varint length decoding lpStream uses by default, plus a note that a frame has
+ * begun (called once per length byte read): a response that ends between chunks is complete,
+ * one that ends inside a chunk (or inside its length prefix) is truncated.
+ */
+function lengthDecoder(onByte: () => void): (data: Uint8ArrayList) => number {
+  return (data) => {
+    onByte();
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < data.byteLength; i++) {
+      const b = data.get(i);
+      value += (b & 0x7f) * scale;
+      if ((b & 0x80) === 0) return value;
+      scale *= 0x80;
+    }
+    // lpStream reads another byte on a RangeError; any other error ends the read.
+    if (data.byteLength >= 8) throw new DecodeError('oversized', 'length prefix of 8 bytes or more');
+    throw new RangeError('incomplete length prefix');
+  };
+}
 
 export class ReqResp {
   private readonly limiters = new Map<string, RateLimiter>();
@@ -110,7 +138,13 @@ export class ReqResp {
     );
     await this.host.handle(
       this.protocolId(spec.name),
-      (stream: Stream, connection: Connection) => this.serve(spec, handler, stream, connection.remotePeer),
+      (stream: Stream, connection: Connection) => {
+        if (this.hooks.refuses?.(connection.remotePeer)) {
+          stream.abort(new Error('peer refused'));
+          return;
+        }
+        return this.serve(spec, handler, stream, connection.remotePeer);
+      },
       { maxInboundStreams: 16 },
     );
   }
@@ -190,16 +224,32 @@ export class ReqResp {
       this.hooks.observe?.(spec.name, 'outbound', 'dial-failed', performance.now() - started);
       throw new ReqRespError(signal.aborted ? 'timeout' : 'dial-failed', (err as Error).message);
     }
-    const lp = lpStream(stream, { maxDataLength: spec.maxChunkBytes + 1 });
+    let frameStarted = false;
+    const lp = lpStream(stream, {
+      maxDataLength: spec.maxChunkBytes + 1,
+      lengthDecoder: lengthDecoder(() => {
+        frameStarted = true;
+      }),
+    });
     const out: Out[] = [];
     try {
       await lp.write(spec.encodeRequest(req), { signal });
       for (;;) {
         let frame: Uint8Array;
+        frameStarted = false;
         try {
           frame = toBytes(await lp.read({ signal }));
         } catch (err) {
-          if ((err as Error).name === 'UnexpectedEOFError') break;
+          const name = (err as Error).name;
+          // The responder closed the stream between chunks: the response is complete.
+          if (name === 'UnexpectedEOFError' && !frameStarted) break;
+          // A chunk cut short, or one (or its length prefix) over the bound: the responder's fault.
+          if (
+            name === 'UnexpectedEOFError' ||
+            name.startsWith('InvalidDataLength') ||
+            err instanceof DecodeError
+          )
+            throw new ReqRespError('invalid-response', (err as Error).message);
           throw err;
         }
         if (frame.length === 0) throw new ReqRespError('invalid-response', 'empty chunk');

@@ -4,7 +4,7 @@ import type { Chain, ProcessResult } from '../chain/chain.ts';
 import type { SealedBlock } from '../chain/types.ts';
 import type { Logger } from '../log.ts';
 import type { BlockRef, Status } from '../p2p/messages.ts';
-import { MAX_BLOCKS_PER_REQUEST } from '../p2p/messages.ts';
+import { MAX_BLOCKS_PER_REQUEST, MAX_HASHES_PER_REQUEST } from '../p2p/messages.ts';
 import type { PeerAction } from '../p2p/peer-scores.ts';
 
 /** What range sync needs from the network and the node; injected so the algorithm stays testable. */
@@ -56,9 +56,10 @@ interface Batch {
 /**
  * Catches up with the best peer: finds the fork point with a block locator, downloads the
  * range in bounded batches from up to three peers in parallel, retries a failed batch on
- * another peer, penalises peers that serve invalid or inconsistent batches, checks
- * checkpoint hashes against a 2/3 majority of other peers, and imports batches strictly in
- * order, one store transaction per batch.
+ * another peer, penalises peers that serve invalid or inconsistent batches, drops helpers
+ * whose batches end on another block than the target's, checks checkpoint hashes against a
+ * 2/3 majority of other peers, and imports batches strictly in order, one store transaction
+ * per batch.
  */
 export async function rangeSync(
   target: SyncPeer,
@@ -107,6 +108,14 @@ export async function rangeSync(
   let nextToFetch = 0;
   const retry: Batch[] = [];
   let stopped = false;
+  /** Download loops running now; when none is left while batches remain, the target is asked again. */
+  let live = 0;
+  let wakeMain: (() => void) | undefined;
+  const wake = () => {
+    const w = wakeMain;
+    wakeMain = undefined;
+    w?.();
+  };
 
   const consistent = (b: Batch, blocks: SealedBlock[]): string | undefined => {
     if (blocks.length !== b.count) return `${blocks.length} blocks for a range of ${b.count}`;
@@ -119,43 +128,81 @@ export async function rangeSync(
     return undefined;
   };
 
+  // The target's hashes at the batch ends, asked for (64 at a time) once a helper serves a batch.
+  // A helper on a competing fork serves ranges that are consistent and may even link to the
+  // previous batch; imported, they would put us on the helper's fork and make the honest
+  // target look like a liar when its next batch no longer links.
+  const anchorChunks = new Map<number, Promise<Map<number, Uint8Array>>>();
+  const targetHashAt = async (b: Batch): Promise<Uint8Array | undefined> => {
+    const chunk = Math.floor(b.index / MAX_HASHES_PER_REQUEST);
+    let answer = anchorChunks.get(chunk);
+    if (!answer) {
+      const heights = batches
+        .slice(chunk * MAX_HASHES_PER_REQUEST, (chunk + 1) * MAX_HASHES_PER_REQUEST)
+        .map((x) => x.start + x.count - 1);
+      answer = deps.requestHashesAt(target.peer, heights).then(
+        (refs) => new Map(refs.map((r) => [r.height, r.hash])),
+        // Without anchors, the linking and checkpoint checks still apply.
+        () => new Map(),
+      );
+      anchorChunks.set(chunk, answer);
+    }
+    return (await answer).get(b.start + b.count - 1);
+  };
+
   const download = async (dl: SyncPeer) => {
     const key = dl.peer.toString();
-    while (!stopped && !failedPeers.has(key)) {
-      const b = retry.shift() ?? batches[nextToFetch++];
-      if (!b) return;
-      if (b.start + b.count - 1 > dl.status.headHeight) {
-        retry.push(b);
-        if (key !== targetKey) return;
-      }
-      b.attempts++;
-      try {
-        const blocks = await deps.requestRange(dl.peer, b.start, b.count);
-        const problem = consistent(b, blocks);
-        if (problem) {
-          // A short answer from a peer that claimed the height is a lie; a non-linking one is garbage.
-          deps.penalise(dl.peer, 'mid-tolerance', `range ${b.start}+${b.count}: ${problem}`);
-          throw new Error(problem);
-        }
-        b.blocks = blocks;
-        b.servedBy = dl.peer;
-        b.verified = deps.preverify?.(blocks).catch(() => {});
-        for (const w of b.waiters.splice(0)) w();
-      } catch (err) {
-        log.debug({ peer: key, start: b.start, err: (err as Error).message }, 'range request failed');
-        failedPeers.add(key);
-        if (b.attempts >= 4) {
-          stopped = true;
-          for (const w of b.waiters.splice(0)) w();
+    const isTarget = key === targetKey;
+    live++;
+    try {
+      while (!stopped && !failedPeers.has(key)) {
+        const b = retry.shift() ?? batches[nextToFetch++];
+        if (!b) return;
+        if (!isTarget && b.start + b.count - 1 > dl.status.headHeight) {
+          // Beyond this helper's head: left to the others (the target claimed every height).
+          retry.push(b);
           return;
         }
-        retry.push(b);
-        // Another downloader picks it up; if none is left, the target peer is retried.
-        if (downloaders.every((d) => failedPeers.has(d.peer.toString()))) {
-          failedPeers.delete(targetKey);
+        let otherFork = false;
+        try {
+          const blocks = await deps.requestRange(dl.peer, b.start, b.count);
+          const problem = consistent(b, blocks);
+          if (problem) {
+            // A short answer from a peer that claimed the height is a lie; a non-linking one is garbage.
+            deps.penalise(dl.peer, 'mid-tolerance', `range ${b.start}+${b.count}: ${problem}`);
+            throw new Error(problem);
+          }
+          if (!isTarget) {
+            const anchor = await targetHashAt(b);
+            if (anchor && !bytesEqual(anchor, blocks.at(-1)!.hash)) {
+              // Following another fork is no offence: the helper just stops helping.
+              otherFork = true;
+              throw new Error('range ends on another fork than the target');
+            }
+          }
+          b.blocks = blocks;
+          b.servedBy = dl.peer;
+          b.verified = deps.preverify?.(blocks).catch(() => {});
+          for (const w of b.waiters.splice(0)) w();
+        } catch (err) {
+          log.debug({ peer: key, start: b.start, err: (err as Error).message }, 'range request failed');
+          failedPeers.add(key);
+          if (!otherFork && ++b.attempts >= 4) {
+            stopped = true;
+            for (const w of b.waiters.splice(0)) w();
+            return;
+          }
+          retry.push(b);
+          // Another downloader picks it up; if none is left, the target peer is retried.
+          if (downloaders.every((d) => failedPeers.has(d.peer.toString()))) {
+            failedPeers.delete(targetKey);
+          }
+          return;
         }
-        return;
       }
+    } finally {
+      live--;
+      wake();
     }
   };
 
@@ -178,14 +225,20 @@ export async function rangeSync(
   for (const b of batches) {
     recruit();
     while (!b.blocks && !stopped) {
-      // Keep at least one downloader alive while batches remain.
-      if (downloaders.every((d) => failedPeers.has(d.peer.toString()))) {
+      // Keep at least one download running while batches remain: when every loop has ended
+      // (failures, or helpers short of the remaining heights), the target is asked again.
+      if (live === 0) {
         failedPeers.delete(targetKey);
         workers.push(download(target));
       }
       await new Promise<void>((resolve) => {
-        b.waiters.push(resolve);
-        setTimeout(resolve, 500);
+        const timer = setTimeout(resolve, 500);
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        wakeMain = done;
+        b.waiters.push(done);
       });
     }
     if (!b.blocks) {
@@ -223,6 +276,11 @@ export async function rangeSync(
     }
     await b.verified;
     const results = await deps.submit(b.blocks!, b.servedBy!.toString());
+    // Blocks before an invalid one in the same batch are connected and count as imported;
+    // those after it (orphans or invalid) do not.
+    imported += results.filter(
+      (r) => r.status === 'connected' || r.status === 'reorg' || r.status === 'side',
+    ).length;
     const bad = results.find((r) => r.status === 'invalid');
     if (bad && bad.status === 'invalid') {
       deps.penalise(
@@ -238,7 +296,6 @@ export async function rangeSync(
       };
       break;
     }
-    imported += results.filter((r) => r.status !== 'duplicate').length;
     prevHash = b.blocks!.at(-1)!.hash;
   }
   stopped = true;

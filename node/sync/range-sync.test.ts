@@ -1,0 +1,709 @@
+/**
+ * Range sync against an in-memory network: every fake peer is backed by its own Chain holding
+ * a forged chain and answers range, locator and hashes-at requests from it (as the node's
+ * handlers do); misbehaving peers rewrite their answers. The local node imports through
+ * `processBlock`, so everything that is imported was fully validated.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { PeerId } from '@libp2p/interface';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import pino from 'pino';
+import { sealBlock } from '../chain/block-codec.ts';
+import { type Hex, toHex } from '../chain/bytes.ts';
+import type { Chain, ProcessResult } from '../chain/chain.ts';
+import type { SealedBlock } from '../chain/types.ts';
+import type { BlockRef, Status } from '../p2p/messages.ts';
+import type { PeerAction } from '../p2p/peer-scores.ts';
+import { forgeBlock, forgeChain, type TestChain, testChain, testKey, testNetwork } from '../testing/forge.ts';
+import { type RangeSyncDeps, type RangeSyncOptions, rangeSync, type SyncPeer } from './range-sync.ts';
+
+const silent = pino({ level: 'silent' });
+const GENESIS_TS = testNetwork().genesisTimestamp;
+const BLOCK_TIME = testNetwork().blockTimeMs;
+
+/** Blocks are forged once on this chain (which holds MAIN), then loaded into every peer's chain. */
+const forger = testChain();
+/** The main chain everyone agrees on: MAIN[i] has height i + 1. */
+let MAIN: SealedBlock[] = [];
+
+/** `n` blocks on MAIN's block at `height`, mined by `miner` (a different miner: a different fork). */
+const forkAt = (height: number, n: number, miner: number) =>
+  forgeChain(forger.chain, forger.chain.tree.mainAt(height)!, n, { miner: testKey(miner) });
+
+/** Another block at MAIN's height `height` (same parent, another miner). */
+const rivalAt = (height: number) =>
+  forgeBlock(forger.chain, forger.chain.tree.mainAt(height - 1)!, { miner: testKey(9) });
+
+/** The same block with one signature bit flipped (its hash is unchanged: the signature is not hashed). */
+const badSignature = (b: SealedBlock) => {
+  const signature = b.signature.slice();
+  signature[7]! ^= 1;
+  return sealBlock({ header: b.header, signature, entries: b.entries });
+};
+
+before(async () => {
+  MAIN = forgeChain(forger.chain, forger.chain.tip, 600);
+  for (const b of MAIN) assert.equal((await forger.submit(b)).status, 'connected');
+});
+
+/** Peers holding the same blocks share one chain (serving does not change it). */
+const chainCache = new Map<readonly SealedBlock[], Promise<TestChain>>();
+async function loaded(blocks: readonly SealedBlock[]): Promise<TestChain> {
+  const t = testChain();
+  for (const b of blocks) {
+    const r = await t.submit(b);
+    assert.ok(r.status === 'connected' || r.status === 'reorg', `setup: ${r.status}`);
+  }
+  return t;
+}
+function sharedChain(blocks: readonly SealedBlock[]): Promise<TestChain> {
+  let c = chainCache.get(blocks);
+  if (!c) {
+    c = loaded(blocks);
+    chainCache.set(blocks, c);
+  }
+  return c;
+}
+
+const statusOf = (c: Chain): Status => ({
+  chainId: c.chainId,
+  genesisHash: c.genesis.hash,
+  headHash: c.tip.hash,
+  headHeight: c.tip.height,
+  totalWork: c.tip.chainWork,
+  role: 'submind',
+  capabilities: ['relay'],
+});
+
+interface FakePeer {
+  readonly id: PeerId;
+  readonly key: string;
+  readonly t: TestChain;
+  status: Status;
+  /** Range requests received, in arrival order. */
+  readonly ranges: { start: number; count: number }[];
+  /** Hashes-at requests received. */
+  readonly hashQueries: number[][];
+  ancestorCalls: number;
+  /** Milliseconds before each range answer. */
+  delayMs: number;
+  /** Rewrites an honest range answer (`nth` counts this peer's range requests from 0). */
+  serve?: (blocks: SealedBlock[], start: number, count: number, nth: number) => SealedBlock[];
+  /** Rewrites an honest locator answer. */
+  ancestor?: (honest: BlockRef) => BlockRef;
+  hashesAt?: (heights: number[]) => BlockRef[];
+}
+
+async function makePeer(blocks: readonly SealedBlock[], delayMs = 0): Promise<FakePeer> {
+  const id = peerIdFromPrivateKey(await generateKeyPair('Ed25519'));
+  const t = await sharedChain(blocks);
+  return {
+    id,
+    key: id.toString(),
+    t,
+    status: statusOf(t.chain),
+    ranges: [],
+    hashQueries: [],
+    ancestorCalls: 0,
+    delayMs,
+  };
+}
+
+const syncPeer = (p: FakePeer): SyncPeer => ({ peer: p.id, status: p.status });
+
+interface Penalty {
+  readonly peer: string;
+  readonly action: PeerAction;
+  readonly reason: string;
+}
+
+class Net {
+  readonly penalties: Penalty[] = [];
+  readonly splits: { peer: string; forkHeight: number; ourHeight: number; theirHeight: number }[] = [];
+  preverified = 0;
+  submitted = 0;
+
+  constructor(
+    readonly local: TestChain,
+    readonly peers: readonly FakePeer[],
+  ) {}
+
+  private find(id: PeerId): FakePeer {
+    const p = this.peers.find((q) => q.id.equals(id));
+    if (!p) throw new Error(`unknown peer ${id.toString()}`);
+    return p;
+  }
+
+  penaltiesOf(p: FakePeer): Penalty[] {
+    return this.penalties.filter((x) => x.peer === p.key);
+  }
+
+  deps(): RangeSyncDeps {
+    return {
+      chain: this.local.chain,
+      requestRange: async (id, start, count) => {
+        const p = this.find(id);
+        const nth = p.ranges.length;
+        p.ranges.push({ start, count });
+        await sleep(p.delayMs);
+        // As the node's BLOCKS_BY_RANGE handler: main-chain blocks, stopping at the head.
+        const hashes: Hex[] = [];
+        for (let h = Math.max(1, start); h < start + count; h++) {
+          const node = p.t.chain.tree.mainAt(h);
+          if (!node) break;
+          hashes.push(node.hashHex);
+        }
+        const blocks = await p.t.chain.getBlocks(hashes);
+        return p.serve ? p.serve(blocks, start, count, nth) : blocks;
+      },
+      requestAncestor: async (id, locator) => {
+        const p = this.find(id);
+        p.ancestorCalls++;
+        // As the node's ANCESTOR handler: the first locator hash on the peer's main chain.
+        let ref: BlockRef = { height: 0, hash: p.t.chain.genesis.hash };
+        for (const h of locator) {
+          const node = p.t.chain.tree.get(toHex(h));
+          if (node?.onMain) {
+            ref = { height: node.height, hash: node.hash };
+            break;
+          }
+        }
+        return p.ancestor ? p.ancestor(ref) : ref;
+      },
+      requestHashesAt: async (id, heights) => {
+        const p = this.find(id);
+        p.hashQueries.push([...heights]);
+        if (p.hashesAt) return p.hashesAt(heights);
+        return heights.flatMap((h) => {
+          const node = p.t.chain.tree.mainAt(h);
+          return node ? [{ height: h, hash: node.hash }] : [];
+        });
+      },
+      submit: async (blocks, from) => {
+        const out: ProcessResult[] = [];
+        for (const b of blocks) out.push(await this.local.submit(b, from));
+        this.submitted += blocks.length;
+        return out;
+      },
+      preverify: async (blocks) => {
+        this.preverified += blocks.length;
+      },
+      penalise: (id, action, reason) => {
+        this.penalties.push({ peer: id.toString(), action, reason });
+      },
+      onSplit: (info) => {
+        this.splits.push(info);
+      },
+      log: silent,
+    };
+  }
+
+  sync(
+    target: FakePeer,
+    helpers: readonly FakePeer[] | (() => readonly SyncPeer[]),
+    opts?: RangeSyncOptions,
+  ) {
+    const helpersNow = typeof helpers === 'function' ? helpers : () => helpers.map(syncPeer);
+    return rangeSync(syncPeer(target), helpersNow, this.deps(), opts);
+  }
+}
+
+/** A fresh local node, or one that already holds `blocks`. */
+const localWith = (blocks: readonly SealedBlock[] = []) => loaded(blocks);
+
+const starts = (p: FakePeer) => p.ranges.map((r) => r.start);
+const sortedNums = (xs: number[]) => [...xs].sort((a, b) => a - b);
+const BATCH_STARTS_600 = [1, 129, 257, 385, 513];
+
+function assertOnMain(local: TestChain, blocks: readonly SealedBlock[]) {
+  for (const b of blocks) {
+    assert.equal(local.chain.tree.mainAt(b.header.height)?.hashHex, b.hashHex, `height ${b.header.height}`);
+  }
+}
+
+describe('range sync from honest peers', () => {
+  test('a fresh node syncs 600 blocks from one peer in bounded, contiguous batches', async () => {
+    const t = await makePeer(MAIN);
+    const net = new Net(await localWith(), [t]);
+    const outcome = await net.sync(t, []);
+    assert.deepEqual(outcome, { kind: 'synced', imported: 600, tip: 600 });
+    assert.equal(net.local.chain.tip.hashHex, MAIN.at(-1)!.hashHex);
+    assertOnMain(net.local, MAIN);
+    const ranges = [...t.ranges].sort((a, b) => a.start - b.start);
+    assert.deepEqual(ranges, [
+      { start: 1, count: 128 },
+      { start: 129, count: 128 },
+      { start: 257, count: 128 },
+      { start: 385, count: 128 },
+      { start: 513, count: 88 },
+    ]);
+    assert.equal(t.ancestorCalls, 1);
+    assert.deepEqual(t.hashQueries, [], 'no helper batch to check against the target');
+    assert.equal(net.preverified, 600, 'every batch is handed to preverify');
+    assert.equal(net.submitted, 600, 'each block is submitted once');
+    assert.deepEqual(net.penalties, []);
+    assert.deepEqual(net.splits, []);
+  });
+
+  test('a node that holds part of the chain downloads from the fork point only', async () => {
+    const t = await makePeer(MAIN);
+    const net = new Net(await localWith(MAIN.slice(0, 250)), [t]);
+    const outcome = await net.sync(t, [], { batchSize: 100 });
+    assert.deepEqual(outcome, { kind: 'synced', imported: 350, tip: 600 });
+    assert.deepEqual(sortedNums(starts(t)), [251, 351, 451, 551]);
+    assert.ok(
+      t.ranges.every((r) => r.count <= 100),
+      'batch size honoured',
+    );
+    assert.equal(net.submitted, 350);
+  });
+
+  test('batch sizes above the protocol maximum are clamped to 128', async () => {
+    const t = await makePeer(MAIN);
+    const net = new Net(await localWith(), [t]);
+    const outcome = await net.sync(t, [], { batchSize: 1000 });
+    assert.equal(outcome.kind, 'synced');
+    assert.deepEqual(sortedNums(starts(t)), BATCH_STARTS_600);
+    assert.ok(Math.max(...t.ranges.map((r) => r.count)) === 128);
+  });
+
+  test('a node at the peer head has nothing to do', async () => {
+    const t = await makePeer(MAIN);
+    const net = new Net(await localWith(MAIN), [t]);
+    const outcome = await net.sync(t, []);
+    assert.deepEqual(outcome, { kind: 'synced', imported: 0, tip: 600 });
+    assert.deepEqual(t.ranges, []);
+    assert.deepEqual(net.penalties, []);
+  });
+
+  test('with three peers the batches are spread over all of them, each fetched once', async () => {
+    const [a, b, c] = [await makePeer(MAIN, 5), await makePeer(MAIN, 5), await makePeer(MAIN, 5)] as const;
+    const net = new Net(await localWith(), [a, b, c]);
+    // No checkpoint below 600: the only hash queries are the target's batch-end hashes.
+    const outcome = await net.sync(a, [b, c], { checkpointInterval: 1000 });
+    assert.deepEqual(outcome, { kind: 'synced', imported: 600, tip: 600 });
+    assertOnMain(net.local, MAIN);
+    for (const p of [a, b, c]) assert.ok(p.ranges.length >= 1, `peer served ${p.ranges.length} batches`);
+    assert.deepEqual(sortedNums([a, b, c].flatMap(starts)), BATCH_STARTS_600, 'no batch fetched twice');
+    assert.deepEqual(net.penalties, []);
+    // Helper batches are checked against the target's hashes at the batch ends, asked once.
+    assert.deepEqual(a.hashQueries, [[128, 256, 384, 512, 600]]);
+    assert.deepEqual(
+      [b, c].flatMap((p) => p.hashQueries),
+      [],
+    );
+  });
+
+  test('the target is asked for its batch-end hashes at most 64 at a time', async () => {
+    const [a, b] = [await makePeer(MAIN, 1), await makePeer(MAIN, 1)] as const;
+    const net = new Net(await localWith(), [a, b]);
+    // 75 batches of 8: two anchor requests (64 + 11 heights).
+    const outcome = await net.sync(a, [b], { batchSize: 8, checkpointInterval: 1000 });
+    assert.deepEqual(outcome, { kind: 'synced', imported: 600, tip: 600 });
+    assert.ok(b.ranges.length > 0);
+    const asked = a.hashQueries.map((q) => q.length).sort((x, y) => y - x);
+    assert.ok(asked.length <= 2 && asked[0] === 64, JSON.stringify(asked));
+    assert.ok(
+      a.hashQueries.flat().every((h) => h % 8 === 0 || h === 600),
+      'batch ends only',
+    );
+  });
+
+  test('without the target hashes (the request fails) helper batches are still used', async () => {
+    const [a, b] = [await makePeer(MAIN, 3), await makePeer(MAIN, 3)] as const;
+    a.hashesAt = () => {
+      throw new Error('rate-limited');
+    };
+    const net = new Net(await localWith(), [a, b]);
+    const outcome = await net.sync(a, [b]);
+    assert.deepEqual(outcome, { kind: 'synced', imported: 600, tip: 600 });
+    assert.ok(b.ranges.length > 0);
+    assert.equal(a.hashQueries.length, 1);
+    assert.deepEqual(net.penalties, []);
+  });
+
+  test('at most `parallelPeers` peers download', async () => {
+    const peers = [
+      await makePeer(MAIN, 2),
+      await makePeer(MAIN, 2),
+      await makePeer(MAIN, 2),
+      await makePeer(MAIN, 2),
+    ];
+    const net = new Net(await localWith(), peers);
+    const outcome = await net.sync(peers[0]!, peers.slice(1), { parallelPeers: 2, batchSize: 32 });
+    assert.equal(outcome.kind, 'synced');
+    assert.deepEqual(
+      peers.map((p) => p.ranges.length > 0),
+      [true, true, false, false],
+    );
+  });
+
+  test('helpers whose statuses arrive later join the download', async () => {
+    const t = await makePeer(MAIN, 10);
+    const [h1, h2] = [await makePeer(MAIN, 10), await makePeer(MAIN, 10)] as const;
+    const net = new Net(await localWith(), [t, h1, h2]);
+    let calls = 0;
+    const helpersNow = () => {
+      calls++;
+      // Statuses of the helpers arrive once the target has answered a first request.
+      if (t.ranges.length < 3) return [];
+      return [syncPeer(h1), syncPeer(h2)];
+    };
+    const outcome = await net.sync(t, helpersNow, { batchSize: 32 });
+    assert.deepEqual(outcome, { kind: 'synced', imported: 600, tip: 600 });
+    assert.ok(calls > 1, 'helpers are looked up during the sync, not only at its start');
+    assert.ok(h1.ranges.length >= 1, `h1 served ${h1.ranges.length}`);
+    assert.ok(h2.ranges.length >= 1, `h2 served ${h2.ranges.length}`);
+    assert.ok(t.ranges.length < 19, 'the target did not fetch everything alone');
+    assert.equal([t, h1, h2].flatMap(starts).length, 19, 'each of the 19 batches fetched once');
+    assertOnMain(net.local, MAIN);
+  });
+});
+
+describe('range sync with misbehaving peers', () => {
+  const brokenAnswers: [string, (blocks: SealedBlock[]) => SealedBlock[], RegExp][] = [
+    ['one block short', (blocks) => blocks.slice(0, -1), /127 blocks for a range of 128/],
+    ['one block too many', (blocks) => [...blocks, blocks.at(-1)!], /129 blocks for a range of 128/],
+    [
+      'a block that does not link',
+      (blocks) => blocks.map((b, i) => (i === 10 ? rivalAt(b.header.height) : b)),
+      /block \d+ does not link/,
+    ],
+    ['heights shifted by one', (blocks) => [blocks[1]!, ...blocks.slice(1)], /position 0 has height/],
+  ];
+  for (const [name, mangle, reason] of brokenAnswers) {
+    test(`a helper answering with ${name} is penalised and the batch is fetched from another peer`, async () => {
+      const t = await makePeer(MAIN, 3);
+      const bad = await makePeer(MAIN, 3);
+      const good = await makePeer(MAIN, 3);
+      bad.serve = (blocks, _s, _c, nth) => (nth === 0 ? mangle(blocks) : blocks);
+      const net = new Net(await localWith(), [t, bad, good]);
+      const outcome = await net.sync(t, [bad, good]);
+
+      assert.deepEqual(outcome, { kind: 'synced', imported: 600, tip: 600 });
+      assertOnMain(net.local, MAIN);
+      assert.equal(net.penalties.length, 1, JSON.stringify(net.penalties));
+      const [p] = net.penaltiesOf(bad);
+      assert.equal(p?.action, 'mid-tolerance');
+      assert.match(p?.reason ?? '', reason);
+      const failedStart = bad.ranges[0]!.start;
+      assert.match(p?.reason ?? '', new RegExp(`^range ${failedStart}\\+128`));
+      assert.ok(
+        [t, good].some((q) => starts(q).includes(failedStart)),
+        'the broken batch was fetched again from another peer',
+      );
+      assert.equal(bad.ranges.length, 2, 'the bad helper is given no further batches');
+    });
+  }
+
+  test('a target serving a block with a bad signature is penalised (low tolerance) and blamed', async () => {
+    const t = await makePeer(MAIN);
+    t.serve = (blocks) => blocks.map((b) => (b.header.height === 300 ? badSignature(b) : b));
+    const net = new Net(await localWith(), [t]);
+    const outcome = await net.sync(t, []);
+
+    assert.equal(outcome.kind, 'aborted');
+    assert.equal(outcome.kind === 'aborted' && outcome.blame, t.key);
+    assert.match(outcome.kind === 'aborted' ? outcome.reason : '', /bad-block-signature/);
+    assert.deepEqual(
+      net.penalties.map((p) => [p.peer, p.action]),
+      [[t.key, 'low-tolerance']],
+    );
+    assert.match(net.penalties[0]!.reason, /served invalid block/);
+    // Everything below the bad block was valid and is kept; nothing above it is.
+    assert.equal(net.local.chain.tip.height, 299);
+    assert.equal(outcome.imported, 299, 'imported counts the blocks that were connected');
+    assert.equal(net.local.chain.tree.mainAt(300), undefined);
+    assert.equal(net.submitted, 384, 'no batch after the bad one was submitted');
+  });
+
+  test('a helper serving bad signatures is blamed, not the honest target', async () => {
+    const t = await makePeer(MAIN, 3);
+    const h = await makePeer(MAIN, 3);
+    h.serve = (blocks) => blocks.map(badSignature);
+    const net = new Net(await localWith(), [t, h]);
+    const outcome = await net.sync(t, [h]);
+    assert.ok(h.ranges.length > 0, 'the helper served a batch');
+    assert.equal(outcome.kind, 'aborted');
+    assert.equal(outcome.kind === 'aborted' && outcome.blame, h.key);
+    assert.deepEqual(net.penaltiesOf(t), []);
+    assert.deepEqual(
+      net.penaltiesOf(h).map((p) => p.action),
+      ['low-tolerance'],
+    );
+  });
+
+  test('a block from the future (a transient error) costs a high-tolerance penalty only', async () => {
+    const t = await makePeer(MAIN);
+    const local = await localWith();
+    // Our clock says block ~300 is now: blocks more than 30 s ahead are refused for the time being.
+    local.clock.now = GENESIS_TS + 300 * BLOCK_TIME;
+    const net = new Net(local, [t]);
+    const outcome = await net.sync(t, []);
+    assert.equal(outcome.kind, 'aborted');
+    assert.match(outcome.kind === 'aborted' ? outcome.reason : '', /timestamp-in-future/);
+    assert.deepEqual(
+      net.penalties.map((p) => [p.peer, p.action]),
+      [[t.key, 'high-tolerance']],
+    );
+    const limit = local.clock.now + testNetwork().maxFutureDriftMs;
+    const firstFuture = MAIN.find((b) => b.header.timestamp > limit)!;
+    assert.ok(firstFuture.header.height > 257 && firstFuture.header.height < 384, 'inside the third batch');
+    assert.equal(local.chain.tip.height, firstFuture.header.height - 1);
+    assert.equal(outcome.imported, firstFuture.header.height - 1);
+  });
+
+  const badForkPoints: [string, (local: TestChain) => BlockRef][] = [
+    ['an unknown hash', () => ({ height: 50, hash: randomBytes(32) })],
+    ['a block above our tip', () => ({ height: 200, hash: MAIN[199]!.hash })],
+    ['a block of ours at the wrong height', () => ({ height: 40, hash: MAIN[49]!.hash })],
+  ];
+  for (const [name, answer] of badForkPoints) {
+    test(`a locator answered with ${name} costs a mid-tolerance penalty and aborts`, async () => {
+      const t = await makePeer(MAIN);
+      const local = await localWith(MAIN.slice(0, 100));
+      t.ancestor = () => answer(local);
+      const net = new Net(local, [t]);
+      const outcome = await net.sync(t, []);
+      assert.deepEqual(outcome, { kind: 'aborted', imported: 0, reason: 'bad fork point', blame: t.key });
+      assert.deepEqual(
+        net.penalties.map((p) => [p.peer, p.action]),
+        [[t.key, 'mid-tolerance']],
+      );
+      assert.deepEqual(t.ranges, [], 'nothing downloaded');
+      assert.equal(local.chain.tip.height, 100);
+    });
+  }
+
+  test('a locator answered with one of our side-chain blocks is refused', async () => {
+    const t = await makePeer(MAIN);
+    const side = forkAt(80, 3, 4);
+    const local = await localWith(MAIN.slice(0, 100));
+    for (const b of side) assert.equal((await local.submit(b)).status, 'side');
+    t.ancestor = () => ({ height: 81, hash: side[0]!.hash });
+    const net = new Net(local, [t]);
+    const outcome = await net.sync(t, []);
+    assert.equal(outcome.kind === 'aborted' && outcome.reason, 'bad fork point');
+    assert.deepEqual(
+      net.penalties.map((p) => p.action),
+      ['mid-tolerance'],
+    );
+  });
+
+  test('a failed locator request aborts without blame', async () => {
+    const t = await makePeer(MAIN);
+    t.ancestor = () => {
+      throw new Error('timeout: no answer');
+    };
+    const net = new Net(await localWith(), [t]);
+    const outcome = await net.sync(t, []);
+    assert.equal(outcome.kind, 'aborted');
+    assert.equal(outcome.kind === 'aborted' && outcome.blame, undefined);
+    assert.match(outcome.kind === 'aborted' ? outcome.reason : '', /ancestor request failed: timeout/);
+    assert.deepEqual(net.penalties, []);
+  });
+
+  test('a status claiming a head the peer cannot serve: penalised, and the sync ends', async () => {
+    const t = await makePeer(MAIN);
+    t.status = {
+      ...t.status,
+      headHeight: 700,
+      headHash: randomBytes(32),
+      totalWork: t.status.totalWork + 100n,
+    };
+    const net = new Net(await localWith(), [t]);
+    const outcome = await net.sync(t, []);
+    assert.equal(outcome.kind, 'aborted');
+    assert.ok(net.penalties.length >= 1);
+    for (const p of net.penalties) {
+      assert.equal(p.peer, t.key);
+      assert.equal(p.action, 'mid-tolerance');
+      assert.match(p.reason, /blocks for a range of/);
+    }
+    // The complete batches below its real head were fine and imported.
+    assert.equal(outcome.imported, 512);
+    assert.equal(net.local.chain.tip.height, 512);
+  });
+
+  test('the same lie with helpers around: they cannot serve it either, the sync still ends', async () => {
+    const t = await makePeer(MAIN, 2);
+    const h = await makePeer(MAIN, 2);
+    t.status = { ...t.status, headHeight: 700, headHash: randomBytes(32) };
+    const net = new Net(await localWith(), [t, h]);
+    const outcome = await net.sync(t, [h]);
+    assert.equal(outcome.kind, 'aborted');
+    assert.ok(net.penaltiesOf(t).length >= 1);
+    assert.deepEqual(net.penaltiesOf(h), []);
+    assert.ok(
+      h.ranges.every((r) => r.start + r.count - 1 <= 600),
+      'the helper is not asked beyond its head',
+    );
+  });
+
+  test('a status naming a head hash the peer does not serve is penalised after the sync', async () => {
+    const t = await makePeer(MAIN);
+    t.status = { ...t.status, headHash: randomBytes(32) };
+    const net = new Net(await localWith(), [t]);
+    const outcome = await net.sync(t, []);
+    assert.deepEqual(outcome, { kind: 'synced', imported: 600, tip: 600 });
+    assert.deepEqual(net.penalties, [
+      { peer: t.key, action: 'mid-tolerance', reason: 'status named a head it did not serve' },
+    ]);
+  });
+});
+
+describe('checkpoints', () => {
+  // Everyone shares MAIN[0..99]; X and Y are two 200-block forks on height 100.
+  let COMMON: SealedBlock[];
+  let X: SealedBlock[];
+  let Y: SealedBlock[];
+  let onX: SealedBlock[];
+  let onY: SealedBlock[];
+  before(() => {
+    COMMON = MAIN.slice(0, 100);
+    X = forkAt(100, 200, 5);
+    Y = forkAt(100, 200, 6);
+    onX = [...COMMON, ...X];
+    onY = [...COMMON, ...Y];
+  });
+
+  const absentAbove = (local: TestChain, blocks: readonly SealedBlock[], height: number) => {
+    for (const b of blocks)
+      if (b.header.height > height)
+        assert.equal(local.chain.tree.get(b.hashHex), undefined, `block ${b.header.height} was imported`);
+  };
+
+  test('a target whose chain ≥ 2/3 of the other peers contradict at a checkpoint is refused', async () => {
+    const t = await makePeer(onX);
+    const voters = [await makePeer(onY), await makePeer(onY), await makePeer(onY)];
+    const net = new Net(await localWith(), [t, ...voters]);
+    const outcome = await net.sync(t, voters, { checkpointInterval: 200, parallelPeers: 1 });
+
+    assert.equal(outcome.kind, 'aborted');
+    assert.equal(outcome.kind === 'aborted' && outcome.blame, t.key);
+    assert.match(outcome.kind === 'aborted' ? outcome.reason : '', /checkpoint 200: 3 of 3/);
+    assert.equal(outcome.imported, 128, 'the batch before the checkpoint was imported');
+    assert.equal(net.local.chain.tip.height, 128);
+    absentAbove(net.local, X, 128);
+    assert.deepEqual(
+      net.penalties.map((p) => [p.peer, p.action]),
+      [[t.key, 'mid-tolerance']],
+    );
+    for (const v of voters) assert.deepEqual(v.hashQueries, [[200]], 'each voter asked for height 200');
+  });
+
+  test('the same with the contradicting peers also downloading: the target is still blamed', async () => {
+    const t = await makePeer(onX, 2);
+    const voters = [await makePeer(onY, 2), await makePeer(onY, 2), await makePeer(onY, 2)];
+    const net = new Net(await localWith(), [t, ...voters]);
+    const outcome = await net.sync(t, voters, { checkpointInterval: 200 });
+    assert.equal(outcome.kind, 'aborted');
+    assert.equal(outcome.kind === 'aborted' && outcome.blame, t.key);
+    absentAbove(net.local, X, 128);
+    assert.deepEqual(
+      net.penalties.map((p) => p.peer),
+      [t.key],
+    );
+  });
+
+  const votes: [string, ('x' | 'y' | 'silent')[], 'aborted' | 'synced'][] = [
+    ['exactly 2 of 3 contradict', ['x', 'y', 'y'], 'aborted'],
+    ['1 of 3 contradicts', ['x', 'x', 'y'], 'synced'],
+    ['2 of the 2 that answer contradict (one voter fails)', ['y', 'y', 'silent'], 'aborted'],
+    ['only 1 voter answers (too few to judge)', ['y', 'silent', 'silent'], 'synced'],
+  ];
+  for (const [name, chains, expected] of votes) {
+    test(`checkpoint vote, ${name}: ${expected}`, async () => {
+      const t = await makePeer(onX);
+      const voters = await Promise.all(chains.map((c) => makePeer(c === 'y' ? onY : onX)));
+      chains.forEach((c, i) => {
+        if (c === 'silent')
+          voters[i]!.hashesAt = () => {
+            throw new Error('no answer');
+          };
+      });
+      const net = new Net(await localWith(), [t, ...voters]);
+      const outcome = await net.sync(t, voters, { checkpointInterval: 200, parallelPeers: 1 });
+      assert.equal(outcome.kind, expected, JSON.stringify(outcome));
+      if (expected === 'synced') {
+        assert.equal(net.local.chain.tip.hashHex, X.at(-1)!.hashHex);
+        assert.deepEqual(net.penalties, []);
+      } else {
+        absentAbove(net.local, X, 128);
+        assert.deepEqual(
+          net.penalties.map((p) => p.peer),
+          [t.key],
+        );
+      }
+    });
+  }
+
+  test('batches without checkpoint heights ask nobody', async () => {
+    const t = await makePeer(onX);
+    const voters = [await makePeer(onY), await makePeer(onY)];
+    const net = new Net(await localWith(), [t, ...voters]);
+    // Checkpoints every 1000: none below 300.
+    const outcome = await net.sync(t, voters, { checkpointInterval: 1000, parallelPeers: 1 });
+    assert.equal(outcome.kind, 'synced');
+    for (const v of voters) assert.deepEqual(v.hashQueries, []);
+  });
+});
+
+describe('forks and splits', () => {
+  test('a deep fork (> splitDepth) calls onSplit, then reorgs to the heavier chain', async () => {
+    // 9 blocks of our own: the locator's dense part (10 hashes) still reaches the fork point.
+    const ours = forkAt(300, 9, 3);
+    const local = await localWith([...MAIN.slice(0, 300), ...ours]);
+    assert.equal(local.chain.tip.hashHex, ours.at(-1)!.hashHex);
+    const t = await makePeer(MAIN);
+    const net = new Net(local, [t]);
+    const outcome = await net.sync(t, []);
+    assert.deepEqual(net.splits, [{ peer: t.key, forkHeight: 300, ourHeight: 309, theirHeight: 600 }]);
+    assert.deepEqual(outcome, { kind: 'synced', imported: 300, tip: 600 });
+    assert.equal(local.chain.tip.hashHex, MAIN.at(-1)!.hashHex);
+    assertOnMain(local, MAIN);
+    for (const b of ours)
+      assert.equal(local.chain.tree.get(b.hashHex)?.onMain, false, 'our branch left main');
+    assert.deepEqual(sortedNums(starts(t)), [301, 429, 557]);
+    assert.deepEqual(net.penalties, []);
+  });
+
+  test('a fork exactly splitDepth deep is an ordinary reorg (no split reported)', async () => {
+    // Our 6 blocks on 593 against the peer's 7: the peer's chain is heavier.
+    const ours = forkAt(593, 6, 3);
+    const local = await localWith([...MAIN.slice(0, 593), ...ours]);
+    const t = await makePeer(MAIN);
+    const net = new Net(local, [t]);
+    const outcome = await net.sync(t, []);
+    assert.deepEqual(net.splits, []);
+    assert.deepEqual(outcome, { kind: 'synced', imported: 7, tip: 600 });
+    assert.equal(local.chain.tip.hashHex, MAIN.at(-1)!.hashHex);
+  });
+
+  test('splitDepth is configurable', async () => {
+    const ours = forkAt(596, 3, 3);
+    const local = await localWith([...MAIN.slice(0, 596), ...ours]);
+    const t = await makePeer(MAIN);
+    const net = new Net(local, [t]);
+    await net.sync(t, [], { splitDepth: 2 });
+    assert.deepEqual(net.splits, [{ peer: t.key, forkHeight: 596, ourHeight: 599, theirHeight: 600 }]);
+  });
+
+  test('a helper on a competing fork neither gets the honest target blamed nor pulls us onto its fork', async () => {
+    // The helper followed MAIN up to 400, then mined its own branch (higher than the target).
+    const theirs = forkAt(400, 210, 8);
+    const t = await makePeer(MAIN, 15);
+    const h = await makePeer([...MAIN.slice(0, 400), ...theirs], 0);
+    const net = new Net(await localWith(), [t, h]);
+    const outcome = await net.sync(t, [h]);
+    assert.ok(h.ranges.length > 0, 'the helper served batches');
+    assert.deepEqual(outcome, { kind: 'synced', imported: 600, tip: 600 });
+    assert.equal(net.local.chain.tip.hashHex, MAIN.at(-1)!.hashHex);
+    assertOnMain(net.local, MAIN);
+    assert.deepEqual(net.penaltiesOf(t), [], 'the honest target is not penalised');
+  });
+});
