@@ -79,6 +79,16 @@ if (!Number.isInteger(httpPort) || httpPort < 0 || httpPort > 65535)
   fail('--http-port must be a port number');
 
 const log = createLogger(values['log-level']);
+
+// Signals are handled from the first moment: one that arrives during start-up stops the node
+// as soon as it is up, instead of killing it half-way through opening its store.
+let requested: string | undefined;
+let shutdown: (signal: string) => Promise<void> = async (signal) => {
+  requested ??= signal;
+};
+process.on('SIGINT', () => void shutdown('SIGINT'));
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
 const network = values['network-config']
   ? await readNetworkConfig(values['network-config'])
   : DEFAULT_NETWORK;
@@ -108,7 +118,7 @@ node.log.info(
 );
 
 let stopping = false;
-const shutdown = async (signal: string) => {
+shutdown = async (signal: string) => {
   if (stopping) return;
   stopping = true;
   node.log.info({ signal }, 'shutting down');
@@ -120,5 +130,4 @@ const shutdown = async (signal: string) => {
   node.log.info('stopped');
   process.exit(0);
 };
-process.on('SIGINT', () => void shutdown('SIGINT'));
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
+if (requested) void shutdown(requested);

@@ -463,6 +463,20 @@ export class CairnNode {
     await this.chainService.maintenance().catch(() => {});
     await this.store.close();
     await this.pool.close();
+    if (this.listensOnWebrtc()) {
+      // node-datachannel 0.33 aborts the process when a STUN request reaches its UDP mux while
+      // the listener is torn down (IceUdpMuxListener::UnhandledStunRequestCallback), and peers
+      // redial at once. So a WebRTC node closes its connections and leaves the sockets to the
+      // process exit that follows (main.ts); everything durable is already closed above.
+      await Promise.all(
+        this.host.getConnections().map((c) => c.close().catch(() => c.abort(new Error('stopping')))),
+      );
+      return;
+    }
     await this.host.stop();
+  }
+
+  private listensOnWebrtc(): boolean {
+    return this.host.getMultiaddrs().some((a) => a.toString().includes('/webrtc-direct'));
   }
 }
