@@ -192,6 +192,7 @@ export class CairnNode {
         return invalid;
       },
       penalise,
+      refuses: (p) => peers?.refuses(p) ?? false,
       log: log.child({ part: 'reconcile' }),
     });
     sync = new SyncManager(

@@ -24,6 +24,8 @@ export interface ReconcileProtocolOptions {
   /** Entries learnt from the peer; returns how many were invalid. */
   readonly accept: (entries: readonly SealedEntry[], peer: PeerId) => Promise<number>;
   readonly penalise: (peer: PeerId, action: PeerAction, reason: string) => void;
+  /** Banned or blocked peers are not served. */
+  readonly refuses?: (peer: PeerId) => boolean;
   readonly log: Logger;
   readonly timeoutMs?: number;
 }
@@ -56,6 +58,10 @@ export class ReconcileProtocol {
   }
 
   private async serve(stream: Stream, peer: PeerId): Promise<void> {
+    if (this.opts.refuses?.(peer)) {
+      stream.abort(new Error('peer refused'));
+      return;
+    }
     try {
       this.limiter.consume(peer.toString());
     } catch {

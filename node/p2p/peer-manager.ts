@@ -76,10 +76,10 @@ export class PeerManager {
     this.timers.push(setInterval(() => void this.heartbeat(), this.o.heartbeatMs ?? 5_000));
     this.timers.push(setInterval(() => void this.refresh(), this.o.statusRefreshMs ?? 10_000));
     for (const t of this.timers) t.unref();
-    // createLibp2p starts the host, so bootstrap connections (and their identify events) can
-    // predate these listeners; the remote side then identified us before our protocols were
-    // registered and does not handshake either. Without this the status exchange waited for the
-    // first refresh, and a connection lost before it was never redialled (no keep-alive tag).
+    // Peers connected before these listeners existed (a host started early: createLibp2p starts
+    // it unless told `start: false`) missed their identify event. Without this their status
+    // exchange waited for the first refresh, and a connection lost before that was never
+    // redialled (no keep-alive tag).
     for (const peer of host.getPeers()) void this.handshake(peer);
   }
 
@@ -122,6 +122,7 @@ export class PeerManager {
 
   penalise(peer: PeerId, action: PeerAction, reason: string): void {
     const now = Date.now();
+    const wasBanned = this.o.scores.isBanned(peer.toString(), now);
     const verdict = this.o.scores.apply(peer.toString(), action, reason, now);
     this.o.metrics.peerActions.inc({ action });
     this.o.log.info(
@@ -129,8 +130,10 @@ export class PeerManager {
       'peer penalised',
     );
     if (verdict === 'ok') return;
-    if (verdict === 'ban') this.o.metrics.bans.inc();
-    void this.drop(peer, verdict === 'ban');
+    // A ban is counted once, when it starts (late penalties on a banned peer extend nothing).
+    if (verdict === 'ban' && !wasBanned) this.o.metrics.bans.inc();
+    // Either way the keep-alive tag goes: libp2p would otherwise redial a dropped peer at once.
+    void this.drop(peer, true);
   }
 
   /** Operator block list (also how tests partition a cluster). */

@@ -57,7 +57,6 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
         results.push(r);
         this.metrics.blocksProcessed.inc({ outcome: r.status, source });
         if (r.status === 'invalid') this.metrics.blockErrors.inc({ code: r.error.code });
-        if (r.status === 'reorg') this.metrics.reorgs.inc();
       }
       await this.commit(before);
       return results;
@@ -89,6 +88,8 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
     if (update.events.length) this.emit('events', update.events);
     for (const e of update.events) {
       if (e.type === 'reorg') {
+        // Counted from events: a reorg can also happen while waiting orphans connect.
+        this.metrics.reorgs.inc();
         this.log.info({ fork: e.fork.height, depth: e.depth, newTip: e.newTip.hashHex }, 'reorg');
       } else if (e.type === 'block-stale') {
         this.log.info({ hash: e.node.hashHex, height: e.node.height, reason: e.reason }, 'orphaned block');
