@@ -20,7 +20,7 @@ import { knowledgeEntry, mineHeader, testKey, testNetwork } from '../node/testin
 
 const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 10_000);
 const ENTRIES = 10;
-const BATCH = 250;
+const BATCH = Number(process.env.BENCH_BATCH ?? 250);
 
 const config = testNetwork();
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
