@@ -178,12 +178,16 @@ async function reconciliation() {
   }
 }
 
-const rec = await reconciliation();
+// BENCH_ONLY=sync|reconcile|propagation runs one part (for quick iterations; the JSON then has gaps).
+const only = process.env.BENCH_ONLY;
+const skipped = { p50: Number.NaN, p99: Number.NaN, samples: 0 };
+const rec =
+  !only || only === 'reconcile' ? await reconciliation() : { roundTrips: 0, bytes: 0, missingBytes: 0 };
 log(`reconciliation: ${JSON.stringify(rec)}`);
-const sync = await syncFromThree();
+const sync = !only || only === 'sync' ? await syncFromThree() : { blocksPerSec: 0, seconds: 0 };
 log(`sync: ${JSON.stringify(sync)}`);
-const p10 = await propagation(10);
-const p20 = await propagation(20);
+const p10 = !only || only === 'propagation' ? await propagation(10) : skipped;
+const p20 = !only || only === 'propagation' ? await propagation(20) : skipped;
 
 console.log(
   JSON.stringify({

@@ -49,7 +49,7 @@ export interface NodeOptions {
   readonly iceServers?: readonly string[];
   /** Mempool reconciliation with a random peer every this many ms (0 = off; the job scheduler may drive it instead). */
   readonly reconcileIntervalMs?: number;
-  /** Worker threads that check signatures of sync batches. */
+  /** Worker threads that check signatures of sync batches (default 2: sync is bound by them). */
   readonly verifyThreads?: number;
   readonly logger?: Logger;
 }
@@ -103,7 +103,7 @@ export class CairnNode {
       genesisHashHex: chain.genesis.hashHex,
     });
     chain.restore(await store.load());
-    const pool = new VerifyPool(opts.verifyThreads ?? 1);
+    const pool = new VerifyPool(opts.verifyThreads ?? 2);
     const chainService = new ChainService(
       chain,
       store,
