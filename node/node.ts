@@ -17,18 +17,12 @@ import { Miner } from './mining/miner.ts';
 import { MiningLoop } from './mining/mining-loop.ts';
 import { Gossip, gossipTopics } from './p2p/gossip.ts';
 import { type CairnLibp2p, createHost } from './p2p/host.ts';
-import type { BlockRef, Status } from './p2p/messages.ts';
+import type { Status } from './p2p/messages.ts';
 import { PeerManager } from './p2p/peer-manager.ts';
 import { PeerScores } from './p2p/peer-scores.ts';
-import {
-  ANCESTOR,
-  BLOCKS_BY_HASH,
-  BLOCKS_BY_RANGE,
-  HASHES_AT,
-  STATUS,
-  type WireBlock,
-} from './p2p/protocols.ts';
+import { ANCESTOR, BLOCKS_BY_HASH, BLOCKS_BY_RANGE, HASHES_AT } from './p2p/protocols.ts';
 import { ReqResp } from './p2p/reqresp.ts';
+import { serveChainProtocols } from './p2p/serve-chain.ts';
 import { ChainService } from './service/chain-service.ts';
 import { NodeStore } from './store/node-store.ts';
 import { SyncManager } from './sync/sync-manager.ts';
@@ -251,51 +245,8 @@ export class CairnNode {
   }
 
   private async registerProtocols(): Promise<void> {
-    const { chain, reqresp } = this;
-    await reqresp.register(STATUS, (theirs, peer) => [this.peers.receiveStatus(peer, theirs)]);
-    await reqresp.register(BLOCKS_BY_RANGE, async (q) => {
-      const hashes: Hex[] = [];
-      for (let h = Math.max(1, q.startHeight); h < q.startHeight + q.count; h++) {
-        const node = chain.tree.mainAt(h);
-        if (!node) break;
-        hashes.push(node.hashHex);
-      }
-      return this.encodedBlocks(hashes);
-    });
-    await reqresp.register(BLOCKS_BY_HASH, (hashes) =>
-      this.encodedBlocks(
-        hashes.map((h) => toHex(h)).filter((hex) => chain.tree.get(hex) && hex !== chain.genesis.hashHex),
-      ),
-    );
-    await reqresp.register(ANCESTOR, (locator): BlockRef[] => {
-      for (const h of locator) {
-        const node = chain.tree.get(toHex(h));
-        if (node?.onMain) return [{ height: node.height, hash: node.hash }];
-      }
-      return [{ height: 0, hash: chain.genesis.hash }];
-    });
-    await reqresp.register(HASHES_AT, (heights): BlockRef[] =>
-      heights.flatMap((h) => {
-        const node = chain.tree.mainAt(h);
-        return node ? [{ height: h, hash: node.hash }] : [];
-      }),
-    );
+    await serveChainProtocols(this.reqresp, this.chain, this.store, this.peers);
     await this.reconcile.start();
-  }
-
-  /** Blocks to serve, as stored bytes, in the order asked; stops at the first one missing. */
-  private async encodedBlocks(hashes: readonly Hex[]): Promise<WireBlock[]> {
-    const uncached = hashes.filter((h) => !this.chain.cachedBlock(h));
-    const stored = uncached.length
-      ? await this.store.loadEncodedBlocks(uncached)
-      : new Map<Hex, Uint8Array>();
-    const out: WireBlock[] = [];
-    for (const h of hashes) {
-      const encoded = this.chain.cachedBlock(h)?.encoded ?? stored.get(h);
-      if (!encoded) break;
-      out.push({ encoded });
-    }
-    return out;
   }
 
   private async startBackground(): Promise<void> {
