@@ -16,6 +16,7 @@ import {
   testKey,
   testNetwork,
 } from '../testing/forge.ts';
+import { seededRandom } from '../testing/prng.ts';
 import type { Hex } from './bytes.ts';
 import { toHex } from './bytes.ts';
 import { Chain, type ChainEvent, type PersistedChainState, type ProcessResult } from './chain.ts';
@@ -37,17 +38,7 @@ const eventsOf = <T extends ChainEvent['type']>(events: readonly ChainEvent[], t
   events.filter((e): e is Extract<ChainEvent, { type: T }> => e.type === type);
 const sortedIds = (entries: readonly SealedEntry[]) => entries.map((e) => e.idHex).sort();
 
-/** A small deterministic PRNG (mulberry32) for the shuffles. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 function shuffle<T>(items: readonly T[], seed: number): T[] {
   const out = [...items];

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { seededRandom } from '../testing/prng.ts';
 import { decodeBlock, decodeHeader, encodeHeader, HEADER_BYTES, sealBlock } from './block-codec.ts';
 import { toHex } from './bytes.ts';
 import { DecodeError } from './codec/errors.ts';
@@ -25,14 +26,7 @@ const MUTATED_INPUTS = 70_000;
 
 /** mulberry32: small, fast, and the same sequence on every machine. */
 function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   const int = (n: number) => Math.floor(next() * n);
   return {
     next,

@@ -22,6 +22,7 @@ import {
   testKey,
   testNetwork,
 } from '../testing/forge.ts';
+import { seededRandom } from '../testing/prng.ts';
 import { NodeStore } from './node-store.ts';
 
 const [dir, seedArg = '1', maxArg = 'Infinity'] = process.argv.slice(2);
@@ -29,17 +30,7 @@ if (!dir) throw new Error('usage: crash-child.ts <dir> [seed] [maxBatches]');
 const seed = Number(seedArg);
 const maxBatches = Number(maxArg);
 
-/** mulberry32 */
-function rng(s: number): () => number {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 const config = testNetwork();
 const store = await NodeStore.open({

@@ -22,6 +22,7 @@ import { chainIdHex, chainIdOf } from '../chain/network-config.ts';
 import { CachedVerifier } from '../chain/signature-cache.ts';
 import { validateBlockIntrinsic } from '../chain/validation.ts';
 import { TEST_NOW, testNetwork } from '../testing/forge.ts';
+import { seededRandom } from '../testing/prng.ts';
 import { NodeStore } from './node-store.ts';
 
 const ROOT = path.join(import.meta.dirname, '../..');
@@ -30,17 +31,7 @@ const ROUNDS = 6;
 const config = testNetwork();
 const GENESIS = genesisBlock(config);
 
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 interface Tip {
   readonly height: number;
