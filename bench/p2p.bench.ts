@@ -6,10 +6,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Cluster } from '../e2e/cluster/harness.ts';
+import { Cluster, seedableNetwork } from '../e2e/cluster/harness.ts';
 import { createEntry } from '../node/chain/authoring.ts';
 import type { NetworkConfig } from '../node/chain/network-config.ts';
-import { targetForWork } from '../node/chain/pow.ts';
 import { readNetworkConfig } from '../node/config-file.ts';
 import { createLogger } from '../node/log.ts';
 import { CairnNode } from '../node/node.ts';
@@ -76,15 +75,7 @@ async function propagation(n: number): Promise<{ p50: number; p99: number; sampl
 /** A fresh node pulls a long chain from three peers that already hold it. */
 async function syncFromThree(): Promise<{ blocksPerSec: number; seconds: number }> {
   // An easy target so the chain can be written quickly; no node mines here.
-  const easy = targetForWork(16n);
-  const cluster = new Cluster({
-    network: {
-      blockTimeMs: 1000,
-      initialTarget: easy,
-      maxTarget: easy,
-      genesisTimestamp: Date.now() - 86_400_000,
-    },
-  });
+  const cluster = new Cluster({ network: seedableNetwork() });
   try {
     const network = await readNetworkConfig(cluster.networkConfigPath!);
     const dirs = ['s0', 's1', 's2'].map((n) => path.join(cluster.runDir, n));

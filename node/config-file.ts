@@ -15,7 +15,3 @@ export async function readNetworkConfig(file: string): Promise<NetworkConfig> {
   assertValidNetworkConfig(config);
   return config;
 }
-
-export function networkConfigToJson(c: NetworkConfig): string {
-  return JSON.stringify(c, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2);
-}

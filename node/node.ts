@@ -89,7 +89,6 @@ export class CairnNode {
       config: opts.network,
       verifier,
       loadBlock: (h) => store!.loadBlock(h),
-      loadBlocks: (hs) => store!.loadBlocks(hs),
     });
     store = await NodeStore.open({
       file: path.join(opts.dataDir, 'chain.db'),

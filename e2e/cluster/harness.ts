@@ -18,7 +18,7 @@ import { hasPinnedPort, pinListenAddrs } from './addrs.ts';
 import { type TestNetworkConfig, writeNetworkConfig } from './network-config.ts';
 import { ClusterNode, type NodeStatus, type Role, type SpawnSpec, type StopResult } from './node-process.ts';
 
-export { testNetworkConfig, writeNetworkConfig } from './network-config.ts';
+export { seedableNetwork, testNetworkConfig, writeNetworkConfig } from './network-config.ts';
 export type { NodeStatus, PeerStatus, Role, StopResult } from './node-process.ts';
 export { ClusterNode, parseMetric } from './node-process.ts';
 

@@ -13,10 +13,9 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { targetForWork } from '../../node/chain/pow.ts';
 import { readNetworkConfig } from '../../node/config-file.ts';
 import { seedChain } from '../../node/testing/seed-store.ts';
-import { Cluster, type ClusterNode, type NodeStatus } from './harness.ts';
+import { Cluster, type ClusterNode, type NodeStatus, seedableNetwork } from './harness.ts';
 
 const SEEDED = 2_000;
 
@@ -67,15 +66,7 @@ test('a late joiner syncs 2,000 blocks and follows the head; restarted from its 
 }, async (t) => {
   // An easy target so 2,000 blocks can be written in seconds. The source's miner starts at that
   // target too; retargeting (×4 per 10 blocks) brings it to about a block a second within ~100 blocks.
-  const easy = targetForWork(16n);
-  const cluster = new Cluster({
-    network: {
-      blockTimeMs: 1000,
-      initialTarget: easy,
-      maxTarget: easy,
-      genesisTimestamp: Date.now() - 86_400_000,
-    },
-  });
+  const cluster = new Cluster({ network: seedableNetwork() });
   t.diagnostic(`run dir ${cluster.runDir} (removed if the test passes, unless CAIRN_KEEP_RUN_DIR is set)`);
   try {
     const network = await readNetworkConfig(cluster.networkConfigPath!);

@@ -49,3 +49,19 @@ export function writeNetworkConfig(
   writeFileSync(file, networkConfigJson(config));
   return config;
 }
+
+/**
+ * Overrides for a network whose chain `seedChain` (node/testing/seed-store.ts) can write in
+ * seconds: the easiest target (about 16 hashes a block) and a genesis one day in the past, so
+ * a long seeded chain ends before "now". A miner on it ramps the difficulty up by retargeting.
+ */
+export function seedableNetwork(overrides: TestNetworkConfig = {}): TestNetworkConfig {
+  const easy = targetForWork(16n);
+  return {
+    blockTimeMs: 1000,
+    initialTarget: easy,
+    maxTarget: easy,
+    genesisTimestamp: Date.now() - 86_400_000,
+    ...overrides,
+  };
+}

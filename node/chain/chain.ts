@@ -40,9 +40,6 @@ export interface ChainUpdate {
   readonly events: ChainEvent[];
 }
 
-export const isEmptyUpdate = (u: ChainUpdate) =>
-  u.blocks.length === 0 && !u.head && u.stale.size === 0 && u.orphans.size === 0 && u.mempool.size === 0;
-
 export type ProcessResult =
   | { readonly status: 'connected' | 'side' | 'duplicate'; readonly hashHex: Hex }
   | { readonly status: 'reorg'; readonly hashHex: Hex; readonly depth: number }
@@ -60,8 +57,6 @@ export type BlockLoader = (hashHex: Hex) => Promise<SealedBlock | undefined>;
 export interface ChainOptions {
   readonly config: NetworkConfig;
   readonly loadBlock: BlockLoader;
-  /** Batch form of loadBlock (one store query for a whole range request). */
-  readonly loadBlocks?: (hashHexes: readonly Hex[]) => Promise<Map<Hex, SealedBlock>>;
   readonly verifier?: SignatureVerifier;
   readonly now?: () => number;
   readonly orphanCapacity?: number;
@@ -109,7 +104,6 @@ export class Chain {
   readonly verifier: SignatureVerifier;
   private readonly now: () => number;
   private readonly loadBlock: BlockLoader;
-  private readonly loadBlocks: ((hashHexes: readonly Hex[]) => Promise<Map<Hex, SealedBlock>>) | undefined;
   private readonly invalid = new Map<Hex, BlockValidationError>();
   private readonly recent = new Map<Hex, SealedBlock>();
   private readonly recentCapacity: number;
@@ -126,7 +120,6 @@ export class Chain {
     this.verifier = opts.verifier ?? new CachedVerifier();
     this.now = opts.now ?? Date.now;
     this.loadBlock = opts.loadBlock;
-    this.loadBlocks = opts.loadBlocks;
     this.recentCapacity = opts.recentBlockCache ?? 2048;
     this.mempool = new Mempool({
       config: opts.config,
@@ -173,20 +166,8 @@ export class Chain {
 
   /** Several blocks at once, in the order asked; unknown ones are left out. */
   async getBlocks(hashHexes: readonly Hex[]): Promise<SealedBlock[]> {
-    const missing = hashHexes.filter((h) => !this.recent.has(h));
-    const loaded =
-      missing.length === 0
-        ? new Map<Hex, SealedBlock>()
-        : this.loadBlocks
-          ? await this.loadBlocks(missing)
-          : new Map(
-              (await Promise.all(missing.map(async (h) => [h, await this.loadBlock(h)] as const))).filter(
-                (e): e is readonly [Hex, SealedBlock] => e[1] !== undefined,
-              ),
-            );
-    return hashHexes
-      .map((h) => this.recent.get(h) ?? loaded.get(h))
-      .filter((b): b is SealedBlock => b !== undefined);
+    const blocks = await Promise.all(hashHexes.map((h) => this.getBlock(h)));
+    return blocks.filter((b): b is SealedBlock => b !== undefined);
   }
 
   invalidReason(hashHex: Hex): BlockValidationError | undefined {

@@ -48,12 +48,6 @@ export class CachedVerifier implements SignatureVerifier {
     this.checkedHolders.add(holder);
   }
 
-  /** Records a signature that was verified elsewhere. */
-  markValid(signature: Uint8Array, message: Uint8Array, publicKey: PublicKey): void {
-    if (signature.length !== 64 || publicKey.length !== 32) return;
-    this.remember(cacheKey(signature, message, publicKey));
-  }
-
   private remember(key: string): void {
     if (this.valid.size >= this.capacity) {
       // A Set iterates in insertion order: dropping the first key evicts the oldest.

@@ -3,7 +3,7 @@ import { noise } from '@chainsafe/libp2p-noise';
 import { bootstrap } from '@libp2p/bootstrap';
 import { type GossipSub, gossipsub } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
-import type { ConnectionGater, PeerId } from '@libp2p/interface';
+import type { ConnectionGater } from '@libp2p/interface';
 import { keychain } from '@libp2p/keychain';
 import { mdns } from '@libp2p/mdns';
 import { ping } from '@libp2p/ping';
@@ -115,5 +115,3 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
   });
   return node as unknown as CairnLibp2p;
 }
-
-export const peerKey = (p: PeerId) => p.toString();

@@ -75,12 +75,9 @@ export class PeerManager {
     host.addEventListener('peer:connect', () => this.o.metrics.peers.set(host.getPeers().length));
     this.timers.push(setInterval(() => void this.heartbeat(), this.o.heartbeatMs ?? 5_000));
     this.timers.push(setInterval(() => void this.refresh(), this.o.statusRefreshMs ?? 10_000));
+    // Called before the host starts (host.ts creates it with `start: false`), so no identify
+    // event is missed.
     for (const t of this.timers) t.unref();
-    // Peers connected before these listeners existed (a host started early: createLibp2p starts
-    // it unless told `start: false`) missed their identify event. Without this their status
-    // exchange waited for the first refresh, and a connection lost before that was never
-    // redialled (no keep-alive tag).
-    for (const peer of host.getPeers()) void this.handshake(peer);
   }
 
   stop(): void {

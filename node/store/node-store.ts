@@ -133,19 +133,6 @@ export class NodeStore {
     return new Map(rows.map((r) => [toHex(r.hash), r.raw]));
   }
 
-  async loadBlocks(hashHexes: readonly Hex[]): Promise<Map<Hex, SealedBlock>> {
-    const rows = await this.prisma.block.findMany({
-      where: { hash: { in: hashHexes.map((h) => fromHex(h)) } },
-      select: { raw: true },
-    });
-    const out = new Map<Hex, SealedBlock>();
-    for (const r of rows) {
-      const b = decodeBlock(r.raw);
-      out.set(b.hashHex, b);
-    }
-    return out;
-  }
-
   async blockCount(): Promise<number> {
     return this.prisma.block.count();
   }

@@ -1,4 +1,3 @@
-import type { PeerId } from '@libp2p/interface';
 import type { Chain } from '../chain/chain.ts';
 import type { Logger } from '../log.ts';
 import type { NodeMetrics } from '../metrics.ts';
@@ -94,14 +93,5 @@ export class SyncManager {
       this.state = 'idle';
       this.metrics.syncState.set(0);
     }
-  }
-
-  /** For status reports. */
-  suspectPeers(): string[] {
-    return [...this.suspects.keys()];
-  }
-
-  markSuspect(peer: PeerId, ms: number): void {
-    this.suspects.set(peer.toString(), Date.now() + ms);
   }
 }
