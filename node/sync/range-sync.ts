@@ -169,7 +169,9 @@ export async function rangeSync(
           const problem = consistent(b, blocks);
           if (problem) {
             // A short answer from a peer that claimed the height is a lie; a non-linking one is garbage.
-            deps.penalise(dl.peer, 'mid-tolerance', `range ${b.start}+${b.count}: ${problem}`);
+            // One penalty per peer and sync: its other request in flight fails for the same fault.
+            if (!failedPeers.has(key))
+              deps.penalise(dl.peer, 'mid-tolerance', `range ${b.start}+${b.count}: ${problem}`);
             throw new Error(problem);
           }
           if (!isTarget) {
