@@ -36,6 +36,7 @@ export const STATUS: ProtocolSpec<Status, Status> = {
   maxRequestBytes: 256,
   maxChunkBytes: 256,
   maxChunks: 1,
+  minChunks: 1,
   timeoutMs: 5_000,
   rateLimit: { points: 10, durationSec: 10 },
   encodeRequest: encodeStatus,

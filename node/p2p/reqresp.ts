@@ -34,7 +34,8 @@ export type ReqRespErrorCode =
   | 'server-error'
   | 'resource-unavailable'
   | 'invalid-response'
-  | 'dial-failed';
+  | 'dial-failed'
+  | 'no-response';
 
 export class ReqRespError extends Error {
   override readonly name = 'ReqRespError';
@@ -66,6 +67,11 @@ export interface ProtocolSpec<Req, Res, Out = Res> {
   readonly maxRequestBytes: number;
   readonly maxChunkBytes: number;
   readonly maxChunks: number;
+  /**
+   * Chunks every answer must have. A stream closed before them is a refusal (a server that
+   * has banned us resets streams), not an empty answer.
+   */
+  readonly minChunks?: number;
   readonly timeoutMs: number;
   /** Budget per peer: `points` per `durationSec`; a request costs `cost(req)` points (default 1). */
   readonly rateLimit: { readonly points: number; readonly durationSec: number };
@@ -266,6 +272,12 @@ export class ReqResp {
         } catch (err) {
           throw new ReqRespError('invalid-response', (err as Error).message);
         }
+      }
+      if (out.length < (spec.minChunks ?? 0)) {
+        throw new ReqRespError(
+          'no-response',
+          `stream closed after ${out.length} of ${spec.minChunks} chunks`,
+        );
       }
       return out;
     } catch (err) {

@@ -105,6 +105,7 @@ export async function rangeSync(
   }
   const downloaders: SyncPeer[] = [];
   const failedPeers = new Set<string>();
+  const penalisedForRanges = new Set<string>();
   let nextToFetch = 0;
   const retry: Batch[] = [];
   let stopped = false;
@@ -170,8 +171,10 @@ export async function rangeSync(
           if (problem) {
             // A short answer from a peer that claimed the height is a lie; a non-linking one is garbage.
             // One penalty per peer and sync: its other request in flight fails for the same fault.
-            if (!failedPeers.has(key))
+            if (!penalisedForRanges.has(key)) {
+              penalisedForRanges.add(key);
               deps.penalise(dl.peer, 'mid-tolerance', `range ${b.start}+${b.count}: ${problem}`);
+            }
             throw new Error(problem);
           }
           if (!isTarget) {
