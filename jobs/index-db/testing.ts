@@ -1,0 +1,61 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { type IndexDb, type IndexDbLocation, type IndexProvider, openIndexDb } from './open.ts';
+
+/** Server used to create throwaway PostgreSQL databases in tests. */
+export const TEST_POSTGRES_URL =
+  process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+/** The suite runs every index-DB test against both providers. */
+export const TEST_PROVIDERS: readonly IndexProvider[] = ['sqlite', 'postgresql'];
+
+export interface TestIndexDb {
+  readonly db: IndexDb;
+  readonly location: IndexDbLocation;
+  /** Disconnects and deletes the database. */
+  readonly drop: () => Promise<void>;
+}
+
+/** A fresh, migrated, empty index DB: a temp SQLite file, or a new PostgreSQL database. */
+export async function createTestLocation(
+  provider: IndexProvider,
+): Promise<{ location: IndexDbLocation; destroy: () => Promise<void> }> {
+  if (provider === 'sqlite') {
+    const dir = await mkdtemp(path.join(tmpdir(), 'cairn-index-'));
+    return {
+      location: { provider, url: `file:${path.join(dir, 'index.db')}` },
+      destroy: () => rm(dir, { recursive: true, force: true }),
+    };
+  }
+  const name = `cairn_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(TEST_POSTGRES_URL);
+  url.pathname = `/${name}`;
+  return {
+    location: { provider, url: url.toString() },
+    destroy: async () => {
+      const c = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+export async function createTestIndexDb(provider: IndexProvider): Promise<TestIndexDb> {
+  const { location, destroy } = await createTestLocation(provider);
+  const db = await openIndexDb(location);
+  return {
+    db,
+    location,
+    drop: async () => {
+      await db.$disconnect();
+      await destroy();
+    },
+  };
+}
