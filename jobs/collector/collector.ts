@@ -1,0 +1,174 @@
+import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Logger } from '../../node/log.ts';
+import type { IndexDb } from '../index-db/open.ts';
+import { ReportPayload } from '../payloads.ts';
+import type { CairnPubSub } from '../pubsub.ts';
+import { namespace, REPORT_KINDS, REPORTS_QUEUE, type ReportKind } from '../queues.ts';
+import { RedisConnections, RedisLiveness } from '../redis.ts';
+import { IndexWriter, type IndexWriterOptions } from './index-writer.ts';
+
+export interface CollectorOptions extends IndexWriterOptions {
+  readonly db: IndexDb;
+  readonly pubsub: CairnPubSub;
+  readonly redisUrl: string;
+  /** Queue prefix (default: CAIRN_NAMESPACE or `cairn`). */
+  readonly namespace?: string;
+  readonly log: Logger;
+  readonly registry: Registry;
+  /** Watchdog period (default 10 s). */
+  readonly watchdogMs?: number;
+}
+
+const isKind = (name: string): name is ReportKind => (REPORT_KINDS as readonly string[]).includes(name);
+
+/**
+ * The collector: one Worker on the shared reports queue that writes each report into the index
+ * DB (idempotently, see IndexWriter) and then publishes the matching subscription events.
+ * Reports are processed one at a time, in queue order, so a node's blocks arrive parent first.
+ * Malformed reports fail without retries and without touching the DB.
+ */
+export class Collector {
+  private worker: Worker;
+  private readonly writer: IndexWriter;
+  private readonly redis: RedisLiveness;
+  private readonly timer: NodeJS.Timeout;
+  private readonly queue: Queue;
+  private readonly prefix: string;
+  private readonly connections: RedisConnections;
+  private workerConnection: Redis | undefined;
+  private lastProcessedAt = Date.now();
+  private closed = false;
+  private readonly metrics;
+
+  constructor(private readonly o: CollectorOptions) {
+    this.prefix = namespace(o.namespace);
+    this.connections = new RedisConnections(o.redisUrl);
+    this.writer = new IndexWriter(o.db, o);
+    const registers = [o.registry];
+    this.metrics = {
+      reports: new Counter({
+        name: 'cairn_collector_reports_total',
+        help: 'Reports processed, by kind and outcome (written, duplicate, invalid, failed)',
+        labelNames: ['kind', 'outcome'],
+        registers,
+      }),
+      events: new Counter({
+        name: 'cairn_collector_events_published_total',
+        help: 'Subscription events published, by topic',
+        labelNames: ['topic'],
+        registers,
+      }),
+      duration: new Histogram({
+        name: 'cairn_collector_report_seconds',
+        help: 'Time to write one report',
+        labelNames: ['kind'],
+        buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 1],
+        registers,
+      }),
+      redisUp: new Gauge({ name: 'cairn_collector_redis_up', help: '1 while Redis answers', registers }),
+      restarts: new Counter({
+        name: 'cairn_collector_worker_restarts_total',
+        help: 'Workers recreated by the watchdog',
+        registers,
+      }),
+    };
+    this.worker = this.createWorker();
+    this.queue = new Queue(REPORTS_QUEUE, { connection: this.connections.create(), prefix: this.prefix });
+    this.queue.on('error', () => {});
+    this.redis = new RedisLiveness(this.connections.create(), {
+      up: () => this.metrics.redisUp.set(1),
+      down: () => this.metrics.redisUp.set(0),
+    });
+    this.timer = setInterval(() => void this.check(), o.watchdogMs ?? 10_000);
+    this.timer.unref();
+  }
+
+  private createWorker(): Worker {
+    this.workerConnection = this.connections.create();
+    const w = new Worker(REPORTS_QUEUE, (job) => this.process(job), {
+      connection: this.workerConnection,
+      prefix: this.prefix,
+      concurrency: 1,
+    });
+    w.on('error', (err) => this.o.log.debug({ err: err.message }, 'worker error'));
+    w.on('failed', (job, err) =>
+      this.o.log.warn({ job: job?.id, kind: job?.name, err: err.message }, 'report failed'),
+    );
+    return w;
+  }
+
+  private async process(job: Job): Promise<{ duplicate: boolean }> {
+    this.lastProcessedAt = Date.now();
+    const kind = job.name;
+    if (!isKind(kind)) {
+      this.metrics.reports.inc({ kind: 'unknown', outcome: 'invalid' });
+      throw new UnrecoverableError(`unknown report kind "${kind}"`);
+    }
+    const parsed = ReportPayload[kind].safeParse(job.data);
+    if (!parsed.success) {
+      this.metrics.reports.inc({ kind, outcome: 'invalid' });
+      throw new UnrecoverableError(
+        `malformed ${kind} report: ${parsed.error.issues
+          .slice(0, 5)
+          .map((i) => `${i.path.join('.')}: ${i.message}`)
+          .join('; ')}`,
+      );
+    }
+    const end = this.metrics.duration.startTimer({ kind });
+    try {
+      const { duplicate, publications } = await this.writer.apply(
+        job.id ?? `${kind}.${job.timestamp}`,
+        kind,
+        parsed.data,
+      );
+      end();
+      this.metrics.reports.inc({ kind, outcome: duplicate ? 'duplicate' : 'written' });
+      for (const p of publications) {
+        this.o.pubsub.publish(p.topic, p.payload as never);
+        this.metrics.events.inc({ topic: p.topic });
+      }
+      return { duplicate };
+    } catch (err) {
+      this.metrics.reports.inc({ kind, outcome: 'failed' });
+      throw err;
+    }
+  }
+
+  /**
+   * A worker that stopped after a Redis outage is replaced (a known BullMQ failure mode: it can
+   * sit idle forever after a long disconnect): while Redis has been up for a while, a worker that
+   * is not running, or that leaves waiting reports untouched for 20 s, is recreated.
+   */
+  private async check(): Promise<void> {
+    if (this.closed || !this.redis.up) return;
+    const now = Date.now();
+    let stalled = false;
+    if (now - this.redis.upSince > 20_000 && now - this.lastProcessedAt > 20_000) {
+      stalled = (await this.queue.getWaitingCount().catch(() => 0)) > 0;
+    }
+    if (this.worker.isRunning() && !this.worker.closing && !stalled) return;
+    this.lastProcessedAt = now;
+    this.o.log.warn(
+      { stalled, downForMs: now - this.redis.downSince },
+      'collector worker not taking reports: recreating it',
+    );
+    this.metrics.restarts.inc();
+    const old = this.worker;
+    const oldConnection = this.workerConnection;
+    this.worker = this.createWorker();
+    void old
+      .close(true)
+      .catch(() => {})
+      .finally(() => oldConnection?.quit().catch(() => oldConnection.disconnect()));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    await this.worker.close().catch(() => {});
+    await this.queue.close().catch(() => {});
+    await this.connections.closeAll();
+  }
+}

@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { SealedBlock } from '../../node/chain/types.ts';
+import { forgeBranch, knowledgeEntry, TEST_NOW, testChain, testKey } from '../../node/testing/forge.ts';
+import { TOPICS } from '../events.ts';
+import { createTestIndexDb, TEST_PROVIDERS } from '../index-db/testing.ts';
+import { blockAcceptedReport } from '../node-reports.ts';
+import type { NodeStatsReport } from '../payloads.ts';
+import { IndexWriter } from './index-writer.ts';
+
+/** A main chain of 4 blocks and a heavier fork of 3 from block 2 (fork → heights 3, 4, 5). */
+async function chains() {
+  const t = testChain();
+  const key = testKey(1);
+  const shared = knowledgeEntry(key, TEST_NOW - 10_000, 'shared fact');
+  const main = forgeBranch(t.chain, t.chain.tip, [{}, {}, { entries: [shared] }, {}]);
+  for (const b of main) assert.equal((await t.submit(b)).status, 'connected');
+  const forkParent = t.chain.tree.get(main[1]!.hashHex)!;
+  const other = { miner: testKey(2) };
+  // The fork re-includes the main chain's entry at another height (as after a reorg).
+  const fork = forgeBranch(t.chain, forkParent, [{ ...other, entries: [shared] }, other, other]);
+  for (const b of fork) assert.notEqual((await t.submit(b)).status, 'invalid');
+  const report = (b: SealedBlock, nodeId: string) =>
+    blockAcceptedReport(nodeId, b, t.chain.tree.get(b.hashHex)!);
+  return { main, fork, report };
+}
+
+const stats = (nodeId: string, seq: number, height: number): NodeStatsReport => ({
+  nodeId,
+  boot: 1,
+  seq,
+  at: new Date().toISOString(),
+  role: 'submind',
+  capabilities: ['mine'],
+  addrs: ['/ip4/127.0.0.1/tcp/1'],
+  height,
+  headHash: 'ab'.repeat(32),
+  totalWork: '100',
+  target: String(2n ** 250n),
+  peers: ['p1', 'p2'],
+  mempoolSize: seq,
+  hashRate: 10,
+  mining: true,
+  chainId: 'cd'.repeat(32),
+  genesisHash: 'ef'.repeat(32),
+  networkConfig: '{"name":"t"}',
+});
+
+for (const provider of TEST_PROVIDERS) {
+  test(`${provider}: a block reported by three nodes is one row and one newBlock event; a replayed report is a no-op`, async () => {
+    const { db, drop } = await createTestIndexDb(provider);
+    try {
+      const w = new IndexWriter(db);
+      const { main, report } = await chains();
+      const events: string[] = [];
+      for (const b of main.slice(0, 2))
+        for (const node of ['A', 'B', 'C']) {
+          const r = await w.apply(`block.${node}.${b.hashHex}`, 'block.accepted', report(b, node));
+          for (const p of r.publications) if (p.topic === TOPICS.newBlock) events.push(p.payload.hash);
+        }
+      assert.equal(await db.block.count(), 2);
+      assert.equal(await db.entry.count(), 0, 'the first two blocks carry no entries');
+      assert.deepEqual(
+        events,
+        main.slice(0, 2).map((b) => b.hashHex),
+      );
+      assert.equal(await db.report.count(), 6);
+      const again = await w.apply(`block.A.${main[0]!.hashHex}`, 'block.accepted', report(main[0]!, 'A'));
+      assert.deepEqual(again, { duplicate: true, publications: [] });
+      assert.equal(await db.report.count(), 6);
+    } finally {
+      await drop();
+    }
+  });
+
+  test(`${provider}: the canonical flag follows the most work; the same entry may sit in two fork blocks`, async () => {
+    const { db, drop } = await createTestIndexDb(provider);
+    try {
+      const w = new IndexWriter(db);
+      const { main, fork, report } = await chains();
+      for (const b of main) await w.apply(`m.${b.hashHex}`, 'block.accepted', report(b, 'A'));
+      const canon = async () =>
+        (await db.block.findMany({ where: { canonical: true }, orderBy: { height: 'asc' } })).map(
+          (b) => b.hash,
+        );
+      assert.deepEqual(
+        await canon(),
+        main.map((b) => b.hashHex),
+      );
+      // The fork's first two blocks are lighter than the main chain: not canonical yet.
+      for (const b of fork.slice(0, 2)) await w.apply(`f.${b.hashHex}`, 'block.accepted', report(b, 'B'));
+      assert.deepEqual(
+        await canon(),
+        main.map((b) => b.hashHex),
+      );
+      // Its third block outweighs the main chain: the fork becomes canonical down to the fork point.
+      await w.apply(`f.${fork[2]!.hashHex}`, 'block.accepted', report(fork[2]!, 'B'));
+      assert.deepEqual(
+        await canon(),
+        [...main.slice(0, 2), ...fork].map((b) => b.hashHex),
+      );
+      assert.equal(await db.block.count(), 7);
+      assert.equal(await db.entry.count(), 2, 'the shared entry, once in each branch');
+    } finally {
+      await drop();
+    }
+  });
+
+  test(`${provider}: stats update the node, add one snapshot per report and recompute network stats`, async () => {
+    const { db, drop } = await createTestIndexDb(provider);
+    try {
+      const w = new IndexWriter(db);
+      await w.apply('s.A.1', 'node.stats', stats('A', 1, 5));
+      await w.apply('s.B.1', 'node.stats', stats('B', 1, 7));
+      const r = await w.apply('s.A.2', 'node.stats', stats('A', 2, 6));
+      assert.deepEqual(
+        r.publications.map((p) => p.topic),
+        [TOPICS.nodeStatus, TOPICS.networkStats],
+      );
+      // A stale report re-sent after a Redis restart does not roll the node back.
+      const old = { ...stats('A', 0 + 1, 1), seq: 3, at: new Date(Date.now() - 60_000).toISOString() };
+      await w.apply('s.A.3', 'node.stats', old);
+      const a = await db.node.findUniqueOrThrow({ where: { id: 'A' } });
+      assert.equal(a.height, 6);
+      assert.equal(await db.nodeStatsSnapshot.count({ where: { nodeId: 'A' } }), 3);
+      const latest = await db.networkStats.findFirstOrThrow({ orderBy: { id: 'desc' } });
+      assert.equal(latest.totalNodes, 2);
+      assert.equal(latest.chainLengthMin, 7);
+      assert.equal(latest.chainLengthMax, 8);
+      assert.equal(latest.avgPeers, 2);
+      assert.equal(await db.networkConfig.count(), 1);
+    } finally {
+      await drop();
+    }
+  });
+}

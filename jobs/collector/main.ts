@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { createLogger } from '../../node/log.ts';
+import { indexDbLocation, openIndexDb } from '../index-db/open.ts';
+import { createCairnPubSub } from '../pubsub.ts';
+import { redisUrl } from '../redis.ts';
+import { Collector } from './collector.ts';
+
+/**
+ * The collector process: reports from the nodes (Redis) → index DB → subscription events.
+ * Env: REDIS_URL, DATABASE_URL (file:… or postgres://…; default .data/index.db),
+ * COLLECTOR_METRICS_PORT (Prometheus /metrics and /health on 127.0.0.1; default 0 = any free
+ * port), LOG_LEVEL. SIGINT/SIGTERM close it cleanly.
+ */
+const log = createLogger(process.env.LOG_LEVEL ?? 'info', { part: 'collector' });
+const location = indexDbLocation();
+const db = await openIndexDb(location);
+const url = redisUrl();
+const { pubsub, close: closePubSub } = createCairnPubSub(url);
+const registry = new Registry();
+collectDefaultMetrics({ register: registry });
+const collector = new Collector({ db, pubsub, redisUrl: url, log, registry });
+
+const server = createServer(async (req, res) => {
+  if (req.url === '/metrics') {
+    res.setHeader('content-type', registry.contentType);
+    res.end(await registry.metrics());
+  } else if (req.url === '/health') {
+    res.end('ok');
+  } else {
+    res.statusCode = 404;
+    res.end();
+  }
+});
+await new Promise<void>((resolve) =>
+  server.listen(Number(process.env.COLLECTOR_METRICS_PORT ?? 0), '127.0.0.1', resolve),
+);
+const port = (server.address() as AddressInfo).port;
+log.info({ db: location.provider, redis: url, metricsUrl: `http://127.0.0.1:${port}/metrics` }, 'ready');
+
+let stopping = false;
+const shutdown = async (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'shutting down');
+  setTimeout(() => process.exit(1), 10_000).unref();
+  server.close();
+  await collector.close();
+  await closePubSub();
+  await db.$disconnect();
+  log.info('stopped');
+  process.exit(0);
+};
+process.on('SIGINT', () => void shutdown('SIGINT'));
+process.on('SIGTERM', () => void shutdown('SIGTERM'));

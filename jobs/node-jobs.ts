@@ -1,0 +1,322 @@
+import { type Job, Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { Counter, Gauge } from 'prom-client';
+import type { BlockNode } from '../node/chain/block-tree.ts';
+import type { ChainEvent } from '../node/chain/chain.ts';
+import type { FlRoundEvent, ModelVersionEvent } from '../node/fl/net/service.ts';
+import type { Logger } from '../node/log.ts';
+import type { CairnNode } from '../node/node.ts';
+import { flRoundReport, modelVersionOfEntry, modelVersionReport } from './fl-reports.ts';
+import { runAdminCommand, syncChain, syncMempool } from './node-commands.ts';
+import { blockAcceptedReport, blockOrphanedReport, blocksToReport } from './node-reports.ts';
+import { statsReport } from './node-stats.ts';
+import {
+  ADMIN_COMMANDS,
+  type AdminCommand,
+  DEFAULT_SCHEDULE_MS,
+  namespace,
+  nodeQueueName,
+  REPORTS_QUEUE,
+  SCHEDULED_JOBS,
+  type ScheduledJob,
+} from './queues.ts';
+import { RedisConnections, RedisLiveness } from './redis.ts';
+import { ReportOutbox } from './report-outbox.ts';
+
+export interface NodeJobsOptions {
+  readonly node: CairnNode;
+  readonly redisUrl: string;
+  /** Queue prefix (default: CAIRN_NAMESPACE or `cairn`). */
+  readonly namespace?: string;
+  readonly schedule?: Partial<Record<ScheduledJob, number>>;
+  readonly log: Logger;
+  /** How often the watchdog checks the worker and the schedulers (default 10 s). */
+  readonly watchdogMs?: number;
+  /** Main-chain blocks reported below the tip at start (the index may have missed them). */
+  readonly backfill?: number;
+}
+
+const isAdmin = (name: string): name is AdminCommand => (ADMIN_COMMANDS as readonly string[]).includes(name);
+
+/**
+ * The node's side of the job system: upserts its schedulers on its own queue, runs the Worker
+ * that executes scheduled jobs and admin commands against the node, and sends reports (stats,
+ * blocks, orphans) to the collector through an outbox. Redis going away pauses all of this and
+ * nothing else: the node keeps mining and syncing; when Redis returns the schedulers are upserted
+ * again (a restarted Redis has lost them), retained reports are re-sent, and a watchdog recreates
+ * a worker that stopped taking jobs.
+ */
+export class NodeJobs {
+  private worker: Worker | undefined;
+  private readonly queue: Queue;
+  private readonly reports: Queue;
+  private redis: RedisLiveness | undefined;
+  readonly outbox: ReportOutbox;
+  private readonly schedule: Record<ScheduledJob, number>;
+  private readonly reported = new Set<string>();
+  private readonly reportedOrder: string[] = [];
+  private readonly boot = Date.now();
+  private seq = 0;
+  private lastJobAt = Date.now();
+  private watchdog: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly metrics;
+  private readonly onHead = (tip: BlockNode) => void this.reportMainChain(tip);
+  private readonly onEvents = (events: readonly ChainEvent[]) => this.reportOrphans(events);
+  private readonly onFlRound = (e: FlRoundEvent) => this.reportFlRound(e);
+  private readonly onModelVersion = (e: ModelVersionEvent) => this.reportModelVersion(e, null);
+  readonly nodeId: string;
+  private readonly prefix: string;
+  private readonly connections: RedisConnections;
+  private workerConnection: Redis | undefined;
+
+  private constructor(private readonly o: NodeJobsOptions) {
+    this.nodeId = o.node.identity.peerId.toString();
+    this.prefix = namespace(o.namespace);
+    this.connections = new RedisConnections(o.redisUrl);
+    this.schedule = { ...DEFAULT_SCHEDULE_MS, ...o.schedule };
+    this.queue = new Queue(nodeQueueName(this.nodeId), {
+      connection: this.connections.create(),
+      prefix: this.prefix,
+    });
+    this.reports = new Queue(REPORTS_QUEUE, { connection: this.connections.create(), prefix: this.prefix });
+    for (const q of [this.queue, this.reports])
+      q.on('error', (err) => this.o.log.debug({ err: err.message }, 'queue error'));
+    this.outbox = new ReportOutbox(this.reports, { log: o.log });
+    const registers = [o.node.metrics.registry];
+    this.metrics = {
+      jobs: new Counter({
+        name: 'cairn_node_jobs_total',
+        help: 'Jobs run by the node worker, by name and outcome',
+        labelNames: ['name', 'outcome'],
+        registers,
+      }),
+      workerRestarts: new Counter({
+        name: 'cairn_node_worker_restarts_total',
+        help: 'Workers recreated by the watchdog',
+        registers,
+      }),
+      redisUp: new Gauge({ name: 'cairn_node_redis_up', help: '1 while Redis answers', registers }),
+      outboxPending: new Gauge({
+        name: 'cairn_node_reports_pending',
+        help: 'Reports not yet handed to Redis',
+        registers,
+        collect: () => {
+          this.metrics.outboxPending.set(this.outbox.stats().pending);
+        },
+      }),
+      reports: new Counter({
+        name: 'cairn_node_reports_total',
+        help: 'Reports queued for the collector, by kind',
+        labelNames: ['kind'],
+        registers,
+      }),
+    };
+  }
+
+  static async start(o: NodeJobsOptions): Promise<NodeJobs> {
+    const jobs = new NodeJobs(o);
+    jobs.redis = new RedisLiveness(jobs.connections.create(), {
+      up: (wasDown) => jobs.redisReady(wasDown),
+      down: (wasUp) => jobs.redisLost(wasUp),
+    });
+    jobs.worker = jobs.createWorker();
+    o.node.chainService.on('head', jobs.onHead);
+    o.node.chainService.on('events', jobs.onEvents);
+    o.node.fl?.on('round', jobs.onFlRound);
+    o.node.fl?.on('version', jobs.onModelVersion);
+    o.node.externalReconcile = () => jobs.redisUp && !jobs.stopped;
+    jobs.watchdog = setInterval(() => void jobs.check(), o.watchdogMs ?? 10_000);
+    jobs.watchdog.unref();
+    // First report at once: a new node shows up in the index without waiting a stats period.
+    jobs.reportStats();
+    void jobs.reportMainChain(o.node.chain.tip);
+    return jobs;
+  }
+
+  private createWorker(): Worker {
+    this.workerConnection = this.connections.create();
+    const worker = new Worker(nodeQueueName(this.nodeId), (job) => this.process(job), {
+      connection: this.workerConnection,
+      prefix: this.prefix,
+      concurrency: 4,
+      // Admin commands wait for sync or reconciliation; a short lock would hand them to no one.
+      lockDuration: 60_000,
+    });
+    worker.on('error', (err) => this.o.log.debug({ err: err.message }, 'worker error'));
+    worker.on('failed', (job, err) => this.o.log.warn({ job: job?.name, err: err.message }, 'job failed'));
+    return worker;
+  }
+
+  private async process(job: Job): Promise<unknown> {
+    this.lastJobAt = Date.now();
+    const node = this.o.node;
+    try {
+      let result: unknown;
+      switch (job.name) {
+        case 'mempool.sync':
+          result = node.peers.book.all().length ? await syncMempool(node) : { skipped: 'no peers' };
+          break;
+        case 'chain.sync':
+          result = await syncChain(node);
+          break;
+        case 'stats.report':
+          result = { seq: this.reportStats() };
+          break;
+        case 'peers.refresh':
+          result = await node.refreshPeers();
+          break;
+        default:
+          if (!isAdmin(job.name)) throw new Error(`unknown job ${job.name}`);
+          result = await runAdminCommand(node, job.name, job.data, () => this.reportStats());
+      }
+      this.metrics.jobs.inc({ name: job.name, outcome: 'ok' });
+      return result;
+    } catch (err) {
+      this.metrics.jobs.inc({ name: job.name, outcome: 'failed' });
+      throw err;
+    }
+  }
+
+  /** Queues a stats report now; returns its sequence number. */
+  reportStats(): number {
+    const seq = ++this.seq;
+    const payload = statsReport(this.o.node, this.boot, seq);
+    this.outbox.push('node.stats', `stats.${this.nodeId}.${this.boot}.${seq}`, payload);
+    this.metrics.reports.inc({ kind: 'node.stats' });
+    return seq;
+  }
+
+  private async reportMainChain(tip: BlockNode): Promise<void> {
+    const path = blocksToReport(tip, (h) => this.reported.has(h), this.o.backfill ?? 100);
+    for (const n of path) {
+      const block = await this.o.node.chain.getBlock(n.hashHex);
+      if (!block) continue;
+      this.remember(n.hashHex);
+      this.outbox.push(
+        'block.accepted',
+        `block.${this.nodeId}.${n.hashHex}`,
+        blockAcceptedReport(this.nodeId, block, n),
+      );
+      this.metrics.reports.inc({ kind: 'block.accepted' });
+      for (const e of block.entries)
+        if (e.payload.kind === 'model') this.reportModelVersion(modelVersionOfEntry(e.payload), n.hashHex);
+    }
+  }
+
+  /** Each status of a round is its own report (ids must differ); the collector keeps the latest. */
+  private reportFlRound(e: FlRoundEvent): void {
+    this.outbox.push('fl.round', `flround.${e.id}.${e.status}`, flRoundReport(this.nodeId, e));
+    this.metrics.reports.inc({ kind: 'fl.round' });
+  }
+
+  /** A version as committed (blockHash null) or as found in a main-chain block. */
+  private reportModelVersion(e: ModelVersionEvent, blockHash: string | null): void {
+    this.outbox.push(
+      'model.version',
+      `model.${this.nodeId}.${e.hash}.${blockHash ?? 'pending'}`,
+      modelVersionReport(this.nodeId, e, blockHash),
+    );
+    this.metrics.reports.inc({ kind: 'model.version' });
+  }
+
+  private remember(hashHex: string): void {
+    this.reported.add(hashHex);
+    this.reportedOrder.push(hashHex);
+    if (this.reportedOrder.length > 5_000) this.reported.delete(this.reportedOrder.shift()!);
+  }
+
+  private reportOrphans(events: readonly ChainEvent[]): void {
+    for (const e of events) {
+      let r: ReturnType<typeof blockOrphanedReport> | undefined;
+      if (e.type === 'block-stale') {
+        r = blockOrphanedReport(this.nodeId, { hashHex: e.node.hashHex, header: e.node.header }, e.reason);
+        // A reorged-out block may come back on a later reorg: report it again then.
+        this.reported.delete(e.node.hashHex);
+      } else if (e.type === 'orphan-added') r = blockOrphanedReport(this.nodeId, e.block, 'unknown-parent');
+      else if (e.type === 'orphan-dropped') r = blockOrphanedReport(this.nodeId, e.block, 'dropped');
+      if (!r) continue;
+      this.outbox.push('block.orphaned', `orphan.${this.nodeId}.${r.hash}.${r.reason}`, r);
+      this.metrics.reports.inc({ kind: 'block.orphaned' });
+    }
+  }
+
+  private get redisUp(): boolean {
+    return this.redis?.up ?? false;
+  }
+
+  private redisReady(wasDown: boolean): void {
+    this.metrics.redisUp.set(1);
+    if (!wasDown || this.stopped) return;
+    this.o.log.info('redis is up: upserting job schedulers and re-sending retained reports');
+    void this.upsertSchedulers();
+    this.outbox.replay();
+  }
+
+  private redisLost(wasUp: boolean): void {
+    if (wasUp) this.o.log.warn('redis connection lost; the node carries on without jobs and reports');
+    this.metrics.redisUp.set(0);
+  }
+
+  async upsertSchedulers(): Promise<void> {
+    for (const name of SCHEDULED_JOBS) {
+      await this.queue.upsertJobScheduler(
+        name,
+        { every: this.schedule[name] },
+        { name, data: {}, opts: { removeOnComplete: { count: 50 }, removeOnFail: { count: 50 } } },
+      );
+    }
+  }
+
+  /**
+   * The watchdog. BullMQ workers have been seen to stay idle forever after a long Redis outage;
+   * if Redis has been up for a while and no job (the schedulers guarantee some) has run for
+   * three periods of the fastest scheduler, the worker is replaced. Schedulers lost with Redis's
+   * data are put back.
+   */
+  private async check(): Promise<void> {
+    if (this.stopped || !this.redisUp) return;
+    try {
+      const present = await this.queue.getJobSchedulersCount();
+      if (present < SCHEDULED_JOBS.length) await this.upsertSchedulers();
+    } catch (err) {
+      this.o.log.debug({ err: (err as Error).message }, 'scheduler check failed');
+      return;
+    }
+    const stallMs = 3 * Math.min(...Object.values(this.schedule)) + 5_000;
+    const now = Date.now();
+    const stalled = now - this.lastJobAt > stallMs && now - (this.redis?.upSince ?? 0) > stallMs;
+    if (!this.worker?.isRunning() || stalled) {
+      this.o.log.warn(
+        { stalled, running: this.worker?.isRunning() },
+        'worker not taking jobs: recreating it',
+      );
+      this.metrics.workerRestarts.inc();
+      const old = this.worker;
+      const oldConnection = this.workerConnection;
+      this.worker = this.createWorker();
+      this.lastJobAt = now;
+      void old
+        ?.close(true)
+        .catch(() => {})
+        .finally(() => oldConnection?.quit().catch(() => oldConnection.disconnect()));
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.watchdog);
+    this.o.node.chainService.off('head', this.onHead);
+    this.o.node.chainService.off('events', this.onEvents);
+    this.o.node.fl?.off('round', this.onFlRound);
+    this.o.node.fl?.off('version', this.onModelVersion);
+    this.o.node.externalReconcile = undefined;
+    // Give queued reports a moment to leave (shutdown should not lose the last blocks).
+    if (this.redisUp) await this.outbox.drain(2_000);
+    this.outbox.close();
+    await this.worker?.close().catch(() => {});
+    await Promise.all([this.queue.close(), this.reports.close()]).catch(() => {});
+    await this.connections.closeAll();
+  }
+}

@@ -1,0 +1,180 @@
+import { z } from 'zod';
+import type { AdminCommand } from './queues.ts';
+
+/**
+ * Job payloads and results, validated where they cross Redis: a worker never trusts what it
+ * pops, and the gateway never sends what would not parse.
+ */
+const hex = (bytes?: number) =>
+  z
+    .string()
+    .regex(bytes ? new RegExp(`^[0-9a-f]{${bytes * 2}}$`) : /^([0-9a-f]{2})*$/, 'lowercase hex expected');
+const decimal = z.string().regex(/^\d+$/, 'decimal integer expected');
+const peerId = z.string().min(1).max(128);
+const isoDate = z.iso.datetime();
+
+// ── admin commands (node queue) ────────────────────────────────────────────────────────────
+export const AdminPayload = {
+  'admin.syncMempool': z.object({ peerId: peerId.optional() }).strict(),
+  'admin.syncChain': z.object({}).strict(),
+  'admin.reportStats': z.object({}).strict(),
+  'admin.blockPeers': z.object({ peerIds: z.array(peerId).min(1).max(100) }).strict(),
+  'admin.unblockPeers': z.object({ peerIds: z.array(peerId).min(1).max(100) }).strict(),
+  'admin.submitEntry': z
+    .object({
+      content: z.string().min(1).max(16_384),
+      metadata: z.array(z.object({ key: z.string().min(1).max(64), value: z.string().max(1024) })).max(32),
+    })
+    .strict(),
+  'fl.startRound': z
+    .object({
+      rounds: z.number().int().min(1).max(1000),
+      participants: z.array(peerId).max(100).optional(),
+      clipNorm: z.number().positive().optional(),
+      noiseMultiplier: z.number().min(0).optional(),
+      targetQuantile: z.number().min(0).max(1).optional(),
+    })
+    .strict(),
+} satisfies Record<AdminCommand, z.ZodType>;
+export type AdminPayloads = { [K in AdminCommand]: z.infer<(typeof AdminPayload)[K]> };
+
+export const ReconcileResult = z.object({
+  peerId: z.string(),
+  sent: z.number().int(),
+  received: z.number().int(),
+  roundTrips: z.number().int(),
+  bytes: z.number().int(),
+});
+export type ReconcileResult = z.infer<typeof ReconcileResult>;
+
+export const ChainSyncResult = z.object({
+  state: z.string(),
+  height: z.number().int(),
+  headHash: z.string(),
+  outcome: z.string().nullable(),
+});
+export type ChainSyncResult = z.infer<typeof ChainSyncResult>;
+
+export const PeersResult = z.object({ peers: z.array(z.string()), blocked: z.array(z.string()) });
+export const SubmitEntryResult = z.object({
+  id: z.string(),
+  accepted: z.boolean(),
+  reason: z.string().nullable(),
+});
+export const StatsReportResult = z.object({ seq: z.number().int() });
+export const FlStartResult = z.object({ roundIds: z.array(z.string()) });
+
+/** What each admin command's job returns. */
+export const AdminResult = {
+  'admin.syncMempool': ReconcileResult,
+  'admin.syncChain': ChainSyncResult,
+  'admin.reportStats': StatsReportResult,
+  'admin.blockPeers': PeersResult,
+  'admin.unblockPeers': PeersResult,
+  'admin.submitEntry': SubmitEntryResult,
+  'fl.startRound': FlStartResult,
+} satisfies Record<AdminCommand, z.ZodType>;
+export type AdminResults = { [K in AdminCommand]: z.infer<(typeof AdminResult)[K]> };
+
+// ── reports (shared reports queue) ─────────────────────────────────────────────────────────
+export const EntryReport = z.object({
+  id: hex(32),
+  position: z.number().int().min(0),
+  kind: z.enum(['knowledge', 'model', 'config']),
+  author: hex(32),
+  timestamp: z.number().int().min(0),
+  /** The payload as JSON text. */
+  payload: z.string().max(64 * 1024),
+  signature: hex(64),
+});
+
+export const BlockAcceptedReport = z.object({
+  nodeId: peerId,
+  hash: hex(32),
+  height: z.number().int().min(0),
+  prevHash: hex(32),
+  merkleRoot: hex(32),
+  timestamp: z.number().int().min(0),
+  target: decimal,
+  nonce: decimal,
+  miner: hex(32),
+  signature: hex(64),
+  header: hex(),
+  sizeBytes: z.number().int().min(0),
+  totalWork: decimal,
+  entries: z.array(EntryReport).max(10_000),
+});
+export type BlockAcceptedReport = z.infer<typeof BlockAcceptedReport>;
+
+export const BlockOrphanedReport = z.object({
+  nodeId: peerId,
+  hash: hex(32),
+  height: z.number().int().min(0),
+  prevHash: hex(32),
+  miner: hex(32),
+  reason: z.enum(['unknown-parent', 'reorged-out', 'side-chain', 'dropped']),
+  at: isoDate,
+});
+export type BlockOrphanedReport = z.infer<typeof BlockOrphanedReport>;
+
+export const NodeStatsReport = z.object({
+  nodeId: peerId,
+  /** Start time (ms) of the node process: a restarted node counts its reports anew. */
+  boot: z.number().int().min(0),
+  /** Report counter within one boot, from 1; `<nodeId>:<boot>:<seq>` identifies the snapshot. */
+  seq: z.number().int().min(1),
+  at: isoDate,
+  role: z.string().max(32),
+  capabilities: z.array(z.string().max(32)).max(16),
+  addrs: z.array(z.string().max(512)).max(64),
+  height: z.number().int().min(0),
+  headHash: hex(32),
+  totalWork: decimal,
+  target: decimal,
+  peers: z.array(peerId).max(1000),
+  mempoolSize: z.number().int().min(0),
+  hashRate: z.number().min(0),
+  mining: z.boolean(),
+  chainId: hex(32),
+  genesisHash: hex(32),
+  /** The network configuration as JSON (bigints as decimal strings). */
+  networkConfig: z.string().max(16 * 1024),
+});
+export type NodeStatsReport = z.infer<typeof NodeStatsReport>;
+
+export const ModelVersionReport = z.object({
+  nodeId: peerId,
+  hash: hex(32),
+  parentHash: hex(32).nullable(),
+  round: z.number().int().min(0),
+  metrics: z.record(z.string().max(64), z.number()),
+  epsilon: z.number().min(0),
+  participants: z.number().int().min(0),
+  blockHash: hex(32).nullable(),
+  at: isoDate,
+});
+export type ModelVersionReport = z.infer<typeof ModelVersionReport>;
+
+export const FlRoundReport = z.object({
+  nodeId: peerId,
+  id: z.string().min(1).max(128),
+  round: z.number().int().min(0),
+  status: z.enum(['running', 'completed', 'failed']),
+  participants: z.array(peerId).max(1000),
+  leftOut: z.array(peerId).max(1000),
+  dp: z.record(z.string().max(64), z.number()),
+  modelHash: hex(32).nullable(),
+  error: z.string().max(2048).nullable(),
+  startedAt: isoDate,
+  finishedAt: isoDate.nullable(),
+});
+export type FlRoundReport = z.infer<typeof FlRoundReport>;
+
+export const ReportPayload = {
+  'node.stats': NodeStatsReport,
+  'block.accepted': BlockAcceptedReport,
+  'block.orphaned': BlockOrphanedReport,
+  'model.version': ModelVersionReport,
+  'fl.round': FlRoundReport,
+} as const;
+export type ReportPayloads = { [K in keyof typeof ReportPayload]: z.infer<(typeof ReportPayload)[K]> };

@@ -1,0 +1,52 @@
+/**
+ * Queue names. BullMQ keys live under the namespace prefix (default `cairn`), so the node queue
+ * of peer X is the Redis key space `cairn:node.X:*` and reports are `cairn:reports:*` (BullMQ
+ * forbids ':' inside a queue name, hence the dot). A namespace (env CAIRN_NAMESPACE) separates
+ * Cairn deployments sharing one Redis — and tests running side by side. Pub/sub topics carry it
+ * too (Redis pub/sub ignores database numbers).
+ */
+export const DEFAULT_NAMESPACE = 'cairn';
+/** The default namespace's prefix (kept for callers that never set CAIRN_NAMESPACE). */
+export const QUEUE_PREFIX = DEFAULT_NAMESPACE;
+
+export function namespace(value = process.env.CAIRN_NAMESPACE): string {
+  const ns = value || DEFAULT_NAMESPACE;
+  if (!/^[a-z0-9][a-z0-9_-]{0,62}$/i.test(ns))
+    throw new Error(`CAIRN_NAMESPACE must be letters, digits, '-' or '_' (got "${ns}")`);
+  return ns;
+}
+export const REPORTS_QUEUE = 'reports';
+export const nodeQueueName = (nodeId: string) => `node.${nodeId}`;
+
+/** Recurring jobs each node upserts on its own queue at start (and again after Redis comes back). */
+export const SCHEDULED_JOBS = ['mempool.sync', 'chain.sync', 'stats.report', 'peers.refresh'] as const;
+export type ScheduledJob = (typeof SCHEDULED_JOBS)[number];
+
+export const DEFAULT_SCHEDULE_MS: Readonly<Record<ScheduledJob, number>> = {
+  'mempool.sync': 15_000,
+  'chain.sync': 30_000,
+  'stats.report': 60_000,
+  'peers.refresh': 60_000,
+};
+
+/** Commands an operator sends to one node; the job's return value is the command's result. */
+export const ADMIN_COMMANDS = [
+  'admin.syncMempool',
+  'admin.syncChain',
+  'admin.reportStats',
+  'admin.blockPeers',
+  'admin.unblockPeers',
+  'admin.submitEntry',
+  'fl.startRound',
+] as const;
+export type AdminCommand = (typeof ADMIN_COMMANDS)[number];
+
+/** Report kinds on the shared reports queue (the job name). */
+export const REPORT_KINDS = [
+  'node.stats',
+  'block.accepted',
+  'block.orphaned',
+  'model.version',
+  'fl.round',
+] as const;
+export type ReportKind = (typeof REPORT_KINDS)[number];

@@ -1,0 +1,75 @@
+import { Redis, type RedisOptions } from 'ioredis';
+
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+export const redisUrl = (url = process.env.REDIS_URL) => url || DEFAULT_REDIS_URL;
+
+/**
+ * A Redis connection for BullMQ or pub/sub. `maxRetriesPerRequest: null` is what BullMQ workers
+ * require (a blocked command waits for the reconnect instead of failing), and the retry strategy
+ * never gives up: a Redis restart is a pause, not an end.
+ */
+export function createRedis(url = redisUrl(), extra: RedisOptions = {}): Redis {
+  const redis = new Redis(url, {
+    maxRetriesPerRequest: null,
+    enableReadyCheck: true,
+    retryStrategy: (times) => Math.min(200 + times * 200, 2_000),
+    lazyConnect: false,
+    ...extra,
+  });
+  // Connection errors are expected while Redis restarts and the retry strategy handles them;
+  // without a listener ioredis prints every one as "Unhandled error event". Owners that care
+  // (the node's and collector's monitors) listen for 'close' and 'ready'.
+  redis.on('error', () => {});
+  return redis;
+}
+
+/**
+ * Connections a component opens and must close itself: BullMQ never closes a connection it was
+ * handed, and one left open keeps the process alive.
+ */
+export class RedisConnections {
+  private readonly open = new Set<Redis>();
+
+  constructor(private readonly url = redisUrl()) {}
+
+  create(extra: RedisOptions = {}): Redis {
+    const r = createRedis(this.url, extra);
+    this.open.add(r);
+    r.once('end', () => this.open.delete(r));
+    return r;
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.open];
+    this.open.clear();
+    await Promise.all(all.map((r) => r.quit().catch(() => r.disconnect())));
+  }
+}
+
+/**
+ * Whether a connection is up and since when, with a callback on each change. The job worker and
+ * the collector act on it: what to redo when Redis returns, when to suspect a stuck worker.
+ */
+export class RedisLiveness {
+  up = false;
+  upSince = 0;
+  downSince = 0;
+
+  constructor(
+    connection: Redis,
+    on: { up?: (wasDown: boolean) => void; down?: (wasUp: boolean) => void } = {},
+  ) {
+    connection.on('ready', () => {
+      const wasDown = !this.up;
+      if (wasDown) this.upSince = Date.now();
+      this.up = true;
+      on.up?.(wasDown);
+    });
+    connection.on('close', () => {
+      const wasUp = this.up;
+      if (wasUp) this.downSince = Date.now();
+      this.up = false;
+      on.down?.(wasUp);
+    });
+  }
+}
