@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { TOPICS } from '../jobs/events.ts';
+import { collect, gql, startTestGateway, type TestGateway, waitFor, wsClient } from './testing.ts';
+import { sha256Hex } from './tokens.ts';
+
+const TOKENS = { admin: 'admin-secret-1', operator: 'operator-secret-2', viewer: 'viewer-secret-3' };
+const tokens = Object.entries(TOKENS).map(([role, t]) => ({
+  name: role,
+  role: role as 'admin' | 'operator' | 'viewer',
+  sha256: sha256Hex(t),
+}));
+const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+
+const OPERATOR_MUTATIONS = [
+  'mutation { syncMempool(nodeId: "n1") { peerId } }',
+  'mutation { syncChain(nodeId: "n1") { state } }',
+  'mutation { reportStats(nodeId: "n1") { seq } }',
+  'mutation { submitEntry(nodeId: "n1", content: "hello") { id } }',
+];
+const ADMIN_MUTATIONS = [
+  'mutation { blockPeers(nodeId: "n1", peerIds: ["p"]) { blocked } }',
+  'mutation { unblockPeers(nodeId: "n1", peerIds: ["p"]) { blocked } }',
+  'mutation { startFederatedRound(nodeId: "n1", rounds: 1) { roundIds } }',
+];
+
+describe('roles on mutations (HTTP)', () => {
+  let gw: TestGateway;
+  // No node answers here: an authorized call gets NODE_UNAVAILABLE after this timeout.
+  before(async () => {
+    gw = await startTestGateway({ tokens, adminTimeoutMs: 300, seed: { blocks: 2 } });
+  });
+  after(() => gw.close());
+
+  const code = async (query: string, headers: Record<string, string> = {}) => {
+    const r = await gql(gw.url, query, undefined, headers);
+    return {
+      status: r.status,
+      code: r.body.errors?.[0]?.extensions?.code,
+      message: r.body.errors?.[0]?.message ?? '',
+    };
+  };
+
+  test('no token and a viewer token are FORBIDDEN on every operator and admin mutation', async () => {
+    for (const m of [...OPERATOR_MUTATIONS, ...ADMIN_MUTATIONS])
+      for (const headers of [{}, bearer(TOKENS.viewer)]) {
+        const r = await code(m, headers);
+        assert.equal(r.code, 'FORBIDDEN', `${m} with ${JSON.stringify(headers)}`);
+        assert.match(r.message, /Not authorized|forbidden/);
+      }
+  });
+
+  test('an operator token passes operator mutations but not admin ones', async () => {
+    for (const m of OPERATOR_MUTATIONS)
+      assert.equal((await code(m, bearer(TOKENS.operator))).code, 'NODE_UNAVAILABLE', m);
+    for (const m of ADMIN_MUTATIONS)
+      assert.equal((await code(m, bearer(TOKENS.operator))).code, 'FORBIDDEN', m);
+  });
+
+  test('an admin token passes admin mutations', async () => {
+    for (const m of [...OPERATOR_MUTATIONS, ...ADMIN_MUTATIONS])
+      assert.equal((await code(m, bearer(TOKENS.admin))).code, 'NODE_UNAVAILABLE', m);
+  });
+
+  test('a wrong token is UNAUTHENTICATED (401), even on reads; reads are open without one', async () => {
+    const r = await code('{ _meta { height } }', bearer('not-a-token'));
+    assert.equal(r.code, 'UNAUTHENTICATED');
+    assert.equal(r.status, 401);
+    assert.equal((await code(OPERATOR_MUTATIONS[0]!, bearer('nope'))).code, 'UNAUTHENTICATED');
+    const open = await gql(gw.url, '{ _meta { height } }');
+    assert.equal(open.body.data._meta.height, 1);
+  });
+});
+
+describe('requireViewer', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startTestGateway({ tokens, requireViewer: true, seed: { blocks: 2 } });
+  });
+  after(() => gw.close());
+
+  test('HTTP reads need a viewer token', async () => {
+    const anon = await gql(gw.url, '{ _meta { height } }');
+    assert.equal(anon.body.errors?.[0]?.extensions?.code, 'FORBIDDEN');
+    const viewer = await gql(gw.url, '{ _meta { height } }', undefined, bearer(TOKENS.viewer));
+    assert.equal(viewer.body.data._meta.height, 1);
+  });
+
+  test('a ws subscription with a bad or missing token is refused when it starts; a viewer token is served', async () => {
+    for (const [params, expected] of [
+      [{ authorization: 'Bearer wrong' }, 'UNAUTHENTICATED'],
+      [{ token: 'wrong' }, 'UNAUTHENTICATED'],
+      [{}, 'FORBIDDEN'],
+    ] as const) {
+      const client = wsClient(gw.wsUrl, params);
+      const sub = collect(client, 'subscription { newBlock { hash } }');
+      try {
+        // Refused before any event: either an error message for the operation (authentication
+        // in onSubscribe) or a single error result followed by completion (scope check on subscribe).
+        const err = (await sub.done) as { message: string; extensions?: { code?: string } }[] | undefined;
+        const errors = Array.isArray(err) ? err : sub.results[0]?.errors;
+        assert.equal(errors?.[0]?.extensions?.code, expected, `refused for ${JSON.stringify(params)}`);
+        assert.equal(sub.results.filter((r) => r.data).length, 0);
+      } finally {
+        sub.dispose();
+        await client.dispose();
+      }
+    }
+    const client = wsClient(gw.wsUrl, { authorization: `Bearer ${TOKENS.viewer}` });
+    const sub = collect<{ newBlock: { hash: string } }>(client, 'subscription { newBlock { hash } }');
+    const ev = {
+      ...(await gw.db.block.findFirstOrThrow({ where: { height: 1 } })),
+    };
+    const payload = { ...ev, timestamp: ev.timestamp.toISOString(), receivedAt: ev.receivedAt.toISOString() };
+    let n = 0;
+    await waitFor(
+      () => {
+        if (n++ % 10 === 0) gw.server.pubsub.publish(TOPICS.newBlock, payload);
+        return sub.results.length > 0;
+      },
+      10_000,
+      'a viewer subscription event',
+    );
+    assert.equal(sub.results[0]?.data?.newBlock.hash, ev.hash);
+    sub.dispose();
+    await client.dispose();
+  });
+});

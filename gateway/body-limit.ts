@@ -1,0 +1,53 @@
+import type { Plugin } from 'graphql-yoga';
+
+export const DEFAULT_MAX_BODY_BYTES = 512 * 1024;
+
+export const tooLarge = (limit: number, size?: number) =>
+  Response.json(
+    {
+      errors: [
+        {
+          message: `Request body too large: ${size === undefined ? 'more than' : size} bytes, the limit is ${limit} bytes`,
+          extensions: { code: 'PAYLOAD_TOO_LARGE' },
+        },
+      ],
+    },
+    { status: 413 },
+  );
+
+/**
+ * Refuses a request whose declared Content-Length exceeds the limit before anything reads it.
+ * Bodies without a length (chunked) are bounded where they are read: `limitBody` below.
+ */
+export function useBodyLimit(limit: number): Plugin {
+  return {
+    onRequest({ request, endResponse }) {
+      const declared = request.headers.get('content-length');
+      if (declared !== null && Number(declared) > limit) endResponse(tooLarge(limit, Number(declared)));
+    },
+  };
+}
+
+/**
+ * For a request without Content-Length: reads at most `limit` bytes of its body, then returns an
+ * equivalent request with the buffered body (or a 413 response when it is longer).
+ */
+export async function limitBody(request: Request, limit: number): Promise<Request | Response> {
+  if (!request.body || request.headers.get('content-length') !== null) return request;
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      return tooLarge(limit);
+    }
+    chunks.push(value);
+  }
+  const headers = new Headers(request.headers);
+  headers.set('content-length', String(size));
+  return new Request(request.url, { method: request.method, headers, body: Buffer.concat(chunks) });
+}

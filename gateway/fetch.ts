@@ -1,0 +1,36 @@
+import { AdminClient } from '../jobs/admin-client.ts';
+import { openIndexDb } from '../jobs/index-db/open.ts';
+import { createCairnPubSub } from '../jobs/pubsub.ts';
+import { redisUrl } from '../jobs/redis.ts';
+import { createGateway, type Gateway } from './gateway.ts';
+import { parseTokensEnv, readConfigFile } from './tokens.ts';
+
+let gateway: Promise<Gateway> | undefined;
+
+/** Builds the gateway from the environment once per warm instance (same env vars as main.ts). */
+function fromEnv(): Promise<Gateway> {
+  gateway ??= (async () => {
+    const file = readConfigFile(process.env.CAIRN_GATEWAY_CONFIG);
+    const url = redisUrl();
+    return createGateway({
+      db: await openIndexDb(),
+      pubsub: createCairnPubSub(url).pubsub,
+      admin: new AdminClient(url),
+      tokens: [...file.tokens, ...parseTokensEnv(process.env.CAIRN_TOKENS)],
+      requireViewer: file.requireViewer ?? process.env.CAIRN_REQUIRE_VIEWER === '1',
+      adminTimeoutMs: file.adminTimeoutMs,
+      graphiql: false,
+    });
+  })();
+  return gateway;
+}
+
+/**
+ * A fetch handler for serverless hosts (queries and mutations over HTTP; subscriptions need the
+ * long-lived server in main.ts). `export default { fetch }` is the shape such hosts look for.
+ */
+export async function fetch(request: Request): Promise<Response> {
+  return (await fromEnv()).fetch(request);
+}
+
+export default { fetch };

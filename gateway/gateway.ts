@@ -1,0 +1,217 @@
+import { blockFieldSuggestionsPlugin } from '@escape.tech/graphql-armor-block-field-suggestions';
+import { costLimitPlugin } from '@escape.tech/graphql-armor-cost-limit';
+import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
+import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
+import { maxDirectivesPlugin } from '@escape.tech/graphql-armor-max-directives';
+import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
+import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
+import { createInMemoryCache, useResponseCache } from '@graphql-yoga/plugin-response-cache';
+import { isObjectType } from 'graphql';
+import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { AdminClient } from '../jobs/admin-client.ts';
+import type { IndexDb } from '../jobs/index-db/open.ts';
+import type { CairnPubSub } from '../jobs/pubsub.ts';
+import { unauthenticated } from '../schema/errors.ts';
+import { type CairnContext, schema } from '../schema/index.ts';
+import { DEFAULT_MAX_BODY_BYTES, limitBody, useBodyLimit } from './body-limit.ts';
+import { EventInvalidatedCache } from './read-cache.ts';
+import { bearerToken, createTokenVerifier, type TokenEntry } from './tokens.ts';
+
+export interface GatewayLimits {
+  /** Deepest selection set (default 12). */
+  maxDepth?: number;
+  /** graphql-armor cost limit (default 5000). */
+  maxCost?: number;
+  /** Aliases per operation (default 30). */
+  maxAliases?: number;
+  /** Lexer tokens per document (default 5000). */
+  maxTokens?: number;
+  /** Directives per operation (default 50). */
+  maxDirectives?: number;
+  /** Request body bytes (default 512 KiB); larger bodies get 413. */
+  maxBodyBytes?: number;
+}
+
+export interface GatewayOptions {
+  db: IndexDb;
+  pubsub: CairnPubSub;
+  admin: AdminClient;
+  /** Accepted bearer tokens (SHA-256 hashes with roles). */
+  tokens?: readonly TokenEntry[];
+  limits?: GatewayLimits;
+  /** Serve GraphiQL on GET /graphql (default: when not in production). */
+  graphiql?: boolean;
+  /** Production hides field suggestions in validation errors (default: NODE_ENV === 'production'). */
+  production?: boolean;
+  logger?: Logger;
+  /** Reads and subscriptions need at least a viewer token. */
+  requireViewer?: boolean;
+  /** How long mutations wait for a node (default 30 s). */
+  adminTimeoutMs?: number;
+  /** TTL of the shared hot-read cache, cleared on events (default 1000 ms; 0 disables). */
+  cacheTtlMs?: number;
+  /** Readiness checks besides the DB query (e.g. a Redis ping); throw to report not ready. */
+  readinessChecks?: Record<string, () => Promise<unknown>>;
+  /** Prometheus registry to use (default: a fresh one with process metrics). */
+  registry?: Registry;
+}
+
+export interface Gateway {
+  readonly yoga: YogaServerInstance<Record<string, unknown>, CairnContext>;
+  /** WHATWG fetch handler (queries, mutations, SSE subscriptions) with the body limit applied. */
+  readonly fetch: (request: Request) => Promise<Response>;
+  readonly registry: Registry;
+  /** Stops the cache's event subscriptions; the caller owns db, pubsub and admin. */
+  readonly close: () => Promise<void>;
+}
+
+export const DEFAULT_LIMITS: Required<GatewayLimits> = {
+  maxDepth: 12,
+  maxCost: 5000,
+  maxAliases: 30,
+  maxTokens: 5000,
+  maxDirectives: 50,
+  maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+};
+
+const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
+  Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms).unref();
+    }),
+  ]);
+
+/** The Cairn GraphQL gateway as a yoga instance: schema, auth, limits, metrics, health. */
+export function createGateway(options: GatewayOptions): Gateway {
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const production = options.production ?? process.env.NODE_ENV === 'production';
+  const verify = createTokenVerifier(options.tokens ?? []);
+  const ttlMs = options.cacheTtlMs ?? 1000;
+  const cache = new EventInvalidatedCache(ttlMs);
+  cache.watch(options.pubsub);
+  // Whole query results, per role, for the same short time and dropped on the same events as the
+  // read cache: a dashboard polled by many clients is executed once per change, not per request.
+  const responses = createInMemoryCache({ max: 1000 });
+  const everyType = Object.values(schema.getTypeMap())
+    .filter((t) => isObjectType(t) && !t.name.startsWith('__'))
+    .map((t) => ({ typename: t.name }));
+  cache.onClear(() => void responses.invalidate(everyType));
+  const roleOf = (request: Request): string => {
+    const check = verify(bearerToken(request.headers.get('authorization')));
+    return 'invalid' in check ? 'invalid' : (check.role ?? 'anonymous');
+  };
+  const registry = options.registry ?? new Registry();
+  if (!options.registry) collectDefaultMetrics({ register: registry });
+  const log = options.logger;
+
+  const yoga = createYoga<Record<string, unknown>, CairnContext>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    graphiql: (options.graphiql ?? !production) ? { title: 'Cairn gateway' } : false,
+    landingPage: false,
+    // GraphQLErrors (auth, limits, coded command errors) pass through; anything else is masked.
+    maskedErrors: true,
+    batching: false,
+    logging: log ?? false,
+    context: ({
+      request,
+      connectionParams,
+    }: {
+      request?: Request;
+      connectionParams?: Record<string, unknown>;
+    }) => {
+      // graphql-ws sends credentials in connectionParams (checked at subscribe); HTTP in a header.
+      const raw = connectionParams
+        ? (connectionParams.authorization ?? connectionParams.Authorization ?? connectionParams.token)
+        : request?.headers.get('authorization');
+      const check = verify(bearerToken(raw));
+      if ('invalid' in check)
+        throw unauthenticated('Invalid token: the bearer token matches no configured token');
+      return {
+        db: options.db,
+        pubsub: options.pubsub,
+        admin: options.admin,
+        role: check.role,
+        requireViewer: options.requireViewer ?? false,
+        adminTimeoutMs: options.adminTimeoutMs,
+        cache,
+      } satisfies CairnContext;
+    },
+    plugins: [
+      useBodyLimit(limits.maxBodyBytes),
+      // graphql-armor's protections one by one, in an order that names the actual abuse: the
+      // token count stops huge documents while parsing, and a deep query is reported as too
+      // deep rather than as too costly (which it also is).
+      maxTokensPlugin({ n: limits.maxTokens }),
+      maxAliasesPlugin({ n: limits.maxAliases, allowList: [] }),
+      maxDirectivesPlugin({ n: limits.maxDirectives }),
+      maxDepthPlugin({ n: limits.maxDepth, ignoreIntrospection: true, flattenFragments: true }),
+      costLimitPlugin({ maxCost: limits.maxCost, ignoreIntrospection: true }),
+      ...(production ? [blockFieldSuggestionsPlugin()] : []),
+      useResponseCache({
+        session: roleOf,
+        cache: responses,
+        ttl: ttlMs,
+        enabled: () => ttlMs > 0,
+        includeExtensionMetadata: false,
+      }),
+      usePrometheus({
+        registry,
+        endpoint: '/metrics',
+        // Request-level metrics only: per-phase histograms and the deprecated-field counter (a
+        // document walk per request) cost a fifth of a cached request and tell little here.
+        metrics: {
+          graphql_yoga_http_duration: true,
+          graphql_envelop_request: true,
+          graphql_envelop_request_duration: true,
+          graphql_envelop_error_result: true,
+          graphql_envelop_phase_subscribe: true,
+          graphql_envelop_deprecated_field: false,
+          graphql_envelop_phase_parse: false,
+          graphql_envelop_phase_validate: false,
+          graphql_envelop_phase_context: false,
+          graphql_envelop_phase_execute: false,
+          graphql_envelop_schema_change: false,
+          graphql_envelop_execute_resolver: false,
+          graphql_envelop_request_time_summary: false,
+        },
+      }),
+      {
+        // GET /ready: the index DB answers a query and every extra check (Redis ping) passes.
+        async onRequest({ request, url, endResponse }) {
+          if (url.pathname !== '/ready' || request.method !== 'GET') return;
+          const checks: Record<string, () => Promise<unknown>> = {
+            db: () => options.db.$queryRawUnsafe('SELECT 1'),
+            ...options.readinessChecks,
+          };
+          const failures: string[] = [];
+          await Promise.all(
+            Object.entries(checks).map(([name, check]) =>
+              withTimeout(check(), 2000, name).catch((err: Error) =>
+                failures.push(`${name}: ${err.message}`),
+              ),
+            ),
+          );
+          endResponse(
+            Response.json(failures.length ? { ready: false, reason: failures.join('; ') } : { ready: true }, {
+              status: failures.length ? 503 : 200,
+            }),
+          );
+        },
+      },
+    ],
+  });
+
+  return {
+    yoga,
+    registry,
+    fetch: async (request) => {
+      const limited = await limitBody(request, limits.maxBodyBytes);
+      return limited instanceof Response ? limited : yoga.fetch(limited);
+    },
+    close: () => cache.close(),
+  };
+}

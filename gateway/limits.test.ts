@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { gql, startTestGateway, type TestGateway } from './testing.ts';
+
+let gw: TestGateway;
+before(async () => {
+  gw = await startTestGateway({ seed: { blocks: 3 } });
+});
+after(() => gw.close());
+
+const stillUp = async () => {
+  const r = await gql(gw.url, '{ _meta { height } }');
+  assert.equal(r.status, 200);
+  assert.equal(r.body.data._meta.height, 2);
+};
+
+test('a depth-50 query is refused with a depth error, and the gateway keeps serving', async () => {
+  const query = `{ block(height: 2) { ${'parent { '.repeat(49)} hash ${'} '.repeat(49)} } }`;
+  const r = await gql(gw.url, query);
+  assert.equal(r.body.data, undefined);
+  assert.match(r.body.errors?.[0]?.message ?? '', /depth limit of 12 exceeded/);
+  await stillUp();
+});
+
+test('1,000 aliases are refused with an alias error', async () => {
+  const r = await gql(gw.url, `{ ${Array.from({ length: 1000 }, (_, i) => `a${i}: __typename`).join(' ')} }`);
+  assert.equal(r.body.data, undefined);
+  assert.match(r.body.errors?.[0]?.message ?? '', /Aliases limit of 30 exceeded, found 1000/);
+  await stillUp();
+});
+
+test('a 1 MB document gets 413 with a clear message', async () => {
+  const query = `{ ${'_meta { height } '.repeat(60_000)} }`;
+  assert.ok(query.length > 1_000_000);
+  const r = await gql(gw.url, query);
+  assert.equal(r.status, 413);
+  assert.match(
+    r.body.errors?.[0]?.message ?? '',
+    /Request body too large: \d+ bytes, the limit is 524288 bytes/,
+  );
+  assert.equal(r.body.errors?.[0]?.extensions?.code, 'PAYLOAD_TOO_LARGE');
+  // Chunked (no Content-Length) too: bounded while reading.
+  const chunked = await fetch(gw.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: new Blob([JSON.stringify({ query })]).stream(),
+    duplex: 'half',
+  } as RequestInit);
+  assert.equal(chunked.status, 413);
+  await stillUp();
+});
+
+test('a document just under the body limit but over 5,000 tokens is refused by the token limit', async () => {
+  const r = await gql(gw.url, `{ ${'__typename '.repeat(6000)} }`);
+  assert.match(r.body.errors?.[0]?.message ?? '', /Token limit of 5000 exceeded/);
+  await stillUp();
+});
+
+test('health, readiness and metrics endpoints', async () => {
+  const base = gw.url.replace(/\/graphql$/, '');
+  assert.equal((await fetch(`${base}/health`)).status, 200);
+  const ready = await fetch(`${base}/ready`);
+  assert.equal(ready.status, 200);
+  assert.deepEqual(await ready.json(), { ready: true });
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  assert.match(metrics, /graphql_envelop_request_duration/);
+  assert.match(metrics, /process_cpu_user_seconds_total/);
+});

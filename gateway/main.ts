@@ -1,0 +1,59 @@
+import { AdminClient } from '../jobs/admin-client.ts';
+import { indexDbLocation, openIndexDb } from '../jobs/index-db/open.ts';
+import { createCairnPubSub } from '../jobs/pubsub.ts';
+import { redisUrl } from '../jobs/redis.ts';
+import { createLogger } from '../node/log.ts';
+import { startGatewayServer } from './server.ts';
+import { parseTokensEnv, readConfigFile } from './tokens.ts';
+
+/**
+ * `npm run gateway`. Env: PORT (4000), HOST (127.0.0.1), REDIS_URL, DATABASE_URL (SQLite file or
+ * postgres URL), CAIRN_GATEWAY_CONFIG (JSON file: tokens, requireViewer, adminTimeoutMs),
+ * CAIRN_TOKENS (role:sha256hex,…), CAIRN_REQUIRE_VIEWER=1, LOG_LEVEL, NODE_ENV=production.
+ */
+const log = createLogger(process.env.LOG_LEVEL ?? 'info', { component: 'gateway' });
+
+async function main(): Promise<void> {
+  const file = readConfigFile(process.env.CAIRN_GATEWAY_CONFIG);
+  const tokens = [...file.tokens, ...parseTokensEnv(process.env.CAIRN_TOKENS)];
+  const url = redisUrl();
+  const location = indexDbLocation();
+  const db = await openIndexDb(location);
+  const bus = createCairnPubSub(url);
+  const admin = new AdminClient(url);
+  const server = await startGatewayServer({
+    port: Number(process.env.PORT ?? 4000),
+    host: process.env.HOST ?? '127.0.0.1',
+    redisUrl: url,
+    db,
+    pubsub: bus.pubsub,
+    admin,
+    tokens,
+    requireViewer: file.requireViewer ?? process.env.CAIRN_REQUIRE_VIEWER === '1',
+    adminTimeoutMs: file.adminTimeoutMs,
+    logger: log,
+  });
+  log.info(
+    { event: 'ready', url: server.url, ws: server.wsUrl, db: location.provider, tokens: tokens.length },
+    'gateway ready',
+  );
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'gateway stopping');
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    await server.close();
+    await Promise.allSettled([bus.close(), admin.close(), db.$disconnect()]);
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  log.fatal({ err }, 'gateway failed to start');
+  process.exit(1);
+});

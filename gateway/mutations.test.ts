@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Worker } from 'bullmq';
+import type { AdminResults } from '../jobs/payloads.ts';
+import { nodeQueueName } from '../jobs/queues.ts';
+import { createRedis } from '../jobs/redis.ts';
+import { gql, startTestGateway, type TestGateway } from './testing.ts';
+import { sha256Hex } from './tokens.ts';
+
+// A fake node: a real BullMQ worker on the node's queue (same Redis, same namespace) answering
+// each admin command with a fixed valid result, as the node's worker would.
+const NODE = '12D3KooWfakeNode';
+const SILENT = '12D3KooWsilentNode';
+const RESULTS: Partial<AdminResults> = {
+  'admin.syncMempool': { peerId: '12D3KooWpeer', sent: 3, received: 5, roundTrips: 2, bytes: 1234 },
+  'admin.syncChain': { state: 'synced', height: 42, headHash: 'ab'.repeat(32), outcome: null },
+  'admin.submitEntry': { id: 'cd'.repeat(32), accepted: true, reason: null },
+  'admin.blockPeers': { peers: ['p1'], blocked: ['p0', 'p1'] },
+};
+
+let gw: TestGateway;
+let worker: Worker;
+const seen: { name: string; data: unknown }[] = [];
+const auth = { authorization: 'Bearer op-token' };
+const adminAuth = { authorization: 'Bearer admin-token' };
+
+before(async () => {
+  gw = await startTestGateway({
+    seed: { blocks: 2 },
+    adminTimeoutMs: 1500,
+    tokens: [
+      { name: 'op', role: 'operator', sha256: sha256Hex('op-token') },
+      { name: 'root', role: 'admin', sha256: sha256Hex('admin-token') },
+    ],
+  });
+  worker = new Worker(
+    nodeQueueName(NODE),
+    async (job) => {
+      seen.push({ name: job.name, data: job.data });
+      const result = RESULTS[job.name as keyof AdminResults];
+      if (!result) throw new Error(`unsupported command ${job.name}`);
+      return result;
+    },
+    { connection: createRedis(), prefix: gw.namespace },
+  );
+  await worker.waitUntilReady();
+});
+after(async () => {
+  await worker.close();
+  await (worker.opts.connection as { quit?: () => Promise<unknown> }).quit?.();
+  await gw.close();
+});
+
+test('syncMempool returns the node worker’s reconciliation result', async () => {
+  const r = await gql(
+    gw.url,
+    'mutation($n: ID!) { syncMempool(nodeId: $n, peerId: "12D3KooWpeer") { peerId sent received roundTrips bytes } }',
+    { n: NODE },
+    auth,
+  );
+  assert.deepEqual(r.body.data?.syncMempool, RESULTS['admin.syncMempool']);
+  assert.deepEqual(seen.at(-1), { name: 'admin.syncMempool', data: { peerId: '12D3KooWpeer' } });
+});
+
+test('syncChain, submitEntry (with metadata) and blockPeers return their results', async () => {
+  const chain = await gql(
+    gw.url,
+    `mutation { syncChain(nodeId: "${NODE}") { state height headHash outcome } }`,
+    {},
+    auth,
+  );
+  assert.deepEqual(chain.body.data?.syncChain, RESULTS['admin.syncChain']);
+  const entry = await gql(
+    gw.url,
+    `mutation { submitEntry(nodeId: "${NODE}", content: "water boils at 100 C", metadata: [{ key: "lang", value: "en" }]) { id accepted reason } }`,
+    {},
+    auth,
+  );
+  assert.deepEqual(entry.body.data?.submitEntry, RESULTS['admin.submitEntry']);
+  assert.deepEqual(seen.at(-1)?.data, {
+    content: 'water boils at 100 C',
+    metadata: [{ key: 'lang', value: 'en' }],
+  });
+  const peers = await gql(
+    gw.url,
+    `mutation { blockPeers(nodeId: "${NODE}", peerIds: ["p1"]) { peers blocked } }`,
+    {},
+    adminAuth,
+  );
+  assert.deepEqual(peers.body.data?.blockPeers, RESULTS['admin.blockPeers']);
+});
+
+test('a command the node fails is COMMAND_FAILED; invalid input is INVALID_INPUT before any job', async () => {
+  const r = await gql(gw.url, `mutation { reportStats(nodeId: "${NODE}") { seq } }`, {}, auth);
+  assert.equal(r.body.errors?.[0]?.extensions?.code, 'COMMAND_FAILED');
+  assert.match(r.body.errors?.[0]?.message ?? '', /unsupported command admin.reportStats/);
+  const before = seen.length;
+  const bad = await gql(
+    gw.url,
+    `mutation { blockPeers(nodeId: "${NODE}", peerIds: []) { blocked } }`,
+    {},
+    adminAuth,
+  );
+  assert.equal(bad.body.errors?.[0]?.extensions?.code, 'INVALID_INPUT');
+  assert.equal(seen.length, before);
+});
+
+test('a node that never answers gives NODE_UNAVAILABLE within the configured timeout', async () => {
+  const t0 = Date.now();
+  const r = await gql(gw.url, `mutation { syncChain(nodeId: "${SILENT}") { state } }`, {}, auth);
+  const took = Date.now() - t0;
+  assert.equal(r.body.errors?.[0]?.extensions?.code, 'NODE_UNAVAILABLE');
+  assert.equal(r.body.errors?.[0]?.extensions?.nodeId, SILENT);
+  assert.match(r.body.errors?.[0]?.message ?? '', /did not answer admin.syncChain within 1500 ms/);
+  assert.ok(took >= 1400 && took < 5000, `took ${took} ms`);
+});

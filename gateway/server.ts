@@ -1,0 +1,198 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import type { ExecutionArgs } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import { AdminClient } from '../jobs/admin-client.ts';
+import { type IndexDb, type IndexDbLocation, openIndexDb } from '../jobs/index-db/open.ts';
+import { type CairnPubSub, createCairnPubSub } from '../jobs/pubsub.ts';
+import { createRedis, redisUrl } from '../jobs/redis.ts';
+import { tooLarge } from './body-limit.ts';
+import { createGateway, DEFAULT_LIMITS, type Gateway, type GatewayOptions } from './gateway.ts';
+
+export interface GatewayServerOptions extends Partial<Omit<GatewayOptions, 'readinessChecks'>> {
+  /** Default 4000; 0 picks a free port. */
+  port?: number;
+  host?: string;
+  /** Redis for pub/sub, admin commands and the readiness ping (default REDIS_URL or local). */
+  redisUrl?: string;
+  /** Queue and pub/sub namespace for the pubsub/admin it creates (default CAIRN_NAMESPACE or `cairn`). */
+  namespace?: string;
+  /** Where to open the index DB when `db` is not given (default from DATABASE_URL). */
+  location?: IndexDbLocation;
+  /** How long close() lets in-flight HTTP requests finish before cutting them (default 5 s). */
+  closeGraceMs?: number;
+}
+
+export interface GatewayServer {
+  readonly url: string;
+  readonly wsUrl: string;
+  readonly port: number;
+  readonly server: Server;
+  readonly gateway: Gateway;
+  /** The bus this instance subscribes on (publishing through it reaches every instance). */
+  readonly pubsub: CairnPubSub;
+  /** Stops accepting, closes WebSocket clients, then what this server opened itself. */
+  readonly close: () => Promise<void>;
+}
+
+/**
+ * HTTP and graphql-ws on one port and one path (`/graphql`), plus `/health`, `/ready` and
+ * `/metrics`. Resources passed in (db, pubsub, admin) stay the caller's; those it opens it closes.
+ */
+export async function startGatewayServer(options: GatewayServerOptions = {}): Promise<GatewayServer> {
+  const url = redisUrl(options.redisUrl);
+  const owned: (() => Promise<unknown>)[] = [];
+  const log = options.logger;
+
+  let db: IndexDb | undefined = options.db;
+  if (!db) {
+    db = await openIndexDb(options.location);
+    const opened = db;
+    owned.push(() => opened.$disconnect());
+  }
+  let pubsub: CairnPubSub | undefined = options.pubsub;
+  if (!pubsub) {
+    const bus = createCairnPubSub(url, options.namespace);
+    pubsub = bus.pubsub;
+    owned.push(bus.close);
+  }
+  let admin = options.admin;
+  if (!admin) {
+    const client = new AdminClient(url, options.namespace);
+    admin = client;
+    owned.push(() => client.close());
+  }
+  // Readiness pings fail fast while Redis is down instead of queueing behind the reconnect.
+  const probe = createRedis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  probe.on('error', () => {});
+  owned.push(() => probe.quit().catch(() => probe.disconnect()));
+
+  const gateway = createGateway({
+    ...options,
+    db,
+    pubsub,
+    admin,
+    readinessChecks: { redis: () => probe.ping() },
+  });
+  const { yoga } = gateway;
+  const maxBody = options.limits?.maxBodyBytes ?? DEFAULT_LIMITS.maxBodyBytes;
+
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > maxBody) {
+      // Refuse without reading, and close: the unread body must not be parsed as the next request.
+      void send(res, tooLarge(maxBody, Number(declared)), true);
+      return;
+    }
+    // A body without Content-Length (chunked) goes through the bounded reader of gateway.fetch.
+    if (req.method === 'POST' && declared === undefined) {
+      void sendViaFetch(gateway, req, res, maxBody);
+      return;
+    }
+    void yoga.requestListener(req, res);
+  });
+
+  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: maxBody });
+  const wsServer = useServer(
+    {
+      execute: (args: ExecutionArgs) => (args.rootValue as Enveloped).execute(args) as never,
+      subscribe: (args: ExecutionArgs) => (args.rootValue as Enveloped).subscribe(args) as never,
+      onSubscribe: async (ctx, _id, params) => {
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params,
+        });
+        let document: ReturnType<typeof parse>;
+        let contextValue: unknown;
+        try {
+          document = parse(params.query);
+          const errors = validate(schema, document);
+          if (errors.length) return errors;
+          // Authentication happens here, when the subscription starts (wrong token → UNAUTHENTICATED).
+          contextValue = await contextFactory();
+        } catch (err) {
+          return [toGraphQLError(err)];
+        }
+        return {
+          schema,
+          operationName: params.operationName,
+          document,
+          variableValues: params.variables,
+          contextValue,
+          rootValue: { execute, subscribe },
+        } as ExecutionArgs;
+      },
+    },
+    wss,
+  );
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 4000, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = options.host ?? '127.0.0.1';
+  const hostForUrl = host.includes(':') ? `[${host}]` : host;
+  const httpUrl = `http://${hostForUrl}:${port}${yoga.graphqlEndpoint}`;
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      for (const client of wss.clients) client.close(1001, 'Gateway shutting down');
+      await wsServer.dispose();
+      const grace = setTimeout(() => server.closeAllConnections(), options.closeGraceMs ?? 5000);
+      await stopped;
+      clearTimeout(grace);
+      await gateway.close();
+      for (const release of owned.reverse())
+        await release().catch((err) => log?.warn({ err }, 'close failed'));
+      log?.info('gateway closed');
+    })();
+    return closing;
+  };
+
+  return { url: httpUrl, wsUrl: httpUrl.replace(/^http/, 'ws'), port, server, gateway, pubsub, close };
+}
+
+type Enveloped = { execute: (a: ExecutionArgs) => unknown; subscribe: (a: ExecutionArgs) => unknown };
+
+function toGraphQLError(err: unknown) {
+  // GraphQLError instances keep their extensions (e.g. UNAUTHENTICATED); anything else is masked.
+  if (err && typeof err === 'object' && 'extensions' in err && 'message' in err) return err as never;
+  return { message: 'Unexpected error.' } as never;
+}
+
+async function sendViaFetch(gateway: Gateway, req: IncomingMessage, res: ServerResponse, maxBody: number) {
+  try {
+    const headers = new Headers();
+    for (const [k, v] of Object.entries(req.headers))
+      if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+    const request = new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, {
+      method: req.method ?? 'POST',
+      headers,
+      body: Readable.toWeb(req) as ReadableStream<Uint8Array>,
+      duplex: 'half',
+    } as RequestInit);
+    const response = await gateway.fetch(request);
+    await send(res, response, response.status === 413);
+  } catch {
+    await send(res, tooLarge(maxBody), true);
+  }
+}
+
+async function send(res: ServerResponse, response: Response, close: boolean): Promise<void> {
+  const headers = Object.fromEntries(response.headers);
+  if (close) headers.connection = 'close';
+  res.writeHead(response.status, headers);
+  if (response.body) Readable.fromWeb(response.body as never).pipe(res);
+  else res.end();
+}

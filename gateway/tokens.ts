@@ -1,0 +1,84 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ROLES, type Role } from '../schema/index.ts';
+
+/** A bearer token the gateway accepts: only its SHA-256 is configured, never the token itself. */
+export interface TokenEntry {
+  readonly name: string;
+  readonly role: Role;
+  /** SHA-256 of the token (its UTF-8 bytes), lowercase hex. */
+  readonly sha256: string;
+}
+
+const Sha256Hex = z
+  .string()
+  .transform((s) => s.toLowerCase())
+  .pipe(z.string().regex(/^[0-9a-f]{64}$/, 'sha256 must be 64 hex digits'));
+
+export const TokenEntrySchema = z
+  .object({ name: z.string().min(1).max(64).default('token'), role: z.enum(ROLES), sha256: Sha256Hex })
+  .strict();
+
+/** `CAIRN_GATEWAY_CONFIG` file: tokens plus optional gateway settings. */
+export const GatewayConfigFile = z
+  .object({
+    tokens: z.array(TokenEntrySchema).default([]),
+    requireViewer: z.boolean().optional(),
+    adminTimeoutMs: z.number().int().positive().optional(),
+  })
+  .strict();
+export type GatewayConfigFile = z.infer<typeof GatewayConfigFile>;
+
+export const sha256Hex = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
+
+/** `CAIRN_TOKENS=role:sha256hex,role:sha256hex,…` (an optional `name=` prefix: `ops=admin:…`). */
+export function parseTokensEnv(value: string | undefined): TokenEntry[] {
+  if (!value?.trim()) return [];
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((item, i) => {
+      const m = /^(?:([^=:]+)=)?([a-z]+):([0-9a-fA-F]+)$/.exec(item);
+      if (!m)
+        throw new Error(`CAIRN_TOKENS item ${i + 1} must be role:sha256hex (got ${item.slice(0, 12)}…)`);
+      return TokenEntrySchema.parse({ name: m[1] ?? `env-${i + 1}`, role: m[2], sha256: m[3] });
+    });
+}
+
+export function readConfigFile(file: string | undefined): GatewayConfigFile {
+  if (!file) return GatewayConfigFile.parse({});
+  const parsed = GatewayConfigFile.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+  if (!parsed.success)
+    throw new Error(
+      `${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  return parsed.data;
+}
+
+export type TokenCheck = { role: Role | null } | { invalid: true };
+
+/**
+ * Resolves a presented token to its role. Every configured hash is compared (in constant time,
+ * without stopping at a match) so timing does not reveal which entry matched or how far.
+ */
+export function createTokenVerifier(entries: readonly TokenEntry[]): (token: string | null) => TokenCheck {
+  const hashes = entries.map((e) => ({ role: e.role, digest: Buffer.from(e.sha256, 'hex') }));
+  return (token) => {
+    if (token === null) return { role: null };
+    const digest = createHash('sha256').update(token, 'utf8').digest();
+    let role: Role | null = null;
+    for (const h of hashes) if (timingSafeEqual(digest, h.digest) && role === null) role = h.role;
+    return role === null ? { invalid: true } : { role };
+  };
+}
+
+/** The token from `Authorization: Bearer <token>` (or a bare value), null when absent or empty. */
+export function bearerToken(header: unknown): string | null {
+  if (typeof header !== 'string') return null;
+  const v = header.trim();
+  if (!v) return null;
+  const m = /^Bearer\s+(.+)$/i.exec(v);
+  return (m ? m[1]!.trim() : v) || null;
+}

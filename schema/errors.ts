@@ -1,0 +1,37 @@
+import { GraphQLError } from 'graphql';
+import { CommandError } from '../jobs/admin-client.ts';
+
+/**
+ * The schema's error convention: fields keep their plain result types and failures are GraphQL
+ * errors whose `extensions.code` says what went wrong (see README.md for the list).
+ */
+export type ErrorCode =
+  | 'FORBIDDEN'
+  | 'UNAUTHENTICATED'
+  | 'BAD_USER_INPUT'
+  | 'INVALID_INPUT'
+  | 'NODE_UNAVAILABLE'
+  | 'COMMAND_FAILED'
+  | 'BAD_RESULT';
+
+export const cairnError = (code: ErrorCode, message: string, extra: Record<string, unknown> = {}) =>
+  new GraphQLError(message, { extensions: { code, ...extra } });
+
+export const forbidden = (message: string) => cairnError('FORBIDDEN', message, { http: { status: 403 } });
+export const unauthenticated = (message: string) =>
+  cairnError('UNAUTHENTICATED', message, { http: { status: 401 } });
+export const badInput = (message: string) => cairnError('BAD_USER_INPUT', message);
+
+const COMMAND_CODES: Record<CommandError['code'], ErrorCode> = {
+  'invalid-input': 'INVALID_INPUT',
+  'node-unavailable': 'NODE_UNAVAILABLE',
+  'command-failed': 'COMMAND_FAILED',
+  'bad-result': 'BAD_RESULT',
+};
+
+/** An AdminClient failure as a client-facing error; anything else stays masked by the server. */
+export function commandError(err: unknown, nodeId: string, command: string): unknown {
+  if (err instanceof CommandError)
+    return cairnError(COMMAND_CODES[err.code], err.message, { nodeId, command });
+  return err;
+}

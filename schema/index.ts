@@ -1,0 +1,22 @@
+import { lexicographicSortSchema } from 'graphql';
+import { builder } from './builder.ts';
+import './blocks.ts';
+import './entries.ts';
+import './stats.ts';
+import './nodes.ts';
+import './orphans.ts';
+import './models.ts';
+import './config.ts';
+import './meta.ts';
+import './mutations.ts';
+import './subscriptions.ts';
+
+export type { CairnContext, Role } from './builder.ts';
+export { ROLES } from './builder.ts';
+export type { ReadCache } from './cache.ts';
+export { MAX_PAGE_SIZE } from './pagination.ts';
+
+/** The Cairn gateway schema (all areas registered above). */
+export const schema = builder.toSchema();
+/** The same schema with types and fields sorted, for the committed SDL. */
+export const sortedSchema = lexicographicSortSchema(schema);

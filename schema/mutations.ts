@@ -1,0 +1,145 @@
+import type { AdminPayloads, AdminResults } from '../jobs/payloads.ts';
+import type { AdminCommand } from '../jobs/queues.ts';
+import { builder, type CairnContext } from './builder.ts';
+import { commandError } from './errors.ts';
+
+export const DEFAULT_ADMIN_TIMEOUT_MS = 30_000;
+
+/** Runs an admin command on a node's queue; CommandErrors become coded GraphQL errors. */
+async function run<C extends AdminCommand>(
+  ctx: CairnContext,
+  nodeId: string,
+  command: C,
+  payload: AdminPayloads[C],
+): Promise<AdminResults[C]> {
+  try {
+    return await ctx.admin.run(nodeId, command, payload, ctx.adminTimeoutMs ?? DEFAULT_ADMIN_TIMEOUT_MS);
+  } catch (err) {
+    throw commandError(err, nodeId, command);
+  }
+}
+
+const ReconcileResult = builder.objectRef<AdminResults['admin.syncMempool']>('ReconcileResult').implement({
+  description: 'Outcome of one mempool reconciliation with a peer.',
+  fields: (t) => ({
+    peerId: t.exposeString('peerId'),
+    sent: t.exposeInt('sent'),
+    received: t.exposeInt('received'),
+    roundTrips: t.exposeInt('roundTrips'),
+    bytes: t.exposeInt('bytes'),
+  }),
+});
+
+const ChainSyncResult = builder.objectRef<AdminResults['admin.syncChain']>('ChainSyncResult').implement({
+  fields: (t) => ({
+    state: t.exposeString('state'),
+    height: t.exposeInt('height'),
+    headHash: t.exposeString('headHash'),
+    outcome: t.exposeString('outcome', { nullable: true }),
+  }),
+});
+
+const StatsReportResult = builder
+  .objectRef<AdminResults['admin.reportStats']>('StatsReportResult')
+  .implement({ fields: (t) => ({ seq: t.exposeInt('seq') }) });
+
+const PeersResult = builder.objectRef<AdminResults['admin.blockPeers']>('PeersResult').implement({
+  fields: (t) => ({
+    peers: t.exposeStringList('peers', { description: 'The peer ids the command applied to.' }),
+    blocked: t.exposeStringList('blocked', { description: "The node's block list afterwards." }),
+  }),
+});
+
+const SubmitEntryResult = builder
+  .objectRef<AdminResults['admin.submitEntry']>('SubmitEntryResult')
+  .implement({
+    fields: (t) => ({
+      id: t.exposeString('id'),
+      accepted: t.exposeBoolean('accepted'),
+      reason: t.exposeString('reason', { nullable: true }),
+    }),
+  });
+
+const FlStartResult = builder.objectRef<AdminResults['fl.startRound']>('FlStartResult').implement({
+  fields: (t) => ({ roundIds: t.exposeStringList('roundIds') }),
+});
+
+const KeyValueInput = builder.inputType('KeyValueInput', {
+  fields: (t) => ({ key: t.string({ required: true }), value: t.string({ required: true }) }),
+});
+
+builder.mutationFields((t) => ({
+  syncMempool: t.field({
+    type: ReconcileResult,
+    authScopes: { operator: true },
+    description:
+      'Reconcile the mempool of a node with one peer (a random one when peerId is omitted). Operator.',
+    args: { nodeId: t.arg.id({ required: true }), peerId: t.arg.string() },
+    resolve: (_, a, ctx) =>
+      run(ctx, String(a.nodeId), 'admin.syncMempool', a.peerId ? { peerId: a.peerId } : {}),
+  }),
+  syncChain: t.field({
+    type: ChainSyncResult,
+    authScopes: { operator: true },
+    description: 'Run one chain sync round on a node. Operator.',
+    args: { nodeId: t.arg.id({ required: true }) },
+    resolve: (_, a, ctx) => run(ctx, String(a.nodeId), 'admin.syncChain', {}),
+  }),
+  reportStats: t.field({
+    type: StatsReportResult,
+    authScopes: { operator: true },
+    description: 'Make a node send a stats report now. Operator.',
+    args: { nodeId: t.arg.id({ required: true }) },
+    resolve: (_, a, ctx) => run(ctx, String(a.nodeId), 'admin.reportStats', {}),
+  }),
+  submitEntry: t.field({
+    type: SubmitEntryResult,
+    authScopes: { operator: true },
+    description: "Submit a knowledge entry through a node (signed with the node's key). Operator.",
+    args: {
+      nodeId: t.arg.id({ required: true }),
+      content: t.arg.string({ required: true }),
+      metadata: t.arg({ type: [KeyValueInput] }),
+    },
+    resolve: (_, a, ctx) =>
+      run(ctx, String(a.nodeId), 'admin.submitEntry', {
+        content: a.content,
+        metadata: (a.metadata ?? []).map(({ key, value }) => ({ key, value })),
+      }),
+  }),
+  blockPeers: t.field({
+    type: PeersResult,
+    authScopes: { admin: true },
+    description: 'Block peers on a node. Admin.',
+    args: { nodeId: t.arg.id({ required: true }), peerIds: t.arg.stringList({ required: true }) },
+    resolve: (_, a, ctx) => run(ctx, String(a.nodeId), 'admin.blockPeers', { peerIds: a.peerIds }),
+  }),
+  unblockPeers: t.field({
+    type: PeersResult,
+    authScopes: { admin: true },
+    description: 'Unblock peers on a node. Admin.',
+    args: { nodeId: t.arg.id({ required: true }), peerIds: t.arg.stringList({ required: true }) },
+    resolve: (_, a, ctx) => run(ctx, String(a.nodeId), 'admin.unblockPeers', { peerIds: a.peerIds }),
+  }),
+  startFederatedRound: t.field({
+    type: FlStartResult,
+    authScopes: { admin: true },
+    description: 'Start federated-learning rounds coordinated by a node. Admin.',
+    args: {
+      nodeId: t.arg.id({ required: true }),
+      rounds: t.arg.int({ required: true }),
+      participants: t.arg.stringList(),
+      clipNorm: t.arg.float(),
+      noiseMultiplier: t.arg.float(),
+      targetQuantile: t.arg.float(),
+    },
+    resolve: (_, a, ctx) => {
+      const payload: AdminPayloads['fl.startRound'] = { rounds: a.rounds };
+      if (a.participants != null) payload.participants = a.participants;
+      if (a.clipNorm != null) payload.clipNorm = a.clipNorm;
+      if (a.noiseMultiplier != null) payload.noiseMultiplier = a.noiseMultiplier;
+      if (a.targetQuantile != null) payload.targetQuantile = a.targetQuantile;
+      return run(ctx, String(a.nodeId), 'fl.startRound', payload);
+    },
+  }),
+}));
