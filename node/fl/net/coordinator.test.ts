@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { featurisedCorpus, splitIndices, subset } from '../dataset.ts';
+import { clipL2 } from '../dp.ts';
+import type { Examples } from '../features.ts';
+import { applyDelta, deltaOf, fedAvg } from '../fedavg.ts';
+import { trainLocal, zeroParams } from '../logistic.ts';
+import { gaussian, seededUniform } from '../random.ts';
+import { coordinateRound, type ParticipantLink, RoundFailed, thresholdFor } from './coordinator.ts';
+import { localLink } from './links.ts';
+import { FlParticipant, type Misbehaviour } from './participant.ts';
+import { decodeAnnouncement, encodeAnnouncement } from './wire.ts';
+
+const ex = featurisedCorpus();
+const split = splitIndices(ex.labels, { seed: 42, testFraction: 0.2, nodes: 5, mode: 'iid' });
+const slices = split.slices.map((s) => subset(ex, s));
+const train = { epochs: 1, batchSize: 16, learningRate: 8, l2: 0, seed: 5 };
+// The cap is above every slice size, so FedAvg weights stay proportional to example counts.
+const dp = { clipNorm: 4, noiseMultiplier: 0, weightCap: 1000 };
+const roundId = new Uint8Array(32).fill(7);
+
+interface Who {
+  readonly data?: Examples;
+  readonly decline?: boolean;
+  readonly misbehave?: Misbehaviour;
+  /** The link fails at this step, as a peer that vanished would. */
+  readonly vanishAt?: 'train' | 'keys';
+}
+
+function seeded(seed: number) {
+  const u = seededUniform(seed);
+  return {
+    normal: gaussian(seededUniform(seed + 1)),
+    uniform: seededUniform(seed + 2),
+    bytes: (n: number) => Uint8Array.from({ length: n }, () => Math.floor(u() * 256)),
+  };
+}
+
+function links(who: readonly Who[]): { links: ParticipantLink[]; parts: FlParticipant[] } {
+  const parts: FlParticipant[] = [];
+  const out = who.map((w, k) => {
+    const self = `p${k + 1}`;
+    const p = new FlParticipant({
+      self,
+      data: () => w.data,
+      ...(w.decline ? { decline: true } : {}),
+      ...(w.misbehave ? { misbehave: w.misbehave } : {}),
+      resolveModel: async (_h, count) => zeroParams(count - 1),
+      storeModel: async () => 'stored',
+      randomness: seeded(10 + k),
+    });
+    parts.push(p);
+    const link = localLink(self, p);
+    if (w.vanishAt === 'train') return { ...link, train: () => Promise.reject(new Error('timeout: gone')) };
+    if (w.vanishAt === 'keys') return { ...link, keys: () => Promise.reject(new Error('dial-failed')) };
+    return link;
+  });
+  return { links: out, parts };
+}
+
+/** Plaintext FedAvg of the given roster positions' clipped deltas from the zero model. */
+function plaintext(ids: readonly number[], data: readonly Examples[]) {
+  const global = zeroParams(ex.dim);
+  return applyDelta(
+    global,
+    fedAvg(
+      ids.map((id) => {
+        const local = trainLocal(global, data[id - 1]!, {
+          ...train,
+          seed: train.seed ^ (7919 + id * 104729),
+        });
+        return { delta: clipL2(deltaOf(local, global), 4).clipped, weight: data[id - 1]!.rows.length };
+      }),
+    ),
+  );
+}
+
+describe('a round over participant links', () => {
+  test('threshold: a majority, tolerating the requested dropouts where n allows', () => {
+    assert.equal(thresholdFor(2, 1), 2);
+    assert.equal(thresholdFor(5, 1), 4);
+    assert.equal(thresholdFor(7, 1), 6);
+    assert.equal(thresholdFor(7, 5), 4);
+  });
+
+  test('a decliner, an oversized and a malformed update, a vanished node: the sum is exactly the survivors’', async () => {
+    const who: Who[] = [
+      { data: slices[0] },
+      { data: slices[1], decline: true },
+      { data: slices[2] },
+      { data: slices[3], misbehave: 'oversized' },
+      { data: slices[4] },
+      { data: slices[0], misbehave: 'malformed' },
+      { data: slices[1], vanishAt: 'train' },
+      {}, // no data: declines
+      { data: slices[1] },
+    ];
+    const { links: ls, parts } = links(who);
+    const rejected: string[] = [];
+    const res = await coordinateRound(
+      { hash: null, params: zeroParams(ex.dim) },
+      ls,
+      { roundId, round: 1, dp, train, deadlineMs: 5_000, dropoutTolerance: 3 },
+      { onRejected: (peer, code) => rejected.push(`${peer}:${code}`) },
+    );
+    // Roster (acceptors, by peer id): p1 p3 p4 p5 p6 p7 p9 → ids 1..7; threshold max(4, 7 − 3) = 4.
+    assert.equal(res.threshold, 4);
+    assert.deepEqual(res.included, ['p1', 'p3', 'p5', 'p9']);
+    assert.deepEqual(rejected.sort(), ['p4:oversized', 'p6:malformed']);
+    const byPeer = new Map(res.leftOut.map((l) => [l.peerId, l]));
+    assert.equal(byPeer.get('p2')?.stage, 'announce');
+    assert.match(byPeer.get('p2')!.reason, /declined: policy/);
+    assert.match(byPeer.get('p8')!.reason, /no training data/);
+    assert.equal(byPeer.get('p4')?.code, 'oversized');
+    assert.equal(byPeer.get('p6')?.code, 'malformed');
+    assert.equal(byPeer.get('p7')?.stage, 'train');
+    // p1, p3, p5, p9 hold roster ids 1, 2, 4, 7.
+    const rosterData = [slices[0]!, slices[2]!, slices[3]!, slices[4]!, slices[0]!, slices[1]!, slices[1]!];
+    const expected = plaintext([1, 2, 4, 7], rosterData);
+    let maxErr = 0;
+    for (let i = 0; i < expected.length; i++)
+      maxErr = Math.max(maxErr, Math.abs(res.params[i]! - expected[i]!));
+    assert.ok(maxErr < 1e-6, `max error ${maxErr}`);
+    // Participants keep round state until the commit (or expiry).
+    assert.ok(parts[0]!.active === 1);
+  });
+
+  test('below the threshold the round fails and says who was left out', async () => {
+    const { links: ls } = links([
+      { data: slices[0] },
+      { data: slices[1], vanishAt: 'train' },
+      { data: slices[2], vanishAt: 'train' },
+    ]);
+    await assert.rejects(
+      coordinateRound({ hash: null, params: zeroParams(ex.dim) }, ls, {
+        roundId,
+        round: 1,
+        dp,
+        train,
+        deadlineMs: 1_000,
+      }),
+      (e: unknown) => e instanceof RoundFailed && /threshold/.test(e.message) && e.leftOut.length === 2,
+    );
+    const lonely = links([{ data: slices[0] }, { decline: true, data: slices[1] }]);
+    await assert.rejects(
+      coordinateRound({ hash: null, params: zeroParams(ex.dim) }, lonely.links, {
+        roundId,
+        round: 1,
+        dp,
+        train,
+        deadlineMs: 1_000,
+      }),
+      (e: unknown) => e instanceof RoundFailed && /too few participants/.test(e.message),
+    );
+  });
+
+  test('a participant only follows the coordinator that announced the round', async () => {
+    const { parts } = links([{ data: slices[0] }]);
+    const p = parts[0]!;
+    const a = decodeAnnouncement(
+      encodeAnnouncement({
+        roundId,
+        round: 1,
+        modelHash: null,
+        paramCount: ex.dim + 1,
+        dp,
+        train,
+        deadlineMs: 1_000,
+      }),
+    );
+    assert.equal((await p.announce('boss', a)).accept, true);
+    assert.throws(() => p.keys('intruder', { roundId, threshold: 1, participants: ['p1'] }), /coordinator/);
+    assert.equal((await p.announce('boss', a)).reason, 'round already announced');
+  });
+});

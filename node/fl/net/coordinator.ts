@@ -1,0 +1,250 @@
+/**
+ * The coordinator's side of a round over the network: announce → roster and key adverts →
+ * share routing → masked updates until the deadline → reveals → unmasked sum → FedAvg. It talks
+ * to participants only through `ParticipantLink`s (libp2p streams, or the node itself), so the
+ * whole orchestration runs in tests without a network. Refusals, timeouts, dropouts and bad
+ * messages leave a participant out of the round; the round fails only below the threshold.
+ */
+import type { Params, TrainOptions } from '../logistic.ts';
+import type { RdpAccountant } from '../rdp-accountant.ts';
+import { type Aggregate, applyAggregate, type DpConfig, layoutDim, roundQuantiser } from '../round.ts';
+import { collectMasked, routeShares, unmaskSum } from '../secagg/aggregator.ts';
+import {
+  decodeAdvertisement,
+  decodeUnmask,
+  encodeShare,
+  type KeyAdvertisement,
+  SecAggError,
+} from '../secagg/messages.ts';
+import type { Delivered, SecAggConfig } from '../secagg/protocol.ts';
+import { dequantise } from '../secagg/ring.ts';
+import type {
+  Announcement,
+  AnnounceReply,
+  CommitRequest,
+  KeysRequest,
+  SharesRequest,
+  TrainRequest,
+  UnmaskRequest,
+} from './wire.ts';
+
+/** One participant as the coordinator reaches it. Every method may reject (timeouts, refusals). */
+export interface ParticipantLink {
+  readonly peerId: string;
+  announce(a: Announcement): Promise<AnnounceReply>;
+  keys(k: KeysRequest): Promise<Uint8Array>;
+  shares(s: SharesRequest): Promise<Uint8Array[]>;
+  train(t: TrainRequest, timeoutMs: number): Promise<Uint8Array>;
+  unmask(u: UnmaskRequest): Promise<Uint8Array>;
+  commit(c: CommitRequest): Promise<void>;
+}
+
+export type Stage = 'announce' | 'keys' | 'shares' | 'train' | 'unmask';
+
+export interface LeftOut {
+  readonly peerId: string;
+  readonly stage: Stage;
+  readonly reason: string;
+  /** Set when a message was rejected (SecAggError code), not just missing. */
+  readonly code?: string;
+}
+
+export interface NetworkRoundConfig {
+  readonly roundId: Uint8Array;
+  /** Round number of the version this round produces. */
+  readonly round: number;
+  readonly dp: DpConfig;
+  readonly train: TrainOptions;
+  readonly deadlineMs: number;
+  /** Dropouts after key sharing the round survives; sets the threshold (default 1). */
+  readonly dropoutTolerance?: number;
+  /** Fewest participants a round may start with (default 2: one alone would publish its update). */
+  readonly minParticipants?: number;
+  readonly serverLearningRate?: number;
+  readonly samplingRate?: number;
+}
+
+export interface NetworkRoundResult extends Aggregate {
+  readonly included: readonly string[];
+  readonly leftOut: readonly LeftOut[];
+  readonly threshold: number;
+}
+
+export class RoundFailed extends Error {
+  override readonly name = 'RoundFailed';
+  constructor(
+    message: string,
+    readonly leftOut: readonly LeftOut[],
+    readonly included: readonly string[] = [],
+  ) {
+    super(message);
+  }
+}
+
+/** Threshold t > n/2 that tolerates `tolerance` dropouts where n allows it. */
+export function thresholdFor(n: number, tolerance: number): number {
+  return Math.min(n, Math.max(Math.floor(n / 2) + 1, n - tolerance));
+}
+
+const reasonOf = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 200);
+
+/** Runs `fn` on every link at once; splits the outcomes into answers and left-out participants. */
+async function step<T>(
+  links: readonly ParticipantLink[],
+  stage: Stage,
+  fn: (l: ParticipantLink) => Promise<T>,
+): Promise<{ ok: Map<string, T>; failed: LeftOut[] }> {
+  const settled = await Promise.allSettled(links.map(fn));
+  const ok = new Map<string, T>();
+  const failed: LeftOut[] = [];
+  settled.forEach((s, i) => {
+    const peerId = links[i]!.peerId;
+    if (s.status === 'fulfilled') ok.set(peerId, s.value);
+    else failed.push({ peerId, stage, reason: reasonOf(s.reason) });
+  });
+  return { ok, failed };
+}
+
+export interface CoordinateOptions {
+  readonly accountant?: RdpAccountant;
+  /** Called once per rejected message, e.g. to penalise the sender. */
+  readonly onRejected?: (peerId: string, code: string, message: string) => void;
+}
+
+export async function coordinateRound(
+  global: { readonly hash: Uint8Array | null; readonly params: Params },
+  links: readonly ParticipantLink[],
+  cfg: NetworkRoundConfig,
+  o: CoordinateOptions = {},
+): Promise<NetworkRoundResult> {
+  const leftOut: LeftOut[] = [];
+  const fail = (msg: string): never => {
+    throw new RoundFailed(msg, leftOut);
+  };
+  const reject = (peerId: string, stage: Stage, err: unknown) => {
+    if (!(err instanceof SecAggError)) throw err;
+    leftOut.push({ peerId, stage, reason: err.message.slice(0, 200), code: err.code });
+    o.onRejected?.(peerId, err.code, err.message);
+  };
+
+  // 1. Announce; participants accept or decline.
+  const announcement: Announcement = {
+    roundId: cfg.roundId,
+    round: cfg.round,
+    modelHash: global.hash,
+    paramCount: global.params.length,
+    dp: cfg.dp,
+    train: cfg.train,
+    deadlineMs: cfg.deadlineMs,
+  };
+  const ann = await step(links, 'announce', (l) => l.announce(announcement));
+  leftOut.push(...ann.failed);
+  for (const [peerId, r] of ann.ok)
+    if (!r.accept) leftOut.push({ peerId, stage: 'announce', reason: `declined: ${r.reason}` });
+  // Roster order is by peer id, so ids do not reveal who answered first.
+  const accepted = links
+    .filter((l) => ann.ok.get(l.peerId)?.accept)
+    .sort((a, b) => (a.peerId < b.peerId ? -1 : 1));
+  if (accepted.length < Math.max(2, cfg.minParticipants ?? 2))
+    fail(`too few participants: ${accepted.length} accepted`);
+
+  // 2. Roster and key advertisements.
+  const n = accepted.length;
+  const threshold = thresholdFor(n, cfg.dropoutTolerance ?? 1);
+  const roster = accepted.map((l) => l.peerId);
+  const idOf = new Map(roster.map((p, i) => [p, i + 1]));
+  const linkOf = new Map(accepted.map((l) => [idOf.get(l.peerId)!, l]));
+  const sa: SecAggConfig = {
+    roundId: cfg.roundId,
+    participants: roster.map((_, i) => i + 1),
+    threshold,
+    dim: layoutDim(global.params.length),
+  };
+  const expect = { roundId: cfg.roundId, participants: new Set(sa.participants) };
+  const keys = await step(accepted, 'keys', (l) =>
+    l.keys({ roundId: cfg.roundId, threshold, participants: roster }),
+  );
+  leftOut.push(...keys.failed);
+  const adverts = new Map<number, { bytes: Uint8Array; advert: KeyAdvertisement }>();
+  for (const [peerId, bytes] of keys.ok) {
+    try {
+      const advert = decodeAdvertisement(bytes, expect);
+      if (advert.from !== idOf.get(peerId))
+        throw new SecAggError('protocol-violation', `advert claims id ${advert.from}`);
+      adverts.set(advert.from, { bytes, advert });
+    } catch (err) {
+      reject(peerId, 'keys', err);
+    }
+  }
+  if (adverts.size < threshold) fail(`${adverts.size} key advertisements, threshold ${threshold}`);
+
+  // 3. Shares: everyone in U1 encrypts a share to everyone else; the coordinator routes them.
+  const u1 = [...adverts.keys()].sort((a, b) => a - b);
+  const u1Links = u1.map((id) => linkOf.get(id)!);
+  const advertBytes = u1.map((id) => adverts.get(id)!.bytes);
+  const shares = await step(u1Links, 'shares', (l) =>
+    l.shares({ roundId: cfg.roundId, adverts: advertBytes }),
+  );
+  leftOut.push(...shares.failed);
+  const shareMessages: Delivered[] = [];
+  for (const [peerId, list] of shares.ok)
+    for (const bytes of list) shareMessages.push({ from: idOf.get(peerId)!, bytes });
+  const routed = routeShares(sa, u1, shareMessages);
+  const peerOf = (id: number) => roster[id - 1]!;
+  for (const r of routed.rejected) reject(peerOf(r.from), 'shares', r.error);
+  for (const id of u1)
+    if (shares.ok.has(peerOf(id)) && !routed.u2.includes(id) && !routed.rejected.some((r) => r.from === id))
+      leftOut.push({ peerId: peerOf(id), stage: 'shares', reason: 'incomplete shares' });
+  if (routed.u2.length < threshold)
+    fail(`${routed.u2.length} participants shared keys, threshold ${threshold}`);
+
+  // 4. Masked updates until the deadline.
+  const u2Links = routed.u2.map((id) => linkOf.get(id)!);
+  const trained = await step(u2Links, 'train', (l) => {
+    const id = idOf.get(l.peerId)!;
+    return l.train(
+      { roundId: cfg.roundId, u2: routed.u2, inbox: routed.inbox.get(id)!.map(encodeShare) },
+      cfg.deadlineMs,
+    );
+  });
+  leftOut.push(...trained.failed);
+  const delivered: Delivered[] = [...trained.ok].map(([peerId, bytes]) => ({
+    from: idOf.get(peerId)!,
+    bytes,
+  }));
+  const collected = collectMasked(sa, routed.u2, delivered);
+  for (const r of collected.rejected) reject(peerOf(r.from), 'train', r.error);
+  const survivors = collected.received.map((m) => m.from);
+  if (survivors.length < threshold) fail(`${survivors.length} masked updates, threshold ${threshold}`);
+
+  // 5. Reveals from the survivors; the sum unmasks if at least t of them answer.
+  const survivorLinks = survivors.map((id) => linkOf.get(id)!);
+  const reveals = await step(survivorLinks, 'unmask', (l) => l.unmask({ roundId: cfg.roundId, survivors }));
+  leftOut.push(...reveals.failed);
+  const unmaskExpect = { roundId: cfg.roundId, participants: new Set(routed.u2) };
+  const decoded = [];
+  for (const [peerId, bytes] of reveals.ok) {
+    try {
+      const u = decodeUnmask(bytes, unmaskExpect);
+      if (u.from !== idOf.get(peerId))
+        throw new SecAggError('protocol-violation', `reveal claims id ${u.from}`);
+      decoded.push(u);
+    } catch (err) {
+      reject(peerId, 'unmask', err);
+    }
+  }
+  let sum: Float64Array;
+  try {
+    const rosterAdverts = routed.u2.map((id) => adverts.get(id)!.advert);
+    const ring = unmaskSum(sa, rosterAdverts, collected.received, decoded);
+    sum = dequantise(ring, roundQuantiser(cfg.dp, n, threshold));
+  } catch (err) {
+    if (!(err instanceof SecAggError)) throw err;
+    return fail(`unmasking failed: ${err.message}`);
+  }
+  const agg = applyAggregate(global.params, sum, survivors.length, cfg, o.accountant);
+  const included = survivors.map(peerOf);
+  // A survivor that did not reveal is still in the sum: it is not left out.
+  const out = leftOut.filter((l) => !included.includes(l.peerId));
+  return { ...agg, included, leftOut: out, threshold };
+}

@@ -1,0 +1,70 @@
+/**
+ * ParticipantLinks: a remote participant over the FL req/resp protocols, and the coordinating
+ * node's own participant, called directly (a coordinator with data trains like everyone else).
+ */
+import type { PeerId } from '@libp2p/interface';
+import type { ReqResp } from '../../p2p/reqresp.ts';
+import type { ParticipantLink } from './coordinator.ts';
+import type { FlParticipant } from './participant.ts';
+import { FL_ANNOUNCE, FL_COMMIT, FL_KEYS, FL_SHARES, FL_TRAIN, FL_UNMASK } from './protocols.ts';
+
+/** The specs a link uses (the service passes versions that count bytes). */
+export interface RoundSpecs {
+  readonly announce: typeof FL_ANNOUNCE;
+  readonly keys: typeof FL_KEYS;
+  readonly shares: typeof FL_SHARES;
+  readonly train: typeof FL_TRAIN;
+  readonly unmask: typeof FL_UNMASK;
+  readonly commit: typeof FL_COMMIT;
+}
+
+export const ROUND_SPECS: RoundSpecs = {
+  announce: FL_ANNOUNCE,
+  keys: FL_KEYS,
+  shares: FL_SHARES,
+  train: FL_TRAIN,
+  unmask: FL_UNMASK,
+  commit: FL_COMMIT,
+};
+
+const one = async <T>(p: Promise<T[]>): Promise<T> => {
+  const [x] = await p;
+  if (x === undefined) throw new Error('empty answer');
+  return x;
+};
+
+export function remoteLink(
+  reqresp: Pick<ReqResp, 'request'>,
+  peer: PeerId,
+  specs: RoundSpecs = ROUND_SPECS,
+): ParticipantLink {
+  return {
+    peerId: peer.toString(),
+    announce: (a) => one(reqresp.request(peer, specs.announce, a)),
+    keys: (k) => one(reqresp.request(peer, specs.keys, k)),
+    shares: (s) => one(reqresp.request(peer, specs.shares, s)),
+    train: (t, timeoutMs) => one(reqresp.request(peer, specs.train, t, timeoutMs)),
+    unmask: (u) => one(reqresp.request(peer, specs.unmask, u)),
+    commit: async (c) => {
+      await one(reqresp.request(peer, specs.commit, c));
+    },
+  };
+}
+
+export function localLink(self: string, participant: FlParticipant): ParticipantLink {
+  return {
+    peerId: self,
+    announce: (a) => participant.announce(self, a),
+    keys: async (k) => participant.keys(self, k),
+    shares: async (s) => participant.shares(self, s),
+    train: async (t) => {
+      // Training blocks the event loop: let the requests to remote participants leave first.
+      await new Promise((r) => setTimeout(r, 20));
+      return participant.train(self, t);
+    },
+    unmask: async (u) => participant.unmask(self, u),
+    commit: async (c) => {
+      await participant.commit(self, c);
+    },
+  };
+}

@@ -1,0 +1,79 @@
+/** Prometheus metrics of federated learning, on the node's registry. */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { ProtocolSpec } from '../../p2p/reqresp.ts';
+
+export function createFlMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    rounds: new Counter({
+      name: 'cairn_fl_rounds_total',
+      help: 'Rounds coordinated by this node, by outcome',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    roundSeconds: new Histogram({
+      name: 'cairn_fl_round_seconds',
+      help: 'Duration of coordinated rounds, announce to commit',
+      buckets: [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64],
+      registers,
+    }),
+    bytes: new Counter({
+      name: 'cairn_fl_bytes_total',
+      help: 'Bytes of FL protocol messages (both roles), by direction',
+      labelNames: ['direction'],
+      registers,
+    }),
+    rejected: new Counter({
+      name: 'cairn_fl_updates_rejected_total',
+      help: 'Participant messages rejected by this coordinator, by error code',
+      labelNames: ['code'],
+      registers,
+    }),
+    answers: new Counter({
+      name: 'cairn_fl_invitations_total',
+      help: 'Round invitations answered by this node, by answer',
+      labelNames: ['answer'],
+      registers,
+    }),
+    modelsFetched: new Counter({
+      name: 'cairn_fl_models_fetched_total',
+      help: 'Model versions fetched from peers by hash, by outcome',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    accuracy: new Gauge({
+      name: 'cairn_fl_model_accuracy',
+      help: 'Test accuracy of the last model version this node committed',
+      registers,
+    }),
+  };
+}
+export type FlMetrics = ReturnType<typeof createFlMetrics>;
+
+/**
+ * The same spec with its byte traffic counted. A spec serves both roles (a coordinator encodes
+ * requests and decodes answers, a participant the reverse), so counting in all four functions
+ * counts each message once on each side.
+ */
+export function counted<Req, Res, Out>(
+  spec: ProtocolSpec<Req, Res, Out>,
+  bytes: FlMetrics['bytes'],
+): ProtocolSpec<Req, Res, Out> {
+  const tally = <T>(direction: 'sent' | 'received', b: Uint8Array, v: T): T => {
+    bytes.inc({ direction }, b.length);
+    return v;
+  };
+  return {
+    ...spec,
+    encodeRequest: (r) => {
+      const b = spec.encodeRequest(r);
+      return tally('sent', b, b);
+    },
+    decodeRequest: (b) => tally('received', b, spec.decodeRequest(b)),
+    encodeResponse: (r) => {
+      const b = spec.encodeResponse(r);
+      return tally('sent', b, b);
+    },
+    decodeResponse: (b) => tally('received', b, spec.decodeResponse(b)),
+  };
+}

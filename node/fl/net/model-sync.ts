@@ -1,0 +1,91 @@
+/**
+ * Getting model versions onto this node: the global model a round starts from, and every
+ * version a `model` entry on the main chain commits to, fetched by hash from peers when missing
+ * (the entry's author — the coordinator — first, then the others).
+ */
+import type { PeerId } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { type Hex, toHex } from '../../chain/bytes.ts';
+import type { ModelPayload, SealedBlock } from '../../chain/types.ts';
+import type { Logger } from '../../log.ts';
+import type { ReqResp } from '../../p2p/reqresp.ts';
+import { type Params, zeroParams } from '../logistic.ts';
+import type { FlMetrics } from './metrics.ts';
+import { decodeModel, modelHash } from './model-codec.ts';
+import type { ModelStore } from './model-store.ts';
+import type { MODEL_BY_HASH } from './protocols.ts';
+
+export interface ModelSyncDeps {
+  readonly store: ModelStore;
+  readonly reqresp: Pick<ReqResp, 'request'>;
+  readonly spec: typeof MODEL_BY_HASH;
+  /** Connected peers to ask, best first. */
+  readonly peers: () => readonly PeerId[];
+  readonly metrics: FlMetrics;
+  readonly log: Logger;
+}
+
+export class ModelSync {
+  private readonly inflight = new Map<Hex, Promise<Params>>();
+
+  constructor(private readonly d: ModelSyncDeps) {}
+
+  /** The model with this hash (null = the all-zero initial model), fetched if not stored. */
+  async resolve(
+    hash: Uint8Array | null,
+    paramCount: number,
+    prefer: readonly string[] = [],
+  ): Promise<Params> {
+    if (!hash) return zeroParams(paramCount - 1);
+    const hex = toHex(hash);
+    const stored = await this.d.store.get(hex);
+    if (stored) {
+      if (stored.length !== paramCount) throw new Error(`model ${hex} has ${stored.length} parameters`);
+      return stored;
+    }
+    let p = this.inflight.get(hex);
+    if (!p) {
+      p = this.fetch(hash, prefer).finally(() => this.inflight.delete(hex));
+      this.inflight.set(hex, p);
+    }
+    const params = await p;
+    if (params.length !== paramCount) throw new Error(`model ${hex} has ${params.length} parameters`);
+    return params;
+  }
+
+  private async fetch(hash: Uint8Array, prefer: readonly string[]): Promise<Params> {
+    const hex = toHex(hash);
+    const preferred = prefer.flatMap((p) => {
+      try {
+        return [peerIdFromString(p)];
+      } catch {
+        return [];
+      }
+    });
+    const others = this.d.peers().filter((p) => !prefer.includes(p.toString()));
+    for (const peer of [...preferred, ...others].slice(0, 5)) {
+      try {
+        const [bytes] = await this.d.reqresp.request(peer, this.d.spec, hash);
+        if (!bytes || toHex(modelHash(bytes)) !== hex) throw new Error('bytes do not match the hash');
+        const params = decodeModel(bytes);
+        await this.d.store.putEncoded(bytes, hex);
+        this.d.metrics.modelsFetched.inc({ outcome: 'ok' });
+        return params;
+      } catch (err) {
+        this.d.metrics.modelsFetched.inc({ outcome: 'failed' });
+        this.d.log.debug(
+          { err: (err as Error).message, peer: peer.toString(), model: hex },
+          'model fetch failed',
+        );
+      }
+    }
+    throw new Error(`no peer served model ${hex.slice(0, 16)}…`);
+  }
+
+  /** Model entries of a block, for the caller to fetch and to track the newest version. */
+  static modelsIn(block: SealedBlock): { payload: ModelPayload; author: Uint8Array }[] {
+    return block.entries.flatMap((e) =>
+      e.payload.kind === 'model' ? [{ payload: e.payload, author: e.author }] : [],
+    );
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * A node's participant side of a round: answers the coordinator's requests step by step,
+ * holding the round's secure-aggregation state in between. No I/O of its own: the service hands
+ * it requests with their authenticated sender and supplies the data slice and the models.
+ */
+import { bytesEqual, type Hex, toHex } from '../../chain/bytes.ts';
+import { cryptoNormal, type Normal } from '../dp.ts';
+import type { Examples } from '../features.ts';
+import type { Params } from '../logistic.ts';
+import { cryptoUniform, type Uniform } from '../random.ts';
+import { layoutDim, localContribution, roundQuantiser } from '../round.ts';
+import {
+  decodeAdvertisement,
+  decodeShare,
+  encodeAdvertisement,
+  encodeMasked,
+  encodeShare,
+  encodeUnmask,
+  SecAggError,
+} from '../secagg/messages.ts';
+import {
+  createParticipant,
+  cryptoRandomBytes,
+  maskUpdate,
+  type Participant,
+  type RandomBytes,
+  receiveShares,
+  revealShares,
+  shareKeys,
+} from '../secagg/protocol.ts';
+import { quantise } from '../secagg/ring.ts';
+import type {
+  Announcement,
+  AnnounceReply,
+  CommitRequest,
+  KeysRequest,
+  SharesRequest,
+  TrainRequest,
+  UnmaskRequest,
+} from './wire.ts';
+
+/** Test-only misbehaviour, to show that the coordinator copes. */
+export type Misbehaviour = 'oversized' | 'malformed';
+
+export interface ParticipantOptions {
+  /** Own peer id. */
+  readonly self: string;
+  /** The local training slice, or undefined when this node has none (it then declines). */
+  readonly data: () => Examples | undefined;
+  /** Policy: decline every round. */
+  readonly decline?: boolean;
+  readonly misbehave?: Misbehaviour;
+  /** The global model by hash (null = zeros), fetched from `from` when not stored. */
+  resolveModel(hash: Uint8Array | null, paramCount: number, from: string): Promise<Params>;
+  /** Stores a committed model version (bytes checked by the store). */
+  storeModel(bytes: Uint8Array): Promise<Hex>;
+  readonly randomness?: { normal: Normal; bytes: RandomBytes; uniform: Uniform };
+  /** Rounds held at once; more are declined as busy. */
+  readonly maxRounds?: number;
+  readonly now?: () => number;
+}
+
+interface RoundState {
+  readonly coordinator: string;
+  readonly announcement: Announcement;
+  readonly global: Params;
+  readonly data: Examples;
+  readonly expiresAt: number;
+  id?: number;
+  threshold?: number;
+  participants?: number;
+  secagg?: Participant;
+}
+
+export class FlParticipant {
+  private readonly rounds = new Map<Hex, RoundState>();
+  private readonly rnd;
+  private readonly now: () => number;
+
+  constructor(private readonly o: ParticipantOptions) {
+    this.rnd = o.randomness ?? { normal: cryptoNormal(), bytes: cryptoRandomBytes, uniform: cryptoUniform() };
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Rounds in progress (for tests and status). */
+  get active(): number {
+    return this.rounds.size;
+  }
+
+  async announce(from: string, a: Announcement): Promise<AnnounceReply> {
+    this.expire();
+    const decline = (reason: string): AnnounceReply => ({ accept: false, examples: 0, reason });
+    if (this.o.decline) return decline('policy');
+    const key = toHex(a.roundId);
+    if (this.rounds.has(key)) return decline('round already announced');
+    if (this.rounds.size >= (this.o.maxRounds ?? 4)) return decline('busy');
+    const data = this.o.data();
+    if (!data || data.rows.length === 0) return decline('no training data');
+    if (data.dim + 1 !== a.paramCount)
+      return decline(`model has ${a.paramCount} parameters, data ${data.dim}`);
+    let global: Params;
+    try {
+      global = await this.o.resolveModel(a.modelHash, a.paramCount, from);
+    } catch (err) {
+      return decline(`global model unavailable: ${(err as Error).message}`);
+    }
+    this.rounds.set(key, {
+      coordinator: from,
+      announcement: a,
+      global,
+      data,
+      // Room for the steps around training; a coordinator that vanishes leaves nothing behind.
+      expiresAt: this.now() + a.deadlineMs + 60_000,
+    });
+    return { accept: true, examples: data.rows.length, reason: '' };
+  }
+
+  keys(from: string, k: KeysRequest): Uint8Array {
+    const s = this.state(from, k.roundId);
+    const pos = k.participants.indexOf(this.o.self);
+    if (pos < 0) throw new SecAggError('unknown-participant', 'not on the roster');
+    s.id = pos + 1;
+    s.threshold = k.threshold;
+    s.participants = k.participants.length;
+    s.secagg = createParticipant(
+      {
+        roundId: k.roundId,
+        participants: k.participants.map((_, i) => i + 1),
+        threshold: k.threshold,
+        dim: layoutDim(s.global.length),
+      },
+      s.id,
+      this.rnd.bytes,
+    );
+    return encodeAdvertisement(s.secagg.advertisement);
+  }
+
+  shares(from: string, req: SharesRequest): Uint8Array[] {
+    const s = this.state(from, req.roundId);
+    const sa = this.secagg(s);
+    const expect = { roundId: req.roundId, participants: new Set(sa.config.participants) };
+    const adverts = req.adverts.map((b) => decodeAdvertisement(b, expect));
+    const { participant, shares } = shareKeys(sa, adverts, this.rnd.bytes);
+    s.secagg = participant;
+    return shares.map(encodeShare);
+  }
+
+  /** Trains, clips, noises, quantises and masks: the only step that takes real time. */
+  train(from: string, req: TrainRequest): Uint8Array {
+    const s = this.state(from, req.roundId);
+    const sa = this.secagg(s);
+    const expect = { roundId: req.roundId, participants: new Set(req.u2) };
+    const inbox = req.inbox.map((b) => decodeShare(b, expect));
+    s.secagg = receiveShares(sa, req.u2, inbox);
+    const a = s.announcement;
+    const cfg = { roundId: a.roundId, round: a.round, dp: a.dp, train: a.train };
+    const { vector } = localContribution(
+      s.global,
+      { id: s.id!, data: s.data },
+      cfg,
+      s.threshold!,
+      this.rnd.normal,
+    );
+    const quantiser = roundQuantiser(a.dp, s.participants!, s.threshold!);
+    const q = quantise(vector, quantiser, this.rnd.uniform);
+    const bytes = encodeMasked(maskUpdate(s.secagg, q.words));
+    if (this.o.misbehave === 'oversized') {
+      const big = new Uint8Array(bytes.length + 4096);
+      big.set(bytes);
+      return big;
+    }
+    if (this.o.misbehave === 'malformed') return bytes.subarray(0, bytes.length - 3);
+    return bytes;
+  }
+
+  unmask(from: string, req: UnmaskRequest): Uint8Array {
+    const s = this.state(from, req.roundId);
+    return encodeUnmask(revealShares(this.secagg(s), req.survivors));
+  }
+
+  /** The round's outcome: store the new version and forget the round. */
+  async commit(from: string, req: CommitRequest): Promise<Hex> {
+    this.state(from, req.roundId);
+    this.rounds.delete(toHex(req.roundId));
+    return this.o.storeModel(req.model);
+  }
+
+  private state(from: string, roundId: Uint8Array): RoundState {
+    const s = this.rounds.get(toHex(roundId));
+    if (!s) throw new SecAggError('wrong-round', 'no such round here');
+    // Only the node that announced the round may drive it.
+    if (s.coordinator !== from) throw new SecAggError('protocol-violation', 'not the round’s coordinator');
+    if (!bytesEqual(s.announcement.roundId, roundId)) throw new SecAggError('wrong-round', 'round id');
+    return s;
+  }
+
+  private secagg(s: RoundState): Participant {
+    if (!s.secagg) throw new SecAggError('protocol-violation', 'keys have not been exchanged');
+    return s.secagg;
+  }
+
+  private expire(): void {
+    const now = this.now();
+    for (const [k, s] of this.rounds) if (s.expiresAt < now) this.rounds.delete(k);
+  }
+}

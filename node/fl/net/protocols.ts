@@ -1,0 +1,151 @@
+/**
+ * The round protocol as req/resp protocols `/cairn/<chain>/fl-*\/1`: the coordinator asks, each
+ * participant answers, one exchange per step, so every step has its own size bounds, deadline
+ * and per-peer budget (reqresp.ts). Plus `model-by-hash`, which any node serves from its store.
+ */
+import { DecodeError } from '../../chain/codec/errors.ts';
+import type { ProtocolSpec } from '../../p2p/reqresp.ts';
+import { layoutDim } from '../round.ts';
+import {
+  ADVERTISE_BYTES,
+  MAX_PARTICIPANTS,
+  maskedBytes,
+  SHARE_BYTES,
+  unmaskBytes,
+} from '../secagg/messages.ts';
+import { MAX_MODEL_BYTES, MAX_PARAMS } from './model-codec.ts';
+import {
+  type Announcement,
+  type AnnounceReply,
+  type CommitRequest,
+  decodeAnnouncement,
+  decodeAnnounceReply,
+  decodeCommitRequest,
+  decodeKeysRequest,
+  decodeShareList,
+  decodeSharesRequest,
+  decodeTrainRequest,
+  decodeUnmaskRequest,
+  encodeAnnouncement,
+  encodeAnnounceReply,
+  encodeCommitRequest,
+  encodeKeysRequest,
+  encodeShareList,
+  encodeSharesRequest,
+  encodeTrainRequest,
+  encodeUnmaskRequest,
+  type KeysRequest,
+  type SharesRequest,
+  type TrainRequest,
+  type UnmaskRequest,
+} from './wire.ts';
+
+const raw = {
+  encodeResponse: (b: Uint8Array) => b,
+  decodeResponse: (b: Uint8Array) => b,
+};
+const N = MAX_PARTICIPANTS;
+/** Rounds run back to back: a few exchanges of each kind per second per coordinator at most. */
+const budget = { points: 60, durationSec: 10 };
+/** Upper bound of a round's training deadline; the coordinator's own request deadline is shorter. */
+export const MAX_DEADLINE_MS = 600_000;
+
+export const FL_ANNOUNCE: ProtocolSpec<Announcement, AnnounceReply> = {
+  name: 'fl-announce',
+  maxRequestBytes: 256,
+  maxChunkBytes: 1_100,
+  maxChunks: 1,
+  minChunks: 1,
+  // Includes fetching the global model from the coordinator when the participant lacks it.
+  timeoutMs: 15_000,
+  rateLimit: budget,
+  encodeRequest: encodeAnnouncement,
+  decodeRequest: decodeAnnouncement,
+  encodeResponse: encodeAnnounceReply,
+  decodeResponse: decodeAnnounceReply,
+};
+
+export const FL_KEYS: ProtocolSpec<KeysRequest, Uint8Array> = {
+  name: 'fl-keys',
+  maxRequestBytes: 40 + N * 130,
+  maxChunkBytes: ADVERTISE_BYTES,
+  maxChunks: 1,
+  minChunks: 1,
+  timeoutMs: 5_000,
+  rateLimit: budget,
+  encodeRequest: encodeKeysRequest,
+  decodeRequest: decodeKeysRequest,
+  ...raw,
+};
+
+export const FL_SHARES: ProtocolSpec<SharesRequest, Uint8Array[]> = {
+  name: 'fl-shares',
+  maxRequestBytes: 40 + N * (ADVERTISE_BYTES + 2),
+  maxChunkBytes: 4 + N * (SHARE_BYTES + 2),
+  maxChunks: 1,
+  minChunks: 1,
+  timeoutMs: 10_000,
+  rateLimit: budget,
+  encodeRequest: encodeSharesRequest,
+  decodeRequest: decodeSharesRequest,
+  encodeResponse: encodeShareList,
+  decodeResponse: decodeShareList,
+};
+
+export const FL_TRAIN: ProtocolSpec<TrainRequest, Uint8Array> = {
+  name: 'fl-train',
+  maxRequestBytes: 40 + N + N * (SHARE_BYTES + 2),
+  // Bounded by the largest model any round may announce; the exact size is checked per round.
+  maxChunkBytes: maskedBytes(layoutDim(MAX_PARAMS)),
+  maxChunks: 1,
+  minChunks: 1,
+  timeoutMs: MAX_DEADLINE_MS,
+  rateLimit: budget,
+  encodeRequest: encodeTrainRequest,
+  decodeRequest: decodeTrainRequest,
+  ...raw,
+};
+
+export const FL_UNMASK: ProtocolSpec<UnmaskRequest, Uint8Array> = {
+  name: 'fl-unmask',
+  maxRequestBytes: 40 + N,
+  maxChunkBytes: unmaskBytes(N),
+  maxChunks: 1,
+  minChunks: 1,
+  timeoutMs: 5_000,
+  rateLimit: budget,
+  encodeRequest: encodeUnmaskRequest,
+  decodeRequest: decodeUnmaskRequest,
+  ...raw,
+};
+
+export const FL_COMMIT: ProtocolSpec<CommitRequest, true> = {
+  name: 'fl-commit',
+  maxRequestBytes: 32 + MAX_MODEL_BYTES,
+  maxChunkBytes: 1,
+  maxChunks: 1,
+  minChunks: 1,
+  timeoutMs: 10_000,
+  rateLimit: budget,
+  encodeRequest: encodeCommitRequest,
+  decodeRequest: decodeCommitRequest,
+  encodeResponse: () => new Uint8Array([1]),
+  decodeResponse: () => true,
+};
+
+/** A model version by its hash: one chunk, the canonical bytes (checked against the hash by the caller). */
+export const MODEL_BY_HASH: ProtocolSpec<Uint8Array, Uint8Array> = {
+  name: 'model-by-hash',
+  maxRequestBytes: 32,
+  maxChunkBytes: MAX_MODEL_BYTES,
+  maxChunks: 1,
+  minChunks: 1,
+  timeoutMs: 15_000,
+  rateLimit: { points: 100, durationSec: 10 },
+  encodeRequest: (h) => h,
+  decodeRequest: (b) => {
+    if (b.length !== 32) throw new DecodeError('invalid-value', 'a model hash is 32 bytes');
+    return b;
+  },
+  ...raw,
+};

@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { Registry } from 'prom-client';
+import { toHex } from '../../chain/bytes.ts';
+import type { ModelPayload } from '../../chain/types.ts';
+import { createLogger } from '../../log.ts';
+import { FlData } from './data.ts';
+import { localLink } from './links.ts';
+import { createFlMetrics } from './metrics.ts';
+import { ModelStore } from './model-store.ts';
+import { ModelSync } from './model-sync.ts';
+import { FlParticipant } from './participant.ts';
+import { RoundRunner, type RoundRunnerDeps } from './rounds.ts';
+import type { FlRoundEvent, ModelVersionEvent } from './service.ts';
+
+test('the round runner chains versions, commits each as a model entry and reports a failed round as failed', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-rounds-'));
+  const store = new ModelStore(path.join(dir, 'models'));
+  const metrics = createFlMetrics(new Registry());
+  const log = createLogger('error');
+  const models = new ModelSync({
+    store,
+    reqresp: { request: async () => [] },
+    spec: {} as never,
+    peers: () => [],
+    metrics,
+    log,
+  });
+  const parts = [0, 1, 2].map(
+    (k) =>
+      new FlParticipant({
+        self: `p${k}`,
+        data: () => new FlData({ index: k, of: 3, mode: 'iid', seed: 42 }).train(),
+        resolveModel: (h, n) => models.resolve(h, n),
+        storeModel: (b) => store.putEncoded(b),
+      }),
+  );
+  let available = 3;
+  const entries: ModelPayload[] = [];
+  const rounds: FlRoundEvent[] = [];
+  const versions: ModelVersionEvent[] = [];
+  const deps: RoundRunnerDeps = {
+    self: 'p0',
+    data: new FlData({ index: 0, of: 3, mode: 'iid', seed: 42 }),
+    store,
+    models,
+    links: () => parts.slice(0, available).map((p, k) => localLink(`p${k}`, p)),
+    commitEntry: async (p) => {
+      entries.push(p);
+      return 'id';
+    },
+    penalise: () => {},
+    emitRound: (e) => rounds.push(e),
+    emitVersion: (e) => versions.push(e),
+    metrics,
+    deadlineMs: 10_000,
+    log,
+  };
+  const runner = new RoundRunner(deps);
+  const id = (k: number) => new Uint8Array(32).fill(k);
+  // Little noise: with three participants z = 0.3 would make two rounds' accuracy a coin toss.
+  runner.schedule([id(1), id(2)], { rounds: 2, noiseMultiplier: 0.05 });
+  assert.ok(runner.busy);
+  await runner.idle();
+  assert.deepEqual(
+    entries.map((e) => e.round),
+    [1, 2],
+  );
+  assert.equal(entries[0]!.parentHash, null);
+  assert.equal(toHex(entries[1]!.parentHash!), toHex(entries[0]!.modelHash));
+  assert.ok(entries[1]!.epsilon > entries[0]!.epsilon && Number.isFinite(entries[1]!.epsilon));
+  assert.ok(await store.has(toHex(entries[1]!.modelHash)));
+  assert.deepEqual(
+    rounds.map((r) => [r.round, r.status]),
+    [
+      [1, 'running'],
+      [1, 'completed'],
+      [2, 'running'],
+      [2, 'completed'],
+    ],
+  );
+  assert.equal(versions[1]!.parentHash, versions[0]!.hash);
+  assert.equal(versions[1]!.participants, 3);
+  const accuracy = Object.fromEntries(entries[1]!.metrics).accuracy!;
+  assert.ok(accuracy > 0.85, `accuracy after two rounds ${accuracy}`);
+
+  // A second runner alone: one participant is too few, and the failure is an event, not a throw.
+  available = 1;
+  const lonely = new RoundRunner({
+    ...(runner as unknown as { d: object }).d,
+    emitRound: (e: FlRoundEvent) => rounds.push(e),
+  } as never);
+  lonely.observe(entries[1]!);
+  lonely.schedule([id(3)], { rounds: 1 });
+  await lonely.idle();
+  const failed = rounds.at(-1)!;
+  assert.equal(failed.status, 'failed');
+  assert.equal(failed.round, 3);
+  assert.match(failed.error!, /too few participants/);
+  assert.equal(entries.length, 2);
+});

@@ -1,0 +1,284 @@
+/**
+ * The coordinator's round loop: rounds run one after another from the newest model version this
+ * node knows, each announced to the links the service builds, aggregated by coordinateRound,
+ * then stored, evaluated on the held-out test set, committed on the chain and pushed to the
+ * participants. Every outcome, failures included, is an event for the job worker to report.
+ */
+import { fromHex, type Hex, toHex } from '../../chain/bytes.ts';
+import type { Chain } from '../../chain/chain.ts';
+import type { ModelPayload } from '../../chain/types.ts';
+import type { Logger } from '../../log.ts';
+import type { AdaptiveClipping } from '../dp.ts';
+import { evaluate } from '../logistic.ts';
+import { RdpAccountant } from '../rdp-accountant.ts';
+import type { DpConfig } from '../round.ts';
+import { coordinateRound, type LeftOut, type ParticipantLink, RoundFailed } from './coordinator.ts';
+import type { FlData } from './data.ts';
+import type { FlMetrics } from './metrics.ts';
+import type { ModelStore } from './model-store.ts';
+import type { ModelSync } from './model-sync.ts';
+import type { FlRoundEvent, ModelVersionEvent } from './service.ts';
+
+export interface RoundRequest {
+  readonly rounds: number;
+  readonly participants?: readonly string[];
+  readonly clipNorm?: number;
+  readonly noiseMultiplier?: number;
+  readonly targetQuantile?: number;
+}
+
+/** The newest model version this node knows of. */
+export interface ModelHead {
+  readonly hash: Uint8Array;
+  readonly round: number;
+  readonly epsilon: number;
+}
+
+export const DEFAULT_DP = { clipNorm: 4, noiseMultiplier: 0.3, weightCap: 1000 } as const;
+export const DEFAULT_TRAIN = { epochs: 3, batchSize: 16, learningRate: 8, l2: 0, seed: 5 } as const;
+const DELTA = 1e-5;
+/** A version trained without noise has no finite ε; the chain needs a finite number. */
+const NO_GUARANTEE = Number.MAX_VALUE;
+
+export interface RoundRunnerDeps {
+  readonly self: string;
+  readonly data: FlData;
+  readonly store: ModelStore;
+  readonly models: ModelSync;
+  links(participants: readonly string[] | undefined): ParticipantLink[];
+  /** Signs, adds and gossips the `model` entry; returns its id. */
+  commitEntry(payload: ModelPayload): Promise<string>;
+  penalise(peer: string, reason: string): void;
+  emitRound(e: FlRoundEvent): void;
+  emitVersion(e: ModelVersionEvent): void;
+  readonly metrics: FlMetrics;
+  readonly deadlineMs: number;
+  readonly log: Logger;
+}
+
+/**
+ * Adaptive clipping's private count takes a tenth of the noise budget: (2σ_b)⁻² = z⁻²/10, so the
+ * update keeps z_Δ = z/√0.9 (Andrew et al., Thm 1) for any z > 0.
+ */
+export function adaptiveFor(targetQuantile: number, noiseMultiplier: number): AdaptiveClipping {
+  return {
+    targetQuantile,
+    learningRate: 0.2,
+    countNoiseStd: noiseMultiplier > 0 ? (Math.sqrt(10) * noiseMultiplier) / 2 : 0,
+  };
+}
+
+export class RoundRunner {
+  head: ModelHead | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private pending = 0;
+  private stopped = false;
+  /** Composes the rounds this node ran since `accountantBase` (the version it continued from). */
+  private accountant: RdpAccountant | undefined;
+  private accountantHead: Hex | undefined;
+  private epsilonBase = 0;
+
+  constructor(private readonly d: RoundRunnerDeps) {}
+
+  get busy(): boolean {
+    return this.pending > 0;
+  }
+
+  schedule(ids: readonly Uint8Array[], req: RoundRequest): void {
+    this.pending += ids.length;
+    this.queue = this.queue.then(async () => {
+      let clipNorm = req.clipNorm ?? DEFAULT_DP.clipNorm;
+      for (const id of ids) {
+        this.pending--;
+        if (this.stopped) continue;
+        try {
+          clipNorm = await this.runOne(id, req, clipNorm);
+        } catch (err) {
+          this.d.log.error({ err: (err as Error).message }, 'round crashed');
+        }
+      }
+    });
+  }
+
+  /** Resolves when every scheduled round has run. */
+  idle(): Promise<void> {
+    return this.queue;
+  }
+
+  /** A model entry seen on the main chain: a newer version becomes the head. */
+  observe(p: ModelPayload): void {
+    if (!this.head || p.round > this.head.round)
+      this.head = { hash: p.modelHash, round: p.round, epsilon: p.epsilon };
+  }
+
+  /** The newest model entry on the main chain (empty blocks are skipped without loading them). */
+  async restoreHead(chain: Chain, maxDepth = 5_000): Promise<void> {
+    for (let h = chain.tip.height; h > 0 && h > chain.tip.height - maxDepth; h--) {
+      const node = chain.tree.mainAt(h);
+      if (!node || node.entryIds.length === 0) continue;
+      const block = await chain.getBlock(node.hashHex);
+      for (const e of block?.entries ?? []) if (e.payload.kind === 'model') this.observe(e.payload);
+      if (this.head) return;
+    }
+  }
+
+  /** One round; returns the clip norm for the next round of the same request. */
+  private async runOne(roundId: Uint8Array, req: RoundRequest, clipNorm: number): Promise<number> {
+    const startedAt = Date.now();
+    const base = this.head;
+    const round = (base?.round ?? 0) + 1;
+    const links = this.d.links(req.participants);
+    const invited = links.map((l) => l.peerId);
+    const noiseMultiplier = req.noiseMultiplier ?? DEFAULT_DP.noiseMultiplier;
+    const dp: DpConfig = {
+      clipNorm,
+      noiseMultiplier,
+      weightCap: DEFAULT_DP.weightCap,
+      ...(req.targetQuantile !== undefined
+        ? { adaptive: adaptiveFor(req.targetQuantile, noiseMultiplier) }
+        : {}),
+    };
+    const dpReport: Record<string, number> = { clipNorm, noiseMultiplier, delta: DELTA };
+    if (req.targetQuantile !== undefined) dpReport.targetQuantile = req.targetQuantile;
+    const event = (e: Partial<FlRoundEvent> & Pick<FlRoundEvent, 'status'>): FlRoundEvent => ({
+      id: toHex(roundId),
+      round,
+      participants: invited,
+      leftOut: [],
+      dp: dpReport,
+      modelHash: null,
+      error: null,
+      startedAt,
+      finishedAt: null,
+      ...e,
+    });
+    this.d.emitRound(event({ status: 'running' }));
+    const ended = (outcome: string) => {
+      this.d.metrics.rounds.inc({ outcome });
+      this.d.metrics.roundSeconds.observe((Date.now() - startedAt) / 1000);
+    };
+    try {
+      const accountant = this.accountantFor(base);
+      const paramCount = this.d.data.paramCount;
+      const global = {
+        hash: base?.hash ?? null,
+        params: await this.d.models.resolve(base?.hash ?? null, paramCount),
+      };
+      const test = this.d.data.test();
+      const result = await coordinateRound(
+        global,
+        links,
+        { roundId, round, dp, train: DEFAULT_TRAIN, deadlineMs: this.d.deadlineMs },
+        {
+          accountant,
+          onRejected: (peer, code, message) => {
+            this.d.metrics.rejected.inc({ code });
+            this.d.penalise(peer, `fl update rejected: ${message}`);
+          },
+        },
+      );
+      const { hash, bytes } = await this.d.store.put(result.params);
+      const ev = evaluate(result.params, test);
+      const epsilon =
+        noiseMultiplier > 0 ? this.epsilonBase + (result.privacy?.epsilonTotal ?? 0) : NO_GUARANTEE;
+      const metrics: [string, number][] = [
+        ['accuracy', ev.accuracy],
+        ['loss', ev.loss],
+        ['participants', result.included.length],
+        ['round', round],
+      ];
+      const modelHash = fromHex(hash);
+      await this.d.commitEntry({
+        kind: 'model',
+        modelHash,
+        parentHash: base?.hash ?? null,
+        round,
+        metrics,
+        epsilon,
+      });
+      this.head = { hash: modelHash, round, epsilon };
+      this.accountantHead = hash;
+      this.d.metrics.accuracy.set(ev.accuracy);
+      this.d.emitVersion({
+        hash,
+        parentHash: base ? toHex(base.hash) : null,
+        round,
+        metrics: Object.fromEntries(metrics),
+        epsilon,
+        participants: result.included.length,
+        at: Date.now(),
+      });
+      // Whoever got past the announcement stores the new version now; the rest fetch it by hash.
+      const got = new Set([
+        ...result.included,
+        ...result.leftOut.filter((l) => l.stage !== 'announce').map((l) => l.peerId),
+      ]);
+      await Promise.allSettled(
+        links.filter((l) => got.has(l.peerId)).map((l) => l.commit({ roundId, model: bytes })),
+      );
+      if (req.targetQuantile !== undefined) dpReport.nextClipNorm = result.nextClipNorm;
+      if (result.privacy) dpReport.epsilonRound = result.privacy.epsilonRound;
+      dpReport.epsilon = epsilon;
+      dpReport.threshold = result.threshold;
+      this.d.emitRound(
+        event({
+          status: 'completed',
+          participants: result.included,
+          leftOut: leftOutIds(invited, result.included),
+          modelHash: hash,
+          finishedAt: Date.now(),
+        }),
+      );
+      this.d.log.info(
+        {
+          round,
+          accuracy: ev.accuracy,
+          included: result.included.length,
+          leftOut: result.leftOut,
+          ms: Date.now() - startedAt,
+        },
+        'federated round completed',
+      );
+      ended('completed');
+      return result.nextClipNorm;
+    } catch (err) {
+      const left: readonly LeftOut[] = err instanceof RoundFailed ? err.leftOut : [];
+      const included = err instanceof RoundFailed ? err.included : [];
+      this.d.emitRound(
+        event({
+          status: 'failed',
+          participants: included,
+          leftOut: [...new Set(left.map((l) => l.peerId))],
+          error: (err as Error).message.slice(0, 2000),
+          finishedAt: Date.now(),
+        }),
+      );
+      this.d.log.warn({ round, err: (err as Error).message, leftOut: left }, 'federated round failed');
+      ended('failed');
+      return clipNorm;
+    }
+  }
+
+  /**
+   * Rounds this node runs in a row compose in RDP. Continuing from a version someone else made,
+   * its ε is added to a fresh accountant's (sequential composition: sound, if looser).
+   */
+  private accountantFor(base: ModelHead | undefined): RdpAccountant {
+    const baseHex = base ? toHex(base.hash) : undefined;
+    if (!this.accountant || baseHex !== this.accountantHead) {
+      this.accountant = new RdpAccountant(DELTA);
+      this.epsilonBase = base && base.epsilon < NO_GUARANTEE ? base.epsilon : 0;
+      this.accountantHead = baseHex;
+    }
+    return this.accountant;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    // The round in flight may wait for its deadline; shutdown does not.
+    await Promise.race([this.queue, new Promise((r) => setTimeout(r, 3_000).unref())]);
+  }
+}
+
+const leftOutIds = (invited: readonly string[], included: readonly string[]) =>
+  invited.filter((p) => !included.includes(p));
