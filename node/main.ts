@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { NodeJobs } from '../jobs/node-jobs.ts';
+import { SCHEDULED_JOBS, type ScheduledJob } from '../jobs/queues.ts';
 import { startHttpApi } from './api/http.ts';
 import { DEFAULT_NETWORK } from './chain/network-config.ts';
 import { readNetworkConfig } from './config-file.ts';
+import type { FlOptions } from './fl/net/service.ts';
 import { CAPABILITIES, type Capability, ROLES, type Role } from './identity/identity.ts';
 import { createLogger } from './log.ts';
 import { CairnNode } from './node.ts';
@@ -25,6 +28,20 @@ usage: npm run node -- [options]
   --http-host HOST        status/metrics endpoint host (default 127.0.0.1)
   --http-port PORT        status/metrics endpoint port (default 0 = any free port)
   --reconcile-ms MS       mempool reconciliation period (default 15000; 0 = off)
+  --redis URL             run the node's jobs (schedulers, admin commands, reports to the
+                          collector) on this Redis, e.g. redis://127.0.0.1:6379 (default: none;
+                          the node never needs Redis to stay in consensus)
+  --schedule LIST         scheduler periods in ms, e.g. stats.report=5000,chain.sync=30000
+                          (defaults: mempool.sync 15000, chain.sync 30000, stats.report 60000,
+                          peers.refresh 60000)
+  --fl-slice K            federated learning: train on slice K (0-based) of the corpus …
+  --fl-slices N           … split into N slices (needs the "train" capability)
+  --fl-split MODE         iid | label-skew (default iid)
+  --fl-seed S             seed of the deterministic split (default 42; same on every node)
+  --fl-decline            decline every federated round (policy)
+  --fl-misbehave KIND     testing only: send an oversized | malformed masked update
+  --fl-every MS           coordinate one federated round every MS ms (default: only on command)
+  --fl-deadline MS        how long a coordinated round waits for masked updates (default 60000)
   --log-level LEVEL       trace | debug | info | warn | error (default info)
   --help                  this text
 
@@ -53,6 +70,16 @@ const { values } = (() => {
         'http-port': { type: 'string', default: '0' },
         'reconcile-ms': { type: 'string', default: '15000' },
         'log-level': { type: 'string', default: 'info' },
+        redis: { type: 'string' },
+        schedule: { type: 'string', default: '' },
+        'fl-slice': { type: 'string' },
+        'fl-slices': { type: 'string' },
+        'fl-split': { type: 'string', default: 'iid' },
+        'fl-seed': { type: 'string', default: '42' },
+        'fl-decline': { type: 'boolean', default: false },
+        'fl-misbehave': { type: 'string' },
+        'fl-every': { type: 'string', default: '0' },
+        'fl-deadline': { type: 'string', default: '60000' },
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -77,6 +104,47 @@ if (values.mine && !capabilities.includes('mine')) capabilities.push('mine');
 const httpPort = Number(values['http-port']);
 if (!Number.isInteger(httpPort) || httpPort < 0 || httpPort > 65535)
   fail('--http-port must be a port number');
+
+const schedule: Partial<Record<ScheduledJob, number>> = {};
+for (const item of values.schedule.split(',').filter(Boolean)) {
+  const [name, ms] = item.split('=');
+  if (!(SCHEDULED_JOBS as readonly string[]).includes(name ?? '')) fail(`unknown scheduled job "${name}"`);
+  const n = Number(ms);
+  if (!Number.isInteger(n) || n < 100) fail(`--schedule ${name} needs a period of at least 100 ms`);
+  schedule[name as ScheduledJob] = n;
+}
+
+const intFlag = (name: string, v: string | undefined, min: number): number | undefined => {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) fail(`--${name} needs an integer ≥ ${min}`);
+  return n;
+};
+const sliceIndex = intFlag('fl-slice', values['fl-slice'], 0);
+const sliceCount = intFlag('fl-slices', values['fl-slices'], 1);
+if ((sliceIndex === undefined) !== (sliceCount === undefined)) fail('--fl-slice and --fl-slices go together');
+if (sliceIndex !== undefined && sliceIndex >= sliceCount!) fail('--fl-slice must be below --fl-slices');
+if (values['fl-split'] !== 'iid' && values['fl-split'] !== 'label-skew')
+  fail('--fl-split is iid or label-skew');
+const misbehave = values['fl-misbehave'];
+if (misbehave !== undefined && misbehave !== 'oversized' && misbehave !== 'malformed')
+  fail('--fl-misbehave is oversized or malformed');
+const fl: FlOptions = {
+  ...(sliceIndex !== undefined
+    ? {
+        slice: {
+          index: sliceIndex,
+          of: sliceCount!,
+          mode: values['fl-split'],
+          seed: intFlag('fl-seed', values['fl-seed'], 0)!,
+        },
+      }
+    : {}),
+  decline: values['fl-decline'],
+  ...(misbehave ? { misbehave } : {}),
+  everyMs: intFlag('fl-every', values['fl-every'], 0)!,
+  deadlineMs: intFlag('fl-deadline', values['fl-deadline'], 100)!,
+};
 
 const log = createLogger(values['log-level']);
 
@@ -104,8 +172,12 @@ const node = await CairnNode.start({
   iceServers: values['ice-server'],
   reconcileIntervalMs: Number(values['reconcile-ms']),
   logger: log,
+  fl,
 });
 const api = await startHttpApi(node, values['http-host'], httpPort);
+const jobs = values.redis
+  ? await NodeJobs.start({ node, redisUrl: values.redis, schedule, log: node.log.child({ part: 'jobs' }) })
+  : undefined;
 node.log.info(
   {
     peerId: node.identity.peerId.toString(),
@@ -113,6 +185,7 @@ node.log.info(
     httpUrl: api.url,
     height: node.chain.tip.height,
     mining: values.mine,
+    redis: values.redis ?? null,
   },
   'ready',
 );
@@ -126,6 +199,7 @@ shutdown = async (signal: string) => {
   force.unref();
   api.server.close();
   api.server.closeAllConnections();
+  await jobs?.stop();
   await node.stop();
   node.log.info('stopped');
   process.exit(0);

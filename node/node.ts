@@ -1,13 +1,15 @@
 import path from 'node:path';
 import type { PeerId } from '@libp2p/interface';
+import { multiaddr } from '@multiformats/multiaddr';
 import { collectDefaultMetrics } from 'prom-client';
 import { createEntry } from './chain/authoring.ts';
 import { type Hex, toHex } from './chain/bytes.ts';
 import { Chain, type ProcessResult } from './chain/chain.ts';
 import { chainIdHex, type NetworkConfig } from './chain/network-config.ts';
 import { CachedVerifier } from './chain/signature-cache.ts';
-import type { KeyValue, SealedBlock, SealedEntry } from './chain/types.ts';
+import type { EntryPayload, KeyValue, SealedBlock, SealedEntry } from './chain/types.ts';
 import { VerifyPool } from './chain/verify-pool.ts';
+import { type FlOptions, FlService } from './fl/net/service.ts';
 import { type Capability, loadOrCreateIdentity, type NodeIdentity, type Role } from './identity/identity.ts';
 import { createLogger, type Logger } from './log.ts';
 import type { AddResult } from './mempool/mempool.ts';
@@ -25,6 +27,7 @@ import { ReqResp } from './p2p/reqresp.ts';
 import { serveChainProtocols } from './p2p/serve-chain.ts';
 import { ChainService } from './service/chain-service.ts';
 import { NodeStore } from './store/node-store.ts';
+import type { SyncOutcome } from './sync/range-sync.ts';
 import { SyncManager } from './sync/sync-manager.ts';
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
@@ -46,6 +49,8 @@ export interface NodeOptions {
   /** Worker threads that check signatures of sync batches (default 2: sync is bound by them). */
   readonly verifyThreads?: number;
   readonly logger?: Logger;
+  /** Federated learning: data slice and policy (every node serves and stores models regardless). */
+  readonly fl?: FlOptions;
 }
 
 /**
@@ -58,6 +63,10 @@ export class CairnNode {
   private miningLoop: MiningLoop | undefined;
   private miner: Miner | undefined;
   private stopped = false;
+  /** Federated learning: participant, model store and round coordinator (set during start). */
+  fl: FlService | undefined;
+  /** Set by the job worker: returns true while its `mempool.sync` scheduler is in charge. */
+  externalReconcile: (() => boolean) | undefined;
 
   private constructor(
     readonly opts: NodeOptions,
@@ -246,6 +255,8 @@ export class CairnNode {
   private async registerProtocols(): Promise<void> {
     await serveChainProtocols(this.reqresp, this.chain, this.store, this.peers);
     await this.reconcile.start();
+    this.fl = new FlService(this, this.opts.fl);
+    await this.fl.start();
   }
 
   private async startBackground(): Promise<void> {
@@ -260,7 +271,11 @@ export class CairnNode {
     };
     every(30_000, () => this.chainService.maintenance());
     const reconcileMs = this.opts.reconcileIntervalMs ?? 15_000;
-    if (reconcileMs > 0) every(reconcileMs, () => this.reconcileWithRandomPeer());
+    // The job scheduler drives reconciliation while Redis is up; this timer covers the rest.
+    if (reconcileMs > 0)
+      every(reconcileMs, async () => {
+        if (!this.externalReconcile?.()) await this.reconcileWithRandomPeer();
+      });
     if (this.opts.mine) {
       this.miner = new Miner();
       this.miningLoop = new MiningLoop({
@@ -359,10 +374,42 @@ export class CairnNode {
     metadata: readonly KeyValue[] = [],
   ): Promise<{ entry: SealedEntry; result: AddResult }> {
     const sorted = [...metadata].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    const entry = createEntry({ kind: 'knowledge', content, metadata: sorted }, this.identity.signingKey);
+    return this.addEntry({ kind: 'knowledge', content, metadata: sorted });
+  }
+
+  /** Signs an entry with this node's key, adds it to the mempool and gossips it. */
+  async addEntry(payload: EntryPayload): Promise<{ entry: SealedEntry; result: AddResult }> {
+    const entry = createEntry(payload, this.identity.signingKey);
     const result = await this.chainService.submitEntry(entry);
     if (result.status === 'added') await this.gossip.publishEntry(entry).catch(() => {});
     return { entry, result };
+  }
+
+  /** Fresh statuses from every connected peer, then a sync if one of them has more work. */
+  async syncChain(): Promise<{ outcome: SyncOutcome | undefined }> {
+    await this.peers.refresh(0);
+    return { outcome: await this.sync.syncNow() };
+  }
+
+  /** Re-exchanges statuses with all peers and redials bootstrap peers that are not connected. */
+  async refreshPeers(): Promise<{ peers: string[] }> {
+    await this.peers.refresh(0);
+    const connected = new Set(this.host.getPeers().map(String));
+    await Promise.all(
+      this.opts.bootstrap.map(async (addr) => {
+        const ma = multiaddr(addr);
+        // The peer id is the last component of a bootstrap address (…/p2p/<id>).
+        const id = addr.split('/p2p/').at(-1);
+        if (id && (connected.has(id) || this.peers.refuses(id))) return;
+        await this.host.dial(ma, { signal: AbortSignal.timeout(10_000) }).catch(() => {});
+      }),
+    );
+    return { peers: this.host.getPeers().map(String) };
+  }
+
+  /** Hashes computed by this node's miner since start (0 when it does not mine). */
+  get minerHashes(): number {
+    return this.miner?.hashes ?? 0;
   }
 
   status() {
@@ -404,6 +451,7 @@ export class CairnNode {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    await this.fl?.stop();
     await this.miningLoop?.stop();
     await this.miner?.close();
     await this.sync.stop();

@@ -187,11 +187,12 @@ export class PeerManager {
     );
   }
 
-  private async refresh(): Promise<void> {
+  /** Re-exchanges statuses with connected peers whose status is older than `maxAgeMs`. */
+  async refresh(maxAgeMs = this.o.statusRefreshMs ?? 10_000): Promise<void> {
     const now = Date.now();
     const due = this.o.host.getPeers().filter((p) => {
       const r = this.book.get(p);
-      return !r || now - r.statusAt > (this.o.statusRefreshMs ?? 10_000);
+      return !r || now - r.statusAt >= maxAgeMs;
     });
     await Promise.all(due.map((p) => this.handshake(p)));
   }

@@ -54,6 +54,15 @@ export async function applyMigrations(db: Client, migrations: readonly Migration
     }
     const tx = await db.transaction('write');
     try {
+      // Another process may have applied it between our read and this write lock.
+      const again = await tx.execute({
+        sql: 'SELECT 1 FROM _prisma_migrations WHERE migration_name = ? AND finished_at IS NOT NULL',
+        args: [m.name],
+      });
+      if (again.rows.length > 0) {
+        await tx.rollback();
+        continue;
+      }
       await tx.executeMultiple(m.sql);
       const now = new Date().toISOString();
       await tx.execute({

@@ -45,6 +45,14 @@ export class SyncManager {
     });
   }
 
+  /** Syncs now if a peer claims more work (or waits for the sync already running); returns its outcome. */
+  async syncNow(): Promise<SyncOutcome | undefined> {
+    const before = this.lastOutcome;
+    this.poke();
+    await this.running;
+    return this.lastOutcome === before ? undefined : this.lastOutcome;
+  }
+
   private async maybeSync(): Promise<void> {
     const now = Date.now();
     for (const [peer, until] of this.suspects) if (until < now) this.suspects.delete(peer);
