@@ -1,0 +1,185 @@
+import path from 'node:path';
+import {
+  BLOCK_TIME_MS,
+  expect,
+  openDemoIndex,
+  SCREENSHOT_DIR,
+  shownHeights,
+  test,
+  waitForIndexedHeight,
+} from './fixtures.ts';
+
+/** The hash of the canonical block holding the entry; throws while there is none yet. */
+async function canonicalBlockOfEntry(gatewayUrl: string, id: string): Promise<string> {
+  const res = await fetch(gatewayUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      query: 'query ($id: String!) { entry(id: $id) { blockHash } }',
+      variables: { id },
+    }),
+  });
+  const hash = ((await res.json()) as { data?: { entry?: { blockHash: string } | null } }).data?.entry
+    ?.blockHash;
+  if (!hash) throw new Error(`entry ${id} is not indexed yet`);
+  const block = await fetch(gatewayUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      query: 'query ($h: String!) { block(hash: $h) { canonical } }',
+      variables: { h: hash },
+    }),
+  });
+  const canonical = ((await block.json()) as { data?: { block?: { canonical: boolean } | null } }).data?.block
+    ?.canonical;
+  if (!canonical) throw new Error(`block ${hash} of entry ${id} is not canonical`);
+  return hash;
+}
+
+const maxShown = async (page: Parameters<typeof shownHeights>[0]) =>
+  Math.max(-1, ...(await shownHeights(page)));
+
+test('overview charts the chain and the live page shows a new block within three block times', async ({
+  page,
+  demo,
+}, info) => {
+  await waitForIndexedHeight(demo, 3);
+  await page.goto(demo.consoleUrl);
+  await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'connected');
+  await expect(page.getByTestId('stat-height')).toHaveText(/^\d+$/);
+  await expect
+    .poll(async () => Number(await page.getByTestId('chart-height').getAttribute('data-points')))
+    .toBeGreaterThan(2);
+  await expect(page.getByTestId('block-row').first()).toBeVisible();
+  const overview = path.join(SCREENSHOT_DIR, 'overview.png');
+  await page.screenshot({ path: overview, fullPage: true });
+  await info.attach('overview', { path: overview, contentType: 'image/png' });
+
+  await page.goto(`${demo.consoleUrl}#/blocks`);
+  await expect(page.getByTestId('block-row').first()).toBeVisible();
+  const before = await maxShown(page);
+  const t0 = Date.now();
+  // Only the subscription adds rows to this page (no polling): a higher row is a live block.
+  await expect
+    .poll(() => maxShown(page), { timeout: 3 * BLOCK_TIME_MS, intervals: [100] })
+    .toBeGreaterThan(before);
+  await expect(page.getByTestId('live-count')).toContainText('arrived live');
+  info.annotations.push({
+    type: 'live block after',
+    description: `${Date.now() - t0} ms (block time ${BLOCK_TIME_MS} ms)`,
+  });
+});
+
+test('block detail lists the entries and shows the miner signature as valid', async ({
+  page,
+  demo,
+}, info) => {
+  const node = demo.nodes[0]!;
+  const content = `browser test entry ${Date.now()}`;
+  const posted = await fetch(`${node.httpUrl}/entries`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ content, metadata: [['source', 'playwright']] }),
+  });
+  expect(posted.ok).toBe(true);
+  const { id } = (await posted.json()) as { id: string };
+  // The entry is mined, reported and indexed into a block of the canonical chain. With three
+  // miners its first block may lose a fork race (its entry then returns to a mempool and is
+  // mined again), so the block is looked up afresh until its row can be opened from the list.
+  let blockHash: string | undefined;
+  await expect(async () => {
+    blockHash = await canonicalBlockOfEntry(demo.gatewayUrl, id);
+    // A retry reloads the list (a hash-only goto to the same URL would not re-query it).
+    if (page.url().endsWith('#/blocks')) await page.reload();
+    else await page.goto(`${demo.consoleUrl}#/blocks`);
+    await page
+      .locator(`[data-testid=block-row][data-hash="${blockHash}"] a`)
+      .first()
+      .click({ timeout: 5_000 });
+  }).toPass({ timeout: 90_000, intervals: [1_000] });
+  await expect(page.getByTestId('block-hash')).toHaveText(blockHash!);
+  await expect(page.getByTestId('signature-status')).toHaveText('valid');
+  await expect(page.getByTestId('signature-status')).toHaveAttribute('data-valid', 'true');
+  await expect(page.getByTestId('hash-check')).toHaveText('yes');
+  await expect(page.getByTestId('entry-row').filter({ hasText: content })).toHaveCount(1);
+  const detail = path.join(SCREENSHOT_DIR, 'block-detail.png');
+  await page.screenshot({ path: detail, fullPage: true });
+  await info.attach('block detail', { path: detail, contentType: 'image/png' });
+});
+
+test('a block whose stored signature was tampered with shows as invalid', async ({ page, demo }) => {
+  await waitForIndexedHeight(demo, 3);
+  const db = await openDemoIndex(demo);
+  try {
+    const victim = await db.block.findFirst({ where: { canonical: true, height: 2 } });
+    expect(victim).toBeTruthy();
+    // Flip one bit of the last byte of S: still well-formed hex of the right length, no longer valid.
+    const sig = victim!.signature;
+    const last = Number.parseInt(sig.slice(-2), 16) ^ 1;
+    const tampered = `${sig.slice(0, -2)}${last.toString(16).padStart(2, '0')}`;
+    await db.block.update({ where: { hash: victim!.hash }, data: { signature: tampered } });
+
+    await page.goto(`${demo.consoleUrl}#/block/${victim!.hash}`);
+    await expect(page.getByTestId('signature-status')).toHaveText('invalid');
+    await expect(page.getByTestId('signature-status')).toHaveAttribute('data-valid', 'false');
+    await expect(page.getByTestId('signature-reason')).toContainText('signature');
+    // The header still hashes to the block hash: only the signature is wrong.
+    await expect(page.getByTestId('hash-check')).toHaveText('yes');
+  } finally {
+    await db.$disconnect();
+  }
+});
+
+test('an admin action works with the token and is refused without one', async ({ page, demo }) => {
+  const node = demo.nodes[0]!;
+  await page.goto(`${demo.consoleUrl}#/admin/${node.peerId}`);
+  await expect(page.getByTestId('admin-node')).toHaveValue(node.peerId);
+  const result = page.getByTestId('admin-result');
+
+  await page.getByTestId('token-clear').click();
+  await page.getByTestId('action-syncMempool').click();
+  await expect(result).toHaveAttribute('data-ok', 'false');
+  await expect(result).toHaveAttribute('data-code', /^(FORBIDDEN|UNAUTHENTICATED)$/);
+
+  await page.getByTestId('token-input').fill(demo.adminToken);
+  await page.getByTestId('token-save').click();
+  await expect(page.getByTestId('token-state')).toContainText('token set');
+  await page.getByTestId('action-syncMempool').click();
+  await expect(result).toHaveAttribute('data-ok', 'true', { timeout: 40_000 });
+  await expect(result).not.toHaveAttribute('data-pending', 'true', { timeout: 40_000 });
+  await expect(result).toContainText('"peerId"');
+  // The token survives a reload of the tab (sessionStorage), and is not in the page's URL.
+  await page.reload();
+  await expect(page.getByTestId('token-state')).toContainText('token set');
+  expect(page.url()).not.toContain(demo.adminToken);
+});
+
+test('the live page recovers when the gateway is killed and restarted', async ({ page, demo }) => {
+  await page.goto(`${demo.consoleUrl}#/blocks`);
+  const conn = page.getByTestId('connection');
+  await expect(conn).toHaveAttribute('data-state', 'connected');
+  await expect(page.getByTestId('block-row').first()).toBeVisible();
+
+  await demo.killGateway();
+  await expect(conn).toHaveAttribute('data-state', 'reconnecting');
+  await expect(conn).toHaveText(/reconnecting/);
+  await demo.startGateway();
+  await expect(conn).toHaveAttribute('data-state', 'connected', { timeout: 30_000 });
+
+  // After the reconnect the page re-reads the chain; then a new block must arrive live again.
+  await expect
+    .poll(async () => {
+      const res = await fetch(demo.gatewayUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: '{ _meta { height } }' }),
+      });
+      const head = ((await res.json()) as { data: { _meta: { height: number } } }).data._meta.height;
+      return (await maxShown(page)) >= head;
+    })
+    .toBe(true);
+  const before = await maxShown(page);
+  await expect
+    .poll(() => maxShown(page), { timeout: 3 * BLOCK_TIME_MS, intervals: [100] })
+    .toBeGreaterThan(before);
+});

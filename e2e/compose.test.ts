@@ -1,0 +1,116 @@
+/**
+ * No Docker engine runs here, so docker-compose.yml is checked statically: every service's
+ * command is a real npm script or file of this project, every Dockerfile and bind-mounted or
+ * referenced file exists, dependencies name real services, and the nodes discover each other by
+ * mDNS on a bridge network.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { parse } from 'yaml';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+  networks?: Record<string, { driver?: string }>;
+  volumes?: Record<string, unknown>;
+};
+const scripts = (
+  JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+).scripts;
+
+interface Service {
+  image?: string;
+  build?: string | { context?: string; dockerfile?: string };
+  command?: string[] | string;
+  environment?: Record<string, string> | string[];
+  volumes?: string[];
+  depends_on?: string[] | Record<string, unknown>;
+  networks?: string[] | Record<string, unknown>;
+  env_file?: string | string[];
+}
+
+const services = Object.entries(compose.services);
+const built = services.filter(([, s]) => s.build);
+
+test('the compose file has the architecture’s services', () => {
+  for (const name of ['redis', 'postgres', 'node-1', 'node-2', 'node-3', 'collector', 'gateway', 'console'])
+    assert.ok(compose.services[name], `service ${name} is missing`);
+});
+
+test('every build context and Dockerfile exists', () => {
+  assert.ok(built.length >= 6);
+  for (const [name, s] of built) {
+    const b = typeof s.build === 'string' ? { context: s.build } : s.build!;
+    const context = path.resolve(ROOT, b.context ?? '.');
+    assert.ok(existsSync(context), `${name}: build context ${context}`);
+    const dockerfile = path.resolve(context, b.dockerfile ?? 'Dockerfile');
+    assert.ok(existsSync(dockerfile), `${name}: ${dockerfile} does not exist`);
+  }
+});
+
+test("every project service's command is a real npm script or file of the project", () => {
+  for (const [name, s] of built) {
+    const cmd = typeof s.command === 'string' ? s.command.split(/\s+/) : s.command;
+    assert.ok(cmd?.length, `${name} has no command`);
+    if (cmd[0] === 'npm') {
+      assert.equal(cmd[1], 'run', `${name}: npm ${cmd[1]}`);
+      assert.ok(scripts[cmd[2]!], `${name}: npm script "${cmd[2]}" is not in package.json`);
+      // The script's own entry file exists too (e.g. node --import tsx jobs/collector/main.ts).
+      for (const f of scripts[cmd[2]!]!.split(/\s+/).filter((w) => /\.(ts|js)$/.test(w)))
+        assert.ok(existsSync(path.join(ROOT, f)), `${name}: ${f} (from script ${cmd[2]}) does not exist`);
+    } else {
+      const file = cmd.find((w) => /\.(ts|js|mjs)$/.test(w));
+      assert.ok(
+        file && existsSync(path.join(ROOT, file)),
+        `${name}: command ${cmd.join(' ')} names no project file`,
+      );
+    }
+  }
+});
+
+test('every file the Dockerfile runs is a real script', () => {
+  const text = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+  for (const m of text.matchAll(/npm run ([\w:-]+)/g))
+    assert.ok(scripts[m[1]!], `Dockerfile: npm run ${m[1]}`);
+  for (const m of text.matchAll(/^COPY\s+(?!--)(\S+)\s/gm))
+    if (m[1] !== '.') assert.ok(existsSync(path.join(ROOT, m[1]!)), `Dockerfile: COPY ${m[1]}`);
+});
+
+test('bind mounts, env files and named volumes resolve', () => {
+  for (const [name, s] of services) {
+    for (const v of s.volumes ?? []) {
+      const src = v.split(':')[0]!;
+      if (src.startsWith('.') || src.startsWith('/'))
+        assert.ok(existsSync(path.resolve(ROOT, src)), `${name}: bind mount ${src}`);
+      else
+        assert.ok(compose.volumes && src in compose.volumes, `${name}: named volume ${src} is not declared`);
+    }
+    for (const f of [s.env_file ?? []].flat())
+      assert.ok(existsSync(path.resolve(ROOT, f)), `${name}: env_file ${f}`);
+  }
+});
+
+test('dependencies name real services', () => {
+  for (const [name, s] of services) {
+    const deps = Array.isArray(s.depends_on) ? s.depends_on : Object.keys(s.depends_on ?? {});
+    for (const d of deps) assert.ok(compose.services[d], `${name} depends on unknown service ${d}`);
+  }
+});
+
+test('the three nodes mine, use Redis and find each other by mDNS on a bridge network', () => {
+  for (const name of ['node-1', 'node-2', 'node-3']) {
+    const cmd = compose.services[name]!.command as string[];
+    for (const flag of ['--mdns', '--mine', '--redis', '--data-dir'])
+      assert.ok(cmd.includes(flag), `${name}: ${flag}`);
+    const nets = compose.services[name]!.networks;
+    const list = Array.isArray(nets) ? nets : Object.keys(nets ?? {});
+    for (const n of list) assert.equal(compose.networks?.[n]?.driver, 'bridge', `${name}: network ${n}`);
+    assert.ok(list.length > 0, `${name} is on no network`);
+  }
+  // The collector and the gateway share the PostgreSQL index DB.
+  const env = (s: string) => compose.services[s]!.environment as Record<string, string>;
+  assert.match(env('collector').DATABASE_URL!, /^postgres(ql)?:\/\/.*@postgres:5432\//);
+  assert.equal(env('collector').DATABASE_URL, env('gateway').DATABASE_URL);
+});

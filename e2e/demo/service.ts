@@ -1,0 +1,165 @@
+/**
+ * One long-running child of the demo (redis-server, a node, the collector, the gateway): spawned
+ * in its own process group so a terminal's Ctrl-C reaches only the demo, which then stops the
+ * children in order; the kernel still SIGKILLs them if the demo itself dies (setpriv
+ * --pdeathsig). Output goes to a log file, appended across starts.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { withParentDeathSignal } from '../cluster/children.ts';
+
+export interface ServiceSpec {
+  readonly name: string;
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
+  readonly cwd?: string;
+  readonly logFile: string;
+  /** Resolves the start when a line matches (or `ready()` resolves); default: spawned is enough. */
+  readonly readyLine?: (line: string) => boolean;
+  readonly ready?: () => Promise<boolean>;
+  readonly readyTimeoutMs?: number;
+}
+
+export interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+const live = new Set<Service>();
+
+/** Every service still running (for a last-resort kill on an unexpected exit path). */
+export function liveServices(): Service[] {
+  return [...live];
+}
+
+export class Service {
+  pid: number | undefined;
+  exit: Exit | undefined;
+  private child: ChildProcess | undefined;
+  private exited: Promise<Exit> | undefined;
+  private log: WriteStream | undefined;
+  private readonly tail: string[] = [];
+  private readonly listeners = new Set<(line: string) => void>();
+  stopping = false;
+
+  constructor(readonly spec: ServiceSpec) {}
+
+  get running(): boolean {
+    return this.child !== undefined && this.exit === undefined;
+  }
+
+  recentLog(n = 20): string[] {
+    return this.tail.slice(-n);
+  }
+
+  onLine(fn: (line: string) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Spawns the process and waits until it is ready; throws (with its last log lines) if it exits or times out. */
+  async start(): Promise<void> {
+    const { spec } = this;
+    mkdirSync(path.dirname(spec.logFile), { recursive: true });
+    this.log ??= createWriteStream(spec.logFile, { flags: 'a' });
+    this.log.write(
+      `${JSON.stringify({ demo: 'spawn', service: spec.name, at: new Date().toISOString() })}\n`,
+    );
+    const [cmd, args] = withParentDeathSignal(spec.command, spec.args);
+    const child = spawn(cmd, args, {
+      cwd: spec.cwd,
+      env: { ...process.env, ...spec.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    this.child = child;
+    this.exit = undefined;
+    this.stopping = false;
+    this.pid = child.pid;
+    live.add(this);
+    this.exited = new Promise<Exit>((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.exit = { code, signal };
+        live.delete(this);
+        this.log?.write(`${JSON.stringify({ demo: 'exit', service: spec.name, code, signal })}\n`);
+        resolve(this.exit);
+      });
+    });
+    for (const stream of [child.stdout, child.stderr]) {
+      if (!stream) continue;
+      createInterface({ input: stream }).on('line', (line) => {
+        this.log?.write(`${line}\n`);
+        this.tail.push(line);
+        if (this.tail.length > 80) this.tail.shift();
+        for (const fn of this.listeners) fn(line);
+      });
+    }
+    await new Promise<void>((resolve, reject) => child.once('spawn', resolve).once('error', reject));
+    await this.waitReady();
+  }
+
+  private async waitReady(): Promise<void> {
+    const { spec } = this;
+    if (!spec.readyLine && !spec.ready) return;
+    const timeoutMs = spec.readyTimeoutMs ?? 90_000;
+    let off = () => {};
+    const byLine = spec.readyLine
+      ? new Promise<void>((resolve) => {
+          if (this.tail.some((l) => spec.readyLine!(l))) resolve();
+          off = this.onLine((l) => {
+            if (spec.readyLine!(l)) resolve();
+          });
+        })
+      : undefined;
+    const byProbe = spec.ready
+      ? (async () => {
+          while (this.running) {
+            if (await spec.ready!().catch(() => false)) return;
+            await sleep(200);
+          }
+        })()
+      : undefined;
+    const outcome = await Promise.race([
+      Promise.all([byLine, byProbe]).then(() => 'ready' as const),
+      this.exited!.then(() => 'exited' as const),
+      sleep(timeoutMs, 'timeout' as const),
+    ]);
+    off();
+    if (outcome === 'ready') return;
+    if (outcome === 'timeout') await this.stop({ timeoutMs: 2000 });
+    throw new Error(
+      `${spec.name} ${outcome === 'timeout' ? `not ready within ${timeoutMs} ms` : `exited before ready (${JSON.stringify(this.exit)})`}\n` +
+        `command: ${spec.command} ${spec.args.join(' ')}\nlog: ${spec.logFile}\n  ${this.recentLog(20).join('\n  ')}`,
+    );
+  }
+
+  /** SIGTERM, then SIGKILL after `timeoutMs`. */
+  async stop({ timeoutMs = 15_000 }: { timeoutMs?: number } = {}): Promise<Exit | undefined> {
+    if (!this.child || this.exit) return this.exit;
+    this.stopping = true;
+    this.child.kill('SIGTERM');
+    const done = await Promise.race([this.exited!, sleep(timeoutMs, undefined)]);
+    if (done) return done;
+    this.log?.write(`${JSON.stringify({ demo: 'sigkill', service: this.spec.name, after: timeoutMs })}\n`);
+    this.child.kill('SIGKILL');
+    return this.exited;
+  }
+
+  /** SIGKILL: what a crash looks like to everyone else. */
+  async kill(): Promise<Exit | undefined> {
+    if (!this.child || this.exit) return this.exit;
+    this.stopping = true;
+    this.child.kill('SIGKILL');
+    return this.exited;
+  }
+
+  async closeLog(): Promise<void> {
+    const log = this.log;
+    this.log = undefined;
+    if (log) await new Promise<void>((resolve) => log.end(resolve));
+  }
+}

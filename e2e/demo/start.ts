@@ -1,0 +1,426 @@
+/**
+ * The local demo (`npm start`), and the same stack for the browser tests (`startDemo()` with
+ * temp dirs and free ports): Redis (the one at REDIS_URL, or a redis-server started here), three
+ * mining nodes on loopback bootstrapping to each other, the collector, the gateway with GraphiQL
+ * and the built console, on the embedded SQLite index DB under the data dir.
+ *
+ * State lives in the data dir (default .data/demo): node-{1,2,3}/ (identity and chain store),
+ * network.json (the demo chain's parameters, written once so a restart resumes the same chain),
+ * index.db, tokens.json (the admin token, created on first start) and one log file per process.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { targetForWork } from '../../node/chain/pow.ts';
+import { which } from '../cluster/children.ts';
+import { type TestNetworkConfig, testNetworkConfig, writeNetworkConfig } from '../cluster/network-config.ts';
+import { nodeArgs, nodeBinary, REPO_ROOT } from '../cluster/node-process.ts';
+import { HOW_TO_GET_REDIS, redisAnswers, startRedisServer } from './redis.ts';
+import { type ConsoleServer, startConsoleServer } from './serve-console.ts';
+import { liveServices, Service } from './service.ts';
+
+export const DEFAULT_DATA_DIR = path.join(REPO_ROOT, '.data/demo');
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+/** Demo block time: a block every few seconds, so the console always has something new. */
+export const DEMO_BLOCK_TIME_MS = 3000;
+/**
+ * The first blocks' difficulty assumes ~150k hashes/s for the whole network: what three miners
+ * manage on a busy 2-core laptop. A faster machine mines the first blocks quicker and the
+ * retarget (every 10 blocks, ×4 at most) catches up within a few dozen blocks.
+ */
+const DEMO_START_HASHES_PER_MS = 150n;
+/** Stats every 10 s instead of 60 s: the console's charts and node list move while you watch. */
+export const DEMO_SCHEDULE = 'stats.report=10000';
+
+export interface DemoOptions {
+  dataDir?: string;
+  /** Redis to use (default REDIS_URL or redis://127.0.0.1:6379); started here if none answers. */
+  redisUrl?: string;
+  /**
+   * Always start a private redis-server on a free port (tests: Redis pub/sub is server-wide, so
+   * sharing a Redis with a running demo would mix both clusters' events and reports).
+   */
+  privateRedis?: boolean;
+  /** Preferred ports; a taken one is replaced by a free one. 0 = any free port. */
+  gatewayPort?: number;
+  consolePort?: number;
+  /** Index DB URL (default file:<dataDir>/index.db). */
+  databaseUrl?: string;
+  nodes?: number;
+  /** Block time of a new demo chain (ignored when network.json already exists). */
+  blockTimeMs?: number;
+  /** Extra network-config fields of a new demo chain (tests pin the difficulty). */
+  network?: TestNetworkConfig;
+  /** Scheduler periods passed to the nodes (`--schedule`); default DEMO_SCHEDULE. */
+  schedule?: string;
+  /** Where progress lines go (default stderr). */
+  log?: (line: string) => void;
+}
+
+export interface DemoNode {
+  readonly name: string;
+  readonly service: Service;
+  peerId: string;
+  addrs: string[];
+  httpUrl: string;
+}
+
+export interface Demo {
+  readonly dataDir: string;
+  /** False on the first start in this data dir (a new chain), true when resuming one. */
+  readonly resumed: boolean;
+  readonly redisUrl: string;
+  /** True if this demo started the redis-server itself. */
+  readonly ownRedis: boolean;
+  readonly databaseUrl: string;
+  readonly gatewayPort: number;
+  /** HTTP (and, with ws:, graphql-ws) endpoint; GraphiQL in a browser. */
+  readonly gatewayUrl: string;
+  readonly consoleUrl: string;
+  readonly adminToken: string;
+  readonly nodes: readonly DemoNode[];
+  readonly gateway: Service;
+  readonly collector: Service;
+  readonly consoleServer: ConsoleServer;
+  /** Starts the gateway again on the same port (after stopGateway/killGateway). */
+  startGateway(): Promise<void>;
+  stopGateway(): Promise<void>;
+  killGateway(): Promise<void>;
+  /** Stops everything: console, gateway, nodes, collector, then the redis-server if it is ours. */
+  stop(): Promise<void>;
+}
+
+/** `preferred` if it can be bound on 127.0.0.1 now, otherwise (or for 0) a free port. */
+export async function portOrFree(preferred: number): Promise<number> {
+  const tryListen = (port: number) =>
+    new Promise<number | undefined>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(undefined));
+      srv.listen(port, '127.0.0.1', () => {
+        const got = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(got));
+      });
+    });
+  if (preferred > 0) {
+    const p = await tryListen(preferred);
+    if (p !== undefined) return p;
+  }
+  const free = await tryListen(0);
+  if (free === undefined) throw new Error('no free TCP port on 127.0.0.1');
+  return free;
+}
+
+interface TokenFile {
+  admin: { name: string; token: string; sha256: string; createdAt: string };
+}
+
+/** The demo's admin token: created once, kept in <dataDir>/tokens.json (mode 600). */
+export function loadOrCreateToken(dataDir: string): TokenFile['admin'] {
+  const file = path.join(dataDir, 'tokens.json');
+  if (existsSync(file)) {
+    const t = JSON.parse(readFileSync(file, 'utf8')) as Partial<TokenFile>;
+    if (t.admin?.token && t.admin.sha256) return t.admin;
+  }
+  const token = `cairn_${randomBytes(24).toString('base64url')}`;
+  const admin = {
+    name: 'demo-admin',
+    token,
+    sha256: createHash('sha256').update(token, 'utf8').digest('hex'),
+    createdAt: new Date().toISOString(),
+  };
+  writeFileSync(file, `${JSON.stringify({ admin }, null, 2)}\n`, { mode: 0o600 });
+  return admin;
+}
+
+/** The demo chain's parameters: written on first start, reused afterwards (same genesis, same chain). */
+export function ensureNetworkConfig(
+  dataDir: string,
+  blockTimeMs: number,
+  extra: TestNetworkConfig = {},
+): string {
+  const file = path.join(dataDir, 'network.json');
+  const config = testNetworkConfig({
+    name: 'cairn-demo',
+    genesisMessage: 'Cairn demo network',
+    blockTimeMs,
+    initialTarget: targetForWork(BigInt(blockTimeMs) * DEMO_START_HASHES_PER_MS),
+    ...extra,
+  });
+  if (!existsSync(file)) writeNetworkConfig(file, config, { exact: true });
+  return file;
+}
+
+const tsxArgs = (entry: string) => ['--import', 'tsx', path.join(REPO_ROOT, entry)];
+
+/** True once the gateway answers a trivial GraphQL query. */
+async function graphqlAnswers(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ __typename }' }),
+      signal: AbortSignal.timeout(2000),
+    });
+    await res.body?.cancel();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const dataDir = path.resolve(opts.dataDir ?? DEFAULT_DATA_DIR);
+  mkdirSync(dataDir, { recursive: true });
+  const logOf = (name: string) => path.join(dataDir, 'logs', `${name}.log`);
+  const started: Service[] = [];
+  let consoleServer: ConsoleServer | undefined;
+
+  const stopAll = async () => {
+    await consoleServer?.close();
+    const byName = (n: string) => started.filter((s) => s.spec.name === n);
+    const nodes = started.filter((s) => s.spec.name.startsWith('node-'));
+    // Clients first, then the producers of reports, then their consumer, then the bus.
+    for (const group of [byName('gateway'), nodes, byName('collector'), byName('redis')])
+      await Promise.all(group.map((s) => s.stop()));
+    await Promise.all(started.map((s) => s.closeLog()));
+  };
+
+  try {
+    // ---- Redis ----
+    let redisUrl = opts.redisUrl ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
+    let ownRedis = false;
+    if (opts.privateRedis) {
+      const port = await portOrFree(0);
+      log(`starting a private redis-server on 127.0.0.1:${port}`);
+      started.push(await startRedisServer(port, logOf('redis'), dataDir));
+      redisUrl = `redis://127.0.0.1:${port}`;
+      ownRedis = true;
+    } else if (!(await redisAnswers(redisUrl))) {
+      const u = new URL(redisUrl);
+      const local = ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname) && !u.password;
+      if (!local || !which('redis-server'))
+        throw new Error(
+          `no Redis answers at ${redisUrl}${local ? ' and redis-server is not installed' : ''}.\n${HOW_TO_GET_REDIS}`,
+        );
+      log(`no Redis at ${redisUrl}: starting redis-server on 127.0.0.1:${u.port || 6379}`);
+      started.push(await startRedisServer(Number(u.port || 6379), logOf('redis'), dataDir));
+      ownRedis = true;
+    }
+
+    // ---- index DB, token, network ----
+    const databaseUrl = opts.databaseUrl ?? `file:${path.join(dataDir, 'index.db')}`;
+    const token = loadOrCreateToken(dataDir);
+    const resumed = existsSync(path.join(dataDir, 'network.json'));
+    const networkConfig = ensureNetworkConfig(dataDir, opts.blockTimeMs ?? DEMO_BLOCK_TIME_MS, opts.network);
+    const env = { REDIS_URL: redisUrl, DATABASE_URL: databaseUrl };
+
+    // The collector and the gateway start while the nodes come up (they only need Redis and
+    // the index DB); the nodes start one after another, each bootstrapping from those before it.
+    const collector = new Service({
+      name: 'collector',
+      command: nodeBinary(),
+      args: tsxArgs('jobs/collector/main.ts'),
+      env,
+      cwd: REPO_ROOT,
+      logFile: logOf('collector'),
+      readyLine: (l) => /"msg":"ready"|"event":"ready"/.test(l),
+    });
+    const gatewayPort = await portOrFree(opts.gatewayPort ?? 4000);
+    const gatewayBase = `http://127.0.0.1:${gatewayPort}`;
+    const gateway = new Service({
+      name: 'gateway',
+      command: nodeBinary(),
+      args: tsxArgs('gateway/main.ts'),
+      env: {
+        ...env,
+        PORT: String(gatewayPort),
+        HOST: '127.0.0.1',
+        CAIRN_TOKENS: `${token.name}=admin:${token.sha256}`,
+      },
+      cwd: REPO_ROOT,
+      logFile: logOf('gateway'),
+      ready: () => graphqlAnswers(`${gatewayBase}/graphql`),
+      readyTimeoutMs: 90_000,
+    });
+    started.push(collector, gateway);
+    log(`starting the collector and the gateway (${gatewayBase}/graphql)`);
+    const services = Promise.all([collector.start(), gateway.start()]);
+    services.catch(() => {});
+
+    const nodes: DemoNode[] = [];
+    for (let i = 1; i <= (opts.nodes ?? 3); i++) {
+      const name = `node-${i}`;
+      const bootstrap = nodes.flatMap((n) => n.addrs);
+      const node: DemoNode = {
+        name,
+        peerId: '',
+        addrs: [],
+        httpUrl: '',
+        service: new Service({
+          name,
+          command: nodeBinary(),
+          args: nodeArgs({
+            dataDir: path.join(dataDir, name),
+            listen: ['/ip4/127.0.0.1/tcp/0'],
+            bootstrap,
+            mine: true,
+            mdns: false,
+            httpPort: 0,
+            networkConfig,
+            args: ['--redis', redisUrl, '--schedule', opts.schedule ?? DEMO_SCHEDULE],
+            env: {},
+            readyTimeoutMs: 90_000,
+          }),
+          cwd: REPO_ROOT,
+          logFile: logOf(name),
+          readyLine: (l) => l.includes('"msg":"ready"'),
+          readyTimeoutMs: 90_000,
+        }),
+      };
+      const off = node.service.onLine((l) => {
+        if (!l.includes('"msg":"ready"')) return;
+        try {
+          const o = JSON.parse(l) as { peerId?: string; addrs?: string[]; httpUrl?: string };
+          node.peerId = o.peerId ?? '';
+          node.addrs = o.addrs ?? [];
+          node.httpUrl = o.httpUrl ?? '';
+        } catch {
+          // not JSON after all
+        }
+      });
+      started.push(node.service);
+      log(
+        `starting ${name}${bootstrap.length ? ` (bootstrap: ${nodes.map((n) => n.name).join(', ')})` : ''}`,
+      );
+      await node.service.start();
+      off();
+      nodes.push(node);
+    }
+    await services;
+
+    const gatewayUrl = `${gatewayBase}/graphql`;
+    consoleServer = await startConsoleServer({
+      port: await portOrFree(opts.consolePort ?? 5173),
+      gatewayUrl,
+    });
+
+    const cs = consoleServer;
+    return {
+      dataDir,
+      resumed,
+      redisUrl,
+      ownRedis,
+      databaseUrl,
+      gatewayPort,
+      gatewayUrl,
+      consoleUrl: cs.url,
+      adminToken: token.token,
+      nodes,
+      gateway,
+      collector,
+      consoleServer: cs,
+      startGateway: () => gateway.start(),
+      stopGateway: async () => {
+        await gateway.stop();
+      },
+      killGateway: async () => {
+        await gateway.kill();
+      },
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  // Ctrl-C while starting: stop what is up so far (the children are in their own process group).
+  const early = () => {
+    void Promise.all(liveServices().map((s) => s.stop({ timeoutMs: 5000 }))).then(() => process.exit(130));
+  };
+  process.once('SIGINT', early);
+  process.once('SIGTERM', early);
+  const demo = await startDemo({
+    dataDir: process.env.CAIRN_DEMO_DIR,
+    databaseUrl: process.env.DATABASE_URL,
+    gatewayPort: Number(process.env.PORT ?? 4000),
+    consolePort: Number(process.env.CONSOLE_PORT ?? 5173),
+  });
+  const heights = await Promise.all(
+    demo.nodes.map(async (n) => {
+      try {
+        return ((await (await fetch(`${n.httpUrl}/status`)).json()) as { height?: number }).height ?? 0;
+      } catch {
+        return 0;
+      }
+    }),
+  );
+  const lines = [
+    '',
+    `Cairn demo is up${demo.resumed ? ` (resumed the chain in ${demo.dataDir}, height ${Math.max(...heights)})` : ' (a new chain)'}:`,
+    '',
+    `  Console         ${demo.consoleUrl}`,
+    `  GraphQL         ${demo.gatewayUrl}   (GraphiQL in a browser, graphql-ws on the same URL)`,
+    `  Admin token     ${demo.adminToken}`,
+    `                  (paste it in the console's Admin page, or: -H 'Authorization: Bearer <token>')`,
+    `  Redis           ${demo.redisUrl}${demo.ownRedis ? ' (started by the demo)' : ''}`,
+    `  Index DB        ${demo.databaseUrl}`,
+    ...demo.nodes.map((n) => `  ${n.name.padEnd(15)} ${n.httpUrl}/status   peer ${n.peerId}`),
+    `  Data and logs   ${demo.dataDir}  (logs/)`,
+    '',
+    'Ctrl-C stops everything; npm start again resumes the same chain.',
+    '',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+
+  const watch = setInterval(() => {
+    for (const s of [demo.collector, demo.gateway, ...demo.nodes.map((n) => n.service)])
+      if (s.exit && !s.stopping) {
+        s.stopping = true;
+        process.stderr.write(
+          `\n${s.spec.name} exited unexpectedly (${JSON.stringify(s.exit)}); its log: ${s.spec.logFile}\n  ${s.recentLog(10).join('\n  ')}\n`,
+        );
+      }
+  }, 1000);
+
+  process.off('SIGINT', early);
+  process.off('SIGTERM', early);
+  let stoppingSince = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stoppingSince) {
+      // npm forwards the terminal's SIGINT that this process also got: ignore the echo; a
+      // Ctrl-C pressed again later means "no more waiting".
+      if (Date.now() - stoppingSince < 2000) return;
+      process.stdout.write('second signal: killing what is left\n');
+      for (const s of liveServices()) void s.kill();
+      process.exit(130);
+    }
+    stoppingSince = Date.now();
+    clearInterval(watch);
+    process.stdout.write(
+      `\n${sig}: stopping the gateway, the nodes, the collector${demo.ownRedis ? ' and redis' : ''}…\n`,
+    );
+    void demo.stop().then(
+      () => {
+        process.stdout.write('stopped.\n');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        process.stderr.write(`stop failed: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === import.meta.filename) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`\nnpm start failed: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,192 @@
+/** Every GraphQL document the console sends (built against schema/schema.graphql) and its types. */
+
+export interface Meta {
+  height: number;
+  headHash: string | null;
+  nodes: number;
+  updatedAt: string | null;
+}
+
+export interface Stats {
+  at: string;
+  totalNodes: number;
+  chainLengthMin: number;
+  chainLengthMax: number;
+  chainLengthAvg: number;
+  avgPeers: number;
+  target: string;
+  difficulty: number;
+  hashRate: number;
+  mempoolTotal: number;
+  mempoolMin: number;
+  mempoolMax: number;
+}
+
+export interface BlockSummary {
+  hash: string;
+  height: number;
+  timestamp: string;
+  target: string;
+  miner: string;
+  entryCount: number;
+  sizeBytes: number;
+  reportedBy: string;
+  receivedAt: string;
+}
+
+export interface Entry {
+  id: string;
+  position: number;
+  kind: string;
+  author: string;
+  timestamp: string;
+  payload: string;
+  signature: string;
+  content: string | null;
+}
+
+export interface BlockDetail extends BlockSummary {
+  prevHash: string;
+  merkleRoot: string;
+  nonce: string;
+  signature: string;
+  header: string;
+  totalWork: string;
+  canonical: boolean;
+  entries: Entry[];
+  parent: { hash: string; height: number } | null;
+}
+
+export interface NodeInfo {
+  id: string;
+  role: string;
+  capabilities: string[];
+  addrs: string[];
+  firstSeenAt: string;
+  lastSeenAt: string;
+  height: number;
+  headHash: string;
+  peerCount: number;
+  mempoolSize: number;
+  mining: boolean;
+  peers: string[];
+}
+
+export interface Orphan {
+  hash: string;
+  reason: string;
+  height: number;
+  prevHash: string;
+  miner: string;
+  reportedBy: string;
+  at: string;
+}
+
+export interface ModelVersion {
+  hash: string;
+  parentHash: string | null;
+  round: number;
+  metrics: string;
+  accuracy: number | null;
+  epsilon: number;
+  participants: number;
+  blockHash: string | null;
+  createdAt: string;
+}
+
+export interface FlRound {
+  id: string;
+  round: number;
+  coordinator: string;
+  status: string;
+  participants: string[];
+  leftOut: string[];
+  modelHash: string | null;
+  error: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+}
+
+export interface Connection<T> {
+  edges: { cursor: string; node: T }[];
+  pageInfo: { endCursor: string | null; hasNextPage: boolean };
+}
+
+const STATS =
+  'at totalNodes chainLengthMin chainLengthMax chainLengthAvg avgPeers target difficulty hashRate mempoolTotal mempoolMin mempoolMax';
+const BLOCK_SUMMARY = 'hash height timestamp target miner entryCount sizeBytes reportedBy receivedAt';
+const NODE =
+  'id role capabilities addrs firstSeenAt lastSeenAt height headHash peerCount mempoolSize mining peers';
+const ORPHAN = 'hash reason height prevHash miner reportedBy at';
+const MODEL = 'hash parentHash round metrics accuracy epsilon participants blockHash createdAt';
+
+/*
+ * Page sizes are literals on purpose: the gateway's cost limit (5000) multiplies by them, and
+ * every document here stays below it (checked by e2e/browser/queries.test.ts).
+ */
+export const OVERVIEW = /* GraphQL */ `
+  query Overview {
+    _meta { height headHash nodes updatedAt }
+    networkStats { ${STATS} }
+    networkConfig { chainId genesisHash config }
+    networkStatsHistory(last: 120) { at chainLengthMax difficulty }
+    blockConnection(first: 60) { edges { node { ${BLOCK_SUMMARY} } } }
+  }`;
+
+export const BLOCKS = /* GraphQL */ `
+  query Blocks($after: String) {
+    blockConnection(first: 25, after: $after) {
+      edges { cursor node { ${BLOCK_SUMMARY} } }
+      pageInfo { endCursor hasNextPage }
+    }
+  }`;
+
+export const BLOCK = /* GraphQL */ `
+  query Block($hash: String, $height: Int) {
+    block(hash: $hash, height: $height) {
+      ${BLOCK_SUMMARY} prevHash merkleRoot nonce signature header totalWork canonical
+      entries { id position kind author timestamp payload signature content }
+      parent { hash height }
+    }
+  }`;
+
+export const NODES = /* GraphQL */ `
+  query Nodes { nodes(first: 50) { edges { cursor node { ${NODE} } } pageInfo { endCursor hasNextPage } } }`;
+
+export const ORPHANS = /* GraphQL */ `
+  query Orphans { orphanedBlocks(first: 50) { edges { cursor node { ${ORPHAN} } } pageInfo { endCursor hasNextPage } } }`;
+
+export const MODELS = /* GraphQL */ `
+  query Models {
+    modelVersions(first: 50) { edges { cursor node { ${MODEL} } } pageInfo { endCursor hasNextPage } }
+    flRounds(first: 20) {
+      edges { cursor node { id round coordinator status participants leftOut modelHash error startedAt finishedAt } }
+      pageInfo { endCursor hasNextPage }
+    }
+  }`;
+
+export const SUB_NEW_BLOCK = `subscription { newBlock { ${BLOCK_SUMMARY} } }`;
+export const SUB_STATS = `subscription { networkStats { ${STATS} } }`;
+export const SUB_NODE = `subscription { nodeStatus { ${NODE} } }`;
+export const SUB_ORPHAN = `subscription { orphanedBlock { ${ORPHAN} } }`;
+export const SUB_MODEL = `subscription { modelVersion { ${MODEL} } }`;
+
+/** Admin actions: one mutation each, with its result selection. */
+export const ADMIN_ACTIONS = {
+  syncMempool: {
+    label: 'Sync mempool',
+    doc: 'mutation ($nodeId: ID!) { syncMempool(nodeId: $nodeId) { peerId sent received roundTrips bytes } }',
+  },
+  syncChain: {
+    label: 'Sync chain',
+    doc: 'mutation ($nodeId: ID!) { syncChain(nodeId: $nodeId) { state outcome height headHash } }',
+  },
+  reportStats: {
+    label: 'Report stats now',
+    doc: 'mutation ($nodeId: ID!) { reportStats(nodeId: $nodeId) { seq } }',
+  },
+} as const;
+export type AdminAction = keyof typeof ADMIN_ACTIONS;
+
+export const SUBMIT_ENTRY =
+  'mutation ($nodeId: ID!, $content: String!) { submitEntry(nodeId: $nodeId, content: $content) { accepted id reason } }';

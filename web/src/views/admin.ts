@@ -1,0 +1,158 @@
+import { h, mount, shortHex } from '../dom.ts';
+import { GqlError } from '../gateway.ts';
+import {
+  ADMIN_ACTIONS,
+  type AdminAction,
+  type Connection,
+  NODES,
+  type NodeInfo,
+  SUB_NODE,
+  SUBMIT_ENTRY,
+} from '../queries.ts';
+import { getToken, setToken } from '../token.ts';
+import { loadAndReload, type View } from './view.ts';
+
+/**
+ * Admin actions on one node. The token is kept in sessionStorage and sent as a bearer token;
+ * without one (or with a viewer's) the gateway refuses and the refusal is shown as it came.
+ */
+export const adminView: View = (root, { gw, params }) => {
+  let nodes: NodeInfo[] = [];
+  let selected = params[0] ?? '';
+  const tokenInput = h('input', {
+    type: 'password',
+    placeholder: 'admin or operator token',
+    autocomplete: 'off',
+    'data-testid': 'token-input',
+    value: getToken(),
+  });
+  const tokenState = h('span', { class: 'muted', 'data-testid': 'token-state' });
+  const showTokenState = () => {
+    tokenState.textContent = getToken() ? 'token set for this tab' : 'no token: actions will be refused';
+  };
+  const select = h('select', { 'data-testid': 'admin-node', onchange: () => (selected = select.value) });
+  const result = h('pre', { class: 'result', 'data-testid': 'admin-result' });
+  const content = h('textarea', {
+    rows: 2,
+    placeholder: 'knowledge entry content',
+    'data-testid': 'entry-content',
+  });
+
+  const show = (ok: boolean, text: string, code?: string) => {
+    result.dataset.ok = String(ok);
+    if (code) result.dataset.code = code;
+    else delete result.dataset.code;
+    result.className = `result ${ok ? 'ok' : 'bad'}`;
+    result.textContent = text;
+  };
+
+  const run = async (label: string, doc: string, variables: Record<string, unknown>) => {
+    if (!selected) return show(false, 'Pick a node first.');
+    show(true, `${label} on ${shortHex(selected, 6)}…`);
+    result.dataset.pending = 'true';
+    try {
+      const data = await gw.query<Record<string, unknown>>(doc, variables, true);
+      show(true, `${label}: ok\n${JSON.stringify(Object.values(data)[0], null, 2)}`);
+    } catch (err) {
+      const e = err instanceof GqlError ? err : new GqlError(String(err), undefined, undefined);
+      show(false, `${label}: refused${e.code ? ` (${e.code})` : ''}\n${e.message}`, e.code);
+    } finally {
+      delete result.dataset.pending;
+    }
+  };
+
+  const renderNodes = () => {
+    if (!selected && nodes[0]) selected = nodes[0].id;
+    mount(
+      select,
+      nodes.length ? null : h('option', { value: '' }, 'no node has reported yet'),
+      nodes.map((n, i) => h('option', { value: n.id, selected: n.id === selected }, `#${i + 1} ${n.id}`)),
+    );
+    if (selected && !nodes.some((n) => n.id === selected))
+      select.appendChild(h('option', { value: selected, selected: true }, selected));
+  };
+
+  mount(
+    root,
+    h('h1', null, 'Admin'),
+    h(
+      'form',
+      {
+        class: 'token',
+        onsubmit: (ev: Event) => {
+          ev.preventDefault();
+          setToken(tokenInput.value);
+          showTokenState();
+        },
+      },
+      h('label', null, 'Token ', tokenInput),
+      h('button', { type: 'submit', 'data-testid': 'token-save' }, 'Use token'),
+      h(
+        'button',
+        {
+          type: 'button',
+          'data-testid': 'token-clear',
+          onclick: () => {
+            tokenInput.value = '';
+            setToken('');
+            showTokenState();
+          },
+        },
+        'Forget',
+      ),
+      tokenState,
+    ),
+    h('p', null, h('label', null, 'Node ', select)),
+    h(
+      'p',
+      { class: 'actions' },
+      (Object.keys(ADMIN_ACTIONS) as AdminAction[]).map((a) =>
+        h(
+          'button',
+          {
+            type: 'button',
+            'data-testid': `action-${a}`,
+            onclick: () => void run(ADMIN_ACTIONS[a].label, ADMIN_ACTIONS[a].doc, { nodeId: selected }),
+          },
+          ADMIN_ACTIONS[a].label,
+        ),
+      ),
+    ),
+    h(
+      'p',
+      { class: 'actions' },
+      content,
+      h(
+        'button',
+        {
+          type: 'button',
+          'data-testid': 'action-submitEntry',
+          onclick: () => void run('Submit entry', SUBMIT_ENTRY, { nodeId: selected, content: content.value }),
+        },
+        'Submit entry',
+      ),
+    ),
+    result,
+  );
+  showTokenState();
+  renderNodes();
+
+  const load = async () => {
+    try {
+      nodes = (await gw.query<{ nodes: Connection<NodeInfo> }>(NODES)).nodes.edges.map((e) => e.node);
+    } catch {
+      // The node list is a convenience; a failed load leaves the select as it was.
+    }
+    renderNodes();
+  };
+  const offLoad = loadAndReload(gw, load);
+  const offSub = gw.subscribe<{ nodeStatus: NodeInfo }>(SUB_NODE, {}, ({ nodeStatus }) => {
+    if (nodes.some((n) => n.id === nodeStatus.id)) return;
+    nodes = [...nodes, nodeStatus];
+    renderNodes();
+  });
+  return () => {
+    offLoad();
+    offSub();
+  };
+};

@@ -1,0 +1,103 @@
+import { emptyState, errorBox, fmtTime, h, mount, shortHex } from '../dom.ts';
+import { type Connection, NODES, type NodeInfo, SUB_NODE } from '../queries.ts';
+import { attempt, loadAndReload, type View } from './view.ts';
+
+/** Known nodes with their peers; each node's status is replaced live by nodeStatus events. */
+export const nodesView: View = (root, { gw }) => {
+  const byId = new Map<string, NodeInfo>();
+  let error: unknown;
+  const body = h('div');
+  mount(root, h('h1', null, 'Nodes and peers'), body);
+
+  const render = () => {
+    const nodes = [...byId.values()].sort((a, b) => a.id.localeCompare(b.id));
+    const known = new Set(nodes.map((n) => n.id));
+    const name = (id: string) => {
+      const i = nodes.findIndex((n) => n.id === id);
+      return i >= 0 ? `#${i + 1} ${shortHex(id, 6)}` : shortHex(id, 6);
+    };
+    mount(
+      body,
+      error ? errorBox(error) : null,
+      nodes.length
+        ? h(
+            'table',
+            { class: 'nodes', 'data-testid': 'node-table' },
+            h(
+              'thead',
+              null,
+              h(
+                'tr',
+                null,
+                ...[
+                  '',
+                  'Peer id',
+                  'Role',
+                  'Capabilities',
+                  'Height',
+                  'Head',
+                  'Peers',
+                  'Mempool',
+                  'Mining',
+                  'Last seen',
+                  '',
+                ].map((t) => h('th', null, t)),
+              ),
+            ),
+            h(
+              'tbody',
+              null,
+              nodes.map((n, i) =>
+                h(
+                  'tr',
+                  { 'data-testid': 'node-row', 'data-node-id': n.id },
+                  h('td', null, `#${i + 1}`),
+                  h('td', { class: 'mono', title: n.id }, shortHex(n.id, 10)),
+                  h('td', null, n.role),
+                  h('td', null, n.capabilities.join(', ')),
+                  h('td', null, String(n.height)),
+                  h('td', { class: 'mono' }, h('a', { href: `#/block/${n.headHash}` }, shortHex(n.headHash))),
+                  h(
+                    'td',
+                    { class: 'peers' },
+                    `${n.peerCount}: `,
+                    n.peers.map((p) =>
+                      h('span', { class: known.has(p) ? 'peer known' : 'peer', title: p }, name(p)),
+                    ),
+                  ),
+                  h('td', null, String(n.mempoolSize)),
+                  h('td', null, n.mining ? 'yes' : 'no'),
+                  h('td', null, fmtTime(n.lastSeenAt)),
+                  h('td', null, h('a', { href: `#/admin/${n.id}` }, 'admin')),
+                ),
+              ),
+            ),
+          )
+        : emptyState('No node has reported yet (nodes report every 60 s, or on "Report stats now").'),
+      h(
+        'p',
+        { class: 'muted' },
+        'Addresses: ',
+        nodes.map((n) => h('div', { class: 'mono small' }, `${shortHex(n.id, 6)}: ${n.addrs.join('  ')}`)),
+      ),
+    );
+  };
+
+  const load = async () => {
+    error = await attempt(async () => {
+      const d = await gw.query<{ nodes: Connection<NodeInfo> }>(NODES);
+      for (const e of d.nodes.edges) byId.set(e.node.id, e.node);
+    });
+    render();
+  };
+  render();
+  const offLoad = loadAndReload(gw, load);
+  const offSub = gw.subscribe<{ nodeStatus: NodeInfo }>(SUB_NODE, {}, ({ nodeStatus }) => {
+    byId.set(nodeStatus.id, nodeStatus);
+    render();
+  });
+  return () => {
+    offLoad();
+    offSub();
+  };
+};
