@@ -1,0 +1,120 @@
+/**
+ * A cluster wired to the job system the way a deployment is: a private redis-server, the
+ * collector writing a private index DB, and nodes running their jobs on that Redis (`--redis`)
+ * in a random namespace. Tests drive it and read the index DB directly.
+ */
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { type IndexDb, type IndexDbLocation, openIndexDb } from '../../jobs/index-db/open.ts';
+import { createTestLocation } from '../../jobs/index-db/testing.ts';
+import { Cluster, type ClusterNode, type NodeOptions } from './harness.ts';
+import type { TestNetworkConfig } from './network-config.ts';
+import { collectorProcess, freePort, redisProcess, type ServiceProcess } from './service-process.ts';
+
+export interface JobsClusterOptions {
+  readonly nodes: number;
+  /** Scheduler periods passed to every node (`--schedule`). */
+  readonly schedule?: string;
+  readonly network?: TestNetworkConfig;
+  readonly nodeOptions?: (i: number) => NodeOptions;
+  readonly provider?: IndexDbLocation['provider'];
+}
+
+export class JobsCluster {
+  private constructor(
+    readonly cluster: Cluster,
+    readonly redis: ServiceProcess,
+    readonly redisUrl: string,
+    readonly collector: ServiceProcess,
+    readonly db: IndexDb,
+    readonly location: IndexDbLocation,
+    readonly namespace: string,
+    private readonly destroyDb: () => Promise<void>,
+  ) {}
+
+  /** Environment for every process of this cluster (nodes, collector, gateways). */
+  get env(): Record<string, string> {
+    return { REDIS_URL: this.redisUrl, DATABASE_URL: this.location.url, CAIRN_NAMESPACE: this.namespace };
+  }
+
+  static async start(o: JobsClusterOptions): Promise<JobsCluster> {
+    const cluster = new Cluster({ network: o.network ?? {} });
+    const port = await freePort();
+    const redis = redisProcess(path.join(cluster.runDir, 'redis.log'), port);
+    await redis.start();
+    const redisUrl = `redis://127.0.0.1:${port}`;
+    const namespace = `t${randomBytes(4).toString('hex')}`;
+    const { location, destroy } = await createTestLocation(o.provider ?? 'sqlite');
+    const env = { REDIS_URL: redisUrl, DATABASE_URL: location.url, CAIRN_NAMESPACE: namespace };
+    const collector = collectorProcess(path.join(cluster.runDir, 'collector.log'), env);
+    await collector.start();
+    const db = await openIndexDb(location);
+    const jc = new JobsCluster(cluster, redis, redisUrl, collector, db, location, namespace, destroy);
+    await cluster.start(o.nodes, (i) => {
+      const extra = o.nodeOptions?.(i) ?? {};
+      return {
+        ...extra,
+        args: ['--redis', redisUrl, ...(o.schedule ? ['--schedule', o.schedule] : []), ...(extra.args ?? [])],
+        env: { CAIRN_NAMESPACE: namespace, ...(extra.env ?? {}) },
+      };
+    });
+    return jc;
+  }
+
+  get nodes(): ClusterNode[] {
+    return this.cluster.nodes;
+  }
+
+  /**
+   * Forces a reorg: the last node is cut off from the others (operator block lists on both
+   * sides) until it has mined `blocks` blocks alone, then reconnected; the lighter side's blocks
+   * are reorged out.
+   */
+  async forceReorg(blocks = 3): Promise<void> {
+    const loner = this.nodes.at(-1)!;
+    const rest = this.nodes.slice(0, -1);
+    const restIds = rest.map((n) => n.peerId);
+    await loner.postJson('/admin/block-peers', { peers: restIds });
+    for (const n of rest) await n.postJson('/admin/block-peers', { peers: [loner.peerId] });
+    const h0 = (await loner.status()).height;
+    await eventually(
+      `${loner.name} to mine ${blocks} blocks alone`,
+      async () => (await loner.status()).height >= h0 + blocks,
+      60_000,
+    );
+    await loner.postJson('/admin/unblock-peers', { peers: restIds });
+    for (const n of rest) await n.postJson('/admin/unblock-peers', { peers: [loner.peerId] });
+  }
+
+  async stop(): Promise<void> {
+    await this.cluster.stopAll();
+    await this.collector.stop();
+    await this.db.$disconnect();
+    await this.redis.stop();
+    await this.destroyDb();
+  }
+}
+
+/** Polls `fn` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
+export async function eventually<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs: number,
+  intervalMs = 250,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > until)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ''}`,
+      );
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
