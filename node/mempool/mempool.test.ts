@@ -8,7 +8,14 @@ import { sign } from '../chain/signature.ts';
 import { CachedVerifier } from '../chain/signature-cache.ts';
 import { FORMAT_VERSION, type SealedEntry } from '../chain/types.ts';
 import { forgeBlock, knowledgeEntry, TEST_NOW, testChain, testKey, testNetwork } from '../testing/forge.ts';
-import { type AddResult, Mempool, type MempoolOptions } from './mempool.ts';
+import {
+  type AddResult,
+  BLOCK_ENVELOPE_RESERVE,
+  Mempool,
+  type MempoolOptions,
+  maxMineableEntryBytes,
+  templateEntryBudget,
+} from './mempool.ts';
 
 const NOW = TEST_NOW;
 const author = testKey(1);
@@ -114,17 +121,31 @@ describe('admission', () => {
     assert.equal(mempool.size, 0);
   });
 
-  test('an entry larger than the byte limit or a block is rejected with entry-too-large', () => {
+  test('an entry larger than the byte limit or than any block template can hold is rejected with entry-too-large', () => {
     const e = entry();
     const size = e.encoded.length;
     expectRejected(pool({ maxBytes: size - 1 }).mempool.add(e, NOW), 'entry-too-large');
     expectAdded(pool({ maxBytes: size }).mempool.add(e, NOW));
-    const smallBlocks = new Mempool({
-      config: testNetwork({ maxBlockBytes: size - 1 }),
-      verifier: new CachedVerifier(),
-      isIncluded: () => false,
-    });
-    expectRejected(smallBlocks.add(e, NOW), 'entry-too-large');
+    const withBlockBytes = (maxBlockBytes: number) =>
+      new Mempool({
+        config: testNetwork({ maxBlockBytes }),
+        verifier: new CachedVerifier(),
+        isIncluded: () => false,
+      });
+    // Smaller than a block, but the envelope reserve leaves no template room for it.
+    const tooTight = testNetwork({ maxBlockBytes: size + 100 });
+    assert.ok(maxMineableEntryBytes(tooTight) < size);
+    expectRejected(withBlockBytes(size + 100).add(e, NOW), 'entry-too-large');
+    // Exactly mineable: admitted, and a template selects it.
+    const roomy = withBlockBytes(size + BLOCK_ENVELOPE_RESERVE + 4);
+    expectAdded(roomy.add(e, NOW));
+    assert.deepEqual(
+      roomy.select(
+        10,
+        templateEntryBudget(testNetwork({ maxBlockBytes: size + BLOCK_ENVELOPE_RESERVE + 4 })),
+      ),
+      [e],
+    );
   });
 });
 

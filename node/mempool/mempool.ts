@@ -4,6 +4,25 @@ import type { SignatureVerifier } from '../chain/signature-cache.ts';
 import type { SealedEntry } from '../chain/types.ts';
 import { BlockValidationError, validateEntry } from '../chain/validation.ts';
 
+/**
+ * Bytes of a block kept free of entries for its envelope: tag, version, header, signature and
+ * entry count need 252 bytes (block-codec.ts); the rest is margin for future header fields.
+ */
+export const BLOCK_ENVELOPE_RESERVE = 512;
+/** Counted per selected entry for its length prefix (a varint of at most 3 bytes here). */
+const ENTRY_FRAMING_BYTES = 4;
+
+/** Entry bytes a block template may fill under the network's block size. */
+export const templateEntryBudget = (config: NetworkConfig): number =>
+  config.maxBlockBytes - BLOCK_ENVELOPE_RESERVE;
+
+/**
+ * The largest entry a miner can ever include: admitting a bigger one would leave it in every
+ * mempool until evicted, since no template has room for it.
+ */
+export const maxMineableEntryBytes = (config: NetworkConfig): number =>
+  templateEntryBudget(config) - ENTRY_FRAMING_BYTES;
+
 export interface MempoolOptions {
   readonly config: NetworkConfig;
   readonly verifier: SignatureVerifier;
@@ -73,7 +92,7 @@ export class Mempool {
         message: `entry ${entry.idHex} is in the chain`,
       };
     }
-    if (entry.encoded.length > Math.min(this.maxBytes, this.opts.config.maxBlockBytes)) {
+    if (entry.encoded.length > Math.min(this.maxBytes, maxMineableEntryBytes(this.opts.config))) {
       return { status: 'rejected', reason: 'entry-too-large', message: `${entry.encoded.length} bytes` };
     }
     try {
@@ -118,9 +137,9 @@ export class Mempool {
     let bytes = 0;
     for (const e of this.entries.values()) {
       if (out.length >= maxEntries) break;
-      if (bytes + e.encoded.length + 4 > maxBytes) continue;
+      if (bytes + e.encoded.length + ENTRY_FRAMING_BYTES > maxBytes) continue;
       out.push(e);
-      bytes += e.encoded.length + 4;
+      bytes += e.encoded.length + ENTRY_FRAMING_BYTES;
     }
     return out;
   }

@@ -3,6 +3,7 @@ import type { Chain } from '../chain/chain.ts';
 import { expectedTarget } from '../chain/difficulty.ts';
 import { type BlockHeader, FORMAT_VERSION, type SealedEntry } from '../chain/types.ts';
 import { medianTimePast } from '../chain/validation.ts';
+import { templateEntryBudget } from '../mempool/mempool.ts';
 
 export interface BlockTemplate {
   /** Header with nonce 0; the miner searches the nonce. */
@@ -18,7 +19,7 @@ export function buildTemplate(chain: Chain, miner: Uint8Array, now: number): Blo
   const ctx = chain.tree.parentContext(parent);
   const height = parent.height + 1;
   const mtp = medianTimePast(ctx, chain.config.medianTimeSpan);
-  const entries = chain.mempool.select(chain.config.maxEntriesPerBlock, chain.config.maxBlockBytes - 512);
+  const entries = chain.mempool.select(chain.config.maxEntriesPerBlock, templateEntryBudget(chain.config));
   return {
     header: {
       version: FORMAT_VERSION,
