@@ -2,6 +2,7 @@ import path from 'node:path';
 import {
   BLOCK_TIME_MS,
   expect,
+  FL_EVERY_MS,
   openDemoIndex,
   SCREENSHOT_DIR,
   shownHeights,
@@ -182,4 +183,24 @@ test('the live page recovers when the gateway is killed and restarted', async ({
   await expect
     .poll(() => maxShown(page), { timeout: 3 * BLOCK_TIME_MS, intervals: [100] })
     .toBeGreaterThan(before);
+});
+
+test('the models page shows the versions the nodes train together, live', async ({ page, demo }, info) => {
+  await page.goto(`${demo.consoleUrl}#/models`);
+  await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'connected');
+  const rows = page.getByTestId('model-row');
+  // The page was loaded before this count: a higher one arrived through the subscription (or
+  // a re-read). Each round trains on all three nodes' slices and is committed on the chain.
+  const before = await rows.count();
+  await expect.poll(() => rows.count(), { timeout: 6 * FL_EVERY_MS }).toBeGreaterThan(before);
+  const newest = rows.first();
+  // The first round may start before the last node has connected; later ones have all three.
+  expect(Number(await newest.locator('td').nth(5).textContent())).toBeGreaterThanOrEqual(2);
+  const accuracy = Number(await newest.locator('td').nth(3).textContent());
+  expect(accuracy).toBeGreaterThan(0.5);
+  await expect(page.getByTestId('chart-accuracy')).toBeVisible();
+  await expect(page.getByTestId('chart-accuracy')).toContainText('round');
+  const models = path.join(SCREENSHOT_DIR, 'models.png');
+  await page.screenshot({ path: models, fullPage: true });
+  await info.attach('models', { path: models, contentType: 'image/png' });
 });

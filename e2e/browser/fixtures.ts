@@ -21,6 +21,8 @@ export const BLOCK_TIME_MS = 2000;
  * inside the 2 s block time even under load.
  */
 export const PINNED_TARGET = targetForWork(100_000n);
+/** node-1 coordinates a federated round this often (the demo's own period is 30 s). */
+export const FL_EVERY_MS = 10_000;
 export const SCREENSHOT_DIR = path.resolve(import.meta.dirname, '../../test-results/screenshots');
 
 export interface DemoFixture {
@@ -41,6 +43,7 @@ export const test = base.extend<object, DemoFixture>({
         blockTimeMs: BLOCK_TIME_MS,
         network: { initialTarget: PINNED_TARGET, minTarget: PINNED_TARGET, maxTarget: PINNED_TARGET },
         schedule: 'stats.report=5000',
+        flEveryMs: FL_EVERY_MS,
         log: (l) => lines.push(l),
       });
       let failed = false;

@@ -32,6 +32,11 @@ export const DEMO_BLOCK_TIME_MS = 3000;
 const DEMO_START_HASHES_PER_MS = 150n;
 /** Stats every 10 s instead of 60 s: the console's charts and node list move while you watch. */
 export const DEMO_SCHEDULE = 'stats.report=10000';
+/**
+ * Every demo node trains on its slice of the spam corpus, and node-1 coordinates a federated
+ * round this often, so the console's Models page fills while you watch.
+ */
+export const DEMO_FL_EVERY_MS = 30_000;
 
 export interface DemoOptions {
   dataDir?: string;
@@ -54,6 +59,8 @@ export interface DemoOptions {
   network?: TestNetworkConfig;
   /** Scheduler periods passed to the nodes (`--schedule`); default DEMO_SCHEDULE. */
   schedule?: string;
+  /** Federated learning: node-1 coordinates a round this often (0 = no FL); default DEMO_FL_EVERY_MS. */
+  flEveryMs?: number;
   /** Where progress lines go (default stderr). */
   log?: (line: string) => void;
 }
@@ -150,6 +157,17 @@ export function ensureNetworkConfig(
   if (!existsSync(file)) writeNetworkConfig(file, config, { exact: true });
   return file;
 }
+
+/** Node i (1-based) trains on slice i-1 of n; node-1 also coordinates the rounds. */
+const flArgs = (i: number, n: number, everyMs: number): string[] => [
+  '--capabilities',
+  'train',
+  '--fl-slice',
+  String(i - 1),
+  '--fl-slices',
+  String(n),
+  ...(i === 1 ? ['--fl-every', String(everyMs)] : []),
+];
 
 const tsxArgs = (entry: string) => ['--import', 'tsx', path.join(REPO_ROOT, entry)];
 
@@ -250,7 +268,9 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
     services.catch(() => {});
 
     const nodes: DemoNode[] = [];
-    for (let i = 1; i <= (opts.nodes ?? 3); i++) {
+    const nodeCount = opts.nodes ?? 3;
+    const flEveryMs = opts.flEveryMs ?? DEMO_FL_EVERY_MS;
+    for (let i = 1; i <= nodeCount; i++) {
       const name = `node-${i}`;
       const bootstrap = nodes.flatMap((n) => n.addrs);
       const node: DemoNode = {
@@ -269,7 +289,13 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
             mdns: false,
             httpPort: 0,
             networkConfig,
-            args: ['--redis', redisUrl, '--schedule', opts.schedule ?? DEMO_SCHEDULE],
+            args: [
+              '--redis',
+              redisUrl,
+              '--schedule',
+              opts.schedule ?? DEMO_SCHEDULE,
+              ...(flEveryMs > 0 ? flArgs(i, nodeCount, flEveryMs) : []),
+            ],
             env: {},
             readyTimeoutMs: 90_000,
           }),
@@ -370,6 +396,9 @@ async function main(): Promise<void> {
     `  Index DB        ${demo.databaseUrl}`,
     ...demo.nodes.map((n) => `  ${n.name.padEnd(15)} ${n.httpUrl}/status   peer ${n.peerId}`),
     `  Data and logs   ${demo.dataDir}  (logs/)`,
+    '',
+    `Every node trains on a slice of the spam corpus; node-1 starts a federated round every ${DEMO_FL_EVERY_MS / 1000} s`,
+    "(the console's Models page shows the versions; startFederatedRound in GraphiQL starts more).",
     '',
     'Ctrl-C stops everything; npm start again resumes the same chain.',
     '',

@@ -1,6 +1,6 @@
 /** Hand-drawn SVG line charts: a few hundred points over time need no chart library. */
 export interface Point {
-  /** ms since the epoch */
+  /** The x value: ms since the epoch unless the chart is given its own `xLabel`. */
   readonly t: number;
   readonly v: number;
 }
@@ -31,7 +31,11 @@ function fmtAxis(v: number): string {
  */
 export function lineChart(
   points: readonly Point[],
-  { testid, step = false }: { testid: string; step?: boolean },
+  {
+    testid,
+    step = false,
+    xLabel = (t) => new Date(t).toLocaleTimeString(),
+  }: { testid: string; step?: boolean; xLabel?: (t: number) => string },
 ): SVGSVGElement {
   const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', 'data-testid': testid, role: 'img' });
   const pts = dedupe(points);
@@ -72,8 +76,8 @@ export function lineChart(
   };
   label(fmtAxis(v1), { x: PAD.l - 6, y: PAD.t + 4, 'text-anchor': 'end' });
   label(fmtAxis(v0), { x: PAD.l - 6, y: H - PAD.b, 'text-anchor': 'end' });
-  label(new Date(t0).toLocaleTimeString(), { x: PAD.l, y: H - 6, 'text-anchor': 'start' });
-  label(new Date(t1).toLocaleTimeString(), { x: W - PAD.r, y: H - 6, 'text-anchor': 'end' });
+  label(xLabel(t0), { x: PAD.l, y: H - 6, 'text-anchor': 'start' });
+  label(xLabel(t1), { x: W - PAD.r, y: H - 6, 'text-anchor': 'end' });
   return svg;
 }
 

@@ -19,11 +19,18 @@ export const modelsView: View = (root, { gw }) => {
       models.length
         ? [
             h('h2', null, 'Accuracy over rounds'),
-            // x is the round number (the chart's time axis takes any increasing number).
             withAcc.length
-              ? lineChart(
-                  withAcc.map((m) => ({ t: m.round, v: m.accuracy ?? 0 })),
-                  { testid: 'chart-accuracy' },
+              ? h(
+                  'div',
+                  { class: 'charts one' },
+                  h(
+                    'section',
+                    null,
+                    lineChart(
+                      withAcc.map((m) => ({ t: m.round, v: m.accuracy ?? 0 })),
+                      { testid: 'chart-accuracy', xLabel: (round) => `round ${round}` },
+                    ),
+                  ),
                 )
               : emptyState('No version reports an accuracy yet.'),
             h(
@@ -137,6 +144,8 @@ export const modelsView: View = (root, { gw }) => {
   const offSub = gw.subscribe<{ modelVersion: ModelVersion }>(SUB_MODEL, {}, ({ modelVersion }) => {
     models = [modelVersion, ...models.filter((m) => m.hash !== modelVersion.hash)];
     render();
+    // A new version closes a round: re-read so the rounds table follows too.
+    void load();
   });
   return () => {
     offLoad();
