@@ -6,7 +6,7 @@ import { maxDirectivesPlugin } from '@escape.tech/graphql-armor-max-directives';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { createInMemoryCache, useResponseCache } from '@graphql-yoga/plugin-response-cache';
-import { isObjectType } from 'graphql';
+import { type GraphQLError, isObjectType, type ValidationContext } from 'graphql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -85,6 +85,18 @@ const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
   ]);
 
 /** The Cairn GraphQL gateway as a yoga instance: schema, auth, limits, metrics, health. */
+
+/**
+ * graphql-armor's validation rules throw by default, which ends validation with an ordinary
+ * error (HTTP 200, no code). Reported into the validation context instead, a rejection is a
+ * validation error like any other: code GRAPHQL_VALIDATION_FAILED, and 400 for clients that
+ * accept application/graphql-response+json.
+ */
+const asValidationError = {
+  propagateOnRejection: false,
+  onReject: [(ctx: ValidationContext | null, err: GraphQLError) => ctx?.reportError(err)],
+};
+
 export function createGateway(options: GatewayOptions): Gateway {
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const production = options.production ?? process.env.NODE_ENV === 'production';
@@ -146,10 +158,15 @@ export function createGateway(options: GatewayOptions): Gateway {
       // token count stops huge documents while parsing, and a deep query is reported as too
       // deep rather than as too costly (which it also is).
       maxTokensPlugin({ n: limits.maxTokens }),
-      maxAliasesPlugin({ n: limits.maxAliases, allowList: [] }),
-      maxDirectivesPlugin({ n: limits.maxDirectives }),
-      maxDepthPlugin({ n: limits.maxDepth, ignoreIntrospection: true, flattenFragments: true }),
-      costLimitPlugin({ maxCost: limits.maxCost, ignoreIntrospection: true }),
+      maxAliasesPlugin({ n: limits.maxAliases, allowList: [], ...asValidationError }),
+      maxDirectivesPlugin({ n: limits.maxDirectives, ...asValidationError }),
+      maxDepthPlugin({
+        n: limits.maxDepth,
+        ignoreIntrospection: true,
+        flattenFragments: true,
+        ...asValidationError,
+      }),
+      costLimitPlugin({ maxCost: limits.maxCost, ignoreIntrospection: true, ...asValidationError }),
       ...(production ? [blockFieldSuggestionsPlugin()] : []),
       useResponseCache({
         session: roleOf,

@@ -14,18 +14,37 @@ const stillUp = async () => {
   assert.equal(r.body.data._meta.height, 2);
 };
 
+/** A limit's rejection is a validation error: coded, 400 under graphql-response+json, 200 under json. */
+async function assertValidationRejection(query: string, message: RegExp) {
+  const r = await gql(gw.url, query);
+  assert.equal(r.status, 200);
+  assert.equal(r.body.data, undefined);
+  assert.match(r.body.errors?.[0]?.message ?? '', message);
+  assert.equal(r.body.errors?.[0]?.extensions?.code, 'GRAPHQL_VALIDATION_FAILED');
+  const strict = await gql(gw.url, query, undefined, { accept: 'application/graphql-response+json' });
+  assert.equal(strict.status, 400);
+  assert.match(strict.body.errors?.[0]?.message ?? '', message);
+}
+
 test('a depth-50 query is refused with a depth error, and the gateway keeps serving', async () => {
   const query = `{ block(height: 2) { ${'parent { '.repeat(49)} hash ${'} '.repeat(49)} } }`;
-  const r = await gql(gw.url, query);
-  assert.equal(r.body.data, undefined);
-  assert.match(r.body.errors?.[0]?.message ?? '', /depth limit of 12 exceeded/);
+  await assertValidationRejection(query, /depth limit of 12 exceeded/);
   await stillUp();
 });
 
 test('1,000 aliases are refused with an alias error', async () => {
-  const r = await gql(gw.url, `{ ${Array.from({ length: 1000 }, (_, i) => `a${i}: __typename`).join(' ')} }`);
-  assert.equal(r.body.data, undefined);
-  assert.match(r.body.errors?.[0]?.message ?? '', /Aliases limit of 30 exceeded, found 1000/);
+  const query = `{ ${Array.from({ length: 1000 }, (_, i) => `a${i}: __typename`).join(' ')} }`;
+  await assertValidationRejection(query, /Aliases limit of 30 exceeded, found 1000/);
+  await stillUp();
+});
+
+test('a shallow but costly query is refused by the cost limit', async () => {
+  // 20 aliased pages of 100 blocks with their entries: depth 5, few aliases, cost far over 5,000.
+  const page = (i: number) => `p${i}: blockConnection(first: 100) { edges { node { hash entries { id } } } }`;
+  await assertValidationRejection(
+    `{ ${Array.from({ length: 20 }, (_, i) => page(i)).join(' ')} }`,
+    /Query Cost limit of \d+ exceeded/,
+  );
   await stillUp();
 });
 
