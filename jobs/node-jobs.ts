@@ -8,7 +8,12 @@ import type { Logger } from '../node/log.ts';
 import type { CairnNode } from '../node/node.ts';
 import { flRoundReport, modelVersionOfEntry, modelVersionReport } from './fl-reports.ts';
 import { runAdminCommand, syncChain, syncMempool } from './node-commands.ts';
-import { blockAcceptedReport, blockOrphanedReport, blocksToReport } from './node-reports.ts';
+import {
+  BlockReportLedger,
+  blockAcceptedReport,
+  blockOrphanedReport,
+  blocksToReport,
+} from './node-reports.ts';
 import { statsReport } from './node-stats.ts';
 import {
   ADMIN_COMMANDS,
@@ -53,8 +58,7 @@ export class NodeJobs {
   private redis: RedisLiveness | undefined;
   readonly outbox: ReportOutbox;
   private readonly schedule: Record<ScheduledJob, number>;
-  private readonly reported = new Set<string>();
-  private readonly reportedOrder: string[] = [];
+  private readonly ledger: BlockReportLedger;
   private readonly boot = Date.now();
   private seq = 0;
   private lastJobAt = Date.now();
@@ -72,6 +76,7 @@ export class NodeJobs {
 
   private constructor(private readonly o: NodeJobsOptions) {
     this.nodeId = o.node.identity.peerId.toString();
+    this.ledger = new BlockReportLedger(this.nodeId);
     this.prefix = namespace(o.namespace);
     this.connections = new RedisConnections(o.redisUrl);
     this.schedule = { ...DEFAULT_SCHEDULE_MS, ...o.schedule };
@@ -188,14 +193,13 @@ export class NodeJobs {
   }
 
   private async reportMainChain(tip: BlockNode): Promise<void> {
-    const path = blocksToReport(tip, (h) => this.reported.has(h), this.o.backfill ?? 100);
+    const path = blocksToReport(tip, (h) => this.ledger.isReported(h), this.o.backfill ?? 100);
     for (const n of path) {
       const block = await this.o.node.chain.getBlock(n.hashHex);
       if (!block) continue;
-      this.remember(n.hashHex);
       this.outbox.push(
         'block.accepted',
-        `block.${this.nodeId}.${n.hashHex}`,
+        this.ledger.accepted(n.hashHex),
         blockAcceptedReport(this.nodeId, block, n),
       );
       this.metrics.reports.inc({ kind: 'block.accepted' });
@@ -220,23 +224,16 @@ export class NodeJobs {
     this.metrics.reports.inc({ kind: 'model.version' });
   }
 
-  private remember(hashHex: string): void {
-    this.reported.add(hashHex);
-    this.reportedOrder.push(hashHex);
-    if (this.reportedOrder.length > 5_000) this.reported.delete(this.reportedOrder.shift()!);
-  }
-
   private reportOrphans(events: readonly ChainEvent[]): void {
     for (const e of events) {
       let r: ReturnType<typeof blockOrphanedReport> | undefined;
-      if (e.type === 'block-stale') {
+      // A reorged-out block may come back on a later reorg; the ledger gives its reports new ids.
+      if (e.type === 'block-stale')
         r = blockOrphanedReport(this.nodeId, { hashHex: e.node.hashHex, header: e.node.header }, e.reason);
-        // A reorged-out block may come back on a later reorg: report it again then.
-        this.reported.delete(e.node.hashHex);
-      } else if (e.type === 'orphan-added') r = blockOrphanedReport(this.nodeId, e.block, 'unknown-parent');
+      else if (e.type === 'orphan-added') r = blockOrphanedReport(this.nodeId, e.block, 'unknown-parent');
       else if (e.type === 'orphan-dropped') r = blockOrphanedReport(this.nodeId, e.block, 'dropped');
       if (!r) continue;
-      this.outbox.push('block.orphaned', `orphan.${this.nodeId}.${r.hash}.${r.reason}`, r);
+      this.outbox.push('block.orphaned', this.ledger.orphaned(r.hash, r.reason), r);
       this.metrics.reports.inc({ kind: 'block.orphaned' });
     }
   }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { BlockNode } from '../node/chain/block-tree.ts';
 import { forgeBlock, knowledgeEntry, TEST_NOW, testChain, testKey } from '../node/testing/forge.ts';
-import { blockAcceptedReport, blocksToReport } from './node-reports.ts';
+import { BlockReportLedger, blockAcceptedReport, blocksToReport } from './node-reports.ts';
 import { BlockAcceptedReport } from './payloads.ts';
 
 test('blocksToReport walks back to the last reported block and returns the path lowest first', () => {
@@ -45,4 +45,34 @@ test('a block report carries what the browser needs to check the signature, and 
   assert.equal(parsed.totalWork, node.chainWork.toString());
   // A tampered report fails validation at the collector's boundary.
   assert.equal(BlockAcceptedReport.safeParse({ ...report, signature: 'zz' }).success, false);
+});
+
+test('a block that leaves the main chain and comes back is reported again under new ids', () => {
+  const ledger = new BlockReportLedger('n1');
+  assert.equal(ledger.isReported('aa'), false);
+  const first = ledger.accepted('aa');
+  assert.equal(ledger.isReported('aa'), true);
+  // Reorged out: the orphan report, and the block counts as not reported any more.
+  const out1 = ledger.orphaned('aa', 'reorged-out');
+  assert.equal(ledger.isReported('aa'), false);
+  // Back on the main chain, out again, back again: every report has an id of its own.
+  const second = ledger.accepted('aa');
+  const out2 = ledger.orphaned('aa', 'reorged-out');
+  const third = ledger.accepted('aa');
+  const ids = [first, out1, second, out2, third];
+  assert.equal(new Set(ids).size, ids.length, ids.join(' '));
+  assert.equal(first, 'block.n1.aa');
+  assert.equal(out1, 'orphan.n1.aa.reorged-out');
+  // Blocks that never were on the main chain keep plain, repeatable ids (re-sends dedupe).
+  assert.equal(ledger.orphaned('bb', 'side-chain'), 'orphan.n1.bb.side-chain');
+  assert.equal(ledger.orphaned('bb', 'side-chain'), 'orphan.n1.bb.side-chain');
+});
+
+test('the ledger forgets the oldest blocks beyond its capacity', () => {
+  const ledger = new BlockReportLedger('n1', 3);
+  for (const h of ['a', 'b', 'c', 'd']) ledger.accepted(h);
+  assert.deepEqual(
+    ['a', 'b', 'c', 'd'].map((h) => ledger.isReported(h)),
+    [false, true, true, true],
+  );
 });

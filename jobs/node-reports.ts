@@ -78,3 +78,42 @@ export function blocksToReport(
   }
   return path.reverse();
 }
+
+/**
+ * Which main-chain blocks this node has reported, and the ids of its block reports. A report
+ * id is what makes re-sending harmless (BullMQ and the collector drop a repeated id), so a
+ * block that leaves the main chain and comes back needs a new id for its second acceptance,
+ * and one that leaves twice a new id for its second departure. Bounded: the oldest go first.
+ */
+export class BlockReportLedger {
+  private readonly reported = new Set<string>();
+  private readonly departures = new Map<string, number>();
+
+  constructor(
+    private readonly nodeId: string,
+    private readonly capacity = 5_000,
+  ) {}
+
+  isReported(hashHex: string): boolean {
+    return this.reported.has(hashHex);
+  }
+
+  /** Records a main-chain block as reported; returns its report id. */
+  accepted(hashHex: string): string {
+    this.reported.delete(hashHex);
+    this.reported.add(hashHex);
+    if (this.reported.size > this.capacity) this.reported.delete(this.reported.values().next().value!);
+    const again = this.departures.get(hashHex);
+    return `block.${this.nodeId}.${hashHex}${again ? `.again${again}` : ''}`;
+  }
+
+  /** Records a block leaving the main chain (or never joining it); returns its orphan report id. */
+  orphaned(hashHex: string, reason: string): string {
+    if (!this.reported.delete(hashHex)) return `orphan.${this.nodeId}.${hashHex}.${reason}`;
+    const n = (this.departures.get(hashHex) ?? 0) + 1;
+    this.departures.delete(hashHex);
+    this.departures.set(hashHex, n);
+    if (this.departures.size > this.capacity) this.departures.delete(this.departures.keys().next().value!);
+    return `orphan.${this.nodeId}.${hashHex}.${reason}${n > 1 ? `.again${n - 1}` : ''}`;
+  }
+}
