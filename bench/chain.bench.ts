@@ -21,6 +21,8 @@ import { knowledgeEntry, mineHeader, testKey, testNetwork } from '../node/testin
 const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 10_000);
 const ENTRIES = 10;
 const BATCH = Number(process.env.BENCH_BATCH ?? 250);
+/** Batches decoded and queued for signature checks ahead of the one being imported. */
+const AHEAD = Number(process.env.BENCH_AHEAD ?? 2);
 
 const config = testNetwork();
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
@@ -112,20 +114,21 @@ async function importAll(entriesSeenBefore: boolean) {
   };
   const start = performance.now();
   let t = start;
-  let next = decodeBatch(0);
-  t = lap('decode', t);
   const verify = (batch: SealedBlock[]) =>
     entriesSeenBefore ? Promise.resolve() : pool.verifyBlocks(batch, verifier);
-  let verified = verify(next);
+  // Batches are decoded and handed to the signature workers as they "arrive", up to AHEAD
+  // batches before their import, as range sync preverifies every downloaded batch at once.
+  const window: { blocks: SealedBlock[]; verified: Promise<void> }[] = [];
+  let dispatched = 0;
   for (let k = 0; k < batchCount; k++) {
-    const current = next;
+    while (dispatched < batchCount && dispatched <= k + AHEAD) {
+      const blocks = decodeBatch(dispatched++);
+      window.push({ blocks, verified: verify(blocks) });
+    }
+    t = lap('decode', t);
+    const { blocks: current, verified } = window.shift()!;
     await verified;
     t = lap('verifyWait', t);
-    if (k + 1 < batchCount) {
-      next = decodeBatch(k + 1);
-      verified = verify(next);
-      t = lap('decode', t);
-    }
     for (const b of current) {
       const r = await chain.processBlock(b);
       if (r.status !== 'connected') throw new Error(`block ${b.header.height}: ${JSON.stringify(r)}`);
