@@ -5,10 +5,12 @@
  * mDNS on a bridge network.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'yaml';
+import { NODE_MAIN, nodeBinary, REPO_ROOT } from './cluster/node-process.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
@@ -109,8 +111,40 @@ test('the three nodes mine, use Redis and find each other by mDNS on a bridge ne
     for (const n of list) assert.equal(compose.networks?.[n]?.driver, 'bridge', `${name}: network ${n}`);
     assert.ok(list.length > 0, `${name} is on no network`);
   }
+  // They train together: each on its own slice of the corpus, node-1 coordinating rounds.
+  const flag = (name: string, f: string) => {
+    const cmd = compose.services[name]!.command as string[];
+    return cmd.includes(f) ? cmd[cmd.indexOf(f) + 1] : undefined;
+  };
+  assert.deepEqual(
+    ['node-1', 'node-2', 'node-3'].map((n) => [
+      flag(n, '--capabilities'),
+      flag(n, '--fl-slice'),
+      flag(n, '--fl-slices'),
+    ]),
+    [
+      ['train', '0', '3'],
+      ['train', '1', '3'],
+      ['train', '2', '3'],
+    ],
+  );
+  assert.ok(Number(flag('node-1', '--fl-every')) > 0);
   // The collector and the gateway share the PostgreSQL index DB.
   const env = (s: string) => compose.services[s]!.environment as Record<string, string>;
   assert.match(env('collector').DATABASE_URL!, /^postgres(ql)?:\/\/.*@postgres:5432\//);
   assert.equal(env('collector').DATABASE_URL, env('gateway').DATABASE_URL);
+});
+
+test("every node command's flags are accepted by the node's own argument parser", () => {
+  for (const name of ['node-1', 'node-2', 'node-3']) {
+    const cmd = compose.services[name]!.command as string[];
+    const args = cmd.slice(cmd.indexOf('--') + 1);
+    // --help exits 0 after a strict parse; an unknown flag or a missing value exits 2.
+    const r = spawnSync(nodeBinary(), ['--import', 'tsx', NODE_MAIN, ...args, '--help'], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    assert.equal(r.status, 0, `${name}: ${r.stderr.split('\n')[0]}`);
+  }
 });
