@@ -12,14 +12,15 @@ import { test } from 'node:test';
 import { parse } from 'yaml';
 import { NODE_MAIN, nodeBinary, REPO_ROOT } from './cluster/node-process.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
-const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+const compose = parse(readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
   services: Record<string, Service>;
   networks?: Record<string, { driver?: string }>;
   volumes?: Record<string, unknown>;
 };
 const scripts = (
-  JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+  JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as {
+    scripts: Record<string, string>;
+  }
 ).scripts;
 
 interface Service {
@@ -45,7 +46,7 @@ test('every build context and Dockerfile exists', () => {
   assert.ok(built.length >= 6);
   for (const [name, s] of built) {
     const b = typeof s.build === 'string' ? { context: s.build } : s.build!;
-    const context = path.resolve(ROOT, b.context ?? '.');
+    const context = path.resolve(REPO_ROOT, b.context ?? '.');
     assert.ok(existsSync(context), `${name}: build context ${context}`);
     const dockerfile = path.resolve(context, b.dockerfile ?? 'Dockerfile');
     assert.ok(existsSync(dockerfile), `${name}: ${dockerfile} does not exist`);
@@ -61,11 +62,14 @@ test("every project service's command is a real npm script or file of the projec
       assert.ok(scripts[cmd[2]!], `${name}: npm script "${cmd[2]}" is not in package.json`);
       // The script's own entry file exists too (e.g. node --import tsx jobs/collector/main.ts).
       for (const f of scripts[cmd[2]!]!.split(/\s+/).filter((w) => /\.(ts|js)$/.test(w)))
-        assert.ok(existsSync(path.join(ROOT, f)), `${name}: ${f} (from script ${cmd[2]}) does not exist`);
+        assert.ok(
+          existsSync(path.join(REPO_ROOT, f)),
+          `${name}: ${f} (from script ${cmd[2]}) does not exist`,
+        );
     } else {
       const file = cmd.find((w) => /\.(ts|js|mjs)$/.test(w));
       assert.ok(
-        file && existsSync(path.join(ROOT, file)),
+        file && existsSync(path.join(REPO_ROOT, file)),
         `${name}: command ${cmd.join(' ')} names no project file`,
       );
     }
@@ -73,11 +77,11 @@ test("every project service's command is a real npm script or file of the projec
 });
 
 test('every file the Dockerfile runs is a real script', () => {
-  const text = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+  const text = readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8');
   for (const m of text.matchAll(/npm run ([\w:-]+)/g))
     assert.ok(scripts[m[1]!], `Dockerfile: npm run ${m[1]}`);
   for (const m of text.matchAll(/^COPY\s+(?!--)(\S+)\s/gm))
-    if (m[1] !== '.') assert.ok(existsSync(path.join(ROOT, m[1]!)), `Dockerfile: COPY ${m[1]}`);
+    if (m[1] !== '.') assert.ok(existsSync(path.join(REPO_ROOT, m[1]!)), `Dockerfile: COPY ${m[1]}`);
 });
 
 test('bind mounts, env files and named volumes resolve', () => {
@@ -85,12 +89,12 @@ test('bind mounts, env files and named volumes resolve', () => {
     for (const v of s.volumes ?? []) {
       const src = v.split(':')[0]!;
       if (src.startsWith('.') || src.startsWith('/'))
-        assert.ok(existsSync(path.resolve(ROOT, src)), `${name}: bind mount ${src}`);
+        assert.ok(existsSync(path.resolve(REPO_ROOT, src)), `${name}: bind mount ${src}`);
       else
         assert.ok(compose.volumes && src in compose.volumes, `${name}: named volume ${src} is not declared`);
     }
     for (const f of [s.env_file ?? []].flat())
-      assert.ok(existsSync(path.resolve(ROOT, f)), `${name}: env_file ${f}`);
+      assert.ok(existsSync(path.resolve(REPO_ROOT, f)), `${name}: env_file ${f}`);
   }
 });
 

@@ -1,41 +1,16 @@
 import path from 'node:path';
 import {
   BLOCK_TIME_MS,
+  canonicalBlockOfEntry,
   expect,
   FL_EVERY_MS,
+  indexedHeight,
   openDemoIndex,
   SCREENSHOT_DIR,
   shownHeights,
   test,
   waitForIndexedHeight,
 } from './fixtures.ts';
-
-/** The hash of the canonical block holding the entry; throws while there is none yet. */
-async function canonicalBlockOfEntry(gatewayUrl: string, id: string): Promise<string> {
-  const res = await fetch(gatewayUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      query: 'query ($id: String!) { entry(id: $id) { blockHash } }',
-      variables: { id },
-    }),
-  });
-  const hash = ((await res.json()) as { data?: { entry?: { blockHash: string } | null } }).data?.entry
-    ?.blockHash;
-  if (!hash) throw new Error(`entry ${id} is not indexed yet`);
-  const block = await fetch(gatewayUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      query: 'query ($h: String!) { block(hash: $h) { canonical } }',
-      variables: { h: hash },
-    }),
-  });
-  const canonical = ((await block.json()) as { data?: { block?: { canonical: boolean } | null } }).data?.block
-    ?.canonical;
-  if (!canonical) throw new Error(`block ${hash} of entry ${id} is not canonical`);
-  return hash;
-}
 
 const maxShown = async (page: Parameters<typeof shownHeights>[0]) =>
   Math.max(-1, ...(await shownHeights(page)));
@@ -89,7 +64,7 @@ test('block detail lists the entries and shows the miner signature as valid', as
   // mined again), so the block is looked up afresh until its row can be opened from the list.
   let blockHash: string | undefined;
   await expect(async () => {
-    blockHash = await canonicalBlockOfEntry(demo.gatewayUrl, id);
+    blockHash = await canonicalBlockOfEntry(demo, id);
     // A retry reloads the list (a hash-only goto to the same URL would not re-query it).
     if (page.url().endsWith('#/blocks')) await page.reload();
     else await page.goto(`${demo.consoleUrl}#/blocks`);
@@ -161,22 +136,17 @@ test('the live page recovers when the gateway is killed and restarted', async ({
   await expect(conn).toHaveAttribute('data-state', 'connected');
   await expect(page.getByTestId('block-row').first()).toBeVisible();
 
-  await demo.killGateway();
+  await demo.gateway.kill();
   await expect(conn).toHaveAttribute('data-state', 'reconnecting');
   await expect(conn).toHaveText(/reconnecting/);
-  await demo.startGateway();
+  await demo.gateway.start();
   await expect(conn).toHaveAttribute('data-state', 'connected', { timeout: 30_000 });
 
   // After the reconnect the page re-reads the chain; then a new block must arrive live again.
   await expect
     .poll(async () => {
-      const res = await fetch(demo.gatewayUrl, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ query: '{ _meta { height } }' }),
-      });
-      const head = ((await res.json()) as { data: { _meta: { height: number } } }).data._meta.height;
-      return (await maxShown(page)) >= head;
+      const head = await indexedHeight(demo);
+      return head !== undefined && (await maxShown(page)) >= head;
     })
     .toBe(true);
   const before = await maxShown(page);

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test as base, expect, type Page } from '@playwright/test';
+import { gql } from '../../gateway/testing.ts';
 import { openIndexDb } from '../../jobs/index-db/open.ts';
 import { targetForWork } from '../../node/chain/pow.ts';
 import { type Demo, startDemo } from '../demo/start.ts';
@@ -72,23 +73,36 @@ export async function shownHeights(page: Page): Promise<number[]> {
     .evaluateAll((rows) => rows.map((r) => Number((r as HTMLElement).dataset.height)));
 }
 
+/** The index's canonical height, or undefined while the gateway does not answer. */
+export async function indexedHeight(demo: Demo): Promise<number | undefined> {
+  return gql(demo.gatewayUrl, '{ _meta { height } }').then(
+    (r) => r.body.data?._meta?.height,
+    () => undefined,
+  );
+}
+
 /** Waits until the index has a canonical block at `height` or above (the collector is behind the nodes). */
 export async function waitForIndexedHeight(demo: Demo, height: number, timeoutMs = 60_000): Promise<void> {
   const t0 = Date.now();
   for (;;) {
-    const res = await fetch(demo.gatewayUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ query: '{ _meta { height } }' }),
-    }).catch(() => undefined);
-    const h = res?.ok
-      ? ((await res.json()) as { data?: { _meta?: { height?: number } } }).data?._meta?.height
-      : undefined;
+    const h = await indexedHeight(demo);
     if (h !== undefined && h >= height) return;
     if (Date.now() - t0 > timeoutMs)
       throw new Error(`index did not reach height ${height} within ${timeoutMs} ms (at ${h})`);
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/** The hash of the canonical block holding the entry; throws while there is none yet. */
+export async function canonicalBlockOfEntry(demo: Demo, id: string): Promise<string> {
+  const entry = await gql(demo.gatewayUrl, 'query ($id: String!) { entry(id: $id) { blockHash } }', { id });
+  const hash: string | undefined = entry.body.data?.entry?.blockHash;
+  if (!hash) throw new Error(`entry ${id} is not indexed yet`);
+  const block = await gql(demo.gatewayUrl, 'query ($h: String!) { block(hash: $h) { canonical } }', {
+    h: hash,
+  });
+  if (!block.body.data?.block?.canonical) throw new Error(`block ${hash} of entry ${id} is not canonical`);
+  return hash;
 }
 
 /** Opens the index DB the demo's collector writes (for the tampering test). */

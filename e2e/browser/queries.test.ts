@@ -9,13 +9,13 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
 import { buildSchema, parse, validate } from 'graphql';
+import { DEFAULT_LIMITS } from '../../gateway/gateway.ts';
 import * as Q from '../../web/src/queries.ts';
 
 const schema = buildSchema(
   readFileSync(path.resolve(import.meta.dirname, '../../schema/schema.graphql'), 'utf8'),
 );
 /** The gateway's default (gateway/gateway.ts `maxCost`). */
-const MAX_COST = 5000;
 
 const documents: [string, string][] = [];
 for (const [name, value] of Object.entries(Q)) {
@@ -39,7 +39,7 @@ for (const [name, text] of documents) {
     );
     let cost: string | undefined;
     try {
-      validate(schema, doc, [costLimitRule({ maxCost: MAX_COST } as never)]);
+      validate(schema, doc, [costLimitRule({ maxCost: DEFAULT_LIMITS.maxCost } as never)]);
     } catch (err) {
       cost = (err as Error).message;
     }

@@ -22,7 +22,8 @@ import { featurisedCorpus, splitIndices, subset } from '../../node/fl/dataset.ts
 import { evaluate } from '../../node/fl/logistic.ts';
 import { decodeModel } from '../../node/fl/net/model-codec.ts';
 import { eventually, JobsCluster } from './jobs-cluster.ts';
-import { freePort, gatewayProcess, ServiceProcess } from './service-process.ts';
+import { portOrFree } from './service.ts';
+import { gatewayProcess } from './service-process.ts';
 
 const ROUNDS = 20;
 const sha = (s: string | Uint8Array) => createHash('sha256').update(s).digest('hex');
@@ -89,13 +90,13 @@ test('federated learning: 20 rounds over libp2p, started through GraphQL, every 
     }),
   });
   t.after(() => jc.stop());
-  const port = await freePort();
-  const base = gatewayProcess(path.join(jc.cluster.runDir, 'gateway.log'), port, {
-    ...jc.env,
-    CAIRN_TOKENS: `admin:${sha(ADMIN)}`,
-  });
-  // The gateway's ready line carries "event":"ready" (its message is "gateway ready").
-  const gateway = new ServiceProcess({ ...base.spec, readyMarker: '"event":"ready"' });
+  const port = await portOrFree();
+  const gateway = gatewayProcess(
+    path.join(jc.cluster.runDir, 'gateway.log'),
+    port,
+    { ...jc.env, CAIRN_TOKENS: `admin:${sha(ADMIN)}` },
+    { track: true },
+  );
   await gateway.start();
   t.after(() => gateway.stop());
   const url = `http://127.0.0.1:${port}`;

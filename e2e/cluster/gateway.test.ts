@@ -20,7 +20,8 @@ import { type Client, createClient } from 'graphql-ws';
 import { WebSocket } from 'ws';
 import { gql } from '../../gateway/testing.ts';
 import { eventually, JobsCluster } from './jobs-cluster.ts';
-import { freePort, gatewayProcess, type ServiceProcess } from './service-process.ts';
+import { portOrFree, type Service } from './service.ts';
+import { gatewayProcess } from './service-process.ts';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const TOKENS = {
@@ -76,7 +77,7 @@ test('gateway on a live cluster: ordered exactly-once newBlock, orphanedBlock on
     schedule: 'stats.report=5000,mempool.sync=5000,chain.sync=10000,peers.refresh=20000',
     nodeOptions: () => ({ mine: true }),
   });
-  const gateways: ServiceProcess[] = [];
+  const gateways: Service[] = [];
   const clients: Client[] = [];
   t.after(async () => {
     for (const c of clients) await c.dispose();
@@ -91,8 +92,11 @@ test('gateway on a live cluster: ordered exactly-once newBlock, orphanedBlock on
   };
   const urls: string[] = [];
   for (const name of ['a', 'b']) {
-    const port = await freePort();
-    const g = gatewayProcess(path.join(jc.cluster.runDir, `gateway-${name}.log`), port, env);
+    const port = await portOrFree();
+    const g = gatewayProcess(path.join(jc.cluster.runDir, `gateway-${name}.log`), port, env, {
+      name: `gateway-${name}`,
+      track: true,
+    });
     await g.start();
     gateways.push(g);
     urls.push(`http://127.0.0.1:${port}`);

@@ -9,7 +9,8 @@ import { type IndexDb, type IndexDbLocation, openIndexDb } from '../../jobs/inde
 import { createTestLocation } from '../../jobs/index-db/testing.ts';
 import { Cluster, type ClusterNode, type NodeOptions } from './harness.ts';
 import type { TestNetworkConfig } from './network-config.ts';
-import { collectorProcess, freePort, redisProcess, type ServiceProcess } from './service-process.ts';
+import { portOrFree, type Service } from './service.ts';
+import { collectorProcess, redisProcess } from './service-process.ts';
 
 export interface JobsClusterOptions {
   readonly nodes: number;
@@ -23,9 +24,9 @@ export interface JobsClusterOptions {
 export class JobsCluster {
   private constructor(
     readonly cluster: Cluster,
-    readonly redis: ServiceProcess,
+    readonly redis: Service,
     readonly redisUrl: string,
-    readonly collector: ServiceProcess,
+    readonly collector: Service,
     readonly db: IndexDb,
     readonly location: IndexDbLocation,
     readonly namespace: string,
@@ -39,14 +40,14 @@ export class JobsCluster {
 
   static async start(o: JobsClusterOptions): Promise<JobsCluster> {
     const cluster = new Cluster({ network: o.network ?? {} });
-    const port = await freePort();
-    const redis = redisProcess(path.join(cluster.runDir, 'redis.log'), port);
+    const port = await portOrFree();
+    const redis = redisProcess(path.join(cluster.runDir, 'redis.log'), port, { track: true });
     await redis.start();
     const redisUrl = `redis://127.0.0.1:${port}`;
     const namespace = `t${randomBytes(4).toString('hex')}`;
     const { location, destroy } = await createTestLocation(o.provider ?? 'sqlite');
     const env = { REDIS_URL: redisUrl, DATABASE_URL: location.url, CAIRN_NAMESPACE: namespace };
-    const collector = collectorProcess(path.join(cluster.runDir, 'collector.log'), env);
+    const collector = collectorProcess(path.join(cluster.runDir, 'collector.log'), env, { track: true });
     await collector.start();
     const db = await openIndexDb(location);
     const jc = new JobsCluster(cluster, redis, redisUrl, collector, db, location, namespace, destroy);

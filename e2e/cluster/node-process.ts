@@ -80,7 +80,7 @@ type LineListener = (line: string) => void;
 const TAIL_LINES = 60;
 const HTTP_TIMEOUT_MS = 5000;
 
-export function nodeArgs(spec: SpawnSpec): string[] {
+export function nodeArgs(spec: Omit<SpawnSpec, 'env' | 'readyTimeoutMs'>): string[] {
   const args = ['--import', 'tsx', spec.entry ?? NODE_MAIN, '--data-dir', spec.dataDir];
   for (const a of spec.listen) args.push('--listen', a);
   for (const a of spec.bootstrap) args.push('--bootstrap', a);
@@ -421,7 +421,7 @@ export class ClusterNode {
   }
 }
 
-function parseReady(line: string): ReadyInfo | undefined {
+export function parseReady(line: string): ReadyInfo | undefined {
   try {
     const o = JSON.parse(line) as Record<string, unknown>;
     if (o.msg !== 'ready' || typeof o.peerId !== 'string' || typeof o.httpUrl !== 'string') return undefined;

@@ -1,7 +1,8 @@
 /** Finding or starting the Redis the demo needs. */
 import { Redis } from 'ioredis';
 import { which } from '../cluster/children.ts';
-import { Service } from './service.ts';
+import type { Service } from '../cluster/service.ts';
+import { redisProcess } from '../cluster/service-process.ts';
 
 /** True if a Redis answers PING at `url` within a second. */
 export async function redisAnswers(url: string, timeoutMs = 1000): Promise<boolean> {
@@ -31,33 +32,11 @@ export const HOW_TO_GET_REDIS = [
   '  • an existing one: REDIS_URL=redis://host:6379 npm start',
 ].join('\n');
 
-/** A private, non-persistent redis-server on 127.0.0.1:`port` as a child process. */
+/** A private, non-persistent redis-server on 127.0.0.1:`port`, in its own process group. */
 export async function startRedisServer(port: number, logFile: string, dir: string): Promise<Service> {
   const bin = which('redis-server');
   if (!bin) throw new Error(HOW_TO_GET_REDIS);
-  const url = `redis://127.0.0.1:${port}`;
-  const svc = new Service({
-    name: 'redis',
-    command: bin,
-    // No snapshots, no AOF: queues and pub/sub are transient; the nodes and the index DB hold state.
-    args: [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--daemonize',
-      'no',
-      '--dir',
-      dir,
-    ],
-    logFile,
-    ready: () => redisAnswers(url, 500),
-    readyTimeoutMs: 15_000,
-  });
+  const svc = redisProcess(logFile, port, { command: bin, dir, detached: true });
   await svc.start();
   return svc;
 }

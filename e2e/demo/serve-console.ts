@@ -15,8 +15,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import path from 'node:path';
+import { REPO_ROOT } from '../cluster/node-process.ts';
 
-export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 export const CONSOLE_DIST = path.join(REPO_ROOT, 'web/dist');
 
 const TYPES: Record<string, string> = {

@@ -10,15 +10,15 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { targetForWork } from '../../node/chain/pow.ts';
 import { which } from '../cluster/children.ts';
 import { type TestNetworkConfig, testNetworkConfig, writeNetworkConfig } from '../cluster/network-config.ts';
-import { nodeArgs, nodeBinary, REPO_ROOT } from '../cluster/node-process.ts';
+import { nodeArgs, nodeBinary, parseReady, REPO_ROOT } from '../cluster/node-process.ts';
+import { liveServices, portOrFree, Service } from '../cluster/service.ts';
+import { collectorProcess, gatewayProcess } from '../cluster/service-process.ts';
 import { HOW_TO_GET_REDIS, redisAnswers, startRedisServer } from './redis.ts';
 import { type ConsoleServer, startConsoleServer } from './serve-console.ts';
-import { liveServices, Service } from './service.ts';
 
 export const DEFAULT_DATA_DIR = path.join(REPO_ROOT, '.data/demo');
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -87,35 +87,11 @@ export interface Demo {
   readonly consoleUrl: string;
   readonly adminToken: string;
   readonly nodes: readonly DemoNode[];
+  /** Its own start() starts it again on the same port (after stop() or kill()). */
   readonly gateway: Service;
   readonly collector: Service;
-  readonly consoleServer: ConsoleServer;
-  /** Starts the gateway again on the same port (after stopGateway/killGateway). */
-  startGateway(): Promise<void>;
-  stopGateway(): Promise<void>;
-  killGateway(): Promise<void>;
   /** Stops everything: console, gateway, nodes, collector, then the redis-server if it is ours. */
   stop(): Promise<void>;
-}
-
-/** `preferred` if it can be bound on 127.0.0.1 now, otherwise (or for 0) a free port. */
-export async function portOrFree(preferred: number): Promise<number> {
-  const tryListen = (port: number) =>
-    new Promise<number | undefined>((resolve) => {
-      const srv = net.createServer();
-      srv.once('error', () => resolve(undefined));
-      srv.listen(port, '127.0.0.1', () => {
-        const got = (srv.address() as net.AddressInfo).port;
-        srv.close(() => resolve(got));
-      });
-    });
-  if (preferred > 0) {
-    const p = await tryListen(preferred);
-    if (p !== undefined) return p;
-  }
-  const free = await tryListen(0);
-  if (free === undefined) throw new Error('no free TCP port on 127.0.0.1');
-  return free;
 }
 
 interface TokenFile {
@@ -169,24 +145,6 @@ const flArgs = (i: number, n: number, everyMs: number): string[] => [
   ...(i === 1 ? ['--fl-every', String(everyMs)] : []),
 ];
 
-const tsxArgs = (entry: string) => ['--import', 'tsx', path.join(REPO_ROOT, entry)];
-
-/** True once the gateway answers a trivial GraphQL query. */
-async function graphqlAnswers(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ query: '{ __typename }' }),
-      signal: AbortSignal.timeout(2000),
-    });
-    await res.body?.cancel();
-    return res.ok;
-  } catch {
-    return false;
-  }
-}
-
 export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const dataDir = path.resolve(opts.dataDir ?? DEFAULT_DATA_DIR);
@@ -236,32 +194,15 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
 
     // The collector and the gateway start while the nodes come up (they only need Redis and
     // the index DB); the nodes start one after another, each bootstrapping from those before it.
-    const collector = new Service({
-      name: 'collector',
-      command: nodeBinary(),
-      args: tsxArgs('jobs/collector/main.ts'),
-      env,
-      cwd: REPO_ROOT,
-      logFile: logOf('collector'),
-      readyLine: (l) => /"msg":"ready"|"event":"ready"/.test(l),
-    });
+    const collector = collectorProcess(logOf('collector'), env, { detached: true });
     const gatewayPort = await portOrFree(opts.gatewayPort ?? 4000);
     const gatewayBase = `http://127.0.0.1:${gatewayPort}`;
-    const gateway = new Service({
-      name: 'gateway',
-      command: nodeBinary(),
-      args: tsxArgs('gateway/main.ts'),
-      env: {
-        ...env,
-        PORT: String(gatewayPort),
-        HOST: '127.0.0.1',
-        CAIRN_TOKENS: `${token.name}=admin:${token.sha256}`,
-      },
-      cwd: REPO_ROOT,
-      logFile: logOf('gateway'),
-      ready: () => graphqlAnswers(`${gatewayBase}/graphql`),
-      readyTimeoutMs: 90_000,
-    });
+    const gateway = gatewayProcess(
+      logOf('gateway'),
+      gatewayPort,
+      { ...env, CAIRN_TOKENS: `${token.name}=admin:${token.sha256}` },
+      { detached: true },
+    );
     started.push(collector, gateway);
     log(`starting the collector and the gateway (${gatewayBase}/graphql)`);
     const services = Promise.all([collector.start(), gateway.start()]);
@@ -296,25 +237,15 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
               opts.schedule ?? DEMO_SCHEDULE,
               ...(flEveryMs > 0 ? flArgs(i, nodeCount, flEveryMs) : []),
             ],
-            env: {},
-            readyTimeoutMs: 90_000,
           }),
-          cwd: REPO_ROOT,
           logFile: logOf(name),
-          readyLine: (l) => l.includes('"msg":"ready"'),
-          readyTimeoutMs: 90_000,
+          readyLine: (l) => parseReady(l) !== undefined,
+          detached: true,
         }),
       };
       const off = node.service.onLine((l) => {
-        if (!l.includes('"msg":"ready"')) return;
-        try {
-          const o = JSON.parse(l) as { peerId?: string; addrs?: string[]; httpUrl?: string };
-          node.peerId = o.peerId ?? '';
-          node.addrs = o.addrs ?? [];
-          node.httpUrl = o.httpUrl ?? '';
-        } catch {
-          // not JSON after all
-        }
+        const ready = parseReady(l);
+        if (ready) Object.assign(node, ready);
       });
       started.push(node.service);
       log(
@@ -346,14 +277,6 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
       nodes,
       gateway,
       collector,
-      consoleServer: cs,
-      startGateway: () => gateway.start(),
-      stopGateway: async () => {
-        await gateway.stop();
-      },
-      killGateway: async () => {
-        await gateway.kill();
-      },
       stop: stopAll,
     };
   } catch (err) {

@@ -18,6 +18,28 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   return el;
 }
 
+/** A table with one header row and `rows` as its body. */
+export function table(
+  attrs: Record<string, AttrValue> | null,
+  headers: readonly string[],
+  rows: Child[],
+): HTMLTableElement {
+  return h(
+    'table',
+    attrs,
+    h(
+      'thead',
+      null,
+      h(
+        'tr',
+        null,
+        headers.map((t) => h('th', null, t)),
+      ),
+    ),
+    h('tbody', null, rows),
+  );
+}
+
 export function append(el: Node, children: Child[]): void {
   for (const c of children) {
     if (c === null || c === undefined || c === false) continue;

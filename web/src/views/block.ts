@@ -1,4 +1,4 @@
-import { emptyState, errorBox, fmtDateTime, h, mount } from '../dom.ts';
+import { emptyState, errorBox, fmtDateTime, h, mount, table } from '../dom.ts';
 import { BLOCK, type BlockDetail, type Entry } from '../queries.ts';
 import { verifyBlockSignature } from '../verify.ts';
 import { loadAndReload, type View } from './view.ts';
@@ -9,32 +9,19 @@ function row(label: string, value: Node | string, testid?: string): HTMLElement 
 
 function entryRows(entries: readonly Entry[]): HTMLElement {
   if (!entries.length) return emptyState('This block carries no entries.', 'entries-empty');
-  return h(
-    'table',
+  return table(
     { class: 'entries', 'data-testid': 'entries' },
-    h(
-      'thead',
-      null,
+    ['#', 'Kind', 'Content / payload', 'Author', 'Time', 'Id'],
+    entries.map((e) =>
       h(
         'tr',
-        null,
-        ...['#', 'Kind', 'Content / payload', 'Author', 'Time', 'Id'].map((t) => h('th', null, t)),
-      ),
-    ),
-    h(
-      'tbody',
-      null,
-      entries.map((e) =>
-        h(
-          'tr',
-          { 'data-testid': 'entry-row' },
-          h('td', null, String(e.position)),
-          h('td', null, e.kind),
-          h('td', { class: 'payload' }, e.content ?? e.payload),
-          h('td', { class: 'mono', title: e.author }, `${e.author.slice(0, 10)}…`),
-          h('td', null, fmtDateTime(e.timestamp)),
-          h('td', { class: 'mono', title: e.id }, `${e.id.slice(0, 10)}…`),
-        ),
+        { 'data-testid': 'entry-row' },
+        h('td', null, String(e.position)),
+        h('td', null, e.kind),
+        h('td', { class: 'payload' }, e.content ?? e.payload),
+        h('td', { class: 'mono', title: e.author }, `${e.author.slice(0, 10)}…`),
+        h('td', null, fmtDateTime(e.timestamp)),
+        h('td', { class: 'mono', title: e.id }, `${e.id.slice(0, 10)}…`),
       ),
     ),
   );

@@ -1,4 +1,4 @@
-import { emptyState, errorBox, fmtTime, h, mount, shortHex } from '../dom.ts';
+import { emptyState, errorBox, fmtTime, h, mount, shortHex, table } from '../dom.ts';
 import { BLOCKS, type BlockSummary, type Connection, SUB_NEW_BLOCK } from '../queries.ts';
 import { attempt, loadAndReload, type View } from './view.ts';
 
@@ -6,38 +6,25 @@ export function blockTable(
   blocks: readonly BlockSummary[],
   fresh: ReadonlySet<string> = new Set(),
 ): HTMLElement {
-  return h(
-    'table',
+  return table(
     { class: 'blocks', 'data-testid': 'block-table' },
-    h(
-      'thead',
-      null,
+    ['Height', 'Hash', 'Time', 'Entries', 'Size', 'Miner', 'Reported by'],
+    blocks.map((b) =>
       h(
         'tr',
-        null,
-        ...['Height', 'Hash', 'Time', 'Entries', 'Size', 'Miner', 'Reported by'].map((t) => h('th', null, t)),
-      ),
-    ),
-    h(
-      'tbody',
-      null,
-      blocks.map((b) =>
-        h(
-          'tr',
-          {
-            'data-testid': 'block-row',
-            'data-height': b.height,
-            'data-hash': b.hash,
-            class: fresh.has(b.hash) ? 'fresh' : undefined,
-          },
-          h('td', null, h('a', { href: `#/block/${b.hash}` }, String(b.height))),
-          h('td', { class: 'mono' }, h('a', { href: `#/block/${b.hash}` }, shortHex(b.hash, 12))),
-          h('td', null, fmtTime(b.timestamp)),
-          h('td', null, String(b.entryCount)),
-          h('td', null, `${b.sizeBytes} B`),
-          h('td', { class: 'mono', title: b.miner }, shortHex(b.miner)),
-          h('td', { class: 'mono', title: b.reportedBy }, shortHex(b.reportedBy, 6)),
-        ),
+        {
+          'data-testid': 'block-row',
+          'data-height': b.height,
+          'data-hash': b.hash,
+          class: fresh.has(b.hash) ? 'fresh' : undefined,
+        },
+        h('td', null, h('a', { href: `#/block/${b.hash}` }, String(b.height))),
+        h('td', { class: 'mono' }, h('a', { href: `#/block/${b.hash}` }, shortHex(b.hash, 12))),
+        h('td', null, fmtTime(b.timestamp)),
+        h('td', null, String(b.entryCount)),
+        h('td', null, `${b.sizeBytes} B`),
+        h('td', { class: 'mono', title: b.miner }, shortHex(b.miner)),
+        h('td', { class: 'mono', title: b.reportedBy }, shortHex(b.reportedBy, 6)),
       ),
     ),
   );

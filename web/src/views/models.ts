@@ -1,5 +1,5 @@
 import { lineChart } from '../chart.ts';
-import { emptyState, errorBox, fmtDateTime, fmtNum, h, mount, shortHex } from '../dom.ts';
+import { emptyState, errorBox, fmtDateTime, fmtNum, h, mount, shortHex, table } from '../dom.ts';
 import { type Connection, type FlRound, MODELS, type ModelVersion, SUB_MODEL } from '../queries.ts';
 import { attempt, loadAndReload, type View } from './view.ts';
 
@@ -33,49 +33,27 @@ export const modelsView: View = (root, { gw }) => {
                   ),
                 )
               : emptyState('No version reports an accuracy yet.'),
-            h(
-              'table',
+            table(
               { 'data-testid': 'model-table' },
-              h(
-                'thead',
-                null,
+              ['Round', 'Hash', 'Parent', 'Accuracy', 'ε spent', 'Participants', 'Block', 'Created'],
+              models.map((m) =>
                 h(
                   'tr',
-                  null,
-                  ...[
-                    'Round',
-                    'Hash',
-                    'Parent',
-                    'Accuracy',
-                    'ε spent',
-                    'Participants',
-                    'Block',
-                    'Created',
-                  ].map((t) => h('th', null, t)),
-                ),
-              ),
-              h(
-                'tbody',
-                null,
-                models.map((m) =>
+                  { 'data-testid': 'model-row' },
+                  h('td', null, String(m.round)),
+                  h('td', { class: 'mono', title: m.hash }, shortHex(m.hash)),
+                  h('td', { class: 'mono' }, shortHex(m.parentHash)),
+                  h('td', null, fmtNum(m.accuracy, 3)),
+                  h('td', null, fmtNum(m.epsilon, 3)),
+                  h('td', null, String(m.participants)),
                   h(
-                    'tr',
-                    { 'data-testid': 'model-row' },
-                    h('td', null, String(m.round)),
-                    h('td', { class: 'mono', title: m.hash }, shortHex(m.hash)),
-                    h('td', { class: 'mono' }, shortHex(m.parentHash)),
-                    h('td', null, fmtNum(m.accuracy, 3)),
-                    h('td', null, fmtNum(m.epsilon, 3)),
-                    h('td', null, String(m.participants)),
-                    h(
-                      'td',
-                      { class: 'mono' },
-                      m.blockHash
-                        ? h('a', { href: `#/block/${m.blockHash}` }, shortHex(m.blockHash))
-                        : 'not yet mined',
-                    ),
-                    h('td', null, fmtDateTime(m.createdAt)),
+                    'td',
+                    { class: 'mono' },
+                    m.blockHash
+                      ? h('a', { href: `#/block/${m.blockHash}` }, shortHex(m.blockHash))
+                      : 'not yet mined',
                   ),
+                  h('td', null, fmtDateTime(m.createdAt)),
                 ),
               ),
             ),
@@ -86,43 +64,21 @@ export const modelsView: View = (root, { gw }) => {
           ),
       h('h2', null, 'Federated-learning rounds'),
       rounds.length
-        ? h(
-            'table',
+        ? table(
             { 'data-testid': 'round-table' },
-            h(
-              'thead',
-              null,
+            ['Round', 'Status', 'Coordinator', 'Participants', 'Left out', 'Model', 'Started', 'Finished'],
+            rounds.map((r) =>
               h(
                 'tr',
                 null,
-                ...[
-                  'Round',
-                  'Status',
-                  'Coordinator',
-                  'Participants',
-                  'Left out',
-                  'Model',
-                  'Started',
-                  'Finished',
-                ].map((t) => h('th', null, t)),
-              ),
-            ),
-            h(
-              'tbody',
-              null,
-              rounds.map((r) =>
-                h(
-                  'tr',
-                  null,
-                  h('td', null, String(r.round)),
-                  h('td', { title: r.error ?? '' }, r.status),
-                  h('td', { class: 'mono' }, shortHex(r.coordinator, 6)),
-                  h('td', null, String(r.participants.length)),
-                  h('td', null, String(r.leftOut.length)),
-                  h('td', { class: 'mono' }, shortHex(r.modelHash)),
-                  h('td', null, fmtDateTime(r.startedAt)),
-                  h('td', null, fmtDateTime(r.finishedAt)),
-                ),
+                h('td', null, String(r.round)),
+                h('td', { title: r.error ?? '' }, r.status),
+                h('td', { class: 'mono' }, shortHex(r.coordinator, 6)),
+                h('td', null, String(r.participants.length)),
+                h('td', null, String(r.leftOut.length)),
+                h('td', { class: 'mono' }, shortHex(r.modelHash)),
+                h('td', null, fmtDateTime(r.startedAt)),
+                h('td', null, fmtDateTime(r.finishedAt)),
               ),
             ),
           )

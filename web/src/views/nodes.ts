@@ -1,4 +1,4 @@
-import { emptyState, errorBox, fmtTime, h, mount, shortHex } from '../dom.ts';
+import { emptyState, errorBox, fmtTime, h, mount, shortHex, table } from '../dom.ts';
 import { type Connection, NODES, type NodeInfo, SUB_NODE } from '../queries.ts';
 import { attempt, loadAndReload, type View } from './view.ts';
 
@@ -20,56 +20,43 @@ export const nodesView: View = (root, { gw }) => {
       body,
       error ? errorBox(error) : null,
       nodes.length
-        ? h(
-            'table',
+        ? table(
             { class: 'nodes', 'data-testid': 'node-table' },
-            h(
-              'thead',
-              null,
+            [
+              '',
+              'Peer id',
+              'Role',
+              'Capabilities',
+              'Height',
+              'Head',
+              'Peers',
+              'Mempool',
+              'Mining',
+              'Last seen',
+              '',
+            ],
+            nodes.map((n, i) =>
               h(
                 'tr',
-                null,
-                ...[
-                  '',
-                  'Peer id',
-                  'Role',
-                  'Capabilities',
-                  'Height',
-                  'Head',
-                  'Peers',
-                  'Mempool',
-                  'Mining',
-                  'Last seen',
-                  '',
-                ].map((t) => h('th', null, t)),
-              ),
-            ),
-            h(
-              'tbody',
-              null,
-              nodes.map((n, i) =>
+                { 'data-testid': 'node-row', 'data-node-id': n.id },
+                h('td', null, `#${i + 1}`),
+                h('td', { class: 'mono', title: n.id }, shortHex(n.id, 10)),
+                h('td', null, n.role),
+                h('td', null, n.capabilities.join(', ')),
+                h('td', null, String(n.height)),
+                h('td', { class: 'mono' }, h('a', { href: `#/block/${n.headHash}` }, shortHex(n.headHash))),
                 h(
-                  'tr',
-                  { 'data-testid': 'node-row', 'data-node-id': n.id },
-                  h('td', null, `#${i + 1}`),
-                  h('td', { class: 'mono', title: n.id }, shortHex(n.id, 10)),
-                  h('td', null, n.role),
-                  h('td', null, n.capabilities.join(', ')),
-                  h('td', null, String(n.height)),
-                  h('td', { class: 'mono' }, h('a', { href: `#/block/${n.headHash}` }, shortHex(n.headHash))),
-                  h(
-                    'td',
-                    { class: 'peers' },
-                    `${n.peerCount}: `,
-                    n.peers.map((p) =>
-                      h('span', { class: known.has(p) ? 'peer known' : 'peer', title: p }, name(p)),
-                    ),
+                  'td',
+                  { class: 'peers' },
+                  `${n.peerCount}: `,
+                  n.peers.map((p) =>
+                    h('span', { class: known.has(p) ? 'peer known' : 'peer', title: p }, name(p)),
                   ),
-                  h('td', null, String(n.mempoolSize)),
-                  h('td', null, n.mining ? 'yes' : 'no'),
-                  h('td', null, fmtTime(n.lastSeenAt)),
-                  h('td', null, h('a', { href: `#/admin/${n.id}` }, 'admin')),
                 ),
+                h('td', null, String(n.mempoolSize)),
+                h('td', null, n.mining ? 'yes' : 'no'),
+                h('td', null, fmtTime(n.lastSeenAt)),
+                h('td', null, h('a', { href: `#/admin/${n.id}` }, 'admin')),
               ),
             ),
           )

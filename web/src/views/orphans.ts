@@ -1,4 +1,4 @@
-import { emptyState, errorBox, fmtDateTime, h, mount, shortHex } from '../dom.ts';
+import { emptyState, errorBox, fmtDateTime, h, mount, shortHex, table } from '../dom.ts';
 import { type Connection, ORPHANS, type Orphan, SUB_ORPHAN } from '../queries.ts';
 import { attempt, loadAndReload, type View } from './view.ts';
 
@@ -20,35 +20,20 @@ export const orphansView: View = (root, { gw }) => {
       body,
       error ? errorBox(error) : null,
       orphans.length
-        ? h(
-            'table',
+        ? table(
             { 'data-testid': 'orphan-table' },
-            h(
-              'thead',
-              null,
+            ['Height', 'Hash', 'Reason', 'Parent', 'Miner', 'Reported by', 'At'],
+            orphans.map((o) =>
               h(
                 'tr',
-                null,
-                ...['Height', 'Hash', 'Reason', 'Parent', 'Miner', 'Reported by', 'At'].map((t) =>
-                  h('th', null, t),
-                ),
-              ),
-            ),
-            h(
-              'tbody',
-              null,
-              orphans.map((o) =>
-                h(
-                  'tr',
-                  { 'data-testid': 'orphan-row' },
-                  h('td', null, String(o.height)),
-                  h('td', { class: 'mono', title: o.hash }, shortHex(o.hash, 12)),
-                  h('td', { title: REASONS[o.reason] ?? o.reason }, o.reason),
-                  h('td', { class: 'mono', title: o.prevHash }, shortHex(o.prevHash)),
-                  h('td', { class: 'mono', title: o.miner }, shortHex(o.miner)),
-                  h('td', { class: 'mono', title: o.reportedBy }, shortHex(o.reportedBy, 6)),
-                  h('td', null, fmtDateTime(o.at)),
-                ),
+                { 'data-testid': 'orphan-row' },
+                h('td', null, String(o.height)),
+                h('td', { class: 'mono', title: o.hash }, shortHex(o.hash, 12)),
+                h('td', { title: REASONS[o.reason] ?? o.reason }, o.reason),
+                h('td', { class: 'mono', title: o.prevHash }, shortHex(o.prevHash)),
+                h('td', { class: 'mono', title: o.miner }, shortHex(o.miner)),
+                h('td', { class: 'mono', title: o.reportedBy }, shortHex(o.reportedBy, 6)),
+                h('td', null, fmtDateTime(o.at)),
               ),
             ),
           )

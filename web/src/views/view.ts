@@ -9,10 +9,6 @@ export interface ViewContext {
 /** Renders into `root`; returns what to undo when the route changes (subscriptions, timers). */
 export type View = (root: HTMLElement, ctx: ViewContext) => (() => void) | undefined;
 
-/**
- * Runs `load` now and again each time the socket comes back: what a view shows after an outage
- * is re-read from the gateway, not patched from events that may have been missed meanwhile.
- */
 /** Runs a read that fills a view's state; returns the error to show, or undefined when it worked. */
 export async function attempt(read: () => Promise<void>): Promise<unknown> {
   try {
@@ -23,6 +19,10 @@ export async function attempt(read: () => Promise<void>): Promise<unknown> {
   }
 }
 
+/**
+ * Runs `load` now and again each time the socket comes back: what a view shows after an outage
+ * is re-read from the gateway, not patched from events that may have been missed meanwhile.
+ */
 export function loadAndReload(gw: Gateway, load: () => Promise<void>): () => void {
   let disposed = false;
   const run = () => {

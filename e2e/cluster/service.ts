@@ -1,23 +1,32 @@
 /**
- * One long-running child of the demo (redis-server, a node, the collector, the gateway): spawned
- * in its own process group so a terminal's Ctrl-C reaches only the demo, which then stops the
- * children in order; the kernel still SIGKILLs them if the demo itself dies (setpriv
- * --pdeathsig). Output goes to a log file, appended across starts.
+ * One long-running child process (redis-server, a node, the collector, a gateway) for the demo
+ * and the cluster tests: output to a log file appended across starts, a ready line or probe,
+ * stop by SIGTERM then SIGKILL, restartable. The kernel SIGKILLs it if its parent dies (setpriv
+ * --pdeathsig). The demo spawns it `detached`, in its own process group, so a terminal's Ctrl-C
+ * reaches only the demo, which then stops its children in order; tests `track` it instead, so it
+ * dies with the test process however that ends.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { withParentDeathSignal } from '../cluster/children.ts';
+import { track, withParentDeathSignal } from './children.ts';
+import { REPO_ROOT } from './node-process.ts';
 
 export interface ServiceSpec {
   readonly name: string;
   readonly command: string;
   readonly args: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
+  /** Default: the repository root. */
   readonly cwd?: string;
   readonly logFile: string;
+  /** Own process group (the demo, which forwards Ctrl-C itself). */
+  readonly detached?: boolean;
+  /** Killed with the test process (children.ts), for tests. */
+  readonly track?: boolean;
   /** Resolves the start when a line matches (or `ready()` resolves); default: spawned is enough. */
   readonly readyLine?: (line: string) => boolean;
   readonly ready?: () => Promise<boolean>;
@@ -67,16 +76,22 @@ export class Service {
     mkdirSync(path.dirname(spec.logFile), { recursive: true });
     this.log ??= createWriteStream(spec.logFile, { flags: 'a' });
     this.log.write(
-      `${JSON.stringify({ demo: 'spawn', service: spec.name, at: new Date().toISOString() })}\n`,
+      `${JSON.stringify({ harness: 'spawn', service: spec.name, at: new Date().toISOString() })}\n`,
     );
     const [cmd, args] = withParentDeathSignal(spec.command, spec.args);
+    const env: Record<string, string | undefined> = { ...process.env, ...spec.env };
+    // A node --test child would otherwise report to the test runner instead of running.
+    delete env.NODE_TEST_CONTEXT;
     const child = spawn(cmd, args, {
-      cwd: spec.cwd,
-      env: { ...process.env, ...spec.env },
+      cwd: spec.cwd ?? REPO_ROOT,
+      env,
       stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
+      detached: spec.detached ?? false,
     });
+    if (spec.track) track(child);
     this.child = child;
+    // A restart waits for this run's ready line, not the previous run's.
+    this.tail.length = 0;
     this.exit = undefined;
     this.stopping = false;
     this.pid = child.pid;
@@ -85,7 +100,7 @@ export class Service {
       child.once('exit', (code, signal) => {
         this.exit = { code, signal };
         live.delete(this);
-        this.log?.write(`${JSON.stringify({ demo: 'exit', service: spec.name, code, signal })}\n`);
+        this.log?.write(`${JSON.stringify({ harness: 'exit', service: spec.name, code, signal })}\n`);
         resolve(this.exit);
       });
     });
@@ -144,7 +159,7 @@ export class Service {
     this.child.kill('SIGTERM');
     const done = await Promise.race([this.exited!, sleep(timeoutMs, undefined)]);
     if (done) return done;
-    this.log?.write(`${JSON.stringify({ demo: 'sigkill', service: this.spec.name, after: timeoutMs })}\n`);
+    this.log?.write(`${JSON.stringify({ harness: 'sigkill', service: this.spec.name, after: timeoutMs })}\n`);
     this.child.kill('SIGKILL');
     return this.exited;
   }
@@ -162,4 +177,24 @@ export class Service {
     this.log = undefined;
     if (log) await new Promise<void>((resolve) => log.end(resolve));
   }
+}
+
+/** `preferred` if it can be bound on 127.0.0.1 now, otherwise (or for 0) a free port. */
+export async function portOrFree(preferred = 0): Promise<number> {
+  const tryListen = (port: number) =>
+    new Promise<number | undefined>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(undefined));
+      srv.listen(port, '127.0.0.1', () => {
+        const got = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(got));
+      });
+    });
+  if (preferred > 0) {
+    const p = await tryListen(preferred);
+    if (p !== undefined) return p;
+  }
+  const free = await tryListen(0);
+  if (free === undefined) throw new Error('no free TCP port on 127.0.0.1');
+  return free;
 }
