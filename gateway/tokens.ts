@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { formatIssues } from '../jobs/payloads.ts';
 import { ROLES, type Role } from '../schema/index.ts';
 
 /** A bearer token the gateway accepts: only its SHA-256 is configured, never the token itself. */
@@ -50,10 +51,7 @@ export function parseTokensEnv(value: string | undefined): TokenEntry[] {
 export function readConfigFile(file: string | undefined): GatewayConfigFile {
   if (!file) return GatewayConfigFile.parse({});
   const parsed = GatewayConfigFile.safeParse(JSON.parse(readFileSync(file, 'utf8')));
-  if (!parsed.success)
-    throw new Error(
-      `${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
+  if (!parsed.success) throw new Error(`${file}: ${formatIssues(parsed.error.issues)}`);
   return parsed.data;
 }
 

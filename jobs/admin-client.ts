@@ -2,7 +2,7 @@ import { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { AdminPayload, type AdminPayloads, AdminResult, type AdminResults } from './payloads.ts';
 import { type AdminCommand, namespace, nodeQueueName } from './queues.ts';
-import { createRedis, redisUrl } from './redis.ts';
+import { closeRedis, RedisConnections, redisUrl } from './redis.ts';
 
 export class CommandError extends Error {
   constructor(
@@ -24,7 +24,7 @@ interface NodeChannel {
 
 async function closeChannel(ch: NodeChannel): Promise<void> {
   await Promise.all([ch.queue.close(), ch.events.close()]).catch(() => {});
-  await ch.eventsConnection.quit().catch(() => ch.eventsConnection.disconnect());
+  await closeRedis(ch.eventsConnection);
 }
 
 /** Channels idle this long are closed (a gateway may talk to many nodes over its life). */
@@ -37,14 +37,16 @@ const IDLE_CLOSE_MS = 5 * 60_000;
  */
 export class AdminClient {
   private readonly channels = new Map<string, NodeChannel>();
+  private readonly connections: RedisConnections;
   private readonly connection: Redis;
   private readonly sweep: NodeJS.Timeout;
 
   constructor(
-    private readonly url = redisUrl(),
+    url = redisUrl(),
     private readonly prefix = namespace(),
   ) {
-    this.connection = createRedis(url);
+    this.connections = new RedisConnections(url);
+    this.connection = this.connections.create();
     this.sweep = setInterval(() => void this.closeIdle(), 60_000);
     this.sweep.unref();
   }
@@ -90,7 +92,7 @@ export class AdminClient {
     if (!ch) {
       const name = nodeQueueName(nodeId);
       const queue = new Queue(name, { connection: this.connection, prefix: this.prefix });
-      const eventsConnection = createRedis(this.url);
+      const eventsConnection = this.connections.create();
       const events = new QueueEvents(name, { connection: eventsConnection, prefix: this.prefix });
       ch = { queue, events, eventsConnection, lastUsed: Date.now() };
       this.channels.set(nodeId, ch);
@@ -114,6 +116,6 @@ export class AdminClient {
     const all = [...this.channels.values()];
     this.channels.clear();
     await Promise.all(all.map(closeChannel));
-    await this.connection.quit().catch(() => this.connection.disconnect());
+    await this.connections.closeAll();
   }
 }

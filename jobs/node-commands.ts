@@ -3,16 +3,19 @@ import { UnrecoverableError } from 'bullmq';
 import type { z } from 'zod';
 import type { CairnNode } from '../node/node.ts';
 import type { SyncOutcome } from '../node/sync/range-sync.ts';
-import { AdminPayload, type AdminResults, type ChainSyncResult, type ReconcileResult } from './payloads.ts';
+import {
+  AdminPayload,
+  type AdminResults,
+  type ChainSyncResult,
+  formatIssues,
+  type ReconcileResult,
+} from './payloads.ts';
 import type { AdminCommand } from './queues.ts';
 
 /** Refuses a payload that does not parse: retrying it could never succeed. */
 export function parsePayload<S extends z.ZodType>(schema: S, data: unknown, what: string): z.infer<S> {
   const r = schema.safeParse(data);
-  if (!r.success)
-    throw new UnrecoverableError(
-      `invalid ${what} payload: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
+  if (!r.success) throw new UnrecoverableError(`invalid ${what} payload: ${formatIssues(r.error.issues)}`);
   return r.data;
 }
 
@@ -61,50 +64,47 @@ const peersResult = (node: CairnNode) => ({
   blocked: node.peers.blockedPeers(),
 });
 
-/** Runs an admin command (its payload already parsed); `reportStats` is supplied by the worker. */
-export async function runAdminCommand<C extends AdminCommand>(
+/** Runs an admin command after parsing its payload; `reportStats` is supplied by the worker. */
+export async function runAdminCommand(
   node: CairnNode,
-  command: C,
+  command: AdminCommand,
   data: unknown,
   reportStats: () => number,
-): Promise<AdminResults[C]> {
-  const run = async (): Promise<AdminResults[AdminCommand]> => {
-    switch (command) {
-      case 'admin.syncMempool':
-        return syncMempool(node, parsePayload(AdminPayload['admin.syncMempool'], data, command).peerId);
-      case 'admin.syncChain':
-        parsePayload(AdminPayload['admin.syncChain'], data, command);
-        return syncChain(node);
-      case 'admin.reportStats':
-        parsePayload(AdminPayload['admin.reportStats'], data, command);
-        return { seq: reportStats() };
-      case 'admin.blockPeers':
-        node.peers.block(parsePayload(AdminPayload['admin.blockPeers'], data, command).peerIds);
-        return peersResult(node);
-      case 'admin.unblockPeers':
-        node.peers.unblock(parsePayload(AdminPayload['admin.unblockPeers'], data, command).peerIds);
-        return peersResult(node);
-      case 'admin.submitEntry': {
-        const p = parsePayload(AdminPayload['admin.submitEntry'], data, command);
-        const { entry, result } = await node.addKnowledge(
-          p.content,
-          p.metadata.map((m) => [m.key, m.value] as const),
-        );
-        return {
-          id: entry.idHex,
-          accepted: result.status !== 'rejected',
-          reason: result.status === 'rejected' ? `${result.reason}: ${result.message}` : null,
-        };
-      }
-      case 'fl.startRound': {
-        const p = parsePayload(AdminPayload['fl.startRound'], data, command);
-        if (!node.fl) throw new UnrecoverableError('federated learning is not running on this node');
-        // Scheduled, not awaited: the rounds run in the background and report as they go.
-        return node.fl.startRounds(p);
-      }
-      default:
-        throw new UnrecoverableError(`unknown command ${command}`);
+): Promise<AdminResults[AdminCommand]> {
+  switch (command) {
+    case 'admin.syncMempool':
+      return syncMempool(node, parsePayload(AdminPayload['admin.syncMempool'], data, command).peerId);
+    case 'admin.syncChain':
+      parsePayload(AdminPayload['admin.syncChain'], data, command);
+      return syncChain(node);
+    case 'admin.reportStats':
+      parsePayload(AdminPayload['admin.reportStats'], data, command);
+      return { seq: reportStats() };
+    case 'admin.blockPeers':
+      node.peers.block(parsePayload(AdminPayload['admin.blockPeers'], data, command).peerIds);
+      return peersResult(node);
+    case 'admin.unblockPeers':
+      node.peers.unblock(parsePayload(AdminPayload['admin.unblockPeers'], data, command).peerIds);
+      return peersResult(node);
+    case 'admin.submitEntry': {
+      const p = parsePayload(AdminPayload['admin.submitEntry'], data, command);
+      const { entry, result } = await node.addKnowledge(
+        p.content,
+        p.metadata.map((m) => [m.key, m.value] as const),
+      );
+      return {
+        id: entry.idHex,
+        accepted: result.status !== 'rejected',
+        reason: result.status === 'rejected' ? `${result.reason}: ${result.message}` : null,
+      };
     }
-  };
-  return (await run()) as AdminResults[C];
+    case 'fl.startRound': {
+      const p = parsePayload(AdminPayload['fl.startRound'], data, command);
+      if (!node.fl) throw new UnrecoverableError('federated learning is not running on this node');
+      // Scheduled, not awaited: the rounds run in the background and report as they go.
+      return node.fl.startRounds(p);
+    }
+    default:
+      throw new UnrecoverableError(`unknown command ${command}`);
+  }
 }

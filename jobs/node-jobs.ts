@@ -15,6 +15,7 @@ import {
   blocksToReport,
 } from './node-reports.ts';
 import { statsReport } from './node-stats.ts';
+import type { ReportPayloads } from './payloads.ts';
 import {
   ADMIN_COMMANDS,
   type AdminCommand,
@@ -22,10 +23,11 @@ import {
   namespace,
   nodeQueueName,
   REPORTS_QUEUE,
+  type ReportKind,
   SCHEDULED_JOBS,
   type ScheduledJob,
 } from './queues.ts';
-import { RedisConnections, RedisLiveness } from './redis.ts';
+import { RedisConnections, RedisLiveness, retireWorker } from './redis.ts';
 import { ReportOutbox } from './report-outbox.ts';
 
 export interface NodeJobsOptions {
@@ -183,12 +185,17 @@ export class NodeJobs {
     }
   }
 
+  /** Hands a report to the outbox and counts it. */
+  private send<K extends ReportKind>(kind: K, id: string, payload: ReportPayloads[K]): void {
+    this.outbox.push(kind, id, payload);
+    this.metrics.reports.inc({ kind });
+  }
+
   /** Queues a stats report now; returns its sequence number. */
   reportStats(): number {
     const seq = ++this.seq;
     const payload = statsReport(this.o.node, this.boot, seq);
-    this.outbox.push('node.stats', `stats.${this.nodeId}.${this.boot}.${seq}`, payload);
-    this.metrics.reports.inc({ kind: 'node.stats' });
+    this.send('node.stats', `stats.${this.nodeId}.${this.boot}.${seq}`, payload);
     return seq;
   }
 
@@ -197,12 +204,11 @@ export class NodeJobs {
     for (const n of path) {
       const block = await this.o.node.chain.getBlock(n.hashHex);
       if (!block) continue;
-      this.outbox.push(
+      this.send(
         'block.accepted',
         this.ledger.accepted(n.hashHex),
         blockAcceptedReport(this.nodeId, block, n),
       );
-      this.metrics.reports.inc({ kind: 'block.accepted' });
       for (const e of block.entries)
         if (e.payload.kind === 'model') this.reportModelVersion(modelVersionOfEntry(e.payload), n.hashHex);
     }
@@ -210,18 +216,16 @@ export class NodeJobs {
 
   /** Each status of a round is its own report (ids must differ); the collector keeps the latest. */
   private reportFlRound(e: FlRoundEvent): void {
-    this.outbox.push('fl.round', `flround.${e.id}.${e.status}`, flRoundReport(this.nodeId, e));
-    this.metrics.reports.inc({ kind: 'fl.round' });
+    this.send('fl.round', `flround.${e.id}.${e.status}`, flRoundReport(this.nodeId, e));
   }
 
   /** A version as committed (blockHash null) or as found in a main-chain block. */
   private reportModelVersion(e: ModelVersionEvent, blockHash: string | null): void {
-    this.outbox.push(
+    this.send(
       'model.version',
       `model.${this.nodeId}.${e.hash}.${blockHash ?? 'pending'}`,
       modelVersionReport(this.nodeId, e, blockHash),
     );
-    this.metrics.reports.inc({ kind: 'model.version' });
   }
 
   private reportOrphans(events: readonly ChainEvent[]): void {
@@ -233,8 +237,7 @@ export class NodeJobs {
       else if (e.type === 'orphan-added') r = blockOrphanedReport(this.nodeId, e.block, 'unknown-parent');
       else if (e.type === 'orphan-dropped') r = blockOrphanedReport(this.nodeId, e.block, 'dropped');
       if (!r) continue;
-      this.outbox.push('block.orphaned', this.ledger.orphaned(r.hash, r.reason), r);
-      this.metrics.reports.inc({ kind: 'block.orphaned' });
+      this.send('block.orphaned', this.ledger.orphaned(r.hash, r.reason), r);
     }
   }
 
@@ -293,10 +296,7 @@ export class NodeJobs {
       const oldConnection = this.workerConnection;
       this.worker = this.createWorker();
       this.lastJobAt = now;
-      void old
-        ?.close(true)
-        .catch(() => {})
-        .finally(() => oldConnection?.quit().catch(() => oldConnection.disconnect()));
+      if (old) retireWorker(old, oldConnection);
     }
   }
 

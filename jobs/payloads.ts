@@ -5,6 +5,10 @@ import type { AdminCommand } from './queues.ts';
  * Job payloads and results, validated where they cross Redis: a worker never trusts what it
  * pops, and the gateway never sends what would not parse.
  */
+/** Zod issues as one line (`path: message; …`) for error messages. */
+export const formatIssues = (issues: readonly z.core.$ZodIssue[]): string =>
+  issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+
 const hex = (bytes?: number) =>
   z
     .string()

@@ -1,9 +1,8 @@
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import { createPubSub, type PubSub } from 'graphql-yoga';
-import type { Redis } from 'ioredis';
 import type { CairnEvents } from './events.ts';
 import { namespace } from './queues.ts';
-import { createRedis, redisUrl } from './redis.ts';
+import { RedisConnections, redisUrl } from './redis.ts';
 
 type Target = ReturnType<typeof createRedisEventTarget<CustomEvent>>;
 
@@ -29,17 +28,10 @@ export function createCairnPubSub(
   url = redisUrl(),
   ns = namespace(),
 ): { pubsub: CairnPubSub; close: () => Promise<void> } {
-  const publishClient = createRedis(url);
-  const subscribeClient = createRedis(url);
+  const connections = new RedisConnections(url);
+  const publishClient = connections.create();
+  const subscribeClient = connections.create();
   const redisTarget = createRedisEventTarget<CustomEvent>({ publishClient, subscribeClient });
   const pubsub = createPubSub<CairnEvents>({ eventTarget: namespaced(redisTarget, `${ns}.`) });
-  const quit = async (r: Redis) => {
-    await r.quit().catch(() => r.disconnect());
-  };
-  return {
-    pubsub,
-    close: async () => {
-      await Promise.all([quit(publishClient), quit(subscribeClient)]);
-    },
-  };
+  return { pubsub, close: () => connections.closeAll() };
 }

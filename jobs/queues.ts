@@ -6,8 +6,6 @@
  * too (Redis pub/sub ignores database numbers).
  */
 export const DEFAULT_NAMESPACE = 'cairn';
-/** The default namespace's prefix (kept for callers that never set CAIRN_NAMESPACE). */
-export const QUEUE_PREFIX = DEFAULT_NAMESPACE;
 
 export function namespace(value = process.env.CAIRN_NAMESPACE): string {
   const ns = value || DEFAULT_NAMESPACE;

@@ -1,3 +1,4 @@
+import type { Worker } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -23,6 +24,22 @@ export function createRedis(url = redisUrl(), extra: RedisOptions = {}): Redis {
   return redis;
 }
 
+/** Closes a connection politely (QUIT), or drops it when that fails (Redis is down). */
+export async function closeRedis(r: Redis): Promise<void> {
+  await r.quit().catch(() => r.disconnect());
+}
+
+/**
+ * Replaces-and-forgets a worker the watchdog gave up on: force-closes it without waiting for its
+ * jobs, then closes the connection it blocked on (BullMQ never closes a connection it was handed).
+ */
+export function retireWorker(worker: Worker, connection: Redis | undefined): void {
+  void worker
+    .close(true)
+    .catch(() => {})
+    .finally(() => connection && closeRedis(connection));
+}
+
 /**
  * Connections a component opens and must close itself: BullMQ never closes a connection it was
  * handed, and one left open keeps the process alive.
@@ -42,7 +59,7 @@ export class RedisConnections {
   async closeAll(): Promise<void> {
     const all = [...this.open];
     this.open.clear();
-    await Promise.all(all.map((r) => r.quit().catch(() => r.disconnect())));
+    await Promise.all(all.map(closeRedis));
   }
 }
 

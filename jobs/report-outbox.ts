@@ -22,10 +22,7 @@ export interface OutboxOptions {
 }
 
 export interface OutboxStats {
-  readonly queued: number;
   readonly pending: number;
-  readonly sent: number;
-  readonly dropped: number;
 }
 
 /**
@@ -39,8 +36,6 @@ export class ReportOutbox {
   private readonly items: Pending[] = [];
   private flushing: Promise<void> | undefined;
   private closed = false;
-  private sent = 0;
-  private dropped = 0;
   private readonly retainMs: number;
   private readonly maxItems: number;
   private readonly addTimeoutMs: number;
@@ -69,8 +64,7 @@ export class ReportOutbox {
   }
 
   stats(): OutboxStats {
-    const pending = this.items.filter((i) => i.sentAt === undefined).length;
-    return { queued: this.items.length, pending, sent: this.sent, dropped: this.dropped };
+    return { pending: this.items.filter((i) => i.sentAt === undefined).length };
   }
 
   /** Resolves when nothing is pending (or the timeout passes); used at shutdown and in tests. */
@@ -95,7 +89,6 @@ export class ReportOutbox {
       const first = this.items[0]!;
       const expiredAndSent = first.sentAt !== undefined && first.createdAt < cutoff;
       if (!expiredAndSent && this.items.length <= this.maxItems) break;
-      if (first.sentAt === undefined) this.dropped++;
       this.items.shift();
     }
   }
@@ -115,7 +108,6 @@ export class ReportOutbox {
       try {
         await this.add(next);
         next.sentAt = Date.now();
-        this.sent++;
       } catch (err) {
         this.opts.log.debug({ err: (err as Error).message, id: next.id }, 'report not sent yet; retrying');
         clearTimeout(this.retryTimer);

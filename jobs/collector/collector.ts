@@ -3,10 +3,10 @@ import type { Redis } from 'ioredis';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../../node/log.ts';
 import type { IndexDb } from '../index-db/open.ts';
-import { ReportPayload } from '../payloads.ts';
+import { formatIssues, ReportPayload } from '../payloads.ts';
 import type { CairnPubSub } from '../pubsub.ts';
 import { namespace, REPORT_KINDS, REPORTS_QUEUE, type ReportKind } from '../queues.ts';
-import { RedisConnections, RedisLiveness } from '../redis.ts';
+import { RedisConnections, RedisLiveness, retireWorker } from '../redis.ts';
 import { IndexWriter, type IndexWriterOptions } from './index-writer.ts';
 
 export interface CollectorOptions extends IndexWriterOptions {
@@ -110,10 +110,7 @@ export class Collector {
     if (!parsed.success) {
       this.metrics.reports.inc({ kind, outcome: 'invalid' });
       throw new UnrecoverableError(
-        `malformed ${kind} report: ${parsed.error.issues
-          .slice(0, 5)
-          .map((i) => `${i.path.join('.')}: ${i.message}`)
-          .join('; ')}`,
+        `malformed ${kind} report: ${formatIssues(parsed.error.issues.slice(0, 5))}`,
       );
     }
     const end = this.metrics.duration.startTimer({ kind });
@@ -158,10 +155,7 @@ export class Collector {
     const old = this.worker;
     const oldConnection = this.workerConnection;
     this.worker = this.createWorker();
-    void old
-      .close(true)
-      .catch(() => {})
-      .finally(() => oldConnection?.quit().catch(() => oldConnection.disconnect()));
+    retireWorker(old, oldConnection);
   }
 
   async close(): Promise<void> {

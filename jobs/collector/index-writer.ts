@@ -168,11 +168,11 @@ export class IndexWriter {
       mempoolSize: r.mempoolSize,
       mining: r.mining,
     };
-    const existing = await tx.node.findUnique({ where: { id: r.nodeId }, select: { lastSeenAt: true } });
+    const existing = await tx.node.findUnique({ where: { id: r.nodeId } });
     // A report re-sent after a Redis restart must not roll the node's state back.
     const node =
       existing && existing.lastSeenAt > at
-        ? await tx.node.findUniqueOrThrow({ where: { id: r.nodeId } })
+        ? existing
         : await tx.node.upsert({
             where: { id: r.nodeId },
             create: { id: r.nodeId, firstSeenAt: at, ...fields },

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import type { MigrationFile } from '../../node/store/migrate.ts';
+import { type MigrationFile, pendingMigrations } from '../../node/store/migrate.ts';
 
 // The table `prisma migrate deploy` keeps on PostgreSQL, so the CLI and Cairn agree on history.
 const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
@@ -31,12 +31,7 @@ export async function applyPostgresMigrations(
       'SELECT migration_name, checksum FROM _prisma_migrations WHERE finished_at IS NOT NULL',
     );
     const applied = new Map(rows.rows.map((r) => [r.migration_name, r.checksum]));
-    for (const m of migrations) {
-      const sum = applied.get(m.name);
-      if (sum !== undefined) {
-        if (sum !== m.checksum) throw new Error(`migration ${m.name} was changed after it was applied`);
-        continue;
-      }
+    for (const m of pendingMigrations(applied, migrations)) {
       try {
         await client.query('BEGIN');
         // Simple-query protocol: the whole multi-statement file in one round trip.

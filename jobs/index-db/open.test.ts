@@ -32,32 +32,17 @@ for (const provider of TEST_PROVIDERS) {
         'SELECT COUNT(*) AS n FROM _prisma_migrations',
       );
       assert.equal(Number(migrations[0]?.n), 1);
-      const now = new Date();
-      await dbs[1].orphanedBlock.create({
-        data: {
-          hash: 'aa',
-          reason: 'reorged-out',
-          height: 3,
-          prevHash: 'bb',
-          miner: 'cc',
-          reportedBy: 'n',
-          at: now,
-        },
-      });
-      await assert.rejects(
-        dbs[2].orphanedBlock.create({
-          data: {
-            hash: 'aa',
-            reason: 'reorged-out',
-            height: 3,
-            prevHash: 'bb',
-            miner: 'cc',
-            reportedBy: 'n',
-            at: now,
-          },
-        }),
-        'one row per (hash, reason)',
-      );
+      const data = {
+        hash: 'aa',
+        reason: 'reorged-out',
+        height: 3,
+        prevHash: 'bb',
+        miner: 'cc',
+        reportedBy: 'n',
+        at: new Date(),
+      };
+      await dbs[1].orphanedBlock.create({ data });
+      await assert.rejects(dbs[2].orphanedBlock.create({ data }), 'one row per (hash, reason)');
       assert.equal(await dbs[0].orphanedBlock.count(), 1);
       await Promise.all(dbs.map((d) => d.$disconnect()));
     } finally {

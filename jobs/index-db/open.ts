@@ -4,6 +4,7 @@ import { createClient } from '@libsql/client';
 import { PrismaLibSQL } from '@prisma/adapter-libsql';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { applyMigrations, readMigrations } from '../../node/store/migrate.ts';
+import type { IndexProvider } from '../../prisma/index/build-schemas.ts';
 import { PrismaClient as PostgresClient } from './generated/postgresql/client.ts';
 import { PrismaClient as SqliteClient } from './generated/sqlite/client.ts';
 import { applyPostgresMigrations } from './migrate-postgres.ts';
@@ -13,7 +14,7 @@ import { applyPostgresMigrations } from './migrate-postgres.ts';
  * PostgreSQL client has the SQLite client's shape; code is written against this one type.
  */
 export type IndexDb = SqliteClient;
-export type IndexProvider = 'sqlite' | 'postgresql';
+export type { IndexProvider };
 
 const MIGRATIONS = (p: IndexProvider) =>
   path.join(import.meta.dirname, '../../prisma/index', p, 'migrations');

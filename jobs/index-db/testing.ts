@@ -3,13 +3,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { type IndexDb, type IndexDbLocation, type IndexProvider, openIndexDb } from './open.ts';
+import { type IndexProvider, PROVIDERS } from '../../prisma/index/build-schemas.ts';
+import { type IndexDb, type IndexDbLocation, openIndexDb } from './open.ts';
 
 /** Server used to create throwaway PostgreSQL databases in tests. */
 export const TEST_POSTGRES_URL =
   process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 /** The suite runs every index-DB test against both providers. */
-export const TEST_PROVIDERS: readonly IndexProvider[] = ['sqlite', 'postgresql'];
+export const TEST_PROVIDERS: readonly IndexProvider[] = PROVIDERS;
 
 export interface TestIndexDb {
   readonly db: IndexDb;

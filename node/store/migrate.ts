@@ -38,6 +38,21 @@ export async function readMigrations(dir: string): Promise<MigrationFile[]> {
   );
 }
 
+/**
+ * The migrations not applied yet, in order, given the checksums of those applied (by name).
+ * Lazy: an applied migration whose file was edited since throws when the walk reaches it.
+ */
+export function* pendingMigrations(
+  applied: ReadonlyMap<string, string>,
+  migrations: readonly MigrationFile[],
+): Generator<MigrationFile> {
+  for (const m of migrations) {
+    const sum = applied.get(m.name);
+    if (sum === undefined) yield m;
+    else if (sum !== m.checksum) throw new Error(`migration ${m.name} was changed after it was applied`);
+  }
+}
+
 /** Applies pending migrations in order; returns the names applied. Refuses edited migrations. */
 export async function applyMigrations(db: Client, migrations: readonly MigrationFile[]): Promise<string[]> {
   await db.execute(MIGRATIONS_TABLE);
@@ -46,12 +61,7 @@ export async function applyMigrations(db: Client, migrations: readonly Migration
   );
   const applied = new Map(rows.rows.map((r) => [String(r.migration_name), String(r.checksum)]));
   const done: string[] = [];
-  for (const m of migrations) {
-    const sum = applied.get(m.name);
-    if (sum !== undefined) {
-      if (sum !== m.checksum) throw new Error(`migration ${m.name} was changed after it was applied`);
-      continue;
-    }
+  for (const m of pendingMigrations(applied, migrations)) {
     const tx = await db.transaction('write');
     try {
       // Another process may have applied it between our read and this write lock.

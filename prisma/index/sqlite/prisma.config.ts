@@ -3,7 +3,8 @@ import { PrismaLibSQL } from '@prisma/adapter-libsql';
 import { defineConfig } from 'prisma/config';
 
 // For `prisma generate` and `prisma migrate diff` (engine 'js': the CLI downloads no native
-// engine). The index DB applies its migrations itself at open (jobs/index-db/migrate.ts).
+// engine). The index DB applies its migrations itself at open (jobs/index-db/open.ts, with
+// jobs/index-db/migrate-postgres.ts on PostgreSQL).
 export default defineConfig({
   experimental: { adapter: true },
   engine: 'js',
