@@ -1,11 +1,13 @@
 /**
  * `npm run bench:gateway`: the gateway against a bare graphql-yoga server on the dashboard query
- * (networkStats + the latest 20 blocks), 50 connections for ~10 s each, then publish→receipt
- * latency to 1,000 graphql-ws subscribers of newBlock. Servers run in child processes so the
- * load generator does not share their event loop; the last stdout line is one JSON object.
+ * (networkStats + the latest 20 blocks), 50 connections for ~5 s per run, in 3 alternating rounds
+ * per server (each reports its median round), then publish→receipt latency to 1,000 graphql-ws
+ * subscribers of newBlock. Servers run in child processes so the load generator does not share
+ * their event loop; the last stdout line is one JSON object.
  *
- * Env: BENCH_SECONDS (10), BENCH_CONNECTIONS (50), BENCH_SUBSCRIBERS (1000), BENCH_EVENTS (50),
- * BENCH_BLOCKS (3000), BENCH_SKIP_LOAD=1 (fan-out only), BENCH_CHILD_NODE_ARGS (e.g. --cpu-prof).
+ * Env: BENCH_SECONDS (5, per run), BENCH_ROUNDS (3), BENCH_CONNECTIONS (50), BENCH_SUBSCRIBERS
+ * (1000), BENCH_EVENTS (50), BENCH_BLOCKS (3000), BENCH_SKIP_LOAD=1 (fan-out only),
+ * BENCH_CHILD_NODE_ARGS (e.g. --cpu-prof).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -21,6 +23,7 @@ import { seedIndex, testNamespace, wsClient } from '../gateway/testing.ts';
 import { type BlockEvent, TOPICS, toEvent } from '../jobs/events.ts';
 import { openIndexDb } from '../jobs/index-db/open.ts';
 import { createCairnPubSub } from '../jobs/pubsub.ts';
+import { percentile } from './stats.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -151,9 +154,6 @@ function medianRun(runs: readonly LoadResult[]): LoadResult {
   const sorted = [...runs].sort((a, b) => a.rps - b.rps);
   return sorted[Math.floor(sorted.length / 2)]!;
 }
-
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? Number.NaN;
 
 async function fanout(wsUrl: string, ns: string, events: BlockEvent[]) {
   const published = new Map<string, number>();

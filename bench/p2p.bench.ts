@@ -14,15 +14,12 @@ import { createLogger } from '../node/log.ts';
 import { CairnNode } from '../node/node.ts';
 import { testKey } from '../node/testing/forge.ts';
 import { seedChain } from '../node/testing/seed-store.ts';
+import { percentile } from './stats.ts';
 
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 const SAMPLES = Number(process.env.BENCH_PROPAGATION_BLOCKS ?? 25);
 const SYNC_BLOCKS = Number(process.env.BENCH_SYNC_BLOCKS ?? 10_000);
 
-const percentile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? Number.NaN;
-};
 const round = (x: number) => Math.round(x * 10) / 10;
 
 /** Time from a block being mined to its arrival at the last of the other nodes, per block. */
@@ -66,7 +63,8 @@ async function propagation(n: number): Promise<{ p50: number; p99: number; sampl
     log(`${n} nodes: ${times.length} blocks, propagation ms ${times.map((t) => t.toFixed(0)).join(' ')}`);
     if (times.length < Math.min(5, SAMPLES))
       throw new Error(`only ${times.length} blocks reached all ${n} nodes`);
-    return { p50: round(percentile(times, 50)), p99: round(percentile(times, 99)), samples: times.length };
+    const sorted = [...times].sort((a, b) => a - b);
+    return { p50: round(percentile(sorted, 50)), p99: round(percentile(sorted, 99)), samples: times.length };
   } finally {
     await cluster.stopAll();
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { TOPICS } from '../jobs/events.ts';
-import { collect, gql, startTestGateway, type TestGateway, waitFor, wsClient } from './testing.ts';
+import { TOPICS, toEvent } from '../jobs/events.ts';
+import { collect, gql, publishUntil, startTestGateway, type TestGateway, wsClient } from './testing.ts';
 import { sha256Hex } from './tokens.ts';
 
 const TOKENS = { admin: 'admin-secret-1', operator: 'operator-secret-2', viewer: 'viewer-secret-3' };
@@ -108,17 +108,10 @@ describe('requireViewer', () => {
     }
     const client = wsClient(gw.wsUrl, { authorization: `Bearer ${TOKENS.viewer}` });
     const sub = collect<{ newBlock: { hash: string } }>(client, 'subscription { newBlock { hash } }');
-    const ev = {
-      ...(await gw.db.block.findFirstOrThrow({ where: { height: 1 } })),
-    };
-    const payload = { ...ev, timestamp: ev.timestamp.toISOString(), receivedAt: ev.receivedAt.toISOString() };
-    let n = 0;
-    await waitFor(
-      () => {
-        if (n++ % 10 === 0) gw.server.pubsub.publish(TOPICS.newBlock, payload);
-        return sub.results.length > 0;
-      },
-      10_000,
+    const ev = toEvent(await gw.db.block.findFirstOrThrow({ where: { height: 1 } }));
+    await publishUntil(
+      () => gw.server.pubsub.publish(TOPICS.newBlock, ev),
+      () => sub.results.length > 0,
       'a viewer subscription event',
     );
     assert.equal(sub.results[0]?.data?.newBlock.hash, ev.hash);

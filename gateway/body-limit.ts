@@ -15,15 +15,27 @@ export const tooLarge = (limit: number, size?: number) =>
     { status: 413 },
   );
 
+/** The 413 for a request whose declared Content-Length exceeds the limit, else undefined. */
+export function declaredTooLarge(
+  contentLength: string | null | undefined,
+  limit: number,
+): Response | undefined {
+  if (contentLength == null) return undefined;
+  const size = Number(contentLength);
+  return size > limit ? tooLarge(limit, size) : undefined;
+}
+
 /**
- * Refuses a request whose declared Content-Length exceeds the limit before anything reads it.
- * Bodies without a length (chunked) are bounded where they are read: `limitBody` below.
+ * Refuses a request whose declared Content-Length exceeds the limit before anything reads it
+ * (inside yoga, so the 413 gets the usual response hooks such as CORS). The node server checks
+ * the same before handing the request over, to close the connection. Bodies without a length
+ * (chunked) are bounded where they are read: `limitBody` below.
  */
 export function useBodyLimit(limit: number): Plugin {
   return {
     onRequest({ request, endResponse }) {
-      const declared = request.headers.get('content-length');
-      if (declared !== null && Number(declared) > limit) endResponse(tooLarge(limit, Number(declared)));
+      const refused = declaredTooLarge(request.headers.get('content-length'), limit);
+      if (refused) endResponse(refused);
     },
   };
 }

@@ -5,6 +5,7 @@ import { createCairnPubSub } from '../jobs/pubsub.ts';
 import {
   blockHash,
   collect,
+  publishUntil,
   startTestGateway,
   type TestGateway,
   testNamespace,
@@ -43,13 +44,9 @@ test('a newBlock subscriber on instance A receives events published through inst
   try {
     // Publish through B's bus until A's subscription is live (Redis SUBSCRIBE is asynchronous).
     const viaB = await event(3);
-    let sent = 0;
-    await waitFor(
-      () => {
-        if (sent++ % 10 === 0) b.server.pubsub.publish(TOPICS.newBlock, viaB);
-        return sub.results.length > 0;
-      },
-      10_000,
+    await publishUntil(
+      () => b.server.pubsub.publish(TOPICS.newBlock, viaB),
+      () => sub.results.length > 0,
       'the event published through B',
     );
     const first = sub.results[0]!.data!.newBlock;

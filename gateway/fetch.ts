@@ -2,23 +2,21 @@ import { AdminClient } from '../jobs/admin-client.ts';
 import { openIndexDb } from '../jobs/index-db/open.ts';
 import { createCairnPubSub } from '../jobs/pubsub.ts';
 import { redisUrl } from '../jobs/redis.ts';
+import { gatewayEnvOptions } from './env-options.ts';
 import { createGateway, type Gateway } from './gateway.ts';
-import { parseTokensEnv, readConfigFile } from './tokens.ts';
 
 let gateway: Promise<Gateway> | undefined;
 
 /** Builds the gateway from the environment once per warm instance (same env vars as main.ts). */
 function fromEnv(): Promise<Gateway> {
   gateway ??= (async () => {
-    const file = readConfigFile(process.env.CAIRN_GATEWAY_CONFIG);
+    const settings = gatewayEnvOptions();
     const url = redisUrl();
     return createGateway({
       db: await openIndexDb(),
       pubsub: createCairnPubSub(url).pubsub,
       admin: new AdminClient(url),
-      tokens: [...file.tokens, ...parseTokensEnv(process.env.CAIRN_TOKENS)],
-      requireViewer: file.requireViewer ?? process.env.CAIRN_REQUIRE_VIEWER === '1',
-      adminTimeoutMs: file.adminTimeoutMs,
+      ...settings,
       graphiql: false,
     });
   })();

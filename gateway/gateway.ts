@@ -17,7 +17,7 @@ import { unauthenticated } from '../schema/errors.ts';
 import { type CairnContext, schema } from '../schema/index.ts';
 import { DEFAULT_MAX_BODY_BYTES, limitBody, useBodyLimit } from './body-limit.ts';
 import { EventInvalidatedCache } from './read-cache.ts';
-import { bearerToken, createTokenVerifier, type TokenEntry } from './tokens.ts';
+import { bearerToken, createTokenVerifier, type TokenCheck, type TokenEntry } from './tokens.ts';
 
 export interface GatewayLimits {
   /** Deepest selection set (default 12). */
@@ -54,15 +54,14 @@ export interface GatewayOptions {
   cacheTtlMs?: number;
   /** Readiness checks besides the DB query (e.g. a Redis ping); throw to report not ready. */
   readinessChecks?: Record<string, () => Promise<unknown>>;
-  /** Prometheus registry to use (default: a fresh one with process metrics). */
-  registry?: Registry;
 }
 
 export interface Gateway {
   readonly yoga: YogaServerInstance<Record<string, unknown>, CairnContext>;
   /** WHATWG fetch handler (queries, mutations, SSE subscriptions) with the body limit applied. */
   readonly fetch: (request: Request) => Promise<Response>;
-  readonly registry: Registry;
+  /** The request body limit in bytes (`limits.maxBodyBytes` or its default). */
+  readonly maxBodyBytes: number;
   /** Stops the cache's event subscriptions; the caller owns db, pubsub and admin. */
   readonly close: () => Promise<void>;
 }
@@ -84,8 +83,6 @@ const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
     }),
   ]);
 
-/** The Cairn GraphQL gateway as a yoga instance: schema, auth, limits, metrics, health. */
-
 /**
  * graphql-armor's validation rules throw by default, which ends validation with an ordinary
  * error (HTTP 200, no code). Reported into the validation context instead, a rejection is a
@@ -97,6 +94,7 @@ const asValidationError = {
   onReject: [(ctx: ValidationContext | null, err: GraphQLError) => ctx?.reportError(err)],
 };
 
+/** The Cairn GraphQL gateway as a yoga instance: schema, auth, limits, metrics, health. */
 export function createGateway(options: GatewayOptions): Gateway {
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const production = options.production ?? process.env.NODE_ENV === 'production';
@@ -111,12 +109,22 @@ export function createGateway(options: GatewayOptions): Gateway {
     .filter((t) => isObjectType(t) && !t.name.startsWith('__'))
     .map((t) => ({ typename: t.name }));
   cache.onClear(() => void responses.invalidate(everyType));
+  // An HTTP request's token is needed twice (response-cache session, then the context): verify it once.
+  const checked = new WeakMap<Request, TokenCheck>();
+  const checkRequest = (request: Request): TokenCheck => {
+    let check = checked.get(request);
+    if (!check) {
+      check = verify(bearerToken(request.headers.get('authorization')));
+      checked.set(request, check);
+    }
+    return check;
+  };
   const roleOf = (request: Request): string => {
-    const check = verify(bearerToken(request.headers.get('authorization')));
+    const check = checkRequest(request);
     return 'invalid' in check ? 'invalid' : (check.role ?? 'anonymous');
   };
-  const registry = options.registry ?? new Registry();
-  if (!options.registry) collectDefaultMetrics({ register: registry });
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
   const log = options.logger;
 
   const yoga = createYoga<Record<string, unknown>, CairnContext>({
@@ -136,10 +144,15 @@ export function createGateway(options: GatewayOptions): Gateway {
       connectionParams?: Record<string, unknown>;
     }) => {
       // graphql-ws sends credentials in connectionParams (checked at subscribe); HTTP in a header.
-      const raw = connectionParams
-        ? (connectionParams.authorization ?? connectionParams.Authorization ?? connectionParams.token)
-        : request?.headers.get('authorization');
-      const check = verify(bearerToken(raw));
+      const check = connectionParams
+        ? verify(
+            bearerToken(
+              connectionParams.authorization ?? connectionParams.Authorization ?? connectionParams.token,
+            ),
+          )
+        : request
+          ? checkRequest(request)
+          : verify(null);
       if ('invalid' in check)
         throw unauthenticated('Invalid token: the bearer token matches no configured token');
       return {
@@ -224,7 +237,7 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   return {
     yoga,
-    registry,
+    maxBodyBytes: limits.maxBodyBytes,
     fetch: async (request) => {
       const limited = await limitBody(request, limits.maxBodyBytes);
       return limited instanceof Response ? limited : yoga.fetch(limited);

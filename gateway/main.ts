@@ -1,10 +1,8 @@
-import { AdminClient } from '../jobs/admin-client.ts';
-import { indexDbLocation, openIndexDb } from '../jobs/index-db/open.ts';
-import { createCairnPubSub } from '../jobs/pubsub.ts';
+import { indexDbLocation } from '../jobs/index-db/open.ts';
 import { redisUrl } from '../jobs/redis.ts';
 import { createLogger } from '../node/log.ts';
+import { gatewayEnvOptions } from './env-options.ts';
 import { startGatewayServer } from './server.ts';
-import { parseTokensEnv, readConfigFile } from './tokens.ts';
 
 /**
  * `npm run gateway`. Env: PORT (4000), HOST (127.0.0.1), REDIS_URL, DATABASE_URL (SQLite file or
@@ -14,27 +12,25 @@ import { parseTokensEnv, readConfigFile } from './tokens.ts';
 const log = createLogger(process.env.LOG_LEVEL ?? 'info', { component: 'gateway' });
 
 async function main(): Promise<void> {
-  const file = readConfigFile(process.env.CAIRN_GATEWAY_CONFIG);
-  const tokens = [...file.tokens, ...parseTokensEnv(process.env.CAIRN_TOKENS)];
-  const url = redisUrl();
+  const settings = gatewayEnvOptions();
   const location = indexDbLocation();
-  const db = await openIndexDb(location);
-  const bus = createCairnPubSub(url);
-  const admin = new AdminClient(url);
+  // The server opens (and on close() closes) the index DB, the pub/sub bus and the admin client.
   const server = await startGatewayServer({
     port: Number(process.env.PORT ?? 4000),
     host: process.env.HOST ?? '127.0.0.1',
-    redisUrl: url,
-    db,
-    pubsub: bus.pubsub,
-    admin,
-    tokens,
-    requireViewer: file.requireViewer ?? process.env.CAIRN_REQUIRE_VIEWER === '1',
-    adminTimeoutMs: file.adminTimeoutMs,
+    redisUrl: redisUrl(),
+    location,
+    ...settings,
     logger: log,
   });
   log.info(
-    { event: 'ready', url: server.url, ws: server.wsUrl, db: location.provider, tokens: tokens.length },
+    {
+      event: 'ready',
+      url: server.url,
+      ws: server.wsUrl,
+      db: location.provider,
+      tokens: settings.tokens.length,
+    },
     'gateway ready',
   );
 
@@ -46,7 +42,6 @@ async function main(): Promise<void> {
     const force = setTimeout(() => process.exit(1), 15_000);
     force.unref();
     await server.close();
-    await Promise.allSettled([bus.close(), admin.close(), db.$disconnect()]);
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));

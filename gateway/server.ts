@@ -8,8 +8,8 @@ import { AdminClient } from '../jobs/admin-client.ts';
 import { type IndexDb, type IndexDbLocation, openIndexDb } from '../jobs/index-db/open.ts';
 import { type CairnPubSub, createCairnPubSub } from '../jobs/pubsub.ts';
 import { createRedis, redisUrl } from '../jobs/redis.ts';
-import { tooLarge } from './body-limit.ts';
-import { createGateway, DEFAULT_LIMITS, type Gateway, type GatewayOptions } from './gateway.ts';
+import { declaredTooLarge, tooLarge } from './body-limit.ts';
+import { createGateway, type Gateway, type GatewayOptions } from './gateway.ts';
 
 export interface GatewayServerOptions extends Partial<Omit<GatewayOptions, 'readinessChecks'>> {
   /** Default 4000; 0 picks a free port. */
@@ -66,7 +66,6 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
   }
   // Readiness pings fail fast while Redis is down instead of queueing behind the reconnect.
   const probe = createRedis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
-  probe.on('error', () => {});
   owned.push(() => probe.quit().catch(() => probe.disconnect()));
 
   const gateway = createGateway({
@@ -77,13 +76,14 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
     readinessChecks: { redis: () => probe.ping() },
   });
   const { yoga } = gateway;
-  const maxBody = options.limits?.maxBodyBytes ?? DEFAULT_LIMITS.maxBodyBytes;
+  const maxBody = gateway.maxBodyBytes;
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > maxBody) {
+    const refused = declaredTooLarge(declared, maxBody);
+    if (refused) {
       // Refuse without reading, and close: the unread body must not be parsed as the next request.
-      void send(res, tooLarge(maxBody, Number(declared)), true);
+      void send(res, refused, true);
       return;
     }
     // A body without Content-Length (chunked) goes through the bounded reader of gateway.fetch.

@@ -256,3 +256,24 @@ export async function waitFor(pred: () => boolean, timeoutMs: number, what: stri
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * Publishes on every 10th poll until `received` holds: a graphql-ws subscription is live on the
+ * server only once its Redis SUBSCRIBE completes, which the client cannot observe.
+ */
+export async function publishUntil(
+  publish: () => void,
+  received: () => boolean,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  let polls = 0;
+  await waitFor(
+    () => {
+      if (polls++ % 10 === 0) publish();
+      return received();
+    },
+    timeoutMs,
+    what,
+  );
+}

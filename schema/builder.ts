@@ -82,4 +82,4 @@ builder.scalarType('DateTime', {
 
 builder.queryType({ authScopes: { reader: true } });
 builder.mutationType({});
-builder.subscriptionType({});
+builder.subscriptionType({ authScopes: { reader: true } });

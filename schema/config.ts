@@ -1,7 +1,7 @@
 import { builder } from './builder.ts';
 import type { NetworkConfigShape } from './shapes.ts';
 
-export const NetworkConfigRef = builder.objectRef<NetworkConfigShape>('NetworkConfig').implement({
+const NetworkConfigRef = builder.objectRef<NetworkConfigShape>('NetworkConfig').implement({
   description: 'The network configuration as the nodes report it.',
   fields: (t) => ({
     chainId: t.exposeString('chainId'),

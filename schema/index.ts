@@ -14,7 +14,6 @@ import './subscriptions.ts';
 export type { CairnContext, Role } from './builder.ts';
 export { ROLES } from './builder.ts';
 export type { ReadCache } from './cache.ts';
-export { MAX_PAGE_SIZE } from './pagination.ts';
 
 /** The Cairn gateway schema (all areas registered above). */
 export const schema = builder.toSchema();

@@ -20,7 +20,7 @@ export const ModelVersionRef = builder.objectRef<ModelVersionShape>('ModelVersio
   }),
 });
 
-export const FlRoundRef = builder.objectRef<FlRoundShape>('FlRound').implement({
+const FlRoundRef = builder.objectRef<FlRoundShape>('FlRound').implement({
   description: 'One federated-learning round as its coordinator reported it.',
   fields: (t) => ({
     id: t.exposeString('id'),

@@ -3,8 +3,6 @@ import type { AdminCommand } from '../jobs/queues.ts';
 import { builder, type CairnContext } from './builder.ts';
 import { commandError } from './errors.ts';
 
-export const DEFAULT_ADMIN_TIMEOUT_MS = 30_000;
-
 /** Runs an admin command on a node's queue; CommandErrors become coded GraphQL errors. */
 async function run<C extends AdminCommand>(
   ctx: CairnContext,
@@ -13,7 +11,7 @@ async function run<C extends AdminCommand>(
   payload: AdminPayloads[C],
 ): Promise<AdminResults[C]> {
   try {
-    return await ctx.admin.run(nodeId, command, payload, ctx.adminTimeoutMs ?? DEFAULT_ADMIN_TIMEOUT_MS);
+    return await ctx.admin.run(nodeId, command, payload, ctx.adminTimeoutMs);
   } catch (err) {
     throw commandError(err, nodeId, command);
   }

@@ -2,9 +2,9 @@ import { builder } from './builder.ts';
 import { checkPageSize, keysetConnection, MAX_PAGE_SIZE } from './pagination.ts';
 import { jsonStrings, type NodeShape, type NodeStatsSnapshotShape } from './shapes.ts';
 
-export const MAX_NODE_STATS = 1000;
+const MAX_NODE_STATS = 1000;
 
-export const NodeStatsSnapshotRef = builder.objectRef<NodeStatsSnapshotShape>('NodeStatsSnapshot').implement({
+const NodeStatsSnapshotRef = builder.objectRef<NodeStatsSnapshotShape>('NodeStatsSnapshot').implement({
   description: 'One stats report of one node.',
   fields: (t) => ({
     at: t.expose('at', { type: 'DateTime' }),

@@ -2,7 +2,7 @@ import { badInput } from './errors.ts';
 
 /** Largest page any list or connection returns; larger requests are refused, not clamped. */
 export const MAX_PAGE_SIZE = 100;
-export const DEFAULT_PAGE_SIZE = 20;
+const DEFAULT_PAGE_SIZE = 20;
 
 export interface ConnectionArgs {
   first?: number | null;

@@ -3,7 +3,7 @@ import { cached } from './cache.ts';
 import { checkPageSize } from './pagination.ts';
 import type { NetworkStatsShape } from './shapes.ts';
 
-export const MAX_STATS_HISTORY = 1000;
+const MAX_STATS_HISTORY = 1000;
 
 export const NetworkStatsRef = builder.objectRef<NetworkStatsShape>('NetworkStats').implement({
   description: 'Network-wide figures, recomputed by the collector after every stats report.',

@@ -7,37 +7,33 @@ import { OrphanedBlockRef } from './orphans.ts';
 import { NetworkStatsRef } from './stats.ts';
 
 // Events arrive from Redis as the rows' JSON (ISO dates); the object types accept that shape, so
-// each field resolves to its payload as is. Authorization runs once, when the subscription starts.
+// each field resolves to its payload as is. Authorization (the Subscription type's reader scope,
+// schema/builder.ts) runs once, when the subscription starts.
 builder.subscriptionFields((t) => ({
   newBlock: t.field({
     type: BlockRef,
-    authScopes: { reader: true },
     description: 'Every block the collector indexes, as it is indexed.',
     subscribe: (_, __, ctx) => ctx.pubsub.subscribe(TOPICS.newBlock),
     resolve: (ev) => ev,
   }),
   orphanedBlock: t.field({
     type: OrphanedBlockRef,
-    authScopes: { reader: true },
     subscribe: (_, __, ctx) => ctx.pubsub.subscribe(TOPICS.orphanedBlock),
     resolve: (ev) => ev,
   }),
   networkStats: t.field({
     type: NetworkStatsRef,
-    authScopes: { reader: true },
     subscribe: (_, __, ctx) => ctx.pubsub.subscribe(TOPICS.networkStats),
     resolve: (ev) => ev,
   }),
   nodeStatus: t.field({
     type: NodeRef,
-    authScopes: { reader: true },
     description: "A node's latest status after each of its stats reports.",
     subscribe: (_, __, ctx) => ctx.pubsub.subscribe(TOPICS.nodeStatus),
     resolve: (ev) => ev,
   }),
   modelVersion: t.field({
     type: ModelVersionRef,
-    authScopes: { reader: true },
     subscribe: (_, __, ctx) => ctx.pubsub.subscribe(TOPICS.modelVersion),
     resolve: (ev) => ev,
   }),
