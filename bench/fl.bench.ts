@@ -5,11 +5,9 @@
  * Last line: one JSON object with the figures.
  */
 import { featurisedCorpus, splitIndices, subset } from '../node/fl/dataset.ts';
-import { cryptoNormal } from '../node/fl/dp.ts';
 import { evaluate, type Params, trainLocal, zeroParams } from '../node/fl/logistic.ts';
-import { cryptoUniform } from '../node/fl/random.ts';
 import { RdpAccountant } from '../node/fl/rdp-accountant.ts';
-import { type RoundConfig, type RoundResult, runRound } from '../node/fl/round.ts';
+import { cryptoRoundRandomness, type RoundConfig, type RoundResult, runRound } from '../node/fl/round.ts';
 import { cryptoRandomBytes } from '../node/fl/secagg/protocol.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
@@ -21,7 +19,7 @@ const CLIP = 4;
 const train = { epochs: 5, batchSize: 16, learningRate: 8, l2: 0, seed: 5 };
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const rnd = { normal: cryptoNormal(), bytes: cryptoRandomBytes, uniform: cryptoUniform() };
+const rnd = cryptoRoundRandomness();
 
 let t = performance.now();
 const ex = featurisedCorpus();

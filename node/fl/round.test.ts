@@ -1,21 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { seededRoundRandomness as randomness } from '../testing/prng.ts';
 import { featurisedCorpus, splitIndices, subset } from './dataset.ts';
 import { clipL2 } from './dp.ts';
 import { applyDelta, deltaOf, fedAvg } from './fedavg.ts';
 import { evaluate, trainLocal, zeroParams } from './logistic.ts';
-import { gaussian, seededUniform } from './random.ts';
 import { RdpAccountant } from './rdp-accountant.ts';
-import { type RoundConfig, type RoundParticipant, type RoundRandomness, runRound } from './round.ts';
-
-function randomness(seed: number): RoundRandomness {
-  const u = seededUniform(seed);
-  return {
-    normal: gaussian(seededUniform(seed + 1)),
-    uniform: seededUniform(seed + 2),
-    bytes: (n) => Uint8Array.from({ length: n }, () => Math.floor(u() * 256)),
-  };
-}
+import { type RoundConfig, type RoundParticipant, runRound } from './round.ts';
 
 const ex = featurisedCorpus();
 const split = splitIndices(ex.labels, { seed: 42, testFraction: 0.2, nodes: 5, mode: 'iid' });

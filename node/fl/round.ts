@@ -8,6 +8,7 @@ import {
   type AdaptiveClipping,
   clipBit,
   clipL2,
+  cryptoNormal,
   distributedNoiseStd,
   type Normal,
   nextClipNorm,
@@ -17,7 +18,7 @@ import {
 import type { Examples } from './features.ts';
 import { applyDelta, cappedWeight, deltaOf } from './fedavg.ts';
 import { type Params, type TrainOptions, trainLocal } from './logistic.ts';
-import type { Uniform } from './random.ts';
+import { cryptoUniform, type Uniform } from './random.ts';
 import type { RdpAccountant, RoundPrivacy } from './rdp-accountant.ts';
 import { collectMasked, routeShares, unmaskSum } from './secagg/aggregator.ts';
 import {
@@ -35,6 +36,7 @@ import {
 } from './secagg/messages.ts';
 import {
   createParticipant,
+  cryptoRandomBytes,
   type Delivered,
   maskUpdate,
   type Participant,
@@ -87,6 +89,13 @@ export interface RoundRandomness {
   /** Stochastic rounding of the quantiser. */
   readonly uniform: Uniform;
 }
+
+/** The production randomness: OS CSPRNG for the noise, the keys and the stochastic rounding. */
+export const cryptoRoundRandomness = (): RoundRandomness => ({
+  normal: cryptoNormal(),
+  bytes: cryptoRandomBytes,
+  uniform: cryptoUniform(),
+});
 
 export interface RoundResult {
   readonly params: Params;
@@ -149,6 +158,34 @@ export function localContribution(
   return { vector, unclipped };
 }
 
+/**
+ * Step 2 for one participant, as the in-process round and a node's participant both run it: its
+ * contribution (drawing DP noise from `normal`), quantised (drawing from `uniform`) and masked.
+ */
+export function maskedContribution(
+  state: Participant,
+  global: Params,
+  p: RoundParticipant,
+  cfg: RoundConfig,
+  minSurvivors: number,
+  quantiser: Quantiser,
+  rnd: Pick<RoundRandomness, 'normal' | 'uniform'>,
+): { bytes: Uint8Array; clamped: number } {
+  const { vector } = localContribution(global, p, cfg, minSurvivors, rnd.normal);
+  const q = quantise(vector, quantiser, rnd.uniform);
+  return { bytes: encodeMasked(maskUpdate(state, q.words)), clamped: q.clamped };
+}
+
+/** Deliberately bad masked updates (tests and demos), to show that the aggregator copes. */
+export type MaskedCorruption = 'malformed' | 'oversized';
+
+export function corruptMasked(bytes: Uint8Array, how: MaskedCorruption): Uint8Array {
+  if (how === 'malformed') return bytes.subarray(0, bytes.length - 3);
+  const big = new Uint8Array(bytes.length + 4096);
+  big.set(bytes);
+  return big;
+}
+
 export function runRound(
   global: Params,
   participants: readonly RoundParticipant[],
@@ -200,16 +237,14 @@ export function runRound(
   for (const p of active) {
     const s = states.get(p.id);
     if (!s) continue;
-    const { vector } = localContribution(global, p, cfg, threshold, rnd.normal);
-    const q = quantise(vector, quantiser, rnd.uniform);
-    clamped += q.clamped;
-    const bytes = encodeMasked(maskUpdate(s, q.words));
+    const masked = maskedContribution(s, global, p, cfg, threshold, quantiser, rnd);
+    clamped += masked.clamped;
     if (p.behaviour === 'drop-after-masking') continue;
-    if (p.behaviour === 'malformed')
-      delivered.push({ from: p.id, bytes: bytes.subarray(0, bytes.length - 3) });
-    else if (p.behaviour === 'oversized')
-      delivered.push({ from: p.id, bytes: new Uint8Array(bytes.length + 4096) });
-    else delivered.push({ from: p.id, bytes });
+    const bytes =
+      p.behaviour === 'malformed' || p.behaviour === 'oversized'
+        ? corruptMasked(masked.bytes, p.behaviour)
+        : masked.bytes;
+    delivered.push({ from: p.id, bytes });
   }
   const { received, rejected } = collectMasked(sa, routed.u2, delivered);
   const survivors = received.map((m) => m.from);

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { seededRoundRandomness } from '../../testing/prng.ts';
 import { featurisedCorpus, splitIndices, subset } from '../dataset.ts';
 import { clipL2 } from '../dp.ts';
 import type { Examples } from '../features.ts';
 import { applyDelta, deltaOf, fedAvg } from '../fedavg.ts';
 import { trainLocal, zeroParams } from '../logistic.ts';
-import { gaussian, seededUniform } from '../random.ts';
 import { coordinateRound, type ParticipantLink, RoundFailed, thresholdFor } from './coordinator.ts';
 import { localLink } from './links.ts';
 import { FlParticipant, type Misbehaviour } from './participant.ts';
@@ -27,15 +27,6 @@ interface Who {
   readonly vanishAt?: 'train' | 'keys';
 }
 
-function seeded(seed: number) {
-  const u = seededUniform(seed);
-  return {
-    normal: gaussian(seededUniform(seed + 1)),
-    uniform: seededUniform(seed + 2),
-    bytes: (n: number) => Uint8Array.from({ length: n }, () => Math.floor(u() * 256)),
-  };
-}
-
 function links(who: readonly Who[]): { links: ParticipantLink[]; parts: FlParticipant[] } {
   const parts: FlParticipant[] = [];
   const out = who.map((w, k) => {
@@ -47,7 +38,7 @@ function links(who: readonly Who[]): { links: ParticipantLink[]; parts: FlPartic
       ...(w.misbehave ? { misbehave: w.misbehave } : {}),
       resolveModel: async (_h, count) => zeroParams(count - 1),
       storeModel: async () => 'stored',
-      randomness: seeded(10 + k),
+      randomness: seededRoundRandomness(10 + k),
     });
     parts.push(p);
     const link = localLink(self, p);

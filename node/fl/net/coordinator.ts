@@ -75,7 +75,6 @@ export class RoundFailed extends Error {
   constructor(
     message: string,
     readonly leftOut: readonly LeftOut[],
-    readonly included: readonly string[] = [],
   ) {
     super(message);
   }

@@ -6,7 +6,7 @@ import type { PeerId } from '@libp2p/interface';
 import type { ReqResp } from '../../p2p/reqresp.ts';
 import type { ParticipantLink } from './coordinator.ts';
 import type { FlParticipant } from './participant.ts';
-import { FL_ANNOUNCE, FL_COMMIT, FL_KEYS, FL_SHARES, FL_TRAIN, FL_UNMASK } from './protocols.ts';
+import type { FL_ANNOUNCE, FL_COMMIT, FL_KEYS, FL_SHARES, FL_TRAIN, FL_UNMASK } from './protocols.ts';
 
 /** The specs a link uses (the service passes versions that count bytes). */
 export interface RoundSpecs {
@@ -18,15 +18,6 @@ export interface RoundSpecs {
   readonly commit: typeof FL_COMMIT;
 }
 
-export const ROUND_SPECS: RoundSpecs = {
-  announce: FL_ANNOUNCE,
-  keys: FL_KEYS,
-  shares: FL_SHARES,
-  train: FL_TRAIN,
-  unmask: FL_UNMASK,
-  commit: FL_COMMIT,
-};
-
 const one = async <T>(p: Promise<T[]>): Promise<T> => {
   const [x] = await p;
   if (x === undefined) throw new Error('empty answer');
@@ -36,7 +27,7 @@ const one = async <T>(p: Promise<T[]>): Promise<T> => {
 export function remoteLink(
   reqresp: Pick<ReqResp, 'request'>,
   peer: PeerId,
-  specs: RoundSpecs = ROUND_SPECS,
+  specs: RoundSpecs,
 ): ParticipantLink {
   return {
     peerId: peer.toString(),

@@ -24,6 +24,14 @@ export class ModelStore {
 
   /** Stores encoded model bytes after checking they decode; returns their hash. */
   async putEncoded(bytes: Uint8Array, expectHash?: Hex): Promise<Hex> {
+    return (await this.putChecked(bytes, expectHash)).hash;
+  }
+
+  /**
+   * putEncoded, also returning the decoded model. Throws, storing nothing, when the bytes do not
+   * hash to `expectHash` (if given) or do not decode.
+   */
+  async putChecked(bytes: Uint8Array, expectHash?: Hex): Promise<{ hash: Hex; params: Params }> {
     const hash = toHex(modelHash(bytes));
     if (expectHash !== undefined && hash !== expectHash)
       throw new Error(`model bytes hash to ${hash}, expected ${expectHash}`);
@@ -34,7 +42,7 @@ export class ModelStore {
     await writeFile(tmp, bytes);
     await rename(tmp, target);
     this.remember(hash, params);
-    return hash;
+    return { hash, params };
   }
 
   async put(params: Params): Promise<{ hash: Hex; bytes: Uint8Array }> {

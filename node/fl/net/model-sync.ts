@@ -5,13 +5,14 @@
  */
 import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
+import type { BlockNode } from '../../chain/block-tree.ts';
 import { type Hex, toHex } from '../../chain/bytes.ts';
-import type { ModelPayload, SealedBlock } from '../../chain/types.ts';
+import type { Chain } from '../../chain/chain.ts';
+import type { ModelPayload } from '../../chain/types.ts';
 import type { Logger } from '../../log.ts';
 import type { ReqResp } from '../../p2p/reqresp.ts';
 import { type Params, zeroParams } from '../logistic.ts';
 import type { FlMetrics } from './metrics.ts';
-import { decodeModel, modelHash } from './model-codec.ts';
 import type { ModelStore } from './model-store.ts';
 import type { MODEL_BY_HASH } from './protocols.ts';
 
@@ -66,9 +67,9 @@ export class ModelSync {
     for (const peer of [...preferred, ...others].slice(0, 5)) {
       try {
         const [bytes] = await this.d.reqresp.request(peer, this.d.spec, hash);
-        if (!bytes || toHex(modelHash(bytes)) !== hex) throw new Error('bytes do not match the hash');
-        const params = decodeModel(bytes);
-        await this.d.store.putEncoded(bytes, hex);
+        if (!bytes) throw new Error('bytes do not match the hash');
+        // The store checks the hash and that the bytes decode before it keeps anything.
+        const { params } = await this.d.store.putChecked(bytes, hex);
         this.d.metrics.modelsFetched.inc({ outcome: 'ok' });
         return params;
       } catch (err) {
@@ -81,11 +82,17 @@ export class ModelSync {
     }
     throw new Error(`no peer served model ${hex.slice(0, 16)}…`);
   }
+}
 
-  /** Model entries of a block, for the caller to fetch and to track the newest version. */
-  static modelsIn(block: SealedBlock): { payload: ModelPayload; author: Uint8Array }[] {
-    return block.entries.flatMap((e) =>
-      e.payload.kind === 'model' ? [{ payload: e.payload, author: e.author }] : [],
-    );
-  }
+/**
+ * The model entries of a block, for the caller to fetch and to track the newest version. A block
+ * without entries is not loaded at all.
+ */
+export async function modelEntriesOf(
+  chain: Pick<Chain, 'getBlock'>,
+  node: Pick<BlockNode, 'hashHex' | 'entryIds'>,
+): Promise<ModelPayload[]> {
+  if (node.entryIds.length === 0) return [];
+  const block = await chain.getBlock(node.hashHex);
+  return (block?.entries ?? []).flatMap((e) => (e.payload.kind === 'model' ? [e.payload] : []));
 }

@@ -3,32 +3,33 @@
  * holding the round's secure-aggregation state in between. No I/O of its own: the service hands
  * it requests with their authenticated sender and supplies the data slice and the models.
  */
-import { bytesEqual, type Hex, toHex } from '../../chain/bytes.ts';
-import { cryptoNormal, type Normal } from '../dp.ts';
+import { type Hex, toHex } from '../../chain/bytes.ts';
 import type { Examples } from '../features.ts';
 import type { Params } from '../logistic.ts';
-import { cryptoUniform, type Uniform } from '../random.ts';
-import { layoutDim, localContribution, roundQuantiser } from '../round.ts';
+import {
+  corruptMasked,
+  cryptoRoundRandomness,
+  layoutDim,
+  type MaskedCorruption,
+  maskedContribution,
+  type RoundRandomness,
+  roundQuantiser,
+} from '../round.ts';
 import {
   decodeAdvertisement,
   decodeShare,
   encodeAdvertisement,
-  encodeMasked,
   encodeShare,
   encodeUnmask,
   SecAggError,
 } from '../secagg/messages.ts';
 import {
   createParticipant,
-  cryptoRandomBytes,
-  maskUpdate,
   type Participant,
-  type RandomBytes,
   receiveShares,
   revealShares,
   shareKeys,
 } from '../secagg/protocol.ts';
-import { quantise } from '../secagg/ring.ts';
 import type {
   Announcement,
   AnnounceReply,
@@ -40,7 +41,7 @@ import type {
 } from './wire.ts';
 
 /** Test-only misbehaviour, to show that the coordinator copes. */
-export type Misbehaviour = 'oversized' | 'malformed';
+export type Misbehaviour = MaskedCorruption;
 
 export interface ParticipantOptions {
   /** Own peer id. */
@@ -54,7 +55,7 @@ export interface ParticipantOptions {
   resolveModel(hash: Uint8Array | null, paramCount: number, from: string): Promise<Params>;
   /** Stores a committed model version (bytes checked by the store). */
   storeModel(bytes: Uint8Array): Promise<Hex>;
-  readonly randomness?: { normal: Normal; bytes: RandomBytes; uniform: Uniform };
+  readonly randomness?: RoundRandomness;
   /** Rounds held at once; more are declined as busy. */
   readonly maxRounds?: number;
   readonly now?: () => number;
@@ -66,19 +67,17 @@ interface RoundState {
   readonly global: Params;
   readonly data: Examples;
   readonly expiresAt: number;
-  id?: number;
-  threshold?: number;
-  participants?: number;
+  /** From the keys step on; holds the roster id, threshold and roster size too. */
   secagg?: Participant;
 }
 
 export class FlParticipant {
   private readonly rounds = new Map<Hex, RoundState>();
-  private readonly rnd;
+  private readonly rnd: RoundRandomness;
   private readonly now: () => number;
 
   constructor(private readonly o: ParticipantOptions) {
-    this.rnd = o.randomness ?? { normal: cryptoNormal(), bytes: cryptoRandomBytes, uniform: cryptoUniform() };
+    this.rnd = o.randomness ?? cryptoRoundRandomness();
     this.now = o.now ?? Date.now;
   }
 
@@ -119,9 +118,6 @@ export class FlParticipant {
     const s = this.state(from, k.roundId);
     const pos = k.participants.indexOf(this.o.self);
     if (pos < 0) throw new SecAggError('unknown-participant', 'not on the roster');
-    s.id = pos + 1;
-    s.threshold = k.threshold;
-    s.participants = k.participants.length;
     s.secagg = createParticipant(
       {
         roundId: k.roundId,
@@ -129,7 +125,7 @@ export class FlParticipant {
         threshold: k.threshold,
         dim: layoutDim(s.global.length),
       },
-      s.id,
+      pos + 1,
       this.rnd.bytes,
     );
     return encodeAdvertisement(s.secagg.advertisement);
@@ -154,23 +150,18 @@ export class FlParticipant {
     s.secagg = receiveShares(sa, req.u2, inbox);
     const a = s.announcement;
     const cfg = { roundId: a.roundId, round: a.round, dp: a.dp, train: a.train };
-    const { vector } = localContribution(
+    const { id, config } = s.secagg;
+    const quantiser = roundQuantiser(a.dp, config.participants.length, config.threshold);
+    const { bytes } = maskedContribution(
+      s.secagg,
       s.global,
-      { id: s.id!, data: s.data },
+      { id, data: s.data },
       cfg,
-      s.threshold!,
-      this.rnd.normal,
+      config.threshold,
+      quantiser,
+      this.rnd,
     );
-    const quantiser = roundQuantiser(a.dp, s.participants!, s.threshold!);
-    const q = quantise(vector, quantiser, this.rnd.uniform);
-    const bytes = encodeMasked(maskUpdate(s.secagg, q.words));
-    if (this.o.misbehave === 'oversized') {
-      const big = new Uint8Array(bytes.length + 4096);
-      big.set(bytes);
-      return big;
-    }
-    if (this.o.misbehave === 'malformed') return bytes.subarray(0, bytes.length - 3);
-    return bytes;
+    return this.o.misbehave ? corruptMasked(bytes, this.o.misbehave) : bytes;
   }
 
   unmask(from: string, req: UnmaskRequest): Uint8Array {
@@ -190,7 +181,6 @@ export class FlParticipant {
     if (!s) throw new SecAggError('wrong-round', 'no such round here');
     // Only the node that announced the round may drive it.
     if (s.coordinator !== from) throw new SecAggError('protocol-violation', 'not the round’s coordinator');
-    if (!bytesEqual(s.announcement.roundId, roundId)) throw new SecAggError('wrong-round', 'round id');
     return s;
   }
 

@@ -35,6 +35,7 @@ import {
   encodeTrainRequest,
   encodeUnmaskRequest,
   type KeysRequest,
+  MAX_DEADLINE_MS,
   type SharesRequest,
   type TrainRequest,
   type UnmaskRequest,
@@ -47,8 +48,6 @@ const raw = {
 const N = MAX_PARTICIPANTS;
 /** Rounds run back to back: a few exchanges of each kind per second per coordinator at most. */
 const budget = { points: 60, durationSec: 10 };
-/** Upper bound of a round's training deadline; the coordinator's own request deadline is shorter. */
-export const MAX_DEADLINE_MS = 600_000;
 
 export const FL_ANNOUNCE: ProtocolSpec<Announcement, AnnounceReply> = {
   name: 'fl-announce',

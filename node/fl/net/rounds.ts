@@ -16,7 +16,7 @@ import { coordinateRound, type LeftOut, type ParticipantLink, RoundFailed } from
 import type { FlData } from './data.ts';
 import type { FlMetrics } from './metrics.ts';
 import type { ModelStore } from './model-store.ts';
-import type { ModelSync } from './model-sync.ts';
+import { type ModelSync, modelEntriesOf } from './model-sync.ts';
 import type { FlRoundEvent, ModelVersionEvent } from './service.ts';
 
 export interface RoundRequest {
@@ -73,6 +73,8 @@ export class RoundRunner {
   private queue: Promise<void> = Promise.resolve();
   private pending = 0;
   private stopped = false;
+  /** Settles once restoreInBackground is done (never rejects); rounds wait for it. */
+  private restored: Promise<void> = Promise.resolve();
   /** Composes the rounds this node ran since `accountantBase` (the version it continued from). */
   private accountant: RdpAccountant | undefined;
   private accountantHead: Hex | undefined;
@@ -111,19 +113,29 @@ export class RoundRunner {
       this.head = { hash: p.modelHash, round: p.round, epsilon: p.epsilon };
   }
 
+  /**
+   * restoreHead off the start path: a long chain without model entries takes a while to scan.
+   * A failure is logged (the head then comes from the chain events alone).
+   */
+  restoreInBackground(chain: Chain, maxDepth?: number): void {
+    this.restored = this.restoreHead(chain, maxDepth).catch((err) =>
+      this.d.log.warn({ err: (err as Error).message }, 'restoring the newest model version failed'),
+    );
+  }
+
   /** The newest model entry on the main chain (empty blocks are skipped without loading them). */
   async restoreHead(chain: Chain, maxDepth = 5_000): Promise<void> {
-    for (let h = chain.tip.height; h > 0 && h > chain.tip.height - maxDepth; h--) {
+    for (let h = chain.tip.height; h > 0 && h > chain.tip.height - maxDepth && !this.stopped; h--) {
       const node = chain.tree.mainAt(h);
       if (!node || node.entryIds.length === 0) continue;
-      const block = await chain.getBlock(node.hashHex);
-      for (const e of block?.entries ?? []) if (e.payload.kind === 'model') this.observe(e.payload);
+      for (const p of await modelEntriesOf(chain, node)) this.observe(p);
       if (this.head) return;
     }
   }
 
   /** One round; returns the clip norm for the next round of the same request. */
   private async runOne(roundId: Uint8Array, req: RoundRequest, clipNorm: number): Promise<number> {
+    await this.restored;
     const startedAt = Date.now();
     const base = this.head;
     const round = (base?.round ?? 0) + 1;
@@ -243,11 +255,10 @@ export class RoundRunner {
       return result.nextClipNorm;
     } catch (err) {
       const left: readonly LeftOut[] = err instanceof RoundFailed ? err.leftOut : [];
-      const included = err instanceof RoundFailed ? err.included : [];
       this.d.emitRound(
         event({
           status: 'failed',
-          participants: included,
+          participants: [],
           leftOut: [...new Set(left.map((l) => l.peerId))],
           error: (err as Error).message.slice(0, 2000),
           finishedAt: Date.now(),
@@ -275,8 +286,12 @@ export class RoundRunner {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    // The round in flight may wait for its deadline; shutdown does not.
-    await Promise.race([this.queue, new Promise((r) => setTimeout(r, 3_000).unref())]);
+    // The round in flight may wait for its deadline; shutdown does not. A restore in progress
+    // stops at its next block.
+    await Promise.race([
+      Promise.all([this.queue, this.restored]),
+      new Promise((r) => setTimeout(r, 3_000).unref()),
+    ]);
   }
 }
 

@@ -20,7 +20,7 @@ import { FlData, type SliceOptions } from './data.ts';
 import { localLink, remoteLink } from './links.ts';
 import { counted, createFlMetrics, type FlMetrics } from './metrics.ts';
 import { ModelStore } from './model-store.ts';
-import { ModelSync } from './model-sync.ts';
+import { ModelSync, modelEntriesOf } from './model-sync.ts';
 import { FlParticipant, type Misbehaviour } from './participant.ts';
 import {
   FL_ANNOUNCE,
@@ -31,7 +31,7 @@ import {
   FL_UNMASK,
   MODEL_BY_HASH,
 } from './protocols.ts';
-import { type ModelHead, type RoundRequest, RoundRunner } from './rounds.ts';
+import { type RoundRequest, RoundRunner } from './rounds.ts';
 
 export interface FlOptions {
   readonly slice?: SliceOptions;
@@ -83,7 +83,11 @@ export class FlService extends EventEmitter<FlEvents> {
   private readonly self: string;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
-  private readonly onChainEvents = (events: readonly ChainEvent[]) => void this.watchChain(events);
+  // A block that cannot be loaded must not become an unhandled rejection (it ends the process).
+  private readonly onChainEvents = (events: readonly ChainEvent[]) =>
+    void this.watchChain(events).catch((err: unknown) =>
+      this.node.log.warn({ err: (err as Error).message }, 'model watch failed'),
+    );
 
   constructor(
     private readonly node: CairnNode,
@@ -181,7 +185,8 @@ export class FlService extends EventEmitter<FlEvents> {
       return [bytes];
     });
     this.node.chainService.on('events', this.onChainEvents);
-    await this.runner.restoreHead(this.node.chain);
+    // Not awaited: the host starts meanwhile, and the first round waits for it.
+    this.runner.restoreInBackground(this.node.chain);
     // Featurise in the background once the node is up, so the first round does not wait for it.
     if (this.data.slice) setTimeout(() => this.data.train(), 500).unref();
     if (this.opts.everyMs && this.opts.everyMs > 0) {
@@ -207,10 +212,6 @@ export class FlService extends EventEmitter<FlEvents> {
     return { roundIds: ids.map(toHex) };
   }
 
-  get head(): ModelHead | undefined {
-    return this.runner.head;
-  }
-
   /** Links to the round's participants: given peer ids, or every connected trainer (and this node). */
   private links(participants: readonly string[] | undefined): ParticipantLink[] {
     const want = participants ?? [
@@ -231,9 +232,7 @@ export class FlService extends EventEmitter<FlEvents> {
   private async watchChain(events: readonly ChainEvent[]): Promise<void> {
     for (const e of events) {
       if (e.type !== 'block-connected' || !e.node.onMain || this.stopped) continue;
-      const block = await this.node.chain.getBlock(e.node.hashHex);
-      if (!block) continue;
-      for (const { payload } of ModelSync.modelsIn(block)) {
+      for (const payload of await modelEntriesOf(this.node.chain, e.node)) {
         this.runner.observe(payload);
         this.models
           .resolve(payload.modelHash, this.data.paramCount)

@@ -15,6 +15,11 @@ import { MAX_PARAMS } from './model-codec.ts';
 
 const MAX_PEER_ID = 128;
 const MAX_REASON = 256;
+/**
+ * Upper bound of a round's training deadline (announcements beyond it are refused); also the
+ * `fl-train` request timeout, while the coordinator's own request deadline is shorter.
+ */
+export const MAX_DEADLINE_MS = 600_000;
 
 /** The invitation: everything a participant needs to decide and to train, but not yet the roster. */
 export interface Announcement {
@@ -128,7 +133,7 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   // Bounds that keep one round's local training within reason on a small device.
   if (epochs > 50 || batchSize < 1 || batchSize > 100_000 || !(learningRate > 0) || !(l2 >= 0))
     throw new DecodeError('invalid-value', 'training options out of range');
-  if (deadlineMs < 100 || deadlineMs > 600_000)
+  if (deadlineMs < 100 || deadlineMs > MAX_DEADLINE_MS)
     throw new DecodeError('invalid-value', 'deadline out of range');
   return {
     roundId,

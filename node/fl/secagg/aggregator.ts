@@ -5,6 +5,7 @@
  */
 import { x25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesEqual } from '../../chain/bytes.ts';
 import {
   decodeMasked,
   decodeShare,
@@ -14,7 +15,7 @@ import {
   SecAggError,
   type UnmaskingShares,
 } from './messages.ts';
-import { bytesEqual, type Delivered, pairwiseSeed, type Rejected, type SecAggConfig } from './protocol.ts';
+import { type Delivered, pairwiseSeed, type Rejected, type SecAggConfig } from './protocol.ts';
 import { addInto, expandMask, subInto } from './ring.ts';
 import { combineShares, type Share } from './shamir.ts';
 

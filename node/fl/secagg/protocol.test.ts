@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { seededBytes } from '../../testing/prng.ts';
 import { seededUniform } from '../random.ts';
 import { collectMasked, routeShares, unmaskSum } from './aggregator.ts';
 import {
@@ -25,11 +26,6 @@ import {
   shareKeys,
 } from './protocol.ts';
 import { addInto, dequantise, quantise, quantiserFor } from './ring.ts';
-
-const seededBytes = (seed: number) => {
-  const u = seededUniform(seed);
-  return (n: number) => Uint8Array.from({ length: n }, () => Math.floor(u() * 256));
-};
 
 const DIM = 1000;
 const config: SecAggConfig = {

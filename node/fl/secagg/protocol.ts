@@ -21,6 +21,7 @@ import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesEqual } from '../../chain/bytes.ts';
 import {
   type EncryptedShare,
   type KeyAdvertisement,
@@ -123,9 +124,6 @@ function shareCipher(
   new DataView(nonce.buffer).setUint16(2, to);
   return chacha20poly1305(key, nonce, roundId);
 }
-
-export const bytesEqual = (a: Uint8Array, b: Uint8Array): boolean =>
-  a.length === b.length && a.every((x, i) => x === b[i]);
 
 export interface Participant {
   readonly config: SecAggConfig;

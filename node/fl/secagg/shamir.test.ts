@@ -1,12 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { seededBytes as seeded } from '../../testing/prng.ts';
 import { seededUniform } from '../random.ts';
 import { combineShares, splitSecret } from './shamir.ts';
-
-const seeded = (seed: number) => {
-  const u = seededUniform(seed);
-  return (n: number) => Uint8Array.from({ length: n }, () => Math.floor(u() * 256));
-};
 
 describe('Shamir over GF(256)', () => {
   const secret = seeded(1)(32);
