@@ -141,7 +141,8 @@ export class Service {
     const outcome = await Promise.race([
       Promise.all([byLine, byProbe]).then(() => 'ready' as const),
       this.exited!.then(() => 'exited' as const),
-      sleep(timeoutMs, 'timeout' as const),
+      // Unref'd: a timer lost in the race must not keep a finished test process alive.
+      sleep(timeoutMs, 'timeout' as const, { ref: false }),
     ]);
     off();
     if (outcome === 'ready') return;
@@ -157,7 +158,7 @@ export class Service {
     if (!this.child || this.exit) return this.exit;
     this.stopping = true;
     this.child.kill('SIGTERM');
-    const done = await Promise.race([this.exited!, sleep(timeoutMs, undefined)]);
+    const done = await Promise.race([this.exited!, sleep(timeoutMs, undefined, { ref: false })]);
     if (done) return done;
     this.log?.write(`${JSON.stringify({ harness: 'sigkill', service: this.spec.name, after: timeoutMs })}\n`);
     this.child.kill('SIGKILL');
