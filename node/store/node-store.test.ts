@@ -123,6 +123,8 @@ test('a fresh store is migrated like `prisma migrate deploy` and loads as just t
     assert.notEqual(rows[0]!.finished_at, null);
     assert.equal(Number(rows[0]!.applied_steps_count), 1);
     assert.deepEqual(await tableCounts(store), { blocks: 0, heads: 0, orphans: 0, mempool: 0, meta: 1 });
+    const [page] = await store.prisma.$queryRawUnsafe<{ page_size: unknown }[]>('PRAGMA page_size');
+    assert.equal(Number(page!.page_size), 16_384, 'a new store file gets 16 KB pages');
     assert.deepEqual(await store.prisma.storeMeta.findUnique({ where: { key: 'chainId' } }), {
       key: 'chainId',
       value: chainIdHex(config),
