@@ -2,7 +2,7 @@ import { bigIntToBytes, bytesToBigInt, toHex } from './bytes.ts';
 import { DecodeError } from './codec/errors.ts';
 import { Reader } from './codec/reader.ts';
 import { Writer } from './codec/writer.ts';
-import { decodeEntryView } from './entry-codec.ts';
+import { readEntry } from './entry-codec.ts';
 import { sha256 } from './hash.ts';
 import { type Block, type BlockHeader, FORMAT_VERSION, LIMITS, type SealedBlock, TAG } from './types.ts';
 
@@ -91,7 +91,10 @@ export function decodeBlock(bytes: Uint8Array, maxBytes: number = LIMITS.blockBy
   // Each entry needs at least its tag, version, author, timestamp, kind and signature.
   if (count * 107 > r.remaining) throw new DecodeError('truncated', `${count} entries cannot fit`);
   const entries = [];
-  for (let i = 0; i < count; i++) entries.push(decodeEntryView(r.bytes(LIMITS.entryBytes, `entry ${i}`)));
+  for (let i = 0; i < count; i++) {
+    const length = r.varint(LIMITS.entryBytes, `entry ${i} length`);
+    entries.push(readEntry(r.sub(length, `entry ${i}`)));
+  }
   r.end('block');
   const hash = sha256(headerBytes);
   return { header, signature, entries, hash, hashHex: toHex(hash), headerBytes, encoded: own };

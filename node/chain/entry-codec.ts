@@ -144,8 +144,11 @@ export function sealEntry(e: Entry): SealedEntry {
   return { ...e, id, idHex: toHex(id), encoded };
 }
 
-/** Reads one entry from a reader positioned at its start (no trailing-byte check). */
-function readEntry(r: Reader, start: number, source: Uint8Array): SealedEntry {
+/**
+ * Reads one entry spanning all of `r`: for callers that own the bytes behind `r` and never
+ * change them (the block decoder, which has copied its input once), as fields are views.
+ */
+export function readEntry(r: Reader): SealedEntry {
   const tag = r.u8('entry tag');
   if (tag !== TAG.entry) throw new DecodeError('unknown-tag', `expected entry tag, got ${tag}`);
   const version = r.u8('entry version');
@@ -155,25 +158,22 @@ function readEntry(r: Reader, start: number, source: Uint8Array): SealedEntry {
   const payload = readPayload(r);
   const unsignedEnd = r.offset;
   const signature = r.fixed(64, 'entry signature');
-  const encoded = source.subarray(start, r.offset);
-  const id = sha256(encoded.subarray(0, unsignedEnd - start));
-  return { version, author, timestamp, payload, signature, id, idHex: toHex(id), encoded };
-}
-
-/**
- * Decodes an entry whose fields may be views into `bytes`: for callers that own `bytes` and
- * never change it (the block decoder, which has copied its input once).
- */
-export function decodeEntryView(bytes: Uint8Array): SealedEntry {
-  if (bytes.length > LIMITS.entryBytes) throw new DecodeError('oversized', `entry of ${bytes.length} bytes`);
-  const r = new Reader(bytes);
-  const entry = readEntry(r, 0, bytes);
   r.end('entry');
-  return entry;
+  const id = sha256(r.span(0, unsignedEnd));
+  return {
+    version,
+    author,
+    timestamp,
+    payload,
+    signature,
+    id,
+    idHex: toHex(id),
+    encoded: r.span(0, r.offset),
+  };
 }
 
 /** Decodes an entry; the result shares no memory with `bytes`. */
 export function decodeEntry(bytes: Uint8Array): SealedEntry {
   if (bytes.length > LIMITS.entryBytes) throw new DecodeError('oversized', `entry of ${bytes.length} bytes`);
-  return decodeEntryView(bytes.slice());
+  return readEntry(new Reader(bytes.slice()));
 }

@@ -4,28 +4,56 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Bounds-checked reader; every failure is a DecodeError with a specific code. */
 export class Reader {
-  private pos = 0;
+  private pos: number;
   private readonly view: DataView;
+  private readonly base: number;
+  private readonly limit: number;
 
-  constructor(private readonly buf: Uint8Array) {
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  /**
+   * `view`, `base` and `limit` are for `sub` only: a nested reader shares its parent's buffer
+   * and DataView (a DataView per entry was a measurable part of decoding a block).
+   */
+  constructor(
+    private readonly buf: Uint8Array,
+    view?: DataView,
+    base = 0,
+    limit = buf.length,
+  ) {
+    this.view = view ?? new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.base = base;
+    this.pos = base;
+    this.limit = limit;
   }
 
+  /** Bytes read so far. */
   get offset(): number {
-    return this.pos;
+    return this.pos - this.base;
   }
 
   get remaining(): number {
-    return this.buf.length - this.pos;
+    return this.limit - this.pos;
   }
 
   private need(n: number, what: string): void {
-    if (this.pos + n > this.buf.length) {
+    if (this.pos + n > this.limit) {
       throw new DecodeError(
         'truncated',
-        `${what} needs ${n} bytes at offset ${this.pos}, ${this.remaining} left`,
+        `${what} needs ${n} bytes at offset ${this.offset}, ${this.remaining} left`,
       );
     }
+  }
+
+  /** A reader over the next `length` bytes, which this reader then skips (a length-prefixed value). */
+  sub(length: number, what = 'bytes'): Reader {
+    this.need(length, what);
+    const r = new Reader(this.buf, this.view, this.pos, this.pos + length);
+    this.pos += length;
+    return r;
+  }
+
+  /** The bytes between two offsets of this reader, as a view. */
+  span(from: number, to: number): Uint8Array {
+    return this.buf.subarray(this.base + from, this.base + to);
   }
 
   u8(what = 'u8'): number {
@@ -42,10 +70,12 @@ export class Reader {
 
   u64(what = 'u64'): number {
     this.need(8, what);
-    const v = this.view.getBigUint64(this.pos);
+    // Two halves instead of getBigUint64: no BigInt per timestamp. 2^53-1 has 21 high bits.
+    const hi = this.view.getUint32(this.pos);
+    const lo = this.view.getUint32(this.pos + 4);
     this.pos += 8;
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new DecodeError('invalid-value', `${what} exceeds 2^53-1`);
-    return Number(v);
+    if (hi > 0x1f_ffff) throw new DecodeError('invalid-value', `${what} exceeds 2^53-1`);
+    return hi * 0x1_0000_0000 + lo;
   }
 
   f64(what = 'f64'): number {
@@ -97,7 +127,7 @@ export class Reader {
 
   /** Decoders call this last: trailing bytes would make two byte strings decode to one value. */
   end(what = 'value'): void {
-    if (this.pos !== this.buf.length) {
+    if (this.pos !== this.limit) {
       throw new DecodeError('trailing-bytes', `${this.remaining} bytes after ${what}`);
     }
   }
