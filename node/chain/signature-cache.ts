@@ -6,6 +6,8 @@ export interface SignatureVerifier {
    * verifier may remember that it already checked that very object.
    */
   verify(signature: Uint8Array, message: Uint8Array, publicKey: PublicKey, holder?: object): boolean;
+  /** Whether every signature of this very block object (miner's and entries') was found valid. */
+  hasCheckedBlock?(block: object): boolean;
 }
 
 const latin1 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
@@ -22,6 +24,8 @@ export class CachedVerifier implements SignatureVerifier {
   private readonly valid = new Set<string>();
   /** Sealed objects whose signature the worker pool checked: no key to build, no lookup string. */
   private readonly checkedHolders = new WeakSet<object>();
+  /** Sealed blocks whose every signature the worker pool checked: one mark instead of eleven. */
+  private readonly checkedBlocks = new WeakSet<object>();
 
   constructor(
     private readonly capacity = 200_000,
@@ -46,6 +50,15 @@ export class CachedVerifier implements SignatureVerifier {
   /** Records that the signature carried by `holder` (sealed, never mutated) was verified elsewhere. */
   markHolderValid(holder: object): void {
     this.checkedHolders.add(holder);
+  }
+
+  hasCheckedBlock(block: object): boolean {
+    return this.checkedBlocks.has(block);
+  }
+
+  /** Records that every signature of `block` (sealed, never mutated) was verified elsewhere. */
+  markBlockValid(block: object): void {
+    this.checkedBlocks.add(block);
   }
 
   private remember(key: string): void {

@@ -3,12 +3,13 @@ import { after, test } from 'node:test';
 import { forgeChain, knowledgeEntry, TEST_NOW, testChain, testKey } from '../testing/forge.ts';
 import { sealBlock } from './block-codec.ts';
 import { CachedVerifier } from './signature-cache.ts';
+import { type BlockValidationError, validateBlockIntrinsic } from './validation.ts';
 import { VerifyPool } from './verify-pool.ts';
 
 const pool = new VerifyPool(2);
 after(() => pool.close());
 
-test('the pool marks exactly the valid signatures of a batch in the cache', async () => {
+test('the pool marks blocks whose signatures all hold, and the valid signatures of the others, in the cache', async () => {
   const { chain } = testChain();
   const entries = [0, 1, 2].map((i) => knowledgeEntry(testKey(10 + i), TEST_NOW - 1000 * i));
   const blocks = forgeChain(chain, chain.tip, 4, { entries });
@@ -24,14 +25,21 @@ test('the pool marks exactly the valid signatures of a batch in the cache', asyn
   });
   await pool.verifyBlocks(batch, cache);
   for (const b of [blocks[0]!, blocks[1]!, blocks[3]!]) {
-    assert.ok(cache.verify(b.signature, b.hash, b.header.miner, b));
-    for (const e of b.entries) assert.ok(cache.verify(e.signature, e.id, e.author, e));
+    assert.ok(cache.hasCheckedBlock(b), `block ${b.header.height}: all its signatures checked`);
+    validateBlockIntrinsic(b, chain.config, chain.chainId, TEST_NOW, cache);
   }
+  assert.equal(cache.hasCheckedBlock(tampered), false);
+  // The tampered block's entries are still remembered one by one.
+  for (const e of tampered.entries) assert.ok(cache.verify(e.signature, e.id, e.author, e));
   assert.equal(nativeCalls, 0, 'valid signatures come from the cache');
-  assert.equal(cache.verify(tampered.signature, tampered.hash, tampered.header.miner, tampered), false);
+  assert.throws(
+    () => validateBlockIntrinsic(tampered, chain.config, chain.chainId, TEST_NOW, cache),
+    (err: BlockValidationError) => err.code === 'bad-block-signature',
+  );
   assert.equal(nativeCalls, 1, 'the invalid one is checked again on the caller side');
   // The mark belongs to the checked object, not to equal bytes elsewhere.
   const copy = sealBlock({ ...blocks[0]! });
+  assert.equal(cache.hasCheckedBlock(copy), false);
   assert.equal(cache.verify(copy.signature, copy.hash, copy.header.miner, copy), false);
   assert.equal(nativeCalls, 2);
 });

@@ -85,8 +85,17 @@ export class VerifyPool {
     const results = await this.run(worker, packed);
     k = 0;
     for (const b of blocks) {
-      if (results[k++]) cache.markHolderValid(b);
-      for (const e of b.entries) if (results[k++]) cache.markHolderValid(e);
+      const n = 1 + b.entries.length;
+      if (results.subarray(k, k + n).every((ok) => ok === 1)) {
+        cache.markBlockValid(b);
+      } else {
+        // The valid ones are remembered singly; validation then reports the first bad one.
+        if (results[k]) cache.markHolderValid(b);
+        b.entries.forEach((e, i) => {
+          if (results[k + 1 + i]) cache.markHolderValid(e);
+        });
+      }
+      k += n;
     }
   }
 
