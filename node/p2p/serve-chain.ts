@@ -8,11 +8,11 @@ import type { ReqResp } from './reqresp.ts';
 
 /** Blocks to serve, as stored bytes, in the order asked; stops at the first one missing. */
 async function encodedBlocks(chain: Chain, store: NodeStore, hashes: readonly Hex[]): Promise<WireBlock[]> {
-  const uncached = hashes.filter((h) => !chain.cachedBlock(h));
+  const uncached = hashes.filter((h) => !chain.cachedEncoding(h));
   const stored = uncached.length ? await store.loadEncodedBlocks(uncached) : new Map<Hex, Uint8Array>();
   const out: WireBlock[] = [];
   for (const h of hashes) {
-    const encoded = chain.cachedBlock(h)?.encoded ?? stored.get(h);
+    const encoded = chain.cachedEncoding(h) ?? stored.get(h);
     if (!encoded) break;
     out.push({ encoded });
   }
