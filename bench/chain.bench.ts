@@ -17,12 +17,18 @@ import { FORMAT_VERSION, type SealedBlock } from '../node/chain/types.ts';
 import { VerifyPool } from '../node/chain/verify-pool.ts';
 import { NodeStore } from '../node/store/node-store.ts';
 import { knowledgeEntry, mineHeader, testKey, testNetwork } from '../node/testing/forge.ts';
+import { percentile } from './stats.ts';
 
 const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 10_000);
 const ENTRIES = 10;
 const BATCH = Number(process.env.BENCH_BATCH ?? 250);
 /** Batches decoded and queued for signature checks ahead of the one being imported. */
 const AHEAD = Number(process.env.BENCH_AHEAD ?? 2);
+/**
+ * Imports of each kind, each into a fresh store; the figures are their medians, as this
+ * machine's speed drifts by tens of percent within a minute (every run is printed too).
+ */
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 
 const config = testNetwork();
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
@@ -151,9 +157,22 @@ async function importAll(entriesSeenBefore: boolean) {
   return seconds;
 }
 
-const coldSeconds = await importAll(false);
-const warmSeconds = await importAll(true);
+const runs = async (entriesSeenBefore: boolean) => {
+  const seconds: number[] = [];
+  for (let i = 0; i < RUNS; i++) seconds.push(await importAll(entriesSeenBefore));
+  return seconds;
+};
+const coldRuns = await runs(false);
+const warmRuns = await runs(true);
 await pool.close();
+const coldSeconds = percentile(
+  [...coldRuns].sort((a, b) => a - b),
+  50,
+);
+const warmSeconds = percentile(
+  [...warmRuns].sort((a, b) => a - b),
+  50,
+);
 
 const key = testKey(7);
 const msg = new Uint8Array(32).fill(9);
@@ -170,9 +189,12 @@ console.log(
     seconds: Number(coldSeconds.toFixed(3)),
     blocksPerSec: Math.round(BLOCKS / coldSeconds),
     entriesPerSec: Math.round((BLOCKS * ENTRIES) / coldSeconds),
+    coldRunsBlocksPerSec: coldRuns.map((s) => Math.round(BLOCKS / s)),
     // Warm: the entries arrived by gossip first (steady state); only block signatures are new.
     warmBlocksPerSec: Math.round(BLOCKS / warmSeconds),
     warmEntriesPerSec: Math.round((BLOCKS * ENTRIES) / warmSeconds),
+    warmRunsBlocksPerSec: warmRuns.map((s) => Math.round(BLOCKS / s)),
+    runs: RUNS,
     nobleVerifyPerSec,
     nativeVerifyPerSec,
     nodeCryptoVerifyPerSec,
