@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { type TestContext, test } from 'node:test';
@@ -579,4 +580,12 @@ test('the Prisma CLI agrees: a NodeStore file has nothing pending, and a CLI-dep
   const pending = await prismaCli(['migrate', 'status'], file);
   assert.notEqual(pending.code, 0);
   assert.match(pending.output, /have not yet been applied:\s*0001_init/);
+});
+
+test('one SQLite library in the process: the store writer, the migrator and Prisma resolve the same libsql', () => {
+  // Two copies of SQLite on one WAL file do not see each other's locks.
+  const req = createRequire(import.meta.url);
+  const client = req.resolve('@libsql/client');
+  assert.equal(createRequire(req.resolve('@prisma/adapter-libsql')).resolve('@libsql/client'), client);
+  assert.equal(createRequire(client).resolve('libsql'), req.resolve('libsql'));
 });
