@@ -27,6 +27,30 @@ export interface ReorgPlan {
 const NONE: readonly BlockNode[] = [];
 
 /**
+ * The hash and header's byte fields copied into one small buffer. A decoded block's fields are
+ * views into its whole encoding, and its hash into pooled digest memory: kept as they are, every
+ * node of the tree would hold kilobytes alive for as long as the node runs.
+ */
+function ownCopy(hash: Uint8Array, header: BlockHeader): { hash: Uint8Array; header: BlockHeader } {
+  const buf = new Uint8Array(160);
+  buf.set(hash, 0);
+  buf.set(header.chainId, 32);
+  buf.set(header.prevHash, 64);
+  buf.set(header.merkleRoot, 96);
+  buf.set(header.miner, 128);
+  return {
+    hash: buf.subarray(0, 32),
+    header: {
+      ...header,
+      chainId: buf.subarray(32, 64),
+      prevHash: buf.subarray(64, 96),
+      merkleRoot: buf.subarray(96, 128),
+      miner: buf.subarray(128, 160),
+    },
+  };
+}
+
+/**
  * The tree of known valid blocks and the selected main chain. Fork choice is most cumulative
  * work; on equal work the chain seen first stays selected. Pure bookkeeping, no I/O.
  */
@@ -78,10 +102,11 @@ export class BlockTree {
   add(hashHex: Hex, hash: Uint8Array, header: BlockHeader, entryIds: readonly Hex[]): BlockNode {
     const parent = this.nodes.get(Buffer.from(header.prevHash).toString('hex'));
     if (!parent) throw new Error(`parent of ${hashHex} is not in the tree`);
+    const own = ownCopy(hash, header);
     const node: BlockNode = {
-      hash,
+      hash: own.hash,
       hashHex,
-      header,
+      header: own.header,
       parent,
       height: parent.height + 1,
       chainWork: parent.chainWork + workForTarget(header.target),

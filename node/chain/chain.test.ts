@@ -17,6 +17,7 @@ import {
   testNetwork,
 } from '../testing/forge.ts';
 import { seededRandom } from '../testing/prng.ts';
+import { decodeBlock } from './block-codec.ts';
 import type { Hex } from './bytes.ts';
 import { toHex } from './bytes.ts';
 import { Chain, type ChainEvent, type PersistedChainState, type ProcessResult } from './chain.ts';
@@ -603,4 +604,26 @@ describe('locator and restore', () => {
       /not among the stored blocks/,
     );
   });
+});
+
+test('the block tree keeps its own small copy of a hash and header, not views into the decoded block', async () => {
+  const { chain } = testChain();
+  const [forged] = forgeChain(chain, chain.tip, 1, {
+    entries: [knowledgeEntry(testKey(4), TEST_NOW - 1000)],
+  });
+  const block = decodeBlock(forged!.encoded);
+  assert.equal((await chain.processBlock(block)).status, 'connected');
+  const node = chain.tree.get(block.hashHex)!;
+  assert.deepEqual(node.hash, block.hash);
+  assert.deepEqual(node.header, block.header);
+  for (const bytes of [
+    node.hash,
+    node.header.prevHash,
+    node.header.chainId,
+    node.header.merkleRoot,
+    node.header.miner,
+  ]) {
+    assert.notEqual(bytes.buffer, block.encoded.buffer, 'not a view into the block encoding');
+    assert.equal(bytes.buffer.byteLength, 160, 'one 160-byte buffer per node');
+  }
 });

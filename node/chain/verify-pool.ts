@@ -83,6 +83,8 @@ export class VerifyPool {
       for (const e of b.entries) pack(packed, k++, e.author, e.id, e.signature);
     }
     const results = await this.run(worker, packed);
+    // Fail safe: a short answer must not leave blocks past its end looking checked.
+    if (results.length !== count) throw new Error(`signature worker answered ${results.length} of ${count}`);
     k = 0;
     for (const b of blocks) {
       const n = 1 + b.entries.length;

@@ -589,3 +589,27 @@ test('one SQLite library in the process: the store writer, the migrator and Pris
   assert.equal(createRequire(req.resolve('@prisma/adapter-libsql')).resolve('@libsql/client'), client);
   assert.equal(createRequire(client).resolve('libsql'), req.resolve('libsql'));
 });
+
+test('a closed store is one self-contained file: the .db alone, copied elsewhere, opens with every block', async (t) => {
+  const dir = await tempDir(t);
+  const clock = { now: config.genesisTimestamp + 60_000 };
+  const node = await openNode(path.join(dir, 'a', 'node.db'), clock);
+  const blocks = forgeBranch(node.chain, node.chain.tip, [{ entries: [entry('copy-1')] }, {}, {}]);
+  for (const b of blocks) assert.equal((await node.submit(b)).status, 'connected');
+  await node.store.close();
+  await cp(path.join(dir, 'a', 'node.db'), path.join(dir, 'b', 'node.db'));
+  const copy = await openNode(path.join(dir, 'b', 'node.db'), clock);
+  try {
+    assert.equal(copy.chain.tip.hashHex, blocks[2]!.hashHex);
+    assert.equal(await copy.store.blockCount(), 3);
+  } finally {
+    await copy.store.close();
+  }
+});
+
+test('a store path that a file: URL would read differently is refused', async (t) => {
+  const dir = await tempDir(t);
+  for (const name of ['a#b', 'a?b', 'a%20b']) {
+    await assert.rejects(openStore(path.join(dir, name, 'node.db')), /'#', '\?' and '%' are not supported/);
+  }
+});

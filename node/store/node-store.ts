@@ -82,6 +82,10 @@ export class NodeStore {
   }
 
   static async open(opts: NodeStoreOptions): Promise<NodeStore> {
+    // The writer opens the path itself and Prisma a file: URL of it; these characters would
+    // make the two open different files.
+    if (/[#?%]/.test(opts.file))
+      throw new Error(`store path ${opts.file}: '#', '?' and '%' are not supported`);
     await mkdir(path.dirname(opts.file), { recursive: true });
     const url = `file:${opts.file}`;
     const writer = new Database(opts.file);
@@ -95,6 +99,8 @@ export class NodeStore {
       writer.pragma('busy_timeout = 5000');
       const migrator = createClient({ url });
       try {
+        // Another process opening the same store waits for its migrations instead of failing.
+        await migrator.execute('PRAGMA busy_timeout=5000');
         await applyMigrations(migrator, await readMigrations(MIGRATIONS_DIR));
       } finally {
         migrator.close();
@@ -222,16 +228,26 @@ export class NodeStore {
     };
     // IMMEDIATE takes the write lock up front, so a commit never fails half-way for a lock.
     const seqBefore = this.seq;
+    this.writer.exec('BEGIN IMMEDIATE');
     try {
-      this.writer.transaction(write).immediate();
+      write();
+      this.writer.exec('COMMIT');
     } catch (err) {
       this.seq = seqBefore;
+      // SQLite may have rolled back already (disk full, I/O error): a second ROLLBACK would fail
+      // and hide the error that matters.
+      if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
       throw err;
     }
   }
 
   async close(): Promise<void> {
-    this.writer.close();
+    // Prepared statements keep libsql's connection open past close(); a checkpoint first leaves
+    // everything in the .db file itself, so a closed store can be copied or moved as one file.
+    if (this.writer.open) {
+      this.writer.pragma('wal_checkpoint(TRUNCATE)');
+      this.writer.close();
+    }
     await this.prisma.$disconnect();
   }
 }
