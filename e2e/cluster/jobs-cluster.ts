@@ -40,26 +40,44 @@ export class JobsCluster {
 
   static async start(o: JobsClusterOptions): Promise<JobsCluster> {
     const cluster = new Cluster({ network: o.network ?? {} });
-    const port = await portOrFree();
-    const redis = redisProcess(path.join(cluster.runDir, 'redis.log'), port, { track: true });
-    await redis.start();
-    const redisUrl = `redis://127.0.0.1:${port}`;
-    const namespace = `t${randomBytes(4).toString('hex')}`;
-    const { location, destroy } = await createTestLocation(o.provider ?? 'sqlite');
-    const env = { REDIS_URL: redisUrl, DATABASE_URL: location.url, CAIRN_NAMESPACE: namespace };
-    const collector = collectorProcess(path.join(cluster.runDir, 'collector.log'), env, { track: true });
-    await collector.start();
-    const db = await openIndexDb(location);
-    const jc = new JobsCluster(cluster, redis, redisUrl, collector, db, location, namespace, destroy);
-    await cluster.start(o.nodes, (i) => {
-      const extra = o.nodeOptions?.(i) ?? {};
-      return {
-        ...extra,
-        args: ['--redis', redisUrl, ...(o.schedule ? ['--schedule', o.schedule] : []), ...(extra.args ?? [])],
-        env: { CAIRN_NAMESPACE: namespace, ...(extra.env ?? {}) },
-      };
-    });
-    return jc;
+    // What has been started so far, undone in reverse if a later step fails: a collector or
+    // redis-server left running would keep the test file alive and hide its error for good.
+    const undo: (() => Promise<unknown>)[] = [];
+    try {
+      const port = await portOrFree();
+      const redis = redisProcess(path.join(cluster.runDir, 'redis.log'), port, { track: true });
+      undo.push(() => redis.stop());
+      await redis.start();
+      const redisUrl = `redis://127.0.0.1:${port}`;
+      const namespace = `t${randomBytes(4).toString('hex')}`;
+      const { location, destroy } = await createTestLocation(o.provider ?? 'sqlite');
+      undo.push(destroy);
+      const env = { REDIS_URL: redisUrl, DATABASE_URL: location.url, CAIRN_NAMESPACE: namespace };
+      const collector = collectorProcess(path.join(cluster.runDir, 'collector.log'), env, { track: true });
+      undo.push(() => collector.stop());
+      await collector.start();
+      const db = await openIndexDb(location);
+      undo.push(() => db.$disconnect());
+      const jc = new JobsCluster(cluster, redis, redisUrl, collector, db, location, namespace, destroy);
+      undo.push(() => cluster.stopAll());
+      await cluster.start(o.nodes, (i) => {
+        const extra = o.nodeOptions?.(i) ?? {};
+        return {
+          ...extra,
+          args: [
+            '--redis',
+            redisUrl,
+            ...(o.schedule ? ['--schedule', o.schedule] : []),
+            ...(extra.args ?? []),
+          ],
+          env: { CAIRN_NAMESPACE: namespace, ...(extra.env ?? {}) },
+        };
+      });
+      return jc;
+    } catch (err) {
+      for (const step of undo.reverse()) await step().catch(() => {});
+      throw err;
+    }
   }
 
   get nodes(): ClusterNode[] {

@@ -52,9 +52,10 @@ export async function openIndexDb(location: IndexDbLocation = indexDbLocation())
   await mkdir(path.dirname(path.resolve(file)), { recursive: true });
   const writer = createClient({ url: location.url });
   try {
+    // The busy timeout first, so that switching to WAL also waits for a process holding a lock.
+    await writer.execute('PRAGMA busy_timeout=10000');
     // WAL: the gateway reads while the collector writes, from other processes.
     await writer.execute('PRAGMA journal_mode=WAL');
-    await writer.execute('PRAGMA busy_timeout=10000');
     await applyMigrations(writer, migrations);
   } finally {
     writer.close();
