@@ -17,7 +17,7 @@ import { FORMAT_VERSION, type SealedBlock } from '../node/chain/types.ts';
 import { VerifyPool } from '../node/chain/verify-pool.ts';
 import { NodeStore } from '../node/store/node-store.ts';
 import { knowledgeEntry, mineHeader, testKey, testNetwork } from '../node/testing/forge.ts';
-import { percentile } from './stats.ts';
+import { median } from './stats.ts';
 
 const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 10_000);
 const ENTRIES = 10;
@@ -169,14 +169,8 @@ await importAll(false, Math.min(1000, BLOCKS));
 const coldRuns = await runs(false);
 const warmRuns = await runs(true);
 await pool.close();
-const coldSeconds = percentile(
-  [...coldRuns].sort((a, b) => a - b),
-  50,
-);
-const warmSeconds = percentile(
-  [...warmRuns].sort((a, b) => a - b),
-  50,
-);
+const coldSeconds = median(coldRuns);
+const warmSeconds = median(warmRuns);
 
 const key = testKey(7);
 const msg = new Uint8Array(32).fill(9);

@@ -1,4 +1,4 @@
-import type { Hex } from './bytes.ts';
+import { type Hex, toHex } from './bytes.ts';
 import { workForTarget } from './pow.ts';
 import type { BlockHeader } from './types.ts';
 import type { ParentContext } from './validation.ts';
@@ -100,7 +100,7 @@ export class BlockTree {
 
   /** Adds a validated block whose parent is known; it does not change the main chain. */
   add(hashHex: Hex, hash: Uint8Array, header: BlockHeader, entryIds: readonly Hex[]): BlockNode {
-    const parent = this.nodes.get(Buffer.from(header.prevHash).toString('hex'));
+    const parent = this.nodes.get(toHex(header.prevHash));
     if (!parent) throw new Error(`parent of ${hashHex} is not in the tree`);
     const own = ownCopy(hash, header);
     const node: BlockNode = {

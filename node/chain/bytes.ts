@@ -4,6 +4,10 @@ export type Hex = string;
 export const toHex = (b: Uint8Array): Hex =>
   Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
+/** The bytes as a latin1 string, one character per byte (no copy of the bytes). */
+export const toLatin1 = (b: Uint8Array): string =>
+  Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+
 export function fromHex(h: Hex): Uint8Array<ArrayBuffer> {
   if (h.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(h)) throw new Error(`not a hex string: ${h.slice(0, 16)}…`);
   return new Uint8Array(Buffer.from(h, 'hex'));

@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import { toLatin1 } from './bytes.ts';
 import { digestBytes, sha256 } from './hash.ts';
 
 /**
@@ -80,8 +81,7 @@ export function verifyMerkleProof(leaf: Uint8Array, proof: MerkleProof, root: Ui
     if (sib < width) {
       const s = siblings[used++];
       if (s?.length !== 32) return false;
-      const sibling = Buffer.from(s).toString('latin1');
-      node = i & 1 ? hashNode(sibling, node) : hashNode(node, sibling);
+      node = i & 1 ? hashNode(toLatin1(s), node) : hashNode(node, toLatin1(s));
     }
     i >>= 1;
     width = Math.ceil(width / 2);

@@ -1,3 +1,4 @@
+import { toLatin1 } from './bytes.ts';
 import { type PublicKey, verifyNative } from './signature.ts';
 
 export interface SignatureVerifier {
@@ -10,10 +11,9 @@ export interface SignatureVerifier {
   hasCheckedBlock?(block: object): boolean;
 }
 
-const latin1 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 /** The exact bytes as a string key: no hashing on the hot path, and no collisions by construction. */
 const cacheKey = (signature: Uint8Array, message: Uint8Array, publicKey: PublicKey) =>
-  `${latin1(publicKey)}${latin1(signature)}${message.length}:${latin1(message)}`;
+  `${toLatin1(publicKey)}${toLatin1(signature)}${message.length}:${toLatin1(message)}`;
 
 /**
  * Remembers signatures already found valid, as Bitcoin's sigcache does: an entry checked when

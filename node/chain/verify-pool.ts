@@ -6,6 +6,9 @@ import type { SealedBlock } from './types.ts';
 /** One signature as the worker reads it: public key 32, message 32, signature 64 bytes. */
 const ITEM_BYTES = 128;
 
+/** A block's signatures: the miner's, then one per entry, in that order on the wire to a worker. */
+const signatureCount = (b: SealedBlock) => 1 + b.entries.length;
+
 /** Malformed lengths stay zeroed, which never verifies. */
 function pack(
   out: Uint8Array,
@@ -57,14 +60,14 @@ export class VerifyPool {
     // Each worker gets a contiguous run of blocks with about its share of the signatures, packed
     // straight from the blocks: per-signature objects cost more than a third of this method.
     let total = 0;
-    for (const b of blocks) total += 1 + b.entries.length;
+    for (const b of blocks) total += signatureCount(b);
     const share = Math.ceil(total / this.workers.length);
     const runs: Promise<void>[] = [];
     let next = 0;
     for (const worker of this.workers) {
       const from = next;
       let count = 0;
-      while (next < blocks.length && count < share) count += 1 + blocks[next++]!.entries.length;
+      while (next < blocks.length && count < share) count += signatureCount(blocks[next++]!);
       if (count > 0) runs.push(this.verifyRun(worker, blocks.slice(from, next), count, cache));
     }
     await Promise.all(runs);
@@ -87,7 +90,7 @@ export class VerifyPool {
     if (results.length !== count) throw new Error(`signature worker answered ${results.length} of ${count}`);
     k = 0;
     for (const b of blocks) {
-      const n = 1 + b.entries.length;
+      const n = signatureCount(b);
       if (results.subarray(k, k + n).every((ok) => ok === 1)) {
         cache.markBlockValid(b);
       } else {

@@ -186,51 +186,11 @@ export class NodeStore {
    * included. Every read goes through Prisma.
    */
   async apply(u: ChainUpdate): Promise<void> {
-    const w = this.statements;
-    const newBlocks = new Set<Hex>();
-    const write = () => {
-      for (const { block, receivedAt } of u.blocks) {
-        newBlocks.add(block.hashHex);
-        w.insertBlock.run([
-          block.hash,
-          block.header.height,
-          block.header.prevHash,
-          block.headerBytes,
-          joinIds(block.entries),
-          block.encoded,
-          u.stale.get(block.hashHex) ?? null,
-          receivedAt,
-        ]);
-      }
-      for (const [hash, reason] of u.stale) {
-        if (!newBlocks.has(hash)) w.markStale.run([reason, fromHex(hash)]);
-      }
-      if (u.head) w.setHead.run([u.head.hash, u.head.height, Date.now()]);
-      for (const [hash, orphan] of u.orphans) {
-        if (orphan === null) w.deleteOrphan.run([fromHex(hash)]);
-      }
-      for (const o of u.orphans.values()) {
-        if (o === null) continue;
-        w.putOrphan.run([
-          o.block.hash,
-          o.block.header.prevHash,
-          o.block.encoded,
-          o.receivedAt,
-          o.from ?? null,
-        ]);
-      }
-      for (const [id, entry] of u.mempool) {
-        if (entry === null) w.deleteMempoolEntry.run([fromHex(id)]);
-      }
-      for (const e of u.mempool.values()) {
-        if (e !== null) w.putMempoolEntry.run([e.id, e.encoded, ++this.seq]);
-      }
-    };
     // IMMEDIATE takes the write lock up front, so a commit never fails half-way for a lock.
     const seqBefore = this.seq;
     this.writer.exec('BEGIN IMMEDIATE');
     try {
-      write();
+      this.writeRows(u);
       this.writer.exec('COMMIT');
     } catch (err) {
       this.seq = seqBefore;
@@ -238,6 +198,42 @@ export class NodeStore {
       // and hide the error that matters.
       if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
       throw err;
+    }
+  }
+
+  /** The rows of one update, inside apply's transaction. */
+  private writeRows(u: ChainUpdate): void {
+    const w = this.statements;
+    const newBlocks = new Set<Hex>();
+    for (const { block, receivedAt } of u.blocks) {
+      newBlocks.add(block.hashHex);
+      w.insertBlock.run([
+        block.hash,
+        block.header.height,
+        block.header.prevHash,
+        block.headerBytes,
+        joinIds(block.entries),
+        block.encoded,
+        u.stale.get(block.hashHex) ?? null,
+        receivedAt,
+      ]);
+    }
+    for (const [hash, reason] of u.stale) {
+      if (!newBlocks.has(hash)) w.markStale.run([reason, fromHex(hash)]);
+    }
+    if (u.head) w.setHead.run([u.head.hash, u.head.height, Date.now()]);
+    for (const [hash, orphan] of u.orphans) {
+      if (orphan === null) w.deleteOrphan.run([fromHex(hash)]);
+    }
+    for (const o of u.orphans.values()) {
+      if (o === null) continue;
+      w.putOrphan.run([o.block.hash, o.block.header.prevHash, o.block.encoded, o.receivedAt, o.from ?? null]);
+    }
+    for (const [id, entry] of u.mempool) {
+      if (entry === null) w.deleteMempoolEntry.run([fromHex(id)]);
+    }
+    for (const e of u.mempool.values()) {
+      if (e !== null) w.putMempoolEntry.run([e.id, e.encoded, ++this.seq]);
     }
   }
 
