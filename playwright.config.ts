@@ -1,7 +1,9 @@
 import { defineConfig } from '@playwright/test';
+import { CHROMIUM_ARGS, chromiumExecutable } from './e2e/suite/browser.ts';
 
 /**
- * Browser tests (e2e/browser) in Debian's Chromium: Playwright never downloads a browser here.
+ * Browser tests (e2e/browser) in an installed Chromium or Chrome (CHROMIUM_PATH, else the usual
+ * install locations: e2e/suite/browser.ts); Playwright never downloads a browser here.
  * One worker: the specs share one demo cluster (started by the worker fixture in
  * e2e/browser/fixtures.ts) and some of them stop its gateway.
  * Screenshots kept on purpose land in test-results/screenshots/; failure artifacts in
@@ -22,16 +24,8 @@ export default defineConfig({
     screenshot: 'only-on-failure',
     trace: 'retain-on-failure',
     launchOptions: {
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--disable-quic',
-      ],
+      executablePath: chromiumExecutable(),
+      args: [...CHROMIUM_ARGS],
     },
   },
 });
