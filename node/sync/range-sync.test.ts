@@ -19,7 +19,13 @@ import type { SealedBlock } from '../chain/types.ts';
 import type { BlockRef, Status } from '../p2p/messages.ts';
 import type { PeerAction } from '../p2p/peer-scores.ts';
 import { forgeBlock, forgeChain, type TestChain, testChain, testKey, testNetwork } from '../testing/forge.ts';
-import { type RangeSyncDeps, type RangeSyncOptions, rangeSync, type SyncPeer } from './range-sync.ts';
+import {
+  BATCH_BUFFER_SIZE,
+  type RangeSyncDeps,
+  type RangeSyncOptions,
+  rangeSync,
+  type SyncPeer,
+} from './range-sync.ts';
 
 const silent = pino({ level: 'silent' });
 const GENESIS_TS = testNetwork().genesisTimestamp;
@@ -126,6 +132,10 @@ class Net {
   readonly splits: { peer: string; forkHeight: number; ourHeight: number; theirHeight: number }[] = [];
   preverified = 0;
   submitted = 0;
+  /** Batches whose submit has finished. */
+  submits = 0;
+  /** Milliseconds each submit takes (a slow import). */
+  submitDelayMs = 0;
 
   constructor(
     readonly local: TestChain,
@@ -185,8 +195,10 @@ class Net {
       },
       submit: async (blocks, from) => {
         const out: ProcessResult[] = [];
+        if (this.submitDelayMs) await sleep(this.submitDelayMs);
         for (const b of blocks) out.push(await this.local.submit(b, from));
         this.submitted += blocks.length;
+        this.submits++;
         return out;
       },
       preverify: async (blocks) => {
@@ -705,5 +717,141 @@ describe('forks and splits', () => {
     assert.equal(net.local.chain.tip.hashHex, MAIN.at(-1)!.hashHex);
     assertOnMain(net.local, MAIN);
     assert.deepEqual(net.penaltiesOf(t), [], 'the honest target is not penalised');
+  });
+});
+
+describe('a bounded window of batches: a claimed height is never trusted', () => {
+  const lie = (p: FakePeer, headHeight: number) => {
+    p.status = {
+      ...p.status,
+      headHeight,
+      headHash: randomBytes(32),
+      totalWork: p.status.totalWork << 40n,
+    };
+  };
+
+  test('a status claiming 2^32-1 blocks: at most the window of batch objects; the liar is blamed and penalised', async () => {
+    const t = await makePeer(MAIN);
+    lie(t, 2 ** 32 - 1);
+    const net = new Net(await localWith(MAIN.slice(0, 300)), [t]);
+    let created = 0;
+    let maxLive = 0;
+    const heapBefore = process.memoryUsage().heapUsed;
+    const started = performance.now();
+    const outcome = await net.sync(t, [], {
+      onBatchCreated: () => {
+        created++;
+        // Imported batches are released: what exists at once is created minus imported.
+        maxLive = Math.max(maxLive, created - net.submits);
+      },
+    });
+    const ms = performance.now() - started;
+    const heapMb = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20;
+    assert.ok(
+      maxLive >= 1 && maxLive <= BATCH_BUFFER_SIZE,
+      `${maxLive} batches at once for a claim of 2^32-1`,
+    );
+    assert.ok(created <= BATCH_BUFFER_SIZE + net.submits, `${created} batches in all`);
+    assert.ok(ms < 5_000, `${ms} ms`);
+    assert.ok(heapMb < 100, `heap grew by ${heapMb} MB`);
+    assert.equal(outcome.kind, 'aborted');
+    assert.ok(outcome.kind === 'aborted');
+    assert.equal(outcome.blame, t.key);
+    assert.equal(outcome.disproved, 'lie');
+    assert.match(outcome.reason, /status was disproved: range \d+\+128: \d+ blocks for a range of 128/);
+    // Its real blocks were fine and imported: 301..556, two whole batches.
+    assert.equal(outcome.imported, 256);
+    assert.deepEqual(
+      net.penalties.map((p) => [p.peer, p.action]),
+      [[t.key, 'mid-tolerance']],
+    );
+    assert.ok(t.ranges.length <= BATCH_BUFFER_SIZE, `${t.ranges.length} range requests`);
+  });
+
+  test('a status claiming 5*10^7 blocks with nothing behind it: disproved by the first batch', async () => {
+    const t = await makePeer(MAIN);
+    lie(t, 5 * 10 ** 7);
+    const net = new Net(await localWith(MAIN), [t]);
+    let created = 0;
+    const outcome = await net.sync(t, [], { onBatchCreated: () => created++ });
+    assert.ok(created >= 1 && created <= BATCH_BUFFER_SIZE, `${created} batches`);
+    assert.equal(outcome.kind === 'aborted' && outcome.disproved, 'lie');
+    assert.equal(outcome.kind === 'aborted' && outcome.blame, t.key);
+    assert.equal(outcome.imported, 0);
+    assert.equal(net.penalties.length, 1);
+    assert.match(net.penalties[0]!.reason, /^range 601\+128: 0 blocks for a range of 128$|: 0 blocks/);
+    // The liar gets no batch after the one that disproved it (only those already in flight).
+    assert.ok(t.ranges.length <= 2, JSON.stringify(t.ranges));
+  });
+
+  test('a status lie with a helper around: the helper serves what it has, the target is still disproved', async () => {
+    const t = await makePeer(MAIN, 2);
+    const h = await makePeer(MAIN, 2);
+    lie(t, 2 ** 32 - 1);
+    const net = new Net(await localWith(), [t, h]);
+    const outcome = await net.sync(t, [h]);
+    assert.equal(outcome.kind === 'aborted' && outcome.disproved, 'lie');
+    assert.ok(h.ranges.every((r) => r.start + r.count - 1 <= 600));
+    assert.deepEqual(net.penaltiesOf(h), []);
+  });
+
+  test('a target that does not answer is blamed as unserved after bounded attempts', async () => {
+    const t = await makePeer(MAIN);
+    lie(t, 2 ** 32 - 1);
+    t.serve = () => {
+      throw new Error('timeout');
+    };
+    const net = new Net(await localWith(), [t]);
+    const outcome = await net.sync(t, []);
+    assert.equal(outcome.kind, 'aborted');
+    assert.ok(outcome.kind === 'aborted');
+    assert.equal(outcome.disproved, 'unserved');
+    assert.equal(outcome.blame, t.key);
+    assert.match(outcome.reason, /failed 4 times/);
+    assert.ok(t.ranges.length <= 2 * 4, `${t.ranges.length} requests`);
+    assert.deepEqual(net.penalties, [], 'timeouts are penalised where they occur (reqresp), not here');
+  });
+
+  test('downloads never run more than bufferBatches ahead of the import', async () => {
+    const peers = [await makePeer(MAIN), await makePeer(MAIN), await makePeer(MAIN)];
+    const net = new Net(await localWith(), peers);
+    net.submitDelayMs = 10;
+    let maxAhead = -1;
+    let created = 0;
+    const outcome = await net.sync(peers[0]!, peers.slice(1), {
+      batchSize: 32,
+      bufferBatches: 3,
+      checkpointInterval: 1000,
+      onBatchCreated: (b) => {
+        created++;
+        maxAhead = Math.max(maxAhead, b.index - net.submits);
+      },
+    });
+    assert.deepEqual(outcome, { kind: 'synced', imported: 600, tip: 600 });
+    assert.equal(created, 19, 'each batch created once');
+    assert.ok(maxAhead >= 0 && maxAhead < 3, `a batch was created ${maxAhead} batches ahead of the import`);
+    assert.equal(peers.flatMap(starts).length, 19, 'each batch fetched once');
+  });
+
+  const aheadOfImport = async (opts: RangeSyncOptions) => {
+    const t = await makePeer(MAIN);
+    const net = new Net(await localWith(), [t]);
+    net.submitDelayMs = 10;
+    let maxAhead = 0;
+    const deps = net.deps();
+    const requestRange = deps.requestRange;
+    deps.requestRange = (id, start, count) => {
+      maxAhead = Math.max(maxAhead, (start - 1) / 32 - net.submits);
+      return requestRange(id, start, count);
+    };
+    const outcome = await rangeSync(syncPeer(t), () => [], deps, { batchSize: 32, ...opts });
+    assert.equal(outcome.kind, 'synced');
+    return maxAhead;
+  };
+  test('downloaded bytes are bounded too: with a full buffer only the next batch is fetched', async () => {
+    const unbounded = await aheadOfImport({});
+    assert.ok(unbounded >= 4, `without a byte bound the download runs ${unbounded} batches ahead`);
+    const bounded = await aheadOfImport({ maxBufferedBytes: 1 });
+    assert.ok(bounded <= 2, `with a full buffer the download ran ${bounded} batches ahead`);
   });
 });
