@@ -15,6 +15,14 @@ export interface RangeSyncDeps extends DownloaderDeps {
   submit(blocks: readonly SealedBlock[], from: string): Promise<ProcessResult[]>;
   /** Starts checking a downloaded batch's signatures (off the main thread) before its turn to import. */
   preverify?(blocks: readonly SealedBlock[]): Promise<void>;
+  /**
+   * Whether a peer's word counts in the checkpoint vote: only peers with an established good
+   * score (a stranger's identity is free, so fresh or penalised peers never vote). Without it
+   * nobody votes, as in Lodestar: validation alone decides.
+   */
+  isTrustedVoter?(peer: PeerId): boolean;
+  /** A peer served a batch that imported: useful service raises its score. */
+  reward?(peer: PeerId): void;
   onSplit?(info: { peer: string; forkHeight: number; ourHeight: number; theirHeight: number }): void;
 }
 
@@ -37,6 +45,12 @@ export interface RangeSyncOptions {
   /** Called for every batch object created (tests count them; the window bounds them). */
   readonly onBatchCreated?: (b: Batch<PeerId>) => void;
 }
+
+/**
+ * The score from which a peer's word counts in the checkpoint vote: ten imported batches
+ * (0.5 each) net of penalties, within the score's half-life. Fresh identities start at 0.
+ */
+export const TRUSTED_VOTER_MIN_SCORE = 5;
 
 /** Batches ahead of the import: 8 × 128 blocks, a few seconds of download at LAN speed. */
 export const BATCH_BUFFER_SIZE = 8;
@@ -65,7 +79,7 @@ export type SyncOutcome =
  * and imports batches strictly in order, one store transaction per batch, yielding to the event
  * loop between batches. Before each import: a batch served by a helper must link to the chain
  * being imported (else it is fetched again from the target), and checkpoint heights are put to
- * a vote of other peers. A target whose answers disprove its status is blamed (`disproved`).
+ * a vote of trusted peers. A target whose answers disprove its status is blamed (`disproved`).
  */
 export async function rangeSync(
   target: SyncPeer,
@@ -149,7 +163,8 @@ export async function rangeSync(
       const server = b.peer!;
       const disagreement = await checkCheckpoints(b, deps, [target, ...helpersNow()], checkpointInterval);
       if (disagreement) {
-        deps.penalise(server, 'mid-tolerance', disagreement);
+        // Trusted peers follow another chain here. That alone proves nothing against the
+        // server (validation is what decides): no penalty, the sync just does not follow it.
         outcome = abort(disagreement, server.toString());
         break;
       }
@@ -175,6 +190,7 @@ export async function rangeSync(
       prevHash = blocks.at(-1)!.hash;
       b.processingSuccess();
       dl.release(i);
+      deps.reward?.(server);
       // Between batches the node answers its peers and its HTTP API.
       await yieldToLoop();
     }
@@ -192,7 +208,9 @@ export async function rangeSync(
 /**
  * Before importing a batch that contains checkpoint heights, asks other peers for their
  * hashes there. If at least two thirds of those who answer name another hash, the batch is
- * refused (the server is on a chain the network does not follow).
+ * refused (the server is on a chain the network does not follow). Only trusted peers vote
+ * (`isTrustedVoter`: an established good score): identities cost nothing, so three fresh
+ * colluders must not be able to stop a sync from an honest server, let alone get it penalised.
  */
 async function checkCheckpoints(
   b: Batch<PeerId>,
@@ -203,11 +221,17 @@ async function checkCheckpoints(
   const heights: number[] = [];
   for (let h = Math.ceil(b.start / interval) * interval; h < b.start + b.count; h += interval)
     if (h > 0) heights.push(h);
-  if (!heights.length) return undefined;
+  if (!heights.length || !deps.isTrustedVoter) return undefined;
   const server = b.peer!.toString();
-  const voters = peers
-    .filter((p) => p.peer.toString() !== server && p.status.headHeight >= heights.at(-1)!)
-    .slice(0, 5);
+  const seen = new Set<string>([server]);
+  const voters: SyncPeer[] = [];
+  for (const p of peers) {
+    const key = p.peer.toString();
+    if (seen.has(key) || p.status.headHeight < heights.at(-1)!) continue;
+    seen.add(key);
+    if (deps.isTrustedVoter(p.peer)) voters.push(p);
+    if (voters.length >= 5) break;
+  }
   if (voters.length < 2) return undefined;
   const answers = await Promise.all(
     voters.map((v) => deps.requestHashesAt(v.peer, heights).catch(() => undefined)),
@@ -220,7 +244,7 @@ async function checkCheckpoints(
     if (counted.length < 2) continue;
     const against = counted.filter((v) => toHex(v.hash) !== ours).length;
     if (against * 3 >= counted.length * 2) {
-      return `checkpoint ${h}: ${against} of ${counted.length} peers name another block`;
+      return `checkpoint ${h}: ${against} of ${counted.length} trusted peers name another block`;
     }
   }
   return undefined;
