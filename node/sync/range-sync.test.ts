@@ -923,4 +923,36 @@ describe('a bounded window of batches: a claimed height is never trusted', () =>
     const bounded = await aheadOfImport({ maxBufferedBytes: 1 });
     assert.ok(bounded <= 2, `with a full buffer the download ran ${bounded} batches ahead`);
   });
+
+  test('the import yields to the event loop between batches (timers run while it syncs)', async () => {
+    const peers = [await makePeer(MAIN), await makePeer(MAIN), await makePeer(MAIN)];
+    const net = new Net(await localWith(), peers);
+    const deps = net.deps();
+    const submit = deps.submit;
+    let ticks = 0;
+    const ticksAtSubmit: number[] = [];
+    const timer = setInterval(() => ticks++, 0);
+    deps.submit = async (blocks, from) => {
+      ticksAtSubmit.push(ticks);
+      // Wait for every batch to be downloaded first, so that nothing but the import runs.
+      if (ticksAtSubmit.length === 1) await sleep(200);
+      return submit(blocks, from);
+    };
+    try {
+      const outcome = await rangeSync(syncPeer(peers[0]!), () => peers.slice(1).map(syncPeer), deps, {
+        batchSize: 32,
+        bufferBatches: 19,
+        checkpointInterval: 1000,
+      });
+      assert.equal(outcome.kind, 'synced');
+    } finally {
+      clearInterval(timer);
+    }
+    const gaps = ticksAtSubmit.slice(2).map((t, i) => t - ticksAtSubmit[i + 1]!);
+    assert.equal(gaps.length, 17);
+    assert.ok(
+      gaps.every((g) => g >= 1),
+      `timer ticks between consecutive imports: ${gaps.join(', ')}`,
+    );
+  });
 });
