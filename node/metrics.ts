@@ -61,6 +61,12 @@ export function createNodeMetrics(registry = new Registry()) {
       help: 'Blocks imported by range sync',
       registers: r,
     }),
+    syncDisproved: new Counter({
+      name: 'cairn_sync_status_disproved_total',
+      help: 'Peer statuses a sync disproved (lie: contradicted by its answers; unserved: not delivered)',
+      labelNames: ['kind'],
+      registers: r,
+    }),
     splits: new Counter({
       name: 'cairn_network_splits_detected_total',
       help: 'Deep forks seen on reconnection (network splits that healed)',

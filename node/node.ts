@@ -27,7 +27,7 @@ import { ReqResp } from './p2p/reqresp.ts';
 import { serveChainProtocols } from './p2p/serve-chain.ts';
 import { ChainService } from './service/chain-service.ts';
 import { NodeStore } from './store/node-store.ts';
-import type { SyncOutcome } from './sync/range-sync.ts';
+import { type SyncOutcome, TRUSTED_VOTER_MIN_SCORE } from './sync/range-sync.ts';
 import { SyncManager } from './sync/sync-manager.ts';
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
@@ -217,6 +217,9 @@ export class CairnNode {
         submit: (blocks, from) => chainService.submitBlocks(blocks, 'sync', from),
         preverify: (blocks) => chainService.preverify(blocks),
         penalise: (p, a, r) => penalise(p, a, r),
+        // Only peers with an established good score vote at checkpoints; serving imported batches earns it.
+        isTrustedVoter: (p) => scores.score(p.toString(), Date.now()) >= TRUSTED_VOTER_MIN_SCORE,
+        reward: (p) => scores.reward(p.toString(), Date.now()),
         onSplit: (info) => {
           metrics.splits.inc();
           log.warn(info, 'network split detected: a peer followed another chain for more than 6 blocks');

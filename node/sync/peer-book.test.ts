@@ -176,3 +176,66 @@ describe('latency and ping failures', () => {
     assert.equal(book.get(A)?.rttMs, undefined);
   });
 });
+
+describe('disproved statuses', () => {
+  test('a disproved status starts no sync until a fresh status arrives after the back-off', () => {
+    const book = new PeerBook(30_000, { baseMs: 1_000 });
+    book.setStatus(A, status(100n), 10_000);
+    book.setStatus(B, status(50n), 10_000);
+    assert.equal(book.best(10_000)?.peer.toString(), A.toString());
+    const d = book.disprove(A, 10_100);
+    assert.deepEqual(d, { count: 1, at: 10_100, until: 11_100 });
+    assert.equal(book.best(10_100)?.peer.toString(), B.toString(), 'the lie no longer wins');
+    assert.deepEqual(keys(book.syncable(10_100)), [B.toString()]);
+    assert.deepEqual(keys(book.fresh(10_100)), keys([{ peer: A }, { peer: B }]), 'still a known, fresh peer');
+    // The same status again within the back-off: still not believed, even once the back-off ends.
+    book.setStatus(A, status(100n), 10_100);
+    assert.equal(book.best(10_500)?.peer.toString(), B.toString());
+    assert.equal(book.best(11_200)?.peer.toString(), B.toString(), 'a status from the disproof instant');
+    // Sent again during the back-off (after the disproof): counts once the back-off is over.
+    book.setStatus(A, status(100n), 10_600);
+    assert.equal(book.best(11_000)?.peer.toString(), B.toString(), 'back-off not over');
+    assert.equal(book.best(11_100)?.peer.toString(), A.toString());
+    // Without a new status after the back-off, the old one stays disproved.
+    book.disprove(A, 12_000);
+    assert.equal(book.best(20_000)?.peer.toString(), B.toString(), 'no fresh status: still disproved');
+  });
+
+  test('the back-off doubles with every disproof, is capped, and a long quiet spell resets it', () => {
+    const book = new PeerBook(30_000, { baseMs: 1_000, maxMs: 5_000, forgetMs: 60_000 });
+    const backoffs = [0, 1, 2, 3, 4].map((i) => {
+      const d = book.disprove(A, 1_000 * i);
+      return [d.count, d.until - d.at];
+    });
+    assert.deepEqual(backoffs, [
+      [1, 1_000],
+      [2, 2_000],
+      [3, 4_000],
+      [4, 5_000],
+      [5, 5_000],
+    ]);
+    assert.deepEqual(book.disprove(A, 4_000 + 60_001), { count: 1, at: 64_001, until: 65_001 });
+  });
+
+  test('disproofs outlive the connection: reconnecting does not clear them', () => {
+    const book = new PeerBook(30_000, { baseMs: 1_000 });
+    book.setStatus(A, status(100n), 0);
+    book.disprove(A, 0);
+    book.remove(A);
+    book.setStatus(A, status(100n), 500);
+    assert.equal(book.best(600), undefined, 'within the back-off');
+    assert.equal(book.disprove(A, 2_000).count, 2);
+  });
+
+  test('the disproof list is bounded (oldest first out)', () => {
+    const book = new PeerBook(30_000, { maxEntries: 2 });
+    book.disprove(A, 0);
+    book.disprove(B, 1);
+    book.disprove(C, 2);
+    assert.equal(book.disproof(A), undefined);
+    assert.ok(book.disproof(B) && book.disproof(C));
+    book.disprove(B, 3);
+    book.disprove(D, 4);
+    assert.equal(book.disproof(C), undefined, 'B was renewed, so C was the oldest');
+  });
+});

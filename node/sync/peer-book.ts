@@ -9,14 +9,84 @@ export interface PeerRecord {
   pingFailures: number;
 }
 
+/** A peer whose status a sync disproved: how often lately, and until when it is not believed. */
+export interface Disproof {
+  readonly count: number;
+  /** When the last disproof happened: only a status received after it counts again. */
+  readonly at: number;
+  /** No status of the peer starts or joins a sync before this. */
+  readonly until: number;
+}
+
+export interface DisproofOptions {
+  /** Back-off after the first disproof; doubles with each further one. */
+  readonly baseMs?: number;
+  readonly maxMs?: number;
+  /** Disproofs further apart than this start the count afresh. */
+  readonly forgetMs?: number;
+  /** Peers remembered at most (the oldest entry goes first): a stranger's ids are free. */
+  readonly maxEntries?: number;
+}
+
 /**
  * What we know of each connected peer: its last status (valid for a TTL) and its latency.
- * Best peer: most total work, then lowest latency.
+ * Best peer: most total work, then lowest latency. A status that a sync disproved (the peer
+ * could not serve what it claimed) is not used again: the peer must send a fresh status, and
+ * only after a back-off that doubles with each disproof. Disproofs outlive the connection, so a
+ * liar cannot clear them by reconnecting.
  */
 export class PeerBook {
   private readonly peers = new Map<string, PeerRecord>();
+  private readonly disproofs = new Map<string, Disproof>();
+  private readonly disproofOpts: Required<DisproofOptions>;
 
-  constructor(readonly statusTtlMs = 30_000) {}
+  constructor(
+    readonly statusTtlMs = 30_000,
+    disproof: DisproofOptions = {},
+  ) {
+    this.disproofOpts = {
+      baseMs: disproof.baseMs ?? 1_000,
+      maxMs: disproof.maxMs ?? 5 * 60_000,
+      forgetMs: disproof.forgetMs ?? 10 * 60_000,
+      maxEntries: disproof.maxEntries ?? 1024,
+    };
+  }
+
+  /**
+   * Records that `peer`'s current status was disproved; returns how many times in a row
+   * (counting earlier disproofs up to `forgetMs` apart).
+   */
+  disprove(peer: PeerId | string, now: number): Disproof {
+    const key = peer.toString();
+    const o = this.disproofOpts;
+    const prev = this.disproofs.get(key);
+    const count = prev && now - prev.at <= o.forgetMs ? prev.count + 1 : 1;
+    const d: Disproof = {
+      count,
+      at: now,
+      until: now + Math.min(o.maxMs, o.baseMs * 2 ** Math.min(count - 1, 30)),
+    };
+    // Re-inserted at the end: the map's order is the eviction order.
+    this.disproofs.delete(key);
+    this.disproofs.set(key, d);
+    while (this.disproofs.size > o.maxEntries) this.disproofs.delete(this.disproofs.keys().next().value!);
+    return d;
+  }
+
+  disproof(peer: PeerId | string): Disproof | undefined {
+    return this.disproofs.get(peer.toString());
+  }
+
+  /** Whether the record's status is one a sync disproved, or arrived during the back-off. */
+  isDisproved(r: PeerRecord, now: number): boolean {
+    const d = this.disproofs.get(r.peer.toString());
+    return d !== undefined && (now < d.until || r.statusAt <= d.at);
+  }
+
+  /** Fresh records whose status may start or join a sync. */
+  syncable(now: number): PeerRecord[] {
+    return this.fresh(now).filter((r) => !this.isDisproved(r, now));
+  }
 
   setStatus(peer: PeerId, status: Status, now: number): PeerRecord {
     const key = peer.toString();
@@ -62,7 +132,7 @@ export class PeerBook {
   }
 
   best(now: number, exclude: ReadonlySet<string> = new Set()): PeerRecord | undefined {
-    return this.fresh(now)
+    return this.syncable(now)
       .filter((r) => !exclude.has(r.peer.toString()))
       .sort(
         (a, b) =>

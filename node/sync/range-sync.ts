@@ -1,30 +1,32 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { PeerId } from '@libp2p/interface';
 import { bytesEqual, type Hex, toHex } from '../chain/bytes.ts';
 import type { Chain, ProcessResult } from '../chain/chain.ts';
 import type { SealedBlock } from '../chain/types.ts';
-import type { Logger } from '../log.ts';
-import type { BlockRef, Status } from '../p2p/messages.ts';
-import { MAX_BLOCKS_PER_REQUEST, MAX_HASHES_PER_REQUEST } from '../p2p/messages.ts';
-import type { PeerAction } from '../p2p/peer-scores.ts';
+import type { BlockRef } from '../p2p/messages.ts';
+import { MAX_BLOCKS_PER_REQUEST } from '../p2p/messages.ts';
+import type { Batch } from './batch.ts';
+import { type DownloaderDeps, RangeDownloader, type SyncPeer } from './range-downloader.ts';
 
 /** What range sync needs from the network and the node; injected so the algorithm stays testable. */
-export interface RangeSyncDeps {
+export interface RangeSyncDeps extends DownloaderDeps {
   readonly chain: Chain;
-  requestRange(peer: PeerId, startHeight: number, count: number): Promise<SealedBlock[]>;
   requestAncestor(peer: PeerId, locator: Uint8Array[]): Promise<BlockRef>;
-  requestHashesAt(peer: PeerId, heights: number[]): Promise<BlockRef[]>;
   submit(blocks: readonly SealedBlock[], from: string): Promise<ProcessResult[]>;
   /** Starts checking a downloaded batch's signatures (off the main thread) before its turn to import. */
   preverify?(blocks: readonly SealedBlock[]): Promise<void>;
-  penalise(peer: PeerId, action: PeerAction, reason: string): void;
+  /**
+   * Whether a peer's word counts in the checkpoint vote: only peers with an established good
+   * score (a stranger's identity is free, so fresh or penalised peers never vote). Without it
+   * nobody votes, as in Lodestar: validation alone decides.
+   */
+  isTrustedVoter?(peer: PeerId): boolean;
+  /** A peer served a batch that imported: useful service raises its score. */
+  reward?(peer: PeerId): void;
   onSplit?(info: { peer: string; forkHeight: number; ourHeight: number; theirHeight: number }): void;
-  readonly log: Logger;
 }
 
-export interface SyncPeer {
-  readonly peer: PeerId;
-  readonly status: Status;
-}
+export type { SyncPeer } from './range-downloader.ts';
 
 export interface RangeSyncOptions {
   readonly batchSize?: number;
@@ -32,34 +34,52 @@ export interface RangeSyncOptions {
   readonly parallelPeers?: number;
   /** Requests in flight per downloading peer. */
   readonly requestsPerPeer?: number;
+  /** Batches downloaded ahead of the import at most (Lodestar's BATCH_BUFFER_SIZE). */
+  readonly bufferBatches?: number;
+  /** Bytes of downloaded blocks held ahead of the import at most (the next batch always fits). */
+  readonly maxBufferedBytes?: number;
   /** Heights that are multiples of this are checked against other peers before import. */
   readonly checkpointInterval?: number;
   /** A fork deeper than this on reconnecting is reported as a healed network split. */
   readonly splitDepth?: number;
-}
-
-export type SyncOutcome =
-  | { readonly kind: 'synced'; readonly imported: number; readonly tip: number }
-  | { readonly kind: 'aborted'; readonly imported: number; readonly reason: string; readonly blame?: string };
-
-interface Batch {
-  readonly index: number;
-  readonly start: number;
-  readonly count: number;
-  attempts: number;
-  blocks?: SealedBlock[];
-  servedBy?: PeerId;
-  verified?: Promise<void>;
-  waiters: (() => void)[];
+  /** Called for every batch object created (tests count them; the window bounds them). */
+  readonly onBatchCreated?: (b: Batch<PeerId>) => void;
 }
 
 /**
+ * The score from which a peer's word counts in the checkpoint vote: ten imported batches
+ * (0.5 each) net of penalties, within the score's half-life. Fresh identities start at 0.
+ */
+export const TRUSTED_VOTER_MIN_SCORE = 5;
+
+/** Batches ahead of the import: 8 × 128 blocks, a few seconds of download at LAN speed. */
+export const BATCH_BUFFER_SIZE = 8;
+export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+
+/**
+ * How the target's status fared, when the sync could not finish: `lie` when its own answers
+ * contradicted it (a short, garbled or unlinked range below the head it claimed), `unserved`
+ * when it did not deliver a batch it claimed (errors or timeouts, penalised where they occur).
+ */
+export type Disproval = 'lie' | 'unserved';
+
+export type SyncOutcome =
+  | { readonly kind: 'synced'; readonly imported: number; readonly tip: number }
+  | {
+      readonly kind: 'aborted';
+      readonly imported: number;
+      readonly reason: string;
+      readonly blame?: string;
+      readonly disproved?: Disproval;
+    };
+
+/**
  * Catches up with the best peer: finds the fork point with a block locator, downloads the
- * range in bounded batches from up to three peers in parallel, retries a failed batch on
- * another peer, penalises peers that serve invalid or inconsistent batches, drops helpers
- * whose batches end on another block than the target's, checks checkpoint hashes against a
- * 2/3 majority of other peers, and imports batches strictly in order, one store transaction
- * per batch.
+ * range in a bounded window of batches from up to three peers in parallel (RangeDownloader),
+ * and imports batches strictly in order, one store transaction per batch, yielding to the event
+ * loop between batches. Before each import: a batch served by a helper must link to the chain
+ * being imported (else it is fetched again from the target), and checkpoint heights are put to
+ * a vote of trusted peers. A target whose answers disprove its status is blamed (`disproved`).
  */
 export async function rangeSync(
   target: SyncPeer,
@@ -67,9 +87,9 @@ export async function rangeSync(
   deps: RangeSyncDeps,
   opts: RangeSyncOptions = {},
 ): Promise<SyncOutcome> {
-  const batchSize = Math.min(opts.batchSize ?? MAX_BLOCKS_PER_REQUEST, MAX_BLOCKS_PER_REQUEST);
+  const batchSize = Math.max(1, Math.min(opts.batchSize ?? MAX_BLOCKS_PER_REQUEST, MAX_BLOCKS_PER_REQUEST));
   const checkpointInterval = opts.checkpointInterval ?? 512;
-  const { chain, log } = deps;
+  const { chain } = deps;
   const targetKey = target.peer.toString();
 
   let fork: BlockRef;
@@ -96,215 +116,87 @@ export async function rangeSync(
     });
   }
   const first = fork.height + 1;
+  // The claimed head bounds the range; nothing is built from it beyond the downloader's window.
   const last = target.status.headHeight;
   if (last < first) return { kind: 'synced', imported: 0, tip: chain.tip.height };
 
-  const batches: Batch[] = [];
-  for (let start = first, i = 0; start <= last; start += batchSize, i++) {
-    batches.push({ index: i, start, count: Math.min(batchSize, last - start + 1), attempts: 0, waiters: [] });
-  }
-  const downloaders: SyncPeer[] = [];
-  const failedPeers = new Set<string>();
-  const penalisedForRanges = new Set<string>();
-  let nextToFetch = 0;
-  const retry: Batch[] = [];
-  let stopped = false;
-  /** Download loops running now; when none is left while batches remain, the target is asked again. */
-  let live = 0;
-  let wakeMain: (() => void) | undefined;
-  const wake = () => {
-    const w = wakeMain;
-    wakeMain = undefined;
-    w?.();
-  };
-
-  const consistent = (b: Batch, blocks: SealedBlock[]): string | undefined => {
-    if (blocks.length !== b.count) return `${blocks.length} blocks for a range of ${b.count}`;
-    for (let i = 0; i < blocks.length; i++) {
-      const blk = blocks[i]!;
-      if (blk.header.height !== b.start + i) return `block at position ${i} has height ${blk.header.height}`;
-      if (i > 0 && !bytesEqual(blk.header.prevHash, blocks[i - 1]!.hash))
-        return `block ${blk.header.height} does not link`;
-    }
-    return undefined;
-  };
-
-  // The target's hashes at the batch ends, asked for (64 at a time) once a helper serves a batch.
-  // A helper on a competing fork serves ranges that are consistent and may even link to the
-  // previous batch; imported, they would put us on the helper's fork and make the honest
-  // target look like a liar when its next batch no longer links.
-  const anchorChunks = new Map<number, Promise<Map<number, Uint8Array>>>();
-  const targetHashAt = async (b: Batch): Promise<Uint8Array | undefined> => {
-    const chunk = Math.floor(b.index / MAX_HASHES_PER_REQUEST);
-    let answer = anchorChunks.get(chunk);
-    if (!answer) {
-      const heights = batches
-        .slice(chunk * MAX_HASHES_PER_REQUEST, (chunk + 1) * MAX_HASHES_PER_REQUEST)
-        .map((x) => x.start + x.count - 1);
-      answer = deps.requestHashesAt(target.peer, heights).then(
-        (refs) => new Map(refs.map((r) => [r.height, r.hash])),
-        // Without anchors, the linking and checkpoint checks still apply.
-        () => new Map(),
-      );
-      anchorChunks.set(chunk, answer);
-    }
-    return (await answer).get(b.start + b.count - 1);
-  };
-
-  const download = async (dl: SyncPeer) => {
-    const key = dl.peer.toString();
-    const isTarget = key === targetKey;
-    live++;
-    try {
-      while (!stopped && !failedPeers.has(key)) {
-        const b = retry.shift() ?? batches[nextToFetch++];
-        if (!b) return;
-        if (!isTarget && b.start + b.count - 1 > dl.status.headHeight) {
-          // Beyond this helper's head: left to the others (the target claimed every height).
-          retry.push(b);
-          return;
-        }
-        let otherFork = false;
-        try {
-          const blocks = await deps.requestRange(dl.peer, b.start, b.count);
-          const problem = consistent(b, blocks);
-          if (problem) {
-            // A short answer from a peer that claimed the height is a lie; a non-linking one is garbage.
-            // One penalty per peer and sync: its other request in flight fails for the same fault.
-            if (!penalisedForRanges.has(key)) {
-              penalisedForRanges.add(key);
-              deps.penalise(dl.peer, 'mid-tolerance', `range ${b.start}+${b.count}: ${problem}`);
-            }
-            throw new Error(problem);
-          }
-          if (!isTarget) {
-            const anchor = await targetHashAt(b);
-            if (anchor && !bytesEqual(anchor, blocks.at(-1)!.hash)) {
-              // Following another fork is no offence: the helper just stops helping.
-              otherFork = true;
-              throw new Error('range ends on another fork than the target');
-            }
-          }
-          b.blocks = blocks;
-          b.servedBy = dl.peer;
-          b.verified = deps.preverify?.(blocks).catch(() => {});
-          for (const w of b.waiters.splice(0)) w();
-        } catch (err) {
-          log.debug({ peer: key, start: b.start, err: (err as Error).message }, 'range request failed');
-          failedPeers.add(key);
-          if (!otherFork && ++b.attempts >= 4) {
-            stopped = true;
-            for (const w of b.waiters.splice(0)) w();
-            return;
-          }
-          retry.push(b);
-          // Another downloader picks it up; if none is left, the target peer is retried.
-          if (downloaders.every((d) => failedPeers.has(d.peer.toString()))) {
-            failedPeers.delete(targetKey);
-          }
-          return;
-        }
-      }
-    } finally {
-      live--;
-      wake();
-    }
-  };
-
-  const workers: Promise<void>[] = [];
-  // Peers join as their statuses arrive: right after start-up the first status is often alone.
-  const recruit = () => {
-    const candidates = [target, ...helpersNow()].filter(
-      (h) => h.status.headHeight >= first && !downloaders.some((d) => d.peer.equals(h.peer)),
-    );
-    for (const c of candidates) {
-      if (downloaders.length >= (opts.parallelPeers ?? 3)) break;
-      downloaders.push(c);
-      for (let k = 0; k < (opts.requestsPerPeer ?? 2); k++) workers.push(download(c));
-    }
-  };
-  recruit();
+  const dl = new RangeDownloader(target, helpersNow, deps, {
+    first,
+    last,
+    batchSize,
+    bufferBatches: Math.max(1, opts.bufferBatches ?? BATCH_BUFFER_SIZE),
+    maxBufferedBytes: opts.maxBufferedBytes ?? MAX_BUFFERED_BYTES,
+    parallelPeers: opts.parallelPeers ?? 3,
+    requestsPerPeer: opts.requestsPerPeer ?? 2,
+    onBatchCreated: opts.onBatchCreated,
+  });
   let imported = 0;
   let prevHash = fork.hash;
   let outcome: SyncOutcome | undefined;
-  for (const b of batches) {
-    recruit();
-    while (!b.blocks && !stopped) {
-      // Keep at least one download running while batches remain: when every loop has ended
-      // (failures, or helpers short of the remaining heights), the target is asked again.
-      if (live === 0) {
-        failedPeers.delete(targetKey);
-        workers.push(download(target));
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 500);
-        const done = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        wakeMain = done;
-        b.waiters.push(done);
-      });
-    }
-    if (!b.blocks) {
-      outcome = {
-        kind: 'aborted',
-        imported,
-        reason: `range ${b.start}+${b.count} failed ${b.attempts} times`,
-      };
-      break;
-    }
-    const blocks = b.blocks;
-    const server = b.servedBy!;
-    if (!bytesEqual(blocks[0]!.header.prevHash, prevHash)) {
-      // Served from another fork than the target's: fetch it again from the target itself.
-      b.blocks = undefined;
-      const again = await deps.requestRange(target.peer, b.start, b.count).catch(() => undefined);
-      if (!again || consistent(b, again) || !bytesEqual(again[0]!.header.prevHash, prevHash)) {
-        deps.penalise(target.peer, 'mid-tolerance', 'range does not continue the chain it claimed');
-        outcome = {
-          kind: 'aborted',
-          imported,
-          reason: 'target served a range that does not link',
-          blame: targetKey,
-        };
+  const abort = (reason: string, blame?: string, disproved?: Disproval): SyncOutcome => ({
+    kind: 'aborted',
+    imported,
+    reason,
+    ...(blame ? { blame } : {}),
+    ...(disproved ? { disproved } : {}),
+  });
+  try {
+    for (let i = 0; i < dl.batchCount; i++) {
+      const b = await dl.ready(i);
+      if (b.status === 'Failed') {
+        // A batch the target claimed and did not deliver: its status is not to be believed.
+        if (dl.disproved)
+          outcome = abort(`the target's status was disproved: ${dl.disproved.reason}`, targetKey, 'lie');
+        else if (b.failedBy(target.peer)) outcome = abort(b.failure!, targetKey, 'unserved');
+        else outcome = abort(b.failure!);
         break;
       }
-      b.blocks = again;
-      b.servedBy = target.peer;
+      if (!bytesEqual(b.blocks![0]!.header.prevHash, prevHash)) {
+        // Served from another fork than the target's: fetch it again from the target itself.
+        const problem = await dl.refetchFromTarget(b);
+        if (problem || !bytesEqual(b.blocks![0]!.header.prevHash, prevHash)) {
+          deps.penalise(target.peer, 'mid-tolerance', 'range does not continue the chain it claimed');
+          outcome = abort('target served a range that does not link', targetKey, 'lie');
+          break;
+        }
+      }
+      const server = b.peer!;
+      const disagreement = await checkCheckpoints(b, deps, [target, ...helpersNow()], checkpointInterval);
+      if (disagreement) {
+        // Trusted peers follow another chain here. That alone proves nothing against the
+        // server (validation is what decides): no penalty, the sync just does not follow it.
+        outcome = abort(disagreement, server.toString());
+        break;
+      }
+      await b.verified;
+      const blocks = b.startProcessing();
+      const results = await deps.submit(blocks, server.toString());
+      // Blocks before an invalid one in the same batch are connected and count as imported;
+      // those after it (orphans or invalid) do not.
+      imported += results.filter(
+        (r) => r.status === 'connected' || r.status === 'reorg' || r.status === 'side',
+      ).length;
+      const bad = results.find((r) => r.status === 'invalid');
+      if (bad && bad.status === 'invalid') {
+        b.processingFailed(bad.error.message);
+        deps.penalise(
+          server,
+          bad.error.isTransient ? 'high-tolerance' : 'low-tolerance',
+          `served invalid block: ${bad.error.message}`,
+        );
+        outcome = abort(`invalid block ${bad.hashHex}: ${bad.error.code}`, server.toString());
+        break;
+      }
+      prevHash = blocks.at(-1)!.hash;
+      b.processingSuccess();
+      dl.release(i);
+      deps.reward?.(server);
+      // Between batches the node answers its peers and its HTTP API.
+      await yieldToLoop();
     }
-    const disagreement = await checkCheckpoints(b, deps, [target, ...helpersNow()], checkpointInterval);
-    if (disagreement) {
-      deps.penalise(b.servedBy!, 'mid-tolerance', disagreement);
-      outcome = { kind: 'aborted', imported, reason: disagreement, blame: b.servedBy!.toString() };
-      break;
-    }
-    await b.verified;
-    const results = await deps.submit(b.blocks!, b.servedBy!.toString());
-    // Blocks before an invalid one in the same batch are connected and count as imported;
-    // those after it (orphans or invalid) do not.
-    imported += results.filter(
-      (r) => r.status === 'connected' || r.status === 'reorg' || r.status === 'side',
-    ).length;
-    const bad = results.find((r) => r.status === 'invalid');
-    if (bad && bad.status === 'invalid') {
-      deps.penalise(
-        server,
-        bad.error.isTransient ? 'high-tolerance' : 'low-tolerance',
-        `served invalid block: ${bad.error.message}`,
-      );
-      outcome = {
-        kind: 'aborted',
-        imported,
-        reason: `invalid block ${bad.hashHex}: ${bad.error.code}`,
-        blame: server.toString(),
-      };
-      break;
-    }
-    prevHash = b.blocks!.at(-1)!.hash;
+  } finally {
+    await dl.stop();
   }
-  stopped = true;
-  await Promise.allSettled(workers);
   if (outcome) return outcome;
   const claimed = toHex(target.status.headHash);
   if (!chain.tree.get(claimed as Hex)) {
@@ -316,10 +208,12 @@ export async function rangeSync(
 /**
  * Before importing a batch that contains checkpoint heights, asks other peers for their
  * hashes there. If at least two thirds of those who answer name another hash, the batch is
- * refused (the server is on a chain the network does not follow).
+ * refused (the server is on a chain the network does not follow). Only trusted peers vote
+ * (`isTrustedVoter`: an established good score): identities cost nothing, so three fresh
+ * colluders must not be able to stop a sync from an honest server, let alone get it penalised.
  */
 async function checkCheckpoints(
-  b: Batch,
+  b: Batch<PeerId>,
   deps: RangeSyncDeps,
   peers: readonly SyncPeer[],
   interval: number,
@@ -327,23 +221,30 @@ async function checkCheckpoints(
   const heights: number[] = [];
   for (let h = Math.ceil(b.start / interval) * interval; h < b.start + b.count; h += interval)
     if (h > 0) heights.push(h);
-  if (!heights.length) return undefined;
-  const server = b.servedBy!.toString();
-  const voters = peers
-    .filter((p) => p.peer.toString() !== server && p.status.headHeight >= heights.at(-1)!)
-    .slice(0, 5);
+  if (!heights.length || !deps.isTrustedVoter) return undefined;
+  const server = b.peer!.toString();
+  const seen = new Set<string>([server]);
+  const voters: SyncPeer[] = [];
+  for (const p of peers) {
+    const key = p.peer.toString();
+    if (seen.has(key) || p.status.headHeight < heights.at(-1)!) continue;
+    seen.add(key);
+    if (deps.isTrustedVoter(p.peer)) voters.push(p);
+    if (voters.length >= 5) break;
+  }
   if (voters.length < 2) return undefined;
   const answers = await Promise.all(
     voters.map((v) => deps.requestHashesAt(v.peer, heights).catch(() => undefined)),
   );
+  const blocks = b.blocks!;
   for (const h of heights) {
-    const ours = toHex(b.blocks![h - b.start]!.hash);
+    const ours = toHex(blocks[h - b.start]!.hash);
     const votes = answers.filter((a) => a !== undefined).map((a) => a.find((r) => r.height === h));
     const counted = votes.filter((v) => v !== undefined);
     if (counted.length < 2) continue;
     const against = counted.filter((v) => toHex(v.hash) !== ours).length;
     if (against * 3 >= counted.length * 2) {
-      return `checkpoint ${h}: ${against} of ${counted.length} peers name another block`;
+      return `checkpoint ${h}: ${against} of ${counted.length} trusted peers name another block`;
     }
   }
   return undefined;

@@ -1,8 +1,18 @@
+import type { PeerId } from '@libp2p/interface';
+import type { Hex } from '../chain/bytes.ts';
+import { toHex } from '../chain/bytes.ts';
 import type { Chain } from '../chain/chain.ts';
 import type { Logger } from '../log.ts';
 import type { NodeMetrics } from '../metrics.ts';
+import type { Status } from '../p2p/messages.ts';
 import type { PeerBook } from './peer-book.ts';
-import { type RangeSyncDeps, type RangeSyncOptions, rangeSync, type SyncOutcome } from './range-sync.ts';
+import {
+  type Disproval,
+  type RangeSyncDeps,
+  type RangeSyncOptions,
+  rangeSync,
+  type SyncOutcome,
+} from './range-sync.ts';
 
 export type SyncState = 'idle' | 'syncing';
 
@@ -10,6 +20,11 @@ export type SyncState = 'idle' | 'syncing';
  * Decides when to sync: whenever a peer with a fresh status claims more total work than our
  * tip, range-sync from the best such peer (most work, then lowest latency) with up to two
  * helpers. A peer whose sync was aborted through its fault is skipped for a while.
+ *
+ * A status the sync disproved (the peer did not serve what it claimed) is recorded in the peer
+ * book: it starts no sync again, the peer must send a fresh one after a back-off that doubles
+ * with every disproof, and a peer that lies again is penalised each time until it is banned
+ * (the range penalty alone is one per sync and would take ten lies).
  */
 export class SyncManager {
   state: SyncState = 'idle';
@@ -24,8 +39,12 @@ export class SyncManager {
     private readonly deps: RangeSyncDeps,
     private readonly metrics: NodeMetrics,
     private readonly log: Logger,
-    private readonly opts: RangeSyncOptions & { intervalMs?: number } = {},
+    private readonly opts: RangeSyncOptions & { intervalMs?: number; now?: () => number } = {},
   ) {}
+
+  private now(): number {
+    return this.opts.now?.() ?? Date.now();
+  }
 
   start(): void {
     this.timer = setInterval(() => this.poke(), this.opts.intervalMs ?? 250);
@@ -54,7 +73,7 @@ export class SyncManager {
   }
 
   private async maybeSync(): Promise<void> {
-    const now = Date.now();
+    const now = this.now();
     for (const [peer, until] of this.suspects) if (until < now) this.suspects.delete(peer);
     const best = this.book.best(now, new Set(this.suspects.keys()));
     if (!best || best.status.totalWork <= this.chain.tip.chainWork) return;
@@ -62,7 +81,7 @@ export class SyncManager {
     // Evaluated during the sync too: peers whose statuses arrive later join the download.
     const helpers = () =>
       this.book
-        .fresh(Date.now())
+        .syncable(this.now())
         .filter(
           (r) =>
             r.peer !== best.peer && !this.suspects.has(r.peer.toString()) && r.status.headHeight > ourHeight,
@@ -92,14 +111,43 @@ export class SyncManager {
       this.metrics.syncedBlocks.inc(outcome.imported);
       const ms = Math.round(performance.now() - started);
       if (outcome.kind === 'aborted') {
-        if (outcome.blame) this.suspects.set(outcome.blame, Date.now() + 60_000);
+        // A disproved status is the peer book's business (a fresh status after a growing
+        // back-off); other faults (a bad fork point, invalid blocks, a vote) skip the peer a while.
+        if (outcome.blame && !outcome.disproved) this.suspects.set(outcome.blame, this.now() + 60_000);
         this.log.warn({ ...outcome, ms }, 'sync aborted');
       } else {
         this.log.info({ imported: outcome.imported, tip: outcome.tip, ms }, 'sync finished');
       }
+      this.judgeStatus(best.peer, best.status, outcome);
     } finally {
       this.state = 'idle';
       this.metrics.syncState.set(0);
     }
+  }
+
+  /** Records a status the sync disproved, and penalises a peer that does it again. */
+  private judgeStatus(peer: PeerId, status: Status, outcome: SyncOutcome): void {
+    let kind: Disproval | undefined;
+    let reason: string;
+    if (outcome.kind === 'aborted') {
+      kind = outcome.disproved;
+      reason = outcome.reason;
+    } else {
+      // Synced to its claimed height, yet its claimed head is not ours: range sync penalised it.
+      if (this.chain.tree.get(toHex(status.headHash) as Hex)) return;
+      kind = 'lie';
+      reason = 'status named a head it did not serve';
+    }
+    if (!kind) return;
+    const d = this.book.disprove(peer, this.now());
+    this.metrics.syncDisproved.inc({ kind });
+    this.log.info(
+      { peer: peer.toString(), kind, count: d.count, backoffMs: d.until - d.at, reason },
+      'status disproved',
+    );
+    // Unserved batches were penalised where they failed (errors, timeouts): a lie is only seen
+    // here, and the first one is already penalised by range sync.
+    if (kind === 'lie' && d.count >= 2)
+      this.deps.penalise(peer, 'low-tolerance', `status disproved ${d.count} times: ${reason}`);
   }
 }

@@ -1,0 +1,107 @@
+/**
+ * A status liar for sync attacks: a ByzantinePeer whose status claims a head far above the
+ * victim's (a given height, far more work, a hash nobody has), that answers the victim's
+ * locator with the true fork point (so the victim goes on to ask for the promised blocks) and
+ * serves no blocks at all. It repeats its status like a persistent attacker would, redialling
+ * whenever the victim drops it, until the victim bans it.
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { toHex } from '../../node/chain/bytes.ts';
+import { genesisBlock } from '../../node/chain/genesis.ts';
+import { chainIdOf, type NetworkConfig } from '../../node/chain/network-config.ts';
+import { decodeHashes, encodeBlockRef, type Status } from '../../node/p2p/messages.ts';
+import { STATUS } from '../../node/p2p/protocols.ts';
+import { ByzantinePeer, successFrame } from './byzantine-peer.ts';
+import type { ClusterNode } from './harness.ts';
+
+export class StatusLiar {
+  /** Range requests the victim sent (each answered with nothing). */
+  rangeRequests = 0;
+  /** Locator requests the victim sent (each answered with the true fork point). */
+  ancestorRequests = 0;
+  private running = false;
+  private loop: Promise<void> | undefined;
+
+  private constructor(
+    readonly peer: ByzantinePeer,
+    readonly lie: Status,
+    private readonly victim: ClusterNode,
+  ) {}
+
+  get name(): string {
+    return this.peer.name;
+  }
+
+  get peerId(): string {
+    return this.peer.peerId;
+  }
+
+  /** Starts a liar claiming `headHeight` with 2^40 times the victim's work. */
+  static async start(
+    name: string,
+    network: NetworkConfig,
+    dir: string,
+    victim: ClusterNode,
+    headHeight: number,
+  ): Promise<StatusLiar> {
+    const peer = await ByzantinePeer.start(name, network, dir, { gossip: false });
+    const v = await victim.status();
+    const lie: Status = {
+      chainId: chainIdOf(network),
+      genesisHash: genesisBlock(network).hash,
+      headHash: randomBytes(32),
+      headHeight,
+      totalWork: BigInt(v.totalWork) << 40n,
+      role: 'hub',
+      capabilities: ['mine'],
+    };
+    const liar = new StatusLiar(peer, lie, victim);
+    await peer.serve('status', () => [successFrame(STATUS.encodeResponse(lie))]);
+    await peer.serve('ancestor', async (req) => {
+      liar.ancestorRequests++;
+      return [successFrame(encodeBlockRef(await liar.trueForkPoint(req)))];
+    });
+    await peer.serve('blocks-by-range', () => {
+      liar.rangeRequests++;
+      return [];
+    });
+    return liar;
+  }
+
+  /** The first locator hash on the victim's main chain: what an honest peer on its chain answers. */
+  private async trueForkPoint(req: Uint8Array): Promise<{ height: number; hash: Uint8Array }> {
+    const locator = decodeHashes(req).map((h) => toHex(h));
+    const { height } = await this.victim.status();
+    const main = (await this.victim.chain(Math.max(0, height - 64), height)).blocks;
+    const at = new Map(main.map((b) => [b.hash, b.height]));
+    const hit = locator.find((h) => at.has(h)) ?? main[0]!.hash;
+    return { height: at.get(hit) ?? 0, hash: Buffer.from(hit, 'hex') };
+  }
+
+  /**
+   * Keeps telling the victim its status (every `everyMs`, within the status rate limit of 10 per
+   * 10 s) and redials when dropped, until `stop()`.
+   */
+  persist(everyMs = 1_500): void {
+    this.running = true;
+    this.loop = (async () => {
+      let lastSent = 0;
+      while (this.running) {
+        const connected = this.peer.isConnected(this.victim);
+        if (!connected || Date.now() - lastSent >= everyMs) {
+          if (!connected) await this.peer.dial(this.victim, 2_000).catch(() => {});
+          await this.peer.request(this.victim, STATUS, this.lie).catch(() => {});
+          lastSent = Date.now();
+        }
+        await sleep(200);
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+    await this.peer.stop();
+  }
+}

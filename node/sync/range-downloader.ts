@@ -1,0 +1,332 @@
+/**
+ * The download half of range sync: keeps a bounded window of batches ahead of the import
+ * (Lodestar's BATCH_BUFFER_SIZE idea), hands them to up to `parallelPeers` peers with
+ * `requestsPerPeer` requests each, checks every answer for consistency, retries a failed batch
+ * elsewhere and gives it up after a bounded number of attempts.
+ *
+ * Nothing is built from the target's claimed head beyond the window: a status claiming 2^32-1
+ * blocks costs `bufferBatches` Batch objects, not 33 million. A target whose answer falls
+ * short of (or garbles) a range below its own claimed head has disproved its status: it gets
+ * no further batches in this sync and the importer is told why (`disproved`).
+ */
+import type { PeerId } from '@libp2p/interface';
+import { bytesEqual } from '../chain/bytes.ts';
+import type { SealedBlock } from '../chain/types.ts';
+import type { Logger } from '../log.ts';
+import type { BlockRef, Status } from '../p2p/messages.ts';
+import { MAX_HASHES_PER_REQUEST } from '../p2p/messages.ts';
+import type { PeerAction } from '../p2p/peer-scores.ts';
+import { Batch } from './batch.ts';
+
+export interface SyncPeer {
+  readonly peer: PeerId;
+  readonly status: Status;
+}
+
+/** What the downloader needs from the network (a subset of RangeSyncDeps). */
+export interface DownloaderDeps {
+  requestRange(peer: PeerId, startHeight: number, count: number): Promise<SealedBlock[]>;
+  requestHashesAt(peer: PeerId, heights: number[]): Promise<BlockRef[]>;
+  preverify?(blocks: readonly SealedBlock[]): Promise<void>;
+  penalise(peer: PeerId, action: PeerAction, reason: string): void;
+  readonly log: Logger;
+}
+
+export interface DownloaderOptions {
+  /** First and last height to download (last: the target's claimed head, never trusted further). */
+  readonly first: number;
+  readonly last: number;
+  readonly batchSize: number;
+  /** Batches that exist at once, counted from the next one to import. */
+  readonly bufferBatches: number;
+  /** Bytes of downloaded blocks held at once (beyond the next batch to import). */
+  readonly maxBufferedBytes: number;
+  readonly parallelPeers: number;
+  readonly requestsPerPeer: number;
+  /** Called for every Batch created (metrics, and tests that count them). */
+  readonly onBatchCreated?: (b: Batch<PeerId>) => void;
+}
+
+/** Why the target's status no longer counts: what its answers showed. */
+export interface Disproof {
+  readonly reason: string;
+}
+
+/** A consistency problem of an answer for batch `b`, or undefined. */
+export function inconsistency(b: Batch<PeerId>, blocks: readonly SealedBlock[]): string | undefined {
+  if (blocks.length !== b.count) return `${blocks.length} blocks for a range of ${b.count}`;
+  for (let i = 0; i < blocks.length; i++) {
+    const blk = blocks[i]!;
+    if (blk.header.height !== b.start + i) return `block at position ${i} has height ${blk.header.height}`;
+    if (i > 0 && !bytesEqual(blk.header.prevHash, blocks[i - 1]!.hash))
+      return `block ${blk.header.height} does not link`;
+  }
+  return undefined;
+}
+
+export class RangeDownloader {
+  /** Batches in the window, by index. */
+  private readonly window = new Map<number, Batch<PeerId>>();
+  /** Index of the next batch to import: the window starts here. */
+  private low = 0;
+  /** Index of the next batch to create. */
+  private nextIndex = 0;
+  private readonly downloaders: SyncPeer[] = [];
+  private readonly inflight = new Map<string, number>();
+  private readonly requests = new Set<Promise<void>>();
+  /** Peers given no more batches in this sync (failed one, or follow another fork). */
+  private readonly failedPeers = new Set<string>();
+  /** One range penalty per peer and sync: its other request in flight fails for the same fault. */
+  private readonly penalisedForRanges = new Set<string>();
+  private readonly anchorChunks = new Map<number, Promise<Map<number, Uint8Array>>>();
+  private stopped = false;
+  private bufferedBytes = 0;
+  /** Bytes of each downloaded batch in the window, until it is released or discarded. */
+  private readonly bytesOf = new Map<number, number>();
+  private wakeWaiter: (() => void) | undefined;
+  private readonly targetKey: string;
+  /** Set once the target's answers showed its status false. */
+  disproved: Disproof | undefined;
+  /** Most batches that existed at once (for tests and logs). */
+  maxLive = 0;
+  /** Batches created in all. */
+  created = 0;
+  readonly batchCount: number;
+
+  constructor(
+    private readonly target: SyncPeer,
+    private readonly helpersNow: () => readonly SyncPeer[],
+    private readonly deps: DownloaderDeps,
+    private readonly o: DownloaderOptions,
+  ) {
+    this.targetKey = target.peer.toString();
+    this.batchCount = o.last < o.first ? 0 : Math.ceil((o.last - o.first + 1) / o.batchSize);
+  }
+
+  /** The heights of batch `i` (arithmetic: no batch object needed). */
+  private rangeOf(i: number): { start: number; count: number } {
+    const start = this.o.first + i * this.o.batchSize;
+    return { start, count: Math.min(this.o.batchSize, this.o.last - start + 1) };
+  }
+
+  /**
+   * Waits until batch `i` (the next to import) is downloaded or given up; returns it in state
+   * AwaitingProcessing or Failed. Batches must be asked for in order.
+   */
+  async ready(i: number): Promise<Batch<PeerId>> {
+    this.low = i;
+    for (;;) {
+      this.pump();
+      const b = this.window.get(i);
+      if (!b) throw new Error(`batch ${i} is not in the window`);
+      if (b.status === 'AwaitingProcessing' || b.status === 'Failed') return b;
+      // Woken by every finished request; the timer lets helpers whose statuses arrive later join.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 500);
+        this.wakeWaiter = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+
+  /** Batch `i` is imported: its blocks go, the window slides on. */
+  release(i: number): void {
+    this.unbuffer(i);
+    this.window.delete(i);
+    this.low = i + 1;
+    this.pump();
+  }
+
+  /**
+   * Downloads batch `b` again from the target itself, now (the importer found that a helper's
+   * answer does not continue the chain being imported). Resolves to the problem, or undefined.
+   */
+  async refetchFromTarget(b: Batch<PeerId>): Promise<string | undefined> {
+    this.unbuffer(b.index);
+    b.discard();
+    b.startDownloading(this.target.peer);
+    const blocks = await this.deps.requestRange(this.target.peer, b.start, b.count).catch(() => undefined);
+    const problem = blocks ? inconsistency(b, blocks) : 'no answer';
+    if (problem || !blocks) {
+      b.downloadFailed(problem ?? 'no answer');
+      return problem ?? 'no answer';
+    }
+    b.downloadSuccess(blocks);
+    this.buffer(b.index, blocks);
+    return undefined;
+  }
+
+  /** Stops handing out batches and waits for the requests in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake();
+    await Promise.allSettled([...this.requests]);
+    this.window.clear();
+    this.bytesOf.clear();
+    this.bufferedBytes = 0;
+  }
+
+  private buffer(i: number, blocks: readonly SealedBlock[]): void {
+    let n = 0;
+    for (const b of blocks) n += b.encoded.length;
+    this.bytesOf.set(i, n);
+    this.bufferedBytes += n;
+  }
+
+  private unbuffer(i: number): void {
+    this.bufferedBytes -= this.bytesOf.get(i) ?? 0;
+    this.bytesOf.delete(i);
+  }
+
+  private wake(): void {
+    const w = this.wakeWaiter;
+    this.wakeWaiter = undefined;
+    w?.();
+  }
+
+  /** Peers join as their statuses arrive: right after start-up the first status is often alone. */
+  private recruit(): void {
+    if (this.downloaders.length >= this.o.parallelPeers) return;
+    const candidates = [this.target, ...this.helpersNow()].filter(
+      (h) => h.status.headHeight >= this.o.first && !this.downloaders.some((d) => d.peer.equals(h.peer)),
+    );
+    for (const c of candidates) {
+      if (this.downloaders.length >= this.o.parallelPeers) break;
+      this.downloaders.push(c);
+    }
+  }
+
+  /** Fills the window and starts every download a free peer can take. Synchronous and bounded. */
+  private pump(): void {
+    if (this.stopped) return;
+    this.recruit();
+    while (this.nextIndex < this.batchCount && this.nextIndex < this.low + this.o.bufferBatches) {
+      const { start, count } = this.rangeOf(this.nextIndex);
+      const b = new Batch<PeerId>(this.nextIndex++, start, count);
+      this.window.set(b.index, b);
+      this.created++;
+      this.o.onBatchCreated?.(b);
+    }
+    this.maxLive = Math.max(this.maxLive, this.window.size);
+    for (const b of [...this.window.values()].sort((x, y) => x.index - y.index)) {
+      if (b.status !== 'AwaitingDownload') continue;
+      // Memory first: beyond the next batch, nothing more is fetched while the buffer is full.
+      if (b.index > this.low && this.bufferedBytes >= this.o.maxBufferedBytes) break;
+      const dl = this.pickPeer(b);
+      if (dl) {
+        this.start(b, dl);
+        continue;
+      }
+      if (this.requests.size > 0) continue;
+      // No request left in flight and nobody free to take it: ask the target again (the batch's
+      // attempts bound this), unless its own answers disproved its claim: then nobody can.
+      if (!this.disproved) {
+        this.failedPeers.delete(this.targetKey);
+        this.start(b, this.target);
+        continue;
+      }
+      b.fail(
+        this.disproved
+          ? `range ${b.start}+${b.count}: no peer can serve it (the target's status was disproved: ${this.disproved.reason})`
+          : `range ${b.start}+${b.count}: no peer can serve it`,
+      );
+      this.wake();
+    }
+  }
+
+  private canServe(p: SyncPeer, b: Batch<PeerId>): boolean {
+    // Helpers are not asked beyond their heads; the target claimed every height of the range.
+    return p.peer.toString() === this.targetKey || b.end <= p.status.headHeight;
+  }
+
+  private pickPeer(b: Batch<PeerId>): SyncPeer | undefined {
+    let fallback: SyncPeer | undefined;
+    for (const d of this.downloaders) {
+      const key = d.peer.toString();
+      if (this.failedPeers.has(key) || (this.inflight.get(key) ?? 0) >= this.o.requestsPerPeer) continue;
+      if (!this.canServe(d, b)) continue;
+      if (!b.failedBy(d.peer)) return d;
+      fallback ??= d;
+    }
+    return fallback;
+  }
+
+  private start(b: Batch<PeerId>, dl: SyncPeer): void {
+    const key = dl.peer.toString();
+    b.startDownloading(dl.peer);
+    this.inflight.set(key, (this.inflight.get(key) ?? 0) + 1);
+    const req = this.fetch(b, dl).finally(() => {
+      this.inflight.set(key, (this.inflight.get(key) ?? 1) - 1);
+      this.requests.delete(req);
+      this.pump();
+      this.wake();
+    });
+    this.requests.add(req);
+  }
+
+  private async fetch(b: Batch<PeerId>, dl: SyncPeer): Promise<void> {
+    const key = dl.peer.toString();
+    const isTarget = key === this.targetKey;
+    let otherFork = false;
+    try {
+      const blocks = await this.deps.requestRange(dl.peer, b.start, b.count);
+      if (this.stopped) return;
+      const problem = inconsistency(b, blocks);
+      if (problem) {
+        // A short answer from a peer that claimed the height is a lie; a non-linking one is garbage.
+        if (!this.penalisedForRanges.has(key)) {
+          this.penalisedForRanges.add(key);
+          this.deps.penalise(dl.peer, 'mid-tolerance', `range ${b.start}+${b.count}: ${problem}`);
+        }
+        // The target claimed this height: its status is shown false, it gets no more batches.
+        if (isTarget) this.disproved ??= { reason: `range ${b.start}+${b.count}: ${problem}` };
+        throw new Error(problem);
+      }
+      if (!isTarget) {
+        const anchor = await this.targetHashAt(b);
+        if (this.stopped) return;
+        if (anchor && !bytesEqual(anchor, blocks.at(-1)!.hash)) {
+          // Following another fork is no offence: the helper just stops helping.
+          otherFork = true;
+          throw new Error('range ends on another fork than the target');
+        }
+      }
+      b.downloadSuccess(blocks);
+      this.buffer(b.index, blocks);
+      b.verified = this.deps.preverify?.(blocks).catch(() => {});
+    } catch (err) {
+      if (this.stopped || b.status !== 'Downloading') return;
+      this.deps.log.debug({ peer: key, start: b.start, err: (err as Error).message }, 'range request failed');
+      this.failedPeers.add(key);
+      b.downloadFailed((err as Error).message, { countAttempt: !otherFork });
+    }
+  }
+
+  /**
+   * The target's hashes at the batch ends, asked for (64 at a time) once a helper serves a
+   * batch. A helper on a competing fork serves ranges that are consistent and may even link to
+   * the previous batch; imported, they would put us on the helper's fork and make the honest
+   * target look like a liar when its next batch no longer links.
+   */
+  private async targetHashAt(b: Batch<PeerId>): Promise<Uint8Array | undefined> {
+    const chunk = Math.floor(b.index / MAX_HASHES_PER_REQUEST);
+    let answer = this.anchorChunks.get(chunk);
+    if (!answer) {
+      const heights: number[] = [];
+      const end = Math.min((chunk + 1) * MAX_HASHES_PER_REQUEST, this.batchCount);
+      for (let i = chunk * MAX_HASHES_PER_REQUEST; i < end; i++) {
+        const { start, count } = this.rangeOf(i);
+        heights.push(start + count - 1);
+      }
+      answer = this.deps.requestHashesAt(this.target.peer, heights).then(
+        (refs) => new Map(refs.map((r) => [r.height, r.hash])),
+        // Without anchors, the linking and checkpoint checks still apply.
+        () => new Map(),
+      );
+      this.anchorChunks.set(chunk, answer);
+    }
+    return (await answer).get(b.end);
+  }
+}

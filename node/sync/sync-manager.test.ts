@@ -1,0 +1,196 @@
+/**
+ * The sync manager against a peer whose status lies: the lie is blamed, penalised, not used
+ * again until a fresh status after a back-off, and a repeat liar is penalised until banned.
+ * The peers are fakes answering from forged chains (as the node's handlers do); the local node
+ * imports through `processBlock`.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { before, describe, test } from 'node:test';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { PeerId } from '@libp2p/interface';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import pino from 'pino';
+import type { Hex } from '../chain/bytes.ts';
+import type { SealedBlock } from '../chain/types.ts';
+import { createNodeMetrics } from '../metrics.ts';
+import type { Status } from '../p2p/messages.ts';
+import { type PeerAction, PeerScores } from '../p2p/peer-scores.ts';
+import { forgeChain, type TestChain, testChain } from '../testing/forge.ts';
+import { PeerBook } from './peer-book.ts';
+import type { RangeSyncDeps } from './range-sync.ts';
+import { SyncManager } from './sync-manager.ts';
+
+const silent = pino({ level: 'silent' });
+const forger = testChain();
+let BLOCKS: SealedBlock[] = [];
+let liar: PeerId;
+let honest: PeerId;
+before(async () => {
+  BLOCKS = forgeChain(forger.chain, forger.chain.tip, 40);
+  for (const b of BLOCKS) assert.equal((await forger.submit(b)).status, 'connected');
+  liar = peerIdFromPrivateKey(await generateKeyPair('Ed25519'));
+  honest = peerIdFromPrivateKey(await generateKeyPair('Ed25519'));
+});
+
+const statusOf = (t: TestChain): Status => ({
+  chainId: t.chain.chainId,
+  genesisHash: t.chain.genesis.hash,
+  headHash: t.chain.tip.hash,
+  headHeight: t.chain.tip.height,
+  totalWork: t.chain.tip.chainWork,
+  role: 'submind',
+  capabilities: [],
+});
+
+/** A node at genesis, a liar claiming 2^32-1 blocks that serves none, and (optionally) an honest peer. */
+function setup() {
+  let clock = 1_000_000;
+  const local = testChain();
+  const book = new PeerBook(30_000, { baseMs: 1_000 });
+  const scores = new PeerScores();
+  const metrics = createNodeMetrics();
+  const penalties: { peer: string; action: PeerAction; reason: string; verdict: string }[] = [];
+  const calls = { liarAncestor: 0, liarRanges: 0, honestRanges: 0 };
+  const lie: Status = {
+    ...statusOf(forger),
+    headHeight: 2 ** 32 - 1,
+    headHash: randomBytes(32),
+    totalWork: forger.chain.tip.chainWork << 40n,
+  };
+  const deps: RangeSyncDeps = {
+    chain: local.chain,
+    requestAncestor: async (p) => {
+      if (p.equals(liar)) calls.liarAncestor++;
+      return { height: 0, hash: local.chain.genesis.hash };
+    },
+    requestRange: async (p, start, count) => {
+      if (p.equals(liar)) {
+        calls.liarRanges++;
+        return [];
+      }
+      calls.honestRanges++;
+      const hashes: Hex[] = [];
+      for (let h = start; h < start + count; h++) {
+        const n = forger.chain.tree.mainAt(h);
+        if (n) hashes.push(n.hashHex);
+      }
+      return forger.chain.getBlocks(hashes);
+    },
+    requestHashesAt: async () => [],
+    submit: async (blocks, from) => {
+      const out = [];
+      for (const b of blocks) out.push(await local.submit(b, from));
+      return out;
+    },
+    penalise: (p, action, reason) => {
+      const verdict = scores.apply(p.toString(), action, reason, clock);
+      penalties.push({ peer: p.toString(), action, reason, verdict });
+    },
+    log: silent,
+  };
+  const manager = new SyncManager(local.chain, book, deps, metrics, silent, { now: () => clock });
+  return {
+    local,
+    book,
+    scores,
+    metrics,
+    penalties,
+    calls,
+    lie,
+    manager,
+    now: () => clock,
+    advance: (ms: number) => {
+      clock += ms;
+    },
+  };
+}
+
+describe('a lying status is disproved and not trusted again', () => {
+  test('the liar is blamed and penalised; the same status does not start the next sync', async () => {
+    const s = setup();
+    s.book.setStatus(liar, s.lie, s.now());
+    const first = await s.manager.syncNow();
+    assert.equal(first?.kind, 'aborted');
+    assert.ok(first?.kind === 'aborted');
+    assert.equal(first.blame, liar.toString());
+    assert.equal(first.disproved, 'lie');
+    assert.deepEqual(
+      s.penalties.map((p) => [p.action, p.reason]),
+      [['mid-tolerance', 'range 1+128: 0 blocks for a range of 128']],
+    );
+    assert.equal(s.calls.liarAncestor, 1);
+    const metric = (await s.metrics.syncDisproved.get()).values;
+    assert.deepEqual(
+      metric.map((v) => [v.labels.kind, v.value]),
+      [['lie', 1]],
+    );
+
+    // Milliseconds later, and with the same status sent again during the back-off: no sync.
+    s.advance(5);
+    assert.equal(await s.manager.syncNow(), undefined);
+    s.book.setStatus(liar, s.lie, s.now());
+    s.advance(5);
+    assert.equal(await s.manager.syncNow(), undefined);
+    assert.equal(s.calls.liarAncestor, 1, 'the disproved status started no second sync');
+    // Once the back-off is over, the status received during it is believed again (once).
+    s.advance(1_000);
+    const second = await s.manager.syncNow();
+    assert.equal(second?.kind === 'aborted' && second.disproved, 'lie');
+    assert.equal(s.calls.liarAncestor, 2);
+    assert.deepEqual(
+      s.penalties.slice(1).map((p) => p.action),
+      ['mid-tolerance', 'low-tolerance'],
+      'a repeat liar pays for the lie itself as well',
+    );
+    assert.match(s.penalties[2]!.reason, /^status disproved 2 times: .*0 blocks for a range of 128/);
+  });
+
+  test('a repeat liar is penalised every time until banned, with a growing back-off', async () => {
+    const s = setup();
+    const syncStarts: number[] = [];
+    const started = s.now();
+    while (!s.scores.isBanned(liar.toString(), s.now())) {
+      assert.ok(s.now() - started < 120_000, `not banned after ${syncStarts.length} lies`);
+      // A persistent liar repeats its status every 250 ms.
+      s.book.setStatus(liar, s.lie, s.now());
+      const before = s.calls.liarAncestor;
+      await s.manager.syncNow();
+      if (s.calls.liarAncestor > before) syncStarts.push(s.now() - started);
+      s.advance(250);
+    }
+    assert.ok(syncStarts.length <= 5, `${syncStarts.length} syncs before the ban`);
+    assert.equal(s.penalties.at(-1)!.verdict, 'ban');
+    const gaps = syncStarts.slice(1).map((t, i) => t - syncStarts[i]!);
+    for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i]! > gaps[i - 1]!, `back-offs ${gaps}`);
+    assert.ok(gaps[0]! >= 1_000, 'never within milliseconds');
+  });
+
+  test('after a liar is disproved, the next sync is from the honest peer, at once', async () => {
+    const s = setup();
+    s.book.setStatus(liar, s.lie, s.now());
+    s.book.setStatus(honest, statusOf(forger), s.now());
+    assert.equal((await s.manager.syncNow())?.kind, 'aborted');
+    s.advance(1);
+    assert.deepEqual(await s.manager.syncNow(), { kind: 'synced', imported: 40, tip: 40 });
+    assert.equal(s.local.chain.tip.hashHex, BLOCKS.at(-1)!.hashHex);
+    assert.equal(s.calls.liarAncestor, 1);
+    assert.deepEqual(
+      s.penalties.map((p) => p.peer),
+      [liar.toString()],
+    );
+  });
+
+  test('a peer that claimed a head it did not serve is disproved too (synced, head missing)', async () => {
+    const s = setup();
+    const claim = { ...statusOf(forger), headHash: randomBytes(32) };
+    s.book.setStatus(honest, claim, s.now());
+    assert.deepEqual(await s.manager.syncNow(), { kind: 'synced', imported: 40, tip: 40 });
+    assert.equal(s.book.disproof(honest)?.count, 1);
+    // Our tip now has its work: nothing to do either way, and no extra penalty for one lie.
+    assert.deepEqual(
+      s.penalties.map((p) => p.reason),
+      ['status named a head it did not serve'],
+    );
+  });
+});
