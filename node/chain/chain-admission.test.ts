@@ -189,6 +189,17 @@ describe('side chains: the work margin for unrequested blocks', () => {
     assert.equal(t.chain.takeUpdate().blocks.length, 1);
   });
 
+  test('on a young chain, lighter than the margin itself, a fork from genesis is still junk', async () => {
+    const { t } = await mainChain(4, 100);
+    const [f1] = forgeChain(t.chain, t.chain.tree.genesis, 1, { miner: rival });
+    ignored(await gossip(t, f1!), 'low-work-side-chain', true);
+    // Half the tip's work or more, and within the margin: kept.
+    const [f2] = forgeChain(t.chain, t.chain.tree.get(t.chain.tip.parent!.parent!.hashHex)!, 1, {
+      miner: rival,
+    });
+    assert.equal((await gossip(t, f2!)).status, 'side');
+  });
+
   test('within the margin a side block is kept; a lighter one is ignored but not called junk', async () => {
     const { t, main } = await mainChain(10, 2);
     const at = (h: number) => t.chain.tree.get(main[h - 1]!.hashHex)!;

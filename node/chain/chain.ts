@@ -100,7 +100,8 @@ export interface ChainOptions {
   readonly orphanMaxAhead?: number;
   /**
    * An unrequested block on a side chain is kept only if that chain's work (with the orphans
-   * waiting on it) is within this many tip-difficulty blocks of the tip's work (default 6).
+   * waiting on it) is within this many tip-difficulty blocks of the tip's work (default 6), and
+   * at least half the tip's work.
    */
   readonly sideChainMarginBlocks?: number;
   /** Blocks rejected for a transient reason remembered at most (default 1,024). */
@@ -337,10 +338,14 @@ export class Chain {
       return this.reject(hashHex, err, block);
     }
     if (!requested) {
-      const deficit = this.workDeficit(block, parent);
-      if (deficit > this.sideChainMarginBlocks * workForTarget(this.tree.tip.header.target)) {
+      // Under half the tip's work is junk however young the chain (six tip-difficulty blocks
+      // can outweigh a chain that just ramped its difficulty up); otherwise the margin decides.
+      const work = this.chainWorkWith(block, parent);
+      const tipWork = this.tree.tip.chainWork;
+      const junk = work * 2n < tipWork;
+      if (junk || tipWork - work > this.sideChainMarginBlocks * workForTarget(this.tree.tip.header.target)) {
         this.dropDescendants(hashHex);
-        return this.ignore(hashHex, 'low-work-side-chain', deficit * 2n > this.tree.tip.chainWork);
+        return this.ignore(hashHex, 'low-work-side-chain', junk);
       }
     }
     try {
@@ -374,14 +379,11 @@ export class Chain {
   }
 
   /**
-   * How much less work than our tip the block's chain carries, counting the heaviest chain of
-   * orphans already waiting on it (a side chain fetched ancestor-first arrives lightest block
-   * first). Zero or less: it is at least as heavy.
+   * The work of the block's chain, counting the heaviest chain of orphans already waiting on it
+   * (a side chain fetched ancestor-first arrives lightest block first).
    */
-  private workDeficit(block: SealedBlock, parent: BlockNode): bigint {
-    const work =
-      parent.chainWork + workForTarget(block.header.target) + this.orphans.descendantWork(block.hashHex);
-    return this.tree.tip.chainWork - work;
+  private chainWorkWith(block: SealedBlock, parent: BlockNode): bigint {
+    return parent.chainWork + workForTarget(block.header.target) + this.orphans.descendantWork(block.hashHex);
   }
 
   /** Orphans waiting on a block that will not be kept can never connect: they go too. */
