@@ -468,18 +468,13 @@ describe('work is never free: cheap rules first', () => {
     return { t, calls: () => calls };
   }
 
-  test('target-out-of-range: a target easier than maxTarget fails first, before any other rule or signature', async () => {
+  test('target-out-of-range: a target easier than maxTarget fails before every rule but the chain id, and before any signature', async () => {
     const { t, calls } = countingChain();
     const tip = t.chain.tip;
-    // Breaks every rule it can at once: version, chain id, Merkle root, both signatures.
+    // Breaks every other rule it can at once: version, Merkle root, both signatures.
     const good = forgeBlock(t.chain, tip, {
       entries: [entryAt(1)],
-      header: {
-        target: MAX_TARGET,
-        version: FORMAT_VERSION + 1,
-        chainId: chainIdOf(testNetwork({ name: 'elsewhere' })),
-        merkleRoot: new Uint8Array(32),
-      },
+      header: { target: MAX_TARGET, version: FORMAT_VERSION + 1, merkleRoot: new Uint8Array(32) },
       mine: false,
     });
     const bad = sealBlock({
@@ -490,6 +485,13 @@ describe('work is never free: cheap rules first', () => {
     await expectInvalid(t, bad, 'target-out-of-range');
     assert.equal(calls(), 0, 'no signature was checked');
     assert.equal(t.chain.invalidReason(bad.hashHex)?.code, 'target-out-of-range', 'remembered by its hash');
+    // Of another network, the same block is that first (its sender is on the wrong network).
+    const foreign = forgeBlock(t.chain, tip, {
+      header: { target: MAX_TARGET, chainId: chainIdOf(testNetwork({ name: 'elsewhere' })) },
+      mine: false,
+    });
+    await expectInvalid(t, foreign, 'wrong-chain-id');
+    assert.equal(calls(), 0);
   });
 
   test('target-out-of-range: a target harder than minTarget, and the bounds themselves pass', async () => {

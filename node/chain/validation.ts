@@ -105,14 +105,16 @@ export function validateEntry(
 
 /**
  * Rules of the header alone, in order of cost, so that a block fails on the cheapest rule it
- * breaks. The target comes first (Bitcoin's CheckProofOfWork checks the limit before the hash):
- * a target outside the network's bounds makes the proof of work free, so nothing else about
- * such a block deserves any work. Then the fields the hash commits to and the proof of work
- * (one comparison). The clock is checked apart (validateHeaderTime): an orphan may wait in the
+ * breaks. The chain id comes first: a block of another network is that, whatever else it
+ * breaks, and its sender is on the wrong network (a fatal penalty); the comparison costs as
+ * little as the next one. Then the target bounds (Bitcoin's CheckProofOfWork checks the limit
+ * before the hash): a target outside them makes the proof of work free, so nothing else about
+ * such a block deserves any work. Then the version and the proof of work (one comparison). The clock is checked apart (validateHeaderTime): an orphan may wait in the
  * pool while ahead of our clock, and is checked against it when its parent arrives.
  */
 export function validateHeader(block: SealedBlock, config: NetworkConfig, chainId: Uint8Array): void {
   const h = block.header;
+  if (!bytesEqual(h.chainId, chainId)) throw new BlockValidationError('wrong-chain-id', toHex(h.chainId));
   if (h.target < config.minTarget || h.target > config.maxTarget) {
     throw new BlockValidationError(
       'target-out-of-range',
@@ -121,7 +123,6 @@ export function validateHeader(block: SealedBlock, config: NetworkConfig, chainI
   }
   if (h.version !== FORMAT_VERSION)
     throw new BlockValidationError('unsupported-version', `version ${h.version}`);
-  if (!bytesEqual(h.chainId, chainId)) throw new BlockValidationError('wrong-chain-id', toHex(h.chainId));
   if (!meetsTarget(block.hash, h.target)) throw new BlockValidationError('insufficient-work', block.hashHex);
 }
 
