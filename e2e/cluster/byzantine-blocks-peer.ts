@@ -116,7 +116,7 @@ export class VictimProbe {
     while (this.running) {
       const t0 = performance.now();
       try {
-        await this.node.request('GET', '/status', undefined, 5_000);
+        await retryOnReset(() => this.node.request('GET', '/status', undefined, 5_000));
         this.statusMs.push(performance.now() - t0);
       } catch (err) {
         this.failures.push((err as Error).message);
@@ -139,7 +139,22 @@ export class VictimProbe {
 
 /** The node's resident set size from its Prometheus process metrics. */
 export async function rss(node: ClusterNode): Promise<number> {
-  const v = parseMetric(await node.metrics(), 'process_resident_memory_bytes');
+  const v = parseMetric(await retryOnReset(() => node.metrics()), 'process_resident_memory_bytes');
   if (v === undefined) throw new Error(`${node.name} reports no process_resident_memory_bytes`);
   return v;
+}
+
+/**
+ * Runs `fn` again, once, when it failed because the server closed a kept-alive socket just as
+ * the client reused it (undici's "other side closed"): a race of HTTP keep-alive, not a node
+ * that does not answer. Its latency includes the retry.
+ */
+async function retryOnReset<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const cause = (err as { cause?: { cause?: { code?: string } } }).cause?.cause;
+    if (cause?.code !== 'UND_ERR_SOCKET' && cause?.code !== 'ECONNRESET') throw err;
+    return fn();
+  }
 }
