@@ -103,6 +103,24 @@ describe('unknown-block fetcher', () => {
     assert.deepEqual(f.outcomes, ['unserved']);
   });
 
+  test('when the first sender does not serve the parent, the next sender of an orphan waiting for it is asked', async () => {
+    const f = fake(10, (peer, h) => (peer === 'liar' ? [] : [block(h)]));
+    const u = new UnknownBlockSync(f.deps);
+    u.onOrphan('liar', hex(12));
+    u.onOrphan('honest', hex(12));
+    u.onOrphan('honest', hex(12));
+    await settle(u);
+    assert.deepEqual(
+      f.fetches.map((x) => x.peer),
+      ['liar', 'honest', 'honest'],
+    );
+    assert.deepEqual(f.outcomes, ['unserved', 'resolved']);
+    assert.deepEqual(
+      f.penalties.map((p) => p.peer),
+      ['liar'],
+    );
+  });
+
   test('serving another block than the one asked for counts as not serving it', async () => {
     const f = fake(10, () => [block(hex(999))]);
     const u = new UnknownBlockSync(f.deps);

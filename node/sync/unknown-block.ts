@@ -60,8 +60,18 @@ export interface UnknownBlockOptions {
 
 interface Job {
   readonly missing: Hex;
-  readonly peer: string;
+  /**
+   * Senders of orphans waiting for it, in arrival order, asked one after the other: a liar
+   * that sent an orphan first cannot leave an honest sender's orphan unresolved.
+   */
+  readonly peers: string[];
 }
+
+/** Senders remembered per missing block (the first is asked; the others if it fails). */
+const MAX_PEERS_PER_JOB = 4;
+
+/** Outcomes that blame the peer asked, not the block: the next sender is asked. */
+const TRY_NEXT: ReadonlySet<UnknownBlockOutcome> = new Set(['unserved', 'failed', 'bad-block']);
 
 export class UnknownBlockSync {
   private readonly pending = new Map<Hex, Job>();
@@ -99,14 +109,19 @@ export class UnknownBlockSync {
 
   /** An orphan from `peer` waits for `missing`: queue its fetch (once per missing block). */
   onOrphan(peer: string, missing: Hex): void {
-    if (this.stopped || this.pending.has(missing)) return;
+    if (this.stopped) return;
+    const job = this.pending.get(missing);
+    if (job) {
+      if (!job.peers.includes(peer) && job.peers.length < MAX_PEERS_PER_JOB) job.peers.push(peer);
+      return;
+    }
     if (this.pending.size >= this.maxPending) {
       this.deps.count?.('queue-full');
       // The orphan waits in the pool anyway; a sync may bring its parent.
       this.deps.pokeSync();
       return;
     }
-    this.pending.set(missing, { missing, peer });
+    this.pending.set(missing, { missing, peers: [peer] });
     this.pump();
   }
 
@@ -143,18 +158,24 @@ export class UnknownBlockSync {
     if (this.stopped) return;
     for (const job of this.pending.values()) {
       if (this.active.size >= this.maxConcurrent) return;
-      if (this.active.has(job.missing) || this.busyPeers.has(job.peer)) continue;
+      const peer = job.peers[0]!;
+      if (this.active.has(job.missing) || this.busyPeers.has(peer)) continue;
       this.active.add(job.missing);
-      this.busyPeers.add(job.peer);
-      const run = this.fetchChain(job)
+      this.busyPeers.add(peer);
+      let outcome: UnknownBlockOutcome = 'failed';
+      const run = this.fetchChain(job.missing, peer)
         .then(
-          (outcome) => this.deps.count?.(outcome),
-          () => this.deps.count?.('failed'),
+          (o) => {
+            outcome = o;
+          },
+          () => {},
         )
         .finally(() => {
+          this.deps.count?.(outcome);
           this.active.delete(job.missing);
-          this.busyPeers.delete(job.peer);
-          this.pending.delete(job.missing);
+          this.busyPeers.delete(peer);
+          job.peers.shift();
+          if (!TRY_NEXT.has(outcome) || job.peers.length === 0) this.pending.delete(job.missing);
           this.running.delete(run);
           this.pump();
         });
@@ -163,7 +184,7 @@ export class UnknownBlockSync {
   }
 
   /** Walks down from `missing` until a fetched block connects (or is settled otherwise). */
-  private async fetchChain({ missing, peer }: Job): Promise<UnknownBlockOutcome> {
+  private async fetchChain(missing: Hex, peer: string): Promise<UnknownBlockOutcome> {
     let want: Hex = missing;
     for (let depth = 0; depth < this.maxDepth; depth++) {
       if (this.stopped) return 'failed';
