@@ -31,6 +31,23 @@ export function createNodeMetrics(registry = new Registry()) {
       labelNames: ['code'],
       registers: r,
     }),
+    blocksIgnored: new Counter({
+      name: 'cairn_blocks_ignored_total',
+      help: 'Blocks neither stored nor judged invalid (orphans outside the window or envelope, low-work side chains)',
+      labelNames: ['reason'],
+      registers: r,
+    }),
+    unknownBlockFetches: new Counter({
+      name: 'cairn_unknown_block_fetches_total',
+      help: 'Ancestor fetches for orphans by outcome',
+      labelNames: ['outcome'],
+      registers: r,
+    }),
+    storedBlocks: new Gauge({
+      name: 'cairn_stored_blocks',
+      help: 'Blocks in the block tree (main and side chains)',
+      registers: r,
+    }),
     reorgs: new Counter({
       name: 'cairn_reorgs_total',
       help: 'Reorganisations of the main chain',

@@ -1,9 +1,10 @@
 import path from 'node:path';
 import type { PeerId } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { collectDefaultMetrics } from 'prom-client';
 import { createEntry } from './chain/authoring.ts';
-import { type Hex, toHex } from './chain/bytes.ts';
+import { toHex } from './chain/bytes.ts';
 import { Chain, type ProcessResult } from './chain/chain.ts';
 import { chainIdHex, type NetworkConfig } from './chain/network-config.ts';
 import { CachedVerifier } from './chain/signature-cache.ts';
@@ -29,6 +30,7 @@ import { ChainService } from './service/chain-service.ts';
 import { NodeStore } from './store/node-store.ts';
 import { type SyncOutcome, TRUSTED_VOTER_MIN_SCORE } from './sync/range-sync.ts';
 import { SyncManager } from './sync/sync-manager.ts';
+import { UnknownBlockSync } from './sync/unknown-block.ts';
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
 const preciseNow = () => Number((performance.timeOrigin + performance.now()).toFixed(3));
@@ -59,7 +61,6 @@ export interface NodeOptions {
  */
 export class CairnNode {
   private timers: NodeJS.Timeout[] = [];
-  private readonly fetching = new Set<Hex>();
   private miningLoop: MiningLoop | undefined;
   private miner: Miner | undefined;
   private stopped = false;
@@ -82,6 +83,7 @@ export class CairnNode {
     readonly gossip: Gossip,
     readonly reconcile: ReconcileProtocol,
     readonly sync: SyncManager,
+    readonly unknownBlocks: UnknownBlockSync,
     private readonly pool: VerifyPool,
   ) {}
 
@@ -177,6 +179,7 @@ export class CairnNode {
         onBlock: (block, from) => node!.receiveGossipBlock(block, from),
         onEntry: (entry) => chainService.submitEntry(entry),
         penalise,
+        refuses: (p) => peers?.refuses(p) ?? false,
       },
       metrics,
     );
@@ -229,6 +232,21 @@ export class CairnNode {
       metrics,
       log.child({ part: 'sync' }),
     );
+    const unknownBlocks = new UnknownBlockSync({
+      fetchBlock: (p, hashHex) =>
+        reqresp.request(peerIdFromString(p), BLOCKS_BY_HASH, [Buffer.from(hashHex, 'hex')]),
+      submit: (blocks, p) => chainService.submitBlocks(blocks, 'ancestor', p),
+      dropOrphansFrom: (p) => chainService.dropOrphansFrom(p),
+      penalise: (p, a, r) => penalise(peerIdFromString(p), a, r),
+      pokeSync: () => sync?.poke(),
+      count: (outcome) => metrics.unknownBlockFetches.inc({ outcome }),
+    });
+    chainService.on('events', (events) => {
+      const expired = events.flatMap((e) =>
+        e.type === 'orphan-dropped' && e.reason === 'orphan-expired' ? [e.from] : [],
+      );
+      if (expired.length) unknownBlocks.onOrphansExpired(expired);
+    });
     node = new CairnNode(
       opts,
       identity,
@@ -243,6 +261,7 @@ export class CairnNode {
       gossip,
       reconcile,
       sync,
+      unknownBlocks,
       pool,
     );
     await node.registerProtocols();
@@ -313,7 +332,7 @@ export class CairnNode {
     }
   }
 
-  /** A gossiped block: process it; if its parent is unknown, fetch the missing ancestors from the sender. */
+  /** A gossiped block: process it; if its parent is unknown, the unknown-block fetcher takes over. */
   private async receiveGossipBlock(block: SealedBlock, from: PeerId): Promise<ProcessResult> {
     const [r] = await this.chainService.submitBlocks([block], 'gossip', from.toString());
     if (r?.status === 'connected' || r?.status === 'reorg' || r?.status === 'side') {
@@ -328,29 +347,9 @@ export class CairnNode {
         'block received',
       );
     }
-    if (r?.status === 'orphan') void this.fetchAncestors(from, r.missingParent);
+    if (r?.status === 'orphan') this.unknownBlocks.onOrphan(from.toString(), r.missingParent);
+    if (r?.status === 'ignored' && r.reason === 'orphan-too-far-ahead') this.unknownBlocks.onFarAhead();
     return r!;
-  }
-
-  private async fetchAncestors(peer: PeerId, missing: Hex): Promise<void> {
-    if (this.fetching.has(missing)) return;
-    this.fetching.add(missing);
-    try {
-      let want: Hex | undefined = missing;
-      for (let i = 0; want && i < 32; i++) {
-        const blocks = await this.reqresp.request(peer, BLOCKS_BY_HASH, [Buffer.from(want, 'hex')]);
-        if (!blocks.length) break;
-        const [r] = await this.chainService.submitBlocks(blocks, 'ancestor', peer.toString());
-        want = r?.status === 'orphan' ? r.missingParent : undefined;
-      }
-      // Too far behind for one-by-one fetching: let range sync take over.
-      if (want) this.sync.poke();
-    } catch (err) {
-      this.log.debug({ err: (err as Error).message }, 'ancestor fetch failed');
-      this.sync.poke();
-    } finally {
-      this.fetching.delete(missing);
-    }
   }
 
   async reconcileWithRandomPeer(): Promise<ReconcileStats | undefined> {
@@ -430,6 +429,8 @@ export class CairnNode {
       difficultyTarget: tip.header.target.toString(16),
       mempoolSize: this.chain.mempool.size,
       orphanCount: this.chain.orphans.size,
+      /** Blocks in the tree: main chain and the side-chain blocks kept. */
+      blockCount: this.chain.tree.size,
       syncState: this.sync.state,
       lastSync: this.sync.lastOutcome,
       mining: this.opts.mine,
@@ -458,6 +459,7 @@ export class CairnNode {
     await this.miningLoop?.stop();
     await this.miner?.close();
     await this.sync.stop();
+    await this.unknownBlocks.stop();
     this.peers.stop();
     this.gossip.stop();
     // Let a running commit finish, then close the store before the network stack: a crash while

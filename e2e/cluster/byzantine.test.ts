@@ -207,7 +207,11 @@ test('a Byzantine peer is rejected, penalised and banned; the honest nodes are u
     async () => {
       const before = await counters(victim);
       const since = penalties.length;
-      const side = await forgeAsync(mirror.chain, mirror.chain.tree.mainAt(0)!, key, { gapMs: 777 });
+      // A fork one block below the victim's tip: a side chain within the work margin, so it is
+      // kept and relayed (a fork from genesis is not, once the tip is more than a few blocks up).
+      await mirror.catchUp();
+      const forkAt = mirror.chain.tip.parent ?? mirror.chain.tip;
+      const side = await forgeAsync(mirror.chain, forkAt, key, { gapMs: 777 });
       await gossip(mallory, side, 'a valid side block');
       await cluster.waitFor(async () => (await counters(miner)).sideFromGossip > minerBefore.sideFromGossip, {
         timeoutMs: 10_000,

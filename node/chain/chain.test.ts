@@ -335,7 +335,8 @@ describe('orphans', () => {
   });
 
   test('the pool holds 100 orphans: the oldest is evicted with an orphan-dropped event', async () => {
-    const t = testChain();
+    // Orphans up to 102 blocks ahead: past the default window of 24, which has its own test.
+    const t = testChain({}, { orphanMaxAhead: 200 });
     const { chain } = t;
     const [first, ...orphans] = forgeChain(chain, chain.tip, 102);
     const results = await submitAll(t, orphans.slice(0, 100));

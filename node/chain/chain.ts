@@ -3,13 +3,21 @@ import { Mempool } from '../mempool/mempool.ts';
 import { decodeBlock } from './block-codec.ts';
 import { type BlockNode, BlockTree } from './block-tree.ts';
 import { type Hex, toHex } from './bytes.ts';
+import { easiestTargetReachable } from './difficulty.ts';
 import { genesisBlock } from './genesis.ts';
 import { assertValidNetworkConfig, chainIdOf, type NetworkConfig } from './network-config.ts';
 import { type Orphan, type OrphanDropReason, OrphanPool } from './orphan-pool.ts';
 import { workForTarget } from './pow.ts';
 import { CachedVerifier, type SignatureVerifier } from './signature-cache.ts';
 import type { BlockHeader, SealedBlock, SealedEntry } from './types.ts';
-import { BlockValidationError, validateBlockContext, validateBlockIntrinsic } from './validation.ts';
+import {
+  BlockValidationError,
+  retryAfter,
+  validateBlockBody,
+  validateBlockContext,
+  validateHeader,
+  validateHeaderTime,
+} from './validation.ts';
 
 /** Why a known block is not on the main chain. */
 export type StaleReason = 'reorged-out' | 'side-chain';
@@ -25,7 +33,12 @@ export type ChainEvent =
     }
   | { readonly type: 'block-stale'; readonly node: BlockNode; readonly reason: StaleReason }
   | { readonly type: 'orphan-added'; readonly block: SealedBlock; readonly missingParent: Hex }
-  | { readonly type: 'orphan-dropped'; readonly block: SealedBlock; readonly reason: OrphanDropReason }
+  | {
+      readonly type: 'orphan-dropped';
+      readonly block: SealedBlock;
+      readonly reason: OrphanDropReason;
+      readonly from: string | undefined;
+    }
   | { readonly type: 'block-invalid'; readonly hashHex: Hex; readonly error: BlockValidationError };
 
 /**
@@ -41,8 +54,27 @@ export interface ChainUpdate {
   readonly events: ChainEvent[];
 }
 
+/**
+ * Why a block was neither stored nor judged invalid. Such blocks may be valid, but are not
+ * worth keeping (Bitcoin's AcceptBlock drops unrequested blocks the same way): an orphan far
+ * above our tip (range sync fetches those), an orphan easier than the retarget rule lets any
+ * chain get from our tip, or a side-chain block whose chain is far lighter than ours.
+ */
+export type IgnoreReason = 'orphan-too-far-ahead' | 'orphan-outside-envelope' | 'low-work-side-chain';
+
 export type ProcessResult =
   | { readonly status: 'connected' | 'side' | 'duplicate'; readonly hashHex: Hex }
+  | {
+      readonly status: 'ignored';
+      readonly hashHex: Hex;
+      readonly reason: IgnoreReason;
+      /**
+       * Clearly junk, not a block an honest peer would send: a side chain with less than half our
+       * tip's work (a cheap fork from far below). Others may come from an honest peer that
+       * followed another fork for a while.
+       */
+      readonly junk: boolean;
+    }
   | { readonly status: 'reorg'; readonly hashHex: Hex; readonly depth: number }
   | {
       readonly status: 'orphan';
@@ -62,12 +94,34 @@ export interface ChainOptions {
   readonly now?: () => number;
   readonly orphanCapacity?: number;
   readonly orphanTtlMs?: number;
+  /** Orphans one sender may have in the pool (default a quarter of the capacity). */
+  readonly orphanPeerQuota?: number;
+  /** Orphans above tip height + this are not kept (default 24, the ancestor fetch depth). */
+  readonly orphanMaxAhead?: number;
+  /**
+   * An unrequested block on a side chain is kept only if that chain's work (with the orphans
+   * waiting on it) is within this many tip-difficulty blocks of the tip's work (default 6), and
+   * at least half the tip's work.
+   */
+  readonly sideChainMarginBlocks?: number;
+  /** Blocks rejected for a transient reason remembered at most (default 1,024). */
+  readonly transientMemory?: number;
   readonly mempoolMaxEntries?: number;
   readonly mempoolMaxBytes?: number;
   readonly recentBlockCache?: number;
 }
 
 /** What a store hands back on reopen. */
+/** How a block reached us. */
+export interface ProcessOptions {
+  /**
+   * Asked for by us because its chain claims more work (range sync; our own miner): exempt
+   * from the side-chain work margin, which only keeps strangers from making us store cheap
+   * forks. Gossiped blocks and ancestors fetched for an orphan are unrequested.
+   */
+  readonly requested?: boolean;
+}
+
 export interface PersistedChainState {
   /** Every stored block, parents before children. */
   readonly blocks: readonly {
@@ -107,6 +161,14 @@ export class Chain {
   private readonly loadBlock: BlockLoader;
   private readonly invalid = new Map<Hex, BlockValidationError>();
   /**
+   * Blocks rejected for a transient reason (their clock ahead of ours), until they could pass:
+   * re-sent before then they cost a map lookup, not another validation. Bounded, oldest first.
+   */
+  private readonly transient = new Map<Hex, { error: BlockValidationError; retryAt: number }>();
+  private readonly transientCapacity: number;
+  private readonly orphanMaxAhead: number;
+  private readonly sideChainMarginBlocks: bigint;
+  /**
    * Encodings of recent blocks, decoded again on demand: decoded blocks held this long outlive
    * V8's young generation, and copying them there cost about a fifth of sync's main-thread time.
    */
@@ -121,7 +183,15 @@ export class Chain {
     this.chainId = chainIdOf(opts.config);
     this.genesis = genesisBlock(opts.config);
     this.tree = new BlockTree(this.genesis);
-    this.orphans = new OrphanPool(opts.orphanCapacity ?? 100, opts.orphanTtlMs ?? 10 * 60_000);
+    const orphanCapacity = opts.orphanCapacity ?? 100;
+    this.orphans = new OrphanPool(
+      orphanCapacity,
+      opts.orphanTtlMs ?? 10 * 60_000,
+      opts.orphanPeerQuota ?? Math.max(1, Math.floor(orphanCapacity / 4)),
+    );
+    this.orphanMaxAhead = opts.orphanMaxAhead ?? 24;
+    this.sideChainMarginBlocks = BigInt(opts.sideChainMarginBlocks ?? 6);
+    this.transientCapacity = opts.transientMemory ?? 1024;
     this.verifier = opts.verifier ?? new CachedVerifier();
     this.now = opts.now ?? Date.now;
     this.loadBlock = opts.loadBlock;
@@ -180,8 +250,8 @@ export class Chain {
     return this.invalid.get(hashHex);
   }
 
-  processBlock(block: SealedBlock, from?: string): Promise<ProcessResult> {
-    return this.serialise(() => this.process(block, from));
+  processBlock(block: SealedBlock, from?: string, opts: ProcessOptions = {}): Promise<ProcessResult> {
+    return this.serialise(() => this.process(block, from, opts.requested ?? true));
   }
 
   addEntry(entry: SealedEntry): AddResult {
@@ -191,6 +261,16 @@ export class Chain {
       this.recordAdmission(entry);
     }
     return r;
+  }
+
+  /** Drops the orphans `peer` sent (it did not serve the ancestor they wait for). */
+  dropOrphansFrom(peer: string): Orphan[] {
+    const dropped = this.orphans.from(peer);
+    for (const o of dropped) {
+      this.orphans.remove(o.block.hashHex);
+      this.dropOrphan(o, 'orphan-unresolved');
+    }
+    return dropped;
   }
 
   /** Drops orphans past their TTL. */
@@ -206,18 +286,33 @@ export class Chain {
     return run;
   }
 
-  private async process(block: SealedBlock, from: string | undefined): Promise<ProcessResult> {
+  /**
+   * Checks run cheapest first, and everything that can make a block not worth keeping is
+   * decided before its body (Merkle root, signatures) costs anything: the header (target bounds
+   * first), then for an orphan the height window and the difficulty envelope, for a side-chain
+   * block the work margin.
+   */
+  private async process(
+    block: SealedBlock,
+    from: string | undefined,
+    requested: boolean,
+  ): Promise<ProcessResult> {
     const hashHex = block.hashHex;
     if (this.tree.get(hashHex) || this.orphans.has(hashHex)) return { status: 'duplicate', hashHex };
     const known = this.invalid.get(hashHex);
     if (known) return { status: 'invalid', hashHex, error: known };
     const now = this.now();
+    const waiting = this.transient.get(hashHex);
+    if (waiting) {
+      if (now < waiting.retryAt) return { status: 'invalid', hashHex, error: waiting.error };
+      this.transient.delete(hashHex);
+    }
     try {
       if (block.header.height === 0)
         throw new BlockValidationError('bad-height', 'only the genesis block has height 0');
-      validateBlockIntrinsic(block, this.config, this.chainId, now, this.verifier);
+      validateHeader(block, this.config, this.chainId);
     } catch (err) {
-      return this.reject(hashHex, err);
+      return this.reject(hashHex, err, block);
     }
     const prevHex = toHex(block.header.prevHash);
     const parent = this.tree.get(prevHex);
@@ -228,7 +323,35 @@ export class Chain {
           new BlockValidationError('invalid-parent', `parent ${prevHex} is invalid`),
         );
       }
+      const ignored = this.orphanAdmission(block);
+      if (ignored) return this.ignore(hashHex, ignored, false);
+      try {
+        validateBlockBody(block, this.config, now, this.verifier);
+      } catch (err) {
+        return this.reject(hashHex, err, block);
+      }
       return this.addOrphan(block, from, now);
+    }
+    try {
+      validateHeaderTime(block, this.config, now);
+    } catch (err) {
+      return this.reject(hashHex, err, block);
+    }
+    if (!requested) {
+      // Under half the tip's work is junk however young the chain (six tip-difficulty blocks
+      // can outweigh a chain that just ramped its difficulty up); otherwise the margin decides.
+      const work = this.chainWorkWith(block, parent);
+      const tipWork = this.tree.tip.chainWork;
+      const junk = work * 2n < tipWork;
+      if (junk || tipWork - work > this.sideChainMarginBlocks * workForTarget(this.tree.tip.header.target)) {
+        this.dropDescendants(hashHex);
+        return this.ignore(hashHex, 'low-work-side-chain', junk);
+      }
+    }
+    try {
+      validateBlockBody(block, this.config, now, this.verifier);
+    } catch (err) {
+      return this.reject(hashHex, err, block);
     }
     const result = await this.connect(block, parent, now);
     // A block that failed only for now (its clock ahead of ours) may come again: its orphans wait.
@@ -236,6 +359,40 @@ export class Chain {
       await this.connectOrphansOf(hashHex, result.status !== 'invalid');
     }
     return result;
+  }
+
+  /**
+   * Whether an orphan may wait in the pool, from its header alone. Its height must be within
+   * reach of ancestor fetches (range sync fetches chains further ahead), and its target no
+   * easier than the retarget rule lets any chain become by that height, starting one clamp
+   * factor easier than our tip (room for a fork that retargeted the other way at the last
+   * retarget): without a parent its work is unproven, and this keeps it from being nearly free.
+   */
+  private orphanAdmission(block: SealedBlock): IgnoreReason | undefined {
+    const tip = this.tree.tip;
+    const h = block.header;
+    if (h.height > tip.height + this.orphanMaxAhead) return 'orphan-too-far-ahead';
+    const slack = tip.header.target * BigInt(this.config.maxRetargetFactor);
+    if (h.target > easiestTargetReachable(slack, tip.height, h.height, this.config))
+      return 'orphan-outside-envelope';
+    return undefined;
+  }
+
+  /**
+   * The work of the block's chain, counting the heaviest chain of orphans already waiting on it
+   * (a side chain fetched ancestor-first arrives lightest block first).
+   */
+  private chainWorkWith(block: SealedBlock, parent: BlockNode): bigint {
+    return parent.chainWork + workForTarget(block.header.target) + this.orphans.descendantWork(block.hashHex);
+  }
+
+  /** Orphans waiting on a block that will not be kept can never connect: they go too. */
+  private dropDescendants(hashHex: Hex): void {
+    for (const o of this.orphans.removeDescendants(hashHex)) this.dropOrphan(o, 'orphan-low-work');
+  }
+
+  private ignore(hashHex: Hex, reason: IgnoreReason, junk: boolean): ProcessResult {
+    return { status: 'ignored', hashHex, reason, junk };
   }
 
   private addOrphan(block: SealedBlock, from: string | undefined, now: number): ProcessResult {
@@ -249,7 +406,7 @@ export class Chain {
 
   private dropOrphan(o: Orphan, reason: OrphanDropReason): void {
     this.pending.orphans.set(o.block.hashHex, null);
-    this.pending.events.push({ type: 'orphan-dropped', block: o.block, reason });
+    this.pending.events.push({ type: 'orphan-dropped', block: o.block, reason, from: o.from });
   }
 
   /** Connects orphans waiting on `parentHex`, breadth first; children of an invalid block are invalid. */
@@ -289,7 +446,7 @@ export class Chain {
         }
       }
     } catch (err) {
-      return this.reject(hashHex, err);
+      return this.reject(hashHex, err, block);
     }
     // Load what a reorg would disconnect before touching any state, so a failing load changes
     // nothing and the block can be processed again once the store can deliver.
@@ -360,8 +517,13 @@ export class Chain {
     this.pending.events.push({ type: 'block-stale', node, reason });
   }
 
-  private reject(hashHex: Hex, err: unknown): ProcessResult {
+  private reject(hashHex: Hex, err: unknown, block?: SealedBlock): ProcessResult {
     if (!(err instanceof BlockValidationError)) throw err;
+    if (err.isTransient && block) {
+      if (this.transient.size >= this.transientCapacity)
+        this.transient.delete(this.transient.keys().next().value!);
+      this.transient.set(hashHex, { error: err, retryAt: retryAfter(block, this.config) });
+    }
     // Transient errors may pass later; body errors condemn this copy, not the block hash.
     if (!err.isTransient && !err.isBodyError) {
       if (this.invalid.size >= 10_000) this.invalid.delete(this.invalid.keys().next().value!);

@@ -53,3 +53,26 @@ export function expectedTarget(
   const { start, end } = retargetWindow(height, p);
   return retarget(parentTarget, timestampAt(start), timestampAt(end), end - start, p);
 }
+
+/**
+ * The easiest target any chain can carry at `height` if a block at `fromHeight` carries
+ * `fromTarget`: each retarget height in between eases it by at most the clamp factor (retarget
+ * clamps the measured time to expected × factor), and never past maxTarget. Heights at or
+ * below `fromHeight` get `fromTarget` itself (capped).
+ */
+export function easiestTargetReachable(
+  fromTarget: bigint,
+  fromHeight: number,
+  height: number,
+  p: DifficultyParams,
+): bigint {
+  const retargets = Math.max(
+    0,
+    Math.floor(height / p.retargetInterval) - Math.floor(fromHeight / p.retargetInterval),
+  );
+  const factor = BigInt(p.maxRetargetFactor);
+  let t = fromTarget;
+  for (let i = 0; i < retargets && t < p.maxTarget; i++) t *= factor;
+  if (t > p.maxTarget) t = p.maxTarget;
+  return t;
+}

@@ -22,7 +22,7 @@ import { toHex } from './bytes.ts';
 import type { ProcessResult } from './chain.ts';
 import { entryIdOf, sealEntry } from './entry-codec.ts';
 import { chainIdOf } from './network-config.ts';
-import { meetsTarget } from './pow.ts';
+import { MAX_TARGET, meetsTarget } from './pow.ts';
 import { sign, verifyNative } from './signature.ts';
 import { FORMAT_VERSION, type SealedBlock, type SealedEntry } from './types.ts';
 import { type BlockErrorCode, BlockValidationError, validateBlockContext } from './validation.ts';
@@ -303,7 +303,12 @@ describe('contextual rules', () => {
     const target = tip.header.target;
     await expectInvalid(t, forgeBlock(t.chain, tip, { header: { target: target >> 1n } }), 'bad-difficulty');
     await expectInvalid(t, forgeBlock(t.chain, tip, { header: { target: target - 1n } }), 'bad-difficulty');
-    await expectInvalid(t, forgeBlock(t.chain, tip, { header: { target: target << 1n } }), 'bad-difficulty');
+    // Easier than the test network's maxTarget: out of the bounds, which are checked first.
+    await expectInvalid(
+      t,
+      forgeBlock(t.chain, tip, { header: { target: target << 1n } }),
+      'target-out-of-range',
+    );
     await expectStatus(t, forgeBlock(t.chain, tip), 'connected');
   });
 
@@ -363,19 +368,20 @@ describe('contextual rules', () => {
 });
 
 describe('memory of invalid blocks', () => {
-  function countingChain() {
+  function countingChain(
+    overrides: Parameters<typeof testChain>[0] = {},
+    options: Parameters<typeof testChain>[1] = {},
+  ) {
     let calls = 0;
-    const t = testChain(
-      {},
-      {
-        verifier: {
-          verify(s, m, p) {
-            calls++;
-            return verifyNative(s, m, p);
-          },
+    const t = testChain(overrides, {
+      ...options,
+      verifier: {
+        verify(s, m, p) {
+          calls++;
+          return verifyNative(s, m, p);
         },
       },
-    );
+    });
     return { t, calls: () => calls };
   }
 
@@ -444,5 +450,110 @@ describe('memory of invalid blocks', () => {
     await expectInvalid(t, tampered[0]!, 'bad-block-signature');
     assert.ok(calls() > before, 'validated again');
     await expectStatus(t, genuine, 'connected');
+  });
+});
+
+describe('work is never free: cheap rules first', () => {
+  function countingChain(overrides: Parameters<typeof testChain>[0] = {}, transientMemory?: number) {
+    let calls = 0;
+    const t = testChain(overrides, {
+      transientMemory,
+      verifier: {
+        verify(s, m, p) {
+          calls++;
+          return verifyNative(s, m, p);
+        },
+      },
+    });
+    return { t, calls: () => calls };
+  }
+
+  test('target-out-of-range: a target easier than maxTarget fails before every rule but the chain id, and before any signature', async () => {
+    const { t, calls } = countingChain();
+    const tip = t.chain.tip;
+    // Breaks every other rule it can at once: version, Merkle root, both signatures.
+    const good = forgeBlock(t.chain, tip, {
+      entries: [entryAt(1)],
+      header: { target: MAX_TARGET, version: FORMAT_VERSION + 1, merkleRoot: new Uint8Array(32) },
+      mine: false,
+    });
+    const bad = sealBlock({
+      header: good.header,
+      signature: flipBit(good.signature, 10),
+      entries: [withBadEntrySignature(good.entries[0]!)],
+    });
+    await expectInvalid(t, bad, 'target-out-of-range');
+    assert.equal(calls(), 0, 'no signature was checked');
+    assert.equal(t.chain.invalidReason(bad.hashHex)?.code, 'target-out-of-range', 'remembered by its hash');
+    // Of another network, the same block is that first (its sender is on the wrong network).
+    const foreign = forgeBlock(t.chain, tip, {
+      header: { target: MAX_TARGET, chainId: chainIdOf(testNetwork({ name: 'elsewhere' })) },
+      mine: false,
+    });
+    await expectInvalid(t, foreign, 'wrong-chain-id');
+    assert.equal(calls(), 0);
+  });
+
+  test('target-out-of-range: a target harder than minTarget, and the bounds themselves pass', async () => {
+    const base = testNetwork();
+    const { t, calls } = countingChain({ minTarget: base.maxTarget >> 1n });
+    const tip = t.chain.tip;
+    const tooHard = forgeBlock(t.chain, tip, { header: { target: base.maxTarget >> 2n }, mine: false });
+    await expectInvalid(t, tooHard, 'target-out-of-range');
+    assert.equal(calls(), 0);
+    // A target exactly at a bound is within it (here off a retarget height: the parent's).
+    await expectStatus(t, forgeBlock(t.chain, tip), 'connected');
+  });
+
+  test('an orphan with an out-of-range target is rejected, not pooled, and its signature never checked', async () => {
+    const { t, calls } = countingChain();
+    const orphan = forgeBlock(t.chain, t.chain.tip, {
+      header: { target: MAX_TARGET, prevHash: new Uint8Array(32).fill(7), height: 5 },
+      mine: false,
+    });
+    await expectInvalid(t, orphan, 'target-out-of-range');
+    assert.equal(t.chain.orphans.size, 0);
+    assert.equal(calls(), 0);
+  });
+
+  test('a future-stamped block fails on the clock before its body: a bad signature is not even looked at', async () => {
+    const { t, calls } = countingChain();
+    const ahead = forgeBlock(t.chain, t.chain.tip, { header: { timestamp: TEST_NOW + DRIFT + 1 } });
+    await expectInvalid(t, withBadSignature(ahead), 'timestamp-in-future');
+    assert.equal(calls(), 0);
+  });
+
+  test('a transient rejection is remembered until the block could pass: re-sent earlier, it costs no validation', async () => {
+    const { t, calls } = countingChain();
+    // The entry is ahead of the clock: found only after the signatures were checked.
+    const block = forgeBlock(t.chain, t.chain.tip, {
+      entries: [knowledgeEntry(author, TEST_NOW + DRIFT + 5)],
+    });
+    await expectInvalid(t, block, 'entry-timestamp-in-future');
+    const checked = calls();
+    assert.ok(checked >= 1);
+    for (let i = 0; i < 100; i++) await expectInvalid(t, block, 'entry-timestamp-in-future');
+    t.clock.now += 4;
+    await expectInvalid(t, block, 'entry-timestamp-in-future');
+    assert.equal(calls(), checked, 'not validated again while it cannot pass');
+    assert.equal(t.chain.invalidReason(block.hashHex), undefined, 'never pinned as invalid');
+    t.clock.now += 1;
+    await expectStatus(t, block, 'connected');
+  });
+
+  test('the memory of transient rejections is bounded: the oldest is forgotten first', async () => {
+    const { t, calls } = countingChain({}, 2);
+    const blocks = [1, 2, 3].map((n) =>
+      forgeBlock(t.chain, t.chain.tip, {
+        entries: [knowledgeEntry(author, TEST_NOW + DRIFT + 1000, `f${n}`)],
+      }),
+    );
+    for (const b of blocks) await expectInvalid(t, b, 'entry-timestamp-in-future');
+    const checked = calls();
+    await expectInvalid(t, blocks[2]!, 'entry-timestamp-in-future');
+    await expectInvalid(t, blocks[1]!, 'entry-timestamp-in-future');
+    assert.equal(calls(), checked, 'the two newest are remembered');
+    await expectInvalid(t, blocks[0]!, 'entry-timestamp-in-future');
+    assert.ok(calls() > checked, 'the oldest was forgotten and validated again');
   });
 });

@@ -14,6 +14,7 @@ export type BlockErrorCode =
   | 'bad-merkle-root'
   | 'duplicate-entry'
   | 'insufficient-work'
+  | 'target-out-of-range'
   | 'bad-block-signature'
   | 'bad-prev-hash'
   | 'bad-height'
@@ -103,20 +104,49 @@ export function validateEntry(
 }
 
 /**
- * Rules that need nothing but the block and the network config. Cheap structural checks
- * come first and signatures last, so a malformed block costs little.
+ * Rules of the header alone, in order of cost, so that a block fails on the cheapest rule it
+ * breaks. The chain id comes first: a block of another network is that, whatever else it
+ * breaks, and its sender is on the wrong network (a fatal penalty); the comparison costs as
+ * little as the next one. Then the target bounds (Bitcoin's CheckProofOfWork checks the limit
+ * before the hash): a target outside them makes the proof of work free, so nothing else about
+ * such a block deserves any work. Then the version and the proof of work (one comparison). The clock is checked apart (validateHeaderTime): an orphan may wait in the
+ * pool while ahead of our clock, and is checked against it when its parent arrives.
  */
-export function validateBlockIntrinsic(
+export function validateHeader(block: SealedBlock, config: NetworkConfig, chainId: Uint8Array): void {
+  const h = block.header;
+  if (!bytesEqual(h.chainId, chainId)) throw new BlockValidationError('wrong-chain-id', toHex(h.chainId));
+  if (h.target < config.minTarget || h.target > config.maxTarget) {
+    throw new BlockValidationError(
+      'target-out-of-range',
+      `target ${h.target.toString(16)} outside [${config.minTarget.toString(16)}, ${config.maxTarget.toString(16)}]`,
+    );
+  }
+  if (h.version !== FORMAT_VERSION)
+    throw new BlockValidationError('unsupported-version', `version ${h.version}`);
+  if (!meetsTarget(block.hash, h.target)) throw new BlockValidationError('insufficient-work', block.hashHex);
+}
+
+/**
+ * The one transient header rule: not ahead of our clock by more than the drift. Checked after
+ * the proof of work, so a future-stamped block has at least paid for that before it is
+ * remembered (Chain keeps it as transient until it could pass), and before its body.
+ */
+export function validateHeaderTime(block: SealedBlock, config: NetworkConfig, now: number): void {
+  if (block.header.timestamp > now + config.maxFutureDriftMs) {
+    throw new BlockValidationError('timestamp-in-future', `${block.header.timestamp - now} ms ahead`);
+  }
+}
+
+/**
+ * Rules of the body: sizes and duplicates, the Merkle root, then signatures, the expensive part
+ * (a malformed block costs little). Called only for blocks whose header passed.
+ */
+export function validateBlockBody(
   block: SealedBlock,
   config: NetworkConfig,
-  chainId: Uint8Array,
   now: number,
   verifier: SignatureVerifier,
 ): void {
-  const h = block.header;
-  if (h.version !== FORMAT_VERSION)
-    throw new BlockValidationError('unsupported-version', `version ${h.version}`);
-  if (!bytesEqual(h.chainId, chainId)) throw new BlockValidationError('wrong-chain-id', toHex(h.chainId));
   if (block.encoded.length > config.maxBlockBytes) {
     throw new BlockValidationError(
       'block-too-large',
@@ -135,15 +165,36 @@ export function validateBlockIntrinsic(
       throw new BlockValidationError('duplicate-entry', `entry ${e.idHex} twice in block`);
     seen.add(e.idHex);
   }
-  if (!bytesEqual(merkleRoot(block.entries.map((e) => e.id)), h.merkleRoot)) {
+  if (!bytesEqual(merkleRoot(block.entries.map((e) => e.id)), block.header.merkleRoot)) {
     throw new BlockValidationError('bad-merkle-root', block.hashHex);
   }
-  if (!meetsTarget(block.hash, h.target)) throw new BlockValidationError('insufficient-work', block.hashHex);
   const allChecked = verifier.hasCheckedBlock?.(block) ?? false;
-  if (!allChecked && !verifier.verify(block.signature, block.hash, h.miner, block)) {
+  if (!allChecked && !verifier.verify(block.signature, block.hash, block.header.miner, block)) {
     throw new BlockValidationError('bad-block-signature', block.hashHex);
   }
   for (const e of block.entries) validateEntry(e, config, now, verifier, allChecked);
+}
+
+/** Rules that need nothing but the block and the network config: the header's, then the body's. */
+export function validateBlockIntrinsic(
+  block: SealedBlock,
+  config: NetworkConfig,
+  chainId: Uint8Array,
+  now: number,
+  verifier: SignatureVerifier,
+): void {
+  validateHeader(block, config, chainId);
+  validateBlockBody(block, config, now, verifier);
+}
+
+/**
+ * The moment a block rejected for a transient reason can pass at the earliest: when its
+ * latest timestamp (header or entry) is no longer ahead of the clock by more than the drift.
+ */
+export function retryAfter(block: SealedBlock, config: NetworkConfig): number {
+  let latest = block.header.timestamp;
+  for (const e of block.entries) if (e.timestamp > latest) latest = e.timestamp;
+  return latest - config.maxFutureDriftMs;
 }
 
 /** What contextual validation needs to know about the parent and its ancestors. */

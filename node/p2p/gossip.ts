@@ -14,6 +14,29 @@ export interface GossipHandlers {
   onBlock(block: SealedBlock, from: PeerId): Promise<ProcessResult>;
   onEntry(entry: SealedEntry, from: PeerId): Promise<AddResult>;
   penalise(peer: PeerId, action: PeerAction, reason: string): void;
+  /**
+   * A peer we refuse (banned or blocked): its messages still queued in gossipsub are ignored
+   * unread, so a flood sent before the ban costs nothing after it.
+   */
+  refuses?(peer: PeerId): boolean;
+}
+
+/**
+ * What an ignored block costs its sender. A far-ahead orphan says nothing bad about the sender
+ * (we are the ones behind); an orphan outside the difficulty envelope or a side chain beyond
+ * the work margin can come from an honest peer that followed another fork, so they cost little,
+ * unless the chain is clearly junk (under half our work: a cheap fork from far below).
+ */
+export function ignoredPenalty(r: Extract<ProcessResult, { status: 'ignored' }>): PeerAction | undefined {
+  if (r.junk) return 'low-tolerance';
+  switch (r.reason) {
+    case 'orphan-too-far-ahead':
+      return undefined;
+    case 'orphan-outside-envelope':
+      return 'mid-tolerance';
+    case 'low-work-side-chain':
+      return 'high-tolerance';
+  }
 }
 
 export interface GossipTopics {
@@ -102,6 +125,7 @@ export class Gossip {
   }
 
   private async validateBlock(peer: PeerId, data: Uint8Array): Promise<TopicValidatorResult> {
+    if (this.handlers.refuses?.(peer)) return TopicValidatorResult.Ignore;
     if (data.length > this.maxBlockBytes) {
       this.handlers.penalise(peer, 'mid-tolerance', `oversized block gossip (${data.length} bytes)`);
       return TopicValidatorResult.Reject;
@@ -123,6 +147,12 @@ export class Gossip {
       case 'duplicate':
       case 'orphan':
         return TopicValidatorResult.Ignore;
+      case 'ignored': {
+        // Not stored, so not relayed either.
+        const action = ignoredPenalty(r);
+        if (action) this.handlers.penalise(peer, action, `ignored block: ${r.reason} ${r.hashHex}`);
+        return TopicValidatorResult.Ignore;
+      }
       case 'invalid':
         if (r.error.isTransient) return TopicValidatorResult.Ignore;
         this.handlers.penalise(
@@ -135,6 +165,7 @@ export class Gossip {
   }
 
   private async validateEntry(peer: PeerId, data: Uint8Array): Promise<TopicValidatorResult> {
+    if (this.handlers.refuses?.(peer)) return TopicValidatorResult.Ignore;
     if (data.length > this.maxEntryBytes) {
       this.handlers.penalise(peer, 'mid-tolerance', `oversized entry gossip (${data.length} bytes)`);
       return TopicValidatorResult.Reject;

@@ -53,10 +53,13 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
       const before = this.chain.tip;
       const results: ProcessResult[] = [];
       for (const b of blocks) {
-        const r = await this.chain.processBlock(b, from);
+        // Gossip and orphan ancestors arrive unasked: they must pass the side-chain work margin.
+        const requested = source !== 'gossip' && source !== 'ancestor';
+        const r = await this.chain.processBlock(b, from, { requested });
         results.push(r);
         this.metrics.blocksProcessed.inc({ outcome: r.status, source });
         if (r.status === 'invalid') this.metrics.blockErrors.inc({ code: r.error.code });
+        if (r.status === 'ignored') this.metrics.blocksIgnored.inc({ reason: r.reason });
       }
       await this.commit(before);
       return results;
@@ -68,6 +71,15 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
       const r = this.chain.addEntry(entry);
       await this.commit(this.chain.tip);
       return r;
+    });
+  }
+
+  /** Drops the orphans a peer sent (it did not serve the ancestor they wait for). */
+  dropOrphansFrom(peer: string): Promise<number> {
+    return this.exclusive(async () => {
+      const n = this.chain.dropOrphansFrom(peer).length;
+      await this.commit(this.chain.tip);
+      return n;
     });
   }
 
@@ -85,6 +97,7 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
     this.metrics.height.set(this.chain.tip.height);
     this.metrics.mempoolSize.set(this.chain.mempool.size);
     this.metrics.orphans.set(this.chain.orphans.size);
+    this.metrics.storedBlocks.set(this.chain.tree.size);
     if (update.events.length) this.emit('events', update.events);
     for (const e of update.events) {
       if (e.type === 'reorg') {

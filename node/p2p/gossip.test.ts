@@ -1,0 +1,86 @@
+/**
+ * Block gossip validation on a stand-in for gossipsub's validator table: an ignored block is not
+ * relayed (Ignore) and costs its sender by reason, and a refused peer's queued messages are
+ * dropped unread.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { GossipSub } from '@libp2p/gossipsub';
+import { TopicValidatorResult } from '@libp2p/gossipsub';
+import type { PeerId } from '@libp2p/interface';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import type { IgnoreReason, ProcessResult } from '../chain/chain.ts';
+import { createNodeMetrics } from '../metrics.ts';
+import { forgeBlock, testChain } from '../testing/forge.ts';
+import { Gossip, gossipTopics, ignoredPenalty } from './gossip.ts';
+import type { PeerAction } from './peer-scores.ts';
+
+type Validator = (peer: PeerId, msg: { data: Uint8Array }) => Promise<TopicValidatorResult>;
+
+function setup(result: ProcessResult, refused = false) {
+  const validators = new Map<string, Validator>();
+  const pubsub = { topicValidators: validators, subscribe() {} } as unknown as GossipSub;
+  const penalties: PeerAction[] = [];
+  let processed = 0;
+  const topics = gossipTopics('test');
+  const gossip = new Gossip(
+    pubsub,
+    topics,
+    1 << 20,
+    64 << 10,
+    {
+      onBlock: async () => {
+        processed++;
+        return result;
+      },
+      onEntry: async () => ({ status: 'duplicate' }) as never,
+      penalise: (_p, action) => penalties.push(action),
+      refuses: () => refused,
+    },
+    createNodeMetrics(),
+  );
+  gossip.start();
+  return { validate: validators.get(topics.blocks)!, penalties, processed: () => processed };
+}
+
+const ignoredResult = (reason: IgnoreReason, junk: boolean): ProcessResult => ({
+  status: 'ignored',
+  hashHex: '00',
+  reason,
+  junk,
+});
+
+describe('block gossip', async () => {
+  const peer = peerIdFromPrivateKey(await generateKeyPair('Ed25519'));
+  const t = testChain();
+  const data = forgeBlock(t.chain, t.chain.tip).encoded;
+
+  test('an ignored block is not relayed, and costs its sender by reason', async () => {
+    const cases: [IgnoreReason, boolean, PeerAction | undefined][] = [
+      ['low-work-side-chain', true, 'low-tolerance'],
+      ['low-work-side-chain', false, 'high-tolerance'],
+      ['orphan-outside-envelope', false, 'mid-tolerance'],
+      ['orphan-too-far-ahead', false, undefined],
+    ];
+    for (const [reason, junk, action] of cases) {
+      const s = setup(ignoredResult(reason, junk));
+      assert.equal(await s.validate(peer, { data }), TopicValidatorResult.Ignore, reason);
+      assert.deepEqual(s.penalties, action ? [action] : [], `${reason} junk=${junk}`);
+      assert.equal(ignoredPenalty(ignoredResult(reason, junk) as never), action);
+    }
+  });
+
+  test('a refused peer’s block is ignored unread', async () => {
+    const s = setup({ status: 'connected', hashHex: '00' }, true);
+    assert.equal(await s.validate(peer, { data }), TopicValidatorResult.Ignore);
+    assert.equal(s.processed(), 0);
+    assert.deepEqual(s.penalties, []);
+  });
+
+  test('a valid block is accepted (relayed)', async () => {
+    const s = setup({ status: 'side', hashHex: '00' });
+    assert.equal(await s.validate(peer, { data }), TopicValidatorResult.Accept);
+    assert.equal(s.processed(), 1);
+  });
+});
