@@ -151,7 +151,7 @@ const log = createLogger(values['log-level']);
 // Signals are handled from the first moment: one that arrives during start-up stops the node
 // as soon as it is up, instead of killing it half-way through opening its store.
 let requested: string | undefined;
-let shutdown: (signal: string) => Promise<void> = async (signal) => {
+let shutdown: (signal: string, exitCode?: number) => Promise<void> = async (signal) => {
   requested ??= signal;
 };
 process.on('SIGINT', () => void shutdown('SIGINT'));
@@ -190,8 +190,20 @@ node.log.info(
   'ready',
 );
 
+/** Exit code after a failed store commit (EX_IOERR): a supervisor restarts the node once space is back. */
+const EXIT_STORAGE_FAILED = 74;
+/** How long a node whose store failed stays up to show why (status, metrics) before it exits. */
+const STORAGE_FAILURE_EXIT_MS = 5_000;
+node.chainService.once('storage-failed', (failure) => {
+  node.log.error(
+    { reason: failure.reason, committedHeight: failure.committedHeight, exitInMs: STORAGE_FAILURE_EXIT_MS },
+    `store failed: exiting with code ${EXIT_STORAGE_FAILED}; a restart reopens at the last committed head`,
+  );
+  setTimeout(() => void shutdown('storage-failed', EXIT_STORAGE_FAILED), STORAGE_FAILURE_EXIT_MS).unref();
+});
+
 let stopping = false;
-shutdown = async (signal: string) => {
+shutdown = async (signal: string, exitCode = 0) => {
   if (stopping) return;
   stopping = true;
   node.log.info({ signal }, 'shutting down');
@@ -201,7 +213,7 @@ shutdown = async (signal: string) => {
   api.server.closeAllConnections();
   await jobs?.stop();
   await node.stop();
-  node.log.info('stopped');
-  process.exit(0);
+  node.log.info({ exitCode }, 'stopped');
+  process.exit(exitCode);
 };
 if (requested) void shutdown(requested);

@@ -105,6 +105,11 @@ export function createNodeMetrics(registry = new Registry()) {
       help: 'Blocks mined by this node',
       registers: r,
     }),
+    storageFailed: new Gauge({
+      name: 'cairn_storage_failed',
+      help: '1 once a store commit failed (disk full, I/O error): the node mines, relays and accepts nothing',
+      registers: r,
+    }),
   };
 }
 

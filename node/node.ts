@@ -291,6 +291,8 @@ export class CairnNode {
       t.unref();
       this.timers.push(t);
     };
+    // A failed commit leaves the chain in memory ahead of the store: nothing may be built on it.
+    this.chainService.once('storage-failed', () => void this.miningLoop?.stop());
     every(30_000, () => this.chainService.maintenance());
     const reconcileMs = this.opts.reconcileIntervalMs ?? 15_000;
     // The job scheduler drives reconciliation while Redis is up; this timer covers the rest.
@@ -433,7 +435,10 @@ export class CairnNode {
       blockCount: this.chain.tree.size,
       syncState: this.sync.state,
       lastSync: this.sync.lastOutcome,
-      mining: this.opts.mine,
+      mining: this.opts.mine && !this.chainService.failure,
+      storage: this.chainService.failure
+        ? { ok: false as const, ...this.chainService.failure }
+        : { ok: true as const },
       addrs: this.host.getMultiaddrs().map(String),
       peers: this.host.getPeers().map((p) => {
         const rec = this.peers.book.get(p);
@@ -467,7 +472,10 @@ export class CairnNode {
     await this.chainService.maintenance().catch(() => {});
     await this.store.close();
     await this.pool.close();
-    if (this.listensOnWebrtc()) {
+    // After a failed commit the disk is likely full: libp2p's stop writes the peer store to the
+    // data dir and an ENOSPC there escapes as an unhandled rejection (seen in the disk-full test).
+    // Connections are closed and the sockets left to the process exit that follows.
+    if (this.listensOnWebrtc() || this.chainService.failure) {
       // node-datachannel 0.33 aborts the process when a STUN request reaches its UDP mux while
       // the listener is torn down (IceUdpMuxListener::UnhandledStunRequestCallback), and peers
       // redial at once. So a WebRTC node closes its connections and leaves the sockets to the

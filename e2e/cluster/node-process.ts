@@ -37,6 +37,16 @@ export interface NodeStatus {
   readonly mempoolSize: number;
   readonly orphanCount: number;
   readonly syncState: string;
+  readonly mining: boolean;
+  /** ok: false once a store commit failed (the node then exits with code 74). */
+  readonly storage:
+    | { readonly ok: true }
+    | {
+        readonly ok: false;
+        readonly reason: string;
+        readonly committedHeight: number;
+        readonly committedHash: string;
+      };
   readonly banned: readonly { peer: string; until: number | string; reason: string }[];
 }
 

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { BlockNode } from '../chain/block-tree.ts';
+import type { Hex } from '../chain/bytes.ts';
 import type { Chain, ChainEvent, ProcessResult } from '../chain/chain.ts';
 import type { CachedVerifier } from '../chain/signature-cache.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
@@ -13,6 +14,29 @@ export interface ChainServiceEvents {
   /** The selected tip changed (extension or reorg). */
   head: [tip: BlockNode];
   events: [events: readonly ChainEvent[]];
+  /** A commit failed: the chain in memory is ahead of the store, and nothing is accepted any more. */
+  'storage-failed': [failure: StorageFailure];
+}
+
+/** Why the store stopped taking commits, and the head it last committed. */
+export interface StorageFailure {
+  readonly reason: string;
+  readonly at: number;
+  readonly committedHeight: number;
+  readonly committedHash: Hex;
+}
+
+/**
+ * Every operation after a failed commit is refused with this error. The update that failed is
+ * gone from the chain's change log, so committing anything after it would store blocks whose
+ * parents were never written (a restart then fails with "parent … is not in the tree").
+ */
+export class StorageFailedError extends Error {
+  readonly code = 'storage-failed';
+  constructor(readonly failure: StorageFailure) {
+    super(`the store failed to commit (${failure.reason}); the node accepts nothing until it restarts`);
+    this.name = 'StorageFailedError';
+  }
 }
 
 /**
@@ -22,6 +46,9 @@ export interface ChainServiceEvents {
  */
 export class ChainService extends EventEmitter<ChainServiceEvents> {
   private queue: Promise<unknown> = Promise.resolve();
+  private committed: { height: number; hashHex: Hex };
+  /** Set once a commit fails; from then on every operation is refused. */
+  failure: StorageFailure | undefined;
 
   constructor(
     readonly chain: Chain,
@@ -32,10 +59,17 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
     private readonly log: Logger,
   ) {
     super();
+    this.committed = { height: chain.tip.height, hashHex: chain.tip.hashHex };
+  }
+
+  /** The head the store holds: the chain's tip unless a commit failed. */
+  get committedHead(): { readonly height: number; readonly hashHex: Hex } {
+    return this.committed;
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
+    const guarded = () => (this.failure ? Promise.reject(new StorageFailedError(this.failure)) : fn());
+    const run = this.queue.then(guarded, guarded);
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -93,7 +127,12 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
 
   private async commit(before: BlockNode): Promise<void> {
     const update = this.chain.takeUpdate();
-    await this.store.apply(update);
+    try {
+      await this.store.apply(update);
+    } catch (err) {
+      this.failed(err as Error);
+    }
+    this.committed = { height: this.chain.tip.height, hashHex: this.chain.tip.hashHex };
     this.metrics.height.set(this.chain.tip.height);
     this.metrics.mempoolSize.set(this.chain.mempool.size);
     this.metrics.orphans.set(this.chain.orphans.size);
@@ -109,5 +148,22 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
       }
     }
     if (this.chain.tip !== before) this.emit('head', this.chain.tip);
+  }
+
+  private failed(err: Error): never {
+    const failure: StorageFailure = {
+      reason: err.message,
+      at: Date.now(),
+      committedHeight: this.committed.height,
+      committedHash: this.committed.hashHex,
+    };
+    this.failure = failure;
+    this.metrics.storageFailed.set(1);
+    this.log.error(
+      { err: err.message, committedHeight: failure.committedHeight, committedHash: failure.committedHash },
+      'store commit failed: the node stops mining, relaying and accepting blocks and entries',
+    );
+    this.emit('storage-failed', failure);
+    throw new StorageFailedError(failure);
   }
 }

@@ -26,6 +26,11 @@ export interface NodeStoreOptions {
   /** The chain this store belongs to; opening a store of another chain fails. */
   readonly chainIdHex: Hex;
   readonly genesisHashHex: Hex;
+  /**
+   * Largest size the file may grow to (SQLite's max_page_count): a commit that would exceed it
+   * fails as on a full disk. Default: no limit beyond the disk's.
+   */
+  readonly maxBytes?: number;
 }
 
 function joinIds(entries: readonly SealedEntry[]): Uint8Array {
@@ -97,6 +102,10 @@ export class NodeStore {
       writer.pragma('journal_mode = WAL');
       writer.pragma('synchronous = FULL');
       writer.pragma('busy_timeout = 5000');
+      if (opts.maxBytes !== undefined) {
+        const pageSize = (writer.prepare('PRAGMA page_size').get() as { page_size: number }).page_size;
+        writer.pragma(`max_page_count = ${Math.max(1, Math.floor(opts.maxBytes / pageSize))}`);
+      }
       const migrator = createClient({ url });
       try {
         // Another process opening the same store waits for its migrations instead of failing.
@@ -241,7 +250,12 @@ export class NodeStore {
     // Prepared statements keep libsql's connection open past close(); a checkpoint first leaves
     // everything in the .db file itself, so a closed store can be copied or moved as one file.
     if (this.writer.open) {
-      this.writer.pragma('wal_checkpoint(TRUNCATE)');
+      try {
+        this.writer.pragma('wal_checkpoint(TRUNCATE)');
+      } catch {
+        // A full disk can refuse the checkpoint; the WAL still holds every committed page and
+        // the next open replays it.
+      }
       this.writer.close();
     }
     await this.prisma.$disconnect();

@@ -1,0 +1,110 @@
+/**
+ * A failed commit never leaves memory ahead of disk: once the store refuses a commit (here a
+ * real SQLite file capped with max_page_count, which fails exactly as a full disk does:
+ * SQLITE_FULL), the service accepts nothing more, and reopening the store lands on the head it
+ * last committed.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { Chain } from '../chain/chain.ts';
+import { chainIdHex } from '../chain/network-config.ts';
+import { CachedVerifier } from '../chain/signature-cache.ts';
+import { createLogger } from '../log.ts';
+import { createNodeMetrics } from '../metrics.ts';
+import { NodeStore } from '../store/node-store.ts';
+import { forgeBranch, knowledgeEntry, TEST_NOW, testKey, testNetwork } from '../testing/forge.ts';
+import { ChainService, StorageFailedError } from './chain-service.ts';
+
+const config = testNetwork();
+
+async function openService(file: string, maxBytes?: number) {
+  let store: NodeStore | undefined;
+  const chain = new Chain({ config, loadBlock: (h) => store!.loadBlock(h), now: () => TEST_NOW });
+  store = await NodeStore.open({
+    file,
+    chainIdHex: chainIdHex(config),
+    genesisHashHex: chain.genesis.hashHex,
+    maxBytes,
+  });
+  chain.restore(await store.load());
+  const metrics = createNodeMetrics();
+  const service = new ChainService(
+    chain,
+    store,
+    new CachedVerifier(),
+    undefined,
+    metrics,
+    createLogger('silent'),
+  );
+  return { chain, store, service, metrics };
+}
+
+/** Blocks of 20 entries with 2 KB of content each: about 40 KB a block. */
+function bulkyBlocks(chain: Chain, n: number) {
+  const author = testKey(5);
+  let k = 0;
+  return forgeBranch(
+    chain,
+    chain.tip,
+    Array.from({ length: n }, () => ({
+      entries: Array.from({ length: 20 }, () =>
+        knowledgeEntry(author, TEST_NOW - 60_000, `${k++}:${'z'.repeat(2000)}`),
+      ),
+    })),
+  );
+}
+
+test('after a failed commit nothing more is committed, and the store reopens at the last committed head', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'cairn-storage-fail-'));
+  const file = path.join(dir, 'chain.db');
+  try {
+    const { chain, store, service, metrics } = await openService(file, 1 << 20);
+    const blocks = bulkyBlocks(chain, 40);
+    // Two small batches fit; the 30-block batch (~1.2 MB) cannot.
+    const first = await service.submitBlocks(blocks.slice(0, 5), 'sync');
+    assert.ok(first.every((r) => r.status === 'connected'));
+    const committed = { height: chain.tip.height, hash: chain.tip.hashHex };
+    let failed: unknown;
+    const events: unknown[] = [];
+    service.on('storage-failed', (f) => events.push(f));
+    await service.submitBlocks(blocks.slice(5, 35), 'sync').catch((err) => {
+      failed = err;
+    });
+    assert.ok(failed instanceof StorageFailedError, `expected StorageFailedError, got ${failed}`);
+    assert.match(failed.failure.reason, /full|SQLITE_FULL/i);
+    assert.equal(failed.failure.committedHeight, committed.height);
+    assert.equal(service.committedHead.hashHex, committed.hash);
+    assert.equal(events.length, 1);
+    assert.equal(
+      (await metrics.registry.getSingleMetricAsString('cairn_storage_failed')).trim().split('\n').at(-1),
+      'cairn_storage_failed 1',
+    );
+    // The chain in memory went ahead (the failed batch connected there); a small block on top of
+    // it would fit in the file, and committing it would store a block whose parents never were.
+    assert.ok(chain.tip.height > committed.height);
+    await assert.rejects(service.submitBlocks(blocks.slice(35, 36), 'gossip'), StorageFailedError);
+    await assert.rejects(
+      service.submitEntry(knowledgeEntry(testKey(6), TEST_NOW - 1000, 'later')),
+      StorageFailedError,
+    );
+    await assert.rejects(service.maintenance(), StorageFailedError);
+    await store.close();
+
+    // Space is back: the reopened store is at the last committed head, and sync goes on from it.
+    const again = await openService(file);
+    assert.equal(again.chain.tip.hashHex, committed.hash);
+    assert.equal(await again.store.blockCount(), committed.height);
+    const rest = await again.service.submitBlocks(blocks.slice(5), 'sync');
+    assert.ok(rest.every((r) => r.status === 'connected'));
+    assert.equal(again.chain.tip.height, 40);
+    await again.store.close();
+    const third = await openService(file);
+    assert.equal(third.chain.tip.height, 40);
+    await third.store.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
