@@ -32,6 +32,7 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
     private readonly log: Logger,
   ) {
     super();
+    metrics.finalizedHeight.set(chain.finalized?.height ?? 0);
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -56,7 +57,18 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
         const r = await this.chain.processBlock(b, from);
         results.push(r);
         this.metrics.blocksProcessed.inc({ outcome: r.status, source });
-        if (r.status === 'invalid') this.metrics.blockErrors.inc({ code: r.error.code });
+        if (r.status === 'invalid') {
+          this.metrics.blockErrors.inc({ code: r.error.code });
+          if (r.error.code === 'below-checkpoint') {
+            // A heavier or older chain that rewrites final history: the network has split.
+            this.metrics.checkpointRefusals.inc();
+            this.metrics.splits.inc();
+            this.log.warn(
+              { hash: r.hashHex, from, err: r.error.message },
+              'split: refused a chain that forks below the checkpoint',
+            );
+          }
+        }
       }
       await this.commit(before);
       return results;
@@ -90,7 +102,11 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
       if (e.type === 'reorg') {
         // Counted from events: a reorg can also happen while waiting orphans connect.
         this.metrics.reorgs.inc();
+        this.metrics.reorgDepth.observe(e.depth);
         this.log.info({ fork: e.fork.height, depth: e.depth, newTip: e.newTip.hashHex }, 'reorg');
+      } else if (e.type === 'finalized') {
+        this.metrics.finalizedHeight.set(e.checkpoint.height);
+        this.log.info({ height: e.checkpoint.height, hash: e.checkpoint.hashHex }, 'checkpoint final');
       } else if (e.type === 'block-stale') {
         this.log.info({ hash: e.node.hashHex, height: e.node.height, reason: e.reason }, 'orphaned block');
       }
