@@ -84,6 +84,22 @@ export function createNodeMetrics(registry = new Registry()) {
       labelNames: ['kind'],
       registers: r,
     }),
+    reorgDepth: new Histogram({
+      name: 'cairn_reorg_depth_blocks',
+      help: 'Blocks disconnected by each reorg',
+      buckets: [1, 2, 4, 8, 16, 64, 256, 1024, 4096],
+      registers: r,
+    }),
+    finalizedHeight: new Gauge({
+      name: 'cairn_finalized_height',
+      help: 'Height of the highest admin checkpoint final on this node (0: none)',
+      registers: r,
+    }),
+    checkpointRefusals: new Counter({
+      name: 'cairn_checkpoint_refusals_total',
+      help: 'Blocks refused because their chain forks below the final checkpoint (a split)',
+      registers: r,
+    }),
     splits: new Counter({
       name: 'cairn_network_splits_detected_total',
       help: 'Deep forks seen on reconnection (network splits that healed)',

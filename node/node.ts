@@ -389,6 +389,13 @@ export class CairnNode {
     return { entry, result };
   }
 
+  /** Adds an entry someone else signed (an admin's config entry) to the mempool and gossips it. */
+  async submitSignedEntry(entry: SealedEntry): Promise<AddResult> {
+    const result = await this.chainService.submitEntry(entry);
+    if (result.status === 'added') await this.gossip.publishEntry(entry).catch(() => {});
+    return result;
+  }
+
   /** Fresh statuses from every connected peer, then a sync if one of them has more work. */
   async syncChain(): Promise<{ outcome: SyncOutcome | undefined }> {
     await this.peers.refresh(0);

@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { toHex } from '../chain/bytes.ts';
+import { decodeEntry } from '../chain/entry-codec.ts';
+import type { SealedEntry } from '../chain/types.ts';
 import type { CairnNode } from '../node.ts';
 
 const MAX_BODY = 64 * 1024;
@@ -108,6 +110,22 @@ export async function startHttpApi(
       }
       if (r.result.status === 'rejected') throw new HttpError(422, `${r.result.reason}: ${r.result.message}`);
       return { id: r.entry.idHex, status: r.result.status };
+    },
+    // An entry signed elsewhere (an admin's config or checkpoint, signed with a key this node
+    // does not hold), as its canonical encoding in hex: checked like any gossiped entry.
+    'POST /entries/signed': async (req) => {
+      const { entry } = (await readJson(req)) as { entry?: unknown };
+      if (typeof entry !== 'string' || !/^([0-9a-f]{2})+$/.test(entry))
+        throw new HttpError(400, 'entry must be the encoded entry in lowercase hex');
+      let decoded: SealedEntry;
+      try {
+        decoded = decodeEntry(Buffer.from(entry, 'hex'));
+      } catch (err) {
+        throw new HttpError(400, `not an entry: ${(err as Error).message}`);
+      }
+      const result = await node.submitSignedEntry(decoded);
+      if (result.status === 'rejected') throw new HttpError(422, `${result.reason}: ${result.message}`);
+      return { id: decoded.idHex, status: result.status };
     },
     'POST /admin/block-peers': async (req) => {
       const { peers } = (await readJson(req)) as { peers?: unknown };

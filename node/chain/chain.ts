@@ -3,6 +3,7 @@ import { Mempool } from '../mempool/mempool.ts';
 import { decodeBlock } from './block-codec.ts';
 import { type BlockNode, BlockTree } from './block-tree.ts';
 import { type Hex, toHex } from './bytes.ts';
+import { ancestorAt, type Checkpoint, checkpointsIn, forksBelow, laterCheckpoint } from './checkpoint.ts';
 import { easiestTargetReachable } from './difficulty.ts';
 import { genesisBlock } from './genesis.ts';
 import { assertValidNetworkConfig, chainIdOf, type NetworkConfig } from './network-config.ts';
@@ -39,7 +40,8 @@ export type ChainEvent =
       readonly reason: OrphanDropReason;
       readonly from: string | undefined;
     }
-  | { readonly type: 'block-invalid'; readonly hashHex: Hex; readonly error: BlockValidationError };
+  | { readonly type: 'block-invalid'; readonly hashHex: Hex; readonly error: BlockValidationError }
+  | { readonly type: 'finalized'; readonly checkpoint: Checkpoint };
 
 /**
  * Everything a batch of chain operations changed, as net effects, for the store to commit in
@@ -48,6 +50,8 @@ export type ChainEvent =
 export interface ChainUpdate {
   readonly blocks: { readonly block: SealedBlock; readonly node: BlockNode; readonly receivedAt: number }[];
   head: BlockNode | undefined;
+  /** A higher admin checkpoint became final on the main chain. */
+  finalized: Checkpoint | undefined;
   readonly stale: Map<Hex, StaleReason | null>;
   readonly orphans: Map<Hex, Orphan | null>;
   readonly mempool: Map<Hex, SealedEntry | null>;
@@ -133,11 +137,14 @@ export interface PersistedChainState {
   readonly headHashHex: Hex;
   readonly orphans: readonly Orphan[];
   readonly mempool: readonly SealedEntry[];
+  /** The highest checkpoint final on this node (absent: none yet). */
+  readonly finalized?: Checkpoint;
 }
 
 const newUpdate = (): ChainUpdate => ({
   blocks: [],
   head: undefined,
+  finalized: undefined,
   stale: new Map(),
   orphans: new Map(),
   mempool: new Map(),
@@ -175,6 +182,10 @@ export class Chain {
   private readonly recent = new Map<Hex, Uint8Array>();
   private readonly recentCapacity: number;
   private pending = newUpdate();
+  /** Everything at or below this is final: no chain forking below it is accepted. */
+  private finalCheckpoint: Checkpoint | undefined;
+  /** Checkpoints carried by known blocks (rare: admins sign them), applied when a block joins the main chain. */
+  private readonly carried = new Map<Hex, Checkpoint[]>();
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: ChainOptions) {
@@ -217,6 +228,26 @@ export class Chain {
     this.tree.applyReorg(this.tree.planReorg(head));
     for (const o of state.orphans) this.orphans.add(o);
     this.mempool.restore(state.mempool);
+    this.finalCheckpoint = state.finalized;
+  }
+
+  /** The highest admin checkpoint final on this node. */
+  get finalized(): Checkpoint | undefined {
+    return this.finalCheckpoint;
+  }
+
+  /**
+   * Why `entry` cannot go into a block on `parent` (default: the tip): a checkpoint it carries
+   * names a block that is not that chain's block at that height.
+   */
+  checkpointProblem(entries: readonly SealedEntry[], parent: BlockNode = this.tree.tip): string | undefined {
+    for (const cp of checkpointsIn(entries)) {
+      const at =
+        cp.height <= parent.height ? ancestorAt(parent, cp.height, (h) => this.tree.mainAt(h)) : undefined;
+      if (at?.hashHex !== cp.hashHex)
+        return `checkpoint ${cp.height}:${cp.hashHex.slice(0, 16)}… is not this chain's block at that height`;
+    }
+    return undefined;
   }
 
   get tip(): BlockNode {
@@ -255,6 +286,8 @@ export class Chain {
   }
 
   addEntry(entry: SealedEntry): AddResult {
+    const problem = this.checkpointProblem([entry]);
+    if (problem) return { status: 'rejected', reason: 'checkpoint-not-in-chain', message: problem };
     const r = this.mempool.add(entry, this.now());
     if (r.status === 'added') {
       for (const e of r.evicted) this.pending.mempool.set(e.idHex, null);
@@ -445,6 +478,15 @@ export class Chain {
           );
         }
       }
+      const final = this.finalCheckpoint;
+      if (final && forksBelow(parent, block.header.height, final, (h) => this.tree.mainAt(h))) {
+        throw new BlockValidationError(
+          'below-checkpoint',
+          `the block's chain forks below the checkpoint at height ${final.height}`,
+        );
+      }
+      const problem = this.checkpointProblem(block.entries, parent);
+      if (problem) throw new BlockValidationError('checkpoint-not-in-chain', problem);
     } catch (err) {
       return this.reject(hashHex, err, block);
     }
@@ -469,6 +511,11 @@ export class Chain {
     );
     this.remember(block);
     this.pending.blocks.push({ block, node, receivedAt: now });
+    const carried = checkpointsIn(block.entries);
+    if (carried.length) {
+      if (this.carried.size >= 1024) this.carried.delete(this.carried.keys().next().value!);
+      this.carried.set(hashHex, carried);
+    }
 
     if (!this.tree.isBetter(node)) {
       this.markStale(node, 'side-chain');
@@ -483,6 +530,7 @@ export class Chain {
       if (c !== node) this.pending.stale.set(c.hashHex, null);
       for (const e of this.mempool.removeMany(c.entryIds)) this.pending.mempool.set(e.idHex, null);
       this.pending.events.push({ type: 'block-connected', node: c });
+      for (const cp of this.carried.get(c.hashHex) ?? []) this.finalize(cp);
     }
     // Back into the mempool, lowest block first so entries keep their original order.
     for (const e of disconnected.reverse().flatMap((b) => b.entries)) {
@@ -510,6 +558,13 @@ export class Chain {
   private recordAdmission(entry: SealedEntry): void {
     this.pending.mempool.delete(entry.idHex);
     this.pending.mempool.set(entry.idHex, entry);
+  }
+
+  private finalize(cp: Checkpoint): void {
+    if (laterCheckpoint(this.finalCheckpoint, cp) === this.finalCheckpoint) return;
+    this.finalCheckpoint = cp;
+    this.pending.finalized = cp;
+    this.pending.events.push({ type: 'finalized', checkpoint: cp });
   }
 
   private markStale(node: BlockNode, reason: StaleReason): void {

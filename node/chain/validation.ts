@@ -1,4 +1,5 @@
 import { bytesEqual, toHex } from './bytes.ts';
+import { malformedCheckpoint } from './checkpoint.ts';
 import { expectedTarget } from './difficulty.ts';
 import { merkleRoot } from './merkle.ts';
 import type { NetworkConfig } from './network-config.ts';
@@ -23,12 +24,15 @@ export type BlockErrorCode =
   | 'bad-difficulty'
   | 'entry-already-included'
   | 'invalid-parent'
+  | 'below-checkpoint'
+  | 'checkpoint-not-in-chain'
   | EntryErrorCode;
 
 export type EntryErrorCode =
   | 'bad-entry-signature'
   | 'entry-timestamp-in-future'
   | 'unauthorized-config'
+  | 'bad-checkpoint'
   | 'unsupported-entry-version';
 
 export class BlockValidationError extends Error {
@@ -96,6 +100,13 @@ export function validateEntry(
     throw new EntryValidationError(
       'unauthorized-config',
       `config entry ${e.idHex} is not signed by an admin key`,
+    );
+  }
+  const malformed = malformedCheckpoint(e);
+  if (malformed !== undefined) {
+    throw new EntryValidationError(
+      'bad-checkpoint',
+      `config entry ${e.idHex}: checkpoint "${malformed.slice(0, 80)}" is not <height>:<block hash>`,
     );
   }
   if (!signatureChecked && !verifier.verify(e.signature, e.id, e.author, e)) {

@@ -19,7 +19,10 @@ export function buildTemplate(chain: Chain, miner: Uint8Array, now: number): Blo
   const ctx = chain.tree.parentContext(parent);
   const height = parent.height + 1;
   const mtp = medianTimePast(ctx, chain.config.medianTimeSpan);
-  const entries = chain.mempool.select(chain.config.maxEntriesPerBlock, templateEntryBudget(chain.config));
+  // A checkpoint entry admitted before a reorg may no longer name this chain's block.
+  const entries = chain.mempool
+    .select(chain.config.maxEntriesPerBlock, templateEntryBudget(chain.config))
+    .filter((e) => e.payload.kind !== 'config' || !chain.checkpointProblem([e], parent));
   return {
     header: {
       version: FORMAT_VERSION,

@@ -184,7 +184,9 @@ export class Gossip {
     if (
       r.reason === 'already-included' ||
       r.reason === 'mempool-full' ||
-      r.reason === 'entry-timestamp-in-future'
+      r.reason === 'entry-timestamp-in-future' ||
+      // An admin's checkpoint of a block we do not follow (yet): not the relayer's fault.
+      r.reason === 'checkpoint-not-in-chain'
     ) {
       return TopicValidatorResult.Ignore;
     }

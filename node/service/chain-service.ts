@@ -60,6 +60,7 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
   ) {
     super();
     this.committed = { height: chain.tip.height, hashHex: chain.tip.hashHex };
+    metrics.finalizedHeight.set(chain.finalized?.height ?? 0);
   }
 
   /** The head the store holds: the chain's tip unless a commit failed. */
@@ -92,7 +93,18 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
         const r = await this.chain.processBlock(b, from, { requested });
         results.push(r);
         this.metrics.blocksProcessed.inc({ outcome: r.status, source });
-        if (r.status === 'invalid') this.metrics.blockErrors.inc({ code: r.error.code });
+        if (r.status === 'invalid') {
+          this.metrics.blockErrors.inc({ code: r.error.code });
+          if (r.error.code === 'below-checkpoint') {
+            // A heavier or older chain that rewrites final history: the network has split.
+            this.metrics.checkpointRefusals.inc();
+            this.metrics.splits.inc();
+            this.log.warn(
+              { hash: r.hashHex, from, err: r.error.message },
+              'split: refused a chain that forks below the checkpoint',
+            );
+          }
+        }
         if (r.status === 'ignored') this.metrics.blocksIgnored.inc({ reason: r.reason });
       }
       await this.commit(before);
@@ -142,7 +154,11 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
       if (e.type === 'reorg') {
         // Counted from events: a reorg can also happen while waiting orphans connect.
         this.metrics.reorgs.inc();
+        this.metrics.reorgDepth.observe(e.depth);
         this.log.info({ fork: e.fork.height, depth: e.depth, newTip: e.newTip.hashHex }, 'reorg');
+      } else if (e.type === 'finalized') {
+        this.metrics.finalizedHeight.set(e.checkpoint.height);
+        this.log.info({ height: e.checkpoint.height, hash: e.checkpoint.hashHex }, 'checkpoint final');
       } else if (e.type === 'block-stale') {
         this.log.info({ hash: e.node.hashHex, height: e.node.height, reason: e.reason }, 'orphaned block');
       }

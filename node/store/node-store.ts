@@ -6,12 +6,15 @@ import Database from 'libsql';
 import { decodeBlock, decodeHeader } from '../chain/block-codec.ts';
 import { fromHex, type Hex, toHex } from '../chain/bytes.ts';
 import type { ChainUpdate, PersistedChainState } from '../chain/chain.ts';
+import { formatCheckpoint, parseCheckpoint } from '../chain/checkpoint.ts';
 import { decodeEntry } from '../chain/entry-codec.ts';
 import type { Orphan } from '../chain/orphan-pool.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
 import { PrismaClient } from './generated/client.ts';
 import { applyMigrations, readMigrations } from './migrate.ts';
 
+/** StoreMeta key of the highest admin checkpoint final on this node ("<height>:<hash>"). */
+const FINALIZED_KEY = 'finalized';
 const MIGRATIONS_DIR = path.join(import.meta.dirname, '../../prisma/node/migrations');
 /**
  * Page size of a new store file. A stored block is a few KB (its encoding, header and entry
@@ -65,6 +68,7 @@ function prepareWrites(db: Database.Database) {
     ),
     deleteMempoolEntry: db.prepare(`DELETE FROM "MempoolEntry" WHERE "id" = ?`),
     putMempoolEntry: db.prepare(`INSERT OR REPLACE INTO "MempoolEntry" ("id","raw","seq") VALUES (?,?,?)`),
+    putMeta: db.prepare(`INSERT OR REPLACE INTO "StoreMeta" ("key","value") VALUES (?,?)`),
   };
 }
 
@@ -158,7 +162,10 @@ export class NodeStore {
       from: o.fromPeer ?? undefined,
     }));
     const mempoolRows = await this.prisma.mempoolEntry.findMany({ orderBy: { seq: 'asc' } });
+    const finalRow = await this.prisma.storeMeta.findUnique({ where: { key: FINALIZED_KEY } });
+    const finalized = finalRow ? parseCheckpoint(finalRow.value) : undefined;
     return {
+      ...(finalized ? { finalized } : {}),
       blocks,
       headHashHex: head ? toHex(head.hash) : this.opts.genesisHashHex,
       orphans,
@@ -231,6 +238,7 @@ export class NodeStore {
       if (!newBlocks.has(hash)) w.markStale.run([reason, fromHex(hash)]);
     }
     if (u.head) w.setHead.run([u.head.hash, u.head.height, Date.now()]);
+    if (u.finalized) w.putMeta.run([FINALIZED_KEY, formatCheckpoint(u.finalized)]);
     for (const [hash, orphan] of u.orphans) {
       if (orphan === null) w.deleteOrphan.run([fromHex(hash)]);
     }
