@@ -6,18 +6,18 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { merkleRootOf, signBlock } from '../node/chain/authoring.ts';
 import { decodeBlock } from '../node/chain/block-codec.ts';
 import { Chain } from '../node/chain/chain.ts';
 import { decodeEntry } from '../node/chain/entry-codec.ts';
 import { chainIdHex } from '../node/chain/network-config.ts';
 import { sign, verifyNative, verifyNoble, verifyNodeCrypto } from '../node/chain/signature.ts';
 import { CachedVerifier } from '../node/chain/signature-cache.ts';
-import { FORMAT_VERSION, type SealedBlock } from '../node/chain/types.ts';
+import type { SealedBlock } from '../node/chain/types.ts';
 import { VerifyPool } from '../node/chain/verify-pool.ts';
 import { NodeStore } from '../node/store/node-store.ts';
-import { knowledgeEntry, mineHeader, testKey, testNetwork } from '../node/testing/forge.ts';
+import { testKey, testNetwork } from '../node/testing/forge.ts';
 import { median } from './stats.ts';
+import { benchBlocks, efficiency, poolVerifyPerSec, signaturesOf } from './verify-limit.ts';
 
 const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 10_000);
 const ENTRIES = 10;
@@ -33,39 +33,6 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const config = testNetwork();
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
-function generate(): SealedBlock[] {
-  const scratch = new Chain({ config, loadBlock: async () => undefined });
-  const miner = testKey(0);
-  const authors = Array.from({ length: 16 }, (_, i) => testKey(100 + i));
-  const blocks: SealedBlock[] = [];
-  let prev = scratch.genesis;
-  for (let h = 1; h <= BLOCKS; h++) {
-    const ts = config.genesisTimestamp + h * config.blockTimeMs;
-    const entries = Array.from({ length: ENTRIES }, (_, i) =>
-      knowledgeEntry(
-        authors[(h + i) % authors.length]!,
-        ts - 1000,
-        `block ${h} entry ${i}: ${'x'.repeat(100)}`,
-      ),
-    );
-    // Blocks exactly on schedule keep the target, so every retarget reproduces it.
-    const header = mineHeader({
-      version: FORMAT_VERSION,
-      chainId: scratch.chainId,
-      height: h,
-      prevHash: prev.hash,
-      merkleRoot: merkleRootOf(entries),
-      timestamp: ts,
-      target: config.initialTarget,
-      miner: miner.publicKey,
-      nonce: 0,
-    });
-    prev = signBlock(header, entries, miner);
-    blocks.push(prev);
-  }
-  return blocks;
-}
-
 function ratePerSec(fn: () => boolean, ms = 1500): number {
   let n = 0;
   const start = performance.now();
@@ -77,13 +44,15 @@ function ratePerSec(fn: () => boolean, ms = 1500): number {
 }
 
 log(`generating ${BLOCKS} blocks of ${ENTRIES} entries…`);
-const blocks = generate();
+const blocks = benchBlocks(config, BLOCKS, ENTRIES);
 const bytes = blocks.reduce((n, b) => n + b.encoded.length, 0);
 log(`generated ${(bytes / 1e6).toFixed(1)} MB`);
 
 const genesisHashHex = new Chain({ config, loadBlock: async () => undefined }).genesis.hashHex;
 const encoded = blocks.map((b) => b.encoded);
 const pool = new VerifyPool();
+const decodedForLimit = encoded.map((b) => decodeBlock(b));
+const SIGNATURES_PER_BLOCK = signaturesOf(blocks[0]!);
 
 /**
  * Imports every block from its bytes into a fresh store, as a syncing node does: decode,
@@ -158,9 +127,17 @@ async function importAll(entriesSeenBefore: boolean, count = BLOCKS) {
   return seconds;
 }
 
+/** The pool's rate on the same blocks, measured right before each cold import (side by side). */
+const poolRuns: number[] = [];
 const runs = async (entriesSeenBefore: boolean) => {
   const seconds: number[] = [];
-  for (let i = 0; i < RUNS; i++) seconds.push(await importAll(entriesSeenBefore));
+  for (let i = 0; i < RUNS; i++) {
+    if (!entriesSeenBefore) {
+      poolRuns.push(await poolVerifyPerSec(pool, decodedForLimit, BATCH));
+      log(`pool alone: ${poolRuns.at(-1)} signatures/s`);
+    }
+    seconds.push(await importAll(entriesSeenBefore));
+  }
   return seconds;
 };
 // An untimed first import of 1,000 blocks, so the timed runs measure compiled code, as in a
@@ -170,6 +147,9 @@ const coldRuns = await runs(false);
 const warmRuns = await runs(true);
 await pool.close();
 const coldSeconds = median(coldRuns);
+const poolVerify = median(poolRuns);
+// Each cold run against the pool rate measured just before it, then the median of those shares.
+const runEfficiency = coldRuns.map((sec, i) => efficiency(BLOCKS / sec, SIGNATURES_PER_BLOCK, poolRuns[i]!));
 const warmSeconds = median(warmRuns);
 
 const key = testKey(7);
@@ -188,6 +168,12 @@ console.log(
     blocksPerSec: Math.round(BLOCKS / coldSeconds),
     entriesPerSec: Math.round((BLOCKS * ENTRIES) / coldSeconds),
     coldRunsBlocksPerSec: coldRuns.map((s) => Math.round(BLOCKS / s)),
+    // The signature-bound limit, measured beside each cold run, and the share of it reached.
+    poolVerifyPerSec: poolVerify,
+    poolRunsVerifyPerSec: poolRuns,
+    signaturesPerBlock: SIGNATURES_PER_BLOCK,
+    importEfficiency: median(runEfficiency),
+    importRunsEfficiency: runEfficiency,
     // Warm: the entries arrived by gossip first (steady state); only block signatures are new.
     warmBlocksPerSec: Math.round(BLOCKS / warmSeconds),
     warmEntriesPerSec: Math.round((BLOCKS * ENTRIES) / warmSeconds),

@@ -9,12 +9,14 @@ import path from 'node:path';
 import { Cluster, seedableNetwork } from '../e2e/cluster/harness.ts';
 import { createEntry } from '../node/chain/authoring.ts';
 import type { NetworkConfig } from '../node/chain/network-config.ts';
+import { VerifyPool } from '../node/chain/verify-pool.ts';
 import { readNetworkConfig } from '../node/config-file.ts';
 import { createLogger } from '../node/log.ts';
 import { CairnNode } from '../node/node.ts';
-import { testKey } from '../node/testing/forge.ts';
+import { testKey, testNetwork } from '../node/testing/forge.ts';
 import { seedChain } from '../node/testing/seed-store.ts';
-import { percentile } from './stats.ts';
+import { median, percentile } from './stats.ts';
+import { benchBlocks, efficiency, poolVerifyPerSec } from './verify-limit.ts';
 
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 const SAMPLES = Number(process.env.BENCH_PROPAGATION_BLOCKS ?? 25);
@@ -173,8 +175,24 @@ const skipped = { p50: Number.NaN, p99: Number.NaN, samples: 0 };
 const rec =
   !only || only === 'reconcile' ? await reconciliation() : { roundTrips: 0, bytes: 0, missingBytes: 0 };
 log(`reconciliation: ${JSON.stringify(rec)}`);
+/**
+ * The syncing node's signature-bound limit: a pool of the same size checking blocks of the
+ * seeded shape (2 entries, 3 signatures each) alone, right before and right after the sync.
+ */
+const SYNC_SIGNATURES_PER_BLOCK = 3;
+const limitBlocks =
+  !only || only === 'sync' ? benchBlocks(testNetwork(), 3000, SYNC_SIGNATURES_PER_BLOCK - 1) : [];
+const limitPool = new VerifyPool();
+const syncLimitRuns: number[] = [];
+const measureLimit = async () => {
+  if (limitBlocks.length) syncLimitRuns.push(await poolVerifyPerSec(limitPool, limitBlocks));
+};
+await measureLimit();
 const sync = !only || only === 'sync' ? await syncFromThree() : { blocksPerSec: 0, seconds: 0 };
-log(`sync: ${JSON.stringify(sync)}`);
+await measureLimit();
+await limitPool.close();
+const syncPoolVerifyPerSec = syncLimitRuns.length ? median(syncLimitRuns) : 0;
+log(`sync: ${JSON.stringify(sync)}; pool alone ${JSON.stringify(syncLimitRuns)} signatures/s`);
 const p10 = !only || only === 'propagation' ? await propagation(10) : skipped;
 const p20 = !only || only === 'propagation' ? await propagation(20) : skipped;
 
@@ -188,6 +206,11 @@ console.log(
     syncBlocksPerSec: sync.blocksPerSec,
     syncSeconds: sync.seconds,
     syncBlocks: SYNC_BLOCKS,
+    syncPoolVerifyPerSec,
+    syncPoolRunsVerifyPerSec: syncLimitRuns,
+    syncEfficiency: syncPoolVerifyPerSec
+      ? efficiency(sync.blocksPerSec, SYNC_SIGNATURES_PER_BLOCK, syncPoolVerifyPerSec)
+      : Number.NaN,
     reconcileRoundTrips: rec.roundTrips,
     reconcileBytes: rec.bytes,
     missingBytes: rec.missingBytes,
