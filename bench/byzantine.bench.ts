@@ -17,7 +17,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { flood, freeOrphans, VictimProbe } from '../e2e/cluster/byzantine-blocks-peer.ts';
 import { ByzantinePeer, removeDir } from '../e2e/cluster/byzantine-peer.ts';
-import { StatusLiar } from '../e2e/cluster/byzantine-sync-peer.ts';
+import { startStatusLiars } from '../e2e/cluster/byzantine-sync-peer.ts';
 import { Cluster, type ClusterNode, seedableNetwork } from '../e2e/cluster/harness.ts';
 import { Chain } from '../node/chain/chain.ts';
 import { DEFAULT_NETWORK, type NetworkConfig } from '../node/chain/network-config.ts';
@@ -56,17 +56,8 @@ try {
 
   // ---- 1. status lies ----
   const lieProbe = await VictimProbe.start(victim);
-  const liars: StatusLiar[] = [];
-  for (const [name, height] of [
-    ['tall', 2 ** 32 - 1],
-    ['fifty', 5 * 10 ** 7],
-  ] as const) {
-    const liar = await StatusLiar.start(name, network, attackDir, victim, height);
-    liars.push(liar);
-    stoppers.push(() => liar.stop().catch(() => {}));
-    await liar.peer.dial(victim);
-    liar.persist();
-  }
+  const liars = await startStatusLiars(network, attackDir, victim);
+  for (const l of liars) stoppers.push(() => l.stop().catch(() => {}));
   const lieStart = Date.now();
   await waitBanned(
     liars.map((l) => l.peerId),

@@ -105,3 +105,22 @@ export class StatusLiar {
     await this.peer.stop();
   }
 }
+
+/** The two liars of issue 11: heads at 2^32−1 and 5·10^7 blocks; dialled and repeating their lie. */
+export async function startStatusLiars(
+  network: NetworkConfig,
+  dir: string,
+  victim: ClusterNode,
+): Promise<StatusLiar[]> {
+  const liars: StatusLiar[] = [];
+  for (const [name, height] of [
+    ['tall', 2 ** 32 - 1],
+    ['fifty', 5 * 10 ** 7],
+  ] as const) {
+    const liar = await StatusLiar.start(name, network, dir, victim, height);
+    liars.push(liar);
+    await liar.peer.dial(victim);
+    liar.persist();
+  }
+  return liars;
+}

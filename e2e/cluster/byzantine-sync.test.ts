@@ -21,7 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_NETWORK, type NetworkConfig } from '../../node/chain/network-config.ts';
 import { targetForWork } from '../../node/chain/pow.ts';
 import { removeDir } from './byzantine-peer.ts';
-import { StatusLiar } from './byzantine-sync-peer.ts';
+import { type StatusLiar, startStatusLiars } from './byzantine-sync-peer.ts';
 import { VictimWatch } from './byzantine-watch.ts';
 import { Cluster, testNetworkConfig } from './harness.ts';
 
@@ -78,15 +78,7 @@ test('status lies of 2^32-1 and 5*10^7 blocks: no OOM, /status answers, liars ba
   // ---- The attack ----
   const logFrom = watch.log.length;
   const since = watch.penalties.length;
-  for (const [name, height] of [
-    ['tall', 2 ** 32 - 1],
-    ['fifty', 5 * 10 ** 7],
-  ] as const) {
-    const liar = await StatusLiar.start(name, network, attackDir, victim, height);
-    liars.push(liar);
-    await liar.peer.dial(victim);
-    liar.persist();
-  }
+  liars.push(...(await startStatusLiars(network, attackDir, victim)));
   const heightAtAttack = (await victim.status()).height;
 
   // Each liar is penalised for the empty range, then banned.

@@ -8,11 +8,18 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { forgeBlock, forgeChain, type TestChain, testChain, testKey, testNetwork } from '../testing/forge.ts';
-import type { ChainEvent, ChainOptions, ProcessResult } from './chain.ts';
+import {
+  countingChain,
+  forgeBlock,
+  forgeChain,
+  type TestChain,
+  testChain,
+  testKey,
+  testNetwork,
+} from '../testing/forge.ts';
+import type { ChainEvent, ProcessResult } from './chain.ts';
 import { easiestTargetReachable } from './difficulty.ts';
 import { MAX_TARGET } from './pow.ts';
-import { verifyNative } from './signature.ts';
 import type { SealedBlock } from './types.ts';
 
 const rival = testKey(2);
@@ -32,23 +39,9 @@ function ignored(r: ProcessResult, reason: string, junk?: boolean) {
   if (junk !== undefined) assert.equal(r.junk, junk, 'junk');
 }
 
-function countingChain(options: Partial<Omit<ChainOptions, 'config' | 'loadBlock' | 'now'>> = {}) {
-  let calls = 0;
-  // Genesis 256 times harder than the easiest target: room for an envelope below maxTarget.
-  const t = testChain(
-    { initialTarget: MAX_TARGET >> 10n },
-    {
-      ...options,
-      verifier: {
-        verify(s, m, p) {
-          calls++;
-          return verifyNative(s, m, p);
-        },
-      },
-    },
-  );
-  return { t, calls: () => calls };
-}
+/** Genesis 256 times harder than the easiest target: room for an envelope below maxTarget. */
+const envelopeChain = (options: Parameters<typeof countingChain>[1] = {}) =>
+  countingChain({ initialTarget: MAX_TARGET >> 10n }, options);
 
 /** An orphan (random unknown parent) at `height` with `target`, mined and signed. */
 const orphanAt = (t: TestChain, height: number, target: bigint, opts: { badSignature?: boolean } = {}) => {
@@ -74,7 +67,7 @@ describe('easiestTargetReachable', () => {
 
 describe('orphans: height window, difficulty envelope, per-peer quota', () => {
   test('an orphan easier than the envelope is ignored before its body is checked; one inside it waits', async () => {
-    const { t, calls } = countingChain();
+    const { t, calls } = envelopeChain();
     const tipTarget = t.chain.tip.header.target;
     // At heights 1..9 (no retarget crossed) the envelope is one clamp factor easier than the tip.
     const inside = orphanAt(t, 5, tipTarget * 4n);
@@ -92,7 +85,7 @@ describe('orphans: height window, difficulty envelope, per-peer quota', () => {
   });
 
   test('an orphan further above the tip than ancestor fetching reaches is ignored (range sync fetches those)', async () => {
-    const { t, calls } = countingChain({ orphanMaxAhead: 24 });
+    const { t, calls } = envelopeChain({ orphanMaxAhead: 24 });
     const target = t.chain.tip.header.target;
     assert.equal((await gossip(t, orphanAt(t, 24, target))).status, 'orphan');
     const before = calls();

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  countingChain,
   forgeBlock,
   forgeChain,
   knowledgeEntry,
@@ -23,7 +24,7 @@ import type { ProcessResult } from './chain.ts';
 import { entryIdOf, sealEntry } from './entry-codec.ts';
 import { chainIdOf } from './network-config.ts';
 import { MAX_TARGET, meetsTarget } from './pow.ts';
-import { sign, verifyNative } from './signature.ts';
+import { sign } from './signature.ts';
 import { FORMAT_VERSION, type SealedBlock, type SealedEntry } from './types.ts';
 import { type BlockErrorCode, BlockValidationError, validateBlockContext } from './validation.ts';
 
@@ -368,23 +369,6 @@ describe('contextual rules', () => {
 });
 
 describe('memory of invalid blocks', () => {
-  function countingChain(
-    overrides: Parameters<typeof testChain>[0] = {},
-    options: Parameters<typeof testChain>[1] = {},
-  ) {
-    let calls = 0;
-    const t = testChain(overrides, {
-      ...options,
-      verifier: {
-        verify(s, m, p) {
-          calls++;
-          return verifyNative(s, m, p);
-        },
-      },
-    });
-    return { t, calls: () => calls };
-  }
-
   test('a block invalid by its header is remembered: re-sending returns the same error without re-validation', async () => {
     const { t, calls } = countingChain();
     const tip = t.chain.tip;
@@ -454,20 +438,6 @@ describe('memory of invalid blocks', () => {
 });
 
 describe('work is never free: cheap rules first', () => {
-  function countingChain(overrides: Parameters<typeof testChain>[0] = {}, transientMemory?: number) {
-    let calls = 0;
-    const t = testChain(overrides, {
-      transientMemory,
-      verifier: {
-        verify(s, m, p) {
-          calls++;
-          return verifyNative(s, m, p);
-        },
-      },
-    });
-    return { t, calls: () => calls };
-  }
-
   test('target-out-of-range: a target easier than maxTarget fails before every rule but the chain id, and before any signature', async () => {
     const { t, calls } = countingChain();
     const tip = t.chain.tip;
@@ -542,7 +512,7 @@ describe('work is never free: cheap rules first', () => {
   });
 
   test('the memory of transient rejections is bounded: the oldest is forgotten first', async () => {
-    const { t, calls } = countingChain({}, 2);
+    const { t, calls } = countingChain({}, { transientMemory: 2 });
     const blocks = [1, 2, 3].map((n) =>
       forgeBlock(t.chain, t.chain.tip, {
         entries: [knowledgeEntry(author, TEST_NOW + DRIFT + 1000, `f${n}`)],

@@ -10,7 +10,7 @@ import { Chain, type ChainOptions, type ProcessResult } from '../chain/chain.ts'
 import { expectedTarget } from '../chain/difficulty.ts';
 import { DEFAULT_NETWORK, type NetworkConfig } from '../chain/network-config.ts';
 import { MAX_TARGET } from '../chain/pow.ts';
-import { keyPairFromSeed, type SigningKey } from '../chain/signature.ts';
+import { keyPairFromSeed, type SigningKey, verifyNative } from '../chain/signature.ts';
 import { type BlockHeader, FORMAT_VERSION, type SealedBlock, type SealedEntry } from '../chain/types.ts';
 import { medianTimePast } from '../chain/validation.ts';
 import { searchNonce } from '../mining/nonce-search.ts';
@@ -160,6 +160,24 @@ export interface TestChain {
 
 /** The fixed "current time" of test chains: well after the test network's genesis. */
 export const TEST_NOW = 1_800_000_000_000;
+
+/** A test chain whose signature checks are counted (each really verified, none cached). */
+export function countingChain(
+  overrides: Partial<NetworkConfig> = {},
+  options: Partial<Omit<ChainOptions, 'config' | 'loadBlock' | 'now' | 'verifier'>> = {},
+): { t: TestChain; calls: () => number } {
+  let calls = 0;
+  const t = testChain(overrides, {
+    ...options,
+    verifier: {
+      verify(s, m, p) {
+        calls++;
+        return verifyNative(s, m, p);
+      },
+    },
+  });
+  return { t, calls: () => calls };
+}
 
 /** A chain on the test network (with config overrides) whose block store is an in-memory map. */
 export function testChain(
