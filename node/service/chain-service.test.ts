@@ -9,18 +9,27 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { signBlock } from '../chain/authoring.ts';
 import { Chain } from '../chain/chain.ts';
 import { chainIdHex } from '../chain/network-config.ts';
 import { CachedVerifier } from '../chain/signature-cache.ts';
+import { VerifyPool } from '../chain/verify-pool.ts';
 import { createLogger } from '../log.ts';
 import { createNodeMetrics } from '../metrics.ts';
 import { NodeStore } from '../store/node-store.ts';
-import { forgeBranch, knowledgeEntry, TEST_NOW, testKey, testNetwork } from '../testing/forge.ts';
+import {
+  forgeBranch,
+  knowledgeEntry,
+  TEST_NOW,
+  testKey,
+  testNetwork,
+  unmineHeader,
+} from '../testing/forge.ts';
 import { ChainService, StorageFailedError } from './chain-service.ts';
 
 const config = testNetwork();
 
-async function openService(file: string, maxBytes?: number) {
+async function openService(file: string, maxBytes?: number, pool?: VerifyPool) {
   let store: NodeStore | undefined;
   const chain = new Chain({ config, loadBlock: (h) => store!.loadBlock(h), now: () => TEST_NOW });
   store = await NodeStore.open({
@@ -31,15 +40,9 @@ async function openService(file: string, maxBytes?: number) {
   });
   chain.restore(await store.load());
   const metrics = createNodeMetrics();
-  const service = new ChainService(
-    chain,
-    store,
-    new CachedVerifier(),
-    undefined,
-    metrics,
-    createLogger('silent'),
-  );
-  return { chain, store, service, metrics };
+  const verifier = new CachedVerifier();
+  const service = new ChainService(chain, store, verifier, pool, metrics, createLogger('silent'));
+  return { chain, store, service, metrics, verifier };
 }
 
 /** Blocks of 20 entries with 2 KB of content each: about 40 KB a block. */
@@ -105,6 +108,32 @@ test('after a failed commit nothing more is committed, and the store reopens at 
     assert.equal(third.chain.tip.height, 40);
     await third.store.close();
   } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('work is never free: preverify checks no signature of a block without proof of work, nor after it', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'cairn-preverify-'));
+  const pool = new VerifyPool(1);
+  try {
+    const { chain, store, service, verifier } = await openService(
+      path.join(dir, 'chain.db'),
+      undefined,
+      pool,
+    );
+    const blocks = bulkyBlocks(chain, 6);
+    const bad = blocks[3]!;
+    const unworked = signBlock(unmineHeader(bad.header), bad.entries, testKey(0));
+    const batch = [...blocks.slice(0, 3), unworked, ...blocks.slice(4)];
+    await service.preverify(batch);
+    assert.deepEqual(
+      batch.map((b) => verifier.hasCheckedBlock(b)),
+      [true, true, true, false, false, false],
+      'signatures checked up to the first block whose header fails, none after',
+    );
+    await store.close();
+  } finally {
+    await pool.close();
     await rm(dir, { recursive: true, force: true });
   }
 });

@@ -4,6 +4,7 @@ import type { Hex } from '../chain/bytes.ts';
 import type { Chain, ChainEvent, ProcessResult } from '../chain/chain.ts';
 import type { CachedVerifier } from '../chain/signature-cache.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
+import { validateHeader } from '../chain/validation.ts';
 import type { VerifyPool } from '../chain/verify-pool.ts';
 import type { Logger } from '../log.ts';
 import type { AddResult } from '../mempool/mempool.ts';
@@ -77,14 +78,38 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
 
   /** Checks a batch's signatures on the worker pool ahead of its import (sync pipelining). */
   async preverify(blocks: readonly SealedBlock[]): Promise<void> {
-    await this.pool?.verifyBlocks(blocks, this.verifier);
+    const worth = this.worthVerifying(blocks);
+    if (worth.length) await this.pool?.verifyBlocks(worth, this.verifier);
+  }
+
+  /**
+   * The blocks of a batch whose signatures are worth checking: work is never free, so the
+   * header rules (chain id, target bounds, proof of work) and the size limits come first, and
+   * the batch is cut at the first block that fails them (import rejects it and everything
+   * after it). Blocks already checked (preverified) are not checked again.
+   */
+  private worthVerifying(blocks: readonly SealedBlock[]): SealedBlock[] {
+    const { config, chainId } = this.chain;
+    const out: SealedBlock[] = [];
+    for (const b of blocks) {
+      try {
+        validateHeader(b, config, chainId);
+      } catch {
+        break;
+      }
+      if (b.entries.length > config.maxEntriesPerBlock || b.encoded.length > config.maxBlockBytes) break;
+      if (!this.verifier.hasCheckedBlock(b)) out.push(b);
+    }
+    return out;
   }
 
   submitBlocks(blocks: readonly SealedBlock[], source: string, from?: string): Promise<ProcessResult[]> {
     return this.exclusive(async () => {
       // Batches (sync) have their signatures checked on worker threads first.
-      if (this.pool && blocks.length >= 8)
-        await this.pool.verifyBlocks(blocks, this.verifier).catch(() => {});
+      if (this.pool && blocks.length >= 8) {
+        const worth = this.worthVerifying(blocks);
+        if (worth.length) await this.pool.verifyBlocks(worth, this.verifier).catch(() => {});
+      }
       const before = this.chain.tip;
       const results: ProcessResult[] = [];
       for (const b of blocks) {

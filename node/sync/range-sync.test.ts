@@ -570,9 +570,10 @@ describe('range sync with misbehaving peers', () => {
     );
   });
 
-  test('a status naming a head hash the peer does not serve is penalised after the sync', async () => {
+  test('a status naming a head hash the peer does not serve, and more work than it served, is penalised after the sync', async () => {
     const t = await makePeer(MAIN);
-    t.status = { ...t.status, headHash: randomBytes(32) };
+    // (With all the claimed work served, another head is an honest peer's reorg to a sibling.)
+    t.status = { ...t.status, headHash: randomBytes(32), totalWork: t.status.totalWork + 1n };
     const net = new Net(await localWith(), [t]);
     const outcome = await net.sync(t, []);
     assert.deepEqual(outcome, { kind: 'synced', imported: 600, tip: 600 });

@@ -190,7 +190,9 @@ export async function rangeSync(
       prevHash = blocks.at(-1)!.hash;
       b.processingSuccess();
       dl.release(i);
-      deps.reward?.(server);
+      // Trust is earned by blocks that extend our main chain, not by side-chain or duplicate
+      // ones (which anyone can make cheaply and serve again and again).
+      if (results.some((r) => r.status === 'connected' || r.status === 'reorg')) deps.reward?.(server);
       // Between batches the node answers its peers and its HTTP API.
       await yieldToLoop();
     }
@@ -199,7 +201,9 @@ export async function rangeSync(
   }
   if (outcome) return outcome;
   const claimed = toHex(target.status.headHash);
-  if (!chain.tree.get(claimed as Hex)) {
+  // A head it did not serve is a lie only if the work it claimed did not arrive either (an
+  // honest peer may have moved to a sibling of equal work meanwhile).
+  if (!chain.tree.get(claimed as Hex) && chain.tip.chainWork < target.status.totalWork) {
     deps.penalise(target.peer, 'mid-tolerance', 'status named a head it did not serve');
   }
   return { kind: 'synced', imported, tip: chain.tip.height };

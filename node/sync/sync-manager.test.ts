@@ -183,14 +183,47 @@ describe('a lying status is disproved and not trusted again', () => {
 
   test('a peer that claimed a head it did not serve is disproved too (synced, head missing)', async () => {
     const s = setup();
-    const claim = { ...statusOf(forger), headHash: randomBytes(32) };
+    const claim = {
+      ...statusOf(forger),
+      headHash: randomBytes(32),
+      totalWork: forger.chain.tip.chainWork + 1n,
+    };
     s.book.setStatus(honest, claim, s.now());
     assert.deepEqual(await s.manager.syncNow(), { kind: 'synced', imported: 40, tip: 40 });
     assert.equal(s.book.disproof(honest)?.count, 1);
-    // Our tip now has its work: nothing to do either way, and no extra penalty for one lie.
+    // One lie, one penalty (a repeat costs more).
     assert.deepEqual(
       s.penalties.map((p) => p.reason),
       ['status named a head it did not serve'],
     );
+  });
+
+  test('an honest peer that moved to a sibling head of the same work is not called a liar', async () => {
+    const s = setup();
+    // Its status named a head it then reorged away from; it served a chain with all the work.
+    const claim = { ...statusOf(forger), headHash: randomBytes(32) };
+    s.book.setStatus(honest, claim, s.now());
+    assert.deepEqual(await s.manager.syncNow(), { kind: 'synced', imported: 40, tip: 40 });
+    assert.equal(s.book.disproof(honest), undefined);
+    assert.deepEqual(s.penalties, []);
+  });
+
+  test('a status claiming more work for a head we hold is disproved, and the honest peer syncs next', async () => {
+    const s = setup();
+    // Our own genesis with 2^200 work: nothing to download, so the sync "succeeds" at once.
+    const claim: Status = { ...statusOf(s.local), totalWork: 1n << 200n };
+    s.book.setStatus(liar, claim, s.now());
+    s.book.setStatus(honest, statusOf(forger), s.now());
+    assert.deepEqual(await s.manager.syncNow(), { kind: 'synced', imported: 0, tip: 0 });
+    assert.equal(s.book.disproof(liar)?.count, 1, 'the work it claimed is not at its head');
+    s.advance(1);
+    assert.deepEqual(await s.manager.syncNow(), { kind: 'synced', imported: 40, tip: 40 });
+    assert.equal(s.local.chain.tip.hashHex, BLOCKS.at(-1)!.hashHex);
+    // Told again after the back-off, the same lie costs it.
+    s.advance(2_000);
+    s.book.setStatus(liar, claim, s.now());
+    await s.manager.syncNow();
+    assert.equal(s.book.disproof(liar)?.count, 2);
+    assert.equal(s.penalties.at(-1)?.action, 'low-tolerance');
   });
 });

@@ -133,10 +133,18 @@ export class SyncManager {
       kind = outcome.disproved;
       reason = outcome.reason;
     } else {
-      // Synced to its claimed height, yet its claimed head is not ours: range sync penalised it.
-      if (this.chain.tree.get(toHex(status.headHash) as Hex)) return;
+      // Synced, and its head is ours with the work it claimed: the status was true.
+      const head = this.chain.tree.get(toHex(status.headHash) as Hex);
+      if (head && head.chainWork >= status.totalWork) return;
+      // Another head than it named, but all the work it claimed: an honest peer that switched to
+      // a sibling between its status and our requests (competing miners do that).
+      if (!head && this.chain.tip.chainWork >= status.totalWork) return;
       kind = 'lie';
-      reason = 'status named a head it did not serve';
+      // A head we hold with less work than claimed (our genesis or tip, say) would otherwise
+      // keep the peer "best" at every poke while a peer that really has more work waits.
+      reason = head
+        ? `status claimed work ${status.totalWork} for a head with ${head.chainWork}`
+        : 'status named a head it did not serve';
     }
     if (!kind) return;
     const d = this.book.disprove(peer, this.now());
