@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { PeerId } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { collectDefaultMetrics } from 'prom-client';
 import { createEntry } from './chain/authoring.ts';
@@ -12,7 +13,9 @@ import { VerifyPool } from './chain/verify-pool.ts';
 import { type FlOptions, FlService } from './fl/net/service.ts';
 import { type Capability, loadOrCreateIdentity, type NodeIdentity, type Role } from './identity/identity.ts';
 import { createLogger, type Logger } from './log.ts';
-import type { AddResult } from './mempool/mempool.ts';
+import { EntryAdmission } from './mempool/admission.ts';
+import { type AddResult, SOURCE } from './mempool/mempool.ts';
+import { createMempoolMetrics } from './mempool/mempool-metrics.ts';
 import { ReconcileProtocol, type ReconcileStats } from './mempool/reconcile-protocol.ts';
 import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
 import { Miner } from './mining/miner.ts';
@@ -63,6 +66,7 @@ export class CairnNode {
   private miningLoop: MiningLoop | undefined;
   private miner: Miner | undefined;
   private stopped = false;
+  private reportedDropped = 0;
   /** Federated learning: participant, model store and round coordinator (set during start). */
   fl: FlService | undefined;
   /** Set by the job worker: returns true while its `mempool.sync` scheduler is in charge. */
@@ -83,6 +87,7 @@ export class CairnNode {
     readonly reconcile: ReconcileProtocol,
     readonly sync: SyncManager,
     private readonly pool: VerifyPool,
+    readonly admission: EntryAdmission,
   ) {}
 
   static async start(opts: NodeOptions): Promise<CairnNode> {
@@ -167,6 +172,13 @@ export class CairnNode {
       log: log.child({ part: 'peers' }),
       onStatus: () => sync?.poke(),
     });
+    // Entries from peers and the API: per-peer rate, then batched commits (one transaction each).
+    const mempoolMetrics = createMempoolMetrics(metrics.registry, chain.mempool);
+    const admission = new EntryAdmission({
+      commit: (items) => chainService.submitEntries(items),
+      penalise: (p, action, reason) => penalise(peerIdFromString(p), action, reason),
+      observe: (outcome) => mempoolMetrics.admissions.inc({ outcome }),
+    });
     let node: CairnNode | undefined;
     const gossip = new Gossip(
       host.services.pubsub,
@@ -175,7 +187,7 @@ export class CairnNode {
       64 * 1024,
       {
         onBlock: (block, from) => node!.receiveGossipBlock(block, from),
-        onEntry: (entry) => chainService.submitEntry(entry),
+        onEntry: (entry, from) => admission.submit(entry, from.toString()),
         penalise,
       },
       metrics,
@@ -184,14 +196,15 @@ export class CairnNode {
       host,
       protocolId: reqresp.protocolId('mempool-reconcile'),
       entries: () => chain.mempool.all(),
-      accept: async (entries) => {
-        let invalid = 0;
-        for (const e of entries) {
-          const r = await chainService.submitEntry(e);
-          if (r.status === 'rejected' && r.reason !== 'already-included' && r.reason !== 'mempool-full')
-            invalid++;
-        }
-        return invalid;
+      accept: async (entries, from) => {
+        const results = await admission.submitMany(entries, from.toString());
+        return results.filter(
+          (r) =>
+            r.status === 'rejected' &&
+            r.reason !== 'already-included' &&
+            r.reason !== 'mempool-full' &&
+            r.reason !== 'entry-timestamp-in-future',
+        ).length;
       },
       penalise,
       refuses: (p) => peers?.refuses(p) ?? false,
@@ -241,7 +254,10 @@ export class CairnNode {
       reconcile,
       sync,
       pool,
+      admission,
     );
+    // Entries a reorg returned: retried as room frees up, and gossiped again once back in the pool.
+    chainService.on('events', () => void node!.readmitReturned());
     await node.registerProtocols();
     // Listeners first: bootstrap dials and identify can complete while the host starts.
     peers.start();
@@ -350,6 +366,23 @@ export class CairnNode {
     }
   }
 
+  private async readmitReturned(): Promise<void> {
+    try {
+      const back = await this.chainService.readmitHeld();
+      for (const e of back) await this.gossip.publishEntry(e).catch(() => {});
+      const { dropped } = this.chain.mempool.returned.counts;
+      if (dropped > this.reportedDropped) {
+        this.log.warn(
+          { dropped: dropped - this.reportedDropped, held: this.chain.mempool.returned.size },
+          'entries returned by a reorg dropped: their hold is over its bound',
+        );
+        this.reportedDropped = dropped;
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'readmitting returned entries failed');
+    }
+  }
+
   async reconcileWithRandomPeer(): Promise<ReconcileStats | undefined> {
     const candidates = this.peers.book.all();
     const pick = candidates[Math.floor(Math.random() * candidates.length)];
@@ -380,7 +413,7 @@ export class CairnNode {
   /** Signs an entry with this node's key, adds it to the mempool and gossips it. */
   async addEntry(payload: EntryPayload): Promise<{ entry: SealedEntry; result: AddResult }> {
     const entry = createEntry(payload, this.identity.signingKey);
-    const result = await this.chainService.submitEntry(entry);
+    const result = await this.admission.submit(entry, SOURCE.local);
     if (result.status === 'added') await this.gossip.publishEntry(entry).catch(() => {});
     return { entry, result };
   }

@@ -5,7 +5,7 @@ import type { CachedVerifier } from '../chain/signature-cache.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
 import type { VerifyPool } from '../chain/verify-pool.ts';
 import type { Logger } from '../log.ts';
-import type { AddResult } from '../mempool/mempool.ts';
+import { type AddResult, type EntrySource, SOURCE } from '../mempool/mempool.ts';
 import type { NodeMetrics } from '../metrics.ts';
 import type { NodeStore } from '../store/node-store.ts';
 
@@ -52,11 +52,18 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
         await this.pool.verifyBlocks(blocks, this.verifier).catch(() => {});
       const before = this.chain.tip;
       const results: ProcessResult[] = [];
-      for (const b of blocks) {
-        const r = await this.chain.processBlock(b, from);
-        results.push(r);
-        this.metrics.blocksProcessed.inc({ outcome: r.status, source });
-        if (r.status === 'invalid') this.metrics.blockErrors.inc({ code: r.error.code });
+      // The only entries block processing adds are those of reorged-out blocks: marked as
+      // returned, so that they are never pushed out and are held when they do not fit.
+      const restore = this.chain.mempool.useSource(SOURCE.returned);
+      try {
+        for (const b of blocks) {
+          const r = await this.chain.processBlock(b, from);
+          results.push(r);
+          this.metrics.blocksProcessed.inc({ outcome: r.status, source });
+          if (r.status === 'invalid') this.metrics.blockErrors.inc({ code: r.error.code });
+        }
+      } finally {
+        restore();
       }
       await this.commit(before);
       return results;
@@ -68,6 +75,41 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
       const r = this.chain.addEntry(entry);
       await this.commit(this.chain.tip);
       return r;
+    });
+  }
+
+  /**
+   * Admits many entries in one store transaction (one fsync for the batch, not one each); each
+   * is attributed to its source for the mempool's quotas. Results are in order, and only
+   * returned once the batch is on disk.
+   */
+  submitEntries(items: readonly { entry: SealedEntry; source: EntrySource }[]): Promise<AddResult[]> {
+    return this.exclusive(async () => {
+      const results = items.map(({ entry, source }) =>
+        this.chain.mempool.withSource(source, () => this.chain.addEntry(entry)),
+      );
+      await this.commit(this.chain.tip);
+      return results;
+    });
+  }
+
+  /**
+   * Retries entries that a reorg returned and that did not fit, as far as there is room now
+   * (those a block has included meanwhile leave the hold as mined). Returns the entries
+   * readmitted, to gossip again.
+   */
+  readmitHeld(): Promise<SealedEntry[]> {
+    return this.exclusive(async () => {
+      const pool = this.chain.mempool;
+      const room = pool.free();
+      if (pool.returned.size > 0 && room.entries > 0) {
+        const batch = pool.returned.take(room.entries, room.bytes);
+        pool.withSource(SOURCE.retried, () => {
+          for (const e of batch) this.chain.addEntry(e);
+        });
+        await this.commit(this.chain.tip);
+      }
+      return pool.takeAnnouncements();
     });
   }
 

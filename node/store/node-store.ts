@@ -71,6 +71,11 @@ function prepareWrites(db: Database.Database) {
  */
 export class NodeStore {
   private seq = 0n;
+  /**
+   * Transactions committed since open. Each is one fsync (synchronous=FULL): mempool admissions
+   * come in batches (ChainService.submitEntries), one update and so one transaction per batch.
+   */
+  commits = 0;
   private readonly statements: ReturnType<typeof prepareWrites>;
 
   private constructor(
@@ -192,6 +197,7 @@ export class NodeStore {
     try {
       this.writeRows(u);
       this.writer.exec('COMMIT');
+      this.commits++;
     } catch (err) {
       this.seq = seqBefore;
       // SQLite may have rolled back already (disk full, I/O error): a second ROLLBACK would fail
