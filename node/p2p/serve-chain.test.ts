@@ -95,7 +95,7 @@ before(async () => {
     parent = t.chain.tip;
   }
   const store = {
-    loadEncodedBlocks: async (hashes: readonly Hex[]) => {
+    readEncodedBlocks: (hashes: readonly Hex[]) => {
       reads += hashes.length;
       return new Map(hashes.map((h) => [h, t.stored.get(h)!.encoded] as const));
     },

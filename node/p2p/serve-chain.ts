@@ -14,8 +14,8 @@ import { ServeBudget } from './serve-budget.ts';
  */
 export const SERVE_READ_AHEAD = 8;
 
-/** The slice of the store block serving reads. */
-export type BlockSource = Pick<NodeStore, 'loadEncodedBlocks'>;
+/** The slice of the store block serving reads (NodeStore.readEncodedBlocks). */
+export type BlockSource = Pick<NodeStore, 'readEncodedBlocks'>;
 
 export interface ServeChainOptions {
   readonly budget?: ServeBudget;
@@ -24,9 +24,9 @@ export interface ServeChainOptions {
 }
 
 /** Blocks to serve, as stored bytes, in the order asked; stops at the first one missing. */
-async function encodedBlocks(chain: Chain, store: BlockSource, hashes: readonly Hex[]): Promise<WireBlock[]> {
+function encodedBlocks(chain: Chain, store: BlockSource, hashes: readonly Hex[]): WireBlock[] {
   const uncached = hashes.filter((h) => !chain.cachedEncoding(h));
-  const stored = uncached.length ? await store.loadEncodedBlocks(uncached) : new Map<Hex, Uint8Array>();
+  const stored = uncached.length ? store.readEncodedBlocks(uncached) : new Map<Hex, Uint8Array>();
   const out: WireBlock[] = [];
   for (const h of hashes) {
     const encoded = chain.cachedEncoding(h) ?? stored.get(h);
@@ -54,7 +54,9 @@ export async function* streamBlocks(
     const hashes = hashesFrom(SERVE_READ_AHEAD);
     if (!hashes.length) return;
     onRead?.(hashes.length);
-    const blocks = await encodedBlocks(chain, store, hashes);
+    const blocks = encodedBlocks(chain, store, hashes);
+    // Let other work run between reads: the reads themselves are synchronous.
+    await new Promise<void>((r) => setImmediate(r));
     for (const b of blocks) {
       charge(b.encoded.length);
       yield b;
