@@ -17,6 +17,7 @@ import { EntryAdmission } from './mempool/admission.ts';
 import { type AddResult, SOURCE } from './mempool/mempool.ts';
 import { createMempoolMetrics } from './mempool/mempool-metrics.ts';
 import { ReconcileProtocol, type ReconcileStats } from './mempool/reconcile-protocol.ts';
+import { TurnGate } from './mempool/turn-gate.ts';
 import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
 import { Miner } from './mining/miner.ts';
 import { MiningLoop } from './mining/mining-loop.ts';
@@ -32,6 +33,14 @@ import { ChainService } from './service/chain-service.ts';
 import { NodeStore } from './store/node-store.ts';
 import type { SyncOutcome } from './sync/range-sync.ts';
 import { SyncManager } from './sync/sync-manager.ts';
+
+/** What gossip gets for an entry it must ignore without blame: a banned peer's, or past the gate. */
+const PEER_REFUSED: AddResult = {
+  status: 'rejected',
+  reason: 'mempool-full',
+  quota: 'queue',
+  message: 'not admitting entries from this peer now',
+};
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
 const preciseNow = () => Number((performance.timeOrigin + performance.now()).toFixed(3));
@@ -179,6 +188,7 @@ export class CairnNode {
       penalise: (p, action, reason) => penalise(peerIdFromString(p), action, reason),
       observe: (outcome) => mempoolMetrics.admissions.inc({ outcome }),
     });
+    const entryGate = new TurnGate();
     let node: CairnNode | undefined;
     const gossip = new Gossip(
       host.services.pubsub,
@@ -187,7 +197,11 @@ export class CairnNode {
       64 * 1024,
       {
         onBlock: (block, from) => node!.receiveGossipBlock(block, from),
-        onEntry: (entry, from) => admission.submit(entry, from.toString()),
+        onEntry: async (entry, from) => {
+          // A burst is spread over event-loop turns; a banned peer's backlog costs nothing more.
+          if (!(await entryGate.enter()) || peers?.refuses(from)) return PEER_REFUSED;
+          return admission.submit(entry, from.toString());
+        },
         penalise,
       },
       metrics,
@@ -197,7 +211,8 @@ export class CairnNode {
       protocolId: reqresp.protocolId('mempool-reconcile'),
       entries: () => chain.mempool.all(),
       accept: async (entries, from) => {
-        const results = await admission.submitMany(entries, from.toString());
+        // Entries we asked for: over the rate they wait for the next round, unblamed.
+        const results = await admission.submitMany(entries, from.toString(), false);
         return results.filter(
           (r) =>
             r.status === 'rejected' &&

@@ -8,9 +8,10 @@ import { type AddResult, type EntrySource, type FullQuota, SOURCE } from './memp
  *
  * - A per-peer admission rate (GCRA): entries beyond it are refused before any signature check
  *   or queueing, as `mempool-full` with quota `peer-rate` (gossip ignores them), and every
- *   `excessPerPenalty` of them costs the peer a high-tolerance penalty, so a burst from an honest
- *   relay costs a little and a flood gets the peer banned.
- * - Batching: entries that arrive within `maxWaitMs` of each other are committed together (one
+ *   `excessPerPenalty` (10) of them costs the peer a high-tolerance penalty: 500 past the rate
+ *   get it banned. Honest relays stay under it: all peers together share one admission rate of
+ *   the same size, so no node relays faster than its neighbours admit.
+ * - Batching: entries that arrive within `maxWaitMs` (50 ms) of the first are committed together (one
  *   store transaction, one fsync, for up to `maxBatch` entries). Each caller's promise resolves
  *   only after its batch is on disk, so nothing is relayed (gossip accept) before it is stored.
  *
@@ -27,6 +28,14 @@ export interface AdmissionDeps {
 export interface AdmissionOptions {
   /** Entries per peer and period (default 1,000 per 10 s). */
   readonly peerRate?: RateQuota;
+  /**
+   * Entries from all peers together (default 80% of the per-peer rate). What a node admits from
+   * peers it relays, so a node never relays more than its neighbours' per-peer rate and an
+   * honest relay is never penalised for a flood it passed on; a flood takes the shared budget
+   * only until its sender is banned, and what other peers had refused meanwhile comes back by
+   * reconciliation.
+   */
+  readonly globalRate?: RateQuota;
   readonly maxBatch?: number;
   readonly maxWaitMs?: number;
   readonly maxQueued?: number;
@@ -43,6 +52,7 @@ interface Waiting {
 
 export class EntryAdmission {
   private readonly rate: RateLimiterGRCA;
+  private readonly global: RateLimiterGRCA;
   private readonly excess = new Map<string, number>();
   private queue: Waiting[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -58,18 +68,29 @@ export class EntryAdmission {
     private readonly deps: AdmissionDeps,
     opts: AdmissionOptions = {},
   ) {
-    this.rate = new RateLimiterGRCA(opts.peerRate ?? { limit: 1_000, periodMs: 10_000 }, opts.now);
+    const peerRate = opts.peerRate ?? { limit: 1_000, periodMs: 10_000 };
+    this.rate = new RateLimiterGRCA(peerRate, opts.now);
+    // 80% of the per-peer rate: what this node relays stays under its neighbours' per-peer rate
+    // with room for its own entries and for timing jitter.
+    this.global = new RateLimiterGRCA(
+      opts.globalRate ?? { limit: Math.floor(peerRate.limit * 0.8), periodMs: peerRate.periodMs },
+      opts.now,
+    );
     this.maxBatch = opts.maxBatch ?? 256;
-    this.maxWaitMs = opts.maxWaitMs ?? 5;
+    this.maxWaitMs = opts.maxWaitMs ?? 50;
     this.maxQueued = opts.maxQueued ?? 4_096;
-    this.excessPerPenalty = opts.excessPerPenalty ?? 50;
+    this.excessPerPenalty = opts.excessPerPenalty ?? 10;
   }
 
-  /** Admits one entry from `source` (a peer id, or SOURCE.local). */
-  submit(entry: SealedEntry, source: EntrySource = SOURCE.local): Promise<AddResult> {
+  /**
+   * Admits one entry from `source` (a peer id, or SOURCE.local). `blame` (default true) says
+   * the peer chose to send it: gossip. Entries a reconciliation brings are ones we asked for
+   * (the set difference), so going over the rate there refuses them without a penalty.
+   */
+  submit(entry: SealedEntry, source: EntrySource = SOURCE.local, blame = true): Promise<AddResult> {
     if (source !== SOURCE.local && !this.rate.allows(source)) {
-      const n = (this.excess.get(source) ?? 0) + 1;
-      this.excess.set(source, n % this.excessPerPenalty);
+      const n = blame ? (this.excess.get(source) ?? 0) + 1 : 0;
+      if (blame) this.excess.set(source, n % this.excessPerPenalty);
       if (n >= this.excessPerPenalty)
         this.deps.penalise(
           source,
@@ -79,6 +100,8 @@ export class EntryAdmission {
       if (this.excess.size > 10_000) this.excess.clear();
       return Promise.resolve(this.refuse('peer-rate', 'entries over the per-peer admission rate'));
     }
+    if (source !== SOURCE.local && !this.global.allows('all'))
+      return Promise.resolve(this.refuse('rate', 'entries over the admission rate for all peers'));
     if (this.queue.length >= this.maxQueued)
       return Promise.resolve(this.refuse('queue', 'admission queue full'));
     return new Promise((resolve, reject) => {
@@ -89,8 +112,8 @@ export class EntryAdmission {
   }
 
   /** Admits several entries from one source (a reconciliation frame); results in order. */
-  submitMany(entries: readonly SealedEntry[], source: EntrySource): Promise<AddResult[]> {
-    return Promise.all(entries.map((e) => this.submit(e, source)));
+  submitMany(entries: readonly SealedEntry[], source: EntrySource, blame = true): Promise<AddResult[]> {
+    return Promise.all(entries.map((e) => this.submit(e, source, blame)));
   }
 
   /** Commits whatever waits now (tests, shutdown). */

@@ -94,7 +94,7 @@ describe('quotas', () => {
 });
 
 describe('admission', () => {
-  test('over the per-peer rate entries are refused before any check, and every 50 cost a penalty', async () => {
+  test('over the per-peer rate entries are refused before any check, and every 10 cost a penalty', async () => {
     const penalties: string[] = [];
     let committed = 0;
     const clock = { now: 0 };
@@ -106,19 +106,32 @@ describe('admission', () => {
         },
         penalise: (peer, action) => penalties.push(`${peer}:${action}`),
       },
-      { peerRate: { limit: 100, periodMs: 10_000 }, now: () => clock.now },
+      {
+        peerRate: { limit: 100, periodMs: 10_000 },
+        globalRate: { limit: 150, periodMs: 10_000 },
+        now: () => clock.now,
+      },
     );
     const e = entry();
     const results = await Promise.all(Array.from({ length: 2000 }, () => admission.submit(e, 'mallory')));
     assert.equal(results.filter((r) => r.status === 'added').length, 100);
     assert.equal(results.filter((r) => quotaOf(r) === 'mempool-full/peer-rate').length, 1900);
     assert.equal(committed, 100, 'refused entries never reach the store');
-    assert.equal(penalties.length, 38);
+    assert.equal(penalties.length, 190);
     assert.ok(penalties.every((p) => p === 'mallory:high-tolerance'));
-    // Another peer, and the node itself, have their own budgets.
-    assert.equal((await admission.submit(e, 'honest')).status, 'added');
+    // Another peer has its own budget, within the one all peers share (150), and is not
+    // penalised when that runs out: it did not cause it.
+    const honest = await Promise.all(Array.from({ length: 60 }, () => admission.submit(e, 'honest')));
+    assert.equal(honest.filter((r) => r.status === 'added').length, 50);
+    assert.equal(honest.filter((r) => quotaOf(r) === 'mempool-full/rate').length, 10);
+    assert.equal(penalties.length, 190);
+    // Entries it was asked for (reconciliation) are refused over the rate without blame.
+    const asked = await admission.submitMany([e, e, e], 'mallory', false);
+    assert.ok(asked.every((r) => quotaOf(r) === 'mempool-full/peer-rate'));
+    assert.equal(penalties.length, 190);
+    // The node's own entries are not limited.
     for (let i = 0; i < 200; i++) assert.equal((await admission.submit(e, SOURCE.local)).status, 'added');
-    clock.now = 10_000;
+    clock.now = 20_000;
     assert.equal((await admission.submit(e, 'mallory')).status, 'added', 'the rate refills');
   });
 
