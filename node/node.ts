@@ -13,8 +13,11 @@ import { VerifyPool } from './chain/verify-pool.ts';
 import { type FlOptions, FlService } from './fl/net/service.ts';
 import { type Capability, loadOrCreateIdentity, type NodeIdentity, type Role } from './identity/identity.ts';
 import { createLogger, type Logger } from './log.ts';
-import type { AddResult } from './mempool/mempool.ts';
+import { EntryAdmission } from './mempool/admission.ts';
+import { type AddResult, SOURCE } from './mempool/mempool.ts';
+import { createMempoolMetrics } from './mempool/mempool-metrics.ts';
 import { ReconcileProtocol, type ReconcileStats } from './mempool/reconcile-protocol.ts';
+import { TurnGate } from './mempool/turn-gate.ts';
 import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
 import { Miner } from './mining/miner.ts';
 import { MiningLoop } from './mining/mining-loop.ts';
@@ -31,6 +34,14 @@ import { NodeStore } from './store/node-store.ts';
 import { type SyncOutcome, TRUSTED_VOTER_MIN_SCORE } from './sync/range-sync.ts';
 import { SyncManager } from './sync/sync-manager.ts';
 import { UnknownBlockSync } from './sync/unknown-block.ts';
+
+/** What gossip gets for an entry it must ignore without blame: a banned peer's, or past the gate. */
+const PEER_REFUSED: AddResult = {
+  status: 'rejected',
+  reason: 'mempool-full',
+  quota: 'queue',
+  message: 'not admitting entries from this peer now',
+};
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
 const preciseNow = () => Number((performance.timeOrigin + performance.now()).toFixed(3));
@@ -64,6 +75,7 @@ export class CairnNode {
   private miningLoop: MiningLoop | undefined;
   private miner: Miner | undefined;
   private stopped = false;
+  private reportedDropped = 0;
   /** Federated learning: participant, model store and round coordinator (set during start). */
   fl: FlService | undefined;
   /** Set by the job worker: returns true while its `mempool.sync` scheduler is in charge. */
@@ -85,6 +97,7 @@ export class CairnNode {
     readonly sync: SyncManager,
     readonly unknownBlocks: UnknownBlockSync,
     private readonly pool: VerifyPool,
+    readonly admission: EntryAdmission,
   ) {}
 
   static async start(opts: NodeOptions): Promise<CairnNode> {
@@ -169,6 +182,14 @@ export class CairnNode {
       log: log.child({ part: 'peers' }),
       onStatus: () => sync?.poke(),
     });
+    // Entries from peers and the API: per-peer rate, then batched commits (one transaction each).
+    const mempoolMetrics = createMempoolMetrics(metrics.registry, chain.mempool);
+    const admission = new EntryAdmission({
+      commit: (items) => chainService.submitEntries(items),
+      penalise: (p, action, reason) => penalise(peerIdFromString(p), action, reason),
+      observe: (outcome) => mempoolMetrics.admissions.inc({ outcome }),
+    });
+    const entryGate = new TurnGate();
     let node: CairnNode | undefined;
     const gossip = new Gossip(
       host.services.pubsub,
@@ -177,7 +198,11 @@ export class CairnNode {
       64 * 1024,
       {
         onBlock: (block, from) => node!.receiveGossipBlock(block, from),
-        onEntry: (entry) => chainService.submitEntry(entry),
+        onEntry: async (entry, from) => {
+          // A burst is spread over event-loop turns; a banned peer's backlog costs nothing more.
+          if (!(await entryGate.enter()) || peers?.refuses(from)) return PEER_REFUSED;
+          return admission.submit(entry, from.toString());
+        },
         penalise,
         refuses: (p) => peers?.refuses(p) ?? false,
       },
@@ -187,14 +212,16 @@ export class CairnNode {
       host,
       protocolId: reqresp.protocolId('mempool-reconcile'),
       entries: () => chain.mempool.all(),
-      accept: async (entries) => {
-        let invalid = 0;
-        for (const e of entries) {
-          const r = await chainService.submitEntry(e);
-          if (r.status === 'rejected' && r.reason !== 'already-included' && r.reason !== 'mempool-full')
-            invalid++;
-        }
-        return invalid;
+      accept: async (entries, from) => {
+        // Entries we asked for: over the rate they wait for the next round, unblamed.
+        const results = await admission.submitMany(entries, from.toString(), false);
+        return results.filter(
+          (r) =>
+            r.status === 'rejected' &&
+            r.reason !== 'already-included' &&
+            r.reason !== 'mempool-full' &&
+            r.reason !== 'entry-timestamp-in-future',
+        ).length;
       },
       penalise,
       refuses: (p) => peers?.refuses(p) ?? false,
@@ -263,7 +290,10 @@ export class CairnNode {
       sync,
       unknownBlocks,
       pool,
+      admission,
     );
+    // Entries a reorg returned: retried as room frees up, and gossiped again once back in the pool.
+    chainService.on('events', () => void node!.readmitReturned());
     await node.registerProtocols();
     // Listeners first: bootstrap dials and identify can complete while the host starts.
     peers.start();
@@ -354,6 +384,23 @@ export class CairnNode {
     return r!;
   }
 
+  private async readmitReturned(): Promise<void> {
+    try {
+      const back = await this.chainService.readmitHeld();
+      for (const e of back) await this.gossip.publishEntry(e).catch(() => {});
+      const { dropped } = this.chain.mempool.returned.counts;
+      if (dropped > this.reportedDropped) {
+        this.log.warn(
+          { dropped: dropped - this.reportedDropped, held: this.chain.mempool.returned.size },
+          'entries returned by a reorg dropped: their hold is over its bound',
+        );
+        this.reportedDropped = dropped;
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'readmitting returned entries failed');
+    }
+  }
+
   async reconcileWithRandomPeer(): Promise<ReconcileStats | undefined> {
     const candidates = this.peers.book.all();
     const pick = candidates[Math.floor(Math.random() * candidates.length)];
@@ -384,7 +431,7 @@ export class CairnNode {
   /** Signs an entry with this node's key, adds it to the mempool and gossips it. */
   async addEntry(payload: EntryPayload): Promise<{ entry: SealedEntry; result: AddResult }> {
     const entry = createEntry(payload, this.identity.signingKey);
-    const result = await this.chainService.submitEntry(entry);
+    const result = await this.admission.submit(entry, SOURCE.local);
     if (result.status === 'added') await this.gossip.publishEntry(entry).catch(() => {});
     return { entry, result };
   }

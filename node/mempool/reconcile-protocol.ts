@@ -85,8 +85,21 @@ export class ReconcileProtocol {
     initiator: boolean,
   ): Promise<ReconcileStats> {
     const lp = lpStream(stream, { maxDataLength: RECONCILE_LIMITS.frameBytes });
-    const received: SealedEntry[] = [];
+    // Entries of the frame being handled: admitted (and their validity judged) before the reply
+    // goes out, so a session never buffers more than one frame and a peer that sends invalid
+    // entries is cut off at the first such frame.
+    let received: SealedEntry[] = [];
     const side = new ReconcileSide(this.opts.entries(), (es) => received.push(...es));
+    const admit = async () => {
+      if (!received.length) return;
+      const batch = received;
+      received = [];
+      const invalid = await this.opts.accept(batch, peer);
+      if (invalid > 0) {
+        this.opts.penalise(peer, 'low-tolerance', `${invalid} invalid entries in reconciliation`);
+        throw new Error(`${invalid} invalid entries in a reconciliation frame`);
+      }
+    };
     let frames = 0;
     let bytesSent = 0;
     let bytesReceived = 0;
@@ -110,18 +123,13 @@ export class ReconcileProtocol {
           throw err;
         }
         const reply = side.receive(frame);
+        await admit();
         if (reply) await send(encodeReconcileFrame(reply));
       }
       await stream.close({ signal }).catch(() => {});
     } catch (err) {
       stream.abort(err as Error);
       throw err;
-    } finally {
-      if (received.length) {
-        const invalid = await this.opts.accept(received, peer);
-        if (invalid > 0)
-          this.opts.penalise(peer, 'low-tolerance', `${invalid} invalid entries in reconciliation`);
-      }
     }
     return {
       frames,

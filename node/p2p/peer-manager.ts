@@ -130,7 +130,7 @@ export class PeerManager {
     // A ban is counted once, when it starts (late penalties on a banned peer extend nothing).
     if (verdict === 'ban' && !wasBanned) this.o.metrics.bans.inc();
     // Either way the keep-alive tag goes: libp2p would otherwise redial a dropped peer at once.
-    void this.drop(peer, true);
+    void this.drop(peer, true, verdict === 'ban');
   }
 
   /** Operator block list (also how tests partition a cluster). */
@@ -159,8 +159,12 @@ export class PeerManager {
     return [...this.blocked];
   }
 
-  private async drop(peer: PeerId, forget: boolean): Promise<void> {
+  private async drop(peer: PeerId, forget: boolean, abort = false): Promise<void> {
     this.book.remove(peer);
+    // A banned peer's connections are cut at once: a graceful close keeps reading (decrypting,
+    // demultiplexing, decoding) whatever it keeps sending until its streams have closed, which
+    // for a flooding peer is seconds of the event loop.
+    if (abort) for (const c of this.o.host.getConnections(peer)) c.abort(new Error('peer banned'));
     if (forget) {
       await this.o.host.peerStore.merge(peer, { tags: { [KEEP_ALIVE]: undefined } }).catch(() => {});
     }

@@ -58,6 +58,16 @@ export class HandlerError extends Error {
 }
 
 /**
+ * Raised by a handler when the requester has spent its budget (answered as rate-limited, like
+ * the framework's own limit, and penalised as one: the requester chose to ask for too much).
+ */
+export class OverBudgetError extends HandlerError {
+  constructor(message: string) {
+    super(RESULT.rateLimited, message);
+  }
+}
+
+/**
  * `Res` is what a handler answers with (encoded by `encodeResponse`); `Out` is what a
  * requester gets back from `decodeResponse` (a block server sends stored bytes as they are,
  * the requester gets decoded blocks).
@@ -73,6 +83,17 @@ export interface ProtocolSpec<Req, Res, Out = Res> {
    */
   readonly minChunks?: number;
   readonly timeoutMs: number;
+  /**
+   * Inbound requests of this protocol one peer may have open at once (default 4). Each open
+   * request holds a read-ahead and a write buffer, so this bounds what a reader that never
+   * reads can pin per peer, whatever number of streams its muxer lets it open.
+   */
+  readonly maxConcurrentPerPeer?: number;
+  /**
+   * Longest wait for the requester to take one chunk (default 5 s): a reader slower than that
+   * is cut off rather than left holding its stream until the whole deadline.
+   */
+  readonly writeTimeoutMs?: number;
   /** Budget per peer: `points` per `durationSec`; a request costs `cost(req)` points (default 1). */
   readonly rateLimit: { readonly points: number; readonly durationSec: number };
   cost?(req: Req): number;
@@ -82,7 +103,20 @@ export interface ProtocolSpec<Req, Res, Out = Res> {
   decodeResponse(bytes: Uint8Array): Out;
 }
 
-export type Handler<Req, Res> = (req: Req, peer: PeerId) => Promise<readonly Res[]> | readonly Res[];
+/**
+ * Answers a request: a list, or an async iterable that produces chunks as they are written, so
+ * a large answer is read from storage a few chunks ahead of the requester instead of whole
+ * (each chunk is written, and its backpressure awaited, before the next is asked for). The
+ * signal aborts when the request ends early (deadline, reset, slow reader).
+ */
+export type Handler<Req, Res> = (
+  req: Req,
+  peer: PeerId,
+  signal: AbortSignal,
+) => Promise<readonly Res[]> | readonly Res[] | AsyncIterable<Res>;
+
+const isAsyncIterable = (x: unknown): x is AsyncIterable<unknown> =>
+  typeof (x as AsyncIterable<unknown>)?.[Symbol.asyncIterator] === 'function';
 
 export interface ReqRespHooks {
   /** Called on peer misbehaviour detected by the framework (garbage frames, floods). */
@@ -122,6 +156,8 @@ function lengthDecoder(onByte: () => void): (data: Uint8ArrayList) => number {
 
 export class ReqResp {
   private readonly limiters = new Map<string, RateLimiter>();
+  /** Open inbound requests per protocol and peer (entries removed at zero, so bounded by peers). */
+  private readonly active = new Map<string, Map<string, number>>();
 
   constructor(
     private readonly host: CairnLibp2p,
@@ -138,6 +174,7 @@ export class ReqResp {
     spec: ProtocolSpec<Req, Res, Out>,
     handler: Handler<Req, Res>,
   ): Promise<void> {
+    this.active.set(spec.name, new Map());
     this.limiters.set(
       spec.name,
       new RateLimiter({ points: spec.rateLimit.points, duration: spec.rateLimit.durationSec }),
@@ -162,16 +199,43 @@ export class ReqResp {
     peer: PeerId,
   ) {
     const started = performance.now();
-    const signal = AbortSignal.timeout(spec.timeoutMs);
+    const deadline = AbortSignal.timeout(spec.timeoutMs);
+    // Aborted on the deadline and when serving ends early, so a streaming handler stops reading.
+    const ended = new AbortController();
+    const signal = AbortSignal.any([deadline, ended.signal]);
+    const writeTimeoutMs = spec.writeTimeoutMs ?? 5_000;
+    let writeTimedOut = false;
+    let writeFailed = false;
     const lp = lpStream(stream, { maxDataLength: spec.maxRequestBytes });
     const reply = async (result: number, payload: Uint8Array) => {
       const frame = new Uint8Array(payload.length + 1);
       frame[0] = result;
       frame.set(payload, 1);
-      await lp.write(frame, { signal });
+      const slow = AbortSignal.timeout(writeTimeoutMs);
+      try {
+        await lp.write(frame, { signal: AbortSignal.any([signal, slow]) });
+      } catch (err) {
+        writeFailed = true;
+        if (slow.aborted && !deadline.aborted) writeTimedOut = true;
+        throw err;
+      }
     };
+    const key = peer.toString();
+    const active = this.active.get(spec.name)!;
+    const open = active.get(key) ?? 0;
+    let admitted = false;
     let outcome = 'ok';
     try {
+      if (open >= (spec.maxConcurrentPerPeer ?? 4)) {
+        outcome = 'too-many-streams';
+        this.hooks.penalise(peer, 'high-tolerance', `${spec.name}: more than ${open} concurrent requests`);
+        await reply(RESULT.rateLimited, new TextEncoder().encode('too many concurrent requests')).catch(
+          () => {},
+        );
+        return;
+      }
+      active.set(key, open + 1);
+      admitted = true;
       let req: Req;
       try {
         req = spec.decodeRequest(toBytes(await lp.read({ signal })));
@@ -193,20 +257,47 @@ export class ReqResp {
         await reply(RESULT.rateLimited, new TextEncoder().encode('rate limited'));
         return;
       }
-      let responses: readonly Res[];
+      let sent = 0;
       try {
-        responses = await handler(req, peer);
+        const responses = await handler(req, peer, signal);
+        if (isAsyncIterable(responses)) {
+          for await (const r of responses) {
+            if (sent >= spec.maxChunks) break;
+            await reply(RESULT.success, spec.encodeResponse(r));
+            sent++;
+          }
+        } else {
+          for (const r of responses.slice(0, spec.maxChunks))
+            await reply(RESULT.success, spec.encodeResponse(r));
+        }
       } catch (err) {
+        // Only a handler's own failure is answered; a failed write means the stream is gone.
+        if (writeFailed || signal.aborted) throw err;
         const result = err instanceof HandlerError ? err.result : RESULT.serverError;
-        outcome = 'handler-error';
+        outcome = err instanceof OverBudgetError ? 'rate-limited' : 'handler-error';
+        if (err instanceof OverBudgetError)
+          this.hooks.penalise(peer, 'high-tolerance', `${spec.name}: ${err.message}`);
         await reply(result, new TextEncoder().encode((err as Error).message.slice(0, 256)));
         return;
       }
-      for (const r of responses.slice(0, spec.maxChunks)) await reply(RESULT.success, spec.encodeResponse(r));
     } catch (err) {
-      outcome = 'stream-error';
+      outcome = writeTimedOut ? 'write-timeout' : 'stream-error';
+      // A reader that does not take what it asked for is holding our buffers: it pays for it.
+      if (writeTimedOut)
+        this.hooks.penalise(
+          peer,
+          'mid-tolerance',
+          `${spec.name}: slow reader (no chunk taken in ${writeTimeoutMs} ms)`,
+        );
       this.log.debug({ err, protocol: spec.name, peer: peer.toString() }, 'inbound request failed');
+      if (writeTimedOut) stream.abort(new Error('slow reader'));
     } finally {
+      ended.abort();
+      if (admitted) {
+        const n = (active.get(key) ?? 1) - 1;
+        if (n > 0) active.set(key, n);
+        else active.delete(key);
+      }
       await stream
         .close({ signal: AbortSignal.timeout(2000) })
         .catch(() => stream.abort(new Error('close failed')));

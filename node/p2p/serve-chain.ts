@@ -4,12 +4,29 @@ import type { NodeStore } from '../store/node-store.ts';
 import type { BlockRef, Status } from './messages.ts';
 import type { PeerManager } from './peer-manager.ts';
 import { ANCESTOR, BLOCKS_BY_HASH, BLOCKS_BY_RANGE, HASHES_AT, STATUS, type WireBlock } from './protocols.ts';
-import type { ReqResp } from './reqresp.ts';
+import { OverBudgetError, type ReqResp } from './reqresp.ts';
+import { ServeBudget } from './serve-budget.ts';
+
+/**
+ * Blocks read from the store per query while streaming an answer: what one request holds in
+ * memory beyond the recent-block cache (8 × the 1 MiB block bound at worst, a few KB each
+ * usually), whatever the count asked for.
+ */
+export const SERVE_READ_AHEAD = 8;
+
+/** The slice of the store block serving reads (NodeStore.readEncodedBlocks). */
+export type BlockSource = Pick<NodeStore, 'readEncodedBlocks'>;
+
+export interface ServeChainOptions {
+  readonly budget?: ServeBudget;
+  /** Called with each store read's size (tests count them). */
+  readonly onRead?: (blocks: number) => void;
+}
 
 /** Blocks to serve, as stored bytes, in the order asked; stops at the first one missing. */
-async function encodedBlocks(chain: Chain, store: NodeStore, hashes: readonly Hex[]): Promise<WireBlock[]> {
+function encodedBlocks(chain: Chain, store: BlockSource, hashes: readonly Hex[]): WireBlock[] {
   const uncached = hashes.filter((h) => !chain.cachedEncoding(h));
-  const stored = uncached.length ? await store.loadEncodedBlocks(uncached) : new Map<Hex, Uint8Array>();
+  const stored = uncached.length ? store.readEncodedBlocks(uncached) : new Map<Hex, Uint8Array>();
   const out: WireBlock[] = [];
   for (const h of hashes) {
     const encoded = chain.cachedEncoding(h) ?? stored.get(h);
@@ -20,32 +37,90 @@ async function encodedBlocks(chain: Chain, store: NodeStore, hashes: readonly He
 }
 
 /**
+ * Streams blocks a few at a time: each read-ahead is fetched only after the previous one has
+ * been written (and the requester took it), and each block's bytes are charged to the peer's
+ * budget before it goes out. Ends early, as a short answer, when the main chain changes under
+ * it (the next block's parent is not the last one sent) or runs out.
+ */
+export async function* streamBlocks(
+  chain: Chain,
+  store: BlockSource,
+  hashesFrom: (readAhead: number) => Hex[],
+  charge: (bytes: number) => void,
+  signal: AbortSignal,
+  onRead?: (blocks: number) => void,
+): AsyncGenerator<WireBlock> {
+  while (!signal.aborted) {
+    const hashes = hashesFrom(SERVE_READ_AHEAD);
+    if (!hashes.length) return;
+    onRead?.(hashes.length);
+    const blocks = encodedBlocks(chain, store, hashes);
+    // Let other work run between reads: the reads themselves are synchronous.
+    await new Promise<void>((r) => setImmediate(r));
+    for (const b of blocks) {
+      charge(b.encoded.length);
+      yield b;
+    }
+    if (blocks.length < hashes.length) return;
+  }
+}
+
+/**
  * The server side of Cairn's request/response protocols: what a node answers about its chain.
- * Blocks go out as the bytes the store holds (or the recent cache), without re-encoding.
+ * Blocks go out as the bytes the store holds (or the recent cache), without re-encoding, and
+ * within a per-peer budget of blocks and bytes.
  */
 export async function serveChainProtocols(
   reqresp: ReqResp,
   chain: Chain,
-  store: NodeStore,
+  store: BlockSource,
   peers: Pick<PeerManager, 'receiveStatus'>,
+  opts: ServeChainOptions = {},
 ): Promise<void> {
+  const budget = opts.budget ?? new ServeBudget();
+  const chargeFor = (peer: string) => (bytes: number) => {
+    if (!budget.takeBytes(peer, bytes)) throw new OverBudgetError('byte budget exhausted');
+  };
+  const takeBlocks = (peer: string, n: number) => {
+    if (!budget.takeBlocks(peer, n)) throw new OverBudgetError(`block budget exhausted (${n} blocks asked)`);
+  };
   await reqresp.register(STATUS, (theirs: Status, peer) => [peers.receiveStatus(peer, theirs)]);
-  await reqresp.register(BLOCKS_BY_RANGE, (q) => {
-    const hashes: Hex[] = [];
-    for (let h = Math.max(1, q.startHeight); h < q.startHeight + q.count; h++) {
-      const node = chain.tree.mainAt(h);
-      if (!node) break;
-      hashes.push(node.hashHex);
-    }
-    return encodedBlocks(chain, store, hashes);
+  await reqresp.register(BLOCKS_BY_RANGE, (q, peer, signal) => {
+    const start = Math.max(1, q.startHeight);
+    const end = Math.min(q.startHeight + q.count, chain.tip.height + 1);
+    // Charged for what we hold, not what was asked past our tip.
+    takeBlocks(peer.toString(), Math.max(1, end - start));
+    let h = start;
+    let last: Hex | undefined;
+    const next = (n: number): Hex[] => {
+      const out: Hex[] = [];
+      for (; h < end && out.length < n; h++) {
+        const node = chain.tree.mainAt(h);
+        // A reorg between reads: stop rather than serve a range that does not link up.
+        if (!node || (last !== undefined && node.parent?.hashHex !== last)) {
+          h = end;
+          break;
+        }
+        last = node.hashHex;
+        out.push(node.hashHex);
+      }
+      return out;
+    };
+    return streamBlocks(chain, store, next, chargeFor(peer.toString()), signal, opts.onRead);
   });
-  await reqresp.register(BLOCKS_BY_HASH, (hashes) =>
-    encodedBlocks(
-      chain,
-      store,
-      hashes.map((h) => toHex(h)).filter((hex) => chain.tree.get(hex) && hex !== chain.genesis.hashHex),
-    ),
-  );
+  await reqresp.register(BLOCKS_BY_HASH, (hashes, peer, signal) => {
+    const wanted = hashes
+      .map((h) => toHex(h))
+      .filter((hex) => chain.tree.get(hex) && hex !== chain.genesis.hashHex);
+    takeBlocks(peer.toString(), Math.max(1, wanted.length));
+    let i = 0;
+    const next = (n: number) => {
+      const out = wanted.slice(i, i + n);
+      i += out.length;
+      return out;
+    };
+    return streamBlocks(chain, store, next, chargeFor(peer.toString()), signal, opts.onRead);
+  });
   // The first locator hash on our main chain is the fork point; genesis is always shared.
   await reqresp.register(ANCESTOR, (locator): BlockRef[] => {
     for (const h of locator) {

@@ -7,7 +7,7 @@ import type { SealedBlock, SealedEntry } from '../chain/types.ts';
 import { validateHeader } from '../chain/validation.ts';
 import type { VerifyPool } from '../chain/verify-pool.ts';
 import type { Logger } from '../log.ts';
-import type { AddResult } from '../mempool/mempool.ts';
+import { type AddResult, type EntrySource, SOURCE } from '../mempool/mempool.ts';
 import type { NodeMetrics } from '../metrics.ts';
 import type { NodeStore } from '../store/node-store.ts';
 
@@ -112,25 +112,32 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
       }
       const before = this.chain.tip;
       const results: ProcessResult[] = [];
-      for (const b of blocks) {
-        // Gossip and orphan ancestors arrive unasked: they must pass the side-chain work margin.
-        const requested = source !== 'gossip' && source !== 'ancestor';
-        const r = await this.chain.processBlock(b, from, { requested });
-        results.push(r);
-        this.metrics.blocksProcessed.inc({ outcome: r.status, source });
-        if (r.status === 'invalid') {
-          this.metrics.blockErrors.inc({ code: r.error.code });
-          if (r.error.code === 'below-checkpoint') {
-            // A heavier or older chain that rewrites final history: the network has split.
-            this.metrics.checkpointRefusals.inc();
-            this.metrics.splits.inc();
-            this.log.warn(
-              { hash: r.hashHex, from, err: r.error.message },
-              'split: refused a chain that forks below the checkpoint',
-            );
+      // The only entries block processing adds are those of reorged-out blocks: marked as
+      // returned, so that they are never pushed out and are held when they do not fit.
+      const restore = this.chain.mempool.useSource(SOURCE.returned);
+      try {
+        for (const b of blocks) {
+          // Gossip and orphan ancestors arrive unasked: they must pass the side-chain work margin.
+          const requested = source !== 'gossip' && source !== 'ancestor';
+          const r = await this.chain.processBlock(b, from, { requested });
+          results.push(r);
+          this.metrics.blocksProcessed.inc({ outcome: r.status, source });
+          if (r.status === 'invalid') {
+            this.metrics.blockErrors.inc({ code: r.error.code });
+            if (r.error.code === 'below-checkpoint') {
+              // A heavier or older chain that rewrites final history: the network has split.
+              this.metrics.checkpointRefusals.inc();
+              this.metrics.splits.inc();
+              this.log.warn(
+                { hash: r.hashHex, from, err: r.error.message },
+                'split: refused a chain that forks below the checkpoint',
+              );
+            }
           }
+          if (r.status === 'ignored') this.metrics.blocksIgnored.inc({ reason: r.reason });
         }
-        if (r.status === 'ignored') this.metrics.blocksIgnored.inc({ reason: r.reason });
+      } finally {
+        restore();
       }
       await this.commit(before);
       return results;
@@ -151,6 +158,41 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
       const n = this.chain.dropOrphansFrom(peer).length;
       await this.commit(this.chain.tip);
       return n;
+    });
+  }
+
+  /**
+   * Admits many entries in one store transaction (one fsync for the batch, not one each); each
+   * is attributed to its source for the mempool's quotas. Results are in order, and only
+   * returned once the batch is on disk.
+   */
+  submitEntries(items: readonly { entry: SealedEntry; source: EntrySource }[]): Promise<AddResult[]> {
+    return this.exclusive(async () => {
+      const results = items.map(({ entry, source }) =>
+        this.chain.mempool.withSource(source, () => this.chain.addEntry(entry)),
+      );
+      await this.commit(this.chain.tip);
+      return results;
+    });
+  }
+
+  /**
+   * Retries entries that a reorg returned and that did not fit, as far as there is room now
+   * (those a block has included meanwhile leave the hold as mined). Returns the entries
+   * readmitted, to gossip again.
+   */
+  readmitHeld(): Promise<SealedEntry[]> {
+    return this.exclusive(async () => {
+      const pool = this.chain.mempool;
+      const room = pool.free();
+      if (pool.returned.size > 0 && room.entries > 0) {
+        const batch = pool.returned.take(room.entries, room.bytes);
+        pool.withSource(SOURCE.retried, () => {
+          for (const e of batch) this.chain.addEntry(e);
+        });
+        await this.commit(this.chain.tip);
+      }
+      return pool.takeAnnouncements();
     });
   }
 

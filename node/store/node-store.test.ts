@@ -18,7 +18,15 @@ import { Chain, type ChainUpdate, type ProcessResult } from '../chain/chain.ts';
 import { genesisBlock } from '../chain/genesis.ts';
 import { chainIdHex, type NetworkConfig } from '../chain/network-config.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
-import { forgeBranch, knowledgeEntry, TEST_NOW, testKey, testNetwork } from '../testing/forge.ts';
+import {
+  forgeBranch,
+  forgeChain,
+  knowledgeEntry,
+  TEST_NOW,
+  testChain,
+  testKey,
+  testNetwork,
+} from '../testing/forge.ts';
 import { applyMigrations, readMigrations } from './migrate.ts';
 import { NodeStore } from './node-store.ts';
 
@@ -611,5 +619,29 @@ test('a store path that a file: URL would read differently is refused', async (t
   const dir = await tempDir(t);
   for (const name of ['a#b', 'a?b', 'a%20b']) {
     await assert.rejects(openStore(path.join(dir, name, 'node.db')), /'#', '\?' and '%' are not supported/);
+  }
+});
+
+test('readEncodedBlocks returns the stored bytes of the blocks asked for, as Uint8Arrays', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-read-'));
+  try {
+    const t = testChain();
+    const blocks = forgeChain(t.chain, t.chain.tip, 3);
+    for (const b of blocks) await t.submit(b);
+    const store = await NodeStore.open({
+      file: path.join(dir, 'chain.db'),
+      chainIdHex: chainIdHex(t.chain.config),
+      genesisHashHex: t.chain.genesis.hashHex,
+    });
+    await store.apply(t.chain.takeUpdate());
+    const got = store.readEncodedBlocks([blocks[2]!.hashHex, 'ff'.repeat(32), blocks[0]!.hashHex]);
+    await store.close();
+    assert.deepEqual([...got.keys()], [blocks[2]!.hashHex, blocks[0]!.hashHex]);
+    for (const [h, raw] of got) {
+      assert.ok(raw instanceof Uint8Array);
+      assert.deepEqual(raw, blocks.find((b) => b.hashHex === h)!.encoded);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });

@@ -12,6 +12,8 @@ import { mineHeader, testKey } from './forge.ts';
 export interface SeedOptions {
   readonly blocks: number;
   readonly entriesPerBlock?: number;
+  /** Padding added to each entry's content (default none): large blocks for serving tests. */
+  readonly entryPadding?: number;
   /** Timestamp gap between blocks (default: the network's block time, which keeps the target). */
   readonly spacingMs?: number;
 }
@@ -44,12 +46,17 @@ export async function seedChain(
   const miner = testKey(9_000);
   const author = testKey(9_001);
   const spacing = opts.spacingMs ?? network.blockTimeMs;
+  const pad = ' '.repeat(opts.entryPadding ?? 0);
   for (let h = 1; h <= opts.blocks; h++) {
     const parent = chain.tip;
     const ctx = chain.tree.parentContext(parent);
     const timestamp = network.genesisTimestamp + h * spacing;
     const entries = Array.from({ length: opts.entriesPerBlock ?? 0 }, (_, i) =>
-      createEntry({ kind: 'knowledge', content: `seeded ${h}/${i}`, metadata: [] }, author, timestamp - 1),
+      createEntry(
+        { kind: 'knowledge', content: `seeded ${h}/${i}${pad}`, metadata: [] },
+        author,
+        timestamp - 1,
+      ),
     );
     const header = mineHeader({
       version: FORMAT_VERSION,

@@ -1,0 +1,165 @@
+import type { SealedEntry } from '../chain/types.ts';
+import type { PeerAction } from '../p2p/peer-scores.ts';
+import { RateLimiterGRCA, type RateQuota } from '../p2p/rate-limiter.ts';
+import { type AddResult, type EntrySource, type FullQuota, SOURCE } from './mempool.ts';
+
+/**
+ * The way into the mempool for entries from the network and the API. Two jobs:
+ *
+ * - A per-peer admission rate (GCRA): entries beyond it are refused before any signature check
+ *   or queueing, as `mempool-full` with quota `peer-rate` (gossip ignores them), and every
+ *   `excessPerPenalty` (10) of them costs the peer a high-tolerance penalty: 500 past the rate
+ *   get it banned. Honest relays stay under it: all peers together share one admission rate of
+ *   the same size, so no node relays faster than its neighbours admit.
+ * - Batching: entries that arrive within `maxWaitMs` (50 ms) of the first are committed together (one
+ *   store transaction, one fsync, for up to `maxBatch` entries). Each caller's promise resolves
+ *   only after its batch is on disk, so nothing is relayed (gossip accept) before it is stored.
+ *
+ * Memory is bounded: at most `maxQueued` entries wait; beyond that they are refused.
+ */
+export interface AdmissionDeps {
+  /** Adds entries in one store transaction; results in order. */
+  commit(items: readonly { entry: SealedEntry; source: EntrySource }[]): Promise<AddResult[]>;
+  penalise(peer: string, action: PeerAction, reason: string): void;
+  /** Outcomes by kind, for metrics (added, duplicate, rate-limited, full:<quota>, invalid:<reason>). */
+  observe?(outcome: string): void;
+}
+
+export interface AdmissionOptions {
+  /** Entries per peer and period (default 1,000 per 10 s). */
+  readonly peerRate?: RateQuota;
+  /**
+   * Entries from all peers together (default 80% of the per-peer rate). What a node admits from
+   * peers it relays, so a node never relays more than its neighbours' per-peer rate and an
+   * honest relay is never penalised for a flood it passed on; a flood takes the shared budget
+   * only until its sender is banned, and what other peers had refused meanwhile comes back by
+   * reconciliation.
+   */
+  readonly globalRate?: RateQuota;
+  readonly maxBatch?: number;
+  readonly maxWaitMs?: number;
+  readonly maxQueued?: number;
+  readonly excessPerPenalty?: number;
+  readonly now?: () => number;
+}
+
+interface Waiting {
+  readonly entry: SealedEntry;
+  readonly source: EntrySource;
+  resolve(r: AddResult): void;
+  reject(err: unknown): void;
+}
+
+export class EntryAdmission {
+  private readonly rate: RateLimiterGRCA;
+  private readonly global: RateLimiterGRCA;
+  private readonly excess = new Map<string, number>();
+  private queue: Waiting[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+  readonly maxBatch: number;
+  readonly maxWaitMs: number;
+  readonly maxQueued: number;
+  readonly excessPerPenalty: number;
+  /** Batches committed (each one store transaction). */
+  batches = 0;
+
+  constructor(
+    private readonly deps: AdmissionDeps,
+    opts: AdmissionOptions = {},
+  ) {
+    const peerRate = opts.peerRate ?? { limit: 1_000, periodMs: 10_000 };
+    this.rate = new RateLimiterGRCA(peerRate, opts.now);
+    // 80% of the per-peer rate: what this node relays stays under its neighbours' per-peer rate
+    // with room for its own entries and for timing jitter.
+    this.global = new RateLimiterGRCA(
+      opts.globalRate ?? { limit: Math.floor(peerRate.limit * 0.8), periodMs: peerRate.periodMs },
+      opts.now,
+    );
+    this.maxBatch = opts.maxBatch ?? 256;
+    this.maxWaitMs = opts.maxWaitMs ?? 50;
+    this.maxQueued = opts.maxQueued ?? 4_096;
+    this.excessPerPenalty = opts.excessPerPenalty ?? 10;
+  }
+
+  /**
+   * Admits one entry from `source` (a peer id, or SOURCE.local). `blame` (default true) says
+   * the peer chose to send it: gossip. Entries a reconciliation brings are ones we asked for
+   * (the set difference), so going over the rate there refuses them without a penalty.
+   */
+  submit(entry: SealedEntry, source: EntrySource = SOURCE.local, blame = true): Promise<AddResult> {
+    if (source !== SOURCE.local && !this.rate.allows(source)) {
+      const n = blame ? (this.excess.get(source) ?? 0) + 1 : 0;
+      if (blame) this.excess.set(source, n % this.excessPerPenalty);
+      if (n >= this.excessPerPenalty)
+        this.deps.penalise(
+          source,
+          'high-tolerance',
+          `entries over the admission rate (${this.rate.quota.limit} per ${this.rate.quota.periodMs / 1000} s)`,
+        );
+      if (this.excess.size > 10_000) this.excess.clear();
+      return Promise.resolve(this.refuse('peer-rate', 'entries over the per-peer admission rate'));
+    }
+    if (source !== SOURCE.local && !this.global.allows('all'))
+      return Promise.resolve(this.refuse('rate', 'entries over the admission rate for all peers'));
+    if (this.queue.length >= this.maxQueued)
+      return Promise.resolve(this.refuse('queue', 'admission queue full'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ entry, source, resolve, reject });
+      if (this.queue.length >= this.maxBatch) this.flushSoon(0);
+      else this.flushSoon(this.maxWaitMs);
+    });
+  }
+
+  /** Admits several entries from one source (a reconciliation frame); results in order. */
+  submitMany(entries: readonly SealedEntry[], source: EntrySource, blame = true): Promise<AddResult[]> {
+    return Promise.all(entries.map((e) => this.submit(e, source, blame)));
+  }
+
+  /** Commits whatever waits now (tests, shutdown). */
+  async flush(): Promise<void> {
+    this.flushSoon(0);
+    await this.flushing;
+    while (this.queue.length) {
+      this.flushSoon(0);
+      await this.flushing;
+    }
+  }
+
+  private refuse(quota: FullQuota, message: string): AddResult {
+    this.deps.observe?.(`full:${quota}`);
+    return { status: 'rejected', reason: 'mempool-full', message, quota };
+  }
+
+  private flushSoon(ms: number): void {
+    if (this.timer && ms > 0) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.flushing = this.flushing.then(() => this.commitBatches());
+    }, ms);
+  }
+
+  private async commitBatches(): Promise<void> {
+    while (this.queue.length) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      try {
+        const results = await this.deps.commit(batch);
+        this.batches++;
+        batch.forEach((w, i) => {
+          const r = results[i]!;
+          this.deps.observe?.(
+            r.status === 'rejected'
+              ? r.reason === 'mempool-full'
+                ? `full:${r.quota ?? 'pool'}`
+                : `invalid:${r.reason}`
+              : r.status,
+          );
+          w.resolve(r);
+        });
+      } catch (err) {
+        for (const w of batch) w.reject(err);
+      }
+    }
+  }
+}
