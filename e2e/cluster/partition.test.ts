@@ -252,7 +252,7 @@ test('partition: two halves mine apart and heal; all end on the most-work chain,
     }
 
     // A's miner re-includes the entries once reconciliation brings them over.
-    const reincluded = await cluster.waitFor(
+    await cluster.waitFor(
       async (s) => {
         const pools = await Promise.all(cluster.nodes.map((n) => n.mempool()));
         if (pools.some((p) => posted.some((id) => p.ids.includes(id)))) {
@@ -269,6 +269,12 @@ test('partition: two halves mine apart and heal; all end on the most-work chain,
         description: 'the entries re-mined on the winning chain, no mempool holds them',
       },
     );
+    // The snapshot waitFor hands its predicate is taken before the predicate's own requests:
+    // when the entries were mined in between, its heads predate their block. Read them afresh.
+    const reincluded = await cluster.waitForConverged({
+      timeoutMs: 30_000,
+      description: 'one head after the re-inclusion',
+    });
     const tip = reincluded.statuses.a0!.height;
     const winning = await chainOf(a0, fork + 1, tip);
     const blocksWithEntries = winning.filter((b) => b.entries > 0);
