@@ -5,17 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PeerId, Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
 import pino from 'pino';
 import { DecodeError } from '../chain/codec/errors.ts';
-import { identityFromSeed } from '../identity/identity.ts';
-import { type CairnLibp2p, createHost } from './host.ts';
+import { startLoopbackHost } from '../testing/loopback-host.ts';
+import type { CairnLibp2p } from './host.ts';
 import type { Status } from './messages.ts';
 import type { PeerAction } from './peer-scores.ts';
 import { STATUS } from './protocols.ts';
@@ -49,20 +47,7 @@ const dirs: string[] = [];
 const sides: Side[] = [];
 
 async function startSide(seed: number): Promise<Side> {
-  const identity = await identityFromSeed(new Uint8Array(32).fill(seed));
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-reqresp-'));
-  dirs.push(dataDir);
-  const host = await createHost({
-    identity,
-    dataDir,
-    listen: ['/ip4/127.0.0.1/tcp/0'],
-    bootstrap: [],
-    mdns: false,
-    networkTag: 'cairn-reqresp-test',
-    gater: {},
-    maxGossipBytes: 1024 * 1024,
-  });
-  await host.start();
+  const { host, identity } = await startLoopbackHost(seed, 'reqresp', dirs);
   const penalties: Penalty[] = [];
   const observed: Side['observed'] = [];
   const rr = new ReqResp(

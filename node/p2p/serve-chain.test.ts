@@ -5,18 +5,16 @@
  * budgets refuse with the rate-limited code on the wire.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PeerId, Stream } from '@libp2p/interface';
 import type { Hex } from '../chain/bytes.ts';
 import type { SealedBlock } from '../chain/types.ts';
-import { identityFromSeed } from '../identity/identity.ts';
 import { createLogger } from '../log.ts';
 import { forgeChain, knowledgeEntry, TEST_NOW, testChain, testKey } from '../testing/forge.ts';
-import { type CairnLibp2p, createHost } from './host.ts';
+import { startLoopbackHost } from '../testing/loopback-host.ts';
+import type { CairnLibp2p } from './host.ts';
 import { encodeRangeRequest, type Status } from './messages.ts';
 import type { PeerAction } from './peer-scores.ts';
 import { BLOCKS_BY_RANGE } from './protocols.ts';
@@ -35,20 +33,7 @@ const dirs: string[] = [];
 const sides: Side[] = [];
 
 async function startSide(seed: number): Promise<Side> {
-  const identity = await identityFromSeed(new Uint8Array(32).fill(seed));
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-serve-'));
-  dirs.push(dataDir);
-  const host = await createHost({
-    identity,
-    dataDir,
-    listen: ['/ip4/127.0.0.1/tcp/0'],
-    bootstrap: [],
-    mdns: false,
-    networkTag: 'cairn-serve-test',
-    gater: {},
-    maxGossipBytes: 1024 * 1024,
-  });
-  await host.start();
+  const { host, identity } = await startLoopbackHost(seed, 'serve', dirs);
   const side: Side = {
     host,
     id: identity.peerId,
