@@ -49,17 +49,22 @@ export function liveChildren(): number {
   return live.size;
 }
 
+/** True if `p` is a file this process may execute. */
+export function isExecutable(p: string): boolean {
+  try {
+    accessSync(p, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Finds an executable on PATH (no shell involved). */
 export function which(cmd: string): string | undefined {
   for (const dir of (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(path.delimiter)) {
     if (!dir) continue;
     const p = path.join(dir, cmd);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // not here
-    }
+    if (isExecutable(p)) return p;
   }
   return undefined;
 }

@@ -4,8 +4,9 @@
  * path, else the usual install locations of Chromium or Chrome on Linux, macOS and Windows.
  * Pure apart from the file-system probe, so the search order is unit-tested.
  */
-import { accessSync, constants } from 'node:fs';
+
 import path from 'node:path';
+import { isExecutable as isExecutableFile } from '../cluster/children.ts';
 
 /** Set to the browser executable to use; the suite sets it for its children once found. */
 export const CHROMIUM_PATH_ENV = 'CHROMIUM_PATH';
@@ -54,15 +55,6 @@ export type ChromiumLookup =
   | { readonly found: true; readonly path: string; readonly source: 'env' | 'system' }
   | { readonly found: false; readonly reason: string };
 
-const executable = (p: string): boolean => {
-  try {
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 /**
  * The browser to use. A `CHROMIUM_PATH` that does not point at an executable is an error, not
  * a reason to pick another browser silently.
@@ -70,7 +62,7 @@ const executable = (p: string): boolean => {
 export function findChromium(
   env: NodeJS.ProcessEnv = process.env,
   platform: NodeJS.Platform = process.platform,
-  isExecutable: (p: string) => boolean = executable,
+  isExecutable: (p: string) => boolean = isExecutableFile,
 ): ChromiumLookup {
   const configured = env[CHROMIUM_PATH_ENV];
   if (configured) {

@@ -4,14 +4,14 @@
  * binaries, or else reported with one message naming what is missing and how to get it.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, chownSync, constants, readdirSync } from 'node:fs';
+import { chownSync, readdirSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { TEST_POSTGRES_URL } from '../../jobs/index-db/testing.ts';
 import { redisUrl } from '../../jobs/redis.ts';
-import { which } from '../cluster/children.ts';
+import { isExecutable, which } from '../cluster/children.ts';
 import { portOrFree, Service } from '../cluster/service.ts';
 import { HOW_TO_GET_REDIS, redisAnswers, startRedisServer } from '../demo/redis.ts';
 
@@ -68,15 +68,6 @@ function safeReaddir(dir: string): string[] {
     return [];
   }
 }
-
-const isExecutable = (p: string) => {
-  try {
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** The first directory with both server binaries. */
 export function findPostgresBin(dirs: readonly string[] = postgresBinDirs()): string | undefined {
