@@ -26,7 +26,7 @@ import { type CairnLibp2p, createHost } from './p2p/host.ts';
 import type { Status } from './p2p/messages.ts';
 import { PeerManager } from './p2p/peer-manager.ts';
 import { PeerScores } from './p2p/peer-scores.ts';
-import { ANCESTOR, BLOCKS_BY_HASH, BLOCKS_BY_RANGE, HASHES_AT } from './p2p/protocols.ts';
+import { ANCESTOR, BLOCKS_BY_HASH, BLOCKS_BY_RANGE, forNetwork, HASHES_AT } from './p2p/protocols.ts';
 import { ReqResp } from './p2p/reqresp.ts';
 import { serveChainProtocols } from './p2p/serve-chain.ts';
 import { ChainService } from './service/chain-service.ts';
@@ -227,12 +227,14 @@ export class CairnNode {
       refuses: (p) => peers?.refuses(p) ?? false,
       log: log.child({ part: 'reconcile' }),
     });
+    const blocksByRange = forNetwork(BLOCKS_BY_RANGE, opts.network.maxBlockBytes);
+    const blocksByHash = forNetwork(BLOCKS_BY_HASH, opts.network.maxBlockBytes);
     sync = new SyncManager(
       chain,
       peers.book,
       {
         chain,
-        requestRange: (p, start, count) => reqresp.request(p, BLOCKS_BY_RANGE, { startHeight: start, count }),
+        requestRange: (p, start, count) => reqresp.request(p, blocksByRange, { startHeight: start, count }),
         requestAncestor: async (p, locator) => {
           const [ref] = await reqresp.request(p, ANCESTOR, locator);
           if (!ref) {
@@ -261,7 +263,7 @@ export class CairnNode {
     );
     const unknownBlocks = new UnknownBlockSync({
       fetchBlock: (p, hashHex) =>
-        reqresp.request(peerIdFromString(p), BLOCKS_BY_HASH, [Buffer.from(hashHex, 'hex')]),
+        reqresp.request(peerIdFromString(p), blocksByHash, [Buffer.from(hashHex, 'hex')]),
       submit: (blocks, p) => chainService.submitBlocks(blocks, 'ancestor', p),
       dropOrphansFrom: (p) => chainService.dropOrphansFrom(p),
       penalise: (p, a, r) => penalise(peerIdFromString(p), a, r),
