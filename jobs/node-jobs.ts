@@ -233,7 +233,12 @@ export class NodeJobs {
       let r: ReturnType<typeof blockOrphanedReport> | undefined;
       // A reorged-out block may come back on a later reorg; the ledger gives its reports new ids.
       if (e.type === 'block-stale')
-        r = blockOrphanedReport(this.nodeId, { hashHex: e.node.hashHex, header: e.node.header }, e.reason);
+        r = blockOrphanedReport(
+          this.nodeId,
+          { hashHex: e.node.hashHex, header: e.node.header },
+          e.reason,
+          e.reorgDepth,
+        );
       else if (e.type === 'orphan-added') r = blockOrphanedReport(this.nodeId, e.block, 'unknown-parent');
       else if (e.type === 'orphan-dropped') r = blockOrphanedReport(this.nodeId, e.block, 'dropped');
       if (!r) continue;

@@ -117,6 +117,8 @@ export const BlockOrphanedReport = z.object({
   prevHash: hex(32),
   miner: hex(32),
   reason: z.enum(['unknown-parent', 'reorged-out', 'side-chain', 'dropped']),
+  /** For 'reorged-out': the depth of the reorg that took the block out of the main chain. */
+  reorgDepth: z.number().int().min(1).max(0xffff_ffff).optional(),
   at: isoDate,
 });
 export type BlockOrphanedReport = z.infer<typeof BlockOrphanedReport>;
