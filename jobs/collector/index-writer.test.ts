@@ -79,7 +79,13 @@ for (const provider of TEST_PROVIDERS) {
       const w = new IndexWriter(db);
       const { main, fork } = await chains();
       const out = await w.apply('o1', 'block.orphaned', blockOrphanedReport('A', main[3]!, 'reorged-out', 2));
-      assert.equal(out.publications[0]?.payload.reorgDepth, 2, 'the event carries the depth');
+      const [published] = out.publications;
+      assert.equal(published?.topic, TOPICS.orphanedBlock);
+      assert.equal(
+        (published?.payload as { reorgDepth?: number } | undefined)?.reorgDepth,
+        2,
+        'the event carries the depth',
+      );
       await w.apply('o2', 'block.orphaned', blockOrphanedReport('A', fork[0]!, 'side-chain'));
       const rows = await db.orphanedBlock.findMany({ orderBy: { height: 'asc' } });
       assert.deepEqual(
