@@ -219,6 +219,11 @@ export class Chain {
       isIncluded: (id) => this.tree.includedInMain(id),
       maxEntries: opts.mempoolMaxEntries,
       maxBytes: opts.mempoolMaxBytes,
+      // Held entries are stored with the pool's: a restart must not lose what a reorg returned.
+      onHeldChange: (id, entry) => {
+        this.pending.mempool.delete(id);
+        this.pending.mempool.set(id, entry);
+      },
     });
     this.remember(this.genesis);
   }
