@@ -1,10 +1,14 @@
 #!/usr/bin/env node
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { NodeJobs } from '../jobs/node-jobs.ts';
 import { SCHEDULED_JOBS, type ScheduledJob } from '../jobs/queues.ts';
 import { startHttpApi } from './api/http.ts';
-import { DEFAULT_NETWORK } from './chain/network-config.ts';
+import { chainIdHex, DEFAULT_NETWORK } from './chain/network-config.ts';
+import { runInvite } from './cli/invite.ts';
+import { JoinError, joinNetwork, NETWORK_FILE } from './cli/join.ts';
+import { removeNodeFile, writeNodeFile } from './cli/node-file.ts';
 import { readNetworkConfig } from './config-file.ts';
 import type { FlOptions } from './fl/net/service.ts';
 import { CAPABILITIES, type Capability, ROLES, type Role } from './identity/identity.ts';
@@ -14,6 +18,10 @@ import { CairnNode } from './node.ts';
 const HELP = `cairn node — a headless Cairn node
 
 usage: npm run node -- [options]
+       npm run node -- invite --name NAME [--role ROLE] [--capabilities LIST] [--expires 30d]
+                      (on an admin's machine next to its running node; invite --help)
+       npm run node -- join <invitation> --data-dir DIR [options]
+                      (on a new device: redeem the invitation, then run the node)
 
   --data-dir DIR          where identity, chain store and peer data live (default ./.data/node)
   --listen MULTIADDR      address to listen on; repeatable
@@ -53,9 +61,18 @@ function fail(message: string): never {
   process.exit(2);
 }
 
+// Subcommands that work next to a node: `invite` (on an admin's machine) and `join` (on a new
+// device: redeems the invitation, then runs the node on the joined network).
+const argv = process.argv.slice(2);
+if (argv[0] === 'invite') process.exit(await runInvite(argv.slice(1)));
+const joining = argv[0] === 'join' ? argv.slice(1) : undefined;
+if (joining && (joining[0] === undefined || joining[0].startsWith('--')))
+  fail('join needs the invitation: npm run node -- join <invitation> --data-dir DIR');
+
 const { values } = (() => {
   try {
     return parseArgs({
+      args: joining ? joining.slice(1) : argv,
       options: {
         'data-dir': { type: 'string', default: path.resolve('.data/node') },
         listen: { type: 'string', multiple: true },
@@ -157,11 +174,26 @@ let shutdown: (signal: string, exitCode?: number) => Promise<void> = async (sign
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
+const dataDir = path.resolve(values['data-dir']);
+if (joining) {
+  try {
+    const joined = await joinNetwork(joining[0]!, dataDir, log.child({ part: 'join' }));
+    values['network-config'] ??= joined.networkConfigFile;
+    values.bootstrap = [...values.bootstrap, ...joined.bootstrap];
+  } catch (err) {
+    if (!(err instanceof JoinError)) throw err;
+    process.stderr.write(`cairn node join: ${err.message}\n`);
+    process.exit(1);
+  }
+}
+// A data dir that joined a network (or was given one before) keeps its config.
+const savedNetwork = path.join(dataDir, NETWORK_FILE);
+if (!values['network-config'] && existsSync(savedNetwork)) values['network-config'] = savedNetwork;
 const network = values['network-config']
   ? await readNetworkConfig(values['network-config'])
   : DEFAULT_NETWORK;
 const node = await CairnNode.start({
-  dataDir: path.resolve(values['data-dir']),
+  dataDir,
   listen: values.listen?.length ? values.listen : ['/ip4/127.0.0.1/tcp/0'],
   bootstrap: values.bootstrap,
   mine: values.mine,
@@ -189,6 +221,13 @@ node.log.info(
   },
   'ready',
 );
+await writeNodeFile(dataDir, {
+  pid: process.pid,
+  peerId: node.identity.peerId.toString(),
+  addrs: node.host.getMultiaddrs().map(String),
+  chainIdHex: chainIdHex(network),
+  httpUrl: api.url,
+});
 
 /** Exit code after a failed store commit (EX_IOERR): a supervisor restarts the node once space is back. */
 const EXIT_STORAGE_FAILED = 74;
@@ -213,6 +252,7 @@ shutdown = async (signal: string, exitCode = 0) => {
   api.server.closeAllConnections();
   await jobs?.stop();
   await node.stop();
+  await removeNodeFile(dataDir).catch(() => {});
   node.log.info({ exitCode }, 'stopped');
   process.exit(exitCode);
 };

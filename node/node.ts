@@ -26,7 +26,14 @@ import { type CairnLibp2p, createHost } from './p2p/host.ts';
 import type { Status } from './p2p/messages.ts';
 import { PeerManager } from './p2p/peer-manager.ts';
 import { PeerScores } from './p2p/peer-scores.ts';
-import { ANCESTOR, BLOCKS_BY_HASH, BLOCKS_BY_RANGE, forNetwork, HASHES_AT } from './p2p/protocols.ts';
+import {
+  ANCESTOR,
+  BLOCKS_BY_HASH,
+  BLOCKS_BY_RANGE,
+  forNetwork,
+  HASHES_AT,
+  reqRespPrefix,
+} from './p2p/protocols.ts';
 import { ReqResp } from './p2p/reqresp.ts';
 import { serveChainProtocols } from './p2p/serve-chain.ts';
 import { ChainService } from './service/chain-service.ts';
@@ -154,7 +161,7 @@ export class CairnNode {
       peers?.penalise(p, action, reason);
     const reqresp = new ReqResp(
       host,
-      `/cairn/${chainTag}`,
+      reqRespPrefix(chainIdHexValue),
       {
         penalise,
         observe: (protocol, direction, outcome, ms) =>

@@ -110,3 +110,6 @@ export const HASHES_AT: ProtocolSpec<number[], BlockRef> = {
   encodeResponse: encodeBlockRef,
   decodeResponse: decodeBlockRef,
 };
+
+/** Where a network's request/response protocols live: `/cairn/<first 16 hex digits of the chain id>`. */
+export const reqRespPrefix = (chainIdHex: string): string => `/cairn/${chainIdHex.slice(0, 16)}`;
