@@ -35,6 +35,7 @@ export const ADMIN_COMMANDS = [
   'admin.blockPeers',
   'admin.unblockPeers',
   'admin.submitEntry',
+  'admin.inviteDevice',
   'fl.startRound',
 ] as const;
 export type AdminCommand = (typeof ADMIN_COMMANDS)[number];

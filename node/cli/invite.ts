@@ -8,8 +8,9 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { renderUnicodeCompact } from 'uqr';
-import { encodeInvitation, INVITATION_LIMITS, parseDuration } from '../membership/invitation.ts';
+import { parseDuration } from '../membership/invitation.ts';
 import { assertValidTerms, InvitationBook, type InvitationTerms } from '../membership/invitation-book.ts';
+import { issueInvitation } from '../membership/issue-invitation.ts';
 import { CAPABILITIES, type Capability, ROLES, type Role } from '../membership/view.ts';
 import { DEFAULT_DATA_DIR, readRunningNode } from './node-file.ts';
 
@@ -93,13 +94,19 @@ export async function runInvite(argv: readonly string[], out = process.stdout): 
     return 1;
   }
   const given = values.addr as string[];
-  const addrs = (given.length ? given : running.addrs)
-    .map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${running.peerId}`))
-    .slice(0, INVITATION_LIMITS.addrs);
-  if (!addrs.length) return fail('the running node has no addresses to put in the invitation; give --addr');
-  const expiresAtMs = now + Math.min(validMs, expiresMs);
-  const secret = await new InvitationBook(dataDir).create(terms, expiresAtMs, now);
-  const text = encodeInvitation({ chainIdHex: running.chainIdHex, addrs, secret, expiresAtMs });
+  let issued: Awaited<ReturnType<typeof issueInvitation>>;
+  try {
+    issued = await issueInvitation(
+      new InvitationBook(dataDir),
+      { chainIdHex: running.chainIdHex, peerId: running.peerId, addrs: given.length ? given : running.addrs },
+      terms,
+      validMs,
+      now,
+    );
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+  const { text, expiresAtMs } = issued;
   out.write(`${text}\n`);
   if (!values['no-qr']) out.write(`${renderUnicodeCompact(text)}\n`);
   out.write(
