@@ -1,3 +1,5 @@
+import { JOBS_DEFAULTS } from '../node/options.ts';
+
 /**
  * Queue names. BullMQ keys live under the namespace prefix (default `cairn`), so the node queue
  * of peer X is the Redis key space `cairn:node.X:*` and reports are `cairn:reports:*` (BullMQ
@@ -20,12 +22,8 @@ export const nodeQueueName = (nodeId: string) => `node.${nodeId}`;
 export const SCHEDULED_JOBS = ['mempool.sync', 'chain.sync', 'stats.report', 'peers.refresh'] as const;
 export type ScheduledJob = (typeof SCHEDULED_JOBS)[number];
 
-export const DEFAULT_SCHEDULE_MS: Readonly<Record<ScheduledJob, number>> = {
-  'mempool.sync': 15_000,
-  'chain.sync': 30_000,
-  'stats.report': 60_000,
-  'peers.refresh': 60_000,
-};
+/** Periods of the scheduled jobs; written once, in node/options.ts. */
+export const DEFAULT_SCHEDULE_MS: Readonly<Record<ScheduledJob, number>> = JOBS_DEFAULTS.scheduleMs;
 
 /** Commands an operator sends to one node; the job's return value is the command's result. */
 export const ADMIN_COMMANDS = [
