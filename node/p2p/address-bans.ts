@@ -1,9 +1,10 @@
 /**
  * Bans by address. A peer id costs nothing to mint, so a banned peer can come back under a new
  * one from the same machine; each ban of a peer seen at an IP adds one to that IP's count, the
- * count halves every half-life, and while it is at or above the threshold the IP itself is
- * refused. A single ban (an honest node behind a NAT shared with a bad one) does not block the
- * address by default; repeated bans do, for about a half-life per surplus ban. Exempt ranges
+ * count halves every half-life, and while it exceeds `threshold − 1` the IP itself is refused
+ * (so the threshold-th ban in quick succession bans it). A single ban (an honest node behind a
+ * NAT shared with a bad one) does not block the address by default; two in a row do, for about
+ * a half-life, three for log2(3) ≈ 1.6 half-lives, and so on. Exempt ranges
  * (loopback by default: every test and demo node shares 127.0.0.1) are never banned. Pure: the
  * caller supplies the clock. The table is bounded; the weakest entries go first.
  */
@@ -28,6 +29,8 @@ export class AddressBans {
   readonly threshold: number;
   readonly halfLifeMs: number;
   readonly maxEntries: number;
+  /** The decayed count above which the address is refused. */
+  private readonly level: number;
   private readonly exempt: (ip: string) => boolean;
 
   constructor(o: AddressBanOptions = {}) {
@@ -35,6 +38,8 @@ export class AddressBans {
     this.halfLifeMs = o.halfLifeMs ?? PEERS_DEFAULTS.addressBanHalfLifeMs;
     this.maxEntries = o.maxEntries ?? PEERS_DEFAULTS.maxBannedAddresses;
     this.exempt = ipRanges(o.exempt ?? P2P_DEFAULTS.ipLimitExempt);
+    // With a threshold of 1 a single ban holds the address for one half-life.
+    this.level = Math.max(this.threshold - 1, 0.5);
   }
 
   /** A peer seen at `ip` was banned. Returns true if the address is banned now. */
@@ -44,11 +49,11 @@ export class AddressBans {
     this.entries.delete(ip); // re-inserted last: the map's order is least recently banned first
     this.entries.set(ip, { weight, at: now });
     if (this.entries.size > this.maxEntries) this.prune(now);
-    return weight >= this.threshold;
+    return weight > this.level;
   }
 
   isBanned(ip: string, now: number): boolean {
-    return this.weight(ip, now) >= this.threshold;
+    return this.weight(ip, now) > this.level;
   }
 
   /** The decayed ban count of an address. */
@@ -62,7 +67,7 @@ export class AddressBans {
   bannedUntil(ip: string, now: number): number | undefined {
     const e = this.entries.get(ip);
     if (!e || !this.isBanned(ip, now)) return undefined;
-    return Math.ceil(e.at + this.halfLifeMs * Math.log2(e.weight / this.threshold));
+    return Math.ceil(e.at + this.halfLifeMs * Math.log2(e.weight / this.level));
   }
 
   get size(): number {
