@@ -115,7 +115,7 @@ describe('on real libp2p hosts', () => {
   const nodes: Libp2p[] = [];
   after(async () => {
     await Promise.all(nodes.map((n) => Promise.resolve(n.stop()).catch(() => {})));
-    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true, maxRetries: 5 })));
   });
 
   /** A bare libp2p client with a fresh peer id: what a Sybil costs. */

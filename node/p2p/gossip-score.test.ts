@@ -38,7 +38,7 @@ describe('twelve gossipsub hosts on one IP', () => {
   const hosts: CairnLibp2p[] = [];
   after(async () => {
     await Promise.all(hosts.map((h) => Promise.resolve(h.stop()).catch(() => {})));
-    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true, maxRetries: 5 })));
   });
 
   const N = 12;
@@ -55,14 +55,20 @@ describe('twelve gossipsub hosts on one IP', () => {
     hosts.push(...group);
     for (const h of group) h.services.pubsub.subscribe(TOPIC);
     // Full mesh: in round r every host dials the one r places on, so each host gets one or two
-    // new connections a round (libp2p refuses more than 5 a second from one IP).
-    for (let r = 1; r <= N / 2; r++) {
-      await Promise.allSettled(
-        group.map((h, i) =>
-          h.dial(group[(i + r) % N]!.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(10_000) }),
-        ),
-      );
-      await sleep(500);
+    // new connections a round (libp2p refuses more than 5 a second from one IP). Under load a
+    // dial can time out: rounds repeat for the pairs still missing.
+    const end = Date.now() + 60_000;
+    while (Date.now() < end && group.some((h) => h.getPeers().length < N - 1)) {
+      for (let r = 1; r <= N / 2; r++) {
+        await Promise.allSettled(
+          group.map((h, i) => {
+            const other = group[(i + r) % N]!;
+            if (h.getConnections(other.peerId).length) return undefined;
+            return h.dial(other.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(10_000) });
+          }),
+        );
+        await sleep(500);
+      }
     }
     for (const h of group) assert.equal(h.getPeers().length, N - 1, 'the full mesh of connections is up');
     return group;
@@ -93,9 +99,11 @@ describe('twelve gossipsub hosts on one IP', () => {
     assert.ok(score >= 0, `score ${score}`);
   });
 
-  test("control: with gossipsub's defaults no host grafts any peer", async () => {
+  test("control: with gossipsub's defaults every mesh ends empty", async () => {
     const group = await cluster(80, []);
-    await sleep(5 * 700);
+    // Peers grafted while fewer than eleven were connected are pruned at the next heartbeats.
+    const end = Date.now() + 20_000;
+    while (Date.now() < end && meshSizes(group).some((n) => n > 0)) await sleep(200);
     assert.deepEqual(meshSizes(group), Array(N).fill(0));
     const score = sub(group[0]!).getScore(group[1]!.peerId.toString());
     assert.ok(score < 0, `score ${score}`);
