@@ -1,5 +1,3 @@
-import { JOBS_DEFAULTS } from '../node/options.ts';
-
 /**
  * Queue names. BullMQ keys live under the namespace prefix (default `cairn`), so the node queue
  * of peer X is the Redis key space `cairn:node.X:*` and reports are `cairn:reports:*` (BullMQ
@@ -22,8 +20,8 @@ export const nodeQueueName = (nodeId: string) => `node.${nodeId}`;
 export const SCHEDULED_JOBS = ['mempool.sync', 'chain.sync', 'stats.report', 'peers.refresh'] as const;
 export type ScheduledJob = (typeof SCHEDULED_JOBS)[number];
 
-/** Periods of the scheduled jobs; written once, in node/options.ts. */
-export const DEFAULT_SCHEDULE_MS: Readonly<Record<ScheduledJob, number>> = JOBS_DEFAULTS.scheduleMs;
+// Their default periods are node options: JOBS_DEFAULTS in node/options.ts (queue names stay free
+// of the node's imports, for the gateway).
 
 /** Commands an operator sends to one node; the job's return value is the command's result. */
 export const ADMIN_COMMANDS = [

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { DEFAULT_SCHEDULE_MS } from '../jobs/queues.ts';
+import { SCHEDULED_JOBS } from '../jobs/queues.ts';
 import { DEFAULT_SPLIT_SEED } from './fl/net/data.ts';
 import { defaultTextOf, OptionError, renderHelp, stringOpt } from './option-spec.ts';
 import {
@@ -255,10 +255,10 @@ test('the default --help shows is the one the node and its modules use', () => {
   const p6 = ipColocationParams();
   assert.equal(helpDefault('gossip-ip-colocation-weight'), String(p6.IPColocationFactorWeight));
   assert.equal(helpDefault('gossip-ip-colocation-threshold'), String(p6.IPColocationFactorThreshold));
-  // The job scheduler's defaults are the same objects, and mempool.sync runs at the reconcile period.
-  assert.equal(DEFAULT_SCHEDULE_MS, JOBS_DEFAULTS.scheduleMs);
-  assert.equal(DEFAULT_SCHEDULE_MS['mempool.sync'], MEMPOOL_DEFAULTS.reconcileIntervalMs);
-  for (const [job, ms] of Object.entries(DEFAULT_SCHEDULE_MS))
+  // Every scheduled job has a default, and mempool.sync runs at the reconcile period.
+  assert.deepEqual(Object.keys(JOBS_DEFAULTS.scheduleMs).sort(), [...SCHEDULED_JOBS].sort());
+  assert.equal(JOBS_DEFAULTS.scheduleMs['mempool.sync'], MEMPOOL_DEFAULTS.reconcileIntervalMs);
+  for (const [job, ms] of Object.entries(JOBS_DEFAULTS.scheduleMs))
     assert.match(helpDefault('schedule') ?? '', new RegExp(`${job}=${ms}\\b`));
   for (const spec of Object.values(NODE_OPTIONS)) {
     const shown = helpDefault(spec.flag);
