@@ -73,7 +73,7 @@ export const PEERS_DEFAULTS = Object.freeze({
   banMs: 30 * 60_000,
   /** Peers whose score is remembered; a stranger can mint peer ids without end. */
   maxScoredPeers: 4_096,
-  /** Bans of peers seen at one address (decayed) at which the address itself is refused. */
+  /** Bans of peers seen at one address in quick succession (decaying) that get the address refused. */
   addressBanThreshold: 2,
   addressBanHalfLifeMs: 30 * 60_000,
   maxBannedAddresses: 1_024,
@@ -253,7 +253,8 @@ export const NODE_OPTIONS = {
   addressBanThreshold: intOpt<Group, number>({
     flag: 'address-ban-threshold',
     group: 'peers',
-    description: 'banned peers seen at one IP (decaying) before the IP itself is refused',
+    description:
+      'banned peers seen at one IP in quick succession (the count halves every half-life) before the IP itself is refused',
     default: PEERS_DEFAULTS.addressBanThreshold,
     min: 1,
   }),
