@@ -151,10 +151,15 @@ export class CairnNode {
       halfLifeMs: opts.peers?.addressBanHalfLifeMs,
       exempt: opts.p2p?.ipLimitExempt,
     });
+    const limitMetrics = createConnectionLimitMetrics(metrics.registry);
+    // No peer id is known yet when these refuse (before noise): refusals are counted, not scored.
     const limits = new ConnectionLimits({
       ...opts.p2p,
       addressBans,
-      onRefuse: createConnectionLimitMetrics(metrics.registry).onRefuse,
+      onRefuse: (err) => {
+        limitMetrics.onRefuse(err);
+        log.debug({ code: err.code, address: err.address }, 'connection refused');
+      },
     });
     let peers: PeerManager | undefined;
     const refuse = async (p: PeerId) => peers?.refuses(p) ?? false;

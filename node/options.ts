@@ -57,6 +57,8 @@ export const P2P_DEFAULTS = Object.freeze({
   maxIncomingPendingConnections: 10,
   /** New inbound connections per second from one host before libp2p refuses more (libp2p's default). */
   inboundConnectionThreshold: 5,
+  /** Addresses of one peer tried per dial (libp2p's default); a peer record can list many. */
+  maxPeerAddrsToDial: 25,
   dialTimeoutMs: 5_000,
   reconnectRetries: 10,
   reconnectRetryIntervalMs: 1_000,

@@ -92,6 +92,7 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
       reconnectRetries: P2P_DEFAULTS.reconnectRetries,
       reconnectRetryInterval: P2P_DEFAULTS.reconnectRetryIntervalMs,
       reconnectBackoffFactor: P2P_DEFAULTS.reconnectBackoffFactor,
+      maxPeerAddrsToDial: P2P_DEFAULTS.maxPeerAddrsToDial,
       dialTimeout: P2P_DEFAULTS.dialTimeoutMs,
     },
     metrics: opts.metricsRegistry
