@@ -19,6 +19,7 @@ import { AddressBans } from './address-bans.ts';
 import {
   ConnectionLimits,
   type ConnectionRefusedError,
+  capKey,
   createConnectionLimitMetrics,
   REFUSAL,
   relayIp,
@@ -56,6 +57,18 @@ describe('counting', () => {
     // A connection that closed without its event (status only) is released too.
     conns[1]!.status = 'closed';
     assert.equal(l.inboundFrom('192.0.2.1'), 7);
+  });
+
+  test('IPv6 addresses are capped per /64', () => {
+    assert.equal(capKey('2001:db8:1:2:aa::1'), '2001:db8:1:2::/64');
+    assert.equal(capKey('2001:0db8:0001:0002:ffff:0:0:7'), '2001:db8:1:2::/64');
+    assert.equal(capKey('2001:db8::1'), '2001:db8:0:0::/64');
+    assert.equal(capKey('192.0.2.1'), '192.0.2.1');
+    const l = new ConnectionLimits({ ipLimitExempt: [], maxInboundPerIp: 2 });
+    assert.equal(l.denyInboundConnection(conn('/ip6/2001:db8:1:2::a/tcp/1')), false);
+    assert.equal(l.denyInboundConnection(conn('/ip6/2001:db8:1:2::b/tcp/1')), false);
+    assert.equal(l.denyInboundConnection(conn('/ip6/2001:db8:1:2:ffff::c/tcp/1')), true, 'same /64');
+    assert.equal(l.denyInboundConnection(conn('/ip6/2001:db8:1:3::a/tcp/1')), false, 'another /64');
   });
 
   test('loopback is exempt from the per-IP cap by default, but not from the inbound slots', () => {

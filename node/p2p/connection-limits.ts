@@ -5,7 +5,8 @@
  * outbound slots (go-libp2p's resource manager has both). So:
  *
  * - at most `maxInboundPerIp` inbound connections from one IP address (go-libp2p allows 8 per
- *   IPv4), so one machine cannot fill the node's slots with a crowd of fresh peer ids;
+ *   IPv4), so one machine cannot fill the node's slots with a crowd of fresh peer ids; an IPv6
+ *   host usually owns a whole /64, so IPv6 addresses are counted per /64;
  * - inbound connections never take the last `reservedOutbound` of `maxConnections`, so the
  *   node's own dials (bootstrap peers, peers it chose) always find room: strangers who fill
  *   every inbound slot still cannot eclipse it;
@@ -20,6 +21,8 @@
  * upgrades count too. It composes: a gater that also consults the roster calls these hooks
  * first and its own after.
  */
+
+import { isIP } from 'node:net';
 import type { MultiaddrConnection, PeerId } from '@libp2p/interface';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { Counter, type Registry } from 'prom-client';
@@ -65,6 +68,19 @@ export function relayIp(addr: Multiaddr): string | undefined {
   return first && (first.code === CODE_IP4 || first.code === CODE_IP6) ? first.value : undefined;
 }
 
+/** What the per-IP cap counts by: the IPv4 address, or the /64 an IPv6 address is in. */
+export function capKey(ip: string): string {
+  if (isIP(ip) !== 6) return ip;
+  const [head = '', tail = ''] = ip.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = ip.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => Number.parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
+}
+
 export interface ConnectionLimitsOptions extends Partial<P2pLimits> {
   readonly addressBans?: AddressBans;
   readonly now?: () => number;
@@ -107,9 +123,10 @@ export class ConnectionLimits {
     return this.inbound.size;
   }
 
+  /** Inbound connections counted against the cap of `ip` (its /64 for IPv6). */
   inboundFrom(ip: string): number {
     this.sweep();
-    return this.perIp.get(ip) ?? 0;
+    return this.perIp.get(capKey(ip)) ?? 0;
   }
 
   /** Why an inbound connection from `addr` would be refused now, or undefined. */
@@ -119,7 +136,7 @@ export class ConnectionLimits {
     const limited = ip !== undefined && !this.exempt(ip);
     if (limited && this.o.addressBans?.isBanned(ip, this.now())) return REFUSAL.addressBanned;
     if (this.inbound.size >= this.maxInbound) return REFUSAL.inboundSlotsFull;
-    if (limited && (this.perIp.get(ip) ?? 0) >= this.maxInboundPerIp) return REFUSAL.perIpCap;
+    if (limited && (this.perIp.get(capKey(ip)) ?? 0) >= this.maxInboundPerIp) return REFUSAL.perIpCap;
     return undefined;
   }
 
@@ -131,7 +148,7 @@ export class ConnectionLimits {
       return true;
     }
     const ip = remoteIp(maConn.remoteAddr);
-    const key = ip !== undefined && !this.exempt(ip) ? ip : undefined;
+    const key = ip !== undefined && !this.exempt(ip) ? capKey(ip) : undefined;
     const t: Tracked = { ip: key, conn: maConn };
     this.inbound.add(t);
     if (key) this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
