@@ -229,7 +229,7 @@ test('help generation wraps long descriptions under the description column', () 
   const lines = text.split('\n');
   const at = lines.indexOf('  --a-rather-long-flag-name V');
   assert.ok(at > 0, text);
-  assert.ok(lines[at + 1]!.startsWith(' '.repeat(26) + 'x x'));
+  assert.ok(lines[at + 1]!.startsWith(`${' '.repeat(26)}x x`));
   assert.ok(lines.every((l) => l.length <= 100));
   assert.match(text, /\(default d\)/);
 });
