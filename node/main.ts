@@ -1,63 +1,20 @@
 #!/usr/bin/env node
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { NodeJobs } from '../jobs/node-jobs.ts';
-import { SCHEDULED_JOBS, type ScheduledJob } from '../jobs/queues.ts';
 import { startHttpApi } from './api/http.ts';
 import { chainIdHex, DEFAULT_NETWORK } from './chain/network-config.ts';
 import { runInvite } from './cli/invite.ts';
 import { JoinError, joinNetwork, NETWORK_FILE } from './cli/join.ts';
 import { removeNodeFile, writeNodeFile } from './cli/node-file.ts';
 import { readNetworkConfig } from './config-file.ts';
-import type { FlOptions } from './fl/net/service.ts';
-import { CAPABILITIES, type Capability, ROLES, type Role } from './identity/identity.ts';
 import { createLogger } from './log.ts';
 import { CairnNode } from './node.ts';
-
-const HELP = `cairn node — a headless Cairn node
-
-usage: npm run node -- [options]
-       npm run node -- invite --name NAME [--role ROLE] [--capabilities LIST] [--expires 30d]
-                      (on an admin's machine next to its running node; invite --help)
-       npm run node -- join <invitation> --data-dir DIR [options]
-                      (on a new device: redeem the invitation, then run the node)
-
-  --data-dir DIR          where identity, chain store and peer data live (default ./.data/node)
-  --listen MULTIADDR      address to listen on; repeatable
-                          (default /ip4/127.0.0.1/tcp/0; WebRTC: /ip4/127.0.0.1/udp/0/webrtc-direct)
-  --bootstrap MULTIADDR   a peer to connect to at start (with /p2p/<id>); repeatable
-  --mine                  mine blocks (adds the "mine" capability)
-  --mdns                  discover peers by multicast DNS on the LAN (off by default)
-  --role ROLE             ${ROLES.join(' | ')} (default submind)
-  --capabilities LIST     comma-separated: ${CAPABILITIES.join(', ')}
-  --network-config FILE   JSON overrides of the network config (block time, targets, …)
-  --ice-server URL        a STUN/TURN server for WebRTC; repeatable (default: none)
-  --http-host HOST        status/metrics endpoint host (default 127.0.0.1)
-  --http-port PORT        status/metrics endpoint port (default 0 = any free port)
-  --reconcile-ms MS       mempool reconciliation period (default 15000; 0 = off)
-  --redis URL             run the node's jobs (schedulers, admin commands, reports to the
-                          collector) on this Redis, e.g. redis://127.0.0.1:6379 (default: none;
-                          the node never needs Redis to stay in consensus)
-  --schedule LIST         scheduler periods in ms, e.g. stats.report=5000,chain.sync=30000
-                          (defaults: mempool.sync 15000, chain.sync 30000, stats.report 60000,
-                          peers.refresh 60000)
-  --fl-slice K            federated learning: train on slice K (0-based) of the corpus …
-  --fl-slices N           … split into N slices (needs the "train" capability)
-  --fl-split MODE         iid | label-skew (default iid)
-  --fl-seed S             seed of the deterministic split (default 42; same on every node)
-  --fl-decline            decline every federated round (policy)
-  --fl-misbehave KIND     testing only: send an oversized | malformed masked update
-  --fl-every MS           coordinate one federated round every MS ms (default: only on command)
-  --fl-deadline MS        how long a coordinated round waits for masked updates (default 60000)
-  --log-level LEVEL       trace | debug | info | warn | error (default info)
-  --help                  this text
-
-Logs are JSON lines on stdout; the line with "msg":"ready" carries peerId, addrs and httpUrl.
-SIGINT or SIGTERM shut the node down cleanly.`;
+import { OptionError } from './option-spec.ts';
+import { HELP, parseNodeArgs } from './options.ts';
 
 function fail(message: string): never {
-  process.stderr.write(`cairn node: ${message}\n\n${HELP}\n`);
+  process.stderr.write(`cairn node: ${message}\n(npm run node -- --help lists the options)\n`);
   process.exit(2);
 }
 
@@ -69,101 +26,21 @@ const joining = argv[0] === 'join' ? argv.slice(1) : undefined;
 if (joining && (joining[0] === undefined || joining[0].startsWith('--')))
   fail('join needs the invitation: npm run node -- join <invitation> --data-dir DIR');
 
-const { values } = (() => {
+const cli = (() => {
   try {
-    return parseArgs({
-      args: joining ? joining.slice(1) : argv,
-      options: {
-        'data-dir': { type: 'string', default: path.resolve('.data/node') },
-        listen: { type: 'string', multiple: true },
-        bootstrap: { type: 'string', multiple: true, default: [] },
-        mine: { type: 'boolean', default: false },
-        mdns: { type: 'boolean', default: false },
-        role: { type: 'string', default: 'submind' },
-        capabilities: { type: 'string', default: '' },
-        'network-config': { type: 'string' },
-        'ice-server': { type: 'string', multiple: true, default: [] },
-        'http-host': { type: 'string', default: '127.0.0.1' },
-        'http-port': { type: 'string', default: '0' },
-        'reconcile-ms': { type: 'string', default: '15000' },
-        'log-level': { type: 'string', default: 'info' },
-        redis: { type: 'string' },
-        schedule: { type: 'string', default: '' },
-        'fl-slice': { type: 'string' },
-        'fl-slices': { type: 'string' },
-        'fl-split': { type: 'string', default: 'iid' },
-        'fl-seed': { type: 'string', default: '42' },
-        'fl-decline': { type: 'boolean', default: false },
-        'fl-misbehave': { type: 'string' },
-        'fl-every': { type: 'string', default: '0' },
-        'fl-deadline': { type: 'string', default: '60000' },
-        help: { type: 'boolean', default: false },
-      },
-      strict: true,
-    });
+    return parseNodeArgs(joining ? joining.slice(1) : argv);
   } catch (err) {
-    fail((err as Error).message);
+    if (err instanceof OptionError) fail(err.message);
+    throw err;
   }
 })();
-
-if (values.help) {
+if (cli.help) {
   process.stdout.write(`${HELP}\n`);
   process.exit(0);
 }
-if (!(ROLES as readonly string[]).includes(values.role)) fail(`unknown role "${values.role}"`);
-const capabilities = values.capabilities
-  .split(',')
-  .map((c) => c.trim())
-  .filter(Boolean);
-for (const c of capabilities)
-  if (!(CAPABILITIES as readonly string[]).includes(c)) fail(`unknown capability "${c}"`);
-if (values.mine && !capabilities.includes('mine')) capabilities.push('mine');
-const httpPort = Number(values['http-port']);
-if (!Number.isInteger(httpPort) || httpPort < 0 || httpPort > 65535)
-  fail('--http-port must be a port number');
+const config = cli.config;
 
-const schedule: Partial<Record<ScheduledJob, number>> = {};
-for (const item of values.schedule.split(',').filter(Boolean)) {
-  const [name, ms] = item.split('=');
-  if (!(SCHEDULED_JOBS as readonly string[]).includes(name ?? '')) fail(`unknown scheduled job "${name}"`);
-  const n = Number(ms);
-  if (!Number.isInteger(n) || n < 100) fail(`--schedule ${name} needs a period of at least 100 ms`);
-  schedule[name as ScheduledJob] = n;
-}
-
-const intFlag = (name: string, v: string | undefined, min: number): number | undefined => {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) fail(`--${name} needs an integer ≥ ${min}`);
-  return n;
-};
-const sliceIndex = intFlag('fl-slice', values['fl-slice'], 0);
-const sliceCount = intFlag('fl-slices', values['fl-slices'], 1);
-if ((sliceIndex === undefined) !== (sliceCount === undefined)) fail('--fl-slice and --fl-slices go together');
-if (sliceIndex !== undefined && sliceIndex >= sliceCount!) fail('--fl-slice must be below --fl-slices');
-if (values['fl-split'] !== 'iid' && values['fl-split'] !== 'label-skew')
-  fail('--fl-split is iid or label-skew');
-const misbehave = values['fl-misbehave'];
-if (misbehave !== undefined && misbehave !== 'oversized' && misbehave !== 'malformed')
-  fail('--fl-misbehave is oversized or malformed');
-const fl: FlOptions = {
-  ...(sliceIndex !== undefined
-    ? {
-        slice: {
-          index: sliceIndex,
-          of: sliceCount!,
-          mode: values['fl-split'],
-          seed: intFlag('fl-seed', values['fl-seed'], 0)!,
-        },
-      }
-    : {}),
-  decline: values['fl-decline'],
-  ...(misbehave ? { misbehave } : {}),
-  everyMs: intFlag('fl-every', values['fl-every'], 0)!,
-  deadlineMs: intFlag('fl-deadline', values['fl-deadline'], 100)!,
-};
-
-const log = createLogger(values['log-level']);
+const log = createLogger(config.logLevel);
 
 // Signals are handled from the first moment: one that arrives during start-up stops the node
 // as soon as it is up, instead of killing it half-way through opening its store.
@@ -174,12 +51,14 @@ let shutdown: (signal: string, exitCode?: number) => Promise<void> = async (sign
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
-const dataDir = path.resolve(values['data-dir']);
+const dataDir = path.resolve(config.dataDir);
+let networkConfigFile = config.networkConfig;
+let bootstrap = config.bootstrap;
 if (joining) {
   try {
     const joined = await joinNetwork(joining[0]!, dataDir, log.child({ part: 'join' }));
-    values['network-config'] ??= joined.networkConfigFile;
-    values.bootstrap = [...values.bootstrap, ...joined.bootstrap];
+    networkConfigFile ??= joined.networkConfigFile;
+    bootstrap = [...bootstrap, ...joined.bootstrap];
   } catch (err) {
     if (!(err instanceof JoinError)) throw err;
     process.stderr.write(`cairn node join: ${err.message}\n`);
@@ -188,27 +67,29 @@ if (joining) {
 }
 // A data dir that joined a network (or was given one before) keeps its config.
 const savedNetwork = path.join(dataDir, NETWORK_FILE);
-if (!values['network-config'] && existsSync(savedNetwork)) values['network-config'] = savedNetwork;
-const network = values['network-config']
-  ? await readNetworkConfig(values['network-config'])
-  : DEFAULT_NETWORK;
+if (!networkConfigFile && existsSync(savedNetwork)) networkConfigFile = savedNetwork;
+const network = networkConfigFile ? await readNetworkConfig(networkConfigFile) : DEFAULT_NETWORK;
 const node = await CairnNode.start({
   dataDir,
-  listen: values.listen?.length ? values.listen : ['/ip4/127.0.0.1/tcp/0'],
-  bootstrap: values.bootstrap,
-  mine: values.mine,
-  mdns: values.mdns,
-  role: values.role as Role,
-  capabilities: capabilities as Capability[],
+  listen: config.listen,
+  bootstrap,
+  mine: config.mine,
+  mdns: config.mdns,
+  role: config.role,
+  capabilities: config.capabilities,
   network,
-  iceServers: values['ice-server'],
-  reconcileIntervalMs: Number(values['reconcile-ms']),
+  iceServers: config.iceServers,
+  reconcileIntervalMs: config.reconcileIntervalMs,
+  p2p: config.p2p,
+  peers: config.peers,
+  gossip: config.gossip,
   logger: log,
-  fl,
+  fl: config.fl,
 });
-const api = await startHttpApi(node, values['http-host'], httpPort);
-const jobs = values.redis
-  ? await NodeJobs.start({ node, redisUrl: values.redis, schedule, log: node.log.child({ part: 'jobs' }) })
+const api = await startHttpApi(node, config.http.host, config.http.port);
+const { redisUrl, schedule } = config.jobs;
+const jobs = redisUrl
+  ? await NodeJobs.start({ node, redisUrl, schedule, log: node.log.child({ part: 'jobs' }) })
   : undefined;
 node.log.info(
   {
@@ -216,8 +97,8 @@ node.log.info(
     addrs: node.host.getMultiaddrs().map(String),
     httpUrl: api.url,
     height: node.chain.tip.height,
-    mining: values.mine,
-    redis: values.redis ?? null,
+    mining: config.mine,
+    redis: redisUrl ?? null,
   },
   'ready',
 );

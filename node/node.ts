@@ -21,6 +21,15 @@ import { TurnGate } from './mempool/turn-gate.ts';
 import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
 import { Miner } from './mining/miner.ts';
 import { MiningLoop } from './mining/mining-loop.ts';
+import {
+  GOSSIP_DEFAULTS,
+  type GossipScoreOptions,
+  MEMPOOL_DEFAULTS,
+  type P2pLimits,
+  type PeerBanOptions,
+} from './options.ts';
+import { AddressBans } from './p2p/address-bans.ts';
+import { ConnectionLimits, createConnectionLimitMetrics } from './p2p/connection-limits.ts';
 import { Gossip, gossipTopics } from './p2p/gossip.ts';
 import { type CairnLibp2p, createHost } from './p2p/host.ts';
 import type { Status } from './p2p/messages.ts';
@@ -71,6 +80,12 @@ export interface NodeOptions {
   readonly logger?: Logger;
   /** Federated learning: data slice and policy (every node serves and stores models regardless). */
   readonly fl?: FlOptions;
+  /** Connection limits: total, reserved outbound, per IP, exempt ranges (defaults in options.ts). */
+  readonly p2p?: Partial<P2pLimits>;
+  /** Ban length, score table bound, address bans (defaults in options.ts). */
+  readonly peers?: Partial<PeerBanOptions>;
+  /** Gossipsub's IP-colocation penalty (defaults in options.ts). */
+  readonly gossip?: Partial<GossipScoreOptions>;
 }
 
 /**
@@ -137,7 +152,22 @@ export class CairnNode {
       log.child({ part: 'chain' }),
     );
 
-    const scores = new PeerScores();
+    const scores = new PeerScores({ banMs: opts.peers?.banMs, maxPeers: opts.peers?.maxScoredPeers });
+    const addressBans = new AddressBans({
+      threshold: opts.peers?.addressBanThreshold,
+      halfLifeMs: opts.peers?.addressBanHalfLifeMs,
+      exempt: opts.p2p?.ipLimitExempt,
+    });
+    const limitMetrics = createConnectionLimitMetrics(metrics.registry);
+    // No peer id is known yet when these refuse (before noise): refusals are counted, not scored.
+    const limits = new ConnectionLimits({
+      ...opts.p2p,
+      addressBans,
+      onRefuse: (err) => {
+        limitMetrics.onRefuse(err);
+        log.debug({ code: err.code, address: err.address }, 'connection refused');
+      },
+    });
     let peers: PeerManager | undefined;
     const refuse = async (p: PeerId) => peers?.refuses(p) ?? false;
     const chainTag = chainIdHexValue.slice(0, 16);
@@ -151,11 +181,16 @@ export class CairnNode {
       networkTag: `cairn-${chainTag}`,
       gater: {
         denyDialPeer: refuse,
+        // Per-IP cap, inbound slots, address bans: before any crypto runs.
+        denyInboundConnection: limits.denyInboundConnection,
+        denyOutboundConnection: limits.denyOutboundConnection,
         denyInboundEncryptedConnection: refuse,
         denyOutboundEncryptedConnection: refuse,
       },
       maxGossipBytes: opts.network.maxBlockBytes,
       metricsRegistry: metrics.registry,
+      limits: { maxConnections: limits.maxConnections },
+      gossipScore: opts.gossip,
     });
     const penalise = (p: PeerId, action: Parameters<PeerManager['penalise']>[1], reason: string) =>
       peers?.penalise(p, action, reason);
@@ -188,6 +223,8 @@ export class CairnNode {
       metrics,
       log: log.child({ part: 'peers' }),
       onStatus: () => sync?.poke(),
+      maxConnections: limits.maxConnections,
+      addressBans,
     });
     // Entries from peers and the API: per-peer rate, then batched commits (one transaction each).
     const mempoolMetrics = createMempoolMetrics(metrics.registry, chain.mempool);
@@ -202,7 +239,7 @@ export class CairnNode {
       host.services.pubsub,
       gossipTopics(chainTag),
       opts.network.maxBlockBytes,
-      64 * 1024,
+      GOSSIP_DEFAULTS.maxEntryBytes,
       {
         onBlock: (block, from) => node!.receiveGossipBlock(block, from),
         onEntry: async (entry, from) => {
@@ -333,7 +370,7 @@ export class CairnNode {
     // A failed commit leaves the chain in memory ahead of the store: nothing may be built on it.
     this.chainService.once('storage-failed', () => void this.miningLoop?.stop());
     every(30_000, () => this.chainService.maintenance());
-    const reconcileMs = this.opts.reconcileIntervalMs ?? 15_000;
+    const reconcileMs = this.opts.reconcileIntervalMs ?? MEMPOOL_DEFAULTS.reconcileIntervalMs;
     // The job scheduler drives reconciliation while Redis is up; this timer covers the rest.
     if (reconcileMs > 0)
       every(reconcileMs, async () => {
@@ -515,6 +552,7 @@ export class CairnNode {
         };
       }),
       banned: this.peers.scores.banned(now),
+      bannedAddresses: this.peers.addressBans?.banned(now) ?? [],
       blocked: this.peers.blockedPeers(),
     };
   }

@@ -12,13 +12,14 @@ import { parseDuration } from '../membership/invitation.ts';
 import { assertValidTerms, InvitationBook, type InvitationTerms } from '../membership/invitation-book.ts';
 import { issueInvitation } from '../membership/issue-invitation.ts';
 import { CAPABILITIES, type Capability, ROLES, type Role } from '../membership/view.ts';
-import { DEFAULT_DATA_DIR, readRunningNode } from './node-file.ts';
+import { NODE_DEFAULTS } from '../options.ts';
+import { readRunningNode } from './node-file.ts';
 
 export const INVITE_HELP = `cairn node invite — invite a device into this node's network
 
 usage: npm run node -- invite --name NAME [options]
 
-  --data-dir DIR        the admin node's data dir; its node must be running (default ${DEFAULT_DATA_DIR})
+  --data-dir DIR        the admin node's data dir; its node must be running (default ${NODE_DEFAULTS.dataDir})
   --name NAME           the device's name in the roster (required)
   --role ROLE           ${ROLES.join(' | ')} (default submind)
   --capabilities LIST   comma-separated: ${CAPABILITIES.join(', ')} (default none)
@@ -44,7 +45,7 @@ export async function runInvite(argv: readonly string[], out = process.stdout): 
     ({ values } = parseArgs({
       args: [...argv],
       options: {
-        'data-dir': { type: 'string', default: DEFAULT_DATA_DIR },
+        'data-dir': { type: 'string', default: NODE_DEFAULTS.dataDir },
         name: { type: 'string' },
         role: { type: 'string', default: 'submind' },
         capabilities: { type: 'string', default: '' },

@@ -43,6 +43,3 @@ export async function readRunningNode(dataDir: string): Promise<RunningNode | un
   }
   return Number.isInteger(info.pid) && alive(info.pid) ? info : undefined;
 }
-
-/** Where `npm run node` keeps a node's identity, chain and peer data unless told otherwise. */
-export const DEFAULT_DATA_DIR = '.data/node';
