@@ -26,7 +26,7 @@ import { type CairnLibp2p, createHost } from './p2p/host.ts';
 import type { Status } from './p2p/messages.ts';
 import { PeerManager } from './p2p/peer-manager.ts';
 import { PeerScores } from './p2p/peer-scores.ts';
-import { ANCESTOR, BLOCKS_BY_HASH, BLOCKS_BY_RANGE, HASHES_AT } from './p2p/protocols.ts';
+import { ANCESTOR, BLOCKS_BY_HASH, BLOCKS_BY_RANGE, HASHES_AT, HEADERS_BY_RANGE } from './p2p/protocols.ts';
 import { ReqResp } from './p2p/reqresp.ts';
 import { serveChainProtocols } from './p2p/serve-chain.ts';
 import { ChainService } from './service/chain-service.ts';
@@ -244,11 +244,18 @@ export class CairnNode {
           return ref;
         },
         requestHashesAt: (p, heights) => reqresp.request(p, HASHES_AT, heights),
+        requestHeaders: (p, start, count) => reqresp.request(p, HEADERS_BY_RANGE, { startHeight: start, count }),
         submit: (blocks, from) => chainService.submitBlocks(blocks, 'sync', from),
         preverify: (blocks) => chainService.preverify(blocks),
         penalise: (p, a, r) => penalise(p, a, r),
-        // Only peers with an established good score vote at checkpoints; serving imported batches earns it.
+        // Only peers with an established good score vote at checkpoints; serving imported batches
+        // earns it. The vote is advisory: it is counted and logged, never acted on.
         isTrustedVoter: (p) => scores.score(p.toString(), Date.now()) >= TRUSTED_VOTER_MIN_SCORE,
+        onCheckpointDisagreement: () => metrics.checkpointDisagreements.inc(),
+        onPresync: (outcome, headers) => {
+          metrics.presyncs.inc({ outcome });
+          metrics.presyncHeaders.inc(headers);
+        },
         reward: (p) => scores.reward(p.toString(), Date.now()),
         onSplit: (info) => {
           metrics.splits.inc();
