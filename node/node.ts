@@ -244,7 +244,8 @@ export class CairnNode {
           return ref;
         },
         requestHashesAt: (p, heights) => reqresp.request(p, HASHES_AT, heights),
-        requestHeaders: (p, start, count) => reqresp.request(p, HEADERS_BY_RANGE, { startHeight: start, count }),
+        requestHeaders: (p, start, count) =>
+          reqresp.request(p, HEADERS_BY_RANGE, { startHeight: start, count }),
         submit: (blocks, from) => chainService.submitBlocks(blocks, 'sync', from),
         preverify: (blocks) => chainService.preverify(blocks),
         penalise: (p, a, r) => penalise(p, a, r),

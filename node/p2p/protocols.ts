@@ -1,8 +1,8 @@
 import { decodeBlock, decodeHeader, HEADER_BYTES } from '../chain/block-codec.ts';
 import { toHex } from '../chain/bytes.ts';
 import { sha256 } from '../chain/hash.ts';
-import type { SealedHeader } from '../chain/validation.ts';
 import { LIMITS, type SealedBlock } from '../chain/types.ts';
+import type { SealedHeader } from '../chain/validation.ts';
 import {
   type BlockRef,
   decodeBlockRef,

@@ -49,7 +49,13 @@ export type PresyncStatus = 'Presyncing' | 'Proven' | 'Failed';
  * less work than needed; `too-long`: the hard cap was reached first; `unserved`: a request
  * failed (an error or a timeout).
  */
-export type PresyncErrorCode = 'bad-header' | 'unlinked' | 'short' | 'work-unproven' | 'too-long' | 'unserved';
+export type PresyncErrorCode =
+  | 'bad-header'
+  | 'unlinked'
+  | 'short'
+  | 'work-unproven'
+  | 'too-long'
+  | 'unserved';
 
 export interface PresyncFailure {
   readonly code: PresyncErrorCode;
@@ -98,20 +104,25 @@ export class HeaderPresync {
 
   constructor(opts: PresyncOptions) {
     this.o = opts;
-    this.perRequest = Math.max(1, Math.min(opts.headersPerRequest ?? MAX_HEADERS_PER_REQUEST, MAX_HEADERS_PER_REQUEST));
+    this.perRequest = Math.max(
+      1,
+      Math.min(opts.headersPerRequest ?? MAX_HEADERS_PER_REQUEST, MAX_HEADERS_PER_REQUEST),
+    );
     const f = opts.fork;
     this.last = { hash: f.hash, hashHex: toHex(f.hash), height: f.height, target: f.target };
     this.work = f.chainWork;
     this.keepTs = Math.max(opts.config.medianTimeSpan, opts.config.retargetInterval + 1);
     // Every header carries at least the work of the easiest target: this many reach the threshold.
     const minWork = workForTarget(opts.config.maxTarget);
-    const needed = opts.threshold > f.chainWork ? (opts.threshold - f.chainWork + minWork - 1n) / minWork : 0n;
+    const needed =
+      opts.threshold > f.chainWork ? (opts.threshold - f.chainWork + minWork - 1n) / minWork : 0n;
     const cap = opts.maxHeaders ?? MAX_PRESYNC_HEADERS;
     const byNeed = needed > BigInt(cap) ? cap : Number(needed);
     this.capped = cap < Math.min(opts.claimedHeight - f.height, Number(needed));
     this.maxHeight = f.height + Math.max(0, Math.min(cap, byNeed, opts.claimedHeight - f.height));
     if (this.work >= opts.threshold) this.s = 'Proven';
-    else if (this.maxHeight <= f.height) this.failWith('work-unproven', 'the claimed head is at or below the fork point');
+    else if (this.maxHeight <= f.height)
+      this.failWith('work-unproven', 'the claimed head is at or below the fork point');
   }
 
   get status(): PresyncStatus {
@@ -154,7 +165,8 @@ export class HeaderPresync {
   accept(headers: readonly SealedHeader[]): PresyncStatus {
     const q = this.nextRequest();
     if (!q) return this.s;
-    if (headers.length > q.count) return this.failWith('unlinked', `${headers.length} headers for ${q.count} asked`);
+    if (headers.length > q.count)
+      return this.failWith('unlinked', `${headers.length} headers for ${q.count} asked`);
     for (const h of headers) {
       const problem = this.check(h);
       if (problem) return this.failWith(problem.code, problem.reason, problem.error);

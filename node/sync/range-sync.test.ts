@@ -291,6 +291,7 @@ describe('range sync from honest peers', () => {
       { start: 513, count: 88 },
     ]);
     assert.equal(t.ancestorCalls, 1);
+    assert.deepEqual(t.headerRanges, [], 'a chain extending our tip needs no pre-sync');
     assert.deepEqual(t.hashQueries, [], 'no helper batch to check against the target');
     assert.equal(net.preverified, 600, 'every batch is handed to preverify');
     assert.equal(net.submitted, 600, 'each block is submitted once');
@@ -621,12 +622,6 @@ describe('checkpoints', () => {
     onY = [...COMMON, ...Y];
   });
 
-  const absentAbove = (local: TestChain, blocks: readonly SealedBlock[], height: number) => {
-    for (const b of blocks)
-      if (b.header.height > height)
-        assert.equal(local.chain.tree.get(b.hashHex), undefined, `block ${b.header.height} was imported`);
-  };
-
   test('a chain ≥ 2/3 of the trusted peers contradict at a checkpoint: reported, and still imported', async () => {
     const t = await makePeer(onX);
     const voters = [await makePeer(onY), await makePeer(onY), await makePeer(onY)];
@@ -702,6 +697,9 @@ describe('forks and splits', () => {
     for (const b of ours)
       assert.equal(local.chain.tree.get(b.hashHex)?.onMain, false, 'our branch left main');
     assert.deepEqual(sortedNums(starts(t)), [301, 429, 557]);
+    // 9 blocks of ours above the fork outweigh the 6-block margin: the headers came first, as
+    // many as it takes to come within the margin (3), then the blocks.
+    assert.deepEqual(t.headerRanges, [{ start: 301, count: 3 }]);
     assert.deepEqual(net.penalties, []);
   });
 
@@ -714,6 +712,7 @@ describe('forks and splits', () => {
     const outcome = await net.sync(t, []);
     assert.deepEqual(net.splits, []);
     assert.deepEqual(outcome, { kind: 'synced', imported: 7, tip: 600 });
+    assert.deepEqual(t.headerRanges, [], 'a fork within the margin needs no pre-sync');
     assert.equal(local.chain.tip.hashHex, MAIN.at(-1)!.hashHex);
   });
 
@@ -738,6 +737,94 @@ describe('forks and splits', () => {
     assert.equal(net.local.chain.tip.hashHex, MAIN.at(-1)!.hashHex);
     assertOnMain(net.local, MAIN);
     assert.deepEqual(net.penaltiesOf(t), [], 'the honest target is not penalised');
+  });
+});
+
+describe('headers-first pre-sync of deep forks', () => {
+  /** Their chain: `n` blocks from genesis by another miner, claiming 2^40 times its work. */
+  const cheapFromGenesis = async (n: number) => {
+    const p = await makePeer(forgeChain(forger.chain, forger.chain.tree.genesis, n, { miner: testKey(44) }));
+    p.status = { ...p.status, totalWork: p.status.totalWork << 40n };
+    return p;
+  };
+
+  test('a lighter fork from genesis claiming more work: no block of it is fetched or stored', async () => {
+    const local = await localWith(MAIN);
+    const liar = await cheapFromGenesis(500);
+    const net = new Net(local, [liar]);
+    const blocksBefore = local.chain.tree.size;
+    const outcome = await net.sync(liar, []);
+    assert.equal(outcome.kind, 'aborted');
+    assert.equal(outcome.kind === 'aborted' && outcome.disproved, 'lie');
+    assert.equal(outcome.kind === 'aborted' && outcome.blame, liar.key);
+    assert.match(
+      outcome.kind === 'aborted' ? outcome.reason : '',
+      /^presync: its headers up to 500 carry work/,
+    );
+    assert.deepEqual(liar.ranges, [], 'not one block was asked for');
+    assert.deepEqual(liar.headerRanges, [{ start: 1, count: 500 }], 'its headers were read up to its claim');
+    assert.equal(local.chain.tree.size, blocksBefore, 'nothing stored');
+    assert.equal(local.chain.tip.hashHex, MAIN.at(-1)!.hashHex);
+    assert.deepEqual(
+      net.penaltiesOf(liar).map((x) => x.action),
+      ['mid-tolerance'],
+    );
+  });
+
+  test('headers that prove the work, then blocks of another chain: refused before import', async () => {
+    // The headers of a heavier chain (700 from genesis), the blocks of a lighter one.
+    const heavy = await makePeer(
+      forgeChain(forger.chain, forger.chain.tree.genesis, 700, { miner: testKey(45) }),
+    );
+    const light = forgeChain(forger.chain, forger.chain.tree.genesis, 700, { miner: testKey(46) });
+    heavy.serve = (_blocks, start, count) => light.slice(start - 1, start - 1 + count);
+    const local = await localWith(MAIN);
+    const net = new Net(local, [heavy]);
+    const outcome = await net.sync(heavy, []);
+    assert.equal(outcome.kind, 'aborted');
+    assert.equal(outcome.imported, 0);
+    assert.ok(heavy.headerRanges.length > 0);
+    for (const b of light)
+      assert.equal(local.chain.tree.get(b.hashHex), undefined, 'a swapped block was stored');
+    assert.ok(
+      net.penaltiesOf(heavy).some((x) => /is not the one its headers showed/.test(x.reason)),
+      JSON.stringify(net.penalties),
+    );
+  });
+
+  test('an invalid header: low tolerance, nothing fetched', async () => {
+    const honest = await makePeer(
+      forgeChain(forger.chain, forger.chain.tree.genesis, 700, { miner: testKey(47) }),
+    );
+    honest.headers = (hs) =>
+      hs.map((h) =>
+        h.header.height === 30 ? { ...h, header: { ...h.header, target: h.header.target >> 1n } } : h,
+      );
+    const net = new Net(await localWith(MAIN), [honest]);
+    const outcome = await net.sync(honest, []);
+    assert.equal(outcome.kind === 'aborted' && outcome.disproved, 'lie');
+    assert.deepEqual(honest.ranges, []);
+    assert.deepEqual(
+      net.penaltiesOf(honest).map((x) => x.action),
+      ['low-tolerance'],
+      JSON.stringify(net.penalties),
+    );
+  });
+
+  test('a heavier fork from genesis: pre-synced, then fetched and reorged to', async () => {
+    const heavier = forgeChain(forger.chain, forger.chain.tree.genesis, 700, { miner: testKey(48) });
+    const t = await makePeer(heavier);
+    const local = await localWith(MAIN);
+    const net = new Net(local, [t]);
+    const outcome = await net.sync(t, []);
+    assert.deepEqual(outcome, { kind: 'synced', imported: 700, tip: 700 });
+    assert.equal(local.chain.tip.hashHex, heavier.at(-1)!.hashHex);
+    // Headers up to the floor (600 − 6 blocks of work), then every block.
+    assert.deepEqual(t.headerRanges, [
+      { start: 1, count: 512 },
+      { start: 513, count: 82 },
+    ]);
+    assert.deepEqual(net.penalties, []);
   });
 });
 

@@ -160,7 +160,10 @@ export async function rangeSync(
     const status = await presyncHeaders(p, target.peer, deps.requestHeaders);
     deps.onPresync?.(status === 'Proven' ? 'proven' : p.failure!.code, p.headers);
     if (status !== 'Proven') return presyncAborted(p.failure!, target, deps);
-    deps.log.debug({ peer: targetKey, fork: fork.height, proven: p.height, headers: p.headers }, 'fork presynced');
+    deps.log.debug(
+      { peer: targetKey, fork: fork.height, proven: p.height, headers: p.headers },
+      'fork presynced',
+    );
     anchors = p.anchors;
   }
 
