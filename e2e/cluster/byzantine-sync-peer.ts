@@ -16,6 +16,7 @@ import { chainIdOf, type NetworkConfig } from '../../node/chain/network-config.t
 import type { SealedBlock } from '../../node/chain/types.ts';
 import {
   decodeHashes,
+  decodeHeights,
   decodeRangeRequest,
   encodeBlockRef,
   MAX_BLOCKS_PER_REQUEST,
@@ -182,4 +183,107 @@ export async function startStatusLiars(
     liar.persist();
   }
   return liars;
+}
+
+/**
+ * A peer that serves an in-memory chain honestly, up to a head the test moves: status,
+ * locator, headers, blocks and hashes-at all answer from `blocks[0..head)`. Colluders use it
+ * to earn a good score by serving real blocks before they vote (their hashes-at answers are
+ * true for their chain, and name other blocks than a heavier chain's).
+ */
+export class ChainPeer {
+  /** Hashes-at requests received (checkpoint votes asked). */
+  votesAsked = 0;
+  rangeRequests = 0;
+  private head = 0;
+  /** The height its status claims (its head unless the test says otherwise). */
+  private claim = 0;
+  private readonly heightOf = new Map<string, number>();
+
+  private constructor(
+    readonly peer: ByzantinePeer,
+    private readonly network: NetworkConfig,
+    private readonly blocks: readonly SealedBlock[],
+    /** Work of each prefix: work[i] is the chain work at height i. */
+    private readonly work: readonly bigint[],
+  ) {
+    for (const [i, b] of blocks.entries()) this.heightOf.set(b.hashHex, i + 1);
+  }
+
+  get name(): string {
+    return this.peer.name;
+  }
+
+  get peerId(): string {
+    return this.peer.peerId;
+  }
+
+  /** `blocks[i]` has height i + 1; `work[i]` is the chain work at height i (work[0]: genesis). */
+  static async start(
+    name: string,
+    network: NetworkConfig,
+    dir: string,
+    blocks: readonly SealedBlock[],
+    work: readonly bigint[],
+  ): Promise<ChainPeer> {
+    const peer = await ByzantinePeer.start(name, network, dir, { gossip: false });
+    const c = new ChainPeer(peer, network, blocks, work);
+    const genesis = genesisBlock(network);
+    const upTo = (start: number, count: number) =>
+      c.blocks.slice(Math.max(0, start - 1), Math.min(c.head, start - 1 + count));
+    await peer.serve('status', () => [successFrame(STATUS.encodeResponse(c.status()))]);
+    await peer.serve('ancestor', (req) => {
+      for (const h of decodeHashes(req)) {
+        const height = c.heightOf.get(toHex(h));
+        if (height !== undefined && height <= c.head)
+          return [successFrame(encodeBlockRef({ height, hash: h }))];
+      }
+      return [successFrame(encodeBlockRef({ height: 0, hash: genesis.hash }))];
+    });
+    await peer.serve('headers-by-range', (req) => {
+      const q = decodeRangeRequest(req, MAX_HEADERS_PER_REQUEST);
+      return upTo(q.startHeight, q.count).map((b) => successFrame(b.headerBytes));
+    });
+    await peer.serve('blocks-by-range', (req) => {
+      c.rangeRequests++;
+      const q = decodeRangeRequest(req, MAX_BLOCKS_PER_REQUEST);
+      return upTo(q.startHeight, q.count).map((b) => successFrame(b.encoded));
+    });
+    await peer.serve('hashes-at', (req) => {
+      c.votesAsked++;
+      return decodeHeights(req)
+        .filter((h) => h >= 1 && h <= c.head)
+        .map((height) => successFrame(encodeBlockRef({ height, hash: c.blocks[height - 1]!.hash })));
+    });
+    return c;
+  }
+
+  status(): Status {
+    const genesis = genesisBlock(this.network);
+    return {
+      chainId: chainIdOf(this.network),
+      genesisHash: genesis.hash,
+      headHash: this.head ? this.blocks[this.head - 1]!.hash : genesis.hash,
+      headHeight: this.claim,
+      totalWork: this.work[this.head]!,
+      role: 'hub',
+      capabilities: ['mine'],
+    };
+  }
+
+  /**
+   * Moves the head and tells the victim (dialling it if needed). `claimHeight` makes the status
+   * claim a taller head (with the work it really has), so that the victim counts it among the
+   * peers it may ask to vote.
+   */
+  async announce(victim: ClusterNode, head: number, claimHeight = head): Promise<void> {
+    this.head = head;
+    this.claim = claimHeight;
+    if (!this.peer.isConnected(victim)) await this.peer.dial(victim);
+    await this.peer.request(victim, STATUS, this.status()).catch(() => {});
+  }
+
+  async stop(): Promise<void> {
+    await this.peer.stop();
+  }
 }

@@ -313,7 +313,7 @@ function checkCheckpoints(
       const against = counted.filter((v) => toHex(v.hash) !== ours.get(h)).length;
       if (against * 3 >= counted.length * 2) {
         deps.log.warn(
-          { height: h, server, against, counted },
+          { height: h, server, against, counted: counted.length },
           'trusted peers name another block at a checkpoint (advisory: the chain validated)',
         );
         deps.onCheckpointDisagreement?.({ height: h, server, against, counted: counted.length });
