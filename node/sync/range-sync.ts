@@ -263,10 +263,15 @@ function presyncAborted(f: PresyncFailure, target: SyncPeer, deps: RangeSyncDeps
   const base = { kind: 'aborted' as const, imported: 0, reason, blame: key };
   // A request that failed was penalised by the transport; its claim is not believed for a while.
   if (f.code === 'unserved') return { ...base, disproved: 'unserved' };
+  // A header ahead of our clock may be honest (a clock that is ahead): a back-off, and a small
+  // penalty, but not a lie that costs more each time.
+  if (f.error?.isTransient) {
+    deps.penalise(target.peer, 'high-tolerance', reason);
+    return { ...base, disproved: 'unserved' };
+  }
   // Not a lie, just more than we read for one fork: the peer is skipped a while.
   if (f.code === 'too-long') return base;
-  const action: PeerAction =
-    f.code === 'bad-header' ? (f.error?.isTransient ? 'high-tolerance' : 'low-tolerance') : 'mid-tolerance';
+  const action: PeerAction = f.code === 'bad-header' ? 'low-tolerance' : 'mid-tolerance';
   deps.penalise(target.peer, action, reason);
   return { ...base, disproved: 'lie' };
 }
