@@ -181,8 +181,10 @@ test('three colluders that earned good scores vote against an honest server: the
     `colluders trusted after ${Date.now() - started} ms: ${JSON.stringify(earned.peers.map((p) => p.score))}`,
   );
 
-  // ---- They claim to be as tall as the server (with Y's real work) so the victim asks them ----
-  for (const c of colluders) await c.announce(victim, Y_BLOCKS, X_BLOCKS);
+  // ---- They claim one block more than they hold (with Y's real work): the victim counts only
+  // peers taller than itself among those it asks. No taller, so that no batch they cannot
+  // serve is ever asked of them (an empty answer would cost them their score before they vote).
+  for (const c of colluders) await c.announce(victim, Y_BLOCKS, Y_BLOCKS + 1);
   const disagreements = async () =>
     parseMetric(await victim.metrics(), 'cairn_sync_checkpoint_disagreements_total') ?? 0;
   const before = await disagreements();
@@ -209,6 +211,13 @@ test('three colluders that earned good scores vote against an honest server: the
     [],
     'the honest server was not penalised',
   );
+  // Nor the colluders: a vote is no offence either way (only timeouts on a loaded machine).
+  for (const c of colluders)
+    assert.deepEqual(
+      watch.penaltiesOf(c, since).filter((p) => p.action !== 'high-tolerance'),
+      [],
+      `${c.name} was penalised`,
+    );
   const v = await victim.status();
   assert.ok(!v.banned.some((b) => b.peer === server.peerId));
   const { blockCount } = await victim.getJson<{ blockCount: number }>('/status');
