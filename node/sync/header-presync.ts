@@ -117,9 +117,10 @@ export class HeaderPresync {
     const needed =
       opts.threshold > f.chainWork ? (opts.threshold - f.chainWork + minWork - 1n) / minWork : 0n;
     const cap = opts.maxHeaders ?? MAX_PRESYNC_HEADERS;
-    const byNeed = needed > BigInt(cap) ? cap : Number(needed);
-    this.capped = cap < Math.min(opts.claimedHeight - f.height, Number(needed));
-    this.maxHeight = f.height + Math.max(0, Math.min(cap, byNeed, opts.claimedHeight - f.height));
+    const byNeed = needed > BigInt(cap) ? Number.POSITIVE_INFINITY : Number(needed);
+    const byClaim = opts.claimedHeight - f.height;
+    this.capped = cap < Math.min(byNeed, byClaim);
+    this.maxHeight = f.height + Math.max(0, Math.min(cap, byNeed, byClaim));
     if (this.work >= opts.threshold) this.s = 'Proven';
     else if (this.maxHeight <= f.height)
       this.failWith('work-unproven', 'the claimed head is at or below the fork point');
