@@ -84,6 +84,22 @@ export function createNodeMetrics(registry = new Registry()) {
       labelNames: ['kind'],
       registers: r,
     }),
+    presyncs: new Counter({
+      name: 'cairn_sync_presyncs_total',
+      help: 'Headers-first pre-syncs of deep forks by outcome (proven, or why they failed)',
+      labelNames: ['outcome'],
+      registers: r,
+    }),
+    presyncHeaders: new Counter({
+      name: 'cairn_sync_presync_headers_total',
+      help: 'Headers read and checked by pre-syncs (none of them stored)',
+      registers: r,
+    }),
+    checkpointDisagreements: new Counter({
+      name: 'cairn_sync_checkpoint_disagreements_total',
+      help: 'Checkpoint heights where 2/3 of the trusted peers asked name another block than the one imported (advisory: validation decides)',
+      registers: r,
+    }),
     reorgDepth: new Histogram({
       name: 'cairn_reorg_depth_blocks',
       help: 'Blocks disconnected by each reorg',

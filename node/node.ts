@@ -41,6 +41,7 @@ import {
   BLOCKS_BY_RANGE,
   forNetwork,
   HASHES_AT,
+  HEADERS_BY_RANGE,
   reqRespPrefix,
 } from './p2p/protocols.ts';
 import { ReqResp } from './p2p/reqresp.ts';
@@ -290,11 +291,19 @@ export class CairnNode {
           return ref;
         },
         requestHashesAt: (p, heights) => reqresp.request(p, HASHES_AT, heights),
+        requestHeaders: (p, start, count) =>
+          reqresp.request(p, HEADERS_BY_RANGE, { startHeight: start, count }),
         submit: (blocks, from) => chainService.submitBlocks(blocks, 'sync', from),
         preverify: (blocks) => chainService.preverify(blocks),
         penalise: (p, a, r) => penalise(p, a, r),
-        // Only peers with an established good score vote at checkpoints; serving imported batches earns it.
+        // Only peers with an established good score vote at checkpoints; serving imported batches
+        // earns it. The vote is advisory: it is counted and logged, never acted on.
         isTrustedVoter: (p) => scores.score(p.toString(), Date.now()) >= TRUSTED_VOTER_MIN_SCORE,
+        onCheckpointDisagreement: () => metrics.checkpointDisagreements.inc(),
+        onPresync: (outcome, headers) => {
+          metrics.presyncs.inc({ outcome });
+          metrics.presyncHeaders.inc(headers);
+        },
         reward: (p) => scores.reward(p.toString(), Date.now()),
         onSplit: (info) => {
           metrics.splits.inc();

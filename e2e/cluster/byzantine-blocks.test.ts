@@ -5,7 +5,11 @@
  *
  * - orson gossips 10,000 signed orphans at target 2^256 − 1 (no work at all) on random parents;
  * - forrest gossips a 1,000-block fork from genesis at the minimum difficulty, every block
- *   valid, redialling after every disconnect.
+ *   valid, redialling after every disconnect;
+ * - fiona serves the same fork by range sync, her status claiming 2^40 times the victim's work
+ *   and repeating it until banned. Before the headers-first pre-sync the victim downloaded and
+ *   stored the fork as a side chain before the work lie showed; now it reads the fork's
+ *   headers, finds them short of the work a side chain needs, and asks for no block at all.
  *
  * For each: the victim's /status answers within 1 s throughout, its RSS grows by less than
  * 100 MB, the attacker is penalised and banned, nothing it sent is stored (orphan count, block
@@ -23,6 +27,7 @@ import { DEFAULT_NETWORK, type NetworkConfig } from '../../node/chain/network-co
 import { testKey } from '../../node/testing/forge.ts';
 import { cheapFork, flood, freeOrphans, VictimProbe } from './byzantine-blocks-peer.ts';
 import { ByzantinePeer, removeDir } from './byzantine-peer.ts';
+import { StatusLiar } from './byzantine-sync-peer.ts';
 import { VictimWatch } from './byzantine-watch.ts';
 import { Cluster, type ClusterNode, parseMetric, seedableNetwork } from './harness.ts';
 
@@ -34,15 +39,17 @@ interface Status {
 }
 
 test('free orphans and a cheap fork from genesis cost the victim nothing lasting', {
-  timeout: 150_000,
+  timeout: 210_000,
 }, async (t) => {
   const started = Date.now();
   const cluster = new Cluster({ network: seedableNetwork() });
   const attackDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-byzantine-blocks-'));
   const attackers: ByzantinePeer[] = [];
+  const liars: StatusLiar[] = [];
   let passed = false;
   t.after(async () => {
     for (const a of attackers) await a.stop();
+    for (const l of liars) await l.stop().catch(() => {});
     await cluster.stopAll();
     await removeDir(attackDir);
     if (!passed || !(await cluster.removeRunDir())) t.diagnostic(`logs kept in ${cluster.runDir}`);
@@ -157,6 +164,65 @@ test('free orphans and a cheap fork from genesis cost the victim nothing lasting
     assert.ok(!blocks.some((b) => forkHashes.has(b.hash)), `${node.name} has a fork block on its chain`);
   }
   await assertHonestBlockConnects('cheap fork');
+
+  // ---- the same fork by range sync, from a status claiming far more work ----
+  const unproven = () => metric(victim, 'cairn_sync_presyncs_total', { outcome: 'work-unproven' });
+  const unprovenBefore = await unproven();
+  const syncProbe = await VictimProbe.start(victim);
+  const syncSince = watch.penalties.length;
+  const t0 = Date.now();
+  const fiona = await StatusLiar.startForkServer('fiona', network, attackDir, victim, fork);
+  liars.push(fiona);
+  await fiona.peer.dial(victim);
+  fiona.persist();
+  const banDeadline = Date.now() + 60_000;
+  while (!(await watch.bannedEntry(fiona))) {
+    if (Date.now() > banDeadline)
+      assert.fail(
+        `fiona not banned; her penalties: ${JSON.stringify(watch.penaltiesOf(fiona, syncSince).map((p) => [p.action, p.reason, p.score, p.verdict]))}`,
+      );
+    await sleep(250);
+  }
+  const bannedMs = Date.now() - t0;
+  await fiona.stop();
+  await syncProbe.stop();
+  const fionaPenalties = watch.penaltiesOf(fiona, syncSince);
+  t.diagnostic(
+    `fiona: banned after ${bannedMs} ms; ${fiona.headerRequests} header requests (${fiona.headersServed} headers), ` +
+      `${fiona.rangeRequests} block requests; ${fionaPenalties.length} penalties; ` +
+      `/status max ${syncProbe.statusMaxMs.toFixed(0)} ms over ${syncProbe.statusMs.length} polls; ` +
+      `RSS +${syncProbe.rssGrowthMb.toFixed(1)} MB`,
+  );
+  assert.deepEqual(syncProbe.failures, [], 'fiona: /status or /metrics failed during the attack');
+  assert.ok(syncProbe.statusMs.length >= 5, 'fiona: /status was polled throughout');
+  assert.ok(syncProbe.statusMaxMs < 1_000, `fiona: /status took ${syncProbe.statusMaxMs} ms`);
+  assert.ok(syncProbe.rssGrowthMb < 100, `fiona: RSS grew by ${syncProbe.rssGrowthMb} MB`);
+  assert.ok(fiona.headersServed >= 1_000, `the victim read the fork's headers (${fiona.headersServed})`);
+  assert.equal(fiona.rangeRequests, 0, 'the victim asked for no block of the fork');
+  assert.ok((await unproven()) > unprovenBefore, 'counted as a pre-sync whose work was unproven');
+  assert.ok(
+    fionaPenalties.some(
+      (p) => p.action === 'mid-tolerance' && /^presync: its headers up to 1000 carry work/.test(p.reason),
+    ),
+    `penalised for headers short of the claimed work: ${JSON.stringify(fionaPenalties.map((p) => p.reason))}`,
+  );
+  assert.ok(
+    fionaPenalties.some((p) => /^status disproved \d+ times/.test(p.reason)),
+    'a repeated lie costs more each time',
+  );
+  assert.equal(fionaPenalties.at(-1)?.verdict, 'ban', "fiona's last penalty banned her");
+  assert.ok(watch.logged('status disproved', fiona, 0), "fiona's status was disbelieved");
+  const afterSync = await status(victim);
+  assert.ok(
+    afterSync.banned.some((b) => b.peer === fiona.peerId),
+    'fiona is listed as banned',
+  );
+  await assertOnlyMainChainStored('the cheap fork by range sync');
+  for (const node of [victim, miner]) {
+    const { blocks } = await node.chain(0, Math.min(1_000, (await status(node)).height));
+    assert.ok(!blocks.some((b) => forkHashes.has(b.hash)), `${node.name} has a fork block on its chain`);
+  }
+  await assertHonestBlockConnects('cheap fork by range sync');
 
   t.diagnostic(`total ${Date.now() - started} ms`);
   passed = true;

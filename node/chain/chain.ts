@@ -170,7 +170,8 @@ export class Chain {
   readonly orphans: OrphanPool;
   readonly mempool: Mempool;
   readonly verifier: SignatureVerifier;
-  private readonly now: () => number;
+  /** The clock the chain judges timestamps by (tests set it). */
+  readonly now: () => number;
   private readonly loadBlock: BlockLoader;
   private readonly invalid = new Map<Hex, BlockValidationError>();
   /**
@@ -263,6 +264,20 @@ export class Chain {
 
   get tip(): BlockNode {
     return this.tree.tip;
+  }
+
+  /**
+   * The least cumulative work a side chain's block may carry to be stored: within the margin
+   * of `sideChainMarginBlocks` tip-difficulty blocks of the tip, and at least half the tip's
+   * work (under half is junk however young the chain: six tip-difficulty blocks can outweigh
+   * a chain that just ramped its difficulty up). Gossiped blocks are held to it here; range
+   * sync proves a fork's headers reach it before it downloads a single block of the fork.
+   */
+  sideChainWorkFloor(): bigint {
+    const tipWork = this.tree.tip.chainWork;
+    const margin = tipWork - this.sideChainMarginBlocks * workForTarget(this.tree.tip.header.target);
+    const half = (tipWork + 1n) / 2n;
+    return margin > half ? margin : half;
   }
 
   /** Returns and clears the effects recorded since the last call. */
@@ -382,14 +397,10 @@ export class Chain {
       return this.reject(hashHex, err, block);
     }
     if (!requested) {
-      // Under half the tip's work is junk however young the chain (six tip-difficulty blocks
-      // can outweigh a chain that just ramped its difficulty up); otherwise the margin decides.
       const work = this.chainWorkWith(block, parent);
-      const tipWork = this.tree.tip.chainWork;
-      const junk = work * 2n < tipWork;
-      if (junk || tipWork - work > this.sideChainMarginBlocks * workForTarget(this.tree.tip.header.target)) {
+      if (work < this.sideChainWorkFloor()) {
         this.dropDescendants(hashHex);
-        return this.ignore(hashHex, 'low-work-side-chain', junk);
+        return this.ignore(hashHex, 'low-work-side-chain', work * 2n < this.tree.tip.chainWork);
       }
     }
     try {

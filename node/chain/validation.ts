@@ -7,6 +7,12 @@ import { meetsTarget } from './pow.ts';
 import type { SignatureVerifier } from './signature-cache.ts';
 import { FORMAT_VERSION, type SealedBlock, type SealedEntry } from './types.ts';
 
+/**
+ * What the header rules look at: a header and its hash (a whole block, or a header alone, as
+ * headers-first sync receives them).
+ */
+export type SealedHeader = Pick<SealedBlock, 'header' | 'hash' | 'hashHex'>;
+
 export type BlockErrorCode =
   | 'unsupported-version'
   | 'wrong-chain-id'
@@ -123,7 +129,7 @@ export function validateEntry(
  * such a block deserves any work. Then the version and the proof of work (one comparison). The clock is checked apart (validateHeaderTime): an orphan may wait in the
  * pool while ahead of our clock, and is checked against it when its parent arrives.
  */
-export function validateHeader(block: SealedBlock, config: NetworkConfig, chainId: Uint8Array): void {
+export function validateHeader(block: SealedHeader, config: NetworkConfig, chainId: Uint8Array): void {
   const h = block.header;
   if (!bytesEqual(h.chainId, chainId)) throw new BlockValidationError('wrong-chain-id', toHex(h.chainId));
   if (h.target < config.minTarget || h.target > config.maxTarget) {
@@ -142,7 +148,7 @@ export function validateHeader(block: SealedBlock, config: NetworkConfig, chainI
  * the proof of work, so a future-stamped block has at least paid for that before it is
  * remembered (Chain keeps it as transient until it could pass), and before its body.
  */
-export function validateHeaderTime(block: SealedBlock, config: NetworkConfig, now: number): void {
+export function validateHeaderTime(block: SealedHeader, config: NetworkConfig, now: number): void {
   if (block.header.timestamp > now + config.maxFutureDriftMs) {
     throw new BlockValidationError('timestamp-in-future', `${block.header.timestamp - now} ms ahead`);
   }
@@ -226,7 +232,7 @@ export function medianTimePast(parent: ParentContext, span: number): number {
 
 /** Rules relating a block to its parent: linkage, height, time and difficulty. */
 export function validateBlockContext(
-  block: SealedBlock,
+  block: SealedHeader,
   parent: ParentContext,
   config: NetworkConfig,
   now: number,

@@ -57,6 +57,8 @@ export function decodeStatus(bytes: Uint8Array): Status {
 }
 
 export const MAX_BLOCKS_PER_REQUEST = 128;
+/** Headers are 182 bytes: a headers-by-range answer of 512 is about 93 KB. */
+export const MAX_HEADERS_PER_REQUEST = 512;
 export const MAX_HASHES_PER_REQUEST = 64;
 
 export interface RangeRequest {
@@ -67,14 +69,14 @@ export interface RangeRequest {
 export const encodeRangeRequest = (q: RangeRequest) =>
   new Writer(9).u8(1).u32(q.startHeight).u32(q.count).finish();
 
-export function decodeRangeRequest(bytes: Uint8Array): RangeRequest {
+export function decodeRangeRequest(bytes: Uint8Array, maxCount = MAX_BLOCKS_PER_REQUEST): RangeRequest {
   const r = new Reader(bytes);
   if (r.u8('version') !== 1) throw new DecodeError('unsupported-version', 'range request');
   const startHeight = r.u32('start');
   const count = r.u32('count');
   r.end('range request');
-  if (count < 1 || count > MAX_BLOCKS_PER_REQUEST) {
-    throw new DecodeError('invalid-value', `count ${count} outside 1..${MAX_BLOCKS_PER_REQUEST}`);
+  if (count < 1 || count > maxCount) {
+    throw new DecodeError('invalid-value', `count ${count} outside 1..${maxCount}`);
   }
   return { startHeight, count };
 }

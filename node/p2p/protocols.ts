@@ -1,5 +1,8 @@
-import { decodeBlock } from '../chain/block-codec.ts';
+import { decodeBlock, decodeHeader, HEADER_BYTES } from '../chain/block-codec.ts';
+import { toHex } from '../chain/bytes.ts';
+import { sha256 } from '../chain/hash.ts';
 import { LIMITS, type SealedBlock } from '../chain/types.ts';
+import type { SealedHeader } from '../chain/validation.ts';
 import {
   type BlockRef,
   decodeBlockRef,
@@ -14,6 +17,7 @@ import {
   encodeStatus,
   MAX_BLOCKS_PER_REQUEST,
   MAX_HASHES_PER_REQUEST,
+  MAX_HEADERS_PER_REQUEST,
   type RangeRequest,
   type Status,
 } from './messages.ts';
@@ -56,6 +60,30 @@ export const BLOCKS_BY_RANGE: ProtocolSpec<RangeRequest, WireBlock, SealedBlock>
   encodeRequest: encodeRangeRequest,
   decodeRequest: decodeRangeRequest,
   ...blockResponse,
+};
+
+/**
+ * Main-chain headers by height, for headers-first sync: a fork's work is proven from its
+ * headers before any of its blocks is downloaded. Each chunk is a header's canonical encoding;
+ * its hash is computed here, so the answer proves its own work.
+ */
+export const HEADERS_BY_RANGE: ProtocolSpec<RangeRequest, Uint8Array, SealedHeader> = {
+  name: 'headers-by-range',
+  maxRequestBytes: 16,
+  maxChunkBytes: HEADER_BYTES,
+  maxChunks: MAX_HEADERS_PER_REQUEST,
+  timeoutMs: 10_000,
+  // Counted in headers: served from memory, 182 bytes each.
+  rateLimit: { points: 50_000, durationSec: 10 },
+  cost: (q) => q.count,
+  encodeRequest: encodeRangeRequest,
+  decodeRequest: (b) => decodeRangeRequest(b, MAX_HEADERS_PER_REQUEST),
+  encodeResponse: (headerBytes) => headerBytes,
+  decodeResponse: (bytes) => {
+    const header = decodeHeader(bytes);
+    const hash = sha256(bytes);
+    return { header, hash, hashHex: toHex(hash) };
+  },
 };
 
 export const BLOCKS_BY_HASH: ProtocolSpec<Uint8Array[], WireBlock, SealedBlock> = {

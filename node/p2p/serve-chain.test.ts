@@ -17,7 +17,7 @@ import { startLoopbackHost } from '../testing/loopback-host.ts';
 import type { CairnLibp2p } from './host.ts';
 import { encodeRangeRequest, type Status } from './messages.ts';
 import type { PeerAction } from './peer-scores.ts';
-import { BLOCKS_BY_RANGE, forNetwork } from './protocols.ts';
+import { BLOCKS_BY_RANGE, forNetwork, HEADERS_BY_RANGE } from './protocols.ts';
 import { ReqResp, ReqRespError } from './reqresp.ts';
 import { ServeBudget } from './serve-budget.ts';
 import { SERVE_READ_AHEAD, serveChainProtocols } from './serve-chain.ts';
@@ -156,6 +156,20 @@ test("a chunk longer than the network's block bound is refused from its length p
     count: 4,
   });
   assert.equal(got.length, 4);
+});
+
+test('headers by range: the main chain headers with their hashes, from memory, stopping at the tip', async () => {
+  const client = await startSide(6);
+  await client.host.dial(server.host.getMultiaddrs());
+  reads = 0;
+  const got = await client.rr.request(server.id, HEADERS_BY_RANGE, { startHeight: 100, count: 512 });
+  assert.deepEqual(
+    got.map((h) => [h.header.height, h.hashHex]),
+    blocks.slice(99).map((b) => [b.header.height, b.hashHex]),
+  );
+  assert.equal(reads, 0, 'no store read for headers');
+  // Above the protocol's 512 the request is malformed and refused.
+  await assert.rejects(client.rr.request(server.id, HEADERS_BY_RANGE, { startHeight: 1, count: 513 }));
 });
 
 test('a reader that stops reading pins a bounded number of blocks, then is cut off and penalised', async () => {

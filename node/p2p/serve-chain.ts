@@ -1,9 +1,18 @@
+import { encodeHeader } from '../chain/block-codec.ts';
 import { type Hex, toHex } from '../chain/bytes.ts';
 import type { Chain } from '../chain/chain.ts';
 import type { NodeStore } from '../store/node-store.ts';
 import type { BlockRef, Status } from './messages.ts';
 import type { PeerManager } from './peer-manager.ts';
-import { ANCESTOR, BLOCKS_BY_HASH, BLOCKS_BY_RANGE, HASHES_AT, STATUS, type WireBlock } from './protocols.ts';
+import {
+  ANCESTOR,
+  BLOCKS_BY_HASH,
+  BLOCKS_BY_RANGE,
+  HASHES_AT,
+  HEADERS_BY_RANGE,
+  STATUS,
+  type WireBlock,
+} from './protocols.ts';
 import { OverBudgetError, type ReqResp } from './reqresp.ts';
 import { ServeBudget } from './serve-budget.ts';
 
@@ -107,6 +116,17 @@ export async function serveChainProtocols(
       return out;
     };
     return streamBlocks(chain, store, next, chargeFor(peer.toString()), signal, opts.onRead);
+  });
+  // Headers come from the in-memory tree in one synchronous pass (the main chain cannot change
+  // under it): no store read, 182 bytes each, at most 512 per answer, stopping at our tip.
+  await reqresp.register(HEADERS_BY_RANGE, (q): Uint8Array[] => {
+    const out: Uint8Array[] = [];
+    for (let h = Math.max(1, q.startHeight); h < q.startHeight + q.count; h++) {
+      const node = chain.tree.mainAt(h);
+      if (!node) break;
+      out.push(encodeHeader(node.header));
+    }
+    return out;
   });
   await reqresp.register(BLOCKS_BY_HASH, (hashes, peer, signal) => {
     const wanted = hashes

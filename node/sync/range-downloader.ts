@@ -45,6 +45,11 @@ export interface DownloaderOptions {
   readonly requestsPerPeer: number;
   /** Called for every Batch created (metrics, and tests that count them). */
   readonly onBatchCreated?: (b: Batch<PeerId>) => void;
+  /**
+   * Hashes a pre-sync read from the target's headers, by height (every batch end up to the
+   * height it proved): a batch containing one must have that block there, from whoever serves it.
+   */
+  readonly anchors?: ReadonlyMap<number, Uint8Array>;
 }
 
 /** Why the target's status no longer counts: what its answers showed. */
@@ -60,6 +65,21 @@ export function inconsistency(b: Batch<PeerId>, blocks: readonly SealedBlock[]):
     if (blk.header.height !== b.start + i) return `block at position ${i} has height ${blk.header.height}`;
     if (i > 0 && !bytesEqual(blk.header.prevHash, blocks[i - 1]!.hash))
       return `block ${blk.header.height} does not link`;
+  }
+  return undefined;
+}
+
+/** How `blocks` (consistent for `b`) differ from the pre-synced hashes, or undefined. */
+export function anchorMismatch(
+  b: Batch<PeerId>,
+  blocks: readonly SealedBlock[],
+  anchors: ReadonlyMap<number, Uint8Array> | undefined,
+): string | undefined {
+  if (!anchors?.size) return undefined;
+  for (let h = b.start; h <= b.end; h++) {
+    const want = anchors.get(h);
+    if (want && !bytesEqual(want, blocks[h - b.start]!.hash))
+      return `block ${h} is not the one its headers showed`;
   }
   return undefined;
 }
@@ -148,7 +168,9 @@ export class RangeDownloader {
     b.discard();
     b.startDownloading(this.target.peer);
     const blocks = await this.deps.requestRange(this.target.peer, b.start, b.count).catch(() => undefined);
-    const problem = blocks ? inconsistency(b, blocks) : 'no answer';
+    const problem = blocks
+      ? (inconsistency(b, blocks) ?? anchorMismatch(b, blocks, this.o.anchors))
+      : 'no answer';
     if (problem || !blocks) {
       b.downloadFailed(problem ?? 'no answer');
       return problem ?? 'no answer';
@@ -284,7 +306,23 @@ export class RangeDownloader {
         if (isTarget) this.disproved ??= { reason: `range ${b.start}+${b.count}: ${problem}` };
         throw new Error(problem);
       }
-      if (!isTarget) {
+      const swapped = anchorMismatch(b, blocks, this.o.anchors);
+      if (swapped && isTarget) {
+        // Headers that proved the work, then other blocks: the target's claim is disproved.
+        if (!this.penalisedForRanges.has(key)) {
+          this.penalisedForRanges.add(key);
+          this.deps.penalise(dl.peer, 'mid-tolerance', `range ${b.start}+${b.count}: ${swapped}`);
+        }
+        this.disproved ??= { reason: `range ${b.start}+${b.count}: ${swapped}` };
+        throw new Error(swapped);
+      }
+      if (swapped) {
+        // A helper on another fork than the headers proved: it just stops helping.
+        otherFork = true;
+        throw new Error(swapped);
+      }
+      // A batch that holds a pre-synced hash is anchored already; others ask the target.
+      if (!isTarget && !this.o.anchors?.has(b.end)) {
         const anchor = await this.targetHashAt(b);
         if (this.stopped) return;
         if (anchor && !bytesEqual(anchor, blocks.at(-1)!.hash)) {

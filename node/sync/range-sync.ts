@@ -3,24 +3,33 @@ import type { PeerId } from '@libp2p/interface';
 import { bytesEqual, type Hex, toHex } from '../chain/bytes.ts';
 import type { Chain, ProcessResult } from '../chain/chain.ts';
 import type { SealedBlock } from '../chain/types.ts';
+import type { SealedHeader } from '../chain/validation.ts';
 import type { BlockRef } from '../p2p/messages.ts';
 import { MAX_BLOCKS_PER_REQUEST } from '../p2p/messages.ts';
+import type { PeerAction } from '../p2p/peer-scores.ts';
 import type { Batch } from './batch.ts';
+import { HeaderPresync, type PresyncFailure, presyncHeaders } from './header-presync.ts';
 import { type DownloaderDeps, RangeDownloader, type SyncPeer } from './range-downloader.ts';
 
 /** What range sync needs from the network and the node; injected so the algorithm stays testable. */
 export interface RangeSyncDeps extends DownloaderDeps {
   readonly chain: Chain;
   requestAncestor(peer: PeerId, locator: Uint8Array[]): Promise<BlockRef>;
+  /** Main-chain headers of a peer by height (headers-first pre-sync of deep forks). */
+  requestHeaders(peer: PeerId, startHeight: number, count: number): Promise<SealedHeader[]>;
   submit(blocks: readonly SealedBlock[], from: string): Promise<ProcessResult[]>;
   /** Starts checking a downloaded batch's signatures (off the main thread) before its turn to import. */
   preverify?(blocks: readonly SealedBlock[]): Promise<void>;
   /**
    * Whether a peer's word counts in the checkpoint vote: only peers with an established good
    * score (a stranger's identity is free, so fresh or penalised peers never vote). Without it
-   * nobody votes, as in Lodestar: validation alone decides.
+   * nobody votes, as in Lodestar. The vote is advisory: it is reported, never acted on.
    */
   isTrustedVoter?(peer: PeerId): boolean;
+  /** Trusted peers named other blocks at a checkpoint height than the chain being imported. */
+  onCheckpointDisagreement?(info: CheckpointDisagreement): void;
+  /** A pre-sync ended: `proven`, or the code of its failure; `headers` read. */
+  onPresync?(outcome: 'proven' | PresyncFailure['code'], headers: number): void;
   /** A peer served a batch that imported: useful service raises its score. */
   reward?(peer: PeerId): void;
   onSplit?(info: { peer: string; forkHeight: number; ourHeight: number; theirHeight: number }): void;
@@ -44,6 +53,16 @@ export interface RangeSyncOptions {
   readonly splitDepth?: number;
   /** Called for every batch object created (tests count them; the window bounds them). */
   readonly onBatchCreated?: (b: Batch<PeerId>) => void;
+  /** Headers one pre-sync reads at most (default MAX_PRESYNC_HEADERS). */
+  readonly maxPresyncHeaders?: number;
+}
+
+export interface CheckpointDisagreement {
+  readonly height: number;
+  /** The peer whose block at that height is being imported. */
+  readonly server: string;
+  readonly against: number;
+  readonly counted: number;
 }
 
 /**
@@ -74,12 +93,15 @@ export type SyncOutcome =
     };
 
 /**
- * Catches up with the best peer: finds the fork point with a block locator, downloads the
- * range in a bounded window of batches from up to three peers in parallel (RangeDownloader),
- * and imports batches strictly in order, one store transaction per batch, yielding to the event
- * loop between batches. Before each import: a batch served by a helper must link to the chain
- * being imported (else it is fetched again from the target), and checkpoint heights are put to
- * a vote of trusted peers. A target whose answers disprove its status is blamed (`disproved`).
+ * Catches up with the best peer: finds the fork point with a block locator; if the fork starts
+ * further down than the side-chain margin, proves from the target's headers that the fork has
+ * the work a stored side chain needs (HeaderPresync) before fetching any of its blocks; then
+ * downloads the range in a bounded window of batches from up to three peers in parallel
+ * (RangeDownloader), and imports batches strictly in order, one store transaction per batch,
+ * yielding to the event loop between batches. Before each import: a batch must be the chain the
+ * headers proved, and one served by a helper must link to the chain being imported (else it is
+ * fetched again from the target). Checkpoint heights are put to an advisory vote of trusted
+ * peers. A target whose answers disprove its status is blamed (`disproved`).
  */
 export async function rangeSync(
   target: SyncPeer,
@@ -120,6 +142,31 @@ export async function rangeSync(
   const last = target.status.headHeight;
   if (last < first) return { kind: 'synced', imported: 0, tip: chain.tip.height };
 
+  // A fork from further down than the side-chain margin: its headers prove its work first, and
+  // its blocks must then be the chain those headers showed (anchors at every batch end).
+  let anchors: ReadonlyMap<number, Uint8Array> | undefined;
+  const floor = chain.sideChainWorkFloor();
+  if (ours.chainWork < floor) {
+    const p = new HeaderPresync({
+      config: chain.config,
+      chainId: chain.chainId,
+      fork: { ...chain.tree.parentContext(ours), chainWork: ours.chainWork },
+      threshold: floor,
+      claimedHeight: last,
+      anchorEvery: batchSize,
+      now: chain.now,
+      ...(opts.maxPresyncHeaders !== undefined ? { maxHeaders: opts.maxPresyncHeaders } : {}),
+    });
+    const status = await presyncHeaders(p, target.peer, deps.requestHeaders);
+    deps.onPresync?.(status === 'Proven' ? 'proven' : p.failure!.code, p.headers);
+    if (status !== 'Proven') return presyncAborted(p.failure!, target, deps);
+    deps.log.debug(
+      { peer: targetKey, fork: fork.height, proven: p.height, headers: p.headers },
+      'fork presynced',
+    );
+    anchors = p.anchors;
+  }
+
   const dl = new RangeDownloader(target, helpersNow, deps, {
     first,
     last,
@@ -129,8 +176,10 @@ export async function rangeSync(
     parallelPeers: opts.parallelPeers ?? 3,
     requestsPerPeer: opts.requestsPerPeer ?? 2,
     onBatchCreated: opts.onBatchCreated,
+    ...(anchors ? { anchors } : {}),
   });
   let imported = 0;
+  const votes: Promise<void>[] = [];
   let prevHash = fork.hash;
   let outcome: SyncOutcome | undefined;
   const abort = (reason: string, blame?: string, disproved?: Disproval): SyncOutcome => ({
@@ -161,13 +210,9 @@ export async function rangeSync(
         }
       }
       const server = b.peer!;
-      const disagreement = await checkCheckpoints(b, deps, [target, ...helpersNow()], checkpointInterval);
-      if (disagreement) {
-        // Trusted peers follow another chain here. That alone proves nothing against the
-        // server (validation is what decides): no penalty, the sync just does not follow it.
-        outcome = abort(disagreement, server.toString());
-        break;
-      }
+      // Advisory only, and not waited for: a vote never stops, delays or blames an import.
+      const vote = checkCheckpoints(b, deps, [target, ...helpersNow()], checkpointInterval);
+      if (vote) votes.push(vote);
       await b.verified;
       const blocks = b.startProcessing();
       const results = await deps.submit(blocks, server.toString());
@@ -198,6 +243,8 @@ export async function rangeSync(
     }
   } finally {
     await dl.stop();
+    // Each voter's answer is bounded by the request timeout.
+    await Promise.allSettled(votes);
   }
   if (outcome) return outcome;
   const claimed = toHex(target.status.headHash);
@@ -209,19 +256,40 @@ export async function rangeSync(
   return { kind: 'synced', imported, tip: chain.tip.height };
 }
 
+/** Penalty and outcome of a failed pre-sync: what the target's headers showed of its status. */
+function presyncAborted(f: PresyncFailure, target: SyncPeer, deps: RangeSyncDeps): SyncOutcome {
+  const key = target.peer.toString();
+  const reason = `presync: ${f.reason}`;
+  const base = { kind: 'aborted' as const, imported: 0, reason, blame: key };
+  // A request that failed was penalised by the transport; its claim is not believed for a while.
+  if (f.code === 'unserved') return { ...base, disproved: 'unserved' };
+  // A header ahead of our clock may be honest (a clock that is ahead): a back-off, and a small
+  // penalty, but not a lie that costs more each time.
+  if (f.error?.isTransient) {
+    deps.penalise(target.peer, 'high-tolerance', reason);
+    return { ...base, disproved: 'unserved' };
+  }
+  // Not a lie, just more than we read for one fork: the peer is skipped a while.
+  if (f.code === 'too-long') return base;
+  const action: PeerAction = f.code === 'bad-header' ? 'low-tolerance' : 'mid-tolerance';
+  deps.penalise(target.peer, action, reason);
+  return { ...base, disproved: 'lie' };
+}
+
 /**
- * Before importing a batch that contains checkpoint heights, asks other peers for their
- * hashes there. If at least two thirds of those who answer name another hash, the batch is
- * refused (the server is on a chain the network does not follow). Only trusted peers vote
- * (`isTrustedVoter`: an established good score): identities cost nothing, so three fresh
- * colluders must not be able to stop a sync from an honest server, let alone get it penalised.
+ * Asks trusted peers for their hashes at the checkpoint heights of a batch being imported and
+ * reports, through `onCheckpointDisagreement`, the heights where two thirds of those who answer
+ * name another block. Advisory only: identities that earned a good score can still collude, so
+ * a vote never stops an import, never penalises the server (validation decides which chain is
+ * valid and fork choice which is heaviest, as in Lodestar, which takes no votes at all). Returns
+ * undefined when there is nothing to ask; otherwise a promise that never rejects.
  */
-async function checkCheckpoints(
+function checkCheckpoints(
   b: Batch<PeerId>,
   deps: RangeSyncDeps,
   peers: readonly SyncPeer[],
   interval: number,
-): Promise<string | undefined> {
+): Promise<void> | undefined {
   const heights: number[] = [];
   for (let h = Math.ceil(b.start / interval) * interval; h < b.start + b.count; h += interval)
     if (h > 0) heights.push(h);
@@ -237,19 +305,24 @@ async function checkCheckpoints(
     if (voters.length >= 5) break;
   }
   if (voters.length < 2) return undefined;
-  const answers = await Promise.all(
-    voters.map((v) => deps.requestHashesAt(v.peer, heights).catch(() => undefined)),
-  );
-  const blocks = b.blocks!;
-  for (const h of heights) {
-    const ours = toHex(blocks[h - b.start]!.hash);
-    const votes = answers.filter((a) => a !== undefined).map((a) => a.find((r) => r.height === h));
-    const counted = votes.filter((v) => v !== undefined);
-    if (counted.length < 2) continue;
-    const against = counted.filter((v) => toHex(v.hash) !== ours).length;
-    if (against * 3 >= counted.length * 2) {
-      return `checkpoint ${h}: ${against} of ${counted.length} trusted peers name another block`;
+  // The batch's blocks are released after import: the hashes asked about are taken now.
+  const ours = new Map(heights.map((h) => [h, toHex(b.blocks![h - b.start]!.hash)]));
+  return (async () => {
+    const answers = await Promise.all(
+      voters.map((v) => deps.requestHashesAt(v.peer, heights).catch(() => undefined)),
+    );
+    for (const h of heights) {
+      const votes = answers.filter((a) => a !== undefined).map((a) => a.find((r) => r.height === h));
+      const counted = votes.filter((v) => v !== undefined);
+      if (counted.length < 2) continue;
+      const against = counted.filter((v) => toHex(v.hash) !== ours.get(h)).length;
+      if (against * 3 >= counted.length * 2) {
+        deps.log.warn(
+          { height: h, server, against, counted: counted.length },
+          'trusted peers name another block at a checkpoint (advisory: the chain validated)',
+        );
+        deps.onCheckpointDisagreement?.({ height: h, server, against, counted: counted.length });
+      }
     }
-  }
-  return undefined;
+  })().catch(() => {});
 }

@@ -78,6 +78,8 @@ function setup() {
       return forger.chain.getBlocks(hashes);
     },
     requestHashesAt: async () => [],
+    // A node at genesis never pre-syncs (no fork can start below its tip).
+    requestHeaders: async () => assert.fail('no pre-sync from genesis'),
     submit: async (blocks, from) => {
       const out = [];
       for (const b of blocks) out.push(await local.submit(b, from));

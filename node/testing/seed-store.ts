@@ -16,6 +16,8 @@ export interface SeedOptions {
   readonly entryPadding?: number;
   /** Timestamp gap between blocks (default: the network's block time, which keeps the target). */
   readonly spacingMs?: number;
+  /** Called with each block written, in height order (tests that serve the same chain). */
+  readonly onBlock?: (block: SealedBlock) => void;
 }
 
 /**
@@ -71,6 +73,7 @@ export async function seedChain(
     });
     const block = signBlock(header, entries, miner);
     stored.set(block.hashHex, block);
+    opts.onBlock?.(block);
     const r = await chain.processBlock(block);
     if (r.status !== 'connected') throw new Error(`seed block ${h}: ${JSON.stringify(r)}`);
     if (h % 500 === 0 || h === opts.blocks) {
