@@ -198,10 +198,13 @@ export class CairnNode {
       64 * 1024,
       {
         onBlock: (block, from) => node!.receiveGossipBlock(block, from),
+        // The rates first, before decoding: a flood over them is refused (and its sender
+        // penalised) as it arrives, not after the backlog ahead of it.
+        preadmitEntry: (from) => admission.ticket(from.toString()),
         onEntry: async (entry, from) => {
           // A burst is spread over event-loop turns; a banned peer's backlog costs nothing more.
           if (!(await entryGate.enter()) || peers?.refuses(from)) return PEER_REFUSED;
-          return admission.submit(entry, from.toString());
+          return admission.enqueue(entry, from.toString());
         },
         penalise,
         refuses: (p) => peers?.refuses(p) ?? false,
