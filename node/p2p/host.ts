@@ -17,6 +17,7 @@ import type { Registry } from 'prom-client';
 import { toHex } from '../chain/bytes.ts';
 import { sha256 } from '../chain/hash.ts';
 import type { NodeIdentity } from '../identity/identity.ts';
+import { readFairly } from './fair-read.ts';
 
 export interface HostOptions {
   readonly identity: NodeIdentity;
@@ -72,6 +73,15 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
     connectionGater: {
       // Loopback and LAN addresses are exactly what Cairn nodes use.
       denyDialMultiaddr: async () => false,
+      // Not a gate: the first hook that sees each raw connection, used to pace its reads.
+      denyInboundConnection: (maConn) => {
+        readFairly(maConn);
+        return false;
+      },
+      denyOutboundConnection: (_peer, maConn) => {
+        readFairly(maConn);
+        return false;
+      },
       ...opts.gater,
     },
     connectionManager: {
