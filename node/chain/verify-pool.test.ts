@@ -58,5 +58,14 @@ test('the pool marks the entries whose signature holds, and only those', async (
   await pool.verifyEntries(batch, cache);
   batch.forEach((e, i) => assert.equal(cache.hasCheckedHolder(e), i !== 4, `entry ${i}`));
   assert.equal(cache.hasCheckedHolder(entries[4]!), false, 'the mark belongs to the checked object');
+  // The same entry decoded again (from the block that includes it) is found by its bytes.
+  let nativeCalls = 0;
+  const counted = new CachedVerifier(1000, () => {
+    nativeCalls++;
+    return false;
+  });
+  await pool.verifyEntries(entries, counted);
+  for (const e of entries) assert.ok(counted.verify(e.signature, e.id, e.author, { ...e }));
+  assert.equal(nativeCalls, 0, 'copies of the checked entries come from the cache');
   await pool.verifyEntries([], cache);
 });

@@ -91,7 +91,7 @@ export class VerifyPool {
           if (results.length !== run.length)
             throw new Error(`signature worker answered ${results.length} of ${run.length}`);
           run.forEach((e, i) => {
-            if (results[i] === 1) cache.markHolderValid(e);
+            if (results[i] === 1) cache.markSignatureValid(e.signature, e.id, e.author, e);
           });
         }),
       );
