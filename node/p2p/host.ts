@@ -18,6 +18,7 @@ import { toHex } from '../chain/bytes.ts';
 import { sha256 } from '../chain/hash.ts';
 import type { NodeIdentity } from '../identity/identity.ts';
 import { readFairly } from './fair-read.ts';
+import { grantYamuxWindowAtHalf } from './yamux-window.ts';
 
 export interface HostOptions {
   readonly identity: NodeIdentity;
@@ -51,6 +52,7 @@ export type CairnLibp2p = Libp2p<{ identify: unknown; ping: unknown; pubsub: Gos
  * node keeps its addresses (certhash included) and remembers its peers.
  */
 export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
+  grantYamuxWindowAtHalf();
   const seed = opts.identity.signingKey.secretKey.subarray(0, 32);
   const datastore = new FsDatastore(path.join(opts.dataDir, 'p2p'));
   await datastore.open();
