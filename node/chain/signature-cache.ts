@@ -59,7 +59,8 @@ export class CachedVerifier implements SignatureVerifier {
    */
   markSignatureValid(signature: Uint8Array, message: Uint8Array, publicKey: PublicKey, holder: object): void {
     this.checkedHolders.add(holder);
-    if (signature.length === 64 && publicKey.length === 32) this.remember(cacheKey(signature, message, publicKey));
+    if (signature.length === 64 && publicKey.length === 32)
+      this.remember(cacheKey(signature, message, publicKey));
   }
 
   hasCheckedBlock(block: object): boolean {

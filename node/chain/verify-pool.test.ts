@@ -56,7 +56,9 @@ test('the pool marks the entries whose signature holds, and only those', async (
   const batch = [...entries.slice(0, 4), forged, ...entries.slice(5)];
   const cache = new CachedVerifier();
   await pool.verifyEntries(batch, cache);
-  batch.forEach((e, i) => assert.equal(cache.hasCheckedHolder(e), i !== 4, `entry ${i}`));
+  batch.forEach((e, i) => {
+    assert.equal(cache.hasCheckedHolder(e), i !== 4, `entry ${i}`);
+  });
   assert.equal(cache.hasCheckedHolder(entries[4]!), false, 'the mark belongs to the checked object');
   // The same entry decoded again (from the block that includes it) is found by its bytes.
   let nativeCalls = 0;

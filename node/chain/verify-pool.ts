@@ -85,7 +85,9 @@ export class VerifyPool {
     for (let w = 0; w * share < entries.length; w++) {
       const run = entries.slice(w * share, (w + 1) * share);
       const packed = new Uint8Array(run.length * ITEM_BYTES);
-      run.forEach((e, i) => pack(packed, i, e.author, e.id, e.signature));
+      run.forEach((e, i) => {
+        pack(packed, i, e.author, e.id, e.signature);
+      });
       runs.push(
         this.run(this.workers[w]!, packed).then((results) => {
           if (results.length !== run.length)

@@ -156,8 +156,14 @@ describe('admission', () => {
     );
     ticking = false;
     assert.equal(admission.batches, 1);
-    assert.equal([...perTurn.values()].reduce((a, b) => a + b), 256);
-    assert.ok(Math.max(...perTurn.values()) <= admission.resolvePerTurn, `answers per turn: ${[...perTurn.values()]}`);
+    assert.equal(
+      [...perTurn.values()].reduce((a, b) => a + b),
+      256,
+    );
+    assert.ok(
+      Math.max(...perTurn.values()) <= admission.resolvePerTurn,
+      `answers per turn: ${[...perTurn.values()]}`,
+    );
   });
 
   test('entries arriving together are committed in one store transaction each batch, and survive a reopen', async () => {

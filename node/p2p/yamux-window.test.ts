@@ -44,7 +44,10 @@ test('window updates once half the window is received, not per frame', () => {
   const after = feed(StreamState.Established, 2_000, 300);
   // 128 KiB / 300 B = 437 frames per update.
   assert.ok(after.length >= 4 && after.length <= 5, `${after.length} updates`);
-  assert.ok(after.every((h) => h.length > 128 * 1024), 'each grants at least half a window');
+  assert.ok(
+    after.every((h) => h.length > 128 * 1024),
+    'each grants at least half a window',
+  );
   // The remote is never left without credit: the window never falls under half.
   const opening = feed(StreamState.SYNReceived, 1, 300);
   assert.equal(opening.length, 1, 'an inbound stream acknowledges its opening at once');

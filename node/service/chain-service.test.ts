@@ -30,7 +30,12 @@ import { ChainService, StorageFailedError } from './chain-service.ts';
 
 const config = testNetwork();
 
-async function openService(file: string, maxBytes?: number, pool?: VerifyPool, verifier = new CachedVerifier()) {
+async function openService(
+  file: string,
+  maxBytes?: number,
+  pool?: VerifyPool,
+  verifier = new CachedVerifier(),
+) {
   let store: NodeStore | undefined;
   const chain = new Chain({ config, loadBlock: (h) => store!.loadBlock(h), now: () => TEST_NOW, verifier });
   store = await NodeStore.open({
@@ -147,12 +152,22 @@ test('admitted entries have their signatures checked on the worker pool, not on 
     return verifyNative(s, m, p);
   });
   try {
-    const { chain, store, service } = await openService(path.join(dir, 'chain.db'), undefined, pool, verifier);
-    const entries = Array.from({ length: 40 }, (_, i) => knowledgeEntry(testKey(100 + i), TEST_NOW - 1000, `e${i}`));
+    const { chain, store, service } = await openService(
+      path.join(dir, 'chain.db'),
+      undefined,
+      pool,
+      verifier,
+    );
+    const entries = Array.from({ length: 40 }, (_, i) =>
+      knowledgeEntry(testKey(100 + i), TEST_NOW - 1000, `e${i}`),
+    );
     const sig = entries[7]!.signature.slice();
     sig[0]! ^= 1;
     const forged = { ...entries[7]!, signature: sig };
-    const batch = [...entries.slice(0, 7), forged, ...entries.slice(8)].map((entry) => ({ entry, source: 'peer-a' }));
+    const batch = [...entries.slice(0, 7), forged, ...entries.slice(8)].map((entry) => ({
+      entry,
+      source: 'peer-a',
+    }));
     const results = await service.submitEntries(batch);
     assert.deepEqual(
       results.map((r) => (r.status === 'rejected' ? r.reason : r.status)),
@@ -164,7 +179,10 @@ test('admitted entries have their signatures checked on the worker pool, not on 
     const copies = entries.slice(0, 5).map((e) => ({ entry: { ...e }, source: 'peer-a' }));
     const again = await service.submitEntries(copies);
     assert.ok(again.every((r) => r.status === 'duplicate'));
-    assert.ok(copies.every(({ entry }) => !verifier.hasCheckedHolder(entry)), 'duplicates not verified');
+    assert.ok(
+      copies.every(({ entry }) => !verifier.hasCheckedHolder(entry)),
+      'duplicates not verified',
+    );
     await store.close();
   } finally {
     await pool.close();

@@ -183,7 +183,9 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
    * turn, so neither the event loop nor block processing waits for them. A dead pool is not
    * fatal: admission then checks them on the main thread.
    */
-  private async preverifyEntries(items: readonly { entry: SealedEntry; source: EntrySource }[]): Promise<void> {
+  private async preverifyEntries(
+    items: readonly { entry: SealedEntry; source: EntrySource }[],
+  ): Promise<void> {
     if (!this.pool) return;
     const pool = this.chain.mempool;
     const worth: SealedEntry[] = [];
