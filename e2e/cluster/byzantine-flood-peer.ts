@@ -152,24 +152,32 @@ export async function throwawayEntries(n: number, first = 1_000_000): Promise<Se
 
 /**
  * Gossips entries on the entries topic at `perSecond` (20x the victim's admission rate by
- * default), until all are sent or the victim stops listening (banned: no subscriber left).
- * Returns how many went out. Paced rather than all queued at once: 20,000 messages already in
+ * default), until all are sent or the victim stops listening for good. Dropped without a ban
+ * (the victim disconnects at a score of -20 and bans at -50) it dials again and goes on, as a
+ * flooder would; banned, its dials are refused and it stops. Returns how many went out. Paced rather than all queued at once: 20,000 messages already in
  * the victim's socket buffers cost it ~0.3 ms each in libp2p alone (noise, yamux, gossipsub
  * decoding) whatever it decides about them, which is a libp2p limit rather than a mempool one.
  */
 export async function spamEntries(
   peer: ByzantinePeer,
+  target: Target,
   entries: readonly SealedEntry[],
   perSecond = 2_000,
 ): Promise<number> {
   let sent = 0;
   const t0 = performance.now();
   for (const e of entries) {
-    try {
-      const { recipients } = await peer.host.services.pubsub.publish(peer.topics.entries, e.encoded);
-      if (recipients.length === 0) break;
-    } catch {
-      break;
+    const delivered = await peer.host.services.pubsub.publish(peer.topics.entries, e.encoded).then(
+      ({ recipients }) => recipients.length > 0,
+      () => false,
+    );
+    if (!delivered) {
+      const back = await peer.connect(target, 3_000).then(
+        () => true,
+        () => false,
+      );
+      if (!back) break;
+      continue;
     }
     sent++;
     if (sent % 50 === 0) {

@@ -203,7 +203,7 @@ test('flooding peers are bounded, penalised and banned; honest blocks and entrie
       );
     }, 1_000);
     try {
-      sent = await spamEntries(spammer, entries);
+      sent = await spamEntries(spammer, victim, entries);
       const deadline = Date.now() + 30_000;
       while (!(await banned(spammer))) {
         assert.ok(
