@@ -243,10 +243,13 @@ export class CairnNode {
       GOSSIP_DEFAULTS.maxEntryBytes,
       {
         onBlock: (block, from) => node!.receiveGossipBlock(block, from),
+        // The rates first, before decoding: a flood over them is refused (and its sender
+        // penalised) as it arrives, not after the backlog ahead of it.
+        preadmitEntry: (from) => admission.ticket(from.toString()),
         onEntry: async (entry, from) => {
           // A burst is spread over event-loop turns; a banned peer's backlog costs nothing more.
           if (!(await entryGate.enter()) || peers?.refuses(from)) return PEER_REFUSED;
-          return admission.submit(entry, from.toString());
+          return admission.enqueue(entry, from.toString());
         },
         penalise,
         refuses: (p) => peers?.refuses(p) ?? false,

@@ -16,7 +16,10 @@ import type { ClusterNode } from './harness.ts';
 /**
  * Times GET /status every `everyMs` until stopped, from a child process of its own: the
  * attackers share this process, and their work would delay the probe's own event loop and
- * show up as the victim's latency. A failure counts as its 5 s timeout.
+ * show up as the victim's latency. A failure counts as its 5 s timeout. The first request is
+ * not counted: it loads fetch and opens the connection in the child (100-200 ms of the probe's
+ * own on a loaded host, whatever the victim does); `ready` resolves once it is answered, and an
+ * attack starts after it, so the samples cover the attack from its start.
  */
 export function statusProbe(node: ClusterNode, everyMs = 200) {
   const url = `${node.httpUrl}/status`;
@@ -44,6 +47,11 @@ export function statusProbe(node: ClusterNode, everyMs = 200) {
   const samples: number[] = [];
   const failures: string[] = [];
   const slow: string[] = [];
+  let warm = false;
+  let markReady = () => {};
+  const ready = new Promise<void>((resolve) => {
+    markReady = resolve;
+  });
   let buf = '';
   child.stdout.on('data', (d: Buffer) => {
     buf += d.toString();
@@ -54,12 +62,22 @@ export function statusProbe(node: ClusterNode, everyMs = 200) {
       i = buf.indexOf('\n');
       if (!line.trim()) continue;
       const { ms, err, at } = JSON.parse(line) as { ms: number; err: string; at: string };
+      if (!warm) {
+        warm = true;
+        markReady();
+        continue;
+      }
       samples.push(ms);
       if (err) failures.push(`${at}: ${err}`);
       if (ms > 1000) slow.push(`${at} ${ms.toFixed(0)} ms`);
     }
   });
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const exited = new Promise<void>((resolve) =>
+    child.on('exit', () => {
+      markReady();
+      resolve();
+    }),
+  );
   const pct = (q: number) => {
     const sorted = [...samples].sort((a, b) => a - b);
     return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
@@ -68,6 +86,8 @@ export function statusProbe(node: ClusterNode, everyMs = 200) {
     samples,
     failures,
     slow,
+    /** Resolves once the warm-up request is answered (or the probe ended). */
+    ready,
     max: () => Math.max(0, ...samples),
     /** The q-quantile of the latencies, in ms. */
     quantile: pct,
@@ -132,25 +152,32 @@ export async function throwawayEntries(n: number, first = 1_000_000): Promise<Se
 
 /**
  * Gossips entries on the entries topic at `perSecond` (20x the victim's admission rate by
- * default), until all are sent or the victim stops listening (banned: no subscriber left).
- * Returns how many went out. Paced rather than all queued at once: 20,000 messages already in
- * the victim's socket buffers cost it ~0.45 ms each in libp2p alone (noise, a yamux window
- * update per frame, gossipsub decoding) whatever it decides about them, which is a libp2p
- * limit rather than a mempool one.
+ * default), until all are sent or the victim stops listening for good. Dropped without a ban
+ * (the victim disconnects at a score of -20 and bans at -50) it dials again and goes on, as a
+ * flooder would; banned, its dials are refused and it stops. Returns how many went out. Paced rather than all queued at once: 20,000 messages already in
+ * the victim's socket buffers cost it ~0.3 ms each in libp2p alone (noise, yamux, gossipsub
+ * decoding) whatever it decides about them, which is a libp2p limit rather than a mempool one.
  */
 export async function spamEntries(
   peer: ByzantinePeer,
+  target: Target,
   entries: readonly SealedEntry[],
   perSecond = 2_000,
 ): Promise<number> {
   let sent = 0;
   const t0 = performance.now();
   for (const e of entries) {
-    try {
-      const { recipients } = await peer.host.services.pubsub.publish(peer.topics.entries, e.encoded);
-      if (recipients.length === 0) break;
-    } catch {
-      break;
+    const delivered = await peer.host.services.pubsub.publish(peer.topics.entries, e.encoded).then(
+      ({ recipients }) => recipients.length > 0,
+      () => false,
+    );
+    if (!delivered) {
+      const back = await peer.connect(target, 3_000).then(
+        () => true,
+        () => false,
+      );
+      if (!back) break;
+      continue;
     }
     sent++;
     if (sent % 50 === 0) {

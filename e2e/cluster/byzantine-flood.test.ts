@@ -60,9 +60,19 @@ test('flooding peers are bounded, penalised and banned; honest blocks and entrie
       : {
           name: 'victim',
           dataDir: victimDir,
-          // FLOOD_PROF=<dir>: a CPU profile of the victim (how the stalls below were found).
-          ...(process.env.FLOOD_PROF
-            ? { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.FLOOD_PROF}` } }
+          // FLOOD_PROF=<dir>: a CPU profile of the victim (how the stalls below were found);
+          // FLOOD_NODE_OPTIONS: more options for it (a preload that logs event-loop stalls).
+          ...(process.env.FLOOD_PROF || process.env.FLOOD_NODE_OPTIONS
+            ? {
+                env: {
+                  NODE_OPTIONS: [
+                    process.env.FLOOD_PROF && `--cpu-prof --cpu-prof-dir=${process.env.FLOOD_PROF}`,
+                    process.env.FLOOD_NODE_OPTIONS,
+                  ]
+                    .filter(Boolean)
+                    .join(' '),
+                },
+              }
             : {}),
         },
   );
@@ -127,6 +137,7 @@ test('flooding peers are bounded, penalised and banned; honest blocks and entrie
     const rss0 = await rssBytes(victim);
     const before = await outcomes('blocks-by-range');
     const probe = statusProbe(victim);
+    await probe.ready;
     const open: Stream[] = [];
     let rounds = 0;
     let maxRss = rss0;
@@ -172,6 +183,8 @@ test('flooding peers are bounded, penalised and banned; honest blocks and entrie
     await spammer.connect(victim);
     const rss0 = await rssBytes(victim);
     const probe = statusProbe(victim);
+    await probe.ready;
+    const startedAt = new Date().toISOString();
     let sent = 0;
     let maxRss = rss0;
     let maxPool = 0;
@@ -190,7 +203,7 @@ test('flooding peers are bounded, penalised and banned; honest blocks and entrie
       );
     }, 1_000);
     try {
-      sent = await spamEntries(spammer, entries);
+      sent = await spamEntries(spammer, victim, entries);
       const deadline = Date.now() + 30_000;
       while (!(await banned(spammer))) {
         assert.ok(
@@ -210,7 +223,8 @@ test('flooding peers are bounded, penalised and banned; honest blocks and entrie
     const status = await victim.status();
     t.diagnostic(
       `spammer: sent ${sent}; victim admitted ${added}, refused over rate ${rateRefused}; mempool max ${maxPool}, now ${status.mempoolSize}; ` +
-        `${watch.penaltiesOf(spammer).length} penalties; /status ${probe.summary()}; RSS ${(rss0 / MB).toFixed(0)} → max ${(maxRss / MB).toFixed(0)} MB`,
+        `${watch.penaltiesOf(spammer).length} penalties; /status ${probe.summary()}; RSS ${(rss0 / MB).toFixed(0)} → max ${(maxRss / MB).toFixed(0)} MB; ` +
+        `from ${startedAt} to ${new Date().toISOString()}`,
     );
     assert.ok(
       watch.penaltiesOf(spammer).some((p) => /admission rate/.test(p.reason)),
@@ -222,27 +236,19 @@ test('flooding peers are bounded, penalised and banned; honest blocks and entrie
     // and no penalties.
     assert.ok(rateRefused >= 500 && rateRefused <= 700, `refused ${rateRefused} over the rate of ${sent}`);
     assert.ok(watch.penaltiesOf(spammer).length <= 70, `${watch.penaltiesOf(spammer).length} penalties`);
-    // Answered throughout: most within 1 s, none slower than the probe's 5 s timeout more
-    // than twice (the worst stalls measured here are 3-5 s; see the todo below).
-    assert.ok(probe.failures.length <= 2, `/status timed out: ${probe.failures}`);
-    assert.ok(probe.quantile(0.5) < 1_000, `/status ${probe.summary()}`);
+    // Answered throughout, every one within 1 s (asserted with the slow reader's below).
+    assert.deepEqual(probe.failures, [], 'every /status was answered');
     statusMax.push(['the entry flood', probe.max()]);
     assert.ok(maxRss - rss0 < 100 * MB, `RSS grew by ${((maxRss - rss0) / MB).toFixed(0)} MB`);
     await honestTraffic('the entry flood');
   });
 
-  // The target is every /status within 1 s. The slow reader meets it (max 0.1-0.6 s here) but
-  // for a load spike; the entry flood does not yet: the victim's main thread is busy 100% for
-  // seconds with libp2p's per-frame work (noise decryption, a yamux window update written per
-  // received frame, gossipsub decoding) before its own checks run. Reported, not hidden.
-  await t.test(
-    'every /status within 1 s during each attack',
-    {
-      todo: 'entry flood: /status stalls of 3-5 s measured on this shared 2-core host',
-    },
-    () => {
-      for (const [what, ms] of statusMax) assert.ok(ms < 1_000, `${what}: /status max ${ms.toFixed(0)} ms`);
-    },
-  );
+  // Every /status within 1 s. The entry flood used to stall the victim 2.5-5 s (its event loop
+  // held by libp2p reading a full socket 32 chunks at a time, a yamux window update written per
+  // frame, and signatures checked on the main thread); with those fixed its slowest /status is
+  // 0.1-0.35 s on this shared 2-core host at load 10-20 (see node/p2p/fair-read.ts).
+  await t.test('every /status within 1 s during each attack', () => {
+    for (const [what, ms] of statusMax) assert.ok(ms < 1_000, `${what}: /status max ${ms.toFixed(0)} ms`);
+  });
   passed = true;
 });

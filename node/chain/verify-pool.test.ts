@@ -47,3 +47,27 @@ test('the pool marks blocks whose signatures all hold, and the valid signatures 
 test('an empty batch resolves', async () => {
   await pool.verifyBlocks([], new CachedVerifier());
 });
+
+test('the pool marks the entries whose signature holds, and only those', async () => {
+  const entries = Array.from({ length: 9 }, (_, i) => knowledgeEntry(testKey(40 + i), TEST_NOW - i));
+  const sig = entries[4]!.signature.slice();
+  sig[0]! ^= 1;
+  const forged = { ...entries[4]!, signature: sig };
+  const batch = [...entries.slice(0, 4), forged, ...entries.slice(5)];
+  const cache = new CachedVerifier();
+  await pool.verifyEntries(batch, cache);
+  batch.forEach((e, i) => {
+    assert.equal(cache.hasCheckedHolder(e), i !== 4, `entry ${i}`);
+  });
+  assert.equal(cache.hasCheckedHolder(entries[4]!), false, 'the mark belongs to the checked object');
+  // The same entry decoded again (from the block that includes it) is found by its bytes.
+  let nativeCalls = 0;
+  const counted = new CachedVerifier(1000, () => {
+    nativeCalls++;
+    return false;
+  });
+  await pool.verifyEntries(entries, counted);
+  for (const e of entries) assert.ok(counted.verify(e.signature, e.id, e.author, { ...e }));
+  assert.equal(nativeCalls, 0, 'copies of the checked entries come from the cache');
+  await pool.verifyEntries([], cache);
+});

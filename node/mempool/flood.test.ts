@@ -135,6 +135,37 @@ describe('admission', () => {
     assert.equal((await admission.submit(e, 'mallory')).status, 'added', 'the rate refills');
   });
 
+  test('a committed batch is answered a slice per event-loop turn, so relaying it never holds the loop', async () => {
+    const admission = new EntryAdmission({
+      commit: async (items) => items.map(() => ({ status: 'added', evicted: [] }) as AddResult),
+      penalise: () => {},
+    });
+    // Counts turns of the event loop while the batch is answered.
+    let turn = 0;
+    let ticking = true;
+    const tick = () => {
+      turn++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const perTurn = new Map<number, number>();
+    await Promise.all(
+      Array.from({ length: 256 }, () =>
+        admission.submit(entry(), 'peer').then(() => perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1)),
+      ),
+    );
+    ticking = false;
+    assert.equal(admission.batches, 1);
+    assert.equal(
+      [...perTurn.values()].reduce((a, b) => a + b),
+      256,
+    );
+    assert.ok(
+      Math.max(...perTurn.values()) <= admission.resolvePerTurn,
+      `answers per turn: ${[...perTurn.values()]}`,
+    );
+  });
+
   test('entries arriving together are committed in one store transaction each batch, and survive a reopen', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-admission-'));
     try {

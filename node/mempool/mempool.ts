@@ -205,7 +205,12 @@ export class Mempool {
     return r;
   }
 
-  private admit(entry: SealedEntry, now: number, source: EntrySource): AddResult {
+  /**
+   * The checks that cost no signature: duplicate, already mined, size, the source's and the
+   * author's quotas. Undefined when the entry is worth verifying (admission checks the
+   * signatures of those ahead, on the worker pool).
+   */
+  precheck(entry: SealedEntry, source: EntrySource = this.source): AddResult | undefined {
     if (this.entries.has(entry.idHex)) return { status: 'duplicate' };
     if (this.opts.isIncluded(entry.idHex)) {
       return {
@@ -224,6 +229,12 @@ export class Mempool {
       if ((this.byAuthor.get(toHex(entry.author)) ?? 0) >= this.maxPerAuthor)
         return full('author', `peers hold ${this.maxPerAuthor} entries of this author already`);
     }
+    return undefined;
+  }
+
+  private admit(entry: SealedEntry, now: number, source: EntrySource): AddResult {
+    const cheap = this.precheck(entry, source);
+    if (cheap) return cheap;
     try {
       validateEntry(entry, this.opts.config, now, this.opts.verifier);
     } catch (err) {

@@ -84,3 +84,45 @@ describe('block gossip', async () => {
     assert.equal(s.processed(), 1);
   });
 });
+
+describe('entry gossip', async () => {
+  const peer = peerIdFromPrivateKey(await generateKeyPair('Ed25519'));
+
+  test('an entry over its sender’s admission rate is ignored before it is decoded or queued', async () => {
+    const validators = new Map<string, Validator>();
+    const pubsub = { topicValidators: validators, subscribe() {} } as unknown as GossipSub;
+    const penalties: PeerAction[] = [];
+    let tickets = 0;
+    let handled = 0;
+    const topics = gossipTopics('test');
+    const gossip = new Gossip(
+      pubsub,
+      topics,
+      1 << 20,
+      64 << 10,
+      {
+        onBlock: async () => ({ status: 'duplicate', hashHex: '00' }),
+        onEntry: async () => {
+          handled++;
+          return { status: 'added', evicted: [] };
+        },
+        preadmitEntry: () =>
+          ++tickets > 1
+            ? { status: 'rejected', reason: 'mempool-full', quota: 'peer-rate', message: 'over the rate' }
+            : undefined,
+        penalise: (_p, action) => penalties.push(action),
+      },
+      createNodeMetrics(),
+    );
+    gossip.start();
+    const validate = validators.get(topics.entries)!;
+    // Not an entry at all: within the rate it is decoded and rejected as malformed, past it not even read.
+    const junk = { data: new Uint8Array([0xff, 1, 2, 3]) };
+    assert.equal(await validate(peer, junk), TopicValidatorResult.Reject);
+    assert.deepEqual(penalties, ['low-tolerance']);
+    assert.equal(await validate(peer, junk), TopicValidatorResult.Ignore);
+    assert.deepEqual(penalties, ['low-tolerance'], 'refused unread: no malformed-message penalty');
+    assert.equal(handled, 0);
+    assert.equal(tickets, 2);
+  });
+});

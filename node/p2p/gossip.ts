@@ -13,6 +13,11 @@ import type { PeerAction } from './peer-scores.ts';
 export interface GossipHandlers {
   onBlock(block: SealedBlock, from: PeerId): Promise<ProcessResult>;
   onEntry(entry: SealedEntry, from: PeerId): Promise<AddResult>;
+  /**
+   * Asked before an entry message is decoded: a refusal (the sender is over its admission rate)
+   * ends its validation there, so a flood costs no decoding and no queueing. Undefined: go on.
+   */
+  preadmitEntry?(from: PeerId): AddResult | undefined;
   penalise(peer: PeerId, action: PeerAction, reason: string): void;
   /**
    * A peer we refuse (banned or blocked): its messages still queued in gossipsub are ignored
@@ -170,6 +175,8 @@ export class Gossip {
       this.handlers.penalise(peer, 'mid-tolerance', `oversized entry gossip (${data.length} bytes)`);
       return TopicValidatorResult.Reject;
     }
+    const refused = this.handlers.preadmitEntry?.(peer);
+    if (refused) return this.entryVerdict(refused, peer);
     let entry: SealedEntry;
     try {
       entry = decodeEntry(data);
@@ -178,7 +185,10 @@ export class Gossip {
       this.handlers.penalise(peer, 'low-tolerance', `malformed entry gossip: ${err.message}`);
       return TopicValidatorResult.Reject;
     }
-    const r = await this.handlers.onEntry(entry, peer);
+    return this.entryVerdict(await this.handlers.onEntry(entry, peer), peer);
+  }
+
+  private entryVerdict(r: AddResult, peer: PeerId): TopicValidatorResult {
     if (r.status === 'added') return TopicValidatorResult.Accept;
     if (r.status === 'duplicate') return TopicValidatorResult.Ignore;
     if (

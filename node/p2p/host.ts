@@ -18,7 +18,9 @@ import { toHex } from '../chain/bytes.ts';
 import { sha256 } from '../chain/hash.ts';
 import type { NodeIdentity } from '../identity/identity.ts';
 import { GOSSIP_DEFAULTS, type GossipScoreOptions, P2P_DEFAULTS, type P2pLimits } from '../options.ts';
+import { readFairly } from './fair-read.ts';
 import { ipColocationParams, relayedThrough } from './gossip-score.ts';
+import { grantYamuxWindowAtHalf } from './yamux-window.ts';
 
 export interface HostOptions {
   readonly identity: NodeIdentity;
@@ -59,6 +61,7 @@ export type CairnLibp2p = Libp2p<{ identify: unknown; ping: unknown; pubsub: Gos
  * node keeps its addresses (certhash included) and remembers its peers.
  */
 export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
+  grantYamuxWindowAtHalf();
   const seed = opts.identity.signingKey.secretKey.subarray(0, 32);
   const datastore = new FsDatastore(path.join(opts.dataDir, 'p2p'));
   await datastore.open();
@@ -83,6 +86,15 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
     connectionGater: {
       // Loopback and LAN addresses are exactly what Cairn nodes use.
       denyDialMultiaddr: async () => false,
+      // Not a gate: the first hook that sees each raw connection, used to pace its reads.
+      denyInboundConnection: (maConn) => {
+        readFairly(maConn);
+        return false;
+      },
+      denyOutboundConnection: (_peer, maConn) => {
+        readFairly(maConn);
+        return false;
+      },
       ...opts.gater,
     },
     connectionManager: {

@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { signBlock } from '../chain/authoring.ts';
 import { Chain } from '../chain/chain.ts';
 import { chainIdHex } from '../chain/network-config.ts';
+import { verifyNative } from '../chain/signature.ts';
 import { CachedVerifier } from '../chain/signature-cache.ts';
 import { VerifyPool } from '../chain/verify-pool.ts';
 import { createLogger } from '../log.ts';
@@ -29,9 +30,14 @@ import { ChainService, StorageFailedError } from './chain-service.ts';
 
 const config = testNetwork();
 
-async function openService(file: string, maxBytes?: number, pool?: VerifyPool) {
+async function openService(
+  file: string,
+  maxBytes?: number,
+  pool?: VerifyPool,
+  verifier = new CachedVerifier(),
+) {
   let store: NodeStore | undefined;
-  const chain = new Chain({ config, loadBlock: (h) => store!.loadBlock(h), now: () => TEST_NOW });
+  const chain = new Chain({ config, loadBlock: (h) => store!.loadBlock(h), now: () => TEST_NOW, verifier });
   store = await NodeStore.open({
     file,
     chainIdHex: chainIdHex(config),
@@ -40,7 +46,6 @@ async function openService(file: string, maxBytes?: number, pool?: VerifyPool) {
   });
   chain.restore(await store.load());
   const metrics = createNodeMetrics();
-  const verifier = new CachedVerifier();
   const service = new ChainService(chain, store, verifier, pool, metrics, createLogger('silent'));
   return { chain, store, service, metrics, verifier };
 }
@@ -130,6 +135,53 @@ test('work is never free: preverify checks no signature of a block without proof
       batch.map((b) => verifier.hasCheckedBlock(b)),
       [true, true, true, false, false, false],
       'signatures checked up to the first block whose header fails, none after',
+    );
+    await store.close();
+  } finally {
+    await pool.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('admitted entries have their signatures checked on the worker pool, not on the main thread', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'cairn-entry-pool-'));
+  const pool = new VerifyPool(2);
+  let mainThread = 0;
+  const verifier = new CachedVerifier(1000, (s, m, p) => {
+    mainThread++;
+    return verifyNative(s, m, p);
+  });
+  try {
+    const { chain, store, service } = await openService(
+      path.join(dir, 'chain.db'),
+      undefined,
+      pool,
+      verifier,
+    );
+    const entries = Array.from({ length: 40 }, (_, i) =>
+      knowledgeEntry(testKey(100 + i), TEST_NOW - 1000, `e${i}`),
+    );
+    const sig = entries[7]!.signature.slice();
+    sig[0]! ^= 1;
+    const forged = { ...entries[7]!, signature: sig };
+    const batch = [...entries.slice(0, 7), forged, ...entries.slice(8)].map((entry) => ({
+      entry,
+      source: 'peer-a',
+    }));
+    const results = await service.submitEntries(batch);
+    assert.deepEqual(
+      results.map((r) => (r.status === 'rejected' ? r.reason : r.status)),
+      batch.map((_, i) => (i === 7 ? 'bad-entry-signature' : 'added')),
+    );
+    assert.equal(mainThread, 1, 'only the forged signature is checked (again) on the main thread');
+    assert.equal(chain.mempool.size, 39);
+    // Duplicates cost no signature check anywhere: not even sent to the pool.
+    const copies = entries.slice(0, 5).map((e) => ({ entry: { ...e }, source: 'peer-a' }));
+    const again = await service.submitEntries(copies);
+    assert.ok(again.every((r) => r.status === 'duplicate'));
+    assert.ok(
+      copies.every(({ entry }) => !verifier.hasCheckedHolder(entry)),
+      'duplicates not verified',
     );
     await store.close();
   } finally {

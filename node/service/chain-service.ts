@@ -166,7 +166,8 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
    * is attributed to its source for the mempool's quotas. Results are in order, and only
    * returned once the batch is on disk.
    */
-  submitEntries(items: readonly { entry: SealedEntry; source: EntrySource }[]): Promise<AddResult[]> {
+  async submitEntries(items: readonly { entry: SealedEntry; source: EntrySource }[]): Promise<AddResult[]> {
+    await this.preverifyEntries(items);
     return this.exclusive(async () => {
       const results = items.map(({ entry, source }) =>
         this.chain.mempool.withSource(source, () => this.chain.addEntry(entry)),
@@ -174,6 +175,23 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
       await this.commit(this.chain.tip);
       return results;
     });
+  }
+
+  /**
+   * Checks on the worker pool the signatures of the entries that pass the cheap checks
+   * (duplicates, quotas: a flood beyond them costs no verification), before taking the chain's
+   * turn, so neither the event loop nor block processing waits for them. A dead pool is not
+   * fatal: admission then checks them on the main thread.
+   */
+  private async preverifyEntries(
+    items: readonly { entry: SealedEntry; source: EntrySource }[],
+  ): Promise<void> {
+    if (!this.pool) return;
+    const pool = this.chain.mempool;
+    const worth: SealedEntry[] = [];
+    for (const { entry, source } of items)
+      if (!this.verifier.hasCheckedHolder(entry) && !pool.precheck(entry, source)) worth.push(entry);
+    if (worth.length) await this.pool.verifyEntries(worth, this.verifier).catch(() => {});
   }
 
   /**
