@@ -1,3 +1,5 @@
+import { RosterLedger } from '../membership/ledger.ts';
+import type { MembershipProblem, RosterState } from '../membership/roster-state.ts';
 import type { AddResult } from '../mempool/mempool.ts';
 import { Mempool } from '../mempool/mempool.ts';
 import { decodeBlock } from './block-codec.ts';
@@ -139,6 +141,11 @@ export interface PersistedChainState {
   readonly mempool: readonly SealedEntry[];
   /** The highest checkpoint final on this node (absent: none yet). */
   readonly finalized?: Checkpoint;
+  /**
+   * The config entries of stored blocks, by block hash, in block order: what the roster at
+   * every block is derived from (a store that keeps none restores the genesis roster only).
+   */
+  readonly configEntries?: ReadonlyMap<Hex, readonly SealedEntry[]>;
 }
 
 const newUpdate = (): ChainUpdate => ({
@@ -187,6 +194,8 @@ export class Chain {
   /** Checkpoints carried by known blocks (rare: admins sign them), applied when a block joins the main chain. */
   private readonly carried = new Map<Hex, Checkpoint[]>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** The roster at every known block (membership mode `roster`; inert in open mode). */
+  readonly roster: RosterLedger;
 
   constructor(opts: ChainOptions) {
     assertValidNetworkConfig(opts.config);
@@ -194,6 +203,7 @@ export class Chain {
     this.chainId = chainIdOf(opts.config);
     this.genesis = genesisBlock(opts.config);
     this.tree = new BlockTree(this.genesis);
+    this.roster = new RosterLedger(opts.config, this.chainId, this.tree.genesis);
     const orphanCapacity = opts.orphanCapacity ?? 100;
     this.orphans = new OrphanPool(
       orphanCapacity,
@@ -211,6 +221,8 @@ export class Chain {
       config: opts.config,
       verifier: this.verifier,
       isIncluded: (id) => this.tree.includedInMain(id),
+      // Admission judges permissions at the tip: the block the entry would go into builds on it.
+      authorize: (e, now) => this.roster.entryProblem(e, this.tree.tip, now),
       maxEntries: opts.mempoolMaxEntries,
       maxBytes: opts.mempoolMaxBytes,
     });
@@ -221,7 +233,9 @@ export class Chain {
   restore(state: PersistedChainState): void {
     for (const b of state.blocks) {
       if (b.hashHex === this.genesis.hashHex) continue;
-      if (!this.tree.get(b.hashHex)) this.tree.add(b.hashHex, b.hash, b.header, b.entryIds);
+      if (this.tree.get(b.hashHex)) continue;
+      const node = this.tree.add(b.hashHex, b.hash, b.header, b.entryIds);
+      this.roster.record(node, state.configEntries?.get(b.hashHex) ?? []);
     }
     const head = this.tree.get(state.headHashHex);
     if (!head) throw new Error(`stored head ${state.headHashHex} is not among the stored blocks`);
@@ -252,6 +266,20 @@ export class Chain {
 
   get tip(): BlockNode {
     return this.tree.tip;
+  }
+
+  /** The roster after the main chain's tip. */
+  get tipRoster(): RosterState {
+    return this.roster.at(this.tree.tip);
+  }
+
+  /** Why `entry` could not go into the next block on `parent` (default the tip), stamped `atMs`. */
+  permissionProblem(
+    entry: SealedEntry,
+    atMs: number,
+    parent: BlockNode = this.tree.tip,
+  ): MembershipProblem | undefined {
+    return this.roster.entryProblem(entry, parent, atMs);
   }
 
   /** Returns and clears the effects recorded since the last call. */
@@ -470,6 +498,9 @@ export class Chain {
     const hashHex = block.hashHex;
     try {
       validateBlockContext(block, this.tree.parentContext(parent), this.config, now);
+      // Permissions are consensus rules: the miner and every entry's author, at the parent.
+      const denied = this.roster.blockProblem(block, parent);
+      if (denied) throw new BlockValidationError(denied.code, denied.message);
       for (const e of block.entries) {
         if (this.tree.includes(parent, e.idHex)) {
           throw new BlockValidationError(
@@ -509,6 +540,7 @@ export class Chain {
       block.header,
       block.entries.map((e) => e.idHex),
     );
+    this.roster.record(node, block.entries);
     this.remember(block);
     this.pending.blocks.push({ block, node, receivedAt: now });
     const carried = checkpointsIn(block.entries);

@@ -3,6 +3,7 @@ import type { NetworkConfig } from '../chain/network-config.ts';
 import type { SignatureVerifier } from '../chain/signature-cache.ts';
 import type { SealedEntry } from '../chain/types.ts';
 import { BlockValidationError, validateEntry } from '../chain/validation.ts';
+import type { MembershipErrorCode } from '../membership/roster-state.ts';
 import { ReturnedEntries } from './returned-entries.ts';
 
 /**
@@ -50,6 +51,14 @@ export interface MempoolOptions {
   readonly verifier: SignatureVerifier;
   /** Whether the entry is already in the main chain (then it does not belong here). */
   readonly isIncluded: (idHex: Hex) => boolean;
+  /**
+   * Membership rules (roster mode): why the entry's author may not have it mined now, with the
+   * chain's own error code; undefined when it may.
+   */
+  readonly authorize?: (
+    entry: SealedEntry,
+    now: number,
+  ) => { code: MembershipErrorCode; message: string } | undefined;
   readonly maxEntries?: number;
   readonly maxBytes?: number;
   /** Entries one peer may have in the pool (default a quarter of maxEntries). */
@@ -228,6 +237,8 @@ export class Mempool {
         return { status: 'rejected', reason: err.code, message: err.message };
       throw err;
     }
+    const denied = this.opts.authorize?.(entry, now);
+    if (denied) return { status: 'rejected', reason: denied.code, message: denied.message };
     if (!this.canFit(entry, source)) {
       if (!isReturned(source))
         return full('pool', `mempool full (${this.size} entries, ${this.bytes} bytes)`);
