@@ -35,10 +35,11 @@ export class RosterLedger {
   at(node: BlockNode): RosterState {
     const path: BlockNode[] = [];
     let n: BlockNode | undefined = node;
-    let state: RosterState | undefined;
-    while (n && !(state = this.states.get(n))) {
+    let state = this.states.get(node);
+    while (n && !state) {
       path.push(n);
       n = n.parent;
+      state = n && this.states.get(n);
     }
     if (!state) throw new Error(`block ${node.hashHex} does not descend from the genesis roster`);
     for (const p of path.reverse()) this.states.set(p, state);
