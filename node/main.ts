@@ -4,11 +4,17 @@ import { parseArgs } from 'node:util';
 import { NodeJobs } from '../jobs/node-jobs.ts';
 import { SCHEDULED_JOBS, type ScheduledJob } from '../jobs/queues.ts';
 import { startHttpApi } from './api/http.ts';
-import { DEFAULT_NETWORK } from './chain/network-config.ts';
 import { readNetworkConfig } from './config-file.ts';
 import type { FlOptions } from './fl/net/service.ts';
-import { CAPABILITIES, type Capability, ROLES, type Role } from './identity/identity.ts';
+import {
+  CAPABILITIES,
+  type Capability,
+  loadOrCreateIdentity,
+  ROLES,
+  type Role,
+} from './identity/identity.ts';
 import { createLogger } from './log.ts';
+import { loadOrCreateOwnNetwork } from './membership/create-network.ts';
 import { CairnNode } from './node.ts';
 
 const HELP = `cairn node — a headless Cairn node
@@ -21,9 +27,13 @@ usage: npm run node -- [options]
   --bootstrap MULTIADDR   a peer to connect to at start (with /p2p/<id>); repeatable
   --mine                  mine blocks (adds the "mine" capability)
   --mdns                  discover peers by multicast DNS on the LAN (off by default)
-  --role ROLE             ${ROLES.join(' | ')} (default submind)
-  --capabilities LIST     comma-separated: ${CAPABILITIES.join(', ')}
-  --network-config FILE   JSON overrides of the network config (block time, targets, …)
+  --role ROLE             ${ROLES.join(' | ')} (default submind; open networks only:
+                          on a roster network the member certificate decides)
+  --capabilities LIST     comma-separated: ${CAPABILITIES.join(', ')} (likewise)
+  --network-config FILE   JSON overrides of the network config (block time, targets,
+                          membership "roster" | "open", admins, members, …). Without it
+                          the node uses <data-dir>/network.json, created on first start
+                          as a new roster network with this node's key as its admin
   --ice-server URL        a STUN/TURN server for WebRTC; repeatable (default: none)
   --http-host HOST        status/metrics endpoint host (default 127.0.0.1)
   --http-port PORT        status/metrics endpoint port (default 0 = any free port)
@@ -157,11 +167,17 @@ let shutdown: (signal: string, exitCode?: number) => Promise<void> = async (sign
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
+const dataDir = path.resolve(values['data-dir']);
 const network = values['network-config']
   ? await readNetworkConfig(values['network-config'])
-  : DEFAULT_NETWORK;
+  : await (async () => {
+      const own = await loadOrCreateIdentity(dataDir);
+      const r = await loadOrCreateOwnNetwork(dataDir, own.publicKeyHex);
+      if (r.created) log.info({ file: r.file, admin: own.publicKeyHex }, 'created a new roster network');
+      return r.config;
+    })();
 const node = await CairnNode.start({
-  dataDir: path.resolve(values['data-dir']),
+  dataDir,
   listen: values.listen?.length ? values.listen : ['/ip4/127.0.0.1/tcp/0'],
   bootstrap: values.bootstrap,
   mine: values.mine,
