@@ -4,10 +4,13 @@
  * writes one to `<dataDir>/network.json` with the node's own key as admin; the demo, compose
  * and the cluster harness create one listing every device they start.
  */
-import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { toHex } from '../chain/bytes.ts';
 import { DEFAULT_NETWORK, type GenesisMember, type NetworkConfig } from '../chain/network-config.ts';
+import { keyPairFromSeed } from '../chain/signature.ts';
 import { readNetworkConfig } from '../config-file.ts';
 import { CAPABILITIES, type Capability } from './view.ts';
 
@@ -58,4 +61,61 @@ export async function loadOrCreateOwnNetwork(
   await writeFile(tmp, networkConfigJson(config));
   await rename(tmp, file);
   return { config: await readNetworkConfig(file), created: true, file };
+}
+
+/**
+ * The public key of the identity in `dataDir`, creating the identity (node/identity's seed file
+ * format) if there is none: so a network can list a device before the device first starts.
+ */
+export function ensureIdentity(dataDir: string): string {
+  const file = path.join(dataDir, 'identity.json');
+  let seedHex: string;
+  if (existsSync(file)) {
+    seedHex = (JSON.parse(readFileSync(file, 'utf8')) as { seed: string }).seed;
+  } else {
+    seedHex = randomBytes(32).toString('hex');
+    mkdirSync(dataDir, { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(
+      tmp,
+      `${JSON.stringify({ version: 1, seed: seedHex, created: new Date().toISOString() })}\n`,
+      {
+        mode: 0o600,
+      },
+    );
+    renameSync(tmp, file);
+  }
+  return toHex(keyPairFromSeed(Buffer.from(seedHex, 'hex')).publicKey);
+}
+
+/**
+ * A roster network of devices that live side by side (the demo, compose): each gets a data dir
+ * `<dir>/<name>` with its identity; the first is the network's admin, the others full members.
+ * Writes `<dir>/network.json` unless it exists (then the existing network is kept: same chain).
+ * Returns the file's path.
+ */
+export function ensureDeviceNetwork(
+  dir: string,
+  names: readonly string[],
+  base: Partial<NetworkConfig> = {},
+  file = path.join(dir, NETWORK_FILE),
+): string {
+  if (existsSync(file)) return file;
+  const [first, ...rest] = names;
+  if (!first) throw new Error('a network needs at least one device');
+  const admin = ensureIdentity(path.join(dir, first));
+  const members: GenesisMember[] = rest.map((name) => ({
+    publicKey: ensureIdentity(path.join(dir, name)),
+    name,
+    role: 'submind',
+    capabilities: [...FULL_MEMBER_CAPABILITIES],
+  }));
+  const config = rosterNetwork(
+    [admin],
+    [{ publicKey: admin, name: first, role: 'hub', capabilities: [...FULL_MEMBER_CAPABILITIES] }, ...members],
+    base,
+  );
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, networkConfigJson(config));
+  return file;
 }
