@@ -20,6 +20,7 @@ import {
 } from './identity/identity.ts';
 import { createLogger, type Logger } from './log.ts';
 import { loadOwnCertificate, Roster } from './membership/roster.ts';
+import { isMembershipCode } from './membership/roster-state.ts';
 import { EntryAdmission } from './mempool/admission.ts';
 import { type AddResult, SOURCE } from './mempool/mempool.ts';
 import { createMempoolMetrics } from './mempool/mempool-metrics.ts';
@@ -258,7 +259,8 @@ export class CairnNode {
             r.status === 'rejected' &&
             r.reason !== 'already-included' &&
             r.reason !== 'mempool-full' &&
-            r.reason !== 'entry-timestamp-in-future',
+            r.reason !== 'entry-timestamp-in-future' &&
+            !isMembershipCode(r.reason),
         ).length;
       },
       penalise,

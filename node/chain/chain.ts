@@ -571,6 +571,7 @@ export class Chain {
       for (const ev of r.evicted) this.pending.mempool.set(ev.idHex, null);
       this.recordAdmission(e);
     }
+    if (this.roster.enabled && this.roster.at(oldTip) !== this.roster.at(node)) this.dropUnpermitted(now);
     if (plan.disconnect.length === 0) return { status: 'connected', hashHex };
     this.pending.events.push({
       type: 'reorg',
@@ -590,6 +591,17 @@ export class Chain {
   private recordAdmission(entry: SealedEntry): void {
     this.pending.mempool.delete(entry.idHex);
     this.pending.mempool.set(entry.idHex, entry);
+  }
+
+  /**
+   * After the tip's roster changed (a revocation, an expiry-bearing change, a reorg): entries
+   * whose authors lost the permission leave the mempool, so they are neither mined nor offered
+   * to peers. Rare (admins change the roster), so a scan of the pool is fine.
+   */
+  private dropUnpermitted(now: number): void {
+    const tip = this.tree.tip;
+    const out = this.mempool.all().filter((e) => this.roster.entryProblem(e, tip, now));
+    for (const e of this.mempool.removeMany(out.map((x) => x.idHex))) this.pending.mempool.set(e.idHex, null);
   }
 
   private finalize(cp: Checkpoint): void {

@@ -194,7 +194,8 @@ test('revocation mined: the member loses admission, its entries and blocks are r
   const lost: string[] = [];
   roster.onChange((c) => lost.push(...c.revoked));
   const rev = createEntry({ kind: 'config', changes: [[MEMBER_REVOKE, hex(writer)]] }, admin, at);
-  assert.equal(chain.addEntry(knowledge(writer, 'before')).status, 'added');
+  const before = knowledge(writer, 'before');
+  assert.equal(chain.addEntry(before).status, 'added');
   const [b1] = forgeBranch(chain, chain.tip, [{ miner, entries: [rev] }]);
   assert.equal(codeOf(await t.submit(b1!)), 'connected');
   roster.refresh(TEST_NOW);
@@ -202,7 +203,10 @@ test('revocation mined: the member loses admission, its entries and blocks are r
   assert.equal(roster.admit(hex(writer), undefined, TEST_NOW).ok, false);
   const r = chain.addEntry(knowledge(writer, 'after'));
   assert.equal(r.status === 'rejected' && r.reason, 'author-not-member');
-  // Its entry admitted before the revocation stays in the pool but no template takes it.
+  // Its entry admitted before the revocation left the pool (and the store) with the revocation's block.
+  const dropped = [...chain.takeUpdate().mempool].filter(([, v]) => v === null).map(([id]) => id);
+  assert.ok(dropped.includes(before.idHex), 'the store drops it too');
+  assert.ok(!chain.mempool.all().some((e) => toHex(e.author) === hex(writer)));
   assert.ok(
     !buildTemplate(chain, miner.publicKey, TEST_NOW).entries.some((e) => toHex(e.author) === hex(writer)),
   );

@@ -64,6 +64,29 @@ export type MembershipErrorCode =
   | 'bad-revocation'
   | 'bad-admin-change';
 
+const MEMBERSHIP_CODES: ReadonlySet<string> = new Set<MembershipErrorCode>([
+  'miner-not-member',
+  'miner-expired',
+  'miner-lacks-mine',
+  'author-not-member',
+  'author-expired',
+  'author-lacks-submit',
+  'author-lacks-coordinate',
+  'unauthorized-config',
+  'bad-certificate',
+  'certificate-revoked',
+  'certificate-expired',
+  'bad-revocation',
+  'bad-admin-change',
+]);
+
+/**
+ * Whether an entry rejection is a membership rule: judged against the roster at our tip, which
+ * an honest relayer at another tip (a revocation not yet seen, a reorg) may not share. Gossip
+ * and reconciliation ignore such entries without blaming the relayer, as for a clock ahead.
+ */
+export const isMembershipCode = (code: string): code is MembershipErrorCode => MEMBERSHIP_CODES.has(code);
+
 export interface MembershipProblem {
   readonly code: MembershipErrorCode;
   readonly message: string;

@@ -230,6 +230,9 @@ export class Mempool {
       if ((this.byAuthor.get(toHex(entry.author)) ?? 0) >= this.maxPerAuthor)
         return full('author', `peers hold ${this.maxPerAuthor} entries of this author already`);
     }
+    // Permissions before the signature: an entry by a non-member costs a lookup, not a verify.
+    const denied = this.opts.authorize?.(entry, now);
+    if (denied) return { status: 'rejected', reason: denied.code, message: denied.message };
     try {
       validateEntry(entry, this.opts.config, now, this.opts.verifier);
     } catch (err) {
@@ -237,8 +240,6 @@ export class Mempool {
         return { status: 'rejected', reason: err.code, message: err.message };
       throw err;
     }
-    const denied = this.opts.authorize?.(entry, now);
-    if (denied) return { status: 'rejected', reason: denied.code, message: denied.message };
     if (!this.canFit(entry, source)) {
       if (!isReturned(source))
         return full('pool', `mempool full (${this.size} entries, ${this.bytes} bytes)`);
