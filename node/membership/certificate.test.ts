@@ -159,3 +159,19 @@ test('truncations, wrong tags and versions, unknown bits and bad windows have th
   assert.equal(decodeCode(b), 'invalid-value');
   assert.equal(decodeCode(at(66, 0)), 'invalid-value', 'empty name');
 });
+
+test('random bytes never crash the decoder: a certificate or a DecodeError, nothing else', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: MAX_CERTIFICATE_BYTES + 8 }), (bytes) => {
+      decodeCode(bytes);
+    }),
+    { numRuns: 2000 },
+  );
+  // Random bodies behind a valid tag and version reach the deeper checks.
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 60, maxLength: MAX_CERTIFICATE_BYTES - 2 }), (body) => {
+      decodeCode(new Uint8Array([0x10, 1, ...body]));
+    }),
+    { numRuns: 2000 },
+  );
+});
