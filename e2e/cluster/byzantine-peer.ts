@@ -234,7 +234,8 @@ export class ByzantinePeer {
  */
 export async function removeDir(dir: string): Promise<void> {
   for (let i = 0; i < 10; i++) {
-    await rm(dir, { recursive: true, force: true });
+    // maxRetries: a write landing while rm walks the tree makes rmdir fail with ENOTEMPTY.
+    await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     await sleep(200);
     if (!existsSync(dir)) return;
   }
