@@ -1,6 +1,9 @@
 import { peerIdFromString } from '@libp2p/peer-id';
 import { UnrecoverableError } from 'bullmq';
 import type { z } from 'zod';
+import { toHex } from '../node/chain/bytes.ts';
+import { InvitationBook } from '../node/membership/invitation-book.ts';
+import { DEFAULT_INVITATION_VALID_MS, issueInvitation } from '../node/membership/issue-invitation.ts';
 import type { CairnNode } from '../node/node.ts';
 import type { SyncOutcome } from '../node/sync/range-sync.ts';
 import {
@@ -96,6 +99,26 @@ export async function runAdminCommand(
         id: entry.idHex,
         accepted: result.status !== 'rejected',
         reason: result.status === 'rejected' ? `${result.reason}: ${result.message}` : null,
+      };
+    }
+    case 'admin.inviteDevice': {
+      const p = parsePayload(AdminPayload['admin.inviteDevice'], data, command);
+      const now = Date.now();
+      const issued = await issueInvitation(
+        new InvitationBook(node.opts.dataDir),
+        {
+          chainIdHex: toHex(node.chain.chainId),
+          peerId: node.identity.peerId.toString(),
+          addrs: node.host.getMultiaddrs().map(String),
+        },
+        { name: p.name, role: p.role, capabilities: p.capabilities, memberUntilMs: now + p.expiresInMs },
+        p.validForMs ?? DEFAULT_INVITATION_VALID_MS,
+        now,
+      );
+      return {
+        invitation: issued.text,
+        expiresAt: new Date(issued.expiresAtMs).toISOString(),
+        memberUntil: new Date(issued.terms.memberUntilMs).toISOString(),
       };
     }
     case 'fl.startRound': {

@@ -6,6 +6,7 @@ import type { ChainEvent } from '../node/chain/chain.ts';
 import type { FlRoundEvent, ModelVersionEvent } from '../node/fl/net/service.ts';
 import type { Logger } from '../node/log.ts';
 import type { CairnNode } from '../node/node.ts';
+import { JOBS_DEFAULTS } from '../node/options.ts';
 import { flRoundReport, modelVersionOfEntry, modelVersionReport } from './fl-reports.ts';
 import { runAdminCommand, syncChain, syncMempool } from './node-commands.ts';
 import {
@@ -19,7 +20,6 @@ import type { ReportPayloads } from './payloads.ts';
 import {
   ADMIN_COMMANDS,
   type AdminCommand,
-  DEFAULT_SCHEDULE_MS,
   namespace,
   nodeQueueName,
   REPORTS_QUEUE,
@@ -81,7 +81,7 @@ export class NodeJobs {
     this.ledger = new BlockReportLedger(this.nodeId);
     this.prefix = namespace(o.namespace);
     this.connections = new RedisConnections(o.redisUrl);
-    this.schedule = { ...DEFAULT_SCHEDULE_MS, ...o.schedule };
+    this.schedule = { ...JOBS_DEFAULTS.scheduleMs, ...o.schedule };
     this.queue = new Queue(nodeQueueName(this.nodeId), {
       connection: this.connections.create(),
       prefix: this.prefix,
@@ -233,7 +233,12 @@ export class NodeJobs {
       let r: ReturnType<typeof blockOrphanedReport> | undefined;
       // A reorged-out block may come back on a later reorg; the ledger gives its reports new ids.
       if (e.type === 'block-stale')
-        r = blockOrphanedReport(this.nodeId, { hashHex: e.node.hashHex, header: e.node.header }, e.reason);
+        r = blockOrphanedReport(
+          this.nodeId,
+          { hashHex: e.node.hashHex, header: e.node.header },
+          e.reason,
+          e.reorgDepth,
+        );
       else if (e.type === 'orphan-added') r = blockOrphanedReport(this.nodeId, e.block, 'unknown-parent');
       else if (e.type === 'orphan-dropped') r = blockOrphanedReport(this.nodeId, e.block, 'dropped');
       if (!r) continue;

@@ -49,6 +49,7 @@ export function blockOrphanedReport(
   nodeId: string,
   block: Pick<SealedBlock, 'hashHex' | 'header'>,
   reason: BlockOrphanedReport['reason'],
+  reorgDepth?: number,
 ): BlockOrphanedReport {
   return {
     nodeId,
@@ -57,6 +58,7 @@ export function blockOrphanedReport(
     prevHash: toHex(block.header.prevHash),
     miner: toHex(block.header.miner),
     reason,
+    ...(reorgDepth ? { reorgDepth } : {}),
     at: new Date().toISOString(),
   };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CAPABILITIES, ROLES } from '../node/membership/view.ts';
 import type { AdminCommand } from './queues.ts';
 
 /**
@@ -28,6 +29,26 @@ export const AdminPayload = {
     .object({
       content: z.string().min(1).max(16_384),
       metadata: z.array(z.object({ key: z.string().min(1).max(64), value: z.string().max(1024) })).max(32),
+    })
+    .strict(),
+  'admin.inviteDevice': z
+    .object({
+      name: z.string().min(1).max(64),
+      role: z.enum(ROLES),
+      capabilities: z.array(z.enum(CAPABILITIES)).max(CAPABILITIES.length),
+      /** How long the membership lasts. */
+      expiresInMs: z
+        .number()
+        .int()
+        .min(60_000)
+        .max(10 * 365 * 86_400_000),
+      /** How long the invitation can be redeemed (default 7 days, at most the membership). */
+      validForMs: z
+        .number()
+        .int()
+        .min(10_000)
+        .max(365 * 86_400_000)
+        .optional(),
     })
     .strict(),
   'fl.startRound': z
@@ -67,6 +88,11 @@ export const SubmitEntryResult = z.object({
 });
 export const StatsReportResult = z.object({ seq: z.number().int() });
 export const FlStartResult = z.object({ roundIds: z.array(z.string()) });
+export const InviteDeviceResult = z.object({
+  invitation: z.string(),
+  expiresAt: isoDate,
+  memberUntil: isoDate,
+});
 
 /** What each admin command's job returns. */
 export const AdminResult = {
@@ -76,6 +102,7 @@ export const AdminResult = {
   'admin.blockPeers': PeersResult,
   'admin.unblockPeers': PeersResult,
   'admin.submitEntry': SubmitEntryResult,
+  'admin.inviteDevice': InviteDeviceResult,
   'fl.startRound': FlStartResult,
 } satisfies Record<AdminCommand, z.ZodType>;
 export type AdminResults = { [K in AdminCommand]: z.infer<(typeof AdminResult)[K]> };
@@ -117,6 +144,8 @@ export const BlockOrphanedReport = z.object({
   prevHash: hex(32),
   miner: hex(32),
   reason: z.enum(['unknown-parent', 'reorged-out', 'side-chain', 'dropped']),
+  /** For 'reorged-out': the depth of the reorg that took the block out of the main chain. */
+  reorgDepth: z.number().int().min(1).max(0xffff_ffff).optional(),
   at: isoDate,
 });
 export type BlockOrphanedReport = z.infer<typeof BlockOrphanedReport>;

@@ -7,6 +7,7 @@ import { createCairnPubSub } from './pubsub.ts';
 const event = (hash: string): OrphanedBlockEvent => ({
   hash,
   reason: 'reorged-out',
+  reorgDepth: 1,
   height: 1,
   prevHash: '00',
   miner: '11',

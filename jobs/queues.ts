@@ -20,12 +20,8 @@ export const nodeQueueName = (nodeId: string) => `node.${nodeId}`;
 export const SCHEDULED_JOBS = ['mempool.sync', 'chain.sync', 'stats.report', 'peers.refresh'] as const;
 export type ScheduledJob = (typeof SCHEDULED_JOBS)[number];
 
-export const DEFAULT_SCHEDULE_MS: Readonly<Record<ScheduledJob, number>> = {
-  'mempool.sync': 15_000,
-  'chain.sync': 30_000,
-  'stats.report': 60_000,
-  'peers.refresh': 60_000,
-};
+// Their default periods are node options: JOBS_DEFAULTS in node/options.ts (queue names stay free
+// of the node's imports, for the gateway).
 
 /** Commands an operator sends to one node; the job's return value is the command's result. */
 export const ADMIN_COMMANDS = [
@@ -35,6 +31,7 @@ export const ADMIN_COMMANDS = [
   'admin.blockPeers',
   'admin.unblockPeers',
   'admin.submitEntry',
+  'admin.inviteDevice',
   'fl.startRound',
 ] as const;
 export type AdminCommand = (typeof ADMIN_COMMANDS)[number];

@@ -10,6 +10,7 @@ import { chainIdHex, type NetworkConfig } from './chain/network-config.ts';
 import { CachedVerifier } from './chain/signature-cache.ts';
 import type { EntryPayload, KeyValue, SealedBlock, SealedEntry } from './chain/types.ts';
 import { VerifyPool } from './chain/verify-pool.ts';
+import { readMembershipFile } from './cli/join.ts';
 import { type FlOptions, FlService } from './fl/net/service.ts';
 import {
   CAPABILITIES as ANNOUNCED_CAPABILITIES,
@@ -19,7 +20,7 @@ import {
   type Role,
 } from './identity/identity.ts';
 import { createLogger, type Logger } from './log.ts';
-import { loadOwnCertificate, Roster } from './membership/roster.ts';
+import { Roster } from './membership/roster.ts';
 import { isMembershipCode } from './membership/roster-state.ts';
 import { EntryAdmission } from './mempool/admission.ts';
 import { type AddResult, SOURCE } from './mempool/mempool.ts';
@@ -29,12 +30,28 @@ import { TurnGate } from './mempool/turn-gate.ts';
 import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
 import { Miner } from './mining/miner.ts';
 import { MiningLoop } from './mining/mining-loop.ts';
+import {
+  GOSSIP_DEFAULTS,
+  type GossipScoreOptions,
+  MEMPOOL_DEFAULTS,
+  type P2pLimits,
+  type PeerBanOptions,
+} from './options.ts';
+import { AddressBans } from './p2p/address-bans.ts';
+import { ConnectionLimits, createConnectionLimitMetrics } from './p2p/connection-limits.ts';
 import { Gossip, gossipTopics } from './p2p/gossip.ts';
 import { type CairnLibp2p, createHost } from './p2p/host.ts';
 import type { Status } from './p2p/messages.ts';
 import { PeerManager } from './p2p/peer-manager.ts';
 import { PeerScores } from './p2p/peer-scores.ts';
-import { ANCESTOR, BLOCKS_BY_HASH, BLOCKS_BY_RANGE, HASHES_AT } from './p2p/protocols.ts';
+import {
+  ANCESTOR,
+  BLOCKS_BY_HASH,
+  BLOCKS_BY_RANGE,
+  forNetwork,
+  HASHES_AT,
+  reqRespPrefix,
+} from './p2p/protocols.ts';
 import { ReqResp } from './p2p/reqresp.ts';
 import { serveChainProtocols } from './p2p/serve-chain.ts';
 import { ChainService } from './service/chain-service.ts';
@@ -72,6 +89,12 @@ export interface NodeOptions {
   readonly logger?: Logger;
   /** Federated learning: data slice and policy (every node serves and stores models regardless). */
   readonly fl?: FlOptions;
+  /** Connection limits: total, reserved outbound, per IP, exempt ranges (defaults in options.ts). */
+  readonly p2p?: Partial<P2pLimits>;
+  /** Ban length, score table bound, address bans (defaults in options.ts). */
+  readonly peers?: Partial<PeerBanOptions>;
+  /** Gossipsub's IP-colocation penalty (defaults in options.ts). */
+  readonly gossip?: Partial<GossipScoreOptions>;
 }
 
 /**
@@ -140,7 +163,8 @@ export class CairnNode {
       });
     const membership = new Roster(
       { mode: opts.network.membership, chainId: chain.chainId, tipRoster: () => chain.tipRoster },
-      { certificate: await loadOwnCertificate(opts.dataDir), observe: (code) => refusals.inc({ code }) },
+      // The certificate a joined device received (membership.json); genesis members and admins have none.
+      { certificate: await readMembershipFile(opts.dataDir), observe: (code) => refusals.inc({ code }) },
     );
     if (opts.network.membership === 'roster') {
       // On a roster network the certificate (or the genesis roster) decides, not the flags.
@@ -169,7 +193,22 @@ export class CairnNode {
     );
     chainService.on('head', () => membership.refresh(Date.now()));
 
-    const scores = new PeerScores();
+    const scores = new PeerScores({ banMs: opts.peers?.banMs, maxPeers: opts.peers?.maxScoredPeers });
+    const addressBans = new AddressBans({
+      threshold: opts.peers?.addressBanThreshold,
+      halfLifeMs: opts.peers?.addressBanHalfLifeMs,
+      exempt: opts.p2p?.ipLimitExempt,
+    });
+    const limitMetrics = createConnectionLimitMetrics(metrics.registry);
+    // No peer id is known yet when these refuse (before noise): refusals are counted, not scored.
+    const limits = new ConnectionLimits({
+      ...opts.p2p,
+      addressBans,
+      onRefuse: (err) => {
+        limitMetrics.onRefuse(err);
+        log.debug({ code: err.code, address: err.address }, 'connection refused');
+      },
+    });
     let peers: PeerManager | undefined;
     const refuse = async (p: PeerId) => peers?.refuses(p) ?? false;
     const chainTag = chainIdHexValue.slice(0, 16);
@@ -183,17 +222,22 @@ export class CairnNode {
       networkTag: `cairn-${chainTag}`,
       gater: {
         denyDialPeer: refuse,
+        // Per-IP cap, inbound slots, address bans: before any crypto runs.
+        denyInboundConnection: limits.denyInboundConnection,
+        denyOutboundConnection: limits.denyOutboundConnection,
         denyInboundEncryptedConnection: refuse,
         denyOutboundEncryptedConnection: refuse,
       },
       maxGossipBytes: opts.network.maxBlockBytes,
       metricsRegistry: metrics.registry,
+      limits: { maxConnections: limits.maxConnections },
+      gossipScore: opts.gossip,
     });
     const penalise = (p: PeerId, action: Parameters<PeerManager['penalise']>[1], reason: string) =>
       peers?.penalise(p, action, reason);
     const reqresp = new ReqResp(
       host,
-      `/cairn/${chainTag}`,
+      reqRespPrefix(chainIdHexValue),
       {
         penalise,
         observe: (protocol, direction, outcome, ms) =>
@@ -220,6 +264,8 @@ export class CairnNode {
       metrics,
       log: log.child({ part: 'peers' }),
       onStatus: () => sync?.poke(),
+      maxConnections: limits.maxConnections,
+      addressBans,
     });
     // Entries from peers and the API: per-peer rate, then batched commits (one transaction each).
     const mempoolMetrics = createMempoolMetrics(metrics.registry, chain.mempool);
@@ -234,7 +280,7 @@ export class CairnNode {
       host.services.pubsub,
       gossipTopics(chainTag),
       opts.network.maxBlockBytes,
-      64 * 1024,
+      GOSSIP_DEFAULTS.maxEntryBytes,
       {
         onBlock: (block, from) => node!.receiveGossipBlock(block, from),
         onEntry: async (entry, from) => {
@@ -267,12 +313,14 @@ export class CairnNode {
       refuses: (p) => peers?.refuses(p) ?? false,
       log: log.child({ part: 'reconcile' }),
     });
+    const blocksByRange = forNetwork(BLOCKS_BY_RANGE, opts.network.maxBlockBytes);
+    const blocksByHash = forNetwork(BLOCKS_BY_HASH, opts.network.maxBlockBytes);
     sync = new SyncManager(
       chain,
       peers.book,
       {
         chain,
-        requestRange: (p, start, count) => reqresp.request(p, BLOCKS_BY_RANGE, { startHeight: start, count }),
+        requestRange: (p, start, count) => reqresp.request(p, blocksByRange, { startHeight: start, count }),
         requestAncestor: async (p, locator) => {
           const [ref] = await reqresp.request(p, ANCESTOR, locator);
           if (!ref) {
@@ -301,7 +349,7 @@ export class CairnNode {
     );
     const unknownBlocks = new UnknownBlockSync({
       fetchBlock: (p, hashHex) =>
-        reqresp.request(peerIdFromString(p), BLOCKS_BY_HASH, [Buffer.from(hashHex, 'hex')]),
+        reqresp.request(peerIdFromString(p), blocksByHash, [Buffer.from(hashHex, 'hex')]),
       submit: (blocks, p) => chainService.submitBlocks(blocks, 'ancestor', p),
       dropOrphansFrom: (p) => chainService.dropOrphansFrom(p),
       penalise: (p, a, r) => penalise(peerIdFromString(p), a, r),
@@ -365,7 +413,7 @@ export class CairnNode {
     // A failed commit leaves the chain in memory ahead of the store: nothing may be built on it.
     this.chainService.once('storage-failed', () => void this.miningLoop?.stop());
     every(30_000, () => this.chainService.maintenance());
-    const reconcileMs = this.opts.reconcileIntervalMs ?? 15_000;
+    const reconcileMs = this.opts.reconcileIntervalMs ?? MEMPOOL_DEFAULTS.reconcileIntervalMs;
     // The job scheduler drives reconciliation while Redis is up; this timer covers the rest.
     if (reconcileMs > 0)
       every(reconcileMs, async () => {
@@ -552,6 +600,7 @@ export class CairnNode {
         };
       }),
       banned: this.peers.scores.banned(now),
+      bannedAddresses: this.peers.addressBans?.banned(now) ?? [],
       blocked: this.peers.blockedPeers(),
     };
   }

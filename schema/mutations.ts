@@ -58,6 +58,18 @@ const SubmitEntryResult = builder
     }),
   });
 
+const InviteDeviceResult = builder
+  .objectRef<AdminResults['admin.inviteDevice']>('InviteDeviceResult')
+  .implement({
+    description:
+      'A single-use invitation for a new device, to redeem with `npm run node -- join <invitation>`.',
+    fields: (t) => ({
+      invitation: t.exposeString('invitation', { description: 'The invitation string (cairn-invite:…).' }),
+      expiresAt: t.exposeString('expiresAt', { description: 'Until when it can be redeemed (ISO 8601).' }),
+      memberUntil: t.exposeString('memberUntil', { description: 'When the membership it grants ends.' }),
+    }),
+  });
+
 const FlStartResult = builder.objectRef<AdminResults['fl.startRound']>('FlStartResult').implement({
   fields: (t) => ({ roundIds: t.exposeStringList('roundIds') }),
 });
@@ -103,6 +115,29 @@ builder.mutationFields((t) => ({
       run(ctx, String(a.nodeId), 'admin.submitEntry', {
         content: a.content,
         metadata: (a.metadata ?? []).map(({ key, value }) => ({ key, value })),
+      }),
+  }),
+  inviteDevice: t.field({
+    type: InviteDeviceResult,
+    authScopes: { admin: true },
+    description:
+      "Invite a device through an admin's node: a single-use, expiring invitation with the role and capabilities given. Admin.",
+    args: {
+      nodeId: t.arg.id({ required: true }),
+      name: t.arg.string({ required: true }),
+      role: t.arg.string({ required: true, description: 'submind | hub | backup | observer' }),
+      capabilities: t.arg.stringList({
+        required: true,
+        description: 'mine, train, coordinate, submit, relay, archive, message',
+      }),
+      expiresInDays: t.arg.int({ required: true, description: 'How long the membership lasts.' }),
+    },
+    resolve: (_, a, ctx) =>
+      run(ctx, String(a.nodeId), 'admin.inviteDevice', {
+        name: a.name,
+        role: a.role as AdminPayloads['admin.inviteDevice']['role'],
+        capabilities: a.capabilities as AdminPayloads['admin.inviteDevice']['capabilities'],
+        expiresInMs: a.expiresInDays * 86_400_000,
       }),
   }),
   blockPeers: t.field({

@@ -13,6 +13,10 @@ export const OrphanedBlockRef = builder.objectRef<OrphanedBlockShape>('OrphanedB
     prevHash: t.exposeString('prevHash'),
     miner: t.exposeString('miner'),
     reportedBy: t.exposeString('reportedBy'),
+    reorgDepth: t.exposeInt('reorgDepth', {
+      nullable: true,
+      description: "For 'reorged-out': how many main-chain blocks the reorg that took it out disconnected.",
+    }),
     at: t.expose('at', { type: 'DateTime' }),
   }),
 });

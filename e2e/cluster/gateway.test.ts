@@ -13,12 +13,14 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Client, createClient } from 'graphql-ws';
 import { WebSocket } from 'ws';
 import { gql } from '../../gateway/testing.ts';
+import { decodeInvitation } from '../../node/membership/invitation.ts';
 import { eventually, JobsCluster } from './jobs-cluster.ts';
 import { portOrFree, type Service } from './service.ts';
 import { gatewayProcess } from './service-process.ts';
@@ -155,6 +157,36 @@ test('gateway on a live cluster: ordered exactly-once newBlock, orphanedBlock on
     assert.ok((r.body.data?.syncMempool.roundTrips ?? 0) >= 1);
     assert.ok((r.body.data?.syncMempool.bytes ?? 0) > 0);
   });
+
+  await t.test(
+    'inviteDevice: an admin gets a single-use invitation naming the node; others are refused',
+    async () => {
+      const node = jc.nodes[0]!;
+      const mutation = `mutation($n: ID!, $role: String!) {
+      inviteDevice(nodeId: $n, name: "Kim's tablet", role: $role, capabilities: ["train"], expiresInDays: 30) {
+        invitation expiresAt memberUntil } }`;
+      const r = await gqlAt(urlA, mutation, { n: node.peerId, role: 'observer' }, TOKENS.admin);
+      assert.deepEqual(r.body.errors, undefined);
+      const issued = r.body.data!.inviteDevice;
+      const inv = decodeInvitation(issued.invitation);
+      assert.ok(
+        inv.addrs.length > 0 && inv.addrs.every((a) => a.endsWith(`/p2p/${node.peerId}`)),
+        inv.addrs.join(),
+      );
+      assert.ok(Date.parse(issued.expiresAt) <= Date.parse(issued.memberUntil));
+      assert.ok(Date.parse(issued.memberUntil) > Date.now() + 29 * 86_400_000);
+      // Recorded in the node's own book, by the hash of its secret only.
+      const files = await readdir(path.join(node.dataDir, 'invitations'));
+      assert.equal(files.length, 1);
+      // An unknown role is refused before anything is queued, with the roles there are.
+      const bad = await gqlAt(urlA, mutation, { n: node.peerId, role: 'king' }, TOKENS.admin);
+      assert.equal(bad.body.errors?.[0]?.extensions?.code, 'INVALID_INPUT', JSON.stringify(bad.body));
+      assert.match(bad.body.errors?.[0]?.message ?? '', /observer/);
+      assert.equal((await readdir(path.join(node.dataDir, 'invitations'))).length, 1, 'nothing recorded');
+      const operator = await gqlAt(urlA, mutation, { n: node.peerId, role: 'observer' }, TOKENS.operator);
+      assert.equal(operator.body.errors?.[0]?.extensions?.code, 'FORBIDDEN');
+    },
+  );
 
   await t.test('no token or a viewer token: FORBIDDEN on admin and operator mutations', async () => {
     const node = jc.nodes[0]!.peerId;

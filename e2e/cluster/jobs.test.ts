@@ -120,6 +120,8 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
       60_000,
     );
     assert.ok(ids.includes(orphan.reportedBy));
+    // With the depth of the reorg that took it out: at least 1, at most the blocks the loser mined.
+    assert.ok(orphan.reorgDepth !== null && orphan.reorgDepth >= 1, `reorgDepth ${orphan.reorgDepth}`);
     // The loser's block stays in the index, no longer canonical.
     await eventually(
       'the reorged-out block to lose the canonical flag',

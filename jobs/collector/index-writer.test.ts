@@ -4,7 +4,7 @@ import type { SealedBlock } from '../../node/chain/types.ts';
 import { forgeBranch, knowledgeEntry, TEST_NOW, testChain, testKey } from '../../node/testing/forge.ts';
 import { TOPICS } from '../events.ts';
 import { createTestIndexDb, TEST_PROVIDERS } from '../index-db/testing.ts';
-import { blockAcceptedReport } from '../node-reports.ts';
+import { blockAcceptedReport, blockOrphanedReport } from '../node-reports.ts';
 import type { NodeStatsReport } from '../payloads.ts';
 import { IndexWriter } from './index-writer.ts';
 
@@ -68,6 +68,33 @@ for (const provider of TEST_PROVIDERS) {
       const again = await w.apply(`block.A.${main[0]!.hashHex}`, 'block.accepted', report(main[0]!, 'A'));
       assert.deepEqual(again, { duplicate: true, publications: [] });
       assert.equal(await db.report.count(), 6);
+    } finally {
+      await drop();
+    }
+  });
+
+  test(`${provider}: a reorged-out block is indexed with the depth of its reorg; other orphans have none`, async () => {
+    const { db, drop } = await createTestIndexDb(provider);
+    try {
+      const w = new IndexWriter(db);
+      const { main, fork } = await chains();
+      const out = await w.apply('o1', 'block.orphaned', blockOrphanedReport('A', main[3]!, 'reorged-out', 2));
+      const [published] = out.publications;
+      assert.equal(published?.topic, TOPICS.orphanedBlock);
+      assert.equal(
+        (published?.payload as { reorgDepth?: number } | undefined)?.reorgDepth,
+        2,
+        'the event carries the depth',
+      );
+      await w.apply('o2', 'block.orphaned', blockOrphanedReport('A', fork[0]!, 'side-chain'));
+      const rows = await db.orphanedBlock.findMany({ orderBy: { height: 'asc' } });
+      assert.deepEqual(
+        rows.map((r) => [r.reason, r.reorgDepth]),
+        [
+          ['side-chain', null],
+          ['reorged-out', 2],
+        ],
+      );
     } finally {
       await drop();
     }

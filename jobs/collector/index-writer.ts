@@ -148,6 +148,7 @@ export class IndexWriter {
         prevHash: r.prevHash,
         miner: r.miner,
         reportedBy: r.nodeId,
+        reorgDepth: r.reorgDepth ?? null,
         at: new Date(r.at),
       },
     });

@@ -147,8 +147,9 @@ describe('fork choice and reorgs', () => {
       'connected lowest first',
     );
     assert.deepEqual(
-      eventsOf(u.events, 'block-stale').map((e) => [e.node.hashHex, e.reason]),
-      [a3, a2, a1].map((b) => [b.hashHex, 'reorged-out']),
+      eventsOf(u.events, 'block-stale').map((e) => [e.node.hashHex, e.reason, e.reorgDepth]),
+      [a3, a2, a1].map((b) => [b.hashHex, 'reorged-out', 3]),
+      'each reorged-out block carries the depth of the reorg that took it out',
     );
 
     // And back: two more blocks on the old branch win again.

@@ -34,7 +34,13 @@ export type ChainEvent =
       readonly newTip: BlockNode;
       readonly depth: number;
     }
-  | { readonly type: 'block-stale'; readonly node: BlockNode; readonly reason: StaleReason }
+  | {
+      readonly type: 'block-stale';
+      readonly node: BlockNode;
+      readonly reason: StaleReason;
+      /** For a reorged-out block: how many main-chain blocks the reorg that took it out disconnected. */
+      readonly reorgDepth?: number;
+    }
   | { readonly type: 'orphan-added'; readonly block: SealedBlock; readonly missingParent: Hex }
   | {
       readonly type: 'orphan-dropped';
@@ -225,6 +231,11 @@ export class Chain {
       authorize: (e, now) => this.roster.entryProblem(e, this.tree.tip, now),
       maxEntries: opts.mempoolMaxEntries,
       maxBytes: opts.mempoolMaxBytes,
+      // Held entries are stored with the pool's: a restart must not lose what a reorg returned.
+      onHeldChange: (id, entry) => {
+        this.pending.mempool.delete(id);
+        this.pending.mempool.set(id, entry);
+      },
     });
     this.remember(this.genesis);
   }
@@ -557,7 +568,7 @@ export class Chain {
     const oldTip = this.tree.tip;
     this.tree.applyReorg(plan);
     this.pending.head = node;
-    for (const d of plan.disconnect) this.markStale(d, 'reorged-out');
+    for (const d of plan.disconnect) this.markStale(d, 'reorged-out', plan.disconnect.length);
     for (const c of plan.connect) {
       if (c !== node) this.pending.stale.set(c.hashHex, null);
       for (const e of this.mempool.removeMany(c.entryIds)) this.pending.mempool.set(e.idHex, null);
@@ -611,9 +622,9 @@ export class Chain {
     this.pending.events.push({ type: 'finalized', checkpoint: cp });
   }
 
-  private markStale(node: BlockNode, reason: StaleReason): void {
+  private markStale(node: BlockNode, reason: StaleReason, reorgDepth?: number): void {
     this.pending.stale.set(node.hashHex, reason);
-    this.pending.events.push({ type: 'block-stale', node, reason });
+    this.pending.events.push({ type: 'block-stale', node, reason, ...(reorgDepth ? { reorgDepth } : {}) });
   }
 
   private reject(hashHex: Hex, err: unknown, block?: SealedBlock): ProcessResult {

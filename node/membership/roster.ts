@@ -4,8 +4,6 @@
  * roster at every block (ledger.ts); this answers from the tip's and tells listeners which keys
  * lost admission whenever the tip's roster changes (call `refresh` on every new head).
  */
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { Hex } from '../chain/bytes.ts';
 import { DecodeError } from '../chain/codec/errors.ts';
 import { decodeCertificate } from './certificate.ts';
@@ -31,22 +29,6 @@ export interface RosterOptions {
   readonly certificate?: Uint8Array;
   /** Counts refusals by code (`cairn_membership_refusals_total{code}`). */
   readonly observe?: (code: AdmissionRefusal) => void;
-}
-
-/** File in a data dir holding the node's own certificate as hex (written when it joins). */
-export const CERTIFICATE_FILE = 'certificate.hex';
-
-/** The certificate stored in a data dir, if any. */
-export async function loadOwnCertificate(dataDir: string): Promise<Uint8Array | undefined> {
-  try {
-    const hex = (await readFile(path.join(dataDir, CERTIFICATE_FILE), 'utf8')).trim();
-    const bytes = Buffer.from(hex, 'hex');
-    decodeCertificate(bytes);
-    return new Uint8Array(bytes);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
 }
 
 const OPEN_MEMBER = (publicKeyHex: Hex): Member => ({

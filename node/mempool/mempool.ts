@@ -68,6 +68,8 @@ export interface MempoolOptions {
   /** Bound of the hold for returned entries that do not fit (default 10× maxEntries and 4× maxBytes). */
   readonly maxHeldEntries?: number;
   readonly maxHeldBytes?: number;
+  /** Every change of the hold (entry held, or null when it left): the chain persists them. */
+  readonly onHeldChange?: (id: Hex, entry: SealedEntry | null) => void;
 }
 
 export type MempoolRejection =
@@ -133,6 +135,7 @@ export class Mempool {
     this.returned = new ReturnedEntries(
       opts.maxHeldEntries ?? this.maxEntries * 10,
       opts.maxHeldBytes ?? this.maxBytes * 4,
+      opts.onHeldChange,
     );
   }
 
@@ -291,11 +294,18 @@ export class Mempool {
     return out;
   }
 
-  /** Restores persisted entries without validation side effects beyond capacity. */
+  /**
+   * Restores persisted entries (trusted: no re-validation), in their stored order. What does not
+   * fit (held entries, or a pool reopened with smaller bounds) goes to the hold, not away.
+   */
   restore(entries: readonly SealedEntry[]): void {
     for (const e of entries) {
       if (this.entries.has(e.idHex) || this.opts.isIncluded(e.idHex)) continue;
-      if (this.canFit(e, SOURCE.local)) this.insert(e, SOURCE.restored);
+      // Room without evicting: restored entries are not protected, and one evicting the other
+      // would keep the last ones stored instead of the first.
+      const room = this.entries.size < this.maxEntries && this.totalBytes + e.encoded.length <= this.maxBytes;
+      if (room) this.insert(e, SOURCE.restored);
+      else this.returned.hold(e);
     }
   }
 

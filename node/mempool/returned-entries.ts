@@ -7,6 +7,10 @@ import type { SealedEntry } from '../chain/types.ts';
  * fill: only blocks with valid proof of work that were on our main chain put entries here), and
  * every way an entry leaves is counted, so none is lost silently: every entry a reorg returned
  * is readmitted, mined, invalid, dropped (over the bound, counted and logged) or held now.
+ *
+ * Held entries are persisted with the mempool's (every change goes to `onChange`, which the
+ * chain turns into store writes), so a restart does not lose them either: on reopening, what
+ * does not fit in the pool comes back into the hold.
  */
 export interface ReturnedCounts {
   /** Back in the mempool (at once or later from the hold). */
@@ -24,9 +28,11 @@ export class ReturnedEntries {
   private totalBytes = 0;
   readonly counts: ReturnedCounts = { readmitted: 0, mined: 0, invalid: 0, dropped: 0 };
 
+  /** `onChange(id, entry)` when an entry is held, `onChange(id, null)` when it leaves the hold. */
   constructor(
     readonly maxEntries: number,
     readonly maxBytes: number,
+    private readonly onChange: (id: Hex, entry: SealedEntry | null) => void = () => {},
   ) {}
 
   get size(): number {
@@ -46,6 +52,7 @@ export class ReturnedEntries {
     if (this.entries.has(e.idHex)) return [];
     this.entries.set(e.idHex, e);
     this.totalBytes += e.encoded.length;
+    this.onChange(e.idHex, e);
     const dropped: SealedEntry[] = [];
     while (this.entries.size > this.maxEntries || this.totalBytes > this.maxBytes) {
       const oldest = this.entries.values().next().value!;
@@ -74,11 +81,16 @@ export class ReturnedEntries {
     for (const id of ids) if (this.delete(id)) this.counts.mined++;
   }
 
+  /**
+   * Leaves the hold. An entry taken out to retry is recorded as gone too: its retry records it
+   * again (admitted or held), and one that fails the retry must not linger in the store.
+   */
   private delete(id: Hex): boolean {
     const e = this.entries.get(id);
     if (!e) return false;
     this.entries.delete(id);
     this.totalBytes -= e.encoded.length;
+    this.onChange(id, null);
     return true;
   }
 }

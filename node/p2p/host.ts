@@ -3,7 +3,7 @@ import { noise } from '@chainsafe/libp2p-noise';
 import { bootstrap } from '@libp2p/bootstrap';
 import { type GossipSub, gossipsub } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
-import type { ConnectionGater } from '@libp2p/interface';
+import type { Connection, ConnectionGater } from '@libp2p/interface';
 import { keychain } from '@libp2p/keychain';
 import { mdns } from '@libp2p/mdns';
 import { ping } from '@libp2p/ping';
@@ -17,6 +17,8 @@ import type { Registry } from 'prom-client';
 import { toHex } from '../chain/bytes.ts';
 import { sha256 } from '../chain/hash.ts';
 import type { NodeIdentity } from '../identity/identity.ts';
+import { GOSSIP_DEFAULTS, type GossipScoreOptions, P2P_DEFAULTS, type P2pLimits } from '../options.ts';
+import { ipColocationParams, relayedThrough } from './gossip-score.ts';
 
 export interface HostOptions {
   readonly identity: NodeIdentity;
@@ -28,12 +30,19 @@ export interface HostOptions {
   readonly mdns: boolean;
   /** ICE servers for WebRTC; none unless configured, so nothing leaves the machine. */
   readonly iceServers?: readonly string[];
-  readonly maxConnections?: number;
+  /** Connection limits (the per-IP cap and slot split are enforced by the gater: connection-limits.ts). */
+  readonly limits?: Partial<Pick<P2pLimits, 'maxConnections'>>;
+  /** Gossipsub's IP-colocation penalty (gossip-score.ts). */
+  readonly gossipScore?: Partial<GossipScoreOptions>;
   /** Service tag that keeps mDNS discovery to nodes of one chain. */
   readonly networkTag: string;
   readonly gater: Pick<
     ConnectionGater,
-    'denyDialPeer' | 'denyInboundEncryptedConnection' | 'denyOutboundEncryptedConnection'
+    | 'denyDialPeer'
+    | 'denyInboundConnection'
+    | 'denyOutboundConnection'
+    | 'denyInboundEncryptedConnection'
+    | 'denyOutboundEncryptedConnection'
   >;
   /** Largest gossip message accepted or sent (must stay well below gossipsub's 4 MiB frame limit). */
   readonly maxGossipBytes: number;
@@ -56,6 +65,8 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
   const discovery = [];
   if (opts.bootstrap.length) discovery.push(bootstrap({ list: [...opts.bootstrap], timeout: 100 }));
   if (opts.mdns) discovery.push(mdns({ serviceTag: opts.networkTag, interval: 2000 }));
+  // Gossipsub's score needs the host's connections; the host exists only once it is created.
+  let connections: () => Connection[] = () => [];
   const node = await createLibp2p({
     // The node registers its protocols and listeners first, then starts the host.
     start: false,
@@ -75,11 +86,14 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
       ...opts.gater,
     },
     connectionManager: {
-      maxConnections: opts.maxConnections ?? 64,
-      reconnectRetries: 10,
-      reconnectRetryInterval: 1000,
-      reconnectBackoffFactor: 2,
-      dialTimeout: 5000,
+      maxConnections: opts.limits?.maxConnections ?? P2P_DEFAULTS.maxConnections,
+      maxIncomingPendingConnections: P2P_DEFAULTS.maxIncomingPendingConnections,
+      inboundConnectionThreshold: P2P_DEFAULTS.inboundConnectionThreshold,
+      reconnectRetries: P2P_DEFAULTS.reconnectRetries,
+      reconnectRetryInterval: P2P_DEFAULTS.reconnectRetryIntervalMs,
+      reconnectBackoffFactor: P2P_DEFAULTS.reconnectBackoffFactor,
+      maxPeerAddrsToDial: P2P_DEFAULTS.maxPeerAddrsToDial,
+      dialTimeout: P2P_DEFAULTS.dialTimeoutMs,
     },
     metrics: opts.metricsRegistry
       ? prometheusMetrics({
@@ -109,9 +123,15 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
         ignoreDuplicatePublishError: true,
         maxInboundDataLength: opts.maxGossipBytes + 4096,
         emitSelf: false,
-        heartbeatInterval: 700,
+        heartbeatInterval: GOSSIP_DEFAULTS.heartbeatMs,
+        // Loopback and relays in use are exempt from the IP-colocation penalty (gossip-score.ts).
+        scoreParams: ipColocationParams(
+          opts.gossipScore,
+          relayedThrough(() => connections()),
+        ),
       }),
     },
   });
+  connections = () => node.getConnections();
   return node as unknown as CairnLibp2p;
 }

@@ -4,7 +4,10 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { bytesEqual } from '../chain/bytes.ts';
 import type { Logger } from '../log.ts';
 import type { NodeMetrics } from '../metrics.ts';
+import { P2P_DEFAULTS, PEERS_DEFAULTS } from '../options.ts';
 import { PeerBook } from '../sync/peer-book.ts';
+import type { AddressBans } from './address-bans.ts';
+import { remoteIp } from './connection-limits.ts';
 import type { CairnLibp2p } from './host.ts';
 import type { Status } from './messages.ts';
 import type { PeerAction, PeerScores } from './peer-scores.ts';
@@ -23,6 +26,8 @@ export interface PeerManagerOptions {
   /** Called when a peer's status arrives (after the chain checks passed). */
   readonly onStatus?: (peer: PeerId, status: Status) => void;
   readonly maxConnections?: number;
+  /** A ban also counts against the addresses the peer is connected from (address-bans.ts). */
+  readonly addressBans?: AddressBans;
 }
 
 /**
@@ -42,6 +47,10 @@ export class PeerManager {
     return this.o.scores;
   }
 
+  get addressBans(): AddressBans | undefined {
+    return this.o.addressBans;
+  }
+
   /** The connection gater consults this for every dial and inbound connection. */
   refuses(peer: PeerId | string): boolean {
     const key = peer.toString();
@@ -58,7 +67,7 @@ export class PeerManager {
     host.addEventListener('peer:discovery', (evt) => {
       const peer = evt.detail.id;
       if (this.refuses(peer) || host.getConnections(peer).length > 0) return;
-      if (host.getConnections().length >= (this.o.maxConnections ?? 64)) return;
+      if (host.getConnections().length >= (this.o.maxConnections ?? P2P_DEFAULTS.maxConnections)) return;
       void host
         .dial(peer, { signal: AbortSignal.timeout(10_000) })
         .catch((err) =>
@@ -73,8 +82,12 @@ export class PeerManager {
       this.o.metrics.peers.set(host.getPeers().length);
     });
     host.addEventListener('peer:connect', () => this.o.metrics.peers.set(host.getPeers().length));
-    this.timers.push(setInterval(() => void this.heartbeat(), this.o.heartbeatMs ?? 5_000));
-    this.timers.push(setInterval(() => void this.refresh(), this.o.statusRefreshMs ?? 10_000));
+    this.timers.push(
+      setInterval(() => void this.heartbeat(), this.o.heartbeatMs ?? PEERS_DEFAULTS.heartbeatMs),
+    );
+    this.timers.push(
+      setInterval(() => void this.refresh(), this.o.statusRefreshMs ?? PEERS_DEFAULTS.statusRefreshMs),
+    );
     // Called before the host starts (host.ts creates it with `start: false`), so no identify
     // event is missed.
     for (const t of this.timers) t.unref();
@@ -128,7 +141,15 @@ export class PeerManager {
     );
     if (verdict === 'ok') return;
     // A ban is counted once, when it starts (late penalties on a banned peer extend nothing).
-    if (verdict === 'ban' && !wasBanned) this.o.metrics.bans.inc();
+    if (verdict === 'ban' && !wasBanned) {
+      this.o.metrics.bans.inc();
+      // Before the connections go: the new peer id a banned peer comes back with meets its address.
+      for (const c of this.o.host.getConnections(peer)) {
+        const ip = remoteIp(c.remoteAddr);
+        if (ip && this.o.addressBans?.record(ip, now))
+          this.o.log.info({ peer: peer.toString(), address: ip }, 'address banned');
+      }
+    }
     // Either way the keep-alive tag goes: libp2p would otherwise redial a dropped peer at once.
     void this.drop(peer, true, verdict === 'ban');
   }
@@ -192,7 +213,7 @@ export class PeerManager {
   }
 
   /** Re-exchanges statuses with connected peers whose status is older than `maxAgeMs`. */
-  async refresh(maxAgeMs = this.o.statusRefreshMs ?? 10_000): Promise<void> {
+  async refresh(maxAgeMs = this.o.statusRefreshMs ?? PEERS_DEFAULTS.statusRefreshMs): Promise<void> {
     const now = Date.now();
     const due = this.o.host.getPeers().filter((p) => {
       const r = this.book.get(p);

@@ -41,3 +41,41 @@ test('rewards are capped and offset small faults', () => {
   s.apply('p', 'high-tolerance', 'timeout', 0);
   assert.equal(s.score('p', 0), 99);
 });
+
+test('looking a stranger up does not grow the table', () => {
+  const s = new PeerScores({ maxPeers: 16 });
+  for (let i = 0; i < 1000; i++) {
+    assert.equal(s.score(`stranger-${i}`, 1), 0);
+    assert.equal(s.verdict(`stranger-${i}`, 1), 'ok');
+    assert.equal(s.isBanned(`stranger-${i}`, 1), false);
+  }
+  assert.equal(s.size, 0);
+});
+
+test('the score table stays within its bound; idle entries go first, bans last', () => {
+  const s = new PeerScores({ maxPeers: 100 });
+  const t = 1_000_000;
+  for (let i = 0; i < 10; i++) s.apply(`banned-${i}`, 'fatal', 'wrong chain', t);
+  for (let i = 0; i < 20; i++) s.apply(`scored-${i}`, 'mid-tolerance', 'slow', t + i);
+  // Thousands of fresh peer ids, each penalised once and then forgiven by decay.
+  for (let i = 0; i < 5000; i++) {
+    s.apply(`sybil-${i}`, 'high-tolerance', 'spam', t + 100 + i);
+    assert.ok(s.size <= 100, `size ${s.size} after ${i}`);
+  }
+  for (let i = 0; i < 10; i++) assert.ok(s.isBanned(`banned-${i}`, t + 6000), `ban ${i} survived pruning`);
+  // Decayed to zero after many half-lives, idle entries are pruned before any ban or live score.
+  const later = t + 100 * s.halfLifeMs;
+  assert.ok(!s.isBanned('banned-0', later));
+  s.apply('newcomer', 'high-tolerance', 'x', later);
+  s.prune(later);
+  assert.ok(s.size <= 90);
+});
+
+test('when only bans are left, those nearest their end are pruned first', () => {
+  const s = new PeerScores({ maxPeers: 20 });
+  const t = 1_000_000;
+  for (let i = 0; i < 30; i++) s.apply(`b-${i}`, 'fatal', 'x', t + i * 1000);
+  assert.ok(s.size <= 20);
+  assert.ok(s.isBanned('b-29', t + 30_000), 'the latest ban is kept');
+  assert.ok(!s.isBanned('b-0', t + 30_000), 'the oldest ban went');
+});

@@ -1,8 +1,11 @@
+import { PEERS_DEFAULTS } from '../options.ts';
+
 /**
  * Peer reputation after Lodestar's scheme: a score in [-100, 100] that decays toward 0 with a
  * half-life, lowered by misbehaviour of graded severity. Below the disconnect threshold the
  * peer is dropped; below the ban threshold it is also refused for a while. Pure: the caller
- * supplies the clock and acts on the verdicts.
+ * supplies the clock and acts on the verdicts. The table is bounded (peer ids cost a stranger
+ * nothing): past `maxPeers` the idle entries go first, then the oldest unbanned, bans last.
  */
 export type PeerAction =
   /** Proven malice (a wrong chain, a forged signature on a block it produced): ban at once. */
@@ -28,6 +31,8 @@ export interface PeerScoreOptions {
   readonly disconnectBelow?: number;
   readonly banBelow?: number;
   readonly banMs?: number;
+  /** Peers remembered at most. */
+  readonly maxPeers?: number;
 }
 
 interface Record_ {
@@ -43,31 +48,63 @@ export class PeerScores {
   readonly disconnectBelow: number;
   readonly banBelow: number;
   readonly banMs: number;
+  readonly maxPeers: number;
 
   constructor(opts: PeerScoreOptions = {}) {
-    this.halfLifeMs = opts.halfLifeMs ?? 10 * 60_000;
-    this.disconnectBelow = opts.disconnectBelow ?? -20;
-    this.banBelow = opts.banBelow ?? -50;
-    this.banMs = opts.banMs ?? 30 * 60_000;
+    this.halfLifeMs = opts.halfLifeMs ?? PEERS_DEFAULTS.scoreHalfLifeMs;
+    this.disconnectBelow = opts.disconnectBelow ?? PEERS_DEFAULTS.disconnectBelow;
+    this.banBelow = opts.banBelow ?? PEERS_DEFAULTS.banBelow;
+    this.banMs = opts.banMs ?? PEERS_DEFAULTS.banMs;
+    this.maxPeers = opts.maxPeers ?? PEERS_DEFAULTS.maxScoredPeers;
   }
 
+  /** The peer's record, created when absent (a mutation follows); decayed to `now`. */
   private get(peer: string, now: number): Record_ {
     let r = this.peers.get(peer);
     if (!r) {
       r = { score: 0, updatedAt: now, bannedUntil: 0, lastReason: undefined };
       this.peers.set(peer, r);
+      if (this.peers.size > this.maxPeers) this.prune(now, peer);
     }
-    // Exponential decay toward zero; a banned peer's score does not recover until the ban ends.
+    return this.decay(r, now);
+  }
+
+  // Exponential decay toward zero; a banned peer's score does not recover until the ban ends.
+  private decay(r: Record_, now: number): Record_ {
     if (now > r.updatedAt && now >= r.bannedUntil) {
       r.score *= 0.5 ** ((now - r.updatedAt) / this.halfLifeMs);
       if (Math.abs(r.score) < 0.01) r.score = 0;
     }
-    r.updatedAt = now;
+    r.updatedAt = Math.max(r.updatedAt, now);
     return r;
   }
 
+  /** A lookup does not add the peer: asking about a stranger must not grow the table. */
   score(peer: string, now: number): number {
-    return this.get(peer, now).score;
+    const r = this.peers.get(peer);
+    return r ? this.decay(r, now).score : 0;
+  }
+
+  get size(): number {
+    return this.peers.size;
+  }
+
+  /**
+   * Shrinks the table to 90% of its bound (so pruning is rare): entries at score 0 and not
+   * banned first, then unbanned ones by least recent update, then bans nearest their end.
+   * `keep` (the peer just added) stays.
+   */
+  prune(now: number, keep?: string): void {
+    const target = Math.floor(this.maxPeers * 0.9);
+    for (const [p, r] of this.peers) {
+      if (this.peers.size <= target) return;
+      if (p !== keep && r.bannedUntil <= now && this.decay(r, now).score === 0) this.peers.delete(p);
+    }
+    if (this.peers.size <= target) return;
+    const rank = (r: Record_) =>
+      r.bannedUntil > now ? Number.MAX_SAFE_INTEGER / 2 + r.bannedUntil : r.updatedAt;
+    const ranked = [...this.peers].filter(([p]) => p !== keep).sort(([, a], [, b]) => rank(a) - rank(b));
+    for (const [p] of ranked.slice(0, this.peers.size - target)) this.peers.delete(p);
   }
 
   /** Applies an action and returns what should happen to the peer now. */
@@ -85,7 +122,8 @@ export class PeerScores {
   }
 
   verdict(peer: string, now: number): PeerVerdict {
-    return this.verdictOf(this.get(peer, now), now);
+    const r = this.peers.get(peer);
+    return r ? this.verdictOf(this.decay(r, now), now) : 'ok';
   }
 
   isBanned(peer: string, now: number): boolean {

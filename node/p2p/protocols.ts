@@ -70,6 +70,19 @@ export const BLOCKS_BY_HASH: ProtocolSpec<Uint8Array[], WireBlock, SealedBlock> 
   ...blockResponse,
 };
 
+/**
+ * A block protocol as a requester on one network uses it: a chunk may be no longer than the
+ * network's `maxBlockBytes` (a valid block never is), not the codec's 4 MiB ceiling, so a peer
+ * answering a range of 128 blocks can make us hold at most 128 × maxBlockBytes, and an oversized
+ * chunk is refused (and penalised) from its length prefix, before its bytes are read.
+ */
+export function forNetwork<Req>(
+  spec: ProtocolSpec<Req, WireBlock, SealedBlock>,
+  maxBlockBytes: number,
+): ProtocolSpec<Req, WireBlock, SealedBlock> {
+  return { ...spec, maxChunkBytes: Math.min(LIMITS.blockBytes, maxBlockBytes) };
+}
+
 /** A block locator in, the first of its hashes on the responder's main chain out (the fork point). */
 export const ANCESTOR: ProtocolSpec<Uint8Array[], BlockRef> = {
   name: 'ancestor',
@@ -97,3 +110,6 @@ export const HASHES_AT: ProtocolSpec<number[], BlockRef> = {
   encodeResponse: encodeBlockRef,
   decodeResponse: decodeBlockRef,
 };
+
+/** Where a network's request/response protocols live: `/cairn/<first 16 hex digits of the chain id>`. */
+export const reqRespPrefix = (chainIdHex: string): string => `/cairn/${chainIdHex.slice(0, 16)}`;

@@ -17,7 +17,7 @@ import { startLoopbackHost } from '../testing/loopback-host.ts';
 import type { CairnLibp2p } from './host.ts';
 import { encodeRangeRequest, type Status } from './messages.ts';
 import type { PeerAction } from './peer-scores.ts';
-import { BLOCKS_BY_RANGE } from './protocols.ts';
+import { BLOCKS_BY_RANGE, forNetwork } from './protocols.ts';
 import { ReqResp, ReqRespError } from './reqresp.ts';
 import { ServeBudget } from './serve-budget.ts';
 import { SERVE_READ_AHEAD, serveChainProtocols } from './serve-chain.ts';
@@ -134,6 +134,28 @@ test('a full range arrives complete and in order, read from the store a few bloc
     blocks.map((b) => b.hashHex),
   );
   assert.ok(reads >= BLOCKS - 1, `${reads} blocks read`);
+});
+
+test("a chunk longer than the network's block bound is refused from its length prefix and penalised", async () => {
+  const client = await startSide(9);
+  await client.host.dial(server.host.getMultiaddrs());
+  // The served blocks are ~60 KB: valid under the codec's 4 MiB ceiling, not on a 50 KB network.
+  const small = forNetwork(BLOCKS_BY_RANGE, 50_000);
+  assert.equal(small.maxChunkBytes, 50_000);
+  await assert.rejects(
+    client.rr.request(server.id, small, { startHeight: 1, count: 4 }),
+    (err: unknown) => err instanceof ReqRespError && err.code === 'invalid-response',
+  );
+  assert.ok(
+    client.penalties.some((p) => p.peer === server.id.toString() && p.action === 'low-tolerance'),
+    JSON.stringify(client.penalties),
+  );
+  // The same range on the network the blocks were made for arrives whole.
+  const got = await client.rr.request(server.id, forNetwork(BLOCKS_BY_RANGE, 1024 * 1024), {
+    startHeight: 1,
+    count: 4,
+  });
+  assert.equal(got.length, 4);
 });
 
 test('a reader that stops reading pins a bounded number of blocks, then is cut off and penalised', async () => {

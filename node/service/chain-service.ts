@@ -227,7 +227,10 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
         this.metrics.finalizedHeight.set(e.checkpoint.height);
         this.log.info({ height: e.checkpoint.height, hash: e.checkpoint.hashHex }, 'checkpoint final');
       } else if (e.type === 'block-stale') {
-        this.log.info({ hash: e.node.hashHex, height: e.node.height, reason: e.reason }, 'orphaned block');
+        this.log.info(
+          { hash: e.node.hashHex, height: e.node.height, reason: e.reason, reorgDepth: e.reorgDepth },
+          'orphaned block',
+        );
       }
     }
     if (this.chain.tip !== before) this.emit('head', this.chain.tip);

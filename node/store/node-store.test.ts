@@ -18,6 +18,7 @@ import { Chain, type ChainUpdate, type ProcessResult } from '../chain/chain.ts';
 import { genesisBlock } from '../chain/genesis.ts';
 import { chainIdHex, type NetworkConfig } from '../chain/network-config.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
+import { SOURCE } from '../mempool/mempool.ts';
 import {
   forgeBranch,
   forgeChain,
@@ -60,10 +61,11 @@ interface TestNode {
 }
 
 /** Opens the store, restores a chain from it; a tiny block cache makes reorgs read the store. */
-async function openNode(file: string, clock: { now: number }): Promise<TestNode> {
+async function openNode(file: string, clock: { now: number }, mempoolMaxEntries?: number): Promise<TestNode> {
   const store = await openStore(file);
   const chain = new Chain({
     config,
+    mempoolMaxEntries,
     loadBlock: (h) => store.loadBlock(h),
     now: () => clock.now,
     recentBlockCache: 2,
@@ -367,6 +369,42 @@ test('mempool order survives an entry that leaves and returns within one committ
   const reopened = await openNode(file, clock);
   t.after(() => reopened.store.close());
   assert.deepEqual(reopened.chain.mempool.ids(), ids([y, x]));
+});
+
+test('entries a reorg returned beyond the mempool bound survive a restart: pool, then hold', async (t) => {
+  const file = path.join(await tempDir(t), 'node.db');
+  const clock = { now: TEST_NOW };
+  const node = await openNode(file, clock, 3);
+  const { chain } = node;
+  const mined = Array.from({ length: 8 }, (_, i) => entry(`held-${i}`));
+  const [P1] = forgeBranch(chain, chain.tip, [{ entries: mined }]);
+  assert.equal((await node.submit(P1!)).status, 'connected');
+  // A heavier rival without P1: its 8 entries come back to a pool of 3.
+  // (Block processing readmits them as `returned`, as ChainService does.)
+  const genesis = chain.tree.get(GENESIS.hashHex)!;
+  const done = chain.mempool.useSource(SOURCE.returned);
+  for (const b of forgeBranch(chain, genesis, [{ miner: rival }, { miner: rival }])) await node.submit(b);
+  done();
+  assert.equal(chain.mempool.size, 3);
+  assert.equal(chain.mempool.returned.size, 5);
+  // One of the held ones is mined meanwhile: it leaves the hold and the store.
+  const [B3] = forgeBranch(chain, chain.tip, [{ miner: rival, entries: [mined[7]!] }]);
+  assert.equal((await node.submit(B3!)).status, 'connected');
+  assert.equal(chain.mempool.returned.size, 4);
+  const pool = chain.mempool.ids();
+  const held = mined.filter((e) => chain.mempool.returned.has(e.idHex));
+  assert.equal(held.length, 4);
+  await node.store.close();
+
+  const reopened = await openNode(file, clock, 3);
+  t.after(() => reopened.store.close());
+  assert.deepEqual(reopened.chain.mempool.ids(), pool, 'the pool as it was');
+  assert.equal(
+    reopened.chain.mempool.returned.size,
+    4,
+    'the hold as it was: nothing lost, the mined one gone',
+  );
+  for (const e of held) assert.ok(reopened.chain.mempool.returned.has(e.idHex), e.idHex);
 });
 
 test('opening a store with another network config fails clearly and changes nothing', async (t) => {

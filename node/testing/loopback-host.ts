@@ -6,9 +6,15 @@ import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { identityFromSeed } from '../identity/identity.ts';
-import { createHost } from '../p2p/host.ts';
+import { createHost, type HostOptions } from '../p2p/host.ts';
 
-export async function startLoopbackHost(seed: number, tag: string, dirs: string[]) {
+export async function startLoopbackHost(
+  seed: number,
+  tag: string,
+  dirs: string[],
+  /** Gater hooks, limits or gossip scoring of the host under test. */
+  extra: Partial<Pick<HostOptions, 'gater' | 'limits' | 'gossipScore'>> = {},
+) {
   const identity = await identityFromSeed(new Uint8Array(32).fill(seed));
   const dataDir = await mkdtemp(path.join(os.tmpdir(), `cairn-${tag}-`));
   dirs.push(dataDir);
@@ -21,6 +27,7 @@ export async function startLoopbackHost(seed: number, tag: string, dirs: string[
     networkTag: `cairn-${tag}-test`,
     gater: {},
     maxGossipBytes: 1024 * 1024,
+    ...extra,
   });
   await host.start();
   return { host, identity };

@@ -79,6 +79,7 @@ export interface Orphan {
   prevHash: string;
   miner: string;
   reportedBy: string;
+  reorgDepth: number | null;
   at: string;
 }
 
@@ -117,7 +118,7 @@ const STATS =
 const BLOCK_SUMMARY = 'hash height timestamp target miner entryCount sizeBytes reportedBy receivedAt';
 const NODE =
   'id role capabilities addrs firstSeenAt lastSeenAt height headHash peerCount mempoolSize mining peers';
-const ORPHAN = 'hash reason height prevHash miner reportedBy at';
+const ORPHAN = 'hash reason height prevHash miner reportedBy reorgDepth at';
 const MODEL = 'hash parentHash round metrics accuracy epsilon participants blockHash createdAt';
 
 /*

@@ -3,6 +3,8 @@
  * and the held-out test set every node can evaluate on. The split is deterministic, so no node
  * ever sends another its indices; featurising (~3 s) happens once per process, on first use.
  */
+
+import { FL_DEFAULTS } from '../../options.ts';
 import { featurisedCorpus, splitIndices, subset } from '../dataset.ts';
 import { DEFAULT_FEATURES, type Examples } from '../features.ts';
 
@@ -16,7 +18,7 @@ export interface SliceOptions {
 
 /** Fraction of each class held out for testing; the same on every node. */
 export const TEST_FRACTION = 0.2;
-export const DEFAULT_SPLIT_SEED = 42;
+export const DEFAULT_SPLIT_SEED = FL_DEFAULTS.splitSeed;
 
 export class FlData {
   private sliceCache: Examples | undefined;

@@ -13,6 +13,7 @@ import { toHex } from '../../chain/bytes.ts';
 import type { ChainEvent } from '../../chain/chain.ts';
 import { DecodeError } from '../../chain/codec/errors.ts';
 import type { CairnNode } from '../../node.ts';
+import { FL_DEFAULTS } from '../../options.ts';
 import { HandlerError, type ProtocolSpec, RESULT } from '../../p2p/reqresp.ts';
 import { SecAggError } from '../secagg/messages.ts';
 import type { ParticipantLink } from './coordinator.ts';
@@ -40,7 +41,7 @@ export interface FlOptions {
   readonly misbehave?: Misbehaviour;
   /** Start one round this often (ms) on this node; 0/undefined = only on command. */
   readonly everyMs?: number;
-  /** How long a round waits for masked updates (default 60 s). */
+  /** How long a round waits for masked updates (default in options.ts). */
   readonly deadlineMs?: number;
 }
 
@@ -144,7 +145,7 @@ export class FlService extends EventEmitter<FlEvents> {
       emitRound: (e) => this.emit('round', e),
       emitVersion: (e) => this.emit('version', e),
       metrics: this.metrics,
-      deadlineMs: opts.deadlineMs ?? 60_000,
+      deadlineMs: opts.deadlineMs ?? FL_DEFAULTS.deadlineMs,
       log: node.log.child({ part: 'fl' }),
     });
   }

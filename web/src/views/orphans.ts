@@ -29,7 +29,11 @@ export const orphansView: View = (root, { gw }) => {
                 { 'data-testid': 'orphan-row' },
                 h('td', null, String(o.height)),
                 h('td', { class: 'mono', title: o.hash }, shortHex(o.hash, 12)),
-                h('td', { title: REASONS[o.reason] ?? o.reason }, o.reason),
+                h(
+                  'td',
+                  { title: REASONS[o.reason] ?? o.reason },
+                  o.reorgDepth ? `${o.reason} (depth ${o.reorgDepth})` : o.reason,
+                ),
                 h('td', { class: 'mono', title: o.prevHash }, shortHex(o.prevHash)),
                 h('td', { class: 'mono', title: o.miner }, shortHex(o.miner)),
                 h('td', { class: 'mono', title: o.reportedBy }, shortHex(o.reportedBy, 6)),

@@ -1,0 +1,541 @@
+/**
+ * Every node option in one place, grouped by module (after Lodestar's `node/options.ts`): each
+ * default is written once here, modules import theirs from here, and the CLI's parser and
+ * `--help` are generated from the table below (node/option-spec.ts). `toNodeOptions` turns the
+ * parsed command line into the typed options of `CairnNode.start`.
+ */
+import path from 'node:path';
+import type { ScheduledJob } from '../jobs/queues.ts';
+import type { SliceOptions } from './fl/net/data.ts';
+import type { Misbehaviour } from './fl/net/participant.ts';
+import { CAPABILITIES, type Capability, ROLES, type Role } from './identity/identity.ts';
+import {
+  choiceOpt,
+  intOpt,
+  listOpt,
+  numberOpt,
+  OptionError,
+  parseOptions,
+  renderHelp,
+  repeatOpt,
+  stringOpt,
+  switchOpt,
+  type ValuesOf,
+} from './option-spec.ts';
+import { cidrProblem } from './p2p/ip-ranges.ts';
+
+/**
+ * Loopback: where the tests and the demo run every node (127.0.0.1). It is exempt from the per-IP
+ * connection cap, address bans and gossipsub's IP-colocation penalty: otherwise a cluster of more
+ * than eight nodes on one machine could not connect, one banned test node would ban them all, and
+ * past ten nodes gossipsub would prune every peer from the mesh. A process on the same machine
+ * needs no Sybil trick to hurt the node anyway. The inbound slot limit still applies to it.
+ */
+export const LOOPBACK_RANGES: readonly string[] = Object.freeze(['127.0.0.0/8', '::1/128']);
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const NODE_DEFAULTS = Object.freeze({
+  dataDir: '.data/node',
+  role: 'submind' as Role,
+  logLevel: 'info' as LogLevel,
+});
+
+/** libp2p host and connection limits (node/p2p/host.ts, node/p2p/connection-limits.ts). */
+export const P2P_DEFAULTS = Object.freeze({
+  listen: Object.freeze(['/ip4/127.0.0.1/tcp/0']) as readonly string[],
+  /** Connections in both directions; libp2p prunes above it. */
+  maxConnections: 64,
+  /** Slots inbound connections can never take, so strangers cannot eclipse the node's own dials. */
+  reservedOutbound: 16,
+  /** go-libp2p's resource manager allows 8 connections per IPv4 address by default. */
+  maxInboundPerIp: 8,
+  /** Addresses exempt from the per-IP cap and from address bans (CIDR). */
+  ipLimitExempt: LOOPBACK_RANGES,
+  /** Inbound connections still in their upgrade (noise, yamux) at once (libp2p's default). */
+  maxIncomingPendingConnections: 10,
+  /** New inbound connections per second from one host before libp2p refuses more (libp2p's default). */
+  inboundConnectionThreshold: 5,
+  /** Addresses of one peer tried per dial (libp2p's default); a peer record can list many. */
+  maxPeerAddrsToDial: 25,
+  dialTimeoutMs: 5_000,
+  reconnectRetries: 10,
+  reconnectRetryIntervalMs: 1_000,
+  reconnectBackoffFactor: 2,
+});
+
+/** Peer reputation, heartbeat and bans (node/p2p/peer-scores.ts, address-bans.ts, peer-manager.ts). */
+export const PEERS_DEFAULTS = Object.freeze({
+  heartbeatMs: 5_000,
+  statusRefreshMs: 10_000,
+  scoreHalfLifeMs: 10 * 60_000,
+  disconnectBelow: -20,
+  banBelow: -50,
+  banMs: 30 * 60_000,
+  /** Peers whose score is remembered; a stranger can mint peer ids without end. */
+  maxScoredPeers: 4_096,
+  /** Bans of peers seen at one address in quick succession (decaying) that get the address refused. */
+  addressBanThreshold: 2,
+  addressBanHalfLifeMs: 30 * 60_000,
+  maxBannedAddresses: 1_024,
+});
+
+/** Gossipsub (node/p2p/host.ts, node/p2p/gossip-score.ts). */
+export const GOSSIP_DEFAULTS = Object.freeze({
+  heartbeatMs: 700,
+  /** Gossipsub's P6: weight of the squared surplus of peers sharing one IP (gossipsub's default). */
+  ipColocationWeight: -5,
+  /** Peers sharing one IP before P6 applies (gossipsub's default). */
+  ipColocationThreshold: 10,
+  /** IP ranges P6 never applies to (CIDR); relays' addresses are added while relayed peers use them. */
+  ipColocationWhitelist: LOOPBACK_RANGES,
+  maxEntryBytes: 64 * 1024,
+});
+
+export const MEMPOOL_DEFAULTS = Object.freeze({
+  /** Reconciliation with a random peer; the job scheduler's `mempool.sync` runs at the same period. */
+  reconcileIntervalMs: 15_000,
+});
+
+export const API_DEFAULTS = Object.freeze({ httpHost: '127.0.0.1', httpPort: 0 });
+
+export const JOBS_DEFAULTS = Object.freeze({
+  scheduleMs: Object.freeze({
+    'mempool.sync': MEMPOOL_DEFAULTS.reconcileIntervalMs,
+    'chain.sync': 30_000,
+    'stats.report': 60_000,
+    'peers.refresh': 60_000,
+  }) as Readonly<Record<ScheduledJob, number>>,
+  /** Shortest scheduler period accepted. */
+  minScheduleMs: 100,
+});
+
+export const FL_DEFAULTS = Object.freeze({
+  split: 'iid' as SliceOptions['mode'],
+  /** Seed of the deterministic corpus split; must be the same on every node. */
+  splitSeed: 42,
+  /** 0: rounds only on command. */
+  everyMs: 0,
+  /** How long a coordinated round waits for masked updates. */
+  deadlineMs: 60_000,
+  minDeadlineMs: 100,
+});
+
+export const OPTION_GROUPS = {
+  node: 'Node',
+  p2p: 'Network (libp2p)',
+  peers: 'Peers',
+  gossip: 'Gossip',
+  mempool: 'Mempool',
+  api: 'HTTP API',
+  jobs: 'Jobs (BullMQ on Redis)',
+  fl: 'Federated learning',
+} as const;
+type Group = keyof typeof OPTION_GROUPS;
+
+const multiaddrProblem = (v: string) => (v.startsWith('/') ? undefined : 'takes multiaddrs like /ip4/…');
+
+const SCHEDULED = Object.keys(JOBS_DEFAULTS.scheduleMs) as ScheduledJob[];
+
+/** The node's command line: flag, type, default, description, validation. */
+export const NODE_OPTIONS = {
+  dataDir: stringOpt<Group, string>({
+    flag: 'data-dir',
+    group: 'node',
+    arg: 'DIR',
+    description: 'where identity, chain store and peer data live',
+    default: NODE_DEFAULTS.dataDir,
+    defaultText: `./${NODE_DEFAULTS.dataDir}`,
+  }),
+  mine: switchOpt<Group>({
+    flag: 'mine',
+    group: 'node',
+    description: 'mine blocks (adds the "mine" capability)',
+  }),
+  role: choiceOpt<Group, Role, Role>({
+    flag: 'role',
+    group: 'node',
+    arg: 'ROLE',
+    description: `${ROLES.join(' | ')} (open networks; on a roster network the certificate decides)`,
+    values: ROLES,
+    default: NODE_DEFAULTS.role,
+  }),
+  capabilities: listOpt<Group, Capability>({
+    flag: 'capabilities',
+    group: 'node',
+    description: `comma-separated: ${CAPABILITIES.join(', ')} (open networks; likewise)`,
+    default: [],
+    check: (c) => ((CAPABILITIES as readonly string[]).includes(c) ? undefined : 'unknown capability'),
+  }),
+  networkConfig: stringOpt<Group, undefined>({
+    flag: 'network-config',
+    group: 'node',
+    arg: 'FILE',
+    description:
+      'JSON overrides of the network config (block time, targets, membership, admins, members, …); without it a new data dir creates <data-dir>/network.json: a roster network with this node as its admin',
+    default: undefined,
+  }),
+  logLevel: choiceOpt<Group, LogLevel, LogLevel>({
+    flag: 'log-level',
+    group: 'node',
+    arg: 'LEVEL',
+    description: `${LOG_LEVELS.join(' | ')}`,
+    values: LOG_LEVELS,
+    default: NODE_DEFAULTS.logLevel,
+  }),
+  listen: repeatOpt<Group>({
+    flag: 'listen',
+    group: 'p2p',
+    arg: 'MULTIADDR',
+    description: 'address to listen on; repeatable (WebRTC: /ip4/127.0.0.1/udp/0/webrtc-direct)',
+    default: P2P_DEFAULTS.listen,
+    check: multiaddrProblem,
+  }),
+  bootstrap: repeatOpt<Group>({
+    flag: 'bootstrap',
+    group: 'p2p',
+    arg: 'MULTIADDR',
+    description: 'a peer to connect to at start (with /p2p/<id>); repeatable',
+    default: [],
+    check: multiaddrProblem,
+  }),
+  mdns: switchOpt<Group>({
+    flag: 'mdns',
+    group: 'p2p',
+    description: 'discover peers by multicast DNS on the LAN (off by default)',
+  }),
+  iceServers: repeatOpt<Group>({
+    flag: 'ice-server',
+    group: 'p2p',
+    arg: 'URL',
+    description: 'a STUN/TURN server for WebRTC; repeatable',
+    default: [],
+    defaultText: 'none',
+  }),
+  maxConnections: intOpt<Group, number>({
+    flag: 'max-connections',
+    group: 'p2p',
+    description: 'connections in both directions',
+    default: P2P_DEFAULTS.maxConnections,
+    min: 2,
+    max: 10_000,
+  }),
+  reservedOutbound: intOpt<Group, number>({
+    flag: 'reserved-outbound',
+    group: 'p2p',
+    description: 'connection slots inbound connections can never take (eclipse defence)',
+    default: P2P_DEFAULTS.reservedOutbound,
+    min: 0,
+    max: 10_000,
+  }),
+  maxInboundPerIp: intOpt<Group, number>({
+    flag: 'max-inbound-per-ip',
+    group: 'p2p',
+    description: 'inbound connections from one IP address (Sybil defence)',
+    default: P2P_DEFAULTS.maxInboundPerIp,
+    min: 1,
+    max: 10_000,
+  }),
+  ipLimitExempt: listOpt<Group>({
+    flag: 'ip-limit-exempt',
+    group: 'p2p',
+    arg: 'CIDRS',
+    description: 'IP ranges exempt from the per-IP cap and address bans; "" for none',
+    default: P2P_DEFAULTS.ipLimitExempt,
+    check: cidrProblem,
+  }),
+  banMs: intOpt<Group, number>({
+    flag: 'ban-ms',
+    group: 'peers',
+    arg: 'MS',
+    description: 'how long a peer whose score fell below the ban threshold is refused',
+    default: PEERS_DEFAULTS.banMs,
+    min: 1_000,
+  }),
+  addressBanThreshold: intOpt<Group, number>({
+    flag: 'address-ban-threshold',
+    group: 'peers',
+    description:
+      'banned peers seen at one IP in quick succession (the count halves every half-life) before the IP itself is refused',
+    default: PEERS_DEFAULTS.addressBanThreshold,
+    min: 1,
+  }),
+  addressBanHalfLifeMs: intOpt<Group, number>({
+    flag: 'address-ban-half-life-ms',
+    group: 'peers',
+    arg: 'MS',
+    description: "half-life of an address's ban count",
+    default: PEERS_DEFAULTS.addressBanHalfLifeMs,
+    min: 1_000,
+  }),
+  maxScoredPeers: intOpt<Group, number>({
+    flag: 'max-scored-peers',
+    group: 'peers',
+    description: 'peers whose score is remembered; idle ones are pruned first, bans last',
+    default: PEERS_DEFAULTS.maxScoredPeers,
+    min: 16,
+  }),
+  ipColocationThreshold: intOpt<Group, number>({
+    flag: 'gossip-ip-colocation-threshold',
+    group: 'gossip',
+    description: 'peers sharing one IP before gossipsub penalises them all',
+    default: GOSSIP_DEFAULTS.ipColocationThreshold,
+    min: 1,
+  }),
+  ipColocationWeight: numberOpt<Group>({
+    flag: 'gossip-ip-colocation-weight',
+    group: 'gossip',
+    description: 'gossipsub score per squared peer beyond the threshold (0 = off)',
+    default: GOSSIP_DEFAULTS.ipColocationWeight,
+    min: -1_000,
+    max: 0,
+  }),
+  ipColocationWhitelist: listOpt<Group>({
+    flag: 'gossip-ip-whitelist',
+    group: 'gossip',
+    arg: 'CIDRS',
+    description: 'IP ranges the colocation penalty never applies to (relays in use are added)',
+    default: GOSSIP_DEFAULTS.ipColocationWhitelist,
+    check: cidrProblem,
+  }),
+  reconcileMs: intOpt<Group, number>({
+    flag: 'reconcile-ms',
+    group: 'mempool',
+    arg: 'MS',
+    description: 'mempool reconciliation period (0 = off)',
+    default: MEMPOOL_DEFAULTS.reconcileIntervalMs,
+    min: 0,
+  }),
+  httpHost: stringOpt<Group, string>({
+    flag: 'http-host',
+    group: 'api',
+    arg: 'HOST',
+    description: 'status/metrics endpoint host',
+    default: API_DEFAULTS.httpHost,
+  }),
+  httpPort: intOpt<Group, number>({
+    flag: 'http-port',
+    group: 'api',
+    arg: 'PORT',
+    description: 'status/metrics endpoint port (0 = any free port)',
+    default: API_DEFAULTS.httpPort,
+    min: 0,
+    max: 65_535,
+  }),
+  redis: stringOpt<Group, undefined>({
+    flag: 'redis',
+    group: 'jobs',
+    arg: 'URL',
+    description:
+      "run the node's jobs (schedulers, admin commands, reports to the collector) on this Redis, e.g. redis://127.0.0.1:6379; the node never needs Redis to stay in consensus",
+    default: undefined,
+    defaultText: 'none',
+    check: (v) => (/^(rediss?|unix):\/\//.test(v) ? undefined : 'takes a redis://, rediss:// or unix:// URL'),
+  }),
+  schedule: listOpt<Group>({
+    flag: 'schedule',
+    group: 'jobs',
+    description: 'scheduler periods in ms, e.g. stats.report=5000,chain.sync=30000',
+    default: [],
+    defaultText: SCHEDULED.map((j) => `${j}=${JOBS_DEFAULTS.scheduleMs[j]}`).join(','),
+    check: (item) => {
+      const [name, ms, ...rest] = item.split('=');
+      if (!(SCHEDULED as string[]).includes(name ?? '') || rest.length)
+        return `names one of ${SCHEDULED.join(', ')}`;
+      const n = Number(ms);
+      if (!Number.isInteger(n) || n < JOBS_DEFAULTS.minScheduleMs)
+        return `needs a period of at least ${JOBS_DEFAULTS.minScheduleMs} ms`;
+      return undefined;
+    },
+  }),
+  flSlice: intOpt<Group, undefined>({
+    flag: 'fl-slice',
+    group: 'fl',
+    arg: 'K',
+    description: 'train on slice K (0-based) of the corpus …',
+    default: undefined,
+    min: 0,
+  }),
+  flSlices: intOpt<Group, undefined>({
+    flag: 'fl-slices',
+    group: 'fl',
+    description: '… split into N slices (needs the "train" capability)',
+    default: undefined,
+    min: 1,
+  }),
+  flSplit: choiceOpt<Group, SliceOptions['mode'], SliceOptions['mode']>({
+    flag: 'fl-split',
+    group: 'fl',
+    arg: 'MODE',
+    description: 'iid | label-skew',
+    values: ['iid', 'label-skew'],
+    default: FL_DEFAULTS.split,
+  }),
+  flSeed: intOpt<Group, number>({
+    flag: 'fl-seed',
+    group: 'fl',
+    arg: 'S',
+    description: 'seed of the deterministic split (same on every node)',
+    default: FL_DEFAULTS.splitSeed,
+    min: 0,
+  }),
+  flDecline: switchOpt<Group>({
+    flag: 'fl-decline',
+    group: 'fl',
+    description: 'decline every federated round (policy)',
+  }),
+  flMisbehave: choiceOpt<Group, Misbehaviour, undefined>({
+    flag: 'fl-misbehave',
+    group: 'fl',
+    arg: 'KIND',
+    description: 'testing only: send an oversized | malformed masked update',
+    values: ['oversized', 'malformed'],
+    default: undefined,
+  }),
+  flEvery: intOpt<Group, number>({
+    flag: 'fl-every',
+    group: 'fl',
+    arg: 'MS',
+    description: 'coordinate one federated round every MS ms (0 = only on command)',
+    default: FL_DEFAULTS.everyMs,
+    min: 0,
+  }),
+  flDeadline: intOpt<Group, number>({
+    flag: 'fl-deadline',
+    group: 'fl',
+    arg: 'MS',
+    description: 'how long a coordinated round waits for masked updates',
+    default: FL_DEFAULTS.deadlineMs,
+    min: FL_DEFAULTS.minDeadlineMs,
+  }),
+} as const;
+
+export type CliValues = ValuesOf<typeof NODE_OPTIONS>;
+
+export const HELP = renderHelp(
+  NODE_OPTIONS,
+  OPTION_GROUPS,
+  'cairn node — a headless Cairn node\n\nusage: npm run node -- [options]\n' +
+    '       npm run node -- invite --name NAME [--role ROLE] [--capabilities LIST] [--expires 30d]\n' +
+    "                      (on an admin's machine next to its running node; invite --help)\n" +
+    '       npm run node -- join <invitation> --data-dir DIR [options]\n' +
+    '                      (on a new device: redeem the invitation, then run the node)',
+  'Logs are JSON lines on stdout; the line with "msg":"ready" carries peerId, addrs and httpUrl.\nSIGINT or SIGTERM shut the node down cleanly.',
+);
+
+/** Connection limits of the libp2p host (node/p2p/connection-limits.ts, host.ts). */
+export interface P2pLimits {
+  readonly maxConnections: number;
+  readonly reservedOutbound: number;
+  readonly maxInboundPerIp: number;
+  readonly ipLimitExempt: readonly string[];
+}
+
+export interface GossipScoreOptions {
+  readonly ipColocationWeight: number;
+  readonly ipColocationThreshold: number;
+  readonly ipColocationWhitelist: readonly string[];
+}
+
+export interface PeerBanOptions {
+  readonly banMs: number;
+  readonly maxScoredPeers: number;
+  readonly addressBanThreshold: number;
+  readonly addressBanHalfLifeMs: number;
+}
+
+/** What the command line configures, typed and cross-checked. */
+export interface CliConfig {
+  readonly dataDir: string;
+  readonly listen: readonly string[];
+  readonly bootstrap: readonly string[];
+  readonly mine: boolean;
+  readonly mdns: boolean;
+  readonly role: Role;
+  readonly capabilities: readonly Capability[];
+  readonly networkConfig: string | undefined;
+  readonly iceServers: readonly string[];
+  readonly reconcileIntervalMs: number;
+  readonly logLevel: string;
+  readonly p2p: P2pLimits;
+  readonly peers: PeerBanOptions;
+  readonly gossip: GossipScoreOptions;
+  readonly http: { readonly host: string; readonly port: number };
+  readonly jobs: {
+    readonly redisUrl: string | undefined;
+    readonly schedule: Partial<Record<ScheduledJob, number>>;
+  };
+  readonly fl: {
+    readonly slice?: SliceOptions;
+    readonly decline: boolean;
+    readonly misbehave?: Misbehaviour;
+    readonly everyMs: number;
+    readonly deadlineMs: number;
+  };
+}
+
+/** Rules between options that no single option's check can see. */
+export function toCliConfig(v: CliValues): CliConfig {
+  const capabilities = [...v.capabilities];
+  if (v.mine && !capabilities.includes('mine')) capabilities.push('mine');
+  if ((v.flSlice === undefined) !== (v.flSlices === undefined))
+    throw new OptionError('--fl-slice and --fl-slices go together');
+  if (v.flSlice !== undefined && v.flSlices !== undefined && v.flSlice >= v.flSlices)
+    throw new OptionError('--fl-slice must be below --fl-slices');
+  if (v.reservedOutbound >= v.maxConnections)
+    throw new OptionError('--reserved-outbound must leave some of --max-connections to inbound connections');
+  const schedule: Partial<Record<ScheduledJob, number>> = {};
+  for (const item of v.schedule) {
+    const [name, ms] = item.split('=') as [ScheduledJob, string];
+    schedule[name] = Number(ms);
+  }
+  return {
+    dataDir: path.resolve(v.dataDir),
+    listen: v.listen,
+    bootstrap: v.bootstrap,
+    mine: v.mine,
+    mdns: v.mdns,
+    role: v.role,
+    capabilities,
+    networkConfig: v.networkConfig,
+    iceServers: v.iceServers,
+    reconcileIntervalMs: v.reconcileMs,
+    logLevel: v.logLevel,
+    p2p: {
+      maxConnections: v.maxConnections,
+      reservedOutbound: v.reservedOutbound,
+      maxInboundPerIp: v.maxInboundPerIp,
+      ipLimitExempt: v.ipLimitExempt,
+    },
+    peers: {
+      banMs: v.banMs,
+      maxScoredPeers: v.maxScoredPeers,
+      addressBanThreshold: v.addressBanThreshold,
+      addressBanHalfLifeMs: v.addressBanHalfLifeMs,
+    },
+    gossip: {
+      ipColocationWeight: v.ipColocationWeight,
+      ipColocationThreshold: v.ipColocationThreshold,
+      ipColocationWhitelist: v.ipColocationWhitelist,
+    },
+    http: { host: v.httpHost, port: v.httpPort },
+    jobs: { redisUrl: v.redis, schedule },
+    fl: {
+      ...(v.flSlice !== undefined && v.flSlices !== undefined
+        ? { slice: { index: v.flSlice, of: v.flSlices, mode: v.flSplit, seed: v.flSeed } }
+        : {}),
+      decline: v.flDecline,
+      ...(v.flMisbehave ? { misbehave: v.flMisbehave } : {}),
+      everyMs: v.flEvery,
+      deadlineMs: v.flDeadline,
+    },
+  };
+}
+
+/** The command line: `help` when asked for, else the config; throws OptionError on a bad one. */
+export function parseNodeArgs(argv: readonly string[]): { help: true } | { help: false; config: CliConfig } {
+  const parsed = parseOptions(NODE_OPTIONS, argv);
+  if (parsed.help) return { help: true };
+  return { help: false, config: toCliConfig(parsed.read()) };
+}

@@ -1,0 +1,226 @@
+/**
+ * Sybil and eclipse limits: the per-IP cap, the reserved outbound slots and address bans, first
+ * as pure counting, then on real libp2p hosts on loopback TCP (clients are bare libp2p nodes
+ * with fresh peer ids, as a Sybil would run them).
+ */
+import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import { after, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { noise } from '@chainsafe/libp2p-noise';
+import type { MultiaddrConnection } from '@libp2p/interface';
+import { tcp } from '@libp2p/tcp';
+import { yamux } from '@libp2p/yamux';
+import { multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p, type Libp2p } from 'libp2p';
+import { Registry } from 'prom-client';
+import { startLoopbackHost } from '../testing/loopback-host.ts';
+import { AddressBans } from './address-bans.ts';
+import {
+  ConnectionLimits,
+  type ConnectionRefusedError,
+  capKey,
+  createConnectionLimitMetrics,
+  REFUSAL,
+  relayIp,
+  remoteIp,
+} from './connection-limits.ts';
+
+/** A raw inbound connection as a transport hands it to the gater: an address, a status, a close event. */
+class FakeConn extends EventTarget {
+  status: MultiaddrConnection['status'] = 'open';
+  constructor(readonly remoteAddr = multiaddr('/ip4/192.0.2.1/tcp/4001')) {
+    super();
+  }
+  close() {
+    this.status = 'closed';
+    this.dispatchEvent(new Event('close'));
+  }
+}
+const refusedBy = async (m: ReturnType<typeof createConnectionLimitMetrics>, reason: string) =>
+  (await m.refused.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
+const conn = (addr: string) => new FakeConn(multiaddr(addr)) as unknown as MultiaddrConnection & FakeConn;
+
+describe('counting', () => {
+  test('the ninth inbound connection from one IPv4 is refused; a close frees a place', () => {
+    const refusals: ConnectionRefusedError[] = [];
+    const l = new ConnectionLimits({ ipLimitExempt: [], onRefuse: (e) => refusals.push(e) });
+    const conns = Array.from({ length: 8 }, (_, i) => conn(`/ip4/192.0.2.1/tcp/${4000 + i}`));
+    for (const c of conns) assert.equal(l.denyInboundConnection(c), false);
+    assert.equal(l.inboundFrom('192.0.2.1'), 8);
+    assert.equal(l.denyInboundConnection(conn('/ip4/192.0.2.1/tcp/5000')), true);
+    assert.equal(refusals[0]?.code, REFUSAL.perIpCap);
+    assert.equal(l.denyInboundConnection(conn('/ip4/192.0.2.2/tcp/5000')), false, 'another IP is fine');
+    conns[0]!.close();
+    assert.equal(l.inboundFrom('192.0.2.1'), 7);
+    assert.equal(l.denyInboundConnection(conn('/ip4/192.0.2.1/tcp/5001')), false);
+    // A connection that closed without its event (status only) is released too.
+    conns[1]!.status = 'closed';
+    assert.equal(l.inboundFrom('192.0.2.1'), 7);
+  });
+
+  test('IPv6 addresses are capped per /64', () => {
+    assert.equal(capKey('2001:db8:1:2:aa::1'), '2001:db8:1:2::/64');
+    assert.equal(capKey('2001:0db8:0001:0002:ffff:0:0:7'), '2001:db8:1:2::/64');
+    assert.equal(capKey('2001:db8::1'), '2001:db8:0:0::/64');
+    assert.equal(capKey('192.0.2.1'), '192.0.2.1');
+    const l = new ConnectionLimits({ ipLimitExempt: [], maxInboundPerIp: 2 });
+    assert.equal(l.denyInboundConnection(conn('/ip6/2001:db8:1:2::a/tcp/1')), false);
+    assert.equal(l.denyInboundConnection(conn('/ip6/2001:db8:1:2::b/tcp/1')), false);
+    assert.equal(l.denyInboundConnection(conn('/ip6/2001:db8:1:2:ffff::c/tcp/1')), true, 'same /64');
+    assert.equal(l.denyInboundConnection(conn('/ip6/2001:db8:1:3::a/tcp/1')), false, 'another /64');
+  });
+
+  test('loopback is exempt from the per-IP cap by default, but not from the inbound slots', () => {
+    const l = new ConnectionLimits({ maxConnections: 30, reservedOutbound: 10 });
+    for (let i = 0; i < 20; i++)
+      assert.equal(l.denyInboundConnection(conn(`/ip4/127.0.0.1/tcp/${i + 1}`)), false);
+    assert.equal(l.denyInboundConnection(conn('/ip4/127.0.0.1/tcp/99')), true, 'inbound slots are full');
+    assert.equal(l.check(multiaddr('/ip4/127.0.0.1/tcp/99')), REFUSAL.inboundSlotsFull);
+  });
+
+  test('inbound connections never take the reserved outbound slots', () => {
+    const l = new ConnectionLimits({ maxConnections: 10, reservedOutbound: 4, ipLimitExempt: [] });
+    assert.equal(l.maxInbound, 6);
+    for (let i = 0; i < 6; i++)
+      assert.equal(l.denyInboundConnection(conn(`/ip4/198.51.100.${i}/tcp/1`)), false);
+    assert.equal(l.check(multiaddr('/ip4/198.51.100.99/tcp/1')), REFUSAL.inboundSlotsFull);
+    // Six inbound open: the node can still dial out four more of its own choosing.
+    assert.equal(l.canDialOut(6), true);
+    assert.equal(l.canDialOut(9), true);
+    assert.equal(l.canDialOut(10), false);
+    assert.throws(() => new ConnectionLimits({ maxConnections: 4, reservedOutbound: 4 }), RangeError);
+  });
+
+  test('relayed connections count toward the slots only; the relay address is not the peer', () => {
+    const relayed =
+      '/ip4/192.0.2.50/tcp/4001/p2p/12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq/p2p-circuit';
+    assert.equal(remoteIp(multiaddr(relayed)), undefined);
+    assert.equal(relayIp(multiaddr(relayed)), '192.0.2.50');
+    assert.equal(remoteIp(multiaddr('/ip6/2001:db8::1/tcp/1')), '2001:db8::1');
+    assert.equal(relayIp(multiaddr('/ip4/192.0.2.50/tcp/1')), undefined);
+    const l = new ConnectionLimits({ ipLimitExempt: [], maxInboundPerIp: 1 });
+    for (let i = 0; i < 5; i++) assert.equal(l.denyInboundConnection(conn(relayed)), false);
+    assert.equal(l.inboundCount, 5);
+  });
+
+  test('a banned address is refused both ways; exempt addresses never are', async () => {
+    const bans = new AddressBans({ threshold: 1, exempt: [] });
+    bans.record('203.0.113.5', Date.now());
+    const registry = new Registry();
+    const metrics = createConnectionLimitMetrics(registry);
+    const l = new ConnectionLimits({
+      addressBans: bans,
+      ipLimitExempt: ['127.0.0.0/8'],
+      onRefuse: metrics.onRefuse,
+    });
+    assert.equal(l.denyInboundConnection(conn('/ip4/203.0.113.5/tcp/1')), true);
+    assert.equal(l.denyOutboundConnection({} as never, conn('/ip4/203.0.113.5/tcp/1')), true);
+    assert.equal(l.denyOutboundConnection({} as never, conn('/ip4/203.0.113.6/tcp/1')), false);
+    bans.record('127.0.0.1', Date.now()); // not exempt in `bans`, but exempt in the limits
+    assert.equal(l.denyInboundConnection(conn('/ip4/127.0.0.1/tcp/1')), false);
+    assert.equal(await refusedBy(metrics, REFUSAL.addressBanned), 2);
+  });
+});
+
+describe('on real libp2p hosts', () => {
+  const dirs: string[] = [];
+  const nodes: Libp2p[] = [];
+  after(async () => {
+    await Promise.all(nodes.map((n) => Promise.resolve(n.stop()).catch(() => {})));
+    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true, maxRetries: 5 })));
+  });
+
+  /** A bare libp2p client with a fresh peer id: what a Sybil costs. */
+  const client = async () => {
+    const n = await createLibp2p({
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionMonitor: { enabled: false },
+    });
+    nodes.push(n);
+    return n;
+  };
+  type Addr = ReturnType<Libp2p['getMultiaddrs']>[number];
+  const dialAll = (clients: Libp2p[], target: Addr) =>
+    Promise.allSettled(clients.map((c) => c.dial(target, { signal: AbortSignal.timeout(10_000) })));
+  /** libp2p itself refuses more than 5 new connections a second from one host: dial 4 a second. */
+  const dialPaced = async (clients: Libp2p[], target: Addr) => {
+    const out: PromiseSettledResult<unknown>[] = [];
+    for (let i = 0; i < clients.length; i += 4) {
+      if (i > 0) await sleep(1100);
+      out.push(...(await dialAll(clients.slice(i, i + 4), target)));
+    }
+    return out;
+  };
+  const settle = async (cond: () => boolean, ms = 5000) => {
+    const end = Date.now() + ms;
+    while (!cond() && Date.now() < end) await sleep(50);
+  };
+
+  test('a 9th connection from one IPv4 is refused; when one closes, another gets in', async () => {
+    const registry = new Registry();
+    const metrics = createConnectionLimitMetrics(registry);
+    // Loopback is exempt by default; here it plays one ordinary IPv4 address.
+    const limits = new ConnectionLimits({ ipLimitExempt: [], onRefuse: metrics.onRefuse });
+    const { host } = await startLoopbackHost(41, 'limits-ip', dirs, {
+      gater: { denyInboundConnection: limits.denyInboundConnection },
+    });
+    nodes.push(host as unknown as Libp2p);
+    const target = host.getMultiaddrs()[0]!;
+    const clients = await Promise.all(Array.from({ length: 9 }, () => client()));
+    const first = await dialPaced(clients.slice(0, 8), target);
+    assert.deepEqual(
+      first.map((r) => r.status),
+      Array(8).fill('fulfilled'),
+    );
+    await sleep(1100);
+    const ninth = await dialAll(clients.slice(8), target);
+    assert.equal(ninth[0]!.status, 'rejected', 'the ninth connection from 127.0.0.1 got through');
+    await settle(() => host.getConnections().length === 8);
+    assert.equal(host.getConnections().length, 8);
+    assert.equal(limits.inboundFrom('127.0.0.1'), 8);
+    assert.equal(await refusedBy(metrics, REFUSAL.perIpCap), 1, 'refused by the cap, not by the rate');
+
+    await clients[0]!.stop();
+    await settle(() => limits.inboundFrom('127.0.0.1') === 7);
+    assert.equal(limits.inboundFrom('127.0.0.1'), 7, 'a closed connection is released');
+    const again = await dialAll(clients.slice(8), target);
+    assert.equal(again[0]!.status, 'fulfilled');
+  });
+
+  test('with the defaults a loopback cluster of 12 connects in full to one node', async () => {
+    const limits = new ConnectionLimits();
+    const { host } = await startLoopbackHost(42, 'limits-loop', dirs, {
+      gater: { denyInboundConnection: limits.denyInboundConnection },
+    });
+    nodes.push(host as unknown as Libp2p);
+    const clients = await Promise.all(Array.from({ length: 12 }, () => client()));
+    const r = await dialPaced(clients, host.getMultiaddrs()[0]!);
+    assert.deepEqual(
+      r.map((x) => x.status),
+      Array(12).fill('fulfilled'),
+    );
+    await settle(() => host.getConnections().length === 12);
+    assert.equal(host.getConnections().length, 12, `open: ${host.getConnections().map((c) => c.status)}`);
+  });
+
+  test('strangers filling every inbound slot cannot stop the node dialling out', async () => {
+    const limits = new ConnectionLimits({ maxConnections: 6, reservedOutbound: 2 });
+    const { host } = await startLoopbackHost(43, 'limits-out', dirs, {
+      gater: { denyInboundConnection: limits.denyInboundConnection },
+      limits: { maxConnections: 6 },
+    });
+    nodes.push(host as unknown as Libp2p);
+    const strangers = await Promise.all(Array.from({ length: 5 }, () => client()));
+    const r = await dialPaced(strangers, host.getMultiaddrs()[0]!);
+    assert.equal(r.filter((x) => x.status === 'fulfilled').length, 4, 'inbound is capped at 6 − 2');
+    await settle(() => host.getConnections().length === 4);
+    const friend = await client();
+    await host.dial(friend.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(10_000) });
+    assert.equal(host.getConnections().length, 5);
+    assert.ok(host.getConnections().some((c) => c.direction === 'outbound'));
+  });
+});

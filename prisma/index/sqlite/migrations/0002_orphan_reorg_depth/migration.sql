@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "OrphanedBlock" ADD COLUMN "reorgDepth" INTEGER;
