@@ -26,6 +26,11 @@ export interface RosterSpec {
   readonly size?: number;
   /** Name, role, capabilities or expiry of pool member `i` (default `node<i>`, submind, every capability). */
   readonly member?: (i: number) => Partial<Omit<GenesisMember, 'publicKey'>>;
+  /**
+   * Pool identities that are also genesis admins (default none: only the harness key is), e.g.
+   * [0] for a first node that invites devices and signs their certificates itself.
+   */
+  readonly admins?: readonly number[];
 }
 
 export interface CertificateOptions {
@@ -43,12 +48,14 @@ export class ClusterRoster {
   readonly keys: readonly SigningKey[];
   readonly members: readonly GenesisMember[];
   private next = 0;
+  private readonly poolAdmins: readonly number[];
   /** Filled once the network config is written (it commits to the roster). */
   chainId: Uint8Array | undefined;
 
   constructor(spec: RosterSpec = {}) {
     this.admin = keyPairFromSeed(randomBytes(32));
     const size = spec.size ?? 16;
+    this.poolAdmins = spec.admins ?? [];
     this.seeds = Array.from({ length: size }, () => new Uint8Array(randomBytes(32)));
     this.keys = this.seeds.map((s) => keyPairFromSeed(s));
     this.members = this.keys.map((k, i) => ({
