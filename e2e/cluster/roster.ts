@@ -75,8 +75,13 @@ export class ClusterRoster {
       role: 'backup',
       capabilities: ['mine', 'submit'],
     }));
+    const pool = this.poolAdmins.map((i) => {
+      const k = this.keys[i];
+      if (!k) throw new Error(`roster.admins: no pool identity ${i}`);
+      return toHex(k.publicKey);
+    });
     return {
-      admins: [toHex(this.admin.publicKey), ...extraAdmins],
+      admins: [toHex(this.admin.publicKey), ...pool, ...extraAdmins],
       members: [...this.members, ...seedMembers],
     };
   }
