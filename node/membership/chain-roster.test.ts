@@ -100,7 +100,7 @@ test('roster mode: blocks and entries are refused by who made them, each with it
   const cfg = createEntry({ kind: 'config', changes: [['checkpoint', `1:${'a'.repeat(64)}`]] }, miner, at);
   assert.equal(
     codeOf(await t.submit(forgeBranch(chain, tip(), [{ miner, entries: [cfg] }])[0]!)),
-    'unauthorized-config',
+    'author-not-admin',
   );
   const ok = forgeBranch(chain, tip(), [{ miner, entries: [knowledge(writer), knowledge(miner, 'm')] }])[0]!;
   assert.equal(codeOf(await t.submit(ok)), 'connected');

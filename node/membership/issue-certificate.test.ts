@@ -29,5 +29,5 @@ test('issueMembership: the addition is valid at the tip and grants what the term
   assert.equal(holds(after, toHex(device.publicKey), 'mine', now + 1), 'lacks');
   // Issued by a key that is not an admin: the chain refuses the addition.
   const rogue = issueMembership(chainId, terms, toHex(device.publicKey), testKey(302), now);
-  assert.equal(entryProblem(s, rogue.addition, chainId, now)?.code, 'unauthorized-config');
+  assert.equal(entryProblem(s, rogue.addition, chainId, now)?.code, 'author-not-admin');
 });

@@ -128,7 +128,7 @@ test('genesis members hold what the config grants; an observer never mines or su
   assert.equal(entryProblem(s, add(testKey(4)), chainId, T0), undefined);
   assert.equal(
     entryProblem(s, config(testKey(1), [['checkpoint', `1:${'a'.repeat(64)}`]]), chainId, T0)?.code,
-    'unauthorized-config',
+    'author-not-admin',
   );
 });
 
@@ -254,7 +254,7 @@ test('admin removal needs a majority, keeps one admin, and clears votes counted 
   assert.deepEqual([...s.admins].sort(), [hex(b), hex(c)].sort());
   assert.equal(s.proposals.size, 0);
   // a is no admin now: its config entries are refused.
-  assert.equal(entryProblem(s, config(a, [[ADMIN_ADD, hex(d)]]), chainId, T0)?.code, 'unauthorized-config');
+  assert.equal(entryProblem(s, config(a, [[ADMIN_ADD, hex(d)]]), chainId, T0)?.code, 'author-not-admin');
   // Two admins: a majority is both.
   s = applyEntries(s, [config(b, [[ADMIN_ADD, hex(d)]])]);
   assert.ok(!s.admins.has(hex(d)));

@@ -57,7 +57,7 @@ export type MembershipErrorCode =
   | 'author-expired'
   | 'author-lacks-submit'
   | 'author-lacks-coordinate'
-  | 'unauthorized-config'
+  | 'author-not-admin'
   | 'bad-certificate'
   | 'certificate-revoked'
   | 'certificate-expired'
@@ -72,7 +72,7 @@ const MEMBERSHIP_CODES: ReadonlySet<string> = new Set<MembershipErrorCode>([
   'author-expired',
   'author-lacks-submit',
   'author-lacks-coordinate',
-  'unauthorized-config',
+  'author-not-admin',
   'bad-certificate',
   'certificate-revoked',
   'certificate-expired',
@@ -224,7 +224,7 @@ export function entryProblem(
   const p = e.payload;
   if (p.kind === 'config') {
     if (!state.admins.has(author))
-      return { code: 'unauthorized-config', message: `config entry ${e.idHex} is not signed by an admin` };
+      return { code: 'author-not-admin', message: `config entry ${e.idHex} is not signed by an admin` };
     return changesProblem(state, p.changes, chainId, e);
   }
   const cap: Capability = p.kind === 'knowledge' ? 'submit' : 'coordinate';
