@@ -22,7 +22,7 @@ import type { Capability, Role } from '../../node/membership/view.ts';
 import { SEED_KEYS } from '../../node/testing/seed-store.ts';
 
 export interface RosterSpec {
-  /** Identities in the genesis roster, handed out in order to nodes as they are added (default 16). */
+  /** Identities in the genesis roster, handed out in order to nodes as they are added (default 32). */
   readonly size?: number;
   /** Name, role, capabilities or expiry of pool member `i` (default `node<i>`, submind, every capability). */
   readonly member?: (i: number) => Partial<Omit<GenesisMember, 'publicKey'>>;
@@ -54,7 +54,7 @@ export class ClusterRoster {
 
   constructor(spec: RosterSpec = {}) {
     this.admin = keyPairFromSeed(randomBytes(32));
-    const size = spec.size ?? 16;
+    const size = spec.size ?? 32;
     this.poolAdmins = spec.admins ?? [];
     this.seeds = Array.from({ length: size }, () => new Uint8Array(randomBytes(32)));
     this.keys = this.seeds.map((s) => keyPairFromSeed(s));
