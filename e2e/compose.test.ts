@@ -152,3 +152,48 @@ test("every node command's flags are accepted by the node's own argument parser"
     assert.equal(r.status, 0, `${name}: ${r.stderr.split('\n')[0]}`);
   }
 });
+
+test('the nodes share one roster network that network-init creates before they start', async () => {
+  const init = compose.services['network-init'];
+  assert.ok(init, 'a network-init service');
+  const initCmd = init.command as string[];
+  const arg = (cmd: string[], f: string) => (cmd.includes(f) ? cmd[cmd.indexOf(f) + 1] : undefined);
+  const devices = arg(initCmd, '--devices')!.split(',');
+  const dir = arg(initCmd, '--dir')!;
+  assert.deepEqual(devices, ['node-1', 'node-2', 'node-3']);
+  for (const name of devices) {
+    const s = compose.services[name]!;
+    const cmd = s.command as string[];
+    assert.equal(
+      arg(cmd, '--data-dir'),
+      `${dir}/${name}`,
+      `${name}: its data dir holds the identity network-init made`,
+    );
+    assert.equal(arg(cmd, '--network-config'), `${dir}/network.json`, `${name}: the shared roster network`);
+    assert.deepEqual((s.depends_on as Record<string, { condition: string }>)['network-init'], {
+      condition: 'service_completed_successfully',
+    });
+    const mount = (vs: string[] | undefined) => vs?.find((v) => v.endsWith(`:${dir}`));
+    assert.ok(
+      mount(s.volumes) && mount(s.volumes) === mount(init.volumes),
+      `${name}: the same volume at ${dir}`,
+    );
+  }
+  // What the init command writes: a roster network listing every device, the first its admin.
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const os = await import('node:os');
+  const { ensureDeviceNetwork } = await import('../node/membership/create-network.ts');
+  const { readNetworkConfig } = await import('../node/config-file.ts');
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'cairn-compose-'));
+  try {
+    const config = await readNetworkConfig(ensureDeviceNetwork(tmp, devices));
+    assert.equal(config.membership, 'roster');
+    assert.equal(config.admins.length, 1);
+    assert.deepEqual(
+      config.members.map((m) => m.name),
+      devices,
+    );
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+});

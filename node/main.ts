@@ -3,12 +3,14 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { NodeJobs } from '../jobs/node-jobs.ts';
 import { startHttpApi } from './api/http.ts';
-import { chainIdHex, DEFAULT_NETWORK } from './chain/network-config.ts';
+import { chainIdHex } from './chain/network-config.ts';
 import { runInvite } from './cli/invite.ts';
 import { JoinError, joinNetwork, NETWORK_FILE } from './cli/join.ts';
 import { removeNodeFile, writeNodeFile } from './cli/node-file.ts';
 import { readNetworkConfig } from './config-file.ts';
+import { loadOrCreateIdentity } from './identity/identity.ts';
 import { createLogger } from './log.ts';
+import { loadOrCreateOwnNetwork } from './membership/create-network.ts';
 import { CairnNode } from './node.ts';
 import { OptionError } from './option-spec.ts';
 import { HELP, parseNodeArgs } from './options.ts';
@@ -68,7 +70,16 @@ if (joining) {
 // A data dir that joined a network (or was given one before) keeps its config.
 const savedNetwork = path.join(dataDir, NETWORK_FILE);
 if (!networkConfigFile && existsSync(savedNetwork)) networkConfigFile = savedNetwork;
-const network = networkConfigFile ? await readNetworkConfig(networkConfigFile) : DEFAULT_NETWORK;
+// Otherwise a new data dir starts a network of its own: a roster network with this node's key
+// as its first admin, kept in <data-dir>/network.json (so a restart resumes the same chain).
+const network = networkConfigFile
+  ? await readNetworkConfig(networkConfigFile)
+  : await (async () => {
+      const own = await loadOrCreateIdentity(dataDir);
+      const r = await loadOrCreateOwnNetwork(dataDir, own.publicKeyHex);
+      if (r.created) log.info({ file: r.file, admin: own.publicKeyHex }, 'created a new roster network');
+      return r.config;
+    })();
 const node = await CairnNode.start({
   dataDir,
   listen: config.listen,

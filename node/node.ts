@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
-import { collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics } from 'prom-client';
 import { createEntry } from './chain/authoring.ts';
 import { toHex } from './chain/bytes.ts';
 import { Chain, type ProcessResult } from './chain/chain.ts';
@@ -10,9 +10,18 @@ import { chainIdHex, type NetworkConfig } from './chain/network-config.ts';
 import { CachedVerifier } from './chain/signature-cache.ts';
 import type { EntryPayload, KeyValue, SealedBlock, SealedEntry } from './chain/types.ts';
 import { VerifyPool } from './chain/verify-pool.ts';
+import { readMembershipFile } from './cli/join.ts';
 import { type FlOptions, FlService } from './fl/net/service.ts';
-import { type Capability, loadOrCreateIdentity, type NodeIdentity, type Role } from './identity/identity.ts';
+import {
+  CAPABILITIES as ANNOUNCED_CAPABILITIES,
+  type Capability,
+  loadOrCreateIdentity,
+  type NodeIdentity,
+  type Role,
+} from './identity/identity.ts';
 import { createLogger, type Logger } from './log.ts';
+import { Roster } from './membership/roster.ts';
+import { isMembershipCode } from './membership/roster-state.ts';
 import { EntryAdmission } from './mempool/admission.ts';
 import { type AddResult, SOURCE } from './mempool/mempool.ts';
 import { createMempoolMetrics } from './mempool/mempool-metrics.ts';
@@ -121,9 +130,11 @@ export class CairnNode {
     readonly unknownBlocks: UnknownBlockSync,
     private readonly pool: VerifyPool,
     readonly admission: EntryAdmission,
+    readonly membership: Roster,
   ) {}
 
-  static async start(opts: NodeOptions): Promise<CairnNode> {
+  static async start(startOpts: NodeOptions): Promise<CairnNode> {
+    let opts = startOpts;
     const identity = await loadOrCreateIdentity(opts.dataDir);
     const log =
       opts.logger ?? createLogger(opts.logLevel ?? 'info', { node: identity.peerId.toString().slice(-8) });
@@ -143,6 +154,35 @@ export class CairnNode {
       genesisHashHex: chain.genesis.hashHex,
     });
     chain.restore(await store.load());
+    const refusals =
+      (metrics.registry.getSingleMetric('cairn_membership_refusals_total') as Counter<'code'> | undefined) ??
+      new Counter({
+        name: 'cairn_membership_refusals_total',
+        help: 'Keys refused admission by the roster, by refusal code',
+        labelNames: ['code'],
+        registers: [metrics.registry],
+      });
+    const membership = new Roster(
+      { mode: opts.network.membership, chainId: chain.chainId, tipRoster: () => chain.tipRoster },
+      // The certificate a joined device received (membership.json); genesis members and admins have none.
+      { certificate: await readMembershipFile(opts.dataDir), observe: (code) => refusals.inc({ code }) },
+    );
+    if (opts.network.membership === 'roster') {
+      // On a roster network the certificate (or the genesis roster) decides, not the flags.
+      const own =
+        membership.memberAt(identity.publicKeyHex, Date.now()) ??
+        membership.admit(identity.publicKeyHex, membership.ownCertificate(), Date.now());
+      const member = 'ok' in own ? (own.ok ? own.member : undefined) : own;
+      opts = {
+        ...opts,
+        role: member?.role ?? 'observer',
+        capabilities: ANNOUNCED_CAPABILITIES.filter((c) => member?.capabilities.has(c)),
+      };
+      log.info(
+        { role: opts.role, capabilities: [...(member?.capabilities ?? [])], admin: member?.admin ?? false },
+        member ? 'roster member' : 'not a member of this roster network: syncing and reading only',
+      );
+    }
     const pool = new VerifyPool(opts.verifyThreads ?? 2);
     const chainService = new ChainService(
       chain,
@@ -152,6 +192,7 @@ export class CairnNode {
       metrics,
       log.child({ part: 'chain' }),
     );
+    chainService.on('head', () => membership.refresh(Date.now()));
 
     const scores = new PeerScores({ banMs: opts.peers?.banMs, maxPeers: opts.peers?.maxScoredPeers });
     const addressBans = new AddressBans({
@@ -268,7 +309,8 @@ export class CairnNode {
             r.status === 'rejected' &&
             r.reason !== 'already-included' &&
             r.reason !== 'mempool-full' &&
-            r.reason !== 'entry-timestamp-in-future',
+            r.reason !== 'entry-timestamp-in-future' &&
+            !isMembershipCode(r.reason),
         ).length;
       },
       penalise,
@@ -349,6 +391,7 @@ export class CairnNode {
       unknownBlocks,
       pool,
       admission,
+      membership,
     );
     // Entries a reorg returned: retried as room frees up, and gossiped again once back in the pool.
     chainService.on('events', () => void node!.readmitReturned());
@@ -536,6 +579,11 @@ export class CairnNode {
       publicKey: this.identity.publicKeyHex,
       role: this.opts.role,
       capabilities: this.opts.capabilities,
+      membership: {
+        mode: this.membership.mode,
+        member: this.membership.memberAt(this.identity.publicKeyHex, now) !== undefined,
+        admin: this.membership.memberAt(this.identity.publicKeyHex, now)?.admin ?? false,
+      },
       chainId: toHex(this.chain.chainId),
       height: tip.height,
       headHash: tip.hashHex,

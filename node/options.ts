@@ -157,14 +157,14 @@ export const NODE_OPTIONS = {
     flag: 'role',
     group: 'node',
     arg: 'ROLE',
-    description: `${ROLES.join(' | ')}`,
+    description: `${ROLES.join(' | ')} (open networks; on a roster network the certificate decides)`,
     values: ROLES,
     default: NODE_DEFAULTS.role,
   }),
   capabilities: listOpt<Group, Capability>({
     flag: 'capabilities',
     group: 'node',
-    description: `comma-separated: ${CAPABILITIES.join(', ')}`,
+    description: `comma-separated: ${CAPABILITIES.join(', ')} (open networks; likewise)`,
     default: [],
     check: (c) => ((CAPABILITIES as readonly string[]).includes(c) ? undefined : 'unknown capability'),
   }),
@@ -172,7 +172,8 @@ export const NODE_OPTIONS = {
     flag: 'network-config',
     group: 'node',
     arg: 'FILE',
-    description: 'JSON overrides of the network config (block time, targets, …)',
+    description:
+      'JSON overrides of the network config (block time, targets, membership, admins, members, …); without it a new data dir creates <data-dir>/network.json: a roster network with this node as its admin',
     default: undefined,
   }),
   logLevel: choiceOpt<Group, LogLevel, LogLevel>({

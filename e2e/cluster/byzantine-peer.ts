@@ -69,16 +69,19 @@ export class ByzantinePeer {
     this.reqresp = new ReqResp(host, this.prefix, { penalise: () => {} }, createLogger('silent'));
   }
 
-  /** Starts a host with a fresh identity, listening on loopback only, no discovery of any kind. */
+  /**
+   * Starts a host with a fresh identity (or the one of `seed`: an admitted member of a roster
+   * network, the insider case), listening on loopback only, no discovery of any kind.
+   */
   static async start(
     name: string,
     network: NetworkConfig,
     dir: string,
-    { gossip = true }: { gossip?: boolean } = {},
+    { gossip = true, seed }: { gossip?: boolean; seed?: Uint8Array } = {},
   ): Promise<ByzantinePeer> {
     const dataDir = path.join(dir, name);
     await mkdir(dataDir, { recursive: true });
-    const identity = await identityFromSeed(randomBytes(32));
+    const identity = await identityFromSeed(seed ?? randomBytes(32));
     const tag = chainIdHex(network).slice(0, 16);
     const host = await createHost({
       identity,
@@ -231,7 +234,8 @@ export class ByzantinePeer {
  */
 export async function removeDir(dir: string): Promise<void> {
   for (let i = 0; i < 10; i++) {
-    await rm(dir, { recursive: true, force: true });
+    // maxRetries: a write landing while rm walks the tree makes rmdir fail with ENOTEMPTY.
+    await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     await sleep(200);
     if (!existsSync(dir)) return;
   }

@@ -16,6 +16,9 @@
  * penalised until banned; trent gossips a block of another chain and sybil sends only a status
  * of another chain, and each is banned at once. Throughout, the honest nodes keep mining and
  * following one head, and shut down cleanly with no error in their logs.
+ *
+ * The cluster is a roster network: mallory and oscar attack as admitted members (pool
+ * identities of the cluster roster), the others as strangers to it.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -53,6 +56,9 @@ import {
 } from './byzantine-peer.ts';
 import { assertDeltas, assertDrop, counters, deltas, type Penalty, VictimWatch } from './byzantine-watch.ts';
 import { Cluster, type ClusterNode } from './harness.ts';
+
+/** Pool identities of the cluster roster the insiders take (the two nodes take 0 and 1). */
+const INSIDER_SEEDS = { mallory: 2, oscar: 3 } as const;
 
 test('a Byzantine peer is rejected, penalised and banned; the honest nodes are unaffected', {
   timeout: 180_000,
@@ -165,7 +171,11 @@ test('a Byzantine peer is rejected, penalised and banned; the honest nodes are u
 
   // ---- The attacker, well-behaved at first ----
 
-  const mallory = await ByzantinePeer.start('mallory', network, attackDir);
+  // Mallory is an insider: an admitted member of the roster (insiders are the threat that
+  // remains once strangers are refused), so its valid blocks are valid; the others are strangers.
+  const mallory = await ByzantinePeer.start('mallory', network, attackDir, {
+    seed: cluster.roster?.seeds[INSIDER_SEEDS.mallory],
+  });
   attackers.push(mallory);
   const honestStatus: Status = {
     chainId: chainIdOf(network),
@@ -321,7 +331,9 @@ test('a Byzantine peer is rejected, penalised and banned; the honest nodes are u
     async () => {
       // Larger than the node's gossip frame bound, so gossipsub drops it before any validator:
       // a separate identity, to keep the attacker's score arithmetic to the listed behaviours.
-      const oscar = await ByzantinePeer.start('oscar', network, attackDir);
+      const oscar = await ByzantinePeer.start('oscar', network, attackDir, {
+        seed: cluster.roster?.seeds[INSIDER_SEEDS.oscar],
+      });
       attackers.push(oscar);
       const before = await counters(victim);
       const since = penalties.length;

@@ -14,13 +14,16 @@ import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { chainIdOf, DEFAULT_NETWORK, type NetworkConfig } from '../../node/chain/network-config.ts';
 import { hasPinnedPort, pinListenAddrs } from './addrs.ts';
 import { type TestNetworkConfig, writeNetworkConfig } from './network-config.ts';
 import { ClusterNode, type NodeStatus, type Role, type SpawnSpec, type StopResult } from './node-process.ts';
+import { ClusterRoster, type RosterSpec } from './roster.ts';
 
 export { seedableNetwork, testNetworkConfig, writeNetworkConfig } from './network-config.ts';
 export type { NodeStatus, PeerStatus, Role, StopResult } from './node-process.ts';
 export { ClusterNode, parseMetric } from './node-process.ts';
+export { ClusterRoster, type RosterSpec } from './roster.ts';
 
 export const DEFAULT_LISTEN = '/ip4/127.0.0.1/tcp/0';
 export const WEBRTC_LISTEN = '/ip4/127.0.0.1/udp/0/webrtc-direct';
@@ -54,6 +57,11 @@ export interface NodeOptions {
   args?: string[];
   env?: Record<string, string>;
   readyTimeoutMs?: number;
+  /**
+   * Roster networks: which pool identity to give this node on its first start (default the next
+   * unused one), or false for none (the node makes its own key: a stranger to the roster).
+   */
+  member?: number | false;
 }
 
 export interface ClusterOptions {
@@ -70,6 +78,11 @@ export interface ClusterOptions {
   entry?: string;
   /** Allow `mdns: true`; the harness also checks it runs in its own network namespace. */
   allowMdns?: boolean;
+  /**
+   * The genesis roster of the cluster's network (roster mode, the default unless `network` says
+   * `membership: 'open'`): pool size and per-member name, role and capabilities.
+   */
+  roster?: RosterSpec;
 }
 
 export interface WaitOptions {
@@ -96,6 +109,10 @@ export class Cluster {
   readonly runDir: string;
   readonly networkConfigPath: string | undefined;
   readonly network: TestNetworkConfig | undefined;
+  /** The roster (admin key, pool identities) when the cluster wrote a roster network. */
+  readonly roster: ClusterRoster | undefined;
+  /** The full config of the network the cluster wrote (undefined for a given file or none). */
+  readonly networkConfig: NetworkConfig | undefined;
   private readonly byName = new Map<string, ClusterNode>();
   /** Per node: whether its bootstrap list is derived from the running nodes (recomputed on restart). */
   private readonly autoBootstrap = new Map<string, NodeOptions>();
@@ -113,7 +130,21 @@ export class Cluster {
     if (typeof net === 'string') this.networkConfigPath = net;
     else if (net !== false) {
       this.networkConfigPath = path.join(this.runDir, 'network.json');
-      this.network = writeNetworkConfig(this.networkConfigPath, net);
+      if (net.membership === 'open') {
+        this.network = writeNetworkConfig(this.networkConfigPath, net);
+      } else {
+        const roster = new ClusterRoster(opts.roster);
+        const { admins, members } = roster.genesis(net.admins ?? []);
+        this.network = writeNetworkConfig(this.networkConfigPath, {
+          ...net,
+          membership: 'roster',
+          admins,
+          members: [...members, ...(net.members ?? [])],
+        });
+        this.roster = roster;
+      }
+      this.networkConfig = { ...DEFAULT_NETWORK, ...this.network } as NetworkConfig;
+      if (this.roster) this.roster.chainId = chainIdOf(this.networkConfig);
     }
   }
 
@@ -175,9 +206,12 @@ export class Cluster {
     const listen = [...(o.listen ?? [DEFAULT_LISTEN]), ...(o.extraListen ?? [])];
     const auto = o.bootstrap === undefined;
     if (auto) this.autoBootstrap.set(name, o);
+    const dataDir = o.dataDir ?? path.join(this.runDir, name);
+    const usesRoster = this.roster && o.networkConfig === undefined;
+    if (usesRoster && o.member !== false) this.roster!.assign(dataDir, o.member);
     const spec: SpawnSpec = {
       entry: this.opts.entry,
-      dataDir: o.dataDir ?? path.join(this.runDir, name),
+      dataDir,
       listen,
       bootstrap: this.bootstrapFor(name, o),
       mine: o.mine ?? false,

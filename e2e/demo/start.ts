@@ -11,9 +11,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { NetworkConfig } from '../../node/chain/network-config.ts';
 import { targetForWork } from '../../node/chain/pow.ts';
+import { ensureDeviceNetwork } from '../../node/membership/create-network.ts';
 import { which } from '../cluster/children.ts';
-import { type TestNetworkConfig, testNetworkConfig, writeNetworkConfig } from '../cluster/network-config.ts';
+import { type TestNetworkConfig, testNetworkConfig } from '../cluster/network-config.ts';
 import { nodeArgs, nodeBinary, parseReady, REPO_ROOT } from '../cluster/node-process.ts';
 import { liveServices, portOrFree, Service } from '../cluster/service.ts';
 import { collectorProcess, gatewayProcess } from '../cluster/service-process.ts';
@@ -116,13 +118,17 @@ export function loadOrCreateToken(dataDir: string): TokenFile['admin'] {
   return admin;
 }
 
-/** The demo chain's parameters: written on first start, reused afterwards (same genesis, same chain). */
+/**
+ * The demo chain's parameters: written on first start, reused afterwards (same genesis, same
+ * chain). A roster network, like every network Cairn creates: node-1 is its admin and the other
+ * nodes are members, their identities created here before they first start.
+ */
 export function ensureNetworkConfig(
   dataDir: string,
   blockTimeMs: number,
   extra: TestNetworkConfig = {},
+  nodeCount = 3,
 ): string {
-  const file = path.join(dataDir, 'network.json');
   const config = testNetworkConfig({
     name: 'cairn-demo',
     genesisMessage: 'Cairn demo network',
@@ -130,8 +136,11 @@ export function ensureNetworkConfig(
     initialTarget: targetForWork(BigInt(blockTimeMs) * DEMO_START_HASHES_PER_MS),
     ...extra,
   });
-  if (!existsSync(file)) writeNetworkConfig(file, config, { exact: true });
-  return file;
+  return ensureDeviceNetwork(
+    dataDir,
+    Array.from({ length: nodeCount }, (_, i) => `node-${i + 1}`),
+    config as Partial<NetworkConfig>,
+  );
 }
 
 /** Node i (1-based) trains on slice i-1 of n; node-1 also coordinates the rounds. */
@@ -189,7 +198,12 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
     const databaseUrl = opts.databaseUrl ?? `file:${path.join(dataDir, 'index.db')}`;
     const token = loadOrCreateToken(dataDir);
     const resumed = existsSync(path.join(dataDir, 'network.json'));
-    const networkConfig = ensureNetworkConfig(dataDir, opts.blockTimeMs ?? DEMO_BLOCK_TIME_MS, opts.network);
+    const networkConfig = ensureNetworkConfig(
+      dataDir,
+      opts.blockTimeMs ?? DEMO_BLOCK_TIME_MS,
+      opts.network,
+      opts.nodes ?? 3,
+    );
     const env = { REDIS_URL: redisUrl, DATABASE_URL: databaseUrl };
 
     // The collector and the gateway start while the nodes come up (they only need Redis and

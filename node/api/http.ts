@@ -73,6 +73,21 @@ export async function startHttpApi(
     'GET /health': () => ({ ok: true }),
     'GET /status': () => node.status(),
     'GET /mempool': () => ({ ids: node.chain.mempool.ids() }),
+    // The roster at this node's tip (roster mode; empty in open mode).
+    'GET /members': () => ({
+      mode: node.membership.mode,
+      members:
+        node.membership.mode === 'open'
+          ? []
+          : node.membership.members(Date.now()).map((m) => ({
+              publicKey: m.publicKeyHex,
+              name: m.name,
+              role: m.role,
+              capabilities: [...m.capabilities],
+              expiresAtMs: m.expiresAtMs,
+              admin: m.admin,
+            })),
+    }),
     'GET /chain': (_req, url) => {
       const tip = node.chain.tip.height;
       const from = Math.max(0, Number(url.searchParams.get('from') ?? Math.max(0, tip - 20)));

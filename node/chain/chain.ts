@@ -1,3 +1,5 @@
+import { RosterLedger } from '../membership/ledger.ts';
+import type { MembershipProblem, RosterState } from '../membership/roster-state.ts';
 import type { AddResult } from '../mempool/mempool.ts';
 import { Mempool } from '../mempool/mempool.ts';
 import { decodeBlock } from './block-codec.ts';
@@ -145,6 +147,11 @@ export interface PersistedChainState {
   readonly mempool: readonly SealedEntry[];
   /** The highest checkpoint final on this node (absent: none yet). */
   readonly finalized?: Checkpoint;
+  /**
+   * The config entries of stored blocks, by block hash, in block order: what the roster at
+   * every block is derived from (a store that keeps none restores the genesis roster only).
+   */
+  readonly configEntries?: ReadonlyMap<Hex, readonly SealedEntry[]>;
 }
 
 const newUpdate = (): ChainUpdate => ({
@@ -194,6 +201,8 @@ export class Chain {
   /** Checkpoints carried by known blocks (rare: admins sign them), applied when a block joins the main chain. */
   private readonly carried = new Map<Hex, Checkpoint[]>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** The roster at every known block (membership mode `roster`; inert in open mode). */
+  readonly roster: RosterLedger;
 
   constructor(opts: ChainOptions) {
     assertValidNetworkConfig(opts.config);
@@ -201,6 +210,7 @@ export class Chain {
     this.chainId = chainIdOf(opts.config);
     this.genesis = genesisBlock(opts.config);
     this.tree = new BlockTree(this.genesis);
+    this.roster = new RosterLedger(opts.config, this.chainId, this.tree.genesis);
     const orphanCapacity = opts.orphanCapacity ?? 100;
     this.orphans = new OrphanPool(
       orphanCapacity,
@@ -218,6 +228,8 @@ export class Chain {
       config: opts.config,
       verifier: this.verifier,
       isIncluded: (id) => this.tree.includedInMain(id),
+      // Admission judges permissions at the tip: the block the entry would go into builds on it.
+      authorize: (e, now) => this.roster.entryProblem(e, this.tree.tip, now),
       maxEntries: opts.mempoolMaxEntries,
       maxBytes: opts.mempoolMaxBytes,
       // Held entries are stored with the pool's: a restart must not lose what a reorg returned.
@@ -233,7 +245,9 @@ export class Chain {
   restore(state: PersistedChainState): void {
     for (const b of state.blocks) {
       if (b.hashHex === this.genesis.hashHex) continue;
-      if (!this.tree.get(b.hashHex)) this.tree.add(b.hashHex, b.hash, b.header, b.entryIds);
+      if (this.tree.get(b.hashHex)) continue;
+      const node = this.tree.add(b.hashHex, b.hash, b.header, b.entryIds);
+      this.roster.record(node, state.configEntries?.get(b.hashHex) ?? []);
     }
     const head = this.tree.get(state.headHashHex);
     if (!head) throw new Error(`stored head ${state.headHashHex} is not among the stored blocks`);
@@ -278,6 +292,20 @@ export class Chain {
     const margin = tipWork - this.sideChainMarginBlocks * workForTarget(this.tree.tip.header.target);
     const half = (tipWork + 1n) / 2n;
     return margin > half ? margin : half;
+  }
+
+  /** The roster after the main chain's tip. */
+  get tipRoster(): RosterState {
+    return this.roster.at(this.tree.tip);
+  }
+
+  /** Why `entry` could not go into the next block on `parent` (default the tip), stamped `atMs`. */
+  permissionProblem(
+    entry: SealedEntry,
+    atMs: number,
+    parent: BlockNode = this.tree.tip,
+  ): MembershipProblem | undefined {
+    return this.roster.entryProblem(entry, parent, atMs);
   }
 
   /** Returns and clears the effects recorded since the last call. */
@@ -492,6 +520,9 @@ export class Chain {
     const hashHex = block.hashHex;
     try {
       validateBlockContext(block, this.tree.parentContext(parent), this.config, now);
+      // Permissions are consensus rules: the miner and every entry's author, at the parent.
+      const denied = this.roster.blockProblem(block, parent);
+      if (denied) throw new BlockValidationError(denied.code, denied.message);
       for (const e of block.entries) {
         if (this.tree.includes(parent, e.idHex)) {
           throw new BlockValidationError(
@@ -531,6 +562,7 @@ export class Chain {
       block.header,
       block.entries.map((e) => e.idHex),
     );
+    this.roster.record(node, block.entries);
     this.remember(block);
     this.pending.blocks.push({ block, node, receivedAt: now });
     const carried = checkpointsIn(block.entries);
@@ -561,6 +593,7 @@ export class Chain {
       for (const ev of r.evicted) this.pending.mempool.set(ev.idHex, null);
       this.recordAdmission(e);
     }
+    if (this.roster.enabled && this.roster.at(oldTip) !== this.roster.at(node)) this.dropUnpermitted(now);
     if (plan.disconnect.length === 0) return { status: 'connected', hashHex };
     this.pending.events.push({
       type: 'reorg',
@@ -580,6 +613,17 @@ export class Chain {
   private recordAdmission(entry: SealedEntry): void {
     this.pending.mempool.delete(entry.idHex);
     this.pending.mempool.set(entry.idHex, entry);
+  }
+
+  /**
+   * After the tip's roster changed (a revocation, an expiry-bearing change, a reorg): entries
+   * whose authors lost the permission leave the mempool, so they are neither mined nor offered
+   * to peers. Rare (admins change the roster), so a scan of the pool is fine.
+   */
+  private dropUnpermitted(now: number): void {
+    const tip = this.tree.tip;
+    const out = this.mempool.all().filter((e) => this.roster.entryProblem(e, tip, now));
+    for (const e of this.mempool.removeMany(out.map((x) => x.idHex))) this.pending.mempool.set(e.idHex, null);
   }
 
   private finalize(cp: Checkpoint): void {

@@ -1,4 +1,12 @@
-import { bigIntToBytes, toHex } from './bytes.ts';
+import {
+  CAPABILITIES,
+  type Capability,
+  MEMBERSHIP_MODES,
+  type MembershipMode,
+  ROLES,
+  type Role,
+} from '../membership/view.ts';
+import { bigIntToBytes, fromHex, toHex } from './bytes.ts';
 import { Writer } from './codec/writer.ts';
 import { sha256 } from './hash.ts';
 import { targetForWork } from './pow.ts';
@@ -28,8 +36,50 @@ export interface NetworkConfig {
   readonly maxFutureDriftMs: number;
   /** Number of previous blocks whose median timestamp a new block must exceed. */
   readonly medianTimeSpan: number;
-  /** Public keys (hex) allowed to sign `config` entries. */
+  /**
+   * Public keys (hex) allowed to sign `config` entries. In roster mode these are the genesis
+   * admins: the admin set then changes by admin-majority config entries (node/membership).
+   */
   readonly admins: readonly string[];
+  /** `roster`: only members take part, permissions are consensus rules; `open`: anyone (no roster). */
+  readonly membership: MembershipMode;
+  /**
+   * The genesis roster (roster mode): members trusted because the config, and so the chain id,
+   * names them. Admins need no record here; they hold every capability.
+   */
+  readonly members: readonly GenesisMember[];
+}
+
+/** A member recorded by the network config itself. */
+export interface GenesisMember {
+  readonly publicKey: string;
+  readonly name: string;
+  readonly role: Role;
+  readonly capabilities: readonly Capability[];
+  /** Milliseconds since the epoch; NEVER_EXPIRES (the default) for no expiry. */
+  readonly expiresAtMs?: number;
+}
+
+/** The expiry of a genesis member without one: the largest u64 the codecs write. */
+export const NEVER_EXPIRES = Number.MAX_SAFE_INTEGER;
+/** Bounds of a member name (UTF-8 bytes), shared with certificates. */
+export const MEMBER_NAME_MAX_BYTES = 64;
+/** Genesis members at most: the config is read by every node before anything else. */
+export const MAX_GENESIS_MEMBERS = 1024;
+
+/** Capabilities as a bit mask in CAPABILITIES order (the canonical encoding of a set). */
+export function capabilityMask(caps: Iterable<Capability>): number {
+  let m = 0;
+  for (const c of caps) {
+    const i = CAPABILITIES.indexOf(c);
+    if (i < 0) throw new RangeError(`unknown capability ${c}`);
+    m |= 1 << i;
+  }
+  return m;
+}
+
+export function capabilitiesOfMask(mask: number): Capability[] {
+  return CAPABILITIES.filter((_, i) => mask & (1 << i));
 }
 
 export const DEFAULT_NETWORK: NetworkConfig = {
@@ -48,19 +98,33 @@ export const DEFAULT_NETWORK: NetworkConfig = {
   maxFutureDriftMs: 30_000,
   medianTimeSpan: 11,
   admins: [],
+  // Tests and benchmarks mine with throwaway keys on this network; every network Cairn creates
+  // for people (createNetworkConfig, the demo, compose) is a roster network.
+  membership: 'open',
+  members: [],
 };
 
 export function encodeNetworkConfig(c: NetworkConfig): Uint8Array {
   const w = new Writer(256);
-  w.u8(1).string(c.name).u64(c.genesisTimestamp).string(c.genesisMessage);
+  // Version 2 added the membership mode and the genesis roster.
+  w.u8(2).string(c.name).u64(c.genesisTimestamp).string(c.genesisMessage);
   w.u64(c.blockTimeMs).u32(c.retargetInterval).u32(c.maxRetargetFactor);
   for (const t of [c.initialTarget, c.minTarget, c.maxTarget]) w.fixed(bigIntToBytes(t, 32), 32);
   w.u32(c.maxBlockBytes).u32(c.maxEntriesPerBlock).u64(c.maxFutureDriftMs).u32(c.medianTimeSpan);
   const admins = [...c.admins].map((a) => a.toLowerCase()).sort();
   w.varint(admins.length);
   for (const a of admins) w.string(a);
+  w.u8(MEMBERSHIP_MODES.indexOf(c.membership));
+  const members = [...c.members].sort((a, b) => cmp(a.publicKey.toLowerCase(), b.publicKey.toLowerCase()));
+  w.varint(members.length);
+  for (const m of members) {
+    w.fixed(fromHex(m.publicKey), 32).string(m.name).u8(ROLES.indexOf(m.role));
+    w.u8(capabilityMask(m.capabilities)).u64(m.expiresAtMs ?? NEVER_EXPIRES);
+  }
   return w.finish();
 }
+
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 export function assertValidNetworkConfig(c: NetworkConfig): void {
   const problems: string[] = [];
@@ -74,6 +138,30 @@ export function assertValidNetworkConfig(c: NetworkConfig): void {
   if (!(c.maxEntriesPerBlock >= 1)) problems.push('maxEntriesPerBlock must be at least 1');
   for (const a of c.admins)
     if (!/^[0-9a-f]{64}$/i.test(a)) problems.push(`admin key ${a} is not 32 bytes of hex`);
+  if (!MEMBERSHIP_MODES.includes(c.membership))
+    problems.push(`membership must be ${MEMBERSHIP_MODES.join(' or ')}`);
+  if (c.membership === 'roster' && c.admins.length === 0)
+    problems.push('a roster network needs at least one admin (whoever creates it)');
+  if (!Array.isArray(c.members) || c.members.length > MAX_GENESIS_MEMBERS)
+    problems.push(`members must be a list of at most ${MAX_GENESIS_MEMBERS}`);
+  else {
+    const seen = new Set<string>();
+    for (const m of c.members) {
+      const key = String(m.publicKey).toLowerCase();
+      if (!/^[0-9a-f]{64}$/.test(key)) problems.push(`member key ${m.publicKey} is not 32 bytes of hex`);
+      if (seen.has(key)) problems.push(`member ${key} listed twice`);
+      seen.add(key);
+      const nameBytes = typeof m.name === 'string' ? Buffer.byteLength(m.name) : 0;
+      if (nameBytes < 1 || nameBytes > MEMBER_NAME_MAX_BYTES)
+        problems.push(`member ${key}: name must be 1–${MEMBER_NAME_MAX_BYTES} UTF-8 bytes`);
+      if (!ROLES.includes(m.role)) problems.push(`member ${key}: unknown role ${m.role}`);
+      if (!Array.isArray(m.capabilities) || m.capabilities.some((x: Capability) => !CAPABILITIES.includes(x)))
+        problems.push(`member ${key}: capabilities must be among ${CAPABILITIES.join(', ')}`);
+      const exp = m.expiresAtMs ?? NEVER_EXPIRES;
+      if (!Number.isSafeInteger(exp) || exp <= c.genesisTimestamp)
+        problems.push(`member ${key}: expiresAtMs must be an integer after the genesis timestamp`);
+    }
+  }
   if (problems.length) throw new Error(`invalid network config: ${problems.join('; ')}`);
 }
 

@@ -1,3 +1,4 @@
+import type { MembershipErrorCode } from '../membership/roster-state.ts';
 import { bytesEqual, toHex } from './bytes.ts';
 import { malformedCheckpoint } from './checkpoint.ts';
 import { expectedTarget } from './difficulty.ts';
@@ -32,14 +33,16 @@ export type BlockErrorCode =
   | 'invalid-parent'
   | 'below-checkpoint'
   | 'checkpoint-not-in-chain'
-  | EntryErrorCode;
+  | EntryErrorCode
+  | MembershipErrorCode;
 
 export type EntryErrorCode =
   | 'bad-entry-signature'
   | 'entry-timestamp-in-future'
   | 'unauthorized-config'
   | 'bad-checkpoint'
-  | 'unsupported-entry-version';
+  | 'unsupported-entry-version'
+  | MembershipErrorCode;
 
 export class BlockValidationError extends Error {
   override readonly name = 'BlockValidationError';
@@ -102,7 +105,9 @@ export function validateEntry(
       `entry ${e.idHex} is ${e.timestamp - now} ms ahead`,
     );
   }
-  if (e.payload.kind === 'config' && !isAdmin(config, toHex(e.author))) {
+  // In roster mode the admin set is chain state (node/membership): the chain judges config
+  // authors against the roster at the block's parent, not against the genesis list.
+  if (e.payload.kind === 'config' && config.membership !== 'roster' && !isAdmin(config, toHex(e.author))) {
     throw new EntryValidationError(
       'unauthorized-config',
       `config entry ${e.idHex} is not signed by an admin key`,

@@ -3,6 +3,7 @@ import type { NetworkConfig } from '../chain/network-config.ts';
 import type { SignatureVerifier } from '../chain/signature-cache.ts';
 import type { SealedEntry } from '../chain/types.ts';
 import { BlockValidationError, validateEntry } from '../chain/validation.ts';
+import type { MembershipErrorCode } from '../membership/roster-state.ts';
 import { ReturnedEntries } from './returned-entries.ts';
 
 /**
@@ -50,6 +51,14 @@ export interface MempoolOptions {
   readonly verifier: SignatureVerifier;
   /** Whether the entry is already in the main chain (then it does not belong here). */
   readonly isIncluded: (idHex: Hex) => boolean;
+  /**
+   * Membership rules (roster mode): why the entry's author may not have it mined now, with the
+   * chain's own error code; undefined when it may.
+   */
+  readonly authorize?: (
+    entry: SealedEntry,
+    now: number,
+  ) => { code: MembershipErrorCode; message: string } | undefined;
   readonly maxEntries?: number;
   readonly maxBytes?: number;
   /** Entries one peer may have in the pool (default a quarter of maxEntries). */
@@ -210,7 +219,7 @@ export class Mempool {
    * author's quotas. Undefined when the entry is worth verifying (admission checks the
    * signatures of those ahead, on the worker pool).
    */
-  precheck(entry: SealedEntry, source: EntrySource = this.source): AddResult | undefined {
+  precheck(entry: SealedEntry, source: EntrySource = this.source, now = Date.now()): AddResult | undefined {
     if (this.entries.has(entry.idHex)) return { status: 'duplicate' };
     if (this.opts.isIncluded(entry.idHex)) {
       return {
@@ -229,11 +238,14 @@ export class Mempool {
       if ((this.byAuthor.get(toHex(entry.author)) ?? 0) >= this.maxPerAuthor)
         return full('author', `peers hold ${this.maxPerAuthor} entries of this author already`);
     }
+    // Permissions before the signature: an entry by a non-member costs a lookup, not a verify.
+    const denied = this.opts.authorize?.(entry, now);
+    if (denied) return { status: 'rejected', reason: denied.code, message: denied.message };
     return undefined;
   }
 
   private admit(entry: SealedEntry, now: number, source: EntrySource): AddResult {
-    const cheap = this.precheck(entry, source);
+    const cheap = this.precheck(entry, source, now);
     if (cheap) return cheap;
     try {
       validateEntry(entry, this.opts.config, now, this.opts.verifier);

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { signBlock } from '../chain/authoring.ts';
 import type { Chain } from '../chain/chain.ts';
 import type { SigningKey } from '../chain/signature.ts';
@@ -14,6 +15,8 @@ export interface MiningLoopOptions {
   /** A template older than this is rebuilt, to pick up new entries and a fresh timestamp. */
   readonly refreshMs?: number;
   readonly now?: () => number;
+  /** How long to wait before looking again while this key may not mine (default 1 s). */
+  readonly idleMs?: number;
 }
 
 /**
@@ -53,6 +56,12 @@ export class MiningLoop {
     const { chain, miner, key } = this.opts;
     const now = this.opts.now ?? Date.now;
     while (this.running) {
+      // In roster mode a block from a key without `mine` at its parent is invalid everywhere:
+      // wait (a certificate may arrive, or this node may be revoked) instead of wasting work.
+      if (chain.roster.minerProblem(key.publicKey, chain.tip, now())) {
+        await sleep(this.opts.idleMs ?? 1_000);
+        continue;
+      }
       const template = buildTemplate(chain, key.publicKey, now());
       const header = await miner.mine(template.header);
       if (!header || !this.running) continue;

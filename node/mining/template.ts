@@ -20,9 +20,12 @@ export function buildTemplate(chain: Chain, miner: Uint8Array, now: number): Blo
   const height = parent.height + 1;
   const mtp = medianTimePast(ctx, chain.config.medianTimeSpan);
   // A checkpoint entry admitted before a reorg may no longer name this chain's block.
+  // An author may have lost a permission (revoked, expired) since its entry was admitted.
+  const at = Math.max(now, mtp + 1);
   const entries = chain.mempool
     .select(chain.config.maxEntriesPerBlock, templateEntryBudget(chain.config))
-    .filter((e) => e.payload.kind !== 'config' || !chain.checkpointProblem([e], parent));
+    .filter((e) => e.payload.kind !== 'config' || !chain.checkpointProblem([e], parent))
+    .filter((e) => !chain.permissionProblem(e, at, parent));
   return {
     header: {
       version: FORMAT_VERSION,
@@ -30,7 +33,7 @@ export function buildTemplate(chain: Chain, miner: Uint8Array, now: number): Blo
       height,
       prevHash: parent.hash,
       merkleRoot: merkleRootOf(entries),
-      timestamp: Math.max(now, mtp + 1),
+      timestamp: at,
       target: expectedTarget(height, parent.header.target, (h) => ctx.timestampAt(h), chain.config),
       miner,
       nonce: 0,

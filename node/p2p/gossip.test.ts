@@ -10,15 +10,17 @@ import type { GossipSub } from '@libp2p/gossipsub';
 import { TopicValidatorResult } from '@libp2p/gossipsub';
 import type { PeerId } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { createEntry } from '../chain/authoring.ts';
 import type { IgnoreReason, ProcessResult } from '../chain/chain.ts';
+import type { AddResult, MempoolRejection } from '../mempool/mempool.ts';
 import { createNodeMetrics } from '../metrics.ts';
-import { forgeBlock, testChain } from '../testing/forge.ts';
+import { forgeBlock, testChain, testKey } from '../testing/forge.ts';
 import { Gossip, gossipTopics, ignoredPenalty } from './gossip.ts';
 import type { PeerAction } from './peer-scores.ts';
 
 type Validator = (peer: PeerId, msg: { data: Uint8Array }) => Promise<TopicValidatorResult>;
 
-function setup(result: ProcessResult, refused = false) {
+function setup(result: ProcessResult, refused = false, entryResult?: AddResult) {
   const validators = new Map<string, Validator>();
   const pubsub = { topicValidators: validators, subscribe() {} } as unknown as GossipSub;
   const penalties: PeerAction[] = [];
@@ -34,14 +36,19 @@ function setup(result: ProcessResult, refused = false) {
         processed++;
         return result;
       },
-      onEntry: async () => ({ status: 'duplicate' }) as never,
+      onEntry: async () => entryResult ?? ({ status: 'duplicate' } as never),
       penalise: (_p, action) => penalties.push(action),
       refuses: () => refused,
     },
     createNodeMetrics(),
   );
   gossip.start();
-  return { validate: validators.get(topics.blocks)!, penalties, processed: () => processed };
+  return {
+    validate: validators.get(topics.blocks)!,
+    validateEntry: validators.get(topics.entries)!,
+    penalties,
+    processed: () => processed,
+  };
 }
 
 const ignoredResult = (reason: IgnoreReason, junk: boolean): ProcessResult => ({
@@ -87,6 +94,8 @@ describe('block gossip', async () => {
 
 describe('entry gossip', async () => {
   const peer = peerIdFromPrivateKey(await generateKeyPair('Ed25519'));
+  const data = createEntry({ kind: 'knowledge', content: 'x', metadata: [] }, testKey(1)).encoded;
+  const rejected = (reason: MempoolRejection): AddResult => ({ status: 'rejected', reason, message: reason });
 
   test('an entry over its sender’s admission rate is ignored before it is decoded or queued', async () => {
     const validators = new Map<string, Validator>();
@@ -124,5 +133,22 @@ describe('entry gossip', async () => {
     assert.deepEqual(penalties, ['low-tolerance'], 'refused unread: no malformed-message penalty');
     assert.equal(handled, 0);
     assert.equal(tickets, 2);
+  });
+
+  test('a membership rejection (judged at our tip) is ignored without blame; a static one costs', async () => {
+    for (const reason of [
+      'author-not-member',
+      'author-lacks-submit',
+      'author-not-admin',
+      'certificate-revoked',
+    ] as const) {
+      const s = setup({ status: 'duplicate', hashHex: '00' }, false, rejected(reason));
+      assert.equal(await s.validateEntry(peer, { data }), TopicValidatorResult.Ignore, reason);
+      assert.deepEqual(s.penalties, [], reason);
+    }
+    // Open mode's static admin list: the relayer should have known.
+    const s = setup({ status: 'duplicate', hashHex: '00' }, false, rejected('unauthorized-config'));
+    assert.equal(await s.validateEntry(peer, { data }), TopicValidatorResult.Reject);
+    assert.deepEqual(s.penalties, ['low-tolerance']);
   });
 });

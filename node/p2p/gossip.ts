@@ -6,6 +6,7 @@ import type { ProcessResult } from '../chain/chain.ts';
 import { DecodeError } from '../chain/codec/errors.ts';
 import { decodeEntry } from '../chain/entry-codec.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
+import { isMembershipCode } from '../membership/roster-state.ts';
 import type { AddResult } from '../mempool/mempool.ts';
 import type { NodeMetrics } from '../metrics.ts';
 import type { PeerAction } from './peer-scores.ts';
@@ -196,7 +197,9 @@ export class Gossip {
       r.reason === 'mempool-full' ||
       r.reason === 'entry-timestamp-in-future' ||
       // An admin's checkpoint of a block we do not follow (yet): not the relayer's fault.
-      r.reason === 'checkpoint-not-in-chain'
+      r.reason === 'checkpoint-not-in-chain' ||
+      // Judged against our tip's roster, which a relayer at another tip may not share.
+      isMembershipCode(r.reason)
     ) {
       return TopicValidatorResult.Ignore;
     }

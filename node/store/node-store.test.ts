@@ -33,6 +33,8 @@ import { NodeStore } from './node-store.ts';
 
 const ROOT = path.join(import.meta.dirname, '../..');
 const MIGRATIONS = path.join(ROOT, 'prisma/node/migrations');
+/** The migrations this version ships, in order. */
+const SHIPPED = ['0001_init', '0002_config_entries'];
 const config = testNetwork();
 const GENESIS = genesisBlock(config);
 const author = testKey(1);
@@ -128,7 +130,10 @@ test('a fresh store is migrated like `prisma migrate deploy` and loads as just t
       { migration_name: string; checksum: string; finished_at: unknown; applied_steps_count: unknown }[]
     >('SELECT migration_name, checksum, finished_at, applied_steps_count FROM _prisma_migrations');
     const fileBytes = await readFile(path.join(MIGRATIONS, '0001_init/migration.sql'));
-    assert.equal(rows.length, 1);
+    assert.deepEqual(
+      rows.map((r) => r.migration_name),
+      SHIPPED,
+    );
     assert.equal(rows[0]!.migration_name, '0001_init');
     assert.equal(rows[0]!.checksum, sha256Hex(fileBytes), 'checksum is the sha256 of the migration file');
     assert.notEqual(rows[0]!.finished_at, null);
@@ -156,7 +161,7 @@ test('a fresh store is migrated like `prisma migrate deploy` and loads as just t
     const n = await again.prisma.$queryRawUnsafe<{ n: unknown }[]>(
       'SELECT count(*) AS n FROM _prisma_migrations',
     );
-    assert.equal(Number(n[0]!.n), 1);
+    assert.equal(Number(n[0]!.n), SHIPPED.length);
     assert.equal((await again.load()).headHashHex, GENESIS.hashHex);
   } finally {
     await again.close();
@@ -528,37 +533,37 @@ test('applyMigrations applies new migrations atomically and refuses edited ones'
       String(r.name),
     );
 
-  assert.deepEqual(await applyMigrations(db, await readMigrations(migrations)), ['0001_init']);
+  assert.deepEqual(await applyMigrations(db, await readMigrations(migrations)), SHIPPED);
   assert.deepEqual(await applyMigrations(db, await readMigrations(migrations)), []);
   const original = await readFile(path.join(migrations, '0001_init/migration.sql'));
-  assert.deepEqual(await recorded(), [['0001_init', sha256Hex(original)]]);
+  assert.deepEqual((await recorded())[0], ['0001_init', sha256Hex(original)]);
 
   // A later migration is applied once and recorded with its checksum.
   const addSql = 'CREATE TABLE "Note" ("id" INTEGER NOT NULL PRIMARY KEY, "text" TEXT NOT NULL);\n';
-  await cp(path.join(migrations, '0001_init'), path.join(migrations, '0002_note'), { recursive: true });
-  await writeFile(path.join(migrations, '0002_note/migration.sql'), addSql);
-  assert.deepEqual(await applyMigrations(db, await readMigrations(migrations)), ['0002_note']);
+  await cp(path.join(migrations, '0001_init'), path.join(migrations, '0102_note'), { recursive: true });
+  await writeFile(path.join(migrations, '0102_note/migration.sql'), addSql);
+  assert.deepEqual(await applyMigrations(db, await readMigrations(migrations)), ['0102_note']);
   assert.ok((await tables()).includes('Note'));
 
   // A migration that fails halfway leaves nothing behind: no table, no record.
-  await cp(path.join(migrations, '0002_note'), path.join(migrations, '0003_broken'), { recursive: true });
+  await cp(path.join(migrations, '0102_note'), path.join(migrations, '0103_broken'), { recursive: true });
   await writeFile(
-    path.join(migrations, '0003_broken/migration.sql'),
+    path.join(migrations, '0103_broken/migration.sql'),
     'CREATE TABLE "Half" ("id" INTEGER NOT NULL PRIMARY KEY);\nCREATE TABLE "Block" ("x" INTEGER);\n',
   );
-  await assert.rejects(applyMigrations(db, await readMigrations(migrations)), /migration 0003_broken failed/);
+  await assert.rejects(applyMigrations(db, await readMigrations(migrations)), /migration 0103_broken failed/);
   assert.equal((await tables()).includes('Half'), false, 'the failed migration was rolled back');
   assert.deepEqual(
     (await recorded()).map(([name]) => name),
-    ['0001_init', '0002_note'],
+    [...SHIPPED, '0102_note'],
   );
-  await rm(path.join(migrations, '0003_broken'), { recursive: true });
+  await rm(path.join(migrations, '0103_broken'), { recursive: true });
 
   // Editing an applied migration is refused, before anything else is applied.
   await writeFile(path.join(migrations, '0001_init/migration.sql'), `${original}\n-- edited\n`);
-  await cp(path.join(migrations, '0002_note'), path.join(migrations, '0004_later'), { recursive: true });
+  await cp(path.join(migrations, '0102_note'), path.join(migrations, '0104_later'), { recursive: true });
   await writeFile(
-    path.join(migrations, '0004_later/migration.sql'),
+    path.join(migrations, '0104_later/migration.sql'),
     'CREATE TABLE "Later" ("id" INTEGER);\n',
   );
   await assert.rejects(
@@ -626,7 +631,9 @@ test('the Prisma CLI agrees: a NodeStore file has nothing pending, and a CLI-dep
   await store.close();
   assert.deepEqual(
     rows.map((r) => [r.migration_name, r.checksum]),
-    [['0001_init', sha256Hex(await readFile(path.join(MIGRATIONS, '0001_init/migration.sql')))]],
+    await Promise.all(
+      SHIPPED.map(async (m) => [m, sha256Hex(await readFile(path.join(MIGRATIONS, m, 'migration.sql')))]),
+    ),
   );
   const schemaOf = async (f: string) => {
     const db = createClient({ url: `file:${f}` });

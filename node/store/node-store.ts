@@ -69,6 +69,9 @@ function prepareWrites(db: Database.Database) {
     deleteMempoolEntry: db.prepare(`DELETE FROM "MempoolEntry" WHERE "id" = ?`),
     putMempoolEntry: db.prepare(`INSERT OR REPLACE INTO "MempoolEntry" ("id","raw","seq") VALUES (?,?,?)`),
     putMeta: db.prepare(`INSERT OR REPLACE INTO "StoreMeta" ("key","value") VALUES (?,?)`),
+    putConfigEntry: db.prepare(
+      `INSERT OR IGNORE INTO "ConfigEntry" ("blockHash","position","raw") VALUES (?,?,?)`,
+    ),
   };
 }
 
@@ -169,8 +172,19 @@ export class NodeStore {
     const mempoolRows = await this.prisma.mempoolEntry.findMany({ orderBy: { seq: 'asc' } });
     const finalRow = await this.prisma.storeMeta.findUnique({ where: { key: FINALIZED_KEY } });
     const finalized = finalRow ? parseCheckpoint(finalRow.value) : undefined;
+    const configRows = await this.prisma.configEntry.findMany({
+      orderBy: [{ blockHash: 'asc' }, { position: 'asc' }],
+    });
+    const configEntries = new Map<Hex, SealedEntry[]>();
+    for (const r of configRows) {
+      const key = toHex(r.blockHash);
+      const list = configEntries.get(key) ?? [];
+      list.push(decodeEntry(r.raw));
+      configEntries.set(key, list);
+    }
     return {
       ...(finalized ? { finalized } : {}),
+      ...(configEntries.size ? { configEntries } : {}),
       blocks,
       headHashHex: head ? toHex(head.hash) : this.opts.genesisHashHex,
       orphans,
@@ -261,6 +275,10 @@ export class NodeStore {
         u.stale.get(block.hashHex) ?? null,
         receivedAt,
       ]);
+      // Config entries apart, so reopening rebuilds the roster at every block without decoding blocks.
+      block.entries.forEach((e, i) => {
+        if (e.payload.kind === 'config') w.putConfigEntry.run([block.hash, i, e.encoded]);
+      });
     }
     for (const [hash, reason] of u.stale) {
       if (!newBlocks.has(hash)) w.markStale.run([reason, fromHex(hash)]);

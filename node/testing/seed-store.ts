@@ -9,6 +9,9 @@ import { FORMAT_VERSION, type SealedBlock } from '../chain/types.ts';
 import { NodeStore } from '../store/node-store.ts';
 import { mineHeader, testKey } from './forge.ts';
 
+/** The seeded chain's miner and entry author (test rosters list them as members). */
+export const SEED_KEYS = [testKey(9_000), testKey(9_001)] as const;
+
 export interface SeedOptions {
   readonly blocks: number;
   readonly entriesPerBlock?: number;
@@ -45,8 +48,7 @@ export async function seedChain(
     chainIdHex: chainIdHex(network),
     genesisHashHex: chain.genesis.hashHex,
   });
-  const miner = testKey(9_000);
-  const author = testKey(9_001);
+  const [miner, author] = SEED_KEYS;
   const spacing = opts.spacingMs ?? network.blockTimeMs;
   const pad = ' '.repeat(opts.entryPadding ?? 0);
   for (let h = 1; h <= opts.blocks; h++) {

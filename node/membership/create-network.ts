@@ -1,0 +1,121 @@
+/**
+ * Creating a roster network: the config that, with its genesis block, defines a new chain whose
+ * first admin is whoever creates it. `npm run node` on a new data dir without --network-config
+ * writes one to `<dataDir>/network.json` with the node's own key as admin; the demo, compose
+ * and the cluster harness create one listing every device they start.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { toHex } from '../chain/bytes.ts';
+import { DEFAULT_NETWORK, type GenesisMember, type NetworkConfig } from '../chain/network-config.ts';
+import { keyPairFromSeed } from '../chain/signature.ts';
+import { readNetworkConfig } from '../config-file.ts';
+import { CAPABILITIES, type Capability } from './view.ts';
+
+/** What a full member of a network Cairn creates may do: everything but administer. */
+export const FULL_MEMBER_CAPABILITIES: readonly Capability[] = CAPABILITIES;
+
+export const NETWORK_FILE = 'network.json';
+
+/** A roster network over `base` (default DEFAULT_NETWORK's consensus parameters). */
+export function rosterNetwork(
+  admins: readonly string[],
+  members: readonly GenesisMember[] = [],
+  base: Partial<NetworkConfig> = {},
+  now = Date.now(),
+): NetworkConfig {
+  return {
+    ...DEFAULT_NETWORK,
+    name: `cairn-${admins[0]?.slice(0, 8) ?? 'network'}`,
+    // Whole seconds: the file is read back by people, and a new chain's first retarget window
+    // should not span months of "time since genesis".
+    genesisTimestamp: Math.floor(now / 1000) * 1000,
+    genesisMessage: 'Cairn: a new network',
+    ...base,
+    membership: 'roster',
+    admins: admins.map((a) => a.toLowerCase()),
+    members,
+  };
+}
+
+/** JSON text of a network config (bigint fields as decimal strings), as readNetworkConfig reads it. */
+export function networkConfigJson(config: Partial<NetworkConfig>): string {
+  return `${JSON.stringify(config, (_k, v) => (typeof v === 'bigint' ? v.toString(10) : v), 2)}\n`;
+}
+
+/**
+ * The network of a data dir started without --network-config: `<dataDir>/network.json`, created
+ * on first start as a roster network with `ownKeyHex` as its only admin.
+ */
+export async function loadOrCreateOwnNetwork(
+  dataDir: string,
+  ownKeyHex: string,
+): Promise<{ config: NetworkConfig; created: boolean; file: string }> {
+  const file = path.join(dataDir, NETWORK_FILE);
+  if (existsSync(file)) return { config: await readNetworkConfig(file), created: false, file };
+  const config = rosterNetwork([ownKeyHex]);
+  await mkdir(dataDir, { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, networkConfigJson(config));
+  await rename(tmp, file);
+  return { config: await readNetworkConfig(file), created: true, file };
+}
+
+/**
+ * The public key of the identity in `dataDir`, creating the identity (node/identity's seed file
+ * format) if there is none: so a network can list a device before the device first starts.
+ */
+export function ensureIdentity(dataDir: string): string {
+  const file = path.join(dataDir, 'identity.json');
+  let seedHex: string;
+  if (existsSync(file)) {
+    seedHex = (JSON.parse(readFileSync(file, 'utf8')) as { seed: string }).seed;
+  } else {
+    seedHex = randomBytes(32).toString('hex');
+    mkdirSync(dataDir, { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(
+      tmp,
+      `${JSON.stringify({ version: 1, seed: seedHex, created: new Date().toISOString() })}\n`,
+      {
+        mode: 0o600,
+      },
+    );
+    renameSync(tmp, file);
+  }
+  return toHex(keyPairFromSeed(Buffer.from(seedHex, 'hex')).publicKey);
+}
+
+/**
+ * A roster network of devices that live side by side (the demo, compose): each gets a data dir
+ * `<dir>/<name>` with its identity; the first is the network's admin, the others full members.
+ * Writes `<dir>/network.json` unless it exists (then the existing network is kept: same chain).
+ * Returns the file's path.
+ */
+export function ensureDeviceNetwork(
+  dir: string,
+  names: readonly string[],
+  base: Partial<NetworkConfig> = {},
+  file = path.join(dir, NETWORK_FILE),
+): string {
+  if (existsSync(file)) return file;
+  const [first, ...rest] = names;
+  if (!first) throw new Error('a network needs at least one device');
+  const admin = ensureIdentity(path.join(dir, first));
+  const members: GenesisMember[] = rest.map((name) => ({
+    publicKey: ensureIdentity(path.join(dir, name)),
+    name,
+    role: 'submind',
+    capabilities: [...FULL_MEMBER_CAPABILITIES],
+  }));
+  const config = rosterNetwork(
+    [admin],
+    [{ publicKey: admin, name: first, role: 'hub', capabilities: [...FULL_MEMBER_CAPABILITIES] }, ...members],
+    base,
+  );
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, networkConfigJson(config));
+  return file;
+}
