@@ -10,8 +10,10 @@ test('a burst passes the gate a slice per event-loop turn, with timers and I/O r
     gate.enter().then((ok) => {
       if (!ok) return;
       order.push(`w${i}`);
-      // A timer set by the first waiter fires before the burst is through: the loop was not held.
-      if (i === 0) timer = new Promise<void>((r) => setTimeout(() => r(void order.push('timer')), 0));
+      // Work the first waiter queues for the next loop turn runs before the burst is through: the
+      // loop was not held. (A check-phase callback, not a 0 ms timer: on a fast machine the whole
+      // burst can finish within the timer's 1 ms resolution, which made this flaky.)
+      if (i === 0) timer = new Promise<void>((r) => setImmediate(() => r(void order.push('timer'))));
     }),
   );
   await Promise.all(all);
