@@ -121,6 +121,37 @@ export async function runAdminCommand(
         memberUntil: new Date(issued.terms.memberUntilMs).toISOString(),
       };
     }
+    case 'admin.revokeDevice': {
+      const p = parsePayload(AdminPayload['admin.revokeDevice'], data, command);
+      if (node.membership.mode !== 'roster')
+        throw new UnrecoverableError('this network has no roster (open mode)');
+      const { entry, result } = await node.revokeMember(p.publicKey);
+      return {
+        id: entry.idHex,
+        accepted: result.status !== 'rejected',
+        reason: result.status === 'rejected' ? `${result.reason}: ${result.message}` : null,
+      };
+    }
+    case 'admin.members': {
+      parsePayload(AdminPayload['admin.members'], data, command);
+      const iso = (ms: number) => new Date(Math.min(ms, 8.64e15)).toISOString();
+      return {
+        mode: node.membership.mode,
+        members:
+          node.membership.mode === 'open'
+            ? []
+            : node.membership.listing(Date.now()).map((m) => ({
+                publicKey: m.publicKeyHex,
+                name: m.name,
+                role: m.role,
+                capabilities: [...m.capabilities],
+                admin: m.admin,
+                issuedAt: iso(m.issuedAtMs),
+                expiresAt: iso(m.expiresAtMs),
+                state: m.state,
+              })),
+      };
+    }
     case 'fl.startRound': {
       const p = parsePayload(AdminPayload['fl.startRound'], data, command);
       if (!node.fl) throw new UnrecoverableError('federated learning is not running on this node');

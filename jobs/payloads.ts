@@ -51,6 +51,8 @@ export const AdminPayload = {
         .optional(),
     })
     .strict(),
+  'admin.revokeDevice': z.object({ publicKey: hex(32) }).strict(),
+  'admin.members': z.object({}).strict(),
   'fl.startRound': z
     .object({
       rounds: z.number().int().min(1).max(1000),
@@ -94,6 +96,25 @@ export const InviteDeviceResult = z.object({
   memberUntil: isoDate,
 });
 
+export const RevokeDeviceResult = SubmitEntryResult;
+export const MembersResult = z.object({
+  mode: z.enum(['roster', 'open']),
+  members: z
+    .array(
+      z.object({
+        publicKey: hex(32),
+        name: z.string(),
+        role: z.enum(ROLES),
+        capabilities: z.array(z.enum(CAPABILITIES)),
+        admin: z.boolean(),
+        issuedAt: isoDate,
+        expiresAt: isoDate,
+        state: z.enum(['member', 'expired', 'revoked']),
+      }),
+    )
+    .max(10_000),
+});
+
 /** What each admin command's job returns. */
 export const AdminResult = {
   'admin.syncMempool': ReconcileResult,
@@ -103,6 +124,8 @@ export const AdminResult = {
   'admin.unblockPeers': PeersResult,
   'admin.submitEntry': SubmitEntryResult,
   'admin.inviteDevice': InviteDeviceResult,
+  'admin.revokeDevice': RevokeDeviceResult,
+  'admin.members': MembersResult,
   'fl.startRound': FlStartResult,
 } satisfies Record<AdminCommand, z.ZodType>;
 export type AdminResults = { [K in AdminCommand]: z.infer<(typeof AdminResult)[K]> };

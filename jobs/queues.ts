@@ -32,6 +32,8 @@ export const ADMIN_COMMANDS = [
   'admin.unblockPeers',
   'admin.submitEntry',
   'admin.inviteDevice',
+  'admin.revokeDevice',
+  'admin.members',
   'fl.startRound',
 ] as const;
 export type AdminCommand = (typeof ADMIN_COMMANDS)[number];

@@ -22,6 +22,6 @@ export async function readNetworkConfig(file: string): Promise<NetworkConfig> {
 }
 
 /** A whole network config as JSON that parseNetworkConfig reads back to the same config (bigints as decimal strings). */
-export function networkConfigToJson(config: NetworkConfig): string {
+export function networkConfigToJson(config: Partial<NetworkConfig>): string {
   return `${JSON.stringify(config, (_k, v) => (typeof v === 'bigint' ? v.toString(10) : v), 2)}\n`;
 }

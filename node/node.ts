@@ -4,13 +4,14 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { Counter, collectDefaultMetrics } from 'prom-client';
 import { createEntry } from './chain/authoring.ts';
-import { toHex } from './chain/bytes.ts';
+import { type Hex, toHex } from './chain/bytes.ts';
 import { Chain, type ProcessResult } from './chain/chain.ts';
 import { chainIdHex, type NetworkConfig } from './chain/network-config.ts';
 import { CachedVerifier } from './chain/signature-cache.ts';
 import type { EntryPayload, KeyValue, SealedBlock, SealedEntry } from './chain/types.ts';
 import { VerifyPool } from './chain/verify-pool.ts';
 import { readMembershipFile } from './cli/join.ts';
+import { networkConfigToJson } from './config-file.ts';
 import { type FlOptions, FlService } from './fl/net/service.ts';
 import {
   CAPABILITIES as ANNOUNCED_CAPABILITIES,
@@ -20,8 +21,11 @@ import {
   type Role,
 } from './identity/identity.ts';
 import { createLogger, type Logger } from './log.ts';
+import { InvitationBook } from './membership/invitation-book.ts';
+import { issueMembership } from './membership/issue-certificate.ts';
+import { serveJoin } from './membership/join-protocol.ts';
 import { Roster } from './membership/roster.ts';
-import { isMembershipCode } from './membership/roster-state.ts';
+import { isMembershipCode, MEMBER_REVOKE } from './membership/roster-state.ts';
 import { EntryAdmission } from './mempool/admission.ts';
 import { type AddResult, SOURCE } from './mempool/mempool.ts';
 import { createMempoolMetrics } from './mempool/mempool-metrics.ts';
@@ -53,7 +57,7 @@ import {
   HEADERS_BY_RANGE,
   reqRespPrefix,
 } from './p2p/protocols.ts';
-import { ReqResp } from './p2p/reqresp.ts';
+import { HandlerError, RESULT, ReqResp } from './p2p/reqresp.ts';
 import { serveChainProtocols } from './p2p/serve-chain.ts';
 import { ChainService } from './service/chain-service.ts';
 import { NodeStore } from './store/node-store.ts';
@@ -407,9 +411,61 @@ export class CairnNode {
 
   private async registerProtocols(): Promise<void> {
     await serveChainProtocols(this.reqresp, this.chain, this.store, this.peers);
+    if (this.membership.mode === 'roster') await this.serveInvitations();
     await this.reconcile.start();
     this.fl = new FlService(this, this.opts.fl);
     await this.fl.start();
+  }
+
+  /**
+   * The inviter's side of `join`: redeems an invitation from this node's book and, if this node
+   * is an admin at its tip, signs the device's certificate and submits its `member.add` entry.
+   */
+  private async serveInvitations(): Promise<void> {
+    const book = new InvitationBook(this.opts.dataDir);
+    const outcomes = new Counter({
+      name: 'cairn_invitations_redeemed_total',
+      help: 'Invitations presented to this node by outcome: issued, or why they were refused',
+      labelNames: ['outcome'],
+      registers: [this.metrics.registry],
+    });
+    await serveJoin(this.reqresp, {
+      redeem: async (secret, key) => {
+        // Checked before the invitation is burnt: a non-admin cannot sign what it redeems.
+        if (!this.membership.memberAt(this.identity.publicKeyHex, Date.now())?.admin)
+          throw new HandlerError(RESULT.unavailable, 'this node is not an admin of its network');
+        return book.redeem(secret, key);
+      },
+      issue: async (terms, key) => {
+        const { certificate, addition } = issueMembership(
+          this.chain.chainId,
+          terms,
+          key,
+          this.identity.signingKey,
+        );
+        const r = await this.submitSignedEntry(addition);
+        if (r.status === 'rejected')
+          throw new Error(`the member.add entry was refused: ${r.reason}: ${r.message}`);
+        this.log.info(
+          { member: key, name: terms.name, role: terms.role, entry: addition.idHex },
+          'invitation redeemed',
+        );
+        return certificate.encoded;
+      },
+      networkConfigJson: networkConfigToJson(this.opts.network),
+      publicKeyOf: (peer) => toHex(peer.publicKey!.raw),
+      count: (outcome) => outcomes.inc({ outcome }),
+    });
+  }
+
+  /** Revokes a member: an admin-signed `member.revoke` entry, mined like any other. */
+  async revokeMember(publicKeyHex: Hex): Promise<{ entry: SealedEntry; result: AddResult }> {
+    const entry = createEntry(
+      { kind: 'config', changes: [[MEMBER_REVOKE, publicKeyHex.toLowerCase()]] },
+      this.identity.signingKey,
+      Date.now(),
+    );
+    return { entry, result: await this.submitSignedEntry(entry) };
   }
 
   private async startBackground(): Promise<void> {

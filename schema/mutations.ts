@@ -70,6 +70,33 @@ const InviteDeviceResult = builder
     }),
   });
 
+const RosterMember = builder
+  .objectRef<AdminResults['admin.members']['members'][number]>('RosterMember')
+  .implement({
+    description: 'A device in the roster as an admin node sees it at its tip.',
+    fields: (t) => ({
+      publicKey: t.exposeString('publicKey'),
+      name: t.exposeString('name'),
+      role: t.exposeString('role', { description: 'submind | hub | backup | observer' }),
+      capabilities: t.exposeStringList('capabilities'),
+      admin: t.exposeBoolean('admin'),
+      issuedAt: t.exposeString('issuedAt'),
+      expiresAt: t.exposeString('expiresAt'),
+      state: t.exposeString('state', { description: 'member | expired | revoked' }),
+    }),
+  });
+
+builder.queryField('members', (t) =>
+  t.field({
+    type: [RosterMember],
+    authScopes: { operator: true },
+    description:
+      "The roster at a node's tip: members with role, capabilities, expiry, and revoked keys. Operator.",
+    args: { nodeId: t.arg.id({ required: true }) },
+    resolve: async (_, a, ctx) => (await run(ctx, String(a.nodeId), 'admin.members', {})).members,
+  }),
+);
+
 const FlStartResult = builder.objectRef<AdminResults['fl.startRound']>('FlStartResult').implement({
   fields: (t) => ({ roundIds: t.exposeStringList('roundIds') }),
 });
@@ -139,6 +166,18 @@ builder.mutationFields((t) => ({
         capabilities: a.capabilities as AdminPayloads['admin.inviteDevice']['capabilities'],
         expiresInMs: a.expiresInDays * 86_400_000,
       }),
+  }),
+  revokeDevice: t.field({
+    type: SubmitEntryResult,
+    authScopes: { admin: true },
+    description:
+      "Revoke a member through an admin's node: an admin-signed member.revoke entry; every node disconnects the device once it is mined. Admin.",
+    args: {
+      nodeId: t.arg.id({ required: true }),
+      publicKey: t.arg.string({ required: true, description: "The device's public key (64 hex digits)." }),
+    },
+    resolve: (_, a, ctx) =>
+      run(ctx, String(a.nodeId), 'admin.revokeDevice', { publicKey: a.publicKey.toLowerCase() }),
   }),
   blockPeers: t.field({
     type: PeersResult,

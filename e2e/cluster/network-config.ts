@@ -5,6 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import type { NetworkConfig } from '../../node/chain/network-config.ts';
 import { targetForWork } from '../../node/chain/pow.ts';
+import { networkConfigToJson } from '../../node/config-file.ts';
 
 export type TestNetworkConfig = Partial<NetworkConfig>;
 
@@ -35,9 +36,7 @@ export function testNetworkConfig(overrides: TestNetworkConfig = {}): TestNetwor
 }
 
 /** JSON text of a (partial) network config with bigints as decimal strings. */
-export function networkConfigJson(config: TestNetworkConfig): string {
-  return `${JSON.stringify(config, (_k, v) => (typeof v === 'bigint' ? v.toString(10) : v), 2)}\n`;
-}
+export const networkConfigJson = (config: TestNetworkConfig): string => networkConfigToJson(config);
 
 /** Writes `testNetworkConfig(overrides)` (or an exact config with `exact`) to `file`; returns the config. */
 export function writeNetworkConfig(

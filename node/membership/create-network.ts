@@ -11,7 +11,7 @@ import path from 'node:path';
 import { toHex } from '../chain/bytes.ts';
 import { DEFAULT_NETWORK, type GenesisMember, type NetworkConfig } from '../chain/network-config.ts';
 import { keyPairFromSeed } from '../chain/signature.ts';
-import { readNetworkConfig } from '../config-file.ts';
+import { networkConfigToJson, readNetworkConfig } from '../config-file.ts';
 import { CAPABILITIES, type Capability } from './view.ts';
 
 /** What a full member of a network Cairn creates may do: everything but administer. */
@@ -40,11 +40,6 @@ export function rosterNetwork(
   };
 }
 
-/** JSON text of a network config (bigint fields as decimal strings), as readNetworkConfig reads it. */
-export function networkConfigJson(config: Partial<NetworkConfig>): string {
-  return `${JSON.stringify(config, (_k, v) => (typeof v === 'bigint' ? v.toString(10) : v), 2)}\n`;
-}
-
 /**
  * The network of a data dir started without --network-config: `<dataDir>/network.json`, created
  * on first start as a roster network with `ownKeyHex` as its only admin.
@@ -58,7 +53,7 @@ export async function loadOrCreateOwnNetwork(
   const config = rosterNetwork([ownKeyHex]);
   await mkdir(dataDir, { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, networkConfigJson(config));
+  await writeFile(tmp, networkConfigToJson(config));
   await rename(tmp, file);
   return { config: await readNetworkConfig(file), created: true, file };
 }
@@ -116,6 +111,6 @@ export function ensureDeviceNetwork(
     base,
   );
   mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, networkConfigJson(config));
+  writeFileSync(file, networkConfigToJson(config));
   return file;
 }

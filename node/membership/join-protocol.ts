@@ -13,11 +13,11 @@ import type { Hex } from '../chain/bytes.ts';
 import { Reader } from '../chain/codec/reader.ts';
 import { Writer } from '../chain/codec/writer.ts';
 import { HandlerError, type ProtocolSpec, RESULT, type ReqResp, ReqRespError } from '../p2p/reqresp.ts';
+import { MAX_CERTIFICATE_BYTES } from './certificate.ts';
 import { SECRET_BYTES } from './invitation.ts';
 import { InvitationError, type InvitationTerms, type RedeemRefusal } from './invitation-book.ts';
 
 export const JOIN_PROTOCOL_NAME = 'join';
-const MAX_CERTIFICATE_BYTES = 4 * 1024;
 const MAX_CONFIG_BYTES = 64 * 1024;
 
 export interface JoinAnswer {

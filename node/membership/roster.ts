@@ -41,6 +41,12 @@ const OPEN_MEMBER = (publicKeyHex: Hex): Member => ({
   admin: false,
 });
 
+/** One line of the roster as an admin sees it. */
+export interface RosterListing extends Member {
+  readonly state: 'member' | 'expired' | 'revoked';
+  readonly revokedAtMs?: number;
+}
+
 export class Roster implements MembershipView {
   readonly mode: MembershipMode;
   private readonly listeners = new Set<(change: { readonly revoked: readonly Hex[] }) => void>();
@@ -123,6 +129,34 @@ export class Roster implements MembershipView {
     const revoked = lostAdmission(this.last, next, nowMs);
     this.last = next;
     for (const l of this.listeners) l({ revoked });
+  }
+
+  /**
+   * Everyone the tip's roster knows, for the gateway and the console: members (expired ones
+   * too, marked so) and revoked keys that hold no newer certificate.
+   */
+  listing(nowMs: number): RosterListing[] {
+    const state = this.source.tipRoster();
+    const keys = new Set([...state.admins, ...state.members.keys()]);
+    const out: RosterListing[] = [...keys].flatMap((k) => {
+      const m = memberOf(state, k);
+      return m ? [{ ...m, state: m.expiresAtMs > nowMs ? ('member' as const) : ('expired' as const) }] : [];
+    });
+    for (const [k, at] of state.revoked) {
+      if (keys.has(k)) continue;
+      out.push({
+        publicKeyHex: k,
+        name: '',
+        role: 'observer',
+        capabilities: new Set(),
+        issuedAtMs: 0,
+        expiresAtMs: at,
+        admin: false,
+        state: 'revoked',
+        revokedAtMs: at,
+      });
+    }
+    return out;
   }
 
   /** Every member at the tip (admins included), for status pages and the gateway. */
