@@ -5,6 +5,7 @@ import { type ConnState, Gateway } from './gateway.ts';
 import { adminView } from './views/admin.ts';
 import { blockView } from './views/block.ts';
 import { blocksView } from './views/blocks.ts';
+import { membersView } from './views/members.ts';
 import { modelsView } from './views/models.ts';
 import { nodesView } from './views/nodes.ts';
 import { orphansView } from './views/orphans.ts';
@@ -19,6 +20,7 @@ const ROUTES: Record<string, { view: View; title?: string }> = {
   nodes: { view: nodesView, title: 'Nodes' },
   orphans: { view: orphansView, title: 'Orphaned' },
   models: { view: modelsView, title: 'Models' },
+  members: { view: membersView, title: 'Members' },
   admin: { view: adminView, title: 'Admin' },
 };
 

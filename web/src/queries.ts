@@ -191,3 +191,31 @@ export type AdminAction = keyof typeof ADMIN_ACTIONS;
 
 export const SUBMIT_ENTRY =
   'mutation ($nodeId: ID!, $content: String!) { submitEntry(nodeId: $nodeId, content: $content) { accepted id reason } }';
+
+export interface MemberInfo {
+  publicKey: string;
+  name: string;
+  role: string;
+  capabilities: string[];
+  admin: boolean;
+  issuedAt: string;
+  expiresAt: string;
+  revoked: boolean;
+}
+
+export const MEMBERS = /* GraphQL */ `
+  query Members($nodeId: ID!) {
+    members(nodeId: $nodeId) { publicKey name role capabilities admin issuedAt expiresAt revoked }
+  }`;
+
+export const INVITE_DEVICE = /* GraphQL */ `
+  mutation Invite($nodeId: ID!, $name: String!, $role: String!, $capabilities: [String!]!, $days: Int!) {
+    inviteDevice(nodeId: $nodeId, name: $name, role: $role, capabilities: $capabilities, expiresInDays: $days) {
+      invitation expiresAt memberUntil
+    }
+  }`;
+
+export const REVOKE_DEVICE = /* GraphQL */ `
+  mutation Revoke($nodeId: ID!, $publicKey: String!) {
+    revokeDevice(nodeId: $nodeId, publicKey: $publicKey) { entryId accepted reason }
+  }`;
