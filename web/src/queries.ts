@@ -200,12 +200,12 @@ export interface MemberInfo {
   admin: boolean;
   issuedAt: string;
   expiresAt: string;
-  revoked: boolean;
+  state: 'member' | 'expired' | 'revoked';
 }
 
 export const MEMBERS = /* GraphQL */ `
   query Members($nodeId: ID!) {
-    members(nodeId: $nodeId) { publicKey name role capabilities admin issuedAt expiresAt revoked }
+    members(nodeId: $nodeId) { publicKey name role capabilities admin issuedAt expiresAt state }
   }`;
 
 export const INVITE_DEVICE = /* GraphQL */ `
@@ -217,5 +217,5 @@ export const INVITE_DEVICE = /* GraphQL */ `
 
 export const REVOKE_DEVICE = /* GraphQL */ `
   mutation Revoke($nodeId: ID!, $publicKey: String!) {
-    revokeDevice(nodeId: $nodeId, publicKey: $publicKey) { entryId accepted reason }
+    revokeDevice(nodeId: $nodeId, publicKey: $publicKey) { id accepted reason }
   }`;

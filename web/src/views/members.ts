@@ -122,20 +122,16 @@ export const membersView: View = (root, { gw, params }) => {
               h(
                 'tr',
                 { 'data-testid': 'member-row', 'data-key': m.publicKey },
-                h('td', null, m.name),
+                h('td', null, m.name || '—'),
                 h('td', { class: 'mono', title: m.publicKey }, shortHex(m.publicKey, 8)),
                 h('td', null, m.admin ? `${m.role} (admin)` : m.role),
                 h('td', null, m.capabilities.join(', ')),
                 h('td', null, fmtDateTime(m.expiresAt)),
-                h(
-                  'td',
-                  { 'data-testid': 'member-state' },
-                  m.revoked ? 'revoked' : Date.parse(m.expiresAt) < Date.now() ? 'expired' : 'member',
-                ),
+                h('td', { 'data-testid': 'member-state' }, m.state),
                 h(
                   'td',
                   null,
-                  m.revoked || m.admin
+                  m.state === 'revoked' || m.admin
                     ? null
                     : h(
                         'button',
