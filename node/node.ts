@@ -13,6 +13,7 @@ import { VerifyPool } from './chain/verify-pool.ts';
 import { type FlOptions, FlService } from './fl/net/service.ts';
 import { type Capability, loadOrCreateIdentity, type NodeIdentity, type Role } from './identity/identity.ts';
 import { createLogger, type Logger } from './log.ts';
+import type { MembershipView } from './membership/view.ts';
 import { EntryAdmission } from './mempool/admission.ts';
 import { type AddResult, SOURCE } from './mempool/mempool.ts';
 import { createMempoolMetrics } from './mempool/mempool-metrics.ts';
@@ -21,6 +22,7 @@ import { TurnGate } from './mempool/turn-gate.ts';
 import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
 import { Miner } from './mining/miner.ts';
 import { MiningLoop } from './mining/mining-loop.ts';
+import { AdmissionGate, createAdmissionMetrics } from './p2p/admission-gate.ts';
 import { Gossip, gossipTopics } from './p2p/gossip.ts';
 import { type CairnLibp2p, createHost } from './p2p/host.ts';
 import type { Status } from './p2p/messages.ts';
@@ -64,6 +66,12 @@ export interface NodeOptions {
   readonly logger?: Logger;
   /** Federated learning: data slice and policy (every node serves and stores models regardless). */
   readonly fl?: FlOptions;
+  /**
+   * Who may take part (the roster derived from the chain, node/membership). In `roster` mode
+   * every connection passes the admission handshake before anything is served or gossiped
+   * (p2p/admission-gate.ts); absent or `open`: anyone, as before.
+   */
+  readonly membership?: MembershipView;
 }
 
 /**
@@ -98,6 +106,8 @@ export class CairnNode {
     readonly unknownBlocks: UnknownBlockSync,
     private readonly pool: VerifyPool,
     readonly admission: EntryAdmission,
+    /** Roster enforcement on connections (undefined in open mode). */
+    readonly gate: AdmissionGate | undefined,
   ) {}
 
   static async start(opts: NodeOptions): Promise<CairnNode> {
@@ -134,6 +144,20 @@ export class CairnNode {
     let peers: PeerManager | undefined;
     const refuse = async (p: PeerId) => peers?.refuses(p) ?? false;
     const chainTag = chainIdHexValue.slice(0, 16);
+    // Set once gossip exists; the gate only reports state changes after the host has started.
+    let gossipRef: Gossip | undefined;
+    const gate =
+      opts.membership?.mode === 'roster'
+        ? new AdmissionGate({
+            view: opts.membership,
+            protocolId: `/cairn/${chainTag}/admission/1`,
+            penalise: (p, action, reason) => peers?.penalise(p, action, reason),
+            metrics: createAdmissionMetrics(metrics.registry),
+            log: log.child({ part: 'admission' }),
+            onStateChange: (p) => gossipRef?.rescore(p),
+          })
+        : undefined;
+    const admitted = gate ? (p: PeerId) => gate.whenAdmitted(p) : undefined;
     const host = await createHost({
       identity,
       dataDir: opts.dataDir,
@@ -142,11 +166,20 @@ export class CairnNode {
       mdns: opts.mdns,
       iceServers: opts.iceServers,
       networkTag: `cairn-${chainTag}`,
-      gater: {
-        denyDialPeer: refuse,
-        denyInboundEncryptedConnection: refuse,
-        denyOutboundEncryptedConnection: refuse,
-      },
+      gater: gate
+        ? {
+            denyDialPeer: async (p) => (await refuse(p)) || gate.denyDialPeer(p),
+            denyInboundEncryptedConnection: async (p, c) =>
+              (await refuse(p)) || gate.denyInboundEncryptedConnection(p, c),
+            denyOutboundEncryptedConnection: async (p, c) =>
+              (await refuse(p)) || gate.denyOutboundEncryptedConnection(p, c),
+          }
+        : {
+            denyDialPeer: refuse,
+            denyInboundEncryptedConnection: refuse,
+            denyOutboundEncryptedConnection: refuse,
+          },
+      gossipScore: gate ? (p) => gate.gossipScore(p) : undefined,
       maxGossipBytes: opts.network.maxBlockBytes,
       metricsRegistry: metrics.registry,
     });
@@ -160,6 +193,7 @@ export class CairnNode {
         observe: (protocol, direction, outcome, ms) =>
           metrics.reqresp.observe({ protocol, direction, outcome }, ms / 1000),
         refuses: (p) => peers?.refuses(p) ?? false,
+        admitted,
       },
       log.child({ part: 'reqresp' }),
     );
@@ -173,6 +207,7 @@ export class CairnNode {
       capabilities: opts.capabilities,
     });
     let sync: SyncManager | undefined;
+    const bootstrapIds = new Set(opts.bootstrap.map((a) => a.split('/p2p/').at(-1)));
     peers = new PeerManager({
       host,
       reqresp,
@@ -181,6 +216,9 @@ export class CairnNode {
       metrics,
       log: log.child({ part: 'peers' }),
       onStatus: () => sync?.poke(),
+      // Bootstrap peers are the operator's choice (a new device knows no members yet); mDNS
+      // finds anyone on the LAN, so only keys the chain records as members are dialled.
+      mayDial: gate ? (p) => bootstrapIds.has(p.toString()) || gate.mayDial(p) : undefined,
     });
     // Entries from peers and the API: per-peer rate, then batched commits (one transaction each).
     const mempoolMetrics = createMempoolMetrics(metrics.registry, chain.mempool);
@@ -205,9 +243,11 @@ export class CairnNode {
         },
         penalise,
         refuses: (p) => peers?.refuses(p) ?? false,
+        admitted,
       },
       metrics,
     );
+    gossipRef = gossip;
     const reconcile = new ReconcileProtocol({
       host,
       protocolId: reqresp.protocolId('mempool-reconcile'),
@@ -224,7 +264,7 @@ export class CairnNode {
         ).length;
       },
       penalise,
-      refuses: (p) => peers?.refuses(p) ?? false,
+      refuses: (p) => (peers?.refuses(p) ?? false) || (gate !== undefined && !gate.isAdmitted(p)),
       log: log.child({ part: 'reconcile' }),
     });
     sync = new SyncManager(
@@ -291,6 +331,7 @@ export class CairnNode {
       unknownBlocks,
       pool,
       admission,
+      gate,
     );
     // Entries a reorg returned: retried as room frees up, and gossiped again once back in the pool.
     chainService.on('events', () => void node!.readmitReturned());
@@ -305,6 +346,8 @@ export class CairnNode {
   }
 
   private async registerProtocols(): Promise<void> {
+    // First, so no connection opens before its handshake is listened for.
+    await this.gate?.start(this.host);
     await serveChainProtocols(this.reqresp, this.chain, this.store, this.peers);
     await this.reconcile.start();
     this.fl = new FlService(this, this.opts.fl);
@@ -496,11 +539,14 @@ export class CairnNode {
       addrs: this.host.getMultiaddrs().map(String),
       peers: this.host.getPeers().map((p) => {
         const rec = this.peers.book.get(p);
+        const member = this.gate?.member(p);
         return {
           peerId: p.toString(),
           rttMs: rec?.rttMs,
           height: rec?.status.headHeight,
           role: rec?.status.role,
+          /** Roster mode: the name and role the peer was admitted as. */
+          member: member ? { name: member.name, role: member.role } : undefined,
           score: Number(this.peers.scores.score(p.toString(), now).toFixed(2)),
           remoteAddrs: this.host.getConnections(p).map((c) => c.remoteAddr.toString()),
         };
@@ -521,6 +567,7 @@ export class CairnNode {
     await this.unknownBlocks.stop();
     this.peers.stop();
     this.gossip.stop();
+    await this.gate?.stop();
     // Let a running commit finish, then close the store before the network stack: a crash while
     // libp2p tears down (node-datachannel's UDP mux has been seen to abort) then loses nothing.
     await this.chainService.maintenance().catch(() => {});

@@ -35,6 +35,11 @@ export interface HostOptions {
     ConnectionGater,
     'denyDialPeer' | 'denyInboundEncryptedConnection' | 'denyOutboundEncryptedConnection'
   >;
+  /**
+   * Gossipsub's application-specific score per peer id (weight 1): how roster mode keeps peers
+   * not (yet) admitted out of meshes and publishing (admission-gate.ts). None: every peer 0.
+   */
+  readonly gossipScore?: (peerId: string) => number;
   /** Largest gossip message accepted or sent (must stay well below gossipsub's 4 MiB frame limit). */
   readonly maxGossipBytes: number;
   /** Registry for libp2p's own metrics (connections, streams, gossipsub); none when absent. */
@@ -110,6 +115,9 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
         maxInboundDataLength: opts.maxGossipBytes + 4096,
         emitSelf: false,
         heartbeatInterval: 700,
+        ...(opts.gossipScore
+          ? { scoreParams: { appSpecificScore: opts.gossipScore, appSpecificWeight: 1 } }
+          : {}),
       }),
     },
   });

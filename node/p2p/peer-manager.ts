@@ -23,6 +23,11 @@ export interface PeerManagerOptions {
   /** Called when a peer's status arrives (after the chain checks passed). */
   readonly onStatus?: (peer: PeerId, status: Status) => void;
   readonly maxConnections?: number;
+  /**
+   * Whether a discovered (mDNS) peer may be dialled; roster mode dials only keys the chain
+   * records as members (admission-gate.ts `mayDial`). Default: every peer.
+   */
+  readonly mayDial?: (peer: PeerId) => boolean;
 }
 
 /**
@@ -58,6 +63,10 @@ export class PeerManager {
     host.addEventListener('peer:discovery', (evt) => {
       const peer = evt.detail.id;
       if (this.refuses(peer) || host.getConnections(peer).length > 0) return;
+      if (this.o.mayDial && !this.o.mayDial(peer)) {
+        this.o.log.debug({ peer: peer.toString() }, 'discovered peer is not a member; not dialling');
+        return;
+      }
       if (host.getConnections().length >= (this.o.maxConnections ?? 64)) return;
       void host
         .dial(peer, { signal: AbortSignal.timeout(10_000) })

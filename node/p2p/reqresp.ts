@@ -35,6 +35,7 @@ export type ReqRespErrorCode =
   | 'resource-unavailable'
   | 'invalid-response'
   | 'dial-failed'
+  | 'not-admitted'
   | 'no-response';
 
 export class ReqRespError extends Error {
@@ -128,6 +129,12 @@ export interface ReqRespHooks {
    * it is gone, requests that still arrive on it are reset instead of answered.
    */
   refuses?(peer: PeerId): boolean;
+  /**
+   * Roster mode: whether the peer passed admission (admission-gate.ts): `true` at once, or the
+   * outcome of its handshake (bounded by the handshake deadline). Requests from a peer that is
+   * not admitted are reset unread, and none are sent to one (they would tell it our chain).
+   */
+  admitted?(peer: PeerId): true | Promise<boolean>;
 }
 
 const toBytes = (chunk: { subarray(): Uint8Array }) => chunk.subarray();
@@ -182,11 +189,19 @@ export class ReqResp {
     await this.host.handle(
       this.protocolId(spec.name),
       (stream: Stream, connection: Connection) => {
-        if (this.hooks.refuses?.(connection.remotePeer)) {
+        const peer = connection.remotePeer;
+        if (this.hooks.refuses?.(peer)) {
           stream.abort(new Error('peer refused'));
           return;
         }
-        return this.serve(spec, handler, stream, connection.remotePeer);
+        const admitted = this.hooks.admitted?.(peer) ?? true;
+        if (admitted === true) return this.serve(spec, handler, stream, peer);
+        // A request that raced the handshake waits for its verdict; a stranger's is reset unread.
+        return admitted.then((ok) => {
+          if (ok && !this.hooks.refuses?.(peer)) return this.serve(spec, handler, stream, peer);
+          this.hooks.observe?.(spec.name, 'inbound', 'not-admitted', 0);
+          stream.abort(new Error('peer not admitted'));
+        });
       },
       { maxInboundStreams: 16 },
     );
@@ -316,8 +331,18 @@ export class ReqResp {
     let outcome = 'ok';
     let stream: Stream;
     try {
+      if (this.hooks.admitted) {
+        // Connected first, so the handshake runs; then nothing is sent before its verdict.
+        if (this.host.getConnections(peer).length === 0) await this.host.dial(peer, { signal });
+        const admitted = this.hooks.admitted(peer);
+        if (admitted !== true && !(await admitted)) {
+          this.hooks.observe?.(spec.name, 'outbound', 'not-admitted', performance.now() - started);
+          throw new ReqRespError('not-admitted', `${peer.toString()} was not admitted`);
+        }
+      }
       stream = await this.host.dialProtocol(peer, this.protocolId(spec.name), { signal });
     } catch (err) {
+      if (err instanceof ReqRespError) throw err;
       this.hooks.observe?.(spec.name, 'outbound', 'dial-failed', performance.now() - started);
       throw new ReqRespError(signal.aborted ? 'timeout' : 'dial-failed', (err as Error).message);
     }

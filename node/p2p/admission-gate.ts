@@ -1,0 +1,452 @@
+/**
+ * Roster enforcement on every transport: the connection gater's checks plus the admission
+ * handshake (wire format in admission-wire.ts). Depends on the membership contract
+ * (`MembershipView`) only, never on the roster's implementation.
+ *
+ * A connection starts *pending*. The gater (which runs after encryption on TCP and
+ * WebRTC-direct alike, so the remote key is known) refuses keys known revoked and non-members
+ * from a banned address before any stream exists; everything else gets the handshake. Until a
+ * peer is admitted nothing Cairn serves reaches it: req/resp handlers wait for the outcome (up to
+ * the handshake deadline) and then serve or reset, gossip from it is rejected, and its gossipsub
+ * application score keeps it out of meshes and below the publish threshold, so we neither relay
+ * its messages nor send it ours. A refusal closes the connection, is counted
+ * (`cairn_membership_refusals_total{code,transport}`) and costs the peer id and its address.
+ * Revocations from the view close the revoked keys' connections at once and keep them refused.
+ * In open mode none of this exists (node.ts builds no gate).
+ */
+import type { Connection, PeerId, Stream } from '@libp2p/interface';
+import { lpStream } from '@libp2p/utils';
+import type { Multiaddr } from '@multiformats/multiaddr';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { type Hex, toHex } from '../chain/bytes.ts';
+import type { Logger } from '../log.ts';
+import type { Member, MembershipView } from '../membership/view.ts';
+import { AddressBans } from './address-bans.ts';
+import {
+  ADMISSION_TIMEOUT_MS,
+  decodeAnswer,
+  encodeAnswer,
+  ipOf,
+  MAX_CERTIFICATE_BYTES,
+  type RefusalCode,
+  refusalSeverity,
+  transportOf,
+} from './admission-wire.ts';
+import type { CairnLibp2p } from './host.ts';
+import type { PeerAction } from './peer-scores.ts';
+
+/**
+ * Gossipsub application scores (weight 1, gossipsub's default thresholds: gossip −10, publish
+ * −50, graylist −80). A pending peer sits between publish and graylist: never grafted, sent no
+ * gossip or published messages, but its subscriptions are still read, so once admitted it
+ * joins the mesh at the next heartbeat. A refused one is graylisted: its RPCs are dropped unread.
+ */
+export const GOSSIP_SCORE = { admitted: 0, pending: -60, refused: -1000 } as const;
+
+export type AdmissionHost = Pick<
+  CairnLibp2p,
+  'handle' | 'unhandle' | 'getConnections' | 'addEventListener' | 'removeEventListener'
+>;
+
+export interface AdmissionMetrics {
+  readonly refusals: Counter<'code' | 'transport'>;
+  readonly handshakes: Histogram<'outcome' | 'transport'>;
+}
+
+/** The gate's metrics, registered once per registry (the roster may register the counter too). */
+export function createAdmissionMetrics(registry: Registry): AdmissionMetrics {
+  const refusals =
+    (registry.getSingleMetric('cairn_membership_refusals_total') as Counter<'code' | 'transport'>) ??
+    new Counter({
+      name: 'cairn_membership_refusals_total',
+      help: 'Peers refused admission (no valid certificate, revoked, banned address) by code and transport',
+      labelNames: ['code', 'transport'],
+      registers: [registry],
+    });
+  const handshakes =
+    (registry.getSingleMetric('cairn_membership_handshake_seconds') as Histogram<'outcome' | 'transport'>) ??
+    new Histogram({
+      name: 'cairn_membership_handshake_seconds',
+      help: 'Admission handshakes by outcome, from connection open to verdict',
+      labelNames: ['outcome', 'transport'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5],
+      registers: [registry],
+    });
+  return { refusals, handshakes };
+}
+
+export interface AdmissionGateOptions {
+  readonly view: MembershipView;
+  /** `/cairn/<chainTag>/admission/1`. */
+  readonly protocolId: string;
+  readonly penalise: (peer: PeerId, action: PeerAction, reason: string) => void;
+  readonly metrics: AdmissionMetrics;
+  readonly log: Logger;
+  /** Called when a peer's admission state changes (the gossip layer re-reads its score). */
+  readonly onStateChange?: (peer: string) => void;
+  readonly timeoutMs?: number;
+  readonly maxCertificateBytes?: number;
+  /** Admitted peers are judged again this often, so an expiring certificate ends (default 5 s). */
+  readonly recheckMs?: number;
+  readonly addressBans?: AddressBans;
+  readonly now?: () => number;
+}
+
+type Status = 'pending' | 'admitted' | 'refused';
+
+interface PeerState {
+  status: Status;
+  readonly key: Hex | undefined;
+  member?: Member;
+  /** The certificate it presented, judged again on roster changes and expiry. */
+  certificate?: Uint8Array;
+  readonly waiters: ((admitted: boolean) => void)[];
+  readonly since: number;
+}
+
+/** The raw Ed25519 key of a peer id (Cairn peer ids are Ed25519 keys), as the roster names keys. */
+export function keyOf(peer: PeerId): Hex | undefined {
+  const raw = (peer as { publicKey?: { raw?: Uint8Array } }).publicKey?.raw;
+  return raw ? toHex(raw) : undefined;
+}
+
+/** Revoked keys remembered at most (the roster is the record; this is the quick refusal). */
+const MAX_REVOKED = 10_000;
+
+export class AdmissionGate {
+  readonly view: MembershipView;
+  readonly addressBans: AddressBans;
+  private readonly peers = new Map<string, PeerState>();
+  /** Keys the view reported revoked, refused by the gater until the chain records them again. */
+  private readonly revoked = new Set<Hex>();
+  /** Inbound connections still waiting for the dialer's certificate, with their deadline timer. */
+  private readonly awaiting = new Map<string, NodeJS.Timeout>();
+  private host: AdmissionHost | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly timeoutMs: number;
+  private readonly maxCertificateBytes: number;
+  private readonly now: () => number;
+
+  constructor(private readonly o: AdmissionGateOptions) {
+    this.view = o.view;
+    this.addressBans = o.addressBans ?? new AddressBans();
+    this.timeoutMs = o.timeoutMs ?? ADMISSION_TIMEOUT_MS;
+    this.maxCertificateBytes = o.maxCertificateBytes ?? MAX_CERTIFICATE_BYTES;
+    this.now = o.now ?? Date.now;
+  }
+
+  // ---- connection gater (libp2p calls these for every connection, after encryption) ----
+
+  /** Dials to keys known revoked are not even attempted (libp2p's redials included). */
+  denyDialPeer = async (peer: PeerId): Promise<boolean> => this.knownRevoked(keyOf(peer));
+
+  denyInboundEncryptedConnection = async (peer: PeerId, conn: { remoteAddr: Multiaddr }) =>
+    this.denyEncrypted(peer, conn.remoteAddr);
+
+  denyOutboundEncryptedConnection = async (peer: PeerId, conn: { remoteAddr: Multiaddr }) =>
+    this.denyEncrypted(peer, conn.remoteAddr);
+
+  private denyEncrypted(peer: PeerId, addr: Multiaddr): boolean {
+    const key = keyOf(peer);
+    const now = this.now();
+    let code: RefusalCode | undefined;
+    if (this.knownRevoked(key)) code = 'revoked';
+    else {
+      const ip = ipOf(addr);
+      if (ip && this.addressBans.isBanned(ip, now) && !(key && this.view.memberAt(key, now))) {
+        code = 'banned-address';
+      }
+    }
+    if (!code) return false;
+    this.o.metrics.refusals.inc({ code, transport: transportOf(addr) });
+    this.o.log.debug({ peer: peer.toString(), code, addr: addr.toString() }, 'connection refused by gater');
+    return true;
+  }
+
+  private knownRevoked(key: Hex | undefined): boolean {
+    if (!key) return false;
+    const now = this.now();
+    if (this.revoked.has(key)) {
+      // Re-admitted on the chain since (a new certificate, or a reorg undid the revocation).
+      if (!this.view.memberAt(key, now)) return true;
+      this.revoked.delete(key);
+      return false;
+    }
+    const a = this.view.admit(key, undefined, now);
+    return !a.ok && a.code === 'revoked';
+  }
+
+  // ---- what the rest of the node asks ----
+
+  isAdmitted(peer: PeerId | string): boolean {
+    return this.peers.get(peer.toString())?.status === 'admitted';
+  }
+
+  /** The member a connected peer was admitted as. */
+  member(peer: PeerId | string): Member | undefined {
+    const s = this.peers.get(peer.toString());
+    return s?.status === 'admitted' ? s.member : undefined;
+  }
+
+  /**
+   * `true` at once for an admitted peer (the common case costs no await), otherwise the outcome of
+   * its handshake, which ends within the handshake deadline. A peer with no connection: false.
+   */
+  whenAdmitted(peer: PeerId): true | Promise<boolean> {
+    const s = this.peers.get(peer.toString());
+    if (s?.status === 'admitted') return true;
+    if (s?.status === 'refused') return Promise.resolve(false);
+    const state = s ?? (this.host?.getConnections(peer).length ? this.track(peer) : undefined);
+    if (!state) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      // Bounded even if no handshake ever concludes (both sides' streams lost).
+      const t = setTimeout(() => done(false), this.timeoutMs + 500);
+      const done = (ok: boolean) => {
+        clearTimeout(t);
+        resolve(ok);
+      };
+      state.waiters.push(done);
+    });
+  }
+
+  /** Gossipsub's application-specific score for a peer (see GOSSIP_SCORE). */
+  gossipScore(peer: string): number {
+    return GOSSIP_SCORE[this.peers.get(peer)?.status ?? 'pending'];
+  }
+
+  /** Discovery (mDNS) dials only keys the chain records as members. */
+  mayDial(peer: PeerId): boolean {
+    const key = keyOf(peer);
+    return key !== undefined && this.view.memberAt(key, this.now()) !== undefined;
+  }
+
+  // ---- lifecycle ----
+
+  async start(host: AdmissionHost): Promise<void> {
+    this.host = host;
+    await host.handle(this.o.protocolId, (stream, conn) => this.answer(stream, conn), {
+      // One handshake per connection; a second stream is a retry at most.
+      maxInboundStreams: 2,
+      maxOutboundStreams: 2,
+    });
+    host.addEventListener('connection:open', this.onOpen);
+    host.addEventListener('connection:close', this.onClose);
+    host.addEventListener('peer:disconnect', this.onDisconnect);
+    this.unsubscribe = this.view.onChange(({ revoked }) => this.onRosterChange(revoked));
+    this.timer = setInterval(() => this.recheck(), this.o.recheckMs ?? 5_000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe?.();
+    if (this.timer) clearInterval(this.timer);
+    for (const t of this.awaiting.values()) clearTimeout(t);
+    this.awaiting.clear();
+    const host = this.host;
+    if (!host) return;
+    host.removeEventListener('connection:open', this.onOpen);
+    host.removeEventListener('connection:close', this.onClose);
+    host.removeEventListener('peer:disconnect', this.onDisconnect);
+    await host.unhandle(this.o.protocolId).catch(() => {});
+    for (const s of this.peers.values()) this.settle(s, false);
+    this.peers.clear();
+  }
+
+  private readonly onOpen = (evt: CustomEvent<Connection>) => {
+    const conn = evt.detail;
+    this.track(conn.remotePeer);
+    if (conn.direction === 'outbound') {
+      void this.initiate(conn);
+      return;
+    }
+    // The dialer speaks first; one that does not within the deadline is refused.
+    const t = setTimeout(() => {
+      this.awaiting.delete(conn.id);
+      if (conn.status !== 'open' || this.isAdmitted(conn.remotePeer)) return;
+      this.refuse(conn.remotePeer, 'handshake-timeout', conn.remoteAddr);
+    }, this.timeoutMs);
+    t.unref();
+    this.awaiting.set(conn.id, t);
+  };
+
+  private readonly onClose = (evt: CustomEvent<Connection>) => {
+    const t = this.awaiting.get(evt.detail.id);
+    if (t) clearTimeout(t);
+    this.awaiting.delete(evt.detail.id);
+  };
+
+  private readonly onDisconnect = (evt: CustomEvent<PeerId>) => {
+    const key = evt.detail.toString();
+    const s = this.peers.get(key);
+    if (!s) return;
+    this.peers.delete(key);
+    this.settle(s, false);
+  };
+
+  private track(peer: PeerId): PeerState {
+    const id = peer.toString();
+    let s = this.peers.get(id);
+    if (!s) {
+      s = { status: 'pending', key: keyOf(peer), waiters: [], since: performance.now() };
+      this.peers.set(id, s);
+    }
+    return s;
+  }
+
+  // ---- the handshake ----
+
+  /** Dialer side: present our certificate, judge the listener's answer. */
+  private async initiate(conn: Connection): Promise<void> {
+    const peer = conn.remotePeer;
+    const signal = AbortSignal.timeout(this.timeoutMs);
+    let stream: Stream | undefined;
+    let code: RefusalCode;
+    try {
+      stream = await conn.newStream(this.o.protocolId, { signal });
+      const lp = lpStream(stream, { maxDataLength: 1 + this.maxCertificateBytes });
+      await lp.write(this.view.ownCertificate() ?? new Uint8Array(0), { signal });
+      const answer = decodeAnswer((await lp.read({ signal })).subarray());
+      if (!answer.ok) {
+        // Their verdict on us, not misbehaviour: nothing left to do on this connection.
+        this.o.log.warn({ peer: peer.toString(), code: answer.code }, 'refused admission by peer');
+        conn.abort(new Error(`admission refused by peer: ${answer.code}`));
+        return;
+      }
+      this.judge(conn, answer.certificate);
+      await stream.close({ signal }).catch(() => {});
+      return;
+    } catch (err) {
+      if (this.isAdmitted(peer) || conn.status !== 'open') return;
+      code = signal.aborted ? 'handshake-timeout' : 'handshake-failed';
+      this.o.log.debug({ peer: peer.toString(), err: (err as Error).message }, 'admission handshake failed');
+    }
+    stream?.abort(new Error('admission failed'));
+    this.refuse(peer, code, conn.remoteAddr);
+  }
+
+  /** Listener side: read the dialer's certificate, judge it, answer with ours or the refusal. */
+  private async answer(stream: Stream, conn: Connection): Promise<void> {
+    const t = this.awaiting.get(conn.id);
+    if (t) clearTimeout(t);
+    this.awaiting.delete(conn.id);
+    const signal = AbortSignal.timeout(this.timeoutMs);
+    const lp = lpStream(stream, { maxDataLength: this.maxCertificateBytes });
+    let frame: Uint8Array;
+    try {
+      frame = (await lp.read({ signal })).subarray();
+    } catch (err) {
+      if (this.isAdmitted(conn.remotePeer)) return void stream.abort(new Error('bad admission frame'));
+      const oversized = (err as Error).name.startsWith('InvalidDataLength');
+      this.refuse(
+        conn.remotePeer,
+        oversized ? 'malformed-certificate' : signal.aborted ? 'handshake-timeout' : 'handshake-failed',
+        conn.remoteAddr,
+      );
+      return;
+    }
+    const code = this.judge(conn, frame.length ? frame : undefined, false);
+    try {
+      await lp.write(
+        encodeAnswer(code ? { ok: false, code } : { ok: true, certificate: this.view.ownCertificate() }),
+        { signal },
+      );
+      await stream.close({ signal });
+    } catch {
+      stream.abort(new Error('admission answer failed'));
+    }
+    // Refused: the answer went out first, so the device's operator learns why.
+    if (code) this.refuse(conn.remotePeer, code, conn.remoteAddr);
+  }
+
+  /**
+   * Asks the view about the peer's certificate and records the verdict; returns the refusal code
+   * (already acted on when `act`, else left to the caller, who answers first).
+   */
+  private judge(conn: Connection, certificate: Uint8Array | undefined, act = true): RefusalCode | undefined {
+    const peer = conn.remotePeer;
+    const s = this.track(peer);
+    if (s.status === 'refused') return 'handshake-failed';
+    const a = s.key
+      ? this.view.admit(s.key, certificate, this.now())
+      : ({ ok: false, code: 'malformed-certificate' } as const);
+    if (!a.ok) {
+      if (act) this.refuse(peer, a.code, conn.remoteAddr);
+      return a.code;
+    }
+    const first = s.status !== 'admitted';
+    s.status = 'admitted';
+    s.member = a.member;
+    s.certificate = certificate;
+    if (first) {
+      this.o.metrics.handshakes.observe(
+        { outcome: 'admitted', transport: transportOf(conn.remoteAddr) },
+        (performance.now() - s.since) / 1000,
+      );
+      this.o.log.debug({ peer: peer.toString(), name: a.member.name, role: a.member.role }, 'peer admitted');
+      this.o.onStateChange?.(peer.toString());
+      this.settle(s, true);
+    }
+    return undefined;
+  }
+
+  /** Refuses `peer` now: counted, penalised, its address charged, every connection closed. */
+  refuse(peer: PeerId, code: RefusalCode, addr: Multiaddr, abort = false): void {
+    const s = this.track(peer);
+    const was = s.status;
+    s.status = 'refused';
+    s.member = undefined;
+    this.o.onStateChange?.(peer.toString());
+    this.settle(s, false);
+    if (code === 'revoked' && s.key) this.remember(s.key);
+    if (was !== 'refused') {
+      const transport = transportOf(addr);
+      this.o.metrics.refusals.inc({ code, transport });
+      this.o.metrics.handshakes.observe({ outcome: code, transport }, (performance.now() - s.since) / 1000);
+      const ip = ipOf(addr);
+      if (ip) this.addressBans.refused(ip, this.now());
+      this.o.log.info({ peer: peer.toString(), code, transport }, 'peer refused admission');
+      this.o.penalise(peer, refusalSeverity(code), `admission refused: ${code}`);
+    }
+    for (const c of this.host?.getConnections(peer) ?? []) {
+      // A revoked device is cut at once; a refused stranger's connection closes after our answer.
+      if (abort) c.abort(new Error(`membership: ${code}`));
+      else void c.close({ signal: AbortSignal.timeout(500) }).catch(() => c.abort(new Error(code)));
+    }
+  }
+
+  private settle(s: PeerState, admitted: boolean): void {
+    for (const w of s.waiters.splice(0)) w(admitted);
+  }
+
+  private remember(key: Hex): void {
+    this.revoked.delete(key);
+    this.revoked.add(key);
+    if (this.revoked.size > MAX_REVOKED) this.revoked.delete(this.revoked.values().next().value as Hex);
+  }
+
+  // ---- roster changes and expiry ----
+
+  private onRosterChange(revoked: readonly Hex[]): void {
+    for (const k of revoked) this.remember(k);
+    const lost = new Set(revoked);
+    this.recheck(lost);
+  }
+
+  /** Judges every admitted peer again; those in `revoked` or whose certificate no longer holds go. */
+  private recheck(revoked: ReadonlySet<Hex> = new Set()): void {
+    const now = this.now();
+    for (const conn of this.host?.getConnections() ?? []) {
+      const s = this.peers.get(conn.remotePeer.toString());
+      if (!s?.key || s.status === 'refused') continue;
+      if (revoked.has(s.key)) {
+        this.refuse(conn.remotePeer, 'revoked', conn.remoteAddr, true);
+        continue;
+      }
+      if (s.status !== 'admitted') continue;
+      const a = this.view.admit(s.key, s.certificate, now);
+      if (!a.ok) this.refuse(conn.remotePeer, a.code, conn.remoteAddr, true);
+      else s.member = a.member;
+    }
+  }
+}
