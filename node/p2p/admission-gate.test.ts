@@ -22,7 +22,14 @@ import type { Admission, Member, MembershipView } from '../membership/view.ts';
 import { createNodeMetrics } from '../metrics.ts';
 import { forgeChain, knowledgeEntry, TEST_NOW, testChain, testKey } from '../testing/forge.ts';
 import { startLoopbackHost, TCP_LOOPBACK, WEBRTC_DIRECT_LOOPBACK } from '../testing/loopback-host.ts';
-import { AdmissionGate, createAdmissionMetrics, GOSSIP_SCORE, keyOf } from './admission-gate.ts';
+import { AddressBans } from './address-bans.ts';
+import {
+  AdmissionGate,
+  type AdmissionGateOptions,
+  createAdmissionMetrics,
+  GOSSIP_SCORE,
+  keyOf,
+} from './admission-gate.ts';
 import { Gossip, gossipTopics } from './gossip.ts';
 import type { CairnLibp2p } from './host.ts';
 import type { Status } from './messages.ts';
@@ -62,7 +69,7 @@ class TestRoster {
   view(ownCertificate: Uint8Array | undefined): MembershipView {
     return {
       mode: 'roster',
-      admit: (key, cert): Admission => {
+      admit: (key, cert, now): Admission => {
         if (this.revoked.has(key)) return { ok: false, code: 'revoked' };
         const m = this.onChain.get(key);
         if (m) return { ok: true, member: m };
@@ -71,7 +78,8 @@ class TestRoster {
         if (!text.startsWith('cert:')) return { ok: false, code: 'malformed-certificate' };
         if (text !== `cert:${key}`) return { ok: false, code: 'wrong-subject' };
         const c = this.certified.get(key);
-        return c ? { ok: true, member: c } : { ok: false, code: 'unknown-issuer' };
+        if (!c) return { ok: false, code: 'unknown-issuer' };
+        return c.expiresAtMs > now ? { ok: true, member: c } : { ok: false, code: 'expired' };
       },
       memberAt: (key) => (this.revoked.has(key) ? undefined : this.onChain.get(key)),
       ownCertificate: () => ownCertificate,
@@ -123,6 +131,7 @@ async function startSide(
   /** The certificate this node presents, given its key; `'no-gate'`: it never runs the handshake. */
   certificate: ((key: Hex) => Uint8Array | undefined) | 'no-gate',
   enroll?: (key: Hex) => void,
+  gateOptions: Partial<AdmissionGateOptions> = {},
 ): Promise<Side> {
   const seed = seeds++;
   const { identityFromSeed } = await import('../identity/identity.ts');
@@ -143,6 +152,7 @@ async function startSide(
           metrics: createAdmissionMetrics(registry),
           log,
           onStateChange: (p) => gossipRef?.rescore(p),
+          ...gateOptions,
         });
   const { host, identity } = await startLoopbackHost(seed, 'adm', dirs, {
     listen: [TCP_LOOPBACK, WEBRTC_DIRECT_LOOPBACK],
@@ -238,7 +248,8 @@ let c: Side; // holds a certificate; reaches a over WebRTC-direct
 before(async () => {
   chainBlocks.push(...forgeChain(t0.chain, t0.chain.tip, 5));
   for (const blk of chainBlocks) assert.equal((await t0.submit(blk)).status, 'connected');
-  a = await startSide('a', none, (k) => roster.onChain.set(k, member(k, 'a')));
+  // a judges expiring certificates every 300 ms (default 5 s).
+  a = await startSide('a', none, (k) => roster.onChain.set(k, member(k, 'a')), { recheckMs: 300 });
   b = await startSide('b', certFor, (k) => roster.certified.set(k, member(k, 'b')));
   c = await startSide('c', certFor, (k) => roster.certified.set(k, member(k, 'c')));
 });
@@ -420,6 +431,42 @@ describe('revocation', () => {
     );
     // a does not dial it either (libp2p's own redials included).
     await assert.rejects(a.host.dial(b.tcp));
+  });
+});
+
+describe('expiry and address bans', () => {
+  test('a member whose certificate expires is disconnected and then refused as expired', async () => {
+    const f = await startSide('f', certFor);
+    roster.certified.set(f.key, { ...member(f.key, 'f'), expiresAtMs: Date.now() + 1_000 });
+    await f.host.dial(a.tcp);
+    const [status] = await f.rr.request(a.id, STATUS, statusOf());
+    assert.equal(status?.headHeight, 5);
+    await until('a to drop f once its certificate expired', () => !connected(a, f), 3_000);
+    assert.equal(await refusals(a, 'expired', 'tcp'), 1);
+    await until('f to see the connection gone', () => !connected(f, a), 3_000);
+    await f.host.dial(a.tcp).catch(() => {});
+    await until('the redial refused as expired', async () => (await refusals(a, 'expired', 'tcp')) === 2);
+  });
+
+  test('an address that keeps failing is refused at the gater, for non-members only', async () => {
+    const g = await startSide('g', none, (k) => roster.onChain.set(k, member(k, 'g')), {
+      // Three refusals (decayed a little between them) reach 2.5.
+      addressBans: new AddressBans({ banAt: 2.5, halfLifeMs: 3_600_000 }),
+    });
+    for (let i = 0; i < 3; i++) {
+      const s = await startSide(`flood-${i}`, none);
+      await s.host.dial(g.tcp).catch(() => {});
+      await until('g to refuse it', async () => (await refusals(g, 'no-certificate', 'tcp')) === i + 1);
+    }
+    assert.ok(g.gate!.addressBans.isBanned('127.0.0.1', Date.now()));
+    // A fourth stranger (a fresh key) from the same address: refused before any handshake.
+    const late = await startSide('flood-late', none);
+    await assert.rejects(late.host.dial(g.tcp));
+    assert.equal(await refusals(g, 'banned-address', 'tcp'), 1);
+    assert.equal(await refusals(g, 'no-certificate', 'tcp'), 3, 'no handshake ran for it');
+    // A member the chain records, from the same address, still gets in.
+    await a.host.dial(g.tcp);
+    await until('g to admit a', () => g.gate!.isAdmitted(a.id));
   });
 });
 
