@@ -5,8 +5,8 @@
  * gossip with each other; revoking a member disconnects it at once and refuses its redials;
  * every refusal is counted by code and transport. mDNS-style discovery dials members only.
  *
- * The membership view here is plain data implementing the contract (node/membership/view.ts):
- * keys the "chain" records, keys holding a valid test certificate (`cert:<key>`), revoked keys.
+ * The membership view is plain data implementing the contract (node/testing/static-roster.ts):
+ * keys the "chain" records, keys holding a test certificate (`cert:<key>`), revoked keys.
  */
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
@@ -18,10 +18,10 @@ import { Registry } from 'prom-client';
 import type { Hex } from '../chain/bytes.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
 import { createLogger } from '../log.ts';
-import type { Admission, Member, MembershipView } from '../membership/view.ts';
 import { createNodeMetrics } from '../metrics.ts';
 import { forgeChain, knowledgeEntry, TEST_NOW, testChain, testKey } from '../testing/forge.ts';
 import { startLoopbackHost, TCP_LOOPBACK, WEBRTC_DIRECT_LOOPBACK } from '../testing/loopback-host.ts';
+import { StaticRoster, testCertificate, testMember } from '../testing/static-roster.ts';
 import { AddressBans } from './address-bans.ts';
 import {
   AdmissionGate,
@@ -43,58 +43,9 @@ import { serveChainProtocols } from './serve-chain.ts';
 const log = createLogger('silent');
 const TAG = 'adm-test';
 const PROTOCOL = `/cairn/${TAG}/admission/1`;
-const encoder = new TextEncoder();
-const certFor = (key: Hex) => encoder.encode(`cert:${key}`);
+const certFor = testCertificate;
 const none = () => undefined;
-
-const member = (key: Hex, name: string): Member => ({
-  publicKeyHex: key,
-  name,
-  role: 'submind',
-  capabilities: new Set(['mine', 'submit']),
-  issuedAtMs: 0,
-  expiresAtMs: Number.MAX_SAFE_INTEGER,
-  admin: false,
-});
-
-/** What the chain says, shared by every node of the test network. */
-class TestRoster {
-  /** Keys the chain itself records (genesis members, admins). */
-  readonly onChain = new Map<Hex, Member>();
-  /** Keys an admin issued a certificate to (not yet on chain). */
-  readonly certified = new Map<Hex, Member>();
-  readonly revoked = new Set<Hex>();
-  private readonly listeners = new Set<(c: { revoked: readonly Hex[] }) => void>();
-
-  view(ownCertificate: Uint8Array | undefined): MembershipView {
-    return {
-      mode: 'roster',
-      admit: (key, cert, now): Admission => {
-        if (this.revoked.has(key)) return { ok: false, code: 'revoked' };
-        const m = this.onChain.get(key);
-        if (m) return { ok: true, member: m };
-        if (!cert) return { ok: false, code: 'no-certificate' };
-        const text = new TextDecoder().decode(cert);
-        if (!text.startsWith('cert:')) return { ok: false, code: 'malformed-certificate' };
-        if (text !== `cert:${key}`) return { ok: false, code: 'wrong-subject' };
-        const c = this.certified.get(key);
-        if (!c) return { ok: false, code: 'unknown-issuer' };
-        return c.expiresAtMs > now ? { ok: true, member: c } : { ok: false, code: 'expired' };
-      },
-      memberAt: (key) => (this.revoked.has(key) ? undefined : this.onChain.get(key)),
-      ownCertificate: () => ownCertificate,
-      onChange: (l) => {
-        this.listeners.add(l);
-        return () => this.listeners.delete(l);
-      },
-    };
-  }
-
-  revoke(key: Hex): void {
-    this.revoked.add(key);
-    for (const l of this.listeners) l({ revoked: [key] });
-  }
-}
+const member = testMember;
 
 interface Side {
   name: string;
@@ -115,7 +66,7 @@ interface Side {
   webrtc: Multiaddr;
 }
 
-const roster = new TestRoster();
+const roster = new StaticRoster();
 const dirs: string[] = [];
 const sides: Side[] = [];
 const chainBlocks: SealedBlock[] = [];

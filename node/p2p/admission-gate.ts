@@ -255,6 +255,14 @@ export class AdmissionGate {
 
   private readonly onOpen = (evt: CustomEvent<Connection>) => {
     const conn = evt.detail;
+    const id = conn.remotePeer.toString();
+    // A refused peer's state can outlive its last connection by a moment (peer:disconnect comes
+    // later); a new attempt starts afresh, so it is judged, and counted, on its own.
+    const old = this.peers.get(id);
+    if (old?.status === 'refused' && !this.openElsewhere(conn)) {
+      this.peers.delete(id);
+      this.settle(old, false);
+    }
     this.track(conn.remotePeer);
     if (conn.direction === 'outbound') {
       void this.initiate(conn);
@@ -279,10 +287,17 @@ export class AdmissionGate {
   private readonly onDisconnect = (evt: CustomEvent<PeerId>) => {
     const key = evt.detail.toString();
     const s = this.peers.get(key);
-    if (!s) return;
+    // Late for a peer that has connected again meanwhile: that connection's state stays.
+    if (!s || this.host?.getConnections(evt.detail).some((c) => c.status === 'open')) return;
     this.peers.delete(key);
     this.settle(s, false);
   };
+
+  private openElsewhere(conn: Connection): boolean {
+    return (this.host?.getConnections(conn.remotePeer) ?? []).some(
+      (c) => c.id !== conn.id && c.status === 'open',
+    );
+  }
 
   private track(peer: PeerId): PeerState {
     const id = peer.toString();

@@ -331,16 +331,22 @@ export class ReqResp {
     let outcome = 'ok';
     let stream: Stream;
     try {
+      let admitted: true | Promise<boolean> = true;
       if (this.hooks.admitted) {
         // Connected first, so the handshake runs; then nothing is sent before its verdict.
         if (this.host.getConnections(peer).length === 0) await this.host.dial(peer, { signal });
-        const admitted = this.hooks.admitted(peer);
-        if (admitted !== true && !(await admitted)) {
-          this.hooks.observe?.(spec.name, 'outbound', 'not-admitted', performance.now() - started);
-          throw new ReqRespError('not-admitted', `${peer.toString()} was not admitted`);
-        }
+        admitted = this.hooks.admitted(peer);
       }
-      stream = await this.host.dialProtocol(peer, this.protocolId(spec.name), { signal });
+      // The stream is negotiated while the handshake finishes; the request waits for both.
+      const opening = this.host.dialProtocol(peer, this.protocolId(spec.name), { signal });
+      // Handled now: it may fail while the verdict is awaited (still thrown below when awaited).
+      opening.catch(() => {});
+      if (admitted !== true && !(await admitted)) {
+        void opening.then((s) => s.abort(new Error('peer not admitted'))).catch(() => {});
+        this.hooks.observe?.(spec.name, 'outbound', 'not-admitted', performance.now() - started);
+        throw new ReqRespError('not-admitted', `${peer.toString()} was not admitted`);
+      }
+      stream = await opening;
     } catch (err) {
       if (err instanceof ReqRespError) throw err;
       this.hooks.observe?.(spec.name, 'outbound', 'dial-failed', performance.now() - started);
