@@ -317,6 +317,12 @@ describe('strangers', () => {
         s.rr.request(a.id, STATUS, statusOf()),
         s.rr.request(a.id, BLOCKS_BY_RANGE, { startHeight: 1, count: 5 }),
       ]);
+      // What may wait for its verdict is bounded: beyond 128 waiters, refused at once.
+      let early = 0;
+      const waits = Array.from({ length: 200 }, () => a.gate!.whenAdmitted(s.id) as Promise<boolean>);
+      for (const w of waits) void w.then(() => early++);
+      await sleep(50);
+      assert.ok(early >= 72 && early < 200, `${early} of 200 answered before the verdict`);
       await publish(s, `stranger gossip ${transport}`, 2);
       await publish(a, `member gossip while ${transport} stranger pending`, 3);
       const [status, blocks] = await asked;

@@ -101,8 +101,16 @@ interface PeerState {
   /** The certificate it presented, judged again on roster changes and expiry. */
   certificate?: Uint8Array;
   readonly waiters: ((admitted: boolean) => void)[];
+  /** One deadline for all waiters, so a flood of requests or gossip costs no timer each. */
+  deadline?: NodeJS.Timeout;
   readonly since: number;
 }
+
+/**
+ * Requests and gossip messages of one pending peer that may wait for its verdict; beyond this
+ * they are refused at once (a stranger cannot pile up work during its handshake deadline).
+ */
+const MAX_WAITERS = 128;
 
 /** The raw Ed25519 key of a peer id (Cairn peer ids are Ed25519 keys), as the roster names keys. */
 export function keyOf(peer: PeerId): Hex | undefined {
@@ -142,17 +150,18 @@ export class AdmissionGate {
   denyDialPeer = async (peer: PeerId): Promise<boolean> => this.knownRevoked(keyOf(peer));
 
   denyInboundEncryptedConnection = async (peer: PeerId, conn: { remoteAddr: Multiaddr }) =>
-    this.denyEncrypted(peer, conn.remoteAddr);
+    this.denyEncrypted(peer, conn.remoteAddr, true);
 
+  /** Our own dials skip the address ban: whom we dial (a bootstrap entry, say) is our choice. */
   denyOutboundEncryptedConnection = async (peer: PeerId, conn: { remoteAddr: Multiaddr }) =>
-    this.denyEncrypted(peer, conn.remoteAddr);
+    this.denyEncrypted(peer, conn.remoteAddr, false);
 
-  private denyEncrypted(peer: PeerId, addr: Multiaddr): boolean {
+  private denyEncrypted(peer: PeerId, addr: Multiaddr, inbound: boolean): boolean {
     const key = keyOf(peer);
     const now = this.now();
     let code: RefusalCode | undefined;
     if (this.knownRevoked(key)) code = 'revoked';
-    else {
+    else if (inbound) {
       const ip = ipOf(addr);
       if (ip && this.addressBans.isBanned(ip, now) && !(key && this.view.memberAt(key, now))) {
         code = 'banned-address';
@@ -198,15 +207,12 @@ export class AdmissionGate {
     if (s?.status === 'admitted') return true;
     if (s?.status === 'refused') return Promise.resolve(false);
     const state = s ?? (this.host?.getConnections(peer).length ? this.track(peer) : undefined);
-    if (!state) return Promise.resolve(false);
+    if (!state || state.waiters.length >= MAX_WAITERS) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
+      state.waiters.push(resolve);
       // Bounded even if no handshake ever concludes (both sides' streams lost).
-      const t = setTimeout(() => done(false), this.timeoutMs + 500);
-      const done = (ok: boolean) => {
-        clearTimeout(t);
-        resolve(ok);
-      };
-      state.waiters.push(done);
+      state.deadline ??= setTimeout(() => this.settle(state, false), this.timeoutMs + 500);
+      state.deadline.unref();
     });
   }
 
@@ -431,6 +437,8 @@ export class AdmissionGate {
   }
 
   private settle(s: PeerState, admitted: boolean): void {
+    if (s.deadline) clearTimeout(s.deadline);
+    s.deadline = undefined;
     for (const w of s.waiters.splice(0)) w(admitted);
   }
 
