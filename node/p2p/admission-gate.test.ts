@@ -188,6 +188,11 @@ const connected = (a: Side, b: Side) => a.host.getConnections(b.id).some((c) => 
 const subscribed = (a: Side, b: Side) =>
   a.host.services.pubsub.getSubscribers(gossipTopics(TAG).entries).some((p) => p.equals(b.id));
 
+const inMesh = (a: Side, b: Side) =>
+  (a.host.services.pubsub as unknown as { getMeshPeers(t: string): string[] })
+    .getMeshPeers(gossipTopics(TAG).entries)
+    .includes(b.id.toString());
+
 async function publish(side: Side, content: string, n: number): Promise<void> {
   await side.gossip.publishEntry(knowledgeEntry(testKey(n), TEST_NOW - 1000, content));
 }
@@ -212,7 +217,24 @@ after(async () => {
     s.gossip.stop();
   }
   await sleep(200);
-  await Promise.all(sides.map((s) => Promise.resolve(s.host.stop()).catch(() => {})));
+  // Bounded, and said out loud if not: a libp2p stop that hangs must not hang the suite silently.
+  await Promise.all(
+    sides.map(async (s) => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<false>((r) => {
+        timer = setTimeout(() => r(false), 5_000);
+      });
+      const stopped = await Promise.race([
+        Promise.resolve(s.host.stop()).then(
+          () => true,
+          () => true,
+        ),
+        late,
+      ]);
+      clearTimeout(timer);
+      if (!stopped) process.stderr.write(`host ${s.name} did not stop within 5 s\n`);
+    }),
+  );
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 });
 
@@ -242,6 +264,8 @@ describe('members', () => {
       return a.entries.some((e) => e.content.startsWith('from member b'));
     });
     assert.equal(a.entries.find((e) => e.content.startsWith('from member b'))?.from, b.id.toString());
+    // Admitted members form a mesh (no PRUNE from a stale pending score): within a few heartbeats.
+    await until('a and b in each other’s mesh', () => inMesh(a, b) && inMesh(b, a), 5_000);
   });
 
   test('a member is admitted over WebRTC-direct', async () => {

@@ -429,11 +429,14 @@ export class AdmissionGate {
       this.o.log.info({ peer: peer.toString(), code, transport }, 'peer refused admission');
       this.o.penalise(peer, refusalSeverity(code), `admission refused: ${code}`);
     }
-    for (const c of this.host?.getConnections(peer) ?? []) {
+    const conns = this.host?.getConnections(peer) ?? [];
+    for (const c of conns) {
       // A revoked device is cut at once; a refused stranger's connection closes after our answer.
       if (abort) c.abort(new Error(`membership: ${code}`));
       else void c.close({ signal: AbortSignal.timeout(500) }).catch(() => c.abort(new Error(code)));
     }
+    // Gone already (it hung up while we judged): no peer:disconnect will come to forget it.
+    if (conns.length === 0) this.peers.delete(peer.toString());
   }
 
   private settle(s: PeerState, admitted: boolean): void {
