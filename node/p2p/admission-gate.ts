@@ -324,7 +324,9 @@ export class AdmissionGate {
     let stream: Stream | undefined;
     let code: RefusalCode;
     try {
-      stream = await conn.newStream(this.o.protocolId, { signal });
+      // The protocol name and our certificate go out in one message (no negotiation round trip
+      // first); a peer that does not speak the protocol shows up as a failed read.
+      stream = await conn.newStream(this.o.protocolId, { signal, negotiateFully: false });
       const lp = lpStream(stream, { maxDataLength: 1 + this.maxCertificateBytes });
       await lp.write(this.view.ownCertificate() ?? new Uint8Array(0), { signal });
       const answer = decodeAnswer((await lp.read({ signal })).subarray());
