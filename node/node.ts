@@ -26,6 +26,7 @@ import { issueMembership } from './membership/issue-certificate.ts';
 import { serveJoin } from './membership/join-protocol.ts';
 import { Roster } from './membership/roster.ts';
 import { isMembershipCode, MEMBER_REVOKE } from './membership/roster-state.ts';
+import type { MembershipView } from './membership/view.ts';
 import { EntryAdmission } from './mempool/admission.ts';
 import { type AddResult, SOURCE } from './mempool/mempool.ts';
 import { createMempoolMetrics } from './mempool/mempool-metrics.ts';
@@ -42,6 +43,7 @@ import {
   type PeerBanOptions,
 } from './options.ts';
 import { AddressBans } from './p2p/address-bans.ts';
+import { AdmissionGate, createAdmissionMetrics } from './p2p/admission-gate.ts';
 import { ConnectionLimits, createConnectionLimitMetrics } from './p2p/connection-limits.ts';
 import { Gossip, gossipTopics } from './p2p/gossip.ts';
 import { type CairnLibp2p, createHost } from './p2p/host.ts';
@@ -100,6 +102,11 @@ export interface NodeOptions {
   readonly peers?: Partial<PeerBanOptions>;
   /** Gossipsub's IP-colocation penalty (defaults in options.ts). */
   readonly gossip?: Partial<GossipScoreOptions>;
+  /**
+   * What the admission gate judges peers by, in place of the roster derived from the chain
+   * (node/membership/roster.ts): for tests of the gate's wiring with a plain-data roster.
+   */
+  readonly admissionView?: MembershipView;
 }
 
 /**
@@ -135,6 +142,8 @@ export class CairnNode {
     private readonly pool: VerifyPool,
     readonly admission: EntryAdmission,
     readonly membership: Roster,
+    /** Roster enforcement on connections (undefined in open mode). */
+    readonly gate: AdmissionGate | undefined,
   ) {}
 
   static async start(startOpts: NodeOptions): Promise<CairnNode> {
@@ -158,18 +167,11 @@ export class CairnNode {
       genesisHashHex: chain.genesis.hashHex,
     });
     chain.restore(await store.load());
-    const refusals =
-      (metrics.registry.getSingleMetric('cairn_membership_refusals_total') as Counter<'code'> | undefined) ??
-      new Counter({
-        name: 'cairn_membership_refusals_total',
-        help: 'Keys refused admission by the roster, by refusal code',
-        labelNames: ['code'],
-        registers: [metrics.registry],
-      });
     const membership = new Roster(
       { mode: opts.network.membership, chainId: chain.chainId, tipRoster: () => chain.tipRoster },
-      // The certificate a joined device received (membership.json); genesis members and admins have none.
-      { certificate: await readMembershipFile(opts.dataDir), observe: (code) => refusals.inc({ code }) },
+      // The certificate a joined device received (membership.json); genesis members and admins have
+      // none. Refusals are counted by the admission gate, which knows the transport.
+      { certificate: await readMembershipFile(opts.dataDir) },
     );
     if (opts.network.membership === 'roster') {
       // On a roster network the certificate (or the genesis roster) decides, not the flags.
@@ -217,6 +219,23 @@ export class CairnNode {
     let peers: PeerManager | undefined;
     const refuse = async (p: PeerId) => peers?.refuses(p) ?? false;
     const chainTag = chainIdHexValue.slice(0, 16);
+    // Set once gossip exists; the gate only reports state changes after the host has started.
+    let gossipRef: Gossip | undefined;
+    // In roster mode every connection passes the admission handshake before anything is served
+    // or gossiped (p2p/admission-gate.ts), judged by the roster at our tip.
+    const admissionView = opts.admissionView ?? membership;
+    const gate =
+      admissionView.mode === 'roster'
+        ? new AdmissionGate({
+            view: admissionView,
+            protocolId: `${reqRespPrefix(chainIdHexValue)}/admission/1`,
+            penalise: (p, action, reason) => peers?.penalise(p, action, reason),
+            metrics: createAdmissionMetrics(metrics.registry),
+            log: log.child({ part: 'admission' }),
+            onStateChange: (p) => gossipRef?.rescore(p),
+          })
+        : undefined;
+    const admitted = gate ? (p: PeerId) => gate.whenAdmitted(p) : undefined;
     const host = await createHost({
       identity,
       dataDir: opts.dataDir,
@@ -226,13 +245,29 @@ export class CairnNode {
       iceServers: opts.iceServers,
       networkTag: `cairn-${chainTag}`,
       gater: {
-        denyDialPeer: refuse,
         // Per-IP cap, inbound slots, address bans: before any crypto runs.
         denyInboundConnection: limits.denyInboundConnection,
         denyOutboundConnection: limits.denyOutboundConnection,
-        denyInboundEncryptedConnection: refuse,
-        denyOutboundEncryptedConnection: refuse,
+        // Bans and blocks, then (roster mode) the roster: after noise, on every transport.
+        ...(gate
+          ? {
+              denyDialPeer: async (p: PeerId) => (await refuse(p)) || gate.denyDialPeer(p),
+              denyInboundEncryptedConnection: async (
+                p: PeerId,
+                c: Parameters<AdmissionGate['denyInboundEncryptedConnection']>[1],
+              ) => (await refuse(p)) || gate.denyInboundEncryptedConnection(p, c),
+              denyOutboundEncryptedConnection: async (
+                p: PeerId,
+                c: Parameters<AdmissionGate['denyOutboundEncryptedConnection']>[1],
+              ) => (await refuse(p)) || gate.denyOutboundEncryptedConnection(p, c),
+            }
+          : {
+              denyDialPeer: refuse,
+              denyInboundEncryptedConnection: refuse,
+              denyOutboundEncryptedConnection: refuse,
+            }),
       },
+      appScore: gate ? (p) => gate.gossipScore(p) : undefined,
       maxGossipBytes: opts.network.maxBlockBytes,
       metricsRegistry: metrics.registry,
       limits: { maxConnections: limits.maxConnections },
@@ -248,6 +283,7 @@ export class CairnNode {
         observe: (protocol, direction, outcome, ms) =>
           metrics.reqresp.observe({ protocol, direction, outcome }, ms / 1000),
         refuses: (p) => peers?.refuses(p) ?? false,
+        admitted,
       },
       log.child({ part: 'reqresp' }),
     );
@@ -261,6 +297,7 @@ export class CairnNode {
       capabilities: opts.capabilities,
     });
     let sync: SyncManager | undefined;
+    const bootstrapIds = new Set(opts.bootstrap.map((a) => a.split('/p2p/').at(-1)));
     peers = new PeerManager({
       host,
       reqresp,
@@ -271,6 +308,9 @@ export class CairnNode {
       onStatus: () => sync?.poke(),
       maxConnections: limits.maxConnections,
       addressBans,
+      // Bootstrap peers are the operator's choice (a new device knows no members yet); mDNS
+      // finds anyone on the LAN, so only keys the chain records as members are dialled.
+      mayDial: gate ? (p) => bootstrapIds.has(p.toString()) || gate.mayDial(p) : undefined,
     });
     // Entries from peers and the API: per-peer rate, then batched commits (one transaction each).
     const mempoolMetrics = createMempoolMetrics(metrics.registry, chain.mempool);
@@ -298,9 +338,11 @@ export class CairnNode {
         },
         penalise,
         refuses: (p) => peers?.refuses(p) ?? false,
+        admitted,
       },
       metrics,
     );
+    gossipRef = gossip;
     const reconcile = new ReconcileProtocol({
       host,
       protocolId: reqresp.protocolId('mempool-reconcile'),
@@ -318,7 +360,7 @@ export class CairnNode {
         ).length;
       },
       penalise,
-      refuses: (p) => peers?.refuses(p) ?? false,
+      refuses: (p) => (peers?.refuses(p) ?? false) || (gate !== undefined && !gate.isAdmitted(p)),
       log: log.child({ part: 'reconcile' }),
     });
     const blocksByRange = forNetwork(BLOCKS_BY_RANGE, opts.network.maxBlockBytes);
@@ -396,6 +438,7 @@ export class CairnNode {
       pool,
       admission,
       membership,
+      gate,
     );
     // Entries a reorg returned: retried as room frees up, and gossiped again once back in the pool.
     chainService.on('events', () => void node!.readmitReturned());
@@ -410,6 +453,8 @@ export class CairnNode {
   }
 
   private async registerProtocols(): Promise<void> {
+    // First, so no connection opens before its handshake is listened for.
+    await this.gate?.start(this.host);
     await serveChainProtocols(this.reqresp, this.chain, this.store, this.peers);
     if (this.membership.mode === 'roster') await this.serveInvitations();
     await this.reconcile.start();
@@ -455,6 +500,7 @@ export class CairnNode {
       networkConfigJson: networkConfigToJson(this.opts.network),
       publicKeyOf: (peer) => toHex(peer.publicKey!.raw),
       count: (outcome) => outcomes.inc({ outcome }),
+      holdOpen: this.gate ? (peer) => this.gate!.holdOpen(peer) : undefined,
     });
   }
 
@@ -658,11 +704,14 @@ export class CairnNode {
       addrs: this.host.getMultiaddrs().map(String),
       peers: this.host.getPeers().map((p) => {
         const rec = this.peers.book.get(p);
+        const member = this.gate?.member(p);
         return {
           peerId: p.toString(),
           rttMs: rec?.rttMs,
           height: rec?.status.headHeight,
           role: rec?.status.role,
+          /** Roster mode: the name and role the peer was admitted as. */
+          member: member ? { name: member.name, role: member.role } : undefined,
           score: Number(this.peers.scores.score(p.toString(), now).toFixed(2)),
           remoteAddrs: this.host.getConnections(p).map((c) => c.remoteAddr.toString()),
         };
@@ -684,6 +733,7 @@ export class CairnNode {
     await this.unknownBlocks.stop();
     this.peers.stop();
     this.gossip.stop();
+    await this.gate?.stop();
     // Let a running commit finish, then close the store before the network stack: a crash while
     // libp2p tears down (node-datachannel's UDP mux has been seen to abort) then loses nothing.
     await this.chainService.maintenance().catch(() => {});

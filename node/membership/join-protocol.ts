@@ -32,6 +32,8 @@ export const JOIN: ProtocolSpec<Uint8Array, JoinAnswer> = {
   maxChunks: 1,
   minChunks: 1,
   timeoutMs: 10_000,
+  // The joiner has no certificate yet: this is the one protocol a non-member is served.
+  beforeAdmission: true,
   // A 128-bit secret is not guessed at any rate; this only keeps a stranger from making the
   // inviter do file reads in a loop.
   rateLimit: { points: 5, durationSec: 60 },
@@ -60,23 +62,37 @@ export interface JoinServerDeps {
   publicKeyOf(peer: PeerId): Hex;
   /** Outcome counter: 'issued' or a refusal code. */
   count?(outcome: 'issued' | RedeemRefusal): void;
+  /**
+   * Keeps the joiner's connection from being refused for its missing handshake while its
+   * invitation is redeemed (the admission gate's `holdOpen`); returns the release.
+   */
+  holdOpen?(peer: PeerId): () => void;
 }
 
 export async function serveJoin(reqresp: ReqResp, deps: JoinServerDeps): Promise<void> {
   await reqresp.register(JOIN, async (secret, peer) => {
-    const publicKeyHex = deps.publicKeyOf(peer);
-    let terms: InvitationTerms;
+    const release = deps.holdOpen?.(peer);
     try {
-      terms = await deps.redeem(secret, publicKeyHex);
-    } catch (err) {
-      if (!(err instanceof InvitationError)) throw err;
-      deps.count?.(err.code);
-      throw new HandlerError(RESULT.invalidRequest, `${err.code}: ${err.message}`);
+      return await redeemAndIssue(deps, secret, peer);
+    } finally {
+      release?.();
     }
-    const certificate = await deps.issue(terms, publicKeyHex);
-    deps.count?.('issued');
-    return [{ certificate, networkConfigJson: deps.networkConfigJson }];
   });
+}
+
+async function redeemAndIssue(deps: JoinServerDeps, secret: Uint8Array, peer: PeerId): Promise<JoinAnswer[]> {
+  const publicKeyHex = deps.publicKeyOf(peer);
+  let terms: InvitationTerms;
+  try {
+    terms = await deps.redeem(secret, publicKeyHex);
+  } catch (err) {
+    if (!(err instanceof InvitationError)) throw err;
+    deps.count?.(err.code);
+    throw new HandlerError(RESULT.invalidRequest, `${err.code}: ${err.message}`);
+  }
+  const certificate = await deps.issue(terms, publicKeyHex);
+  deps.count?.('issued');
+  return [{ certificate, networkConfigJson: deps.networkConfigJson }];
 }
 
 /** Redeems `secret` with `inviter`; an InvitationError with the inviter's reason if it refuses. */

@@ -24,7 +24,7 @@ export interface ReconcileProtocolOptions {
   /** Entries learnt from the peer; returns how many were invalid. */
   readonly accept: (entries: readonly SealedEntry[], peer: PeerId) => Promise<number>;
   readonly penalise: (peer: PeerId, action: PeerAction, reason: string) => void;
-  /** Banned or blocked peers are not served. */
+  /** Banned or blocked peers (and, in roster mode, peers not admitted) are neither served nor asked. */
   readonly refuses?: (peer: PeerId) => boolean;
   readonly log: Logger;
   readonly timeoutMs?: number;
@@ -52,6 +52,8 @@ export class ReconcileProtocol {
 
   /** Runs a reconciliation with `peer` as the initiator. */
   async reconcileWith(peer: PeerId): Promise<ReconcileStats> {
+    // Our mempool's fingerprints and entries are for members only.
+    if (this.opts.refuses?.(peer)) throw new Error(`not reconciling with refused peer ${peer.toString()}`);
     const signal = AbortSignal.timeout(this.opts.timeoutMs ?? 20_000);
     const stream = await this.opts.host.dialProtocol(peer, this.opts.protocolId, { signal });
     return this.run(stream, peer, signal, true);

@@ -25,6 +25,12 @@ export interface GossipHandlers {
    * unread, so a flood sent before the ban costs nothing after it.
    */
   refuses?(peer: PeerId): boolean;
+  /**
+   * Roster mode: whether the sender passed admission (`true` at once, or its handshake's
+   * outcome). A message from a peer that was not is rejected unread: never handed on, relayed or
+   * charged to a member.
+   */
+  admitted?(peer: PeerId): true | Promise<boolean>;
 }
 
 /**
@@ -113,6 +119,22 @@ export class Gossip {
     };
   }
 
+  /**
+   * Drops gossipsub's cached score of `peer` (it is cached for a heartbeat), so an admission or
+   * refusal takes effect on the next mesh or publish decision rather than up to 700 ms later: a
+   * GRAFT from a just-admitted member judged on its stale pending score would be answered with a
+   * PRUNE and a minute of backoff on both sides.
+   */
+  rescore(peer: string): void {
+    const score = (this.pubsub as unknown as { score?: { scoreCache?: Map<string, unknown> } }).score;
+    score?.scoreCache?.delete(peer);
+  }
+
+  private async fromStranger(peer: PeerId): Promise<boolean> {
+    const admitted = this.handlers.admitted?.(peer) ?? true;
+    return admitted !== true && !(await admitted);
+  }
+
   async publishBlock(block: SealedBlock): Promise<void> {
     if (block.encoded.length > this.maxBlockBytes)
       throw new Error(`block of ${block.encoded.length} bytes is too large to gossip`);
@@ -132,6 +154,7 @@ export class Gossip {
 
   private async validateBlock(peer: PeerId, data: Uint8Array): Promise<TopicValidatorResult> {
     if (this.handlers.refuses?.(peer)) return TopicValidatorResult.Ignore;
+    if (await this.fromStranger(peer)) return TopicValidatorResult.Reject;
     if (data.length > this.maxBlockBytes) {
       this.handlers.penalise(peer, 'mid-tolerance', `oversized block gossip (${data.length} bytes)`);
       return TopicValidatorResult.Reject;
@@ -172,6 +195,7 @@ export class Gossip {
 
   private async validateEntry(peer: PeerId, data: Uint8Array): Promise<TopicValidatorResult> {
     if (this.handlers.refuses?.(peer)) return TopicValidatorResult.Ignore;
+    if (await this.fromStranger(peer)) return TopicValidatorResult.Reject;
     if (data.length > this.maxEntryBytes) {
       this.handlers.penalise(peer, 'mid-tolerance', `oversized entry gossip (${data.length} bytes)`);
       return TopicValidatorResult.Reject;

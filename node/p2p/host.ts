@@ -46,6 +46,11 @@ export interface HostOptions {
     | 'denyInboundEncryptedConnection'
     | 'denyOutboundEncryptedConnection'
   >;
+  /**
+   * Gossipsub's application-specific score per peer id (weight 1): how roster mode keeps peers
+   * not (yet) admitted out of meshes and publishing (admission-gate.ts). None: every peer 0.
+   */
+  readonly appScore?: (peerId: string) => number;
   /** Largest gossip message accepted or sent (must stay well below gossipsub's 4 MiB frame limit). */
   readonly maxGossipBytes: number;
   /** Registry for libp2p's own metrics (connections, streams, gossipsub); none when absent. */
@@ -136,11 +141,14 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
         maxInboundDataLength: opts.maxGossipBytes + 4096,
         emitSelf: false,
         heartbeatInterval: GOSSIP_DEFAULTS.heartbeatMs,
-        // Loopback and relays in use are exempt from the IP-colocation penalty (gossip-score.ts).
-        scoreParams: ipColocationParams(
-          opts.gossipScore,
-          relayedThrough(() => connections()),
-        ),
+        scoreParams: {
+          // Loopback and relays in use are exempt from the IP-colocation penalty (gossip-score.ts).
+          ...ipColocationParams(
+            opts.gossipScore,
+            relayedThrough(() => connections()),
+          ),
+          ...(opts.appScore ? { appSpecificScore: opts.appScore, appSpecificWeight: 1 } : {}),
+        },
       }),
     },
   });

@@ -28,6 +28,11 @@ export interface PeerManagerOptions {
   readonly maxConnections?: number;
   /** A ban also counts against the addresses the peer is connected from (address-bans.ts). */
   readonly addressBans?: AddressBans;
+  /**
+   * Whether a discovered (mDNS) peer may be dialled; roster mode dials only keys the chain
+   * records as members (admission-gate.ts `mayDial`). Default: every peer.
+   */
+  readonly mayDial?: (peer: PeerId) => boolean;
 }
 
 /**
@@ -67,6 +72,10 @@ export class PeerManager {
     host.addEventListener('peer:discovery', (evt) => {
       const peer = evt.detail.id;
       if (this.refuses(peer) || host.getConnections(peer).length > 0) return;
+      if (this.o.mayDial && !this.o.mayDial(peer)) {
+        this.o.log.debug({ peer: peer.toString() }, 'discovered peer is not a member; not dialling');
+        return;
+      }
       if (host.getConnections().length >= (this.o.maxConnections ?? P2P_DEFAULTS.maxConnections)) return;
       void host
         .dial(peer, { signal: AbortSignal.timeout(10_000) })

@@ -35,6 +35,7 @@ export type ReqRespErrorCode =
   | 'resource-unavailable'
   | 'invalid-response'
   | 'dial-failed'
+  | 'not-admitted'
   | 'no-response';
 
 export class ReqRespError extends Error {
@@ -84,6 +85,11 @@ export interface ProtocolSpec<Req, Res, Out = Res> {
   readonly minChunks?: number;
   readonly timeoutMs: number;
   /**
+   * Served to a peer that is not (yet) admitted by the roster: the join protocol only, by which
+   * a device without a certificate redeems its invitation. Banned peers are still refused.
+   */
+  readonly beforeAdmission?: boolean;
+  /**
    * Inbound requests of this protocol one peer may have open at once (default 4). Each open
    * request holds a read-ahead and a write buffer, so this bounds what a reader that never
    * reads can pin per peer, whatever number of streams its muxer lets it open.
@@ -128,6 +134,12 @@ export interface ReqRespHooks {
    * it is gone, requests that still arrive on it are reset instead of answered.
    */
   refuses?(peer: PeerId): boolean;
+  /**
+   * Roster mode: whether the peer passed admission (admission-gate.ts): `true` at once, or the
+   * outcome of its handshake (bounded by the handshake deadline). Requests from a peer that is
+   * not admitted are reset unread, and none are sent to one (they would tell it our chain).
+   */
+  admitted?(peer: PeerId): true | Promise<boolean>;
 }
 
 const toBytes = (chunk: { subarray(): Uint8Array }) => chunk.subarray();
@@ -182,11 +194,19 @@ export class ReqResp {
     await this.host.handle(
       this.protocolId(spec.name),
       (stream: Stream, connection: Connection) => {
-        if (this.hooks.refuses?.(connection.remotePeer)) {
+        const peer = connection.remotePeer;
+        if (this.hooks.refuses?.(peer)) {
           stream.abort(new Error('peer refused'));
           return;
         }
-        return this.serve(spec, handler, stream, connection.remotePeer);
+        const admitted = spec.beforeAdmission ? true : (this.hooks.admitted?.(peer) ?? true);
+        if (admitted === true) return this.serve(spec, handler, stream, peer);
+        // A request that raced the handshake waits for its verdict; a stranger's is reset unread.
+        return admitted.then((ok) => {
+          if (ok && !this.hooks.refuses?.(peer)) return this.serve(spec, handler, stream, peer);
+          this.hooks.observe?.(spec.name, 'inbound', 'not-admitted', 0);
+          stream.abort(new Error('peer not admitted'));
+        });
       },
       { maxInboundStreams: 16 },
     );
@@ -316,8 +336,24 @@ export class ReqResp {
     let outcome = 'ok';
     let stream: Stream;
     try {
-      stream = await this.host.dialProtocol(peer, this.protocolId(spec.name), { signal });
+      let admitted: true | Promise<boolean> = true;
+      if (this.hooks.admitted) {
+        // Connected first, so the handshake runs; then nothing is sent before its verdict.
+        if (this.host.getConnections(peer).length === 0) await this.host.dial(peer, { signal });
+        admitted = this.hooks.admitted(peer);
+      }
+      // The stream is negotiated while the handshake finishes; the request waits for both.
+      const opening = this.host.dialProtocol(peer, this.protocolId(spec.name), { signal });
+      // Handled now: it may fail while the verdict is awaited (still thrown below when awaited).
+      opening.catch(() => {});
+      if (admitted !== true && !(await admitted)) {
+        void opening.then((s) => s.abort(new Error('peer not admitted'))).catch(() => {});
+        this.hooks.observe?.(spec.name, 'outbound', 'not-admitted', performance.now() - started);
+        throw new ReqRespError('not-admitted', `${peer.toString()} was not admitted`);
+      }
+      stream = await opening;
     } catch (err) {
+      if (err instanceof ReqRespError) throw err;
       this.hooks.observe?.(spec.name, 'outbound', 'dial-failed', performance.now() - started);
       throw new ReqRespError(signal.aborted ? 'timeout' : 'dial-failed', (err as Error).message);
     }
