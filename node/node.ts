@@ -681,11 +681,16 @@ export class CairnNode {
       publicKey: this.identity.publicKeyHex,
       role: this.opts.role,
       capabilities: this.opts.capabilities,
-      membership: {
-        mode: this.membership.mode,
-        member: this.membership.memberAt(this.identity.publicKeyHex, now) !== undefined,
-        admin: this.membership.memberAt(this.identity.publicKeyHex, now)?.admin ?? false,
-      },
+      membership: (() => {
+        // A joined device is a member by its certificate before the chain records its addition.
+        const own = this.membership.admit(this.identity.publicKeyHex, this.membership.ownCertificate(), now);
+        return {
+          mode: this.membership.mode,
+          member: own.ok,
+          admin: own.ok && own.member.admin,
+          ...(own.ok ? {} : { refusal: own.code }),
+        };
+      })(),
       chainId: toHex(this.chain.chainId),
       height: tip.height,
       headHash: tip.hashHex,

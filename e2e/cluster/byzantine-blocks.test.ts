@@ -42,7 +42,9 @@ test('free orphans and a cheap fork from genesis cost the victim nothing lasting
   timeout: 210_000,
 }, async (t) => {
   const started = Date.now();
-  const cluster = new Cluster({ network: seedableNetwork() });
+  // Open mode: these attackers are strangers, whom a roster network refuses at connect (see
+  // membership.test.ts); byzantine.test.ts and roster.test.ts attack as admitted members.
+  const cluster = new Cluster({ network: seedableNetwork({ membership: 'open' }) });
   const attackDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-byzantine-blocks-'));
   const attackers: ByzantinePeer[] = [];
   const liars: StatusLiar[] = [];

@@ -35,7 +35,9 @@ const MB = 1024 * 1024;
 test('flooding peers are bounded, penalised and banned; honest blocks and entries get through', {
   timeout: 150_000,
 }, async (t) => {
-  const cluster = new Cluster({ network: seedableNetwork() });
+  // Open mode: these attackers are strangers, whom a roster network refuses at connect (see
+  // membership.test.ts); byzantine.test.ts and roster.test.ts attack as admitted members.
+  const cluster = new Cluster({ network: seedableNetwork({ membership: 'open' }) });
   const attackDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-flood-'));
   const attackers: ByzantinePeer[] = [];
   let passed = false;

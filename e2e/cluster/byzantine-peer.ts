@@ -12,6 +12,7 @@ import type { PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { lpStream } from '@libp2p/utils';
 import { multiaddr } from '@multiformats/multiaddr';
+import { Registry } from 'prom-client';
 import { signBlock } from '../../node/chain/authoring.ts';
 import { encodeHeader } from '../../node/chain/block-codec.ts';
 import type { BlockNode } from '../../node/chain/block-tree.ts';
@@ -21,7 +22,9 @@ import type { SigningKey } from '../../node/chain/signature.ts';
 import type { BlockHeader, SealedBlock, SealedEntry } from '../../node/chain/types.ts';
 import { identityFromSeed, type NodeIdentity } from '../../node/identity/identity.ts';
 import { createLogger } from '../../node/log.ts';
+import type { Member, MembershipView } from '../../node/membership/view.ts';
 import { searchNonce } from '../../node/mining/nonce-search.ts';
+import { AdmissionGate, createAdmissionMetrics } from '../../node/p2p/admission-gate.ts';
 import { type GossipTopics, gossipTopics } from '../../node/p2p/gossip.ts';
 import { type CairnLibp2p, createHost } from '../../node/p2p/host.ts';
 import { BLOCKS_BY_RANGE } from '../../node/p2p/protocols.ts';
@@ -51,6 +54,26 @@ export type RawHandler = (request: Uint8Array, from: PeerId) => Promise<Uint8Arr
 
 export const successFrame = (payload: Uint8Array) => Uint8Array.from([0, ...payload]);
 
+/** A membership view that admits every key: an attacker's own side of the handshake. */
+function permissiveView(certificate: Uint8Array | undefined): MembershipView {
+  const member = (key: string): Member => ({
+    publicKeyHex: key,
+    name: 'peer',
+    role: 'submind',
+    capabilities: new Set(),
+    issuedAtMs: 0,
+    expiresAtMs: Number.MAX_SAFE_INTEGER,
+    admin: false,
+  });
+  return {
+    mode: 'roster',
+    admit: (key) => ({ ok: true, member: member(key) }),
+    memberAt: (key) => member(key),
+    ownCertificate: () => certificate,
+    onChange: () => () => {},
+  };
+}
+
 export class ByzantinePeer {
   readonly topics: GossipTopics;
   readonly reqresp: ReqResp;
@@ -77,7 +100,19 @@ export class ByzantinePeer {
     name: string,
     network: NetworkConfig,
     dir: string,
-    { gossip = true, seed }: { gossip?: boolean; seed?: Uint8Array } = {},
+    {
+      gossip = true,
+      seed,
+      certificate,
+      handshake = true,
+    }: {
+      gossip?: boolean;
+      seed?: Uint8Array;
+      /** The certificate it presents in the admission handshake (a member the chain records needs none). */
+      certificate?: Uint8Array;
+      /** Speak the roster's admission handshake as a node does (default); false: skip it, as a raw stranger would. */
+      handshake?: boolean;
+    } = {},
   ): Promise<ByzantinePeer> {
     const dataDir = path.join(dir, name);
     await mkdir(dataDir, { recursive: true });
@@ -94,6 +129,18 @@ export class ByzantinePeer {
       // Its own inbound limit only; what it sends is bounded by gossipsub's 4 MiB frame limit.
       maxGossipBytes: 4 * 1024 * 1024 - 8192,
     });
+    if (handshake && network.membership === 'roster') {
+      // The dialer's half of admission: present a certificate (or none) on every connection.
+      // It judges nobody itself (an attacker talks to anyone), so its view admits every key.
+      const gate = new AdmissionGate({
+        view: permissiveView(certificate),
+        protocolId: `/cairn/${tag}/admission/1`,
+        penalise: () => {},
+        metrics: createAdmissionMetrics(new Registry()),
+        log: createLogger('silent'),
+      });
+      await gate.start(host);
+    }
     await host.start();
     assertLoopback(host.getMultiaddrs().map(String), `${name} listen`);
     const peer = new ByzantinePeer(name, identity, host, network, dataDir);

@@ -37,7 +37,11 @@ test('status lies of 2^32-1 and 5*10^7 blocks: no OOM, /status answers, liars ba
   const started = Date.now();
   // Easy blocks at first (20,000 hashes; retargets make them harder toward 1 s): on a loaded
   // machine the default 10^6 hashes per block took the miner 20-40 s per block.
-  const cluster = new Cluster({ network: testNetworkConfig({ initialTarget: targetForWork(20_000n) }) });
+  // Open mode: these attackers are strangers, whom a roster network refuses at connect (see
+  // membership.test.ts); byzantine.test.ts and roster.test.ts attack as admitted members.
+  const cluster = new Cluster({
+    network: testNetworkConfig({ initialTarget: targetForWork(20_000n), membership: 'open' }),
+  });
   const attackDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-byzantine-sync-'));
   const liars: StatusLiar[] = [];
   let passed = false;

@@ -42,7 +42,9 @@ const BLOCKS = 600;
 test('three colluding voters cannot make a victim refuse an honest server at a checkpoint', {
   timeout: 120_000,
 }, async (t) => {
-  const cluster = new Cluster({ network: seedableNetwork() });
+  // Open mode: these attackers are strangers, whom a roster network refuses at connect (see
+  // membership.test.ts); byzantine.test.ts and roster.test.ts attack as admitted members.
+  const cluster = new Cluster({ network: seedableNetwork({ membership: 'open' }) });
   const attackDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-byzantine-vote-'));
   const colluders: ByzantinePeer[] = [];
   let passed = false;
@@ -125,7 +127,9 @@ test('three colluders that earned good scores vote against an honest server: the
   timeout: 240_000,
 }, async (t) => {
   const started = Date.now();
-  const cluster = new Cluster({ network: seedableNetwork() });
+  // Open mode: these attackers are strangers, whom a roster network refuses at connect (see
+  // membership.test.ts); byzantine.test.ts and roster.test.ts attack as admitted members.
+  const cluster = new Cluster({ network: seedableNetwork({ membership: 'open' }) });
   const attackDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-byzantine-vote-trusted-'));
   const colluders: ChainPeer[] = [];
   let passed = false;

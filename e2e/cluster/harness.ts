@@ -55,6 +55,8 @@ export interface NodeOptions {
   logLevel?: 'info' | 'debug';
   /** Extra CLI arguments. */
   args?: string[];
+  /** A subcommand for the node's first start, e.g. ['join', invitation] (then `networkConfig: false`). */
+  command?: string[];
   env?: Record<string, string>;
   readyTimeoutMs?: number;
   /**
@@ -221,6 +223,7 @@ export class Cluster {
       networkConfig: o.networkConfig === false ? undefined : (o.networkConfig ?? this.networkConfigPath),
       logLevel: o.logLevel,
       args: o.args ?? [],
+      command: o.command,
       env: o.env ?? {},
       readyTimeoutMs: o.readyTimeoutMs ?? 90_000,
     };

@@ -64,6 +64,8 @@ export interface SpawnSpec {
   readonly networkConfig?: string;
   readonly logLevel?: 'info' | 'debug';
   readonly args: readonly string[];
+  /** A subcommand and its arguments for the first start only, e.g. ['join', invitation]. */
+  readonly command?: readonly string[];
   readonly env: Readonly<Record<string, string>>;
   readonly readyTimeoutMs: number;
 }
@@ -97,8 +99,17 @@ const HTTP_TIMEOUT_MS = 5000;
  */
 export const NODE_V8_FLAGS = ['--max-semi-space-size=32'];
 
-export function nodeArgs(spec: Omit<SpawnSpec, 'env' | 'readyTimeoutMs'>): string[] {
-  const args = [...NODE_V8_FLAGS, '--import', 'tsx', spec.entry ?? NODE_MAIN, '--data-dir', spec.dataDir];
+export function nodeArgs(spec: Omit<SpawnSpec, 'env' | 'readyTimeoutMs'>, firstStart = true): string[] {
+  const command = firstStart ? (spec.command ?? []) : [];
+  const args = [
+    ...NODE_V8_FLAGS,
+    '--import',
+    'tsx',
+    spec.entry ?? NODE_MAIN,
+    ...command,
+    '--data-dir',
+    spec.dataDir,
+  ];
   for (const a of spec.listen) args.push('--listen', a);
   for (const a of spec.bootstrap) args.push('--bootstrap', a);
   if (spec.mine) args.push('--mine');
@@ -173,7 +184,7 @@ export class ClusterNode {
     this.lastStatus = undefined;
     this.lastStatusError = undefined;
     this.log ??= createWriteStream(this.logPath, { flags: 'a' });
-    const args = nodeArgs(this.spec);
+    const args = nodeArgs(this.spec, this.starts === 1);
     const env: Record<string, string | undefined> = { ...process.env, ...this.spec.env };
     // A node:test parent marks its children; the node program is not a test file.
     delete env.NODE_TEST_CONTEXT;
