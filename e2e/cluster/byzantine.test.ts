@@ -65,6 +65,10 @@ test('a Byzantine peer is rejected, penalised and banned; the honest nodes are u
 }, async (t) => {
   const started = Date.now();
   const cluster = new Cluster();
+  // Every attacker is an admitted member (a stranger is refused at connect: membership.test.ts):
+  // insiders are the threat that remains. Pool identities from 4 on, after the nodes and the two above.
+  let nextInsider = 4;
+  const insider = () => cluster.roster?.seeds[nextInsider++];
   const attackDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-byzantine-'));
   const attackers: ByzantinePeer[] = [];
   let passed = false;
@@ -445,7 +449,7 @@ test('a Byzantine peer is rejected, penalised and banned; the honest nodes are u
     reason: RegExp,
     alsoFor?: RegExp,
   ) => {
-    const liar = await ByzantinePeer.start(name, network, attackDir, { gossip: false });
+    const liar = await ByzantinePeer.start(name, network, attackDir, { gossip: false, seed: insider() });
     attackers.push(liar);
     const lie = await lieFor();
     await liar.serve('status', () => [successFrame(STATUS.encodeResponse(lie))]);
@@ -529,7 +533,7 @@ test('a Byzantine peer is rejected, penalised and banned; the honest nodes are u
   );
 
   await step('(6) a block of another chain id: banned at once', async () => {
-    const trent = await ByzantinePeer.start('trent', network, attackDir);
+    const trent = await ByzantinePeer.start('trent', network, attackDir, { seed: insider() });
     attackers.push(trent);
     await trent.connect(victim);
     // A valid block of the impostor network: mined, signed, on that network's genesis.
@@ -552,7 +556,7 @@ test('a Byzantine peer is rejected, penalised and banned; the honest nodes are u
   });
 
   await step('(7) a status of another chain, and nothing else: banned at once', async () => {
-    const sybil = await ByzantinePeer.start('sybil', network, attackDir, { gossip: false });
+    const sybil = await ByzantinePeer.start('sybil', network, attackDir, { gossip: false, seed: insider() });
     attackers.push(sybil);
     const theirs = genesisBlock(impostor);
     const before = await counters(victim);
