@@ -79,6 +79,11 @@ export const PEERS_DEFAULTS = Object.freeze({
   addressBanThreshold: 2,
   addressBanHalfLifeMs: 30 * 60_000,
   maxBannedAddresses: 1_024,
+  /** Admission refusals from one address (decaying) at which strangers from it are refused (address-refusals.ts). */
+  admissionRefusalsBanAt: 20,
+  admissionRefusalsHalfLifeMs: 60_000,
+  admissionRefusalsBanMs: 5 * 60_000,
+  admissionRefusalsMaxAddresses: 4_096,
 });
 
 /** Gossipsub (node/p2p/host.ts, node/p2p/gossip-score.ts). */

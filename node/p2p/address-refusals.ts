@@ -8,6 +8,8 @@
  * can share one address (a NAT, a relay, every node of a loopback cluster), and a stranger
  * must not be able to lock members out by failing from their address.
  */
+import { PEERS_DEFAULTS } from '../options.ts';
+
 export interface AddressRefusalOptions {
   /** Refusals (decayed) at which the address is banned (default 20). */
   readonly banAt?: number;
@@ -33,10 +35,10 @@ export class AddressRefusals {
   readonly maxAddresses: number;
 
   constructor(opts: AddressRefusalOptions = {}) {
-    this.banAt = opts.banAt ?? 20;
-    this.halfLifeMs = opts.halfLifeMs ?? 60_000;
-    this.banMs = opts.banMs ?? 5 * 60_000;
-    this.maxAddresses = opts.maxAddresses ?? 4096;
+    this.banAt = opts.banAt ?? PEERS_DEFAULTS.admissionRefusalsBanAt;
+    this.halfLifeMs = opts.halfLifeMs ?? PEERS_DEFAULTS.admissionRefusalsHalfLifeMs;
+    this.banMs = opts.banMs ?? PEERS_DEFAULTS.admissionRefusalsBanMs;
+    this.maxAddresses = opts.maxAddresses ?? PEERS_DEFAULTS.admissionRefusalsMaxAddresses;
   }
 
   /** Records one refusal from `ip`; returns true when the address is (now) banned. */
