@@ -229,7 +229,8 @@ export class CairnNode {
         ? new AdmissionGate({
             view: admissionView,
             protocolId: `${reqRespPrefix(chainIdHexValue)}/admission/1`,
-            penalise: (p, action, reason) => peers?.penalise(p, action, reason),
+            // A refusal bans the key at most, never its address (peer-manager.ts `chargeAddress`).
+            penalise: (p, action, reason) => peers?.penalise(p, action, reason, { chargeAddress: false }),
             metrics: createAdmissionMetrics(metrics.registry),
             log: log.child({ part: 'admission' }),
             onStateChange: (p) => gossipRef?.rescore(p),

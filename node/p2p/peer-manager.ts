@@ -139,7 +139,12 @@ export class PeerManager {
     return true;
   }
 
-  penalise(peer: PeerId, action: PeerAction, reason: string): void {
+  /**
+   * `chargeAddress: false` bans the peer id without counting it against its address: for what a
+   * stranger can fabricate for free (an admission refusal), which must not let it get an address
+   * shared with members (a NAT, an office uplink, a carrier's CGNAT) refused.
+   */
+  penalise(peer: PeerId, action: PeerAction, reason: string, { chargeAddress = true } = {}): void {
     const now = Date.now();
     const wasBanned = this.o.scores.isBanned(peer.toString(), now);
     const verdict = this.o.scores.apply(peer.toString(), action, reason, now);
@@ -153,7 +158,7 @@ export class PeerManager {
     if (verdict === 'ban' && !wasBanned) {
       this.o.metrics.bans.inc();
       // Before the connections go: the new peer id a banned peer comes back with meets its address.
-      for (const c of this.o.host.getConnections(peer)) {
+      for (const c of chargeAddress ? this.o.host.getConnections(peer) : []) {
         const ip = remoteIp(c.remoteAddr);
         if (ip && this.o.addressBans?.record(ip, now))
           this.o.log.info({ peer: peer.toString(), address: ip }, 'address banned');
