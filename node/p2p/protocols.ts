@@ -57,6 +57,7 @@ export const BLOCKS_BY_RANGE: ProtocolSpec<RangeRequest, WireBlock, SealedBlock>
   // Counted in blocks: 20,000 blocks per 10 s per peer is ample for a syncing node.
   rateLimit: { points: 20_000, durationSec: 10 },
   cost: (q) => q.count,
+  chunksFor: (q) => q.count,
   encodeRequest: encodeRangeRequest,
   decodeRequest: decodeRangeRequest,
   ...blockResponse,
@@ -76,6 +77,7 @@ export const HEADERS_BY_RANGE: ProtocolSpec<RangeRequest, Uint8Array, SealedHead
   // Counted in headers: served from memory, 182 bytes each.
   rateLimit: { points: 50_000, durationSec: 10 },
   cost: (q) => q.count,
+  chunksFor: (q) => q.count,
   encodeRequest: encodeRangeRequest,
   decodeRequest: (b) => decodeRangeRequest(b, MAX_HEADERS_PER_REQUEST),
   encodeResponse: (headerBytes) => headerBytes,
@@ -93,6 +95,7 @@ export const BLOCKS_BY_HASH: ProtocolSpec<Uint8Array[], WireBlock, SealedBlock> 
   timeoutMs: 10_000,
   rateLimit: { points: 2_000, durationSec: 10 },
   cost: (q) => Math.max(1, q.length),
+  chunksFor: (q) => q.length,
   encodeRequest: encodeHashes,
   decodeRequest: (b) => decodeHashes(b),
   ...blockResponse,

@@ -428,6 +428,22 @@ describe('deadlines and bad responses', () => {
     });
   });
 
+  test('more chunks than the request asked for: refused at the first extra one and penalised', async () => {
+    // Three good chunks for a request whose answer may have two.
+    await rawAnswer('extra', Uint8Array.of(2, 0, 1, 2, 0, 2, 2, 0, 3));
+    const spec = rawSpec('extra', { chunksFor: (req) => req[0]! });
+    const n = client.penalties.length;
+    await expectReqRespError(
+      client.rr.request(server.id, spec, Uint8Array.of(2)),
+      'invalid-response',
+      /more than 2 chunks/,
+    );
+    assert.deepEqual(
+      client.penalties.slice(n).map((p) => [p.peer, p.action]),
+      [[server.id.toString(), 'low-tolerance']],
+    );
+  });
+
   test('a server that does not speak the protocol: the request fails, nothing is penalised', async () => {
     const n = client.penalties.length;
     await expectReqRespError(

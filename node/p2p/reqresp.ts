@@ -79,6 +79,12 @@ export interface ProtocolSpec<Req, Res, Out = Res> {
   readonly maxChunkBytes: number;
   readonly maxChunks: number;
   /**
+   * The most chunks an answer to `req` may have, when the request says (a range of 4 blocks,
+   * one hash): a responder sending more is refused at the first extra chunk and penalised, so
+   * what it can make us hold follows what we asked for, not the protocol's maximum.
+   */
+  chunksFor?(req: Req): number;
+  /**
    * Chunks every answer must have. A stream closed before them is a refusal (a server that
    * has banned us resets streams), not an empty answer.
    */
@@ -365,6 +371,7 @@ export class ReqResp {
       }),
     });
     const out: Out[] = [];
+    const maxChunks = Math.min(spec.maxChunks, spec.chunksFor?.(req) ?? spec.maxChunks);
     try {
       await lp.write(spec.encodeRequest(req), { signal });
       for (;;) {
@@ -392,8 +399,8 @@ export class ReqResp {
             new TextDecoder().decode(frame.subarray(1)),
           );
         }
-        if (out.length >= spec.maxChunks)
-          throw new ReqRespError('invalid-response', `more than ${spec.maxChunks} chunks`);
+        if (out.length >= maxChunks)
+          throw new ReqRespError('invalid-response', `more than ${maxChunks} chunks`);
         try {
           out.push(spec.decodeResponse(frame.subarray(1)));
         } catch (err) {
