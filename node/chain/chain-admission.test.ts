@@ -175,6 +175,19 @@ describe('side chains: the work margin for unrequested blocks', () => {
     assert.ok(child.status === 'orphan' || child.status === 'ignored');
   });
 
+  test('an easy block stamped a year ahead is refused for its difficulty, for good, not as too early', async () => {
+    const { t } = await mainChain(10);
+    const yearAhead = t.clock.now + 365 * 86_400_000;
+    const easy = forgeBlock(t.chain, t.chain.tip, {
+      header: { target: t.chain.tip.header.target - 1n, timestamp: yearAhead },
+    });
+    const r = await gossip(t, easy);
+    assert.equal(r.status, 'invalid');
+    assert.ok(r.status === 'invalid');
+    assert.equal(r.error.code, 'bad-difficulty', r.error.message);
+    assert.equal(r.error.isTransient, false, 'final: its sender is blamed and it is never validated again');
+  });
+
   test('the same fork block, requested (range sync of a heavier chain), is stored as a side block', async () => {
     const { t } = await mainChain(10);
     const [f1] = forgeChain(t.chain, t.chain.tree.genesis, 1, { miner: rival });

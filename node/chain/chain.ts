@@ -19,7 +19,6 @@ import {
   validateBlockBody,
   validateBlockContext,
   validateHeader,
-  validateHeaderTime,
 } from './validation.ts';
 
 /** Why a known block is not on the main chain. */
@@ -419,10 +418,12 @@ export class Chain {
       }
       return this.addOrphan(block, from, now);
     }
+    // The whole header against its parent (link, height, difficulty, then time) before the body:
+    // the cheap checks that are final come before the transient one and the expensive one.
     try {
-      validateHeaderTime(block, this.config, now);
+      validateBlockContext(block, this.tree.parentContext(parent), this.config, now);
     } catch (err) {
-      return this.reject(hashHex, err, block);
+      return this.rejectWithOrphans(hashHex, err, block);
     }
     if (!requested) {
       const work = this.chainWorkWith(block, parent);
@@ -434,6 +435,7 @@ export class Chain {
     try {
       validateBlockBody(block, this.config, now, this.verifier);
     } catch (err) {
+      // A bad body may be a tampered copy of a good block (same hash): its orphans keep waiting.
       return this.reject(hashHex, err, block);
     }
     const result = await this.connect(block, parent, now);
@@ -636,6 +638,16 @@ export class Chain {
   private markStale(node: BlockNode, reason: StaleReason, reorgDepth?: number): void {
     this.pending.stale.set(node.hashHex, reason);
     this.pending.events.push({ type: 'block-stale', node, reason, ...(reorgDepth ? { reorgDepth } : {}) });
+  }
+
+  /**
+   * Rejects a block whose header fails against its known parent: what its hash commits to is
+   * wrong, so orphans waiting on it are invalid too (unless it failed only for now).
+   */
+  private async rejectWithOrphans(hashHex: Hex, err: unknown, block: SealedBlock): Promise<ProcessResult> {
+    const r = this.reject(hashHex, err, block);
+    if (r.status === 'invalid' && !r.error.isTransient) await this.connectOrphansOf(hashHex, false);
+    return r;
   }
 
   private reject(hashHex: Hex, err: unknown, block?: SealedBlock): ProcessResult {

@@ -247,12 +247,15 @@ export function validateBlockContext(
   if (h.height !== parent.height + 1) {
     throw new BlockValidationError('bad-height', `height ${h.height}, parent at ${parent.height}`);
   }
+  // The difficulty first: it depends on the parent alone, and a block whose work is wrong is
+  // invalid for good, so an easy block stamped in the future is refused (and its sender blamed)
+  // rather than treated as "too early, retry later".
+  const want = expectedTarget(h.height, parent.target, (x) => parent.timestampAt(x), config);
+  if (h.target !== want) throw new BlockValidationError('bad-difficulty', `target ${h.target} != ${want}`);
   const mtp = medianTimePast(parent, config.medianTimeSpan);
   if (h.timestamp <= mtp)
     throw new BlockValidationError('timestamp-too-early', `${h.timestamp} <= median ${mtp}`);
   if (h.timestamp > now + config.maxFutureDriftMs) {
     throw new BlockValidationError('timestamp-in-future', `${h.timestamp - now} ms ahead`);
   }
-  const want = expectedTarget(h.height, parent.target, (x) => parent.timestampAt(x), config);
-  if (h.target !== want) throw new BlockValidationError('bad-difficulty', `target ${h.target} != ${want}`);
 }
