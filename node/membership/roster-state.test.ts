@@ -19,6 +19,7 @@ import {
   entryProblem,
   genesisRoster,
   holds,
+  MAX_OPEN_PROPOSALS_PER_ADMIN,
   MEMBER_ADD,
   MEMBER_REVOKE,
   majorityOf,
@@ -239,6 +240,23 @@ test('admin-set changes take effect exactly when a strict majority of the curren
     ),
     { numRuns: 200 },
   );
+});
+
+test('a rogue admin cannot fill the proposal table: the majority still votes it out', () => {
+  const [rogue, b, c] = [testKey(210), testKey(211), testKey(212)];
+  let s = genesisRoster(rosterNetwork({ admins: [hex(rogue), hex(b), hex(c)] }));
+  // 64 proposals for keys it controls, in one block: only the first few open.
+  const spam = Array.from({ length: 64 }, (_, i) => config(rogue, [[ADMIN_ADD, hex(testKey(300 + i))]]));
+  s = applyEntries(s, spam);
+  assert.equal(s.proposals.size, MAX_OPEN_PROPOSALS_PER_ADMIN, 'the per-admin bound holds within a block');
+  const more = config(rogue, [[ADMIN_ADD, hex(testKey(400))]]);
+  assert.equal(entryProblem(s, more, chainId, T0)?.code, 'bad-admin-change');
+  // The others open and pass the removal all the same.
+  const byB = config(b, [[ADMIN_REMOVE, hex(rogue)]]);
+  assert.equal(entryProblem(s, byB, chainId, T0), undefined);
+  s = applyEntries(s, [byB, config(c, [[ADMIN_REMOVE, hex(rogue)]])]);
+  assert.deepEqual([...s.admins].sort(), [hex(b), hex(c)].sort());
+  assert.equal(s.proposals.size, 0);
 });
 
 test('admin removal needs a majority, keeps one admin, and clears votes counted under the old set', () => {

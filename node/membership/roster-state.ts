@@ -43,8 +43,19 @@ export const MEMBER_REVOKE = 'member.revoke';
 export const ADMIN_ADD = 'admin.add';
 export const ADMIN_REMOVE = 'admin.remove';
 const MEMBERSHIP_KEYS: ReadonlySet<string> = new Set([MEMBER_ADD, MEMBER_REVOKE, ADMIN_ADD, ADMIN_REMOVE]);
-/** Open admin proposals at most: votes beyond are refused until one passes. */
-export const MAX_OPEN_PROPOSALS = 64;
+/**
+ * Open admin proposals one admin may have started or voted for at most: beyond, it may still
+ * vote on proposals others opened, but open no new one. Per admin, not for all together, so one
+ * rogue admin cannot fill the table and keep the majority from voting it out.
+ */
+export const MAX_OPEN_PROPOSALS_PER_ADMIN = 4;
+
+/** Open proposals `admin` has voted for. */
+const openProposalsOf = (proposals: ReadonlyMap<string, ReadonlySet<Hex>>, admin: Hex): number => {
+  let n = 0;
+  for (const votes of proposals.values()) if (votes.has(admin)) n++;
+  return n;
+};
 /** An observer syncs and reads: whatever its certificate lists, it never mines, submits or coordinates. */
 const OBSERVER_DENIED: ReadonlySet<Capability> = new Set(['mine', 'submit', 'coordinate']);
 const KEY = /^[0-9a-f]{64}$/;
@@ -247,6 +258,7 @@ function changesProblem(
   chainId: Uint8Array,
   e: SealedEntry,
 ): MembershipProblem | undefined {
+  const author = toHex(e.author);
   for (const [k, v] of changes) {
     if (k === MEMBER_ADD) {
       const c = parseCertificate(v);
@@ -279,8 +291,14 @@ function changesProblem(
       if (k === ADMIN_REMOVE && state.admins.size === 1)
         return { code: 'bad-admin-change', message: `${k}: a roster network keeps at least one admin` };
       const id = proposalId(k, v);
-      if (!state.proposals.has(id) && state.proposals.size >= MAX_OPEN_PROPOSALS)
-        return { code: 'bad-admin-change', message: `${MAX_OPEN_PROPOSALS} admin proposals open already` };
+      if (
+        !state.proposals.has(id) &&
+        openProposalsOf(state.proposals, author) >= MAX_OPEN_PROPOSALS_PER_ADMIN
+      )
+        return {
+          code: 'bad-admin-change',
+          message: `this admin has ${MAX_OPEN_PROPOSALS_PER_ADMIN} admin proposals open already`,
+        };
     }
   }
   return undefined;
@@ -326,6 +344,9 @@ export function applyEntries(state: RosterState, entries: readonly SealedEntry[]
         if (!admins.has(author)) continue;
         if (k === ADMIN_ADD ? admins.has(v) : !admins.has(v) || admins.size === 1) continue;
         const id = proposalId(k, v);
+        // The per-admin bound holds within a block too: extra new proposals open nothing.
+        if (!proposals.has(id) && openProposalsOf(proposals, author) >= MAX_OPEN_PROPOSALS_PER_ADMIN)
+          continue;
         const votes = proposals.get(id) ?? new Set<Hex>();
         votes.add(author);
         proposals.set(id, votes);
