@@ -14,6 +14,12 @@ export function createNodeMetrics(registry = new Registry()) {
     }),
     mempoolSize: new Gauge({ name: 'cairn_mempool_entries', help: 'Entries in the mempool', registers: r }),
     orphans: new Gauge({ name: 'cairn_orphan_blocks', help: 'Blocks in the orphan pool', registers: r }),
+    orphansDropped: new Counter({
+      name: 'cairn_orphan_blocks_dropped_total',
+      help: 'Orphans dropped from the pool by reason (evicted by the count or the byte bounds, expired, unresolved, low work)',
+      labelNames: ['reason'],
+      registers: r,
+    }),
     syncState: new Gauge({
       name: 'cairn_sync_state',
       help: 'Sync state: 0 idle/synced, 1 syncing',

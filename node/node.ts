@@ -416,6 +416,8 @@ export class CairnNode {
       count: (outcome) => metrics.unknownBlockFetches.inc({ outcome }),
     });
     chainService.on('events', (events) => {
+      for (const e of events)
+        if (e.type === 'orphan-dropped') metrics.orphansDropped.inc({ reason: e.reason });
       const expired = events.flatMap((e) =>
         e.type === 'orphan-dropped' && e.reason === 'orphan-expired' ? [e.from] : [],
       );

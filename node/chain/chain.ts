@@ -71,7 +71,12 @@ export interface ChainUpdate {
  * above our tip (range sync fetches those), an orphan easier than the retarget rule lets any
  * chain get from our tip, or a side-chain block whose chain is far lighter than ours.
  */
-export type IgnoreReason = 'orphan-too-far-ahead' | 'orphan-outside-envelope' | 'low-work-side-chain';
+export type IgnoreReason =
+  | 'orphan-too-far-ahead'
+  | 'orphan-outside-envelope'
+  /** Larger than the orphan pool's byte quota for its sender: no eviction could make room. */
+  | 'orphan-too-large'
+  | 'low-work-side-chain';
 
 export type ProcessResult =
   | { readonly status: 'connected' | 'side' | 'duplicate'; readonly hashHex: Hex }
@@ -107,6 +112,9 @@ export interface ChainOptions {
   readonly orphanTtlMs?: number;
   /** Orphans one sender may have in the pool (default a quarter of the capacity). */
   readonly orphanPeerQuota?: number;
+  /** Bytes of orphans held at most, and per sender (defaults: ORPHAN_POOL_DEFAULTS). */
+  readonly orphanMaxBytes?: number;
+  readonly orphanPeerMaxBytes?: number;
   /** Orphans above tip height + this are not kept (default 24, the ancestor fetch depth). */
   readonly orphanMaxAhead?: number;
   /**
@@ -210,12 +218,13 @@ export class Chain {
     this.genesis = genesisBlock(opts.config);
     this.tree = new BlockTree(this.genesis);
     this.roster = new RosterLedger(opts.config, this.chainId, this.tree.genesis);
-    const orphanCapacity = opts.orphanCapacity ?? 100;
-    this.orphans = new OrphanPool(
-      orphanCapacity,
-      opts.orphanTtlMs ?? 10 * 60_000,
-      opts.orphanPeerQuota ?? Math.max(1, Math.floor(orphanCapacity / 4)),
-    );
+    this.orphans = new OrphanPool({
+      ...(opts.orphanCapacity !== undefined ? { capacity: opts.orphanCapacity } : {}),
+      ...(opts.orphanTtlMs !== undefined ? { ttlMs: opts.orphanTtlMs } : {}),
+      ...(opts.orphanPeerQuota !== undefined ? { perPeerQuota: opts.orphanPeerQuota } : {}),
+      ...(opts.orphanMaxBytes !== undefined ? { maxBytes: opts.orphanMaxBytes } : {}),
+      ...(opts.orphanPeerMaxBytes !== undefined ? { perPeerMaxBytes: opts.orphanPeerMaxBytes } : {}),
+    });
     this.orphanMaxAhead = opts.orphanMaxAhead ?? 24;
     this.sideChainMarginBlocks = BigInt(opts.sideChainMarginBlocks ?? 6);
     this.transientCapacity = opts.transientMemory ?? 1024;
@@ -409,7 +418,9 @@ export class Chain {
           new BlockValidationError('invalid-parent', `parent ${prevHex} is invalid`),
         );
       }
-      const ignored = this.orphanAdmission(block);
+      const ignored =
+        this.orphanAdmission(block) ??
+        (this.orphans.fits(block.encoded.length, from) ? undefined : 'orphan-too-large');
       if (ignored) return this.ignore(hashHex, ignored, false);
       try {
         validateBlockBody(block, this.config, now, this.verifier);
@@ -482,7 +493,7 @@ export class Chain {
 
   private addOrphan(block: SealedBlock, from: string | undefined, now: number): ProcessResult {
     const orphan: Orphan = { block, receivedAt: now, from };
-    for (const evicted of this.orphans.add(orphan)) this.dropOrphan(evicted, 'orphan-evicted');
+    for (const e of this.orphans.add(orphan)) this.dropOrphan(e.orphan, e.reason);
     this.pending.orphans.set(block.hashHex, orphan);
     const missingParent = this.orphans.missingAncestor(block.hashHex) ?? toHex(block.header.prevHash);
     this.pending.events.push({ type: 'orphan-added', block, missingParent });

@@ -11,33 +11,97 @@ export interface Orphan {
 
 export type OrphanDropReason =
   | 'orphan-expired'
+  /** Displaced by the count rules (the sender's quota, or a full pool). */
   | 'orphan-evicted'
+  /** Displaced by the byte rules (the sender's byte quota, or the pool's byte bound). */
+  | 'orphan-evicted-bytes'
   /** Its sender did not serve the missing ancestor it implied having. */
   | 'orphan-unresolved'
   /** Its ancestor arrived but the chain they form carries too little work to be kept. */
   | 'orphan-low-work';
 
+export interface OrphanPoolOptions {
+  /** Orphans held at most. */
+  readonly capacity: number;
+  readonly ttlMs: number;
+  /** Orphans one sender may have in the pool. */
+  readonly perPeerQuota: number;
+  /** Bytes (encoded blocks) held at most. */
+  readonly maxBytes: number;
+  /** Bytes one sender may have in the pool. */
+  readonly perPeerMaxBytes: number;
+}
+
 /**
- * Blocks whose parent is unknown, waiting for it. Bounded in count and in age; indexed by
- * parent so a chain of orphans connects in any arrival order. Each sending peer has a quota,
- * so one peer can only ever displace its own orphans: a peer at its quota loses its oldest, a
- * full pool evicts the oldest orphan of the peer holding most. Orphans without a sender (our
- * own, or restored from the store) count against the pool only.
+ * The pool's bounds (Chain takes its options from here). The count alone let 100 orphans of a
+ * network's largest block (1 MiB by default) pin 100 MiB; 16 MiB in all and 4 MiB per sender
+ * (a quarter, as for the count) still fit 100 orphans of the few KB a block usually has, and a
+ * sender's quota still holds four blocks of the default maximum size.
+ */
+export const ORPHAN_POOL_DEFAULTS: OrphanPoolOptions = Object.freeze({
+  capacity: 100,
+  ttlMs: 10 * 60_000,
+  perPeerQuota: 25,
+  maxBytes: 16 * 1024 * 1024,
+  perPeerMaxBytes: 4 * 1024 * 1024,
+});
+
+export interface Eviction {
+  readonly orphan: Orphan;
+  readonly reason: 'orphan-evicted' | 'orphan-evicted-bytes';
+}
+
+const bytesOf = (o: Orphan): number => o.block.encoded.length;
+
+/**
+ * Blocks whose parent is unknown, waiting for it. Bounded in count, in bytes and in age;
+ * indexed by parent so a chain of orphans connects in any arrival order. Each sending peer has
+ * a quota in count and in bytes, so one peer can only ever displace its own orphans: a peer at
+ * a quota loses its oldest, a full pool evicts the oldest orphan of the peer holding most (of
+ * the bound that is full). Orphans without a sender (our own, or restored from the store)
+ * count against the pool only.
  */
 export class OrphanPool {
   private readonly byHash = new Map<Hex, Orphan>();
   private readonly byParent = new Map<Hex, Set<Hex>>();
   /** Sender → its orphans, oldest first (a Set keeps insertion order). */
   private readonly byPeer = new Map<string, Set<Hex>>();
+  /** Sender → bytes of its orphans. */
+  private readonly peerBytes = new Map<string, number>();
+  private totalBytes = 0;
+  readonly capacity: number;
+  readonly ttlMs: number;
+  readonly perPeerQuota: number;
+  readonly maxBytes: number;
+  readonly perPeerMaxBytes: number;
 
-  constructor(
-    readonly capacity = 100,
-    readonly ttlMs = 10 * 60_000,
-    readonly perPeerQuota = Math.max(1, Math.floor(capacity / 4)),
-  ) {}
+  constructor(opts: Partial<OrphanPoolOptions> = {}) {
+    const o = { ...ORPHAN_POOL_DEFAULTS, ...opts };
+    this.capacity = o.capacity;
+    this.ttlMs = o.ttlMs;
+    // A smaller pool than the default keeps the same quarter per peer unless told otherwise.
+    this.perPeerQuota = opts.perPeerQuota ?? Math.max(1, Math.floor(o.capacity / 4));
+    this.maxBytes = o.maxBytes;
+    this.perPeerMaxBytes = Math.min(o.perPeerMaxBytes, o.maxBytes);
+  }
 
   get size(): number {
     return this.byHash.size;
+  }
+
+  /** Bytes of the orphans held. */
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  /** Bytes of the orphans `peer` has in the pool. */
+  bytesFrom(peer: string): number {
+    return this.peerBytes.get(peer) ?? 0;
+  }
+
+  /** Whether an orphan of `size` bytes from `from` can be held at all (else no eviction makes room). */
+  fits(size: number, from: string | undefined): boolean {
+    return size <= (from === undefined ? this.maxBytes : this.perPeerMaxBytes);
   }
 
   /** How many orphans `peer` has in the pool. */
@@ -53,25 +117,38 @@ export class OrphanPool {
     return [...this.byHash.values()];
   }
 
-  /** Adds an orphan; returns the ones evicted to make room. */
-  add(orphan: Orphan): Orphan[] {
+  /**
+   * Adds an orphan; returns the ones evicted to make room, each with the rule that evicted it.
+   * One that does not `fit` is not added (and nothing is evicted for it).
+   */
+  add(orphan: Orphan): Eviction[] {
     if (this.byHash.has(orphan.block.hashHex)) return [];
-    const evicted: Orphan[] = [];
+    const size = bytesOf(orphan);
+    if (!this.fits(size, orphan.from)) return [];
+    const evicted: Eviction[] = [];
+    const evict = (hashHex: Hex, reason: Eviction['reason']) =>
+      evicted.push({ orphan: this.remove(hashHex)!, reason });
     const own = orphan.from === undefined ? undefined : this.byPeer.get(orphan.from);
-    while (own && own.size >= this.perPeerQuota) {
-      const oldest = own.values().next().value!;
-      evicted.push(this.remove(oldest)!);
-    }
+    while (own && own.size >= this.perPeerQuota) evict(own.values().next().value!, 'orphan-evicted');
+    while (own?.size && this.bytesFrom(orphan.from!) + size > this.perPeerMaxBytes)
+      evict(own.values().next().value!, 'orphan-evicted-bytes');
     while (this.byHash.size >= this.capacity) {
-      const victim = this.evictionCandidate();
+      const victim = this.evictionCandidate((set) => set.size, this.senderless().count);
       if (!victim) break;
-      evicted.push(this.remove(victim)!);
+      evict(victim, 'orphan-evicted');
+    }
+    while (this.byHash.size && this.totalBytes + size > this.maxBytes) {
+      const victim = this.evictionCandidate((_set, peer) => this.bytesFrom(peer), this.senderless().bytes);
+      if (!victim) break;
+      evict(victim, 'orphan-evicted-bytes');
     }
     this.byHash.set(orphan.block.hashHex, orphan);
+    this.totalBytes += size;
     if (orphan.from !== undefined) {
       const mine = this.byPeer.get(orphan.from) ?? new Set<Hex>();
       this.byPeer.set(orphan.from, mine);
       mine.add(orphan.block.hashHex);
+      this.peerBytes.set(orphan.from, this.bytesFrom(orphan.from) + size);
     }
     const parent = toHex(orphan.block.header.prevHash);
     const children = this.byParent.get(parent) ?? new Set<Hex>();
@@ -80,12 +157,35 @@ export class OrphanPool {
     return evicted;
   }
 
-  /** The oldest orphan of the sender holding most (senderless orphans count as one sender). */
-  private evictionCandidate(): Hex | undefined {
+  /** Count and bytes of the orphans without a sender. */
+  private senderless(): { count: number; bytes: number } {
+    let count = this.byHash.size;
+    let bytes = this.totalBytes;
+    for (const [peer, set] of this.byPeer) {
+      count -= set.size;
+      bytes -= this.bytesFrom(peer);
+    }
+    return { count, bytes };
+  }
+
+  /**
+   * The oldest orphan of the sender holding most by `measure` (senderless orphans count as one
+   * sender, holding `senderlessHeld`).
+   */
+  private evictionCandidate(
+    measure: (set: Set<Hex>, peer: string) => number,
+    senderlessHeld: number,
+  ): Hex | undefined {
     let biggest: Set<Hex> | undefined;
-    for (const set of this.byPeer.values()) if (!biggest || set.size > biggest.size) biggest = set;
-    const senderless = this.byHash.size - [...this.byPeer.values()].reduce((n, s) => n + s.size, 0);
-    if (biggest && biggest.size >= senderless) return biggest.values().next().value;
+    let most = -1;
+    for (const [peer, set] of this.byPeer) {
+      const held = measure(set, peer);
+      if (held > most) {
+        biggest = set;
+        most = held;
+      }
+    }
+    if (biggest && most >= senderlessHeld) return biggest.values().next().value;
     for (const o of this.byHash.values()) if (o.from === undefined) return o.block.hashHex;
     return this.byHash.keys().next().value;
   }
@@ -131,10 +231,16 @@ export class OrphanPool {
     const o = this.byHash.get(hashHex);
     if (!o) return undefined;
     this.byHash.delete(hashHex);
+    const size = bytesOf(o);
+    this.totalBytes -= size;
     if (o.from !== undefined) {
       const mine = this.byPeer.get(o.from);
       mine?.delete(hashHex);
-      if (mine?.size === 0) this.byPeer.delete(o.from);
+      const left = this.bytesFrom(o.from) - size;
+      if (mine?.size === 0) {
+        this.byPeer.delete(o.from);
+        this.peerBytes.delete(o.from);
+      } else this.peerBytes.set(o.from, left);
     }
     const parent = toHex(o.block.header.prevHash);
     const children = this.byParent.get(parent);
