@@ -28,8 +28,18 @@ import type { ProtocolSpec } from './reqresp.ts';
 /** A block as served: its stored bytes, sent without decoding them first. */
 export type WireBlock = Pick<SealedBlock, 'encoded'>;
 
+/**
+ * Bytes of blocks one answer carries at most (a short answer ends before it would exceed it):
+ * without it, one blocks-by-range answer could make the requester hold 128 × the block bound
+ * (128 MiB on a default network). 8 MiB is still 128 blocks of 64 KB, two of the codec's 4 MiB
+ * ceiling, and a few seconds of a slow link; a requester continues a short answer from the
+ * next height.
+ */
+export const MAX_BLOCK_RESPONSE_BYTES = 8 * 1024 * 1024;
+
 const blockResponse = {
   maxChunkBytes: LIMITS.blockBytes,
+  maxResponseBytes: MAX_BLOCK_RESPONSE_BYTES,
   encodeResponse: (b: WireBlock) => b.encoded,
   decodeResponse: (bytes: Uint8Array) => decodeBlock(bytes),
 };
@@ -111,7 +121,9 @@ export function forNetwork<Req>(
   spec: ProtocolSpec<Req, WireBlock, SealedBlock>,
   maxBlockBytes: number,
 ): ProtocolSpec<Req, WireBlock, SealedBlock> {
-  return { ...spec, maxChunkBytes: Math.min(LIMITS.blockBytes, maxBlockBytes) };
+  const maxChunkBytes = Math.min(LIMITS.blockBytes, maxBlockBytes);
+  // One block of the largest size always fits in an answer.
+  return { ...spec, maxChunkBytes, maxResponseBytes: Math.max(spec.maxResponseBytes ?? 0, maxChunkBytes) };
 }
 
 /** A block locator in, the first of its hashes on the responder's main chain out (the fork point). */

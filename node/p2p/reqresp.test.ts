@@ -131,6 +131,8 @@ const limited = rawSpec('limited', {
 });
 // The server is willing to send up to 100 chunks of up to 1 KiB; requesters expect less.
 const generous = rawSpec('generous', { maxChunks: 100, maxChunkBytes: 1024 });
+// The server ends an answer before 5 payload bytes: two chunks of 2 bytes.
+const capped = rawSpec('capped', { maxResponseBytes: 5 });
 
 before(async () => {
   [server, client, other] = await Promise.all([startSide(1), startSide(2), startSide(3)]);
@@ -151,6 +153,7 @@ before(async () => {
     return chunks(1);
   });
   await server.rr.register(limited, () => chunks(1));
+  await server.rr.register(capped, (req) => chunks(req[0] ?? 0));
   await server.rr.register(generous, (req) =>
     req[0] === 1 ? [new Uint8Array(100).fill(1)] : req[0] === 2 ? [Uint8Array.of(0xee)] : chunks(5),
   );
@@ -441,6 +444,32 @@ describe('deadlines and bad responses', () => {
     assert.deepEqual(
       client.penalties.slice(n).map((p) => [p.peer, p.action]),
       [[server.id.toString(), 'low-tolerance']],
+    );
+  });
+
+  test('a server ends its answer, short, before it would exceed maxResponseBytes', async () => {
+    const n = client.penalties.length;
+    const got = await client.rr.request(server.id, capped, Uint8Array.of(5));
+    assert.deepEqual(got, chunks(2));
+    assert.equal(client.penalties.length, n, 'a short answer is no offence');
+  });
+
+  test('an answer over the requester’s maxResponseBytes: invalid-response, server penalised', async () => {
+    const n = client.penalties.length;
+    // Five chunks of 2 bytes (10 bytes) for a requester that takes 7.
+    await expectReqRespError(
+      client.rr.request(server.id, { ...echo, maxResponseBytes: 7 }, Uint8Array.of(5)),
+      'invalid-response',
+      /answer over 7 bytes \(6 read, next chunk 2\)/,
+    );
+    assert.deepEqual(
+      client.penalties.slice(n).map((p) => [p.peer, p.action]),
+      [[server.id.toString(), 'low-tolerance']],
+    );
+    // Exactly the bound is fine.
+    assert.equal(
+      (await client.rr.request(server.id, { ...echo, maxResponseBytes: 10 }, Uint8Array.of(5))).length,
+      5,
     );
   });
 

@@ -89,6 +89,13 @@ export interface ProtocolSpec<Req, Res, Out = Res> {
    * has banned us resets streams), not an empty answer.
    */
   readonly minChunks?: number;
+  /**
+   * Payload bytes of all chunks of one answer together, at most. The chunk bounds alone let an
+   * answer of 128 blocks make us hold 128 × the block bound; with this, a responder ends its
+   * answer early (a short answer) before it would exceed it, and a requester refuses (and
+   * penalises) an answer that does, from the length prefix of the chunk that would.
+   */
+  readonly maxResponseBytes?: number;
   readonly timeoutMs: number;
   /**
    * Served to a peer that is not (yet) admitted by the roster: the join protocol only, by which
@@ -153,9 +160,13 @@ const toBytes = (chunk: { subarray(): Uint8Array }) => chunk.subarray();
 /**
  * The unsigned-varint length decoding lpStream uses by default, plus a note that a frame has
  * begun (called once per length byte read): a response that ends between chunks is complete,
- * one that ends inside a chunk (or inside its length prefix) is truncated.
+ * one that ends inside a chunk (or inside its length prefix) is truncated. `check` sees each
+ * decoded length before the frame's bytes are read, and may refuse it by throwing.
  */
-function lengthDecoder(onByte: () => void): (data: Uint8ArrayList) => number {
+function lengthDecoder(
+  onByte: () => void,
+  check?: (length: number) => void,
+): (data: Uint8ArrayList) => number {
   return (data) => {
     onByte();
     let value = 0;
@@ -163,7 +174,10 @@ function lengthDecoder(onByte: () => void): (data: Uint8ArrayList) => number {
     for (let i = 0; i < data.byteLength; i++) {
       const b = data.get(i);
       value += (b & 0x7f) * scale;
-      if ((b & 0x80) === 0) return value;
+      if ((b & 0x80) === 0) {
+        check?.(value);
+        return value;
+      }
       scale *= 0x80;
     }
     // lpStream reads another byte on a RangeError; any other error ends the read.
@@ -284,17 +298,25 @@ export class ReqResp {
         return;
       }
       let sent = 0;
+      let sentBytes = 0;
+      const maxBytes = spec.maxResponseBytes ?? Number.POSITIVE_INFINITY;
+      // False once the next chunk would take the answer over its byte bound: it ends there, short.
+      const send = async (r: Res): Promise<boolean> => {
+        const payload = spec.encodeResponse(r);
+        if (sentBytes + payload.length > maxBytes) return false;
+        await reply(RESULT.success, payload);
+        sentBytes += payload.length;
+        sent++;
+        return true;
+      };
       try {
         const responses = await handler(req, peer, signal);
         if (isAsyncIterable(responses)) {
           for await (const r of responses) {
-            if (sent >= spec.maxChunks) break;
-            await reply(RESULT.success, spec.encodeResponse(r));
-            sent++;
+            if (sent >= spec.maxChunks || !(await send(r))) break;
           }
         } else {
-          for (const r of responses.slice(0, spec.maxChunks))
-            await reply(RESULT.success, spec.encodeResponse(r));
+          for (const r of responses.slice(0, spec.maxChunks)) if (!(await send(r))) break;
         }
       } catch (err) {
         // Only a handler's own failure is answered; a failed write means the stream is gone.
@@ -364,11 +386,23 @@ export class ReqResp {
       throw new ReqRespError(signal.aborted ? 'timeout' : 'dial-failed', (err as Error).message);
     }
     let frameStarted = false;
+    let received = 0;
+    const maxBytes = spec.maxResponseBytes ?? Number.POSITIVE_INFINITY;
     const lp = lpStream(stream, {
       maxDataLength: spec.maxChunkBytes + 1,
-      lengthDecoder: lengthDecoder(() => {
-        frameStarted = true;
-      }),
+      lengthDecoder: lengthDecoder(
+        () => {
+          frameStarted = true;
+        },
+        // A frame is a result byte and a payload: refused before its bytes are read.
+        (length) => {
+          if (received + length - 1 > maxBytes)
+            throw new DecodeError(
+              'oversized',
+              `answer over ${maxBytes} bytes (${received} read, next chunk ${length - 1})`,
+            );
+        },
+      ),
     });
     const out: Out[] = [];
     const maxChunks = Math.min(spec.maxChunks, spec.chunksFor?.(req) ?? spec.maxChunks);
@@ -401,6 +435,7 @@ export class ReqResp {
         }
         if (out.length >= maxChunks)
           throw new ReqRespError('invalid-response', `more than ${maxChunks} chunks`);
+        received += frame.length - 1;
         try {
           out.push(spec.decodeResponse(frame.subarray(1)));
         } catch (err) {

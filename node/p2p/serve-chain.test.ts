@@ -12,15 +12,22 @@ import type { PeerId, Stream } from '@libp2p/interface';
 import type { Hex } from '../chain/bytes.ts';
 import type { SealedBlock } from '../chain/types.ts';
 import { createLogger } from '../log.ts';
-import { forgeChain, knowledgeEntry, TEST_NOW, testChain, testKey } from '../testing/forge.ts';
+import {
+  forgeChain,
+  knowledgeEntry,
+  TEST_NOW,
+  type TestChain,
+  testChain,
+  testKey,
+} from '../testing/forge.ts';
 import { startLoopbackHost } from '../testing/loopback-host.ts';
 import type { CairnLibp2p } from './host.ts';
 import { encodeRangeRequest, type Status } from './messages.ts';
 import type { PeerAction } from './peer-scores.ts';
-import { BLOCKS_BY_RANGE, forNetwork, HEADERS_BY_RANGE } from './protocols.ts';
+import { BLOCKS_BY_RANGE, forNetwork, HEADERS_BY_RANGE, MAX_BLOCK_RESPONSE_BYTES } from './protocols.ts';
 import { ReqResp, ReqRespError } from './reqresp.ts';
 import { ServeBudget } from './serve-budget.ts';
-import { SERVE_READ_AHEAD, serveChainProtocols } from './serve-chain.ts';
+import { type BlockSource, SERVE_READ_AHEAD, serveChainProtocols } from './serve-chain.ts';
 
 interface Side {
   host: CairnLibp2p;
@@ -64,6 +71,7 @@ let server: Side;
 let budgetClock = { now: 0 };
 let tight: ServeBudget;
 let useTight = false;
+let served: { chain: TestChain['chain']; store: BlockSource };
 
 before(async () => {
   const t = testChain({}, { recentBlockCache: 1 });
@@ -85,6 +93,7 @@ before(async () => {
       return new Map(hashes.map((h) => [h, t.stored.get(h)!.encoded] as const));
     },
   };
+  served = { chain: t.chain, store };
   server = await startSide(1);
   const normal = new ServeBudget();
   tight = new ServeBudget({
@@ -257,4 +266,60 @@ test('over the byte budget an answer stops; over the block budget a request is r
     useTight = false;
     budgetClock = { now: 0 };
   }
+});
+
+test('an answer ends, short, before it would exceed the response byte bound; the rest follows on asking', async () => {
+  // A server whose answers carry at most 1 MB: ~16 of the ~60 KB blocks.
+  const bounded = await startSide(7);
+  await serveChainProtocols(
+    bounded.rr,
+    served.chain,
+    served.store,
+    { receiveStatus: (_p: PeerId, s: Status) => s },
+    { maxResponseBytes: 1_000_000 },
+  );
+  // The requester uses the same spec as against any server.
+  const client = await startSide(8);
+  const rr = client.rr;
+  await client.host.dial(bounded.host.getMultiaddrs());
+  const first = await rr.request(bounded.id, BLOCKS_BY_RANGE, { startHeight: 1, count: BLOCKS });
+  const bytes = first.reduce((n, b) => n + b.encoded.length, 0);
+  assert.ok(first.length > 1 && first.length < BLOCKS, `${first.length} blocks`);
+  assert.ok(bytes <= 1_000_000, `${bytes} bytes in one answer`);
+  assert.ok(bytes + blocks[first.length]!.encoded.length > 1_000_000, 'it ended at the bound, not before');
+  assert.deepEqual(
+    first.map((b) => b.hashHex),
+    blocks.slice(0, first.length).map((b) => b.hashHex),
+  );
+  const rest = await rr.request(bounded.id, BLOCKS_BY_RANGE, {
+    startHeight: first.length + 1,
+    count: BLOCKS - first.length,
+  });
+  assert.equal(
+    rest[0]!.hashHex,
+    blocks[first.length]!.hashHex,
+    'the next answer continues from the next height',
+  );
+  assert.deepEqual(client.penalties, [], 'a short answer is no offence');
+});
+
+test('a requester refuses an answer over its response byte bound, from the chunk that would exceed it', async () => {
+  const client = await startSide(10);
+  await client.host.dial(server.host.getMultiaddrs());
+  // The server sends 128 × ~60 KB (7.7 MB, within its 8 MiB); this requester takes 500 KB.
+  assert.equal(BLOCKS_BY_RANGE.maxResponseBytes, MAX_BLOCK_RESPONSE_BYTES);
+  const strict = { ...BLOCKS_BY_RANGE, maxResponseBytes: 500_000 };
+  await assert.rejects(
+    client.rr.request(server.id, strict, { startHeight: 1, count: BLOCKS }),
+    (err: unknown) =>
+      err instanceof ReqRespError &&
+      err.code === 'invalid-response' &&
+      /answer over 500000 bytes/.test(err.message),
+  );
+  assert.deepEqual(
+    client.penalties.filter((p) => p.peer === server.id.toString()).map((p) => p.action),
+    ['low-tolerance'],
+  );
+  // forNetwork keeps room for one block of the network's largest size.
+  assert.equal(forNetwork({ ...BLOCKS_BY_RANGE, maxResponseBytes: 1000 }, 50_000).maxResponseBytes, 50_000);
 });

@@ -10,6 +10,7 @@ import {
   BLOCKS_BY_RANGE,
   HASHES_AT,
   HEADERS_BY_RANGE,
+  MAX_BLOCK_RESPONSE_BYTES,
   STATUS,
   type WireBlock,
 } from './protocols.ts';
@@ -30,6 +31,8 @@ export interface ServeChainOptions {
   readonly budget?: ServeBudget;
   /** Called with each store read's size (tests count them). */
   readonly onRead?: (blocks: number) => void;
+  /** Bytes of blocks one answer carries at most (default: the block protocols' maxResponseBytes). */
+  readonly maxResponseBytes?: number;
 }
 
 /** Blocks to serve, as stored bytes, in the order asked; stops at the first one missing. */
@@ -49,7 +52,9 @@ function encodedBlocks(chain: Chain, store: BlockSource, hashes: readonly Hex[])
  * Streams blocks a few at a time: each read-ahead is fetched only after the previous one has
  * been written (and the requester took it), and each block's bytes are charged to the peer's
  * budget before it goes out. Ends early, as a short answer, when the main chain changes under
- * it (the next block's parent is not the last one sent) or runs out.
+ * it (the next block's parent is not the last one sent), runs out, or the next block would
+ * take the answer over `maxBytes` (that block is neither charged nor sent; the requester
+ * continues from its height).
  */
 export async function* streamBlocks(
   chain: Chain,
@@ -57,17 +62,21 @@ export async function* streamBlocks(
   hashesFrom: (readAhead: number) => Hex[],
   charge: (bytes: number) => void,
   signal: AbortSignal,
-  onRead?: (blocks: number) => void,
+  opts: { readonly maxBytes?: number; readonly onRead?: (blocks: number) => void } = {},
 ): AsyncGenerator<WireBlock> {
+  const maxBytes = opts.maxBytes ?? Number.POSITIVE_INFINITY;
+  let sent = 0;
   while (!signal.aborted) {
     const hashes = hashesFrom(SERVE_READ_AHEAD);
     if (!hashes.length) return;
-    onRead?.(hashes.length);
+    opts.onRead?.(hashes.length);
     const blocks = encodedBlocks(chain, store, hashes);
     // Let other work run between reads: the reads themselves are synchronous.
     await new Promise<void>((r) => setImmediate(r));
     for (const b of blocks) {
+      if (sent + b.encoded.length > maxBytes) return;
       charge(b.encoded.length);
+      sent += b.encoded.length;
       yield b;
     }
     if (blocks.length < hashes.length) return;
@@ -87,6 +96,8 @@ export async function serveChainProtocols(
   opts: ServeChainOptions = {},
 ): Promise<void> {
   const budget = opts.budget ?? new ServeBudget();
+  const maxBytes = opts.maxResponseBytes ?? MAX_BLOCK_RESPONSE_BYTES;
+  const stream = { maxBytes, ...(opts.onRead ? { onRead: opts.onRead } : {}) };
   const chargeFor = (peer: string) => (bytes: number) => {
     if (!budget.takeBytes(peer, bytes)) throw new OverBudgetError('byte budget exhausted');
   };
@@ -94,7 +105,7 @@ export async function serveChainProtocols(
     if (!budget.takeBlocks(peer, n)) throw new OverBudgetError(`block budget exhausted (${n} blocks asked)`);
   };
   await reqresp.register(STATUS, (theirs: Status, peer) => [peers.receiveStatus(peer, theirs)]);
-  await reqresp.register(BLOCKS_BY_RANGE, (q, peer, signal) => {
+  await reqresp.register({ ...BLOCKS_BY_RANGE, maxResponseBytes: maxBytes }, (q, peer, signal) => {
     const start = Math.max(1, q.startHeight);
     const end = Math.min(q.startHeight + q.count, chain.tip.height + 1);
     // Charged for what we hold, not what was asked past our tip.
@@ -115,7 +126,7 @@ export async function serveChainProtocols(
       }
       return out;
     };
-    return streamBlocks(chain, store, next, chargeFor(peer.toString()), signal, opts.onRead);
+    return streamBlocks(chain, store, next, chargeFor(peer.toString()), signal, stream);
   });
   // Headers come from the in-memory tree in one synchronous pass (the main chain cannot change
   // under it): no store read, 182 bytes each, at most 512 per answer, stopping at our tip.
@@ -128,7 +139,7 @@ export async function serveChainProtocols(
     }
     return out;
   });
-  await reqresp.register(BLOCKS_BY_HASH, (hashes, peer, signal) => {
+  await reqresp.register({ ...BLOCKS_BY_HASH, maxResponseBytes: maxBytes }, (hashes, peer, signal) => {
     const wanted = hashes
       .map((h) => toHex(h))
       .filter((hex) => chain.tree.get(hex) && hex !== chain.genesis.hashHex);
@@ -139,7 +150,7 @@ export async function serveChainProtocols(
       i += out.length;
       return out;
     };
-    return streamBlocks(chain, store, next, chargeFor(peer.toString()), signal, opts.onRead);
+    return streamBlocks(chain, store, next, chargeFor(peer.toString()), signal, stream);
   });
   // The first locator hash on our main chain is the fork point; genesis is always shared.
   await reqresp.register(ANCESTOR, (locator): BlockRef[] => {
