@@ -5,9 +5,23 @@
  * elsewhere and gives it up after a bounded number of attempts.
  *
  * Nothing is built from the target's claimed head beyond the window: a status claiming 2^32-1
- * blocks costs `bufferBatches` Batch objects, not 33 million. A target whose answer falls
- * short of (or garbles) a range below its own claimed head has disproved its status: it gets
+ * blocks costs `bufferBatches` Batch objects, not 33 million. A target whose answers garble a
+ * range, or fail to deliver one below its own claimed head, have disproved its status: it gets
  * no further batches in this sync and the importer is told why (`disproved`).
+ *
+ * Short answers. An honest server ends an answer early when the next block would take it over
+ * the protocol's response byte bound (8 MiB) or when its main chain changes under it (serving
+ * stops at a reorg), so a short answer is not a lie by itself. The rule:
+ *   - a short answer (at least one block, consistent) is continued at once: the same peer is
+ *     asked for the rest of the batch, from the next height, until the batch is complete;
+ *   - an answer with no block at all for heights the peer claimed is a lie (a helper is only
+ *     asked up to its head; the target claimed every height up to its own);
+ *   - a continuation that does not link to the answer before it means the server's chain
+ *     changed between its answers: the first time in a sync a peer does it, the batch just
+ *     fails for it (retried elsewhere, no penalty); the second time it counts as a lie.
+ * Every continuation must bring a block, so a batch of n blocks takes at most n answers; a
+ * liar that trickles one block per answer is stopped by the progress floor (progress-floor.ts),
+ * not by this rule, and one that cuts its answers and "reorgs" gets a single excuse per sync.
  */
 import type { PeerId } from '@libp2p/interface';
 import { bytesEqual } from '../chain/bytes.ts';
@@ -57,16 +71,40 @@ export interface Disproof {
   readonly reason: string;
 }
 
-/** A consistency problem of an answer for batch `b`, or undefined. */
-export function inconsistency(b: Batch<PeerId>, blocks: readonly SealedBlock[]): string | undefined {
-  if (blocks.length !== b.count) return `${blocks.length} blocks for a range of ${b.count}`;
+/**
+ * A consistency problem of an answer for `count` blocks from `start`, or undefined: more
+ * blocks than asked, a block at another height than its position, or one that does not link
+ * to the block before it. A short answer is consistent (see the module comment).
+ */
+export function inconsistency(
+  start: number,
+  count: number,
+  blocks: readonly SealedBlock[],
+): string | undefined {
+  if (blocks.length > count) return `${blocks.length} blocks for a range of ${count}`;
   for (let i = 0; i < blocks.length; i++) {
     const blk = blocks[i]!;
-    if (blk.header.height !== b.start + i) return `block at position ${i} has height ${blk.header.height}`;
+    if (blk.header.height !== start + i) return `block at position ${i} has height ${blk.header.height}`;
     if (i > 0 && !bytesEqual(blk.header.prevHash, blocks[i - 1]!.hash))
       return `block ${blk.header.height} does not link`;
   }
   return undefined;
+}
+
+/**
+ * What went wrong downloading a batch: `garbage` (an inconsistent answer), `lie` (no block for
+ * heights the peer claimed), `reorg` (a continuation that does not link to the answer before).
+ */
+export type RangeFaultKind = 'garbage' | 'lie' | 'reorg';
+
+export class RangeFault extends Error {
+  override readonly name = 'RangeFault';
+  constructor(
+    readonly kind: RangeFaultKind,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** How `blocks` (consistent for `b`) differ from the pre-synced hashes, or undefined. */
@@ -98,6 +136,8 @@ export class RangeDownloader {
   private readonly failedPeers = new Set<string>();
   /** One range penalty per peer and sync: its other request in flight fails for the same fault. */
   private readonly penalisedForRanges = new Set<string>();
+  /** Peers whose chain changed between two answers in this sync (excused once). */
+  private readonly reorgedPeers = new Set<string>();
   private readonly anchorChunks = new Map<number, Promise<Map<number, Uint8Array>>>();
   private stopped = false;
   private bufferedBytes = 0;
@@ -167,13 +207,18 @@ export class RangeDownloader {
     this.unbuffer(b.index);
     b.discard();
     b.startDownloading(this.target.peer);
-    const blocks = await this.deps.requestRange(this.target.peer, b.start, b.count).catch(() => undefined);
-    const problem = blocks
-      ? (inconsistency(b, blocks) ?? anchorMismatch(b, blocks, this.o.anchors))
-      : 'no answer';
-    if (problem || !blocks) {
-      b.downloadFailed(problem ?? 'no answer');
-      return problem ?? 'no answer';
+    let blocks: SealedBlock[];
+    try {
+      blocks = await this.download(b, this.target.peer);
+    } catch (err) {
+      const problem = err instanceof RangeFault ? err.message : 'no answer';
+      b.downloadFailed(problem);
+      return problem;
+    }
+    const problem = anchorMismatch(b, blocks, this.o.anchors);
+    if (problem) {
+      b.downloadFailed(problem);
+      return problem;
     }
     b.downloadSuccess(blocks);
     this.buffer(b.index, blocks);
@@ -288,24 +333,56 @@ export class RangeDownloader {
     this.requests.add(req);
   }
 
+  /**
+   * Downloads batch `b` from `peer`, continuing short answers from the next height (the module
+   * comment has the rule); throws a RangeFault for what the answers showed, or the transport's
+   * error. Every answer brings at least one block, so this makes at most `b.count` requests.
+   */
+  private async download(b: Batch<PeerId>, peer: PeerId): Promise<SealedBlock[]> {
+    const blocks: SealedBlock[] = [];
+    while (blocks.length < b.count && !this.stopped) {
+      const start = b.start + blocks.length;
+      const count = b.count - blocks.length;
+      const part = await this.deps.requestRange(peer, start, count);
+      const problem = inconsistency(start, count, part);
+      if (problem) throw new RangeFault('garbage', problem);
+      if (part.length === 0) throw new RangeFault('lie', `${blocks.length} blocks for a range of ${b.count}`);
+      if (blocks.length && !bytesEqual(part[0]!.header.prevHash, blocks.at(-1)!.hash))
+        throw new RangeFault(
+          'reorg',
+          `its answer from ${start} does not continue its answer before (its chain changed)`,
+        );
+      for (const blk of part) blocks.push(blk);
+    }
+    return blocks;
+  }
+
   private async fetch(b: Batch<PeerId>, dl: SyncPeer): Promise<void> {
     const key = dl.peer.toString();
     const isTarget = key === this.targetKey;
     let otherFork = false;
     try {
-      const blocks = await this.deps.requestRange(dl.peer, b.start, b.count);
-      if (this.stopped) return;
-      const problem = inconsistency(b, blocks);
-      if (problem) {
-        // A short answer from a peer that claimed the height is a lie; a non-linking one is garbage.
+      let blocks: SealedBlock[];
+      try {
+        blocks = await this.download(b, dl.peer);
+      } catch (err) {
+        if (!(err instanceof RangeFault) || this.stopped) throw err;
+        // A chain that changed between two answers is excused once per peer and sync.
+        if (err.kind === 'reorg' && !this.reorgedPeers.has(key)) {
+          this.reorgedPeers.add(key);
+          throw err;
+        }
+        const problem = err.message;
+        // No block for a height the peer claimed is a lie; an inconsistent answer is garbage.
         if (!this.penalisedForRanges.has(key)) {
           this.penalisedForRanges.add(key);
           this.deps.penalise(dl.peer, 'mid-tolerance', `range ${b.start}+${b.count}: ${problem}`);
         }
         // The target claimed this height: its status is shown false, it gets no more batches.
         if (isTarget) this.disproved ??= { reason: `range ${b.start}+${b.count}: ${problem}` };
-        throw new Error(problem);
+        throw err;
       }
+      if (this.stopped) return;
       const swapped = anchorMismatch(b, blocks, this.o.anchors);
       if (swapped && isTarget) {
         // Headers that proved the work, then other blocks: the target's claim is disproved.

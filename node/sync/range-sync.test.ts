@@ -414,9 +414,81 @@ describe('range sync from honest peers', () => {
   });
 });
 
+describe('short answers: the byte bound and reorgs under the server', () => {
+  /** Blocks at heights start..start+count-1 of a fork that leaves MAIN below `start`. */
+  const otherFork = (start: number, count: number) => forkAt(start - 2, count + 1, 7).slice(1);
+  /** One request per peer at a time: a peer's nth answer is then for its nth request in order. */
+  const SEQUENTIAL = { requestsPerPeer: 1 };
+
+  test("a helper's short answer is continued from the next height: no penalty, nothing fetched twice", async () => {
+    const t = await makePeer(MAIN, 3);
+    const h = await makePeer(MAIN, 3);
+    h.serve = (blocks, _s, _c, nth) => (nth === 0 ? blocks.slice(0, 50) : blocks);
+    const net = new Net(await localWith(), [t, h]);
+    const outcome = await net.sync(t, [h], SEQUENTIAL);
+    assert.deepEqual(outcome, { kind: 'synced', imported: 600, tip: 600 });
+    assertOnMain(net.local, MAIN);
+    assert.deepEqual(net.penalties, []);
+    const first = h.ranges[0]!;
+    assert.deepEqual(h.ranges[1], { start: first.start + 50, count: 78 }, 'the rest, from the same peer');
+    assert.ok(!starts(t).includes(first.start), 'not fetched again');
+  });
+
+  test('a target whose every answer ends after 30 blocks (its byte bound) is followed to the end', async () => {
+    const t = await makePeer(MAIN);
+    t.serve = (blocks) => blocks.slice(0, 30);
+    const net = new Net(await localWith(), [t]);
+    const outcome = await net.sync(t, [], SEQUENTIAL);
+    assert.deepEqual(outcome, { kind: 'synced', imported: 600, tip: 600 });
+    assert.deepEqual(net.penalties, []);
+    // 600 blocks in answers of at most 30.
+    assert.ok(t.ranges.length >= 20, `${t.ranges.length} requests`);
+  });
+
+  test('a server whose chain changed between its answers is excused once: no penalty, the batch comes from another peer', async () => {
+    const t = await makePeer(MAIN, 3);
+    const h = await makePeer(MAIN, 3);
+    h.serve = (blocks, start, count, nth) =>
+      nth === 0 ? blocks.slice(0, 50) : nth === 1 ? otherFork(start, count) : blocks;
+    const net = new Net(await localWith(), [t, h]);
+    const outcome = await net.sync(t, [h], SEQUENTIAL);
+    assert.deepEqual(outcome, { kind: 'synced', imported: 600, tip: 600 });
+    assertOnMain(net.local, MAIN);
+    assert.deepEqual(net.penalties, []);
+    const failedStart = h.ranges[0]!.start;
+    assert.ok(starts(t).includes(failedStart), 'the batch was fetched again from the target');
+  });
+
+  test('a chain that changes under the same server twice in one sync counts as a lie', async () => {
+    const t = await makePeer(MAIN);
+    t.serve = (blocks, start, count, nth) => (nth % 2 === 0 ? blocks.slice(0, 50) : otherFork(start, count));
+    const net = new Net(await localWith(), [t]);
+    const outcome = await net.sync(t, [], SEQUENTIAL);
+    assert.equal(outcome.kind, 'aborted');
+    assert.ok(outcome.kind === 'aborted');
+    assert.equal(outcome.disproved, 'lie');
+    assert.equal(outcome.blame, t.key);
+    assert.match(outcome.reason, /does not continue its answer before/);
+    assert.deepEqual(
+      net.penalties.map((p) => [p.peer, p.action]),
+      [[t.key, 'mid-tolerance']],
+    );
+    assert.equal(t.ranges.length, 4, 'two tries of one batch, each a short answer and its continuation');
+  });
+
+  test('an empty continuation below the claimed head is a lie (the short answer did not end at a bound)', async () => {
+    const t = await makePeer(MAIN);
+    t.serve = (blocks, _s, _c, nth) => (nth === 0 ? blocks.slice(0, 50) : []);
+    const net = new Net(await localWith(), [t]);
+    const outcome = await net.sync(t, [], SEQUENTIAL);
+    assert.equal(outcome.kind === 'aborted' && outcome.disproved, 'lie');
+    assert.match(net.penalties[0]?.reason ?? '', /^range 1\+128: 50 blocks for a range of 128$/);
+    assert.equal(net.penalties.length, 1);
+  });
+});
+
 describe('range sync with misbehaving peers', () => {
   const brokenAnswers: [string, (blocks: SealedBlock[]) => SealedBlock[], RegExp][] = [
-    ['one block short', (blocks) => blocks.slice(0, -1), /127 blocks for a range of 128/],
     ['one block too many', (blocks) => [...blocks, blocks.at(-1)!], /129 blocks for a range of 128/],
     [
       'a block that does not link',
