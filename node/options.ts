@@ -98,6 +98,18 @@ export const GOSSIP_DEFAULTS = Object.freeze({
   maxEntryBytes: 64 * 1024,
 });
 
+/** Range sync and header pre-sync (node/sync/range-downloader.ts, header-presync.ts). */
+export const SYNC_DEFAULTS = Object.freeze({
+  /**
+   * The progress floor (node/sync/progress-floor.ts) of one batch download and of one pre-sync:
+   * 10 s of grace, then at least 128 KiB/s (1 Mbit/s, a poor Wi-Fi link). A batch of 128
+   * blocks of a few KB is then allowed ~13 s, of 8 MiB ~74 s; 512 headers (93 KB) ~0.7 s each.
+   * A peer that falls below it is penalised (high tolerance: slow is not malicious) and given
+   * nothing more in that sync; a slow target ends the sync so another peer can be followed.
+   */
+  progress: Object.freeze({ graceMs: 10_000, minBytesPerSec: 128 * 1024 }),
+});
+
 export const MEMPOOL_DEFAULTS = Object.freeze({
   /** Reconciliation with a random peer; the job scheduler's `mempool.sync` runs at the same period. */
   reconcileIntervalMs: 15_000,

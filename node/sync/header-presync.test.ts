@@ -177,6 +177,40 @@ describe('a fork that does not', () => {
     assert.equal(p.failure?.code, 'unserved');
   });
 
+  test('answers trickled just inside the request deadline: too-slow at the floor', () => {
+    let now = 0;
+    const p = presync({
+      threshold: genesis.chainWork + 900n * W,
+      headersPerRequest: 100,
+      progress: { graceMs: 10_000, minBytesPerSec: 128 * 1024 },
+      clock: () => now,
+    });
+    // 100 headers (18 KB) every 9.9 s: the first is inside the 10 s grace, the second is not.
+    const asked = drive(p, (start, count) => {
+      now += 9_900;
+      return slice(start, count);
+    });
+    assert.equal(asked.length, 2);
+    assert.equal(p.status, 'Failed');
+    assert.equal(p.failure?.code, 'too-slow');
+    assert.match(p.failure?.reason ?? '', /36400 bytes in 19800 ms, below 131072 B\/s after 10000 ms/);
+    assert.equal(p.anchors.size, 0, 'nothing kept');
+  });
+
+  test('the same headers at a pace above the floor are proven', () => {
+    let now = 0;
+    const p = presync({
+      headersPerRequest: 100,
+      progress: { graceMs: 10_000, minBytesPerSec: 128 * 1024 },
+      clock: () => now,
+    });
+    drive(p, (start, count) => {
+      now += 100;
+      return slice(start, count);
+    });
+    assert.equal(p.status, 'Proven');
+  });
+
   test('the hard cap is reached first: too-long, not a lie', () => {
     const p = presync({ maxHeaders: 100 });
     assert.equal(p.maxHeight, 100);

@@ -17,14 +17,17 @@
  *
  * How many headers it reads is bounded three ways: by the height the target claimed, by the
  * number of headers the threshold could need if every one had the least work the network
- * allows, and by a hard cap. Pure: no I/O, no timers; the runner is `presyncHeaders`.
+ * allows, and by a hard cap; how long it takes, by the progress floor (a peer that trickles its
+ * answers fails it as `too-slow`). Pure: no I/O, no timers; the runner is `presyncHeaders`.
  *
  *   Presyncing ──accept (threshold reached)──► Proven
  *        │
- *        └──accept (a bad header, a short or unlinked answer, the claim or the cap reached)──► Failed
+ *        └──accept (a bad header, a short or unlinked answer, the claim or the cap reached,
+ *                   behind the progress floor)──► Failed
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { PeerId } from '@libp2p/interface';
+import { HEADER_BYTES } from '../chain/block-codec.ts';
 import { type Hex, toHex } from '../chain/bytes.ts';
 import type { NetworkConfig } from '../chain/network-config.ts';
 import { workForTarget } from '../chain/pow.ts';
@@ -36,6 +39,7 @@ import {
   validateHeader,
 } from '../chain/validation.ts';
 import { MAX_HEADERS_PER_REQUEST } from '../p2p/messages.ts';
+import { ProgressFloor, type ProgressFloorOptions } from './progress-floor.ts';
 
 /** Headers read at most for one fork, whatever else allows: 64 MB of answers, seconds of hashing. */
 export const MAX_PRESYNC_HEADERS = 200_000;
@@ -47,7 +51,7 @@ export type PresyncStatus = 'Presyncing' | 'Proven' | 'Failed';
  * `unlinked`: an answer did not continue the headers before it; `short`: an answer ended below
  * the height the target claimed; `work-unproven`: the headers reached the claimed head with
  * less work than needed; `too-long`: the hard cap was reached first; `unserved`: a request
- * failed (an error or a timeout).
+ * failed (an error or a timeout); `too-slow`: the answers fell behind the progress floor.
  */
 export type PresyncErrorCode =
   | 'bad-header'
@@ -55,7 +59,8 @@ export type PresyncErrorCode =
   | 'short'
   | 'work-unproven'
   | 'too-long'
-  | 'unserved';
+  | 'unserved'
+  | 'too-slow';
 
 export interface PresyncFailure {
   readonly code: PresyncErrorCode;
@@ -81,7 +86,11 @@ export interface PresyncOptions {
   readonly anchorEvery: number;
   readonly maxHeaders?: number;
   readonly headersPerRequest?: number;
+  /** The chain's clock, for header timestamps. */
   readonly now: () => number;
+  /** The pace the answers must keep (SYNC_DEFAULTS.progress), and the clock it is judged by. */
+  readonly progress?: ProgressFloorOptions;
+  readonly clock?: () => number;
 }
 
 export class HeaderPresync {
@@ -99,11 +108,15 @@ export class HeaderPresync {
   private readonly recentTs: number[] = [];
   private readonly keepTs: number;
   private readonly anchorMap = new Map<number, Uint8Array>();
+  private readonly floor: ProgressFloor | undefined;
   /** Headers accepted so far. */
   headers = 0;
 
   constructor(opts: PresyncOptions) {
     this.o = opts;
+    this.floor = opts.progress
+      ? new ProgressFloor(opts.progress, opts.clock ?? (() => performance.now()))
+      : undefined;
     this.perRequest = Math.max(
       1,
       Math.min(opts.headersPerRequest ?? MAX_HEADERS_PER_REQUEST, MAX_HEADERS_PER_REQUEST),
@@ -183,6 +196,9 @@ export class HeaderPresync {
         'short',
         `${headers.length} headers for ${q.startHeight}+${q.count}, below its claimed head ${this.o.claimedHeight}`,
       );
+    // Headers are fixed-size: their count is the bytes the peer sent.
+    this.floor?.add(headers.length * HEADER_BYTES);
+    if (this.floor?.behind()) return this.failWith('too-slow', `headers: ${this.floor.describe()}`);
     if (this.last.height >= this.maxHeight) {
       if (this.capped)
         return this.failWith('too-long', `${this.headers} headers without reaching the work needed`);

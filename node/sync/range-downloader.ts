@@ -22,6 +22,11 @@
  * Every continuation must bring a block, so a batch of n blocks takes at most n answers; a
  * liar that trickles one block per answer is stopped by the progress floor (progress-floor.ts),
  * not by this rule, and one that cuts its answers and "reorgs" gets a single excuse per sync.
+ *
+ * Pace. Each batch download (with its continuations) must keep to the progress floor: a peer
+ * that falls behind it is penalised (high tolerance) and given no more batches in this sync;
+ * a batch it completed late is still used. A slow target is not asked again either (`stalled`):
+ * its batches go to helpers, and without any the sync ends so another peer can be followed.
  */
 import type { PeerId } from '@libp2p/interface';
 import { bytesEqual } from '../chain/bytes.ts';
@@ -31,6 +36,7 @@ import type { BlockRef, Status } from '../p2p/messages.ts';
 import { MAX_HASHES_PER_REQUEST } from '../p2p/messages.ts';
 import type { PeerAction } from '../p2p/peer-scores.ts';
 import { Batch } from './batch.ts';
+import { ProgressFloor, type ProgressFloorOptions } from './progress-floor.ts';
 
 export interface SyncPeer {
   readonly peer: PeerId;
@@ -64,6 +70,10 @@ export interface DownloaderOptions {
    * height it proved): a batch containing one must have that block there, from whoever serves it.
    */
   readonly anchors?: ReadonlyMap<number, Uint8Array>;
+  /** The pace every batch download must keep (SYNC_DEFAULTS.progress in node/options.ts). */
+  readonly progress: ProgressFloorOptions;
+  /** The clock the pace is judged by (tests inject one). */
+  readonly clock: () => number;
 }
 
 /** Why the target's status no longer counts: what its answers showed. */
@@ -93,9 +103,10 @@ export function inconsistency(
 
 /**
  * What went wrong downloading a batch: `garbage` (an inconsistent answer), `lie` (no block for
- * heights the peer claimed), `reorg` (a continuation that does not link to the answer before).
+ * heights the peer claimed), `reorg` (a continuation that does not link to the answer before),
+ * `slow` (behind the progress floor with the batch still incomplete).
  */
-export type RangeFaultKind = 'garbage' | 'lie' | 'reorg';
+export type RangeFaultKind = 'garbage' | 'lie' | 'reorg' | 'slow';
 
 export class RangeFault extends Error {
   override readonly name = 'RangeFault';
@@ -147,6 +158,10 @@ export class RangeDownloader {
   private readonly targetKey: string;
   /** Set once the target's answers showed its status false. */
   disproved: Disproof | undefined;
+  /** Set once the target fell behind the progress floor: it is asked for nothing more. */
+  stalled: Disproof | undefined;
+  /** Peers penalised for their pace in this sync (once each). */
+  private readonly slowPeers = new Set<string>();
   /** Most batches that existed at once (for tests and logs). */
   maxLive = 0;
   /** Batches created in all. */
@@ -289,16 +304,17 @@ export class RangeDownloader {
       if (this.requests.size > 0) continue;
       // No request left in flight and nobody free to take it: ask the target again (the batch's
       // attempts bound this), unless its own answers disproved its claim: then nobody can.
-      if (!this.disproved) {
+      if (!this.disproved && !this.stalled) {
         this.failedPeers.delete(this.targetKey);
         this.start(b, this.target);
         continue;
       }
-      b.fail(
-        this.disproved
-          ? `range ${b.start}+${b.count}: no peer can serve it (the target's status was disproved: ${this.disproved.reason})`
-          : `range ${b.start}+${b.count}: no peer can serve it`,
-      );
+      const why = this.disproved
+        ? ` (the target's status was disproved: ${this.disproved.reason})`
+        : this.stalled
+          ? ` (the target was too slow: ${this.stalled.reason})`
+          : '';
+      b.fail(`range ${b.start}+${b.count}: no peer can serve it${why}`);
       this.wake();
     }
   }
@@ -338,12 +354,15 @@ export class RangeDownloader {
    * comment has the rule); throws a RangeFault for what the answers showed, or the transport's
    * error. Every answer brings at least one block, so this makes at most `b.count` requests.
    */
-  private async download(b: Batch<PeerId>, peer: PeerId): Promise<SealedBlock[]> {
+  private async download(b: Batch<PeerId>, peer: PeerId, floor?: ProgressFloor): Promise<SealedBlock[]> {
     const blocks: SealedBlock[] = [];
     while (blocks.length < b.count && !this.stopped) {
+      // Not another request for a batch already behind its pace.
+      if (floor?.behind()) throw new RangeFault('slow', floor.describe());
       const start = b.start + blocks.length;
       const count = b.count - blocks.length;
       const part = await this.deps.requestRange(peer, start, count);
+      for (const blk of part) floor?.add(blk.encoded.length);
       const problem = inconsistency(start, count, part);
       if (problem) throw new RangeFault('garbage', problem);
       if (part.length === 0) throw new RangeFault('lie', `${blocks.length} blocks for a range of ${b.count}`);
@@ -361,12 +380,17 @@ export class RangeDownloader {
     const key = dl.peer.toString();
     const isTarget = key === this.targetKey;
     let otherFork = false;
+    const floor = new ProgressFloor(this.o.progress, this.o.clock);
     try {
       let blocks: SealedBlock[];
       try {
-        blocks = await this.download(b, dl.peer);
+        blocks = await this.download(b, dl.peer, floor);
       } catch (err) {
         if (!(err instanceof RangeFault) || this.stopped) throw err;
+        if (err.kind === 'slow') {
+          this.tooSlow(dl, b, floor);
+          throw err;
+        }
         // A chain that changed between two answers is excused once per peer and sync.
         if (err.kind === 'reorg' && !this.reorgedPeers.has(key)) {
           this.reorgedPeers.add(key);
@@ -383,6 +407,8 @@ export class RangeDownloader {
         throw err;
       }
       if (this.stopped) return;
+      // Complete but late: the blocks are used, the peer gets nothing more.
+      if (floor.behind()) this.tooSlow(dl, b, floor);
       const swapped = anchorMismatch(b, blocks, this.o.anchors);
       if (swapped && isTarget) {
         // Headers that proved the work, then other blocks: the target's claim is disproved.
@@ -417,6 +443,17 @@ export class RangeDownloader {
       this.failedPeers.add(key);
       b.downloadFailed((err as Error).message, { countAttempt: !otherFork });
     }
+  }
+
+  /** A peer behind the progress floor: penalised once, no more batches; a target is dropped. */
+  private tooSlow(dl: SyncPeer, b: Batch<PeerId>, floor: ProgressFloor): void {
+    const key = dl.peer.toString();
+    const reason = `range ${b.start}+${b.count}: too slow (${floor.describe()})`;
+    this.failedPeers.add(key);
+    if (key === this.targetKey) this.stalled ??= { reason };
+    if (this.slowPeers.has(key)) return;
+    this.slowPeers.add(key);
+    this.deps.penalise(dl.peer, 'high-tolerance', reason);
   }
 
   /**

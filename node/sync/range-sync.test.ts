@@ -487,6 +487,90 @@ describe('short answers: the byte bound and reorgs under the server', () => {
   });
 });
 
+describe('pace: a peer that trickles its answers cannot hold the sync', () => {
+  const PROGRESS = { graceMs: 10_000, minBytesPerSec: 128 * 1024 };
+  /** The downloader's clock; a slow peer's answers move it on. */
+  const clocked = () => {
+    const clock = { now: 0 };
+    return { clock, opts: { clock: () => clock.now, progress: PROGRESS, requestsPerPeer: 1 } };
+  };
+
+  test('a target answering each batch just inside the request deadline: penalised, dropped, the sync ends unserved', async () => {
+    const t = await makePeer(MAIN);
+    const { clock, opts } = clocked();
+    // 128 small blocks (~40 KB) per answer, 19 s each: far below 128 KiB/s after the 10 s grace.
+    t.serve = (blocks) => {
+      clock.now += 19_000;
+      return blocks;
+    };
+    const net = new Net(await localWith(), [t]);
+    const outcome = await net.sync(t, [], opts);
+    assert.equal(outcome.kind, 'aborted');
+    assert.ok(outcome.kind === 'aborted');
+    assert.equal(outcome.blame, t.key);
+    assert.equal(outcome.disproved, 'unserved', 'not a lie: its claim waits for a back-off');
+    assert.match(outcome.reason, /target was too slow: range 1\+128: too slow/);
+    assert.deepEqual(
+      net.penalties.map((p) => [p.peer, p.action]),
+      [[t.key, 'high-tolerance']],
+    );
+    assert.equal(t.ranges.length, 1, 'asked for nothing after its first late answer');
+    assert.equal(outcome.imported, 128, 'the batch it did deliver is used');
+  });
+
+  test('the same slow target with a helper: the helper serves the rest and the sync completes', async () => {
+    const t = await makePeer(MAIN);
+    const h = await makePeer(MAIN);
+    const { clock, opts } = clocked();
+    t.serve = (blocks) => {
+      clock.now += 19_000;
+      return blocks;
+    };
+    const net = new Net(await localWith(), [t, h]);
+    // The helper joins once the target has been judged (its requests then see no clock jump).
+    const outcome = await net.sync(t, () => (net.penalties.length ? [syncPeer(h)] : []), opts);
+    assert.deepEqual(outcome, { kind: 'synced', imported: 600, tip: 600 });
+    assert.deepEqual(
+      net.penalties.map((p) => [p.peer, p.action]),
+      [[t.key, 'high-tolerance']],
+    );
+    assert.equal(t.ranges.length, 1);
+    assert.equal(h.ranges.length, 4);
+  });
+
+  test('a trickle of short answers is cut off at the floor, before the batch completes', async () => {
+    const t = await makePeer(MAIN);
+    const { clock, opts } = clocked();
+    // Four blocks per answer, 5 s each: 128 blocks would take 160 s.
+    t.serve = (blocks) => {
+      clock.now += 5_000;
+      return blocks.slice(0, 4);
+    };
+    const net = new Net(await localWith(), [t]);
+    const outcome = await net.sync(t, [], opts);
+    assert.equal(outcome.kind === 'aborted' && outcome.disproved, 'unserved');
+    assert.ok(t.ranges.length <= 3, `${t.ranges.length} requests`);
+    assert.equal(outcome.imported, 0);
+    assert.deepEqual(
+      net.penalties.map((p) => p.action),
+      ['high-tolerance'],
+    );
+  });
+
+  test('an honest peer within the floor is never judged slow', async () => {
+    const t = await makePeer(MAIN);
+    const { clock, opts } = clocked();
+    // 9 s per batch: inside the grace.
+    t.serve = (blocks) => {
+      clock.now += 9_000;
+      return blocks;
+    };
+    const net = new Net(await localWith(), [t]);
+    assert.deepEqual(await net.sync(t, [], opts), { kind: 'synced', imported: 600, tip: 600 });
+    assert.deepEqual(net.penalties, []);
+  });
+});
+
 describe('range sync with misbehaving peers', () => {
   const brokenAnswers: [string, (blocks: SealedBlock[]) => SealedBlock[], RegExp][] = [
     ['one block too many', (blocks) => [...blocks, blocks.at(-1)!], /129 blocks for a range of 128/],
@@ -880,6 +964,35 @@ describe('headers-first pre-sync of deep forks', () => {
       net.penaltiesOf(honest).map((x) => x.action),
       ['low-tolerance'],
       JSON.stringify(net.penalties),
+    );
+  });
+
+  test('a pre-sync whose answers trickle in: too-slow, a high-tolerance penalty, its claim unserved', async () => {
+    const t = await makePeer(
+      forgeChain(forger.chain, forger.chain.tree.genesis, 700, { miner: testKey(49) }),
+    );
+    const clock = { now: 0 };
+    // 512 headers (93 KB) in 12 s: past the 10 s grace plus 0.7 s they justify at 128 KiB/s.
+    t.headers = (hs) => {
+      clock.now += 12_000;
+      return hs;
+    };
+    const local = await localWith(MAIN);
+    const net = new Net(local, [t]);
+    const outcome = await net.sync(t, [], {
+      clock: () => clock.now,
+      progress: { graceMs: 10_000, minBytesPerSec: 128 * 1024 },
+    });
+    assert.equal(outcome.kind, 'aborted');
+    assert.ok(outcome.kind === 'aborted');
+    assert.equal(outcome.disproved, 'unserved');
+    assert.equal(outcome.blame, t.key);
+    assert.match(outcome.reason, /^presync: headers: 93184 bytes in 12000 ms/);
+    assert.equal(t.headerRanges.length, 1, 'no header asked for after the late answer');
+    assert.deepEqual(t.ranges, []);
+    assert.deepEqual(
+      net.penaltiesOf(t).map((x) => x.action),
+      ['high-tolerance'],
     );
   });
 

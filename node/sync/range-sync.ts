@@ -4,11 +4,13 @@ import { bytesEqual, type Hex, toHex } from '../chain/bytes.ts';
 import type { Chain, ProcessResult } from '../chain/chain.ts';
 import type { SealedBlock } from '../chain/types.ts';
 import type { SealedHeader } from '../chain/validation.ts';
+import { SYNC_DEFAULTS } from '../options.ts';
 import type { BlockRef } from '../p2p/messages.ts';
 import { MAX_BLOCKS_PER_REQUEST } from '../p2p/messages.ts';
 import type { PeerAction } from '../p2p/peer-scores.ts';
 import type { Batch } from './batch.ts';
 import { HeaderPresync, type PresyncFailure, presyncHeaders } from './header-presync.ts';
+import type { ProgressFloorOptions } from './progress-floor.ts';
 import { type DownloaderDeps, RangeDownloader, type SyncPeer } from './range-downloader.ts';
 
 /** What range sync needs from the network and the node; injected so the algorithm stays testable. */
@@ -55,6 +57,10 @@ export interface RangeSyncOptions {
   readonly onBatchCreated?: (b: Batch<PeerId>) => void;
   /** Headers one pre-sync reads at most (default MAX_PRESYNC_HEADERS). */
   readonly maxPresyncHeaders?: number;
+  /** The pace of each batch download and of a pre-sync (default SYNC_DEFAULTS.progress). */
+  readonly progress?: ProgressFloorOptions;
+  /** The clock that pace is judged by (default performance.now; tests inject one). */
+  readonly clock?: () => number;
 }
 
 export interface CheckpointDisagreement {
@@ -111,6 +117,8 @@ export async function rangeSync(
 ): Promise<SyncOutcome> {
   const batchSize = Math.max(1, Math.min(opts.batchSize ?? MAX_BLOCKS_PER_REQUEST, MAX_BLOCKS_PER_REQUEST));
   const checkpointInterval = opts.checkpointInterval ?? 512;
+  const progress = opts.progress ?? SYNC_DEFAULTS.progress;
+  const clock = opts.clock ?? (() => performance.now());
   const { chain } = deps;
   const targetKey = target.peer.toString();
 
@@ -155,6 +163,8 @@ export async function rangeSync(
       claimedHeight: last,
       anchorEvery: batchSize,
       now: chain.now,
+      progress,
+      clock,
       ...(opts.maxPresyncHeaders !== undefined ? { maxHeaders: opts.maxPresyncHeaders } : {}),
     });
     const status = await presyncHeaders(p, target.peer, deps.requestHeaders);
@@ -176,6 +186,8 @@ export async function rangeSync(
     parallelPeers: opts.parallelPeers ?? 3,
     requestsPerPeer: opts.requestsPerPeer ?? 2,
     onBatchCreated: opts.onBatchCreated,
+    progress,
+    clock,
     ...(anchors ? { anchors } : {}),
   });
   let imported = 0;
@@ -196,6 +208,9 @@ export async function rangeSync(
         // A batch the target claimed and did not deliver: its status is not to be believed.
         if (dl.disproved)
           outcome = abort(`the target's status was disproved: ${dl.disproved.reason}`, targetKey, 'lie');
+        // Too slow to follow: not a lie, but its claim waits (a back-off) while others are tried.
+        else if (dl.stalled)
+          outcome = abort(`the target was too slow: ${dl.stalled.reason}`, targetKey, 'unserved');
         else if (b.failedBy(target.peer)) outcome = abort(b.failure!, targetKey, 'unserved');
         else outcome = abort(b.failure!);
         break;
@@ -271,6 +286,12 @@ function presyncAborted(f: PresyncFailure, target: SyncPeer, deps: RangeSyncDeps
   }
   // Not a lie, just more than we read for one fork: the peer is skipped a while.
   if (f.code === 'too-long') return base;
+  // Slow is not malicious, but a slow peer must not hold the sync: a small penalty, and its
+  // claim waits (a back-off) while another peer is followed.
+  if (f.code === 'too-slow') {
+    deps.penalise(target.peer, 'high-tolerance', reason);
+    return { ...base, disproved: 'unserved' };
+  }
   const action: PeerAction = f.code === 'bad-header' ? 'low-tolerance' : 'mid-tolerance';
   deps.penalise(target.peer, action, reason);
   return { ...base, disproved: 'lie' };
