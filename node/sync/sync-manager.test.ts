@@ -94,6 +94,7 @@ function setup() {
   const manager = new SyncManager(local.chain, book, deps, metrics, silent, { now: () => clock });
   return {
     local,
+    deps,
     book,
     scores,
     metrics,
@@ -227,5 +228,50 @@ describe('a lying status is disproved and not trusted again', () => {
     await s.manager.syncNow();
     assert.equal(s.book.disproof(liar)?.count, 2);
     assert.equal(s.penalties.at(-1)?.action, 'low-tolerance');
+  });
+});
+
+describe('a peer too slow to follow', () => {
+  test('a target trickling its batches is penalised and dropped; the next sync follows another peer', async () => {
+    const s = setup();
+    const progress = { graceMs: 10_000, minBytesPerSec: 128 * 1024 };
+    let clock = 0;
+    let slowRanges = 0;
+    const base = s.deps;
+    const deps: RangeSyncDeps = {
+      ...base,
+      // Both peers hold the forged chain: our tip is the fork point.
+      requestAncestor: async () => ({ height: s.local.chain.tip.height, hash: s.local.chain.tip.hash }),
+      // `liar` plays a peer with a true status that answers each batch in 19 s.
+      requestRange: async (p, start, count) => {
+        if (p.equals(liar)) {
+          slowRanges++;
+          clock += 19_000;
+        }
+        return base.requestRange(honest, start, count);
+      },
+    };
+    const manager = new SyncManager(s.local.chain, s.book, deps, s.metrics, silent, {
+      now: s.now,
+      clock: () => clock,
+      progress,
+      batchSize: 16,
+      requestsPerPeer: 1,
+    });
+    s.book.setStatus(liar, statusOf(forger), s.now());
+    const first = await manager.syncNow();
+    assert.equal(first?.kind, 'aborted');
+    assert.equal(first?.kind === 'aborted' && first.disproved, 'unserved');
+    assert.equal(slowRanges, 1, 'asked for nothing after its late answer');
+    assert.deepEqual(
+      s.penalties.map((p) => [p.peer, p.action]),
+      [[liar.toString(), 'high-tolerance']],
+    );
+    // Its status waits for a back-off; an honest peer is followed at once.
+    s.advance(1);
+    assert.equal(await manager.syncNow(), undefined, 'the slow peer does not start the next sync');
+    s.book.setStatus(honest, statusOf(forger), s.now());
+    assert.deepEqual(await manager.syncNow(), { kind: 'synced', imported: 40 - 16, tip: 40 });
+    assert.equal(slowRanges, 1);
   });
 });
