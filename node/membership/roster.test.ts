@@ -11,7 +11,7 @@ import type { SigningKey } from '../chain/signature.ts';
 import { testKey, testNetwork } from '../testing/forge.ts';
 import { signCertificate } from './certificate.ts';
 import { Roster } from './roster.ts';
-import { applyEntries, genesisRoster, MEMBER_REVOKE, type RosterState } from './roster-state.ts';
+import { applyEntries, genesisRoster, MEMBER_ADD, MEMBER_REVOKE, type RosterState } from './roster-state.ts';
 import type { AdmissionRefusal } from './view.ts';
 
 const admin = testKey(500);
@@ -112,4 +112,17 @@ test('open mode admits every key with every capability but admin', () => {
   const a = r.admit(hex(device), undefined, NOW);
   assert.ok(a.ok && !a.member.admin && a.member.capabilities.has('mine'));
   assert.equal(r.ownCertificate(), undefined);
+});
+
+test('a certificate the chain records before its issued-at admits its key only from then', () => {
+  const addition = createEntry(
+    { kind: 'config', changes: [[MEMBER_ADD, toHex(certFor(device, { from: NOW + 5000, to: NOW + 9000 }))]] },
+    admin,
+    NOW,
+  );
+  const { r } = rosterOf({ current: applyEntries(genesisRoster(config), [addition]) });
+  assert.equal(r.memberAt(hex(device), NOW + 4999), undefined, 'not a member before issued-at');
+  assert.deepEqual(r.admit(hex(device), undefined, NOW + 4999), { ok: false, code: 'not-yet-valid' });
+  assert.equal(r.memberAt(hex(device), NOW + 5000)?.name, "Kim's tablet");
+  assert.ok(r.admit(hex(device), undefined, NOW + 5000).ok);
 });
