@@ -39,14 +39,17 @@ import {
   GOSSIP_DEFAULTS,
   type GossipScoreOptions,
   MEMPOOL_DEFAULTS,
+  P2P_DEFAULTS,
   type P2pLimits,
   type PeerBanOptions,
 } from './options.ts';
 import { AddressBans } from './p2p/address-bans.ts';
+import { AddressRefusals } from './p2p/address-refusals.ts';
 import { AdmissionGate, createAdmissionMetrics } from './p2p/admission-gate.ts';
 import { ConnectionLimits, createConnectionLimitMetrics } from './p2p/connection-limits.ts';
 import { Gossip, gossipTopics } from './p2p/gossip.ts';
 import { type CairnLibp2p, createHost } from './p2p/host.ts';
+import { addressRanges } from './p2p/ip-ranges.ts';
 import type { Status } from './p2p/messages.ts';
 import { PeerManager } from './p2p/peer-manager.ts';
 import { PeerScores } from './p2p/peer-scores.ts';
@@ -201,10 +204,16 @@ export class CairnNode {
     chainService.on('head', () => membership.refresh(Date.now()));
 
     const scores = new PeerScores({ banMs: opts.peers?.banMs, maxPeers: opts.peers?.maxScoredPeers });
+    // Our own bootstrap addresses are never banned: the operator chose them, and a new device
+    // knows no other way into its network.
+    const neverBanned = [
+      ...(opts.p2p?.ipLimitExempt ?? P2P_DEFAULTS.ipLimitExempt),
+      ...addressRanges(opts.bootstrap),
+    ];
     const addressBans = new AddressBans({
       threshold: opts.peers?.addressBanThreshold,
       halfLifeMs: opts.peers?.addressBanHalfLifeMs,
-      exempt: opts.p2p?.ipLimitExempt,
+      exempt: neverBanned,
     });
     const limitMetrics = createConnectionLimitMetrics(metrics.registry);
     // No peer id is known yet when these refuse (before noise): refusals are counted, not scored.
@@ -234,6 +243,7 @@ export class CairnNode {
             metrics: createAdmissionMetrics(metrics.registry),
             log: log.child({ part: 'admission' }),
             onStateChange: (p) => gossipRef?.rescore(p),
+            addressRefusals: new AddressRefusals({ exempt: neverBanned }),
           })
         : undefined;
     const admitted = gate ? (p: PeerId) => gate.whenAdmitted(p) : undefined;

@@ -84,6 +84,8 @@ export const PEERS_DEFAULTS = Object.freeze({
   admissionRefusalsHalfLifeMs: 60_000,
   admissionRefusalsBanMs: 5 * 60_000,
   admissionRefusalsMaxAddresses: 4_096,
+  /** Keys remembered as having passed the handshake, which no address ban refuses. */
+  admissionRefusalsMaxAdmittedKeys: 4_096,
 });
 
 /** Gossipsub (node/p2p/host.ts, node/p2p/gossip-score.ts). */

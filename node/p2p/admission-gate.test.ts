@@ -434,9 +434,16 @@ describe('expiry and address bans', () => {
 
   test('an address that keeps failing is refused at the gater, for non-members only', async () => {
     const g = await startSide('g', none, (k) => roster.onChain.set(k, member(k, 'g')), {
-      // Three refusals (decayed a little between them) reach 2.5.
-      addressRefusals: new AddressRefusals({ banAt: 2.5, halfLifeMs: 3_600_000 }),
+      // Three refusals (decayed a little between them) reach 2.5. Loopback stands in for a LAN
+      // address here (it is exempt by default).
+      addressRefusals: new AddressRefusals({ banAt: 2.5, halfLifeMs: 3_600_000, exempt: [] }),
     });
+    // A device admitted by its certificate alone (g's chain does not record it), before the ban.
+    const cert = await startSide('g-cert', certFor, (k) => roster.certified.set(k, member(k, 'g-cert')));
+    await cert.host.dial(g.tcp);
+    await until('g to admit the certified device', () => g.gate!.isAdmitted(cert.id));
+    await cert.host.hangUp(g.id);
+    await until('g to forget it', () => !connected(g, cert));
     for (let i = 0; i < 3; i++) {
       const s = await startSide(`flood-${i}`, none);
       await s.host.dial(g.tcp).catch(() => {});
@@ -451,6 +458,10 @@ describe('expiry and address bans', () => {
     // A member the chain records, from the same address, still gets in.
     await a.host.dial(g.tcp);
     await until('g to admit a', () => g.gate!.isAdmitted(a.id));
+    // So does the certified device that passed the handshake before: the ban is for strangers.
+    await cert.host.dial(g.tcp);
+    await until('g to admit the certified device again', () => g.gate!.isAdmitted(cert.id));
+    assert.equal(await refusals(g, 'banned-address', 'tcp'), 1);
   });
 });
 

@@ -168,7 +168,8 @@ export class AdmissionGate {
     if (this.knownRevoked(key)) code = 'revoked';
     else if (inbound) {
       const ip = ipOf(addr);
-      if (ip && this.addressRefusals.isBanned(ip, now) && !(key && this.view.memberAt(key, now))) {
+      // Only strangers: a key that passed a handshake before, or one the chain records, gets in.
+      if (ip && this.addressRefusals.refuses(ip, key, now) && !(key && this.view.memberAt(key, now))) {
         code = 'banned-address';
       }
     }
@@ -437,6 +438,7 @@ export class AdmissionGate {
     s.member = a.member;
     s.certificate = certificate;
     if (first) {
+      if (s.key) this.addressRefusals.admitted(s.key);
       this.o.metrics.handshakes.observe(
         { outcome: 'admitted', transport: transportOf(conn.remoteAddr) },
         (performance.now() - s.since) / 1000,
@@ -461,8 +463,10 @@ export class AdmissionGate {
       const transport = transportOf(addr);
       this.o.metrics.refusals.inc({ code, transport });
       this.o.metrics.handshakes.observe({ outcome: code, transport }, (performance.now() - s.since) / 1000);
+      // Only a stranger's failure charges its address: a member revoked or expired while
+      // connected answers with its key (address-refusals.ts).
       const ip = ipOf(addr);
-      if (ip) this.addressRefusals.refused(ip, this.now());
+      if (ip && was === 'pending') this.addressRefusals.refused(ip, this.now());
       this.o.log.info({ peer: peer.toString(), code, transport }, 'peer refused admission');
       this.o.penalise(peer, refusalSeverity(code), `admission refused: ${code}`);
     }
