@@ -279,6 +279,7 @@ export class CairnNode {
             }),
       },
       appScore: gate ? (p) => gate.gossipScore(p) : undefined,
+      admitted,
       maxGossipBytes: opts.network.maxBlockBytes,
       metricsRegistry: metrics.registry,
       limits: { maxConnections: limits.maxConnections },

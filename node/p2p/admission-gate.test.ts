@@ -109,6 +109,7 @@ async function startSide(
     listen: [TCP_LOOPBACK, WEBRTC_DIRECT_LOOPBACK],
     gater: gate ?? {},
     appScore: gate ? (p) => gate.gossipScore(p) : undefined,
+    admitted: gate ? (p) => gate.whenAdmitted(p) : undefined,
   });
   assert.equal(identity.publicKeyHex, key);
   await gate?.start(host);
@@ -269,6 +270,10 @@ describe('members', () => {
     assert.equal(a.entries.find((e) => e.content.startsWith('from member b'))?.from, b.id.toString());
     // Admitted members form a mesh (no PRUNE from a stale pending score): within a few heartbeats.
     await until('a and b in each other’s mesh', () => inMesh(a, b) && inMesh(b, a), 5_000);
+    // Identify answered once admitted: b knows a's agent and both of its listen addresses.
+    const seen = await b.host.peerStore.get(a.id);
+    assert.ok(seen.metadata.has('AgentVersion'), 'b identified a');
+    assert.ok(seen.addresses.some((x) => x.multiaddr.toString().includes('/webrtc-direct')));
   });
 
   test('a member is admitted over WebRTC-direct', async () => {
@@ -333,6 +338,8 @@ describe('strangers', () => {
       if (!connected(b, a)) await b.host.dial(a.tcp);
       await until('a and b to see each other subscribed', () => subscribed(a, b) && subscribed(b, a));
       const s = await startSide(`raw-${transport}`, 'no-gate');
+      const identified: string[] = [];
+      s.host.addEventListener('peer:identify', (evt) => identified.push(evt.detail.peerId.toString()));
       const heardBefore = s.heard.length;
       const before = await refusals(a, 'handshake-timeout', transport);
       const started = performance.now();
@@ -378,6 +385,16 @@ describe('strangers', () => {
         'relayed to b',
       );
       assert.equal(s.heard.length, heardBefore, `the stranger heard gossip: ${s.heard.slice(heardBefore)}`);
+      // Identify was not answered while it was pending: no agent, no other listen address of a.
+      assert.equal(identified.includes(a.id.toString()), false, 'the stranger identified a');
+      const seen = await s.host.peerStore.get(a.id);
+      assert.equal(seen.metadata.has('AgentVersion'), false, 'the stranger read a’s agent version');
+      const other = transport === 'tcp' ? '/webrtc-direct' : '/tcp/';
+      assert.equal(
+        seen.addresses.some((x) => x.multiaddr.toString().includes(other)),
+        false,
+        `the stranger learnt a's ${other} address`,
+      );
       // b, a member connected to a, did get a's message.
       await until('b to hear a’s message', () =>
         b.heard.some((h) => h.includes(`member gossip while ${transport}`)),
