@@ -21,6 +21,7 @@ import {
   type Role,
 } from './identity/identity.ts';
 import { createLogger, type Logger } from './log.ts';
+import { isBehind } from './membership/catch-up.ts';
 import { InvitationBook } from './membership/invitation-book.ts';
 import { issueMembership } from './membership/issue-certificate.ts';
 import { serveJoin } from './membership/join-protocol.ts';
@@ -244,9 +245,19 @@ export class CairnNode {
             log: log.child({ part: 'admission' }),
             onStateChange: (p) => gossipRef?.rescore(p),
             addressRefusals: new AddressRefusals({ exempt: neverBanned }),
+            // A new device knows only genesis: peers it cannot judge yet may serve it read-only.
+            behind: () =>
+              isBehind({
+                tipTimestampMs: chain.tip.header.timestamp,
+                tipWork: chain.tip.chainWork,
+                bestClaimedWork: peers?.book.best(Date.now())?.status.totalWork,
+                nowMs: Date.now(),
+              }),
           })
         : undefined;
+    // Serving, gossip and identify: admitted peers only.
     const admitted = gate ? (p: PeerId) => gate.whenAdmitted(p) : undefined;
+    if (gate) chainService.on('head', () => gate.rejudge());
     const host = await createHost({
       identity,
       dataDir: opts.dataDir,
@@ -294,8 +305,9 @@ export class CairnNode {
         penalise,
         observe: (protocol, direction, outcome, ms) =>
           metrics.reqresp.observe({ protocol, direction, outcome }, ms / 1000),
-        refuses: (p) => peers?.refuses(p) ?? false,
-        admitted,
+        // Read-only peers (admitted while we catch up) are served nothing, but we fetch from them.
+        refuses: (p) => (peers?.refuses(p) ?? false) || (gate?.isReadOnly(p) ?? false),
+        admitted: gate ? (p) => gate.whenFetchable(p) : undefined,
       },
       log.child({ part: 'reqresp' }),
     );

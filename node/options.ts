@@ -100,6 +100,19 @@ export const GOSSIP_DEFAULTS = Object.freeze({
   maxEntryBytes: 64 * 1024,
 });
 
+/** Admission while catching up (node/membership/catch-up.ts, node/p2p/admission-gate.ts). */
+export const MEMBERSHIP_DEFAULTS = Object.freeze({
+  /**
+   * How far ahead of our clock a certificate's issued-at may be and still count as a clock
+   * difference, not a certificate for later: such a peer may serve a node that is behind.
+   */
+  clockSkewMs: 5 * 60_000,
+  /** A tip older than this means we are behind (a new device knows only genesis). */
+  behindAfterMs: 10 * 60_000,
+  /** Peers admitted read-only at once while behind (each holds a connection slot). */
+  maxReadOnlyPeers: 8,
+});
+
 export const MEMPOOL_DEFAULTS = Object.freeze({
   /** Reconciliation with a random peer; the job scheduler's `mempool.sync` runs at the same period. */
   reconcileIntervalMs: 15_000,

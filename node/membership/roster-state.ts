@@ -216,8 +216,11 @@ export function certificateRefusal(
   atMs: number,
 ): AdmissionRefusal | undefined {
   if (!certificateForChain(c, chainId)) return 'wrong-network';
-  if (!state.admins.has(c.issuerHex)) return 'unknown-issuer';
+  // The signature first: it is checkable against the issuer key the certificate names, so
+  // 'unknown-issuer' always means "validly signed by a key we do not know as an admin (yet)",
+  // which a node that is behind may owe to its stale roster (p2p/admission-gate.ts, read-only).
   if (!certificateSignatureValid(c)) return 'bad-signature';
+  if (!state.admins.has(c.issuerHex)) return 'unknown-issuer';
   const revokedAt = state.revoked.get(c.subjectHex);
   if (revokedAt !== undefined && c.issuedAtMs <= revokedAt) return 'revoked';
   if (c.issuedAtMs > atMs) return 'not-yet-valid';
