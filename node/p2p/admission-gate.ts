@@ -477,38 +477,40 @@ export class AdmissionGate {
       : ({ ok: false, code: 'malformed-certificate' } as const);
     if (!a.ok) {
       if (this.mayReadOnly(s, certificate, a.code)) {
-        this.admitReadOnly(conn, s, certificate, a.code);
+        this.letIn(conn, s, 'read-only', certificate);
         return undefined;
       }
       if (act) this.refuse(peer, a.code, conn.remoteAddr);
       return a.code;
     }
-    this.markAdmitted(conn, s, a.member, certificate);
+    this.letIn(conn, s, 'admitted', certificate, a.member);
     return undefined;
   }
 
-  private markAdmitted(
+  /** Records a verdict that lets the peer in (admitted, or read-only while we catch up). */
+  private letIn(
     conn: Connection,
     s: PeerState,
-    member: Member,
+    verdict: 'admitted' | 'read-only',
     certificate: Uint8Array | undefined,
+    member?: Member,
   ): void {
-    const first = s.status !== 'admitted';
-    s.status = 'admitted';
+    const first = s.status !== verdict;
+    s.status = verdict;
     s.member = member;
     s.certificate = certificate;
     if (!first) return;
-    if (s.key) this.addressRefusals.admitted(s.key);
+    if (verdict === 'admitted' && s.key) this.addressRefusals.admitted(s.key);
     this.o.metrics.handshakes.observe(
-      { outcome: 'admitted', transport: transportOf(conn.remoteAddr) },
+      { outcome: verdict, transport: transportOf(conn.remoteAddr) },
       (performance.now() - s.since) / 1000,
     );
-    this.o.log.debug(
-      { peer: conn.remotePeer.toString(), name: member.name, role: member.role },
-      'peer admitted',
+    this.o.log[verdict === 'admitted' ? 'debug' : 'info'](
+      { peer: conn.remotePeer.toString(), name: member?.name, role: member?.role },
+      verdict === 'admitted' ? 'peer admitted' : 'peer admitted read-only while we catch up',
     );
     this.o.onStateChange?.(conn.remotePeer.toString());
-    this.settle(s, 'admitted');
+    this.settle(s, verdict);
   }
 
   /**
@@ -526,26 +528,6 @@ export class AdmissionGate {
     let n = 0;
     for (const p of this.peers.values()) if (p.status === 'read-only') n++;
     return n < this.maxReadOnlyPeers;
-  }
-
-  private admitReadOnly(
-    conn: Connection,
-    s: PeerState,
-    certificate: Uint8Array | undefined,
-    code: RefusalCode,
-  ): void {
-    const first = s.status !== 'read-only';
-    s.status = 'read-only';
-    s.member = undefined;
-    s.certificate = certificate;
-    if (!first) return;
-    this.o.metrics.handshakes.observe(
-      { outcome: 'read-only', transport: transportOf(conn.remoteAddr) },
-      (performance.now() - s.since) / 1000,
-    );
-    this.o.log.info({ peer: conn.remotePeer.toString(), code }, 'peer admitted read-only while we catch up');
-    this.o.onStateChange?.(conn.remotePeer.toString());
-    this.settle(s, 'read-only');
   }
 
   /**
@@ -623,7 +605,7 @@ export class AdmissionGate {
       }
       if (s.status === 'pending') continue;
       const a = this.view.admit(s.key, s.certificate, now);
-      if (a.ok) this.markAdmitted(conn, s, a.member, s.certificate);
+      if (a.ok) this.letIn(conn, s, 'admitted', s.certificate, a.member);
       else if (!(s.status === 'read-only' && this.mayReadOnly(s, s.certificate, a.code)))
         this.refuse(conn.remotePeer, a.code, conn.remoteAddr, true);
     }
