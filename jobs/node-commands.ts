@@ -11,6 +11,7 @@ import {
   type AdminResults,
   type ChainSyncResult,
   formatIssues,
+  isoOfMs,
   type ReconcileResult,
 } from './payloads.ts';
 import type { AdminCommand } from './queues.ts';
@@ -134,7 +135,6 @@ export async function runAdminCommand(
     }
     case 'admin.members': {
       parsePayload(AdminPayload['admin.members'], data, command);
-      const iso = (ms: number) => new Date(Math.min(ms, 8.64e15)).toISOString();
       return {
         mode: node.membership.mode,
         members:
@@ -146,8 +146,8 @@ export async function runAdminCommand(
                 role: m.role,
                 capabilities: [...m.capabilities],
                 admin: m.admin,
-                issuedAt: iso(m.issuedAtMs),
-                expiresAt: iso(m.expiresAtMs),
+                issuedAt: isoOfMs(m.issuedAtMs),
+                expiresAt: isoOfMs(m.expiresAtMs),
                 state: m.state,
               })),
       };

@@ -17,6 +17,13 @@ const hex = (bytes?: number) =>
 const decimal = z.string().regex(/^\d+$/, 'decimal integer expected');
 const peerId = z.string().min(1).max(128);
 const isoDate = z.iso.datetime();
+/**
+ * The latest instant `isoDate` accepts (9999-12-31T23:59:59.999Z): later ones print with a
+ * six-digit year (+275760-…) that ISO 8601's basic form, and so the schema, refuses.
+ */
+const MAX_ISO_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+/** A time in ms as the `isoDate` results carry it; "never expires" reads as the last instant. */
+export const isoOfMs = (ms: number): string => new Date(Math.min(ms, MAX_ISO_MS)).toISOString();
 
 // ── admin commands (node queue) ────────────────────────────────────────────────────────────
 export const AdminPayload = {

@@ -21,6 +21,7 @@ import {
   type Role,
 } from './identity/identity.ts';
 import { createLogger, type Logger } from './log.ts';
+import { isBehind } from './membership/catch-up.ts';
 import { InvitationBook } from './membership/invitation-book.ts';
 import { issueMembership } from './membership/issue-certificate.ts';
 import { serveJoin } from './membership/join-protocol.ts';
@@ -39,14 +40,17 @@ import {
   GOSSIP_DEFAULTS,
   type GossipScoreOptions,
   MEMPOOL_DEFAULTS,
+  P2P_DEFAULTS,
   type P2pLimits,
   type PeerBanOptions,
 } from './options.ts';
 import { AddressBans } from './p2p/address-bans.ts';
+import { AddressRefusals } from './p2p/address-refusals.ts';
 import { AdmissionGate, createAdmissionMetrics } from './p2p/admission-gate.ts';
 import { ConnectionLimits, createConnectionLimitMetrics } from './p2p/connection-limits.ts';
 import { Gossip, gossipTopics } from './p2p/gossip.ts';
 import { type CairnLibp2p, createHost } from './p2p/host.ts';
+import { addressRanges } from './p2p/ip-ranges.ts';
 import type { Status } from './p2p/messages.ts';
 import { PeerManager } from './p2p/peer-manager.ts';
 import { PeerScores } from './p2p/peer-scores.ts';
@@ -201,10 +205,16 @@ export class CairnNode {
     chainService.on('head', () => membership.refresh(Date.now()));
 
     const scores = new PeerScores({ banMs: opts.peers?.banMs, maxPeers: opts.peers?.maxScoredPeers });
+    // Our own bootstrap addresses are never banned: the operator chose them, and a new device
+    // knows no other way into its network.
+    const neverBanned = [
+      ...(opts.p2p?.ipLimitExempt ?? P2P_DEFAULTS.ipLimitExempt),
+      ...addressRanges(opts.bootstrap),
+    ];
     const addressBans = new AddressBans({
       threshold: opts.peers?.addressBanThreshold,
       halfLifeMs: opts.peers?.addressBanHalfLifeMs,
-      exempt: opts.p2p?.ipLimitExempt,
+      exempt: neverBanned,
     });
     const limitMetrics = createConnectionLimitMetrics(metrics.registry);
     // No peer id is known yet when these refuse (before noise): refusals are counted, not scored.
@@ -234,9 +244,20 @@ export class CairnNode {
             metrics: createAdmissionMetrics(metrics.registry),
             log: log.child({ part: 'admission' }),
             onStateChange: (p) => gossipRef?.rescore(p),
+            addressRefusals: new AddressRefusals({ exempt: neverBanned }),
+            // A new device knows only genesis: peers it cannot judge yet may serve it read-only.
+            behind: () =>
+              isBehind({
+                tipTimestampMs: chain.tip.header.timestamp,
+                tipWork: chain.tip.chainWork,
+                bestClaimedWork: peers?.book.best(Date.now())?.status.totalWork,
+                nowMs: Date.now(),
+              }),
           })
         : undefined;
+    // Serving, gossip and identify: admitted peers only.
     const admitted = gate ? (p: PeerId) => gate.whenAdmitted(p) : undefined;
+    if (gate) chainService.on('head', () => gate.rejudge());
     const host = await createHost({
       identity,
       dataDir: opts.dataDir,
@@ -269,6 +290,7 @@ export class CairnNode {
             }),
       },
       appScore: gate ? (p) => gate.gossipScore(p) : undefined,
+      admitted,
       maxGossipBytes: opts.network.maxBlockBytes,
       metricsRegistry: metrics.registry,
       limits: { maxConnections: limits.maxConnections },
@@ -283,8 +305,9 @@ export class CairnNode {
         penalise,
         observe: (protocol, direction, outcome, ms) =>
           metrics.reqresp.observe({ protocol, direction, outcome }, ms / 1000),
-        refuses: (p) => peers?.refuses(p) ?? false,
-        admitted,
+        // Read-only peers (admitted while we catch up) are served nothing, but we fetch from them.
+        refuses: (p) => (peers?.refuses(p) ?? false) || (gate?.isReadOnly(p) ?? false),
+        admitted: gate ? (p) => gate.whenFetchable(p) : undefined,
       },
       log.child({ part: 'reqresp' }),
     );

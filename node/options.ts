@@ -84,6 +84,8 @@ export const PEERS_DEFAULTS = Object.freeze({
   admissionRefusalsHalfLifeMs: 60_000,
   admissionRefusalsBanMs: 5 * 60_000,
   admissionRefusalsMaxAddresses: 4_096,
+  /** Keys remembered as having passed the handshake, which no address ban refuses. */
+  admissionRefusalsMaxAdmittedKeys: 4_096,
 });
 
 /** Gossipsub (node/p2p/host.ts, node/p2p/gossip-score.ts). */
@@ -108,6 +110,19 @@ export const SYNC_DEFAULTS = Object.freeze({
    * nothing more in that sync; a slow target ends the sync so another peer can be followed.
    */
   progress: Object.freeze({ graceMs: 10_000, minBytesPerSec: 128 * 1024 }),
+});
+
+/** Admission while catching up (node/membership/catch-up.ts, node/p2p/admission-gate.ts). */
+export const MEMBERSHIP_DEFAULTS = Object.freeze({
+  /**
+   * How far ahead of our clock a certificate's issued-at may be and still count as a clock
+   * difference, not a certificate for later: such a peer may serve a node that is behind.
+   */
+  clockSkewMs: 5 * 60_000,
+  /** A tip older than this means we are behind (a new device knows only genesis). */
+  behindAfterMs: 10 * 60_000,
+  /** Peers admitted read-only at once while behind (each holds a connection slot). */
+  maxReadOnlyPeers: 8,
 });
 
 export const MEMPOOL_DEFAULTS = Object.freeze({

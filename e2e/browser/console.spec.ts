@@ -174,3 +174,32 @@ test('the models page shows the versions the nodes train together, live', async 
   await page.screenshot({ path: models, fullPage: true });
   await info.attach('models', { path: models, contentType: 'image/png' });
 });
+
+test('the members page picks its node as the admin page does and lists that node’s roster', async ({
+  page,
+  demo,
+}) => {
+  // The token is set once for the tab, on the Admin page.
+  await page.goto(`${demo.consoleUrl}#/admin`);
+  await page.getByTestId('token-input').fill(demo.adminToken);
+  await page.getByTestId('token-save').click();
+  // No node in the route: the first one reported is chosen, and its roster shown.
+  await page.goto(`${demo.consoleUrl}#/members`);
+  const select = page.getByTestId('members-node');
+  await expect(select.locator('option')).toHaveCount(demo.nodes.length, { timeout: 40_000 });
+  await expect(select).not.toHaveValue('');
+  const rows = page.getByTestId('member-row');
+  await expect(rows.first()).toBeVisible({ timeout: 40_000 });
+  // A node named in the route is kept and its roster read: every demo node is on it.
+  const last = demo.nodes.at(-1)!;
+  await page.goto(`${demo.consoleUrl}#/members/${last.peerId}`);
+  await expect(page.getByTestId('members-node')).toHaveValue(last.peerId);
+  await expect(page.getByTestId('member-state').first()).toHaveText(/member|expired|revoked/, {
+    timeout: 40_000,
+  });
+  // Choosing another node reads that node's roster.
+  const first = demo.nodes[0]!;
+  await page.getByTestId('members-node').selectOption(first.peerId);
+  await expect(page.getByTestId('members-node')).toHaveValue(first.peerId);
+  await expect(page.getByTestId('member-row').first()).toBeVisible({ timeout: 40_000 });
+});

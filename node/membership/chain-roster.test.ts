@@ -57,7 +57,9 @@ const addMember = (k: SigningKey, caps: ('mine' | 'submit')[] = ['mine', 'submit
                 name: 'newcomer',
                 role: 'submind',
                 capabilities: caps,
-                issuedAtMs: at - 1000,
+                // From genesis: forged blocks are stamped near genesis, and a certificate
+                // grants nothing in blocks stamped before its issued-at.
+                issuedAtMs: testNetwork(ROSTER).genesisTimestamp,
                 expiresAtMs: TEST_NOW + 86_400_000,
               },
               admin,

@@ -302,3 +302,26 @@ test('entries without membership changes leave the roster object as it was (shar
   );
   assert.notEqual(applyEntries(s, [add(testKey(4))]), s);
 });
+
+test('issued-at: a pre-issued certificate grants nothing before its issued-at, everything after', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 10 * DAY }),
+      fc.integer({ min: -DAY, max: DAY }),
+      (ahead, offset) => {
+        const k = testKey(60);
+        const issuedAtMs = T0 + ahead;
+        // Recorded on the chain before its validity starts (an admin pre-issuing it).
+        const s = chainOf(genesisRoster(net), [
+          add(k, T0 + 1000, { issuedAtMs, caps: ['mine', 'submit'], expiresAtMs: issuedAtMs + 30 * DAY }),
+        ]);
+        const at = issuedAtMs + offset;
+        const early = at < issuedAtMs;
+        assert.equal(holds(s, hex(k), 'mine', at), early ? 'not-yet-valid' : 'ok');
+        assert.equal(minerProblem(s, hex(k), at)?.code, early ? 'miner-not-yet-valid' : undefined);
+        const e = knowledge(k, at);
+        assert.equal(entryProblem(s, e, chainId, at)?.code, early ? 'author-not-yet-valid' : undefined);
+      },
+    ),
+  );
+});

@@ -63,9 +63,11 @@ const KEY = /^[0-9a-f]{64}$/;
 export type MembershipErrorCode =
   | 'miner-not-member'
   | 'miner-expired'
+  | 'miner-not-yet-valid'
   | 'miner-lacks-mine'
   | 'author-not-member'
   | 'author-expired'
+  | 'author-not-yet-valid'
   | 'author-lacks-submit'
   | 'author-lacks-coordinate'
   | 'author-not-admin'
@@ -78,9 +80,11 @@ export type MembershipErrorCode =
 const MEMBERSHIP_CODES: ReadonlySet<string> = new Set<MembershipErrorCode>([
   'miner-not-member',
   'miner-expired',
+  'miner-not-yet-valid',
   'miner-lacks-mine',
   'author-not-member',
   'author-expired',
+  'author-not-yet-valid',
   'author-lacks-submit',
   'author-lacks-coordinate',
   'author-not-admin',
@@ -170,13 +174,18 @@ export function memberOf(state: RosterState, key: Hex): Member | undefined {
   return rec ? { ...rec, admin: false } : undefined;
 }
 
-export type Holding = 'ok' | 'not-member' | 'expired' | 'lacks';
+export type Holding = 'ok' | 'not-member' | 'not-yet-valid' | 'expired' | 'lacks';
 
-/** Whether `key` holds `cap` at `atMs` according to `state`. */
+/**
+ * Whether `key` holds `cap` at `atMs` according to `state`: only inside its certificate's window
+ * [issued-at, expires-at). A certificate may be recorded before its issued-at (pre-issued), and
+ * must not let its subject mine or submit in blocks stamped before then.
+ */
 export function holds(state: RosterState, key: Hex, cap: Capability, atMs: number): Holding {
   if (state.admins.has(key)) return 'ok';
   const rec = state.members.get(key);
   if (!rec) return 'not-member';
+  if (rec.issuedAtMs > atMs) return 'not-yet-valid';
   if (rec.expiresAtMs <= atMs) return 'expired';
   return rec.capabilities.has(cap) ? 'ok' : 'lacks';
 }
@@ -185,8 +194,14 @@ export function holds(state: RosterState, key: Hex, cap: Capability, atMs: numbe
 export function minerProblem(state: RosterState, minerHex: Hex, atMs: number): MembershipProblem | undefined {
   const h = holds(state, minerHex, 'mine', atMs);
   if (h === 'ok') return undefined;
-  const code =
-    h === 'not-member' ? 'miner-not-member' : h === 'expired' ? 'miner-expired' : 'miner-lacks-mine';
+  const code = (
+    {
+      'not-member': 'miner-not-member',
+      'not-yet-valid': 'miner-not-yet-valid',
+      expired: 'miner-expired',
+      lacks: 'miner-lacks-mine',
+    } as const
+  )[h];
   return { code, message: `miner ${minerHex.slice(0, 16)}…: ${h === 'lacks' ? 'no mine capability' : h}` };
 }
 
@@ -201,8 +216,11 @@ export function certificateRefusal(
   atMs: number,
 ): AdmissionRefusal | undefined {
   if (!certificateForChain(c, chainId)) return 'wrong-network';
-  if (!state.admins.has(c.issuerHex)) return 'unknown-issuer';
+  // The signature first: it is checkable against the issuer key the certificate names, so
+  // 'unknown-issuer' always means "validly signed by a key we do not know as an admin (yet)",
+  // which a node that is behind may owe to its stale roster (p2p/admission-gate.ts, read-only).
   if (!certificateSignatureValid(c)) return 'bad-signature';
+  if (!state.admins.has(c.issuerHex)) return 'unknown-issuer';
   const revokedAt = state.revoked.get(c.subjectHex);
   if (revokedAt !== undefined && c.issuedAtMs <= revokedAt) return 'revoked';
   if (c.issuedAtMs > atMs) return 'not-yet-valid';
@@ -241,14 +259,14 @@ export function entryProblem(
   const cap: Capability = p.kind === 'knowledge' ? 'submit' : 'coordinate';
   const h = holds(state, author, cap, atMs);
   if (h === 'ok') return undefined;
-  const code =
-    h === 'not-member'
-      ? 'author-not-member'
-      : h === 'expired'
-        ? 'author-expired'
-        : cap === 'submit'
-          ? 'author-lacks-submit'
-          : 'author-lacks-coordinate';
+  const code = (
+    {
+      'not-member': 'author-not-member',
+      'not-yet-valid': 'author-not-yet-valid',
+      expired: 'author-expired',
+      lacks: cap === 'submit' ? 'author-lacks-submit' : 'author-lacks-coordinate',
+    } as const
+  )[h];
   return { code, message: `${p.kind} entry ${e.idHex} by ${author.slice(0, 16)}…: ${h} (${cap})` };
 }
 
@@ -272,7 +290,7 @@ function changesProblem(
       if (refusal === 'expired')
         return { code: 'certificate-expired', message: `member.add: certificate of ${c.subjectHex} expired` };
       // A certificate may be added before its validity starts (an admin pre-issuing it); it
-      // grants nothing until issued-at only through the handshake, which checks the time.
+      // grants nothing before issued-at: `holds` and the handshake both check the time.
       if (refusal && refusal !== 'not-yet-valid')
         return { code: 'bad-certificate', message: `member.add: ${refusal}` };
       if (state.admins.has(c.subjectHex))

@@ -11,7 +11,7 @@ import type { SigningKey } from '../chain/signature.ts';
 import { testKey, testNetwork } from '../testing/forge.ts';
 import { signCertificate } from './certificate.ts';
 import { Roster } from './roster.ts';
-import { applyEntries, genesisRoster, MEMBER_REVOKE, type RosterState } from './roster-state.ts';
+import { applyEntries, genesisRoster, MEMBER_ADD, MEMBER_REVOKE, type RosterState } from './roster-state.ts';
 import type { AdmissionRefusal } from './view.ts';
 
 const admin = testKey(500);
@@ -92,6 +92,11 @@ test('a presented certificate admits a device the chain does not record yet; eac
   const forged = certFor(device);
   forged[forged.length - 1]! ^= 1;
   assert.deepEqual(r.admit(hex(device), forged, NOW), { ok: false, code: 'bad-signature' });
+  // From an issuer we do not know, a forged signature is still 'bad-signature': 'unknown-issuer'
+  // (which a node that is behind may take read-only) always means a valid signature.
+  const stranger = certFor(device, { issuer: testKey(9) });
+  stranger[stranger.length - 1]! ^= 1;
+  assert.deepEqual(r.admit(hex(device), stranger, NOW), { ok: false, code: 'bad-signature' });
   // Revoked on the chain: its certificate (issued before) is refused, and listeners hear it.
   const lost: string[][] = [];
   r.onChange((c) => lost.push([...c.revoked]));
@@ -102,7 +107,7 @@ test('a presented certificate admits a device the chain does not record yet; eac
   assert.deepEqual(lost, [[hex(device)]]);
   assert.deepEqual(r.admit(hex(device), certFor(device), NOW + 1), { ok: false, code: 'revoked' });
   assert.deepEqual(r.admit(hex(device), undefined, NOW + 1), { ok: false, code: 'revoked' });
-  assert.equal(refused.length, cases.length + 3, 'every refusal is counted');
+  assert.equal(refused.length, cases.length + 4, 'every refusal is counted');
   // A certificate issued after the revocation admits it again.
   assert.ok(r.admit(hex(device), certFor(device, { from: NOW + 1 }), NOW + 2).ok);
 });
@@ -112,4 +117,17 @@ test('open mode admits every key with every capability but admin', () => {
   const a = r.admit(hex(device), undefined, NOW);
   assert.ok(a.ok && !a.member.admin && a.member.capabilities.has('mine'));
   assert.equal(r.ownCertificate(), undefined);
+});
+
+test('a certificate the chain records before its issued-at admits its key only from then', () => {
+  const addition = createEntry(
+    { kind: 'config', changes: [[MEMBER_ADD, toHex(certFor(device, { from: NOW + 5000, to: NOW + 9000 }))]] },
+    admin,
+    NOW,
+  );
+  const { r } = rosterOf({ current: applyEntries(genesisRoster(config), [addition]) });
+  assert.equal(r.memberAt(hex(device), NOW + 4999), undefined, 'not a member before issued-at');
+  assert.deepEqual(r.admit(hex(device), undefined, NOW + 4999), { ok: false, code: 'not-yet-valid' });
+  assert.equal(r.memberAt(hex(device), NOW + 5000)?.name, "Kim's tablet");
+  assert.ok(r.admit(hex(device), undefined, NOW + 5000).ok);
 });

@@ -41,6 +41,10 @@ const OPEN_MEMBER = (publicKeyHex: Hex): Member => ({
   admin: false,
 });
 
+/** Inside its certificate's window [issued-at, expires-at); admins always. */
+const validAt = (m: Member, nowMs: number): boolean =>
+  m.admin || (m.issuedAtMs <= nowMs && m.expiresAtMs > nowMs);
+
 /** One line of the roster as an admin sees it. */
 export interface RosterListing extends Member {
   readonly state: 'member' | 'expired' | 'revoked';
@@ -72,8 +76,10 @@ export class Roster implements MembershipView {
     if (!certificate) {
       // A chain record that ran out is "expired", not "no certificate": say what to renew.
       const state = this.source.tipRoster();
-      if (state.revoked.has(key) && !state.members.has(key)) return refused('revoked');
-      return refused(state.members.has(key) ? 'expired' : 'no-certificate');
+      const rec = state.members.get(key);
+      if (state.revoked.has(key) && !rec) return refused('revoked');
+      if (rec && rec.issuedAtMs > nowMs) return refused('not-yet-valid');
+      return refused(rec ? 'expired' : 'no-certificate');
     }
     let cert: ReturnType<typeof decodeCertificate>;
     try {
@@ -107,7 +113,7 @@ export class Roster implements MembershipView {
     const key = publicKeyHex.toLowerCase();
     if (this.mode === 'open') return OPEN_MEMBER(key);
     const m = memberOf(this.source.tipRoster(), key);
-    return m && m.expiresAtMs > nowMs ? m : undefined;
+    return m && validAt(m, nowMs) ? m : undefined;
   }
 
   ownCertificate(): Uint8Array | undefined {
@@ -165,7 +171,7 @@ export class Roster implements MembershipView {
     const keys = new Set([...state.admins, ...state.members.keys()]);
     return [...keys].flatMap((k) => {
       const m = memberOf(state, k);
-      return m && m.expiresAtMs > nowMs ? [m] : [];
+      return m && validAt(m, nowMs) ? [m] : [];
     });
   }
 }

@@ -1,14 +1,25 @@
 /**
- * Admission refusals per remote IP address, decaying, with a temporary ban once they pile up
- * (the gate's; address-bans.ts counts peers banned at an address instead). A stranger
- * makes a new key for free, so a ban on its peer id alone does not stop it; its address costs
- * more to change. Pure: the caller supplies the clock.
+ * Admission refusals per remote host, decaying, with a temporary ban once they pile up (the
+ * gate's; address-bans.ts counts peers banned at an address instead). A stranger makes a new
+ * key for free, so a ban on its peer id alone does not stop it; its address costs more to change.
+ * Pure: the caller supplies the clock.
  *
- * An address ban only refuses keys the chain does not record as members: many honest devices
- * can share one address (a NAT, a relay, every node of a loopback cluster), and a stranger
- * must not be able to lock members out by failing from their address.
+ * The rule, explicitly:
+ * - A host is what the per-IP cap counts (ip-ranges.ts `capKey`): an IPv4 address, an IPv6 /64.
+ *   Not an IPv4 /24: a family's LAN is one /24, and one stranger on it must cost only itself.
+ * - Exempt ranges are never counted nor banned: loopback by default (every node of a test
+ *   cluster or the demo shares 127.0.0.1), plus whatever the node adds: its own bootstrap
+ *   addresses (the operator chose them; refusing them could cut a new device off its network).
+ * - Only attempts that never passed the handshake count (the gate charges strangers, not a
+ *   member revoked or expired while connected: its key answers for that).
+ * - A ban refuses unauthenticated attempts only: never a key that passed the handshake before
+ *   (remembered here, bounded) nor one the chain records (the gate asks the roster). Many honest
+ *   devices can share one address (a NAT, a relay), and a stranger failing from their address
+ *   must not lock them out.
  */
-import { PEERS_DEFAULTS } from '../options.ts';
+import type { Hex } from '../chain/bytes.ts';
+import { P2P_DEFAULTS, PEERS_DEFAULTS } from '../options.ts';
+import { capKey, ipRanges } from './ip-ranges.ts';
 
 export interface AddressRefusalOptions {
   /** Refusals (decayed) at which the address is banned (default 20). */
@@ -19,6 +30,10 @@ export interface AddressRefusalOptions {
   readonly banMs?: number;
   /** Addresses tracked at most; the least recently refused are forgotten first (default 4096). */
   readonly maxAddresses?: number;
+  /** CIDR ranges never counted nor banned (default: loopback, as for the per-IP cap). */
+  readonly exempt?: readonly string[];
+  /** Keys remembered as having passed the handshake; the least recent go first (default 4096). */
+  readonly maxAdmittedKeys?: number;
 }
 
 interface Entry {
@@ -29,27 +44,34 @@ interface Entry {
 
 export class AddressRefusals {
   private readonly entries = new Map<string, Entry>();
+  private readonly admittedKeys = new Set<Hex>();
+  private readonly exempt: (ip: string) => boolean;
   readonly banAt: number;
   readonly halfLifeMs: number;
   readonly banMs: number;
   readonly maxAddresses: number;
+  readonly maxAdmittedKeys: number;
 
   constructor(opts: AddressRefusalOptions = {}) {
     this.banAt = opts.banAt ?? PEERS_DEFAULTS.admissionRefusalsBanAt;
     this.halfLifeMs = opts.halfLifeMs ?? PEERS_DEFAULTS.admissionRefusalsHalfLifeMs;
     this.banMs = opts.banMs ?? PEERS_DEFAULTS.admissionRefusalsBanMs;
     this.maxAddresses = opts.maxAddresses ?? PEERS_DEFAULTS.admissionRefusalsMaxAddresses;
+    this.maxAdmittedKeys = opts.maxAdmittedKeys ?? PEERS_DEFAULTS.admissionRefusalsMaxAdmittedKeys;
+    this.exempt = ipRanges(opts.exempt ?? P2P_DEFAULTS.ipLimitExempt);
   }
 
-  /** Records one refusal from `ip`; returns true when the address is (now) banned. */
+  /** Records one refusal of a never-admitted peer from `ip`; returns true when its host is (now) banned. */
   refused(ip: string, now: number): boolean {
-    const e = this.entries.get(ip) ?? { count: 0, at: now, bannedUntil: 0 };
+    if (this.exempt(ip)) return false;
+    const host = capKey(ip);
+    const e = this.entries.get(host) ?? { count: 0, at: now, bannedUntil: 0 };
     e.count = this.decayed(e, now) + 1;
     e.at = now;
     if (e.count >= this.banAt) e.bannedUntil = Math.max(e.bannedUntil, now + this.banMs);
     // Re-inserted last, so the map's order is least recently refused first.
-    this.entries.delete(ip);
-    this.entries.set(ip, e);
+    this.entries.delete(host);
+    this.entries.set(host, e);
     while (this.entries.size > this.maxAddresses) {
       const oldest = this.entries.keys().next().value as string;
       this.entries.delete(oldest);
@@ -57,15 +79,29 @@ export class AddressRefusals {
     return e.bannedUntil > now;
   }
 
+  /** `key` passed the handshake: no address ban refuses it from now on. */
+  admitted(key: Hex): void {
+    this.admittedKeys.delete(key);
+    this.admittedKeys.add(key);
+    if (this.admittedKeys.size > this.maxAdmittedKeys)
+      this.admittedKeys.delete(this.admittedKeys.values().next().value as Hex);
+  }
+
+  /** Whether an attempt by `key` (undefined: unknown) from `ip` is refused for its address now. */
+  refuses(ip: string, key: Hex | undefined, now: number): boolean {
+    return this.isBanned(ip, now) && !(key !== undefined && this.admittedKeys.has(key));
+  }
+
   isBanned(ip: string, now: number): boolean {
-    const e = this.entries.get(ip);
+    if (this.exempt(ip)) return false;
+    const e = this.entries.get(capKey(ip));
     return e !== undefined && e.bannedUntil > now;
   }
 
-  /** The decayed refusal count of `ip` (0 when unknown). */
+  /** The decayed refusal count of the host `ip` is on (0 when unknown or exempt). */
   count(ip: string, now: number): number {
-    const e = this.entries.get(ip);
-    return e ? this.decayed(e, now) : 0;
+    const e = this.entries.get(capKey(ip));
+    return e && !this.exempt(ip) ? this.decayed(e, now) : 0;
   }
 
   get size(): number {

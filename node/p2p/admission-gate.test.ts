@@ -3,7 +3,9 @@
  * (no certificate, a certificate for another key, or no handshake at all) is refused, gets no
  * status and no blocks, and its gossip reaches no one while members are admitted, served and
  * gossip with each other; revoking a member disconnects it at once and refuses its redials;
- * every refusal is counted by code and transport. mDNS-style discovery dials members only.
+ * every refusal is counted by code and transport. mDNS-style discovery dials members only. A
+ * node that is behind takes peers it cannot judge yet read-only: it fetches from them and
+ * serves them nothing.
  *
  * The membership view is plain data implementing the contract (node/testing/static-roster.ts):
  * keys the "chain" records, keys holding a test certificate (`cert:<key>`), revoked keys.
@@ -109,11 +111,22 @@ async function startSide(
     listen: [TCP_LOOPBACK, WEBRTC_DIRECT_LOOPBACK],
     gater: gate ?? {},
     appScore: gate ? (p) => gate.gossipScore(p) : undefined,
+    admitted: gate ? (p) => gate.whenAdmitted(p) : undefined,
   });
   assert.equal(identity.publicKeyHex, key);
   await gate?.start(host);
   const admitted = gate ? (p: PeerId) => gate.whenAdmitted(p) : undefined;
-  const rr = new ReqResp(host, `/cairn/${TAG}`, { penalise, admitted }, log);
+  // As node.ts wires it: we fetch from read-only peers, and serve them nothing.
+  const rr = new ReqResp(
+    host,
+    `/cairn/${TAG}`,
+    {
+      penalise,
+      admitted: gate ? (p) => gate.whenFetchable(p) : undefined,
+      refuses: (p) => gate?.isReadOnly(p) ?? false,
+    },
+    log,
+  );
   const statusFrom: string[] = [];
   await serveChainProtocols(
     rr,
@@ -269,6 +282,10 @@ describe('members', () => {
     assert.equal(a.entries.find((e) => e.content.startsWith('from member b'))?.from, b.id.toString());
     // Admitted members form a mesh (no PRUNE from a stale pending score): within a few heartbeats.
     await until('a and b in each other’s mesh', () => inMesh(a, b) && inMesh(b, a), 5_000);
+    // Identify answered once admitted: b knows a's agent and both of its listen addresses.
+    const seen = await b.host.peerStore.get(a.id);
+    assert.ok(seen.metadata.has('AgentVersion'), 'b identified a');
+    assert.ok(seen.addresses.some((x) => x.multiaddr.toString().includes('/webrtc-direct')));
   });
 
   test('a member is admitted over WebRTC-direct', async () => {
@@ -333,6 +350,8 @@ describe('strangers', () => {
       if (!connected(b, a)) await b.host.dial(a.tcp);
       await until('a and b to see each other subscribed', () => subscribed(a, b) && subscribed(b, a));
       const s = await startSide(`raw-${transport}`, 'no-gate');
+      const identified: string[] = [];
+      s.host.addEventListener('peer:identify', (evt) => identified.push(evt.detail.peerId.toString()));
       const heardBefore = s.heard.length;
       const before = await refusals(a, 'handshake-timeout', transport);
       const started = performance.now();
@@ -378,6 +397,16 @@ describe('strangers', () => {
         'relayed to b',
       );
       assert.equal(s.heard.length, heardBefore, `the stranger heard gossip: ${s.heard.slice(heardBefore)}`);
+      // Identify was not answered while it was pending: no agent, no other listen address of a.
+      assert.equal(identified.includes(a.id.toString()), false, 'the stranger identified a');
+      const seen = await s.host.peerStore.get(a.id);
+      assert.equal(seen.metadata.has('AgentVersion'), false, 'the stranger read a’s agent version');
+      const other = transport === 'tcp' ? '/webrtc-direct' : '/tcp/';
+      assert.equal(
+        seen.addresses.some((x) => x.multiaddr.toString().includes(other)),
+        false,
+        `the stranger learnt a's ${other} address`,
+      );
       // b, a member connected to a, did get a's message.
       await until('b to hear a’s message', () =>
         b.heard.some((h) => h.includes(`member gossip while ${transport}`)),
@@ -434,9 +463,16 @@ describe('expiry and address bans', () => {
 
   test('an address that keeps failing is refused at the gater, for non-members only', async () => {
     const g = await startSide('g', none, (k) => roster.onChain.set(k, member(k, 'g')), {
-      // Three refusals (decayed a little between them) reach 2.5.
-      addressRefusals: new AddressRefusals({ banAt: 2.5, halfLifeMs: 3_600_000 }),
+      // Three refusals (decayed a little between them) reach 2.5. Loopback stands in for a LAN
+      // address here (it is exempt by default).
+      addressRefusals: new AddressRefusals({ banAt: 2.5, halfLifeMs: 3_600_000, exempt: [] }),
     });
+    // A device admitted by its certificate alone (g's chain does not record it), before the ban.
+    const cert = await startSide('g-cert', certFor, (k) => roster.certified.set(k, member(k, 'g-cert')));
+    await cert.host.dial(g.tcp);
+    await until('g to admit the certified device', () => g.gate!.isAdmitted(cert.id));
+    await cert.host.hangUp(g.id);
+    await until('g to forget it', () => !connected(g, cert));
     for (let i = 0; i < 3; i++) {
       const s = await startSide(`flood-${i}`, none);
       await s.host.dial(g.tcp).catch(() => {});
@@ -451,6 +487,105 @@ describe('expiry and address bans', () => {
     // A member the chain records, from the same address, still gets in.
     await a.host.dial(g.tcp);
     await until('g to admit a', () => g.gate!.isAdmitted(a.id));
+    // So does the certified device that passed the handshake before: the ban is for strangers.
+    await cert.host.dial(g.tcp);
+    await until('g to admit the certified device again', () => g.gate!.isAdmitted(cert.id));
+    assert.equal(await refusals(g, 'banned-address', 'tcp'), 1);
+  });
+});
+
+describe('catching up', () => {
+  // Each behind side judges read-only peers on the timer only when told to (rejudge).
+  const slow = { recheckMs: 60_000 };
+  const penalisedFor = (side: Side, peer: Side) =>
+    side.penalties.filter((p) => p.peer === peer.id.toString());
+
+  test('behind, a peer whose issuer we do not know yet serves us read-only, and is served nothing', async () => {
+    let behind = true;
+    // m holds a certificate from an admin j's roster does not know (not in `certified`).
+    const m = await startSide('m', certFor);
+    const j = await startSide('j', certFor, (k) => roster.certified.set(k, member(k, 'j')), {
+      ...slow,
+      behind: () => behind,
+    });
+    await j.host.dial(m.tcp);
+    await until('j to take m read-only', () => j.gate!.isReadOnly(m.id));
+    await until('m to admit j', () => m.gate!.isAdmitted(j.id));
+    assert.equal(j.gate!.isAdmitted(m.id), false);
+    // We fetch from it: its status and its blocks.
+    const [status] = await j.rr.request(m.id, STATUS, statusOf());
+    assert.equal(status?.headHeight, 5);
+    const blocks = await j.rr.request(m.id, BLOCKS_BY_RANGE, { startHeight: 1, count: 5 });
+    assert.deepEqual(
+      blocks.map((x) => x.hashHex),
+      chainBlocks.map((x) => x.hashHex),
+    );
+    // We serve it nothing: no status, no identify; and none of its gossip is taken.
+    await assert.rejects(m.rr.request(j.id, STATUS, statusOf()), ReqRespError);
+    assert.equal(j.statusFrom.includes(m.id.toString()), false);
+    assert.equal((await m.host.peerStore.get(j.id)).metadata.has('AgentVersion'), false, 'm identified j');
+    assert.equal(j.gate!.gossipScore(m.id.toString()), GOSSIP_SCORE['read-only']);
+    await until('m to see j subscribed', () => subscribed(m, j));
+    for (let i = 0; i < 3; i++) await publish(m, `read-only gossip ${i}`, 700 + i);
+    await sleep(500);
+    assert.equal(
+      j.entries.some((e) => e.from === m.id.toString()),
+      false,
+      'j took gossip from m',
+    );
+    // No penalty, no refusal, while behind.
+    assert.deepEqual(penalisedFor(j, m), []);
+    assert.equal(await refusals(j, 'unknown-issuer', 'tcp'), 0);
+    // Caught up, and our roster still does not vouch for it: refused, and it costs now.
+    behind = false;
+    j.gate!.rejudge();
+    assert.equal(j.gate!.isReadOnly(m.id), false);
+    assert.equal(await refusals(j, 'unknown-issuer', 'tcp'), 1);
+    assert.ok(penalisedFor(j, m).some((p) => /unknown-issuer/.test(p.reason)));
+    await until('j to drop m', () => !connected(j, m));
+  });
+
+  test('a read-only peer is admitted once the roster we synced vouches for it', async () => {
+    const m = await startSide('m2', certFor);
+    const j = await startSide('j2', certFor, (k) => roster.certified.set(k, member(k, 'j2')), {
+      ...slow,
+      behind: () => true,
+    });
+    await j.host.dial(m.tcp);
+    await until('j2 to take m2 read-only', () => j.gate!.isReadOnly(m.id));
+    // The block naming m2's admin arrives: our tip moved.
+    roster.certified.set(m.key, member(m.key, 'm2'));
+    j.gate!.rejudge();
+    assert.ok(j.gate!.isAdmitted(m.id));
+    assert.equal(j.gate!.member(m.id)?.name, 'm2');
+    const [status] = await m.rr.request(j.id, STATUS, statusOf());
+    assert.equal(status?.headHeight, 5, 'j2 serves m2 now');
+  });
+
+  test('not-yet-valid counts only within the clock skew; read-only peers are bounded', async () => {
+    const soon = await startSide('soon', certFor, (k) =>
+      roster.certified.set(k, member(k, 'soon', { issuedAtMs: Date.now() + 60_000 })),
+    );
+    const later = await startSide('later', certFor, (k) =>
+      roster.certified.set(k, member(k, 'later', { issuedAtMs: Date.now() + 10 * 60_000 })),
+    );
+    const extra = await startSide('extra', certFor);
+    const j = await startSide('j3', certFor, (k) => roster.certified.set(k, member(k, 'j3')), {
+      ...slow,
+      behind: () => true,
+      maxReadOnlyPeers: 1,
+    });
+    await j.host.dial(soon.tcp);
+    await until('j3 to take soon read-only', () => j.gate!.isReadOnly(soon.id));
+    await j.host.dial(later.tcp).catch(() => {});
+    await until('j3 to refuse later', async () => (await refusals(j, 'not-yet-valid', 'tcp')) === 1);
+    // Over the bound: refused, though it would qualify.
+    await j.host.dial(extra.tcp).catch(() => {});
+    await until('j3 to refuse extra', async () => (await refusals(j, 'unknown-issuer', 'tcp')) === 1);
+    assert.equal(j.gate!.isReadOnly(extra.id), false);
+    assert.ok(j.gate!.isReadOnly(soon.id));
+    // Behind, neither refusal costs the peer anything.
+    assert.deepEqual([...penalisedFor(j, later), ...penalisedFor(j, extra)], []);
   });
 });
 

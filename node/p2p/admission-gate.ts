@@ -13,6 +13,17 @@
  * (`cairn_membership_refusals_total{code,transport}`) and costs the peer id and its address.
  * Revocations from the view close the revoked keys' connections at once and keep them refused.
  * In open mode none of this exists (node.ts builds no gate).
+ *
+ * Catching up (membership/catch-up.ts): a node that is behind cannot judge certificates from
+ * admins added since its tip, nor ones its clock thinks are a little early. Refusing those
+ * peers could leave it nobody to sync from, so while it is behind a peer refused only for
+ * `unknown-issuer`, or `not-yet-valid` within the clock-skew allowance, is admitted *read-only*:
+ * we may fetch from it (`whenFetchable`), but serve it nothing, answer no identify, accept none
+ * of its gossip (it keeps the pending gossip score), and it costs no penalty. Read-only peers
+ * are bounded (`maxReadOnlyPeers`) and judged again whenever our tip moves (`rejudge`) and on
+ * the recheck timer: admitted once the roster we synced vouches for them, refused once we are
+ * no longer behind and it still does not. Its certificate must carry the issuer's valid
+ * signature: only "issuer unknown to us", never "forged", qualifies.
  */
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
@@ -20,7 +31,8 @@ import type { Multiaddr } from '@multiformats/multiaddr';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { type Hex, toHex } from '../chain/bytes.ts';
 import type { Logger } from '../log.ts';
-import type { Member, MembershipView } from '../membership/view.ts';
+import type { AdmissionRefusal, Member, MembershipView } from '../membership/view.ts';
+import { MEMBERSHIP_DEFAULTS } from '../options.ts';
 import { AddressRefusals } from './address-refusals.ts';
 import {
   ADMISSION_TIMEOUT_MS,
@@ -41,7 +53,13 @@ import type { PeerAction } from './peer-scores.ts';
  * gossip or published messages, but its subscriptions are still read, so once admitted it
  * joins the mesh at the next heartbeat. A refused one is graylisted: its RPCs are dropped unread.
  */
-export const GOSSIP_SCORE = { admitted: 0, pending: -60, refused: -1000 } as const;
+export const GOSSIP_SCORE = { admitted: 0, pending: -60, 'read-only': -60, refused: -1000 } as const;
+
+/** Refusals a node that is behind may owe to its own stale roster or clock (see the header). */
+const CATCH_UP_CODES: ReadonlySet<RefusalCode> = new Set<AdmissionRefusal>([
+  'unknown-issuer',
+  'not-yet-valid',
+]);
 
 export type AdmissionHost = Pick<
   CairnLibp2p,
@@ -90,9 +108,16 @@ export interface AdmissionGateOptions {
   readonly recheckMs?: number;
   readonly addressRefusals?: AddressRefusals;
   readonly now?: () => number;
+  /** Whether this node is behind (membership/catch-up.ts): peers it cannot judge yet may serve it. */
+  readonly behind?: () => boolean;
+  /** How far ahead a certificate's issued-at may be for a read-only admission (default 5 min). */
+  readonly clockSkewMs?: number;
+  /** Read-only peers at once (default 8); beyond, they are refused (without penalty). */
+  readonly maxReadOnlyPeers?: number;
 }
 
-type Status = 'pending' | 'admitted' | 'refused';
+type Status = 'pending' | 'admitted' | 'read-only' | 'refused';
+type Verdict = Exclude<Status, 'pending'>;
 
 interface PeerState {
   status: Status;
@@ -100,7 +125,7 @@ interface PeerState {
   member?: Member;
   /** The certificate it presented, judged again on roster changes and expiry. */
   certificate?: Uint8Array;
-  readonly waiters: ((admitted: boolean) => void)[];
+  readonly waiters: ((verdict: Verdict) => void)[];
   /** One deadline for all waiters, so a flood of requests or gossip costs no timer each. */
   deadline?: NodeJS.Timeout;
   readonly since: number;
@@ -140,6 +165,9 @@ export class AdmissionGate {
   private readonly timeoutMs: number;
   private readonly maxCertificateBytes: number;
   private readonly now: () => number;
+  private readonly behind: () => boolean;
+  private readonly clockSkewMs: number;
+  private readonly maxReadOnlyPeers: number;
 
   constructor(private readonly o: AdmissionGateOptions) {
     this.view = o.view;
@@ -147,6 +175,9 @@ export class AdmissionGate {
     this.timeoutMs = o.timeoutMs ?? ADMISSION_TIMEOUT_MS;
     this.maxCertificateBytes = o.maxCertificateBytes ?? MAX_CERTIFICATE_BYTES;
     this.now = o.now ?? Date.now;
+    this.behind = o.behind ?? (() => false);
+    this.clockSkewMs = o.clockSkewMs ?? MEMBERSHIP_DEFAULTS.clockSkewMs;
+    this.maxReadOnlyPeers = o.maxReadOnlyPeers ?? MEMBERSHIP_DEFAULTS.maxReadOnlyPeers;
   }
 
   // ---- connection gater (libp2p calls these for every connection, after encryption) ----
@@ -168,7 +199,8 @@ export class AdmissionGate {
     if (this.knownRevoked(key)) code = 'revoked';
     else if (inbound) {
       const ip = ipOf(addr);
-      if (ip && this.addressRefusals.isBanned(ip, now) && !(key && this.view.memberAt(key, now))) {
+      // Only strangers: a key that passed a handshake before, or one the chain records, gets in.
+      if (ip && this.addressRefusals.refuses(ip, key, now) && !(key && this.view.memberAt(key, now))) {
         code = 'banned-address';
       }
     }
@@ -203,20 +235,35 @@ export class AdmissionGate {
     return s?.status === 'admitted' ? s.member : undefined;
   }
 
+  /** Admitted read-only while we catch up: we may fetch from it, and serve it nothing. */
+  isReadOnly(peer: PeerId | string): boolean {
+    return this.peers.get(peer.toString())?.status === 'read-only';
+  }
+
   /**
-   * `true` at once for an admitted peer (the common case costs no await), otherwise the outcome of
-   * its handshake, which ends within the handshake deadline. A peer with no connection: false.
+   * Whether we serve the peer and take its gossip: `true` at once for an admitted peer (the
+   * common case costs no await), otherwise the outcome of its handshake, which ends within the
+   * handshake deadline. A read-only peer or one with no connection: false.
    */
   whenAdmitted(peer: PeerId): true | Promise<boolean> {
+    return this.when(peer, 'admitted');
+  }
+
+  /** Whether we may send the peer our requests: admitted, or read-only while we catch up. */
+  whenFetchable(peer: PeerId): true | Promise<boolean> {
+    return this.when(peer, 'read-only');
+  }
+
+  private when(peer: PeerId, least: 'admitted' | 'read-only'): true | Promise<boolean> {
+    const ok = (v: Verdict) => v === 'admitted' || (least === 'read-only' && v === 'read-only');
     const s = this.peers.get(peer.toString());
-    if (s?.status === 'admitted') return true;
-    if (s?.status === 'refused') return Promise.resolve(false);
+    if (s && s.status !== 'pending') return ok(s.status) ? true : Promise.resolve(false);
     const state = s ?? (this.host?.getConnections(peer).length ? this.track(peer) : undefined);
     if (!state || state.waiters.length >= MAX_WAITERS) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
-      state.waiters.push(resolve);
+      state.waiters.push((v) => resolve(ok(v)));
       // Bounded even if no handshake ever concludes (both sides' streams lost).
-      state.deadline ??= setTimeout(() => this.settle(state, false), this.timeoutMs + 500);
+      state.deadline ??= setTimeout(() => this.settle(state, 'refused'), this.timeoutMs + 500);
       state.deadline.unref();
     });
   }
@@ -263,7 +310,7 @@ export class AdmissionGate {
     // that update has been seen never to settle while connections were being torn down (it hung a
     // test's teardown with nothing left on the event loop).
     void Promise.resolve(host.unhandle(this.o.protocolId)).catch(() => {});
-    for (const s of this.peers.values()) this.settle(s, false);
+    for (const s of this.peers.values()) this.settle(s, 'refused');
     this.peers.clear();
   }
 
@@ -275,7 +322,7 @@ export class AdmissionGate {
     const old = this.peers.get(id);
     if (old?.status === 'refused' && !this.openElsewhere(conn)) {
       this.peers.delete(id);
-      this.settle(old, false);
+      this.settle(old, 'refused');
     }
     this.track(conn.remotePeer);
     if (conn.direction === 'outbound') {
@@ -331,7 +378,7 @@ export class AdmissionGate {
     // Late for a peer that has connected again meanwhile: that connection's state stays.
     if (!s || this.host?.getConnections(evt.detail).some((c) => c.status === 'open')) return;
     this.peers.delete(key);
-    this.settle(s, false);
+    this.settle(s, 'refused');
   };
 
   private openElsewhere(conn: Connection): boolean {
@@ -429,42 +476,84 @@ export class AdmissionGate {
       ? this.view.admit(s.key, certificate, this.now())
       : ({ ok: false, code: 'malformed-certificate' } as const);
     if (!a.ok) {
+      if (this.mayReadOnly(s, certificate, a.code)) {
+        this.letIn(conn, s, 'read-only', certificate);
+        return undefined;
+      }
       if (act) this.refuse(peer, a.code, conn.remoteAddr);
       return a.code;
     }
-    const first = s.status !== 'admitted';
-    s.status = 'admitted';
-    s.member = a.member;
-    s.certificate = certificate;
-    if (first) {
-      this.o.metrics.handshakes.observe(
-        { outcome: 'admitted', transport: transportOf(conn.remoteAddr) },
-        (performance.now() - s.since) / 1000,
-      );
-      this.o.log.debug({ peer: peer.toString(), name: a.member.name, role: a.member.role }, 'peer admitted');
-      this.o.onStateChange?.(peer.toString());
-      this.settle(s, true);
-    }
+    this.letIn(conn, s, 'admitted', certificate, a.member);
     return undefined;
   }
 
-  /** Refuses `peer` now: counted, penalised, its address charged, every connection closed. */
+  /** Records a verdict that lets the peer in (admitted, or read-only while we catch up). */
+  private letIn(
+    conn: Connection,
+    s: PeerState,
+    verdict: 'admitted' | 'read-only',
+    certificate: Uint8Array | undefined,
+    member?: Member,
+  ): void {
+    const first = s.status !== verdict;
+    s.status = verdict;
+    s.member = member;
+    s.certificate = certificate;
+    if (!first) return;
+    if (verdict === 'admitted' && s.key) this.addressRefusals.admitted(s.key);
+    this.o.metrics.handshakes.observe(
+      { outcome: verdict, transport: transportOf(conn.remoteAddr) },
+      (performance.now() - s.since) / 1000,
+    );
+    this.o.log[verdict === 'admitted' ? 'debug' : 'info'](
+      { peer: conn.remotePeer.toString(), name: member?.name, role: member?.role },
+      verdict === 'admitted' ? 'peer admitted' : 'peer admitted read-only while we catch up',
+    );
+    this.o.onStateChange?.(conn.remotePeer.toString());
+    this.settle(s, verdict);
+  }
+
+  /**
+   * Whether a peer refused with `code` may serve us read-only: we are behind, its certificate is
+   * one our stale roster or clock cannot judge yet (issuer unknown; issued-at within the clock
+   * skew), and the read-only slots are not full.
+   */
+  private mayReadOnly(s: PeerState, certificate: Uint8Array | undefined, code: RefusalCode): boolean {
+    if (!certificate || !s.key || !CATCH_UP_CODES.has(code) || !this.behind()) return false;
+    if (code === 'not-yet-valid') {
+      const later = this.view.admit(s.key, certificate, this.now() + this.clockSkewMs);
+      if (!later.ok && later.code !== 'unknown-issuer') return false;
+    }
+    if (s.status === 'read-only') return true;
+    let n = 0;
+    for (const p of this.peers.values()) if (p.status === 'read-only') n++;
+    return n < this.maxReadOnlyPeers;
+  }
+
+  /**
+   * Refuses `peer` now: counted, penalised, its address charged, every connection closed. While
+   * we are behind, a refusal our stale roster or clock may owe (unknown issuer, not yet valid)
+   * costs the peer nothing.
+   */
   refuse(peer: PeerId, code: RefusalCode, addr: Multiaddr, abort = false): void {
     const s = this.track(peer);
     const was = s.status;
     s.status = 'refused';
     s.member = undefined;
     this.o.onStateChange?.(peer.toString());
-    this.settle(s, false);
+    this.settle(s, 'refused');
+    const excused = CATCH_UP_CODES.has(code) && this.behind();
     if (code === 'revoked' && s.key) this.remember(s.key);
     if (was !== 'refused') {
       const transport = transportOf(addr);
       this.o.metrics.refusals.inc({ code, transport });
       this.o.metrics.handshakes.observe({ outcome: code, transport }, (performance.now() - s.since) / 1000);
+      // Only a stranger's failure charges its address: a member revoked or expired while
+      // connected answers with its key (address-refusals.ts).
       const ip = ipOf(addr);
-      if (ip) this.addressRefusals.refused(ip, this.now());
-      this.o.log.info({ peer: peer.toString(), code, transport }, 'peer refused admission');
-      this.o.penalise(peer, refusalSeverity(code), `admission refused: ${code}`);
+      if (ip && was === 'pending' && !excused) this.addressRefusals.refused(ip, this.now());
+      this.o.log.info({ peer: peer.toString(), code, transport, excused }, 'peer refused admission');
+      if (!excused) this.o.penalise(peer, refusalSeverity(code), `admission refused: ${code}`);
     }
     const conns = this.host?.getConnections(peer) ?? [];
     for (const c of conns) {
@@ -476,10 +565,10 @@ export class AdmissionGate {
     if (conns.length === 0) this.peers.delete(peer.toString());
   }
 
-  private settle(s: PeerState, admitted: boolean): void {
+  private settle(s: PeerState, verdict: Verdict): void {
     if (s.deadline) clearTimeout(s.deadline);
     s.deadline = undefined;
-    for (const w of s.waiters.splice(0)) w(admitted);
+    for (const w of s.waiters.splice(0)) w(verdict);
   }
 
   private remember(key: Hex): void {
@@ -496,7 +585,15 @@ export class AdmissionGate {
     this.recheck(lost);
   }
 
-  /** Judges every admitted peer again; those in `revoked` or whose certificate no longer holds go. */
+  /** Call when our tip moved: read-only peers may be vouched for now, or we may have caught up. */
+  rejudge(): void {
+    this.recheck();
+  }
+
+  /**
+   * Judges every admitted and read-only peer again; those in `revoked` or whose certificate no
+   * longer holds go, read-only ones the roster now vouches for are admitted.
+   */
   private recheck(revoked: ReadonlySet<Hex> = new Set()): void {
     const now = this.now();
     for (const conn of this.host?.getConnections() ?? []) {
@@ -506,10 +603,11 @@ export class AdmissionGate {
         this.refuse(conn.remotePeer, 'revoked', conn.remoteAddr, true);
         continue;
       }
-      if (s.status !== 'admitted') continue;
+      if (s.status === 'pending') continue;
       const a = this.view.admit(s.key, s.certificate, now);
-      if (!a.ok) this.refuse(conn.remotePeer, a.code, conn.remoteAddr, true);
-      else s.member = a.member;
+      if (a.ok) this.letIn(conn, s, 'admitted', s.certificate, a.member);
+      else if (!(s.status === 'read-only' && this.mayReadOnly(s, s.certificate, a.code)))
+        this.refuse(conn.remotePeer, a.code, conn.remoteAddr, true);
     }
   }
 }

@@ -22,13 +22,12 @@
  * first and its own after.
  */
 
-import { isIP } from 'node:net';
 import type { MultiaddrConnection, PeerId } from '@libp2p/interface';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { Counter, type Registry } from 'prom-client';
 import { P2P_DEFAULTS, type P2pLimits } from '../options.ts';
 import type { AddressBans } from './address-bans.ts';
-import { ipRanges } from './ip-ranges.ts';
+import { capKey, ipRanges } from './ip-ranges.ts';
 
 export const REFUSAL = {
   perIpCap: 'per-ip-cap',
@@ -68,18 +67,8 @@ export function relayIp(addr: Multiaddr): string | undefined {
   return first && (first.code === CODE_IP4 || first.code === CODE_IP6) ? first.value : undefined;
 }
 
-/** What the per-IP cap counts by: the IPv4 address, or the /64 an IPv6 address is in. */
-export function capKey(ip: string): string {
-  if (isIP(ip) !== 6) return ip;
-  const [head = '', tail = ''] = ip.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = ip.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
-  return `${groups
-    .slice(0, 4)
-    .map((g) => Number.parseInt(g, 16).toString(16))
-    .join(':')}::/64`;
-}
+/** What the per-IP cap counts by (ip-ranges.ts; re-exported for the cap's callers). */
+export { capKey };
 
 export interface ConnectionLimitsOptions extends Partial<P2pLimits> {
   readonly addressBans?: AddressBans;

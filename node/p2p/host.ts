@@ -20,6 +20,7 @@ import type { NodeIdentity } from '../identity/identity.ts';
 import { GOSSIP_DEFAULTS, type GossipScoreOptions, P2P_DEFAULTS, type P2pLimits } from '../options.ts';
 import { readFairly } from './fair-read.ts';
 import { ipColocationParams, relayedThrough } from './gossip-score.ts';
+import { servedToAdmittedOnly, type WhenAdmitted } from './identify-gate.ts';
 import { grantYamuxWindowAtHalf } from './yamux-window.ts';
 
 export interface HostOptions {
@@ -51,6 +52,11 @@ export interface HostOptions {
    * not (yet) admitted out of meshes and publishing (admission-gate.ts). None: every peer 0.
    */
   readonly appScore?: (peerId: string) => number;
+  /**
+   * Roster mode: identify is answered only once this says the peer is admitted, so a stranger
+   * learns none of our addresses and protocols while its handshake is pending (identify-gate.ts).
+   */
+  readonly admitted?: WhenAdmitted;
   /** Largest gossip message accepted or sent (must stay well below gossipsub's 4 MiB frame limit). */
   readonly maxGossipBytes: number;
   /** Registry for libp2p's own metrics (connections, streams, gossipsub); none when absent. */
@@ -124,7 +130,8 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
     connectionMonitor: { abortConnectionOnPingFailure: false },
     nodeInfo: { userAgent: 'cairn/0.1.0' },
     services: {
-      identify: identify(),
+      // Roster mode: answered only once the peer is admitted (identify-gate.ts).
+      identify: opts.admitted ? servedToAdmittedOnly(identify(), opts.admitted) : identify(),
       // Two pingers share the protocol: libp2p's connection monitor and the node's heartbeat
       // (peer-manager.ts). With the default of one outbound ping stream per connection, whichever
       // started second failed at once, and the monitor then aborted a healthy connection.

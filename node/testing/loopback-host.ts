@@ -12,9 +12,9 @@ import { createHost, type HostOptions } from '../p2p/host.ts';
 export const TCP_LOOPBACK = '/ip4/127.0.0.1/tcp/0';
 export const WEBRTC_DIRECT_LOOPBACK = '/ip4/127.0.0.1/udp/0/webrtc-direct';
 
-/** Listen addresses, gater hooks, limits, gossip scoring (IP colocation, app score) of the host under test. */
+/** Listen addresses, gater hooks, limits, gossip scoring (IP colocation, app score), identify gating of the host under test. */
 export type LoopbackHostOptions = Partial<
-  Pick<HostOptions, 'listen' | 'gater' | 'limits' | 'gossipScore' | 'appScore'>
+  Pick<HostOptions, 'listen' | 'gater' | 'limits' | 'gossipScore' | 'appScore' | 'admitted'>
 >;
 
 export async function startLoopbackHost(

@@ -2,7 +2,8 @@
  * A membership view that is plain data, for tests and benches of the parts that enforce
  * membership (node/membership/view.ts is the contract; the real roster derives the same answers
  * from the chain): keys the "chain" records, keys holding a certificate (`cert:<key>` in this
- * stand-in encoding), revoked keys, and listeners told of revocations.
+ * stand-in encoding; one presented but not in `certified` reads as from an unknown issuer),
+ * revoked keys, and listeners told of revocations.
  */
 import type { Hex } from '../chain/bytes.ts';
 import type { Admission, Member, MembershipView } from '../membership/view.ts';
@@ -42,6 +43,7 @@ export class StaticRoster {
         if (text !== `cert:${key}`) return { ok: false, code: 'wrong-subject' };
         const c = this.certified.get(key);
         if (!c) return { ok: false, code: 'unknown-issuer' };
+        if (c.issuedAtMs > now) return { ok: false, code: 'not-yet-valid' };
         return c.expiresAtMs > now ? { ok: true, member: c } : { ok: false, code: 'expired' };
       },
       memberAt: (key) => (this.revoked.has(key) ? undefined : this.onChain.get(key)),

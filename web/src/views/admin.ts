@@ -1,15 +1,8 @@
 import { h, mount, shortHex } from '../dom.ts';
 import { GqlError } from '../gateway.ts';
-import {
-  ADMIN_ACTIONS,
-  type AdminAction,
-  type Connection,
-  NODES,
-  type NodeInfo,
-  SUB_NODE,
-  SUBMIT_ENTRY,
-} from '../queries.ts';
+import { ADMIN_ACTIONS, type AdminAction, SUBMIT_ENTRY } from '../queries.ts';
 import { getToken, setToken } from '../token.ts';
+import { nodeSelect } from './node-select.ts';
 import { loadAndReload, type View } from './view.ts';
 
 /**
@@ -17,8 +10,7 @@ import { loadAndReload, type View } from './view.ts';
  * without one (or with a viewer's) the gateway refuses and the refusal is shown as it came.
  */
 export const adminView: View = (root, { gw, params }) => {
-  let nodes: NodeInfo[] = [];
-  let selected = params[0] ?? '';
+  const picker = nodeSelect(gw, { testId: 'admin-node', initial: params[0] });
   const tokenInput = h('input', {
     type: 'password',
     placeholder: 'admin or operator token',
@@ -30,7 +22,6 @@ export const adminView: View = (root, { gw, params }) => {
   const showTokenState = () => {
     tokenState.textContent = getToken() ? 'token set for this tab' : 'no token: actions will be refused';
   };
-  const select = h('select', { 'data-testid': 'admin-node', onchange: () => (selected = select.value) });
   const result = h('pre', { class: 'result', 'data-testid': 'admin-result' });
   const content = h('textarea', {
     rows: 2,
@@ -47,8 +38,8 @@ export const adminView: View = (root, { gw, params }) => {
   };
 
   const run = async (label: string, doc: string, variables: Record<string, unknown>) => {
-    if (!selected) return show(false, 'Pick a node first.');
-    show(true, `${label} on ${shortHex(selected, 6)}…`);
+    if (!picker.selected) return show(false, 'Pick a node first.');
+    show(true, `${label} on ${shortHex(picker.selected, 6)}…`);
     result.dataset.pending = 'true';
     try {
       const data = await gw.query<Record<string, unknown>>(doc, variables, true);
@@ -59,17 +50,6 @@ export const adminView: View = (root, { gw, params }) => {
     } finally {
       delete result.dataset.pending;
     }
-  };
-
-  const renderNodes = () => {
-    if (!selected && nodes[0]) selected = nodes[0].id;
-    mount(
-      select,
-      nodes.length ? null : h('option', { value: '' }, 'no node has reported yet'),
-      nodes.map((n, i) => h('option', { value: n.id, selected: n.id === selected }, `#${i + 1} ${n.id}`)),
-    );
-    if (selected && !nodes.some((n) => n.id === selected))
-      select.appendChild(h('option', { value: selected, selected: true }, selected));
   };
 
   mount(
@@ -102,7 +82,7 @@ export const adminView: View = (root, { gw, params }) => {
       ),
       tokenState,
     ),
-    h('p', null, h('label', null, 'Node ', select)),
+    h('p', null, h('label', null, 'Node ', picker.element)),
     h(
       'p',
       { class: 'actions' },
@@ -112,7 +92,8 @@ export const adminView: View = (root, { gw, params }) => {
           {
             type: 'button',
             'data-testid': `action-${a}`,
-            onclick: () => void run(ADMIN_ACTIONS[a].label, ADMIN_ACTIONS[a].doc, { nodeId: selected }),
+            onclick: () =>
+              void run(ADMIN_ACTIONS[a].label, ADMIN_ACTIONS[a].doc, { nodeId: picker.selected }),
           },
           ADMIN_ACTIONS[a].label,
         ),
@@ -127,7 +108,8 @@ export const adminView: View = (root, { gw, params }) => {
         {
           type: 'button',
           'data-testid': 'action-submitEntry',
-          onclick: () => void run('Submit entry', SUBMIT_ENTRY, { nodeId: selected, content: content.value }),
+          onclick: () =>
+            void run('Submit entry', SUBMIT_ENTRY, { nodeId: picker.selected, content: content.value }),
         },
         'Submit entry',
       ),
@@ -135,22 +117,8 @@ export const adminView: View = (root, { gw, params }) => {
     result,
   );
   showTokenState();
-  renderNodes();
-
-  const load = async () => {
-    try {
-      nodes = (await gw.query<{ nodes: Connection<NodeInfo> }>(NODES)).nodes.edges.map((e) => e.node);
-    } catch {
-      // The node list is a convenience; a failed load leaves the select as it was.
-    }
-    renderNodes();
-  };
-  const offLoad = loadAndReload(gw, load);
-  const offSub = gw.subscribe<{ nodeStatus: NodeInfo }>(SUB_NODE, {}, ({ nodeStatus }) => {
-    if (nodes.some((n) => n.id === nodeStatus.id)) return;
-    nodes = [...nodes, nodeStatus];
-    renderNodes();
-  });
+  const offLoad = loadAndReload(gw, picker.load);
+  const offSub = picker.follow();
   return () => {
     offLoad();
     offSub();

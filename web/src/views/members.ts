@@ -1,15 +1,8 @@
 import { renderSVG } from 'uqr';
 import { emptyState, errorBox, fmtDateTime, h, mount, shortHex, table } from '../dom.ts';
 import { GqlError } from '../gateway.ts';
-import {
-  type Connection,
-  INVITE_DEVICE,
-  MEMBERS,
-  type MemberInfo,
-  NODES,
-  type NodeInfo,
-  REVOKE_DEVICE,
-} from '../queries.ts';
+import { INVITE_DEVICE, MEMBERS, type MemberInfo, REVOKE_DEVICE } from '../queries.ts';
+import { nodeSelect } from './node-select.ts';
 import { loadAndReload, type View } from './view.ts';
 
 const ROLES = ['submind', 'hub', 'backup', 'observer'] as const;
@@ -21,16 +14,12 @@ const CAPABILITIES = ['mine', 'train', 'coordinate', 'submit', 'relay', 'archive
  * Every action needs an admin token (set on the Admin page); refusals are shown as they came.
  */
 export const membersView: View = (root, { gw, params }) => {
-  let nodes: NodeInfo[] = [];
   let members: MemberInfo[] = [];
-  let selected = params[0] ?? '';
   let error: unknown;
-  const select = h('select', {
-    'data-testid': 'members-node',
-    onchange: () => {
-      selected = select.value;
-      void loadMembers();
-    },
+  const picker = nodeSelect(gw, {
+    testId: 'members-node',
+    initial: params[0],
+    onChange: () => void loadMembers(),
   });
   const name = h('input', { placeholder: "device name, e.g. Kim's tablet", 'data-testid': 'invite-name' });
   const role = h(
@@ -55,7 +44,7 @@ export const membersView: View = (root, { gw, params }) => {
   };
 
   const invite = async () => {
-    if (!selected) return mount(invitation, h('p', { class: 'bad' }, 'Pick an admin node first.'));
+    if (!picker.selected) return mount(invitation, h('p', { class: 'bad' }, 'Pick an admin node first.'));
     mount(invitation, h('p', { class: 'muted' }, 'Inviting…'));
     try {
       const d = await gw.query<{
@@ -63,7 +52,7 @@ export const membersView: View = (root, { gw, params }) => {
       }>(
         INVITE_DEVICE,
         {
-          nodeId: selected,
+          nodeId: picker.selected,
           name: name.value,
           role: role.value,
           capabilities: caps.filter((c) => c.checked).map((c) => c.value),
@@ -103,7 +92,7 @@ export const membersView: View = (root, { gw, params }) => {
     )
       return;
     try {
-      await gw.query(REVOKE_DEVICE, { nodeId: selected, publicKey: m.publicKey }, true);
+      await gw.query(REVOKE_DEVICE, { nodeId: picker.selected, publicKey: m.publicKey }, true);
       await loadMembers();
     } catch (err) {
       mount(list, refusal('Revoke', err));
@@ -144,13 +133,16 @@ export const membersView: View = (root, { gw, params }) => {
           )
         : error
           ? null
-          : emptyState(selected ? 'No members reported by this node.' : 'Pick a node to see its roster.'),
+          : emptyState(
+              picker.selected ? 'No members reported by this node.' : 'Pick a node to see its roster.',
+            ),
     );
 
   const loadMembers = async () => {
-    if (!selected) return renderMembers();
+    if (!picker.selected) return renderMembers();
     try {
-      members = (await gw.query<{ members: MemberInfo[] }>(MEMBERS, { nodeId: selected }, true)).members;
+      members = (await gw.query<{ members: MemberInfo[] }>(MEMBERS, { nodeId: picker.selected }, true))
+        .members;
       error = undefined;
     } catch (err) {
       members = [];
@@ -159,19 +151,10 @@ export const membersView: View = (root, { gw, params }) => {
     renderMembers();
   };
 
-  const renderNodes = () => {
-    if (!selected && nodes[0]) selected = nodes[0].id;
-    mount(
-      select,
-      nodes.length ? null : h('option', { value: '' }, 'no node has reported yet'),
-      nodes.map((n, i) => h('option', { value: n.id, selected: n.id === selected }, `#${i + 1} ${n.id}`)),
-    );
-  };
-
   mount(
     root,
     h('h1', null, 'Members'),
-    h('p', null, h('label', null, 'Admin node ', select)),
+    h('p', null, h('label', null, 'Admin node ', picker.element)),
     h(
       'form',
       {
@@ -200,12 +183,7 @@ export const membersView: View = (root, { gw, params }) => {
   renderMembers();
 
   const load = async () => {
-    try {
-      nodes = (await gw.query<{ nodes: Connection<NodeInfo> }>(NODES)).nodes.edges.map((e) => e.node);
-    } catch {
-      // The node list is a convenience; a failed load leaves the select as it was.
-    }
-    renderNodes();
+    await picker.load();
     await loadMembers();
   };
   return loadAndReload(gw, load);
