@@ -50,7 +50,7 @@ test('no flags: every value is its module default', () => {
   assert.equal(c.fl.deadlineMs, FL_DEFAULTS.deadlineMs);
   assert.equal(c.fl.everyMs, 0);
   assert.equal(c.fl.slice, undefined);
-  assert.deepEqual(c.http, { host: '127.0.0.1', port: 0 });
+  assert.deepEqual(c.http, { host: '127.0.0.1', port: 0, allowHosts: [] });
   assert.deepEqual(c.jobs, { redisUrl: undefined, schedule: {} });
   assert.deepEqual(c.p2p, {
     maxConnections: P2P_DEFAULTS.maxConnections,
@@ -119,7 +119,7 @@ test('every existing flag keeps its meaning', () => {
   assert.deepEqual(c.capabilities, ['train', 'relay', 'mine']);
   assert.equal(c.networkConfig, 'net.json');
   assert.deepEqual(c.iceServers, ['stun:127.0.0.1:3478']);
-  assert.deepEqual(c.http, { host: '0.0.0.0', port: 8080 });
+  assert.deepEqual(c.http, { host: '0.0.0.0', port: 8080, allowHosts: [] });
   assert.equal(c.reconcileIntervalMs, 0);
   assert.equal(c.logLevel, 'debug');
   assert.deepEqual(c.jobs, {

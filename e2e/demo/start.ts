@@ -73,6 +73,8 @@ export interface DemoNode {
   peerId: string;
   addrs: string[];
   httpUrl: string;
+  /** The node API's token file: POSTs send its token (see nodeApiHeaders). */
+  cookieFile?: string;
 }
 
 export interface Demo {
