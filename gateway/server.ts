@@ -94,7 +94,19 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
     void yoga.requestListener(req, res);
   });
 
-  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: maxBody });
+  const wss = new WebSocketServer({
+    server,
+    path: yoga.graphqlEndpoint,
+    maxPayload: maxBody,
+    // CORS does not cover WebSockets: a page on any origin could open one and act with the
+    // token it puts in connectionParams, or read anonymous subscriptions. Refused at the upgrade.
+    verifyClient: (info, done) => {
+      if (gateway.origins.allows(info.req.headers.origin, info.req.headers.host)) return done(true);
+      gateway.refused.inc({ reason: 'websocket-origin' });
+      log?.warn({ origin: info.req.headers.origin }, 'WebSocket from a foreign origin refused');
+      done(false, 403, `Origin ${info.req.headers.origin} is not allowed`);
+    },
+  });
   const wsServer = useServer(
     {
       execute: (args: ExecutionArgs) => (args.rootValue as Enveloped).execute(args) as never,
