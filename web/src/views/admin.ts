@@ -9,7 +9,7 @@ import {
   SUB_NODE,
   SUBMIT_ENTRY,
 } from '../queries.ts';
-import { getToken, setToken } from '../token.ts';
+import { setToken } from '../token.ts';
 import { loadAndReload, type View } from './view.ts';
 
 /**
@@ -24,11 +24,11 @@ export const adminView: View = (root, { gw, params }) => {
     placeholder: 'admin or operator token',
     autocomplete: 'off',
     'data-testid': 'token-input',
-    value: getToken(),
+    value: gw.token(),
   });
   const tokenState = h('span', { class: 'muted', 'data-testid': 'token-state' });
   const showTokenState = () => {
-    tokenState.textContent = getToken() ? 'token set for this tab' : 'no token: actions will be refused';
+    tokenState.textContent = gw.token() ? 'token set for this tab' : 'no token: actions will be refused';
   };
   const select = h('select', { 'data-testid': 'admin-node', onchange: () => (selected = select.value) });
   const result = h('pre', { class: 'result', 'data-testid': 'admin-result' });
@@ -51,7 +51,7 @@ export const adminView: View = (root, { gw, params }) => {
     show(true, `${label} on ${shortHex(selected, 6)}…`);
     result.dataset.pending = 'true';
     try {
-      const data = await gw.query<Record<string, unknown>>(doc, variables, true);
+      const data = await gw.query<Record<string, unknown>>(doc, variables);
       show(true, `${label}: ok\n${JSON.stringify(Object.values(data)[0], null, 2)}`);
     } catch (err) {
       const e = err instanceof GqlError ? err : new GqlError(String(err), undefined, undefined);
@@ -81,7 +81,7 @@ export const adminView: View = (root, { gw, params }) => {
         class: 'token',
         onsubmit: (ev: Event) => {
           ev.preventDefault();
-          setToken(tokenInput.value);
+          setToken(tokenInput.value, new URL(gw.endpoints.http).origin);
           showTokenState();
         },
       },
@@ -94,7 +94,7 @@ export const adminView: View = (root, { gw, params }) => {
           'data-testid': 'token-clear',
           onclick: () => {
             tokenInput.value = '';
-            setToken('');
+            setToken('', new URL(gw.endpoints.http).origin);
             showTokenState();
           },
         },
