@@ -48,7 +48,11 @@ test.describe('a ?gateway= override to another origin', () => {
   // The console's CSP blocks the other origin (not in connect-src): that is expected here.
   test.use({ allowCspViolations: true });
 
-  test('asks before the stored token goes there, and sends nothing when declined', async ({ page, demo }) => {
+  test('asks before the stored token goes there, and sends nothing when declined', async ({
+    page,
+    demo,
+    cspViolations,
+  }) => {
     await page.goto(`${demo.consoleUrl}#/admin`);
     await page.getByTestId('token-input').fill(demo.adminToken);
     await page.getByTestId('token-save').click();
@@ -69,5 +73,7 @@ test.describe('a ?gateway= override to another origin', () => {
     expect(asked.length).toBe(1);
     expect(asked[0]).toContain(new URL(other).origin);
     expect(withAuth).toEqual([]);
+    // The CSP blocked the other origin too, and the fixture saw it (so it would see others).
+    await expect.poll(() => cspViolations.some((v) => v.includes('connect-src'))).toBe(true);
   });
 });
