@@ -104,6 +104,11 @@ const api = await startHttpApi(node, config.http.host, config.http.port, {
   token: cookie.token,
   allowHosts: config.http.allowHosts,
 });
+if (!/^(127\.|::1$|localhost$)/.test(config.http.host))
+  node.log.warn(
+    { httpHost: config.http.host },
+    'the node API listens beyond loopback (--http-host): anyone who can reach it can read status and metrics; POST still needs the cookie token',
+  );
 const { redisUrl, schedule } = config.jobs;
 const jobs = redisUrl
   ? await NodeJobs.start({ node, redisUrl, schedule, log: node.log.child({ part: 'jobs' }) })

@@ -158,11 +158,20 @@ test('the limits have flags too', () => {
   assert.equal(c.gossip.ipColocationWeight, 0);
 });
 
+test("--http-allow-host adds names to the API's Host allow-list", () => {
+  const c = config('--http-host', '0.0.0.0', '--http-allow-host', 'pi.local,[fd00::7],10.0.0.5');
+  assert.deepEqual(c.http, { host: '0.0.0.0', port: 0, allowHosts: ['pi.local', '[fd00::7]', '10.0.0.5'] });
+});
+
 test('bad values are refused with a message naming the flag', () => {
   rejects(['--bogus'], /Unknown option '--bogus'/);
   rejects(['--http-port'], /argument missing/);
   rejects(['--http-port', '65536'], /--http-port needs an integer from 0 to 65535/);
   rejects(['--http-port', '80x'], /--http-port needs an integer/);
+  rejects(
+    ['--http-allow-host', 'ok.example,evil.example:80'],
+    /--http-allow-host not a host name \("evil.example:80"\)/,
+  );
   rejects(['--reconcile-ms=-1'], /--reconcile-ms needs an integer from 0/);
   rejects(['--fl-deadline', '99'], /--fl-deadline needs an integer from 100/);
   rejects(['--role', 'king'], /--role is one of submind, hub, backup, observer/);
