@@ -92,6 +92,11 @@ export interface Gateway {
   readonly origins: OriginPolicy;
   /** Refusals outside GraphQL validation, by reason (a WebSocket from a foreign origin, …). */
   readonly refused: Counter<'reason'>;
+  /**
+   * Takes one operation from the caller's rate limit (graphql-ws subscribes go through the same
+   * buckets as HTTP requests): 0 when allowed, else the seconds until one would be.
+   */
+  readonly rateLimit: (authorization: unknown, address: string) => number;
   /** Stops the cache's event subscriptions; the caller owns db, pubsub and admin. */
   readonly close: () => Promise<void>;
 }
@@ -177,6 +182,15 @@ export function createGateway(options: GatewayOptions): Gateway {
   const introspection = options.introspection ?? !production;
   const fieldSuggestions = options.fieldSuggestions ?? !production;
   const metricsPublic = options.metricsPublic ?? !production;
+  /** One request of this caller against its bucket: 0, or the seconds to wait (counted). */
+  const take = (check: TokenCheck, address: string): number => {
+    const wait =
+      'invalid' in check || check.role === null
+        ? limiter.take('anonymous', address)
+        : limiter.take('token', check.name ?? check.role);
+    if (wait > 0) refused.inc({ reason: 'rate-limited' });
+    return wait;
+  };
   const limiter = new RateLimiter({
     token: options.tokenRateLimit === undefined ? DEFAULT_TOKEN_RATE : (options.tokenRateLimit ?? undefined),
     anonymous: options.anonymousRateLimit ?? undefined,
@@ -239,12 +253,8 @@ export function createGateway(options: GatewayOptions): Gateway {
         onRequest({ request, url, serverContext, endResponse }) {
           if (url.pathname === '/health' || url.pathname === '/ready') return;
           const check = checkRequest(request);
-          const wait =
-            'invalid' in check || check.role === null
-              ? limiter.take('anonymous', remoteAddress(serverContext))
-              : limiter.take('token', check.name ?? check.role);
+          const wait = take(check, remoteAddress(serverContext));
           if (wait > 0) {
-            refused.inc({ reason: 'rate-limited' });
             return endResponse(
               errorResponse(429, 'RATE_LIMITED', `Too many requests: retry in ${wait} s`, {
                 'retry-after': String(wait),
@@ -339,6 +349,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     maxBodyBytes: limits.maxBodyBytes,
     origins,
     refused,
+    rateLimit: (authorization, address) => take(verify(bearerToken(authorization)), address),
     fetch: async (request) => {
       const limited = await limitBody(request, limits.maxBodyBytes);
       return limited instanceof Response ? limited : yoga.fetch(limited);

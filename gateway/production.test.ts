@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { parseRate } from './env-options.ts';
-import { gql, startTestGateway, type TestGateway } from './testing.ts';
+import { collect, gql, startTestGateway, type TestGateway, wsClient } from './testing.ts';
 import { sha256Hex } from './tokens.ts';
 
 const CONSOLE = 'http://console.example:5173';
@@ -144,6 +144,26 @@ describe('a production gateway', () => {
     const other = await gql(gw.url, '{ _meta { height } }', undefined, bearer(OTHER));
     assert.equal(other.status, 200);
     assert.equal(other.body.data._meta.height, 2);
+  });
+
+  test('subscribes over graphql-ws count against the same per-token limit', async () => {
+    const client = wsClient(gw.wsUrl, { authorization: `Bearer ${OTHER}` });
+    const subs = Array.from({ length: 16 }, () => collect(client, 'subscription { newBlock { hash } }'));
+    try {
+      const first = await Promise.race([
+        Promise.any(
+          subs.map((s) => s.done.then((err) => (err ? err : Promise.reject(new Error('completed'))))),
+        ),
+        new Promise((_, reject) => setTimeout(() => reject(new Error('no subscribe was refused')), 10_000)),
+      ]);
+      const errors = first as { message: string; extensions?: { code?: string } }[];
+      assert.ok(Array.isArray(errors), `expected GraphQL errors, got ${String(first)}`);
+      assert.equal(errors[0]!.extensions?.code, 'RATE_LIMITED');
+      assert.match(errors[0]!.message, /Too many requests: retry in \d+ s/);
+    } finally {
+      for (const s of subs) s.dispose();
+      await client.dispose();
+    }
   });
 });
 
