@@ -3,8 +3,9 @@
 FROM node:24-bookworm-slim
 
 WORKDIR /app
-# GraphiQL stays on (the gateway turns it off when NODE_ENV=production).
-ENV NODE_ENV=development \
+# Production: the gateway serves no GraphiQL, introspection or field suggestions, and /metrics
+# needs a token (CAIRN_GRAPHIQL=1 etc. turn them back on one by one; see gateway/env-options.ts).
+ENV NODE_ENV=production \
     NPM_CONFIG_UPDATE_NOTIFIER=false \
     NPM_CONFIG_FUND=false
 
@@ -12,7 +13,8 @@ ENV NODE_ENV=development \
 # from prisma/, so that folder comes along.
 COPY package.json package-lock.json ./
 COPY prisma ./prisma
-RUN npm ci --no-audit
+# --include=dev: the pinned Node 24, tsx, Vite and the Prisma CLI are devDependencies.
+RUN npm ci --no-audit --include=dev
 
 COPY . .
 # The console's static bundle (web/dist), served by `npm run console`.

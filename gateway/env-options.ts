@@ -1,18 +1,65 @@
 import type { GatewayOptions } from './gateway.ts';
+import type { RateLimit } from './rate-limit.ts';
 import { parseTokensEnv, readConfigFile } from './tokens.ts';
+
+const flag = (v: string | undefined): boolean | undefined =>
+  v === undefined || v === '' ? undefined : v === '1' || v.toLowerCase() === 'true';
+
+const list = (v: string | undefined): string[] | undefined =>
+  v === undefined
+    ? undefined
+    : v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+
+/** `50` or `50/100` (per second / burst); `0` or `off` = no limit. */
+export function parseRate(name: string, v: string | undefined): RateLimit | null | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (v === '0' || v === 'off') return null;
+  const m = /^(\d+(?:\.\d+)?)(?:\/(\d+))?$/.exec(v.trim());
+  if (!m) throw new Error(`${name} must be PER_SECOND or PER_SECOND/BURST (got ${v})`);
+  const perSecond = Number(m[1]);
+  return { perSecond, burst: m[2] ? Number(m[2]) : Math.max(1, Math.ceil(perSecond * 2)) };
+}
+
+export type GatewayEnvOptions = Required<Pick<GatewayOptions, 'tokens' | 'requireViewer'>> &
+  Pick<
+    GatewayOptions,
+    | 'adminTimeoutMs'
+    | 'graphiql'
+    | 'introspection'
+    | 'fieldSuggestions'
+    | 'metricsPublic'
+    | 'corsOrigins'
+    | 'tokenRateLimit'
+    | 'anonymousRateLimit'
+  >;
 
 /**
  * The gateway settings read from the environment, shared by `main.ts` and `fetch.ts`: the
  * CAIRN_GATEWAY_CONFIG file (tokens, requireViewer, adminTimeoutMs), plus CAIRN_TOKENS and
- * CAIRN_REQUIRE_VIEWER=1 (the file's requireViewer, when set, wins).
+ * CAIRN_REQUIRE_VIEWER=1 (the file's requireViewer, when set, wins). Production defaults
+ * (NODE_ENV=production) can be overridden one by one: CAIRN_GRAPHIQL, CAIRN_INTROSPECTION,
+ * CAIRN_FIELD_SUGGESTIONS, CAIRN_METRICS_PUBLIC (1/0); CAIRN_CORS_ORIGINS (comma list);
+ * CAIRN_TOKEN_RATE and CAIRN_ANON_RATE (PER_SECOND[/BURST], 0 = off).
  */
-export function gatewayEnvOptions(
-  env: NodeJS.ProcessEnv = process.env,
-): Required<Pick<GatewayOptions, 'tokens' | 'requireViewer'>> & Pick<GatewayOptions, 'adminTimeoutMs'> {
+export function gatewayEnvOptions(env: NodeJS.ProcessEnv = process.env): GatewayEnvOptions {
   const file = readConfigFile(env.CAIRN_GATEWAY_CONFIG);
-  return {
+  const o: GatewayEnvOptions = {
     tokens: [...file.tokens, ...parseTokensEnv(env.CAIRN_TOKENS)],
     requireViewer: file.requireViewer ?? env.CAIRN_REQUIRE_VIEWER === '1',
     adminTimeoutMs: file.adminTimeoutMs,
   };
+  const set = <K extends keyof GatewayEnvOptions>(k: K, v: GatewayEnvOptions[K] | undefined) => {
+    if (v !== undefined) o[k] = v;
+  };
+  set('graphiql', flag(env.CAIRN_GRAPHIQL));
+  set('introspection', flag(env.CAIRN_INTROSPECTION));
+  set('fieldSuggestions', flag(env.CAIRN_FIELD_SUGGESTIONS));
+  set('metricsPublic', flag(env.CAIRN_METRICS_PUBLIC));
+  set('corsOrigins', list(env.CAIRN_CORS_ORIGINS));
+  set('tokenRateLimit', parseRate('CAIRN_TOKEN_RATE', env.CAIRN_TOKEN_RATE));
+  set('anonymousRateLimit', parseRate('CAIRN_ANON_RATE', env.CAIRN_ANON_RATE));
+  return o;
 }

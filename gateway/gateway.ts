@@ -6,16 +6,25 @@ import { maxDirectivesPlugin } from '@escape.tech/graphql-armor-max-directives';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { createInMemoryCache, useResponseCache } from '@graphql-yoga/plugin-response-cache';
-import { type GraphQLError, isObjectType, type ValidationContext } from 'graphql';
+import {
+  type GraphQLError,
+  isObjectType,
+  NoSchemaIntrospectionCustomRule,
+  type ValidationContext,
+  type ValidationRule,
+} from 'graphql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
 import type { AdminClient } from '../jobs/admin-client.ts';
 import type { IndexDb } from '../jobs/index-db/open.ts';
 import type { CairnPubSub } from '../jobs/pubsub.ts';
 import { unauthenticated } from '../schema/errors.ts';
 import { type CairnContext, schema } from '../schema/index.ts';
 import { DEFAULT_MAX_BODY_BYTES, limitBody, useBodyLimit } from './body-limit.ts';
+import { DEFAULT_MAX_LIST_COST, listCostRule } from './list-cost.ts';
+import { createOriginPolicy, DEFAULT_CORS_ORIGINS, type OriginPolicy } from './origins.ts';
+import { DEFAULT_TOKEN_RATE, type RateLimit, RateLimiter } from './rate-limit.ts';
 import { EventInvalidatedCache } from './read-cache.ts';
 import { bearerToken, createTokenVerifier, type TokenCheck, type TokenEntry } from './tokens.ts';
 
@@ -24,6 +33,8 @@ export interface GatewayLimits {
   maxDepth?: number;
   /** graphql-armor cost limit (default 5000). */
   maxCost?: number;
+  /** Objects an answer may hold, lists counted by their page size (default 20,000; list-cost.ts). */
+  maxListCost?: number;
   /** Aliases per operation (default 30). */
   maxAliases?: number;
   /** Lexer tokens per document (default 5000). */
@@ -43,8 +54,23 @@ export interface GatewayOptions {
   limits?: GatewayLimits;
   /** Serve GraphiQL on GET /graphql (default: when not in production). */
   graphiql?: boolean;
-  /** Production hides field suggestions in validation errors (default: NODE_ENV === 'production'). */
+  /**
+   * Production defaults (default: NODE_ENV === 'production'): no GraphiQL, no introspection, no
+   * field suggestions, /metrics behind a token. Each can be turned back on by its own option.
+   */
   production?: boolean;
+  /** Answer __schema/__type queries (default: when not in production). */
+  introspection?: boolean;
+  /** "Did you mean …" in validation errors, a map of the schema (default: when not in production). */
+  fieldSuggestions?: boolean;
+  /** /metrics without a token (default: when not in production); else any configured token. */
+  metricsPublic?: boolean;
+  /** Browser origins allowed by CORS and on the WebSocket (default DEFAULT_CORS_ORIGINS). */
+  corsOrigins?: readonly string[];
+  /** Requests per second per bearer token (default DEFAULT_TOKEN_RATE; null = no limit). */
+  tokenRateLimit?: RateLimit | null;
+  /** Requests per second per anonymous client address (default none). */
+  anonymousRateLimit?: RateLimit | null;
   logger?: Logger;
   /** Reads and subscriptions need at least a viewer token. */
   requireViewer?: boolean;
@@ -62,6 +88,15 @@ export interface Gateway {
   readonly fetch: (request: Request) => Promise<Response>;
   /** The request body limit in bytes (`limits.maxBodyBytes` or its default). */
   readonly maxBodyBytes: number;
+  /** Which browser origins may use it (the WebSocket upgrade checks it too). */
+  readonly origins: OriginPolicy;
+  /** Refusals outside GraphQL validation, by reason (a WebSocket from a foreign origin, …). */
+  readonly refused: Counter<'reason'>;
+  /**
+   * Takes one operation from the caller's rate limit (graphql-ws subscribes go through the same
+   * buckets as HTTP requests): 0 when allowed, else the seconds until one would be.
+   */
+  readonly rateLimit: (authorization: unknown, address: string) => number;
   /** Stops the cache's event subscriptions; the caller owns db, pubsub and admin. */
   readonly close: () => Promise<void>;
 }
@@ -69,6 +104,7 @@ export interface Gateway {
 export const DEFAULT_LIMITS: Required<GatewayLimits> = {
   maxDepth: 12,
   maxCost: 5000,
+  maxListCost: DEFAULT_MAX_LIST_COST,
   maxAliases: 30,
   maxTokens: 5000,
   maxDirectives: 50,
@@ -93,6 +129,16 @@ const asValidationError = {
   propagateOnRejection: false,
   onReject: [(ctx: ValidationContext | null, err: GraphQLError) => ctx?.reportError(err)],
 };
+
+/** An envelop plugin that adds validation rules (graphql-js rules or our own). */
+const validationRules = (rules: ValidationRule[]) => ({
+  onValidate({ addValidationRule }: { addValidationRule: (rule: ValidationRule) => void }) {
+    for (const rule of rules) addValidationRule(rule);
+  },
+});
+
+const errorResponse = (status: number, code: string, message: string, headers: Record<string, string> = {}) =>
+  Response.json({ errors: [{ message, extensions: { code } }] }, { status, headers });
 
 /** The Cairn GraphQL gateway as a yoga instance: schema, auth, limits, metrics, health. */
 export function createGateway(options: GatewayOptions): Gateway {
@@ -126,12 +172,48 @@ export function createGateway(options: GatewayOptions): Gateway {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const log = options.logger;
+  const refused = new Counter({
+    name: 'cairn_gateway_refused_total',
+    help: 'Requests the gateway refused outside GraphQL validation, by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const origins = createOriginPolicy(options.corsOrigins ?? DEFAULT_CORS_ORIGINS);
+  const introspection = options.introspection ?? !production;
+  const fieldSuggestions = options.fieldSuggestions ?? !production;
+  const metricsPublic = options.metricsPublic ?? !production;
+  /** One request of this caller against its bucket: 0, or the seconds to wait (counted). */
+  const take = (check: TokenCheck, address: string): number => {
+    const wait =
+      'invalid' in check || check.role === null
+        ? limiter.take('anonymous', address)
+        : limiter.take('token', check.name ?? check.role);
+    if (wait > 0) refused.inc({ reason: 'rate-limited' });
+    return wait;
+  };
+  const limiter = new RateLimiter({
+    token: options.tokenRateLimit === undefined ? DEFAULT_TOKEN_RATE : (options.tokenRateLimit ?? undefined),
+    anonymous: options.anonymousRateLimit ?? undefined,
+  });
 
   const yoga = createYoga<Record<string, unknown>, CairnContext>({
     schema,
     graphqlEndpoint: '/graphql',
     graphiql: (options.graphiql ?? !production) ? { title: 'Cairn gateway' } : false,
     landingPage: false,
+    // Listed origins only, and never the caller's Origin reflected back: a page elsewhere can
+    // neither read answers nor send the Authorization header (no preflight is granted).
+    cors: (request) => {
+      const origin = request.headers.get('origin');
+      return origin && origins.listed(origin)
+        ? {
+            origin: [origin],
+            credentials: false,
+            methods: ['GET', 'POST'],
+            allowedHeaders: ['content-type', 'accept', 'authorization'],
+          }
+        : false;
+    },
     // GraphQLErrors (auth, limits, coded command errors) pass through; anything else is masked.
     maskedErrors: true,
     batching: false,
@@ -166,6 +248,29 @@ export function createGateway(options: GatewayOptions): Gateway {
       } satisfies CairnContext;
     },
     plugins: [
+      {
+        // Rate limits first (the cheapest refusal), then /metrics' token: both before any parsing.
+        onRequest({ request, url, serverContext, endResponse }) {
+          if (url.pathname === '/health' || url.pathname === '/ready') return;
+          const check = checkRequest(request);
+          const wait = take(check, remoteAddress(serverContext));
+          if (wait > 0) {
+            return endResponse(
+              errorResponse(429, 'RATE_LIMITED', `Too many requests: retry in ${wait} s`, {
+                'retry-after': String(wait),
+              }),
+            );
+          }
+          if (url.pathname === '/metrics' && !metricsPublic && ('invalid' in check || check.role === null)) {
+            refused.inc({ reason: 'metrics-unauthenticated' });
+            return endResponse(
+              errorResponse(401, 'UNAUTHENTICATED', '/metrics needs a bearer token', {
+                'www-authenticate': 'Bearer realm="cairn-gateway"',
+              }),
+            );
+          }
+        },
+      },
       useBodyLimit(limits.maxBodyBytes),
       // graphql-armor's protections one by one, in an order that names the actual abuse: the
       // token count stops huge documents while parsing, and a deep query is reported as too
@@ -180,7 +285,11 @@ export function createGateway(options: GatewayOptions): Gateway {
         ...asValidationError,
       }),
       costLimitPlugin({ maxCost: limits.maxCost, ignoreIntrospection: true, ...asValidationError }),
-      ...(production ? [blockFieldSuggestionsPlugin()] : []),
+      validationRules([
+        listCostRule({ maxCost: limits.maxListCost, onRefuse: () => refused.inc({ reason: 'list-cost' }) }),
+        ...(introspection ? [] : [NoSchemaIntrospectionCustomRule]),
+      ]),
+      ...(fieldSuggestions ? [] : [blockFieldSuggestionsPlugin()]),
       useResponseCache({
         session: roleOf,
         cache: responses,
@@ -238,10 +347,19 @@ export function createGateway(options: GatewayOptions): Gateway {
   return {
     yoga,
     maxBodyBytes: limits.maxBodyBytes,
+    origins,
+    refused,
+    rateLimit: (authorization, address) => take(verify(bearerToken(authorization)), address),
     fetch: async (request) => {
       const limited = await limitBody(request, limits.maxBodyBytes);
       return limited instanceof Response ? limited : yoga.fetch(limited);
     },
     close: () => cache.close(),
   };
+}
+
+/** The client's address when the request came through node:http (the fetch path has none). */
+function remoteAddress(serverContext: unknown): string {
+  const req = (serverContext as { req?: { socket?: { remoteAddress?: string } } } | undefined)?.req;
+  return req?.socket?.remoteAddress ?? 'unknown';
 }

@@ -85,3 +85,26 @@ test('health, readiness and metrics endpoints', async () => {
   assert.match(metrics, /graphql_envelop_request_duration/);
   assert.match(metrics, /process_cpu_user_seconds_total/);
 });
+
+test('a 100-block range with all entry text, aliased 30 times, is refused before it runs', async () => {
+  const range = (i: number) =>
+    `r${i}: blocks(fromHeight: 0, toHeight: 99) { hash entries { id content payload signature } }`;
+  await assertValidationRejection(
+    `{ ${Array.from({ length: 30 }, (_, i) => range(i)).join(' ')} }`,
+    /Query list cost limit of 20000 exceeded: the answer could hold 3003000 objects/,
+  );
+  // A variable page counts as the largest page allowed (100).
+  const r = await gql(
+    gw.url,
+    'query ($n: Int) { blockConnection(first: $n) { edges { node { entries { content } } } } }',
+    { n: 1 },
+  );
+  assert.equal(r.body.errors?.[0]?.extensions?.code, 'GRAPHQL_VALIDATION_FAILED');
+  // What a dashboard asks (a page of blocks; one block with its entries) still runs.
+  const page = await gql(gw.url, '{ blockConnection(first: 100) { edges { node { hash entryCount } } } }');
+  assert.equal(page.body.errors, undefined);
+  const one = await gql(gw.url, '{ block(height: 2) { hash entries { id content } } }');
+  assert.equal(one.body.errors, undefined);
+  assert.equal(one.body.data.block.entries.length, 2);
+  await stillUp();
+});

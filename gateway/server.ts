@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import type { ExecutionArgs } from 'graphql';
+import { type ExecutionArgs, GraphQLError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { AdminClient } from '../jobs/admin-client.ts';
@@ -94,12 +94,36 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
     void yoga.requestListener(req, res);
   });
 
-  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: maxBody });
+  const wss = new WebSocketServer({
+    server,
+    path: yoga.graphqlEndpoint,
+    maxPayload: maxBody,
+    // CORS does not cover WebSockets: a page on any origin could open one and act with the
+    // token it puts in connectionParams, or read anonymous subscriptions. Refused at the upgrade.
+    verifyClient: (info, done) => {
+      if (gateway.origins.allows(info.req.headers.origin, info.req.headers.host)) return done(true);
+      gateway.refused.inc({ reason: 'websocket-origin' });
+      log?.warn({ origin: info.req.headers.origin }, 'WebSocket from a foreign origin refused');
+      done(false, 403, `Origin ${info.req.headers.origin} is not allowed`);
+    },
+  });
   const wsServer = useServer(
     {
       execute: (args: ExecutionArgs) => (args.rootValue as Enveloped).execute(args) as never,
       subscribe: (args: ExecutionArgs) => (args.rootValue as Enveloped).subscribe(args) as never,
       onSubscribe: async (ctx, _id, params) => {
+        // Each subscribe counts against the caller's rate limit, like an HTTP request.
+        const cp = ctx.connectionParams ?? {};
+        const wait = gateway.rateLimit(
+          cp.authorization ?? cp.Authorization ?? cp.token,
+          ctx.extra.request.socket.remoteAddress ?? 'unknown',
+        );
+        if (wait > 0)
+          return [
+            new GraphQLError(`Too many requests: retry in ${wait} s`, {
+              extensions: { code: 'RATE_LIMITED' },
+            }),
+          ];
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,

@@ -209,7 +209,7 @@ export async function startTestGateway(
     idx = { db, location: o.location, drop: () => db.$disconnect() };
   } else idx = await createTestIndexDb('sqlite');
   if (o.seed !== false && !o.location) await seedIndex(idx.db, o.seed ?? {});
-  const server = await startGatewayServer({ port: 0, ...o, namespace: ns, db: idx.db, graphiql: false });
+  const server = await startGatewayServer({ port: 0, graphiql: false, ...o, namespace: ns, db: idx.db });
   return {
     server,
     url: server.url,

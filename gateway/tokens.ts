@@ -55,20 +55,21 @@ export function readConfigFile(file: string | undefined): GatewayConfigFile {
   return parsed.data;
 }
 
-export type TokenCheck = { role: Role | null } | { invalid: true };
+/** A verified token has a role and the configured name (the key of its rate limit). */
+export type TokenCheck = { role: Role | null; name?: string } | { invalid: true };
 
 /**
  * Resolves a presented token to its role. Every configured hash is compared (in constant time,
  * without stopping at a match) so timing does not reveal which entry matched or how far.
  */
 export function createTokenVerifier(entries: readonly TokenEntry[]): (token: string | null) => TokenCheck {
-  const hashes = entries.map((e) => ({ role: e.role, digest: Buffer.from(e.sha256, 'hex') }));
+  const hashes = entries.map((e) => ({ role: e.role, name: e.name, digest: Buffer.from(e.sha256, 'hex') }));
   return (token) => {
     if (token === null) return { role: null };
     const digest = createHash('sha256').update(token, 'utf8').digest();
-    let role: Role | null = null;
-    for (const h of hashes) if (timingSafeEqual(digest, h.digest) && role === null) role = h.role;
-    return role === null ? { invalid: true } : { role };
+    let match: (typeof hashes)[number] | undefined;
+    for (const h of hashes) if (timingSafeEqual(digest, h.digest) && match === undefined) match = h;
+    return match === undefined ? { invalid: true } : { role: match.role, name: match.name };
   };
 }
 

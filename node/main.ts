@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { NodeJobs } from '../jobs/node-jobs.ts';
+import { createApiCookie, removeApiCookie } from './api/cookie.ts';
 import { startHttpApi } from './api/http.ts';
 import { chainIdHex } from './chain/network-config.ts';
 import { runInvite } from './cli/invite.ts';
@@ -97,7 +98,17 @@ const node = await CairnNode.start({
   logger: log,
   fl: config.fl,
 });
-const api = await startHttpApi(node, config.http.host, config.http.port);
+// Written before the API listens, so a client that sees the port can always read the token.
+const cookie = await createApiCookie(dataDir);
+const api = await startHttpApi(node, config.http.host, config.http.port, {
+  token: cookie.token,
+  allowHosts: config.http.allowHosts,
+});
+if (!/^(127\.|::1$|localhost$)/.test(config.http.host))
+  node.log.warn(
+    { httpHost: config.http.host },
+    'the node API listens beyond loopback (--http-host): anyone who can reach it can read status and metrics; POST still needs the cookie token',
+  );
 const { redisUrl, schedule } = config.jobs;
 const jobs = redisUrl
   ? await NodeJobs.start({ node, redisUrl, schedule, log: node.log.child({ part: 'jobs' }) })
@@ -107,6 +118,8 @@ node.log.info(
     peerId: node.identity.peerId.toString(),
     addrs: node.host.getMultiaddrs().map(String),
     httpUrl: api.url,
+    // The API token's file (POST needs it as a bearer token), as bitcoind prints its .cookie.
+    cookieFile: cookie.file,
     height: node.chain.tip.height,
     mining: config.mine,
     redis: redisUrl ?? null,
@@ -145,6 +158,7 @@ shutdown = async (signal: string, exitCode = 0) => {
   await jobs?.stop();
   await node.stop();
   await removeNodeFile(dataDir).catch(() => {});
+  await removeApiCookie(cookie).catch(() => {});
   node.log.info({ exitCode }, 'stopped');
   process.exit(exitCode);
 };

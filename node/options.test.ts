@@ -50,7 +50,7 @@ test('no flags: every value is its module default', () => {
   assert.equal(c.fl.deadlineMs, FL_DEFAULTS.deadlineMs);
   assert.equal(c.fl.everyMs, 0);
   assert.equal(c.fl.slice, undefined);
-  assert.deepEqual(c.http, { host: '127.0.0.1', port: 0 });
+  assert.deepEqual(c.http, { host: '127.0.0.1', port: 0, allowHosts: [] });
   assert.deepEqual(c.jobs, { redisUrl: undefined, schedule: {} });
   assert.deepEqual(c.p2p, {
     maxConnections: P2P_DEFAULTS.maxConnections,
@@ -119,7 +119,7 @@ test('every existing flag keeps its meaning', () => {
   assert.deepEqual(c.capabilities, ['train', 'relay', 'mine']);
   assert.equal(c.networkConfig, 'net.json');
   assert.deepEqual(c.iceServers, ['stun:127.0.0.1:3478']);
-  assert.deepEqual(c.http, { host: '0.0.0.0', port: 8080 });
+  assert.deepEqual(c.http, { host: '0.0.0.0', port: 8080, allowHosts: [] });
   assert.equal(c.reconcileIntervalMs, 0);
   assert.equal(c.logLevel, 'debug');
   assert.deepEqual(c.jobs, {
@@ -158,11 +158,20 @@ test('the limits have flags too', () => {
   assert.equal(c.gossip.ipColocationWeight, 0);
 });
 
+test("--http-allow-host adds names to the API's Host allow-list", () => {
+  const c = config('--http-host', '0.0.0.0', '--http-allow-host', 'pi.local,[fd00::7],10.0.0.5');
+  assert.deepEqual(c.http, { host: '0.0.0.0', port: 0, allowHosts: ['pi.local', '[fd00::7]', '10.0.0.5'] });
+});
+
 test('bad values are refused with a message naming the flag', () => {
   rejects(['--bogus'], /Unknown option '--bogus'/);
   rejects(['--http-port'], /argument missing/);
   rejects(['--http-port', '65536'], /--http-port needs an integer from 0 to 65535/);
   rejects(['--http-port', '80x'], /--http-port needs an integer/);
+  rejects(
+    ['--http-allow-host', 'ok.example,evil.example:80'],
+    /--http-allow-host not a host name \("evil.example:80"\)/,
+  );
   rejects(['--reconcile-ms=-1'], /--reconcile-ms needs an integer from 0/);
   rejects(['--fl-deadline', '99'], /--fl-deadline needs an integer from 100/);
   rejects(['--role', 'king'], /--role is one of submind, hub, backup, observer/);

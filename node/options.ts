@@ -130,7 +130,13 @@ export const MEMPOOL_DEFAULTS = Object.freeze({
   reconcileIntervalMs: 15_000,
 });
 
-export const API_DEFAULTS = Object.freeze({ httpHost: '127.0.0.1', httpPort: 0 });
+export const API_DEFAULTS = Object.freeze({
+  /** Loopback: the API signs entries and blocks peers, so nothing off this machine reaches it by default. */
+  httpHost: '127.0.0.1',
+  httpPort: 0,
+  /** Host names besides localhost, 127.0.0.1, [::1] and the listen host (the DNS-rebinding allow-list). */
+  httpAllowHosts: Object.freeze([]) as readonly string[],
+});
 
 export const JOBS_DEFAULTS = Object.freeze({
   scheduleMs: Object.freeze({
@@ -355,6 +361,14 @@ export const NODE_OPTIONS = {
     min: 0,
     max: 65_535,
   }),
+  httpAllowHosts: listOpt<Group>({
+    flag: 'http-allow-host',
+    group: 'api',
+    arg: 'NAMES',
+    description: 'more host names the API answers to (Host header; loopback names always)',
+    default: API_DEFAULTS.httpAllowHosts,
+    check: (h) => (/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)$/.test(h) ? undefined : 'not a host name'),
+  }),
   redis: stringOpt<Group, undefined>({
     flag: 'redis',
     group: 'jobs',
@@ -493,7 +507,7 @@ export interface CliConfig {
   readonly p2p: P2pLimits;
   readonly peers: PeerBanOptions;
   readonly gossip: GossipScoreOptions;
-  readonly http: { readonly host: string; readonly port: number };
+  readonly http: { readonly host: string; readonly port: number; readonly allowHosts: readonly string[] };
   readonly jobs: {
     readonly redisUrl: string | undefined;
     readonly schedule: Partial<Record<ScheduledJob, number>>;
@@ -551,7 +565,7 @@ export function toCliConfig(v: CliValues): CliConfig {
       ipColocationThreshold: v.ipColocationThreshold,
       ipColocationWhitelist: v.ipColocationWhitelist,
     },
-    http: { host: v.httpHost, port: v.httpPort },
+    http: { host: v.httpHost, port: v.httpPort, allowHosts: v.httpAllowHosts },
     jobs: { redisUrl: v.redis, schedule },
     fl: {
       ...(v.flSlice !== undefined && v.flSlices !== undefined

@@ -27,7 +27,8 @@ export const NodeRef = builder.objectRef<NodeShape>('Node').implement({
     capabilities: t.stringList({
       resolve: (n) => (n.capabilities ? n.capabilities.split(',').filter(Boolean) : []),
     }),
-    addrs: t.stringList({ resolve: (n) => jsonStrings(n.addrs) }),
+    // Addresses and peer lists are a map for an eclipse attack: never for anonymous callers.
+    addrs: t.stringList({ authScopes: { viewer: true }, resolve: (n) => jsonStrings(n.addrs) }),
     firstSeenAt: t.expose('firstSeenAt', { type: 'DateTime' }),
     lastSeenAt: t.expose('lastSeenAt', { type: 'DateTime' }),
     height: t.exposeInt('height'),
@@ -35,7 +36,7 @@ export const NodeRef = builder.objectRef<NodeShape>('Node').implement({
     peerCount: t.exposeInt('peerCount'),
     mempoolSize: t.exposeInt('mempoolSize'),
     mining: t.exposeBoolean('mining'),
-    peers: t.stringList({ resolve: (n) => jsonStrings(n.peers) }),
+    peers: t.stringList({ authScopes: { viewer: true }, resolve: (n) => jsonStrings(n.peers) }),
     stats: t.field({
       type: [NodeStatsSnapshotRef],
       description: `The node's last N stats reports, ascending by time (N ≤ ${MAX_NODE_STATS}).`,

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createGateway, type Gateway } from '../gateway/gateway.ts';
 import { blockHash, type GqlBody, seedIndex, testNamespace } from '../gateway/testing.ts';
+import { sha256Hex } from '../gateway/tokens.ts';
 import { AdminClient } from '../jobs/admin-client.ts';
 import { createTestIndexDb, TEST_PROVIDERS, type TestIndexDb } from '../jobs/index-db/testing.ts';
 import { createCairnPubSub } from '../jobs/pubsub.ts';
@@ -17,7 +18,8 @@ for (const provider of TEST_PROVIDERS) {
       const r = await gateway.fetch(
         new Request('http://gateway/graphql', {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          // A viewer: node addresses and peers are never anonymous (gateway/production.test.ts).
+          headers: { 'content-type': 'application/json', authorization: 'Bearer viewer' },
           body: JSON.stringify({ query, variables }),
         }),
       );
@@ -31,7 +33,14 @@ for (const provider of TEST_PROVIDERS) {
       const bus = createCairnPubSub(undefined, ns);
       closeBus = bus.close;
       admin = new AdminClient(undefined, ns);
-      gateway = createGateway({ db: idx.db, pubsub: bus.pubsub, admin, cacheTtlMs: 0 });
+      gateway = createGateway({
+        db: idx.db,
+        pubsub: bus.pubsub,
+        admin,
+        cacheTtlMs: 0,
+        tokens: [{ name: 'viewer', role: 'viewer', sha256: sha256Hex('viewer') }],
+        tokenRateLimit: null,
+      });
     });
     after(async () => {
       await gateway.close();

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { nodeApiHeaders } from '../cluster/node-process.ts';
 import {
   BLOCK_TIME_MS,
   canonicalBlockOfEntry,
@@ -54,7 +55,7 @@ test('block detail lists the entries and shows the miner signature as valid', as
   const content = `browser test entry ${Date.now()}`;
   const posted = await fetch(`${node.httpUrl}/entries`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: await nodeApiHeaders(node.cookieFile),
     body: JSON.stringify({ content, metadata: [['source', 'playwright']] }),
   });
   expect(posted.ok).toBe(true);

@@ -30,7 +30,27 @@ export interface DemoFixture {
   demo: Demo;
 }
 
-export const test = base.extend<object, DemoFixture>({
+export interface CspFixture {
+  /** CSP violations the page reported (Chromium logs each as a console error). */
+  cspViolations: string[];
+  /** A test that provokes violations on purpose sets this (test.use); otherwise any fails it. */
+  allowCspViolations: boolean;
+}
+
+export const test = base.extend<CspFixture, DemoFixture>({
+  allowCspViolations: [false, { option: true }],
+  // Every test's page runs under the console's Content-Security-Policy and must not trip it.
+  cspViolations: [
+    async ({ page, allowCspViolations }, use) => {
+      const seen: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) seen.push(m.text());
+      });
+      await use(seen);
+      if (!allowCspViolations) expect(seen, 'CSP violations on the page').toEqual([]);
+    },
+    { auto: true },
+  ],
   demo: [
     // biome-ignore lint/correctness/noEmptyPattern: Playwright fixtures take their dependencies by destructuring.
     async ({}, use) => {

@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
 import { buildSchema, parse, validate } from 'graphql';
 import { DEFAULT_LIMITS } from '../../gateway/gateway.ts';
+import { listCostRule } from '../../gateway/list-cost.ts';
 import * as Q from '../../web/src/queries.ts';
 
 const schema = buildSchema(
@@ -44,5 +45,11 @@ for (const [name, text] of documents) {
       cost = (err as Error).message;
     }
     assert.equal(cost, undefined, `${name}: ${cost}`);
+    // And under the limit that counts list sizes (a block's entries count as 1,000).
+    assert.deepEqual(
+      validate(schema, doc, [listCostRule({ maxCost: DEFAULT_LIMITS.maxListCost })]).map((e) => e.message),
+      [],
+      name,
+    );
   });
 }

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readApiCookie } from '../../node/api/cookie.ts';
 import { assertLoopback } from './addrs.ts';
 import { track, withParentDeathSignal } from './children.ts';
 
@@ -74,6 +75,17 @@ export interface ReadyInfo {
   readonly peerId: string;
   readonly addrs: string[];
   readonly httpUrl: string;
+  /** The node API's token file (absent for programs that have none, e.g. the stub node). */
+  readonly cookieFile?: string;
+}
+
+/** Headers for a POST to a node's API: JSON, and its cookie token when it has one. */
+export async function nodeApiHeaders(cookieFile: string | undefined): Promise<Record<string, string>> {
+  const token = cookieFile ? await readApiCookie(cookieFile) : undefined;
+  return {
+    'content-type': 'application/json',
+    ...(token ? { authorization: `Bearer ${token}` } : {}),
+  };
 }
 
 export interface ExitInfo {
@@ -126,6 +138,8 @@ export class ClusterNode {
   peerId = '';
   addrs: string[] = [];
   httpUrl = '';
+  /** From the ready line; read at each POST (a new token per start). */
+  cookieFile: string | undefined;
   pid: number | undefined;
   /** Set while the process has not exited since its last start. */
   exit: ExitInfo | undefined;
@@ -280,6 +294,7 @@ export class ClusterNode {
     this.peerId = outcome.peerId;
     this.addrs = outcome.addrs;
     this.httpUrl = outcome.httpUrl.replace(/\/$/, '');
+    this.cookieFile = outcome.cookieFile;
     return outcome;
   }
 
@@ -379,10 +394,8 @@ export class ClusterNode {
   ): Promise<Response> {
     if (!this.httpUrl) throw new Error(`${this.name} has no HTTP endpoint (not started)`);
     const init: RequestInit = { method, signal: AbortSignal.timeout(timeoutMs) };
-    if (body !== undefined) {
-      init.body = JSON.stringify(body);
-      init.headers = { 'content-type': 'application/json' };
-    }
+    if (body !== undefined) init.body = JSON.stringify(body);
+    if (method === 'POST') init.headers = await nodeApiHeaders(this.cookieFile);
     let res: Response;
     try {
       res = await fetch(`${this.httpUrl}${p}`, init);
@@ -454,7 +467,12 @@ export function parseReady(line: string): ReadyInfo | undefined {
     const o = JSON.parse(line) as Record<string, unknown>;
     if (o.msg !== 'ready' || typeof o.peerId !== 'string' || typeof o.httpUrl !== 'string') return undefined;
     const addrs = Array.isArray(o.addrs) ? o.addrs.filter((a): a is string => typeof a === 'string') : [];
-    return { peerId: o.peerId, addrs, httpUrl: o.httpUrl };
+    return {
+      peerId: o.peerId,
+      addrs,
+      httpUrl: o.httpUrl,
+      ...(typeof o.cookieFile === 'string' ? { cookieFile: o.cookieFile } : {}),
+    };
   } catch {
     return undefined;
   }

@@ -97,3 +97,23 @@ test('refuses to start without a build', async () => {
     /build the console first/,
   );
 });
+
+test('every answer carries the console CSP: bundle scripts only, connections to itself and its gateway', async () => {
+  const s = await startConsoleServer({ dir, port: 0, gatewayUrl: 'http://127.0.0.1:4999/graphql' });
+  try {
+    for (const p of ['', 'config.json', 'missing.js']) {
+      const csp = (await fetch(`${s.url}${p}`)).headers.get('content-security-policy') ?? '';
+      assert.match(csp, /script-src 'self'(;|$)/, p);
+      assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/, p);
+      assert.match(csp, /connect-src 'self' http:\/\/127\.0\.0\.1:4999 ws:\/\/127\.0\.0\.1:4999(;|$)/, p);
+      assert.match(csp, /frame-ancestors 'none'/, p);
+      assert.match(csp, /object-src 'none'/, p);
+    }
+    // The gateway moved: the policy follows.
+    s.setGatewayUrl('https://gw.example/graphql');
+    const moved = (await fetch(s.url)).headers.get('content-security-policy') ?? '';
+    assert.match(moved, /connect-src 'self' https:\/\/gw\.example wss:\/\/gw\.example(;|$)/);
+  } finally {
+    await s.close();
+  }
+});

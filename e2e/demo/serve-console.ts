@@ -8,13 +8,15 @@
  *   WebSocket upgrades included, and the console uses its own origin.
  *
  * CLI (`npm run console`): CONSOLE_PORT (default 5173), CONSOLE_HOST (default 127.0.0.1),
- * GATEWAY_URL or GATEWAY_PROXY, CONSOLE_DIR (default web/dist).
+ * GATEWAY_URL or GATEWAY_PROXY, CONSOLE_DIR (default web/dist), CONSOLE_CONNECT_SRC (more
+ * origins the Content-Security-Policy lets the console reach, for `?gateway=` overrides).
  */
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import path from 'node:path';
+import { consoleCsp } from '../../web/csp.ts';
 import { REPO_ROOT } from '../cluster/node-process.ts';
 
 export const CONSOLE_DIST = path.join(REPO_ROOT, 'web/dist');
@@ -40,6 +42,8 @@ export interface ConsoleServerOptions {
   gatewayUrl?: string;
   /** Proxy /graphql (HTTP and WebSocket) to this origin instead. */
   proxyTarget?: string;
+  /** More origins the console may connect to (CSP connect-src), e.g. for `?gateway=` overrides. */
+  extraConnect?: readonly string[];
 }
 
 export interface ConsoleServer {
@@ -59,6 +63,13 @@ export async function startConsoleServer(opts: ConsoleServerOptions = {}): Promi
 
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://console');
+    // Every answer carries the policy (recomputed: setGatewayUrl may move the gateway).
+    res.setHeader(
+      'content-security-policy',
+      consoleCsp({ gateways: gatewayUrl ? [gatewayUrl] : [], extraConnect: opts.extraConnect }),
+    );
+    res.setHeader('x-content-type-options', 'nosniff');
+    res.setHeader('referrer-policy', 'no-referrer');
     if (proxy && url.pathname.startsWith('/graphql')) return proxyHttp(proxy, req, res);
     if (url.pathname === '/config.json') {
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
@@ -168,6 +179,7 @@ async function main(): Promise<void> {
     port: Number(process.env.CONSOLE_PORT ?? 5173),
     gatewayUrl: gatewayUrl ?? (proxyTarget ? undefined : 'http://127.0.0.1:4000/graphql'),
     proxyTarget,
+    extraConnect: process.env.CONSOLE_CONNECT_SRC?.split(/[\s,]+/).filter(Boolean),
   });
   console.log(
     JSON.stringify({

@@ -73,6 +73,8 @@ export interface DemoNode {
   peerId: string;
   addrs: string[];
   httpUrl: string;
+  /** The node API's token file: POSTs send its token (see nodeApiHeaders). */
+  cookieFile?: string;
 }
 
 export interface Demo {
@@ -211,10 +213,16 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
     const collector = collectorProcess(logOf('collector'), env, { detached: true });
     const gatewayPort = await portOrFree(opts.gatewayPort ?? 4000);
     const gatewayBase = `http://127.0.0.1:${gatewayPort}`;
+    // Picked now: the gateway's CORS and WebSocket allow-list is the console's own origin.
+    const consolePort = await portOrFree(opts.consolePort ?? 5173);
     const gateway = gatewayProcess(
       logOf('gateway'),
       gatewayPort,
-      { ...env, CAIRN_TOKENS: `${token.name}=admin:${token.sha256}` },
+      {
+        ...env,
+        CAIRN_TOKENS: `${token.name}=admin:${token.sha256}`,
+        CAIRN_CORS_ORIGINS: `http://127.0.0.1:${consolePort},http://localhost:${consolePort}`,
+      },
       { detached: true },
     );
     started.push(collector, gateway);
@@ -273,7 +281,7 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
 
     const gatewayUrl = `${gatewayBase}/graphql`;
     consoleServer = await startConsoleServer({
-      port: await portOrFree(opts.consolePort ?? 5173),
+      port: consolePort,
       gatewayUrl,
     });
 

@@ -4,6 +4,7 @@ import { toHex } from '../chain/bytes.ts';
 import { decodeEntry } from '../chain/entry-codec.ts';
 import type { SealedEntry } from '../chain/types.ts';
 import type { CairnNode } from '../node.ts';
+import { createApiGuard } from './guard.ts';
 
 const MAX_BODY = 64 * 1024;
 
@@ -60,15 +61,30 @@ function entryStatus(
   throw new HttpError(404, `entry ${id} is neither in the mempool nor in the main chain`);
 }
 
+export interface ApiAccess {
+  /** The token every POST must carry (the data dir's `.cookie`). */
+  readonly token: string;
+  /** Host names besides loopback and the listen host that `Host` may carry. */
+  readonly allowHosts?: readonly string[];
+}
+
 /**
  * The node's local HTTP endpoint (loopback by default): health and status, Prometheus
- * metrics, a few operator actions. Cluster tests and the job worker talk to nodes through it.
+ * metrics, a few operator actions. Cluster tests and operators talk to nodes through it; every
+ * request passes the guard first (Host allow-list, and for POST the cookie token and JSON).
  */
 export async function startHttpApi(
   node: CairnNode,
   host: string,
   port: number,
+  access: ApiAccess,
 ): Promise<{ server: Server; url: string }> {
+  const guard = createApiGuard({
+    token: access.token,
+    listenHost: host,
+    allowHosts: access.allowHosts,
+    registry: node.metrics.registry,
+  });
   const routes: Record<string, (req: IncomingMessage, url: URL) => Promise<unknown> | unknown> = {
     'GET /health': () => ({ ok: true }),
     'GET /status': () => node.status(),
@@ -156,10 +172,22 @@ export async function startHttpApi(
   };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    const send = (status: number, body: string, type = 'application/json') => {
-      res.writeHead(status, { 'content-type': type });
+    const send = (status: number, body: string, type = 'application/json', extra = {}) => {
+      res.writeHead(status, { 'content-type': type, ...extra });
       res.end(body);
     };
+    const refusal = guard(req);
+    if (refusal) {
+      // Refused before the body is read: close, so the unread body is not taken for a request.
+      const extra: Record<string, string> = { connection: 'close' };
+      if (refusal.status === 401) extra['www-authenticate'] = 'Bearer realm="cairn-node"';
+      return send(
+        refusal.status,
+        json({ error: refusal.message, code: refusal.code }),
+        'application/json',
+        extra,
+      );
+    }
     if (req.method === 'GET' && url.pathname === '/metrics') {
       void node.metrics.registry.metrics().then((m) => send(200, m, node.metrics.registry.contentType));
       return;

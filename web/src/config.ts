@@ -19,6 +19,9 @@ export function normalizeGatewayUrl(raw: string, base: string = location.href): 
   const url = new URL(raw, base);
   if (url.protocol === 'ws:') url.protocol = 'http:';
   if (url.protocol === 'wss:') url.protocol = 'https:';
+  // A gateway is an http(s) endpoint; anything else (javascript:, data:, …) is not one.
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new Error(`gateway URL ${raw} is not http(s) or ws(s)`);
   if (url.pathname === '/' || url.pathname === '') url.pathname = '/graphql';
   url.hash = '';
   return url.toString();
@@ -36,7 +39,14 @@ function endpoints(http: string, source: GatewayEndpoints['source']): GatewayEnd
 
 export async function resolveGateway(): Promise<GatewayEndpoints> {
   const fromQuery = new URLSearchParams(location.search).get('gateway');
-  if (fromQuery) return endpoints(normalizeGatewayUrl(fromQuery), 'query');
+  if (fromQuery) {
+    // A stored token is not sent there without asking (token.ts): the override is a link anyone can craft.
+    try {
+      return endpoints(normalizeGatewayUrl(fromQuery), 'query');
+    } catch (err) {
+      console.warn(`ignoring ?gateway=: ${(err as Error).message}`);
+    }
+  }
   try {
     const res = await fetch('./config.json', { cache: 'no-store' });
     if (res.ok) {

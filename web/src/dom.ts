@@ -1,4 +1,6 @@
 /** A tiny DOM builder: enough for a console of tables and forms, no framework needed. */
+import { safeHref, URL_ATTRIBUTES } from './safe-href.ts';
+
 export type Child = Node | string | number | null | undefined | false | Child[];
 type AttrValue = string | number | boolean | null | undefined | ((ev: Event) => void);
 
@@ -12,7 +14,11 @@ export function h<K extends keyof HTMLElementTagNameMap>(
     if (v === undefined || v === null || v === false) continue;
     if (typeof v === 'function') el.addEventListener(k.replace(/^on/, '').toLowerCase(), v);
     else if (k === 'value' && 'value' in el) (el as HTMLInputElement).value = String(v);
-    else el.setAttribute(k, v === true ? '' : String(v));
+    else if (URL_ATTRIBUTES.has(k.toLowerCase())) {
+      // Built from data: a script URL is dropped, the element stays (as a plain text link).
+      const href = safeHref(String(v));
+      if (href !== undefined) el.setAttribute(k, href);
+    } else el.setAttribute(k, v === true ? '' : String(v));
   }
   append(el, children);
   return el;

@@ -55,6 +55,11 @@ export class Gateway {
     this.openClient();
   }
 
+  /** The stored token, if it may go to this gateway's origin (token.ts asks once otherwise). */
+  token(): string {
+    return getToken(new URL(this.endpoints.http).origin);
+  }
+
   onState(fn: (s: ConnState) => void): () => void {
     this.stateListeners.add(fn);
     fn(this.state);
@@ -67,13 +72,14 @@ export class Gateway {
     return () => this.reconnectListeners.delete(fn);
   }
 
-  async query<T>(query: string, variables: Record<string, unknown> = {}, auth = false): Promise<T> {
+  async query<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       accept: 'application/json',
     };
-    const token = getToken();
-    if (auth && token) headers.authorization = `Bearer ${token}`;
+    // Sent on reads too when stored: a gateway may require a viewer token for reads (compose does).
+    const token = this.token();
+    if (token) headers.authorization = `Bearer ${token}`;
     let res: Response;
     try {
       res = await fetch(this.endpoints.http, {
@@ -132,7 +138,7 @@ export class Gateway {
       retryWait: (retries) => new Promise((r) => setTimeout(r, backoffMs(retries))),
       keepAlive: 10_000,
       connectionParams: () => {
-        const token = getToken();
+        const token = this.token();
         return token ? { authorization: `Bearer ${token}` } : {};
       },
       on: {

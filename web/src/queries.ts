@@ -61,7 +61,8 @@ export interface NodeInfo {
   id: string;
   role: string;
   capabilities: string[];
-  addrs: string[];
+  /** Only with a token (NODES_DETAIL). */
+  addrs?: string[];
   firstSeenAt: string;
   lastSeenAt: string;
   height: number;
@@ -69,7 +70,8 @@ export interface NodeInfo {
   peerCount: number;
   mempoolSize: number;
   mining: boolean;
-  peers: string[];
+  /** Only with a token (NODES_DETAIL). */
+  peers?: string[];
 }
 
 export interface Orphan {
@@ -116,8 +118,9 @@ export interface Connection<T> {
 const STATS =
   'at totalNodes chainLengthMin chainLengthMax chainLengthAvg avgPeers target difficulty hashRate mempoolTotal mempoolMin mempoolMax';
 const BLOCK_SUMMARY = 'hash height timestamp target miner entryCount sizeBytes reportedBy receivedAt';
-const NODE =
-  'id role capabilities addrs firstSeenAt lastSeenAt height headHash peerCount mempoolSize mining peers';
+const NODE = 'id role capabilities firstSeenAt lastSeenAt height headHash peerCount mempoolSize mining';
+/** Addresses and peer lists: the gateway serves them to token holders only. */
+const NODE_DETAIL = `${NODE} addrs peers`;
 const ORPHAN = 'hash reason height prevHash miner reportedBy reorgDepth at';
 const MODEL = 'hash parentHash round metrics accuracy epsilon participants blockHash createdAt';
 
@@ -154,6 +157,9 @@ export const BLOCK = /* GraphQL */ `
 export const NODES = /* GraphQL */ `
   query Nodes { nodes(first: 50) { edges { cursor node { ${NODE} } } pageInfo { endCursor hasNextPage } } }`;
 
+export const NODES_DETAIL = /* GraphQL */ `
+  query NodesDetail { nodes(first: 50) { edges { cursor node { ${NODE_DETAIL} } } pageInfo { endCursor hasNextPage } } }`;
+
 export const ORPHANS = /* GraphQL */ `
   query Orphans { orphanedBlocks(first: 50) { edges { cursor node { ${ORPHAN} } } pageInfo { endCursor hasNextPage } } }`;
 
@@ -169,6 +175,7 @@ export const MODELS = /* GraphQL */ `
 export const SUB_NEW_BLOCK = `subscription { newBlock { ${BLOCK_SUMMARY} } }`;
 export const SUB_STATS = `subscription { networkStats { ${STATS} } }`;
 export const SUB_NODE = `subscription { nodeStatus { ${NODE} } }`;
+export const SUB_NODE_DETAIL = `subscription { nodeStatus { ${NODE_DETAIL} } }`;
 export const SUB_ORPHAN = `subscription { orphanedBlock { ${ORPHAN} } }`;
 export const SUB_MODEL = `subscription { modelVersion { ${MODEL} } }`;
 

@@ -1,7 +1,7 @@
 import { h, mount, shortHex } from '../dom.ts';
 import { GqlError } from '../gateway.ts';
 import { ADMIN_ACTIONS, type AdminAction, SUBMIT_ENTRY } from '../queries.ts';
-import { getToken, setToken } from '../token.ts';
+import { setToken } from '../token.ts';
 import { nodeSelect } from './node-select.ts';
 import { loadAndReload, type View } from './view.ts';
 
@@ -16,11 +16,11 @@ export const adminView: View = (root, { gw, params }) => {
     placeholder: 'admin or operator token',
     autocomplete: 'off',
     'data-testid': 'token-input',
-    value: getToken(),
+    value: gw.token(),
   });
   const tokenState = h('span', { class: 'muted', 'data-testid': 'token-state' });
   const showTokenState = () => {
-    tokenState.textContent = getToken() ? 'token set for this tab' : 'no token: actions will be refused';
+    tokenState.textContent = gw.token() ? 'token set for this tab' : 'no token: actions will be refused';
   };
   const result = h('pre', { class: 'result', 'data-testid': 'admin-result' });
   const content = h('textarea', {
@@ -42,7 +42,7 @@ export const adminView: View = (root, { gw, params }) => {
     show(true, `${label} on ${shortHex(picker.selected, 6)}…`);
     result.dataset.pending = 'true';
     try {
-      const data = await gw.query<Record<string, unknown>>(doc, variables, true);
+      const data = await gw.query<Record<string, unknown>>(doc, variables);
       show(true, `${label}: ok\n${JSON.stringify(Object.values(data)[0], null, 2)}`);
     } catch (err) {
       const e = err instanceof GqlError ? err : new GqlError(String(err), undefined, undefined);
@@ -61,7 +61,7 @@ export const adminView: View = (root, { gw, params }) => {
         class: 'token',
         onsubmit: (ev: Event) => {
           ev.preventDefault();
-          setToken(tokenInput.value);
+          setToken(tokenInput.value, new URL(gw.endpoints.http).origin);
           showTokenState();
         },
       },
@@ -74,7 +74,7 @@ export const adminView: View = (root, { gw, params }) => {
           'data-testid': 'token-clear',
           onclick: () => {
             tokenInput.value = '';
-            setToken('');
+            setToken('', new URL(gw.endpoints.http).origin);
             showTokenState();
           },
         },

@@ -49,17 +49,13 @@ export const membersView: View = (root, { gw, params }) => {
     try {
       const d = await gw.query<{
         inviteDevice: { invitation: string; expiresAt: string; memberUntil: string };
-      }>(
-        INVITE_DEVICE,
-        {
-          nodeId: picker.selected,
-          name: name.value,
-          role: role.value,
-          capabilities: caps.filter((c) => c.checked).map((c) => c.value),
-          days: Number(days.value),
-        },
-        true,
-      );
+      }>(INVITE_DEVICE, {
+        nodeId: picker.selected,
+        name: name.value,
+        role: role.value,
+        capabilities: caps.filter((c) => c.checked).map((c) => c.value),
+        days: Number(days.value),
+      });
       const inv = d.inviteDevice;
       const qr = h('div', { class: 'qr', 'data-testid': 'invitation-qr' });
       qr.innerHTML = renderSVG(inv.invitation);
@@ -92,7 +88,7 @@ export const membersView: View = (root, { gw, params }) => {
     )
       return;
     try {
-      await gw.query(REVOKE_DEVICE, { nodeId: picker.selected, publicKey: m.publicKey }, true);
+      await gw.query(REVOKE_DEVICE, { nodeId: picker.selected, publicKey: m.publicKey });
       await loadMembers();
     } catch (err) {
       mount(list, refusal('Revoke', err));
@@ -141,8 +137,7 @@ export const membersView: View = (root, { gw, params }) => {
   const loadMembers = async () => {
     if (!picker.selected) return renderMembers();
     try {
-      members = (await gw.query<{ members: MemberInfo[] }>(MEMBERS, { nodeId: picker.selected }, true))
-        .members;
+      members = (await gw.query<{ members: MemberInfo[] }>(MEMBERS, { nodeId: picker.selected })).members;
       error = undefined;
     } catch (err) {
       members = [];

@@ -1,5 +1,12 @@
 import { emptyState, errorBox, fmtTime, h, mount, shortHex, table } from '../dom.ts';
-import { type Connection, NODES, type NodeInfo, SUB_NODE } from '../queries.ts';
+import {
+  type Connection,
+  NODES,
+  NODES_DETAIL,
+  type NodeInfo,
+  SUB_NODE,
+  SUB_NODE_DETAIL,
+} from '../queries.ts';
 import { attempt, loadAndReload, type View } from './view.ts';
 
 /** Known nodes with their peers; each node's status is replaced live by nodeStatus events. */
@@ -8,6 +15,8 @@ export const nodesView: View = (root, { gw }) => {
   let error: unknown;
   const body = h('div');
   mount(root, h('h1', null, 'Nodes and peers'), body);
+  // Peers and addresses are a map of the network: the gateway gives them to token holders only.
+  const detail = gw.token() !== '';
 
   const render = () => {
     const nodes = [...byId.values()].sort((a, b) => a.id.localeCompare(b.id));
@@ -48,8 +57,8 @@ export const nodesView: View = (root, { gw }) => {
                 h(
                   'td',
                   { class: 'peers' },
-                  `${n.peerCount}: `,
-                  n.peers.map((p) =>
+                  `${n.peerCount}${n.peers ? ': ' : ''}`,
+                  (n.peers ?? []).map((p) =>
                     h('span', { class: known.has(p) ? 'peer known' : 'peer', title: p }, name(p)),
                   ),
                 ),
@@ -61,28 +70,40 @@ export const nodesView: View = (root, { gw }) => {
             ),
           )
         : emptyState('No node has reported yet (nodes report every 60 s, or on "Report stats now").'),
-      h(
-        'p',
-        { class: 'muted' },
-        'Addresses: ',
-        nodes.map((n) => h('div', { class: 'mono small' }, `${shortHex(n.id, 6)}: ${n.addrs.join('  ')}`)),
-      ),
+      detail
+        ? h(
+            'p',
+            { class: 'muted' },
+            'Addresses: ',
+            nodes.map((n) =>
+              h('div', { class: 'mono small' }, `${shortHex(n.id, 6)}: ${(n.addrs ?? []).join('  ')}`),
+            ),
+          )
+        : h(
+            'p',
+            { class: 'muted', 'data-testid': 'peers-need-token' },
+            'Peer lists and addresses are shown with a token (Admin page).',
+          ),
     );
   };
 
   const load = async () => {
     error = await attempt(async () => {
-      const d = await gw.query<{ nodes: Connection<NodeInfo> }>(NODES);
+      const d = await gw.query<{ nodes: Connection<NodeInfo> }>(detail ? NODES_DETAIL : NODES);
       for (const e of d.nodes.edges) byId.set(e.node.id, e.node);
     });
     render();
   };
   render();
   const offLoad = loadAndReload(gw, load);
-  const offSub = gw.subscribe<{ nodeStatus: NodeInfo }>(SUB_NODE, {}, ({ nodeStatus }) => {
-    byId.set(nodeStatus.id, nodeStatus);
-    render();
-  });
+  const offSub = gw.subscribe<{ nodeStatus: NodeInfo }>(
+    detail ? SUB_NODE_DETAIL : SUB_NODE,
+    {},
+    ({ nodeStatus }) => {
+      byId.set(nodeStatus.id, nodeStatus);
+      render();
+    },
+  );
   return () => {
     offLoad();
     offSub();
