@@ -240,13 +240,21 @@ export class Chain {
     this.remember(this.genesis);
   }
 
-  /** Rebuilds the in-memory state from what the store persisted (trusted: no re-validation). */
+  /**
+   * Rebuilds the in-memory state from what the store persisted (trusted: no re-validation).
+   * Finality is derived again from the stored blocks, not taken from the recorded value alone:
+   * the checkpoints every stored block carries (a side-chain carrier finalizes when its chain
+   * wins later), and the highest one carried on the main chain, which is final whatever the
+   * store recorded (a store written before the value was kept, or that lost it).
+   */
   restore(state: PersistedChainState): void {
     for (const b of state.blocks) {
       if (b.hashHex === this.genesis.hashHex) continue;
       if (this.tree.get(b.hashHex)) continue;
       const node = this.tree.add(b.hashHex, b.hash, b.header, b.entryIds);
-      this.roster.record(node, state.configEntries?.get(b.hashHex) ?? []);
+      const config = state.configEntries?.get(b.hashHex) ?? [];
+      this.roster.record(node, config);
+      this.recordCarried(b.hashHex, config);
     }
     const head = this.tree.get(state.headHashHex);
     if (!head) throw new Error(`stored head ${state.headHashHex} is not among the stored blocks`);
@@ -254,6 +262,15 @@ export class Chain {
     for (const o of state.orphans) this.orphans.add(o);
     this.mempool.restore(state.mempool);
     this.finalCheckpoint = state.finalized;
+    for (const [hashHex, cps] of this.carried) {
+      if (!this.tree.get(hashHex)?.onMain) continue;
+      for (const cp of cps) {
+        if (laterCheckpoint(this.finalCheckpoint, cp) === this.finalCheckpoint) continue;
+        this.finalCheckpoint = cp;
+        // Written back with the next commit, so the store records what it implies.
+        this.pending.finalized = cp;
+      }
+    }
   }
 
   /** The highest admin checkpoint final on this node. */
@@ -567,11 +584,7 @@ export class Chain {
     this.roster.record(node, block.entries);
     this.remember(block);
     this.pending.blocks.push({ block, node, receivedAt: now });
-    const carried = checkpointsIn(block.entries);
-    if (carried.length) {
-      if (this.carried.size >= 1024) this.carried.delete(this.carried.keys().next().value!);
-      this.carried.set(hashHex, carried);
-    }
+    this.recordCarried(hashHex, block.entries);
 
     if (!this.tree.isBetter(node)) {
       this.markStale(node, 'side-chain');
@@ -626,6 +639,14 @@ export class Chain {
     const tip = this.tree.tip;
     const out = this.mempool.all().filter((e) => this.roster.entryProblem(e, tip, now));
     for (const e of this.mempool.removeMany(out.map((x) => x.idHex))) this.pending.mempool.set(e.idHex, null);
+  }
+
+  /** Remembers the checkpoints a known block carries, to finalize them when it joins the main chain. */
+  private recordCarried(hashHex: Hex, entries: readonly SealedEntry[]): void {
+    const carried = checkpointsIn(entries);
+    if (!carried.length) return;
+    if (this.carried.size >= 1024) this.carried.delete(this.carried.keys().next().value!);
+    this.carried.set(hashHex, carried);
   }
 
   private finalize(cp: Checkpoint): void {
