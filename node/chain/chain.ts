@@ -1,6 +1,6 @@
 import { RosterLedger } from '../membership/ledger.ts';
 import type { MembershipProblem, RosterState } from '../membership/roster-state.ts';
-import type { AddResult } from '../mempool/mempool.ts';
+import type { AddResult, MempoolOrigin } from '../mempool/mempool.ts';
 import { Mempool } from '../mempool/mempool.ts';
 import { decodeBlock } from './block-codec.ts';
 import { type BlockNode, BlockTree } from './block-tree.ts';
@@ -62,6 +62,8 @@ export interface ChainUpdate {
   readonly stale: Map<Hex, StaleReason | null>;
   readonly orphans: Map<Hex, Orphan | null>;
   readonly mempool: Map<Hex, SealedEntry | null>;
+  /** The origin of each entry `mempool` puts, other than `peer` (filled in by takeUpdate). */
+  readonly mempoolOrigins?: ReadonlyMap<Hex, MempoolOrigin>;
   readonly events: ChainEvent[];
 }
 
@@ -144,6 +146,8 @@ export interface PersistedChainState {
   readonly headHashHex: Hex;
   readonly orphans: readonly Orphan[];
   readonly mempool: readonly SealedEntry[];
+  /** Stored origins of mempool entries other than `peer` (absent: all peers'). */
+  readonly mempoolOrigins?: ReadonlyMap<Hex, MempoolOrigin>;
   /** The highest checkpoint final on this node (absent: none yet). */
   readonly finalized?: Checkpoint;
   /**
@@ -260,7 +264,7 @@ export class Chain {
     if (!head) throw new Error(`stored head ${state.headHashHex} is not among the stored blocks`);
     this.tree.applyReorg(this.tree.planReorg(head));
     for (const o of state.orphans) this.orphans.add(o);
-    this.mempool.restore(state.mempool);
+    this.mempool.restore(state.mempool, state.mempoolOrigins);
     this.finalCheckpoint = state.finalized;
     for (const [hashHex, cps] of this.carried) {
       if (!this.tree.get(hashHex)?.onMain) continue;
@@ -328,7 +332,13 @@ export class Chain {
   takeUpdate(): ChainUpdate {
     const u = this.pending;
     this.pending = newUpdate();
-    return u;
+    // Origins as they stand at commit: an entry put and moved within one update is stored once.
+    const origins = new Map<Hex, MempoolOrigin>();
+    for (const [id, e] of u.mempool) {
+      const origin = e ? this.mempool.originOf(id) : 'peer';
+      if (origin !== 'peer') origins.set(id, origin);
+    }
+    return origins.size ? { ...u, mempoolOrigins: origins } : u;
   }
 
   async getBlock(hashHex: Hex): Promise<SealedBlock | undefined> {
