@@ -141,14 +141,15 @@ export class EntryAdmission {
     return Promise.all(entries.map((e) => this.submit(e, source, blame)));
   }
 
-  /** Commits whatever waits now (tests, shutdown). */
+  /**
+   * Commits whatever waits now (tests, shutdown). Directly, not through a timer: awaiting the
+   * previous commit while re-arming a zero timeout spun in microtasks and never let it fire.
+   */
   async flush(): Promise<void> {
-    this.flushSoon(0);
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.flushing = this.flushing.then(() => this.commitBatches());
     await this.flushing;
-    while (this.queue.length) {
-      this.flushSoon(0);
-      await this.flushing;
-    }
   }
 
   private refuse(quota: FullQuota, message: string): AddResult {

@@ -135,6 +135,26 @@ describe('admission', () => {
     assert.equal((await admission.submit(e, 'mallory')).status, 'added', 'the rate refills');
   });
 
+  test('flush commits what waits at once, without waiting for the batch timer', async () => {
+    const committed: number[] = [];
+    const admission = new EntryAdmission(
+      {
+        commit: async (items) => {
+          committed.push(items.length);
+          return items.map(() => ({ status: 'added', evicted: [] }) as AddResult);
+        },
+        penalise: () => {},
+      },
+      { maxWaitMs: 60_000 },
+    );
+    const results = Array.from({ length: 3 }, () => admission.submit(entry(), 'peer'));
+    await admission.flush();
+    assert.deepEqual(committed, [3]);
+    assert.ok((await Promise.all(results)).every((r) => r.status === 'added'));
+    await admission.flush();
+    assert.deepEqual(committed, [3], 'nothing left to commit');
+  });
+
   test('a committed batch is answered a slice per event-loop turn, so relaying it never holds the loop', async () => {
     const admission = new EntryAdmission({
       commit: async (items) => items.map(() => ({ status: 'added', evicted: [] }) as AddResult),
