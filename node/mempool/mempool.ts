@@ -94,7 +94,7 @@ export type MempoolRejection =
  * Why a full pool had no room: all of it (`pool`), or this peer's or author's share. A
  * returned entry that did not fit is `held` (kept aside, not lost).
  */
-export type FullQuota = 'pool' | 'peer' | 'author' | 'held' | 'peer-rate' | 'rate' | 'queue';
+export type FullQuota = 'pool' | 'peer' | 'author' | 'held' | 'peer-rate' | 'rate' | 'share' | 'queue';
 
 export type AddResult =
   | { readonly status: 'added'; readonly evicted: readonly SealedEntry[] }
