@@ -252,6 +252,8 @@ export class Chain {
    * store recorded (a store written before the value was kept, or that lost it).
    */
   restore(state: PersistedChainState): void {
+    // Every carrier, not only those `carried` keeps (it is bounded): rare, admins sign them.
+    const carriers: { node: BlockNode; checkpoints: Checkpoint[] }[] = [];
     for (const b of state.blocks) {
       if (b.hashHex === this.genesis.hashHex) continue;
       if (this.tree.get(b.hashHex)) continue;
@@ -259,6 +261,8 @@ export class Chain {
       const config = state.configEntries?.get(b.hashHex) ?? [];
       this.roster.record(node, config);
       this.recordCarried(b.hashHex, config);
+      const checkpoints = checkpointsIn(config);
+      if (checkpoints.length) carriers.push({ node, checkpoints });
     }
     const head = this.tree.get(state.headHashHex);
     if (!head) throw new Error(`stored head ${state.headHashHex} is not among the stored blocks`);
@@ -266,9 +270,9 @@ export class Chain {
     for (const o of state.orphans) this.orphans.add(o);
     this.mempool.restore(state.mempool, state.mempoolOrigins);
     this.finalCheckpoint = state.finalized;
-    for (const [hashHex, cps] of this.carried) {
-      if (!this.tree.get(hashHex)?.onMain) continue;
-      for (const cp of cps) {
+    for (const { node, checkpoints } of carriers) {
+      if (!node.onMain) continue;
+      for (const cp of checkpoints) {
         if (laterCheckpoint(this.finalCheckpoint, cp) === this.finalCheckpoint) continue;
         this.finalCheckpoint = cp;
         // Written back with the next commit, so the store records what it implies.

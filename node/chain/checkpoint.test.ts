@@ -266,3 +266,38 @@ test('a checkpoint carried by a stored side-chain block becomes final when that 
     assert.equal(r.status === 'invalid' && r.error.code, 'below-checkpoint');
     await second.store.close();
   }));
+
+test('every stored carrier counts on reopening, however many blocks carry checkpoints', () =>
+  withDir(async (dir) => {
+    const first = await openStored(dir);
+    const main = forgeBranch(
+      first.chain,
+      first.chain.tip,
+      Array.from({ length: 6 }, () => ({})),
+    );
+    for (const b of main) await first.submit(b);
+    const cp = { height: 4, hashHex: main[3]!.hashHex };
+    const [carrier] = forgeBranch(first.chain, first.chain.tip, [
+      { entries: [createEntry(checkpointPayload(cp), admin, entryTime)] },
+    ]);
+    assert.equal((await first.submit(carrier!)).status, 'connected');
+    // 1,100 later blocks each carry a lower checkpoint (of height 2): more carriers than the
+    // chain keeps in memory for blocks off the main chain.
+    const low = { height: 2, hashHex: main[1]!.hashHex };
+    const later = forgeBranch(
+      first.chain,
+      first.chain.tip,
+      Array.from({ length: 1_100 }, (_, i) => ({
+        entries: [createEntry(checkpointPayload(low), admin, entryTime - i - 1)],
+      })),
+    );
+    for (const b of later) await first.chain.processBlock(b);
+    await first.store.apply(first.chain.takeUpdate());
+    assert.equal(first.chain.tip.hashHex, later.at(-1)!.hashHex);
+    await first.store.prisma.storeMeta.delete({ where: { key: 'finalized' } });
+    await first.store.close();
+
+    const second = await openStored(dir);
+    assert.deepEqual(second.chain.finalized, cp);
+    await second.store.close();
+  }));
