@@ -88,6 +88,8 @@ test('an admin checkpoint is final: a heavier chain forking below it is refused 
     phase('checkpoint final in A');
     // A stops; B mines until its chain has clearly more work than A's.
     await cluster.restart('a0', { mine: false });
+    // Finality is rebuilt from a0's store on reopening, before it hears from any peer.
+    assert.ok(((await a0.metric('cairn_finalized_height')) ?? 0) >= h, 'a0 still final after its restart');
     await cut([a0, a1], [b0]);
     const aHead = await a1.status();
     await cluster.waitFor(

@@ -1,6 +1,6 @@
 import { RosterLedger } from '../membership/ledger.ts';
 import type { MembershipProblem, RosterState } from '../membership/roster-state.ts';
-import type { AddResult } from '../mempool/mempool.ts';
+import type { AddResult, MempoolOrigin } from '../mempool/mempool.ts';
 import { Mempool } from '../mempool/mempool.ts';
 import { decodeBlock } from './block-codec.ts';
 import { type BlockNode, BlockTree } from './block-tree.ts';
@@ -62,6 +62,8 @@ export interface ChainUpdate {
   readonly stale: Map<Hex, StaleReason | null>;
   readonly orphans: Map<Hex, Orphan | null>;
   readonly mempool: Map<Hex, SealedEntry | null>;
+  /** The origin of each entry `mempool` puts, other than `peer` (filled in by takeUpdate). */
+  readonly mempoolOrigins?: ReadonlyMap<Hex, MempoolOrigin>;
   readonly events: ChainEvent[];
 }
 
@@ -152,6 +154,8 @@ export interface PersistedChainState {
   readonly headHashHex: Hex;
   readonly orphans: readonly Orphan[];
   readonly mempool: readonly SealedEntry[];
+  /** Stored origins of mempool entries other than `peer` (absent: all peers'). */
+  readonly mempoolOrigins?: ReadonlyMap<Hex, MempoolOrigin>;
   /** The highest checkpoint final on this node (absent: none yet). */
   readonly finalized?: Checkpoint;
   /**
@@ -249,20 +253,41 @@ export class Chain {
     this.remember(this.genesis);
   }
 
-  /** Rebuilds the in-memory state from what the store persisted (trusted: no re-validation). */
+  /**
+   * Rebuilds the in-memory state from what the store persisted (trusted: no re-validation).
+   * Finality is derived again from the stored blocks, not taken from the recorded value alone:
+   * the checkpoints every stored block carries (a side-chain carrier finalizes when its chain
+   * wins later), and the highest one carried on the main chain, which is final whatever the
+   * store recorded (a store written before the value was kept, or that lost it).
+   */
   restore(state: PersistedChainState): void {
+    // Every carrier, not only those `carried` keeps (it is bounded): rare, admins sign them.
+    const carriers: { node: BlockNode; checkpoints: Checkpoint[] }[] = [];
     for (const b of state.blocks) {
       if (b.hashHex === this.genesis.hashHex) continue;
       if (this.tree.get(b.hashHex)) continue;
       const node = this.tree.add(b.hashHex, b.hash, b.header, b.entryIds);
-      this.roster.record(node, state.configEntries?.get(b.hashHex) ?? []);
+      const config = state.configEntries?.get(b.hashHex) ?? [];
+      this.roster.record(node, config);
+      this.recordCarried(b.hashHex, config);
+      const checkpoints = checkpointsIn(config);
+      if (checkpoints.length) carriers.push({ node, checkpoints });
     }
     const head = this.tree.get(state.headHashHex);
     if (!head) throw new Error(`stored head ${state.headHashHex} is not among the stored blocks`);
     this.tree.applyReorg(this.tree.planReorg(head));
     for (const o of state.orphans) this.orphans.add(o);
-    this.mempool.restore(state.mempool);
+    this.mempool.restore(state.mempool, state.mempoolOrigins);
     this.finalCheckpoint = state.finalized;
+    for (const { node, checkpoints } of carriers) {
+      if (!node.onMain) continue;
+      for (const cp of checkpoints) {
+        if (laterCheckpoint(this.finalCheckpoint, cp) === this.finalCheckpoint) continue;
+        this.finalCheckpoint = cp;
+        // Written back with the next commit, so the store records what it implies.
+        this.pending.finalized = cp;
+      }
+    }
   }
 
   /** The highest admin checkpoint final on this node. */
@@ -320,7 +345,13 @@ export class Chain {
   takeUpdate(): ChainUpdate {
     const u = this.pending;
     this.pending = newUpdate();
-    return u;
+    // Origins as they stand at commit: an entry put and moved within one update is stored once.
+    const origins = new Map<Hex, MempoolOrigin>();
+    for (const [id, e] of u.mempool) {
+      const origin = e ? this.mempool.originOf(id) : 'peer';
+      if (origin !== 'peer') origins.set(id, origin);
+    }
+    return origins.size ? { ...u, mempoolOrigins: origins } : u;
   }
 
   async getBlock(hashHex: Hex): Promise<SealedBlock | undefined> {
@@ -578,11 +609,7 @@ export class Chain {
     this.roster.record(node, block.entries);
     this.remember(block);
     this.pending.blocks.push({ block, node, receivedAt: now });
-    const carried = checkpointsIn(block.entries);
-    if (carried.length) {
-      if (this.carried.size >= 1024) this.carried.delete(this.carried.keys().next().value!);
-      this.carried.set(hashHex, carried);
-    }
+    this.recordCarried(hashHex, block.entries);
 
     if (!this.tree.isBetter(node)) {
       this.markStale(node, 'side-chain');
@@ -637,6 +664,14 @@ export class Chain {
     const tip = this.tree.tip;
     const out = this.mempool.all().filter((e) => this.roster.entryProblem(e, tip, now));
     for (const e of this.mempool.removeMany(out.map((x) => x.idHex))) this.pending.mempool.set(e.idHex, null);
+  }
+
+  /** Remembers the checkpoints a known block carries, to finalize them when it joins the main chain. */
+  private recordCarried(hashHex: Hex, entries: readonly SealedEntry[]): void {
+    const carried = checkpointsIn(entries);
+    if (!carried.length) return;
+    if (this.carried.size >= 1024) this.carried.delete(this.carried.keys().next().value!);
+    this.carried.set(hashHex, carried);
   }
 
   private finalize(cp: Checkpoint): void {

@@ -136,33 +136,47 @@ test('forksBelow: at or under the checkpoint only the final block counts', async
   assert.equal(forksBelow(chain.tree.get(main[6]!.hashHex)!, 8, undefined, mainAt), false);
 });
 
-test('finality survives a restart: the reopened store refuses the same rival', async () => {
+/** A chain over a real store in `dir`, rebuilt from it as a node does on start. */
+async function openStored(dir: string) {
+  const config = testNetwork(ADMINS);
+  let store: NodeStore | undefined;
+  const chain = new Chain({ config, loadBlock: (h) => store!.loadBlock(h), now: () => TEST_NOW });
+  store = await NodeStore.open({
+    file: path.join(dir, 'chain.db'),
+    chainIdHex: chainIdHex(config),
+    genesisHashHex: chain.genesis.hashHex,
+  });
+  chain.restore(await store.load());
+  const submit = async (b: SealedBlock) => {
+    const r = await chain.processBlock(b);
+    await store!.apply(chain.takeUpdate());
+    return r;
+  };
+  return { chain, store, submit };
+}
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(path.join(tmpdir(), 'cairn-checkpoint-'));
   try {
-    const config = testNetwork(ADMINS);
-    const open = async () => {
-      let store: NodeStore | undefined;
-      const chain = new Chain({ config, loadBlock: (h) => store!.loadBlock(h), now: () => TEST_NOW });
-      store = await NodeStore.open({
-        file: path.join(dir, 'chain.db'),
-        chainIdHex: chainIdHex(config),
-        genesisHashHex: chain.genesis.hashHex,
-      });
-      chain.restore(await store.load());
-      return { chain, store };
-    };
-    const first = await open();
+    await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+test('finality survives a restart: the reopened store refuses the same rival', () =>
+  withDir(async (dir) => {
+    const first = await openStored(dir);
     const main = forgeBranch(
       first.chain,
       first.chain.tip,
       Array.from({ length: 6 }, () => ({})),
     );
-    for (const b of main) await first.chain.processBlock(b);
+    for (const b of main) await first.submit(b);
     const entry = createEntry(checkpointPayload({ height: 4, hashHex: main[3]!.hashHex }), admin, entryTime);
     first.chain.addEntry(entry);
     const [carrier] = forgeBranch(first.chain, first.chain.tip, [{ entries: [entry] }]);
-    assert.equal((await first.chain.processBlock(carrier!)).status, 'connected');
-    await first.store.apply(first.chain.takeUpdate());
+    assert.equal((await first.submit(carrier!)).status, 'connected');
     const rival: SealedBlock[] = forgeBranch(
       first.chain,
       first.chain.tree.get(main[1]!.hashHex)!,
@@ -170,13 +184,120 @@ test('finality survives a restart: the reopened store refuses the same rival', a
     );
     await first.store.close();
 
-    const second = await open();
+    const second = await openStored(dir);
     assert.deepEqual(second.chain.finalized, { height: 4, hashHex: main[3]!.hashHex });
     const r = await second.chain.processBlock(rival[0]!);
     assert.equal(r.status === 'invalid' && r.error.code, 'below-checkpoint');
     assert.equal(second.chain.tip.hashHex, carrier!.hashHex);
     await second.store.close();
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+  }));
+
+test('finality is derived again from the stored main chain, not only from its recorded value', () =>
+  withDir(async (dir) => {
+    const first = await openStored(dir);
+    const main = forgeBranch(
+      first.chain,
+      first.chain.tip,
+      Array.from({ length: 6 }, () => ({})),
+    );
+    for (const b of main) await first.submit(b);
+    const cp = { height: 4, hashHex: main[3]!.hashHex };
+    const entry = createEntry(checkpointPayload(cp), admin, entryTime);
+    first.chain.addEntry(entry);
+    const [carrier] = forgeBranch(first.chain, first.chain.tip, [{ entries: [entry] }]);
+    assert.equal((await first.submit(carrier!)).status, 'connected');
+    const rival = forgeBranch(
+      first.chain,
+      first.chain.tree.get(main[1]!.hashHex)!,
+      Array.from({ length: 9 }, () => ({ miner: stranger })),
+    );
+    // A store written before the finalized value was recorded (or that lost the row) still
+    // holds the block that carries the checkpoint on its main chain.
+    await first.store.prisma.storeMeta.delete({ where: { key: 'finalized' } });
+    await first.store.close();
+
+    const second = await openStored(dir);
+    assert.deepEqual(second.chain.finalized, cp);
+    const r = await second.submit(rival[0]!);
+    assert.equal(r.status === 'invalid' && r.error.code, 'below-checkpoint');
+    await second.store.close();
+    // The derived value is written back, so the next open finds it recorded.
+    const third = await openStored(dir);
+    const row = await third.store.prisma.storeMeta.findUnique({ where: { key: 'finalized' } });
+    assert.equal(row?.value, formatCheckpoint(cp));
+    await third.store.close();
+  }));
+
+test('a checkpoint carried by a stored side-chain block becomes final when that chain wins after a restart', () =>
+  withDir(async (dir) => {
+    const first = await openStored(dir);
+    const main = forgeBranch(
+      first.chain,
+      first.chain.tip,
+      Array.from({ length: 6 }, () => ({})),
+    );
+    for (const b of main) await first.submit(b);
+    // A side chain from block 4 whose first block carries a checkpoint of block 3 (its ancestor).
+    const cp = { height: 3, hashHex: main[2]!.hashHex };
+    const entry = createEntry(checkpointPayload(cp), admin, entryTime);
+    const side = forgeBranch(first.chain, first.chain.tree.get(main[3]!.hashHex)!, [
+      { entries: [entry], miner: stranger },
+      { miner: stranger },
+      { miner: stranger },
+      { miner: stranger },
+    ]);
+    assert.equal((await first.submit(side[0]!)).status, 'side');
+    assert.equal(first.chain.finalized, undefined);
+    await first.store.close();
+
+    const second = await openStored(dir);
+    assert.equal(second.chain.finalized, undefined, 'a side-chain checkpoint is not final yet');
+    const results = [];
+    for (const b of side.slice(1)) results.push((await second.submit(b)).status);
+    assert.deepEqual(results, ['side', 'reorg', 'connected']);
+    assert.deepEqual(second.chain.finalized, cp, 'the carrier joined the main chain');
+    // And so a heavier chain forking below it is refused.
+    const rival = forgeBranch(
+      second.chain,
+      second.chain.tree.get(main[0]!.hashHex)!,
+      Array.from({ length: 12 }, () => ({ miner: testKey(902) })),
+    );
+    const r = await second.submit(rival[0]!);
+    assert.equal(r.status === 'invalid' && r.error.code, 'below-checkpoint');
+    await second.store.close();
+  }));
+
+test('every stored carrier counts on reopening, however many blocks carry checkpoints', () =>
+  withDir(async (dir) => {
+    const first = await openStored(dir);
+    const main = forgeBranch(
+      first.chain,
+      first.chain.tip,
+      Array.from({ length: 6 }, () => ({})),
+    );
+    for (const b of main) await first.submit(b);
+    const cp = { height: 4, hashHex: main[3]!.hashHex };
+    const [carrier] = forgeBranch(first.chain, first.chain.tip, [
+      { entries: [createEntry(checkpointPayload(cp), admin, entryTime)] },
+    ]);
+    assert.equal((await first.submit(carrier!)).status, 'connected');
+    // 1,100 later blocks each carry a lower checkpoint (of height 2): more carriers than the
+    // chain keeps in memory for blocks off the main chain.
+    const low = { height: 2, hashHex: main[1]!.hashHex };
+    const later = forgeBranch(
+      first.chain,
+      first.chain.tip,
+      Array.from({ length: 1_100 }, (_, i) => ({
+        entries: [createEntry(checkpointPayload(low), admin, entryTime - i - 1)],
+      })),
+    );
+    for (const b of later) await first.chain.processBlock(b);
+    await first.store.apply(first.chain.takeUpdate());
+    assert.equal(first.chain.tip.hashHex, later.at(-1)!.hashHex);
+    await first.store.prisma.storeMeta.delete({ where: { key: 'finalized' } });
+    await first.store.close();
+
+    const second = await openStored(dir);
+    assert.deepEqual(second.chain.finalized, cp);
+    await second.store.close();
+  }));

@@ -2,6 +2,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { SealedEntry } from '../chain/types.ts';
 import type { PeerAction } from '../p2p/peer-scores.ts';
 import { RateLimiterGRCA, type RateQuota } from '../p2p/rate-limiter.ts';
+import { FairShareBudget } from './fair-share.ts';
 import { type AddResult, type EntrySource, type FullQuota, SOURCE } from './mempool.ts';
 
 /**
@@ -11,7 +12,11 @@ import { type AddResult, type EntrySource, type FullQuota, SOURCE } from './memp
  *   or queueing, as `mempool-full` with quota `peer-rate` (gossip ignores them), and every
  *   `excessPerPenalty` (10) of them costs the peer a high-tolerance penalty: 500 past the rate
  *   get it banned. Honest relays stay under it: all peers together share one admission rate of
- *   the same size, so no node relays faster than its neighbours admit.
+ *   the same size, so no node relays faster than its neighbours admit. That shared rate is
+ *   divided fairly among the peers using it (FairShareBudget): a relay passing on a stranger's
+ *   junk within its own rate is not at fault and is not penalised, but it gets its share and
+ *   what others leave, never another peer's share (refused as `share`). Local entries (this
+ *   node's API and its own) are outside both rates.
  * - Batching: entries that arrive within `maxWaitMs` (50 ms) of the first are committed together (one
  *   store transaction, one fsync, for up to `maxBatch` entries). Each caller's promise resolves
  *   only after its batch is on disk, so nothing is relayed (gossip accept) before it is stored.
@@ -42,6 +47,8 @@ export interface AdmissionOptions {
    * reconciliation.
    */
   readonly globalRate?: RateQuota;
+  /** Peers tracked for their share of the global rate at most (default 4,096). */
+  readonly maxSharers?: number;
   readonly maxBatch?: number;
   readonly maxWaitMs?: number;
   readonly maxQueued?: number;
@@ -59,7 +66,7 @@ interface Waiting {
 
 export class EntryAdmission {
   private readonly rate: RateLimiterGRCA;
-  private readonly global: RateLimiterGRCA;
+  private readonly global: FairShareBudget;
   private readonly excess = new Map<string, number>();
   private queue: Waiting[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -80,9 +87,10 @@ export class EntryAdmission {
     this.rate = new RateLimiterGRCA(peerRate, opts.now);
     // 80% of the per-peer rate: what this node relays stays under its neighbours' per-peer rate
     // with room for its own entries and for timing jitter.
-    this.global = new RateLimiterGRCA(
+    this.global = new FairShareBudget(
       opts.globalRate ?? { limit: Math.floor(peerRate.limit * 0.8), periodMs: peerRate.periodMs },
       opts.now,
+      opts.maxSharers,
     );
     this.maxBatch = opts.maxBatch ?? 256;
     this.maxWaitMs = opts.maxWaitMs ?? 50;
@@ -120,8 +128,11 @@ export class EntryAdmission {
       if (this.excess.size > 10_000) this.excess.clear();
       return this.refuse('peer-rate', 'entries over the per-peer admission rate');
     }
-    if (source !== SOURCE.local && !this.global.allows('all'))
-      return this.refuse('rate', 'entries over the admission rate for all peers');
+    if (source === SOURCE.local) return undefined;
+    const refused = this.global.take(source);
+    if (refused === 'rate') return this.refuse('rate', 'entries over the admission rate for all peers');
+    if (refused === 'share')
+      return this.refuse('share', "entries over this peer's share of the admission rate for all peers");
     return undefined;
   }
 
@@ -141,14 +152,15 @@ export class EntryAdmission {
     return Promise.all(entries.map((e) => this.submit(e, source, blame)));
   }
 
-  /** Commits whatever waits now (tests, shutdown). */
+  /**
+   * Commits whatever waits now (tests, shutdown). Directly, not through a timer: awaiting the
+   * previous commit while re-arming a zero timeout spun in microtasks and never let it fire.
+   */
   async flush(): Promise<void> {
-    this.flushSoon(0);
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.flushing = this.flushing.then(() => this.commitBatches());
     await this.flushing;
-    while (this.queue.length) {
-      this.flushSoon(0);
-      await this.flushing;
-    }
   }
 
   private refuse(quota: FullQuota, message: string): AddResult {

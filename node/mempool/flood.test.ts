@@ -114,16 +114,21 @@ describe('admission', () => {
     );
     const e = entry();
     const results = await Promise.all(Array.from({ length: 2000 }, () => admission.submit(e, 'mallory')));
-    assert.equal(results.filter((r) => r.status === 'added').length, 100);
-    assert.equal(results.filter((r) => quotaOf(r) === 'mempool-full/peer-rate').length, 1900);
-    assert.equal(committed, 100, 'refused entries never reach the store');
+    const count = (rs: AddResult[], q: string) => rs.filter((r) => quotaOf(r) === q).length;
+    // Its per-peer rate lets 100 through; of the 150 all peers share, a lone peer's burst may
+    // take half, leaving a newcomer's share (see fair-share.ts).
+    assert.equal(count(results, 'added'), 75);
+    assert.equal(count(results, 'mempool-full/share'), 25);
+    assert.equal(count(results, 'mempool-full/peer-rate'), 1900);
+    assert.equal(committed, 75, 'refused entries never reach the store');
     assert.equal(penalties.length, 190);
     assert.ok(penalties.every((p) => p === 'mallory:high-tolerance'));
-    // Another peer has its own budget, within the one all peers share (150), and is not
-    // penalised when that runs out: it did not cause it.
+    // Another peer has its own budget, within the one all peers share, and is not penalised when
+    // it is refused there: it did not cause it. At once it finds what the newcomer's share left
+    // (75 - 150/3), and refills go to it first until it has its share (75).
     const honest = await Promise.all(Array.from({ length: 60 }, () => admission.submit(e, 'honest')));
-    assert.equal(honest.filter((r) => r.status === 'added').length, 50);
-    assert.equal(honest.filter((r) => quotaOf(r) === 'mempool-full/rate').length, 10);
+    assert.equal(count(honest, 'added'), 25);
+    assert.equal(count(honest, 'mempool-full/share'), 35);
     assert.equal(penalties.length, 190);
     // Entries it was asked for (reconciliation) are refused over the rate without blame.
     const asked = await admission.submitMany([e, e, e], 'mallory', false);
@@ -131,8 +136,34 @@ describe('admission', () => {
     assert.equal(penalties.length, 190);
     // The node's own entries are not limited.
     for (let i = 0; i < 200; i++) assert.equal((await admission.submit(e, SOURCE.local)).status, 'added');
-    clock.now = 20_000;
+    clock.now += 2_000; // 30 tokens refilled, 2,000 / (10,000 / 150) ms each
+    const later = await Promise.all(Array.from({ length: 30 }, () => admission.submit(e, 'honest')));
+    assert.equal(count(later, 'added'), 30, 'the refill goes to the peer below its share');
+    // Mallory, at its share already, may not borrow what the honest peer is still owed.
+    assert.equal(quotaOf(await admission.submit(e, 'mallory')), 'mempool-full/share');
+    assert.equal(penalties.length, 190);
+    clock.now = 22_000;
     assert.equal((await admission.submit(e, 'mallory')).status, 'added', 'the rate refills');
+  });
+
+  test('flush commits what waits at once, without waiting for the batch timer', async () => {
+    const committed: number[] = [];
+    const admission = new EntryAdmission(
+      {
+        commit: async (items) => {
+          committed.push(items.length);
+          return items.map(() => ({ status: 'added', evicted: [] }) as AddResult);
+        },
+        penalise: () => {},
+      },
+      { maxWaitMs: 60_000 },
+    );
+    const results = Array.from({ length: 3 }, () => admission.submit(entry(), 'peer'));
+    await admission.flush();
+    assert.deepEqual(committed, [3]);
+    assert.ok((await Promise.all(results)).every((r) => r.status === 'added'));
+    await admission.flush();
+    assert.deepEqual(committed, [3], 'nothing left to commit');
   });
 
   test('a committed batch is answered a slice per event-loop turn, so relaying it never holds the loop', async () => {
@@ -213,5 +244,143 @@ describe('admission', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+/**
+ * The shared admission budget under a flood relayed within the per-peer rate: real admission,
+ * chain service, mempool and store; the admission clock moves in 500 ms ticks. Each tick every
+ * junk peer relays 40 entries from throwaway keys (800 per 10 s: an honest relay's own global
+ * rate, under our per-peer 1,000), then honest peer B sends 2 from honest authors.
+ */
+async function relayedFlood(junkPeers: readonly { name: string; perTick: number }[], junkTotal: number) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-fair-'));
+  const t = testChain();
+  const store = await NodeStore.open({
+    file: path.join(dir, 'chain.db'),
+    chainIdHex: chainIdHex(t.chain.config),
+    genesisHashHex: t.chain.genesis.hashHex,
+  });
+  try {
+    const service = new ChainService(
+      t.chain,
+      store,
+      new CachedVerifier(),
+      undefined,
+      createNodeMetrics(),
+      createLogger('silent'),
+    );
+    const clock = { now: 0 };
+    const penalties = new Map<string, number>();
+    const outcomes = new Map<string, number>();
+    const admission = new EntryAdmission(
+      {
+        commit: (items) => service.submitEntries(items),
+        penalise: (peer) => penalties.set(peer, (penalties.get(peer) ?? 0) + 1),
+        observe: (o) => outcomes.set(o, (outcomes.get(o) ?? 0) + 1),
+      },
+      { now: () => clock.now },
+    );
+    const honestAuthors = Array.from({ length: 10 }, (_, i) => testKey(300 + i));
+    const honest: { id: string; result: Promise<AddResult> }[] = [];
+    const junkOutcomes = new Map<string, number>();
+    let junkSent = 0;
+    let tick = 0;
+    while (junkSent < junkTotal) {
+      const pending: Promise<unknown>[] = [];
+      for (const p of junkPeers) {
+        for (let i = 0; i < p.perTick && junkSent < junkTotal; i++, junkSent++) {
+          pending.push(
+            admission.submit(entry(), p.name).then((r) => {
+              const q = `${p.name} ${quotaOf(r)}`;
+              junkOutcomes.set(q, (junkOutcomes.get(q) ?? 0) + 1);
+            }),
+          );
+        }
+      }
+      for (let i = 0; i < 2; i++) {
+        const e = entry(honestAuthors[(tick * 2 + i) % honestAuthors.length]);
+        const result = admission.submit(e, 'honest-b');
+        honest.push({ id: e.idHex, result });
+        pending.push(result);
+      }
+      await admission.flush();
+      await Promise.all(pending);
+      clock.now += 500;
+      tick++;
+    }
+    const honestResults = await Promise.all(honest.map((h) => h.result));
+    const refusedHonest = honestResults.filter((r) => r.status !== 'added').map(quotaOf);
+    const stored = (await store.load()).mempool.map((e) => e.idHex);
+    return {
+      honest,
+      refusedHonest,
+      penalties,
+      outcomes,
+      junkOutcomes,
+      stored,
+      mempool: t.chain.mempool,
+      tick,
+    };
+  } finally {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+describe('fair share of the admission budget', () => {
+  test("20,000 junk entries relayed by one honest peer do not stop another peer's entries", async () => {
+    const run = await relayedFlood([{ name: 'relay-a', perTick: 40 }], 20_000);
+    assert.equal(run.tick, 500);
+    assert.deepEqual(
+      run.refusedHonest,
+      [],
+      `B's refusals: ${run.refusedHonest.length} (${[...new Set(run.refusedHonest)]})`,
+    );
+    assert.equal(run.honest.length, 1_000);
+    const stored = new Set(run.stored);
+    assert.ok(
+      run.honest.every((h) => stored.has(h.id) && run.mempool.has(h.id)),
+      "every one of B's entries is in the mempool and the store",
+    );
+    // The relay is not at fault (its rate is within ours): refused for its share, never penalised.
+    assert.equal(run.penalties.size, 0);
+    assert.ok((run.outcomes.get('full:share') ?? 0) > 0, JSON.stringify(Object.fromEntries(run.outcomes)));
+    // Every refusal is counted by its code: all 21,000 outcomes are accounted for.
+    const counted = [...run.outcomes.values()].reduce((a, b) => a + b, 0);
+    assert.equal(counted, 21_000, JSON.stringify(Object.fromEntries(run.outcomes)));
+    // A still gets what B leaves: over 250 s it is admitted far beyond one period's budget,
+    // up to its mempool quota (2,500), and the rest is refused there, before any signature.
+    assert.equal(run.mempool.heldBy('relay-a'), 2_500);
+    assert.equal(run.junkOutcomes.get('relay-a added'), 2_500);
+  });
+
+  test('several flooding peers share what is left; the one over its per-peer rate is penalised', async () => {
+    const run = await relayedFlood(
+      [
+        { name: 'relay-a1', perTick: 40 },
+        { name: 'relay-a2', perTick: 40 },
+        // 2,000 per 10 s: twice our per-peer rate, its own fault.
+        { name: 'mallory', perTick: 100 },
+      ],
+      20_000,
+    );
+    assert.deepEqual(
+      run.refusedHonest,
+      [],
+      `B's refusals: ${run.refusedHonest.length} (${[...new Set(run.refusedHonest)]})`,
+    );
+    assert.ok(run.honest.length >= 100, `${run.honest.length}`);
+    const stored = new Set(run.stored);
+    assert.ok(run.honest.every((h) => stored.has(h.id)));
+    assert.deepEqual([...run.penalties.keys()], ['mallory']);
+    assert.ok((run.outcomes.get('full:peer-rate') ?? 0) > 0);
+    assert.ok((run.outcomes.get('full:share') ?? 0) > 0);
+    // Each junk peer got entries in: its share, not nothing (max-min, not first come).
+    for (const p of ['relay-a1', 'relay-a2', 'mallory'])
+      assert.ok(
+        (run.junkOutcomes.get(`${p} added`) ?? 0) > 100,
+        JSON.stringify(Object.fromEntries(run.junkOutcomes)),
+      );
   });
 });

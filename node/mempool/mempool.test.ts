@@ -251,6 +251,31 @@ describe('inclusion, re-admission and selection', () => {
     mempool.restore([a, b, c, b]);
     assert.deepEqual(mempool.ids(), [b.idHex, c.idHex]);
   });
+
+  test('restored local and returned entries keep their protection; restored peer entries do not', () => {
+    const { mempool } = pool({ maxEntries: 3, maxPerAuthor: 10 });
+    const [local, returned, peer] = [entry(), entry(), entry()] as const;
+    mempool.restore(
+      [local, returned, peer],
+      new Map([
+        [local.idHex, 'local'],
+        [returned.idHex, 'returned'],
+      ]),
+    );
+    assert.deepEqual(
+      [local, returned, peer].map((e) => mempool.originOf(e.idHex)),
+      ['local', 'returned', 'peer'],
+    );
+    // Peers' entries push out the restored peer entry, then each other's, never the other two.
+    const first = entry();
+    assert.deepEqual(ids(expectAdded(mempool.withSource('mallory', () => mempool.add(first, NOW)))), [
+      peer.idHex,
+    ]);
+    for (let i = 0; i < 5; i++)
+      expectAdded(mempool.withSource(`mallory-${i}`, () => mempool.add(entry(), NOW)));
+    assert.ok(mempool.has(local.idHex) && mempool.has(returned.idHex));
+    assert.equal(mempool.size, 3);
+  });
 });
 
 describe('through the chain', () => {

@@ -41,6 +41,18 @@ export const SOURCE = {
 } as const;
 export type EntrySource = string;
 
+/**
+ * What the store keeps of an entry's source, so that a restart keeps its protection: a local
+ * or returned entry must not become one that peers can push out just because the node
+ * restarted. Peer ids are not kept (a peer's share starts afresh on reopening).
+ */
+export type MempoolOrigin = 'local' | 'returned' | 'peer';
+
+const originOfSource = (s: EntrySource): MempoolOrigin =>
+  s === SOURCE.local ? 'local' : s === SOURCE.returned || s === SOURCE.retried ? 'returned' : 'peer';
+const sourceOfOrigin = (o: MempoolOrigin | undefined): EntrySource =>
+  o === 'local' ? SOURCE.local : o === 'returned' ? SOURCE.returned : SOURCE.restored;
+
 /** Entries no peer can push out: only a local entry evicts a local one, returned ones never go. */
 const protectedSource = (s: EntrySource) =>
   s === SOURCE.local || s === SOURCE.returned || s === SOURCE.retried;
@@ -82,7 +94,7 @@ export type MempoolRejection =
  * Why a full pool had no room: all of it (`pool`), or this peer's or author's share. A
  * returned entry that did not fit is `held` (kept aside, not lost).
  */
-export type FullQuota = 'pool' | 'peer' | 'author' | 'held' | 'peer-rate' | 'rate' | 'queue';
+export type FullQuota = 'pool' | 'peer' | 'author' | 'held' | 'peer-rate' | 'rate' | 'share' | 'queue';
 
 export type AddResult =
   | { readonly status: 'added'; readonly evicted: readonly SealedEntry[] }
@@ -161,6 +173,13 @@ export class Mempool {
 
   all(): SealedEntry[] {
     return [...this.entries.values()];
+  }
+
+  /** The origin to store with an entry of the pool or the hold (see MempoolOrigin). */
+  originOf(idHex: Hex): MempoolOrigin {
+    if (this.returned.has(idHex)) return 'returned';
+    const source = this.sourceOf.get(idHex);
+    return source === undefined ? 'peer' : originOfSource(source);
   }
 
   /** Entries held for `source` (a peer id or a SOURCE value). */
@@ -306,16 +325,18 @@ export class Mempool {
   }
 
   /**
-   * Restores persisted entries (trusted: no re-validation), in their stored order. What does not
-   * fit (held entries, or a pool reopened with smaller bounds) goes to the hold, not away.
+   * Restores persisted entries (trusted: no re-validation), in their stored order, each under
+   * the source its stored origin names (absent: a peer's), so local and returned entries stay
+   * protected. What does not fit (held entries, or a pool reopened with smaller bounds) goes to
+   * the hold, not away.
    */
-  restore(entries: readonly SealedEntry[]): void {
+  restore(entries: readonly SealedEntry[], origins?: ReadonlyMap<Hex, MempoolOrigin>): void {
     for (const e of entries) {
       if (this.entries.has(e.idHex) || this.opts.isIncluded(e.idHex)) continue;
-      // Room without evicting: restored entries are not protected, and one evicting the other
-      // would keep the last ones stored instead of the first.
+      // Room without evicting: one restored entry evicting another would keep the last ones
+      // stored instead of the first.
       const room = this.entries.size < this.maxEntries && this.totalBytes + e.encoded.length <= this.maxBytes;
-      if (room) this.insert(e, SOURCE.restored);
+      if (room) this.insert(e, sourceOfOrigin(origins?.get(e.idHex)));
       else this.returned.hold(e);
     }
   }

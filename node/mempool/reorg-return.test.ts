@@ -4,15 +4,28 @@
  * out peers' entries (never the other way round), and the admitted ones are announced again.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import type { Hex } from '../chain/bytes.ts';
+import { Chain } from '../chain/chain.ts';
+import { chainIdHex } from '../chain/network-config.ts';
 import { CachedVerifier } from '../chain/signature-cache.ts';
 import type { SealedEntry } from '../chain/types.ts';
 import { createLogger } from '../log.ts';
 import { createNodeMetrics } from '../metrics.ts';
 import { ChainService } from '../service/chain-service.ts';
-import type { NodeStore } from '../store/node-store.ts';
-import { forgeBlock, forgeChain, knowledgeEntry, TEST_NOW, testChain, testKey } from '../testing/forge.ts';
+import { NodeStore } from '../store/node-store.ts';
+import {
+  forgeBlock,
+  forgeChain,
+  knowledgeEntry,
+  TEST_NOW,
+  testChain,
+  testKey,
+  testNetwork,
+} from '../testing/forge.ts';
 import { SOURCE } from './mempool.ts';
 import { ReturnedEntries } from './returned-entries.ts';
 
@@ -93,6 +106,92 @@ test('a reorg that returns more entries than the mempool holds loses none of the
   assert.equal(pool.returned.size, 0);
   assert.equal(c.readmitted + c.mined, 20);
   for (const e of mined) assert.equal(chain.tree.includedInMain(e.idHex), true);
+});
+
+/** A node's chain, store and service over `dir`, rebuilt from the store as on start. */
+async function openNode(dir: string, mempoolMaxEntries: number) {
+  const config = testNetwork();
+  let store: NodeStore | undefined;
+  const chain = new Chain({
+    config,
+    loadBlock: (h) => store!.loadBlock(h),
+    now: () => TEST_NOW,
+    mempoolMaxEntries,
+  });
+  store = await NodeStore.open({
+    file: path.join(dir, 'chain.db'),
+    chainIdHex: chainIdHex(config),
+    genesisHashHex: chain.genesis.hashHex,
+  });
+  chain.restore(await store.load());
+  const service = new ChainService(
+    chain,
+    store,
+    new CachedVerifier(),
+    undefined,
+    createNodeMetrics(),
+    createLogger('silent'),
+  );
+  return { chain, store, service, pool: chain.mempool };
+}
+
+test('returned entries survive restarts mid-way: none lost, none pushed out by peers after reopening', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'cairn-returned-'));
+  try {
+    let node = await openNode(dir, 5);
+    const mined = Array.from({ length: 20 }, entry);
+    const genesis = node.chain.tip;
+    const a1 = forgeBlock(node.chain, genesis, { entries: mined });
+    assert.equal((await node.service.submitBlocks([a1], 'test'))[0]!.status, 'connected');
+    const fork = forgeChain(node.chain, genesis, 2, { miner: testKey(1) });
+    assert.equal((await node.service.submitBlocks(fork, 'test'))[1]!.status, 'reorg');
+    assert.equal(node.pool.size, 5);
+    assert.equal(node.pool.returned.size, 15);
+    const returned = new Set(mined.map((e) => e.idHex));
+    /** Where each returned entry is now: pool, hold or main chain; none may be anywhere else. */
+    const whereabouts = () => {
+      const out = { pool: 0, held: 0, mined: 0, lost: 0 };
+      for (const id of returned) {
+        if (node.pool.has(id)) out.pool++;
+        else if (node.pool.returned.has(id)) out.held++;
+        else if (node.chain.tree.includedInMain(id)) out.mined++;
+        else out.lost++;
+      }
+      return out;
+    };
+    const restart = async () => {
+      await node.store.close();
+      node = await openNode(dir, 5);
+    };
+
+    await restart();
+    assert.deepEqual(whereabouts(), { pool: 5, held: 15, mined: 0, lost: 0 });
+    // Peers still cannot push a returned entry out of the reopened pool.
+    const flood = await node.service.submitEntries(
+      Array.from({ length: 10 }, (_, i) => ({ entry: entry(), source: `mallory-${i}` })),
+    );
+    assert.ok(
+      flood.every((r) => r.status === 'rejected' && r.quota === 'pool'),
+      JSON.stringify(flood.map((r) => r.status)),
+    );
+    assert.deepEqual(whereabouts(), { pool: 5, held: 15, mined: 0, lost: 0 });
+
+    // A block takes the pool's 5; the hold refills the pool; restart between every step.
+    while (whereabouts().mined < 20) {
+      const batch = node.pool.all();
+      assert.ok(batch.length > 0, JSON.stringify(whereabouts()));
+      const b = forgeBlock(node.chain, node.chain.tip, { entries: batch });
+      assert.equal((await node.service.submitBlocks([b], 'test'))[0]!.status, 'connected');
+      await restart();
+      await node.service.readmitHeld();
+      await restart();
+      assert.equal(whereabouts().lost, 0, JSON.stringify(whereabouts()));
+    }
+    assert.deepEqual(whereabouts(), { pool: 0, held: 0, mined: 20, lost: 0 });
+    await node.store.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('the hold has a generous bound; what goes over it is counted as dropped', () => {

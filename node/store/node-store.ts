@@ -10,6 +10,7 @@ import { formatCheckpoint, parseCheckpoint } from '../chain/checkpoint.ts';
 import { decodeEntry } from '../chain/entry-codec.ts';
 import type { Orphan } from '../chain/orphan-pool.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
+import type { MempoolOrigin } from '../mempool/mempool.ts';
 import { PrismaClient } from './generated/client.ts';
 import { applyMigrations, readMigrations } from './migrate.ts';
 
@@ -67,7 +68,9 @@ function prepareWrites(db: Database.Database) {
       `INSERT OR REPLACE INTO "Orphan" ("hash","parentHash","raw","receivedAt","fromPeer") VALUES (?,?,?,?,?)`,
     ),
     deleteMempoolEntry: db.prepare(`DELETE FROM "MempoolEntry" WHERE "id" = ?`),
-    putMempoolEntry: db.prepare(`INSERT OR REPLACE INTO "MempoolEntry" ("id","raw","seq") VALUES (?,?,?)`),
+    putMempoolEntry: db.prepare(
+      `INSERT OR REPLACE INTO "MempoolEntry" ("id","raw","seq","origin") VALUES (?,?,?,?)`,
+    ),
     putMeta: db.prepare(`INSERT OR REPLACE INTO "StoreMeta" ("key","value") VALUES (?,?)`),
     putConfigEntry: db.prepare(
       `INSERT OR IGNORE INTO "ConfigEntry" ("blockHash","position","raw") VALUES (?,?,?)`,
@@ -170,6 +173,11 @@ export class NodeStore {
       from: o.fromPeer ?? undefined,
     }));
     const mempoolRows = await this.prisma.mempoolEntry.findMany({ orderBy: { seq: 'asc' } });
+    const mempool = mempoolRows.map((m) => decodeEntry(m.raw));
+    const mempoolOrigins = new Map<Hex, MempoolOrigin>();
+    mempoolRows.forEach((m, i) => {
+      if (m.origin === 'local' || m.origin === 'returned') mempoolOrigins.set(mempool[i]!.idHex, m.origin);
+    });
     const finalRow = await this.prisma.storeMeta.findUnique({ where: { key: FINALIZED_KEY } });
     const finalized = finalRow ? parseCheckpoint(finalRow.value) : undefined;
     const configRows = await this.prisma.configEntry.findMany({
@@ -185,10 +193,11 @@ export class NodeStore {
     return {
       ...(finalized ? { finalized } : {}),
       ...(configEntries.size ? { configEntries } : {}),
+      ...(mempoolOrigins.size ? { mempoolOrigins } : {}),
       blocks,
       headHashHex: head ? toHex(head.hash) : this.opts.genesisHashHex,
       orphans,
-      mempool: mempoolRows.map((m) => decodeEntry(m.raw)),
+      mempool,
     };
   }
 
@@ -296,7 +305,8 @@ export class NodeStore {
       if (entry === null) w.deleteMempoolEntry.run([fromHex(id)]);
     }
     for (const e of u.mempool.values()) {
-      if (e !== null) w.putMempoolEntry.run([e.id, e.encoded, ++this.seq]);
+      if (e !== null)
+        w.putMempoolEntry.run([e.id, e.encoded, ++this.seq, u.mempoolOrigins?.get(e.idHex) ?? 'peer']);
     }
   }
 

@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "MempoolEntry" ADD COLUMN "origin" TEXT NOT NULL DEFAULT 'peer';
