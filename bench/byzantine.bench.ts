@@ -1,7 +1,7 @@
 /**
  * bench:byzantine — the status-lie and free-orphan attacks against one real node process (the
- * victim, following a real miner), with its /status latency and resident memory sampled
- * throughout:
+ * victim, following a real miner, on a roster network whose attackers are admitted members),
+ * with its /status latency and resident memory sampled throughout:
  *
  *  1. two peers claim heads at 2^32−1 and 5·10^7 with 2^40× the victim's work, give the true
  *     fork point, serve no blocks, and repeat their status until banned;
@@ -16,12 +16,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { flood, freeOrphans, VictimProbe } from '../e2e/cluster/byzantine-blocks-peer.ts';
-import { ByzantinePeer, removeDir } from '../e2e/cluster/byzantine-peer.ts';
+import { ByzantinePeer, insiderRoster, insiders, removeDir } from '../e2e/cluster/byzantine-peer.ts';
 import { startStatusLiars } from '../e2e/cluster/byzantine-sync-peer.ts';
 import { Cluster, type ClusterNode, seedableNetwork } from '../e2e/cluster/harness.ts';
 import { Chain } from '../node/chain/chain.ts';
 import { DEFAULT_NETWORK, type NetworkConfig } from '../node/chain/network-config.ts';
-import { testKey } from '../node/testing/forge.ts';
 
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 const ORPHANS = Number(process.env.BENCH_ORPHANS ?? 10_000);
@@ -33,7 +32,12 @@ interface VictimStatus {
   banned: { peer: string }[];
 }
 
-const cluster = new Cluster({ network: seedableNetwork() });
+// A roster network (the default), every attacker an admitted member holding mine and submit
+// (pool identities from 2 on; the miner and the victim take 0 and 1). Strangers would be refused
+// at connect: their lies and orphans would never reach sync or the orphan pool, and the run
+// would measure nothing (it printed `orphan flood: 0 of 10000 delivered` when they were).
+const cluster = new Cluster({ network: seedableNetwork(), roster: insiderRoster(2) });
+const insider = insiders(cluster.roster, 2);
 const attackDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-bench-byzantine-'));
 const stoppers: (() => Promise<void>)[] = [];
 try {
@@ -56,7 +60,7 @@ try {
 
   // ---- 1. status lies ----
   const lieProbe = await VictimProbe.start(victim);
-  const liars = await startStatusLiars(network, attackDir, victim);
+  const liars = await startStatusLiars(network, attackDir, victim, [insider().seed, insider().seed]);
   for (const l of liars) stoppers.push(() => l.stop().catch(() => {}));
   const lieStart = Date.now();
   await waitBanned(
@@ -72,9 +76,11 @@ try {
 
   // ---- 2. free orphans ----
   const forger = new Chain({ config: network, loadBlock: async () => undefined });
-  const orphans = freeOrphans(forger, testKey(501), ORPHANS, (await status()).height + 10);
+  // Signed by orson's own key (it holds `mine`): only the work rules stand in their way.
+  const orsonId = insider();
+  const orphans = freeOrphans(forger, orsonId.key, ORPHANS, (await status()).height + 10);
   const floodProbe = await VictimProbe.start(victim);
-  const orson = await ByzantinePeer.start('orson', network, attackDir);
+  const orson = await ByzantinePeer.start('orson', network, attackDir, { seed: orsonId.seed });
   stoppers.push(() => orson.stop());
   const result = await flood(orson, victim, orphans);
   await sleep(1_000);
@@ -85,6 +91,13 @@ try {
   log(
     `orphan flood: ${result.delivered} of ${orphans.length} delivered, refused at ${result.refusedAt}; stored ${orphanFloodStored}; /status max ${floodProbe.statusMaxMs.toFixed(0)} ms; RSS +${floodProbe.rssGrowthMb.toFixed(1)} MB`,
   );
+  // Sanity: a flood that never reached the node measured nothing (as when the attackers were
+  // strangers to the roster); the figures below would be meaningless.
+  if (result.delivered > 0) log(`sanity: orphanFloodDelivered ${result.delivered} > 0: ok`);
+  else {
+    log('sanity: orphanFloodDelivered is 0: the orphans never reached the node; this run measured nothing');
+    process.exitCode = 1;
+  }
 
   // ---- the honest chain goes on ----
   const h = (await miner.status()).height;
@@ -104,6 +117,7 @@ try {
       orphanFloodRssGrowthMb: Number(floodProbe.rssGrowthMb.toFixed(1)),
       orphanFloodStatusMaxMs: Math.round(floodProbe.statusMaxMs),
       orphanFloodDelivered: result.delivered,
+      orphanFloodReachedNode: result.delivered > 0,
       orphanFloodStored,
       attackersBanned: attackers.filter((id) => banned.has(id)).length,
       attackers: attackers.length,
@@ -117,4 +131,5 @@ try {
   await cluster.removeRunDir();
   await removeDir(attackDir);
 }
-process.exit(0);
+// Not 0 when the sanity check failed (process.exitCode set above).
+process.exit(process.exitCode ?? 0);

@@ -1,7 +1,10 @@
 /**
  * Work is never free, and low-work side chains are not stored: a real two-node cluster (one
  * miner, one follower, the victim) on a network whose easiest target is 16 expected hashes, so
- * that junk is cheap to make, against in-process attacker peers that dial only the victim.
+ * that junk is cheap to make, against in-process attacker peers that dial only the victim. The
+ * network is a roster network and every attacker an admitted member holding `mine` and `submit`
+ * (insiders: what remains once strangers are refused at connect), signing its junk with its own
+ * key.
  *
  * - orson gossips 10,000 signed orphans at target 2^256 − 1 (no work at all) on random parents;
  * - forrest gossips a 1,000-block fork from genesis at the minimum difficulty, every block
@@ -24,9 +27,8 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Chain } from '../../node/chain/chain.ts';
 import { DEFAULT_NETWORK, type NetworkConfig } from '../../node/chain/network-config.ts';
-import { testKey } from '../../node/testing/forge.ts';
 import { cheapFork, flood, freeOrphans, VictimProbe } from './byzantine-blocks-peer.ts';
-import { ByzantinePeer, removeDir } from './byzantine-peer.ts';
+import { ByzantinePeer, insiderRoster, insiders, removeDir } from './byzantine-peer.ts';
 import { StatusLiar } from './byzantine-sync-peer.ts';
 import { VictimWatch } from './byzantine-watch.ts';
 import { Cluster, type ClusterNode, parseMetric, seedableNetwork } from './harness.ts';
@@ -42,9 +44,11 @@ test('free orphans and a cheap fork from genesis cost the victim nothing lasting
   timeout: 210_000,
 }, async (t) => {
   const started = Date.now();
-  // Open mode: these attackers are strangers, whom a roster network refuses at connect (see
-  // membership.test.ts); byzantine.test.ts and roster.test.ts attack as admitted members.
-  const cluster = new Cluster({ network: seedableNetwork({ membership: 'open' }) });
+  // A roster network, every attacker an admitted member with mine and submit (pool identities
+  // from 2 on; the two nodes take 0 and 1): a stranger is refused at connect (membership.test.ts),
+  // an insider's blocks reach validation, so the bounds below are what stops them.
+  const cluster = new Cluster({ network: seedableNetwork(), roster: insiderRoster(2) });
+  const insider = insiders(cluster.roster, 2);
   const attackDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-byzantine-blocks-'));
   const attackers: ByzantinePeer[] = [];
   const liars: StatusLiar[] = [];
@@ -88,8 +92,8 @@ test('free orphans and a cheap fork from genesis cost the victim nothing lasting
     t.diagnostic(`${what}: honest block ${h + 1} connected on the victim in ${Date.now() - t0} ms`);
   };
 
-  const attack = async (name: string, blocks: () => ReturnType<typeof freeOrphans>) => {
-    const peer = await ByzantinePeer.start(name, network, attackDir);
+  const attack = async (name: string, seed: Uint8Array, blocks: () => ReturnType<typeof freeOrphans>) => {
+    const peer = await ByzantinePeer.start(name, network, attackDir, { seed });
     attackers.push(peer);
     const junk = blocks();
     const probe = await VictimProbe.start(victim);
@@ -127,7 +131,9 @@ test('free orphans and a cheap fork from genesis cost the victim nothing lasting
   const checksBefore = await metric(victim, 'cairn_block_validation_errors_total', {
     code: 'target-out-of-range',
   });
-  const orphans = await attack('orson', () => freeOrphans(forger, testKey(501), 10_000, tip + 10));
+  // Signed by orson's own key, which holds `mine`: no membership rule refuses them before the work.
+  const orson = insider();
+  const orphans = await attack('orson', orson.seed, () => freeOrphans(forger, orson.key, 10_000, tip + 10));
   assert.ok(
     orphans.penalties.every((p) => /target-out-of-range/.test(p.reason)),
     `orson's penalties name the target bound: ${JSON.stringify(orphans.penalties.map((p) => p.reason))}`,
@@ -143,10 +149,13 @@ test('free orphans and a cheap fork from genesis cost the victim nothing lasting
   await assertHonestBlockConnects('orphan flood');
 
   // ---- a 1,000-block minimum-difficulty fork from genesis ----
-  const fork = cheapFork(forger, testKey(502), 1_000);
+  // Mined by forrest, a member with `mine`: every block of it valid under the roster too, so only
+  // the side-chain work rule stands between it and the victim's store.
+  const forrest = insider();
+  const fork = cheapFork(forger, forrest.key, 1_000);
   assert.equal(fork[0]!.header.target, network.maxTarget, 'the fork is at the minimum difficulty');
   const ignoredBefore = await metric(victim, 'cairn_blocks_ignored_total', { reason: 'low-work-side-chain' });
-  const forked = await attack('forrest', () => fork);
+  const forked = await attack('forrest', forrest.seed, () => fork);
   assert.ok(
     (await metric(victim, 'cairn_blocks_ignored_total', { reason: 'low-work-side-chain' })) > ignoredBefore,
     'its first block was ignored as a low-work side chain',
@@ -173,7 +182,9 @@ test('free orphans and a cheap fork from genesis cost the victim nothing lasting
   const syncProbe = await VictimProbe.start(victim);
   const syncSince = watch.penalties.length;
   const t0 = Date.now();
-  const fiona = await StatusLiar.startForkServer('fiona', network, attackDir, victim, fork);
+  const fiona = await StatusLiar.startForkServer('fiona', network, attackDir, victim, fork, {
+    seed: insider().seed,
+  });
   liars.push(fiona);
   await fiona.peer.dial(victim);
   fiona.persist();

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep, setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
+import type { SigningKey } from '../../node/chain/signature.ts';
 import type { SealedEntry } from '../../node/chain/types.ts';
 import { encodeRangeRequest } from '../../node/p2p/messages.ts';
 import { knowledgeEntry, testKey } from '../../node/testing/forge.ts';
@@ -140,11 +141,20 @@ export async function slowRead(
   return opened.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
 }
 
-/** `n` valid entries, each signed by a key of its own, built with the event loop running. */
-export async function throwawayEntries(n: number, first = 1_000_000): Promise<SealedEntry[]> {
+/**
+ * `n` valid entries, each signed by a key of its own, built with the event loop running. With
+ * `own`, every other one is signed by that key instead: an insider's own entries (it holds
+ * `submit`) mixed with ones of keys no roster lists.
+ */
+export async function throwawayEntries(
+  n: number,
+  first = 1_000_000,
+  own?: SigningKey,
+): Promise<SealedEntry[]> {
   const out: SealedEntry[] = [];
   for (let i = 0; i < n; i++) {
-    out.push(knowledgeEntry(testKey(first + i), Date.now() - 1_000, `spam ${i}`));
+    const key = own && i % 2 === 1 ? own : testKey(first + i);
+    out.push(knowledgeEntry(key, Date.now() - 1_000, `spam ${i}`));
     if (i % 500 === 0) await yieldToLoop();
   }
   return out;

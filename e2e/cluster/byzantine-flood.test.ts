@@ -6,10 +6,12 @@
  *   victim serves 4 of them per peer, reads a few blocks ahead of each, cuts each off when no
  *   chunk is taken for 5 s, refuses the rest with the rate-limited code, and penalises until
  *   sloth is banned.
- * - spammer gossips 20,000 entries, each signed by a throwaway key, at 2,000 a second. The
- *   victim admits them at its per-peer rate within the per-peer quota, refuses the rest before
- *   checking signatures, and penalises until the spammer is banned and cut off before it has
- *   sent them all.
+ * - spammer gossips 20,000 entries at 2,000 a second, every other one signed by a throwaway
+ *   key and the rest by itself. The network is a roster network and the attackers admitted
+ *   members (with `submit`): the victim takes them at its per-peer rate, refuses the throwaway
+ *   keys' as entries of non-members, admits the spammer's own within the per-author quota,
+ *   refuses the rest over the rate before checking signatures, and penalises until the
+ *   spammer is banned and cut off before it has sent them all.
  *
  * For each: the victim's /status answers within 1 s throughout, its RSS grows by less than
  * 100 MB, the attacker is penalised and banned, what it sent is held within the bounds, and
@@ -25,7 +27,7 @@ import type { Stream } from '@libp2p/interface';
 import { readNetworkConfig } from '../../node/config-file.ts';
 import { seedChain } from '../../node/testing/seed-store.ts';
 import { rssBytes, slowRead, spamEntries, statusProbe, throwawayEntries } from './byzantine-flood-peer.ts';
-import { ByzantinePeer, ChainMirror, removeDir } from './byzantine-peer.ts';
+import { ByzantinePeer, ChainMirror, insiderRoster, insiders, removeDir } from './byzantine-peer.ts';
 import { VictimWatch } from './byzantine-watch.ts';
 import { Cluster, parseMetric, seedableNetwork } from './harness.ts';
 
@@ -35,9 +37,11 @@ const MB = 1024 * 1024;
 test('flooding peers are bounded, penalised and banned; honest blocks and entries get through', {
   timeout: 150_000,
 }, async (t) => {
-  // Open mode: these attackers are strangers, whom a roster network refuses at connect (see
-  // membership.test.ts); byzantine.test.ts and roster.test.ts attack as admitted members.
-  const cluster = new Cluster({ network: seedableNetwork({ membership: 'open' }) });
+  // A roster network, every peer of ours an admitted member with mine and submit (pool
+  // identities from 2 on; the miner and the victim take 0 and 1): strangers are refused at
+  // connect (membership.test.ts), so what bounds an insider's flood is what is tested here.
+  const cluster = new Cluster({ network: seedableNetwork(), roster: insiderRoster(2) });
+  const insider = insiders(cluster.roster, 2);
   const attackDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-flood-'));
   const attackers: ByzantinePeer[] = [];
   let passed = false;
@@ -84,7 +88,10 @@ test('flooding peers are bounded, penalised and banned; honest blocks and entrie
   await cluster.waitForConverged({ minHeight: SEEDED + 1, timeoutMs: 60_000 });
   // Warm-up: an honest peer downloads the whole chain, so the RSS baselines below already
   // include what serving full ranges costs (V8's young generation alone grows by tens of MB).
-  const reader = await ByzantinePeer.start('reader', network, attackDir, { gossip: false });
+  const reader = await ByzantinePeer.start('reader', network, attackDir, {
+    gossip: false,
+    seed: insider().seed,
+  });
   attackers.push(reader);
   await reader.dial(victim);
   assert.ok(
@@ -133,7 +140,10 @@ test('flooding peers are bounded, penalised and banned; honest blocks and entrie
   };
 
   await t.test('a slow reader on 16 streams', async () => {
-    const sloth = await ByzantinePeer.start('sloth', network, attackDir, { gossip: false });
+    const sloth = await ByzantinePeer.start('sloth', network, attackDir, {
+      gossip: false,
+      seed: insider().seed,
+    });
     attackers.push(sloth);
     await sloth.dial(victim);
     const rss0 = await rssBytes(victim);
@@ -178,10 +188,22 @@ test('flooding peers are bounded, penalised and banned; honest blocks and entrie
     await honestTraffic('the slow reader');
   });
 
-  await t.test('20,000 entries from throwaway keys', async () => {
-    const spammer = await ByzantinePeer.start('spammer', network, attackDir);
+  await t.test('20,000 entries from throwaway keys and its own', async () => {
+    const me = insider();
+    const spammer = await ByzantinePeer.start('spammer', network, attackDir, { seed: me.seed });
     attackers.push(spammer);
-    const entries = await throwawayEntries(20_000);
+    // Half of them signed by the spammer itself: it holds `submit`, so those are valid entries
+    // a roster admits, and only the rate and the quotas bound them.
+    const entries = await throwawayEntries(20_000, undefined, me.key);
+    const ownKey = Buffer.from(me.key.publicKey);
+    const throwawayIds = new Set(
+      entries.filter((e) => !ownKey.equals(Buffer.from(e.author))).map((e) => e.idHex),
+    );
+    const ownIds = new Set(entries.filter((e) => ownKey.equals(Buffer.from(e.author))).map((e) => e.idHex));
+    assert.equal(ownIds.size, 10_000);
+    const admissions = async (outcome: string) =>
+      parseMetric(await victim.metrics(), 'cairn_mempool_admissions_total', { outcome }) ?? 0;
+    const [added0, notMember0] = [await admissions('added'), await admissions('invalid:author-not-member')];
     await spammer.connect(victim);
     const rss0 = await rssBytes(victim);
     const probe = statusProbe(victim);
@@ -219,12 +241,13 @@ test('flooding peers are bounded, penalised and banned; honest blocks and entrie
       await probe.stop();
     }
     const text = await victim.metrics();
-    const added = parseMetric(text, 'cairn_mempool_admissions_total', { outcome: 'added' }) ?? 0;
-    const rateRefused =
-      parseMetric(text, 'cairn_mempool_admissions_total', { outcome: 'full:peer-rate' }) ?? 0;
+    const count = (outcome: string) => parseMetric(text, 'cairn_mempool_admissions_total', { outcome }) ?? 0;
+    const added = count('added') - added0;
+    const notMember = count('invalid:author-not-member') - notMember0;
+    const rateRefused = count('full:peer-rate');
     const status = await victim.status();
     t.diagnostic(
-      `spammer: sent ${sent}; victim admitted ${added}, refused over rate ${rateRefused}; mempool max ${maxPool}, now ${status.mempoolSize}; ` +
+      `spammer: sent ${sent}; victim admitted ${added}, refused as non-members ${notMember}, over rate ${rateRefused}; mempool max ${maxPool}, now ${status.mempoolSize}; ` +
         `${watch.penaltiesOf(spammer).length} penalties; /status ${probe.summary()}; RSS ${(rss0 / MB).toFixed(0)} → max ${(maxRss / MB).toFixed(0)} MB; ` +
         `from ${startedAt} to ${new Date().toISOString()}`,
     );
@@ -232,8 +255,20 @@ test('flooding peers are bounded, penalised and banned; honest blocks and entrie
       watch.penaltiesOf(spammer).some((p) => /admission rate/.test(p.reason)),
       'penalised for the flood',
     );
-    // Within the per-peer quota (a quarter of the 10,000-entry pool), far below what it sent.
-    assert.ok(maxPool <= 2_500 + 50, `the victim's mempool held ${maxPool} entries`);
+    // Roster mode: the spammer is a member, the throwaway keys are not. Those it sent within the
+    // rate reached the mempool and were refused there as author-not-member (a roster lookup,
+    // before any signature check), ignored without blame since a relayer at another tip may
+    // judge the roster differently; none is held. (On an open network they filled the spammer's
+    // per-peer quota, a quarter of the 10,000-entry pool.) Its own entries are admitted, and
+    // peers together may hold at most a tenth of the pool (1,000) of one author's.
+    const pool = (await victim.mempool()).ids;
+    const ownHeld = pool.filter((id) => ownIds.has(id)).length;
+    t.diagnostic(`spammer's own entries admitted ${added}, in the mempool now ${ownHeld}`);
+    assert.ok(notMember >= 100, `the entries within the rate were refused as non-members (${notMember})`);
+    assert.ok(!pool.some((id) => throwawayIds.has(id)), 'no entry of a non-member is in the mempool');
+    assert.ok(added >= 100, `the spammer's own entries were admitted (${added})`);
+    assert.ok(added <= 1_000, `at most the per-author quota of its own was admitted (${added})`);
+    assert.ok(maxPool <= 1_000 + 50, `the victim's mempool held ${maxPool} entries`);
     // Banned after 500 entries over the rate (a penalty per 10); what came after cost no checks
     // and no penalties.
     assert.ok(rateRefused >= 500 && rateRefused <= 700, `refused ${rateRefused} over the rate of ${sent}`);

@@ -31,6 +31,32 @@ import { BLOCKS_BY_RANGE } from '../../node/p2p/protocols.ts';
 import { type ProtocolSpec, ReqResp } from '../../node/p2p/reqresp.ts';
 import { type ForgeOptions, forgeBlock, knowledgeEntry, testKey } from '../../node/testing/forge.ts';
 import { assertLoopback } from './addrs.ts';
+import type { ClusterRoster, RosterSpec } from './roster.ts';
+
+/**
+ * What an insider attacker holds: an ordinary member's rights to mine blocks and submit entries
+ * (not `coordinate`, `relay` or admin). Insiders are the threat a roster leaves: strangers are
+ * refused at connect (membership.test.ts).
+ */
+export const INSIDER_CAPABILITIES = ['mine', 'submit'] as const;
+
+/** A cluster roster whose pool identities from `first` on are insiders (the nodes take those before). */
+export const insiderRoster = (first: number): RosterSpec => ({
+  member: (i) => (i >= first ? { name: `insider${i}`, capabilities: [...INSIDER_CAPABILITIES] } : {}),
+});
+
+/** Hands out the roster's insider identities in order, from pool index `first`: one per attacker. */
+export function insiders(roster: ClusterRoster | undefined, first: number) {
+  let next = first;
+  return (): { seed: Uint8Array; key: SigningKey; index: number } => {
+    if (!roster) throw new Error('insiders need a roster network');
+    const index = next++;
+    const seed = roster.seeds[index];
+    const key = roster.keys[index];
+    if (!seed || !key) throw new Error(`the cluster roster has no identity ${index}; raise roster.size`);
+    return { seed, key, index };
+  };
+}
 
 /** Where a peer can be reached: what the harness knows of a running node. */
 export interface Target {

@@ -27,6 +27,11 @@ import { STATUS } from '../../node/p2p/protocols.ts';
 import { ByzantinePeer, successFrame } from './byzantine-peer.ts';
 import type { ClusterNode } from './harness.ts';
 
+/** Who the attacker is: `seed`, an admitted member's identity (the insider case), or a fresh key. */
+export interface InsiderOptions {
+  readonly seed?: Uint8Array;
+}
+
 export class StatusLiar {
   /** Range requests the victim sent (each answered with nothing, or a fork server's blocks). */
   rangeRequests = 0;
@@ -59,8 +64,9 @@ export class StatusLiar {
     dir: string,
     victim: ClusterNode,
     headHeight: number,
+    { seed }: InsiderOptions = {},
   ): Promise<StatusLiar> {
-    const peer = await ByzantinePeer.start(name, network, dir, { gossip: false });
+    const peer = await ByzantinePeer.start(name, network, dir, { gossip: false, seed });
     const v = await victim.status();
     const lie: Status = {
       chainId: chainIdOf(network),
@@ -96,8 +102,9 @@ export class StatusLiar {
     dir: string,
     victim: ClusterNode,
     fork: readonly SealedBlock[],
+    { seed }: InsiderOptions = {},
   ): Promise<StatusLiar> {
-    const peer = await ByzantinePeer.start(name, network, dir, { gossip: false });
+    const peer = await ByzantinePeer.start(name, network, dir, { gossip: false, seed });
     const v = await victim.status();
     const genesis = genesisBlock(network);
     const lie: Status = {
@@ -166,18 +173,24 @@ export class StatusLiar {
   }
 }
 
-/** The two liars of issue 11: heads at 2^32−1 and 5·10^7 blocks; dialled and repeating their lie. */
+/**
+ * The two liars of issue 11: heads at 2^32−1 and 5·10^7 blocks; dialled and repeating their lie.
+ * `seeds`: their identities (admitted members of a roster network), in that order.
+ */
 export async function startStatusLiars(
   network: NetworkConfig,
   dir: string,
   victim: ClusterNode,
+  seeds: readonly (Uint8Array | undefined)[] = [],
 ): Promise<StatusLiar[]> {
   const liars: StatusLiar[] = [];
-  for (const [name, height] of [
-    ['tall', 2 ** 32 - 1],
-    ['fifty', 5 * 10 ** 7],
-  ] as const) {
-    const liar = await StatusLiar.start(name, network, dir, victim, height);
+  for (const [i, [name, height]] of (
+    [
+      ['tall', 2 ** 32 - 1],
+      ['fifty', 5 * 10 ** 7],
+    ] as const
+  ).entries()) {
+    const liar = await StatusLiar.start(name, network, dir, victim, height, { seed: seeds[i] });
     liars.push(liar);
     await liar.peer.dial(victim);
     liar.persist();
@@ -225,8 +238,9 @@ export class ChainPeer {
     dir: string,
     blocks: readonly SealedBlock[],
     work: readonly bigint[],
+    { seed }: InsiderOptions = {},
   ): Promise<ChainPeer> {
-    const peer = await ByzantinePeer.start(name, network, dir, { gossip: false });
+    const peer = await ByzantinePeer.start(name, network, dir, { gossip: false, seed });
     const c = new ChainPeer(peer, network, blocks, work);
     const genesis = genesisBlock(network);
     const upTo = (start: number, count: number) =>

@@ -1,7 +1,8 @@
 /**
  * Status lies against sync, on a real two-node cluster (a miner and a follower, the victim).
  *
- * Two attackers (libp2p nodes in this process) dial the victim at once. Each claims far more
+ * Two attackers (libp2p nodes in this process, each an admitted member of the roster network with
+ * the rights an insider would hold, mine and submit) dial the victim at once. Each claims far more
  * work than the victim has, a head at height 2^32-1 (tall) or 5*10^7 (fifty), answers the
  * victim's locator with the true fork point and then serves no blocks at all, repeating its
  * status every 1.5 s and redialling when dropped. Before the fix, the first sync built every
@@ -20,7 +21,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_NETWORK, type NetworkConfig } from '../../node/chain/network-config.ts';
 import { targetForWork } from '../../node/chain/pow.ts';
-import { removeDir } from './byzantine-peer.ts';
+import { insiderRoster, insiders, removeDir } from './byzantine-peer.ts';
 import { type StatusLiar, startStatusLiars } from './byzantine-sync-peer.ts';
 import { VictimWatch } from './byzantine-watch.ts';
 import { Cluster, testNetworkConfig } from './harness.ts';
@@ -37,11 +38,14 @@ test('status lies of 2^32-1 and 5*10^7 blocks: no OOM, /status answers, liars ba
   const started = Date.now();
   // Easy blocks at first (20,000 hashes; retargets make them harder toward 1 s): on a loaded
   // machine the default 10^6 hashes per block took the miner 20-40 s per block.
-  // Open mode: these attackers are strangers, whom a roster network refuses at connect (see
-  // membership.test.ts); byzantine.test.ts and roster.test.ts attack as admitted members.
+  // A roster network, the liars admitted members (pool identities 2 and 3, with mine and submit):
+  // a stranger is refused at connect (membership.test.ts), so its status never reaches sync;
+  // a member's status is heard, and must be disproved by blocks like anyone's.
   const cluster = new Cluster({
-    network: testNetworkConfig({ initialTarget: targetForWork(20_000n), membership: 'open' }),
+    network: testNetworkConfig({ initialTarget: targetForWork(20_000n) }),
+    roster: insiderRoster(2),
   });
+  const insider = insiders(cluster.roster, 2);
   const attackDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-byzantine-sync-'));
   const liars: StatusLiar[] = [];
   let passed = false;
@@ -82,7 +86,7 @@ test('status lies of 2^32-1 and 5*10^7 blocks: no OOM, /status answers, liars ba
   // ---- The attack ----
   const logFrom = watch.log.length;
   const since = watch.penalties.length;
-  liars.push(...(await startStatusLiars(network, attackDir, victim)));
+  liars.push(...(await startStatusLiars(network, attackDir, victim, [insider().seed, insider().seed])));
   const heightAtAttack = (await victim.status()).height;
 
   // Each liar is penalised for the empty range, then banned.

@@ -1,5 +1,7 @@
 /**
- * The checkpoint vote cannot be steered (issue 11, item 5), on real processes.
+ * The checkpoint vote cannot be steered (issue 11, item 5), on real processes, on a roster
+ * network whose colluders are admitted members (mine and submit: insiders, the threat that
+ * remains once strangers are refused at connect).
  *
  * 1. A fresh victim syncs 600 blocks from an honest server (a real node on a seeded store)
  *    while three colluding in-process peers, connected first and answering fast, claim the same
@@ -30,9 +32,9 @@ import { readNetworkConfig } from '../../node/config-file.ts';
 import { decodeHeights, encodeBlockRef, type Status } from '../../node/p2p/messages.ts';
 import { STATUS } from '../../node/p2p/protocols.ts';
 import { TRUSTED_VOTER_MIN_SCORE } from '../../node/sync/range-sync.ts';
-import { forgeBlock, testKey } from '../../node/testing/forge.ts';
+import { forgeBlock } from '../../node/testing/forge.ts';
 import { seedChain } from '../../node/testing/seed-store.ts';
-import { ByzantinePeer, removeDir, successFrame } from './byzantine-peer.ts';
+import { ByzantinePeer, insiderRoster, insiders, removeDir, successFrame } from './byzantine-peer.ts';
 import { ChainPeer } from './byzantine-sync-peer.ts';
 import { VictimWatch } from './byzantine-watch.ts';
 import { Cluster, parseMetric, seedableNetwork } from './harness.ts';
@@ -42,9 +44,10 @@ const BLOCKS = 600;
 test('three colluding voters cannot make a victim refuse an honest server at a checkpoint', {
   timeout: 120_000,
 }, async (t) => {
-  // Open mode: these attackers are strangers, whom a roster network refuses at connect (see
-  // membership.test.ts); byzantine.test.ts and roster.test.ts attack as admitted members.
-  const cluster = new Cluster({ network: seedableNetwork({ membership: 'open' }) });
+  // A roster network, the colluders admitted members (pool identities 2-4, mine and submit; the
+  // victim and the server take 0 and 1): strangers would be refused at connect and never asked.
+  const cluster = new Cluster({ network: seedableNetwork(), roster: insiderRoster(2) });
+  const insider = insiders(cluster.roster, 2);
   const attackDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-byzantine-vote-'));
   const colluders: ByzantinePeer[] = [];
   let passed = false;
@@ -68,7 +71,10 @@ test('three colluding voters cannot make a victim refuse an honest server at a c
 
   const votesAsked = { count: 0 };
   for (let i = 0; i < 3; i++) {
-    const peer = await ByzantinePeer.start(`colluder${i}`, network, attackDir, { gossip: false });
+    const peer = await ByzantinePeer.start(`colluder${i}`, network, attackDir, {
+      gossip: false,
+      seed: insider().seed,
+    });
     colluders.push(peer);
     // Tall enough to vote on height 512, but with almost no work: nothing to sync from them.
     const claim: Status = {
@@ -127,9 +133,11 @@ test('three colluders that earned good scores vote against an honest server: the
   timeout: 240_000,
 }, async (t) => {
   const started = Date.now();
-  // Open mode: these attackers are strangers, whom a roster network refuses at connect (see
-  // membership.test.ts); byzantine.test.ts and roster.test.ts attack as admitted members.
-  const cluster = new Cluster({ network: seedableNetwork({ membership: 'open' }) });
+  // A roster network, the colluders admitted members as in the first test: a member's good score
+  // is earned like anyone's, and its vote must still not steer the victim.
+  const cluster = new Cluster({ network: seedableNetwork(), roster: insiderRoster(2) });
+  const insider = insiders(cluster.roster, 2);
+  const colluderIds = [insider(), insider(), insider()];
   const attackDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-byzantine-vote-trusted-'));
   const colluders: ChainPeer[] = [];
   let passed = false;
@@ -151,7 +159,8 @@ test('three colluders that earned good scores vote against an honest server: the
   const Y: SealedBlock[] = [];
   const work = [forger.tip.chainWork];
   for (let i = 0; i < Y_BLOCKS; i++) {
-    const b = i < FORK_AT ? X[i]! : forgeBlock(forger, forger.tip, { miner: testKey(600) });
+    // Y's own branch is mined by a colluder (a member with `mine`): valid on the roster network.
+    const b = i < FORK_AT ? X[i]! : forgeBlock(forger, forger.tip, { miner: colluderIds[0]!.key });
     assert.equal((await forger.processBlock(b)).status, 'connected');
     Y.push(b);
     work.push(forger.tip.chainWork);
@@ -168,7 +177,9 @@ test('three colluders that earned good scores vote against an honest server: the
 
   // ---- Earning trust: each colluder alone serves the next 1,536 blocks of Y ----
   for (let i = 0; i < 3; i++) {
-    const c = await ChainPeer.start(`colluder${i}`, network, attackDir, Y, work);
+    const c = await ChainPeer.start(`colluder${i}`, network, attackDir, Y, work, {
+      seed: colluderIds[i]!.seed,
+    });
     colluders.push(c);
     await c.announce(victim, (i + 1) * STAGE);
     await cluster.waitFor(async () => (await victim.status()).height === (i + 1) * STAGE, {

@@ -17,8 +17,9 @@
  * of another chain, and each is banned at once. Throughout, the honest nodes keep mining and
  * following one head, and shut down cleanly with no error in their logs.
  *
- * The cluster is a roster network: mallory and oscar attack as admitted members (pool
- * identities of the cluster roster), the others as strangers to it.
+ * The cluster is a roster network and every attacker an admitted member (a pool identity of
+ * the cluster roster): mallory and oscar at fixed indices, the others the next free ones. A
+ * stranger is refused at connect (membership.test.ts).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
