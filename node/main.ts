@@ -98,9 +98,9 @@ const node = await CairnNode.start({
   fl: config.fl,
 });
 const api = await startHttpApi(node, config.http.host, config.http.port);
-const { redisUrl, schedule } = config.jobs;
+const { redisUrl, schedule, commandKeys } = config.jobs;
 const jobs = redisUrl
-  ? await NodeJobs.start({ node, redisUrl, schedule, log: node.log.child({ part: 'jobs' }) })
+  ? await NodeJobs.start({ node, redisUrl, schedule, commandKeys, log: node.log.child({ part: 'jobs' }) })
   : undefined;
 node.log.info(
   {
