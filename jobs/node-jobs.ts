@@ -3,13 +3,14 @@ import type { Redis } from 'ioredis';
 import { Counter, Gauge } from 'prom-client';
 import type { BlockNode } from '../node/chain/block-tree.ts';
 import type { ChainEvent } from '../node/chain/chain.ts';
+import { type NodeControl, nodeControl } from '../node/control.ts';
 import type { FlRoundEvent, ModelVersionEvent } from '../node/fl/net/service.ts';
 import type { Logger } from '../node/log.ts';
 import type { CairnNode } from '../node/node.ts';
 import { JOBS_DEFAULTS } from '../node/options.ts';
 import { CommandRefused, CommandVerifier } from './command-verifier.ts';
 import { flRoundReport, modelVersionOfEntry, modelVersionReport } from './fl-reports.ts';
-import { runAdminCommand, syncChain, syncMempool } from './node-commands.ts';
+import { runAdminCommand } from './node-commands.ts';
 import {
   BlockReportLedger,
   blockAcceptedReport,
@@ -82,9 +83,12 @@ export class NodeJobs {
   private readonly connections: RedisConnections;
   private workerConnection: Redis | undefined;
   private readonly commands: CommandVerifier;
+  /** Scheduled jobs and admin commands act on the node through its operator surface only. */
+  private readonly control: NodeControl;
 
   private constructor(private readonly o: NodeJobsOptions) {
     this.nodeId = o.node.identity.peerId.toString();
+    this.control = nodeControl(o.node);
     this.commands = new CommandVerifier({
       nodeId: this.nodeId,
       membership: o.node.membership,
@@ -180,10 +184,10 @@ export class NodeJobs {
       let result: unknown;
       switch (job.name) {
         case 'mempool.sync':
-          result = node.peers.book.all().length ? await syncMempool(node) : { skipped: 'no peers' };
+          result = node.peers.book.all().length ? await this.control.reconcile() : { skipped: 'no peers' };
           break;
         case 'chain.sync':
-          result = await syncChain(node);
+          result = await this.control.syncChain();
           break;
         case 'stats.report':
           result = { seq: this.reportStats() };
@@ -216,7 +220,7 @@ export class NodeJobs {
       throw err;
     }
     try {
-      const result = await runAdminCommand(this.o.node, command, args, () => this.reportStats());
+      const result = await runAdminCommand(this.control, command, args, () => this.reportStats());
       this.metrics.commands.inc({ command, outcome: 'ok' });
       return result;
     } catch (err) {
@@ -234,7 +238,7 @@ export class NodeJobs {
   /** Queues a stats report now; returns its sequence number. */
   reportStats(): number {
     const seq = ++this.seq;
-    const payload = statsReport(this.o.node, this.boot, seq);
+    const payload = statsReport(this.o.node, this.control.status(), this.boot, seq);
     this.send('node.stats', `stats.${this.nodeId}.${this.boot}.${seq}`, payload);
     return seq;
   }
