@@ -11,7 +11,13 @@ export function parsePayload<S extends z.ZodType>(schema: S, data: unknown, what
   return r.data;
 }
 
-const iso = (ms: number) => new Date(Math.min(ms, 8.64e15)).toISOString();
+/**
+ * The last instant a four-digit ISO year can name. "Never expires" (NEVER_EXPIRES, 2^53 ms) is
+ * beyond it, and Date would write it as "+275760-…", which no ISO datetime parser (the result
+ * schema's included) accepts.
+ */
+const LAST_ISO_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+const iso = (ms: number) => new Date(Math.min(ms, LAST_ISO_MS)).toISOString();
 
 /** A request the node cannot carry out fails the job for good: retrying would fail the same way. */
 async function unrecoverable<T>(fn: () => Promise<T> | T): Promise<T> {
