@@ -55,11 +55,6 @@ export class AdminClient {
     this.sweep.unref();
   }
 
-  /** The public key commands are signed with (hex). */
-  get signerKey(): Uint8Array {
-    return this.signer.key.publicKey;
-  }
-
   async run<C extends AdminCommand>(
     nodeId: string,
     command: C,
@@ -92,7 +87,15 @@ export class AdminClient {
     };
     const queue = this.queue(nodeId);
     const jobId = `cmd.${signed.nonceHex}`;
-    const watch = this.events.watch(`${this.prefix}:${nodeQueueName(nodeId)}:events`, jobId);
+    let watch: Awaited<ReturnType<JobEvents['watch']>>;
+    try {
+      watch = await this.events.watch(`${this.prefix}:${nodeQueueName(nodeId)}:events`, jobId);
+    } catch (err) {
+      throw new CommandError(
+        'node-unavailable',
+        `cannot reach Redis for ${command}: ${(err as Error).message}`,
+      );
+    }
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((r) => {
       timer = setTimeout(() => r('timeout'), timeoutMs);

@@ -39,12 +39,12 @@ test('one blocking XREAD serves jobs on many queues: results, failures, a queue 
   });
   const stream = (n: string) => `${prefix}:${n}:events`;
   // Two queues first; the third is added while the read blocks on the first two.
-  const first = [0, 1].map((i) => events.watch(stream(names[i]!), `j${i}`));
+  const first = await Promise.all([0, 1].map((i) => events.watch(stream(names[i]!), `j${i}`)));
   await Promise.all([0, 1].map((i) => queues[i]!.add('ok', { x: i }, { jobId: `j${i}` })));
   await new Promise((r) => setTimeout(r, 50));
   const t0 = Date.now();
-  const third = events.watch(stream('node.c'), 'j2');
-  const failing = events.watch(stream('node.c'), 'f2');
+  const third = await events.watch(stream('node.c'), 'j2');
+  const failing = await events.watch(stream('node.c'), 'f2');
   await queues[2]!.add('ok', { x: 2 }, { jobId: 'j2' });
   await queues[2]!.add('fail', {}, { jobId: 'f2' });
   const list = String(await control.call('CLIENT', 'LIST'));

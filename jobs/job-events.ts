@@ -40,22 +40,34 @@ export class JobEvents {
   }
 
   /**
-   * Starts watching job `jobId` of the stream `stream` (call before adding the job, so an answer
-   * faster than the add's reply is not missed). `done` settles on completion or failure;
+   * Starts watching job `jobId` of the stream `stream` (await it before adding the job, so an
+   * answer faster than the add's reply is not missed). `done` settles on completion or failure;
    * `cancel` stops waiting.
    */
-  watch(stream: string, jobId: string): { done: Promise<JobOutcome>; cancel: () => void } {
+  async watch(stream: string, jobId: string): Promise<{ done: Promise<JobOutcome>; cancel: () => void }> {
     const key = `${stream} ${jobId}`;
+    const done = new Promise<JobOutcome>((resolve) => this.waiters.set(key, { resolve }));
+    const cancel = () => this.waiters.delete(key);
     const s = this.streams.get(stream);
     if (s) s.usedAt = Date.now();
     else {
-      // From a second ago: the job is added after this, so its events come after this id.
-      this.streams.set(stream, { lastId: `${Date.now() - 1000}-0`, usedAt: Date.now() });
-      this.changed();
+      // From the stream's last entry: the job is added after this, so its events come later.
+      // (Not from a time of ours: stream ids are the Redis server's clock.)
+      let lastId = '0-0';
+      try {
+        const last = (await this.control.xrevrange(stream, '+', '-', 'COUNT', 1)) as [string, string[]][];
+        lastId = last[0]?.[0] ?? '0-0';
+      } catch (err) {
+        cancel();
+        throw err;
+      }
+      if (!this.streams.has(stream)) {
+        this.streams.set(stream, { lastId, usedAt: Date.now() });
+        this.changed();
+      }
     }
-    const done = new Promise<JobOutcome>((resolve) => this.waiters.set(key, { resolve }));
     if (this.idle) this.changed();
-    return { done, cancel: () => this.waiters.delete(key) };
+    return { done, cancel };
   }
 
   /** The set of streams changed: wake the loop (idle) or interrupt its blocking read. */
