@@ -23,12 +23,21 @@ const scripts = (
   }
 ).scripts;
 
+interface LongVolume {
+  type: string;
+  source: string;
+  target: string;
+  read_only?: boolean;
+  volume?: { subpath?: string };
+}
+
 interface Service {
   image?: string;
   build?: string | { context?: string; dockerfile?: string };
   command?: string[] | string;
   environment?: Record<string, string> | string[];
-  volumes?: string[];
+  /** Short syntax (`source:target[:mode]`) or long syntax. */
+  volumes?: (string | LongVolume)[];
   depends_on?: string[] | Record<string, unknown>;
   networks?: string[] | Record<string, unknown>;
   env_file?: string | string[];
@@ -87,7 +96,7 @@ test('every file the Dockerfile runs is a real script', () => {
 test('bind mounts, env files and named volumes resolve', () => {
   for (const [name, s] of services) {
     for (const v of s.volumes ?? []) {
-      const src = v.split(':')[0]!;
+      const src = typeof v === 'string' ? v.split(':')[0]! : v.source;
       if (src.startsWith('.') || src.startsWith('/'))
         assert.ok(existsSync(path.resolve(REPO_ROOT, src)), `${name}: bind mount ${src}`);
       else
@@ -173,7 +182,8 @@ test('the nodes share one roster network that network-init creates before they s
     assert.deepEqual((s.depends_on as Record<string, { condition: string }>)['network-init'], {
       condition: 'service_completed_successfully',
     });
-    const mount = (vs: string[] | undefined) => vs?.find((v) => v.endsWith(`:${dir}`));
+    const mount = (vs: Service['volumes']) =>
+      vs?.find((v): v is string => typeof v === 'string' && v.endsWith(`:${dir}`));
     assert.ok(
       mount(s.volumes) && mount(s.volumes) === mount(init.volumes),
       `${name}: the same volume at ${dir}`,
@@ -189,6 +199,29 @@ test('the nodes share one roster network that network-init creates before they s
     const config = await readNetworkConfig(ensureDeviceNetwork(tmp, devices));
     assert.equal(config.membership, 'roster');
     assert.equal(config.admins.length, 1);
+    // The gateway gets its key and certificate, and nothing else of the volume (no node's key).
+    const { ensureGatewayCertificate, keyOfDataDir } = await import('../node/membership/gateway-member.ts');
+    const admission = await ensureGatewayCertificate({
+      keyFile: path.join(tmp, 'gateway', 'identity.json'),
+      certificateFile: path.join(tmp, 'gateway', 'certificate.hex'),
+      networkFile: path.join(tmp, 'network.json'),
+      admin: keyOfDataDir(path.join(tmp, devices[0]!)),
+    });
+    assert.equal(admission.issued, true);
+    const gw = compose.services.gateway!;
+    const gwMount = gw.volumes?.find(
+      (v): v is LongVolume => typeof v !== 'string' && v.source === 'cairn-data',
+    );
+    assert.deepEqual(
+      { subpath: gwMount?.volume?.subpath, readOnly: gwMount?.read_only },
+      { subpath: 'gateway', readOnly: true },
+    );
+    const gwEnv = gw.environment as Record<string, string>;
+    assert.equal(gwEnv.CAIRN_GATEWAY_KEY, `${gwMount!.target}/identity.json`);
+    assert.equal(gwEnv.CAIRN_GATEWAY_CERTIFICATE, `${gwMount!.target}/certificate.hex`);
+    assert.deepEqual((gw.depends_on as Record<string, { condition: string }>)['network-init'], {
+      condition: 'service_completed_successfully',
+    });
     assert.deepEqual(
       config.members.map((m) => m.name),
       devices,

@@ -13,20 +13,21 @@ const tokens = Object.entries(TOKENS).map(([role, t]) => ({
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 
 const OPERATOR_MUTATIONS = [
-  'mutation { syncMempool(nodeId: "n1") { peerId } }',
-  'mutation { syncChain(nodeId: "n1") { state } }',
-  'mutation { reportStats(nodeId: "n1") { seq } }',
-  'mutation { submitEntry(nodeId: "n1", content: "hello") { id } }',
+  'mutation { syncMempool(nodeId: "12D3KooWnode0") { peerId } }',
+  'mutation { syncChain(nodeId: "12D3KooWnode0") { state } }',
+  'mutation { reportStats(nodeId: "12D3KooWnode0") { seq } }',
+  'mutation { submitEntry(nodeId: "12D3KooWnode0", content: "hello") { id } }',
 ];
 const ADMIN_MUTATIONS = [
-  'mutation { blockPeers(nodeId: "n1", peerIds: ["p"]) { blocked } }',
-  'mutation { unblockPeers(nodeId: "n1", peerIds: ["p"]) { blocked } }',
-  'mutation { startFederatedRound(nodeId: "n1", rounds: 1) { roundIds } }',
+  'mutation { blockPeers(nodeId: "12D3KooWnode0", peerIds: ["p"]) { blocked } }',
+  'mutation { unblockPeers(nodeId: "12D3KooWnode0", peerIds: ["p"]) { blocked } }',
+  'mutation { startFederatedRound(nodeId: "12D3KooWnode0", rounds: 1) { roundIds } }',
 ];
 
 describe('roles on mutations (HTTP)', () => {
   let gw: TestGateway;
-  // No node answers here: an authorized call gets NODE_UNAVAILABLE after this timeout.
+  // No node answers here (the seeded index knows 12D3KooWnode0, admin mutations accept no other):
+  // an authorized call gets NODE_UNAVAILABLE after this timeout.
   before(async () => {
     gw = await startTestGateway({ tokens, adminTimeoutMs: 300, seed: { blocks: 2 } });
   });

@@ -1,4 +1,5 @@
 import { AdminClient } from '../jobs/admin-client.ts';
+import { loadCommandSigner } from '../jobs/command-signer.ts';
 import { openIndexDb } from '../jobs/index-db/open.ts';
 import { createCairnPubSub } from '../jobs/pubsub.ts';
 import { redisUrl } from '../jobs/redis.ts';
@@ -15,7 +16,7 @@ function fromEnv(): Promise<Gateway> {
     return createGateway({
       db: await openIndexDb(),
       pubsub: createCairnPubSub(url).pubsub,
-      admin: new AdminClient(url),
+      admin: new AdminClient(url, undefined, loadCommandSigner()),
       ...settings,
       graphiql: false,
     });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Worker } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
+import { commandSignatureValid, decodeCommand } from '../jobs/command-codec.ts';
 import type { AdminResults } from '../jobs/payloads.ts';
 import { nodeQueueName } from '../jobs/queues.ts';
 import { createRedis } from '../jobs/redis.ts';
@@ -8,7 +9,8 @@ import { gql, startTestGateway, type TestGateway } from './testing.ts';
 import { sha256Hex } from './tokens.ts';
 
 // A fake node: a real BullMQ worker on the node's queue (same Redis, same namespace) answering
-// each admin command with a fixed valid result, as the node's worker would.
+// each admin command with a fixed valid result, as the node's worker would. It records what the
+// gateway signed (the job carries nothing else); who may sign is the node's test's business.
 const NODE = '12D3KooWfakeNode';
 const SILENT = '12D3KooWsilentNode';
 const RESULTS: Partial<AdminResults> = {
@@ -36,7 +38,10 @@ before(async () => {
   worker = new Worker(
     nodeQueueName(NODE),
     async (job) => {
-      seen.push({ name: job.name, data: job.data });
+      const cmd = decodeCommand(Buffer.from(job.data.command, 'hex'));
+      if (!commandSignatureValid(cmd) || cmd.command !== job.name || cmd.target !== NODE)
+        throw new Error('not signed for this node');
+      seen.push({ name: job.name, data: cmd.args });
       const result = RESULTS[job.name as keyof AdminResults];
       if (!result) throw new Error(`unsupported command ${job.name}`);
       return result;
@@ -44,6 +49,24 @@ before(async () => {
     { connection: createRedis(), prefix: gw.namespace },
   );
   await worker.waitUntilReady();
+  // Admin mutations accept only nodes the index knows.
+  for (const id of [NODE, SILENT])
+    await gw.db.node.create({
+      data: {
+        id,
+        role: 'submind',
+        capabilities: '',
+        addrs: '[]',
+        firstSeenAt: new Date(),
+        lastSeenAt: new Date(),
+        height: 0,
+        headHash: '00'.repeat(32),
+        peerCount: 0,
+        mempoolSize: 0,
+        mining: false,
+        peers: '[]',
+      },
+    });
 });
 after(async () => {
   await worker.close();
@@ -102,6 +125,20 @@ test('a command the node fails is COMMAND_FAILED; invalid input is INVALID_INPUT
     adminAuth,
   );
   assert.equal(bad.body.errors?.[0]?.extensions?.code, 'INVALID_INPUT');
+  assert.equal(seen.length, before);
+});
+
+test('a node id the index does not know is UNKNOWN_NODE, and nothing is queued', async () => {
+  const before = seen.length;
+  const r = await gql(gw.url, 'mutation { syncChain(nodeId: "12D3KooWnobody") { state } }', {}, auth);
+  assert.equal(r.body.errors?.[0]?.extensions?.code, 'UNKNOWN_NODE');
+  const queue = new Queue(nodeQueueName('12D3KooWnobody'), {
+    connection: createRedis(),
+    prefix: gw.namespace,
+  });
+  assert.equal(await queue.count(), 0);
+  await queue.close();
+  await (queue.opts.connection as { quit?: () => Promise<unknown> }).quit?.();
   assert.equal(seen.length, before);
 });
 

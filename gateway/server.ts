@@ -5,6 +5,7 @@ import { type ExecutionArgs, GraphQLError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { AdminClient } from '../jobs/admin-client.ts';
+import type { CommandSigner } from '../jobs/command-signer.ts';
 import { type IndexDb, type IndexDbLocation, openIndexDb } from '../jobs/index-db/open.ts';
 import { type CairnPubSub, createCairnPubSub } from '../jobs/pubsub.ts';
 import { createRedis, redisUrl } from '../jobs/redis.ts';
@@ -23,6 +24,8 @@ export interface GatewayServerOptions extends Partial<Omit<GatewayOptions, 'read
   location?: IndexDbLocation;
   /** How long close() lets in-flight HTTP requests finish before cutting them (default 5 s). */
   closeGraceMs?: number;
+  /** The key the admin client it creates signs commands with (default: a throwaway key nodes refuse). */
+  signer?: CommandSigner;
 }
 
 export interface GatewayServer {
@@ -60,7 +63,7 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
   }
   let admin = options.admin;
   if (!admin) {
-    const client = new AdminClient(url, options.namespace);
+    const client = new AdminClient(url, options.namespace, options.signer);
     admin = client;
     owned.push(() => client.close());
   }

@@ -1,52 +1,56 @@
-import { Queue, QueueEvents } from 'bullmq';
+import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { type Json, MAX_COMMAND_TTL_MS, signCommand } from './command-codec.ts';
+import { type CommandSigner, ephemeralSigner } from './command-signer.ts';
+import { type CommandRefusal, refusalOf, type SignedJobData } from './command-verifier.ts';
+import { JobEvents } from './job-events.ts';
 import { AdminPayload, type AdminPayloads, AdminResult, type AdminResults } from './payloads.ts';
 import { type AdminCommand, namespace, nodeQueueName } from './queues.ts';
-import { closeRedis, RedisConnections, redisUrl } from './redis.ts';
+import { RedisConnections, redisUrl } from './redis.ts';
 
 export class CommandError extends Error {
   constructor(
-    readonly code: 'invalid-input' | 'node-unavailable' | 'command-failed' | 'bad-result',
+    readonly code:
+      | 'invalid-input'
+      | 'unknown-node'
+      | 'node-unavailable'
+      | 'refused'
+      | 'command-failed'
+      | 'bad-result',
     message: string,
+    /** For `refused`: the node's refusal code (command-verifier.ts). */
+    readonly refusal?: CommandRefusal,
   ) {
     super(message);
     this.name = 'CommandError';
   }
 }
 
-interface NodeChannel {
-  readonly queue: Queue;
-  readonly events: QueueEvents;
-  /** QueueEvents blocks on its connection, so it gets its own; BullMQ never closes a connection it was handed. */
-  readonly eventsConnection: Redis;
-  lastUsed: number;
-}
-
-async function closeChannel(ch: NodeChannel): Promise<void> {
-  await Promise.all([ch.queue.close(), ch.events.close()]).catch(() => {});
-  await closeRedis(ch.eventsConnection);
-}
-
-/** Channels idle this long are closed (a gateway may talk to many nodes over its life). */
+/** Queues idle this long are closed (a gateway may talk to many nodes over its life). */
 const IDLE_CLOSE_MS = 5 * 60_000;
 
 /**
- * Sends admin commands to nodes as jobs on their queues and waits for the job's return value:
- * the gateway's only way to act on a node. Queues and event listeners are opened per node on
- * first use and shared by all requests.
+ * Sends admin commands to nodes as jobs on their queues and waits for the job's result: the
+ * gateway's only way to act on a node. Every command is signed with the gateway's key
+ * (command-codec.ts) and valid only as long as the caller waits for it, so a command queued while
+ * a node was down never runs after its caller gave up. Two Redis connections serve every node:
+ * one for the queues, one blocking read for all their completion events (job-events.ts).
  */
 export class AdminClient {
-  private readonly channels = new Map<string, NodeChannel>();
+  private readonly queues = new Map<string, { queue: Queue; lastUsed: number }>();
   private readonly connections: RedisConnections;
   private readonly connection: Redis;
+  private readonly events: JobEvents;
   private readonly sweep: NodeJS.Timeout;
 
   constructor(
     url = redisUrl(),
     private readonly prefix = namespace(),
+    private readonly signer: CommandSigner = ephemeralSigner(),
   ) {
     this.connections = new RedisConnections(url);
     this.connection = this.connections.create();
+    this.events = new JobEvents(this.connections.create(), this.connection);
     this.sweep = setInterval(() => void this.closeIdle(), 60_000);
     this.sweep.unref();
   }
@@ -60,62 +64,102 @@ export class AdminClient {
     const input = AdminPayload[command].safeParse(payload);
     if (!input.success)
       throw new CommandError('invalid-input', input.error.issues.map((i) => i.message).join('; '));
-    const ch = await this.channel(nodeId);
-    // A node that is gone leaves the job waiting: it must not run much later, so it expires.
-    const job = await ch.queue.add(command, input.data, {
-      removeOnComplete: { age: 3600, count: 1000 },
-      removeOnFail: { age: 3600, count: 1000 },
-      attempts: 1,
-    });
-    let value: unknown;
+    let signed: ReturnType<typeof signCommand>;
     try {
-      value = await job.waitUntilFinished(ch.events, timeoutMs);
+      signed = signCommand(
+        {
+          command,
+          target: nodeId,
+          args: input.data as Json,
+          // Valid as long as we wait: a node that picks it up later must not run it.
+          ttlMs: Math.min(Math.max(timeoutMs, 1), MAX_COMMAND_TTL_MS),
+        },
+        this.signer.key,
+      );
     } catch (err) {
-      const msg = (err as Error).message;
-      if (/timed out/i.test(msg)) {
+      throw new CommandError('invalid-input', (err as Error).message);
+    }
+    const data: SignedJobData = {
+      command: Buffer.from(signed.encoded).toString('hex'),
+      ...(this.signer.certificate
+        ? { certificate: Buffer.from(this.signer.certificate).toString('hex') }
+        : {}),
+    };
+    const queue = this.queue(nodeId);
+    const jobId = `cmd.${signed.nonceHex}`;
+    let watch: Awaited<ReturnType<JobEvents['watch']>>;
+    try {
+      watch = await this.events.watch(`${this.prefix}:${nodeQueueName(nodeId)}:events`, jobId);
+    } catch (err) {
+      throw new CommandError(
+        'node-unavailable',
+        `cannot reach Redis for ${command}: ${(err as Error).message}`,
+      );
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((r) => {
+      timer = setTimeout(() => r('timeout'), timeoutMs);
+    });
+    try {
+      const job = await queue.add(command, data, {
+        jobId,
+        removeOnComplete: { age: 3600, count: 1000 },
+        removeOnFail: { age: 3600, count: 1000 },
+        attempts: 1,
+      });
+      const outcome = await Promise.race([watch.done, timeout]);
+      if (outcome === 'timeout') {
         await job.remove().catch(() => {});
         throw new CommandError(
           'node-unavailable',
           `node ${nodeId} did not answer ${command} within ${timeoutMs} ms`,
         );
       }
-      throw new CommandError('command-failed', `${command} failed on node ${nodeId}: ${msg}`);
+      if ('failed' in outcome) {
+        const refusal = refusalOf(outcome.failed);
+        throw refusal
+          ? new CommandError('refused', `node ${nodeId} refused ${command}: ${outcome.failed}`, refusal)
+          : new CommandError('command-failed', `${command} failed on node ${nodeId}: ${outcome.failed}`);
+      }
+      const out = AdminResult[command].safeParse(outcome.completed);
+      if (!out.success)
+        throw new CommandError('bad-result', `node ${nodeId} returned a malformed ${command} result`);
+      return out.data as AdminResults[C];
+    } finally {
+      clearTimeout(timer);
+      watch.cancel();
     }
-    const out = AdminResult[command].safeParse(value);
-    if (!out.success)
-      throw new CommandError('bad-result', `node ${nodeId} returned a malformed ${command} result`);
-    return out.data as AdminResults[C];
   }
 
-  private async channel(nodeId: string): Promise<NodeChannel> {
-    let ch = this.channels.get(nodeId);
-    if (!ch) {
-      const name = nodeQueueName(nodeId);
-      const queue = new Queue(name, { connection: this.connection, prefix: this.prefix });
-      const eventsConnection = this.connections.create();
-      const events = new QueueEvents(name, { connection: eventsConnection, prefix: this.prefix });
-      ch = { queue, events, eventsConnection, lastUsed: Date.now() };
-      this.channels.set(nodeId, ch);
-      await events.waitUntilReady();
+  private queue(nodeId: string): Queue {
+    let q = this.queues.get(nodeId);
+    if (!q) {
+      q = {
+        queue: new Queue(nodeQueueName(nodeId), { connection: this.connection, prefix: this.prefix }),
+        lastUsed: 0,
+      };
+      q.queue.on('error', () => {});
+      this.queues.set(nodeId, q);
     }
-    ch.lastUsed = Date.now();
-    return ch;
+    q.lastUsed = Date.now();
+    return q.queue;
   }
 
   private async closeIdle(): Promise<void> {
     const now = Date.now();
-    for (const [id, ch] of this.channels) {
-      if (now - ch.lastUsed < IDLE_CLOSE_MS) continue;
-      this.channels.delete(id);
-      await closeChannel(ch);
+    for (const [id, q] of this.queues) {
+      if (now - q.lastUsed < IDLE_CLOSE_MS) continue;
+      this.queues.delete(id);
+      await q.queue.close().catch(() => {});
     }
   }
 
   async close(): Promise<void> {
     clearInterval(this.sweep);
-    const all = [...this.channels.values()];
-    this.channels.clear();
-    await Promise.all(all.map(closeChannel));
+    const all = [...this.queues.values()];
+    this.queues.clear();
+    await this.events.close();
+    await Promise.all(all.map((q) => q.queue.close().catch(() => {})));
     await this.connections.closeAll();
   }
 }

@@ -1,14 +1,16 @@
-import { type Job, Queue, Worker } from 'bullmq';
+import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Counter, Gauge } from 'prom-client';
 import type { BlockNode } from '../node/chain/block-tree.ts';
 import type { ChainEvent } from '../node/chain/chain.ts';
+import { type NodeControl, nodeControl } from '../node/control.ts';
 import type { FlRoundEvent, ModelVersionEvent } from '../node/fl/net/service.ts';
 import type { Logger } from '../node/log.ts';
 import type { CairnNode } from '../node/node.ts';
 import { JOBS_DEFAULTS } from '../node/options.ts';
+import { CommandRefused, CommandVerifier } from './command-verifier.ts';
 import { flRoundReport, modelVersionOfEntry, modelVersionReport } from './fl-reports.ts';
-import { runAdminCommand, syncChain, syncMempool } from './node-commands.ts';
+import { runAdminCommand } from './node-commands.ts';
 import {
   BlockReportLedger,
   blockAcceptedReport,
@@ -41,9 +43,14 @@ export interface NodeJobsOptions {
   readonly watchdogMs?: number;
   /** Main-chain blocks reported below the tip at start (the index may have missed them). */
   readonly backfill?: number;
+  /** Open networks: the keys (hex) whose signed admin commands this node runs (command-verifier.ts). */
+  readonly commandKeys?: readonly string[];
 }
 
 const isAdmin = (name: string): name is AdminCommand => (ADMIN_COMMANDS as readonly string[]).includes(name);
+const KNOWN_JOBS: readonly string[] = [...SCHEDULED_JOBS, ...ADMIN_COMMANDS];
+/** Job names are chosen by whoever writes to Redis: a metric label only takes the known ones. */
+const jobLabel = (name: string): string => (KNOWN_JOBS.includes(name) ? name : 'unknown');
 
 /**
  * The node's side of the job system: upserts its schedulers on its own queue, runs the Worker
@@ -75,9 +82,18 @@ export class NodeJobs {
   private readonly prefix: string;
   private readonly connections: RedisConnections;
   private workerConnection: Redis | undefined;
+  private readonly commands: CommandVerifier;
+  /** Scheduled jobs and admin commands act on the node through its operator surface only. */
+  private readonly control: NodeControl;
 
   private constructor(private readonly o: NodeJobsOptions) {
     this.nodeId = o.node.identity.peerId.toString();
+    this.control = nodeControl(o.node);
+    this.commands = new CommandVerifier({
+      nodeId: this.nodeId,
+      membership: o.node.membership,
+      commandKeys: o.commandKeys,
+    });
     this.ledger = new BlockReportLedger(this.nodeId);
     this.prefix = namespace(o.namespace);
     this.connections = new RedisConnections(o.redisUrl);
@@ -111,6 +127,12 @@ export class NodeJobs {
         collect: () => {
           this.metrics.outboxPending.set(this.outbox.stats().pending);
         },
+      }),
+      commands: new Counter({
+        name: 'cairn_admin_commands_total',
+        help: 'Admin commands taken off the queue, by command and outcome (ok, failed, or the refusal code)',
+        labelNames: ['command', 'outcome'],
+        registers,
       }),
       reports: new Counter({
         name: 'cairn_node_reports_total',
@@ -162,10 +184,10 @@ export class NodeJobs {
       let result: unknown;
       switch (job.name) {
         case 'mempool.sync':
-          result = node.peers.book.all().length ? await syncMempool(node) : { skipped: 'no peers' };
+          result = node.peers.book.all().length ? await this.control.reconcile() : { skipped: 'no peers' };
           break;
         case 'chain.sync':
-          result = await syncChain(node);
+          result = await this.control.syncChain();
           break;
         case 'stats.report':
           result = { seq: this.reportStats() };
@@ -174,13 +196,35 @@ export class NodeJobs {
           result = await node.refreshPeers();
           break;
         default:
-          if (!isAdmin(job.name)) throw new Error(`unknown job ${job.name}`);
-          result = await runAdminCommand(node, job.name, job.data, () => this.reportStats());
+          if (!isAdmin(job.name)) throw new UnrecoverableError(`unknown job ${job.name.slice(0, 64)}`);
+          result = await this.runCommand(job);
       }
-      this.metrics.jobs.inc({ name: job.name, outcome: 'ok' });
+      this.metrics.jobs.inc({ name: jobLabel(job.name), outcome: 'ok' });
       return result;
     } catch (err) {
-      this.metrics.jobs.inc({ name: job.name, outcome: 'failed' });
+      this.metrics.jobs.inc({ name: jobLabel(job.name), outcome: 'failed' });
+      throw err;
+    }
+  }
+
+  /** An admin command runs only as signed: the args come from the verified command, not the job. */
+  private async runCommand(job: Job): Promise<unknown> {
+    const command = job.name as AdminCommand;
+    let args: unknown;
+    try {
+      args = this.commands.verify(job.name, job.data).args;
+    } catch (err) {
+      const code = err instanceof CommandRefused ? err.code : 'malformed';
+      this.metrics.commands.inc({ command, outcome: code });
+      this.o.log.warn({ command, code, job: job.id, err: (err as Error).message }, 'admin command refused');
+      throw err;
+    }
+    try {
+      const result = await runAdminCommand(this.control, command, args, () => this.reportStats());
+      this.metrics.commands.inc({ command, outcome: 'ok' });
+      return result;
+    } catch (err) {
+      this.metrics.commands.inc({ command, outcome: 'failed' });
       throw err;
     }
   }
@@ -194,7 +238,7 @@ export class NodeJobs {
   /** Queues a stats report now; returns its sequence number. */
   reportStats(): number {
     const seq = ++this.seq;
-    const payload = statsReport(this.o.node, this.boot, seq);
+    const payload = statsReport(this.o.node, this.control.status(), this.boot, seq);
     this.send('node.stats', `stats.${this.nodeId}.${this.boot}.${seq}`, payload);
     return seq;
   }

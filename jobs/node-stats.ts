@@ -1,4 +1,4 @@
-import { toHex } from '../node/chain/bytes.ts';
+import type { NodeStatus } from '../node/control.ts';
 import type { CairnNode } from '../node/node.ts';
 import type { NodeStatsReport } from './payloads.ts';
 
@@ -16,26 +16,30 @@ function hashRate(node: CairnNode, now: number): number {
 const configJson = (node: CairnNode) =>
   JSON.stringify(node.opts.network, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
 
-export function statsReport(node: CairnNode, boot: number, seq: number): NodeStatsReport {
-  const tip = node.chain.tip;
+/**
+ * The stats report: the node's status (NodeStatus, built in one place: CairnNode.status) in the
+ * report's bounded shape, plus what only the index wants (hash rate, genesis, the config).
+ */
+export function statsReport(node: CairnNode, status: NodeStatus, boot: number, seq: number): NodeStatsReport {
   const now = Date.now();
   return {
-    nodeId: node.identity.peerId.toString(),
+    nodeId: status.peerId,
     boot,
     seq,
     at: new Date(now).toISOString(),
-    role: node.opts.role,
-    capabilities: [...node.opts.capabilities],
-    addrs: node.host.getMultiaddrs().map(String).slice(0, 64),
-    height: tip.height,
-    headHash: tip.hashHex,
-    totalWork: tip.chainWork.toString(),
-    target: tip.header.target.toString(),
-    peers: node.host.getPeers().map(String).slice(0, 1000),
-    mempoolSize: node.chain.mempool.size,
+    role: status.role,
+    capabilities: [...status.capabilities],
+    addrs: status.addrs.slice(0, 64),
+    height: status.height,
+    headHash: status.headHash,
+    totalWork: status.totalWork,
+    // The report carries the target in decimal, the status in hex.
+    target: BigInt(`0x${status.difficultyTarget}`).toString(),
+    peers: status.peers.map((p) => p.peerId).slice(0, 1000),
+    mempoolSize: status.mempoolSize,
     hashRate: hashRate(node, now),
-    mining: node.opts.mine,
-    chainId: toHex(node.chain.chainId),
+    mining: status.mining,
+    chainId: status.chainId,
     genesisHash: node.chain.genesis.hashHex,
     networkConfig: configJson(node),
   };

@@ -4,11 +4,14 @@
  * creates a roster network for devices that are set up side by side (docker compose): a data
  * dir `<DIR>/<device>` with an identity for each, and `<DIR>/network.json` listing them, the
  * first device being the admin. An existing network.json is kept (the same chain on restart).
+ * Also `<DIR>/gateway/`: the gateway's key and a certificate from the admin admitting it as a
+ * commanding observer (node/membership/gateway-member.ts), renewed when it nears its expiry.
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readNetworkConfig } from './config-file.ts';
 import { ensureDeviceNetwork } from './membership/create-network.ts';
+import { ensureGatewayCertificate, keyOfDataDir } from './membership/gateway-member.ts';
 
 const { values } = parseArgs({
   options: {
@@ -29,5 +32,14 @@ const names = values.devices
   .map((s) => s.trim())
   .filter(Boolean);
 const base = values['network-config'] ? await readNetworkConfig(values['network-config']) : {};
-const file = ensureDeviceNetwork(path.resolve(values.dir), names, base);
-process.stdout.write(`${JSON.stringify({ network: file, devices: names })}\n`);
+const dir = path.resolve(values.dir);
+const file = ensureDeviceNetwork(dir, names, base);
+const gateway = await ensureGatewayCertificate({
+  keyFile: path.join(dir, 'gateway', 'identity.json'),
+  certificateFile: path.join(dir, 'gateway', 'certificate.hex'),
+  networkFile: file,
+  admin: keyOfDataDir(path.join(dir, names[0]!)),
+});
+process.stdout.write(
+  `${JSON.stringify({ network: file, devices: names, gateway: { key: gateway.publicKeyHex, issued: gateway.issued } })}\n`,
+);

@@ -51,7 +51,7 @@ test('no flags: every value is its module default', () => {
   assert.equal(c.fl.everyMs, 0);
   assert.equal(c.fl.slice, undefined);
   assert.deepEqual(c.http, { host: '127.0.0.1', port: 0, allowHosts: [] });
-  assert.deepEqual(c.jobs, { redisUrl: undefined, schedule: {} });
+  assert.deepEqual(c.jobs, { redisUrl: undefined, schedule: {}, commandKeys: [] });
   assert.deepEqual(c.p2p, {
     maxConnections: P2P_DEFAULTS.maxConnections,
     reservedOutbound: P2P_DEFAULTS.reservedOutbound,
@@ -125,6 +125,7 @@ test('every existing flag keeps its meaning', () => {
   assert.deepEqual(c.jobs, {
     redisUrl: 'redis://127.0.0.1:6379',
     schedule: { 'stats.report': 5000, 'chain.sync': 1000 },
+    commandKeys: [],
   });
   assert.deepEqual(c.fl, {
     slice: { index: 1, of: 3, mode: 'label-skew', seed: 7 },

@@ -395,6 +395,16 @@ export const NODE_OPTIONS = {
       return undefined;
     },
   }),
+  commandKeys: listOpt<Group>({
+    flag: 'command-keys',
+    group: 'jobs',
+    arg: 'HEXKEYS',
+    description:
+      'open networks only: public keys (hex) whose signed admin commands this node runs (a gateway logs its key at start); without them an open-network node takes no commands. Roster networks decide by the roster: a member with the "command" capability, or an admin',
+    default: [],
+    defaultText: 'none',
+    check: (k) => (/^[0-9a-f]{64}$/i.test(k) ? undefined : 'takes 32-byte public keys in hex'),
+  }),
   flSlice: intOpt<Group, undefined>({
     flag: 'fl-slice',
     group: 'fl',
@@ -511,6 +521,7 @@ export interface CliConfig {
   readonly jobs: {
     readonly redisUrl: string | undefined;
     readonly schedule: Partial<Record<ScheduledJob, number>>;
+    readonly commandKeys: readonly string[];
   };
   readonly fl: {
     readonly slice?: SliceOptions;
@@ -566,7 +577,7 @@ export function toCliConfig(v: CliValues): CliConfig {
       ipColocationWhitelist: v.ipColocationWhitelist,
     },
     http: { host: v.httpHost, port: v.httpPort, allowHosts: v.httpAllowHosts },
-    jobs: { redisUrl: v.redis, schedule },
+    jobs: { redisUrl: v.redis, schedule, commandKeys: v.commandKeys.map((k) => k.toLowerCase()) },
     fl: {
       ...(v.flSlice !== undefined && v.flSlices !== undefined
         ? { slice: { index: v.flSlice, of: v.flSlices, mode: v.flSplit, seed: v.flSeed } }

@@ -10,7 +10,9 @@ export type ErrorCode =
   | 'UNAUTHENTICATED'
   | 'BAD_USER_INPUT'
   | 'INVALID_INPUT'
+  | 'UNKNOWN_NODE'
   | 'NODE_UNAVAILABLE'
+  | 'COMMAND_REFUSED'
   | 'COMMAND_FAILED'
   | 'BAD_RESULT';
 
@@ -24,7 +26,9 @@ export const badInput = (message: string) => cairnError('BAD_USER_INPUT', messag
 
 const COMMAND_CODES: Record<CommandError['code'], ErrorCode> = {
   'invalid-input': 'INVALID_INPUT',
+  'unknown-node': 'UNKNOWN_NODE',
   'node-unavailable': 'NODE_UNAVAILABLE',
+  refused: 'COMMAND_REFUSED',
   'command-failed': 'COMMAND_FAILED',
   'bad-result': 'BAD_RESULT',
 };
@@ -32,6 +36,10 @@ const COMMAND_CODES: Record<CommandError['code'], ErrorCode> = {
 /** An AdminClient failure as a client-facing error; anything else stays masked by the server. */
 export function commandError(err: unknown, nodeId: string, command: string): unknown {
   if (err instanceof CommandError)
-    return cairnError(COMMAND_CODES[err.code], err.message, { nodeId, command });
+    return cairnError(COMMAND_CODES[err.code], err.message, {
+      nodeId,
+      command,
+      ...(err.refusal ? { refusal: err.refusal } : {}),
+    });
   return err;
 }

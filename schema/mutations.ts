@@ -1,3 +1,4 @@
+import { CommandError } from '../jobs/admin-client.ts';
 import type { AdminPayloads, AdminResults } from '../jobs/payloads.ts';
 import type { AdminCommand } from '../jobs/queues.ts';
 import { builder, type CairnContext } from './builder.ts';
@@ -11,6 +12,12 @@ async function run<C extends AdminCommand>(
   payload: AdminPayloads[C],
 ): Promise<AdminResults[C]> {
   try {
+    // Only nodes the index knows: a made-up id would open a queue in Redis that no one reads.
+    if (
+      nodeId.length > 128 ||
+      !(await ctx.db.node.findUnique({ where: { id: nodeId }, select: { id: true } }))
+    )
+      throw new CommandError('unknown-node', `no node ${nodeId.slice(0, 128)} in the index`);
     return await ctx.admin.run(nodeId, command, payload, ctx.adminTimeoutMs);
   } catch (err) {
     throw commandError(err, nodeId, command);

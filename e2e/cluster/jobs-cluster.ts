@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import type { CommandSigner } from '../../jobs/command-signer.ts';
 import { type IndexDb, type IndexDbLocation, openIndexDb } from '../../jobs/index-db/open.ts';
 import { createTestLocation } from '../../jobs/index-db/testing.ts';
 import { Cluster, type ClusterNode, type NodeOptions } from './harness.ts';
@@ -31,11 +32,26 @@ export class JobsCluster {
     readonly location: IndexDbLocation,
     readonly namespace: string,
     private readonly destroyDb: () => Promise<void>,
+    /** The cluster's gateway key, admitted by a certificate from the roster admin (roster networks). */
+    readonly gateway: { env: Record<string, string>; signer: CommandSigner } | undefined,
   ) {}
 
-  /** Environment for every process of this cluster (nodes, collector, gateways). */
+  /**
+   * Environment for every process of this cluster (nodes, collector, gateways): gateways get the
+   * cluster's gateway key and certificate, so the nodes obey their commands.
+   */
   get env(): Record<string, string> {
-    return { REDIS_URL: this.redisUrl, DATABASE_URL: this.location.url, CAIRN_NAMESPACE: this.namespace };
+    return {
+      REDIS_URL: this.redisUrl,
+      DATABASE_URL: this.location.url,
+      CAIRN_NAMESPACE: this.namespace,
+      ...this.gateway?.env,
+    };
+  }
+
+  /** The signer an AdminClient in the test uses: the gateway's. */
+  get signer(): CommandSigner | undefined {
+    return this.gateway?.signer;
   }
 
   static async start(o: JobsClusterOptions): Promise<JobsCluster> {
@@ -58,7 +74,18 @@ export class JobsCluster {
       await collector.start();
       const db = await openIndexDb(location);
       undo.push(() => db.$disconnect());
-      const jc = new JobsCluster(cluster, redis, redisUrl, collector, db, location, namespace, destroy);
+      const gateway = cluster.roster?.gateway(path.join(cluster.runDir, 'gateway'));
+      const jc = new JobsCluster(
+        cluster,
+        redis,
+        redisUrl,
+        collector,
+        db,
+        location,
+        namespace,
+        destroy,
+        gateway,
+      );
       undo.push(() => cluster.stopAll());
       await cluster.start(o.nodes, (i) => {
         const extra = o.nodeOptions?.(i) ?? {};

@@ -6,18 +6,26 @@
  *  - the index holds the nodes' main chain: every block once, with the same hashes;
  *  - `admin.syncMempool` (what the gateway's syncMempool mutation sends) returns that node's
  *    reconciliation result; bad input and an absent node get typed errors;
+ *  - issue 13: a raw BullMQ job without a signature, with a bad or expired one, replayed, or
+ *    signed by a key without the `command` capability is refused with its code (counted in
+ *    `cairn_admin_commands_total`) and its entry never appears; the gateway's signed one runs;
  *  - a forced reorg (one miner cut off, then healed) shows up as reorged-out orphaned blocks;
  *  - Redis restarted mid-run (it keeps nothing on disk, so every queue, scheduler and queued
  *    report is gone): schedulers and reports resume within 30 s and no report is lost — each
  *    node's count of reports equals what the index recorded from it.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Queue } from 'bullmq';
+import { Queue, QueueEvents } from 'bullmq';
 import { AdminClient, CommandError } from '../../jobs/admin-client.ts';
+import { type Json, signCommand } from '../../jobs/command-codec.ts';
+import { refusalOf } from '../../jobs/command-verifier.ts';
 import { nodeQueueName } from '../../jobs/queues.ts';
-import { createRedis } from '../../jobs/redis.ts';
+import { closeRedis, createRedis } from '../../jobs/redis.ts';
+import { toHex } from '../../node/chain/bytes.ts';
+import { keyPairFromSeed, type SigningKey } from '../../node/chain/signature.ts';
 import { eventually, JobsCluster } from './jobs-cluster.ts';
 
 const STATS_MS = 4_000;
@@ -83,7 +91,7 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
   await t.test(
     'admin.syncMempool returns the node’s reconciliation result; bad input and absent nodes get typed errors',
     async () => {
-      const admin = new AdminClient(jc.redisUrl, jc.namespace);
+      const admin = new AdminClient(jc.redisUrl, jc.namespace, jc.signer);
       try {
         const [a, b] = jc.nodes;
         await a!.postEntry('a fact for reconciliation');
@@ -108,6 +116,97 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
         );
       } finally {
         await admin.close();
+      }
+    },
+  );
+
+  await t.test(
+    'raw jobs: unsigned, bad or expired signature, replayed, or signed without "command" are refused with their code; the gateway’s run',
+    async () => {
+      const node = jc.nodes[1]!;
+      const connection = createRedis(jc.redisUrl);
+      const name = nodeQueueName(node.peerId);
+      const queue = new Queue(name, { connection, prefix: jc.namespace });
+      const events = new QueueEvents(name, { connection: createRedis(jc.redisUrl), prefix: jc.namespace });
+      await events.waitUntilReady();
+      const tag = randomBytes(4).toString('hex');
+      const entry = (what: string) => ({ content: `${what} ${tag}`, metadata: [] });
+      const signed = (key: SigningKey, args: Json, o: { nowMs?: number; ttlMs?: number } = {}) => ({
+        command: toHex(
+          signCommand(
+            {
+              command: 'admin.submitEntry',
+              target: node.peerId,
+              args,
+              ttlMs: o.ttlMs ?? 30_000,
+              nowMs: o.nowMs,
+            },
+            key,
+          ).encoded,
+        ),
+      });
+      /** Adds a raw job and returns its outcome: the result, or the refusal code in its failed reason. */
+      const outcome = async (data: unknown) => {
+        const job = await queue.add('admin.submitEntry', data, { attempts: 1 });
+        try {
+          return { ok: await job.waitUntilFinished(events, 20_000) };
+        } catch (err) {
+          return { refused: refusalOf((err as Error).message) ?? (err as Error).message };
+        }
+      };
+      try {
+        const gatewayKey = jc.signer!;
+        const cert = toHex(gatewayKey.certificate!);
+        assert.deepEqual(await outcome(entry('unsigned')), { refused: 'unsigned' });
+        const bad = signed(gatewayKey.key, entry('bad signature'));
+        const flipped = `${bad.command.slice(0, -2)}${bad.command.endsWith('00') ? '01' : '00'}`;
+        assert.deepEqual(await outcome({ command: flipped, certificate: cert }), {
+          refused: 'bad-signature',
+        });
+        const expired = signed(gatewayKey.key, entry('expired'), { nowMs: Date.now() - 60_000 });
+        assert.deepEqual(await outcome({ ...expired, certificate: cert }), { refused: 'expired' });
+        // A full member of the roster, but not one that may command nodes; then a stranger.
+        const member = jc.cluster.roster!.keys.at(-1)!;
+        assert.deepEqual(await outcome(signed(member, entry('member'))), { refused: 'not-permitted' });
+        const stranger = keyPairFromSeed(randomBytes(32));
+        assert.deepEqual(await outcome(signed(stranger, entry('stranger'))), { refused: 'not-admitted' });
+        // The gateway's command runs, once: the same bytes again are a replay.
+        const good = { ...signed(gatewayKey.key, entry('signed by the gateway')), certificate: cert };
+        const ran = await outcome(good);
+        assert.equal((ran.ok as { accepted?: boolean } | undefined)?.accepted, true, JSON.stringify(ran));
+        assert.deepEqual(await outcome(good), { refused: 'replayed' });
+        for (const code of [
+          'unsigned',
+          'bad-signature',
+          'expired',
+          'not-permitted',
+          'not-admitted',
+          'replayed',
+        ])
+          assert.equal(
+            await node.metric('cairn_admin_commands_total', { command: 'admin.submitEntry', outcome: code }),
+            1,
+            code,
+          );
+        assert.equal(
+          await node.metric('cairn_admin_commands_total', { command: 'admin.submitEntry', outcome: 'ok' }),
+          1,
+        );
+        // Only the gateway's entry reaches the chain (and so the index).
+        const inIndex = (what: string) =>
+          db.entry.count({ where: { payload: { contains: `${what} ${tag}` } } });
+        await eventually(
+          'the gateway’s entry in the index',
+          async () => (await inIndex('signed by the gateway')) === 1,
+          60_000,
+        );
+        for (const what of ['unsigned', 'bad signature', 'expired', 'member', 'stranger'])
+          assert.equal(await inIndex(what), 0, what);
+      } finally {
+        await events.close();
+        await queue.close();
+        await closeRedis(events.opts.connection as never);
+        await closeRedis(connection);
       }
     },
   );

@@ -7,6 +7,7 @@ import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readApiCookie } from '../../node/api/cookie.ts';
+import type { NodeStatus } from '../../node/control.ts';
 import { assertLoopback } from './addrs.ts';
 import { track, withParentDeathSignal } from './children.ts';
 
@@ -21,35 +22,12 @@ export function nodeBinary(): string {
 
 export type Role = 'submind' | 'hub' | 'backup' | 'observer';
 
-export interface PeerStatus {
-  readonly peerId: string;
-  readonly rttMs?: number;
-  readonly score: number;
-}
-
-export interface NodeStatus {
-  readonly peerId: string;
-  readonly role: string;
-  readonly height: number;
-  readonly headHash: string;
-  /** Decimal string. */
-  readonly totalWork: string;
-  readonly peers: readonly PeerStatus[];
-  readonly mempoolSize: number;
-  readonly orphanCount: number;
-  readonly syncState: string;
-  readonly mining: boolean;
-  /** ok: false once a store commit failed (the node then exits with code 74). */
-  readonly storage:
-    | { readonly ok: true }
-    | {
-        readonly ok: false;
-        readonly reason: string;
-        readonly committedHeight: number;
-        readonly committedHash: string;
-      };
-  readonly banned: readonly { peer: string; until: number | string; reason: string }[];
-}
+/**
+ * What `GET /status` returns: the node's own NodeStatus (node/control.ts, built in one place),
+ * as JSON (it holds no bigints or dates, so the JSON has the same shape).
+ */
+export type { NodeStatus } from '../../node/control.ts';
+export type PeerStatus = NodeStatus['peers'][number];
 
 /** What a node is started with (fully resolved: no defaults left to apply). */
 export interface SpawnSpec {

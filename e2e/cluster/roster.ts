@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { CommandSigner } from '../../jobs/command-signer.ts';
 import { createEntry } from '../../node/chain/authoring.ts';
 import { toHex } from '../../node/chain/bytes.ts';
 import type { GenesisMember } from '../../node/chain/network-config.ts';
@@ -17,6 +18,7 @@ import { keyPairFromSeed, type SigningKey } from '../../node/chain/signature.ts'
 import type { KeyValue, SealedEntry } from '../../node/chain/types.ts';
 import { type Certificate, signCertificate } from '../../node/membership/certificate.ts';
 import { FULL_MEMBER_CAPABILITIES } from '../../node/membership/create-network.ts';
+import { GATEWAY_MEMBER, loadOrCreateKeyFile } from '../../node/membership/gateway-member.ts';
 import { MEMBER_ADD, MEMBER_REVOKE } from '../../node/membership/roster-state.ts';
 import type { Capability, Role } from '../../node/membership/view.ts';
 import { SEED_KEYS } from '../../node/testing/seed-store.ts';
@@ -121,6 +123,31 @@ export class ClusterRoster {
       },
       this.admin,
     );
+  }
+
+  /**
+   * A gateway identity for this cluster: its key file and a certificate from the harness admin
+   * admitting it as GATEWAY_MEMBER (observer with `command`), in `dir`. The env a gateway
+   * process needs to sign commands the cluster's nodes obey, and the signer for an AdminClient.
+   */
+  gateway(
+    dir: string,
+    opts: CertificateOptions = {},
+  ): { env: Record<string, string>; signer: CommandSigner } {
+    const keyFile = path.join(dir, 'identity.json');
+    const certificateFile = path.join(dir, 'certificate.hex');
+    const key = loadOrCreateKeyFile(keyFile);
+    const cert = this.certificate(key.publicKey, {
+      name: 'gateway',
+      role: GATEWAY_MEMBER.role,
+      capabilities: GATEWAY_MEMBER.capabilities,
+      ...opts,
+    });
+    writeFileSync(certificateFile, `${toHex(cert.encoded)}\n`, { mode: 0o600 });
+    return {
+      env: { CAIRN_GATEWAY_KEY: keyFile, CAIRN_GATEWAY_CERTIFICATE: certificateFile },
+      signer: { key, certificate: cert.encoded },
+    };
   }
 
   /** A config entry signed by the harness admin (changes sorted by key). */

@@ -6,7 +6,9 @@
  *
  * State lives in the data dir (default .data/demo): node-{1,2,3}/ (identity and chain store),
  * network.json (the demo chain's parameters, written once so a restart resumes the same chain),
- * index.db, tokens.json (the admin token, created on first start) and one log file per process.
+ * index.db, tokens.json (the admin token, created on first start), gateway/ (the gateway's key and
+ * the certificate node-1, the network's admin, signs for it on every start as needed, so the
+ * nodes obey the commands it signs) and one log file per process.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,6 +16,7 @@ import path from 'node:path';
 import type { NetworkConfig } from '../../node/chain/network-config.ts';
 import { targetForWork } from '../../node/chain/pow.ts';
 import { ensureDeviceNetwork } from '../../node/membership/create-network.ts';
+import { ensureGatewayCertificate, keyOfDataDir } from '../../node/membership/gateway-member.ts';
 import { which } from '../cluster/children.ts';
 import { type TestNetworkConfig, testNetworkConfig } from '../cluster/network-config.ts';
 import { nodeArgs, nodeBinary, parseReady, REPO_ROOT } from '../cluster/node-process.ts';
@@ -207,6 +210,16 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
       opts.nodes ?? 3,
     );
     const env = { REDIS_URL: redisUrl, DATABASE_URL: databaseUrl };
+    // The gateway's own key, admitted by node-1 (the admin): nodes run only commands it signs.
+    const gatewayId = await ensureGatewayCertificate({
+      keyFile: path.join(dataDir, 'gateway', 'identity.json'),
+      certificateFile: path.join(dataDir, 'gateway', 'certificate.hex'),
+      networkFile: networkConfig,
+      admin: keyOfDataDir(path.join(dataDir, 'node-1')),
+      name: 'demo-gateway',
+    });
+    if (gatewayId.issued)
+      log(`admitted the gateway's key ${gatewayId.publicKeyHex.slice(0, 16)}… (certificate by node-1)`);
 
     // The collector and the gateway start while the nodes come up (they only need Redis and
     // the index DB); the nodes start one after another, each bootstrapping from those before it.
@@ -222,6 +235,8 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
         ...env,
         CAIRN_TOKENS: `${token.name}=admin:${token.sha256}`,
         CAIRN_CORS_ORIGINS: `http://127.0.0.1:${consolePort},http://localhost:${consolePort}`,
+        CAIRN_GATEWAY_KEY: gatewayId.keyFile,
+        CAIRN_GATEWAY_CERTIFICATE: gatewayId.certificateFile,
       },
       { detached: true },
     );

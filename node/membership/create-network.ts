@@ -14,8 +14,11 @@ import { keyPairFromSeed } from '../chain/signature.ts';
 import { networkConfigToJson, readNetworkConfig } from '../config-file.ts';
 import { CAPABILITIES, type Capability } from './view.ts';
 
-/** What a full member of a network Cairn creates may do: everything but administer. */
-export const FULL_MEMBER_CAPABILITIES: readonly Capability[] = CAPABILITIES;
+/**
+ * What a full member of a network Cairn creates may do: everything but administer and command
+ * other nodes (that is the gateway's, see GATEWAY_MEMBER).
+ */
+export const FULL_MEMBER_CAPABILITIES: readonly Capability[] = CAPABILITIES.filter((c) => c !== 'command');
 
 export const NETWORK_FILE = 'network.json';
 

@@ -12,7 +12,7 @@ import { testKey, testNetwork } from '../testing/forge.ts';
 import { signCertificate } from './certificate.ts';
 import { Roster } from './roster.ts';
 import { applyEntries, genesisRoster, MEMBER_ADD, MEMBER_REVOKE, type RosterState } from './roster-state.ts';
-import type { AdmissionRefusal } from './view.ts';
+import { type AdmissionRefusal, CAPABILITIES } from './view.ts';
 
 const admin = testKey(500);
 const member = testKey(501);
@@ -65,7 +65,7 @@ test('members on the chain are admitted by key until they expire; admins always'
   const m = r.admit(hex(member), undefined, NOW);
   assert.ok(m.ok && m.member.name === 'laptop' && !m.member.admin);
   const a = r.admit(hex(admin), undefined, NOW);
-  assert.ok(a.ok && a.member.admin && a.member.capabilities.size === 7);
+  assert.ok(a.ok && a.member.admin && a.member.capabilities.size === CAPABILITIES.length);
   const late = r.admit(hex(member), undefined, NOW + 1000);
   assert.deepEqual(late, { ok: false, code: 'expired' });
   assert.equal(r.memberAt(hex(member), NOW + 1000), undefined);

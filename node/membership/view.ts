@@ -18,7 +18,22 @@ export type MembershipMode = (typeof MEMBERSHIP_MODES)[number];
 export const ROLES = ['submind', 'hub', 'backup', 'observer'] as const;
 export type Role = (typeof ROLES)[number];
 
-export const CAPABILITIES = ['mine', 'train', 'coordinate', 'submit', 'relay', 'archive', 'message'] as const;
+/**
+ * In encoding order: certificates and the genesis roster store a set as a u8 bit mask, bit i for
+ * CAPABILITIES[i], so new capabilities go at the end (and there is room for no ninth in a u8).
+ * `command`: may sign admin commands that nodes run (jobs/command-verifier.ts); the gateway's key
+ * holds it, nodes do not.
+ */
+export const CAPABILITIES = [
+  'mine',
+  'train',
+  'coordinate',
+  'submit',
+  'relay',
+  'archive',
+  'message',
+  'command',
+] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
 /** A verified member: what a valid certificate (or the genesis roster) grants a key. */

@@ -1,0 +1,201 @@
+/**
+ * The node's check of an admin command taken off its queue: anyone who can reach Redis can put a
+ * job there, so a job is obeyed only if it carries a command signed (command-codec.ts) by a key
+ * allowed to command this node, for this node, not expired and not seen before.
+ *
+ * Who may command a node:
+ *  - roster networks: a key admitted at the tip (a recorded member, or one presenting a valid
+ *    certificate, neither expired nor revoked) that holds the `command` capability; admins hold
+ *    every capability. The gateway's key is such a member: role `observer` (it takes no part in
+ *    consensus: an observer never mines, submits or coordinates, whatever its certificate says)
+ *    with `command`.
+ *  - open networks (no roster, every key is "admitted"): only the keys in the node's
+ *    `--command-keys` option. With none configured every command is refused: unsigned or
+ *    self-signed is never fine.
+ *
+ * Refusals throw CommandRefused (an UnrecoverableError: retrying cannot make them valid) whose
+ * message starts with `command refused (<code>)`, which the job's failedReason carries back to
+ * the gateway.
+ */
+import { UnrecoverableError } from 'bullmq';
+import { z } from 'zod';
+import { fromHex, type Hex } from '../node/chain/bytes.ts';
+import type { Capability, MembershipView } from '../node/membership/view.ts';
+import {
+  commandSignatureValid,
+  decodeCommand,
+  MAX_COMMAND_BYTES,
+  type SignedCommand,
+} from './command-codec.ts';
+import type { AdminCommand } from './queues.ts';
+
+export const COMMAND_REFUSALS = [
+  'unsigned',
+  'malformed',
+  'wrong-command',
+  'wrong-target',
+  'expired',
+  'not-yet-valid',
+  'bad-signature',
+  'not-admitted',
+  'not-permitted',
+  'replayed',
+  'busy',
+] as const;
+export type CommandRefusal = (typeof COMMAND_REFUSALS)[number];
+
+export class CommandRefused extends UnrecoverableError {
+  constructor(
+    readonly code: CommandRefusal,
+    detail: string,
+  ) {
+    super(`command refused (${code}): ${detail}`);
+    this.name = 'CommandRefused';
+  }
+}
+
+/** The refusal code in a failed job's reason, if the node refused the command. */
+export function refusalOf(failedReason: string): CommandRefusal | undefined {
+  const m = /^command refused \(([a-z-]+)\)/.exec(failedReason);
+  return m && (COMMAND_REFUSALS as readonly string[]).includes(m[1]!) ? (m[1] as CommandRefusal) : undefined;
+}
+
+/** What a signed admin job carries: the command's encoding and, optionally, the signer's certificate. */
+export const SignedJobData = z
+  .object({
+    command: z
+      .string()
+      .max(MAX_COMMAND_BYTES * 2)
+      .regex(/^([0-9a-f]{2})+$/),
+    certificate: z
+      .string()
+      .max(4096)
+      .regex(/^([0-9a-f]{2})+$/)
+      .optional(),
+  })
+  .strict();
+export type SignedJobData = z.infer<typeof SignedJobData>;
+
+/** The capability each command needs (admins hold them all). One for now; the table is where a split goes. */
+export const COMMAND_CAPABILITY: Record<AdminCommand, Capability> = {
+  'admin.syncMempool': 'command',
+  'admin.syncChain': 'command',
+  'admin.reportStats': 'command',
+  'admin.blockPeers': 'command',
+  'admin.unblockPeers': 'command',
+  'admin.submitEntry': 'command',
+  'admin.inviteDevice': 'command',
+  'admin.revokeDevice': 'command',
+  'admin.members': 'command',
+  'fl.startRound': 'command',
+};
+
+/** A clock running this far ahead of the node's may still issue commands it accepts. */
+export const COMMAND_CLOCK_SKEW_MS = 30_000;
+/** Nonces remembered at most; each lives until its command expires (≤ MAX_COMMAND_TTL_MS + skew). */
+export const MAX_REMEMBERED_NONCES = 10_000;
+
+export interface CommandVerifierOptions {
+  /** This node's peer id: commands for any other target are refused. */
+  readonly nodeId: string;
+  readonly membership: Pick<MembershipView, 'mode' | 'admit'>;
+  /** Open networks: the public keys (hex) allowed to command this node. Ignored on roster networks. */
+  readonly commandKeys?: readonly Hex[];
+  readonly maxNonces?: number;
+  readonly now?: () => number;
+}
+
+export class CommandVerifier {
+  /** Nonce (hex) → when its command expires: a replay after that is refused as expired anyway. */
+  private readonly seen = new Map<Hex, number>();
+  private readonly commandKeys: ReadonlySet<Hex>;
+  private readonly maxNonces: number;
+  private readonly now: () => number;
+
+  constructor(private readonly o: CommandVerifierOptions) {
+    this.commandKeys = new Set((o.commandKeys ?? []).map((k) => k.toLowerCase()));
+    this.maxNonces = o.maxNonces ?? MAX_REMEMBERED_NONCES;
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Nonces held now (for tests and metrics). */
+  get remembered(): number {
+    return this.seen.size;
+  }
+
+  /**
+   * Checks a job named `jobName` with data `data`; returns the signed command (run its `args`,
+   * never the job's data) or throws CommandRefused. Cheap checks come first: the signature is
+   * checked only for a well-formed, current command for this node, and a nonce is remembered only
+   * once everything else passed (so a stranger cannot fill the cache).
+   */
+  verify(jobName: string, data: unknown): SignedCommand {
+    const shape = SignedJobData.safeParse(data);
+    if (!shape.success) {
+      const hasCommand = typeof data === 'object' && data !== null && 'command' in data;
+      throw new CommandRefused(
+        hasCommand ? 'malformed' : 'unsigned',
+        hasCommand
+          ? 'the job data is not {command, certificate?} in hex'
+          : 'the job carries no signed command',
+      );
+    }
+    let cmd: SignedCommand;
+    try {
+      cmd = decodeCommand(fromHex(shape.data.command));
+    } catch (err) {
+      throw new CommandRefused('malformed', (err as Error).message);
+    }
+    if (cmd.command !== jobName)
+      throw new CommandRefused(
+        'wrong-command',
+        `the job is ${jobName.slice(0, 64)} but ${cmd.command} was signed`,
+      );
+    if (cmd.target !== this.o.nodeId)
+      throw new CommandRefused('wrong-target', `signed for node ${cmd.target}, this is ${this.o.nodeId}`);
+    const now = this.now();
+    if (now >= cmd.expiresAtMs)
+      throw new CommandRefused('expired', `expired ${now - cmd.expiresAtMs} ms ago`);
+    if (cmd.issuedAtMs > now + COMMAND_CLOCK_SKEW_MS)
+      throw new CommandRefused('not-yet-valid', `issued ${cmd.issuedAtMs - now} ms in the future`);
+    if (!commandSignatureValid(cmd))
+      throw new CommandRefused('bad-signature', 'the signature does not verify');
+    this.authorize(cmd, shape.data.certificate, now);
+    this.remember(cmd, now);
+    return cmd;
+  }
+
+  private authorize(cmd: SignedCommand, certificateHex: string | undefined, now: number): void {
+    const needs = COMMAND_CAPABILITY[cmd.command];
+    if (this.o.membership.mode === 'open') {
+      if (!this.commandKeys.has(cmd.signerHex))
+        throw new CommandRefused(
+          'not-admitted',
+          this.commandKeys.size
+            ? `signer ${cmd.signerHex} is not among this node's --command-keys`
+            : 'this open network node has no --command-keys: it takes no commands',
+        );
+      return;
+    }
+    const cert = certificateHex ? fromHex(certificateHex) : undefined;
+    const admission = this.o.membership.admit(cmd.signerHex, cert, now);
+    if (!admission.ok)
+      throw new CommandRefused('not-admitted', `signer ${cmd.signerHex} is not a member (${admission.code})`);
+    const { member } = admission;
+    if (!member.admin && !member.capabilities.has(needs))
+      throw new CommandRefused('not-permitted', `${cmd.command} needs the "${needs}" capability`);
+  }
+
+  private remember(cmd: SignedCommand, now: number): void {
+    if (this.seen.has(cmd.nonceHex))
+      throw new CommandRefused('replayed', `nonce ${cmd.nonceHex} was run before`);
+    if (this.seen.size >= this.maxNonces) {
+      for (const [nonce, until] of this.seen) if (until <= now) this.seen.delete(nonce);
+      if (this.seen.size >= this.maxNonces)
+        throw new CommandRefused('busy', `${this.seen.size} unexpired commands already ran; try again later`);
+    }
+    // Kept until the command expires: from then on a replay is refused as expired. The codec
+    // bounds that to MAX_COMMAND_TTL_MS (+ skew) from now.
+    this.seen.set(cmd.nonceHex, cmd.expiresAtMs);
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * Completion of jobs on many queues over ONE blocking Redis connection. BullMQ's QueueEvents
+ * listens to one queue and blocks its own connection, so a gateway talking to 300 nodes would
+ * hold 300 connections; here one XREAD reads the event streams (`<prefix>:<queue>:events`, what
+ * QueueEvents reads) of every queue a command is waiting on. A queue added while the read blocks
+ * interrupts it with CLIENT UNBLOCK from the second (non-blocking) connection.
+ */
+import type { Redis } from 'ioredis';
+
+export type JobOutcome = { readonly completed: unknown } | { readonly failed: string };
+
+interface Waiter {
+  readonly resolve: (o: JobOutcome) => void;
+}
+
+/** How long one XREAD blocks; also the longest a stream change waits if an UNBLOCK raced the read. */
+const BLOCK_MS = 2_000;
+/** Entries read per stream per round trip. */
+const COUNT = 200;
+/** A stream nobody has waited on for this long is no longer read. */
+const IDLE_MS = 5 * 60_000;
+
+export class JobEvents {
+  /** Stream key → the last id read and when a job on it was last awaited. */
+  private readonly streams = new Map<string, { lastId: string; usedAt: number }>();
+  /** `${stream} ${jobId}` → the caller waiting for that job. */
+  private readonly waiters = new Map<string, Waiter>();
+  private generation = 0;
+  private readGeneration = -1;
+  private reading = false;
+  private closed = false;
+  private idle: (() => void) | undefined;
+  private readonly loop: Promise<void>;
+
+  constructor(
+    private readonly blocking: Redis,
+    private readonly control: Redis,
+  ) {
+    this.loop = this.run();
+  }
+
+  /**
+   * Starts watching job `jobId` of the stream `stream` (await it before adding the job, so an
+   * answer faster than the add's reply is not missed). `done` settles on completion or failure;
+   * `cancel` stops waiting.
+   */
+  async watch(stream: string, jobId: string): Promise<{ done: Promise<JobOutcome>; cancel: () => void }> {
+    const key = `${stream} ${jobId}`;
+    const done = new Promise<JobOutcome>((resolve) => this.waiters.set(key, { resolve }));
+    const cancel = () => this.waiters.delete(key);
+    const s = this.streams.get(stream);
+    if (s) s.usedAt = Date.now();
+    else {
+      // From the stream's last entry: the job is added after this, so its events come later.
+      // (Not from a time of ours: stream ids are the Redis server's clock.)
+      let lastId = '0-0';
+      try {
+        const last = (await this.control.xrevrange(stream, '+', '-', 'COUNT', 1)) as [string, string[]][];
+        lastId = last[0]?.[0] ?? '0-0';
+      } catch (err) {
+        cancel();
+        throw err;
+      }
+      if (!this.streams.has(stream)) {
+        this.streams.set(stream, { lastId, usedAt: Date.now() });
+        this.changed();
+      }
+    }
+    if (this.idle) this.changed();
+    return { done, cancel };
+  }
+
+  /** The set of streams changed: wake the loop (idle) or interrupt its blocking read. */
+  private changed(): void {
+    this.generation++;
+    const wake = this.idle;
+    this.idle = undefined;
+    wake?.();
+    void this.unblock();
+  }
+
+  private async unblock(): Promise<void> {
+    // Until the loop reads with the current set of streams: an UNBLOCK that arrived just before
+    // the XREAD started would be lost, so it is repeated.
+    for (let i = 0; i < 40 && this.reading && this.readGeneration < this.generation && !this.closed; i++) {
+      const id = this.blockingId;
+      if (id !== undefined) await this.control.client('UNBLOCK', id).catch(() => 0);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  private blockingId: number | undefined;
+
+  private async run(): Promise<void> {
+    while (!this.closed) {
+      this.prune();
+      if (this.waiters.size === 0) {
+        await new Promise<void>((r) => {
+          this.idle = r;
+        });
+        continue;
+      }
+      const keys = [...this.streams.keys()];
+      const ids = keys.map((k) => this.streams.get(k)!.lastId);
+      try {
+        this.blockingId = Number(await this.blocking.client('ID'));
+        this.readGeneration = this.generation;
+        this.reading = true;
+        const res = (await this.blocking.xread(
+          'COUNT',
+          COUNT,
+          'BLOCK',
+          BLOCK_MS,
+          'STREAMS',
+          ...keys,
+          ...ids,
+        )) as [string, [string, string[]][]][] | null;
+        this.reading = false;
+        for (const [stream, entries] of res ?? []) this.consume(stream, entries);
+      } catch {
+        this.reading = false;
+        if (this.closed) return;
+        // Redis away: the callers' timeouts decide; try again shortly.
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  private consume(stream: string, entries: [string, string[]][]): void {
+    const s = this.streams.get(stream);
+    for (const [id, fields] of entries) {
+      if (s) s.lastId = id;
+      const f: Record<string, string> = {};
+      for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+      if (f.event !== 'completed' && f.event !== 'failed') continue;
+      const key = `${stream} ${f.jobId}`;
+      const w = this.waiters.get(key);
+      if (!w) continue;
+      this.waiters.delete(key);
+      if (f.event === 'failed') w.resolve({ failed: f.failedReason ?? 'failed' });
+      else {
+        let value: unknown;
+        try {
+          value = JSON.parse(f.returnvalue ?? 'null');
+        } catch {
+          value = undefined;
+        }
+        w.resolve({ completed: value });
+      }
+    }
+  }
+
+  private prune(): void {
+    const now = Date.now();
+    const waited = new Set([...this.waiters.keys()].map((k) => k.slice(0, k.lastIndexOf(' '))));
+    for (const [stream, s] of this.streams)
+      if (!waited.has(stream) && now - s.usedAt > IDLE_MS) this.streams.delete(stream);
+  }
+
+  /** Streams read now (tests). */
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const wake = this.idle;
+    this.idle = undefined;
+    wake?.();
+    if (this.reading && this.blockingId !== undefined)
+      await this.control.client('UNBLOCK', this.blockingId).catch(() => 0);
+    // With Redis away the read waits for a reconnect: the owner closing the connection ends it.
+    await Promise.race([this.loop, new Promise((r) => setTimeout(r, 1000).unref())]);
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * One operator surface over a running node: what an operator may ask of it, whichever way the
+ * request arrives (a signed admin command off the job queue, the local HTTP API, a cluster
+ * test). Callers depend on this interface, not on the whole CairnNode, and every result shape is
+ * built here once; `NodeStatus` is the one status shape (the HTTP API's `/status`, the stats
+ * report and the cluster harness all derive from it).
+ */
+import { peerIdFromString } from '@libp2p/peer-id';
+import { type Hex, toHex } from './chain/bytes.ts';
+import type { RoundRequest } from './fl/net/rounds.ts';
+import { InvitationBook } from './membership/invitation-book.ts';
+import { DEFAULT_INVITATION_VALID_MS, issueInvitation } from './membership/issue-invitation.ts';
+import type { RosterListing } from './membership/roster.ts';
+import type { Capability, MembershipMode, Role } from './membership/view.ts';
+import type { CairnNode } from './node.ts';
+import type { SyncOutcome } from './sync/range-sync.ts';
+
+/** What `GET /status` serves: the node's state as one JSON-ready object. */
+export type NodeStatus = ReturnType<CairnNode['status']>;
+
+/** Why an operator request could not be carried out (bad input, nothing to act on). */
+export class ControlError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ControlError';
+  }
+}
+
+export interface EntryOutcome {
+  readonly id: Hex;
+  readonly accepted: boolean;
+  /** `<reason>: <message>` when the node refused the entry. */
+  readonly reason: string | null;
+}
+
+export interface PeersOutcome {
+  readonly peers: string[];
+  readonly blocked: string[];
+}
+
+export interface ReconcileOutcome {
+  readonly peerId: string;
+  readonly sent: number;
+  readonly received: number;
+  readonly roundTrips: number;
+  readonly bytes: number;
+}
+
+export interface ChainSyncOutcome {
+  readonly state: string;
+  readonly height: number;
+  readonly headHash: Hex;
+  readonly outcome: string | null;
+}
+
+export interface InvitationTerms {
+  readonly name: string;
+  readonly role: Role;
+  readonly capabilities: readonly Capability[];
+  readonly expiresInMs: number;
+  readonly validForMs?: number;
+}
+
+export interface NodeControl {
+  status(): NodeStatus;
+  /** Signs `content` as a knowledge entry of this node and admits it to the mempool. */
+  submit(content: string, metadata: readonly (readonly [string, string])[]): Promise<EntryOutcome>;
+  blockPeers(peerIds: readonly string[]): PeersOutcome;
+  unblockPeers(peerIds: readonly string[]): PeersOutcome;
+  syncChain(): Promise<ChainSyncOutcome>;
+  /** Reconciles the mempool with `peerId`, or with a random connected peer. */
+  reconcile(peerId?: string): Promise<ReconcileOutcome>;
+  /** Schedules federated rounds (they run in the background and report as they go). */
+  startRounds(req: RoundRequest): { roundIds: string[] };
+  members(): { mode: MembershipMode; members: RosterListing[] };
+  invite(terms: InvitationTerms): Promise<{ invitation: string; expiresAtMs: number; memberUntilMs: number }>;
+  revoke(publicKeyHex: Hex): Promise<EntryOutcome>;
+}
+
+const describeOutcome = (o: SyncOutcome | undefined): string | null =>
+  o === undefined
+    ? null
+    : o.kind === 'synced'
+      ? `synced ${o.imported} blocks to ${o.tip}`
+      : `aborted: ${o.reason}`;
+
+/** The NodeControl of an in-process node. */
+export function nodeControl(node: CairnNode): NodeControl {
+  const peers = (): PeersOutcome => ({
+    peers: node.host.getPeers().map(String),
+    blocked: node.peers.blockedPeers(),
+  });
+  const entry = async (
+    p: Promise<{ entry: { idHex: Hex }; result: { status: string; reason?: string; message?: string } }>,
+  ): Promise<EntryOutcome> => {
+    const { entry, result } = await p;
+    return {
+      id: entry.idHex,
+      accepted: result.status !== 'rejected',
+      reason: result.status === 'rejected' ? `${result.reason}: ${result.message}` : null,
+    };
+  };
+  return {
+    status: () => node.status(),
+    submit: (content, metadata) => entry(node.addKnowledge(content, metadata)),
+    blockPeers: (ids) => {
+      node.peers.block(ids);
+      return peers();
+    },
+    unblockPeers: (ids) => {
+      node.peers.unblock(ids);
+      return peers();
+    },
+    syncChain: async () => {
+      const { outcome } = await node.syncChain();
+      return {
+        state: node.sync.state,
+        height: node.chain.tip.height,
+        headHash: node.chain.tip.hashHex,
+        outcome: describeOutcome(outcome),
+      };
+    },
+    reconcile: async (peerId) => {
+      let peer = peerId;
+      if (!peer) {
+        const all = node.peers.book.all();
+        peer = all[Math.floor(Math.random() * all.length)]?.peer.toString();
+        if (!peer) throw new ControlError('no connected peer to reconcile with');
+      }
+      let id: ReturnType<typeof peerIdFromString>;
+      try {
+        id = peerIdFromString(peer);
+      } catch {
+        throw new ControlError(`not a peer id: ${peer}`);
+      }
+      const s = await node.reconcileWith(id);
+      return {
+        peerId: peer,
+        sent: s.entriesSent,
+        received: s.entriesReceived,
+        roundTrips: s.roundTrips,
+        bytes: s.bytesSent + s.bytesReceived,
+      };
+    },
+    startRounds: (req) => {
+      if (!node.fl) throw new ControlError('federated learning is not running on this node');
+      return node.fl.startRounds(req);
+    },
+    members: () => ({
+      mode: node.membership.mode,
+      members: node.membership.mode === 'open' ? [] : node.membership.listing(Date.now()),
+    }),
+    invite: async (terms) => {
+      const now = Date.now();
+      const issued = await issueInvitation(
+        new InvitationBook(node.opts.dataDir),
+        {
+          chainIdHex: toHex(node.chain.chainId),
+          peerId: node.identity.peerId.toString(),
+          addrs: node.host.getMultiaddrs().map(String),
+        },
+        {
+          name: terms.name,
+          role: terms.role,
+          capabilities: [...terms.capabilities],
+          memberUntilMs: now + terms.expiresInMs,
+        },
+        terms.validForMs ?? DEFAULT_INVITATION_VALID_MS,
+        now,
+      );
+      return {
+        invitation: issued.text,
+        expiresAtMs: issued.expiresAtMs,
+        memberUntilMs: issued.terms.memberUntilMs,
+      };
+    },
+    revoke: (publicKeyHex) => {
+      if (node.membership.mode !== 'roster') throw new ControlError('this network has no roster (open mode)');
+      return entry(node.revokeMember(publicKeyHex));
+    },
+  };
+}

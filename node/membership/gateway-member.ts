@@ -1,0 +1,125 @@
+/**
+ * The gateway as a member of a roster network: it holds an Ed25519 key of its own (an identity
+ * file in the node's seed format, created on first start) and signs every admin command with it
+ * (jobs/command-codec.ts); nodes run a command only if its signer holds the `command` capability.
+ *
+ * Its membership is GATEWAY_MEMBER: role `observer`, the closest existing role (it syncs no
+ * chain, and an observer can never mine, submit or coordinate whatever a certificate says), with
+ * `command` alone. It is admitted by a certificate an admin signs, kept next to its key and sent
+ * with each command, so a network that already runs (the demo resumed, compose restarted) admits
+ * a gateway without any chain entry; revoking the key on the chain voids it like any member's.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fromHex, toHex } from '../chain/bytes.ts';
+import { chainIdOf } from '../chain/network-config.ts';
+import { keyPairFromSeed, type SigningKey } from '../chain/signature.ts';
+import { readNetworkConfig } from '../config-file.ts';
+import {
+  type Certificate,
+  certificateForChain,
+  certificateSignatureValid,
+  decodeCertificate,
+  signCertificate,
+} from './certificate.ts';
+import type { Capability, Role } from './view.ts';
+
+export const GATEWAY_MEMBER: { readonly role: Role; readonly capabilities: readonly Capability[] } = {
+  role: 'observer',
+  capabilities: ['command'],
+};
+/** A gateway certificate is issued for a year and renewed when less than a month is left. */
+export const GATEWAY_CERTIFICATE_VALID_MS = 365 * 86_400_000;
+export const GATEWAY_CERTIFICATE_RENEW_MS = 30 * 86_400_000;
+
+const writeAtomic = (file: string, text: string) => {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  renameSync(tmp, file);
+};
+
+/** The key in an identity file (`{"version":1,"seed":"<64 hex>"}`), created there if absent. */
+export function loadOrCreateKeyFile(file: string): SigningKey {
+  if (existsSync(file)) {
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as { version?: number; seed?: string };
+    if (parsed.version !== 1 || typeof parsed.seed !== 'string' || !/^[0-9a-f]{64}$/.test(parsed.seed))
+      throw new Error(`${file} is not a Cairn identity file (expected {"version":1,"seed":"<64 hex>"})`);
+    return keyPairFromSeed(fromHex(parsed.seed));
+  }
+  const seed = randomBytes(32).toString('hex');
+  writeAtomic(file, `${JSON.stringify({ version: 1, seed, created: new Date().toISOString() })}\n`);
+  return keyPairFromSeed(fromHex(seed));
+}
+
+/** A certificate file: the certificate's canonical bytes in hex (one line). */
+export function readCertificateFile(file: string): Certificate {
+  return decodeCertificate(fromHex(readFileSync(file, 'utf8').trim()));
+}
+
+export interface GatewayAdmission {
+  readonly keyFile: string;
+  readonly certificateFile: string;
+  readonly publicKeyHex: string;
+  /** False when a valid certificate was already there. */
+  readonly issued: boolean;
+}
+
+/**
+ * Makes sure the gateway key in `keyFile` has a current certificate in `certificateFile`, signed
+ * by `admin` for the network in `networkFile`: issues one when there is none, it names another
+ * key, network or issuer, or it expires within GATEWAY_CERTIFICATE_RENEW_MS.
+ */
+export async function ensureGatewayCertificate(o: {
+  readonly keyFile: string;
+  readonly certificateFile: string;
+  readonly networkFile: string;
+  readonly admin: SigningKey;
+  readonly name?: string;
+  readonly now?: number;
+}): Promise<GatewayAdmission> {
+  const now = o.now ?? Date.now();
+  const key = loadOrCreateKeyFile(o.keyFile);
+  const chainId = chainIdOf(await readNetworkConfig(o.networkFile));
+  const publicKeyHex = toHex(key.publicKey);
+  let current: Certificate | undefined;
+  try {
+    current = readCertificateFile(o.certificateFile);
+  } catch {
+    current = undefined;
+  }
+  const fine =
+    current &&
+    current.subjectHex === publicKeyHex &&
+    current.issuerHex === toHex(o.admin.publicKey) &&
+    certificateForChain(current, chainId) &&
+    certificateSignatureValid(current) &&
+    current.role === GATEWAY_MEMBER.role &&
+    current.capabilities.join() === GATEWAY_MEMBER.capabilities.join() &&
+    current.expiresAtMs - now > GATEWAY_CERTIFICATE_RENEW_MS;
+  if (!fine) {
+    const cert = signCertificate(
+      {
+        chainId,
+        subject: key.publicKey,
+        name: o.name ?? 'gateway',
+        role: GATEWAY_MEMBER.role,
+        capabilities: GATEWAY_MEMBER.capabilities,
+        // A little in the past: a node whose clock lags must not find it not yet valid.
+        issuedAtMs: now - 60_000,
+        expiresAtMs: now + GATEWAY_CERTIFICATE_VALID_MS,
+      },
+      o.admin,
+    );
+    writeAtomic(o.certificateFile, `${toHex(cert.encoded)}\n`);
+  }
+  return { keyFile: o.keyFile, certificateFile: o.certificateFile, publicKeyHex, issued: !fine };
+}
+
+/** The key of a device whose data dir holds an identity file (the admin's, when issuing). */
+export const keyOfDataDir = (dataDir: string): SigningKey => {
+  const file = path.join(dataDir, 'identity.json');
+  if (!existsSync(file)) throw new Error(`no identity in ${dataDir}`);
+  return loadOrCreateKeyFile(file);
+};
