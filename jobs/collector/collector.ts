@@ -1,4 +1,4 @@
-import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../../node/log.ts';
@@ -8,6 +8,7 @@ import type { CairnPubSub } from '../pubsub.ts';
 import { namespace, REPORT_KINDS, REPORTS_QUEUE, type ReportKind } from '../queues.ts';
 import { RedisConnections, RedisLiveness, retireWorker } from '../redis.ts';
 import { IndexWriter, type IndexWriterOptions } from './index-writer.ts';
+import { ReportHeld, ReportRefused } from './report-errors.ts';
 
 export interface CollectorOptions extends IndexWriterOptions {
   readonly db: IndexDb;
@@ -19,6 +20,12 @@ export interface CollectorOptions extends IndexWriterOptions {
   readonly registry: Registry;
   /** Watchdog period (default 10 s). */
   readonly watchdogMs?: number;
+  /**
+   * How long a block report whose parent is not indexed is held (delayed and judged again)
+   * before it is refused as `unknown-parent` (default 10 min: a parent reported by a node that
+   * was cut off from Redis arrives when its outbox drains).
+   */
+  readonly holdMs?: number;
 }
 
 const isKind = (name: string): name is ReportKind => (REPORT_KINDS as readonly string[]).includes(name);
@@ -50,7 +57,7 @@ export class Collector {
     this.metrics = {
       reports: new Counter({
         name: 'cairn_collector_reports_total',
-        help: 'Reports processed, by kind and outcome (written, duplicate, invalid, failed)',
+        help: 'Reports processed, by kind and outcome (written, duplicate, invalid, refused, held, failed)',
         labelNames: ['kind', 'outcome'],
         registers,
       }),
@@ -73,6 +80,18 @@ export class Collector {
         help: 'Workers recreated by the watchdog',
         registers,
       }),
+      refused: new Counter({
+        name: 'cairn_collector_refused_reports_total',
+        help: 'Reports refused (never indexed), by kind and reason (bad-hash, insufficient-work, …)',
+        labelNames: ['kind', 'reason'],
+        registers,
+      }),
+      held: new Counter({
+        name: 'cairn_collector_held_reports_total',
+        help: 'Times a report was delayed to be judged again, by reason (unknown-parent, …)',
+        labelNames: ['reason'],
+        registers,
+      }),
     };
     this.worker = this.createWorker();
     this.queue = new Queue(REPORTS_QUEUE, { connection: this.connections.create(), prefix: this.prefix });
@@ -87,7 +106,7 @@ export class Collector {
 
   private createWorker(): Worker {
     this.workerConnection = this.connections.create();
-    const w = new Worker(REPORTS_QUEUE, (job) => this.process(job), {
+    const w = new Worker(REPORTS_QUEUE, (job, token) => this.process(job, token), {
       connection: this.workerConnection,
       prefix: this.prefix,
       concurrency: 1,
@@ -99,7 +118,7 @@ export class Collector {
     return w;
   }
 
-  private async process(job: Job): Promise<{ duplicate: boolean }> {
+  private async process(job: Job, token?: string): Promise<{ duplicate: boolean }> {
     this.lastProcessedAt = Date.now();
     const kind = job.name;
     if (!isKind(kind)) {
@@ -128,9 +147,37 @@ export class Collector {
       }
       return { duplicate };
     } catch (err) {
+      if (err instanceof ReportRefused) return this.refuse(kind, job, err);
+      if (err instanceof ReportHeld) return this.hold(kind, job, token, err);
       this.metrics.reports.inc({ kind, outcome: 'failed' });
       throw err;
     }
+  }
+
+  private refuse(kind: string, job: Job, err: ReportRefused): never {
+    this.metrics.reports.inc({ kind, outcome: 'refused' });
+    this.metrics.refused.inc({ kind, reason: err.code });
+    // The reporting node id is the report's claim, so it is logged, not made a label.
+    this.o.log.warn(
+      { job: job.id, kind, claimedNode: (job.data as { nodeId?: unknown })?.nodeId, code: err.code },
+      `report refused: ${err.message}`,
+    );
+    throw err;
+  }
+
+  /**
+   * Delays a report that cannot be judged yet, with a delay that grows with its age, until it
+   * is `holdMs` old; then it is refused. The job keeps its attempts: waiting is not failing.
+   */
+  private async hold(kind: string, job: Job, token: string | undefined, err: ReportHeld): Promise<never> {
+    const age = Date.now() - job.timestamp;
+    if (age > (this.o.holdMs ?? 10 * 60_000))
+      return this.refuse(kind, job, new ReportRefused(err.code, `held ${age} ms: ${err.message}`));
+    this.metrics.held.inc({ reason: err.code });
+    this.metrics.reports.inc({ kind, outcome: 'held' });
+    const delay = Math.min(30_000, Math.max(250, Math.floor(age / 4)));
+    await job.moveToDelayed(Date.now() + delay, token);
+    throw new DelayedError();
   }
 
   /**

@@ -1,12 +1,22 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { SealedBlock } from '../../node/chain/types.ts';
-import { forgeBranch, knowledgeEntry, TEST_NOW, testChain, testKey } from '../../node/testing/forge.ts';
+import {
+  forgeBranch,
+  knowledgeEntry,
+  TEST_NOW,
+  testChain,
+  testKey,
+  testNetwork,
+} from '../../node/testing/forge.ts';
 import { TOPICS } from '../events.ts';
 import { createTestIndexDb, TEST_PROVIDERS } from '../index-db/testing.ts';
 import { blockAcceptedReport, blockOrphanedReport } from '../node-reports.ts';
 import type { NodeStatsReport } from '../payloads.ts';
-import { IndexWriter } from './index-writer.ts';
+import { IndexWriter, type IndexWriterOptions } from './index-writer.ts';
+
+/** The test chain's network, and its clock (entries are stamped around TEST_NOW). */
+const OPTS: IndexWriterOptions = { network: testNetwork(), now: () => TEST_NOW };
 
 /** A main chain of 4 blocks and a heavier fork of 3 from block 2 (fork → heights 3, 4, 5). */
 async function chains() {
@@ -50,7 +60,7 @@ for (const provider of TEST_PROVIDERS) {
   test(`${provider}: a block reported by three nodes is one row and one newBlock event; a replayed report is a no-op`, async () => {
     const { db, drop } = await createTestIndexDb(provider);
     try {
-      const w = new IndexWriter(db);
+      const w = new IndexWriter(db, OPTS);
       const { main, report } = await chains();
       const events: string[] = [];
       for (const b of main.slice(0, 2))
@@ -76,7 +86,7 @@ for (const provider of TEST_PROVIDERS) {
   test(`${provider}: a reorged-out block is indexed with the depth of its reorg; other orphans have none`, async () => {
     const { db, drop } = await createTestIndexDb(provider);
     try {
-      const w = new IndexWriter(db);
+      const w = new IndexWriter(db, OPTS);
       const { main, fork } = await chains();
       const out = await w.apply('o1', 'block.orphaned', blockOrphanedReport('A', main[3]!, 'reorged-out', 2));
       const [published] = out.publications;
@@ -103,7 +113,7 @@ for (const provider of TEST_PROVIDERS) {
   test(`${provider}: the canonical flag follows the most work; the same entry may sit in two fork blocks`, async () => {
     const { db, drop } = await createTestIndexDb(provider);
     try {
-      const w = new IndexWriter(db);
+      const w = new IndexWriter(db, OPTS);
       const { main, fork, report } = await chains();
       for (const b of main) await w.apply(`m.${b.hashHex}`, 'block.accepted', report(b, 'A'));
       const canon = async () =>
@@ -136,7 +146,7 @@ for (const provider of TEST_PROVIDERS) {
   test(`${provider}: stats update the node, add one snapshot per report and recompute network stats`, async () => {
     const { db, drop } = await createTestIndexDb(provider);
     try {
-      const w = new IndexWriter(db);
+      const w = new IndexWriter(db, OPTS);
       await w.apply('s.A.1', 'node.stats', stats('A', 1, 5));
       await w.apply('s.B.1', 'node.stats', stats('B', 1, 7));
       const r = await w.apply('s.A.2', 'node.stats', stats('A', 2, 6));
