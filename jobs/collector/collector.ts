@@ -26,6 +26,8 @@ export interface CollectorOptions extends IndexWriterOptions {
    * was cut off from Redis arrives when its outbox drains).
    */
   readonly holdMs?: number;
+  /** While the index DB does not answer, how often it is probed (default 1 s). */
+  readonly dbProbeMs?: number;
 }
 
 const isKind = (name: string): name is ReportKind => (REPORT_KINDS as readonly string[]).includes(name);
@@ -47,6 +49,8 @@ export class Collector {
   private workerConnection: Redis | undefined;
   private lastProcessedAt = Date.now();
   private closed = false;
+  private dbDown = false;
+  private dbProbe: NodeJS.Timeout | undefined;
   private readonly metrics;
 
   constructor(private readonly o: CollectorOptions) {
@@ -92,7 +96,18 @@ export class Collector {
         labelNames: ['reason'],
         registers,
       }),
+      dbUp: new Gauge({
+        name: 'cairn_collector_index_db_up',
+        help: '1 while the index DB answers',
+        registers,
+      }),
+      dbPauses: new Counter({
+        name: 'cairn_collector_index_db_pauses_total',
+        help: 'Times the worker paused because the index DB did not answer',
+        registers,
+      }),
     };
+    this.metrics.dbUp.set(1);
     this.worker = this.createWorker();
     this.queue = new Queue(REPORTS_QUEUE, { connection: this.connections.create(), prefix: this.prefix });
     this.queue.on('error', () => {});
@@ -120,6 +135,7 @@ export class Collector {
 
   private async process(job: Job, token?: string): Promise<{ duplicate: boolean }> {
     this.lastProcessedAt = Date.now();
+    if (this.dbDown) return this.putBack();
     const kind = job.name;
     if (!isKind(kind)) {
       this.metrics.reports.inc({ kind: 'unknown', outcome: 'invalid' });
@@ -149,6 +165,12 @@ export class Collector {
     } catch (err) {
       if (err instanceof ReportRefused) return this.refuse(kind, job, err);
       if (err instanceof ReportHeld) return this.hold(kind, job, token, err);
+      // A write that failed because the index DB is gone is not the report's fault: it goes
+      // back to the queue without spending an attempt, and the worker waits for the DB.
+      if (!(await this.dbAnswers())) {
+        this.pauseForDb(err as Error);
+        return this.putBack();
+      }
       this.metrics.reports.inc({ kind, outcome: 'failed' });
       throw err;
     }
@@ -180,13 +202,63 @@ export class Collector {
     throw new DelayedError();
   }
 
+  /** Moves the active job back to waiting, attempts untouched (BullMQ's manual rate limit). */
+  private putBack(): never {
+    throw Worker.RateLimitError();
+  }
+
+  private async dbAnswers(): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.o.db.$queryRawUnsafe('SELECT 1'),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('index DB probe timed out')), 5_000);
+        }),
+      ]);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Stops taking reports until the index DB answers again: the worker is paused (not the queue:
+   * nodes keep adding) and a probe resumes it. Reports stay in Redis meanwhile, none is lost.
+   */
+  private pauseForDb(err: Error): void {
+    if (this.dbDown) return;
+    this.dbDown = true;
+    this.metrics.dbUp.set(0);
+    this.metrics.dbPauses.inc();
+    this.o.log.warn({ err: err.message }, 'index DB unreachable: pausing the worker');
+    // From inside the active job: not waiting for it to finish (it is this call's caller).
+    void this.worker.pause(true);
+    const probe = async () => {
+      if (this.closed) return;
+      if (!(await this.dbAnswers())) {
+        this.dbProbe = setTimeout(probe, this.o.dbProbeMs ?? 1_000);
+        return;
+      }
+      this.dbDown = false;
+      this.metrics.dbUp.set(1);
+      this.o.log.info('index DB answers again: resuming the worker');
+      this.lastProcessedAt = Date.now();
+      await this.worker.resume();
+    };
+    this.dbProbe = setTimeout(probe, this.o.dbProbeMs ?? 1_000);
+  }
+
   /**
    * A worker that stopped after a Redis outage is replaced (a known BullMQ failure mode: it can
    * sit idle forever after a long disconnect): while Redis has been up for a while, a worker that
    * is not running, or that leaves waiting reports untouched for 20 s, is recreated.
    */
   private async check(): Promise<void> {
-    if (this.closed || !this.redis.up) return;
+    // A worker paused for the index DB is idle on purpose.
+    if (this.closed || !this.redis.up || this.dbDown) return;
     const now = Date.now();
     let stalled = false;
     if (now - this.redis.upSince > 20_000 && now - this.lastProcessedAt > 20_000) {
@@ -208,6 +280,7 @@ export class Collector {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
+    clearTimeout(this.dbProbe);
     await this.worker.close().catch(() => {});
     await this.queue.close().catch(() => {});
     await this.connections.closeAll();
