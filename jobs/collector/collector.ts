@@ -9,6 +9,7 @@ import { namespace, REPORT_KINDS, REPORTS_QUEUE, type ReportKind } from '../queu
 import { RedisConnections, RedisLiveness, retireWorker } from '../redis.ts';
 import { IndexWriter, type IndexWriterOptions } from './index-writer.ts';
 import { ReportHeld, ReportRefused } from './report-errors.ts';
+import { Retention, type RetentionOptions } from './retention.ts';
 
 export interface CollectorOptions extends IndexWriterOptions {
   readonly db: IndexDb;
@@ -28,6 +29,8 @@ export interface CollectorOptions extends IndexWriterOptions {
   readonly holdMs?: number;
   /** While the index DB does not answer, how often it is probed (default 1 s). */
   readonly dbProbeMs?: number;
+  /** Stats downsampling and report-log pruning (retention.ts); false turns it off. */
+  readonly retention?: (RetentionOptions & { readonly everyMs?: number }) | false;
 }
 
 const isKind = (name: string): name is ReportKind => (REPORT_KINDS as readonly string[]).includes(name);
@@ -51,6 +54,8 @@ export class Collector {
   private closed = false;
   private dbDown = false;
   private dbProbe: NodeJS.Timeout | undefined;
+  private retentionTimer: NodeJS.Timeout | undefined;
+  private retaining = false;
   private readonly metrics;
 
   constructor(private readonly o: CollectorOptions) {
@@ -101,6 +106,12 @@ export class Collector {
         help: '1 while the index DB answers',
         registers,
       }),
+      retained: new Counter({
+        name: 'cairn_collector_retention_deleted_total',
+        help: 'Rows removed by the retention policy, by table (networkStats, snapshots, reports)',
+        labelNames: ['table'],
+        registers,
+      }),
       dbPauses: new Counter({
         name: 'cairn_collector_index_db_pauses_total',
         help: 'Times the worker paused because the index DB did not answer',
@@ -117,6 +128,14 @@ export class Collector {
     });
     this.timer = setInterval(() => void this.check(), o.watchdogMs ?? 10_000);
     this.timer.unref();
+    if (o.retention !== false) {
+      const retention = new Retention(o.db, o.retention);
+      this.retentionTimer = setInterval(
+        () => void this.retain(retention),
+        o.retention?.everyMs ?? 10 * 60_000,
+      );
+      this.retentionTimer.unref();
+    }
   }
 
   private createWorker(): Worker {
@@ -277,10 +296,25 @@ export class Collector {
     retireWorker(old, oldConnection);
   }
 
+  /** One retention run, unless one is running or the index DB is away. */
+  private async retain(retention: Retention): Promise<void> {
+    if (this.retaining || this.dbDown || this.closed) return;
+    this.retaining = true;
+    try {
+      const removed = await retention.run();
+      for (const [table, n] of Object.entries(removed)) if (n) this.metrics.retained.inc({ table }, n);
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'retention run failed; next run retries');
+    } finally {
+      this.retaining = false;
+    }
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
     clearTimeout(this.dbProbe);
+    clearInterval(this.retentionTimer);
     await this.worker.close().catch(() => {});
     await this.queue.close().catch(() => {});
     await this.connections.closeAll();

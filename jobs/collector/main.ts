@@ -16,7 +16,9 @@ import { Collector } from './collector.ts';
  * CAIRN_NETWORK_CONFIG (the network.json the nodes run with: the collector indexes only blocks
  * of that network, checked against its rules and genesis roster; default the node's built-in
  * network), COLLECTOR_METRICS_PORT (Prometheus /metrics and /health on 127.0.0.1; default 0 =
- * any free port), LOG_LEVEL. SIGINT/SIGTERM close it cleanly.
+ * any free port), COLLECTOR_STATS_RAW_MS / COLLECTOR_STATS_BUCKET_MS / COLLECTOR_REPORT_LOG_MS
+ * (retention: stats kept as reported for 24 h, then one per hour; report log 7 days; see
+ * retention.ts), LOG_LEVEL. SIGINT/SIGTERM close it cleanly.
  */
 const log = createLogger(process.env.LOG_LEVEL ?? 'info', { part: 'collector' });
 const networkFile = process.env.CAIRN_NETWORK_CONFIG;
@@ -27,7 +29,27 @@ const url = redisUrl();
 const { pubsub, close: closePubSub } = createCairnPubSub(url);
 const registry = new Registry();
 collectDefaultMetrics({ register: registry });
-const collector = new Collector({ db, pubsub, redisUrl: url, log, registry, network });
+const ms = (name: string): number | undefined => {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name} must be a whole number of milliseconds`);
+  return n;
+};
+const retention = {
+  rawMs: ms('COLLECTOR_STATS_RAW_MS'),
+  bucketMs: ms('COLLECTOR_STATS_BUCKET_MS'),
+  reportLogMs: ms('COLLECTOR_REPORT_LOG_MS'),
+};
+const collector = new Collector({
+  db,
+  pubsub,
+  redisUrl: url,
+  log,
+  registry,
+  network,
+  retention: Object.fromEntries(Object.entries(retention).filter(([, v]) => v !== undefined)),
+});
 
 const server = createServer(async (req, res) => {
   if (req.url === '/metrics') {
