@@ -11,8 +11,10 @@ import { test } from 'node:test';
 import { Queue } from 'bullmq';
 import pg from 'pg';
 import { Registry } from 'prom-client';
+import { genesisBlock } from '../../node/chain/genesis.ts';
+import { chainIdHex } from '../../node/chain/network-config.ts';
 import { createLogger } from '../../node/log.ts';
-import { forgeBranch, TEST_NOW, testChain } from '../../node/testing/forge.ts';
+import { forgeBranch, TEST_NOW, testChain, testNetwork } from '../../node/testing/forge.ts';
 import { createTestIndexDb, TEST_POSTGRES_URL } from '../index-db/testing.ts';
 import { blockAcceptedReport } from '../node-reports.ts';
 import type { NodeStatsReport } from '../payloads.ts';
@@ -20,6 +22,10 @@ import { createCairnPubSub } from '../pubsub.ts';
 import { REPORTS_QUEUE } from '../queues.ts';
 import { createRedis, redisUrl } from '../redis.ts';
 import { Collector } from './collector.ts';
+
+/** Stats reports name the network the collector indexes (others are refused). */
+const TEST_CHAIN_ID = chainIdHex(testNetwork());
+const TEST_GENESIS = genesisBlock(testNetwork()).hashHex;
 
 /** How long the DB stays away (the cluster test's 60 s is the deployment figure; 8 s shows the same). */
 const OUTAGE_MS = Number(process.env.CAIRN_TEST_DB_OUTAGE_MS ?? 8_000);
@@ -48,8 +54,8 @@ const stats = (seq: number): NodeStatsReport => ({
   mempoolSize: 0,
   hashRate: 0,
   mining: true,
-  chainId: 'cd'.repeat(32),
-  genesisHash: 'ef'.repeat(32),
+  chainId: TEST_CHAIN_ID,
+  genesisHash: TEST_GENESIS,
   networkConfig: '{}',
 });
 

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { genesisBlock } from '../../node/chain/genesis.ts';
+import { chainIdHex } from '../../node/chain/network-config.ts';
 import type { SealedBlock } from '../../node/chain/types.ts';
 import {
   forgeBranch,
@@ -14,6 +16,11 @@ import { createTestIndexDb, TEST_PROVIDERS } from '../index-db/testing.ts';
 import { blockAcceptedReport, blockOrphanedReport } from '../node-reports.ts';
 import type { NodeStatsReport } from '../payloads.ts';
 import { IndexWriter, type IndexWriterOptions } from './index-writer.ts';
+import { ReportRefused } from './report-errors.ts';
+
+/** Stats reports name the network the collector indexes (others are refused). */
+const TEST_CHAIN_ID = chainIdHex(testNetwork());
+const TEST_GENESIS = genesisBlock(testNetwork()).hashHex;
 
 /** The test chain's network, and its clock (entries are stamped around TEST_NOW). */
 const OPTS: IndexWriterOptions = { network: testNetwork(), now: () => TEST_NOW };
@@ -51,8 +58,8 @@ const stats = (nodeId: string, seq: number, height: number): NodeStatsReport => 
   mempoolSize: seq,
   hashRate: 10,
   mining: true,
-  chainId: 'cd'.repeat(32),
-  genesisHash: 'ef'.repeat(32),
+  chainId: TEST_CHAIN_ID,
+  genesisHash: TEST_GENESIS,
   networkConfig: '{"name":"t"}',
 });
 
@@ -166,6 +173,17 @@ for (const provider of TEST_PROVIDERS) {
       assert.equal(latest.chainLengthMax, 8);
       assert.equal(latest.avgPeers, 2);
       assert.equal(await db.networkConfig.count(), 1);
+      // The config the index shows is the collector's own, whatever a report carries.
+      const shown = JSON.parse((await db.networkConfig.findFirstOrThrow()).config) as { name: string };
+      assert.equal(shown.name, testNetwork().name);
+      // A node of another network is refused, and changes nothing.
+      const before = await db.nodeStatsSnapshot.count();
+      await assert.rejects(
+        w.apply('s.X.1', 'node.stats', { ...stats('X', 1, 3), chainId: 'cd'.repeat(32) }),
+        (err: unknown) => err instanceof ReportRefused && err.code === 'wrong-chain-id',
+      );
+      assert.equal(await db.nodeStatsSnapshot.count(), before);
+      assert.equal(await db.node.count({ where: { id: 'X' } }), 0);
     } finally {
       await drop();
     }

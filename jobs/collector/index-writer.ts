@@ -49,6 +49,8 @@ export class IndexWriter {
   private readonly net: IndexedNetwork;
   private readonly roster: IndexRoster | undefined;
   private readonly now: () => number;
+  /** The network config as nodes report it: JSON, bigints as decimal strings. */
+  private readonly configJson: string;
 
   constructor(
     private readonly db: IndexDb,
@@ -59,6 +61,7 @@ export class IndexWriter {
     this.net = indexedNetwork(opts.network ?? DEFAULT_NETWORK);
     this.roster = this.net.config.membership === 'roster' ? new IndexRoster(this.net) : undefined;
     this.now = opts.now ?? Date.now;
+    this.configJson = JSON.stringify(this.net.config, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
   }
 
   /**
@@ -231,6 +234,9 @@ export class IndexWriter {
   }
 
   private async nodeStats(tx: Tx, r: ReportPayloads['node.stats']): Promise<Publication[]> {
+    // A node of another network (or a forged report) must not show up as one of ours.
+    if (r.chainId !== toHex(this.net.chainId) || r.genesisHash !== this.net.genesis.hashHex)
+      throw new ReportRefused('wrong-chain-id', `stats of chain ${r.chainId.slice(0, 16)}…`);
     const at = new Date(r.at);
     const fields = {
       role: r.role,
@@ -273,10 +279,11 @@ export class IndexWriter {
         },
       });
     }
+    // The config shown is the one the collector judges blocks by, not what a report says.
     await tx.networkConfig.upsert({
       where: { chainId: r.chainId },
-      create: { chainId: r.chainId, genesisHash: r.genesisHash, config: r.networkConfig, updatedAt: at },
-      update: { config: r.networkConfig, updatedAt: at },
+      create: { chainId: r.chainId, genesisHash: r.genesisHash, config: this.configJson, updatedAt: at },
+      update: { config: this.configJson, updatedAt: at },
     });
     const live = await tx.node.findMany({
       where: { lastSeenAt: { gte: new Date(Date.now() - this.liveWindowMs) } },
