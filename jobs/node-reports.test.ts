@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { BlockNode } from '../node/chain/block-tree.ts';
+import { fromHex } from '../node/chain/bytes.ts';
+import { decodeEntry } from '../node/chain/entry-codec.ts';
 import { forgeBlock, knowledgeEntry, TEST_NOW, testChain, testKey } from '../node/testing/forge.ts';
 import { BlockReportLedger, blockAcceptedReport, blocksToReport } from './node-reports.ts';
 import { BlockAcceptedReport } from './payloads.ts';
@@ -26,7 +28,7 @@ test('blocksToReport walks back to the last reported block and returns the path 
   );
 });
 
-test('a block report carries what the browser needs to check the signature, and passes its own validation', async () => {
+test('a block report carries the header and entry encodings the collector checks, and passes its own validation', async () => {
   const t = testChain();
   const key = testKey(1);
   const block = forgeBlock(t.chain, t.chain.tip, {
@@ -41,7 +43,9 @@ test('a block report carries what the browser needs to check the signature, and 
   assert.equal(parsed.hash, block.hashHex);
   assert.equal(parsed.header.length, block.headerBytes.length * 2);
   assert.equal(parsed.entries.length, 1);
-  assert.equal(JSON.parse(parsed.entries[0]!.payload).content, 'hello');
+  const entry = decodeEntry(fromHex(parsed.entries[0]!));
+  assert.equal(entry.payload.kind === 'knowledge' && entry.payload.content, 'hello');
+  assert.equal(entry.idHex, block.entries[0]!.idHex);
   assert.equal(parsed.totalWork, node.chainWork.toString());
   // A tampered report fails validation at the collector's boundary.
   assert.equal(BlockAcceptedReport.safeParse({ ...report, signature: 'zz' }).success, false);

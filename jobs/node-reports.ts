@@ -1,23 +1,11 @@
 import type { BlockNode } from '../node/chain/block-tree.ts';
 import { toHex } from '../node/chain/bytes.ts';
-import type { EntryPayload, SealedBlock, SealedEntry } from '../node/chain/types.ts';
+import type { EntryPayload, SealedBlock } from '../node/chain/types.ts';
 import type { BlockAcceptedReport, BlockOrphanedReport } from './payloads.ts';
 
 /** What a report says of an entry's payload: JSON with bytes as hex. */
 export function payloadJson(p: EntryPayload): string {
   return JSON.stringify(p, (_k, v) => (v instanceof Uint8Array ? toHex(v) : v));
-}
-
-function entryReport(e: SealedEntry, position: number) {
-  return {
-    id: e.idHex,
-    position,
-    kind: e.payload.kind,
-    author: toHex(e.author),
-    timestamp: e.timestamp,
-    payload: payloadJson(e.payload),
-    signature: toHex(e.signature),
-  };
 }
 
 /** The `block.accepted` report of a main-chain block. */
@@ -41,7 +29,7 @@ export function blockAcceptedReport(
     header: toHex(block.headerBytes),
     sizeBytes: block.encoded.length,
     totalWork: node.chainWork.toString(),
-    entries: block.entries.map(entryReport),
+    entries: block.entries.map((e) => toHex(e.encoded)),
   };
 }
 

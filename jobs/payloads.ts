@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { HEADER_BYTES } from '../node/chain/block-codec.ts';
+import { LIMITS } from '../node/chain/types.ts';
 import { CAPABILITIES, ROLES } from '../node/membership/view.ts';
 import type { AdminCommand } from './queues.ts';
 
@@ -138,33 +140,39 @@ export const AdminResult = {
 export type AdminResults = { [K in AdminCommand]: z.infer<(typeof AdminResult)[K]> };
 
 // ── reports (shared reports queue) ─────────────────────────────────────────────────────────
-export const EntryReport = z.object({
-  id: hex(32),
-  position: z.number().int().min(0),
-  kind: z.enum(['knowledge', 'model', 'config']),
-  author: hex(32),
-  timestamp: z.number().int().min(0),
-  /** The payload as JSON text. */
-  payload: z.string().max(64 * 1024),
-  signature: hex(64),
-});
+/** A block's encoding is at most LIMITS.blockBytes; its parts as hex at most twice that. */
+const MAX_BLOCK_HEX = 2 * LIMITS.blockBytes;
 
-export const BlockAcceptedReport = z.object({
-  nodeId: peerId,
-  hash: hex(32),
-  height: z.number().int().min(0),
-  prevHash: hex(32),
-  merkleRoot: hex(32),
-  timestamp: z.number().int().min(0),
-  target: decimal,
-  nonce: decimal,
-  miner: hex(32),
-  signature: hex(64),
-  header: hex(),
-  sizeBytes: z.number().int().min(0),
-  totalWork: decimal,
-  entries: z.array(EntryReport).max(10_000),
-});
+/**
+ * A main-chain block as one node saw it. The summary fields are for people reading the queue;
+ * the collector trusts none of them: it rebuilds the block from `header`, `signature` and the
+ * encoded `entries`, checks hash, work, signatures and membership, and computes the total work
+ * from the parent it indexed (jobs/collector/block-check.ts).
+ */
+export const BlockAcceptedReport = z
+  .object({
+    nodeId: peerId,
+    hash: hex(32),
+    height: z.number().int().min(0),
+    prevHash: hex(32),
+    merkleRoot: hex(32),
+    timestamp: z.number().int().min(0),
+    target: decimal,
+    nonce: decimal,
+    miner: hex(32),
+    signature: hex(64),
+    /** The canonical header encoding: sha256 of it is the block hash. */
+    header: hex().max(2 * HEADER_BYTES),
+    sizeBytes: z.number().int().min(0),
+    /** What the reporting node computed; the collector compares it with its own figure. */
+    totalWork: decimal.max(80),
+    /** Each entry's canonical encoding (signature included), in block order. */
+    entries: z
+      .array(hex().max(2 * LIMITS.entryBytes))
+      .max(LIMITS.entriesPerBlock)
+      .refine((es) => es.reduce((n, e) => n + e.length, 0) <= MAX_BLOCK_HEX, 'entries exceed a block'),
+  })
+  .strict();
 export type BlockAcceptedReport = z.infer<typeof BlockAcceptedReport>;
 
 export const BlockOrphanedReport = z.object({

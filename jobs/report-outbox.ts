@@ -12,59 +12,70 @@ interface Pending<K extends ReportKind = ReportKind> {
 }
 
 export interface OutboxOptions {
-  /** Sent reports are kept this long and sent again after Redis comes back (it keeps nothing on disk). */
-  readonly retainMs?: number;
-  /** Bound on retained reports; the oldest go first. */
-  readonly maxItems?: number;
+  /** How often sent reports are checked for delivery (default 10 s). */
+  readonly confirmMs?: number;
+  /** Sent reports checked per round at most (one Redis call each). */
+  readonly confirmBatch?: number;
   /** A single add that takes longer counts as failed and is retried. */
   readonly addTimeoutMs?: number;
   readonly log: Logger;
 }
 
 export interface OutboxStats {
+  /** Not (or no longer) in Redis: to be sent. */
   readonly pending: number;
+  /** Sent, not yet seen processed by the collector. */
+  readonly unconfirmed: number;
 }
+
+/** Job states that mean the collector took the report (a failed one was judged: refused or malformed). */
+const DELIVERED = new Set(['completed', 'failed']);
 
 /**
  * Reports leave the node through here. Each report has a deterministic job id, so sending it
  * twice is harmless (BullMQ ignores a duplicate id while the job exists, the collector records
- * every report id it processed). That makes the recovery rule simple: on reconnect, everything
- * sent within the retention window is sent again, which covers the reports a restarted Redis
- * lost before the collector saw them.
+ * every report id it processed). A report stays here until the collector has processed it: a
+ * job in Redis is not a delivered report (a Redis without persistence loses its queues when it
+ * restarts, and the collector may be down meanwhile). So sent reports are checked for delivery
+ * every `confirmMs`: processed ones (completed or failed) are forgotten, and ones Redis no
+ * longer knows are sent again. Nothing undelivered is ever dropped; what the outbox holds is
+ * bounded by what the node reports while the collector or Redis is away (exported as a gauge).
  */
 export class ReportOutbox {
   private readonly items: Pending[] = [];
   private flushing: Promise<void> | undefined;
+  private confirming: Promise<void> | undefined;
   private closed = false;
-  private readonly retainMs: number;
-  private readonly maxItems: number;
   private readonly addTimeoutMs: number;
+  private readonly confirmBatch: number;
   private retryTimer: NodeJS.Timeout | undefined;
+  private readonly confirmTimer: NodeJS.Timeout;
 
   constructor(
     private readonly queue: Queue,
     private readonly opts: OutboxOptions,
   ) {
-    this.retainMs = opts.retainMs ?? 10 * 60_000;
-    this.maxItems = opts.maxItems ?? 10_000;
     this.addTimeoutMs = opts.addTimeoutMs ?? 5_000;
+    this.confirmBatch = opts.confirmBatch ?? 500;
+    this.confirmTimer = setInterval(() => void this.confirm(), opts.confirmMs ?? 10_000);
+    this.confirmTimer.unref();
   }
 
   push<K extends ReportKind>(kind: K, id: string, payload: ReportPayloads[K]): void {
     if (this.closed) return;
     this.items.push({ kind, id, payload, createdAt: Date.now(), sentAt: undefined } as Pending);
-    this.trim();
     this.kick();
   }
 
-  /** After a reconnect: send again everything still retained. */
+  /** After a reconnect: send again everything not confirmed delivered. */
   replay(): void {
     for (const it of this.items) it.sentAt = undefined;
     this.kick();
   }
 
   stats(): OutboxStats {
-    return { pending: this.items.filter((i) => i.sentAt === undefined).length };
+    const pending = this.items.filter((i) => i.sentAt === undefined).length;
+    return { pending, unconfirmed: this.items.length - pending };
   }
 
   /** Resolves when nothing is pending (or the timeout passes); used at shutdown and in tests. */
@@ -81,15 +92,44 @@ export class ReportOutbox {
   close(): void {
     this.closed = true;
     clearTimeout(this.retryTimer);
+    clearInterval(this.confirmTimer);
   }
 
-  private trim(): void {
-    const cutoff = Date.now() - this.retainMs;
-    while (this.items.length > 0) {
-      const first = this.items[0]!;
-      const expiredAndSent = first.sentAt !== undefined && first.createdAt < cutoff;
-      if (!expiredAndSent && this.items.length <= this.maxItems) break;
-      this.items.shift();
+  /** One delivery check of the oldest sent reports; exposed for tests (the timer calls it). */
+  confirm(): Promise<void> {
+    this.confirming ??= this.checkDelivered().finally(() => {
+      this.confirming = undefined;
+    });
+    return this.confirming;
+  }
+
+  private async checkDelivered(): Promise<void> {
+    if (this.closed) return;
+    const sent = this.items.filter((i) => i.sentAt !== undefined).slice(0, this.confirmBatch);
+    const delivered = new Set<Pending>();
+    let lost = 0;
+    for (const it of sent) {
+      let state: string;
+      try {
+        state = await this.queue.getJobState(it.id);
+      } catch {
+        return; // Redis is away: the reconnect replays everything anyway.
+      }
+      if (DELIVERED.has(state)) delivered.add(it);
+      else if (state === 'unknown' && it.sentAt !== undefined) {
+        // Gone from Redis before the collector processed it (a restart without persistence).
+        it.sentAt = undefined;
+        lost++;
+      }
+    }
+    if (delivered.size) {
+      const keep = this.items.filter((i) => !delivered.has(i));
+      this.items.length = 0;
+      this.items.push(...keep);
+    }
+    if (lost) {
+      this.opts.log.info({ lost }, 'reports lost by Redis before delivery: sending them again');
+      this.kick();
     }
   }
 
@@ -115,7 +155,6 @@ export class ReportOutbox {
         this.retryTimer.unref();
         return;
       }
-      this.trim();
     }
   }
 

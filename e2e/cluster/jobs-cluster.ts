@@ -68,7 +68,13 @@ export class JobsCluster {
       const namespace = `t${randomBytes(4).toString('hex')}`;
       const { location, destroy } = await createTestLocation(o.provider ?? 'sqlite');
       undo.push(destroy);
-      const env = { REDIS_URL: redisUrl, DATABASE_URL: location.url, CAIRN_NAMESPACE: namespace };
+      const env = {
+        REDIS_URL: redisUrl,
+        DATABASE_URL: location.url,
+        CAIRN_NAMESPACE: namespace,
+        // The collector judges reports against the network the nodes run.
+        ...(cluster.networkConfigPath ? { CAIRN_NETWORK_CONFIG: cluster.networkConfigPath } : {}),
+      };
       const collector = collectorProcess(path.join(cluster.runDir, 'collector.log'), env, { track: true });
       undo.push(() => collector.stop());
       await collector.start();

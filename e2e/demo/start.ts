@@ -223,7 +223,11 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
 
     // The collector and the gateway start while the nodes come up (they only need Redis and
     // the index DB); the nodes start one after another, each bootstrapping from those before it.
-    const collector = collectorProcess(logOf('collector'), env, { detached: true });
+    const collector = collectorProcess(
+      logOf('collector'),
+      { ...env, CAIRN_NETWORK_CONFIG: networkConfig },
+      { detached: true },
+    );
     const gatewayPort = await portOrFree(opts.gatewayPort ?? 4000);
     const gatewayBase = `http://127.0.0.1:${gatewayPort}`;
     // Picked now: the gateway's CORS and WebSocket allow-list is the console's own origin.

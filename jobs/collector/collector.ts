@@ -1,4 +1,4 @@
-import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../../node/log.ts';
@@ -8,6 +8,8 @@ import type { CairnPubSub } from '../pubsub.ts';
 import { namespace, REPORT_KINDS, REPORTS_QUEUE, type ReportKind } from '../queues.ts';
 import { RedisConnections, RedisLiveness, retireWorker } from '../redis.ts';
 import { IndexWriter, type IndexWriterOptions } from './index-writer.ts';
+import { ReportHeld, ReportRefused } from './report-errors.ts';
+import { Retention, type RetentionOptions } from './retention.ts';
 
 export interface CollectorOptions extends IndexWriterOptions {
   readonly db: IndexDb;
@@ -19,6 +21,16 @@ export interface CollectorOptions extends IndexWriterOptions {
   readonly registry: Registry;
   /** Watchdog period (default 10 s). */
   readonly watchdogMs?: number;
+  /**
+   * How long a block report whose parent is not indexed is held (delayed and judged again)
+   * before it is refused as `unknown-parent` (default 10 min: a parent reported by a node that
+   * was cut off from Redis arrives when its outbox drains).
+   */
+  readonly holdMs?: number;
+  /** While the index DB does not answer, how often it is probed (default 1 s). */
+  readonly dbProbeMs?: number;
+  /** Stats downsampling and report-log pruning (retention.ts); false turns it off. */
+  readonly retention?: (RetentionOptions & { readonly everyMs?: number }) | false;
 }
 
 const isKind = (name: string): name is ReportKind => (REPORT_KINDS as readonly string[]).includes(name);
@@ -40,6 +52,10 @@ export class Collector {
   private workerConnection: Redis | undefined;
   private lastProcessedAt = Date.now();
   private closed = false;
+  private dbDown = false;
+  private dbProbe: NodeJS.Timeout | undefined;
+  private retentionTimer: NodeJS.Timeout | undefined;
+  private retaining = false;
   private readonly metrics;
 
   constructor(private readonly o: CollectorOptions) {
@@ -50,7 +66,7 @@ export class Collector {
     this.metrics = {
       reports: new Counter({
         name: 'cairn_collector_reports_total',
-        help: 'Reports processed, by kind and outcome (written, duplicate, invalid, failed)',
+        help: 'Reports processed, by kind and outcome (written, duplicate, invalid, refused, held, failed)',
         labelNames: ['kind', 'outcome'],
         registers,
       }),
@@ -73,7 +89,36 @@ export class Collector {
         help: 'Workers recreated by the watchdog',
         registers,
       }),
+      refused: new Counter({
+        name: 'cairn_collector_refused_reports_total',
+        help: 'Reports refused (never indexed), by kind and reason (bad-hash, insufficient-work, …)',
+        labelNames: ['kind', 'reason'],
+        registers,
+      }),
+      held: new Counter({
+        name: 'cairn_collector_held_reports_total',
+        help: 'Times a report was delayed to be judged again, by reason (unknown-parent, …)',
+        labelNames: ['reason'],
+        registers,
+      }),
+      dbUp: new Gauge({
+        name: 'cairn_collector_index_db_up',
+        help: '1 while the index DB answers',
+        registers,
+      }),
+      retained: new Counter({
+        name: 'cairn_collector_retention_deleted_total',
+        help: 'Rows removed by the retention policy, by table (networkStats, snapshots, reports)',
+        labelNames: ['table'],
+        registers,
+      }),
+      dbPauses: new Counter({
+        name: 'cairn_collector_index_db_pauses_total',
+        help: 'Times the worker paused because the index DB did not answer',
+        registers,
+      }),
     };
+    this.metrics.dbUp.set(1);
     this.worker = this.createWorker();
     this.queue = new Queue(REPORTS_QUEUE, { connection: this.connections.create(), prefix: this.prefix });
     this.queue.on('error', () => {});
@@ -83,11 +128,19 @@ export class Collector {
     });
     this.timer = setInterval(() => void this.check(), o.watchdogMs ?? 10_000);
     this.timer.unref();
+    if (o.retention !== false) {
+      const retention = new Retention(o.db, o.retention);
+      this.retentionTimer = setInterval(
+        () => void this.retain(retention),
+        o.retention?.everyMs ?? 10 * 60_000,
+      );
+      this.retentionTimer.unref();
+    }
   }
 
   private createWorker(): Worker {
     this.workerConnection = this.connections.create();
-    const w = new Worker(REPORTS_QUEUE, (job) => this.process(job), {
+    const w = new Worker(REPORTS_QUEUE, (job, token) => this.process(job, token), {
       connection: this.workerConnection,
       prefix: this.prefix,
       concurrency: 1,
@@ -99,8 +152,9 @@ export class Collector {
     return w;
   }
 
-  private async process(job: Job): Promise<{ duplicate: boolean }> {
+  private async process(job: Job, token?: string): Promise<{ duplicate: boolean }> {
     this.lastProcessedAt = Date.now();
+    if (this.dbDown) return this.putBack();
     const kind = job.name;
     if (!isKind(kind)) {
       this.metrics.reports.inc({ kind: 'unknown', outcome: 'invalid' });
@@ -128,9 +182,92 @@ export class Collector {
       }
       return { duplicate };
     } catch (err) {
+      if (err instanceof ReportRefused) return this.refuse(kind, job, err);
+      if (err instanceof ReportHeld) return this.hold(kind, job, token, err);
+      // A write that failed because the index DB is gone is not the report's fault: it goes
+      // back to the queue without spending an attempt, and the worker waits for the DB.
+      if (!(await this.dbAnswers())) {
+        this.pauseForDb(err as Error);
+        return this.putBack();
+      }
       this.metrics.reports.inc({ kind, outcome: 'failed' });
       throw err;
     }
+  }
+
+  private refuse(kind: string, job: Job, err: ReportRefused): never {
+    this.metrics.reports.inc({ kind, outcome: 'refused' });
+    this.metrics.refused.inc({ kind, reason: err.code });
+    // The reporting node id is the report's claim, so it is logged, not made a label.
+    this.o.log.warn(
+      { job: job.id, kind, claimedNode: (job.data as { nodeId?: unknown })?.nodeId, code: err.code },
+      `report refused: ${err.message}`,
+    );
+    throw err;
+  }
+
+  /**
+   * Delays a report that cannot be judged yet, with a delay that grows with its age, until it
+   * is `holdMs` old; then it is refused. The job keeps its attempts: waiting is not failing.
+   */
+  private async hold(kind: string, job: Job, token: string | undefined, err: ReportHeld): Promise<never> {
+    const age = Date.now() - job.timestamp;
+    if (age > (this.o.holdMs ?? 10 * 60_000))
+      return this.refuse(kind, job, new ReportRefused(err.code, `held ${age} ms: ${err.message}`));
+    this.metrics.held.inc({ reason: err.code });
+    this.metrics.reports.inc({ kind, outcome: 'held' });
+    const delay = Math.min(30_000, Math.max(250, Math.floor(age / 4)));
+    await job.moveToDelayed(Date.now() + delay, token);
+    throw new DelayedError();
+  }
+
+  /** Moves the active job back to waiting, attempts untouched (BullMQ's manual rate limit). */
+  private putBack(): never {
+    throw Worker.RateLimitError();
+  }
+
+  private async dbAnswers(): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.o.db.$queryRawUnsafe('SELECT 1'),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('index DB probe timed out')), 5_000);
+        }),
+      ]);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Stops taking reports until the index DB answers again: the worker is paused (not the queue:
+   * nodes keep adding) and a probe resumes it. Reports stay in Redis meanwhile, none is lost.
+   */
+  private pauseForDb(err: Error): void {
+    if (this.dbDown) return;
+    this.dbDown = true;
+    this.metrics.dbUp.set(0);
+    this.metrics.dbPauses.inc();
+    this.o.log.warn({ err: err.message }, 'index DB unreachable: pausing the worker');
+    // From inside the active job: not waiting for it to finish (it is this call's caller).
+    void this.worker.pause(true);
+    const probe = async () => {
+      if (this.closed) return;
+      if (!(await this.dbAnswers())) {
+        this.dbProbe = setTimeout(probe, this.o.dbProbeMs ?? 1_000);
+        return;
+      }
+      this.dbDown = false;
+      this.metrics.dbUp.set(1);
+      this.o.log.info('index DB answers again: resuming the worker');
+      this.lastProcessedAt = Date.now();
+      await this.worker.resume();
+    };
+    this.dbProbe = setTimeout(probe, this.o.dbProbeMs ?? 1_000);
   }
 
   /**
@@ -139,7 +276,8 @@ export class Collector {
    * is not running, or that leaves waiting reports untouched for 20 s, is recreated.
    */
   private async check(): Promise<void> {
-    if (this.closed || !this.redis.up) return;
+    // A worker paused for the index DB is idle on purpose.
+    if (this.closed || !this.redis.up || this.dbDown) return;
     const now = Date.now();
     let stalled = false;
     if (now - this.redis.upSince > 20_000 && now - this.lastProcessedAt > 20_000) {
@@ -158,9 +296,25 @@ export class Collector {
     retireWorker(old, oldConnection);
   }
 
+  /** One retention run, unless one is running or the index DB is away. */
+  private async retain(retention: Retention): Promise<void> {
+    if (this.retaining || this.dbDown || this.closed) return;
+    this.retaining = true;
+    try {
+      const removed = await retention.run();
+      for (const [table, n] of Object.entries(removed)) if (n) this.metrics.retained.inc({ table }, n);
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'retention run failed; next run retries');
+    } finally {
+      this.retaining = false;
+    }
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
+    clearTimeout(this.dbProbe);
+    clearInterval(this.retentionTimer);
     await this.worker.close().catch(() => {});
     await this.queue.close().catch(() => {});
     await this.connections.closeAll();

@@ -1,12 +1,29 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { genesisBlock } from '../../node/chain/genesis.ts';
+import { chainIdHex } from '../../node/chain/network-config.ts';
 import type { SealedBlock } from '../../node/chain/types.ts';
-import { forgeBranch, knowledgeEntry, TEST_NOW, testChain, testKey } from '../../node/testing/forge.ts';
+import {
+  forgeBranch,
+  knowledgeEntry,
+  TEST_NOW,
+  testChain,
+  testKey,
+  testNetwork,
+} from '../../node/testing/forge.ts';
 import { TOPICS } from '../events.ts';
 import { createTestIndexDb, TEST_PROVIDERS } from '../index-db/testing.ts';
 import { blockAcceptedReport, blockOrphanedReport } from '../node-reports.ts';
 import type { NodeStatsReport } from '../payloads.ts';
-import { IndexWriter } from './index-writer.ts';
+import { IndexWriter, type IndexWriterOptions } from './index-writer.ts';
+import { ReportRefused } from './report-errors.ts';
+
+/** Stats reports name the network the collector indexes (others are refused). */
+const TEST_CHAIN_ID = chainIdHex(testNetwork());
+const TEST_GENESIS = genesisBlock(testNetwork()).hashHex;
+
+/** The test chain's network, and its clock (entries are stamped around TEST_NOW). */
+const OPTS: IndexWriterOptions = { network: testNetwork(), now: () => TEST_NOW };
 
 /** A main chain of 4 blocks and a heavier fork of 3 from block 2 (fork → heights 3, 4, 5). */
 async function chains() {
@@ -41,8 +58,8 @@ const stats = (nodeId: string, seq: number, height: number): NodeStatsReport => 
   mempoolSize: seq,
   hashRate: 10,
   mining: true,
-  chainId: 'cd'.repeat(32),
-  genesisHash: 'ef'.repeat(32),
+  chainId: TEST_CHAIN_ID,
+  genesisHash: TEST_GENESIS,
   networkConfig: '{"name":"t"}',
 });
 
@@ -50,7 +67,7 @@ for (const provider of TEST_PROVIDERS) {
   test(`${provider}: a block reported by three nodes is one row and one newBlock event; a replayed report is a no-op`, async () => {
     const { db, drop } = await createTestIndexDb(provider);
     try {
-      const w = new IndexWriter(db);
+      const w = new IndexWriter(db, OPTS);
       const { main, report } = await chains();
       const events: string[] = [];
       for (const b of main.slice(0, 2))
@@ -76,7 +93,7 @@ for (const provider of TEST_PROVIDERS) {
   test(`${provider}: a reorged-out block is indexed with the depth of its reorg; other orphans have none`, async () => {
     const { db, drop } = await createTestIndexDb(provider);
     try {
-      const w = new IndexWriter(db);
+      const w = new IndexWriter(db, OPTS);
       const { main, fork } = await chains();
       const out = await w.apply('o1', 'block.orphaned', blockOrphanedReport('A', main[3]!, 'reorged-out', 2));
       const [published] = out.publications;
@@ -103,7 +120,7 @@ for (const provider of TEST_PROVIDERS) {
   test(`${provider}: the canonical flag follows the most work; the same entry may sit in two fork blocks`, async () => {
     const { db, drop } = await createTestIndexDb(provider);
     try {
-      const w = new IndexWriter(db);
+      const w = new IndexWriter(db, OPTS);
       const { main, fork, report } = await chains();
       for (const b of main) await w.apply(`m.${b.hashHex}`, 'block.accepted', report(b, 'A'));
       const canon = async () =>
@@ -136,7 +153,7 @@ for (const provider of TEST_PROVIDERS) {
   test(`${provider}: stats update the node, add one snapshot per report and recompute network stats`, async () => {
     const { db, drop } = await createTestIndexDb(provider);
     try {
-      const w = new IndexWriter(db);
+      const w = new IndexWriter(db, OPTS);
       await w.apply('s.A.1', 'node.stats', stats('A', 1, 5));
       await w.apply('s.B.1', 'node.stats', stats('B', 1, 7));
       const r = await w.apply('s.A.2', 'node.stats', stats('A', 2, 6));
@@ -156,6 +173,17 @@ for (const provider of TEST_PROVIDERS) {
       assert.equal(latest.chainLengthMax, 8);
       assert.equal(latest.avgPeers, 2);
       assert.equal(await db.networkConfig.count(), 1);
+      // The config the index shows is the collector's own, whatever a report carries.
+      const shown = JSON.parse((await db.networkConfig.findFirstOrThrow()).config) as { name: string };
+      assert.equal(shown.name, testNetwork().name);
+      // A node of another network is refused, and changes nothing.
+      const before = await db.nodeStatsSnapshot.count();
+      await assert.rejects(
+        w.apply('s.X.1', 'node.stats', { ...stats('X', 1, 3), chainId: 'cd'.repeat(32) }),
+        (err: unknown) => err instanceof ReportRefused && err.code === 'wrong-chain-id',
+      );
+      assert.equal(await db.nodeStatsSnapshot.count(), before);
+      assert.equal(await db.node.count({ where: { id: 'X' } }), 0);
     } finally {
       await drop();
     }

@@ -1,9 +1,18 @@
+import { toHex } from '../../node/chain/bytes.ts';
+import { DEFAULT_NETWORK, type NetworkConfig } from '../../node/chain/network-config.ts';
+import { workForTarget } from '../../node/chain/pow.ts';
+import type { SealedBlock } from '../../node/chain/types.ts';
+import { entryProblem, minerProblem, type RosterState } from '../../node/membership/roster-state.ts';
 import type { CairnEvents, TOPICS } from '../events.ts';
 import { TOPICS as T, toEvent } from '../events.ts';
 import type { IndexDb } from '../index-db/open.ts';
+import { payloadJson } from '../node-reports.ts';
 import type { ReportPayloads } from '../payloads.ts';
 import type { ReportKind } from '../queues.ts';
+import { checkBlockReport, type IndexedNetwork, indexedNetwork } from './block-check.ts';
+import { IndexRoster } from './index-roster.ts';
 import { networkFigures } from './network-stats.ts';
+import { ReportHeld, ReportRefused } from './report-errors.ts';
 
 type Tx = Parameters<Parameters<IndexDb['$transaction']>[0]>[0];
 type Topic = (typeof TOPICS)[keyof typeof TOPICS];
@@ -14,6 +23,19 @@ export interface IndexWriterOptions {
   readonly liveWindowMs?: number;
   /** Canonical blocks the hash-rate estimate looks at. */
   readonly hashRateWindow?: number;
+  /**
+   * The network whose blocks are indexed (default: the node's built-in one). Reports are
+   * judged against it, never against a network config some report carries.
+   */
+  readonly network?: NetworkConfig;
+  /** The clock entry timestamps are checked against (tests pin it). */
+  readonly now?: () => number;
+}
+
+/** What a block report proved, ready to be written. */
+interface CheckedBlock {
+  readonly block: SealedBlock;
+  readonly report: ReportPayloads['block.accepted'];
 }
 
 /**
@@ -24,6 +46,11 @@ export interface IndexWriterOptions {
 export class IndexWriter {
   private readonly liveWindowMs: number;
   private readonly hashRateWindow: number;
+  private readonly net: IndexedNetwork;
+  private readonly roster: IndexRoster | undefined;
+  private readonly now: () => number;
+  /** The network config as nodes report it: JSON, bigints as decimal strings. */
+  private readonly configJson: string;
 
   constructor(
     private readonly db: IndexDb,
@@ -31,18 +58,35 @@ export class IndexWriter {
   ) {
     this.liveWindowMs = opts.liveWindowMs ?? 3 * 60_000;
     this.hashRateWindow = opts.hashRateWindow ?? 20;
+    this.net = indexedNetwork(opts.network ?? DEFAULT_NETWORK);
+    this.roster = this.net.config.membership === 'roster' ? new IndexRoster(this.net) : undefined;
+    this.now = opts.now ?? Date.now;
+    this.configJson = JSON.stringify(this.net.config, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
   }
+
+  /**
+   * Indexes a report once. Throws ReportRefused for a report that must never be indexed and
+   * ReportHeld for one that cannot be judged yet (its parent is not indexed); neither writes.
+   */
 
   async apply<K extends ReportKind>(
     reportId: string,
     kind: K,
     report: ReportPayloads[K],
   ): Promise<{ duplicate: boolean; publications: Publication[] }> {
+    // The expensive, DB-free checks (hashing, signatures) outside the transaction, and before the
+    // duplicate check: a forged copy of a known block is refused, not recorded as a report.
+    const checked =
+      kind === 'block.accepted'
+        ? { block: checkBlockReport(report as ReportPayloads['block.accepted'], this.net, this.now()) }
+        : undefined;
     return this.db.$transaction(
       async (tx) => {
         if (await tx.report.findUnique({ where: { id: reportId }, select: { id: true } }))
           return { duplicate: true, publications: [] };
-        const publications = await this.write(tx, kind, report);
+        const publications = checked
+          ? await this.blockAccepted(tx, { ...checked, report: report as ReportPayloads['block.accepted'] })
+          : await this.write(tx, kind, report);
         await tx.report.create({
           data: { id: reportId, kind, nodeId: report.nodeId, receivedAt: new Date() },
         });
@@ -54,8 +98,6 @@ export class IndexWriter {
 
   private write<K extends ReportKind>(tx: Tx, kind: K, report: ReportPayloads[K]): Promise<Publication[]> {
     switch (kind) {
-      case 'block.accepted':
-        return this.blockAccepted(tx, report as ReportPayloads['block.accepted']);
       case 'block.orphaned':
         return this.blockOrphaned(tx, report as ReportPayloads['block.orphaned']);
       case 'node.stats':
@@ -69,50 +111,86 @@ export class IndexWriter {
     }
   }
 
-  private async blockAccepted(tx: Tx, r: ReportPayloads['block.accepted']): Promise<Publication[]> {
-    if (await tx.block.findUnique({ where: { hash: r.hash }, select: { hash: true } })) return [];
-    const canonical = await this.chooseCanonical(tx, r);
+  private async blockAccepted(tx: Tx, { block, report: r }: CheckedBlock): Promise<Publication[]> {
+    if (await tx.block.findUnique({ where: { hash: block.hashHex }, select: { hash: true } })) return [];
+    const h = block.header;
+    const prevHash = toHex(h.prevHash);
+    let totalWork = this.net.genesisWork;
+    let parentRoster: RosterState | undefined;
+    if (h.height > 0) {
+      const parent =
+        prevHash === this.net.genesis.hashHex
+          ? { height: 0, totalWork: this.net.genesisWork.toString() }
+          : await tx.block.findUnique({
+              where: { hash: prevHash },
+              select: { height: true, totalWork: true },
+            });
+      if (!parent) throw new ReportHeld('unknown-parent', `parent ${prevHash} is not indexed yet`);
+      if (h.height !== parent.height + 1)
+        throw new ReportRefused('bad-height', `height ${h.height} on a parent at ${parent.height}`);
+      // The parent's total is the collector's own figure (computed the same way when indexed).
+      totalWork = BigInt(parent.totalWork) + workForTarget(h.target);
+      if (this.roster) {
+        parentRoster = await this.roster.after(tx, prevHash);
+        const problem =
+          minerProblem(parentRoster, toHex(h.miner), h.timestamp) ??
+          block.entries
+            .map((e) => entryProblem(parentRoster!, e, this.net.chainId, h.timestamp))
+            .find(Boolean);
+        if (problem) throw new ReportRefused(problem.code, problem.message);
+      }
+    }
+    if (BigInt(r.totalWork) !== totalWork)
+      throw new ReportRefused('wrong-total-work', `claimed ${r.totalWork}, computed ${totalWork}`);
+    const canonical = await this.chooseCanonical(tx, { height: h.height, prevHash, totalWork });
     const row = await tx.block.create({
       data: {
-        hash: r.hash,
-        height: r.height,
-        prevHash: r.prevHash,
-        merkleRoot: r.merkleRoot,
-        timestamp: new Date(r.timestamp),
-        target: r.target,
-        nonce: r.nonce,
-        miner: r.miner,
-        signature: r.signature,
-        header: r.header,
-        entryCount: r.entries.length,
-        sizeBytes: r.sizeBytes,
-        totalWork: r.totalWork,
+        hash: block.hashHex,
+        height: h.height,
+        prevHash,
+        merkleRoot: toHex(h.merkleRoot),
+        timestamp: new Date(h.timestamp),
+        target: h.target.toString(),
+        nonce: String(h.nonce),
+        miner: toHex(h.miner),
+        signature: toHex(block.signature),
+        header: toHex(block.headerBytes),
+        entryCount: block.entries.length,
+        sizeBytes: block.encoded.length,
+        totalWork: totalWork.toString(),
         canonical,
         reportedBy: r.nodeId,
         receivedAt: new Date(),
         entries: {
-          create: r.entries.map((e) => ({
-            id: e.id,
-            position: e.position,
-            kind: e.kind,
-            author: e.author,
+          create: block.entries.map((e, position) => ({
+            id: e.idHex,
+            position,
+            kind: e.payload.kind,
+            author: toHex(e.author),
             timestamp: new Date(e.timestamp),
-            payload: e.payload,
-            signature: e.signature,
+            payload: payloadJson(e.payload),
+            signature: toHex(e.signature),
           })),
         },
       },
     });
+    if (this.roster && parentRoster) this.roster.record(block.hashHex, parentRoster, block.entries);
     return [{ topic: T.newBlock, payload: toEvent(row) }];
   }
 
   /**
-   * The index's own fork choice, the chain's rule: most cumulative work. A block heavier than the
-   * canonical head becomes canonical with its known ancestors; blocks it displaces lose the flag.
+   * The index's own fork choice, the chain's rule: most cumulative work (the collector's own
+   * figures). A block heavier than the canonical head becomes canonical with its known
+   * ancestors; blocks it displaces lose the flag. A block is indexed only after its parent, so
+   * it has no indexed descendants yet: a block that is not heavier than the head stays off the
+   * canonical chain rightly, and a late parent can never be left behind by its child.
    */
-  private async chooseCanonical(tx: Tx, r: ReportPayloads['block.accepted']): Promise<boolean> {
+  private async chooseCanonical(
+    tx: Tx,
+    r: { height: number; prevHash: string; totalWork: bigint },
+  ): Promise<boolean> {
     const head = await tx.block.findFirst({ where: { canonical: true }, orderBy: { height: 'desc' } });
-    if (head && BigInt(r.totalWork) <= BigInt(head.totalWork)) return false;
+    if (head && r.totalWork <= BigInt(head.totalWork)) return false;
     const path: string[] = [];
     let forkHeight = -1;
     let prev = r.prevHash;
@@ -122,7 +200,7 @@ export class IndexWriter {
         select: { hash: true, canonical: true, prevHash: true },
       });
       if (!parent || parent.canonical) {
-        // A parent the index never saw (a gap) counts as the fork point: what lies below stays.
+        // The genesis (when never reported) or the canonical fork point: what lies below stays.
         forkHeight = h;
         break;
       }
@@ -156,6 +234,9 @@ export class IndexWriter {
   }
 
   private async nodeStats(tx: Tx, r: ReportPayloads['node.stats']): Promise<Publication[]> {
+    // A node of another network (or a forged report) must not show up as one of ours.
+    if (r.chainId !== toHex(this.net.chainId) || r.genesisHash !== this.net.genesis.hashHex)
+      throw new ReportRefused('wrong-chain-id', `stats of chain ${r.chainId.slice(0, 16)}…`);
     const at = new Date(r.at);
     const fields = {
       role: r.role,
@@ -198,10 +279,11 @@ export class IndexWriter {
         },
       });
     }
+    // The config shown is the one the collector judges blocks by, not what a report says.
     await tx.networkConfig.upsert({
       where: { chainId: r.chainId },
-      create: { chainId: r.chainId, genesisHash: r.genesisHash, config: r.networkConfig, updatedAt: at },
-      update: { config: r.networkConfig, updatedAt: at },
+      create: { chainId: r.chainId, genesisHash: r.genesisHash, config: this.configJson, updatedAt: at },
+      update: { config: this.configJson, updatedAt: at },
     });
     const live = await tx.node.findMany({
       where: { lastSeenAt: { gte: new Date(Date.now() - this.liveWindowMs) } },

@@ -2,6 +2,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { chainIdHex, DEFAULT_NETWORK } from '../../node/chain/network-config.ts';
+import { readNetworkConfig } from '../../node/config-file.ts';
 import { createLogger } from '../../node/log.ts';
 import { indexDbLocation, openIndexDb } from '../index-db/open.ts';
 import { createCairnPubSub } from '../pubsub.ts';
@@ -11,17 +13,43 @@ import { Collector } from './collector.ts';
 /**
  * The collector process: reports from the nodes (Redis) → index DB → subscription events.
  * Env: REDIS_URL, DATABASE_URL (file:… or postgres://…; default .data/index.db),
- * COLLECTOR_METRICS_PORT (Prometheus /metrics and /health on 127.0.0.1; default 0 = any free
- * port), LOG_LEVEL. SIGINT/SIGTERM close it cleanly.
+ * CAIRN_NETWORK_CONFIG (the network.json the nodes run with: the collector indexes only blocks
+ * of that network, checked against its rules and genesis roster; default the node's built-in
+ * network), COLLECTOR_METRICS_PORT (Prometheus /metrics and /health on 127.0.0.1; default 0 =
+ * any free port), COLLECTOR_STATS_RAW_MS / COLLECTOR_STATS_BUCKET_MS / COLLECTOR_REPORT_LOG_MS
+ * (retention: stats kept as reported for 24 h, then one per hour; report log 7 days; see
+ * retention.ts), LOG_LEVEL. SIGINT/SIGTERM close it cleanly.
  */
 const log = createLogger(process.env.LOG_LEVEL ?? 'info', { part: 'collector' });
+const networkFile = process.env.CAIRN_NETWORK_CONFIG;
+const network = networkFile ? await readNetworkConfig(networkFile) : DEFAULT_NETWORK;
 const location = indexDbLocation();
 const db = await openIndexDb(location);
 const url = redisUrl();
 const { pubsub, close: closePubSub } = createCairnPubSub(url);
 const registry = new Registry();
 collectDefaultMetrics({ register: registry });
-const collector = new Collector({ db, pubsub, redisUrl: url, log, registry });
+const ms = (name: string): number | undefined => {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name} must be a whole number of milliseconds`);
+  return n;
+};
+const retention = {
+  rawMs: ms('COLLECTOR_STATS_RAW_MS'),
+  bucketMs: ms('COLLECTOR_STATS_BUCKET_MS'),
+  reportLogMs: ms('COLLECTOR_REPORT_LOG_MS'),
+};
+const collector = new Collector({
+  db,
+  pubsub,
+  redisUrl: url,
+  log,
+  registry,
+  network,
+  retention: Object.fromEntries(Object.entries(retention).filter(([, v]) => v !== undefined)),
+});
 
 const server = createServer(async (req, res) => {
   if (req.url === '/metrics') {
@@ -38,7 +66,17 @@ await new Promise<void>((resolve) =>
   server.listen(Number(process.env.COLLECTOR_METRICS_PORT ?? 0), '127.0.0.1', resolve),
 );
 const port = (server.address() as AddressInfo).port;
-log.info({ db: location.provider, redis: url, metricsUrl: `http://127.0.0.1:${port}/metrics` }, 'ready');
+log.info(
+  {
+    db: location.provider,
+    redis: url,
+    network: network.name,
+    chainId: chainIdHex(network),
+    membership: network.membership,
+    metricsUrl: `http://127.0.0.1:${port}/metrics`,
+  },
+  'ready',
+);
 
 let stopping = false;
 const shutdown = async (signal: string) => {

@@ -1,0 +1,50 @@
+import { UnrecoverableError } from 'bullmq';
+import type { BlockErrorCode } from '../../node/chain/validation.ts';
+
+/** Why the collector refused a report: the chain's own codes, and those of the report itself. */
+export type RefusalCode =
+  | BlockErrorCode
+  /** The header or an entry does not decode, or decodes to other bytes than were sent. */
+  | 'malformed-block'
+  /** `hash` is not sha256(header). */
+  | 'bad-hash'
+  /** A summary field (height, prevHash, target, …) disagrees with the header it came with. */
+  | 'header-mismatch'
+  /** A height-0 block other than the network's genesis. */
+  | 'bad-genesis'
+  /** The report's totalWork is not its parent's plus the work of its target. */
+  | 'wrong-total-work'
+  /** Its parent never reached the index within the hold time. */
+  | 'unknown-parent';
+
+/**
+ * A report the collector will not index, ever: failing it without retries is right (BullMQ does
+ * not retry an UnrecoverableError), and it is counted under its code.
+ */
+export class ReportRefused extends UnrecoverableError {
+  override readonly name = 'ReportRefused';
+  constructor(
+    readonly code: RefusalCode,
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+  }
+}
+
+/** Why a report cannot be judged yet. */
+export type HoldCode = 'unknown-parent' | 'timestamp-in-future' | 'entry-timestamp-in-future';
+
+/**
+ * A report that may become indexable later: its parent is not indexed yet (reports from several
+ * nodes, or retries, arrive out of order), or it is ahead of our clock. Never indexed on trust:
+ * the collector delays the job and judges it again.
+ */
+export class ReportHeld extends Error {
+  override readonly name = 'ReportHeld';
+  constructor(
+    readonly code: HoldCode,
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+  }
+}

@@ -1,0 +1,2 @@
+-- CreateIndex
+CREATE INDEX "Report_receivedAt_idx" ON "Report"("receivedAt");
