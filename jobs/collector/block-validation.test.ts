@@ -187,7 +187,9 @@ for (const provider of TEST_PROVIDERS) {
                     name: 'newcomer',
                     role: 'submind',
                     capabilities: ['mine', 'submit'],
-                    issuedAtMs: at - 1000,
+                    // Valid from genesis: a certificate grants nothing before its issued-at,
+                    // and these forged blocks are stamped from genesis on.
+                    issuedAtMs: config.genesisTimestamp,
                     expiresAtMs: TEST_NOW + 86_400_000,
                   },
                   admin,
