@@ -369,7 +369,9 @@ export class ChainMirror {
           throw new Error(`${this.target.name} served an invalid block: ${r.error.message}`);
       }
       this.chain.takeUpdate();
-      if (got.length < 128) return this.chain.tip.height;
+      // A short answer is not the end: a server ends an answer early at its byte bound
+      // (8 MiB, MAX_BLOCK_RESPONSE_BYTES) or when its chain moves; only an empty one is.
+      if (got.length === 0) return this.chain.tip.height;
     }
   }
 
