@@ -27,6 +27,12 @@
  * that falls behind it is penalised (high tolerance) and given no more batches in this sync;
  * a batch it completed late is still used. A slow target is not asked again either (`stalled`):
  * its batches go to helpers, and without any the sync ends so another peer can be followed.
+ *
+ * Refetch. A batch that does not follow the chain being imported is downloaded again from the
+ * target (`refetchFromTarget`), under the same floor: otherwise a target with a helper of its own
+ * could have the helper serve a batch that does not link and then trickle the refetch (a 64-block
+ * batch at one block per 9.9 s answer is ~634 s, repeatable per batch). If the target's range
+ * does not link either, the target is blamed for it.
  */
 import type { PeerId } from '@libp2p/interface';
 import { bytesEqual } from '../chain/bytes.ts';
@@ -107,6 +113,14 @@ export function inconsistency(
  * `slow` (behind the progress floor with the batch still incomplete).
  */
 export type RangeFaultKind = 'garbage' | 'lie' | 'reorg' | 'slow';
+
+/**
+ * How a refetch from the target went: `linked` (the batch now holds the target's blocks and they
+ * continue the chain), `slow` (behind the progress floor), `lie` (anything else that failed).
+ */
+export type Refetch =
+  | { readonly kind: 'linked' }
+  | { readonly kind: 'slow' | 'lie'; readonly reason: string };
 
 export class RangeFault extends Error {
   override readonly name = 'RangeFault';
@@ -215,29 +229,50 @@ export class RangeDownloader {
   }
 
   /**
-   * Downloads batch `b` again from the target itself, now (the importer found that a helper's
-   * answer does not continue the chain being imported). Resolves to the problem, or undefined.
+   * Downloads batch `b` again from the target itself, now (the importer found that its first
+   * block does not follow `prevHash`, the end of the chain being imported). The same pace as any
+   * batch download applies: a target that trickles the refetch is `slow` (penalised and stalled,
+   * as in `fetch`). When the target's range does not link either, the target is blamed (`lie`).
    */
-  async refetchFromTarget(b: Batch<PeerId>): Promise<string | undefined> {
+  async refetchFromTarget(b: Batch<PeerId>, prevHash: Uint8Array): Promise<Refetch> {
     this.unbuffer(b.index);
     b.discard();
     b.startDownloading(this.target.peer);
+    const range = `range ${b.start}+${b.count}`;
+    const floor = new ProgressFloor(this.o.progress, this.o.clock);
     let blocks: SealedBlock[];
     try {
-      blocks = await this.download(b, this.target.peer);
+      blocks = await this.download(b, this.target.peer, floor);
     } catch (err) {
+      if (err instanceof RangeFault && err.kind === 'slow') {
+        const reason = this.tooSlow(this.target, b, floor);
+        b.downloadFailed(reason);
+        return { kind: 'slow', reason };
+      }
       const problem = err instanceof RangeFault ? err.message : 'no answer';
-      b.downloadFailed(problem);
-      return problem;
+      return this.refetchFailed(b, `${range}: ${problem}`);
     }
-    const problem = anchorMismatch(b, blocks, this.o.anchors);
-    if (problem) {
-      b.downloadFailed(problem);
-      return problem;
-    }
+    if (blocks.length < b.count) return this.refetchFailed(b, `${range}: stopped`);
+    // Complete but late: used, as in `fetch`; the target is asked for nothing more.
+    if (floor.behind()) this.tooSlow(this.target, b, floor);
+    const swapped = anchorMismatch(b, blocks, this.o.anchors);
+    if (swapped) return this.refetchFailed(b, `${range}: ${swapped}`);
+    if (!bytesEqual(blocks[0]!.header.prevHash, prevHash))
+      return this.refetchFailed(b, `${range}: does not continue the chain it claimed`);
     b.downloadSuccess(blocks);
     this.buffer(b.index, blocks);
-    return undefined;
+    return { kind: 'linked' };
+  }
+
+  /** The target's refetch failed (`b` is still Downloading): its claim is disproved. */
+  private refetchFailed(b: Batch<PeerId>, reason: string): Refetch {
+    b.downloadFailed(reason);
+    if (!this.penalisedForRanges.has(this.targetKey)) {
+      this.penalisedForRanges.add(this.targetKey);
+      this.deps.penalise(this.target.peer, 'mid-tolerance', reason);
+    }
+    this.disproved ??= { reason };
+    return { kind: 'lie', reason };
   }
 
   /** Stops handing out batches and waits for the requests in flight. */
@@ -446,14 +481,15 @@ export class RangeDownloader {
   }
 
   /** A peer behind the progress floor: penalised once, no more batches; a target is dropped. */
-  private tooSlow(dl: SyncPeer, b: Batch<PeerId>, floor: ProgressFloor): void {
+  private tooSlow(dl: SyncPeer, b: Batch<PeerId>, floor: ProgressFloor): string {
     const key = dl.peer.toString();
     const reason = `range ${b.start}+${b.count}: too slow (${floor.describe()})`;
     this.failedPeers.add(key);
     if (key === this.targetKey) this.stalled ??= { reason };
-    if (this.slowPeers.has(key)) return;
+    if (this.slowPeers.has(key)) return reason;
     this.slowPeers.add(key);
     this.deps.penalise(dl.peer, 'high-tolerance', reason);
+    return reason;
   }
 
   /**

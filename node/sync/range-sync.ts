@@ -216,11 +216,15 @@ export async function rangeSync(
         break;
       }
       if (!bytesEqual(b.blocks![0]!.header.prevHash, prevHash)) {
-        // Served from another fork than the target's: fetch it again from the target itself.
-        const problem = await dl.refetchFromTarget(b);
-        if (problem || !bytesEqual(b.blocks![0]!.header.prevHash, prevHash)) {
-          deps.penalise(target.peer, 'mid-tolerance', 'range does not continue the chain it claimed');
-          outcome = abort('target served a range that does not link', targetKey, 'lie');
+        // Served from another fork than the target's: fetch it again from the target itself
+        // (penalties are the downloader's: a slow target, a lying one).
+        const r = await dl.refetchFromTarget(b, prevHash);
+        if (r.kind === 'slow') {
+          outcome = abort(`the target was too slow: ${r.reason}`, targetKey, 'unserved');
+          break;
+        }
+        if (r.kind === 'lie') {
+          outcome = abort(`target served a range that does not link: ${r.reason}`, targetKey, 'lie');
           break;
         }
       }
