@@ -32,7 +32,9 @@
  * target (`refetchFromTarget`), under the same floor: otherwise a target with a helper of its own
  * could have the helper serve a batch that does not link and then trickle the refetch (a 64-block
  * batch at one block per 9.9 s answer is ~634 s, repeatable per batch). If the target's range
- * does not link either, the target is blamed for it.
+ * links, a helper whose batch ended on the hash the target named served another chain in the
+ * target's place: mid-tolerance, no more batches. If it does not link either, the target is
+ * blamed for it.
  */
 import type { PeerId } from '@libp2p/interface';
 import { bytesEqual } from '../chain/bytes.ts';
@@ -163,6 +165,8 @@ export class RangeDownloader {
   private readonly penalisedForRanges = new Set<string>();
   /** Peers whose chain changed between two answers in this sync (excused once). */
   private readonly reorgedPeers = new Set<string>();
+  /** Batches in the window a helper served that were checked against the target's hash at their end. */
+  private readonly anchored = new Set<number>();
   private readonly anchorChunks = new Map<number, Promise<Map<number, Uint8Array>>>();
   private stopped = false;
   private bufferedBytes = 0;
@@ -224,6 +228,7 @@ export class RangeDownloader {
   release(i: number): void {
     this.unbuffer(i);
     this.window.delete(i);
+    this.anchored.delete(i);
     this.low = i + 1;
     this.pump();
   }
@@ -232,9 +237,13 @@ export class RangeDownloader {
    * Downloads batch `b` again from the target itself, now (the importer found that its first
    * block does not follow `prevHash`, the end of the chain being imported). The same pace as any
    * batch download applies: a target that trickles the refetch is `slow` (penalised and stalled,
-   * as in `fetch`). When the target's range does not link either, the target is blamed (`lie`).
+   * as in `fetch`). When the target's range links, a helper that had served this batch anchored to
+   * the target's hash served another chain than the target's: it is penalised and given nothing
+   * more. When the target's range does not link either, the target is blamed (`lie`).
    */
   async refetchFromTarget(b: Batch<PeerId>, prevHash: Uint8Array): Promise<Refetch> {
+    const helper = b.peer;
+    const anchored = this.anchored.delete(b.index);
     this.unbuffer(b.index);
     b.discard();
     b.startDownloading(this.target.peer);
@@ -261,6 +270,7 @@ export class RangeDownloader {
       return this.refetchFailed(b, `${range}: does not continue the chain it claimed`);
     b.downloadSuccess(blocks);
     this.buffer(b.index, blocks);
+    if (helper && anchored && !helper.equals(this.target.peer)) this.servedAnotherChain(helper, range);
     return { kind: 'linked' };
   }
 
@@ -275,12 +285,25 @@ export class RangeDownloader {
     return { kind: 'lie', reason };
   }
 
+  /**
+   * A helper's batch ended on the hash the target named, yet did not link, and the target's own
+   * range for it does: the helper served a chain other than the target's in the target's place.
+   */
+  private servedAnotherChain(helper: PeerId, range: string): void {
+    const key = helper.toString();
+    this.failedPeers.add(key);
+    if (this.penalisedForRanges.has(key)) return;
+    this.penalisedForRanges.add(key);
+    this.deps.penalise(helper, 'mid-tolerance', `${range}: served another chain than the target's`);
+  }
+
   /** Stops handing out batches and waits for the requests in flight. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake();
     await Promise.allSettled([...this.requests]);
     this.window.clear();
+    this.anchored.clear();
     this.bytesOf.clear();
     this.bufferedBytes = 0;
   }
@@ -460,7 +483,8 @@ export class RangeDownloader {
         throw new Error(swapped);
       }
       // A batch that holds a pre-synced hash is anchored already; others ask the target.
-      if (!isTarget && !this.o.anchors?.has(b.end)) {
+      let anchored = !isTarget && this.o.anchors?.has(b.end) === true;
+      if (!isTarget && !anchored) {
         const anchor = await this.targetHashAt(b);
         if (this.stopped) return;
         if (anchor && !bytesEqual(anchor, blocks.at(-1)!.hash)) {
@@ -468,7 +492,10 @@ export class RangeDownloader {
           otherFork = true;
           throw new Error('range ends on another fork than the target');
         }
+        anchored = anchor !== undefined;
       }
+      // Served in the target's place: if it then does not link, the helper answers for it.
+      if (anchored) this.anchored.add(b.index);
       b.downloadSuccess(blocks);
       this.buffer(b.index, blocks);
       b.verified = this.deps.preverify?.(blocks).catch(() => {});

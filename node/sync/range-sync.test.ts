@@ -1332,4 +1332,28 @@ describe('a batch that does not link is fetched again from the target, within th
       'the target is blamed, not the helper (the refetch failed too)',
     );
   });
+
+  test('the target serves the batch differently and it links: the helper that served another chain is penalised', async () => {
+    const { t, h, net } = await collusion();
+    const outcome = await net.sync(t, [h], ONE_EACH);
+    assert.deepEqual(outcome, { kind: 'synced', imported: 256, tip: 256 });
+    assertOnMain(net.local, short());
+    assert.ok(
+      t.ranges.some((r) => r.start === 129),
+      'the batch was fetched again from the target',
+    );
+    assert.deepEqual(
+      net.penalties.map((p) => [p.peer, p.action]),
+      [[h.key, 'mid-tolerance']],
+    );
+    assert.match(net.penalties[0]!.reason, /^range 129\+128: .*another chain than the target/);
+  });
+
+  test('a helper whose batch was not anchored (the target named no hash) is not penalised', async () => {
+    const { t, h, net } = await collusion();
+    t.hashesAt = () => [];
+    const outcome = await net.sync(t, [h], ONE_EACH);
+    assert.deepEqual(outcome, { kind: 'synced', imported: 256, tip: 256 });
+    assert.deepEqual(net.penalties, [], 'following another fork is no offence');
+  });
 });

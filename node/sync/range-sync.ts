@@ -217,7 +217,7 @@ export async function rangeSync(
       }
       if (!bytesEqual(b.blocks![0]!.header.prevHash, prevHash)) {
         // Served from another fork than the target's: fetch it again from the target itself
-        // (penalties are the downloader's: a slow target, a lying one).
+        // (penalties are the downloader's: a slow target, a lying one, a helper on another chain).
         const r = await dl.refetchFromTarget(b, prevHash);
         if (r.kind === 'slow') {
           outcome = abort(`the target was too slow: ${r.reason}`, targetKey, 'unserved');
