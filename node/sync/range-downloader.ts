@@ -33,8 +33,9 @@
  * could have the helper serve a batch that does not link and then trickle the refetch (a 64-block
  * batch at one block per 9.9 s answer is ~634 s, repeatable per batch). If the target's range
  * links, a helper whose batch ended on the hash the target named served another chain in the
- * target's place: mid-tolerance, no more batches. If it does not link either, the target is
- * blamed for it.
+ * target's place: mid-tolerance, no more batches. If it does not link either, the target's chain
+ * changed between batches (excused once per peer and sync, the same excuse as for continuations)
+ * or, a second time, it lied.
  */
 import type { PeerId } from '@libp2p/interface';
 import { bytesEqual } from '../chain/bytes.ts';
@@ -118,11 +119,12 @@ export type RangeFaultKind = 'garbage' | 'lie' | 'reorg' | 'slow';
 
 /**
  * How a refetch from the target went: `linked` (the batch now holds the target's blocks and they
- * continue the chain), `slow` (behind the progress floor), `lie` (anything else that failed).
+ * continue the chain), `slow` (behind the progress floor), `reorged` (its range does not continue
+ * the chain, the first time in this sync: its chain changed), `lie` (anything else that failed).
  */
 export type Refetch =
   | { readonly kind: 'linked' }
-  | { readonly kind: 'slow' | 'lie'; readonly reason: string };
+  | { readonly kind: 'slow' | 'reorged' | 'lie'; readonly reason: string };
 
 export class RangeFault extends Error {
   override readonly name = 'RangeFault';
@@ -239,7 +241,8 @@ export class RangeDownloader {
    * batch download applies: a target that trickles the refetch is `slow` (penalised and stalled,
    * as in `fetch`). When the target's range links, a helper that had served this batch anchored to
    * the target's hash served another chain than the target's: it is penalised and given nothing
-   * more. When the target's range does not link either, the target is blamed (`lie`).
+   * more. When the target's range does not link either, its chain changed under the sync
+   * (`reorged`, excused once per peer and sync, the rule of the module comment) or it lied.
    */
   async refetchFromTarget(b: Batch<PeerId>, prevHash: Uint8Array): Promise<Refetch> {
     const helper = b.peer;
@@ -259,24 +262,28 @@ export class RangeDownloader {
         return { kind: 'slow', reason };
       }
       const problem = err instanceof RangeFault ? err.message : 'no answer';
-      return this.refetchFailed(b, `${range}: ${problem}`);
+      return this.refetchFailed(b, `${range}: ${problem}`, err instanceof RangeFault && err.kind === 'reorg');
     }
-    if (blocks.length < b.count) return this.refetchFailed(b, `${range}: stopped`);
+    if (blocks.length < b.count) return this.refetchFailed(b, `${range}: stopped`, false);
     // Complete but late: used, as in `fetch`; the target is asked for nothing more.
     if (floor.behind()) this.tooSlow(this.target, b, floor);
     const swapped = anchorMismatch(b, blocks, this.o.anchors);
-    if (swapped) return this.refetchFailed(b, `${range}: ${swapped}`);
+    if (swapped) return this.refetchFailed(b, `${range}: ${swapped}`, false);
     if (!bytesEqual(blocks[0]!.header.prevHash, prevHash))
-      return this.refetchFailed(b, `${range}: does not continue the chain it claimed`);
+      return this.refetchFailed(b, `${range}: does not continue the chain it claimed`, true);
     b.downloadSuccess(blocks);
     this.buffer(b.index, blocks);
     if (helper && anchored && !helper.equals(this.target.peer)) this.servedAnotherChain(helper, range);
     return { kind: 'linked' };
   }
 
-  /** The target's refetch failed (`b` is still Downloading): its claim is disproved. */
-  private refetchFailed(b: Batch<PeerId>, reason: string): Refetch {
+  /** The target's refetch failed (`b` is still Downloading): a changed chain is excused once. */
+  private refetchFailed(b: Batch<PeerId>, reason: string, chainChanged: boolean): Refetch {
     b.downloadFailed(reason);
+    if (chainChanged && !this.reorgedPeers.has(this.targetKey)) {
+      this.reorgedPeers.add(this.targetKey);
+      return { kind: 'reorged', reason };
+    }
     if (!this.penalisedForRanges.has(this.targetKey)) {
       this.penalisedForRanges.add(this.targetKey);
       this.deps.penalise(this.target.peer, 'mid-tolerance', reason);

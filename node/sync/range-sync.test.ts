@@ -1287,6 +1287,12 @@ describe('a batch that does not link is fetched again from the target, within th
     helperFork ??= forkAt(127, 129, 7).slice(1);
     return helperFork;
   };
+  /** Heights 101..256 of the chain the target reorged to after serving its first batch. */
+  let reorged: SealedBlock[] | undefined;
+  const reorgedFrom = (start: number, count: number) => {
+    reorged ??= forkAt(100, 156, 6);
+    return reorged.slice(start - 101, start - 101 + count);
+  };
   const PROGRESS = { graceMs: 10_000, minBytesPerSec: 128 * 1024 };
   const ONE_EACH = { requestsPerPeer: 1, bufferBatches: 2 };
 
@@ -1355,5 +1361,42 @@ describe('a batch that does not link is fetched again from the target, within th
     const outcome = await net.sync(t, [h], ONE_EACH);
     assert.deepEqual(outcome, { kind: 'synced', imported: 256, tip: 256 });
     assert.deepEqual(net.penalties, [], 'following another fork is no offence');
+  });
+
+  test('an honest target whose chain reorged between batches is excused once: no penalty, not a lie', async () => {
+    const t = await makePeer(short());
+    // It served batch 0 of MAIN, then its chain changed below 129.
+    t.serve = (blocks, start, count) => (start >= 129 ? reorgedFrom(start, count) : blocks);
+    const net = new Net(await localWith(), [t]);
+    const outcome = await net.sync(t, [], ONE_EACH);
+    assert.equal(outcome.kind, 'aborted');
+    assert.ok(outcome.kind === 'aborted');
+    assert.equal(outcome.disproved, undefined, 'not a lie');
+    assert.equal(outcome.blame, t.key, 'skipped a while, so a repeat cannot hold the node');
+    assert.match(outcome.reason, /chain changed/);
+    assert.equal(outcome.imported, 128);
+    assert.deepEqual(net.penalties, []);
+  });
+
+  test('the same target after an excused reorg in this sync: a second change is a lie', async () => {
+    const t = await makePeer(short());
+    // Its first answer is short and its continuation from another chain (the excuse used), then batch
+    // 0 comes whole, and batch 1 from a chain that does not continue it.
+    t.serve = (blocks, start, count, nth) =>
+      nth === 0
+        ? blocks.slice(0, 50)
+        : nth === 1
+          ? forkAt(49, 79, 7).slice(1)
+          : start >= 129
+            ? reorgedFrom(start, count)
+            : blocks;
+    const net = new Net(await localWith(), [t]);
+    const outcome = await net.sync(t, [], ONE_EACH);
+    assert.equal(outcome.kind === 'aborted' && outcome.disproved, 'lie');
+    assert.equal(outcome.imported, 128);
+    assert.deepEqual(
+      net.penalties.map((p) => [p.peer, p.action]),
+      [[t.key, 'mid-tolerance']],
+    );
   });
 });

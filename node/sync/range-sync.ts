@@ -223,6 +223,12 @@ export async function rangeSync(
           outcome = abort(`the target was too slow: ${r.reason}`, targetKey, 'unserved');
           break;
         }
+        // An honest reorg under the sync, the first time: no penalty, but the target is skipped a
+        // while (blame without a disproval), so that repeating it cannot hold the node.
+        if (r.kind === 'reorged') {
+          outcome = abort(`the target's chain changed under the sync: ${r.reason}`, targetKey);
+          break;
+        }
         if (r.kind === 'lie') {
           outcome = abort(`target served a range that does not link: ${r.reason}`, targetKey, 'lie');
           break;
