@@ -27,6 +27,15 @@
  * that falls behind it is penalised (high tolerance) and given no more batches in this sync;
  * a batch it completed late is still used. A slow target is not asked again either (`stalled`):
  * its batches go to helpers, and without any the sync ends so another peer can be followed.
+ *
+ * Refetch. A batch that does not follow the chain being imported is downloaded again from the
+ * target (`refetchFromTarget`), under the same floor: otherwise a target with a helper of its own
+ * could have the helper serve a batch that does not link and then trickle the refetch (a 64-block
+ * batch at one block per 9.9 s answer is ~634 s, repeatable per batch). If the target's range
+ * links, a helper whose batch ended on the hash the target named served another chain in the
+ * target's place: mid-tolerance, no more batches. If it does not link either, the target's chain
+ * changed between batches (excused once per peer and sync, the same excuse as for continuations)
+ * or, a second time, it lied.
  */
 import type { PeerId } from '@libp2p/interface';
 import { bytesEqual } from '../chain/bytes.ts';
@@ -108,6 +117,15 @@ export function inconsistency(
  */
 export type RangeFaultKind = 'garbage' | 'lie' | 'reorg' | 'slow';
 
+/**
+ * How a refetch from the target went: `linked` (the batch now holds the target's blocks and they
+ * continue the chain), `slow` (behind the progress floor), `reorged` (its range does not continue
+ * the chain, the first time in this sync: its chain changed), `lie` (anything else that failed).
+ */
+export type Refetch =
+  | { readonly kind: 'linked' }
+  | { readonly kind: 'slow' | 'reorged' | 'lie'; readonly reason: string };
+
 export class RangeFault extends Error {
   override readonly name = 'RangeFault';
   constructor(
@@ -149,6 +167,8 @@ export class RangeDownloader {
   private readonly penalisedForRanges = new Set<string>();
   /** Peers whose chain changed between two answers in this sync (excused once). */
   private readonly reorgedPeers = new Set<string>();
+  /** Batches in the window a helper served that were checked against the target's hash at their end. */
+  private readonly anchored = new Set<number>();
   private readonly anchorChunks = new Map<number, Promise<Map<number, Uint8Array>>>();
   private stopped = false;
   private bufferedBytes = 0;
@@ -210,34 +230,78 @@ export class RangeDownloader {
   release(i: number): void {
     this.unbuffer(i);
     this.window.delete(i);
+    this.anchored.delete(i);
     this.low = i + 1;
     this.pump();
   }
 
   /**
-   * Downloads batch `b` again from the target itself, now (the importer found that a helper's
-   * answer does not continue the chain being imported). Resolves to the problem, or undefined.
+   * Downloads batch `b` again from the target itself, now (the importer found that its first
+   * block does not follow `prevHash`, the end of the chain being imported). The same pace as any
+   * batch download applies: a target that trickles the refetch is `slow` (penalised and stalled,
+   * as in `fetch`). When the target's range links, a helper that had served this batch anchored to
+   * the target's hash served another chain than the target's: it is penalised and given nothing
+   * more. When the target's range does not link either, its chain changed under the sync
+   * (`reorged`, excused once per peer and sync, the rule of the module comment) or it lied.
    */
-  async refetchFromTarget(b: Batch<PeerId>): Promise<string | undefined> {
+  async refetchFromTarget(b: Batch<PeerId>, prevHash: Uint8Array): Promise<Refetch> {
+    const helper = b.peer;
+    const anchored = this.anchored.delete(b.index);
     this.unbuffer(b.index);
     b.discard();
     b.startDownloading(this.target.peer);
+    const range = `range ${b.start}+${b.count}`;
+    const floor = new ProgressFloor(this.o.progress, this.o.clock);
     let blocks: SealedBlock[];
     try {
-      blocks = await this.download(b, this.target.peer);
+      blocks = await this.download(b, this.target.peer, floor);
     } catch (err) {
+      if (err instanceof RangeFault && err.kind === 'slow') {
+        const reason = this.tooSlow(this.target, b, floor);
+        b.downloadFailed(reason);
+        return { kind: 'slow', reason };
+      }
       const problem = err instanceof RangeFault ? err.message : 'no answer';
-      b.downloadFailed(problem);
-      return problem;
+      return this.refetchFailed(b, `${range}: ${problem}`, err instanceof RangeFault && err.kind === 'reorg');
     }
-    const problem = anchorMismatch(b, blocks, this.o.anchors);
-    if (problem) {
-      b.downloadFailed(problem);
-      return problem;
-    }
+    if (blocks.length < b.count) return this.refetchFailed(b, `${range}: stopped`, false);
+    // Complete but late: used, as in `fetch`; the target is asked for nothing more.
+    if (floor.behind()) this.tooSlow(this.target, b, floor);
+    const swapped = anchorMismatch(b, blocks, this.o.anchors);
+    if (swapped) return this.refetchFailed(b, `${range}: ${swapped}`, false);
+    if (!bytesEqual(blocks[0]!.header.prevHash, prevHash))
+      return this.refetchFailed(b, `${range}: does not continue the chain it claimed`, true);
     b.downloadSuccess(blocks);
     this.buffer(b.index, blocks);
-    return undefined;
+    if (helper && anchored && !helper.equals(this.target.peer)) this.servedAnotherChain(helper, range);
+    return { kind: 'linked' };
+  }
+
+  /** The target's refetch failed (`b` is still Downloading): a changed chain is excused once. */
+  private refetchFailed(b: Batch<PeerId>, reason: string, chainChanged: boolean): Refetch {
+    b.downloadFailed(reason);
+    if (chainChanged && !this.reorgedPeers.has(this.targetKey)) {
+      this.reorgedPeers.add(this.targetKey);
+      return { kind: 'reorged', reason };
+    }
+    if (!this.penalisedForRanges.has(this.targetKey)) {
+      this.penalisedForRanges.add(this.targetKey);
+      this.deps.penalise(this.target.peer, 'mid-tolerance', reason);
+    }
+    this.disproved ??= { reason };
+    return { kind: 'lie', reason };
+  }
+
+  /**
+   * A helper's batch ended on the hash the target named, yet did not link, and the target's own
+   * range for it does: the helper served a chain other than the target's in the target's place.
+   */
+  private servedAnotherChain(helper: PeerId, range: string): void {
+    const key = helper.toString();
+    this.failedPeers.add(key);
+    if (this.penalisedForRanges.has(key)) return;
+    this.penalisedForRanges.add(key);
+    this.deps.penalise(helper, 'mid-tolerance', `${range}: served another chain than the target's`);
   }
 
   /** Stops handing out batches and waits for the requests in flight. */
@@ -246,6 +310,7 @@ export class RangeDownloader {
     this.wake();
     await Promise.allSettled([...this.requests]);
     this.window.clear();
+    this.anchored.clear();
     this.bytesOf.clear();
     this.bufferedBytes = 0;
   }
@@ -425,7 +490,8 @@ export class RangeDownloader {
         throw new Error(swapped);
       }
       // A batch that holds a pre-synced hash is anchored already; others ask the target.
-      if (!isTarget && !this.o.anchors?.has(b.end)) {
+      let anchored = !isTarget && this.o.anchors?.has(b.end) === true;
+      if (!isTarget && !anchored) {
         const anchor = await this.targetHashAt(b);
         if (this.stopped) return;
         if (anchor && !bytesEqual(anchor, blocks.at(-1)!.hash)) {
@@ -433,7 +499,10 @@ export class RangeDownloader {
           otherFork = true;
           throw new Error('range ends on another fork than the target');
         }
+        anchored = anchor !== undefined;
       }
+      // Served in the target's place: if it then does not link, the helper answers for it.
+      if (anchored) this.anchored.add(b.index);
       b.downloadSuccess(blocks);
       this.buffer(b.index, blocks);
       b.verified = this.deps.preverify?.(blocks).catch(() => {});
@@ -446,14 +515,15 @@ export class RangeDownloader {
   }
 
   /** A peer behind the progress floor: penalised once, no more batches; a target is dropped. */
-  private tooSlow(dl: SyncPeer, b: Batch<PeerId>, floor: ProgressFloor): void {
+  private tooSlow(dl: SyncPeer, b: Batch<PeerId>, floor: ProgressFloor): string {
     const key = dl.peer.toString();
     const reason = `range ${b.start}+${b.count}: too slow (${floor.describe()})`;
     this.failedPeers.add(key);
     if (key === this.targetKey) this.stalled ??= { reason };
-    if (this.slowPeers.has(key)) return;
+    if (this.slowPeers.has(key)) return reason;
     this.slowPeers.add(key);
     this.deps.penalise(dl.peer, 'high-tolerance', reason);
+    return reason;
   }
 
   /**

@@ -1272,3 +1272,131 @@ describe('a bounded window of batches: a claimed height is never trusted', () =>
     );
   });
 });
+
+describe('a batch that does not link is fetched again from the target, within the same rules', () => {
+  /** Two batches of MAIN: batch 0 (1..128) from the target, batch 1 (129..256) from the helper. */
+  const SHORT = () => MAIN.slice(0, 256);
+  let shortChain: SealedBlock[] | undefined;
+  const short = () => {
+    shortChain ??= SHORT();
+    return shortChain;
+  };
+  /** Heights 129..256 of a fork that leaves MAIN at 127 (so block 129 does not follow MAIN's 128). */
+  let helperFork: SealedBlock[] | undefined;
+  const otherBatch = () => {
+    helperFork ??= forkAt(127, 129, 7).slice(1);
+    return helperFork;
+  };
+  /** Heights 101..256 of the chain the target reorged to after serving its first batch. */
+  let reorged: SealedBlock[] | undefined;
+  const reorgedFrom = (start: number, count: number) => {
+    reorged ??= forkAt(100, 156, 6);
+    return reorged.slice(start - 101, start - 101 + count);
+  };
+  const PROGRESS = { graceMs: 10_000, minBytesPerSec: 128 * 1024 };
+  const ONE_EACH = { requestsPerPeer: 1, bufferBatches: 2 };
+
+  /** A target and a helper it controls: the target names the helper's fork at 256, the helper serves it. */
+  async function collusion() {
+    const t = await makePeer(short());
+    const h = await makePeer(short());
+    t.hashesAt = (heights) =>
+      heights.flatMap((x) => {
+        if (x === 256) return [{ height: x, hash: otherBatch().at(-1)!.hash }];
+        const node = t.t.chain.tree.mainAt(x);
+        return node ? [{ height: x, hash: node.hash }] : [];
+      });
+    h.serve = (blocks, start, count) => (start === 129 ? otherBatch().slice(0, count) : blocks);
+    return { t, h, net: new Net(await localWith(), [t, h]) };
+  }
+
+  test('a target trickling its refetch one block per answer is cut off at the floor: penalised, unserved', async () => {
+    const { t, h, net } = await collusion();
+    const clock = { now: 0 };
+    // One block per answer, 9.9 s each (inside the request deadline): 128 answers would be ~21 min.
+    t.serve = (blocks, start) => {
+      if (start < 129) return blocks;
+      clock.now += 9_900;
+      return blocks.slice(0, 1);
+    };
+    const outcome = await net.sync(t, [h], { ...ONE_EACH, progress: PROGRESS, clock: () => clock.now });
+    assert.ok(
+      h.ranges.some((r) => r.start === 129),
+      'the helper served the batch that did not link',
+    );
+    const refetches = t.ranges.filter((r) => r.start >= 129).length;
+    assert.ok(refetches <= 3, `${refetches} refetch requests, ${clock.now / 1000} s`);
+    assert.equal(outcome.kind, 'aborted');
+    assert.ok(outcome.kind === 'aborted');
+    assert.equal(outcome.blame, t.key);
+    assert.equal(outcome.disproved, 'unserved');
+    assert.match(outcome.reason, /target was too slow: range 129\+128: too slow/);
+    assert.equal(outcome.imported, 128);
+    assert.deepEqual(
+      net.penalties.map((p) => [p.peer, p.action]),
+      [[t.key, 'high-tolerance']],
+      'the target is blamed, not the helper (the refetch failed too)',
+    );
+  });
+
+  test('the target serves the batch differently and it links: the helper that served another chain is penalised', async () => {
+    const { t, h, net } = await collusion();
+    const outcome = await net.sync(t, [h], ONE_EACH);
+    assert.deepEqual(outcome, { kind: 'synced', imported: 256, tip: 256 });
+    assertOnMain(net.local, short());
+    assert.ok(
+      t.ranges.some((r) => r.start === 129),
+      'the batch was fetched again from the target',
+    );
+    assert.deepEqual(
+      net.penalties.map((p) => [p.peer, p.action]),
+      [[h.key, 'mid-tolerance']],
+    );
+    assert.match(net.penalties[0]!.reason, /^range 129\+128: .*another chain than the target/);
+  });
+
+  test('a helper whose batch was not anchored (the target named no hash) is not penalised', async () => {
+    const { t, h, net } = await collusion();
+    t.hashesAt = () => [];
+    const outcome = await net.sync(t, [h], ONE_EACH);
+    assert.deepEqual(outcome, { kind: 'synced', imported: 256, tip: 256 });
+    assert.deepEqual(net.penalties, [], 'following another fork is no offence');
+  });
+
+  test('an honest target whose chain reorged between batches is excused once: no penalty, not a lie', async () => {
+    const t = await makePeer(short());
+    // It served batch 0 of MAIN, then its chain changed below 129.
+    t.serve = (blocks, start, count) => (start >= 129 ? reorgedFrom(start, count) : blocks);
+    const net = new Net(await localWith(), [t]);
+    const outcome = await net.sync(t, [], ONE_EACH);
+    assert.equal(outcome.kind, 'aborted');
+    assert.ok(outcome.kind === 'aborted');
+    assert.equal(outcome.disproved, undefined, 'not a lie');
+    assert.equal(outcome.blame, t.key, 'skipped a while, so a repeat cannot hold the node');
+    assert.match(outcome.reason, /chain changed/);
+    assert.equal(outcome.imported, 128);
+    assert.deepEqual(net.penalties, []);
+  });
+
+  test('the same target after an excused reorg in this sync: a second change is a lie', async () => {
+    const t = await makePeer(short());
+    // Its first answer is short and its continuation from another chain (the excuse used), then batch
+    // 0 comes whole, and batch 1 from a chain that does not continue it.
+    t.serve = (blocks, start, count, nth) =>
+      nth === 0
+        ? blocks.slice(0, 50)
+        : nth === 1
+          ? forkAt(49, 79, 7).slice(1)
+          : start >= 129
+            ? reorgedFrom(start, count)
+            : blocks;
+    const net = new Net(await localWith(), [t]);
+    const outcome = await net.sync(t, [], ONE_EACH);
+    assert.equal(outcome.kind === 'aborted' && outcome.disproved, 'lie');
+    assert.equal(outcome.imported, 128);
+    assert.deepEqual(
+      net.penalties.map((p) => [p.peer, p.action]),
+      [[t.key, 'mid-tolerance']],
+    );
+  });
+});

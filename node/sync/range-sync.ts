@@ -216,11 +216,21 @@ export async function rangeSync(
         break;
       }
       if (!bytesEqual(b.blocks![0]!.header.prevHash, prevHash)) {
-        // Served from another fork than the target's: fetch it again from the target itself.
-        const problem = await dl.refetchFromTarget(b);
-        if (problem || !bytesEqual(b.blocks![0]!.header.prevHash, prevHash)) {
-          deps.penalise(target.peer, 'mid-tolerance', 'range does not continue the chain it claimed');
-          outcome = abort('target served a range that does not link', targetKey, 'lie');
+        // Served from another fork than the target's: fetch it again from the target itself
+        // (penalties are the downloader's: a slow target, a lying one, a helper on another chain).
+        const r = await dl.refetchFromTarget(b, prevHash);
+        if (r.kind === 'slow') {
+          outcome = abort(`the target was too slow: ${r.reason}`, targetKey, 'unserved');
+          break;
+        }
+        // An honest reorg under the sync, the first time: no penalty, but the target is skipped a
+        // while (blame without a disproval), so that repeating it cannot hold the node.
+        if (r.kind === 'reorged') {
+          outcome = abort(`the target's chain changed under the sync: ${r.reason}`, targetKey);
+          break;
+        }
+        if (r.kind === 'lie') {
+          outcome = abort(`target served a range that does not link: ${r.reason}`, targetKey, 'lie');
           break;
         }
       }
