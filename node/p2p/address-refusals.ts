@@ -61,12 +61,16 @@ export class AddressRefusals {
     this.exempt = ipRanges(opts.exempt ?? P2P_DEFAULTS.ipLimitExempt);
   }
 
-  /** Records one refusal of a never-admitted peer from `ip`; returns true when its host is (now) banned. */
-  refused(ip: string, now: number): boolean {
+  /**
+   * Records one refusal of a never-admitted peer from `ip`, counting `weight` (less than 1 for a
+   * refusal that may be our fault, such as one excused while we catch up); returns true when its
+   * host is (now) banned.
+   */
+  refused(ip: string, now: number, weight = 1): boolean {
     if (this.exempt(ip)) return false;
     const host = capKey(ip);
     const e = this.entries.get(host) ?? { count: 0, at: now, bannedUntil: 0 };
-    e.count = this.decayed(e, now) + 1;
+    e.count = this.decayed(e, now) + weight;
     e.at = now;
     if (e.count >= this.banAt) e.bannedUntil = Math.max(e.bannedUntil, now + this.banMs);
     // Re-inserted last, so the map's order is least recently refused first.

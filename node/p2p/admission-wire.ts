@@ -26,7 +26,13 @@ export const ADMISSION_TIMEOUT_MS = 2_000;
  * (no answer in time, an oversized or garbled frame, a key or address refused before the
  * handshake). Each is a label of `cairn_membership_refusals_total{code,transport}`.
  */
-export type RefusalCode = AdmissionRefusal | 'handshake-timeout' | 'handshake-failed' | 'banned-address';
+export type RefusalCode =
+  | AdmissionRefusal
+  | 'handshake-timeout'
+  | 'handshake-failed'
+  | 'banned-address'
+  /** A read-only peer (admission-gate.ts) that served us nothing useful for too long. */
+  | 'read-only-idle';
 
 const OK = 0x00;
 const REFUSED = 0x01;
