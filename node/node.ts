@@ -342,6 +342,8 @@ export class CairnNode {
       // Bootstrap peers are the operator's choice (a new device knows no members yet); mDNS
       // finds anyone on the LAN, so only keys the chain records as members are dialled.
       mayDial: gate ? (p) => bootstrapIds.has(p.toString()) || gate.mayDial(p) : undefined,
+      // Only an admitted peer's ban counts against its address (attack finding B, issue 12).
+      addressAnswersFor: gate ? (p) => gate.isAdmitted(p) : undefined,
     });
     // Entries from peers and the API: per-peer rate, then batched commits (one transaction each).
     const mempoolMetrics = createMempoolMetrics(metrics.registry, chain.mempool);
