@@ -11,6 +11,7 @@
  */
 import type { Multiaddr } from '@multiformats/multiaddr';
 import type { AdmissionRefusal } from '../membership/view.ts';
+import { plainIp } from './ip-ranges.ts';
 
 /**
  * Largest certificate accepted in the handshake. A certificate is a key, a short name, a role,
@@ -83,7 +84,8 @@ export function transportOf(addr: Multiaddr | string): 'tcp' | 'webrtc-direct' |
 /** The IP address of a remote multiaddr (its first ip4/ip6 component), if it has one. */
 export function ipOf(addr: Multiaddr): string | undefined {
   for (const c of addr.getComponents()) {
-    if (c.name === 'ip4' || c.name === 'ip6') return c.value;
+    // IPv4-mapped IPv6 (a dual-stack listener's IPv4 clients) as plain IPv4: one host each.
+    if (c.name === 'ip4' || c.name === 'ip6') return c.value === undefined ? undefined : plainIp(c.value);
   }
   return undefined;
 }
