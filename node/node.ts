@@ -21,7 +21,7 @@ import {
   type Role,
 } from './identity/identity.ts';
 import { createLogger, type Logger } from './log.ts';
-import { isBehind } from './membership/catch-up.ts';
+import { bestAdmittedWork, isBehind } from './membership/catch-up.ts';
 import { InvitationBook } from './membership/invitation-book.ts';
 import { issueMembership } from './membership/issue-certificate.ts';
 import { serveJoin } from './membership/join-protocol.ts';
@@ -234,7 +234,7 @@ export class CairnNode {
     // In roster mode every connection passes the admission handshake before anything is served
     // or gossiped (p2p/admission-gate.ts), judged by the roster at our tip.
     const admissionView = opts.admissionView ?? membership;
-    const gate =
+    const gate: AdmissionGate | undefined =
       admissionView.mode === 'roster'
         ? new AdmissionGate({
             view: admissionView,
@@ -246,13 +246,20 @@ export class CairnNode {
             onStateChange: (p) => gossipRef?.rescore(p),
             addressRefusals: new AddressRefusals({ exempt: neverBanned }),
             // A new device knows only genesis: peers it cannot judge yet may serve it read-only.
-            behind: () =>
-              isBehind({
+            // Only admitted peers' statuses count (membership/catch-up.ts): a read-only stranger's
+            // claim of more work must not keep us behind.
+            behind: (): boolean => {
+              const now = Date.now();
+              return isBehind({
                 tipTimestampMs: chain.tip.header.timestamp,
                 tipWork: chain.tip.chainWork,
-                bestClaimedWork: peers?.book.best(Date.now())?.status.totalWork,
-                nowMs: Date.now(),
-              }),
+                bestAdmittedWork: bestAdmittedWork(peers?.book.syncable(now) ?? [], (p): boolean =>
+                  gate!.isAdmitted(p),
+                ),
+                admittedPeers: gate!.admittedCount(),
+                nowMs: now,
+              });
+            },
           })
         : undefined;
     // Serving, gossip and identify: admitted peers only.
@@ -335,6 +342,8 @@ export class CairnNode {
       // Bootstrap peers are the operator's choice (a new device knows no members yet); mDNS
       // finds anyone on the LAN, so only keys the chain records as members are dialled.
       mayDial: gate ? (p) => bootstrapIds.has(p.toString()) || gate.mayDial(p) : undefined,
+      // Only an admitted peer's ban counts against its address (attack finding B, issue 12).
+      addressAnswersFor: gate ? (p) => gate.isAdmitted(p) : undefined,
     });
     // Entries from peers and the API: per-peer rate, then batched commits (one transaction each).
     const mempoolMetrics = createMempoolMetrics(metrics.registry, chain.mempool);
@@ -419,7 +428,11 @@ export class CairnNode {
           metrics.presyncs.inc({ outcome });
           metrics.presyncHeaders.inc(headers);
         },
-        reward: (p) => scores.reward(p.toString(), Date.now()),
+        // A batch that connected: it also extends a read-only server's stay (admission-gate.ts).
+        reward: (p) => {
+          scores.reward(p.toString(), Date.now());
+          gate?.served(p);
+        },
         onSplit: (info) => {
           metrics.splits.inc();
           log.warn(info, 'network split detected: a peer followed another chain for more than 6 blocks');

@@ -123,6 +123,13 @@ export const MEMBERSHIP_DEFAULTS = Object.freeze({
   behindAfterMs: 10 * 60_000,
   /** Peers admitted read-only at once while behind (each holds a connection slot). */
   maxReadOnlyPeers: 8,
+  /**
+   * How long a read-only peer stays without serving us a batch that connected to our chain; each
+   * such batch starts the time again. A stranger holding a slot and serving nothing loses it.
+   */
+  readOnlyIdleMs: 2 * 60_000,
+  /** How long a peer dropped for idling read-only is not taken read-only again. */
+  readOnlyCooldownMs: 10 * 60_000,
 });
 
 export const MEMPOOL_DEFAULTS = Object.freeze({

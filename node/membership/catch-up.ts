@@ -7,9 +7,12 @@
  * it can reach is such a peer it can never sync (a deadlock). So while it is behind, such peers
  * may serve it; once it has caught up it judges them against the roster it then has.
  *
- * Behind: our tip is older than `behindAfterMs`, or a peer's status claims more work than our
- * tip. Claims are not trusted for anything else: the worst a false one does is keep read-only
- * peers (served nothing, their gossip refused, bounded in number) a while longer.
+ * Behind: an *admitted* peer's status claims more work than our tip, or our tip is older than
+ * `behindAfterMs` and no admitted peer is connected at all. Only admitted peers' claims count:
+ * a read-only peer (any stranger with a self-signed certificate reads as `unknown-issuer`)
+ * claiming huge work must not keep us behind, and so keep read-only slots open, by itself.
+ * An old tip alone is not enough either: a quiet network (no block for a while) with members
+ * connected is not a deadlock, and taking strangers read-only there would only feed them slots.
  */
 import { MEMBERSHIP_DEFAULTS } from '../options.ts';
 
@@ -17,13 +20,32 @@ export interface CatchUpInputs {
   /** Our tip's timestamp (ms) and cumulative work. */
   readonly tipTimestampMs: number;
   readonly tipWork: bigint;
-  /** The most work a fresh peer status claims, if any peer sent one. */
-  readonly bestClaimedWork: bigint | undefined;
+  /** The most work a fresh status of an admitted peer claims, if any sent one. */
+  readonly bestAdmittedWork: bigint | undefined;
+  /** Admitted peers connected now (read-only and pending ones do not count). */
+  readonly admittedPeers: number;
   readonly nowMs: number;
   readonly behindAfterMs?: number;
 }
 
 export function isBehind(i: CatchUpInputs): boolean {
-  if (i.nowMs - i.tipTimestampMs > (i.behindAfterMs ?? MEMBERSHIP_DEFAULTS.behindAfterMs)) return true;
-  return i.bestClaimedWork !== undefined && i.bestClaimedWork > i.tipWork;
+  if (i.bestAdmittedWork !== undefined && i.bestAdmittedWork > i.tipWork) return true;
+  const old = i.nowMs - i.tipTimestampMs > (i.behindAfterMs ?? MEMBERSHIP_DEFAULTS.behindAfterMs);
+  return old && i.admittedPeers === 0;
+}
+
+/** The most work claimed by the peers `admitted` says yes to, among `records` (a peer book's). */
+export function bestAdmittedWork(
+  records: Iterable<{
+    readonly peer: { toString(): string };
+    readonly status: { readonly totalWork: bigint };
+  }>,
+  admitted: (peer: string) => boolean,
+): bigint | undefined {
+  let best: bigint | undefined;
+  for (const r of records) {
+    if (!admitted(r.peer.toString())) continue;
+    if (best === undefined || r.status.totalWork > best) best = r.status.totalWork;
+  }
+  return best;
 }

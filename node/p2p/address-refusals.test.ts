@@ -55,3 +55,28 @@ test('a ban refuses unauthenticated attempts only, never a key that passed the h
   r.admitted('d'.repeat(64));
   assert.equal(r.refuses('10.0.0.1', member, 1), true);
 });
+
+test('IPv4 clients of a dual-stack listener (IPv4-mapped IPv6) are banned one host at a time', () => {
+  const r = new AddressRefusals({ exempt: [] });
+  for (let i = 0; i < r.banAt; i++) r.refused('::ffff:203.0.113.5', 1000);
+  assert.equal(r.refuses('::ffff:203.0.113.5', undefined, 1000), true);
+  assert.equal(r.refuses('203.0.113.5', undefined, 1000), true, 'the same host, written as IPv4');
+  assert.equal(r.refuses('::ffff:198.51.100.9', undefined, 1000), false, 'another IPv4 client is not');
+});
+
+test('a full table forgets hosts that are not banned before a ban', () => {
+  const r = new AddressRefusals({ exempt: [], maxAddresses: 64 });
+  for (let i = 0; i < r.banAt; i++) r.refused('2001:db8:1:1::1', 1000);
+  assert.equal(r.refuses('2001:db8:1:1::2', undefined, 1000), true);
+  // One refusal each from many other /64s, many times the table's size.
+  for (let i = 0; i < 64 * 10; i++) r.refused(`2001:db8:2:${i.toString(16)}::1`, 1001);
+  assert.equal(r.size, 64);
+  assert.equal(r.refuses('2001:db8:1:1::2', undefined, 1002), true, 'the ban survived the flood');
+  // Only bans left: the least recently refused goes then.
+  const full = new AddressRefusals({ exempt: [], maxAddresses: 2 });
+  for (const host of ['192.0.2.1', '192.0.2.2', '192.0.2.3'])
+    for (let i = 0; i < full.banAt; i++) full.refused(host, 1000);
+  assert.equal(full.size, 2);
+  assert.equal(full.isBanned('192.0.2.1', 1000), false);
+  assert.equal(full.isBanned('192.0.2.3', 1000), true);
+});

@@ -5,7 +5,8 @@
  * Pure: the caller supplies the clock.
  *
  * The rule, explicitly:
- * - A host is what the per-IP cap counts (ip-ranges.ts `capKey`): an IPv4 address, an IPv6 /64.
+ * - A host is what the per-IP cap counts (ip-ranges.ts `capKey`): an IPv4 address (IPv4-mapped
+ *   IPv6 included), an IPv6 /64.
  *   Not an IPv4 /24: a family's LAN is one /24, and one stranger on it must cost only itself.
  * - Exempt ranges are never counted nor banned: loopback by default (every node of a test
  *   cluster or the demo shares 127.0.0.1), plus whatever the node adds: its own bootstrap
@@ -28,7 +29,7 @@ export interface AddressRefusalOptions {
   readonly halfLifeMs?: number;
   /** How long a ban lasts (default 5 min). */
   readonly banMs?: number;
-  /** Addresses tracked at most; the least recently refused are forgotten first (default 4096). */
+  /** Addresses tracked at most; the least recently refused unbanned are forgotten first (default 4096). */
   readonly maxAddresses?: number;
   /** CIDR ranges never counted nor banned (default: loopback, as for the per-IP cap). */
   readonly exempt?: readonly string[];
@@ -61,21 +62,22 @@ export class AddressRefusals {
     this.exempt = ipRanges(opts.exempt ?? P2P_DEFAULTS.ipLimitExempt);
   }
 
-  /** Records one refusal of a never-admitted peer from `ip`; returns true when its host is (now) banned. */
-  refused(ip: string, now: number): boolean {
+  /**
+   * Records one refusal of a never-admitted peer from `ip`, counting `weight` (less than 1 for a
+   * refusal that may be our fault, such as one excused while we catch up); returns true when its
+   * host is (now) banned.
+   */
+  refused(ip: string, now: number, weight = 1): boolean {
     if (this.exempt(ip)) return false;
     const host = capKey(ip);
     const e = this.entries.get(host) ?? { count: 0, at: now, bannedUntil: 0 };
-    e.count = this.decayed(e, now) + 1;
+    e.count = this.decayed(e, now) + weight;
     e.at = now;
     if (e.count >= this.banAt) e.bannedUntil = Math.max(e.bannedUntil, now + this.banMs);
     // Re-inserted last, so the map's order is least recently refused first.
     this.entries.delete(host);
     this.entries.set(host, e);
-    while (this.entries.size > this.maxAddresses) {
-      const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
-    }
+    while (this.entries.size > this.maxAddresses) this.evict(now, host);
     return e.bannedUntil > now;
   }
 
@@ -106,6 +108,26 @@ export class AddressRefusals {
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /**
+   * Forgets the least recently refused host that is not banned; only when every host is banned,
+   * the least recently refused one. Never `keep`, the host just refused (else a newcomer to a
+   * table full of bans could never build up to one). Refusals from many hosts (a stranger
+   * holding many /64s) must not flush a ban they are too cheap to earn. At most `maxAddresses`
+   * steps, only when full.
+   */
+  private evict(now: number, keep: string): void {
+    let victim: string | undefined;
+    for (const [host, e] of this.entries) {
+      if (host === keep) continue;
+      if (e.bannedUntil <= now) {
+        victim = host;
+        break;
+      }
+      victim ??= host;
+    }
+    if (victim !== undefined) this.entries.delete(victim);
   }
 
   private decayed(e: Entry, now: number): number {

@@ -20,6 +20,7 @@ import { Registry } from 'prom-client';
 import type { Hex } from '../chain/bytes.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
 import { createLogger } from '../log.ts';
+import type { MembershipView } from '../membership/view.ts';
 import { createNodeMetrics } from '../metrics.ts';
 import { forgeChain, knowledgeEntry, TEST_NOW, testChain, testKey } from '../testing/forge.ts';
 import { startLoopbackHost, TCP_LOOPBACK, WEBRTC_DIRECT_LOOPBACK } from '../testing/loopback-host.ts';
@@ -543,6 +544,38 @@ describe('catching up', () => {
     assert.equal(await refusals(j, 'unknown-issuer', 'tcp'), 1);
     assert.ok(penalisedFor(j, m).some((p) => /unknown-issuer/.test(p.reason)));
     await until('j to drop m', () => !connected(j, m));
+  });
+
+  test('a peer we take read-only is not shown our certificate', async () => {
+    // j is on the chain, so m admits it without a certificate; m records what j's answer carried.
+    let mKey: Hex | undefined;
+    const shown = new Map<Hex, Uint8Array | undefined>();
+    const base = roster.view(undefined);
+    const recording: MembershipView = {
+      ...base,
+      admit: (key, cert, now) => {
+        shown.set(key, cert);
+        return base.admit(key, cert, now);
+      },
+      ownCertificate: () => (mKey ? certFor(mKey) : undefined),
+    };
+    const m = await startSide(
+      'm4',
+      certFor,
+      (k) => {
+        mKey = k;
+      },
+      { view: recording },
+    );
+    const j = await startSide('j4', certFor, (k) => roster.onChain.set(k, member(k, 'j4')), {
+      ...slow,
+      behind: () => true,
+    });
+    await m.host.dial(j.tcp);
+    await until('j4 to take m4 read-only', () => j.gate!.isReadOnly(m.id));
+    await until('m4 to admit j4', () => m.gate!.isAdmitted(j.id));
+    assert.ok(shown.has(j.key), 'm4 judged j4');
+    assert.equal(shown.get(j.key), undefined, "j4's answer carried its certificate to a read-only peer");
   });
 
   test('a read-only peer is admitted once the roster we synced vouches for it', async () => {

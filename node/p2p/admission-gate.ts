@@ -19,11 +19,15 @@
  * peers could leave it nobody to sync from, so while it is behind a peer refused only for
  * `unknown-issuer`, or `not-yet-valid` within the clock-skew allowance, is admitted *read-only*:
  * we may fetch from it (`whenFetchable`), but serve it nothing, answer no identify, accept none
- * of its gossip (it keeps the pending gossip score), and it costs no penalty. Read-only peers
- * are bounded (`maxReadOnlyPeers`) and judged again whenever our tip moves (`rejudge`) and on
- * the recheck timer: admitted once the roster we synced vouches for them, refused once we are
- * no longer behind and it still does not. Its certificate must carry the issuer's valid
- * signature: only "issuer unknown to us", never "forged", qualifies.
+ * of its gossip (it keeps the pending gossip score), show it not our certificate, and it costs
+ * no penalty. Read-only peers are bounded (`maxReadOnlyPeers`) and judged again whenever our tip
+ * moves (`rejudge`) and on the recheck timer: admitted once the roster we synced vouches for
+ * them, refused once we are no longer behind and it still does not, and dropped once idle
+ * (`readOnlyIdleMs` without serving a batch that connected, `served`), after which its key is
+ * not taken read-only again for `readOnlyCooldownMs`. Its certificate must carry the issuer's
+ * valid signature: only "issuer unknown to us", never "forged", qualifies. Any stranger can
+ * self-sign one (it reads as `unknown-issuer`), so an excused refusal still charges its address,
+ * at a lower weight, and an idle drop at full weight: churning keys from one host is bounded.
  */
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
@@ -54,6 +58,16 @@ import type { PeerAction } from './peer-scores.ts';
  * joins the mesh at the next heartbeat. A refused one is graylisted: its RPCs are dropped unread.
  */
 export const GOSSIP_SCORE = { admitted: 0, pending: -60, 'read-only': -60, refused: -1000 } as const;
+
+/**
+ * What an excused refusal (see CATCH_UP_CODES) adds to its host's refusal count: it may be our
+ * stale roster's fault, so it costs less than a plain refusal (1), but not nothing, since any
+ * stranger qualifies. At 0.5 a host is banned after 40 in quick succession (banAt 20).
+ */
+const EXCUSED_ADDRESS_WEIGHT = 0.5;
+
+/** Keys in the read-only cooldown at most; the soonest to end go first. */
+const MAX_COOLDOWN = 4096;
 
 /** Refusals a node that is behind may owe to its own stale roster or clock (see the header). */
 const CATCH_UP_CODES: ReadonlySet<RefusalCode> = new Set<AdmissionRefusal>([
@@ -114,6 +128,10 @@ export interface AdmissionGateOptions {
   readonly clockSkewMs?: number;
   /** Read-only peers at once (default 8); beyond, they are refused (without penalty). */
   readonly maxReadOnlyPeers?: number;
+  /** How long a read-only peer stays without serving a batch that connected (default 2 min). */
+  readonly readOnlyIdleMs?: number;
+  /** How long a key dropped for idling is not taken read-only again (default 10 min). */
+  readonly readOnlyCooldownMs?: number;
 }
 
 type Status = 'pending' | 'admitted' | 'read-only' | 'refused';
@@ -126,6 +144,9 @@ interface PeerState {
   /** The certificate it presented, judged again on roster changes and expiry. */
   certificate?: Uint8Array;
   readonly waiters: ((verdict: Verdict) => void)[];
+  /** Read-only: when it was taken so, and when it last served a batch that connected (gate clock). */
+  readOnlyAt?: number;
+  servedAt?: number;
   /** One deadline for all waiters, so a flood of requests or gossip costs no timer each. */
   deadline?: NodeJS.Timeout;
   readonly since: number;
@@ -159,6 +180,8 @@ export class AdmissionGate {
   private readonly holds = new Map<string, number>();
   /** Inbound connections still waiting for the dialer's certificate, with their deadline timer. */
   private readonly awaiting = new Map<string, NodeJS.Timeout>();
+  /** Keys dropped for idling read-only, with when they may be taken read-only again. */
+  private readonly cooldown = new Map<Hex, number>();
   private host: AdmissionHost | undefined;
   private unsubscribe: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -168,6 +191,8 @@ export class AdmissionGate {
   private readonly behind: () => boolean;
   private readonly clockSkewMs: number;
   private readonly maxReadOnlyPeers: number;
+  private readonly readOnlyIdleMs: number;
+  private readonly readOnlyCooldownMs: number;
 
   constructor(private readonly o: AdmissionGateOptions) {
     this.view = o.view;
@@ -178,6 +203,8 @@ export class AdmissionGate {
     this.behind = o.behind ?? (() => false);
     this.clockSkewMs = o.clockSkewMs ?? MEMBERSHIP_DEFAULTS.clockSkewMs;
     this.maxReadOnlyPeers = o.maxReadOnlyPeers ?? MEMBERSHIP_DEFAULTS.maxReadOnlyPeers;
+    this.readOnlyIdleMs = o.readOnlyIdleMs ?? MEMBERSHIP_DEFAULTS.readOnlyIdleMs;
+    this.readOnlyCooldownMs = o.readOnlyCooldownMs ?? MEMBERSHIP_DEFAULTS.readOnlyCooldownMs;
   }
 
   // ---- connection gater (libp2p calls these for every connection, after encryption) ----
@@ -238,6 +265,19 @@ export class AdmissionGate {
   /** Admitted read-only while we catch up: we may fetch from it, and serve it nothing. */
   isReadOnly(peer: PeerId | string): boolean {
     return this.peers.get(peer.toString())?.status === 'read-only';
+  }
+
+  /** Peers admitted now (read-only and pending ones not counted): membership/catch-up.ts asks. */
+  admittedCount(): number {
+    let n = 0;
+    for (const s of this.peers.values()) if (s.status === 'admitted') n++;
+    return n;
+  }
+
+  /** The peer served us a batch that connected to our chain: a read-only one stays a while longer. */
+  served(peer: PeerId | string): void {
+    const s = this.peers.get(peer.toString());
+    if (s?.status === 'read-only') s.servedAt = this.now();
   }
 
   /**
@@ -451,11 +491,10 @@ export class AdmissionGate {
       return;
     }
     const code = this.judge(conn, frame.length ? frame : undefined, false);
+    // A read-only peer is one we cannot vouch for: it does not learn our name, role, capabilities.
+    const ours = this.isReadOnly(conn.remotePeer) ? undefined : this.view.ownCertificate();
     try {
-      await lp.write(
-        encodeAnswer(code ? { ok: false, code } : { ok: true, certificate: this.view.ownCertificate() }),
-        { signal },
-      );
+      await lp.write(encodeAnswer(code ? { ok: false, code } : { ok: true, certificate: ours }), { signal });
       await stream.close({ signal });
     } catch {
       stream.abort(new Error('admission answer failed'));
@@ -500,6 +539,8 @@ export class AdmissionGate {
     s.member = member;
     s.certificate = certificate;
     if (!first) return;
+    s.readOnlyAt = verdict === 'read-only' ? this.now() : undefined;
+    s.servedAt = undefined;
     if (verdict === 'admitted' && s.key) this.addressRefusals.admitted(s.key);
     this.o.metrics.handshakes.observe(
       { outcome: verdict, transport: transportOf(conn.remoteAddr) },
@@ -520,6 +561,7 @@ export class AdmissionGate {
    */
   private mayReadOnly(s: PeerState, certificate: Uint8Array | undefined, code: RefusalCode): boolean {
     if (!certificate || !s.key || !CATCH_UP_CODES.has(code) || !this.behind()) return false;
+    if (s.status !== 'read-only' && (this.cooldown.get(s.key) ?? 0) > this.now()) return false;
     if (code === 'not-yet-valid') {
       const later = this.view.admit(s.key, certificate, this.now() + this.clockSkewMs);
       if (!later.ok && later.code !== 'unknown-issuer') return false;
@@ -533,7 +575,8 @@ export class AdmissionGate {
   /**
    * Refuses `peer` now: counted, penalised, its address charged, every connection closed. While
    * we are behind, a refusal our stale roster or clock may owe (unknown issuer, not yet valid)
-   * costs the peer nothing.
+   * costs the peer id nothing and its address less; an idle read-only peer's drop costs its id
+   * the cooldown (not a penalty: it broke no rule) and its address a full refusal.
    */
   refuse(peer: PeerId, code: RefusalCode, addr: Multiaddr, abort = false): void {
     const s = this.track(peer);
@@ -548,12 +591,15 @@ export class AdmissionGate {
       const transport = transportOf(addr);
       this.o.metrics.refusals.inc({ code, transport });
       this.o.metrics.handshakes.observe({ outcome: code, transport }, (performance.now() - s.since) / 1000);
-      // Only a stranger's failure charges its address: a member revoked or expired while
-      // connected answers with its key (address-refusals.ts).
+      // Only a stranger's failure charges its address (one never admitted; a read-only peer is
+      // one): a member revoked or expired while connected answers with its key
+      // (address-refusals.ts).
       const ip = ipOf(addr);
-      if (ip && was === 'pending' && !excused) this.addressRefusals.refused(ip, this.now());
+      if (ip && (was === 'pending' || was === 'read-only'))
+        this.addressRefusals.refused(ip, this.now(), excused ? EXCUSED_ADDRESS_WEIGHT : 1);
       this.o.log.info({ peer: peer.toString(), code, transport, excused }, 'peer refused admission');
-      if (!excused) this.o.penalise(peer, refusalSeverity(code), `admission refused: ${code}`);
+      if (!excused && code !== 'read-only-idle')
+        this.o.penalise(peer, refusalSeverity(code), `admission refused: ${code}`);
     }
     const conns = this.host?.getConnections(peer) ?? [];
     for (const c of conns) {
@@ -563,6 +609,15 @@ export class AdmissionGate {
     }
     // Gone already (it hung up while we judged): no peer:disconnect will come to forget it.
     if (conns.length === 0) this.peers.delete(peer.toString());
+  }
+
+  /** A read-only peer that served nothing that connected for `readOnlyIdleMs` gives its slot up. */
+  private dropIdle(conn: Connection, key: Hex, now: number): void {
+    this.cooldown.delete(key);
+    this.cooldown.set(key, now + this.readOnlyCooldownMs);
+    // Every entry has the same cooldown, so insertion order is the order they end in.
+    while (this.cooldown.size > MAX_COOLDOWN) this.cooldown.delete(this.cooldown.keys().next().value as Hex);
+    this.refuse(conn.remotePeer, 'read-only-idle', conn.remoteAddr, true);
   }
 
   private settle(s: PeerState, verdict: Verdict): void {
@@ -606,6 +661,8 @@ export class AdmissionGate {
       if (s.status === 'pending') continue;
       const a = this.view.admit(s.key, s.certificate, now);
       if (a.ok) this.letIn(conn, s, 'admitted', s.certificate, a.member);
+      else if (s.status === 'read-only' && now - (s.servedAt ?? s.readOnlyAt ?? now) > this.readOnlyIdleMs)
+        this.dropIdle(conn, s.key, now);
       else if (!(s.status === 'read-only' && this.mayReadOnly(s, s.certificate, a.code)))
         this.refuse(conn.remotePeer, a.code, conn.remoteAddr, true);
     }

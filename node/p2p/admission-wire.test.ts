@@ -63,8 +63,14 @@ test('address bans: refusals decay, pile up to a ban that ends, and the table is
   assert.equal(bans.isBanned('2.2.2.2', 0), false);
   bans.refused('2.2.2.2', 10);
   bans.refused('3.3.3.3', 20);
-  // The least recently refused address went first.
+  // The least recently refused address that is not banned went first; the ban stays.
   assert.equal(bans.size, 2);
-  assert.equal(bans.count('1.1.1.1', 20), 0);
-  assert.ok(bans.count('2.2.2.2', 20) > 0);
+  assert.equal(bans.count('2.2.2.2', 20), 0);
+  assert.equal(bans.isBanned('1.1.1.1', 20), true);
+  assert.ok(bans.count('3.3.3.3', 20) > 0);
+  // Its ban over, 1.1.1.1 is the least recently refused, and goes.
+  bans.refused('4.4.4.4', 8000);
+  assert.equal(bans.size, 2);
+  assert.equal(bans.count('1.1.1.1', 8000), 0);
+  assert.ok(bans.count('3.3.3.3', 8000) > 0);
 });

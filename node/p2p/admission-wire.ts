@@ -11,6 +11,7 @@
  */
 import type { Multiaddr } from '@multiformats/multiaddr';
 import type { AdmissionRefusal } from '../membership/view.ts';
+import { plainIp } from './ip-ranges.ts';
 
 /**
  * Largest certificate accepted in the handshake. A certificate is a key, a short name, a role,
@@ -26,7 +27,13 @@ export const ADMISSION_TIMEOUT_MS = 2_000;
  * (no answer in time, an oversized or garbled frame, a key or address refused before the
  * handshake). Each is a label of `cairn_membership_refusals_total{code,transport}`.
  */
-export type RefusalCode = AdmissionRefusal | 'handshake-timeout' | 'handshake-failed' | 'banned-address';
+export type RefusalCode =
+  | AdmissionRefusal
+  | 'handshake-timeout'
+  | 'handshake-failed'
+  | 'banned-address'
+  /** A read-only peer (admission-gate.ts) that served us nothing useful for too long. */
+  | 'read-only-idle';
 
 const OK = 0x00;
 const REFUSED = 0x01;
@@ -77,7 +84,8 @@ export function transportOf(addr: Multiaddr | string): 'tcp' | 'webrtc-direct' |
 /** The IP address of a remote multiaddr (its first ip4/ip6 component), if it has one. */
 export function ipOf(addr: Multiaddr): string | undefined {
   for (const c of addr.getComponents()) {
-    if (c.name === 'ip4' || c.name === 'ip6') return c.value;
+    // IPv4-mapped IPv6 (a dual-stack listener's IPv4 clients) as plain IPv4: one host each.
+    if (c.name === 'ip4' || c.name === 'ip6') return c.value === undefined ? undefined : plainIp(c.value);
   }
   return undefined;
 }

@@ -27,7 +27,7 @@ import type { Multiaddr } from '@multiformats/multiaddr';
 import { Counter, type Registry } from 'prom-client';
 import { P2P_DEFAULTS, type P2pLimits } from '../options.ts';
 import type { AddressBans } from './address-bans.ts';
-import { capKey, ipRanges } from './ip-ranges.ts';
+import { capKey, ipRanges, plainIp } from './ip-ranges.ts';
 
 export const REFUSAL = {
   perIpCap: 'per-ip-cap',
@@ -56,7 +56,10 @@ export function remoteIp(addr: Multiaddr): string | undefined {
   const parts = addr.getComponents();
   if (parts.some((c) => c.code === CODE_CIRCUIT)) return undefined;
   const first = parts[0];
-  return first && (first.code === CODE_IP4 || first.code === CODE_IP6) ? first.value : undefined;
+  // IPv4-mapped IPv6 as plain IPv4 (ip-ranges.ts `plainIp`): what address bans are keyed by.
+  return first?.value !== undefined && (first.code === CODE_IP4 || first.code === CODE_IP6)
+    ? plainIp(first.value)
+    : undefined;
 }
 
 /** The relay's IP of a relayed connection (/ip4/<relay>/…/p2p-circuit/…), else undefined. */

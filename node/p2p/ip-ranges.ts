@@ -34,20 +34,47 @@ export function ipRanges(cidrs: readonly string[]): (ip: string) => boolean {
   };
 }
 
-/**
- * What counts as one host: an IPv4 address itself, an IPv6 address's /64 (a host usually owns a
- * whole /64 and can pick any address in it). Not the /24 of an IPv4 address: a family's or an
- * office's LAN is one /24, and one stranger on it must not cost every device there.
- */
-export function capKey(ip: string): string {
-  if (isIP(ip) !== 6) return ip;
-  const [head = '', tail = ''] = ip.split('::');
+/** The eight 16-bit groups of an IPv6 address (a trailing dotted quad and a zone id allowed). */
+function groupsOf(ip6: string): number[] {
+  let s = ip6.split('%')[0] ?? '';
+  const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s);
+  if (quad) {
+    const [a, b, c, d] = quad.slice(1).map(Number) as [number, number, number, number];
+    s = `${s.slice(0, quad.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail = ''] = s.split('::');
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
-  const groups = ip.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
-  return `${groups
+  const groups = s.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
+  return groups.map((g) => Number.parseInt(g, 16));
+}
+
+/**
+ * The address as the host it names: an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, what a
+ * dual-stack listener reports for IPv4 clients) becomes plain IPv4, so it is one host of its
+ * own, matches IPv4 ranges and bans, and does not share the one /64 `::ffff:0:0/96` sits in
+ * with every other IPv4 client. Anything else is returned as given.
+ */
+export function plainIp(ip: string): string {
+  if (isIP(ip) !== 6) return ip;
+  const g = groupsOf(ip);
+  if (g.length !== 8 || g.slice(0, 5).some((x) => x !== 0) || g[5] !== 0xffff) return ip;
+  const [hi = 0, lo = 0] = g.slice(6);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
+/**
+ * What counts as one host: an IPv4 address itself (IPv4-mapped IPv6 included, `plainIp`), an
+ * IPv6 address's /64 (a host usually owns a whole /64 and can pick any address in it). Not the
+ * /24 of an IPv4 address: a family's or an office's LAN is one /24, and one stranger on it must
+ * not cost every device there.
+ */
+export function capKey(ip: string): string {
+  const plain = plainIp(ip);
+  if (isIP(plain) !== 6) return plain;
+  return `${groupsOf(plain)
     .slice(0, 4)
-    .map((g) => Number.parseInt(g, 16).toString(16))
+    .map((g) => g.toString(16))
     .join(':')}::/64`;
 }
 

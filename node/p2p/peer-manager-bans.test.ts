@@ -50,3 +50,41 @@ test('a fatal penalty bans the key; only a chargeable one counts against its add
     await Promise.all([server, a, b].map((h) => h.host.stop()));
   }
 });
+
+test('in roster mode a peer that is not admitted (pending, read-only) never charges its address', async () => {
+  const server = await startLoopbackHost(74, 'pm-bans', dirs);
+  const a = await startLoopbackHost(75, 'pm-bans', dirs);
+  const b = await startLoopbackHost(76, 'pm-bans', dirs);
+  try {
+    const bans = new AddressBans({ threshold: 1, exempt: [] });
+    const scores = new PeerScores();
+    const admitted = new Set<string>();
+    const pm = new PeerManager({
+      host: server.host,
+      reqresp: undefined as never,
+      scores,
+      ourStatus: () => undefined as never,
+      metrics: createNodeMetrics(),
+      log: createLogger('silent'),
+      addressBans: bans,
+      addressAnswersFor: (p) => admitted.has(p.toString()),
+    });
+    const connected = async (h: typeof a) => {
+      await h.host.dial(server.host.getMultiaddrs()[0]!);
+      return h.identity.peerId as PeerId;
+    };
+    // A read-only stranger whose status names another genesis: what PeerManager.accept does.
+    const stranger = await connected(a);
+    pm.penalise(stranger, 'fatal', 'status of another chain (chain id or genesis differ)');
+    assert.equal(scores.isBanned(stranger.toString(), Date.now()), true, 'the key is banned');
+    assert.equal(bans.isBanned('127.0.0.1', Date.now()), false, 'its (shared) address is not');
+
+    // An admitted member that misbehaves still answers with its address.
+    const member = await connected(b);
+    admitted.add(member.toString());
+    pm.penalise(member, 'fatal', 'invalid block: wrong-chain-id');
+    assert.equal(bans.isBanned('127.0.0.1', Date.now()), true, "an admitted peer's ban counts");
+  } finally {
+    await Promise.all([server, a, b].map((h) => h.host.stop()));
+  }
+});

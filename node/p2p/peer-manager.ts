@@ -33,6 +33,14 @@ export interface PeerManagerOptions {
    * records as members (admission-gate.ts `mayDial`). Default: every peer.
    */
   readonly mayDial?: (peer: PeerId) => boolean;
+  /**
+   * Whether a ban of the peer may count against its address; roster mode: admitted peers only
+   * (admission-gate.ts `isAdmitted`). A pending or read-only peer is a stranger whose offences
+   * (a status of another genesis, a bad batch) cost nothing to fabricate from an address that
+   * members share, and the address ban then refuses them, and our dials to them, before noise.
+   * Default: every peer (open mode).
+   */
+  readonly addressAnswersFor?: (peer: PeerId) => boolean;
 }
 
 /**
@@ -146,6 +154,7 @@ export class PeerManager {
    */
   penalise(peer: PeerId, action: PeerAction, reason: string, { chargeAddress = true } = {}): void {
     const now = Date.now();
+    const charge = chargeAddress && (this.o.addressAnswersFor?.(peer) ?? true);
     const wasBanned = this.o.scores.isBanned(peer.toString(), now);
     const verdict = this.o.scores.apply(peer.toString(), action, reason, now);
     this.o.metrics.peerActions.inc({ action });
@@ -158,7 +167,7 @@ export class PeerManager {
     if (verdict === 'ban' && !wasBanned) {
       this.o.metrics.bans.inc();
       // Before the connections go: the new peer id a banned peer comes back with meets its address.
-      for (const c of chargeAddress ? this.o.host.getConnections(peer) : []) {
+      for (const c of charge ? this.o.host.getConnections(peer) : []) {
         const ip = remoteIp(c.remoteAddr);
         if (ip && this.o.addressBans?.record(ip, now))
           this.o.log.info({ peer: peer.toString(), address: ip }, 'address banned');
