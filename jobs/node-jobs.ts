@@ -22,8 +22,10 @@ import type { ReportPayloads } from './payloads.ts';
 import {
   ADMIN_COMMANDS,
   type AdminCommand,
+  NODE_EVENTS_MAX_LEN,
   namespace,
   nodeQueueName,
+  nodeQueueStreams,
   REPORTS_QUEUE,
   type ReportKind,
   SCHEDULED_JOBS,
@@ -105,6 +107,7 @@ export class NodeJobs {
     this.queue = new Queue(nodeQueueName(this.nodeId), {
       connection: this.connections.create(),
       prefix: this.prefix,
+      streams: nodeQueueStreams,
     });
     this.reports = new Queue(REPORTS_QUEUE, { connection: this.connections.create(), prefix: this.prefix });
     for (const q of [this.queue, this.reports])
@@ -350,6 +353,9 @@ export class NodeJobs {
     try {
       const present = await this.queue.getJobSchedulersCount();
       if (present < SCHEDULED_JOBS.length) await this.upsertSchedulers();
+      // Command results sit in the event stream (queues.ts): bounded even if some other client
+      // opened this queue with BullMQ's default length.
+      await this.queue.trimEvents(NODE_EVENTS_MAX_LEN);
     } catch (err) {
       this.o.log.debug({ err: (err as Error).message }, 'scheduler check failed');
       return;
