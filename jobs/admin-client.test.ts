@@ -5,8 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'bullmq';
 import { AdminClient } from './admin-client.ts';
 import { commandSignatureValid, decodeCommand } from './command-codec.ts';
-import { nodeQueueName } from './queues.ts';
-const NODE_EVENTS_MAX_LEN = 200;
+import { NODE_EVENTS_MAX_LEN, nodeQueueName } from './queues.ts';
 import { closeRedis, createRedis, redisUrl } from './redis.ts';
 
 const NODE = '12D3KooWinviteNode';
