@@ -5,7 +5,7 @@ import { type CommandSigner, ephemeralSigner } from './command-signer.ts';
 import { type CommandRefusal, refusalOf, type SignedJobData } from './command-verifier.ts';
 import { JobEvents } from './job-events.ts';
 import { AdminPayload, type AdminPayloads, AdminResult, type AdminResults } from './payloads.ts';
-import { type AdminCommand, namespace, nodeQueueName } from './queues.ts';
+import { type AdminCommand, namespace, nodeQueueName, nodeQueueStreams } from './queues.ts';
 import { RedisConnections, redisUrl } from './redis.ts';
 
 export class CommandError extends Error {
@@ -103,8 +103,10 @@ export class AdminClient {
     try {
       const job = await queue.add(command, data, {
         jobId,
-        removeOnComplete: { age: 3600, count: 1000 },
-        removeOnFail: { age: 3600, count: 1000 },
+        // The result is read from the event stream, not the job: nothing to keep (an invitation
+        // is a bearer secret). A failure's reason is no secret; kept briefly for an operator.
+        removeOnComplete: true,
+        removeOnFail: { age: 60, count: 100 },
         attempts: 1,
       });
       const outcome = await Promise.race([watch.done, timeout]);
@@ -135,7 +137,11 @@ export class AdminClient {
     let q = this.queues.get(nodeId);
     if (!q) {
       q = {
-        queue: new Queue(nodeQueueName(nodeId), { connection: this.connection, prefix: this.prefix }),
+        queue: new Queue(nodeQueueName(nodeId), {
+          connection: this.connection,
+          prefix: this.prefix,
+          streams: nodeQueueStreams,
+        }),
         lastUsed: 0,
       };
       q.queue.on('error', () => {});

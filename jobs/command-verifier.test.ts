@@ -15,7 +15,13 @@ import {
 } from '../node/membership/roster-state.ts';
 import { testKey, testNetwork } from '../node/testing/forge.ts';
 import { type CommandToSign, signCommand } from './command-codec.ts';
-import { type CommandRefusal, CommandRefused, CommandVerifier, refusalOf } from './command-verifier.ts';
+import {
+  COMMAND_START_SKEW_MS,
+  type CommandRefusal,
+  CommandRefused,
+  CommandVerifier,
+  refusalOf,
+} from './command-verifier.ts';
 
 const admin = testKey(800);
 const gateway = testKey(801);
@@ -163,4 +169,29 @@ test('the nonce cache is bounded: full of unexpired commands it refuses as busy,
   state.now = NOW + 10_001;
   assert.equal(refusal(v, job(gateway, { nowMs: NOW + 10_001 }, cert)), 'ran');
   assert.equal(v.remembered, 2, 'two expired nonces went, one is left, one came');
+});
+
+test('a restarted node refuses commands issued before it started: a replay captured earlier cannot run', () => {
+  // The first process runs the command; the restarted one has no memory of its nonce.
+  const first = setup();
+  const j = job(gateway, { ttlMs: 30_000 }, gatewayCert());
+  assert.equal(refusal(first.v, j), 'ran');
+  const restarted = setup();
+  restarted.state.now = NOW + 5_000;
+  const afterRestart = new CommandVerifier({
+    nodeId: NODE,
+    membership: new Roster({ mode: 'roster', chainId, tipRoster: () => restarted.state.current }),
+    now: () => restarted.state.now,
+  });
+  assert.equal(
+    refusal(afterRestart, j),
+    'issued-before-start',
+    'still unexpired, but issued before the restart',
+  );
+  // Within the skew of the start (clocks differ a little) it is taken; anything later too.
+  assert.equal(
+    refusal(afterRestart, job(gateway, { nowMs: NOW + 5_000 - COMMAND_START_SKEW_MS }, gatewayCert())),
+    'ran',
+  );
+  assert.equal(refusal(afterRestart, job(gateway, { nowMs: NOW + 5_000 }, gatewayCert())), 'ran');
 });

@@ -13,6 +13,15 @@
  *    `--command-keys` option. With none configured every command is refused: unsigned or
  *    self-signed is never fine.
  *
+ * Replays: used nonces are remembered in memory only, so a restarted node has forgotten them.
+ * Rather than persist them, the verifier refuses every command issued before it started (less
+ * COMMAND_START_SKEW_MS): whatever the previous process ran was issued before that. The gateway
+ * signs a command for as long as it waits (30 s), so the cost is at most one retry for an
+ * operator whose command was in flight across a restart. Persisting nonces would need a store the
+ * node writes before it runs each command; Redis would not do, since whoever can reach it is the
+ * one replaying. The window left: an issuer whose clock runs ahead of ours by more than the time
+ * the node took to restart (plus the skew) could see a command the old process ran taken again.
+ *
  * Refusals throw CommandRefused (an UnrecoverableError: retrying cannot make them valid) whose
  * message starts with `command refused (<code>)`, which the job's failedReason carries back to
  * the gateway.
@@ -40,6 +49,7 @@ export const COMMAND_REFUSALS = [
   'not-admitted',
   'not-permitted',
   'replayed',
+  'issued-before-start',
   'busy',
 ] as const;
 export type CommandRefusal = (typeof COMMAND_REFUSALS)[number];
@@ -92,6 +102,12 @@ export const COMMAND_CAPABILITY: Record<AdminCommand, Capability> = {
 
 /** A clock running this far ahead of the node's may still issue commands it accepts. */
 export const COMMAND_CLOCK_SKEW_MS = 30_000;
+/**
+ * A command issued this long before the verifier started is still taken: the issuer's clock may
+ * be a little behind ours. Small, since it is also the window in which a command the previous
+ * process ran could be replayed (see `verify`).
+ */
+export const COMMAND_START_SKEW_MS = 2_000;
 /** Nonces remembered at most; each lives until its command expires (≤ MAX_COMMAND_TTL_MS + skew). */
 export const MAX_REMEMBERED_NONCES = 10_000;
 
@@ -111,11 +127,14 @@ export class CommandVerifier {
   private readonly commandKeys: ReadonlySet<Hex>;
   private readonly maxNonces: number;
   private readonly now: () => number;
+  /** Commands issued before this were meant for an earlier process (whose nonces we lost). */
+  private readonly startedAt: number;
 
   constructor(private readonly o: CommandVerifierOptions) {
     this.commandKeys = new Set((o.commandKeys ?? []).map((k) => k.toLowerCase()));
     this.maxNonces = o.maxNonces ?? MAX_REMEMBERED_NONCES;
     this.now = o.now ?? Date.now;
+    this.startedAt = this.now();
   }
 
   /** Nonces held now (for tests and metrics). */
@@ -158,6 +177,11 @@ export class CommandVerifier {
       throw new CommandRefused('expired', `expired ${now - cmd.expiresAtMs} ms ago`);
     if (cmd.issuedAtMs > now + COMMAND_CLOCK_SKEW_MS)
       throw new CommandRefused('not-yet-valid', `issued ${cmd.issuedAtMs - now} ms in the future`);
+    if (cmd.issuedAtMs < this.startedAt - COMMAND_START_SKEW_MS)
+      throw new CommandRefused(
+        'issued-before-start',
+        `issued ${this.startedAt - cmd.issuedAtMs} ms before this node started; send it again`,
+      );
     if (!commandSignatureValid(cmd))
       throw new CommandRefused('bad-signature', 'the signature does not verify');
     this.authorize(cmd, shape.data.certificate, now);

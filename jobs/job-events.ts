@@ -4,6 +4,10 @@
  * hold 300 connections; here one XREAD reads the event streams (`<prefix>:<queue>:events`, what
  * QueueEvents reads) of every queue a command is waiting on. A queue added while the read blocks
  * interrupts it with CLIENT UNBLOCK from the second (non-blocking) connection.
+ *
+ * A completion entry carries the job's return value (an admin.inviteDevice result is a bearer
+ * invitation): once read for its waiter it is deleted from the stream (XDEL), so it is not left
+ * for every Redis client to read until the stream is trimmed (queues.ts NODE_EVENTS_MAX_LEN).
  */
 import type { Redis } from 'ioredis';
 
@@ -139,6 +143,8 @@ export class JobEvents {
       this.waiters.delete(key);
       if (f.event === 'failed') w.resolve({ failed: f.failedReason ?? 'failed' });
       else {
+        // Gone from Redis once we hold it (best effort: with Redis away the trim bounds it).
+        this.control.xdel(stream, id).catch(() => 0);
         let value: unknown;
         try {
           value = JSON.parse(f.returnvalue ?? 'null');

@@ -22,8 +22,10 @@ import type { ReportPayloads } from './payloads.ts';
 import {
   ADMIN_COMMANDS,
   type AdminCommand,
+  NODE_EVENTS_MAX_LEN,
   namespace,
   nodeQueueName,
+  nodeQueueStreams,
   REPORTS_QUEUE,
   type ReportKind,
   SCHEDULED_JOBS,
@@ -31,6 +33,7 @@ import {
 } from './queues.ts';
 import { RedisConnections, RedisLiveness, retireWorker } from './redis.ts';
 import { ReportOutbox } from './report-outbox.ts';
+import { isScheduled, ScheduledGate, ScheduledJobRefused } from './scheduled-gate.ts';
 
 export interface NodeJobsOptions {
   readonly node: CairnNode;
@@ -83,6 +86,8 @@ export class NodeJobs {
   private readonly connections: RedisConnections;
   private workerConnection: Redis | undefined;
   private readonly commands: CommandVerifier;
+  /** Scheduled names run only as the node's scheduler queued them, at most once per half period. */
+  private readonly scheduled: ScheduledGate;
   /** Scheduled jobs and admin commands act on the node through its operator surface only. */
   private readonly control: NodeControl;
 
@@ -98,9 +103,11 @@ export class NodeJobs {
     this.prefix = namespace(o.namespace);
     this.connections = new RedisConnections(o.redisUrl);
     this.schedule = { ...JOBS_DEFAULTS.scheduleMs, ...o.schedule };
+    this.scheduled = new ScheduledGate(this.schedule);
     this.queue = new Queue(nodeQueueName(this.nodeId), {
       connection: this.connections.create(),
       prefix: this.prefix,
+      streams: nodeQueueStreams,
     });
     this.reports = new Queue(REPORTS_QUEUE, { connection: this.connections.create(), prefix: this.prefix });
     for (const q of [this.queue, this.reports])
@@ -110,7 +117,7 @@ export class NodeJobs {
     this.metrics = {
       jobs: new Counter({
         name: 'cairn_node_jobs_total',
-        help: 'Jobs run by the node worker, by name and outcome',
+        help: 'Jobs taken by the node worker, by name and outcome (ok, failed, unscheduled, skipped)',
         labelNames: ['name', 'outcome'],
         registers,
       }),
@@ -180,6 +187,24 @@ export class NodeJobs {
   private async process(job: Job): Promise<unknown> {
     this.lastJobAt = Date.now();
     const node = this.o.node;
+    if (isScheduled(job.name)) {
+      let verdict: ReturnType<ScheduledGate['admit']>;
+      try {
+        verdict = this.scheduled.admit(job);
+      } catch (err) {
+        const outcome = err instanceof ScheduledJobRefused ? err.code : 'failed';
+        this.metrics.jobs.inc({ name: job.name, outcome });
+        this.o.log.warn(
+          { job: job.id?.slice(0, 80), name: job.name },
+          'scheduled job refused: not from the scheduler',
+        );
+        throw err;
+      }
+      if (!verdict.run) {
+        this.metrics.jobs.inc({ name: job.name, outcome: 'skipped' });
+        return { skipped: `ran ${verdict.ranMsAgo} ms ago` };
+      }
+    }
     try {
       let result: unknown;
       switch (job.name) {
@@ -328,6 +353,9 @@ export class NodeJobs {
     try {
       const present = await this.queue.getJobSchedulersCount();
       if (present < SCHEDULED_JOBS.length) await this.upsertSchedulers();
+      // Command results sit in the event stream (queues.ts): bounded even if some other client
+      // opened this queue with BullMQ's default length.
+      await this.queue.trimEvents(NODE_EVENTS_MAX_LEN);
     } catch (err) {
       this.o.log.debug({ err: (err as Error).message }, 'scheduler check failed');
       return;

@@ -9,6 +9,7 @@
  *  - issue 13: a raw BullMQ job without a signature, with a bad or expired one, replayed, or
  *    signed by a key without the `command` capability is refused with its code (counted in
  *    `cairn_admin_commands_total`) and its entry never appears; the gateway's signed one runs;
+ *    a scheduled job's name queued by a client rather than the node's scheduler is refused;
  *  - a forced reorg (one miner cut off, then healed) shows up as reorged-out orphaned blocks;
  *  - Redis restarted mid-run (it keeps nothing on disk, so every queue, scheduler and queued
  *    report is gone): schedulers and reports resume within 30 s and no report is lost — each
@@ -202,6 +203,17 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
         );
         for (const what of ['unsigned', 'bad signature', 'expired', 'member', 'stranger'])
           assert.equal(await inIndex(what), 0, what);
+        // A scheduled job's name queued by a client, not the node's scheduler: refused, counted.
+        const raw = await queue.add('chain.sync', {}, { attempts: 1 });
+        await assert.rejects(raw.waitUntilFinished(events, 20_000), /\(unscheduled\)/);
+        assert.equal(
+          await node.metric('cairn_node_jobs_total', { name: 'chain.sync', outcome: 'unscheduled' }),
+          1,
+        );
+        assert.ok(
+          ((await node.metric('cairn_node_jobs_total', { name: 'chain.sync', outcome: 'ok' })) ?? 0) > 0,
+          'the scheduler’s own chain.sync runs',
+        );
       } finally {
         await events.close();
         await queue.close();

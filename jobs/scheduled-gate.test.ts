@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Job, Queue, Worker } from 'bullmq';
+import type { ScheduledJob } from './queues.ts';
+import { closeRedis, createRedis } from './redis.ts';
+import { fromScheduler, isScheduled, ScheduledGate, ScheduledJobRefused } from './scheduled-gate.ts';
+
+const PERIODS: Record<ScheduledJob, number> = {
+  'mempool.sync': 400,
+  'chain.sync': 400,
+  'stats.report': 60_000,
+  'peers.refresh': 60_000,
+};
+
+// Real Redis, real BullMQ scheduler: the scheduler's own jobs pass, plain adds of the same name
+// are refused, and a flood that copies the scheduler's id form runs at most once per half period.
+test('scheduled names run only from the scheduler, and at most once per half period', async (t) => {
+  const prefix = `t${randomBytes(4).toString('hex')}`;
+  const conn = createRedis();
+  const workerConn = createRedis();
+  const queue = new Queue('node.gate', { connection: conn, prefix });
+  const gate = new ScheduledGate(PERIODS);
+  const ran: { id: string; at: number }[] = [];
+  const skipped: string[] = [];
+  const refused: { id: string; code: string }[] = [];
+  const worker = new Worker(
+    'node.gate',
+    async (job: Job) => {
+      assert.ok(isScheduled(job.name));
+      try {
+        const v = gate.admit(job);
+        if (v.run) ran.push({ id: job.id!, at: Date.now() });
+        else skipped.push(job.id!);
+      } catch (err) {
+        assert.ok(err instanceof ScheduledJobRefused);
+        refused.push({ id: job.id!, code: err.code });
+        throw err;
+      }
+    },
+    { connection: workerConn, prefix, concurrency: 4 },
+  );
+  t.after(async () => {
+    await worker.close();
+    await queue.obliterate({ force: true }).catch(() => {});
+    await queue.close();
+    await closeRedis(workerConn);
+    await closeRedis(conn);
+  });
+  await queue.upsertJobScheduler('chain.sync', { every: PERIODS['chain.sync'] }, { name: 'chain.sync' });
+  const t0 = Date.now();
+  // What any Redis client can do: plain adds of the scheduled name...
+  for (let i = 0; i < 30; i++) await queue.add('chain.sync', { i });
+  // ...and jobs that copy the scheduler's id form, key and repeat options (Job.create: Queue.add
+  // would route `repeat` to a scheduler of its own). Small millis tell them from the scheduler's
+  // own, which are epoch times.
+  for (let i = 1; i <= 60; i++) {
+    const forged = { jobId: `repeat:chain.sync:${i}`, repeatJobKey: 'chain.sync', repeat: { every: 400 } };
+    await Job.create(queue, 'chain.sync', {}, forged);
+    await sleep(20);
+  }
+  // Past the flood, the scheduler's next iterations run again.
+  await sleep(1_000);
+  const elapsed = Date.now() - t0;
+  await worker.pause();
+
+  assert.equal(refused.length, 30, 'every plain add refused');
+  assert.ok(refused.every((r) => r.code === 'unscheduled' && !r.id.startsWith('repeat:')));
+  const own = (id: string) => Number(id.split(':')[2]) > 1_000_000;
+  const ownSeen = [...ran.map((r) => r.id), ...skipped].filter(own);
+  assert.ok(ownSeen.length >= 3, `the scheduler kept going through the flood (${ownSeen})`);
+  assert.ok(
+    ran.some((r) => own(r.id)),
+    `the scheduler's own job ran (${ran.map((r) => r.id)})`,
+  );
+  // The bound that holds against a forger: no two runs closer than half the period.
+  for (let i = 1; i < ran.length; i++)
+    assert.ok(
+      ran[i]!.at - ran[i - 1]!.at >= PERIODS['chain.sync'] / 2,
+      `runs ${ran[i - 1]!.id} and ${ran[i]!.id} ${ran[i]!.at - ran[i - 1]!.at} ms apart`,
+    );
+  assert.ok(
+    ran.length <= Math.floor(elapsed / (PERIODS['chain.sync'] / 2)) + 1,
+    `${ran.length} runs in ${elapsed} ms`,
+  );
+  assert.ok(skipped.length >= 40, `most of the 60 forged ones were skipped (${skipped.length})`);
+  t.diagnostic(`${elapsed} ms: ${ran.length} runs, ${skipped.length} skipped, ${refused.length} refused`);
+});
+
+test('the scheduler id form: name, key and millis must all match', () => {
+  const ok = { name: 'chain.sync', id: 'repeat:chain.sync:1750000000000', repeatJobKey: 'chain.sync' };
+  assert.equal(fromScheduler(ok), true);
+  assert.equal(fromScheduler({ ...ok, repeatJobKey: undefined }), false);
+  assert.equal(fromScheduler({ ...ok, repeatJobKey: 'mempool.sync' }), false);
+  assert.equal(fromScheduler({ ...ok, id: 'repeat:mempool.sync:1750000000000' }), false);
+  assert.equal(fromScheduler({ ...ok, id: 'repeat:chain.sync:x' }), false);
+  assert.equal(fromScheduler({ ...ok, id: '17' }), false);
+});
