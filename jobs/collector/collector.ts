@@ -9,7 +9,7 @@ import { namespace, REPORT_KINDS, REPORTS_QUEUE, type ReportKind } from '../queu
 import { RedisConnections, RedisLiveness, retireWorker } from '../redis.ts';
 import { IndexWriter, type IndexWriterOptions } from './index-writer.ts';
 import { ReportHeld, ReportRefused } from './report-errors.ts';
-import { Retention, type RetentionOptions } from './retention.ts';
+import { RETENTION_PERIOD_MS, Retention, type RetentionOptions } from './retention.ts';
 
 export interface CollectorOptions extends IndexWriterOptions {
   readonly db: IndexDb;
@@ -30,7 +30,7 @@ export interface CollectorOptions extends IndexWriterOptions {
   /** While the index DB does not answer, how often it is probed (default 1 s). */
   readonly dbProbeMs?: number;
   /** Stats downsampling and report-log pruning (retention.ts); false turns it off. */
-  readonly retention?: (RetentionOptions & { readonly everyMs?: number }) | false;
+  readonly retention?: (RetentionOptions & { readonly periodMs?: number }) | false;
 }
 
 const isKind = (name: string): name is ReportKind => (REPORT_KINDS as readonly string[]).includes(name);
@@ -132,7 +132,7 @@ export class Collector {
       const retention = new Retention(o.db, o.retention);
       this.retentionTimer = setInterval(
         () => void this.retain(retention),
-        o.retention?.everyMs ?? 10 * 60_000,
+        o.retention?.periodMs ?? RETENTION_PERIOD_MS,
       );
       this.retentionTimer.unref();
     }

@@ -20,6 +20,9 @@ export interface RetentionOptions {
   readonly batch?: number;
 }
 
+/** How often the collector runs retention (default 10 min). */
+export const RETENTION_PERIOD_MS = 10 * 60_000;
+
 export const DEFAULT_RETENTION = {
   rawMs: 24 * 3_600_000,
   bucketMs: 3_600_000,
