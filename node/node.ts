@@ -234,6 +234,8 @@ export class CairnNode {
     // In roster mode every connection passes the admission handshake before anything is served
     // or gossiped (p2p/admission-gate.ts), judged by the roster at our tip.
     const admissionView = opts.admissionView ?? membership;
+    // The peer id is the last component of a bootstrap address (…/p2p/<id>).
+    const bootstrapPeerIds = new Set(opts.bootstrap.map((a) => a.split('/p2p/').at(-1)));
     const gate: AdmissionGate | undefined =
       admissionView.mode === 'roster'
         ? new AdmissionGate({
@@ -245,6 +247,8 @@ export class CairnNode {
             log: log.child({ part: 'admission' }),
             onStateChange: (p) => gossipRef?.rescore(p),
             addressRefusals: new AddressRefusals({ exempt: neverBanned }),
+            // Only peers we chose may serve us read-only: anyone can self-sign a certificate.
+            readOnlySource: (p) => bootstrapPeerIds.has(p.toString()),
             // A new device knows only genesis: peers it cannot judge yet may serve it read-only.
             // Only admitted peers' statuses count (membership/catch-up.ts): a read-only stranger's
             // claim of more work must not keep us behind.
@@ -328,7 +332,6 @@ export class CairnNode {
       capabilities: opts.capabilities,
     });
     let sync: SyncManager | undefined;
-    const bootstrapIds = new Set(opts.bootstrap.map((a) => a.split('/p2p/').at(-1)));
     peers = new PeerManager({
       host,
       reqresp,
@@ -341,7 +344,7 @@ export class CairnNode {
       addressBans,
       // Bootstrap peers are the operator's choice (a new device knows no members yet); mDNS
       // finds anyone on the LAN, so only keys the chain records as members are dialled.
-      mayDial: gate ? (p) => bootstrapIds.has(p.toString()) || gate.mayDial(p) : undefined,
+      mayDial: gate ? (p) => bootstrapPeerIds.has(p.toString()) || gate.mayDial(p) : undefined,
       // Only an admitted peer's ban counts against its address (attack finding B, issue 12).
       addressAnswersFor: gate ? (p) => gate.isAdmitted(p) : undefined,
     });

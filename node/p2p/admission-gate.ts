@@ -132,6 +132,13 @@ export interface AdmissionGateOptions {
   readonly readOnlyIdleMs?: number;
   /** How long a key dropped for idling is not taken read-only again (default 10 min). */
   readonly readOnlyCooldownMs?: number;
+  /**
+   * Which peers may serve us read-only at all (default: any). The node passes its bootstrap
+   * peers: ones its operator (or the invitation it joined with) chose. Anyone can sign a
+   * certificate with a key of its own (`unknown-issuer`), so without this a stranger could take
+   * the read-only slots, become our sync target and starve a device that is catching up.
+   */
+  readonly readOnlySource?: (peer: PeerId) => boolean;
 }
 
 type Status = 'pending' | 'admitted' | 'read-only' | 'refused';
@@ -515,7 +522,7 @@ export class AdmissionGate {
       ? this.view.admit(s.key, certificate, this.now())
       : ({ ok: false, code: 'malformed-certificate' } as const);
     if (!a.ok) {
-      if (this.mayReadOnly(s, certificate, a.code)) {
+      if (this.mayReadOnly(peer, s, certificate, a.code)) {
         this.letIn(conn, s, 'read-only', certificate);
         return undefined;
       }
@@ -559,8 +566,14 @@ export class AdmissionGate {
    * one our stale roster or clock cannot judge yet (issuer unknown; issued-at within the clock
    * skew), and the read-only slots are not full.
    */
-  private mayReadOnly(s: PeerState, certificate: Uint8Array | undefined, code: RefusalCode): boolean {
+  private mayReadOnly(
+    peer: PeerId,
+    s: PeerState,
+    certificate: Uint8Array | undefined,
+    code: RefusalCode,
+  ): boolean {
     if (!certificate || !s.key || !CATCH_UP_CODES.has(code) || !this.behind()) return false;
+    if (this.o.readOnlySource && !this.o.readOnlySource(peer)) return false;
     if (s.status !== 'read-only' && (this.cooldown.get(s.key) ?? 0) > this.now()) return false;
     if (code === 'not-yet-valid') {
       const later = this.view.admit(s.key, certificate, this.now() + this.clockSkewMs);
@@ -663,7 +676,7 @@ export class AdmissionGate {
       if (a.ok) this.letIn(conn, s, 'admitted', s.certificate, a.member);
       else if (s.status === 'read-only' && now - (s.servedAt ?? s.readOnlyAt ?? now) > this.readOnlyIdleMs)
         this.dropIdle(conn, s.key, now);
-      else if (!(s.status === 'read-only' && this.mayReadOnly(s, s.certificate, a.code)))
+      else if (!(s.status === 'read-only' && this.mayReadOnly(conn.remotePeer, s, s.certificate, a.code)))
         this.refuse(conn.remotePeer, a.code, conn.remoteAddr, true);
     }
   }

@@ -180,3 +180,33 @@ test('admittedCount counts admitted peers only, not read-only ones', async () =>
   assert.equal(t.gate.admittedCount(), 1);
   await t.gate.stop();
 });
+
+test('only peers we chose serve read-only: strangers self-signing certificates get no slot (attack A1/A2)', async () => {
+  // As node.ts wires it: the read-only sources are the bootstrap peers.
+  const chosen = new Set<string>();
+  const t = await setup({ readOnlySource: (p) => chosen.has(p.toString()) });
+  // 40 strangers from many hosts, each with a certificate it signed itself (unknown issuer).
+  for (let i = 0; i < 40; i++) {
+    const s = await t.stranger(`203.0.113.${i + 1}`);
+    assert.equal(s.code, 'unknown-issuer');
+    assert.equal(t.gate.isReadOnly(s.peer), false);
+  }
+  assert.equal(await t.refusals('unknown-issuer'), 40);
+  // A bootstrap peer whose issuer our stale roster does not know yet still serves us, with all
+  // read-only slots free for it (the deadlock read-only exists for).
+  const key = await generateKeyPair('Ed25519');
+  chosen.add(peerIdFromPrivateKey(key).toString());
+  const conn: FakeConn = {
+    id: 'boot',
+    remotePeer: peerIdFromPrivateKey(key),
+    remoteAddr: multiaddr('/ip4/192.0.2.9/tcp/4001'),
+    status: 'open',
+    direction: 'outbound',
+    close: async () => {},
+    abort: () => {},
+  };
+  t.conns.push(conn);
+  assert.equal(judge(t.gate, conn, testCertificate(keyOf(conn.remotePeer)!)), undefined);
+  assert.equal(t.gate.isReadOnly(conn.remotePeer), true);
+  await t.gate.stop();
+});

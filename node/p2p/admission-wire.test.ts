@@ -74,3 +74,16 @@ test('address bans: refusals decay, pile up to a ban that ends, and the table is
   assert.equal(bans.count('1.1.1.1', 8000), 0);
   assert.ok(bans.count('3.3.3.3', 8000) > 0);
 });
+
+test('a relayed connection charges no address: its only IP is the relay’s', () => {
+  assert.equal(
+    ipOf(
+      multiaddr(
+        '/ip4/198.51.100.20/tcp/4001/p2p/12D3KooWSjyzTaqMqg1s3NRkQisyyRpMP7q4QpEmV8ysDkjb1g45/p2p-circuit',
+      ),
+    ),
+    undefined,
+  );
+  assert.equal(ipOf(multiaddr('/ip4/198.51.100.20/tcp/4001')), '198.51.100.20');
+  assert.equal(ipOf(multiaddr('/ip6/::ffff:198.51.100.20/tcp/4001')), '198.51.100.20');
+});

@@ -83,7 +83,10 @@ export function transportOf(addr: Multiaddr | string): 'tcp' | 'webrtc-direct' |
 
 /** The IP address of a remote multiaddr (its first ip4/ip6 component), if it has one. */
 export function ipOf(addr: Multiaddr): string | undefined {
-  for (const c of addr.getComponents()) {
+  const parts = addr.getComponents();
+  // A relayed connection's only IP is the relay's: charging it would ban everyone it relays.
+  if (parts.some((c) => c.name === 'p2p-circuit')) return undefined;
+  for (const c of parts) {
     // IPv4-mapped IPv6 (a dual-stack listener's IPv4 clients) as plain IPv4: one host each.
     if (c.name === 'ip4' || c.name === 'ip6') return c.value === undefined ? undefined : plainIp(c.value);
   }
