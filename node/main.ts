@@ -6,7 +6,7 @@ import { createApiCookie, removeApiCookie } from './api/cookie.ts';
 import { startHttpApi } from './api/http.ts';
 import { chainIdHex } from './chain/network-config.ts';
 import { runInvite } from './cli/invite.ts';
-import { JoinError, joinNetwork, NETWORK_FILE } from './cli/join.ts';
+import { JoinError, joinNetwork, NETWORK_FILE, readInviterAddrs } from './cli/join.ts';
 import { removeNodeFile, writeNodeFile } from './cli/node-file.ts';
 import { readNetworkConfig } from './config-file.ts';
 import { loadOrCreateIdentity } from './identity/identity.ts';
@@ -67,6 +67,9 @@ if (joining) {
     process.stderr.write(`cairn node join: ${err.message}\n`);
     process.exit(1);
   }
+} else {
+  // A joined device keeps its inviter as a bootstrap peer on every start (node/cli/join.ts).
+  for (const a of await readInviterAddrs(dataDir)) if (!bootstrap.includes(a)) bootstrap = [...bootstrap, a];
 }
 // A data dir that joined a network (or was given one before) keeps its config.
 const savedNetwork = path.join(dataDir, NETWORK_FILE);

@@ -114,6 +114,21 @@ export interface NodeOptions {
 }
 
 /**
+ * The peer id a bootstrap address names (…/p2p/<id>, in any spelling multiaddr accepts), or
+ * undefined for an address without one or one that does not parse.
+ */
+export function bootstrapPeerId(addr: string): string | undefined {
+  try {
+    // The last /p2p/ component: for a relayed address (…/p2p/<relay>/p2p-circuit/p2p/<id>), the peer's.
+    return multiaddr(addr)
+      .getComponents()
+      .findLast((c) => c.name === 'p2p')?.value;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * A Cairn node: identity, store, chain, p2p host with gossip and req/resp, sync, mempool
  * reconciliation and (with `mine`) a miner. Consensus never depends on anything outside it.
  */
@@ -234,8 +249,7 @@ export class CairnNode {
     // In roster mode every connection passes the admission handshake before anything is served
     // or gossiped (p2p/admission-gate.ts), judged by the roster at our tip.
     const admissionView = opts.admissionView ?? membership;
-    // The peer id is the last component of a bootstrap address (…/p2p/<id>).
-    const bootstrapPeerIds = new Set(opts.bootstrap.map((a) => a.split('/p2p/').at(-1)));
+    const bootstrapPeerIds = new Set(opts.bootstrap.flatMap((a) => bootstrapPeerId(a) ?? []));
     const gate: AdmissionGate | undefined =
       admissionView.mode === 'roster'
         ? new AdmissionGate({
@@ -701,8 +715,7 @@ export class CairnNode {
     await Promise.all(
       this.opts.bootstrap.map(async (addr) => {
         const ma = multiaddr(addr);
-        // The peer id is the last component of a bootstrap address (…/p2p/<id>).
-        const id = addr.split('/p2p/').at(-1);
+        const id = bootstrapPeerId(addr);
         if (id && (connected.has(id) || this.peers.refuses(id))) return;
         await this.host.dial(ma, { signal: AbortSignal.timeout(10_000) }).catch(() => {});
       }),

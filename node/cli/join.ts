@@ -37,12 +37,34 @@ export interface Joined {
   readonly certificate: Uint8Array;
 }
 
-interface MembershipFile {
+export interface MembershipFile {
   readonly version: 1;
   readonly chainIdHex: string;
   readonly certificate: string;
   readonly inviter: string;
+  /**
+   * The invitation's addresses of the inviter: added to the bootstrap list on every start, so a
+   * device that stopped before it synced its inviter's admin can still catch up from it (only
+   * bootstrap peers may serve a node read-only while it is behind). Absent in older files.
+   */
+  readonly inviterAddrs?: readonly string[];
   readonly joinedAtMs: number;
+}
+
+/** Writes membership.json as `join` does (mode 0600: it names this device's certificate). */
+export async function saveMembershipFile(dataDir: string, m: MembershipFile): Promise<void> {
+  await writeFile(path.join(dataDir, MEMBERSHIP_FILE), `${JSON.stringify(m, null, 2)}\n`, { mode: 0o600 });
+}
+
+/** The inviter's addresses a data dir joined with, if it did (none for older files). */
+export async function readInviterAddrs(dataDir: string): Promise<string[]> {
+  try {
+    const m = JSON.parse(await readFile(path.join(dataDir, MEMBERSHIP_FILE), 'utf8')) as MembershipFile;
+    return Array.isArray(m.inviterAddrs) ? m.inviterAddrs.filter((a) => typeof a === 'string') : [];
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
 }
 
 /** The certificate a data dir joined with, if it did (hex in membership.json). */
@@ -104,15 +126,13 @@ export async function joinNetwork(
           throw new JoinError('the inviter sent the config of another network than the invitation names');
         const networkConfigFile = path.join(dataDir, NETWORK_FILE);
         await writeFile(networkConfigFile, networkConfigToJson(network), { mode: 0o644 });
-        const membership: MembershipFile = {
+        await saveMembershipFile(dataDir, {
           version: 1,
           chainIdHex: inv.chainIdHex,
           certificate: toHex(answer.certificate),
           inviter: inviterId,
+          inviterAddrs: inv.addrs,
           joinedAtMs: now,
-        };
-        await writeFile(path.join(dataDir, MEMBERSHIP_FILE), `${JSON.stringify(membership, null, 2)}\n`, {
-          mode: 0o600,
         });
         log.info(
           { inviter: inviterId, chainId: inv.chainIdHex },
