@@ -69,7 +69,7 @@ if (joining) {
   }
 } else {
   // A joined device keeps its inviter as a bootstrap peer on every start (node/cli/join.ts).
-  for (const a of await readInviterAddrs(dataDir)) if (!bootstrap.includes(a)) bootstrap = [...bootstrap, a];
+  bootstrap = [...new Set([...bootstrap, ...(await readInviterAddrs(dataDir))])];
 }
 // A data dir that joined a network (or was given one before) keeps its config.
 const savedNetwork = path.join(dataDir, NETWORK_FILE);

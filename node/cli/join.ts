@@ -56,26 +56,26 @@ export async function saveMembershipFile(dataDir: string, m: MembershipFile): Pr
   await writeFile(path.join(dataDir, MEMBERSHIP_FILE), `${JSON.stringify(m, null, 2)}\n`, { mode: 0o600 });
 }
 
-/** The inviter's addresses a data dir joined with, if it did (none for older files). */
-export async function readInviterAddrs(dataDir: string): Promise<string[]> {
+/** membership.json of a data dir that joined a network, if it did. */
+async function readMembership(dataDir: string): Promise<MembershipFile | undefined> {
   try {
-    const m = JSON.parse(await readFile(path.join(dataDir, MEMBERSHIP_FILE), 'utf8')) as MembershipFile;
-    return Array.isArray(m.inviterAddrs) ? m.inviterAddrs.filter((a) => typeof a === 'string') : [];
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-}
-
-/** The certificate a data dir joined with, if it did (hex in membership.json). */
-export async function readMembershipFile(dataDir: string): Promise<Uint8Array | undefined> {
-  try {
-    const m = JSON.parse(await readFile(path.join(dataDir, MEMBERSHIP_FILE), 'utf8')) as MembershipFile;
-    return new Uint8Array(Buffer.from(m.certificate, 'hex'));
+    return JSON.parse(await readFile(path.join(dataDir, MEMBERSHIP_FILE), 'utf8')) as MembershipFile;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
+}
+
+/** The inviter's addresses a data dir joined with, if it did (none for older files). */
+export async function readInviterAddrs(dataDir: string): Promise<string[]> {
+  const addrs = (await readMembership(dataDir))?.inviterAddrs;
+  return Array.isArray(addrs) ? addrs.filter((a) => typeof a === 'string') : [];
+}
+
+/** The certificate a data dir joined with, if it did (hex in membership.json). */
+export async function readMembershipFile(dataDir: string): Promise<Uint8Array | undefined> {
+  const m = await readMembership(dataDir);
+  return m && new Uint8Array(Buffer.from(m.certificate, 'hex'));
 }
 
 export async function joinNetwork(
