@@ -269,10 +269,27 @@ test('flooding peers are bounded, penalised and banned; honest blocks and entrie
     assert.ok(added >= 100, `the spammer's own entries were admitted (${added})`);
     assert.ok(added <= 1_000, `at most the per-author quota of its own was admitted (${added})`);
     assert.ok(maxPool <= 1_000 + 50, `the victim's mempool held ${maxPool} entries`);
-    // Banned after 500 entries over the rate (a penalty per 10); what came after cost no checks
-    // and no penalties.
-    assert.ok(rateRefused >= 500 && rateRefused <= 700, `refused ${rateRefused} over the rate of ${sent}`);
-    assert.ok(watch.penaltiesOf(spammer).length <= 70, `${watch.penaltiesOf(spammer).length} penalties`);
+    // A penalty (-1) per 10 entries over the rate, banned at -50: about 500 over the rate, fewer
+    // when something else it did also cost it (a reconciliation or status request of the
+    // victim's that timed out under load), a few more as the score decays. Those past the ban
+    // were cut off with the connection: no checks, no penalties.
+    const penalties = watch.penaltiesOf(spammer);
+    const ratePenalties = penalties.filter((p) => /admission rate/.test(p.reason)).length;
+    const others = penalties.filter((p) => !/admission rate/.test(p.reason));
+    t.diagnostic(
+      `spammer: ${ratePenalties} penalties for the rate, others ${JSON.stringify(others.map((p) => `${p.action}: ${p.reason}`))}`,
+    );
+    assert.ok(
+      rateRefused >= 10 * ratePenalties && rateRefused < 10 * ratePenalties + 200,
+      `refused ${rateRefused} over the rate of ${sent}, ${ratePenalties} penalties for it`,
+    );
+    const banning = penalties.find((p) => p.verdict === 'ban');
+    assert.ok(
+      banning && banning.score <= -50,
+      `banned at a score of ${banning?.score}, the ban score is -50`,
+    );
+    assert.ok(ratePenalties >= 40, `banned for the flood (${ratePenalties} penalties for the rate)`);
+    assert.ok(penalties.length <= 70, `${penalties.length} penalties`);
     // Answered throughout, every one within 1 s (asserted with the slow reader's below).
     assert.deepEqual(probe.failures, [], 'every /status was answered');
     statusMax.push(['the entry flood', probe.max()]);
