@@ -596,6 +596,8 @@ export class CairnNode {
         miner: this.miner,
         key: this.identity.signingKey,
         submit: (block) => this.submitMinedBlock(block),
+        onStopped: (err) =>
+          this.log.error({ err: err.message }, 'mining stopped: a mined block could not be submitted'),
       });
       this.chainService.on('head', () => this.miningLoop?.headChanged());
       let lastHashes = 0;

@@ -53,24 +53,30 @@ test('disk full: the node stops mining and relaying, says why, exits 74, and reo
     await cluster.waitForConverged({ minHeight: 2, timeoutMs: 60_000 });
 
     // Fill the disk: ~30 KB entries, as fast as the node takes them, bounded in count and time.
-    const failure = victim.waitForLog(/store commit failed/, { timeoutMs: 120_000 });
+    // The node stays up 5 s after the failure to show why, then exits: so filling stops the moment
+    // the failure is logged (a post in flight is not waited for) and /status is read at once.
+    let failedLine: string | undefined;
+    const failure = victim
+      .waitForLog(/store commit failed/, { timeoutMs: 120_000 })
+      .then((l) => (failedLine = l));
     let failedStatus: Awaited<ReturnType<typeof victim.status>> | undefined;
+    const readFailedStatus = async () => {
+      const st = await victim.status().catch(() => undefined);
+      if (st?.storage.ok === false) failedStatus = st;
+    };
     const deadline = Date.now() + 120_000;
-    for (let i = 0; i < 5_000 && Date.now() < deadline && !failedStatus; i++) {
-      await victim.postJson('/entries', { content: `${i}:${'f'.repeat(30_000)}` }).catch(() => {});
-      if (i % 5 === 0) {
-        const st = await victim.status().catch(() => undefined);
-        if (st?.storage.ok === false) failedStatus = st;
-      }
+    for (let i = 0; i < 5_000 && Date.now() < deadline && !failedStatus && !failedLine; i++) {
+      await Promise.race([
+        victim.postJson('/entries', { content: `${i}:${'f'.repeat(30_000)}` }).catch(() => {}),
+        failure,
+      ]);
+      if (i % 5 === 0 && !failedLine) await readFailedStatus();
     }
     const line = JSON.parse(await failure) as { err: string; committedHeight: number };
     assert.match(line.err, /full|SQLITE_FULL|disk/i, 'the log names the reason');
-    if (!failedStatus) {
-      for (let i = 0; i < 20 && !failedStatus; i++) {
-        const st = await victim.status().catch(() => undefined);
-        if (st?.storage.ok === false) failedStatus = st;
-        else await sleep(100);
-      }
+    for (const until = Date.now() + 4_000; !failedStatus && Date.now() < until; ) {
+      await readFailedStatus();
+      if (!failedStatus) await sleep(50);
     }
     assert.ok(failedStatus, '/status reports the failed store before the node exits');
     const storage = failedStatus.storage;

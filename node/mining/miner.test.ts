@@ -108,3 +108,40 @@ test('a new head abandons the running job and mining resumes on the new tip', as
   assert.ok(mined.length > 0);
   assert.equal(toHex(mined[0]!.header.prevHash), external.hashHex, 'the next block builds on the new head');
 });
+
+test('a submit that fails stops the loop; stop() resolves instead of rejecting', async () => {
+  const { chain } = testChain();
+  const stoppedBy: Error[] = [];
+  const unhandled: unknown[] = [];
+  const onUnhandled = (err: unknown) => unhandled.push(err);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    let stopping: Promise<void> | undefined;
+    const loop = new MiningLoop({
+      chain,
+      miner,
+      key: testKey(6),
+      now: () => Date.now(),
+      submit: async () => {
+        // As the node does: its store-failed handler stops mining while the submit rejects.
+        stopping = loop.stop();
+        throw new Error('database or disk is full');
+      },
+      onStopped: (err) => stoppedBy.push(err),
+    });
+    loop.start();
+    const deadline = Date.now() + 10_000;
+    while (!stopping && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(stopping, 'a block was mined and submitted');
+    await stopping;
+    await loop.stop();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(
+      stoppedBy.map((e) => e.message),
+      ['database or disk is full'],
+    );
+    assert.deepEqual(unhandled, [], 'no unhandled rejection');
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});

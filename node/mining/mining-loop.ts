@@ -17,6 +17,8 @@ export interface MiningLoopOptions {
   readonly now?: () => number;
   /** How long to wait before looking again while this key may not mine (default 1 s). */
   readonly idleMs?: number;
+  /** A submit that failed (the store could not commit the block): mining has stopped. */
+  readonly onStopped?: (err: Error) => void;
 }
 
 /**
@@ -35,7 +37,15 @@ export class MiningLoop {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.loop = this.run();
+    // A failed submit ends the loop and is handed to `onStopped`: the loop's promise never
+    // rejects, so stop() (called by the node when its store fails) never rejects either. It
+    // did: a storage failure on a mined block's commit became an unhandled rejection of
+    // stop() and the node died with code 1 instead of reporting and exiting with 74.
+    this.loop = this.run().catch((err: unknown) => {
+      this.running = false;
+      clearInterval(this.refreshTimer);
+      this.opts.onStopped?.(err instanceof Error ? err : new Error(String(err)));
+    });
     this.refreshTimer = setInterval(() => this.opts.miner.cancel(), this.opts.refreshMs ?? 5_000);
     this.refreshTimer.unref();
   }
