@@ -10,6 +10,7 @@ import { easiestTargetReachable } from './difficulty.ts';
 import { genesisBlock } from './genesis.ts';
 import { assertValidNetworkConfig, chainIdOf, type NetworkConfig } from './network-config.ts';
 import { type Orphan, type OrphanDropReason, OrphanPool } from './orphan-pool.ts';
+import { PooledEntryVerifier } from './pooled-entry-verifier.ts';
 import { workForTarget } from './pow.ts';
 import { CachedVerifier, type SignatureVerifier } from './signature-cache.ts';
 import type { BlockHeader, SealedBlock, SealedEntry } from './types.ts';
@@ -188,6 +189,8 @@ export class Chain {
   readonly orphans: OrphanPool;
   readonly mempool: Mempool;
   readonly verifier: SignatureVerifier;
+  /** Block bodies are checked with this: what the mempool holds is not checked twice. */
+  readonly bodyVerifier: PooledEntryVerifier;
   /** The clock the chain judges timestamps by (tests set it). */
   readonly now: () => number;
   private readonly loadBlock: BlockLoader;
@@ -250,6 +253,7 @@ export class Chain {
         this.pending.mempool.set(id, entry);
       },
     });
+    this.bodyVerifier = new PooledEntryVerifier(this.mempool, this.verifier);
     this.remember(this.genesis);
   }
 
@@ -454,7 +458,7 @@ export class Chain {
         (this.orphans.fits(block.encoded.length, from) ? undefined : 'orphan-too-large');
       if (ignored) return this.ignore(hashHex, ignored, false);
       try {
-        validateBlockBody(block, this.config, now, this.verifier);
+        validateBlockBody(block, this.config, now, this.bodyVerifier);
       } catch (err) {
         return this.reject(hashHex, err, block);
       }
@@ -475,7 +479,7 @@ export class Chain {
       }
     }
     try {
-      validateBlockBody(block, this.config, now, this.verifier);
+      validateBlockBody(block, this.config, now, this.bodyVerifier);
     } catch (err) {
       // A bad body may be a tampered copy of a good block (same hash): its orphans keep waiting.
       return this.reject(hashHex, err, block);
