@@ -165,6 +165,29 @@ export const FL_DEFAULTS = Object.freeze({
   /** How long a coordinated round waits for masked updates. */
   deadlineMs: 60_000,
   minDeadlineMs: 100,
+  /** The per-node privacy ledger (node/fl/privacy-budget.ts). */
+  privacy: Object.freeze({
+    /** ε a node spends over everything it ever contributes, at `delta`, before it declines. */
+    budgetEpsilon: 3,
+    delta: 1e-5,
+    /**
+     * Floors on what a coordinator may ask for; a node refuses below them, with the reason. The
+     * budget alone would catch an expensive round, but below z = 1 a single step without
+     * subsampling costs more than the whole default budget, so such a request is a mistake or
+     * an attempt to spend the budget in one go.
+     */
+    minNoiseMultiplier: 1,
+    /**
+     * Not a privacy bound (the noise scales with C, ε does not depend on it) but a sanity one:
+     * the default DP-SGD plan uses 0.1; a coordinator asking for 10× less is misconfigured or probing, and a
+     * node would rather decline than train at a scale it was never tested at.
+     */
+    minClipNorm: 0.01,
+    /** Local steps one round may ask for: bounds the CPU a single announcement can buy. */
+    maxStepsPerRound: 1_000,
+    /** Per-round entries kept in the ledger file (totals always cover every round). */
+    historyLimit: 1_000,
+  }),
 });
 
 export const OPTION_GROUPS = {
