@@ -1,6 +1,10 @@
 /**
- * Differential privacy for updates: L2 clipping, Gaussian noise, and adaptive clipping by
- * Andrew et al. 2021 ("Differentially Private Learning with Adaptive Clipping").
+ * Update-level differential privacy: L2 clipping of a participant's whole update, Gaussian noise
+ * on the sum, and adaptive clipping by Andrew et al. 2021 ("Differentially Private Learning with
+ * Adaptive Clipping"). The protected unit is a participant, not an email: with a handful of
+ * participants all taking part in every round the ε is large (bench:fl: ≈ 355 over 20 rounds)
+ * and says nothing about any one record. Record-level DP-SGD, which protects each email, is
+ * dp-sgd.ts, which takes its noise source (`Normal`, `cryptoNormal`) from here.
  */
 import { cryptoUniform, gaussian } from './random.ts';
 

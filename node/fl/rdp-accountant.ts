@@ -1,11 +1,19 @@
 /**
- * Rényi-DP accountant for the sampled Gaussian mechanism (Mironov, Talwar & Zhang 2019), a port of
- * TF-Privacy's / Opacus' `compute_rdp` (integer and fractional orders), with the conversion to
- * (ε, δ) of Balle et al. 2020 ("Hypothesis testing interpretations and Rényi DP"), as Opacus'
- * `get_privacy_spent` does it.
+ * Rényi-DP accountant for the sampled Gaussian mechanism (Mironov, Talwar & Zhang 2019, "Rényi
+ * Differential Privacy of the Sampled Gaussian Mechanism"), a port of TF-Privacy's / Opacus'
+ * `compute_rdp` for Poisson subsampling (integer orders by the binomial expansion, fractional
+ * orders by the two-sided erfc series), with the conversion to (ε, δ) of Balle et al. 2020
+ * ("Hypothesis testing interpretations and Rényi differential privacy", Thm 21), as Opacus'
+ * `get_privacy_spent` does it — tighter than the classic ε = RDP + log(1/δ)/(α − 1).
  *
- * In a federated round the "example" is a participant's whole update: q is the fraction of nodes
- * asked to take part, the noise multiplier is σ/C of the summed update.
+ * The maths does not know what an "example" is; the caller's q and z decide what is protected:
+ *  - record level (dp-sgd.ts, privacy-budget.ts): q is the Poisson rate at which one node's
+ *    examples join a DP-SGD step, z the noise on the summed clipped per-example gradients, and
+ *    the result protects each email of that node.
+ *  - update level (`RdpAccountant` below, used by round.ts and node/fl/net/*): the "example" is a
+ *    participant's whole update, q the fraction of nodes invited, and the result protects a
+ *    participant as a whole — with five participants all invited every round that ε is large and
+ *    says nothing about individual emails.
  */
 
 /** Opacus' default orders: 1.1 … 10.9 in steps of 0.1, then 12 … 63. */
@@ -162,6 +170,49 @@ export function privacySpent(
   return best;
 }
 
+/** ε after `steps` sampled Gaussian steps at (q, z), at δ. */
+export function epsilonFor(
+  q: number,
+  noiseMultiplier: number,
+  steps: number,
+  delta: number,
+  orders: readonly number[] = DEFAULT_ORDERS,
+): number {
+  return privacySpent(computeRdp(q, noiseMultiplier, steps, orders), delta, orders).epsilon;
+}
+
+/**
+ * The smallest noise multiplier (to a relative 1e-6, rounded up) for which `steps` steps at rate q
+ * stay within `targetEpsilon` at δ — how a plan of q, steps and rounds is turned into z. ε falls
+ * monotonically in z, so bisection; the answer is the upper end, so its ε never exceeds the target.
+ * The search starts at z = 0.1: below that no plan is sensible and the series converge slowly.
+ */
+export function noiseMultiplierFor(
+  targetEpsilon: number,
+  q: number,
+  steps: number,
+  delta: number,
+  orders: readonly number[] = DEFAULT_ORDERS,
+): number {
+  if (!(targetEpsilon > 0) || !Number.isFinite(targetEpsilon))
+    throw new RangeError('target ε must be positive');
+  if (!Number.isInteger(steps) || steps < 1) throw new RangeError('steps must be a positive integer');
+  const eps = (z: number) => epsilonFor(q, z, steps, delta, orders);
+  let lo = 0.1;
+  let hi = 1;
+  while (eps(hi) > targetEpsilon) {
+    lo = hi;
+    hi *= 2;
+    if (hi > 1e6) throw new RangeError(`no noise multiplier ≤ 1e6 reaches ε = ${targetEpsilon}`);
+  }
+  while (hi - lo > 1e-6 * hi) {
+    const mid = (lo + hi) / 2;
+    if (eps(mid) > targetEpsilon) lo = mid;
+    else hi = mid;
+  }
+  return hi;
+}
+
 export interface RoundPrivacy {
   /** ε of this round alone (what the round would cost a fresh budget). */
   readonly epsilonRound: number;
@@ -172,7 +223,8 @@ export interface RoundPrivacy {
 }
 
 /**
- * Running accountant: rounds may differ in sampling rate and noise (adaptive clipping changes the
+ * Update-level running accountant (see the header): one step is one round in which a
+ * participant's whole update is the protected unit. Rounds may differ in sampling rate and noise (adaptive clipping changes the
  * effective noise multiplier), so RDP is accumulated per order and converted on demand.
  */
 export class RdpAccountant {
