@@ -8,6 +8,7 @@ import type { FlRoundEvent, ModelVersionEvent } from '../node/fl/net/service.ts'
 import type { Logger } from '../node/log.ts';
 import type { CairnNode } from '../node/node.ts';
 import { JOBS_DEFAULTS } from '../node/options.ts';
+import { RefusalLog } from './command-refusal-log.ts';
 import { CommandRefused, CommandVerifier } from './command-verifier.ts';
 import { flRoundReport, modelVersionOfEntry, modelVersionReport } from './fl-reports.ts';
 import { runAdminCommand } from './node-commands.ts';
@@ -50,6 +51,12 @@ export interface NodeJobsOptions {
   readonly commandKeys?: readonly string[];
 }
 
+/** A job name this node does not run (anyone can queue one). */
+class UnknownJob extends UnrecoverableError {}
+/** What the node refused rather than ran: logged where refused, at a bounded rate. */
+const isRefusal = (err: unknown): boolean =>
+  err instanceof CommandRefused || err instanceof ScheduledJobRefused || err instanceof UnknownJob;
+
 const isAdmin = (name: string): name is AdminCommand => (ADMIN_COMMANDS as readonly string[]).includes(name);
 const KNOWN_JOBS: readonly string[] = [...SCHEDULED_JOBS, ...ADMIN_COMMANDS];
 /** Job names are chosen by whoever writes to Redis: a metric label only takes the known ones. */
@@ -90,10 +97,13 @@ export class NodeJobs {
   private readonly scheduled: ScheduledGate;
   /** Scheduled jobs and admin commands act on the node through its operator surface only. */
   private readonly control: NodeControl;
+  /** Refusals are logged per code at most once per interval: a flood of bad jobs is one line. */
+  private readonly refusals: RefusalLog;
 
   private constructor(private readonly o: NodeJobsOptions) {
     this.nodeId = o.node.identity.peerId.toString();
     this.control = nodeControl(o.node);
+    this.refusals = new RefusalLog(o.log);
     this.commands = new CommandVerifier({
       nodeId: this.nodeId,
       membership: o.node.membership,
@@ -180,7 +190,10 @@ export class NodeJobs {
       lockDuration: 60_000,
     });
     worker.on('error', (err) => this.o.log.debug({ err: err.message }, 'worker error'));
-    worker.on('failed', (job, err) => this.o.log.warn({ job: job?.name, err: err.message }, 'job failed'));
+    // Refusals are logged (rate-limited) where they are made; a line each here would undo that.
+    worker.on('failed', (job, err) => {
+      if (!isRefusal(err)) this.o.log.warn({ job: job?.name, err: err.message }, 'job failed');
+    });
     return worker;
   }
 
@@ -194,10 +207,10 @@ export class NodeJobs {
       } catch (err) {
         const outcome = err instanceof ScheduledJobRefused ? err.code : 'failed';
         this.metrics.jobs.inc({ name: job.name, outcome });
-        this.o.log.warn(
-          { job: job.id?.slice(0, 80), name: job.name },
-          'scheduled job refused: not from the scheduler',
-        );
+        this.refusals.refused(outcome, 'scheduled job refused: not from the scheduler', {
+          job: job.id?.slice(0, 80),
+          name: job.name,
+        });
         throw err;
       }
       if (!verdict.run) {
@@ -221,7 +234,12 @@ export class NodeJobs {
           result = await node.refreshPeers();
           break;
         default:
-          if (!isAdmin(job.name)) throw new UnrecoverableError(`unknown job ${job.name.slice(0, 64)}`);
+          if (!isAdmin(job.name)) {
+            this.refusals.refused('unknown-job', 'job refused: unknown name', {
+              name: job.name.slice(0, 64),
+            });
+            throw new UnknownJob(`unknown job ${job.name.slice(0, 64)}`);
+          }
           result = await this.runCommand(job);
       }
       this.metrics.jobs.inc({ name: jobLabel(job.name), outcome: 'ok' });
@@ -241,7 +259,11 @@ export class NodeJobs {
     } catch (err) {
       const code = err instanceof CommandRefused ? err.code : 'malformed';
       this.metrics.commands.inc({ command, outcome: code });
-      this.o.log.warn({ command, code, job: job.id, err: (err as Error).message }, 'admin command refused');
+      this.refusals.refused(code, 'admin command refused', {
+        command,
+        job: job.id?.slice(0, 80),
+        err: (err as Error).message.slice(0, 256),
+      });
       throw err;
     }
     try {
@@ -389,6 +411,7 @@ export class NodeJobs {
     // Give queued reports a moment to leave (shutdown should not lose the last blocks).
     if (this.redisUp) await this.outbox.drain(2_000);
     this.outbox.close();
+    this.refusals.flush();
     await this.worker?.close().catch(() => {});
     await Promise.all([this.queue.close(), this.reports.close()]).catch(() => {});
     await this.connections.closeAll();

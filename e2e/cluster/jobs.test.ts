@@ -9,7 +9,8 @@
  *  - issue 13: a raw BullMQ job without a signature, with a bad or expired one, replayed, or
  *    signed by a key without the `command` capability is refused with its code (counted in
  *    `cairn_admin_commands_total`) and its entry never appears; the gateway's signed one runs;
- *    a scheduled job's name queued by a client rather than the node's scheduler is refused;
+ *    a scheduled job's name queued by a client rather than the node's scheduler is refused; a
+ *    flood of 300 bad jobs is counted in full and logged in a line or two;
  *  - a forced reorg (one miner cut off, then healed) shows up as reorged-out orphaned blocks;
  *  - Redis restarted mid-run (it keeps nothing on disk, so every queue, scheduler and queued
  *    report is gone): schedulers and reports resume within 30 s and no report is lost — each
@@ -17,6 +18,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, QueueEvents } from 'bullmq';
@@ -192,6 +194,34 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
         assert.equal(
           await node.metric('cairn_admin_commands_total', { command: 'admin.submitEntry', outcome: 'ok' }),
           1,
+        );
+        // A flood of bad jobs: every one counted, yet the node logs a line or two, not one each
+        // (jobs/command-refusal-log.ts): neither "admin command refused" nor "job failed" per job.
+        const logged = async () => (await readFile(node.logPath, 'utf8')).split('\n');
+        const from = (await logged()).length - 1;
+        const FLOOD = 300;
+        await queue.addBulk(
+          Array.from({ length: FLOOD }, (_, i) => ({
+            name: 'admin.submitEntry',
+            data: entry(`flood ${i}`),
+            opts: { attempts: 1, removeOnFail: true },
+          })),
+        );
+        await eventually(
+          'every flooded job refused and counted',
+          async () =>
+            (await node.metric('cairn_admin_commands_total', {
+              command: 'admin.submitEntry',
+              outcome: 'unsigned',
+            })) ===
+            1 + FLOOD,
+          30_000,
+        );
+        await sleep(500); // the node's last lines on their way to its log file
+        const noisy = (await logged()).slice(from).filter((l) => /refused|job failed/.test(l));
+        assert.ok(
+          noisy.length <= 2,
+          `${noisy.length} log lines for ${FLOOD} refusals:\n${noisy.slice(0, 5).join('\n')}`,
         );
         // Only the gateway's entry reaches the chain (and so the index).
         const inIndex = (what: string) =>
