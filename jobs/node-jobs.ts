@@ -9,9 +9,9 @@ import type { Logger } from '../node/log.ts';
 import type { CairnNode } from '../node/node.ts';
 import { JOBS_DEFAULTS } from '../node/options.ts';
 import { RefusalLog } from './command-refusal-log.ts';
+import { runCommandJob } from './command-runner.ts';
 import { CommandRefused, CommandVerifier } from './command-verifier.ts';
 import { flRoundReport, modelVersionOfEntry, modelVersionReport } from './fl-reports.ts';
-import { runAdminCommand } from './node-commands.ts';
 import {
   BlockReportLedger,
   blockAcceptedReport,
@@ -233,45 +233,31 @@ export class NodeJobs {
         case 'peers.refresh':
           result = await node.refreshPeers();
           break;
-        default:
+        default: {
           if (!isAdmin(job.name)) {
             this.refusals.refused('unknown-job', 'job refused: unknown name', {
               name: job.name.slice(0, 64),
             });
             throw new UnknownJob(`unknown job ${job.name.slice(0, 64)}`);
           }
-          result = await this.runCommand(job);
+          const { answer, ok } = await runCommandJob(job, {
+            verifier: this.commands,
+            control: this.control,
+            key: node.identity.signingKey,
+            counter: this.metrics.commands,
+            refusals: this.refusals,
+            log: this.o.log,
+            reportStats: () => this.reportStats(),
+          });
+          // A command that failed still completes the job: its failure is in the signed answer.
+          this.metrics.jobs.inc({ name: job.name, outcome: ok ? 'ok' : 'failed' });
+          return answer;
+        }
       }
       this.metrics.jobs.inc({ name: jobLabel(job.name), outcome: 'ok' });
       return result;
     } catch (err) {
       this.metrics.jobs.inc({ name: jobLabel(job.name), outcome: 'failed' });
-      throw err;
-    }
-  }
-
-  /** An admin command runs only as signed: the args come from the verified command, not the job. */
-  private async runCommand(job: Job): Promise<unknown> {
-    const command = job.name as AdminCommand;
-    let args: unknown;
-    try {
-      args = this.commands.verify(job.name, job.data).args;
-    } catch (err) {
-      const code = err instanceof CommandRefused ? err.code : 'malformed';
-      this.metrics.commands.inc({ command, outcome: code });
-      this.refusals.refused(code, 'admin command refused', {
-        command,
-        job: job.id?.slice(0, 80),
-        err: (err as Error).message.slice(0, 256),
-      });
-      throw err;
-    }
-    try {
-      const result = await runAdminCommand(this.control, command, args, () => this.reportStats());
-      this.metrics.commands.inc({ command, outcome: 'ok' });
-      return result;
-    } catch (err) {
-      this.metrics.commands.inc({ command, outcome: 'failed' });
       throw err;
     }
   }
