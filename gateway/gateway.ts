@@ -171,6 +171,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   };
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  options.admin.registerMetrics(registry);
   const log = options.logger;
   const refused = new Counter({
     name: 'cairn_gateway_refused_total',

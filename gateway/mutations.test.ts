@@ -5,13 +5,19 @@ import { commandSignatureValid, decodeCommand } from '../jobs/command-codec.ts';
 import type { AdminResults } from '../jobs/payloads.ts';
 import { nodeQueueName } from '../jobs/queues.ts';
 import { createRedis } from '../jobs/redis.ts';
+import { answerCommand } from '../jobs/result-envelope.ts';
+import { identityFromSeed } from '../node/identity/identity.ts';
 import { gql, startTestGateway, type TestGateway } from './testing.ts';
 import { sha256Hex } from './tokens.ts';
 
 // A fake node: a real BullMQ worker on the node's queue (same Redis, same namespace) answering
-// each admin command with a fixed valid result, as the node's worker would. It records what the
-// gateway signed (the job carries nothing else); who may sign is the node's test's business.
-const NODE = '12D3KooWfakeNode';
+// each admin command with a fixed valid result, signed and sealed as the node's worker does. It
+// records what the gateway signed (the job carries nothing else); who may sign is the node's
+// test's business. A second one answers like a Redis writer would: signed, but not by the node.
+const nodeIdentity = await identityFromSeed(new Uint8Array(32).fill(11));
+const forgerIdentity = await identityFromSeed(new Uint8Array(32).fill(12));
+const NODE = nodeIdentity.peerId.toString();
+const FORGED = forgerIdentity.peerId.toString();
 const SILENT = '12D3KooWsilentNode';
 const RESULTS: Partial<AdminResults> = {
   'admin.syncMempool': { peerId: '12D3KooWpeer', sent: 3, received: 5, roundTrips: 2, bytes: 1234 },
@@ -22,6 +28,7 @@ const RESULTS: Partial<AdminResults> = {
 
 let gw: TestGateway;
 let worker: Worker;
+let forger: Worker;
 const seen: { name: string; data: unknown }[] = [];
 const auth = { authorization: 'Bearer op-token' };
 const adminAuth = { authorization: 'Bearer admin-token' };
@@ -43,14 +50,30 @@ before(async () => {
         throw new Error('not signed for this node');
       seen.push({ name: job.name, data: cmd.args });
       const result = RESULTS[job.name as keyof AdminResults];
-      if (!result) throw new Error(`unsupported command ${job.name}`);
-      return result;
+      return answerCommand(
+        cmd,
+        result ? { completed: result } : { failed: `unsupported command ${job.name}` },
+        nodeIdentity.signingKey,
+      );
     },
     { connection: createRedis(), prefix: gw.namespace },
   );
+  // Sealed to the gateway's reply key (it is in the command for anyone to read), signed by a key
+  // that is not the addressed node's.
+  forger = new Worker(
+    nodeQueueName(FORGED),
+    async (job) =>
+      answerCommand(
+        decodeCommand(Buffer.from(job.data.command, 'hex')),
+        { completed: RESULTS['admin.syncChain'] },
+        nodeIdentity.signingKey,
+      ),
+    { connection: createRedis(), prefix: gw.namespace },
+  );
   await worker.waitUntilReady();
+  await forger.waitUntilReady();
   // Admin mutations accept only nodes the index knows.
-  for (const id of [NODE, SILENT])
+  for (const id of [NODE, FORGED, SILENT])
     await gw.db.node.create({
       data: {
         id,
@@ -69,8 +92,10 @@ before(async () => {
     });
 });
 after(async () => {
-  await worker.close();
-  await (worker.opts.connection as { quit?: () => Promise<unknown> }).quit?.();
+  for (const w of [worker, forger]) {
+    await w.close();
+    await (w.opts.connection as { quit?: () => Promise<unknown> }).quit?.();
+  }
   await gw.close();
 });
 
@@ -150,4 +175,23 @@ test('a node that never answers gives NODE_UNAVAILABLE within the configured tim
   assert.equal(r.body.errors?.[0]?.extensions?.nodeId, SILENT);
   assert.match(r.body.errors?.[0]?.message ?? '', /did not answer admin.syncChain within 1500 ms/);
   assert.ok(took >= 1400 && took < 5000, `took ${took} ms`);
+});
+
+test('an answer not signed by the addressed node is BAD_RESULT_SIGNATURE, never its data, and counted', async () => {
+  const r = await gql(
+    gw.url,
+    `mutation { syncChain(nodeId: "${FORGED}") { state height headHash outcome } }`,
+    {},
+    auth,
+  );
+  assert.equal(r.body.data?.syncChain ?? null, null, 'no data from the forged answer');
+  const err = r.body.errors?.[0];
+  assert.equal(err?.extensions?.code, 'BAD_RESULT_SIGNATURE', JSON.stringify(r.body));
+  assert.equal(err?.extensions?.reason, 'bad-signature');
+  assert.equal(err?.extensions?.nodeId, FORGED);
+  const metrics = await (await fetch(new URL('/metrics', gw.url))).text();
+  assert.match(
+    metrics,
+    /cairn_gateway_command_results_refused_total\{command="admin.syncChain",reason="bad-signature"\} 1/,
+  );
 });

@@ -3,77 +3,244 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'bullmq';
-import { AdminClient } from './admin-client.ts';
-import { commandSignatureValid, decodeCommand } from './command-codec.ts';
+import type { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
+import { fromHex, toHex } from '../node/chain/bytes.ts';
+import { identityFromSeed, type NodeIdentity } from '../node/identity/identity.ts';
+import { AdminClient, CommandError } from './admin-client.ts';
+import { decodeCommand } from './command-codec.ts';
+import { ephemeralSigner } from './command-signer.ts';
+import { CommandVerifier } from './command-verifier.ts';
+import type { AdminPayloads } from './payloads.ts';
 import { NODE_EVENTS_MAX_LEN, nodeQueueName } from './queues.ts';
 import { closeRedis, createRedis, redisUrl } from './redis.ts';
+import { decodeResult } from './result-codec.ts';
+import { answerCommand } from './result-envelope.ts';
 
-const NODE = '12D3KooWinviteNode';
+const newNode = () => identityFromSeed(randomBytes(32));
+const INVITE: AdminPayloads['admin.inviteDevice'] = {
+  name: 'phone',
+  role: 'submind',
+  capabilities: ['submit'],
+  expiresInMs: 86_400_000,
+};
+const inviteResult = (invitation: string) => {
+  const at = new Date(Date.now() + 86_400_000).toISOString();
+  return { invitation, expiresAt: at, memberUntil: at };
+};
+/** The fields of one stream entry as an object. */
+const fields = (f: string[]): Record<string, string> =>
+  Object.fromEntries(Array.from({ length: f.length / 2 }, (_, i) => [f[2 * i]!, f[2 * i + 1]!]));
 
-// Real Redis; a BullMQ worker answers for the node (checking the signature as a node would).
-test('an invitation returned by a command is left nowhere in Redis once the gateway has it', async (t) => {
+async function setup(t: import('node:test').TestContext) {
   const prefix = `t${randomBytes(4).toString('hex')}`;
-  const secret = `cairn-invite-${randomBytes(16).toString('hex')}`;
   const redis = createRedis();
-  const worker = new Worker(
-    nodeQueueName(NODE),
-    async (job) => {
-      const cmd = decodeCommand(Buffer.from(job.data.command, 'hex'));
-      assert.ok(commandSignatureValid(cmd) && cmd.command === job.name && cmd.target === NODE);
-      const at = new Date(Date.now() + 86_400_000).toISOString();
-      return { invitation: secret, expiresAt: at, memberUntil: at };
-    },
-    { connection: createRedis(), prefix },
-  );
-  const client = new AdminClient(redisUrl(), prefix);
+  const signer = ephemeralSigner();
+  const client = new AdminClient(redisUrl(), prefix, signer);
+  const registry = new Registry();
+  client.registerMetrics(registry);
+  const closing: (() => Promise<unknown>)[] = [];
   t.after(async () => {
     await client.close();
-    await worker.close();
-    await closeRedis(worker.opts.connection as never);
+    for (const c of closing) await c();
     for (const k of await redis.keys(`${prefix}:*`)) await redis.del(k);
     await closeRedis(redis);
   });
-  await worker.waitUntilReady();
-  const out = await client.run(NODE, 'admin.inviteDevice', {
-    name: 'phone',
-    role: 'submind',
-    capabilities: ['submit'],
-    expiresInMs: 86_400_000,
-  });
-  assert.equal(out.invitation, secret);
+  const refusedResults = async () =>
+    Object.fromEntries(
+      (
+        (await registry.getSingleMetric('cairn_gateway_command_results_refused_total')?.get())?.values ?? []
+      ).map((v) => [v.labels.reason, v.value]),
+    );
+  return { prefix, redis, signer, client, closing, refusedResults };
+}
 
-  const base = `${prefix}:${nodeQueueName(NODE)}`;
+/**
+ * A node's answering side on real Redis: a BullMQ worker that checks commands with the node's own
+ * verifier (open network, the gateway's key among its command keys) and answers as NodeJobs does.
+ */
+function nodeWorker(s: Awaited<ReturnType<typeof setup>>, node: NodeIdentity, run: () => unknown): Worker {
+  const nodeId = node.peerId.toString();
+  const verifier = new CommandVerifier({
+    nodeId,
+    membership: {
+      mode: 'open',
+      admit: () => {
+        throw new Error('an open network takes commands from its command keys only');
+      },
+    },
+    commandKeys: [toHex(s.signer.key.publicKey)],
+  });
+  const connection = createRedis();
+  const worker = new Worker(
+    nodeQueueName(nodeId),
+    async (job) => answerCommand(verifier.verify(job.name, job.data), { completed: run() }, node.signingKey),
+    { connection, prefix: s.prefix },
+  );
+  s.closing.push(async () => {
+    await worker.close();
+    await closeRedis(connection);
+  });
+  return worker;
+}
+
+/** Waits until `redis` (named `name`) is blocked in XREAD. */
+async function blockedInXread(control: Redis, name: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const list = String(await control.call('CLIENT', 'LIST'));
+    if (list.split('\n').some((l) => l.includes(`name=${name}`) && l.includes('cmd=xread'))) return;
+    await sleep(10);
+  }
+  throw new Error(`${name} never blocked in XREAD`);
+}
+
+// Real Redis. The attacker of issue 13 item 1 "D": a Redis client blocked on XREAD of the node's
+// event stream, which sees each completion the moment the node writes it.
+test('an invitation crosses Redis sealed: a live XREAD reader sees no secret; none is left once read', async (t) => {
+  const s = await setup(t);
+  const node = await newNode();
+  const NODE = node.peerId.toString();
+  const secret = `cairn-invite:${randomBytes(24).toString('base64url')}`;
+  const worker = nodeWorker(s, node, () => inviteResult(secret));
+  await worker.waitUntilReady();
+  const base = `${s.prefix}:${nodeQueueName(NODE)}`;
+
+  const spy = createRedis();
+  s.closing.push(() => closeRedis(spy));
+  const spyName = `spy-${s.prefix}`;
+  await spy.client('SETNAME', spyName);
+  const seen: Record<string, string>[] = [];
+  const watching = (async () => {
+    let last = '$';
+    for (;;) {
+      const res = (await spy.xread('BLOCK', 10_000, 'STREAMS', `${base}:events`, last)) as
+        | [string, [string, string[]][]][]
+        | null;
+      if (!res) return;
+      for (const [id, f] of res[0]![1]) {
+        last = id;
+        seen.push(fields(f));
+        if (fields(f).event === 'completed') return;
+      }
+    }
+  })();
+  await blockedInXread(s.redis, spyName);
+
+  const out = await s.client.run(NODE, 'admin.inviteDevice', INVITE);
+  assert.equal(out.invitation, secret, 'the gateway opened the sealed answer');
+  await watching;
+  const completed = seen.find((e) => e.event === 'completed');
+  assert.ok(completed, `the spy saw the completion live (${seen.map((e) => e.event)})`);
+  const raw = JSON.stringify(completed);
+  const body = secret.slice('cairn-invite:'.length);
+  for (const form of [
+    secret,
+    body,
+    Buffer.from(body, 'base64url').toString('hex'),
+    Buffer.from(secret).toString('hex'),
+  ])
+    assert.ok(!raw.includes(form), `the live entry holds no form of the secret (${form.slice(0, 20)}…)`);
+  // What it does hold: the node's signed answer, naming the node.
+  const answer = decodeResult(fromHex(JSON.parse(completed.returnvalue!).result));
+  assert.equal(answer.target, NODE);
+  assert.equal(answer.outcome, 'completed');
+
+  // And once read, the entry is gone too (deleted after reading, not awaited by the caller).
+  const signed = JSON.parse(completed.returnvalue!).result as string;
   const holders = async () => {
     const found: string[] = [];
-    for (const key of await redis.keys(`${base}:*`)) {
-      const type = await redis.type(key);
+    for (const key of await s.redis.keys(`${base}:*`)) {
+      const type = await s.redis.type(key);
       const text =
         type === 'hash'
-          ? JSON.stringify(await redis.hgetall(key))
+          ? JSON.stringify(await s.redis.hgetall(key))
           : type === 'stream'
-            ? JSON.stringify(await redis.xrange(key, '-', '+'))
+            ? JSON.stringify(await s.redis.xrange(key, '-', '+'))
             : type === 'list'
-              ? JSON.stringify(await redis.lrange(key, 0, -1))
+              ? JSON.stringify(await s.redis.lrange(key, 0, -1))
               : type === 'zset'
-                ? JSON.stringify(await redis.zrange(key, 0, -1))
+                ? JSON.stringify(await s.redis.zrange(key, 0, -1))
                 : type === 'string'
-                  ? String(await redis.get(key))
+                  ? String(await s.redis.get(key))
                   : '';
-      if (text.includes(secret)) found.push(`${key} (${type})`);
+      if (text.includes(secret) || text.includes(signed)) found.push(`${key} (${type})`);
     }
     return found;
   };
-  // The stream entry is deleted right after it was read (not awaited by the caller): allow a moment.
   let left = await holders();
   for (let i = 0; i < 20 && left.length; i++) {
     await sleep(50);
     left = await holders();
   }
-  assert.deepEqual(left, [], 'no key holds the invitation');
-  assert.equal(await redis.exists(`${base}:completed`), 0, 'no completed job kept');
+  assert.deepEqual(left, [], 'no key holds the answer');
+  assert.equal(await s.redis.exists(`${base}:completed`), 0, 'no completed job kept');
   assert.equal(
-    await redis.hget(`${base}:meta`, 'opts.maxLenEvents'),
+    await s.redis.hget(`${base}:meta`, 'opts.maxLenEvents'),
     String(NODE_EVENTS_MAX_LEN),
     'the event stream is trimmed short',
   );
+});
+
+test('completions forged by a bare Redis client are refused, counted and never believed', async (t) => {
+  const s = await setup(t);
+  const node = await newNode();
+  const attacker = await newNode();
+  const NODE = node.peerId.toString();
+  const base = `${s.prefix}:${nodeQueueName(NODE)}`;
+  const handled = new Set<string>();
+  /**
+   * Runs an invitation on NODE (no worker: nobody but the forger answers). The forger polls the
+   * event stream for the job being added, reads the job (the signed command is there for anyone),
+   * and writes a completion of its making, as BullMQ would.
+   */
+  const forged = async (make: (cmd: ReturnType<typeof decodeCommand>) => unknown) => {
+    const run = s.client.run(NODE, 'admin.inviteDevice', INVITE, 5_000);
+    run.catch(() => {});
+    let jobId: string | undefined;
+    for (let i = 0; i < 200 && !jobId; i++) {
+      const entries = (await s.redis.xrange(`${base}:events`, '-', '+')) as [string, string[]][];
+      jobId = entries
+        .map(([, f]) => fields(f))
+        .find((f) => f.event === 'added' && !handled.has(f.jobId!))?.jobId;
+      if (!jobId) await sleep(10);
+    }
+    assert.ok(jobId, 'the command was queued');
+    handled.add(jobId);
+    const data = JSON.parse((await s.redis.hget(`${base}:${jobId}`, 'data'))!) as { command: string };
+    const cmd = decodeCommand(fromHex(data.command));
+    const returnvalue = JSON.stringify(make(cmd));
+    await s.redis.xadd(
+      `${base}:events`,
+      '*',
+      'event',
+      'completed',
+      'jobId',
+      jobId,
+      'returnvalue',
+      returnvalue,
+    );
+    return { run, returnvalue };
+  };
+  const refusedAs = (reason: string) => (err: unknown) => {
+    assert.ok(err instanceof CommandError, `${err}`);
+    assert.equal(err.code, 'bad-result-signature', err.message);
+    assert.equal(err.resultRefusal, reason, err.message);
+    return true;
+  };
+  const evil = inviteResult('cairn-invite:AAAAattackerAAAA');
+
+  // A bare result, the shape a node used to return.
+  await assert.rejects((await forged(() => evil)).run, refusedAs('unsigned'));
+  // A well-made answer sealed to the gateway's reply key (it is in the command), signed by a key
+  // that is not the node's.
+  await assert.rejects(
+    (await forged((cmd) => answerCommand(cmd, { completed: evil }, attacker.signingKey))).run,
+    refusedAs('bad-signature'),
+  );
+  // The node's genuine answer to one command (believed), replayed for the next.
+  const genuine = await forged((cmd) => answerCommand(cmd, { completed: evil }, node.signingKey));
+  assert.equal((await genuine.run).invitation, evil.invitation, 'the node’s own answer is believed');
+  await assert.rejects((await forged(() => JSON.parse(genuine.returnvalue))).run, refusedAs('wrong-nonce'));
+
+  assert.deepEqual(await s.refusedResults(), { unsigned: 1, 'bad-signature': 1, 'wrong-nonce': 1 });
 });

@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { Counter, type Registry } from 'prom-client';
 import { type Json, MAX_COMMAND_TTL_MS, signCommand } from './command-codec.ts';
 import { type CommandSigner, ephemeralSigner } from './command-signer.ts';
 import { type CommandRefusal, refusalOf, type SignedJobData } from './command-verifier.ts';
@@ -7,6 +8,7 @@ import { JobEvents } from './job-events.ts';
 import { AdminPayload, type AdminPayloads, AdminResult, type AdminResults } from './payloads.ts';
 import { type AdminCommand, namespace, nodeQueueName, nodeQueueStreams } from './queues.ts';
 import { RedisConnections, redisUrl } from './redis.ts';
+import { checkAnswer, type ResultRefusal, ResultRefused } from './result-envelope.ts';
 
 export class CommandError extends Error {
   constructor(
@@ -16,10 +18,13 @@ export class CommandError extends Error {
       | 'node-unavailable'
       | 'refused'
       | 'command-failed'
-      | 'bad-result',
+      | 'bad-result'
+      | 'bad-result-signature',
     message: string,
     /** For `refused`: the node's refusal code (command-verifier.ts). */
     readonly refusal?: CommandRefusal,
+    /** For `bad-result-signature`: why the answer was not believed (result-envelope.ts). */
+    readonly resultRefusal?: ResultRefusal,
   ) {
     super(message);
     this.name = 'CommandError';
@@ -35,6 +40,10 @@ const IDLE_CLOSE_MS = 5 * 60_000;
  * (command-codec.ts) and valid only as long as the caller waits for it, so a command queued while
  * a node was down never runs after its caller gave up. Two Redis connections serve every node:
  * one for the queues, one blocking read for all their completion events (job-events.ts).
+ *
+ * A completion is believed only as the node's signed answer to the command sent, sealed to the
+ * reply key made for it (result-envelope.ts): anything else is `bad-result-signature`, counted
+ * in cairn_gateway_command_results_refused_total (see registerMetrics).
  */
 export class AdminClient {
   private readonly queues = new Map<string, { queue: Queue; lastUsed: number }>();
@@ -42,6 +51,13 @@ export class AdminClient {
   private readonly connection: Redis;
   private readonly events: JobEvents;
   private readonly sweep: NodeJS.Timeout;
+  /** Registered in no registry until registerMetrics: the gateway's /metrics registry is its own. */
+  private readonly refusedResults = new Counter({
+    name: 'cairn_gateway_command_results_refused_total',
+    help: 'Command results the admin client refused (unsigned, forged, for another command), by command and reason',
+    labelNames: ['command', 'reason'] as const,
+    registers: [],
+  });
 
   constructor(
     url = redisUrl(),
@@ -53,6 +69,11 @@ export class AdminClient {
     this.events = new JobEvents(this.connections.create(), this.connection);
     this.sweep = setInterval(() => void this.closeIdle(), 60_000);
     this.sweep.unref();
+  }
+
+  /** Adds this client's metrics to `registry` (the gateway's). */
+  registerMetrics(registry: Registry): void {
+    registry.registerMetric(this.refusedResults);
   }
 
   async run<C extends AdminCommand>(
@@ -123,7 +144,22 @@ export class AdminClient {
           ? new CommandError('refused', `node ${nodeId} refused ${command}: ${outcome.failed}`, refusal)
           : new CommandError('command-failed', `${command} failed on node ${nodeId}: ${outcome.failed}`);
       }
-      const out = AdminResult[command].safeParse(outcome.completed);
+      let answer: ReturnType<typeof checkAnswer>;
+      try {
+        answer = checkAnswer(outcome.completed, signed, signed.reply);
+      } catch (err) {
+        if (!(err instanceof ResultRefused)) throw err;
+        this.refusedResults.inc({ command, reason: err.code });
+        throw new CommandError(
+          'bad-result-signature',
+          `the answer to ${command} from node ${nodeId} was not believed: ${err.message}`,
+          undefined,
+          err.code,
+        );
+      }
+      if ('failed' in answer)
+        throw new CommandError('command-failed', `${command} failed on node ${nodeId}: ${answer.failed}`);
+      const out = AdminResult[command].safeParse(answer.completed);
       if (!out.success)
         throw new CommandError('bad-result', `node ${nodeId} returned a malformed ${command} result`);
       return out.data as AdminResults[C];

@@ -102,9 +102,12 @@ test('non-canonical args, unknown commands, trailing bytes, bad tags and oversiz
   const tag = c.encoded.slice();
   tag[0] = 0x10; // a certificate's tag
   assert.equal(decodeCode(tag), 'unknown-tag');
-  const version = c.encoded.slice();
-  version[1] = 2;
-  assert.equal(decodeCode(version), 'unsupported-version');
+  // Version 1 had no reply key: a v1 command (an older gateway's) is refused, not misread.
+  for (const v of [1, 3]) {
+    const version = c.encoded.slice();
+    version[1] = v;
+    assert.equal(decodeCode(version), 'unsupported-version');
+  }
   assert.equal(decodeCode(new Uint8Array(MAX_COMMAND_BYTES + 1)), 'oversized');
   const name = c.encoded.slice();
   name.set(Buffer.from('admin.submitEntrx'), 3);
@@ -120,6 +123,23 @@ test('the encoder refuses what the decoder would: long validity, oversized args,
   );
   assert.throws(() => signCommand({ ...base, command: 'admin.rm' as never }, key), /unknown command/);
   assert.throws(() => signCommand({ ...base, target: '' }, key), /target/);
+});
+
+test('the reply key travels signed: decoded as sent, and swapping it breaks the signature', () => {
+  const c = signCommand(base, key);
+  assert.equal(c.reply.publicKey.length, 32);
+  const d = decodeCommand(c.encoded);
+  assert.deepEqual(d.replyKey, c.reply.publicKey);
+  const mine = signCommand(base, key).reply.publicKey;
+  const swapped = c.encoded.slice();
+  // The reply key sits right before the signer key and the signature.
+  swapped.set(mine, c.encoded.length - 64 - 32 - 32);
+  const s = decodeCommand(swapped);
+  assert.deepEqual(s.replyKey, mine);
+  assert.equal(commandSignatureValid(s), false);
+  // A reply key the caller chose is the one carried.
+  const reply = signCommand(base, key).reply;
+  assert.deepEqual(decodeCommand(signCommand({ ...base, reply }, key).encoded).replyKey, reply.publicKey);
 });
 
 test('a command re-signed by another key, or with its signer swapped, does not verify', () => {

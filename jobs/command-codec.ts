@@ -5,11 +5,15 @@
  * size-bounded like every other Cairn encoding, so the signed digest is unambiguous and a decoder
  * accepts only what the encoder writes:
  *
- *   tag 0x20 · version 1 · command (varint length, 1–32 UTF-8 bytes, one of ADMIN_COMMANDS)
+ *   tag 0x20 · version 2 · command (varint length, 1–32 UTF-8 bytes, one of ADMIN_COMMANDS)
  *   · target node id (varint length, 1–128 bytes) · args (varint length, ≤ MAX_COMMAND_ARGS_BYTES
  *   of canonical JSON: object keys sorted, no whitespace) · nonce (16) · issued-at (u64 ms)
- *   · expires-at (u64 ms, after issued-at, at most MAX_COMMAND_TTL_MS later) · signer key (32)
- *   · Ed25519 signature (64) by the signer over SHA-256 of everything before it.
+ *   · expires-at (u64 ms, after issued-at, at most MAX_COMMAND_TTL_MS later) · reply key (32)
+ *   · signer key (32) · Ed25519 signature (64) by the signer over SHA-256 of everything before it.
+ *
+ * Version 2 added the reply key: the X25519 public key the node seals its result to
+ * (result-seal.ts), signed with the rest so that no one on the way can swap in a key of theirs.
+ * The node answers with a result it signs over this command's nonce and digest (result-codec.ts).
  *
  * The tag differs from every other signed Cairn structure (certificates are 0x10), so a command
  * signature can never pass for a certificate's or an entry's. The target binds a command to one
@@ -25,9 +29,10 @@ import { Writer } from '../node/chain/codec/writer.ts';
 import { sha256 } from '../node/chain/hash.ts';
 import { type SigningKey, sign, verifyNative } from '../node/chain/signature.ts';
 import { ADMIN_COMMANDS, type AdminCommand } from './queues.ts';
+import { newReplyKey, REPLY_KEY_BYTES, type ReplyKey } from './result-seal.ts';
 
 export const COMMAND_TAG = 0x20;
-export const COMMAND_VERSION = 1;
+export const COMMAND_VERSION = 2;
 export const MAX_COMMAND_NAME_BYTES = 32;
 export const MAX_TARGET_BYTES = 128;
 /**
@@ -54,6 +59,7 @@ export const MAX_COMMAND_BYTES =
   NONCE_BYTES +
   8 +
   8 +
+  REPLY_KEY_BYTES +
   32 +
   64;
 
@@ -88,6 +94,8 @@ export interface UnsignedCommand {
   readonly nonce: Uint8Array;
   readonly issuedAtMs: number;
   readonly expiresAtMs: number;
+  /** The X25519 public key the node seals its result to. */
+  readonly replyKey: Uint8Array;
   readonly signer: Uint8Array;
 }
 
@@ -116,7 +124,8 @@ function encodeUnsigned(c: UnsignedCommand): Uint8Array {
     throw new RangeError(`a command may be valid for at most ${MAX_COMMAND_TTL_MS} ms`);
   const w = new Writer(256 + args.length);
   w.u8(COMMAND_TAG).u8(COMMAND_VERSION).string(c.command).string(c.target).bytes(args);
-  w.fixed(c.nonce, NONCE_BYTES).u64(c.issuedAtMs).u64(c.expiresAtMs).fixed(c.signer, 32);
+  w.fixed(c.nonce, NONCE_BYTES).u64(c.issuedAtMs).u64(c.expiresAtMs);
+  w.fixed(c.replyKey, REPLY_KEY_BYTES).fixed(c.signer, 32);
   return w.finish();
 }
 
@@ -141,11 +150,17 @@ export interface CommandToSign {
   readonly ttlMs: number;
   readonly nowMs?: number;
   readonly nonce?: Uint8Array;
+  /** The key the result is sealed to (default: a fresh one, returned as `reply`). */
+  readonly reply?: ReplyKey;
 }
 
-/** Signs a command with a fresh random nonce, valid from now for `ttlMs` (≤ MAX_COMMAND_TTL_MS). */
-export function signCommand(c: CommandToSign, key: SigningKey): SignedCommand {
+/**
+ * Signs a command with a fresh random nonce, valid from now for `ttlMs` (≤ MAX_COMMAND_TTL_MS).
+ * `reply` is the key pair whose public half the command carries: keep it to open the result.
+ */
+export function signCommand(c: CommandToSign, key: SigningKey): SignedCommand & { readonly reply: ReplyKey } {
   const issuedAtMs = c.nowMs ?? Date.now();
+  const reply = c.reply ?? newReplyKey();
   const full: UnsignedCommand = {
     command: c.command,
     target: c.target,
@@ -153,10 +168,11 @@ export function signCommand(c: CommandToSign, key: SigningKey): SignedCommand {
     nonce: c.nonce ?? new Uint8Array(randomBytes(NONCE_BYTES)),
     issuedAtMs,
     expiresAtMs: issuedAtMs + c.ttlMs,
+    replyKey: reply.publicKey,
     signer: key.publicKey,
   };
   const unsigned = encodeUnsigned(full);
-  return seal(full, unsigned, sign(sha256(unsigned), key));
+  return { ...seal(full, unsigned, sign(sha256(unsigned), key)), reply };
 }
 
 /** Decodes a command; every failure is a DecodeError. The result shares no memory with `bytes`. */
@@ -195,12 +211,13 @@ export function decodeCommand(bytes: Uint8Array): SignedCommand {
   if (!(expiresAtMs > issuedAtMs)) throw new DecodeError('invalid-value', 'expires before it is issued');
   if (expiresAtMs - issuedAtMs > MAX_COMMAND_TTL_MS)
     throw new DecodeError('invalid-value', `valid for more than ${MAX_COMMAND_TTL_MS} ms`);
+  const replyKey = r.fixed(REPLY_KEY_BYTES, 'reply key');
   const signer = r.fixed(32, 'signer');
   const unsignedEnd = r.offset;
   const signature = r.fixed(64, 'command signature');
   r.end('command');
   return seal(
-    { command, target, args, nonce, issuedAtMs, expiresAtMs, signer },
+    { command, target, args, nonce, issuedAtMs, expiresAtMs, replyKey, signer },
     own.subarray(0, unsignedEnd),
     signature,
   );

@@ -5,9 +5,11 @@
  * QueueEvents reads) of every queue a command is waiting on. A queue added while the read blocks
  * interrupts it with CLIENT UNBLOCK from the second (non-blocking) connection.
  *
- * A completion entry carries the job's return value (an admin.inviteDevice result is a bearer
- * invitation): once read for its waiter it is deleted from the stream (XDEL), so it is not left
- * for every Redis client to read until the stream is trimmed (queues.ts NODE_EVENTS_MAX_LEN).
+ * A completion entry carries the job's return value: for an admin command, the node's signed
+ * answer sealed to the gateway (result-envelope.ts), which the admin client checks; this module
+ * hands on values as Redis holds them and believes none. Once read for its waiter the entry is
+ * deleted from the stream (XDEL): even as ciphertext, nothing is left that needs no keeping
+ * (queues.ts NODE_EVENTS_MAX_LEN trims what nobody read).
  */
 import type { Redis } from 'ioredis';
 

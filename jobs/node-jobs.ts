@@ -8,9 +8,10 @@ import type { FlRoundEvent, ModelVersionEvent } from '../node/fl/net/service.ts'
 import type { Logger } from '../node/log.ts';
 import type { CairnNode } from '../node/node.ts';
 import { JOBS_DEFAULTS } from '../node/options.ts';
+import { RefusalLog } from './command-refusal-log.ts';
+import { runCommandJob } from './command-runner.ts';
 import { CommandRefused, CommandVerifier } from './command-verifier.ts';
 import { flRoundReport, modelVersionOfEntry, modelVersionReport } from './fl-reports.ts';
-import { runAdminCommand } from './node-commands.ts';
 import {
   BlockReportLedger,
   blockAcceptedReport,
@@ -49,6 +50,12 @@ export interface NodeJobsOptions {
   /** Open networks: the keys (hex) whose signed admin commands this node runs (command-verifier.ts). */
   readonly commandKeys?: readonly string[];
 }
+
+/** A job name this node does not run (anyone can queue one). */
+class UnknownJob extends UnrecoverableError {}
+/** What the node refused rather than ran: logged where refused, at a bounded rate. */
+const isRefusal = (err: unknown): boolean =>
+  err instanceof CommandRefused || err instanceof ScheduledJobRefused || err instanceof UnknownJob;
 
 const isAdmin = (name: string): name is AdminCommand => (ADMIN_COMMANDS as readonly string[]).includes(name);
 const KNOWN_JOBS: readonly string[] = [...SCHEDULED_JOBS, ...ADMIN_COMMANDS];
@@ -90,10 +97,13 @@ export class NodeJobs {
   private readonly scheduled: ScheduledGate;
   /** Scheduled jobs and admin commands act on the node through its operator surface only. */
   private readonly control: NodeControl;
+  /** Refusals are logged per code at most once per interval: a flood of bad jobs is one line. */
+  private readonly refusals: RefusalLog;
 
   private constructor(private readonly o: NodeJobsOptions) {
     this.nodeId = o.node.identity.peerId.toString();
     this.control = nodeControl(o.node);
+    this.refusals = new RefusalLog(o.log);
     this.commands = new CommandVerifier({
       nodeId: this.nodeId,
       membership: o.node.membership,
@@ -180,7 +190,10 @@ export class NodeJobs {
       lockDuration: 60_000,
     });
     worker.on('error', (err) => this.o.log.debug({ err: err.message }, 'worker error'));
-    worker.on('failed', (job, err) => this.o.log.warn({ job: job?.name, err: err.message }, 'job failed'));
+    // Refusals are logged (rate-limited) where they are made; a line each here would undo that.
+    worker.on('failed', (job, err) => {
+      if (!isRefusal(err)) this.o.log.warn({ job: job?.name, err: err.message }, 'job failed');
+    });
     return worker;
   }
 
@@ -194,10 +207,10 @@ export class NodeJobs {
       } catch (err) {
         const outcome = err instanceof ScheduledJobRefused ? err.code : 'failed';
         this.metrics.jobs.inc({ name: job.name, outcome });
-        this.o.log.warn(
-          { job: job.id?.slice(0, 80), name: job.name },
-          'scheduled job refused: not from the scheduler',
-        );
+        this.refusals.refused(outcome, 'scheduled job refused: not from the scheduler', {
+          job: job.id?.slice(0, 80),
+          name: job.name,
+        });
         throw err;
       }
       if (!verdict.run) {
@@ -220,36 +233,31 @@ export class NodeJobs {
         case 'peers.refresh':
           result = await node.refreshPeers();
           break;
-        default:
-          if (!isAdmin(job.name)) throw new UnrecoverableError(`unknown job ${job.name.slice(0, 64)}`);
-          result = await this.runCommand(job);
+        default: {
+          if (!isAdmin(job.name)) {
+            this.refusals.refused('unknown-job', 'job refused: unknown name', {
+              name: job.name.slice(0, 64),
+            });
+            throw new UnknownJob(`unknown job ${job.name.slice(0, 64)}`);
+          }
+          const { answer, ok } = await runCommandJob(job, {
+            verifier: this.commands,
+            control: this.control,
+            key: node.identity.signingKey,
+            counter: this.metrics.commands,
+            refusals: this.refusals,
+            log: this.o.log,
+            reportStats: () => this.reportStats(),
+          });
+          // A command that failed still completes the job: its failure is in the signed answer.
+          this.metrics.jobs.inc({ name: job.name, outcome: ok ? 'ok' : 'failed' });
+          return answer;
+        }
       }
       this.metrics.jobs.inc({ name: jobLabel(job.name), outcome: 'ok' });
       return result;
     } catch (err) {
       this.metrics.jobs.inc({ name: jobLabel(job.name), outcome: 'failed' });
-      throw err;
-    }
-  }
-
-  /** An admin command runs only as signed: the args come from the verified command, not the job. */
-  private async runCommand(job: Job): Promise<unknown> {
-    const command = job.name as AdminCommand;
-    let args: unknown;
-    try {
-      args = this.commands.verify(job.name, job.data).args;
-    } catch (err) {
-      const code = err instanceof CommandRefused ? err.code : 'malformed';
-      this.metrics.commands.inc({ command, outcome: code });
-      this.o.log.warn({ command, code, job: job.id, err: (err as Error).message }, 'admin command refused');
-      throw err;
-    }
-    try {
-      const result = await runAdminCommand(this.control, command, args, () => this.reportStats());
-      this.metrics.commands.inc({ command, outcome: 'ok' });
-      return result;
-    } catch (err) {
-      this.metrics.commands.inc({ command, outcome: 'failed' });
       throw err;
     }
   }
@@ -389,6 +397,7 @@ export class NodeJobs {
     // Give queued reports a moment to leave (shutdown should not lose the last blocks).
     if (this.redisUp) await this.outbox.drain(2_000);
     this.outbox.close();
+    this.refusals.flush();
     await this.worker?.close().catch(() => {});
     await Promise.all([this.queue.close(), this.reports.close()]).catch(() => {});
     await this.connections.closeAll();

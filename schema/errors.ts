@@ -14,7 +14,8 @@ export type ErrorCode =
   | 'NODE_UNAVAILABLE'
   | 'COMMAND_REFUSED'
   | 'COMMAND_FAILED'
-  | 'BAD_RESULT';
+  | 'BAD_RESULT'
+  | 'BAD_RESULT_SIGNATURE';
 
 export const cairnError = (code: ErrorCode, message: string, extra: Record<string, unknown> = {}) =>
   new GraphQLError(message, { extensions: { code, ...extra } });
@@ -31,6 +32,7 @@ const COMMAND_CODES: Record<CommandError['code'], ErrorCode> = {
   refused: 'COMMAND_REFUSED',
   'command-failed': 'COMMAND_FAILED',
   'bad-result': 'BAD_RESULT',
+  'bad-result-signature': 'BAD_RESULT_SIGNATURE',
 };
 
 /** An AdminClient failure as a client-facing error; anything else stays masked by the server. */
@@ -40,6 +42,7 @@ export function commandError(err: unknown, nodeId: string, command: string): unk
       nodeId,
       command,
       ...(err.refusal ? { refusal: err.refusal } : {}),
+      ...(err.resultRefusal ? { reason: err.resultRefusal } : {}),
     });
   return err;
 }

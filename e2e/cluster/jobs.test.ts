@@ -9,7 +9,9 @@
  *  - issue 13: a raw BullMQ job without a signature, with a bad or expired one, replayed, or
  *    signed by a key without the `command` capability is refused with its code (counted in
  *    `cairn_admin_commands_total`) and its entry never appears; the gateway's signed one runs;
- *    a scheduled job's name queued by a client rather than the node's scheduler is refused;
+ *    a scheduled job's name queued by a client rather than the node's scheduler is refused; a
+ *    flood of 300 bad jobs is counted in full and logged in a line or two;
+ *  - the gateway's command is answered signed by the node and sealed to its reply key;
  *  - a forced reorg (one miner cut off, then healed) shows up as reorged-out orphaned blocks;
  *  - Redis restarted mid-run (it keeps nothing on disk, so every queue, scheduler and queued
  *    report is gone): schedulers and reports resume within 30 s and no report is lost — each
@@ -17,6 +19,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, QueueEvents } from 'bullmq';
@@ -25,6 +28,7 @@ import { type Json, signCommand } from '../../jobs/command-codec.ts';
 import { refusalOf } from '../../jobs/command-verifier.ts';
 import { nodeQueueName } from '../../jobs/queues.ts';
 import { closeRedis, createRedis } from '../../jobs/redis.ts';
+import { checkAnswer } from '../../jobs/result-envelope.ts';
 import { toHex } from '../../node/chain/bytes.ts';
 import { keyPairFromSeed, type SigningKey } from '../../node/chain/signature.ts';
 import { eventually, JobsCluster } from './jobs-cluster.ts';
@@ -132,20 +136,22 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
       await events.waitUntilReady();
       const tag = randomBytes(4).toString('hex');
       const entry = (what: string) => ({ content: `${what} ${tag}`, metadata: [] });
-      const signed = (key: SigningKey, args: Json, o: { nowMs?: number; ttlMs?: number } = {}) => ({
-        command: toHex(
-          signCommand(
-            {
-              command: 'admin.submitEntry',
-              target: node.peerId,
-              args,
-              ttlMs: o.ttlMs ?? 30_000,
-              nowMs: o.nowMs,
-            },
-            key,
-          ).encoded,
-        ),
-      });
+      /** Each command sent (by its hex), with the reply key that opens its answer. */
+      const sent = new Map<string, ReturnType<typeof signCommand>>();
+      const signed = (key: SigningKey, args: Json, o: { nowMs?: number; ttlMs?: number } = {}) => {
+        const cmd = signCommand(
+          {
+            command: 'admin.submitEntry',
+            target: node.peerId,
+            args,
+            ttlMs: o.ttlMs ?? 30_000,
+            nowMs: o.nowMs,
+          },
+          key,
+        );
+        sent.set(toHex(cmd.encoded), cmd);
+        return { command: toHex(cmd.encoded) };
+      };
       /** Adds a raw job and returns its outcome: the result, or the refusal code in its failed reason. */
       const outcome = async (data: unknown) => {
         const job = await queue.add('admin.submitEntry', data, { attempts: 1 });
@@ -174,7 +180,10 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
         // The gateway's command runs, once: the same bytes again are a replay.
         const good = { ...signed(gatewayKey.key, entry('signed by the gateway')), certificate: cert };
         const ran = await outcome(good);
-        assert.equal((ran.ok as { accepted?: boolean } | undefined)?.accepted, true, JSON.stringify(ran));
+        // The answer is the node's, signed and sealed to the command's reply key (result-envelope.ts).
+        const cmd = sent.get(good.command)!;
+        const opened = checkAnswer(ran.ok, cmd, cmd.reply) as { completed?: { accepted?: boolean } };
+        assert.equal(opened.completed?.accepted, true, JSON.stringify(opened));
         assert.deepEqual(await outcome(good), { refused: 'replayed' });
         for (const code of [
           'unsigned',
@@ -192,6 +201,34 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
         assert.equal(
           await node.metric('cairn_admin_commands_total', { command: 'admin.submitEntry', outcome: 'ok' }),
           1,
+        );
+        // A flood of bad jobs: every one counted, yet the node logs a line or two, not one each
+        // (jobs/command-refusal-log.ts): neither "admin command refused" nor "job failed" per job.
+        const logged = async () => (await readFile(node.logPath, 'utf8')).split('\n');
+        const from = (await logged()).length - 1;
+        const FLOOD = 300;
+        await queue.addBulk(
+          Array.from({ length: FLOOD }, (_, i) => ({
+            name: 'admin.submitEntry',
+            data: entry(`flood ${i}`),
+            opts: { attempts: 1, removeOnFail: true },
+          })),
+        );
+        await eventually(
+          'every flooded job refused and counted',
+          async () =>
+            (await node.metric('cairn_admin_commands_total', {
+              command: 'admin.submitEntry',
+              outcome: 'unsigned',
+            })) ===
+            1 + FLOOD,
+          30_000,
+        );
+        await sleep(500); // the node's last lines on their way to its log file
+        const noisy = (await logged()).slice(from).filter((l) => /refused|job failed/.test(l));
+        assert.ok(
+          noisy.length <= 2,
+          `${noisy.length} log lines for ${FLOOD} refusals:\n${noisy.slice(0, 5).join('\n')}`,
         );
         // Only the gateway's entry reaches the chain (and so the index).
         const inIndex = (what: string) =>

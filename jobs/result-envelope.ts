@@ -1,0 +1,148 @@
+/**
+ * A command's answer as it crosses Redis, both ends: the node seals its result to the reply key
+ * of the command it verified and signs it (answer); the gateway believes a completion only if it
+ * is that signed answer, from the node it addressed, to the command it sent, and opens it (check).
+ *
+ * The job's return value (what BullMQ writes to the queue's event stream, readable by every
+ * Redis client) is `{ result: <hex of the signed result> }`. A command the node verified and ran
+ * completes with a signed answer whatever its outcome: a failure is signed too, so no one can
+ * turn it into a success, nor the other way round. A job the node refused (command-verifier.ts)
+ * fails as before, unsigned: believing such a failure costs the caller an error, which anyone
+ * able to write Redis could cause anyway by deleting the job.
+ */
+import { peerIdFromString } from '@libp2p/peer-id';
+import { z } from 'zod';
+import { toHex } from '../node/chain/bytes.ts';
+import type { SigningKey } from '../node/chain/signature.ts';
+import type { SignedCommand } from './command-codec.ts';
+import {
+  decodeResult,
+  MAX_RESULT_BODY_BYTES,
+  MAX_RESULT_BYTES,
+  type Outcome,
+  resultSignatureValid,
+  type SignedResult,
+  signResult,
+} from './result-codec.ts';
+import { open, type ReplyKey, seal } from './result-seal.ts';
+
+/** Why the gateway refused an answer. Each is a metric label, so the list is closed. */
+export const RESULT_REFUSALS = [
+  /** The completion carries no signed result (a bare value: forged, or a node without this code). */
+  'unsigned',
+  /** The signed result does not decode. */
+  'malformed',
+  /** It answers another command, node, nonce or command encoding than the one sent. */
+  'wrong-command',
+  'wrong-target',
+  'wrong-nonce',
+  'wrong-digest',
+  /** The target's peer id carries no Ed25519 key to check the signature with. */
+  'unverifiable',
+  'bad-signature',
+  /** Signed by the node, but its body does not open with our reply key, or is not JSON. */
+  'unsealable',
+] as const;
+export type ResultRefusal = (typeof RESULT_REFUSALS)[number];
+
+export class ResultRefused extends Error {
+  constructor(
+    readonly code: ResultRefusal,
+    detail: string,
+  ) {
+    super(`result refused (${code}): ${detail}`);
+    this.name = 'ResultRefused';
+  }
+}
+
+/** What a command's job returns. */
+export const ResultJobValue = z
+  .object({
+    result: z
+      .string()
+      .max(MAX_RESULT_BYTES * 2)
+      .regex(/^([0-9a-f]{2})+$/),
+  })
+  .strict();
+export type ResultJobValue = z.infer<typeof ResultJobValue>;
+
+/** A failure's message as the answer carries it (it reaches the GraphQL caller). */
+export const MAX_ERROR_CHARS = 2048;
+const FailedBody = z.object({ error: z.string().max(MAX_ERROR_CHARS) }).strict();
+
+export type Answer = { readonly completed: unknown } | { readonly failed: string };
+
+const utf8 = new TextEncoder();
+
+/**
+ * The node's answer to a command it verified: `answer` is what the command returned or the
+ * message it failed with. A result too large to carry becomes a (signed) failure.
+ */
+export function answerCommand(cmd: SignedCommand, answer: Answer, key: SigningKey): ResultJobValue {
+  let outcome: Outcome = 'completed' in answer ? 'completed' : 'failed';
+  let body =
+    'completed' in answer
+      ? utf8.encode(JSON.stringify(answer.completed ?? null))
+      : utf8.encode(JSON.stringify({ error: answer.failed.slice(0, MAX_ERROR_CHARS) }));
+  if (body.length > MAX_RESULT_BODY_BYTES) {
+    outcome = 'failed';
+    body = utf8.encode(
+      JSON.stringify({ error: `the result of ${body.length} bytes exceeds ${MAX_RESULT_BODY_BYTES}` }),
+    );
+  }
+  const sealed = seal(body, cmd.replyKey, cmd.digest);
+  return { result: toHex(signResult(cmd, outcome, sealed, key)) };
+}
+
+const equal = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** The Ed25519 key a peer id carries (12D3KooW… ids inline it), or undefined. */
+function keyOfPeerId(id: string): Uint8Array | undefined {
+  try {
+    const peer = peerIdFromString(id);
+    return peer.type === 'Ed25519' ? peer.publicKey.raw : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The gateway's check of a completed job's value against the command it sent (with the reply
+ * key it kept): the answer, or ResultRefused. Nothing in `value` is looked at before its
+ * signature checks, except what finding the signature needs.
+ */
+export function checkAnswer(value: unknown, sent: SignedCommand, reply: ReplyKey): Answer {
+  const shape = ResultJobValue.safeParse(value);
+  if (!shape.success) throw new ResultRefused('unsigned', 'the completion carries no signed result');
+  let r: SignedResult;
+  try {
+    r = decodeResult(Buffer.from(shape.data.result, 'hex'));
+  } catch (err) {
+    throw new ResultRefused('malformed', (err as Error).message);
+  }
+  if (r.command !== sent.command)
+    throw new ResultRefused('wrong-command', `answers ${r.command}, ${sent.command} was sent`);
+  if (r.target !== sent.target)
+    throw new ResultRefused(
+      'wrong-target',
+      `signed as node ${r.target.slice(0, 128)}, sent to ${sent.target}`,
+    );
+  if (!equal(r.nonce, sent.nonce))
+    throw new ResultRefused('wrong-nonce', `answers nonce ${toHex(r.nonce)}, ${sent.nonceHex} was sent`);
+  if (!equal(r.commandDigest, sent.digest))
+    throw new ResultRefused('wrong-digest', 'answers another encoding of this command');
+  const key = keyOfPeerId(sent.target);
+  if (!key) throw new ResultRefused('unverifiable', `node id ${sent.target} carries no Ed25519 key`);
+  if (!resultSignatureValid(r, key))
+    throw new ResultRefused('bad-signature', `the signature is not node ${sent.target}'s`);
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(open(r.body, reply, sent.digest)));
+  } catch (err) {
+    throw new ResultRefused('unsealable', (err as Error).message);
+  }
+  if (r.outcome === 'completed') return { completed: body };
+  const failed = FailedBody.safeParse(body);
+  if (!failed.success) throw new ResultRefused('unsealable', 'a failure without its message');
+  return { failed: failed.data.error };
+}
