@@ -19,11 +19,11 @@ export const nodeQueueName = (nodeId: string) => `node.${nodeId}`;
 /**
  * Entries kept (approximately: Redis trims whole stream nodes, ~100 entries each) in a node
  * queue's event stream, `<prefix>:node.<id>:events`. BullMQ writes each completed job's return
- * value there, whatever removeOnComplete says, and the gateway reads command results from it:
- * an admin.inviteDevice result is a one-time bearer invitation, readable by any Redis client for
- * as long as the entry lives (BullMQ's default is 10 000 entries, hours on a node). The gateway
- * deletes the entry it read (job-events.ts); this bounds the rest (a result nobody read: the
- * gateway timed out) to a few minutes of a node's scheduled jobs (~5 entries each). Every Queue
+ * value there, whatever removeOnComplete says, and the gateway reads command results from it.
+ * Results are signed by the node and sealed to the command's reply key (result-envelope.ts), so a
+ * Redis reader learns nothing from them and cannot forge one; what stays is the stream's size.
+ * The gateway deletes the entry it read (job-events.ts); this bounds the rest (a result nobody
+ * read: the gateway timed out) to a few minutes of a node's scheduled jobs (~5 entries each). Every Queue
  * opened on a node queue must pass it (`streams.events.maxLen`): BullMQ keeps the last one set in
  * the queue's meta, and the node also trims to it on its watchdog.
  */
