@@ -2,8 +2,8 @@
  * One operator surface over a running node: what an operator may ask of it, whichever way the
  * request arrives (a signed admin command off the job queue, the local HTTP API, a cluster
  * test). Callers depend on this interface, not on the whole CairnNode, and every result shape is
- * built here once; `NodeStatus` is the one status shape (the HTTP API's `/status`, the stats
- * report and the cluster harness all derive from it).
+ * built here once; `NodeStatus` (node/status.ts) is the one status shape (the HTTP API's
+ * `/status`, the stats report and the cluster harness all derive from it).
  */
 import { peerIdFromString } from '@libp2p/peer-id';
 import { type Hex, toHex } from './chain/bytes.ts';
@@ -13,10 +13,10 @@ import { DEFAULT_INVITATION_VALID_MS, issueInvitation } from './membership/issue
 import type { RosterListing } from './membership/roster.ts';
 import type { Capability, MembershipMode, Role } from './membership/view.ts';
 import type { CairnNode } from './node.ts';
+import { type NodeStatus, nodeStatus } from './status.ts';
 import type { SyncOutcome } from './sync/range-sync.ts';
 
-/** What `GET /status` serves: the node's state as one JSON-ready object. */
-export type NodeStatus = ReturnType<CairnNode['status']>;
+export type { NodeStatus, PeerStatus } from './status.ts';
 
 /** Why an operator request could not be carried out (bad input, nothing to act on). */
 export class ControlError extends Error {
@@ -101,7 +101,7 @@ export function nodeControl(node: CairnNode): NodeControl {
     };
   };
   return {
-    status: () => node.status(),
+    status: () => nodeStatus(node),
     submit: (content, metadata) => entry(node.addKnowledge(content, metadata)),
     blockPeers: (ids) => {
       node.peers.block(ids);
