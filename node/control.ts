@@ -2,32 +2,48 @@
  * One operator surface over a running node: what an operator may ask of it, whichever way the
  * request arrives (a signed admin command off the job queue, the local HTTP API, a cluster
  * test). Callers depend on this interface, not on the whole CairnNode, and every result shape is
- * built here once; `NodeStatus` is the one status shape (the HTTP API's `/status`, the stats
- * report and the cluster harness all derive from it).
+ * built here once; `NodeStatus` (node/status.ts) is the one status shape (the HTTP API's
+ * `/status`, the stats report and the cluster harness all derive from it).
  */
 import { peerIdFromString } from '@libp2p/peer-id';
 import { type Hex, toHex } from './chain/bytes.ts';
+import type { SealedEntry } from './chain/types.ts';
 import type { RoundRequest } from './fl/net/rounds.ts';
 import { InvitationBook } from './membership/invitation-book.ts';
 import { DEFAULT_INVITATION_VALID_MS, issueInvitation } from './membership/issue-invitation.ts';
 import type { RosterListing } from './membership/roster.ts';
 import type { Capability, MembershipMode, Role } from './membership/view.ts';
+import type { AddResult } from './mempool/mempool.ts';
 import type { CairnNode } from './node.ts';
+import { type NodeStatus, nodeStatus } from './status.ts';
 import type { SyncOutcome } from './sync/range-sync.ts';
 
-/** What `GET /status` serves: the node's state as one JSON-ready object. */
-export type NodeStatus = ReturnType<CairnNode['status']>;
+export type { NodeStatus, PeerStatus } from './status.ts';
 
-/** Why an operator request could not be carried out (bad input, nothing to act on). */
+/**
+ * Why an operator request could not be carried out: `invalid` input (retrying the same request
+ * fails the same way), or `unavailable`: nothing to act on now (no peer, FL not running).
+ */
+export type ControlErrorCode = 'invalid' | 'unavailable';
+
 export class ControlError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly code: ControlErrorCode = 'unavailable',
+  ) {
     super(message);
     this.name = 'ControlError';
   }
 }
 
+/** At most this many blocks per `blocks()` answer, and this many below the tip by default. */
+export const BLOCKS_MAX_SPAN = 5000;
+export const BLOCKS_DEFAULT_WINDOW = 20;
+
 export interface EntryOutcome {
   readonly id: Hex;
+  /** What the mempool did with it (`duplicate`: it held the entry already). */
+  readonly status: AddResult['status'];
   readonly accepted: boolean;
   /** `<reason>: <message>` when the node refused the entry. */
   readonly reason: string | null;
@@ -53,6 +69,21 @@ export interface ChainSyncOutcome {
   readonly outcome: string | null;
 }
 
+/** A main-chain block in brief. */
+export interface BlockSummary {
+  readonly height: number;
+  readonly hash: Hex;
+  readonly entries: number;
+  /** The header's timestamp, ms since the epoch. */
+  readonly timestamp: number;
+  readonly miner: Hex;
+}
+
+/** Where an entry is on this node (an entry is in at most one main-chain block). */
+export type EntryLocation =
+  | { readonly id: Hex; readonly status: 'mempool' }
+  | { readonly id: Hex; readonly status: 'included'; readonly height: number; readonly block: Hex };
+
 export interface InvitationTerms {
   readonly name: string;
   readonly role: Role;
@@ -65,6 +96,16 @@ export interface NodeControl {
   status(): NodeStatus;
   /** Signs `content` as a knowledge entry of this node and admits it to the mempool. */
   submit(content: string, metadata: readonly (readonly [string, string])[]): Promise<EntryOutcome>;
+  /** Admits an entry signed elsewhere (an admin's config or checkpoint), checked like a gossiped one. */
+  submitSigned(entry: SealedEntry): Promise<EntryOutcome>;
+  mempool(): { ids: Hex[] };
+  /**
+   * Main-chain blocks `from`..`to` (default: the last BLOCKS_DEFAULT_WINDOW up to the tip),
+   * clipped to the chain and to BLOCKS_MAX_SPAN blocks.
+   */
+  blocks(range: { from?: number; to?: number }): { blocks: BlockSummary[] };
+  /** Where entry `id` is: undefined when neither in the mempool nor in the main chain. */
+  locateEntry(id: Hex): EntryLocation | undefined;
   blockPeers(peerIds: readonly string[]): PeersOutcome;
   unblockPeers(peerIds: readonly string[]): PeersOutcome;
   syncChain(): Promise<ChainSyncOutcome>;
@@ -90,19 +131,57 @@ export function nodeControl(node: CairnNode): NodeControl {
     peers: node.host.getPeers().map(String),
     blocked: node.peers.blockedPeers(),
   });
-  const entry = async (
-    p: Promise<{ entry: { idHex: Hex }; result: { status: string; reason?: string; message?: string } }>,
-  ): Promise<EntryOutcome> => {
+  const outcome = (id: Hex, result: AddResult): EntryOutcome => ({
+    id,
+    status: result.status,
+    accepted: result.status !== 'rejected',
+    reason: result.status === 'rejected' ? `${result.reason}: ${result.message}` : null,
+  });
+  const entry = async (p: Promise<{ entry: { idHex: Hex }; result: AddResult }>): Promise<EntryOutcome> => {
     const { entry, result } = await p;
-    return {
-      id: entry.idHex,
-      accepted: result.status !== 'rejected',
-      reason: result.status === 'rejected' ? `${result.reason}: ${result.message}` : null,
-    };
+    return outcome(entry.idHex, result);
   };
   return {
-    status: () => node.status(),
-    submit: (content, metadata) => entry(node.addKnowledge(content, metadata)),
+    status: () => nodeStatus(node),
+    submit: async (content, metadata) => {
+      try {
+        return await entry(node.addKnowledge(content, metadata));
+      } catch (err) {
+        // The entry codec's bounds (content or metadata too large, keys not unique).
+        if (err instanceof RangeError) throw new ControlError(err.message, 'invalid');
+        throw err;
+      }
+    },
+    submitSigned: async (e) => outcome(e.idHex, await node.submitSignedEntry(e)),
+    mempool: () => ({ ids: node.chain.mempool.ids() }),
+    blocks: (range) => {
+      const tip = node.chain.tip.height;
+      const from = Math.max(0, range.from ?? tip - BLOCKS_DEFAULT_WINDOW);
+      const to = Math.min(tip, range.to ?? tip, from + BLOCKS_MAX_SPAN - 1);
+      const blocks: BlockSummary[] = [];
+      for (let h = from; h <= to; h++) {
+        const b = node.chain.tree.mainAt(h);
+        if (!b) break;
+        blocks.push({
+          height: h,
+          hash: b.hashHex,
+          entries: b.entryIds.length,
+          timestamp: b.header.timestamp,
+          miner: toHex(b.header.miner),
+        });
+      }
+      return { blocks };
+    },
+    locateEntry: (id) => {
+      if (node.chain.mempool.has(id)) return { id, status: 'mempool' };
+      // From the tip down: read-only and linear in the chain, for operators and tests, not hot paths.
+      const tree = node.chain.tree;
+      for (let h = tree.tip.height; h > 0; h--) {
+        const b = tree.mainAt(h);
+        if (b?.entryIds.includes(id)) return { id, status: 'included', height: h, block: b.hashHex };
+      }
+      return undefined;
+    },
     blockPeers: (ids) => {
       node.peers.block(ids);
       return peers();
@@ -131,7 +210,7 @@ export function nodeControl(node: CairnNode): NodeControl {
       try {
         id = peerIdFromString(peer);
       } catch {
-        throw new ControlError(`not a peer id: ${peer}`);
+        throw new ControlError(`not a peer id: ${peer}`, 'invalid');
       }
       const s = await node.reconcileWith(id);
       return {

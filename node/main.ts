@@ -9,6 +9,7 @@ import { runInvite } from './cli/invite.ts';
 import { JoinError, joinNetwork, NETWORK_FILE, readInviterAddrs } from './cli/join.ts';
 import { removeNodeFile, writeNodeFile } from './cli/node-file.ts';
 import { readNetworkConfig } from './config-file.ts';
+import { nodeControl } from './control.ts';
 import { loadOrCreateIdentity } from './identity/identity.ts';
 import { createLogger } from './log.ts';
 import { loadOrCreateOwnNetwork } from './membership/create-network.ts';
@@ -103,10 +104,15 @@ const node = await CairnNode.start({
 });
 // Written before the API listens, so a client that sees the port can always read the token.
 const cookie = await createApiCookie(dataDir);
-const api = await startHttpApi(node, config.http.host, config.http.port, {
-  token: cookie.token,
-  allowHosts: config.http.allowHosts,
-});
+const api = await startHttpApi(
+  { control: nodeControl(node), registry: node.metrics.registry, log: node.log.child({ part: 'api' }) },
+  config.http.host,
+  config.http.port,
+  {
+    token: cookie.token,
+    allowHosts: config.http.allowHosts,
+  },
+);
 if (!/^(127\.|::1$|localhost$)/.test(config.http.host))
   node.log.warn(
     { httpHost: config.http.host },

@@ -66,6 +66,7 @@ import {
 import { HandlerError, RESULT, ReqResp } from './p2p/reqresp.ts';
 import { serveChainProtocols } from './p2p/serve-chain.ts';
 import { ChainService } from './service/chain-service.ts';
+import { type NodeStatus, nodeStatus } from './status.ts';
 import { NodeStore } from './store/node-store.ts';
 import { type SyncOutcome, TRUSTED_VOTER_MIN_SCORE } from './sync/range-sync.ts';
 import { SyncManager } from './sync/sync-manager.ts';
@@ -730,58 +731,9 @@ export class CairnNode {
     return this.miner?.hashes ?? 0;
   }
 
-  status() {
-    const tip = this.chain.tip;
-    const now = Date.now();
-    return {
-      peerId: this.identity.peerId.toString(),
-      publicKey: this.identity.publicKeyHex,
-      role: this.opts.role,
-      capabilities: this.opts.capabilities,
-      membership: (() => {
-        // A joined device is a member by its certificate before the chain records its addition.
-        const own = this.membership.admit(this.identity.publicKeyHex, this.membership.ownCertificate(), now);
-        return {
-          mode: this.membership.mode,
-          member: own.ok,
-          admin: own.ok && own.member.admin,
-          ...(own.ok ? {} : { refusal: own.code }),
-        };
-      })(),
-      chainId: toHex(this.chain.chainId),
-      height: tip.height,
-      headHash: tip.hashHex,
-      totalWork: tip.chainWork.toString(),
-      difficultyTarget: tip.header.target.toString(16),
-      mempoolSize: this.chain.mempool.size,
-      orphanCount: this.chain.orphans.size,
-      /** Blocks in the tree: main chain and the side-chain blocks kept. */
-      blockCount: this.chain.tree.size,
-      syncState: this.sync.state,
-      lastSync: this.sync.lastOutcome,
-      mining: this.opts.mine && !this.chainService.failure,
-      storage: this.chainService.failure
-        ? { ok: false as const, ...this.chainService.failure }
-        : { ok: true as const },
-      addrs: this.host.getMultiaddrs().map(String),
-      peers: this.host.getPeers().map((p) => {
-        const rec = this.peers.book.get(p);
-        const member = this.gate?.member(p);
-        return {
-          peerId: p.toString(),
-          rttMs: rec?.rttMs,
-          height: rec?.status.headHeight,
-          role: rec?.status.role,
-          /** Roster mode: the name and role the peer was admitted as. */
-          member: member ? { name: member.name, role: member.role } : undefined,
-          score: Number(this.peers.scores.score(p.toString(), now).toFixed(2)),
-          remoteAddrs: this.host.getConnections(p).map((c) => c.remoteAddr.toString()),
-        };
-      }),
-      banned: this.peers.scores.banned(now),
-      bannedAddresses: this.peers.addressBans?.banned(now) ?? [],
-      blocked: this.peers.blockedPeers(),
-    };
+  /** The node's status (node/status.ts builds it; `/status` and the stats report serve it). */
+  status(): NodeStatus {
+    return nodeStatus(this);
   }
 
   async stop(): Promise<void> {

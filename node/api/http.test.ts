@@ -10,6 +10,9 @@ import { request } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { ClusterNode, type SpawnSpec } from '../../e2e/cluster/node-process.ts';
+import { statsReport } from '../../jobs/node-stats.ts';
+import { type NodeStatus, nodeControl } from '../control.ts';
 import { createLogger } from '../log.ts';
 import { CairnNode } from '../node.ts';
 import { testNetwork } from '../testing/forge.ts';
@@ -38,7 +41,12 @@ before(async () => {
     logger: createLogger('silent'),
   });
   cookie = await createApiCookie(dataDir);
-  api = await startHttpApi(node, '127.0.0.1', 0, { token: cookie.token, allowHosts: ['cairn-box'] });
+  api = await startHttpApi(
+    { control: nodeControl(node), registry: node.metrics.registry, log: node.log },
+    '127.0.0.1',
+    0,
+    { token: cookie.token, allowHosts: ['cairn-box'] },
+  );
   port = Number(new URL(api.url).port);
 });
 
@@ -162,6 +170,52 @@ test('a JSON POST with the token is accepted and signs the entry', async () => {
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.match(r.body.id!, /^[0-9a-f]{64}$/);
   assert.ok(node.chain.mempool.has(r.body.id!));
+});
+
+test('/status over HTTP, the control, the harness and the stats report agree on one node', async () => {
+  const control = nodeControl(node);
+  const res = await fetch(`${api.url}/status`);
+  const served = (await res.json()) as NodeStatus;
+  // JSON drops the fields that are undefined in memory; everything else must be the same.
+  assert.deepEqual(served, JSON.parse(JSON.stringify(control.status())));
+  assert.deepEqual(served, JSON.parse(JSON.stringify(node.status())));
+  // The cluster harness reads the same endpoint with its own client and type.
+  const harnessed = new ClusterNode('n0', {} as SpawnSpec, path.join(dataDir, 'unused.log'));
+  harnessed.httpUrl = api.url;
+  assert.deepEqual(await harnessed.status(), served);
+  // The job worker's stats report is derived from the same status.
+  const report = statsReport(node, control.status(), 1, 1);
+  assert.deepEqual(
+    {
+      nodeId: report.nodeId,
+      role: report.role,
+      capabilities: report.capabilities,
+      addrs: report.addrs,
+      height: report.height,
+      headHash: report.headHash,
+      totalWork: report.totalWork,
+      target: BigInt(report.target).toString(16),
+      peers: report.peers,
+      mempoolSize: report.mempoolSize,
+      mining: report.mining,
+      chainId: report.chainId,
+    },
+    {
+      nodeId: served.peerId,
+      role: served.role,
+      capabilities: served.capabilities,
+      addrs: served.addrs,
+      height: served.height,
+      headHash: served.headHash,
+      totalWork: served.totalWork,
+      target: served.difficultyTarget,
+      peers: served.peers.map((p) => p.peerId),
+      mempoolSize: served.mempoolSize,
+      mining: served.mining,
+      chainId: served.chainId,
+    },
+  );
+  assert.ok(served.mempoolSize > 0, 'the entry posted above is counted');
 });
 
 test('hostName strips the port and keeps IPv6 brackets', () => {

@@ -1,64 +1,110 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { toHex } from '../chain/bytes.ts';
+import { Counter, type Registry } from 'prom-client';
 import { decodeEntry } from '../chain/entry-codec.ts';
 import type { SealedEntry } from '../chain/types.ts';
-import type { CairnNode } from '../node.ts';
+import { ControlError, type EntryOutcome, type NodeControl } from '../control.ts';
+import type { Logger } from '../log.ts';
 import { createApiGuard } from './guard.ts';
 
 const MAX_BODY = 64 * 1024;
 
+/** What a route may answer besides 200; each is counted in `cairn_api_errors_total{route,code}`. */
+export type ApiErrorCode =
+  | 'API_BAD_REQUEST'
+  | 'API_NOT_FOUND'
+  | 'API_PAYLOAD_TOO_LARGE'
+  | 'API_UNAVAILABLE'
+  | 'API_ENTRY_REJECTED'
+  | 'API_INTERNAL';
+
+const STATUS_OF: Record<ApiErrorCode, number> = {
+  API_BAD_REQUEST: 400,
+  API_NOT_FOUND: 404,
+  API_PAYLOAD_TOO_LARGE: 413,
+  // A well-formed request the node cannot act on now (no peer to reconcile with, say).
+  API_UNAVAILABLE: 409,
+  API_ENTRY_REJECTED: 422,
+  API_INTERNAL: 500,
+};
+
 class HttpError extends Error {
   constructor(
-    readonly status: number,
+    readonly code: ApiErrorCode,
     message: string,
   ) {
     super(message);
   }
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+/** A refused request as an HttpError: the node's own refusals keep their message. */
+const asHttpError = (err: unknown): HttpError =>
+  err instanceof HttpError
+    ? err
+    : err instanceof ControlError
+      ? new HttpError(err.code === 'invalid' ? 'API_BAD_REQUEST' : 'API_UNAVAILABLE', err.message)
+      : new HttpError('API_INTERNAL', (err as Error).message);
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
   let size = 0;
   const chunks: Buffer[] = [];
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new HttpError(413, `body larger than ${MAX_BODY} bytes`);
+    if (size > MAX_BODY) throw new HttpError('API_PAYLOAD_TOO_LARGE', `body larger than ${MAX_BODY} bytes`);
     chunks.push(chunk as Buffer);
   }
+  let body: unknown;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+    body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
   } catch {
-    throw new HttpError(400, 'body is not valid JSON');
+    throw new HttpError('API_BAD_REQUEST', 'body is not valid JSON');
   }
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new HttpError('API_BAD_REQUEST', 'body must be a JSON object');
+  return body as Record<string, unknown>;
 }
 
 const stringList = (v: unknown, what: string): string[] => {
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
-    throw new HttpError(400, `${what} must be a list of strings`);
+    throw new HttpError('API_BAD_REQUEST', `${what} must be a list of strings`);
   return v;
 };
 
-const json = (v: unknown) =>
-  JSON.stringify(v, (_k, x) =>
-    typeof x === 'bigint' ? x.toString() : x instanceof Uint8Array ? Buffer.from(x).toString('hex') : x,
-  );
+/** An optional integer query parameter (absent: undefined). */
+const intParam = (url: URL, name: string): number | undefined => {
+  const raw = url.searchParams.get(name);
+  if (raw === null) return undefined;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n)) throw new HttpError('API_BAD_REQUEST', `${name} must be an integer`);
+  return n;
+};
 
-/**
- * Where an entry is on this node: in the mempool, or included in a block of the main chain (an
- * entry is in at most one main-chain block). 404 if neither. Read-only; scans the main chain
- * from the tip down, so it is meant for tests and operators, not hot paths.
- */
-function entryStatus(
-  node: CairnNode,
-  id: string,
-): { id: string; status: 'mempool' | 'included'; height?: number; block?: string } {
-  if (node.chain.mempool.has(id)) return { id, status: 'mempool' };
-  const tree = node.chain.tree;
-  for (let h = tree.tip.height; h > 0; h--) {
-    const b = tree.mainAt(h);
-    if (b?.entryIds.includes(id)) return { id, status: 'included', height: h, block: b.hashHex };
-  }
-  throw new HttpError(404, `entry ${id} is neither in the mempool nor in the main chain`);
+/** An entry the mempool refused is a 422 with its reason; otherwise its id and what became of it. */
+const admitted = (o: EntryOutcome) => {
+  if (!o.accepted) throw new HttpError('API_ENTRY_REJECTED', o.reason ?? 'rejected');
+  return { id: o.id, status: o.status };
+};
+
+/** What of the node's operator surface the HTTP API uses. */
+export type ApiControl = Pick<
+  NodeControl,
+  | 'status'
+  | 'submit'
+  | 'submitSigned'
+  | 'mempool'
+  | 'blocks'
+  | 'locateEntry'
+  | 'members'
+  | 'blockPeers'
+  | 'unblockPeers'
+  | 'reconcile'
+>;
+
+export interface ApiDeps {
+  readonly control: ApiControl;
+  /** Served at `/metrics`; the API's own counters register here too. */
+  readonly registry: Registry;
+  readonly log: Logger;
 }
 
 export interface ApiAccess {
@@ -74,101 +120,102 @@ export interface ApiAccess {
  * request passes the guard first (Host allow-list, and for POST the cookie token and JSON).
  */
 export async function startHttpApi(
-  node: CairnNode,
+  deps: ApiDeps,
   host: string,
   port: number,
   access: ApiAccess,
 ): Promise<{ server: Server; url: string }> {
+  const { control, registry, log } = deps;
   const guard = createApiGuard({
     token: access.token,
     listenHost: host,
     allowHosts: access.allowHosts,
-    registry: node.metrics.registry,
+    registry,
   });
-  const routes: Record<string, (req: IncomingMessage, url: URL) => Promise<unknown> | unknown> = {
+  const errors = new Counter({
+    name: 'cairn_api_errors_total',
+    help: 'HTTP API requests a route refused or failed, by route and code',
+    labelNames: ['route', 'code'],
+    registers: [registry],
+  });
+  type Handler = (req: IncomingMessage, url: URL) => Promise<unknown> | unknown;
+  const routes: Record<string, Handler> = {
     'GET /health': () => ({ ok: true }),
-    'GET /status': () => node.status(),
-    'GET /mempool': () => ({ ids: node.chain.mempool.ids() }),
-    // The roster at this node's tip (roster mode; empty in open mode).
-    'GET /members': () => ({
-      mode: node.membership.mode,
-      members:
-        node.membership.mode === 'open'
-          ? []
-          : node.membership.members(Date.now()).map((m) => ({
-              publicKey: m.publicKeyHex,
-              name: m.name,
-              role: m.role,
-              capabilities: [...m.capabilities],
-              expiresAtMs: m.expiresAtMs,
-              admin: m.admin,
-            })),
-    }),
-    'GET /chain': (_req, url) => {
-      const tip = node.chain.tip.height;
-      const from = Math.max(0, Number(url.searchParams.get('from') ?? Math.max(0, tip - 20)));
-      const to = Math.min(tip, Number(url.searchParams.get('to') ?? tip), from + 5000);
-      if (!Number.isInteger(from) || !Number.isInteger(to))
-        throw new HttpError(400, 'from and to must be integers');
-      const blocks = [];
-      for (let h = from; h <= to; h++) {
-        const b = node.chain.tree.mainAt(h)!;
-        blocks.push({
-          height: h,
-          hash: b.hashHex,
-          entries: b.entryIds.length,
-          timestamp: b.header.timestamp,
-          miner: toHex(b.header.miner),
-        });
-      }
-      return { blocks };
+    'GET /status': () => control.status(),
+    'GET /mempool': () => control.mempool(),
+    // The roster at this node's tip, with expired and revoked keys marked (empty in open mode).
+    'GET /members': () => {
+      const { mode, members } = control.members();
+      return {
+        mode,
+        members: members.map((m) => ({
+          publicKey: m.publicKeyHex,
+          name: m.name,
+          role: m.role,
+          capabilities: [...m.capabilities],
+          admin: m.admin,
+          issuedAtMs: m.issuedAtMs,
+          expiresAtMs: m.expiresAtMs,
+          state: m.state,
+          ...(m.revokedAtMs === undefined ? {} : { revokedAtMs: m.revokedAtMs }),
+        })),
+      };
+    },
+    'GET /chain': (_req, url) => control.blocks({ from: intParam(url, 'from'), to: intParam(url, 'to') }),
+    // Entry ids are 64 hex chars; `<id>` cannot occur in a parsed pathname (it would be %3C…).
+    'GET /entries/<id>': (_req, url) => {
+      const id = url.pathname.slice('/entries/'.length);
+      const at = control.locateEntry(id);
+      if (!at)
+        throw new HttpError('API_NOT_FOUND', `entry ${id} is neither in the mempool nor in the main chain`);
+      return at;
     },
     'POST /entries': async (req) => {
-      const body = (await readJson(req)) as { content?: unknown; metadata?: unknown };
-      if (typeof body.content !== 'string') throw new HttpError(400, 'content must be a string');
-      const metadata = (body.metadata ?? []) as unknown;
+      const body = await readJson(req);
+      if (typeof body.content !== 'string')
+        throw new HttpError('API_BAD_REQUEST', 'content must be a string');
+      const metadata = body.metadata ?? [];
       if (
         !Array.isArray(metadata) ||
         !metadata.every((p) => Array.isArray(p) && p.length === 2 && p.every((x) => typeof x === 'string'))
       ) {
-        throw new HttpError(400, 'metadata must be a list of [key, value] string pairs');
+        throw new HttpError('API_BAD_REQUEST', 'metadata must be a list of [key, value] string pairs');
       }
-      let r: Awaited<ReturnType<CairnNode['addKnowledge']>>;
-      try {
-        r = await node.addKnowledge(body.content, metadata as [string, string][]);
-      } catch (err) {
-        throw new HttpError(400, (err as Error).message);
-      }
-      if (r.result.status === 'rejected') throw new HttpError(422, `${r.result.reason}: ${r.result.message}`);
-      return { id: r.entry.idHex, status: r.result.status };
+      return admitted(await control.submit(body.content, metadata as [string, string][]));
     },
     // An entry signed elsewhere (an admin's config or checkpoint, signed with a key this node
     // does not hold), as its canonical encoding in hex: checked like any gossiped entry.
     'POST /entries/signed': async (req) => {
-      const { entry } = (await readJson(req)) as { entry?: unknown };
+      const { entry } = await readJson(req);
       if (typeof entry !== 'string' || !/^([0-9a-f]{2})+$/.test(entry))
-        throw new HttpError(400, 'entry must be the encoded entry in lowercase hex');
+        throw new HttpError('API_BAD_REQUEST', 'entry must be the encoded entry in lowercase hex');
       let decoded: SealedEntry;
       try {
         decoded = decodeEntry(Buffer.from(entry, 'hex'));
       } catch (err) {
-        throw new HttpError(400, `not an entry: ${(err as Error).message}`);
+        throw new HttpError('API_BAD_REQUEST', `not an entry: ${(err as Error).message}`);
       }
-      const result = await node.submitSignedEntry(decoded);
-      if (result.status === 'rejected') throw new HttpError(422, `${result.reason}: ${result.message}`);
-      return { id: decoded.idHex, status: result.status };
+      return admitted(await control.submitSigned(decoded));
     },
-    'POST /admin/block-peers': async (req) => {
-      const { peers } = (await readJson(req)) as { peers?: unknown };
-      node.peers.block(stringList(peers, 'peers'));
-      return { blocked: node.peers.blockedPeers() };
+    'POST /admin/block-peers': async (req) =>
+      control.blockPeers(stringList((await readJson(req)).peers, 'peers')),
+    'POST /admin/unblock-peers': async (req) =>
+      control.unblockPeers(stringList((await readJson(req)).peers, 'peers')),
+    // With `peerId`, that peer; without, a random connected one (409 when there is none).
+    'POST /admin/reconcile': async (req) => {
+      const { peerId } = await readJson(req);
+      if (peerId !== undefined && typeof peerId !== 'string')
+        throw new HttpError('API_BAD_REQUEST', 'peerId must be a string');
+      return control.reconcile(peerId);
     },
-    'POST /admin/unblock-peers': async (req) => {
-      const { peers } = (await readJson(req)) as { peers?: unknown };
-      node.peers.unblock(stringList(peers, 'peers'));
-      return { blocked: node.peers.blockedPeers() };
-    },
-    'POST /admin/reconcile': async () => (await node.reconcileWithRandomPeer()) ?? { skipped: 'no peers' },
+  };
+  /** The route key of a request: entry ids collapse to one key, so metric labels stay bounded. */
+  const routeOf = (method: string | undefined, url: URL): string | undefined => {
+    const key =
+      method === 'GET' && /^\/entries\/[0-9a-f]{64}$/.test(url.pathname)
+        ? 'GET /entries/<id>'
+        : `${method} ${url.pathname}`;
+    return Object.hasOwn(routes, key) ? key : undefined;
   };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -183,24 +230,30 @@ export async function startHttpApi(
       if (refusal.status === 401) extra['www-authenticate'] = 'Bearer realm="cairn-node"';
       return send(
         refusal.status,
-        json({ error: refusal.message, code: refusal.code }),
+        JSON.stringify({ error: refusal.message, code: refusal.code }),
         'application/json',
         extra,
       );
     }
     if (req.method === 'GET' && url.pathname === '/metrics') {
-      void node.metrics.registry.metrics().then((m) => send(200, m, node.metrics.registry.contentType));
+      void registry.metrics().then(
+        (m) => send(200, m, registry.contentType),
+        (err: Error) => send(500, JSON.stringify({ error: err.message, code: 'API_INTERNAL' })),
+      );
       return;
     }
-    const entryId = req.method === 'GET' ? /^\/entries\/([0-9a-f]{64})$/.exec(url.pathname)?.[1] : undefined;
-    const handler = entryId ? () => entryStatus(node, entryId) : routes[`${req.method} ${url.pathname}`];
-    if (!handler) return send(404, json({ error: `no route ${req.method} ${url.pathname}` }));
+    const route = routeOf(req.method, url);
+    const fail = (cause: unknown) => {
+      const err = asHttpError(cause);
+      errors.inc({ route: route ?? 'unknown', code: err.code });
+      if (err.code === 'API_INTERNAL') log.error({ route, err: cause }, 'API route failed');
+      send(STATUS_OF[err.code], JSON.stringify({ error: err.message, code: err.code }));
+    };
+    if (!route) return fail(new HttpError('API_NOT_FOUND', `no route ${req.method} ${url.pathname}`));
     Promise.resolve()
-      .then(() => handler(req, url))
-      .then((v) => send(200, json(v)))
-      .catch((err) =>
-        send(err instanceof HttpError ? err.status : 500, json({ error: (err as Error).message })),
-      );
+      .then(() => routes[route]!(req, url))
+      .then((v) => send(200, JSON.stringify(v)))
+      .catch(fail);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
