@@ -22,7 +22,7 @@ import type { CairnPubSub } from '../jobs/pubsub.ts';
 import { unauthenticated } from '../schema/errors.ts';
 import { type CairnContext, schema } from '../schema/index.ts';
 import { DEFAULT_MAX_BODY_BYTES, limitBody, useBodyLimit } from './body-limit.ts';
-import { DEFAULT_MAX_LIST_COST, listCostRule } from './list-cost.ts';
+import { DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_LIST_COST, listCostRule } from './list-cost.ts';
 import { createOriginPolicy, DEFAULT_CORS_ORIGINS, type OriginPolicy } from './origins.ts';
 import { DEFAULT_TOKEN_RATE, type RateLimit, RateLimiter } from './rate-limit.ts';
 import { EventInvalidatedCache } from './read-cache.ts';
@@ -35,6 +35,8 @@ export interface GatewayLimits {
   maxCost?: number;
   /** Objects an answer may hold, lists counted by their page size (default 20,000; list-cost.ts). */
   maxListCost?: number;
+  /** Bytes an answer may take by its fields' size bounds (default 16 MiB; list-cost.ts). */
+  maxAnswerBytes?: number;
   /** Aliases per operation (default 30). */
   maxAliases?: number;
   /** Lexer tokens per document (default 5000). */
@@ -105,6 +107,7 @@ export const DEFAULT_LIMITS: Required<GatewayLimits> = {
   maxDepth: 12,
   maxCost: 5000,
   maxListCost: DEFAULT_MAX_LIST_COST,
+  maxAnswerBytes: DEFAULT_MAX_ANSWER_BYTES,
   maxAliases: 30,
   maxTokens: 5000,
   maxDirectives: 50,
@@ -286,7 +289,12 @@ export function createGateway(options: GatewayOptions): Gateway {
       }),
       costLimitPlugin({ maxCost: limits.maxCost, ignoreIntrospection: true, ...asValidationError }),
       validationRules([
-        listCostRule({ maxCost: limits.maxListCost, onRefuse: () => refused.inc({ reason: 'list-cost' }) }),
+        listCostRule({
+          maxCost: limits.maxListCost,
+          maxBytes: limits.maxAnswerBytes,
+          onRefuse: (measure) =>
+            refused.inc({ reason: measure === 'objects' ? 'list-cost' : 'answer-bytes' }),
+        }),
         ...(introspection ? [] : [NoSchemaIntrospectionCustomRule]),
       ]),
       ...(fieldSuggestions ? [] : [blockFieldSuggestionsPlugin()]),
