@@ -42,7 +42,9 @@ export type GatewayEnvOptions = Required<Pick<GatewayOptions, 'tokens' | 'requir
  * CAIRN_REQUIRE_VIEWER=1 (the file's requireViewer, when set, wins). Production defaults
  * (NODE_ENV=production) can be overridden one by one: CAIRN_GRAPHIQL, CAIRN_INTROSPECTION,
  * CAIRN_FIELD_SUGGESTIONS, CAIRN_METRICS_PUBLIC (1/0); CAIRN_CORS_ORIGINS (comma list);
- * CAIRN_TOKEN_RATE and CAIRN_ANON_RATE (PER_SECOND[/BURST], 0 = off).
+ * CAIRN_TOKEN_RATE and CAIRN_ANON_RATE (PER_SECOND[/BURST], 0 = off; defaults in rate-limit.ts
+ * RATE_DEFAULTS: per token 50/100, per anonymous host 10/50 in production and off in
+ * development). A config-file token may carry its own `rate` ({ perSecond, burst }).
  */
 export function gatewayEnvOptions(env: NodeJS.ProcessEnv = process.env): GatewayEnvOptions {
   const file = readConfigFile(env.CAIRN_GATEWAY_CONFIG);

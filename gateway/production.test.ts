@@ -159,7 +159,10 @@ describe('a production gateway', () => {
       const errors = first as { message: string; extensions?: { code?: string } }[];
       assert.ok(Array.isArray(errors), `expected GraphQL errors, got ${String(first)}`);
       assert.equal(errors[0]!.extensions?.code, 'RATE_LIMITED');
-      assert.match(errors[0]!.message, /Too many requests: retry in \d+ s/);
+      assert.match(
+        errors[0]!.message,
+        /Too many requests for this token \(0\.5\/s, bursts of 12\): retry in \d+ s/,
+      );
     } finally {
       for (const s of subs) s.dispose();
       await client.dispose();

@@ -117,14 +117,14 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
       onSubscribe: async (ctx, _id, params) => {
         // Each subscribe counts against the caller's rate limit, like an HTTP request.
         const cp = ctx.connectionParams ?? {};
-        const wait = gateway.rateLimit(
+        const limited = gateway.rateLimit(
           cp.authorization ?? cp.Authorization ?? cp.token,
-          ctx.extra.request.socket.remoteAddress ?? 'unknown',
+          ctx.extra.request.socket.remoteAddress,
         );
-        if (wait > 0)
+        if (limited)
           return [
-            new GraphQLError(`Too many requests: retry in ${wait} s`, {
-              extensions: { code: 'RATE_LIMITED' },
+            new GraphQLError(limited.message, {
+              extensions: { code: 'RATE_LIMITED', retryAfter: limited.retryAfter },
             }),
           ];
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
