@@ -23,7 +23,12 @@ import { unauthenticated } from '../schema/errors.ts';
 import { type CairnContext, schema } from '../schema/index.ts';
 import { DEFAULT_MAX_BODY_BYTES, limitBody, useBodyLimit } from './body-limit.ts';
 import { DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_LIST_COST, listCostRule } from './list-cost.ts';
-import { createOriginPolicy, DEFAULT_CORS_ORIGINS, type OriginPolicy } from './origins.ts';
+import {
+  createOriginPolicy,
+  DEFAULT_ALLOWED_HOSTS,
+  DEFAULT_CORS_ORIGINS,
+  type OriginPolicy,
+} from './origins.ts';
 import { RATE_DEFAULTS, type RateLimit, RateLimiter, type RateRefusal } from './rate-limit.ts';
 import { EventInvalidatedCache } from './read-cache.ts';
 import { bearerToken, createTokenVerifier, type TokenCheck, type TokenEntry } from './tokens.ts';
@@ -69,6 +74,12 @@ export interface GatewayOptions {
   metricsPublic?: boolean;
   /** Browser origins allowed by CORS and on the WebSocket (default DEFAULT_CORS_ORIGINS). */
   corsOrigins?: readonly string[];
+  /**
+   * Host names the gateway answers besides IP addresses and `localhost` (origins.ts): its public
+   * names (`cairn.example.org`, `.example.org` for subdomains, or an origin such as
+   * `https://cairn.example.org`). The node:http server adds its listen host; other Hosts get 421.
+   */
+  allowedHosts?: readonly string[];
   /**
    * Requests per second per bearer token, unless its entry has a `rate` (default
    * RATE_DEFAULTS[mode].token; null = no limit).
@@ -187,7 +198,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     labelNames: ['reason'] as const,
     registers: [registry],
   });
-  const origins = createOriginPolicy(options.corsOrigins ?? DEFAULT_CORS_ORIGINS);
+  const origins = createOriginPolicy(options.corsOrigins ?? DEFAULT_CORS_ORIGINS, [
+    ...DEFAULT_ALLOWED_HOSTS,
+    ...(options.allowedHosts ?? []),
+  ]);
   const introspection = options.introspection ?? !production;
   const fieldSuggestions = options.fieldSuggestions ?? !production;
   const metricsPublic = options.metricsPublic ?? !production;
