@@ -5,11 +5,19 @@
  * subscribers of newBlock. Servers run in child processes so the load generator does not share
  * their event loop; the last stdout line is one JSON object.
  *
+ * The gateway runs with production defaults, rate limits on (gateway/rate-limit.ts RATE_DEFAULTS:
+ * anonymous callers 10/s per host, checked before the load starts), and every request and
+ * subscriber carries a viewer token, so each one goes through the token's bucket. That token is
+ * configured with a rate of its own, BENCH_TOKEN_RATE (default 100000/100000 per second/burst,
+ * far above the few thousand a second 50 connections reach here) so it never refuses the bench:
+ * the bench measures the limiter's cost, not its refusals. A dashboard token keeps 50/s.
+ *
  * Env: BENCH_SECONDS (5, per run), BENCH_ROUNDS (3), BENCH_CONNECTIONS (50), BENCH_SUBSCRIBERS
  * (1000), BENCH_EVENTS (50), BENCH_BLOCKS (3000), BENCH_SKIP_LOAD=1 (fan-out only),
- * BENCH_CHILD_NODE_ARGS (e.g. --cpu-prof).
+ * BENCH_CHILD_NODE_ARGS (e.g. --cpu-prof), BENCH_TOKEN_RATE (PER_SECOND/BURST).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -18,8 +26,11 @@ import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 import type { Client } from 'graphql-ws';
 import { createSchema, createYoga } from 'graphql-yoga';
+import { parseRate } from '../gateway/env-options.ts';
+import { RATE_DEFAULTS } from '../gateway/rate-limit.ts';
 import { startGatewayServer } from '../gateway/server.ts';
 import { seedIndex, testNamespace, wsClient } from '../gateway/testing.ts';
+import { sha256Hex } from '../gateway/tokens.ts';
 import { type BlockEvent, TOPICS, toEvent } from '../jobs/events.ts';
 import { openIndexDb } from '../jobs/index-db/open.ts';
 import { createCairnPubSub } from '../jobs/pubsub.ts';
@@ -31,6 +42,10 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 1000);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 50);
 const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 3000);
+const TOKEN_RATE = parseRate('BENCH_TOKEN_RATE', process.env.BENCH_TOKEN_RATE ?? '100000/100000')!;
+/** The bench's viewer token: made per run, handed to the gateway child as its hash only. */
+const TOKEN = process.env.BENCH_TOKEN ?? randomBytes(24).toString('hex');
+const AUTH = { authorization: `Bearer ${TOKEN}` };
 
 const DASHBOARD = `query Dashboard {
   networkStats { at totalNodes chainLengthMin chainLengthMax chainLengthAvg avgPeers target difficulty hashRate mempoolTotal mempoolMin mempoolMax }
@@ -40,7 +55,14 @@ const DASHBOARD = `query Dashboard {
 // ── child roles ──────────────────────────────────────────────────────────────────────────────
 async function serveGateway(dbFile: string, ns: string): Promise<void> {
   const db = await openIndexDb({ provider: 'sqlite', url: `file:${dbFile}` });
-  const server = await startGatewayServer({ port: 0, db, namespace: ns, graphiql: false, production: true });
+  const server = await startGatewayServer({
+    port: 0,
+    db,
+    namespace: ns,
+    graphiql: false,
+    production: true,
+    tokens: [{ name: 'bench', role: 'viewer', sha256: sha256Hex(TOKEN), rate: TOKEN_RATE }],
+  });
   console.log(JSON.stringify({ url: server.url, wsUrl: server.wsUrl }));
   process.on('SIGTERM', () => void server.close().then(() => process.exit(0)));
 }
@@ -109,7 +131,7 @@ function child(args: string[]): Promise<{ proc: ChildProcess; url: string; wsUrl
   const nodeArgs = (process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', import.meta.filename, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, NODE_ENV: 'production' },
+    env: { ...process.env, NODE_ENV: 'production', BENCH_TOKEN: TOKEN },
   });
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: proc.stdout! });
@@ -122,14 +144,14 @@ async function load(url: string, label: string): Promise<LoadResult> {
   const body = JSON.stringify({ query: DASHBOARD, operationName: 'Dashboard' });
   // Verify the answer before measuring: same shape from both servers.
   const check = (await (
-    await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+    await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...AUTH }, body })
   ).json()) as { data?: { blockConnection: { edges: unknown[] } }; errors?: unknown };
   if (check.errors || check.data?.blockConnection.edges.length !== 20)
     throw new Error(`${label}: bad answer ${JSON.stringify(check).slice(0, 300)}`);
   const opts = {
     url,
     method: 'POST' as const,
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...AUTH },
     body,
     connections: CONNECTIONS,
     duration: SECONDS,
@@ -141,6 +163,24 @@ async function load(url: string, label: string): Promise<LoadResult> {
     `${label}: ${r.requests.average.toFixed(0)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms`,
   );
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
+}
+
+/** Proves the production rate limits are on: anonymous requests get a 429 past the default burst. */
+async function anonymousRefused(url: string): Promise<boolean> {
+  const burst = RATE_DEFAULTS.production.anonymous?.burst ?? 0;
+  for (let i = 0; i <= burst + 10; i++) {
+    const r = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ _meta { height } }' }),
+    });
+    await r.arrayBuffer();
+    if (r.status === 429) {
+      console.error(`anonymous: 429 after ${i} requests (default burst ${burst})`);
+      return true;
+    }
+  }
+  throw new Error(`no anonymous request was rate-limited: are the production defaults on?`);
 }
 
 interface LoadResult {
@@ -164,7 +204,7 @@ async function fanout(wsUrl: string, ns: string, events: BlockEvent[]) {
   const warm = events[0]!;
   const open = (i: number) =>
     new Promise<void>((resolve, reject) => {
-      const client = wsClient(wsUrl);
+      const client = wsClient(wsUrl, AUTH);
       clients.push(client);
       client.on('connected', () => resolve());
       client.on('closed', (e) => reject(new Error(`subscriber ${i} closed: ${JSON.stringify(e)}`)));
@@ -240,6 +280,7 @@ async function main(): Promise<void> {
     const gw = await child(['serve-gateway', dbFile, ns]);
     const bare = await child(['serve-bare']);
     procs.push(gw.proc, bare.proc);
+    const anonymousLimited = await anonymousRefused(gw.url);
     const skipLoad = process.env.BENCH_SKIP_LOAD === '1';
     const none = { rps: Number.NaN, p50: Number.NaN, p99: Number.NaN };
     // The two servers are measured in alternating rounds and each is given its median round:
@@ -278,6 +319,9 @@ async function main(): Promise<void> {
         seconds: SECONDS,
         rounds: ROUNDS,
         blocks: BLOCKS,
+        tokenRate: TOKEN_RATE,
+        anonymousRate: RATE_DEFAULTS.production.anonymous,
+        anonymousLimited,
       }),
     );
   } finally {

@@ -32,6 +32,7 @@ export type GatewayEnvOptions = Required<Pick<GatewayOptions, 'tokens' | 'requir
     | 'fieldSuggestions'
     | 'metricsPublic'
     | 'corsOrigins'
+    | 'allowedHosts'
     | 'tokenRateLimit'
     | 'anonymousRateLimit'
   >;
@@ -42,7 +43,11 @@ export type GatewayEnvOptions = Required<Pick<GatewayOptions, 'tokens' | 'requir
  * CAIRN_REQUIRE_VIEWER=1 (the file's requireViewer, when set, wins). Production defaults
  * (NODE_ENV=production) can be overridden one by one: CAIRN_GRAPHIQL, CAIRN_INTROSPECTION,
  * CAIRN_FIELD_SUGGESTIONS, CAIRN_METRICS_PUBLIC (1/0); CAIRN_CORS_ORIGINS (comma list);
- * CAIRN_TOKEN_RATE and CAIRN_ANON_RATE (PER_SECOND[/BURST], 0 = off).
+ * CAIRN_ALLOWED_HOSTS (comma list of the gateway's public host names or origins: any other Host
+ * but an IP address, localhost and the listen host gets 421, origins.ts);
+ * CAIRN_TOKEN_RATE and CAIRN_ANON_RATE (PER_SECOND[/BURST], 0 = off; defaults in rate-limit.ts
+ * RATE_DEFAULTS: per token 50/100, per anonymous host 10/50 in production and off in
+ * development). A config-file token may carry its own `rate` ({ perSecond, burst }).
  */
 export function gatewayEnvOptions(env: NodeJS.ProcessEnv = process.env): GatewayEnvOptions {
   const file = readConfigFile(env.CAIRN_GATEWAY_CONFIG);
@@ -59,6 +64,7 @@ export function gatewayEnvOptions(env: NodeJS.ProcessEnv = process.env): Gateway
   set('fieldSuggestions', flag(env.CAIRN_FIELD_SUGGESTIONS));
   set('metricsPublic', flag(env.CAIRN_METRICS_PUBLIC));
   set('corsOrigins', list(env.CAIRN_CORS_ORIGINS));
+  set('allowedHosts', list(env.CAIRN_ALLOWED_HOSTS));
   set('tokenRateLimit', parseRate('CAIRN_TOKEN_RATE', env.CAIRN_TOKEN_RATE));
   set('anonymousRateLimit', parseRate('CAIRN_ANON_RATE', env.CAIRN_ANON_RATE));
   return o;

@@ -22,9 +22,14 @@ import type { CairnPubSub } from '../jobs/pubsub.ts';
 import { unauthenticated } from '../schema/errors.ts';
 import { type CairnContext, schema } from '../schema/index.ts';
 import { DEFAULT_MAX_BODY_BYTES, limitBody, useBodyLimit } from './body-limit.ts';
-import { DEFAULT_MAX_LIST_COST, listCostRule } from './list-cost.ts';
-import { createOriginPolicy, DEFAULT_CORS_ORIGINS, type OriginPolicy } from './origins.ts';
-import { DEFAULT_TOKEN_RATE, type RateLimit, RateLimiter } from './rate-limit.ts';
+import { DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_LIST_COST, listCostRule } from './list-cost.ts';
+import {
+  createOriginPolicy,
+  DEFAULT_ALLOWED_HOSTS,
+  DEFAULT_CORS_ORIGINS,
+  type OriginPolicy,
+} from './origins.ts';
+import { RATE_DEFAULTS, type RateLimit, RateLimiter, type RateRefusal } from './rate-limit.ts';
 import { EventInvalidatedCache } from './read-cache.ts';
 import { bearerToken, createTokenVerifier, type TokenCheck, type TokenEntry } from './tokens.ts';
 
@@ -35,6 +40,8 @@ export interface GatewayLimits {
   maxCost?: number;
   /** Objects an answer may hold, lists counted by their page size (default 20,000; list-cost.ts). */
   maxListCost?: number;
+  /** Bytes an answer may take by its fields' size bounds (default 16 MiB; list-cost.ts). */
+  maxAnswerBytes?: number;
   /** Aliases per operation (default 30). */
   maxAliases?: number;
   /** Lexer tokens per document (default 5000). */
@@ -67,9 +74,21 @@ export interface GatewayOptions {
   metricsPublic?: boolean;
   /** Browser origins allowed by CORS and on the WebSocket (default DEFAULT_CORS_ORIGINS). */
   corsOrigins?: readonly string[];
-  /** Requests per second per bearer token (default DEFAULT_TOKEN_RATE; null = no limit). */
+  /**
+   * Host names the gateway answers besides IP addresses and `localhost` (origins.ts): its public
+   * names (`cairn.example.org`, `.example.org` for subdomains, or an origin such as
+   * `https://cairn.example.org`). The node:http server adds its listen host; other Hosts get 421.
+   */
+  allowedHosts?: readonly string[];
+  /**
+   * Requests per second per bearer token, unless its entry has a `rate` (default
+   * RATE_DEFAULTS[mode].token; null = no limit).
+   */
   tokenRateLimit?: RateLimit | null;
-  /** Requests per second per anonymous client address (default none). */
+  /**
+   * Requests per second per anonymous client host, invalid tokens included (default
+   * RATE_DEFAULTS[mode].anonymous: on in production, off in development; null = no limit).
+   */
   anonymousRateLimit?: RateLimit | null;
   logger?: Logger;
   /** Reads and subscriptions need at least a viewer token. */
@@ -94,9 +113,9 @@ export interface Gateway {
   readonly refused: Counter<'reason'>;
   /**
    * Takes one operation from the caller's rate limit (graphql-ws subscribes go through the same
-   * buckets as HTTP requests): 0 when allowed, else the seconds until one would be.
+   * buckets as HTTP requests): undefined when allowed, else the refusal (counted).
    */
-  readonly rateLimit: (authorization: unknown, address: string) => number;
+  readonly rateLimit: (authorization: unknown, address: string | undefined) => RateRefusal | undefined;
   /** Stops the cache's event subscriptions; the caller owns db, pubsub and admin. */
   readonly close: () => Promise<void>;
 }
@@ -105,6 +124,7 @@ export const DEFAULT_LIMITS: Required<GatewayLimits> = {
   maxDepth: 12,
   maxCost: 5000,
   maxListCost: DEFAULT_MAX_LIST_COST,
+  maxAnswerBytes: DEFAULT_MAX_ANSWER_BYTES,
   maxAliases: 30,
   maxTokens: 5000,
   maxDirectives: 50,
@@ -179,23 +199,29 @@ export function createGateway(options: GatewayOptions): Gateway {
     labelNames: ['reason'] as const,
     registers: [registry],
   });
-  const origins = createOriginPolicy(options.corsOrigins ?? DEFAULT_CORS_ORIGINS);
+  const origins = createOriginPolicy(options.corsOrigins ?? DEFAULT_CORS_ORIGINS, [
+    ...DEFAULT_ALLOWED_HOSTS,
+    ...(options.allowedHosts ?? []),
+  ]);
   const introspection = options.introspection ?? !production;
   const fieldSuggestions = options.fieldSuggestions ?? !production;
   const metricsPublic = options.metricsPublic ?? !production;
-  /** One request of this caller against its bucket: 0, or the seconds to wait (counted). */
-  const take = (check: TokenCheck, address: string): number => {
-    const wait =
-      'invalid' in check || check.role === null
-        ? limiter.take('anonymous', address)
-        : limiter.take('token', check.name ?? check.role);
-    if (wait > 0) refused.inc({ reason: 'rate-limited' });
-    return wait;
-  };
+  const rates = production ? RATE_DEFAULTS.production : RATE_DEFAULTS.development;
   const limiter = new RateLimiter({
-    token: options.tokenRateLimit === undefined ? DEFAULT_TOKEN_RATE : (options.tokenRateLimit ?? undefined),
-    anonymous: options.anonymousRateLimit ?? undefined,
+    token: (options.tokenRateLimit === undefined ? rates.token : options.tokenRateLimit) ?? undefined,
+    anonymous:
+      (options.anonymousRateLimit === undefined ? rates.anonymous : options.anonymousRateLimit) ?? undefined,
   });
+  /** One request of this caller against its bucket: undefined, or the refusal (counted). */
+  const take = (check: TokenCheck, address: string | undefined): RateRefusal | undefined => {
+    // An invalid token is a stranger: its tries count against its host, not a token's bucket.
+    const refusal =
+      'invalid' in check || check.role === null || check.id === undefined
+        ? limiter.take({ kind: 'anonymous', address })
+        : limiter.take({ kind: 'token', id: check.id, rate: check.rate });
+    if (refusal) refused.inc({ reason: `rate-limited-${refusal.kind}` });
+    return refusal;
+  };
 
   const yoga = createYoga<Record<string, unknown>, CairnContext>({
     schema,
@@ -254,11 +280,11 @@ export function createGateway(options: GatewayOptions): Gateway {
         onRequest({ request, url, serverContext, endResponse }) {
           if (url.pathname === '/health' || url.pathname === '/ready') return;
           const check = checkRequest(request);
-          const wait = take(check, remoteAddress(serverContext));
-          if (wait > 0) {
+          const limited = take(check, remoteAddress(serverContext));
+          if (limited) {
             return endResponse(
-              errorResponse(429, 'RATE_LIMITED', `Too many requests: retry in ${wait} s`, {
-                'retry-after': String(wait),
+              errorResponse(429, 'RATE_LIMITED', limited.message, {
+                'retry-after': String(limited.retryAfter),
               }),
             );
           }
@@ -287,7 +313,12 @@ export function createGateway(options: GatewayOptions): Gateway {
       }),
       costLimitPlugin({ maxCost: limits.maxCost, ignoreIntrospection: true, ...asValidationError }),
       validationRules([
-        listCostRule({ maxCost: limits.maxListCost, onRefuse: () => refused.inc({ reason: 'list-cost' }) }),
+        listCostRule({
+          maxCost: limits.maxListCost,
+          maxBytes: limits.maxAnswerBytes,
+          onRefuse: (measure) =>
+            refused.inc({ reason: measure === 'objects' ? 'list-cost' : 'answer-bytes' }),
+        }),
         ...(introspection ? [] : [NoSchemaIntrospectionCustomRule]),
       ]),
       ...(fieldSuggestions ? [] : [blockFieldSuggestionsPlugin()]),
@@ -359,8 +390,12 @@ export function createGateway(options: GatewayOptions): Gateway {
   };
 }
 
-/** The client's address when the request came through node:http (the fetch path has none). */
-function remoteAddress(serverContext: unknown): string {
+/**
+ * The client's address when the request came through node:http. The fetch path has none: a
+ * serverless host limits per client at its edge, and one bucket shared by every anonymous caller
+ * would let one stranger lock all of them out.
+ */
+function remoteAddress(serverContext: unknown): string | undefined {
   const req = (serverContext as { req?: { socket?: { remoteAddress?: string } } } | undefined)?.req;
-  return req?.socket?.remoteAddress ?? 'unknown';
+  return req?.socket?.remoteAddress;
 }

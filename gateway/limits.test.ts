@@ -108,3 +108,32 @@ test('a 100-block range with all entry text, aliased 30 times, is refused before
   assert.equal(one.body.data.block.entries.length, 2);
   await stillUp();
 });
+
+test('19 blocks with all entry text are refused by the answer size, alone or aliased', async () => {
+  // 19,019 objects: under the object limit, which gave text no weight. By the chain's bounds the
+  // answer could take 43 MiB (1 MiB of entries a block, counted for content and for payload).
+  const range = (i: number) =>
+    `r${i}: blocks(fromHeight: 0, toHeight: 18) { hash entries { id content payload signature } }`;
+  const aliased = (n: number) => `{ ${Array.from({ length: n }, (_, i) => range(i)).join(' ')} }`;
+  await assertValidationRejection(
+    aliased(1),
+    /Query answer size limit of 16\.0 MiB exceeded: the answer could take 42\.6 MiB/,
+  );
+  // Aliased, it is over both measures; the object count is reported first.
+  for (const n of [5, 30])
+    await assertValidationRejection(aliased(n), /Query list cost limit of 20000 exceeded/);
+  // Text asked through a fragment weighs the same (10 blocks: 10,010 objects, 20 MiB of text).
+  const r = await gql(
+    gw.url,
+    '{ blocks(fromHeight: 0, toHeight: 9) { ...text } } fragment text on Block { entries { content payload } }',
+  );
+  assert.equal(r.body.errors?.[0]?.extensions?.code, 'GRAPHQL_VALIDATION_FAILED');
+  assert.match(r.body.errors![0]!.message, /answer size limit/);
+  // The same range without the text runs: it is the text that weighs.
+  const ids = await gql(gw.url, '{ blocks(fromHeight: 0, toHeight: 18) { hash entries { id } } }');
+  assert.equal(ids.body.errors, undefined);
+  assert.equal(ids.body.data.blocks.length, 3);
+  const metrics = await (await fetch(gw.url.replace(/\/graphql$/, '/metrics'))).text();
+  assert.match(metrics, /cairn_gateway_refused_total\{reason="answer-bytes"\} [1-9]/);
+  await stillUp();
+});

@@ -10,7 +10,8 @@ import { startGatewayServer } from './server.ts';
  * `npm run gateway`. Env: PORT (4000), HOST (127.0.0.1), REDIS_URL, DATABASE_URL (SQLite file or
  * postgres URL), CAIRN_GATEWAY_CONFIG (JSON file: tokens, requireViewer, adminTimeoutMs),
  * CAIRN_TOKENS (role:sha256hex,…), CAIRN_REQUIRE_VIEWER=1, LOG_LEVEL, NODE_ENV=production, the
- * overrides of production defaults in env-options.ts (CAIRN_CORS_ORIGINS, CAIRN_TOKEN_RATE, …),
+ * overrides of production defaults in env-options.ts (CAIRN_CORS_ORIGINS, CAIRN_ALLOWED_HOSTS,
+ * CAIRN_TOKEN_RATE, CAIRN_ANON_RATE, …),
  * CAIRN_GATEWAY_KEY / CAIRN_GATEWAY_CERTIFICATE (the key admin commands are signed with and its
  * roster certificate: jobs/command-signer.ts).
  */

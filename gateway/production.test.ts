@@ -6,9 +6,11 @@
  * behind a token.
  */
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { parseRate } from './env-options.ts';
+import { createOriginPolicy } from './origins.ts';
 import { collect, gql, startTestGateway, type TestGateway, wsClient } from './testing.ts';
 import { sha256Hex } from './tokens.ts';
 
@@ -22,16 +24,53 @@ const tokens = [
 ];
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 
-/** Opens a graphql-ws socket with this Origin: 'open' or the HTTP status of the refusal. */
-function wsOutcome(url: string, origin: string | undefined): Promise<'open' | number> {
+/** Opens a graphql-ws socket with this Origin (and Host): 'open' or the HTTP status of the refusal. */
+function wsOutcome(url: string, origin: string | undefined, host?: string): Promise<'open' | number> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, 'graphql-transport-ws', origin ? { origin } : {});
+    const ws = new WebSocket(url, 'graphql-transport-ws', {
+      ...(origin ? { origin } : {}),
+      ...(host ? { headers: { host } } : {}),
+    });
     ws.once('open', () => {
       ws.close();
       resolve('open');
     });
     ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
     ws.once('error', (err) => reject(err));
+  });
+}
+
+/** An HTTP request with the Host and Origin a browser would send (fetch may not set Host). */
+function withHost(
+  url: string,
+  host: string,
+  o: { method?: string; origin?: string; body?: string; path?: string } = {},
+): Promise<{ status: number; body: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: u.hostname,
+        port: u.port,
+        path: o.path ?? u.pathname,
+        method: o.method ?? 'POST',
+        headers: {
+          host,
+          ...(o.origin ? { origin: o.origin } : {}),
+          ...(o.body
+            ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(o.body) }
+            : {}),
+        },
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.once('error', reject);
+    req.end(o.body);
   });
 }
 
@@ -44,6 +83,7 @@ describe('a production gateway', () => {
       tokens,
       requireViewer: true,
       corsOrigins: [CONSOLE],
+      allowedHosts: ['gw.example'],
       tokenRateLimit: { perSecond: 0.5, burst: 12 },
       seed: { blocks: 3 },
     });
@@ -113,6 +153,36 @@ describe('a production gateway', () => {
     assert.match(metrics, /cairn_gateway_refused_total\{reason="websocket-origin"\} 2/);
   });
 
+  test('a DNS-rebinding request (Host and Origin evil.example:PORT) gets 421; listed and IP hosts are served', async () => {
+    const port = new URL(gw.url).port;
+    const evilHost = `evil.example:${port}`;
+    const query = JSON.stringify({ query: '{ _meta { height } }' });
+    // What the rebound page sends: a same-origin POST, and a GET (no Origin) to read an answer.
+    const post = await withHost(gw.url, evilHost, { origin: `http://${evilHost}`, body: query });
+    assert.equal(post.status, 421);
+    const refusal = JSON.parse(post.body) as { errors: { message: string; extensions: { code: string } }[] };
+    assert.equal(refusal.errors[0]!.extensions.code, 'MISDIRECTED_REQUEST');
+    assert.match(refusal.errors[0]!.message, /does not serve the host "evil\.example:\d+"/);
+    const get = await withHost(gw.url, evilHost, {
+      method: 'GET',
+      path: `/graphql?query=${encodeURIComponent('{ _meta { height } }')}`,
+    });
+    assert.equal(get.status, 421);
+    assert.equal((await withHost(gw.url, 'EVIL.example.', { method: 'GET', path: '/health' })).status, 421);
+    assert.equal((await withHost(gw.url, 'a@127.0.0.1', { method: 'GET', path: '/health' })).status, 421);
+    assert.equal(await wsOutcome(gw.wsUrl, `http://${evilHost}`, evilHost), 421);
+    // The gateway's own names: an IP address, localhost, a configured host (same-origin there).
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, `gw.example:${port}`]) {
+      const ok = await withHost(gw.url, host, { origin: `http://${host}`, path: '/health', method: 'GET' });
+      assert.equal(ok.status, 200, host);
+    }
+    assert.equal(await wsOutcome(gw.wsUrl, `http://gw.example:${port}`, `gw.example:${port}`), 'open');
+    // Allowed Host, foreign Origin: still a cross-origin socket.
+    assert.equal(await wsOutcome(gw.wsUrl, EVIL, `gw.example:${port}`), 403);
+    const metrics = await (await fetch(`${base}/metrics`, { headers: bearer(VIEWER) })).text();
+    assert.match(metrics, /cairn_gateway_refused_total\{reason="host"\} 5/);
+  });
+
   test('/metrics needs a token', async () => {
     const anon = await fetch(`${base}/metrics`);
     assert.equal(anon.status, 401);
@@ -159,7 +229,10 @@ describe('a production gateway', () => {
       const errors = first as { message: string; extensions?: { code?: string } }[];
       assert.ok(Array.isArray(errors), `expected GraphQL errors, got ${String(first)}`);
       assert.equal(errors[0]!.extensions?.code, 'RATE_LIMITED');
-      assert.match(errors[0]!.message, /Too many requests: retry in \d+ s/);
+      assert.match(
+        errors[0]!.message,
+        /Too many requests for this token \(0\.5\/s, bursts of 12\): retry in \d+ s/,
+      );
     } finally {
       for (const s of subs) s.dispose();
       await client.dispose();
@@ -208,4 +281,30 @@ test('rates from the environment: PER_SECOND[/BURST], 0 or off for none', () => 
   assert.equal(parseRate('X', 'off'), null);
   assert.equal(parseRate('X', undefined), undefined);
   assert.throws(() => parseRate('X', 'fast'), /X must be PER_SECOND/);
+});
+
+test('allowed hosts: names, .domains and origins; anything else but IP addresses is foreign', () => {
+  const p = createOriginPolicy([], ['localhost', '.example.org', 'https://cairn.example.net:8443']);
+  for (const h of [
+    'localhost:4000',
+    'example.org',
+    'gw.example.org:443',
+    'cairn.example.net',
+    '10.0.0.7:4000',
+    '[fe80::1]',
+  ])
+    assert.equal(p.hostAllowed(h), true, h);
+  for (const h of [
+    'evil.example',
+    'example.org.evil.example',
+    'localhost.evil.example',
+    'notexample.org',
+    'x/y',
+    '',
+  ])
+    assert.equal(p.hostAllowed(h), false, h);
+  // Same origin needs the Host to be the gateway's own, not just equal to the Origin.
+  assert.equal(p.allows('http://gw.example.org:4000', 'gw.example.org:4000'), true);
+  assert.equal(p.allows('http://evil.example:4000', 'evil.example:4000'), false);
+  assert.throws(() => createOriginPolicy([], ['ftp://x']), /not a host name/);
 });

@@ -1,26 +1,64 @@
 /**
- * Per-caller token buckets: each bearer token (by its configured name) and, when enabled, each
- * anonymous client address gets `perSecond` requests a second with bursts up to `burst`. Over
- * the limit a request gets 429 with Retry-After before anything is parsed. The buckets of
- * anonymous addresses are bounded (oldest dropped), so a stranger cycling addresses holds at
- * most `maxKeys` of them.
+ * Per-caller token buckets: each bearer token (keyed by its configured SHA-256, so two tokens
+ * never share a bucket, whatever their names) and each anonymous client host get `perSecond`
+ * requests a second with bursts up to `burst`. Over the limit a request gets 429 with
+ * Retry-After before anything is parsed. Anonymous buckets are keyed by host the way the node's
+ * per-IP cap is (an IPv4 address, an IPv6 /64: node/p2p/ip-ranges.ts `capKey`), so a stranger
+ * does not get a fresh bucket per address of its /64; they are bounded (longest idle dropped), so
+ * a stranger cycling hosts holds at most `maxKeys` of them. Token buckets live apart and are
+ * never dropped for anonymous ones.
  */
+import { capKey } from '../node/p2p/ip-ranges.ts';
+
 export interface RateLimit {
   readonly perSecond: number;
   readonly burst: number;
 }
 
+/**
+ * The rate defaults, by mode. 50 requests a second with bursts of 100 per token: a dashboard
+ * polls far less. 10 a second with bursts of 50 per anonymous host: opening a console view is one
+ * query and up to two subscribes, so a person clicking through never comes near, while a script
+ * without a token cannot keep the gateway busy for everyone else. Development has no anonymous limit: the demo, the tests and GraphiQL all come from
+ * 127.0.0.1. Behind a reverse proxy every anonymous client is the proxy's one host: raise
+ * CAIRN_ANON_RATE or limit at the proxy.
+ */
+export const RATE_DEFAULTS = Object.freeze({
+  production: Object.freeze({
+    token: Object.freeze({ perSecond: 50, burst: 100 }) as RateLimit,
+    anonymous: Object.freeze({ perSecond: 10, burst: 50 }) as RateLimit | null,
+  }),
+  development: Object.freeze({
+    token: Object.freeze({ perSecond: 50, burst: 100 }) as RateLimit,
+    anonymous: null as RateLimit | null,
+  }),
+});
+
 export interface RateLimiterOptions {
-  /** Per token; undefined = no limit. */
+  /** Per token, unless its entry has a rate of its own; undefined = no limit. */
   readonly token?: RateLimit;
-  /** Per anonymous client address; undefined = no limit. */
+  /** Per anonymous client host; undefined = no limit. */
   readonly anonymous?: RateLimit;
+  /** Anonymous buckets kept at most (default 10,000). */
   readonly maxKeys?: number;
   readonly now?: () => number;
 }
 
-/** 50 requests a second with bursts of 100, per token: a dashboard polls far less. */
-export const DEFAULT_TOKEN_RATE: RateLimit = { perSecond: 50, burst: 100 };
+/** Whose bucket a request is taken from. */
+export type RateCaller =
+  | { readonly kind: 'token'; readonly id: string; readonly rate?: RateLimit }
+  /** `address` undefined: not known (the fetch handler), so no per-host bucket applies. */
+  | { readonly kind: 'anonymous'; readonly address: string | undefined };
+
+/** A request over its caller's limit. */
+export interface RateRefusal {
+  readonly kind: RateCaller['kind'];
+  /** Whole seconds until one request would be allowed (Retry-After). */
+  readonly retryAfter: number;
+  readonly limit: RateLimit;
+  /** For the 429's body and the graphql-ws error. */
+  readonly message: string;
+}
 
 interface Bucket {
   tokens: number;
@@ -28,7 +66,8 @@ interface Bucket {
 }
 
 export class RateLimiter {
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly tokenBuckets = new Map<string, Bucket>();
+  private readonly anonymousBuckets = new Map<string, Bucket>();
   private readonly maxKeys: number;
   private readonly now: () => number;
 
@@ -37,27 +76,52 @@ export class RateLimiter {
     this.now = o.now ?? Date.now;
   }
 
-  /** Takes one request for `key`: 0 when allowed, else the seconds until one would be. */
-  take(kind: 'token' | 'anonymous', key: string): number {
-    const limit = kind === 'token' ? this.o.token : this.o.anonymous;
-    if (!limit) return 0;
-    const id = `${kind}:${key}`;
+  /** Takes one request from the caller's bucket: undefined when allowed, else why not. */
+  take(caller: RateCaller): RateRefusal | undefined {
+    const limit = caller.kind === 'token' ? (caller.rate ?? this.o.token) : this.o.anonymous;
+    if (!limit) return undefined;
+    let key: string;
+    let buckets: Map<string, Bucket>;
+    if (caller.kind === 'token') {
+      key = caller.id;
+      buckets = this.tokenBuckets;
+    } else {
+      if (caller.address === undefined) return undefined;
+      key = capKey(caller.address);
+      buckets = this.anonymousBuckets;
+    }
+    const wait = this.takeFrom(buckets, key, limit);
+    if (wait === 0) return undefined;
+    const rate = `${limit.perSecond}/s, bursts of ${limit.burst}`;
+    return {
+      kind: caller.kind,
+      retryAfter: wait,
+      limit,
+      message:
+        caller.kind === 'token'
+          ? `Too many requests for this token (${rate}): retry in ${wait} s`
+          : `Too many requests from this address without a token (${rate}; a token has a limit of its own): retry in ${wait} s`,
+    };
+  }
+
+  /** 0 when a request was taken, else the seconds until one could be. */
+  private takeFrom(buckets: Map<string, Bucket>, key: string, limit: RateLimit): number {
     const now = this.now();
-    let b = this.buckets.get(id);
+    let b = buckets.get(key);
     if (b) {
       b.tokens = Math.min(limit.burst, b.tokens + ((now - b.at) / 1000) * limit.perSecond);
       b.at = now;
       // Re-inserted: the map's order is last use, so the bound drops the longest idle.
-      this.buckets.delete(id);
+      buckets.delete(key);
     } else {
       b = { tokens: limit.burst, at: now };
-      while (this.buckets.size >= this.maxKeys) this.buckets.delete(this.buckets.keys().next().value!);
+      while (buckets.size >= this.maxKeys) buckets.delete(buckets.keys().next().value!);
     }
-    this.buckets.set(id, b);
+    buckets.set(key, b);
     if (b.tokens >= 1) {
       b.tokens -= 1;
       return 0;
     }
-    return Math.ceil((1 - b.tokens) / limit.perSecond);
+    return Math.max(1, Math.ceil((1 - b.tokens) / limit.perSecond));
   }
 }

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import { type ExecutionArgs, GraphQLError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
@@ -71,8 +71,11 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
   const probe = createRedis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
   owned.push(() => probe.quit().catch(() => probe.disconnect()));
 
+  const listenHost = options.host ?? '127.0.0.1';
   const gateway = createGateway({
     ...options,
+    // A listen host given by name (HOST=cairn.lan) is one the gateway answers to.
+    allowedHosts: [...(options.allowedHosts ?? []), ...(isIP(listenHost) ? [] : [listenHost])],
     db,
     pubsub,
     admin,
@@ -81,7 +84,26 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
   const { yoga } = gateway;
   const maxBody = gateway.maxBodyBytes;
 
+  /** A foreign Host is DNS rebinding or a misrouted request: 421 before anything else (origins.ts). */
+  const misdirected = (host: string | undefined) => {
+    gateway.refused.inc({ reason: 'host' });
+    log?.debug({ host }, 'request for a host this gateway does not serve refused');
+    return `Misdirected request: this gateway does not serve the host ${JSON.stringify(host)} (allowed: IP addresses, localhost, its listen host and CAIRN_ALLOWED_HOSTS)`;
+  };
+
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    if (!gateway.origins.hostAllowed(req.headers.host)) {
+      const message = misdirected(req.headers.host);
+      void send(
+        res,
+        Response.json(
+          { errors: [{ message, extensions: { code: 'MISDIRECTED_REQUEST' } }] },
+          { status: 421 },
+        ),
+        true,
+      );
+      return;
+    }
     const declared = req.headers['content-length'];
     const refused = declaredTooLarge(declared, maxBody);
     if (refused) {
@@ -104,6 +126,8 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
     // CORS does not cover WebSockets: a page on any origin could open one and act with the
     // token it puts in connectionParams, or read anonymous subscriptions. Refused at the upgrade.
     verifyClient: (info, done) => {
+      if (!gateway.origins.hostAllowed(info.req.headers.host))
+        return done(false, 421, misdirected(info.req.headers.host));
       if (gateway.origins.allows(info.req.headers.origin, info.req.headers.host)) return done(true);
       gateway.refused.inc({ reason: 'websocket-origin' });
       log?.warn({ origin: info.req.headers.origin }, 'WebSocket from a foreign origin refused');
@@ -117,14 +141,14 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
       onSubscribe: async (ctx, _id, params) => {
         // Each subscribe counts against the caller's rate limit, like an HTTP request.
         const cp = ctx.connectionParams ?? {};
-        const wait = gateway.rateLimit(
+        const limited = gateway.rateLimit(
           cp.authorization ?? cp.Authorization ?? cp.token,
-          ctx.extra.request.socket.remoteAddress ?? 'unknown',
+          ctx.extra.request.socket.remoteAddress,
         );
-        if (wait > 0)
+        if (limited)
           return [
-            new GraphQLError(`Too many requests: retry in ${wait} s`, {
-              extensions: { code: 'RATE_LIMITED' },
+            new GraphQLError(limited.message, {
+              extensions: { code: 'RATE_LIMITED', retryAfter: limited.retryAfter },
             }),
           ];
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
@@ -165,7 +189,7 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
     });
   });
   const { port } = server.address() as AddressInfo;
-  const host = options.host ?? '127.0.0.1';
+  const host = listenHost;
   const hostForUrl = host.includes(':') ? `[${host}]` : host;
   const httpUrl = `http://${hostForUrl}:${port}${yoga.graphqlEndpoint}`;
 
