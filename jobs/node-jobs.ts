@@ -1,4 +1,4 @@
-import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
+import { type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Counter, Gauge } from 'prom-client';
 import type { BlockNode } from '../node/chain/block-tree.ts';
@@ -34,7 +34,7 @@ import {
 } from './queues.ts';
 import { RedisConnections, RedisLiveness, retireWorker } from './redis.ts';
 import { ReportOutbox } from './report-outbox.ts';
-import { isScheduled, ScheduledGate, ScheduledJobRefused } from './scheduled-gate.ts';
+import { GatedWorker, isScheduled, ScheduledGate, ScheduledJobRefused } from './scheduled-gate.ts';
 
 export interface NodeJobsOptions {
   readonly node: CairnNode;
@@ -182,7 +182,8 @@ export class NodeJobs {
 
   private createWorker(): Worker {
     this.workerConnection = this.connections.create();
-    const worker = new Worker(nodeQueueName(this.nodeId), (job) => this.process(job), {
+    // GatedWorker: a forged scheduler key would otherwise leave its job active until the stall check.
+    const worker = new GatedWorker(nodeQueueName(this.nodeId), (job) => this.process(job), {
       connection: this.workerConnection,
       prefix: this.prefix,
       concurrency: 4,

@@ -5,7 +5,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Job, Queue, Worker } from 'bullmq';
 import type { ScheduledJob } from './queues.ts';
 import { closeRedis, createRedis } from './redis.ts';
-import { fromScheduler, isScheduled, ScheduledGate, ScheduledJobRefused } from './scheduled-gate.ts';
+import {
+  fromScheduler,
+  GatedWorker,
+  isScheduled,
+  ScheduledGate,
+  ScheduledJobRefused,
+} from './scheduled-gate.ts';
 
 const PERIODS: Record<ScheduledJob, number> = {
   'mempool.sync': 400,
@@ -88,9 +94,77 @@ test('scheduled names run only from the scheduler, and at most once per half per
   t.diagnostic(`${elapsed} ms: ${ran.length} runs, ${skipped.length} skipped, ${refused.length} refused`);
 });
 
-test('the scheduler id form: name, key and millis must all match', () => {
-  const ok = { name: 'chain.sync', id: 'repeat:chain.sync:1750000000000', repeatJobKey: 'chain.sync' };
+// A job with the scheduler's key but no repeat options: BullMQ's own Worker fails to schedule its
+// "next iteration" as it takes it and leaves it active and unprocessed until the stalled check;
+// the node's worker fails it with its refusal code at once, and the scheduler's own jobs still run.
+test('a scheduler key without repeat options is refused at once, not left active', async (t) => {
+  const prefix = `t${randomBytes(4).toString('hex')}`;
+  const conn = createRedis();
+  const workerConn = createRedis();
+  const queue = new Queue('node.gate', { connection: conn, prefix });
+  const gate = new ScheduledGate({ ...PERIODS, 'chain.sync': 60_000 });
+  const refused: string[] = [];
+  const ran: string[] = [];
+  const errors: string[] = [];
+  const worker = new GatedWorker(
+    'node.gate',
+    async (job: Job) => {
+      try {
+        gate.admit(job);
+        ran.push(job.id!);
+      } catch (err) {
+        refused.push(`${job.id} ${(err as ScheduledJobRefused).code}`);
+        throw err;
+      }
+    },
+    // The node's lock; the stalled check that would otherwise end it is far off.
+    { connection: workerConn, prefix, lockDuration: 60_000 },
+  );
+  worker.on('error', (err) => errors.push(err.message));
+  t.after(async () => {
+    await worker.close();
+    await queue.obliterate({ force: true }).catch(() => {});
+    await queue.close();
+    await closeRedis(workerConn);
+    await closeRedis(conn);
+  });
+  await queue.upsertJobScheduler('chain.sync', { every: 60_000 }, { name: 'chain.sync' });
+  const forged = [
+    await Job.create(queue, 'chain.sync', {}, { repeatJobKey: 'chain.sync' }),
+    // The scheduler's whole id form, still without repeat options.
+    await Job.create(queue, 'chain.sync', {}, { repeatJobKey: 'chain.sync', jobId: 'repeat:chain.sync:5' }),
+    await Job.create(queue, 'mempool.sync', {}, { repeatJobKey: 'chain.sync' }),
+  ];
+  const states = async () => Promise.all(forged.map((j) => queue.getJobState(j.id!)));
+  const until = Date.now() + 5_000;
+  while ((await states()).some((s) => s !== 'failed') && Date.now() < until) await sleep(50);
+  assert.deepEqual(await states(), ['failed', 'failed', 'failed'], `refused ${refused}, errors ${errors}`);
+  for (const j of forged) {
+    const failed = await Job.fromId(queue, j.id!);
+    assert.match(failed!.failedReason, /job refused \(unscheduled\)/);
+  }
+  assert.equal(refused.length, 3);
+  assert.ok(
+    ran.some((id) => id.startsWith('repeat:chain.sync:') && id !== 'repeat:chain.sync:5'),
+    `the scheduler's own job ran (${ran})`,
+  );
+  assert.deepEqual(
+    errors.filter((e) => /repeatable job/.test(e)),
+    [],
+    'BullMQ did not try to schedule a forged key',
+  );
+});
+
+test('the scheduler id form: name, key, millis and repeat options must all match', () => {
+  const ok = {
+    name: 'chain.sync',
+    id: 'repeat:chain.sync:1750000000000',
+    repeatJobKey: 'chain.sync',
+    // As BullMQ writes them for a scheduler's iteration.
+    opts: { attempts: 0, repeat: { every: 30_000, count: 1 } },
+  };
   assert.equal(fromScheduler(ok), true);
+  assert.equal(fromScheduler({ ...ok, opts: { attempts: 0 } }), false);
   assert.equal(fromScheduler({ ...ok, repeatJobKey: undefined }), false);
   assert.equal(fromScheduler({ ...ok, repeatJobKey: 'mempool.sync' }), false);
   assert.equal(fromScheduler({ ...ok, id: 'repeat:mempool.sync:1750000000000' }), false);

@@ -20,6 +20,8 @@ export interface JobsClusterOptions {
   readonly network?: TestNetworkConfig;
   readonly nodeOptions?: (i: number) => NodeOptions;
   readonly provider?: IndexDbLocation['provider'];
+  /** The PostgreSQL server the index DB is created on (default TEST_POSTGRES_URL). */
+  readonly postgresServer?: string;
 }
 
 export class JobsCluster {
@@ -66,7 +68,7 @@ export class JobsCluster {
       await redis.start();
       const redisUrl = `redis://127.0.0.1:${port}`;
       const namespace = `t${randomBytes(4).toString('hex')}`;
-      const { location, destroy } = await createTestLocation(o.provider ?? 'sqlite');
+      const { location, destroy } = await createTestLocation(o.provider ?? 'sqlite', o.postgresServer);
       undo.push(destroy);
       const env = {
         REDIS_URL: redisUrl,

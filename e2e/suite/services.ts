@@ -3,11 +3,12 @@
  * provider) — found where the suite expects them, or started privately from installed server
  * binaries, or else reported with one message naming what is missing and how to get it.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { chownSync, readdirSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { TEST_POSTGRES_URL } from '../../jobs/index-db/testing.ts';
 import { redisUrl } from '../../jobs/redis.ts';
@@ -16,6 +17,8 @@ import { portOrFree, Service } from '../cluster/service.ts';
 import { HOW_TO_GET_REDIS, redisAnswers, startRedisServer } from '../demo/redis.ts';
 
 export { redisAnswers };
+
+const execFileAsync = promisify(execFile);
 
 /** True if a PostgreSQL server accepts a connection at `url` within `timeoutMs`. */
 export async function postgresAnswers(url: string, timeoutMs = 2000): Promise<boolean> {
@@ -74,14 +77,30 @@ export function findPostgresBin(dirs: readonly string[] = postgresBinDirs()): st
   return dirs.find((d) => isExecutable(path.join(d, 'initdb')) && isExecutable(path.join(d, 'postgres')));
 }
 
+/** A private PostgreSQL server: its address, its process, and what a restart needs. */
+export interface PrivatePostgres {
+  readonly url: string;
+  readonly port: number;
+  /** The cluster's data directory, kept across a stop: `service.start()` restarts on it, same port. */
+  readonly dataDir: string;
+  /** The postmaster (under runuser as root); `start()` after a stop is a restart. */
+  readonly service: Service;
+  /**
+   * PostgreSQL's fast shutdown (`pg_ctl stop -m fast`): every client is disconnected, open
+   * transactions roll back, a checkpoint is written; what an operator's restart does. (A SIGTERM
+   * to the Service is a smart shutdown, which waits for clients, and as root runuser follows it
+   * with SIGKILL after 2 s.)
+   */
+  stopFast(): Promise<void>;
+  /** Stops the server (fast) and deletes its directory. */
+  remove(): Promise<void>;
+}
+
 /**
  * A throwaway PostgreSQL cluster on 127.0.0.1 (trust auth, no fsync) in a temp dir, killed with
  * the suite. PostgreSQL refuses to run as root, so as root it runs as the `postgres` user.
  */
-export async function startPrivatePostgres(
-  binDir: string,
-  logFile: string,
-): Promise<{ url: string; service: Service }> {
+export async function startPrivatePostgres(binDir: string, logFile: string): Promise<PrivatePostgres> {
   const dir = await mkdtemp(path.join(tmpdir(), 'cairn-pg-'));
   const data = path.join(dir, 'data');
   const asRoot = process.getuid?.() === 0;
@@ -139,7 +158,35 @@ export async function startPrivatePostgres(
     readyTimeoutMs: 30_000,
   });
   await service.start();
-  return { url, service };
+  const stopFast = async () => {
+    if (!service.running) return;
+    const [ctl, ctlArgs] = run(path.join(binDir, 'pg_ctl'), [
+      'stop',
+      '-D',
+      data,
+      '-m',
+      'fast',
+      '-w',
+      '-t',
+      '30',
+    ]);
+    await execFileAsync(ctl, ctlArgs).catch((err: Error & { stderr?: string }) => {
+      throw new Error(`pg_ctl stop failed: ${(err.stderr || err.message).trim()}`);
+    });
+    // The postmaster is gone; this reaps runuser (or returns its exit at once).
+    await service.stop({ timeoutMs: 5_000 });
+  };
+  return {
+    url,
+    port,
+    dataDir: data,
+    service,
+    stopFast,
+    remove: async () => {
+      await stopFast().catch(() => service.kill());
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 export type ServiceCheck =

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { Queue, QueueEvents } from 'bullmq';
+import { Job, Queue, QueueEvents } from 'bullmq';
 import { Registry } from 'prom-client';
 import { signBlock } from '../../node/chain/authoring.ts';
 import type { BlockNode } from '../../node/chain/block-tree.ts';
@@ -84,6 +84,15 @@ test('collector: writes a report and publishes its event; refuses a malformed on
     true,
     'not retried',
   );
+  // A scheduler key on a report (the reports queue has no schedulers) changes nothing: judged at
+  // once like any other. BullMQ's own Worker leaves such a job active, unjudged, until its stall check.
+  const keyed = await Job.create(
+    queue,
+    'block.accepted',
+    { ...report(b2), signature: 'not hex' },
+    { repeatJobKey: 'block.accepted' },
+  );
+  await assert.rejects(keyed.waitUntilFinished(events, 5_000), /malformed block.accepted report: signature/);
   assert.equal(await db.block.count(), 1);
   assert.equal(await db.report.count(), 1);
 

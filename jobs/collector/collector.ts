@@ -7,6 +7,7 @@ import { formatIssues, ReportPayload } from '../payloads.ts';
 import type { CairnPubSub } from '../pubsub.ts';
 import { namespace, REPORT_KINDS, REPORTS_QUEUE, type ReportKind } from '../queues.ts';
 import { RedisConnections, RedisLiveness, retireWorker } from '../redis.ts';
+import { GatedWorker } from '../scheduled-gate.ts';
 import { IndexWriter, type IndexWriterOptions } from './index-writer.ts';
 import { ReportHeld, ReportRefused } from './report-errors.ts';
 import { RETENTION_PERIOD_MS, Retention, type RetentionOptions } from './retention.ts';
@@ -140,7 +141,8 @@ export class Collector {
 
   private createWorker(): Worker {
     this.workerConnection = this.connections.create();
-    const w = new Worker(REPORTS_QUEUE, (job, token) => this.process(job, token), {
+    // GatedWorker: a report carrying a scheduler key would otherwise sit active until the stall check.
+    const w = new GatedWorker(REPORTS_QUEUE, (job, token) => this.process(job, token), {
       connection: this.workerConnection,
       prefix: this.prefix,
       concurrency: 1,

@@ -19,9 +19,13 @@ export interface TestIndexDb {
   readonly drop: () => Promise<void>;
 }
 
-/** A fresh, migrated, empty index DB: a temp SQLite file, or a new PostgreSQL database. */
+/**
+ * A fresh, migrated, empty index DB: a temp SQLite file, or a new PostgreSQL database on
+ * `server` (a test with a server of its own passes it).
+ */
 export async function createTestLocation(
   provider: IndexProvider,
+  server: string = TEST_POSTGRES_URL,
 ): Promise<{ location: IndexDbLocation; destroy: () => Promise<void> }> {
   if (provider === 'sqlite') {
     const dir = await mkdtemp(path.join(tmpdir(), 'cairn-index-'));
@@ -31,16 +35,16 @@ export async function createTestLocation(
     };
   }
   const name = `cairn_test_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+  const admin = new pg.Client({ connectionString: server });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
   await admin.end();
-  const url = new URL(TEST_POSTGRES_URL);
+  const url = new URL(server);
   url.pathname = `/${name}`;
   return {
     location: { provider, url: url.toString() },
     destroy: async () => {
-      const c = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+      const c = new pg.Client({ connectionString: server });
       await c.connect();
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await c.end();
