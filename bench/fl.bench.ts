@@ -8,10 +8,15 @@
  */
 import { featurisedCorpus, splitIndices, subset } from '../node/fl/dataset.ts';
 import { type DpSgdNode, planDpSgd, runDpSgdRound } from '../node/fl/dp-sgd-fedavg.ts';
+import {
+  cryptoRoundRandomness,
+  type RoundConfig,
+  type RoundResult,
+  runRound,
+} from '../node/fl/local-round.ts';
 import { evaluate, type Params, trainLocal, zeroParams } from '../node/fl/logistic.ts';
 import { PrivacyLedger } from '../node/fl/privacy-budget.ts';
 import { RdpAccountant } from '../node/fl/rdp-accountant.ts';
-import { cryptoRoundRandomness, type RoundConfig, type RoundResult, runRound } from '../node/fl/round.ts';
 import { cryptoRandomBytes } from '../node/fl/secagg/protocol.ts';
 import { FL_DEFAULTS } from '../node/options.ts';
 

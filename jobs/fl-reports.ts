@@ -1,6 +1,6 @@
 import { toHex } from '../node/chain/bytes.ts';
 import type { ModelPayload } from '../node/chain/types.ts';
-import type { FlRoundEvent, ModelVersionEvent } from '../node/fl/net/service.ts';
+import type { FlRoundEvent, ModelVersionEvent } from '../node/fl/net/round-events.ts';
 import type { FlRoundReport, ModelVersionReport } from './payloads.ts';
 
 /** The federated-learning reports a node sends: rounds it coordinates and model versions it sees. */

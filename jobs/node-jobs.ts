@@ -4,7 +4,7 @@ import { Counter, Gauge } from 'prom-client';
 import type { BlockNode } from '../node/chain/block-tree.ts';
 import type { ChainEvent } from '../node/chain/chain.ts';
 import { type NodeControl, nodeControl } from '../node/control.ts';
-import type { FlRoundEvent, ModelVersionEvent } from '../node/fl/net/service.ts';
+import type { FlRoundEvent, ModelVersionEvent } from '../node/fl/net/round-events.ts';
 import type { Logger } from '../node/log.ts';
 import type { CairnNode } from '../node/node.ts';
 import { JOBS_DEFAULTS } from '../node/options.ts';

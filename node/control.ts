@@ -8,7 +8,7 @@
 import { peerIdFromString } from '@libp2p/peer-id';
 import { type Hex, toHex } from './chain/bytes.ts';
 import type { SealedEntry } from './chain/types.ts';
-import type { RoundRequest } from './fl/net/rounds.ts';
+import type { RoundRequest } from './fl/net/round-runner.ts';
 import { InvitationBook } from './membership/invitation-book.ts';
 import { DEFAULT_INVITATION_VALID_MS, issueInvitation } from './membership/issue-invitation.ts';
 import type { RosterListing } from './membership/roster.ts';

@@ -1,6 +1,7 @@
 /** mulberry32, seeded, so randomised tests and fuzz runs repeat exactly (one implementation: node/fl/random.ts). */
+
+import type { RoundRandomness } from '../fl/local-round.ts';
 import { gaussian, seededUniform } from '../fl/random.ts';
-import type { RoundRandomness } from '../fl/round.ts';
 
 export { seededUniform as seededRandom } from '../fl/random.ts';
 

@@ -5,9 +5,10 @@
  * whole orchestration runs in tests without a network. Refusals, timeouts, dropouts and bad
  * messages leave a participant out of the round; the round fails only below the threshold.
  */
+
+import { type Aggregate, applyAggregate, type DpConfig, layoutDim, roundQuantiser } from '../local-round.ts';
 import type { Params, TrainOptions } from '../logistic.ts';
 import type { RdpAccountant } from '../rdp-accountant.ts';
-import { type Aggregate, applyAggregate, type DpConfig, layoutDim, roundQuantiser } from '../round.ts';
 import { collectMasked, routeShares, unmaskSum } from '../secagg/aggregator.ts';
 import {
   decodeAdvertisement,

@@ -5,7 +5,6 @@
  */
 import { type Hex, toHex } from '../../chain/bytes.ts';
 import type { Examples } from '../features.ts';
-import type { Params } from '../logistic.ts';
 import {
   corruptMasked,
   cryptoRoundRandomness,
@@ -14,7 +13,8 @@ import {
   maskedContribution,
   type RoundRandomness,
   roundQuantiser,
-} from '../round.ts';
+} from '../local-round.ts';
+import type { Params } from '../logistic.ts';
 import {
   decodeAdvertisement,
   decodeShare,

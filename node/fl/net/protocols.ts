@@ -5,7 +5,7 @@
  */
 import { DecodeError } from '../../chain/codec/errors.ts';
 import type { ProtocolSpec } from '../../p2p/reqresp.ts';
-import { layoutDim } from '../round.ts';
+import { layoutDim } from '../local-round.ts';
 import {
   ADVERTISE_BYTES,
   MAX_PARTICIPANTS,

@@ -32,7 +32,8 @@ import {
   FL_UNMASK,
   MODEL_BY_HASH,
 } from './protocols.ts';
-import { type RoundRequest, RoundRunner } from './rounds.ts';
+import type { FlEvents } from './round-events.ts';
+import { type RoundRequest, RoundRunner } from './round-runner.ts';
 
 export interface FlOptions {
   readonly slice?: SliceOptions;
@@ -43,34 +44,6 @@ export interface FlOptions {
   readonly everyMs?: number;
   /** How long a round waits for masked updates (default in options.ts). */
   readonly deadlineMs?: number;
-}
-
-export interface FlRoundEvent {
-  readonly id: string;
-  readonly round: number;
-  readonly status: 'running' | 'completed' | 'failed';
-  readonly participants: readonly string[];
-  readonly leftOut: readonly string[];
-  readonly dp: Readonly<Record<string, number>>;
-  readonly modelHash: string | null;
-  readonly error: string | null;
-  readonly startedAt: number;
-  readonly finishedAt: number | null;
-}
-
-export interface ModelVersionEvent {
-  readonly hash: string;
-  readonly parentHash: string | null;
-  readonly round: number;
-  readonly metrics: Readonly<Record<string, number>>;
-  readonly epsilon: number;
-  readonly participants: number;
-  readonly at: number;
-}
-
-export interface FlEvents {
-  round: [FlRoundEvent];
-  version: [ModelVersionEvent];
 }
 
 export class FlService extends EventEmitter<FlEvents> {

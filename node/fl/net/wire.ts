@@ -8,8 +8,8 @@
 import { DecodeError } from '../../chain/codec/errors.ts';
 import { Reader } from '../../chain/codec/reader.ts';
 import { Writer } from '../../chain/codec/writer.ts';
+import type { DpConfig } from '../local-round.ts';
 import type { TrainOptions } from '../logistic.ts';
-import type { DpConfig } from '../round.ts';
 import { ADVERTISE_BYTES, MAX_PARTICIPANTS, SHARE_BYTES } from '../secagg/messages.ts';
 import { MAX_PARAMS } from './model-codec.ts';
 

@@ -4,9 +4,9 @@ import { seededRoundRandomness as randomness } from '../testing/prng.ts';
 import { featurisedCorpus, splitIndices, subset } from './dataset.ts';
 import { clipL2 } from './dp.ts';
 import { applyDelta, deltaOf, fedAvg } from './fedavg.ts';
+import { type RoundConfig, type RoundParticipant, runRound } from './local-round.ts';
 import { evaluate, trainLocal, zeroParams } from './logistic.ts';
 import { RdpAccountant } from './rdp-accountant.ts';
-import { type RoundConfig, type RoundParticipant, runRound } from './round.ts';
 
 const ex = featurisedCorpus();
 const split = splitIndices(ex.labels, { seed: 42, testFraction: 0.2, nodes: 5, mode: 'iid' });

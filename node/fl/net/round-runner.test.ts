@@ -13,8 +13,8 @@ import { createFlMetrics } from './metrics.ts';
 import { ModelStore } from './model-store.ts';
 import { ModelSync } from './model-sync.ts';
 import { FlParticipant } from './participant.ts';
-import { RoundRunner, type RoundRunnerDeps } from './rounds.ts';
-import type { FlRoundEvent, ModelVersionEvent } from './service.ts';
+import type { FlRoundEvent, ModelVersionEvent } from './round-events.ts';
+import { RoundRunner, type RoundRunnerDeps } from './round-runner.ts';
 
 test('the round runner chains versions, commits each as a model entry and reports a failed round as failed', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-rounds-'));

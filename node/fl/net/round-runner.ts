@@ -9,15 +9,15 @@ import type { Chain } from '../../chain/chain.ts';
 import type { ModelPayload } from '../../chain/types.ts';
 import type { Logger } from '../../log.ts';
 import type { AdaptiveClipping } from '../dp.ts';
+import type { DpConfig } from '../local-round.ts';
 import { evaluate } from '../logistic.ts';
 import { RdpAccountant } from '../rdp-accountant.ts';
-import type { DpConfig } from '../round.ts';
 import { coordinateRound, type LeftOut, type ParticipantLink, RoundFailed } from './coordinator.ts';
 import type { FlData } from './data.ts';
 import type { FlMetrics } from './metrics.ts';
 import type { ModelStore } from './model-store.ts';
 import { type ModelSync, modelEntriesOf } from './model-sync.ts';
-import type { FlRoundEvent, ModelVersionEvent } from './service.ts';
+import type { FlRoundEvent, ModelVersionEvent } from './round-events.ts';
 
 export interface RoundRequest {
   readonly rounds: number;
