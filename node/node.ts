@@ -6,6 +6,7 @@ import { Counter, collectDefaultMetrics } from 'prom-client';
 import { createEntry } from './chain/authoring.ts';
 import { type Hex, toHex } from './chain/bytes.ts';
 import { Chain, type ProcessResult } from './chain/chain.ts';
+import { isModelHeadCode } from './chain/model-ledger.ts';
 import { chainIdHex, type NetworkConfig } from './chain/network-config.ts';
 import { CachedVerifier } from './chain/signature-cache.ts';
 import type { EntryPayload, KeyValue, SealedBlock, SealedEntry } from './chain/types.ts';
@@ -407,7 +408,8 @@ export class CairnNode {
             r.reason !== 'already-included' &&
             r.reason !== 'mempool-full' &&
             r.reason !== 'entry-timestamp-in-future' &&
-            !isMembershipCode(r.reason),
+            !isMembershipCode(r.reason) &&
+            !isModelHeadCode(r.reason),
         ).length;
       },
       penalise,

@@ -8,12 +8,13 @@ import { type Hex, toHex } from './bytes.ts';
 import { ancestorAt, type Checkpoint, checkpointsIn, forksBelow, laterCheckpoint } from './checkpoint.ts';
 import { easiestTargetReachable } from './difficulty.ts';
 import { genesisBlock } from './genesis.ts';
+import { ModelLedger } from './model-ledger.ts';
 import { assertValidNetworkConfig, chainIdOf, type NetworkConfig } from './network-config.ts';
 import { type Orphan, type OrphanDropReason, OrphanPool } from './orphan-pool.ts';
 import { PooledEntryVerifier } from './pooled-entry-verifier.ts';
 import { workForTarget } from './pow.ts';
 import { CachedVerifier, type SignatureVerifier } from './signature-cache.ts';
-import type { BlockHeader, SealedBlock, SealedEntry } from './types.ts';
+import type { BlockHeader, ModelPayload, SealedBlock, SealedEntry } from './types.ts';
 import {
   BlockValidationError,
   retryAfter,
@@ -164,6 +165,8 @@ export interface PersistedChainState {
    * every block is derived from (a store that keeps none restores the genesis roster only).
    */
   readonly configEntries?: ReadonlyMap<Hex, readonly SealedEntry[]>;
+  /** The model entries of stored blocks, by block hash, in block order: what the model head at every block is derived from. */
+  readonly modelEntries?: ReadonlyMap<Hex, readonly SealedEntry[]>;
 }
 
 const newUpdate = (): ChainUpdate => ({
@@ -217,6 +220,8 @@ export class Chain {
   private queue: Promise<unknown> = Promise.resolve();
   /** The roster at every known block (membership mode `roster`; inert in open mode). */
   readonly roster: RosterLedger;
+  /** The model head at every known block (model-ledger.ts): `model` entries must extend it. */
+  readonly models: ModelLedger;
 
   constructor(opts: ChainOptions) {
     assertValidNetworkConfig(opts.config);
@@ -225,6 +230,7 @@ export class Chain {
     this.genesis = genesisBlock(opts.config);
     this.tree = new BlockTree(this.genesis);
     this.roster = new RosterLedger(opts.config, this.chainId, this.tree.genesis);
+    this.models = new ModelLedger(this.tree.genesis);
     this.orphans = new OrphanPool({
       ...(opts.orphanCapacity !== undefined ? { capacity: opts.orphanCapacity } : {}),
       ...(opts.orphanTtlMs !== undefined ? { ttlMs: opts.orphanTtlMs } : {}),
@@ -243,8 +249,10 @@ export class Chain {
       config: opts.config,
       verifier: this.verifier,
       isIncluded: (id) => this.tree.includedInMain(id),
-      // Admission judges permissions at the tip: the block the entry would go into builds on it.
-      authorize: (e, now) => this.roster.entryProblem(e, this.tree.tip, now),
+      // Admission judges permissions and the model head at the tip: the block the entry would
+      // go into builds on it.
+      authorize: (e, now) =>
+        this.roster.entryProblem(e, this.tree.tip, now) ?? this.models.entryProblem(e, this.tree.tip),
       maxEntries: opts.mempoolMaxEntries,
       maxBytes: opts.mempoolMaxBytes,
       // Held entries are stored with the pool's: a restart must not lose what a reorg returned.
@@ -273,6 +281,7 @@ export class Chain {
       const node = this.tree.add(b.hashHex, b.hash, b.header, b.entryIds);
       const config = state.configEntries?.get(b.hashHex) ?? [];
       this.roster.record(node, config);
+      this.models.record(node, state.modelEntries?.get(b.hashHex) ?? []);
       this.recordCarried(b.hashHex, config);
       const checkpoints = checkpointsIn(config);
       if (checkpoints.length) carriers.push({ node, checkpoints });
@@ -334,6 +343,11 @@ export class Chain {
   /** The roster after the main chain's tip. */
   get tipRoster(): RosterState {
     return this.roster.at(this.tree.tip);
+  }
+
+  /** The newest model version on the main chain (undefined before the first). */
+  get tipModel(): ModelPayload | undefined {
+    return this.models.at(this.tree.tip);
   }
 
   /** Why `entry` could not go into the next block on `parent` (default the tip), stamped `atMs`. */
@@ -571,6 +585,8 @@ export class Chain {
       // Permissions are consensus rules: the miner and every entry's author, at the parent.
       const denied = this.roster.blockProblem(block, parent);
       if (denied) throw new BlockValidationError(denied.code, denied.message);
+      const stale = this.models.blockProblem(block, parent);
+      if (stale) throw new BlockValidationError(stale.code, stale.message);
       for (const e of block.entries) {
         if (this.tree.includes(parent, e.idHex)) {
           throw new BlockValidationError(
@@ -611,6 +627,7 @@ export class Chain {
       block.entries.map((e) => e.idHex),
     );
     this.roster.record(node, block.entries);
+    this.models.record(node, block.entries);
     this.remember(block);
     this.pending.blocks.push({ block, node, receivedAt: now });
     this.recordCarried(hashHex, block.entries);
@@ -637,7 +654,11 @@ export class Chain {
       for (const ev of r.evicted) this.pending.mempool.set(ev.idHex, null);
       this.recordAdmission(e);
     }
-    if (this.roster.enabled && this.roster.at(oldTip) !== this.roster.at(node)) this.dropUnpermitted(now);
+    if (
+      (this.roster.enabled && this.roster.at(oldTip) !== this.roster.at(node)) ||
+      this.models.at(oldTip) !== this.models.at(node)
+    )
+      this.dropUnpermitted(now);
     if (plan.disconnect.length === 0) return { status: 'connected', hashHex };
     this.pending.events.push({
       type: 'reorg',
@@ -660,13 +681,16 @@ export class Chain {
   }
 
   /**
-   * After the tip's roster changed (a revocation, an expiry-bearing change, a reorg): entries
-   * whose authors lost the permission leave the mempool, so they are neither mined nor offered
-   * to peers. Rare (admins change the roster), so a scan of the pool is fine.
+   * After the tip's roster changed (a revocation, an expiry-bearing change, a reorg) or its model
+   * head did: entries whose authors lost the permission, and model entries that no longer extend
+   * the head, leave the mempool, so they are neither mined nor offered to peers. Rare (admins
+   * change the roster, a round ends every few blocks at most), so a scan of the pool is fine.
    */
   private dropUnpermitted(now: number): void {
     const tip = this.tree.tip;
-    const out = this.mempool.all().filter((e) => this.roster.entryProblem(e, tip, now));
+    const out = this.mempool
+      .all()
+      .filter((e) => this.roster.entryProblem(e, tip, now) ?? this.models.entryProblem(e, tip));
     for (const e of this.mempool.removeMany(out.map((x) => x.idHex))) this.pending.mempool.set(e.idHex, null);
   }
 

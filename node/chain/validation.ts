@@ -3,6 +3,7 @@ import { bytesEqual, toHex } from './bytes.ts';
 import { malformedCheckpoint } from './checkpoint.ts';
 import { expectedTarget } from './difficulty.ts';
 import { merkleRoot } from './merkle.ts';
+import type { ModelHeadErrorCode } from './model-ledger.ts';
 import type { NetworkConfig } from './network-config.ts';
 import { meetsTarget } from './pow.ts';
 import type { SignatureVerifier } from './signature-cache.ts';
@@ -34,6 +35,7 @@ export type BlockErrorCode =
   | 'below-checkpoint'
   | 'checkpoint-not-in-chain'
   | EntryErrorCode
+  | ModelHeadErrorCode
   | MembershipErrorCode;
 
 export type EntryErrorCode =

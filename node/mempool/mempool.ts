@@ -1,4 +1,5 @@
 import { type Hex, toHex } from '../chain/bytes.ts';
+import type { ModelHeadErrorCode } from '../chain/model-ledger.ts';
 import type { NetworkConfig } from '../chain/network-config.ts';
 import type { SignatureVerifier } from '../chain/signature-cache.ts';
 import type { SealedEntry } from '../chain/types.ts';
@@ -64,13 +65,14 @@ export interface MempoolOptions {
   /** Whether the entry is already in the main chain (then it does not belong here). */
   readonly isIncluded: (idHex: Hex) => boolean;
   /**
-   * Membership rules (roster mode): why the entry's author may not have it mined now, with the
-   * chain's own error code; undefined when it may.
+   * Rules judged at the tip: membership (roster mode: why the entry's author may not have it
+   * mined now) and the model head (a `model` entry must extend it), with the chain's own error
+   * code; undefined when the entry may be mined on the tip.
    */
   readonly authorize?: (
     entry: SealedEntry,
     now: number,
-  ) => { code: MembershipErrorCode; message: string } | undefined;
+  ) => { code: MembershipErrorCode | ModelHeadErrorCode; message: string } | undefined;
   readonly maxEntries?: number;
   readonly maxBytes?: number;
   /** Entries one peer may have in the pool (default a quarter of maxEntries). */

@@ -21,11 +21,15 @@ export function buildTemplate(chain: Chain, miner: Uint8Array, now: number): Blo
   const mtp = medianTimePast(ctx, chain.config.medianTimeSpan);
   // A checkpoint entry admitted before a reorg may no longer name this chain's block.
   // An author may have lost a permission (revoked, expired) since its entry was admitted.
+  // Of two model entries for the same round (two coordinators), only the first can be mined.
   const at = Math.max(now, mtp + 1);
-  const entries = chain.mempool
-    .select(chain.config.maxEntriesPerBlock, templateEntryBudget(chain.config))
-    .filter((e) => e.payload.kind !== 'config' || !chain.checkpointProblem([e], parent))
-    .filter((e) => !chain.permissionProblem(e, at, parent));
+  const entries = chain.models.extending(
+    chain.mempool
+      .select(chain.config.maxEntriesPerBlock, templateEntryBudget(chain.config))
+      .filter((e) => e.payload.kind !== 'config' || !chain.checkpointProblem([e], parent))
+      .filter((e) => !chain.permissionProblem(e, at, parent)),
+    parent,
+  );
   return {
     header: {
       version: FORMAT_VERSION,

@@ -5,6 +5,7 @@ import { decodeBlock } from '../chain/block-codec.ts';
 import type { ProcessResult } from '../chain/chain.ts';
 import { DecodeError } from '../chain/codec/errors.ts';
 import { decodeEntry } from '../chain/entry-codec.ts';
+import { isModelHeadCode } from '../chain/model-ledger.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
 import { isMembershipCode } from '../membership/roster-state.ts';
 import type { AddResult } from '../mempool/mempool.ts';
@@ -222,8 +223,9 @@ export class Gossip {
       r.reason === 'entry-timestamp-in-future' ||
       // An admin's checkpoint of a block we do not follow (yet): not the relayer's fault.
       r.reason === 'checkpoint-not-in-chain' ||
-      // Judged against our tip's roster, which a relayer at another tip may not share.
-      isMembershipCode(r.reason)
+      // Judged against our tip's roster or model head, which a relayer at another tip may not share.
+      isMembershipCode(r.reason) ||
+      isModelHeadCode(r.reason)
     ) {
       return TopicValidatorResult.Ignore;
     }

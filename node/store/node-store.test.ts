@@ -34,7 +34,7 @@ import { NodeStore } from './node-store.ts';
 const ROOT = path.join(import.meta.dirname, '../..');
 const MIGRATIONS = path.join(ROOT, 'prisma/node/migrations');
 /** The migrations this version ships, in order. */
-const SHIPPED = ['0001_init', '0002_config_entries', '0003_mempool_origin'];
+const SHIPPED = ['0001_init', '0002_config_entries', '0003_mempool_origin', '0004_model_entries'];
 const config = testNetwork();
 const GENESIS = genesisBlock(config);
 const author = testKey(1);
@@ -138,7 +138,8 @@ test('a fresh store is migrated like `prisma migrate deploy` and loads as just t
     assert.equal(rows[0]!.checksum, sha256Hex(fileBytes), 'checksum is the sha256 of the migration file');
     assert.notEqual(rows[0]!.finished_at, null);
     assert.equal(Number(rows[0]!.applied_steps_count), 1);
-    assert.deepEqual(await tableCounts(store), { blocks: 0, heads: 0, orphans: 0, mempool: 0, meta: 1 });
+    // chainId, and the key saying the (empty) model-entry table is complete.
+    assert.deepEqual(await tableCounts(store), { blocks: 0, heads: 0, orphans: 0, mempool: 0, meta: 2 });
     const [page] = await store.prisma.$queryRawUnsafe<{ page_size: unknown }[]>('PRAGMA page_size');
     assert.equal(Number(page!.page_size), 16_384, 'a new store file gets 16 KB pages');
     assert.deepEqual(await store.prisma.storeMeta.findUnique({ where: { key: 'chainId' } }), {
@@ -481,7 +482,7 @@ test('applying an update whose blocks are already stored adds no rows and change
   assert.equal(update.blocks.length, 4);
   await store.apply(update);
   const counts = await tableCounts(store);
-  assert.deepEqual(counts, { blocks: 4, heads: 1, orphans: 1, mempool: 2, meta: 1 });
+  assert.deepEqual(counts, { blocks: 4, heads: 1, orphans: 1, mempool: 2, meta: 2 });
   const state = await store.load();
 
   // The same update again: same rows, same state (mempool order included).

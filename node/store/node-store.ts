@@ -18,6 +18,11 @@ import { applyMigrations, readMigrations } from './migrate.ts';
 const FINALIZED_KEY = 'finalized';
 const MIGRATIONS_DIR = path.join(import.meta.dirname, '../../prisma/node/migrations');
 /**
+ * StoreMeta key set once the ModelEntry table holds the model entries of every stored block: a
+ * store written before that table existed is backfilled at its first open after the upgrade.
+ */
+const MODEL_ENTRIES_KEY = 'modelEntries';
+/**
  * Page size of a new store file. A stored block is a few KB (its encoding, header and entry
  * ids), which 4 KB pages split over overflow pages; with 16 KB pages the commit of a sync batch
  * takes about half the CPU and a third of the system time. Existing files keep their size.
@@ -74,6 +79,9 @@ function prepareWrites(db: Database.Database) {
     putMeta: db.prepare(`INSERT OR REPLACE INTO "StoreMeta" ("key","value") VALUES (?,?)`),
     putConfigEntry: db.prepare(
       `INSERT OR IGNORE INTO "ConfigEntry" ("blockHash","position","raw") VALUES (?,?,?)`,
+    ),
+    putModelEntry: db.prepare(
+      `INSERT OR IGNORE INTO "ModelEntry" ("blockHash","position","raw") VALUES (?,?,?)`,
     ),
   };
 }
@@ -133,6 +141,8 @@ export class NodeStore {
       await prisma.$executeRawUnsafe('PRAGMA busy_timeout=5000');
       const store = new NodeStore(prisma, writer, opts);
       await store.checkIdentity();
+      if (!(await prisma.storeMeta.findUnique({ where: { key: MODEL_ENTRIES_KEY } })))
+        store.backfillModelEntries();
       const last = await prisma.mempoolEntry.aggregate({ _max: { seq: true } });
       store.seq = last._max.seq ?? 0n;
       return store;
@@ -190,15 +200,54 @@ export class NodeStore {
       list.push(decodeEntry(r.raw));
       configEntries.set(key, list);
     }
+    const modelRows = await this.prisma.modelEntry.findMany({
+      orderBy: [{ blockHash: 'asc' }, { position: 'asc' }],
+    });
+    const modelEntries = new Map<Hex, SealedEntry[]>();
+    for (const r of modelRows) {
+      const key = toHex(r.blockHash);
+      const list = modelEntries.get(key) ?? [];
+      list.push(decodeEntry(r.raw));
+      modelEntries.set(key, list);
+    }
     return {
       ...(finalized ? { finalized } : {}),
       ...(configEntries.size ? { configEntries } : {}),
+      ...(modelEntries.size ? { modelEntries } : {}),
       ...(mempoolOrigins.size ? { mempoolOrigins } : {}),
       blocks,
       headHashHex: head ? toHex(head.hash) : this.opts.genesisHashHex,
       orphans,
       mempool,
     };
+  }
+
+  /**
+   * The model entries of every stored block, for a store written before they were kept apart
+   * (without them a restart would judge the next version against no head at all, and split
+   * from its peers). Decodes only blocks that have entries; the rows and the key that says they
+   * are complete commit together, so a crash in between runs it again at the next open. A new
+   * store has no blocks: it only sets the key.
+   */
+  private backfillModelEntries(): void {
+    const rows = this.writer
+      .prepare(`SELECT "hash","raw" FROM "Block" WHERE length("entryIds") > 0`)
+      .all() as { hash: ArrayBuffer | Uint8Array; raw: ArrayBuffer | Uint8Array }[];
+    const bytes = (b: ArrayBuffer | Uint8Array) => (b instanceof Uint8Array ? b : new Uint8Array(b));
+    this.writer.exec('BEGIN IMMEDIATE');
+    try {
+      for (const r of rows) {
+        const block = decodeBlock(bytes(r.raw));
+        block.entries.forEach((e, i) => {
+          if (e.payload.kind === 'model') this.statements.putModelEntry.run([bytes(r.hash), i, e.encoded]);
+        });
+      }
+      this.statements.putMeta.run([MODEL_ENTRIES_KEY, 'complete']);
+      this.writer.exec('COMMIT');
+    } catch (err) {
+      if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
+      throw err;
+    }
   }
 
   /**
@@ -284,9 +333,11 @@ export class NodeStore {
         u.stale.get(block.hashHex) ?? null,
         receivedAt,
       ]);
-      // Config entries apart, so reopening rebuilds the roster at every block without decoding blocks.
+      // Config and model entries apart, so reopening rebuilds the roster and the model head at
+      // every block without decoding blocks.
       block.entries.forEach((e, i) => {
         if (e.payload.kind === 'config') w.putConfigEntry.run([block.hash, i, e.encoded]);
+        else if (e.payload.kind === 'model') w.putModelEntry.run([block.hash, i, e.encoded]);
       });
     }
     for (const [hash, reason] of u.stale) {
