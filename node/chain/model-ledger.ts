@@ -18,8 +18,7 @@
 import type { BlockNode } from './block-tree.ts';
 import { bytesEqual, toHex } from './bytes.ts';
 import type { ModelPayload, SealedBlock, SealedEntry } from './types.ts';
-
-export type ModelHeadErrorCode = 'model-round-not-next' | 'model-parent-not-head';
+import type { ModelHeadErrorCode } from './validation.ts';
 
 const MODEL_HEAD_CODES: ReadonlySet<string> = new Set<ModelHeadErrorCode>([
   'model-round-not-next',

@@ -3,7 +3,6 @@ import { bytesEqual, toHex } from './bytes.ts';
 import { malformedCheckpoint } from './checkpoint.ts';
 import { expectedTarget } from './difficulty.ts';
 import { merkleRoot } from './merkle.ts';
-import type { ModelHeadErrorCode } from './model-ledger.ts';
 import type { NetworkConfig } from './network-config.ts';
 import { meetsTarget } from './pow.ts';
 import type { SignatureVerifier } from './signature-cache.ts';
@@ -37,6 +36,9 @@ export type BlockErrorCode =
   | EntryErrorCode
   | ModelHeadErrorCode
   | MembershipErrorCode;
+
+/** The model-head rule (model-ledger.ts): a `model` entry must extend the head at its place. */
+export type ModelHeadErrorCode = 'model-round-not-next' | 'model-parent-not-head';
 
 export type EntryErrorCode =
   | 'bad-entry-signature'

@@ -1,9 +1,8 @@
 import { type Hex, toHex } from '../chain/bytes.ts';
-import type { ModelHeadErrorCode } from '../chain/model-ledger.ts';
 import type { NetworkConfig } from '../chain/network-config.ts';
 import type { SignatureVerifier } from '../chain/signature-cache.ts';
 import type { SealedEntry } from '../chain/types.ts';
-import { BlockValidationError, validateEntry } from '../chain/validation.ts';
+import { BlockValidationError, type ModelHeadErrorCode, validateEntry } from '../chain/validation.ts';
 import type { MembershipErrorCode } from '../membership/roster-state.ts';
 import { ReturnedEntries } from './returned-entries.ts';
 
