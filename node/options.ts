@@ -210,6 +210,11 @@ export const FL_DEFAULTS = Object.freeze({
     /** Per-round entries kept in the ledger file (totals always cover every round). */
     historyLimit: 1_000,
   }),
+  /**
+   * How long a round waits for the previous round's version to be mined (a model entry must
+   * extend the chain's head): a few block times at the default 10 s, or the round fails.
+   */
+  headWaitMs: 60_000,
 });
 
 export const OPTION_GROUPS = {

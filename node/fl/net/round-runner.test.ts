@@ -14,9 +14,9 @@ import { ModelStore } from './model-store.ts';
 import { ModelSync } from './model-sync.ts';
 import { FlParticipant } from './participant.ts';
 import type { FlRoundEvent, ModelVersionEvent } from './round-events.ts';
-import { RoundRunner, type RoundRunnerDeps } from './round-runner.ts';
+import { modelHeadOf, RoundRunner, type RoundRunnerDeps } from './round-runner.ts';
 
-test('the round runner chains versions, commits each as a model entry and reports a failed round as failed', async () => {
+test('the round runner chains versions once mined, commits each as a model entry and reports a failed round as failed', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-rounds-'));
   const store = new ModelStore(path.join(dir, 'models'));
   const metrics = createFlMetrics(new Registry());
@@ -40,6 +40,10 @@ test('the round runner chains versions, commits each as a model entry and report
   );
   let available = 3;
   const entries: ModelPayload[] = [];
+  // The chain: a committed entry becomes the head when "mined", a while after its commit.
+  let head: ModelPayload | undefined;
+  let mineAfterMs: number | undefined = 150;
+  let runner: RoundRunner | undefined;
   const rounds: FlRoundEvent[] = [];
   const versions: ModelVersionEvent[] = [];
   const deps: RoundRunnerDeps = {
@@ -47,9 +51,15 @@ test('the round runner chains versions, commits each as a model entry and report
     data: new FlData({ index: 0, of: 3, mode: 'iid', seed: 42 }),
     store,
     models,
+    modelHead: () => modelHeadOf(head),
     links: () => parts.slice(0, available).map((p, k) => localLink(`p${k}`, p)),
     commitEntry: async (p) => {
       entries.push(p);
+      if (mineAfterMs !== undefined)
+        setTimeout(() => {
+          head = p;
+          runner?.headMoved();
+        }, mineAfterMs);
       return 'id';
     },
     penalise: () => {},
@@ -57,9 +67,10 @@ test('the round runner chains versions, commits each as a model entry and report
     emitVersion: (e) => versions.push(e),
     metrics,
     deadlineMs: 10_000,
+    headWaitMs: 5_000,
     log,
   };
-  const runner = new RoundRunner(deps);
+  runner = new RoundRunner(deps);
   const id = (k: number) => new Uint8Array(32).fill(k);
   // Little noise: with three participants z = 0.3 would make two rounds' accuracy a coin toss.
   runner.schedule([id(1), id(2)], { rounds: 2, noiseMultiplier: 0.05 });
@@ -87,13 +98,13 @@ test('the round runner chains versions, commits each as a model entry and report
   const accuracy = Object.fromEntries(entries[1]!.metrics).accuracy!;
   assert.ok(accuracy > 0.85, `accuracy after two rounds ${accuracy}`);
 
+  // Round 2 waited for version 1 to be mined, and version 2 is the head once mined.
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(head?.round, 2);
+
   // A second runner alone: one participant is too few, and the failure is an event, not a throw.
   available = 1;
-  const lonely = new RoundRunner({
-    ...(runner as unknown as { d: object }).d,
-    emitRound: (e: FlRoundEvent) => rounds.push(e),
-  } as never);
-  lonely.observe(entries[1]!);
+  const lonely = new RoundRunner({ ...deps, emitRound: (e: FlRoundEvent) => rounds.push(e) });
   lonely.schedule([id(3)], { rounds: 1 });
   await lonely.idle();
   const failed = rounds.at(-1)!;
@@ -101,4 +112,18 @@ test('the round runner chains versions, commits each as a model entry and report
   assert.equal(failed.round, 3);
   assert.match(failed.error!, /too few participants/);
   assert.equal(entries.length, 2);
+
+  // A version that is never mined: the next round does not build a rival beside it, it fails.
+  available = 3;
+  mineAfterMs = undefined;
+  const stuck = new RoundRunner({ ...deps, headWaitMs: 200 });
+  stuck.schedule([id(4), id(5)], { rounds: 2, noiseMultiplier: 0.05 });
+  await stuck.idle();
+  assert.deepEqual(
+    entries.map((e) => e.round),
+    [1, 2, 3],
+  );
+  const last = rounds.at(-1)!;
+  assert.equal(last.status, 'failed');
+  assert.match(last.error!, /version 3 is not on the chain after 200 ms/);
 });

@@ -1,11 +1,12 @@
 /**
- * The coordinator's round loop: rounds run one after another from the newest model version this
- * node knows, each announced to the links the service builds, aggregated by coordinateRound,
- * then stored, evaluated on the held-out test set, committed on the chain and pushed to the
- * participants. Every outcome, failures included, is an event for the job worker to report.
+ * The coordinator's round loop: rounds run one after another from the model head as the chain
+ * defines it (chain/model-ledger.ts), each announced to the links the service builds, aggregated
+ * by coordinateRound, then stored, evaluated on the held-out test set, committed on the chain and
+ * pushed to the participants. A model entry is valid only if it extends the head, so the next
+ * round waits until the previous one's version is mined. Every outcome, failures included, is an
+ * event for the job worker to report.
  */
 import { fromHex, type Hex, toHex } from '../../chain/bytes.ts';
-import type { Chain } from '../../chain/chain.ts';
 import type { ModelPayload } from '../../chain/types.ts';
 import type { Logger } from '../../log.ts';
 import type { AdaptiveClipping } from '../dp.ts';
@@ -16,7 +17,7 @@ import { coordinateRound, type LeftOut, type ParticipantLink, RoundFailed } from
 import type { FlData } from './data.ts';
 import type { FlMetrics } from './metrics.ts';
 import type { ModelStore } from './model-store.ts';
-import { type ModelSync, modelEntriesOf } from './model-sync.ts';
+import type { ModelSync } from './model-sync.ts';
 import type { FlRoundEvent, ModelVersionEvent } from './round-events.ts';
 
 export interface RoundRequest {
@@ -27,12 +28,15 @@ export interface RoundRequest {
   readonly targetQuantile?: number;
 }
 
-/** The newest model version this node knows of. */
+/** The newest model version on the main chain. */
 export interface ModelHead {
   readonly hash: Uint8Array;
   readonly round: number;
   readonly epsilon: number;
 }
+
+export const modelHeadOf = (p: ModelPayload | undefined): ModelHead | undefined =>
+  p && { hash: p.modelHash, round: p.round, epsilon: p.epsilon };
 
 export const DEFAULT_DP = { clipNorm: 4, noiseMultiplier: 0.3, weightCap: 1000 } as const;
 export const DEFAULT_TRAIN = { epochs: 3, batchSize: 16, learningRate: 8, l2: 0, seed: 5 } as const;
@@ -45,6 +49,8 @@ export interface RoundRunnerDeps {
   readonly data: FlData;
   readonly store: ModelStore;
   readonly models: ModelSync;
+  /** The model head at the main chain's tip; `headMoved` is called whenever it may have changed. */
+  modelHead(): ModelHead | undefined;
   links(participants: readonly string[] | undefined): ParticipantLink[];
   /** Signs, adds and gossips the `model` entry; returns its id. */
   commitEntry(payload: ModelPayload): Promise<string>;
@@ -53,6 +59,8 @@ export interface RoundRunnerDeps {
   emitVersion(e: ModelVersionEvent): void;
   readonly metrics: FlMetrics;
   readonly deadlineMs: number;
+  /** How long a round waits for the previous round's version to be mined before it fails. */
+  readonly headWaitMs: number;
   readonly log: Logger;
 }
 
@@ -69,12 +77,13 @@ export function adaptiveFor(targetQuantile: number, noiseMultiplier: number): Ad
 }
 
 export class RoundRunner {
-  head: ModelHead | undefined;
   private queue: Promise<void> = Promise.resolve();
   private pending = 0;
   private stopped = false;
-  /** Settles once restoreInBackground is done (never rejects); rounds wait for it. */
-  private restored: Promise<void> = Promise.resolve();
+  /** The version this node committed last, until the chain's head reaches its round. */
+  private committed: ModelHead | undefined;
+  /** Rounds waiting for the head to move (woken by headMoved and by stop). */
+  private readonly waiters = new Set<() => void>();
   /** Composes the rounds this node ran since `accountantBase` (the version it continued from). */
   private accountant: RdpAccountant | undefined;
   private accountantHead: Hex | undefined;
@@ -107,37 +116,53 @@ export class RoundRunner {
     return this.queue;
   }
 
-  /** A model entry seen on the main chain: a newer version becomes the head. */
-  observe(p: ModelPayload): void {
-    if (!this.head || p.round > this.head.round)
-      this.head = { hash: p.modelHash, round: p.round, epsilon: p.epsilon };
+  /** The chain's tip moved: rounds waiting for their predecessor's version look again. */
+  headMoved(): void {
+    for (const wake of this.waiters) wake();
   }
 
   /**
-   * restoreHead off the start path: a long chain without model entries takes a while to scan.
-   * A failure is logged (the head then comes from the chain events alone).
+   * The head the next round builds on. A version this node committed extends the head only once
+   * it is mined; until then a round from the old head would produce a second version of the same
+   * round, of which the chain keeps one. So wait (bounded) for the chain to catch up.
    */
-  restoreInBackground(chain: Chain, maxDepth?: number): void {
-    this.restored = this.restoreHead(chain, maxDepth).catch((err) =>
-      this.d.log.warn({ err: (err as Error).message }, 'restoring the newest model version failed'),
-    );
-  }
-
-  /** The newest model entry on the main chain (empty blocks are skipped without loading them). */
-  async restoreHead(chain: Chain, maxDepth = 5_000): Promise<void> {
-    for (let h = chain.tip.height; h > 0 && h > chain.tip.height - maxDepth && !this.stopped; h--) {
-      const node = chain.tree.mainAt(h);
-      if (!node || node.entryIds.length === 0) continue;
-      for (const p of await modelEntriesOf(chain, node)) this.observe(p);
-      if (this.head) return;
+  private async baseHead(): Promise<ModelHead | undefined> {
+    const deadline = Date.now() + this.d.headWaitMs;
+    const caughtUp = () => !this.committed || (this.d.modelHead()?.round ?? 0) >= this.committed.round;
+    while (!caughtUp() && !this.stopped) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        const round = this.committed!.round;
+        // Mined later or never: the next round starts from whatever the chain says then.
+        this.committed = undefined;
+        throw new Error(`version ${round} is not on the chain after ${this.d.headWaitMs} ms`);
+      }
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.waiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, left);
+        this.waiters.add(wake);
+      });
     }
+    this.committed = undefined;
+    if (this.stopped) throw new Error('federated learning is stopping');
+    return this.d.modelHead();
   }
 
   /** One round; returns the clip norm for the next round of the same request. */
   private async runOne(roundId: Uint8Array, req: RoundRequest, clipNorm: number): Promise<number> {
-    await this.restored;
     const startedAt = Date.now();
-    const base = this.head;
+    let base: ModelHead | undefined;
+    let waitError: Error | undefined;
+    try {
+      base = await this.baseHead();
+    } catch (err) {
+      waitError = err as Error;
+      base = this.d.modelHead();
+    }
     const round = (base?.round ?? 0) + 1;
     const links = this.d.links(req.participants);
     const invited = links.map((l) => l.peerId);
@@ -170,6 +195,7 @@ export class RoundRunner {
       this.d.metrics.roundSeconds.observe((Date.now() - startedAt) / 1000);
     };
     try {
+      if (waitError) throw waitError;
       const accountant = this.accountantFor(base);
       const paramCount = this.d.data.paramCount;
       const global = {
@@ -208,7 +234,7 @@ export class RoundRunner {
         metrics,
         epsilon,
       });
-      this.head = { hash: modelHash, round, epsilon };
+      this.committed = { hash: modelHash, round, epsilon };
       this.accountantHead = hash;
       this.d.metrics.accuracy.set(ev.accuracy);
       this.d.emitVersion({
@@ -286,12 +312,9 @@ export class RoundRunner {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    // The round in flight may wait for its deadline; shutdown does not. A restore in progress
-    // stops at its next block.
-    await Promise.race([
-      Promise.all([this.queue, this.restored]),
-      new Promise((r) => setTimeout(r, 3_000).unref()),
-    ]);
+    this.headMoved();
+    // The round in flight may wait for its deadline; shutdown does not.
+    await Promise.race([this.queue, new Promise((r) => setTimeout(r, 3_000).unref())]);
   }
 }
 

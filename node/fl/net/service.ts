@@ -33,7 +33,7 @@ import {
   MODEL_BY_HASH,
 } from './protocols.ts';
 import type { FlEvents } from './round-events.ts';
-import { type RoundRequest, RoundRunner } from './round-runner.ts';
+import { modelHeadOf, type RoundRequest, RoundRunner } from './round-runner.ts';
 
 export interface FlOptions {
   readonly slice?: SliceOptions;
@@ -44,6 +44,8 @@ export interface FlOptions {
   readonly everyMs?: number;
   /** How long a round waits for masked updates (default in options.ts). */
   readonly deadlineMs?: number;
+  /** How long a round waits for the previous version to be mined (default in options.ts). */
+  readonly headWaitMs?: number;
 }
 
 export class FlService extends EventEmitter<FlEvents> {
@@ -58,10 +60,12 @@ export class FlService extends EventEmitter<FlEvents> {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   // A block that cannot be loaded must not become an unhandled rejection (it ends the process).
-  private readonly onChainEvents = (events: readonly ChainEvent[]) =>
+  private readonly onChainEvents = (events: readonly ChainEvent[]) => {
+    this.runner.headMoved();
     void this.watchChain(events).catch((err: unknown) =>
       this.node.log.warn({ err: (err as Error).message }, 'model watch failed'),
     );
+  };
 
   constructor(
     private readonly node: CairnNode,
@@ -104,6 +108,7 @@ export class FlService extends EventEmitter<FlEvents> {
       data: this.data,
       store: this.store,
       models: this.models,
+      modelHead: () => modelHeadOf(node.chain.tipModel),
       links: (participants) => this.links(participants),
       commitEntry: async (payload) => {
         const { entry, result } = await node.addEntry(payload);
@@ -119,6 +124,7 @@ export class FlService extends EventEmitter<FlEvents> {
       emitVersion: (e) => this.emit('version', e),
       metrics: this.metrics,
       deadlineMs: opts.deadlineMs ?? FL_DEFAULTS.deadlineMs,
+      headWaitMs: opts.headWaitMs ?? FL_DEFAULTS.headWaitMs,
       log: node.log.child({ part: 'fl' }),
     });
   }
@@ -159,8 +165,6 @@ export class FlService extends EventEmitter<FlEvents> {
       return [bytes];
     });
     this.node.chainService.on('events', this.onChainEvents);
-    // Not awaited: the host starts meanwhile, and the first round waits for it.
-    this.runner.restoreInBackground(this.node.chain);
     // Featurise in the background once the node is up, so the first round does not wait for it.
     if (this.data.slice) setTimeout(() => this.data.train(), 500).unref();
     if (this.opts.everyMs && this.opts.everyMs > 0) {
@@ -202,12 +206,11 @@ export class FlService extends EventEmitter<FlEvents> {
     );
   }
 
-  /** Every model entry on the main chain gets its model stored here; the newest becomes the head. */
+  /** Every model entry on the main chain gets its model stored here. */
   private async watchChain(events: readonly ChainEvent[]): Promise<void> {
     for (const e of events) {
       if (e.type !== 'block-connected' || !e.node.onMain || this.stopped) continue;
       for (const payload of await modelEntriesOf(this.node.chain, e.node)) {
-        this.runner.observe(payload);
         this.models
           .resolve(payload.modelHash, this.data.paramCount)
           .catch((err) =>
