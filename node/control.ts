@@ -9,6 +9,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { type Hex, toHex } from './chain/bytes.ts';
 import type { SealedEntry } from './chain/types.ts';
 import type { RoundRequest } from './fl/net/round-runner.ts';
+import { RoundRequestRefused } from './fl/net/trust.ts';
 import { InvitationBook } from './membership/invitation-book.ts';
 import { DEFAULT_INVITATION_VALID_MS, issueInvitation } from './membership/issue-invitation.ts';
 import type { RosterListing } from './membership/roster.ts';
@@ -223,7 +224,18 @@ export function nodeControl(node: CairnNode): NodeControl {
     },
     startRounds: (req) => {
       if (!node.fl) throw new ControlError('federated learning is not running on this node');
-      return node.fl.startRounds(req);
+      try {
+        return node.fl.startRounds(req);
+      } catch (err) {
+        // Named participants are the caller's input (400); a node that may not coordinate is
+        // the wrong node to ask (409).
+        if (err instanceof RoundRequestRefused)
+          throw new ControlError(
+            `${err.code}: ${err.message}`,
+            err.code === 'bad-peer-id' || err.code === 'not-a-trainer' ? 'invalid' : 'unavailable',
+          );
+        throw err;
+      }
     },
     members: () => ({
       mode: node.membership.mode,

@@ -13,7 +13,8 @@ import type { EntryPayload, KeyValue, SealedBlock, SealedEntry } from './chain/t
 import { VerifyPool } from './chain/verify-pool.ts';
 import { readMembershipFile } from './cli/join.ts';
 import { networkConfigToJson } from './config-file.ts';
-import { type FlOptions, FlService } from './fl/net/service.ts';
+import { type FlOptions, FlService, type FlServiceDeps } from './fl/net/service.ts';
+import { flRoster } from './fl/net/trust.ts';
 import {
   CAPABILITIES as ANNOUNCED_CAPABILITIES,
   type Capability,
@@ -517,8 +518,62 @@ export class CairnNode {
     await serveChainProtocols(this.reqresp, this.chain, this.store, this.peers);
     if (this.membership.mode === 'roster') await this.serveInvitations();
     await this.reconcile.start();
-    this.fl = new FlService(this, this.opts.fl);
+    this.fl = new FlService(this.flDeps(), this.opts.fl);
     await this.fl.start();
+  }
+
+  /** The parts of this node federated learning uses (fl/net/service.ts). */
+  private flDeps(): FlServiceDeps {
+    const self = this.identity.peerId.toString();
+    // Roster mode: the member the chain records, or the one a peer was admitted as by the
+    // certificate it presented (a new device before the chain records its addition).
+    const member = (peer: string) => {
+      const now = Date.now();
+      if (peer === self) {
+        const own = this.membership.admit(this.identity.publicKeyHex, this.membership.ownCertificate(), now);
+        return own.ok ? own.member : undefined;
+      }
+      let key: Uint8Array | undefined;
+      try {
+        key = peerIdFromString(peer).publicKey?.raw;
+      } catch {
+        return undefined;
+      }
+      return (key && this.membership.memberAt(toHex(key), now)) ?? this.gate?.member(peer);
+    };
+    return {
+      self,
+      dataDir: this.opts.dataDir,
+      registry: this.metrics.registry,
+      reqresp: this.reqresp,
+      peers: () => this.peers.book.all().map((r) => r.peer),
+      roster: flRoster({
+        mode: this.membership.mode,
+        member,
+        claims: (peer) =>
+          peer === self ? this.opts.capabilities : (this.peers.book.get(peer)?.status.capabilities ?? []),
+      }),
+      chain: {
+        onEvents: (listener) => {
+          this.chainService.on('events', listener);
+          return () => this.chainService.off('events', listener);
+        },
+        getBlock: (hashHex) => this.chain.getBlock(hashHex),
+        modelHead: () => this.chain.tipModel,
+      },
+      addEntry: async (payload) => {
+        const { entry, result } = await this.addEntry(payload);
+        if (result.status === 'rejected')
+          throw new Error(`model entry rejected: ${result.reason}: ${result.message}`);
+        return entry.idHex;
+      },
+      penalise: (peer, action, reason) => {
+        try {
+          this.peers.penalise(peerIdFromString(peer), action, reason);
+        } catch {}
+      },
+      log: this.log,
+    };
   }
 
   /**

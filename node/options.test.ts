@@ -8,7 +8,6 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { SCHEDULED_JOBS } from '../jobs/queues.ts';
-import { DEFAULT_SPLIT_SEED } from './fl/net/data.ts';
 import { defaultTextOf, OptionError, renderHelp, stringOpt } from './option-spec.ts';
 import {
   FL_DEFAULTS,
@@ -254,7 +253,7 @@ const helpDefault = (flag: string) => {
 test('the default --help shows is the one the node and its modules use', () => {
   assert.equal(helpDefault('reconcile-ms'), String(MEMPOOL_DEFAULTS.reconcileIntervalMs));
   assert.equal(helpDefault('fl-deadline'), String(FL_DEFAULTS.deadlineMs));
-  assert.equal(helpDefault('fl-seed'), String(DEFAULT_SPLIT_SEED));
+  assert.equal(helpDefault('fl-seed'), String(FL_DEFAULTS.splitSeed));
   assert.equal(helpDefault('max-connections'), String(new ConnectionLimits().maxConnections));
   assert.equal(helpDefault('reserved-outbound'), String(new ConnectionLimits().reservedOutbound));
   assert.equal(helpDefault('max-inbound-per-ip'), String(new ConnectionLimits().maxInboundPerIp));

@@ -3,8 +3,6 @@
  * and the held-out test set every node can evaluate on. The split is deterministic, so no node
  * ever sends another its indices; featurising (~3 s) happens once per process, on first use.
  */
-
-import { FL_DEFAULTS } from '../../options.ts';
 import { featurisedCorpus, splitIndices, subset } from '../dataset.ts';
 import { DEFAULT_FEATURES, type Examples } from '../features.ts';
 
@@ -18,13 +16,16 @@ export interface SliceOptions {
 
 /** Fraction of each class held out for testing; the same on every node. */
 export const TEST_FRACTION = 0.2;
-export const DEFAULT_SPLIT_SEED = FL_DEFAULTS.splitSeed;
 
 export class FlData {
   private sliceCache: Examples | undefined;
   private testCache: Examples | undefined;
 
-  constructor(readonly slice: SliceOptions | undefined) {
+  /** `splitSeed`: the split's seed when this node has no slice (FL_DEFAULTS.splitSeed, passed in, so data.ts imports nothing of the node's options). */
+  constructor(
+    readonly slice: SliceOptions | undefined,
+    private readonly splitSeed: number,
+  ) {
     if (slice && !(Number.isInteger(slice.index) && slice.index >= 0 && slice.index < slice.of))
       throw new RangeError(`slice ${slice.index} of ${slice.of}`);
   }
@@ -55,7 +56,7 @@ export class FlData {
   test(): Examples {
     if (!this.testCache) {
       const ex = featurisedCorpus();
-      const seed = this.slice?.seed ?? DEFAULT_SPLIT_SEED;
+      const seed = this.slice?.seed ?? this.splitSeed;
       const split = splitIndices(ex.labels, { seed, testFraction: TEST_FRACTION, nodes: 1, mode: 'iid' });
       this.testCache = subset(ex, split.test);
     }

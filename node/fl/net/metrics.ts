@@ -29,6 +29,12 @@ export function createFlMetrics(registry: Registry) {
       labelNames: ['code'],
       registers,
     }),
+    announcementsRefused: new Counter({
+      name: 'cairn_fl_announcements_refused_total',
+      help: 'Round announcements this node refused, by reason (not-coordinator: the announcer lacks coordinate)',
+      labelNames: ['reason'],
+      registers,
+    }),
     answers: new Counter({
       name: 'cairn_fl_invitations_total',
       help: 'Round invitations answered by this node, by answer',

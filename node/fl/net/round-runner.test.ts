@@ -33,7 +33,7 @@ test('the round runner chains versions once mined, commits each as a model entry
     (k) =>
       new FlParticipant({
         self: `p${k}`,
-        data: () => new FlData({ index: k, of: 3, mode: 'iid', seed: 42 }).train(),
+        data: () => new FlData({ index: k, of: 3, mode: 'iid', seed: 42 }, 42).train(),
         resolveModel: (h, n) => models.resolve(h, n),
         storeModel: (b) => store.putEncoded(b),
       }),
@@ -48,7 +48,7 @@ test('the round runner chains versions once mined, commits each as a model entry
   const versions: ModelVersionEvent[] = [];
   const deps: RoundRunnerDeps = {
     self: 'p0',
-    data: new FlData({ index: 0, of: 3, mode: 'iid', seed: 42 }),
+    data: new FlData({ index: 0, of: 3, mode: 'iid', seed: 42 }, 42),
     store,
     models,
     modelHead: () => modelHeadOf(head),

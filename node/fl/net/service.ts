@@ -3,18 +3,24 @@
  * every model version the chain commits to, and coordinates rounds it is asked to run (admin
  * command `fl.startRound` or `--fl-every`). Each round's outcome is committed as a `model` entry
  * signed by this node; `round` and `version` events let the job worker report them.
+ *
+ * It sees the node through FlServiceDeps only (as js-libp2p's services see `Components`), so it
+ * runs in unit tests against fakes of each part, and FL imports nothing of node.ts.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
+import type { Registry } from 'prom-client';
 import { toHex } from '../../chain/bytes.ts';
-import type { ChainEvent } from '../../chain/chain.ts';
+import type { Chain, ChainEvent } from '../../chain/chain.ts';
 import { DecodeError } from '../../chain/codec/errors.ts';
-import type { CairnNode } from '../../node.ts';
+import type { ModelPayload } from '../../chain/types.ts';
+import type { Logger } from '../../log.ts';
 import { FL_DEFAULTS } from '../../options.ts';
-import { HandlerError, type ProtocolSpec, RESULT } from '../../p2p/reqresp.ts';
+import type { PeerAction } from '../../p2p/peer-scores.ts';
+import { HandlerError, type ProtocolSpec, RESULT, type ReqResp } from '../../p2p/reqresp.ts';
 import { SecAggError } from '../secagg/messages.ts';
 import type { ParticipantLink } from './coordinator.ts';
 import { FlData, type SliceOptions } from './data.ts';
@@ -34,6 +40,7 @@ import {
 } from './protocols.ts';
 import type { FlEvents } from './round-events.ts';
 import { modelHeadOf, type RoundRequest, RoundRunner } from './round-runner.ts';
+import { type FlRoster, RoundRequestRefused } from './trust.ts';
 
 export interface FlOptions {
   readonly slice?: SliceOptions;
@@ -48,6 +55,34 @@ export interface FlOptions {
   readonly headWaitMs?: number;
 }
 
+/** The chain as FL reads it: its events, its blocks and the model head at its tip. */
+export interface FlChain extends Pick<Chain, 'getBlock'> {
+  /** ChainService's `events` (block-connected ones carry the model entries); returns an unsubscribe. */
+  onEvents(listener: (events: readonly ChainEvent[]) => void): () => void;
+  /** The newest model version on the main chain (chain/model-ledger.ts). */
+  modelHead(): ModelPayload | undefined;
+}
+
+/** What the service uses of the node, and nothing more. */
+export interface FlServiceDeps {
+  /** This node's peer id. */
+  readonly self: string;
+  /** Models go to `<dataDir>/models`. */
+  readonly dataDir: string;
+  /** FL metrics register here. */
+  readonly registry: Registry;
+  readonly reqresp: Pick<ReqResp, 'register' | 'request'>;
+  /** Connected peers with a status, best first: whom to invite and fetch models from. */
+  peers(): readonly PeerId[];
+  /** Who may coordinate and who may train (trust.ts). */
+  readonly roster: FlRoster;
+  readonly chain: FlChain;
+  /** Signs the entry with this node's key, adds and gossips it; rejects when it is refused. Returns its id. */
+  addEntry(payload: ModelPayload): Promise<string>;
+  penalise(peer: string, action: PeerAction, reason: string): void;
+  readonly log: Logger;
+}
+
 export class FlService extends EventEmitter<FlEvents> {
   readonly metrics: FlMetrics;
   readonly store: ModelStore;
@@ -57,23 +92,26 @@ export class FlService extends EventEmitter<FlEvents> {
   private readonly specs;
   private readonly runner: RoundRunner;
   private readonly self: string;
+  private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void) | undefined;
   private stopped = false;
   // A block that cannot be loaded must not become an unhandled rejection (it ends the process).
   private readonly onChainEvents = (events: readonly ChainEvent[]) => {
     this.runner.headMoved();
     void this.watchChain(events).catch((err: unknown) =>
-      this.node.log.warn({ err: (err as Error).message }, 'model watch failed'),
+      this.log.warn({ err: (err as Error).message }, 'model watch failed'),
     );
   };
 
   constructor(
-    private readonly node: CairnNode,
+    private readonly d: FlServiceDeps,
     readonly opts: FlOptions = {},
   ) {
     super();
-    this.self = node.identity.peerId.toString();
-    this.metrics = createFlMetrics(node.metrics.registry);
+    this.self = d.self;
+    this.log = d.log.child({ part: 'fl' });
+    this.metrics = createFlMetrics(d.registry);
     const c = <Req, Res, Out>(s: ProtocolSpec<Req, Res, Out>) => counted(s, this.metrics.bytes);
     this.specs = {
       announce: c(FL_ANNOUNCE),
@@ -84,16 +122,15 @@ export class FlService extends EventEmitter<FlEvents> {
       commit: c(FL_COMMIT),
       model: c(MODEL_BY_HASH),
     };
-    this.store = new ModelStore(path.join(node.opts.dataDir, 'models'));
-    const trains = node.opts.capabilities.includes('train');
-    this.data = new FlData(trains ? opts.slice : undefined);
+    this.store = new ModelStore(path.join(d.dataDir, 'models'));
+    this.data = new FlData(d.roster.mayTrain(this.self) ? opts.slice : undefined, FL_DEFAULTS.splitSeed);
     this.models = new ModelSync({
       store: this.store,
-      reqresp: node.reqresp,
+      reqresp: d.reqresp,
       spec: this.specs.model,
-      peers: () => node.peers.book.all().map((r) => r.peer),
+      peers: () => d.peers(),
       metrics: this.metrics,
-      log: node.log.child({ part: 'fl' }),
+      log: this.log,
     });
     this.participant = new FlParticipant({
       self: this.self,
@@ -108,24 +145,16 @@ export class FlService extends EventEmitter<FlEvents> {
       data: this.data,
       store: this.store,
       models: this.models,
-      modelHead: () => modelHeadOf(node.chain.tipModel),
+      modelHead: () => modelHeadOf(d.chain.modelHead()),
       links: (participants) => this.links(participants),
-      commitEntry: async (payload) => {
-        const { entry, result } = await node.addEntry(payload);
-        if (result.status === 'rejected') throw new Error(`model entry rejected: ${result.reason}`);
-        return entry.idHex;
-      },
-      penalise: (peer, reason) => {
-        try {
-          node.peers.penalise(peerIdFromString(peer), 'mid-tolerance', reason);
-        } catch {}
-      },
+      commitEntry: (payload) => d.addEntry(payload),
+      penalise: (peer, reason) => d.penalise(peer, 'mid-tolerance', reason),
       emitRound: (e) => this.emit('round', e),
       emitVersion: (e) => this.emit('version', e),
       metrics: this.metrics,
       deadlineMs: opts.deadlineMs ?? FL_DEFAULTS.deadlineMs,
       headWaitMs: opts.headWaitMs ?? FL_DEFAULTS.headWaitMs,
-      log: node.log.child({ part: 'fl' }),
+      log: this.log,
     });
   }
 
@@ -136,7 +165,7 @@ export class FlService extends EventEmitter<FlEvents> {
       spec: ProtocolSpec<Req, Res, unknown>,
       fn: (from: string, req: Req) => Res | Promise<Res>,
     ) =>
-      this.node.reqresp.register(spec, async (req, peer: PeerId) => {
+      this.d.reqresp.register(spec, async (req, peer: PeerId) => {
         try {
           return [await fn(peer.toString(), req)];
         } catch (err) {
@@ -147,6 +176,14 @@ export class FlService extends EventEmitter<FlEvents> {
         }
       });
     await serve(this.specs.announce, async (from, a) => {
+      // Only a coordinator may start a round here: anyone else would choose our DP parameters
+      // and collect our masked updates. An honest node checks its own right before it
+      // announces, so this peer chose to ask.
+      if (!this.d.roster.mayCoordinate(from)) {
+        this.metrics.announcementsRefused.inc({ reason: 'not-coordinator' });
+        this.d.penalise(from, 'low-tolerance', 'fl round announced by a member without coordinate');
+        throw new HandlerError(RESULT.invalidRequest, 'not a coordinator of this network');
+      }
       const r = await p.announce(from, a);
       this.metrics.answers.inc({ answer: r.accept ? 'accepted' : 'declined' });
       return r;
@@ -159,63 +196,72 @@ export class FlService extends EventEmitter<FlEvents> {
       await p.commit(from, c);
       return true as const;
     });
-    await this.node.reqresp.register(this.specs.model, async (hash) => {
+    await this.d.reqresp.register(this.specs.model, async (hash) => {
       const bytes = await this.store.getEncoded(toHex(hash));
       if (!bytes) throw new HandlerError(RESULT.unavailable, 'model not stored here');
       return [bytes];
     });
-    this.node.chainService.on('events', this.onChainEvents);
+    this.unsubscribe = this.d.chain.onEvents(this.onChainEvents);
     // Featurise in the background once the node is up, so the first round does not wait for it.
     if (this.data.slice) setTimeout(() => this.data.train(), 500).unref();
     if (this.opts.everyMs && this.opts.everyMs > 0) {
       this.timer = setInterval(() => {
-        if (!this.runner.busy) this.startRounds({ rounds: 1 });
+        if (this.runner.busy) return;
+        if (!this.d.roster.mayCoordinate(this.self)) {
+          this.log.debug('no round started: this node lacks coordinate');
+          return;
+        }
+        this.startRounds({ rounds: 1 });
       }, this.opts.everyMs);
       this.timer.unref();
     }
   }
 
-  /** Schedules `rounds` rounds one after another; returns their ids at once. */
+  /**
+   * Schedules `rounds` rounds one after another; returns their ids at once. Refused
+   * (RoundRequestRefused) when this node may not coordinate, or a named participant may not train.
+   */
   startRounds(req: RoundRequest): { roundIds: string[] } {
-    if (this.stopped) throw new Error('federated learning is stopped');
+    if (this.stopped) throw new RoundRequestRefused('stopped', 'federated learning is stopped');
+    if (!this.d.roster.mayCoordinate(this.self))
+      throw new RoundRequestRefused('not-coordinator', 'this node lacks the coordinate capability');
     for (const p of req.participants ?? []) {
       try {
         peerIdFromString(p);
       } catch {
-        throw new Error(`not a peer id: ${p}`);
+        throw new RoundRequestRefused('bad-peer-id', `not a peer id: ${p}`);
       }
+      if (!this.d.roster.mayTrain(p))
+        throw new RoundRequestRefused('not-a-trainer', `${p} lacks the train capability`);
     }
     const ids = Array.from({ length: req.rounds }, () => new Uint8Array(randomBytes(32)));
     this.runner.schedule(ids, req);
     return { roundIds: ids.map(toHex) };
   }
 
-  /** Links to the round's participants: given peer ids, or every connected trainer (and this node). */
+  /**
+   * Links to the round's participants: the given peer ids, or every connected trainer (and this
+   * node), as the roster says when the round starts: a member that lost `train` since is not asked.
+   */
   private links(participants: readonly string[] | undefined): ParticipantLink[] {
-    const want = participants ?? [
-      ...(this.node.opts.capabilities.includes('train') ? [this.self] : []),
-      ...this.node.peers.book
-        .all()
-        .filter((r) => r.status.capabilities.includes('train'))
-        .map((r) => r.peer.toString()),
-    ];
-    return [...new Set(want)].map((id) =>
-      id === this.self
-        ? localLink(this.self, this.participant)
-        : remoteLink(this.node.reqresp, peerIdFromString(id), this.specs),
-    );
+    const want = participants ?? [this.self, ...this.d.peers().map(String)];
+    return [...new Set(want)]
+      .filter((id) => this.d.roster.mayTrain(id))
+      .map((id) =>
+        id === this.self
+          ? localLink(this.self, this.participant)
+          : remoteLink(this.d.reqresp, peerIdFromString(id), this.specs),
+      );
   }
 
   /** Every model entry on the main chain gets its model stored here. */
   private async watchChain(events: readonly ChainEvent[]): Promise<void> {
     for (const e of events) {
       if (e.type !== 'block-connected' || !e.node.onMain || this.stopped) continue;
-      for (const payload of await modelEntriesOf(this.node.chain, e.node)) {
+      for (const payload of await modelEntriesOf(this.d.chain, e.node)) {
         this.models
           .resolve(payload.modelHash, this.data.paramCount)
-          .catch((err) =>
-            this.node.log.warn({ err: (err as Error).message }, 'model of a block unavailable'),
-          );
+          .catch((err) => this.log.warn({ err: (err as Error).message }, 'model of a block unavailable'));
       }
     }
   }
@@ -223,7 +269,7 @@ export class FlService extends EventEmitter<FlEvents> {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    this.node.chainService.off('events', this.onChainEvents);
+    this.unsubscribe?.();
     await this.runner.stop();
   }
 }

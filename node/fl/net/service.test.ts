@@ -1,0 +1,235 @@
+/**
+ * FlService against fakes of its narrow dependencies (FlServiceDeps): an in-memory req/resp
+ * network that routes each request through the real protocol codecs to the handler another
+ * service registered, a chain that "mines" committed entries, and a roster of capabilities. Real
+ * model stores on disk, real training, real secure aggregation.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { PeerId } from '@libp2p/interface';
+import { Registry } from 'prom-client';
+import { toHex } from '../../chain/bytes.ts';
+import type { ChainEvent } from '../../chain/chain.ts';
+import type { ModelPayload } from '../../chain/types.ts';
+import { identityFromSeed } from '../../identity/identity.ts';
+import { createLogger } from '../../log.ts';
+import type { Capability } from '../../membership/view.ts';
+import type { PeerAction } from '../../p2p/peer-scores.ts';
+import { type Handler, HandlerError, type ProtocolSpec, ReqRespError } from '../../p2p/reqresp.ts';
+import { FL_ANNOUNCE } from './protocols.ts';
+import type { FlRoundEvent } from './round-events.ts';
+import { FlService, type FlServiceDeps } from './service.ts';
+import { flRoster, RoundRequestRefused } from './trust.ts';
+
+/** Handlers by peer and protocol name; requests go through the specs' encoders and decoders. */
+class FakeNet {
+  readonly handlers = new Map<
+    string,
+    Map<string, { spec: ProtocolSpec<never, never, never>; fn: Handler<never, never> }>
+  >();
+  /** Every request sent: [from, to, protocol]. */
+  readonly sent: [string, string, string][] = [];
+  readonly ids = new Map<string, PeerId>();
+
+  reqresp(self: PeerId): FlServiceDeps['reqresp'] {
+    this.ids.set(self.toString(), self);
+    return {
+      register: async (spec, fn) => {
+        const mine = this.handlers.get(self.toString()) ?? new Map();
+        mine.set(spec.name, { spec: spec as never, fn: fn as never });
+        this.handlers.set(self.toString(), mine);
+      },
+      request: async <Req, Res, Out>(peer: PeerId, spec: ProtocolSpec<Req, Res, Out>, req: Req) => {
+        this.sent.push([self.toString(), peer.toString(), spec.name]);
+        const h = this.handlers.get(peer.toString())?.get(spec.name);
+        if (!h) throw new ReqRespError('dial-failed', `${peer} does not serve ${spec.name}`);
+        const theirs = h.spec as unknown as ProtocolSpec<Req, Res, Out>;
+        const handler = h.fn as unknown as Handler<Req, Res>;
+        let answers: readonly Res[];
+        try {
+          const got = await handler(
+            theirs.decodeRequest(spec.encodeRequest(req)),
+            self,
+            new AbortController().signal,
+          );
+          answers = got as readonly Res[];
+        } catch (err) {
+          if (err instanceof HandlerError) throw new ReqRespError('invalid-request', err.message);
+          throw new ReqRespError('server-error', (err as Error).message);
+        }
+        return answers.map((r) => spec.decodeResponse(theirs.encodeResponse(r)));
+      },
+    };
+  }
+}
+
+/** The chain every fake node shares: a committed model entry is mined (becomes the head) at once. */
+class FakeChain {
+  head: ModelPayload | undefined;
+  readonly committed: ModelPayload[] = [];
+  private readonly listeners = new Set<(events: readonly ChainEvent[]) => void>();
+  private height = 0;
+
+  view(): FlServiceDeps['chain'] {
+    return {
+      onEvents: (l) => {
+        this.listeners.add(l);
+        return () => this.listeners.delete(l);
+      },
+      getBlock: async () => undefined,
+      modelHead: () => this.head,
+    };
+  }
+
+  mine(p: ModelPayload): void {
+    this.committed.push(p);
+    this.head = p;
+    const node = { onMain: true, entryIds: [], hashHex: toHex(new Uint8Array(32).fill(++this.height)) };
+    for (const l of this.listeners) l([{ type: 'block-connected', node } as unknown as ChainEvent]);
+  }
+}
+
+interface Fake {
+  readonly id: PeerId;
+  readonly service: FlService;
+  readonly registry: Registry;
+}
+
+describe('FlService with fakes of its dependencies', () => {
+  const net = new FakeNet();
+  const chain = new FakeChain();
+  const caps = new Map<string, Capability[]>();
+  const penalties: [string, PeerAction, string][] = [];
+  const nodes: Fake[] = [];
+  let dir: string;
+  const [coordinator, trainer, trainer2, bystander] = [0, 1, 2, 3];
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-fl-service-'));
+    const ids = await Promise.all([1, 2, 3, 4].map((k) => identityFromSeed(new Uint8Array(32).fill(k))));
+    const roles: Capability[][] = [['coordinate', 'train'], ['train'], ['train'], ['submit']];
+    for (const [k, id] of ids.entries()) caps.set(id.peerId.toString(), roles[k]!);
+    const roster = flRoster({
+      mode: 'roster',
+      member: (p) => (caps.has(p) ? { capabilities: new Set(caps.get(p)) } : undefined),
+      claims: () => [],
+    });
+    for (const [k, id] of ids.entries()) {
+      const registry = new Registry();
+      const self = id.peerId.toString();
+      const service = new FlService(
+        {
+          self,
+          dataDir: path.join(dir, `n${k}`),
+          registry,
+          reqresp: net.reqresp(id.peerId),
+          peers: () => ids.filter((o) => o !== id).map((o) => o.peerId),
+          roster,
+          chain: chain.view(),
+          addEntry: async (p) => {
+            chain.mine(p);
+            return 'entry';
+          },
+          penalise: (peer, action, reason) => penalties.push([peer, action, reason]),
+          log: createLogger('error'),
+        },
+        { slice: { index: Math.min(k, 2), of: 3, mode: 'iid', seed: 42 }, deadlineMs: 20_000 },
+      );
+      await service.start();
+      nodes.push({ id: id.peerId, service, registry });
+    }
+  });
+  after(async () => {
+    for (const n of nodes) await n.service.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const metric = async (n: Fake, name: string, labels: Record<string, string>) => {
+    const m = await n.registry.getSingleMetric(name)?.get();
+    return m?.values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))?.value ?? 0;
+  };
+
+  test('a coordinator’s round invites the train members only and commits a version extending the head', async () => {
+    const c = nodes[coordinator]!;
+    const events: FlRoundEvent[] = [];
+    c.service.on('round', (e) => events.push(e));
+    c.service.startRounds({ rounds: 2, noiseMultiplier: 0.05 });
+    await (c.service as unknown as { runner: { idle(): Promise<void> } }).runner.idle();
+    const done = events.filter((e) => e.status !== 'running');
+    assert.deepEqual(
+      done.map((e) => [e.round, e.status, e.error]),
+      [
+        [1, 'completed', null],
+        [2, 'completed', null],
+      ],
+    );
+    const trainers = [coordinator, trainer, trainer2].map((k) => nodes[k]!.id.toString());
+    assert.deepEqual([...done[0]!.participants].sort(), [...trainers].sort());
+    // The member without `train` was never asked anything.
+    const b = nodes[bystander]!.id.toString();
+    assert.deepEqual(
+      net.sent.filter(([, to, p]) => to === b && p.startsWith('fl-')),
+      [],
+    );
+    assert.deepEqual(
+      chain.committed.map((p) => [p.round, p.parentHash && toHex(p.parentHash)]),
+      [
+        [1, null],
+        [2, toHex(chain.committed[0]!.modelHash)],
+      ],
+    );
+    // Every participant stored the new version it was pushed.
+    for (const k of [trainer, trainer2])
+      assert.ok(await nodes[k]!.service.store.has(toHex(chain.head!.modelHash)));
+  });
+
+  test('an announcement from a member without coordinate is refused, counted and penalised', async () => {
+    const intruder = nodes[trainer2]!;
+    const victim = nodes[trainer]!;
+    const penaltiesBefore = penalties.length;
+    const announcement = {
+      roundId: new Uint8Array(32).fill(9),
+      round: (chain.head?.round ?? 0) + 1,
+      modelHash: chain.head?.modelHash ?? null,
+      paramCount: victim.service.data.paramCount,
+      dp: { clipNorm: 4, noiseMultiplier: 0.3, weightCap: 1000 },
+      train: { epochs: 1, batchSize: 16, learningRate: 8, l2: 0, seed: 5 },
+      deadlineMs: 5_000,
+    };
+    await assert.rejects(
+      net.reqresp(intruder.id).request(victim.id, FL_ANNOUNCE, announcement),
+      (e: unknown) =>
+        e instanceof ReqRespError && e.code === 'invalid-request' && /not a coordinator/.test(e.message),
+    );
+    assert.equal(
+      await metric(victim, 'cairn_fl_announcements_refused_total', { reason: 'not-coordinator' }),
+      1,
+    );
+    assert.deepEqual(
+      penalties.slice(penaltiesBefore).map(([p, a]) => [p, a]),
+      [[intruder.id.toString(), 'low-tolerance']],
+    );
+    assert.equal(victim.service.participant.active, 0, 'no round state was kept for it');
+    // The coordinator's announcement is still answered.
+    const ok = await net.reqresp(nodes[coordinator]!.id).request(victim.id, FL_ANNOUNCE, announcement);
+    assert.equal(ok[0]!.accept, true);
+  });
+
+  test('a node without coordinate refuses to start rounds; named participants must hold train', () => {
+    assert.throws(
+      () => nodes[trainer]!.service.startRounds({ rounds: 1 }),
+      (e: unknown) => e instanceof RoundRequestRefused && e.code === 'not-coordinator',
+    );
+    assert.throws(
+      () =>
+        nodes[coordinator]!.service.startRounds({
+          rounds: 1,
+          participants: [nodes[bystander]!.id.toString()],
+        }),
+      (e: unknown) => e instanceof RoundRequestRefused && e.code === 'not-a-trainer',
+    );
+  });
+});
