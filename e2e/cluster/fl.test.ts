@@ -12,15 +12,33 @@
  *  - a node started with `--fl-decline` is left out of every round (and says so in its metrics);
  *    a node sending oversized masked updates is rejected and left out without spoiling a round;
  *  - every node, the decliner included, ends up storing the newest model.
+ *
+ * Issue 16, trusted rounds: the roster gives `coordinate` to the coordinator alone and `train`
+ * to the trainers; two insiders (members with `mine` and `submit`, real libp2p peers in this
+ * process) attack afterwards:
+ *  - a trainer asked to start a round through GraphQL refuses (it lacks `coordinate`);
+ *  - an insider's round announcement is refused and counted by every node; its model entry is
+ *    refused by every node's mempool and, mined into a block, makes the block invalid on every
+ *    node (author-lacks-coordinate);
+ *  - blocks carrying model entries signed with the coordinator's own key but not extending the
+ *    head (round 2^32−1; the right round with the wrong parent) are invalid on every node, and
+ *    the next honest round still commits version 21 on top of version 20.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
+import { createEntry } from '../../node/chain/authoring.ts';
+import { toHex } from '../../node/chain/bytes.ts';
+import type { SealedEntry } from '../../node/chain/types.ts';
 import { featurisedCorpus, splitIndices, subset } from '../../node/fl/dataset.ts';
 import { evaluate } from '../../node/fl/logistic.ts';
+import { FlData } from '../../node/fl/net/data.ts';
 import { decodeModel } from '../../node/fl/net/model-codec.ts';
+import { FL_ANNOUNCE } from '../../node/fl/net/protocols.ts';
+import type { Capability } from '../../node/membership/view.ts';
+import { ByzantinePeer, ChainMirror, INSIDER_CAPABILITIES, insiders } from './byzantine-peer.ts';
 import { eventually, JobsCluster } from './jobs-cluster.ts';
 import { portOrFree } from './service.ts';
 import { gatewayProcess } from './service-process.ts';
@@ -61,20 +79,34 @@ interface Round {
   modelHash: string | null;
   error: string | null;
 }
+/** Roster pool indices: node i is member i; the insiders come after the seven nodes. */
+const NODES = 7;
+const COORDINATOR = 1;
+const capabilitiesOf = (i: number): Capability[] =>
+  i >= NODES
+    ? [...INSIDER_CAPABILITIES]
+    : i === COORDINATOR
+      ? ['coordinate', 'train', 'submit']
+      : i === 0
+        ? ['mine', 'train', 'submit']
+        : ['train', 'submit'];
+
 const VERSIONS = `{ modelVersions(first: 100) { edges { node {
   hash parentHash round accuracy metrics epsilon participants blockHash } } } }`;
 const ROUNDS_Q = `{ flRounds(first: 100) { edges { node {
   id round status coordinator participants leftOut modelHash error } } } }`;
 
 test('federated learning: 20 rounds over libp2p, started through GraphQL, every version on the chain and in the index', {
-  timeout: 240_000,
+  timeout: 300_000,
 }, async (t) => {
   const started = Date.now();
   const slice = (k: number) => ['--fl-slice', String(k), '--fl-slices', '5'];
   const jc = await JobsCluster.start({
-    nodes: 7,
+    nodes: NODES,
     schedule: 'stats.report=10000,mempool.sync=3000,chain.sync=5000,peers.refresh=5000',
+    roster: { member: (i) => ({ capabilities: capabilitiesOf(i) }) },
     nodeOptions: (i) => ({
+      member: i,
       mine: i === 0,
       args: [
         '--capabilities',
@@ -101,7 +133,7 @@ test('federated learning: 20 rounds over libp2p, started through GraphQL, every 
   t.after(() => gateway.stop());
   const url = `http://127.0.0.1:${port}`;
   const nodes = jc.nodes;
-  const coordinator = nodes[1]!;
+  const coordinator = nodes[COORDINATOR]!;
   const decliner = nodes[5]!;
   const misbehaver = nodes[6]!;
   const trainers = nodes.slice(0, 5).map((n) => n.peerId);
@@ -212,5 +244,129 @@ test('federated learning: 20 rounds over libp2p, started through GraphQL, every 
       ((await coordinator.metric('cairn_fl_bytes_total', { direction: 'received' })) ?? 0) > 20 * 4 * 65_000,
     );
   });
+  await t.test(
+    'trusted rounds: a non-coordinator’s round and model entry are refused on every node; a model entry must extend the head',
+    async () => {
+      const network = jc.cluster.networkConfig!;
+      const roster = jc.cluster.roster!;
+      const nextInsider = insiders(roster, NODES);
+      const dir = path.join(jc.cluster.runDir, 'insiders');
+      const onEveryNode = (what: string, name: string, labels: Record<string, string>) =>
+        eventually(
+          `${what} on every node`,
+          async () =>
+            (await Promise.all(nodes.map((n) => n.metric(name, labels)))).every((v) => (v ?? 0) >= 1),
+          30_000,
+        );
+      const modelEntry = (key: Parameters<typeof createEntry>[1], round: number, parentHash: Uint8Array) =>
+        createEntry(
+          {
+            kind: 'model',
+            modelHash: randomBytes(32),
+            parentHash,
+            round,
+            metrics: [['accuracy', 1]],
+            epsilon: 0.1,
+          },
+          key,
+          Date.now(),
+        );
+
+      // The honest path: a trainer does not coordinate.
+      await assert.rejects(
+        gql(
+          url,
+          `mutation { startFederatedRound(nodeId: "${nodes[2]!.peerId}", rounds: 1) { roundIds } }`,
+          ADMIN,
+        ),
+        /not-coordinator/,
+      );
+
+      // Mallory, an insider without `coordinate`, announces a round of its own to every node.
+      const m = nextInsider();
+      const mallory = await ByzantinePeer.start('mallory', network, dir, { seed: m.seed });
+      t.after(() => mallory.stop());
+      for (const n of nodes) await mallory.connect(n);
+      const mirror = new ChainMirror(mallory, coordinator);
+      await mirror.catchUp();
+      const head = mirror.chain.tipModel!;
+      assert.equal(head.round, ROUNDS);
+      assert.equal(toHex(head.modelHash), last.hash);
+      const announcement = {
+        roundId: new Uint8Array(randomBytes(32)),
+        round: head.round + 1,
+        modelHash: head.modelHash,
+        paramCount: new FlData(undefined, 42).paramCount,
+        dp: { clipNorm: 4, noiseMultiplier: 0.3, weightCap: 1000 },
+        train: { epochs: 1, batchSize: 16, learningRate: 8, l2: 0, seed: 5 },
+        deadlineMs: 5_000,
+      };
+      for (const n of nodes) {
+        await assert.rejects(
+          mallory.request(n, FL_ANNOUNCE, announcement),
+          /invalid-request.*not a coordinator/,
+        );
+        assert.equal(
+          await n.metric('cairn_fl_announcements_refused_total', { reason: 'not-coordinator' }),
+          1,
+        );
+      }
+
+      // Its model entry, gossiped: every mempool refuses it; mined into a block: every node refuses the block.
+      const forged = modelEntry(m.key, head.round + 1, head.modelHash);
+      await mallory.host.services.pubsub.publish(mallory.topics.entries, forged.encoded);
+      await onEveryNode('the insider’s model entry refused', 'cairn_mempool_admissions_total', {
+        outcome: 'invalid:author-lacks-coordinate',
+      });
+      const block = await mirror.forgeOnTip(m.key, { entries: [forged] });
+      await mallory.publishBlockBytes(block.encoded);
+      await onEveryNode(
+        'the block with the insider’s model entry invalid',
+        'cairn_block_validation_errors_total',
+        {
+          code: 'author-lacks-coordinate',
+        },
+      );
+
+      // Trent mines blocks whose model entries carry the coordinator's own signature but do not
+      // extend the head: the issue's round 2^32−1, and the right round on the wrong parent.
+      const tr = nextInsider();
+      const trent = await ByzantinePeer.start('trent', network, dir, { seed: tr.seed });
+      t.after(() => trent.stop());
+      for (const n of nodes) await trent.connect(n);
+      const trentMirror = new ChainMirror(trent, coordinator);
+      const coordinatorKey = roster.keys[COORDINATOR]!;
+      const attacks: [SealedEntry, string][] = [
+        [modelEntry(coordinatorKey, 2 ** 32 - 1, head.modelHash), 'model-round-not-next'],
+        [modelEntry(coordinatorKey, head.round + 1, randomBytes(32)), 'model-parent-not-head'],
+      ];
+      for (const [entry, code] of attacks) {
+        const b = await trentMirror.forgeOnTip(tr.key, { entries: [entry] });
+        await trent.publishBlockBytes(b.encoded);
+        await onEveryNode(
+          `a block with a model entry that breaks the head rule (${code})`,
+          'cairn_block_validation_errors_total',
+          { code },
+        );
+      }
+
+      // The head stayed at version 20: the next honest round commits version 21 on top of it.
+      await gql(
+        url,
+        `mutation { startFederatedRound(nodeId: "${coordinator.peerId}", rounds: 1, clipNorm: 4, noiseMultiplier: 0.2) { roundIds } }`,
+        ADMIN,
+      );
+      const v21 = await eventually(
+        'version 21, in a mined block',
+        async () => {
+          const r = await gql<{ modelVersions: { edges: { node: Version }[] } }>(url, VERSIONS);
+          return r.modelVersions.edges.map((e) => e.node).find((v) => v.round === ROUNDS + 1 && v.blockHash);
+        },
+        60_000,
+        1_000,
+      );
+      assert.equal(v21.parentHash, last.hash);
+    },
+  );
   t.diagnostic(`test body done in ${Date.now() - started} ms`);
 });

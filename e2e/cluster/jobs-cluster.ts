@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { CommandSigner } from '../../jobs/command-signer.ts';
 import { type IndexDb, type IndexDbLocation, openIndexDb } from '../../jobs/index-db/open.ts';
 import { createTestLocation } from '../../jobs/index-db/testing.ts';
-import { Cluster, type ClusterNode, type NodeOptions } from './harness.ts';
+import { Cluster, type ClusterNode, type NodeOptions, type RosterSpec } from './harness.ts';
 import type { TestNetworkConfig } from './network-config.ts';
 import { portOrFree, type Service } from './service.ts';
 import { collectorProcess, redisProcess } from './service-process.ts';
@@ -18,6 +18,8 @@ export interface JobsClusterOptions {
   /** Scheduler periods passed to every node (`--schedule`). */
   readonly schedule?: string;
   readonly network?: TestNetworkConfig;
+  /** The genesis roster's pool (roster networks): sizes, names, roles, capabilities. */
+  readonly roster?: RosterSpec;
   readonly nodeOptions?: (i: number) => NodeOptions;
   readonly provider?: IndexDbLocation['provider'];
   /** The PostgreSQL server the index DB is created on (default TEST_POSTGRES_URL). */
@@ -57,7 +59,7 @@ export class JobsCluster {
   }
 
   static async start(o: JobsClusterOptions): Promise<JobsCluster> {
-    const cluster = new Cluster({ network: o.network ?? {} });
+    const cluster = new Cluster({ network: o.network ?? {}, ...(o.roster ? { roster: o.roster } : {}) });
     // What has been started so far, undone in reverse if a later step fails: a collector or
     // redis-server left running would keep the test file alive and hide its error for good.
     const undo: (() => Promise<unknown>)[] = [];
