@@ -91,9 +91,9 @@ const capabilitiesOf = (i: number): Capability[] =>
         ? ['mine', 'train', 'submit']
         : ['train', 'submit'];
 
-const VERSIONS = `{ modelVersions(first: 100) { edges { node {
+const VERSIONS = `{ modelVersions(first: 30) { edges { node {
   hash parentHash round accuracy metrics epsilon participants blockHash } } } }`;
-const ROUNDS_Q = `{ flRounds(first: 100) { edges { node {
+const ROUNDS_Q = `{ flRounds(first: 30) { edges { node {
   id round status coordinator participants leftOut modelHash error } } } }`;
 
 test('federated learning: 20 rounds over libp2p, started through GraphQL, every version on the chain and in the index', {
