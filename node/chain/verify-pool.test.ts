@@ -71,3 +71,29 @@ test('the pool marks the entries whose signature holds, and only those', async (
   assert.equal(nativeCalls, 0, 'copies of the checked entries come from the cache');
   await pool.verifyEntries([], cache);
 });
+
+test('workers start on first use, stop when idle and start again for the next batch', async () => {
+  const lazy = new VerifyPool({ size: 2, idleMs: 200 });
+  try {
+    assert.equal(lazy.running, 0, 'an idle node holds no worker threads');
+    const entries = Array.from({ length: 6 }, (_, i) => knowledgeEntry(testKey(60 + i), TEST_NOW - i));
+    const cache = new CachedVerifier();
+    await lazy.verifyEntries(entries, cache);
+    assert.equal(lazy.running, 2);
+    assert.ok(entries.every((e) => cache.hasCheckedHolder(e)));
+    const deadline = Date.now() + 5_000;
+    while (lazy.running > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(lazy.running, 0, 'stopped after the idle time');
+    const more = Array.from({ length: 4 }, (_, i) => knowledgeEntry(testKey(70 + i), TEST_NOW - i));
+    const again = new CachedVerifier();
+    await lazy.verifyEntries(more, again);
+    assert.ok(
+      more.every((e) => again.hasCheckedHolder(e)),
+      'restarted workers still verify',
+    );
+    assert.equal(lazy.starts, 2);
+  } finally {
+    await lazy.close();
+  }
+  assert.equal(lazy.running, 0);
+});

@@ -32,30 +32,80 @@ function pack(
  * batches of entries from gossip and reconciliation, so that a flood of them does not hold the
  * main thread (HTTP, pings, req/resp) for ~0.2 ms a signature.
  */
+export interface VerifyPoolOptions {
+  /** Worker threads (default: one per core). */
+  readonly size?: number;
+  /**
+   * Workers are started on first use and stopped after this long without work (default 30 s):
+   * each is a V8 isolate of ~22 MB RSS, and an idle node (no sync, no entry flood) needs none.
+   * A start costs ~0.1-0.3 s, paid at most once per burst of work.
+   */
+  readonly idleMs?: number;
+}
+
 export class VerifyPool {
-  private readonly workers: Worker[];
+  private workers: Worker[] = [];
+  private readonly size: number;
+  private readonly idleMs: number;
+  private idleTimer: NodeJS.Timeout | undefined;
   private readonly pending = new Map<
     number,
     { resolve: (r: Uint8Array) => void; reject: (e: Error) => void }
   >();
   private nextId = 0;
   private broken: Error | undefined;
+  private closed = false;
+  /** Times the workers were started (tests, metrics). */
+  starts = 0;
 
-  constructor(size = Math.max(1, availableParallelism())) {
-    this.workers = Array.from({ length: size }, () => {
+  constructor(opts: VerifyPoolOptions | number = {}) {
+    const o = typeof opts === 'number' ? { size: opts } : opts;
+    this.size = o.size ?? Math.max(1, availableParallelism());
+    this.idleMs = o.idleMs ?? 30_000;
+  }
+
+  /** Worker threads running now (0 while idle). */
+  get running(): number {
+    return this.workers.length;
+  }
+
+  /** The workers, started if they are not running. */
+  private pool(): Worker[] {
+    clearTimeout(this.idleTimer);
+    if (this.workers.length || this.closed) return this.workers;
+    this.starts++;
+    this.workers = Array.from({ length: this.size }, () => {
       const w = new Worker(new URL('./verify-worker.ts', import.meta.url));
       w.on('message', (m: { id: number; results: Uint8Array }) => {
         this.pending.get(m.id)?.resolve(m.results);
         this.pending.delete(m.id);
         // Idle workers must not keep the process alive; busy ones must, or an await on them ends it.
-        if (this.pending.size === 0) for (const x of this.workers) x.unref();
+        if (this.pending.size === 0) {
+          for (const x of this.workers) x.unref();
+          this.stopWhenIdle();
+        }
       });
       // A dead worker fails the batches in flight; callers fall back to checking on the main thread.
       w.on('error', (err) => this.failAll(err));
-      w.on('exit', (code) => this.failAll(new Error(`signature worker exited with code ${code}`)));
+      w.on('exit', (code) => {
+        // Stopped on purpose (idle, close) once it is no longer in the pool.
+        if (this.workers.includes(w)) this.failAll(new Error(`signature worker exited with code ${code}`));
+      });
       w.unref();
       return w;
     });
+    return this.workers;
+  }
+
+  private stopWhenIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.pending.size > 0) return;
+      const idle = this.workers;
+      this.workers = [];
+      for (const w of idle) void w.terminate();
+    }, this.idleMs);
+    this.idleTimer.unref();
   }
 
   async verifyBlocks(blocks: readonly SealedBlock[], cache: CachedVerifier): Promise<void> {
@@ -63,10 +113,12 @@ export class VerifyPool {
     // straight from the blocks: per-signature objects cost more than a third of this method.
     let total = 0;
     for (const b of blocks) total += signatureCount(b);
-    const share = Math.ceil(total / this.workers.length);
+    if (total === 0) return;
+    const workers = this.pool();
+    const share = Math.ceil(total / workers.length);
     const runs: Promise<void>[] = [];
     let next = 0;
-    for (const worker of this.workers) {
+    for (const worker of workers) {
       const from = next;
       let count = 0;
       while (next < blocks.length && count < share) count += signatureCount(blocks[next++]!);
@@ -80,7 +132,9 @@ export class VerifyPool {
    * cache; admission then finds them checked. Invalid ones are left for the main thread to report.
    */
   async verifyEntries(entries: readonly SealedEntry[], cache: CachedVerifier): Promise<void> {
-    const share = Math.ceil(entries.length / this.workers.length);
+    if (entries.length === 0) return;
+    const workers = this.pool();
+    const share = Math.ceil(entries.length / workers.length);
     const runs: Promise<void>[] = [];
     for (let w = 0; w * share < entries.length; w++) {
       const run = entries.slice(w * share, (w + 1) * share);
@@ -89,7 +143,7 @@ export class VerifyPool {
         pack(packed, i, e.author, e.id, e.signature);
       });
       runs.push(
-        this.run(this.workers[w]!, packed).then((results) => {
+        this.run(workers[w]!, packed).then((results) => {
           if (results.length !== run.length)
             throw new Error(`signature worker answered ${results.length} of ${run.length}`);
           run.forEach((e, i) => {
@@ -135,6 +189,7 @@ export class VerifyPool {
   private run(worker: Worker, packed: Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
     const id = this.nextId++;
     if (this.broken) return Promise.reject(this.broken);
+    if (this.closed) return Promise.reject(new Error('signature pool closed'));
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       for (const x of this.workers) x.ref();
@@ -149,6 +204,10 @@ export class VerifyPool {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.closed = true;
+    clearTimeout(this.idleTimer);
+    const workers = this.workers;
+    this.workers = [];
+    await Promise.all(workers.map((w) => w.terminate()));
   }
 }
