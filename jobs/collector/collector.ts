@@ -48,6 +48,8 @@ export class Collector {
   private readonly redis: RedisLiveness;
   private readonly timer: NodeJS.Timeout;
   private readonly queue: Queue;
+  /** Held reports by the block hash they wait for (see waitFor). */
+  private readonly waiting = new Map<string, Set<string>>();
   private readonly prefix: string;
   private readonly connections: RedisConnections;
   private workerConnection: Redis | undefined;
@@ -178,6 +180,8 @@ export class Collector {
       );
       end();
       this.metrics.reports.inc({ kind, outcome: duplicate ? 'duplicate' : 'written' });
+      if (kind === 'block.accepted' && !duplicate)
+        void this.promoteWaiting((parsed.data as { hash: string }).hash);
       for (const p of publications) {
         this.o.pubsub.publish(p.topic, p.payload as never);
         this.metrics.events.inc({ topic: p.topic });
@@ -220,7 +224,37 @@ export class Collector {
     this.metrics.reports.inc({ kind, outcome: 'held' });
     const delay = Math.min(30_000, Math.max(250, Math.floor(age / 4)));
     await job.moveToDelayed(Date.now() + delay, token);
+    if (err.waitingFor && job.id) this.waitFor(err.waitingFor, job.id);
     throw new DelayedError();
+  }
+
+  /**
+   * Remembers that a held report waits for a block to be indexed. The delay grows with a
+   * report's age (up to 30 s), so after an outage a chain of children reported before their
+   * parents took one delay per generation to drain; now indexing a block promotes the reports
+   * waiting for it at once. Bounded: past `maxWaiting` hashes the oldest are forgotten (those
+   * reports then simply wait out their delay).
+   */
+  private waitFor(hash: string, jobId: string): void {
+    const ids = this.waiting.get(hash) ?? new Set<string>();
+    ids.add(jobId);
+    this.waiting.delete(hash);
+    this.waiting.set(hash, ids);
+    if (this.waiting.size > 10_000) this.waiting.delete(this.waiting.keys().next().value!);
+  }
+
+  private async promoteWaiting(hash: string): Promise<void> {
+    const ids = this.waiting.get(hash);
+    if (!ids) return;
+    this.waiting.delete(hash);
+    for (const id of ids) {
+      try {
+        const job = await this.queue.getJob(id);
+        if (job && (await job.isDelayed())) await job.promote();
+      } catch {
+        // Gone, or already moved on: it is judged when its delay ends, as before.
+      }
+    }
   }
 
   /** Moves the active job back to waiting, attempts untouched (BullMQ's manual rate limit). */

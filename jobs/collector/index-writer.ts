@@ -125,7 +125,7 @@ export class IndexWriter {
               where: { hash: prevHash },
               select: { height: true, totalWork: true },
             });
-      if (!parent) throw new ReportHeld('unknown-parent', `parent ${prevHash} is not indexed yet`);
+      if (!parent) throw new ReportHeld('unknown-parent', `parent ${prevHash} is not indexed yet`, prevHash);
       if (h.height !== parent.height + 1)
         throw new ReportRefused('bad-height', `height ${h.height} on a parent at ${parent.height}`);
       // The parent's total is the collector's own figure (computed the same way when indexed).

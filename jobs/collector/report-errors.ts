@@ -44,6 +44,8 @@ export class ReportHeld extends Error {
   constructor(
     readonly code: HoldCode,
     message: string,
+    /** The block hash whose indexing makes this report judgeable again (unknown-parent). */
+    readonly waitingFor?: string,
   ) {
     super(`${code}: ${message}`);
   }
