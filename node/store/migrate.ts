@@ -54,7 +54,11 @@ export function* pendingMigrations(
 }
 
 /** Applies pending migrations in order; returns the names applied. Refuses edited migrations. */
-export async function applyMigrations(db: Client, migrations: readonly MigrationFile[]): Promise<string[]> {
+export async function applyMigrations(
+  db: Client,
+  migrations: readonly MigrationFile[],
+  busyTimeoutMs = 10_000,
+): Promise<string[]> {
   await db.execute(MIGRATIONS_TABLE);
   const rows = await db.execute(
     'SELECT migration_name, checksum FROM _prisma_migrations WHERE finished_at IS NOT NULL',
@@ -62,6 +66,11 @@ export async function applyMigrations(db: Client, migrations: readonly Migration
   const applied = new Map(rows.rows.map((r) => [String(r.migration_name), String(r.checksum)]));
   const done: string[] = [];
   for (const m of pendingMigrations(applied, migrations)) {
+    // libsql's transaction() takes the client's connection and opens a fresh one for what follows,
+    // so a busy timeout set by the caller covers only the first migration: the second one's
+    // BEGIN IMMEDIATE failed at once with SQLITE_BUSY while another process (the collector and
+    // the gateway open one index DB together) held the lock. Set it on every connection used.
+    await db.execute(`PRAGMA busy_timeout=${busyTimeoutMs}`);
     const tx = await db.transaction('write');
     try {
       // Another process may have applied it between our read and this write lock.

@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { promisify } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import { createClient } from '@libsql/client';
 import { type Hex, toHex } from '../chain/bytes.ts';
 import { Chain, type ChainUpdate, type ProcessResult } from '../chain/chain.ts';
@@ -713,4 +714,42 @@ test('readEncodedBlocks returns the stored bytes of the blocks asked for, as Uin
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('applyMigrations waits for another process’s write lock on every migration, not only the first', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'busy.db');
+  const db = createClient({ url: `file:${file}` });
+  t.after(() => db.close());
+  const all = await readMigrations(MIGRATIONS);
+  // Another connection, on a thread of its own (SQLite's busy wait blocks this one), takes the
+  // write lock right as the second migration comes up and holds it for 300 ms.
+  const taken = new Int32Array(new SharedArrayBuffer(4));
+  const holder = new Worker(
+    `const { workerData, parentPort } = require('node:worker_threads');
+     const db = new (require(workerData.libsql))(workerData.file);
+     parentPort.on('message', () => {
+       db.exec('BEGIN IMMEDIATE');
+       Atomics.store(workerData.taken, 0, 1);
+       Atomics.notify(workerData.taken, 0);
+       setTimeout(() => { db.exec('ROLLBACK'); db.close(); parentPort.close(); }, 300);
+     });`,
+    { eval: true, workerData: { libsql: createRequire(import.meta.url).resolve('libsql'), file, taken } },
+  );
+  t.after(() => holder.terminate());
+  const timed = {
+    *[Symbol.iterator]() {
+      for (const [i, m] of all.entries()) {
+        if (i === 1) {
+          holder.postMessage('lock');
+          Atomics.wait(taken, 0, 0, 5_000);
+        }
+        yield m;
+      }
+    },
+  } as unknown as typeof all;
+  const started = performance.now();
+  assert.deepEqual(await applyMigrations(db, timed), SHIPPED);
+  assert.equal(Atomics.load(taken, 0), 1, 'the lock was held by the other connection');
+  assert.ok(performance.now() - started >= 250, 'it waited for the lock');
 });
