@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { seededRoundRandomness } from '../../testing/prng.ts';
+import { survivorKeys } from '../../testing/survivor-keys.ts';
 import { featurisedCorpus, splitIndices, subset } from '../dataset.ts';
 import { clipL2 } from '../dp.ts';
 import type { Examples } from '../features.ts';
@@ -18,6 +19,8 @@ const train = { epochs: 1, batchSize: 16, learningRate: 8, l2: 0, seed: 5 };
 // The cap is above every slice size, so FedAvg weights stay proportional to example counts.
 const dp = { clipNorm: 4, noiseMultiplier: 0, weightCap: 1000 };
 const roundId = new Uint8Array(32).fill(7);
+const keys = await survivorKeys();
+const sign = { sign: keys.sign };
 
 interface Who {
   readonly data?: Examples;
@@ -39,6 +42,7 @@ function links(who: readonly Who[]): { links: ParticipantLink[]; parts: FlPartic
       resolveModel: async (_h, count) => zeroParams(count - 1),
       storeModel: async () => 'stored',
       randomness: seededRoundRandomness(10 + k),
+      verifySurvivors: keys.verify,
     });
     parts.push(p);
     const link = localLink(self, p);
@@ -92,7 +96,7 @@ describe('a round over participant links', () => {
       { hash: null, params: zeroParams(ex.dim) },
       ls,
       { roundId, round: 1, dp, train, deadlineMs: 5_000, dropoutTolerance: 3 },
-      { onRejected: (peer, code) => rejected.push(`${peer}:${code}`) },
+      { ...sign, onRejected: (peer, code) => rejected.push(`${peer}:${code}`) },
     );
     // Roster (acceptors, by peer id): p1 p3 p4 p5 p6 p7 p9 → ids 1..7; threshold max(4, 7 − 3) = 4.
     assert.equal(res.threshold, 4);
@@ -123,24 +127,22 @@ describe('a round over participant links', () => {
       { data: slices[2], vanishAt: 'train' },
     ]);
     await assert.rejects(
-      coordinateRound({ hash: null, params: zeroParams(ex.dim) }, ls, {
-        roundId,
-        round: 1,
-        dp,
-        train,
-        deadlineMs: 1_000,
-      }),
+      coordinateRound(
+        { hash: null, params: zeroParams(ex.dim) },
+        ls,
+        { roundId, round: 1, dp, train, deadlineMs: 1_000 },
+        sign,
+      ),
       (e: unknown) => e instanceof RoundFailed && /threshold/.test(e.message) && e.leftOut.length === 2,
     );
     const lonely = links([{ data: slices[0] }, { decline: true, data: slices[1] }]);
     await assert.rejects(
-      coordinateRound({ hash: null, params: zeroParams(ex.dim) }, lonely.links, {
-        roundId,
-        round: 1,
-        dp,
-        train,
-        deadlineMs: 1_000,
-      }),
+      coordinateRound(
+        { hash: null, params: zeroParams(ex.dim) },
+        lonely.links,
+        { roundId, round: 1, dp, train, deadlineMs: 1_000 },
+        sign,
+      ),
       (e: unknown) => e instanceof RoundFailed && /too few participants/.test(e.message),
     );
   });

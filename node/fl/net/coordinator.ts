@@ -19,6 +19,7 @@ import {
 } from '../secagg/messages.ts';
 import type { Delivered, SecAggConfig } from '../secagg/protocol.ts';
 import { dequantise } from '../secagg/ring.ts';
+import { type SurvivorSigner, survivorSetMessage } from './survivor-set.ts';
 import type {
   Announcement,
   AnnounceReply,
@@ -106,6 +107,8 @@ async function step<T>(
 }
 
 export interface CoordinateOptions {
+  /** Signs the survivor set with this node's identity key: participants unmask only for that. */
+  readonly sign: SurvivorSigner;
   readonly accountant?: RdpAccountant;
   /** Called once per rejected message, e.g. to penalise the sender. */
   readonly onRejected?: (peerId: string, code: string, message: string) => void;
@@ -115,7 +118,7 @@ export async function coordinateRound(
   global: { readonly hash: Uint8Array | null; readonly params: Params },
   links: readonly ParticipantLink[],
   cfg: NetworkRoundConfig,
-  o: CoordinateOptions = {},
+  o: CoordinateOptions,
 ): Promise<NetworkRoundResult> {
   const leftOut: LeftOut[] = [];
   const fail = (msg: string): never => {
@@ -219,7 +222,11 @@ export async function coordinateRound(
 
   // 5. Reveals from the survivors; the sum unmasks if at least t of them answer.
   const survivorLinks = survivors.map((id) => linkOf.get(id)!);
-  const reveals = await step(survivorLinks, 'unmask', (l) => l.unmask({ roundId: cfg.roundId, survivors }));
+  // survivors ascend (collectMasked sorts them): the canonical form that is signed.
+  const signature = await o.sign(survivorSetMessage(cfg.roundId, survivors));
+  const reveals = await step(survivorLinks, 'unmask', (l) =>
+    l.unmask({ roundId: cfg.roundId, survivors, signature }),
+  );
   leftOut.push(...reveals.failed);
   const unmaskExpect = { roundId: cfg.roundId, participants: new Set(routed.u2) };
   const decoded = [];

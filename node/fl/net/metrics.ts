@@ -35,6 +35,12 @@ export function createFlMetrics(registry: Registry) {
       labelNames: ['reason'],
       registers,
     }),
+    unmaskRefused: new Counter({
+      name: 'cairn_fl_unmask_refused_total',
+      help: 'Unmask requests this node refused as a protocol violation of their coordinator, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
     answers: new Counter({
       name: 'cairn_fl_invitations_total',
       help: 'Round invitations answered by this node, by answer',

@@ -7,6 +7,7 @@ import { Registry } from 'prom-client';
 import { toHex } from '../../chain/bytes.ts';
 import type { ModelPayload } from '../../chain/types.ts';
 import { createLogger } from '../../log.ts';
+import { survivorKeys } from '../../testing/survivor-keys.ts';
 import { FlData } from './data.ts';
 import { localLink } from './links.ts';
 import { createFlMetrics } from './metrics.ts';
@@ -21,6 +22,7 @@ test('the round runner chains versions once mined, commits each as a model entry
   const store = new ModelStore(path.join(dir, 'models'));
   const metrics = createFlMetrics(new Registry());
   const log = createLogger('error');
+  const keys = await survivorKeys();
   const models = new ModelSync({
     store,
     reqresp: { request: async () => [] },
@@ -36,6 +38,7 @@ test('the round runner chains versions once mined, commits each as a model entry
         data: () => new FlData({ index: k, of: 3, mode: 'iid', seed: 42 }, 42).train(),
         resolveModel: (h, n) => models.resolve(h, n),
         storeModel: (b) => store.putEncoded(b),
+        verifySurvivors: keys.verify,
       }),
   );
   let available = 3;
@@ -62,6 +65,7 @@ test('the round runner chains versions once mined, commits each as a model entry
         }, mineAfterMs);
       return 'id';
     },
+    sign: keys.sign,
     penalise: () => {},
     emitRound: (e) => rounds.push(e),
     emitVersion: (e) => versions.push(e),

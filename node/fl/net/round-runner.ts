@@ -54,6 +54,8 @@ export interface RoundRunnerDeps {
   links(participants: readonly string[] | undefined): ParticipantLink[];
   /** Signs, adds and gossips the `model` entry; returns its id. */
   commitEntry(payload: ModelPayload): Promise<string>;
+  /** Signs with this node's identity key (each round's survivor set). */
+  sign(message: Uint8Array): Promise<Uint8Array>;
   penalise(peer: string, reason: string): void;
   emitRound(e: FlRoundEvent): void;
   emitVersion(e: ModelVersionEvent): void;
@@ -208,6 +210,7 @@ export class RoundRunner {
         links,
         { roundId, round, dp, train: DEFAULT_TRAIN, deadlineMs: this.d.deadlineMs },
         {
+          sign: (m) => this.d.sign(m),
           accountant,
           onRejected: (peer, code, message) => {
             this.d.metrics.rejected.inc({ code });

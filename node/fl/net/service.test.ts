@@ -134,6 +134,7 @@ describe('FlService with fakes of its dependencies', () => {
             return 'entry';
           },
           penalise: (peer, action, reason) => penalties.push([peer, action, reason]),
+          sign: async (m) => id.privateKey.sign(m),
           log: createLogger('error'),
         },
         { slice: { index: Math.min(k, 2), of: 3, mode: 'iid', seed: 42 }, deadlineMs: 20_000 },
