@@ -147,6 +147,35 @@ describe('a round over participant links', () => {
     );
   });
 
+  test('an out-of-range masked update makes the round fail with its reason; honest noise does not', async () => {
+    const noisy = { ...dp, noiseMultiplier: 0.3 };
+    const honest = links([{ data: slices[0] }, { data: slices[1] }, { data: slices[2] }]);
+    const ok = await coordinateRound(
+      { hash: null, params: zeroParams(ex.dim) },
+      honest.links,
+      { roundId, round: 1, dp: noisy, train, deadlineMs: 5_000 },
+      sign,
+    );
+    assert.equal(ok.included.length, 3);
+    const poisoned = links([
+      { data: slices[0] },
+      { data: slices[1], misbehave: 'out-of-range' },
+      { data: slices[2] },
+    ]);
+    await assert.rejects(
+      coordinateRound(
+        { hash: null, params: zeroParams(ex.dim) },
+        poisoned.links,
+        { roundId, round: 1, dp: noisy, train, deadlineMs: 5_000 },
+        sign,
+      ),
+      (e: unknown) =>
+        e instanceof RoundFailed &&
+        e.reason === 'aggregate-out-of-range' &&
+        /update norm .* > /.test(e.message),
+    );
+  });
+
   test('a participant only follows the coordinator that announced the round', async () => {
     const { parts } = links([{ data: slices[0] }]);
     const p = parts[0]!;

@@ -6,6 +6,7 @@
  * messages leave a participant out of the round; the round fails only below the threshold.
  */
 
+import { checkAggregateRange } from '../aggregate-range.ts';
 import { type Aggregate, applyAggregate, type DpConfig, layoutDim, roundQuantiser } from '../local-round.ts';
 import type { Params, TrainOptions } from '../logistic.ts';
 import type { RdpAccountant } from '../rdp-accountant.ts';
@@ -72,11 +73,23 @@ export interface NetworkRoundResult extends Aggregate {
   readonly threshold: number;
 }
 
+/**
+ * Why a round failed, a metric label (cairn_fl_rounds_failed_total): too few participants at some
+ * step, the sum would not unmask, the unmasked aggregate is outside what honest contributions can
+ * sum to (aggregate-range.ts), or the new version's held-out loss regressed (round-runner.ts).
+ */
+export type RoundFailureReason =
+  | 'too-few-participants'
+  | 'unmask-failed'
+  | 'aggregate-out-of-range'
+  | 'loss-regressed';
+
 export class RoundFailed extends Error {
   override readonly name = 'RoundFailed';
   constructor(
     message: string,
     readonly leftOut: readonly LeftOut[],
+    readonly reason: RoundFailureReason = 'too-few-participants',
   ) {
     super(message);
   }
@@ -121,8 +134,8 @@ export async function coordinateRound(
   o: CoordinateOptions,
 ): Promise<NetworkRoundResult> {
   const leftOut: LeftOut[] = [];
-  const fail = (msg: string): never => {
-    throw new RoundFailed(msg, leftOut);
+  const fail = (msg: string, reason?: RoundFailureReason): never => {
+    throw new RoundFailed(msg, leftOut, reason);
   };
   const reject = (peerId: string, stage: Stage, err: unknown) => {
     if (!(err instanceof SecAggError)) throw err;
@@ -241,14 +254,25 @@ export async function coordinateRound(
     }
   }
   let sum: Float64Array;
+  const quantiser = roundQuantiser(cfg.dp, n, threshold);
   try {
     const rosterAdverts = routed.u2.map((id) => adverts.get(id)!.advert);
     const ring = unmaskSum(sa, rosterAdverts, collected.received, decoded);
-    sum = dequantise(ring, roundQuantiser(cfg.dp, n, threshold));
+    sum = dequantise(ring, quantiser);
   } catch (err) {
     if (!(err instanceof SecAggError)) throw err;
-    return fail(`unmasking failed: ${err.message}`);
+    return fail(`unmasking failed: ${err.message}`, 'unmask-failed');
   }
+  // 6. No single masked update could be checked; their sum can. Nothing of it is applied if not.
+  const range = checkAggregateRange(
+    sum,
+    global.params.length,
+    survivors.length,
+    cfg.dp,
+    threshold,
+    quantiser,
+  );
+  if (!range.ok) fail(`aggregate out of range: ${range.why}`, 'aggregate-out-of-range');
   const agg = applyAggregate(global.params, sum, survivors.length, cfg, o.accountant);
   const included = survivors.map(peerOf);
   // A survivor that did not reveal is still in the sum: it is not left out.

@@ -11,6 +11,12 @@ export function createFlMetrics(registry: Registry) {
       labelNames: ['outcome'],
       registers,
     }),
+    roundsFailed: new Counter({
+      name: 'cairn_fl_rounds_failed_total',
+      help: 'Rounds coordinated by this node that failed, by reason (aggregate-out-of-range, loss-regressed, …)',
+      labelNames: ['reason'],
+      registers,
+    }),
     roundSeconds: new Histogram({
       name: 'cairn_fl_round_seconds',
       help: 'Duration of coordinated rounds, announce to commit',

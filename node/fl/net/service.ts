@@ -156,6 +156,7 @@ export class FlService extends EventEmitter<FlEvents> {
       emitVersion: (e) => this.emit('version', e),
       metrics: this.metrics,
       deadlineMs: opts.deadlineMs ?? FL_DEFAULTS.deadlineMs,
+      lossTolerance: FL_DEFAULTS.lossTolerance,
       headWaitMs: opts.headWaitMs ?? FL_DEFAULTS.headWaitMs,
       log: this.log,
     });
