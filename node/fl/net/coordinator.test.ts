@@ -7,6 +7,7 @@ import { clipL2 } from '../dp.ts';
 import type { Examples } from '../features.ts';
 import { applyDelta, deltaOf, fedAvg } from '../fedavg.ts';
 import { trainLocal, zeroParams } from '../logistic.ts';
+import { RdpAccountant } from '../rdp-accountant.ts';
 import { coordinateRound, type ParticipantLink, RoundFailed, thresholdFor } from './coordinator.ts';
 import { localLink } from './links.ts';
 import { FlParticipant, type Misbehaviour } from './participant.ts';
@@ -157,6 +158,7 @@ describe('a round over participant links', () => {
       sign,
     );
     assert.equal(ok.included.length, 3);
+    const accountant = new RdpAccountant(1e-5);
     const poisoned = links([
       { data: slices[0] },
       { data: slices[1], misbehave: 'out-of-range' },
@@ -167,13 +169,15 @@ describe('a round over participant links', () => {
         { hash: null, params: zeroParams(ex.dim) },
         poisoned.links,
         { roundId, round: 1, dp: noisy, train, deadlineMs: 5_000 },
-        sign,
+        { ...sign, accountant },
       ),
       (e: unknown) =>
         e instanceof RoundFailed &&
         e.reason === 'aggregate-out-of-range' &&
         /update norm .* > /.test(e.message),
     );
+    // The coordinator saw the noised sum: that release is accounted for though nothing is applied.
+    assert.equal(accountant.rounds, 1);
   });
 
   test('a participant only follows the coordinator that announced the round', async () => {

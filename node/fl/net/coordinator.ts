@@ -272,7 +272,12 @@ export async function coordinateRound(
     threshold,
     quantiser,
   );
-  if (!range.ok) fail(`aggregate out of range: ${range.why}`, 'aggregate-out-of-range');
+  if (!range.ok) {
+    // This node has seen the noised sum all the same: its privacy cost is spent, as for a
+    // version the runner refuses later (loss-regressed), so the next round's ε includes it.
+    if (cfg.dp.noiseMultiplier > 0) o.accountant?.step(cfg.samplingRate ?? 1, cfg.dp.noiseMultiplier);
+    fail(`aggregate out of range: ${range.why}`, 'aggregate-out-of-range');
+  }
   const agg = applyAggregate(global.params, sum, survivors.length, cfg, o.accountant);
   const included = survivors.map(peerOf);
   // A survivor that did not reveal is still in the sum: it is not left out.
