@@ -572,6 +572,7 @@ export class CairnNode {
           this.peers.penalise(peerIdFromString(peer), action, reason);
         } catch {}
       },
+      sign: async (message) => this.identity.privateKey.sign(message),
       log: this.log,
     };
   }

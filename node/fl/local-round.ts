@@ -125,7 +125,8 @@ export function roundQuantiser(dp: DpConfig, participants: number, minSurvivors:
   return quantiserFor(Math.max(dp.clipNorm, 1) + 10 * Math.max(updateStd, bitStd), participants);
 }
 
-function noiseStds(dp: DpConfig, minSurvivors: number): { updateStd: number; bitStd: number } {
+/** Per-participant noise of a round: on each update coordinate, and on the clip bit. */
+export function noiseStds(dp: DpConfig, minSurvivors: number): { updateStd: number; bitStd: number } {
   if (dp.noiseMultiplier === 0) return { updateStd: 0, bitStd: 0 };
   const z = dp.adaptive
     ? updateNoiseMultiplier(dp.noiseMultiplier, dp.adaptive.countNoiseStd)
@@ -176,11 +177,25 @@ export function maskedContribution(
   return { bytes: encodeMasked(maskUpdate(state, q.words)), clamped: q.clamped };
 }
 
-/** Deliberately bad masked updates (tests and demos), to show that the aggregator copes. */
-export type MaskedCorruption = 'malformed' | 'oversized';
+/**
+ * Deliberately bad masked updates (tests and demos), to show that the aggregator copes.
+ * `out-of-range` decodes fine: it adds 2^29 to every word, as a participant that put a huge
+ * input under its masks would; masks are additive, so the unmasked sum carries it.
+ */
+export type MaskedCorruption = 'malformed' | 'oversized' | 'out-of-range';
+
+/** Header of a masked update before its words (secagg/messages.ts). */
+const MASKED_WORDS_AT = maskedBytes(0);
 
 export function corruptMasked(bytes: Uint8Array, how: MaskedCorruption): Uint8Array {
   if (how === 'malformed') return bytes.subarray(0, bytes.length - 3);
+  if (how === 'out-of-range') {
+    const out = Uint8Array.from(bytes);
+    const view = new DataView(out.buffer);
+    for (let at = MASKED_WORDS_AT; at + 4 <= out.length; at += 4)
+      view.setUint32(at, (view.getUint32(at, true) + 2 ** 29) >>> 0, true);
+    return out;
+  }
   const big = new Uint8Array(bytes.length + 4096);
   big.set(bytes);
   return big;

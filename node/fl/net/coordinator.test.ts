@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { seededRoundRandomness } from '../../testing/prng.ts';
+import { survivorKeys } from '../../testing/survivor-keys.ts';
 import { featurisedCorpus, splitIndices, subset } from '../dataset.ts';
 import { clipL2 } from '../dp.ts';
 import type { Examples } from '../features.ts';
 import { applyDelta, deltaOf, fedAvg } from '../fedavg.ts';
 import { trainLocal, zeroParams } from '../logistic.ts';
+import { RdpAccountant } from '../rdp-accountant.ts';
 import { coordinateRound, type ParticipantLink, RoundFailed, thresholdFor } from './coordinator.ts';
 import { localLink } from './links.ts';
 import { FlParticipant, type Misbehaviour } from './participant.ts';
@@ -18,6 +20,8 @@ const train = { epochs: 1, batchSize: 16, learningRate: 8, l2: 0, seed: 5 };
 // The cap is above every slice size, so FedAvg weights stay proportional to example counts.
 const dp = { clipNorm: 4, noiseMultiplier: 0, weightCap: 1000 };
 const roundId = new Uint8Array(32).fill(7);
+const keys = await survivorKeys();
+const sign = { sign: keys.sign };
 
 interface Who {
   readonly data?: Examples;
@@ -39,6 +43,7 @@ function links(who: readonly Who[]): { links: ParticipantLink[]; parts: FlPartic
       resolveModel: async (_h, count) => zeroParams(count - 1),
       storeModel: async () => 'stored',
       randomness: seededRoundRandomness(10 + k),
+      verifySurvivors: keys.verify,
     });
     parts.push(p);
     const link = localLink(self, p);
@@ -92,7 +97,7 @@ describe('a round over participant links', () => {
       { hash: null, params: zeroParams(ex.dim) },
       ls,
       { roundId, round: 1, dp, train, deadlineMs: 5_000, dropoutTolerance: 3 },
-      { onRejected: (peer, code) => rejected.push(`${peer}:${code}`) },
+      { ...sign, onRejected: (peer, code) => rejected.push(`${peer}:${code}`) },
     );
     // Roster (acceptors, by peer id): p1 p3 p4 p5 p6 p7 p9 → ids 1..7; threshold max(4, 7 − 3) = 4.
     assert.equal(res.threshold, 4);
@@ -123,26 +128,56 @@ describe('a round over participant links', () => {
       { data: slices[2], vanishAt: 'train' },
     ]);
     await assert.rejects(
-      coordinateRound({ hash: null, params: zeroParams(ex.dim) }, ls, {
-        roundId,
-        round: 1,
-        dp,
-        train,
-        deadlineMs: 1_000,
-      }),
+      coordinateRound(
+        { hash: null, params: zeroParams(ex.dim) },
+        ls,
+        { roundId, round: 1, dp, train, deadlineMs: 1_000 },
+        sign,
+      ),
       (e: unknown) => e instanceof RoundFailed && /threshold/.test(e.message) && e.leftOut.length === 2,
     );
     const lonely = links([{ data: slices[0] }, { decline: true, data: slices[1] }]);
     await assert.rejects(
-      coordinateRound({ hash: null, params: zeroParams(ex.dim) }, lonely.links, {
-        roundId,
-        round: 1,
-        dp,
-        train,
-        deadlineMs: 1_000,
-      }),
+      coordinateRound(
+        { hash: null, params: zeroParams(ex.dim) },
+        lonely.links,
+        { roundId, round: 1, dp, train, deadlineMs: 1_000 },
+        sign,
+      ),
       (e: unknown) => e instanceof RoundFailed && /too few participants/.test(e.message),
     );
+  });
+
+  test('an out-of-range masked update makes the round fail with its reason; honest noise does not', async () => {
+    const noisy = { ...dp, noiseMultiplier: 0.3 };
+    const honest = links([{ data: slices[0] }, { data: slices[1] }, { data: slices[2] }]);
+    const ok = await coordinateRound(
+      { hash: null, params: zeroParams(ex.dim) },
+      honest.links,
+      { roundId, round: 1, dp: noisy, train, deadlineMs: 5_000 },
+      sign,
+    );
+    assert.equal(ok.included.length, 3);
+    const accountant = new RdpAccountant(1e-5);
+    const poisoned = links([
+      { data: slices[0] },
+      { data: slices[1], misbehave: 'out-of-range' },
+      { data: slices[2] },
+    ]);
+    await assert.rejects(
+      coordinateRound(
+        { hash: null, params: zeroParams(ex.dim) },
+        poisoned.links,
+        { roundId, round: 1, dp: noisy, train, deadlineMs: 5_000 },
+        { ...sign, accountant },
+      ),
+      (e: unknown) =>
+        e instanceof RoundFailed &&
+        e.reason === 'aggregate-out-of-range' &&
+        /update norm .* > /.test(e.message),
+    );
+    // The coordinator saw the noised sum: that release is accounted for though nothing is applied.
+    assert.equal(accountant.rounds, 1);
   });
 
   test('a participant only follows the coordinator that announced the round', async () => {

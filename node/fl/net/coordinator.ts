@@ -6,6 +6,7 @@
  * messages leave a participant out of the round; the round fails only below the threshold.
  */
 
+import { checkAggregateRange } from '../aggregate-range.ts';
 import { type Aggregate, applyAggregate, type DpConfig, layoutDim, roundQuantiser } from '../local-round.ts';
 import type { Params, TrainOptions } from '../logistic.ts';
 import type { RdpAccountant } from '../rdp-accountant.ts';
@@ -19,6 +20,7 @@ import {
 } from '../secagg/messages.ts';
 import type { Delivered, SecAggConfig } from '../secagg/protocol.ts';
 import { dequantise } from '../secagg/ring.ts';
+import { type SurvivorSigner, survivorSetMessage } from './survivor-set.ts';
 import type {
   Announcement,
   AnnounceReply,
@@ -71,11 +73,23 @@ export interface NetworkRoundResult extends Aggregate {
   readonly threshold: number;
 }
 
+/**
+ * Why a round failed, a metric label (cairn_fl_rounds_failed_total): too few participants at some
+ * step, the sum would not unmask, the unmasked aggregate is outside what honest contributions can
+ * sum to (aggregate-range.ts), or the new version's held-out loss regressed (round-runner.ts).
+ */
+export type RoundFailureReason =
+  | 'too-few-participants'
+  | 'unmask-failed'
+  | 'aggregate-out-of-range'
+  | 'loss-regressed';
+
 export class RoundFailed extends Error {
   override readonly name = 'RoundFailed';
   constructor(
     message: string,
     readonly leftOut: readonly LeftOut[],
+    readonly reason: RoundFailureReason = 'too-few-participants',
   ) {
     super(message);
   }
@@ -106,6 +120,8 @@ async function step<T>(
 }
 
 export interface CoordinateOptions {
+  /** Signs the survivor set with this node's identity key: participants unmask only for that. */
+  readonly sign: SurvivorSigner;
   readonly accountant?: RdpAccountant;
   /** Called once per rejected message, e.g. to penalise the sender. */
   readonly onRejected?: (peerId: string, code: string, message: string) => void;
@@ -115,11 +131,11 @@ export async function coordinateRound(
   global: { readonly hash: Uint8Array | null; readonly params: Params },
   links: readonly ParticipantLink[],
   cfg: NetworkRoundConfig,
-  o: CoordinateOptions = {},
+  o: CoordinateOptions,
 ): Promise<NetworkRoundResult> {
   const leftOut: LeftOut[] = [];
-  const fail = (msg: string): never => {
-    throw new RoundFailed(msg, leftOut);
+  const fail = (msg: string, reason?: RoundFailureReason): never => {
+    throw new RoundFailed(msg, leftOut, reason);
   };
   const reject = (peerId: string, stage: Stage, err: unknown) => {
     if (!(err instanceof SecAggError)) throw err;
@@ -219,7 +235,11 @@ export async function coordinateRound(
 
   // 5. Reveals from the survivors; the sum unmasks if at least t of them answer.
   const survivorLinks = survivors.map((id) => linkOf.get(id)!);
-  const reveals = await step(survivorLinks, 'unmask', (l) => l.unmask({ roundId: cfg.roundId, survivors }));
+  // survivors ascend (collectMasked sorts them): the canonical form that is signed.
+  const signature = await o.sign(survivorSetMessage(cfg.roundId, survivors));
+  const reveals = await step(survivorLinks, 'unmask', (l) =>
+    l.unmask({ roundId: cfg.roundId, survivors, signature }),
+  );
   leftOut.push(...reveals.failed);
   const unmaskExpect = { roundId: cfg.roundId, participants: new Set(routed.u2) };
   const decoded = [];
@@ -234,13 +254,29 @@ export async function coordinateRound(
     }
   }
   let sum: Float64Array;
+  const quantiser = roundQuantiser(cfg.dp, n, threshold);
   try {
     const rosterAdverts = routed.u2.map((id) => adverts.get(id)!.advert);
     const ring = unmaskSum(sa, rosterAdverts, collected.received, decoded);
-    sum = dequantise(ring, roundQuantiser(cfg.dp, n, threshold));
+    sum = dequantise(ring, quantiser);
   } catch (err) {
     if (!(err instanceof SecAggError)) throw err;
-    return fail(`unmasking failed: ${err.message}`);
+    return fail(`unmasking failed: ${err.message}`, 'unmask-failed');
+  }
+  // 6. No single masked update could be checked; their sum can. Nothing of it is applied if not.
+  const range = checkAggregateRange(
+    sum,
+    global.params.length,
+    survivors.length,
+    cfg.dp,
+    threshold,
+    quantiser,
+  );
+  if (!range.ok) {
+    // This node has seen the noised sum all the same: its privacy cost is spent, as for a
+    // version the runner refuses later (loss-regressed), so the next round's ε includes it.
+    if (cfg.dp.noiseMultiplier > 0) o.accountant?.step(cfg.samplingRate ?? 1, cfg.dp.noiseMultiplier);
+    fail(`aggregate out of range: ${range.why}`, 'aggregate-out-of-range');
   }
   const agg = applyAggregate(global.params, sum, survivors.length, cfg, o.accountant);
   const included = survivors.map(peerOf);

@@ -11,6 +11,12 @@ export function createFlMetrics(registry: Registry) {
       labelNames: ['outcome'],
       registers,
     }),
+    roundsFailed: new Counter({
+      name: 'cairn_fl_rounds_failed_total',
+      help: 'Rounds coordinated by this node that failed, by reason (aggregate-out-of-range, loss-regressed, …)',
+      labelNames: ['reason'],
+      registers,
+    }),
     roundSeconds: new Histogram({
       name: 'cairn_fl_round_seconds',
       help: 'Duration of coordinated rounds, announce to commit',
@@ -32,6 +38,12 @@ export function createFlMetrics(registry: Registry) {
     announcementsRefused: new Counter({
       name: 'cairn_fl_announcements_refused_total',
       help: 'Round announcements this node refused, by reason (not-coordinator: the announcer lacks coordinate)',
+      labelNames: ['reason'],
+      registers,
+    }),
+    unmaskRefused: new Counter({
+      name: 'cairn_fl_unmask_refused_total',
+      help: 'Unmask requests this node refused as a protocol violation of their coordinator, by reason',
       labelNames: ['reason'],
       registers,
     }),

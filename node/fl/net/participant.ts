@@ -27,9 +27,16 @@ import {
   createParticipant,
   type Participant,
   receiveShares,
-  revealShares,
+  revealOnce,
   shareKeys,
 } from '../secagg/protocol.ts';
+import {
+  isCanonicalSet,
+  peerIdVerifier,
+  SURVIVOR_SIGNATURE_BYTES,
+  type SurvivorVerifier,
+  survivorSetMessage,
+} from './survivor-set.ts';
 import type {
   Announcement,
   AnnounceReply,
@@ -39,6 +46,21 @@ import type {
   TrainRequest,
   UnmaskRequest,
 } from './wire.ts';
+
+export type UnmaskRefusal = 'bad-signature' | 'second-survivor-set';
+
+/**
+ * A coordinator's unmask request this participant will not answer: the coordinator broke the
+ * protocol (the service penalises it). A SecAggError, so it travels back as an invalid request.
+ */
+export class UnmaskRefused extends SecAggError {
+  constructor(
+    readonly reason: UnmaskRefusal,
+    message: string,
+  ) {
+    super('protocol-violation', message);
+  }
+}
 
 /** Test-only misbehaviour, to show that the coordinator copes. */
 export type Misbehaviour = MaskedCorruption;
@@ -56,6 +78,8 @@ export interface ParticipantOptions {
   /** Stores a committed model version (bytes checked by the store). */
   storeModel(bytes: Uint8Array): Promise<Hex>;
   readonly randomness?: RoundRandomness;
+  /** Checks the coordinator's signature over the survivor set (default: its peer id's key). */
+  readonly verifySurvivors?: SurvivorVerifier;
   /** Rounds held at once; more are declined as busy. */
   readonly maxRounds?: number;
   readonly now?: () => number;
@@ -164,9 +188,34 @@ export class FlParticipant {
     return this.o.misbehave ? corruptMasked(bytes, this.o.misbehave) : bytes;
   }
 
-  unmask(from: string, req: UnmaskRequest): Uint8Array {
+  /**
+   * Reveals shares for the survivor set the round's coordinator signed, once per round
+   * (secagg/protocol.ts revealOnce says why); UnmaskRefused when the request breaks that.
+   */
+  async unmask(from: string, req: UnmaskRequest): Promise<Uint8Array> {
     const s = this.state(from, req.roundId);
-    return encodeUnmask(revealShares(this.secagg(s), req.survivors));
+    this.secagg(s);
+    if (!isCanonicalSet(req.survivors))
+      throw new SecAggError('malformed', 'survivor ids must ascend, within 1..255');
+    const verify = this.o.verifySurvivors ?? peerIdVerifier;
+    // Against the coordinator that announced the round (state() checked `from` is it).
+    const message = survivorSetMessage(req.roundId, req.survivors);
+    const valid =
+      req.signature.length === SURVIVOR_SIGNATURE_BYTES &&
+      (await verify(s.coordinator, message, req.signature).catch(() => false));
+    if (!valid)
+      throw new UnmaskRefused('bad-signature', 'survivor set not signed by the round’s coordinator');
+    // Read again after the await: another request may have been answered meanwhile.
+    const current = this.secagg(s);
+    try {
+      const { participant, message: shares } = revealOnce(current, req.survivors);
+      s.secagg = participant;
+      return encodeUnmask(shares);
+    } catch (err) {
+      if (err instanceof SecAggError && current.revealed)
+        throw new UnmaskRefused('second-survivor-set', err.message);
+      throw err;
+    }
   }
 
   /** The round's outcome: store the new version and forget the round. */

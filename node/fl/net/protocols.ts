@@ -14,6 +14,7 @@ import {
   unmaskBytes,
 } from '../secagg/messages.ts';
 import { MAX_MODEL_BYTES, MAX_PARAMS } from './model-codec.ts';
+import { SURVIVOR_SIGNATURE_BYTES } from './survivor-set.ts';
 import {
   type Announcement,
   type AnnounceReply,
@@ -107,7 +108,7 @@ export const FL_TRAIN: ProtocolSpec<TrainRequest, Uint8Array> = {
 
 export const FL_UNMASK: ProtocolSpec<UnmaskRequest, Uint8Array> = {
   name: 'fl-unmask',
-  maxRequestBytes: 40 + N,
+  maxRequestBytes: 40 + N + SURVIVOR_SIGNATURE_BYTES,
   maxChunkBytes: unmaskBytes(N),
   maxChunks: 1,
   minChunks: 1,

@@ -7,6 +7,8 @@ import { Registry } from 'prom-client';
 import { toHex } from '../../chain/bytes.ts';
 import type { ModelPayload } from '../../chain/types.ts';
 import { createLogger } from '../../log.ts';
+import { FL_DEFAULTS } from '../../options.ts';
+import { survivorKeys } from '../../testing/survivor-keys.ts';
 import { FlData } from './data.ts';
 import { localLink } from './links.ts';
 import { createFlMetrics } from './metrics.ts';
@@ -21,6 +23,7 @@ test('the round runner chains versions once mined, commits each as a model entry
   const store = new ModelStore(path.join(dir, 'models'));
   const metrics = createFlMetrics(new Registry());
   const log = createLogger('error');
+  const keys = await survivorKeys();
   const models = new ModelSync({
     store,
     reqresp: { request: async () => [] },
@@ -36,6 +39,7 @@ test('the round runner chains versions once mined, commits each as a model entry
         data: () => new FlData({ index: k, of: 3, mode: 'iid', seed: 42 }, 42).train(),
         resolveModel: (h, n) => models.resolve(h, n),
         storeModel: (b) => store.putEncoded(b),
+        verifySurvivors: keys.verify,
       }),
   );
   let available = 3;
@@ -62,11 +66,13 @@ test('the round runner chains versions once mined, commits each as a model entry
         }, mineAfterMs);
       return 'id';
     },
+    sign: keys.sign,
     penalise: () => {},
     emitRound: (e) => rounds.push(e),
     emitVersion: (e) => versions.push(e),
     metrics,
     deadlineMs: 10_000,
+    lossTolerance: FL_DEFAULTS.lossTolerance,
     headWaitMs: 5_000,
     log,
   };
@@ -126,4 +132,93 @@ test('the round runner chains versions once mined, commits each as a model entry
   const last = rounds.at(-1)!;
   assert.equal(last.status, 'failed');
   assert.match(last.error!, /version 3 is not on the chain after 200 ms/);
+});
+
+test('a round whose aggregate is out of range, or whose held-out loss regresses, commits nothing and the head stays', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-rounds-'));
+  const store = new ModelStore(path.join(dir, 'models'));
+  const metrics = createFlMetrics(new Registry());
+  const log = createLogger('error');
+  const keys = await survivorKeys();
+  const models = new ModelSync({
+    store,
+    reqresp: { request: async () => [] },
+    spec: {} as never,
+    peers: () => [],
+    metrics,
+    log,
+  });
+  const parts = [0, 1, 2].map(
+    (k) =>
+      new FlParticipant({
+        self: `p${k}`,
+        data: () => new FlData({ index: k, of: 3, mode: 'iid', seed: 42 }, 42).train(),
+        resolveModel: (h, n) => models.resolve(h, n),
+        storeModel: (b) => store.putEncoded(b),
+        verifySurvivors: keys.verify,
+        // One participant puts a huge input under its masks.
+        ...(k === 1 ? { misbehave: 'out-of-range' as const } : {}),
+      }),
+  );
+  const head: ModelPayload = {
+    kind: 'model',
+    modelHash: new Uint8Array(32).fill(1),
+    parentHash: null,
+    round: 4,
+    metrics: [],
+    epsilon: 1,
+  };
+  // The head's model: zeros, stored under its real hash (the runner resolves it by hash).
+  const stored = await store.put(new Float64Array(new FlData(undefined, 42).paramCount));
+  const headPayload = { ...head, modelHash: Buffer.from(stored.hash, 'hex') };
+  const entries: ModelPayload[] = [];
+  const rounds: FlRoundEvent[] = [];
+  const deps: RoundRunnerDeps = {
+    self: 'p0',
+    data: new FlData({ index: 0, of: 3, mode: 'iid', seed: 42 }, 42),
+    store,
+    models,
+    modelHead: () => modelHeadOf(headPayload),
+    links: () => parts.map((p, k) => localLink(`p${k}`, p)),
+    commitEntry: async (p) => {
+      entries.push(p);
+      return 'id';
+    },
+    sign: keys.sign,
+    penalise: () => {},
+    emitRound: (e) => rounds.push(e),
+    emitVersion: () => {},
+    metrics,
+    deadlineMs: 10_000,
+    lossTolerance: FL_DEFAULTS.lossTolerance,
+    headWaitMs: 1_000,
+    log,
+  };
+  const poisoned = new RoundRunner(deps);
+  poisoned.schedule([new Uint8Array(32).fill(8)], { rounds: 1, noiseMultiplier: 0.05 });
+  await poisoned.idle();
+  assert.equal(entries.length, 0);
+  assert.equal(rounds.at(-1)!.status, 'failed');
+  assert.equal(rounds.at(-1)!.round, 5);
+  assert.match(rounds.at(-1)!.error!, /aggregate out of range: update norm/);
+  const failed = async (reason: string) =>
+    (await metrics.roundsFailed.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
+  assert.equal(await failed('aggregate-out-of-range'), 1);
+
+  // Honest participants, but a tolerance no version can meet (its loss would have to fall by a
+  // whole nat below the zero model's ln 2): the round fails on the held-out loss.
+  const honest = [0, 2].map((k) => localLink(`p${k}`, parts[k]!));
+  const strict = new RoundRunner({ ...deps, links: () => honest, lossTolerance: -1 });
+  strict.schedule([new Uint8Array(32).fill(9)], { rounds: 1, noiseMultiplier: 0.05 });
+  await strict.idle();
+  assert.equal(entries.length, 0);
+  assert.match(rounds.at(-1)!.error!, /held-out loss regressed: 0\.\d+ > 0\.6931 \+ -1/);
+  assert.equal(await failed('loss-regressed'), 1);
+  // The same round with the default tolerance commits, on top of the head that stayed.
+  const normal = new RoundRunner({ ...deps, links: () => honest });
+  normal.schedule([new Uint8Array(32).fill(10)], { rounds: 1, noiseMultiplier: 0.05 });
+  await normal.idle();
+  assert.equal(entries.length, 1, rounds.at(-1)!.error ?? '');
+  assert.equal(entries[0]!.round, 5);
+  assert.equal(toHex(entries[0]!.parentHash!), stored.hash);
 });

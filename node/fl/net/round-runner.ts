@@ -54,11 +54,15 @@ export interface RoundRunnerDeps {
   links(participants: readonly string[] | undefined): ParticipantLink[];
   /** Signs, adds and gossips the `model` entry; returns its id. */
   commitEntry(payload: ModelPayload): Promise<string>;
+  /** Signs with this node's identity key (each round's survivor set). */
+  sign(message: Uint8Array): Promise<Uint8Array>;
   penalise(peer: string, reason: string): void;
   emitRound(e: FlRoundEvent): void;
   emitVersion(e: ModelVersionEvent): void;
   readonly metrics: FlMetrics;
   readonly deadlineMs: number;
+  /** How far (nats) the new version's held-out loss may exceed the head's (FL_DEFAULTS). */
+  readonly lossTolerance: number;
   /** How long a round waits for the previous round's version to be mined before it fails. */
   readonly headWaitMs: number;
   readonly log: Logger;
@@ -208,6 +212,7 @@ export class RoundRunner {
         links,
         { roundId, round, dp, train: DEFAULT_TRAIN, deadlineMs: this.d.deadlineMs },
         {
+          sign: (m) => this.d.sign(m),
           accountant,
           onRejected: (peer, code, message) => {
             this.d.metrics.rejected.inc({ code });
@@ -215,8 +220,17 @@ export class RoundRunner {
           },
         },
       );
-      const { hash, bytes } = await this.d.store.put(result.params);
+      // A version that does worse on the held-out set than the head, beyond what DP noise
+      // explains, is not committed: a poisoned update within the range check shows here.
       const ev = evaluate(result.params, test);
+      const headLoss = evaluate(global.params, test).loss;
+      if (!(ev.loss <= headLoss + this.d.lossTolerance))
+        throw new RoundFailed(
+          `held-out loss regressed: ${ev.loss.toFixed(4)} > ${headLoss.toFixed(4)} + ${this.d.lossTolerance}`,
+          result.leftOut,
+          'loss-regressed',
+        );
+      const { hash, bytes } = await this.d.store.put(result.params);
       const epsilon =
         noiseMultiplier > 0 ? this.epsilonBase + (result.privacy?.epsilonTotal ?? 0) : NO_GUARANTEE;
       const metrics: [string, number][] = [
@@ -281,6 +295,8 @@ export class RoundRunner {
       return result.nextClipNorm;
     } catch (err) {
       const left: readonly LeftOut[] = err instanceof RoundFailed ? err.leftOut : [];
+      const reason = err instanceof RoundFailed ? err.reason : err === waitError ? 'head-not-mined' : 'error';
+      this.d.metrics.roundsFailed.inc({ reason });
       this.d.emitRound(
         event({
           status: 'failed',
@@ -290,7 +306,10 @@ export class RoundRunner {
           finishedAt: Date.now(),
         }),
       );
-      this.d.log.warn({ round, err: (err as Error).message, leftOut: left }, 'federated round failed');
+      this.d.log.warn(
+        { round, reason, err: (err as Error).message, leftOut: left },
+        'federated round failed',
+      );
       ended('failed');
       return clipNorm;
     }

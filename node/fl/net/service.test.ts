@@ -19,9 +19,14 @@ import { createLogger } from '../../log.ts';
 import type { Capability } from '../../membership/view.ts';
 import type { PeerAction } from '../../p2p/peer-scores.ts';
 import { type Handler, HandlerError, type ProtocolSpec, ReqRespError } from '../../p2p/reqresp.ts';
-import { FL_ANNOUNCE } from './protocols.ts';
+import { layoutDim } from '../local-round.ts';
+import { routeShares } from '../secagg/aggregator.ts';
+import { encodeShare } from '../secagg/messages.ts';
+import { remoteLink } from './links.ts';
+import { FL_ANNOUNCE, FL_COMMIT, FL_KEYS, FL_SHARES, FL_TRAIN, FL_UNMASK } from './protocols.ts';
 import type { FlRoundEvent } from './round-events.ts';
 import { FlService, type FlServiceDeps } from './service.ts';
+import { survivorSetMessage } from './survivor-set.ts';
 import { flRoster, RoundRequestRefused } from './trust.ts';
 
 /** Handlers by peer and protocol name; requests go through the specs' encoders and decoders. */
@@ -134,6 +139,7 @@ describe('FlService with fakes of its dependencies', () => {
             return 'entry';
           },
           penalise: (peer, action, reason) => penalties.push([peer, action, reason]),
+          sign: async (m) => id.privateKey.sign(m),
           log: createLogger('error'),
         },
         { slice: { index: Math.min(k, 2), of: 3, mode: 'iid', seed: 42 }, deadlineMs: 20_000 },
@@ -216,6 +222,80 @@ describe('FlService with fakes of its dependencies', () => {
     // The coordinator's announcement is still answered.
     const ok = await net.reqresp(nodes[coordinator]!.id).request(victim.id, FL_ANNOUNCE, announcement);
     assert.equal(ok[0]!.accept, true);
+  });
+
+  test('a coordinator asking twice for the unmask step with another survivor set is refused, counted and penalised', async () => {
+    const c = nodes[coordinator]!;
+    const coordinatorKey = await identityFromSeed(new Uint8Array(32).fill(1));
+    const rr = net.reqresp(c.id);
+    const specs = {
+      announce: FL_ANNOUNCE,
+      keys: FL_KEYS,
+      shares: FL_SHARES,
+      train: FL_TRAIN,
+      unmask: FL_UNMASK,
+      commit: FL_COMMIT,
+    };
+    const team = [coordinator, trainer, trainer2].map((k) => remoteLink(rr, nodes[k]!.id, specs));
+    const roundId = new Uint8Array(32).fill(11);
+    const paramCount = c.service.data.paramCount;
+    const a = {
+      roundId,
+      round: (chain.head?.round ?? 0) + 1,
+      modelHash: chain.head?.modelHash ?? null,
+      paramCount,
+      dp: { clipNorm: 4, noiseMultiplier: 0.3, weightCap: 1000 },
+      train: { epochs: 1, batchSize: 64, learningRate: 8, l2: 0, seed: 5 },
+      deadlineMs: 5_000,
+    };
+    for (const l of team) assert.equal((await l.announce(a)).accept, true);
+    const roster = team.map((l) => l.peerId);
+    const adverts = await Promise.all(
+      team.map((l) => l.keys({ roundId, threshold: 2, participants: roster })),
+    );
+    const shares = await Promise.all(team.map((l) => l.shares({ roundId, adverts })));
+    const config = { roundId, participants: [1, 2, 3], threshold: 2, dim: layoutDim(paramCount) };
+    const routed = routeShares(
+      config,
+      [1, 2, 3],
+      shares.flatMap((list, k) => list.map((bytes) => ({ from: k + 1, bytes }))),
+    );
+    for (const [k, l] of team.entries())
+      await l.train({ roundId, u2: routed.u2, inbox: routed.inbox.get(k + 1)!.map(encodeShare) }, 5_000);
+    const ask = async (l: (typeof team)[number], survivors: number[]) =>
+      l.unmask({
+        roundId,
+        survivors,
+        signature: await coordinatorKey.privateKey.sign(survivorSetMessage(roundId, survivors)),
+      });
+    const victim = nodes[trainer]!;
+    const before = penalties.length;
+    await ask(team[1]!, [1, 2, 3]);
+    // The same set again is a retry: answered, not penalised.
+    await ask(team[1]!, [1, 2, 3]);
+    assert.equal(penalties.length, before);
+    await assert.rejects(
+      ask(team[1]!, [1, 2]),
+      (e: unknown) =>
+        e instanceof ReqRespError && e.code === 'invalid-request' && /another survivor set/.test(e.message),
+    );
+    // Unsigned (signed by someone else): refused too.
+    await assert.rejects(
+      team[2]!.unmask({ roundId, survivors: [1, 2, 3], signature: new Uint8Array(64).fill(1) }),
+      (e: unknown) => e instanceof ReqRespError && /not signed by the round/.test(e.message),
+    );
+    assert.equal(await metric(victim, 'cairn_fl_unmask_refused_total', { reason: 'second-survivor-set' }), 1);
+    assert.equal(
+      await metric(nodes[trainer2]!, 'cairn_fl_unmask_refused_total', { reason: 'bad-signature' }),
+      1,
+    );
+    assert.deepEqual(
+      penalties.slice(before).map(([p, a]) => [p, a]),
+      [
+        [c.id.toString(), 'low-tolerance'],
+        [c.id.toString(), 'low-tolerance'],
+      ],
+    );
   });
 
   test('a node without coordinate refuses to start rounds; named participants must hold train', () => {

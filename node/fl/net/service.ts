@@ -28,7 +28,7 @@ import { localLink, remoteLink } from './links.ts';
 import { counted, createFlMetrics, type FlMetrics } from './metrics.ts';
 import { ModelStore } from './model-store.ts';
 import { ModelSync, modelEntriesOf } from './model-sync.ts';
-import { FlParticipant, type Misbehaviour } from './participant.ts';
+import { FlParticipant, type Misbehaviour, UnmaskRefused } from './participant.ts';
 import {
   FL_ANNOUNCE,
   FL_COMMIT,
@@ -80,6 +80,8 @@ export interface FlServiceDeps {
   /** Signs the entry with this node's key, adds and gossips it; rejects when it is refused. Returns its id. */
   addEntry(payload: ModelPayload): Promise<string>;
   penalise(peer: string, action: PeerAction, reason: string): void;
+  /** Signs with this node's identity key (the survivor sets of the rounds it coordinates). */
+  sign(message: Uint8Array): Promise<Uint8Array>;
   readonly log: Logger;
 }
 
@@ -148,11 +150,13 @@ export class FlService extends EventEmitter<FlEvents> {
       modelHead: () => modelHeadOf(d.chain.modelHead()),
       links: (participants) => this.links(participants),
       commitEntry: (payload) => d.addEntry(payload),
+      sign: (message) => d.sign(message),
       penalise: (peer, reason) => d.penalise(peer, 'mid-tolerance', reason),
       emitRound: (e) => this.emit('round', e),
       emitVersion: (e) => this.emit('version', e),
       metrics: this.metrics,
       deadlineMs: opts.deadlineMs ?? FL_DEFAULTS.deadlineMs,
+      lossTolerance: FL_DEFAULTS.lossTolerance,
       headWaitMs: opts.headWaitMs ?? FL_DEFAULTS.headWaitMs,
       log: this.log,
     });
@@ -191,7 +195,19 @@ export class FlService extends EventEmitter<FlEvents> {
     await serve(this.specs.keys, (from, k) => p.keys(from, k));
     await serve(this.specs.shares, (from, s) => p.shares(from, s));
     await serve(this.specs.train, (from, t) => p.train(from, t));
-    await serve(this.specs.unmask, (from, u) => p.unmask(from, u));
+    await serve(this.specs.unmask, async (from, u) => {
+      try {
+        return await p.unmask(from, u);
+      } catch (err) {
+        // Asking twice with another set would expose one participant's update; an unsigned set
+        // is one the coordinator could later deny. Either way the coordinator broke the protocol.
+        if (err instanceof UnmaskRefused) {
+          this.metrics.unmaskRefused.inc({ reason: err.reason });
+          this.d.penalise(from, 'low-tolerance', `fl unmask refused: ${err.message}`);
+        }
+        throw err;
+      }
+    });
     await serve(this.specs.commit, async (from, c) => {
       await p.commit(from, c);
       return true as const;

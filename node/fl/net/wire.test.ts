@@ -7,13 +7,16 @@ import { toHex } from '../../chain/bytes.ts';
 import { DecodeError } from '../../chain/codec/errors.ts';
 import { decodeModel, encodeModel, MAX_MODEL_BYTES, modelHash } from './model-codec.ts';
 import { ModelStore } from './model-store.ts';
+import { FL_UNMASK } from './protocols.ts';
 import {
   decodeAnnouncement,
   decodeKeysRequest,
   decodeTrainRequest,
+  decodeUnmaskRequest,
   encodeAnnouncement,
   encodeKeysRequest,
   encodeTrainRequest,
+  encodeUnmaskRequest,
 } from './wire.ts';
 
 const roundId = new Uint8Array(32).fill(3);
@@ -98,4 +101,20 @@ describe('model versions', () => {
     assert.equal(await fresh.getEncoded(hash), undefined);
     assert.equal(await fresh.get(hash), undefined);
   });
+});
+
+test('the unmask request carries the 64-byte survivor-set signature, and nothing else after it', () => {
+  const u = {
+    roundId: new Uint8Array(32).fill(3),
+    survivors: [1, 2, 5],
+    signature: new Uint8Array(64).fill(9),
+  };
+  const bytes = encodeUnmaskRequest(u);
+  assert.ok(bytes.length <= FL_UNMASK.maxRequestBytes);
+  assert.deepEqual(decodeUnmaskRequest(bytes), u);
+  assert.throws(() => decodeUnmaskRequest(bytes.subarray(0, bytes.length - 1)), DecodeError);
+  const longer = new Uint8Array(bytes.length + 1);
+  longer.set(bytes);
+  assert.throws(() => decodeUnmaskRequest(longer), DecodeError);
+  assert.throws(() => encodeUnmaskRequest({ ...u, signature: new Uint8Array(63) }));
 });

@@ -12,6 +12,7 @@ import type { DpConfig } from '../local-round.ts';
 import type { TrainOptions } from '../logistic.ts';
 import { ADVERTISE_BYTES, MAX_PARTICIPANTS, SHARE_BYTES } from '../secagg/messages.ts';
 import { MAX_PARAMS } from './model-codec.ts';
+import { SURVIVOR_SIGNATURE_BYTES } from './survivor-set.ts';
 
 const MAX_PEER_ID = 128;
 const MAX_REASON = 256;
@@ -64,7 +65,10 @@ export interface TrainRequest {
 
 export interface UnmaskRequest {
   readonly roundId: Uint8Array;
+  /** U3, ascending. */
   readonly survivors: readonly number[];
+  /** The coordinator's identity-key signature over survivorSetMessage(roundId, survivors). */
+  readonly signature: Uint8Array;
 }
 
 export interface CommitRequest {
@@ -251,17 +255,18 @@ export function decodeTrainRequest(bytes: Uint8Array): TrainRequest {
 }
 
 export function encodeUnmaskRequest(u: UnmaskRequest): Uint8Array {
-  const w = new Writer(64 + u.survivors.length).fixed(u.roundId, 32);
+  const w = new Writer(64 + u.survivors.length + SURVIVOR_SIGNATURE_BYTES).fixed(u.roundId, 32);
   writeIds(w, u.survivors);
-  return w.finish();
+  return w.fixed(u.signature, SURVIVOR_SIGNATURE_BYTES).finish();
 }
 
 export function decodeUnmaskRequest(bytes: Uint8Array): UnmaskRequest {
   const r = new Reader(bytes);
   const roundId = r.fixed(32, 'round id');
   const survivors = readIds(r, 'survivors');
+  const signature = r.fixed(SURVIVOR_SIGNATURE_BYTES, 'survivor set signature');
   r.end('unmask request');
-  return { roundId, survivors };
+  return { roundId, survivors, signature };
 }
 
 export function encodeCommitRequest(c: CommitRequest): Uint8Array {

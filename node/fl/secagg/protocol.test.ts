@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { seededBytes } from '../../testing/prng.ts';
+import { recoverInput } from '../../testing/secagg-attack.ts';
 import { seededUniform } from '../random.ts';
 import { collectMasked, routeShares, unmaskSum } from './aggregator.ts';
 import {
@@ -21,6 +22,7 @@ import {
   maskUpdate,
   type Participant,
   receiveShares,
+  revealOnce,
   revealShares,
   type SecAggConfig,
   shareKeys,
@@ -292,5 +294,51 @@ describe('secure aggregation', () => {
     assert.throws(() => createParticipant({ ...config, threshold: 2 }, 1), SecAggError); // t ≤ n/2
     assert.throws(() => createParticipant(config, 9), SecAggError);
     assert.throws(() => createParticipant({ ...config, participants: [1, 1, 2] }, 1), SecAggError);
+  });
+});
+
+describe('the unmask step, once per round', () => {
+  const all = [1, 2, 3, 4, 5];
+  const without5 = [1, 2, 3, 4];
+
+  test('answering two survivor sets exposes an update; revealOnce refuses the second set', () => {
+    const { states, adverts, xs, masked } = setUp(11);
+    const byId = new Map(adverts.map((a) => [a.from, a]));
+    // Control: participants that answer every request. {1,2,3} for "everyone survived" (b_5),
+    // {2,3,4} for "5 dropped" (5's mask key): t = 3 of each, and x_5 comes out exactly.
+    const naive = [
+      ...[0, 1, 2].map((k) => revealShares(states[k]!, all)),
+      ...[1, 2, 3].map((k) => revealShares(states[k]!, without5)),
+    ];
+    const got = recoverInput(config, byId, 5, masked[4]!.masked, naive);
+    assert.ok('input' in got, 'failed' in got ? got.failed : '');
+    assert.deepEqual(got.input, xs[4]!.words);
+
+    // The same requests against revealOnce: 2 and 3 refuse the second set, only 4 answers it.
+    const answered = new Map<number, Participant>();
+    const reveals = [0, 1, 2].map((k) => {
+      const r = revealOnce(states[k]!, all);
+      answered.set(k, r.participant);
+      return r.message;
+    });
+    for (const k of [1, 2])
+      assert.throws(
+        () => revealOnce(answered.get(k)!, without5),
+        (e: unknown) => e instanceof SecAggError && e.code === 'protocol-violation',
+      );
+    reveals.push(revealOnce(states[3]!, without5).message);
+    const attempt = recoverInput(config, byId, 5, masked[4]!.masked, reveals);
+    assert.deepEqual(attempt, { failed: '1 mask-key shares of 5, need 3' });
+  });
+
+  test('the same set again gets the same answer; the order of the ids does not matter', () => {
+    const { states } = setUp(12);
+    const first = revealOnce(states[0]!, [3, 1, 2, 5, 4]);
+    assert.deepEqual(first.participant.revealed?.survivors, all);
+    const again = revealOnce(first.participant, all);
+    assert.equal(again.message, first.message);
+    assert.equal(again.participant, first.participant);
+    // A subset is another set.
+    assert.throws(() => revealOnce(first.participant, [1, 2, 3]), /another survivor set/);
   });
 });

@@ -139,6 +139,8 @@ export interface Participant {
   readonly held?: ReadonlyMap<number, { readonly mask: Uint8Array; readonly self: Uint8Array }>;
   /** Own shares kept back in shareKeys until receiveShares. */
   readonly ownShares?: { readonly mask: Uint8Array; readonly self: Uint8Array };
+  /** Set by revealOnce: the survivor set this participant answered for, and its answer. */
+  readonly revealed?: { readonly survivors: readonly number[]; readonly message: UnmaskingShares };
 }
 
 /** Round 0: fresh keys for this round and the advertisement to publish. */
@@ -269,4 +271,33 @@ export function revealShares(p: Participant, survivors: readonly number[]): Unma
     return u3.has(u) ? { of: u, kind: 'self', share: h.self } : { of: u, kind: 'mask', share: h.mask };
   });
   return { roundId: p.config.roundId, from: p.id, shares };
+}
+
+const sortedSet = (ids: readonly number[]) => [...new Set(ids)].sort((a, b) => a - b);
+
+/**
+ * Round 3, at most once per round. Two answers for different survivor sets hand the aggregator
+ * b_u (u a survivor in one) and u's mask-key shares (u dropped in the other): with t of each it
+ * rebuilds y_u − PRG(b_u) ∓ pairwise masks = x_u, one participant's own update. So a second
+ * request for another set is a protocol violation. The same set again gets the same answer: it
+ * reveals nothing new, and lets a coordinator whose first answer was lost in transit ask again.
+ * With t > n/2 (validateConfig) no two disjoint groups of t participants exist, so asking
+ * different participants for different sets does not work either.
+ */
+export function revealOnce(
+  p: Participant,
+  survivors: readonly number[],
+): { participant: Participant; message: UnmaskingShares } {
+  const set = sortedSet(survivors);
+  if (p.revealed) {
+    const before = p.revealed.survivors;
+    if (before.length === set.length && before.every((id, i) => id === set[i]))
+      return { participant: p, message: p.revealed.message };
+    throw new SecAggError(
+      'protocol-violation',
+      `unmask asked again with another survivor set ({${set.join(',')}} after {${before.join(',')}})`,
+    );
+  }
+  const message = revealShares(p, set);
+  return { participant: { ...p, revealed: { survivors: set, message } }, message };
 }
