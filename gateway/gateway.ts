@@ -21,7 +21,7 @@ import type { IndexDb } from '../jobs/index-db/open.ts';
 import type { CairnPubSub } from '../jobs/pubsub.ts';
 import { unauthenticated } from '../schema/errors.ts';
 import { type CairnContext, schema } from '../schema/index.ts';
-import { DEFAULT_MAX_BODY_BYTES, limitBody, useBodyLimit } from './body-limit.ts';
+import { DEFAULT_MAX_BODY_BYTES, useBodyLimit } from './body-limit.ts';
 import { DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_LIST_COST, listCostRule } from './list-cost.ts';
 import {
   createOriginPolicy,
@@ -382,10 +382,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     origins,
     refused,
     rateLimit: (authorization, address) => take(verify(bearerToken(authorization)), address),
-    fetch: async (request) => {
-      const limited = await limitBody(request, limits.maxBodyBytes);
-      return limited instanceof Response ? limited : yoga.fetch(limited);
-    },
+    // useBodyLimit bounds chunked bodies inside yoga, on this path and on node:http alike.
+    fetch: async (request) => yoga.fetch(request),
     close: () => cache.close(),
   };
 }
