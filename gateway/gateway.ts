@@ -326,7 +326,10 @@ export function createGateway(options: GatewayOptions): Gateway {
         session: roleOf,
         cache: responses,
         ttl: ttlMs,
-        enabled: () => ttlMs > 0,
+        // HTTP only: the plugin keys a result by what yoga records while parsing an HTTP request's
+        // params, which a graphql-ws operation never passes through (its context has no request);
+        // enabled there, every query or mutation over a WebSocket threw and closed the socket.
+        enabled: (request) => ttlMs > 0 && request !== undefined,
         includeExtensionMetadata: false,
       }),
       usePrometheus({
