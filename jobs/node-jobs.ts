@@ -172,7 +172,13 @@ export class NodeJobs {
     o.node.chainService.on('events', jobs.onEvents);
     o.node.fl?.on('round', jobs.onFlRound);
     o.node.fl?.on('version', jobs.onModelVersion);
-    o.node.externalReconcile = () => jobs.redisUp && !jobs.stopped;
+    // The scheduler is in charge only while it is seen to be: if no genuine `mempool.sync` ran
+    // for two periods (deleted, swapped or stretched by a Redis client, or a stuck worker), the
+    // node's own reconcile timer (node.ts) runs until it is back.
+    const startedAt = Date.now();
+    const silentAfter = 2 * jobs.schedule['mempool.sync'];
+    o.node.externalReconcile = () =>
+      jobs.redisUp && !jobs.stopped && jobs.scheduled.ranWithin('mempool.sync', silentAfter, startedAt);
     jobs.watchdog = setInterval(() => void jobs.check(), o.watchdogMs ?? 10_000);
     jobs.watchdog.unref();
     // First report at once: a new node shows up in the index without waiting a stats period.
