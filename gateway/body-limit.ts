@@ -35,16 +35,24 @@ export function declaredTooLarge(
  */
 export function useBodyLimit(limit: number): Plugin {
   return {
-    async onRequest({ request, setRequest, endResponse, fetchAPI }) {
-      const refused = declaredTooLarge(request.headers.get('content-length'), limit);
-      if (refused) return endResponse(refused);
-      const limited = await limitBody(request, limit, fetchAPI.Request);
-      if (limited instanceof Response) {
-        // The rest of the body was never read: the connection cannot carry another request.
-        const headers = new Headers(limited.headers);
-        headers.set('connection', 'close');
-        endResponse(new fetchAPI.Response(limited.body, { status: limited.status, headers }));
-      } else if (limited !== request) setRequest(limited);
+    onRequest({ request, setRequest, endResponse, fetchAPI }) {
+      const declared = request.headers.get('content-length');
+      if (declared !== null) {
+        const refused = declaredTooLarge(declared, limit);
+        if (refused) endResponse(refused);
+        return;
+      }
+      // Synchronous for every request with a length or without a body (the hot path): only a
+      // chunked body costs an await.
+      if (request.method === 'GET' || request.method === 'HEAD' || !request.body) return;
+      return limitBody(request, limit, fetchAPI.Request).then((limited) => {
+        if (limited instanceof Response) {
+          // The rest of the body was never read: the connection cannot carry another request.
+          const headers = new Headers(limited.headers);
+          headers.set('connection', 'close');
+          endResponse(new fetchAPI.Response(limited.body, { status: limited.status, headers }));
+        } else setRequest(limited);
+      });
     },
   };
 }
