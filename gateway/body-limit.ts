@@ -28,14 +28,31 @@ export function declaredTooLarge(
 /**
  * Refuses a request whose declared Content-Length exceeds the limit before anything reads it
  * (inside yoga, so the 413 gets the usual response hooks such as CORS). The node server checks
- * the same before handing the request over, to close the connection. Bodies without a length
- * (chunked) are bounded where they are read: `limitBody` below.
+ * the same before handing the request over, to close the connection. A body without a length
+ * (chunked) is read here, at most `limit` bytes, and handed on buffered: doing it inside yoga's
+ * pipeline keeps yoga's own node handler writing the response and the server context ({req,res},
+ * the rate limiter's client address) on the request, which a hand-written side path lost.
  */
 export function useBodyLimit(limit: number): Plugin {
   return {
-    onRequest({ request, endResponse }) {
-      const refused = declaredTooLarge(request.headers.get('content-length'), limit);
-      if (refused) endResponse(refused);
+    onRequest({ request, setRequest, endResponse, fetchAPI }) {
+      const declared = request.headers.get('content-length');
+      if (declared !== null) {
+        const refused = declaredTooLarge(declared, limit);
+        if (refused) endResponse(refused);
+        return;
+      }
+      // Synchronous for every request with a length or without a body (the hot path): only a
+      // chunked body costs an await.
+      if (request.method === 'GET' || request.method === 'HEAD' || !request.body) return;
+      return limitBody(request, limit, fetchAPI.Request).then((limited) => {
+        if (limited instanceof Response) {
+          // The rest of the body was never read: the connection cannot carry another request.
+          const headers = new Headers(limited.headers);
+          headers.set('connection', 'close');
+          endResponse(new fetchAPI.Response(limited.body, { status: limited.status, headers }));
+        } else setRequest(limited);
+      });
     },
   };
 }
@@ -44,7 +61,11 @@ export function useBodyLimit(limit: number): Plugin {
  * For a request without Content-Length: reads at most `limit` bytes of its body, then returns an
  * equivalent request with the buffered body (or a 413 response when it is longer).
  */
-export async function limitBody(request: Request, limit: number): Promise<Request | Response> {
+export async function limitBody(
+  request: Request,
+  limit: number,
+  RequestCtor: typeof Request = Request,
+): Promise<Request | Response> {
   if (!request.body || request.headers.get('content-length') !== null) return request;
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -61,5 +82,5 @@ export async function limitBody(request: Request, limit: number): Promise<Reques
   }
   const headers = new Headers(request.headers);
   headers.set('content-length', String(size));
-  return new Request(request.url, { method: request.method, headers, body: Buffer.concat(chunks) });
+  return new RequestCtor(request.url, { method: request.method, headers, body: Buffer.concat(chunks) });
 }

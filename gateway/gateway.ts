@@ -21,7 +21,7 @@ import type { IndexDb } from '../jobs/index-db/open.ts';
 import type { CairnPubSub } from '../jobs/pubsub.ts';
 import { unauthenticated } from '../schema/errors.ts';
 import { type CairnContext, schema } from '../schema/index.ts';
-import { DEFAULT_MAX_BODY_BYTES, limitBody, useBodyLimit } from './body-limit.ts';
+import { DEFAULT_MAX_BODY_BYTES, useBodyLimit } from './body-limit.ts';
 import { DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_LIST_COST, listCostRule } from './list-cost.ts';
 import {
   createOriginPolicy,
@@ -326,7 +326,10 @@ export function createGateway(options: GatewayOptions): Gateway {
         session: roleOf,
         cache: responses,
         ttl: ttlMs,
-        enabled: () => ttlMs > 0,
+        // HTTP only: the plugin keys a result by what yoga records while parsing an HTTP request's
+        // params, which a graphql-ws operation never passes through (its context has no request);
+        // enabled there, every query or mutation over a WebSocket threw and closed the socket.
+        enabled: (request) => ttlMs > 0 && request !== undefined,
         includeExtensionMetadata: false,
       }),
       usePrometheus({
@@ -382,10 +385,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     origins,
     refused,
     rateLimit: (authorization, address) => take(verify(bearerToken(authorization)), address),
-    fetch: async (request) => {
-      const limited = await limitBody(request, limits.maxBodyBytes);
-      return limited instanceof Response ? limited : yoga.fetch(limited);
-    },
+    // useBodyLimit bounds chunked bodies inside yoga, on this path and on node:http alike.
+    fetch: async (request) => yoga.fetch(request),
     close: () => cache.close(),
   };
 }

@@ -1,6 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo, isIP } from 'node:net';
-import { Readable } from 'node:stream';
 import { type ExecutionArgs, GraphQLError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
@@ -9,7 +8,7 @@ import type { CommandSigner } from '../jobs/command-signer.ts';
 import { type IndexDb, type IndexDbLocation, openIndexDb } from '../jobs/index-db/open.ts';
 import { type CairnPubSub, createCairnPubSub } from '../jobs/pubsub.ts';
 import { createRedis, redisUrl } from '../jobs/redis.ts';
-import { declaredTooLarge, tooLarge } from './body-limit.ts';
+import { declaredTooLarge } from './body-limit.ts';
 import { createGateway, type Gateway, type GatewayOptions } from './gateway.ts';
 
 export interface GatewayServerOptions extends Partial<Omit<GatewayOptions, 'readinessChecks'>> {
@@ -94,7 +93,7 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     if (!gateway.origins.hostAllowed(req.headers.host)) {
       const message = misdirected(req.headers.host);
-      void send(
+      send(
         res,
         Response.json(
           { errors: [{ message, extensions: { code: 'MISDIRECTED_REQUEST' } }] },
@@ -108,15 +107,12 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
     const refused = declaredTooLarge(declared, maxBody);
     if (refused) {
       // Refuse without reading, and close: the unread body must not be parsed as the next request.
-      void send(res, refused, true);
+      send(res, refused, true);
       return;
     }
-    // A body without Content-Length (chunked) goes through the bounded reader of gateway.fetch.
-    if (req.method === 'POST' && declared === undefined) {
-      void sendViaFetch(gateway, req, res, maxBody);
-      return;
-    }
-    void yoga.requestListener(req, res);
+    // Chunked bodies too: useBodyLimit reads them bounded inside yoga's pipeline, so yoga's own
+    // node handler writes every answer and the limiter sees the client address in {req, res}.
+    Promise.resolve(yoga.requestListener(req, res)).catch((err) => failed(res, err, log));
   });
 
   const wss = new WebSocketServer({
@@ -222,28 +218,30 @@ function toGraphQLError(err: unknown) {
   return { message: 'Unexpected error.' } as never;
 }
 
-async function sendViaFetch(gateway: Gateway, req: IncomingMessage, res: ServerResponse, maxBody: number) {
-  try {
-    const headers = new Headers();
-    for (const [k, v] of Object.entries(req.headers))
-      if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
-    const request = new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, {
-      method: req.method ?? 'POST',
-      headers,
-      body: Readable.toWeb(req) as ReadableStream<Uint8Array>,
-      duplex: 'half',
-    } as RequestInit);
-    const response = await gateway.fetch(request);
-    await send(res, response, response.status === 413);
-  } catch {
-    await send(res, tooLarge(maxBody), true);
+/**
+ * Last resort for a request whose handler threw: a 500 if nothing was written yet, else the
+ * socket is cut (headers cannot be sent twice). Never rethrows: an unhandled rejection would end
+ * the process, and with it every other client's connection.
+ */
+function failed(res: ServerResponse, err: unknown, log?: { error: (o: object, m: string) => void }) {
+  log?.error({ err }, 'request handler failed');
+  if (res.headersSent || res.writableEnded) {
+    res.destroy();
+    return;
   }
+  res.writeHead(500, { 'content-type': 'application/json', connection: 'close' });
+  res.end(JSON.stringify({ errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL' } }] }));
 }
 
-async function send(res: ServerResponse, response: Response, close: boolean): Promise<void> {
+/** Writes one of the server's own small JSON refusals (421, 413) and, with `close`, ends the connection. */
+function send(res: ServerResponse, response: Response, close: boolean): void {
   const headers = Object.fromEntries(response.headers);
   if (close) headers.connection = 'close';
-  res.writeHead(response.status, headers);
-  if (response.body) Readable.fromWeb(response.body as never).pipe(res);
-  else res.end();
+  response
+    .arrayBuffer()
+    .then((body) => {
+      res.writeHead(response.status, headers);
+      res.end(Buffer.from(body));
+    })
+    .catch((err) => failed(res, err));
 }

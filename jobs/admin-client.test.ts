@@ -244,3 +244,39 @@ test('completions forged by a bare Redis client are refused, counted and never b
 
   assert.deepEqual(await s.refusedResults(), { unsigned: 1, 'bad-signature': 1, 'wrong-nonce': 1 });
 });
+
+test('an unsigned failure is reported unverified and the job removed, so the node never runs it', async (t) => {
+  // Attack review of issue 13: a Redis client wrote a `failed` event for a waiting job; the
+  // gateway reported the node's "refusal" (any code, any text) and the node ran the job later.
+  const s = await setup(t);
+  const NODE = (await newNode()).peerId.toString();
+  const base = `${s.prefix}:${nodeQueueName(NODE)}`;
+  const run = s.client.run(NODE, 'admin.submitEntry', { content: 'hello', metadata: [] }, 5_000);
+  run.catch(() => {});
+  let jobId: string | undefined;
+  for (let i = 0; i < 200 && !jobId; i++) {
+    jobId = (await s.redis.lrange(`${base}:wait`, 0, -1))[0];
+    if (!jobId) await sleep(10);
+  }
+  assert.ok(jobId, 'the command was queued');
+  await s.redis.xadd(
+    `${base}:events`,
+    '*',
+    'event',
+    'failed',
+    'jobId',
+    jobId,
+    'failedReason',
+    'command refused (replayed): nonce was run before',
+  );
+  await assert.rejects(run, (err: unknown) => {
+    assert.ok(err instanceof CommandError, `${err}`);
+    assert.equal(err.code, 'unverified', err.message);
+    assert.equal(err.refusal, undefined, 'not taken as the node’s refusal');
+    assert.equal(err.claimedRefusal, 'replayed');
+    return true;
+  });
+  assert.deepEqual(await s.redis.lrange(`${base}:wait`, 0, -1), [], 'nothing left for the node to run');
+  assert.equal(await s.redis.exists(`${base}:${jobId}`), 0);
+  assert.deepEqual(await s.refusedResults(), { 'unsigned-failure': 1 });
+});

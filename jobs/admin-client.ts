@@ -19,12 +19,15 @@ export class CommandError extends Error {
       | 'refused'
       | 'command-failed'
       | 'bad-result'
-      | 'bad-result-signature',
+      | 'bad-result-signature'
+      | 'unverified',
     message: string,
     /** For `refused`: the node's refusal code (command-verifier.ts). */
     readonly refusal?: CommandRefusal,
     /** For `bad-result-signature`: why the answer was not believed (result-envelope.ts). */
     readonly resultRefusal?: ResultRefusal,
+    /** For `unverified`: the refusal code the unsigned failure claimed (not believed). */
+    readonly claimedRefusal?: CommandRefusal,
   ) {
     super(message);
     this.name = 'CommandError';
@@ -139,10 +142,20 @@ export class AdminClient {
         );
       }
       if ('failed' in outcome) {
-        const refusal = refusalOf(outcome.failed);
-        throw refusal
-          ? new CommandError('refused', `node ${nodeId} refused ${command}: ${outcome.failed}`, refusal)
-          : new CommandError('command-failed', `${command} failed on node ${nodeId}: ${outcome.failed}`);
+        // A failure event is unsigned: any Redis client can write one, to make the caller give up
+        // while the job still waits for the node, which would then run it unobserved. So the job
+        // is removed, as on a timeout, and the claim reported as unverified, never as the node's
+        // refusal (a genuine refusal reads the same, with the node's reason in the message).
+        await job.remove().catch(() => {});
+        this.refusedResults.inc({ command, reason: 'unsigned-failure' });
+        const claimed = refusalOf(outcome.failed);
+        throw new CommandError(
+          'unverified',
+          `${command} on node ${nodeId} ended with an unsigned failure, which anyone able to write Redis can forge, so it was not run: ${outcome.failed.slice(0, 500)}`,
+          undefined,
+          undefined,
+          claimed,
+        );
       }
       let answer: ReturnType<typeof checkAnswer>;
       try {

@@ -35,6 +35,7 @@ import {
 import { RedisConnections, RedisLiveness, retireWorker } from './redis.ts';
 import { ReportOutbox } from './report-outbox.ts';
 import { GatedWorker, isScheduled, ScheduledGate, ScheduledJobRefused } from './scheduled-gate.ts';
+import { repairSchedulers } from './scheduler-watch.ts';
 
 export interface NodeJobsOptions {
   readonly node: CairnNode;
@@ -171,7 +172,13 @@ export class NodeJobs {
     o.node.chainService.on('events', jobs.onEvents);
     o.node.fl?.on('round', jobs.onFlRound);
     o.node.fl?.on('version', jobs.onModelVersion);
-    o.node.externalReconcile = () => jobs.redisUp && !jobs.stopped;
+    // The scheduler is in charge only while it is seen to be: if no genuine `mempool.sync` ran
+    // for two periods (deleted, swapped or stretched by a Redis client, or a stuck worker), the
+    // node's own reconcile timer (node.ts) runs until it is back.
+    const startedAt = Date.now();
+    const silentAfter = 2 * jobs.schedule['mempool.sync'];
+    o.node.externalReconcile = () =>
+      jobs.redisUp && !jobs.stopped && jobs.scheduled.ranWithin('mempool.sync', silentAfter, startedAt);
     jobs.watchdog = setInterval(() => void jobs.check(), o.watchdogMs ?? 10_000);
     jobs.watchdog.unref();
     // First report at once: a new node shows up in the index without waiting a stats period.
@@ -342,26 +349,29 @@ export class NodeJobs {
   }
 
   async upsertSchedulers(): Promise<void> {
-    for (const name of SCHEDULED_JOBS) {
-      await this.queue.upsertJobScheduler(
-        name,
-        { every: this.schedule[name] },
-        { name, data: {}, opts: { removeOnComplete: { count: 50 }, removeOnFail: { count: 50 } } },
-      );
-    }
+    for (const name of SCHEDULED_JOBS) await this.upsertScheduler(name);
+  }
+
+  private upsertScheduler(name: ScheduledJob) {
+    return this.queue.upsertJobScheduler(
+      name,
+      { every: this.schedule[name] },
+      { name, data: {}, opts: { removeOnComplete: { count: 50 }, removeOnFail: { count: 50 } } },
+    );
   }
 
   /**
    * The watchdog. BullMQ workers have been seen to stay idle forever after a long Redis outage;
    * if Redis has been up for a while and no job (the schedulers guarantee some) has run for
    * three periods of the fastest scheduler, the worker is replaced. Schedulers lost with Redis's
-   * data are put back.
+   * data, or changed by another Redis client, are put back (scheduler-watch.ts).
    */
   private async check(): Promise<void> {
     if (this.stopped || !this.redisUp) return;
     try {
-      const present = await this.queue.getJobSchedulersCount();
-      if (present < SCHEDULED_JOBS.length) await this.upsertSchedulers();
+      const drift = await repairSchedulers(this.queue, this.schedule, (name) => this.upsertScheduler(name));
+      if (drift.missing.length + drift.changed.length + drift.unknown.length > 0)
+        this.o.log.warn(drift, 'job schedulers differed from the node’s: put back');
       // Command results sit in the event stream (queues.ts): bounded even if some other client
       // opened this queue with BullMQ's default length.
       await this.queue.trimEvents(NODE_EVENTS_MAX_LEN);

@@ -171,3 +171,22 @@ test('the scheduler id form: name, key, millis and repeat options must all match
   assert.equal(fromScheduler({ ...ok, id: 'repeat:chain.sync:x' }), false);
   assert.equal(fromScheduler({ ...ok, id: '17' }), false);
 });
+
+test('ranWithin: silent once a scheduled name has not run for the given time', () => {
+  // NodeJobs hands mempool reconciliation back to the node after two silent periods.
+  const clock = { now: 1_000 };
+  const gate = new ScheduledGate(PERIODS, () => clock.now);
+  const started = clock.now;
+  assert.equal(gate.ranWithin('mempool.sync', 800, started), true, 'a new scheduler gets its time');
+  clock.now = 1_900;
+  assert.equal(gate.ranWithin('mempool.sync', 800, started), false, 'never ran: silent');
+  gate.admit({
+    name: 'mempool.sync',
+    id: 'repeat:mempool.sync:1',
+    repeatJobKey: 'mempool.sync',
+    opts: { repeat: { every: 400 } },
+  } as never);
+  assert.equal(gate.ranWithin('mempool.sync', 800, started), true);
+  clock.now = 2_701;
+  assert.equal(gate.ranWithin('mempool.sync', 800, started), false, 'ran, then silent for > 800 ms');
+});

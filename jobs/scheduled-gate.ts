@@ -72,6 +72,14 @@ export class ScheduledGate {
     this.lastRun.set(job.name, now);
     return { run: true };
   }
+
+  /**
+   * Whether `name` ran here within the last `ms`, counting from `since` while it has not run yet
+   * (a scheduler just upserted gets its first period before it is judged silent).
+   */
+  ranWithin(name: ScheduledJob, ms: number, since: number): boolean {
+    return this.now() - (this.lastRun.get(name) ?? since) <= ms;
+  }
 }
 
 /**

@@ -15,7 +15,8 @@ export type ErrorCode =
   | 'COMMAND_REFUSED'
   | 'COMMAND_FAILED'
   | 'BAD_RESULT'
-  | 'BAD_RESULT_SIGNATURE';
+  | 'BAD_RESULT_SIGNATURE'
+  | 'COMMAND_UNVERIFIED';
 
 export const cairnError = (code: ErrorCode, message: string, extra: Record<string, unknown> = {}) =>
   new GraphQLError(message, { extensions: { code, ...extra } });
@@ -33,6 +34,7 @@ const COMMAND_CODES: Record<CommandError['code'], ErrorCode> = {
   'command-failed': 'COMMAND_FAILED',
   'bad-result': 'BAD_RESULT',
   'bad-result-signature': 'BAD_RESULT_SIGNATURE',
+  unverified: 'COMMAND_UNVERIFIED',
 };
 
 /** An AdminClient failure as a client-facing error; anything else stays masked by the server. */
@@ -43,6 +45,7 @@ export function commandError(err: unknown, nodeId: string, command: string): unk
       command,
       ...(err.refusal ? { refusal: err.refusal } : {}),
       ...(err.resultRefusal ? { reason: err.resultRefusal } : {}),
+      ...(err.claimedRefusal ? { claimedRefusal: err.claimedRefusal } : {}),
     });
   return err;
 }
