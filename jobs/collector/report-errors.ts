@@ -15,7 +15,11 @@ export type RefusalCode =
   /** The report's totalWork is not its parent's plus the work of its target. */
   | 'wrong-total-work'
   /** Its parent never reached the index within the hold time. */
-  | 'unknown-parent';
+  | 'unknown-parent'
+  /** A model version's weights do not hash to the version's hash (jobs/model-weights.ts). */
+  | 'weights-mismatch'
+  /** A model version's weights are not a canonical model encoding. */
+  | 'malformed-weights';
 
 /**
  * A report the collector will not index, ever: failing it without retries is right (BullMQ does
