@@ -15,7 +15,9 @@ export type ErrorCode =
   | 'COMMAND_REFUSED'
   | 'COMMAND_FAILED'
   | 'BAD_RESULT'
-  | 'BAD_RESULT_SIGNATURE';
+  | 'BAD_RESULT_SIGNATURE'
+  | 'NO_MODEL'
+  | 'MODEL_UNAVAILABLE';
 
 export const cairnError = (code: ErrorCode, message: string, extra: Record<string, unknown> = {}) =>
   new GraphQLError(message, { extensions: { code, ...extra } });
