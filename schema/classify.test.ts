@@ -10,12 +10,16 @@ import { AdminClient } from '../jobs/admin-client.ts';
 import { IndexWriter } from '../jobs/collector/index-writer.ts';
 import { createTestIndexDb, TEST_PROVIDERS, type TestIndexDb } from '../jobs/index-db/testing.ts';
 import { weightsToBase64 } from '../jobs/model-weights.ts';
+import { blockAcceptedReport } from '../jobs/node-reports.ts';
 import { ModelVersionReport } from '../jobs/payloads.ts';
 import { createCairnPubSub } from '../jobs/pubsub.ts';
+import { createEntry } from '../node/chain/authoring.ts';
 import { toHex } from '../node/chain/bytes.ts';
+import type { SealedBlock } from '../node/chain/types.ts';
 import { classifyText, MAX_CLASSIFY_CHARS } from '../node/fl/classify.ts';
 import { hashToken } from '../node/fl/features.ts';
 import { encodeModel, modelHash } from '../node/fl/net/model-codec.ts';
+import { forgeBranch, TEST_NOW, testChain, testKey, testNetwork } from '../node/testing/forge.ts';
 import { MAX_CLASSIFY_PER_OPERATION } from './classify.ts';
 
 const BITS = 8;
@@ -68,7 +72,35 @@ for (const provider of TEST_PROVIDERS) {
     test('NO_MODEL before any version; then the newest committed version, or the one asked for', async () => {
       const none = await q(CLASSIFY, { t: 'prize' });
       assert.equal(none.errors?.[0]?.extensions?.code, 'NO_MODEL');
-      const w = new IndexWriter(idx.db);
+      const w = new IndexWriter(idx.db, { network: testNetwork(), now: () => TEST_NOW });
+      // The chain commits v1 then v2 in blocks 1 and 2 (model entries, verified by the collector).
+      const key = testKey(1);
+      const modelEntry = (p: Float64Array, round: number, parent: Float64Array | null) =>
+        createEntry(
+          {
+            kind: 'model',
+            modelHash: modelHash(encodeModel(p)),
+            parentHash: parent ? modelHash(encodeModel(parent)) : null,
+            round,
+            metrics: [],
+            epsilon: 0,
+          },
+          key,
+          TEST_NOW - 5_000,
+        );
+      const t = testChain();
+      const blocks = forgeBranch(t.chain, t.chain.tip, [
+        { entries: [modelEntry(v1, 1, null)] },
+        { entries: [modelEntry(v2, 2, v1)] },
+      ]);
+      const indexBlock = async (b: SealedBlock) => {
+        assert.equal((await t.submit(b)).status, 'connected');
+        await w.apply(
+          `block.${b.hashHex}`,
+          'block.accepted',
+          blockAcceptedReport('A', b, t.chain.tree.get(b.hashHex)!),
+        );
+      };
       const report = (p: Float64Array, round: number, withWeights: boolean, blockHash: string | null) =>
         ModelVersionReport.parse({
           nodeId: 'A',
@@ -82,12 +114,17 @@ for (const provider of TEST_PROVIDERS) {
           at: new Date().toISOString(),
           ...(withWeights ? { weights: weightsToBase64(encodeModel(p)) } : {}),
         });
-      // Version 2 is indexed first without its weights: it is known but cannot classify yet.
-      await w.apply('m2a', 'model.version', report(v2, 2, false, 'b2'.repeat(32)));
-      await w.apply('m1', 'model.version', report(v1, 1, true, 'b1'.repeat(32)));
+      // A report alone commits nothing: a node may name any hash and round.
+      await w.apply('m1', 'model.version', report(v1, 1, true, blocks[0]!.hashHex));
+      assert.equal((await q(CLASSIFY, { t: 'prize' })).errors?.[0]?.extensions?.code, 'NO_MODEL');
+      await indexBlock(blocks[0]!);
+      assert.equal((await q(CLASSIFY, { t: 'prize' })).data.classify.version, hashOf(v1));
+      // Version 2 is committed, but its weights are not archived yet: it cannot classify yet.
+      await indexBlock(blocks[1]!);
+      await w.apply('m2a', 'model.version', report(v2, 2, false, blocks[1]!.hashHex));
       const pending = await q(CLASSIFY, { t: 'prize' });
       assert.equal(pending.errors?.[0]?.extensions?.code, 'MODEL_UNAVAILABLE');
-      await w.apply('m2b', 'model.version', report(v2, 2, true, 'b2'.repeat(32)));
+      await w.apply('m2b', 'model.version', report(v2, 2, true, blocks[1]!.hashHex));
 
       for (const text of ['win a prize now', 'see you at lunch']) {
         const newest = await q(CLASSIFY, { t: text });

@@ -2,7 +2,7 @@
  * `classify(text, version)`: a model version's verdict on a text, from the weights the collector
  * archived (jobs/model-weights.ts), scored by the same code the nodes use (node/fl/classify.ts),
  * so the gateway, a node's API and its CLI agree for the same version. Without `version`, the
- * newest version committed in a block: what a node at the tip classifies with.
+ * newest version committed on the canonical chain: what a node at the tip classifies with.
  */
 import { type Hex, toHex } from '../node/chain/bytes.ts';
 import { checkText, classifyText, MAX_CLASSIFY_CHARS } from '../node/fl/classify.ts';
@@ -56,6 +56,30 @@ async function loadWeights(ctx: CairnContext, hash: Hex): Promise<Params | undef
   return p;
 }
 
+/**
+ * The version to classify with, as the canonical chain commits it: the newest `model` entry of
+ * the indexed canonical blocks (whose entries the collector verified: signatures, roster, model
+ * head), or the one committing `hash`. Never a version only some node's report names: a report
+ * can claim any hash and round, a block entry cannot.
+ */
+async function committedVersion(
+  ctx: CairnContext,
+  hash?: Hex,
+): Promise<{ hash: Hex; round: number } | undefined> {
+  const entry = await ctx.db.entry.findFirst({
+    where: {
+      kind: 'model',
+      block: { canonical: true },
+      ...(hash ? { payload: { contains: `"modelHash":"${hash}"` } } : {}),
+    },
+    orderBy: [{ block: { height: 'desc' } }, { position: 'desc' }],
+    select: { payload: true },
+  });
+  if (!entry) return undefined;
+  const p = JSON.parse(entry.payload) as { modelHash: string; round: number };
+  return { hash: p.modelHash, round: p.round };
+}
+
 /** Operations' classify counts: the context object is one per operation. */
 const perOperation = new WeakMap<CairnContext, number>();
 
@@ -79,15 +103,13 @@ builder.queryFields((t) => ({
       }
       if (args.version != null && !/^[0-9a-f]{64}$/.test(args.version))
         throw badInput('version must be a model hash: 64 lowercase hex characters');
-      const row = await ctx.db.modelVersion.findFirst({
-        where: args.version != null ? { hash: args.version } : { blockHash: { not: null } },
-        orderBy: [{ round: 'desc' }, { hash: 'desc' }],
-        select: { hash: true, round: true },
-      });
+      const row = await committedVersion(ctx, args.version ?? undefined);
       if (!row)
         throw cairnError(
           'NO_MODEL',
-          args.version != null ? `no model version ${args.version}` : 'no model version is committed yet',
+          args.version != null
+            ? `no model version ${args.version} is committed on the canonical chain`
+            : 'no model version is committed yet',
         );
       const params = await loadWeights(ctx, row.hash);
       if (!params)
