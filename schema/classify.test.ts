@@ -115,9 +115,10 @@ for (const provider of TEST_PROVIDERS) {
           ...(withWeights ? { weights: weightsToBase64(encodeModel(p)) } : {}),
         });
       // A report alone commits nothing: a node may name any hash and round.
-      await w.apply('m1', 'model.version', report(v1, 1, true, blocks[0]!.hashHex));
+      await w.apply('m1', 'model.version', report(v1, 1, false, blocks[0]!.hashHex));
       assert.equal((await q(CLASSIFY, { t: 'prize' })).errors?.[0]?.extensions?.code, 'NO_MODEL');
       await indexBlock(blocks[0]!);
+      await w.apply('m1w', 'model.version', report(v1, 1, true, blocks[0]!.hashHex));
       assert.equal((await q(CLASSIFY, { t: 'prize' })).data.classify.version, hashOf(v1));
       // Version 2 is committed, but its weights are not archived yet: it cannot classify yet.
       await indexBlock(blocks[1]!);

@@ -330,11 +330,26 @@ export class IndexWriter {
     weights: CheckedWeights,
   ): Promise<Publication[]> {
     // The first report that carries a version's weights archives them; they are content-addressed,
-    // so any later copy is the same bytes.
-    if (weights && !(await tx.modelWeights.findUnique({ where: { hash: r.hash }, select: { hash: true } })))
+    // so any later copy is the same bytes. Only for a version an indexed block commits (a `model`
+    // entry the block check verified): otherwise any node could fill the archive with models.
+    if (weights && !(await tx.modelWeights.findUnique({ where: { hash: r.hash }, select: { hash: true } }))) {
+      const committed = await tx.entry.findFirst({
+        where: {
+          blockHash: r.blockHash ?? '',
+          kind: 'model',
+          payload: { contains: `"modelHash":"${r.hash}"` },
+        },
+        select: { id: true },
+      });
+      if (!committed)
+        throw new ReportHeld(
+          'model-not-committed',
+          `no indexed block ${r.blockHash ?? '(none)'} commits model ${r.hash}`,
+        );
       await tx.modelWeights.create({
         data: { hash: r.hash, bytes: weights.bytes, paramCount: weights.paramCount, createdAt: new Date() },
       });
+    }
     const found = await tx.modelVersion.findUnique({ where: { hash: r.hash } });
     if (found) {
       // The version is known; a later report may add the block that commits it.
