@@ -4,15 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createGateway, type Gateway } from '../gateway/gateway.ts';
-import { type GqlBody, testNamespace } from '../gateway/testing.ts';
-import { AdminClient } from '../jobs/admin-client.ts';
+import { type GqlBody, gql, startTestGateway, type TestGateway } from '../gateway/testing.ts';
 import { IndexWriter } from '../jobs/collector/index-writer.ts';
-import { createTestIndexDb, TEST_PROVIDERS, type TestIndexDb } from '../jobs/index-db/testing.ts';
+import { createTestLocation, TEST_PROVIDERS } from '../jobs/index-db/testing.ts';
 import { weightsToBase64 } from '../jobs/model-weights.ts';
 import { blockAcceptedReport } from '../jobs/node-reports.ts';
 import { ModelVersionReport } from '../jobs/payloads.ts';
-import { createCairnPubSub } from '../jobs/pubsub.ts';
 import { createEntry } from '../node/chain/authoring.ts';
 import { toHex } from '../node/chain/bytes.ts';
 import type { SealedBlock } from '../node/chain/types.ts';
@@ -34,45 +31,36 @@ const model = (bias: number) => {
 
 for (const provider of TEST_PROVIDERS) {
   describe(`classify against a ${provider} index`, () => {
-    let idx: TestIndexDb;
-    let gateway: Gateway;
-    let closeBus: () => Promise<void>;
-    let admin: AdminClient;
+    let gw: TestGateway;
+    let destroy: () => Promise<void>;
     const v1 = model(-1);
     const v2 = model(-7);
     const hashOf = (p: Float64Array) => toHex(modelHash(encodeModel(p)));
 
-    const q = async (query: string, variables?: Record<string, unknown>): Promise<GqlBody> => {
-      const r = await gateway.fetch(
-        new Request('http://gateway/graphql', {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ query, variables }),
-        }),
-      );
-      return (await r.json()) as GqlBody;
-    };
+    const q = async (query: string, variables?: Record<string, unknown>): Promise<GqlBody> =>
+      (await gql(gw.url, query, variables)).body;
     const CLASSIFY =
       'query($t: String!, $v: String) { classify(text: $t, version: $v) { version round spam score } }';
 
     before(async () => {
-      idx = await createTestIndexDb(provider);
-      const ns = testNamespace();
-      const bus = createCairnPubSub(undefined, ns);
-      closeBus = bus.close;
-      admin = new AdminClient(undefined, ns);
-      gateway = createGateway({ db: idx.db, pubsub: bus.pubsub, admin, cacheTtlMs: 0, tokenRateLimit: null });
+      const made = await createTestLocation(provider);
+      destroy = made.destroy;
+      gw = await startTestGateway({
+        location: made.location,
+        seed: false,
+        cacheTtlMs: 0,
+        tokenRateLimit: null,
+      });
     });
     after(async () => {
-      await gateway.close();
-      await Promise.all([closeBus(), admin.close()]);
-      await idx.drop();
+      await gw.close();
+      await destroy();
     });
 
     test('NO_MODEL before any version; then the newest committed version, or the one asked for', async () => {
       const none = await q(CLASSIFY, { t: 'prize' });
       assert.equal(none.errors?.[0]?.extensions?.code, 'NO_MODEL');
-      const w = new IndexWriter(idx.db, { network: testNetwork(), now: () => TEST_NOW });
+      const w = new IndexWriter(gw.db, { network: testNetwork(), now: () => TEST_NOW });
       // The chain commits v1 then v2 in blocks 1 and 2 (model entries, verified by the collector).
       const key = testKey(1);
       const modelEntry = (p: Float64Array, round: number, parent: Float64Array | null) =>
