@@ -3,10 +3,11 @@
  * for 5 and 10 participants, federated vs centralised accuracy on the same features and test set,
  * the bytes a participant sends per round, and record-level DP-SGD FedAvg (5 IID nodes, each
  * spending the default budget ε = 3 at δ = 1e-5 through its own ledger). Randomness is the
- * production path (OS CSPRNG).
+ * production path (OS CSPRNG). classifyPerSec: POST /classify on a node's API with the federated
+ * model (bench/classify-bench.ts).
  * Last line: one JSON object with the figures.
  */
-import { featurisedCorpus, splitIndices, subset } from '../node/fl/dataset.ts';
+import { featurisedCorpus, loadCorpus, splitIndices, subset } from '../node/fl/dataset.ts';
 import { type DpSgdNode, planDpSgd, runDpSgdRound } from '../node/fl/dp-sgd-fedavg.ts';
 import {
   cryptoRoundRandomness,
@@ -19,6 +20,7 @@ import { PrivacyLedger } from '../node/fl/privacy-budget.ts';
 import { RdpAccountant } from '../node/fl/rdp-accountant.ts';
 import { cryptoRandomBytes } from '../node/fl/secagg/protocol.ts';
 import { FL_DEFAULTS } from '../node/options.ts';
+import { bodiesOf, classifyPerSec } from './classify-bench.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
 const ROUNDS_10 = Number(process.env.BENCH_ROUNDS_10 ?? 8);
@@ -112,6 +114,13 @@ log(
     `at ε ${epsilonRecord.toFixed(4)} in ${(performance.now() - t).toFixed(0)} ms`,
 );
 
+t = performance.now();
+const classify = await classifyPerSec(five.params, bodiesOf(loadCorpus()));
+log(
+  `classify via the node API: ${classify.perSec.toFixed(0)}/s (${classify.requests} requests, ` +
+    `${(classify.spamShare * 100).toFixed(1)}% spam) in ${(performance.now() - t).toFixed(0)} ms`,
+);
+
 const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
 console.log(
   JSON.stringify({
@@ -130,5 +139,6 @@ console.log(
     dim: ex.dim,
     federatedAccuracyDp: round4(federatedAccuracyDp),
     epsilonRecord: round4(epsilonRecord),
+    classifyPerSec: Math.round(classify.perSec),
   }),
 );

@@ -1,6 +1,7 @@
 import { toHex } from '../node/chain/bytes.ts';
 import type { ModelPayload } from '../node/chain/types.ts';
 import type { FlRoundEvent, ModelVersionEvent } from '../node/fl/net/round-events.ts';
+import { weightsToBase64 } from './model-weights.ts';
 import type { FlRoundReport, ModelVersionReport } from './payloads.ts';
 
 /** The federated-learning reports a node sends: rounds it coordinates and model versions it sees. */
@@ -26,6 +27,8 @@ export function modelVersionReport(
   nodeId: string,
   e: ModelVersionEvent,
   blockHash: string | null,
+  /** The version's canonical encoding, when the node holds it (the collector archives it). */
+  weights?: Uint8Array,
 ): ModelVersionReport {
   return {
     nodeId,
@@ -37,6 +40,7 @@ export function modelVersionReport(
     participants: e.participants,
     blockHash,
     at: iso(e.at),
+    ...(weights ? { weights: weightsToBase64(weights) } : {}),
   };
 }
 

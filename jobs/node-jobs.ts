@@ -2,6 +2,7 @@ import { type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Counter, Gauge } from 'prom-client';
 import type { BlockNode } from '../node/chain/block-tree.ts';
+import { toHex } from '../node/chain/bytes.ts';
 import type { ChainEvent } from '../node/chain/chain.ts';
 import { type NodeControl, nodeControl } from '../node/control.ts';
 import type { FlRoundEvent, ModelVersionEvent } from '../node/fl/net/round-events.ts';
@@ -295,7 +296,32 @@ export class NodeJobs {
         blockAcceptedReport(this.nodeId, block, n),
       );
       for (const e of block.entries)
-        if (e.payload.kind === 'model') this.reportModelVersion(modelVersionOfEntry(e.payload), n.hashHex);
+        if (e.payload.kind === 'model')
+          this.reportModelVersion(
+            modelVersionOfEntry(e.payload),
+            n.hashHex,
+            await this.committedWeights(e.payload.modelHash),
+          );
+    }
+  }
+
+  /**
+   * A committed version's encoded weights for its report, so the collector archives every model
+   * (fetched from peers if this node has not got it yet). Without them the report still goes:
+   * another node's report of the same version can bring them.
+   */
+  private async committedWeights(hash: Uint8Array): Promise<Uint8Array | undefined> {
+    const fl = this.o.node.fl;
+    if (!fl) return undefined;
+    try {
+      await fl.models.resolve(hash, fl.data.paramCount);
+      return await fl.store.getEncoded(toHex(hash));
+    } catch (err) {
+      this.o.log.debug(
+        { err: (err as Error).message, model: toHex(hash) },
+        'no weights for the model report',
+      );
+      return undefined;
     }
   }
 
@@ -305,11 +331,11 @@ export class NodeJobs {
   }
 
   /** A version as committed (blockHash null) or as found in a main-chain block. */
-  private reportModelVersion(e: ModelVersionEvent, blockHash: string | null): void {
+  private reportModelVersion(e: ModelVersionEvent, blockHash: string | null, weights?: Uint8Array): void {
     this.send(
       'model.version',
       `model.${this.nodeId}.${e.hash}.${blockHash ?? 'pending'}`,
-      modelVersionReport(this.nodeId, e, blockHash),
+      modelVersionReport(this.nodeId, e, blockHash, weights),
     );
   }
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { HEADER_BYTES } from '../node/chain/block-codec.ts';
 import { LIMITS } from '../node/chain/types.ts';
 import { CAPABILITIES, ROLES } from '../node/membership/view.ts';
+import { MAX_WEIGHTS_BASE64 } from './model-weights.ts';
 import type { AdminCommand } from './queues.ts';
 
 /**
@@ -223,6 +224,11 @@ export const ModelVersionReport = z.object({
   participants: z.number().int().min(0),
   blockHash: hex(32).nullable(),
   at: isoDate,
+  /**
+   * The version's canonical encoding in base64 (jobs/model-weights.ts), when the node holds it:
+   * the collector checks it against `hash` and archives it. Absent in older reports.
+   */
+  weights: z.base64().max(MAX_WEIGHTS_BASE64).nullable().optional(),
 });
 export type ModelVersionReport = z.infer<typeof ModelVersionReport>;
 

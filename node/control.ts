@@ -8,6 +8,8 @@
 import { peerIdFromString } from '@libp2p/peer-id';
 import { type Hex, toHex } from './chain/bytes.ts';
 import type { SealedEntry } from './chain/types.ts';
+import { ClassifyError } from './fl/classify.ts';
+import { type Classification, Classifier, NoModelError } from './fl/net/classifier.ts';
 import type { RoundRequest } from './fl/net/round-runner.ts';
 import { RoundRequestRefused } from './fl/net/trust.ts';
 import { InvitationBook } from './membership/invitation-book.ts';
@@ -23,9 +25,10 @@ export type { NodeStatus, PeerStatus } from './status.ts';
 
 /**
  * Why an operator request could not be carried out: `invalid` input (retrying the same request
- * fails the same way), or `unavailable`: nothing to act on now (no peer, FL not running).
+ * fails the same way), `too-large` input (over a stated bound), `unavailable`: nothing to act
+ * on now (no peer, FL not running), or `no-model`: no model version is committed yet.
  */
-export type ControlErrorCode = 'invalid' | 'unavailable';
+export type ControlErrorCode = 'invalid' | 'too-large' | 'unavailable' | 'no-model';
 
 export class ControlError extends Error {
   constructor(
@@ -117,6 +120,32 @@ export interface NodeControl {
   members(): { mode: MembershipMode; members: RosterListing[] };
   invite(terms: InvitationTerms): Promise<{ invitation: string; expiresAtMs: number; memberUntilMs: number }>;
   revoke(publicKeyHex: Hex): Promise<EntryOutcome>;
+  /** The verdict of the newest committed model version on `text` (fl/net/classifier.ts). */
+  classify(text: string): Promise<Classification>;
+}
+
+/**
+ * classify() over the node's chain head and model sync: one Classifier per control, so a
+ * version is decoded once however many requests use it.
+ */
+function classifyWith(node: CairnNode): NodeControl['classify'] {
+  const classifier = new Classifier({
+    head: () => node.chain.tipModel,
+    load: (hash) => {
+      if (!node.fl) throw new ControlError('federated learning is not running on this node');
+      return node.fl.models.resolve(hash, node.fl.data.paramCount);
+    },
+  });
+  return async (text) => {
+    try {
+      return await classifier.classify(text);
+    } catch (err) {
+      if (err instanceof NoModelError) throw new ControlError(err.message, 'no-model');
+      if (err instanceof ClassifyError)
+        throw new ControlError(err.message, err.code === 'text-too-long' ? 'too-large' : 'invalid');
+      throw err;
+    }
+  };
 }
 
 const describeOutcome = (o: SyncOutcome | undefined): string | null =>
@@ -144,6 +173,7 @@ export function nodeControl(node: CairnNode): NodeControl {
   };
   return {
     status: () => nodeStatus(node),
+    classify: classifyWith(node),
     submit: async (content, metadata) => {
       try {
         return await entry(node.addKnowledge(content, metadata));

@@ -5,6 +5,7 @@ import { NodeJobs } from '../jobs/node-jobs.ts';
 import { createApiCookie, removeApiCookie } from './api/cookie.ts';
 import { startHttpApi } from './api/http.ts';
 import { chainIdHex } from './chain/network-config.ts';
+import { runClassify } from './cli/classify.ts';
 import { runInvite } from './cli/invite.ts';
 import { JoinError, joinNetwork, NETWORK_FILE, readInviterAddrs } from './cli/join.ts';
 import { removeNodeFile, writeNodeFile } from './cli/node-file.ts';
@@ -22,10 +23,12 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-// Subcommands that work next to a node: `invite` (on an admin's machine) and `join` (on a new
-// device: redeems the invitation, then runs the node on the joined network).
+// Subcommands that work next to a node: `invite` (on an admin's machine), `classify` (asks the
+// running node's model) and `join` (on a new device: redeems the invitation, then runs the node
+// on the joined network).
 const argv = process.argv.slice(2);
 if (argv[0] === 'invite') process.exit(await runInvite(argv.slice(1)));
+if (argv[0] === 'classify') process.exit(await runClassify(argv.slice(1)));
 const joining = argv[0] === 'join' ? argv.slice(1) : undefined;
 if (joining && (joining[0] === undefined || joining[0].startsWith('--')))
   fail('join needs the invitation: npm run node -- join <invitation> --data-dir DIR');

@@ -540,6 +540,8 @@ export const HELP = renderHelp(
   'cairn node — a headless Cairn node\n\nusage: npm run node -- [options]\n' +
     '       npm run node -- invite --name NAME [--role ROLE] [--capabilities LIST] [--expires 30d]\n' +
     "                      (on an admin's machine next to its running node; invite --help)\n" +
+    '       npm run node -- classify "<text>" --data-dir DIR [--json]\n' +
+    "                      (the running node's model: spam or not; classify --help)\n" +
     '       npm run node -- join <invitation> --data-dir DIR [options]\n' +
     '                      (on a new device: redeem the invitation, then run the node)',
   'Logs are JSON lines on stdout; the line with "msg":"ready" carries peerId, addrs and httpUrl.\nSIGINT or SIGTERM shut the node down cleanly.',

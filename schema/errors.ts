@@ -16,7 +16,9 @@ export type ErrorCode =
   | 'COMMAND_FAILED'
   | 'BAD_RESULT'
   | 'BAD_RESULT_SIGNATURE'
-  | 'COMMAND_UNVERIFIED';
+  | 'COMMAND_UNVERIFIED'
+  | 'NO_MODEL'
+  | 'MODEL_UNAVAILABLE';
 
 export const cairnError = (code: ErrorCode, message: string, extra: Record<string, unknown> = {}) =>
   new GraphQLError(message, { extensions: { code, ...extra } });

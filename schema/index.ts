@@ -6,6 +6,7 @@ import './stats.ts';
 import './nodes.ts';
 import './orphans.ts';
 import './models.ts';
+import './classify.ts';
 import './config.ts';
 import './meta.ts';
 import './mutations.ts';

@@ -6,6 +6,7 @@ import { entryProblem, minerProblem, type RosterState } from '../../node/members
 import type { CairnEvents, TOPICS } from '../events.ts';
 import { TOPICS as T, toEvent } from '../events.ts';
 import type { IndexDb } from '../index-db/open.ts';
+import { checkWeights, WeightsProblem } from '../model-weights.ts';
 import { payloadJson } from '../node-reports.ts';
 import type { ReportPayloads } from '../payloads.ts';
 import type { ReportKind } from '../queues.ts';
@@ -30,6 +31,20 @@ export interface IndexWriterOptions {
   readonly network?: NetworkConfig;
   /** The clock entry timestamps are checked against (tests pin it). */
   readonly now?: () => number;
+}
+
+/** A model version's weights, checked against its hash (null: the report carried none). */
+type CheckedWeights = ReturnType<typeof checkWeights> | null;
+
+/** A model report's weights, checked outside any transaction; a mismatch refuses the report. */
+function checkedWeights(r: ReportPayloads['model.version']): CheckedWeights {
+  if (!r.weights) return null;
+  try {
+    return checkWeights(r.hash, r.weights);
+  } catch (err) {
+    if (err instanceof WeightsProblem) throw new ReportRefused(err.code, err.message);
+    throw err;
+  }
 }
 
 /** What a block report proved, ready to be written. */
@@ -80,13 +95,15 @@ export class IndexWriter {
       kind === 'block.accepted'
         ? { block: checkBlockReport(report as ReportPayloads['block.accepted'], this.net, this.now()) }
         : undefined;
+    const weights =
+      kind === 'model.version' ? checkedWeights(report as ReportPayloads['model.version']) : null;
     return this.db.$transaction(
       async (tx) => {
         if (await tx.report.findUnique({ where: { id: reportId }, select: { id: true } }))
           return { duplicate: true, publications: [] };
         const publications = checked
           ? await this.blockAccepted(tx, { ...checked, report: report as ReportPayloads['block.accepted'] })
-          : await this.write(tx, kind, report);
+          : await this.write(tx, kind, report, weights);
         await tx.report.create({
           data: { id: reportId, kind, nodeId: report.nodeId, receivedAt: new Date() },
         });
@@ -96,14 +113,19 @@ export class IndexWriter {
     );
   }
 
-  private write<K extends ReportKind>(tx: Tx, kind: K, report: ReportPayloads[K]): Promise<Publication[]> {
+  private write<K extends ReportKind>(
+    tx: Tx,
+    kind: K,
+    report: ReportPayloads[K],
+    weights: CheckedWeights,
+  ): Promise<Publication[]> {
     switch (kind) {
       case 'block.orphaned':
         return this.blockOrphaned(tx, report as ReportPayloads['block.orphaned']);
       case 'node.stats':
         return this.nodeStats(tx, report as ReportPayloads['node.stats']);
       case 'model.version':
-        return this.modelVersion(tx, report as ReportPayloads['model.version']);
+        return this.modelVersion(tx, report as ReportPayloads['model.version'], weights);
       case 'fl.round':
         return this.flRound(tx, report as ReportPayloads['fl.round']);
       default:
@@ -302,7 +324,32 @@ export class IndexWriter {
     ];
   }
 
-  private async modelVersion(tx: Tx, r: ReportPayloads['model.version']): Promise<Publication[]> {
+  private async modelVersion(
+    tx: Tx,
+    r: ReportPayloads['model.version'],
+    weights: CheckedWeights,
+  ): Promise<Publication[]> {
+    // The first report that carries a version's weights archives them; they are content-addressed,
+    // so any later copy is the same bytes. Only for a version an indexed block commits (a `model`
+    // entry the block check verified): otherwise any node could fill the archive with models.
+    if (weights && !(await tx.modelWeights.findUnique({ where: { hash: r.hash }, select: { hash: true } }))) {
+      const committed = await tx.entry.findFirst({
+        where: {
+          blockHash: r.blockHash ?? '',
+          kind: 'model',
+          payload: { contains: `"modelHash":"${r.hash}"` },
+        },
+        select: { id: true },
+      });
+      if (!committed)
+        throw new ReportHeld(
+          'model-not-committed',
+          `no indexed block ${r.blockHash ?? '(none)'} commits model ${r.hash}`,
+        );
+      await tx.modelWeights.create({
+        data: { hash: r.hash, bytes: weights.bytes, paramCount: weights.paramCount, createdAt: new Date() },
+      });
+    }
     const found = await tx.modelVersion.findUnique({ where: { hash: r.hash } });
     if (found) {
       // The version is known; a later report may add the block that commits it.

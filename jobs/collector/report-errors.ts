@@ -15,7 +15,13 @@ export type RefusalCode =
   /** The report's totalWork is not its parent's plus the work of its target. */
   | 'wrong-total-work'
   /** Its parent never reached the index within the hold time. */
-  | 'unknown-parent';
+  | 'unknown-parent'
+  /** A model version's weights do not hash to the version's hash (jobs/model-weights.ts). */
+  | 'weights-mismatch'
+  /** A model version's weights are not a canonical model encoding. */
+  | 'malformed-weights'
+  /** Weights for a version no indexed block commits (held first: the block may still come). */
+  | 'model-not-committed';
 
 /**
  * A report the collector will not index, ever: failing it without retries is right (BullMQ does
@@ -32,7 +38,11 @@ export class ReportRefused extends UnrecoverableError {
 }
 
 /** Why a report cannot be judged yet. */
-export type HoldCode = 'unknown-parent' | 'timestamp-in-future' | 'entry-timestamp-in-future';
+export type HoldCode =
+  | 'unknown-parent'
+  | 'timestamp-in-future'
+  | 'entry-timestamp-in-future'
+  | 'model-not-committed';
 
 /**
  * A report that may become indexable later: its parent is not indexed yet (reports from several

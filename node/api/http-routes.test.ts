@@ -11,6 +11,7 @@ import { Registry } from 'prom-client';
 import { toHex } from '../chain/bytes.ts';
 import type { SealedEntry } from '../chain/types.ts';
 import { ControlError, type EntryOutcome, type NodeStatus } from '../control.ts';
+import { MAX_CLASSIFY_CHARS } from '../fl/classify.ts';
 import { createLogger } from '../log.ts';
 import { knowledgeEntry, testKey } from '../testing/forge.ts';
 import { type ApiControl, startHttpApi } from './http.ts';
@@ -65,6 +66,8 @@ let calls: [string, ...unknown[]][] = [];
 /** The next outcome of submit / submitSigned, and what reconcile does. */
 let nextOutcome: EntryOutcome;
 let reconcileImpl: (peerId?: string) => Promise<unknown>;
+/** What classify does. */
+let classifyImpl: (text: string) => Promise<unknown>;
 
 const control: ApiControl = {
   status: () => {
@@ -112,6 +115,10 @@ const control: ApiControl = {
     calls.push(['unblockPeers', ids]);
     return { peers: ['peer-a'], blocked: [] };
   },
+  classify: async (text) => {
+    calls.push(['classify', text]);
+    return classifyImpl(text) as ReturnType<ApiControl['classify']>;
+  },
   reconcile: async (peerId) => {
     calls.push(['reconcile', peerId]);
     return reconcileImpl(peerId) as ReturnType<ApiControl['reconcile']>;
@@ -133,6 +140,7 @@ after(() => {
 beforeEach(() => {
   calls = [];
   nextOutcome = { id: ID, status: 'added', accepted: true, reason: null };
+  classifyImpl = async () => ({ version: ID, round: 3, spam: true, score: 0.8125 });
   reconcileImpl = async (peerId) => ({
     peerId: peerId ?? 'peer-a',
     sent: 1,
@@ -325,4 +333,39 @@ test('GET /members lists the roster with each key’s state; GET /mempool the id
     ],
   });
   assert.deepEqual((await call('GET', '/mempool')).body, { ids: [ID] });
+});
+
+test('POST /classify hands the text to control.classify and serves its verdict', async () => {
+  const r = await call('POST', '/classify', { text: 'win a prize' });
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.body, { version: ID, round: 3, spam: true, score: 0.8125 });
+  assert.deepEqual(calls, [['classify', 'win a prize']]);
+});
+
+test('POST /classify: 400 without text, 413 over the bound, neither reaching the control', async () => {
+  for (const body of [{}, { text: 5 }, { text: ['a'] }]) {
+    const r = await call('POST', '/classify', body);
+    assert.equal(r.status, 400, JSON.stringify(body));
+    assert.equal(r.body.code, 'API_BAD_REQUEST');
+  }
+  const before = await errorsCounted('POST /classify', 'API_PAYLOAD_TOO_LARGE');
+  const long = await call('POST', '/classify', { text: 'a'.repeat(MAX_CLASSIFY_CHARS + 1) });
+  assert.equal(long.status, 413);
+  assert.equal(long.body.code, 'API_PAYLOAD_TOO_LARGE');
+  assert.equal(await errorsCounted('POST /classify', 'API_PAYLOAD_TOO_LARGE'), before + 1);
+  assert.deepEqual(calls, []);
+});
+
+test('POST /classify before any model version is a counted 409 API_NO_MODEL', async () => {
+  const before = await errorsCounted('POST /classify', 'API_NO_MODEL');
+  classifyImpl = async () => {
+    throw new ControlError('no model version is committed on this chain yet', 'no-model');
+  };
+  const r = await call('POST', '/classify', { text: 'hello' });
+  assert.equal(r.status, 409);
+  assert.deepEqual(r.body, {
+    error: 'no model version is committed on this chain yet',
+    code: 'API_NO_MODEL',
+  });
+  assert.equal(await errorsCounted('POST /classify', 'API_NO_MODEL'), before + 1);
 });

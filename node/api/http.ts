@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { Counter, type Registry } from 'prom-client';
 import { decodeEntry } from '../chain/entry-codec.ts';
 import type { SealedEntry } from '../chain/types.ts';
-import { ControlError, type EntryOutcome, type NodeControl } from '../control.ts';
+import { ControlError, type ControlErrorCode, type EntryOutcome, type NodeControl } from '../control.ts';
+import { MAX_CLASSIFY_CHARS } from '../fl/classify.ts';
 import type { Logger } from '../log.ts';
 import { createApiGuard } from './guard.ts';
 
@@ -16,6 +17,7 @@ export type ApiErrorCode =
   | 'API_PAYLOAD_TOO_LARGE'
   | 'API_UNAVAILABLE'
   | 'API_ENTRY_REJECTED'
+  | 'API_NO_MODEL'
   | 'API_INTERNAL';
 
 const STATUS_OF: Record<ApiErrorCode, number> = {
@@ -25,6 +27,8 @@ const STATUS_OF: Record<ApiErrorCode, number> = {
   // A well-formed request the node cannot act on now (no peer to reconcile with, say).
   API_UNAVAILABLE: 409,
   API_ENTRY_REJECTED: 422,
+  // Nothing to classify with until a first model version is committed.
+  API_NO_MODEL: 409,
   API_INTERNAL: 500,
 };
 
@@ -37,12 +41,19 @@ class HttpError extends Error {
   }
 }
 
+const CODE_OF: Record<ControlErrorCode, ApiErrorCode> = {
+  invalid: 'API_BAD_REQUEST',
+  'too-large': 'API_PAYLOAD_TOO_LARGE',
+  unavailable: 'API_UNAVAILABLE',
+  'no-model': 'API_NO_MODEL',
+};
+
 /** A refused request as an HttpError: the node's own refusals keep their message. */
 const asHttpError = (err: unknown): HttpError =>
   err instanceof HttpError
     ? err
     : err instanceof ControlError
-      ? new HttpError(err.code === 'invalid' ? 'API_BAD_REQUEST' : 'API_UNAVAILABLE', err.message)
+      ? new HttpError(CODE_OF[err.code], err.message)
       : new HttpError('API_INTERNAL', (err as Error).message);
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
@@ -98,6 +109,7 @@ export type ApiControl = Pick<
   | 'blockPeers'
   | 'unblockPeers'
   | 'reconcile'
+  | 'classify'
 >;
 
 export interface ApiDeps {
@@ -207,6 +219,17 @@ export async function startHttpApi(
       if (peerId !== undefined && typeof peerId !== 'string')
         throw new HttpError('API_BAD_REQUEST', 'peerId must be a string');
       return control.reconcile(peerId);
+    },
+    // The newest committed model's verdict: {version, round, spam, score} (409 before the first).
+    'POST /classify': async (req) => {
+      const { text } = await readJson(req);
+      if (typeof text !== 'string') throw new HttpError('API_BAD_REQUEST', 'text must be a string');
+      if (text.length > MAX_CLASSIFY_CHARS)
+        throw new HttpError(
+          'API_PAYLOAD_TOO_LARGE',
+          `text is ${text.length} characters; at most ${MAX_CLASSIFY_CHARS}`,
+        );
+      return control.classify(text);
     },
   };
   /** The route key of a request: entry ids collapse to one key, so metric labels stay bounded. */

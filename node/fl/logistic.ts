@@ -30,7 +30,8 @@ export const DEFAULT_TRAIN: TrainOptions = Object.freeze({
   seed: 1,
 });
 
-const sigmoid = (z: number) => (z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z)));
+/** The logistic function, written so neither branch overflows. */
+export const sigmoid = (z: number) => (z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z)));
 
 /** P(spam) for one row. */
 export function predictProba(params: Params, ex: Examples, i: number): number {

@@ -226,3 +226,17 @@ export const REVOKE_DEVICE = /* GraphQL */ `
   mutation Revoke($nodeId: ID!, $publicKey: String!) {
     revokeDevice(nodeId: $nodeId, publicKey: $publicKey) { id accepted reason }
   }`;
+
+/** A model version's verdict on a text (schema/classify.ts); `version` null: the newest committed. */
+export const CLASSIFY = /* GraphQL */ `
+  query Classify($text: String!, $version: String) {
+    classify(text: $text, version: $version) { version round spam score }
+  }
+`;
+
+export interface Classification {
+  version: string;
+  round: number;
+  spam: boolean;
+  score: number;
+}

@@ -1,6 +1,7 @@
 import { lineChart } from '../chart.ts';
 import { emptyState, errorBox, fmtDateTime, fmtNum, h, mount, shortHex, table } from '../dom.ts';
 import { type Connection, type FlRound, MODELS, type ModelVersion, SUB_MODEL } from '../queries.ts';
+import { classifyBox } from './classify-box.ts';
 import { attempt, loadAndReload, type View } from './view.ts';
 
 /** Model versions with accuracy over rounds, and the federated-learning rounds behind them. */
@@ -9,7 +10,8 @@ export const modelsView: View = (root, { gw }) => {
   let rounds: FlRound[] = [];
   let error: unknown;
   const body = h('div');
-  mount(root, h('h1', null, 'Model versions'), body);
+  // The classify box sits outside `body`, so a re-render keeps what the user typed.
+  mount(root, h('h1', null, 'Model versions'), classifyBox(gw), body);
 
   const render = () => {
     const withAcc = models.filter((m) => m.accuracy !== null);
