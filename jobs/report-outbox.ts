@@ -1,12 +1,16 @@
 import type { Queue } from 'bullmq';
+import type { SigningKey } from '../node/chain/signature.ts';
 import type { Logger } from '../node/log.ts';
 import type { ReportPayloads } from './payloads.ts';
 import type { ReportKind } from './queues.ts';
+import { type SignedReportJob, signReport } from './report-envelope.ts';
 
 interface Pending<K extends ReportKind = ReportKind> {
   readonly kind: K;
   readonly id: string;
   readonly payload: ReportPayloads[K];
+  /** The job's data: the payload signed under `id` (report-envelope.ts). */
+  readonly data: SignedReportJob;
   readonly createdAt: number;
   sentAt: number | undefined;
 }
@@ -18,6 +22,8 @@ export interface OutboxOptions {
   readonly confirmBatch?: number;
   /** A single add that takes longer counts as failed and is retried. */
   readonly addTimeoutMs?: number;
+  /** The node's identity key: every report is signed with it (report-envelope.ts). */
+  readonly key: SigningKey;
   readonly log: Logger;
 }
 
@@ -61,10 +67,14 @@ export class ReportOutbox {
     this.confirmTimer.unref();
   }
 
-  push<K extends ReportKind>(kind: K, id: string, payload: ReportPayloads[K]): void {
-    if (this.closed) return;
-    this.items.push({ kind, id, payload, createdAt: Date.now(), sentAt: undefined } as Pending);
+  /** Queues a report, signed under `id`; returns the job id. */
+  push<K extends ReportKind>(kind: K, id: string, payload: ReportPayloads[K]): string {
+    const jobId = id;
+    if (this.closed) return jobId;
+    const data = signReport(kind, jobId, payload, this.opts.key);
+    this.items.push({ kind, id: jobId, payload, data, createdAt: Date.now(), sentAt: undefined } as Pending);
     this.kick();
+    return jobId;
   }
 
   /** After a reconnect: send again everything not confirmed delivered. */
@@ -165,7 +175,7 @@ export class ReportOutbox {
     });
     try {
       await Promise.race([
-        this.queue.add(p.kind, p.payload, {
+        this.queue.add(p.kind, p.data, {
           jobId: p.id,
           attempts: 5,
           backoff: { type: 'exponential', delay: 500 },

@@ -15,7 +15,22 @@ export type RefusalCode =
   /** The report's totalWork is not its parent's plus the work of its target. */
   | 'wrong-total-work'
   /** Its parent never reached the index within the hold time. */
-  | 'unknown-parent';
+  | 'unknown-parent'
+  /** The job carries no signed report (report-envelope.ts), or its node id carries no key. */
+  | 'unsigned'
+  | 'unverifiable'
+  /** The signature is not the named node's over this kind, job id and payload. */
+  | 'bad-report-signature'
+  /** Signed, but not what its kind's schema says. */
+  | 'malformed-report'
+  /** A timestamp ahead of the collector's clock by more than the allowed skew. */
+  | 'report-from-future'
+  /** Roster networks: the reporting node is not a member (or no longer one) at the index's head. */
+  | 'not-a-member'
+  /** An FL round report from another node than the round's coordinator, or without `coordinate`. */
+  | 'not-coordinator'
+  /** A model version whose model entry never reached the index within the hold time. */
+  | 'model-not-indexed';
 
 /**
  * A report the collector will not index, ever: failing it without retries is right (BullMQ does
@@ -32,7 +47,12 @@ export class ReportRefused extends UnrecoverableError {
 }
 
 /** Why a report cannot be judged yet. */
-export type HoldCode = 'unknown-parent' | 'timestamp-in-future' | 'entry-timestamp-in-future';
+export type HoldCode =
+  | 'unknown-parent'
+  | 'timestamp-in-future'
+  | 'entry-timestamp-in-future'
+  /** A model version (or a completed round) whose model entry is not in an indexed block yet. */
+  | 'model-not-indexed';
 
 /**
  * A report that may become indexable later: its parent is not indexed yet (reports from several
