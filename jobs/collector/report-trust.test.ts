@@ -26,14 +26,6 @@ import { nodeIdOfKey, signReport } from '../report-envelope.ts';
 import { addSignedReport, REPORTER_ID, REPORTER_KEY } from '../report-testing.ts';
 import { Collector } from './collector.ts';
 
-const until = async (what: string, fn: () => Promise<boolean>, ms = 10_000) => {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
-
 async function counter(registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
   const m = registry.getSingleMetric(name);
   if (!m) return 0;
@@ -174,5 +166,114 @@ for (const provider of TEST_PROVIDERS) {
       ['report-from-future', 1],
     ] as const)
       assert.equal(await c.refused(reason), n, reason);
+  });
+
+  test(`${provider} collector: a model version is indexed from the block that commits it; an FL round is its coordinator's and only moves forward`, async (t) => {
+    const c = await setup(provider);
+    t.after(c.close);
+    const tc = c.chain;
+    const modelHash = 'cd'.repeat(32);
+    const version = (o: Partial<ModelVersionReport> = {}): ModelVersionReport => ({
+      nodeId: REPORTER_ID,
+      hash: modelHash,
+      parentHash: null,
+      round: 1,
+      metrics: { accuracy: 0.999 },
+      epsilon: 0,
+      participants: 50,
+      blockHash: null,
+      at: new Date().toISOString(),
+      ...o,
+    });
+    const round = (status: FlRoundReport['status'], o: Partial<FlRoundReport> = {}): FlRoundReport => ({
+      nodeId: REPORTER_ID,
+      id: 'ab'.repeat(32),
+      round: 1,
+      status,
+      participants: [],
+      leftOut: [],
+      dp: { epsilon: 2 },
+      modelHash: status === 'completed' ? modelHash : null,
+      error: null,
+      startedAt: new Date().toISOString(),
+      finishedAt: status === 'running' ? null : new Date().toISOString(),
+      ...o,
+    });
+
+    // No indexed block holds this version: held, then refused when the hold time is up.
+    assert.match(
+      await c.verdict(
+        'model.version',
+        'mv.fake',
+        signReport('model.version', 'mv.fake', version(), REPORTER_KEY),
+      ),
+      /^model-not-indexed:/,
+    );
+    assert.equal(await c.db.modelVersion.count(), 0);
+
+    // The round's coordinator (the node that announced it) reports it running.
+    const running = round('running');
+    assert.equal(
+      await c.verdict('fl.round', 'fl.1', signReport('fl.round', 'fl.1', running, REPORTER_KEY)),
+      '{"duplicate":false}',
+    );
+    // Another node claims the round's outcome: refused, the row is unchanged.
+    const stolen = round('failed', { nodeId: OTHER_ID, error: 'sabotaged' });
+    assert.match(
+      await c.verdict('fl.round', 'fl.x', signReport('fl.round', 'fl.x', stolen, OTHER_KEY)),
+      /^not-coordinator:/,
+    );
+    assert.equal((await c.db.flRound.findUniqueOrThrow({ where: { id: running.id } })).status, 'running');
+
+    // The coordinator mines its model entry; the version is indexed with the entry's figures.
+    const entry = createEntry(
+      {
+        kind: 'model',
+        modelHash: Buffer.from(modelHash, 'hex'),
+        parentHash: null,
+        round: 1,
+        metrics: [
+          ['accuracy', 0.91],
+          ['participants', 3],
+        ],
+        epsilon: 2.5,
+      },
+      REPORTER_KEY,
+      tc.chain.tip.header.timestamp + 1,
+    );
+    const [b1] = forgeBranch(tc.chain, tc.chain.tip, [{ entries: [entry] }]) as [SealedBlock];
+    assert.equal((await tc.submit(b1)).status, 'connected');
+    const accepted = blockAcceptedReport(REPORTER_ID, b1, tc.chain.tree.get(b1.hashHex)!);
+    await (await addSignedReport(c.queue, 'block.accepted', 'b1', accepted)).waitUntilFinished(
+      c.events,
+      10_000,
+    );
+    const ok = signReport('model.version', 'mv.1', version({ blockHash: b1.hashHex }), REPORTER_KEY);
+    assert.equal(await c.verdict('model.version', 'mv.1', ok), '{"duplicate":false}');
+    const mv = await c.db.modelVersion.findUniqueOrThrow({ where: { hash: modelHash } });
+    assert.deepEqual(
+      [mv.accuracy, mv.epsilon, mv.participants, mv.blockHash],
+      [0.91, 2.5, 3, b1.hashHex],
+      "the entry's figures, not the report's",
+    );
+
+    // Its completion lands; a late `running` (a retry overtaken) moves nothing back.
+    const done = signReport('fl.round', 'fl.2', round('completed'), REPORTER_KEY);
+    assert.equal(await c.verdict('fl.round', 'fl.2', done), '{"duplicate":false}');
+    const late = signReport('fl.round', 'fl.3', round('running', { participants: [OTHER_ID] }), REPORTER_KEY);
+    assert.equal(await c.verdict('fl.round', 'fl.3', late), '{"duplicate":false}');
+    const fl = await c.db.flRound.findUniqueOrThrow({ where: { id: running.id } });
+    assert.deepEqual([fl.status, fl.coordinator, fl.modelHash], ['completed', REPORTER_ID, modelHash]);
+    assert.equal(fl.participants, '[]');
+
+    // A round of another node naming this model as its outcome: the model is not its author's.
+    const claim = round('completed', { nodeId: OTHER_ID, id: 'ef'.repeat(32) });
+    assert.match(
+      await c.verdict('fl.round', 'fl.y', signReport('fl.round', 'fl.y', claim, OTHER_KEY)),
+      /^not-coordinator:/,
+    );
+    assert.equal(await c.db.flRound.count(), 1);
+    assert.equal(await c.refused('not-coordinator'), 2);
+    assert.equal(await c.refused('model-not-indexed'), 1);
   });
 }
