@@ -102,4 +102,8 @@ test('outbox: reports queued while Redis is away and reports a restarted Redis l
   await until('the outbox to forget delivered reports', () => outbox.stats().unconfirmed === 0);
   assert.deepEqual(outbox.stats(), { pending: 0, unconfirmed: 0 });
   assert.deepEqual([...processed].sort(), [...ids].sort());
+  assert.ok(
+    ids.every((id, i) => id.startsWith(`r.${i}.`)),
+    'the caller id, then the content hash',
+  );
 });
