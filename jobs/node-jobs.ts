@@ -124,7 +124,7 @@ export class NodeJobs {
     this.reports = new Queue(REPORTS_QUEUE, { connection: this.connections.create(), prefix: this.prefix });
     for (const q of [this.queue, this.reports])
       q.on('error', (err) => this.o.log.debug({ err: err.message }, 'queue error'));
-    this.outbox = new ReportOutbox(this.reports, { log: o.log });
+    this.outbox = new ReportOutbox(this.reports, { log: o.log, key: o.node.identity.signingKey });
     const registers = [o.node.metrics.registry];
     this.metrics = {
       jobs: new Counter({

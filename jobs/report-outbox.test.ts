@@ -17,6 +17,7 @@ import { createLogger } from '../node/log.ts';
 import type { FlRoundReport } from './payloads.ts';
 import { REPORTS_QUEUE } from './queues.ts';
 import { ReportOutbox } from './report-outbox.ts';
+import { REPORTER_KEY } from './report-testing.ts';
 
 const until = async (what: string, fn: () => Promise<boolean> | boolean, ms = 15_000) => {
   const end = Date.now() + ms;
@@ -52,7 +53,12 @@ test('outbox: reports queued while Redis is away and reports a restarted Redis l
   connection.on('error', () => {});
   const queue = new Queue(REPORTS_QUEUE, { connection, prefix: 'outbox' });
   queue.on('error', () => {});
-  const outbox = new ReportOutbox(queue, { log: createLogger('silent'), confirmMs: 200, addTimeoutMs: 500 });
+  const outbox = new ReportOutbox(queue, {
+    log: createLogger('silent'),
+    confirmMs: 200,
+    addTimeoutMs: 500,
+    key: REPORTER_KEY,
+  });
   t.after(async () => {
     outbox.close();
     await queue.close().catch(() => {});
@@ -65,7 +71,7 @@ test('outbox: reports queued while Redis is away and reports a restarted Redis l
   // Redis goes away: 30 reports pile up, none is dropped.
   await redis.stop();
   const N = 30;
-  for (let i = 0; i < N; i++) outbox.push('fl.round', `r.${i}`, round(i));
+  const ids = Array.from({ length: N }, (_, i) => outbox.push('fl.round', `r.${i}`, round(i)));
   await new Promise((r) => setTimeout(r, 1_000));
   assert.equal(outbox.stats().pending, N);
 
@@ -95,5 +101,9 @@ test('outbox: reports queued while Redis is away and reports a restarted Redis l
   wc.disconnect();
   await until('the outbox to forget delivered reports', () => outbox.stats().unconfirmed === 0);
   assert.deepEqual(outbox.stats(), { pending: 0, unconfirmed: 0 });
-  assert.deepEqual([...processed].sort(), Array.from({ length: N }, (_, i) => `r.${i}`).sort());
+  assert.deepEqual([...processed].sort(), [...ids].sort());
+  assert.ok(
+    ids.every((id, i) => id.startsWith(`r.${i}.`)),
+    'the caller id, then the content hash',
+  );
 });

@@ -1,12 +1,21 @@
-import type { Queue } from 'bullmq';
+import { randomBytes } from 'node:crypto';
+import type { Job, Queue } from 'bullmq';
+import { toHex } from '../node/chain/bytes.ts';
+import { sha256 } from '../node/chain/hash.ts';
+import type { SigningKey } from '../node/chain/signature.ts';
 import type { Logger } from '../node/log.ts';
+import { canonicalJson } from './command-codec.ts';
 import type { ReportPayloads } from './payloads.ts';
 import type { ReportKind } from './queues.ts';
+import { type SignedReportJob, signReport } from './report-envelope.ts';
 
 interface Pending<K extends ReportKind = ReportKind> {
   readonly kind: K;
-  readonly id: string;
+  /** The job id: changes (with a fresh signature) when someone else's job holds it. */
+  id: string;
   readonly payload: ReportPayloads[K];
+  /** The job's data: the payload signed under `id` (report-envelope.ts). */
+  data: SignedReportJob;
   readonly createdAt: number;
   sentAt: number | undefined;
 }
@@ -18,6 +27,8 @@ export interface OutboxOptions {
   readonly confirmBatch?: number;
   /** A single add that takes longer counts as failed and is retried. */
   readonly addTimeoutMs?: number;
+  /** The node's identity key: every report is signed with it (report-envelope.ts). */
+  readonly key: SigningKey;
   readonly log: Logger;
 }
 
@@ -31,6 +42,27 @@ export interface OutboxStats {
 /** Job states that mean the collector took the report (a failed one was judged: refused or malformed). */
 const DELIVERED = new Set(['completed', 'failed']);
 
+/** Hex digits of the payload's SHA-256 in its job id (64 bits: not guessable ahead of the report). */
+const CONTENT_ID_HEX = 16;
+
+/**
+ * A report's job id: the caller's id (what makes re-sending harmless) and a hash of the payload,
+ * so a Redis client cannot take the id of a report before the node sends it (stats ids were
+ * `stats.<node>.<boot>.<seq+1>`, predictable from the last one).
+ */
+export const reportJobId = (id: string, payload: unknown): string =>
+  `${id}.${toHex(sha256(new TextEncoder().encode(canonicalJson(payload)))).slice(0, CONTENT_ID_HEX)}`;
+
+/** Whether the job under our id is ours: same name and the same signed data. */
+function isOurs(job: Job | undefined, p: Pending): boolean {
+  if (job === undefined || job.name !== p.kind) return false;
+  try {
+    return canonicalJson(job.data) === canonicalJson(p.data);
+  } catch {
+    return false; // Not even JSON we could have written (nested past the stack, say).
+  }
+}
+
 /**
  * Reports leave the node through here. Each report has a deterministic job id, so sending it
  * twice is harmless (BullMQ ignores a duplicate id while the job exists, the collector records
@@ -38,7 +70,9 @@ const DELIVERED = new Set(['completed', 'failed']);
  * job in Redis is not a delivered report (a Redis without persistence loses its queues when it
  * restarts, and the collector may be down meanwhile). So sent reports are checked for delivery
  * every `confirmMs`: processed ones (completed or failed) are forgotten, and ones Redis no
- * longer knows are sent again. Nothing undelivered is ever dropped; what the outbox holds is
+ * longer knows are sent again. A processed job counts only if it is ours (name and signed data):
+ * one someone else put under our id first (BullMQ then ignored our add) is squatting, and the
+ * report goes again under a fresh id. Nothing undelivered is ever dropped; what the outbox holds is
  * bounded by what the node reports while the collector or Redis is away (exported as a gauge).
  */
 export class ReportOutbox {
@@ -61,10 +95,14 @@ export class ReportOutbox {
     this.confirmTimer.unref();
   }
 
-  push<K extends ReportKind>(kind: K, id: string, payload: ReportPayloads[K]): void {
-    if (this.closed) return;
-    this.items.push({ kind, id, payload, createdAt: Date.now(), sentAt: undefined } as Pending);
+  /** Queues a report; `id` is made unique by its content (reportJobId). Returns the job id. */
+  push<K extends ReportKind>(kind: K, id: string, payload: ReportPayloads[K]): string {
+    const jobId = reportJobId(id, payload);
+    if (this.closed) return jobId;
+    const data = signReport(kind, jobId, payload, this.opts.key);
+    this.items.push({ kind, id: jobId, payload, data, createdAt: Date.now(), sentAt: undefined } as Pending);
     this.kick();
+    return jobId;
   }
 
   /** After a reconnect: send again everything not confirmed delivered. */
@@ -108,15 +146,27 @@ export class ReportOutbox {
     const sent = this.items.filter((i) => i.sentAt !== undefined).slice(0, this.confirmBatch);
     const delivered = new Set<Pending>();
     let lost = 0;
+    let squatted = 0;
     for (const it of sent) {
       let state: string;
+      let job: Job | undefined;
       try {
         state = await this.queue.getJobState(it.id);
+        // Read once per report, when it is done: is what was processed ours?
+        if (DELIVERED.has(state)) job = await this.queue.getJob(it.id);
       } catch {
         return; // Redis is away: the reconnect replays everything anyway.
       }
-      if (DELIVERED.has(state)) delivered.add(it);
-      else if (state === 'unknown' && it.sentAt !== undefined) {
+      if (DELIVERED.has(state)) {
+        if (isOurs(job, it)) delivered.add(it);
+        else if (it.sentAt !== undefined) {
+          // Someone else's job held the id (or replaced ours): a fresh, unguessable id, signed anew.
+          it.id = `${it.id.replace(/\.r[0-9a-f]{12}$/, '')}.r${randomBytes(6).toString('hex')}`;
+          it.data = signReport(it.kind, it.id, it.payload as object, this.opts.key);
+          it.sentAt = undefined;
+          squatted++;
+        }
+      } else if (state === 'unknown' && it.sentAt !== undefined) {
         // Gone from Redis before the collector processed it (a restart without persistence).
         it.sentAt = undefined;
         lost++;
@@ -127,10 +177,10 @@ export class ReportOutbox {
       this.items.length = 0;
       this.items.push(...keep);
     }
-    if (lost) {
-      this.opts.log.info({ lost }, 'reports lost by Redis before delivery: sending them again');
-      this.kick();
-    }
+    if (lost) this.opts.log.info({ lost }, 'reports lost by Redis before delivery: sending them again');
+    if (squatted)
+      this.opts.log.warn({ squatted }, 'report ids held by jobs that are not ours: sending under new ids');
+    if (lost || squatted) this.kick();
   }
 
   private kick(): void {
@@ -165,7 +215,7 @@ export class ReportOutbox {
     });
     try {
       await Promise.race([
-        this.queue.add(p.kind, p.payload, {
+        this.queue.add(p.kind, p.data, {
           jobId: p.id,
           attempts: 5,
           backoff: { type: 'exponential', delay: 500 },

@@ -33,6 +33,7 @@ import type { IndexDb } from '../index-db/open.ts';
 import { createTestIndexDb, TEST_PROVIDERS } from '../index-db/testing.ts';
 import { blockAcceptedReport } from '../node-reports.ts';
 import type { BlockAcceptedReport } from '../payloads.ts';
+import { nodeIdOfKey } from '../report-envelope.ts';
 import { IndexWriter } from './index-writer.ts';
 import { ReportHeld, ReportRefused } from './report-errors.ts';
 
@@ -202,11 +203,17 @@ for (const provider of TEST_PROVIDERS) {
         at,
       );
       const t = testChain(roster);
+      // In a roster network only members report (index-writer.ts): the miner's node reports.
+      const reporter = nodeIdOfKey(miner.publicKey);
       const w = new IndexWriter(db, { network: config, now });
       const genesis = t.chain.tip;
       const [b1] = forgeBranch(t.chain, genesis, [{ miner }]);
       assert.equal((await t.submit(b1!)).status, 'connected');
-      await w.apply('b1', 'block.accepted', blockAcceptedReport('A', b1!, t.chain.tree.get(b1!.hashHex)!));
+      await w.apply(
+        'b1',
+        'block.accepted',
+        blockAcceptedReport(reporter, b1!, t.chain.tree.get(b1!.hashHex)!),
+      );
       const before = await snapshot(db);
       const n1 = t.chain.tree.get(b1!.hashHex)!;
 
@@ -214,7 +221,7 @@ for (const provider of TEST_PROVIDERS) {
       for (const k of [testKey(703), newcomer]) {
         const [x] = forgeBranch(t.chain, n1, [{ miner: k }]);
         await assert.rejects(
-          w.apply(`x.${hex(k)}`, 'block.accepted', reportOf(x!, n1.chainWork)),
+          w.apply(`x.${hex(k)}`, 'block.accepted', reportOf(x!, n1.chainWork, reporter)),
           refusedWith('miner-not-member'),
         );
         assert.deepEqual(await snapshot(db), before);
@@ -223,7 +230,11 @@ for (const provider of TEST_PROVIDERS) {
       // The admin adds the newcomer in b2; the newcomer mines b3 on it.
       const [b2] = forgeBranch(t.chain, n1, [{ miner, entries: [add] }]);
       assert.equal((await t.submit(b2!)).status, 'connected');
-      await w.apply('b2', 'block.accepted', blockAcceptedReport('A', b2!, t.chain.tree.get(b2!.hashHex)!));
+      await w.apply(
+        'b2',
+        'block.accepted',
+        blockAcceptedReport(reporter, b2!, t.chain.tree.get(b2!.hashHex)!),
+      );
       const [b3] = forgeBranch(t.chain, t.chain.tree.get(b2!.hashHex)!, [{ miner: newcomer }]);
       assert.equal((await t.submit(b3!)).status, 'connected');
       // A collector restarted in between (no cached roster) derives it from the index.
@@ -231,7 +242,7 @@ for (const provider of TEST_PROVIDERS) {
       await fresh.apply(
         'b3',
         'block.accepted',
-        blockAcceptedReport('A', b3!, t.chain.tree.get(b3!.hashHex)!),
+        blockAcceptedReport(reporter, b3!, t.chain.tree.get(b3!.hashHex)!),
       );
       assert.equal((await db.block.findUniqueOrThrow({ where: { hash: b3!.hashHex } })).canonical, true);
 
@@ -240,7 +251,7 @@ for (const provider of TEST_PROVIDERS) {
       const foreign = forgeBlock(other.chain, other.chain.tip, { miner });
       const foreignNode = scratchNode(foreign, other.chain.tip);
       await assert.rejects(
-        w.apply('foreign', 'block.accepted', reportOf(foreign, other.chain.tip.chainWork)),
+        w.apply('foreign', 'block.accepted', reportOf(foreign, other.chain.tip.chainWork, reporter)),
         refusedWith('wrong-chain-id'),
       );
       assert.equal(foreignNode.height, 1);

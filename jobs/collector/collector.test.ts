@@ -17,6 +17,8 @@ import { blockAcceptedReport } from '../node-reports.ts';
 import { createCairnPubSub } from '../pubsub.ts';
 import { REPORTS_QUEUE } from '../queues.ts';
 import { createRedis, redisUrl } from '../redis.ts';
+import { signReport } from '../report-envelope.ts';
+import { addSignedReport, REPORTER_ID, REPORTER_KEY } from '../report-testing.ts';
 import { Collector, type CollectorOptions } from './collector.ts';
 
 const until = async (what: string, fn: () => Promise<boolean>, ms = 10_000) => {
@@ -58,7 +60,7 @@ test('collector: writes a report and publishes its event; refuses a malformed on
   const chain = testChain();
   const [b1, b2] = forgeBranch(chain.chain, chain.chain.tip, [{}, {}]);
   for (const b of [b1!, b2!]) await chain.submit(b);
-  const report = (b: typeof b1) => blockAcceptedReport('nodeA', b!, chain.chain.tree.get(b!.hashHex)!);
+  const report = (b: typeof b1) => blockAcceptedReport(REPORTER_ID, b!, chain.chain.tree.get(b!.hashHex)!);
 
   const received: BlockEvent[] = [];
   const it = bus.pubsub.subscribe(TOPICS.newBlock)[Symbol.asyncIterator]();
@@ -71,12 +73,18 @@ test('collector: writes a report and publishes its event; refuses a malformed on
   })();
   await new Promise((r) => setTimeout(r, 200));
 
-  const ok = await queue.add('block.accepted', report(b1), { jobId: `block.nodeA.${b1!.hashHex}` });
+  const ok = await addSignedReport(queue, 'block.accepted', `block.nodeA.${b1!.hashHex}`, report(b1));
   assert.deepEqual(await ok.waitUntilFinished(events, 10_000), { duplicate: false });
   await until('the newBlock event', async () => received.length === 1);
   assert.equal(received[0]!.hash, b1!.hashHex);
 
-  const bad = await queue.add('block.accepted', { ...report(b2), signature: 'not hex' }, { attempts: 3 });
+  const bad = await addSignedReport(
+    queue,
+    'block.accepted',
+    'bad',
+    { ...report(b2), signature: 'not hex' },
+    { attempts: 3 },
+  );
   await assert.rejects(bad.waitUntilFinished(events, 10_000), /malformed block.accepted report: signature/);
   assert.equal(await bad.getState(), 'failed');
   assert.equal(
@@ -89,8 +97,8 @@ test('collector: writes a report and publishes its event; refuses a malformed on
   const keyed = await Job.create(
     queue,
     'block.accepted',
-    { ...report(b2), signature: 'not hex' },
-    { repeatJobKey: 'block.accepted' },
+    signReport('block.accepted', 'keyed', { ...report(b2), signature: 'not hex' }, REPORTER_KEY),
+    { repeatJobKey: 'block.accepted', jobId: 'keyed' },
   );
   await assert.rejects(keyed.waitUntilFinished(events, 5_000), /malformed block.accepted report: signature/);
   assert.equal(await db.block.count(), 1);
@@ -98,7 +106,7 @@ test('collector: writes a report and publishes its event; refuses a malformed on
 
   // A worker that died (as after a long Redis outage) is replaced and the queue drains.
   await (collector as unknown as { worker: { close: (force: boolean) => Promise<void> } }).worker.close(true);
-  await queue.add('block.accepted', report(b2), { jobId: `block.nodeA.${b2!.hashHex}` });
+  await addSignedReport(queue, 'block.accepted', `block.nodeA.${b2!.hashHex}`, report(b2));
   await until(
     'the watchdog to bring a worker back and the report to land',
     async () => (await db.block.count()) === 2,
@@ -171,9 +179,9 @@ for (const provider of TEST_PROVIDERS) {
     const main = forgeBranch(tc.chain, tc.chain.tip, [{}, {}, {}]);
     for (const b of main) await tc.submit(b);
     const fork = forgeBranch(tc.chain, tc.chain.tree.get(main[0]!.hashHex)!, [{ miner: testKey(2) }]);
-    const genuine = (b: SealedBlock) => blockAcceptedReport('nodeA', b, tc.chain.tree.get(b.hashHex)!);
+    const genuine = (b: SealedBlock) => blockAcceptedReport(REPORTER_ID, b, tc.chain.tree.get(b.hashHex)!);
     for (const b of main.slice(0, 2)) {
-      const job = await queue.add('block.accepted', genuine(b), { jobId: `block.nodeA.${b.hashHex}` });
+      const job = await addSignedReport(queue, 'block.accepted', `block.nodeA.${b.hashHex}`, genuine(b));
       await job.waitUntilFinished(events, 10_000);
     }
     const before = await canonicalRows(db);
@@ -186,7 +194,7 @@ for (const provider of TEST_PROVIDERS) {
       [
         'wrong-total-work',
         {
-          ...blockAcceptedReport('nodeB', fork[0]!, { chainWork: forkWork } as BlockNode),
+          ...blockAcceptedReport(REPORTER_ID, fork[0]!, { chainWork: forkWork } as BlockNode),
           totalWork: (work2 * 100n).toString(),
         },
       ],
@@ -194,7 +202,7 @@ for (const provider of TEST_PROVIDERS) {
       [
         'insufficient-work',
         blockAcceptedReport(
-          'nodeB',
+          REPORTER_ID,
           signBlock(unmineHeader(b3.header), [], testKey(0)),
           tc.chain.tree.get(b3.hashHex)!,
         ),
@@ -202,7 +210,7 @@ for (const provider of TEST_PROVIDERS) {
       ['bad-block-signature', { ...genuine(b3), signature: toHex(fork[0]!.signature) }],
     ];
     for (const [code, report] of forged) {
-      const job = await queue.add('block.accepted', report, { attempts: 3 });
+      const job = await addSignedReport(queue, 'block.accepted', `forged.${code}`, report, { attempts: 3 });
       await assert.rejects(
         job.waitUntilFinished(events, 10_000),
         new RegExp(`^Error: ${code}|${code}:`),
@@ -227,16 +235,18 @@ for (const provider of TEST_PROVIDERS) {
     const { chain: tc, queue, events, db } = c;
     const main = forgeBranch(tc.chain, tc.chain.tip, [{}, {}, {}]);
     for (const b of main) await tc.submit(b);
-    const genuine = (b: SealedBlock) => blockAcceptedReport('nodeA', b, tc.chain.tree.get(b.hashHex)!);
-    const first = await queue.add('block.accepted', genuine(main[0]!), { jobId: 'b1' });
+    const genuine = (b: SealedBlock) => blockAcceptedReport(REPORTER_ID, b, tc.chain.tree.get(b.hashHex)!);
+    const first = await addSignedReport(queue, 'block.accepted', 'b1', genuine(main[0]!));
     await first.waitUntilFinished(events, 10_000);
     // A retry of b3 overtakes b2 (as after a failed attempt, or from another node's outbox).
     // Reported long ago (as after an outage): held with a 25 s delay, which b2's indexing cuts short.
-    await queue.add('block.accepted', genuine(main[2]!), { jobId: 'b3', timestamp: Date.now() - 100_000 });
+    await addSignedReport(queue, 'block.accepted', 'b3', genuine(main[2]!), {
+      timestamp: Date.now() - 100_000,
+    });
     const held = () =>
       counter(c.registry, 'cairn_collector_held_reports_total', { reason: 'unknown-parent' });
     await until('b3 to be judged', async () => (await held()) >= 1 || (await db.block.count()) === 2);
-    await queue.add('block.accepted', genuine(main[1]!), { jobId: 'b2' });
+    await addSignedReport(queue, 'block.accepted', 'b2', genuine(main[1]!));
     await until('all three blocks', async () => (await db.block.count()) === 3, 10_000);
     assert.deepEqual(
       (await db.block.findMany({ orderBy: { height: 'asc' } })).map((b) => [b.height, b.canonical]),

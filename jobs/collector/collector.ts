@@ -3,12 +3,12 @@ import type { Redis } from 'ioredis';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../../node/log.ts';
 import type { IndexDb } from '../index-db/open.ts';
-import { formatIssues, ReportPayload } from '../payloads.ts';
 import type { CairnPubSub } from '../pubsub.ts';
 import { namespace, REPORT_KINDS, REPORTS_QUEUE, type ReportKind } from '../queues.ts';
 import { RedisConnections, RedisLiveness, retireWorker } from '../redis.ts';
 import { GatedWorker } from '../scheduled-gate.ts';
 import { IndexWriter, type IndexWriterOptions } from './index-writer.ts';
+import { type CheckedReport, checkReport } from './report-check.ts';
 import { ReportHeld, ReportRefused } from './report-errors.ts';
 import { RETENTION_PERIOD_MS, Retention, type RetentionOptions } from './retention.ts';
 
@@ -32,6 +32,8 @@ export interface CollectorOptions extends IndexWriterOptions {
   readonly dbProbeMs?: number;
   /** Stats downsampling and report-log pruning (retention.ts); false turns it off. */
   readonly retention?: (RetentionOptions & { readonly periodMs?: number }) | false;
+  /** How far a report's timestamps may be ahead of our clock (REPORT_CHECK_DEFAULTS). */
+  readonly maxClockSkewMs?: number;
 }
 
 const isKind = (name: string): name is ReportKind => (REPORT_KINDS as readonly string[]).includes(name);
@@ -61,7 +63,10 @@ export class Collector {
   private retaining = false;
   private readonly metrics;
 
+  private readonly now: () => number;
+
   constructor(private readonly o: CollectorOptions) {
+    this.now = o.now ?? Date.now;
     this.prefix = namespace(o.namespace);
     this.connections = new RedisConnections(o.redisUrl);
     this.writer = new IndexWriter(o.db, o);
@@ -164,24 +169,22 @@ export class Collector {
       this.metrics.reports.inc({ kind: 'unknown', outcome: 'invalid' });
       throw new UnrecoverableError(`unknown report kind "${kind}"`);
     }
-    const parsed = ReportPayload[kind].safeParse(job.data);
-    if (!parsed.success) {
-      this.metrics.reports.inc({ kind, outcome: 'invalid' });
-      throw new UnrecoverableError(
-        `malformed ${kind} report: ${formatIssues(parsed.error.issues.slice(0, 5))}`,
-      );
+    const jobId = job.id ?? `${kind}.${job.timestamp}`;
+    let checked: CheckedReport<typeof kind>;
+    try {
+      // The signature before anything else: nothing unsigned reaches the schema or the DB.
+      checked = checkReport(kind, jobId, job.data, this.now(), this.o.maxClockSkewMs);
+    } catch (err) {
+      if (err instanceof ReportRefused) return this.refuse(kind, job, err);
+      throw err;
     }
     const end = this.metrics.duration.startTimer({ kind });
     try {
-      const { duplicate, publications } = await this.writer.apply(
-        job.id ?? `${kind}.${job.timestamp}`,
-        kind,
-        parsed.data,
-      );
+      const { duplicate, publications } = await this.writer.apply(jobId, kind, checked.report);
       end();
       this.metrics.reports.inc({ kind, outcome: duplicate ? 'duplicate' : 'written' });
       if (kind === 'block.accepted' && !duplicate)
-        void this.promoteWaiting((parsed.data as { hash: string }).hash);
+        void this.promoteWaiting((checked.report as { hash: string }).hash);
       for (const p of publications) {
         this.o.pubsub.publish(p.topic, p.payload as never);
         this.metrics.events.inc({ topic: p.topic });
@@ -206,7 +209,12 @@ export class Collector {
     this.metrics.refused.inc({ kind, reason: err.code });
     // The reporting node id is the report's claim, so it is logged, not made a label.
     this.o.log.warn(
-      { job: job.id, kind, claimedNode: (job.data as { nodeId?: unknown })?.nodeId, code: err.code },
+      {
+        job: job.id?.slice(0, 256),
+        kind,
+        claimedNode: String((job.data as { report?: { nodeId?: unknown } })?.report?.nodeId).slice(0, 128),
+        code: err.code,
+      },
       `report refused: ${err.message}`,
     );
     throw err;

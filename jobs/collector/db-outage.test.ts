@@ -21,6 +21,7 @@ import type { NodeStatsReport } from '../payloads.ts';
 import { createCairnPubSub } from '../pubsub.ts';
 import { REPORTS_QUEUE } from '../queues.ts';
 import { createRedis, redisUrl } from '../redis.ts';
+import { addSignedReport, REPORTER_ID } from '../report-testing.ts';
 import { Collector } from './collector.ts';
 
 /** Stats reports name the network the collector indexes (others are refused). */
@@ -39,7 +40,7 @@ const until = async (what: string, fn: () => Promise<boolean>, ms = 20_000) => {
 };
 
 const stats = (seq: number): NodeStatsReport => ({
-  nodeId: 'nodeA',
+  nodeId: REPORTER_ID,
   boot: 1,
   seq,
   at: new Date().toISOString(),
@@ -111,19 +112,21 @@ test('postgresql unreachable: the collector pauses without spending attempts, re
     await index.drop();
   });
   // What a node's outbox does: a deterministic id and a few attempts with backoff.
-  const opts = (id: string) => ({ jobId: id, attempts: 3, backoff: { type: 'exponential', delay: 200 } });
+  const opts = { attempts: 3, backoff: { type: 'exponential', delay: 200 } };
   const blocks = forgeBranch(chain.chain, chain.chain.tip, [{}, {}, {}, {}, {}, {}]);
   for (const b of blocks) await chain.submit(b);
   const blockReport = (i: number) =>
-    queue.add(
+    addSignedReport(
+      queue,
       'block.accepted',
-      blockAcceptedReport('nodeA', blocks[i]!, chain.chain.tree.get(blocks[i]!.hashHex)!),
-      opts(`block.${i}`),
+      `block.${i}`,
+      blockAcceptedReport(REPORTER_ID, blocks[i]!, chain.chain.tree.get(blocks[i]!.hashHex)!),
+      opts,
     );
   let seq = 0;
   const statsReport = () => {
     seq++;
-    return queue.add('node.stats', stats(seq), opts(`stats.${seq}`));
+    return addSignedReport(queue, 'node.stats', `stats.${seq}`, stats(seq), opts);
   };
 
   for (let i = 0; i < 2; i++) await blockReport(i);

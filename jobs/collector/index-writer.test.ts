@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { toHex } from '../../node/chain/bytes.ts';
 import { genesisBlock } from '../../node/chain/genesis.ts';
 import { chainIdHex } from '../../node/chain/network-config.ts';
 import type { SealedBlock } from '../../node/chain/types.ts';
@@ -15,6 +16,7 @@ import { TOPICS } from '../events.ts';
 import { createTestIndexDb, TEST_PROVIDERS } from '../index-db/testing.ts';
 import { blockAcceptedReport, blockOrphanedReport } from '../node-reports.ts';
 import type { NodeStatsReport } from '../payloads.ts';
+import { nodeIdOfKey } from '../report-envelope.ts';
 import { IndexWriter, type IndexWriterOptions } from './index-writer.ts';
 import { ReportRefused } from './report-errors.ts';
 
@@ -184,6 +186,39 @@ for (const provider of TEST_PROVIDERS) {
       );
       assert.equal(await db.nodeStatsSnapshot.count(), before);
       assert.equal(await db.node.count({ where: { id: 'X' } }), 0);
+    } finally {
+      await drop();
+    }
+  });
+
+  test(`${provider}: roster mode: only members report; a node id that is no member's key is refused`, async () => {
+    const { db, drop } = await createTestIndexDb(provider);
+    try {
+      const member = testKey(810);
+      const observer = testKey(811);
+      const network = testNetwork({
+        membership: 'roster',
+        admins: [],
+        members: [
+          { publicKey: toHex(member.publicKey), name: 'm', role: 'hub', capabilities: ['mine'] },
+          { publicKey: toHex(observer.publicKey), name: 'o', role: 'observer', capabilities: [] },
+        ],
+      });
+      const w = new IndexWriter(db, { network, now: () => TEST_NOW });
+      const inNet = (nodeId: string, seq: number): NodeStatsReport => ({
+        ...stats(nodeId, seq, 1),
+        chainId: chainIdHex(network),
+        genesisHash: genesisBlock(network).hashHex,
+      });
+      for (const id of [nodeIdOfKey(testKey(812).publicKey), 'nodeA'])
+        await assert.rejects(
+          w.apply(`s.${id}`, 'node.stats', inNet(id, 1)),
+          (err: unknown) => err instanceof ReportRefused && err.code === 'not-a-member',
+        );
+      assert.equal(await db.node.count(), 0, 'no stranger in the index (admin mutations take its ids)');
+      for (const k of [member, observer])
+        await w.apply(`s.${toHex(k.publicKey)}`, 'node.stats', inNet(nodeIdOfKey(k.publicKey), 1));
+      assert.equal(await db.node.count(), 2);
     } finally {
       await drop();
     }

@@ -2,7 +2,13 @@ import { toHex } from '../../node/chain/bytes.ts';
 import { DEFAULT_NETWORK, type NetworkConfig } from '../../node/chain/network-config.ts';
 import { workForTarget } from '../../node/chain/pow.ts';
 import type { SealedBlock } from '../../node/chain/types.ts';
-import { entryProblem, minerProblem, type RosterState } from '../../node/membership/roster-state.ts';
+import {
+  entryProblem,
+  holds,
+  memberOf,
+  minerProblem,
+  type RosterState,
+} from '../../node/membership/roster-state.ts';
 import type { CairnEvents, TOPICS } from '../events.ts';
 import { TOPICS as T, toEvent } from '../events.ts';
 import type { IndexDb } from '../index-db/open.ts';
@@ -10,6 +16,7 @@ import { checkWeights, WeightsProblem } from '../model-weights.ts';
 import { payloadJson } from '../node-reports.ts';
 import type { ReportPayloads } from '../payloads.ts';
 import type { ReportKind } from '../queues.ts';
+import { keyOfPeerId } from '../report-envelope.ts';
 import { checkBlockReport, type IndexedNetwork, indexedNetwork } from './block-check.ts';
 import { IndexRoster } from './index-roster.ts';
 import { networkFigures } from './network-stats.ts';
@@ -99,6 +106,7 @@ export class IndexWriter {
       kind === 'model.version' ? checkedWeights(report as ReportPayloads['model.version']) : null;
     return this.db.$transaction(
       async (tx) => {
+        if (this.roster) await this.checkMember(tx, report.nodeId);
         if (await tx.report.findUnique({ where: { id: reportId }, select: { id: true } }))
           return { duplicate: true, publications: [] };
         const publications = checked
@@ -111,6 +119,29 @@ export class IndexWriter {
       },
       { timeout: 30_000, maxWait: 30_000 },
     );
+  }
+
+  /**
+   * Roster networks: only members report. The roster is the one after the index's canonical head
+   * (a node revoked there reports no more; the genesis roster before any block is indexed), and
+   * the node id is its identity key, the key its certificate names.
+   */
+  private async checkMember(tx: Tx, nodeId: string): Promise<RosterState> {
+    const head = await tx.block.findFirst({
+      where: { canonical: true },
+      orderBy: { height: 'desc' },
+      select: { hash: true },
+    });
+    const state = await this.roster!.after(tx, head?.hash ?? this.net.genesis.hashHex);
+    const key = keyOfPeerId(nodeId);
+    const member = key ? memberOf(state, toHex(key)) : undefined;
+    const now = this.now();
+    if (!member || member.issuedAtMs > now || member.expiresAtMs <= now)
+      throw new ReportRefused(
+        'not-a-member',
+        `node ${nodeId.slice(0, 64)} is not a member at the index's head`,
+      );
+    return state;
   }
 
   private write<K extends ReportKind>(
@@ -324,56 +355,104 @@ export class IndexWriter {
     ];
   }
 
+  /**
+   * A model version is indexed only once its `model` entry is in an indexed block (a validated
+   * one: signed by a coordinator, extending the model head), and what is stored is what that
+   * entry says; the report only adds when it was seen. Until then it is held (ReportHeld), and
+   * refused when the hold time runs out (a version that was never mined).
+   */
   private async modelVersion(
     tx: Tx,
     r: ReportPayloads['model.version'],
     weights: CheckedWeights,
   ): Promise<Publication[]> {
-    // The first report that carries a version's weights archives them; they are content-addressed,
-    // so any later copy is the same bytes. Only for a version an indexed block commits (a `model`
-    // entry the block check verified): otherwise any node could fill the archive with models.
+    const entry = await this.modelEntry(tx, r.hash);
+    if (!entry)
+      throw new ReportHeld(
+        'model-not-indexed',
+        `no indexed block holds model ${r.hash.slice(0, 16)}…`,
+        r.blockHash ?? undefined,
+      );
+    // The first report that carries a version's weights archives them; they are content-addressed
+    // (checkedWeights verified the hash), so any later copy is the same bytes. The entry found
+    // above is the indexed block's commitment to that hash.
     if (weights && !(await tx.modelWeights.findUnique({ where: { hash: r.hash }, select: { hash: true } }))) {
-      const committed = await tx.entry.findFirst({
-        where: {
-          blockHash: r.blockHash ?? '',
-          kind: 'model',
-          payload: { contains: `"modelHash":"${r.hash}"` },
-        },
-        select: { id: true },
-      });
-      if (!committed)
-        throw new ReportHeld(
-          'model-not-committed',
-          `no indexed block ${r.blockHash ?? '(none)'} commits model ${r.hash}`,
-        );
       await tx.modelWeights.create({
         data: { hash: r.hash, bytes: weights.bytes, paramCount: weights.paramCount, createdAt: new Date() },
       });
     }
     const found = await tx.modelVersion.findUnique({ where: { hash: r.hash } });
     if (found) {
-      // The version is known; a later report may add the block that commits it.
-      if (r.blockHash && !found.blockHash)
-        await tx.modelVersion.update({ where: { hash: r.hash }, data: { blockHash: r.blockHash } });
+      // Indexed before its block was (a row from before this rule): the block that commits it.
+      if (!found.blockHash)
+        await tx.modelVersion.update({ where: { hash: r.hash }, data: { blockHash: entry.blockHash } });
       return [];
     }
     const row = await tx.modelVersion.create({
       data: {
         hash: r.hash,
-        parentHash: r.parentHash,
-        round: r.round,
-        metrics: JSON.stringify(r.metrics),
-        accuracy: r.metrics.accuracy ?? null,
-        epsilon: r.epsilon,
-        participants: r.participants,
-        blockHash: r.blockHash,
-        createdAt: new Date(r.at),
+        parentHash: entry.payload.parentHash,
+        round: entry.payload.round,
+        metrics: JSON.stringify(entry.metrics),
+        accuracy: entry.metrics.accuracy ?? null,
+        epsilon: entry.payload.epsilon,
+        participants: Math.max(0, Math.round(entry.metrics.participants ?? 0)),
+        blockHash: entry.blockHash,
+        createdAt: new Date(Math.min(Date.parse(r.at), this.now())),
       },
     });
     return [{ topic: T.modelVersion, payload: toEvent(row) }];
   }
 
+  /** The indexed `model` entry committing `hash` (a canonical block's first), with its author. */
+  private async modelEntry(tx: Tx, hash: string) {
+    // Model entries are rare (one per round) and the kind is indexed: a substring match narrows
+    // them, the parsed payload decides.
+    const rows = await tx.entry.findMany({
+      where: { kind: 'model', payload: { contains: hash } },
+      select: { blockHash: true, author: true, payload: true, block: { select: { canonical: true } } },
+      take: 16,
+    });
+    const matches = rows
+      .map((row) => ({ row, payload: JSON.parse(row.payload) as ModelEntryJson }))
+      .filter((m) => m.payload.modelHash === hash)
+      .sort((a, b) => Number(b.row.block.canonical) - Number(a.row.block.canonical));
+    const m = matches[0];
+    if (!m) return undefined;
+    return {
+      blockHash: m.row.blockHash,
+      author: m.row.author,
+      payload: m.payload,
+      metrics: Object.fromEntries(m.payload.metrics) as Record<string, number>,
+    };
+  }
+
+  /**
+   * A round is its coordinator's: the node whose report first named the round id, which in a
+   * roster network must hold `coordinate`; reports of it from any other node are refused. Its
+   * status only moves forward (running, then completed or failed, then nothing): a late
+   * `running` re-sent after the outcome changes nothing. A `completed` round names the version it
+   * made, which must be in an indexed `model` entry by the same coordinator (held until it is).
+   */
   private async flRound(tx: Tx, r: ReportPayloads['fl.round']): Promise<Publication[]> {
+    const existing = await tx.flRound.findUnique({ where: { id: r.id } });
+    if (existing && existing.coordinator !== r.nodeId)
+      throw new ReportRefused('not-coordinator', `round ${r.id.slice(0, 16)}… is ${existing.coordinator}'s`);
+    const key = keyOfPeerId(r.nodeId);
+    if (this.roster && !existing) {
+      const state = await this.checkMember(tx, r.nodeId);
+      if (!key || holds(state, toHex(key), 'coordinate', this.now()) !== 'ok')
+        throw new ReportRefused('not-coordinator', `node ${r.nodeId.slice(0, 64)} may not coordinate`);
+    }
+    if (r.status === 'completed') {
+      if (!r.modelHash) throw new ReportRefused('malformed-report', 'a completed round names its model');
+      const entry = await this.modelEntry(tx, r.modelHash);
+      if (!entry)
+        throw new ReportHeld('model-not-indexed', `round ${r.id.slice(0, 16)}…: model not indexed yet`);
+      if (!key || entry.author !== toHex(key))
+        throw new ReportRefused('not-coordinator', `model ${r.modelHash.slice(0, 16)}… is another node's`);
+    }
+    if (existing && STATUS_RANK[existing.status as FlStatus] >= STATUS_RANK[r.status]) return [];
     const fields = {
       round: r.round,
       coordinator: r.nodeId,
@@ -389,4 +468,17 @@ export class IndexWriter {
     await tx.flRound.upsert({ where: { id: r.id }, create: { id: r.id, ...fields }, update: fields });
     return [];
   }
+}
+
+type FlStatus = ReportPayloads['fl.round']['status'];
+/** Status order of a round: an update never moves it back. An unknown stored status ranks lowest. */
+const STATUS_RANK: Record<FlStatus, number> = { running: 0, completed: 1, failed: 1 };
+
+/** A `model` entry's payload as the index stores it (payloadJson: bytes as hex). */
+interface ModelEntryJson {
+  readonly modelHash: string;
+  readonly parentHash: string | null;
+  readonly round: number;
+  readonly metrics: readonly [string, number][];
+  readonly epsilon: number;
 }

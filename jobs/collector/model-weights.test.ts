@@ -81,7 +81,7 @@ for (const provider of TEST_PROVIDERS) {
       // The right weights, but no indexed block commits the version yet: held, nothing written.
       await assert.rejects(
         w.apply('model.B.early', 'model.version', report(hash, weightsToBase64(bytes), 'B', block!.hashHex)),
-        (e: unknown) => e instanceof ReportHeld && e.code === 'model-not-committed',
+        (e: unknown) => e instanceof ReportHeld && e.code === 'model-not-indexed',
       );
       assert.equal(await db.modelWeights.count(), 0);
       assert.equal(await db.modelVersion.count(), 0, 'a refused or held report writes nothing');

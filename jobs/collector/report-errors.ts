@@ -20,8 +20,21 @@ export type RefusalCode =
   | 'weights-mismatch'
   /** A model version's weights are not a canonical model encoding. */
   | 'malformed-weights'
-  /** Weights for a version no indexed block commits (held first: the block may still come). */
-  | 'model-not-committed';
+  /** The job carries no signed report (report-envelope.ts), or its node id carries no key. */
+  | 'unsigned'
+  | 'unverifiable'
+  /** The signature is not the named node's over this kind, job id and payload. */
+  | 'bad-report-signature'
+  /** Signed, but not what its kind's schema says. */
+  | 'malformed-report'
+  /** A timestamp ahead of the collector's clock by more than the allowed skew. */
+  | 'report-from-future'
+  /** Roster networks: the reporting node is not a member (or no longer one) at the index's head. */
+  | 'not-a-member'
+  /** An FL round report from another node than the round's coordinator, or without `coordinate`. */
+  | 'not-coordinator'
+  /** A model version whose model entry never reached the index within the hold time. */
+  | 'model-not-indexed';
 
 /**
  * A report the collector will not index, ever: failing it without retries is right (BullMQ does
@@ -42,7 +55,8 @@ export type HoldCode =
   | 'unknown-parent'
   | 'timestamp-in-future'
   | 'entry-timestamp-in-future'
-  | 'model-not-committed';
+  /** A model version (or a completed round) whose model entry is not in an indexed block yet. */
+  | 'model-not-indexed';
 
 /**
  * A report that may become indexable later: its parent is not indexed yet (reports from several
