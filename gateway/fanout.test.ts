@@ -27,7 +27,7 @@ after(async () => {
   await b.close();
 });
 
-const event = async (height: number): Promise<BlockEvent> =>
+const event = async (height: number): Promise<BlockEvent & { receivedAt: string }> =>
   toEvent(await b.db.block.findUniqueOrThrow({ where: { hash: blockHash(height) } }));
 
 type NewBlock = {

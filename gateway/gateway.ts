@@ -20,6 +20,7 @@ import type { AdminClient } from '../jobs/admin-client.ts';
 import type { IndexDb } from '../jobs/index-db/open.ts';
 import type { CairnPubSub } from '../jobs/pubsub.ts';
 import { unauthenticated } from '../schema/errors.ts';
+import { droppedEvents } from '../schema/event-rows.ts';
 import { type CairnContext, schema } from '../schema/index.ts';
 import { DEFAULT_MAX_BODY_BYTES, useBodyLimit } from './body-limit.ts';
 import { DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_LIST_COST, listCostRule } from './list-cost.ts';
@@ -192,6 +193,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   options.admin.registerMetrics(registry);
+  registry.registerMetric(droppedEvents);
   const log = options.logger;
   const refused = new Counter({
     name: 'cairn_gateway_refused_total',

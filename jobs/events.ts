@@ -22,11 +22,17 @@ export const TOPICS = {
 /** A row as it crosses Redis as JSON: Dates become ISO strings. */
 export type Jsonified<T> = { readonly [K in keyof T]: T[K] extends Date ? string : T[K] };
 
-export type BlockEvent = Jsonified<Block>;
-export type OrphanedBlockEvent = Jsonified<OrphanedBlock>;
-export type NetworkStatsEvent = Jsonified<NetworkStats>;
-export type NodeStatusEvent = Jsonified<Node>;
-export type ModelVersionEvent = Jsonified<ModelVersion>;
+/**
+ * What an event carries across Redis: the key of the row it announces, nothing else. Events are
+ * hints: anyone who can PUBLISH on the server can send one, so subscribers re-read the row from
+ * the index (schema/event-rows.ts), where only the collector writes, and drop events whose row
+ * is absent. A row's other fields never travel, so none can be forged.
+ */
+export type BlockEvent = Pick<Jsonified<Block>, 'hash'>;
+export type OrphanedBlockEvent = Pick<Jsonified<OrphanedBlock>, 'hash' | 'reason'>;
+export type NetworkStatsEvent = Pick<Jsonified<NetworkStats>, 'id'>;
+export type NodeStatusEvent = Pick<Jsonified<Node>, 'id'>;
+export type ModelVersionEvent = Pick<Jsonified<ModelVersion>, 'hash'>;
 
 /** Topic → payload, the type map for createPubSub on both sides. */
 export type CairnEvents = {
@@ -36,6 +42,25 @@ export type CairnEvents = {
   [TOPICS.nodeStatus]: [NodeStatusEvent];
   [TOPICS.modelVersion]: [ModelVersionEvent];
 };
+
+export type Topic = (typeof TOPICS)[keyof typeof TOPICS];
+
+/** The key fields of each topic's payload (what publish keeps, what subscribers look up). */
+export const EVENT_KEYS: { readonly [T in Topic]: readonly (keyof CairnEvents[T][0])[] } = {
+  [TOPICS.newBlock]: ['hash'],
+  [TOPICS.orphanedBlock]: ['hash', 'reason'],
+  [TOPICS.networkStats]: ['id'],
+  [TOPICS.nodeStatus]: ['id'],
+  [TOPICS.modelVersion]: ['hash'],
+};
+
+/** The payload cut down to its topic's key fields (a row's other fields stay home). */
+export function eventKey(topic: string, payload: unknown): Record<string, unknown> | undefined {
+  const fields = (EVENT_KEYS as Record<string, readonly string[]>)[topic];
+  if (!fields || typeof payload !== 'object' || payload === null) return undefined;
+  const src = payload as Record<string, unknown>;
+  return Object.fromEntries(fields.map((f) => [f, src[f]]));
+}
 
 /** A Prisma row (Dates) as its event payload (ISO strings). */
 export function toEvent<T extends object>(row: T): Jsonified<T> {

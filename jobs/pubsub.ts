@@ -1,19 +1,25 @@
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import { createPubSub, type PubSub } from 'graphql-yoga';
-import type { CairnEvents } from './events.ts';
+import { type CairnEvents, eventKey } from './events.ts';
 import { namespace } from './queues.ts';
 import { RedisConnections, redisUrl } from './redis.ts';
 
 type Target = ReturnType<typeof createRedisEventTarget<CustomEvent>>;
 
-/** Channel names carry the namespace: Redis pub/sub is shared by every database of a server. */
+/**
+ * Channel names carry the namespace: Redis pub/sub is shared by every database of a server.
+ * Published payloads are cut to their topic's key (events.ts): a publisher handing over a whole
+ * row sends only what subscribers look the row up by.
+ */
 function namespaced(inner: Target, prefix: string): Target {
   return {
     addEventListener: (type, listener, options) => inner.addEventListener(prefix + type, listener, options),
     removeEventListener: (type, listener, options) =>
       inner.removeEventListener(prefix + type, listener, options),
     dispatchEvent: (event) =>
-      inner.dispatchEvent(new CustomEvent(prefix + event.type, { detail: event.detail })),
+      inner.dispatchEvent(
+        new CustomEvent(prefix + event.type, { detail: eventKey(event.type, event.detail) ?? event.detail }),
+      ),
   };
 }
 

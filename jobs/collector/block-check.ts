@@ -13,7 +13,13 @@ import { chainIdOf, type NetworkConfig } from '../../node/chain/network-config.t
 import { workForTarget } from '../../node/chain/pow.ts';
 import { CachedVerifier, type SignatureVerifier } from '../../node/chain/signature-cache.ts';
 import type { SealedBlock, SealedEntry } from '../../node/chain/types.ts';
-import { BlockValidationError, validateBlockBody, validateHeader } from '../../node/chain/validation.ts';
+import {
+  BlockValidationError,
+  type ParentContext,
+  validateBlockBody,
+  validateBlockContext,
+  validateHeader,
+} from '../../node/chain/validation.ts';
 import type { BlockAcceptedReport } from '../payloads.ts';
 import { ReportHeld, ReportRefused } from './report-errors.ts';
 
@@ -90,13 +96,35 @@ export function checkBlockReport(r: BlockAcceptedReport, net: IndexedNetwork, no
       throw new ReportRefused('bad-genesis', `${block.hashHex} is not this network's genesis`);
     return block;
   }
-  try {
+  judged(() => {
     validateHeader(block, net.config, net.chainId);
     validateBlockBody(block, net.config, now, net.verifier);
+  });
+  return block;
+}
+
+/**
+ * The rules relating a block to its parent, as nodes apply them (Chain.connect): linkage,
+ * height, the retarget rule's exact target and the median time past. Without them a block
+ * every node refuses as bad-difficulty (a harder target than the rule allows buys more work
+ * per block) could take `canonical` from the honest chain in the index.
+ */
+export function checkBlockContext(
+  block: SealedBlock,
+  parent: ParentContext,
+  net: IndexedNetwork,
+  now: number,
+) {
+  judged(() => validateBlockContext(block, parent, net.config, now));
+}
+
+/** Runs chain rules, turning their errors into the collector's: held if transient, else refused. */
+function judged(rules: () => void): void {
+  try {
+    rules();
   } catch (err) {
     if (!(err instanceof BlockValidationError)) throw err;
     if (err.isTransient) throw new ReportHeld(err.code as 'entry-timestamp-in-future', err.message);
     throw new ReportRefused(err.code, err.message);
   }
-  return block;
 }

@@ -17,7 +17,8 @@ import { payloadJson } from '../node-reports.ts';
 import type { ReportPayloads } from '../payloads.ts';
 import type { ReportKind } from '../queues.ts';
 import { keyOfPeerId } from '../report-envelope.ts';
-import { checkBlockReport, type IndexedNetwork, indexedNetwork } from './block-check.ts';
+import { checkBlockContext, checkBlockReport, type IndexedNetwork, indexedNetwork } from './block-check.ts';
+import { genesisLink, indexedParentContext, LINK_SELECT } from './index-context.ts';
 import { IndexRoster } from './index-roster.ts';
 import { networkFigures } from './network-stats.ts';
 import { ReportHeld, ReportRefused } from './report-errors.ts';
@@ -173,14 +174,16 @@ export class IndexWriter {
     if (h.height > 0) {
       const parent =
         prevHash === this.net.genesis.hashHex
-          ? { height: 0, totalWork: this.net.genesisWork.toString() }
+          ? { ...genesisLink(this.net), totalWork: this.net.genesisWork.toString() }
           : await tx.block.findUnique({
               where: { hash: prevHash },
-              select: { height: true, totalWork: true },
+              select: { ...LINK_SELECT, totalWork: true },
             });
       if (!parent) throw new ReportHeld('unknown-parent', `parent ${prevHash} is not indexed yet`, prevHash);
       if (h.height !== parent.height + 1)
         throw new ReportRefused('bad-height', `height ${h.height} on a parent at ${parent.height}`);
+      // Difficulty and time against the indexed ancestry, as nodes judge them (Chain.connect).
+      checkBlockContext(block, await indexedParentContext(tx, this.net, parent), this.net, this.now());
       // The parent's total is the collector's own figure (computed the same way when indexed).
       totalWork = BigInt(parent.totalWork) + workForTarget(h.target);
       if (this.roster) {

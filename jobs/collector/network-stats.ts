@@ -1,5 +1,6 @@
 import { workForTarget } from '../../node/chain/pow.ts';
-import type { NetworkStatsEvent } from '../events.ts';
+import type { Jsonified } from '../events.ts';
+import type { NetworkStats } from '../index-db/generated/sqlite/client.ts';
 
 /** The latest state of one node, as its last stats report said. */
 export interface NodeState {
@@ -14,7 +15,7 @@ export interface RecentBlock {
 }
 
 /** The figures of a NetworkStats row (what the collector computes; id and time are added on insert). */
-export type NetworkFigures = Omit<NetworkStatsEvent, 'id' | 'at'>;
+export type NetworkFigures = Omit<Jsonified<NetworkStats>, 'id' | 'at'>;
 
 const avg = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 
