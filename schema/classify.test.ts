@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type GqlBody, gql, startTestGateway, type TestGateway } from '../gateway/testing.ts';
 import { IndexWriter } from '../jobs/collector/index-writer.ts';
+import { ReportHeld } from '../jobs/collector/report-errors.ts';
 import { createTestLocation, TEST_PROVIDERS } from '../jobs/index-db/testing.ts';
 import { weightsToBase64 } from '../jobs/model-weights.ts';
 import { blockAcceptedReport } from '../jobs/node-reports.ts';
@@ -103,7 +104,10 @@ for (const provider of TEST_PROVIDERS) {
           ...(withWeights ? { weights: weightsToBase64(encodeModel(p)) } : {}),
         });
       // A report alone commits nothing: a node may name any hash and round.
-      await w.apply('m1', 'model.version', report(v1, 1, false, blocks[0]!.hashHex));
+      await assert.rejects(
+        w.apply('m1', 'model.version', report(v1, 1, false, blocks[0]!.hashHex)),
+        (e: unknown) => e instanceof ReportHeld && e.code === 'model-not-indexed',
+      );
       assert.equal((await q(CLASSIFY, { t: 'prize' })).errors?.[0]?.extensions?.code, 'NO_MODEL');
       await indexBlock(blocks[0]!);
       await w.apply('m1w', 'model.version', report(v1, 1, true, blocks[0]!.hashHex));
