@@ -18,7 +18,8 @@ import { FlParticipant } from './participant.ts';
 import type { FlRoundEvent, ModelVersionEvent } from './round-events.ts';
 import { modelHeadOf, RoundRunner, type RoundRunnerDeps } from './round-runner.ts';
 
-test('the round runner chains versions once mined, commits each as a model entry and reports a failed round as failed', async () => {
+/** Three participants on one model store, with survivor-set keys; `poisoner` misbehaves out of range. */
+async function roundFixture(poisoner?: number) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-rounds-'));
   const store = new ModelStore(path.join(dir, 'models'));
   const metrics = createFlMetrics(new Registry());
@@ -40,8 +41,15 @@ test('the round runner chains versions once mined, commits each as a model entry
         resolveModel: (h, n) => models.resolve(h, n),
         storeModel: (b) => store.putEncoded(b),
         verifySurvivors: keys.verify,
+        // One participant puts a huge input under its masks.
+        ...(k === poisoner ? { misbehave: 'out-of-range' as const } : {}),
       }),
   );
+  return { store, metrics, log, keys, models, parts };
+}
+
+test('the round runner chains versions once mined, commits each as a model entry and reports a failed round as failed', async () => {
+  const { store, metrics, log, keys, models, parts } = await roundFixture();
   let available = 3;
   const entries: ModelPayload[] = [];
   // The chain: a committed entry becomes the head when "mined", a while after its commit.
@@ -135,31 +143,7 @@ test('the round runner chains versions once mined, commits each as a model entry
 });
 
 test('a round whose aggregate is out of range, or whose held-out loss regresses, commits nothing and the head stays', async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-rounds-'));
-  const store = new ModelStore(path.join(dir, 'models'));
-  const metrics = createFlMetrics(new Registry());
-  const log = createLogger('error');
-  const keys = await survivorKeys();
-  const models = new ModelSync({
-    store,
-    reqresp: { request: async () => [] },
-    spec: {} as never,
-    peers: () => [],
-    metrics,
-    log,
-  });
-  const parts = [0, 1, 2].map(
-    (k) =>
-      new FlParticipant({
-        self: `p${k}`,
-        data: () => new FlData({ index: k, of: 3, mode: 'iid', seed: 42 }, 42).train(),
-        resolveModel: (h, n) => models.resolve(h, n),
-        storeModel: (b) => store.putEncoded(b),
-        verifySurvivors: keys.verify,
-        // One participant puts a huge input under its masks.
-        ...(k === 1 ? { misbehave: 'out-of-range' as const } : {}),
-      }),
-  );
+  const { store, metrics, log, keys, models, parts } = await roundFixture(1);
   const head: ModelPayload = {
     kind: 'model',
     modelHash: new Uint8Array(32).fill(1),
