@@ -32,6 +32,12 @@ import {
 } from './origins.ts';
 import { RATE_DEFAULTS, type RateLimit, RateLimiter, type RateRefusal } from './rate-limit.ts';
 import { EventInvalidatedCache } from './read-cache.ts';
+import {
+  type SubscriptionCaller,
+  SubscriptionLimiter,
+  type SubscriptionLimits,
+  useSubscriptionSlots,
+} from './subscription-limit.ts';
 import { bearerToken, createTokenVerifier, type TokenCheck, type TokenEntry } from './tokens.ts';
 
 export interface GatewayLimits {
@@ -91,6 +97,8 @@ export interface GatewayOptions {
    * RATE_DEFAULTS[mode].anonymous: on in production, off in development; null = no limit).
    */
   anonymousRateLimit?: RateLimit | null;
+  /** Open subscriptions per caller and operations per WebSocket (default SUBSCRIPTION_DEFAULTS). */
+  subscriptionLimits?: Partial<SubscriptionLimits>;
   logger?: Logger;
   /** Reads and subscriptions need at least a viewer token. */
   requireViewer?: boolean;
@@ -117,6 +125,8 @@ export interface Gateway {
    * buckets as HTTP requests): undefined when allowed, else the refusal (counted).
    */
   readonly rateLimit: (authorization: unknown, address: string | undefined) => RateRefusal | undefined;
+  /** The subscription caps; the WebSocket server checks its per-socket one (server.ts). */
+  readonly subscriptions: SubscriptionLimiter;
   /** Stops the cache's event subscriptions; the caller owns db, pubsub and admin. */
   readonly close: () => Promise<void>;
 }
@@ -225,6 +235,28 @@ export function createGateway(options: GatewayOptions): Gateway {
     return refusal;
   };
 
+  const subscriptions = new SubscriptionLimiter(options.subscriptionLimits);
+  /** The caller a subscription is counted against: the same split as the rate buckets. */
+  const subscriber = (contextValue: unknown): SubscriptionCaller => {
+    const c = (contextValue ?? {}) as {
+      connectionParams?: Record<string, unknown>;
+      request?: Request;
+      req?: { socket?: { remoteAddress?: string } };
+    };
+    const check = c.connectionParams
+      ? verify(
+          bearerToken(
+            c.connectionParams.authorization ?? c.connectionParams.Authorization ?? c.connectionParams.token,
+          ),
+        )
+      : c.request
+        ? checkRequest(c.request)
+        : verify(null);
+    return 'invalid' in check || check.role === null || check.id === undefined
+      ? { kind: 'anonymous', address: c.req?.socket?.remoteAddress }
+      : { kind: 'token', id: check.id };
+  };
+
   const yoga = createYoga<Record<string, unknown>, CairnContext>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -301,6 +333,9 @@ export function createGateway(options: GatewayOptions): Gateway {
         },
       },
       useBodyLimit(limits.maxBodyBytes),
+      useSubscriptionSlots(subscriptions, subscriber, (reason) =>
+        refused.inc({ reason: `subscriptions-${reason}` }),
+      ),
       // graphql-armor's protections one by one, in an order that names the actual abuse: the
       // token count stops huge documents while parsing, and a deep query is reported as too
       // deep rather than as too costly (which it also is).
@@ -387,6 +422,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     origins,
     refused,
     rateLimit: (authorization, address) => take(verify(bearerToken(authorization)), address),
+    subscriptions,
     // useBodyLimit bounds chunked bodies inside yoga, on this path and on node:http alike.
     fetch: async (request) => yoga.fetch(request),
     close: () => cache.close(),

@@ -147,6 +147,12 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
               extensions: { code: 'RATE_LIMITED', retryAfter: limited.retryAfter },
             }),
           ];
+        // ctx.subscriptions already holds this operation's id.
+        const crowded = gateway.subscriptions.checkSocket(Object.keys(ctx.subscriptions).length);
+        if (crowded) {
+          gateway.refused.inc({ reason: `subscriptions-${crowded.reason}` });
+          return [new GraphQLError(crowded.message, { extensions: { code: 'SUBSCRIPTION_LIMIT' } })];
+        }
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
