@@ -14,6 +14,7 @@ import { nodeControl } from './control.ts';
 import { loadOrCreateIdentity } from './identity/identity.ts';
 import { createLogger } from './log.ts';
 import { loadOrCreateOwnNetwork } from './membership/create-network.ts';
+import { redactUrl } from '../jobs/redis.ts';
 import { CairnNode } from './node.ts';
 import { OptionError } from './option-spec.ts';
 import { HELP, parseNodeArgs } from './options.ts';
@@ -134,7 +135,7 @@ node.log.info(
     cookieFile: cookie.file,
     height: node.chain.tip.height,
     mining: config.mine,
-    redis: redisUrl ?? null,
+    redis: redisUrl ? redactUrl(redisUrl) : null,
   },
   'ready',
 );

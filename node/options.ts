@@ -6,6 +6,7 @@
  */
 import path from 'node:path';
 import type { ScheduledJob } from '../jobs/queues.ts';
+import { withRedisPassword } from '../jobs/redis.ts';
 import type { SliceOptions } from './fl/net/data.ts';
 import type { Misbehaviour } from './fl/net/participant.ts';
 import { CAPABILITIES, type Capability, ROLES, type Role } from './identity/identity.ts';
@@ -644,7 +645,7 @@ export function toCliConfig(v: CliValues): CliConfig {
       ipColocationWhitelist: v.ipColocationWhitelist,
     },
     http: { host: v.httpHost, port: v.httpPort, allowHosts: v.httpAllowHosts },
-    jobs: { redisUrl: v.redis, schedule, commandKeys: v.commandKeys.map((k) => k.toLowerCase()) },
+    jobs: { redisUrl: v.redis === undefined ? undefined : withRedisPassword(v.redis), schedule, commandKeys: v.commandKeys.map((k) => k.toLowerCase()) },
     fl: {
       ...(v.flSlice !== undefined && v.flSlices !== undefined
         ? { slice: { index: v.flSlice, of: v.flSlices, mode: v.flSplit, seed: v.flSeed } }

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { TEST_POSTGRES_URL } from '../../jobs/index-db/testing.ts';
-import { redisUrl } from '../../jobs/redis.ts';
+import { redactUrl, redisUrl } from '../../jobs/redis.ts';
 import { isExecutable, which } from '../cluster/children.ts';
 import { portOrFree, Service } from '../cluster/service.ts';
 import { HOW_TO_GET_REDIS, redisAnswers, startRedisServer } from '../demo/redis.ts';
@@ -241,14 +241,14 @@ export async function ensureServices(opts: ServiceCheckOptions): Promise<Service
         started.push(pgPrivate.service);
         env.TEST_POSTGRES_URL = pgPrivate.url;
         notes.push(
-          `no PostgreSQL at ${redact(pgUrl)}: started a private one from ${bin} at ${pgPrivate.url}`,
+          `no PostgreSQL at ${redactUrl(pgUrl)}: started a private one from ${bin} at ${pgPrivate.url}`,
         );
       } catch (err) {
         missing.push(
-          `no PostgreSQL answers at ${redact(pgUrl)}, and a private one could not start: ${(err as Error).message}\n${HOW_TO_GET_POSTGRES}`,
+          `no PostgreSQL answers at ${redactUrl(pgUrl)}, and a private one could not start: ${(err as Error).message}\n${HOW_TO_GET_POSTGRES}`,
         );
       }
-    } else missing.push(`no PostgreSQL answers at ${redact(pgUrl)}.\n${HOW_TO_GET_POSTGRES}`);
+    } else missing.push(`no PostgreSQL answers at ${redactUrl(pgUrl)}.\n${HOW_TO_GET_POSTGRES}`);
   }
 
   if (missing.length) {
@@ -258,13 +258,3 @@ export async function ensureServices(opts: ServiceCheckOptions): Promise<Service
   return { ok: true, env, started, notes };
 }
 
-/** A URL without its password, for messages. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
-}

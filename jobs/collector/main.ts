@@ -7,7 +7,7 @@ import { readNetworkConfig } from '../../node/config-file.ts';
 import { createLogger } from '../../node/log.ts';
 import { indexDbLocation, openIndexDb } from '../index-db/open.ts';
 import { createCairnPubSub } from '../pubsub.ts';
-import { redisUrl } from '../redis.ts';
+import { redactUrl, redisUrl } from '../redis.ts';
 import { Collector } from './collector.ts';
 
 /**
@@ -69,7 +69,7 @@ const port = (server.address() as AddressInfo).port;
 log.info(
   {
     db: location.provider,
-    redis: url,
+    redis: redactUrl(url),
     network: network.name,
     chainId: chainIdHex(network),
     membership: network.membership,
