@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { NodeJobs } from '../jobs/node-jobs.ts';
+import { redactUrl } from '../jobs/redis.ts';
 import { createApiCookie, removeApiCookie } from './api/cookie.ts';
 import { startHttpApi } from './api/http.ts';
 import { chainIdHex } from './chain/network-config.ts';
@@ -11,10 +12,10 @@ import { JoinError, joinNetwork, NETWORK_FILE, readInviterAddrs } from './cli/jo
 import { removeNodeFile, writeNodeFile } from './cli/node-file.ts';
 import { readNetworkConfig } from './config-file.ts';
 import { nodeControl } from './control.ts';
+import { prepareDataDir } from './data-dir.ts';
 import { loadOrCreateIdentity } from './identity/identity.ts';
 import { createLogger } from './log.ts';
 import { loadOrCreateOwnNetwork } from './membership/create-network.ts';
-import { redactUrl } from '../jobs/redis.ts';
 import { CairnNode } from './node.ts';
 import { OptionError } from './option-spec.ts';
 import { HELP, parseNodeArgs } from './options.ts';
@@ -60,6 +61,7 @@ process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
 const dataDir = path.resolve(config.dataDir);
+await prepareDataDir(dataDir);
 let networkConfigFile = config.networkConfig;
 let bootstrap = config.bootstrap;
 if (joining) {
