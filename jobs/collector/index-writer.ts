@@ -39,7 +39,21 @@ export interface IndexWriterOptions {
   readonly network?: NetworkConfig;
   /** The clock entry timestamps are checked against (tests pin it). */
   readonly now?: () => number;
+  /**
+   * How much older than its node's newest indexed stats report a stats report may be and still
+   * be indexed (as history; the node row never moves back). Must stay below the report log's
+   * retention, which is what it replaces as the guard against replays.
+   */
+  readonly lateStatsMs?: number;
 }
+
+export const INDEX_WRITER_DEFAULTS = Object.freeze({
+  /**
+   * 1 h: an outbox re-sends a report Redis lost within a confirm round or two (10 s each) of
+   * its successors; a replay of a recorded report is days old when the log has forgotten it.
+   */
+  lateStatsMs: 3_600_000,
+});
 
 /** A model version's weights, checked against its hash (null: the report carried none). */
 type CheckedWeights = ReturnType<typeof checkWeights> | null;
@@ -72,6 +86,7 @@ export class IndexWriter {
   private readonly net: IndexedNetwork;
   private readonly roster: IndexRoster | undefined;
   private readonly now: () => number;
+  private readonly lateStatsMs: number;
   /** The network config as nodes report it: JSON, bigints as decimal strings. */
   private readonly configJson: string;
 
@@ -84,6 +99,7 @@ export class IndexWriter {
     this.net = indexedNetwork(opts.network ?? DEFAULT_NETWORK);
     this.roster = this.net.config.membership === 'roster' ? new IndexRoster(this.net) : undefined;
     this.now = opts.now ?? Date.now;
+    this.lateStatsMs = opts.lateStatsMs ?? INDEX_WRITER_DEFAULTS.lateStatsMs;
     this.configJson = JSON.stringify(this.net.config, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
   }
 
@@ -307,6 +323,14 @@ export class IndexWriter {
       mining: r.mining,
     };
     const existing = await tx.node.findUnique({ where: { id: r.nodeId } });
+    // The node's high-water mark is its row's lastSeenAt (the newest `at` indexed, never moved
+    // back), kept for as long as the node is: unlike the report log, retention never prunes it.
+    // A report far older than it is a replay of a recorded one, not a late delivery.
+    if (existing && existing.lastSeenAt.getTime() - at.getTime() > this.lateStatsMs)
+      throw new ReportRefused(
+        'stale-report',
+        `stats of ${r.at} are ${existing.lastSeenAt.getTime() - at.getTime()} ms older than the node's newest`,
+      );
     // A report re-sent after a Redis restart must not roll the node's state back.
     const node =
       existing && existing.lastSeenAt > at
