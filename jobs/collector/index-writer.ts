@@ -18,6 +18,7 @@ import type { ReportPayloads } from '../payloads.ts';
 import type { ReportKind } from '../queues.ts';
 import { keyOfPeerId } from '../report-envelope.ts';
 import { checkBlockContext, checkBlockReport, type IndexedNetwork, indexedNetwork } from './block-check.ts';
+import { checkCheckpoints, forkPoint, recordFinal } from './index-checkpoint.ts';
 import { genesisLink, indexedParentContext, LINK_SELECT } from './index-context.ts';
 import { IndexRoster } from './index-roster.ts';
 import { networkFigures } from './network-stats.ts';
@@ -214,7 +215,9 @@ export class IndexWriter {
     }
     if (BigInt(r.totalWork) !== totalWork)
       throw new ReportRefused('wrong-total-work', `claimed ${r.totalWork}, computed ${totalWork}`);
-    const canonical = await this.chooseCanonical(tx, { height: h.height, prevHash, totalWork });
+    if (h.height > 0) await checkCheckpoints(tx, { height: h.height, prevHash, entries: block.entries });
+    const madeCanonical = await this.chooseCanonical(tx, { height: h.height, prevHash, totalWork });
+    const canonical = madeCanonical !== false;
     const row = await tx.block.create({
       data: {
         hash: block.hashHex,
@@ -247,6 +250,8 @@ export class IndexWriter {
       },
     });
     if (this.roster && parentRoster) this.roster.record(block.hashHex, parentRoster, block.entries);
+    // After the row exists, so a checkpoint's carrier is indexed when it is recorded.
+    if (madeCanonical) await recordFinal(tx, block, madeCanonical);
     return [{ topic: T.newBlock, payload: toEvent(row) }];
   }
 
@@ -255,36 +260,23 @@ export class IndexWriter {
    * figures). A block heavier than the canonical head becomes canonical with its known
    * ancestors; blocks it displaces lose the flag. A block is indexed only after its parent, so
    * it has no indexed descendants yet: a block that is not heavier than the head stays off the
-   * canonical chain rightly, and a late parent can never be left behind by its child.
+   * canonical chain rightly, and a late parent can never be left behind by its child. Returns
+   * the ancestors it made canonical (their checkpoints become final), or false.
    */
   private async chooseCanonical(
     tx: Tx,
     r: { height: number; prevHash: string; totalWork: bigint },
-  ): Promise<boolean> {
+  ): Promise<readonly string[] | false> {
     const head = await tx.block.findFirst({ where: { canonical: true }, orderBy: { height: 'desc' } });
     if (head && r.totalWork <= BigInt(head.totalWork)) return false;
-    const path: string[] = [];
-    let forkHeight = -1;
-    let prev = r.prevHash;
-    for (let h = r.height - 1; h >= 0; h--) {
-      const parent = await tx.block.findUnique({
-        where: { hash: prev },
-        select: { hash: true, canonical: true, prevHash: true },
-      });
-      if (!parent || parent.canonical) {
-        // The genesis (when never reported) or the canonical fork point: what lies below stays.
-        forkHeight = h;
-        break;
-      }
-      path.push(parent.hash);
-      prev = parent.prevHash;
-    }
+    const { forkHeight, path } = await forkPoint(tx, r);
     await tx.block.updateMany({
       where: { canonical: true, height: { gt: forkHeight } },
       data: { canonical: false },
     });
-    if (path.length) await tx.block.updateMany({ where: { hash: { in: path } }, data: { canonical: true } });
-    return true;
+    if (path.length)
+      await tx.block.updateMany({ where: { hash: { in: [...path] } }, data: { canonical: true } });
+    return path;
   }
 
   private async blockOrphaned(tx: Tx, r: ReportPayloads['block.orphaned']): Promise<Publication[]> {
