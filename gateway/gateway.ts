@@ -5,10 +5,9 @@ import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
 import { maxDirectivesPlugin } from '@escape.tech/graphql-armor-max-directives';
 import { maxTokensPlugin } from '@escape.tech/graphql-armor-max-tokens';
 import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
-import { createInMemoryCache, useResponseCache } from '@graphql-yoga/plugin-response-cache';
+import { useResponseCache } from '@graphql-yoga/plugin-response-cache';
 import {
   type GraphQLError,
-  isObjectType,
   NoSchemaIntrospectionCustomRule,
   type ValidationContext,
   type ValidationRule,
@@ -31,7 +30,8 @@ import {
   type OriginPolicy,
 } from './origins.ts';
 import { RATE_DEFAULTS, type RateLimit, RateLimiter, type RateRefusal } from './rate-limit.ts';
-import { EventInvalidatedCache } from './read-cache.ts';
+import { EventInvalidatedCache, TOPIC_TYPES } from './read-cache.ts';
+import { TypeTaggedResponses } from './response-cache.ts';
 import {
   type SubscriptionCaller,
   SubscriptionLimiter,
@@ -181,11 +181,8 @@ export function createGateway(options: GatewayOptions): Gateway {
   cache.watch(options.pubsub);
   // Whole query results, per role, for the same short time and dropped on the same events as the
   // read cache: a dashboard polled by many clients is executed once per change, not per request.
-  const responses = createInMemoryCache({ max: 1000 });
-  const everyType = Object.values(schema.getTypeMap())
-    .filter((t) => isObjectType(t) && !t.name.startsWith('__'))
-    .map((t) => ({ typename: t.name }));
-  cache.onClear(() => void responses.invalidate(everyType));
+  const responses = new TypeTaggedResponses(schema, { max: 1000 });
+  cache.onInvalidate((topic) => responses.invalidateTypes(TOPIC_TYPES[topic]));
   // An HTTP request's token is needed twice (response-cache session, then the context): verify it once.
   const checked = new WeakMap<Request, TokenCheck>();
   const checkRequest = (request: Request): TokenCheck => {
@@ -361,7 +358,8 @@ export function createGateway(options: GatewayOptions): Gateway {
       ...(fieldSuggestions ? [] : [blockFieldSuggestionsPlugin()]),
       useResponseCache({
         session: roleOf,
-        cache: responses,
+        cache: responses.cache,
+        buildResponseCacheKey: responses.buildKey,
         ttl: ttlMs,
         // HTTP only: the plugin keys a result by what yoga records while parsing an HTTP request's
         // params, which a graphql-ws operation never passes through (its context has no request);

@@ -1,11 +1,19 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Queue, Worker } from 'bullmq';
+import pino from 'pino';
+import { Counter } from 'prom-client';
 import { commandSignatureValid, decodeCommand } from '../jobs/command-codec.ts';
+import { RefusalLog } from '../jobs/command-refusal-log.ts';
+import { runCommandJob } from '../jobs/command-runner.ts';
+import { ephemeralSigner } from '../jobs/command-signer.ts';
+import { CommandVerifier } from '../jobs/command-verifier.ts';
 import type { AdminResults } from '../jobs/payloads.ts';
 import { nodeQueueName } from '../jobs/queues.ts';
 import { createRedis } from '../jobs/redis.ts';
 import { answerCommand } from '../jobs/result-envelope.ts';
+import { toHex } from '../node/chain/bytes.ts';
+import type { NodeControl } from '../node/control.ts';
 import { identityFromSeed } from '../node/identity/identity.ts';
 import { gql, startTestGateway, type TestGateway } from './testing.ts';
 import { sha256Hex } from './tokens.ts';
@@ -16,8 +24,12 @@ import { sha256Hex } from './tokens.ts';
 // test's business. A second one answers like a Redis writer would: signed, but not by the node.
 const nodeIdentity = await identityFromSeed(new Uint8Array(32).fill(11));
 const forgerIdentity = await identityFromSeed(new Uint8Array(32).fill(12));
+const refuserIdentity = await identityFromSeed(new Uint8Array(32).fill(13));
 const NODE = nodeIdentity.peerId.toString();
 const FORGED = forgerIdentity.peerId.toString();
+/** A node whose clock runs 15 min ahead: every command the gateway signs is expired there. */
+const REFUSER = refuserIdentity.peerId.toString();
+const signer = ephemeralSigner();
 const SILENT = '12D3KooWsilentNode';
 const RESULTS: Partial<AdminResults> = {
   'admin.syncMempool': { peerId: '12D3KooWpeer', sent: 3, received: 5, roundTrips: 2, bytes: 1234 },
@@ -29,6 +41,7 @@ const RESULTS: Partial<AdminResults> = {
 let gw: TestGateway;
 let worker: Worker;
 let forger: Worker;
+let refuser: Worker;
 const seen: { name: string; data: unknown }[] = [];
 const auth = { authorization: 'Bearer op-token' };
 const adminAuth = { authorization: 'Bearer admin-token' };
@@ -37,6 +50,7 @@ before(async () => {
   gw = await startTestGateway({
     seed: { blocks: 2 },
     adminTimeoutMs: 1500,
+    signer,
     tokens: [
       { name: 'op', role: 'operator', sha256: sha256Hex('op-token') },
       { name: 'root', role: 'admin', sha256: sha256Hex('admin-token') },
@@ -70,10 +84,41 @@ before(async () => {
       ),
     { connection: createRedis(), prefix: gw.namespace },
   );
+  // The node's own command path (command-runner.ts), gateway key among its command keys.
+  const log = pino({ level: 'silent' });
+  const deps = {
+    verifier: new CommandVerifier({
+      nodeId: REFUSER,
+      membership: {
+        mode: 'open' as const,
+        admit: () => {
+          throw new Error('open networks take command keys only');
+        },
+      },
+      commandKeys: [toHex(signer.key.publicKey)],
+      now: () => Date.now() + 15 * 60_000,
+    }),
+    control: {} as NodeControl,
+    key: refuserIdentity.signingKey,
+    counter: new Counter({
+      name: 'refuser_commands',
+      help: 'x',
+      labelNames: ['command', 'outcome'],
+      registers: [],
+    }),
+    refusals: new RefusalLog(log),
+    log,
+    reportStats: () => 0,
+  };
+  refuser = new Worker(nodeQueueName(REFUSER), async (job) => (await runCommandJob(job, deps)).answer, {
+    connection: createRedis(),
+    prefix: gw.namespace,
+  });
   await worker.waitUntilReady();
   await forger.waitUntilReady();
+  await refuser.waitUntilReady();
   // Admin mutations accept only nodes the index knows.
-  for (const id of [NODE, FORGED, SILENT])
+  for (const id of [NODE, FORGED, SILENT, REFUSER])
     await gw.db.node.create({
       data: {
         id,
@@ -92,7 +137,7 @@ before(async () => {
     });
 });
 after(async () => {
-  for (const w of [worker, forger]) {
+  for (const w of [worker, forger, refuser]) {
     await w.close();
     await (w.opts.connection as { quit?: () => Promise<unknown> }).quit?.();
   }
@@ -194,4 +239,12 @@ test('an answer not signed by the addressed node is BAD_RESULT_SIGNATURE, never 
     metrics,
     /cairn_gateway_command_results_refused_total\{command="admin.syncChain",reason="bad-signature"\} 1/,
   );
+});
+
+test('a refusal the node signs is COMMAND_REFUSED with its verified code', async () => {
+  const r = await gql(gw.url, `mutation { syncChain(nodeId: "${REFUSER}") { state } }`, {}, auth);
+  const ext = r.body.errors?.[0]?.extensions;
+  assert.equal(ext?.code, 'COMMAND_REFUSED', JSON.stringify(r.body.errors));
+  assert.equal(ext?.refusal, 'expired');
+  assert.equal(ext?.claimedRefusal, undefined);
 });

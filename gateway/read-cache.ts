@@ -1,16 +1,53 @@
-import { TOPICS } from '../jobs/events.ts';
+import { TOPICS, type Topic } from '../jobs/events.ts';
 import type { CairnPubSub } from '../jobs/pubsub.ts';
 import type { ReadCache } from '../schema/index.ts';
 
 /**
+ * Which events change which cached reads (the keys schema/ passes to `cached`): a key is dropped
+ * only by the topics listed for its prefix. A key no rule matches is dropped by every event.
+ */
+export const KEY_TOPICS: readonly (readonly [prefix: string, topics: readonly Topic[]])[] = [
+  // Head height and hash, node count, time of the latest stats.
+  ['meta', [TOPICS.newBlock, TOPICS.networkStats, TOPICS.nodeStatus]],
+  ['networkStats', [TOPICS.networkStats]],
+  // The newest canonical blocks: a new block, or a reorg it causes.
+  ['blocks:', [TOPICS.newBlock]],
+];
+
+/**
+ * The GraphQL types whose cached results an event makes stale (for whole-response caching:
+ * response-cache.ts). A block can reorg others, so newBlock stales every Block read; a node's
+ * stats report also refreshes the network config row and the node list.
+ */
+export const TOPIC_TYPES: { readonly [T in Topic]: readonly string[] } = {
+  [TOPICS.newBlock]: ['Block', 'BlockConnection', 'Entry', 'Meta'],
+  [TOPICS.orphanedBlock]: ['OrphanedBlock', 'OrphanedBlockConnection'],
+  [TOPICS.networkStats]: ['NetworkStats', 'Meta'],
+  [TOPICS.nodeStatus]: ['Node', 'NodeConnection', 'NodeStatsSnapshot', 'NetworkConfig', 'Meta'],
+  [TOPICS.modelVersion]: [
+    'ModelVersion',
+    'ModelVersionConnection',
+    'FlRound',
+    'FlRoundConnection',
+    'Classification',
+  ],
+};
+
+const touches = (key: string, topic: Topic): boolean => {
+  const rule = KEY_TOPICS.find(([prefix]) => key.startsWith(prefix));
+  return rule ? rule[1].includes(topic) : true;
+};
+
+/**
  * The dashboard's hot reads (head, latest stats, newest blocks) shared across requests for at
- * most `ttlMs`, and dropped as soon as this instance sees an event that changes them. Concurrent
- * misses share one load. A failed load is not cached.
+ * most `ttlMs`, and dropped as soon as this instance sees an event that changes them (only
+ * those: a stats event leaves the block list cached). Concurrent misses share one load. A
+ * failed load is not cached.
  */
 export class EventInvalidatedCache implements ReadCache {
   private readonly entries = new Map<string, { until: number; value: Promise<unknown> }>();
   private readonly iterators: AsyncIterator<unknown>[] = [];
-  private readonly clearListeners: (() => void)[] = [];
+  private readonly listeners: ((topic: Topic) => void)[] = [];
 
   constructor(private readonly ttlMs: number) {}
 
@@ -27,26 +64,31 @@ export class EventInvalidatedCache implements ReadCache {
     return value;
   }
 
+  /** Drops the reads `topic` changes, and tells the listeners (caches layered on this one). */
+  invalidate(topic: Topic): void {
+    for (const key of [...this.entries.keys()]) if (touches(key, topic)) this.entries.delete(key);
+    for (const l of this.listeners) l(topic);
+  }
+
   clear(): void {
     this.entries.clear();
-    for (const l of this.clearListeners) l();
   }
 
-  /** Called on every clear: caches layered on this one (whole responses) follow its lifetime. */
-  onClear(listener: () => void): void {
-    this.clearListeners.push(listener);
+  /** Called on every event: caches layered on this one (whole responses) follow its lifetime. */
+  onInvalidate(listener: (topic: Topic) => void): void {
+    this.listeners.push(listener);
   }
 
-  /** Clears the cache on every event that changes a cached read. */
+  /** Invalidates on every event (the events' topics name what they change). */
   watch(pubsub: CairnPubSub): void {
-    for (const topic of [TOPICS.newBlock, TOPICS.orphanedBlock, TOPICS.networkStats, TOPICS.nodeStatus]) {
+    for (const topic of Object.values(TOPICS)) {
       const it = pubsub.subscribe(topic)[Symbol.asyncIterator]();
       this.iterators.push(it);
       void (async () => {
         for (;;) {
           const r = await it.next().catch(() => ({ done: true as const, value: undefined }));
           if (r.done) return;
-          this.clear();
+          this.invalidate(topic);
         }
       })();
     }

@@ -159,7 +159,7 @@ export class AdminClient {
       }
       let answer: ReturnType<typeof checkAnswer>;
       try {
-        answer = checkAnswer(outcome.completed, signed, signed.reply);
+        answer = checkAnswer(outcome.completed, signed, signed.reply, jobId);
       } catch (err) {
         if (!(err instanceof ResultRefused)) throw err;
         this.refusedResults.inc({ command, reason: err.code });
@@ -170,6 +170,14 @@ export class AdminClient {
           err.code,
         );
       }
+      if ('refused' in answer)
+        throw new CommandError(
+          'refused',
+          answer.refused === 'replayed'
+            ? `node ${nodeId} refused ${command} as replayed: this command already ran, from another job (${answer.message})`
+            : `node ${nodeId} refused ${command} (${answer.refused}): ${answer.message}`,
+          answer.refused,
+        );
       if ('failed' in answer)
         throw new CommandError('command-failed', `${command} failed on node ${nodeId}: ${answer.failed}`);
       const out = AdminResult[command].safeParse(answer.completed);

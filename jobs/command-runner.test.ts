@@ -10,7 +10,7 @@ import { signCommand } from './command-codec.ts';
 import { RefusalLog } from './command-refusal-log.ts';
 import { runCommandJob } from './command-runner.ts';
 import { CommandVerifier } from './command-verifier.ts';
-import { checkAnswer } from './result-envelope.ts';
+import { checkAnswer, ResultRefused } from './result-envelope.ts';
 
 const node = await identityFromSeed(new Uint8Array(32).fill(21));
 const NODE = node.peerId.toString();
@@ -103,4 +103,45 @@ test('a flood of refused jobs: every one counted, one log line per code', async 
       ['not-admitted', N - 1],
     ],
   );
+});
+
+test('an allowed signer’s expired or replayed command gets a signed refusal; a stranger’s stays unsigned', async () => {
+  const { deps, count } = rig({
+    syncChain: async () => ({ state: 'synced', height: 3, headHash: 'ab'.repeat(32), outcome: null }),
+  });
+  // Expired: issued a minute ago for 30 s (and after the verifier started: not a restart case).
+  const started = Date.now();
+  const expired = signCommand(
+    { command: 'admin.syncChain', target: NODE, args: {}, ttlMs: 1, nowMs: started },
+    gateway,
+  );
+  await new Promise((r) => setTimeout(r, 5));
+  const r1 = await runCommandJob(job(expired, 'cmd.e'), deps);
+  assert.equal(r1.ok, false);
+  const refused = checkAnswer(r1.answer, expired, expired.reply, 'cmd.e');
+  assert.ok('refused' in refused && refused.refused === 'expired', JSON.stringify(refused));
+
+  // Replayed: the second job with the same command.
+  const cmd = signCommand({ command: 'admin.syncChain', target: NODE, args: {}, ttlMs: 30_000 }, gateway);
+  assert.equal((await runCommandJob(job(cmd, 'cmd.a'), deps)).ok, true);
+  const r2 = await runCommandJob(job(cmd, 'cmd.b'), deps);
+  const again = checkAnswer(r2.answer, cmd, cmd.reply, 'cmd.b');
+  assert.ok('refused' in again && again.refused === 'replayed');
+  // The refusal answers the job it was given: copied into another job's stream it is not believed.
+  assert.throws(
+    () => checkAnswer(r2.answer, cmd, cmd.reply, 'cmd.a'),
+    (err: unknown) => err instanceof ResultRefused && err.code === 'wrong-job',
+  );
+  assert.equal(await count('expired'), 1);
+  assert.equal(await count('replayed'), 1);
+
+  // A stranger's expired command: nothing signed (no signature on demand for anyone's junk).
+  const junk = signCommand(
+    { command: 'admin.syncChain', target: NODE, args: {}, ttlMs: 1, nowMs: started },
+    testKey(901),
+  );
+  await assert.rejects(runCommandJob(job(junk, 'cmd.j'), deps), {
+    name: 'CommandRefused',
+    message: /^command refused \(expired\)/,
+  });
 });

@@ -2,8 +2,9 @@
  * The node's side of one admin command job: verify (command-verifier.ts), run through the node's
  * operator surface (node-commands.ts), answer signed and sealed (result-envelope.ts). The args
  * come from the verified command, never from the job's data. A command the node verified
- * completes its job with a signed answer whether it succeeded or failed; a refused job fails
- * unsigned (it answers no command), is counted, and is logged at a bounded rate.
+ * completes its job with a signed answer whether it succeeded or failed. A refused job is
+ * counted and logged at a bounded rate; it completes with a signed refusal when the refusal is
+ * attributable (command-verifier.ts SIGNED_REFUSALS), else it fails unsigned.
  */
 import type { Job } from 'bullmq';
 import type { Counter } from 'prom-client';
@@ -14,7 +15,7 @@ import type { RefusalLog } from './command-refusal-log.ts';
 import { CommandRefused, type CommandVerifier } from './command-verifier.ts';
 import { runAdminCommand } from './node-commands.ts';
 import type { AdminCommand } from './queues.ts';
-import { type Answer, answerCommand, type ResultJobValue } from './result-envelope.ts';
+import { type Answer, answerCommand, type ResultJobValue, refuseCommand } from './result-envelope.ts';
 
 export interface CommandRunnerDeps {
   readonly verifier: Pick<CommandVerifier, 'verify'>;
@@ -45,6 +46,11 @@ export async function runCommandJob(
       job: job.id?.slice(0, 80),
       err: (err as Error).message.slice(0, 256),
     });
+    if (err instanceof CommandRefused && err.command && job.id)
+      return {
+        answer: refuseCommand(err.command, { code: err.code, message: err.detail }, job.id, d.key),
+        ok: false,
+      };
     throw err;
   }
   let answer: Answer;

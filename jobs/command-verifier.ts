@@ -54,13 +54,41 @@ export const COMMAND_REFUSALS = [
 ] as const;
 export type CommandRefusal = (typeof COMMAND_REFUSALS)[number];
 
+/**
+ * Refusals the node answers with its signature (result-envelope.ts refuseCommand) when the
+ * command's signer may command it (a command key, or an admitted member) and the signature is
+ * the signer's: the gateway then gets the node's verified word on why. Refusals of anything a
+ * stranger can send (unsigned, malformed, another target, not admitted, a bad signature) stay
+ * unsigned job failures: a node signs nothing on demand for whoever can write Redis.
+ */
+export const SIGNED_REFUSALS: ReadonlySet<CommandRefusal> = new Set<CommandRefusal>([
+  'expired',
+  'not-yet-valid',
+  'issued-before-start',
+  'not-permitted',
+  'replayed',
+  'busy',
+]);
+
 export class CommandRefused extends UnrecoverableError {
   constructor(
     readonly code: CommandRefusal,
     detail: string,
+    /** Set when the refusal is attributable (SIGNED_REFUSALS): the command, to answer signed. */
+    readonly command?: SignedCommand,
   ) {
     super(`command refused (${code}): ${detail}`);
     this.name = 'CommandRefused';
+  }
+
+  /** The same refusal, answerable with the node's signature. */
+  attributed(cmd: SignedCommand): CommandRefused {
+    return new CommandRefused(this.code, this.detail, cmd);
+  }
+
+  /** The detail, without the `command refused (<code>): ` prefix. */
+  get detail(): string {
+    return this.message.replace(/^command refused \([a-z-]+\): /, '');
   }
 }
 
@@ -173,20 +201,45 @@ export class CommandVerifier {
     if (cmd.target !== this.o.nodeId)
       throw new CommandRefused('wrong-target', `signed for node ${cmd.target}, this is ${this.o.nodeId}`);
     const now = this.now();
+    const untimely = this.untimely(cmd, now);
+    if (untimely) {
+      // Attributable only to a signer that may command this node, checked cheaply first (a key
+      // lookup) so that a stranger's stale junk costs no signature check.
+      if (this.mayCommand(cmd, shape.data.certificate, now) && commandSignatureValid(cmd))
+        throw untimely.attributed(cmd);
+      throw untimely;
+    }
+    if (!commandSignatureValid(cmd))
+      throw new CommandRefused('bad-signature', 'the signature does not verify');
+    try {
+      this.authorize(cmd, shape.data.certificate, now);
+      this.remember(cmd, now);
+    } catch (err) {
+      if (err instanceof CommandRefused && SIGNED_REFUSALS.has(err.code)) throw err.attributed(cmd);
+      throw err;
+    }
+    return cmd;
+  }
+
+  /** Why a command is not current (expired, ahead of our clock, meant for an earlier process). */
+  private untimely(cmd: SignedCommand, now: number): CommandRefused | undefined {
     if (now >= cmd.expiresAtMs)
-      throw new CommandRefused('expired', `expired ${now - cmd.expiresAtMs} ms ago`);
+      return new CommandRefused('expired', `expired ${now - cmd.expiresAtMs} ms ago`);
     if (cmd.issuedAtMs > now + COMMAND_CLOCK_SKEW_MS)
-      throw new CommandRefused('not-yet-valid', `issued ${cmd.issuedAtMs - now} ms in the future`);
+      return new CommandRefused('not-yet-valid', `issued ${cmd.issuedAtMs - now} ms in the future`);
     if (cmd.issuedAtMs < this.startedAt - COMMAND_START_SKEW_MS)
-      throw new CommandRefused(
+      return new CommandRefused(
         'issued-before-start',
         `issued ${this.startedAt - cmd.issuedAtMs} ms before this node started; send it again`,
       );
-    if (!commandSignatureValid(cmd))
-      throw new CommandRefused('bad-signature', 'the signature does not verify');
-    this.authorize(cmd, shape.data.certificate, now);
-    this.remember(cmd, now);
-    return cmd;
+    return undefined;
+  }
+
+  /** Whether the signer may command this node at all (capabilities aside). */
+  private mayCommand(cmd: SignedCommand, certificateHex: string | undefined, now: number): boolean {
+    if (this.o.membership.mode === 'open') return this.commandKeys.has(cmd.signerHex);
+    return this.o.membership.admit(cmd.signerHex, certificateHex ? fromHex(certificateHex) : undefined, now)
+      .ok;
   }
 
   private authorize(cmd: SignedCommand, certificateHex: string | undefined, now: number): void {

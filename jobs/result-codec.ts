@@ -7,7 +7,8 @@
  *   tag 0x21 · version 1 · command (varint length, 1–32 UTF-8 bytes, one of ADMIN_COMMANDS)
  *   · target node id (varint length, 1–128 bytes: the answering node's peer id) · command nonce
  *   (16) · command digest (32: SHA-256 of the command's unsigned encoding, what its signer
- *   signed) · outcome (u8: 0 completed, 1 failed) · body (varint length, ≤ MAX_SEALED_BODY_BYTES:
+ *   signed) · outcome (u8: 0 completed, 1 failed, 2 refused:
+ *   the node verified who sent it but would not run it) · body (varint length, ≤ MAX_SEALED_BODY_BYTES:
  *   the sealed result, result-seal.ts) · Ed25519 signature (64) by the target's key over SHA-256
  *   of everything before it.
  *
@@ -53,7 +54,7 @@ export const MAX_RESULT_BYTES =
   MAX_SEALED_BODY_BYTES +
   64;
 
-export const OUTCOMES = ['completed', 'failed'] as const;
+export const OUTCOMES = ['completed', 'failed', 'refused'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
 export interface SignedResult {

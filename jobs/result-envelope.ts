@@ -6,15 +6,19 @@
  * The job's return value (what BullMQ writes to the queue's event stream, readable by every
  * Redis client) is `{ result: <hex of the signed result> }`. A command the node verified and ran
  * completes with a signed answer whatever its outcome: a failure is signed too, so no one can
- * turn it into a success, nor the other way round. A job the node refused (command-verifier.ts)
- * fails as before, unsigned: believing such a failure costs the caller an error, which anyone
- * able to write Redis could cause anyway by deleting the job.
+ * turn it into a success, nor the other way round. A command the node refused from a signer it
+ * can attribute it to (one allowed to command it: expired, replayed, out of role, …;
+ * command-verifier.ts SIGNED_REFUSALS) completes with a signed refusal, bound to the job id it
+ * answered so that a copy of the command under another job cannot lend its refusal to this one.
+ * Other refused jobs fail as before, unsigned: believing such a failure costs the caller an
+ * error, which anyone able to write Redis could cause anyway by deleting the job.
  */
 import { peerIdFromString } from '@libp2p/peer-id';
 import { z } from 'zod';
 import { toHex } from '../node/chain/bytes.ts';
 import type { SigningKey } from '../node/chain/signature.ts';
 import type { SignedCommand } from './command-codec.ts';
+import { COMMAND_REFUSALS, type CommandRefusal } from './command-verifier.ts';
 import {
   decodeResult,
   MAX_RESULT_BODY_BYTES,
@@ -42,6 +46,8 @@ export const RESULT_REFUSALS = [
   'bad-signature',
   /** Signed by the node, but its body does not open with our reply key, or is not JSON. */
   'unsealable',
+  /** A signed refusal of another job (a copy of the command) than the one we sent. */
+  'wrong-job',
 ] as const;
 export type ResultRefusal = (typeof RESULT_REFUSALS)[number];
 
@@ -69,8 +75,19 @@ export type ResultJobValue = z.infer<typeof ResultJobValue>;
 /** A failure's message as the answer carries it (it reaches the GraphQL caller). */
 export const MAX_ERROR_CHARS = 2048;
 const FailedBody = z.object({ error: z.string().max(MAX_ERROR_CHARS) }).strict();
+const RefusedBody = z
+  .object({
+    refused: z.enum(COMMAND_REFUSALS),
+    error: z.string().max(MAX_ERROR_CHARS),
+    job: z.string().max(256),
+  })
+  .strict();
 
 export type Answer = { readonly completed: unknown } | { readonly failed: string };
+/** What the gateway makes of an answer: the command's outcome, or the node's signed refusal. */
+export type CheckedAnswer =
+  | Answer
+  | { readonly refused: CommandRefusal; readonly message: string; readonly job: string };
 
 const utf8 = new TextEncoder();
 
@@ -94,6 +111,26 @@ export function answerCommand(cmd: SignedCommand, answer: Answer, key: SigningKe
   return { result: toHex(signResult(cmd, outcome, sealed, key)) };
 }
 
+/**
+ * The node's signed refusal of a command it decoded and can attribute (its signer may command
+ * this node), sealed to the command's reply key and naming the job it refuses.
+ */
+export function refuseCommand(
+  cmd: SignedCommand,
+  refusal: { readonly code: CommandRefusal; readonly message: string },
+  jobId: string,
+  key: SigningKey,
+): ResultJobValue {
+  const body = utf8.encode(
+    JSON.stringify({
+      refused: refusal.code,
+      error: refusal.message.slice(0, MAX_ERROR_CHARS),
+      job: jobId.slice(0, 256),
+    }),
+  );
+  return { result: toHex(signResult(cmd, 'refused', seal(body, cmd.replyKey, cmd.digest), key)) };
+}
+
 const equal = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** The Ed25519 key a peer id carries (12D3KooW… ids inline it), or undefined. */
@@ -111,7 +148,13 @@ function keyOfPeerId(id: string): Uint8Array | undefined {
  * key it kept): the answer, or ResultRefused. Nothing in `value` is looked at before its
  * signature checks, except what finding the signature needs.
  */
-export function checkAnswer(value: unknown, sent: SignedCommand, reply: ReplyKey): Answer {
+export function checkAnswer(
+  value: unknown,
+  sent: SignedCommand,
+  reply: ReplyKey,
+  /** The job the command was sent as: a signed refusal must name it. */
+  jobId?: string,
+): CheckedAnswer {
   const shape = ResultJobValue.safeParse(value);
   if (!shape.success) throw new ResultRefused('unsigned', 'the completion carries no signed result');
   let r: SignedResult;
@@ -142,6 +185,16 @@ export function checkAnswer(value: unknown, sent: SignedCommand, reply: ReplyKey
     throw new ResultRefused('unsealable', (err as Error).message);
   }
   if (r.outcome === 'completed') return { completed: body };
+  if (r.outcome === 'refused') {
+    const refused = RefusedBody.safeParse(body);
+    if (!refused.success) throw new ResultRefused('unsealable', 'a refusal without its code, message or job');
+    if (jobId === undefined || refused.data.job !== jobId)
+      throw new ResultRefused(
+        'wrong-job',
+        `a refusal of job ${refused.data.job.slice(0, 80)}, not of ${String(jobId).slice(0, 80)}`,
+      );
+    return { refused: refused.data.refused, message: refused.data.error, job: refused.data.job };
+  }
   const failed = FailedBody.safeParse(body);
   if (!failed.success) throw new ResultRefused('unsealable', 'a failure without its message');
   return { failed: failed.data.error };

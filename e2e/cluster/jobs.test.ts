@@ -152,11 +152,18 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
         sent.set(toHex(cmd.encoded), cmd);
         return { command: toHex(cmd.encoded) };
       };
-      /** Adds a raw job and returns its outcome: the result, or the refusal code in its failed reason. */
+      /**
+       * Adds a raw job and returns its outcome: the result, the code of the node's signed refusal
+       * (checked as the gateway checks it), or the refusal code in its unsigned failed reason.
+       */
       const outcome = async (data: unknown) => {
         const job = await queue.add('admin.submitEntry', data, { attempts: 1 });
         try {
-          return { ok: await job.waitUntilFinished(events, 20_000) };
+          const value = await job.waitUntilFinished(events, 20_000);
+          const cmd = sent.get((data as { command?: string }).command ?? '');
+          const answer = cmd ? checkAnswer(value, cmd, cmd.reply, job.id) : undefined;
+          if (answer && 'refused' in answer) return { refused: answer.refused, signed: true };
+          return { ok: value };
         } catch (err) {
           return { refused: refusalOf((err as Error).message) ?? (err as Error).message };
         }
@@ -171,10 +178,17 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
           refused: 'bad-signature',
         });
         const expired = signed(gatewayKey.key, entry('expired'), { nowMs: Date.now() - 60_000 });
-        assert.deepEqual(await outcome({ ...expired, certificate: cert }), { refused: 'expired' });
+        // Refusals of a signer that may command the node are the node's signed word.
+        assert.deepEqual(await outcome({ ...expired, certificate: cert }), {
+          refused: 'expired',
+          signed: true,
+        });
         // A full member of the roster, but not one that may command nodes; then a stranger.
         const member = jc.cluster.roster!.keys.at(-1)!;
-        assert.deepEqual(await outcome(signed(member, entry('member'))), { refused: 'not-permitted' });
+        assert.deepEqual(await outcome(signed(member, entry('member'))), {
+          refused: 'not-permitted',
+          signed: true,
+        });
         const stranger = keyPairFromSeed(randomBytes(32));
         assert.deepEqual(await outcome(signed(stranger, entry('stranger'))), { refused: 'not-admitted' });
         // The gateway's command runs, once: the same bytes again are a replay.
@@ -184,7 +198,7 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
         const cmd = sent.get(good.command)!;
         const opened = checkAnswer(ran.ok, cmd, cmd.reply) as { completed?: { accepted?: boolean } };
         assert.equal(opened.completed?.accepted, true, JSON.stringify(opened));
-        assert.deepEqual(await outcome(good), { refused: 'replayed' });
+        assert.deepEqual(await outcome(good), { refused: 'replayed', signed: true });
         for (const code of [
           'unsigned',
           'bad-signature',

@@ -7,10 +7,10 @@ import type { CairnPubSub } from '../pubsub.ts';
 import { namespace, REPORT_KINDS, REPORTS_QUEUE, type ReportKind } from '../queues.ts';
 import { RedisConnections, RedisLiveness, retireWorker } from '../redis.ts';
 import { GatedWorker } from '../scheduled-gate.ts';
-import { IndexWriter, type IndexWriterOptions } from './index-writer.ts';
+import { INDEX_WRITER_DEFAULTS, IndexWriter, type IndexWriterOptions } from './index-writer.ts';
 import { type CheckedReport, checkReport } from './report-check.ts';
 import { ReportHeld, ReportRefused } from './report-errors.ts';
-import { RETENTION_PERIOD_MS, Retention, type RetentionOptions } from './retention.ts';
+import { DEFAULT_RETENTION, RETENTION_PERIOD_MS, Retention, type RetentionOptions } from './retention.ts';
 
 export interface CollectorOptions extends IndexWriterOptions {
   readonly db: IndexDb;
@@ -68,6 +68,11 @@ export class Collector {
   constructor(private readonly o: CollectorOptions) {
     this.now = o.now ?? Date.now;
     this.prefix = namespace(o.namespace);
+    // Stats older than the late window are refused as replays; younger ones rely on the report
+    // log to deduplicate them, so the log must outlive the window.
+    const reportLogMs = (o.retention || undefined)?.reportLogMs ?? DEFAULT_RETENTION.reportLogMs;
+    if (o.retention !== false && (o.lateStatsMs ?? INDEX_WRITER_DEFAULTS.lateStatsMs) >= reportLogMs)
+      throw new RangeError('collector: lateStatsMs must be shorter than retention.reportLogMs');
     this.connections = new RedisConnections(o.redisUrl);
     this.writer = new IndexWriter(o.db, o);
     const registers = [o.registry];

@@ -18,6 +18,7 @@ import type { ReportPayloads } from '../payloads.ts';
 import type { ReportKind } from '../queues.ts';
 import { keyOfPeerId } from '../report-envelope.ts';
 import { checkBlockContext, checkBlockReport, type IndexedNetwork, indexedNetwork } from './block-check.ts';
+import { checkCheckpoints, forkPoint, recordFinal } from './index-checkpoint.ts';
 import { genesisLink, indexedParentContext, LINK_SELECT } from './index-context.ts';
 import { IndexRoster } from './index-roster.ts';
 import { networkFigures } from './network-stats.ts';
@@ -39,7 +40,21 @@ export interface IndexWriterOptions {
   readonly network?: NetworkConfig;
   /** The clock entry timestamps are checked against (tests pin it). */
   readonly now?: () => number;
+  /**
+   * How much older than its node's newest indexed stats report a stats report may be and still
+   * be indexed (as history; the node row never moves back). Must stay below the report log's
+   * retention, which is what it replaces as the guard against replays.
+   */
+  readonly lateStatsMs?: number;
 }
+
+export const INDEX_WRITER_DEFAULTS = Object.freeze({
+  /**
+   * 1 h: an outbox re-sends a report Redis lost within a confirm round or two (10 s each) of
+   * its successors; a replay of a recorded report is days old when the log has forgotten it.
+   */
+  lateStatsMs: 3_600_000,
+});
 
 /** A model version's weights, checked against its hash (null: the report carried none). */
 type CheckedWeights = ReturnType<typeof checkWeights> | null;
@@ -72,6 +87,7 @@ export class IndexWriter {
   private readonly net: IndexedNetwork;
   private readonly roster: IndexRoster | undefined;
   private readonly now: () => number;
+  private readonly lateStatsMs: number;
   /** The network config as nodes report it: JSON, bigints as decimal strings. */
   private readonly configJson: string;
 
@@ -84,6 +100,7 @@ export class IndexWriter {
     this.net = indexedNetwork(opts.network ?? DEFAULT_NETWORK);
     this.roster = this.net.config.membership === 'roster' ? new IndexRoster(this.net) : undefined;
     this.now = opts.now ?? Date.now;
+    this.lateStatsMs = opts.lateStatsMs ?? INDEX_WRITER_DEFAULTS.lateStatsMs;
     this.configJson = JSON.stringify(this.net.config, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
   }
 
@@ -198,7 +215,9 @@ export class IndexWriter {
     }
     if (BigInt(r.totalWork) !== totalWork)
       throw new ReportRefused('wrong-total-work', `claimed ${r.totalWork}, computed ${totalWork}`);
-    const canonical = await this.chooseCanonical(tx, { height: h.height, prevHash, totalWork });
+    if (h.height > 0) await checkCheckpoints(tx, { height: h.height, prevHash, entries: block.entries });
+    const madeCanonical = await this.chooseCanonical(tx, { height: h.height, prevHash, totalWork });
+    const canonical = madeCanonical !== false;
     const row = await tx.block.create({
       data: {
         hash: block.hashHex,
@@ -231,6 +250,8 @@ export class IndexWriter {
       },
     });
     if (this.roster && parentRoster) this.roster.record(block.hashHex, parentRoster, block.entries);
+    // After the row exists, so a checkpoint's carrier is indexed when it is recorded.
+    if (madeCanonical) await recordFinal(tx, block, madeCanonical);
     return [{ topic: T.newBlock, payload: toEvent(row) }];
   }
 
@@ -239,36 +260,23 @@ export class IndexWriter {
    * figures). A block heavier than the canonical head becomes canonical with its known
    * ancestors; blocks it displaces lose the flag. A block is indexed only after its parent, so
    * it has no indexed descendants yet: a block that is not heavier than the head stays off the
-   * canonical chain rightly, and a late parent can never be left behind by its child.
+   * canonical chain rightly, and a late parent can never be left behind by its child. Returns
+   * the ancestors it made canonical (their checkpoints become final), or false.
    */
   private async chooseCanonical(
     tx: Tx,
     r: { height: number; prevHash: string; totalWork: bigint },
-  ): Promise<boolean> {
+  ): Promise<readonly string[] | false> {
     const head = await tx.block.findFirst({ where: { canonical: true }, orderBy: { height: 'desc' } });
     if (head && r.totalWork <= BigInt(head.totalWork)) return false;
-    const path: string[] = [];
-    let forkHeight = -1;
-    let prev = r.prevHash;
-    for (let h = r.height - 1; h >= 0; h--) {
-      const parent = await tx.block.findUnique({
-        where: { hash: prev },
-        select: { hash: true, canonical: true, prevHash: true },
-      });
-      if (!parent || parent.canonical) {
-        // The genesis (when never reported) or the canonical fork point: what lies below stays.
-        forkHeight = h;
-        break;
-      }
-      path.push(parent.hash);
-      prev = parent.prevHash;
-    }
+    const { forkHeight, path } = await forkPoint(tx, r);
     await tx.block.updateMany({
       where: { canonical: true, height: { gt: forkHeight } },
       data: { canonical: false },
     });
-    if (path.length) await tx.block.updateMany({ where: { hash: { in: path } }, data: { canonical: true } });
-    return true;
+    if (path.length)
+      await tx.block.updateMany({ where: { hash: { in: [...path] } }, data: { canonical: true } });
+    return path;
   }
 
   private async blockOrphaned(tx: Tx, r: ReportPayloads['block.orphaned']): Promise<Publication[]> {
@@ -307,6 +315,14 @@ export class IndexWriter {
       mining: r.mining,
     };
     const existing = await tx.node.findUnique({ where: { id: r.nodeId } });
+    // The node's high-water mark is its row's lastSeenAt (the newest `at` indexed, never moved
+    // back), kept for as long as the node is: unlike the report log, retention never prunes it.
+    // A report far older than it is a replay of a recorded one, not a late delivery.
+    if (existing && existing.lastSeenAt.getTime() - at.getTime() > this.lateStatsMs)
+      throw new ReportRefused(
+        'stale-report',
+        `stats of ${r.at} are ${existing.lastSeenAt.getTime() - at.getTime()} ms older than the node's newest`,
+      );
     // A report re-sent after a Redis restart must not roll the node's state back.
     const node =
       existing && existing.lastSeenAt > at

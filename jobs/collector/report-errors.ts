@@ -34,7 +34,12 @@ export type RefusalCode =
   /** An FL round report from another node than the round's coordinator, or without `coordinate`. */
   | 'not-coordinator'
   /** A model version whose model entry never reached the index within the hold time. */
-  | 'model-not-indexed';
+  | 'model-not-indexed'
+  /**
+   * A stats report older than its node's newest indexed one by more than the late window: a
+   * replay (the report log that deduplicates is pruned), never a current value.
+   */
+  | 'stale-report';
 
 /**
  * A report the collector will not index, ever: failing it without retries is right (BullMQ does

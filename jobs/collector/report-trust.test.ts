@@ -160,10 +160,18 @@ for (const provider of TEST_PROVIDERS) {
     const row = await c.db.node.findUniqueOrThrow({ where: { id: REPORTER_ID } });
     assert.equal(row.height, 42);
     assert.doesNotMatch(row.addrs, /203\.0\.113/);
+    // A recorded report of the node's, two hours old, under a job id the (pruned) log forgot.
+    const old = mk({ at: new Date(Date.now() - 2 * 3_600_000).toISOString(), seq: 2, height: 7, addrs: [] });
+    assert.match(
+      await c.verdict('node.stats', 's.old', signReport('node.stats', 's.old', old, REPORTER_KEY)),
+      /^stale-report:/,
+    );
+    assert.equal((await c.db.node.findUniqueOrThrow({ where: { id: REPORTER_ID } })).height, 42);
     for (const [reason, n] of [
       ['unsigned', 1],
       ['bad-report-signature', 3],
       ['report-from-future', 1],
+      ['stale-report', 1],
     ] as const)
       assert.equal(await c.refused(reason), n, reason);
   });
