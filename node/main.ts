@@ -108,7 +108,12 @@ const node = await CairnNode.start({
 // Written before the API listens, so a client that sees the port can always read the token.
 const cookie = await createApiCookie(dataDir);
 const api = await startHttpApi(
-  { control: nodeControl(node), registry: node.metrics.registry, log: node.log.child({ part: 'api' }) },
+  {
+    control: nodeControl(node),
+    messaging: node.messaging,
+    registry: node.metrics.registry,
+    log: node.log.child({ part: 'api' }),
+  },
   config.http.host,
   config.http.port,
   {
