@@ -579,6 +579,17 @@ export class CairnNode {
         this.host.addEventListener('peer:connect', on);
         return () => this.host.removeEventListener('peer:connect', on);
       },
+      // Roster: members with `relay` or `archive`; open networks: what the node announces.
+      isMailbox: (keyHex) => {
+        if (this.membership.mode === 'open')
+          return (
+            keyHex === this.identity.publicKeyHex &&
+            this.opts.capabilities.some((c) => c === 'relay' || c === 'archive')
+          );
+        const caps = this.memberOfKey(keyHex)?.capabilities;
+        return caps !== undefined && (caps.has('relay') || caps.has('archive'));
+      },
+      connectedPeers: () => this.host.getPeers().map(String),
       registry: this.metrics.registry,
       log: this.log,
     };

@@ -18,6 +18,7 @@ export interface OutboxRow {
   readonly nextAttemptAt: number;
   readonly deliveredAt: number | null;
   readonly lastError: string | null;
+  readonly deposited: number;
 }
 
 export interface InboxRow {
@@ -46,6 +47,7 @@ const outboxRow = (r: {
   nextAttemptAt: bigint;
   deliveredAt: bigint | null;
   lastError: string | null;
+  deposited: number;
 }): OutboxRow => ({
   ...r,
   envelope: r.envelope ? new Uint8Array(r.envelope) : null,
@@ -130,6 +132,13 @@ export class MessageStore {
     await this.db.outboxMessage.update({
       where: { recipient_seq: { recipient, seq } },
       data: { attempts, nextAttemptAt: BigInt(nextAttemptAt), lastError: error.slice(0, 500) },
+    });
+  }
+
+  async markDeposited(recipient: Hex, seq: number, mailboxes: number): Promise<void> {
+    await this.db.outboxMessage.update({
+      where: { recipient_seq: { recipient, seq } },
+      data: { deposited: mailboxes },
     });
   }
 

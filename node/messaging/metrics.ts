@@ -36,6 +36,22 @@ export function createMessagingMetrics(registry: Registry) {
       help: 'Messages in the outbox waiting for a receipt',
       registers,
     }),
+    deposited: new Counter({
+      name: 'cairn_messages_deposited_total',
+      help: 'Messages left with mailboxes while their recipient was unreachable, by outcome',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    fetched: new Counter({
+      name: 'cairn_messages_fetched_total',
+      help: 'Envelopes fetched from mailboxes',
+      registers,
+    }),
+    mailboxItems: new Gauge({
+      name: 'cairn_mailbox_items',
+      help: 'Envelopes this mailbox holds for others',
+      registers,
+    }),
     latency: new Histogram({
       name: 'cairn_message_delivery_seconds',
       help: 'From send to receipt',

@@ -10,6 +10,8 @@
 import { publicKeyFromRaw } from '@libp2p/crypto/keys';
 import type { PeerId } from '@libp2p/interface';
 import { peerIdFromPublicKey } from '@libp2p/peer-id';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import type { Registry } from 'prom-client';
 import { fromHex, type Hex, toHex } from '../chain/bytes.ts';
 import type { SigningKey } from '../chain/signature.ts';
@@ -20,9 +22,19 @@ import type { PrismaClient } from '../store/generated/client.ts';
 import { openMessage, sealMessage } from './envelope.ts';
 import { MessagingError, PENALTY_OF } from './errors.ts';
 import { messagingKeyFromSeed, openKeyRecord, signKeyRecord } from './keys.ts';
+import { MAILBOX_DEFAULTS, Mailbox, MailboxFull, type MailboxLimits } from './mailbox.ts';
 import { MessageStore, type OutboxRow } from './message-store.ts';
 import { createMessagingMetrics, type MessagingMetrics } from './metrics.ts';
-import { backoffMs, MESSAGING_DEFAULTS, MSG_KEY, msgProtocol } from './protocols.ts';
+import {
+  backoffMs,
+  depositProtocol,
+  fetchProtocol,
+  MAX_ACK_RECEIPTS,
+  MESSAGING_DEFAULTS,
+  MSG_ACK,
+  MSG_KEY,
+  msgProtocol,
+} from './protocols.ts';
 import { openReceipt, receiptMatches, signReceipt } from './receipt.ts';
 import { SequenceTracker } from './sequence.ts';
 
@@ -41,9 +53,14 @@ export interface MessagingDeps {
   nameOf(publicKeyHex: Hex): string | undefined;
   /** Called with a peer id whenever a connection to it opens; returns an unsubscribe. */
   onPeerConnected(listener: (peer: string) => void): () => void;
+  /** Whether this identity key is a mailbox (roster: a member with `relay` or `archive`). */
+  isMailbox(publicKeyHex: Hex): boolean;
+  /** Peer ids connected now. */
+  connectedPeers(): readonly string[];
   readonly registry: Registry;
   readonly log: Logger;
   readonly maxBodyBytes?: number;
+  readonly mailboxLimits?: Partial<MailboxLimits>;
 }
 
 /** Why a send was refused at once (nothing is queued). */
@@ -90,7 +107,13 @@ export class MessagingService {
   private readonly messaging;
   private readonly keyRecord;
   private readonly spec;
+  private readonly depositSpec;
+  private readonly fetchSpec;
   private readonly maxBody: number;
+  /** Set on nodes that hold envelopes for others (relay/archive members). */
+  mailbox: Mailbox | undefined;
+  private readonly fetching = new Set<string>();
+  private pollTimer: NodeJS.Timeout | undefined;
   private readonly tracker = new SequenceTracker<{ seq: number }>();
   private readonly lastSeq = new Map<Hex, number>();
   /** Per recipient, when its first pending message is due (absent: nothing pending). */
@@ -113,6 +136,8 @@ export class MessagingService {
     this.keyRecord = signKeyRecord(d.chainId, d.signingKey, this.messaging.publicKey, Date.now());
     this.maxBody = d.maxBodyBytes ?? MESSAGING_DEFAULTS.maxBodyBytes;
     this.spec = msgProtocol(this.maxBody);
+    this.depositSpec = depositProtocol(this.maxBody);
+    this.fetchSpec = fetchProtocol(this.maxBody, MAILBOX_DEFAULTS.fetchBatch);
     this.log = d.log.child({ part: 'messaging' });
   }
 
@@ -135,16 +160,160 @@ export class MessagingService {
     await this.d.reqresp.register(this.spec, async (envelope, peer) => [
       await this.receive(envelope, peer.toString()),
     ]);
-    // A recipient that (re)connects gets its pending messages now, not at the end of its backoff.
+    if (this.d.isMailbox(this.self)) await this.serveMailbox();
+    // A recipient that (re)connects gets its pending messages now, not at the end of its
+    // backoff; a mailbox that connects is asked for what it holds for us.
     this.unsubscribe = this.d.onPeerConnected((peer) => {
       const key = this.keyOfPeer(peer);
       if (key && this.due.has(key)) {
         this.due.set(key, Date.now());
         void this.flush(key);
       }
+      if (key && key !== this.self && this.d.isMailbox(key)) void this.fetchFrom(peer);
     });
     this.timer = setInterval(() => this.tick(), MESSAGING_DEFAULTS.tickMs);
     this.timer.unref();
+    this.pollTimer = setInterval(() => void this.fetchFromMailboxes(), MESSAGING_DEFAULTS.mailboxPollMs);
+    this.pollTimer.unref();
+  }
+
+  private async serveMailbox(): Promise<void> {
+    const mailbox = await Mailbox.open(this.d.db, {
+      chainId: this.d.chainId,
+      maxBodyBytes: this.maxBody,
+      pseudonymKey: hkdf(
+        sha256,
+        this.d.signingKey.secretKey.subarray(0, 32),
+        undefined,
+        new TextEncoder().encode('cairn/mailbox/pseudonyms/v1'),
+        32,
+      ),
+      ...(this.d.mailboxLimits ? { limits: this.d.mailboxLimits } : {}),
+    });
+    this.mailbox = mailbox;
+    this.metrics.mailboxItems.set(mailbox.quotas.usage().items);
+    await this.d.reqresp.register(this.depositSpec, async (envelope, peer) => {
+      const from = peer.toString();
+      const key = this.keyOfPeer(from);
+      // Only members who may message may make us hold anything.
+      if (!key || !this.d.mayMessage(key))
+        this.reject('unknown-sender', from, 'depositor may not message here');
+      try {
+        await mailbox.deposit(envelope, key, Date.now());
+      } catch (err) {
+        if (err instanceof MessagingError) this.reject(err.code, from, err);
+        if (err instanceof MailboxFull) {
+          this.metrics.rejected.inc({ reason: 'mailbox-full' });
+          throw new HandlerError(RESULT.unavailable, err.message);
+        }
+        throw err;
+      }
+      this.metrics.mailboxItems.set(mailbox.quotas.usage().items);
+      return [new Uint8Array([0])];
+    });
+    // The requester is the connection's authenticated peer: nobody fetches another's envelopes.
+    await this.d.reqresp.register(this.fetchSpec, async (_req, peer) => {
+      const key = this.keyOfPeer(peer.toString());
+      return key ? mailbox.fetch(key, Date.now()) : [];
+    });
+    await this.d.reqresp.register(MSG_ACK, async (receipts, peer) => {
+      const key = this.keyOfPeer(peer.toString());
+      if (!key) return [0];
+      let n: number;
+      try {
+        n = await mailbox.acknowledge(key, receipts);
+      } catch (err) {
+        if (err instanceof MessagingError) this.reject(err.code, peer.toString(), err);
+        throw err;
+      }
+      this.metrics.mailboxItems.set(mailbox.quotas.usage().items);
+      return [n];
+    });
+    const sweep = setInterval(
+      () =>
+        void mailbox
+          .sweep(Date.now())
+          .then(() => this.metrics.mailboxItems.set(mailbox.quotas.usage().items))
+          .catch(() => {}),
+      3_600_000,
+    );
+    sweep.unref();
+    this.sweepTimer = sweep;
+  }
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  /** Asks every connected mailbox for what it holds for us. */
+  private async fetchFromMailboxes(): Promise<void> {
+    for (const peer of this.d.connectedPeers()) {
+      const key = this.keyOfPeer(peer);
+      if (key && key !== this.self && this.d.isMailbox(key)) await this.fetchFrom(peer);
+    }
+  }
+
+  /** Fetches, opens and stores what one mailbox holds for us, then acknowledges it. */
+  private async fetchFrom(peer: string): Promise<void> {
+    if (this.fetching.has(peer) || this.stopped) return;
+    this.fetching.add(peer);
+    try {
+      const pid = peerIdOfKey(this.keyOfPeer(peer)!);
+      for (let round = 0; round < 100 && !this.stopped; round++) {
+        const envelopes = await this.d.reqresp.request(pid, this.fetchSpec, new Uint8Array([1]));
+        if (envelopes.length === 0) return;
+        const receipts: Uint8Array[] = [];
+        for (const env of envelopes) {
+          try {
+            receipts.push(await this.receive(env, peer));
+          } catch (err) {
+            this.log.debug({ err: (err as Error).message, peer }, 'mailbox envelope refused');
+          }
+        }
+        this.metrics.fetched.inc(envelopes.length);
+        for (let i = 0; i < receipts.length; i += MAX_ACK_RECEIPTS)
+          await this.d.reqresp.request(pid, MSG_ACK, receipts.slice(i, i + MAX_ACK_RECEIPTS));
+        // Nothing acknowledged means nothing would change by asking again.
+        if (receipts.length === 0 || envelopes.length < MAILBOX_DEFAULTS.fetchBatch) return;
+      }
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message, peer }, 'mailbox fetch failed');
+    } finally {
+      this.fetching.delete(peer);
+    }
+  }
+
+  /**
+   * The recipient is unreachable: the sealed envelope goes to up to three connected mailboxes
+   * (not the recipient). Returns how many took it; a full one's refusal is the error kept.
+   */
+  private async deposit(row: OutboxRow): Promise<{ stored: number; error?: string }> {
+    const fresh = await this.store.outboxRow(row.recipient, row.seq);
+    if (!fresh?.envelope) return { stored: 0 };
+    const mailboxes = this.d
+      .connectedPeers()
+      .filter((p) => {
+        const k = this.keyOfPeer(p);
+        return k !== undefined && k !== row.recipient && k !== this.self && this.d.isMailbox(k);
+      })
+      .slice(0, MESSAGING_DEFAULTS.mailboxCopies);
+    let stored = 0;
+    let error: string | undefined;
+    for (const p of mailboxes) {
+      try {
+        await this.d.reqresp.request(
+          peerIdOfKey(this.keyOfPeer(p)!),
+          this.depositSpec,
+          fresh.envelope,
+          MESSAGING_DEFAULTS.attemptTimeoutMs,
+        );
+        stored++;
+      } catch (err) {
+        error = (err as Error).message;
+      }
+    }
+    if (stored > 0) {
+      await this.store.markDeposited(row.recipient, row.seq, stored);
+      this.metrics.deposited.inc({ outcome: 'stored' });
+    } else if (mailboxes.length > 0) this.metrics.deposited.inc({ outcome: 'refused' });
+    return { stored, ...(error ? { error } : {}) };
   }
 
   private keyOfPeer(peer: string): Hex | undefined {
@@ -292,8 +461,13 @@ export class MessagingService {
         this.dirty.delete(recipient);
         for (const row of await this.store.pending(recipient)) {
           if (this.stopped) return;
-          const error = await this.attempt(row);
+          let error = await this.attempt(row);
           if (error) {
+            // Unreachable: store and forward, once per message (direct retries go on regardless).
+            if (row.deposited === 0) {
+              const d = await this.deposit(row);
+              if (d.stored === 0 && d.error) error = `${error}; no mailbox took it: ${d.error}`;
+            }
             const attempts = row.attempts + 1;
             const next = Date.now() + backoffMs(attempts);
             await this.store.markFailed(recipient, row.seq, attempts, next, error);
@@ -423,6 +597,8 @@ export class MessagingService {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    clearInterval(this.pollTimer);
+    clearInterval(this.sweepTimer);
     this.unsubscribe?.();
     await this.arrivals.catch(() => {});
   }

@@ -18,6 +18,7 @@ CREATE TABLE "OutboxMessage" (
     "deliveredAt" BIGINT,
     "receipt" BLOB,
     "lastError" TEXT,
+    "deposited" INTEGER NOT NULL DEFAULT 0,
 
     PRIMARY KEY ("recipient", "seq")
 );
@@ -41,8 +42,28 @@ CREATE TABLE "MessageCursor" (
     "next" INTEGER NOT NULL
 );
 
+-- CreateTable
+CREATE TABLE "MailboxItem" (
+    "contentId" TEXT NOT NULL PRIMARY KEY,
+    "recipient" TEXT NOT NULL,
+    "depositor" TEXT NOT NULL,
+    "envelope" BLOB NOT NULL,
+    "bytes" INTEGER NOT NULL,
+    "storedAt" BIGINT NOT NULL,
+    "expiresAt" BIGINT NOT NULL
+);
+
 -- CreateIndex
 CREATE INDEX "OutboxMessage_deliveredAt_idx" ON "OutboxMessage"("deliveredAt");
 
 -- CreateIndex
 CREATE INDEX "InboxMessage_appOrder_idx" ON "InboxMessage"("appOrder");
+
+-- CreateIndex
+CREATE INDEX "MailboxItem_recipient_idx" ON "MailboxItem"("recipient");
+
+-- CreateIndex
+CREATE INDEX "MailboxItem_depositor_idx" ON "MailboxItem"("depositor");
+
+-- CreateIndex
+CREATE INDEX "MailboxItem_expiresAt_idx" ON "MailboxItem"("expiresAt");
