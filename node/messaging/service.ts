@@ -459,14 +459,19 @@ export class MessagingService {
       // Messages queued while this runs mark the recipient dirty: they are picked up before it ends.
       do {
         this.dirty.delete(recipient);
-        for (const row of await this.store.pending(recipient)) {
+        const rows = await this.store.pending(recipient);
+        for (const [i, row] of rows.entries()) {
           if (this.stopped) return;
           let error = await this.attempt(row);
           if (error) {
-            // Unreachable: store and forward, once per message (direct retries go on regardless).
-            if (row.deposited === 0) {
-              const d = await this.deposit(row);
-              if (d.stored === 0 && d.error) error = `${error}; no mailbox took it: ${d.error}`;
+            // Unreachable: store and forward this one and those queued behind it, once each
+            // (direct retries go on regardless). Only rows that could be sealed can be left.
+            for (const later of rows.slice(i)) {
+              if (later.deposited !== 0 || this.stopped) continue;
+              if (later !== row) await this.seal(later).catch(() => {});
+              const d = await this.deposit(later);
+              if (later === row && d.stored === 0 && d.error)
+                error = `${error}; no mailbox took it: ${d.error}`;
             }
             const attempts = row.attempts + 1;
             const next = Date.now() + backoffMs(attempts);
@@ -487,30 +492,34 @@ export class MessagingService {
     }
   }
 
+  /** The row's envelope, sealed (and stored) on first use: every retry sends the same bytes. */
+  private async seal(row: OutboxRow): Promise<{ envelope: Uint8Array; contentId: Uint8Array }> {
+    if (row.envelope && row.contentId) return { envelope: row.envelope, contentId: row.contentId };
+    const key = await this.recipientKey(
+      row.recipient,
+      peerIdOfKey(row.recipient),
+      MESSAGING_DEFAULTS.attemptTimeoutMs,
+    );
+    const sealed = sealMessage({
+      chainId: this.d.chainId,
+      sender: this.d.signingKey,
+      recipient: fromHex(row.recipient),
+      recipientMessagingKey: key,
+      sequence: row.seq,
+      sentAtMs: row.createdAt,
+      body: row.body,
+      maxBodyBytes: this.maxBody,
+    });
+    await this.store.setEnvelope(row.recipient, row.seq, sealed.envelope, sealed.contentId);
+    return sealed;
+  }
+
   /** One delivery attempt; undefined when the receipt came back and was recorded, else why not. */
   private async attempt(row: OutboxRow): Promise<string | undefined> {
     const peer = peerIdOfKey(row.recipient);
     const timeout = MESSAGING_DEFAULTS.attemptTimeoutMs;
     try {
-      let envelope = row.envelope;
-      let contentId = row.contentId;
-      if (!envelope || !contentId) {
-        const key = await this.recipientKey(row.recipient, peer, timeout);
-        const sealed = sealMessage({
-          chainId: this.d.chainId,
-          sender: this.d.signingKey,
-          recipient: fromHex(row.recipient),
-          recipientMessagingKey: key,
-          sequence: row.seq,
-          sentAtMs: row.createdAt,
-          body: row.body,
-          maxBodyBytes: this.maxBody,
-        });
-        // Sealed once: every retry sends the same bytes (one content id for relays).
-        await this.store.setEnvelope(row.recipient, row.seq, sealed.envelope, sealed.contentId);
-        envelope = sealed.envelope;
-        contentId = sealed.contentId;
-      }
+      const { envelope, contentId } = await this.seal(row);
       const [bytes] = await this.d.reqresp.request(peer, this.spec, envelope, timeout);
       let receipt: ReturnType<typeof openReceipt>;
       try {
