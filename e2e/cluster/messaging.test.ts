@@ -5,9 +5,11 @@
  * stopped, three messages sent, bob back: each delivered exactly once, in order.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
+import { promisify } from 'node:util';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { chainIdOf } from '../../node/chain/network-config.ts';
 import { keyPairFromSeed } from '../../node/chain/signature.ts';
@@ -182,6 +184,25 @@ test('messages between nodes: by name with receipts, forgeries refused, exactly 
     await cluster.restart('bob', {});
     inbox = await getAuthed<InboxView>(bob, '/messages');
     assert.equal(inbox.messages.length, 4);
+
+    // ---- The CLI: the same through `npm run node -- msg …`. ----
+    const root = path.resolve(import.meta.dirname, '../..');
+    const cli = async (...args: string[]) =>
+      (
+        await promisify(execFile)(process.execPath, ['--import', 'tsx', 'node/main.ts', 'msg', ...args], {
+          cwd: root,
+          timeout: 60_000,
+        })
+      ).stdout;
+    await cluster.waitForConnected({ timeoutMs: 30_000 });
+    assert.match(
+      await cli('send', 'bob', 'from the cli', '--data-dir', alice.dataDir),
+      /^#5 to bob: delivered/,
+    );
+    const lines = (await cli('inbox', '--data-dir', bob.dataDir)).trim().split('\n');
+    assert.equal(lines.length, 5);
+    assert.match(lines[4]!, / alice #5: from the cli$/);
+    assert.match(await cli('outbox', '--data-dir', alice.dataDir), /#5 to bob: delivered/);
     await cluster.stopAll();
     await cluster.removeRunDir();
   } finally {
