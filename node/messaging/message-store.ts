@@ -91,12 +91,21 @@ export class MessageStore {
     return new Map(rows.map((r) => [r.recipient, r._max.seq ?? 0]));
   }
 
-  async addOutbox(row: { recipient: Hex; seq: number; body: string; now: number }): Promise<void> {
+  async addOutbox(row: {
+    recipient: Hex;
+    seq: number;
+    body: string;
+    now: number;
+    sealed?: { envelope: Uint8Array; contentId: Uint8Array };
+  }): Promise<void> {
     await this.db.outboxMessage.create({
       data: {
         recipient: row.recipient,
         seq: row.seq,
         body: row.body,
+        ...(row.sealed
+          ? { envelope: Buffer.from(row.sealed.envelope), contentId: Buffer.from(row.sealed.contentId) }
+          : {}),
         createdAt: BigInt(row.now),
         nextAttemptAt: BigInt(row.now),
       },

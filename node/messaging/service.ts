@@ -419,7 +419,22 @@ export class MessagingService {
       throw new SendRefused('oversized', `message of ${bytes} bytes; at most ${this.maxBody}`);
     const seq = (this.lastSeq.get(recipient) ?? 0) + 1;
     this.lastSeq.set(recipient, seq);
-    await this.store.addOutbox({ recipient, seq, body: text, now: Date.now() });
+    const now = Date.now();
+    // Sealed in the same write when the recipient's key is known: one commit fewer per message.
+    const record = await this.store.keyRecord(recipient);
+    const sealed = record
+      ? sealMessage({
+          chainId: this.d.chainId,
+          sender: this.d.signingKey,
+          recipient: fromHex(recipient),
+          recipientMessagingKey: openKeyRecord(record, this.d.chainId).messagingKey,
+          sequence: seq,
+          sentAtMs: now,
+          body: text,
+          maxBodyBytes: this.maxBody,
+        })
+      : undefined;
+    await this.store.addOutbox({ recipient, seq, body: text, now, ...(sealed ? { sealed } : {}) });
     this.metrics.sent.inc();
     this.metrics.pending.inc();
     this.dirty.add(recipient);
