@@ -9,6 +9,7 @@ import { chainIdHex } from './chain/network-config.ts';
 import { runClassify } from './cli/classify.ts';
 import { runInvite } from './cli/invite.ts';
 import { JoinError, joinNetwork, NETWORK_FILE, readInviterAddrs } from './cli/join.ts';
+import { runMsg } from './cli/msg.ts';
 import { removeNodeFile, writeNodeFile } from './cli/node-file.ts';
 import { readNetworkConfig } from './config-file.ts';
 import { nodeControl } from './control.ts';
@@ -31,6 +32,7 @@ function fail(message: string): never {
 const argv = process.argv.slice(2);
 if (argv[0] === 'invite') process.exit(await runInvite(argv.slice(1)));
 if (argv[0] === 'classify') process.exit(await runClassify(argv.slice(1)));
+if (argv[0] === 'msg') process.exit(await runMsg(argv.slice(1)));
 const joining = argv[0] === 'join' ? argv.slice(1) : undefined;
 if (joining && (joining[0] === undefined || joining[0].startsWith('--')))
   fail('join needs the invitation: npm run node -- join <invitation> --data-dir DIR');
@@ -111,7 +113,12 @@ const node = await CairnNode.start({
 // Written before the API listens, so a client that sees the port can always read the token.
 const cookie = await createApiCookie(dataDir);
 const api = await startHttpApi(
-  { control: nodeControl(node), registry: node.metrics.registry, log: node.log.child({ part: 'api' }) },
+  {
+    control: nodeControl(node),
+    messaging: node.messaging,
+    registry: node.metrics.registry,
+    log: node.log.child({ part: 'api' }),
+  },
   config.http.host,
   config.http.port,
   {

@@ -1,6 +1,7 @@
 import path from 'node:path';
+import { publicKeyFromRaw } from '@libp2p/crypto/keys';
 import type { PeerId } from '@libp2p/interface';
-import { peerIdFromString } from '@libp2p/peer-id';
+import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { Counter, collectDefaultMetrics } from 'prom-client';
 import { createEntry } from './chain/authoring.ts';
@@ -35,6 +36,7 @@ import { type AddResult, SOURCE } from './mempool/mempool.ts';
 import { createMempoolMetrics } from './mempool/mempool-metrics.ts';
 import { ReconcileProtocol, type ReconcileStats } from './mempool/reconcile-protocol.ts';
 import { TurnGate } from './mempool/turn-gate.ts';
+import { type MessagingDeps, MessagingService } from './messaging/service.ts';
 import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
 import { Miner } from './mining/miner.ts';
 import { MiningLoop } from './mining/mining-loop.ts';
@@ -143,6 +145,8 @@ export class CairnNode {
   private reportedDropped = 0;
   /** Federated learning: participant, model store and round coordinator (set during start). */
   fl: FlService | undefined;
+  /** Direct messages: inbox, outbox and the `msg` protocols (set during start). */
+  messaging: MessagingService | undefined;
   /** Set by the job worker: returns true while its `mempool.sync` scheduler is in charge. */
   externalReconcile: (() => boolean) | undefined;
 
@@ -520,6 +524,75 @@ export class CairnNode {
     await this.reconcile.start();
     this.fl = new FlService(this.flDeps(), this.opts.fl);
     await this.fl.start();
+    this.messaging = new MessagingService(this.messagingDeps());
+    await this.messaging.start();
+  }
+
+  /** The member a key is now: the chain's record, else the certificate it was admitted with. */
+  private memberOfKey(keyHex: Hex) {
+    const now = Date.now();
+    if (keyHex === this.identity.publicKeyHex) {
+      const own = this.membership.admit(keyHex, this.membership.ownCertificate(), now);
+      return own.ok ? own.member : undefined;
+    }
+    const chained = this.membership.memberAt(keyHex, now);
+    if (chained) return chained;
+    try {
+      const peer = peerIdFromPublicKey(publicKeyFromRaw(Buffer.from(keyHex, 'hex'))).toString();
+      return this.gate?.member(peer);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The parts of this node messaging uses (messaging/service.ts). */
+  private messagingDeps(): MessagingDeps {
+    const byName = (name: string) =>
+      this.membership.members(Date.now()).find((m) => m.name === name)?.publicKeyHex;
+    return {
+      chainId: this.chain.chainId,
+      signingKey: this.identity.signingKey,
+      db: this.store.prisma,
+      reqresp: this.reqresp,
+      penalise: (peer, action, reason) => {
+        try {
+          this.peers.penalise(peerIdFromString(peer), action, reason);
+        } catch {}
+      },
+      // Open networks let anyone message; roster networks only members holding `message`.
+      mayMessage: (keyHex) =>
+        this.membership.mode === 'open' || (this.memberOfKey(keyHex)?.capabilities.has('message') ?? false),
+      resolve: (to) => {
+        if (/^[0-9a-f]{64}$/i.test(to)) return to.toLowerCase();
+        const named = byName(to);
+        if (named) return named;
+        try {
+          const raw = peerIdFromString(to).publicKey?.raw;
+          return raw && raw.length === 32 ? toHex(raw) : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      nameOf: (keyHex) => this.memberOfKey(keyHex)?.name,
+      onPeerConnected: (listener) => {
+        const on = (e: CustomEvent<PeerId>) => listener(e.detail.toString());
+        this.host.addEventListener('peer:connect', on);
+        return () => this.host.removeEventListener('peer:connect', on);
+      },
+      // Roster: members with `relay` or `archive`; open networks: what the node announces.
+      isMailbox: (keyHex) => {
+        if (this.membership.mode === 'open')
+          return (
+            keyHex === this.identity.publicKeyHex &&
+            this.opts.capabilities.some((c) => c === 'relay' || c === 'archive')
+          );
+        const caps = this.memberOfKey(keyHex)?.capabilities;
+        return caps !== undefined && (caps.has('relay') || caps.has('archive'));
+      },
+      connectedPeers: () => this.host.getPeers().map(String),
+      registry: this.metrics.registry,
+      log: this.log,
+    };
   }
 
   /** The parts of this node federated learning uses (fl/net/service.ts). */
@@ -799,6 +872,7 @@ export class CairnNode {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     await this.fl?.stop();
+    await this.messaging?.stop();
     await this.miningLoop?.stop();
     await this.miner?.close();
     await this.sync.stop();

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, type Registry } from 'prom-client';
@@ -6,6 +7,7 @@ import type { SealedEntry } from '../chain/types.ts';
 import { ControlError, type ControlErrorCode, type EntryOutcome, type NodeControl } from '../control.ts';
 import { MAX_CLASSIFY_CHARS } from '../fl/classify.ts';
 import type { Logger } from '../log.ts';
+import { type MessagingService, SendRefused } from '../messaging/service.ts';
 import { createApiGuard } from './guard.ts';
 
 const MAX_BODY = 64 * 1024;
@@ -18,6 +20,7 @@ export type ApiErrorCode =
   | 'API_UNAVAILABLE'
   | 'API_ENTRY_REJECTED'
   | 'API_NO_MODEL'
+  | 'API_UNAUTHORIZED'
   | 'API_INTERNAL';
 
 const STATUS_OF: Record<ApiErrorCode, number> = {
@@ -29,6 +32,7 @@ const STATUS_OF: Record<ApiErrorCode, number> = {
   API_ENTRY_REJECTED: 422,
   // Nothing to classify with until a first model version is committed.
   API_NO_MODEL: 409,
+  API_UNAUTHORIZED: 401,
   API_INTERNAL: 500,
 };
 
@@ -48,13 +52,22 @@ const CODE_OF: Record<ControlErrorCode, ApiErrorCode> = {
   'no-model': 'API_NO_MODEL',
 };
 
+const SEND_CODE_OF: Record<SendRefused['code'], ApiErrorCode> = {
+  'unknown-recipient': 'API_NOT_FOUND',
+  oversized: 'API_PAYLOAD_TOO_LARGE',
+  'to-self': 'API_BAD_REQUEST',
+  stopped: 'API_UNAVAILABLE',
+};
+
 /** A refused request as an HttpError: the node's own refusals keep their message. */
 const asHttpError = (err: unknown): HttpError =>
   err instanceof HttpError
     ? err
     : err instanceof ControlError
       ? new HttpError(CODE_OF[err.code], err.message)
-      : new HttpError('API_INTERNAL', (err as Error).message);
+      : err instanceof SendRefused
+        ? new HttpError(SEND_CODE_OF[err.code], err.message)
+        : new HttpError('API_INTERNAL', (err as Error).message);
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
   let size = 0;
@@ -112,8 +125,13 @@ export type ApiControl = Pick<
   | 'classify'
 >;
 
+/** What of messaging the HTTP API uses. */
+export type ApiMessaging = Pick<MessagingService, 'send' | 'inbox' | 'outbox'>;
+
 export interface ApiDeps {
   readonly control: ApiControl;
+  /** Direct messages (`/messages`); absent: those routes answer 409. */
+  readonly messaging?: ApiMessaging;
   /** Served at `/metrics`; the API's own counters register here too. */
   readonly registry: Registry;
   readonly log: Logger;
@@ -138,6 +156,20 @@ export async function startHttpApi(
   access: ApiAccess,
 ): Promise<{ server: Server; url: string }> {
   const { control, registry, log } = deps;
+  const tokenDigest = createHash('sha256').update(access.token, 'utf8').digest();
+  // Reading messages is as private as sending them: GET /messages needs the POST token too.
+  const requireToken = (req: IncomingMessage) => {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    if (!m || !timingSafeEqual(createHash('sha256').update(m[1]!, 'utf8').digest(), tokenDigest))
+      throw new HttpError(
+        'API_UNAUTHORIZED',
+        'messages need "Authorization: Bearer <token>" (the data dir\'s .cookie)',
+      );
+  };
+  const messaging = () => {
+    if (!deps.messaging) throw new HttpError('API_UNAVAILABLE', 'messaging is not running on this node');
+    return deps.messaging;
+  };
   const guard = createApiGuard({
     token: access.token,
     listenHost: host,
@@ -219,6 +251,25 @@ export async function startHttpApi(
       if (peerId !== undefined && typeof peerId !== 'string')
         throw new HttpError('API_BAD_REQUEST', 'peerId must be a string');
       return control.reconcile(peerId);
+    },
+    // A direct message to a member (by name), a peer id or an identity key: queued in the
+    // persisted outbox; the answer says whether its receipt came back within a few seconds.
+    'POST /messages': async (req) => {
+      const { to, text } = await readJson(req);
+      if (typeof to !== 'string' || to.length === 0 || to.length > 128)
+        throw new HttpError('API_BAD_REQUEST', 'to must be a member name, a peer id or a public key');
+      if (typeof text !== 'string') throw new HttpError('API_BAD_REQUEST', 'text must be a string');
+      return messaging().send(to, text);
+    },
+    'GET /messages': async (req, url) => {
+      requireToken(req);
+      return {
+        messages: await messaging().inbox(intParam(url, 'after') ?? 0, intParam(url, 'limit') ?? 100),
+      };
+    },
+    'GET /messages/outbox': async (req, url) => {
+      requireToken(req);
+      return { messages: await messaging().outbox(intParam(url, 'limit') ?? 100) };
     },
     // The newest committed model's verdict: {version, round, spam, score} (409 before the first).
     'POST /classify': async (req) => {

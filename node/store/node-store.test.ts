@@ -35,7 +35,13 @@ import { NodeStore } from './node-store.ts';
 const ROOT = path.join(import.meta.dirname, '../..');
 const MIGRATIONS = path.join(ROOT, 'prisma/node/migrations');
 /** The migrations this version ships, in order. */
-const SHIPPED = ['0001_init', '0002_config_entries', '0003_mempool_origin', '0004_model_entries'];
+const SHIPPED = [
+  '0001_init',
+  '0002_config_entries',
+  '0003_mempool_origin',
+  '0004_model_entries',
+  '0005_messaging',
+];
 const config = testNetwork();
 const GENESIS = genesisBlock(config);
 const author = testKey(1);

@@ -1,0 +1,132 @@
+/**
+ * bench:messaging — issue 14's figures, real node processes on loopback (roster network).
+ *
+ * directP50Ms / directP99Ms: send to receipt (POST /messages answers once the receipt is in),
+ *   MSG_DIRECT messages one after another between two connected nodes;
+ * throughputPerSec: MSG_DIRECT messages posted MSG_CONCURRENCY at a time, divided by the time
+ *   until the recipient's inbox holds all of them;
+ * backlogDrainMs: MSG_BACKLOG messages left with a mailbox while the recipient is down (sender
+ *   down too), from the recipient's node being ready again to the last one in its inbox;
+ * overheadBytes: envelope bytes minus body bytes at the 16 KiB body limit.
+ * The 10-node churn run is not part of this bench (churn* are null). Last line: one JSON object.
+ */
+import { Cluster, type ClusterNode } from '../e2e/cluster/harness.ts';
+import { nodeApiHeaders } from '../e2e/cluster/node-process.ts';
+import { envelopeBytesFor } from '../node/messaging/envelope.ts';
+
+const DIRECT = Number(process.env.MSG_DIRECT ?? 1000);
+const CONCURRENCY = Number(process.env.MSG_CONCURRENCY ?? 50);
+const BACKLOG = Number(process.env.MSG_BACKLOG ?? 1000);
+const say = (msg: string) => process.stderr.write(`${msg}\n`);
+
+const post = async (n: ClusterNode, to: string, text: string) => {
+  const res = await fetch(`${n.httpUrl}/messages`, {
+    method: 'POST',
+    headers: await nodeApiHeaders(n.cookieFile),
+    body: JSON.stringify({ to, text }),
+  });
+  const body = (await res.json()) as { status: string };
+  if (!res.ok) throw new Error(JSON.stringify(body));
+  return body;
+};
+const inboxSize = async (n: ClusterNode) => {
+  const res = await fetch(`${n.httpUrl}/metrics`);
+  const m = /^cairn_messages_received_total\{outcome="delivered"\} (\d+)/m.exec(await res.text());
+  return Number(m?.[1] ?? 0);
+};
+const waitUntil = async (fn: () => Promise<boolean>, timeoutMs: number, what: string) => {
+  const end = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+
+const cluster = new Cluster({
+  network: { blockTimeMs: 2000 },
+  roster: {
+    size: 3,
+    member: (i) =>
+      [
+        { name: 'alice', capabilities: ['mine', 'submit', 'message'] as const },
+        { name: 'bob', capabilities: ['submit', 'message'] as const },
+        { name: 'post', capabilities: ['relay', 'message'] as const },
+      ][i]!,
+  },
+});
+const out: Record<string, number | null> = {
+  directP50Ms: null,
+  directP99Ms: null,
+  throughputPerSec: null,
+  backlogDrainMs: null,
+  overheadBytes: envelopeBytesFor(16 * 1024) - 16 * 1024,
+  churnDelivered: null,
+  churnSent: null,
+  churnDuplicates: null,
+};
+try {
+  const [alice, bob] = (await cluster.start(3, (i) => ({
+    name: ['alice', 'bob', 'post'][i],
+    member: i,
+    mine: i === 0,
+  }))) as [ClusterNode, ClusterNode, ClusterNode];
+  await cluster.waitForConnected({ timeoutMs: 60_000 });
+  await post(alice, 'bob', 'warm-up (fetches the key)');
+  const lat: number[] = [];
+  for (let i = 0; i < DIRECT; i++) {
+    const t0 = performance.now();
+    const r = await post(alice, 'bob', `direct ${i} ${'x'.repeat(100)}`);
+    if (r.status !== 'delivered') throw new Error(`message ${i}: ${r.status}`);
+    lat.push(performance.now() - t0);
+  }
+  out.directP50Ms = Number(pct(lat, 50).toFixed(2));
+  out.directP99Ms = Number(pct(lat, 99).toFixed(2));
+  say(`direct: p50 ${out.directP50Ms} ms, p99 ${out.directP99Ms} ms over ${DIRECT}`);
+
+  const before = await inboxSize(bob);
+  const t1 = performance.now();
+  for (let i = 0; i < DIRECT; i += CONCURRENCY)
+    await Promise.all(
+      Array.from({ length: Math.min(CONCURRENCY, DIRECT - i) }, (_, k) =>
+        post(alice, 'bob', `burst ${i + k}`),
+      ),
+    );
+  await waitUntil(async () => (await inboxSize(bob)) >= before + DIRECT, 120_000, 'burst delivered');
+  out.throughputPerSec = Math.round(DIRECT / ((performance.now() - t1) / 1000));
+  say(`throughput: ${out.throughputPerSec}/s`);
+
+  await cluster.stop('bob');
+  for (let i = 0; i < BACKLOG; i += CONCURRENCY)
+    await Promise.all(
+      Array.from({ length: Math.min(CONCURRENCY, BACKLOG - i) }, (_, k) =>
+        post(alice, 'bob', `backlog ${i + k}`),
+      ),
+    );
+  const postNode = cluster.node('post');
+  await waitUntil(
+    async () => {
+      const m = /^cairn_mailbox_items (\d+)/m.exec(await (await fetch(`${postNode.httpUrl}/metrics`)).text());
+      return Number(m?.[1] ?? 0) >= BACKLOG;
+    },
+    300_000,
+    'backlog deposited',
+  );
+  await cluster.stop('alice');
+  const base = 0; // bob's counters restart with the process
+  await cluster.restart('bob', {});
+  // From the recipient being up (its connections open as it starts) to the last one delivered.
+  const t2 = performance.now();
+  await waitUntil(async () => (await inboxSize(bob)) >= base + BACKLOG, 300_000, 'backlog drained');
+  out.backlogDrainMs = Math.round(performance.now() - t2);
+  say(`backlog of ${BACKLOG} drained ${out.backlogDrainMs} ms after bob was ready`);
+} catch (err) {
+  say(`bench failed: ${(err as Error).message}`);
+  process.exitCode = 1;
+} finally {
+  await cluster.stopAll();
+}
+console.log(JSON.stringify(out));

@@ -1,0 +1,206 @@
+/**
+ * Store and forward, after Briar's mailbox and Waku's store: a member with `relay` or `archive`
+ * holds envelopes for a recipient that was unreachable, until the recipient fetches them and its
+ * signed receipt deletes them, or their time to live (7 days) ends. A mailbox sees the envelope's
+ * clear part only (recipient, ephemeral key, nonce): never text, never the sender's key.
+ *
+ * Everything a depositor can make a mailbox hold is bounded: per recipient and per depositor, in
+ * count and in bytes, and in total. A deposit over a quota is refused with the quota's name (the
+ * sender keeps the message in its outbox). Rows are in the node store, so a restart loses nothing.
+ */
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { type Hex, toHex } from '../chain/bytes.ts';
+import type { PrismaClient } from '../store/generated/client.ts';
+import { readEnvelope } from './envelope.ts';
+import { openReceipt } from './receipt.ts';
+
+export const MAILBOX_DEFAULTS = {
+  perRecipientCount: 1_000,
+  perRecipientBytes: 16 * 1024 * 1024,
+  perDepositorCount: 1_000,
+  perDepositorBytes: 16 * 1024 * 1024,
+  totalBytes: 256 * 1024 * 1024,
+  ttlMs: 7 * 24 * 3600 * 1000,
+  /** Envelopes per fetch answer. */
+  fetchBatch: 64,
+} as const;
+export type MailboxLimits = { -readonly [K in keyof typeof MAILBOX_DEFAULTS]: number };
+
+export type QuotaName =
+  | 'recipient-count'
+  | 'recipient-bytes'
+  | 'depositor-count'
+  | 'depositor-bytes'
+  | 'total-bytes';
+
+export class MailboxFull extends Error {
+  override readonly name = 'MailboxFull';
+  constructor(
+    readonly quota: QuotaName,
+    limit: number,
+  ) {
+    super(`mailbox full: ${quota} quota (${limit}) reached; the sender keeps the message`);
+  }
+}
+
+interface Usage {
+  count: number;
+  bytes: number;
+}
+
+/** Counts per recipient and per depositor (pure; the Mailbox keeps it in step with its rows). */
+export class MailboxQuotas {
+  private readonly recipients = new Map<string, Usage>();
+  private readonly depositors = new Map<string, Usage>();
+  private total = 0;
+
+  constructor(readonly limits: MailboxLimits) {}
+
+  /** Throws MailboxFull when one more item of `bytes` would exceed a quota. */
+  check(recipient: string, depositor: string, bytes: number): void {
+    const r = this.recipients.get(recipient) ?? { count: 0, bytes: 0 };
+    const d = this.depositors.get(depositor) ?? { count: 0, bytes: 0 };
+    const l = this.limits;
+    if (r.count + 1 > l.perRecipientCount) throw new MailboxFull('recipient-count', l.perRecipientCount);
+    if (r.bytes + bytes > l.perRecipientBytes) throw new MailboxFull('recipient-bytes', l.perRecipientBytes);
+    if (d.count + 1 > l.perDepositorCount) throw new MailboxFull('depositor-count', l.perDepositorCount);
+    if (d.bytes + bytes > l.perDepositorBytes) throw new MailboxFull('depositor-bytes', l.perDepositorBytes);
+    if (this.total + bytes > l.totalBytes) throw new MailboxFull('total-bytes', l.totalBytes);
+  }
+
+  add(recipient: string, depositor: string, bytes: number, sign = 1): void {
+    for (const [m, k] of [
+      [this.recipients, recipient],
+      [this.depositors, depositor],
+    ] as const) {
+      const u = m.get(k) ?? { count: 0, bytes: 0 };
+      u.count += sign;
+      u.bytes += sign * bytes;
+      if (u.count <= 0) m.delete(k);
+      else m.set(k, u);
+    }
+    this.total += sign * bytes;
+  }
+
+  remove(recipient: string, depositor: string, bytes: number): void {
+    this.add(recipient, depositor, bytes, -1);
+  }
+
+  usage(): { items: number; bytes: number } {
+    let items = 0;
+    for (const u of this.recipients.values()) items += u.count;
+    return { items, bytes: this.total };
+  }
+}
+
+type Db = Pick<PrismaClient, 'mailboxItem'>;
+
+export class Mailbox {
+  readonly quotas: MailboxQuotas;
+
+  private constructor(
+    private readonly db: Db,
+    private readonly chainId: Uint8Array,
+    private readonly maxBodyBytes: number,
+    limits: MailboxLimits,
+    private readonly pseudonymKey: Uint8Array,
+  ) {
+    this.quotas = new MailboxQuotas(limits);
+  }
+
+  static async open(
+    db: Db,
+    o: {
+      chainId: Uint8Array;
+      maxBodyBytes: number;
+      limits?: Partial<MailboxLimits>;
+      /** This mailbox's secret for depositor pseudonyms (stable across restarts). */
+      pseudonymKey: Uint8Array;
+    },
+  ): Promise<Mailbox> {
+    const m = new Mailbox(
+      db,
+      o.chainId,
+      o.maxBodyBytes,
+      { ...MAILBOX_DEFAULTS, ...o.limits },
+      o.pseudonymKey,
+    );
+    const rows = await db.mailboxItem.findMany({ select: { recipient: true, depositor: true, bytes: true } });
+    for (const r of rows) m.quotas.add(r.recipient, r.depositor, r.bytes);
+    return m;
+  }
+
+  /**
+   * Holds an envelope (a copy already held is accepted again, unchanged). MessagingError
+   * (malformed, oversized) for bytes that are not an envelope; MailboxFull over a quota.
+   */
+  async deposit(bytes: Uint8Array, depositorKey: Hex, now: number): Promise<'stored' | 'duplicate'> {
+    const h = readEnvelope(bytes, this.maxBodyBytes);
+    // The per-sender quota needs to tell depositors apart, not to name them: the store keeps a
+    // keyed hash, so a copy of the file does not say who wrote to whom.
+    const depositor = toHex(
+      hmac(sha256, this.pseudonymKey, Buffer.from(depositorKey, 'utf8')).subarray(0, 16),
+    );
+    if (
+      await this.db.mailboxItem.findUnique({ where: { contentId: h.contentIdHex }, select: { bytes: true } })
+    )
+      return 'duplicate';
+    this.quotas.check(h.recipientHex, depositor, bytes.length);
+    await this.db.mailboxItem.create({
+      data: {
+        contentId: h.contentIdHex,
+        recipient: h.recipientHex,
+        depositor,
+        envelope: Buffer.from(h.encoded),
+        bytes: bytes.length,
+        storedAt: BigInt(now),
+        expiresAt: BigInt(now + this.quotas.limits.ttlMs),
+      },
+    });
+    this.quotas.add(h.recipientHex, depositor, bytes.length);
+    return 'stored';
+  }
+
+  /** The oldest envelopes held for `recipient` (not expired). */
+  async fetch(recipient: Hex, now: number, limit = this.quotas.limits.fetchBatch): Promise<Uint8Array[]> {
+    const rows = await this.db.mailboxItem.findMany({
+      where: { recipient, expiresAt: { gt: BigInt(now) } },
+      orderBy: { storedAt: 'asc' },
+      take: limit,
+      select: { envelope: true },
+    });
+    return rows.map((r) => new Uint8Array(r.envelope));
+  }
+
+  /**
+   * Deletes what the recipient's signed receipts acknowledge. Only receipts signed by
+   * `requester` count: nobody else can make a mailbox drop a member's messages.
+   */
+  async acknowledge(requester: Hex, receipts: readonly Uint8Array[]): Promise<number> {
+    let deleted = 0;
+    for (const bytes of receipts) {
+      const r = openReceipt(bytes, this.chainId);
+      if (Buffer.from(r.recipient).toString('hex') !== requester) continue;
+      const row = await this.db.mailboxItem.findUnique({ where: { contentId: r.contentIdHex } });
+      if (!row || row.recipient !== requester) continue;
+      await this.db.mailboxItem.delete({ where: { contentId: r.contentIdHex } });
+      this.quotas.remove(row.recipient, row.depositor, row.bytes);
+      deleted++;
+    }
+    return deleted;
+  }
+
+  /** Drops envelopes past their time to live. */
+  async sweep(now: number): Promise<number> {
+    const rows = await this.db.mailboxItem.findMany({
+      where: { expiresAt: { lte: BigInt(now) } },
+      select: { contentId: true, recipient: true, depositor: true, bytes: true },
+    });
+    for (const r of rows) {
+      await this.db.mailboxItem.delete({ where: { contentId: r.contentId } });
+      this.quotas.remove(r.recipient, r.depositor, r.bytes);
+    }
+    return rows.length;
+  }
+}
