@@ -645,7 +645,11 @@ export function toCliConfig(v: CliValues): CliConfig {
       ipColocationWhitelist: v.ipColocationWhitelist,
     },
     http: { host: v.httpHost, port: v.httpPort, allowHosts: v.httpAllowHosts },
-    jobs: { redisUrl: v.redis === undefined ? undefined : withRedisPassword(v.redis), schedule, commandKeys: v.commandKeys.map((k) => k.toLowerCase()) },
+    jobs: {
+      redisUrl: v.redis === undefined ? undefined : withRedisPassword(v.redis),
+      schedule,
+      commandKeys: v.commandKeys.map((k) => k.toLowerCase()),
+    },
     fl: {
       ...(v.flSlice !== undefined && v.flSlices !== undefined
         ? { slice: { index: v.flSlice, of: v.flSlices, mode: v.flSplit, seed: v.flSeed } }

@@ -257,4 +257,3 @@ export async function ensureServices(opts: ServiceCheckOptions): Promise<Service
   }
   return { ok: true, env, started, notes };
 }
-
