@@ -247,6 +247,7 @@ export class CairnNode {
         limitMetrics.onRefuse(err);
         log.debug({ code: err.code, address: err.address }, 'connection refused');
       },
+      onAbandoned: limitMetrics.onAbandoned,
     });
     let peers: PeerManager | undefined;
     const refuse = async (p: PeerId) => peers?.refuses(p) ?? false;
@@ -302,6 +303,7 @@ export class CairnNode {
         // Per-IP cap, inbound slots, address bans: before any crypto runs.
         denyInboundConnection: limits.denyInboundConnection,
         denyOutboundConnection: limits.denyOutboundConnection,
+        denyInboundUpgradedConnection: limits.denyInboundUpgradedConnection,
         // Bans and blocks, then (roster mode) the roster: after noise, on every transport.
         ...(gate
           ? {

@@ -54,8 +54,17 @@ export const P2P_DEFAULTS = Object.freeze({
   maxInboundPerIp: 8,
   /** Addresses exempt from the per-IP cap and from address bans (CIDR). */
   ipLimitExempt: LOOPBACK_RANGES,
-  /** Inbound connections still in their upgrade (noise, yamux) at once (libp2p's default). */
-  maxIncomingPendingConnections: 10,
+  /**
+   * Inbound connections still in their upgrade (noise, yamux) at once; libp2p refuses every new
+   * one past it. libp2p's default of 10 was held by idle sockets from two LAN addresses (an attack
+   * review's slowloris); 32 with at most 4 per address takes eight addresses, each holding its
+   * sockets for at most the upgrade timeout.
+   */
+  maxIncomingPendingConnections: 32,
+  /** Upgrades in flight from one IP address (its /64 for IPv6); exempt ranges are not capped. */
+  maxPendingPerIp: 4,
+  /** How long an inbound connection may take to finish noise and yamux (libp2p's default: 10 s). */
+  inboundUpgradeTimeoutMs: 3_000,
   /** New inbound connections per second from one host before libp2p refuses more (libp2p's default). */
   inboundConnectionThreshold: 5,
   /** Addresses of one peer tried per dial (libp2p's default); a peer record can list many. */

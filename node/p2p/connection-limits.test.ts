@@ -46,7 +46,14 @@ describe('counting', () => {
     const refusals: ConnectionRefusedError[] = [];
     const l = new ConnectionLimits({ ipLimitExempt: [], onRefuse: (e) => refusals.push(e) });
     const conns = Array.from({ length: 8 }, (_, i) => conn(`/ip4/192.0.2.1/tcp/${4000 + i}`));
-    for (const c of conns) assert.equal(l.denyInboundConnection(c), false);
+    for (const c of conns) {
+      assert.equal(l.denyInboundConnection(c), false);
+      assert.equal(
+        l.denyInboundUpgradedConnection(undefined as never, c),
+        false,
+        'upgraded: no longer pending',
+      );
+    }
     assert.equal(l.inboundFrom('192.0.2.1'), 8);
     assert.equal(l.denyInboundConnection(conn('/ip4/192.0.2.1/tcp/5000')), true);
     assert.equal(refusals[0]?.code, REFUSAL.perIpCap);
@@ -57,6 +64,40 @@ describe('counting', () => {
     // A connection that closed without its event (status only) is released too.
     conns[1]!.status = 'closed';
     assert.equal(l.inboundFrom('192.0.2.1'), 7);
+  });
+
+  test('upgrades in flight are capped per IP; a finished or abandoned one frees its place', () => {
+    const refusals: ConnectionRefusedError[] = [];
+    const abandoned: string[] = [];
+    const l = new ConnectionLimits({
+      ipLimitExempt: [],
+      maxPendingPerIp: 2,
+      onRefuse: (e) => refusals.push(e),
+      onAbandoned: (a) => abandoned.push(a),
+    });
+    const [a, b] = [conn('/ip4/192.0.2.7/tcp/1'), conn('/ip4/192.0.2.7/tcp/2')];
+    assert.equal(l.denyInboundConnection(a), false);
+    assert.equal(l.denyInboundConnection(b), false);
+    assert.equal(l.pendingFrom('192.0.2.7'), 2);
+    // Idle sockets from one address cannot take a third upgrade slot.
+    assert.equal(l.denyInboundConnection(conn('/ip4/192.0.2.7/tcp/3')), true);
+    assert.equal(refusals.at(-1)?.code, REFUSAL.pendingPerIp);
+    assert.equal(
+      l.denyInboundConnection(conn('/ip4/192.0.2.8/tcp/1')),
+      false,
+      'another address is not held up',
+    );
+    // One finishes its handshake, the other times out idle: both places free, one counted abandoned.
+    l.denyInboundUpgradedConnection(undefined as never, a);
+    b.close();
+    assert.equal(l.pendingFrom('192.0.2.7'), 0);
+    assert.deepEqual(abandoned, ['/ip4/192.0.2.7/tcp/2']);
+    assert.equal(l.inboundFrom('192.0.2.7'), 1, 'the upgraded one still counts against the per-IP cap');
+    assert.equal(l.denyInboundConnection(conn('/ip4/192.0.2.7/tcp/4')), false);
+    // Exempt (loopback by default) addresses are not capped: a local cluster handshakes at once.
+    const local = new ConnectionLimits();
+    for (let i = 0; i < 6; i++)
+      assert.equal(local.denyInboundConnection(conn(`/ip4/127.0.0.1/tcp/${i + 1}`)), false);
   });
 
   test('IPv6 addresses are capped per /64', () => {
@@ -166,7 +207,10 @@ describe('on real libp2p hosts', () => {
     // Loopback is exempt by default; here it plays one ordinary IPv4 address.
     const limits = new ConnectionLimits({ ipLimitExempt: [], onRefuse: metrics.onRefuse });
     const { host } = await startLoopbackHost(41, 'limits-ip', dirs, {
-      gater: { denyInboundConnection: limits.denyInboundConnection },
+      gater: {
+        denyInboundConnection: limits.denyInboundConnection,
+        denyInboundUpgradedConnection: limits.denyInboundUpgradedConnection,
+      },
     });
     nodes.push(host as unknown as Libp2p);
     const target = host.getMultiaddrs()[0]!;

@@ -18,7 +18,11 @@
  *
  * Each accepted inbound connection is counted from the gater's yes until its raw connection
  * closes (upgrade failed, refused by a later gater hook, or closed after use), so pending
- * upgrades count too. It composes: a gater that also consults the roster calls these hooks
+ * upgrades count too. Pending upgrades are also capped per IP (`maxPendingPerIp`, exempt ranges
+ * aside): libp2p refuses every inbound connection while `maxIncomingPendingConnections` sit in
+ * their upgrade, and idle sockets from two LAN addresses used to hold them all. A connection
+ * stops being pending at `denyInboundUpgradedConnection`; one that closes still pending (an idle
+ * socket timed out) is counted as abandoned. It composes: a gater that also consults the roster calls these hooks
  * first and its own after.
  */
 
@@ -33,6 +37,7 @@ export const REFUSAL = {
   perIpCap: 'per-ip-cap',
   inboundSlotsFull: 'inbound-slots-full',
   addressBanned: 'address-banned',
+  pendingPerIp: 'pending-per-ip',
 } as const;
 export type RefusalCode = (typeof REFUSAL)[keyof typeof REFUSAL];
 
@@ -74,30 +79,38 @@ export function relayIp(addr: Multiaddr): string | undefined {
 export { capKey };
 
 export interface ConnectionLimitsOptions extends Partial<P2pLimits> {
+  /** Upgrades in flight from one non-exempt IP (default P2P_DEFAULTS.maxPendingPerIp). */
+  readonly maxPendingPerIp?: number;
   readonly addressBans?: AddressBans;
   readonly now?: () => number;
   /** Called with every refusal (metrics, logs). */
   readonly onRefuse?: (err: ConnectionRefusedError) => void;
+  /** Called when an inbound connection closes before its upgrade finished. */
+  readonly onAbandoned?: (address: string) => void;
 }
 
 interface Tracked {
   readonly ip: string | undefined;
   readonly conn: MultiaddrConnection;
+  pending: boolean;
 }
 
 export class ConnectionLimits {
   readonly maxConnections: number;
   readonly reservedOutbound: number;
   readonly maxInboundPerIp: number;
+  readonly maxPendingPerIp: number;
   private readonly exempt: (ip: string) => boolean;
-  private readonly inbound = new Set<Tracked>();
+  private readonly inbound = new Map<MultiaddrConnection, Tracked>();
   private readonly perIp = new Map<string, number>();
+  private readonly pendingPerIp = new Map<string, number>();
   private readonly now: () => number;
 
   constructor(private readonly o: ConnectionLimitsOptions = {}) {
     this.maxConnections = o.maxConnections ?? P2P_DEFAULTS.maxConnections;
     this.reservedOutbound = o.reservedOutbound ?? P2P_DEFAULTS.reservedOutbound;
     this.maxInboundPerIp = o.maxInboundPerIp ?? P2P_DEFAULTS.maxInboundPerIp;
+    this.maxPendingPerIp = o.maxPendingPerIp ?? P2P_DEFAULTS.maxPendingPerIp;
     if (this.reservedOutbound >= this.maxConnections)
       throw new RangeError('reservedOutbound must leave some connection slots to inbound connections');
     this.exempt = ipRanges(o.ipLimitExempt ?? P2P_DEFAULTS.ipLimitExempt);
@@ -129,7 +142,15 @@ export class ConnectionLimits {
     if (limited && this.o.addressBans?.isBanned(ip, this.now())) return REFUSAL.addressBanned;
     if (this.inbound.size >= this.maxInbound) return REFUSAL.inboundSlotsFull;
     if (limited && (this.perIp.get(capKey(ip)) ?? 0) >= this.maxInboundPerIp) return REFUSAL.perIpCap;
+    if (limited && (this.pendingPerIp.get(capKey(ip)) ?? 0) >= this.maxPendingPerIp)
+      return REFUSAL.pendingPerIp;
     return undefined;
+  }
+
+  /** Upgrades in flight from `ip` (its /64 for IPv6). */
+  pendingFrom(ip: string): number {
+    this.sweep();
+    return this.pendingPerIp.get(capKey(ip)) ?? 0;
   }
 
   /** Gater hook: true refuses. An accepted connection counts until it closes. */
@@ -141,10 +162,20 @@ export class ConnectionLimits {
     }
     const ip = remoteIp(maConn.remoteAddr);
     const key = ip !== undefined && !this.exempt(ip) ? capKey(ip) : undefined;
-    const t: Tracked = { ip: key, conn: maConn };
-    this.inbound.add(t);
-    if (key) this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
+    const t: Tracked = { ip: key, conn: maConn, pending: true };
+    this.inbound.set(maConn, t);
+    if (key) {
+      this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
+      this.pendingPerIp.set(key, (this.pendingPerIp.get(key) ?? 0) + 1);
+    }
     maConn.addEventListener('close', () => this.release(t), { once: true });
+    return false;
+  };
+
+  /** Gater hook (never refuses): the connection finished noise and yamux, so it is no longer pending. */
+  denyInboundUpgradedConnection = (_peer: PeerId, maConn: MultiaddrConnection): boolean => {
+    const t = this.inbound.get(maConn);
+    if (t) this.settle(t);
     return false;
   };
 
@@ -161,27 +192,52 @@ export class ConnectionLimits {
     return open < this.maxConnections;
   }
 
+  private settle(t: Tracked): void {
+    if (!t.pending) return;
+    t.pending = false;
+    if (t.ip !== undefined) decrement(this.pendingPerIp, t.ip);
+  }
+
   private release(t: Tracked): void {
-    if (!this.inbound.delete(t)) return;
-    if (t.ip === undefined) return;
-    const n = (this.perIp.get(t.ip) ?? 1) - 1;
-    if (n > 0) this.perIp.set(t.ip, n);
-    else this.perIp.delete(t.ip);
+    if (this.inbound.get(t.conn) !== t) return;
+    this.inbound.delete(t.conn);
+    if (t.pending) this.o.onAbandoned?.(t.conn.remoteAddr.toString());
+    this.settle(t);
+    if (t.ip !== undefined) decrement(this.perIp, t.ip);
   }
 
   /** A raw connection that closed without its event reaching us (seen with WebRTC) is released here. */
   private sweep(): void {
-    for (const t of this.inbound) if (t.conn.status !== 'open') this.release(t);
+    for (const t of this.inbound.values()) if (t.conn.status !== 'open') this.release(t);
   }
 }
 
-/** `cairn_p2p_connections_refused_total{reason}`, fed by ConnectionLimits' onRefuse. */
+function decrement(counts: Map<string, number>, key: string): void {
+  const n = (counts.get(key) ?? 1) - 1;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
+}
+
+/**
+ * `cairn_p2p_connections_refused_total{reason}` and `cairn_p2p_upgrades_abandoned_total`, fed by
+ * ConnectionLimits' onRefuse and onAbandoned.
+ */
 export function createConnectionLimitMetrics(registry: Registry) {
   const refused = new Counter({
     name: 'cairn_p2p_connections_refused_total',
-    help: 'Connections refused by the per-IP cap, the inbound slot limit or an address ban',
+    help: 'Connections refused by the per-IP caps, the inbound slot limit or an address ban',
     labelNames: ['reason'] as const,
     registers: [registry],
   });
-  return { refused, onRefuse: (err: ConnectionRefusedError) => refused.inc({ reason: err.code }) };
+  const abandoned = new Counter({
+    name: 'cairn_p2p_upgrades_abandoned_total',
+    help: 'Inbound connections closed before finishing their upgrade (noise, yamux): idle or failed handshakes',
+    registers: [registry],
+  });
+  return {
+    refused,
+    abandoned,
+    onRefuse: (err: ConnectionRefusedError) => refused.inc({ reason: err.code }),
+    onAbandoned: () => abandoned.inc(),
+  };
 }

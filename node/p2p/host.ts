@@ -46,6 +46,7 @@ export interface HostOptions {
     | 'denyOutboundConnection'
     | 'denyInboundEncryptedConnection'
     | 'denyOutboundEncryptedConnection'
+    | 'denyInboundUpgradedConnection'
   >;
   /**
    * Gossipsub's application-specific score per peer id (weight 1): how roster mode keeps peers
@@ -111,6 +112,7 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
     connectionManager: {
       maxConnections: opts.limits?.maxConnections ?? P2P_DEFAULTS.maxConnections,
       maxIncomingPendingConnections: P2P_DEFAULTS.maxIncomingPendingConnections,
+      inboundUpgradeTimeout: P2P_DEFAULTS.inboundUpgradeTimeoutMs,
       inboundConnectionThreshold: P2P_DEFAULTS.inboundConnectionThreshold,
       reconnectRetries: P2P_DEFAULTS.reconnectRetries,
       reconnectRetryInterval: P2P_DEFAULTS.reconnectRetryIntervalMs,
