@@ -153,8 +153,11 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
         return { command: toHex(cmd.encoded) };
       };
       /** Adds a raw job and returns its outcome: the result, or the refusal code in its failed reason. */
-      const outcome = async (data: unknown) => {
-        const job = await queue.add('admin.submitEntry', data, { attempts: 1 });
+      // Under the id the gateway uses (cmd.<nonce>) unless told otherwise: the node refuses others.
+      const outcome = async (data: unknown, jobId?: string) => {
+        const nonce = sent.get(String((data as { command?: unknown })?.command))?.nonceHex;
+        const id = jobId ?? (nonce ? `cmd.${nonce}` : undefined);
+        const job = await queue.add('admin.submitEntry', data, { attempts: 1, jobId: id });
         try {
           return { ok: await job.waitUntilFinished(events, 20_000) };
         } catch (err) {
@@ -179,11 +182,15 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
         assert.deepEqual(await outcome(signed(stranger, entry('stranger'))), { refused: 'not-admitted' });
         // The gateway's command runs, once: the same bytes again are a replay.
         const good = { ...signed(gatewayKey.key, entry('signed by the gateway')), certificate: cert };
+        // Moved to an id its caller does not watch (attack 07 c): refused, the nonce left unused.
+        assert.deepEqual(await outcome(good, `attacker.${tag}`), { refused: 'wrong-job-id' });
         const ran = await outcome(good);
         // The answer is the node's, signed and sealed to the command's reply key (result-envelope.ts).
         const cmd = sent.get(good.command)!;
         const opened = checkAnswer(ran.ok, cmd, cmd.reply) as { completed?: { accepted?: boolean } };
         assert.equal(opened.completed?.accepted, true, JSON.stringify(opened));
+        // A replay needs the finished job gone first (BullMQ ignores an add for an existing id).
+        await queue.remove(`cmd.${sent.get(good.command)!.nonceHex}`);
         assert.deepEqual(await outcome(good), { refused: 'replayed' });
         for (const code of [
           'unsigned',
@@ -192,6 +199,7 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
           'not-permitted',
           'not-admitted',
           'replayed',
+          'wrong-job-id',
         ])
           assert.equal(
             await node.metric('cairn_admin_commands_total', { command: 'admin.submitEntry', outcome: code }),
