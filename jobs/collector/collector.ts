@@ -330,7 +330,7 @@ export class Collector {
     if (this.worker.isRunning() && !this.worker.closing && !stalled) return;
     this.lastProcessedAt = now;
     this.o.log.warn(
-      { stalled, downForMs: now - this.redis.downSince },
+      { stalled, lastRedisOutageMs: this.redis.lastOutageMs },
       'collector worker not taking reports: recreating it',
     );
     this.metrics.restarts.inc();
