@@ -34,6 +34,7 @@ import {
   type ScheduledJob,
 } from './queues.ts';
 import { RedisConnections, RedisLiveness, retireWorker } from './redis.ts';
+import { type QueueRepairs, queueRepairsCounter } from './queue-repairs.ts';
 import { ReportOutbox } from './report-outbox.ts';
 import { GatedWorker, isScheduled, ScheduledGate, ScheduledJobRefused } from './scheduled-gate.ts';
 import { repairSchedulers } from './scheduler-watch.ts';
@@ -101,6 +102,8 @@ export class NodeJobs {
   private readonly control: NodeControl;
   /** Refusals are logged per code at most once per interval: a flood of bad jobs is one line. */
   private readonly refusals: RefusalLog;
+  /** cairn_queue_repairs_total: what the watchdog undid on the node's queues. */
+  private readonly repairs: QueueRepairs;
 
   private constructor(private readonly o: NodeJobsOptions) {
     this.nodeId = o.node.identity.peerId.toString();
@@ -124,7 +127,13 @@ export class NodeJobs {
     this.reports = new Queue(REPORTS_QUEUE, { connection: this.connections.create(), prefix: this.prefix });
     for (const q of [this.queue, this.reports])
       q.on('error', (err) => this.o.log.debug({ err: err.message }, 'queue error'));
-    this.outbox = new ReportOutbox(this.reports, { log: o.log, key: o.node.identity.signingKey });
+    const repairs = queueRepairsCounter(o.node.metrics.registry);
+    this.repairs = repairs;
+    this.outbox = new ReportOutbox(this.reports, {
+      log: o.log,
+      key: o.node.identity.signingKey,
+      onReissued: (why, n) => repairs.inc({ queue: 'reports', kind: `report-${why}` }, n),
+    });
     const registers = [o.node.metrics.registry];
     this.metrics = {
       jobs: new Counter({
