@@ -21,6 +21,8 @@ import {
 } from './node-reports.ts';
 import { statsReport } from './node-stats.ts';
 import type { ReportPayloads } from './payloads.ts';
+import { type QueueRepairs, queueRepairsCounter } from './queue-repairs.ts';
+import { repairQueue } from './queue-watch.ts';
 import {
   ADMIN_COMMANDS,
   type AdminCommand,
@@ -34,7 +36,6 @@ import {
   type ScheduledJob,
 } from './queues.ts';
 import { RedisConnections, RedisLiveness, retireWorker } from './redis.ts';
-import { type QueueRepairs, queueRepairsCounter } from './queue-repairs.ts';
 import { ReportOutbox } from './report-outbox.ts';
 import { GatedWorker, isScheduled, ScheduledGate, ScheduledJobRefused } from './scheduled-gate.ts';
 import { repairSchedulers } from './scheduler-watch.ts';
@@ -78,6 +79,8 @@ export class NodeJobs {
   private readonly queue: Queue;
   private readonly reports: Queue;
   private redis: RedisLiveness | undefined;
+  /** The liveness probe's connection, also the watchdog's for plain Redis commands. */
+  private watchRedis: Redis | undefined;
   readonly outbox: ReportOutbox;
   private readonly schedule: Record<ScheduledJob, number>;
   private readonly ledger: BlockReportLedger;
@@ -173,7 +176,8 @@ export class NodeJobs {
 
   static async start(o: NodeJobsOptions): Promise<NodeJobs> {
     const jobs = new NodeJobs(o);
-    jobs.redis = new RedisLiveness(jobs.connections.create(), {
+    jobs.watchRedis = jobs.connections.create();
+    jobs.redis = new RedisLiveness(jobs.watchRedis, {
       up: (wasDown) => jobs.redisReady(wasDown),
       down: (wasUp) => jobs.redisLost(wasUp),
     });
@@ -403,6 +407,20 @@ export class NodeJobs {
    */
   private async check(): Promise<void> {
     if (this.stopped || !this.redisUp) return;
+    // First: with its events stream exhausted no scheduler upsert (nor any job) can run, and a
+    // paused queue looks like a stuck worker (queue-watch.ts).
+    try {
+      await repairQueue({
+        queue: this.queue,
+        redis: this.watchRedis!,
+        eventsKey: `${this.prefix}:${nodeQueueName(this.nodeId)}:events`,
+        label: 'node',
+        repairs: this.repairs,
+        log: this.o.log,
+      });
+    } catch (err) {
+      this.o.log.debug({ err: (err as Error).message }, 'queue check failed');
+    }
     try {
       const drift = await repairSchedulers(this.queue, this.schedule, (name) => this.upsertScheduler(name));
       if (drift.missing.length + drift.changed.length + drift.unknown.length > 0)
