@@ -1,7 +1,7 @@
 /**
  * queue-watch.ts on a node's own queue (the node's watchdog calls it every 10 s): an events stream
- * set to the largest id stops every job (attack 02 of the issue 13 review); the check deletes it,
- * counts it, and leaves a healthy queue alone. Real Redis and
+ * set to the largest id and a paused queue stop every job (attacks 01 and 02 of the issue 13
+ * review); one check undoes both, counts them, and leaves a healthy queue alone. Real Redis and
  * BullMQ (the collector's side is in collector/queue-watch.test.ts).
  */
 import assert from 'node:assert/strict';
@@ -17,7 +17,7 @@ import { closeRedis, createRedis } from './redis.ts';
 
 const MAX_ID = '18446744073709551615-18446744073709551615';
 
-test('node queue: an exhausted events stream is deleted; a healthy queue is left alone', async (t) => {
+test('node queue: an exhausted events stream is deleted and a pause undone; a healthy queue is left alone', async (t) => {
   const prefix = `nq${randomBytes(4).toString('hex')}`;
   const name = nodeQueueName('12D3KooWqueueWatch');
   const conns = [createRedis(), createRedis(), createRedis(), createRedis()] as const;
@@ -51,13 +51,18 @@ test('node queue: an exhausted events stream is deleted; a healthy queue is left
   assert.deepEqual(await repairQueue(watch), [], 'a healthy queue: nothing to repair');
 
   await attackerConn.xadd(watch.eventsKey, MAX_ID, 'event', 'poison');
+  await attacker.pause().catch(() => {}); // Its own XADD fails now: pause by hand, as a Redis client can.
+  await attackerConn.hset(`${prefix}:${name}:meta`, 'paused', 1);
+  assert.equal(await queue.isPaused(), true);
   await assert.rejects(queue.add('admin.syncChain', {}), /exhausted the last possible ID/i);
 
-  assert.deepEqual(await repairQueue(watch), ['events-exhausted']);
-  assert.equal(warned.length, 1);
+  assert.deepEqual(await repairQueue(watch), ['events-exhausted', 'paused']);
+  assert.equal(await queue.isPaused(), false);
+  assert.equal(warned.length, 2);
   const value = async (kind: string) =>
     (await repairs.get()).values.find((v) => v.labels.queue === 'node' && v.labels.kind === kind)?.value;
   assert.equal(await value('events-exhausted'), 1);
+  assert.equal(await value('paused'), 1);
   // Jobs run again (a fresh QueueEvents: the old one's last id was the poisoned one).
   const events2Conn = createRedis();
   const events2 = new QueueEvents(name, { connection: events2Conn, prefix });

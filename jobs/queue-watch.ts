@@ -10,6 +10,9 @@
  *    id ahead of Redis TIME (by more than a clock step) was written by someone else: the stream is
  *    deleted (its events are lost: a QueueEvents reader then misses what was in flight, which is
  *    better than a queue on which nothing runs).
+ *  - `Queue.pause()` (one HSET on `<q>:meta`): no worker takes a job until someone resumes. Nothing
+ *    in Cairn pauses a queue (the collector pauses its worker for the index DB, not the queue), so
+ *    a paused queue is resumed.
  *
  * Each repair is logged at warn and counted in cairn_queue_repairs_total.
  */
@@ -66,9 +69,22 @@ export async function repairEventsStream(o: QueueWatchOptions): Promise<boolean>
   return true;
 }
 
-/** The checks; returns what was repaired. */
+/** Resumes the queue if a Redis client paused it; true if it did. */
+export async function resumeIfPaused(o: QueueWatchOptions): Promise<boolean> {
+  if (!(await o.queue.isPaused())) return false;
+  await o.queue.resume();
+  o.repairs.inc({ queue: o.label, kind: 'paused' });
+  o.log.warn({ queue: o.queue.name }, 'queue was paused by a Redis client: resumed it');
+  return true;
+}
+
+/**
+ * Both checks, the stream first (a resume is itself a script that XADDs an event). Returns what
+ * was repaired.
+ */
 export async function repairQueue(o: QueueWatchOptions): Promise<QueueRepairKind[]> {
   const done: QueueRepairKind[] = [];
   if (await repairEventsStream(o)) done.push('events-exhausted');
+  if (await resumeIfPaused(o)) done.push('paused');
   return done;
 }

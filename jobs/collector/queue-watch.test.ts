@@ -1,5 +1,6 @@
 /**
- * The collector's watchdog undoes what one Redis command does to the reports queue (attack 02 of the issue 13 review): an events stream whose last id was
+ * The collector's watchdog undoes what one Redis command does to the reports queue (attacks 01
+ * and 02 of the issue 13 review): a paused queue is resumed, an events stream whose last id was
  * set to the largest possible (every BullMQ script then fails, no node can add a report) is
  * deleted. Each is counted in cairn_queue_repairs_total. Real Redis, BullMQ, outbox, collector
  * and index DB.
@@ -32,7 +33,7 @@ const until = async (what: string, fn: () => Promise<boolean> | boolean, ms = 15
   }
 };
 
-test('collector watchdog: an exhausted events stream is deleted; reports flow again', async (t) => {
+test('collector watchdog: an exhausted events stream is deleted and a paused reports queue resumed; reports flow again', async (t) => {
   const ns = `qw${randomBytes(4).toString('hex')}`;
   const { db, drop } = await createTestIndexDb('sqlite');
   const network = testChain().chain.config;
@@ -106,7 +107,17 @@ test('collector watchdog: an exhausted events stream is deleted; reports flow ag
   const last = (await c2.xinfo('STREAM', eventsKey)) as unknown[];
   assert.notEqual(last[last.indexOf('last-generated-id') + 1], MAX_ID, 'a fresh stream');
 
+  // Attack 01: a paused reports queue (one HSET on its meta): the collector takes nothing.
+  await attacker.pause();
+  outbox.push('node.stats', 'stats.n.1900.2', stats(2));
+  await until(
+    'the report indexed once the queue is resumed',
+    async () => (await db.nodeStatsSnapshot.count()) === 2,
+  );
+  assert.equal(await attacker.isPaused(), false);
+  assert.equal(await repairs('paused'), 1);
   // A healthy queue is left alone: nothing more repaired over a few watchdog rounds.
   await new Promise((r) => setTimeout(r, 1_200));
   assert.equal(await repairs('events-exhausted'), 1);
+  assert.equal(await repairs('paused'), 1);
 });
