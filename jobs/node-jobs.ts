@@ -38,7 +38,7 @@ import {
 import { RedisConnections, RedisLiveness, retireWorker } from './redis.ts';
 import { ReportOutbox } from './report-outbox.ts';
 import { GatedWorker, isScheduled, ScheduledGate, ScheduledJobRefused } from './scheduled-gate.ts';
-import { repairSchedulers } from './scheduler-watch.ts';
+import { repairSchedulers, repairSilentSchedulers } from './scheduler-watch.ts';
 
 export interface NodeJobsOptions {
   readonly node: CairnNode;
@@ -107,6 +107,9 @@ export class NodeJobs {
   private readonly refusals: RefusalLog;
   /** cairn_queue_repairs_total: what the watchdog undid on the node's queues. */
   private readonly repairs: QueueRepairs;
+  /** When each scheduler was last upserted: a fresh one gets its periods before it is judged silent. */
+  private readonly upsertedAt = new Map<ScheduledJob, number>();
+  private startedAt = Date.now();
 
   private constructor(private readonly o: NodeJobsOptions) {
     this.nodeId = o.node.identity.peerId.toString();
@@ -190,6 +193,7 @@ export class NodeJobs {
     // for two periods (deleted, swapped or stretched by a Redis client, or a stuck worker), the
     // node's own reconcile timer (node.ts) runs until it is back.
     const startedAt = Date.now();
+    jobs.startedAt = startedAt;
     const silentAfter = 2 * jobs.schedule['mempool.sync'];
     o.node.externalReconcile = () =>
       jobs.redisUp && !jobs.stopped && jobs.scheduled.ranWithin('mempool.sync', silentAfter, startedAt);
@@ -392,6 +396,7 @@ export class NodeJobs {
   }
 
   private upsertScheduler(name: ScheduledJob) {
+    this.upsertedAt.set(name, Date.now());
     return this.queue.upsertJobScheduler(
       name,
       { every: this.schedule[name] },
@@ -425,6 +430,20 @@ export class NodeJobs {
       const drift = await repairSchedulers(this.queue, this.schedule, (name) => this.upsertScheduler(name));
       if (drift.missing.length + drift.changed.length + drift.unknown.length > 0)
         this.o.log.warn(drift, 'job schedulers differed from the node’s: put back');
+      const silent = await repairSilentSchedulers(
+        this.queue,
+        this.schedule,
+        this.scheduled,
+        (name) => Math.max(this.startedAt, this.redis?.upSince ?? 0, this.upsertedAt.get(name) ?? 0),
+        (name) => this.upsertScheduler(name),
+      );
+      if (silent.length) {
+        this.repairs.inc({ queue: 'node', kind: 'scheduler-silent' }, silent.length);
+        this.o.log.warn(
+          { silent },
+          'scheduled jobs missed two periods (pending iteration gone?): schedulers rebuilt',
+        );
+      }
       // Command results sit in the event stream (queues.ts): bounded even if some other client
       // opened this queue with BullMQ's default length.
       await this.queue.trimEvents(NODE_EVENTS_MAX_LEN);
