@@ -37,7 +37,7 @@ const STATS_MS = 4_000;
 const SCHEDULE = `stats.report=${STATS_MS},mempool.sync=3000,chain.sync=5000,peers.refresh=10000`;
 
 test('jobs: schedulers, reports, the collector and admin commands on a three-node cluster, through a Redis restart', {
-  timeout: 300_000,
+  timeout: 420_000,
 }, async (t) => {
   const jc = await JobsCluster.start({ nodes: 3, schedule: SCHEDULE, nodeOptions: () => ({ mine: true }) });
   t.after(() => jc.stop());
@@ -285,6 +285,62 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
       30_000,
     );
   });
+
+  await t.test(
+    'a Redis client pauses a node’s queue, exhausts its events stream and kills its stats scheduler: the node’s watchdog undoes each',
+    async () => {
+      const node = jc.nodes[2]!;
+      const redis = createRedis(jc.redisUrl);
+      const name = nodeQueueName(node.peerId);
+      const base = `${jc.namespace}:${name}`;
+      const queue = new Queue(name, { connection: redis, prefix: jc.namespace });
+      const repairs = async (kind: string) =>
+        (await node.metric('cairn_queue_repairs_total', { queue: 'node', kind })) ?? 0;
+      try {
+        // Attacks 01 and 02 (the pause first: it XADDs an event itself).
+        await queue.pause();
+        await redis.xadd(`${base}:events`, '18446744073709551615-18446744073709551615', 'event', 'poison');
+        await eventually(
+          'the node’s watchdog to delete the stream and resume its queue',
+          async () =>
+            (await repairs('events-exhausted')) >= 1 &&
+            (await repairs('paused')) >= 1 &&
+            !(await queue.isPaused()),
+          30_000,
+        );
+        const admin = new AdminClient(jc.redisUrl, jc.namespace, jc.signer);
+        try {
+          const chain = await admin.run(node.peerId, 'admin.syncChain', {});
+          assert.ok(chain.height >= 1, 'a signed command runs again');
+        } finally {
+          await admin.close();
+        }
+        // Attack 09: ZREM + DEL of the stats scheduler's pending iteration, definition intact.
+        const silentBefore = await repairs('scheduler-silent');
+        let killed = false;
+        for (let i = 0; i < 200 && !killed; i++) {
+          for (const id of await redis.zrange(`${base}:delayed`, 0, -1))
+            if (id.startsWith('repeat:stats.report:') && (await redis.zrem(`${base}:delayed`, id)) === 1) {
+              await redis.del(`${base}:${id}`);
+              killed = true;
+            }
+          if (!killed) await sleep(50);
+        }
+        assert.ok(killed, 'took the pending stats iteration out');
+        const killedAt = new Date();
+        await eventually(
+          'the silent stats scheduler rebuilt and a stats snapshot after it',
+          async () =>
+            (await repairs('scheduler-silent')) > silentBefore &&
+            (await db.nodeStatsSnapshot.count({ where: { nodeId: node.peerId, at: { gt: killedAt } } })) > 0,
+          45_000,
+        );
+      } finally {
+        await queue.close();
+        await closeRedis(redis);
+      }
+    },
+  );
 
   await t.test('Redis restarted: schedulers and reports resume within 30 s, no report is lost', async () => {
     const heightBefore = (await jc.nodes[0]!.status()).height;
