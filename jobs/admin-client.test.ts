@@ -74,7 +74,8 @@ function nodeWorker(s: Awaited<ReturnType<typeof setup>>, node: NodeIdentity, ru
   const connection = createRedis();
   const worker = new Worker(
     nodeQueueName(nodeId),
-    async (job) => answerCommand(verifier.verify(job.name, job.data), { completed: run() }, node.signingKey),
+    async (job) =>
+      answerCommand(verifier.verify(job.name, job.data, job.id), { completed: run() }, node.signingKey),
     { connection, prefix: s.prefix },
   );
   s.closing.push(async () => {

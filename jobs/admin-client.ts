@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { Counter, type Registry } from 'prom-client';
 import { type Json, MAX_COMMAND_TTL_MS, signCommand } from './command-codec.ts';
 import { type CommandSigner, ephemeralSigner } from './command-signer.ts';
-import { type CommandRefusal, refusalOf, type SignedJobData } from './command-verifier.ts';
+import { type CommandRefusal, commandJobId, refusalOf, type SignedJobData } from './command-verifier.ts';
 import { JobEvents } from './job-events.ts';
 import { AdminPayload, type AdminPayloads, AdminResult, type AdminResults } from './payloads.ts';
 import { type AdminCommand, namespace, nodeQueueName, nodeQueueStreams } from './queues.ts';
@@ -110,7 +110,7 @@ export class AdminClient {
         : {}),
     };
     const queue = this.queue(nodeId);
-    const jobId = `cmd.${signed.nonceHex}`;
+    const jobId = commandJobId(signed.nonceHex);
     let watch: Awaited<ReturnType<JobEvents['watch']>>;
     try {
       watch = await this.events.watch(`${this.prefix}:${nodeQueueName(nodeId)}:events`, jobId);

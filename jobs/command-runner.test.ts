@@ -49,7 +49,7 @@ function rig(control: Partial<NodeControl>) {
   return { deps, lines, count };
 }
 
-const job = (cmd: ReturnType<typeof signCommand>, id = 'j1') => ({
+const job = (cmd: ReturnType<typeof signCommand>, id = `cmd.${cmd.nonceHex}`) => ({
   name: cmd.command,
   id,
   data: { command: toHex(cmd.encoded) },
@@ -69,11 +69,16 @@ test('a verified command is answered signed and sealed; a failure is a signed fa
     completed: { state: 'synced', height: 3, headHash: 'ab'.repeat(32), outcome: null },
   });
   const bad = signCommand({ command: 'admin.syncMempool', target: NODE, args: {}, ttlMs: 30_000 }, gateway);
-  const r2 = await runCommandJob(job(bad, 'j2'), deps);
+  const r2 = await runCommandJob(job(bad), deps);
   assert.equal(r2.ok, false);
   assert.deepEqual(checkAnswer(r2.answer, bad, bad.reply), { failed: 'no connected peer to reconcile with' });
   assert.equal(await count('ok'), 1);
   assert.equal(await count('failed'), 1);
+  // The same kind of signed bytes under an id the gateway does not wait on: refused and counted.
+  const moved = signCommand({ command: 'admin.syncChain', target: NODE, args: {}, ttlMs: 30_000 }, gateway);
+  await assert.rejects(runCommandJob(job(moved, 'attacker.1'), deps), /command refused \(wrong-job-id\)/);
+  assert.equal(await count('wrong-job-id'), 1);
+  assert.equal(await count('ok'), 1, 'the moved command did not run');
 });
 
 test('a flood of refused jobs: every one counted, one log line per code', async () => {

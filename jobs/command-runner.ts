@@ -37,7 +37,7 @@ export async function runCommandJob(
   const command = job.name as AdminCommand;
   let cmd: ReturnType<CommandVerifier['verify']>;
   try {
-    cmd = d.verifier.verify(job.name, job.data);
+    cmd = d.verifier.verify(job.name, job.data, job.id);
   } catch (err) {
     const code = err instanceof CommandRefused ? err.code : 'malformed';
     d.counter.inc({ command, outcome: code });

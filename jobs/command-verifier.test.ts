@@ -71,6 +71,7 @@ const job = (k: SigningKey, o: Partial<CommandToSign> = {}, certificate?: Uint8A
   );
   return {
     name: c.command as string,
+    id: `cmd.${c.nonceHex}` as string | undefined,
     data: {
       command: toHex(c.encoded),
       ...(certificate ? { certificate: toHex(certificate) } : {}),
@@ -78,9 +79,12 @@ const job = (k: SigningKey, o: Partial<CommandToSign> = {}, certificate?: Uint8A
   };
 };
 
-const refusal = (v: CommandVerifier, j: { name: string; data: unknown }): CommandRefusal | 'ran' => {
+const refusal = (
+  v: CommandVerifier,
+  j: { name: string; data: unknown; id?: string | undefined },
+): CommandRefusal | 'ran' => {
   try {
-    v.verify(j.name, j.data);
+    v.verify(j.name, j.data, j.id);
     return 'ran';
   } catch (err) {
     assert.ok(err instanceof CommandRefused, `${err}`);
@@ -96,7 +100,7 @@ test('the gateway, admitted by its certificate with "command", is obeyed; its ar
     { command: 'admin.submitEntry', args: { content: 'hi', metadata: [] } },
     gatewayCert(),
   );
-  const cmd = v.verify(j.name, j.data);
+  const cmd = v.verify(j.name, j.data, j.id);
   assert.deepEqual(cmd.args, { content: 'hi', metadata: [] });
   assert.equal(v.remembered, 1);
   // Admins may do anything, without a certificate.
@@ -194,4 +198,17 @@ test('a restarted node refuses commands issued before it started: a replay captu
     'ran',
   );
   assert.equal(refusal(afterRestart, job(gateway, { nowMs: NOW + 5_000 }, gatewayCert())), 'ran');
+});
+
+test('a signed command moved to another job id is refused (wrong-job-id) and its nonce stays unused', () => {
+  const { v } = setup();
+  const genuine = job(gateway, {}, gatewayCert());
+  // Attack 07 c): the signed bytes re-queued under an id the gateway does not wait on.
+  assert.equal(refusal(v, { ...genuine, id: 'attacker.1750000000000' }), 'wrong-job-id');
+  assert.equal(refusal(v, { ...genuine, id: undefined }), 'wrong-job-id');
+  assert.equal(refusal(v, { ...genuine, id: `${genuine.id}x` }), 'wrong-job-id');
+  assert.equal(v.remembered, 0, 'a refused copy does not burn the nonce');
+  // The genuine job, under the id its caller watches, still runs once.
+  assert.equal(refusal(v, genuine), 'ran');
+  assert.equal(refusal(v, genuine), 'replayed');
 });

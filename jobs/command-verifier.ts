@@ -51,6 +51,7 @@ export const COMMAND_REFUSALS = [
   'replayed',
   'issued-before-start',
   'busy',
+  'wrong-job-id',
 ] as const;
 export type CommandRefusal = (typeof COMMAND_REFUSALS)[number];
 
@@ -91,6 +92,9 @@ export class CommandRefused extends UnrecoverableError {
     return this.message.replace(/^command refused \([a-z-]+\): /, '');
   }
 }
+
+/** The job id an admin command is queued under: the gateway waits on it, the node checks it. */
+export const commandJobId = (nonceHex: string): string => `cmd.${nonceHex}`;
 
 /** The refusal code in a failed job's reason, if the node refused the command. */
 export function refusalOf(failedReason: string): CommandRefusal | undefined {
@@ -171,12 +175,18 @@ export class CommandVerifier {
   }
 
   /**
-   * Checks a job named `jobName` with data `data`; returns the signed command (run its `args`,
-   * never the job's data) or throws CommandRefused. Cheap checks come first: the signature is
-   * checked only for a well-formed, current command for this node, and a nonce is remembered only
-   * once everything else passed (so a stranger cannot fill the cache).
+   * Checks a job named `jobName` with id `jobId` and data `data`; returns the signed command (run
+   * its `args`, never the job's data) or throws CommandRefused. Cheap checks come first: the
+   * signature is checked only for a well-formed, current command for this node, and a nonce is
+   * remembered only once everything else passed (so a stranger cannot fill the cache).
+   *
+   * The job id must be `cmd.<nonce>` (commandJobId), the id the gateway adds it under and waits
+   * on: a Redis client that moves the signed bytes to another id would otherwise have the node
+   * run the command while its caller, watching `cmd.<nonce>`, is told the node did not answer
+   * (and retries: the command runs twice). Checked once the signer is known to be allowed, before
+   * the nonce is remembered: a moved copy does not use up the genuine job's nonce.
    */
-  verify(jobName: string, data: unknown): SignedCommand {
+  verify(jobName: string, data: unknown, jobId: string | undefined): SignedCommand {
     const shape = SignedJobData.safeParse(data);
     if (!shape.success) {
       const hasCommand = typeof data === 'object' && data !== null && 'command' in data;
@@ -213,6 +223,13 @@ export class CommandVerifier {
       throw new CommandRefused('bad-signature', 'the signature does not verify');
     try {
       this.authorize(cmd, shape.data.certificate, now);
+      // After authorisation, before the nonce is remembered: a copy moved to another job id does
+      // not use up the real job's nonce, and its caller (waiting on cmd.<nonce>) is not misled.
+      if (jobId !== commandJobId(cmd.nonceHex))
+        throw new CommandRefused(
+          'wrong-job-id',
+          `job id ${String(jobId).slice(0, 80)} is not ${commandJobId(cmd.nonceHex)}: the caller waits on that one`,
+        );
       this.remember(cmd, now);
     } catch (err) {
       if (err instanceof CommandRefused && SIGNED_REFUSALS.has(err.code)) throw err.attributed(cmd);

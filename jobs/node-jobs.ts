@@ -21,6 +21,8 @@ import {
 } from './node-reports.ts';
 import { statsReport } from './node-stats.ts';
 import type { ReportPayloads } from './payloads.ts';
+import { type QueueRepairs, queueRepairsCounter } from './queue-repairs.ts';
+import { repairQueue } from './queue-watch.ts';
 import {
   ADMIN_COMMANDS,
   type AdminCommand,
@@ -36,7 +38,7 @@ import {
 import { RedisConnections, RedisLiveness, retireWorker } from './redis.ts';
 import { ReportOutbox } from './report-outbox.ts';
 import { GatedWorker, isScheduled, ScheduledGate, ScheduledJobRefused } from './scheduled-gate.ts';
-import { repairSchedulers } from './scheduler-watch.ts';
+import { repairSchedulers, repairSilentSchedulers } from './scheduler-watch.ts';
 
 export interface NodeJobsOptions {
   readonly node: CairnNode;
@@ -77,6 +79,8 @@ export class NodeJobs {
   private readonly queue: Queue;
   private readonly reports: Queue;
   private redis: RedisLiveness | undefined;
+  /** The liveness probe's connection, also the watchdog's for plain Redis commands. */
+  private watchRedis: Redis | undefined;
   readonly outbox: ReportOutbox;
   private readonly schedule: Record<ScheduledJob, number>;
   private readonly ledger: BlockReportLedger;
@@ -101,6 +105,11 @@ export class NodeJobs {
   private readonly control: NodeControl;
   /** Refusals are logged per code at most once per interval: a flood of bad jobs is one line. */
   private readonly refusals: RefusalLog;
+  /** cairn_queue_repairs_total: what the watchdog undid on the node's queues. */
+  private readonly repairs: QueueRepairs;
+  /** When each scheduler was last upserted: a fresh one gets its periods before it is judged silent. */
+  private readonly upsertedAt = new Map<ScheduledJob, number>();
+  private startedAt = Date.now();
 
   private constructor(private readonly o: NodeJobsOptions) {
     this.nodeId = o.node.identity.peerId.toString();
@@ -124,7 +133,13 @@ export class NodeJobs {
     this.reports = new Queue(REPORTS_QUEUE, { connection: this.connections.create(), prefix: this.prefix });
     for (const q of [this.queue, this.reports])
       q.on('error', (err) => this.o.log.debug({ err: err.message }, 'queue error'));
-    this.outbox = new ReportOutbox(this.reports, { log: o.log, key: o.node.identity.signingKey });
+    const repairs = queueRepairsCounter(o.node.metrics.registry);
+    this.repairs = repairs;
+    this.outbox = new ReportOutbox(this.reports, {
+      log: o.log,
+      key: o.node.identity.signingKey,
+      onReissued: (why, n) => repairs.inc({ queue: 'reports', kind: `report-${why}` }, n),
+    });
     const registers = [o.node.metrics.registry];
     this.metrics = {
       jobs: new Counter({
@@ -164,7 +179,8 @@ export class NodeJobs {
 
   static async start(o: NodeJobsOptions): Promise<NodeJobs> {
     const jobs = new NodeJobs(o);
-    jobs.redis = new RedisLiveness(jobs.connections.create(), {
+    jobs.watchRedis = jobs.connections.create();
+    jobs.redis = new RedisLiveness(jobs.watchRedis, {
       up: (wasDown) => jobs.redisReady(wasDown),
       down: (wasUp) => jobs.redisLost(wasUp),
     });
@@ -177,6 +193,7 @@ export class NodeJobs {
     // for two periods (deleted, swapped or stretched by a Redis client, or a stuck worker), the
     // node's own reconcile timer (node.ts) runs until it is back.
     const startedAt = Date.now();
+    jobs.startedAt = startedAt;
     const silentAfter = 2 * jobs.schedule['mempool.sync'];
     o.node.externalReconcile = () =>
       jobs.redisUp && !jobs.stopped && jobs.scheduled.ranWithin('mempool.sync', silentAfter, startedAt);
@@ -379,6 +396,7 @@ export class NodeJobs {
   }
 
   private upsertScheduler(name: ScheduledJob) {
+    this.upsertedAt.set(name, Date.now());
     return this.queue.upsertJobScheduler(
       name,
       { every: this.schedule[name] },
@@ -394,10 +412,38 @@ export class NodeJobs {
    */
   private async check(): Promise<void> {
     if (this.stopped || !this.redisUp) return;
+    // First: with its events stream exhausted no scheduler upsert (nor any job) can run, and a
+    // paused queue looks like a stuck worker (queue-watch.ts).
+    try {
+      await repairQueue({
+        queue: this.queue,
+        redis: this.watchRedis!,
+        eventsKey: `${this.prefix}:${nodeQueueName(this.nodeId)}:events`,
+        label: 'node',
+        repairs: this.repairs,
+        log: this.o.log,
+      });
+    } catch (err) {
+      this.o.log.debug({ err: (err as Error).message }, 'queue check failed');
+    }
     try {
       const drift = await repairSchedulers(this.queue, this.schedule, (name) => this.upsertScheduler(name));
       if (drift.missing.length + drift.changed.length + drift.unknown.length > 0)
         this.o.log.warn(drift, 'job schedulers differed from the node’s: put back');
+      const silent = await repairSilentSchedulers(
+        this.queue,
+        this.schedule,
+        this.scheduled,
+        (name) => Math.max(this.startedAt, this.redis?.upSince ?? 0, this.upsertedAt.get(name) ?? 0),
+        (name) => this.upsertScheduler(name),
+      );
+      if (silent.length) {
+        this.repairs.inc({ queue: 'node', kind: 'scheduler-silent' }, silent.length);
+        this.o.log.warn(
+          { silent },
+          'scheduled jobs missed two periods (pending iteration gone?): schedulers rebuilt',
+        );
+      }
       // Command results sit in the event stream (queues.ts): bounded even if some other client
       // opened this queue with BullMQ's default length.
       await this.queue.trimEvents(NODE_EVENTS_MAX_LEN);

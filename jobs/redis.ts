@@ -100,6 +100,16 @@ export class RedisLiveness {
   upSince = 0;
   downSince = 0;
 
+  /**
+   * How long the last outage lasted, once Redis is back; undefined if it never went down (or is
+   * down now). `now - downSince` would read as an outage since 1970 when there was none.
+   */
+  get lastOutageMs(): number | undefined {
+    return this.up && this.downSince > 0 && this.upSince >= this.downSince
+      ? this.upSince - this.downSince
+      : undefined;
+  }
+
   constructor(
     connection: Redis,
     on: { up?: (wasDown: boolean) => void; down?: (wasUp: boolean) => void } = {},

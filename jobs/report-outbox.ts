@@ -30,6 +30,8 @@ export interface OutboxOptions {
   /** The node's identity key: every report is signed with it (report-envelope.ts). */
   readonly key: SigningKey;
   readonly log: Logger;
+  /** Reports sent again under a new id, and why (a metric: each is a Redis client's doing). */
+  readonly onReissued?: (why: 'squatted' | 'stranded', n: number) => void;
 }
 
 export interface OutboxStats {
@@ -72,7 +74,8 @@ function isOurs(job: Job | undefined, p: Pending): boolean {
  * every `confirmMs`: processed ones (completed or failed) are forgotten, and ones Redis no
  * longer knows are sent again. A processed job counts only if it is ours (name and signed data):
  * one someone else put under our id first (BullMQ then ignored our add) is squatting, and the
- * report goes again under a fresh id. Nothing undelivered is ever dropped; what the outbox holds is
+ * report goes again under a fresh id; so does one whose job is in no state while its hash is still
+ * there (stranded: taken out of `wait` by a Redis client), since an add under that id is ignored. Nothing undelivered is ever dropped; what the outbox holds is
  * bounded by what the node reports while the collector or Redis is away (exported as a gauge).
  */
 export class ReportOutbox {
@@ -83,6 +86,8 @@ export class ReportOutbox {
   private readonly addTimeoutMs: number;
   private readonly confirmBatch: number;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** When a failed add was last logged at warn (0: the last add went through). */
+  private lastAddWarnAt = 0;
   private readonly confirmTimer: NodeJS.Timeout;
 
   constructor(
@@ -147,6 +152,7 @@ export class ReportOutbox {
     const delivered = new Set<Pending>();
     let lost = 0;
     let squatted = 0;
+    let strandedCount = 0;
     for (const it of sent) {
       let state: string;
       let job: Job | undefined;
@@ -160,16 +166,28 @@ export class ReportOutbox {
       if (DELIVERED.has(state)) {
         if (isOurs(job, it)) delivered.add(it);
         else if (it.sentAt !== undefined) {
-          // Someone else's job held the id (or replaced ours): a fresh, unguessable id, signed anew.
-          it.id = `${it.id.replace(/\.r[0-9a-f]{12}$/, '')}.r${randomBytes(6).toString('hex')}`;
-          it.data = signReport(it.kind, it.id, it.payload as object, this.opts.key);
-          it.sentAt = undefined;
+          // Someone else's job held the id (or replaced ours).
+          this.reissue(it);
           squatted++;
         }
       } else if (state === 'unknown' && it.sentAt !== undefined) {
-        // Gone from Redis before the collector processed it (a restart without persistence).
-        it.sentAt = undefined;
-        lost++;
+        let stranded: boolean;
+        try {
+          stranded = (await this.queue.getJob(it.id)) !== undefined;
+        } catch {
+          return;
+        }
+        if (stranded) {
+          // In no list yet its hash is there (an LREM from `wait`): BullMQ ignores an add for an
+          // id whose hash exists, so the same id would be "sent" forever and never processed,
+          // and the collector would hold every later block of ours as unknown-parent.
+          this.reissue(it);
+          strandedCount++;
+        } else {
+          // Gone from Redis before the collector processed it (a restart without persistence).
+          it.sentAt = undefined;
+          lost++;
+        }
       }
     }
     if (delivered.size) {
@@ -180,7 +198,21 @@ export class ReportOutbox {
     if (lost) this.opts.log.info({ lost }, 'reports lost by Redis before delivery: sending them again');
     if (squatted)
       this.opts.log.warn({ squatted }, 'report ids held by jobs that are not ours: sending under new ids');
-    if (lost || squatted) this.kick();
+    if (strandedCount)
+      this.opts.log.warn(
+        { stranded: strandedCount },
+        'report jobs in no queue state (removed from their list by a Redis client): sending under new ids',
+      );
+    if (strandedCount) this.opts.onReissued?.('stranded', strandedCount);
+    if (squatted) this.opts.onReissued?.('squatted', squatted);
+    if (lost || squatted || strandedCount) this.kick();
+  }
+
+  /** The report goes again under a fresh, unguessable id, signed anew (the id is in the signature). */
+  private reissue(it: Pending): void {
+    it.id = `${it.id.replace(/\.r[0-9a-f]{12}$/, '')}.r${randomBytes(6).toString('hex')}`;
+    it.data = signReport(it.kind, it.id, it.payload as object, this.opts.key);
+    it.sentAt = undefined;
   }
 
   private kick(): void {
@@ -198,8 +230,15 @@ export class ReportOutbox {
       try {
         await this.add(next);
         next.sentAt = Date.now();
+        this.lastAddWarnAt = 0;
       } catch (err) {
-        this.opts.log.debug({ err: (err as Error).message, id: next.id }, 'report not sent yet; retrying');
+        // At warn, but not a line a second through a Redis outage: once a minute while failing.
+        // A failing add is not always an outage (attack 02: an events stream at its last id
+        // fails every add while Redis answers).
+        const now = Date.now();
+        const level = now - this.lastAddWarnAt >= 60_000 ? 'warn' : 'debug';
+        if (level === 'warn') this.lastAddWarnAt = now;
+        this.opts.log[level]({ err: (err as Error).message, id: next.id }, 'report not sent yet; retrying');
         clearTimeout(this.retryTimer);
         this.retryTimer = setTimeout(() => this.kick(), 1_000);
         this.retryTimer.unref();

@@ -74,11 +74,12 @@ export class ScheduledGate {
   }
 
   /**
-   * Whether `name` ran here within the last `ms`, counting from `since` while it has not run yet
-   * (a scheduler just upserted gets its first period before it is judged silent).
+   * Whether `name` ran here within the last `ms`, counting from `since` when that is later than
+   * its last run (a scheduler just upserted, or Redis just back, gets its periods before it is
+   * judged silent).
    */
   ranWithin(name: ScheduledJob, ms: number, since: number): boolean {
-    return this.now() - (this.lastRun.get(name) ?? since) <= ms;
+    return this.now() - Math.max(this.lastRun.get(name) ?? since, since) <= ms;
   }
 }
 

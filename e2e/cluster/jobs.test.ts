@@ -37,7 +37,7 @@ const STATS_MS = 4_000;
 const SCHEDULE = `stats.report=${STATS_MS},mempool.sync=3000,chain.sync=5000,peers.refresh=10000`;
 
 test('jobs: schedulers, reports, the collector and admin commands on a three-node cluster, through a Redis restart', {
-  timeout: 300_000,
+  timeout: 420_000,
 }, async (t) => {
   const jc = await JobsCluster.start({ nodes: 3, schedule: SCHEDULE, nodeOptions: () => ({ mine: true }) });
   t.after(() => jc.stop());
@@ -155,9 +155,12 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
       /**
        * Adds a raw job and returns its outcome: the result, the code of the node's signed refusal
        * (checked as the gateway checks it), or the refusal code in its unsigned failed reason.
+       * Under the id the gateway uses (cmd.<nonce>) unless told otherwise: the node refuses others.
        */
-      const outcome = async (data: unknown) => {
-        const job = await queue.add('admin.submitEntry', data, { attempts: 1 });
+      const outcome = async (data: unknown, jobId?: string) => {
+        const nonce = sent.get(String((data as { command?: unknown })?.command))?.nonceHex;
+        const id = jobId ?? (nonce ? `cmd.${nonce}` : undefined);
+        const job = await queue.add('admin.submitEntry', data, { attempts: 1, jobId: id });
         try {
           const value = await job.waitUntilFinished(events, 20_000);
           const cmd = sent.get((data as { command?: string }).command ?? '');
@@ -193,11 +196,15 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
         assert.deepEqual(await outcome(signed(stranger, entry('stranger'))), { refused: 'not-admitted' });
         // The gateway's command runs, once: the same bytes again are a replay.
         const good = { ...signed(gatewayKey.key, entry('signed by the gateway')), certificate: cert };
+        // Moved to an id its caller does not watch (attack 07 c): refused, the nonce left unused.
+        assert.deepEqual(await outcome(good, `attacker.${tag}`), { refused: 'wrong-job-id' });
         const ran = await outcome(good);
         // The answer is the node's, signed and sealed to the command's reply key (result-envelope.ts).
         const cmd = sent.get(good.command)!;
         const opened = checkAnswer(ran.ok, cmd, cmd.reply) as { completed?: { accepted?: boolean } };
         assert.equal(opened.completed?.accepted, true, JSON.stringify(opened));
+        // A replay needs the finished job gone first (BullMQ ignores an add for an existing id).
+        await queue.remove(`cmd.${sent.get(good.command)!.nonceHex}`);
         assert.deepEqual(await outcome(good), { refused: 'replayed', signed: true });
         for (const code of [
           'unsigned',
@@ -206,6 +213,7 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
           'not-permitted',
           'not-admitted',
           'replayed',
+          'wrong-job-id',
         ])
           assert.equal(
             await node.metric('cairn_admin_commands_total', { command: 'admin.submitEntry', outcome: code }),
@@ -291,6 +299,62 @@ test('jobs: schedulers, reports, the collector and admin commands on a three-nod
       30_000,
     );
   });
+
+  await t.test(
+    'a Redis client pauses a node’s queue, exhausts its events stream and kills its stats scheduler: the node’s watchdog undoes each',
+    async () => {
+      const node = jc.nodes[2]!;
+      const redis = createRedis(jc.redisUrl);
+      const name = nodeQueueName(node.peerId);
+      const base = `${jc.namespace}:${name}`;
+      const queue = new Queue(name, { connection: redis, prefix: jc.namespace });
+      const repairs = async (kind: string) =>
+        (await node.metric('cairn_queue_repairs_total', { queue: 'node', kind })) ?? 0;
+      try {
+        // Attacks 01 and 02 (the pause first: it XADDs an event itself).
+        await queue.pause();
+        await redis.xadd(`${base}:events`, '18446744073709551615-18446744073709551615', 'event', 'poison');
+        await eventually(
+          'the node’s watchdog to delete the stream and resume its queue',
+          async () =>
+            (await repairs('events-exhausted')) >= 1 &&
+            (await repairs('paused')) >= 1 &&
+            !(await queue.isPaused()),
+          30_000,
+        );
+        const admin = new AdminClient(jc.redisUrl, jc.namespace, jc.signer);
+        try {
+          const chain = await admin.run(node.peerId, 'admin.syncChain', {});
+          assert.ok(chain.height >= 1, 'a signed command runs again');
+        } finally {
+          await admin.close();
+        }
+        // Attack 09: ZREM + DEL of the stats scheduler's pending iteration, definition intact.
+        const silentBefore = await repairs('scheduler-silent');
+        let killed = false;
+        for (let i = 0; i < 200 && !killed; i++) {
+          for (const id of await redis.zrange(`${base}:delayed`, 0, -1))
+            if (id.startsWith('repeat:stats.report:') && (await redis.zrem(`${base}:delayed`, id)) === 1) {
+              await redis.del(`${base}:${id}`);
+              killed = true;
+            }
+          if (!killed) await sleep(50);
+        }
+        assert.ok(killed, 'took the pending stats iteration out');
+        const killedAt = new Date();
+        await eventually(
+          'the silent stats scheduler rebuilt and a stats snapshot after it',
+          async () =>
+            (await repairs('scheduler-silent')) > silentBefore &&
+            (await db.nodeStatsSnapshot.count({ where: { nodeId: node.peerId, at: { gt: killedAt } } })) > 0,
+          45_000,
+        );
+      } finally {
+        await queue.close();
+        await closeRedis(redis);
+      }
+    },
+  );
 
   await t.test('Redis restarted: schedulers and reports resume within 30 s, no report is lost', async () => {
     const heightBefore = (await jc.nodes[0]!.status()).height;

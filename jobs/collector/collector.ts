@@ -4,6 +4,8 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../../node/log.ts';
 import type { IndexDb } from '../index-db/open.ts';
 import type { CairnPubSub } from '../pubsub.ts';
+import { type QueueRepairs, queueRepairsCounter } from '../queue-repairs.ts';
+import { repairQueue } from '../queue-watch.ts';
 import { namespace, REPORT_KINDS, REPORTS_QUEUE, type ReportKind } from '../queues.ts';
 import { RedisConnections, RedisLiveness, retireWorker } from '../redis.ts';
 import { GatedWorker } from '../scheduled-gate.ts';
@@ -62,6 +64,10 @@ export class Collector {
   private retentionTimer: NodeJS.Timeout | undefined;
   private retaining = false;
   private readonly metrics;
+  /** cairn_queue_repairs_total: what the watchdog undid on the reports queue (queue-watch.ts). */
+  private readonly repairs: QueueRepairs;
+  /** The watchdog's own connection (also the liveness probe). */
+  private readonly watchRedis: Redis;
 
   private readonly now: () => number;
 
@@ -131,11 +137,13 @@ export class Collector {
         registers,
       }),
     };
+    this.repairs = queueRepairsCounter(o.registry);
     this.metrics.dbUp.set(1);
     this.worker = this.createWorker();
     this.queue = new Queue(REPORTS_QUEUE, { connection: this.connections.create(), prefix: this.prefix });
     this.queue.on('error', () => {});
-    this.redis = new RedisLiveness(this.connections.create(), {
+    this.watchRedis = this.connections.create();
+    this.redis = new RedisLiveness(this.watchRedis, {
       up: () => this.metrics.redisUp.set(1),
       down: () => this.metrics.redisUp.set(0),
     });
@@ -325,8 +333,23 @@ export class Collector {
    * is not running, or that leaves waiting reports untouched for 20 s, is recreated.
    */
   private async check(): Promise<void> {
+    if (this.closed || !this.redis.up) return;
+    // Before anything else, and while the DB is down too: a paused queue or an exhausted events
+    // stream stops every node's report adds, not just this worker (queue-watch.ts).
+    try {
+      await repairQueue({
+        queue: this.queue,
+        redis: this.watchRedis,
+        eventsKey: `${this.prefix}:${REPORTS_QUEUE}:events`,
+        label: 'reports',
+        repairs: this.repairs,
+        log: this.o.log,
+      });
+    } catch (err) {
+      this.o.log.debug({ err: (err as Error).message }, 'reports queue check failed');
+    }
     // A worker paused for the index DB is idle on purpose.
-    if (this.closed || !this.redis.up || this.dbDown) return;
+    if (this.closed || this.dbDown) return;
     const now = Date.now();
     let stalled = false;
     if (now - this.redis.upSince > 20_000 && now - this.lastProcessedAt > 20_000) {
@@ -335,7 +358,7 @@ export class Collector {
     if (this.worker.isRunning() && !this.worker.closing && !stalled) return;
     this.lastProcessedAt = now;
     this.o.log.warn(
-      { stalled, downForMs: now - this.redis.downSince },
+      { stalled, lastRedisOutageMs: this.redis.lastOutageMs },
       'collector worker not taking reports: recreating it',
     );
     this.metrics.restarts.inc();

@@ -1,0 +1,123 @@
+/**
+ * The collector's watchdog undoes what one Redis command does to the reports queue (attacks 01
+ * and 02 of the issue 13 review): a paused queue is resumed, an events stream whose last id was
+ * set to the largest possible (every BullMQ script then fails, no node can add a report) is
+ * deleted. Each is counted in cairn_queue_repairs_total. Real Redis, BullMQ, outbox, collector
+ * and index DB.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { Queue } from 'bullmq';
+import { Registry } from 'prom-client';
+import { genesisBlock } from '../../node/chain/genesis.ts';
+import { chainIdHex } from '../../node/chain/network-config.ts';
+import { createLogger } from '../../node/log.ts';
+import { testChain } from '../../node/testing/forge.ts';
+import { createTestIndexDb } from '../index-db/testing.ts';
+import type { NodeStatsReport } from '../payloads.ts';
+import { createCairnPubSub } from '../pubsub.ts';
+import { REPORTS_QUEUE } from '../queues.ts';
+import { createRedis, redisUrl } from '../redis.ts';
+import { ReportOutbox } from '../report-outbox.ts';
+import { REPORTER_ID, REPORTER_KEY } from '../report-testing.ts';
+import { Collector } from './collector.ts';
+
+const MAX_ID = '18446744073709551615-18446744073709551615';
+
+const until = async (what: string, fn: () => Promise<boolean> | boolean, ms = 15_000) => {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
+test('collector watchdog: an exhausted events stream is deleted and a paused reports queue resumed; reports flow again', async (t) => {
+  const ns = `qw${randomBytes(4).toString('hex')}`;
+  const { db, drop } = await createTestIndexDb('sqlite');
+  const network = testChain().chain.config;
+  const bus = createCairnPubSub(redisUrl(), ns);
+  const log = createLogger((process.env.TEST_LOG as 'debug') ?? 'silent');
+  const registry = new Registry();
+  const c1 = createRedis();
+  const c2 = createRedis();
+  const nodeQueue = new Queue(REPORTS_QUEUE, { connection: c1, prefix: ns });
+  const attacker = new Queue(REPORTS_QUEUE, { connection: c2, prefix: ns });
+  const eventsKey = `${ns}:${REPORTS_QUEUE}:events`;
+  // The attack comes first: an outbox add and the collector's worker both fail from here on.
+  await c2.xadd(eventsKey, MAX_ID, 'event', 'poison');
+  await assert.rejects(nodeQueue.add('node.stats', {}), /exhausted the last possible ID/i);
+  const collector = new Collector({
+    db,
+    pubsub: bus.pubsub,
+    redisUrl: redisUrl(),
+    namespace: ns,
+    log,
+    registry,
+    network,
+    watchdogMs: 300,
+  });
+  const outbox = new ReportOutbox(nodeQueue, { log, key: REPORTER_KEY, confirmMs: 60_000 });
+  t.after(async () => {
+    outbox.close();
+    await collector.close();
+    await attacker.obliterate({ force: true }).catch(() => {});
+    await Promise.all([attacker.close(), nodeQueue.close()]);
+    c1.disconnect();
+    c2.disconnect();
+    await bus.close();
+    await drop();
+  });
+  const repairs = async (kind: string) =>
+    (await registry.getSingleMetric('cairn_queue_repairs_total')!.get()).values.find(
+      (v) => v.labels.queue === 'reports' && v.labels.kind === kind,
+    )?.value ?? 0;
+  const at = new Date().toISOString();
+  const stats = (seq: number): NodeStatsReport => ({
+    nodeId: REPORTER_ID,
+    boot: 1900,
+    seq,
+    at,
+    role: 'submind',
+    capabilities: ['mine'],
+    addrs: [],
+    height: seq,
+    headHash: 'ab'.repeat(32),
+    totalWork: '1',
+    target: '1',
+    peers: [],
+    mempoolSize: 0,
+    hashRate: 0,
+    mining: true,
+    chainId: chainIdHex(network),
+    genesisHash: genesisBlock(network).hashHex,
+    networkConfig: '{}',
+  });
+
+  outbox.push('node.stats', 'stats.n.1900.1', stats(1));
+  // A failed add is not rolled back: BullMQ's script wrote the job's hash before its XADD failed,
+  // so the retry under that id is ignored and the report is stranded, in no state. The outbox's
+  // delivery check (every 10 s in a node) sends it under a new id (report-outbox.ts).
+  await until('the report indexed once the stream is deleted', async () => {
+    await outbox.confirm();
+    return (await db.nodeStatsSnapshot.count()) === 1;
+  });
+  assert.equal(await repairs('events-exhausted'), 1);
+  const last = (await c2.xinfo('STREAM', eventsKey)) as unknown[];
+  assert.notEqual(last[last.indexOf('last-generated-id') + 1], MAX_ID, 'a fresh stream');
+
+  // Attack 01: a paused reports queue (one HSET on its meta): the collector takes nothing.
+  await attacker.pause();
+  outbox.push('node.stats', 'stats.n.1900.2', stats(2));
+  await until(
+    'the report indexed once the queue is resumed',
+    async () => (await db.nodeStatsSnapshot.count()) === 2,
+  );
+  assert.equal(await attacker.isPaused(), false);
+  assert.equal(await repairs('paused'), 1);
+  // A healthy queue is left alone: nothing more repaired over a few watchdog rounds.
+  await new Promise((r) => setTimeout(r, 1_200));
+  assert.equal(await repairs('events-exhausted'), 1);
+  assert.equal(await repairs('paused'), 1);
+});

@@ -1,0 +1,90 @@
+/**
+ * A watchdog's check of a BullMQ queue its component owns (the node its `node.<id>` queue, the
+ * collector `reports`). Any Redis client can break a queue with one command while every
+ * definition still looks right:
+ *
+ *  - `XADD <q>:events 18446744073709551615-18446744073709551615 …`: every BullMQ Lua script
+ *    XADDs `*` to the events stream, and once its last id is the largest possible each one fails
+ *    ("The stream has exhausted the last possible ID"): no add, no move to active, no finish.
+ *    XTRIM keeps the last id, so only DEL helps. BullMQ's ids are Redis's clock in ms, so a last
+ *    id ahead of Redis TIME (by more than a clock step) was written by someone else: the stream is
+ *    deleted (its events are lost: a QueueEvents reader then misses what was in flight, which is
+ *    better than a queue on which nothing runs).
+ *  - `Queue.pause()` (one HSET on `<q>:meta`): no worker takes a job until someone resumes. Nothing
+ *    in Cairn pauses a queue (the collector pauses its worker for the index DB, not the queue), so
+ *    a paused queue is resumed.
+ *
+ * Each repair is logged at warn and counted in cairn_queue_repairs_total.
+ */
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../node/log.ts';
+import type { QueueRepairKind, QueueRepairs, RepairedQueue } from './queue-repairs.ts';
+
+/** How far an events stream's last id may be ahead of Redis's clock (a clock stepped back). */
+export const EVENTS_AHEAD_MS = 60_000;
+
+export interface QueueWatchOptions {
+  readonly queue: Pick<Queue, 'isPaused' | 'resume' | 'name'>;
+  /** A connection of the component's own (the stream checks are plain Redis commands). */
+  readonly redis: Redis;
+  /** The queue's events stream: `<prefix>:<name>:events`. */
+  readonly eventsKey: string;
+  readonly label: RepairedQueue;
+  readonly repairs: QueueRepairs;
+  readonly log: Pick<Logger, 'warn'>;
+  readonly aheadMs?: number;
+}
+
+/** The ms part of a stream's last id, or undefined if the stream does not exist. */
+async function lastIdMs(client: Redis, key: string): Promise<bigint | undefined> {
+  let info: unknown[];
+  try {
+    info = (await client.xinfo('STREAM', key)) as unknown[];
+  } catch (err) {
+    if (/no such key/i.test((err as Error).message)) return undefined;
+    throw err;
+  }
+  const i = info.indexOf('last-generated-id');
+  const id = i >= 0 ? String(info[i + 1]) : '';
+  const m = /^(\d+)-\d+$/.exec(id);
+  return m ? BigInt(m[1]!) : undefined;
+}
+
+/** Deletes the queue's events stream if its last id is ahead of Redis's clock; true if it did. */
+export async function repairEventsStream(o: QueueWatchOptions): Promise<boolean> {
+  const client = o.redis;
+  const key = o.eventsKey;
+  const last = await lastIdMs(client, key);
+  if (last === undefined) return false;
+  const [secs, micros] = (await client.time()) as [number | string, number | string];
+  const nowMs = BigInt(secs) * 1000n + BigInt(micros) / 1000n;
+  if (last <= nowMs + BigInt(o.aheadMs ?? EVENTS_AHEAD_MS)) return false;
+  await client.del(key);
+  o.repairs.inc({ queue: o.label, kind: 'events-exhausted' });
+  o.log.warn(
+    { queue: o.queue.name, lastIdMs: last.toString(), redisNowMs: nowMs.toString() },
+    'events stream id ahead of Redis time (no BullMQ script could run on the queue): deleted it',
+  );
+  return true;
+}
+
+/** Resumes the queue if a Redis client paused it; true if it did. */
+export async function resumeIfPaused(o: QueueWatchOptions): Promise<boolean> {
+  if (!(await o.queue.isPaused())) return false;
+  await o.queue.resume();
+  o.repairs.inc({ queue: o.label, kind: 'paused' });
+  o.log.warn({ queue: o.queue.name }, 'queue was paused by a Redis client: resumed it');
+  return true;
+}
+
+/**
+ * Both checks, the stream first (a resume is itself a script that XADDs an event). Returns what
+ * was repaired.
+ */
+export async function repairQueue(o: QueueWatchOptions): Promise<QueueRepairKind[]> {
+  const done: QueueRepairKind[] = [];
+  if (await repairEventsStream(o)) done.push('events-exhausted');
+  if (await resumeIfPaused(o)) done.push('paused');
+  return done;
+}
