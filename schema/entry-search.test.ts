@@ -194,6 +194,21 @@ describe('entry search on both providers', () => {
     });
   }
 
+  test('a full-text search ranks the newest blocks holding the window of matches, alike on both', async () => {
+    const ranked = async (p: string, window: number) =>
+      (await searchEntries(dbs[p]!.idx.db, { query: 'mühle' }, { first: 100, window })).hits.map(
+        (h) => `${h.height}:${contentOf(h.payload)}`,
+      );
+    for (const p of TEST_PROVIDERS) {
+      // Matches at heights 3, 2, 2, 1: a window of 2 reaches height 2 and takes all of it.
+      const two = await ranked(p, 2);
+      assert.deepEqual(two.map((x) => Number(x.split(':')[0])).sort(), [2, 2, 3], p);
+      assert.equal((await ranked(p, 1)).length, 1, p);
+      assert.equal((await ranked(p, 1000)).length, 4, p);
+    }
+    assert.deepEqual(await ranked('postgresql', 2), await ranked('sqlite', 2));
+  });
+
   for (const p of TEST_PROVIDERS) {
     test(`${p}: pages are stable while new entries arrive`, async () => {
       const { idx, add } = dbs[p]!;
