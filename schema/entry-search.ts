@@ -141,14 +141,22 @@ function source(
   terms: readonly string[],
   p: Params,
   heights: { low?: number; high?: number },
+  walk = false,
 ): { from: string; where: string[]; order: string } {
   const where: string[] = [];
-  let from = `"Entry" e JOIN "Block" b ON b."hash" = e."blockHash"`;
+  // walk: the window is a few dense blocks; PostgreSQL is made to read them block by block
+  // (OFFSET 0 keeps the planner from flattening the subquery). Left to itself it chose a
+  // sequential scan of every entry for a word in 10% of them (357 ms, not 2).
+  let from = walk
+    ? `"Block" b CROSS JOIN LATERAL (SELECT * FROM "Entry" e0 WHERE e0."blockHash" = b."hash" OFFSET 0) e`
+    : `"Entry" e JOIN "Block" b ON b."hash" = e."blockHash"`;
   // Newest first as the index yields it: FTS5's rowid, or PostgreSQL's walk of blocks by height.
   let order = 'b."height"';
   if (terms.length && p.pg) {
     const tsq = terms.map((t, i) => `'${t}'${i === terms.length - 1 ? ':*' : ''}`).join(' & ');
-    where.push(`e."searchVector" @@ to_tsquery('simple', ${p.text(tsq)})`);
+    // A tsquery literal, not to_tsquery(): the words are normalised already, and a bound
+    // to_tsquery() call in a generic plan is evaluated again for every row (12 ms, not 2).
+    where.push(`e."searchVector" @@ CAST(${p.add(tsq)} AS tsquery)`);
   } else if (terms.length) {
     // Words are letters and digits only, so quoting each as an FTS5 string is exact.
     const match = terms.map((t, i) => `"${t}"${i === terms.length - 1 ? '*' : ''}`).join(' ');
@@ -262,7 +270,9 @@ export async function searchEntries(
   const edge = after?.[1] ?? (await windowEdge(db, filter, terms, asOf, page.window ?? RANK_WINDOW));
   const p = new Params(indexProvider(db) === 'postgresql');
   const rank = rankExpression(terms, p);
-  const { from, where } = source(filter, terms, p, { low: edge, high: asOf });
+  // A window edge above the filter's own floor means the window is full: dense, recent blocks.
+  const walk = p.pg && terms.length > 0 && edge > (filter.fromHeight ?? 0);
+  const { from, where } = source(filter, terms, p, { low: edge, high: asOf }, walk);
   const C = p.pg ? ' COLLATE "C"' : '';
   if (after) {
     const [, , r, h, id, bh] = after;
