@@ -142,7 +142,7 @@ function source(
   p: Params,
   heights: { low?: number; high?: number },
   walk = false,
-): { from: string; where: string[]; order: string } {
+): Source {
   const where: string[] = [];
   // walk: the window is a few dense blocks; PostgreSQL is made to read them block by block
   // (OFFSET 0 keeps the planner from flattening the subquery). Left to itself it chose a
@@ -152,6 +152,7 @@ function source(
     : `"Entry" e JOIN "Block" b ON b."hash" = e."blockHash"`;
   // Newest first as the index yields it: FTS5's rowid, or PostgreSQL's walk of blocks by height.
   let order = 'b."height"';
+  let keys = { bh: 'e."blockHash"', id: 'e."id"', text: 'e."searchText"' };
   if (terms.length && p.pg) {
     const tsq = terms.map((t, i) => `'${t}'${i === terms.length - 1 ? ':*' : ''}`).join(' & ');
     // A tsquery literal, not to_tsquery(): the words are normalised already, and a bound
@@ -160,8 +161,13 @@ function source(
   } else if (terms.length) {
     // Words are letters and digits only, so quoting each as an FTS5 string is exact.
     const match = terms.map((t, i) => `"${t}"${i === terms.length - 1 ? '*' : ''}`).join(' ');
-    from = `"EntryFts" f JOIN "Entry" e ON e."blockHash" = f."blockHash" AND e."id" = f."entryId"
-      JOIN "Block" b ON b."hash" = e."blockHash"`;
+    // The FTS row carries the keys and the text: Entry is joined only for a filter on its own
+    // columns (1,000 lookups of it cost more than the match itself).
+    const needsEntry = f.kind != null || f.authorKey != null || f.since != null || f.until != null;
+    from = `"EntryFts" f JOIN "Block" b ON b."hash" = f."blockHash"${
+      needsEntry ? ` JOIN "Entry" e ON e."blockHash" = f."blockHash" AND e."id" = f."entryId"` : ''
+    }`;
+    keys = { bh: 'f."blockHash"', id: 'f."entryId"', text: 'f."searchText"' };
     where.push(`f."EntryFts" MATCH ${p.add(match)}`);
     order = 'f.rowid';
     if (heights.low != null) where.push(`f.rowid >= ${p.int(heights.low * HEIGHT_STRIDE)}`);
@@ -172,22 +178,31 @@ function source(
   if (f.canonicalOnly ?? true) where.push(p.pg ? 'b."canonical" = true' : 'b."canonical" = 1');
   if (f.kind != null) where.push(`e."kind" = ${p.add(f.kind)}`);
   if (f.authorKey != null) where.push(`e."author" = ${p.add(f.authorKey)}`);
-  if (f.blockHash != null) where.push(`e."blockHash" = ${p.add(f.blockHash)}`);
+  if (f.blockHash != null) where.push(`${keys.bh} = ${p.add(f.blockHash)}`);
   if (f.since != null) where.push(`e."timestamp" >= ${p.add(f.since)}`);
   if (f.until != null) where.push(`e."timestamp" < ${p.add(f.until)}`);
   for (const m of f.metadata ?? []) {
     const key = p.add(m.key);
     const value = m.value == null ? '' : ` AND m."value" = ${p.add(m.value)}`;
-    where.push(`EXISTS (SELECT 1 FROM "EntryMetadata" m WHERE m."blockHash" = e."blockHash"
-      AND m."entryId" = e."id" AND m."key" = ${key}${value})`);
+    where.push(`EXISTS (SELECT 1 FROM "EntryMetadata" m WHERE m."blockHash" = ${keys.bh}
+      AND m."entryId" = ${keys.id} AND m."key" = ${key}${value})`);
   }
-  return { from, where, order };
+  return { from, where, order, keys };
+}
+
+interface Source {
+  readonly from: string;
+  readonly where: string[];
+  /** The expression the index yields newest first. */
+  readonly order: string;
+  /** Expressions of the entry's block hash, id and search text in `from`. */
+  readonly keys: { readonly bh: string; readonly id: string; readonly text: string };
 }
 
 /** The rank expression (see the module comment): integers only, the same on both engines. */
-function rankExpression(terms: readonly string[], p: Params): string {
+function rankExpression(terms: readonly string[], p: Params, text: string): string {
   if (!terms.length) return '0';
-  const s = `(' ' || COALESCE(e."searchText", ''))`;
+  const s = `(' ' || COALESCE(${text}, ''))`;
   const counts = terms.map((t) => {
     const needle = p.text(` ${t}`);
     return `((LENGTH(${s}) - LENGTH(REPLACE(${s}, ${needle}, ''))) / ${t.length + 1})`;
@@ -217,7 +232,7 @@ interface RawHit extends Omit<EntryHit, 'terms' | 'height' | 'rank' | 'asOf' | '
 }
 
 const COLUMNS = `e."id", e."blockHash", e."position", e."kind", e."author", e."timestamp", e."payload",
-  e."signature", e."searchText", b."height" AS "height"`;
+  e."signature", e."searchText"`;
 
 const num = (v: unknown): number | undefined => (v == null ? undefined : Number(v));
 
@@ -269,10 +284,10 @@ export async function searchEntries(
   const asOf = after?.[0] ?? (await headHeight(db, filter));
   const edge = after?.[1] ?? (await windowEdge(db, filter, terms, asOf, page.window ?? RANK_WINDOW));
   const p = new Params(indexProvider(db) === 'postgresql');
-  const rank = rankExpression(terms, p);
   // A window edge above the filter's own floor means the window is full: dense, recent blocks.
   const walk = p.pg && terms.length > 0 && edge > (filter.fromHeight ?? 0);
-  const { from, where } = source(filter, terms, p, { low: edge, high: asOf }, walk);
+  const { from, where, keys } = source(filter, terms, p, { low: edge, high: asOf }, walk);
+  const rank = rankExpression(terms, p, keys.text);
   const C = p.pg ? ' COLLATE "C"' : '';
   if (after) {
     const [, , r, h, id, bh] = after;
@@ -281,13 +296,17 @@ export async function searchEntries(
     const I = p.text(id);
     const B = p.text(bh);
     where.push(`(${rank} < ${R} OR (${rank} = ${R} AND (b."height" < ${H}
-      OR (b."height" = ${H} AND (e."id"${C} > ${I} OR (e."id" = ${I} AND e."blockHash"${C} > ${B}))))))`);
+      OR (b."height" = ${H} AND (${keys.id}${C} > ${I} OR (${keys.id} = ${I} AND ${keys.bh}${C} > ${B}))))))`);
   }
+  // Ranked and cut on keys alone; the page's few entry rows are read after the LIMIT.
   const rows = await db.$queryRawUnsafe<RawHit[]>(
-    `SELECT ${COLUMNS}, ${rank} AS "rank" FROM ${from}
-     WHERE ${where.join(' AND ')}
-     ORDER BY "rank" DESC, b."height" DESC, e."id"${C} ASC, e."blockHash"${C} ASC
-     LIMIT ${p.int(first + 1)}`,
+    `SELECT ${COLUMNS}, t."rank" AS "rank", t."height" AS "height" FROM (
+       SELECT ${keys.bh} AS "bh", ${keys.id} AS "eid", b."height" AS "height", ${rank} AS "rank"
+       FROM ${from} WHERE ${where.join(' AND ')}
+       ORDER BY "rank" DESC, b."height" DESC, ${keys.id}${C} ASC, ${keys.bh}${C} ASC
+       LIMIT ${p.int(first + 1)}
+     ) t JOIN "Entry" e ON e."blockHash" = t."bh" AND e."id" = t."eid"
+     ORDER BY t."rank" DESC, t."height" DESC, t."eid"${C} ASC, t."bh"${C} ASC`,
     ...p.values,
   );
   const hits = rows.slice(0, first).map(
