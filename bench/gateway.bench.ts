@@ -12,6 +12,13 @@
  * far above the few thousand a second 50 connections reach here) so it never refuses the bench:
  * the bench measures the limiter's cost, not its refusals. A dashboard token keeps 50/s.
  *
+ * Then entry search (issue 18): for SQLite and PostgreSQL each, a gateway over an index of
+ * BENCH_SEARCH_ENTRIES (100,000) entries of German-like text (bench/search-seed.ts), 20 clients
+ * (BENCH_SEARCH_CONNECTIONS) sending ranked full-text `entries` queries (first 20, with content
+ * and highlights) in turn from a fixed list, for BENCH_SECONDS; searchP50Ms / searchP99Ms are the
+ * worse provider's, the per-provider figures come beside them. PostgreSQL is the server at
+ * TEST_POSTGRES_URL (a throwaway database); BENCH_SKIP_SEARCH=1 leaves the search phase out.
+ *
  * Env: BENCH_SECONDS (5, per run), BENCH_ROUNDS (3), BENCH_CONNECTIONS (50), BENCH_SUBSCRIBERS
  * (1000), BENCH_EVENTS (50), BENCH_BLOCKS (3000), BENCH_SKIP_LOAD=1 (fan-out only),
  * BENCH_CHILD_NODE_ARGS (e.g. --cpu-prof), BENCH_TOKEN_RATE (PER_SECOND/BURST).
@@ -32,8 +39,10 @@ import { startGatewayServer } from '../gateway/server.ts';
 import { seedIndex, testNamespace, wsClient } from '../gateway/testing.ts';
 import { sha256Hex } from '../gateway/tokens.ts';
 import { type BlockEvent, TOPICS, toEvent } from '../jobs/events.ts';
-import { openIndexDb } from '../jobs/index-db/open.ts';
+import { type IndexDbLocation, indexDbLocation, openIndexDb } from '../jobs/index-db/open.ts';
+import { createTestLocation } from '../jobs/index-db/testing.ts';
 import { createCairnPubSub } from '../jobs/pubsub.ts';
+import { SEARCH_QUERIES, seedSearchIndex } from './search-seed.ts';
 import { percentile } from './stats.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -42,6 +51,9 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 1000);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 50);
 const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 3000);
+const SEARCH_ENTRIES = Number(process.env.BENCH_SEARCH_ENTRIES ?? 100_000);
+const SEARCH_CONNECTIONS = Number(process.env.BENCH_SEARCH_CONNECTIONS ?? 20);
+const SKIP_SEARCH = process.env.BENCH_SKIP_SEARCH === '1';
 const TOKEN_RATE = parseRate('BENCH_TOKEN_RATE', process.env.BENCH_TOKEN_RATE ?? '100000/100000')!;
 /** The bench's viewer token: made per run, handed to the gateway child as its hash only. */
 const TOKEN = process.env.BENCH_TOKEN ?? randomBytes(24).toString('hex');
@@ -53,8 +65,8 @@ const DASHBOARD = `query Dashboard {
 }`;
 
 // ── child roles ──────────────────────────────────────────────────────────────────────────────
-async function serveGateway(dbFile: string, ns: string): Promise<void> {
-  const db = await openIndexDb({ provider: 'sqlite', url: `file:${dbFile}` });
+async function serveGateway(dbUrl: string, ns: string): Promise<void> {
+  const db = await openIndexDb(indexDbLocation(dbUrl));
   const server = await startGatewayServer({
     port: 0,
     db,
@@ -261,6 +273,55 @@ async function fanout(wsUrl: string, ns: string, events: BlockEvent[]) {
   };
 }
 
+const SEARCH = `query Search($q: String!) {
+  entries(filter: { query: $q }, first: 20) { edges { cursor node { id blockHash content highlights { start end } } } }
+}`;
+
+/** Ranked full-text searches against a gateway over `location`, seeded with SEARCH_ENTRIES entries. */
+async function searchLoad(location: IndexDbLocation, ns: string): Promise<LoadResult> {
+  const db = await openIndexDb(location);
+  const t0 = performance.now();
+  await seedSearchIndex(db, SEARCH_ENTRIES);
+  if (location.provider === 'postgresql') await db.$executeRawUnsafe('ANALYZE');
+  await db.$disconnect();
+  console.error(
+    `${location.provider}: seeded ${SEARCH_ENTRIES} entries in ${(performance.now() - t0).toFixed(0)} ms`,
+  );
+  const gw = await child(['serve-gateway', location.url, ns]);
+  try {
+    const bodies = SEARCH_QUERIES.map((q) => JSON.stringify({ query: SEARCH, variables: { q } }));
+    // Every query must find something: an empty answer would measure nothing.
+    for (const body of bodies) {
+      const r = (await (
+        await fetch(gw.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...AUTH },
+          body,
+        })
+      ).json()) as { data?: { entries: { edges: unknown[] } }; errors?: unknown };
+      if (r.errors || !r.data?.entries.edges.length)
+        throw new Error(`search ${body}: ${JSON.stringify(r).slice(0, 300)}`);
+    }
+    const opts = {
+      url: gw.url,
+      method: 'POST' as const,
+      headers: { 'content-type': 'application/json', ...AUTH },
+      requests: bodies.map((body) => ({ body })),
+      connections: SEARCH_CONNECTIONS,
+      duration: SECONDS,
+    };
+    await autocannon({ ...opts, duration: 2 });
+    const r = await autocannon(opts);
+    if (r.non2xx || r.errors) throw new Error(`search: ${r.non2xx} non-2xx, ${r.errors} errors`);
+    console.error(
+      `search ${location.provider}: ${r.requests.average.toFixed(0)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms`,
+    );
+    return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
+  } finally {
+    gw.proc.kill('SIGTERM');
+  }
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(path.join(tmpdir(), 'cairn-gw-bench-'));
   const dbFile = path.join(dir, 'index.db');
@@ -277,7 +338,7 @@ async function main(): Promise<void> {
       `seeded ${BLOCKS} blocks, ${3 * BLOCKS} entries, 300 stats rows in ${(performance.now() - t0).toFixed(0)} ms`,
     );
 
-    const gw = await child(['serve-gateway', dbFile, ns]);
+    const gw = await child(['serve-gateway', `file:${dbFile}`, ns]);
     const bare = await child(['serve-bare']);
     procs.push(gw.proc, bare.proc);
     const anonymousLimited = await anonymousRefused(gw.url);
@@ -299,6 +360,18 @@ async function main(): Promise<void> {
     console.error(
       `fan-out: ${fan.delivered}/${fan.expected} deliveries, p50 ${fan.p50.toFixed(1)} ms, p99 ${fan.p99.toFixed(1)} ms`,
     );
+    let searchSqlite = none;
+    let searchPg = none;
+    if (!SKIP_SEARCH) {
+      gw.proc.kill('SIGTERM');
+      searchSqlite = await searchLoad({ provider: 'sqlite', url: `file:${path.join(dir, 'search.db')}` }, ns);
+      const pg = await createTestLocation('postgresql');
+      try {
+        searchPg = await searchLoad(pg.location, ns);
+      } finally {
+        await pg.destroy();
+      }
+    }
     const round = (n: number) => Math.round(n * 10) / 10;
     console.log(
       JSON.stringify({
@@ -322,6 +395,16 @@ async function main(): Promise<void> {
         tokenRate: TOKEN_RATE,
         anonymousRate: RATE_DEFAULTS.production.anonymous,
         anonymousLimited,
+        searchP50Ms: Math.max(searchSqlite.p50, searchPg.p50),
+        searchP99Ms: Math.max(searchSqlite.p99, searchPg.p99),
+        searchSqliteP50Ms: searchSqlite.p50,
+        searchSqliteP99Ms: searchSqlite.p99,
+        searchSqliteRps: Math.round(searchSqlite.rps),
+        searchPostgresP50Ms: searchPg.p50,
+        searchPostgresP99Ms: searchPg.p99,
+        searchPostgresRps: Math.round(searchPg.rps),
+        searchEntries: SEARCH_ENTRIES,
+        searchConnections: SEARCH_CONNECTIONS,
       }),
     );
   } finally {

@@ -18,6 +18,7 @@ import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
 import type { AdminClient } from '../jobs/admin-client.ts';
 import type { IndexDb } from '../jobs/index-db/open.ts';
 import type { CairnPubSub } from '../jobs/pubsub.ts';
+import { searchRefusals } from '../schema/entry-search.ts';
 import { unauthenticated } from '../schema/errors.ts';
 import { droppedEvents } from '../schema/event-rows.ts';
 import { type CairnContext, schema } from '../schema/index.ts';
@@ -201,6 +202,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   collectDefaultMetrics({ register: registry });
   options.admin.registerMetrics(registry);
   registry.registerMetric(droppedEvents);
+  registry.registerMetric(searchRefusals);
   const log = options.logger;
   const refused = new Counter({
     name: 'cairn_gateway_refused_total',

@@ -74,6 +74,10 @@ const BOUNDED_LISTS: Readonly<Record<string, number>> = {
   'FlRound.participants': 1000,
   'FlRound.leftOut': 1000,
   'Query.members': 10_000,
+  // A knowledge entry's metadata pairs, and the highlights schema/entry-search.ts returns at most.
+  'Entry.metadata': LIMITS.metadataPairs,
+  'Entry.highlights': 100,
+  'Query.topics': 100,
 };
 
 /**
@@ -117,6 +121,9 @@ const TEXT_BYTES: Readonly<Record<string, number>> = {
   'RosterMember.issuedAt': 26,
   'RosterMember.expiresAt': 26,
   'Node.peers': 130,
+  'MetadataPair.key': LIMITS.keyBytes + 2,
+  'MetadataPair.value': LIMITS.valueBytes + 2,
+  'Topic.value': LIMITS.valueBytes + 2,
   'FlRound.participants': 130,
   'FlRound.leftOut': 130,
 };

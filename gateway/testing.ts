@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { type Client, createClient } from 'graphql-ws';
 import { WebSocket } from 'ws';
 import { type IndexDb, type IndexDbLocation, openIndexDb } from '../jobs/index-db/open.ts';
+import { searchText } from '../jobs/index-db/search-text.ts';
 import { createTestIndexDb } from '../jobs/index-db/testing.ts';
 import { type GatewayServer, type GatewayServerOptions, startGatewayServer } from './server.ts';
 
@@ -76,6 +77,8 @@ export async function seedIndex(db: IndexDb, o: SeedOptions = {}): Promise<Seede
         timestamp: new Date(at.getTime() - 1000 + p),
         payload: JSON.stringify({ kind: 'knowledge', content: `fact ${h}.${p}`, metadata: [['lang', 'en']] }),
         signature: hex(`esig ${h}.${p}`, 64),
+        // As the collector writes it (jobs/collector/index-writer.ts): searchable at once.
+        searchText: searchText(`fact ${h}.${p}`),
       });
   }
   for (let i = 0; i < blocks.length; i += 500) await db.block.createMany({ data: blocks.slice(i, i + 500) });

@@ -11,6 +11,7 @@ import './config.ts';
 import './meta.ts';
 import './mutations.ts';
 import './subscriptions.ts';
+import './search.ts';
 
 export type { CairnContext, Role } from './builder.ts';
 export { ROLES } from './builder.ts';

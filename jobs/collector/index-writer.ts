@@ -12,6 +12,7 @@ import {
 import type { CairnEvents, TOPICS } from '../events.ts';
 import { TOPICS as T, toEvent } from '../events.ts';
 import type { IndexDb } from '../index-db/open.ts';
+import { searchText } from '../index-db/search-text.ts';
 import { checkWeights, WeightsProblem } from '../model-weights.ts';
 import { payloadJson } from '../node-reports.ts';
 import type { ReportPayloads } from '../payloads.ts';
@@ -245,6 +246,11 @@ export class IndexWriter {
             timestamp: new Date(e.timestamp),
             payload: payloadJson(e.payload),
             signature: toHex(e.signature),
+            // Full-text words and metadata pairs, written with the entry (FTS5 by trigger).
+            searchText: e.payload.kind === 'knowledge' ? searchText(e.payload.content) : '',
+            ...(e.payload.kind === 'knowledge' && e.payload.metadata.length
+              ? { metadata: { create: e.payload.metadata.map(([key, value]) => ({ key, value })) } }
+              : {}),
           })),
         },
       },

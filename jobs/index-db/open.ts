@@ -8,6 +8,7 @@ import type { IndexProvider } from '../../prisma/index/build-schemas.ts';
 import { PrismaClient as PostgresClient } from './generated/postgresql/client.ts';
 import { PrismaClient as SqliteClient } from './generated/sqlite/client.ts';
 import { applyPostgresMigrations } from './migrate-postgres.ts';
+import { backfillSearchText } from './search-backfill.ts';
 
 /**
  * The index DB client. Both providers are generated from the same models (prisma/index), so the
@@ -40,12 +41,23 @@ export function indexDbLocation(databaseUrl = process.env.DATABASE_URL): IndexDb
   return { provider: 'sqlite', url: `file:${path.resolve(DEFAULT_INDEX_DB_FILE)}` };
 }
 
+const PROVIDERS_OF = new WeakMap<object, IndexProvider>();
+
+/** The provider a client opened by openIndexDb talks to (raw SQL differs between them). */
+export function indexProvider(db: IndexDb): IndexProvider {
+  const p = PROVIDERS_OF.get(db);
+  if (!p) throw new Error('not an index DB opened by openIndexDb');
+  return p;
+}
+
 /** Opens the index DB, applying pending migrations first (safe when several processes open it at once). */
 export async function openIndexDb(location: IndexDbLocation = indexDbLocation()): Promise<IndexDb> {
   const migrations = await readMigrations(MIGRATIONS(location.provider));
   if (location.provider === 'postgresql') {
     await applyPostgresMigrations(location.url, migrations);
     const client = new PostgresClient({ adapter: new PrismaPg({ connectionString: location.url }) });
+    PROVIDERS_OF.set(client, 'postgresql');
+    await backfillSearchText(client as unknown as IndexDb);
     return client as unknown as IndexDb;
   }
   const file = location.url.slice('file:'.length);
@@ -62,5 +74,7 @@ export async function openIndexDb(location: IndexDbLocation = indexDbLocation())
   }
   const client = new SqliteClient({ adapter: new PrismaLibSQL({ url: location.url }) });
   await client.$executeRawUnsafe('PRAGMA busy_timeout=10000');
+  PROVIDERS_OF.set(client, 'sqlite');
+  await backfillSearchText(client);
   return client;
 }

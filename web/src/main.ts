@@ -5,6 +5,7 @@ import { type ConnState, Gateway } from './gateway.ts';
 import { adminView } from './views/admin.ts';
 import { blockView } from './views/block.ts';
 import { blocksView } from './views/blocks.ts';
+import { knowledgeView } from './views/knowledge.ts';
 import { membersView } from './views/members.ts';
 import { modelsView } from './views/models.ts';
 import { nodesView } from './views/nodes.ts';
@@ -17,6 +18,7 @@ const ROUTES: Record<string, { view: View; title?: string }> = {
   '': { view: overview, title: 'Overview' },
   blocks: { view: blocksView, title: 'Live blocks' },
   block: { view: blockView },
+  knowledge: { view: knowledgeView, title: 'Knowledge' },
   nodes: { view: nodesView, title: 'Nodes' },
   orphans: { view: orphansView, title: 'Orphaned' },
   models: { view: modelsView, title: 'Models' },

@@ -240,3 +240,32 @@ export interface Classification {
   spam: boolean;
   score: number;
 }
+
+/** An entry as the Knowledge page shows it (schema/search.ts). */
+export interface KnowledgeEntry {
+  id: string;
+  blockHash: string;
+  kind: string;
+  authorNodeId: string;
+  timestamp: string;
+  content: string | null;
+  metadata: { key: string; value: string }[];
+  highlights: { start: number; end: number }[];
+  block: { height: number; canonical: boolean } | null;
+}
+
+const KNOWLEDGE_ENTRY =
+  'id blockHash kind authorNodeId timestamp content metadata { key value } highlights { start end } block { height canonical }';
+
+export const ENTRIES = /* GraphQL */ `
+  query Entries($filter: EntryFilter, $after: String) {
+    entries(filter: $filter, first: 20, after: $after) {
+      edges { cursor node { ${KNOWLEDGE_ENTRY} } }
+      pageInfo { endCursor hasNextPage }
+    }
+  }`;
+
+export const TOPICS = /* GraphQL */ `
+  query Topics { topics(key: "topic", first: 30) { value count } }`;
+
+export const SUB_NEW_ENTRY = `subscription NewEntry($filter: EntryFilter) { newEntry(filter: $filter) { ${KNOWLEDGE_ENTRY} } }`;

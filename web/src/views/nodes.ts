@@ -10,7 +10,9 @@ import {
 import { attempt, loadAndReload, type View } from './view.ts';
 
 /** Known nodes with their peers; each node's status is replaced live by nodeStatus events. */
-export const nodesView: View = (root, { gw }) => {
+export const nodesView: View = (root, { gw, params }) => {
+  // #/nodes/<id> (the Knowledge page's author links) marks that node's row.
+  const selected = params[0];
   const byId = new Map<string, NodeInfo>();
   let error: unknown;
   const body = h('div');
@@ -47,7 +49,11 @@ export const nodesView: View = (root, { gw }) => {
             nodes.map((n, i) =>
               h(
                 'tr',
-                { 'data-testid': 'node-row', 'data-node-id': n.id },
+                {
+                  'data-testid': 'node-row',
+                  'data-node-id': n.id,
+                  class: n.id === selected ? 'selected' : undefined,
+                },
                 h('td', null, `#${i + 1}`),
                 h('td', { class: 'mono', title: n.id }, shortHex(n.id, 10)),
                 h('td', null, n.role),
