@@ -300,6 +300,7 @@ test('federated learning: 20 rounds over libp2p, started through GraphQL, every 
         dp: { clipNorm: 4, noiseMultiplier: 0.3, weightCap: 1000 },
         train: { epochs: 1, batchSize: 16, learningRate: 8, l2: 0, seed: 5 },
         deadlineMs: 5_000,
+        privacy: { mode: 'update' as const },
       };
       for (const n of nodes) {
         await assert.rejects(
