@@ -74,6 +74,8 @@ const BOUNDED_LISTS: Readonly<Record<string, number>> = {
   'FlRound.participants': 1000,
   'FlRound.leftOut': 1000,
   'Query.members': 10_000,
+  // schema/fl-privacy.ts MAX_FL_PRIVACY_NODES.
+  'Query.flPrivacy': 1000,
 };
 
 /**
