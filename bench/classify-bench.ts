@@ -78,6 +78,8 @@ export async function classifyPerSec(
         submit: refuse,
         submitSigned: refuse,
         mempool: refuse,
+        flPrivacy: refuse,
+        setFlBudget: refuse,
         blocks: refuse,
         locateEntry: refuse,
         members: refuse,

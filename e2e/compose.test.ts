@@ -134,11 +134,13 @@ test('the three nodes mine, use Redis and find each other by mDNS on a bridge ne
       flag(n, '--capabilities'),
       flag(n, '--fl-slice'),
       flag(n, '--fl-slices'),
+      // Record-level DP-SGD, each node within its privacy budget (issue 16).
+      flag(n, '--fl-mode'),
     ]),
     [
-      ['train', '0', '3'],
-      ['train', '1', '3'],
-      ['train', '2', '3'],
+      ['train', '0', '3', 'record'],
+      ['train', '1', '3', 'record'],
+      ['train', '2', '3', 'record'],
     ],
   );
   assert.ok(Number(flag('node-1', '--fl-every')) > 0);

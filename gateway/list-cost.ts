@@ -78,6 +78,8 @@ const BOUNDED_LISTS: Readonly<Record<string, number>> = {
   'Entry.metadata': LIMITS.metadataPairs,
   'Entry.highlights': 100,
   'Query.topics': 100,
+  // schema/fl-privacy.ts MAX_FL_PRIVACY_NODES.
+  'Query.flPrivacy': 1000,
 };
 
 /**

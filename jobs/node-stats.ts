@@ -42,5 +42,8 @@ export function statsReport(node: CairnNode, status: NodeStatus, boot: number, s
     chainId: status.chainId,
     genesisHash: node.chain.genesis.hashHex,
     networkConfig: configJson(node),
+    ...(status.fl
+      ? { fl: { mode: status.fl.mode, ...(status.fl.privacy ? { privacy: status.fl.privacy } : {}) } }
+      : {}),
   };
 }

@@ -211,6 +211,20 @@ export const NodeStatsReport = z.object({
   genesisHash: hex(32),
   /** The network configuration as JSON (bigints as decimal strings). */
   networkConfig: z.string().max(16 * 1024),
+  /** Federated learning: DP mode and the privacy ledger (absent from older nodes, or before it loads). */
+  fl: z
+    .object({
+      mode: z.enum(['record', 'update']),
+      privacy: z
+        .object({
+          epsilon: z.number().min(0),
+          budget: z.number().min(0),
+          delta: z.number().gt(0).lt(1),
+          rounds: z.number().int().min(0),
+        })
+        .optional(),
+    })
+    .optional(),
 });
 export type NodeStatsReport = z.infer<typeof NodeStatsReport>;
 

@@ -10,6 +10,7 @@ import { type Hex, toHex } from './chain/bytes.ts';
 import type { SealedEntry } from './chain/types.ts';
 import { ClassifyError } from './fl/classify.ts';
 import { type Classification, Classifier, NoModelError } from './fl/net/classifier.ts';
+import type { PrivacyStatus } from './fl/net/privacy-gate.ts';
 import type { RoundRequest } from './fl/net/round-runner.ts';
 import { RoundRequestRefused } from './fl/net/trust.ts';
 import { InvitationBook } from './membership/invitation-book.ts';
@@ -122,6 +123,10 @@ export interface NodeControl {
   revoke(publicKeyHex: Hex): Promise<EntryOutcome>;
   /** The verdict of the newest committed model version on `text` (fl/net/classifier.ts). */
   classify(text: string): Promise<Classification>;
+  /** This node's privacy ledger: ε spent per round and in total, budget, remaining, declines. */
+  flPrivacy(): PrivacyStatus;
+  /** Sets this node's privacy budget (ε at the ledger's δ); raising it lets an exhausted node train again. */
+  setFlBudget(epsilon: number): Promise<PrivacyStatus>;
 }
 
 /**
@@ -266,6 +271,18 @@ export function nodeControl(node: CairnNode): NodeControl {
           );
         throw err;
       }
+    },
+    flPrivacy: () => {
+      const s = node.fl?.privacyStatus();
+      if (!s) throw new ControlError('the privacy ledger is not loaded (see the node log)', 'unavailable');
+      return s;
+    },
+    setFlBudget: async (epsilon) => {
+      if (!Number.isFinite(epsilon) || epsilon < 0)
+        throw new ControlError('epsilon must be a finite number ≥ 0', 'invalid');
+      if (!node.fl?.privacyStatus())
+        throw new ControlError('the privacy ledger is not loaded (see the node log)', 'unavailable');
+      return node.fl.setBudget(epsilon);
     },
     members: () => ({
       mode: node.membership.mode,

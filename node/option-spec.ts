@@ -113,9 +113,9 @@ export function intOpt<G extends string, D extends number | undefined>(
 }
 
 /** A number (not necessarily whole) within [min, max]. */
-export function numberOpt<G extends string>(
-  b: Base<G> & { readonly default: number; readonly min: number; readonly max: number },
-): OptionSpec<number, G> {
+export function numberOpt<G extends string, D extends number | undefined = number>(
+  b: Base<G> & { readonly default: D; readonly min: number; readonly max: number },
+): OptionSpec<number | D, G> {
   return {
     ...b,
     arg: b.arg ?? 'X',

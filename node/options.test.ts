@@ -49,6 +49,10 @@ test('no flags: every value is its module default', () => {
   assert.equal(c.fl.deadlineMs, FL_DEFAULTS.deadlineMs);
   assert.equal(c.fl.everyMs, 0);
   assert.equal(c.fl.slice, undefined);
+  // Record-level DP-SGD by default; no --fl-budget: the ledger keeps its own (3 when new).
+  assert.equal(c.fl.mode, 'record');
+  assert.equal(FL_DEFAULTS.mode, 'record');
+  assert.equal('budgetEpsilon' in c.fl, false);
   assert.deepEqual(c.http, { host: '127.0.0.1', port: 0, allowHosts: [] });
   assert.deepEqual(c.jobs, { redisUrl: undefined, schedule: {}, commandKeys: [] });
   assert.deepEqual(c.p2p, {
@@ -132,6 +136,7 @@ test('every existing flag keeps its meaning', () => {
     misbehave: 'oversized',
     everyMs: 5000,
     deadlineMs: 2000,
+    mode: 'record',
   });
 });
 
@@ -156,6 +161,15 @@ test('the limits have flags too', () => {
   assert.equal(c.peers.banMs, 60_000);
   assert.deepEqual(c.gossip.ipColocationWhitelist, ['10.0.0.0/8', '192.0.2.7']);
   assert.equal(c.gossip.ipColocationWeight, 0);
+});
+
+test('--fl-mode picks the DP mode; --fl-budget sets the privacy budget (ε)', () => {
+  assert.equal(config('--fl-mode', 'update').fl.mode, 'update');
+  assert.equal(config('--fl-mode', 'record').fl.mode, 'record');
+  assert.equal(config('--fl-budget', '2.5').fl.budgetEpsilon, 2.5);
+  assert.equal(config('--fl-budget', '0').fl.budgetEpsilon, 0);
+  assert.match(helpDefault('fl-budget') ?? '', /^3 for a new ledger/);
+  assert.equal(helpDefault('fl-mode'), 'record');
 });
 
 test("--http-allow-host adds names to the API's Host allow-list", () => {
@@ -185,6 +199,9 @@ test('bad values are refused with a message naming the flag', () => {
   rejects(['--listen', 'tcp:1234'], /--listen takes multiaddrs/);
   rejects(['--ip-limit-exempt', '10.0.0.0/33'], /--ip-limit-exempt takes IP ranges/);
   rejects(['--gossip-ip-colocation-weight', '1'], /needs a number from -1000 to 0/);
+  rejects(['--fl-mode', 'none'], /--fl-mode is one of record, update/);
+  rejects(['--fl-budget=-1'], /--fl-budget needs a number from 0/);
+  rejects(['--fl-budget', 'lots'], /--fl-budget needs a number/);
   rejects(['--fl-slice', '1'], /--fl-slice and --fl-slices go together/);
   rejects(['--fl-slice', '3', '--fl-slices', '3'], /--fl-slice must be below --fl-slices/);
   rejects(['--max-connections', '10', '--reserved-outbound', '10'], /--reserved-outbound must leave/);

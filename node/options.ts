@@ -7,8 +7,9 @@
 import path from 'node:path';
 import type { ScheduledJob } from '../jobs/queues.ts';
 import { withRedisPassword } from '../jobs/redis.ts';
+import { DP_MODES, type DpMode } from './fl/dp-mode.ts';
+import type { MaskedCorruption as Misbehaviour } from './fl/local-round.ts';
 import type { SliceOptions } from './fl/net/data.ts';
-import type { Misbehaviour } from './fl/net/participant.ts';
 import { CAPABILITIES, type Capability, ROLES, type Role } from './identity/identity.ts';
 import {
   choiceOpt,
@@ -197,6 +198,19 @@ export const FL_DEFAULTS = Object.freeze({
     /** Steps the default budget is planned for; z follows from it (noiseMultiplierFor). */
     plannedSteps: 100,
   }),
+  /**
+   * DP mode of the rounds a node coordinates and takes part in (node/fl/net/wire.ts): `record`
+   * (DP-SGD on every participant, each charged to its own ledger) or `update` (whole updates
+   * clipped and noised: protects an update, not a record; ε ≈ 355 over 20 rounds in bench:fl).
+   */
+  mode: 'record' as DpMode,
+  /**
+   * Record mode: the public L2 bound a participant clips its DP-SGD delta to before the secure
+   * sum (post-processing: no privacy cost), which the quantiser and the sum's range check use.
+   * The default plan's deltas measure 109–112 on the 5-node IID split (noise on 16 385
+   * coordinates dominates them); 250 leaves room for a smaller slice's larger noise.
+   */
+  recordUpdateClipNorm: 250,
   /** The per-node privacy ledger (node/fl/privacy-budget.ts). */
   privacy: Object.freeze({
     /** ε a node spends over everything it ever contributes, at `delta`, before it declines. */
@@ -532,6 +546,28 @@ export const NODE_OPTIONS = {
     default: FL_DEFAULTS.everyMs,
     min: 0,
   }),
+  flMode: choiceOpt<Group, DpMode, DpMode>({
+    flag: 'fl-mode',
+    group: 'fl',
+    arg: 'MODE',
+    description:
+      'DP of the rounds this node coordinates and joins: record (DP-SGD, each email protected, ' +
+      'charged to the budget) | update (whole updates only; a record node declines such rounds)',
+    values: [...DP_MODES],
+    default: FL_DEFAULTS.mode,
+  }),
+  flBudget: numberOpt<Group, undefined>({
+    flag: 'fl-budget',
+    group: 'fl',
+    arg: 'EPS',
+    description:
+      `set this node's privacy budget: ε at δ = ${FL_DEFAULTS.privacy.delta} over everything it ever ` +
+      'contributes, after which it declines rounds (kept in <data-dir>/fl-privacy.json)',
+    default: undefined,
+    defaultText: `${FL_DEFAULTS.privacy.budgetEpsilon} for a new ledger, else the ledger's own`,
+    min: 0,
+    max: 1_000_000,
+  }),
   flDeadline: intOpt<Group, number>({
     flag: 'fl-deadline',
     group: 'fl',
@@ -606,6 +642,8 @@ export interface CliConfig {
     readonly misbehave?: Misbehaviour;
     readonly everyMs: number;
     readonly deadlineMs: number;
+    readonly mode: DpMode;
+    readonly budgetEpsilon?: number;
   };
 }
 
@@ -667,6 +705,8 @@ export function toCliConfig(v: CliValues): CliConfig {
       ...(v.flMisbehave ? { misbehave: v.flMisbehave } : {}),
       everyMs: v.flEvery,
       deadlineMs: v.flDeadline,
+      mode: v.flMode,
+      ...(v.flBudget !== undefined ? { budgetEpsilon: v.flBudget } : {}),
     },
   };
 }

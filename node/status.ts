@@ -10,6 +10,7 @@
  */
 import type { Hex } from './chain/bytes.ts';
 import { toHex } from './chain/bytes.ts';
+import type { DpMode } from './fl/dp-mode.ts';
 import type { Capability, Role } from './identity/identity.ts';
 import type { AdmissionRefusal, Role as MemberRole, MembershipMode } from './membership/view.ts';
 import type { CairnNode } from './node.ts';
@@ -72,6 +73,21 @@ export interface NodeStatus {
   readonly banned: { readonly peer: string; readonly until: number; readonly reason?: string | undefined }[];
   readonly bannedAddresses: { readonly address: string; readonly until: number }[];
   readonly blocked: string[];
+  /** Federated learning: the DP mode and this node's privacy ledger (absent while it is not loaded). */
+  readonly fl?: FlStatus | undefined;
+}
+
+export interface FlStatus {
+  readonly mode: DpMode;
+  readonly privacy?:
+    | {
+        /** ε spent over everything this node contributed, at `delta`. */
+        readonly epsilon: number;
+        readonly budget: number;
+        readonly delta: number;
+        readonly rounds: number;
+      }
+    | undefined;
 }
 
 /** The status of a running in-process node, as of `now`. */
@@ -120,5 +136,13 @@ export function nodeStatus(node: CairnNode, now: number = Date.now()): NodeStatu
     banned: node.peers.scores.banned(now),
     bannedAddresses: node.peers.addressBans?.banned(now) ?? [],
     blocked: node.peers.blockedPeers(),
+    fl: node.fl ? flStatus(node.fl.privacy.mode, node.fl.privacyStatus()) : undefined,
+  };
+}
+
+function flStatus(mode: DpMode, p: ReturnType<NonNullable<CairnNode['fl']>['privacyStatus']>): FlStatus {
+  return {
+    mode,
+    privacy: p && { epsilon: p.epsilonTotal, budget: p.budgetEpsilon, delta: p.delta, rounds: p.rounds },
   };
 }

@@ -7,6 +7,7 @@ import './nodes.ts';
 import './orphans.ts';
 import './models.ts';
 import './classify.ts';
+import './fl-privacy.ts';
 import './config.ts';
 import './meta.ts';
 import './mutations.ts';

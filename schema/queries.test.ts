@@ -182,6 +182,54 @@ for (const provider of TEST_PROVIDERS) {
       );
     });
 
+    test('each node with a ledger: ε spent against its budget, and over its reports', async () => {
+      // node1 reported its ledger in its last two snapshots (the collector's columns).
+      await idx.db.node.update({
+        where: { id: '12D3KooWnode1' },
+        data: { flMode: 'record', flEpsilon: 2.5, flBudget: 3, flDelta: 1e-5, flRounds: 16 },
+      });
+      const snaps = await idx.db.nodeStatsSnapshot.findMany({
+        where: { nodeId: '12D3KooWnode1' },
+        orderBy: { seq: 'asc' },
+      });
+      for (const [i, s] of snaps.slice(-2).entries())
+        await idx.db.nodeStatsSnapshot.update({
+          where: { id: s.id },
+          data: { flEpsilon: 2 + i / 2, flBudget: 3, flRounds: 12 + 4 * i },
+        });
+      const r = await q(
+        '{ flPrivacy { nodeId mode epsilon budget remaining delta rounds history(last: 5) { epsilon budget rounds } } }',
+      );
+      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+      assert.deepEqual(r.data.flPrivacy, [
+        {
+          nodeId: '12D3KooWnode1',
+          mode: 'record',
+          epsilon: 2.5,
+          budget: 3,
+          remaining: 0.5,
+          delta: 1e-5,
+          rounds: 16,
+          history: [
+            { epsilon: 2, budget: 3, rounds: 12 },
+            { epsilon: 2.5, budget: 3, rounds: 16 },
+          ],
+        },
+      ]);
+      const n = await q(
+        '{ a: node(id: "12D3KooWnode1") { flPrivacy { epsilon } } b: node(id: "12D3KooWnode0") { flPrivacy { epsilon } } }',
+      );
+      assert.deepEqual(n.data, { a: { flPrivacy: { epsilon: 2.5 } }, b: { flPrivacy: null } });
+      // Long histories are refused before any resolver runs (cost limits), one node or all.
+      for (const doc of [
+        '{ node(id: "12D3KooWnode1") { flPrivacy { history(last: 1001) { epsilon } } } }',
+        '{ flPrivacy { history(last: 1000) { at epsilon budget rounds } } }',
+      ]) {
+        const r = await q(doc);
+        assert.equal(r.errors?.[0]?.extensions?.code, 'GRAPHQL_VALIDATION_FAILED', doc);
+      }
+    });
+
     test('orphanedBlocks newest first, modelVersions newest round first, flRounds empty', async () => {
       const r = await q(`{
         orphanedBlocks(first: 2) { edges { node { height reason at } } pageInfo { hasNextPage endCursor } }

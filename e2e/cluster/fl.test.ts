@@ -3,10 +3,11 @@
  * a real Redis, the collector and a real gateway.
  *
  *  - five training nodes hold IID slices 0..4 of 5; `startFederatedRound` through GraphQL (admin
- *    token) runs 20 rounds with secure aggregation and DP (C = 4, z = 0.2: at z = 0.3 the last
- *    round lands at 97.4–97.8%, too close to the bar), coordinated by a node that does not
- *    mine; the last version reaches ≥ 97.0% test accuracy — recomputed here from the model file
- *    a node stored, whose SHA-256 must be its name;
+ *    token) runs 20 rounds with secure aggregation and record-level DP-SGD (the default mode:
+ *    each node charges its own ledger, default budget ε = 3 at δ = 1e-5, which the 20 rounds
+ *    spend), coordinated by a node that does not mine; the last version reaches ≥ 95.0% test
+ *    accuracy — recomputed here from the model file a node stored, whose SHA-256 must be its
+ *    name; every version's ε (the largest of its participants') is in GraphQL, ≤ 3;
  *  - `modelVersions` shows 20 versions, rounds 1..20, each the parent of the next, each committed
  *    in a mined block; `flRounds` shows 20 completed rounds;
  *  - a node started with `--fl-decline` is left out of every round (and says so in its metrics);
@@ -23,6 +24,11 @@
  *  - blocks carrying model entries signed with the coordinator's own key but not extending the
  *    head (round 2^32−1; the right round with the wrong parent) are invalid on every node, and
  *    the next honest round still commits version 21 on top of version 20.
+ *
+ * Issue 16, privacy budget: every trainer's ledger (GET /fl/privacy, the status' fl.privacy)
+ * shows 20 rounds and ε ≤ 3; with budgets raised on four trainers (POST /fl/budget), version 21
+ * completes without the fifth, which declines (its budget cannot afford the round); a round
+ * asking for z below the nodes' floor is declined by all; raised, the fifth joins version 22.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -79,6 +85,14 @@ interface Round {
   modelHash: string | null;
   error: string | null;
 }
+interface Privacy {
+  mode: string;
+  budgetEpsilon: number;
+  epsilonTotal: number;
+  epsilonRemaining: number;
+  rounds: number;
+  history: { epsilonTotal: number }[];
+}
 /** Roster pool indices: node i is member i; the insiders come after the seven nodes. */
 const NODES = 7;
 const COORDINATOR = 1;
@@ -97,7 +111,9 @@ const ROUNDS_Q = `{ flRounds(first: 30) { edges { node {
   id round status coordinator participants leftOut modelHash error } } } }`;
 
 test('federated learning: 20 rounds over libp2p, started through GraphQL, every version on the chain and in the index', {
-  timeout: 300_000,
+  // Generous: on a shared 2-core machine (load 20+) the cluster took 214–292 s to come up and a
+  // record-level round 3–25 s.
+  timeout: 900_000,
 }, async (t) => {
   const started = Date.now();
   const slice = (k: number) => ['--fl-slice', String(k), '--fl-slices', '5'];
@@ -148,7 +164,7 @@ test('federated learning: 20 rounds over libp2p, started through GraphQL, every 
   const roundsStarted = Date.now();
   const { startFederatedRound } = await gql<{ startFederatedRound: { roundIds: string[] } }>(
     url,
-    `mutation { startFederatedRound(nodeId: "${coordinator.peerId}", rounds: ${ROUNDS}, clipNorm: 4, noiseMultiplier: 0.2) { roundIds } }`,
+    `mutation { startFederatedRound(nodeId: "${coordinator.peerId}", rounds: ${ROUNDS}) { roundIds } }`,
     ADMIN,
   );
   assert.equal(startFederatedRound.roundIds.length, ROUNDS);
@@ -166,7 +182,7 @@ test('federated learning: 20 rounds over libp2p, started through GraphQL, every 
       const list = r.flRounds.edges.map((e) => e.node);
       return list.filter((x) => x.status !== 'running').length >= ROUNDS && list;
     },
-    150_000,
+    400_000,
     1_000,
   );
   t.diagnostic(`20 rounds in ${Date.now() - roundsStarted} ms`);
@@ -206,13 +222,15 @@ test('federated learning: 20 rounds over libp2p, started through GraphQL, every 
     assert.equal(m.accuracy, v.accuracy);
     assert.ok(m.loss! > 0);
     if (i > 0) assert.ok(v.epsilon > byRound[i - 1]!.epsilon, 'ε grows with every round');
+    assert.ok(v.epsilon > 0 && v.epsilon <= 3, `ε of version ${v.round}: ${v.epsilon}`);
     assert.equal(rounds.find((r) => r.round === v.round)?.modelHash, v.hash);
   });
   const last = byRound.at(-1)!;
   t.diagnostic(
     `accuracy by round: ${byRound.map((v) => v.accuracy?.toFixed(4)).join(' ')}; ε after ${ROUNDS}: ${last.epsilon.toFixed(1)}`,
   );
-  assert.ok(last.accuracy! >= 0.97, `accuracy after ${ROUNDS} rounds: ${last.accuracy}`);
+  assert.ok(last.accuracy! >= 0.95, `accuracy after ${ROUNDS} rounds: ${last.accuracy}`);
+  assert.ok(last.epsilon > 2.9, `the 20 rounds spend the budget: ε ${last.epsilon}`);
 
   await t.test('every node stores the newest model under its hash; its accuracy checks out', async () => {
     const file = (n: (typeof nodes)[number]) => path.join(n.dataDir, 'models', `${last.hash}.bin`);
@@ -244,6 +262,25 @@ test('federated learning: 20 rounds over libp2p, started through GraphQL, every 
       ((await coordinator.metric('cairn_fl_bytes_total', { direction: 'received' })) ?? 0) > 20 * 4 * 65_000,
     );
   });
+  await t.test('ε spent is reported per node: every trainer spent its budget in 20 rounds', async () => {
+    for (const n of nodes.slice(0, 5)) {
+      const p = await n.getJson<Privacy>('/fl/privacy');
+      assert.equal(p.mode, 'record');
+      assert.equal(p.rounds, ROUNDS, `${n.name} rounds`);
+      assert.equal(p.budgetEpsilon, 3);
+      assert.ok(p.epsilonTotal > 2.9 && p.epsilonTotal <= 3, `${n.name} ε ${p.epsilonTotal}`);
+      assert.equal(p.history.length, ROUNDS);
+      assert.ok(p.history.every((e, i) => i === 0 || e.epsilonTotal > p.history[i - 1]!.epsilonTotal));
+      const st = await n.status();
+      assert.deepEqual(st.fl?.privacy?.epsilon, p.epsilonTotal);
+    }
+    // The decliner never trained: nothing spent.
+    assert.equal((await decliner.getJson<Privacy>('/fl/privacy')).rounds, 0);
+    t.diagnostic(
+      `ε per trainer: ${(await Promise.all(nodes.slice(0, 5).map((n) => n.getJson<Privacy>('/fl/privacy')))).map((p) => p.epsilonTotal.toFixed(4)).join(' ')}`,
+    );
+  });
+
   await t.test(
     'trusted rounds: a non-coordinator’s round and model entry are refused on every node; a model entry must extend the head',
     async () => {
@@ -300,6 +337,7 @@ test('federated learning: 20 rounds over libp2p, started through GraphQL, every 
         dp: { clipNorm: 4, noiseMultiplier: 0.3, weightCap: 1000 },
         train: { epochs: 1, batchSize: 16, learningRate: 8, l2: 0, seed: 5 },
         deadlineMs: 5_000,
+        privacy: { mode: 'update' as const },
       };
       for (const n of nodes) {
         await assert.rejects(
@@ -351,9 +389,11 @@ test('federated learning: 20 rounds over libp2p, started through GraphQL, every 
       }
 
       // The head stayed at version 20: the next honest round commits version 21 on top of it.
+      // Every trainer has spent its budget; four get more (node 4 stays exhausted: next test).
+      for (const n of nodes.slice(0, 4)) await n.postJson('/fl/budget', { epsilon: 6 });
       await gql(
         url,
-        `mutation { startFederatedRound(nodeId: "${coordinator.peerId}", rounds: 1, clipNorm: 4, noiseMultiplier: 0.2) { roundIds } }`,
+        `mutation { startFederatedRound(nodeId: "${coordinator.peerId}", rounds: 1) { roundIds } }`,
         ADMIN,
       );
       const v21 = await eventually(
@@ -366,6 +406,72 @@ test('federated learning: 20 rounds over libp2p, started through GraphQL, every 
         1_000,
       );
       assert.equal(v21.parentHash, last.hash);
+    },
+  );
+
+  await t.test(
+    'privacy budget: an exhausted node declines while the others complete; POST /fl/budget lets it join again',
+    async () => {
+      const exhausted = nodes[4]!;
+      const roundsNow = async () =>
+        (await gql<{ flRounds: { edges: { node: Round }[] } }>(url, ROUNDS_Q)).flRounds.edges.map(
+          (e) => e.node,
+        );
+      const versionsNow = async () =>
+        (await gql<{ modelVersions: { edges: { node: Version }[] } }>(url, VERSIONS)).modelVersions.edges.map(
+          (e) => e.node,
+        );
+      const v21 = (await versionsNow()).find((v) => v.round === ROUNDS + 1)!;
+      assert.equal(v21.participants, 4);
+      const r21 = (await roundsNow()).find((r) => r.modelHash === v21.hash)!;
+      assert.ok(r21.leftOut.includes(exhausted.peerId), 'the exhausted node is left out of round 21');
+      assert.ok(!r21.participants.includes(exhausted.peerId));
+      assert.ok(
+        ((await exhausted.metric('cairn_fl_declined_total', { reason: 'round-exceeds-budget' })) ?? 0) >= 1,
+      );
+      const before = await exhausted.getJson<Privacy>('/fl/privacy');
+      assert.equal(before.rounds, ROUNDS, 'a declined round costs nothing');
+      assert.ok(v21.epsilon > 3 && v21.epsilon <= 6, `ε of version 21: ${v21.epsilon}`);
+
+      // A coordinator asking for less noise than the nodes' floor (z = 1) is declined by all.
+      const { startFederatedRound: low } = await gql<{ startFederatedRound: { roundIds: string[] } }>(
+        url,
+        `mutation { startFederatedRound(nodeId: "${coordinator.peerId}", rounds: 1, noiseMultiplier: 0.2) { roundIds } }`,
+        ADMIN,
+      );
+      const failed = await eventually(
+        'the low-noise round to fail',
+        async () => (await roundsNow()).find((r) => r.id === low.roundIds[0] && r.status !== 'running'),
+        30_000,
+        500,
+      );
+      assert.equal(failed.status, 'failed');
+      for (const n of nodes.slice(0, 4))
+        assert.equal(await n.metric('cairn_fl_declined_total', { reason: 'noise-below-floor' }), 1, n.name);
+
+      // The operator raises the exhausted node's budget; it joins the next round.
+      const raised = await exhausted.postJson<Privacy>('/fl/budget', { epsilon: 6 });
+      assert.equal(raised.budgetEpsilon, 6);
+      assert.ok(raised.epsilonRemaining > 2.9);
+      await gql(
+        url,
+        `mutation { startFederatedRound(nodeId: "${coordinator.peerId}", rounds: 1) { roundIds } }`,
+        ADMIN,
+      );
+      const v22 = await eventually(
+        'version 22, in a mined block',
+        async () => (await versionsNow()).find((v) => v.round === ROUNDS + 2 && v.blockHash),
+        60_000,
+        1_000,
+      );
+      assert.equal(v22.parentHash, v21.hash);
+      assert.equal(v22.participants, 5);
+      const after = await exhausted.getJson<Privacy>('/fl/privacy');
+      assert.equal(after.rounds, ROUNDS + 1);
+      assert.ok(after.epsilonTotal > before.epsilonTotal && after.epsilonTotal <= 6);
+      t.diagnostic(
+        `version 21: ε ${v21.epsilon.toFixed(3)}, 4 nodes; version 22: ε ${v22.epsilon.toFixed(3)}, 5 nodes`,
+      );
     },
   );
   t.diagnostic(`test body done in ${Date.now() - started} ms`);

@@ -148,10 +148,17 @@ export function ensureNetworkConfig(
   );
 }
 
-/** Node i (1-based) trains on slice i-1 of n; node-1 also coordinates the rounds. */
+/**
+ * Node i (1-based) trains on slice i-1 of n; node-1 also coordinates the rounds. Record-level
+ * DP-SGD (the node default, written out so the demo says what it runs): each node spends at most
+ * its budget (ε = 3 at δ = 1e-5, 20 rounds of the default plan), then declines; POST /fl/budget
+ * on a node's API raises it.
+ */
 const flArgs = (i: number, n: number, everyMs: number): string[] => [
   '--capabilities',
   'train',
+  '--fl-mode',
+  'record',
   '--fl-slice',
   String(i - 1),
   '--fl-slices',
@@ -362,6 +369,7 @@ async function main(): Promise<void> {
     `  Data and logs   ${demo.dataDir}  (logs/)`,
     '',
     `Every node trains on a slice of the spam corpus; node-1 starts a federated round every ${DEMO_FL_EVERY_MS / 1000} s`,
+    'with record-level DP-SGD: each node stops at its privacy budget (ε = 3; GET /fl/privacy, POST /fl/budget)',
     "(the console's Models page shows the versions; startFederatedRound in GraphiQL starts more).",
     '',
     'Ctrl-C stops everything; npm start again resumes the same chain.',

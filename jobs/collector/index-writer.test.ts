@@ -191,6 +191,37 @@ for (const provider of TEST_PROVIDERS) {
     }
   });
 
+  test(`${provider}: the privacy ledger of a stats report is indexed on the node and its snapshot`, async () => {
+    const { db, drop } = await createTestIndexDb(provider);
+    try {
+      const w = new IndexWriter(db, OPTS);
+      const fl = (epsilon: number, rounds: number) => ({
+        mode: 'record' as const,
+        privacy: { epsilon, budget: 3, delta: 1e-5, rounds },
+      });
+      await w.apply('s.A.1', 'node.stats', { ...stats('A', 1, 5), fl: fl(0.5, 4) });
+      await w.apply('s.A.2', 'node.stats', { ...stats('A', 2, 6), fl: fl(1.25, 9) });
+      // A report without the block (an older node) keeps what the index knew.
+      await w.apply('s.A.3', 'node.stats', stats('A', 3, 7));
+      const a = await db.node.findUniqueOrThrow({ where: { id: 'A' } });
+      assert.deepEqual(
+        [a.flMode, a.flEpsilon, a.flBudget, a.flDelta, a.flRounds],
+        ['record', 1.25, 3, 1e-5, 9],
+      );
+      const snaps = await db.nodeStatsSnapshot.findMany({ where: { nodeId: 'A' }, orderBy: { seq: 'asc' } });
+      assert.deepEqual(
+        snaps.map((x) => [x.flEpsilon, x.flBudget, x.flRounds]),
+        [
+          [0.5, 3, 4],
+          [1.25, 3, 9],
+          [null, null, null],
+        ],
+      );
+    } finally {
+      await drop();
+    }
+  });
+
   test(`${provider}: roster mode: only members report; a node id that is no member's key is refused`, async () => {
     const { db, drop } = await createTestIndexDb(provider);
     try {

@@ -319,6 +319,20 @@ export class IndexWriter {
       peers: JSON.stringify(r.peers),
       mempoolSize: r.mempoolSize,
       mining: r.mining,
+      // Older nodes send no fl block: what the index last knew stays.
+      ...(r.fl
+        ? {
+            flMode: r.fl.mode,
+            ...(r.fl.privacy
+              ? {
+                  flEpsilon: r.fl.privacy.epsilon,
+                  flBudget: r.fl.privacy.budget,
+                  flDelta: r.fl.privacy.delta,
+                  flRounds: r.fl.privacy.rounds,
+                }
+              : {}),
+          }
+        : {}),
     };
     const existing = await tx.node.findUnique({ where: { id: r.nodeId } });
     // The node's high-water mark is its row's lastSeenAt (the newest `at` indexed, never moved
@@ -354,6 +368,9 @@ export class IndexWriter {
           peerCount: r.peers.length,
           mempoolSize: r.mempoolSize,
           hashRate: r.hashRate,
+          flEpsilon: r.fl?.privacy?.epsilon ?? null,
+          flBudget: r.fl?.privacy?.budget ?? null,
+          flRounds: r.fl?.privacy?.rounds ?? null,
         },
       });
     }

@@ -66,6 +66,8 @@ let calls: [string, ...unknown[]][] = [];
 /** The next outcome of submit / submitSigned, and what reconcile does. */
 let nextOutcome: EntryOutcome;
 let reconcileImpl: (peerId?: string) => Promise<unknown>;
+/** What the privacy ledger reports. */
+let privacy: ReturnType<ApiControl['flPrivacy']>;
 /** What classify does. */
 let classifyImpl: (text: string) => Promise<unknown>;
 
@@ -119,6 +121,15 @@ const control: ApiControl = {
     calls.push(['classify', text]);
     return classifyImpl(text) as ReturnType<ApiControl['classify']>;
   },
+  flPrivacy: () => {
+    calls.push(['flPrivacy']);
+    return privacy;
+  },
+  setFlBudget: async (epsilon) => {
+    calls.push(['setFlBudget', epsilon]);
+    privacy = { ...privacy, budgetEpsilon: epsilon, epsilonRemaining: epsilon - privacy.epsilonTotal };
+    return privacy;
+  },
   reconcile: async (peerId) => {
     calls.push(['reconcile', peerId]);
     return reconcileImpl(peerId) as ReturnType<ApiControl['reconcile']>;
@@ -139,6 +150,17 @@ after(() => {
 });
 beforeEach(() => {
   calls = [];
+  privacy = {
+    mode: 'record',
+    delta: 1e-5,
+    budgetEpsilon: 3,
+    epsilonTotal: 3,
+    epsilonRemaining: 0,
+    rounds: 20,
+    steps: 100,
+    history: [],
+    declines: { 'round-exceeds-budget': 1 },
+  };
   nextOutcome = { id: ID, status: 'added', accepted: true, reason: null };
   classifyImpl = async () => ({ version: ID, round: 3, spam: true, score: 0.8125 });
   reconcileImpl = async (peerId) => ({
@@ -368,4 +390,28 @@ test('POST /classify before any model version is a counted 409 API_NO_MODEL', as
     code: 'API_NO_MODEL',
   });
   assert.equal(await errorsCounted('POST /classify', 'API_NO_MODEL'), before + 1);
+});
+
+test('GET /fl/privacy serves the ledger; POST /fl/budget needs the token and a finite ε ≥ 0', async () => {
+  const r = await call('GET', '/fl/privacy');
+  assert.equal(r.status, 200);
+  assert.equal(r.body.epsilonTotal, 3);
+  assert.deepEqual(r.body.declines, { 'round-exceeds-budget': 1 });
+  for (const body of [{}, { epsilon: -1 }, { epsilon: '5' }, { epsilon: null }]) {
+    const bad = await call('POST', '/fl/budget', body);
+    assert.equal(bad.status, 400, JSON.stringify(body));
+  }
+  // Without the cookie token the guard refuses it before the route.
+  const anon = await fetch(`${api.url}/fl/budget`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ epsilon: 100 }),
+  });
+  assert.equal(anon.status, 401);
+  assert.deepEqual(calls, [['flPrivacy']]);
+  const ok = await call('POST', '/fl/budget', { epsilon: 6 });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.body.budgetEpsilon, 6);
+  assert.equal(ok.body.epsilonRemaining, 3);
+  assert.deepEqual(calls.at(-1), ['setFlBudget', 6]);
 });

@@ -123,6 +123,8 @@ export type ApiControl = Pick<
   | 'unblockPeers'
   | 'reconcile'
   | 'classify'
+  | 'flPrivacy'
+  | 'setFlBudget'
 >;
 
 /** What of messaging the HTTP API uses. */
@@ -281,6 +283,15 @@ export async function startHttpApi(
           `text is ${text.length} characters; at most ${MAX_CLASSIFY_CHARS}`,
         );
       return control.classify(text);
+    },
+    // The privacy ledger: ε spent per round and in total, budget, remaining, declines by reason.
+    'GET /fl/privacy': () => control.flPrivacy(),
+    // {epsilon}: the new budget (a POST, so it needs the cookie token like every mutation here).
+    'POST /fl/budget': async (req) => {
+      const { epsilon } = await readJson(req);
+      if (typeof epsilon !== 'number' || !Number.isFinite(epsilon) || epsilon < 0)
+        throw new HttpError('API_BAD_REQUEST', 'epsilon must be a finite number ≥ 0');
+      return control.setFlBudget(epsilon);
     },
   };
   /** The route key of a request: entry ids collapse to one key, so metric labels stay bounded. */

@@ -269,3 +269,21 @@ export const TOPICS = /* GraphQL */ `
   query Topics { topics(key: "topic", first: 30) { value count } }`;
 
 export const SUB_NEW_ENTRY = `subscription NewEntry($filter: EntryFilter) { newEntry(filter: $filter) { ${KNOWLEDGE_ENTRY} } }`;
+
+/** Each node's record-level privacy ledger and its last reports (schema/fl-privacy.ts). */
+export const FL_PRIVACY = /* GraphQL */ `
+  query FlPrivacy {
+    flPrivacy { nodeId mode epsilon budget remaining delta rounds history(last: 15) { at epsilon budget rounds } }
+  }
+`;
+
+export interface FlPrivacy {
+  nodeId: string;
+  mode: string;
+  epsilon: number;
+  budget: number;
+  remaining: number;
+  delta: number;
+  rounds: number;
+  history: { at: string; epsilon: number; budget: number; rounds: number }[];
+}

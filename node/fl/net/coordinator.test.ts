@@ -192,6 +192,7 @@ describe('a round over participant links', () => {
         dp,
         train,
         deadlineMs: 1_000,
+        privacy: { mode: 'update' },
       }),
     );
     assert.equal((await p.announce('boss', a)).accept, true);

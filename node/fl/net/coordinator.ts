@@ -26,6 +26,7 @@ import type {
   AnnounceReply,
   CommitRequest,
   KeysRequest,
+  RoundPrivacy,
   SharesRequest,
   TrainRequest,
   UnmaskRequest,
@@ -59,6 +60,12 @@ export interface NetworkRoundConfig {
   readonly dp: DpConfig;
   readonly train: TrainOptions;
   readonly deadlineMs: number;
+  /**
+   * The round's DP mode (wire.ts). `record`: `dp` is the secure-aggregation layer's bound
+   * (record-contribution.ts recordSecAggDp) and each participant's ledger prices the DP-SGD.
+   * Default `update`, which is what `dp` alone describes.
+   */
+  readonly privacy?: RoundPrivacy;
   /** Dropouts after key sharing the round survives; sets the threshold (default 1). */
   readonly dropoutTolerance?: number;
   /** Fewest participants a round may start with (default 2: one alone would publish its update). */
@@ -71,6 +78,11 @@ export interface NetworkRoundResult extends Aggregate {
   readonly included: readonly string[];
   readonly leftOut: readonly LeftOut[];
   readonly threshold: number;
+  /**
+   * Record mode: per included participant, the ε it reported having spent in all with this round
+   * (at its δ); the version's ε is the largest. Empty in update mode.
+   */
+  readonly epsilonByPeer: ReadonlyMap<string, number>;
 }
 
 /**
@@ -152,6 +164,7 @@ export async function coordinateRound(
     dp: cfg.dp,
     train: cfg.train,
     deadlineMs: cfg.deadlineMs,
+    privacy: cfg.privacy ?? { mode: 'update' },
   };
   const ann = await step(links, 'announce', (l) => l.announce(announcement));
   leftOut.push(...ann.failed);
@@ -282,5 +295,8 @@ export async function coordinateRound(
   const included = survivors.map(peerOf);
   // A survivor that did not reveal is still in the sum: it is not left out.
   const out = leftOut.filter((l) => !included.includes(l.peerId));
-  return { ...agg, included, leftOut: out, threshold };
+  const epsilonByPeer = new Map<string, number>();
+  if (announcement.privacy.mode === 'record')
+    for (const p of included) epsilonByPeer.set(p, ann.ok.get(p)?.epsilon ?? 0);
+  return { ...agg, included, leftOut: out, threshold, epsilonByPeer };
 }

@@ -53,6 +53,12 @@ export function createFlMetrics(registry: Registry) {
       labelNames: ['answer'],
       registers,
     }),
+    declined: new Counter({
+      name: 'cairn_fl_declined_total',
+      help: 'Rounds this node declined on privacy grounds, by reason (budget-exhausted, noise-below-floor, mode-not-accepted, …)',
+      labelNames: ['reason'],
+      registers,
+    }),
     modelsFetched: new Counter({
       name: 'cairn_fl_models_fetched_total',
       help: 'Model versions fetched from peers by hash, by outcome',

@@ -15,21 +15,27 @@ import {
   roundQuantiser,
 } from '../local-round.ts';
 import type { Params } from '../logistic.ts';
+import { PrivacyBudgetError } from '../privacy-budget.ts';
+import { recordContribution } from '../record-contribution.ts';
 import {
   decodeAdvertisement,
   decodeShare,
   encodeAdvertisement,
+  encodeMasked,
   encodeShare,
   encodeUnmask,
   SecAggError,
 } from '../secagg/messages.ts';
 import {
   createParticipant,
+  maskUpdate,
   type Participant,
   receiveShares,
   revealOnce,
   shareKeys,
 } from '../secagg/protocol.ts';
+import { quantise } from '../secagg/ring.ts';
+import type { PrivacyGate } from './privacy-gate.ts';
 import {
   isCanonicalSet,
   peerIdVerifier,
@@ -73,6 +79,11 @@ export interface ParticipantOptions {
   /** Policy: decline every round. */
   readonly decline?: boolean;
   readonly misbehave?: Misbehaviour;
+  /**
+   * The node's privacy decisions and ledger (privacy-gate.ts). Without one the participant has
+   * no ledger to charge: it takes update-level rounds and declines record-level ones.
+   */
+  readonly privacy?: Pick<PrivacyGate, 'decide' | 'charge' | 'noteDecline'>;
   /** The global model by hash (null = zeros), fetched from `from` when not stored. */
   resolveModel(hash: Uint8Array | null, paramCount: number, from: string): Promise<Params>;
   /** Stores a committed model version (bytes checked by the store). */
@@ -93,6 +104,8 @@ interface RoundState {
   readonly expiresAt: number;
   /** From the keys step on; holds the roster id, threshold and roster size too. */
   secagg?: Participant;
+  /** Set once the round's training began: a second train request must not charge the ledger again. */
+  trained?: boolean;
 }
 
 export class FlParticipant {
@@ -112,7 +125,7 @@ export class FlParticipant {
 
   async announce(from: string, a: Announcement): Promise<AnnounceReply> {
     this.expire();
-    const decline = (reason: string): AnnounceReply => ({ accept: false, examples: 0, reason });
+    const decline = (reason: string): AnnounceReply => ({ accept: false, examples: 0, reason, epsilon: 0 });
     if (this.o.decline) return decline('policy');
     const key = toHex(a.roundId);
     if (this.rounds.has(key)) return decline('round already announced');
@@ -121,6 +134,15 @@ export class FlParticipant {
     if (!data || data.rows.length === 0) return decline('no training data');
     if (data.dim + 1 !== a.paramCount)
       return decline(`model has ${a.paramCount} parameters, data ${data.dim}`);
+    // Privacy last among the checks that need no I/O: a decline for a reason above costs nothing.
+    let epsilon = 0;
+    if (this.o.privacy) {
+      const d = this.o.privacy.decide(a.privacy, key);
+      if (!d.ok) return decline(`${d.reason}: ${d.message}`);
+      if (d.mode === 'record') epsilon = d.epsilonAfter;
+    } else if (a.privacy.mode !== 'update') {
+      return decline('ledger-unavailable: this participant keeps no privacy ledger');
+    }
     let global: Params;
     try {
       global = await this.o.resolveModel(a.modelHash, a.paramCount, from);
@@ -135,7 +157,7 @@ export class FlParticipant {
       // Room for the steps around training; a coordinator that vanishes leaves nothing behind.
       expiresAt: this.now() + a.deadlineMs + 60_000,
     });
-    return { accept: true, examples: data.rows.length, reason: '' };
+    return { accept: true, examples: data.rows.length, reason: '', epsilon };
   }
 
   keys(from: string, k: KeysRequest): Uint8Array {
@@ -165,26 +187,47 @@ export class FlParticipant {
     return shares.map(encodeShare);
   }
 
-  /** Trains, clips, noises, quantises and masks: the only step that takes real time. */
-  train(from: string, req: TrainRequest): Uint8Array {
+  /**
+   * Trains, clips, noises, quantises and masks: the only step that takes real time. In record
+   * mode the round is charged to the ledger (and the ledger saved) before training starts.
+   */
+  async train(from: string, req: TrainRequest): Promise<Uint8Array> {
     const s = this.state(from, req.roundId);
     const sa = this.secagg(s);
+    if (s.trained) throw new SecAggError('protocol-violation', 'training was already requested');
+    s.trained = true;
     const expect = { roundId: req.roundId, participants: new Set(req.u2) };
     const inbox = req.inbox.map((b) => decodeShare(b, expect));
     s.secagg = receiveShares(sa, req.u2, inbox);
     const a = s.announcement;
-    const cfg = { roundId: a.roundId, round: a.round, dp: a.dp, train: a.train };
     const { id, config } = s.secagg;
     const quantiser = roundQuantiser(a.dp, config.participants.length, config.threshold);
-    const { bytes } = maskedContribution(
-      s.secagg,
-      s.global,
-      { id, data: s.data },
-      cfg,
-      config.threshold,
-      quantiser,
-      this.rnd,
-    );
+    let bytes: Uint8Array;
+    if (a.privacy.mode === 'record') {
+      const label = toHex(a.roundId);
+      if (!this.o.privacy) throw new Error('no privacy ledger');
+      try {
+        await this.o.privacy.charge(a.privacy, label);
+      } catch (err) {
+        // Accepted, but another round was charged since and this one no longer fits.
+        if (err instanceof PrivacyBudgetError) this.o.privacy.noteDecline(err.reason, err.message, label);
+        throw err;
+      }
+      const { vector } = recordContribution(s.global, s.data, a.privacy.sgd, a.dp, this.rnd);
+      const q = quantise(vector, quantiser, this.rnd.uniform);
+      bytes = encodeMasked(maskUpdate(s.secagg, q.words));
+    } else {
+      const cfg = { roundId: a.roundId, round: a.round, dp: a.dp, train: a.train };
+      bytes = maskedContribution(
+        s.secagg,
+        s.global,
+        { id, data: s.data },
+        cfg,
+        config.threshold,
+        quantiser,
+        this.rnd,
+      ).bytes;
+    }
     return this.o.misbehave ? corruptMasked(bytes, this.o.misbehave) : bytes;
   }
 

@@ -9,6 +9,7 @@ import type { ModelPayload } from '../../chain/types.ts';
 import { createLogger } from '../../log.ts';
 import { FL_DEFAULTS } from '../../options.ts';
 import { survivorKeys } from '../../testing/survivor-keys.ts';
+import { planDpSgd } from '../dp-sgd-fedavg.ts';
 import { FlData } from './data.ts';
 import { localLink } from './links.ts';
 import { createFlMetrics } from './metrics.ts';
@@ -82,6 +83,9 @@ test('the round runner chains versions once mined, commits each as a model entry
     deadlineMs: 10_000,
     lossTolerance: FL_DEFAULTS.lossTolerance,
     headWaitMs: 5_000,
+    mode: 'update',
+    recordPlan: planDpSgd(FL_DEFAULTS.privacy.budgetEpsilon, FL_DEFAULTS.privacy.delta),
+    recordUpdateClipNorm: FL_DEFAULTS.recordUpdateClipNorm,
     log,
   };
   runner = new RoundRunner(deps);
@@ -176,6 +180,9 @@ test('a round whose aggregate is out of range, or whose held-out loss regresses,
     deadlineMs: 10_000,
     lossTolerance: FL_DEFAULTS.lossTolerance,
     headWaitMs: 1_000,
+    mode: 'update',
+    recordPlan: planDpSgd(FL_DEFAULTS.privacy.budgetEpsilon, FL_DEFAULTS.privacy.delta),
+    recordUpdateClipNorm: FL_DEFAULTS.recordUpdateClipNorm,
     log,
   };
   const poisoned = new RoundRunner(deps);

@@ -10,22 +10,30 @@ import { fromHex, type Hex, toHex } from '../../chain/bytes.ts';
 import type { ModelPayload } from '../../chain/types.ts';
 import type { Logger } from '../../log.ts';
 import type { AdaptiveClipping } from '../dp.ts';
+import type { DpSgdPlan } from '../dp-sgd-fedavg.ts';
 import type { DpConfig } from '../local-round.ts';
 import { evaluate } from '../logistic.ts';
 import { RdpAccountant } from '../rdp-accountant.ts';
+import { recordSecAggDp } from '../record-contribution.ts';
 import { coordinateRound, type LeftOut, type ParticipantLink, RoundFailed } from './coordinator.ts';
 import type { FlData } from './data.ts';
 import type { FlMetrics } from './metrics.ts';
 import type { ModelStore } from './model-store.ts';
 import type { ModelSync } from './model-sync.ts';
 import type { FlRoundEvent, ModelVersionEvent } from './round-events.ts';
+import type { DpMode, RoundPrivacy } from './wire.ts';
 
 export interface RoundRequest {
   readonly rounds: number;
   readonly participants?: readonly string[];
+  /** Update mode: the update clip norm. Record mode: DP-SGD's per-example clip norm. */
   readonly clipNorm?: number;
+  /** Update mode: z on the summed updates. Record mode: DP-SGD's z (participants' floors apply). */
   readonly noiseMultiplier?: number;
+  /** Update mode only (adaptive clipping of whole updates). */
   readonly targetQuantile?: number;
+  /** The coordinator's own mode (`--fl-mode`) when absent. */
+  readonly mode?: DpMode;
 }
 
 /** The newest model version on the main chain. */
@@ -65,6 +73,12 @@ export interface RoundRunnerDeps {
   readonly lossTolerance: number;
   /** How long a round waits for the previous round's version to be mined before it fails. */
   readonly headWaitMs: number;
+  /** The DP mode of the rounds this node coordinates, unless a request names one. */
+  readonly mode: DpMode;
+  /** Record mode: the DP-SGD every participant runs per round (FL_DEFAULTS.dpSgd, planDpSgd). */
+  readonly recordPlan: DpSgdPlan;
+  /** Record mode: the public L2 bound of a participant's DP-SGD delta (FL_DEFAULTS). */
+  readonly recordUpdateClipNorm: number;
   readonly log: Logger;
 }
 
@@ -170,17 +184,48 @@ export class RoundRunner {
     const round = (base?.round ?? 0) + 1;
     const links = this.d.links(req.participants);
     const invited = links.map((l) => l.peerId);
-    const noiseMultiplier = req.noiseMultiplier ?? DEFAULT_DP.noiseMultiplier;
-    const dp: DpConfig = {
-      clipNorm,
-      noiseMultiplier,
-      weightCap: DEFAULT_DP.weightCap,
-      ...(req.targetQuantile !== undefined
-        ? { adaptive: adaptiveFor(req.targetQuantile, noiseMultiplier) }
-        : {}),
-    };
-    const dpReport: Record<string, number> = { clipNorm, noiseMultiplier, delta: DELTA };
-    if (req.targetQuantile !== undefined) dpReport.targetQuantile = req.targetQuantile;
+    const mode = req.mode ?? this.d.mode;
+    const noiseMultiplier =
+      req.noiseMultiplier ??
+      (mode === 'record' ? this.d.recordPlan.noiseMultiplier : DEFAULT_DP.noiseMultiplier);
+    let dp: DpConfig;
+    let privacy: RoundPrivacy;
+    let dpReport: Record<string, number>;
+    if (mode === 'record') {
+      const plan = this.d.recordPlan;
+      const sgd = {
+        samplingRate: plan.samplingRate,
+        noiseMultiplier,
+        clipNorm: req.clipNorm ?? plan.clipNorm,
+        steps: plan.steps,
+        learningRate: plan.learningRate,
+        l2: plan.l2,
+        biasScale: plan.biasScale ?? 1,
+      };
+      dp = recordSecAggDp(this.d.recordUpdateClipNorm);
+      privacy = { mode: 'record', sgd };
+      // JSON numbers only (the round report's dp map): recordLevel 1 labels the mode.
+      dpReport = {
+        recordLevel: 1,
+        clipNorm: sgd.clipNorm,
+        noiseMultiplier,
+        samplingRate: sgd.samplingRate,
+        steps: sgd.steps,
+        delta: DELTA,
+      };
+    } else {
+      dp = {
+        clipNorm,
+        noiseMultiplier,
+        weightCap: DEFAULT_DP.weightCap,
+        ...(req.targetQuantile !== undefined
+          ? { adaptive: adaptiveFor(req.targetQuantile, noiseMultiplier) }
+          : {}),
+      };
+      privacy = { mode: 'update' };
+      dpReport = { recordLevel: 0, clipNorm, noiseMultiplier, delta: DELTA };
+      if (req.targetQuantile !== undefined) dpReport.targetQuantile = req.targetQuantile;
+    }
     const event = (e: Partial<FlRoundEvent> & Pick<FlRoundEvent, 'status'>): FlRoundEvent => ({
       id: toHex(roundId),
       round,
@@ -210,10 +255,11 @@ export class RoundRunner {
       const result = await coordinateRound(
         global,
         links,
-        { roundId, round, dp, train: DEFAULT_TRAIN, deadlineMs: this.d.deadlineMs },
+        { roundId, round, dp, train: DEFAULT_TRAIN, deadlineMs: this.d.deadlineMs, privacy },
         {
           sign: (m) => this.d.sign(m),
-          accountant,
+          // Record mode: each participant's ledger accounts its own DP-SGD; the sum has no noise of its own.
+          ...(mode === 'update' ? { accountant } : {}),
           onRejected: (peer, code, message) => {
             this.d.metrics.rejected.inc({ code });
             this.d.penalise(peer, `fl update rejected: ${message}`);
@@ -231,8 +277,14 @@ export class RoundRunner {
           'loss-regressed',
         );
       const { hash, bytes } = await this.d.store.put(result.params);
+      // Record mode: the largest ε any participant has spent with this round (each is its own
+      // guarantee; averaging is post-processing). Update mode: this coordinator's accountant.
       const epsilon =
-        noiseMultiplier > 0 ? this.epsilonBase + (result.privacy?.epsilonTotal ?? 0) : NO_GUARANTEE;
+        mode === 'record'
+          ? Math.max(0, ...result.epsilonByPeer.values())
+          : noiseMultiplier > 0
+            ? this.epsilonBase + (result.privacy?.epsilonTotal ?? 0)
+            : NO_GUARANTEE;
       const metrics: [string, number][] = [
         ['accuracy', ev.accuracy],
         ['loss', ev.loss],
@@ -272,6 +324,8 @@ export class RoundRunner {
       if (result.privacy) dpReport.epsilonRound = result.privacy.epsilonRound;
       dpReport.epsilon = epsilon;
       dpReport.threshold = result.threshold;
+      if (mode === 'record' && result.epsilonByPeer.size > 0)
+        dpReport.epsilonMin = Math.min(...result.epsilonByPeer.values());
       this.d.emitRound(
         event({
           status: 'completed',
@@ -284,6 +338,8 @@ export class RoundRunner {
       this.d.log.info(
         {
           round,
+          mode: mode === 'record' ? 'record-level DP-SGD' : 'update-level DP (whole updates, not records)',
+          epsilon,
           accuracy: ev.accuracy,
           included: result.included.length,
           leftOut: result.leftOut,
@@ -292,7 +348,8 @@ export class RoundRunner {
         'federated round completed',
       );
       ended('completed');
-      return result.nextClipNorm;
+      // Record mode's dp is the fixed bound of the secure sum; only update mode adapts its clip.
+      return mode === 'record' ? clipNorm : result.nextClipNorm;
     } catch (err) {
       const left: readonly LeftOut[] = err instanceof RoundFailed ? err.leftOut : [];
       const reason = err instanceof RoundFailed ? err.reason : err === waitError ? 'head-not-mined' : 'error';

@@ -142,7 +142,11 @@ describe('FlService with fakes of its dependencies', () => {
           sign: async (m) => id.privateKey.sign(m),
           log: createLogger('error'),
         },
-        { slice: { index: Math.min(k, 2), of: 3, mode: 'iid', seed: 42 }, deadlineMs: 20_000 },
+        {
+          slice: { index: Math.min(k, 2), of: 3, mode: 'iid', seed: 42 },
+          deadlineMs: 20_000,
+          mode: 'update',
+        },
       );
       await service.start();
       nodes.push({ id: id.peerId, service, registry });
@@ -204,6 +208,7 @@ describe('FlService with fakes of its dependencies', () => {
       dp: { clipNorm: 4, noiseMultiplier: 0.3, weightCap: 1000 },
       train: { epochs: 1, batchSize: 16, learningRate: 8, l2: 0, seed: 5 },
       deadlineMs: 5_000,
+      privacy: { mode: 'update' as const },
     };
     await assert.rejects(
       net.reqresp(intruder.id).request(victim.id, FL_ANNOUNCE, announcement),
@@ -247,6 +252,7 @@ describe('FlService with fakes of its dependencies', () => {
       dp: { clipNorm: 4, noiseMultiplier: 0.3, weightCap: 1000 },
       train: { epochs: 1, batchSize: 64, learningRate: 8, l2: 0, seed: 5 },
       deadlineMs: 5_000,
+      privacy: { mode: 'update' as const },
     };
     for (const l of team) assert.equal((await l.announce(a)).accept, true);
     const roster = team.map((l) => l.peerId);

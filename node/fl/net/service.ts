@@ -21,6 +21,7 @@ import type { Logger } from '../../log.ts';
 import { FL_DEFAULTS } from '../../options.ts';
 import type { PeerAction } from '../../p2p/peer-scores.ts';
 import { HandlerError, type ProtocolSpec, RESULT, type ReqResp } from '../../p2p/reqresp.ts';
+import { planDpSgd } from '../dp-sgd-fedavg.ts';
 import { SecAggError } from '../secagg/messages.ts';
 import type { ParticipantLink } from './coordinator.ts';
 import { FlData, type SliceOptions } from './data.ts';
@@ -29,6 +30,7 @@ import { counted, createFlMetrics, type FlMetrics } from './metrics.ts';
 import { ModelStore } from './model-store.ts';
 import { ModelSync, modelEntriesOf } from './model-sync.ts';
 import { FlParticipant, type Misbehaviour, UnmaskRefused } from './participant.ts';
+import { PrivacyGate, type PrivacyStatus } from './privacy-gate.ts';
 import {
   FL_ANNOUNCE,
   FL_COMMIT,
@@ -41,6 +43,7 @@ import {
 import type { FlEvents } from './round-events.ts';
 import { modelHeadOf, type RoundRequest, RoundRunner } from './round-runner.ts';
 import { type FlRoster, RoundRequestRefused } from './trust.ts';
+import type { DpMode } from './wire.ts';
 
 export interface FlOptions {
   readonly slice?: SliceOptions;
@@ -53,6 +56,13 @@ export interface FlOptions {
   readonly deadlineMs?: number;
   /** How long a round waits for the previous version to be mined (default in options.ts). */
   readonly headWaitMs?: number;
+  /**
+   * DP mode (default in options.ts, `record`): of the rounds this node coordinates, and of those
+   * it takes part in (`record` declines update-level rounds; `update` takes both).
+   */
+  readonly mode?: DpMode;
+  /** Sets this node's privacy budget (ε at δ = 1e-5) at start; absent: the ledger keeps its own. */
+  readonly budgetEpsilon?: number;
 }
 
 /** The chain as FL reads it: its events, its blocks and the model head at its tip. */
@@ -91,6 +101,7 @@ export class FlService extends EventEmitter<FlEvents> {
   readonly data: FlData;
   readonly participant: FlParticipant;
   readonly models: ModelSync;
+  readonly privacy: PrivacyGate;
   private readonly specs;
   private readonly runner: RoundRunner;
   private readonly self: string;
@@ -134,8 +145,17 @@ export class FlService extends EventEmitter<FlEvents> {
       metrics: this.metrics,
       log: this.log,
     });
+    const mode = opts.mode ?? FL_DEFAULTS.mode;
+    this.privacy = new PrivacyGate({
+      dataDir: d.dataDir,
+      mode,
+      ...(opts.budgetEpsilon !== undefined ? { budgetEpsilon: opts.budgetEpsilon } : {}),
+      declined: this.metrics.declined,
+      log: this.log,
+    });
     this.participant = new FlParticipant({
       self: this.self,
+      privacy: this.privacy,
       data: () => this.data.train(),
       decline: opts.decline ?? false,
       ...(opts.misbehave ? { misbehave: opts.misbehave } : {}),
@@ -158,12 +178,28 @@ export class FlService extends EventEmitter<FlEvents> {
       deadlineMs: opts.deadlineMs ?? FL_DEFAULTS.deadlineMs,
       lossTolerance: FL_DEFAULTS.lossTolerance,
       headWaitMs: opts.headWaitMs ?? FL_DEFAULTS.headWaitMs,
+      mode,
+      // z spends the default budget over the planned steps; a node's own budget is its ledger's.
+      recordPlan: planDpSgd(FL_DEFAULTS.privacy.budgetEpsilon, FL_DEFAULTS.privacy.delta),
+      recordUpdateClipNorm: FL_DEFAULTS.recordUpdateClipNorm,
       log: this.log,
     });
   }
 
+  /** The privacy ledger's report (undefined until it is loaded, or when it is unreadable). */
+  privacyStatus(): PrivacyStatus | undefined {
+    return this.privacy.status();
+  }
+
+  /** The operator's new budget for this node (ε); persisted. */
+  setBudget(epsilon: number): Promise<PrivacyStatus> {
+    return this.privacy.setBudget(epsilon);
+  }
+
   /** Registers the protocols (before the host starts) and starts watching the chain. */
   async start(): Promise<void> {
+    // Before the announce handler: a round must never be judged against a ledger not yet read.
+    await this.privacy.load();
     const p = this.participant;
     const serve = <Req, Res>(
       spec: ProtocolSpec<Req, Res, unknown>,

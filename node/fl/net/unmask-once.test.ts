@@ -50,7 +50,16 @@ async function toUnmask(verify: SurvivorVerifier) {
       }),
   );
   const coordinator = 'boss';
-  const a = { roundId, round: 1, modelHash: null, paramCount: ex.dim + 1, dp, train, deadlineMs: 5_000 };
+  const a = {
+    roundId,
+    round: 1,
+    modelHash: null,
+    paramCount: ex.dim + 1,
+    dp,
+    train,
+    deadlineMs: 5_000,
+    privacy: { mode: 'update' as const },
+  };
   for (const p of parts) assert.equal((await p.announce(coordinator, a)).accept, true);
   const config: SecAggConfig = {
     roundId,
@@ -70,10 +79,16 @@ async function toUnmask(verify: SurvivorVerifier) {
     p.shares(coordinator, { roundId, adverts: advertBytes }).map((bytes) => ({ from: k + 1, bytes })),
   );
   const routed = routeShares(config, config.participants, shareMsgs);
-  const masked = parts.map((p, k) =>
-    decodeMasked(
-      p.train(coordinator, { roundId, u2: routed.u2, inbox: routed.inbox.get(k + 1)!.map(encodeShare) }),
-      { ...expect, dim: config.dim },
+  const masked = await Promise.all(
+    parts.map(async (p, k) =>
+      decodeMasked(
+        await p.train(coordinator, {
+          roundId,
+          u2: routed.u2,
+          inbox: routed.inbox.get(k + 1)!.map(encodeShare),
+        }),
+        { ...expect, dim: config.dim },
+      ),
     ),
   );
   return { parts, coordinator, config, adverts, masked };

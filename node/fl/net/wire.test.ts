@@ -33,6 +33,7 @@ const announcement = {
   },
   train: { epochs: 3, batchSize: 16, learningRate: 8, l2: 0, seed: 5 },
   deadlineMs: 30_000,
+  privacy: { mode: 'update' as const },
 };
 
 describe('FL wire formats', () => {

@@ -8,8 +8,10 @@
 import { DecodeError } from '../../chain/codec/errors.ts';
 import { Reader } from '../../chain/codec/reader.ts';
 import { Writer } from '../../chain/codec/writer.ts';
+import { MAX_DP_SGD_STEPS } from '../dp-sgd.ts';
 import type { DpConfig } from '../local-round.ts';
 import type { TrainOptions } from '../logistic.ts';
+import type { RecordDp } from '../record-contribution.ts';
 import { ADVERTISE_BYTES, MAX_PARTICIPANTS, SHARE_BYTES } from '../secagg/messages.ts';
 import { MAX_PARAMS } from './model-codec.ts';
 import { SURVIVOR_SIGNATURE_BYTES } from './survivor-set.ts';
@@ -21,6 +23,24 @@ const MAX_REASON = 256;
  * `fl-train` request timeout, while the coordinator's own request deadline is shorter.
  */
 export const MAX_DEADLINE_MS = 600_000;
+
+/**
+ * The DP mode of a round. `record`: every participant runs DP-SGD on its own examples and charges
+ * its ledger (each email protected). `update`: participants clip and noise whole updates (`dp`),
+ * which protects a participant's update as a whole, not its records — kept, and labelled as such.
+ * `unknown`: a mode this version cannot read (a newer coordinator); participants decline it.
+ */
+export type { RecordDp };
+export type RoundPrivacy =
+  | { readonly mode: 'update' }
+  | { readonly mode: 'record'; readonly sgd: RecordDp }
+  | { readonly mode: 'unknown'; readonly code: number };
+
+export { DP_MODES, type DpMode } from '../dp-mode.ts';
+
+const MODE_CODE = { update: 0, record: 1 } as const;
+/** Mode parameters travel length-prefixed, so a mode this version does not know can be skipped. */
+const MAX_MODE_BYTES = 1024;
 
 /** The invitation: everything a participant needs to decide and to train, but not yet the roster. */
 export interface Announcement {
@@ -34,6 +54,7 @@ export interface Announcement {
   readonly train: TrainOptions;
   /** How long the coordinator waits for the masked update once it asks for it. */
   readonly deadlineMs: number;
+  readonly privacy: RoundPrivacy;
 }
 
 export interface AnnounceReply {
@@ -41,6 +62,11 @@ export interface AnnounceReply {
   /** Examples the participant trains on (0 when it declines). */
   readonly examples: number;
   readonly reason: string;
+  /**
+   * Record mode: the ε (at the participant's δ) it will have spent in all once this round is
+   * charged, so the version's ε can be the largest of its participants'. 0 otherwise.
+   */
+  readonly epsilon: number;
 }
 
 /** The roster: participant ids are positions in `participants` plus one (the Shamir points). */
@@ -116,7 +142,61 @@ export function encodeAnnouncement(a: Announcement): Uint8Array {
     .f64(t.l2)
     .u32(t.seed >>> 0)
     .u32(a.deadlineMs);
+  writePrivacy(w, a.privacy);
   return w.finish();
+}
+
+function writePrivacy(w: Writer, p: RoundPrivacy): void {
+  if (p.mode === 'unknown') throw new RangeError('cannot announce an unknown DP mode');
+  w.u8(MODE_CODE[p.mode]);
+  const body = new Writer(64);
+  if (p.mode === 'record') {
+    const s = p.sgd;
+    body
+      .f64(s.samplingRate)
+      .f64(s.noiseMultiplier)
+      .f64(s.clipNorm)
+      .u32(s.steps)
+      .f64(s.learningRate)
+      .f64(s.l2)
+      .f64(s.biasScale);
+  }
+  w.bytes(body.finish());
+}
+
+function readPrivacy(r: Reader): RoundPrivacy {
+  const code = r.u8('DP mode');
+  const body = r.bytes(MAX_MODE_BYTES, 'DP mode parameters');
+  if (code === MODE_CODE.update) {
+    if (body.length !== 0) throw new DecodeError('invalid-value', 'update mode takes no parameters');
+    return { mode: 'update' };
+  }
+  if (code !== MODE_CODE.record) return { mode: 'unknown', code };
+  const b = new Reader(body);
+  const sgd: RecordDp = {
+    samplingRate: b.f64('sampling rate'),
+    noiseMultiplier: b.f64('noise multiplier'),
+    clipNorm: b.f64('clip norm'),
+    steps: b.u32('steps'),
+    learningRate: b.f64('learning rate'),
+    l2: b.f64('l2'),
+    biasScale: b.f64('bias scale'),
+  };
+  b.end('record-level DP parameters');
+  // Shape only: whether the values are acceptable is the participant's ledger's call (floors).
+  const fin = (x: number) => Number.isFinite(x);
+  if (
+    !(sgd.samplingRate > 0 && sgd.samplingRate <= 1) ||
+    !(fin(sgd.noiseMultiplier) && sgd.noiseMultiplier >= 0) ||
+    !(fin(sgd.clipNorm) && sgd.clipNorm > 0) ||
+    sgd.steps < 1 ||
+    sgd.steps > MAX_DP_SGD_STEPS ||
+    !(fin(sgd.learningRate) && sgd.learningRate > 0) ||
+    !(fin(sgd.l2) && sgd.l2 >= 0) ||
+    !(fin(sgd.biasScale) && sgd.biasScale > 0)
+  )
+    throw new DecodeError('invalid-value', 'record-level DP parameters out of range');
+  return { mode: 'record', sgd };
 }
 
 export function decodeAnnouncement(bytes: Uint8Array): Announcement {
@@ -133,6 +213,7 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   const l2 = r.f64('l2');
   const seed = r.u32('seed');
   const deadlineMs = r.u32('deadline');
+  const privacy = readPrivacy(r);
   r.end('announcement');
   // Bounds that keep one round's local training within reason on a small device.
   if (epochs > 50 || batchSize < 1 || batchSize > 100_000 || !(learningRate > 0) || !(l2 >= 0))
@@ -147,6 +228,7 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
     dp,
     train: { epochs, batchSize, learningRate, l2, seed },
     deadlineMs,
+    privacy,
   };
 }
 
@@ -155,6 +237,7 @@ export function encodeAnnounceReply(a: AnnounceReply): Uint8Array {
     .u8(a.accept ? 1 : 0)
     .u32(a.examples)
     .string(a.reason.slice(0, MAX_REASON))
+    .f64(a.epsilon)
     .finish();
 }
 
@@ -164,8 +247,10 @@ export function decodeAnnounceReply(bytes: Uint8Array): AnnounceReply {
   if (flag > 1) throw new DecodeError('invalid-value', 'accept flag');
   const examples = r.u32('examples');
   const reason = r.string(MAX_REASON * 4, 'reason');
+  const epsilon = r.f64('epsilon');
   r.end('announce reply');
-  return { accept: flag === 1, examples, reason };
+  if (!(epsilon >= 0)) throw new DecodeError('invalid-value', 'epsilon');
+  return { accept: flag === 1, examples, reason, epsilon };
 }
 
 export function encodeKeysRequest(k: KeysRequest): Uint8Array {

@@ -2,6 +2,7 @@ import { lineChart } from '../chart.ts';
 import { emptyState, errorBox, fmtDateTime, fmtNum, h, mount, shortHex, table } from '../dom.ts';
 import { type Connection, type FlRound, MODELS, type ModelVersion, SUB_MODEL } from '../queries.ts';
 import { classifyBox } from './classify-box.ts';
+import { privacyBox } from './privacy-box.ts';
 import { attempt, loadAndReload, type View } from './view.ts';
 
 /** Model versions with accuracy over rounds, and the federated-learning rounds behind them. */
@@ -11,7 +12,8 @@ export const modelsView: View = (root, { gw }) => {
   let error: unknown;
   const body = h('div');
   // The classify box sits outside `body`, so a re-render keeps what the user typed.
-  mount(root, h('h1', null, 'Model versions'), classifyBox(gw), body);
+  const privacy = privacyBox(gw);
+  mount(root, h('h1', null, 'Model versions'), classifyBox(gw), body, privacy.el);
 
   const render = () => {
     const withAcc = models.filter((m) => m.accuracy !== null);
@@ -96,6 +98,7 @@ export const modelsView: View = (root, { gw }) => {
       rounds = d.flRounds.edges.map((e) => e.node);
     });
     render();
+    await privacy.load();
   };
   render();
   const offLoad = loadAndReload(gw, load);

@@ -1,0 +1,11 @@
+-- AlterTable
+ALTER TABLE "Node" ADD COLUMN     "flBudget" DOUBLE PRECISION,
+ADD COLUMN     "flDelta" DOUBLE PRECISION,
+ADD COLUMN     "flEpsilon" DOUBLE PRECISION,
+ADD COLUMN     "flMode" TEXT,
+ADD COLUMN     "flRounds" INTEGER;
+
+-- AlterTable
+ALTER TABLE "NodeStatsSnapshot" ADD COLUMN     "flBudget" DOUBLE PRECISION,
+ADD COLUMN     "flEpsilon" DOUBLE PRECISION,
+ADD COLUMN     "flRounds" INTEGER;
