@@ -65,6 +65,8 @@ import {
   HEADERS_BY_RANGE,
   reqRespPrefix,
 } from './p2p/protocols.ts';
+import { createRelayMetrics, RelayKeeper, type RelayLimits, relayGater } from './p2p/relay.ts';
+import { upgradeRelayed } from './p2p/relay-upgrade.ts';
 import { HandlerError, RESULT, ReqResp } from './p2p/reqresp.ts';
 import { serveChainProtocols } from './p2p/serve-chain.ts';
 import { ChainService } from './service/chain-service.ts';
@@ -96,6 +98,12 @@ export interface NodeOptions {
   readonly network: NetworkConfig;
   readonly logLevel?: string;
   readonly iceServers?: readonly string[];
+  /** Relays to keep a reservation on (`--relay`, with /p2p/<id>; node/p2p/relay.ts). */
+  readonly relays?: readonly string[];
+  /** Limits of the relay this node runs when it has the `relay` capability (defaults in options.ts). */
+  readonly relayLimits?: Partial<RelayLimits>;
+  /** Addresses announced besides the listen ones (`--announce`). */
+  readonly announce?: readonly string[];
   /** Mempool reconciliation with a random peer every this many ms (0 = off; the job scheduler may drive it instead). */
   readonly reconcileIntervalMs?: number;
   /** Worker threads that check signatures of sync batches (default 2: sync is bound by them). */
@@ -143,6 +151,9 @@ export class CairnNode {
   private reportedDropped = 0;
   /** Federated learning: participant, model store and round coordinator (set during start). */
   fl: FlService | undefined;
+  /** Keeps the reservations on configured relays (none without `--relay`; set during start). */
+  relayKeeper: RelayKeeper | undefined;
+  private unwireUpgrade: (() => void) | undefined;
   /** Set by the job worker: returns true while its `mempool.sync` scheduler is in charge. */
   externalReconcile: (() => boolean) | undefined;
 
@@ -286,6 +297,8 @@ export class CairnNode {
     // Serving, gossip and identify: admitted peers only.
     const admitted = gate ? (p: PeerId) => gate.whenAdmitted(p) : undefined;
     if (gate) chainService.on('head', () => gate.rejudge());
+    const relayMetrics = createRelayMetrics(metrics.registry, () => hostRef?.getConnections() ?? []);
+    let hostRef: CairnLibp2p | undefined;
     const host = await createHost({
       identity,
       dataDir: opts.dataDir,
@@ -293,8 +306,19 @@ export class CairnNode {
       bootstrap: opts.bootstrap,
       mdns: opts.mdns,
       iceServers: opts.iceServers,
+      relays: opts.relays,
+      announce: opts.announce,
+      // Members only: the relay hooks below refuse everyone the roster does not admit.
+      relayServer: opts.capabilities.includes('relay') ? (opts.relayLimits ?? {}) : undefined,
       networkTag: `cairn-${chainTag}`,
       gater: {
+        // Roster mode: members only (awaiting a pending peer's verdict); open mode: any peer.
+        ...relayGater({
+          isMember: gate ? (p) => gate.whenAdmitted(p) : () => true,
+          metrics: relayMetrics,
+          penalise: (p, action, reason) => peers?.penalise(p, action, reason),
+          log: log.child({ part: 'relay' }),
+        }),
         // Per-IP cap, inbound slots, address bans: before any crypto runs.
         denyInboundConnection: limits.denyInboundConnection,
         denyOutboundConnection: limits.denyOutboundConnection,
@@ -324,6 +348,7 @@ export class CairnNode {
       limits: { maxConnections: limits.maxConnections },
       gossipScore: opts.gossip,
     });
+    hostRef = host;
     const penalise = (p: PeerId, action: Parameters<PeerManager['penalise']>[1], reason: string) =>
       peers?.penalise(p, action, reason);
     const reqresp = new ReqResp(
@@ -508,6 +533,17 @@ export class CairnNode {
     await host.start();
     gossip.start();
     sync.start();
+    // After start: a relay that is down only delays the reservation, never the node.
+    if (opts.relays?.length) {
+      node.relayKeeper = new RelayKeeper({
+        host,
+        relays: opts.relays,
+        metrics: relayMetrics,
+        log: log.child({ part: 'relay' }),
+      });
+      node.relayKeeper.start();
+    }
+    node.unwireUpgrade = upgradeRelayed(host, log.child({ part: 'relay' }), relayMetrics);
     await node.startBackground();
     return node;
   }
@@ -798,6 +834,8 @@ export class CairnNode {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    this.relayKeeper?.stop();
+    this.unwireUpgrade?.();
     await this.fl?.stop();
     await this.miningLoop?.stop();
     await this.miner?.close();
@@ -828,6 +866,7 @@ export class CairnNode {
   }
 
   private listensOnWebrtc(): boolean {
-    return this.host.getMultiaddrs().some((a) => a.toString().includes('/webrtc-direct'));
+    // WebRTC-direct and private-to-private WebRTC (`/webrtc`) both run on node-datachannel.
+    return this.host.getMultiaddrs().some((a) => a.toString().includes('/webrtc'));
   }
 }

@@ -13,6 +13,7 @@ import { toHex } from './chain/bytes.ts';
 import type { Capability, Role } from './identity/identity.ts';
 import type { AdmissionRefusal, Role as MemberRole, MembershipMode } from './membership/view.ts';
 import type { CairnNode } from './node.ts';
+import { type ConnectionKind, connectionKind, countKinds, type RelayState } from './p2p/relay.ts';
 import type { StorageFailure } from './service/chain-service.ts';
 import type { SyncOutcome } from './sync/range-sync.ts';
 import type { SyncState } from './sync/sync-manager.ts';
@@ -40,6 +41,8 @@ export interface PeerStatus {
   /** Its score now (decayed), two decimals. */
   readonly score: number;
   readonly remoteAddrs: string[];
+  /** What each open connection runs over, in `remoteAddrs` order (node/p2p/relay.ts). */
+  readonly kinds: ConnectionKind[];
 }
 
 export type StorageStatus = { readonly ok: true } | ({ readonly ok: false } & StorageFailure);
@@ -68,6 +71,10 @@ export interface NodeStatus {
   readonly mining: boolean;
   readonly storage: StorageStatus;
   readonly addrs: string[];
+  /** Open connections by kind: tcp, webrtc-direct, relayed, webrtc-via-relay, other. */
+  readonly connectionKinds: Record<ConnectionKind, number>;
+  /** Configured relays (`--relay`) and whether a reservation is held on each. */
+  readonly relays: RelayState[];
   readonly peers: PeerStatus[];
   readonly banned: { readonly peer: string; readonly until: number; readonly reason?: string | undefined }[];
   readonly bannedAddresses: { readonly address: string; readonly until: number }[];
@@ -104,6 +111,8 @@ export function nodeStatus(node: CairnNode, now: number = Date.now()): NodeStatu
     mining: node.opts.mine && !failure,
     storage: failure ? { ok: false, ...failure } : { ok: true },
     addrs: node.host.getMultiaddrs().map(String),
+    connectionKinds: countKinds(node.host.getConnections()),
+    relays: node.relayKeeper?.state() ?? [],
     peers: node.host.getPeers().map((p): PeerStatus => {
       const rec = node.peers.book.get(p);
       const member = node.gate?.member(p);
@@ -115,6 +124,7 @@ export function nodeStatus(node: CairnNode, now: number = Date.now()): NodeStatu
         member: member ? { name: member.name, role: member.role } : undefined,
         score: Number(node.peers.scores.score(p.toString(), now).toFixed(2)),
         remoteAddrs: node.host.getConnections(p).map((c) => c.remoteAddr.toString()),
+        kinds: node.host.getConnections(p).map((c) => connectionKind(c.remoteAddr)),
       };
     }),
     banned: node.peers.scores.banned(now),
