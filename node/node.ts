@@ -51,7 +51,7 @@ import { AddressRefusals } from './p2p/address-refusals.ts';
 import { AdmissionGate, createAdmissionMetrics } from './p2p/admission-gate.ts';
 import { ConnectionLimits, createConnectionLimitMetrics } from './p2p/connection-limits.ts';
 import { Gossip, gossipTopics } from './p2p/gossip.ts';
-import { type CairnLibp2p, createHost } from './p2p/host.ts';
+import { type CairnLibp2p, createHost, reservationRetryOf } from './p2p/host.ts';
 import { addressRanges } from './p2p/ip-ranges.ts';
 import type { Status } from './p2p/messages.ts';
 import { PeerManager } from './p2p/peer-manager.ts';
@@ -540,6 +540,7 @@ export class CairnNode {
         relays: opts.relays,
         metrics: relayMetrics,
         log: log.child({ part: 'relay' }),
+        retry: reservationRetryOf(host),
       });
       node.relayKeeper.start();
     }

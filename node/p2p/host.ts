@@ -23,7 +23,14 @@ import { readFairly } from './fair-read.ts';
 import { ipColocationParams, relayedThrough } from './gossip-score.ts';
 import { parseIceServer } from './ice-servers.ts';
 import { servedToAdmittedOnly, type WhenAdmitted } from './identify-gate.ts';
-import { configuredRelaysFilter, type RelayLimits, relayPeerId, relayServerInit } from './relay.ts';
+import {
+  configuredRelaysFilter,
+  type RelayLimits,
+  type ReservationRetry,
+  relayPeerId,
+  relayServerInit,
+  reservationRetry,
+} from './relay.ts';
 import { grantYamuxWindowAtHalf } from './yamux-window.ts';
 
 export interface HostOptions {
@@ -78,6 +85,13 @@ export interface HostOptions {
   readonly metricsRegistry?: Registry;
 }
 
+const RESERVATION_RETRY = new WeakMap<object, ReservationRetry>();
+
+/** The relay watchdog's way to ask for a reservation again (relay.ts `reservationRetry`). */
+export function reservationRetryOf(host: object): ReservationRetry | undefined {
+  return RESERVATION_RETRY.get(host);
+}
+
 export type CairnLibp2p = Libp2p<{ identify: unknown; ping: unknown; pubsub: GossipSub; keychain: unknown }>;
 
 /**
@@ -96,6 +110,7 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
   if (opts.mdns) discovery.push(mdns({ serviceTag: opts.networkTag, interval: 2000 }));
   // Gossipsub's score needs the host's connections; the host exists only once it is created.
   let connections: () => Connection[] = () => [];
+  let relayTransport: unknown;
   // No STUN or TURN unless configured: nothing leaves the machine by default.
   const rtcConfiguration = {
     iceServers: (opts.iceServers ?? []).map((s) => ({ ...parseIceServer(s) })),
@@ -103,7 +118,14 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
   const relays = opts.relays ?? [];
   const relayIds = new Set(relays.map(relayPeerId));
   // One `/p2p-circuit` slot per relay (each asks the reservation store for one reservation).
-  const relayListen = relays.length ? [...relays.map(() => '/p2p-circuit'), '/webrtc'] : [];
+  // Listen addresses the operator gave count: `--listen /p2p-circuit` alone keeps a node off TCP.
+  const circuitSlots = Math.max(0, relays.length - opts.listen.filter((a) => a === '/p2p-circuit').length);
+  const relayListen = relays.length
+    ? [
+        ...Array.from({ length: circuitSlots }, () => '/p2p-circuit'),
+        ...(opts.listen.includes('/webrtc') ? [] : ['/webrtc']),
+      ]
+    : [];
   const node = await createLibp2p({
     // The node registers its protocols and listeners first, then starts the host.
     start: false,
@@ -119,7 +141,11 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
       webRTCDirect({ rtcConfiguration }),
       // Every node can dial relayed and private-to-private WebRTC addresses; only nodes with
       // --relay listen on them. Discovery reserves on configured relays only (relay.ts).
-      circuitRelayTransport({ discoveryFilter: configuredRelaysFilter(relayIds) }),
+      (components: Parameters<ReturnType<typeof circuitRelayTransport>>[0]) => {
+        const t = circuitRelayTransport({ discoveryFilter: configuredRelaysFilter(relayIds) })(components);
+        relayTransport = t;
+        return t;
+      },
       webRTC({ rtcConfiguration }),
     ],
     connectionEncrypters: [noise()],
@@ -192,5 +218,7 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
     },
   });
   connections = () => node.getConnections();
+  const retry = reservationRetry(relayTransport);
+  if (retry) RESERVATION_RETRY.set(node, retry);
   return node as unknown as CairnLibp2p;
 }

@@ -179,6 +179,34 @@ export function configuredRelaysFilter(relayIds: ReadonlySet<string>): TopologyF
   };
 }
 
+/** Asks the relay transport for a reservation on a connected relay now. */
+export type ReservationRetry = (relay: PeerId) => Promise<void>;
+
+/**
+ * js-libp2p #3601 and its cousin: a relay that could not be dialled while it was down goes into
+ * the reservation store's "previously invalid" filter, which is cleared only when a reservation
+ * is removed, so a relay that comes back is never reserved on again. The store is reached on
+ * the transport instance (circuit-relay-v2 4.2.x: `reservationStore.relayFilter`, `addRelay`);
+ * when that shape is missing (another version) this returns undefined and the watchdog falls
+ * back to reconnecting, which works whenever the filter did not catch the relay.
+ */
+export function reservationRetry(transport: unknown): ReservationRetry | undefined {
+  const store = (transport as { reservationStore?: unknown } | undefined)?.reservationStore as
+    | {
+        relayFilter?: { remove?: (b: Uint8Array) => boolean };
+        addRelay?: (p: PeerId, type: 'discovered' | 'configured') => Promise<unknown>;
+        hasReservation?: (p: PeerId) => boolean;
+      }
+    | undefined;
+  if (typeof store?.addRelay !== 'function' || typeof store.relayFilter?.remove !== 'function')
+    return undefined;
+  return async (relay) => {
+    if (store.hasReservation?.(relay)) return;
+    store.relayFilter!.remove!(relay.toMultihash().bytes);
+    await store.addRelay!(relay, 'discovered');
+  };
+}
+
 /** What the watchdog needs of the host. */
 export interface RelayHost {
   getMultiaddrs(): Multiaddr[];
@@ -195,6 +223,8 @@ export interface RelayKeeperOptions {
   readonly intervalMs?: number;
   readonly reserveGraceMs?: number;
   readonly dialTimeoutMs?: number;
+  /** The transport's own retry (see reservationRetry); reconnecting only when absent. */
+  readonly retry?: ReservationRetry;
 }
 
 export interface RelayState {
@@ -271,6 +301,15 @@ export class RelayKeeper {
     if (s.connected) {
       const first = this.since.get(s.peerId) ?? now;
       this.since.set(s.peerId, first);
+      const conn = this.o.host.getConnections().find((c) => c.remotePeer.toString() === s.peerId);
+      if (this.o.retry && conn) {
+        try {
+          await this.o.retry(conn.remotePeer);
+          return;
+        } catch (err) {
+          this.o.log.debug({ relay: s.relay, err: (err as Error).message }, 'relay reservation refused');
+        }
+      }
       if (now - first < (this.o.reserveGraceMs ?? RELAY_DEFAULTS.reserveGraceMs)) return;
       this.o.log.info({ relay: s.relay }, 'connected to the relay without a reservation: reconnecting');
       await Promise.all(
