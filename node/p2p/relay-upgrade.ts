@@ -26,6 +26,8 @@ export const UPGRADE_DEFAULTS = Object.freeze({
   firstDelayMs: 250,
   retryDelayMs: 1_000,
   dialTimeoutMs: 10_000,
+  /** How long every peer must stay relay-only before the log says so. */
+  onlyRelayedAfterMs: 5_000,
 });
 
 /** The private-to-private WebRTC address of the peer a relayed connection reaches. */
@@ -78,7 +80,7 @@ export function upgradeRelayed(
         );
         return;
       } catch (err) {
-        log.debug(
+        log.info(
           { peer: conn.remotePeer.toString(), attempt: i + 1, err: (err as Error).message },
           'WebRTC upgrade failed',
         );
@@ -87,7 +89,8 @@ export function upgradeRelayed(
     if (!stopped) metrics?.upgrades.inc({ outcome: 'failed' });
   };
 
-  const checkOnlyRelayed = () => {
+  let pendingWarn: NodeJS.Timeout | undefined;
+  const checkOnlyRelayed = (settled = false) => {
     const conns = host.getConnections().filter((c) => c.status === 'open');
     const relays = new Set(conns.flatMap((c) => relayOf(c.remoteAddr) ?? []));
     const byPeer = new Map<string, boolean>();
@@ -97,6 +100,15 @@ export function upgradeRelayed(
       byPeer.set(p, (byPeer.get(p) ?? false) || connectionKind(c.remoteAddr) !== 'relayed');
     }
     const now = byPeer.size > 0 && [...byPeer.values()].every((d) => !d);
+    // Every upgrade starts relayed: say so only if it is still the case a while later.
+    if (now && !onlyRelayed && !settled) {
+      if (!pendingWarn && !stopped)
+        pendingWarn = setTimeout(() => {
+          pendingWarn = undefined;
+          checkOnlyRelayed(true);
+        }, cfg.onlyRelayedAfterMs).unref();
+      return;
+    }
     if (now && !onlyRelayed)
       log.warn(
         { peers: byPeer.size, relays: [...relays] },
@@ -118,6 +130,7 @@ export function upgradeRelayed(
   host.addEventListener('connection:close', onClose);
   return () => {
     stopped = true;
+    clearTimeout(pendingWarn);
     host.removeEventListener('connection:open', onOpen);
     host.removeEventListener('connection:close', onClose);
   };
