@@ -529,6 +529,8 @@ export class CairnNode {
     chainService.on('events', () => void node!.readmitReturned());
     await node.registerProtocols();
     // Listeners first: bootstrap dials and identify can complete while the host starts.
+    // A relayed bootstrap connection opens during start: the upgrade must already listen.
+    node.unwireUpgrade = upgradeRelayed(host, log.child({ part: 'relay' }), relayMetrics);
     peers.start();
     await host.start();
     gossip.start();
@@ -544,7 +546,6 @@ export class CairnNode {
       });
       node.relayKeeper.start();
     }
-    node.unwireUpgrade = upgradeRelayed(host, log.child({ part: 'relay' }), relayMetrics);
     await node.startBackground();
     return node;
   }
