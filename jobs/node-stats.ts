@@ -36,6 +36,7 @@ export function statsReport(node: CairnNode, status: NodeStatus, boot: number, s
     // The report carries the target in decimal, the status in hex.
     target: BigInt(`0x${status.difficultyTarget}`).toString(),
     peers: status.peers.map((p) => p.peerId).slice(0, 1000),
+    connectionKinds: { ...status.connectionKinds },
     mempoolSize: status.mempoolSize,
     hashRate: hashRate(node, now),
     mining: status.mining,

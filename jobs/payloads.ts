@@ -204,6 +204,8 @@ export const NodeStatsReport = z.object({
   totalWork: decimal,
   target: decimal,
   peers: z.array(peerId).max(1000),
+  /** Open connections by kind (tcp, webrtc-direct, relayed, webrtc-via-relay, other); absent in older reports. */
+  connectionKinds: z.record(z.string().max(32), z.number().int().min(0)).optional(),
   mempoolSize: z.number().int().min(0),
   hashRate: z.number().min(0),
   mining: z.boolean(),

@@ -53,7 +53,7 @@ import { AddressRefusals } from './p2p/address-refusals.ts';
 import { AdmissionGate, createAdmissionMetrics } from './p2p/admission-gate.ts';
 import { ConnectionLimits, createConnectionLimitMetrics } from './p2p/connection-limits.ts';
 import { Gossip, gossipTopics } from './p2p/gossip.ts';
-import { type CairnLibp2p, createHost } from './p2p/host.ts';
+import { type CairnLibp2p, createHost, reservationRetryOf } from './p2p/host.ts';
 import { addressRanges } from './p2p/ip-ranges.ts';
 import type { Status } from './p2p/messages.ts';
 import { PeerManager } from './p2p/peer-manager.ts';
@@ -67,6 +67,8 @@ import {
   HEADERS_BY_RANGE,
   reqRespPrefix,
 } from './p2p/protocols.ts';
+import { createRelayMetrics, RelayKeeper, type RelayLimits, relayGater } from './p2p/relay.ts';
+import { upgradeRelayed } from './p2p/relay-upgrade.ts';
 import { HandlerError, RESULT, ReqResp } from './p2p/reqresp.ts';
 import { serveChainProtocols } from './p2p/serve-chain.ts';
 import { ChainService } from './service/chain-service.ts';
@@ -98,6 +100,12 @@ export interface NodeOptions {
   readonly network: NetworkConfig;
   readonly logLevel?: string;
   readonly iceServers?: readonly string[];
+  /** Relays to keep a reservation on (`--relay`, with /p2p/<id>; node/p2p/relay.ts). */
+  readonly relays?: readonly string[];
+  /** Limits of the relay this node runs when it has the `relay` capability (defaults in options.ts). */
+  readonly relayLimits?: Partial<RelayLimits>;
+  /** Addresses announced besides the listen ones (`--announce`). */
+  readonly announce?: readonly string[];
   /** Mempool reconciliation with a random peer every this many ms (0 = off; the job scheduler may drive it instead). */
   readonly reconcileIntervalMs?: number;
   /** Worker threads that check signatures of sync batches (default 2: sync is bound by them). */
@@ -147,6 +155,9 @@ export class CairnNode {
   fl: FlService | undefined;
   /** Direct messages: inbox, outbox and the `msg` protocols (set during start). */
   messaging: MessagingService | undefined;
+  /** Keeps the reservations on configured relays (none without `--relay`; set during start). */
+  relayKeeper: RelayKeeper | undefined;
+  private unwireUpgrade: (() => void) | undefined;
   /** Set by the job worker: returns true while its `mempool.sync` scheduler is in charge. */
   externalReconcile: (() => boolean) | undefined;
 
@@ -291,6 +302,8 @@ export class CairnNode {
     // Serving, gossip and identify: admitted peers only.
     const admitted = gate ? (p: PeerId) => gate.whenAdmitted(p) : undefined;
     if (gate) chainService.on('head', () => gate.rejudge());
+    const relayMetrics = createRelayMetrics(metrics.registry, () => hostRef?.getConnections() ?? []);
+    let hostRef: CairnLibp2p | undefined;
     const host = await createHost({
       identity,
       dataDir: opts.dataDir,
@@ -298,8 +311,19 @@ export class CairnNode {
       bootstrap: opts.bootstrap,
       mdns: opts.mdns,
       iceServers: opts.iceServers,
+      relays: opts.relays,
+      announce: opts.announce,
+      // Members only: the relay hooks below refuse everyone the roster does not admit.
+      relayServer: opts.capabilities.includes('relay') ? (opts.relayLimits ?? {}) : undefined,
       networkTag: `cairn-${chainTag}`,
       gater: {
+        // Roster mode: members only (awaiting a pending peer's verdict); open mode: any peer.
+        ...relayGater({
+          isMember: gate ? (p) => gate.whenAdmitted(p) : () => true,
+          metrics: relayMetrics,
+          penalise: (p, action, reason) => peers?.penalise(p, action, reason),
+          log: log.child({ part: 'relay' }),
+        }),
         // Per-IP cap, inbound slots, address bans: before any crypto runs.
         denyInboundConnection: limits.denyInboundConnection,
         denyOutboundConnection: limits.denyOutboundConnection,
@@ -330,6 +354,7 @@ export class CairnNode {
       limits: { maxConnections: limits.maxConnections },
       gossipScore: opts.gossip,
     });
+    hostRef = host;
     const penalise = (p: PeerId, action: Parameters<PeerManager['penalise']>[1], reason: string) =>
       peers?.penalise(p, action, reason);
     const reqresp = new ReqResp(
@@ -510,10 +535,23 @@ export class CairnNode {
     chainService.on('events', () => void node!.readmitReturned());
     await node.registerProtocols();
     // Listeners first: bootstrap dials and identify can complete while the host starts.
+    // A relayed bootstrap connection opens during start: the upgrade must already listen.
+    node.unwireUpgrade = upgradeRelayed(host, log.child({ part: 'relay' }), relayMetrics);
     peers.start();
     await host.start();
     gossip.start();
     sync.start();
+    // After start: a relay that is down only delays the reservation, never the node.
+    if (opts.relays?.length) {
+      node.relayKeeper = new RelayKeeper({
+        host,
+        relays: opts.relays,
+        metrics: relayMetrics,
+        log: log.child({ part: 'relay' }),
+        retry: reservationRetryOf(host),
+      });
+      node.relayKeeper.start();
+    }
     await node.startBackground();
     return node;
   }
@@ -873,6 +911,8 @@ export class CairnNode {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    this.relayKeeper?.stop();
+    this.unwireUpgrade?.();
     await this.fl?.stop();
     await this.messaging?.stop();
     await this.miningLoop?.stop();
@@ -904,6 +944,7 @@ export class CairnNode {
   }
 
   private listensOnWebrtc(): boolean {
-    return this.host.getMultiaddrs().some((a) => a.toString().includes('/webrtc-direct'));
+    // WebRTC-direct and private-to-private WebRTC (`/webrtc`) both run on node-datachannel.
+    return this.host.getMultiaddrs().some((a) => a.toString().includes('/webrtc'));
   }
 }

@@ -20,6 +20,7 @@ import {
   P2P_DEFAULTS,
   PEERS_DEFAULTS,
   parseNodeArgs,
+  RELAY_DEFAULTS,
 } from './options.ts';
 import { AddressBans } from './p2p/address-bans.ts';
 import { ConnectionLimits } from './p2p/connection-limits.ts';
@@ -341,4 +342,38 @@ test('main.ts exits 2 with a message on a bad value, 0 on --help', () => {
   const help = run('--mine', '--help');
   assert.equal(help.status, 0, help.stderr);
   assert.equal(help.stdout, `${HELP}\n`);
+});
+
+test('relay, announce and ICE server flags (issue 15)', () => {
+  const relay = '/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWRelay';
+  const turn = '{"urls":"turn:100.64.0.2:3478","username":"u","credential":"p"}';
+  const c = config(
+    '--relay',
+    relay,
+    '--announce',
+    '/ip4/100.64.0.10/tcp/4001',
+    '--ice-server',
+    'stun:100.64.0.2:3478',
+    '--ice-server',
+    turn,
+    '--relay-max-reservations',
+    '9',
+    '--relay-data-limit-bytes',
+    '1048576',
+  );
+  assert.deepEqual(c.relays, [relay]);
+  assert.deepEqual(c.announce, ['/ip4/100.64.0.10/tcp/4001']);
+  assert.deepEqual(c.iceServers, ['stun:100.64.0.2:3478', turn]);
+  assert.deepEqual(c.relayLimits, { maxReservations: 9, durationLimitMs: 0, dataLimitBytes: 1_048_576 });
+  // Defaults: no relay, nothing announced, no ICE server, the member-sized relay limits.
+  const d = config();
+  assert.deepEqual([d.relays, d.announce, d.iceServers], [[], [], []]);
+  assert.deepEqual(d.relayLimits, {
+    maxReservations: RELAY_DEFAULTS.maxReservations,
+    durationLimitMs: RELAY_DEFAULTS.durationLimitMs,
+    dataLimitBytes: RELAY_DEFAULTS.dataLimitBytes,
+  });
+  assert.throws(() => config('--relay', '/ip4/127.0.0.1/tcp/4001'), /--relay needs \/p2p\/<peer id>/);
+  assert.throws(() => config('--ice-server', 'http://x'), /--ice-server an ICE server URL starts with/);
+  assert.throws(() => config('--ice-server', '{"urls":"turn:1.2.3.4"}'), /TURN server needs username/);
 });

@@ -24,6 +24,7 @@ import {
   switchOpt,
   type ValuesOf,
 } from './option-spec.ts';
+import { iceServerProblem } from './p2p/ice-servers.ts';
 import { cidrProblem } from './p2p/ip-ranges.ts';
 
 /**
@@ -74,6 +75,41 @@ export const P2P_DEFAULTS = Object.freeze({
   reconnectRetries: 10,
   reconnectRetryIntervalMs: 1_000,
   reconnectBackoffFactor: 2,
+});
+
+/**
+ * Member relays and reach beyond the LAN (node/p2p/relay.ts, node/p2p/ice-servers.ts). A relay
+ * serves roster members only, so its limits are sized for them, not for strangers: libp2p's
+ * own defaults (15 reservations; 2 min and 128 KiB per relayed connection) suit public relays
+ * and would cut gossip and sync off after a few blocks. With no per-connection limit a relayed
+ * connection is not "limited" in libp2p's sense, so every Cairn protocol runs over it; a
+ * duration or data limit makes it limited, and then only WebRTC signalling runs over it.
+ */
+export interface RelayLimits {
+  readonly maxReservations: number;
+  readonly reservationTtlMs: number;
+  readonly durationLimitMs: number;
+  readonly dataLimitBytes: number;
+  readonly maxHopStreams: number;
+  readonly watchdogMs: number;
+  readonly reserveGraceMs: number;
+}
+
+export const RELAY_DEFAULTS: RelayLimits = Object.freeze({
+  /** Members holding a reservation at once (each is one slot and one keep-alive connection). */
+  maxReservations: 128,
+  /** Reservation lifetime; clients refresh 5 min before it ends (libp2p's default, 2 h). */
+  reservationTtlMs: 2 * 60 * 60_000,
+  /** Per relayed connection: 0 = no limit (members only). */
+  durationLimitMs: 0,
+  /** Per relayed connection, bytes both ways: 0 = no limit (members only). */
+  dataLimitBytes: 0,
+  /** Simultaneous hop streams (reserve and connect requests) per relay (libp2p: 300 stop streams). */
+  maxHopStreams: 64,
+  /** How often a client checks its configured relays' reservations (the watchdog, js-libp2p #3601). */
+  watchdogMs: 5_000,
+  /** A relay connected this long without a reservation is dropped and dialled again. */
+  reserveGraceMs: 15_000,
 });
 
 /** Peer reputation, heartbeat and bans (node/p2p/peer-scores.ts, address-bans.ts, peer-manager.ts). */
@@ -262,6 +298,8 @@ export const OPTION_GROUPS = {
 type Group = keyof typeof OPTION_GROUPS;
 
 const multiaddrProblem = (v: string) => (v.startsWith('/') ? undefined : 'takes multiaddrs like /ip4/…');
+/** The last /p2p/<id> of a multiaddr, by text (options.ts stays free of libp2p imports). */
+const bootstrapPeerIdOf = (v: string) => /\/p2p\/([^/]+)\/?$/.exec(v)?.[1];
 
 const SCHEDULED = Object.keys(JOBS_DEFAULTS.scheduleMs) as ScheduledJob[];
 
@@ -335,10 +373,55 @@ export const NODE_OPTIONS = {
   iceServers: repeatOpt<Group>({
     flag: 'ice-server',
     group: 'p2p',
-    arg: 'URL',
-    description: 'a STUN/TURN server for WebRTC; repeatable',
+    arg: 'URL|JSON',
+    description:
+      'a STUN/TURN server for WebRTC: a URL (stun:HOST:PORT) or JSON {"urls","username","credential"} for TURN; repeatable',
     default: [],
     defaultText: 'none',
+    check: iceServerProblem,
+  }),
+  relays: repeatOpt<Group>({
+    flag: 'relay',
+    group: 'p2p',
+    arg: 'MULTIADDR',
+    description:
+      'a member relay to keep a reservation on (with /p2p/<id>); the node then listens on /p2p-circuit and /webrtc; repeatable',
+    default: [],
+    check: (v) => multiaddrProblem(v) ?? (bootstrapPeerIdOf(v) ? undefined : 'needs /p2p/<peer id>'),
+  }),
+  announce: repeatOpt<Group>({
+    flag: 'announce',
+    group: 'p2p',
+    arg: 'MULTIADDR',
+    description:
+      'an address peers can reach this node at (a public IP or port forward), announced besides the listen ones; repeatable',
+    default: [],
+    check: multiaddrProblem,
+  }),
+  relayMaxReservations: intOpt<Group, number>({
+    flag: 'relay-max-reservations',
+    group: 'p2p',
+    description: 'with the "relay" capability: members holding a reservation at once',
+    default: RELAY_DEFAULTS.maxReservations,
+    min: 1,
+    max: 10_000,
+  }),
+  relayDurationLimitMs: intOpt<Group, number>({
+    flag: 'relay-duration-limit-ms',
+    group: 'p2p',
+    arg: 'MS',
+    description:
+      'with "relay": lifetime of one relayed connection (0 = none; a limit leaves only WebRTC signalling on it)',
+    default: RELAY_DEFAULTS.durationLimitMs,
+    min: 0,
+  }),
+  relayDataLimitBytes: intOpt<Group, number>({
+    flag: 'relay-data-limit-bytes',
+    group: 'p2p',
+    arg: 'BYTES',
+    description: 'with "relay": bytes one relayed connection may carry (0 = none; likewise)',
+    default: RELAY_DEFAULTS.dataLimitBytes,
+    min: 0,
   }),
   maxConnections: intOpt<Group, number>({
     flag: 'max-connections',
@@ -625,6 +708,13 @@ export interface CliConfig {
   readonly capabilities: readonly Capability[];
   readonly networkConfig: string | undefined;
   readonly iceServers: readonly string[];
+  readonly relays: readonly string[];
+  readonly announce: readonly string[];
+  readonly relayLimits: {
+    readonly maxReservations: number;
+    readonly durationLimitMs: number;
+    readonly dataLimitBytes: number;
+  };
   readonly reconcileIntervalMs: number;
   readonly logLevel: string;
   readonly p2p: P2pLimits;
@@ -672,6 +762,13 @@ export function toCliConfig(v: CliValues): CliConfig {
     capabilities,
     networkConfig: v.networkConfig,
     iceServers: v.iceServers,
+    relays: v.relays,
+    announce: v.announce,
+    relayLimits: {
+      maxReservations: v.relayMaxReservations,
+      durationLimitMs: v.relayDurationLimitMs,
+      dataLimitBytes: v.relayDataLimitBytes,
+    },
     reconcileIntervalMs: v.reconcileMs,
     logLevel: v.logLevel,
     p2p: {

@@ -14,6 +14,7 @@ import type { DpMode } from './fl/dp-mode.ts';
 import type { Capability, Role } from './identity/identity.ts';
 import type { AdmissionRefusal, Role as MemberRole, MembershipMode } from './membership/view.ts';
 import type { CairnNode } from './node.ts';
+import { type ConnectionKind, connectionKind, countKinds, type RelayState } from './p2p/relay.ts';
 import type { StorageFailure } from './service/chain-service.ts';
 import type { SyncOutcome } from './sync/range-sync.ts';
 import type { SyncState } from './sync/sync-manager.ts';
@@ -41,6 +42,8 @@ export interface PeerStatus {
   /** Its score now (decayed), two decimals. */
   readonly score: number;
   readonly remoteAddrs: string[];
+  /** What each open connection runs over, in `remoteAddrs` order (node/p2p/relay.ts). */
+  readonly kinds: ConnectionKind[];
 }
 
 export type StorageStatus = { readonly ok: true } | ({ readonly ok: false } & StorageFailure);
@@ -69,6 +72,10 @@ export interface NodeStatus {
   readonly mining: boolean;
   readonly storage: StorageStatus;
   readonly addrs: string[];
+  /** Open connections by kind: tcp, webrtc-direct, relayed, webrtc-via-relay, other. */
+  readonly connectionKinds: Record<ConnectionKind, number>;
+  /** Configured relays (`--relay`) and whether a reservation is held on each. */
+  readonly relays: RelayState[];
   readonly peers: PeerStatus[];
   readonly banned: { readonly peer: string; readonly until: number; readonly reason?: string | undefined }[];
   readonly bannedAddresses: { readonly address: string; readonly until: number }[];
@@ -120,6 +127,8 @@ export function nodeStatus(node: CairnNode, now: number = Date.now()): NodeStatu
     mining: node.opts.mine && !failure,
     storage: failure ? { ok: false, ...failure } : { ok: true },
     addrs: node.host.getMultiaddrs().map(String),
+    connectionKinds: countKinds(node.host.getConnections()),
+    relays: node.relayKeeper?.state() ?? [],
     peers: node.host.getPeers().map((p): PeerStatus => {
       const rec = node.peers.book.get(p);
       const member = node.gate?.member(p);
@@ -131,6 +140,7 @@ export function nodeStatus(node: CairnNode, now: number = Date.now()): NodeStatu
         member: member ? { name: member.name, role: member.role } : undefined,
         score: Number(node.peers.scores.score(p.toString(), now).toFixed(2)),
         remoteAddrs: node.host.getConnections(p).map((c) => c.remoteAddr.toString()),
+        kinds: node.host.getConnections(p).map((c) => connectionKind(c.remoteAddr)),
       };
     }),
     banned: node.peers.scores.banned(now),

@@ -7,8 +7,14 @@ const LOOPBACK = [
   /^\/dns6\/localhost\//,
 ];
 
+/**
+ * Listen addresses that bind no socket of their own: a relay slot and private-to-private WebRTC
+ * ride on a connection to a relay, whose own address the bootstrap and `--relay` checks cover.
+ */
+const NO_SOCKET = new Set(['/p2p-circuit', '/webrtc']);
+
 export function isLoopbackAddr(addr: string): boolean {
-  return LOOPBACK.some((re) => re.test(addr));
+  return NO_SOCKET.has(addr) || LOOPBACK.some((re) => re.test(addr));
 }
 
 /** Throws unless every address is a loopback multiaddr: the harness never listens or dials elsewhere. */

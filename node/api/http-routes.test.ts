@@ -45,6 +45,8 @@ const STATUS: NodeStatus = {
     committedHash: '03'.repeat(32),
   },
   addrs: ['/ip4/127.0.0.1/tcp/4001'],
+  connectionKinds: { tcp: 1, 'webrtc-direct': 0, relayed: 0, 'webrtc-via-relay': 0, other: 0 },
+  relays: [],
   peers: [
     {
       peerId: 'peer-a',
@@ -53,8 +55,9 @@ const STATUS: NodeStatus = {
       role: 'submind',
       score: -1.25,
       remoteAddrs: ['/ip4/127.0.0.1/tcp/5'],
+      kinds: ['tcp'],
     },
-    { peerId: 'peer-b', member: { name: 'laptop', role: 'backup' }, score: 0, remoteAddrs: [] },
+    { peerId: 'peer-b', member: { name: 'laptop', role: 'backup' }, score: 0, remoteAddrs: [], kinds: [] },
   ],
   banned: [{ peer: 'peer-c', until: 1_800_000_060_000, reason: 'invalid-block' }],
   bannedAddresses: [{ address: '10.0.0.9', until: 1_800_000_060_000 }],

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { noise } from '@chainsafe/libp2p-noise';
 import { bootstrap } from '@libp2p/bootstrap';
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2';
 import { type GossipSub, gossipsub } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
 import type { Connection, ConnectionGater } from '@libp2p/interface';
@@ -9,7 +10,7 @@ import { mdns } from '@libp2p/mdns';
 import { ping } from '@libp2p/ping';
 import { prometheusMetrics } from '@libp2p/prometheus-metrics';
 import { tcp } from '@libp2p/tcp';
-import { webRTCDirect } from '@libp2p/webrtc';
+import { webRTC, webRTCDirect } from '@libp2p/webrtc';
 import { yamux } from '@libp2p/yamux';
 import { FsDatastore } from 'datastore-fs';
 import { createLibp2p, type Libp2p } from 'libp2p';
@@ -20,7 +21,16 @@ import type { NodeIdentity } from '../identity/identity.ts';
 import { GOSSIP_DEFAULTS, type GossipScoreOptions, P2P_DEFAULTS, type P2pLimits } from '../options.ts';
 import { readFairly } from './fair-read.ts';
 import { ipColocationParams, relayedThrough } from './gossip-score.ts';
+import { parseIceServer } from './ice-servers.ts';
 import { servedToAdmittedOnly, type WhenAdmitted } from './identify-gate.ts';
+import {
+  configuredRelaysFilter,
+  type RelayLimits,
+  type ReservationRetry,
+  relayPeerId,
+  relayServerInit,
+  reservationRetry,
+} from './relay.ts';
 import { grantYamuxWindowAtHalf } from './yamux-window.ts';
 
 export interface HostOptions {
@@ -31,8 +41,18 @@ export interface HostOptions {
   readonly bootstrap: readonly string[];
   /** Multicast DNS discovery; off unless asked for (it multicasts on the default interface). */
   readonly mdns: boolean;
-  /** ICE servers for WebRTC; none unless configured, so nothing leaves the machine. */
+  /** ICE servers for WebRTC (`--ice-server`: URL or JSON, ice-servers.ts); none unless configured. */
   readonly iceServers?: readonly string[];
+  /**
+   * Relays to keep a reservation on (`--relay`, each with /p2p/<id>): the host listens on one
+   * `/p2p-circuit` slot per relay and on `/webrtc`, so members behind NATs can be reached
+   * through them and upgrade to direct WebRTC. The watchdog (relay.ts) keeps them connected.
+   */
+  readonly relays?: readonly string[];
+  /** Run a circuit relay v2 server (the `relay` capability) with these limits; none when absent. */
+  readonly relayServer?: Partial<RelayLimits>;
+  /** Addresses announced besides the listen ones (`--announce`: a reachable node's public address). */
+  readonly announce?: readonly string[];
   /** Connection limits (the per-IP cap and slot split are enforced by the gater: connection-limits.ts). */
   readonly limits?: Partial<Pick<P2pLimits, 'maxConnections'>>;
   /** Gossipsub's IP-colocation penalty (gossip-score.ts). */
@@ -47,6 +67,8 @@ export interface HostOptions {
     | 'denyInboundEncryptedConnection'
     | 'denyOutboundEncryptedConnection'
     | 'denyInboundUpgradedConnection'
+    | 'denyInboundRelayReservation'
+    | 'denyOutboundRelayedConnection'
   >;
   /**
    * Gossipsub's application-specific score per peer id (weight 1): how roster mode keeps peers
@@ -62,6 +84,13 @@ export interface HostOptions {
   readonly maxGossipBytes: number;
   /** Registry for libp2p's own metrics (connections, streams, gossipsub); none when absent. */
   readonly metricsRegistry?: Registry;
+}
+
+const RESERVATION_RETRY = new WeakMap<object, ReservationRetry>();
+
+/** The relay watchdog's way to ask for a reservation again (relay.ts `reservationRetry`). */
+export function reservationRetryOf(host: object): ReservationRetry | undefined {
+  return RESERVATION_RETRY.get(host);
 }
 
 export type CairnLibp2p = Libp2p<{ identify: unknown; ping: unknown; pubsub: GossipSub; keychain: unknown }>;
@@ -82,15 +111,43 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
   if (opts.mdns) discovery.push(mdns({ serviceTag: opts.networkTag, interval: 2000 }));
   // Gossipsub's score needs the host's connections; the host exists only once it is created.
   let connections: () => Connection[] = () => [];
+  let relayTransport: unknown;
+  // No STUN or TURN unless configured: nothing leaves the machine by default.
+  const rtcConfiguration = {
+    iceServers: (opts.iceServers ?? []).map((s) => ({ ...parseIceServer(s) })),
+  } as RTCConfiguration;
+  const relays = opts.relays ?? [];
+  const relayIds = new Set(relays.map(relayPeerId));
+  // One `/p2p-circuit` slot per relay (each asks the reservation store for one reservation).
+  // Listen addresses the operator gave count: `--listen /p2p-circuit` alone keeps a node off TCP.
+  const circuitSlots = Math.max(0, relays.length - opts.listen.filter((a) => a === '/p2p-circuit').length);
+  const relayListen = relays.length
+    ? [
+        ...Array.from({ length: circuitSlots }, () => '/p2p-circuit'),
+        ...(opts.listen.includes('/webrtc') ? [] : ['/webrtc']),
+      ]
+    : [];
   const node = await createLibp2p({
     // The node registers its protocols and listeners first, then starts the host.
     start: false,
     privateKey: opts.identity.privateKey,
     datastore,
-    addresses: { listen: [...opts.listen] },
+    addresses: {
+      listen: [...opts.listen, ...relayListen],
+      // Appended, not `announce`: that would replace the transports' addresses, relay slots included.
+      appendAnnounce: [...(opts.announce ?? [])],
+    },
     transports: [
       tcp(),
-      webRTCDirect({ rtcConfiguration: { iceServers: (opts.iceServers ?? []).map((urls) => ({ urls })) } }),
+      webRTCDirect({ rtcConfiguration }),
+      // Every node can dial relayed and private-to-private WebRTC addresses; only nodes with
+      // --relay listen on them. Discovery reserves on configured relays only (relay.ts).
+      (components: Parameters<ReturnType<typeof circuitRelayTransport>>[0]) => {
+        const t = circuitRelayTransport({ discoveryFilter: configuredRelaysFilter(relayIds) })(components);
+        relayTransport = t;
+        return t;
+      },
+      webRTC({ rtcConfiguration }),
     ],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
@@ -139,6 +196,7 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
       // started second failed at once, and the monitor then aborted a healthy connection.
       ping: ping({ timeout: 5000, maxOutboundStreams: 4, maxInboundStreams: 4 }),
       keychain: keychain({ pass: toHex(sha256(new TextEncoder().encode('cairn/keychain/v1'), seed)) }),
+      ...(opts.relayServer ? { relay: circuitRelayServer(relayServerInit(opts.relayServer)) } : {}),
       pubsub: gossipsub({
         // Blocks and entries carry their own signatures; message ids are content hashes,
         // so a block gossiped by ten peers is one message.
@@ -162,5 +220,7 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
     },
   });
   connections = () => node.getConnections();
+  const retry = reservationRetry(relayTransport);
+  if (retry) RESERVATION_RETRY.set(node, retry);
   return node as unknown as CairnLibp2p;
 }
