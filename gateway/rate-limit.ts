@@ -71,7 +71,9 @@ export class RateLimiter {
   private readonly maxKeys: number;
   private readonly now: () => number;
 
-  constructor(private readonly o: RateLimiterOptions) {
+  private readonly o: RateLimiterOptions;
+  constructor(o: RateLimiterOptions) {
+    this.o = o;
     this.maxKeys = o.maxKeys ?? 10_000;
     this.now = o.now ?? Date.now;
   }

@@ -49,7 +49,10 @@ export class EventInvalidatedCache implements ReadCache {
   private readonly iterators: AsyncIterator<unknown>[] = [];
   private readonly listeners: ((topic: Topic) => void)[] = [];
 
-  constructor(private readonly ttlMs: number) {}
+  private readonly ttlMs: number;
+  constructor(ttlMs: number) {
+    this.ttlMs = ttlMs;
+  }
 
   get<T>(key: string, load: () => Promise<T>): Promise<T> {
     if (this.ttlMs <= 0) return load();

@@ -51,10 +51,9 @@ export class TypeTaggedResponses {
   private readonly pending = new Map<string, Tags>();
   private readonly max: number;
 
-  constructor(
-    private readonly schema: GraphQLSchema,
-    opts: { readonly max?: number } = {},
-  ) {
+  private readonly schema: GraphQLSchema;
+  constructor(schema: GraphQLSchema, opts: { readonly max?: number } = {}) {
+    this.schema = schema;
     this.max = opts.max ?? RESPONSE_CACHE_DEFAULTS.max;
   }
 

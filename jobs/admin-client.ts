@@ -11,8 +11,20 @@ import { RedisConnections, redisUrl } from './redis.ts';
 import { checkAnswer, type ResultRefusal, ResultRefused } from './result-envelope.ts';
 
 export class CommandError extends Error {
+  readonly code:
+    | 'invalid-input'
+    | 'unknown-node'
+    | 'node-unavailable'
+    | 'refused'
+    | 'command-failed'
+    | 'bad-result'
+    | 'bad-result-signature'
+    | 'unverified';
+  readonly refusal?: CommandRefusal;
+  readonly resultRefusal?: ResultRefusal;
+  readonly claimedRefusal?: CommandRefusal;
   constructor(
-    readonly code:
+    code:
       | 'invalid-input'
       | 'unknown-node'
       | 'node-unavailable'
@@ -23,13 +35,17 @@ export class CommandError extends Error {
       | 'unverified',
     message: string,
     /** For `refused`: the node's refusal code (command-verifier.ts). */
-    readonly refusal?: CommandRefusal,
+    refusal?: CommandRefusal,
     /** For `bad-result-signature`: why the answer was not believed (result-envelope.ts). */
-    readonly resultRefusal?: ResultRefusal,
+    resultRefusal?: ResultRefusal,
     /** For `unverified`: the refusal code the unsigned failure claimed (not believed). */
-    readonly claimedRefusal?: CommandRefusal,
+    claimedRefusal?: CommandRefusal,
   ) {
     super(message);
+    this.code = code;
+    this.refusal = refusal;
+    this.resultRefusal = resultRefusal;
+    this.claimedRefusal = claimedRefusal;
     this.name = 'CommandError';
   }
 }
@@ -62,11 +78,11 @@ export class AdminClient {
     registers: [],
   });
 
-  constructor(
-    url = redisUrl(),
-    private readonly prefix = namespace(),
-    private readonly signer: CommandSigner = ephemeralSigner(),
-  ) {
+  private readonly prefix;
+  private readonly signer: CommandSigner;
+  constructor(url = redisUrl(), prefix = namespace(), signer: CommandSigner = ephemeralSigner()) {
+    this.prefix = prefix;
+    this.signer = signer;
     this.connections = new RedisConnections(url);
     this.connection = this.connections.create();
     this.events = new JobEvents(this.connections.create(), this.connection);

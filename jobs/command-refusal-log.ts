@@ -27,10 +27,12 @@ interface CodeState {
 export class RefusalLog {
   private readonly codes = new Map<string, CodeState>();
 
-  constructor(
-    private readonly log: Pick<Logger, 'warn'>,
-    private readonly intervalMs = REFUSAL_LOG_INTERVAL_MS,
-  ) {}
+  private readonly log: Pick<Logger, 'warn'>;
+  private readonly intervalMs;
+  constructor(log: Pick<Logger, 'warn'>, intervalMs = REFUSAL_LOG_INTERVAL_MS) {
+    this.log = log;
+    this.intervalMs = intervalMs;
+  }
 
   /** One refusal with code `code`; `message` is the line's (e.g. `admin command refused`). */
   refused(code: string, message: string, fields: Record<string, unknown>): void {

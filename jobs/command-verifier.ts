@@ -72,13 +72,17 @@ export const SIGNED_REFUSALS: ReadonlySet<CommandRefusal> = new Set<CommandRefus
 ]);
 
 export class CommandRefused extends UnrecoverableError {
+  readonly code: CommandRefusal;
+  readonly command?: SignedCommand;
   constructor(
-    readonly code: CommandRefusal,
+    code: CommandRefusal,
     detail: string,
     /** Set when the refusal is attributable (SIGNED_REFUSALS): the command, to answer signed. */
-    readonly command?: SignedCommand,
+    command?: SignedCommand,
   ) {
     super(`command refused (${code}): ${detail}`);
+    this.code = code;
+    this.command = command;
     this.name = 'CommandRefused';
   }
 
@@ -162,7 +166,9 @@ export class CommandVerifier {
   /** Commands issued before this were meant for an earlier process (whose nonces we lost). */
   private readonly startedAt: number;
 
-  constructor(private readonly o: CommandVerifierOptions) {
+  private readonly o: CommandVerifierOptions;
+  constructor(o: CommandVerifierOptions) {
+    this.o = o;
     this.commandKeys = new Set((o.commandKeys ?? []).map((k) => k.toLowerCase()));
     this.maxNonces = o.maxNonces ?? MAX_REMEMBERED_NONCES;
     this.now = o.now ?? Date.now;

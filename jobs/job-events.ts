@@ -38,10 +38,11 @@ export class JobEvents {
   private idle: (() => void) | undefined;
   private readonly loop: Promise<void>;
 
-  constructor(
-    private readonly blocking: Redis,
-    private readonly control: Redis,
-  ) {
+  private readonly blocking: Redis;
+  private readonly control: Redis;
+  constructor(blocking: Redis, control: Redis) {
+    this.blocking = blocking;
+    this.control = control;
     this.loop = this.run();
   }
 

@@ -15,11 +15,10 @@ export const weightsToBase64 = (encoded: Uint8Array): string => Buffer.from(enco
 export type WeightsProblemCode = 'weights-mismatch' | 'malformed-weights';
 
 export class WeightsProblem extends Error {
-  constructor(
-    readonly code: WeightsProblemCode,
-    message: string,
-  ) {
+  readonly code: WeightsProblemCode;
+  constructor(code: WeightsProblemCode, message: string) {
     super(message);
+    this.code = code;
   }
 }
 

@@ -111,7 +111,9 @@ export class NodeJobs {
   private readonly upsertedAt = new Map<ScheduledJob, number>();
   private startedAt = Date.now();
 
-  private constructor(private readonly o: NodeJobsOptions) {
+  private readonly o: NodeJobsOptions;
+  private constructor(o: NodeJobsOptions) {
+    this.o = o;
     this.nodeId = o.node.identity.peerId.toString();
     this.control = nodeControl(o.node);
     this.refusals = new RefusalLog(o.log);

@@ -79,10 +79,12 @@ export class BlockReportLedger {
   private readonly reported = new Set<string>();
   private readonly departures = new Map<string, number>();
 
-  constructor(
-    private readonly nodeId: string,
-    private readonly capacity = 5_000,
-  ) {}
+  private readonly nodeId: string;
+  private readonly capacity;
+  constructor(nodeId: string, capacity = 5_000) {
+    this.nodeId = nodeId;
+    this.capacity = capacity;
+  }
 
   isReported(hashHex: string): boolean {
     return this.reported.has(hashHex);

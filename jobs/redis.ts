@@ -75,7 +75,10 @@ export function retireWorker(worker: Worker, connection: Redis | undefined): voi
 export class RedisConnections {
   private readonly open = new Set<Redis>();
 
-  constructor(private readonly url = redisUrl()) {}
+  private readonly url;
+  constructor(url = redisUrl()) {
+    this.url = url;
+  }
 
   create(extra: RedisOptions = {}): Redis {
     const r = createRedis(this.url, extra);

@@ -90,10 +90,11 @@ export class ReportOutbox {
   private lastAddWarnAt = 0;
   private readonly confirmTimer: NodeJS.Timeout;
 
-  constructor(
-    private readonly queue: Queue,
-    private readonly opts: OutboxOptions,
-  ) {
+  private readonly queue: Queue;
+  private readonly opts: OutboxOptions;
+  constructor(queue: Queue, opts: OutboxOptions) {
+    this.queue = queue;
+    this.opts = opts;
     this.addTimeoutMs = opts.addTimeoutMs ?? 5_000;
     this.confirmBatch = opts.confirmBatch ?? 500;
     this.confirmTimer = setInterval(() => void this.confirm(), opts.confirmMs ?? 10_000);

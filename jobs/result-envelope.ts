@@ -52,11 +52,10 @@ export const RESULT_REFUSALS = [
 export type ResultRefusal = (typeof RESULT_REFUSALS)[number];
 
 export class ResultRefused extends Error {
-  constructor(
-    readonly code: ResultRefusal,
-    detail: string,
-  ) {
+  readonly code: ResultRefusal;
+  constructor(code: ResultRefusal, detail: string) {
     super(`result refused (${code}): ${detail}`);
+    this.code = code;
     this.name = 'ResultRefused';
   }
 }

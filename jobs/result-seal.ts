@@ -33,11 +33,10 @@ const SEAL_INFO = new TextEncoder().encode('cairn/jobs/result-seal/v1');
 
 /** Sealing or opening failed; `unsealable` is a well-formed box this key and command do not open. */
 export class SealError extends Error {
-  constructor(
-    readonly code: 'bad-key' | 'malformed' | 'unsealable',
-    message: string,
-  ) {
+  readonly code: 'bad-key' | 'malformed' | 'unsealable';
+  constructor(code: 'bad-key' | 'malformed' | 'unsealable', message: string) {
     super(message);
+    this.code = code;
     this.name = 'SealError';
   }
 }

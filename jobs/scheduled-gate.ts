@@ -54,10 +54,12 @@ export class ScheduledGate {
   /** When each scheduled job last ran here. */
   private readonly lastRun = new Map<ScheduledJob, number>();
 
-  constructor(
-    private readonly periods: Readonly<Record<ScheduledJob, number>>,
-    private readonly now: () => number = Date.now,
-  ) {}
+  private readonly periods: Readonly<Record<ScheduledJob, number>>;
+  private readonly now: () => number;
+  constructor(periods: Readonly<Record<ScheduledJob, number>>, now: () => number = Date.now) {
+    this.periods = periods;
+    this.now = now;
+  }
 
   /**
    * Throws ScheduledJobRefused for a job its scheduler did not make; says to skip one whose name

@@ -32,11 +32,10 @@ export type { NodeStatus, PeerStatus } from './status.ts';
 export type ControlErrorCode = 'invalid' | 'too-large' | 'unavailable' | 'no-model';
 
 export class ControlError extends Error {
-  constructor(
-    message: string,
-    readonly code: ControlErrorCode = 'unavailable',
-  ) {
+  readonly code: ControlErrorCode;
+  constructor(message: string, code: ControlErrorCode = 'unavailable') {
     super(message);
+    this.code = code;
     this.name = 'ControlError';
   }
 }

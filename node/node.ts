@@ -161,27 +161,64 @@ export class CairnNode {
   /** Set by the job worker: returns true while its `mempool.sync` scheduler is in charge. */
   externalReconcile: (() => boolean) | undefined;
 
+  readonly opts: NodeOptions;
+  readonly identity: NodeIdentity;
+  readonly log: Logger;
+  readonly metrics: NodeMetrics;
+  readonly store: NodeStore;
+  readonly chain: Chain;
+  readonly chainService: ChainService;
+  readonly host: CairnLibp2p;
+  readonly reqresp: ReqResp;
+  readonly peers: PeerManager;
+  readonly gossip: Gossip;
+  readonly reconcile: ReconcileProtocol;
+  readonly sync: SyncManager;
+  readonly unknownBlocks: UnknownBlockSync;
+  private readonly pool: VerifyPool;
+  readonly admission: EntryAdmission;
+  readonly membership: Roster;
+  readonly gate: AdmissionGate | undefined;
   private constructor(
-    readonly opts: NodeOptions,
-    readonly identity: NodeIdentity,
-    readonly log: Logger,
-    readonly metrics: NodeMetrics,
-    readonly store: NodeStore,
-    readonly chain: Chain,
-    readonly chainService: ChainService,
-    readonly host: CairnLibp2p,
-    readonly reqresp: ReqResp,
-    readonly peers: PeerManager,
-    readonly gossip: Gossip,
-    readonly reconcile: ReconcileProtocol,
-    readonly sync: SyncManager,
-    readonly unknownBlocks: UnknownBlockSync,
-    private readonly pool: VerifyPool,
-    readonly admission: EntryAdmission,
-    readonly membership: Roster,
+    opts: NodeOptions,
+    identity: NodeIdentity,
+    log: Logger,
+    metrics: NodeMetrics,
+    store: NodeStore,
+    chain: Chain,
+    chainService: ChainService,
+    host: CairnLibp2p,
+    reqresp: ReqResp,
+    peers: PeerManager,
+    gossip: Gossip,
+    reconcile: ReconcileProtocol,
+    sync: SyncManager,
+    unknownBlocks: UnknownBlockSync,
+    pool: VerifyPool,
+    admission: EntryAdmission,
+    membership: Roster,
     /** Roster enforcement on connections (undefined in open mode). */
-    readonly gate: AdmissionGate | undefined,
-  ) {}
+    gate: AdmissionGate | undefined,
+  ) {
+    this.opts = opts;
+    this.identity = identity;
+    this.log = log;
+    this.metrics = metrics;
+    this.store = store;
+    this.chain = chain;
+    this.chainService = chainService;
+    this.host = host;
+    this.reqresp = reqresp;
+    this.peers = peers;
+    this.gossip = gossip;
+    this.reconcile = reconcile;
+    this.sync = sync;
+    this.unknownBlocks = unknownBlocks;
+    this.pool = pool;
+    this.admission = admission;
+    this.membership = membership;
+    this.gate = gate;
+  }
 
   static async start(startOpts: NodeOptions): Promise<CairnNode> {
     let opts = startOpts;

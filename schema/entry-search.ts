@@ -122,7 +122,10 @@ export function queryTerms(query: string | null | undefined): string[] {
  */
 class Params {
   readonly values: unknown[] = [];
-  constructor(readonly pg: boolean) {}
+  readonly pg: boolean;
+  constructor(pg: boolean) {
+    this.pg = pg;
+  }
   add(v: unknown): string {
     this.values.push(v);
     return `${this.pg ? '$' : '?'}${this.values.length}`;

@@ -8,10 +8,12 @@ import type { EntryShape } from './shapes.ts';
 class BatchLoader<K, V> {
   private pending = new Map<K, { resolve: (v: V) => void; reject: (e: unknown) => void }[]>();
 
-  constructor(
-    private readonly load: (keys: K[]) => Promise<Map<K, V>>,
-    private readonly empty: () => V,
-  ) {}
+  private readonly load: (keys: K[]) => Promise<Map<K, V>>;
+  private readonly empty: () => V;
+  constructor(load: (keys: K[]) => Promise<Map<K, V>>, empty: () => V) {
+    this.load = load;
+    this.empty = empty;
+  }
 
   get(key: K): Promise<V> {
     return new Promise((resolve, reject) => {

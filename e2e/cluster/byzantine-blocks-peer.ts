@@ -86,10 +86,11 @@ export class VictimProbe {
   private running = true;
   private readonly loops: Promise<void>[];
 
-  constructor(
-    private readonly node: ClusterNode,
-    readonly rssBaseBytes: number,
-  ) {
+  private readonly node: ClusterNode;
+  readonly rssBaseBytes: number;
+  constructor(node: ClusterNode, rssBaseBytes: number) {
+    this.node = node;
+    this.rssBaseBytes = rssBaseBytes;
     this.loops = [this.pollStatus(), this.pollRss()];
   }
 

@@ -105,13 +105,23 @@ export class ByzantinePeer {
   readonly reqresp: ReqResp;
   private readonly prefix: string;
 
+  readonly name: string;
+  readonly identity: NodeIdentity;
+  readonly host: CairnLibp2p;
+  readonly network: NetworkConfig;
+  private readonly dataDir: string;
   private constructor(
-    readonly name: string,
-    readonly identity: NodeIdentity,
-    readonly host: CairnLibp2p,
-    readonly network: NetworkConfig,
-    private readonly dataDir: string,
+    name: string,
+    identity: NodeIdentity,
+    host: CairnLibp2p,
+    network: NetworkConfig,
+    dataDir: string,
   ) {
+    this.name = name;
+    this.identity = identity;
+    this.host = host;
+    this.network = network;
+    this.dataDir = dataDir;
     const tag = chainIdHex(network).slice(0, 16);
     this.prefix = `/cairn/${tag}`;
     this.topics = gossipTopics(tag);
@@ -347,10 +357,11 @@ export class ChainMirror {
   readonly chain: Chain;
   private readonly blocks = new Map<string, SealedBlock>();
 
-  constructor(
-    private readonly peer: ByzantinePeer,
-    private readonly target: Target,
-  ) {
+  private readonly peer: ByzantinePeer;
+  private readonly target: Target;
+  constructor(peer: ByzantinePeer, target: Target) {
+    this.peer = peer;
+    this.target = target;
     this.chain = new Chain({
       config: peer.network,
       loadBlock: async (h) => this.blocks.get(h),

@@ -43,11 +43,14 @@ export class StatusLiar {
   private running = false;
   private loop: Promise<void> | undefined;
 
-  private constructor(
-    readonly peer: ByzantinePeer,
-    readonly lie: Status,
-    private readonly victim: ClusterNode,
-  ) {}
+  readonly peer: ByzantinePeer;
+  readonly lie: Status;
+  private readonly victim: ClusterNode;
+  private constructor(peer: ByzantinePeer, lie: Status, victim: ClusterNode) {
+    this.peer = peer;
+    this.lie = lie;
+    this.victim = victim;
+  }
 
   get name(): string {
     return this.peer.name;
@@ -213,13 +216,21 @@ export class ChainPeer {
   private claim = 0;
   private readonly heightOf = new Map<string, number>();
 
+  readonly peer: ByzantinePeer;
+  private readonly network: NetworkConfig;
+  private readonly blocks: readonly SealedBlock[];
+  private readonly work: readonly bigint[];
   private constructor(
-    readonly peer: ByzantinePeer,
-    private readonly network: NetworkConfig,
-    private readonly blocks: readonly SealedBlock[],
+    peer: ByzantinePeer,
+    network: NetworkConfig,
+    blocks: readonly SealedBlock[],
     /** Work of each prefix: work[i] is the chain work at height i. */
-    private readonly work: readonly bigint[],
+    work: readonly bigint[],
   ) {
+    this.peer = peer;
+    this.network = network;
+    this.blocks = blocks;
+    this.work = work;
     for (const [i, b] of blocks.entries()) this.heightOf.set(b.hashHex, i + 1);
   }
 

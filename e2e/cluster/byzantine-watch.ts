@@ -83,7 +83,9 @@ export class VictimWatch {
   /** Every JSON log line, in order. */
   readonly log: Record<string, unknown>[] = [];
 
-  constructor(readonly node: ClusterNode) {
+  readonly node: ClusterNode;
+  constructor(node: ClusterNode) {
+    this.node = node;
     node.onLine((line) => {
       let entry: Record<string, unknown>;
       try {

@@ -120,7 +120,9 @@ export class Cluster {
   private readonly autoBootstrap = new Map<string, NodeOptions>();
   private counter = 0;
 
-  constructor(private readonly opts: ClusterOptions = {}) {
+  private readonly opts: ClusterOptions;
+  constructor(opts: ClusterOptions = {}) {
+    this.opts = opts;
     this.runDir =
       opts.runDir ??
       path.join(

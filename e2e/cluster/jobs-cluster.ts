@@ -27,18 +27,37 @@ export interface JobsClusterOptions {
 }
 
 export class JobsCluster {
+  readonly cluster: Cluster;
+  readonly redis: Service;
+  readonly redisUrl: string;
+  readonly collector: Service;
+  readonly db: IndexDb;
+  readonly location: IndexDbLocation;
+  readonly namespace: string;
+  private readonly destroyDb: () => Promise<void>;
+  readonly gateway: { env: Record<string, string>; signer: CommandSigner } | undefined;
   private constructor(
-    readonly cluster: Cluster,
-    readonly redis: Service,
-    readonly redisUrl: string,
-    readonly collector: Service,
-    readonly db: IndexDb,
-    readonly location: IndexDbLocation,
-    readonly namespace: string,
-    private readonly destroyDb: () => Promise<void>,
+    cluster: Cluster,
+    redis: Service,
+    redisUrl: string,
+    collector: Service,
+    db: IndexDb,
+    location: IndexDbLocation,
+    namespace: string,
+    destroyDb: () => Promise<void>,
     /** The cluster's gateway key, admitted by a certificate from the roster admin (roster networks). */
-    readonly gateway: { env: Record<string, string>; signer: CommandSigner } | undefined,
-  ) {}
+    gateway: { env: Record<string, string>; signer: CommandSigner } | undefined,
+  ) {
+    this.cluster = cluster;
+    this.redis = redis;
+    this.redisUrl = redisUrl;
+    this.collector = collector;
+    this.db = db;
+    this.location = location;
+    this.namespace = namespace;
+    this.destroyDb = destroyDb;
+    this.gateway = gateway;
+  }
 
   /**
    * Environment for every process of this cluster (nodes, collector, gateways): gateways get the

@@ -91,15 +91,7 @@ export const NODE_V8_FLAGS = ['--max-semi-space-size=32'];
 
 export function nodeArgs(spec: Omit<SpawnSpec, 'env' | 'readyTimeoutMs'>, firstStart = true): string[] {
   const command = firstStart ? (spec.command ?? []) : [];
-  const args = [
-    ...NODE_V8_FLAGS,
-    '--import',
-    'tsx',
-    spec.entry ?? NODE_MAIN,
-    ...command,
-    '--data-dir',
-    spec.dataDir,
-  ];
+  const args = [...NODE_V8_FLAGS, spec.entry ?? NODE_MAIN, ...command, '--data-dir', spec.dataDir];
   for (const a of spec.listen) args.push('--listen', a);
   for (const a of spec.bootstrap) args.push('--bootstrap', a);
   if (spec.mine) args.push('--mine');
@@ -138,11 +130,14 @@ export class ClusterNode {
   private readonly listeners = new Set<LineListener>();
   private log: WriteStream | undefined;
 
-  constructor(
-    readonly name: string,
-    public spec: SpawnSpec,
-    readonly logPath: string,
-  ) {}
+  readonly name: string;
+  public spec: SpawnSpec;
+  readonly logPath: string;
+  constructor(name: string, spec: SpawnSpec, logPath: string) {
+    this.name = name;
+    this.spec = spec;
+    this.logPath = logPath;
+  }
 
   get dataDir(): string {
     return this.spec.dataDir;

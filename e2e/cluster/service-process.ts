@@ -9,14 +9,15 @@ import { Service, type ServiceSpec } from './service.ts';
 
 type Extra = Partial<ServiceSpec>;
 
-const tsx = (entry: string) => ['--import', 'tsx', entry];
+// Node 24 runs the sources by stripping their types, as `npm run collector` / `npm run gateway` do.
+const script = (entry: string) => [entry];
 
 /** The collector (jobs/collector/main.ts); ready once it logs its "ready" line. */
 export function collectorProcess(logFile: string, env: Record<string, string>, extra: Extra = {}): Service {
   return new Service({
     name: 'collector',
     command: nodeBinary(),
-    args: tsx('jobs/collector/main.ts'),
+    args: script('jobs/collector/main.ts'),
     env,
     logFile,
     readyLine: (l) => l.includes('"msg":"ready"'),
@@ -34,7 +35,7 @@ export function gatewayProcess(
   return new Service({
     name: 'gateway',
     command: nodeBinary(),
-    args: tsx('gateway/main.ts'),
+    args: script('gateway/main.ts'),
     env: { ...env, PORT: String(port), HOST: '127.0.0.1' },
     logFile,
     readyLine: (l) => l.includes('"event":"ready"'),

@@ -55,7 +55,10 @@ export class Service {
   private readonly listeners = new Set<(line: string) => void>();
   stopping = false;
 
-  constructor(readonly spec: ServiceSpec) {}
+  readonly spec: ServiceSpec;
+  constructor(spec: ServiceSpec) {
+    this.spec = spec;
+  }
 
   get running(): boolean {
     return this.child !== undefined && this.exit === undefined;

@@ -71,7 +71,9 @@ export class Collector {
 
   private readonly now: () => number;
 
-  constructor(private readonly o: CollectorOptions) {
+  private readonly o: CollectorOptions;
+  constructor(o: CollectorOptions) {
+    this.o = o;
     this.now = o.now ?? Date.now;
     this.prefix = namespace(o.namespace);
     // Stats older than the late window are refused as replays; younger ones rely on the report

@@ -25,10 +25,11 @@ export class IndexRoster {
   private readonly states = new Map<Hex, RosterState>();
   private readonly genesisState: RosterState;
 
-  constructor(
-    private readonly net: IndexedNetwork,
-    private readonly capacity = 10_000,
-  ) {
+  private readonly net: IndexedNetwork;
+  private readonly capacity;
+  constructor(net: IndexedNetwork, capacity = 10_000) {
+    this.net = net;
+    this.capacity = capacity;
     this.genesisState = genesisRoster(net.config);
   }
 

@@ -92,10 +92,9 @@ export class IndexWriter {
   /** The network config as nodes report it: JSON, bigints as decimal strings. */
   private readonly configJson: string;
 
-  constructor(
-    private readonly db: IndexDb,
-    opts: IndexWriterOptions = {},
-  ) {
+  private readonly db: IndexDb;
+  constructor(db: IndexDb, opts: IndexWriterOptions = {}) {
+    this.db = db;
     this.liveWindowMs = opts.liveWindowMs ?? 3 * 60_000;
     this.hashRateWindow = opts.hashRateWindow ?? 20;
     this.net = indexedNetwork(opts.network ?? DEFAULT_NETWORK);

@@ -47,11 +47,10 @@ export type RefusalCode =
  */
 export class ReportRefused extends UnrecoverableError {
   override readonly name = 'ReportRefused';
-  constructor(
-    readonly code: RefusalCode,
-    message: string,
-  ) {
+  readonly code: RefusalCode;
+  constructor(code: RefusalCode, message: string) {
     super(`${code}: ${message}`);
+    this.code = code;
   }
 }
 
@@ -70,12 +69,16 @@ export type HoldCode =
  */
 export class ReportHeld extends Error {
   override readonly name = 'ReportHeld';
+  readonly code: HoldCode;
+  readonly waitingFor?: string;
   constructor(
-    readonly code: HoldCode,
+    code: HoldCode,
     message: string,
     /** The block hash whose indexing makes this report judgeable again (unknown-parent). */
-    readonly waitingFor?: string,
+    waitingFor?: string,
   ) {
     super(`${code}: ${message}`);
+    this.code = code;
+    this.waitingFor = waitingFor;
   }
 }

@@ -65,10 +65,9 @@ export class Retention {
   /** Per table, the start of the first bucket not known to be thinned. */
   private readonly watermark = { networkStats: new Date(0), snapshots: new Date(0) };
 
-  constructor(
-    private readonly db: IndexDb,
-    opts: RetentionOptions = {},
-  ) {
+  private readonly db: IndexDb;
+  constructor(db: IndexDb, opts: RetentionOptions = {}) {
+    this.db = db;
     this.o = { ...DEFAULT_RETENTION, ...opts };
     if (!(this.o.bucketMs > 0 && this.o.rawMs >= 0 && this.o.reportLogMs > 0 && this.o.batch > 0))
       throw new RangeError('retention: bucketMs, reportLogMs and batch must be positive, rawMs not negative');

@@ -37,11 +37,10 @@ const STATUS_OF: Record<ApiErrorCode, number> = {
 };
 
 class HttpError extends Error {
-  constructor(
-    readonly code: ApiErrorCode,
-    message: string,
-  ) {
+  readonly code: ApiErrorCode;
+  constructor(code: ApiErrorCode, message: string) {
     super(message);
+    this.code = code;
   }
 }
 

@@ -29,10 +29,12 @@ export class PooledEntryVerifier implements SignatureVerifier {
   /** Entry signatures answered from the mempool (tests and metrics). */
   pooledHits = 0;
 
-  constructor(
-    private readonly pool: PooledEntries,
-    private readonly inner: SignatureVerifier,
-  ) {}
+  private readonly pool: PooledEntries;
+  private readonly inner: SignatureVerifier;
+  constructor(pool: PooledEntries, inner: SignatureVerifier) {
+    this.pool = pool;
+    this.inner = inner;
+  }
 
   verify(signature: Uint8Array, message: Uint8Array, publicKey: PublicKey, holder?: object): boolean {
     const idHex = (holder as Partial<SealedEntry> | undefined)?.idHex;

@@ -27,10 +27,15 @@ export class CachedVerifier implements SignatureVerifier {
   /** Sealed blocks whose every signature the worker pool checked: one mark instead of eleven. */
   private readonly checkedBlocks = new WeakSet<object>();
 
+  private readonly capacity;
+  private readonly verifyFn: (s: Uint8Array, m: Uint8Array, p: PublicKey) => boolean;
   constructor(
-    private readonly capacity = 200_000,
-    private readonly verifyFn: (s: Uint8Array, m: Uint8Array, p: PublicKey) => boolean = verifyNative,
-  ) {}
+    capacity = 200_000,
+    verifyFn: (s: Uint8Array, m: Uint8Array, p: PublicKey) => boolean = verifyNative,
+  ) {
+    this.capacity = capacity;
+    this.verifyFn = verifyFn;
+  }
 
   verify(signature: Uint8Array, message: Uint8Array, publicKey: PublicKey, holder?: object): boolean {
     if (holder && this.checkedHolders.has(holder)) return true;

@@ -50,11 +50,10 @@ export type EntryErrorCode =
 
 export class BlockValidationError extends Error {
   override readonly name = 'BlockValidationError';
-  constructor(
-    readonly code: BlockErrorCode,
-    message: string,
-  ) {
+  readonly code: BlockErrorCode;
+  constructor(code: BlockErrorCode, message: string) {
     super(`${code}: ${message}`);
+    this.code = code;
   }
 
   /** Errors that may go away by themselves (a clock that was behind); the block is not marked invalid. */

@@ -23,11 +23,10 @@ export interface Verdict {
 export type ClassifyErrorCode = 'text-too-long' | 'not-text' | 'bad-model';
 
 export class ClassifyError extends Error {
-  constructor(
-    readonly code: ClassifyErrorCode,
-    message: string,
-  ) {
+  readonly code: ClassifyErrorCode;
+  constructor(code: ClassifyErrorCode, message: string) {
     super(message);
+    this.code = code;
     this.name = 'ClassifyError';
   }
 }

@@ -60,11 +60,10 @@ export type DeclineReason = (typeof DECLINE_REASONS)[number];
 
 export class PrivacyBudgetError extends Error {
   override readonly name = 'PrivacyBudgetError';
-  constructor(
-    readonly reason: DeclineReason,
-    message: string,
-  ) {
+  readonly reason: DeclineReason;
+  constructor(reason: DeclineReason, message: string) {
     super(message);
+    this.reason = reason;
   }
 }
 
@@ -175,16 +174,28 @@ export class PrivacyLedger {
   private readonly rdp: Float64Array;
   private history: LedgerEntry[];
 
+  private readonly policy: PrivacyPolicy;
+  private budget: number;
+  readonly delta: number;
+  readonly orders: readonly number[];
+  private roundCount: number;
+  private stepCount: number;
   private constructor(
-    private readonly policy: PrivacyPolicy,
-    private budget: number,
-    readonly delta: number,
-    readonly orders: readonly number[],
+    policy: PrivacyPolicy,
+    budget: number,
+    delta: number,
+    orders: readonly number[],
     rdp: ArrayLike<number>,
-    private roundCount: number,
-    private stepCount: number,
+    roundCount: number,
+    stepCount: number,
     history: readonly LedgerEntry[],
   ) {
+    this.policy = policy;
+    this.budget = budget;
+    this.delta = delta;
+    this.orders = orders;
+    this.roundCount = roundCount;
+    this.stepCount = stepCount;
     this.rdp = Float64Array.from(rdp);
     this.history = history.slice(-policy.historyLimit);
   }

@@ -231,10 +231,11 @@ export class RdpAccountant {
   private readonly rdp: Float64Array;
   private count = 0;
 
-  constructor(
-    readonly delta: number,
-    readonly orders: readonly number[] = DEFAULT_ORDERS,
-  ) {
+  readonly delta: number;
+  readonly orders: readonly number[];
+  constructor(delta: number, orders: readonly number[] = DEFAULT_ORDERS) {
+    this.delta = delta;
+    this.orders = orders;
     if (!(delta > 0 && delta < 1)) throw new RangeError('delta must be in (0, 1)');
     this.rdp = new Float64Array(orders.length);
   }

@@ -35,11 +35,10 @@ export type RedeemRefusal = 'unknown-invitation' | 'invitation-used' | 'invitati
 
 export class InvitationError extends Error {
   override readonly name = 'InvitationError';
-  constructor(
-    readonly code: RedeemRefusal,
-    message: string,
-  ) {
+  readonly code: RedeemRefusal;
+  constructor(code: RedeemRefusal, message: string) {
     super(message);
+    this.code = code;
   }
 }
 

@@ -22,11 +22,9 @@ export class RosterLedger {
   private readonly states = new WeakMap<BlockNode, RosterState>();
   readonly enabled: boolean;
 
-  constructor(
-    config: NetworkConfig,
-    private readonly chainId: Uint8Array,
-    genesis: BlockNode,
-  ) {
+  private readonly chainId: Uint8Array;
+  constructor(config: NetworkConfig, chainId: Uint8Array, genesis: BlockNode) {
+    this.chainId = chainId;
     this.enabled = config.membership === 'roster';
     this.states.set(genesis, genesisRoster(config));
   }

@@ -56,10 +56,11 @@ export class Roster implements MembershipView {
   private readonly listeners = new Set<(change: { readonly revoked: readonly Hex[] }) => void>();
   private last: RosterState;
 
-  constructor(
-    private readonly source: RosterSource,
-    private readonly opts: RosterOptions = {},
-  ) {
+  private readonly source: RosterSource;
+  private readonly opts: RosterOptions;
+  constructor(source: RosterSource, opts: RosterOptions = {}) {
+    this.source = source;
+    this.opts = opts;
     this.mode = source.mode;
     this.last = source.tipRoster();
   }

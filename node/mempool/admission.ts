@@ -79,10 +79,9 @@ export class EntryAdmission {
   /** Batches committed (each one store transaction). */
   batches = 0;
 
-  constructor(
-    private readonly deps: AdmissionDeps,
-    opts: AdmissionOptions = {},
-  ) {
+  private readonly deps: AdmissionDeps;
+  constructor(deps: AdmissionDeps, opts: AdmissionOptions = {}) {
+    this.deps = deps;
     const peerRate = opts.peerRate ?? { limit: 1_000, periodMs: 10_000 };
     this.rate = new RateLimiterGRCA(peerRate, opts.now);
     // 80% of the per-peer rate: what this node relays stays under its neighbours' per-peer rate

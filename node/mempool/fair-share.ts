@@ -34,11 +34,13 @@ export class FairShareBudget {
   private readonly uses = new Map<string, Use>();
   private takes = 0;
 
-  constructor(
-    readonly quota: RateQuota,
-    private readonly now: () => number = () => performance.now(),
-    readonly maxSources = 4_096,
-  ) {
+  readonly quota: RateQuota;
+  private readonly now: () => number;
+  readonly maxSources;
+  constructor(quota: RateQuota, now: () => number = () => performance.now(), maxSources = 4_096) {
+    this.quota = quota;
+    this.now = now;
+    this.maxSources = maxSources;
     this.bucket = new RateLimiterGRCA(quota, now);
   }
 

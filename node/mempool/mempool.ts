@@ -140,7 +140,9 @@ export class Mempool {
   /** Returned entries seen (the first time a reorg hands them back). */
   returnedTotal = 0;
 
-  constructor(private readonly opts: MempoolOptions) {
+  private readonly opts: MempoolOptions;
+  constructor(opts: MempoolOptions) {
+    this.opts = opts;
     this.maxEntries = opts.maxEntries ?? 10_000;
     this.maxBytes = opts.maxBytes ?? 32 * 1024 * 1024;
     this.maxPerPeer = opts.maxPerPeer ?? Math.max(1, Math.floor(this.maxEntries / 4));

@@ -38,7 +38,10 @@ export interface ReconcileProtocolOptions {
 export class ReconcileProtocol {
   private readonly limiter = new RateLimiter({ points: 3, duration: 5 });
 
-  constructor(private readonly opts: ReconcileProtocolOptions) {}
+  private readonly opts: ReconcileProtocolOptions;
+  constructor(opts: ReconcileProtocolOptions) {
+    this.opts = opts;
+  }
 
   async start(): Promise<void> {
     await this.opts.host.handle(

@@ -16,10 +16,9 @@ export class ReconcileSide {
   entriesSent = 0;
   entriesReceived = 0;
 
-  constructor(
-    entries: Iterable<SealedEntry>,
-    private readonly accept: (entries: readonly SealedEntry[]) => void,
-  ) {
+  private readonly accept: (entries: readonly SealedEntry[]) => void;
+  constructor(entries: Iterable<SealedEntry>, accept: (entries: readonly SealedEntry[]) => void) {
+    this.accept = accept;
     const byId = new Map<Hex, SealedEntry>();
     for (const e of entries) byId.set(e.idHex, e);
     this.byId = byId;

@@ -28,12 +28,19 @@ export class ReturnedEntries {
   private totalBytes = 0;
   readonly counts: ReturnedCounts = { readmitted: 0, mined: 0, invalid: 0, dropped: 0 };
 
+  readonly maxEntries: number;
+  readonly maxBytes: number;
+  private readonly onChange: (id: Hex, entry: SealedEntry | null) => void;
   /** `onChange(id, entry)` when an entry is held, `onChange(id, null)` when it leaves the hold. */
   constructor(
-    readonly maxEntries: number,
-    readonly maxBytes: number,
-    private readonly onChange: (id: Hex, entry: SealedEntry | null) => void = () => {},
-  ) {}
+    maxEntries: number,
+    maxBytes: number,
+    onChange: (id: Hex, entry: SealedEntry | null) => void = () => {},
+  ) {
+    this.maxEntries = maxEntries;
+    this.maxBytes = maxBytes;
+    this.onChange = onChange;
+  }
 
   get size(): number {
     return this.entries.size;

@@ -10,10 +10,12 @@ export class TurnGate {
   private waiting: (() => void)[] = [];
   private scheduled = false;
 
-  constructor(
-    readonly perTurn = 64,
-    readonly maxWaiting = 8_192,
-  ) {}
+  readonly perTurn;
+  readonly maxWaiting;
+  constructor(perTurn = 64, maxWaiting = 8_192) {
+    this.perTurn = perTurn;
+    this.maxWaiting = maxWaiting;
+  }
 
   get size(): number {
     return this.waiting.length;

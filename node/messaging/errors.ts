@@ -25,11 +25,10 @@ export type MessagingErrorCode =
 
 export class MessagingError extends Error {
   override readonly name = 'MessagingError';
-  constructor(
-    readonly code: MessagingErrorCode,
-    message: string,
-  ) {
+  readonly code: MessagingErrorCode;
+  constructor(code: MessagingErrorCode, message: string) {
     super(`${code}: ${message}`);
+    this.code = code;
   }
 }
 

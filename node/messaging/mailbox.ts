@@ -36,11 +36,10 @@ export type QuotaName =
 
 export class MailboxFull extends Error {
   override readonly name = 'MailboxFull';
-  constructor(
-    readonly quota: QuotaName,
-    limit: number,
-  ) {
+  readonly quota: QuotaName;
+  constructor(quota: QuotaName, limit: number) {
     super(`mailbox full: ${quota} quota (${limit}) reached; the sender keeps the message`);
+    this.quota = quota;
   }
 }
 
@@ -55,7 +54,10 @@ export class MailboxQuotas {
   private readonly depositors = new Map<string, Usage>();
   private total = 0;
 
-  constructor(readonly limits: MailboxLimits) {}
+  readonly limits: MailboxLimits;
+  constructor(limits: MailboxLimits) {
+    this.limits = limits;
+  }
 
   /** Throws MailboxFull when one more item of `bytes` would exceed a quota. */
   check(recipient: string, depositor: string, bytes: number): void {
@@ -99,13 +101,21 @@ type Db = Pick<PrismaClient, 'mailboxItem'>;
 export class Mailbox {
   readonly quotas: MailboxQuotas;
 
+  private readonly db: Db;
+  private readonly chainId: Uint8Array;
+  private readonly maxBodyBytes: number;
+  private readonly pseudonymKey: Uint8Array;
   private constructor(
-    private readonly db: Db,
-    private readonly chainId: Uint8Array,
-    private readonly maxBodyBytes: number,
+    db: Db,
+    chainId: Uint8Array,
+    maxBodyBytes: number,
     limits: MailboxLimits,
-    private readonly pseudonymKey: Uint8Array,
+    pseudonymKey: Uint8Array,
   ) {
+    this.db = db;
+    this.chainId = chainId;
+    this.maxBodyBytes = maxBodyBytes;
+    this.pseudonymKey = pseudonymKey;
     this.quotas = new MailboxQuotas(limits);
   }
 

@@ -73,7 +73,10 @@ const inboxRow = (r: {
 });
 
 export class MessageStore {
-  constructor(private readonly db: Db) {}
+  private readonly db: Db;
+  constructor(db: Db) {
+    this.db = db;
+  }
 
   async keyRecord(identity: Hex): Promise<Uint8Array | undefined> {
     const r = await this.db.messageKey.findUnique({ where: { identity } });

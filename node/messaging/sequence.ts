@@ -24,7 +24,10 @@ interface SenderState<T> {
 export class SequenceTracker<T> {
   private readonly senders = new Map<string, SenderState<T>>();
 
-  constructor(private readonly maxHeld = DEFAULT_MAX_HELD) {}
+  private readonly maxHeld;
+  constructor(maxHeld = DEFAULT_MAX_HELD) {
+    this.maxHeld = maxHeld;
+  }
 
   /** Restores a sender's cursor and held messages (from the store, at start). */
   restore(sender: string, next: number, held: Iterable<[number, T]> = []): void {

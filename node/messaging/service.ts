@@ -66,11 +66,10 @@ export interface MessagingDeps {
 /** Why a send was refused at once (nothing is queued). */
 export class SendRefused extends Error {
   override readonly name = 'SendRefused';
-  constructor(
-    readonly code: 'unknown-recipient' | 'oversized' | 'to-self' | 'stopped',
-    message: string,
-  ) {
+  readonly code: 'unknown-recipient' | 'oversized' | 'to-self' | 'stopped';
+  constructor(code: 'unknown-recipient' | 'oversized' | 'to-self' | 'stopped', message: string) {
     super(message);
+    this.code = code;
   }
 }
 
@@ -128,7 +127,9 @@ export class MessagingService {
   private stopped = false;
   private readonly log: Logger;
 
-  constructor(private readonly d: MessagingDeps) {
+  private readonly d: MessagingDeps;
+  constructor(d: MessagingDeps) {
+    this.d = d;
     this.metrics = createMessagingMetrics(d.registry);
     this.store = new MessageStore(d.db);
     this.self = toHex(d.signingKey.publicKey);

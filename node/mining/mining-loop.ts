@@ -32,7 +32,10 @@ export class MiningLoop {
   private refreshTimer: NodeJS.Timeout | undefined;
   mined = 0;
 
-  constructor(private readonly opts: MiningLoopOptions) {}
+  private readonly opts: MiningLoopOptions;
+  constructor(opts: MiningLoopOptions) {
+    this.opts = opts;
+  }
 
   start(): void {
     if (this.running) return;

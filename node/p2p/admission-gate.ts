@@ -201,7 +201,9 @@ export class AdmissionGate {
   private readonly readOnlyIdleMs: number;
   private readonly readOnlyCooldownMs: number;
 
-  constructor(private readonly o: AdmissionGateOptions) {
+  private readonly o: AdmissionGateOptions;
+  constructor(o: AdmissionGateOptions) {
+    this.o = o;
     this.view = o.view;
     this.addressRefusals = o.addressRefusals ?? new AddressRefusals();
     this.timeoutMs = o.timeoutMs ?? ADMISSION_TIMEOUT_MS;

@@ -29,8 +29,10 @@ import {
 /** A raw inbound connection as a transport hands it to the gater: an address, a status, a close event. */
 class FakeConn extends EventTarget {
   status: MultiaddrConnection['status'] = 'open';
-  constructor(readonly remoteAddr = multiaddr('/ip4/192.0.2.1/tcp/4001')) {
+  readonly remoteAddr;
+  constructor(remoteAddr = multiaddr('/ip4/192.0.2.1/tcp/4001')) {
     super();
+    this.remoteAddr = remoteAddr;
   }
   close() {
     this.status = 'closed';

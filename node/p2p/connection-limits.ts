@@ -43,11 +43,12 @@ export type RefusalCode = (typeof REFUSAL)[keyof typeof REFUSAL];
 
 /** Why a connection was refused, typed (libp2p itself only sees "denied"). */
 export class ConnectionRefusedError extends Error {
-  constructor(
-    readonly code: RefusalCode,
-    readonly address: string,
-  ) {
+  readonly code: RefusalCode;
+  readonly address: string;
+  constructor(code: RefusalCode, address: string) {
     super(`connection ${code}: ${address}`);
+    this.code = code;
+    this.address = address;
     this.name = 'ConnectionRefusedError';
   }
 }
@@ -106,7 +107,9 @@ export class ConnectionLimits {
   private readonly pendingPerIp = new Map<string, number>();
   private readonly now: () => number;
 
-  constructor(private readonly o: ConnectionLimitsOptions = {}) {
+  private readonly o: ConnectionLimitsOptions;
+  constructor(o: ConnectionLimitsOptions = {}) {
+    this.o = o;
     this.maxConnections = o.maxConnections ?? P2P_DEFAULTS.maxConnections;
     this.reservedOutbound = o.reservedOutbound ?? P2P_DEFAULTS.reservedOutbound;
     this.maxInboundPerIp = o.maxInboundPerIp ?? P2P_DEFAULTS.maxInboundPerIp;

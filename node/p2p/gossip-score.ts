@@ -19,11 +19,10 @@ import { ipRanges } from './ip-ranges.ts';
 export class IpWhitelist extends Set<string> {
   private readonly inRanges: (ip: string) => boolean;
 
-  constructor(
-    ranges: readonly string[],
-    private readonly relayInUse: (ip: string) => boolean = () => false,
-  ) {
+  private readonly relayInUse: (ip: string) => boolean;
+  constructor(ranges: readonly string[], relayInUse: (ip: string) => boolean = () => false) {
     super();
+    this.relayInUse = relayInUse;
     this.inRanges = ipRanges(ranges);
   }
 

@@ -71,14 +71,27 @@ export const gossipTopics = (chainTag: string): GossipTopics => ({
 export class Gossip {
   private unwatchOversizedFrames: (() => void) | undefined;
 
+  private readonly pubsub: GossipSub;
+  readonly topics: GossipTopics;
+  private readonly maxBlockBytes: number;
+  private readonly maxEntryBytes: number;
+  private readonly handlers: GossipHandlers;
+  private readonly metrics: NodeMetrics;
   constructor(
-    private readonly pubsub: GossipSub,
-    readonly topics: GossipTopics,
-    private readonly maxBlockBytes: number,
-    private readonly maxEntryBytes: number,
-    private readonly handlers: GossipHandlers,
-    private readonly metrics: NodeMetrics,
-  ) {}
+    pubsub: GossipSub,
+    topics: GossipTopics,
+    maxBlockBytes: number,
+    maxEntryBytes: number,
+    handlers: GossipHandlers,
+    metrics: NodeMetrics,
+  ) {
+    this.pubsub = pubsub;
+    this.topics = topics;
+    this.maxBlockBytes = maxBlockBytes;
+    this.maxEntryBytes = maxEntryBytes;
+    this.handlers = handlers;
+    this.metrics = metrics;
+  }
 
   start(): void {
     this.pubsub.topicValidators.set(this.topics.blocks, (peer, msg) =>

@@ -32,8 +32,10 @@ export type WhenAdmitted = (peer: PeerId) => true | Promise<boolean>;
 /** Why an inbound stream was reset before its handler ran. */
 export class NotAdmittedError extends Error {
   readonly code = 'not-admitted';
-  constructor(readonly protocol: string) {
+  readonly protocol: string;
+  constructor(protocol: string) {
     super(`${protocol} is served to admitted peers only`);
+    this.protocol = protocol;
     this.name = 'NotAdmittedError';
   }
 }

@@ -54,7 +54,10 @@ export class PeerManager {
   private readonly blocked = new Set<string>();
   private timers: NodeJS.Timeout[] = [];
 
-  constructor(private readonly o: PeerManagerOptions) {}
+  private readonly o: PeerManagerOptions;
+  constructor(o: PeerManagerOptions) {
+    this.o = o;
+  }
 
   get scores(): PeerScores {
     return this.o.scores;

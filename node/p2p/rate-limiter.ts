@@ -17,10 +17,11 @@ export class RateLimiterGRCA<Key = string> {
   private readonly tat = new Map<Key, number>();
   private calls = 0;
 
-  constructor(
-    readonly quota: RateQuota,
-    private readonly now: () => number = () => performance.now(),
-  ) {
+  readonly quota: RateQuota;
+  private readonly now: () => number;
+  constructor(quota: RateQuota, now: () => number = () => performance.now()) {
+    this.quota = quota;
+    this.now = now;
     if (!(quota.limit > 0) || !(quota.periodMs > 0)) throw new Error('rate quota must be positive');
     this.emissionMs = quota.periodMs / quota.limit;
   }

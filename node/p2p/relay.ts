@@ -247,7 +247,9 @@ export class RelayKeeper {
   private readonly relays: readonly { addr: Multiaddr; id: string }[];
   private wasReserved = new Set<string>();
 
-  constructor(private readonly o: RelayKeeperOptions) {
+  private readonly o: RelayKeeperOptions;
+  constructor(o: RelayKeeperOptions) {
+    this.o = o;
     this.relays = o.relays.map((a) => ({ addr: multiaddr(a), id: relayPeerId(a) }));
   }
 

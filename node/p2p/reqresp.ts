@@ -40,21 +40,19 @@ export type ReqRespErrorCode =
 
 export class ReqRespError extends Error {
   override readonly name = 'ReqRespError';
-  constructor(
-    readonly code: ReqRespErrorCode,
-    message: string,
-  ) {
+  readonly code: ReqRespErrorCode;
+  constructor(code: ReqRespErrorCode, message: string) {
     super(`${code}: ${message}`);
+    this.code = code;
   }
 }
 
 /** Raised by a handler to answer with a specific result code instead of a server error. */
 export class HandlerError extends Error {
-  constructor(
-    readonly result: (typeof RESULT)[keyof typeof RESULT],
-    message: string,
-  ) {
+  readonly result: (typeof RESULT)[keyof typeof RESULT];
+  constructor(result: (typeof RESULT)[keyof typeof RESULT], message: string) {
     super(message);
+    this.result = result;
   }
 }
 
@@ -191,12 +189,16 @@ export class ReqResp {
   /** Open inbound requests per protocol and peer (entries removed at zero, so bounded by peers). */
   private readonly active = new Map<string, Map<string, number>>();
 
-  constructor(
-    private readonly host: CairnLibp2p,
-    private readonly prefix: string,
-    private readonly hooks: ReqRespHooks,
-    private readonly log: Logger,
-  ) {}
+  private readonly host: CairnLibp2p;
+  private readonly prefix: string;
+  private readonly hooks: ReqRespHooks;
+  private readonly log: Logger;
+  constructor(host: CairnLibp2p, prefix: string, hooks: ReqRespHooks, log: Logger) {
+    this.host = host;
+    this.prefix = prefix;
+    this.hooks = hooks;
+    this.log = log;
+  }
 
   protocolId(name: string): string {
     return `${this.prefix}/${name}/1`;

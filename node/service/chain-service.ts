@@ -34,8 +34,10 @@ export interface StorageFailure {
  */
 export class StorageFailedError extends Error {
   readonly code = 'storage-failed';
-  constructor(readonly failure: StorageFailure) {
+  readonly failure: StorageFailure;
+  constructor(failure: StorageFailure) {
     super(`the store failed to commit (${failure.reason}); the node accepts nothing until it restarts`);
+    this.failure = failure;
     this.name = 'StorageFailedError';
   }
 }
@@ -51,15 +53,27 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
   /** Set once a commit fails; from then on every operation is refused. */
   failure: StorageFailure | undefined;
 
+  readonly chain: Chain;
+  readonly store: NodeStore;
+  private readonly verifier: CachedVerifier;
+  private readonly pool: VerifyPool | undefined;
+  private readonly metrics: NodeMetrics;
+  private readonly log: Logger;
   constructor(
-    readonly chain: Chain,
-    readonly store: NodeStore,
-    private readonly verifier: CachedVerifier,
-    private readonly pool: VerifyPool | undefined,
-    private readonly metrics: NodeMetrics,
-    private readonly log: Logger,
+    chain: Chain,
+    store: NodeStore,
+    verifier: CachedVerifier,
+    pool: VerifyPool | undefined,
+    metrics: NodeMetrics,
+    log: Logger,
   ) {
     super();
+    this.chain = chain;
+    this.store = store;
+    this.verifier = verifier;
+    this.pool = pool;
+    this.metrics = metrics;
+    this.log = log;
     this.committed = { height: chain.tip.height, hashHex: chain.tip.hashHex };
     metrics.finalizedHeight.set(chain.finalized?.height ?? 0);
   }

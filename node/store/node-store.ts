@@ -101,11 +101,13 @@ export class NodeStore {
   commits = 0;
   private readonly statements: ReturnType<typeof prepareWrites>;
 
-  private constructor(
-    readonly prisma: PrismaClient,
-    private readonly writer: Database.Database,
-    private readonly opts: NodeStoreOptions,
-  ) {
+  readonly prisma: PrismaClient;
+  private readonly writer: Database.Database;
+  private readonly opts: NodeStoreOptions;
+  private constructor(prisma: PrismaClient, writer: Database.Database, opts: NodeStoreOptions) {
+    this.prisma = prisma;
+    this.writer = writer;
+    this.opts = opts;
     this.statements = prepareWrites(writer);
   }
 

@@ -43,11 +43,10 @@ export type BatchState<P extends PeerLike> =
 export type BatchErrorCode = 'WRONG_STATUS' | 'EMPTY_RANGE';
 
 export class BatchError extends Error {
-  constructor(
-    readonly code: BatchErrorCode,
-    message: string,
-  ) {
+  readonly code: BatchErrorCode;
+  constructor(code: BatchErrorCode, message: string) {
     super(message);
+    this.code = code;
     this.name = 'BatchError';
   }
 }
@@ -62,13 +61,21 @@ export class Batch<P extends PeerLike = PeerLike> {
   /** Starts checking signatures off the main thread once downloaded; awaited before import. */
   verified: Promise<void> | undefined;
 
+  readonly index: number;
+  readonly start: number;
+  readonly count: number;
+  readonly maxAttempts;
   constructor(
     /** Position in the sync, from 0. */
-    readonly index: number,
-    readonly start: number,
-    readonly count: number,
-    readonly maxAttempts = MAX_BATCH_DOWNLOAD_ATTEMPTS,
+    index: number,
+    start: number,
+    count: number,
+    maxAttempts = MAX_BATCH_DOWNLOAD_ATTEMPTS,
   ) {
+    this.index = index;
+    this.start = start;
+    this.count = count;
+    this.maxAttempts = maxAttempts;
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || count < 1)
       throw new BatchError('EMPTY_RANGE', `batch ${index}: bad range ${start}+${count}`);
   }

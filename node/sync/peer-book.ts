@@ -40,10 +40,9 @@ export class PeerBook {
   private readonly disproofs = new Map<string, Disproof>();
   private readonly disproofOpts: Required<DisproofOptions>;
 
-  constructor(
-    readonly statusTtlMs = 30_000,
-    disproof: DisproofOptions = {},
-  ) {
+  readonly statusTtlMs;
+  constructor(statusTtlMs = 30_000, disproof: DisproofOptions = {}) {
+    this.statusTtlMs = statusTtlMs;
     this.disproofOpts = {
       baseMs: disproof.baseMs ?? 1_000,
       maxMs: disproof.maxMs ?? 5 * 60_000,

@@ -21,10 +21,11 @@ export class ProgressFloor {
   private readonly startedAt: number;
   private received = 0;
 
-  constructor(
-    private readonly o: ProgressFloorOptions,
-    private readonly now: () => number,
-  ) {
+  private readonly o: ProgressFloorOptions;
+  private readonly now: () => number;
+  constructor(o: ProgressFloorOptions, now: () => number) {
+    this.o = o;
+    this.now = now;
     this.startedAt = now();
   }
 

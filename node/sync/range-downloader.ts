@@ -128,11 +128,10 @@ export type Refetch =
 
 export class RangeFault extends Error {
   override readonly name = 'RangeFault';
-  constructor(
-    readonly kind: RangeFaultKind,
-    message: string,
-  ) {
+  readonly kind: RangeFaultKind;
+  constructor(kind: RangeFaultKind, message: string) {
     super(message);
+    this.kind = kind;
   }
 }
 
@@ -188,12 +187,20 @@ export class RangeDownloader {
   created = 0;
   readonly batchCount: number;
 
+  private readonly target: SyncPeer;
+  private readonly helpersNow: () => readonly SyncPeer[];
+  private readonly deps: DownloaderDeps;
+  private readonly o: DownloaderOptions;
   constructor(
-    private readonly target: SyncPeer,
-    private readonly helpersNow: () => readonly SyncPeer[],
-    private readonly deps: DownloaderDeps,
-    private readonly o: DownloaderOptions,
+    target: SyncPeer,
+    helpersNow: () => readonly SyncPeer[],
+    deps: DownloaderDeps,
+    o: DownloaderOptions,
   ) {
+    this.target = target;
+    this.helpersNow = helpersNow;
+    this.deps = deps;
+    this.o = o;
     this.targetKey = target.peer.toString();
     this.batchCount = o.last < o.first ? 0 : Math.ceil((o.last - o.first + 1) / o.batchSize);
   }

@@ -148,10 +148,12 @@ class Net {
   trusted: Set<string> | undefined;
   readonly rewards: string[] = [];
 
-  constructor(
-    readonly local: TestChain,
-    readonly peers: readonly FakePeer[],
-  ) {}
+  readonly local: TestChain;
+  readonly peers: readonly FakePeer[];
+  constructor(local: TestChain, peers: readonly FakePeer[]) {
+    this.local = local;
+    this.peers = peers;
+  }
 
   private find(id: PeerId): FakePeer {
     const p = this.peers.find((q) => q.id.equals(id));

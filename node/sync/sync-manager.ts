@@ -33,14 +33,27 @@ export class SyncManager {
   private running: Promise<void> | undefined;
   private readonly suspects = new Map<string, number>();
 
+  private readonly chain: Chain;
+  private readonly book: PeerBook;
+  private readonly deps: RangeSyncDeps;
+  private readonly metrics: NodeMetrics;
+  private readonly log: Logger;
+  private readonly opts: RangeSyncOptions & { intervalMs?: number; now?: () => number };
   constructor(
-    private readonly chain: Chain,
-    private readonly book: PeerBook,
-    private readonly deps: RangeSyncDeps,
-    private readonly metrics: NodeMetrics,
-    private readonly log: Logger,
-    private readonly opts: RangeSyncOptions & { intervalMs?: number; now?: () => number } = {},
-  ) {}
+    chain: Chain,
+    book: PeerBook,
+    deps: RangeSyncDeps,
+    metrics: NodeMetrics,
+    log: Logger,
+    opts: RangeSyncOptions & { intervalMs?: number; now?: () => number } = {},
+  ) {
+    this.chain = chain;
+    this.book = book;
+    this.deps = deps;
+    this.metrics = metrics;
+    this.log = log;
+    this.opts = opts;
+  }
 
   private now(): number {
     return this.opts.now?.() ?? Date.now();

@@ -86,10 +86,9 @@ export class UnknownBlockSync {
   private stopped = false;
   private readonly running = new Set<Promise<void>>();
 
-  constructor(
-    private readonly deps: UnknownBlockDeps,
-    opts: UnknownBlockOptions = {},
-  ) {
+  private readonly deps: UnknownBlockDeps;
+  constructor(deps: UnknownBlockDeps, opts: UnknownBlockOptions = {}) {
+    this.deps = deps;
     this.maxPending = opts.maxPending ?? 32;
     this.maxConcurrent = opts.maxConcurrent ?? 2;
     this.maxDepth = opts.maxDepth ?? 24;

@@ -10,10 +10,9 @@ export type DecodeErrorCode =
 
 export class DecodeError extends Error {
   override readonly name = 'DecodeError';
-  constructor(
-    readonly code: DecodeErrorCode,
-    message: string,
-  ) {
+  readonly code: DecodeErrorCode;
+  constructor(code: DecodeErrorCode, message: string) {
     super(`${code}: ${message}`);
+    this.code = code;
   }
 }

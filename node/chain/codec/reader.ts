@@ -9,16 +9,13 @@ export class Reader {
   private readonly base: number;
   private readonly limit: number;
 
+  private readonly buf: Uint8Array;
   /**
    * `view`, `base` and `limit` are for `sub` only: a nested reader shares its parent's buffer
    * and DataView (a DataView per entry was a measurable part of decoding a block).
    */
-  constructor(
-    private readonly buf: Uint8Array,
-    view?: DataView,
-    base = 0,
-    limit = buf.length,
-  ) {
+  constructor(buf: Uint8Array, view?: DataView, base = 0, limit = buf.length) {
+    this.buf = buf;
     this.view = view ?? new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     this.base = base;
     this.pos = base;

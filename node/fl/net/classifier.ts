@@ -34,7 +34,10 @@ export class Classifier {
   /** Versions decoded so far: one per version the head has had while classifying. */
   loads = 0;
 
-  constructor(private readonly d: ClassifierDeps) {}
+  private readonly d: ClassifierDeps;
+  constructor(d: ClassifierDeps) {
+    this.d = d;
+  }
 
   async classify(text: string): Promise<Classification> {
     checkText(text);

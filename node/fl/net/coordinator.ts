@@ -98,12 +98,16 @@ export type RoundFailureReason =
 
 export class RoundFailed extends Error {
   override readonly name = 'RoundFailed';
+  readonly leftOut: readonly LeftOut[];
+  readonly reason: RoundFailureReason;
   constructor(
     message: string,
-    readonly leftOut: readonly LeftOut[],
-    readonly reason: RoundFailureReason = 'too-few-participants',
+    leftOut: readonly LeftOut[],
+    reason: RoundFailureReason = 'too-few-participants',
   ) {
     super(message);
+    this.leftOut = leftOut;
+    this.reason = reason;
   }
 }
 

@@ -21,11 +21,12 @@ export class FlData {
   private sliceCache: Examples | undefined;
   private testCache: Examples | undefined;
 
+  readonly slice: SliceOptions | undefined;
+  private readonly splitSeed: number;
   /** `splitSeed`: the split's seed when this node has no slice (FL_DEFAULTS.splitSeed, passed in, so data.ts imports nothing of the node's options). */
-  constructor(
-    readonly slice: SliceOptions | undefined,
-    private readonly splitSeed: number,
-  ) {
+  constructor(slice: SliceOptions | undefined, splitSeed: number) {
+    this.slice = slice;
+    this.splitSeed = splitSeed;
     if (slice && !(Number.isInteger(slice.index) && slice.index >= 0 && slice.index < slice.of))
       throw new RangeError(`slice ${slice.index} of ${slice.of}`);
   }

@@ -15,7 +15,10 @@ export class ModelStore {
   /** Recently used decoded models: a round reads the same global model several times. */
   private readonly cache = new Map<Hex, Params>();
 
-  constructor(readonly dir: string) {}
+  readonly dir: string;
+  constructor(dir: string) {
+    this.dir = dir;
+  }
 
   private file(hash: Hex): string {
     if (!HEX32.test(hash)) throw new RangeError(`not a model hash: ${hash}`);

@@ -29,7 +29,10 @@ export interface ModelSyncDeps {
 export class ModelSync {
   private readonly inflight = new Map<Hex, Promise<Params>>();
 
-  constructor(private readonly d: ModelSyncDeps) {}
+  private readonly d: ModelSyncDeps;
+  constructor(d: ModelSyncDeps) {
+    this.d = d;
+  }
 
   /** The model with this hash (null = the all-zero initial model), fetched if not stored. */
   async resolve(

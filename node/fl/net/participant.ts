@@ -60,11 +60,10 @@ export type UnmaskRefusal = 'bad-signature' | 'second-survivor-set';
  * protocol (the service penalises it). A SecAggError, so it travels back as an invalid request.
  */
 export class UnmaskRefused extends SecAggError {
-  constructor(
-    readonly reason: UnmaskRefusal,
-    message: string,
-  ) {
+  readonly reason: UnmaskRefusal;
+  constructor(reason: UnmaskRefusal, message: string) {
     super('protocol-violation', message);
+    this.reason = reason;
   }
 }
 
@@ -113,7 +112,9 @@ export class FlParticipant {
   private readonly rnd: RoundRandomness;
   private readonly now: () => number;
 
-  constructor(private readonly o: ParticipantOptions) {
+  private readonly o: ParticipantOptions;
+  constructor(o: ParticipantOptions) {
+    this.o = o;
     this.rnd = o.randomness ?? cryptoRoundRandomness();
     this.now = o.now ?? Date.now;
   }

@@ -74,7 +74,9 @@ export class PrivacyGate {
   private readonly declines: Partial<Record<PrivacyDeclineReason, number>> = {};
   readonly file: string;
 
-  constructor(private readonly o: PrivacyGateOptions) {
+  private readonly o: PrivacyGateOptions;
+  constructor(o: PrivacyGateOptions) {
+    this.o = o;
     this.file = path.join(o.dataDir, LEDGER_FILE);
   }
 

@@ -107,7 +107,10 @@ export class RoundRunner {
   private accountantHead: Hex | undefined;
   private epsilonBase = 0;
 
-  constructor(private readonly d: RoundRunnerDeps) {}
+  private readonly d: RoundRunnerDeps;
+  constructor(d: RoundRunnerDeps) {
+    this.d = d;
+  }
 
   get busy(): boolean {
     return this.pending > 0;

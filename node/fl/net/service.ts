@@ -117,11 +117,12 @@ export class FlService extends EventEmitter<FlEvents> {
     );
   };
 
-  constructor(
-    private readonly d: FlServiceDeps,
-    readonly opts: FlOptions = {},
-  ) {
+  private readonly d: FlServiceDeps;
+  readonly opts: FlOptions;
+  constructor(d: FlServiceDeps, opts: FlOptions = {}) {
     super();
+    this.d = d;
+    this.opts = opts;
     this.self = d.self;
     this.log = d.log.child({ part: 'fl' });
     this.metrics = createFlMetrics(d.registry);

@@ -35,10 +35,9 @@ export type RoundRequestCode = 'not-coordinator' | 'not-a-trainer' | 'bad-peer-i
 /** Why this node will not run a requested round (an operator's or the gateway's request). */
 export class RoundRequestRefused extends Error {
   override readonly name = 'RoundRequestRefused';
-  constructor(
-    readonly code: RoundRequestCode,
-    message: string,
-  ) {
+  readonly code: RoundRequestCode;
+  constructor(code: RoundRequestCode, message: string) {
     super(message);
+    this.code = code;
   }
 }

@@ -20,11 +20,10 @@ export type SecAggErrorCode =
 
 export class SecAggError extends Error {
   override readonly name = 'SecAggError';
-  constructor(
-    readonly code: SecAggErrorCode,
-    message: string,
-  ) {
+  readonly code: SecAggErrorCode;
+  constructor(code: SecAggErrorCode, message: string) {
     super(`${code}: ${message}`);
+    this.code = code;
   }
 }
 
