@@ -5,12 +5,9 @@
  * with the data dir's cookie), so the CLI answers exactly what the API answers: same version,
  * same score. Without a running node there is no chain head to say which version is current.
  */
-import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { cookiePath, readApiCookie } from '../api/cookie.ts';
 import type { Classification } from '../fl/net/classifier.ts';
 import { NODE_DEFAULTS } from '../options.ts';
-import { readRunningNode } from './node-file.ts';
+import { connectToRunningNode, type LocalClientArgs, parseLocalClientArgs } from './local-client.ts';
 
 export const CLASSIFY_HELP = `cairn node classify — spam or not, by the network's newest model
 
@@ -46,36 +43,22 @@ export async function runClassify(argv: readonly string[], out = process.stdout)
     process.stderr.write(`cairn node classify: ${message}\n`);
     return code;
   };
-  let parsed: ReturnType<typeof parseArgs>;
+  let values: LocalClientArgs;
   try {
-    parsed = parseArgs({
-      args: [...argv],
-      options: {
-        'data-dir': { type: 'string', default: NODE_DEFAULTS.dataDir },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', default: false },
-      },
-      allowPositionals: true,
-      strict: true,
-    });
+    values = parseLocalClientArgs(argv);
   } catch (err) {
     return fail((err as Error).message);
   }
-  const { values, positionals } = parsed;
+  const { positionals } = values;
   if (values.help) {
     out.write(`${CLASSIFY_HELP}\n`);
     return 0;
   }
   if (positionals.length !== 1) return fail('give the text as one argument (quote it), or - for stdin');
   const text = positionals[0] === '-' ? await readStdin() : positionals[0]!;
-  const dataDir = path.resolve(values['data-dir'] as string);
-  const running = await readRunningNode(dataDir);
-  const token = running && (await readApiCookie(cookiePath(dataDir)));
-  if (!running || !token)
-    return fail(
-      `no node is running on ${dataDir}; start it first (npm run node -- --data-dir ${dataDir})`,
-      1,
-    );
+  const running = await connectToRunningNode(values.dataDir);
+  if ('error' in running) return fail(running.error, 1);
+  const { token } = running;
   let answer: Classification;
   try {
     answer = await classifyViaApi(running.httpUrl, token, text);

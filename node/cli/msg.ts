@@ -3,11 +3,8 @@
  * `--data-dir DIR [--json]`): direct messages through the running node's local API, with the
  * data dir's cookie, so the CLI shows exactly what the API holds.
  */
-import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { cookiePath, readApiCookie } from '../api/cookie.ts';
 import { NODE_DEFAULTS } from '../options.ts';
-import { readRunningNode } from './node-file.ts';
+import { connectToRunningNode, type LocalClientArgs, parseLocalClientArgs } from './local-client.ts';
 
 export const MSG_HELP = `cairn node msg — direct messages between members
 
@@ -42,22 +39,13 @@ export async function runMsg(argv: readonly string[], out = process.stdout): Pro
     process.stderr.write(`cairn node msg: ${message}\n`);
     return code;
   };
-  let parsed: ReturnType<typeof parseArgs>;
+  let values: LocalClientArgs;
   try {
-    parsed = parseArgs({
-      args: [...argv],
-      options: {
-        'data-dir': { type: 'string', default: NODE_DEFAULTS.dataDir },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', default: false },
-      },
-      allowPositionals: true,
-      strict: true,
-    });
+    values = parseLocalClientArgs(argv);
   } catch (err) {
     return fail((err as Error).message);
   }
-  const { values, positionals } = parsed;
+  const { positionals } = values;
   if (values.help) {
     out.write(`${MSG_HELP}\n`);
     return 0;
@@ -67,14 +55,9 @@ export async function runMsg(argv: readonly string[], out = process.stdout): Pro
     command === 'send' ? rest.length !== 2 : command === 'inbox' || command === 'outbox' ? rest.length : true
   )
     return fail(`usage: msg send <to> "<text>" | msg inbox | msg outbox (see --help)`);
-  const dataDir = path.resolve(values['data-dir'] as string);
-  const running = await readRunningNode(dataDir);
-  const token = running && (await readApiCookie(cookiePath(dataDir)));
-  if (!running || !token)
-    return fail(
-      `no node is running on ${dataDir}; start it first (npm run node -- --data-dir ${dataDir})`,
-      1,
-    );
+  const running = await connectToRunningNode(values.dataDir);
+  if ('error' in running) return fail(running.error, 1);
+  const { token } = running;
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
   const call = async <T>(method: 'GET' | 'POST', p: string, body?: unknown): Promise<T> => {
     const res = await fetch(`${running.httpUrl}${p}`, {
