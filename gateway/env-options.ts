@@ -35,7 +35,15 @@ export type GatewayEnvOptions = Required<Pick<GatewayOptions, 'tokens' | 'requir
     | 'allowedHosts'
     | 'tokenRateLimit'
     | 'anonymousRateLimit'
+    | 'subscriptionLimits'
   >;
+
+/** A positive whole number, or undefined when unset. */
+function count(name: string, v: string | undefined): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (!/^[1-9]\d*$/.test(v.trim())) throw new Error(`${name} must be a positive whole number (got ${v})`);
+  return Number(v);
+}
 
 /**
  * The gateway settings read from the environment, shared by `main.ts` and `fetch.ts`: the
@@ -48,6 +56,9 @@ export type GatewayEnvOptions = Required<Pick<GatewayOptions, 'tokens' | 'requir
  * CAIRN_TOKEN_RATE and CAIRN_ANON_RATE (PER_SECOND[/BURST], 0 = off; defaults in rate-limit.ts
  * RATE_DEFAULTS: per token 50/100, per anonymous host 10/50 in production and off in
  * development). A config-file token may carry its own `rate` ({ perSecond, burst }).
+ * CAIRN_SUBSCRIPTIONS_PER_CALLER and CAIRN_OPERATIONS_PER_SOCKET (subscription-limit.ts
+ * SUBSCRIPTION_DEFAULTS: 100 and 20; behind a reverse proxy every anonymous subscriber is the
+ * proxy's one host, as for rates).
  */
 export function gatewayEnvOptions(env: NodeJS.ProcessEnv = process.env): GatewayEnvOptions {
   const file = readConfigFile(env.CAIRN_GATEWAY_CONFIG);
@@ -67,5 +78,12 @@ export function gatewayEnvOptions(env: NodeJS.ProcessEnv = process.env): Gateway
   set('allowedHosts', list(env.CAIRN_ALLOWED_HOSTS));
   set('tokenRateLimit', parseRate('CAIRN_TOKEN_RATE', env.CAIRN_TOKEN_RATE));
   set('anonymousRateLimit', parseRate('CAIRN_ANON_RATE', env.CAIRN_ANON_RATE));
+  const perCaller = count('CAIRN_SUBSCRIPTIONS_PER_CALLER', env.CAIRN_SUBSCRIPTIONS_PER_CALLER);
+  const perSocket = count('CAIRN_OPERATIONS_PER_SOCKET', env.CAIRN_OPERATIONS_PER_SOCKET);
+  if (perCaller !== undefined || perSocket !== undefined)
+    o.subscriptionLimits = {
+      ...(perCaller === undefined ? {} : { perCaller }),
+      ...(perSocket === undefined ? {} : { perSocket }),
+    };
   return o;
 }

@@ -174,5 +174,10 @@ describe('a production gateway with its default rates', () => {
       burst: 7,
     });
     assert.equal(gatewayEnvOptions({}).anonymousRateLimit, undefined, 'unset: the mode default applies');
+    assert.deepEqual(gatewayEnvOptions({ CAIRN_SUBSCRIPTIONS_PER_CALLER: '500' }).subscriptionLimits, {
+      perCaller: 500,
+    });
+    assert.equal(gatewayEnvOptions({}).subscriptionLimits, undefined);
+    assert.throws(() => gatewayEnvOptions({ CAIRN_OPERATIONS_PER_SOCKET: '0' }), /positive whole number/);
   });
 });
