@@ -6,94 +6,34 @@
  * and index DB.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { Queue } from 'bullmq';
-import { Registry } from 'prom-client';
-import { genesisBlock } from '../../node/chain/genesis.ts';
-import { chainIdHex } from '../../node/chain/network-config.ts';
 import { createLogger } from '../../node/log.ts';
-import { testChain } from '../../node/testing/forge.ts';
-import { createTestIndexDb } from '../index-db/testing.ts';
-import type { NodeStatsReport } from '../payloads.ts';
-import { createCairnPubSub } from '../pubsub.ts';
 import { REPORTS_QUEUE } from '../queues.ts';
-import { createRedis, redisUrl } from '../redis.ts';
 import { ReportOutbox } from '../report-outbox.ts';
-import { REPORTER_ID, REPORTER_KEY } from '../report-testing.ts';
-import { Collector } from './collector.ts';
+import { reportQueueRig, until } from '../report-queue-testing.ts';
+import { REPORTER_KEY } from '../report-testing.ts';
 
 const MAX_ID = '18446744073709551615-18446744073709551615';
 
-const until = async (what: string, fn: () => Promise<boolean> | boolean, ms = 15_000) => {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
-
 test('collector watchdog: an exhausted events stream is deleted and a paused reports queue resumed; reports flow again', async (t) => {
-  const ns = `qw${randomBytes(4).toString('hex')}`;
-  const { db, drop } = await createTestIndexDb('sqlite');
-  const network = testChain().chain.config;
-  const bus = createCairnPubSub(redisUrl(), ns);
-  const log = createLogger((process.env.TEST_LOG as 'debug') ?? 'silent');
-  const registry = new Registry();
-  const c1 = createRedis();
-  const c2 = createRedis();
-  const nodeQueue = new Queue(REPORTS_QUEUE, { connection: c1, prefix: ns });
-  const attacker = new Queue(REPORTS_QUEUE, { connection: c2, prefix: ns });
+  const rig = await reportQueueRig('qw', createLogger((process.env.TEST_LOG as 'debug') ?? 'silent'));
+  const { ns, db, nodeQueue, attacker, attackerRedis: c2, registry, log } = rig;
   const eventsKey = `${ns}:${REPORTS_QUEUE}:events`;
   // The attack comes first: an outbox add and the collector's worker both fail from here on.
   await c2.xadd(eventsKey, MAX_ID, 'event', 'poison');
   await assert.rejects(nodeQueue.add('node.stats', {}), /exhausted the last possible ID/i);
-  const collector = new Collector({
-    db,
-    pubsub: bus.pubsub,
-    redisUrl: redisUrl(),
-    namespace: ns,
-    log,
-    registry,
-    network,
-    watchdogMs: 300,
-  });
+  rig.startCollector({ watchdogMs: 300 });
   const outbox = new ReportOutbox(nodeQueue, { log, key: REPORTER_KEY, confirmMs: 60_000 });
   t.after(async () => {
     outbox.close();
-    await collector.close();
-    await attacker.obliterate({ force: true }).catch(() => {});
-    await Promise.all([attacker.close(), nodeQueue.close()]);
-    c1.disconnect();
-    c2.disconnect();
-    await bus.close();
-    await drop();
+    await rig.close();
   });
   const repairs = async (kind: string) =>
     (await registry.getSingleMetric('cairn_queue_repairs_total')!.get()).values.find(
       (v) => v.labels.queue === 'reports' && v.labels.kind === kind,
     )?.value ?? 0;
   const at = new Date().toISOString();
-  const stats = (seq: number): NodeStatsReport => ({
-    nodeId: REPORTER_ID,
-    boot: 1900,
-    seq,
-    at,
-    role: 'submind',
-    capabilities: ['mine'],
-    addrs: [],
-    height: seq,
-    headHash: 'ab'.repeat(32),
-    totalWork: '1',
-    target: '1',
-    peers: [],
-    mempoolSize: 0,
-    hashRate: 0,
-    mining: true,
-    chainId: chainIdHex(network),
-    genesisHash: genesisBlock(network).hashHex,
-    networkConfig: '{}',
-  });
+  const stats = (seq: number) => rig.stats(1900, seq, at);
 
   outbox.push('node.stats', 'stats.n.1900.1', stats(1));
   // A failed add is not rolled back: BullMQ's script wrote the job's hash before its XADD failed,
