@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
+import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { x25519 as nobleX25519 } from '@noble/curves/ed25519.js';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import fc from 'fast-check';
 import { bytesEqual, toHex } from '../chain/bytes.ts';
 import { keyPairFromSeed } from '../chain/signature.ts';
@@ -219,4 +223,36 @@ test('receipts: signed by the recipient, matched to their message, refused when 
     code(() => openReceipt(r.encoded, otherChain)),
     'bad-receipt',
   );
+});
+
+test('the envelope is standard X25519 + HKDF-SHA256 + XChaCha20-Poly1305: @noble opens what libsodium sealed', () => {
+  // Sealing moved from @noble to libsodium for speed; the bytes on the wire and in mailboxes must
+  // be the same construction, so envelopes of either version open on the other.
+  const ephemeralSecret = new Uint8Array(32).fill(0x42);
+  const nonce = new Uint8Array(24).fill(0x24);
+  const { envelope } = sealMessage({
+    chainId,
+    sender: alice.id,
+    recipient: bob.id.publicKey,
+    recipientMessagingKey: bob.msg.publicKey,
+    sequence: 9,
+    sentAtMs: 1_700_000_000_000,
+    body: 'grüß dich',
+    ephemeralSecret,
+    nonce,
+  });
+  const h = readEnvelope(envelope, 16 * 1024);
+  assert.ok(bytesEqual(h.ephemeral, nobleX25519.getPublicKey(ephemeralSecret)));
+  const shared = nobleX25519.getSharedSecret(bob.msg.secretKey, h.ephemeral);
+  const key = hkdf(
+    nobleSha256,
+    shared,
+    new Uint8Array([...h.ephemeral, ...bob.msg.publicKey]),
+    new TextEncoder().encode('cairn/msg/v1/key'),
+    32,
+  );
+  const plain = xchacha20poly1305(key, nonce, envelope.subarray(0, 90)).decrypt(h.ciphertext);
+  assert.equal(plain[0], 0x31, 'the inner tag');
+  assert.ok(bytesEqual(plain.subarray(2, 34), alice.id.publicKey), 'the sender inside');
+  assert.equal(openAs(envelope).body, 'grüß dich');
 });
