@@ -41,6 +41,7 @@ const SHIPPED = [
   '0003_mempool_origin',
   '0004_model_entries',
   '0005_messaging',
+  '0008_outbox_pending_index',
 ];
 const config = testNetwork();
 const GENESIS = genesisBlock(config);
