@@ -6,6 +6,7 @@
  */
 import type { Hex } from '../chain/bytes.ts';
 import type { PrismaClient } from '../store/generated/client.ts';
+import { GroupCommit } from '../store/group-commit.ts';
 
 export interface OutboxRow {
   readonly recipient: Hex;
@@ -72,20 +73,51 @@ const inboxRow = (r: {
   contentId: new Uint8Array(r.contentId),
 });
 
+/** One arrival's writes: its row (a copy already stored is left alone), what it released, the cursor. */
+export interface ArrivalRecord {
+  readonly row: Omit<InboxRow, 'appOrder'>;
+  readonly released: readonly { seq: number; appOrder: number }[];
+  readonly cursor: number;
+}
+
+/** Key records kept in memory at most (a roster of this many members is far beyond the seeds' 100). */
+const KEY_CACHE_MAX = 4096;
+
 export class MessageStore {
   private readonly db: Db;
+  /** Outbox writes of concurrent sends and deliveries share transactions (one fsync each). */
+  private readonly writes: GroupCommit;
+  private readonly keys = new Map<Hex, Uint8Array>();
   constructor(db: Db) {
     this.db = db;
+    this.writes = new GroupCommit(db);
+  }
+
+  /** Transactions the outbox's group commit has run (a burst of sends shares a few). */
+  get outboxTransactions(): number {
+    return this.writes.transactions;
   }
 
   async keyRecord(identity: Hex): Promise<Uint8Array | undefined> {
+    const cached = this.keys.get(identity);
+    if (cached) return cached;
     const r = await this.db.messageKey.findUnique({ where: { identity } });
-    return r ? new Uint8Array(r.record) : undefined;
+    if (!r) return undefined;
+    const record = new Uint8Array(r.record);
+    this.remember(identity, record);
+    return record;
   }
 
   async putKeyRecord(identity: Hex, record: Uint8Array, now: number): Promise<void> {
     const data = { record: Buffer.from(record), updatedAt: BigInt(now) };
     await this.db.messageKey.upsert({ where: { identity }, create: { identity, ...data }, update: data });
+    this.remember(identity, record);
+  }
+
+  /** Key records are read on every send: kept in memory, a bounded number (members are few). */
+  private remember(identity: Hex, record: Uint8Array): void {
+    if (this.keys.size >= KEY_CACHE_MAX && !this.keys.has(identity)) this.keys.clear();
+    this.keys.set(identity, record);
   }
 
   /** The highest sequence used towards each recipient (the next send takes one more). */
@@ -101,18 +133,20 @@ export class MessageStore {
     now: number;
     sealed?: { envelope: Uint8Array; contentId: Uint8Array };
   }): Promise<void> {
-    await this.db.outboxMessage.create({
-      data: {
-        recipient: row.recipient,
-        seq: row.seq,
-        body: row.body,
-        ...(row.sealed
-          ? { envelope: Buffer.from(row.sealed.envelope), contentId: Buffer.from(row.sealed.contentId) }
-          : {}),
-        createdAt: BigInt(row.now),
-        nextAttemptAt: BigInt(row.now),
-      },
-    });
+    await this.writes.commit(() => [
+      this.db.outboxMessage.create({
+        data: {
+          recipient: row.recipient,
+          seq: row.seq,
+          body: row.body,
+          ...(row.sealed
+            ? { envelope: Buffer.from(row.sealed.envelope), contentId: Buffer.from(row.sealed.contentId) }
+            : {}),
+          createdAt: BigInt(row.now),
+          nextAttemptAt: BigInt(row.now),
+        },
+      }),
+    ]);
   }
 
   async pending(recipient?: Hex): Promise<OutboxRow[]> {
@@ -134,31 +168,39 @@ export class MessageStore {
   }
 
   async setEnvelope(recipient: Hex, seq: number, envelope: Uint8Array, contentId: Uint8Array): Promise<void> {
-    await this.db.outboxMessage.update({
-      where: { recipient_seq: { recipient, seq } },
-      data: { envelope: Buffer.from(envelope), contentId: Buffer.from(contentId) },
-    });
+    await this.writes.commit(() => [
+      this.db.outboxMessage.update({
+        where: { recipient_seq: { recipient, seq } },
+        data: { envelope: Buffer.from(envelope), contentId: Buffer.from(contentId) },
+      }),
+    ]);
   }
 
   async markFailed(recipient: Hex, seq: number, attempts: number, nextAttemptAt: number, error: string) {
-    await this.db.outboxMessage.update({
-      where: { recipient_seq: { recipient, seq } },
-      data: { attempts, nextAttemptAt: BigInt(nextAttemptAt), lastError: error.slice(0, 500) },
-    });
+    await this.writes.commit(() => [
+      this.db.outboxMessage.update({
+        where: { recipient_seq: { recipient, seq } },
+        data: { attempts, nextAttemptAt: BigInt(nextAttemptAt), lastError: error.slice(0, 500) },
+      }),
+    ]);
   }
 
   async markDeposited(recipient: Hex, seq: number, mailboxes: number): Promise<void> {
-    await this.db.outboxMessage.update({
-      where: { recipient_seq: { recipient, seq } },
-      data: { deposited: mailboxes },
-    });
+    await this.writes.commit(() => [
+      this.db.outboxMessage.update({
+        where: { recipient_seq: { recipient, seq } },
+        data: { deposited: mailboxes },
+      }),
+    ]);
   }
 
   async markDelivered(recipient: Hex, seq: number, receipt: Uint8Array, now: number): Promise<void> {
-    await this.db.outboxMessage.update({
-      where: { recipient_seq: { recipient, seq } },
-      data: { deliveredAt: BigInt(now), receipt: Buffer.from(receipt), lastError: null },
-    });
+    await this.writes.commit(() => [
+      this.db.outboxMessage.update({
+        where: { recipient_seq: { recipient, seq } },
+        data: { deliveredAt: BigInt(now), receipt: Buffer.from(receipt), lastError: null },
+      }),
+    ]);
   }
 
   /** Cursors and held (not yet released) messages, to restore the sequence tracker. */
@@ -174,30 +216,30 @@ export class MessageStore {
   }
 
   /**
-   * One arrival in one transaction: its row (a copy already stored is left alone), the rows it
-   * released with their application order, and the sender's cursor.
+   * Arrivals in one transaction, in order: each one's row (a copy already stored is left alone),
+   * the rows it released with their application order, and its sender's cursor. All or none.
    */
-  async recordArrival(a: {
-    row: Omit<InboxRow, 'appOrder'>;
-    released: readonly { seq: number; appOrder: number }[];
-    cursor: number;
-  }): Promise<void> {
-    const r = a.row;
-    await this.db.$transaction([
-      this.db
-        .$executeRaw`INSERT OR IGNORE INTO "InboxMessage" ("sender","seq","body","sentAt","receivedAt","contentId","appOrder") VALUES (${r.sender}, ${r.seq}, ${r.body}, ${BigInt(r.sentAt)}, ${BigInt(r.receivedAt)}, ${Buffer.from(r.contentId)}, NULL)`,
-      ...a.released.map((x) =>
-        this.db.inboxMessage.update({
-          where: { sender_seq: { sender: r.sender, seq: x.seq } },
-          data: { appOrder: x.appOrder },
-        }),
-      ),
-      this.db.messageCursor.upsert({
-        where: { sender: r.sender },
-        create: { sender: r.sender, next: a.cursor },
-        update: { next: a.cursor },
+  async recordArrivals(arrivals: readonly ArrivalRecord[]): Promise<void> {
+    await this.db.$transaction(
+      arrivals.flatMap((a) => {
+        const r = a.row;
+        return [
+          this.db
+            .$executeRaw`INSERT OR IGNORE INTO "InboxMessage" ("sender","seq","body","sentAt","receivedAt","contentId","appOrder") VALUES (${r.sender}, ${r.seq}, ${r.body}, ${BigInt(r.sentAt)}, ${BigInt(r.receivedAt)}, ${Buffer.from(r.contentId)}, NULL)`,
+          ...a.released.map((x) =>
+            this.db.inboxMessage.update({
+              where: { sender_seq: { sender: r.sender, seq: x.seq } },
+              data: { appOrder: x.appOrder },
+            }),
+          ),
+          this.db.messageCursor.upsert({
+            where: { sender: r.sender },
+            create: { sender: r.sender, next: a.cursor },
+            update: { next: a.cursor },
+          }),
+        ];
       }),
-    ]);
+    );
   }
 
   /** What the application sees: released messages, oldest first, after `afterOrder`. */

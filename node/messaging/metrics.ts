@@ -52,6 +52,11 @@ export function createMessagingMetrics(registry: Registry) {
       help: 'Envelopes this mailbox holds for others',
       registers,
     }),
+    arrivalCommits: new Counter({
+      name: 'cairn_messages_arrival_commits_total',
+      help: 'Transactions that stored arrivals (a burst of arrivals shares one)',
+      registers,
+    }),
     latency: new Histogram({
       name: 'cairn_message_delivery_seconds',
       help: 'From send to receipt',

@@ -23,7 +23,7 @@ import { openMessage, sealMessage } from './envelope.ts';
 import { MessagingError, PENALTY_OF } from './errors.ts';
 import { messagingKeyFromSeed, openKeyRecord, signKeyRecord } from './keys.ts';
 import { MAILBOX_DEFAULTS, Mailbox, MailboxFull, type MailboxLimits } from './mailbox.ts';
-import { MessageStore, type OutboxRow } from './message-store.ts';
+import { type ArrivalRecord, MessageStore, type OutboxRow } from './message-store.ts';
 import { createMessagingMetrics, type MessagingMetrics } from './metrics.ts';
 import {
   backoffMs,
@@ -97,6 +97,16 @@ export interface InboxMessageView {
   readonly order: number;
 }
 
+interface PendingArrival {
+  readonly m: ReturnType<typeof openMessage>;
+  readonly now: number;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** Arrivals committed in one transaction at most. */
+const ARRIVAL_BATCH_MAX = 256;
+
 const peerIdOfKey = (keyHex: Hex): PeerId => peerIdFromPublicKey(publicKeyFromRaw(fromHex(keyHex)));
 
 export class MessagingService {
@@ -120,8 +130,12 @@ export class MessagingService {
   private readonly busy = new Set<Hex>();
   private readonly dirty = new Set<Hex>();
   private lastOrder = 0;
-  /** Arrivals are committed one at a time, so the tracker and the store never disagree. */
-  private arrivals: Promise<unknown> = Promise.resolve();
+  /** Senders waiting in send() for their message's first outcome, by `<recipient>:<seq>`. */
+  private readonly waiters = new Map<string, () => void>();
+  /** Arrivals waiting for the batch being committed (commitArrivals). */
+  private arrivalQueue: PendingArrival[] = [];
+  private committingArrivals = false;
+  private arrivalsDrained: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private stopped = false;
@@ -351,49 +365,10 @@ export class MessagingService {
     if (!this.d.mayMessage(m.senderHex))
       this.reject('unknown-sender', from, `sender ${m.senderHex.slice(0, 16)}… may not message here`);
     const now = Date.now();
-    const run = this.arrivals.then(async () => {
-      const a = this.tracker.accept(m.senderHex, m.sequence, { seq: m.sequence });
-      if (a.status === 'too-far-ahead') {
-        this.metrics.rejected.inc({ reason: 'too-far-ahead' });
-        throw new HandlerError(
-          RESULT.unavailable,
-          `sequence ${m.sequence} too far ahead; send earlier ones first`,
-        );
-      }
-      if (a.status === 'duplicate') {
-        this.metrics.received.inc({ outcome: 'duplicate' });
-        return;
-      }
-      const released =
-        a.status === 'delivered' ? a.deliver.map((x) => ({ seq: x.seq, appOrder: ++this.lastOrder })) : [];
-      try {
-        await this.store.recordArrival({
-          row: {
-            sender: m.senderHex,
-            seq: m.sequence,
-            body: m.body,
-            sentAt: m.sentAtMs,
-            receivedAt: now,
-            contentId: m.contentId,
-          },
-          released,
-          cursor: this.tracker.next(m.senderHex),
-        });
-      } catch (err) {
-        // Not stored, so not receipted: rebuild this sender's state from what is stored.
-        this.lastOrder -= released.length;
-        const { cursors, held } = await this.store.receiveState();
-        this.tracker.restore(
-          m.senderHex,
-          cursors.get(m.senderHex) ?? 1,
-          held.filter((h) => h.sender === m.senderHex).map((h) => [h.seq, { seq: h.seq }]),
-        );
-        throw err;
-      }
-      this.metrics.received.inc({ outcome: a.status });
+    await new Promise<void>((resolve, reject) => {
+      this.arrivalQueue.push({ m, now, resolve, reject });
+      if (!this.committingArrivals) this.arrivalsDrained = this.commitArrivals();
     });
-    this.arrivals = run.catch(() => {});
-    await run;
     return signReceipt(
       {
         chainId: this.d.chainId,
@@ -404,6 +379,81 @@ export class MessagingService {
       },
       this.d.signingKey,
     ).encoded;
+  }
+
+  /**
+   * Arrivals are judged and committed in batches, one at a time: the tracker takes a batch's
+   * arrivals in order, their writes commit in one transaction, and only then is any of them
+   * receipted. A failed commit receipts none of them and rebuilds their senders' state from
+   * the store, so the tracker and the store never disagree (and a burst costs one fsync).
+   */
+  private async commitArrivals(): Promise<void> {
+    this.committingArrivals = true;
+    try {
+      while (this.arrivalQueue.length > 0) {
+        const batch = this.arrivalQueue.splice(0, ARRIVAL_BATCH_MAX);
+        const records: ArrivalRecord[] = [];
+        const judged: { a: PendingArrival; status: string }[] = [];
+        for (const a of batch) {
+          const { m } = a;
+          const r = this.tracker.accept(m.senderHex, m.sequence, { seq: m.sequence });
+          if (r.status === 'too-far-ahead') {
+            this.metrics.rejected.inc({ reason: 'too-far-ahead' });
+            a.reject(
+              new HandlerError(
+                RESULT.unavailable,
+                `sequence ${m.sequence} too far ahead; send earlier ones first`,
+              ),
+            );
+            continue;
+          }
+          judged.push({ a, status: r.status });
+          if (r.status === 'duplicate') continue;
+          const deliver =
+            r.status === 'delivered'
+              ? r.deliver.map((x) => ({ seq: x.seq, appOrder: ++this.lastOrder }))
+              : [];
+          records.push({
+            row: {
+              sender: m.senderHex,
+              seq: m.sequence,
+              body: m.body,
+              sentAt: m.sentAtMs,
+              receivedAt: a.now,
+              contentId: m.contentId,
+            },
+            released: deliver,
+            cursor: this.tracker.next(m.senderHex),
+          });
+        }
+        try {
+          if (records.length > 0) await this.store.recordArrivals(records);
+        } catch (err) {
+          // Not stored, so not receipted: these senders' state as the store has it.
+          const { cursors, held, lastOrder } = await this.store.receiveState();
+          this.lastOrder = lastOrder;
+          for (const sender of new Set(judged.map((j) => j.a.m.senderHex)))
+            this.tracker.restore(
+              sender,
+              cursors.get(sender) ?? 1,
+              held.filter((h) => h.sender === sender).map((h) => [h.seq, { seq: h.seq }]),
+            );
+          this.log.warn({ err: (err as Error).message, arrivals: judged.length }, 'arrivals not stored');
+          for (const j of judged) j.a.reject(err);
+          continue;
+        }
+        if (records.length > 0) this.metrics.arrivalCommits.inc();
+        for (const j of judged) {
+          this.metrics.received.inc({ outcome: j.status });
+          j.a.resolve();
+        }
+      }
+    } catch (err) {
+      // receiveState itself failed: nothing queued can be judged against a known state.
+      for (const a of this.arrivalQueue.splice(0)) a.reject(err);
+    } finally {
+      this.committingArrivals = false;
+    }
   }
 
   /**
@@ -440,8 +490,14 @@ export class MessagingService {
     this.metrics.pending.inc();
     this.dirty.add(recipient);
     if (!this.due.has(recipient)) this.due.set(recipient, Date.now());
-    const flushed = this.flush(recipient);
-    await Promise.race([flushed, new Promise((r) => setTimeout(r, waitMs).unref())]);
+    // The caller waits for this message's own outcome, not for the whole outbox to drain.
+    const id = `${recipient}:${seq}`;
+    const settled = new Promise<void>((resolve) => this.waiters.set(id, resolve));
+    void this.flush(recipient);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([settled, new Promise((r) => (timer = setTimeout(r, waitMs)))]);
+    clearTimeout(timer);
+    this.waiters.delete(id);
     const row = await this.store.outboxRow(recipient, seq);
     if (!row) throw new Error(`outbox row ${seq} to ${recipient} vanished`);
     return this.view(row, row.deliveredAt !== null);
@@ -476,27 +532,28 @@ export class MessagingService {
       do {
         this.dirty.delete(recipient);
         const rows = await this.store.pending(recipient);
-        for (const [i, row] of rows.entries()) {
-          if (this.stopped) return;
-          let error = await this.attempt(row);
-          if (error) {
-            // Unreachable: store and forward this one and those queued behind it, once each
-            // (direct retries go on regardless). Only rows that could be sealed can be left.
-            for (const later of rows.slice(i)) {
-              if (later.deposited !== 0 || this.stopped) continue;
-              if (later !== row) await this.seal(later).catch(() => {});
-              const d = await this.deposit(later);
-              if (later === row && d.stored === 0 && d.error)
-                error = `${error}; no mailbox took it: ${d.error}`;
-            }
-            const attempts = row.attempts + 1;
-            const next = Date.now() + backoffMs(attempts);
-            await this.store.markFailed(recipient, row.seq, attempts, next, error);
-            this.due.set(recipient, next);
-            this.metrics.attempts.inc({ outcome: 'failed' });
-            this.log.debug({ recipient, seq: row.seq, attempts, error }, 'delivery attempt failed');
-            return;
+        const failed = await this.attemptInOrder(rows);
+        if (this.stopped) return;
+        if (failed) {
+          const row = failed.row;
+          let error = failed.error;
+          // Unreachable: store and forward this one and those queued behind it, once each
+          // (direct retries go on regardless). Only rows that could be sealed can be left.
+          for (const later of failed.undelivered) {
+            if (later.deposited !== 0 || this.stopped) continue;
+            if (later !== row) await this.seal(later).catch(() => {});
+            const d = await this.deposit(later);
+            if (later === row && d.stored === 0 && d.error)
+              error = `${error}; no mailbox took it: ${d.error}`;
           }
+          const attempts = row.attempts + 1;
+          const next = Date.now() + backoffMs(attempts);
+          await this.store.markFailed(recipient, row.seq, attempts, next, error);
+          for (const r of failed.undelivered) this.settle(r);
+          this.due.set(recipient, next);
+          this.metrics.attempts.inc({ outcome: 'failed' });
+          this.log.debug({ recipient, seq: row.seq, attempts, error }, 'delivery attempt failed');
+          return;
         }
       } while (this.dirty.has(recipient));
       this.due.delete(recipient);
@@ -506,6 +563,42 @@ export class MessagingService {
     } finally {
       this.busy.delete(recipient);
     }
+  }
+
+  /**
+   * Attempts `rows` (one recipient's, in sequence order) with up to `inFlight` open at once; the
+   * first one alone when it still needs the recipient's key, so the key is fetched once. After a
+   * failure no new attempt starts. Returns the lowest failed row with what was not delivered
+   * from it on (failed or never tried), or undefined when every row was delivered.
+   */
+  private async attemptInOrder(
+    rows: readonly OutboxRow[],
+  ): Promise<{ row: OutboxRow; error: string; undelivered: OutboxRow[] } | undefined> {
+    const errors = new Map<number, string>();
+    let next = 0;
+    const worker = async () => {
+      while (next < rows.length && errors.size === 0 && !this.stopped) {
+        const i = next++;
+        const error = await this.attempt(rows[i]!);
+        if (error) errors.set(i, error);
+      }
+    };
+    if (rows[0] && !rows[0].envelope && !(await this.store.keyRecord(rows[0].recipient))) {
+      next = 1;
+      const error = await this.attempt(rows[0]);
+      if (error) errors.set(0, error);
+    }
+    await Promise.all(Array.from({ length: MESSAGING_DEFAULTS.inFlight }, worker));
+    // Stopped half way, nothing failed: the caller sees `stopped` and leaves the rest pending.
+    if (errors.size === 0) return undefined;
+    const first = Math.min(...errors.keys());
+    const undelivered = rows.filter((_, i) => i >= first && (errors.has(i) || i >= next));
+    return { row: rows[first]!, error: errors.get(first)!, undelivered };
+  }
+
+  /** A waiting send() of this row may return: it was delivered, or this attempt failed. */
+  private settle(row: Pick<OutboxRow, 'recipient' | 'seq'>): void {
+    this.waiters.get(`${row.recipient}:${row.seq}`)?.();
   }
 
   /** The row's envelope, sealed (and stored) on first use: every retry sends the same bytes. */
@@ -561,6 +654,7 @@ export class MessagingService {
       this.metrics.pending.dec();
       this.metrics.attempts.inc({ outcome: 'delivered' });
       this.metrics.latency.observe((now - row.createdAt) / 1000);
+      this.settle(row);
       return undefined;
     } catch (err) {
       return err instanceof ReqRespError || err instanceof MessagingError || err instanceof HandlerError
@@ -625,6 +719,6 @@ export class MessagingService {
     clearInterval(this.pollTimer);
     clearInterval(this.sweepTimer);
     this.unsubscribe?.();
-    await this.arrivals.catch(() => {});
+    await this.arrivalsDrained;
   }
 }
