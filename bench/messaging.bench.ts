@@ -10,6 +10,7 @@
  * overheadBytes: envelope bytes minus body bytes at the 16 KiB body limit.
  * The 10-node churn run is not part of this bench (churn* are null). Last line: one JSON object.
  */
+import { readFileSync } from 'node:fs';
 import { Cluster, type ClusterNode } from '../e2e/cluster/harness.ts';
 import { nodeApiHeaders } from '../e2e/cluster/node-process.ts';
 import { envelopeBytesFor } from '../node/messaging/envelope.ts';
@@ -41,6 +42,12 @@ const waitUntil = async (fn: () => Promise<boolean>, timeoutMs: number, what: st
     await new Promise((r) => setTimeout(r, 20));
   }
 };
+/** CPU time (user + system) a process has used, in ms, from /proc (clock ticks of 10 ms). */
+const cpuMs = (pid: number | undefined) => {
+  if (!pid) return Number.NaN;
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+};
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
@@ -67,12 +74,15 @@ const out: Record<string, number | null> = {
   churnDelivered: null,
   churnSent: null,
   churnDuplicates: null,
+  cpuMsPerMessage: null,
+  idleCpuPercent: null,
 };
 try {
   const [alice, bob] = (await cluster.start(3, (i) => ({
     name: ['alice', 'bob', 'post'][i],
     member: i,
-    mine: i === 0,
+    // No miner: proof of work would burn one of the two cores the bench measures on.
+    mine: false,
   }))) as [ClusterNode, ClusterNode, ClusterNode];
   await cluster.waitForConnected({ timeoutMs: 60_000 });
   await post(alice, 'bob', 'warm-up (fetches the key)');
@@ -88,6 +98,12 @@ try {
   say(`direct: p50 ${out.directP50Ms} ms, p99 ${out.directP99Ms} ms over ${DIRECT}`);
 
   const before = await inboxSize(bob);
+  // What the two nodes burn with no message moving (gossip, status, timers), subtracted below.
+  const idle0 = cpuMs(alice.pid) + cpuMs(bob.pid);
+  const idleStart = performance.now();
+  await new Promise((r) => setTimeout(r, 5000));
+  const idleMsPerMs = (cpuMs(alice.pid) + cpuMs(bob.pid) - idle0) / (performance.now() - idleStart);
+  const cpu0 = cpuMs(alice.pid) + cpuMs(bob.pid);
   const t1 = performance.now();
   for (let i = 0; i < DIRECT; i += CONCURRENCY)
     await Promise.all(
@@ -96,8 +112,14 @@ try {
       ),
     );
   await waitUntil(async () => (await inboxSize(bob)) >= before + DIRECT, 120_000, 'burst delivered');
-  out.throughputPerSec = Math.round(DIRECT / ((performance.now() - t1) / 1000));
-  say(`throughput: ${out.throughputPerSec}/s`);
+  const burstMs = performance.now() - t1;
+  out.throughputPerSec = Math.round(DIRECT / (burstMs / 1000));
+  // Sender and recipient CPU per message beyond their idle rate: what the throughput costs,
+  // whatever else shares the host (throughputPerSec ≈ cores ÷ this when the host is busy).
+  const busyCpu = cpuMs(alice.pid) + cpuMs(bob.pid) - cpu0 - idleMsPerMs * burstMs;
+  out.cpuMsPerMessage = Number((busyCpu / DIRECT).toFixed(2));
+  out.idleCpuPercent = Number((idleMsPerMs * 100).toFixed(1));
+  say(`throughput: ${out.throughputPerSec}/s, ${out.cpuMsPerMessage} ms CPU per message (both nodes)`);
 
   await cluster.stop('bob');
   for (let i = 0; i < BACKLOG; i += CONCURRENCY)
