@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, type TestContext, test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { TEST_POSTGRES_URL } from '../../jobs/index-db/testing.ts';
@@ -37,58 +37,54 @@ interface Outage {
   readonly comeBack: (jc: JobsCluster) => Promise<void>;
 }
 
-// The two outages run side by side: each is a minute of waiting on its own cluster and
-// database, so one after the other they cost the suite a minute and a half more.
-describe('index DB away for a minute mid-run', { concurrency: 2 }, () => {
-  test('index DB restarted (fast shutdown, down 60 s, same data dir and port): 0 reports lost, canonical flags right', {
-    timeout: 180_000,
-  }, async (t) => {
-    const bin = findPostgresBin();
-    if (!bin || !isExecutable(path.join(bin, 'pg_ctl'))) {
-      t.skip('no PostgreSQL server binaries (initdb, postgres, pg_ctl) on this machine: cannot restart one');
-      return;
-    }
-    // Its log outlives the server (its data dir is removed), as the cluster's run dir does.
-    const logDir = await mkdtemp(path.join(tmpdir(), 'cairn-pg-log-'));
-    const server = await startPrivatePostgres(bin, path.join(logDir, 'postgres.log'));
-    t.diagnostic(`private PostgreSQL at ${server.url}, data ${server.dataDir}, log ${logDir}`);
-    try {
-      await outageRun(t, server.url, {
-        what: 'restarted',
-        goAway: () => server.stopFast(),
-        comeBack: async () => {
-          if (!server.service.running) await server.service.start();
-        },
-      });
-    } finally {
-      // After the cluster's teardown, which drops its database on this server.
-      await server.remove();
-    }
-  });
-
-  test('index DB refusing connections for 60 s: the collector waits, then every report the nodes sent is in the index', {
-    timeout: 180_000,
-  }, async (t) => {
-    const setReachable = async (jc: JobsCluster, reachable: boolean) => {
-      const dbName = new URL(jc.location.url).pathname.slice(1);
-      const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-      await admin.connect();
-      try {
-        await admin.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS ${reachable}`);
-        if (!reachable)
-          await admin.query(
-            'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
-            [dbName],
-          );
-      } finally {
-        await admin.end();
-      }
-    };
-    await outageRun(t, TEST_POSTGRES_URL, {
-      what: 'refusing connections',
-      goAway: (jc) => setReachable(jc, false),
-      comeBack: (jc) => setReachable(jc, true),
+test('index DB restarted (fast shutdown, down 60 s, same data dir and port): 0 reports lost, canonical flags right', {
+  timeout: 180_000,
+}, async (t) => {
+  const bin = findPostgresBin();
+  if (!bin || !isExecutable(path.join(bin, 'pg_ctl'))) {
+    t.skip('no PostgreSQL server binaries (initdb, postgres, pg_ctl) on this machine: cannot restart one');
+    return;
+  }
+  // Its log outlives the server (its data dir is removed), as the cluster's run dir does.
+  const logDir = await mkdtemp(path.join(tmpdir(), 'cairn-pg-log-'));
+  const server = await startPrivatePostgres(bin, path.join(logDir, 'postgres.log'));
+  t.diagnostic(`private PostgreSQL at ${server.url}, data ${server.dataDir}, log ${logDir}`);
+  try {
+    await outageRun(t, server.url, {
+      what: 'restarted',
+      goAway: () => server.stopFast(),
+      comeBack: async () => {
+        if (!server.service.running) await server.service.start();
+      },
     });
+  } finally {
+    // After the cluster's teardown, which drops its database on this server.
+    await server.remove();
+  }
+});
+
+test('index DB refusing connections for 60 s: the collector waits, then every report the nodes sent is in the index', {
+  timeout: 180_000,
+}, async (t) => {
+  const setReachable = async (jc: JobsCluster, reachable: boolean) => {
+    const dbName = new URL(jc.location.url).pathname.slice(1);
+    const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await admin.connect();
+    try {
+      await admin.query(`ALTER DATABASE ${dbName} ALLOW_CONNECTIONS ${reachable}`);
+      if (!reachable)
+        await admin.query(
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+          [dbName],
+        );
+    } finally {
+      await admin.end();
+    }
+  };
+  await outageRun(t, TEST_POSTGRES_URL, {
+    what: 'refusing connections',
+    goAway: (jc) => setReachable(jc, false),
+    comeBack: (jc) => setReachable(jc, true),
   });
 });
 
