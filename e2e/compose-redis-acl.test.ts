@@ -242,6 +242,14 @@ test('the gateway subscribes to events but cannot publish them, nor touch the re
   await noPerm(gw2.set('cairn:reports:id', '1'));
   // Every node's queue: it enqueues the commands.
   await queue(nodeQueue('node-3'), gw2).add('admin.syncChain', {});
+  // Its results reader interrupts its own blocking XREAD when a stream is added (job-events.ts).
+  const reader = as('gateway');
+  const id = Number(await reader.client('ID'));
+  const blocked = reader.xread('BLOCK', 10_000, 'STREAMS', `cairn:${nodeQueue('node-3')}:x`, '$');
+  for (let i = 0; i < 100 && Number(await gw2.client('UNBLOCK', id)) === 0; i++)
+    await new Promise((r) => setTimeout(r, 10));
+  assert.equal(await blocked, null, 'the blocked read was ended');
+  await noPerm(as('node-1').client('UNBLOCK', id));
 });
 
 test('the collector publishes events, keeps the reports meta, and cannot touch node queues', async () => {

@@ -85,7 +85,17 @@ export function redisAclFile(o: AclOptions): string {
   // The collector publishes the events it indexed, and owns the reports queue.
   user('collector', o.collectorPassword, [`~${p}:reports:*`, `&${p}.cairn.*`, BULLMQ_BASE]);
   // The gateway enqueues commands on every node queue and reads their results; it only subscribes.
-  user('gateway', o.gatewayPassword, [`~${p}:node.*`, `&${p}.cairn.*`, BULLMQ_BASE, '-publish', '-spublish']);
+  // CLIENT UNBLOCK (in @dangerous) is how its one reader of every node's results takes a new
+  // stream at once instead of after its 2 s block (job-events.ts); it lets the gateway also wake
+  // other clients' blocking reads, a nuisance next to what it may do to node queues anyway.
+  user('gateway', o.gatewayPassword, [
+    `~${p}:node.*`,
+    `&${p}.cairn.*`,
+    BULLMQ_BASE,
+    '+client|unblock',
+    '-publish',
+    '-spublish',
+  ]);
   user('health', o.healthPassword, ['+ping']);
   return `${lines.join('\n')}\n`;
 }
