@@ -148,6 +148,31 @@ test('the default user is off and the ACL file holds no password', async () => {
     assert.ok(!acl.includes(pw), 'a password in clear in the ACL file');
 });
 
+test('each node service logs in as its own user, with the password compose hands it, to its own queue', async () => {
+  for (const n of ['node-1', 'node-2', 'node-3']) {
+    const svc = compose.services[n]!;
+    const flag = (f: string) => svc.command[svc.command.indexOf(f) + 1]!;
+    const url = new URL(flag('--redis'));
+    assert.equal(url.username, n, `${n} logs in as its own Redis user`);
+    assert.equal(url.password, '', `${n}: no password on the command line`);
+    assert.equal(path.basename(flag('--data-dir')), n);
+    const password = fill(svc.environment!.CAIRN_REDIS_PASSWORD!);
+    const conn = new Redis({
+      port,
+      host: '127.0.0.1',
+      username: url.username,
+      password,
+      maxRetriesPerRequest: null,
+    });
+    conn.on('error', () => {});
+    clients.push(conn);
+    const own = queue(nodeQueue(n), conn);
+    await own.add('admin.syncChain', {});
+    const other = n === 'node-1' ? 'node-2' : 'node-1';
+    await noPerm(queue(nodeQueue(other), conn, true).add('admin.syncChain', {}));
+  }
+});
+
 test('a node runs its own queue (worker, schedulers, watchdog) and adds signed reports', async () => {
   const conn = as('node-1');
   const q = queue(nodeQueue('node-1'), conn);
