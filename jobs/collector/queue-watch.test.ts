@@ -72,10 +72,13 @@ test('collector watchdog: a reports meta without its events bound is restored (n
     (await registry.getSingleMetric('cairn_queue_repairs_total')!.get()).values.find(
       (v) => v.labels.queue === 'reports' && v.labels.kind === 'meta-restored',
     )?.value ?? 0;
+  // Every Queue writes the meta once, when it connects: all of them have done so before the HDEL.
+  await Promise.all([rig.nodeQueue.getVersion(), rig.attacker.getVersion()]);
   await until(
     'the collector wrote the meta',
     async () => (await c2.hget(metaKey, 'opts.maxLenEvents')) !== null,
   );
+  await new Promise((r) => setTimeout(r, 600)); // Two watchdog rounds: the collector's Queue is up.
   // What a Redis that lost its data (or a client's HDEL) leaves: every BullMQ add would HSET the
   // field, which compose's node users are refused (jobs/redis-acl.ts).
   await c2.hdel(metaKey, 'opts.maxLenEvents');
