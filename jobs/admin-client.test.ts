@@ -7,16 +7,20 @@ import type { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { fromHex, toHex } from '../node/chain/bytes.ts';
 import { identityFromSeed, type NodeIdentity } from '../node/identity/identity.ts';
+import { createLogger } from '../node/log.ts';
 import { AdminClient, CommandError } from './admin-client.ts';
 import { decodeCommand } from './command-codec.ts';
 import { ephemeralSigner } from './command-signer.ts';
 import { CommandVerifier } from './command-verifier.ts';
 import type { AdminPayloads } from './payloads.ts';
+import { queueRepairsCounter } from './queue-repairs.ts';
+import { repairEventsStream } from './queue-watch.ts';
 import { NODE_EVENTS_MAX_LEN, nodeQueueName } from './queues.ts';
 import { closeRedis, createRedis, redisUrl } from './redis.ts';
 import { decodeResult } from './result-codec.ts';
 import { answerCommand } from './result-envelope.ts';
 
+const MAX_ID = '18446744073709551615-18446744073709551615';
 const newNode = () => identityFromSeed(randomBytes(32));
 const INVITE: AdminPayloads['admin.inviteDevice'] = {
   name: 'phone',
@@ -52,7 +56,7 @@ async function setup(t: import('node:test').TestContext) {
         (await registry.getSingleMetric('cairn_gateway_command_results_refused_total')?.get())?.values ?? []
       ).map((v) => [v.labels.reason, v.value]),
     );
-  return { prefix, redis, signer, client, closing, refusedResults };
+  return { prefix, redis, signer, client, closing, refusedResults, registry };
 }
 
 /**
@@ -280,4 +284,67 @@ test('an unsigned failure is reported unverified and the job removed, so the nod
   assert.deepEqual(await s.redis.lrange(`${base}:wait`, 0, -1), [], 'nothing left for the node to run');
   assert.equal(await s.redis.exists(`${base}:${jobId}`), 0);
   assert.deepEqual(await s.refusedResults(), { 'unsigned-failure': 1 });
+});
+
+// Real Redis and BullMQ. The watchdogs delete an events stream whose last id is ahead of Redis's
+// clock (queue-watch.ts); the admin client's one reader for all nodes had read the poisoned entry,
+// so its last id was ahead of every id the recreated stream gets, and no completion on that node
+// reached a caller again.
+test('a node events stream deleted by the watchdog and recreated: completions still reach the caller', async (t) => {
+  const s = await setup(t);
+  const node = await newNode();
+  const NODE = node.peerId.toString();
+  let n = 0;
+  const worker = nodeWorker(s, node, () => inviteResult(`invite-${++n}`));
+  await worker.waitUntilReady();
+  const base = `${s.prefix}:${nodeQueueName(NODE)}`;
+  const eventsKey = `${base}:events`;
+  assert.equal((await s.client.run(NODE, 'admin.inviteDevice', INVITE)).invitation, 'invite-1');
+
+  // The node stops taking jobs for a moment; two commands wait (the second stays in flight across
+  // the repair), and a Redis client poisons the stream with a completion of the first at the
+  // largest id. The reader takes it (refused: it is not the node's answer), and its last id is
+  // now the largest one: no BullMQ script can run on the queue until the watchdog deletes it.
+  await worker.pause();
+  const poisoned = s.client.run(NODE, 'admin.inviteDevice', INVITE, 5_000);
+  poisoned.catch(() => {});
+  let waiting: string[] = [];
+  for (let i = 0; i < 200 && waiting.length < 1; i++) {
+    waiting = await s.redis.lrange(`${base}:wait`, 0, -1);
+    if (waiting.length < 1) await sleep(10);
+  }
+  const inFlight = s.client.run(NODE, 'admin.inviteDevice', INVITE, 15_000);
+  inFlight.catch(() => {});
+  for (let i = 0; i < 200 && (await s.redis.llen(`${base}:wait`)) < 2; i++) await sleep(10);
+  assert.equal(await s.redis.llen(`${base}:wait`), 2, 'both commands queued');
+  await s.redis.xadd(eventsKey, MAX_ID, 'event', 'completed', 'jobId', waiting[0]!, 'returnvalue', '"x"');
+  await assert.rejects(poisoned, (err) => err instanceof CommandError && err.code === 'bad-result-signature');
+
+  const repairs = queueRepairsCounter(new Registry());
+  assert.equal(
+    await repairEventsStream({
+      queue: { name: nodeQueueName(NODE) } as never,
+      redis: s.redis,
+      eventsKey,
+      label: 'node',
+      repairs,
+      log: createLogger('silent'),
+    }),
+    true,
+    'the watchdog deleted the stream',
+  );
+  worker.resume();
+  const t0 = Date.now();
+  const got = new Set([(await inFlight).invitation]);
+  t.diagnostic(`in-flight answer after the repair: ${Date.now() - t0} ms`);
+  // And a command sent after the repair.
+  got.add((await s.client.run(NODE, 'admin.inviteDevice', INVITE, 5_000)).invitation);
+  // The first waiting job ran too once the worker resumed: its answer went to nobody.
+  assert.equal(got.size, 2);
+  for (const v of got) assert.match(v, /^invite-[2-4]$/);
+  const resets = (await s.registry.getSingleMetric('cairn_gateway_event_stream_resets_total')!.get()).values;
+  assert.ok(
+    resets.reduce((a, v) => a + v.value, 0) >= 1,
+    `the reset was counted (${JSON.stringify(resets)})`,
+  );
 });

@@ -78,6 +78,14 @@ export class AdminClient {
     registers: [],
   });
 
+  /** Event streams found deleted or recreated behind the reader, and read again (job-events.ts). */
+  private readonly streamResets = new Counter({
+    name: 'cairn_gateway_event_stream_resets_total',
+    help: 'Node event streams the admin client found deleted (gone) or recreated behind its last id (behind) and read again from the start',
+    labelNames: ['why'] as const,
+    registers: [],
+  });
+
   private readonly prefix;
   private readonly signer: CommandSigner;
   constructor(url = redisUrl(), prefix = namespace(), signer: CommandSigner = ephemeralSigner()) {
@@ -85,7 +93,10 @@ export class AdminClient {
     this.signer = signer;
     this.connections = new RedisConnections(url);
     this.connection = this.connections.create();
-    this.events = new JobEvents(this.connections.create(), this.connection);
+    this.events = new JobEvents(this.connections.create(), this.connection, {
+      // By reason only: a node id label would grow with the network.
+      onReset: (_stream, why) => this.streamResets.inc({ why }),
+    });
     this.sweep = setInterval(() => void this.closeIdle(), 60_000);
     this.sweep.unref();
   }
@@ -93,6 +104,7 @@ export class AdminClient {
   /** Adds this client's metrics to `registry` (the gateway's). */
   registerMetrics(registry: Registry): void {
     registry.registerMetric(this.refusedResults);
+    registry.registerMetric(this.streamResets);
   }
 
   async run<C extends AdminCommand>(

@@ -10,6 +10,14 @@
  * hands on values as Redis holds them and believes none. Once read for its waiter the entry is
  * deleted from the stream (XDEL): even as ciphertext, nothing is left that needs no keeping
  * (queues.ts NODE_EVENTS_MAX_LEN trims what nobody read).
+ *
+ * A stream can be deleted and recreated under the reader: the watchdogs delete an events stream
+ * whose last id is ahead of Redis's clock (queue-watch.ts), and a Redis that lost its data starts
+ * from nothing. The reader's last id may then be ahead of every id the new stream will get (it
+ * read the entry that poisoned the stream), and XREAD after it would never return a completion
+ * again. So the streams being waited on are checked (XINFO) when a command starts watching and
+ * every RESET_CHECK_MS: one that is gone, or whose last id is behind ours, is read again from
+ * its start (every entry of a recreated stream is newer than the reset), and counted (onReset).
  */
 import type { Redis } from 'ioredis';
 
@@ -25,6 +33,27 @@ const BLOCK_MS = 2_000;
 const COUNT = 200;
 /** A stream nobody has waited on for this long is no longer read. */
 const IDLE_MS = 5 * 60_000;
+/** How often the streams waited on are checked for a reset (deleted, or recreated behind us). */
+export const RESET_CHECK_MS = 2_000;
+
+/** A stream id as a comparable pair; undefined for anything else. */
+function idParts(id: string): [bigint, bigint] | undefined {
+  const m = /^(\d+)-(\d+)$/.exec(id);
+  return m ? [BigInt(m[1]!), BigInt(m[2]!)] : undefined;
+}
+
+/** True if stream id `a` comes after `b`. */
+function after(a: string, b: string): boolean {
+  const x = idParts(a);
+  const y = idParts(b);
+  if (!x || !y) return false;
+  return x[0] > y[0] || (x[0] === y[0] && x[1] > y[1]);
+}
+
+export interface JobEventsOptions {
+  /** A stream was found reset and is read again from its start (a metric: the gateway's). */
+  readonly onReset?: (stream: string, why: 'gone' | 'behind') => void;
+}
 
 export class JobEvents {
   /** Stream key → the last id read and when a job on it was last awaited. */
@@ -38,11 +67,16 @@ export class JobEvents {
   private idle: (() => void) | undefined;
   private readonly loop: Promise<void>;
 
+  /** When the streams were last checked for a reset. */
+  private checkedAt = 0;
+
   private readonly blocking: Redis;
   private readonly control: Redis;
-  constructor(blocking: Redis, control: Redis) {
+  private readonly opts: JobEventsOptions;
+  constructor(blocking: Redis, control: Redis, opts: JobEventsOptions = {}) {
     this.blocking = blocking;
     this.control = control;
+    this.opts = opts;
     this.loop = this.run();
   }
 
@@ -56,8 +90,11 @@ export class JobEvents {
     const done = new Promise<JobOutcome>((resolve) => this.waiters.set(key, { resolve }));
     const cancel = () => this.waiters.delete(key);
     const s = this.streams.get(stream);
-    if (s) s.usedAt = Date.now();
-    else {
+    if (s) {
+      s.usedAt = Date.now();
+      // A command sent right after a watchdog repair must not wait for the periodic check.
+      await this.checkResets([stream]).catch(() => {});
+    } else {
       // From the stream's last entry: the job is added after this, so its events come later.
       // (Not from a time of ours: stream ids are the Redis server's clock.)
       let lastId = '0-0';
@@ -106,6 +143,14 @@ export class JobEvents {
           this.idle = r;
         });
         continue;
+      }
+      try {
+        if (Date.now() - this.checkedAt >= RESET_CHECK_MS) {
+          this.checkedAt = Date.now();
+          await this.checkResets(this.waitedStreams());
+        }
+      } catch {
+        // Redis away: the read below fails the same way and waits.
       }
       const keys = [...this.streams.keys()];
       const ids = keys.map((k) => this.streams.get(k)!.lastId);
@@ -159,9 +204,47 @@ export class JobEvents {
     }
   }
 
+  /** Streams someone waits on now. */
+  private waitedStreams(): Set<string> {
+    return new Set([...this.waiters.keys()].map((k) => k.slice(0, k.lastIndexOf(' '))));
+  }
+
+  /**
+   * Streams that are gone, or whose last id is behind the one we read up to, were deleted (and
+   * maybe recreated) since: read them again from the start. One pipelined XINFO per stream.
+   */
+  private async checkResets(streams: Iterable<string>): Promise<void> {
+    const keys = [...streams].filter((k) => this.streams.get(k)?.lastId !== '0-0');
+    if (keys.length === 0) return;
+    const pipe = this.control.pipeline();
+    for (const k of keys) pipe.xinfo('STREAM', k);
+    const replies = (await pipe.exec()) ?? [];
+    let reset = false;
+    keys.forEach((k, i) => {
+      const s = this.streams.get(k);
+      const [err, info] = replies[i] ?? [new Error('no reply'), undefined];
+      if (!s) return;
+      let why: 'gone' | 'behind' | undefined;
+      if (err) {
+        if (/no such key/i.test(err.message)) why = 'gone';
+        else return; // Redis trouble: the next check decides.
+      } else {
+        const list = info as unknown[];
+        const i2 = list.indexOf('last-generated-id');
+        if (i2 >= 0 && after(s.lastId, String(list[i2 + 1]))) why = 'behind';
+      }
+      if (!why) return;
+      s.lastId = '0-0';
+      reset = true;
+      this.opts.onReset?.(k, why);
+    });
+    // Interrupt a read blocked on the stale ids.
+    if (reset) this.changed();
+  }
+
   private prune(): void {
     const now = Date.now();
-    const waited = new Set([...this.waiters.keys()].map((k) => k.slice(0, k.lastIndexOf(' '))));
+    const waited = this.waitedStreams();
     for (const [stream, s] of this.streams)
       if (!waited.has(stream) && now - s.usedAt > IDLE_MS) this.streams.delete(stream);
   }

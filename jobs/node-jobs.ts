@@ -132,7 +132,13 @@ export class NodeJobs {
       prefix: this.prefix,
       streams: nodeQueueStreams,
     });
-    this.reports = new Queue(REPORTS_QUEUE, { connection: this.connections.create(), prefix: this.prefix });
+    // The collector owns the reports queue's meta: a node's Redis user may not write it (HSET on
+    // meta is also how a queue is paused, jobs/redis-acl.ts).
+    this.reports = new Queue(REPORTS_QUEUE, {
+      connection: this.connections.create(),
+      prefix: this.prefix,
+      skipMetasUpdate: true,
+    });
     for (const q of [this.queue, this.reports])
       q.on('error', (err) => this.o.log.debug({ err: err.message }, 'queue error'));
     const repairs = queueRepairsCounter(o.node.metrics.registry);
@@ -344,9 +350,12 @@ export class NodeJobs {
     }
   }
 
-  /** Each status of a round is its own report (ids must differ); the collector keeps the latest. */
+  /**
+   * Each status of a round is its own report (ids must differ); the collector keeps the latest.
+   * Like every report id it names the node: its Redis user may write only such job hashes.
+   */
   private reportFlRound(e: FlRoundEvent): void {
-    this.send('fl.round', `flround.${e.id}.${e.status}`, flRoundReport(this.nodeId, e));
+    this.send('fl.round', `flround.${this.nodeId}.${e.id}.${e.status}`, flRoundReport(this.nodeId, e));
   }
 
   /** A version as committed (blockHash null) or as found in a main-chain block. */

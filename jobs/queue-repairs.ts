@@ -14,6 +14,8 @@ export const QUEUE_REPAIR_KINDS = [
   'events-exhausted',
   /** A paused queue the component owns: resumed. */
   'paused',
+  /** A queue meta without its events bound, which producers may not write: put back. */
+  'meta-restored',
   /** A scheduler whose job missed two periods while its definition stayed: removed and upserted. */
   'scheduler-silent',
 ] as const;
@@ -25,7 +27,7 @@ export type QueueRepairs = Pick<Counter<'queue' | 'kind'>, 'inc'>;
 export function queueRepairsCounter(registry: Registry): Counter<'queue' | 'kind'> {
   return new Counter({
     name: 'cairn_queue_repairs_total',
-    help: 'Repairs the watchdogs made to Redis queues, by queue (node, reports) and kind (paused, events-exhausted, scheduler-silent, report-stranded, report-squatted)',
+    help: 'Repairs the watchdogs made to Redis queues, by queue (node, reports) and kind (paused, events-exhausted, meta-restored, scheduler-silent, report-stranded, report-squatted)',
     labelNames: ['queue', 'kind'],
     registers: [registry],
   });

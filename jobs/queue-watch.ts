@@ -13,6 +13,9 @@
  *  - `Queue.pause()` (one HSET on `<q>:meta`): no worker takes a job until someone resumes. Nothing
  *    in Cairn pauses a queue (the collector pauses its worker for the index DB, not the queue), so
  *    a paused queue is resumed.
+ *  - A queue meta without `opts.maxLenEvents` (Redis lost its data, or a client deleted it): every
+ *    BullMQ add then HSETs it, which the nodes' Redis users may not (jobs/redis-acl.ts), so on the
+ *    reports queue no report could be added until the collector restarted. Put back with HSETNX.
  *
  * Each repair is logged at warn and counted in cairn_queue_repairs_total.
  */
@@ -34,6 +37,8 @@ export interface QueueWatchOptions {
   readonly repairs: QueueRepairs;
   readonly log: Pick<Logger, 'warn'>;
   readonly aheadMs?: number;
+  /** The queue's meta hash and its events bound, when this component keeps the meta (collector). */
+  readonly meta?: { readonly key: string; readonly maxLenEvents: number };
 }
 
 /** The ms part of a stream's last id, or undefined if the stream does not exist. */
@@ -78,13 +83,26 @@ export async function resumeIfPaused(o: QueueWatchOptions): Promise<boolean> {
   return true;
 }
 
+/** Puts back the meta's events bound if it is missing; true if it did. */
+export async function restoreMeta(o: QueueWatchOptions): Promise<boolean> {
+  if (!o.meta) return false;
+  if (!(await o.redis.hsetnx(o.meta.key, 'opts.maxLenEvents', o.meta.maxLenEvents))) return false;
+  o.repairs.inc({ queue: o.label, kind: 'meta-restored' });
+  o.log.warn(
+    { queue: o.queue.name },
+    'queue meta had no events bound (producers could not add): restored it',
+  );
+  return true;
+}
+
 /**
- * Both checks, the stream first (a resume is itself a script that XADDs an event). Returns what
+ * The checks, the stream first (a resume is itself a script that XADDs an event). Returns what
  * was repaired.
  */
 export async function repairQueue(o: QueueWatchOptions): Promise<QueueRepairKind[]> {
   const done: QueueRepairKind[] = [];
   if (await repairEventsStream(o)) done.push('events-exhausted');
   if (await resumeIfPaused(o)) done.push('paused');
+  if (await restoreMeta(o)) done.push('meta-restored');
   return done;
 }

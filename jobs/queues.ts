@@ -30,6 +30,12 @@ export const nodeQueueName = (nodeId: string) => `node.${nodeId}`;
 export const NODE_EVENTS_MAX_LEN = 200;
 export const nodeQueueStreams = { events: { maxLen: NODE_EVENTS_MAX_LEN } } as const;
 
+/**
+ * Entries kept in the reports queue's event stream (BullMQ's own default; nothing reads it). The
+ * collector writes it into the queue's meta and keeps it there (queue-watch.ts restoreMeta).
+ */
+export const REPORTS_EVENTS_MAX_LEN = 10_000;
+
 /** Recurring jobs each node upserts on its own queue at start (and again after Redis comes back). */
 export const SCHEDULED_JOBS = ['mempool.sync', 'chain.sync', 'stats.report', 'peers.refresh'] as const;
 export type ScheduledJob = (typeof SCHEDULED_JOBS)[number];

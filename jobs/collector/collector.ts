@@ -6,7 +6,13 @@ import type { IndexDb } from '../index-db/open.ts';
 import type { CairnPubSub } from '../pubsub.ts';
 import { type QueueRepairs, queueRepairsCounter } from '../queue-repairs.ts';
 import { repairQueue } from '../queue-watch.ts';
-import { namespace, REPORT_KINDS, REPORTS_QUEUE, type ReportKind } from '../queues.ts';
+import {
+  namespace,
+  REPORT_KINDS,
+  REPORTS_EVENTS_MAX_LEN,
+  REPORTS_QUEUE,
+  type ReportKind,
+} from '../queues.ts';
 import { RedisConnections, RedisLiveness, retireWorker } from '../redis.ts';
 import { GatedWorker } from '../scheduled-gate.ts';
 import { INDEX_WRITER_DEFAULTS, IndexWriter, type IndexWriterOptions } from './index-writer.ts';
@@ -142,7 +148,11 @@ export class Collector {
     this.repairs = queueRepairsCounter(o.registry);
     this.metrics.dbUp.set(1);
     this.worker = this.createWorker();
-    this.queue = new Queue(REPORTS_QUEUE, { connection: this.connections.create(), prefix: this.prefix });
+    this.queue = new Queue(REPORTS_QUEUE, {
+      connection: this.connections.create(),
+      prefix: this.prefix,
+      streams: { events: { maxLen: REPORTS_EVENTS_MAX_LEN } },
+    });
     this.queue.on('error', () => {});
     this.watchRedis = this.connections.create();
     this.redis = new RedisLiveness(this.watchRedis, {
@@ -344,6 +354,8 @@ export class Collector {
         redis: this.watchRedis,
         eventsKey: `${this.prefix}:${REPORTS_QUEUE}:events`,
         label: 'reports',
+        // Node users may not write it (jobs/redis-acl.ts): the collector keeps it.
+        meta: { key: `${this.prefix}:${REPORTS_QUEUE}:meta`, maxLenEvents: REPORTS_EVENTS_MAX_LEN },
         repairs: this.repairs,
         log: this.o.log,
       });

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createLogger } from '../../node/log.ts';
-import { REPORTS_QUEUE } from '../queues.ts';
+import { REPORTS_EVENTS_MAX_LEN, REPORTS_QUEUE } from '../queues.ts';
 import { ReportOutbox } from '../report-outbox.ts';
 import { reportQueueRig, until } from '../report-queue-testing.ts';
 import { REPORTER_KEY } from '../report-testing.ts';
@@ -60,4 +60,33 @@ test('collector watchdog: an exhausted events stream is deleted and a paused rep
   await new Promise((r) => setTimeout(r, 1_200));
   assert.equal(await repairs('events-exhausted'), 1);
   assert.equal(await repairs('paused'), 1);
+});
+
+test('collector watchdog: a reports meta without its events bound is restored (node users may not write it)', async (t) => {
+  const rig = await reportQueueRig('qm', createLogger('silent'));
+  const { ns, attackerRedis: c2, registry } = rig;
+  const metaKey = `${ns}:${REPORTS_QUEUE}:meta`;
+  rig.startCollector({ watchdogMs: 300 });
+  t.after(() => rig.close());
+  const restored = async () =>
+    (await registry.getSingleMetric('cairn_queue_repairs_total')!.get()).values.find(
+      (v) => v.labels.queue === 'reports' && v.labels.kind === 'meta-restored',
+    )?.value ?? 0;
+  // Every Queue writes the meta once, when it connects: all of them have done so before the HDEL.
+  await Promise.all([rig.nodeQueue.getVersion(), rig.attacker.getVersion()]);
+  await until(
+    'the collector wrote the meta',
+    async () => (await c2.hget(metaKey, 'opts.maxLenEvents')) !== null,
+  );
+  await new Promise((r) => setTimeout(r, 600)); // Two watchdog rounds: the collector's Queue is up.
+  // What a Redis that lost its data (or a client's HDEL) leaves: every BullMQ add would HSET the
+  // field, which compose's node users are refused (jobs/redis-acl.ts).
+  await c2.hdel(metaKey, 'opts.maxLenEvents');
+  await until(
+    'the bound restored',
+    async () => (await c2.hget(metaKey, 'opts.maxLenEvents')) === String(REPORTS_EVENTS_MAX_LEN),
+  );
+  assert.equal(await restored(), 1);
+  await new Promise((r) => setTimeout(r, 900));
+  assert.equal(await restored(), 1, 'a meta that has it is left alone');
 });
