@@ -249,8 +249,9 @@ describe('node addresses and peers, whatever the mode', () => {
   after(() => gw.close());
 
   test('are FORBIDDEN without a token, the rest of a node is not', async () => {
-    for (const field of ['addrs', 'peers']) {
-      const r = await gql(gw.url, `{ nodes(first: 5) { edges { node { id ${field} } } } }`);
+    for (const field of ['addrs', 'peers', 'connections']) {
+      const sel = field === 'connections' ? 'connections { kind count }' : field;
+      const r = await gql(gw.url, `{ nodes(first: 5) { edges { node { id ${sel} } } } }`);
       assert.equal(r.body.errors?.[0]?.extensions?.code, 'FORBIDDEN', field);
       assert.match(r.body.errors![0]!.message, new RegExp(`Node.${field}`));
     }
@@ -259,12 +260,17 @@ describe('node addresses and peers, whatever the mode', () => {
     assert.equal(plain.body.data.nodes.edges.length, 3);
     const viewer = await gql(
       gw.url,
-      '{ nodes(first: 5) { edges { node { id addrs peers } } } }',
+      '{ nodes(first: 5) { edges { node { id addrs peers connections { kind count } } } } }',
       undefined,
       bearer(VIEWER),
     );
     assert.equal(viewer.body.errors, undefined);
     assert.deepEqual(viewer.body.data.nodes.edges[0].node.addrs, ['/ip4/127.0.0.1/tcp/4100']);
+    // Kinds with no connection are left out.
+    assert.deepEqual(viewer.body.data.nodes.edges[0].node.connections, [
+      { kind: 'tcp', count: 1 },
+      { kind: 'relayed', count: 1 },
+    ]);
   });
 
   test('development keeps introspection and suggestions on', async () => {

@@ -100,6 +100,7 @@ export async function seedIndex(db: IndexDb, o: SeedOptions = {}): Promise<Seede
       mempoolSize: i,
       mining: i === 0,
       peers: JSON.stringify(nodeIds.filter((p) => p !== id)),
+      connectionKinds: JSON.stringify({ tcp: nodeIds.length - 2, relayed: 1, webrtc: 0 }),
     })),
   });
   const statsCount = o.stats ?? 5;

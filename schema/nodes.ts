@@ -1,6 +1,6 @@
 import { builder } from './builder.ts';
 import { checkPageSize, keysetConnection, MAX_PAGE_SIZE } from './pagination.ts';
-import { jsonStrings, type NodeShape, type NodeStatsSnapshotShape } from './shapes.ts';
+import { jsonCounts, jsonStrings, type NodeShape, type NodeStatsSnapshotShape } from './shapes.ts';
 
 const MAX_NODE_STATS = 1000;
 
@@ -18,6 +18,19 @@ const NodeStatsSnapshotRef = builder.objectRef<NodeStatsSnapshotShape>('NodeStat
     hashRate: t.exposeFloat('hashRate'),
   }),
 });
+
+const ConnectionKindCount = builder
+  .objectRef<{ key: string; count: number }>('ConnectionKindCount')
+  .implement({
+    description: 'Open connections of one kind.',
+    fields: (t) => ({
+      kind: t.exposeString('key', {
+        description:
+          'tcp, webrtc-direct (direct WebRTC), relayed (through a relay), webrtc-via-relay (WebRTC set up over a relay), other.',
+      }),
+      count: t.exposeInt('count'),
+    }),
+  });
 
 export const NodeRef = builder.objectRef<NodeShape>('Node').implement({
   description: 'A Cairn node that has reported at least once.',
@@ -37,6 +50,13 @@ export const NodeRef = builder.objectRef<NodeShape>('Node').implement({
     mempoolSize: t.exposeInt('mempoolSize'),
     mining: t.exposeBoolean('mining'),
     peers: t.stringList({ authScopes: { viewer: true }, resolve: (n) => jsonStrings(n.peers) }),
+    // Like peers: whether a node is reachable only through a relay is a map for an attacker.
+    connections: t.field({
+      type: [ConnectionKindCount],
+      authScopes: { viewer: true },
+      description: "The node's open connections by kind, as it last reported (kinds with none left out).",
+      resolve: (n) => jsonCounts(n.connectionKinds).filter((c) => c.count > 0),
+    }),
     stats: t.field({
       type: [NodeStatsSnapshotRef],
       description: `The node's last N stats reports, ascending by time (N ≤ ${MAX_NODE_STATS}).`,

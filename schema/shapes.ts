@@ -28,6 +28,19 @@ export type ModelVersionShape = Wire<ModelVersion>;
 export type FlRoundShape = Wire<FlRound>;
 export type NetworkConfigShape = Wire<NetworkConfig>;
 
+/** Parses a JSON object of counts (`{"tcp": 2}`), keeping only non-negative integer counts. */
+export function jsonCounts(text: string): { key: string; count: number }[] {
+  try {
+    const v: unknown = JSON.parse(text);
+    if (!v || typeof v !== 'object' || Array.isArray(v)) return [];
+    return Object.entries(v as Record<string, unknown>)
+      .filter((e): e is [string, number] => Number.isSafeInteger(e[1]) && (e[1] as number) >= 0)
+      .map(([key, count]) => ({ key, count }));
+  } catch {
+    return [];
+  }
+}
+
 /** Parses a JSON-array column, tolerating legacy or hand-written rows. */
 export function jsonStrings(text: string): string[] {
   try {

@@ -191,6 +191,29 @@ for (const provider of TEST_PROVIDERS) {
     }
   });
 
+  test(`${provider}: a stats report's connection kinds are indexed on the node; an older node's none keeps them`, async () => {
+    const { db, drop } = await createTestIndexDb(provider);
+    try {
+      const w = new IndexWriter(db, OPTS);
+      const kinds = { tcp: 2, 'webrtc-direct': 0, relayed: 1, 'webrtc-via-relay': 0, other: 0 };
+      await w.apply('s.A.1', 'node.stats', { ...stats('A', 1, 5), connectionKinds: kinds });
+      assert.deepEqual(
+        JSON.parse((await db.node.findUniqueOrThrow({ where: { id: 'A' } })).connectionKinds),
+        kinds,
+      );
+      await w.apply('s.A.2', 'node.stats', stats('A', 2, 6));
+      assert.deepEqual(
+        JSON.parse((await db.node.findUniqueOrThrow({ where: { id: 'A' } })).connectionKinds),
+        kinds,
+      );
+      // A node never reporting kinds has the column's default.
+      await w.apply('s.B.1', 'node.stats', stats('B', 1, 5));
+      assert.equal((await db.node.findUniqueOrThrow({ where: { id: 'B' } })).connectionKinds, '{}');
+    } finally {
+      await drop();
+    }
+  });
+
   test(`${provider}: the privacy ledger of a stats report is indexed on the node and its snapshot`, async () => {
     const { db, drop } = await createTestIndexDb(provider);
     try {

@@ -316,6 +316,8 @@ export class IndexWriter {
       headHash: r.headHash,
       peerCount: r.peers.length,
       peers: JSON.stringify(r.peers),
+      // Older nodes send no kinds: what the index last knew stays.
+      ...(r.connectionKinds ? { connectionKinds: JSON.stringify(r.connectionKinds) } : {}),
       mempoolSize: r.mempoolSize,
       mining: r.mining,
       // Older nodes send no fl block: what the index last knew stays.

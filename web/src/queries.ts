@@ -72,6 +72,8 @@ export interface NodeInfo {
   mining: boolean;
   /** Only with a token (NODES_DETAIL). */
   peers?: string[];
+  /** Only with a token (NODES_DETAIL): open connections by kind. */
+  connections?: { kind: string; count: number }[];
 }
 
 export interface Orphan {
@@ -120,7 +122,7 @@ const STATS =
 const BLOCK_SUMMARY = 'hash height timestamp target miner entryCount sizeBytes reportedBy receivedAt';
 const NODE = 'id role capabilities firstSeenAt lastSeenAt height headHash peerCount mempoolSize mining';
 /** Addresses and peer lists: the gateway serves them to token holders only. */
-const NODE_DETAIL = `${NODE} addrs peers`;
+const NODE_DETAIL = `${NODE} addrs peers connections { kind count }`;
 const ORPHAN = 'hash reason height prevHash miner reportedBy reorgDepth at';
 const MODEL = 'hash parentHash round metrics accuracy epsilon participants blockHash createdAt';
 

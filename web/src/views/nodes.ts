@@ -9,6 +9,17 @@ import {
 } from '../queries.ts';
 import { attempt, loadAndReload, type View } from './view.ts';
 
+/**
+ * "3f2a…: tcp 2 · relayed 1", and a warning when every connection goes through a relay (the node
+ * is reachable, but only as fast as its relay and within the relay's limits).
+ */
+const connectionsLine = (n: NodeInfo): string => {
+  const cs = n.connections ?? [];
+  const text = cs.length ? cs.map((c) => `${c.kind} ${c.count}`).join(' · ') : 'none reported';
+  const relayedOnly = cs.length > 0 && cs.every((c) => c.kind === 'relayed');
+  return `${shortHex(n.id, 6)}: ${text}${relayedOnly ? ' (relayed only)' : ''}`;
+};
+
 /** Known nodes with their peers; each node's status is replaced live by nodeStatus events. */
 export const nodesView: View = (root, { gw, params }) => {
   // #/nodes/<id> (the Knowledge page's author links) marks that node's row.
@@ -77,14 +88,22 @@ export const nodesView: View = (root, { gw, params }) => {
           )
         : emptyState('No node has reported yet (nodes report every 60 s, or on "Report stats now").'),
       detail
-        ? h(
-            'p',
-            { class: 'muted' },
-            'Addresses: ',
-            nodes.map((n) =>
-              h('div', { class: 'mono small' }, `${shortHex(n.id, 6)}: ${(n.addrs ?? []).join('  ')}`),
+        ? [
+            h(
+              'p',
+              { class: 'muted', 'data-testid': 'node-connections' },
+              'Connections by kind: ',
+              nodes.map((n) => h('div', { class: 'small', 'data-node-id': n.id }, connectionsLine(n))),
             ),
-          )
+            h(
+              'p',
+              { class: 'muted' },
+              'Addresses: ',
+              nodes.map((n) =>
+                h('div', { class: 'mono small' }, `${shortHex(n.id, 6)}: ${(n.addrs ?? []).join('  ')}`),
+              ),
+            ),
+          ]
         : h(
             'p',
             { class: 'muted', 'data-testid': 'peers-need-token' },

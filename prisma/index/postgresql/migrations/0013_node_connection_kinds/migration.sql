@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "Node" ADD COLUMN     "connectionKinds" TEXT NOT NULL DEFAULT '{}';
