@@ -52,6 +52,11 @@ export interface EntryFilter {
   readonly kind?: string | null;
   /** Ed25519 public key of the author, hex (the GraphQL layer resolves peer ids). */
   readonly authorKey?: string | null;
+  /**
+   * A member name: entries of every key that carried it (table MemberName, written by the
+   * collector). With canonicalOnly, only names the genesis or a canonical block gave.
+   */
+  readonly authorName?: string | null;
   readonly metadata?: readonly { key: string; value?: string | null }[] | null;
   readonly fromHeight?: number | null;
   readonly toHeight?: number | null;
@@ -166,7 +171,8 @@ function source(
     const match = terms.map((t, i) => `"${t}"${i === terms.length - 1 ? '*' : ''}`).join(' ');
     // The FTS row carries the keys and the text: Entry is joined only for a filter on its own
     // columns (1,000 lookups of it cost more than the match itself).
-    const needsEntry = f.kind != null || f.authorKey != null || f.since != null || f.until != null;
+    const needsEntry =
+      f.kind != null || f.authorKey != null || f.authorName != null || f.since != null || f.until != null;
     from = `"EntryFts" f JOIN "Block" b ON b."hash" = f."blockHash"${
       needsEntry ? ` JOIN "Entry" e ON e."blockHash" = f."blockHash" AND e."id" = f."entryId"` : ''
     }`;
@@ -181,6 +187,18 @@ function source(
   if (f.canonicalOnly ?? true) where.push(p.pg ? 'b."canonical" = true' : 'b."canonical" = 1');
   if (f.kind != null) where.push(`e."kind" = ${p.add(f.kind)}`);
   if (f.authorKey != null) where.push(`e."author" = ${p.add(f.authorKey)}`);
+  if (f.authorName != null) {
+    // Resolved in the query, not before it: a newEntry subscription by name then also sees a
+    // device that joins under that name after it subscribed.
+    const carried =
+      (f.canonicalOnly ?? true)
+        ? ` AND (n."blockHash" = '' OR EXISTS (SELECT 1 FROM "Block" nb WHERE nb."hash" = n."blockHash"
+            AND nb."canonical" = ${p.pg ? 'true' : '1'}))`
+        : '';
+    where.push(
+      `e."author" IN (SELECT n."key" FROM "MemberName" n WHERE n."name" = ${p.add(f.authorName)}${carried})`,
+    );
+  }
   if (f.blockHash != null) where.push(`${keys.bh} = ${p.add(f.blockHash)}`);
   if (f.since != null) where.push(`e."timestamp" >= ${p.add(f.since)}`);
   if (f.until != null) where.push(`e."timestamp" < ${p.add(f.until)}`);

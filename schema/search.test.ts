@@ -88,7 +88,7 @@ test('entries: pages forward by cursor, at most 100 a page, bad input refused', 
   for (const [vars, pattern] of [
     [{ first: 101 }, /between 0 and 100/],
     [{ after: 'not-a-cursor' }, /invalid cursor/],
-    [{ filter: { author: 'nobody' } }, /"author" must be/],
+    [{ filter: { author: '12D3KooWnobody' } }, /"author" must be/],
     [{ filter: { query: 'a b c d e f g h i' } }, /at most 8 words/],
   ] as const) {
     const r = await gql(gw.url, ENTRIES, vars as Record<string, unknown>);
