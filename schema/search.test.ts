@@ -100,6 +100,23 @@ test('entries: pages forward by cursor, at most 100 a page, bad input refused', 
   assert.match(metrics, /cairn_gateway_search_refused_total\{reason="page-too-large"\} [1-9]/);
 });
 
+test('entries: concurrent identical searches run the query once (response cache flights)', async () => {
+  const raw = gw.db.$queryRawUnsafe;
+  let statements = 0;
+  gw.db.$queryRawUnsafe = ((...a: Parameters<typeof raw>) => {
+    statements++;
+    return raw.apply(gw.db, a);
+  }) as typeof raw;
+  try {
+    const vars = { filter: { query: 'köln strasse' } };
+    const answers = await Promise.all(Array.from({ length: 5 }, () => gql(gw.url, ENTRIES, vars)));
+    for (const a of answers) assert.equal(a.body.data.entries.edges[0].node.content, 'Straße nach Köln');
+    assert.equal(statements, 1);
+  } finally {
+    gw.db.$queryRawUnsafe = raw;
+  }
+});
+
 test('topics: metadata values by count', async () => {
   const r = await gql(gw.url, '{ topics(key: "topic") { value count } }');
   assert.deepEqual(r.body.data.topics, [
