@@ -17,7 +17,9 @@
  * (BENCH_SEARCH_CONNECTIONS) sending ranked full-text `entries` queries (first 20, with content
  * and highlights) in turn from a fixed list, for BENCH_SECONDS; searchP50Ms / searchP99Ms are the
  * worse provider's, the per-provider figures come beside them. PostgreSQL is the server at
- * TEST_POSTGRES_URL (a throwaway database); BENCH_SKIP_SEARCH=1 leaves the search phase out.
+ * TEST_POSTGRES_URL (a throwaway database); BENCH_SKIP_SEARCH=1 leaves the search phase out,
+ * BENCH_ONLY_SEARCH=1 runs it alone; BENCH_SEARCH_SQLITE_URL / BENCH_SEARCH_POSTGRES_URL name an
+ * index a previous run seeded (kept, not seeded again: seeding takes minutes on a loaded host). `loadAverage` is the host's 1-minute load at the end.
  *
  * Env: BENCH_SECONDS (5, per run), BENCH_ROUNDS (3), BENCH_CONNECTIONS (50), BENCH_SUBSCRIBERS
  * (1000), BENCH_EVENTS (50), BENCH_BLOCKS (3000), BENCH_SKIP_LOAD=1 (fan-out only),
@@ -27,7 +29,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
@@ -54,6 +56,8 @@ const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 3000);
 const SEARCH_ENTRIES = Number(process.env.BENCH_SEARCH_ENTRIES ?? 100_000);
 const SEARCH_CONNECTIONS = Number(process.env.BENCH_SEARCH_CONNECTIONS ?? 20);
 const SKIP_SEARCH = process.env.BENCH_SKIP_SEARCH === '1';
+/** Only the search phase: no dashboard load, no fan-out (their fields print as null). */
+const ONLY_SEARCH = process.env.BENCH_ONLY_SEARCH === '1';
 const TOKEN_RATE = parseRate('BENCH_TOKEN_RATE', process.env.BENCH_TOKEN_RATE ?? '100000/100000')!;
 /** The bench's viewer token: made per run, handed to the gateway child as its hash only. */
 const TOKEN = process.env.BENCH_TOKEN ?? randomBytes(24).toString('hex');
@@ -280,14 +284,14 @@ const SEARCH = `query Search($q: String!) {
 }`;
 
 /** Ranked full-text searches against a gateway over `location`, seeded with SEARCH_ENTRIES entries. */
-async function searchLoad(location: IndexDbLocation, ns: string): Promise<LoadResult> {
+async function searchLoad(location: IndexDbLocation, ns: string, seed = true): Promise<LoadResult> {
   const db = await openIndexDb(location);
   const t0 = performance.now();
-  await seedSearchIndex(db, SEARCH_ENTRIES);
+  if (seed) await seedSearchIndex(db, SEARCH_ENTRIES);
   if (location.provider === 'postgresql') await db.$executeRawUnsafe('ANALYZE');
   await db.$disconnect();
   console.error(
-    `${location.provider}: seeded ${SEARCH_ENTRIES} entries in ${(performance.now() - t0).toFixed(0)} ms`,
+    `${location.provider}: ${seed ? `seeded ${SEARCH_ENTRIES} entries` : 'opened a seeded index'} in ${(performance.now() - t0).toFixed(0)} ms`,
   );
   const gw = await child(['serve-gateway', location.url, ns]);
   try {
@@ -324,11 +328,53 @@ async function searchLoad(location: IndexDbLocation, ns: string): Promise<LoadRe
   }
 }
 
+/** searchLoad on SQLite, then on a throwaway PostgreSQL database. */
+async function searchPhase(dir: string, ns: string): Promise<{ sqlite: LoadResult; pg: LoadResult }> {
+  const seeded = { sqlite: process.env.BENCH_SEARCH_SQLITE_URL, pg: process.env.BENCH_SEARCH_POSTGRES_URL };
+  const sqlite = seeded.sqlite
+    ? await searchLoad(indexDbLocation(seeded.sqlite), ns, false)
+    : await searchLoad({ provider: 'sqlite', url: `file:${path.join(dir, 'search.db')}` }, ns);
+  if (seeded.pg) return { sqlite, pg: await searchLoad(indexDbLocation(seeded.pg), ns, false) };
+  const loc = await createTestLocation('postgresql');
+  try {
+    return { sqlite, pg: await searchLoad(loc.location, ns) };
+  } finally {
+    await loc.destroy();
+  }
+}
+
+/** The search phase's JSON fields (the worse provider's p50/p99 first). */
+const searchFields = (s: { sqlite: LoadResult; pg: LoadResult }) => ({
+  searchP50Ms: Math.max(s.sqlite.p50, s.pg.p50),
+  searchP99Ms: Math.max(s.sqlite.p99, s.pg.p99),
+  searchSqliteP50Ms: s.sqlite.p50,
+  searchSqliteP99Ms: s.sqlite.p99,
+  searchSqliteRps: Math.round(s.sqlite.rps),
+  searchPostgresP50Ms: s.pg.p50,
+  searchPostgresP99Ms: s.pg.p99,
+  searchPostgresRps: Math.round(s.pg.rps),
+  searchEntries: SEARCH_ENTRIES,
+  searchConnections: SEARCH_CONNECTIONS,
+});
+
+/** The 1-minute load average at the end: this shared host's figures drift with it. */
+const loadAverage = () => Math.round(loadavg()[0]! * 10) / 10;
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(path.join(tmpdir(), 'cairn-gw-bench-'));
   const dbFile = path.join(dir, 'index.db');
   const ns = testNamespace();
   const procs: ChildProcess[] = [];
+  if (ONLY_SEARCH) {
+    try {
+      console.log(
+        JSON.stringify({ ...searchFields(await searchPhase(dir, ns)), loadAverage: loadAverage() }),
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    return;
+  }
   try {
     const db = await openIndexDb({ provider: 'sqlite', url: `file:${dbFile}` });
     const t0 = performance.now();
@@ -362,17 +408,10 @@ async function main(): Promise<void> {
     console.error(
       `fan-out: ${fan.delivered}/${fan.expected} deliveries, p50 ${fan.p50.toFixed(1)} ms, p99 ${fan.p99.toFixed(1)} ms`,
     );
-    let searchSqlite = none;
-    let searchPg = none;
+    let search = { sqlite: none, pg: none };
     if (!SKIP_SEARCH) {
       gw.proc.kill('SIGTERM');
-      searchSqlite = await searchLoad({ provider: 'sqlite', url: `file:${path.join(dir, 'search.db')}` }, ns);
-      const pg = await createTestLocation('postgresql');
-      try {
-        searchPg = await searchLoad(pg.location, ns);
-      } finally {
-        await pg.destroy();
-      }
+      search = await searchPhase(dir, ns);
     }
     const round = (n: number) => Math.round(n * 10) / 10;
     console.log(
@@ -397,16 +436,8 @@ async function main(): Promise<void> {
         tokenRate: TOKEN_RATE,
         anonymousRate: RATE_DEFAULTS.production.anonymous,
         anonymousLimited,
-        searchP50Ms: Math.max(searchSqlite.p50, searchPg.p50),
-        searchP99Ms: Math.max(searchSqlite.p99, searchPg.p99),
-        searchSqliteP50Ms: searchSqlite.p50,
-        searchSqliteP99Ms: searchSqlite.p99,
-        searchSqliteRps: Math.round(searchSqlite.rps),
-        searchPostgresP50Ms: searchPg.p50,
-        searchPostgresP99Ms: searchPg.p99,
-        searchPostgresRps: Math.round(searchPg.rps),
-        searchEntries: SEARCH_ENTRIES,
-        searchConnections: SEARCH_CONNECTIONS,
+        ...searchFields(search),
+        loadAverage: loadAverage(),
       }),
     );
   } finally {

@@ -369,6 +369,9 @@ export function createGateway(options: GatewayOptions): Gateway {
         enabled: (request) => ttlMs > 0 && request !== undefined,
         includeExtensionMetadata: false,
       }),
+      // A request that executed a query others wait for (response-cache.ts, flights) has its
+      // answer: whether or not the result was cached, they may look again.
+      { onResponse: ({ request }: { request: Request }) => responses.finish(request) },
       usePrometheus({
         registry,
         endpoint: '/metrics',

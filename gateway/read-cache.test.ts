@@ -88,3 +88,41 @@ test('a null answer is evicted by the event that can make it non-null', async ()
     async () => (await gql(gw.url, NODE)).body.data.node?.height === 77,
   );
 });
+
+test('a newBlock event evicts topics and entries answers, whatever types they select', async () => {
+  const TOPICS_Q = '{ topics(key: "t18") { value count } }';
+  const PAGE = '{ entries(filter: { metadata: [{ key: "t18" }] }) { pageInfo { startCursor } } }';
+  const topics = async () => (await gql(gw.url, TOPICS_Q)).body.data.topics as unknown[];
+  const start = async () => (await gql(gw.url, PAGE)).body.data.entries.pageInfo.startCursor as string | null;
+  assert.deepEqual(await topics(), []);
+  assert.equal(await start(), null);
+  const head = await gw.db.block.findFirstOrThrow({ orderBy: { height: 'desc' } });
+  const block = await gw.db.block.create({
+    data: {
+      ...head,
+      hash: blockHash(60),
+      height: head.height + 1,
+      prevHash: head.hash,
+      totalWork: '9999999',
+    },
+  });
+  const payload = JSON.stringify({ kind: 'knowledge', content: 'neu', metadata: [['t18', 'x']] });
+  await gw.db.entry.create({
+    data: {
+      id: 'e18'.padEnd(64, '0'),
+      blockHash: block.hash,
+      position: 0,
+      kind: 'knowledge',
+      author: 'ab'.repeat(32),
+      timestamp: new Date(),
+      payload,
+      signature: 'cd'.repeat(64),
+      searchText: 'neu',
+      metadata: { create: [{ key: 't18', value: 'x' }] },
+    },
+  });
+  assert.deepEqual(await topics(), [], 'cached');
+  assert.equal(await start(), null, 'cached');
+  await publishUntilSeen(TOPICS.newBlock, toEvent(block), async () => (await topics()).length === 1);
+  assert.notEqual(await start(), null);
+});

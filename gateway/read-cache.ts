@@ -20,7 +20,9 @@ export const KEY_TOPICS: readonly (readonly [prefix: string, topics: readonly To
  * stats report also refreshes the network config row and the node list.
  */
 export const TOPIC_TYPES: { readonly [T in Topic]: readonly string[] } = {
-  [TOPICS.newBlock]: ['Block', 'BlockConnection', 'Entry', 'Meta'],
+  // Entry searches and topic counts change with every indexed block: their answers may select
+  // neither Block nor Entry (a page's cursors, a topics list), so their own types are listed.
+  [TOPICS.newBlock]: ['Block', 'BlockConnection', 'Entry', 'EntryConnection', 'EntryEdge', 'Topic', 'Meta'],
   [TOPICS.orphanedBlock]: ['OrphanedBlock', 'OrphanedBlockConnection'],
   [TOPICS.networkStats]: ['NetworkStats', 'Meta'],
   [TOPICS.nodeStatus]: ['Node', 'NodeConnection', 'NodeStatsSnapshot', 'NetworkConfig', 'Meta'],

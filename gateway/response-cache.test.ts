@@ -48,3 +48,51 @@ test('a document that does not parse is evicted by any invalidation; the TTL and
   await r.cache.invalidate([{ typename: 'Meta' }]);
   assert.equal(await r.cache.get(b), null);
 });
+
+test('concurrent misses of one query wait for the one execution; invalidations and answers release them', async () => {
+  const r = new TypeTaggedResponses(schema, { flightWaitMs: 100 });
+  const doc = '{ networkStats { at } }';
+  const ask = (request: object, d = doc) => r.buildKey({ documentString: d, sessionId: 'viewer', request });
+  const first = {};
+  const key = await ask(first); // misses: this request executes the query
+  let waited = 0;
+  const waiting = [ask({}), ask({})].map((k) =>
+    k.then((id) => {
+      waited++;
+      return id;
+    }),
+  );
+  await new Promise((res) => setTimeout(res, 10));
+  assert.equal(waited, 0, 'the others wait for the execution');
+  await r.cache.set(key, result(1), [], 60_000);
+  assert.deepEqual(await Promise.all(waiting), [key, key]);
+  assert.deepEqual(await r.cache.get(key), result(1), 'and find its result');
+  // An answer without a cached result (errors) lets the waiting ones run the query themselves.
+  const meta = '{ _meta { height } }';
+  const owner = {};
+  await ask(owner, meta);
+  const quick = async (p: Promise<unknown>) => {
+    const t = performance.now();
+    await p;
+    return performance.now() - t < 50;
+  };
+  const behind = ask({}, meta);
+  r.finish(owner);
+  assert.ok(await quick(behind), 'released by the answer, not the timeout');
+  // An invalidation while a query runs: nobody keeps waiting for the older execution.
+  const nodes = '{ nodes(first: 1) { edges { node { id } } } }';
+  await ask({}, nodes);
+  const before = ask({}, nodes);
+  r.invalidateTypes(['Block']);
+  assert.ok(await quick(before), 'released by the invalidation');
+  // An execution that never reports back holds nobody past flightWaitMs.
+  const stuck = '{ orphanedBlocks(first: 1) { edges { node { hash } } } }';
+  await ask({}, stuck);
+  const started = performance.now();
+  await ask({}, stuck);
+  assert.ok(performance.now() - started >= 90);
+  // Mutations never wait: each one runs.
+  const m = 'mutation { syncMempool(nodeId: "x") { ok } }';
+  await ask({}, m);
+  assert.ok(await quick(ask({}, m)));
+});

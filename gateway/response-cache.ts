@@ -12,6 +12,7 @@ import {
   type GraphQLSchema,
   getNamedType,
   isCompositeType,
+  Kind,
   parse,
   TypeInfo,
   visit,
@@ -24,6 +25,8 @@ export const RESPONSE_CACHE_DEFAULTS = Object.freeze({
   max: 1000,
   /** Documents whose type sets are remembered (a dashboard sends a handful). */
   documents: 1000,
+  /** Longest wait for another request's execution of the same query before running it anyway. */
+  flightWaitMs: 5000,
 });
 
 /** The types a document reads; undefined: unknown (unparsable), evicted by anything. */
@@ -40,32 +43,91 @@ interface KeyParams {
   readonly operationName?: string | null;
   readonly variableValues?: unknown;
   readonly sessionId?: string | null;
+  /** The HTTP request (yoga passes it): the owner of the execution it starts. */
+  readonly request?: object;
+}
+
+/** One request's execution of a query that others wait for. */
+interface Flight {
+  readonly done: Promise<void>;
+  readonly resolve: () => void;
+  readonly owner: object;
+}
+
+/** What a document is, as far as caching goes: the types it reads, and whether it is a query. */
+interface DocumentInfo {
+  readonly tags: Tags;
+  readonly query: boolean;
 }
 
 export class TypeTaggedResponses {
   private readonly entries = new Map<string, Entry>();
   /** Type name → keys of the results that read it (ANY: results whose types are unknown). */
   private readonly byType = new Map<string, Set<string>>();
-  private readonly documentTags = new Map<string, Tags>();
+  private readonly documents = new Map<string, DocumentInfo>();
   /** Tags of keys built but not stored yet (the key is built before execution). */
   private readonly pending = new Map<string, Tags>();
+  /**
+   * Queries being executed after a miss, by key, with the request executing each. Concurrent
+   * misses of one query then run it once: when a result expired, every client polling it missed
+   * at once and ran the same query side by side (the bench's search p99 was those pile-ups).
+   */
+  private readonly flights = new Map<string, Flight>();
+  private readonly owners = new WeakMap<object, string>();
   private readonly max: number;
+  private readonly flightWaitMs: number;
 
   private readonly schema: GraphQLSchema;
-  constructor(schema: GraphQLSchema, opts: { readonly max?: number } = {}) {
+  constructor(schema: GraphQLSchema, opts: { readonly max?: number; readonly flightWaitMs?: number } = {}) {
     this.schema = schema;
     this.max = opts.max ?? RESPONSE_CACHE_DEFAULTS.max;
+    this.flightWaitMs = opts.flightWaitMs ?? RESPONSE_CACHE_DEFAULTS.flightWaitMs;
   }
 
-  /** The cache key (as the plugin's default builds it), remembering the types its document reads. */
+  /**
+   * The cache key (as the plugin's default builds it), remembering the types its document reads.
+   * Yoga builds it once per request, before either of its cache lookups: a query missing from the
+   * cache while another request executes it waits here for that execution (bounded), and then
+   * finds its result; otherwise this request executes it and later ones wait for it.
+   */
   readonly buildKey = (p: KeyParams): Promise<string> => {
     const key = [p.documentString, p.operationName ?? '', variablesJson(p.variableValues), p.sessionId ?? ''];
-    return Promise.resolve(hashSHA256(key.join('|'))).then((id) => {
+    return Promise.resolve(hashSHA256(key.join('|'))).then(async (id) => {
+      const doc = this.infoOf(p.documentString, p.operationName);
       if (this.pending.size >= this.max) this.pending.clear();
-      this.pending.set(id, this.tagsOf(p.documentString));
+      this.pending.set(id, doc.tags);
+      if (!doc.query || !p.request || this.fresh(id)) return id;
+      const flight = this.flights.get(id);
+      if (flight) await within(flight.done, this.flightWaitMs);
+      else this.fly(id, p.request);
       return id;
     });
   };
+
+  /** The request has been answered: the execution it owned, if any, holds nobody any longer. */
+  finish(request: object): void {
+    const id = this.owners.get(request);
+    if (id !== undefined && this.flights.get(id)?.owner === request) this.land(id);
+  }
+
+  private fresh(id: string): boolean {
+    const e = this.entries.get(id);
+    return e !== undefined && e.until > performance.now();
+  }
+
+  private fly(id: string, owner: object): void {
+    let resolve!: () => void;
+    const done = new Promise<void>((r) => {
+      resolve = r;
+    });
+    this.flights.set(id, { done, resolve, owner });
+    this.owners.set(owner, id);
+  }
+
+  private land(id: string): void {
+    this.flights.get(id)?.resolve();
+    this.flights.delete(id);
+  }
 
   readonly cache: Cache = {
     get: (id) => {
@@ -81,6 +143,7 @@ export class TypeTaggedResponses {
       this.delete(id);
       while (this.entries.size >= this.max) this.delete(this.entries.keys().next().value!);
       this.entries.set(id, { result, until: performance.now() + ttl, tags });
+      this.land(id);
       for (const t of tags ?? [ANY]) {
         const keys = this.byType.get(t) ?? new Set<string>();
         keys.add(id);
@@ -94,11 +157,21 @@ export class TypeTaggedResponses {
   /** Evicts every result that reads one of `types` (and those whose types are unknown). */
   invalidateTypes(types: Iterable<string>): void {
     for (const t of [...types, ANY]) for (const id of [...(this.byType.get(t) ?? [])]) this.delete(id);
+    this.landAll();
   }
 
   clear(): void {
     this.entries.clear();
     this.byType.clear();
+    this.landAll();
+  }
+
+  /**
+   * After an invalidation nobody waits for an execution that started before it: the waiting
+   * requests look the cache up again (and execute the query themselves on a miss).
+   */
+  private landAll(): void {
+    for (const id of [...this.flights.keys()]) this.land(id);
   }
 
   get size(): number {
@@ -116,30 +189,47 @@ export class TypeTaggedResponses {
     }
   }
 
-  private tagsOf(document: string): Tags {
-    if (this.documentTags.has(document)) return this.documentTags.get(document);
-    let tags: Tags;
+  private infoOf(document: string, operationName?: string | null): DocumentInfo {
+    const memo = `${operationName ?? ''}\u0000${document}`;
+    const known = this.documents.get(memo);
+    if (known) return known;
+    let info: DocumentInfo;
     try {
       const found = new Set<string>();
-      const info = new TypeInfo(this.schema);
+      const typeInfo = new TypeInfo(this.schema);
+      const ast = parse(document);
       visit(
-        parse(document),
-        visitWithTypeInfo(info, {
+        ast,
+        visitWithTypeInfo(typeInfo, {
           Field() {
-            const type = info.getType();
+            const type = typeInfo.getType();
             const named = type && getNamedType(type);
             if (named && isCompositeType(named)) found.add(named.name);
           },
         }),
       );
-      tags = found;
+      const ops = ast.definitions.filter((d) => d.kind === Kind.OPERATION_DEFINITION);
+      const op =
+        operationName == null
+          ? ops.length === 1
+            ? ops[0]
+            : undefined
+          : ops.find((o) => o.name?.value === operationName);
+      info = { tags: found, query: op?.operation === 'query' };
     } catch {
-      tags = undefined;
+      info = { tags: undefined, query: false };
     }
-    if (this.documentTags.size >= RESPONSE_CACHE_DEFAULTS.documents) this.documentTags.clear();
-    this.documentTags.set(document, tags);
-    return tags;
+    if (this.documents.size >= RESPONSE_CACHE_DEFAULTS.documents) this.documents.clear();
+    this.documents.set(memo, info);
+    return info;
   }
+}
+
+/** `p`, or nothing after `ms` (whichever comes first). */
+async function within(p: Promise<void>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }
 
 /** A tag no type has: results whose types are unknown, evicted by every invalidation. */

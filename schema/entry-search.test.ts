@@ -194,6 +194,31 @@ describe('entry search on both providers', () => {
     });
   }
 
+  for (const p of TEST_PROVIDERS) {
+    test(`${p}: a page is one statement, the first one too (head and window edge inside it)`, async () => {
+      const db = dbs[p]!.idx.db;
+      const raw = db.$queryRawUnsafe;
+      let statements = 0;
+      db.$queryRawUnsafe = ((...a: Parameters<typeof raw>) => {
+        statements++;
+        return raw.apply(db, a);
+      }) as typeof raw;
+      try {
+        const one = await searchEntries(db, { query: 'mühle' }, { first: 1 });
+        const two = await searchEntries(
+          db,
+          { query: 'mühle' },
+          { first: 1, after: encodeSearchCursor(one.hits[0]!) },
+        );
+        await searchEntries(db, { authorKey: toHex(BOB.publicKey) }, { first: 1 });
+        assert.equal(statements, 3);
+        assert.equal(two.hits.length, 1);
+      } finally {
+        db.$queryRawUnsafe = raw;
+      }
+    });
+  }
+
   test('a full-text search ranks the newest blocks holding the window of matches, alike on both', async () => {
     const ranked = async (p: string, window: number) =>
       (await searchEntries(dbs[p]!.idx.db, { query: 'mühle' }, { first: 100, window })).hits.map(

@@ -13,7 +13,8 @@
  * Bounded work: ranking every match of a common word (in 40% of 100,000 entries) took seconds
  * under load. A full-text search ranks the newest matches only: those in the newest blocks that
  * hold RANK_WINDOW matches (the whole block at the edge), found newest first from the index
- * (FTS5 rowids are height-ordered, migration 0009; PostgreSQL walks blocks by height). Older
+ * (FTS5 rowids are height-ordered, migration 0009; PostgreSQL's narrow EntrySearch rows by their
+ * height index, migration 0012). Older
  * matches are reached by narrowing the filter (a height or time range). The window and the head
  * height at the first page travel in the cursor, so later pages rank the same set: pages stay
  * stable while entries arrive (those arrive through newEntry).
@@ -52,6 +53,11 @@ export interface EntryFilter {
   readonly kind?: string | null;
   /** Ed25519 public key of the author, hex (the GraphQL layer resolves peer ids). */
   readonly authorKey?: string | null;
+  /**
+   * A member name: entries of every key that carried it (table MemberName, written by the
+   * collector). With canonicalOnly, only names the genesis or a canonical block gave.
+   */
+  readonly authorName?: string | null;
   readonly metadata?: readonly { key: string; value?: string | null }[] | null;
   readonly fromHeight?: number | null;
   readonly toHeight?: number | null;
@@ -138,49 +144,70 @@ class Params {
   }
 }
 
-/** FROM and WHERE of a search: the match, every filter, and heights within [low, high]. */
+/**
+ * FROM and WHERE of a search: the match, every filter, and heights within [low, high] (SQL
+ * expressions: bound values, or the head and edge the statement computes itself).
+ */
 function source(
   f: EntryFilter,
   terms: readonly string[],
   p: Params,
-  heights: { low?: number; high?: number },
-  walk = false,
+  heights: { low?: string; high?: string; at?: string },
 ): Source {
   const where: string[] = [];
-  // walk: the window is a few dense blocks; PostgreSQL is made to read them block by block
-  // (OFFSET 0 keeps the planner from flattening the subquery). Left to itself it chose a
-  // sequential scan of every entry for a word in 10% of them (357 ms, not 2).
-  let from = walk
-    ? `"Block" b CROSS JOIN LATERAL (SELECT * FROM "Entry" e0 WHERE e0."blockHash" = b."hash" OFFSET 0) e`
-    : `"Entry" e JOIN "Block" b ON b."hash" = e."blockHash"`;
-  // Newest first as the index yields it: FTS5's rowid, or PostgreSQL's walk of blocks by height.
+  let from = `"Entry" e JOIN "Block" b ON b."hash" = e."blockHash"`;
+  // Newest first as the index yields it: FTS5's rowid, or EntrySearch's height index.
   let order = 'b."height"';
+  let height = 'b."height"';
   let keys = { bh: 'e."blockHash"', id: 'e."id"', text: 'e."searchText"' };
+  // Entry is joined only for a filter on its own columns: the narrow search rows carry the keys
+  // and the text, and 1,000 lookups of the wide Entry rows cost more than the match itself.
+  const needsEntry =
+    f.kind != null || f.authorKey != null || f.authorName != null || f.since != null || f.until != null;
+  const entryJoin = (t: string) =>
+    needsEntry ? ` JOIN "Entry" e ON e."blockHash" = ${t}."blockHash" AND e."id" = ${t}."entryId"` : '';
   if (terms.length && p.pg) {
     const tsq = terms.map((t, i) => `'${t}'${i === terms.length - 1 ? ':*' : ''}`).join(' & ');
+    // EntrySearch (migration 0012): keys, height and text beside the tsvector, so the planner
+    // walks the height index newest first for a common word and takes the GIN index for a rare
+    // one, reading narrow rows either way (the walk over Entry read 100 wide rows per block).
+    from = `"EntrySearch" s JOIN "Block" b ON b."hash" = s."blockHash"${entryJoin('s')}`;
+    keys = { bh: 's."blockHash"', id: 's."entryId"', text: 's."searchText"' };
+    order = height = 's."height"';
     // A tsquery literal, not to_tsquery(): the words are normalised already, and a bound
     // to_tsquery() call in a generic plan is evaluated again for every row (12 ms, not 2).
-    where.push(`e."searchVector" @@ CAST(${p.add(tsq)} AS tsquery)`);
+    where.push(`s."searchVector" @@ CAST(${p.add(tsq)} AS tsquery)`);
   } else if (terms.length) {
     // Words are letters and digits only, so quoting each as an FTS5 string is exact.
     const match = terms.map((t, i) => `"${t}"${i === terms.length - 1 ? '*' : ''}`).join(' ');
-    // The FTS row carries the keys and the text: Entry is joined only for a filter on its own
-    // columns (1,000 lookups of it cost more than the match itself).
-    const needsEntry = f.kind != null || f.authorKey != null || f.since != null || f.until != null;
-    from = `"EntryFts" f JOIN "Block" b ON b."hash" = f."blockHash"${
-      needsEntry ? ` JOIN "Entry" e ON e."blockHash" = f."blockHash" AND e."id" = f."entryId"` : ''
-    }`;
+    from = `"EntryFts" f JOIN "Block" b ON b."hash" = f."blockHash"${entryJoin('f')}`;
     keys = { bh: 'f."blockHash"', id: 'f."entryId"', text: 'f."searchText"' };
     where.push(`f."EntryFts" MATCH ${p.add(match)}`);
     order = 'f.rowid';
-    if (heights.low != null) where.push(`f.rowid >= ${p.int(heights.low * HEIGHT_STRIDE)}`);
-    if (heights.high != null) where.push(`f.rowid < ${p.int((heights.high + 1) * HEIGHT_STRIDE)}`);
+    const stride = p.int(HEIGHT_STRIDE);
+    if (heights.at != null)
+      where.push(`f.rowid >= ${heights.at} * ${stride} AND f.rowid < (${heights.at} + 1) * ${stride}`);
+    if (heights.low != null) where.push(`f.rowid >= ${heights.low} * ${stride}`);
+    if (heights.high != null) where.push(`f.rowid < (${heights.high} + 1) * ${stride}`);
   }
-  if (heights.low != null) where.push(`b."height" >= ${p.int(heights.low)}`);
-  if (heights.high != null) where.push(`b."height" <= ${p.int(heights.high)}`);
+  if (heights.at != null) where.push(`${height} = ${heights.at}`);
+  if (heights.low != null) where.push(`${height} >= ${heights.low}`);
+  if (heights.high != null) where.push(`${height} <= ${heights.high}`);
   if (f.canonicalOnly ?? true) where.push(p.pg ? 'b."canonical" = true' : 'b."canonical" = 1');
   if (f.kind != null) where.push(`e."kind" = ${p.add(f.kind)}`);
   if (f.authorKey != null) where.push(`e."author" = ${p.add(f.authorKey)}`);
+  if (f.authorName != null) {
+    // Resolved in the query, not before it: a newEntry subscription by name then also sees a
+    // device that joins under that name after it subscribed.
+    const carried =
+      (f.canonicalOnly ?? true)
+        ? ` AND (n."blockHash" = '' OR EXISTS (SELECT 1 FROM "Block" nb WHERE nb."hash" = n."blockHash"
+            AND nb."canonical" = ${p.pg ? 'true' : '1'}))`
+        : '';
+    where.push(
+      `e."author" IN (SELECT n."key" FROM "MemberName" n WHERE n."name" = ${p.add(f.authorName)}${carried})`,
+    );
+  }
   if (f.blockHash != null) where.push(`${keys.bh} = ${p.add(f.blockHash)}`);
   if (f.since != null) where.push(`e."timestamp" >= ${p.add(f.since)}`);
   if (f.until != null) where.push(`e."timestamp" < ${p.add(f.until)}`);
@@ -190,7 +217,7 @@ function source(
     where.push(`EXISTS (SELECT 1 FROM "EntryMetadata" m WHERE m."blockHash" = ${keys.bh}
       AND m."entryId" = ${keys.id} AND m."key" = ${key}${value})`);
   }
-  return { from, where, order, keys };
+  return { from, where, order, height, keys };
 }
 
 interface Source {
@@ -198,6 +225,8 @@ interface Source {
   readonly where: string[];
   /** The expression the index yields newest first. */
   readonly order: string;
+  /** The entry's block height in `from`. */
+  readonly height: string;
   /** Expressions of the entry's block hash, id and search text in `from`. */
   readonly keys: { readonly bh: string; readonly id: string; readonly text: string };
 }
@@ -232,43 +261,21 @@ export function checkFilter(f: EntryFilter): void {
 interface RawHit extends Omit<EntryHit, 'terms' | 'height' | 'rank' | 'asOf' | 'edge'> {
   height: number | bigint;
   rank: number | bigint;
+  asOf: number | bigint;
+  edge: number | bigint;
 }
 
 const COLUMNS = `e."id", e."blockHash", e."position", e."kind", e."author", e."timestamp", e."payload",
   e."signature", e."searchText"`;
 
-const num = (v: unknown): number | undefined => (v == null ? undefined : Number(v));
-
-/** The head height a first page searches up to (the filter's toHeight when lower). */
-async function headHeight(db: IndexDb, f: EntryFilter): Promise<number> {
-  const rows = await db.$queryRawUnsafe<{ h: number | bigint | null }[]>(
-    'SELECT MAX("height") AS "h" FROM "Block"',
-  );
-  const head = num(rows[0]?.h) ?? 0;
-  return f.toHeight != null ? Math.min(head, f.toHeight) : head;
-}
-
-/** The lowest height the search ranks: that of its RANK_WINDOW-th newest match (0 with fewer). */
-async function windowEdge(
-  db: IndexDb,
-  f: EntryFilter,
-  terms: readonly string[],
-  asOf: number,
-  window: number,
-): Promise<number> {
-  const low = f.fromHeight ?? 0;
-  if (!terms.length) return low;
-  const p = new Params(indexProvider(db) === 'postgresql');
-  const { from, where, order } = source(f, terms, p, { low, high: asOf });
-  const rows = await db.$queryRawUnsafe<{ h: number | bigint }[]>(
-    `SELECT b."height" AS "h" FROM ${from} WHERE ${where.join(' AND ')}
-     ORDER BY ${order} DESC LIMIT 1 OFFSET ${p.int(window - 1)}`,
-    ...p.values,
-  );
-  return num(rows[0]?.h) ?? low;
-}
-
-/** One page of entries matching the filter, in rank order, strictly after `after`. */
+/**
+ * One page of entries matching the filter, in rank order, strictly after `after`: one statement.
+ * A first page computes its head height and window edge in the same statement (each was a round
+ * trip of its own, and a loaded host spends ~10 ms on any round trip), and finds the edge on the
+ * same walk that collects the window: the RANK_WINDOW newest matches, plus the rest of the edge
+ * block (their order within a block is the index's). Later pages rank the window their cursor
+ * names.
+ */
 export async function searchEntries(
   db: IndexDb,
   filter: EntryFilter,
@@ -284,46 +291,86 @@ export async function searchEntries(
   const terms = queryTerms(filter.query);
   const after = page.after ? decodeCursor(page.after) : undefined;
   if (first === 0) return { hits: [], hasNextPage: false };
-  const asOf = after?.[0] ?? (await headHeight(db, filter));
-  const edge = after?.[1] ?? (await windowEdge(db, filter, terms, asOf, page.window ?? RANK_WINDOW));
   const p = new Params(indexProvider(db) === 'postgresql');
-  // A window edge above the filter's own floor means the window is full: dense, recent blocks.
-  const walk = p.pg && terms.length > 0 && edge > (filter.fromHeight ?? 0);
-  const { from, where, keys } = source(filter, terms, p, { low: edge, high: asOf }, walk);
-  const rank = rankExpression(terms, p, keys.text);
   const C = p.pg ? ' COLLATE "C"' : '';
+  const M = ' AS MATERIALIZED';
+  const ctes: string[] = [];
+  let asOf: string;
+  let edge: string;
+  // The highest height searched. A first page needs no bound beyond the filter's own: every row
+  // is at or below the head, in the statement's one snapshot; and a bound the planner cannot see
+  // (a subquery) made PostgreSQL hash-join and sort every match instead of walking the newest.
+  let high: string | undefined;
+  if (after) {
+    asOf = p.int(after[0]);
+    edge = p.int(after[1]);
+    high = asOf;
+  } else {
+    if (filter.toHeight != null) high = p.int(filter.toHeight);
+    // The head a first page searches up to (the filter's toHeight when lower).
+    const head = 'COALESCE((SELECT MAX("height") FROM "Block"), 0)';
+    const top = filter.toHeight != null ? p.int(filter.toHeight) : undefined;
+    ctes.push(
+      `"head"${M} (SELECT ${top ? `CASE WHEN ${head} > ${top} THEN ${top} ELSE ${head} END` : head} AS "h")`,
+    );
+    asOf = '(SELECT "h" FROM "head")';
+    edge = p.int(filter.fromHeight ?? 0);
+  }
+  const low = edge;
+  let rows: string;
+  if (!after && terms.length) {
+    const window = page.window ?? RANK_WINDOW;
+    const s = source(filter, terms, p, { low, high });
+    const pick = (t: Source) =>
+      `${t.keys.bh} AS "bh", ${t.keys.id} AS "eid", ${t.height} AS "height", ${t.keys.text} AS "txt"`;
+    ctes.push(
+      `"top"${M} (SELECT ${pick(s)} FROM ${s.from} WHERE ${s.where.join(' AND ')}
+        ORDER BY ${s.order} DESC LIMIT ${p.int(window)})`,
+      // The window's lowest height: that of its RANK_WINDOW-th newest match (the floor with fewer).
+      `"edge"${M} (SELECT CASE WHEN COUNT(*) >= ${p.int(window)} THEN MIN("height") ELSE ${low} END AS "e" FROM "top")`,
+    );
+    edge = '(SELECT "e" FROM "edge")';
+    const rest = source(filter, terms, p, { at: edge });
+    rows = `(SELECT "bh", "eid", "height", "txt" FROM "top" UNION
+      SELECT ${pick(rest)} FROM ${rest.from} WHERE ${rest.where.join(' AND ')}) w`;
+  } else {
+    const s = source(filter, terms, p, { low, high });
+    rows = `(SELECT ${s.keys.bh} AS "bh", ${s.keys.id} AS "eid", ${s.height} AS "height", ${s.keys.text} AS "txt"
+      FROM ${s.from} WHERE ${s.where.join(' AND ')}) w`;
+  }
+  const rank = rankExpression(terms, p, 'w."txt"');
+  const keyset: string[] = [];
   if (after) {
     const [, , r, h, id, bh] = after;
     const R = p.int(r);
     const H = p.int(h);
     const I = p.text(id);
     const B = p.text(bh);
-    where.push(`(${rank} < ${R} OR (${rank} = ${R} AND (b."height" < ${H}
-      OR (b."height" = ${H} AND (${keys.id}${C} > ${I} OR (${keys.id} = ${I} AND ${keys.bh}${C} > ${B}))))))`);
+    keyset.push(`WHERE (${rank} < ${R} OR (${rank} = ${R} AND (w."height" < ${H}
+      OR (w."height" = ${H} AND (w."eid"${C} > ${I} OR (w."eid" = ${I} AND w."bh"${C} > ${B}))))))`);
   }
   // Ranked and cut on keys alone; the page's few entry rows are read after the LIMIT.
-  const rows = await db.$queryRawUnsafe<RawHit[]>(
-    `SELECT ${COLUMNS}, t."rank" AS "rank", t."height" AS "height" FROM (
-       SELECT ${keys.bh} AS "bh", ${keys.id} AS "eid", b."height" AS "height", ${rank} AS "rank"
-       FROM ${from} WHERE ${where.join(' AND ')}
-       ORDER BY "rank" DESC, b."height" DESC, ${keys.id}${C} ASC, ${keys.bh}${C} ASC
+  const sql = `${ctes.length ? `WITH ${ctes.join(',\n')}\n` : ''}SELECT ${COLUMNS}, t."rank" AS "rank",
+     t."height" AS "height", ${asOf} AS "asOf", ${edge} AS "edge" FROM (
+       SELECT w."bh" AS "bh", w."eid" AS "eid", w."height" AS "height", ${rank} AS "rank"
+       FROM ${rows} ${keyset.join('')}
+       ORDER BY "rank" DESC, w."height" DESC, w."eid"${C} ASC, w."bh"${C} ASC
        LIMIT ${p.int(first + 1)}
      ) t JOIN "Entry" e ON e."blockHash" = t."bh" AND e."id" = t."eid"
-     ORDER BY t."rank" DESC, t."height" DESC, t."eid"${C} ASC, t."bh"${C} ASC`,
-    ...p.values,
-  );
-  const hits = rows.slice(0, first).map(
-    (r): EntryHit => ({
+     ORDER BY t."rank" DESC, t."height" DESC, t."eid"${C} ASC, t."bh"${C} ASC`;
+  const raw = await db.$queryRawUnsafe<RawHit[]>(sql, ...p.values);
+  const hits = raw.slice(0, first).map(
+    ({ asOf: a, edge: g, ...r }): EntryHit => ({
       ...r,
       timestamp: r.timestamp instanceof Date ? r.timestamp : new Date(r.timestamp),
       height: Number(r.height),
       rank: Number(r.rank),
       terms,
-      asOf,
-      edge,
+      asOf: Number(a),
+      edge: Number(g),
     }),
   );
-  return { hits, hasNextPage: rows.length > first };
+  return { hits, hasNextPage: raw.length > first };
 }
 
 export interface TopicCount {

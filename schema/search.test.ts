@@ -88,7 +88,7 @@ test('entries: pages forward by cursor, at most 100 a page, bad input refused', 
   for (const [vars, pattern] of [
     [{ first: 101 }, /between 0 and 100/],
     [{ after: 'not-a-cursor' }, /invalid cursor/],
-    [{ filter: { author: 'nobody' } }, /"author" must be/],
+    [{ filter: { author: '12D3KooWnobody' } }, /"author" must be/],
     [{ filter: { query: 'a b c d e f g h i' } }, /at most 8 words/],
   ] as const) {
     const r = await gql(gw.url, ENTRIES, vars as Record<string, unknown>);
@@ -98,6 +98,23 @@ test('entries: pages forward by cursor, at most 100 a page, bad input refused', 
   // Refusals are counted (a Prometheus counter per reason).
   const metrics = await (await fetch(gw.url.replace(/\/graphql$/, '/metrics'))).text();
   assert.match(metrics, /cairn_gateway_search_refused_total\{reason="page-too-large"\} [1-9]/);
+});
+
+test('entries: concurrent identical searches run the query once (response cache flights)', async () => {
+  const raw = gw.db.$queryRawUnsafe;
+  let statements = 0;
+  gw.db.$queryRawUnsafe = ((...a: Parameters<typeof raw>) => {
+    statements++;
+    return raw.apply(gw.db, a);
+  }) as typeof raw;
+  try {
+    const vars = { filter: { query: 'köln strasse' } };
+    const answers = await Promise.all(Array.from({ length: 5 }, () => gql(gw.url, ENTRIES, vars)));
+    for (const a of answers) assert.equal(a.body.data.entries.edges[0].node.content, 'Straße nach Köln');
+    assert.equal(statements, 1);
+  } finally {
+    gw.db.$queryRawUnsafe = raw;
+  }
 });
 
 test('topics: metadata values by count', async () => {

@@ -30,7 +30,10 @@ const EntryFilterInput = builder.inputType('EntryFilter', {
   description: 'Conditions an entry must all meet (omitted ones do not filter).',
   fields: (t) => ({
     kind: t.string({ description: "'knowledge' | 'model' | 'config'" }),
-    author: t.string({ description: "The author's node id (peer id) or Ed25519 public key, hex." }),
+    author: t.string({
+      description:
+        "The author's node id (peer id), Ed25519 public key (hex), or member name: a name matches the entries of every key the roster gave it (genesis config or `member.add`), case and all; an unknown name matches nothing.",
+    }),
     metadata: t.field({
       type: [MetadataFilterInput],
       description: `Metadata conditions, all of which must hold; at most ${MAX_METADATA_FILTERS}.`,
@@ -52,24 +55,33 @@ const EntryFilterInput = builder.inputType('EntryFilter', {
 
 type FilterArg = typeof EntryFilterInput.$inferInput;
 
-/** The GraphQL filter as the search takes it: the author as a key, hex. */
+/**
+ * Strings an author filter treats as a node id or key, never as a member name: base58btc peer
+ * ids (Ed25519 "12D3KooW…" and secp256k1 "16Uiu2…" by their prefix, even cut short; any 40+
+ * base58 characters, such as RSA's 46 "Qm…") and long hex. Such a string that does not parse is
+ * a mistake worth an error, not an unknown name; a short name like "Qmara" stays a name.
+ */
+const ID_LIKE = /^(?:(?:12D3Koo|16Uiu2)[1-9A-HJ-NP-Za-km-z]*|[1-9A-HJ-NP-Za-km-z]{40,}|[0-9a-fA-F]{40,})$/;
+
+/** The author filter as the search takes it: a key (hex), or a member name. */
+function authorOf(author: string): { authorKey: string } | { authorName: string } {
+  if (/^[0-9a-fA-F]{64}$/.test(author)) return { authorKey: author.toLowerCase() };
+  const key = keyOfPeerId(author);
+  if (key) return { authorKey: toHex(key) };
+  if (ID_LIKE.test(author)) {
+    searchRefusals.inc({ reason: 'bad-author' });
+    throw badInput('"author" must be a node id (Ed25519 peer id), a public key in hex or a member name');
+  }
+  // A name no member carries matches nothing: an empty result, as for any other filter.
+  return { authorName: author };
+}
+
+/** The GraphQL filter as the search takes it: the author as a key, hex, or a member name. */
 function entryFilter(f: FilterArg | null | undefined): EntryFilter {
   if (!f) return {};
-  let authorKey: string | null = null;
-  if (f.author != null) {
-    if (/^[0-9a-fA-F]{64}$/.test(f.author)) authorKey = f.author.toLowerCase();
-    else {
-      const key = keyOfPeerId(f.author);
-      if (!key) {
-        searchRefusals.inc({ reason: 'bad-author' });
-        throw badInput('"author" must be a node id (Ed25519 peer id) or a public key in hex');
-      }
-      authorKey = toHex(key);
-    }
-  }
   return {
     kind: f.kind,
-    authorKey,
+    ...(f.author != null ? authorOf(f.author) : {}),
     metadata: f.metadata,
     fromHeight: f.fromHeight,
     toHeight: f.toHeight,

@@ -21,6 +21,7 @@ import { keyOfPeerId } from '../report-envelope.ts';
 import { checkBlockContext, checkBlockReport, type IndexedNetwork, indexedNetwork } from './block-check.ts';
 import { checkCheckpoints, forkPoint, recordFinal } from './index-checkpoint.ts';
 import { genesisLink, indexedParentContext, LINK_SELECT } from './index-context.ts';
+import { addedMemberNames, genesisMemberNames, recordMemberNames } from './index-member-names.ts';
 import { IndexRoster } from './index-roster.ts';
 import { networkFigures } from './network-stats.ts';
 import { ReportHeld, ReportRefused } from './report-errors.ts';
@@ -254,7 +255,13 @@ export class IndexWriter {
         },
       },
     });
-    if (this.roster && parentRoster) this.roster.record(block.hashHex, parentRoster, block.entries);
+    if (this.roster && parentRoster) {
+      const after = this.roster.record(block.hashHex, parentRoster, block.entries);
+      await recordMemberNames(tx, addedMemberNames(parentRoster, after), block.hashHex);
+    }
+    // The genesis roster's names go in with the first block on it (and with the network config).
+    if (this.roster && (h.height === 0 || prevHash === this.net.genesis.hashHex))
+      await recordMemberNames(tx, genesisMemberNames(this.net.config), '');
     // After the row exists, so a checkpoint's carrier is indexed when it is recorded.
     if (madeCanonical) await recordFinal(tx, block, madeCanonical);
     return [{ topic: T.newBlock, payload: toEvent(row) }];
@@ -376,6 +383,11 @@ export class IndexWriter {
       });
     }
     // The config shown is the one the collector judges blocks by, not what a report says.
+    if (
+      this.roster &&
+      !(await tx.networkConfig.findUnique({ where: { chainId: r.chainId }, select: { chainId: true } }))
+    )
+      await recordMemberNames(tx, genesisMemberNames(this.net.config), '');
     await tx.networkConfig.upsert({
       where: { chainId: r.chainId },
       create: { chainId: r.chainId, genesisHash: r.genesisHash, config: this.configJson, updatedAt: at },

@@ -33,7 +33,8 @@ const describe = (f: Filter) =>
   [
     f.query ? `“${f.query}”` : 'everything',
     f.topic ? `topic ${f.topic}` : '',
-    f.author ? `by ${shortHex(f.author, 6)}` : '',
+    // Node ids and keys are 52+ characters; member names are shown whole.
+    f.author ? `by ${f.author.length > 48 ? shortHex(f.author, 6) : f.author}` : '',
     f.allBlocks ? 'all blocks' : '',
   ]
     .filter(Boolean)
@@ -119,7 +120,7 @@ export const knowledgeView: View = (root, { gw }) => {
     value: filter.topic ?? '',
   });
   const author = h('input', {
-    placeholder: 'author node id',
+    placeholder: 'author: node id or member name',
     'data-testid': 'knowledge-author-filter',
     value: filter.author ?? '',
   });
