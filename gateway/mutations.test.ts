@@ -193,8 +193,8 @@ test('startFederatedRound carries its DP mode to the node; a mode it does not kn
     name: 'fl.startRound',
     data: { rounds: 2, noiseMultiplier: 0.3, mode: 'update' },
   });
-  await start('rounds: 1, mode: "record"');
-  assert.deepEqual(seen.at(-1)?.data, { rounds: 1, mode: 'record' });
+  await start('rounds: 1, mode: "record", localSteps: 10');
+  assert.deepEqual(seen.at(-1)?.data, { rounds: 1, localSteps: 10, mode: 'record' });
   // Absent: no mode in the command, so the coordinator's own applies.
   await start('rounds: 1');
   assert.deepEqual(seen.at(-1)?.data, { rounds: 1 });

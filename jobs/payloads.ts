@@ -71,6 +71,8 @@ export const AdminPayload = {
       clipNorm: z.number().positive().optional(),
       noiseMultiplier: z.number().min(0).optional(),
       targetQuantile: z.number().min(0).max(1).optional(),
+      /** Record mode: DP-SGD steps per participant and round (node/fl/net/round-runner.ts). */
+      localSteps: z.number().int().min(1).max(1000).optional(),
       /** The DP mode of the rounds; the coordinator's own (`--fl-mode`) when absent. */
       mode: z.enum(DP_MODES).optional(),
     })

@@ -32,6 +32,12 @@ export interface RoundRequest {
   readonly noiseMultiplier?: number;
   /** Update mode only (adaptive clipping of whole updates). */
   readonly targetQuantile?: number;
+  /**
+   * Record mode: DP-SGD steps each participant runs per round (the plan's, FL_DEFAULTS.dpSgd,
+   * when absent). z stays the plan's, so fewer, longer rounds spend the same ε over the same
+   * total steps; each participant's ledger prices what it is asked (and bounds the steps).
+   */
+  readonly localSteps?: number;
   /** The coordinator's own mode (`--fl-mode`) when absent. */
   readonly mode?: DpMode;
 }
@@ -200,7 +206,7 @@ export class RoundRunner {
         samplingRate: plan.samplingRate,
         noiseMultiplier,
         clipNorm: req.clipNorm ?? plan.clipNorm,
-        steps: plan.steps,
+        steps: req.localSteps ?? plan.steps,
         learningRate: plan.learningRate,
         l2: plan.l2,
         biasScale: plan.biasScale ?? 1,
