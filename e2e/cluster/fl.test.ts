@@ -28,7 +28,9 @@
  * Issue 16, privacy budget: every trainer's ledger (GET /fl/privacy, the status' fl.privacy)
  * shows 20 rounds and ε ≤ 3; with budgets raised on four trainers (POST /fl/budget), version 21
  * completes without the fifth, which declines (its budget cannot afford the round); a round
- * asking for z below the nodes' floor is declined by all; raised, the fifth joins version 22.
+ * asking for z below the nodes' floor is declined by all, and so is a round asked for in update
+ * mode (startFederatedRound's `mode`: record-level nodes take record-level rounds only); raised,
+ * the fifth joins version 22.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -84,6 +86,7 @@ interface Round {
   leftOut: string[];
   modelHash: string | null;
   error: string | null;
+  dp: string;
 }
 interface Privacy {
   mode: string;
@@ -108,7 +111,7 @@ const capabilitiesOf = (i: number): Capability[] =>
 const VERSIONS = `{ modelVersions(first: 30) { edges { node {
   hash parentHash round accuracy metrics epsilon participants blockHash } } } }`;
 const ROUNDS_Q = `{ flRounds(first: 30) { edges { node {
-  id round status coordinator participants leftOut modelHash error } } } }`;
+  id round status coordinator participants leftOut modelHash error dp } } } }`;
 
 test('federated learning: 20 rounds over libp2p, started through GraphQL, every version on the chain and in the index', {
   // Generous: on a shared 2-core machine (load 20+) the cluster took 214–292 s to come up and a
@@ -446,6 +449,29 @@ test('federated learning: 20 rounds over libp2p, started through GraphQL, every 
       assert.equal(failed.status, 'failed');
       for (const n of nodes.slice(0, 4))
         assert.equal(await n.metric('cairn_fl_declined_total', { reason: 'noise-below-floor' }), 1, n.name);
+
+      // An update-level round asked for through GraphQL: the mode reaches the announcement, and
+      // every record-level node declines it (it would spend records outside the ledger).
+      const { startFederatedRound: upd } = await gql<{ startFederatedRound: { roundIds: string[] } }>(
+        url,
+        `mutation { startFederatedRound(nodeId: "${coordinator.peerId}", rounds: 1, mode: "update") { roundIds } }`,
+        ADMIN,
+      );
+      const updRound = await eventually(
+        'the update-level round to fail',
+        async () => (await roundsNow()).find((r) => r.id === upd.roundIds[0] && r.status !== 'running'),
+        30_000,
+        500,
+      );
+      assert.equal(updRound.status, 'failed');
+      assert.equal(JSON.parse(updRound.dp).recordLevel, 0, 'announced as update-level');
+      for (const n of [...nodes.slice(0, 5), misbehaver])
+        assert.equal(await n.metric('cairn_fl_declined_total', { reason: 'mode-not-accepted' }), 1, n.name);
+      assert.equal(
+        (await exhausted.getJson<Privacy>('/fl/privacy')).rounds,
+        ROUNDS,
+        'declining costs nothing',
+      );
 
       // The operator raises the exhausted node's budget; it joins the next round.
       const raised = await exhausted.postJson<Privacy>('/fl/budget', { epsilon: 6 });
