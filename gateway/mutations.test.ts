@@ -36,6 +36,7 @@ const RESULTS: Partial<AdminResults> = {
   'admin.syncChain': { state: 'synced', height: 42, headHash: 'ab'.repeat(32), outcome: null },
   'admin.submitEntry': { id: 'cd'.repeat(32), accepted: true, reason: null },
   'admin.blockPeers': { peers: ['p1'], blocked: ['p0', 'p1'] },
+  'fl.startRound': { roundIds: ['ef'.repeat(32)] },
 };
 
 let gw: TestGateway;
@@ -181,6 +182,27 @@ test('syncChain, submitEntry (with metadata) and blockPeers return their results
     adminAuth,
   );
   assert.deepEqual(peers.body.data?.blockPeers, RESULTS['admin.blockPeers']);
+});
+
+test('startFederatedRound carries its DP mode to the node; a mode it does not know never leaves', async () => {
+  const start = (args: string) =>
+    gql(gw.url, `mutation { startFederatedRound(nodeId: "${NODE}", ${args}) { roundIds } }`, {}, adminAuth);
+  const r = await start('rounds: 2, mode: "update", noiseMultiplier: 0.3');
+  assert.deepEqual(r.body.data?.startFederatedRound, RESULTS['fl.startRound']);
+  assert.deepEqual(seen.at(-1), {
+    name: 'fl.startRound',
+    data: { rounds: 2, noiseMultiplier: 0.3, mode: 'update' },
+  });
+  await start('rounds: 1, mode: "record", localSteps: 10');
+  assert.deepEqual(seen.at(-1)?.data, { rounds: 1, localSteps: 10, mode: 'record' });
+  // Absent: no mode in the command, so the coordinator's own applies.
+  await start('rounds: 1');
+  assert.deepEqual(seen.at(-1)?.data, { rounds: 1 });
+  const before = seen.length;
+  const bad = await start('rounds: 1, mode: "none"');
+  assert.equal(bad.body.errors?.[0]?.extensions?.code, 'INVALID_INPUT');
+  assert.match(bad.body.errors?.[0]?.message ?? '', /record|update/);
+  assert.equal(seen.length, before);
 });
 
 test('a command the node fails is COMMAND_FAILED; invalid input is INVALID_INPUT before any job', async () => {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { HEADER_BYTES } from '../node/chain/block-codec.ts';
 import { LIMITS } from '../node/chain/types.ts';
+import { DP_MODES } from '../node/fl/dp-mode.ts';
 import { CAPABILITIES, ROLES } from '../node/membership/view.ts';
 import { MAX_WEIGHTS_BASE64 } from './model-weights.ts';
 import type { AdminCommand } from './queues.ts';
@@ -70,6 +71,10 @@ export const AdminPayload = {
       clipNorm: z.number().positive().optional(),
       noiseMultiplier: z.number().min(0).optional(),
       targetQuantile: z.number().min(0).max(1).optional(),
+      /** Record mode: DP-SGD steps per participant and round (node/fl/net/round-runner.ts). */
+      localSteps: z.number().int().min(1).max(1000).optional(),
+      /** The DP mode of the rounds; the coordinator's own (`--fl-mode`) when absent. */
+      mode: z.enum(DP_MODES).optional(),
     })
     .strict(),
 } satisfies Record<AdminCommand, z.ZodType>;

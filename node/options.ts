@@ -276,13 +276,19 @@ export const FL_DEFAULTS = Object.freeze({
    */
   headWaitMs: 60_000,
   /**
-   * How far (nats) a round's held-out loss may exceed the head's before the version is refused
-   * (`loss-regressed`). Measured in process (runRound, 5 IID nodes, C = 4, 15 rounds): at the
-   * default z = 0.3 no round raised it by more than 0.002; at z = 1 two of 15 rounds did, by 0.13
-   * and 0.14, early on, while the model was still far from its optimum. 0.05 lets the former's
-   * noise through and refuses a version noticeably worse than the one it replaces.
+   * How far (nats) a round's loss on the validation set (node/fl/net/data.ts, disjoint from the
+   * test set and every slice) may exceed the head's before the version is refused
+   * (`loss-regressed`). Re-measured on the DP-SGD path at the default plan (runDpSgdRound and
+   * bench:fl's secure-aggregation rounds, 20 rounds to ε = 3): over 6 runs each of 5 IID nodes at
+   * 5, 10 and 20 steps a round, 3 runs each of 3 and 10 IID nodes and of 5 label-skewed nodes, and
+   * 2 of 3 label-skewed nodes, the largest rise between consecutive rounds was 0.0078 (10 nodes);
+   * 5 IID nodes 0.0049; bench:fl through secure aggregation 0.0026 (5 nodes) and 0.0088 (10). The
+   * loss falls by 0.3-0.5 in round 1 and moves by < 0.01 either way once near its optimum. A
+   * refused round still costs its participants ε, so the tolerance is ~3.5× the largest normal
+   * move rather than tight against it; the update-level measurement (z = 1:
+   * rises of 0.13-0.14 early on) does not apply to record-level rounds.
    */
-  lossTolerance: 0.05,
+  lossTolerance: 0.03,
 });
 
 export const OPTION_GROUPS = {

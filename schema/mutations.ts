@@ -211,6 +211,16 @@ builder.mutationFields((t) => ({
       clipNorm: t.arg.float(),
       noiseMultiplier: t.arg.float(),
       targetQuantile: t.arg.float(),
+      localSteps: t.arg.int({
+        description:
+          'Record mode: DP-SGD steps each participant runs per round (default 5). The noise stays the ' +
+          "default plan's (ε = 3 over 100 steps), so 10 rounds of 10 steps spend what 20 of 5 do.",
+      }),
+      mode: t.arg.string({
+        description:
+          "DP mode: 'record' (DP-SGD on every participant, each charged to its own ledger) | 'update' " +
+          "(whole updates clipped and noised: protects no record). Absent: the coordinator's own mode.",
+      }),
     },
     resolve: (_, a, ctx) => {
       const payload: AdminPayloads['fl.startRound'] = { rounds: a.rounds };
@@ -218,6 +228,9 @@ builder.mutationFields((t) => ({
       if (a.clipNorm != null) payload.clipNorm = a.clipNorm;
       if (a.noiseMultiplier != null) payload.noiseMultiplier = a.noiseMultiplier;
       if (a.targetQuantile != null) payload.targetQuantile = a.targetQuantile;
+      if (a.localSteps != null) payload.localSteps = a.localSteps;
+      // Checked against DP_MODES by the payload schema (INVALID_INPUT) before any job is sent.
+      if (a.mode != null) payload.mode = a.mode as NonNullable<typeof payload.mode>;
       return run(ctx, String(a.nodeId), 'fl.startRound', payload);
     },
   }),

@@ -41,6 +41,24 @@ describe('SpamAssassin corpus and split', () => {
     }
   });
 
+  test('a validation set comes out of the held-out part: disjoint from the test set, slices unchanged', () => {
+    const plain = splitIndices(labels, opts);
+    const v = splitIndices(labels, { ...opts, validationFraction: 0.05 });
+    assert.deepEqual(v.slices, plain.slices);
+    assert.equal(v.validation.length, Math.round(4150 * 0.05) + Math.round(1896 * 0.05));
+    assert.equal(v.test.length + v.validation.length, plain.test.length);
+    const test = new Set(v.test);
+    assert.ok(v.validation.every((i) => !test.has(i)));
+    assert.deepEqual(
+      [...v.test, ...v.validation].sort((a, b) => a - b),
+      [...plain.test],
+    );
+    const spamRate = (idx: Uint32Array) => idx.reduce((s, i) => s + labels[i]!, 0) / idx.length;
+    assert.ok(Math.abs(spamRate(v.validation) - 1896 / 6046) < 0.01);
+    assert.equal(plain.validation.length, 0);
+    assert.throws(() => splitIndices(labels, { ...opts, validationFraction: 0.3 }), RangeError);
+  });
+
   test('label skew gives the first node mostly spam and the last mostly ham', () => {
     const { slices } = splitIndices(labels, { ...opts, mode: 'label-skew', skew: 1 });
     const spamRate = (idx: Uint32Array) => idx.reduce((s, i) => s + labels[i]!, 0) / idx.length;

@@ -70,8 +70,14 @@ export function subset(ex: Examples, idx: ArrayLike<number>): Examples {
 
 export interface SplitOptions {
   readonly seed: number;
-  /** Fraction of each class held out for testing. */
+  /** Fraction of each class held out (for testing, and validation if asked for). */
   readonly testFraction: number;
+  /**
+   * Fraction of each class (of the whole class, ≤ testFraction) taken from the held-out part for
+   * validation; the test set keeps the rest. Default 0. The training slices are the same with or
+   * without it, so what nodes train on does not change.
+   */
+  readonly validationFraction?: number;
   readonly nodes: number;
   /**
    * `iid`: each node gets a random, class-stratified slice of equal size.
@@ -84,6 +90,8 @@ export interface SplitOptions {
 
 export interface Split {
   readonly test: Uint32Array;
+  /** Empty unless `validationFraction` > 0. */
+  readonly validation: Uint32Array;
   readonly slices: readonly Uint32Array[];
 }
 
@@ -95,19 +103,25 @@ export function splitIndices(labels: Uint8Array, opts: SplitOptions): Split {
   const { nodes, testFraction } = opts;
   if (!Number.isInteger(nodes) || nodes < 1) throw new RangeError('nodes must be a positive integer');
   if (!(testFraction >= 0 && testFraction < 1)) throw new RangeError('testFraction must be in [0, 1)');
+  const validationFraction = opts.validationFraction ?? 0;
+  if (!(validationFraction >= 0 && validationFraction <= testFraction))
+    throw new RangeError('validationFraction must be in [0, testFraction]');
   const skew = opts.mode === 'iid' ? 0 : (opts.skew ?? 0.8);
   if (!(skew >= 0 && skew <= 1)) throw new RangeError('skew must be in [0, 1]');
   const rand = seededUniform(opts.seed);
   const test: number[] = [];
+  const validation: number[] = [];
   const slices: number[][] = Array.from({ length: nodes }, () => []);
   for (const cls of [0, 1]) {
     const members: number[] = [];
     for (let i = 0; i < labels.length; i++) if (labels[i] === cls) members.push(i);
     const idx = Uint32Array.from(members);
     shuffleInPlace(idx, rand);
-    const nTest = Math.round(idx.length * testFraction);
-    for (let k = 0; k < nTest; k++) test.push(idx[k]!);
-    const rest = idx.subarray(nTest);
+    const nHeld = Math.round(idx.length * testFraction);
+    const nValidation = Math.min(nHeld, Math.round(idx.length * validationFraction));
+    for (let k = 0; k < nValidation; k++) validation.push(idx[k]!);
+    for (let k = nValidation; k < nHeld; k++) test.push(idx[k]!);
+    const rest = idx.subarray(nHeld);
     // Linear weights across nodes: ham rises with k, spam falls; skew blends them with uniform.
     const weights = Array.from({ length: nodes }, (_, k) => {
       const ramp = (2 * (k + 0.5)) / nodes;
@@ -116,7 +130,7 @@ export function splitIndices(labels: Uint8Array, opts: SplitOptions): Split {
     assignByWeights(rest, weights, slices);
   }
   const sortedCopy = (a: number[]) => Uint32Array.from(a).sort();
-  return { test: sortedCopy(test), slices: slices.map(sortedCopy) };
+  return { test: sortedCopy(test), validation: sortedCopy(validation), slices: slices.map(sortedCopy) };
 }
 
 /** Deals the (already shuffled) `items` into `out` in proportion to `weights`, largest-remainder rounding. */

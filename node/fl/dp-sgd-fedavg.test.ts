@@ -1,8 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { FL_DEFAULTS } from '../options.ts';
+import { seededRoundRandomness } from '../testing/prng.ts';
 import { featurisedCorpus, splitIndices, subset } from './dataset.ts';
-import { type DpSgdNode, planDpSgd, roundParamsOf, runDpSgdRound } from './dp-sgd-fedavg.ts';
+import {
+  type DpSgdNode,
+  planDpSgd,
+  roundParamsOf,
+  runDpSgdRound,
+  runDpSgdSecAggRound,
+} from './dp-sgd-fedavg.ts';
 import { evaluate, zeroParams } from './logistic.ts';
 import { PrivacyLedger } from './privacy-budget.ts';
 import { gaussian, seededUniform } from './random.ts';
@@ -93,6 +100,44 @@ describe('FedAvg over record-level DP-SGD', () => {
       clipNorm: plan.clipNorm,
       steps: 5,
     });
+  });
+
+  test('through secure aggregation the round is the same FedAvg step, charged the same way', () => {
+    const data = {
+      dim: 4,
+      rows: Array.from({ length: 60 }, (_, i) => ({
+        indices: Uint32Array.of(i % 4),
+        values: Float32Array.of(1),
+      })),
+      labels: Uint8Array.from({ length: 60 }, (_, i) => (i % 4 < 2 ? 1 : 0)),
+    };
+    const plan = { ...planDpSgd(3, 1e-5), steps: 5 };
+    const perRound = epsilonFor(plan.samplingRate, plan.noiseMultiplier, 5, 1e-5);
+    // The same DP-SGD draws both ways: each node's randomness seeded alike.
+    const nodes = (): DpSgdNode[] =>
+      [1, 2, 3, 4].map((id) => ({
+        id,
+        data,
+        ledger: PrivacyLedger.fresh({ budgetEpsilon: id === 4 ? perRound * 0.5 : 3 }),
+        random: seeded(10 * id),
+      }));
+    const plain = runDpSgdRound(zeroParams(4), nodes(), plan);
+    const viaSecAgg = nodes();
+    const masked = runDpSgdSecAggRound(zeroParams(4), viaSecAgg, plan, seededRoundRandomness(7), 250);
+    assert.deepEqual(masked.included, [1, 2, 3]);
+    assert.deepEqual(masked.included, plain.included);
+    assert.deepEqual(masked.declined, plain.declined);
+    assert.deepEqual(masked.privacy, plain.privacy);
+    assert.equal(masked.secagg?.included.length, 3);
+    assert.equal(viaSecAgg[0]!.ledger.report().rounds, 1);
+    // Only the quantiser's stochastic rounding separates the two.
+    const gap = Math.max(...plain.params.map((x, i) => Math.abs(x - masked.params[i]!)));
+    assert.ok(gap < 1e-4, `gap ${gap}`);
+    assert.ok(Math.max(...plain.params.map(Math.abs)) > 0.01, 'the round moved the model');
+    // Nobody can afford it: the model stays and nothing is summed.
+    const none = runDpSgdSecAggRound(masked.params, [viaSecAgg[3]!], plan, seededRoundRandomness(8), 250);
+    assert.deepEqual(none.included, []);
+    assert.deepEqual(none.params, masked.params);
   });
 
   test('a plan that is not a whole number of rounds is refused', () => {

@@ -12,9 +12,11 @@ import { FL_DEFAULTS } from '../options.ts';
 import { cryptoDpSgdRandom, type DpSgdOptions, type DpSgdRandom, trainDpSgd } from './dp-sgd.ts';
 import type { Examples } from './features.ts';
 import { applyDelta, deltaOf, fedAvg } from './fedavg.ts';
+import { type RoundRandomness, type RoundResult, runRound } from './local-round.ts';
 import type { Params } from './logistic.ts';
 import type { DeclineReason, DpRoundParams, PrivacyLedger } from './privacy-budget.ts';
 import { noiseMultiplierFor } from './rdp-accountant.ts';
+import { recordContribution, recordSecAggDp } from './record-contribution.ts';
 
 /** What a round asks of every participant: DP-SGD options for `steps` local steps. */
 export type DpSgdPlan = DpSgdOptions;
@@ -89,15 +91,10 @@ export interface DpSgdRoundResult {
   }[];
 }
 
-export function runDpSgdRound(
-  global: Params,
-  nodes: readonly DpSgdNode[],
-  plan: DpSgdPlan,
-  label = '',
-): DpSgdRoundResult {
+/** Each node asks its ledger; those that can afford the round are charged before they train. */
+function admit(nodes: readonly DpSgdNode[], plan: DpSgdPlan, label: string) {
   const params = roundParamsOf(plan);
-  const updates: { delta: Float64Array; weight: number }[] = [];
-  const included: number[] = [];
+  const admitted: DpSgdNode[] = [];
   const declined: DpSgdRoundResult['declined'][number][] = [];
   const privacy: DpSgdRoundResult['privacy'][number][] = [];
   for (const node of nodes) {
@@ -108,11 +105,61 @@ export function runDpSgdRound(
     }
     // Charged before training: the update exists only once its cost is on the books.
     const entry = node.ledger.charge(params, { label });
-    const local = trainDpSgd(global, node.data, plan, node.random ?? cryptoDpSgdRandom());
-    updates.push({ delta: deltaOf(local.params, global), weight: 1 });
-    included.push(node.id);
+    admitted.push(node);
     privacy.push({ id: node.id, epsilonRound: entry.epsilonRound, epsilonTotal: entry.epsilonTotal });
   }
+  return { admitted, declined, privacy };
+}
+
+export function runDpSgdRound(
+  global: Params,
+  nodes: readonly DpSgdNode[],
+  plan: DpSgdPlan,
+  label = '',
+): DpSgdRoundResult {
+  const { admitted, declined, privacy } = admit(nodes, plan, label);
+  const updates = admitted.map((node) => {
+    const local = trainDpSgd(global, node.data, plan, node.random ?? cryptoDpSgdRandom());
+    return { delta: deltaOf(local.params, global), weight: 1 };
+  });
   const next = updates.length > 0 ? applyDelta(global, fedAvg(updates)) : Float64Array.from(global);
-  return { params: next, included, declined, privacy };
+  return { params: next, included: admitted.map((n) => n.id), declined, privacy };
+}
+
+/**
+ * The same round as the networked one runs it: each admitted node's DP-SGD delta, clipped to the
+ * public bound `updateClipNorm` (record-contribution.ts), quantised, masked and securely summed
+ * (local-round.ts runRound, tolerating one dropout), then averaged with equal weights. What
+ * bench:fl times and measures for record mode.
+ */
+export function runDpSgdSecAggRound(
+  global: Params,
+  nodes: readonly DpSgdNode[],
+  plan: DpSgdPlan,
+  rnd: RoundRandomness,
+  updateClipNorm: number,
+  label = '',
+): DpSgdRoundResult & { readonly secagg?: RoundResult } {
+  const { admitted, declined, privacy } = admit(nodes, plan, label);
+  if (admitted.length === 0) return { params: Float64Array.from(global), included: [], declined, privacy };
+  const dp = recordSecAggDp(updateClipNorm);
+  const sgd = { ...plan, biasScale: plan.biasScale ?? 1 };
+  const n = admitted.length;
+  const byId = new Map(admitted.map((n) => [n.id, n]));
+  const secagg = runRound(
+    global,
+    admitted.map((n) => ({ id: n.id, data: n.data })),
+    {
+      roundId: rnd.bytes(32),
+      round: 0,
+      dp,
+      // Unused: `contribute` trains (DP-SGD), not trainLocal.
+      train: { epochs: 0, batchSize: 1, learningRate: 0, l2: 0, seed: 0 },
+      // The coordinator's threshold (net/coordinator.ts thresholdFor): one dropout where n allows.
+      threshold: Math.min(n, Math.max(Math.floor(n / 2) + 1, n - 1)),
+      contribute: (g, p) => recordContribution(g, p.data, sgd, dp, byId.get(p.id)!.random ?? rnd).vector,
+    },
+    rnd,
+  );
+  return { params: secagg.params, included: secagg.included, declined, privacy, secagg };
 }

@@ -79,6 +79,12 @@ export interface RoundConfig {
   readonly serverLearningRate?: number;
   /** Fraction of the population invited, for the accountant (1 when everyone is asked). */
   readonly samplingRate?: number;
+  /**
+   * A participant's contribution before masking, in the ring layout (layoutDim). Default: the
+   * update-level one (localContribution). Record-level rounds pass their DP-SGD contribution
+   * (dp-sgd-fedavg.ts runDpSgdSecAggRound), with a `dp` whose noise is 0.
+   */
+  readonly contribute?: (global: Params, p: RoundParticipant) => Float64Array;
 }
 
 export interface RoundRandomness {
@@ -173,7 +179,17 @@ export function maskedContribution(
   rnd: Pick<RoundRandomness, 'normal' | 'uniform'>,
 ): { bytes: Uint8Array; clamped: number } {
   const { vector } = localContribution(global, p, cfg, minSurvivors, rnd.normal);
-  const q = quantise(vector, quantiser, rnd.uniform);
+  return maskVector(state, vector, quantiser, rnd.uniform);
+}
+
+/** A contribution vector quantised (stochastic rounding from `uniform`) and masked. */
+export function maskVector(
+  state: Participant,
+  vector: Float64Array,
+  quantiser: Quantiser,
+  uniform: Uniform,
+): { bytes: Uint8Array; clamped: number } {
+  const q = quantise(vector, quantiser, uniform);
   return { bytes: encodeMasked(maskUpdate(state, q.words)), clamped: q.clamped };
 }
 
@@ -252,7 +268,9 @@ export function runRound(
   for (const p of active) {
     const s = states.get(p.id);
     if (!s) continue;
-    const masked = maskedContribution(s, global, p, cfg, threshold, quantiser, rnd);
+    const masked = cfg.contribute
+      ? maskVector(s, cfg.contribute(global, p), quantiser, rnd.uniform)
+      : maskedContribution(s, global, p, cfg, threshold, quantiser, rnd);
     clamped += masked.clamped;
     if (p.behaviour === 'drop-after-masking') continue;
     const bytes =

@@ -67,6 +67,15 @@ export class UnmaskRefused extends SecAggError {
   }
 }
 
+/**
+ * Rounds a participant holds at once; more announcements are declined as `busy`. Each holds the
+ * global model (16 385 floats, ~131 kB) and secure-aggregation state, so a burst of rounds that
+ * fail before their commit costs at most this many until they expire.
+ */
+export const MAX_HELD_ROUNDS = 4;
+/** How long a round's state outlives its training deadline: room for the steps around training. */
+export const ROUND_STATE_GRACE_MS = 60_000;
+
 /** Test-only misbehaviour, to show that the coordinator copes. */
 export type Misbehaviour = MaskedCorruption;
 
@@ -90,7 +99,7 @@ export interface ParticipantOptions {
   readonly randomness?: RoundRandomness;
   /** Checks the coordinator's signature over the survivor set (default: its peer id's key). */
   readonly verifySurvivors?: SurvivorVerifier;
-  /** Rounds held at once; more are declined as busy. */
+  /** Rounds held at once; more are declined as busy (default MAX_HELD_ROUNDS). */
   readonly maxRounds?: number;
   readonly now?: () => number;
 }
@@ -119,8 +128,9 @@ export class FlParticipant {
     this.now = o.now ?? Date.now;
   }
 
-  /** Rounds in progress (for tests and status). */
+  /** Rounds in progress, expired ones not counted (for tests and status). */
   get active(): number {
+    this.expire();
     return this.rounds.size;
   }
 
@@ -130,7 +140,7 @@ export class FlParticipant {
     if (this.o.decline) return decline('policy');
     const key = toHex(a.roundId);
     if (this.rounds.has(key)) return decline('round already announced');
-    if (this.rounds.size >= (this.o.maxRounds ?? 4)) return decline('busy');
+    if (this.rounds.size >= (this.o.maxRounds ?? MAX_HELD_ROUNDS)) return decline('busy');
     const data = this.o.data();
     if (!data || data.rows.length === 0) return decline('no training data');
     if (data.dim + 1 !== a.paramCount)
@@ -155,8 +165,8 @@ export class FlParticipant {
       announcement: a,
       global,
       data,
-      // Room for the steps around training; a coordinator that vanishes leaves nothing behind.
-      expiresAt: this.now() + a.deadlineMs + 60_000,
+      // A round that fails (or whose coordinator vanishes) before its commit is dropped then.
+      expiresAt: this.now() + a.deadlineMs + ROUND_STATE_GRACE_MS,
     });
     return { accept: true, examples: data.rows.length, reason: '', epsilon };
   }
@@ -270,6 +280,8 @@ export class FlParticipant {
   }
 
   private state(from: string, roundId: Uint8Array): RoundState {
+    // An expired round is gone for every step, not only once the next announcement sweeps it.
+    this.expire();
     const s = this.rounds.get(toHex(roundId));
     if (!s) throw new SecAggError('wrong-round', 'no such round here');
     // Only the node that announced the round may drive it.

@@ -146,7 +146,7 @@ test('the round runner chains versions once mined, commits each as a model entry
   assert.match(last.error!, /version 3 is not on the chain after 200 ms/);
 });
 
-test('a round whose aggregate is out of range, or whose held-out loss regresses, commits nothing and the head stays', async () => {
+test('a round whose aggregate is out of range, or whose validation loss regresses, commits nothing and the head stays', async () => {
   const { store, metrics, log, keys, models, parts } = await roundFixture(1);
   const head: ModelPayload = {
     kind: 'model',
@@ -203,8 +203,20 @@ test('a round whose aggregate is out of range, or whose held-out loss regresses,
   strict.schedule([new Uint8Array(32).fill(9)], { rounds: 1, noiseMultiplier: 0.05 });
   await strict.idle();
   assert.equal(entries.length, 0);
-  assert.match(rounds.at(-1)!.error!, /held-out loss regressed: 0\.\d+ > 0\.6931 \+ -1/);
+  assert.match(rounds.at(-1)!.error!, /validation loss regressed: 0\.\d+ > 0\.6931 \+ -1/);
   assert.equal(await failed('loss-regressed'), 1);
+  // The check reads the validation set, not the test set the accuracy figure uses: with the
+  // validation labels flipped, a version that is better on the test set is worse there.
+  const real = deps.data;
+  const flipped = { ...real.validation(), labels: real.validation().labels.map((l) => 1 - l) };
+  assert.ok(flipped.rows.length > 0 && flipped.rows.length < real.test().rows.length);
+  const data = Object.assign(Object.create(real) as FlData, { validation: () => flipped });
+  const picky = new RoundRunner({ ...deps, data, links: () => honest });
+  picky.schedule([new Uint8Array(32).fill(11)], { rounds: 1, noiseMultiplier: 0.05 });
+  await picky.idle();
+  assert.equal(entries.length, 0);
+  assert.match(rounds.at(-1)!.error!, /validation loss regressed: 0\.\d+ > 0\.6931 \+ 0\.\d+/);
+  assert.equal(await failed('loss-regressed'), 2);
   // The same round with the default tolerance commits, on top of the head that stayed.
   const normal = new RoundRunner({ ...deps, links: () => honest });
   normal.schedule([new Uint8Array(32).fill(10)], { rounds: 1, noiseMultiplier: 0.05 });

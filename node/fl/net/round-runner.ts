@@ -32,6 +32,12 @@ export interface RoundRequest {
   readonly noiseMultiplier?: number;
   /** Update mode only (adaptive clipping of whole updates). */
   readonly targetQuantile?: number;
+  /**
+   * Record mode: DP-SGD steps each participant runs per round (the plan's, FL_DEFAULTS.dpSgd,
+   * when absent). z stays the plan's, so fewer, longer rounds spend the same ε over the same
+   * total steps; each participant's ledger prices what it is asked (and bounds the steps).
+   */
+  readonly localSteps?: number;
   /** The coordinator's own mode (`--fl-mode`) when absent. */
   readonly mode?: DpMode;
 }
@@ -200,7 +206,7 @@ export class RoundRunner {
         samplingRate: plan.samplingRate,
         noiseMultiplier,
         clipNorm: req.clipNorm ?? plan.clipNorm,
-        steps: plan.steps,
+        steps: req.localSteps ?? plan.steps,
         learningRate: plan.learningRate,
         l2: plan.l2,
         biasScale: plan.biasScale ?? 1,
@@ -255,6 +261,7 @@ export class RoundRunner {
         params: await this.d.models.resolve(base?.hash ?? null, paramCount),
       };
       const test = this.d.data.test();
+      const validation = this.d.data.validation();
       const result = await coordinateRound(
         global,
         links,
@@ -269,16 +276,18 @@ export class RoundRunner {
           },
         },
       );
-      // A version that does worse on the held-out set than the head, beyond what DP noise
-      // explains, is not committed: a poisoned update within the range check shows here.
-      const ev = evaluate(result.params, test);
-      const headLoss = evaluate(global.params, test).loss;
-      if (!(ev.loss <= headLoss + this.d.lossTolerance))
+      // A version that does worse on the validation set than the head, beyond what DP noise
+      // explains, is not committed: a poisoned update within the range check shows here. The
+      // test set stays out of this choice, so the accuracy reported on it is not selected on.
+      const validationLoss = evaluate(result.params, validation).loss;
+      const headLoss = evaluate(global.params, validation).loss;
+      if (!(validationLoss <= headLoss + this.d.lossTolerance))
         throw new RoundFailed(
-          `held-out loss regressed: ${ev.loss.toFixed(4)} > ${headLoss.toFixed(4)} + ${this.d.lossTolerance}`,
+          `validation loss regressed: ${validationLoss.toFixed(4)} > ${headLoss.toFixed(4)} + ${this.d.lossTolerance}`,
           result.leftOut,
           'loss-regressed',
         );
+      const ev = evaluate(result.params, test);
       const { hash, bytes } = await this.d.store.put(result.params);
       // Record mode: the largest ε any participant has spent with this round (each is its own
       // guarantee; averaging is post-processing). Update mode: this coordinator's accountant.

@@ -1,0 +1,86 @@
+/**
+ * Issue 16: a participant holds a failed round's state only until it expires, and a burst of
+ * rounds that never reach their commit (a coordinator failing them, or vanishing) costs it at
+ * most MAX_HELD_ROUNDS rounds of memory: later announcements are declined as `busy` until the
+ * held ones expire. A real FlParticipant on a small in-memory slice and a test clock.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Examples } from '../features.ts';
+import { zeroParams } from '../logistic.ts';
+import { FlParticipant, MAX_HELD_ROUNDS, ROUND_STATE_GRACE_MS } from './participant.ts';
+import type { Announcement } from './wire.ts';
+
+const DIM = 8;
+const data: Examples = {
+  dim: DIM,
+  rows: [
+    { indices: Uint32Array.of(1, 3), values: Float32Array.of(0.6, 0.8) },
+    { indices: Uint32Array.of(2), values: Float32Array.of(1) },
+  ],
+  labels: Uint8Array.of(1, 0),
+};
+const DEADLINE_MS = 5_000;
+const COORDINATOR = 'coordinator';
+const announcement = (k: number): Announcement => ({
+  roundId: new Uint8Array(32).fill(k),
+  round: 1,
+  modelHash: null,
+  paramCount: DIM + 1,
+  dp: { clipNorm: 4, noiseMultiplier: 0.3, weightCap: 1000 },
+  train: { epochs: 1, batchSize: 2, learningRate: 1, l2: 0, seed: 5 },
+  deadlineMs: DEADLINE_MS,
+  privacy: { mode: 'update' },
+});
+
+function participant() {
+  let now = 1_000_000;
+  const p = new FlParticipant({
+    self: 'me',
+    data: () => data,
+    resolveModel: async (_hash, count) => zeroParams(count - 1),
+    storeModel: async () => 'stored',
+    now: () => now,
+  });
+  return { p, advance: (ms: number) => (now += ms) };
+}
+
+test('a burst of failed rounds holds at most MAX_HELD_ROUNDS, then declines as busy until they expire', async () => {
+  const { p, advance } = participant();
+  for (let k = 1; k <= MAX_HELD_ROUNDS; k++) {
+    const r = await p.announce(COORDINATOR, announcement(k));
+    assert.equal(r.accept, true, `round ${k}: ${r.reason}`);
+    // Each goes as far as the keys step, then its coordinator fails it: no commit ever comes.
+    p.keys(COORDINATOR, { roundId: announcement(k).roundId, threshold: 1, participants: ['me'] });
+  }
+  assert.equal(p.active, MAX_HELD_ROUNDS);
+  // The burst goes on: every later round is declined, and memory stays bounded.
+  for (let k = MAX_HELD_ROUNDS + 1; k <= 100; k++) {
+    const r = await p.announce(COORDINATOR, announcement(k));
+    assert.deepEqual(r, { accept: false, examples: 0, reason: 'busy', epsilon: 0 });
+  }
+  assert.equal(p.active, MAX_HELD_ROUNDS);
+
+  // Just before the state expires it is still held (a slow round may still finish)...
+  advance(DEADLINE_MS + ROUND_STATE_GRACE_MS);
+  assert.equal(p.active, MAX_HELD_ROUNDS);
+  assert.equal((await p.announce(COORDINATOR, announcement(101))).reason, 'busy');
+  // ...and once past it, it is gone for every step, not only for the next announcement.
+  advance(1);
+  assert.throws(
+    () => p.shares(COORDINATOR, { roundId: announcement(1).roundId, adverts: [] }),
+    /no such round here/,
+  );
+  assert.equal(p.active, 0);
+  assert.equal((await p.announce(COORDINATOR, announcement(102))).accept, true);
+  assert.equal(p.active, 1);
+});
+
+test('a round that reaches its commit frees its place at once', async () => {
+  const { p } = participant();
+  for (let k = 1; k <= MAX_HELD_ROUNDS; k++) await p.announce(COORDINATOR, announcement(k));
+  assert.equal((await p.announce(COORDINATOR, announcement(50))).reason, 'busy');
+  await p.commit(COORDINATOR, { roundId: announcement(2).roundId, model: new Uint8Array(0) });
+  assert.equal(p.active, MAX_HELD_ROUNDS - 1);
+  assert.equal((await p.announce(COORDINATOR, announcement(51))).accept, true);
+});
