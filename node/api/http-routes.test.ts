@@ -418,3 +418,48 @@ test('GET /fl/privacy serves the ledger; POST /fl/budget needs the token and a f
   assert.equal(ok.body.epsilonRemaining, 3);
   assert.deepEqual(calls.at(-1), ['setFlBudget', 6]);
 });
+
+test('GET /messages: each message with the newest model verdict on its text, null before a model', async () => {
+  const inbox = [
+    { id: 'a:b:1', from: 'aa'.repeat(32), fromName: 'kim', seq: 1, text: 'cheap pills now', sentAtMs: 1 },
+    { id: 'a:b:2', from: 'aa'.repeat(32), fromName: 'kim', seq: 2, text: 'lunch at noon?', sentAtMs: 2 },
+  ].map((m, i) => ({ ...m, receivedAtMs: 3, contentId: '0e'.repeat(32), order: i + 1 }));
+  const messaging = {
+    send: async () => {
+      throw new Error('not sent in this test');
+    },
+    inbox: async () => inbox,
+    outbox: async () => [],
+  };
+  const withInbox = await startHttpApi(
+    { control, registry: new Registry(), log: createLogger('silent'), messaging },
+    '127.0.0.1',
+    0,
+    { token: TOKEN },
+  );
+  const read = async () => {
+    const res = await fetch(`${withInbox.url}/messages`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.equal(res.status, 200);
+    return ((await res.json()) as { messages: { text: string; spam: unknown }[] }).messages;
+  };
+  try {
+    classifyImpl = async (text) => ({ version: ID, round: 4, spam: text.includes('pills'), score: 0.5 });
+    assert.deepEqual(
+      (await read()).map((m) => [m.text, m.spam]),
+      [
+        ['cheap pills now', { spam: true, score: 0.5, version: ID, round: 4 }],
+        ['lunch at noon?', { spam: false, score: 0.5, version: ID, round: 4 }],
+      ],
+    );
+    classifyImpl = async () => {
+      throw new ControlError('no model version is committed yet', 'no-model');
+    };
+    assert.deepEqual(
+      (await read()).map((m) => m.spam),
+      [null, null],
+    );
+  } finally {
+    withInbox.server.close();
+    withInbox.server.closeAllConnections();
+  }
+});

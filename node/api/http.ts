@@ -171,6 +171,14 @@ export async function startHttpApi(
     if (!deps.messaging) throw new HttpError('API_UNAVAILABLE', 'messaging is not running on this node');
     return deps.messaging;
   };
+  const spamVerdict = async (text: string) => {
+    try {
+      const c = await control.classify(text.slice(0, MAX_CLASSIFY_CHARS));
+      return { spam: c.spam, score: c.score, version: c.version, round: c.round };
+    } catch {
+      return null;
+    }
+  };
   const guard = createApiGuard({
     token: access.token,
     listenHost: host,
@@ -262,10 +270,14 @@ export async function startHttpApi(
       if (typeof text !== 'string') throw new HttpError('API_BAD_REQUEST', 'text must be a string');
       return messaging().send(to, text);
     },
+    // Each message with the newest committed model's verdict on it (issue 16: the model in use),
+    // judged as it is read, so a message is judged by the current model whenever it was received;
+    // `spam: null` before the first model version (or for a text the model cannot take).
     'GET /messages': async (req, url) => {
       requireToken(req);
+      const messages = await messaging().inbox(intParam(url, 'after') ?? 0, intParam(url, 'limit') ?? 100);
       return {
-        messages: await messaging().inbox(intParam(url, 'after') ?? 0, intParam(url, 'limit') ?? 100),
+        messages: await Promise.all(messages.map(async (m) => ({ ...m, spam: await spamVerdict(m.text) }))),
       };
     },
     'GET /messages/outbox': async (req, url) => {

@@ -27,6 +27,8 @@ interface Sent {
   error: string | null;
 }
 interface Received {
+  /** The newest model's verdict (GET /messages), null before the first version. */
+  spam?: { spam: boolean; score: number } | null;
   fromName: string | null;
   from: string;
   seq: number;
@@ -85,7 +87,7 @@ export async function runMsg(argv: readonly string[], out = process.stdout): Pro
       else
         for (const m of messages)
           out.write(
-            `${new Date(m.receivedAtMs).toISOString()} ${who(m.fromName, m.from)} #${m.seq}: ${m.text}\n`,
+            `${new Date(m.receivedAtMs).toISOString()} ${who(m.fromName, m.from)} #${m.seq}${m.spam?.spam ? ` [spam ${m.spam.score.toFixed(2)}]` : ''}: ${m.text}\n`,
           );
     } else {
       const { messages } = await call<{ messages: Sent[] }>('GET', '/messages/outbox?limit=1000');
