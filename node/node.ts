@@ -234,6 +234,7 @@ export class CairnNode {
       config: opts.network,
       verifier,
       loadBlock: (h) => store!.loadBlock(h),
+      entryIndex: { holders: (ids) => store!.holders(ids) },
     });
     store = await NodeStore.open({
       file: path.join(opts.dataDir, 'chain.db'),

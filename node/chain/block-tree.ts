@@ -24,8 +24,6 @@ export interface ReorgPlan {
   readonly connect: readonly BlockNode[];
 }
 
-const NONE: readonly BlockNode[] = [];
-
 /**
  * The hash and header's byte fields copied into one small buffer. A decoded block's fields are
  * views into its whole encoding, and its hash into pooled digest memory: kept as they are, every
@@ -57,11 +55,6 @@ function ownCopy(hash: Uint8Array, header: BlockHeader): { hash: Uint8Array; hea
 export class BlockTree {
   private readonly nodes = new Map<Hex, BlockNode>();
   private readonly main: BlockNode[] = [];
-  /**
-   * entry id → the known blocks that include it: almost always exactly one, kept as the node
-   * itself (an array per entry was a hundred thousand allocations per 10,000 synced blocks).
-   */
-  private readonly entryIndex = new Map<Hex, BlockNode | BlockNode[]>();
 
   constructor(genesis: { hash: Uint8Array; hashHex: Hex; header: BlockHeader }) {
     const node: BlockNode = {
@@ -114,12 +107,6 @@ export class BlockTree {
       onMain: false,
     };
     this.nodes.set(hashHex, node);
-    for (const id of entryIds) {
-      const held = this.entryIndex.get(id);
-      if (held === undefined) this.entryIndex.set(id, node);
-      else if (Array.isArray(held)) held.push(node);
-      else this.entryIndex.set(id, [held, node]);
-    }
     return node;
   }
 
@@ -134,22 +121,6 @@ export class BlockTree {
 
   isAncestorOrSelf(ancestor: BlockNode, node: BlockNode): boolean {
     return this.ancestorAt(node, ancestor.height) === ancestor;
-  }
-
-  /** Whether an entry is already included in `tip` or one of its ancestors. */
-  includes(tip: BlockNode, entryId: Hex): boolean {
-    return this.holders(entryId).some((b) => this.isAncestorOrSelf(b, tip));
-  }
-
-  /** Whether an entry is in the current main chain. */
-  includedInMain(entryId: Hex): boolean {
-    return this.holders(entryId).some((b) => b.onMain);
-  }
-
-  private holders(entryId: Hex): readonly BlockNode[] {
-    const held = this.entryIndex.get(entryId);
-    if (held === undefined) return NONE;
-    return Array.isArray(held) ? held : [held];
   }
 
   parentContext(parent: BlockNode): ParentContext {

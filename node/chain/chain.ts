@@ -7,6 +7,7 @@ import { type BlockNode, BlockTree } from './block-tree.ts';
 import { type Hex, toHex } from './bytes.ts';
 import { ancestorAt, type Checkpoint, checkpointsIn, forksBelow, laterCheckpoint } from './checkpoint.ts';
 import { easiestTargetReachable } from './difficulty.ts';
+import { type EntryIndex, MemoryEntryIndex, mergeHolders } from './entry-index.ts';
 import { genesisBlock } from './genesis.ts';
 import { ModelLedger } from './model-ledger.ts';
 import { assertValidNetworkConfig, chainIdOf, type NetworkConfig } from './network-config.ts';
@@ -110,6 +111,11 @@ export type BlockLoader = (hashHex: Hex) => Promise<SealedBlock | undefined>;
 export interface ChainOptions {
   readonly config: NetworkConfig;
   readonly loadBlock: BlockLoader;
+  /**
+   * The entry ids of stored blocks (the node store's index). Without it the chain indexes every
+   * block it holds in memory (tests and benches without a store).
+   */
+  readonly entryIndex?: EntryIndex;
   readonly verifier?: SignatureVerifier;
   readonly now?: () => number;
   readonly orphanCapacity?: number;
@@ -197,6 +203,10 @@ export class Chain {
   /** The clock the chain judges timestamps by (tests set it). */
   readonly now: () => number;
   private readonly loadBlock: BlockLoader;
+  /** The store's entry index; undefined: `newEntries` indexes every block and is never cleared. */
+  private readonly storedEntries: EntryIndex | undefined;
+  /** Entry ids of the blocks added since the last takeUpdate, which the store has not seen yet. */
+  private readonly newEntries = new MemoryEntryIndex();
   private readonly invalid = new Map<Hex, BlockValidationError>();
   /**
    * Blocks rejected for a transient reason (their clock ahead of ours), until they could pass:
@@ -244,11 +254,12 @@ export class Chain {
     this.verifier = opts.verifier ?? new CachedVerifier();
     this.now = opts.now ?? Date.now;
     this.loadBlock = opts.loadBlock;
+    this.storedEntries = opts.entryIndex;
     this.recentCapacity = opts.recentBlockCache ?? 2048;
     this.mempool = new Mempool({
       config: opts.config,
       verifier: this.verifier,
-      isIncluded: (id) => this.tree.includedInMain(id),
+      isIncluded: (id) => this.mainBlockOf(id) !== undefined,
       // Admission judges permissions and the model head at the tip: the block the entry would
       // go into builds on it.
       authorize: (e, now) =>
@@ -279,6 +290,7 @@ export class Chain {
       if (b.hashHex === this.genesis.hashHex) continue;
       if (this.tree.get(b.hashHex)) continue;
       const node = this.tree.add(b.hashHex, b.hash, b.header, b.entryIds);
+      if (!this.storedEntries) this.newEntries.add(node, b.entryIds);
       const config = state.configEntries?.get(b.hashHex) ?? [];
       this.roster.record(node, config);
       this.models.record(node, state.modelEntries?.get(b.hashHex) ?? []);
@@ -363,6 +375,8 @@ export class Chain {
   takeUpdate(): ChainUpdate {
     const u = this.pending;
     this.pending = newUpdate();
+    // The store indexes these blocks' entries when it commits the update.
+    if (this.storedEntries) this.newEntries.clear();
     // Origins as they stand at commit: an entry put and moved within one update is stored once.
     const origins = new Map<Hex, MempoolOrigin>();
     for (const [id, e] of u.mempool) {
@@ -386,6 +400,41 @@ export class Chain {
   async getBlocks(hashHexes: readonly Hex[]): Promise<SealedBlock[]> {
     const blocks = await Promise.all(hashHexes.map((h) => this.getBlock(h)));
     return blocks.filter((b): b is SealedBlock => b !== undefined);
+  }
+
+  /** The blocks known to hold each of `ids`: the store's index and the blocks it has not seen yet. */
+  private holders(ids: readonly Hex[]) {
+    const fresh = this.newEntries.holders(ids);
+    return this.storedEntries ? mergeHolders(this.storedEntries.holders(ids), fresh) : fresh;
+  }
+
+  /** The main-chain block that includes an entry, if one does. */
+  mainBlockOf(entryId: Hex): BlockNode | undefined {
+    for (const h of this.holders([entryId]).get(entryId) ?? []) {
+      const node = this.tree.get(h.hashHex);
+      if (node?.onMain) return node;
+    }
+    return undefined;
+  }
+
+  /**
+   * The first of `entries` that `parent` or one of its ancestors already includes. On the tip,
+   * an entry the mempool holds is in no main-chain block (the mempool never holds those), so
+   * only the others are looked up, all in one query: a block mined from the pool costs none.
+   */
+  private alreadyIncluded(entries: readonly SealedEntry[], parent: BlockNode): Hex | undefined {
+    const ids: Hex[] = [];
+    for (const e of entries) if (parent !== this.tree.tip || !this.mempool.has(e.idHex)) ids.push(e.idHex);
+    if (!ids.length) return undefined;
+    const held = this.holders(ids);
+    if (!held.size) return undefined;
+    for (const id of ids) {
+      for (const h of held.get(id) ?? []) {
+        const node = this.tree.get(h.hashHex);
+        if (node && this.tree.isAncestorOrSelf(node, parent)) return id;
+      }
+    }
+    return undefined;
   }
 
   invalidReason(hashHex: Hex): BlockValidationError | undefined {
@@ -587,14 +636,12 @@ export class Chain {
       if (denied) throw new BlockValidationError(denied.code, denied.message);
       const stale = this.models.blockProblem(block, parent);
       if (stale) throw new BlockValidationError(stale.code, stale.message);
-      for (const e of block.entries) {
-        if (this.tree.includes(parent, e.idHex)) {
-          throw new BlockValidationError(
-            'entry-already-included',
-            `entry ${e.idHex} is already in an ancestor`,
-          );
-        }
-      }
+      const included = this.alreadyIncluded(block.entries, parent);
+      if (included)
+        throw new BlockValidationError(
+          'entry-already-included',
+          `entry ${included} is already in an ancestor`,
+        );
       const final = this.finalCheckpoint;
       if (final && forksBelow(parent, block.header.height, final, (h) => this.tree.mainAt(h))) {
         throw new BlockValidationError(
@@ -626,6 +673,7 @@ export class Chain {
       block.header,
       block.entries.map((e) => e.idHex),
     );
+    this.newEntries.add(node, node.entryIds);
     this.roster.record(node, block.entries);
     this.models.record(node, block.entries);
     this.remember(block);

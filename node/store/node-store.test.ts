@@ -21,6 +21,7 @@ import { chainIdHex, type NetworkConfig } from '../chain/network-config.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
 import { SOURCE } from '../mempool/mempool.ts';
 import {
+  forgeBlock,
   forgeBranch,
   forgeChain,
   knowledgeEntry,
@@ -41,6 +42,7 @@ const SHIPPED = [
   '0003_mempool_origin',
   '0004_model_entries',
   '0005_messaging',
+  '0006_block_entries',
 ];
 const config = testNetwork();
 const GENESIS = genesisBlock(config);
@@ -74,6 +76,7 @@ async function openNode(file: string, clock: { now: number }, mempoolMaxEntries?
     config,
     mempoolMaxEntries,
     loadBlock: (h) => store.loadBlock(h),
+    entryIndex: store,
     now: () => clock.now,
     recentBlockCache: 2,
   });
@@ -278,8 +281,8 @@ test('close and reopen restores the exact state: tip, blocks, stale reasons, orp
     before.orphans,
   );
   assert.deepEqual(r.mempool.ids(), before.mempool, 'same mempool entries in the same order');
-  assert.equal(r.tree.includedInMain(e[2]!.idHex), true);
-  assert.equal(r.tree.includedInMain(e[9]!.idHex), false);
+  assert.equal(r.mainBlockOf(e[2]!.idHex) !== undefined, true);
+  assert.equal(r.mainBlockOf(e[9]!.idHex) !== undefined, false);
 
   // The Block table: exactly the forged blocks (genesis is derived), each with its stale reason.
   const rows = await reopened.store.prisma.block.findMany({
@@ -758,4 +761,52 @@ test('applyMigrations waits for another process’s write lock on every migratio
   assert.deepEqual(await applyMigrations(db, timed), SHIPPED);
   assert.equal(Atomics.load(taken, 0), 1, 'the lock was held by the other connection');
   assert.ok(performance.now() - started >= 250, 'it waited for the lock');
+});
+
+test('entry ids are looked up in the store index: an old entry is refused again after reopen, and a store from before the index is backfilled', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'chain.db');
+  const clock = { now: TEST_NOW };
+  const first = await openNode(file, clock);
+  const old = [entry('indexed a'), entry('indexed b'), entry('indexed c')];
+  const branch = forgeBranch(first.chain, first.chain.tip, [
+    { entries: old.slice(0, 2) },
+    {},
+    { entries: [old[2]!] },
+  ]);
+  for (const b of branch) assert.equal((await first.submit(b)).status, 'connected');
+  const holders = first.store.holders([old[0]!.idHex, old[2]!.idHex, entry('never mined').idHex]);
+  assert.deepEqual(
+    new Map([...holders].map(([id, hs]) => [id, hs.map((h) => [h.hashHex, h.height])])),
+    new Map([
+      [old[0]!.idHex, [[branch[0]!.hashHex, 1]]],
+      [old[2]!.idHex, [[branch[2]!.hashHex, 3]]],
+    ]),
+  );
+  await first.store.close();
+
+  // A store written before 0006: no BlockEntry table, no record of the migration.
+  const db = createClient({ url: `file:${file}` });
+  await db.execute('DROP TABLE "BlockEntry"');
+  await db.execute(`DELETE FROM _prisma_migrations WHERE migration_name = '0006_block_entries'`);
+  db.close();
+
+  const again = await openNode(file, clock);
+  t.after(() => again.store.close());
+  assert.deepEqual(
+    [...again.store.holders(old.map((e) => e.idHex)).keys()].sort(),
+    old.map((e) => e.idHex).sort(),
+    'the migration indexed the entries of the blocks stored before it',
+  );
+  assert.equal(again.chain.mainBlockOf(old[1]!.idHex)?.hashHex, branch[0]!.hashHex);
+  // The chain holds no in-memory index of stored entries: the refusal comes from the store.
+  const dup = forgeBlock(again.chain, again.chain.tip, { entries: [entry('fresh'), old[1]!] });
+  const r = await again.submit(dup);
+  assert.equal(r.status, 'invalid');
+  assert.equal(r.status === 'invalid' && r.error.code, 'entry-already-included');
+  // A side chain from genesis may carry it (no ancestor of its holds it); the mempool refuses it.
+  const side = forgeBlock(again.chain, again.chain.tree.genesis, { entries: [old[1]!], miner: rival });
+  assert.equal((await again.submit(side)).status, 'side');
+  const added = again.chain.addEntry(old[1]!);
+  assert.equal(added.status === 'rejected' && added.reason, 'already-included');
 });

@@ -8,6 +8,7 @@ import { fromHex, type Hex, toHex } from '../chain/bytes.ts';
 import type { ChainUpdate, PersistedChainState } from '../chain/chain.ts';
 import { formatCheckpoint, parseCheckpoint } from '../chain/checkpoint.ts';
 import { decodeEntry } from '../chain/entry-codec.ts';
+import type { EntryHolder, EntryIndex } from '../chain/entry-index.ts';
 import type { Orphan } from '../chain/orphan-pool.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
 import type { MempoolOrigin } from '../mempool/mempool.ts';
@@ -42,6 +43,12 @@ export interface NodeStoreOptions {
   readonly maxBytes?: number;
 }
 
+/** Ids per holders query: well under SQLite's bound on parameters. */
+const HOLDERS_CHUNK = 500;
+/** libsql hands blobs over as ArrayBuffers: viewed, not copied. */
+const asBytes = (b: Uint8Array | ArrayBuffer): Uint8Array =>
+  b instanceof Uint8Array ? b : new Uint8Array(b);
+
 function joinIds(entries: readonly SealedEntry[]): Uint8Array {
   const out = new Uint8Array(entries.length * 32);
   for (let i = 0; i < entries.length; i++) out.set(entries[i]!.id, i * 32);
@@ -63,6 +70,7 @@ function prepareWrites(db: Database.Database) {
     insertBlock: db.prepare(
       `INSERT OR IGNORE INTO "Block" ("hash","height","prevHash","header","entryIds","raw","staleReason","receivedAt") VALUES (?,?,?,?,?,?,?,?)`,
     ),
+    putBlockEntry: db.prepare(`INSERT OR IGNORE INTO "BlockEntry" ("entryId","blockHash") VALUES (?,?)`),
     markStale: db.prepare(`UPDATE "Block" SET "staleReason" = ? WHERE "hash" = ?`),
     setHead: db.prepare(
       `INSERT INTO "ChainHead" ("id","hash","height","updatedAt") VALUES (1,?,?,?)
@@ -92,7 +100,7 @@ function prepareWrites(db: Database.Database) {
  * everything it changes are either all on disk or not at all, and a kill -9 at any moment
  * leaves a consistent prefix.
  */
-export class NodeStore {
+export class NodeStore implements EntryIndex {
   private seq = 0n;
   /**
    * Transactions committed since open. Each is one fsync (synchronous=FULL): mempool admissions
@@ -291,6 +299,47 @@ export class NodeStore {
   }
   private readBlock: Database.Statement | undefined;
 
+  /**
+   * EntryIndex: the stored blocks holding each of `ids`, in one indexed query through the
+   * writer's connection (synchronous, like readEncodedBlocks; the write path never leaves a
+   * transaction open across an await). Statements are prepared per id count, a few kept.
+   */
+  holders(ids: readonly Hex[]): Map<Hex, EntryHolder[]> {
+    const out = new Map<Hex, EntryHolder[]>();
+    for (let i = 0; i < ids.length; i += HOLDERS_CHUNK) {
+      const chunk = ids.slice(i, i + HOLDERS_CHUNK);
+      const rows = this.holdersStatement(chunk.length).all(chunk.map((id) => fromHex(id))) as {
+        entryId: Uint8Array | ArrayBuffer;
+        hash: Uint8Array | ArrayBuffer;
+        height: number;
+      }[];
+      for (const r of rows) {
+        const id = toHex(asBytes(r.entryId));
+        const list = out.get(id) ?? [];
+        list.push({ hashHex: toHex(asBytes(r.hash)), height: Number(r.height) });
+        out.set(id, list);
+      }
+    }
+    return out;
+  }
+
+  private holdersStatement(n: number): Database.Statement {
+    let st = this.holderStatements.get(n);
+    if (!st) {
+      if (this.holderStatements.size >= 16)
+        this.holderStatements.delete(this.holderStatements.keys().next().value!);
+      st = this.writer.prepare(
+        `SELECT e."entryId" AS "entryId", b."hash" AS "hash", b."height" AS "height" FROM "BlockEntry" e
+         JOIN "Block" b ON b."hash" = e."blockHash" WHERE e."entryId" IN (${Array(n).fill('?').join(',')})`,
+      );
+    }
+    // Most recently used last: the counts blocks carry repeat.
+    this.holderStatements.delete(n);
+    this.holderStatements.set(n, st);
+    return st;
+  }
+  private readonly holderStatements = new Map<number, Database.Statement>();
+
   async blockCount(): Promise<number> {
     return this.prisma.block.count();
   }
@@ -335,6 +384,7 @@ export class NodeStore {
         u.stale.get(block.hashHex) ?? null,
         receivedAt,
       ]);
+      for (const e of block.entries) w.putBlockEntry.run([e.id, block.hash]);
       // Config and model entries apart, so reopening rebuilds the roster and the model head at
       // every block without decoding blocks.
       block.entries.forEach((e, i) => {
