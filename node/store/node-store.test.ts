@@ -43,6 +43,7 @@ const SHIPPED = [
   '0004_model_entries',
   '0005_messaging',
   '0006_block_entries',
+  '0007_block_chain_work',
 ];
 const config = testNetwork();
 const GENESIS = genesisBlock(config);
@@ -148,8 +149,8 @@ test('a fresh store is migrated like `prisma migrate deploy` and loads as just t
     assert.equal(rows[0]!.checksum, sha256Hex(fileBytes), 'checksum is the sha256 of the migration file');
     assert.notEqual(rows[0]!.finished_at, null);
     assert.equal(Number(rows[0]!.applied_steps_count), 1);
-    // chainId, and the key saying the (empty) model-entry table is complete.
-    assert.deepEqual(await tableCounts(store), { blocks: 0, heads: 0, orphans: 0, mempool: 0, meta: 2 });
+    // chainId, and the keys saying the (empty) model-entry table and chainWork column are complete.
+    assert.deepEqual(await tableCounts(store), { blocks: 0, heads: 0, orphans: 0, mempool: 0, meta: 3 });
     const [page] = await store.prisma.$queryRawUnsafe<{ page_size: unknown }[]>('PRAGMA page_size');
     assert.equal(Number(page!.page_size), 16_384, 'a new store file gets 16 KB pages');
     assert.deepEqual(await store.prisma.storeMeta.findUnique({ where: { key: 'chainId' } }), {
@@ -492,7 +493,7 @@ test('applying an update whose blocks are already stored adds no rows and change
   assert.equal(update.blocks.length, 4);
   await store.apply(update);
   const counts = await tableCounts(store);
-  assert.deepEqual(counts, { blocks: 4, heads: 1, orphans: 1, mempool: 2, meta: 2 });
+  assert.deepEqual(counts, { blocks: 4, heads: 1, orphans: 1, mempool: 2, meta: 3 });
   const state = await store.load();
 
   // The same update again: same rows, same state (mempool order included).
@@ -809,4 +810,36 @@ test('entry ids are looked up in the store index: an old entry is refused again 
   assert.equal((await again.submit(side)).status, 'side');
   const added = again.chain.addEntry(old[1]!);
   assert.equal(added.status === 'rejected' && added.reason, 'already-included');
+});
+
+test('a store from before chainWork was kept fills it in at its first open, given the genesis target', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'chain.db');
+  const clock = { now: TEST_NOW };
+  const first = await openNode(file, clock);
+  const branch = forgeBranch(first.chain, first.chain.tip, [{}, {}, {}]);
+  for (const b of branch) assert.equal((await first.submit(b)).status, 'connected');
+  const side = forgeBlock(first.chain, first.chain.tree.mainAt(1)!, { miner: rival });
+  assert.equal((await first.submit(side)).status, 'side');
+  const work = new Map([...branch, side].map((b) => [b.hashHex, first.chain.tree.get(b.hashHex)!.chainWork]));
+  await first.store.close();
+
+  // As 0006 left it: no chainWork column, no key saying it is filled in.
+  const db = createClient({ url: `file:${file}` });
+  await db.execute('ALTER TABLE "Block" DROP COLUMN "chainWork"');
+  await db.execute(`DELETE FROM _prisma_migrations WHERE migration_name = '0007_block_chain_work'`);
+  await db.execute(`DELETE FROM "StoreMeta" WHERE "key" = 'chainWork'`);
+  db.close();
+
+  await assert.rejects(openStore(file), /needs the genesis target to fill in chainWork/);
+  const store = await NodeStore.open({
+    file,
+    chainIdHex: chainIdHex(config),
+    genesisHashHex: GENESIS.hashHex,
+    genesisTarget: GENESIS.header.target,
+  });
+  t.after(() => store.close());
+  for (const [hash, w] of work) assert.equal(store.storedHeader(hash)?.chainWork, w, hash);
+  assert.equal(store.mainHeader(3)?.hashHex, branch[2]!.hashHex);
+  assert.equal(store.storedHeader(side.hashHex)?.onMain, false);
 });
