@@ -78,7 +78,7 @@ export function nodeOfStored(s: StoredHeader, parent?: BlockNode): BlockNode {
  *
  * With a `deep` reader it holds a window: the main chain from `base` up to the tip, the side
  * blocks above it, and, for side chains that fork further down, their blocks down to their
- * fork point. `mainAt` below `base` answers from `deep`.
+ * fork point. `mainAt` below `base` answers from `deep`; `evictBelow` lets older nodes go.
  */
 export class BlockTree {
   private readonly nodes = new Map<Hex, BlockNode>();
@@ -204,6 +204,42 @@ export class BlockTree {
     for (let i = 1; i < all.length; i++) all[i]!.parent ??= all[i - 1];
     this.main = all;
     this.baseHeight = all[0]!.height;
+  }
+
+  /**
+   * Lets the main chain below `height` go, and every side block that is below it and not an
+   * ancestor of a side block at or above it (side chains keep their path to their fork point).
+   * Nodes in `keep` (not yet committed) stay. Returns the main-chain nodes let go, lowest first.
+   */
+  evictBelow(height: number, keep: ReadonlySet<Hex>): BlockNode[] {
+    if (!this.deep || height <= this.baseHeight || height > this.tip.height) return [];
+    for (const id of keep) {
+      const n = this.nodes.get(id);
+      if (n && n.height < height) return [];
+    }
+    const pinned = new Set<BlockNode>();
+    for (const n of this.nodes.values()) {
+      if (n.onMain || n.height < height) continue;
+      // Up to the cut the path runs through nodes kept anyway; below it, it is pinned down to
+      // the fork point.
+      let a = n.parent;
+      while (a && !a.onMain && a.height >= height) a = a.parent;
+      for (; a && !pinned.has(a) && a.height < height; a = a.parent) {
+        pinned.add(a);
+        if (a.onMain) break;
+      }
+    }
+    const gone = this.main.slice(0, height - this.baseHeight);
+    this.main = this.main.slice(height - this.baseHeight);
+    this.baseHeight = height;
+    this.main[0]!.parent = undefined;
+    for (const [id, n] of this.nodes) {
+      if (n.height >= height || n === this.genesis || pinned.has(n)) continue;
+      this.nodes.delete(id);
+    }
+    // A main-chain fork point kept for a side chain stands alone: nothing below it is walked.
+    for (const n of pinned) if (n.onMain) n.parent = undefined;
+    return gone.filter((n) => n !== this.genesis);
   }
 
   /** The ancestor of `node` (or node itself) at `height`. */

@@ -124,6 +124,8 @@ export interface ChainOptions {
   readonly headers?: HeaderStore;
   /** Reorgs this deep are planned from memory (default CHAIN_WINDOW_DEFAULTS.reorgDepth). */
   readonly windowReorgDepth?: number;
+  /** Headers leave memory in steps of this many (default CHAIN_WINDOW_DEFAULTS.evictEvery). */
+  readonly evictEvery?: number;
   readonly verifier?: SignatureVerifier;
   readonly now?: () => number;
   readonly orphanCapacity?: number;
@@ -227,6 +229,7 @@ export class Chain {
   private readonly headers: HeaderStore | undefined;
   /** Main-chain headers kept below the tip (with a header store). */
   readonly windowSize: number;
+  private readonly evictEvery: number;
   /**
    * The highest stored block that memory does not hold (below the window, or a side block whose
    * chain left it): a block above it that the tree does not know is not stored either.
@@ -267,6 +270,7 @@ export class Chain {
     const headers = opts.headers;
     this.tree = new BlockTree(this.genesis, headers ? (h) => headers.mainHeader(h) : undefined);
     this.windowSize = windowSize(opts.config, opts.windowReorgDepth ?? CHAIN_WINDOW_DEFAULTS.reorgDepth);
+    this.evictEvery = opts.evictEvery ?? CHAIN_WINDOW_DEFAULTS.evictEvery;
     this.roster = new RosterLedger(opts.config, this.chainId, this.tree.genesis);
     this.models = new ModelLedger(this.tree.genesis);
     this.orphans = new OrphanPool({
@@ -573,6 +577,25 @@ export class Chain {
     this.models.floor.truncate(this.tree.base - 1);
   }
 
+  /**
+   * Lets the main chain's headers more than the window below the tip leave memory (in steps, so
+   * it costs nothing per block), once everything they changed is committed: what the store holds
+   * is then what lookups below the window read. Their roster and model head go to the floors.
+   */
+  private evict(): void {
+    if (!this.headers) return;
+    const cut = this.tree.tip.height - this.windowSize;
+    if (cut - this.tree.base < this.evictEvery) return;
+    if (this.pending.blocks.length || this.pending.stale.size) return;
+    for (let h = this.tree.base; h < cut; h++) {
+      const n = this.tree.mainAt(h)!;
+      this.roster.floor.push(h, this.roster.at(n));
+      this.models.floor.push(h, this.models.at(n) ?? null);
+    }
+    this.tree.evictBelow(cut, new Set());
+    this.outsideTop = Math.max(this.outsideTop, cut - 1);
+  }
+
   invalidReason(hashHex: Hex): BlockValidationError | undefined {
     return this.invalid.get(hashHex);
   }
@@ -627,6 +650,7 @@ export class Chain {
     requested: boolean,
   ): Promise<ProcessResult> {
     const hashHex = block.hashHex;
+    this.evict();
     if (this.tree.get(hashHex) || this.orphans.has(hashHex)) return { status: 'duplicate', hashHex };
     // Only a block no higher than one that left memory can be stored and not in the tree.
     if (block.header.height <= this.outsideTop && this.headers?.storedHeader(hashHex))

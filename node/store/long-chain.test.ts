@@ -14,6 +14,7 @@ import type { PeerId } from '@libp2p/interface';
 import type { Hex } from '../chain/bytes.ts';
 import { Chain, type ProcessResult } from '../chain/chain.ts';
 import { genesisBlock } from '../chain/genesis.ts';
+import { CHAIN_WINDOW_DEFAULTS } from '../chain/header-store.ts';
 import { chainIdHex } from '../chain/network-config.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
 import { createLogger } from '../log.ts';
@@ -106,6 +107,7 @@ test('a node reopened on 50,000 stored blocks holds a window: validates, refuses
   const fork = chain.tree.mainAt(forkHeight)!;
   assert.equal(chain.tree.get(fork.hashHex), undefined);
   const depth = chain.tip.height - forkHeight;
+  const oldTip = chain.tip;
   const rival = forgeChain(chain, fork, depth + 1, { miner: testKey(21) });
   t0 = performance.now();
   let last: ProcessResult | undefined;
@@ -118,8 +120,18 @@ test('a node reopened on 50,000 stored blocks holds a window: validates, refuses
   assert.equal(chain.tip.hashHex, rival.at(-1)!.hashHex);
   assert.ok(chain.tree.base <= forkHeight, 'the reorg brought the main chain down to its fork point');
 
+  // The next block lets the window move up again: the tree is bounded by the window (its main
+  // chain) and the reorged-out chain, which stays until the window passes it.
   assert.equal((await submit(forgeBlock(chain, chain.tip, { entries: [fresh('c')] }))).status, 'connected');
+  assert.ok(
+    chain.tree.base >= chain.tip.height - chain.windowSize - CHAIN_WINDOW_DEFAULTS.evictEvery,
+    `base ${chain.tree.base} at tip ${chain.tip.height}`,
+  );
   assert.ok(chain.tree.size <= 3 * chain.windowSize, `${chain.tree.size} nodes in memory`);
+  t.diagnostic(`after the reorg and one block: ${chain.tree.size} nodes in memory, base ${chain.tree.base}`);
+  // The reorged-out chain keeps its path down to the fork point: a block on it still validates.
+  const onOld = forgeBlock(chain, chain.tree.get(oldTip.hashHex)!, { miner: testKey(22) });
+  assert.equal((await submit(onOld)).status, 'side');
   // The entry of the block the reorg took out is back in the pool, and an entry from before the
   // fork is still refused.
   assert.equal(chain.addEntry(oldEntry).status, 'rejected');
