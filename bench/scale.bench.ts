@@ -4,7 +4,8 @@
  * store by bulkSeed), its start-up time (spawn to "ready") and its RSS and V8 heap after idling
  * (BENCH_SCALE_IDLE_MS, default 60 s); then bench:chain's warm import (entries in the mempool
  * first, then blocks validated and committed in batches of 250) of 10,000 and of 20,000 blocks
- * into fresh stores, whose rates give warmImportRatio (1: linear in work).
+ * into fresh stores, alternating, BENCH_RUNS times each (default 3), whose median rates give
+ * warmImportRatio (1: linear in work).
  * Last line: one JSON object with the figures.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -20,14 +21,17 @@ import { readNetworkConfig } from '../node/config-file.ts';
 import { NodeStore } from '../node/store/node-store.ts';
 import { bulkSeed } from '../node/testing/bulk-seed.ts';
 import { testNetwork } from '../node/testing/forge.ts';
+import { median } from './stats.ts';
 import { benchBlocks } from './verify-limit.ts';
 
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
-const SIZES = (process.env.BENCH_SCALE_SIZES ?? '10000,100000').split(',').map(Number);
+const SIZES = (process.env.BENCH_SCALE_SIZES ?? '10000,100000').split(',').filter(Boolean).map(Number);
 const IDLE_MS = Number(process.env.BENCH_SCALE_IDLE_MS ?? 60_000);
 const WARM_BLOCKS = Number(process.env.BENCH_SCALE_WARM_BLOCKS ?? 10_000);
 const ENTRIES = 2;
 const BATCH = 250;
+/** Warm imports of each size, alternating; their medians are the figures (this host drifts). */
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const kilo = (n: number) => `${Math.round(n / 1000)}k`;
 const mb = (bytes: number | undefined) => Math.round(((bytes ?? Number.NaN) / 2 ** 20) * 10) / 10;
 
@@ -123,8 +127,14 @@ log(`generating ${2 * WARM_BLOCKS} blocks of ${ENTRIES} entries…`);
 const blocks = benchBlocks(config, 2 * WARM_BLOCKS, ENTRIES);
 // Untimed first, so the timed imports run compiled code.
 await warmImport(blocks, Math.min(1000, WARM_BLOCKS), config);
-const single = await warmImport(blocks, WARM_BLOCKS, config);
-const double = await warmImport(blocks, 2 * WARM_BLOCKS, config);
+const singles: number[] = [];
+const doubles: number[] = [];
+for (let i = 0; i < RUNS; i++) {
+  singles.push(await warmImport(blocks, WARM_BLOCKS, config));
+  doubles.push(await warmImport(blocks, 2 * WARM_BLOCKS, config));
+}
+const single = median(singles);
+const double = median(doubles);
 figures[`warmBlocksPerSec${kilo(WARM_BLOCKS)}`] = Math.round(single);
 figures[`warmBlocksPerSec${kilo(2 * WARM_BLOCKS)}`] = Math.round(double);
 figures.warmImportRatio = Math.round((double / single) * 100) / 100;
