@@ -209,13 +209,8 @@ export function nodeControl(node: CairnNode): NodeControl {
     },
     locateEntry: (id) => {
       if (node.chain.mempool.has(id)) return { id, status: 'mempool' };
-      // From the tip down: read-only and linear in the chain, for operators and tests, not hot paths.
-      const tree = node.chain.tree;
-      for (let h = tree.tip.height; h > 0; h--) {
-        const b = tree.mainAt(h);
-        if (b?.entryIds.includes(id)) return { id, status: 'included', height: h, block: b.hashHex };
-      }
-      return undefined;
+      const b = node.chain.mainBlockOf(id);
+      return b ? { id, status: 'included', height: b.height, block: b.hashHex } : undefined;
     },
     blockPeers: (ids) => {
       node.peers.block(ids);

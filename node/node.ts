@@ -234,13 +234,21 @@ export class CairnNode {
       config: opts.network,
       verifier,
       loadBlock: (h) => store!.loadBlock(h),
+      entryIndex: { holders: (ids) => store!.holders(ids) },
+      headers: {
+        storedHeader: (h) => store!.storedHeader(h),
+        mainHeader: (h) => store!.mainHeader(h),
+        mainHeaders: (from, to) => store!.mainHeaders(from, to),
+      },
     });
     store = await NodeStore.open({
       file: path.join(opts.dataDir, 'chain.db'),
       chainIdHex: chainIdHexValue,
       genesisHashHex: chain.genesis.hashHex,
+      genesisTarget: chain.genesis.header.target,
     });
-    chain.restore(await store.load());
+    // At the head with a window of recent headers: start-up does not grow with the chain.
+    chain.restore(await store.load({ window: chain.windowSize }));
     const membership = new Roster(
       { mode: opts.network.membership, chainId: chain.chainId, tipRoster: () => chain.tipRoster },
       // The certificate a joined device received (membership.json); genesis members and admins have

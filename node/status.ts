@@ -121,7 +121,8 @@ export function nodeStatus(node: CairnNode, now: number = Date.now()): NodeStatu
     difficultyTarget: tip.header.target.toString(16),
     mempoolSize: node.chain.mempool.size,
     orphanCount: node.chain.orphans.size,
-    blockCount: node.chain.tree.size,
+    // Stored blocks and genesis: the tree holds only a window of them.
+    blockCount: node.store.storedBlocks + 1,
     syncState: node.sync.state,
     lastSync: node.sync.lastOutcome,
     mining: node.opts.mine && !failure,

@@ -569,8 +569,8 @@ describe('locator and restore', () => {
     assert.deepEqual(reopened.tree.locator(), chain.tree.locator());
     assert.deepEqual(reopened.mempool.ids(), [pending.idHex]);
     assert.equal(reopened.orphans.has(orphanChild!.hashHex), true);
-    assert.equal(reopened.tree.includedInMain(x.idHex), true);
-    assert.equal(reopened.tree.includedInMain(y.idHex), false);
+    assert.equal(reopened.mainBlockOf(x.idHex) !== undefined, true);
+    assert.equal(reopened.mainBlockOf(y.idHex) !== undefined, false);
 
     // It carries on: the orphan's parent connects both, with the restored block index.
     const [orphanParent] = forgeChain(reopened, reopened.tip, 1);

@@ -7,7 +7,9 @@ import { type BlockNode, BlockTree } from './block-tree.ts';
 import { type Hex, toHex } from './bytes.ts';
 import { ancestorAt, type Checkpoint, checkpointsIn, forksBelow, laterCheckpoint } from './checkpoint.ts';
 import { easiestTargetReachable } from './difficulty.ts';
+import { type EntryIndex, MemoryEntryIndex, mergeHolders } from './entry-index.ts';
 import { genesisBlock } from './genesis.ts';
+import { CHAIN_WINDOW_DEFAULTS, type HeaderStore, type StoredHeader, windowSize } from './header-store.ts';
 import { ModelLedger } from './model-ledger.ts';
 import { assertValidNetworkConfig, chainIdOf, type NetworkConfig } from './network-config.ts';
 import { type Orphan, type OrphanDropReason, OrphanPool } from './orphan-pool.ts';
@@ -110,6 +112,20 @@ export type BlockLoader = (hashHex: Hex) => Promise<SealedBlock | undefined>;
 export interface ChainOptions {
   readonly config: NetworkConfig;
   readonly loadBlock: BlockLoader;
+  /**
+   * The entry ids of stored blocks (the node store's index). Without it the chain indexes every
+   * block it holds in memory (tests and benches without a store).
+   */
+  readonly entryIndex?: EntryIndex;
+  /**
+   * The headers of stored blocks. With it the chain holds only a window of recent headers in
+   * memory and reads older ones from here; without it, every block it knows.
+   */
+  readonly headers?: HeaderStore;
+  /** Reorgs this deep are planned from memory (default CHAIN_WINDOW_DEFAULTS.reorgDepth). */
+  readonly windowReorgDepth?: number;
+  /** Headers leave memory in steps of this many (default CHAIN_WINDOW_DEFAULTS.evictEvery). */
+  readonly evictEvery?: number;
   readonly verifier?: SignatureVerifier;
   readonly now?: () => number;
   readonly orphanCapacity?: number;
@@ -146,13 +162,22 @@ export interface ProcessOptions {
 }
 
 export interface PersistedChainState {
-  /** Every stored block, parents before children. */
+  /** Every stored block (with `window`: those above its root, and the root), parents before children. */
   readonly blocks: readonly {
     hashHex: Hex;
     hash: Uint8Array;
     header: BlockHeader;
     entryIds: readonly Hex[];
   }[];
+  /**
+   * Present when the store opened at its head with a window: `root` is the lowest main-chain
+   * block read (its ancestors stay on disk), `below` the main-chain blocks at or below it that
+   * carry config or model entries (in `configEntries`, `modelEntries`), lowest first.
+   */
+  readonly window?: {
+    readonly root: StoredHeader;
+    readonly below: readonly { readonly hashHex: Hex; readonly height: number }[];
+  };
   readonly headHashHex: Hex;
   readonly orphans: readonly Orphan[];
   readonly mempool: readonly SealedEntry[];
@@ -197,6 +222,19 @@ export class Chain {
   /** The clock the chain judges timestamps by (tests set it). */
   readonly now: () => number;
   private readonly loadBlock: BlockLoader;
+  /** The store's entry index; undefined: `newEntries` indexes every block and is never cleared. */
+  private readonly storedEntries: EntryIndex | undefined;
+  /** Entry ids of the blocks added since the last takeUpdate, which the store has not seen yet. */
+  private readonly newEntries = new MemoryEntryIndex();
+  private readonly headers: HeaderStore | undefined;
+  /** Main-chain headers kept below the tip (with a header store). */
+  readonly windowSize: number;
+  private readonly evictEvery: number;
+  /**
+   * The highest stored block that memory does not hold (below the window, or a side block whose
+   * chain left it): a block above it that the tree does not know is not stored either.
+   */
+  private outsideTop = 0;
   private readonly invalid = new Map<Hex, BlockValidationError>();
   /**
    * Blocks rejected for a transient reason (their clock ahead of ours), until they could pass:
@@ -228,7 +266,11 @@ export class Chain {
     this.config = opts.config;
     this.chainId = chainIdOf(opts.config);
     this.genesis = genesisBlock(opts.config);
-    this.tree = new BlockTree(this.genesis);
+    this.headers = opts.headers;
+    const headers = opts.headers;
+    this.tree = new BlockTree(this.genesis, headers ? (h) => headers.mainHeader(h) : undefined);
+    this.windowSize = windowSize(opts.config, opts.windowReorgDepth ?? CHAIN_WINDOW_DEFAULTS.reorgDepth);
+    this.evictEvery = opts.evictEvery ?? CHAIN_WINDOW_DEFAULTS.evictEvery;
     this.roster = new RosterLedger(opts.config, this.chainId, this.tree.genesis);
     this.models = new ModelLedger(this.tree.genesis);
     this.orphans = new OrphanPool({
@@ -244,11 +286,12 @@ export class Chain {
     this.verifier = opts.verifier ?? new CachedVerifier();
     this.now = opts.now ?? Date.now;
     this.loadBlock = opts.loadBlock;
+    this.storedEntries = opts.entryIndex;
     this.recentCapacity = opts.recentBlockCache ?? 2048;
     this.mempool = new Mempool({
       config: opts.config,
       verifier: this.verifier,
-      isIncluded: (id) => this.tree.includedInMain(id),
+      isIncluded: (id) => this.mainBlockOf(id) !== undefined,
       // Admission judges permissions and the model head at the tip: the block the entry would
       // go into builds on it.
       authorize: (e, now) =>
@@ -275,10 +318,18 @@ export class Chain {
   restore(state: PersistedChainState): void {
     // Every carrier, not only those `carried` keeps (it is bounded): rare, admins sign them.
     const carriers: { node: BlockNode; checkpoints: Checkpoint[] }[] = [];
+    this.finalCheckpoint = state.finalized;
+    if (state.window) this.restoreFloor(state);
     for (const b of state.blocks) {
       if (b.hashHex === this.genesis.hashHex) continue;
       if (this.tree.get(b.hashHex)) continue;
+      if (state.window && !this.tree.get(toHex(b.header.prevHash))) {
+        // Its chain forks below the window: it stays on disk until something builds on it.
+        this.outsideTop = Math.max(this.outsideTop, b.header.height);
+        continue;
+      }
       const node = this.tree.add(b.hashHex, b.hash, b.header, b.entryIds);
+      if (!this.storedEntries) this.newEntries.add(node, b.entryIds);
       const config = state.configEntries?.get(b.hashHex) ?? [];
       this.roster.record(node, config);
       this.models.record(node, state.modelEntries?.get(b.hashHex) ?? []);
@@ -291,7 +342,6 @@ export class Chain {
     this.tree.applyReorg(this.tree.planReorg(head));
     for (const o of state.orphans) this.orphans.add(o);
     this.mempool.restore(state.mempool, state.mempoolOrigins);
-    this.finalCheckpoint = state.finalized;
     for (const { node, checkpoints } of carriers) {
       if (!node.onMain) continue;
       for (const cp of checkpoints) {
@@ -301,6 +351,33 @@ export class Chain {
         this.pending.finalized = cp;
       }
     }
+  }
+
+  /**
+   * Opening with a window: the main chain starts at the stored root, and the roster and model
+   * head below it are folded from the config and model entries of the main chain's blocks at or
+   * below it; the checkpoints those carry are final (they are on the main chain).
+   */
+  private restoreFloor(state: PersistedChainState): void {
+    const { root, below } = state.window!;
+    this.tree.setRoot(root);
+    this.outsideTop = root.height - 1;
+    let roster = this.roster.floor.initial;
+    let head = this.models.floor.initial;
+    for (const b of below) {
+      const config = state.configEntries?.get(b.hashHex) ?? [];
+      roster = RosterLedger.after(roster, config);
+      head = ModelLedger.after(head, state.modelEntries?.get(b.hashHex) ?? []);
+      this.roster.floor.push(b.height, roster);
+      this.models.floor.push(b.height, head);
+      for (const cp of checkpointsIn(config)) {
+        if (laterCheckpoint(this.finalCheckpoint, cp) === this.finalCheckpoint) continue;
+        this.finalCheckpoint = cp;
+        this.pending.finalized = cp;
+      }
+    }
+    this.roster.floor.push(root.height, roster);
+    this.models.floor.push(root.height, head);
   }
 
   /** The highest admin checkpoint final on this node. */
@@ -363,6 +440,8 @@ export class Chain {
   takeUpdate(): ChainUpdate {
     const u = this.pending;
     this.pending = newUpdate();
+    // The store indexes these blocks' entries when it commits the update.
+    if (this.storedEntries) this.newEntries.clear();
     // Origins as they stand at commit: an entry put and moved within one update is stored once.
     const origins = new Map<Hex, MempoolOrigin>();
     for (const [id, e] of u.mempool) {
@@ -386,6 +465,135 @@ export class Chain {
   async getBlocks(hashHexes: readonly Hex[]): Promise<SealedBlock[]> {
     const blocks = await Promise.all(hashHexes.map((h) => this.getBlock(h)));
     return blocks.filter((b): b is SealedBlock => b !== undefined);
+  }
+
+  /** The blocks known to hold each of `ids`: the store's index and the blocks it has not seen yet. */
+  private holders(ids: readonly Hex[]) {
+    const fresh = this.newEntries.holders(ids);
+    return this.storedEntries ? mergeHolders(this.storedEntries.holders(ids), fresh) : fresh;
+  }
+
+  /** The main-chain block that includes an entry, if one does. */
+  mainBlockOf(entryId: Hex): BlockNode | undefined {
+    for (const h of this.holders([entryId]).get(entryId) ?? []) {
+      const node = this.tree.mainAt(h.height);
+      if (node?.hashHex === h.hashHex) return node;
+    }
+    return undefined;
+  }
+
+  /**
+   * The first of `entries` that `parent` or one of its ancestors already includes. On the tip,
+   * an entry the mempool holds is in no main-chain block (the mempool never holds those), so
+   * only the others are looked up, all in one query: a block mined from the pool costs none.
+   */
+  private alreadyIncluded(entries: readonly SealedEntry[], parent: BlockNode): Hex | undefined {
+    const ids: Hex[] = [];
+    for (const e of entries) if (parent !== this.tree.tip || !this.mempool.has(e.idHex)) ids.push(e.idHex);
+    if (!ids.length) return undefined;
+    const held = this.holders(ids);
+    if (!held.size) return undefined;
+    for (const id of ids) {
+      for (const h of held.get(id) ?? []) {
+        // Below the window the ancestor is read from the store: only a duplicate gets here.
+        if (this.tree.ancestorAt(parent, h.height)?.hashHex === h.hashHex) return id;
+      }
+    }
+    return undefined;
+  }
+
+  /** Whether the chain holds a block, in memory or (a block that left it) in the store. */
+  has(hashHex: Hex): boolean {
+    return this.tree.get(hashHex) !== undefined || this.headers?.storedHeader(hashHex) !== undefined;
+  }
+
+  /** Whether a block is on the main chain, in memory or below the window. */
+  isOnMain(hashHex: Hex): BlockNode | undefined {
+    const node = this.tree.get(hashHex);
+    if (node) return node.onMain ? node : undefined;
+    const s = this.headers?.storedHeader(hashHex);
+    if (!s?.onMain || s.height >= this.tree.base) return undefined;
+    return this.tree.mainAt(s.height);
+  }
+
+  /** A block locator over the main chain (below the window from the store). */
+  locator(): Hex[] {
+    return this.tree.locator();
+  }
+
+  /**
+   * The tree node of a stored block that left memory (or never entered it at start-up), with
+   * its chain down to where it meets the tree: a side chain's blocks, then its fork point on the
+   * main chain below the window (adopted alone: main-chain lookups below it go to the store).
+   * Undefined if the store does not hold it.
+   */
+  private async adoptStored(hashHex: Hex): Promise<BlockNode | undefined> {
+    const headers = this.headers;
+    if (!headers) return undefined;
+    const path: StoredHeader[] = [];
+    let id = hashHex;
+    let anchor: BlockNode | undefined;
+    for (;;) {
+      anchor = this.tree.get(id);
+      if (anchor) break;
+      const s = headers.storedHeader(id);
+      if (!s) {
+        if (!path.length) return undefined;
+        throw new Error(`stored block ${path.at(-1)!.hashHex}'s parent ${id} is missing from the store`);
+      }
+      if (s.onMain && s.height < this.tree.base) {
+        anchor = this.tree.adopt(s, undefined);
+        break;
+      }
+      path.push(s);
+      id = toHex(s.header.prevHash);
+    }
+    for (const s of path.reverse()) {
+      const block = await this.getBlock(s.hashHex);
+      if (!block) throw new Error(`stored block ${s.hashHex} is missing from the store`);
+      anchor = this.tree.adopt(s, anchor);
+      this.roster.record(anchor, block.entries);
+      this.models.record(anchor, block.entries);
+      this.recordCarried(s.hashHex, block.entries);
+    }
+    return anchor;
+  }
+
+  /**
+   * Brings the main chain down to `height` into memory for a reorg that forks there, with the
+   * roster and model head of every block it brings in taken from the floors while they are still
+   * on the main chain; the floors then end below the window again.
+   */
+  private lowerWindow(height: number): void {
+    const base = this.tree.base;
+    if (height >= base) return;
+    this.tree.extendDown(height);
+    for (let h = this.tree.base; h < base; h++) {
+      const n = this.tree.mainAt(h)!;
+      this.roster.at(n);
+      this.models.at(n);
+    }
+    this.roster.floor.truncate(this.tree.base - 1);
+    this.models.floor.truncate(this.tree.base - 1);
+  }
+
+  /**
+   * Lets the main chain's headers more than the window below the tip leave memory (in steps, so
+   * it costs nothing per block), once everything they changed is committed: what the store holds
+   * is then what lookups below the window read. Their roster and model head go to the floors.
+   */
+  private evict(): void {
+    if (!this.headers) return;
+    const cut = this.tree.tip.height - this.windowSize;
+    if (cut - this.tree.base < this.evictEvery) return;
+    if (this.pending.blocks.length || this.pending.stale.size) return;
+    for (let h = this.tree.base; h < cut; h++) {
+      const n = this.tree.mainAt(h)!;
+      this.roster.floor.push(h, this.roster.at(n));
+      this.models.floor.push(h, this.models.at(n) ?? null);
+    }
+    this.tree.evictBelow(cut, new Set());
+    this.outsideTop = Math.max(this.outsideTop, cut - 1);
   }
 
   invalidReason(hashHex: Hex): BlockValidationError | undefined {
@@ -442,7 +650,11 @@ export class Chain {
     requested: boolean,
   ): Promise<ProcessResult> {
     const hashHex = block.hashHex;
+    this.evict();
     if (this.tree.get(hashHex) || this.orphans.has(hashHex)) return { status: 'duplicate', hashHex };
+    // Only a block no higher than one that left memory can be stored and not in the tree.
+    if (block.header.height <= this.outsideTop && this.headers?.storedHeader(hashHex))
+      return { status: 'duplicate', hashHex };
     const known = this.invalid.get(hashHex);
     if (known) return { status: 'invalid', hashHex, error: known };
     const now = this.now();
@@ -459,7 +671,9 @@ export class Chain {
       return this.reject(hashHex, err, block);
     }
     const prevHex = toHex(block.header.prevHash);
-    const parent = this.tree.get(prevHex);
+    const parent =
+      this.tree.get(prevHex) ??
+      (block.header.height - 1 <= this.outsideTop ? await this.adoptStored(prevHex) : undefined);
     if (!parent) {
       if (this.invalid.has(prevHex)) {
         return this.reject(
@@ -587,16 +801,21 @@ export class Chain {
       if (denied) throw new BlockValidationError(denied.code, denied.message);
       const stale = this.models.blockProblem(block, parent);
       if (stale) throw new BlockValidationError(stale.code, stale.message);
-      for (const e of block.entries) {
-        if (this.tree.includes(parent, e.idHex)) {
-          throw new BlockValidationError(
-            'entry-already-included',
-            `entry ${e.idHex} is already in an ancestor`,
-          );
-        }
-      }
+      const included = this.alreadyIncluded(block.entries, parent);
+      if (included)
+        throw new BlockValidationError(
+          'entry-already-included',
+          `entry ${included} is already in an ancestor`,
+        );
       const final = this.finalCheckpoint;
-      if (final && forksBelow(parent, block.header.height, final, (h) => this.tree.mainAt(h))) {
+      // A chain that leaves the main chain above the final checkpoint holds it (it is on the main
+      // chain): only one leaving below it needs the look-up, which may read the store.
+      if (
+        final &&
+        (block.header.height <= final.height ||
+          (this.tree.forkOf(parent).height < final.height &&
+            forksBelow(parent, block.header.height, final, (h) => this.tree.mainAt(h))))
+      ) {
         throw new BlockValidationError(
           'below-checkpoint',
           `the block's chain forks below the checkpoint at height ${final.height}`,
@@ -611,8 +830,7 @@ export class Chain {
     // nothing and the block can be processed again once the store can deliver.
     const disconnected: SealedBlock[] = [];
     if (parent.chainWork + workForTarget(block.header.target) > this.tree.tip.chainWork) {
-      let fork = parent;
-      while (!fork.onMain) fork = fork.parent!;
+      const fork = this.tree.forkOf(parent);
       for (let h = this.tree.tip.height; h > fork.height; h--) {
         const d = this.tree.mainAt(h)!;
         const b = await this.getBlock(d.hashHex);
@@ -626,6 +844,7 @@ export class Chain {
       block.header,
       block.entries.map((e) => e.idHex),
     );
+    this.newEntries.add(node, node.entryIds);
     this.roster.record(node, block.entries);
     this.models.record(node, block.entries);
     this.remember(block);
@@ -636,6 +855,7 @@ export class Chain {
       this.markStale(node, 'side-chain');
       return { status: 'side', hashHex };
     }
+    this.lowerWindow(this.tree.forkOf(node).height);
     const plan = this.tree.planReorg(node);
     const oldTip = this.tree.tip;
     this.tree.applyReorg(plan);

@@ -17,6 +17,7 @@
  */
 import type { BlockNode } from './block-tree.ts';
 import { bytesEqual, toHex } from './bytes.ts';
+import { MainFloor } from './main-floor.ts';
 import type { ModelPayload, SealedBlock, SealedEntry } from './types.ts';
 import type { ModelHeadErrorCode } from './validation.ts';
 
@@ -63,24 +64,43 @@ const modelPayloads = (entries: readonly SealedEntry[]): ModelPayload[] =>
   entries.flatMap((e) => (e.payload.kind === 'model' ? [e.payload] : []));
 
 /** null: no version on this chain yet (a WeakMap value must tell "none" from "not recorded"). */
-type Head = ModelPayload | null;
+export type Head = ModelPayload | null;
 
 export class ModelLedger {
   private readonly heads = new WeakMap<BlockNode, Head>();
+  /** The head along the main chain below the in-memory window. */
+  readonly floor = new MainFloor<Head>(null);
 
   constructor(genesis: BlockNode) {
     this.heads.set(genesis, null);
+  }
+
+  /** The head after a block with these entries on one whose head is `before`. */
+  static after(before: Head, entries: readonly SealedEntry[]): Head {
+    return modelPayloads(entries).at(-1) ?? before;
+  }
+
+  /** The head recorded for `node` (null: none yet), if it is recorded. */
+  recorded(node: BlockNode): Head | undefined {
+    return this.heads.get(node);
   }
 
   /** The head after `node` (every known node is recorded; the walk covers a restore gap). */
   at(node: BlockNode): ModelPayload | undefined {
     const path: BlockNode[] = [];
     let n: BlockNode | undefined = node;
-    let head = this.heads.get(node);
-    while (n && head === undefined) {
+    let head: Head | undefined;
+    while (n) {
+      head = this.heads.get(n);
+      if (head !== undefined) break;
+      // Kept on the node itself too: a reorg below the window truncates the floor.
+      head = n.onMain ? this.floor.at(n.height) : undefined;
+      if (head !== undefined) {
+        path.push(n);
+        break;
+      }
       path.push(n);
       n = n.parent;
-      head = n && this.heads.get(n);
     }
     if (head === undefined) throw new Error(`block ${node.hashHex} does not descend from genesis`);
     for (const p of path) this.heads.set(p, head);

@@ -7,6 +7,7 @@
  */
 import type { BlockNode } from '../chain/block-tree.ts';
 import { toHex } from '../chain/bytes.ts';
+import { MainFloor } from '../chain/main-floor.ts';
 import type { NetworkConfig } from '../chain/network-config.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
 import {
@@ -21,23 +22,45 @@ import {
 export class RosterLedger {
   private readonly states = new WeakMap<BlockNode, RosterState>();
   readonly enabled: boolean;
+  /** The roster along the main chain below the in-memory window. */
+  readonly floor: MainFloor<RosterState>;
 
   private readonly chainId: Uint8Array;
   constructor(config: NetworkConfig, chainId: Uint8Array, genesis: BlockNode) {
     this.chainId = chainId;
     this.enabled = config.membership === 'roster';
-    this.states.set(genesis, genesisRoster(config));
+    const initial = genesisRoster(config);
+    this.states.set(genesis, initial);
+    this.floor = new MainFloor(initial);
+  }
+
+  /** The roster after a block with these entries on one with `before` (floors are folded so). */
+  static after(before: RosterState, entries: readonly SealedEntry[]): RosterState {
+    return applyEntries(before, entries);
+  }
+
+  /** The roster recorded for `node`, if it is recorded (not derived). */
+  recorded(node: BlockNode): RosterState | undefined {
+    return this.states.get(node);
   }
 
   /** The roster after `node` (every known node is recorded; the walk covers a restore gap). */
   at(node: BlockNode): RosterState {
     const path: BlockNode[] = [];
     let n: BlockNode | undefined = node;
-    let state = this.states.get(node);
-    while (n && !state) {
+    let state: RosterState | undefined;
+    while (n) {
+      // Below the window (a fork point read from the store), the main chain's floor knows it.
+      state = this.states.get(n);
+      if (state) break;
+      // Kept on the node itself too: a reorg below the window truncates the floor.
+      state = n.onMain ? this.floor.at(n.height) : undefined;
+      if (state) {
+        path.push(n);
+        break;
+      }
       path.push(n);
       n = n.parent;
-      state = n && this.states.get(n);
     }
     if (!state) throw new Error(`block ${node.hashHex} does not descend from the genesis roster`);
     for (const p of path.reverse()) this.states.set(p, state);

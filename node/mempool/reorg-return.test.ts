@@ -105,7 +105,7 @@ test('a reorg that returns more entries than the mempool holds loses none of the
   }
   assert.equal(pool.returned.size, 0);
   assert.equal(c.readmitted + c.mined, 20);
-  for (const e of mined) assert.equal(chain.tree.includedInMain(e.idHex), true);
+  for (const e of mined) assert.equal(chain.mainBlockOf(e.idHex) !== undefined, true);
 });
 
 /** A node's chain, store and service over `dir`, rebuilt from the store as on start. */
@@ -154,7 +154,7 @@ test('returned entries survive restarts mid-way: none lost, none pushed out by p
       for (const id of returned) {
         if (node.pool.has(id)) out.pool++;
         else if (node.pool.returned.has(id)) out.held++;
-        else if (node.chain.tree.includedInMain(id)) out.mined++;
+        else if (node.chain.mainBlockOf(id) !== undefined) out.mined++;
         else out.lost++;
       }
       return out;

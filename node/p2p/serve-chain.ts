@@ -115,9 +115,10 @@ export async function serveChainProtocols(
     const next = (n: number): Hex[] => {
       const out: Hex[] = [];
       for (; h < end && out.length < n; h++) {
+        // Below the in-memory window the header is read from the store.
         const node = chain.tree.mainAt(h);
         // A reorg between reads: stop rather than serve a range that does not link up.
-        if (!node || (last !== undefined && node.parent?.hashHex !== last)) {
+        if (!node || (last !== undefined && toHex(node.header.prevHash) !== last)) {
           h = end;
           break;
         }
@@ -129,7 +130,8 @@ export async function serveChainProtocols(
     return streamBlocks(chain, store, next, chargeFor(peer.toString()), signal, stream);
   });
   // Headers come from the in-memory tree in one synchronous pass (the main chain cannot change
-  // under it): no store read, 182 bytes each, at most 512 per answer, stopping at our tip.
+  // under it), below its window from the store: 182 bytes each, at most 512 per answer,
+  // stopping at our tip.
   await reqresp.register(HEADERS_BY_RANGE, (q): Uint8Array[] => {
     const out: Uint8Array[] = [];
     for (let h = Math.max(1, q.startHeight); h < q.startHeight + q.count; h++) {
@@ -142,7 +144,7 @@ export async function serveChainProtocols(
   await reqresp.register({ ...BLOCKS_BY_HASH, maxResponseBytes: maxBytes }, (hashes, peer, signal) => {
     const wanted = hashes
       .map((h) => toHex(h))
-      .filter((hex) => chain.tree.get(hex) && hex !== chain.genesis.hashHex);
+      .filter((hex) => chain.has(hex) && hex !== chain.genesis.hashHex);
     takeBlocks(peer.toString(), Math.max(1, wanted.length));
     let i = 0;
     const next = (n: number) => {
@@ -155,8 +157,8 @@ export async function serveChainProtocols(
   // The first locator hash on our main chain is the fork point; genesis is always shared.
   await reqresp.register(ANCESTOR, (locator): BlockRef[] => {
     for (const h of locator) {
-      const node = chain.tree.get(toHex(h));
-      if (node?.onMain) return [{ height: node.height, hash: node.hash }];
+      const node = chain.isOnMain(toHex(h));
+      if (node) return [{ height: node.height, hash: node.hash }];
     }
     return [{ height: 0, hash: chain.genesis.hash }];
   });

@@ -247,7 +247,7 @@ export class ChainService extends EventEmitter<ChainServiceEvents> {
     this.metrics.height.set(this.chain.tip.height);
     this.metrics.mempoolSize.set(this.chain.mempool.size);
     this.metrics.orphans.set(this.chain.orphans.size);
-    this.metrics.storedBlocks.set(this.chain.tree.size);
+    this.metrics.storedBlocks.set(this.store.storedBlocks + 1);
     if (update.events.length) this.emit('events', update.events);
     for (const e of update.events) {
       if (e.type === 'reorg') {

@@ -21,6 +21,7 @@ import { chainIdHex, type NetworkConfig } from '../chain/network-config.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
 import { SOURCE } from '../mempool/mempool.ts';
 import {
+  forgeBlock,
   forgeBranch,
   forgeChain,
   knowledgeEntry,
@@ -41,6 +42,8 @@ const SHIPPED = [
   '0003_mempool_origin',
   '0004_model_entries',
   '0005_messaging',
+  '0006_block_entries',
+  '0007_block_chain_work',
   '0008_outbox_pending_index',
 ];
 const config = testNetwork();
@@ -75,6 +78,7 @@ async function openNode(file: string, clock: { now: number }, mempoolMaxEntries?
     config,
     mempoolMaxEntries,
     loadBlock: (h) => store.loadBlock(h),
+    entryIndex: store,
     now: () => clock.now,
     recentBlockCache: 2,
   });
@@ -146,8 +150,8 @@ test('a fresh store is migrated like `prisma migrate deploy` and loads as just t
     assert.equal(rows[0]!.checksum, sha256Hex(fileBytes), 'checksum is the sha256 of the migration file');
     assert.notEqual(rows[0]!.finished_at, null);
     assert.equal(Number(rows[0]!.applied_steps_count), 1);
-    // chainId, and the key saying the (empty) model-entry table is complete.
-    assert.deepEqual(await tableCounts(store), { blocks: 0, heads: 0, orphans: 0, mempool: 0, meta: 2 });
+    // chainId, and the keys saying the (empty) model-entry table and chainWork column are complete.
+    assert.deepEqual(await tableCounts(store), { blocks: 0, heads: 0, orphans: 0, mempool: 0, meta: 3 });
     const [page] = await store.prisma.$queryRawUnsafe<{ page_size: unknown }[]>('PRAGMA page_size');
     assert.equal(Number(page!.page_size), 16_384, 'a new store file gets 16 KB pages');
     assert.deepEqual(await store.prisma.storeMeta.findUnique({ where: { key: 'chainId' } }), {
@@ -279,8 +283,8 @@ test('close and reopen restores the exact state: tip, blocks, stale reasons, orp
     before.orphans,
   );
   assert.deepEqual(r.mempool.ids(), before.mempool, 'same mempool entries in the same order');
-  assert.equal(r.tree.includedInMain(e[2]!.idHex), true);
-  assert.equal(r.tree.includedInMain(e[9]!.idHex), false);
+  assert.equal(r.mainBlockOf(e[2]!.idHex) !== undefined, true);
+  assert.equal(r.mainBlockOf(e[9]!.idHex) !== undefined, false);
 
   // The Block table: exactly the forged blocks (genesis is derived), each with its stale reason.
   const rows = await reopened.store.prisma.block.findMany({
@@ -490,7 +494,7 @@ test('applying an update whose blocks are already stored adds no rows and change
   assert.equal(update.blocks.length, 4);
   await store.apply(update);
   const counts = await tableCounts(store);
-  assert.deepEqual(counts, { blocks: 4, heads: 1, orphans: 1, mempool: 2, meta: 2 });
+  assert.deepEqual(counts, { blocks: 4, heads: 1, orphans: 1, mempool: 2, meta: 3 });
   const state = await store.load();
 
   // The same update again: same rows, same state (mempool order included).
@@ -759,4 +763,84 @@ test('applyMigrations waits for another process’s write lock on every migratio
   assert.deepEqual(await applyMigrations(db, timed), SHIPPED);
   assert.equal(Atomics.load(taken, 0), 1, 'the lock was held by the other connection');
   assert.ok(performance.now() - started >= 250, 'it waited for the lock');
+});
+
+test('entry ids are looked up in the store index: an old entry is refused again after reopen, and a store from before the index is backfilled', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'chain.db');
+  const clock = { now: TEST_NOW };
+  const first = await openNode(file, clock);
+  const old = [entry('indexed a'), entry('indexed b'), entry('indexed c')];
+  const branch = forgeBranch(first.chain, first.chain.tip, [
+    { entries: old.slice(0, 2) },
+    {},
+    { entries: [old[2]!] },
+  ]);
+  for (const b of branch) assert.equal((await first.submit(b)).status, 'connected');
+  const holders = first.store.holders([old[0]!.idHex, old[2]!.idHex, entry('never mined').idHex]);
+  assert.deepEqual(
+    new Map([...holders].map(([id, hs]) => [id, hs.map((h) => [h.hashHex, h.height])])),
+    new Map([
+      [old[0]!.idHex, [[branch[0]!.hashHex, 1]]],
+      [old[2]!.idHex, [[branch[2]!.hashHex, 3]]],
+    ]),
+  );
+  await first.store.close();
+
+  // A store written before 0006: no BlockEntry table, no record of the migration.
+  const db = createClient({ url: `file:${file}` });
+  await db.execute('DROP TABLE "BlockEntry"');
+  await db.execute(`DELETE FROM _prisma_migrations WHERE migration_name = '0006_block_entries'`);
+  db.close();
+
+  const again = await openNode(file, clock);
+  t.after(() => again.store.close());
+  assert.deepEqual(
+    [...again.store.holders(old.map((e) => e.idHex)).keys()].sort(),
+    old.map((e) => e.idHex).sort(),
+    'the migration indexed the entries of the blocks stored before it',
+  );
+  assert.equal(again.chain.mainBlockOf(old[1]!.idHex)?.hashHex, branch[0]!.hashHex);
+  // The chain holds no in-memory index of stored entries: the refusal comes from the store.
+  const dup = forgeBlock(again.chain, again.chain.tip, { entries: [entry('fresh'), old[1]!] });
+  const r = await again.submit(dup);
+  assert.equal(r.status, 'invalid');
+  assert.equal(r.status === 'invalid' && r.error.code, 'entry-already-included');
+  // A side chain from genesis may carry it (no ancestor of its holds it); the mempool refuses it.
+  const side = forgeBlock(again.chain, again.chain.tree.genesis, { entries: [old[1]!], miner: rival });
+  assert.equal((await again.submit(side)).status, 'side');
+  const added = again.chain.addEntry(old[1]!);
+  assert.equal(added.status === 'rejected' && added.reason, 'already-included');
+});
+
+test('a store from before chainWork was kept fills it in at its first open, given the genesis target', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'chain.db');
+  const clock = { now: TEST_NOW };
+  const first = await openNode(file, clock);
+  const branch = forgeBranch(first.chain, first.chain.tip, [{}, {}, {}]);
+  for (const b of branch) assert.equal((await first.submit(b)).status, 'connected');
+  const side = forgeBlock(first.chain, first.chain.tree.mainAt(1)!, { miner: rival });
+  assert.equal((await first.submit(side)).status, 'side');
+  const work = new Map([...branch, side].map((b) => [b.hashHex, first.chain.tree.get(b.hashHex)!.chainWork]));
+  await first.store.close();
+
+  // As 0006 left it: no chainWork column, no key saying it is filled in.
+  const db = createClient({ url: `file:${file}` });
+  await db.execute('ALTER TABLE "Block" DROP COLUMN "chainWork"');
+  await db.execute(`DELETE FROM _prisma_migrations WHERE migration_name = '0007_block_chain_work'`);
+  await db.execute(`DELETE FROM "StoreMeta" WHERE "key" = 'chainWork'`);
+  db.close();
+
+  await assert.rejects(openStore(file), /needs the genesis target to fill in chainWork/);
+  const store = await NodeStore.open({
+    file,
+    chainIdHex: chainIdHex(config),
+    genesisHashHex: GENESIS.hashHex,
+    genesisTarget: GENESIS.header.target,
+  });
+  t.after(() => store.close());
+  for (const [hash, w] of work) assert.equal(store.storedHeader(hash)?.chainWork, w, hash);
+  assert.equal(store.mainHeader(3)?.hashHex, branch[2]!.hashHex);
+  assert.equal(store.storedHeader(side.hashHex)?.onMain, false);
 });

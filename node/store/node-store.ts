@@ -4,11 +4,14 @@ import { createClient } from '@libsql/client';
 import { PrismaLibSQL } from '@prisma/adapter-libsql';
 import Database from 'libsql';
 import { decodeBlock, decodeHeader } from '../chain/block-codec.ts';
-import { fromHex, type Hex, toHex } from '../chain/bytes.ts';
+import { bigIntToBytes, bytesToBigInt, fromHex, type Hex, toHex } from '../chain/bytes.ts';
 import type { ChainUpdate, PersistedChainState } from '../chain/chain.ts';
 import { formatCheckpoint, parseCheckpoint } from '../chain/checkpoint.ts';
 import { decodeEntry } from '../chain/entry-codec.ts';
+import type { EntryHolder, EntryIndex } from '../chain/entry-index.ts';
+import { type HeaderStore, type StoredHeader, WORK_BYTES } from '../chain/header-store.ts';
 import type { Orphan } from '../chain/orphan-pool.ts';
+import { workForTarget } from '../chain/pow.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
 import type { MempoolOrigin } from '../mempool/mempool.ts';
 import { PrismaClient } from './generated/client.ts';
@@ -22,6 +25,8 @@ const MIGRATIONS_DIR = path.join(import.meta.dirname, '../../prisma/node/migrati
  * store written before that table existed is backfilled at its first open after the upgrade.
  */
 const MODEL_ENTRIES_KEY = 'modelEntries';
+/** StoreMeta key set once every stored block's chainWork is filled in (stores from before 0007). */
+const CHAIN_WORK_KEY = 'chainWork';
 /**
  * Page size of a new store file. A stored block is a few KB (its encoding, header and entry
  * ids), which 4 KB pages split over overflow pages; with 16 KB pages the commit of a sync batch
@@ -36,10 +41,48 @@ export interface NodeStoreOptions {
   readonly chainIdHex: Hex;
   readonly genesisHashHex: Hex;
   /**
+   * The genesis block's target: what a store from before chainWork was kept (0007) needs to fill
+   * it in at its first open. Without it such a store refuses to open.
+   */
+  readonly genesisTarget?: bigint;
+  /**
    * Largest size the file may grow to (SQLite's max_page_count): a commit that would exceed it
    * fails as on a full disk. Default: no limit beyond the disk's.
    */
   readonly maxBytes?: number;
+}
+
+/** Ids per holders query: well under SQLite's bound on parameters. */
+const HOLDERS_CHUNK = 500;
+/** libsql hands blobs over as ArrayBuffers: viewed, not copied. */
+const asBytes = (b: Uint8Array | ArrayBuffer): Uint8Array =>
+  b instanceof Uint8Array ? b : new Uint8Array(b);
+
+const encodeWork = (work: bigint): Uint8Array => bigIntToBytes(work, WORK_BYTES);
+
+interface HeaderRow {
+  hash: Uint8Array | ArrayBuffer;
+  height: number;
+  header: Uint8Array | ArrayBuffer;
+  entryIds: Uint8Array | ArrayBuffer;
+  chainWork: Uint8Array | ArrayBuffer | null;
+  main: number;
+}
+/** The columns a HeaderRow reads (never "raw": a header read does not touch the block's bytes). */
+const HEADER_COLUMNS = `"hash","height","header","entryIds","chainWork",("staleReason" IS NULL) AS "main"`;
+
+function storedHeaderOf(r: HeaderRow): StoredHeader {
+  const hash = asBytes(r.hash);
+  if (r.chainWork === null) throw new Error(`block ${toHex(hash)} has no chainWork`);
+  return {
+    hash,
+    hashHex: toHex(hash),
+    header: decodeHeader(asBytes(r.header)),
+    height: Number(r.height),
+    chainWork: bytesToBigInt(asBytes(r.chainWork)),
+    entryIds: splitIds(asBytes(r.entryIds)),
+    onMain: Number(r.main) === 1,
+  };
 }
 
 function joinIds(entries: readonly SealedEntry[]): Uint8Array {
@@ -61,8 +104,9 @@ function splitIds(b: Uint8Array): Hex[] {
 function prepareWrites(db: Database.Database) {
   return {
     insertBlock: db.prepare(
-      `INSERT OR IGNORE INTO "Block" ("hash","height","prevHash","header","entryIds","raw","staleReason","receivedAt") VALUES (?,?,?,?,?,?,?,?)`,
+      `INSERT OR IGNORE INTO "Block" ("hash","height","prevHash","header","entryIds","raw","staleReason","receivedAt","chainWork") VALUES (?,?,?,?,?,?,?,?,?)`,
     ),
+    putBlockEntry: db.prepare(`INSERT OR IGNORE INTO "BlockEntry" ("entryId","blockHash") VALUES (?,?)`),
     markStale: db.prepare(`UPDATE "Block" SET "staleReason" = ? WHERE "hash" = ?`),
     setHead: db.prepare(
       `INSERT INTO "ChainHead" ("id","hash","height","updatedAt") VALUES (1,?,?,?)
@@ -92,7 +136,7 @@ function prepareWrites(db: Database.Database) {
  * everything it changes are either all on disk or not at all, and a kill -9 at any moment
  * leaves a consistent prefix.
  */
-export class NodeStore {
+export class NodeStore implements EntryIndex, HeaderStore {
   private seq = 0n;
   /**
    * Transactions committed since open. Each is one fsync (synchronous=FULL): mempool admissions
@@ -145,6 +189,9 @@ export class NodeStore {
       await store.checkIdentity();
       if (!(await prisma.storeMeta.findUnique({ where: { key: MODEL_ENTRIES_KEY } })))
         store.backfillModelEntries();
+      if (!(await prisma.storeMeta.findUnique({ where: { key: CHAIN_WORK_KEY } })))
+        store.backfillChainWork(opts);
+      store.storedBlocks = await prisma.block.count();
       const last = await prisma.mempoolEntry.aggregate({ _max: { seq: true } });
       store.seq = last._max.seq ?? 0n;
       return store;
@@ -167,17 +214,23 @@ export class NodeStore {
     }
   }
 
-  /** Everything Chain.restore needs. Headers and entry ids are stored apart, so no block is decoded. */
-  async load(): Promise<PersistedChainState> {
-    const rows = await this.prisma.block.findMany({
-      select: { hash: true, header: true, entryIds: true },
-      orderBy: { height: 'asc' },
-    });
-    const blocks = rows.map((r) => {
-      const hash = new Uint8Array(r.hash);
-      return { hash, hashHex: toHex(hash), header: decodeHeader(r.header), entryIds: splitIds(r.entryIds) };
-    });
+  /**
+   * Everything Chain.restore needs. Headers and entry ids are stored apart, so no block is
+   * decoded. With `window`, only the main chain's last `window` blocks below the head (and the
+   * side blocks above the lowest of them) are read: start-up does not grow with the chain.
+   */
+  async load(opts: { readonly window?: number } = {}): Promise<PersistedChainState> {
     const head = await this.prisma.chainHead.findUnique({ where: { id: 1 } });
+    const rootHeight = opts.window === undefined || !head ? 0 : Math.max(0, head.height - opts.window);
+    const root = rootHeight > 0 ? this.mainHeader(rootHeight) : undefined;
+    if (rootHeight > 0 && !root)
+      throw new Error(`no main-chain block at height ${rootHeight} below the head`);
+    const rows = (
+      this.writer
+        .prepare(`SELECT ${HEADER_COLUMNS} FROM "Block" WHERE "height" > ? ORDER BY "height"`)
+        .all([rootHeight]) as HeaderRow[]
+    ).map(storedHeaderOf);
+    const blocks = root ? [root, ...rows] : rows;
     const orphanRows = await this.prisma.orphan.findMany({ orderBy: { receivedAt: 'asc' } });
     const orphans: Orphan[] = orphanRows.map((o) => ({
       block: decodeBlock(o.raw),
@@ -212,7 +265,20 @@ export class NodeStore {
       list.push(decodeEntry(r.raw));
       modelEntries.set(key, list);
     }
+    // The main chain's blocks at or below the root that carry config or model entries: what the
+    // roster and the model head below the window are folded from.
+    const below = root
+      ? (
+          this.writer
+            .prepare(
+              `SELECT "hash","height" FROM "Block" WHERE "height" <= ? AND "staleReason" IS NULL AND "hash" IN
+               (SELECT "blockHash" FROM "ConfigEntry" UNION SELECT "blockHash" FROM "ModelEntry") ORDER BY "height"`,
+            )
+            .all([rootHeight]) as { hash: Uint8Array | ArrayBuffer; height: number }[]
+        ).map((r) => ({ hashHex: toHex(asBytes(r.hash)), height: Number(r.height) }))
+      : undefined;
     return {
+      ...(root && below ? { window: { root, below } } : {}),
       ...(finalized ? { finalized } : {}),
       ...(configEntries.size ? { configEntries } : {}),
       ...(modelEntries.size ? { modelEntries } : {}),
@@ -291,6 +357,124 @@ export class NodeStore {
   }
   private readBlock: Database.Statement | undefined;
 
+  /**
+   * EntryIndex: the stored blocks holding each of `ids`, in one indexed query through the
+   * writer's connection (synchronous, like readEncodedBlocks; the write path never leaves a
+   * transaction open across an await). Statements are prepared per id count, a few kept.
+   */
+  holders(ids: readonly Hex[]): Map<Hex, EntryHolder[]> {
+    const out = new Map<Hex, EntryHolder[]>();
+    for (let i = 0; i < ids.length; i += HOLDERS_CHUNK) {
+      const chunk = ids.slice(i, i + HOLDERS_CHUNK);
+      const rows = this.holdersStatement(chunk.length).all(chunk.map((id) => fromHex(id))) as {
+        entryId: Uint8Array | ArrayBuffer;
+        hash: Uint8Array | ArrayBuffer;
+        height: number;
+      }[];
+      for (const r of rows) {
+        const id = toHex(asBytes(r.entryId));
+        const list = out.get(id) ?? [];
+        list.push({ hashHex: toHex(asBytes(r.hash)), height: Number(r.height) });
+        out.set(id, list);
+      }
+    }
+    return out;
+  }
+
+  private holdersStatement(n: number): Database.Statement {
+    let st = this.holderStatements.get(n);
+    if (!st) {
+      if (this.holderStatements.size >= 16)
+        this.holderStatements.delete(this.holderStatements.keys().next().value!);
+      st = this.writer.prepare(
+        `SELECT e."entryId" AS "entryId", b."hash" AS "hash", b."height" AS "height" FROM "BlockEntry" e
+         JOIN "Block" b ON b."hash" = e."blockHash" WHERE e."entryId" IN (${Array(n).fill('?').join(',')})`,
+      );
+    }
+    // Most recently used last: the counts blocks carry repeat.
+    this.holderStatements.delete(n);
+    this.holderStatements.set(n, st);
+    return st;
+  }
+  private readonly holderStatements = new Map<number, Database.Statement>();
+
+  /** Blocks stored (genesis is not): kept by apply, so status reports need no count query. */
+  storedBlocks = 0;
+
+  private headerStatements:
+    | { byHash: Database.Statement; mainAt: Database.Statement; mainRange: Database.Statement }
+    | undefined;
+  private get headerReads() {
+    this.headerStatements ??= {
+      byHash: this.writer.prepare(`SELECT ${HEADER_COLUMNS} FROM "Block" WHERE "hash" = ?`),
+      mainAt: this.writer.prepare(
+        `SELECT ${HEADER_COLUMNS} FROM "Block" WHERE "height" = ? AND "staleReason" IS NULL LIMIT 1`,
+      ),
+      mainRange: this.writer.prepare(
+        `SELECT ${HEADER_COLUMNS} FROM "Block" WHERE "height" BETWEEN ? AND ? AND "staleReason" IS NULL ORDER BY "height"`,
+      ),
+    };
+    return this.headerStatements;
+  }
+
+  /** HeaderStore: a stored block's header by hash (synchronous, through the writer's connection). */
+  storedHeader(hashHex: Hex): StoredHeader | undefined {
+    const row = this.headerReads.byHash.get([fromHex(hashHex)]) as HeaderRow | undefined;
+    return row ? storedHeaderOf(row) : undefined;
+  }
+
+  /** HeaderStore: the committed main chain's header at a height, through the height index. */
+  mainHeader(height: number): StoredHeader | undefined {
+    const row = this.headerReads.mainAt.get([height]) as HeaderRow | undefined;
+    return row ? storedHeaderOf(row) : undefined;
+  }
+
+  /** HeaderStore: the committed main chain's headers in a height range, lowest first. */
+  mainHeaders(from: number, to: number): StoredHeader[] {
+    if (to < from) return [];
+    return (this.headerReads.mainRange.all([from, to]) as HeaderRow[]).map(storedHeaderOf);
+  }
+
+  /**
+   * Fills in the cumulative work of every stored block, for a store written before it was kept
+   * (0007): one pass over the headers in height order, once, at the first open after the
+   * upgrade; the key that says it is done commits with the rows.
+   */
+  private backfillChainWork(opts: NodeStoreOptions): void {
+    const rows = this.writer
+      .prepare(`SELECT "hash","prevHash","header" FROM "Block" ORDER BY "height"`)
+      .all() as {
+      hash: Uint8Array | ArrayBuffer;
+      prevHash: Uint8Array | ArrayBuffer;
+      header: Uint8Array | ArrayBuffer;
+    }[];
+    const work = new Map<Hex, bigint>();
+    const update = this.writer.prepare(`UPDATE "Block" SET "chainWork" = ? WHERE "hash" = ?`);
+    this.writer.exec('BEGIN IMMEDIATE');
+    try {
+      for (const r of rows) {
+        const header = decodeHeader(asBytes(r.header));
+        const prev = toHex(asBytes(r.prevHash));
+        // Height 1's parent is genesis, which is not stored: its work is its target's.
+        let parentWork = work.get(prev);
+        if (parentWork === undefined && prev === opts.genesisHashHex) {
+          if (opts.genesisTarget === undefined)
+            throw new Error(`the store at ${opts.file} needs the genesis target to fill in chainWork`);
+          parentWork = workForTarget(opts.genesisTarget);
+        }
+        if (parentWork === undefined) continue; // unreachable from genesis: never loaded as a tree node
+        const w = parentWork + workForTarget(header.target);
+        work.set(toHex(asBytes(r.hash)), w);
+        update.run([encodeWork(w), asBytes(r.hash)]);
+      }
+      this.statements.putMeta.run([CHAIN_WORK_KEY, 'complete']);
+      this.writer.exec('COMMIT');
+    } catch (err) {
+      if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
   async blockCount(): Promise<number> {
     return this.prisma.block.count();
   }
@@ -305,6 +489,7 @@ export class NodeStore {
   async apply(u: ChainUpdate): Promise<void> {
     // IMMEDIATE takes the write lock up front, so a commit never fails half-way for a lock.
     const seqBefore = this.seq;
+    const storedBefore = this.storedBlocks;
     this.writer.exec('BEGIN IMMEDIATE');
     try {
       this.writeRows(u);
@@ -312,6 +497,7 @@ export class NodeStore {
       this.commits++;
     } catch (err) {
       this.seq = seqBefore;
+      this.storedBlocks = storedBefore;
       // SQLite may have rolled back already (disk full, I/O error): a second ROLLBACK would fail
       // and hide the error that matters.
       if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
@@ -323,9 +509,9 @@ export class NodeStore {
   private writeRows(u: ChainUpdate): void {
     const w = this.statements;
     const newBlocks = new Set<Hex>();
-    for (const { block, receivedAt } of u.blocks) {
+    for (const { block, node, receivedAt } of u.blocks) {
       newBlocks.add(block.hashHex);
-      w.insertBlock.run([
+      const inserted = w.insertBlock.run([
         block.hash,
         block.header.height,
         block.header.prevHash,
@@ -334,7 +520,10 @@ export class NodeStore {
         block.encoded,
         u.stale.get(block.hashHex) ?? null,
         receivedAt,
+        encodeWork(node.chainWork),
       ]);
+      this.storedBlocks += inserted.changes;
+      for (const e of block.entries) w.putBlockEntry.run([e.id, block.hash]);
       // Config and model entries apart, so reopening rebuilds the roster and the model head at
       // every block without decoding blocks.
       block.entries.forEach((e, i) => {

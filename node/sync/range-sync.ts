@@ -126,7 +126,7 @@ export async function rangeSync(
   try {
     fork = await deps.requestAncestor(
       target.peer,
-      chain.tree.locator().map((h) => Buffer.from(h, 'hex')),
+      chain.locator().map((h) => Buffer.from(h, 'hex')),
     );
   } catch (err) {
     return { kind: 'aborted', imported: 0, reason: `ancestor request failed: ${(err as Error).message}` };
@@ -275,7 +275,7 @@ export async function rangeSync(
   const claimed = toHex(target.status.headHash);
   // A head it did not serve is a lie only if the work it claimed did not arrive either (an
   // honest peer may have moved to a sibling of equal work meanwhile).
-  if (!chain.tree.get(claimed as Hex) && chain.tip.chainWork < target.status.totalWork) {
+  if (!chain.has(claimed as Hex) && chain.tip.chainWork < target.status.totalWork) {
     deps.penalise(target.peer, 'mid-tolerance', 'status named a head it did not serve');
   }
   return { kind: 'synced', imported, tip: chain.tip.height };
