@@ -577,6 +577,16 @@ export const NODE_OPTIONS = {
     defaultText: 'none',
     check: (k) => (/^[0-9a-f]{64}$/i.test(k) ? undefined : 'takes 32-byte public keys in hex'),
   }),
+  collectorKeys: listOpt<Group>({
+    flag: 'collector-keys',
+    group: 'jobs',
+    arg: 'HEXKEYS',
+    description:
+      'public keys (hex) of the collectors whose signed receipts count a report delivered (a collector logs its receiptKey at start); with them, a report whose job finished unreceipted or sits parked is sent again, since any Redis client can mark a job completed. Without them a finished job is taken at its word',
+    default: [],
+    defaultText: 'none',
+    check: (k) => (/^[0-9a-f]{64}$/i.test(k) ? undefined : 'takes 32-byte public keys in hex'),
+  }),
   flSlice: intOpt<Group, undefined>({
     flag: 'fl-slice',
     group: 'fl',
@@ -725,6 +735,7 @@ export interface CliConfig {
     readonly redisUrl: string | undefined;
     readonly schedule: Partial<Record<ScheduledJob, number>>;
     readonly commandKeys: readonly string[];
+    readonly collectorKeys: readonly string[];
   };
   readonly fl: {
     readonly slice?: SliceOptions;
@@ -793,6 +804,7 @@ export function toCliConfig(v: CliValues): CliConfig {
       redisUrl: v.redis === undefined ? undefined : withRedisPassword(v.redis),
       schedule,
       commandKeys: v.commandKeys.map((k) => k.toLowerCase()),
+      collectorKeys: v.collectorKeys.map((k) => k.toLowerCase()),
     },
     fl: {
       ...(v.flSlice !== undefined && v.flSlices !== undefined
