@@ -18,6 +18,12 @@ export const QUEUE_REPAIR_KINDS = [
   'events-exhausted',
   /** A paused queue the component owns: resumed. */
   'paused',
+  /** Global concurrency or rate-limit fields in a queue's meta (Cairn sets none): deleted. */
+  'meta-throttle',
+  /** A limiter key set to outlast any of ours: deleted. */
+  'limiter',
+  /** A BullMQ key of another Redis type (every script on it fails WRONGTYPE): deleted. */
+  'wrong-type',
   /** A scheduler whose job missed two periods while its definition stayed: removed and upserted. */
   'scheduler-silent',
 ] as const;
