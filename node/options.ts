@@ -63,8 +63,15 @@ export const P2P_DEFAULTS = Object.freeze({
    * sockets for at most the upgrade timeout.
    */
   maxIncomingPendingConnections: 32,
-  /** Upgrades in flight from one IP address (its /64 for IPv6); exempt ranges are not capped. */
+  /** Upgrades in flight from one IP address (its /64 for IPv6; loopback is one host). */
   maxPendingPerIp: 4,
+  /**
+   * Upgrades in flight from exempt ranges (loopback by default) together: half of
+   * maxIncomingPendingConnections. A local stranger binding many 127.x addresses held all 32
+   * (attack review #13); exempt peers still need more than 4, since a loopback cluster's nodes
+   * all dial each other at once.
+   */
+  maxPendingExempt: 16,
   /** How long an inbound connection may take to finish noise and yamux (libp2p's default: 10 s). */
   inboundUpgradeTimeoutMs: 3_000,
   /** New inbound connections per second from one host before libp2p refuses more (libp2p's default). */
