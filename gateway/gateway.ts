@@ -14,7 +14,7 @@ import {
 } from 'graphql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
-import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { AdminClient } from '../jobs/admin-client.ts';
 import type { IndexDb } from '../jobs/index-db/open.ts';
 import type { CairnPubSub } from '../jobs/pubsub.ts';
@@ -235,6 +235,17 @@ export function createGateway(options: GatewayOptions): Gateway {
   };
 
   const subscriptions = new SubscriptionLimiter(options.subscriptionLimits);
+  new Gauge({
+    name: 'cairn_gateway_subscriptions_open',
+    help: 'Subscriptions this gateway holds, by kind (total, anonymous); capped by SUBSCRIPTION_DEFAULTS',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+    collect() {
+      const open = subscriptions.open;
+      this.set({ kind: 'total' }, open.total);
+      this.set({ kind: 'anonymous' }, open.anonymous);
+    },
+  });
   /** The caller a subscription is counted against: the same split as the rate buckets. */
   const subscriber = (contextValue: unknown): SubscriptionCaller => {
     const c = (contextValue ?? {}) as {

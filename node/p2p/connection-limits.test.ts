@@ -128,6 +128,8 @@ describe('counting', () => {
     assert.equal(capKey('2001:0db8:0001:0002:ffff:0:0:7'), '2001:db8:1:2::/64');
     assert.equal(capKey('2001:db8::1'), '2001:db8:0:0::/64');
     assert.equal(capKey('192.0.2.1'), '192.0.2.1');
+    for (const lo of ['127.0.0.1', '127.0.0.2', '127.255.0.9', '::1', '::ffff:127.0.0.3'])
+      assert.equal(capKey(lo), 'loopback', `${lo} is this machine`);
     const l = new ConnectionLimits({ ipLimitExempt: [], maxInboundPerIp: 2 });
     assert.equal(l.denyInboundConnection(conn('/ip6/2001:db8:1:2::a/tcp/1')), false);
     assert.equal(l.denyInboundConnection(conn('/ip6/2001:db8:1:2::b/tcp/1')), false);
