@@ -40,6 +40,7 @@ import {
   useSubscriptionSlots,
 } from './subscription-limit.ts';
 import { bearerToken, createTokenVerifier, type TokenCheck, type TokenEntry } from './tokens.ts';
+import { DEFAULT_MAX_VARIABLES_DEPTH, useVariablesLimit } from './variables-limit.ts';
 
 export interface GatewayLimits {
   /** Deepest selection set (default 12). */
@@ -58,6 +59,8 @@ export interface GatewayLimits {
   maxDirectives?: number;
   /** Request body bytes (default 512 KiB); larger bodies get 413. */
   maxBodyBytes?: number;
+  /** How deeply variables may nest (default 32; variables-limit.ts): deeper gets 400. */
+  maxVariablesDepth?: number;
 }
 
 export interface GatewayOptions {
@@ -141,6 +144,7 @@ export const DEFAULT_LIMITS: Required<GatewayLimits> = {
   maxTokens: 5000,
   maxDirectives: 50,
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+  maxVariablesDepth: DEFAULT_MAX_VARIABLES_DEPTH,
 };
 
 const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
@@ -343,6 +347,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         },
       },
       useBodyLimit(limits.maxBodyBytes),
+      useVariablesLimit(limits.maxVariablesDepth, () => refused.inc({ reason: 'variables-too-deep' })),
       useSubscriptionSlots(subscriptions, subscriber, (reason) =>
         refused.inc({ reason: `subscriptions-${reason}` }),
       ),
