@@ -33,6 +33,7 @@ import {
 import { RATE_DEFAULTS, type RateLimit, RateLimiter, type RateRefusal } from './rate-limit.ts';
 import { EventInvalidatedCache, TOPIC_TYPES } from './read-cache.ts';
 import { TypeTaggedResponses } from './response-cache.ts';
+import type { WebSocketLimits } from './socket-limit.ts';
 import {
   type SubscriptionCaller,
   SubscriptionLimiter,
@@ -103,6 +104,8 @@ export interface GatewayOptions {
   anonymousRateLimit?: RateLimit | null;
   /** Open subscriptions per caller and operations per WebSocket (default SUBSCRIPTION_DEFAULTS). */
   subscriptionLimits?: Partial<SubscriptionLimits>;
+  /** Open WebSockets per client host and in all (default WEBSOCKET_DEFAULTS; the server applies them). */
+  webSocketLimits?: Partial<WebSocketLimits>;
   logger?: Logger;
   /** Reads and subscriptions need at least a viewer token. */
   requireViewer?: boolean;
