@@ -97,6 +97,18 @@ test('the node still reaches Redis: its stats are indexed', async () => {
   }
 });
 
+test("the collector's receipts check out on the node: nothing is re-sent as unreceipted", async () => {
+  // The outbox checks deliveries every 10 s: after one check, a receipt that did not verify
+  // would have re-sent every report so far under a new id, counted by reason.
+  await new Promise((r) => setTimeout(r, 12_000));
+  const text = await (await fetch(`${demo!.nodes[0]!.httpUrl}/metrics`)).text();
+  const unreceipted = text
+    .split('\n')
+    .filter((l) => l.startsWith('cairn_queue_repairs_total') && l.includes('report-'));
+  assert.deepEqual(unreceipted, [], 'reports re-sent');
+  assert.match(text, /cairn_node_reports_pending 0/);
+});
+
 test('the banner redacts the password', () => {
   const text = bannerLines(demo!, 0).join('\n');
   assert.ok(!text.includes(PASSWORD), 'the password in the banner');
