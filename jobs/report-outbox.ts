@@ -195,12 +195,17 @@ export class ReportOutbox {
       reissued.set(why, (reissued.get(why) ?? 0) + 1);
     };
     for (const it of sent) {
+      const sentAt = it.sentAt;
       let verdict: Verdict;
       try {
         verdict = await this.judge(it);
       } catch {
         break; // Redis is away: the reconnect replays everything anyway; count what was judged.
       }
+      // Replayed (and maybe added again) while we asked: the verdict is stale. Commands queued
+      // through a Redis restart run on the new, empty Redis, so the state read "unknown" before
+      // the replay's add and the hash read after it would look stranded.
+      if (it.sentAt !== sentAt) continue;
       if (verdict === 'delivered') delivered.add(it);
       else if (verdict === 'lost') {
         // Gone from Redis before the collector processed it (a restart without persistence).
