@@ -78,8 +78,10 @@ async function serveGateway(dbUrl: string, ns: string): Promise<void> {
     graphiql: false,
     production: true,
     tokens: [{ name: 'bench', role: 'viewer', sha256: sha256Hex(TOKEN), rate: TOKEN_RATE }],
-    // The subscribers stand for a thousand dashboards; here they share one token and one host.
+    // The subscribers stand for a thousand dashboards; here they share one token and one host
+    // (one socket each).
     subscriptionLimits: { perCaller: SUBSCRIBERS },
+    webSocketLimits: { perHost: SUBSCRIBERS },
   });
   console.log(JSON.stringify({ url: server.url, wsUrl: server.wsUrl }));
   process.on('SIGTERM', () => void server.close().then(() => process.exit(0)));

@@ -36,6 +36,7 @@ export type GatewayEnvOptions = Required<Pick<GatewayOptions, 'tokens' | 'requir
     | 'tokenRateLimit'
     | 'anonymousRateLimit'
     | 'subscriptionLimits'
+    | 'webSocketLimits'
   >;
 
 /** A positive whole number, or undefined when unset. */
@@ -58,7 +59,9 @@ function count(name: string, v: string | undefined): number | undefined {
  * development). A config-file token may carry its own `rate` ({ perSecond, burst }).
  * CAIRN_SUBSCRIPTIONS_PER_CALLER and CAIRN_OPERATIONS_PER_SOCKET (subscription-limit.ts
  * SUBSCRIPTION_DEFAULTS: 100 and 20; behind a reverse proxy every anonymous subscriber is the
- * proxy's one host, as for rates).
+ * proxy's one host, as for rates), CAIRN_SUBSCRIPTIONS_ANONYMOUS and CAIRN_SUBSCRIPTIONS_TOTAL
+ * (the gateway's ceilings: 2,000 without a token, 10,000 in all); CAIRN_WEBSOCKETS_PER_HOST and
+ * CAIRN_WEBSOCKETS_TOTAL (open WebSockets, socket-limit.ts WEBSOCKET_DEFAULTS: 100 and 5,000).
  */
 export function gatewayEnvOptions(env: NodeJS.ProcessEnv = process.env): GatewayEnvOptions {
   const file = readConfigFile(env.CAIRN_GATEWAY_CONFIG);
@@ -80,10 +83,16 @@ export function gatewayEnvOptions(env: NodeJS.ProcessEnv = process.env): Gateway
   set('anonymousRateLimit', parseRate('CAIRN_ANON_RATE', env.CAIRN_ANON_RATE));
   const perCaller = count('CAIRN_SUBSCRIPTIONS_PER_CALLER', env.CAIRN_SUBSCRIPTIONS_PER_CALLER);
   const perSocket = count('CAIRN_OPERATIONS_PER_SOCKET', env.CAIRN_OPERATIONS_PER_SOCKET);
-  if (perCaller !== undefined || perSocket !== undefined)
-    o.subscriptionLimits = {
-      ...(perCaller === undefined ? {} : { perCaller }),
-      ...(perSocket === undefined ? {} : { perSocket }),
-    };
+  const anonymous = count('CAIRN_SUBSCRIPTIONS_ANONYMOUS', env.CAIRN_SUBSCRIPTIONS_ANONYMOUS);
+  const total = count('CAIRN_SUBSCRIPTIONS_TOTAL', env.CAIRN_SUBSCRIPTIONS_TOTAL);
+  const limits = Object.entries({ perCaller, perSocket, anonymous, total }).filter(
+    ([, v]) => v !== undefined,
+  );
+  if (limits.length) o.subscriptionLimits = Object.fromEntries(limits);
+  const sockets = Object.entries({
+    perHost: count('CAIRN_WEBSOCKETS_PER_HOST', env.CAIRN_WEBSOCKETS_PER_HOST),
+    total: count('CAIRN_WEBSOCKETS_TOTAL', env.CAIRN_WEBSOCKETS_TOTAL),
+  }).filter(([, v]) => v !== undefined);
+  if (sockets.length) o.webSocketLimits = Object.fromEntries(sockets);
   return o;
 }

@@ -14,7 +14,7 @@ import {
 } from 'graphql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
-import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { AdminClient } from '../jobs/admin-client.ts';
 import type { IndexDb } from '../jobs/index-db/open.ts';
 import type { CairnPubSub } from '../jobs/pubsub.ts';
@@ -33,6 +33,7 @@ import {
 import { RATE_DEFAULTS, type RateLimit, RateLimiter, type RateRefusal } from './rate-limit.ts';
 import { EventInvalidatedCache, TOPIC_TYPES } from './read-cache.ts';
 import { TypeTaggedResponses } from './response-cache.ts';
+import type { WebSocketLimits } from './socket-limit.ts';
 import {
   type SubscriptionCaller,
   SubscriptionLimiter,
@@ -40,6 +41,7 @@ import {
   useSubscriptionSlots,
 } from './subscription-limit.ts';
 import { bearerToken, createTokenVerifier, type TokenCheck, type TokenEntry } from './tokens.ts';
+import { DEFAULT_MAX_VARIABLES_DEPTH, useVariablesLimit } from './variables-limit.ts';
 
 export interface GatewayLimits {
   /** Deepest selection set (default 12). */
@@ -58,6 +60,8 @@ export interface GatewayLimits {
   maxDirectives?: number;
   /** Request body bytes (default 512 KiB); larger bodies get 413. */
   maxBodyBytes?: number;
+  /** How deeply variables may nest (default 32; variables-limit.ts): deeper gets 400. */
+  maxVariablesDepth?: number;
 }
 
 export interface GatewayOptions {
@@ -100,6 +104,8 @@ export interface GatewayOptions {
   anonymousRateLimit?: RateLimit | null;
   /** Open subscriptions per caller and operations per WebSocket (default SUBSCRIPTION_DEFAULTS). */
   subscriptionLimits?: Partial<SubscriptionLimits>;
+  /** Open WebSockets per client host and in all (default WEBSOCKET_DEFAULTS; the server applies them). */
+  webSocketLimits?: Partial<WebSocketLimits>;
   logger?: Logger;
   /** Reads and subscriptions need at least a viewer token. */
   requireViewer?: boolean;
@@ -141,6 +147,7 @@ export const DEFAULT_LIMITS: Required<GatewayLimits> = {
   maxTokens: 5000,
   maxDirectives: 50,
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+  maxVariablesDepth: DEFAULT_MAX_VARIABLES_DEPTH,
 };
 
 const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
@@ -235,6 +242,17 @@ export function createGateway(options: GatewayOptions): Gateway {
   };
 
   const subscriptions = new SubscriptionLimiter(options.subscriptionLimits);
+  new Gauge({
+    name: 'cairn_gateway_subscriptions_open',
+    help: 'Subscriptions this gateway holds, by kind (total, anonymous); capped by SUBSCRIPTION_DEFAULTS',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+    collect() {
+      const open = subscriptions.open;
+      this.set({ kind: 'total' }, open.total);
+      this.set({ kind: 'anonymous' }, open.anonymous);
+    },
+  });
   /** The caller a subscription is counted against: the same split as the rate buckets. */
   const subscriber = (contextValue: unknown): SubscriptionCaller => {
     const c = (contextValue ?? {}) as {
@@ -332,6 +350,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         },
       },
       useBodyLimit(limits.maxBodyBytes),
+      useVariablesLimit(limits.maxVariablesDepth, () => refused.inc({ reason: 'variables-too-deep' })),
       useSubscriptionSlots(subscriptions, subscriber, (reason) =>
         refused.inc({ reason: `subscriptions-${reason}` }),
       ),

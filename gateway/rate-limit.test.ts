@@ -177,6 +177,11 @@ describe('a production gateway with its default rates', () => {
     assert.deepEqual(gatewayEnvOptions({ CAIRN_SUBSCRIPTIONS_PER_CALLER: '500' }).subscriptionLimits, {
       perCaller: 500,
     });
+    assert.deepEqual(
+      gatewayEnvOptions({ CAIRN_SUBSCRIPTIONS_ANONYMOUS: '50', CAIRN_SUBSCRIPTIONS_TOTAL: '400' })
+        .subscriptionLimits,
+      { anonymous: 50, total: 400 },
+    );
     assert.equal(gatewayEnvOptions({}).subscriptionLimits, undefined);
     assert.throws(() => gatewayEnvOptions({ CAIRN_OPERATIONS_PER_SOCKET: '0' }), /positive whole number/);
   });

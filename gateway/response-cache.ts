@@ -6,6 +6,7 @@
  * document selects (from the schema, so a `node(id)` that answered null is still a Node read),
  * and an event evicts only the results that read a type it changes.
  */
+import { randomUUID } from 'node:crypto';
 import { type Cache, hashSHA256 } from '@graphql-yoga/plugin-response-cache';
 import {
   type ExecutionResult,
@@ -239,6 +240,12 @@ function variablesJson(v: unknown): string {
   try {
     return canonicalJson(v ?? {});
   } catch {
-    return JSON.stringify(v ?? {});
+    try {
+      return JSON.stringify(v ?? {});
+    } catch {
+      // Variables no JSON walk survives (the gateway refuses them first: variables-limit.ts):
+      // a key no other request has, so the answer is simply not shared.
+      return `\u0000uncacheable:${randomUUID()}`;
+    }
   }
 }

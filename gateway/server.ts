@@ -10,6 +10,7 @@ import { type CairnPubSub, createCairnPubSub } from '../jobs/pubsub.ts';
 import { createRedis, redisUrl } from '../jobs/redis.ts';
 import { declaredTooLarge } from './body-limit.ts';
 import { createGateway, type Gateway, type GatewayOptions } from './gateway.ts';
+import { WebSocketLimiter } from './socket-limit.ts';
 
 export interface GatewayServerOptions extends Partial<Omit<GatewayOptions, 'readinessChecks'>> {
   /** Default 4000; 0 picks a free port. */
@@ -35,6 +36,8 @@ export interface GatewayServer {
   readonly gateway: Gateway;
   /** The bus this instance subscribes on (publishing through it reaches every instance). */
   readonly pubsub: CairnPubSub;
+  /** Open WebSockets, capped per host and in all. */
+  readonly sockets: WebSocketLimiter;
   /** Stops accepting, closes WebSocket clients, then what this server opened itself. */
   readonly close: () => Promise<void>;
 }
@@ -115,6 +118,7 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
     Promise.resolve(yoga.requestListener(req, res)).catch((err) => failed(res, err, log));
   });
 
+  const sockets = new WebSocketLimiter(options.webSocketLimits);
   const wss = new WebSocketServer({
     server,
     path: yoga.graphqlEndpoint,
@@ -124,10 +128,19 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
     verifyClient: (info, done) => {
       if (!gateway.origins.hostAllowed(info.req.headers.host))
         return done(false, 421, misdirected(info.req.headers.host));
-      if (gateway.origins.allows(info.req.headers.origin, info.req.headers.host)) return done(true);
-      gateway.refused.inc({ reason: 'websocket-origin' });
-      log?.warn({ origin: info.req.headers.origin }, 'WebSocket from a foreign origin refused');
-      done(false, 403, `Origin ${info.req.headers.origin} is not allowed`);
+      if (!gateway.origins.allows(info.req.headers.origin, info.req.headers.host)) {
+        gateway.refused.inc({ reason: 'websocket-origin' });
+        log?.warn({ origin: info.req.headers.origin }, 'WebSocket from a foreign origin refused');
+        return done(false, 403, `Origin ${info.req.headers.origin} is not allowed`);
+      }
+      // Idle sockets hold no subscription slot: they are capped themselves (socket-limit.ts).
+      const slot = sockets.open(info.req.socket.remoteAddress);
+      if (typeof slot !== 'function') {
+        gateway.refused.inc({ reason: `websocket-${slot.reason}` });
+        return done(false, 429, slot.message);
+      }
+      info.req.socket.once('close', slot);
+      done(true);
     },
   });
   const wsServer = useServer(
@@ -213,7 +226,16 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
     return closing;
   };
 
-  return { url: httpUrl, wsUrl: httpUrl.replace(/^http/, 'ws'), port, server, gateway, pubsub, close };
+  return {
+    url: httpUrl,
+    wsUrl: httpUrl.replace(/^http/, 'ws'),
+    port,
+    server,
+    gateway,
+    pubsub,
+    sockets,
+    close,
+  };
 }
 
 type Enveloped = { execute: (a: ExecutionArgs) => unknown; subscribe: (a: ExecutionArgs) => unknown };

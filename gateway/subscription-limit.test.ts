@@ -37,6 +37,44 @@ describe('SubscriptionLimiter', () => {
     assert.equal(l.callers, 1);
   });
 
+  test('all of loopback is one anonymous host (127.0.0.0/8, ::1, IPv4-mapped)', () => {
+    const l = new SubscriptionLimiter({ perCaller: 2 });
+    assert.equal(typeof l.acquire({ kind: 'anonymous', address: '127.0.0.2' }), 'function');
+    assert.equal(typeof l.acquire({ kind: 'anonymous', address: '::1' }), 'function');
+    for (const address of ['127.0.0.3', '::ffff:127.0.0.4', '127.9.9.9']) {
+      const r = l.acquire({ kind: 'anonymous', address });
+      assert.equal(typeof r === 'function' ? 'granted' : r.reason, 'per-caller', address);
+    }
+  });
+
+  test('the gateway holds at most `anonymous` subscriptions without a token and `total` in all', () => {
+    const l = new SubscriptionLimiter({ perCaller: 1, anonymous: 3, total: 5 });
+    const slots: (() => void)[] = [];
+    const take = (c: Parameters<typeof l.acquire>[0]) => {
+      const r = l.acquire(c);
+      if (typeof r === 'function') slots.push(r);
+      return typeof r === 'function' ? 'granted' : r.reason;
+    };
+    // Three hosts, one each: the anonymous ceiling, whatever the per-caller cap allows.
+    for (let i = 1; i <= 3; i++)
+      assert.equal(take({ kind: 'anonymous', address: `192.0.2.${i}` }), 'granted');
+    assert.equal(take({ kind: 'anonymous', address: '192.0.2.4' }), 'anonymous-total');
+    assert.equal(
+      take({ kind: 'anonymous', address: undefined }),
+      'anonymous-total',
+      'unknown addresses count too',
+    );
+    // Tokens still get in, up to the total.
+    assert.equal(take({ kind: 'token', id: 'a' }), 'granted');
+    assert.equal(take({ kind: 'token', id: 'b' }), 'granted');
+    assert.equal(take({ kind: 'token', id: 'c' }), 'total');
+    assert.deepEqual(l.open, { total: 5, anonymous: 3 });
+    slots[0]!();
+    slots[0]!();
+    assert.deepEqual(l.open, { total: 4, anonymous: 2 }, 'a release frees one slot of each, once');
+    assert.equal(take({ kind: 'anonymous', address: '192.0.2.4' }), 'granted');
+  });
+
   test('a socket may run perSocket operations at once', () => {
     const l = new SubscriptionLimiter({ perSocket: 3 });
     assert.equal(l.checkSocket(3), undefined);

@@ -2,7 +2,7 @@ import { type Job, Queue, UnrecoverableError, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Counter, Gauge } from 'prom-client';
 import type { BlockNode } from '../node/chain/block-tree.ts';
-import { toHex } from '../node/chain/bytes.ts';
+import { fromHex, toHex } from '../node/chain/bytes.ts';
 import type { ChainEvent } from '../node/chain/chain.ts';
 import { type NodeControl, nodeControl } from '../node/control.ts';
 import type { FlRoundEvent, ModelVersionEvent } from '../node/fl/net/round-events.ts';
@@ -53,6 +53,8 @@ export interface NodeJobsOptions {
   readonly backfill?: number;
   /** Open networks: the keys (hex) whose signed admin commands this node runs (command-verifier.ts). */
   readonly commandKeys?: readonly string[];
+  /** Collector keys (hex) whose receipts count a report delivered (report-receipt.ts). */
+  readonly collectorKeys?: readonly string[];
 }
 
 /** A job name this node does not run (anyone can queue one). */
@@ -146,6 +148,7 @@ export class NodeJobs {
     this.outbox = new ReportOutbox(this.reports, {
       log: o.log,
       key: o.node.identity.signingKey,
+      receiptKeys: (o.collectorKeys ?? []).map((k) => fromHex(k)),
       onReissued: (why, n) => repairs.inc({ queue: 'reports', kind: `report-${why}` }, n),
     });
     const registers = [o.node.metrics.registry];

@@ -17,6 +17,14 @@
  *    BullMQ add then HSETs it, which the nodes' Redis users may not (jobs/redis-acl.ts), so on the
  *    reports queue no report could be added until the collector restarted. Put back with HSETNX.
  *
+ *  - `HSET <q>:meta concurrency 0` (BullMQ's global concurrency: no job moves to active) or
+ *    `HSET <q>:meta max 1 duration 2147483647` (a global rate limit): Cairn sets neither, so both
+ *    are deleted (`meta-throttle`); so is a `<q>:limiter` key set to last longer than
+ *    LIMITER_MAX_MS (or for ever), a rate limit used up that nothing of ours set (`limiter`).
+ *  - `SET <q>:events x` (or any BullMQ key of another type): every script fails WRONGTYPE, and so
+ *    would this watchdog's own XINFO. Every key BullMQ uses is TYPE-checked first, and one of the
+ *    wrong type is deleted (`wrong-type`): it held nothing BullMQ could have written.
+ *
  * Each repair is logged at warn and counted in cairn_queue_repairs_total.
  */
 import type { Queue } from 'bullmq';
@@ -26,6 +34,36 @@ import type { QueueRepairKind, QueueRepairs, RepairedQueue } from './queue-repai
 
 /** How far an events stream's last id may be ahead of Redis's clock (a clock stepped back). */
 export const EVENTS_AHEAD_MS = 60_000;
+
+/**
+ * The longest a `<q>:limiter` key of ours may last: Cairn sets no rate limit on its queues, and a
+ * worker's RateLimitError (the collector's put-back while the index DB is away) sets none either.
+ */
+export const LIMITER_MAX_MS = 60_000;
+
+/** Meta fields that throttle every worker of a queue; Cairn sets none of them. */
+const THROTTLE_FIELDS = ['concurrency', 'max', 'duration'] as const;
+
+/** The Redis type of each key BullMQ keeps for a queue (queue-keys.js; `de` is only a prefix). */
+const KEY_TYPES: Readonly<Record<string, string>> = {
+  active: 'list',
+  wait: 'list',
+  paused: 'list',
+  'waiting-children': 'zset',
+  delayed: 'zset',
+  prioritized: 'zset',
+  completed: 'zset',
+  failed: 'zset',
+  repeat: 'zset',
+  marker: 'zset',
+  stalled: 'set',
+  meta: 'hash',
+  events: 'stream',
+  id: 'string',
+  pc: 'string',
+  limiter: 'string',
+  'stalled-check': 'string',
+};
 
 export interface QueueWatchOptions {
   readonly queue: Pick<Queue, 'isPaused' | 'resume' | 'name'>;
@@ -95,13 +133,70 @@ export async function restoreMeta(o: QueueWatchOptions): Promise<boolean> {
   return true;
 }
 
+/** `<prefix>:<name>`: what every key of the queue starts with. */
+const queueKeyBase = (o: QueueWatchOptions): string => o.eventsKey.replace(/:events$/, '');
+
+/** Deletes every BullMQ key of the queue that has another Redis type than BullMQ gives it. */
+export async function deleteWrongTyped(o: QueueWatchOptions): Promise<string[]> {
+  const base = queueKeyBase(o);
+  const names = Object.keys(KEY_TYPES);
+  const pipe = o.redis.pipeline();
+  for (const n of names) pipe.type(`${base}:${n}`);
+  const types = ((await pipe.exec()) ?? []).map(([err, t]) => (err ? undefined : String(t)));
+  const wrong = names.filter(
+    (n, i) => types[i] !== undefined && types[i] !== 'none' && types[i] !== KEY_TYPES[n],
+  );
+  if (wrong.length === 0) return [];
+  await o.redis.del(...wrong.map((n) => `${base}:${n}`));
+  o.repairs.inc({ queue: o.label, kind: 'wrong-type' }, wrong.length);
+  o.log.warn(
+    { queue: o.queue.name, keys: wrong, types: wrong.map((n) => types[names.indexOf(n)]) },
+    'queue keys of the wrong Redis type (every BullMQ script on them fails): deleted them',
+  );
+  return wrong;
+}
+
+/** Deletes the global concurrency and rate-limit fields of the queue's meta; true if any was set. */
+export async function clearThrottles(o: QueueWatchOptions): Promise<boolean> {
+  const key = `${queueKeyBase(o)}:meta`;
+  const values = await o.redis.hmget(key, ...THROTTLE_FIELDS);
+  const set = THROTTLE_FIELDS.filter((_, i) => values[i] !== null);
+  if (set.length === 0) return false;
+  await o.redis.hdel(key, ...set);
+  o.repairs.inc({ queue: o.label, kind: 'meta-throttle' });
+  o.log.warn(
+    {
+      queue: o.queue.name,
+      fields: Object.fromEntries(set.map((f) => [f, values[THROTTLE_FIELDS.indexOf(f)]])),
+    },
+    'queue throttled by a Redis client (global concurrency or rate limit; Cairn sets none): cleared it',
+  );
+  return true;
+}
+
+/** Deletes a limiter key set to last longer than any of ours; true if it did. */
+export async function clearStrayLimiter(o: QueueWatchOptions): Promise<boolean> {
+  const key = `${queueKeyBase(o)}:limiter`;
+  const ttl = await o.redis.pttl(key);
+  // -2: no key; -1: no expiry (never ours); otherwise ms left.
+  if (ttl === -2 || (ttl >= 0 && ttl <= LIMITER_MAX_MS)) return false;
+  await o.redis.del(key);
+  o.repairs.inc({ queue: o.label, kind: 'limiter' });
+  o.log.warn({ queue: o.queue.name, ttlMs: ttl }, 'queue rate limiter set by a Redis client: deleted it');
+  return true;
+}
+
 /**
- * The checks, the stream first (a resume is itself a script that XADDs an event). Returns what
- * was repaired.
+ * Every check: key types first (the others read those keys), then the stream (a resume is itself a
+ * script that XADDs an event), throttles, the limiter, a pause and the meta's events bound.
+ * Returns what was repaired.
  */
 export async function repairQueue(o: QueueWatchOptions): Promise<QueueRepairKind[]> {
   const done: QueueRepairKind[] = [];
+  if ((await deleteWrongTyped(o)).length) done.push('wrong-type');
   if (await repairEventsStream(o)) done.push('events-exhausted');
+  if (await clearThrottles(o)) done.push('meta-throttle');
+  if (await clearStrayLimiter(o)) done.push('limiter');
   if (await resumeIfPaused(o)) done.push('paused');
   if (await restoreMeta(o)) done.push('meta-restored');
   return done;

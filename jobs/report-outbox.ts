@@ -8,6 +8,7 @@ import { canonicalJson } from './command-codec.ts';
 import type { ReportPayloads } from './payloads.ts';
 import type { ReportKind } from './queues.ts';
 import { type SignedReportJob, signReport } from './report-envelope.ts';
+import { receiptOf, receiptValid } from './report-receipt.ts';
 
 interface Pending<K extends ReportKind = ReportKind> {
   readonly kind: K;
@@ -31,8 +32,35 @@ export interface OutboxOptions {
   readonly key: SigningKey;
   readonly log: Logger;
   /** Reports sent again under a new id, and why (a metric: each is a Redis client's doing). */
-  readonly onReissued?: (why: 'squatted' | 'stranded', n: number) => void;
+  readonly onReissued?: (why: ReissueReason, n: number) => void;
+  /**
+   * Collector keys whose receipts (report-receipt.ts) count a report delivered. With none, a
+   * finished job of ours is taken at its word: any Redis client can forge that (a ZADD into
+   * `completed`), so a node given keys counts only receipted reports delivered.
+   */
+  readonly receiptKeys?: readonly Uint8Array[];
+  /** A job delayed further ahead than this is parked, not held (OUTBOX_DEFAULTS.maxDelayMs). */
+  readonly maxDelayMs?: number;
 }
+
+/**
+ * Why a report went again under a new id: its id held by someone else's job (`squatted`), its job
+ * in no list (`stranded`), parked where nothing runs it (`parked`: prioritized, waiting for
+ * children, or delayed far ahead; a report is never added so), or finished without a receipt of
+ * a trusted collector (`unreceipted`).
+ */
+export type ReissueReason = 'squatted' | 'stranded' | 'parked' | 'unreceipted';
+
+export const OUTBOX_DEFAULTS = {
+  /**
+   * The collector delays a job by at most 30 s at a time (a held report) and BullMQ's backoff of
+   * a report's 5 attempts by at most 8 s: a due time past 60 s is no delay of theirs.
+   */
+  maxDelayMs: 60_000,
+} as const;
+
+/** States a report job never gets from the collector or BullMQ: a Redis client put it there. */
+const PARKED = new Set(['prioritized', 'waiting-children']);
 
 export interface OutboxStats {
   /** Not (or no longer) in Redis: to be sent. */
@@ -41,8 +69,14 @@ export interface OutboxStats {
   readonly unconfirmed: number;
 }
 
-/** Job states that mean the collector took the report (a failed one was judged: refused or malformed). */
-const DELIVERED = new Set(['completed', 'failed']);
+type Verdict = 'delivered' | 'on-its-way' | 'lost' | ReissueReason;
+
+const REISSUE_LOG: Record<ReissueReason, string> = {
+  squatted: 'their ids were held by jobs that are not ours',
+  stranded: 'their jobs were in no queue state (removed from their list by a Redis client)',
+  parked: 'their jobs were parked where nothing runs them (by a Redis client)',
+  unreceipted: 'their jobs finished without a receipt of a trusted collector',
+};
 
 /** Hex digits of the payload's SHA-256 in its job id (64 bits: not guessable ahead of the report). */
 const CONTENT_ID_HEX = 16;
@@ -71,12 +105,15 @@ function isOurs(job: Job | undefined, p: Pending): boolean {
  * every report id it processed). A report stays here until the collector has processed it: a
  * job in Redis is not a delivered report (a Redis without persistence loses its queues when it
  * restarts, and the collector may be down meanwhile). So sent reports are checked for delivery
- * every `confirmMs`: processed ones (completed or failed) are forgotten, and ones Redis no
- * longer knows are sent again. A processed job counts only if it is ours (name and signed data):
- * one someone else put under our id first (BullMQ then ignored our add) is squatting, and the
- * report goes again under a fresh id; so does one whose job is in no state while its hash is still
- * there (stranded: taken out of `wait` by a Redis client), since an add under that id is ignored. Nothing undelivered is ever dropped; what the outbox holds is
- * bounded by what the node reports while the collector or Redis is away (exported as a gauge).
+ * every `confirmMs`. A processed job (completed or failed) counts only if it is ours (name and
+ * signed data) and, when the node trusts collector keys, carries a receipt by one of them
+ * (report-receipt.ts): Redis state alone is what any client of it can write. Every other way a
+ * Redis client can keep a report from the collector sends it again under a fresh id (an add under
+ * the old one is ignored while its hash is there): its id squatted, its job taken out of `wait`
+ * (stranded), parked in a state nothing runs (prioritized, waiting-children, delayed far ahead),
+ * or finished unreceipted; ones Redis no longer knows at all are sent again as they were. Nothing
+ * undelivered is ever dropped; what the outbox holds is bounded by what the node reports while
+ * the collector or Redis is away (exported as a gauge).
  */
 export class ReportOutbox {
   private readonly items: Pending[] = [];
@@ -152,44 +189,29 @@ export class ReportOutbox {
     const sent = this.items.filter((i) => i.sentAt !== undefined).slice(0, this.confirmBatch);
     const delivered = new Set<Pending>();
     let lost = 0;
-    let squatted = 0;
-    let strandedCount = 0;
+    const reissued = new Map<ReissueReason, number>();
+    const again = (it: Pending, why: ReissueReason) => {
+      this.reissue(it);
+      reissued.set(why, (reissued.get(why) ?? 0) + 1);
+    };
     for (const it of sent) {
-      let state: string;
-      let job: Job | undefined;
+      const sentAt = it.sentAt;
+      let verdict: Verdict;
       try {
-        state = await this.queue.getJobState(it.id);
-        // Read once per report, when it is done: is what was processed ours?
-        if (DELIVERED.has(state)) job = await this.queue.getJob(it.id);
+        verdict = await this.judge(it);
       } catch {
-        return; // Redis is away: the reconnect replays everything anyway.
+        break; // Redis is away: the reconnect replays everything anyway; count what was judged.
       }
-      if (DELIVERED.has(state)) {
-        if (isOurs(job, it)) delivered.add(it);
-        else if (it.sentAt !== undefined) {
-          // Someone else's job held the id (or replaced ours).
-          this.reissue(it);
-          squatted++;
-        }
-      } else if (state === 'unknown' && it.sentAt !== undefined) {
-        let stranded: boolean;
-        try {
-          stranded = (await this.queue.getJob(it.id)) !== undefined;
-        } catch {
-          return;
-        }
-        if (stranded) {
-          // In no list yet its hash is there (an LREM from `wait`): BullMQ ignores an add for an
-          // id whose hash exists, so the same id would be "sent" forever and never processed,
-          // and the collector would hold every later block of ours as unknown-parent.
-          this.reissue(it);
-          strandedCount++;
-        } else {
-          // Gone from Redis before the collector processed it (a restart without persistence).
-          it.sentAt = undefined;
-          lost++;
-        }
-      }
+      // Replayed (and maybe added again) while we asked: the verdict is stale. Commands queued
+      // through a Redis restart run on the new, empty Redis, so the state read "unknown" before
+      // the replay's add and the hash read after it would look stranded.
+      if (it.sentAt !== sentAt) continue;
+      if (verdict === 'delivered') delivered.add(it);
+      else if (verdict === 'lost') {
+        // Gone from Redis before the collector processed it (a restart without persistence).
+        it.sentAt = undefined;
+        lost++;
+      } else if (verdict !== 'on-its-way') again(it, verdict);
     }
     if (delivered.size) {
       const keep = this.items.filter((i) => !delivered.has(i));
@@ -197,16 +219,42 @@ export class ReportOutbox {
       this.items.push(...keep);
     }
     if (lost) this.opts.log.info({ lost }, 'reports lost by Redis before delivery: sending them again');
-    if (squatted)
-      this.opts.log.warn({ squatted }, 'report ids held by jobs that are not ours: sending under new ids');
-    if (strandedCount)
-      this.opts.log.warn(
-        { stranded: strandedCount },
-        'report jobs in no queue state (removed from their list by a Redis client): sending under new ids',
-      );
-    if (strandedCount) this.opts.onReissued?.('stranded', strandedCount);
-    if (squatted) this.opts.onReissued?.('squatted', squatted);
-    if (lost || squatted || strandedCount) this.kick();
+    for (const [why, n] of reissued) {
+      this.opts.log.warn({ why, reports: n }, `reports sent again under new ids: ${REISSUE_LOG[why]}`);
+      this.opts.onReissued?.(why, n);
+    }
+    if (lost || reissued.size) this.kick();
+  }
+
+  /** Where one sent report stands, from its job in Redis (throws when Redis does not answer). */
+  private async judge(it: Pending): Promise<Verdict> {
+    const state = await this.queue.getJobState(it.id);
+    if (state === 'completed' || state === 'failed') {
+      // Read once per report, when it is done: is what was processed ours, and receipted?
+      const job = await this.queue.getJob(it.id);
+      if (!isOurs(job, it)) return 'squatted'; // Someone else's job held the id (or replaced ours).
+      const keys = this.opts.receiptKeys ?? [];
+      if (keys.length === 0) return 'delivered';
+      const outcome = state === 'completed' ? 'indexed' : 'refused';
+      return receiptValid(receiptOf(state, job!), outcome, it.id, job!.data, keys)
+        ? 'delivered'
+        : 'unreceipted';
+    }
+    if (PARKED.has(state)) return 'parked';
+    if (state === 'delayed') {
+      // Delayed scores are the due time in ms times 4096 (plus a counter).
+      const score = await (await this.queue.getBackend().client).zscore(this.queue.toKey('delayed'), it.id);
+      const due = score === null ? Number.NaN : Math.floor(Number(score) / 4096);
+      const maxDelay = this.opts.maxDelayMs ?? OUTBOX_DEFAULTS.maxDelayMs;
+      return Number.isFinite(due) && due - Date.now() <= maxDelay ? 'on-its-way' : 'parked';
+    }
+    if (state === 'unknown') {
+      // In no list yet its hash is there (an LREM from `wait`): BullMQ ignores an add for an id
+      // whose hash exists, so the same id would be "sent" forever and never processed, and the
+      // collector would hold every later block of ours as unknown-parent.
+      return (await this.queue.getJob(it.id)) !== undefined ? 'stranded' : 'lost';
+    }
+    return 'on-its-way'; // waiting, active
   }
 
   /** The report goes again under a fresh, unguessable id, signed anew (the id is in the signature). */

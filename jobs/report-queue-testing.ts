@@ -1,8 +1,8 @@
 /**
  * What the report-queue attack tests share: a fresh namespace on the test Redis, an index DB, a
  * reports queue as the node's outbox sees it and one more for the attacker (with its raw
- * connection, for the commands BullMQ does not wrap), a collector started when the test says,
- * and stats reports of the test reporter. Real Redis, BullMQ, collector and index DB.
+ * connection, for the commands BullMQ does not wrap), a collector started when the test says
+ * (signing receipts with COLLECTOR_KEY), and stats reports of the test reporter. Real Redis, BullMQ, collector and index DB.
  */
 import { randomBytes } from 'node:crypto';
 import { Queue } from 'bullmq';
@@ -17,7 +17,7 @@ import type { NodeStatsReport } from './payloads.ts';
 import { createCairnPubSub } from './pubsub.ts';
 import { REPORTS_QUEUE } from './queues.ts';
 import { createRedis, redisUrl } from './redis.ts';
-import { REPORTER_ID } from './report-testing.ts';
+import { COLLECTOR_KEY, REPORTER_ID } from './report-testing.ts';
 
 /** Polls `fn` every 50 ms until it holds; throws after `ms`. */
 export async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
@@ -57,6 +57,7 @@ export async function reportQueueRig(prefix: string, log: Logger = createLogger(
         log,
         registry,
         network,
+        receiptKey: COLLECTOR_KEY,
         ...extra,
       });
       return collector;

@@ -6,6 +6,8 @@ import type { ReportKind } from './queues.ts';
 import { nodeIdOfKey, signReport } from './report-envelope.ts';
 
 export const REPORTER_KEY = testKey(900);
+/** The collector's receipt key in tests (report-receipt.ts): the rig's collector signs with it. */
+export const COLLECTOR_KEY = testKey(901);
 /** The node id of REPORTER_KEY: what its reports carry as `nodeId`. */
 export const REPORTER_ID = nodeIdOfKey(REPORTER_KEY.publicKey);
 

@@ -134,9 +134,16 @@ if (!/^(127\.|::1$|localhost$)/.test(config.http.host))
     { httpHost: config.http.host },
     'the node API listens beyond loopback (--http-host): anyone who can reach it can read status and metrics; POST still needs the cookie token',
   );
-const { redisUrl, schedule, commandKeys } = config.jobs;
+const { redisUrl, schedule, commandKeys, collectorKeys } = config.jobs;
 const jobs = redisUrl
-  ? await NodeJobs.start({ node, redisUrl, schedule, commandKeys, log: node.log.child({ part: 'jobs' }) })
+  ? await NodeJobs.start({
+      node,
+      redisUrl,
+      schedule,
+      commandKeys,
+      collectorKeys,
+      log: node.log.child({ part: 'jobs' }),
+    })
   : undefined;
 node.log.info(
   {

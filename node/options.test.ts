@@ -55,7 +55,7 @@ test('no flags: every value is its module default', () => {
   assert.equal(FL_DEFAULTS.mode, 'record');
   assert.equal('budgetEpsilon' in c.fl, false);
   assert.deepEqual(c.http, { host: '127.0.0.1', port: 0, allowHosts: [] });
-  assert.deepEqual(c.jobs, { redisUrl: undefined, schedule: {}, commandKeys: [] });
+  assert.deepEqual(c.jobs, { redisUrl: undefined, schedule: {}, commandKeys: [], collectorKeys: [] });
   assert.deepEqual(c.p2p, {
     maxConnections: P2P_DEFAULTS.maxConnections,
     reservedOutbound: P2P_DEFAULTS.reservedOutbound,
@@ -130,6 +130,7 @@ test('every existing flag keeps its meaning', () => {
     redisUrl: 'redis://127.0.0.1:6379',
     schedule: { 'stats.report': 5000, 'chain.sync': 1000 },
     commandKeys: [],
+    collectorKeys: [],
   });
   assert.deepEqual(c.fl, {
     slice: { index: 1, of: 3, mode: 'label-skew', seed: 7 },

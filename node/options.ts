@@ -63,8 +63,15 @@ export const P2P_DEFAULTS = Object.freeze({
    * sockets for at most the upgrade timeout.
    */
   maxIncomingPendingConnections: 32,
-  /** Upgrades in flight from one IP address (its /64 for IPv6); exempt ranges are not capped. */
+  /** Upgrades in flight from one IP address (its /64 for IPv6; loopback is one host). */
   maxPendingPerIp: 4,
+  /**
+   * Upgrades in flight from exempt ranges (loopback by default) together: half of
+   * maxIncomingPendingConnections. A local stranger binding many 127.x addresses held all 32
+   * (attack review #13); exempt peers still need more than 4, since a loopback cluster's nodes
+   * all dial each other at once.
+   */
+  maxPendingExempt: 16,
   /** How long an inbound connection may take to finish noise and yamux (libp2p's default: 10 s). */
   inboundUpgradeTimeoutMs: 3_000,
   /** New inbound connections per second from one host before libp2p refuses more (libp2p's default). */
@@ -583,6 +590,16 @@ export const NODE_OPTIONS = {
     defaultText: 'none',
     check: (k) => (/^[0-9a-f]{64}$/i.test(k) ? undefined : 'takes 32-byte public keys in hex'),
   }),
+  collectorKeys: listOpt<Group>({
+    flag: 'collector-keys',
+    group: 'jobs',
+    arg: 'HEXKEYS',
+    description:
+      'public keys (hex) of the collectors whose signed receipts count a report delivered (a collector logs its receiptKey at start); with them, a report whose job finished unreceipted or sits parked is sent again, since any Redis client can mark a job completed. Without them a finished job is taken at its word',
+    default: [],
+    defaultText: 'none',
+    check: (k) => (/^[0-9a-f]{64}$/i.test(k) ? undefined : 'takes 32-byte public keys in hex'),
+  }),
   flSlice: intOpt<Group, undefined>({
     flag: 'fl-slice',
     group: 'fl',
@@ -731,6 +748,7 @@ export interface CliConfig {
     readonly redisUrl: string | undefined;
     readonly schedule: Partial<Record<ScheduledJob, number>>;
     readonly commandKeys: readonly string[];
+    readonly collectorKeys: readonly string[];
   };
   readonly fl: {
     readonly slice?: SliceOptions;
@@ -799,6 +817,7 @@ export function toCliConfig(v: CliValues): CliConfig {
       redisUrl: v.redis === undefined ? undefined : withRedisPassword(v.redis),
       schedule,
       commandKeys: v.commandKeys.map((k) => k.toLowerCase()),
+      collectorKeys: v.collectorKeys.map((k) => k.toLowerCase()),
     },
     fl: {
       ...(v.flSlice !== undefined && v.flSlices !== undefined

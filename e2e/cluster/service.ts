@@ -76,8 +76,9 @@ export class Service {
   /** Spawns the process and waits until it is ready; throws (with its last log lines) if it exits or times out. */
   async start(): Promise<void> {
     const { spec } = this;
-    mkdirSync(path.dirname(spec.logFile), { recursive: true });
-    this.log ??= createWriteStream(spec.logFile, { flags: 'a' });
+    // Owner only: logs carry peer ids, addresses and whatever a process logs about its callers.
+    mkdirSync(path.dirname(spec.logFile), { recursive: true, mode: 0o700 });
+    this.log ??= createWriteStream(spec.logFile, { flags: 'a', mode: 0o600 });
     this.log.write(
       `${JSON.stringify({ harness: 'spawn', service: spec.name, at: new Date().toISOString() })}\n`,
     );

@@ -11,12 +11,18 @@
  * nodes obey the commands it signs) and one log file per process.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { redactUrl } from '../../jobs/redis.ts';
+import { toHex } from '../../node/chain/bytes.ts';
 import type { NetworkConfig } from '../../node/chain/network-config.ts';
 import { targetForWork } from '../../node/chain/pow.ts';
 import { ensureDeviceNetwork } from '../../node/membership/create-network.ts';
-import { ensureGatewayCertificate, keyOfDataDir } from '../../node/membership/gateway-member.ts';
+import {
+  ensureGatewayCertificate,
+  keyOfDataDir,
+  loadOrCreateKeyFile,
+} from '../../node/membership/gateway-member.ts';
 import { which } from '../cluster/children.ts';
 import { type TestNetworkConfig, testNetworkConfig } from '../cluster/network-config.ts';
 import { nodeArgs, nodeBinary, parseReady, REPO_ROOT } from '../cluster/node-process.ts';
@@ -68,6 +74,8 @@ export interface DemoOptions {
   flEveryMs?: number;
   /** Where progress lines go (default stderr). */
   log?: (line: string) => void;
+  /** The built console to serve (default web/dist). */
+  consoleDir?: string;
 }
 
 export interface DemoNode {
@@ -166,10 +174,28 @@ const flArgs = (i: number, n: number, everyMs: number): string[] => [
   ...(i === 1 ? ['--fl-every', String(everyMs)] : []),
 ];
 
+/** A Redis URL without its password, and the environment that gives a node the password. */
+export function passwordApart(url: string): { url: string; env: Record<string, string> } {
+  try {
+    const u = new URL(url);
+    if (!u.password) return { url, env: {} };
+    const password = decodeURIComponent(u.password);
+    u.password = '';
+    return { url: u.toString(), env: { CAIRN_REDIS_PASSWORD: password } };
+  } catch {
+    return { url, env: {} };
+  }
+}
+
 export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const dataDir = path.resolve(opts.dataDir ?? DEFAULT_DATA_DIR);
-  mkdirSync(dataDir, { recursive: true });
+  // Owner only, like a node's data dir: it holds the admin token, the gateway's key, the index
+  // DB and logs; a dir made by an older demo is tightened too.
+  for (const dir of ['', 'logs', 'gateway', 'collector'].map((d) => path.join(dataDir, d))) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  }
   const logOf = (name: string) => path.join(dataDir, 'logs', `${name}.log`);
   const started: Service[] = [];
   let consoleServer: ConsoleServer | undefined;
@@ -230,9 +256,13 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
 
     // The collector and the gateway start while the nodes come up (they only need Redis and
     // the index DB); the nodes start one after another, each bootstrapping from those before it.
+    // The collector's receipt key: nodes count a report delivered only on its signed receipt
+    // (jobs/report-receipt.ts), not on a job state any Redis client can write.
+    const collectorKeyFile = path.join(dataDir, 'collector', 'identity.json');
+    const collectorKey = toHex(loadOrCreateKeyFile(collectorKeyFile).publicKey);
     const collector = collectorProcess(
       logOf('collector'),
-      { ...env, CAIRN_NETWORK_CONFIG: networkConfig },
+      { ...env, CAIRN_NETWORK_CONFIG: networkConfig, CAIRN_COLLECTOR_KEY_FILE: collectorKeyFile },
       { detached: true },
     );
     const gatewayPort = await portOrFree(opts.gatewayPort ?? 4000);
@@ -256,6 +286,7 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
     const services = Promise.all([collector.start(), gateway.start()]);
     services.catch(() => {});
 
+    const nodeRedis = passwordApart(redisUrl);
     const nodes: DemoNode[] = [];
     const nodeCount = opts.nodes ?? 3;
     const flEveryMs = opts.flEveryMs ?? DEMO_FL_EVERY_MS;
@@ -279,13 +310,18 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
             httpPort: 0,
             networkConfig,
             args: [
+              // A command line is readable by every local user (ps); the password goes in the
+              // child's environment (owner only), which the node reads (withRedisPassword).
               '--redis',
-              redisUrl,
+              nodeRedis.url,
+              '--collector-keys',
+              collectorKey,
               '--schedule',
               opts.schedule ?? DEMO_SCHEDULE,
               ...(flEveryMs > 0 ? flArgs(i, nodeCount, flEveryMs) : []),
             ],
           }),
+          env: nodeRedis.env,
           logFile: logOf(name),
           readyLine: (l) => parseReady(l) !== undefined,
           detached: true,
@@ -304,9 +340,16 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
       nodes.push(node);
     }
     await services;
+    // The collector created the index DB (SQLite: the file and its journals) with the umask's mode.
+    if (databaseUrl.startsWith('file:'))
+      for (const suffix of ['', '-wal', '-shm', '-journal']) {
+        const file = `${databaseUrl.slice('file:'.length)}${suffix}`;
+        if (existsSync(file)) chmodSync(file, 0o600);
+      }
 
     const gatewayUrl = `${gatewayBase}/graphql`;
     consoleServer = await startConsoleServer({
+      dir: opts.consoleDir,
       port: consolePort,
       gatewayUrl,
     });
@@ -333,6 +376,30 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
   }
 }
 
+/** What `npm start` prints once everything is up (secrets but the admin token redacted). */
+export function bannerLines(demo: Demo, height: number): string[] {
+  return [
+    '',
+    `Cairn demo is up${demo.resumed ? ` (resumed the chain in ${demo.dataDir}, height ${height})` : ' (a new chain)'}:`,
+    '',
+    `  Console         ${demo.consoleUrl}`,
+    `  GraphQL         ${demo.gatewayUrl}   (GraphiQL in a browser, graphql-ws on the same URL)`,
+    `  Admin token     ${demo.adminToken}`,
+    `                  (paste it in the console's Admin page, or: -H 'Authorization: Bearer <token>')`,
+    `  Redis           ${redactUrl(demo.redisUrl)}${demo.ownRedis ? ' (started by the demo)' : ''}`,
+    `  Index DB        ${demo.databaseUrl}`,
+    ...demo.nodes.map((n) => `  ${n.name.padEnd(15)} ${n.httpUrl}/status   peer ${n.peerId}`),
+    `  Data and logs   ${demo.dataDir}  (logs/)`,
+    '',
+    `Every node trains on a slice of the spam corpus; node-1 starts a federated round every ${DEMO_FL_EVERY_MS / 1000} s`,
+    'with record-level DP-SGD: each node stops at its privacy budget (ε = 3; GET /fl/privacy, POST /fl/budget)',
+    "(the console's Models page shows the versions; startFederatedRound in GraphiQL starts more).",
+    '',
+    'Ctrl-C stops everything; npm start again resumes the same chain.',
+    '',
+  ];
+}
+
 async function main(): Promise<void> {
   // Ctrl-C while starting: stop what is up so far (the children are in their own process group).
   const early = () => {
@@ -355,27 +422,7 @@ async function main(): Promise<void> {
       }
     }),
   );
-  const lines = [
-    '',
-    `Cairn demo is up${demo.resumed ? ` (resumed the chain in ${demo.dataDir}, height ${Math.max(...heights)})` : ' (a new chain)'}:`,
-    '',
-    `  Console         ${demo.consoleUrl}`,
-    `  GraphQL         ${demo.gatewayUrl}   (GraphiQL in a browser, graphql-ws on the same URL)`,
-    `  Admin token     ${demo.adminToken}`,
-    `                  (paste it in the console's Admin page, or: -H 'Authorization: Bearer <token>')`,
-    `  Redis           ${demo.redisUrl}${demo.ownRedis ? ' (started by the demo)' : ''}`,
-    `  Index DB        ${demo.databaseUrl}`,
-    ...demo.nodes.map((n) => `  ${n.name.padEnd(15)} ${n.httpUrl}/status   peer ${n.peerId}`),
-    `  Data and logs   ${demo.dataDir}  (logs/)`,
-    '',
-    `Every node trains on a slice of the spam corpus; node-1 starts a federated round every ${DEMO_FL_EVERY_MS / 1000} s`,
-    'with record-level DP-SGD: each node stops at its privacy budget (ε = 3; GET /fl/privacy, POST /fl/budget)',
-    "(the console's Models page shows the versions; startFederatedRound in GraphiQL starts more).",
-    '',
-    'Ctrl-C stops everything; npm start again resumes the same chain.',
-    '',
-  ];
-  process.stdout.write(`${lines.join('\n')}\n`);
+  process.stdout.write(`${bannerLines(demo, Math.max(...heights)).join('\n')}\n`);
 
   const watch = setInterval(() => {
     for (const s of [demo.collector, demo.gateway, ...demo.nodes.map((n) => n.service)])

@@ -1,6 +1,7 @@
 import { DelayedError, type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { SigningKey } from '../../node/chain/signature.ts';
 import type { Logger } from '../../node/log.ts';
 import type { IndexDb } from '../index-db/open.ts';
 import type { CairnPubSub } from '../pubsub.ts';
@@ -14,6 +15,7 @@ import {
   type ReportKind,
 } from '../queues.ts';
 import { RedisConnections, RedisLiveness, retireWorker } from '../redis.ts';
+import { refusalReceiptSuffix, signReceipt } from '../report-receipt.ts';
 import { GatedWorker } from '../scheduled-gate.ts';
 import { INDEX_WRITER_DEFAULTS, IndexWriter, type IndexWriterOptions } from './index-writer.ts';
 import { type CheckedReport, checkReport } from './report-check.ts';
@@ -42,6 +44,11 @@ export interface CollectorOptions extends IndexWriterOptions {
   readonly retention?: (RetentionOptions & { readonly periodMs?: number }) | false;
   /** How far a report's timestamps may be ahead of our clock (REPORT_CHECK_DEFAULTS). */
   readonly maxClockSkewMs?: number;
+  /**
+   * The collector's key: every report judged (indexed or refused) gets a receipt signed with it
+   * (report-receipt.ts), which is what nodes trusting this key count as delivered.
+   */
+  readonly receiptKey?: SigningKey;
 }
 
 const isKind = (name: string): name is ReportKind => (REPORT_KINDS as readonly string[]).includes(name);
@@ -186,7 +193,7 @@ export class Collector {
     return w;
   }
 
-  private async process(job: Job, token?: string): Promise<{ duplicate: boolean }> {
+  private async process(job: Job, token?: string): Promise<{ duplicate: boolean; receipt?: string }> {
     this.lastProcessedAt = Date.now();
     if (this.dbDown) return this.putBack();
     const kind = job.name;
@@ -214,7 +221,8 @@ export class Collector {
         this.o.pubsub.publish(p.topic, p.payload as never);
         this.metrics.events.inc({ topic: p.topic });
       }
-      return { duplicate };
+      const key = this.o.receiptKey;
+      return key ? { duplicate, receipt: signReceipt('indexed', jobId, job.data, key) } : { duplicate };
     } catch (err) {
       if (err instanceof ReportRefused) return this.refuse(kind, job, err);
       if (err instanceof ReportHeld) return this.hold(kind, job, token, err);
@@ -242,6 +250,9 @@ export class Collector {
       },
       `report refused: ${err.message}`,
     );
+    // The failedReason is all a failed job carries back: the receipt rides at its end.
+    const key = this.o.receiptKey;
+    if (key && job.id) err.message += refusalReceiptSuffix(signReceipt('refused', job.id, job.data, key));
     throw err;
   }
 

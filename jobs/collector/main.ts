@@ -2,9 +2,11 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { toHex } from '../../node/chain/bytes.ts';
 import { chainIdHex, DEFAULT_NETWORK } from '../../node/chain/network-config.ts';
 import { readNetworkConfig } from '../../node/config-file.ts';
 import { createLogger } from '../../node/log.ts';
+import { loadOrCreateKeyFile } from '../../node/membership/gateway-member.ts';
 import { indexDbLocation, openIndexDb } from '../index-db/open.ts';
 import { createCairnPubSub } from '../pubsub.ts';
 import { redactUrl, redisUrl } from '../redis.ts';
@@ -18,7 +20,9 @@ import { Collector } from './collector.ts';
  * network), COLLECTOR_METRICS_PORT (Prometheus /metrics and /health on 127.0.0.1; default 0 =
  * any free port), COLLECTOR_STATS_RAW_MS / COLLECTOR_STATS_BUCKET_MS / COLLECTOR_REPORT_LOG_MS
  * (retention: stats kept as reported for 24 h, then one per hour; report log 7 days; see
- * retention.ts), LOG_LEVEL. SIGINT/SIGTERM close it cleanly.
+ * retention.ts), CAIRN_COLLECTOR_KEY_FILE (an identity file, created when absent: the key that signs
+ * a receipt for every report judged; nodes given its public key with --collector-keys count only
+ * receipted reports delivered, see report-receipt.ts), LOG_LEVEL. SIGINT/SIGTERM close it cleanly.
  */
 const log = createLogger(process.env.LOG_LEVEL ?? 'info', { part: 'collector' });
 const networkFile = process.env.CAIRN_NETWORK_CONFIG;
@@ -41,7 +45,10 @@ const retention = {
   bucketMs: ms('COLLECTOR_STATS_BUCKET_MS'),
   reportLogMs: ms('COLLECTOR_REPORT_LOG_MS'),
 };
+const keyFile = process.env.CAIRN_COLLECTOR_KEY_FILE;
+const receiptKey = keyFile ? loadOrCreateKeyFile(keyFile) : undefined;
 const collector = new Collector({
+  receiptKey,
   db,
   pubsub,
   redisUrl: url,
@@ -73,6 +80,7 @@ log.info(
     network: network.name,
     chainId: chainIdHex(network),
     membership: network.membership,
+    receiptKey: receiptKey ? toHex(receiptKey.publicKey) : null,
     metricsUrl: `http://127.0.0.1:${port}/metrics`,
   },
   'ready',

@@ -14,6 +14,7 @@ import { yamux } from '@libp2p/yamux';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { Registry } from 'prom-client';
+import { P2P_DEFAULTS } from '../options.ts';
 import { startLoopbackHost } from '../testing/loopback-host.ts';
 import { AddressBans } from './address-bans.ts';
 import {
@@ -96,10 +97,30 @@ describe('counting', () => {
     assert.deepEqual(abandoned, ['/ip4/192.0.2.7/tcp/2']);
     assert.equal(l.inboundFrom('192.0.2.7'), 1, 'the upgraded one still counts against the per-IP cap');
     assert.equal(l.denyInboundConnection(conn('/ip4/192.0.2.7/tcp/4')), false);
-    // Exempt (loopback by default) addresses are not capped: a local cluster handshakes at once.
+    // Exempt (loopback by default) addresses share a larger budget: a local cluster handshakes at once.
     const local = new ConnectionLimits();
     for (let i = 0; i < 6; i++)
       assert.equal(local.denyInboundConnection(conn(`/ip4/127.0.0.1/tcp/${i + 1}`)), false);
+  });
+
+  test('upgrades in flight from all of 127.0.0.0/8 share one budget: half the pending slots stay free', () => {
+    // Attack review #13 (finding 4): idle sockets from 127.0.0.2…127.0.0.13, 4 each, were all
+    // accepted (48 in flight; libp2p holds 32), so no other peer could start an upgrade.
+    const refusals: ConnectionRefusedError[] = [];
+    const l = new ConnectionLimits({ onRefuse: (e) => refusals.push(e) });
+    let accepted = 0;
+    for (let a = 2; a <= 13; a++)
+      for (let k = 0; k < 4; k++)
+        if (!l.denyInboundConnection(conn(`/ip4/127.0.0.${a}/tcp/${1000 + k}`))) accepted++;
+    assert.equal(accepted, l.maxPendingExempt);
+    assert.ok(
+      accepted <= P2P_DEFAULTS.maxIncomingPendingConnections / 2,
+      `${accepted} in flight from one local host`,
+    );
+    assert.equal(refusals.at(-1)?.code, REFUSAL.pendingPerIp);
+    assert.equal(l.pendingFrom('::1'), accepted, 'IPv6 loopback shares it');
+    // A peer elsewhere still gets an upgrade slot.
+    assert.equal(l.denyInboundConnection(conn('/ip4/192.0.2.9/tcp/1')), false);
   });
 
   test('IPv6 addresses are capped per /64', () => {
@@ -107,6 +128,8 @@ describe('counting', () => {
     assert.equal(capKey('2001:0db8:0001:0002:ffff:0:0:7'), '2001:db8:1:2::/64');
     assert.equal(capKey('2001:db8::1'), '2001:db8:0:0::/64');
     assert.equal(capKey('192.0.2.1'), '192.0.2.1');
+    for (const lo of ['127.0.0.1', '127.0.0.2', '127.255.0.9', '::1', '::ffff:127.0.0.3'])
+      assert.equal(capKey(lo), 'loopback', `${lo} is this machine`);
     const l = new ConnectionLimits({ ipLimitExempt: [], maxInboundPerIp: 2 });
     assert.equal(l.denyInboundConnection(conn('/ip6/2001:db8:1:2::a/tcp/1')), false);
     assert.equal(l.denyInboundConnection(conn('/ip6/2001:db8:1:2::b/tcp/1')), false);
@@ -115,7 +138,8 @@ describe('counting', () => {
   });
 
   test('loopback is exempt from the per-IP cap by default, but not from the inbound slots', () => {
-    const l = new ConnectionLimits({ maxConnections: 30, reservedOutbound: 10 });
+    // (Upgrades in flight from loopback are capped apart, below: lifted here.)
+    const l = new ConnectionLimits({ maxConnections: 30, reservedOutbound: 10, maxPendingExempt: 30 });
     for (let i = 0; i < 20; i++)
       assert.equal(l.denyInboundConnection(conn(`/ip4/127.0.0.1/tcp/${i + 1}`)), false);
     assert.equal(l.denyInboundConnection(conn('/ip4/127.0.0.1/tcp/99')), true, 'inbound slots are full');

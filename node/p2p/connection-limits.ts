@@ -13,13 +13,15 @@
  * - addresses banned by AddressBans are refused in both directions.
  *
  * Exempt ranges (loopback by default) skip the per-IP cap and address bans, not the slot limit:
- * the tests and the demo run every node on 127.0.0.1. Relayed connections (/p2p-circuit) carry
+ * the tests and the demo run every node on 127.0.0.1. Nor the cap on upgrades in flight: exempt
+ * addresses share one budget (`maxPendingExempt`, half of libp2p's pending slots), since a local
+ * stranger can bind any of 127.0.0.0/8 and otherwise held every slot. Relayed connections (/p2p-circuit) carry
  * the relay's address, not the peer's, so they count toward the inbound slots only.
  *
  * Each accepted inbound connection is counted from the gater's yes until its raw connection
  * closes (upgrade failed, refused by a later gater hook, or closed after use), so pending
- * upgrades count too. Pending upgrades are also capped per IP (`maxPendingPerIp`, exempt ranges
- * aside): libp2p refuses every inbound connection while `maxIncomingPendingConnections` sit in
+ * upgrades count too. Pending upgrades are also capped per IP (`maxPendingPerIp`; exempt ranges
+ * together `maxPendingExempt`): libp2p refuses every inbound connection while `maxIncomingPendingConnections` sit in
  * their upgrade, and idle sockets from two LAN addresses used to hold them all. A connection
  * stops being pending at `denyInboundUpgradedConnection`; one that closes still pending (an idle
  * socket timed out) is counted as abandoned. It composes: a gater that also consults the roster calls these hooks
@@ -82,6 +84,8 @@ export { capKey };
 export interface ConnectionLimitsOptions extends Partial<P2pLimits> {
   /** Upgrades in flight from one non-exempt IP (default P2P_DEFAULTS.maxPendingPerIp). */
   readonly maxPendingPerIp?: number;
+  /** Upgrades in flight from all exempt addresses together (default P2P_DEFAULTS.maxPendingExempt). */
+  readonly maxPendingExempt?: number;
   readonly addressBans?: AddressBans;
   readonly now?: () => number;
   /** Called with every refusal (metrics, logs). */
@@ -90,8 +94,14 @@ export interface ConnectionLimitsOptions extends Partial<P2pLimits> {
   readonly onAbandoned?: (address: string) => void;
 }
 
+/** The pending-upgrade key of every exempt address: they share one budget. */
+const EXEMPT_PENDING = 'exempt';
+
 interface Tracked {
+  /** The per-IP cap's key; undefined when exempt. */
   readonly ip: string | undefined;
+  /** The pending cap's key (EXEMPT_PENDING for exempt addresses); undefined for non-IP ones. */
+  readonly pendingKey: string | undefined;
   readonly conn: MultiaddrConnection;
   pending: boolean;
 }
@@ -101,6 +111,7 @@ export class ConnectionLimits {
   readonly reservedOutbound: number;
   readonly maxInboundPerIp: number;
   readonly maxPendingPerIp: number;
+  readonly maxPendingExempt: number;
   private readonly exempt: (ip: string) => boolean;
   private readonly inbound = new Map<MultiaddrConnection, Tracked>();
   private readonly perIp = new Map<string, number>();
@@ -114,6 +125,7 @@ export class ConnectionLimits {
     this.reservedOutbound = o.reservedOutbound ?? P2P_DEFAULTS.reservedOutbound;
     this.maxInboundPerIp = o.maxInboundPerIp ?? P2P_DEFAULTS.maxInboundPerIp;
     this.maxPendingPerIp = o.maxPendingPerIp ?? P2P_DEFAULTS.maxPendingPerIp;
+    this.maxPendingExempt = o.maxPendingExempt ?? P2P_DEFAULTS.maxPendingExempt;
     if (this.reservedOutbound >= this.maxConnections)
       throw new RangeError('reservedOutbound must leave some connection slots to inbound connections');
     this.exempt = ipRanges(o.ipLimitExempt ?? P2P_DEFAULTS.ipLimitExempt);
@@ -145,15 +157,21 @@ export class ConnectionLimits {
     if (limited && this.o.addressBans?.isBanned(ip, this.now())) return REFUSAL.addressBanned;
     if (this.inbound.size >= this.maxInbound) return REFUSAL.inboundSlotsFull;
     if (limited && (this.perIp.get(capKey(ip)) ?? 0) >= this.maxInboundPerIp) return REFUSAL.perIpCap;
-    if (limited && (this.pendingPerIp.get(capKey(ip)) ?? 0) >= this.maxPendingPerIp)
-      return REFUSAL.pendingPerIp;
+    if (ip !== undefined) {
+      const max = limited ? this.maxPendingPerIp : this.maxPendingExempt;
+      if ((this.pendingPerIp.get(this.pendingKey(ip)) ?? 0) >= max) return REFUSAL.pendingPerIp;
+    }
     return undefined;
   }
 
-  /** Upgrades in flight from `ip` (its /64 for IPv6). */
+  /** Upgrades in flight counted with `ip`'s (its host's; every exempt address's together). */
   pendingFrom(ip: string): number {
     this.sweep();
-    return this.pendingPerIp.get(capKey(ip)) ?? 0;
+    return this.pendingPerIp.get(this.pendingKey(ip)) ?? 0;
+  }
+
+  private pendingKey(ip: string): string {
+    return this.exempt(ip) ? EXEMPT_PENDING : capKey(ip);
   }
 
   /** Gater hook: true refuses. An accepted connection counts until it closes. */
@@ -165,12 +183,11 @@ export class ConnectionLimits {
     }
     const ip = remoteIp(maConn.remoteAddr);
     const key = ip !== undefined && !this.exempt(ip) ? capKey(ip) : undefined;
-    const t: Tracked = { ip: key, conn: maConn, pending: true };
+    const pendingKey = ip === undefined ? undefined : this.pendingKey(ip);
+    const t: Tracked = { ip: key, pendingKey, conn: maConn, pending: true };
     this.inbound.set(maConn, t);
-    if (key) {
-      this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
-      this.pendingPerIp.set(key, (this.pendingPerIp.get(key) ?? 0) + 1);
-    }
+    if (key) this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
+    if (pendingKey) this.pendingPerIp.set(pendingKey, (this.pendingPerIp.get(pendingKey) ?? 0) + 1);
     maConn.addEventListener('close', () => this.release(t), { once: true });
     return false;
   };
@@ -198,7 +215,7 @@ export class ConnectionLimits {
   private settle(t: Tracked): void {
     if (!t.pending) return;
     t.pending = false;
-    if (t.ip !== undefined) decrement(this.pendingPerIp, t.ip);
+    if (t.pendingKey !== undefined) decrement(this.pendingPerIp, t.pendingKey);
   }
 
   private release(t: Tracked): void {

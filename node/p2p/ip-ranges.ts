@@ -63,14 +63,23 @@ export function plainIp(ip: string): string {
   return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
 
+/** Every loopback address: all of 127.0.0.0/8 and ::1 (IPv4-mapped ones are plain IPv4 first). */
+const isLoopback = ipRanges(['127.0.0.0/8', '::1/128']);
+
+/** The capKey of every loopback address: they are all this machine. */
+export const LOOPBACK_HOST = 'loopback';
+
 /**
  * What counts as one host: an IPv4 address itself (IPv4-mapped IPv6 included, `plainIp`), an
- * IPv6 address's /64 (a host usually owns a whole /64 and can pick any address in it). Not the
- * /24 of an IPv4 address: a family's or an office's LAN is one /24, and one stranger on it must
- * not cost every device there.
+ * IPv6 address's /64 (a host usually owns a whole /64 and can pick any address in it), and all
+ * of loopback as one (LOOPBACK_HOST): any local process can bind any of 127.0.0.0/8, so 127.0.0.2
+ * and 127.0.0.3 are not two callers (an attack review held 32 subscriptions from four of them).
+ * Not the /24 of an IPv4 address: a family's or an office's LAN is one /24, and one stranger on
+ * it must not cost every device there.
  */
 export function capKey(ip: string): string {
   const plain = plainIp(ip);
+  if (isLoopback(plain)) return LOOPBACK_HOST;
   if (isIP(plain) !== 6) return plain;
   return `${groupsOf(plain)
     .slice(0, 4)
