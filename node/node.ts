@@ -275,6 +275,15 @@ export class CairnNode {
     chainService.on('head', () => membership.refresh(Date.now()));
 
     const scores = new PeerScores({ banMs: opts.peers?.banMs, maxPeers: opts.peers?.maxScoredPeers });
+    new Counter({
+      name: 'cairn_peer_scores_dropped_total',
+      help: 'Score records not kept because the table was full of active bans',
+      registers: [metrics.registry],
+      collect() {
+        this.reset();
+        this.inc(scores.dropped);
+      },
+    });
     // Our own bootstrap addresses are never banned: the operator chose them, and a new device
     // knows no other way into its network.
     const neverBanned = [
