@@ -20,6 +20,7 @@ import {
   retryAfter,
   validateBlockBody,
   validateBlockContext,
+  validateBlockShell,
   validateHeader,
 } from './validation.ts';
 
@@ -80,6 +81,13 @@ export type IgnoreReason =
   | 'orphan-outside-envelope'
   /** Larger than the orphan pool's byte quota for its sender: no eviction could make room. */
   | 'orphan-too-large'
+  /** Its sender already holds its quota of orphans: one more would evict its own chain. */
+  | 'orphan-peer-quota'
+  /**
+   * Miner or an entry's author not allowed by the roster at our tip (the orphan's own parent is
+   * unknown): held, its entries' signatures would be checked for a block that may never connect.
+   */
+  | 'orphan-not-member'
   | 'low-work-side-chain';
 
 export type ProcessResult =
@@ -469,10 +477,15 @@ export class Chain {
       }
       const ignored =
         this.orphanAdmission(block) ??
-        (this.orphans.fits(block.encoded.length, from) ? undefined : 'orphan-too-large');
+        (this.orphans.fits(block.encoded.length, from) ? undefined : 'orphan-too-large') ??
+        (from !== undefined && this.orphans.countFrom(from) >= this.orphans.perPeerQuota
+          ? 'orphan-peer-quota'
+          : undefined) ??
+        (this.roster.blockProblem(block, this.tree.tip) ? 'orphan-not-member' : undefined);
       if (ignored) return this.ignore(hashHex, ignored, false);
+      // Held header-first: the entries' signatures are checked when the parent arrives.
       try {
-        validateBlockBody(block, this.config, now, this.bodyVerifier);
+        validateBlockShell(block, this.config, this.bodyVerifier);
       } catch (err) {
         return this.reject(hashHex, err, block);
       }
@@ -570,7 +583,17 @@ export class Chain {
           continue;
         }
         const parent = this.tree.get(next.parentHex)!;
-        const r = await this.connect(o.block, parent, this.now());
+        const now = this.now();
+        let r: ProcessResult;
+        try {
+          // Held header-first (process): its entries' signatures are checked now.
+          validateBlockBody(o.block, this.config, now, this.bodyVerifier);
+          r = await this.connect(o.block, parent, now);
+        } catch (err) {
+          r = this.reject(o.block.hashHex, err, o.block);
+          // A bad body condemns this copy, not the hash its children name: they keep waiting.
+          if (err instanceof BlockValidationError && err.isBodyError) continue;
+        }
         // Its own orphans keep waiting if it failed only for now.
         if (r.status === 'invalid' && r.error.isTransient) continue;
         queue.push({ parentHex: o.block.hashHex, valid: r.status !== 'invalid' });

@@ -47,6 +47,12 @@ export function ignoredPenalty(r: Extract<ProcessResult, { status: 'ignored' }>)
       return undefined;
     case 'orphan-outside-envelope':
       return 'mid-tolerance';
+    // Past its quota a sender's orphans buy nothing but our work (attack review #11).
+    case 'orphan-peer-quota':
+      return 'mid-tolerance';
+    // Judged at our tip's roster (its parent is unknown): may be honest if we are behind.
+    case 'orphan-not-member':
+      return 'high-tolerance';
     case 'low-work-side-chain':
       return 'high-tolerance';
   }
