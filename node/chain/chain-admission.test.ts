@@ -270,7 +270,9 @@ describe('side chains: the work margin for unrequested blocks', () => {
     const at = (h: number) => t.chain.tree.get(main[h - 1]!.hashHex)!;
     // Forks from height 7: its first block leaves the side chain 2 blocks behind: kept.
     const [k] = forgeChain(t.chain, at(7), 1, { miner: rival });
-    assert.equal((await gossip(t, k!)).status, 'side');
+    const kept = await gossip(t, k!);
+    assert.equal(kept.status, 'side');
+    assert.ok(kept.status === 'side' && kept.relay === undefined, 'on its own work: relayed');
     // From height 6: 3 blocks behind.
     const [l] = forgeChain(t.chain, at(6), 1, { miner: rival });
     ignored(await gossip(t, l!), 'low-work-side-chain', false);
@@ -293,7 +295,10 @@ describe('side chains: the work margin for unrequested blocks', () => {
     for (const b of [...fork].reverse().slice(0, 7)) assert.equal((await gossip(t, b)).status, 'orphan');
     // Alone its first block would be 4 blocks behind; with the 7 waiting on it, 3 ahead.
     // It is kept (a side block itself), and the orphans waiting on it connect into a reorg.
-    assert.equal((await gossip(t, fork[0]!)).status, 'side');
+    // Not relayed (attack review #11): a peer without our orphans would see it 4 blocks behind.
+    const first = await gossip(t, fork[0]!);
+    assert.equal(first.status, 'side');
+    assert.ok(first.status === 'side' && first.relay === false, 'relayed');
     assert.equal(t.chain.tip.hashHex, fork[7]!.hashHex);
     assert.equal(eventsOf(t.chain.takeUpdate().events, 'reorg').length, 1);
     assert.equal(t.chain.orphans.size, 0);

@@ -91,7 +91,15 @@ export type IgnoreReason =
   | 'low-work-side-chain';
 
 export type ProcessResult =
-  | { readonly status: 'connected' | 'side' | 'duplicate'; readonly hashHex: Hex }
+  | {
+      readonly status: 'connected' | 'side' | 'duplicate';
+      readonly hashHex: Hex;
+      /**
+       * `false`: kept, but not worth relaying. A side block whose own chain reaches the work
+       * floor only with orphans held here: a peer without them sees junk, and would blame us.
+       */
+      readonly relay?: false;
+    }
   | {
       readonly status: 'ignored';
       readonly hashHex: Hex;
@@ -498,12 +506,15 @@ export class Chain {
     } catch (err) {
       return this.rejectWithOrphans(hashHex, err, block);
     }
+    let onOrphansOnly = false;
     if (!requested) {
       const work = this.chainWorkWith(block, parent);
-      if (work < this.sideChainWorkFloor()) {
+      const floor = this.sideChainWorkFloor();
+      if (work < floor) {
         this.dropDescendants(hashHex);
         return this.ignore(hashHex, 'low-work-side-chain', work * 2n < this.tree.tip.chainWork);
       }
+      onOrphansOnly = parent.chainWork + workForTarget(block.header.target) < floor;
     }
     try {
       validateBlockBody(block, this.config, now, this.bodyVerifier);
@@ -511,7 +522,10 @@ export class Chain {
       // A bad body may be a tampered copy of a good block (same hash): its orphans keep waiting.
       return this.reject(hashHex, err, block);
     }
-    const result = await this.connect(block, parent, now);
+    const connected = await this.connect(block, parent, now);
+    // Attack review #11: relayed, such a block got an honest relay banned by peers without them.
+    const result: ProcessResult =
+      onOrphansOnly && connected.status === 'side' ? { ...connected, relay: false } : connected;
     // A block that failed only for now (its clock ahead of ours) may come again: its orphans wait.
     if (result.status !== 'invalid' || !result.error.isTransient) {
       await this.connectOrphansOf(hashHex, result.status !== 'invalid');

@@ -191,8 +191,10 @@ export class Gossip {
     switch (r.status) {
       case 'connected':
       case 'reorg':
-      case 'side':
         return TopicValidatorResult.Accept;
+      case 'side':
+        // Kept, but its chain reaches the floor only with orphans we hold: not relayed.
+        return r.relay === false ? TopicValidatorResult.Ignore : TopicValidatorResult.Accept;
       case 'duplicate':
       case 'orphan':
         return TopicValidatorResult.Ignore;
