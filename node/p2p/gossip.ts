@@ -50,9 +50,11 @@ export function ignoredPenalty(r: Extract<ProcessResult, { status: 'ignored' }>)
     // Past its quota a sender's orphans buy nothing but our work (attack review #11).
     case 'orphan-peer-quota':
       return 'mid-tolerance';
-    // Judged at our tip's roster (its parent is unknown): may be honest if we are behind.
+    // Judged at our tip's roster (its parent is unknown), so an honest peer could send one while
+    // we are behind on membership; as for the envelope, ten ban (at -1 each a flood of them only
+    // earned a disconnect).
     case 'orphan-not-member':
-      return 'high-tolerance';
+      return 'mid-tolerance';
     case 'low-work-side-chain':
       return 'high-tolerance';
   }
