@@ -47,6 +47,7 @@ import {
   P2P_DEFAULTS,
   type P2pLimits,
   type PeerBanOptions,
+  type SyncLimits,
 } from './options.ts';
 import { AddressBans } from './p2p/address-bans.ts';
 import { AddressRefusals } from './p2p/address-refusals.ts';
@@ -117,6 +118,8 @@ export interface NodeOptions {
   readonly p2p?: Partial<P2pLimits>;
   /** Ban length, score table bound, address bans (defaults in options.ts). */
   readonly peers?: Partial<PeerBanOptions>;
+  /** Range sync limits: the header pre-sync cap (defaults in options.ts SYNC_DEFAULTS). */
+  readonly sync?: Partial<SyncLimits>;
   /** Gossipsub's IP-colocation penalty (defaults in options.ts). */
   readonly gossip?: Partial<GossipScoreOptions>;
   /**
@@ -539,6 +542,7 @@ export class CairnNode {
       },
       metrics,
       log.child({ part: 'sync' }),
+      opts.sync?.maxPresyncHeaders !== undefined ? { maxPresyncHeaders: opts.sync.maxPresyncHeaders } : {},
     );
     const unknownBlocks = new UnknownBlockSync({
       fetchBlock: (p, hashHex) =>
