@@ -107,7 +107,12 @@ test('an honest relay is not penalised for a side block it accepted on orphans i
     assert.ok(parent.chainWork + BigInt(fork.length) * w >= floor, 'X with its children passes the floor');
     assert.ok(orphans.length <= 24, `${orphans.length} orphans, within the per-peer quota`);
     byHash.set(x.hashHex, x);
-    for (const o of orphans) await attacker.publishBlockBytes(o.encoded);
+    // Paced: past 4 validations in flight a sender's blocks are ignored unread (gossip.ts), and
+    // the relay must hold them all for X to be kept.
+    for (const o of orphans) {
+      await attacker.publishBlockBytes(o.encoded);
+      await sleep(100);
+    }
     await sleep(600);
     const relayedBy = await attacker.publishBlockBytes(x.encoded);
     const round: (typeof rounds)[number] = { fork: f, orphans: orphans.length, relayedBy };
