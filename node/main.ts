@@ -109,6 +109,7 @@ const node = await CairnNode.start({
   reconcileIntervalMs: config.reconcileIntervalMs,
   p2p: config.p2p,
   peers: config.peers,
+  sync: config.sync,
   gossip: config.gossip,
   logger: log,
   fl: config.fl,

@@ -47,6 +47,7 @@ import {
   P2P_DEFAULTS,
   type P2pLimits,
   type PeerBanOptions,
+  type SyncLimits,
 } from './options.ts';
 import { AddressBans } from './p2p/address-bans.ts';
 import { AddressRefusals } from './p2p/address-refusals.ts';
@@ -117,6 +118,8 @@ export interface NodeOptions {
   readonly p2p?: Partial<P2pLimits>;
   /** Ban length, score table bound, address bans (defaults in options.ts). */
   readonly peers?: Partial<PeerBanOptions>;
+  /** Range sync limits: the header pre-sync cap (defaults in options.ts SYNC_DEFAULTS). */
+  readonly sync?: Partial<SyncLimits>;
   /** Gossipsub's IP-colocation penalty (defaults in options.ts). */
   readonly gossip?: Partial<GossipScoreOptions>;
   /**
@@ -283,6 +286,15 @@ export class CairnNode {
     chainService.on('head', () => membership.refresh(Date.now()));
 
     const scores = new PeerScores({ banMs: opts.peers?.banMs, maxPeers: opts.peers?.maxScoredPeers });
+    new Counter({
+      name: 'cairn_peer_scores_dropped_total',
+      help: 'Score records not kept because the table was full of active bans',
+      registers: [metrics.registry],
+      collect() {
+        this.reset();
+        this.inc(scores.dropped);
+      },
+    });
     // Our own bootstrap addresses are never banned: the operator chose them, and a new device
     // knows no other way into its network.
     const neverBanned = [
@@ -538,6 +550,7 @@ export class CairnNode {
       },
       metrics,
       log.child({ part: 'sync' }),
+      opts.sync?.maxPresyncHeaders !== undefined ? { maxPresyncHeaders: opts.sync.maxPresyncHeaders } : {},
     );
     const unknownBlocks = new UnknownBlockSync({
       fetchBlock: (p, hashHex) =>

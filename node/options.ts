@@ -164,6 +164,12 @@ export const SYNC_DEFAULTS = Object.freeze({
    * nothing more in that sync; a slow target ends the sync so another peer can be followed.
    */
   progress: Object.freeze({ graceMs: 10_000, minBytesPerSec: 128 * 1024 }),
+  /**
+   * Headers one pre-sync of a deep fork reads at most (attack review #11: 200,000 took ~54 s and
+   * ~8 CPU s on a loaded machine). A claim it cannot prove within them is disproved (a doubling
+   * back-off); lower it on small devices, or to test that.
+   */
+  maxPresyncHeaders: 200_000,
 });
 
 /** Admission while catching up (node/membership/catch-up.ts, node/p2p/admission-gate.ts). */
@@ -492,10 +498,17 @@ export const NODE_OPTIONS = {
     default: PEERS_DEFAULTS.addressBanHalfLifeMs,
     min: 1_000,
   }),
+  maxPresyncHeaders: intOpt<Group, number>({
+    flag: 'max-presync-headers',
+    group: 'peers',
+    description: 'headers one pre-sync of a deep fork reads before the claim is disproved',
+    default: SYNC_DEFAULTS.maxPresyncHeaders,
+    min: 100,
+  }),
   maxScoredPeers: intOpt<Group, number>({
     flag: 'max-scored-peers',
     group: 'peers',
-    description: 'peers whose score is remembered; idle ones are pruned first, bans last',
+    description: 'peers whose score is remembered; idle ones are pruned first, active bans never',
     default: PEERS_DEFAULTS.maxScoredPeers,
     min: 16,
   }),
@@ -713,6 +726,10 @@ export interface GossipScoreOptions {
   readonly ipColocationWhitelist: readonly string[];
 }
 
+export interface SyncLimits {
+  readonly maxPresyncHeaders: number;
+}
+
 export interface PeerBanOptions {
   readonly banMs: number;
   readonly maxScoredPeers: number;
@@ -742,6 +759,7 @@ export interface CliConfig {
   readonly logLevel: string;
   readonly p2p: P2pLimits;
   readonly peers: PeerBanOptions;
+  readonly sync: SyncLimits;
   readonly gossip: GossipScoreOptions;
   readonly http: { readonly host: string; readonly port: number; readonly allowHosts: readonly string[] };
   readonly jobs: {
@@ -807,6 +825,7 @@ export function toCliConfig(v: CliValues): CliConfig {
       addressBanThreshold: v.addressBanThreshold,
       addressBanHalfLifeMs: v.addressBanHalfLifeMs,
     },
+    sync: { maxPresyncHeaders: v.maxPresyncHeaders },
     gossip: {
       ipColocationWeight: v.ipColocationWeight,
       ipColocationThreshold: v.ipColocationThreshold,

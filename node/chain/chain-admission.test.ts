@@ -11,12 +11,16 @@ import { describe, test } from 'node:test';
 import {
   countingChain,
   forgeBlock,
+  forgeBranch,
   forgeChain,
+  knowledgeEntry,
+  TEST_NOW,
   type TestChain,
   testChain,
   testKey,
   testNetwork,
 } from '../testing/forge.ts';
+import { toHex } from './bytes.ts';
 import type { ChainEvent, ProcessResult } from './chain.ts';
 import { easiestTargetReachable } from './difficulty.ts';
 import { MAX_TARGET } from './pow.ts';
@@ -94,21 +98,17 @@ describe('orphans: height window, difficulty envelope, per-peer quota', () => {
     assert.equal(t.chain.orphans.size, 1);
   });
 
-  test('a peer at its quota displaces only its own oldest orphan, never those of others', async () => {
+  test('a peer at its quota gets no more orphans held; others still do', async () => {
+    // Attack review #11: past its quota each orphan only bought the sender our work.
     const t = testChain({}, { orphanCapacity: 8, orphanPeerQuota: 2 });
     const target = t.chain.tip.header.target;
     const fromA = [1, 2, 3, 4, 5].map((h) => orphanAt(t, h, target));
-    for (const b of fromA) assert.equal((await gossip(t, b, 'a')).status, 'orphan');
-    assert.equal(t.chain.orphans.countFrom('a'), 2, 'a keeps its quota, no more');
+    for (const b of fromA.slice(0, 2)) assert.equal((await gossip(t, b, 'a')).status, 'orphan');
+    for (const b of fromA.slice(2)) ignored(await gossip(t, b, 'a'), 'orphan-peer-quota', false);
     assert.deepEqual(
       t.chain.orphans.from('a').map((o) => o.block.hashHex),
-      fromA.slice(3).map((b) => b.hashHex),
-      'its newest two',
-    );
-    const dropped = eventsOf(t.chain.takeUpdate().events, 'orphan-dropped');
-    assert.deepEqual(
-      dropped.map((e) => [e.block.hashHex, e.reason, e.from]),
-      fromA.slice(0, 3).map((b) => [b.hashHex, 'orphan-evicted', 'a']),
+      fromA.slice(0, 2).map((b) => b.hashHex),
+      'its first two, its chain unevicted',
     );
     for (const peer of ['b', 'c', 'd']) {
       for (const h of [1, 2]) assert.equal((await gossip(t, orphanAt(t, h, target), peer)).status, 'orphan');
@@ -121,6 +121,65 @@ describe('orphans: height window, difficulty envelope, per-peer quota', () => {
       ['a', 'b', 'c', 'd', 'e'].map((p) => t.chain.orphans.countFrom(p)),
       [1, 2, 2, 2, 1],
     );
+  });
+
+  test("an orphan waits header-first: its entries' signatures are checked when its parent comes", async () => {
+    // Attack review #11: 1,000-entry orphans that never connect cost 263 ms of main thread each.
+    const { t, calls } = countingChain();
+    const author = testKey(31);
+    const entries = Array.from({ length: 10 }, (_, i) => knowledgeEntry(author, TEST_NOW - 60_000, `o${i}`));
+    const [parent, child] = forgeBranch(t.chain, t.chain.tip, [{}, { entries }]) as [
+      SealedBlock,
+      SealedBlock,
+    ];
+    const before = calls();
+    assert.equal((await gossip(t, child)).status, 'orphan');
+    assert.equal(calls() - before, 1, "only the miner's signature");
+    assert.equal((await gossip(t, parent)).status, 'connected');
+    assert.equal(t.chain.tip.hashHex, child.hashHex);
+    assert.ok(calls() - before >= 12, `${calls() - before} signatures checked`);
+  });
+
+  test('a held orphan whose entry signature is bad is rejected when its parent comes', async () => {
+    const t = testChain();
+    const good = knowledgeEntry(testKey(32), TEST_NOW - 60_000, 'x');
+    const signature = good.signature.slice();
+    signature[5]! ^= 1;
+    const [parent, child] = forgeBranch(t.chain, t.chain.tip, [
+      {},
+      { entries: [{ ...good, signature }] },
+    ]) as [SealedBlock, SealedBlock];
+    assert.equal((await gossip(t, child)).status, 'orphan');
+    assert.equal((await gossip(t, parent)).status, 'connected');
+    assert.equal(t.chain.tip.hashHex, parent.hashHex);
+    assert.equal(t.chain.orphans.has(child.hashHex), false);
+    const invalid = eventsOf(t.chain.takeUpdate().events, 'block-invalid');
+    assert.deepEqual(
+      invalid.map((e) => e.hashHex),
+      [child.hashHex],
+    );
+  });
+
+  test('roster mode: an orphan with a non-member author is ignored before any signature check', async () => {
+    const member = testKey(33);
+    const { t, calls } = countingChain({
+      membership: 'roster',
+      admins: [toHex(testKey(34).publicKey)],
+      members: [
+        { publicKey: toHex(member.publicKey), name: 'm', role: 'submind', capabilities: ['mine', 'submit'] },
+      ],
+    });
+    const stranger = testKey(35);
+    const mk = (by: typeof member) =>
+      forgeBlock(t.chain, t.chain.tip, {
+        miner: member,
+        entries: [knowledgeEntry(by, TEST_NOW - 60_000, 'spam')],
+        header: { prevHash: randomBytes(32), height: 3 },
+      });
+    const before = calls();
+    ignored(await gossip(t, mk(stranger)), 'orphan-not-member', false);
+    assert.equal(calls(), before, 'no signature checked');
+    assert.equal((await gossip(t, mk(member))).status, 'orphan');
   });
 
   test('a flood of orphans from one peer leaves the others waiting in the pool untouched', async () => {
@@ -211,7 +270,9 @@ describe('side chains: the work margin for unrequested blocks', () => {
     const at = (h: number) => t.chain.tree.get(main[h - 1]!.hashHex)!;
     // Forks from height 7: its first block leaves the side chain 2 blocks behind: kept.
     const [k] = forgeChain(t.chain, at(7), 1, { miner: rival });
-    assert.equal((await gossip(t, k!)).status, 'side');
+    const kept = await gossip(t, k!);
+    assert.equal(kept.status, 'side');
+    assert.ok(kept.status === 'side' && kept.relay === undefined, 'on its own work: relayed');
     // From height 6: 3 blocks behind.
     const [l] = forgeChain(t.chain, at(6), 1, { miner: rival });
     ignored(await gossip(t, l!), 'low-work-side-chain', false);
@@ -234,7 +295,10 @@ describe('side chains: the work margin for unrequested blocks', () => {
     for (const b of [...fork].reverse().slice(0, 7)) assert.equal((await gossip(t, b)).status, 'orphan');
     // Alone its first block would be 4 blocks behind; with the 7 waiting on it, 3 ahead.
     // It is kept (a side block itself), and the orphans waiting on it connect into a reorg.
-    assert.equal((await gossip(t, fork[0]!)).status, 'side');
+    // Not relayed (attack review #11): a peer without our orphans would see it 4 blocks behind.
+    const first = await gossip(t, fork[0]!);
+    assert.equal(first.status, 'side');
+    assert.ok(first.status === 'side' && first.relay === false, 'relayed');
     assert.equal(t.chain.tip.hashHex, fork[7]!.hashHex);
     assert.equal(eventsOf(t.chain.takeUpdate().events, 'reorg').length, 1);
     assert.equal(t.chain.orphans.size, 0);

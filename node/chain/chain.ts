@@ -22,6 +22,7 @@ import {
   retryAfter,
   validateBlockBody,
   validateBlockContext,
+  validateBlockShell,
   validateHeader,
 } from './validation.ts';
 
@@ -82,10 +83,25 @@ export type IgnoreReason =
   | 'orphan-outside-envelope'
   /** Larger than the orphan pool's byte quota for its sender: no eviction could make room. */
   | 'orphan-too-large'
+  /** Its sender already holds its quota of orphans: one more would evict its own chain. */
+  | 'orphan-peer-quota'
+  /**
+   * Miner or an entry's author not allowed by the roster at our tip (the orphan's own parent is
+   * unknown): held, its entries' signatures would be checked for a block that may never connect.
+   */
+  | 'orphan-not-member'
   | 'low-work-side-chain';
 
 export type ProcessResult =
-  | { readonly status: 'connected' | 'side' | 'duplicate'; readonly hashHex: Hex }
+  | {
+      readonly status: 'connected' | 'side' | 'duplicate';
+      readonly hashHex: Hex;
+      /**
+       * `false`: kept, but not worth relaying. A side block whose own chain reaches the work
+       * floor only with orphans held here: a peer without them sees junk, and would blame us.
+       */
+      readonly relay?: false;
+    }
   | {
       readonly status: 'ignored';
       readonly hashHex: Hex;
@@ -683,10 +699,15 @@ export class Chain {
       }
       const ignored =
         this.orphanAdmission(block) ??
-        (this.orphans.fits(block.encoded.length, from) ? undefined : 'orphan-too-large');
+        (this.orphans.fits(block.encoded.length, from) ? undefined : 'orphan-too-large') ??
+        (from !== undefined && this.orphans.countFrom(from) >= this.orphans.perPeerQuota
+          ? 'orphan-peer-quota'
+          : undefined) ??
+        (this.roster.blockProblem(block, this.tree.tip) ? 'orphan-not-member' : undefined);
       if (ignored) return this.ignore(hashHex, ignored, false);
+      // Held header-first: the entries' signatures are checked when the parent arrives.
       try {
-        validateBlockBody(block, this.config, now, this.bodyVerifier);
+        validateBlockShell(block, this.config, this.bodyVerifier);
       } catch (err) {
         return this.reject(hashHex, err, block);
       }
@@ -699,12 +720,15 @@ export class Chain {
     } catch (err) {
       return this.rejectWithOrphans(hashHex, err, block);
     }
+    let onOrphansOnly = false;
     if (!requested) {
       const work = this.chainWorkWith(block, parent);
-      if (work < this.sideChainWorkFloor()) {
+      const floor = this.sideChainWorkFloor();
+      if (work < floor) {
         this.dropDescendants(hashHex);
         return this.ignore(hashHex, 'low-work-side-chain', work * 2n < this.tree.tip.chainWork);
       }
+      onOrphansOnly = parent.chainWork + workForTarget(block.header.target) < floor;
     }
     try {
       validateBlockBody(block, this.config, now, this.bodyVerifier);
@@ -712,7 +736,10 @@ export class Chain {
       // A bad body may be a tampered copy of a good block (same hash): its orphans keep waiting.
       return this.reject(hashHex, err, block);
     }
-    const result = await this.connect(block, parent, now);
+    const connected = await this.connect(block, parent, now);
+    // Attack review #11: relayed, such a block got an honest relay banned by peers without them.
+    const result: ProcessResult =
+      onOrphansOnly && connected.status === 'side' ? { ...connected, relay: false } : connected;
     // A block that failed only for now (its clock ahead of ours) may come again: its orphans wait.
     if (result.status !== 'invalid' || !result.error.isTransient) {
       await this.connectOrphansOf(hashHex, result.status !== 'invalid');
@@ -784,7 +811,17 @@ export class Chain {
           continue;
         }
         const parent = this.tree.get(next.parentHex)!;
-        const r = await this.connect(o.block, parent, this.now());
+        const now = this.now();
+        let r: ProcessResult;
+        try {
+          // Held header-first (process): its entries' signatures are checked now.
+          validateBlockBody(o.block, this.config, now, this.bodyVerifier);
+          r = await this.connect(o.block, parent, now);
+        } catch (err) {
+          r = this.reject(o.block.hashHex, err, o.block);
+          // A bad body condemns this copy, not the hash its children name: they keep waiting.
+          if (err instanceof BlockValidationError && err.isBodyError) continue;
+        }
         // Its own orphans keep waiting if it failed only for now.
         if (r.status === 'invalid' && r.error.isTransient) continue;
         queue.push({ parentHex: o.block.hashHex, valid: r.status !== 'invalid' });

@@ -588,7 +588,8 @@ export class AdmissionGate {
   }
 
   /**
-   * Refuses `peer` now: counted, penalised, its address charged, every connection closed. While
+   * Refuses `peer` now: counted, penalised if it was ever let in, a stranger's address charged,
+   * every connection closed. While
    * we are behind, a refusal our stale roster or clock may owe (unknown issuer, not yet valid)
    * costs the peer id nothing and its address less; an idle read-only peer's drop costs its id
    * the cooldown (not a penalty: it broke no rule) and its address a full refusal.
@@ -613,7 +614,11 @@ export class AdmissionGate {
       if (ip && (was === 'pending' || was === 'read-only'))
         this.addressRefusals.refused(ip, this.now(), excused ? EXCUSED_ADDRESS_WEIGHT : 1);
       this.o.log.info({ peer: peer.toString(), code, transport, excused }, 'peer refused admission');
-      if (!excused && code !== 'read-only-idle')
+      // A stranger never admitted gets no score record: ids cost it nothing, and a table it could
+      // fill would evict members' bans (peer-scores.ts). Its address answers for it instead
+      // (above), as does `revoked` for a known-revoked key. Only a peer we let in (read-only, or
+      // admitted then found wanting) is scored.
+      if (!excused && code !== 'read-only-idle' && was !== 'pending')
         this.o.penalise(peer, refusalSeverity(code), `admission refused: ${code}`);
     }
     const conns = this.host?.getConnections(peer) ?? [];

@@ -15,12 +15,12 @@ import type { IgnoreReason, ProcessResult } from '../chain/chain.ts';
 import type { AddResult, MempoolRejection } from '../mempool/mempool.ts';
 import { createNodeMetrics } from '../metrics.ts';
 import { forgeBlock, testChain, testKey } from '../testing/forge.ts';
-import { Gossip, gossipTopics, ignoredPenalty } from './gossip.ts';
+import { Gossip, gossipTopics, ignoredPenalty, MAX_BLOCK_VALIDATIONS_PER_PEER } from './gossip.ts';
 import type { PeerAction } from './peer-scores.ts';
 
 type Validator = (peer: PeerId, msg: { data: Uint8Array }) => Promise<TopicValidatorResult>;
 
-function setup(result: ProcessResult, refused = false, entryResult?: AddResult) {
+function setup(result: ProcessResult, refused = false, entryResult?: AddResult, hold?: Promise<unknown>) {
   const validators = new Map<string, Validator>();
   const pubsub = { topicValidators: validators, subscribe() {} } as unknown as GossipSub;
   const penalties: PeerAction[] = [];
@@ -34,6 +34,7 @@ function setup(result: ProcessResult, refused = false, entryResult?: AddResult) 
     {
       onBlock: async () => {
         processed++;
+        await hold;
         return result;
       },
       onEntry: async () => entryResult ?? ({ status: 'duplicate' } as never),
@@ -69,6 +70,8 @@ describe('block gossip', async () => {
       ['low-work-side-chain', false, 'high-tolerance'],
       ['orphan-outside-envelope', false, 'mid-tolerance'],
       ['orphan-too-far-ahead', false, undefined],
+      ['orphan-peer-quota', false, 'mid-tolerance'],
+      ['orphan-not-member', false, 'mid-tolerance'],
     ];
     for (const [reason, junk, action] of cases) {
       const s = setup(ignoredResult(reason, junk));
@@ -89,6 +92,32 @@ describe('block gossip', async () => {
     const s = setup({ status: 'side', hashHex: '00' });
     assert.equal(await s.validate(peer, { data }), TopicValidatorResult.Accept);
     assert.equal(s.processed(), 1);
+  });
+
+  test('a side block kept only on our orphans is kept but not relayed, without blame', async () => {
+    const s = setup({ status: 'side', hashHex: '00', relay: false });
+    assert.equal(await s.validate(peer, { data }), TopicValidatorResult.Ignore);
+    assert.equal(s.processed(), 1);
+    assert.deepEqual(s.penalties, []);
+  });
+
+  test('past its share of validations in flight, a peer’s blocks are ignored unread', async () => {
+    // Attack review #11: a burst of orphans queued behind itself kept the victim busy 24 s.
+    let release = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const s = setup({ status: 'connected', hashHex: '00' }, false, undefined, held);
+    const other = peerIdFromPrivateKey(await generateKeyPair('Ed25519'));
+    const first = Array.from({ length: MAX_BLOCK_VALIDATIONS_PER_PEER }, () => s.validate(peer, { data }));
+    assert.equal(await s.validate(peer, { data }), TopicValidatorResult.Ignore, 'one over');
+    assert.deepEqual(s.penalties, ['high-tolerance']);
+    const fromOther = s.validate(other, { data });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(s.processed(), MAX_BLOCK_VALIDATIONS_PER_PEER + 1, 'another peer is not held up');
+    release();
+    for (const r of await Promise.all([...first, fromOther])) assert.equal(r, TopicValidatorResult.Accept);
+    assert.equal(await s.validate(peer, { data }), TopicValidatorResult.Accept, 'its share is back');
   });
 });
 

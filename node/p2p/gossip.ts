@@ -47,10 +47,26 @@ export function ignoredPenalty(r: Extract<ProcessResult, { status: 'ignored' }>)
       return undefined;
     case 'orphan-outside-envelope':
       return 'mid-tolerance';
+    // Past its quota a sender's orphans buy nothing but our work (attack review #11).
+    case 'orphan-peer-quota':
+      return 'mid-tolerance';
+    // Judged at our tip's roster (its parent is unknown), so an honest peer could send one while
+    // we are behind on membership; as for the envelope, ten ban (at -1 each a flood of them only
+    // earned a disconnect).
+    case 'orphan-not-member':
+      return 'mid-tolerance';
     case 'low-work-side-chain':
       return 'high-tolerance';
   }
 }
+
+/**
+ * Block validations from one peer in flight at most. Blocks are validated one at a time (the
+ * chain's queue), so a peer's burst would otherwise queue behind itself and everyone else's
+ * blocks (attack review #11: 100 orphans in 1.1 s kept the victim busy 24 s). One new block per
+ * block time is what an honest relay forwards; beyond this its messages are ignored unread.
+ */
+export const MAX_BLOCK_VALIDATIONS_PER_PEER = 4;
 
 export interface GossipTopics {
   readonly blocks: string;
@@ -70,6 +86,7 @@ export const gossipTopics = (chainTag: string): GossipTopics => ({
  */
 export class Gossip {
   private unwatchOversizedFrames: (() => void) | undefined;
+  private readonly blocksInFlight = new Map<string, number>();
 
   private readonly pubsub: GossipSub;
   readonly topics: GossipTopics;
@@ -173,6 +190,23 @@ export class Gossip {
       this.handlers.penalise(peer, 'mid-tolerance', `oversized block gossip (${data.length} bytes)`);
       return TopicValidatorResult.Reject;
     }
+    const key = peer.toString();
+    const inFlight = this.blocksInFlight.get(key) ?? 0;
+    if (inFlight >= MAX_BLOCK_VALIDATIONS_PER_PEER) {
+      this.handlers.penalise(peer, 'high-tolerance', `over ${inFlight} blocks in validation at once`);
+      return TopicValidatorResult.Ignore;
+    }
+    this.blocksInFlight.set(key, inFlight + 1);
+    try {
+      return await this.judgeBlock(peer, data);
+    } finally {
+      const n = (this.blocksInFlight.get(key) ?? 1) - 1;
+      if (n > 0) this.blocksInFlight.set(key, n);
+      else this.blocksInFlight.delete(key);
+    }
+  }
+
+  private async judgeBlock(peer: PeerId, data: Uint8Array): Promise<TopicValidatorResult> {
     let block: SealedBlock;
     try {
       block = decodeBlock(data, this.maxBlockBytes);
@@ -185,8 +219,10 @@ export class Gossip {
     switch (r.status) {
       case 'connected':
       case 'reorg':
-      case 'side':
         return TopicValidatorResult.Accept;
+      case 'side':
+        // Kept, but its chain reaches the floor only with orphans we hold: not relayed.
+        return r.relay === false ? TopicValidatorResult.Ignore : TopicValidatorResult.Accept;
       case 'duplicate':
       case 'orphan':
         return TopicValidatorResult.Ignore;

@@ -71,11 +71,28 @@ test('the score table stays within its bound; idle entries go first, bans last',
   assert.ok(s.size <= 90);
 });
 
-test('when only bans are left, those nearest their end are pruned first', () => {
+test('a table full of bans keeps every ban and drops the newcomer', () => {
+  // Attack review #11: strangers scored until the table overflowed evicted an insider's ban.
   const s = new PeerScores({ maxPeers: 20 });
   const t = 1_000_000;
-  for (let i = 0; i < 30; i++) s.apply(`b-${i}`, 'fatal', 'x', t + i * 1000);
+  s.apply('insider', 'fatal', 'wrong chain', t);
+  for (let i = 0; i < 70; i++) assert.equal(s.apply(`b-${i}`, 'fatal', 'x', t + i * 1000), 'ban');
   assert.ok(s.size <= 20);
-  assert.ok(s.isBanned('b-29', t + 30_000), 'the latest ban is kept');
-  assert.ok(!s.isBanned('b-0', t + 30_000), 'the oldest ban went');
+  assert.ok(s.isBanned('insider', t + 80_000), 'the oldest ban is kept');
+  assert.ok(s.isBanned('b-18', t + 80_000));
+  assert.ok(!s.isBanned('b-69', t + 80_000), 'the newcomer was not kept');
+  assert.equal(s.dropped, 51);
+  // Once bans end, their records make room again.
+  s.apply('later', 'fatal', 'x', t + s.banMs + 100_000);
+  assert.ok(s.isBanned('later', t + s.banMs + 100_001));
+});
+
+test('pruning forgets good scores before bad ones', () => {
+  const s = new PeerScores({ maxPeers: 20 });
+  const t = 1_000_000;
+  // Bad but not banned, and the least recently updated: LRU would wipe these first.
+  for (let i = 0; i < 5; i++) s.apply(`bad-${i}`, 'low-tolerance', 'junk', t);
+  for (let i = 0; i < 40; i++) s.reward(`good-${i}`, t + 1 + i);
+  for (let i = 0; i < 5; i++) assert.ok(s.score(`bad-${i}`, t + 50) < -9, `bad-${i} forgiven`);
+  assert.ok(s.size <= 20);
 });

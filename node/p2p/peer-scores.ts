@@ -5,7 +5,7 @@ import { PEERS_DEFAULTS } from '../options.ts';
  * half-life, lowered by misbehaviour of graded severity. Below the disconnect threshold the
  * peer is dropped; below the ban threshold it is also refused for a while. Pure: the caller
  * supplies the clock and acts on the verdicts. The table is bounded (peer ids cost a stranger
- * nothing): past `maxPeers` the idle entries go first, then the oldest unbanned, bans last.
+ * nothing): past `maxPeers` the idle entries go first, then the best scores; active bans never.
  */
 export type PeerAction =
   /** Proven malice (a wrong chain, a forged signature on a block it produced): ban at once. */
@@ -44,6 +44,8 @@ interface Record_ {
 
 export class PeerScores {
   private readonly peers = new Map<string, Record_>();
+  /** Records not kept because the table was full of bans (a metric reads it). */
+  dropped = 0;
   readonly halfLifeMs: number;
   readonly disconnectBelow: number;
   readonly banBelow: number;
@@ -58,13 +60,23 @@ export class PeerScores {
     this.maxPeers = opts.maxPeers ?? PEERS_DEFAULTS.maxScoredPeers;
   }
 
-  /** The peer's record, created when absent (a mutation follows); decayed to `now`. */
+  /**
+   * The peer's record, created when absent (a mutation follows); decayed to `now`. When the table
+   * is full of records it must not drop (bans), the newcomer's record is not kept: the verdict
+   * still applies to this call, and the count shows in `dropped`.
+   */
   private get(peer: string, now: number): Record_ {
     let r = this.peers.get(peer);
     if (!r) {
       r = { score: 0, updatedAt: now, bannedUntil: 0, lastReason: undefined };
       this.peers.set(peer, r);
-      if (this.peers.size > this.maxPeers) this.prune(now, peer);
+      if (this.peers.size > this.maxPeers) {
+        this.prune(now, peer);
+        if (this.peers.size > this.maxPeers) {
+          this.peers.delete(peer);
+          this.dropped++;
+        }
+      }
     }
     return this.decay(r, now);
   }
@@ -90,9 +102,10 @@ export class PeerScores {
   }
 
   /**
-   * Shrinks the table to 90% of its bound (so pruning is rare): entries at score 0 and not
-   * banned first, then unbanned ones by least recent update, then bans nearest their end.
-   * `keep` (the peer just added) stays.
+   * Shrinks the table toward 90% of its bound (so pruning is rare). Forgetting a record resets
+   * the peer to 0, a gift to a peer that misbehaved, so the order is: entries at score 0 first,
+   * then the best scores (they lose only goodwill), the worst last; an active ban never goes
+   * (a banned peer that could get strangers scored would lift its own ban). `keep` stays.
    */
   prune(now: number, keep?: string): void {
     const target = Math.floor(this.maxPeers * 0.9);
@@ -101,9 +114,9 @@ export class PeerScores {
       if (p !== keep && r.bannedUntil <= now && this.decay(r, now).score === 0) this.peers.delete(p);
     }
     if (this.peers.size <= target) return;
-    const rank = (r: Record_) =>
-      r.bannedUntil > now ? Number.MAX_SAFE_INTEGER / 2 + r.bannedUntil : r.updatedAt;
-    const ranked = [...this.peers].filter(([p]) => p !== keep).sort(([, a], [, b]) => rank(a) - rank(b));
+    const ranked = [...this.peers]
+      .filter(([p, r]) => p !== keep && r.bannedUntil <= now)
+      .sort(([, a], [, b]) => b.score - a.score || a.updatedAt - b.updatedAt);
     for (const [p] of ranked.slice(0, this.peers.size - target)) this.peers.delete(p);
   }
 

@@ -38,11 +38,12 @@ import {
   validateBlockContext,
   validateHeader,
 } from '../chain/validation.ts';
+import { SYNC_DEFAULTS } from '../options.ts';
 import { MAX_HEADERS_PER_REQUEST } from '../p2p/messages.ts';
 import { ProgressFloor, type ProgressFloorOptions } from './progress-floor.ts';
 
 /** Headers read at most for one fork, whatever else allows: 64 MB of answers, seconds of hashing. */
-export const MAX_PRESYNC_HEADERS = 200_000;
+export const MAX_PRESYNC_HEADERS = SYNC_DEFAULTS.maxPresyncHeaders;
 
 export type PresyncStatus = 'Presyncing' | 'Proven' | 'Failed';
 

@@ -929,6 +929,23 @@ describe('headers-first pre-sync of deep forks', () => {
     );
   });
 
+  test('a pre-sync that reaches the header cap: its claim disproved (a back-off), not just skipped', async () => {
+    // Attack review #11: at the 200,000-header cap a claimant held the only sync slot ~47% of
+    // the time at no cost (too-long returned no disproof; the peer was only skipped 60 s).
+    const local = await localWith(MAIN);
+    const claimant = await cheapFromGenesis(500);
+    const net = new Net(local, [claimant]);
+    const outcome = await net.sync(claimant, [], { maxPresyncHeaders: 200 });
+    assert.equal(outcome.kind, 'aborted');
+    assert.ok(outcome.kind === 'aborted');
+    assert.equal(outcome.disproved, 'lie', 'the peer book backs its claim off, doubling');
+    assert.equal(outcome.blame, claimant.key);
+    assert.match(outcome.reason, /^presync: 2\d\d headers without reaching the work needed/);
+    assert.deepEqual(claimant.ranges, [], 'not one block was asked for');
+    // The first time costs no score (the sync manager penalises a repeat disproof).
+    assert.deepEqual(net.penaltiesOf(claimant), []);
+  });
+
   test('headers that prove the work, then blocks of another chain: refused before import', async () => {
     // The headers of a heavier chain (700 from genesis), the blocks of a lighter one.
     const heavy = await makePeer(

@@ -294,8 +294,10 @@ function presyncAborted(f: PresyncFailure, target: SyncPeer, deps: RangeSyncDeps
     deps.penalise(target.peer, 'high-tolerance', reason);
     return { ...base, disproved: 'unserved' };
   }
-  // Not a lie, just more than we read for one fork: the peer is skipped a while.
-  if (f.code === 'too-long') return base;
+  // More than we read for one fork: maybe not a lie, but a claim we cannot check is treated
+  // as one (attack review #11: unpunished, one identity held the only sync slot ~47% of the
+  // time). The peer book backs it off, doubling; the sync manager penalises a repeat.
+  if (f.code === 'too-long') return { ...base, disproved: 'lie' };
   // Slow is not malicious, but a slow peer must not hold the sync: a small penalty, and its
   // claim waits (a back-off) while another peer is followed.
   if (f.code === 'too-slow') {
