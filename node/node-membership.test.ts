@@ -86,9 +86,14 @@ test('roster mode in the node: members meet, a stranger is refused and counted, 
   await sleep(500);
   assert.equal(inBook(a, s), false, 'a took the stranger’s status');
   assert.equal(inBook(s, a), false, 's got a’s status');
-  assert.ok(
-    a.peers.scores.score(s.identity.peerId.toString(), Date.now()) < 0,
-    'the stranger was not penalised',
+  // Refused before it was ever admitted: no score record (a flood of strangers must not evict a
+  // banned member's record from the bounded table); its address and the refusal counters answer
+  // for it.
+  assert.equal(a.peers.scores.score(s.identity.peerId.toString(), Date.now()), 0, 'the stranger got a score');
+  assert.equal(
+    a.peers.scores.lastReason(s.identity.peerId.toString()),
+    undefined,
+    'the stranger got a record',
   );
   assert.equal(a.gate?.isAdmitted(s.identity.peerId), false);
   // b is untouched.
