@@ -10,27 +10,13 @@ import { test } from 'node:test';
 import { forgeBranch, testChain } from '../node/testing/forge.ts';
 import { blockAcceptedReport } from './node-reports.ts';
 import { REPORTS_QUEUE } from './queues.ts';
-import { ReportOutbox } from './report-outbox.ts';
-import { reportQueueRig } from './report-queue-testing.ts';
-import { COLLECTOR_KEY, REPORTER_ID, REPORTER_KEY } from './report-testing.ts';
+import { receiptedOutboxRig } from './report-queue-testing.ts';
+import { REPORTER_ID } from './report-testing.ts';
 
 for (const attacked of [false, true])
   test(`outbox: ${attacked ? 'a block report moved into completed before the collector saw it' : 'control, no attack: a block report'} still gets indexed, and so do its children`, async (t) => {
-    const rig = await reportQueueRig('pb');
-    const { ns, db, nodeQueue, attacker, attackerRedis: c2, log } = rig;
-    rig.startCollector();
-    const reissued: string[] = [];
-    const outbox = new ReportOutbox(nodeQueue, {
-      log,
-      key: REPORTER_KEY,
-      receiptKeys: [COLLECTOR_KEY.publicKey],
-      confirmMs: 60_000,
-      onReissued: (w, n) => reissued.push(`${w}:${n}`),
-    });
-    t.after(async () => {
-      outbox.close();
-      await rig.close();
-    });
+    const { rig, outbox, reissued } = await receiptedOutboxRig(t, 'pb');
+    const { ns, db, attacker, attackerRedis: c2 } = rig;
     const chain = testChain();
     const blocks = forgeBranch(chain.chain, chain.chain.tip, [{}, {}, {}]);
     for (const b of blocks) await chain.submit(b);

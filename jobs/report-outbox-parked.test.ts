@@ -9,9 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { REPORTS_QUEUE } from './queues.ts';
-import { ReportOutbox } from './report-outbox.ts';
-import { reportQueueRig, until } from './report-queue-testing.ts';
-import { COLLECTOR_KEY, REPORTER_KEY } from './report-testing.ts';
+import { receiptedOutboxRig, until } from './report-queue-testing.ts';
 
 const cases = [
   { into: 'delayed', why: 'parked' },
@@ -21,21 +19,8 @@ const cases = [
 
 for (const { into, why } of cases)
   test(`outbox: a report job moved from wait into ${into} is sent again (${why}) and indexed`, async (t) => {
-    const rig = await reportQueueRig(`pk${into[0]}`);
-    const { ns, db, nodeQueue, attacker, attackerRedis: c2, log } = rig;
-    rig.startCollector();
-    const reissued: string[] = [];
-    const outbox = new ReportOutbox(nodeQueue, {
-      log,
-      key: REPORTER_KEY,
-      receiptKeys: [COLLECTOR_KEY.publicKey],
-      confirmMs: 60_000,
-      onReissued: (w, n) => reissued.push(`${w}:${n}`),
-    });
-    t.after(async () => {
-      outbox.close();
-      await rig.close();
-    });
+    const { rig, outbox, reissued } = await receiptedOutboxRig(t, `pk${into[0]}`);
+    const { ns, db, attacker, attackerRedis: c2 } = rig;
     await attacker.pause();
     const id = outbox.push('node.stats', 'stats.n.1900.1', rig.stats(1900, 1));
     assert.ok(await outbox.drain(5_000));
@@ -62,21 +47,8 @@ for (const { into, why } of cases)
   });
 
 test('outbox: a report the collector refused (receipted failure) is let go, not sent again', async (t) => {
-  const rig = await reportQueueRig('pkr');
-  const { db, nodeQueue, log } = rig;
-  rig.startCollector();
-  const reissued: string[] = [];
-  const outbox = new ReportOutbox(nodeQueue, {
-    log,
-    key: REPORTER_KEY,
-    receiptKeys: [COLLECTOR_KEY.publicKey],
-    confirmMs: 60_000,
-    onReissued: (w, n) => reissued.push(`${w}:${n}`),
-  });
-  t.after(async () => {
-    outbox.close();
-    await rig.close();
-  });
+  const { rig, outbox, reissued } = await receiptedOutboxRig(t, 'pkr');
+  const { db, nodeQueue } = rig;
   // Stamped an hour ahead of the collector's clock: refused as report-from-future.
   const id = outbox.push(
     'node.stats',

@@ -17,7 +17,8 @@ import type { NodeStatsReport } from './payloads.ts';
 import { createCairnPubSub } from './pubsub.ts';
 import { REPORTS_QUEUE } from './queues.ts';
 import { createRedis, redisUrl } from './redis.ts';
-import { COLLECTOR_KEY, REPORTER_ID } from './report-testing.ts';
+import { ReportOutbox } from './report-outbox.ts';
+import { COLLECTOR_KEY, REPORTER_ID, REPORTER_KEY } from './report-testing.ts';
 
 /** Polls `fn` every 50 ms until it holds; throws after `ms`. */
 export async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
@@ -93,4 +94,26 @@ export async function reportQueueRig(prefix: string, log: Logger = createLogger(
       await drop();
     },
   };
+}
+
+/**
+ * A rig with its collector running and the node's outbox checking the collector's receipts; the
+ * ids the outbox sent again are collected as `<why>:<new id>`. Both close when the test ends.
+ */
+export async function receiptedOutboxRig(t: { after(fn: () => Promise<void>): void }, prefix: string) {
+  const rig = await reportQueueRig(prefix);
+  rig.startCollector();
+  const reissued: string[] = [];
+  const outbox = new ReportOutbox(rig.nodeQueue, {
+    log: rig.log,
+    key: REPORTER_KEY,
+    receiptKeys: [COLLECTOR_KEY.publicKey],
+    confirmMs: 60_000,
+    onReissued: (w, n) => reissued.push(`${w}:${n}`),
+  });
+  t.after(async () => {
+    outbox.close();
+    await rig.close();
+  });
+  return { rig, outbox, reissued };
 }
