@@ -134,9 +134,12 @@ test('free orphans and a cheap fork from genesis cost the victim nothing lasting
   // Signed by orson's own key, which holds `mine`: no membership rule refuses them before the work.
   const orson = insider();
   const orphans = await attack('orson', orson.seed, () => freeOrphans(forger, orson.key, 10_000, tip + 10));
+  // A flood also trips the per-peer gossip validation cap; any other reason is a wrong blame.
+  const orsonReasons = orphans.penalties.map((p) => p.reason);
   assert.ok(
-    orphans.penalties.every((p) => /target-out-of-range/.test(p.reason)),
-    `orson's penalties name the target bound: ${JSON.stringify(orphans.penalties.map((p) => p.reason))}`,
+    orsonReasons.some((r) => /target-out-of-range/.test(r)) &&
+      orsonReasons.every((r) => /target-out-of-range|blocks in validation at once/.test(r)),
+    `orson's penalties name the target bound: ${JSON.stringify(orsonReasons)}`,
   );
   assert.ok(
     (await metric(victim, 'cairn_block_validation_errors_total', { code: 'target-out-of-range' })) >
