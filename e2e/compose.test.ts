@@ -230,6 +230,38 @@ test('the nodes share one roster network that network-init creates before they s
       config.members.map((m) => m.name),
       devices,
     );
+    // Receipts: the collector signs with the key network-init made, and every node holds its
+    // public half, so a report counts delivered only on the collector's signed receipt.
+    const init = spawnSync(
+      nodeBinary(),
+      ['node/network-init.ts', '--dir', tmp, '--devices', devices.join(',')],
+      {
+        cwd: REPO_ROOT,
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+    assert.equal(init.status, 0, init.stderr);
+    const printed = JSON.parse(init.stdout.trim().split('\n').at(-1)!) as {
+      collector: { receiptKey: string };
+    };
+    const keyFile = (compose.services.collector!.environment as Record<string, string>)
+      .CAIRN_COLLECTOR_KEY_FILE!;
+    assert.equal(keyFile, `${dir}/collector/identity.json`);
+    const { loadOrCreateKeyFile } = await import('../node/membership/gateway-member.ts');
+    const { toHex } = await import('../node/chain/bytes.ts');
+    const onDisk = (f: string) => path.join(tmp, path.relative(dir, f));
+    assert.equal(toHex(loadOrCreateKeyFile(onDisk(keyFile)).publicKey), printed.collector.receiptKey);
+    for (const name of devices) {
+      const cmd = compose.services[name]!.command as string[];
+      const pub = arg(cmd, '--collector-key-file');
+      assert.ok(pub, `${name}: --collector-key-file`);
+      assert.equal(
+        readFileSync(onDisk(pub), 'utf8').trim(),
+        printed.collector.receiptKey,
+        `${name}: the collector's key`,
+      );
+    }
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

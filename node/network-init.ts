@@ -9,16 +9,20 @@
  * With `--redis-acl FILE`, also the Redis ACL file (jobs/redis-acl.ts): a user per device, named
  * like it and allowed only its own queue, with passwords from `CAIRN_REDIS_<DEVICE>_PASSWORD`
  * (and `_COLLECTOR_`, `_GATEWAY_`, `_HEALTH_`); rewritten on every run, so passwords can change.
+ * And `<DIR>/collector/`: the key the collector signs report receipts with (`identity.json`, for
+ * CAIRN_COLLECTOR_KEY_FILE) and its public half (`receipt-key.hex`, for a node's
+ * --collector-key-file), so nodes count a report delivered only on the collector's receipt.
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { namespace } from '../jobs/queues.ts';
 import { passwordEnv, redisAclFile } from '../jobs/redis-acl.ts';
+import { toHex } from './chain/bytes.ts';
 import { readNetworkConfig } from './config-file.ts';
 import { loadOrCreateIdentity } from './identity/identity.ts';
 import { ensureDeviceNetwork } from './membership/create-network.ts';
-import { ensureGatewayCertificate, keyOfDataDir } from './membership/gateway-member.ts';
+import { ensureGatewayCertificate, keyOfDataDir, loadOrCreateKeyFile } from './membership/gateway-member.ts';
 
 const { values } = parseArgs({
   options: {
@@ -48,6 +52,9 @@ const gateway = await ensureGatewayCertificate({
   networkFile: file,
   admin: keyOfDataDir(path.join(dir, names[0]!)),
 });
+const collectorKey = toHex(loadOrCreateKeyFile(path.join(dir, 'collector', 'identity.json')).publicKey);
+// Public: any node may read it (the private half stays in identity.json, 0600).
+writeFileSync(path.join(dir, 'collector', 'receipt-key.hex'), `${collectorKey}\n`, { mode: 0o644 });
 if (values['redis-acl']) {
   const password = (user: string) => {
     const v = process.env[passwordEnv(user)];
@@ -74,5 +81,5 @@ if (values['redis-acl']) {
   renameSync(`${aclFile}.tmp`, aclFile);
 }
 process.stdout.write(
-  `${JSON.stringify({ network: file, devices: names, gateway: { key: gateway.publicKeyHex, issued: gateway.issued } })}\n`,
+  `${JSON.stringify({ network: file, devices: names, gateway: { key: gateway.publicKeyHex, issued: gateway.issued }, collector: { receiptKey: collectorKey } })}\n`,
 );

@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { SCHEDULED_JOBS } from '../jobs/queues.ts';
@@ -172,6 +173,28 @@ test('--fl-mode picks the DP mode; --fl-budget sets the privacy budget (ε)', ()
   assert.equal(config('--fl-budget', '0').fl.budgetEpsilon, 0);
   assert.match(helpDefault('fl-budget') ?? '', /^3 for a new ledger/);
   assert.equal(helpDefault('fl-mode'), 'record');
+});
+
+test('--collector-key-file adds the public key a file holds to --collector-keys', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'cairn-opt-'));
+  try {
+    const a = 'ab'.repeat(32);
+    const b = 'CD'.repeat(32);
+    writeFileSync(path.join(dir, 'receipt-key.hex'), `${b}\n`);
+    writeFileSync(path.join(dir, 'bad.hex'), 'not a key\n');
+    const file = path.join(dir, 'receipt-key.hex');
+    assert.deepEqual(config('--collector-keys', a, '--collector-key-file', file).jobs.collectorKeys, [
+      a,
+      b.toLowerCase(),
+    ]);
+    assert.throws(
+      () => config('--collector-key-file', path.join(dir, 'bad.hex')),
+      /not a 32-byte public key/,
+    );
+    assert.throws(() => config('--collector-key-file', path.join(dir, 'absent.hex')), /absent\.hex/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("--http-allow-host adds names to the API's Host allow-list", () => {

@@ -4,6 +4,7 @@
  * `--help` are generated from the table below (node/option-spec.ts). `toNodeOptions` turns the
  * parsed command line into the typed options of `CairnNode.start`.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ScheduledJob } from '../jobs/queues.ts';
 import { withRedisPassword } from '../jobs/redis.ts';
@@ -613,6 +614,14 @@ export const NODE_OPTIONS = {
     defaultText: 'none',
     check: (k) => (/^[0-9a-f]{64}$/i.test(k) ? undefined : 'takes 32-byte public keys in hex'),
   }),
+  collectorKeyFile: stringOpt<Group, undefined>({
+    flag: 'collector-key-file',
+    group: 'jobs',
+    arg: 'FILE',
+    description:
+      "a file holding a collector's public key in hex (network-init writes <dir>/collector/receipt-key.hex), added to --collector-keys: for deployments where the key is made after the command line is written (compose)",
+    default: undefined,
+  }),
   flSlice: intOpt<Group, undefined>({
     flag: 'fl-slice',
     group: 'fl',
@@ -836,7 +845,10 @@ export function toCliConfig(v: CliValues): CliConfig {
       redisUrl: v.redis === undefined ? undefined : withRedisPassword(v.redis),
       schedule,
       commandKeys: v.commandKeys.map((k) => k.toLowerCase()),
-      collectorKeys: v.collectorKeys.map((k) => k.toLowerCase()),
+      collectorKeys: [
+        ...v.collectorKeys,
+        ...(v.collectorKeyFile ? [readPublicKeyFile(v.collectorKeyFile)] : []),
+      ].map((k) => k.toLowerCase()),
     },
     fl: {
       ...(v.flSlice !== undefined && v.flSlices !== undefined
@@ -857,4 +869,17 @@ export function parseNodeArgs(argv: readonly string[]): { help: true } | { help:
   const parsed = parseOptions(NODE_OPTIONS, argv);
   if (parsed.help) return { help: true };
   return { help: false, config: toCliConfig(parsed.read()) };
+}
+
+/** A public key file: 32 bytes in hex on one line (what network-init writes for the collector). */
+function readPublicKeyFile(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new Error(`--collector-key-file ${file}: ${(err as Error).message}`);
+  }
+  if (!/^[0-9a-f]{64}$/i.test(text))
+    throw new Error(`--collector-key-file ${file}: not a 32-byte public key in hex`);
+  return text;
 }
