@@ -33,6 +33,7 @@ import {
 import { RATE_DEFAULTS, type RateLimit, RateLimiter, type RateRefusal } from './rate-limit.ts';
 import { EventInvalidatedCache, TOPIC_TYPES } from './read-cache.ts';
 import { TypeTaggedResponses } from './response-cache.ts';
+import { sharedSubscriptionMetrics, useSharedSubscriptions } from './shared-subscriptions.ts';
 import type { WebSocketLimits } from './socket-limit.ts';
 import {
   type SubscriptionCaller,
@@ -354,6 +355,12 @@ export function createGateway(options: GatewayOptions): Gateway {
       useSubscriptionSlots(subscriptions, subscriber, (reason) =>
         refused.inc({ reason: `subscriptions-${reason}` }),
       ),
+      // After the slots (each subscriber holds its own) and before nothing that reads results:
+      // subscribers of the same document, variables and role share one execution per event.
+      useSharedSubscriptions((ctx) => {
+        const c = ctx as Partial<CairnContext>;
+        return c.db === options.db ? JSON.stringify([c.role ?? null, c.requireViewer ?? false]) : undefined;
+      }, sharedSubscriptionMetrics(registry)),
       // graphql-armor's protections one by one, in an order that names the actual abuse: the
       // token count stops huge documents while parsing, and a deep query is reported as too
       // deep rather than as too costly (which it also is).
