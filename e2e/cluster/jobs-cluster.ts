@@ -8,6 +8,8 @@ import path from 'node:path';
 import type { CommandSigner } from '../../jobs/command-signer.ts';
 import { type IndexDb, type IndexDbLocation, openIndexDb } from '../../jobs/index-db/open.ts';
 import { createTestLocation } from '../../jobs/index-db/testing.ts';
+import { toHex } from '../../node/chain/bytes.ts';
+import { loadOrCreateKeyFile } from '../../node/membership/gateway-member.ts';
 import { Cluster, type ClusterNode, type NodeOptions, type RosterSpec } from './harness.ts';
 import type { TestNetworkConfig } from './network-config.ts';
 import { portOrFree, type Service } from './service.ts';
@@ -91,10 +93,15 @@ export class JobsCluster {
       const namespace = `t${randomBytes(4).toString('hex')}`;
       const { location, destroy } = await createTestLocation(o.provider ?? 'sqlite', o.postgresServer);
       undo.push(destroy);
+      // As the demo and compose run it: the collector signs a receipt for every report it judges
+      // and the nodes count a report delivered only on that receipt (jobs/report-receipt.ts).
+      const collectorKeyFile = path.join(cluster.runDir, 'collector', 'identity.json');
+      const collectorKey = toHex(loadOrCreateKeyFile(collectorKeyFile).publicKey);
       const env = {
         REDIS_URL: redisUrl,
         DATABASE_URL: location.url,
         CAIRN_NAMESPACE: namespace,
+        CAIRN_COLLECTOR_KEY_FILE: collectorKeyFile,
         // The collector judges reports against the network the nodes run.
         ...(cluster.networkConfigPath ? { CAIRN_NETWORK_CONFIG: cluster.networkConfigPath } : {}),
       };
@@ -123,6 +130,8 @@ export class JobsCluster {
           args: [
             '--redis',
             redisUrl,
+            '--collector-keys',
+            collectorKey,
             ...(o.schedule ? ['--schedule', o.schedule] : []),
             ...(extra.args ?? []),
           ],
