@@ -88,10 +88,22 @@ const HTTP_TIMEOUT_MS = 5000;
  * and promoted, about a fifth less main-thread CPU in block import (Lodestar's #2115 found the same).
  */
 export const NODE_V8_FLAGS = ['--max-semi-space-size=32'];
+/**
+ * Extra node flags for every harness node, for looking inside a bench or a test, e.g.
+ * CAIRN_HARNESS_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (NODE_OPTIONS refuses --cpu-prof).
+ */
+const extraNodeArgs = () => (process.env.CAIRN_HARNESS_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 export function nodeArgs(spec: Omit<SpawnSpec, 'env' | 'readyTimeoutMs'>, firstStart = true): string[] {
   const command = firstStart ? (spec.command ?? []) : [];
-  const args = [...NODE_V8_FLAGS, spec.entry ?? NODE_MAIN, ...command, '--data-dir', spec.dataDir];
+  const args = [
+    ...NODE_V8_FLAGS,
+    ...extraNodeArgs(),
+    spec.entry ?? NODE_MAIN,
+    ...command,
+    '--data-dir',
+    spec.dataDir,
+  ];
   for (const a of spec.listen) args.push('--listen', a);
   for (const a of spec.bootstrap) args.push('--bootstrap', a);
   if (spec.mine) args.push('--mine');
