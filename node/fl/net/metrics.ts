@@ -65,6 +65,18 @@ export function createFlMetrics(registry: Registry) {
       labelNames: ['outcome'],
       registers,
     }),
+    heldModels: new Counter({
+      name: 'cairn_fl_models_held_total',
+      help: 'Model candidates (committed or announced, not yet named by a main-chain entry) by fate: held in memory, stored once named, evicted',
+      labelNames: ['fate'],
+      registers,
+    }),
+    commitsRefused: new Counter({
+      name: 'cairn_fl_commits_refused_total',
+      help: 'fl-commit requests whose model this node refused, by decode error code',
+      labelNames: ['reason'],
+      registers,
+    }),
     accuracy: new Gauge({
       name: 'cairn_fl_model_accuracy',
       help: 'Test accuracy of the last model version this node committed',

@@ -136,7 +136,9 @@ export class FlService extends EventEmitter<FlEvents> {
       commit: c(FL_COMMIT),
       model: c(MODEL_BY_HASH),
     };
-    this.store = new ModelStore(path.join(d.dataDir, 'models'));
+    this.store = new ModelStore(path.join(d.dataDir, 'models'), {
+      onHeld: (fate) => this.metrics.heldModels.inc({ fate }),
+    });
     this.data = new FlData(d.roster.mayTrain(this.self) ? opts.slice : undefined, FL_DEFAULTS.splitSeed);
     this.models = new ModelSync({
       store: this.store,
@@ -160,8 +162,9 @@ export class FlService extends EventEmitter<FlEvents> {
       data: () => this.data.train(),
       decline: opts.decline ?? false,
       ...(opts.misbehave ? { misbehave: opts.misbehave } : {}),
-      resolveModel: (hash, count, from) => this.models.resolve(hash, count, [from]),
-      storeModel: (bytes) => this.store.putEncoded(bytes),
+      // An announcement may name a model no main-chain entry names: held, not stored.
+      resolveModel: (hash, count, from) => this.models.resolve(hash, count, [from], false),
+      storeModel: (bytes, count, from) => this.store.hold(bytes, count, from),
     });
     this.runner = new RoundRunner({
       self: this.self,
@@ -246,7 +249,16 @@ export class FlService extends EventEmitter<FlEvents> {
       }
     });
     await serve(this.specs.commit, async (from, c) => {
-      await p.commit(from, c);
+      try {
+        await p.commit(from, c);
+      } catch (err) {
+        // Not the size the coordinator's own announcement gave, or not a model at all.
+        if (err instanceof DecodeError) {
+          this.metrics.commitsRefused.inc({ reason: err.code });
+          this.d.penalise(from, 'low-tolerance', `fl commit refused: ${err.message}`);
+        }
+        throw err;
+      }
       return true as const;
     });
     await this.d.reqresp.register(this.specs.model, async (hash) => {
@@ -307,7 +319,7 @@ export class FlService extends EventEmitter<FlEvents> {
       );
   }
 
-  /** Every model entry on the main chain gets its model stored here. */
+  /** Every model entry on the main chain gets its model stored here (a held candidate, or fetched). */
   private async watchChain(events: readonly ChainEvent[]): Promise<void> {
     for (const e of events) {
       if (e.type !== 'block-connected' || !e.node.onMain || this.stopped) continue;
