@@ -17,6 +17,12 @@ export function createFlMetrics(registry: Registry) {
       labelNames: ['reason'],
       registers,
     }),
+    rebased: new Counter({
+      name: 'cairn_fl_rounds_rebased_total',
+      help: 'Rounds this node coordinated from an older version or the initial model because the head’s bytes were unavailable, by basis',
+      labelNames: ['basis'],
+      registers,
+    }),
     roundSeconds: new Histogram({
       name: 'cairn_fl_round_seconds',
       help: 'Duration of coordinated rounds, announce to commit',

@@ -71,6 +71,8 @@ export interface FlChain extends Pick<Chain, 'getBlock'> {
   onEvents(listener: (events: readonly ChainEvent[]) => void): () => void;
   /** The newest model version on the main chain (chain/model-ledger.ts). */
   modelHead(): ModelPayload | undefined;
+  /** The head and the versions before it on the main chain, newest first, at most `limit`. */
+  modelLineage?(limit: number): readonly ModelPayload[];
 }
 
 /** What the service uses of the node, and nothing more. */
@@ -172,6 +174,7 @@ export class FlService extends EventEmitter<FlEvents> {
       store: this.store,
       models: this.models,
       modelHead: () => modelHeadOf(d.chain.modelHead()),
+      modelLineage: (limit) => (d.chain.modelLineage?.(limit) ?? []).map((p) => modelHeadOf(p)!),
       links: (participants) => this.links(participants),
       commitEntry: (payload) => d.addEntry(payload),
       sign: (message) => d.sign(message),
@@ -182,6 +185,8 @@ export class FlService extends EventEmitter<FlEvents> {
       deadlineMs: opts.deadlineMs ?? FL_DEFAULTS.deadlineMs,
       lossTolerance: FL_DEFAULTS.lossTolerance,
       headWaitMs: opts.headWaitMs ?? FL_DEFAULTS.headWaitMs,
+      headFetchAttempts: FL_DEFAULTS.headFetchAttempts,
+      headFallbackDepth: FL_DEFAULTS.headFallbackDepth,
       mode,
       // z spends the default budget over the planned steps; a node's own budget is its ledger's.
       recordPlan: planDpSgd(FL_DEFAULTS.privacy.budgetEpsilon, FL_DEFAULTS.privacy.delta),
