@@ -192,9 +192,12 @@ describe('FlService with fakes of its dependencies', () => {
         [2, toHex(chain.committed[0]!.modelHash)],
       ],
     );
-    // Every participant stored the new version it was pushed.
-    for (const k of [trainer, trainer2])
+    // Every participant holds the new version it was pushed, and stored version 1, which round 2
+    // announced as the chain's head (no block here carries entries for watchChain to see).
+    for (const k of [trainer, trainer2]) {
       assert.ok(await nodes[k]!.service.store.has(toHex(chain.head!.modelHash)));
+      assert.ok(await nodes[k]!.service.store.getEncoded(toHex(chain.committed[0]!.modelHash)));
+    }
   });
 
   test('an announcement from a member without coordinate is refused, counted and penalised', async () => {

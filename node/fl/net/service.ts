@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { Registry } from 'prom-client';
-import { toHex } from '../../chain/bytes.ts';
+import { bytesEqual, toHex } from '../../chain/bytes.ts';
 import type { Chain, ChainEvent } from '../../chain/chain.ts';
 import { DecodeError } from '../../chain/codec/errors.ts';
 import type { ModelPayload } from '../../chain/types.ts';
@@ -164,8 +164,12 @@ export class FlService extends EventEmitter<FlEvents> {
       data: () => this.data.train(),
       decline: opts.decline ?? false,
       ...(opts.misbehave ? { misbehave: opts.misbehave } : {}),
-      // An announcement may name a model no main-chain entry names: held, not stored.
-      resolveModel: (hash, count, from) => this.models.resolve(hash, count, [from], false),
+      // An announcement may name a model no main-chain entry names: held, not stored, unless it
+      // is the chain's head (the honest case).
+      resolveModel: (hash, count, from) => {
+        const head = d.chain.modelHead()?.modelHash;
+        return this.models.resolve(hash, count, [from], !!hash && !!head && bytesEqual(hash, head));
+      },
       storeModel: (bytes, count, from) => this.store.hold(bytes, count, from),
     });
     this.runner = new RoundRunner({
