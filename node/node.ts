@@ -731,6 +731,7 @@ export class CairnNode {
         },
         getBlock: (hashHex) => this.chain.getBlock(hashHex),
         modelHead: () => this.chain.tipModel,
+        modelLineage: (limit) => this.chain.models.lineage(this.chain.tree.tip, limit),
       },
       addEntry: async (payload) => {
         const { entry, result } = await this.addEntry(payload);

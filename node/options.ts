@@ -290,6 +290,14 @@ export const FL_DEFAULTS = Object.freeze({
    */
   headWaitMs: 60_000,
   /**
+   * Rounds in a row that fail to get the head's bytes before a coordinator trains from the newest
+   * version behind it that it has (or the initial model): the head may name bytes nobody serves
+   * (issue 16, Finding 3b). 2: one failure may be a version just mined whose bytes are on their way.
+   */
+  headFetchAttempts: 2,
+  /** How many versions behind an unavailable head a coordinator looks for bytes on its disk. */
+  headFallbackDepth: 8,
+  /**
    * How far (nats) a round's loss on the validation set (node/fl/net/data.ts, disjoint from the
    * test set and every slice) may exceed the head's before the version is refused
    * (`loss-regressed`). Re-measured on the DP-SGD path at the default plan (runDpSgdRound and

@@ -383,7 +383,7 @@ export class Chain {
     for (const b of below) {
       const config = state.configEntries?.get(b.hashHex) ?? [];
       roster = RosterLedger.after(roster, config);
-      head = ModelLedger.after(head, state.modelEntries?.get(b.hashHex) ?? []);
+      head = this.models.fold(head, state.modelEntries?.get(b.hashHex) ?? []);
       this.roster.floor.push(b.height, roster);
       this.models.floor.push(b.height, head);
       for (const cp of checkpointsIn(config)) {

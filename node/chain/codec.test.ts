@@ -72,7 +72,7 @@ const knowledgePayload: fc.Arbitrary<EntryPayload> = record({
 
 const modelPayload: fc.Arbitrary<EntryPayload> = record({
   kind: fc.constant('model' as const),
-  modelHash: bytes(32),
+  modelHash: nonZero32,
   parentHash: fc.option(nonZero32, { nil: null }),
   round: fc.integer({ min: 0, max: 0xffff_ffff }),
   metrics: fc
@@ -311,7 +311,7 @@ describe('round trips (property)', () => {
   test('-0 is normalised to +0 on encode (one value, one encoding)', () => {
     const p = (metric: number, epsilon: number): EntryPayload => ({
       kind: 'model',
-      modelHash: new Uint8Array(32),
+      modelHash: new Uint8Array(32).fill(1),
       parentHash: null,
       round: 0,
       metrics: [['loss', metric]],
@@ -411,7 +411,7 @@ describe('the encoder only produces what the decoder accepts', () => {
           ...base,
           payload: {
             kind: 'model',
-            modelHash: new Uint8Array(32),
+            modelHash: new Uint8Array(32).fill(1),
             parentHash: null,
             round: 0,
             metrics: [[`${key64}m`, 1]],
@@ -455,7 +455,7 @@ describe('the encoder only produces what the decoder accepts', () => {
           ...base,
           payload: {
             kind: 'model',
-            modelHash: new Uint8Array(32),
+            modelHash: new Uint8Array(32).fill(1),
             parentHash: null,
             round: 2 ** 32,
             metrics: [],

@@ -16,6 +16,7 @@ import {
 } from './types.ts';
 
 const ZERO32 = new Uint8Array(32);
+const isZero = (b: Uint8Array) => b.every((x) => x === 0);
 
 function writeKeyValues(w: Writer, pairs: readonly KeyValue[], max: number, what: string): void {
   if (pairs.length > max) throw new RangeError(`${what}: at most ${max} pairs`);
@@ -64,6 +65,11 @@ function writePayload(w: Writer, p: EntryPayload): void {
       writeKeyValues(w, p.metadata, LIMITS.metadataPairs, 'metadata');
       return;
     case 'model':
+      // 32 zero bytes are the parent field's "no parent": a version of that hash could never be
+      // named as a parent (a successor would decode as parentless), so neither field may hold it.
+      if (isZero(p.modelHash)) throw new RangeError('model hash is all zeros');
+      if (p.parentHash !== null && isZero(p.parentHash))
+        throw new RangeError('parent hash is all zeros (null is "no parent")');
       w.fixed(p.modelHash, 32);
       w.fixed(p.parentHash ?? ZERO32, 32);
       w.u32(p.round);
@@ -95,8 +101,10 @@ function readPayload(r: Reader): EntryPayload {
     }
     case ENTRY_KIND_CODE.model: {
       const modelHash = r.fixed(32, 'model hash');
+      // Reserved for "no parent" (writePayload): a version named so would pin the head for good.
+      if (isZero(modelHash)) throw new DecodeError('invalid-value', 'model hash is all zeros');
       const parent = r.fixed(32, 'parent hash');
-      const parentHash = parent.every((b) => b === 0) ? null : parent;
+      const parentHash = isZero(parent) ? null : parent;
       const round = r.u32('round');
       const n = r.varint(LIMITS.metrics, 'metric count');
       const metrics: [string, number][] = [];

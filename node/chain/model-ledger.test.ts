@@ -190,6 +190,31 @@ describe('the model head survives a restart', () => {
     return { chain, store };
   }
 
+  test('the lineage behind the head (what a coordinator falls back on) is the same after a reopen', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'cairn-model-lineage-'));
+    try {
+      const first = await open(dir);
+      const blocks = forgeBranch(first.chain, first.chain.tip, [
+        { miner, entries: [model(1, null)] },
+        { miner },
+        { miner, entries: [model(2, hash(1)), model(3, hash(2))] },
+      ]);
+      for (const b of blocks) assert.equal(codeOf(await first.chain.processBlock(b)), 'connected');
+      const rounds = (c: Chain, limit: number) => c.models.lineage(c.tree.tip, limit).map((p) => p.round);
+      assert.deepEqual(rounds(first.chain, 8), [3, 2, 1]);
+      assert.deepEqual(rounds(first.chain, 2), [3, 2]);
+      assert.deepEqual(rounds(first.chain, 0), []);
+      await first.store.apply(first.chain.takeUpdate());
+      await first.store.close();
+      const second = await open(dir);
+      assert.deepEqual(rounds(second.chain, 8), [3, 2, 1]);
+      assert.deepEqual(second.chain.models.lineage(second.chain.tree.genesis, 8), []);
+      await second.store.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a reopened store rebuilds the head at every block; one from before the table is backfilled', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'cairn-model-head-'));
     try {

@@ -68,6 +68,11 @@ export type Head = ModelPayload | null;
 
 export class ModelLedger {
   private readonly heads = new WeakMap<BlockNode, Head>();
+  /**
+   * Each version's predecessor on its chain (null: the first), i.e. the version its parent hash
+   * names: what a coordinator walks back when the head's bytes are unavailable (lineage).
+   */
+  private readonly previous = new WeakMap<ModelPayload, Head>();
   /** The head along the main chain below the in-memory window. */
   readonly floor = new MainFloor<Head>(null);
 
@@ -75,9 +80,24 @@ export class ModelLedger {
     this.heads.set(genesis, null);
   }
 
-  /** The head after a block with these entries on one whose head is `before`. */
-  static after(before: Head, entries: readonly SealedEntry[]): Head {
-    return modelPayloads(entries).at(-1) ?? before;
+  /** The head after a block with these entries on one whose head is `before`; remembers each version's predecessor. */
+  fold(before: Head, entries: readonly SealedEntry[]): Head {
+    let head = before;
+    for (const p of modelPayloads(entries)) {
+      this.previous.set(p, head);
+      head = p;
+    }
+    return head;
+  }
+
+  /**
+   * The head after `node` and the versions before it on its chain, newest first, at most
+   * `limit` (the walk stops early where a version's predecessor was never recorded here).
+   */
+  lineage(node: BlockNode, limit: number): ModelPayload[] {
+    const out: ModelPayload[] = [];
+    for (let p = this.at(node); p && out.length < limit; p = this.previous.get(p) ?? undefined) out.push(p);
+    return out;
   }
 
   /** The head recorded for `node` (null: none yet), if it is recorded. */
@@ -110,8 +130,7 @@ export class ModelLedger {
   /** Records the head after a newly added block with these entries (already judged valid). */
   record(node: BlockNode, entries: readonly SealedEntry[]): void {
     if (!node.parent) return;
-    const last = modelPayloads(entries).at(-1);
-    this.heads.set(node, last ?? this.at(node.parent) ?? null);
+    this.heads.set(node, this.fold(this.at(node.parent) ?? null, entries));
   }
 
   /** Why `block`'s model entries do not extend the head at `parent`, one after another. */

@@ -17,6 +17,12 @@ export function createFlMetrics(registry: Registry) {
       labelNames: ['reason'],
       registers,
     }),
+    rebased: new Counter({
+      name: 'cairn_fl_rounds_rebased_total',
+      help: 'Rounds this node coordinated from an older version or the initial model because the head’s bytes were unavailable, by basis',
+      labelNames: ['basis'],
+      registers,
+    }),
     roundSeconds: new Histogram({
       name: 'cairn_fl_round_seconds',
       help: 'Duration of coordinated rounds, announce to commit',
@@ -63,6 +69,18 @@ export function createFlMetrics(registry: Registry) {
       name: 'cairn_fl_models_fetched_total',
       help: 'Model versions fetched from peers by hash, by outcome',
       labelNames: ['outcome'],
+      registers,
+    }),
+    heldModels: new Counter({
+      name: 'cairn_fl_models_held_total',
+      help: 'Model candidates (committed or announced, not yet named by a main-chain entry) by fate: held in memory, stored once named, evicted',
+      labelNames: ['fate'],
+      registers,
+    }),
+    commitsRefused: new Counter({
+      name: 'cairn_fl_commits_refused_total',
+      help: 'fl-commit requests whose model this node refused, by decode error code',
+      labelNames: ['reason'],
       registers,
     }),
     accuracy: new Gauge({

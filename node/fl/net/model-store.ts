@@ -2,22 +2,58 @@
  * Model versions on disk, `<dataDir>/models/<hash>.bin`, each the canonical encoding whose
  * SHA-256 is its name. Writes go through a temporary file and a rename, so a crash never
  * leaves a file whose content does not match its name; reads re-check the hash.
+ *
+ * Only versions a main-chain `model` entry names reach the disk. What a coordinator pushes
+ * (`fl-commit`) or announces before the chain names it is a candidate, held in memory: at most
+ * `maxHeld` of them (MAX_HELD_ROUNDS, one per round a participant holds), each of the size its
+ * round announced. Written to disk as they were, 20 announce+commit cycles of 2^17+1 parameters
+ * put 20 MiB on every trainer's disk, and nothing ever deleted them (issue 16, Finding 5).
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Hex, toHex } from '../../chain/bytes.ts';
 import type { Params } from '../logistic.ts';
 import { decodeModel, encodeModel, modelHash } from './model-codec.ts';
+import { MAX_HELD_ROUNDS } from './participant.ts';
 
 const HEX32 = /^[0-9a-f]{64}$/;
+
+/** Bytes that are not the model they were fetched or held as. */
+export class ModelHashMismatch extends Error {
+  override readonly name = 'ModelHashMismatch';
+  readonly code = 'hash-mismatch';
+}
+
+/** What became of a candidate: held in memory, written once named, or pushed out by newer ones. */
+export type HeldFate = 'held' | 'stored' | 'evicted';
+
+export interface ModelStoreOptions {
+  /** Candidates held in memory at once (default MAX_HELD_ROUNDS). */
+  readonly maxHeld?: number;
+  /** Counts every candidate's fate (cairn_fl_models_held_total). */
+  readonly onHeld?: (fate: HeldFate) => void;
+}
+
+interface Candidate {
+  readonly bytes: Uint8Array;
+  readonly params: Params;
+  /** Who sent it: when full, the sender holding most loses its oldest. */
+  readonly owner: string;
+}
 
 export class ModelStore {
   /** Recently used decoded models: a round reads the same global model several times. */
   private readonly cache = new Map<Hex, Params>();
+  /** Candidates no main-chain entry names yet, oldest first. */
+  private readonly held = new Map<Hex, Candidate>();
+  private readonly maxHeld: number;
+  private readonly onHeld: (fate: HeldFate) => void;
 
   readonly dir: string;
-  constructor(dir: string) {
+  constructor(dir: string, o: ModelStoreOptions = {}) {
     this.dir = dir;
+    this.maxHeld = Math.max(1, o.maxHeld ?? MAX_HELD_ROUNDS);
+    this.onHeld = o.onHeld ?? (() => {});
   }
 
   private file(hash: Hex): string {
@@ -35,9 +71,7 @@ export class ModelStore {
    * hash to `expectHash` (if given) or do not decode.
    */
   async putChecked(bytes: Uint8Array, expectHash?: Hex): Promise<{ hash: Hex; params: Params }> {
-    const hash = toHex(modelHash(bytes));
-    if (expectHash !== undefined && hash !== expectHash)
-      throw new Error(`model bytes hash to ${hash}, expected ${expectHash}`);
+    const hash = hashChecked(bytes, expectHash);
     const params = decodeModel(bytes);
     await mkdir(this.dir, { recursive: true });
     const target = this.file(hash);
@@ -74,8 +108,58 @@ export class ModelStore {
     return params;
   }
 
+  /** Stored, or held as a candidate. */
   async has(hash: Hex): Promise<boolean> {
-    return this.cache.has(hash) || (await this.getEncoded(hash)) !== undefined;
+    return this.cache.has(hash) || this.held.has(hash) || (await this.getEncoded(hash)) !== undefined;
+  }
+
+  /**
+   * Holds a candidate in memory (nothing on disk) after checking it decodes to `paramCount`
+   * parameters (DecodeError otherwise) and hashes to `expectHash` if given; returns its hash.
+   */
+  hold(bytes: Uint8Array, paramCount: number, owner: string, expectHash?: Hex): Hex {
+    const hash = hashChecked(bytes, expectHash);
+    const params = decodeModel(bytes, paramCount);
+    if (this.held.delete(hash)) this.held.set(hash, { bytes, params, owner });
+    else {
+      this.held.set(hash, { bytes, params, owner });
+      this.onHeld('held');
+      while (this.held.size > this.maxHeld) this.evictOne();
+    }
+    return hash;
+  }
+
+  /** A held candidate's parameters (it stays a candidate). */
+  heldModel(hash: Hex): Params | undefined {
+    return this.held.get(hash)?.params;
+  }
+
+  /** Candidates held now. */
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  /** A main-chain entry names `hash`: a held candidate of that hash goes to disk. */
+  async keep(hash: Hex): Promise<Params | undefined> {
+    const c = this.held.get(hash);
+    if (!c) return undefined;
+    const { params } = await this.putChecked(c.bytes, hash);
+    this.held.delete(hash);
+    this.onHeld('stored');
+    return params;
+  }
+
+  /** The sender holding the most candidates loses its oldest: one sender cannot flush the others. */
+  private evictOne(): void {
+    const count = new Map<string, number>();
+    for (const c of this.held.values()) count.set(c.owner, (count.get(c.owner) ?? 0) + 1);
+    const most = Math.max(...count.values());
+    for (const [hash, c] of this.held) {
+      if (count.get(c.owner) !== most) continue;
+      this.held.delete(hash);
+      this.onHeld('evicted');
+      return;
+    }
   }
 
   private remember(hash: Hex, params: Params): void {
@@ -83,4 +167,11 @@ export class ModelStore {
     this.cache.set(hash, params);
     while (this.cache.size > 4) this.cache.delete(this.cache.keys().next().value!);
   }
+}
+
+function hashChecked(bytes: Uint8Array, expectHash: Hex | undefined): Hex {
+  const hash = toHex(modelHash(bytes));
+  if (expectHash !== undefined && hash !== expectHash)
+    throw new ModelHashMismatch(`model bytes hash to ${hash}, expected ${expectHash}`);
+  return hash;
 }

@@ -13,7 +13,8 @@ import type { Logger } from '../../log.ts';
 import type { ReqResp } from '../../p2p/reqresp.ts';
 import { type Params, zeroParams } from '../logistic.ts';
 import type { FlMetrics } from './metrics.ts';
-import type { ModelStore } from './model-store.ts';
+import { modelHash } from './model-codec.ts';
+import { ModelHashMismatch, type ModelStore } from './model-store.ts';
 import type { MODEL_BY_HASH } from './protocols.ts';
 
 export interface ModelSyncDeps {
@@ -27,37 +28,49 @@ export interface ModelSyncDeps {
 }
 
 export class ModelSync {
-  private readonly inflight = new Map<Hex, Promise<Params>>();
+  private readonly inflight = new Map<Hex, Promise<{ bytes: Uint8Array; from: string }>>();
 
   private readonly d: ModelSyncDeps;
   constructor(d: ModelSyncDeps) {
     this.d = d;
   }
 
-  /** The model with this hash (null = the all-zero initial model), fetched if not stored. */
+  /**
+   * The model with this hash (null = the all-zero initial model), fetched if not stored. `named`:
+   * a main-chain entry names it, so it is kept on disk; otherwise (a round's announcement, before
+   * or without its entry) it is held as a candidate of `prefer[0]`'s (model-store.ts).
+   */
   async resolve(
     hash: Uint8Array | null,
     paramCount: number,
     prefer: readonly string[] = [],
+    named = true,
   ): Promise<Params> {
     if (!hash) return zeroParams(paramCount - 1);
     const hex = toHex(hash);
-    const stored = await this.d.store.get(hex);
-    if (stored) {
-      if (stored.length !== paramCount) throw new Error(`model ${hex} has ${stored.length} parameters`);
-      return stored;
-    }
+    const sized = (params: Params) => {
+      if (params.length !== paramCount) throw new Error(`model ${hex} has ${params.length} parameters`);
+      return params;
+    };
+    const local =
+      (await this.d.store.get(hex)) ?? (named ? await this.d.store.keep(hex) : this.d.store.heldModel(hex));
+    if (local) return sized(local);
     let p = this.inflight.get(hex);
     if (!p) {
       p = this.fetch(hash, prefer).finally(() => this.inflight.delete(hex));
       this.inflight.set(hex, p);
     }
-    const params = await p;
-    if (params.length !== paramCount) throw new Error(`model ${hex} has ${params.length} parameters`);
-    return params;
+    const { bytes, from } = await p;
+    // Each caller keeps what it asked for: a named fetch may join an announcement's.
+    if (named) return sized((await this.d.store.putChecked(bytes, hex)).params);
+    return sized(this.d.store.heldModel(this.d.store.hold(bytes, paramCount, prefer[0] ?? from, hex))!);
   }
 
-  private async fetch(hash: Uint8Array, prefer: readonly string[]): Promise<Params> {
+  /** Bytes that hash to `hash`, from the first peer that serves them. */
+  private async fetch(
+    hash: Uint8Array,
+    prefer: readonly string[],
+  ): Promise<{ bytes: Uint8Array; from: string }> {
     const hex = toHex(hash);
     const preferred = prefer.flatMap((p) => {
       try {
@@ -71,10 +84,11 @@ export class ModelSync {
       try {
         const [bytes] = await this.d.reqresp.request(peer, this.d.spec, hash);
         if (!bytes) throw new Error('bytes do not match the hash');
-        // The store checks the hash and that the bytes decode before it keeps anything.
-        const { params } = await this.d.store.putChecked(bytes, hex);
+        // Content-addressed: bytes of this hash that do not decode would not decode from anyone.
+        if (toHex(modelHash(bytes)) !== hex)
+          throw new ModelHashMismatch(`peer served other bytes than ${hex}`);
         this.d.metrics.modelsFetched.inc({ outcome: 'ok' });
-        return params;
+        return { bytes, from: peer.toString() };
       } catch (err) {
         this.d.metrics.modelsFetched.inc({ outcome: 'failed' });
         this.d.log.debug(

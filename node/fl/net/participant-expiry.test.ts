@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Examples } from '../features.ts';
 import { zeroParams } from '../logistic.ts';
+import { encodeModel } from './model-codec.ts';
 import { FlParticipant, MAX_HELD_ROUNDS, ROUND_STATE_GRACE_MS } from './participant.ts';
 import type { Announcement } from './wire.ts';
 
@@ -80,7 +81,7 @@ test('a round that reaches its commit frees its place at once', async () => {
   const { p } = participant();
   for (let k = 1; k <= MAX_HELD_ROUNDS; k++) await p.announce(COORDINATOR, announcement(k));
   assert.equal((await p.announce(COORDINATOR, announcement(50))).reason, 'busy');
-  await p.commit(COORDINATOR, { roundId: announcement(2).roundId, model: new Uint8Array(0) });
+  await p.commit(COORDINATOR, { roundId: announcement(2).roundId, model: encodeModel(zeroParams(DIM)) });
   assert.equal(p.active, MAX_HELD_ROUNDS - 1);
   assert.equal((await p.announce(COORDINATOR, announcement(51))).accept, true);
 });

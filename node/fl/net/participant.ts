@@ -4,6 +4,7 @@
  * it requests with their authenticated sender and supplies the data slice and the models.
  */
 import { type Hex, toHex } from '../../chain/bytes.ts';
+import { DecodeError } from '../../chain/codec/errors.ts';
 import type { Examples } from '../features.ts';
 import {
   corruptMasked,
@@ -35,6 +36,7 @@ import {
   shareKeys,
 } from '../secagg/protocol.ts';
 import { quantise } from '../secagg/ring.ts';
+import { modelBytesFor } from './model-codec.ts';
 import type { PrivacyGate } from './privacy-gate.ts';
 import {
   isCanonicalSet,
@@ -94,8 +96,11 @@ export interface ParticipantOptions {
   readonly privacy?: Pick<PrivacyGate, 'decide' | 'charge' | 'noteDecline'>;
   /** The global model by hash (null = zeros), fetched from `from` when not stored. */
   resolveModel(hash: Uint8Array | null, paramCount: number, from: string): Promise<Params>;
-  /** Stores a committed model version (bytes checked by the store). */
-  storeModel(bytes: Uint8Array): Promise<Hex>;
+  /**
+   * Takes a round's committed version, of the size the round announced (FlService holds it in
+   * memory until a main-chain entry names it: ModelStore.hold); the store checks the bytes.
+   */
+  storeModel(bytes: Uint8Array, paramCount: number, from: string): Hex | Promise<Hex>;
   readonly randomness?: RoundRandomness;
   /** Checks the coordinator's signature over the survivor set (default: its peer id's key). */
   readonly verifySurvivors?: SurvivorVerifier;
@@ -272,11 +277,19 @@ export class FlParticipant {
     }
   }
 
-  /** The round's outcome: store the new version and forget the round. */
+  /**
+   * The round's outcome: hand over the new version and forget the round. Bytes of another size
+   * than the round's model are no version of it (DecodeError): nothing takes them.
+   */
   async commit(from: string, req: CommitRequest): Promise<Hex> {
-    this.state(from, req.roundId);
+    const { paramCount } = this.state(from, req.roundId).announcement;
     this.rounds.delete(toHex(req.roundId));
-    return this.o.storeModel(req.model);
+    if (req.model.length !== modelBytesFor(paramCount))
+      throw new DecodeError(
+        'invalid-value',
+        `committed model of ${req.model.length} bytes; the round's has ${modelBytesFor(paramCount)}`,
+      );
+    return this.o.storeModel(req.model, paramCount, from);
   }
 
   private state(from: string, roundId: Uint8Array): RoundState {

@@ -12,7 +12,7 @@ import type { Logger } from '../../log.ts';
 import type { AdaptiveClipping } from '../dp.ts';
 import type { DpSgdPlan } from '../dp-sgd-fedavg.ts';
 import type { DpConfig } from '../local-round.ts';
-import { evaluate } from '../logistic.ts';
+import { evaluate, type Params, zeroParams } from '../logistic.ts';
 import { RdpAccountant } from '../rdp-accountant.ts';
 import { recordSecAggDp } from '../record-contribution.ts';
 import { coordinateRound, type LeftOut, type ParticipantLink, RoundFailed } from './coordinator.ts';
@@ -65,6 +65,11 @@ export interface RoundRunnerDeps {
   readonly models: ModelSync;
   /** The model head at the main chain's tip; `headMoved` is called whenever it may have changed. */
   modelHead(): ModelHead | undefined;
+  /**
+   * The head and the versions before it on the main chain, newest first, at most `limit`
+   * (chain/model-ledger.ts lineage); absent: none known beyond the head.
+   */
+  modelLineage?(limit: number): readonly ModelHead[];
   links(participants: readonly string[] | undefined): ParticipantLink[];
   /** Signs, adds and gossips the `model` entry; returns its id. */
   commitEntry(payload: ModelPayload): Promise<string>;
@@ -79,6 +84,10 @@ export interface RoundRunnerDeps {
   readonly lossTolerance: number;
   /** How long a round waits for the previous round's version to be mined before it fails. */
   readonly headWaitMs: number;
+  /** Rounds in a row that fail to get the head's bytes before one trains from an older version. */
+  readonly headFetchAttempts: number;
+  /** How many versions behind the head the fallback looks for bytes this node stores. */
+  readonly headFallbackDepth: number;
   /** The DP mode of the rounds this node coordinates, unless a request names one. */
   readonly mode: DpMode;
   /** Record mode: the DP-SGD every participant runs per round (FL_DEFAULTS.dpSgd, planDpSgd). */
@@ -100,6 +109,19 @@ export function adaptiveFor(targetQuantile: number, noiseMultiplier: number): Ad
   };
 }
 
+/** The head's bytes could not be had (a failed round, until headFetchAttempts is reached). */
+export class HeadUnavailable extends Error {
+  override readonly name = 'HeadUnavailable';
+  readonly reason = 'head-unavailable';
+}
+
+/** The weights a round starts from: the head's, or (`rebased`) an older version's or zeros. */
+interface Basis {
+  readonly version: ModelHead | undefined;
+  readonly params: Params;
+  readonly rebased: boolean;
+}
+
 export class RoundRunner {
   private queue: Promise<void> = Promise.resolve();
   private pending = 0;
@@ -112,6 +134,8 @@ export class RoundRunner {
   private accountant: RdpAccountant | undefined;
   private accountantHead: Hex | undefined;
   private epsilonBase = 0;
+  /** The head whose bytes the last rounds failed to get, and how many rounds in a row did. */
+  private unavailable: { hash: Hex; rounds: number } | undefined;
 
   private readonly d: RoundRunnerDeps;
   constructor(d: RoundRunnerDeps) {
@@ -254,12 +278,11 @@ export class RoundRunner {
     };
     try {
       if (waitError) throw waitError;
-      const accountant = this.accountantFor(base);
       const paramCount = this.d.data.paramCount;
-      const global = {
-        hash: base?.hash ?? null,
-        params: await this.d.models.resolve(base?.hash ?? null, paramCount),
-      };
+      const basis = await this.basisFor(base, paramCount);
+      const accountant = this.accountantFor(basis.version);
+      // Participants train from the basis; the entry still names the head as its parent.
+      const global = { hash: basis.version?.hash ?? null, params: basis.params };
       const test = this.d.data.test();
       const validation = this.d.data.validation();
       const result = await coordinateRound(
@@ -299,6 +322,8 @@ export class RoundRunner {
             : NO_GUARANTEE;
       const metrics: [string, number][] = [
         ['accuracy', ev.accuracy],
+        // Sorted by name: trained from this older version (0: the initial model), not the head.
+        ...(basis.rebased ? [['basisRound', basis.version?.round ?? 0] as [string, number]] : []),
         ['loss', ev.loss],
         ['participants', result.included.length],
         ['round', round],
@@ -364,7 +389,12 @@ export class RoundRunner {
       return mode === 'record' ? clipNorm : result.nextClipNorm;
     } catch (err) {
       const left: readonly LeftOut[] = err instanceof RoundFailed ? err.leftOut : [];
-      const reason = err instanceof RoundFailed ? err.reason : err === waitError ? 'head-not-mined' : 'error';
+      const reason =
+        err instanceof RoundFailed || err instanceof HeadUnavailable
+          ? err.reason
+          : err === waitError
+            ? 'head-not-mined'
+            : 'error';
       this.d.metrics.roundsFailed.inc({ reason });
       this.d.emitRound(
         event({
@@ -382,6 +412,52 @@ export class RoundRunner {
       ended('failed');
       return clipNorm;
     }
+  }
+
+  /**
+   * The weights this round trains from. Normally the head's. A head may name bytes nobody serves
+   * (its coordinator never pushed them, or lied), and then no round could start: once
+   * headFetchAttempts rounds in a row failed to get them, the round trains from the newest
+   * version behind the head whose bytes this node stores (headFallbackDepth deep), or from the
+   * initial model.
+   *
+   * The entry it commits still names the head as its parent: the chain's rule (round = head + 1,
+   * parent = head) stays what every node evaluates, with nothing about availability, which nodes
+   * cannot judge alike. No chain rule ever checked what a version was trained from (a coordinator
+   * may name any bytes), so rebasing gives no one a power they lacked; the entry's `basisRound`
+   * metric says it was done. An admin-signed reset would also have worked, but would leave FL
+   * stopped until an admin noticed; this needs no one.
+   */
+  private async basisFor(head: ModelHead | undefined, paramCount: number): Promise<Basis> {
+    if (!head) return { version: undefined, params: zeroParams(paramCount - 1), rebased: false };
+    const hex = toHex(head.hash);
+    try {
+      const params = await this.d.models.resolve(head.hash, paramCount);
+      this.unavailable = undefined;
+      return { version: head, params, rebased: false };
+    } catch (err) {
+      const rounds = (this.unavailable?.hash === hex ? this.unavailable.rounds : 0) + 1;
+      this.unavailable = { hash: hex, rounds };
+      if (rounds < this.d.headFetchAttempts)
+        throw new HeadUnavailable(
+          `head ${hex.slice(0, 16)}… (round ${head.round}) unavailable (${rounds} of ${this.d.headFetchAttempts}): ${(err as Error).message}`,
+        );
+    }
+    const behind = (this.d.modelLineage?.(this.d.headFallbackDepth + 1) ?? []).slice(1);
+    for (const v of behind) {
+      // Only what this node stores: the head's failure already says the network is not serving.
+      const params = await this.d.store.get(toHex(v.hash));
+      if (params?.length !== paramCount) continue;
+      this.d.metrics.rebased.inc({ basis: 'older-version' });
+      this.d.log.warn(
+        { head: head.round, basis: v.round },
+        'head unavailable: training from an older version',
+      );
+      return { version: v, params, rebased: true };
+    }
+    this.d.metrics.rebased.inc({ basis: 'initial' });
+    this.d.log.warn({ head: head.round }, 'head unavailable: training from the initial model');
+    return { version: undefined, params: zeroParams(paramCount - 1), rebased: true };
   }
 
   /**

@@ -23,6 +23,7 @@ import { layoutDim } from '../local-round.ts';
 import { routeShares } from '../secagg/aggregator.ts';
 import { encodeShare } from '../secagg/messages.ts';
 import { remoteLink } from './links.ts';
+import { encodeModel, MAX_PARAMS, modelHash } from './model-codec.ts';
 import { FL_ANNOUNCE, FL_COMMIT, FL_KEYS, FL_SHARES, FL_TRAIN, FL_UNMASK } from './protocols.ts';
 import type { FlRoundEvent } from './round-events.ts';
 import { FlService, type FlServiceDeps } from './service.ts';
@@ -191,9 +192,12 @@ describe('FlService with fakes of its dependencies', () => {
         [2, toHex(chain.committed[0]!.modelHash)],
       ],
     );
-    // Every participant stored the new version it was pushed.
-    for (const k of [trainer, trainer2])
+    // Every participant holds the new version it was pushed, and stored version 1, which round 2
+    // announced as the chain's head (no block here carries entries for watchChain to see).
+    for (const k of [trainer, trainer2]) {
       assert.ok(await nodes[k]!.service.store.has(toHex(chain.head!.modelHash)));
+      assert.ok(await nodes[k]!.service.store.getEncoded(toHex(chain.committed[0]!.modelHash)));
+    }
   });
 
   test('an announcement from a member without coordinate is refused, counted and penalised', async () => {
@@ -227,6 +231,49 @@ describe('FlService with fakes of its dependencies', () => {
     // The coordinator's announcement is still answered.
     const ok = await net.reqresp(nodes[coordinator]!.id).request(victim.id, FL_ANNOUNCE, announcement);
     assert.equal(ok[0]!.accept, true);
+  });
+
+  test('a commit of another size than its round’s is refused, counted and penalised; one of its size is only held', async () => {
+    const c = nodes[coordinator]!;
+    const victim = nodes[trainer]!;
+    const rr = net.reqresp(c.id);
+    const paramCount = victim.service.data.paramCount;
+    const announce = (k: number) =>
+      rr.request(victim.id, FL_ANNOUNCE, {
+        roundId: new Uint8Array(32).fill(k),
+        round: (chain.head?.round ?? 0) + 1,
+        modelHash: chain.head?.modelHash ?? null,
+        paramCount,
+        dp: { clipNorm: 4, noiseMultiplier: 0.3, weightCap: 1000 },
+        train: { epochs: 1, batchSize: 16, learningRate: 8, l2: 0, seed: 5 },
+        deadlineMs: 5_000,
+        privacy: { mode: 'update' as const },
+      });
+    const penaltiesBefore = penalties.length;
+    const heldBefore = await metric(victim, 'cairn_fl_models_held_total', { fate: 'held' });
+    assert.equal((await announce(21))[0]!.accept, true);
+    await assert.rejects(
+      rr.request(victim.id, FL_COMMIT, {
+        roundId: new Uint8Array(32).fill(21),
+        model: encodeModel(new Float64Array(MAX_PARAMS)),
+      }),
+      (e: unknown) => e instanceof ReqRespError && e.code === 'invalid-request',
+    );
+    assert.equal(await metric(victim, 'cairn_fl_commits_refused_total', { reason: 'invalid-value' }), 1);
+    assert.deepEqual(
+      penalties.slice(penaltiesBefore).map(([p, a]) => [p, a]),
+      [[c.id.toString(), 'low-tolerance']],
+    );
+    assert.equal((await announce(22))[0]!.accept, true);
+    const candidate = new Float64Array(paramCount).fill(0.5);
+    await rr.request(victim.id, FL_COMMIT, {
+      roundId: new Uint8Array(32).fill(22),
+      model: encodeModel(candidate),
+    });
+    const hash = toHex(modelHash(encodeModel(candidate)));
+    assert.equal(await victim.service.store.getEncoded(hash), undefined, 'not on disk: no entry names it');
+    assert.ok(victim.service.store.heldModel(hash));
+    assert.equal(await metric(victim, 'cairn_fl_models_held_total', { fate: 'held' }), heldBefore + 1);
   });
 
   test('a coordinator asking twice for the unmask step with another survivor set is refused, counted and penalised', async () => {

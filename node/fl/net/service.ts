@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { Registry } from 'prom-client';
-import { toHex } from '../../chain/bytes.ts';
+import { bytesEqual, toHex } from '../../chain/bytes.ts';
 import type { Chain, ChainEvent } from '../../chain/chain.ts';
 import { DecodeError } from '../../chain/codec/errors.ts';
 import type { ModelPayload } from '../../chain/types.ts';
@@ -71,6 +71,8 @@ export interface FlChain extends Pick<Chain, 'getBlock'> {
   onEvents(listener: (events: readonly ChainEvent[]) => void): () => void;
   /** The newest model version on the main chain (chain/model-ledger.ts). */
   modelHead(): ModelPayload | undefined;
+  /** The head and the versions before it on the main chain, newest first, at most `limit`. */
+  modelLineage?(limit: number): readonly ModelPayload[];
 }
 
 /** What the service uses of the node, and nothing more. */
@@ -136,7 +138,9 @@ export class FlService extends EventEmitter<FlEvents> {
       commit: c(FL_COMMIT),
       model: c(MODEL_BY_HASH),
     };
-    this.store = new ModelStore(path.join(d.dataDir, 'models'));
+    this.store = new ModelStore(path.join(d.dataDir, 'models'), {
+      onHeld: (fate) => this.metrics.heldModels.inc({ fate }),
+    });
     this.data = new FlData(d.roster.mayTrain(this.self) ? opts.slice : undefined, FL_DEFAULTS.splitSeed);
     this.models = new ModelSync({
       store: this.store,
@@ -160,8 +164,13 @@ export class FlService extends EventEmitter<FlEvents> {
       data: () => this.data.train(),
       decline: opts.decline ?? false,
       ...(opts.misbehave ? { misbehave: opts.misbehave } : {}),
-      resolveModel: (hash, count, from) => this.models.resolve(hash, count, [from]),
-      storeModel: (bytes) => this.store.putEncoded(bytes),
+      // An announcement may name a model no main-chain entry names: held, not stored, unless it
+      // is the chain's head (the honest case).
+      resolveModel: (hash, count, from) => {
+        const head = d.chain.modelHead()?.modelHash;
+        return this.models.resolve(hash, count, [from], !!hash && !!head && bytesEqual(hash, head));
+      },
+      storeModel: (bytes, count, from) => this.store.hold(bytes, count, from),
     });
     this.runner = new RoundRunner({
       self: this.self,
@@ -169,6 +178,7 @@ export class FlService extends EventEmitter<FlEvents> {
       store: this.store,
       models: this.models,
       modelHead: () => modelHeadOf(d.chain.modelHead()),
+      modelLineage: (limit) => (d.chain.modelLineage?.(limit) ?? []).map((p) => modelHeadOf(p)!),
       links: (participants) => this.links(participants),
       commitEntry: (payload) => d.addEntry(payload),
       sign: (message) => d.sign(message),
@@ -179,6 +189,8 @@ export class FlService extends EventEmitter<FlEvents> {
       deadlineMs: opts.deadlineMs ?? FL_DEFAULTS.deadlineMs,
       lossTolerance: FL_DEFAULTS.lossTolerance,
       headWaitMs: opts.headWaitMs ?? FL_DEFAULTS.headWaitMs,
+      headFetchAttempts: FL_DEFAULTS.headFetchAttempts,
+      headFallbackDepth: FL_DEFAULTS.headFallbackDepth,
       mode,
       // z spends the default budget over the planned steps; a node's own budget is its ledger's.
       recordPlan: planDpSgd(FL_DEFAULTS.privacy.budgetEpsilon, FL_DEFAULTS.privacy.delta),
@@ -246,7 +258,16 @@ export class FlService extends EventEmitter<FlEvents> {
       }
     });
     await serve(this.specs.commit, async (from, c) => {
-      await p.commit(from, c);
+      try {
+        await p.commit(from, c);
+      } catch (err) {
+        // Not the size the coordinator's own announcement gave, or not a model at all.
+        if (err instanceof DecodeError) {
+          this.metrics.commitsRefused.inc({ reason: err.code });
+          this.d.penalise(from, 'low-tolerance', `fl commit refused: ${err.message}`);
+        }
+        throw err;
+      }
       return true as const;
     });
     await this.d.reqresp.register(this.specs.model, async (hash) => {
@@ -307,7 +328,7 @@ export class FlService extends EventEmitter<FlEvents> {
       );
   }
 
-  /** Every model entry on the main chain gets its model stored here. */
+  /** Every model entry on the main chain gets its model stored here (a held candidate, or fetched). */
   private async watchChain(events: readonly ChainEvent[]): Promise<void> {
     for (const e of events) {
       if (e.type !== 'block-connected' || !e.node.onMain || this.stopped) continue;
