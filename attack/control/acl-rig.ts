@@ -32,6 +32,8 @@ const fill = (arg: string) =>
 
 export interface AclRig {
   readonly port: number;
+  /** The temp dir standing for compose's volumes: `cairn/` is cairn-data, `acl/` is redis-acl. */
+  readonly dir: string;
   readonly ids: Record<string, NodeIdentity>;
   /** A client logged in as a compose ACL user (password `<user>-pw`). */
   as(user: string, o?: { enableReadyCheck?: boolean }): Redis;
@@ -110,6 +112,7 @@ export async function startComposeRedis(): Promise<AclRig> {
   }
   return {
     port,
+    dir,
     ids,
     as,
     server,
