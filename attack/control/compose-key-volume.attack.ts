@@ -7,8 +7,9 @@
  * mounts only its own subpath ("never the nodes' keys", docker-compose.yml), but node-1, node-2
  * and node-3 each mount the whole volume read-write at /cairn, and the collector mounts it whole
  * read-only; the image has no USER, so every container is root and the files' 0600 mode stops
- * nobody. Whoever gets code execution in node-3 (a miner, the service most exposed: it listens
- * on 0.0.0.0:4001 to the LAN) or in the collector reads node-1's seed and is the network's admin:
+ * nobody. Whoever gets code execution in node-3 (a plain miner, which parses every peer's
+ * blocks, gossip and FL traffic) or in the collector (which parses every report) reads node-1's
+ * seed and is the network's admin:
  * member.add/revoke, admin votes, checkpoints, certificates for any key with any capability; it
  * can also sign reports and blocks as any node, and (read-write) replace node-1's identity or
  * chain store. The per-node Redis ACL users, which contain a compromised node to its own queue,
