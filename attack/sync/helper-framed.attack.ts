@@ -15,7 +15,10 @@
  * such syncs within a half-life (10 min) put an honest peer at the ban threshold (-50), and every
  * victim that syncs from the liar charges the same honest helper. The cost to the attacker is one
  * fork of 129 blocks (one batch and one block past the common prefix), reusable against every
- * node that joins; it is itself never penalised (its chain linked and was imported).
+ * node that joins; it is itself never penalised (its chain linked and was imported). Limit: at
+ * one victim it repeats only while that victim lacks the honest chain above the fork point (a
+ * synced victim pre-syncs a fork that deep and checks helpers against its headers), so a ban
+ * of the helper by one victim is hard; the blame itself, and its -5 at every joiner, are not.
  *
  * Run on range sync with real Chains behind every peer (each answering as the node's handlers
  * do, like node/sync/range-sync.test.ts); only the liar's hashes-at answer is rewritten.
