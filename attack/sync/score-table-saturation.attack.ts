@@ -1,0 +1,138 @@
+/**
+ * Finding 1 (HIGH in open mode): a table full of bans makes every later peer unbannable.
+ *
+ * `PeerScores` is bounded (`--max-scored-peers`, default 4,096) and never evicts an active ban
+ * (so a banned peer cannot lift its own ban by getting strangers scored). But when the table is
+ * full of active bans, `get()` drops the newcomer's record: its verdict applies to that one call
+ * and nothing is remembered. In open mode a peer id costs one key generation and a ban costs one
+ * message (a status of another chain is `fatal`), and on addresses the address-ban table does not
+ * catch (loopback here; any IPv6 /64 in the wild, see ipv6-address-rotation.attack.ts), an
+ * attacker fills the table with `maxScoredPeers` throwaway bans and then every
+ * identity it uses afterwards - and every other misbehaving peer - is never banned for the ban
+ * period (30 min, renewable): fatal penalties only drop the connection, the redial is accepted,
+ * and accumulating penalties (floods, junk blocks) never accumulate. The victim's bans counter
+ * counts a "ban" on every repeat while `/status` lists none of them.
+ *
+ * Scaled down: the victim runs with `--max-scored-peers 16` (its minimum), so 16 throwaway bans fill
+ * it. Measured: 16 bans in 13.3 s, 829 ms each including a fresh libp2p host per identity, run one
+ * after another (the default 4,096 is under an hour sequentially, minutes in parallel). After that
+ * mallory's two fatal penalties were logged with score 0 and verdict "ban", the bans counter rose
+ * by 2, `/status` listed it not, and its redial and status were answered.
+ *
+ *   npm exec -- node --test attack/sync/score-table-saturation.attack.ts
+ *
+ * Fails today: the 17th identity, penalised fatally, is not listed as banned and its redial and
+ * status are answered. Passes when a peer that earns a ban is refused even when the table is full
+ * (e.g. keep bans in their own bounded structure, evicting the oldest ban first, or refuse new
+ * inbound peers while the score table cannot record them, or count address bans on exempt ranges
+ * by peer id prefix), so that a ban verdict is always remembered until it ends.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ByzantinePeer, removeDir } from '../../e2e/cluster/byzantine-peer.ts';
+import { counters, VictimWatch } from '../../e2e/cluster/byzantine-watch.ts';
+import { Cluster, testNetworkConfig } from '../../e2e/cluster/harness.ts';
+import { genesisBlock } from '../../node/chain/genesis.ts';
+import { chainIdOf, DEFAULT_NETWORK, type NetworkConfig } from '../../node/chain/network-config.ts';
+import { MAX_TARGET, targetForWork, workForTarget } from '../../node/chain/pow.ts';
+import type { Status } from '../../node/p2p/messages.ts';
+import { STATUS } from '../../node/p2p/protocols.ts';
+
+const TABLE = 16;
+
+test('after the score table fills with bans, a peer that earns a ban is still banned', {
+  timeout: 120_000,
+}, async (t) => {
+  const cluster = new Cluster({
+    network: testNetworkConfig({ membership: 'open', initialTarget: targetForWork(20_000n) }),
+  });
+  const attackDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-attack11-table-'));
+  const attackers: ByzantinePeer[] = [];
+  t.after(async () => {
+    for (const a of attackers) await a.stop().catch(() => {});
+    await cluster.stopAll();
+    await removeDir(attackDir);
+    await cluster.removeRunDir();
+  });
+  const network = { ...DEFAULT_NETWORK, ...cluster.network } as NetworkConfig;
+  const impostor: NetworkConfig = {
+    ...network,
+    name: `${network.name} (impostor)`,
+    maxTarget: MAX_TARGET >> 2n,
+  };
+  const genesis = genesisBlock(network);
+  const theirs = genesisBlock(impostor);
+  const honest: Status = {
+    chainId: chainIdOf(network),
+    genesisHash: genesis.hash,
+    headHash: genesis.hash,
+    headHeight: 0,
+    totalWork: workForTarget(network.initialTarget),
+    role: 'submind',
+    capabilities: [],
+  };
+  const wrongChain: Status = {
+    ...honest,
+    chainId: chainIdOf(impostor),
+    genesisHash: theirs.hash,
+    headHash: theirs.hash,
+  };
+
+  const [victim] = await cluster.start(1, () => ({
+    name: 'victim',
+    args: ['--max-scored-peers', String(TABLE)],
+  }));
+  assert.ok(victim);
+  const watch = new VictimWatch(victim);
+
+  /** A fresh identity sends one status of another chain: `fatal`, banned at once. */
+  const throwaway = async (name: string) => {
+    const p = await ByzantinePeer.start(name, network, attackDir, { gossip: false });
+    attackers.push(p);
+    const since = watch.penalties.length;
+    await p.dial(victim);
+    await p.request(victim, STATUS, wrongChain).catch(() => {});
+    await watch.waitPenalty(p, /status of another chain/, since);
+    return p;
+  };
+
+  const t0 = performance.now();
+  for (let i = 0; i < TABLE; i++) await throwaway(`sybil${i}`);
+  const perBanMs = (performance.now() - t0) / TABLE;
+  const listed = (await victim.status()).banned.length;
+  t.diagnostic(
+    `${TABLE} throwaway bans in ${(perBanMs * TABLE).toFixed(0)} ms (${perBanMs.toFixed(0)} ms each); ${listed} listed`,
+  );
+  assert.equal(listed, TABLE, 'the throwaway bans fill the table');
+
+  // The real attacker, after the table is full.
+  const before = await counters(victim);
+  const mallory = await throwaway('mallory');
+  const afterFirst = await counters(victim);
+  // It comes straight back under the same id and lies again.
+  await sleep(300);
+  const redial = await mallory.dial(victim).then(
+    () => 'connected',
+    (e: Error) => e.message,
+  );
+  const answer = await mallory.request(victim, STATUS, honest).then(
+    () => 'answered',
+    (e: Error) => e.message,
+  );
+  await mallory.request(victim, STATUS, wrongChain).catch(() => {});
+  await sleep(500);
+  const after = await counters(victim);
+  const banned = (await victim.status()).banned.map((b) => b.peer);
+  const malloryPenalties = watch.penaltiesOf(mallory).map((p) => [p.action, p.score, p.verdict]);
+  t.diagnostic(
+    `mallory: redial ${redial}, status ${answer}; penalties ${JSON.stringify(malloryPenalties)}; ` +
+      `bans counted ${after.bans - before.bans} (first ${afterFirst.bans - before.bans}); listed ${banned.includes(mallory.peerId)}`,
+  );
+  assert.ok(banned.includes(mallory.peerId), 'mallory, penalised fatally, is listed as banned');
+  assert.notEqual(answer, 'answered', "mallory's status after its ban is not answered");
+  assert.equal(after.bans - before.bans, 1, 'one ban counted for one banned peer');
+});
