@@ -6,10 +6,12 @@
  * NAT shared with a bad one) does not block the address by default; two in a row do, for about
  * a half-life, three for log2(3) ≈ 1.6 half-lives, and so on. Exempt ranges
  * (loopback by default: every test and demo node shares 127.0.0.1) are never banned. Pure: the
- * caller supplies the clock. The table is bounded; the weakest entries go first.
+ * caller supplies the clock. The table is bounded; the weakest entries go first. IPv6 addresses
+ * count by their /64 (`capKey`, as the per-IP caps do): one host usually holds a whole /64 and
+ * can pick a new address in it for every connection.
  */
 import { P2P_DEFAULTS, PEERS_DEFAULTS } from '../options.ts';
-import { ipRanges } from './ip-ranges.ts';
+import { capKey, ipRanges } from './ip-ranges.ts';
 
 export interface AddressBanOptions {
   readonly threshold?: number;
@@ -46,8 +48,9 @@ export class AddressBans {
   record(ip: string, now: number): boolean {
     if (this.exempt(ip)) return false;
     const weight = this.weight(ip, now) + 1;
-    this.entries.delete(ip); // re-inserted last: the map's order is least recently banned first
-    this.entries.set(ip, { weight, at: now });
+    const key = capKey(ip);
+    this.entries.delete(key); // re-inserted last: the map's order is least recently banned first
+    this.entries.set(key, { weight, at: now });
     if (this.entries.size > this.maxEntries) this.prune(now);
     return weight > this.level;
   }
@@ -56,17 +59,25 @@ export class AddressBans {
     return this.weight(ip, now) > this.level;
   }
 
-  /** The decayed ban count of an address. */
+  /** The decayed ban count of an address (of its /64 for IPv6). */
   weight(ip: string, now: number): number {
-    const e = this.entries.get(ip);
+    return this.weightOf(capKey(ip), now);
+  }
+
+  private weightOf(key: string, now: number): number {
+    const e = this.entries.get(key);
     if (!e) return 0;
     return e.weight * 0.5 ** (Math.max(0, now - e.at) / this.halfLifeMs);
   }
 
   /** When a banned address is admitted again, if nothing else happens (ms since the epoch). */
   bannedUntil(ip: string, now: number): number | undefined {
-    const e = this.entries.get(ip);
-    if (!e || !this.isBanned(ip, now)) return undefined;
+    return this.bannedUntilOf(capKey(ip), now);
+  }
+
+  private bannedUntilOf(key: string, now: number): number | undefined {
+    const e = this.entries.get(key);
+    if (!e || !(this.weightOf(key, now) > this.level)) return undefined;
     return Math.ceil(e.at + this.halfLifeMs * Math.log2(e.weight / this.level));
   }
 
@@ -74,11 +85,11 @@ export class AddressBans {
     return this.entries.size;
   }
 
-  /** Addresses banned now, with the time each ban ends. */
+  /** Addresses banned now (an IPv6 one as its /64), with the time each ban ends. */
   banned(now: number): { address: string; until: number }[] {
     const out: { address: string; until: number }[] = [];
     for (const ip of this.entries.keys()) {
-      const until = this.bannedUntil(ip, now);
+      const until = this.bannedUntilOf(ip, now);
       if (until !== undefined) out.push({ address: ip, until });
     }
     return out;
@@ -89,9 +100,9 @@ export class AddressBans {
    * entries that are not banned, and last the banned ones nearest their end.
    */
   prune(now: number): void {
-    for (const [ip] of this.entries) if (this.weight(ip, now) < 0.1) this.entries.delete(ip);
+    for (const [key] of this.entries) if (this.weightOf(key, now) < 0.1) this.entries.delete(key);
     if (this.entries.size <= this.maxEntries) return;
-    const ranked = [...this.entries.keys()].sort((a, b) => this.weight(a, now) - this.weight(b, now));
+    const ranked = [...this.entries.keys()].sort((a, b) => this.weightOf(a, now) - this.weightOf(b, now));
     for (const ip of ranked.slice(0, this.entries.size - this.maxEntries)) this.entries.delete(ip);
   }
 }
