@@ -295,6 +295,15 @@ export class CairnNode {
         this.inc(scores.dropped);
       },
     });
+    new Counter({
+      name: 'cairn_peer_bans_evicted_total',
+      help: 'Bans forgotten before their end to remember a newer ban (the score table was full of bans)',
+      registers: [metrics.registry],
+      collect() {
+        this.reset();
+        this.inc(scores.bansEvicted);
+      },
+    });
     // Our own bootstrap addresses are never banned: the operator chose them, and a new device
     // knows no other way into its network.
     const neverBanned = [

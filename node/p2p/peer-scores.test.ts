@@ -71,20 +71,31 @@ test('the score table stays within its bound; idle entries go first, bans last',
   assert.ok(s.size <= 90);
 });
 
-test('a table full of bans keeps every ban and drops the newcomer', () => {
-  // Attack review #11: strangers scored until the table overflowed evicted an insider's ban.
+test("a table full of bans: strangers scored are dropped, a new ban is kept in the soonest-ending one's place", () => {
+  // Attack review #11 (stop 23): strangers scored until the table overflowed evicted an insider's
+  // ban. Attack review ATK-11: a table full of throwaway bans left every later peer unbannable.
   const s = new PeerScores({ maxPeers: 20 });
   const t = 1_000_000;
   s.apply('insider', 'fatal', 'wrong chain', t);
-  for (let i = 0; i < 70; i++) assert.equal(s.apply(`b-${i}`, 'fatal', 'x', t + i * 1000), 'ban');
-  assert.ok(s.size <= 20);
-  assert.ok(s.isBanned('insider', t + 80_000), 'the oldest ban is kept');
-  assert.ok(s.isBanned('b-18', t + 80_000));
-  assert.ok(!s.isBanned('b-69', t + 80_000), 'the newcomer was not kept');
-  assert.equal(s.dropped, 51);
+  for (let i = 0; i < 19; i++) assert.equal(s.apply(`b-${i}`, 'fatal', 'x', t + (i + 1) * 1000), 'ban');
+  assert.equal(s.size, 20);
+  // Strangers merely penalised (not banned) cannot push a ban out: their records are not kept.
+  for (let i = 0; i < 100; i++) assert.equal(s.apply(`s-${i}`, 'low-tolerance', 'junk', t + 30_000), 'ok');
+  s.reward('helper', t + 30_000);
+  assert.equal(s.dropped, 101);
+  assert.ok(s.isBanned('insider', t + 30_001), 'no stranger lifted a ban');
+  // A peer that earns a ban is remembered as banned: the ban ending soonest (the insider's) goes.
+  assert.equal(s.apply('mallory', 'fatal', 'wrong chain', t + 40_000), 'ban');
+  assert.ok(s.isBanned('mallory', t + 40_001), 'the newest ban is kept');
+  assert.equal(s.verdict('mallory', t + 50_000), 'ban', 'and still refused later');
+  assert.ok(!s.isBanned('insider', t + 40_001), 'the soonest-ending ban made room');
+  assert.equal(s.bansEvicted, 1);
+  assert.equal(s.size, 20);
+  for (let i = 0; i < 19; i++) assert.ok(s.isBanned(`b-${i}`, t + 40_001), `ban b-${i} kept`);
   // Once bans end, their records make room again.
   s.apply('later', 'fatal', 'x', t + s.banMs + 100_000);
   assert.ok(s.isBanned('later', t + s.banMs + 100_001));
+  assert.equal(s.bansEvicted, 1);
 });
 
 test('pruning forgets good scores before bad ones', () => {

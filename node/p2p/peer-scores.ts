@@ -5,7 +5,8 @@ import { PEERS_DEFAULTS } from '../options.ts';
  * half-life, lowered by misbehaviour of graded severity. Below the disconnect threshold the
  * peer is dropped; below the ban threshold it is also refused for a while. Pure: the caller
  * supplies the clock and acts on the verdicts. The table is bounded (peer ids cost a stranger
- * nothing): past `maxPeers` the idle entries go first, then the best scores; active bans never.
+ * nothing): past `maxPeers` the idle entries go first, then the best scores; active bans only to
+ * remember a newer ban when nothing else is left (the one ending soonest).
  */
 export type PeerAction =
   /** Proven malice (a wrong chain, a forged signature on a block it produced): ban at once. */
@@ -46,6 +47,10 @@ export class PeerScores {
   private readonly peers = new Map<string, Record_>();
   /** Records not kept because the table was full of bans (a metric reads it). */
   dropped = 0;
+  /** Bans forgotten before their end to remember a newer one (the table was full of bans). */
+  bansEvicted = 0;
+  /** A record created over a full table, held for the current call only (see settle). */
+  private overflow: string | undefined;
   readonly halfLifeMs: number;
   readonly disconnectBelow: number;
   readonly banBelow: number;
@@ -62,8 +67,8 @@ export class PeerScores {
 
   /**
    * The peer's record, created when absent (a mutation follows); decayed to `now`. When the table
-   * is full of records it must not drop (bans), the newcomer's record is not kept: the verdict
-   * still applies to this call, and the count shows in `dropped`.
+   * is full of records it must not drop (bans), the newcomer is held only for this call: `settle`
+   * then keeps it if it earned a ban (the ban ending soonest makes room) and drops it otherwise.
    */
   private get(peer: string, now: number): Record_ {
     let r = this.peers.get(peer);
@@ -72,13 +77,36 @@ export class PeerScores {
       this.peers.set(peer, r);
       if (this.peers.size > this.maxPeers) {
         this.prune(now, peer);
-        if (this.peers.size > this.maxPeers) {
-          this.peers.delete(peer);
-          this.dropped++;
-        }
+        if (this.peers.size > this.maxPeers) this.overflow = peer;
       }
     }
     return this.decay(r, now);
+  }
+
+  /**
+   * After a call that created a record over a table full of bans. A ban verdict is always
+   * remembered until it ends (else a table filled with throwaway bans leaves every later peer
+   * unbannable): the ban that ends soonest goes instead, and is counted. Anything else is dropped.
+   */
+  private settle(peer: string, verdict: PeerVerdict | undefined, now: number): void {
+    if (this.overflow !== peer) return;
+    this.overflow = undefined;
+    if (verdict !== 'ban') {
+      this.peers.delete(peer);
+      this.dropped++;
+      return;
+    }
+    let soonest: string | undefined;
+    let until = Number.POSITIVE_INFINITY;
+    for (const [p, r] of this.peers)
+      if (p !== peer && r.bannedUntil > now && r.bannedUntil < until) {
+        soonest = p;
+        until = r.bannedUntil;
+      }
+    if (soonest !== undefined) {
+      this.peers.delete(soonest);
+      this.bansEvicted++;
+    }
   }
 
   // Exponential decay toward zero; a banned peer's score does not recover until the ban ends.
@@ -125,13 +153,16 @@ export class PeerScores {
     const r = this.get(peer, now);
     r.score = Math.max(-100, Math.min(100, r.score + ACTION_SCORE[action]));
     r.lastReason = `${action}: ${reason}`;
-    return this.verdictOf(r, now);
+    const verdict = this.verdictOf(r, now);
+    this.settle(peer, verdict, now);
+    return verdict;
   }
 
   /** A small reward for useful service (valid blocks, answered requests). */
   reward(peer: string, now: number, amount = 0.5): void {
     const r = this.get(peer, now);
     r.score = Math.min(100, r.score + amount);
+    this.settle(peer, undefined, now);
   }
 
   verdict(peer: string, now: number): PeerVerdict {

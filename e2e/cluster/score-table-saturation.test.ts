@@ -1,31 +1,16 @@
 /**
- * Finding 1 (HIGH in open mode): a table full of bans makes every later peer unbannable.
+ * Attack review ATK-11, finding 1 (HIGH in open mode, fixed): a score table full of bans made every
+ * later peer unbannable. `PeerScores` is bounded (`--max-scored-peers`) and, so that strangers
+ * scored cannot lift a ban, never evicted an active one: when the table held only bans, a
+ * newcomer's record was dropped after each call, so its ban verdict was forgotten at once. In
+ * open mode a peer id costs a key generation and a ban one message (a status of another chain
+ * is `fatal`), so an attacker filled the table with throwaway bans and was then never banned.
+ * Now a peer that earns a ban is always remembered (the ban ending soonest makes room, counted
+ * in cairn_peer_bans_evicted_total); strangers merely penalised still cannot push a ban out.
  *
- * `PeerScores` is bounded (`--max-scored-peers`, default 4,096) and never evicts an active ban
- * (so a banned peer cannot lift its own ban by getting strangers scored). But when the table is
- * full of active bans, `get()` drops the newcomer's record: its verdict applies to that one call
- * and nothing is remembered. In open mode a peer id costs one key generation and a ban costs one
- * message (a status of another chain is `fatal`), and on addresses the address-ban table does not
- * catch (loopback here; any IPv6 /64 in the wild, see ipv6-address-rotation.attack.ts), an
- * attacker fills the table with `maxScoredPeers` throwaway bans and then every
- * identity it uses afterwards - and every other misbehaving peer - is never banned for the ban
- * period (30 min, renewable): fatal penalties only drop the connection, the redial is accepted,
- * and accumulating penalties (floods, junk blocks) never accumulate. The victim's bans counter
- * counts a "ban" on every repeat while `/status` lists none of them.
- *
- * Scaled down: the victim runs with `--max-scored-peers 16` (its minimum), so 16 throwaway bans fill
- * it. Measured: 16 bans in 13.3 s, 829 ms each including a fresh libp2p host per identity, run one
- * after another (the default 4,096 is under an hour sequentially, minutes in parallel). After that
- * mallory's two fatal penalties were logged with score 0 and verdict "ban", the bans counter rose
- * by 2, `/status` listed it not, and its redial and status were answered.
- *
- *   npm exec -- node --test attack/sync/score-table-saturation.attack.ts
- *
- * Fails today: the 17th identity, penalised fatally, is not listed as banned and its redial and
- * status are answered. Passes when a peer that earns a ban is refused even when the table is full
- * (e.g. keep bans in their own bounded structure, evicting the oldest ban first, or refuse new
- * inbound peers while the score table cannot record them, or count address bans on exempt ranges
- * by peer id prefix), so that a ban verdict is always remembered until it ends.
+ * Scaled down: the victim runs with `--max-scored-peers 16` (its minimum), so 16 throwaway bans
+ * fill it (13.3 s in the review, 829 ms each). Failed before the fix: the 17th identity, penalised
+ * fatally, was not listed as banned and its redial and status were answered.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
@@ -33,14 +18,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ByzantinePeer, removeDir } from '../../e2e/cluster/byzantine-peer.ts';
-import { counters, VictimWatch } from '../../e2e/cluster/byzantine-watch.ts';
-import { Cluster, testNetworkConfig } from '../../e2e/cluster/harness.ts';
 import { genesisBlock } from '../../node/chain/genesis.ts';
 import { chainIdOf, DEFAULT_NETWORK, type NetworkConfig } from '../../node/chain/network-config.ts';
 import { MAX_TARGET, targetForWork, workForTarget } from '../../node/chain/pow.ts';
 import type { Status } from '../../node/p2p/messages.ts';
 import { STATUS } from '../../node/p2p/protocols.ts';
+import { ByzantinePeer, removeDir } from './byzantine-peer.ts';
+import { counters, VictimWatch } from './byzantine-watch.ts';
+import { Cluster, testNetworkConfig } from './harness.ts';
 
 const TABLE = 16;
 
@@ -135,4 +120,5 @@ test('after the score table fills with bans, a peer that earns a ban is still ba
   assert.ok(banned.includes(mallory.peerId), 'mallory, penalised fatally, is listed as banned');
   assert.notEqual(answer, 'answered', "mallory's status after its ban is not answered");
   assert.equal(after.bans - before.bans, 1, 'one ban counted for one banned peer');
+  assert.equal(await victim.metric('cairn_peer_bans_evicted_total'), 1, 'the soonest-ending ban made room');
 });
