@@ -95,6 +95,7 @@ before(async () => {
         admit: () => {
           throw new Error('open networks take command keys only');
         },
+        memberAt: () => undefined,
       },
       commandKeys: [toHex(signer.key.publicKey)],
       now: () => Date.now() + 15 * 60_000,

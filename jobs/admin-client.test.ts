@@ -72,6 +72,7 @@ function nodeWorker(s: Awaited<ReturnType<typeof setup>>, node: NodeIdentity, ru
       admit: () => {
         throw new Error('an open network takes commands from its command keys only');
       },
+      memberAt: () => undefined,
     },
     commandKeys: [toHex(s.signer.key.publicKey)],
   });

@@ -34,6 +34,7 @@ function rig(control: Partial<NodeControl>) {
         admit: () => {
           throw new Error('open networks take command keys only');
         },
+        memberAt: () => undefined,
       },
       commandKeys: [toHex(gateway.publicKey)],
     }),

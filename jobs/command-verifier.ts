@@ -136,6 +136,40 @@ export const COMMAND_CAPABILITY: Record<AdminCommand, Capability> = {
   'fl.startRound': 'command',
 };
 
+/**
+ * Capabilities only an admin's own signature may grant or take away through a node. `command`
+ * is one capability for every command (the certificate's u8 mask has no room for a split), and
+ * the gateway's key holds it: without this rule, whoever holds the gateway's key or host (its
+ * port is the one a deployment publishes) could have an admin node mint miners and commanders,
+ * or revoke any miner, i.e. act as a network admin. Membership changes carrying these go through
+ * an admin node's own CLI (`npm run node -- invite`), or a command an admin key signs.
+ */
+export const ADMIN_ONLY_CAPABILITIES: readonly Capability[] = ['mine', 'command', 'coordinate'];
+
+/** Why a non-admin may not run this membership change, if it may not. */
+function adminOnlyMembershipChange(
+  cmd: SignedCommand,
+  memberAt: (
+    publicKeyHex: Hex,
+  ) => { readonly capabilities: ReadonlySet<Capability>; readonly admin: boolean } | undefined,
+): string | undefined {
+  const args = cmd.args as Record<string, unknown> | null;
+  if (cmd.command === 'admin.inviteDevice') {
+    const caps = Array.isArray(args?.capabilities) ? (args.capabilities as unknown[]) : [];
+    const held = ADMIN_ONLY_CAPABILITIES.filter((c) => caps.includes(c));
+    if (held.length)
+      return `an invitation granting ${held.join(', ')} needs an admin's signature (run \`npm run node -- invite\` on an admin node)`;
+  }
+  if (cmd.command === 'admin.revokeDevice') {
+    const key = typeof args?.publicKey === 'string' ? args.publicKey.toLowerCase() : undefined;
+    const target = key ? memberAt(key) : undefined;
+    const held = target ? ADMIN_ONLY_CAPABILITIES.filter((c) => target.capabilities.has(c)) : [];
+    if (target?.admin || held.length)
+      return `revoking a member holding ${target?.admin ? 'admin' : held.join(', ')} needs an admin's signature`;
+  }
+  return undefined;
+}
+
 /** A clock running this far ahead of the node's may still issue commands it accepts. */
 export const COMMAND_CLOCK_SKEW_MS = 30_000;
 /**
@@ -150,7 +184,7 @@ export const MAX_REMEMBERED_NONCES = 10_000;
 export interface CommandVerifierOptions {
   /** This node's peer id: commands for any other target are refused. */
   readonly nodeId: string;
-  readonly membership: Pick<MembershipView, 'mode' | 'admit'>;
+  readonly membership: Pick<MembershipView, 'mode' | 'admit' | 'memberAt'>;
   /** Open networks: the public keys (hex) allowed to command this node. Ignored on roster networks. */
   readonly commandKeys?: readonly Hex[];
   readonly maxNonces?: number;
@@ -284,6 +318,10 @@ export class CommandVerifier {
     const { member } = admission;
     if (!member.admin && !member.capabilities.has(needs))
       throw new CommandRefused('not-permitted', `${cmd.command} needs the "${needs}" capability`);
+    if (!member.admin) {
+      const why = adminOnlyMembershipChange(cmd, (key) => this.o.membership.memberAt(key, now));
+      if (why) throw new CommandRefused('not-permitted', why);
+    }
   }
 
   private remember(cmd: SignedCommand, now: number): void {
