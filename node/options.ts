@@ -278,8 +278,31 @@ export const FL_DEFAULTS = Object.freeze({
      * node would rather decline than train at a scale it was never tested at.
      */
     minClipNorm: 0.01,
+    /**
+     * Floor on the Poisson rate q (the default plan's is 0.3). Below it a round costs next to
+     * nothing whatever it asks (q = 1e-9, z = 1, 1,000 steps: ε 0.17, 4e-15 of the budget) while
+     * every step still passes over the slice and draws 16,385 Gaussians: CPU for free (issue 16,
+     * finding 6). At 0.01 a step of a 1,000-row slice sees ~10 examples, already mostly noise.
+     */
+    minSamplingRate: 0.01,
     /** Local steps one round may ask for: bounds the CPU a single announcement can buy. */
     maxStepsPerRound: 1_000,
+    /**
+     * Local steps the default budget (budgetEpsilon above) buys at most: a round of s steps must cost
+     * at least s / 10,000 of it (budget-share.ts), so above the floors the CPU a coordinator gets
+     * is still bounded by the budget it spends (q = 0.01, z = 4.65, 1,000 steps pays 1.06 % of
+     * the 10 % it owes and is declined; z has no ceiling, and a huge z makes any round nearly
+     * free). 100× the default plan's 100 steps: its rounds of 5 pay 5 %, 100× what they owe, and
+     * a plan of 10× more, cheaper steps still fits; a budget can no longer buy the 10⁶ steps at
+     * ε 0.17 that 1,000 rounds of q = 1e-9 did.
+     */
+    maxStepsPerBudget: 10_000,
+    /**
+     * ε one round may cost on its own. The default plan's rounds cost 0.648 each (20 × 5 steps
+     * at ε 3), the e2e plan's 0.907 (10 × 10); 1.3 is 2× the default's, while q = 1, z = 1.5 and
+     * one step (ε 2.985) would spend a fresh ledger in one round (issue 16, finding 7).
+     */
+    maxEpsilonPerRound: 1.3,
     /** Per-round entries kept in the ledger file (totals always cover every round). */
     historyLimit: 1_000,
   }),

@@ -1,7 +1,8 @@
 /**
  * A node's record-level privacy ledger: RDP per order, composed over every DP-SGD round the node
  * has ever contributed to (RDP composes by addition, order by order), converted to (ε, δ) on
- * demand; a budget after which the node declines; floors on what a coordinator may ask for.
+ * demand; a budget after which the node declines; floors and caps on what a coordinator may ask
+ * for (issue 16: no round may be nearly free, or spend much of the budget at once).
  *
  * Declining is a normal outcome, not an error: `canAfford` answers with a reason, and `charge`
  * throws a typed `PrivacyBudgetError` only when asked to spend what it would have refused.
@@ -17,6 +18,7 @@ import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { FL_DEFAULTS } from '../options.ts';
+import { budgetCapacity, budgetShare } from './budget-share.ts';
 import { computeRdp, DEFAULT_ORDERS, privacySpent } from './rdp-accountant.ts';
 
 /** What one round asks of a node's DP-SGD, as far as privacy is concerned. */
@@ -38,7 +40,15 @@ export interface PrivacyPolicy {
   readonly delta: number;
   readonly minNoiseMultiplier: number;
   readonly minClipNorm: number;
+  readonly minSamplingRate: number;
   readonly maxStepsPerRound: number;
+  /** ε one round may cost on its own, at the ledger's δ. */
+  readonly maxEpsilonPerRound: number;
+  /**
+   * Local steps the default budget (FL_DEFAULTS, what the coordinators' plan is made for) buys
+   * at most: a round of s steps must cost s / this of it, whatever budget this ledger has.
+   */
+  readonly maxStepsPerBudget: number;
   /** Per-round entries kept; the RDP totals always cover every round. */
   readonly historyLimit: number;
 }
@@ -51,6 +61,11 @@ export const DECLINE_REASONS = [
   'noise-below-floor',
   'clip-below-floor',
   'too-many-steps',
+  'sampling-below-floor',
+  /** The round alone would cost more ε than one round may (maxEpsilonPerRound). */
+  'round-epsilon-above-cap',
+  /** More local steps than the round pays for in budget (maxStepsPerBudget): CPU for free. */
+  'work-exceeds-price',
   /** Nothing left: the node has spent its whole budget. */
   'budget-exhausted',
   /** Something left, but not enough for this round (a cheaper round may still fit). */
@@ -262,7 +277,7 @@ export class PrivacyLedger {
     return privacySpent(this.rdp, this.delta, this.orders).epsilon;
   }
 
-  /** Would one more round with these parameters keep the node within its budget? */
+  /** Would one more round with these parameters keep the node within its budget and caps? */
   canAfford(params: DpRoundParams): Affordability {
     const priced = this.price(params);
     if (!priced.ok) return priced;
@@ -311,6 +326,12 @@ export class PrivacyLedger {
       steps: this.stepCount,
       history: [...this.history],
     };
+  }
+
+  /** Shares of a budget (budget-share.ts). */
+  private shareOfBudget(budget: number): (rdp: Float64Array) => number {
+    const capacity = budgetCapacity(budget, this.delta, this.orders);
+    return (rdp) => budgetShare(rdp, capacity);
   }
 
   toState(): PrivacyLedgerState {
@@ -366,6 +387,12 @@ export class PrivacyLedger {
         `clip norm ${c} is below this node's floor ${this.policy.minClipNorm}`,
       );
     }
+    if (q < this.policy.minSamplingRate) {
+      return refuse(
+        'sampling-below-floor',
+        `sampling rate ${q} is below this node's floor ${this.policy.minSamplingRate}`,
+      );
+    }
     if (steps > this.policy.maxStepsPerRound) {
       return refuse(
         'too-many-steps',
@@ -384,17 +411,37 @@ export class PrivacyLedger {
     for (let k = 0; k < after.length; k++) after[k] = this.rdp[k]! + roundRdp[k]!;
     const epsilonRound = privacySpent(roundRdp, this.delta, this.orders).epsilon;
     const epsilonAfter = privacySpent(after, this.delta, this.orders).epsilon;
+    const priced = { epsilonRound, epsilonAfter, budgetEpsilon };
+    // The budget first: a round it cannot afford is declined as such, whatever else is wrong.
     if (!(epsilonAfter <= budgetEpsilon)) {
       return {
         ok: false,
         reason: 'round-exceeds-budget',
         message: `the round costs ε ${epsilonRound.toFixed(4)}; ε would reach ${epsilonAfter.toFixed(4)} of ${budgetEpsilon}`,
-        epsilonRound,
-        epsilonAfter,
-        budgetEpsilon,
+        ...priced,
       };
     }
-    return { ok: true, affordability: { ok: true, epsilonRound, epsilonAfter, budgetEpsilon }, roundRdp };
+    if (!(epsilonRound <= this.policy.maxEpsilonPerRound)) {
+      return {
+        ok: false,
+        reason: 'round-epsilon-above-cap',
+        message: `the round alone costs ε ${epsilonRound.toFixed(4)}; one round may cost at most ${this.policy.maxEpsilonPerRound}`,
+        ...priced,
+      };
+    }
+    // Priced against the default budget, not this ledger's or its policy's: an operator who
+    // raises a budget (so each round is a smaller share of it) has not made its CPU cheaper.
+    const paid = this.shareOfBudget(PRIVACY_DEFAULTS.budgetEpsilon)(roundRdp);
+    const owed = steps / this.policy.maxStepsPerBudget;
+    if (!(paid >= owed)) {
+      return {
+        ok: false,
+        reason: 'work-exceeds-price',
+        message: `${steps} local steps cost ${(paid * 100).toPrecision(3)} % of a budget of ε ${PRIVACY_DEFAULTS.budgetEpsilon}; they must cost ${(owed * 100).toPrecision(3)} %`,
+        ...priced,
+      };
+    }
+    return { ok: true, affordability: { ok: true, ...priced }, roundRdp };
   }
 }
 
