@@ -303,6 +303,24 @@ export const FL_DEFAULTS = Object.freeze({
      * one step (ε 2.985) would spend a fresh ledger in one round (issue 16, finding 7).
      */
     maxEpsilonPerRound: 1.3,
+    /**
+     * Caps on the budget rounds may hold while their `fl-commit` has not arrived
+     * (node/fl/uncommitted-spend.ts, issue 16, finding 4: one saboteur failing every round at the
+     * range check spent 20 rounds' ε, the whole budget, for nothing). A default round is 5 % of
+     * the budget: a coordinator may have 3 rounds without a commit (so an honest one survives a
+     * failure or two and its round in flight), all coordinators together 5; with one saboteur
+     * in every round an honest node stops at ε 1.11 (3 rounds) of 3, at 1.44 with several
+     * coordinators. A commit clears its own round and forgives half its cost of older failures,
+     * so while rounds do commit, failed ones take at most (0.25 + 0.5) / 1.5 = half the budget;
+     * the rest decays with a 3-day half-life, so a saboteur drains at most 0.25 · ln 2 / 3 ≈
+     * 5.8 % of the budget a day (the budget lasts two weeks, time for an operator to see
+     * cairn_fl_declined_total{reason="uncommitted-…"} and remove it), and a node that stopped
+     * takes a round again after 0.97 days (in all) or 1.75 (per coordinator).
+     */
+    uncommittedShareInAll: 0.25,
+    uncommittedSharePerCoordinator: 0.15,
+    uncommittedHalfLifeMs: 3 * 24 * 3_600_000,
+    uncommittedRecoveryPerCommit: 0.5,
     /** Per-round entries kept in the ledger file (totals always cover every round). */
     historyLimit: 1_000,
   }),

@@ -91,7 +91,7 @@ export interface ParticipantOptions {
    * The node's privacy decisions and ledger (privacy-gate.ts). Without one the participant has
    * no ledger to charge: it takes update-level rounds and declines record-level ones.
    */
-  readonly privacy?: Pick<PrivacyGate, 'decide' | 'charge' | 'noteDecline'>;
+  readonly privacy?: Pick<PrivacyGate, 'decide' | 'charge' | 'noteDecline' | 'committed'>;
   /** The global model by hash (null = zeros), fetched from `from` when not stored. */
   resolveModel(hash: Uint8Array | null, paramCount: number, from: string): Promise<Params>;
   /** Stores a committed model version (bytes checked by the store). */
@@ -148,7 +148,7 @@ export class FlParticipant {
     // Privacy last among the checks that need no I/O: a decline for a reason above costs nothing.
     let epsilon = 0;
     if (this.o.privacy) {
-      const d = this.o.privacy.decide(a.privacy, key);
+      const d = this.o.privacy.decide(a.privacy, key, from);
       if (!d.ok) return decline(`${d.reason}: ${d.message}`);
       if (d.mode === 'record') epsilon = d.epsilonAfter;
     } else if (a.privacy.mode !== 'update') {
@@ -218,7 +218,7 @@ export class FlParticipant {
       const label = toHex(a.roundId);
       if (!this.o.privacy) throw new Error('no privacy ledger');
       try {
-        await this.o.privacy.charge(a.privacy, label);
+        await this.o.privacy.charge(a.privacy, label, s.coordinator);
       } catch (err) {
         // Accepted, but another round was charged since and this one no longer fits.
         if (err instanceof PrivacyBudgetError) this.o.privacy.noteDecline(err.reason, err.message, label);
@@ -276,6 +276,8 @@ export class FlParticipant {
   async commit(from: string, req: CommitRequest): Promise<Hex> {
     this.state(from, req.roundId);
     this.rounds.delete(toHex(req.roundId));
+    // The round reached its commit: its ε bought a version (privacy-gate.ts, issue 16 finding 4).
+    await this.o.privacy?.committed(toHex(req.roundId));
     return this.o.storeModel(req.model);
   }
 
