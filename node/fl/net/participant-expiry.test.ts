@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Examples } from '../features.ts';
 import { zeroParams } from '../logistic.ts';
-import { FlParticipant, MAX_HELD_ROUNDS, ROUND_STATE_GRACE_MS } from './participant.ts';
+import { type AnnounceDecline, FlParticipant, MAX_HELD_ROUNDS, ROUND_STATE_GRACE_MS } from './participant.ts';
 import type { Announcement } from './wire.ts';
 
 const DIM = 8;
@@ -35,18 +35,20 @@ const announcement = (k: number): Announcement => ({
 
 function participant() {
   let now = 1_000_000;
+  const declines: AnnounceDecline[] = [];
   const p = new FlParticipant({
     self: 'me',
     data: () => data,
     resolveModel: async (_hash, count) => zeroParams(count - 1),
     storeModel: async () => 'stored',
     now: () => now,
+    onDecline: (reason) => declines.push(reason),
   });
-  return { p, advance: (ms: number) => (now += ms) };
+  return { p, declines, advance: (ms: number) => (now += ms) };
 }
 
 test('a burst of failed rounds holds at most MAX_HELD_ROUNDS, then declines as busy until they expire', async () => {
-  const { p, advance } = participant();
+  const { p, declines, advance } = participant();
   for (let k = 1; k <= MAX_HELD_ROUNDS; k++) {
     const r = await p.announce(COORDINATOR, announcement(k));
     assert.equal(r.accept, true, `round ${k}: ${r.reason}`);
@@ -60,6 +62,10 @@ test('a burst of failed rounds holds at most MAX_HELD_ROUNDS, then declines as b
     assert.deepEqual(r, { accept: false, examples: 0, reason: 'busy', epsilon: 0 });
   }
   assert.equal(p.active, MAX_HELD_ROUNDS);
+  // Each is counted by its reason (the service's cairn_fl_announce_declined_total{reason}).
+  assert.deepEqual(declines, Array(100 - MAX_HELD_ROUNDS).fill('busy'));
+  assert.equal((await p.announce(COORDINATOR, announcement(3))).reason, 'round already announced');
+  assert.equal(declines.at(-1), 'duplicate');
 
   // Just before the state expires it is still held (a slow round may still finish)...
   advance(DEADLINE_MS + ROUND_STATE_GRACE_MS);

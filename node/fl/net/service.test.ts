@@ -304,6 +304,39 @@ describe('FlService with fakes of its dependencies', () => {
     );
   });
 
+  test('a participant counts the announcements it declines by reason', async () => {
+    const c = nodes[coordinator]!;
+    const link = remoteLink(net.reqresp(c.id), nodes[trainer2]!.id, {
+      announce: FL_ANNOUNCE,
+      keys: FL_KEYS,
+      shares: FL_SHARES,
+      train: FL_TRAIN,
+      unmask: FL_UNMASK,
+      commit: FL_COMMIT,
+    });
+    const a = {
+      roundId: new Uint8Array(32).fill(12),
+      round: (chain.head?.round ?? 0) + 1,
+      modelHash: chain.head?.modelHash ?? null,
+      paramCount: c.service.data.paramCount,
+      dp: { clipNorm: 4, noiseMultiplier: 0.3, weightCap: 1000 },
+      train: { epochs: 1, batchSize: 64, learningRate: 8, l2: 0, seed: 5 },
+      deadlineMs: 5_000,
+      privacy: { mode: 'update' as const },
+    };
+    assert.equal((await link.announce(a)).accept, true);
+    assert.equal((await link.announce(a)).reason, 'round already announced');
+    assert.equal(
+      (await link.announce({ ...a, roundId: new Uint8Array(32).fill(13), paramCount: 3 })).accept,
+      false,
+    );
+    const declined = (reason: string) =>
+      metric(nodes[trainer2]!, 'cairn_fl_announce_declined_total', { reason });
+    assert.equal(await declined('duplicate'), 1);
+    assert.equal(await declined('param-mismatch'), 1);
+    assert.equal(await declined('busy'), 0);
+  });
+
   test('a node without coordinate refuses to start rounds; named participants must hold train', () => {
     assert.throws(
       () => nodes[trainer]!.service.startRounds({ rounds: 1 }),

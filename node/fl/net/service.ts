@@ -162,6 +162,7 @@ export class FlService extends EventEmitter<FlEvents> {
       ...(opts.misbehave ? { misbehave: opts.misbehave } : {}),
       resolveModel: (hash, count, from) => this.models.resolve(hash, count, [from]),
       storeModel: (bytes) => this.store.putEncoded(bytes),
+      onDecline: (reason) => this.metrics.announceDeclined.inc({ reason }),
     });
     this.runner = new RoundRunner({
       self: this.self,
