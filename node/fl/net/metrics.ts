@@ -65,6 +65,11 @@ export function createFlMetrics(registry: Registry) {
       labelNames: ['reason'],
       registers,
     }),
+    roundsEnded: new Counter({
+      name: 'cairn_fl_rounds_ended_early_total',
+      help: 'Failed rounds this node forgot on its coordinator’s fl-end notice, before their state expired',
+      registers,
+    }),
     modelsFetched: new Counter({
       name: 'cairn_fl_models_fetched_total',
       help: 'Model versions fetched from peers by hash, by outcome',

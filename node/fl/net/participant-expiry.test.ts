@@ -90,3 +90,20 @@ test('a round that reaches its commit frees its place at once', async () => {
   assert.equal(p.active, MAX_HELD_ROUNDS - 1);
   assert.equal((await p.announce(COORDINATOR, announcement(51))).accept, true);
 });
+
+test('a round its coordinator ends (fl-end) frees its place at once; only that coordinator may end it', async () => {
+  const { p } = participant();
+  for (let k = 1; k <= MAX_HELD_ROUNDS; k++) await p.announce(COORDINATOR, announcement(k));
+  assert.equal((await p.announce(COORDINATOR, announcement(60))).reason, 'busy');
+  assert.throws(
+    () => p.end('someone-else', { roundId: announcement(1).roundId }),
+    /not the round’s coordinator/,
+  );
+  assert.equal(p.active, MAX_HELD_ROUNDS);
+  assert.equal(p.end(COORDINATOR, { roundId: announcement(1).roundId }), true);
+  assert.equal(p.active, MAX_HELD_ROUNDS - 1);
+  // Told again, or of a round it never held (it declined): nothing to do, and no error.
+  assert.equal(p.end(COORDINATOR, { roundId: announcement(1).roundId }), false);
+  assert.equal(p.end(COORDINATOR, { roundId: announcement(60).roundId }), false);
+  assert.equal((await p.announce(COORDINATOR, announcement(61))).accept, true);
+});

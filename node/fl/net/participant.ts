@@ -301,6 +301,19 @@ export class FlParticipant {
     return this.o.storeModel(req.model);
   }
 
+  /**
+   * Its coordinator says the round failed: forget it now rather than at its expiry, so its place
+   * is free for the next announcement. A round not held here (declined, expired) is no error: the
+   * coordinator tells everyone it invited. The ledger keeps the round uncommitted.
+   */
+  end(from: string, req: { readonly roundId: Uint8Array }): boolean {
+    this.expire();
+    const key = toHex(req.roundId);
+    if (!this.rounds.has(key)) return false;
+    this.state(from, req.roundId);
+    return this.rounds.delete(key);
+  }
+
   private state(from: string, roundId: Uint8Array): RoundState {
     // An expired round is gone for every step, not only once the next announcement sweeps it.
     this.expire();

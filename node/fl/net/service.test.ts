@@ -23,7 +23,7 @@ import { layoutDim } from '../local-round.ts';
 import { routeShares } from '../secagg/aggregator.ts';
 import { encodeShare } from '../secagg/messages.ts';
 import { remoteLink } from './links.ts';
-import { FL_ANNOUNCE, FL_COMMIT, FL_KEYS, FL_SHARES, FL_TRAIN, FL_UNMASK } from './protocols.ts';
+import { FL_ANNOUNCE, FL_COMMIT, FL_END, FL_KEYS, FL_SHARES, FL_TRAIN, FL_UNMASK } from './protocols.ts';
 import type { FlRoundEvent } from './round-events.ts';
 import { FlService, type FlServiceDeps } from './service.ts';
 import { survivorSetMessage } from './survivor-set.ts';
@@ -304,7 +304,7 @@ describe('FlService with fakes of its dependencies', () => {
     );
   });
 
-  test('a participant counts the announcements it declines by reason', async () => {
+  test('a participant counts the announcements it declines by reason; fl-end frees a held round', async () => {
     const c = nodes[coordinator]!;
     const link = remoteLink(net.reqresp(c.id), nodes[trainer2]!.id, {
       announce: FL_ANNOUNCE,
@@ -313,6 +313,7 @@ describe('FlService with fakes of its dependencies', () => {
       train: FL_TRAIN,
       unmask: FL_UNMASK,
       commit: FL_COMMIT,
+      end: FL_END,
     });
     const a = {
       roundId: new Uint8Array(32).fill(12),
@@ -335,6 +336,14 @@ describe('FlService with fakes of its dependencies', () => {
     assert.equal(await declined('duplicate'), 1);
     assert.equal(await declined('param-mismatch'), 1);
     assert.equal(await declined('busy'), 0);
+    // The coordinator ends the round it holds: forgotten at once (else at deadline + 60 s).
+    const ended = () => metric(nodes[trainer2]!, 'cairn_fl_rounds_ended_early_total', {});
+    await link.end!({ roundId: a.roundId });
+    assert.equal(await ended(), 1);
+    assert.equal((await link.announce(a)).accept, true, 'its id is free again');
+    await link.end!({ roundId: a.roundId });
+    await link.end!({ roundId: a.roundId });
+    assert.equal(await ended(), 2, 'a round not held is no error and not counted');
   });
 
   test('a node without coordinate refuses to start rounds; named participants must hold train', () => {

@@ -34,6 +34,7 @@ import { PrivacyGate, type PrivacyStatus } from './privacy-gate.ts';
 import {
   FL_ANNOUNCE,
   FL_COMMIT,
+  FL_END,
   FL_KEYS,
   FL_SHARES,
   FL_TRAIN,
@@ -134,6 +135,7 @@ export class FlService extends EventEmitter<FlEvents> {
       train: c(FL_TRAIN),
       unmask: c(FL_UNMASK),
       commit: c(FL_COMMIT),
+      end: c(FL_END),
       model: c(MODEL_BY_HASH),
     };
     this.store = new ModelStore(path.join(d.dataDir, 'models'));
@@ -248,6 +250,10 @@ export class FlService extends EventEmitter<FlEvents> {
     });
     await serve(this.specs.commit, async (from, c) => {
       await p.commit(from, c);
+      return true as const;
+    });
+    await serve(this.specs.end, (from, e) => {
+      if (p.end(from, e)) this.metrics.roundsEnded.inc();
       return true as const;
     });
     await this.d.reqresp.register(this.specs.model, async (hash) => {
