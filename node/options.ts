@@ -279,8 +279,49 @@ export const FL_DEFAULTS = Object.freeze({
      * node would rather decline than train at a scale it was never tested at.
      */
     minClipNorm: 0.01,
+    /**
+     * Floor on the Poisson rate q (the default plan's is 0.3). Below it a round costs next to
+     * nothing whatever it asks (q = 1e-9, z = 1, 1,000 steps: ε 0.17, 4e-15 of the budget) while
+     * every step still passes over the slice and draws 16,385 Gaussians: CPU for free (issue 16,
+     * finding 6). At 0.01 a step of a 1,000-row slice sees ~10 examples, already mostly noise.
+     */
+    minSamplingRate: 0.01,
     /** Local steps one round may ask for: bounds the CPU a single announcement can buy. */
     maxStepsPerRound: 1_000,
+    /**
+     * Local steps the default budget (budgetEpsilon above) buys at most: a round of s steps must cost
+     * at least s / 10,000 of it (budget-share.ts), so above the floors the CPU a coordinator gets
+     * is still bounded by the budget it spends (q = 0.01, z = 4.65, 1,000 steps pays 1.06 % of
+     * the 10 % it owes and is declined; z has no ceiling, and a huge z makes any round nearly
+     * free). 100× the default plan's 100 steps: its rounds of 5 pay 5 %, 100× what they owe, and
+     * a plan of 10× more, cheaper steps still fits; a budget can no longer buy the 10⁶ steps at
+     * ε 0.17 that 1,000 rounds of q = 1e-9 did.
+     */
+    maxStepsPerBudget: 10_000,
+    /**
+     * ε one round may cost on its own. The default plan's rounds cost 0.648 each (20 × 5 steps
+     * at ε 3), the e2e plan's 0.907 (10 × 10); 1.3 is 2× the default's, while q = 1, z = 1.5 and
+     * one step (ε 2.985) would spend a fresh ledger in one round (issue 16, finding 7).
+     */
+    maxEpsilonPerRound: 1.3,
+    /**
+     * Caps on the budget rounds may hold while their `fl-commit` has not arrived
+     * (node/fl/uncommitted-spend.ts, issue 16, finding 4: one saboteur failing every round at the
+     * range check spent 20 rounds' ε, the whole budget, for nothing). A default round is 5 % of
+     * the budget: a coordinator may have 3 rounds without a commit (so an honest one survives a
+     * failure or two and its round in flight), all coordinators together 5; with one saboteur
+     * in every round an honest node stops at ε 1.11 (3 rounds) of 3, at 1.44 with several
+     * coordinators. A commit clears its own round and forgives half its cost of older failures,
+     * so while rounds do commit, failed ones take at most (0.25 + 0.5) / 1.5 = half the budget;
+     * the rest decays with a 3-day half-life, so a saboteur drains at most 0.25 · ln 2 / 3 ≈
+     * 5.8 % of the budget a day (the budget lasts two weeks, time for an operator to see
+     * cairn_fl_declined_total{reason="uncommitted-…"} and remove it), and a node that stopped
+     * takes a round again after 0.97 days (in all) or 1.75 (per coordinator).
+     */
+    uncommittedShareInAll: 0.25,
+    uncommittedSharePerCoordinator: 0.15,
+    uncommittedHalfLifeMs: 3 * 24 * 3_600_000,
+    uncommittedRecoveryPerCommit: 0.5,
     /** Per-round entries kept in the ledger file (totals always cover every round). */
     historyLimit: 1_000,
   }),

@@ -162,6 +162,7 @@ beforeEach(() => {
     rounds: 20,
     steps: 100,
     history: [],
+    uncommitted: { shareInAll: 0, byCoordinator: {}, openRounds: 0, capInAll: 0.25, capPerCoordinator: 0.15 },
     declines: { 'round-exceeds-budget': 1 },
   };
   nextOutcome = { id: ID, status: 'added', accepted: true, reason: null };

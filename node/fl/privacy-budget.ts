@@ -1,13 +1,15 @@
 /**
  * A node's record-level privacy ledger: RDP per order, composed over every DP-SGD round the node
  * has ever contributed to (RDP composes by addition, order by order), converted to (ε, δ) on
- * demand; a budget after which the node declines; floors on what a coordinator may ask for.
+ * demand; a budget after which the node declines; floors and caps on what a coordinator may ask
+ * for (issue 16: no round may be nearly free, or spend much of the budget at once).
  *
  * Declining is a normal outcome, not an error: `canAfford` answers with a reason, and `charge`
  * throws a typed `PrivacyBudgetError` only when asked to spend what it would have refused.
  *
  * Order of operations for a round (the service's job): `canAfford` → `charge` → `saveLedger` →
- * train → send. Charging and saving before the update leaves the node means a crash can only
+ * train → send → `committed` once the round's `fl-commit` arrives (uncommitted-spend.ts: a
+ * networked round counts as spent for nothing until then, and such spend is capped). Charging and saving before the update leaves the node means a crash can only
  * over-count a round that never went out, never forget one that did. For the same reason a
  * ledger file that cannot be read is an error, never a fresh start: resetting it would hand the
  * node a new budget over data that has already been spent.
@@ -17,7 +19,14 @@ import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { FL_DEFAULTS } from '../options.ts';
+import { budgetCapacity, budgetShare } from './budget-share.ts';
 import { computeRdp, DEFAULT_ORDERS, privacySpent } from './rdp-accountant.ts';
+import {
+  type UncommittedPolicy,
+  UncommittedSpend,
+  type UncommittedState,
+  uncommittedStateSchema,
+} from './uncommitted-spend.ts';
 
 /** What one round asks of a node's DP-SGD, as far as privacy is concerned. */
 export interface DpRoundParams {
@@ -31,14 +40,26 @@ export interface DpRoundParams {
   readonly steps: number;
 }
 
-export interface PrivacyPolicy {
+export interface PrivacyPolicy extends UncommittedPolicy {
   /** Budget of a new ledger; an existing ledger keeps its own (the operator may have raised it). */
   readonly budgetEpsilon: number;
   /** δ of a new ledger. */
   readonly delta: number;
   readonly minNoiseMultiplier: number;
   readonly minClipNorm: number;
+  readonly minSamplingRate: number;
   readonly maxStepsPerRound: number;
+  /** ε one round may cost on its own, at the ledger's δ. */
+  readonly maxEpsilonPerRound: number;
+  /**
+   * Local steps the default budget (FL_DEFAULTS, what the coordinators' plan is made for) buys
+   * at most: a round of s steps must cost s / this of it, whatever budget this ledger has.
+   */
+  readonly maxStepsPerBudget: number;
+  /** Share of the budget that rounds without a commit may hold, in all (uncommitted-spend.ts). */
+  readonly uncommittedShareInAll: number;
+  /** The same, per coordinator. */
+  readonly uncommittedSharePerCoordinator: number;
   /** Per-round entries kept; the RDP totals always cover every round. */
   readonly historyLimit: number;
 }
@@ -51,6 +72,15 @@ export const DECLINE_REASONS = [
   'noise-below-floor',
   'clip-below-floor',
   'too-many-steps',
+  'sampling-below-floor',
+  /** The round alone would cost more ε than one round may (maxEpsilonPerRound). */
+  'round-epsilon-above-cap',
+  /** More local steps than the round pays for in budget (maxStepsPerBudget): CPU for free. */
+  'work-exceeds-price',
+  /** Rounds of this coordinator that never reached their commit already hold their share. */
+  'uncommitted-per-coordinator',
+  /** Rounds of all coordinators that never reached their commit already hold their share. */
+  'uncommitted-in-all',
   /** Nothing left: the node has spent its whole budget. */
   'budget-exhausted',
   /** Something left, but not enough for this round (a cheaper round may still fit). */
@@ -105,6 +135,25 @@ export interface LedgerEntry {
   readonly atMs: number;
 }
 
+/** Rounds charged whose commit has not arrived, as shares of the budget (uncommitted-spend.ts). */
+export interface UncommittedReport {
+  readonly shareInAll: number;
+  readonly byCoordinator: Readonly<Record<string, number>>;
+  readonly openRounds: number;
+  readonly capInAll: number;
+  readonly capPerCoordinator: number;
+}
+
+/** Who asks for a round and when: networked rounds have a coordinator, in-process ones none. */
+export interface RoundContext {
+  /**
+   * The coordinator's peer id. Set, the round counts as spent for nothing until `committed` is
+   * called with its label, and the caps on such spend apply; unset (runDpSgdRound, bench), neither.
+   */
+  readonly coordinator?: string;
+  readonly atMs?: number;
+}
+
 export interface PrivacyReport {
   readonly delta: number;
   readonly budgetEpsilon: number;
@@ -114,6 +163,7 @@ export interface PrivacyReport {
   readonly steps: number;
   /** The most recent rounds, oldest first (at most the history limit). */
   readonly history: readonly LedgerEntry[];
+  readonly uncommitted: UncommittedReport;
 }
 
 /** A ledger entry as stored: JSON has no ∞, so an infinite ε is null. */
@@ -132,6 +182,8 @@ export interface PrivacyLedgerState {
   readonly rounds: number;
   readonly steps: number;
   readonly history: readonly StoredLedgerEntry[];
+  /** Absent in ledgers written before issue 16: nothing uncommitted. */
+  readonly uncommitted?: UncommittedState;
 }
 
 const MAX_LABEL = 128;
@@ -162,9 +214,20 @@ const stateSchema = z
     rounds: z.number().int().min(0),
     steps: z.number().int().min(0),
     history: z.array(entrySchema).max(100_000),
+    uncommitted: uncommittedStateSchema.optional(),
   })
   .strict()
-  .refine((s) => s.orders.length === s.rdp.length, 'one RDP value per order');
+  .refine((s) => s.orders.length === s.rdp.length, 'one RDP value per order')
+  .refine(
+    (s) =>
+      !s.uncommitted ||
+      [
+        s.uncommitted.total,
+        ...s.uncommitted.byCoordinator.map((c) => c.rdp),
+        ...s.uncommitted.open.map((o) => o.rdp),
+      ].every((v) => v.length === s.orders.length),
+    'one uncommitted RDP value per order',
+  );
 
 /** JSON has no ∞: a null in the file is +∞ (an order at which the bound is vacuous). */
 const toJsonNumber = (x: number): number | null => (Number.isFinite(x) ? x : null);
@@ -180,6 +243,7 @@ export class PrivacyLedger {
   readonly orders: readonly number[];
   private roundCount: number;
   private stepCount: number;
+  private readonly uncommitted: UncommittedSpend;
   private constructor(
     policy: PrivacyPolicy,
     budget: number,
@@ -189,8 +253,10 @@ export class PrivacyLedger {
     roundCount: number,
     stepCount: number,
     history: readonly LedgerEntry[],
+    uncommitted?: UncommittedState,
   ) {
     this.policy = policy;
+    this.uncommitted = new UncommittedSpend(policy, orders.length, uncommitted);
     this.budget = budget;
     this.delta = delta;
     this.orders = orders;
@@ -243,6 +309,7 @@ export class PrivacyLedger {
       s.rounds,
       s.steps,
       history,
+      s.uncommitted,
     );
   }
 
@@ -262,9 +329,9 @@ export class PrivacyLedger {
     return privacySpent(this.rdp, this.delta, this.orders).epsilon;
   }
 
-  /** Would one more round with these parameters keep the node within its budget? */
-  canAfford(params: DpRoundParams): Affordability {
-    const priced = this.price(params);
+  /** Would one more round with these parameters keep the node within its budget and caps? */
+  canAfford(params: DpRoundParams, ctx: RoundContext = {}): Affordability {
+    const priced = this.price(params, ctx);
     if (!priced.ok) return priced;
     return priced.affordability;
   }
@@ -274,13 +341,16 @@ export class PrivacyLedger {
    * reason `canAfford` gives if the round is not affordable, so a caller that skipped the check
    * still cannot overspend.
    */
-  charge(params: DpRoundParams, meta: { readonly label?: string; readonly atMs?: number } = {}): LedgerEntry {
-    const priced = this.price(params);
+  charge(params: DpRoundParams, meta: RoundContext & { readonly label?: string } = {}): LedgerEntry {
+    const priced = this.price(params, meta);
     if (!priced.ok) throw new PrivacyBudgetError(priced.reason, priced.message);
     if (!priced.affordability.ok) {
       throw new PrivacyBudgetError(priced.affordability.reason, priced.affordability.message);
     }
     for (let k = 0; k < this.rdp.length; k++) this.rdp[k]! += priced.roundRdp[k]!;
+    const atMs = Math.max(0, Math.floor(meta.atMs ?? Date.now()));
+    if (meta.coordinator !== undefined)
+      this.uncommitted.charge(meta.label ?? '', meta.coordinator, priced.roundRdp, atMs);
     this.roundCount++;
     this.stepCount += params.steps;
     const entry: LedgerEntry = {
@@ -292,7 +362,7 @@ export class PrivacyLedger {
       steps: params.steps,
       epsilonRound: priced.affordability.epsilonRound,
       epsilonTotal: this.spent(),
-      atMs: Math.max(0, Math.floor(meta.atMs ?? Date.now())),
+      atMs,
     };
     this.history.push(entry);
     if (this.history.length > this.policy.historyLimit)
@@ -300,8 +370,17 @@ export class PrivacyLedger {
     return entry;
   }
 
+  /**
+   * The round's commit arrived: what it was charged bought a version, and it forgives part of
+   * its coordinator's older failures. False when no open round has this label.
+   */
+  committed(label: string, atMs: number = Date.now()): boolean {
+    return this.uncommitted.commit(label, atMs);
+  }
+
   report(): PrivacyReport {
     const epsilonTotal = this.spent();
+    const u = this.uncommitted.shares(this.shareOfBudget());
     return {
       delta: this.delta,
       budgetEpsilon: this.budget,
@@ -310,7 +389,20 @@ export class PrivacyLedger {
       rounds: this.roundCount,
       steps: this.stepCount,
       history: [...this.history],
+      uncommitted: {
+        shareInAll: u.inAll,
+        byCoordinator: u.byCoordinator,
+        openRounds: u.openRounds,
+        capInAll: this.policy.uncommittedShareInAll,
+        capPerCoordinator: this.policy.uncommittedSharePerCoordinator,
+      },
     };
+  }
+
+  /** Shares of this ledger's budget (budget-share.ts). */
+  private shareOfBudget(budget: number = this.budget): (rdp: Float64Array) => number {
+    const capacity = budgetCapacity(budget, this.delta, this.orders);
+    return (rdp) => budgetShare(rdp, capacity);
   }
 
   toState(): PrivacyLedgerState {
@@ -327,12 +419,14 @@ export class PrivacyLedger {
         epsilonRound: toJsonNumber(e.epsilonRound),
         epsilonTotal: toJsonNumber(e.epsilonTotal),
       })),
+      uncommitted: this.uncommitted.toState(),
     };
   }
 
   /** Validation, floors, then the price in RDP; the parameters come from a coordinator. */
   private price(
     p: DpRoundParams,
+    ctx: RoundContext,
   ):
     | { readonly ok: true; readonly affordability: Affordability; readonly roundRdp: Float64Array }
     | (Affordability & { readonly ok: false }) {
@@ -366,6 +460,12 @@ export class PrivacyLedger {
         `clip norm ${c} is below this node's floor ${this.policy.minClipNorm}`,
       );
     }
+    if (q < this.policy.minSamplingRate) {
+      return refuse(
+        'sampling-below-floor',
+        `sampling rate ${q} is below this node's floor ${this.policy.minSamplingRate}`,
+      );
+    }
     if (steps > this.policy.maxStepsPerRound) {
       return refuse(
         'too-many-steps',
@@ -384,17 +484,69 @@ export class PrivacyLedger {
     for (let k = 0; k < after.length; k++) after[k] = this.rdp[k]! + roundRdp[k]!;
     const epsilonRound = privacySpent(roundRdp, this.delta, this.orders).epsilon;
     const epsilonAfter = privacySpent(after, this.delta, this.orders).epsilon;
+    const priced = { epsilonRound, epsilonAfter, budgetEpsilon };
+    // The budget first: a round it cannot afford is declined as such, whatever else is wrong.
     if (!(epsilonAfter <= budgetEpsilon)) {
       return {
         ok: false,
         reason: 'round-exceeds-budget',
         message: `the round costs ε ${epsilonRound.toFixed(4)}; ε would reach ${epsilonAfter.toFixed(4)} of ${budgetEpsilon}`,
-        epsilonRound,
-        epsilonAfter,
-        budgetEpsilon,
+        ...priced,
       };
     }
-    return { ok: true, affordability: { ok: true, epsilonRound, epsilonAfter, budgetEpsilon }, roundRdp };
+    if (!(epsilonRound <= this.policy.maxEpsilonPerRound)) {
+      return {
+        ok: false,
+        reason: 'round-epsilon-above-cap',
+        message: `the round alone costs ε ${epsilonRound.toFixed(4)}; one round may cost at most ${this.policy.maxEpsilonPerRound}`,
+        ...priced,
+      };
+    }
+    // Priced against the default budget, not this ledger's or its policy's: an operator who
+    // raises a budget (so each round is a smaller share of it) has not made its CPU cheaper.
+    const paid = this.shareOfBudget(PRIVACY_DEFAULTS.budgetEpsilon)(roundRdp);
+    const owed = steps / this.policy.maxStepsPerBudget;
+    if (!(paid >= owed)) {
+      return {
+        ok: false,
+        reason: 'work-exceeds-price',
+        message: `${steps} local steps cost ${(paid * 100).toPrecision(3)} % of a budget of ε ${PRIVACY_DEFAULTS.budgetEpsilon}; they must cost ${(owed * 100).toPrecision(3)} %`,
+        ...priced,
+      };
+    }
+    if (ctx.coordinator !== undefined) {
+      const refusal = this.uncommittedRefusal(ctx.coordinator, roundRdp, ctx.atMs ?? Date.now());
+      if (refusal) return { ok: false, ...refusal, ...priced };
+    }
+    return { ok: true, affordability: { ok: true, ...priced }, roundRdp };
+  }
+
+  /**
+   * Whether this round, should it fail too, would take the spend without a commit over a cap.
+   * While nothing is uncommitted a round is always let through, so a round that alone is more
+   * than a cap (a ledger whose budget was lowered) still gets its chance to commit: the spend
+   * then stays within a cap plus one round, and one round is bounded by maxEpsilonPerRound.
+   */
+  private uncommittedRefusal(
+    coordinator: string,
+    roundRdp: Float64Array,
+    atMs: number,
+  ): { readonly reason: DeclineReason; readonly message: string } | undefined {
+    const { before, after } = this.uncommitted.judge(coordinator, roundRdp, atMs, this.shareOfBudget());
+    const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+    const capC = this.policy.uncommittedSharePerCoordinator;
+    if (before.shareOfCoordinator > 0 && after.shareOfCoordinator > capC)
+      return {
+        reason: 'uncommitted-per-coordinator',
+        message: `rounds of this coordinator without a commit hold ${pct(before.shareOfCoordinator)} of the budget; this one would take it to ${pct(after.shareOfCoordinator)}, over ${pct(capC)}`,
+      };
+    const capA = this.policy.uncommittedShareInAll;
+    if (before.shareInAll > 0 && after.shareInAll > capA)
+      return {
+        reason: 'uncommitted-in-all',
+        message: `rounds without a commit hold ${pct(before.shareInAll)} of the budget; this one would take it to ${pct(after.shareInAll)}, over ${pct(capA)}`,
+      };
+    return undefined;
   }
 }
 

@@ -20,6 +20,7 @@ import {
 } from '../secagg/messages.ts';
 import type { Delivered, SecAggConfig } from '../secagg/protocol.ts';
 import { dequantise } from '../secagg/ring.ts';
+import type { EndRequest } from './protocols.ts';
 import { type SurvivorSigner, survivorSetMessage } from './survivor-set.ts';
 import type {
   Announcement,
@@ -41,6 +42,8 @@ export interface ParticipantLink {
   train(t: TrainRequest, timeoutMs: number): Promise<Uint8Array>;
   unmask(u: UnmaskRequest): Promise<Uint8Array>;
   commit(c: CommitRequest): Promise<void>;
+  /** The round failed: the participant may forget it (protocols.ts FL_END). Absent: not told. */
+  end?(e: EndRequest): Promise<void>;
 }
 
 export type Stage = 'announce' | 'keys' | 'shares' | 'train' | 'unmask';

@@ -6,7 +6,7 @@ import type { PeerId } from '@libp2p/interface';
 import type { ReqResp } from '../../p2p/reqresp.ts';
 import type { ParticipantLink } from './coordinator.ts';
 import type { FlParticipant } from './participant.ts';
-import type { FL_ANNOUNCE, FL_COMMIT, FL_KEYS, FL_SHARES, FL_TRAIN, FL_UNMASK } from './protocols.ts';
+import type { FL_ANNOUNCE, FL_COMMIT, FL_END, FL_KEYS, FL_SHARES, FL_TRAIN, FL_UNMASK } from './protocols.ts';
 
 /** The specs a link uses (the service passes versions that count bytes). */
 export interface RoundSpecs {
@@ -16,6 +16,8 @@ export interface RoundSpecs {
   readonly train: typeof FL_TRAIN;
   readonly unmask: typeof FL_UNMASK;
   readonly commit: typeof FL_COMMIT;
+  /** Absent: the link does not tell participants of a failed round. */
+  readonly end?: typeof FL_END;
 }
 
 const one = async <T>(p: Promise<T[]>): Promise<T> => {
@@ -39,6 +41,7 @@ export function remoteLink(
     commit: async (c) => {
       await one(reqresp.request(peer, specs.commit, c));
     },
+    ...(specs.end ? { end: async (e) => void (await one(reqresp.request(peer, specs.end!, e))) } : {}),
   };
 }
 
@@ -56,6 +59,9 @@ export function localLink(self: string, participant: FlParticipant): Participant
     unmask: async (u) => participant.unmask(self, u),
     commit: async (c) => {
       await participant.commit(self, c);
+    },
+    end: async (e) => {
+      participant.end(self, e);
     },
   };
 }

@@ -65,6 +65,17 @@ export function createFlMetrics(registry: Registry) {
       labelNames: ['reason'],
       registers,
     }),
+    announceDeclined: new Counter({
+      name: 'cairn_fl_announce_declined_total',
+      help: 'Round announcements this node declined as a participant, by reason (busy: it holds as many rounds as it may; privacy: see cairn_fl_declined_total)',
+      labelNames: ['reason'],
+      registers,
+    }),
+    roundsEnded: new Counter({
+      name: 'cairn_fl_rounds_ended_early_total',
+      help: 'Failed rounds this node forgot on its coordinator’s fl-end notice, before their state expired',
+      registers,
+    }),
     modelsFetched: new Counter({
       name: 'cairn_fl_models_fetched_total',
       help: 'Model versions fetched from peers by hash, by outcome',

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import type { Examples } from '../features.ts';
 import { zeroParams } from '../logistic.ts';
 import { encodeModel } from './model-codec.ts';
-import { FlParticipant, MAX_HELD_ROUNDS, ROUND_STATE_GRACE_MS } from './participant.ts';
+import { type AnnounceDecline, FlParticipant, MAX_HELD_ROUNDS, ROUND_STATE_GRACE_MS } from './participant.ts';
 import type { Announcement } from './wire.ts';
 
 const DIM = 8;
@@ -36,18 +36,20 @@ const announcement = (k: number): Announcement => ({
 
 function participant() {
   let now = 1_000_000;
+  const declines: AnnounceDecline[] = [];
   const p = new FlParticipant({
     self: 'me',
     data: () => data,
     resolveModel: async (_hash, count) => zeroParams(count - 1),
     storeModel: async () => 'stored',
     now: () => now,
+    onDecline: (reason) => declines.push(reason),
   });
-  return { p, advance: (ms: number) => (now += ms) };
+  return { p, declines, advance: (ms: number) => (now += ms) };
 }
 
 test('a burst of failed rounds holds at most MAX_HELD_ROUNDS, then declines as busy until they expire', async () => {
-  const { p, advance } = participant();
+  const { p, declines, advance } = participant();
   for (let k = 1; k <= MAX_HELD_ROUNDS; k++) {
     const r = await p.announce(COORDINATOR, announcement(k));
     assert.equal(r.accept, true, `round ${k}: ${r.reason}`);
@@ -61,6 +63,10 @@ test('a burst of failed rounds holds at most MAX_HELD_ROUNDS, then declines as b
     assert.deepEqual(r, { accept: false, examples: 0, reason: 'busy', epsilon: 0 });
   }
   assert.equal(p.active, MAX_HELD_ROUNDS);
+  // Each is counted by its reason (the service's cairn_fl_announce_declined_total{reason}).
+  assert.deepEqual(declines, Array(100 - MAX_HELD_ROUNDS).fill('busy'));
+  assert.equal((await p.announce(COORDINATOR, announcement(3))).reason, 'round already announced');
+  assert.equal(declines.at(-1), 'duplicate');
 
   // Just before the state expires it is still held (a slow round may still finish)...
   advance(DEADLINE_MS + ROUND_STATE_GRACE_MS);
@@ -84,4 +90,21 @@ test('a round that reaches its commit frees its place at once', async () => {
   await p.commit(COORDINATOR, { roundId: announcement(2).roundId, model: encodeModel(zeroParams(DIM)) });
   assert.equal(p.active, MAX_HELD_ROUNDS - 1);
   assert.equal((await p.announce(COORDINATOR, announcement(51))).accept, true);
+});
+
+test('a round its coordinator ends (fl-end) frees its place at once; only that coordinator may end it', async () => {
+  const { p } = participant();
+  for (let k = 1; k <= MAX_HELD_ROUNDS; k++) await p.announce(COORDINATOR, announcement(k));
+  assert.equal((await p.announce(COORDINATOR, announcement(60))).reason, 'busy');
+  assert.throws(
+    () => p.end('someone-else', { roundId: announcement(1).roundId }),
+    /not the round’s coordinator/,
+  );
+  assert.equal(p.active, MAX_HELD_ROUNDS);
+  assert.equal(p.end(COORDINATOR, { roundId: announcement(1).roundId }), true);
+  assert.equal(p.active, MAX_HELD_ROUNDS - 1);
+  // Told again, or of a round it never held (it declined): nothing to do, and no error.
+  assert.equal(p.end(COORDINATOR, { roundId: announcement(1).roundId }), false);
+  assert.equal(p.end(COORDINATOR, { roundId: announcement(60).roundId }), false);
+  assert.equal((await p.announce(COORDINATOR, announcement(61))).accept, true);
 });

@@ -78,6 +78,21 @@ export const MAX_HELD_ROUNDS = 4;
 /** How long a round's state outlives its training deadline: room for the steps around training. */
 export const ROUND_STATE_GRACE_MS = 60_000;
 
+/**
+ * Why a participant declines an announcement, as counted (cairn_fl_announce_declined_total); the
+ * reason on the wire says more. `busy`: it holds MAX_HELD_ROUNDS rounds already.
+ */
+export const ANNOUNCE_DECLINES = [
+  'policy',
+  'duplicate',
+  'busy',
+  'no-data',
+  'param-mismatch',
+  'privacy',
+  'model-unavailable',
+] as const;
+export type AnnounceDecline = (typeof ANNOUNCE_DECLINES)[number];
+
 /** Test-only misbehaviour, to show that the coordinator copes. */
 export type Misbehaviour = MaskedCorruption;
 
@@ -93,7 +108,7 @@ export interface ParticipantOptions {
    * The node's privacy decisions and ledger (privacy-gate.ts). Without one the participant has
    * no ledger to charge: it takes update-level rounds and declines record-level ones.
    */
-  readonly privacy?: Pick<PrivacyGate, 'decide' | 'charge' | 'noteDecline'>;
+  readonly privacy?: Pick<PrivacyGate, 'decide' | 'charge' | 'noteDecline' | 'committed'>;
   /** The global model by hash (null = zeros), fetched from `from` when not stored. */
   resolveModel(hash: Uint8Array | null, paramCount: number, from: string): Promise<Params>;
   /**
@@ -107,6 +122,8 @@ export interface ParticipantOptions {
   /** Rounds held at once; more are declined as busy (default MAX_HELD_ROUNDS). */
   readonly maxRounds?: number;
   readonly now?: () => number;
+  /** Told of every declined announcement, with its reason (the service counts them). */
+  readonly onDecline?: (reason: AnnounceDecline) => void;
 }
 
 interface RoundState {
@@ -141,29 +158,32 @@ export class FlParticipant {
 
   async announce(from: string, a: Announcement): Promise<AnnounceReply> {
     this.expire();
-    const decline = (reason: string): AnnounceReply => ({ accept: false, examples: 0, reason, epsilon: 0 });
+    const decline = (code: AnnounceDecline, reason: string = code): AnnounceReply => {
+      this.o.onDecline?.(code);
+      return { accept: false, examples: 0, reason, epsilon: 0 };
+    };
     if (this.o.decline) return decline('policy');
     const key = toHex(a.roundId);
-    if (this.rounds.has(key)) return decline('round already announced');
+    if (this.rounds.has(key)) return decline('duplicate', 'round already announced');
     if (this.rounds.size >= (this.o.maxRounds ?? MAX_HELD_ROUNDS)) return decline('busy');
     const data = this.o.data();
-    if (!data || data.rows.length === 0) return decline('no training data');
+    if (!data || data.rows.length === 0) return decline('no-data', 'no training data');
     if (data.dim + 1 !== a.paramCount)
-      return decline(`model has ${a.paramCount} parameters, data ${data.dim}`);
+      return decline('param-mismatch', `model has ${a.paramCount} parameters, data ${data.dim}`);
     // Privacy last among the checks that need no I/O: a decline for a reason above costs nothing.
     let epsilon = 0;
     if (this.o.privacy) {
-      const d = this.o.privacy.decide(a.privacy, key);
-      if (!d.ok) return decline(`${d.reason}: ${d.message}`);
+      const d = this.o.privacy.decide(a.privacy, key, from);
+      if (!d.ok) return decline('privacy', `${d.reason}: ${d.message}`);
       if (d.mode === 'record') epsilon = d.epsilonAfter;
     } else if (a.privacy.mode !== 'update') {
-      return decline('ledger-unavailable: this participant keeps no privacy ledger');
+      return decline('privacy', 'ledger-unavailable: this participant keeps no privacy ledger');
     }
     let global: Params;
     try {
       global = await this.o.resolveModel(a.modelHash, a.paramCount, from);
     } catch (err) {
-      return decline(`global model unavailable: ${(err as Error).message}`);
+      return decline('model-unavailable', `global model unavailable: ${(err as Error).message}`);
     }
     this.rounds.set(key, {
       coordinator: from,
@@ -223,7 +243,7 @@ export class FlParticipant {
       const label = toHex(a.roundId);
       if (!this.o.privacy) throw new Error('no privacy ledger');
       try {
-        await this.o.privacy.charge(a.privacy, label);
+        await this.o.privacy.charge(a.privacy, label, s.coordinator);
       } catch (err) {
         // Accepted, but another round was charged since and this one no longer fits.
         if (err instanceof PrivacyBudgetError) this.o.privacy.noteDecline(err.reason, err.message, label);
@@ -289,7 +309,22 @@ export class FlParticipant {
         'invalid-value',
         `committed model of ${req.model.length} bytes; the round's has ${modelBytesFor(paramCount)}`,
       );
+    // The round reached its commit: its ε bought a version (privacy-gate.ts, issue 16 finding 4).
+    await this.o.privacy?.committed(toHex(req.roundId));
     return this.o.storeModel(req.model, paramCount, from);
+  }
+
+  /**
+   * Its coordinator says the round failed: forget it now rather than at its expiry, so its place
+   * is free for the next announcement. A round not held here (declined, expired) is no error: the
+   * coordinator tells everyone it invited. The ledger keeps the round uncommitted.
+   */
+  end(from: string, req: { readonly roundId: Uint8Array }): boolean {
+    this.expire();
+    const key = toHex(req.roundId);
+    if (!this.rounds.has(key)) return false;
+    this.state(from, req.roundId);
+    return this.rounds.delete(key);
   }
 
   private state(from: string, roundId: Uint8Array): RoundState {

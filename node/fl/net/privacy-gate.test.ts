@@ -28,6 +28,8 @@ import { LEDGER_FILE, PrivacyGate } from './privacy-gate.ts';
 import type { DpMode, RecordDp, RoundPrivacy } from './wire.ts';
 
 const log = createLogger('silent');
+/** The coordinator every round here is announced by. */
+const COORD = 'coordinator-peer';
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
 const tmp = async () => {
@@ -80,7 +82,7 @@ describe('privacy gate', () => {
       [record({ steps: FL_DEFAULTS.privacy.maxStepsPerRound + 1 }), 'too-many-steps'],
     ];
     for (const [privacy, reason] of cases) {
-      const d = g.decide(privacy, 'r');
+      const d = g.decide(privacy, 'r', COORD);
       assert.equal(d.ok, false);
       assert.equal(!d.ok && d.reason, reason);
       assert.equal(await declined(reason), 1, reason);
@@ -93,19 +95,21 @@ describe('privacy gate', () => {
       'too-many-steps': 1,
     });
     // The default plan is affordable; an update-mode node takes update-level rounds too.
-    const ok = g.decide(record(), 'r');
+    const ok = g.decide(record(), 'r', COORD);
     assert.equal(ok.ok && ok.mode, 'record');
     const upd = await gate(await tmp(), 'update');
-    assert.deepEqual(upd.g.decide({ mode: 'update' }, 'r'), { ok: true, mode: 'update' });
+    assert.deepEqual(upd.g.decide({ mode: 'update' }, 'r', COORD), { ok: true, mode: 'update' });
   });
 
   test('the default plan spends the default budget in 20 rounds; the 21st no longer fits', async () => {
     const { g, declined } = await gate(await tmp());
     const reference = PrivacyLedger.fresh();
     for (let r = 0; r < plan.rounds; r++) {
-      const d = g.decide(record(), `r${r}`);
+      const d = g.decide(record(), `r${r}`, COORD);
       assert.ok(d.ok, `round ${r}`);
-      const e = await g.charge(record(), `r${r}`);
+      const e = await g.charge(record(), `r${r}`, COORD);
+      // Each round reaches its commit, so the caps on spend without one never bind.
+      await g.committed(`r${r}`);
       reference.charge(sgd);
       assert.equal(d.ok && d.mode === 'record' && d.epsilonAfter, e.epsilonTotal);
     }
@@ -114,21 +118,21 @@ describe('privacy gate', () => {
     assert.equal(s.epsilonTotal, reference.spent());
     assert.ok(s.epsilonTotal <= 3 && s.epsilonTotal > 2.99, `ε ${s.epsilonTotal}`);
     // A sliver of ε is left (the plan lands just under 3), not enough for another round.
-    const d = g.decide(record(), 'r20');
+    const d = g.decide(record(), 'r20', COORD);
     assert.equal(!d.ok && d.reason, 'round-exceeds-budget');
     assert.equal(await declined('round-exceeds-budget'), 1);
-    await assert.rejects(g.charge(record(), 'r20'), { name: 'PrivacyBudgetError' });
+    await assert.rejects(g.charge(record(), 'r20', COORD), { name: 'PrivacyBudgetError' });
     // At the budget exactly, nothing is left at all.
     await g.setBudget(s.epsilonTotal);
-    const none = g.decide(record(), 'r20');
+    const none = g.decide(record(), 'r20', COORD);
     assert.equal(!none.ok && none.reason, 'budget-exhausted');
   });
 
   test('the ledger survives a restart; --fl-budget and POST /fl/budget change the budget, persisted', async () => {
     const dir = await tmp();
     const first = await gate(dir);
-    await first.g.charge(record(), 'a');
-    await first.g.charge(record(), 'b');
+    await first.g.charge(record(), 'a', COORD);
+    await first.g.charge(record(), 'b', COORD);
     const spent = first.g.status()!.epsilonTotal;
     assert.ok(spent > 0);
     const onDisk = JSON.parse(await readFile(path.join(dir, LEDGER_FILE), 'utf8'));
@@ -142,7 +146,7 @@ describe('privacy gate', () => {
     );
     // The operator's budget: below what is spent the node declines; raised, it joins again.
     await again.g.setBudget(spent / 2);
-    assert.equal(!again.g.decide(record(), 'c').ok && 'declined', 'declined');
+    assert.equal(!again.g.decide(record(), 'c', COORD).ok && 'declined', 'declined');
     const raised = await again.g.setBudget(8);
     assert.equal(raised.budgetEpsilon, 8);
     assert.equal((await gate(dir)).g.status()!.budgetEpsilon, 8, 'a raised budget is kept over a restart');
@@ -155,7 +159,7 @@ describe('privacy gate', () => {
     const dir = await tmp();
     await writeFile(path.join(dir, LEDGER_FILE), '{"version":1, "rdp": [');
     const { g, declined } = await gate(dir);
-    const d = g.decide(record(), 'r');
+    const d = g.decide(record(), 'r', COORD);
     assert.equal(!d.ok && d.reason, 'ledger-unavailable');
     assert.equal(await declined('ledger-unavailable'), 1);
     assert.equal(g.status(), undefined);

@@ -58,6 +58,8 @@ export interface PrivacyGateOptions {
   readonly policy?: Partial<PrivacyPolicy>;
   readonly declined: Counter<'reason'>;
   readonly log: Logger;
+  /** The clock failures decay by (uncommitted-spend.ts); Date.now by default. */
+  readonly now?: () => number;
 }
 
 export interface PrivacyStatus extends PrivacyReport {
@@ -116,9 +118,12 @@ export class PrivacyGate {
     }
   }
 
-  /** Whether this node takes part in a round announced with `privacy`; counts and logs a decline. */
-  decide(privacy: RoundPrivacy, label: string): PrivacyDecision {
-    const d = this.judge(privacy);
+  /**
+   * Whether this node takes part in a round announced with `privacy` by `coordinator` (the
+   * caps on spend without a commit are per coordinator); counts and logs a decline.
+   */
+  decide(privacy: RoundPrivacy, label: string, coordinator: string): PrivacyDecision {
+    const d = this.judge(privacy, coordinator);
     if (!d.ok) this.noteDecline(d.reason, d.message, label);
     return d;
   }
@@ -130,7 +135,7 @@ export class PrivacyGate {
     this.o.log.info({ reason, round: label }, `declined a federated round: ${message}`);
   }
 
-  private judge(privacy: RoundPrivacy): PrivacyDecision {
+  private judge(privacy: RoundPrivacy, coordinator: string): PrivacyDecision {
     if (privacy.mode === 'unknown')
       return { ok: false, reason: 'unknown-mode', message: `DP mode ${privacy.code} is unknown here` };
     if (privacy.mode === 'update') {
@@ -151,7 +156,7 @@ export class PrivacyGate {
           ? `privacy ledger unreadable: ${this.loadError.message}`
           : 'privacy ledger not loaded',
       };
-    const a = ledger.canAfford(privacy.sgd);
+    const a = ledger.canAfford(privacy.sgd, { coordinator, atMs: this.now() });
     if (!a.ok) return { ok: false, reason: a.reason, message: a.message };
     return { ok: true, mode: 'record', epsilonAfter: a.epsilonAfter, epsilonRound: a.epsilonRound };
   }
@@ -159,12 +164,17 @@ export class PrivacyGate {
   /**
    * Charges a record-level round and persists the ledger; resolves once it is on disk, so the
    * update that follows exists only once its cost is recorded. Throws PrivacyBudgetError when the
-   * round is no longer affordable (another round was charged since it was accepted).
+   * round is no longer affordable (another round was charged since it was accepted). The round
+   * counts as spent for nothing until `committed(label)`.
    */
-  async charge(privacy: RoundPrivacy & { mode: 'record' }, label: string): Promise<LedgerEntry> {
+  async charge(
+    privacy: RoundPrivacy & { mode: 'record' },
+    label: string,
+    coordinator: string,
+  ): Promise<LedgerEntry> {
     const ledger = this.ledger;
     if (!ledger) throw new Error('privacy ledger not loaded');
-    const entry = ledger.charge(privacy.sgd, { label });
+    const entry = ledger.charge(privacy.sgd, { label, coordinator, atMs: this.now() });
     await this.persist(ledger);
     this.o.log.info(
       {
@@ -176,6 +186,24 @@ export class PrivacyGate {
       'record-level round charged',
     );
     return entry;
+  }
+
+  /**
+   * The round's `fl-commit` arrived: its charge bought a version (privacy-budget.ts committed).
+   * Never throws: a ledger that cannot be saved now keeps the round counted as uncommitted after
+   * a restart, which only errs towards declining.
+   */
+  async committed(label: string): Promise<void> {
+    const ledger = this.ledger;
+    if (!ledger?.committed(label, this.now())) return;
+    try {
+      await this.persist(ledger);
+    } catch (err) {
+      this.o.log.warn(
+        { err: (err as Error).message, round: label },
+        'privacy ledger not saved after a commit',
+      );
+    }
   }
 
   /** The operator's new budget (raise it to let an exhausted node train again); persisted. */
@@ -193,6 +221,10 @@ export class PrivacyGate {
   status(): PrivacyStatus | undefined {
     if (!this.ledger) return undefined;
     return { ...this.ledger.report(), mode: this.o.mode, declines: { ...this.declines } };
+  }
+
+  private now(): number {
+    return (this.o.now ?? Date.now)();
   }
 
   private persist(ledger: PrivacyLedger): Promise<void> {

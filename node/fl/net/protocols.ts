@@ -133,6 +133,33 @@ export const FL_COMMIT: ProtocolSpec<CommitRequest, true> = {
   decodeResponse: () => true,
 };
 
+/** A round ended without a commit: its participants may forget it now (`fl-end`). */
+export interface EndRequest {
+  readonly roundId: Uint8Array;
+}
+
+/**
+ * The coordinator's notice that a round failed, to everyone it invited: a participant that was
+ * left out (dropped at any step, or never asked to unmask) otherwise holds the round's state
+ * until its deadline + 60 s, and with 4 such rounds declines every announcement as `busy`.
+ */
+export const FL_END: ProtocolSpec<EndRequest, true> = {
+  name: 'fl-end',
+  maxRequestBytes: 32,
+  maxChunkBytes: 1,
+  maxChunks: 1,
+  minChunks: 1,
+  timeoutMs: 5_000,
+  rateLimit: budget,
+  encodeRequest: (e) => e.roundId,
+  decodeRequest: (b) => {
+    if (b.length !== 32) throw new DecodeError('invalid-value', 'an end notice is a 32-byte round id');
+    return { roundId: b };
+  },
+  encodeResponse: () => new Uint8Array([1]),
+  decodeResponse: () => true,
+};
+
 /** A model version by its hash: one chunk, the canonical bytes (checked against the hash by the caller). */
 export const MODEL_BY_HASH: ProtocolSpec<Uint8Array, Uint8Array> = {
   name: 'model-by-hash',

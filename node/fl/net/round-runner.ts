@@ -410,6 +410,9 @@ export class RoundRunner {
         'federated round failed',
       );
       ended('failed');
+      // Whoever still holds the round may free it now. Not awaited: a participant that is gone
+      // must not hold up the next round; each request has its own deadline (protocols.ts FL_END).
+      if (err !== waitError) void Promise.allSettled(links.map((l) => l.end?.({ roundId })));
       return clipNorm;
     }
   }

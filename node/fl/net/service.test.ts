@@ -24,7 +24,7 @@ import { routeShares } from '../secagg/aggregator.ts';
 import { encodeShare } from '../secagg/messages.ts';
 import { remoteLink } from './links.ts';
 import { encodeModel, MAX_PARAMS, modelHash } from './model-codec.ts';
-import { FL_ANNOUNCE, FL_COMMIT, FL_KEYS, FL_SHARES, FL_TRAIN, FL_UNMASK } from './protocols.ts';
+import { FL_ANNOUNCE, FL_COMMIT, FL_END, FL_KEYS, FL_SHARES, FL_TRAIN, FL_UNMASK } from './protocols.ts';
 import type { FlRoundEvent } from './round-events.ts';
 import { FlService, type FlServiceDeps } from './service.ts';
 import { survivorSetMessage } from './survivor-set.ts';
@@ -349,6 +349,48 @@ describe('FlService with fakes of its dependencies', () => {
         [c.id.toString(), 'low-tolerance'],
       ],
     );
+  });
+
+  test('a participant counts the announcements it declines by reason; fl-end frees a held round', async () => {
+    const c = nodes[coordinator]!;
+    const link = remoteLink(net.reqresp(c.id), nodes[trainer2]!.id, {
+      announce: FL_ANNOUNCE,
+      keys: FL_KEYS,
+      shares: FL_SHARES,
+      train: FL_TRAIN,
+      unmask: FL_UNMASK,
+      commit: FL_COMMIT,
+      end: FL_END,
+    });
+    const a = {
+      roundId: new Uint8Array(32).fill(12),
+      round: (chain.head?.round ?? 0) + 1,
+      modelHash: chain.head?.modelHash ?? null,
+      paramCount: c.service.data.paramCount,
+      dp: { clipNorm: 4, noiseMultiplier: 0.3, weightCap: 1000 },
+      train: { epochs: 1, batchSize: 64, learningRate: 8, l2: 0, seed: 5 },
+      deadlineMs: 5_000,
+      privacy: { mode: 'update' as const },
+    };
+    assert.equal((await link.announce(a)).accept, true);
+    assert.equal((await link.announce(a)).reason, 'round already announced');
+    assert.equal(
+      (await link.announce({ ...a, roundId: new Uint8Array(32).fill(13), paramCount: 3 })).accept,
+      false,
+    );
+    const declined = (reason: string) =>
+      metric(nodes[trainer2]!, 'cairn_fl_announce_declined_total', { reason });
+    assert.equal(await declined('duplicate'), 1);
+    assert.equal(await declined('param-mismatch'), 1);
+    assert.equal(await declined('busy'), 0);
+    // The coordinator ends the round it holds: forgotten at once (else at deadline + 60 s).
+    const ended = () => metric(nodes[trainer2]!, 'cairn_fl_rounds_ended_early_total', {});
+    await link.end!({ roundId: a.roundId });
+    assert.equal(await ended(), 1);
+    assert.equal((await link.announce(a)).accept, true, 'its id is free again');
+    await link.end!({ roundId: a.roundId });
+    await link.end!({ roundId: a.roundId });
+    assert.equal(await ended(), 2, 'a round not held is no error and not counted');
   });
 
   test('a node without coordinate refuses to start rounds; named participants must hold train', () => {

@@ -34,6 +34,7 @@ import { PrivacyGate, type PrivacyStatus } from './privacy-gate.ts';
 import {
   FL_ANNOUNCE,
   FL_COMMIT,
+  FL_END,
   FL_KEYS,
   FL_SHARES,
   FL_TRAIN,
@@ -136,6 +137,7 @@ export class FlService extends EventEmitter<FlEvents> {
       train: c(FL_TRAIN),
       unmask: c(FL_UNMASK),
       commit: c(FL_COMMIT),
+      end: c(FL_END),
       model: c(MODEL_BY_HASH),
     };
     this.store = new ModelStore(path.join(d.dataDir, 'models'), {
@@ -171,6 +173,7 @@ export class FlService extends EventEmitter<FlEvents> {
         return this.models.resolve(hash, count, [from], !!hash && !!head && bytesEqual(hash, head));
       },
       storeModel: (bytes, count, from) => this.store.hold(bytes, count, from),
+      onDecline: (reason) => this.metrics.announceDeclined.inc({ reason }),
     });
     this.runner = new RoundRunner({
       self: this.self,
@@ -268,6 +271,10 @@ export class FlService extends EventEmitter<FlEvents> {
         }
         throw err;
       }
+      return true as const;
+    });
+    await serve(this.specs.end, (from, e) => {
+      if (p.end(from, e)) this.metrics.roundsEnded.inc();
       return true as const;
     });
     await this.d.reqresp.register(this.specs.model, async (hash) => {
