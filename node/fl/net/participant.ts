@@ -76,7 +76,7 @@ export class UnmaskRefused extends SecAggError {
 }
 
 export type SecAggRefusal =
-  /** keys asked a second time in one round, once answered. */
+  /** keys or shares asked a second time in one round (shares: a new set of the same secrets). */
   | 'asked-twice'
   /** Fewer distinct members than the minimum (FL_DEFAULTS.minRosterMembers). */
   | 'roster-too-small'
@@ -160,6 +160,8 @@ interface RoundState {
   roster?: KeysRequest;
   /** From the keys step on; holds the roster id, threshold and roster size too. */
   secagg?: Participant;
+  /** Set at the first shares request: a second one is refused, whatever became of the first. */
+  sharesAsked?: boolean;
   /** Set once the round's training began: a second train request must not charge the ledger again. */
   trained?: boolean;
 }
@@ -254,12 +256,18 @@ export class FlParticipant {
   }
 
   /**
-   * Shamir-shares this round's secrets to the advertised members. Every advert must be signed by
-   * the member it names, for the roster this participant was given (finding 2).
+   * Shamir-shares this round's secrets to the advertised members, once per round: a second set
+   * of shares of the same secrets, encrypted to whatever keys the second request names, is what
+   * lets a coordinator rebuild them (finding 1). Every advert must be signed by the member it
+   * names, for the roster this participant was given (finding 2).
    */
   async shares(from: string, req: SharesRequest): Promise<Uint8Array[]> {
     const s = this.state(from, req.roundId);
     this.secagg(s);
+    if (s.sharesAsked)
+      throw new SecAggRefused('shares', 'asked-twice', 'protocol-violation', 'shares were already requested');
+    // Before anything that can fail or wait: one request per round, whatever its outcome.
+    s.sharesAsked = true;
     const roster = s.roster!;
     const verify = this.o.verifyAdverts ?? peerIdVerifier;
     const adverts = await Promise.all(

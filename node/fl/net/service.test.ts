@@ -304,7 +304,7 @@ describe('FlService with fakes of its dependencies', () => {
     );
   });
 
-  test('keys requests with rosters that could expose an update are refused, counted and penalised', async () => {
+  test('keys and shares requests that could expose an update are refused, counted and penalised', async () => {
     const c = nodes[coordinator]!;
     const victim = nodes[trainer]!;
     const rr = net.reqresp(c.id);
@@ -342,15 +342,17 @@ describe('FlService with fakes of its dependencies', () => {
       team[1]!.keys({ roundId, threshold: 2, participants: [id(coordinator), id(trainer), id(bystander)] }),
       invalid(/does not hold train/),
     );
-    // A proper roster is answered.
+    // A proper roster is answered, and the shares step once.
     const roster = [id(coordinator), id(trainer), id(trainer2)];
     const adverts = await Promise.all(
       team.map((l) => l.keys({ roundId, threshold: 2, participants: roster })),
     );
     assert.equal((await team[1]!.shares({ roundId, adverts })).length, 2);
+    await assert.rejects(team[1]!.shares({ roundId, adverts }), invalid(/already requested/));
     const refusals: [string, string][] = [
       ['keys', 'roster-too-small'],
       ['keys', 'not-a-trainer'],
+      ['shares', 'asked-twice'],
     ];
     for (const [step, reason] of refusals)
       assert.equal(
@@ -364,6 +366,7 @@ describe('FlService with fakes of its dependencies', () => {
         [c.id.toString(), 'low-tolerance'],
         // The roster views of two members may differ by a block: a lighter penalty.
         [c.id.toString(), 'mid-tolerance'],
+        [c.id.toString(), 'low-tolerance'],
       ],
     );
   });
