@@ -13,6 +13,7 @@
  *
  * Wire form (fixed size): advert (secagg/messages.ts, ADVERTISE_BYTES) ‖ signature (64 bytes).
  */
+import { peerIdFromString } from '@libp2p/peer-id';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { Writer } from '../../chain/codec/writer.ts';
 import {
@@ -34,6 +35,21 @@ export interface RosterStatement {
   readonly roundId: Uint8Array;
   readonly threshold: number;
   readonly participants: readonly string[];
+}
+
+/**
+ * The member a roster entry names: a peer id in its canonical (base58btc) form, whichever
+ * encoding the entry uses, else the entry itself. One key has more than one peer-id string (the
+ * base58 multihash and the `bafz…` CID both parse to it), so distinct strings are not distinct
+ * members: a coordinator holding `train` could list itself twice and sign both adverts, leaving
+ * a "roster of three" with one other member in it.
+ */
+export function rosterMember(entry: string): string {
+  try {
+    return peerIdFromString(entry).toString();
+  } catch {
+    return entry;
+  }
 }
 
 /** Whether `signature` over `message` is by `member` (a peer id); the same shape as survivor sets'. */

@@ -41,6 +41,7 @@ import {
   advertSigningMessage,
   encodeSignedAdvert,
   openSignedAdvert,
+  rosterMember,
 } from './advert-signature.ts';
 import type { PrivacyGate } from './privacy-gate.ts';
 import {
@@ -286,7 +287,8 @@ export class FlParticipant {
 
   /** The roster rules of the keys step (SecAggRefused when one is broken). */
   private checkRoster(participants: readonly string[]): void {
-    if (new Set(participants).size !== participants.length)
+    // Distinct members, not distinct strings: one key has several peer-id encodings.
+    if (new Set(participants.map(rosterMember)).size !== participants.length)
       throw new SecAggRefused('keys', 'roster-repeats', 'duplicate', 'the roster names a member twice');
     const min = this.o.minRoster ?? FL_DEFAULTS.minRosterMembers;
     if (participants.length < min)

@@ -108,6 +108,14 @@ describe('the roster and the adverts a coordinator hands a participant', async (
       p.keys(COORD, { roundId, threshold: 2, participants: [me.id, a.id, a.id] }),
       refused('keys', 'roster-repeats'),
     );
+    // The same member under its other peer-id encoding (the CID form): still one member, whose
+    // key could sign both adverts.
+    const aCid = peerIdFromPrivateKey(a.key).toCID().toString();
+    assert.notEqual(aCid, a.id);
+    await assert.rejects(
+      p.keys(COORD, { roundId, threshold: 2, participants: [me.id, a.id, aCid] }),
+      refused('keys', 'roster-repeats'),
+    );
     // A refused roster revealed nothing: the coordinator may still ask with a proper one.
     const signed = await p.keys(COORD, { roundId, threshold: 2, participants: [me.id, a.id, b.id] });
     assert.equal(decodeSignedAdvert(signed, { roundId, participants: new Set([1, 2, 3]) }).advert.from, 1);
