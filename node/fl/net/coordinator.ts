@@ -250,7 +250,10 @@ export async function coordinateRound(
   const collected = collectMasked(sa, routed.u2, delivered);
   for (const r of collected.rejected) reject(peerOf(r.from), 'train', r.error);
   const survivors = collected.received.map((m) => m.from);
-  if (survivors.length < threshold) fail(`${survivors.length} masked updates, threshold ${threshold}`);
+  // Participants reveal only for a survivor set of at least the roster minimum.
+  const minSurvivors = Math.max(threshold, cfg.minParticipants ?? FL_DEFAULTS.minRosterMembers);
+  if (survivors.length < minSurvivors)
+    fail(`${survivors.length} masked updates, at least ${minSurvivors} needed (threshold ${threshold})`);
 
   // 5. Reveals from the survivors; the sum unmasks if at least t of them answer.
   const survivorLinks = survivors.map((id) => linkOf.get(id)!);

@@ -62,7 +62,11 @@ import type {
   UnmaskRequest,
 } from './wire.ts';
 
-export type UnmaskRefusal = 'bad-signature' | 'second-survivor-set';
+export type UnmaskRefusal =
+  | 'bad-signature'
+  | 'second-survivor-set'
+  /** A survivor set below the roster minimum: the sum would cover too few updates. */
+  | 'too-few-survivors';
 
 /**
  * A coordinator's unmask request this participant will not answer: the coordinator broke the
@@ -372,6 +376,15 @@ export class FlParticipant {
       throw new UnmaskRefused('bad-signature', 'survivor set not signed by the round’s coordinator');
     // Read again after the await: another request may have been answered meanwhile.
     const current = this.secagg(s);
+    // The roster minimum holds for the sum too: a coordinator that declares all but one other
+    // member dropped (itself, say: it knows its own update) would unmask the victim's alone.
+    // Checked for the first reveal only: a second set is refused as such below.
+    const min = this.o.minRoster ?? FL_DEFAULTS.minRosterMembers;
+    if (!current.revealed && req.survivors.length < min)
+      throw new UnmaskRefused(
+        'too-few-survivors',
+        `a survivor set of ${req.survivors.length}, at least ${min} members needed`,
+      );
     try {
       const { participant, message: shares } = revealOnce(current, req.survivors);
       s.secagg = participant;

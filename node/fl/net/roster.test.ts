@@ -13,16 +13,30 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { FL_DEFAULTS } from '../../options.ts';
-import { announcement, COORD, cleanup, coordinatorKeys, data, gate } from '../../testing/fl-round-rig.ts';
+import {
+  announcement,
+  COORD,
+  cleanup,
+  coordinatorKeys,
+  data,
+  gate,
+  participants,
+} from '../../testing/fl-round-rig.ts';
 import { subset } from '../dataset.ts';
 import { layoutDim, roundQuantiser } from '../local-round.ts';
 import { zeroParams } from '../logistic.ts';
 import { unmaskSum } from '../secagg/aggregator.ts';
-import { decodeMasked, decodeUnmask, encodeAdvertisement, SecAggError } from '../secagg/messages.ts';
+import {
+  decodeMasked,
+  decodeShare,
+  decodeUnmask,
+  encodeAdvertisement,
+  SecAggError,
+} from '../secagg/messages.ts';
 import { createParticipant, type SecAggConfig } from '../secagg/protocol.ts';
 import { dequantise } from '../secagg/ring.ts';
 import { advertSigningMessage, decodeSignedAdvert, encodeSignedAdvert } from './advert-signature.ts';
-import { FlParticipant, SecAggRefused } from './participant.ts';
+import { FlParticipant, SecAggRefused, UnmaskRefused } from './participant.ts';
 import { survivorSetMessage } from './survivor-set.ts';
 
 after(cleanup);
@@ -208,5 +222,36 @@ describe('the roster and the adverts a coordinator hands a participant', async (
     const honest = await sybilsFor(r4.roundId, async (id, m) => memberKeys[id - 2]!.sign(m));
     const shares = await r4.p.shares(COORD, { roundId: r4.roundId, adverts: [r4.advert, ...honest] });
     assert.equal(shares.length, 2);
+  });
+
+  test('a survivor set below the minimum is not unmasked: "everyone else dropped" exposes no one', async () => {
+    // Roster of three; the coordinator (as it would with its own participant among them) keeps
+    // two in U2 and U3, so the "sum" would be the victim's update plus one it knows.
+    const nodes = await participants(3, keys);
+    const roundId = new Uint8Array(32).fill(0x48);
+    const a = announcement(roundId);
+    for (const n of nodes) assert.equal((await n.p.announce(COORD, a)).accept, true);
+    const roster = nodes.map((n) => n.name);
+    const adverts = await Promise.all(
+      nodes.map((n) => n.p.keys(COORD, { roundId, threshold: 2, participants: roster })),
+    );
+    const sa: SecAggConfig = { roundId, participants: [1, 2, 3], threshold: 2, dim: layoutDim(a.paramCount) };
+    // Both share to all three; the coordinator hands the victim only the share from member 2.
+    await nodes[0]!.p.shares(COORD, { roundId, adverts });
+    const expect = { roundId, participants: new Set(sa.participants) };
+    const inbox = (await nodes[1]!.p.shares(COORD, { roundId, adverts })).filter(
+      (b) => decodeShare(b, expect).to === 1,
+    );
+    assert.equal(inbox.length, 1);
+    const victim = nodes[0]!.p;
+    await victim.train(COORD, { roundId, u2: [1, 2], inbox });
+    await assert.rejects(
+      victim.unmask(COORD, {
+        roundId,
+        survivors: [1, 2],
+        signature: await keys.sign(survivorSetMessage(roundId, [1, 2])),
+      }),
+      (e: unknown) => e instanceof UnmaskRefused && e.reason === 'too-few-survivors',
+    );
   });
 });
