@@ -227,6 +227,13 @@ export const FL_DEFAULTS = Object.freeze({
   deadlineMs: 60_000,
   minDeadlineMs: 100,
   /**
+   * Fewest distinct members a round's roster may name: a participant refuses a keys request
+   * below it, and a coordinator starts no round with fewer acceptors. With 3 the threshold is at
+   * least 2 (t > n/2), so the sum a coordinator unmasks always covers two updates; a roster of
+   * one (threshold 1) handed the coordinator a participant's own update (issue 16, finding 2).
+   */
+  minRosterMembers: 3,
+  /**
    * Record-level DP-SGD on each participant (node/fl/dp-sgd.ts): a plan of 20 rounds × 5 local
    * steps at Poisson rate q = 0.3 spends the default budget (ε = 3) in 100 steps, which the
    * accountant meets with z ≈ 4.65. Chosen on the corpus' IID 5-node split (bench:fl) from a

@@ -16,6 +16,7 @@ import { Registry } from 'prom-client';
 import { toHex } from '../../chain/bytes.ts';
 import { DecodeError } from '../../chain/codec/errors.ts';
 import { createLogger } from '../../log.ts';
+import { flIdentities } from '../../testing/fl-identities.ts';
 import type { Examples } from '../features.ts';
 import { zeroParams } from '../logistic.ts';
 import { createFlMetrics } from './metrics.ts';
@@ -24,6 +25,9 @@ import { type HeldFate, ModelStore } from './model-store.ts';
 import { ModelSync } from './model-sync.ts';
 import { FlParticipant, MAX_HELD_ROUNDS } from './participant.ts';
 import type { Announcement } from './wire.ts';
+
+/** Identity keys the participants sign their key adverts with (by name). */
+const ids = flIdentities();
 
 const DIM = 8;
 const data: Examples = {
@@ -61,6 +65,8 @@ async function rig() {
   const store = new ModelStore(path.join(dir, 'models'), { onHeld: (f) => fates.push(f) });
   const p = new FlParticipant({
     self: 'me',
+    sign: ids.signer('me'),
+    verifyAdverts: ids.verify,
     data: () => data,
     resolveModel: async (_hash, count) => zeroParams(count - 1),
     // FlService's wiring.

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { flIdentities } from '../../testing/fl-identities.ts';
 import { seededRoundRandomness } from '../../testing/prng.ts';
 import { survivorKeys } from '../../testing/survivor-keys.ts';
 import { featurisedCorpus, splitIndices, subset } from '../dataset.ts';
@@ -21,7 +22,8 @@ const train = { epochs: 1, batchSize: 16, learningRate: 8, l2: 0, seed: 5 };
 const dp = { clipNorm: 4, noiseMultiplier: 0, weightCap: 1000 };
 const roundId = new Uint8Array(32).fill(7);
 const keys = await survivorKeys();
-const sign = { sign: keys.sign };
+const ids = flIdentities();
+const sign = { sign: keys.sign, verifyAdverts: ids.verify };
 
 interface Who {
   readonly data?: Examples;
@@ -29,6 +31,8 @@ interface Who {
   readonly misbehave?: Misbehaviour;
   /** The link fails at this step, as a peer that vanished would. */
   readonly vanishAt?: 'train' | 'keys';
+  /** Signs its advert with a key that is not its own (its peer id's). */
+  readonly wrongKey?: boolean;
 }
 
 function links(who: readonly Who[]): { links: ParticipantLink[]; parts: FlParticipant[] } {
@@ -44,6 +48,8 @@ function links(who: readonly Who[]): { links: ParticipantLink[]; parts: FlPartic
       storeModel: async () => 'stored',
       randomness: seededRoundRandomness(10 + k),
       verifySurvivors: keys.verify,
+      sign: ids.signer(w.wrongKey ? `not-${self}` : self),
+      verifyAdverts: ids.verify,
     });
     parts.push(p);
     const link = localLink(self, p);
@@ -180,6 +186,25 @@ describe('a round over participant links', () => {
     assert.equal(accountant.rounds, 1);
   });
 
+  test('an advert its participant did not sign is left out at the keys step, not relayed', async () => {
+    const { links: ls } = links([
+      { data: slices[0] },
+      { data: slices[1], wrongKey: true },
+      { data: slices[2] },
+      { data: slices[3] },
+    ]);
+    const rejected: string[] = [];
+    const res = await coordinateRound(
+      { hash: null, params: zeroParams(ex.dim) },
+      ls,
+      { roundId, round: 1, dp, train, deadlineMs: 5_000 },
+      { ...sign, onRejected: (peer, code) => rejected.push(`${peer}:${code}`) },
+    );
+    assert.deepEqual(rejected, ['p2:bad-signature']);
+    assert.deepEqual(res.included, ['p1', 'p3', 'p4']);
+    assert.equal(res.leftOut.find((l) => l.peerId === 'p2')?.stage, 'keys');
+  });
+
   test('a participant only follows the coordinator that announced the round', async () => {
     const { parts } = links([{ data: slices[0] }]);
     const p = parts[0]!;
@@ -196,7 +221,10 @@ describe('a round over participant links', () => {
       }),
     );
     assert.equal((await p.announce('boss', a)).accept, true);
-    assert.throws(() => p.keys('intruder', { roundId, threshold: 1, participants: ['p1'] }), /coordinator/);
+    await assert.rejects(
+      p.keys('intruder', { roundId, threshold: 2, participants: ['p1', 'p2', 'p3'] }),
+      /coordinator/,
+    );
     assert.equal((await p.announce('boss', a)).reason, 'round already announced');
   });
 });

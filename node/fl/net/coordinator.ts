@@ -6,22 +6,18 @@
  * messages leave a participant out of the round; the round fails only below the threshold.
  */
 
+import { FL_DEFAULTS } from '../../options.ts';
 import { checkAggregateRange } from '../aggregate-range.ts';
 import { type Aggregate, applyAggregate, type DpConfig, layoutDim, roundQuantiser } from '../local-round.ts';
 import type { Params, TrainOptions } from '../logistic.ts';
 import type { RdpAccountant } from '../rdp-accountant.ts';
 import { collectMasked, routeShares, unmaskSum } from '../secagg/aggregator.ts';
-import {
-  decodeAdvertisement,
-  decodeUnmask,
-  encodeShare,
-  type KeyAdvertisement,
-  SecAggError,
-} from '../secagg/messages.ts';
+import { decodeUnmask, encodeShare, type KeyAdvertisement, SecAggError } from '../secagg/messages.ts';
 import type { Delivered, SecAggConfig } from '../secagg/protocol.ts';
 import { dequantise } from '../secagg/ring.ts';
+import { type AdvertVerifier, openSignedAdvert } from './advert-signature.ts';
 import type { EndRequest } from './protocols.ts';
-import { type SurvivorSigner, survivorSetMessage } from './survivor-set.ts';
+import { peerIdVerifier, type SurvivorSigner, survivorSetMessage } from './survivor-set.ts';
 import type {
   Announcement,
   AnnounceReply,
@@ -71,7 +67,10 @@ export interface NetworkRoundConfig {
   readonly privacy?: RoundPrivacy;
   /** Dropouts after key sharing the round survives; sets the threshold (default 1). */
   readonly dropoutTolerance?: number;
-  /** Fewest participants a round may start with (default 2: one alone would publish its update). */
+  /**
+   * Fewest participants a round may start with (default FL_DEFAULTS.minRosterMembers, which
+   * participants hold rosters to: fewer would only be refused at the keys step).
+   */
   readonly minParticipants?: number;
   readonly serverLearningRate?: number;
   readonly samplingRate?: number;
@@ -142,6 +141,8 @@ export interface CoordinateOptions {
   /** Signs the survivor set with this node's identity key: participants unmask only for that. */
   readonly sign: SurvivorSigner;
   readonly accountant?: RdpAccountant;
+  /** Checks a participant's signature over its advert (default: its peer id's key). */
+  readonly verifyAdverts?: AdvertVerifier;
   /** Called once per rejected message, e.g. to penalise the sender. */
   readonly onRejected?: (peerId: string, code: string, message: string) => void;
 }
@@ -181,7 +182,7 @@ export async function coordinateRound(
   const accepted = links
     .filter((l) => ann.ok.get(l.peerId)?.accept)
     .sort((a, b) => (a.peerId < b.peerId ? -1 : 1));
-  if (accepted.length < Math.max(2, cfg.minParticipants ?? 2))
+  if (accepted.length < Math.max(2, cfg.minParticipants ?? FL_DEFAULTS.minRosterMembers))
     fail(`too few participants: ${accepted.length} accepted`);
 
   // 2. Roster and key advertisements.
@@ -196,15 +197,16 @@ export async function coordinateRound(
     threshold,
     dim: layoutDim(global.params.length),
   };
-  const expect = { roundId: cfg.roundId, participants: new Set(sa.participants) };
-  const keys = await step(accepted, 'keys', (l) =>
-    l.keys({ roundId: cfg.roundId, threshold, participants: roster }),
-  );
+  const rosterStatement = { roundId: cfg.roundId, threshold, participants: roster };
+  const keys = await step(accepted, 'keys', (l) => l.keys(rosterStatement));
   leftOut.push(...keys.failed);
+  // Adverts are relayed as signed: participants share only with adverts their owners signed, so
+  // one that does not verify is left out here rather than spoiling everyone's shares step.
+  const verifyAdverts = o.verifyAdverts ?? peerIdVerifier;
   const adverts = new Map<number, { bytes: Uint8Array; advert: KeyAdvertisement }>();
   for (const [peerId, bytes] of keys.ok) {
     try {
-      const advert = decodeAdvertisement(bytes, expect);
+      const advert = await openSignedAdvert(bytes, rosterStatement, verifyAdverts);
       if (advert.from !== idOf.get(peerId))
         throw new SecAggError('protocol-violation', `advert claims id ${advert.from}`);
       adverts.set(advert.from, { bytes, advert });
@@ -251,7 +253,10 @@ export async function coordinateRound(
   const collected = collectMasked(sa, routed.u2, delivered);
   for (const r of collected.rejected) reject(peerOf(r.from), 'train', r.error);
   const survivors = collected.received.map((m) => m.from);
-  if (survivors.length < threshold) fail(`${survivors.length} masked updates, threshold ${threshold}`);
+  // Participants reveal only for a survivor set of at least the roster minimum.
+  const minSurvivors = Math.max(threshold, cfg.minParticipants ?? FL_DEFAULTS.minRosterMembers);
+  if (survivors.length < minSurvivors)
+    fail(`${survivors.length} masked updates, at least ${minSurvivors} needed (threshold ${threshold})`);
 
   // 5. Reveals from the survivors; the sum unmasks if at least t of them answer.
   const survivorLinks = survivors.map((id) => linkOf.get(id)!);

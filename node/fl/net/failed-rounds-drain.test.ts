@@ -17,6 +17,7 @@ import { after, describe, test } from 'node:test';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../log.ts';
 import { FL_DEFAULTS } from '../../options.ts';
+import { flIdentities } from '../../testing/fl-identities.ts';
 import { survivorKeys } from '../../testing/survivor-keys.ts';
 import { featurisedCorpus, splitIndices, subset } from '../dataset.ts';
 import { planDpSgd } from '../dp-sgd-fedavg.ts';
@@ -29,6 +30,9 @@ import { encodeModel } from './model-codec.ts';
 import { FlParticipant } from './participant.ts';
 import { PrivacyGate } from './privacy-gate.ts';
 import type { RoundPrivacy } from './wire.ts';
+
+/** Identity keys the participants sign their key adverts with (by name). */
+const ids = flIdentities();
 
 const log = createLogger('silent');
 const dirs: string[] = [];
@@ -86,6 +90,8 @@ describe('failed rounds no longer drain honest budgets', async () => {
       const name = `p${k + 1}`;
       const p = new FlParticipant({
         self: name,
+        sign: ids.signer(name),
+        verifyAdverts: ids.verify,
         data: () => subset(ex, split.slices[k]!),
         privacy: g,
         resolveModel: async (_h, count) => zeroParams(count - 1),
@@ -117,7 +123,7 @@ describe('failed rounds no longer drain honest budgets', async () => {
         deadlineMs: 30_000,
         privacy,
       },
-      { sign: keys.sign },
+      { sign: keys.sign, verifyAdverts: ids.verify },
     ).then((result) => ({ roundId, result }));
   };
 

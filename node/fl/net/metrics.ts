@@ -53,6 +53,12 @@ export function createFlMetrics(registry: Registry) {
       labelNames: ['reason'],
       registers,
     }),
+    secaggRefused: new Counter({
+      name: 'cairn_fl_secagg_refused_total',
+      help: 'Keys and shares requests this node refused as a protocol violation of their coordinator, by step and reason (asked-twice, roster-too-small, not-a-trainer, bad-advert-signature, …)',
+      labelNames: ['step', 'reason'],
+      registers,
+    }),
     answers: new Counter({
       name: 'cairn_fl_invitations_total',
       help: 'Round invitations answered by this node, by answer',

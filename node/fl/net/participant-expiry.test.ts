@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { flIdentities } from '../../testing/fl-identities.ts';
 import type { Examples } from '../features.ts';
 import { zeroParams } from '../logistic.ts';
 import { encodeModel } from './model-codec.ts';
@@ -42,6 +43,7 @@ function participant() {
     data: () => data,
     resolveModel: async (_hash, count) => zeroParams(count - 1),
     storeModel: async () => 'stored',
+    sign: flIdentities().signer('me'),
     now: () => now,
     onDecline: (reason) => declines.push(reason),
   });
@@ -54,7 +56,11 @@ test('a burst of failed rounds holds at most MAX_HELD_ROUNDS, then declines as b
     const r = await p.announce(COORDINATOR, announcement(k));
     assert.equal(r.accept, true, `round ${k}: ${r.reason}`);
     // Each goes as far as the keys step, then its coordinator fails it: no commit ever comes.
-    p.keys(COORDINATOR, { roundId: announcement(k).roundId, threshold: 1, participants: ['me'] });
+    await p.keys(COORDINATOR, {
+      roundId: announcement(k).roundId,
+      threshold: 2,
+      participants: ['me', 'a', 'b'],
+    });
   }
   assert.equal(p.active, MAX_HELD_ROUNDS);
   // The burst goes on: every later round is declined, and memory stays bounded.
@@ -74,8 +80,8 @@ test('a burst of failed rounds holds at most MAX_HELD_ROUNDS, then declines as b
   assert.equal((await p.announce(COORDINATOR, announcement(101))).reason, 'busy');
   // ...and once past it, it is gone for every step, not only for the next announcement.
   advance(1);
-  assert.throws(
-    () => p.shares(COORDINATOR, { roundId: announcement(1).roundId, adverts: [] }),
+  await assert.rejects(
+    p.shares(COORDINATOR, { roundId: announcement(1).roundId, adverts: [] }),
     /no such round here/,
   );
   assert.equal(p.active, 0);

@@ -5,6 +5,7 @@
  */
 import { type Hex, toHex } from '../../chain/bytes.ts';
 import { DecodeError } from '../../chain/codec/errors.ts';
+import { FL_DEFAULTS } from '../../options.ts';
 import type { Examples } from '../features.ts';
 import {
   corruptMasked,
@@ -19,13 +20,13 @@ import type { Params } from '../logistic.ts';
 import { PrivacyBudgetError } from '../privacy-budget.ts';
 import { recordContribution } from '../record-contribution.ts';
 import {
-  decodeAdvertisement,
   decodeShare,
   encodeAdvertisement,
   encodeMasked,
   encodeShare,
   encodeUnmask,
   SecAggError,
+  type SecAggErrorCode,
 } from '../secagg/messages.ts';
 import {
   createParticipant,
@@ -36,12 +37,20 @@ import {
   shareKeys,
 } from '../secagg/protocol.ts';
 import { quantise } from '../secagg/ring.ts';
+import {
+  type AdvertVerifier,
+  advertSigningMessage,
+  encodeSignedAdvert,
+  openSignedAdvert,
+  rosterMember,
+} from './advert-signature.ts';
 import { modelBytesFor } from './model-codec.ts';
 import type { PrivacyGate } from './privacy-gate.ts';
 import {
   isCanonicalSet,
   peerIdVerifier,
   SURVIVOR_SIGNATURE_BYTES,
+  type SurvivorSigner,
   type SurvivorVerifier,
   survivorSetMessage,
 } from './survivor-set.ts';
@@ -55,7 +64,11 @@ import type {
   UnmaskRequest,
 } from './wire.ts';
 
-export type UnmaskRefusal = 'bad-signature' | 'second-survivor-set';
+export type UnmaskRefusal =
+  | 'bad-signature'
+  | 'second-survivor-set'
+  /** A survivor set below the roster minimum: the sum would cover too few updates. */
+  | 'too-few-survivors';
 
 /**
  * A coordinator's unmask request this participant will not answer: the coordinator broke the
@@ -65,6 +78,33 @@ export class UnmaskRefused extends SecAggError {
   readonly reason: UnmaskRefusal;
   constructor(reason: UnmaskRefusal, message: string) {
     super('protocol-violation', message);
+    this.reason = reason;
+  }
+}
+
+export type SecAggRefusal =
+  /** keys or shares asked a second time in one round (shares: a new set of the same secrets). */
+  | 'asked-twice'
+  /** Fewer distinct members than the minimum (FL_DEFAULTS.minRosterMembers). */
+  | 'roster-too-small'
+  | 'roster-repeats'
+  /** A roster entry that does not hold `train` (roster networks). */
+  | 'not-a-trainer'
+  /** An advert whose signature does not verify against the member it names. */
+  | 'bad-advert-signature';
+
+/**
+ * A coordinator's keys or shares request this participant will not answer because answering
+ * could hand the coordinator a participant's own update (issue 16, findings 1 and 2). A
+ * SecAggError, so it travels back as an invalid request; the service counts it and penalises
+ * the coordinator.
+ */
+export class SecAggRefused extends SecAggError {
+  readonly step: 'keys' | 'shares';
+  readonly reason: SecAggRefusal;
+  constructor(step: 'keys' | 'shares', reason: SecAggRefusal, code: SecAggErrorCode, message: string) {
+    super(code, message);
+    this.step = step;
     this.reason = reason;
   }
 }
@@ -119,6 +159,17 @@ export interface ParticipantOptions {
   readonly randomness?: RoundRandomness;
   /** Checks the coordinator's signature over the survivor set (default: its peer id's key). */
   readonly verifySurvivors?: SurvivorVerifier;
+  /** Signs with this node's identity key: its key adverts (advert-signature.ts). */
+  readonly sign: SurvivorSigner;
+  /** Checks a roster member's signature over its advert (default: its peer id's key). */
+  readonly verifyAdverts?: AdvertVerifier;
+  /**
+   * Whether a peer may be invited to train, where a membership view exists (roster networks:
+   * trust.ts); every roster entry must. Absent on open networks, where anyone may train.
+   */
+  readonly mayTrain?: (peer: string) => boolean;
+  /** Fewest distinct members a roster may name (default FL_DEFAULTS.minRosterMembers). */
+  readonly minRoster?: number;
   /** Rounds held at once; more are declined as busy (default MAX_HELD_ROUNDS). */
   readonly maxRounds?: number;
   readonly now?: () => number;
@@ -132,8 +183,12 @@ interface RoundState {
   readonly global: Params;
   readonly data: Examples;
   readonly expiresAt: number;
+  /** The keys request answered: the roster the adverts are signed for. Set once per round. */
+  roster?: KeysRequest;
   /** From the keys step on; holds the roster id, threshold and roster size too. */
   secagg?: Participant;
+  /** Set at the first shares request: a second one is refused, whatever became of the first. */
+  sharesAsked?: boolean;
   /** Set once the round's training began: a second train request must not charge the ledger again. */
   trained?: boolean;
 }
@@ -196,11 +251,19 @@ export class FlParticipant {
     return { accept: true, examples: data.rows.length, reason: '', epsilon };
   }
 
-  keys(from: string, k: KeysRequest): Uint8Array {
+  /**
+   * Fresh keys for the round and the advert signed by this node's identity key, once per round,
+   * for a roster of at least the minimum of distinct members, every one a trainer where the
+   * roster says who trains.
+   */
+  async keys(from: string, k: KeysRequest): Promise<Uint8Array> {
     const s = this.state(from, k.roundId);
+    if (s.roster)
+      throw new SecAggRefused('keys', 'asked-twice', 'protocol-violation', 'keys were already requested');
+    this.checkRoster(k.participants);
     const pos = k.participants.indexOf(this.o.self);
     if (pos < 0) throw new SecAggError('unknown-participant', 'not on the roster');
-    s.secagg = createParticipant(
+    const secagg = createParticipant(
       {
         roundId: k.roundId,
         participants: k.participants.map((_, i) => i + 1),
@@ -210,17 +273,69 @@ export class FlParticipant {
       pos + 1,
       this.rnd.bytes,
     );
-    return encodeAdvertisement(s.secagg.advertisement);
+    // Before the await: a concurrent second request finds the round's keys taken.
+    const roster: KeysRequest = {
+      roundId: k.roundId,
+      threshold: k.threshold,
+      participants: [...k.participants],
+    };
+    s.roster = roster;
+    s.secagg = secagg;
+    const advert = encodeAdvertisement(secagg.advertisement);
+    return encodeSignedAdvert(advert, await this.o.sign(advertSigningMessage(advert, roster)));
   }
 
-  shares(from: string, req: SharesRequest): Uint8Array[] {
+  /**
+   * Shamir-shares this round's secrets to the advertised members, once per round: a second set
+   * of shares of the same secrets, encrypted to whatever keys the second request names, is what
+   * lets a coordinator rebuild them (finding 1). Every advert must be signed by the member it
+   * names, for the roster this participant was given (finding 2).
+   */
+  async shares(from: string, req: SharesRequest): Promise<Uint8Array[]> {
     const s = this.state(from, req.roundId);
-    const sa = this.secagg(s);
-    const expect = { roundId: req.roundId, participants: new Set(sa.config.participants) };
-    const adverts = req.adverts.map((b) => decodeAdvertisement(b, expect));
-    const { participant, shares } = shareKeys(sa, adverts, this.rnd.bytes);
+    this.secagg(s);
+    if (s.sharesAsked)
+      throw new SecAggRefused('shares', 'asked-twice', 'protocol-violation', 'shares were already requested');
+    // Before anything that can fail or wait: one request per round, whatever its outcome.
+    s.sharesAsked = true;
+    const roster = s.roster!;
+    const verify = this.o.verifyAdverts ?? peerIdVerifier;
+    const adverts = await Promise.all(
+      req.adverts.map((b) =>
+        openSignedAdvert(b, roster, verify).catch((err: unknown) => {
+          if (err instanceof SecAggError && err.code === 'bad-signature')
+            throw new SecAggRefused('shares', 'bad-advert-signature', 'bad-signature', err.message);
+          throw err;
+        }),
+      ),
+    );
+    const { participant, shares } = shareKeys(this.secagg(s), adverts, this.rnd.bytes);
     s.secagg = participant;
     return shares.map(encodeShare);
+  }
+
+  /** The roster rules of the keys step (SecAggRefused when one is broken). */
+  private checkRoster(participants: readonly string[]): void {
+    // Distinct members, not distinct strings: one key has several peer-id encodings.
+    if (new Set(participants.map(rosterMember)).size !== participants.length)
+      throw new SecAggRefused('keys', 'roster-repeats', 'duplicate', 'the roster names a member twice');
+    const min = this.o.minRoster ?? FL_DEFAULTS.minRosterMembers;
+    if (participants.length < min)
+      throw new SecAggRefused(
+        'keys',
+        'roster-too-small',
+        'too-few-participants',
+        `a roster of ${participants.length}, at least ${min} distinct members needed`,
+      );
+    const mayTrain = this.o.mayTrain;
+    const stranger = mayTrain ? participants.find((p) => !mayTrain(p)) : undefined;
+    if (stranger !== undefined)
+      throw new SecAggRefused(
+        'keys',
+        'not-a-trainer',
+        'unknown-participant',
+        `${stranger} does not hold train`,
+      );
   }
 
   /**
@@ -286,6 +401,15 @@ export class FlParticipant {
       throw new UnmaskRefused('bad-signature', 'survivor set not signed by the round’s coordinator');
     // Read again after the await: another request may have been answered meanwhile.
     const current = this.secagg(s);
+    // The roster minimum holds for the sum too: a coordinator that declares all but one other
+    // member dropped (itself, say: it knows its own update) would unmask the victim's alone.
+    // Checked for the first reveal only: a second set is refused as such below.
+    const min = this.o.minRoster ?? FL_DEFAULTS.minRosterMembers;
+    if (!current.revealed && req.survivors.length < min)
+      throw new UnmaskRefused(
+        'too-few-survivors',
+        `a survivor set of ${req.survivors.length}, at least ${min} members needed`,
+      );
     try {
       const { participant, message: shares } = revealOnce(current, req.survivors);
       s.secagg = participant;

@@ -13,6 +13,7 @@ import { after, describe, test } from 'node:test';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../log.ts';
 import { FL_DEFAULTS } from '../../options.ts';
+import { flIdentities } from '../../testing/fl-identities.ts';
 import { seededRoundRandomness } from '../../testing/prng.ts';
 import { survivorKeys } from '../../testing/survivor-keys.ts';
 import { featurisedCorpus, splitIndices, subset } from '../dataset.ts';
@@ -30,6 +31,7 @@ import type { DpMode, RecordDp, RoundPrivacy } from './wire.ts';
 const log = createLogger('silent');
 /** The coordinator every round here is announced by. */
 const COORD = 'coordinator-peer';
+const ids = flIdentities();
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
 const tmp = async () => {
@@ -185,6 +187,8 @@ describe('a record-level round in process', async () => {
           storeModel: async () => 'stored',
           randomness: seededRoundRandomness(40 + k),
           verifySurvivors: keys.verify,
+          sign: ids.signer(`p${k + 1}`),
+          verifyAdverts: ids.verify,
         }),
     );
     const global = { hash: null, params: zeroParams(ex.dim) };
@@ -199,7 +203,7 @@ describe('a record-level round in process', async () => {
         deadlineMs: 30_000,
         privacy: record(),
       },
-      { sign: keys.sign },
+      { sign: keys.sign, verifyAdverts: ids.verify },
     );
     assert.deepEqual([...result.included].sort(), ['p1', 'p2', 'p3']);
     const left = result.leftOut.find((l) => l.peerId === 'p4');
@@ -225,6 +229,7 @@ describe('a record-level round in process', async () => {
       data: () => subset(ex, split.slices[0]!),
       resolveModel: async (_h, count) => zeroParams(count - 1),
       storeModel: async () => 'stored',
+      sign: ids.signer('p1'),
     });
     const r = await p.announce('boss', {
       roundId: new Uint8Array(32).fill(6),

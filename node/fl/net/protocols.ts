@@ -6,13 +6,8 @@
 import { DecodeError } from '../../chain/codec/errors.ts';
 import type { ProtocolSpec } from '../../p2p/reqresp.ts';
 import { layoutDim } from '../local-round.ts';
-import {
-  ADVERTISE_BYTES,
-  MAX_PARTICIPANTS,
-  maskedBytes,
-  SHARE_BYTES,
-  unmaskBytes,
-} from '../secagg/messages.ts';
+import { MAX_PARTICIPANTS, maskedBytes, SHARE_BYTES, unmaskBytes } from '../secagg/messages.ts';
+import { SIGNED_ADVERT_BYTES } from './advert-signature.ts';
 import { MAX_MODEL_BYTES, MAX_PARAMS } from './model-codec.ts';
 import { SURVIVOR_SIGNATURE_BYTES } from './survivor-set.ts';
 import {
@@ -68,7 +63,8 @@ export const FL_ANNOUNCE: ProtocolSpec<Announcement, AnnounceReply> = {
 export const FL_KEYS: ProtocolSpec<KeysRequest, Uint8Array> = {
   name: 'fl-keys',
   maxRequestBytes: 40 + N * 130,
-  maxChunkBytes: ADVERTISE_BYTES,
+  // A signed advert (advert-signature.ts): the advert and its owner's identity-key signature.
+  maxChunkBytes: SIGNED_ADVERT_BYTES,
   maxChunks: 1,
   minChunks: 1,
   timeoutMs: 5_000,
@@ -80,7 +76,7 @@ export const FL_KEYS: ProtocolSpec<KeysRequest, Uint8Array> = {
 
 export const FL_SHARES: ProtocolSpec<SharesRequest, Uint8Array[]> = {
   name: 'fl-shares',
-  maxRequestBytes: 40 + N * (ADVERTISE_BYTES + 2),
+  maxRequestBytes: 40 + N * (SIGNED_ADVERT_BYTES + 2),
   maxChunkBytes: 4 + N * (SHARE_BYTES + 2),
   maxChunks: 1,
   minChunks: 1,

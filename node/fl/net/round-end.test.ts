@@ -12,6 +12,7 @@ import { after, test } from 'node:test';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../log.ts';
 import { FL_DEFAULTS } from '../../options.ts';
+import { flIdentities } from '../../testing/fl-identities.ts';
 import { survivorKeys } from '../../testing/survivor-keys.ts';
 import { planDpSgd } from '../dp-sgd-fedavg.ts';
 import { FlData } from './data.ts';
@@ -22,6 +23,9 @@ import { ModelSync } from './model-sync.ts';
 import { FlParticipant } from './participant.ts';
 import type { FlRoundEvent } from './round-events.ts';
 import { RoundRunner } from './round-runner.ts';
+
+/** Identity keys the participants sign their key adverts with (by name). */
+const ids = flIdentities();
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
@@ -45,6 +49,8 @@ test('a round that fails at the range check is forgotten by every participant at
     (k) =>
       new FlParticipant({
         self: `p${k}`,
+        sign: ids.signer(`p${k}`),
+        verifyAdverts: ids.verify,
         data: () => new FlData({ index: k, of: 3, mode: 'iid', seed: 42 }, 42).train(),
         resolveModel: (h, n) => models.resolve(h, n),
         storeModel: (b) => store.putEncoded(b),
@@ -55,6 +61,7 @@ test('a round that fails at the range check is forgotten by every participant at
   const rounds: FlRoundEvent[] = [];
   const runner = new RoundRunner({
     self: 'p0',
+    verifyAdverts: ids.verify,
     data: new FlData({ index: 0, of: 3, mode: 'iid', seed: 42 }, 42),
     store,
     models,

@@ -8,6 +8,7 @@ import { toHex } from '../../chain/bytes.ts';
 import type { ModelPayload } from '../../chain/types.ts';
 import { createLogger } from '../../log.ts';
 import { FL_DEFAULTS } from '../../options.ts';
+import { flIdentities } from '../../testing/fl-identities.ts';
 import { survivorKeys } from '../../testing/survivor-keys.ts';
 import { planDpSgd } from '../dp-sgd-fedavg.ts';
 import { FlData } from './data.ts';
@@ -19,13 +20,18 @@ import { FlParticipant } from './participant.ts';
 import type { FlRoundEvent, ModelVersionEvent } from './round-events.ts';
 import { modelHeadOf, RoundRunner, type RoundRunnerDeps } from './round-runner.ts';
 
-/** Three participants on one model store, with survivor-set keys; `poisoner` misbehaves out of range. */
+/**
+ * Four participants on one model store (the fourth on the first's slice, so that three stay
+ * when the poisoner is left out: rosters name at least three), with survivor-set and advert
+ * keys; `poisoner` misbehaves out of range.
+ */
 async function roundFixture(poisoner?: number) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-rounds-'));
   const store = new ModelStore(path.join(dir, 'models'));
   const metrics = createFlMetrics(new Registry());
   const log = createLogger('error');
   const keys = await survivorKeys();
+  const ids = flIdentities();
   const models = new ModelSync({
     store,
     reqresp: { request: async () => [] },
@@ -34,23 +40,25 @@ async function roundFixture(poisoner?: number) {
     metrics,
     log,
   });
-  const parts = [0, 1, 2].map(
+  const parts = [0, 1, 2, 3].map(
     (k) =>
       new FlParticipant({
         self: `p${k}`,
-        data: () => new FlData({ index: k, of: 3, mode: 'iid', seed: 42 }, 42).train(),
+        data: () => new FlData({ index: k % 3, of: 3, mode: 'iid', seed: 42 }, 42).train(),
         resolveModel: (h, n) => models.resolve(h, n),
         storeModel: (b) => store.putEncoded(b),
         verifySurvivors: keys.verify,
+        sign: ids.signer(`p${k}`),
+        verifyAdverts: ids.verify,
         // One participant puts a huge input under its masks.
         ...(k === poisoner ? { misbehave: 'out-of-range' as const } : {}),
       }),
   );
-  return { store, metrics, log, keys, models, parts };
+  return { store, metrics, log, keys, ids, models, parts };
 }
 
 test('the round runner chains versions once mined, commits each as a model entry and reports a failed round as failed', async () => {
-  const { store, metrics, log, keys, models, parts } = await roundFixture();
+  const { store, metrics, log, keys, ids, models, parts } = await roundFixture();
   let available = 3;
   const entries: ModelPayload[] = [];
   // The chain: a committed entry becomes the head when "mined", a while after its commit.
@@ -76,6 +84,7 @@ test('the round runner chains versions once mined, commits each as a model entry
       return 'id';
     },
     sign: keys.sign,
+    verifyAdverts: ids.verify,
     penalise: () => {},
     emitRound: (e) => rounds.push(e),
     emitVersion: (e) => versions.push(e),
@@ -149,7 +158,7 @@ test('the round runner chains versions once mined, commits each as a model entry
 });
 
 test('a round whose aggregate is out of range, or whose validation loss regresses, commits nothing and the head stays', async () => {
-  const { store, metrics, log, keys, models, parts } = await roundFixture(1);
+  const { store, metrics, log, keys, ids, models, parts } = await roundFixture(1);
   const head: ModelPayload = {
     kind: 'model',
     modelHash: new Uint8Array(32).fill(1),
@@ -175,6 +184,7 @@ test('a round whose aggregate is out of range, or whose validation loss regresse
       return 'id';
     },
     sign: keys.sign,
+    verifyAdverts: ids.verify,
     penalise: () => {},
     emitRound: (e) => rounds.push(e),
     emitVersion: () => {},
@@ -202,7 +212,7 @@ test('a round whose aggregate is out of range, or whose validation loss regresse
 
   // Honest participants, but a tolerance no version can meet (its loss would have to fall by a
   // whole nat below the zero model's ln 2): the round fails on the held-out loss.
-  const honest = [0, 2].map((k) => localLink(`p${k}`, parts[k]!));
+  const honest = [0, 2, 3].map((k) => localLink(`p${k}`, parts[k]!));
   const strict = new RoundRunner({ ...deps, links: () => honest, lossTolerance: -1 });
   strict.schedule([new Uint8Array(32).fill(9)], { rounds: 1, noiseMultiplier: 0.05 });
   await strict.idle();

@@ -15,6 +15,7 @@ import type { DpConfig } from '../local-round.ts';
 import { evaluate, type Params, zeroParams } from '../logistic.ts';
 import { RdpAccountant } from '../rdp-accountant.ts';
 import { recordSecAggDp } from '../record-contribution.ts';
+import type { AdvertVerifier } from './advert-signature.ts';
 import { coordinateRound, type LeftOut, type ParticipantLink, RoundFailed } from './coordinator.ts';
 import type { FlData } from './data.ts';
 import type { FlMetrics } from './metrics.ts';
@@ -75,6 +76,8 @@ export interface RoundRunnerDeps {
   commitEntry(payload: ModelPayload): Promise<string>;
   /** Signs with this node's identity key (each round's survivor set). */
   sign(message: Uint8Array): Promise<Uint8Array>;
+  /** Checks participants' advert signatures (default: against their peer ids' keys). */
+  readonly verifyAdverts?: AdvertVerifier;
   penalise(peer: string, reason: string): void;
   emitRound(e: FlRoundEvent): void;
   emitVersion(e: ModelVersionEvent): void;
@@ -291,6 +294,7 @@ export class RoundRunner {
         { roundId, round, dp, train: DEFAULT_TRAIN, deadlineMs: this.d.deadlineMs, privacy },
         {
           sign: (m) => this.d.sign(m),
+          ...(this.d.verifyAdverts ? { verifyAdverts: this.d.verifyAdverts } : {}),
           // Record mode: each participant's ledger accounts its own DP-SGD; the sum has no noise of its own.
           ...(mode === 'update' ? { accountant } : {}),
           onRejected: (peer, code, message) => {

@@ -351,6 +351,73 @@ describe('FlService with fakes of its dependencies', () => {
     );
   });
 
+  test('keys and shares requests that could expose an update are refused, counted and penalised', async () => {
+    const c = nodes[coordinator]!;
+    const victim = nodes[trainer]!;
+    const rr = net.reqresp(c.id);
+    const specs = {
+      announce: FL_ANNOUNCE,
+      keys: FL_KEYS,
+      shares: FL_SHARES,
+      train: FL_TRAIN,
+      unmask: FL_UNMASK,
+      commit: FL_COMMIT,
+    };
+    const team = [coordinator, trainer, trainer2].map((k) => remoteLink(rr, nodes[k]!.id, specs));
+    const roundId = new Uint8Array(32).fill(12);
+    const a = {
+      roundId,
+      round: (chain.head?.round ?? 0) + 1,
+      modelHash: chain.head?.modelHash ?? null,
+      paramCount: c.service.data.paramCount,
+      dp: { clipNorm: 4, noiseMultiplier: 0.3, weightCap: 1000 },
+      train: { epochs: 1, batchSize: 64, learningRate: 8, l2: 0, seed: 5 },
+      deadlineMs: 5_000,
+      privacy: { mode: 'update' as const },
+    };
+    for (const l of team) assert.equal((await l.announce(a)).accept, true);
+    const id = (k: number) => nodes[k]!.id.toString();
+    const before = penalties.length;
+    const invalid = (pattern: RegExp) => (e: unknown) =>
+      e instanceof ReqRespError && e.code === 'invalid-request' && pattern.test(e.message);
+    // A roster of two, then one naming the member without train.
+    await assert.rejects(
+      team[1]!.keys({ roundId, threshold: 2, participants: [id(coordinator), id(trainer)] }),
+      invalid(/at least 3 distinct members/),
+    );
+    await assert.rejects(
+      team[1]!.keys({ roundId, threshold: 2, participants: [id(coordinator), id(trainer), id(bystander)] }),
+      invalid(/does not hold train/),
+    );
+    // A proper roster is answered, and the shares step once.
+    const roster = [id(coordinator), id(trainer), id(trainer2)];
+    const adverts = await Promise.all(
+      team.map((l) => l.keys({ roundId, threshold: 2, participants: roster })),
+    );
+    assert.equal((await team[1]!.shares({ roundId, adverts })).length, 2);
+    await assert.rejects(team[1]!.shares({ roundId, adverts }), invalid(/already requested/));
+    const refusals: [string, string][] = [
+      ['keys', 'roster-too-small'],
+      ['keys', 'not-a-trainer'],
+      ['shares', 'asked-twice'],
+    ];
+    for (const [step, reason] of refusals)
+      assert.equal(
+        await metric(victim, 'cairn_fl_secagg_refused_total', { step, reason }),
+        1,
+        `${step} ${reason}`,
+      );
+    assert.deepEqual(
+      penalties.slice(before).map(([p, action]) => [p, action]),
+      [
+        [c.id.toString(), 'low-tolerance'],
+        // The roster views of two members may differ by a block: a lighter penalty.
+        [c.id.toString(), 'mid-tolerance'],
+        [c.id.toString(), 'low-tolerance'],
+      ],
+    );
+  });
+
   test('a participant counts the announcements it declines by reason; fl-end frees a held round', async () => {
     const c = nodes[coordinator]!;
     const link = remoteLink(net.reqresp(c.id), nodes[trainer2]!.id, {
@@ -363,7 +430,7 @@ describe('FlService with fakes of its dependencies', () => {
       end: FL_END,
     });
     const a = {
-      roundId: new Uint8Array(32).fill(12),
+      roundId: new Uint8Array(32).fill(14),
       round: (chain.head?.round ?? 0) + 1,
       modelHash: chain.head?.modelHash ?? null,
       paramCount: c.service.data.paramCount,
@@ -375,7 +442,7 @@ describe('FlService with fakes of its dependencies', () => {
     assert.equal((await link.announce(a)).accept, true);
     assert.equal((await link.announce(a)).reason, 'round already announced');
     assert.equal(
-      (await link.announce({ ...a, roundId: new Uint8Array(32).fill(13), paramCount: 3 })).accept,
+      (await link.announce({ ...a, roundId: new Uint8Array(32).fill(15), paramCount: 3 })).accept,
       false,
     );
     const declined = (reason: string) =>

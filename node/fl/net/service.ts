@@ -29,7 +29,7 @@ import { localLink, remoteLink } from './links.ts';
 import { counted, createFlMetrics, type FlMetrics } from './metrics.ts';
 import { ModelStore } from './model-store.ts';
 import { ModelSync, modelEntriesOf } from './model-sync.ts';
-import { FlParticipant, type Misbehaviour, UnmaskRefused } from './participant.ts';
+import { FlParticipant, type Misbehaviour, SecAggRefused, UnmaskRefused } from './participant.ts';
 import { PrivacyGate, type PrivacyStatus } from './privacy-gate.ts';
 import {
   FL_ANNOUNCE,
@@ -174,6 +174,11 @@ export class FlService extends EventEmitter<FlEvents> {
       },
       storeModel: (bytes, count, from) => this.store.hold(bytes, count, from),
       onDecline: (reason) => this.metrics.announceDeclined.inc({ reason }),
+      sign: (message) => d.sign(message),
+      minRoster: FL_DEFAULTS.minRosterMembers,
+      // Where the chain keeps a roster, every member a round names must hold train; an open
+      // network has no such view (and no bound on identities: a signature is all it can check).
+      ...(d.roster.mode === 'roster' ? { mayTrain: (peer: string) => d.roster.mayTrain(peer) } : {}),
     });
     this.runner = new RoundRunner({
       self: this.self,
@@ -244,8 +249,31 @@ export class FlService extends EventEmitter<FlEvents> {
       this.metrics.answers.inc({ answer: r.accept ? 'accepted' : 'declined' });
       return r;
     });
-    await serve(this.specs.keys, (from, k) => p.keys(from, k));
-    await serve(this.specs.shares, (from, s) => p.shares(from, s));
+    // A refused keys or shares request could have exposed an update: the coordinator's fault.
+    const refusing =
+      <Req, Res>(fn: (from: string, req: Req) => Promise<Res>) =>
+      async (from: string, req: Req): Promise<Res> => {
+        try {
+          return await fn(from, req);
+        } catch (err) {
+          if (err instanceof SecAggRefused) {
+            this.metrics.secaggRefused.inc({ step: err.step, reason: err.reason });
+            // Views of the roster can lag a block behind one another: a member just revoked is
+            // a smaller fault than a forged advert or a second request.
+            const action = err.reason === 'not-a-trainer' ? 'mid-tolerance' : 'low-tolerance';
+            this.d.penalise(from, action, `fl ${err.step} refused: ${err.message}`);
+          }
+          throw err;
+        }
+      };
+    await serve(
+      this.specs.keys,
+      refusing((from, k) => p.keys(from, k)),
+    );
+    await serve(
+      this.specs.shares,
+      refusing((from, s) => p.shares(from, s)),
+    );
     await serve(this.specs.train, (from, t) => p.train(from, t));
     await serve(this.specs.unmask, async (from, u) => {
       try {

@@ -9,6 +9,8 @@
 import type { Capability, Member, MembershipMode } from '../../membership/view.ts';
 
 export interface FlRoster {
+  /** `roster`: membership is the chain's roster, so `mayTrain` is a view every node shares. */
+  readonly mode: MembershipMode;
   /** Whether `peer` (a peer id; this node's own included) may announce rounds. */
   mayCoordinate(peer: string): boolean;
   /** Whether `peer` (this node's own id included) may be invited to train. */
@@ -26,8 +28,8 @@ export interface FlRosterSource {
 export function flRoster(s: FlRosterSource): FlRoster {
   const holds = (peer: string, cap: Capability) => s.member(peer)?.capabilities.has(cap) ?? false;
   if (s.mode === 'roster')
-    return { mayCoordinate: (p) => holds(p, 'coordinate'), mayTrain: (p) => holds(p, 'train') };
-  return { mayCoordinate: () => true, mayTrain: (p) => s.claims(p).includes('train') };
+    return { mode: s.mode, mayCoordinate: (p) => holds(p, 'coordinate'), mayTrain: (p) => holds(p, 'train') };
+  return { mode: s.mode, mayCoordinate: () => true, mayTrain: (p) => s.claims(p).includes('train') };
 }
 
 export type RoundRequestCode = 'not-coordinator' | 'not-a-trainer' | 'bad-peer-id' | 'stopped';

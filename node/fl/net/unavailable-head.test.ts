@@ -18,6 +18,7 @@ import { toHex } from '../../chain/bytes.ts';
 import type { ModelPayload } from '../../chain/types.ts';
 import { createLogger } from '../../log.ts';
 import { FL_DEFAULTS } from '../../options.ts';
+import { flIdentities } from '../../testing/fl-identities.ts';
 import { survivorKeys } from '../../testing/survivor-keys.ts';
 import { planDpSgd } from '../dp-sgd-fedavg.ts';
 import { FlData } from './data.ts';
@@ -28,6 +29,9 @@ import { ModelSync } from './model-sync.ts';
 import { FlParticipant } from './participant.ts';
 import type { FlRoundEvent } from './round-events.ts';
 import { modelHeadOf, RoundRunner, type RoundRunnerDeps } from './round-runner.ts';
+
+/** Identity keys the participants sign their key adverts with (by name). */
+const ids = flIdentities();
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
@@ -59,6 +63,8 @@ async function rig(
     (k) =>
       new FlParticipant({
         self: `p${k}`,
+        sign: ids.signer(`p${k}`),
+        verifyAdverts: ids.verify,
         data: () => new FlData({ index: k, of: 3, mode: 'iid', seed: 42 }, 42).train(),
         resolveModel: (h, n) => {
           if (k === 0) trainedFrom.push(h && toHex(h));
@@ -73,6 +79,7 @@ async function rig(
   const rounds: FlRoundEvent[] = [];
   const runner = new RoundRunner({
     self: 'p0',
+    verifyAdverts: ids.verify,
     data: new FlData({ index: 0, of: 3, mode: 'iid', seed: 42 }, 42),
     store,
     models,

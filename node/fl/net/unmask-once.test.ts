@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { flIdentities } from '../../testing/fl-identities.ts';
 import { seededRoundRandomness } from '../../testing/prng.ts';
 import { recoverInput } from '../../testing/secagg-attack.ts';
 import { survivorKeys } from '../../testing/survivor-keys.ts';
@@ -16,7 +17,6 @@ import { layoutDim } from '../local-round.ts';
 import { zeroParams } from '../logistic.ts';
 import { routeShares } from '../secagg/aggregator.ts';
 import {
-  decodeAdvertisement,
   decodeMasked,
   decodeUnmask,
   encodeShare,
@@ -25,6 +25,7 @@ import {
   type UnmaskingShares,
 } from '../secagg/messages.ts';
 import type { SecAggConfig } from '../secagg/protocol.ts';
+import { decodeSignedAdvert } from './advert-signature.ts';
 import { FlParticipant, UnmaskRefused } from './participant.ts';
 import { peerIdVerifier, type SurvivorVerifier, survivorSetMessage } from './survivor-set.ts';
 
@@ -35,6 +36,7 @@ const dp = { clipNorm: 4, noiseMultiplier: 0.3, weightCap: 1000 };
 const roundId = new Uint8Array(32).fill(9);
 const roster = ['p1', 'p2', 'p3', 'p4', 'p5'];
 const threshold = 3;
+const ids = flIdentities();
 
 /** Five participants through the masked-update step, as an honest coordinator drives them. */
 async function toUnmask(verify: SurvivorVerifier) {
@@ -47,6 +49,8 @@ async function toUnmask(verify: SurvivorVerifier) {
         storeModel: async () => 'stored',
         randomness: seededRoundRandomness(20 + k),
         verifySurvivors: verify,
+        sign: ids.signer(self),
+        verifyAdverts: ids.verify,
       }),
   );
   const coordinator = 'boss';
@@ -68,16 +72,19 @@ async function toUnmask(verify: SurvivorVerifier) {
     dim: layoutDim(ex.dim + 1),
   };
   const expect = { roundId, participants: new Set(config.participants) };
-  const advertBytes = parts.map((p) => p.keys(coordinator, { roundId, threshold, participants: roster }));
+  const advertBytes = await Promise.all(
+    parts.map((p) => p.keys(coordinator, { roundId, threshold, participants: roster })),
+  );
   const adverts = new Map<number, KeyAdvertisement>(
     advertBytes.map((b) => {
-      const ad = decodeAdvertisement(b, expect);
+      const ad = decodeSignedAdvert(b, expect).advert;
       return [ad.from, ad];
     }),
   );
-  const shareMsgs = parts.flatMap((p, k) =>
-    p.shares(coordinator, { roundId, adverts: advertBytes }).map((bytes) => ({ from: k + 1, bytes })),
+  const shareLists = await Promise.all(
+    parts.map((p) => p.shares(coordinator, { roundId, adverts: advertBytes })),
   );
+  const shareMsgs = shareLists.flatMap((list, k) => list.map((bytes) => ({ from: k + 1, bytes })));
   const routed = routeShares(config, config.participants, shareMsgs);
   const masked = await Promise.all(
     parts.map(async (p, k) =>

@@ -5,16 +5,19 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { toHex } from '../../chain/bytes.ts';
 import { DecodeError } from '../../chain/codec/errors.ts';
+import { SIGNED_ADVERT_BYTES } from './advert-signature.ts';
 import { decodeModel, encodeModel, MAX_MODEL_BYTES, modelHash } from './model-codec.ts';
 import { ModelStore } from './model-store.ts';
 import { FL_UNMASK } from './protocols.ts';
 import {
   decodeAnnouncement,
   decodeKeysRequest,
+  decodeSharesRequest,
   decodeTrainRequest,
   decodeUnmaskRequest,
   encodeAnnouncement,
   encodeKeysRequest,
+  encodeSharesRequest,
   encodeTrainRequest,
   encodeUnmaskRequest,
 } from './wire.ts';
@@ -37,6 +40,14 @@ const announcement = {
 };
 
 describe('FL wire formats', () => {
+  test('a shares request carries signed adverts of their fixed size, and nothing longer', () => {
+    const advert = new Uint8Array(SIGNED_ADVERT_BYTES).fill(4);
+    const req = { roundId, adverts: [advert, advert] };
+    assert.deepEqual(decodeSharesRequest(encodeSharesRequest(req)), req);
+    const long = encodeSharesRequest({ roundId, adverts: [new Uint8Array(SIGNED_ADVERT_BYTES + 1)] });
+    assert.throws(() => decodeSharesRequest(long), DecodeError);
+  });
+
   test('an announcement round-trips; the zero hash means the initial model', () => {
     assert.deepEqual(decodeAnnouncement(encodeAnnouncement(announcement)), announcement);
     const initial = decodeAnnouncement(encodeAnnouncement({ ...announcement, modelHash: null }));

@@ -12,7 +12,8 @@ import { MAX_DP_SGD_STEPS } from '../dp-sgd.ts';
 import type { DpConfig } from '../local-round.ts';
 import type { TrainOptions } from '../logistic.ts';
 import type { RecordDp } from '../record-contribution.ts';
-import { ADVERTISE_BYTES, MAX_PARTICIPANTS, SHARE_BYTES } from '../secagg/messages.ts';
+import { MAX_PARTICIPANTS, SHARE_BYTES } from '../secagg/messages.ts';
+import { SIGNED_ADVERT_BYTES } from './advert-signature.ts';
 import { MAX_PARAMS } from './model-codec.ts';
 import { SURVIVOR_SIGNATURE_BYTES } from './survivor-set.ts';
 
@@ -78,7 +79,7 @@ export interface KeysRequest {
 
 export interface SharesRequest {
   readonly roundId: Uint8Array;
-  /** Encoded key advertisements of everyone who advertised (U1). */
+  /** Signed key advertisements (advert-signature.ts) of everyone who advertised (U1). */
   readonly adverts: readonly Uint8Array[];
 }
 
@@ -301,7 +302,7 @@ const writeIds = (w: Writer, ids: readonly number[]) => {
 
 export function encodeSharesRequest(s: SharesRequest): Uint8Array {
   return writeList(
-    new Writer(64 + (ADVERTISE_BYTES + 2) * s.adverts.length).fixed(s.roundId, 32),
+    new Writer(64 + (SIGNED_ADVERT_BYTES + 2) * s.adverts.length).fixed(s.roundId, 32),
     s.adverts,
   ).finish();
 }
@@ -309,7 +310,7 @@ export function encodeSharesRequest(s: SharesRequest): Uint8Array {
 export function decodeSharesRequest(bytes: Uint8Array): SharesRequest {
   const r = new Reader(bytes);
   const roundId = r.fixed(32, 'round id');
-  const adverts = readList(r, MAX_PARTICIPANTS, ADVERTISE_BYTES, 'advertisement');
+  const adverts = readList(r, MAX_PARTICIPANTS, SIGNED_ADVERT_BYTES, 'advertisement');
   r.end('shares request');
   return { roundId, adverts };
 }

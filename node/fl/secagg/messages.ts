@@ -16,6 +16,8 @@ export type SecAggErrorCode =
   | 'decryption-failed'
   | 'too-few-participants'
   | 'protocol-violation'
+  /** A signature over a message (net/advert-signature.ts) does not verify against its signer. */
+  | 'bad-signature'
   | 'reconstruction-failed';
 
 export class SecAggError extends Error {
