@@ -8,6 +8,8 @@
  * a stranger cycling hosts holds at most `maxKeys` of them. Token buckets live apart and are
  * never dropped for anonymous ones.
  */
+
+import { TokenBuckets } from '../jobs/token-buckets.ts';
 import { capKey } from '../node/p2p/ip-ranges.ts';
 
 export interface RateLimit {
@@ -60,22 +62,16 @@ export interface RateRefusal {
   readonly message: string;
 }
 
-interface Bucket {
-  tokens: number;
-  at: number;
-}
-
 export class RateLimiter {
-  private readonly tokenBuckets = new Map<string, Bucket>();
-  private readonly anonymousBuckets = new Map<string, Bucket>();
-  private readonly maxKeys: number;
-  private readonly now: () => number;
+  private readonly tokenBuckets: TokenBuckets;
+  private readonly anonymousBuckets: TokenBuckets;
 
   private readonly o: RateLimiterOptions;
   constructor(o: RateLimiterOptions) {
     this.o = o;
-    this.maxKeys = o.maxKeys ?? 10_000;
-    this.now = o.now ?? Date.now;
+    const maxKeys = o.maxKeys ?? 10_000;
+    this.tokenBuckets = new TokenBuckets(maxKeys, o.now);
+    this.anonymousBuckets = new TokenBuckets(maxKeys, o.now);
   }
 
   /** Takes one request from the caller's bucket: undefined when allowed, else why not. */
@@ -83,7 +79,7 @@ export class RateLimiter {
     const limit = caller.kind === 'token' ? (caller.rate ?? this.o.token) : this.o.anonymous;
     if (!limit) return undefined;
     let key: string;
-    let buckets: Map<string, Bucket>;
+    let buckets: TokenBuckets;
     if (caller.kind === 'token') {
       key = caller.id;
       buckets = this.tokenBuckets;
@@ -92,7 +88,7 @@ export class RateLimiter {
       key = capKey(caller.address);
       buckets = this.anonymousBuckets;
     }
-    const wait = this.takeFrom(buckets, key, limit);
+    const wait = buckets.take(key, limit);
     if (wait === 0) return undefined;
     const rate = `${limit.perSecond}/s, bursts of ${limit.burst}`;
     return {
@@ -104,26 +100,5 @@ export class RateLimiter {
           ? `Too many requests for this token (${rate}): retry in ${wait} s`
           : `Too many requests from this address without a token (${rate}; a token has a limit of its own): retry in ${wait} s`,
     };
-  }
-
-  /** 0 when a request was taken, else the seconds until one could be. */
-  private takeFrom(buckets: Map<string, Bucket>, key: string, limit: RateLimit): number {
-    const now = this.now();
-    let b = buckets.get(key);
-    if (b) {
-      b.tokens = Math.min(limit.burst, b.tokens + ((now - b.at) / 1000) * limit.perSecond);
-      b.at = now;
-      // Re-inserted: the map's order is last use, so the bound drops the longest idle.
-      buckets.delete(key);
-    } else {
-      b = { tokens: limit.burst, at: now };
-      while (buckets.size >= this.maxKeys) buckets.delete(buckets.keys().next().value!);
-    }
-    buckets.set(key, b);
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
-      return 0;
-    }
-    return Math.max(1, Math.ceil((1 - b.tokens) / limit.perSecond));
   }
 }
