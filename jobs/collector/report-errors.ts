@@ -39,7 +39,9 @@ export type RefusalCode =
    * A stats report older than its node's newest indexed one by more than the late window: a
    * replay (the report log that deduplicates is pruned), never a current value.
    */
-  | 'stale-report';
+  | 'stale-report'
+  /** A node's stats reports beyond its budget (report-rate.ts): one member must not hold the queue. */
+  | 'report-rate';
 
 /**
  * A report the collector will not index, ever: failing it without retries is right (BullMQ does
