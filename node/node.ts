@@ -325,6 +325,7 @@ export class CairnNode {
         log.debug({ code: err.code, address: err.address }, 'connection refused');
       },
       onAbandoned: limitMetrics.onAbandoned,
+      onEvicted: limitMetrics.onEvicted,
     });
     let peers: PeerManager | undefined;
     const refuse = async (p: PeerId) => peers?.refuses(p) ?? false;

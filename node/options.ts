@@ -75,6 +75,12 @@ export const P2P_DEFAULTS = Object.freeze({
   maxPendingExempt: 16,
   /** How long an inbound connection may take to finish noise and yamux (libp2p's default: 10 s). */
   inboundUpgradeTimeoutMs: 3_000,
+  /**
+   * A pending upgrade older than this gives its place up to a new connection when its budget is
+   * full: silent sockets held all 16 loopback places against every honest dial (ATK-13), while an
+   * honest upgrade finishes in tens of ms, well before anyone may take its place.
+   */
+  pendingEvictableAfterMs: 500,
   /** New inbound connections per second from one host before libp2p refuses more (libp2p's default). */
   inboundConnectionThreshold: 5,
   /** Addresses of one peer tried per dial (libp2p's default); a peer record can list many. */

@@ -39,6 +39,11 @@ class FakeConn extends EventTarget {
     this.status = 'closed';
     this.dispatchEvent(new Event('close'));
   }
+  abortedWith: Error | undefined;
+  abort(err: Error) {
+    this.abortedWith = err;
+    this.close();
+  }
 }
 const refusedBy = async (m: ReturnType<typeof createConnectionLimitMetrics>, reason: string) =>
   (await m.refused.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
@@ -121,6 +126,44 @@ describe('counting', () => {
     assert.equal(l.pendingFrom('::1'), accepted, 'IPv6 loopback shares it');
     // A peer elsewhere still gets an upgrade slot.
     assert.equal(l.denyInboundConnection(conn('/ip4/192.0.2.9/tcp/1')), false);
+  });
+
+  test('a full pending budget evicts the upgrade pending longest once it is past pendingEvictableAfterMs', async () => {
+    // ATK-13 finding 4: 16 silent sockets, reopened as they timed out, held every loopback place.
+    let now = 1_000_000;
+    const refusals: ConnectionRefusedError[] = [];
+    const abandoned: string[] = [];
+    const m = createConnectionLimitMetrics(new Registry());
+    const l = new ConnectionLimits({
+      now: () => now,
+      onRefuse: (e) => refusals.push(e),
+      onAbandoned: (a) => abandoned.push(a),
+      onEvicted: m.onEvicted,
+    });
+    const silent = Array.from({ length: l.maxPendingExempt }, (_, i) =>
+      conn(`/ip4/127.0.0.2/tcp/${2000 + i}`),
+    );
+    for (const c of silent) {
+      assert.equal(l.denyInboundConnection(c), false);
+      now += 10;
+    }
+    // Young upgrades are honest ones mid-handshake: nobody takes their place.
+    assert.equal(l.denyInboundConnection(conn('/ip4/127.0.0.1/tcp/9000')), true);
+    assert.equal(refusals.at(-1)?.code, REFUSAL.pendingPerIp);
+    now += P2P_DEFAULTS.pendingEvictableAfterMs;
+    const honest = conn('/ip4/127.0.0.1/tcp/9001');
+    assert.equal(l.denyInboundConnection(honest), false, 'the honest dial gets the oldest silent place');
+    assert.match(silent[0]!.abortedWith?.message ?? '', /evicted/);
+    assert.equal(silent[1]!.abortedWith, undefined, 'one place, one eviction');
+    assert.deepEqual(abandoned, [], 'an eviction is not counted as abandoned');
+    assert.equal((await m.evicted.get()).values[0]?.value, 1);
+    assert.equal(l.pendingFrom('127.0.0.1'), l.maxPendingExempt);
+    // The stranger reopens at once: it evicts its own older sockets, never the young honest one.
+    for (let i = 0; i < l.maxPendingExempt; i++)
+      l.denyInboundConnection(conn(`/ip4/127.0.0.2/tcp/${3000 + i}`));
+    assert.equal(honest.abortedWith, undefined);
+    l.denyInboundUpgradedConnection(undefined as never, honest);
+    assert.equal(l.inboundFrom('127.0.0.1'), 0, 'loopback is exempt from the per-IP cap');
   });
 
   test('IPv6 addresses are capped per /64', () => {

@@ -86,6 +86,10 @@ export interface ConnectionLimitsOptions extends Partial<P2pLimits> {
   readonly maxPendingPerIp?: number;
   /** Upgrades in flight from all exempt addresses together (default P2P_DEFAULTS.maxPendingExempt). */
   readonly maxPendingExempt?: number;
+  /** Age after which a pending upgrade may be evicted for a new one (P2P_DEFAULTS.pendingEvictableAfterMs). */
+  readonly pendingEvictableAfterMs?: number;
+  /** A pending upgrade was aborted to make room (its remote address). */
+  readonly onEvicted?: (remoteAddr: string) => void;
   readonly addressBans?: AddressBans;
   readonly now?: () => number;
   /** Called with every refusal (metrics, logs). */
@@ -104,6 +108,8 @@ interface Tracked {
   readonly pendingKey: string | undefined;
   readonly conn: MultiaddrConnection;
   pending: boolean;
+  /** When its upgrade began (the gater's first look). */
+  readonly since: number;
 }
 
 export class ConnectionLimits {
@@ -176,7 +182,9 @@ export class ConnectionLimits {
 
   /** Gater hook: true refuses. An accepted connection counts until it closes. */
   denyInboundConnection = (maConn: MultiaddrConnection): boolean => {
-    const code = this.check(maConn.remoteAddr);
+    let code = this.check(maConn.remoteAddr);
+    if (code === REFUSAL.pendingPerIp && this.evictLongestPending(remoteIp(maConn.remoteAddr)!))
+      code = this.check(maConn.remoteAddr);
     if (code) {
       this.o.onRefuse?.(new ConnectionRefusedError(code, maConn.remoteAddr.toString()));
       return true;
@@ -184,7 +192,7 @@ export class ConnectionLimits {
     const ip = remoteIp(maConn.remoteAddr);
     const key = ip !== undefined && !this.exempt(ip) ? capKey(ip) : undefined;
     const pendingKey = ip === undefined ? undefined : this.pendingKey(ip);
-    const t: Tracked = { ip: key, pendingKey, conn: maConn, pending: true };
+    const t: Tracked = { ip: key, pendingKey, conn: maConn, pending: true, since: this.now() };
     this.inbound.set(maConn, t);
     if (key) this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
     if (pendingKey) this.pendingPerIp.set(pendingKey, (this.pendingPerIp.get(pendingKey) ?? 0) + 1);
@@ -210,6 +218,27 @@ export class ConnectionLimits {
   /** Whether the node may open one more outbound connection, with `open` connections in all. */
   canDialOut(open: number): boolean {
     return open < this.maxConnections;
+  }
+
+  /**
+   * Makes room in `ip`'s full pending budget by aborting the upgrade pending longest, if it has
+   * been pending past pendingEvictableAfterMs (else nothing goes: young upgrades are honest ones
+   * still in their handshake). True when one was evicted.
+   */
+  private evictLongestPending(ip: string): boolean {
+    const key = this.pendingKey(ip);
+    const after = this.o.pendingEvictableAfterMs ?? P2P_DEFAULTS.pendingEvictableAfterMs;
+    let oldest: Tracked | undefined;
+    for (const t of this.inbound.values())
+      if (t.pending && t.pendingKey === key && (!oldest || t.since < oldest.since)) oldest = t;
+    if (!oldest || this.now() - oldest.since < after) return false;
+    this.o.onEvicted?.(oldest.conn.remoteAddr.toString());
+    // Counted as evicted, not abandoned: released before the close event arrives.
+    this.inbound.delete(oldest.conn);
+    this.settle(oldest);
+    if (oldest.ip !== undefined) decrement(this.perIp, oldest.ip);
+    oldest.conn.abort(new Error('pending upgrade evicted: its place went to a newer connection'));
+    return true;
   }
 
   private settle(t: Tracked): void {
@@ -239,8 +268,8 @@ function decrement(counts: Map<string, number>, key: string): void {
 }
 
 /**
- * `cairn_p2p_connections_refused_total{reason}` and `cairn_p2p_upgrades_abandoned_total`, fed by
- * ConnectionLimits' onRefuse and onAbandoned.
+ * `cairn_p2p_connections_refused_total{reason}`, `cairn_p2p_upgrades_abandoned_total` and
+ * `cairn_p2p_upgrades_evicted_total`, fed by ConnectionLimits' onRefuse, onAbandoned and onEvicted.
  */
 export function createConnectionLimitMetrics(registry: Registry) {
   const refused = new Counter({
@@ -254,10 +283,17 @@ export function createConnectionLimitMetrics(registry: Registry) {
     help: 'Inbound connections closed before finishing their upgrade (noise, yamux): idle or failed handshakes',
     registers: [registry],
   });
+  const evicted = new Counter({
+    name: 'cairn_p2p_upgrades_evicted_total',
+    help: 'Pending inbound upgrades aborted to make room for a newer connection (held past pendingEvictableAfterMs)',
+    registers: [registry],
+  });
   return {
     refused,
     abandoned,
+    evicted,
     onRefuse: (err: ConnectionRefusedError) => refused.inc({ reason: err.code }),
     onAbandoned: () => abandoned.inc(),
+    onEvicted: () => evicted.inc(),
   };
 }

@@ -1,39 +1,18 @@
 /**
- * ATK-13 finding 4 (MEDIUM): 16 silent sockets from a local stranger keep every loopback peer
- * from connecting to a node.
- *
- * The fix for attack review #13's slowloris put all of loopback (127.0.0.0/8, ::1) on one budget
- * of 16 upgrades in flight (node/options.ts maxPendingExempt), so a stranger binding many 127.x
- * addresses no longer holds all 32 of libp2p's pending slots. But the 16 are now a lock of their
- * own: `npm start`, the cluster harness and any single-host deployment run every node on
- * 127.0.0.1, where the stranger's sockets and the honest peers' are the same "host". A local user
- * who keeps 16 TCP sockets open to a node's libp2p port, sending nothing and reopening each one
- * the moment the node drops it (after inboundUpgradeTimeoutMs, 3 s), has every inbound connection
- * from the other demo nodes refused (`pending-per-ip`) for as long as it likes: a restarted or
- * disconnected node cannot rejoin, and a node whose peers all dropped is partitioned. Spread over
- * 16 source addresses (127.0.0.2…17) the reconnects (one per address per 3 s) stay under
- * libp2p's per-address rate (inboundConnectionThreshold 5/s). Cost to the stranger: 16 sockets.
- * The same holds off loopback with 8 LAN addresses × maxPendingPerIp 4 = the 32 global slots
- * (the comment in options.ts counts it), not tested here.
- *
- * Figures: a real libp2p host with the node's own ConnectionLimits gater; the stranger's 16
- * sockets from 127.0.0.2–17; an honest host on 127.0.0.1 dials 5 times over ~6 s: 0 of 5
- * connect; with 15 silent sockets instead, 5 of 5 connect; without the stranger, 1 of 1.
- *
- * Run: npm exec -- node --test attack/control/loopback-upgrade-lockout.attack.ts
- *
- * Fixes that make it pass: a socket that sends no noise bytes within a short first-byte deadline
- * (e.g. 250 ms) gives its pending place up at once, and pending places held longest are evicted
- * for new ones (so silent sockets cannot hold the budget against fresh dials); or part of the
- * pending budget is kept for connections the node can tie to a known member (e.g. its
- * bootstrap/peer-store addresses' ports, or a first-message key check).
+ * ATK-13 finding 4 (MEDIUM, fixed): 16 silent sockets from a local stranger kept every loopback
+ * peer from connecting to a node. All of loopback shares one budget of 16 upgrades in flight
+ * (maxPendingExempt); a local user holding 16 silent TCP sockets, reopened as the node dropped
+ * them, had every other loopback dial refused `pending-per-ip` (an honest host's 5 dials over
+ * ~6 s: 0 of 5 connected). Now a full budget evicts the upgrade pending longest once it is past
+ * pendingEvictableAfterMs (500 ms): an honest handshake finishes in tens of ms, so the stranger's
+ * reopened sockets evict only its own older ones (cairn_p2p_upgrades_evicted_total): 5 of 5.
  */
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import net from 'node:net';
 import { after, test } from 'node:test';
-import { ConnectionLimits } from '../../node/p2p/connection-limits.ts';
-import { startLoopbackHost } from '../../node/testing/loopback-host.ts';
+import { startLoopbackHost } from '../testing/loopback-host.ts';
+import { ConnectionLimits } from './connection-limits.ts';
 
 const dirs: string[] = [];
 const closers: (() => Promise<void> | void)[] = [];
