@@ -42,6 +42,10 @@ let server: ChildProcess;
 let dir: string;
 /** Compose's container paths, moved into the test's dir. */
 const local = (arg: string) => arg.replace(/^\/(cairn|acl)(?=\/|$)/, (m) => path.join(dir, m));
+/** Compose's arguments as the test can run them: its paths in the test's dir, and the volume
+ * handed to whoever runs the test (compose hands it to the image's uid 1000, as root). */
+const runnable = (args: readonly string[]) =>
+  args.map((a, i) => (args[i - 1] === '--owner' ? `${process.getuid!()}:${process.getgid!()}` : local(a)));
 const ids: Record<string, NodeIdentity> = {};
 const clients: Redis[] = [];
 const closers: { close(): Promise<unknown> }[] = [];
@@ -74,7 +78,7 @@ before(async () => {
   const env = Object.fromEntries(Object.entries(init.environment ?? {}).map(([k, v]) => [k, fill(v)]));
   const child = spawn(
     process.execPath,
-    [path.join(REPO_ROOT, 'node/network-init.ts'), ...initArgs.map(local)],
+    [path.join(REPO_ROOT, 'node/network-init.ts'), ...runnable(initArgs)],
     {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
