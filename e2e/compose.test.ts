@@ -14,7 +14,7 @@ import { NODE_MAIN, nodeBinary, REPO_ROOT } from './cluster/node-process.ts';
 
 const compose = parse(readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
   services: Record<string, Service>;
-  networks?: Record<string, { driver?: string }>;
+  networks?: Record<string, { driver?: string; ipam?: { config?: { subnet?: string }[] } }>;
   volumes?: Record<string, unknown>;
 };
 const scripts = (
@@ -337,4 +337,17 @@ test('only network-init sees the whole data volume, and only it runs as root', (
   // network-init hands the volume to that user (the node image's uid 1000).
   const cmd = compose.services['network-init']!.command as string[];
   assert.equal(cmd[cmd.indexOf('--owner') + 1], '1000:1000');
+});
+
+test('the gateway trusts X-Forwarded-For from the console’s fixed address only', async () => {
+  const { cidrProblem, ipRanges } = await import('../node/p2p/ip-ranges.ts');
+  const consoleService = compose.services.console!;
+  const nets = consoleService.networks as Record<string, { ipv4_address?: string }>;
+  const address = nets.cairn?.ipv4_address;
+  assert.ok(address, 'the console has a fixed address on the compose network');
+  const subnet = compose.networks?.cairn?.ipam?.config?.[0]?.subnet;
+  assert.ok(subnet && !cidrProblem(subnet) && ipRanges([subnet])(address), `${address} in ${subnet}`);
+  const env = compose.services.gateway!.environment as Record<string, string>;
+  assert.equal(env.CAIRN_TRUSTED_PROXIES, address);
+  assert.equal((consoleService.environment as Record<string, string>).GATEWAY_PROXY, 'http://gateway:4000');
 });
