@@ -42,6 +42,10 @@ let server: ChildProcess;
 let dir: string;
 /** Compose's container paths, moved into the test's dir. */
 const local = (arg: string) => arg.replace(/^\/(cairn|acl)(?=\/|$)/, (m) => path.join(dir, m));
+/** Compose's arguments as the test can run them: its paths in the test's dir, and the volume
+ * handed to whoever runs the test (compose hands it to the image's uid 1000, as root). */
+const runnable = (args: readonly string[]) =>
+  args.map((a, i) => (args[i - 1] === '--owner' ? `${process.getuid!()}:${process.getgid!()}` : local(a)));
 const ids: Record<string, NodeIdentity> = {};
 const clients: Redis[] = [];
 const closers: { close(): Promise<unknown> }[] = [];
@@ -74,7 +78,7 @@ before(async () => {
   const env = Object.fromEntries(Object.entries(init.environment ?? {}).map(([k, v]) => [k, fill(v)]));
   const child = spawn(
     process.execPath,
-    [path.join(REPO_ROOT, 'node/network-init.ts'), ...initArgs.map(local)],
+    [path.join(REPO_ROOT, 'node/network-init.ts'), ...runnable(initArgs)],
     {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -287,4 +291,43 @@ test('the collector publishes events, keeps the reports meta, and cannot touch n
   await noPerm(col.publish('other.channel', 'x'));
   assert.equal(await col.hget('cairn:reports:meta', 'opts.maxLenEvents'), String(REPORTS_EVENTS_MAX_LEN));
   await noPerm(col.set(`cairn:${nodeQueue('node-1')}:id`, '1'));
+});
+
+test('a node user cannot take memory without bound (maxmemory, no amplifying writes)', async (t) => {
+  // ATK-13 finding 1, its memory half: compose had noeviction without --maxmemory, and one
+  // 40-byte SETRANGE at a 64 MiB offset on the node's own key was accepted (+80 MiB).
+  const node1 = as('node-1');
+  const col = as('collector');
+  const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await col.info('memory'))![1]);
+  const before = await usedMemory();
+  const own = `cairn:${nodeQueue('node-1')}:big`;
+  const answer = await node1.setrange(own, 64 * 1024 * 1024, 'x').catch((e: Error) => e.message);
+  const afterBytes = await usedMemory();
+  t.diagnostic(`SETRANGE 64 MiB by node-1: ${answer}; used_memory ${before} → ${afterBytes}`);
+  assert.match(String(answer), /NOPERM/);
+  assert.ok(afterBytes - before < 1024 * 1024, `used_memory grew by ${afterBytes - before} bytes`);
+  // The other amplifiers, on the node's own keys, and inside a script (checked call by call).
+  await noPerm(node1.setbit(own, 2 ** 32 - 1, 1));
+  await noPerm(node1.bitfield(own, 'SET', 'u8', 2 ** 31, 1));
+  await noPerm(node1.append(own, 'x'));
+  await noPerm(node1.copy(`cairn:${nodeQueue('node-1')}:id`, own));
+  await noPerm(node1.eval("return redis.call('SETRANGE', KEYS[1], 67108864, 'x')", 1, own));
+  // Plain writes a node's BullMQ needs stay allowed.
+  assert.equal(await node1.set(own, 'x'), 'OK');
+  // And Redis as a whole is bounded, refusing writes past the bound rather than evicting jobs.
+  const memory = await col.info('memory');
+  assert.equal(/maxmemory:(\d+)/.exec(memory)?.[1], String(256 * 1024 * 1024));
+  assert.equal(/maxmemory_policy:(\S+)/.exec(memory)?.[1], 'noeviction');
+});
+
+test('a looping script that wrote nothing can be killed after 1 s (busy-reply-threshold)', async () => {
+  // Redis's default is 5 s: until then every client waits and SCRIPT KILL answers NOTBUSY. A
+  // script that wrote first stays unkillable (attack/control/redis-node-user-dos.attack.ts).
+  const node1 = as('node-1');
+  const col = as('collector');
+  const looping = node1.eval('while true do end', 0).catch((e: Error) => e.message);
+  await new Promise((r) => setTimeout(r, 1_300));
+  assert.equal(await col.script('KILL'), 'OK');
+  assert.match(String(await looping), /killed/i);
+  assert.equal(await col.ping(), 'PONG');
 });

@@ -14,7 +14,7 @@ import { NODE_MAIN, nodeBinary, REPO_ROOT } from './cluster/node-process.ts';
 
 const compose = parse(readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
   services: Record<string, Service>;
-  networks?: Record<string, { driver?: string }>;
+  networks?: Record<string, { driver?: string; ipam?: { config?: { subnet?: string }[] } }>;
   volumes?: Record<string, unknown>;
 };
 const scripts = (
@@ -33,6 +33,7 @@ interface LongVolume {
 
 interface Service {
   image?: string;
+  user?: string;
   build?: string | { context?: string; dockerfile?: string };
   command?: string[] | string;
   environment?: Record<string, string> | string[];
@@ -44,6 +45,19 @@ interface Service {
 }
 
 const services = Object.entries(compose.services);
+
+/** A service's mounts of the cairn-data volume; a whole-volume mount has subpath ''. */
+function dataMounts(s: Service): { subpath: string; target: string; readOnly: boolean }[] {
+  return (s.volumes ?? []).flatMap((v) => {
+    if (typeof v === 'string') {
+      const [source, target, mode] = v.split(':');
+      return source === 'cairn-data' ? [{ subpath: '', target: target!, readOnly: mode === 'ro' }] : [];
+    }
+    return v.source === 'cairn-data'
+      ? [{ subpath: v.volume?.subpath ?? '', target: v.target, readOnly: v.read_only === true }]
+      : [];
+  });
+}
 const built = services.filter(([, s]) => s.build);
 
 test('the compose file has the architecture’s services', () => {
@@ -182,15 +196,23 @@ test('the nodes share one roster network that network-init creates before they s
       `${dir}/${name}`,
       `${name}: its data dir holds the identity network-init made`,
     );
-    assert.equal(arg(cmd, '--network-config'), `${dir}/network.json`, `${name}: the shared roster network`);
+    assert.equal(
+      arg(cmd, '--network-config'),
+      `${dir}/public/network.json`,
+      `${name}: the shared roster network`,
+    );
     assert.deepEqual((s.depends_on as Record<string, { condition: string }>)['network-init'], {
       condition: 'service_completed_successfully',
     });
-    const mount = (vs: Service['volumes']) =>
-      vs?.find((v): v is string => typeof v === 'string' && v.endsWith(`:${dir}`));
-    assert.ok(
-      mount(s.volumes) && mount(s.volumes) === mount(init.volumes),
-      `${name}: the same volume at ${dir}`,
+    // Its own folder read-write and the public one read-only: never the whole volume, which
+    // holds every node's identity (node-1's is the admin key).
+    assert.deepEqual(
+      dataMounts(s),
+      [
+        { subpath: name, target: `${dir}/${name}`, readOnly: false },
+        { subpath: 'public', target: `${dir}/public`, readOnly: true },
+      ],
+      `${name}: its mounts of cairn-data`,
     );
   }
   // What the init command writes: a roster network listing every device, the first its admin.
@@ -234,7 +256,15 @@ test('the nodes share one roster network that network-init creates before they s
     // public half, so a report counts delivered only on the collector's signed receipt.
     const init = spawnSync(
       nodeBinary(),
-      ['node/network-init.ts', '--dir', tmp, '--devices', devices.join(',')],
+      [
+        'node/network-init.ts',
+        '--dir',
+        tmp,
+        '--devices',
+        devices.join(','),
+        '--owner',
+        `${process.getuid!()}:${process.getgid!()}`,
+      ],
       {
         cwd: REPO_ROOT,
         encoding: 'utf8',
@@ -245,24 +275,79 @@ test('the nodes share one roster network that network-init creates before they s
     const printed = JSON.parse(init.stdout.trim().split('\n').at(-1)!) as {
       collector: { receiptKey: string };
     };
-    const keyFile = (compose.services.collector!.environment as Record<string, string>)
-      .CAIRN_COLLECTOR_KEY_FILE!;
+    const collector = compose.services.collector!;
+    const collectorEnv = collector.environment as Record<string, string>;
+    const keyFile = collectorEnv.CAIRN_COLLECTOR_KEY_FILE!;
     assert.equal(keyFile, `${dir}/collector/identity.json`);
+    // The collector sees its own folder and the public one, read-only, and no node's folder.
+    assert.deepEqual(dataMounts(collector), [
+      { subpath: 'collector', target: `${dir}/collector`, readOnly: true },
+      { subpath: 'public', target: `${dir}/public`, readOnly: true },
+    ]);
     const { loadOrCreateKeyFile } = await import('../node/membership/gateway-member.ts');
     const { toHex } = await import('../node/chain/bytes.ts');
-    const onDisk = (f: string) => path.join(tmp, path.relative(dir, f));
-    assert.equal(toHex(loadOrCreateKeyFile(onDisk(keyFile)).publicKey), printed.collector.receiptKey);
+    // Each path a service is given, followed through that service's own mounts to the file
+    // network-init wrote: a path outside them would not exist in the container.
+    const onDisk = (s: Service, f: string) => {
+      const m = dataMounts(s).find((v) => f.startsWith(`${v.target}/`));
+      assert.ok(m, `${f} is in none of the service's mounts`);
+      return path.join(tmp, m.subpath, path.relative(m.target, f));
+    };
+    assert.equal(
+      toHex(loadOrCreateKeyFile(onDisk(collector, keyFile)).publicKey),
+      printed.collector.receiptKey,
+    );
+    assert.equal(
+      readFileSync(onDisk(collector, collectorEnv.CAIRN_NETWORK_CONFIG!), 'utf8'),
+      readFileSync(path.join(tmp, 'network.json'), 'utf8'),
+      'the collector checks reports against the network the nodes run',
+    );
     for (const name of devices) {
-      const cmd = compose.services[name]!.command as string[];
+      const s = compose.services[name]!;
+      const cmd = s.command as string[];
       const pub = arg(cmd, '--collector-key-file');
       assert.ok(pub, `${name}: --collector-key-file`);
       assert.equal(
-        readFileSync(onDisk(pub), 'utf8').trim(),
+        readFileSync(onDisk(s, pub), 'utf8').trim(),
         printed.collector.receiptKey,
         `${name}: the collector's key`,
       );
+      assert.deepEqual(
+        await readNetworkConfig(onDisk(s, arg(cmd, '--network-config')!)),
+        config,
+        `${name}: the network network-init made`,
+      );
+      assert.ok(existsSync(onDisk(s, `${dir}/${name}/identity.json`)), `${name}: its identity`);
     }
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+});
+
+test('only network-init sees the whole data volume, and only it runs as root', () => {
+  const whole = services.filter(([, s]) => dataMounts(s).some((m) => m.subpath === '')).map(([n]) => n);
+  assert.deepEqual(whole, ['network-init']);
+  // The image's last USER is an unprivileged one, and no other built service overrides it.
+  const users = [...readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8').matchAll(/^USER\s+(\S+)/gm)];
+  assert.equal(users.at(-1)?.[1], 'node');
+  assert.deepEqual(
+    built.filter(([, s]) => s.user !== undefined).map(([n, s]) => [n, s.user]),
+    [['network-init', 'root']],
+  );
+  // network-init hands the volume to that user (the node image's uid 1000).
+  const cmd = compose.services['network-init']!.command as string[];
+  assert.equal(cmd[cmd.indexOf('--owner') + 1], '1000:1000');
+});
+
+test('the gateway trusts X-Forwarded-For from the console’s fixed address only', async () => {
+  const { cidrProblem, ipRanges } = await import('../node/p2p/ip-ranges.ts');
+  const consoleService = compose.services.console!;
+  const nets = consoleService.networks as Record<string, { ipv4_address?: string }>;
+  const address = nets.cairn?.ipv4_address;
+  assert.ok(address, 'the console has a fixed address on the compose network');
+  const subnet = compose.networks?.cairn?.ipam?.config?.[0]?.subnet;
+  assert.ok(subnet && !cidrProblem(subnet) && ipRanges([subnet])(address), `${address} in ${subnet}`);
+  const env = compose.services.gateway!.environment as Record<string, string>;
+  assert.equal(env.CAIRN_TRUSTED_PROXIES, address);
+  assert.equal((consoleService.environment as Record<string, string>).GATEWAY_PROXY, 'http://gateway:4000');
 });

@@ -1,3 +1,4 @@
+import { cidrProblem } from '../node/p2p/ip-ranges.ts';
 import type { GatewayOptions } from './gateway.ts';
 import type { RateLimit } from './rate-limit.ts';
 import { parseTokensEnv, readConfigFile } from './tokens.ts';
@@ -37,6 +38,7 @@ export type GatewayEnvOptions = Required<Pick<GatewayOptions, 'tokens' | 'requir
     | 'anonymousRateLimit'
     | 'subscriptionLimits'
     | 'webSocketLimits'
+    | 'trustedProxies'
   >;
 
 /** A positive whole number, or undefined when unset. */
@@ -59,9 +61,11 @@ function count(name: string, v: string | undefined): number | undefined {
  * development). A config-file token may carry its own `rate` ({ perSecond, burst }).
  * CAIRN_SUBSCRIPTIONS_PER_CALLER and CAIRN_OPERATIONS_PER_SOCKET (subscription-limit.ts
  * SUBSCRIPTION_DEFAULTS: 100 and 20; behind a reverse proxy every anonymous subscriber is the
- * proxy's one host, as for rates), CAIRN_SUBSCRIPTIONS_ANONYMOUS and CAIRN_SUBSCRIPTIONS_TOTAL
+ * proxy's one host unless it is trusted, as for rates), CAIRN_SUBSCRIPTIONS_ANONYMOUS and CAIRN_SUBSCRIPTIONS_TOTAL
  * (the gateway's ceilings: 2,000 without a token, 10,000 in all); CAIRN_WEBSOCKETS_PER_HOST and
  * CAIRN_WEBSOCKETS_TOTAL (open WebSockets, socket-limit.ts WEBSOCKET_DEFAULTS: 100 and 5,000).
+ * CAIRN_TRUSTED_PROXIES (comma list of IP ranges): reverse proxies whose X-Forwarded-For names
+ * the client for all of those per-host caps (client-address.ts); default none.
  */
 export function gatewayEnvOptions(env: NodeJS.ProcessEnv = process.env): GatewayEnvOptions {
   const file = readConfigFile(env.CAIRN_GATEWAY_CONFIG);
@@ -94,5 +98,11 @@ export function gatewayEnvOptions(env: NodeJS.ProcessEnv = process.env): Gateway
     total: count('CAIRN_WEBSOCKETS_TOTAL', env.CAIRN_WEBSOCKETS_TOTAL),
   }).filter(([, v]) => v !== undefined);
   if (sockets.length) o.webSocketLimits = Object.fromEntries(sockets);
+  const proxies = list(env.CAIRN_TRUSTED_PROXIES);
+  for (const p of proxies ?? []) {
+    const problem = cidrProblem(p);
+    if (problem) throw new Error(`CAIRN_TRUSTED_PROXIES ${problem} (got ${p})`);
+  }
+  set('trustedProxies', proxies);
   return o;
 }

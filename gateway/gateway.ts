@@ -23,6 +23,7 @@ import { unauthenticated } from '../schema/errors.ts';
 import { droppedEvents } from '../schema/event-rows.ts';
 import { type CairnContext, schema } from '../schema/index.ts';
 import { DEFAULT_MAX_BODY_BYTES, useBodyLimit } from './body-limit.ts';
+import { type AddressedRequest, clientAddresses } from './client-address.ts';
 import { DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_LIST_COST, listCostRule } from './list-cost.ts';
 import {
   createOriginPolicy,
@@ -110,6 +111,11 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Reads and subscriptions need at least a viewer token. */
   requireViewer?: boolean;
+  /**
+   * Reverse proxies (IP ranges) whose X-Forwarded-For names the client for the per-host caps
+   * (client-address.ts; compose: the console). Default none: every peer is its own client.
+   */
+  trustedProxies?: readonly string[];
   /** How long mutations wait for a node (default 30 s). */
   adminTimeoutMs?: number;
   /** TTL of the shared hot-read cache, cleared on events (default 1000 ms; 0 disables). */
@@ -135,6 +141,14 @@ export interface Gateway {
   readonly rateLimit: (authorization: unknown, address: string | undefined) => RateRefusal | undefined;
   /** The subscription caps; the WebSocket server checks its per-socket one (server.ts). */
   readonly subscriptions: SubscriptionLimiter;
+  /** The client a node:http request is from: the peer, or whom a trusted proxy forwards. */
+  readonly clientAddress: (req: AddressedRequest | undefined) => string | undefined;
+  /**
+   * Whether a graphql-ws connection_init may open a session: with requireViewer only one that
+   * carries an accepted token (anything else is counted and the socket closed: 4403), so a
+   * tokenless socket holds no per-host WebSocket slot past its init.
+   */
+  readonly admitsSocket: (connectionParams: Record<string, unknown> | undefined) => boolean;
   /** Stops the cache's event subscriptions; the caller owns db, pubsub and admin. */
   readonly close: () => Promise<void>;
 }
@@ -218,6 +232,15 @@ export function createGateway(options: GatewayOptions): Gateway {
     labelNames: ['reason'] as const,
     registers: [registry],
   });
+  const forwardedProblems = new Counter({
+    name: 'cairn_gateway_forwarded_for_unread_total',
+    help: "X-Forwarded-For headers from a trusted proxy that could not be read (the proxy's address counted instead), by problem",
+    labelNames: ['problem'] as const,
+    registers: [registry],
+  });
+  const addresses = clientAddresses(options.trustedProxies ?? [], (problem) =>
+    forwardedProblems.inc({ problem }),
+  );
   const origins = createOriginPolicy(options.corsOrigins ?? DEFAULT_CORS_ORIGINS, [
     ...DEFAULT_ALLOWED_HOSTS,
     ...(options.allowedHosts ?? []),
@@ -259,7 +282,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const c = (contextValue ?? {}) as {
       connectionParams?: Record<string, unknown>;
       request?: Request;
-      req?: { socket?: { remoteAddress?: string } };
+      req?: AddressedRequest;
     };
     const check = c.connectionParams
       ? verify(
@@ -271,7 +294,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         ? checkRequest(c.request)
         : verify(null);
     return 'invalid' in check || check.role === null || check.id === undefined
-      ? { kind: 'anonymous', address: c.req?.socket?.remoteAddress }
+      ? { kind: 'anonymous', address: addresses.of(c.req) }
       : { kind: 'token', id: check.id };
   };
 
@@ -332,7 +355,13 @@ export function createGateway(options: GatewayOptions): Gateway {
         onRequest({ request, url, serverContext, endResponse }) {
           if (url.pathname === '/health' || url.pathname === '/ready') return;
           const check = checkRequest(request);
-          const limited = take(check, remoteAddress(serverContext));
+          // node:http gives the request (serverContext.req); the fetch path has none: a serverless
+          // host limits per client at its edge, and one bucket shared by every anonymous caller
+          // would let one stranger lock all of them out.
+          const limited = take(
+            check,
+            addresses.of((serverContext as { req?: AddressedRequest } | undefined)?.req),
+          );
           if (limited) {
             return endResponse(
               errorResponse(429, 'RATE_LIMITED', limited.message, {
@@ -452,18 +481,17 @@ export function createGateway(options: GatewayOptions): Gateway {
     refused,
     rateLimit: (authorization, address) => take(verify(bearerToken(authorization)), address),
     subscriptions,
+    clientAddress: (req) => addresses.of(req),
+    admitsSocket: (connectionParams) => {
+      if (!options.requireViewer) return true;
+      const cp = connectionParams ?? {};
+      const check = verify(bearerToken(cp.authorization ?? cp.Authorization ?? cp.token));
+      if (!('invalid' in check) && check.role !== null) return true;
+      refused.inc({ reason: 'websocket-no-token' });
+      return false;
+    },
     // useBodyLimit bounds chunked bodies inside yoga, on this path and on node:http alike.
     fetch: async (request) => yoga.fetch(request),
     close: () => cache.close(),
   };
-}
-
-/**
- * The client's address when the request came through node:http. The fetch path has none: a
- * serverless host limits per client at its edge, and one bucket shared by every anonymous caller
- * would let one stranger lock all of them out.
- */
-function remoteAddress(serverContext: unknown): string | undefined {
-  const req = (serverContext as { req?: { socket?: { remoteAddress?: string } } } | undefined)?.req;
-  return req?.socket?.remoteAddress;
 }

@@ -22,8 +22,8 @@ export interface RateLimit {
  * polls far less. 10 a second with bursts of 50 per anonymous host: opening a console view is one
  * query and up to two subscribes, so a person clicking through never comes near, while a script
  * without a token cannot keep the gateway busy for everyone else. Development has no anonymous limit: the demo, the tests and GraphiQL all come from
- * 127.0.0.1. Behind a reverse proxy every anonymous client is the proxy's one host: raise
- * CAIRN_ANON_RATE or limit at the proxy.
+ * 127.0.0.1. Behind a reverse proxy every anonymous client is the proxy's one host unless the
+ * proxy is in CAIRN_TRUSTED_PROXIES (client-address.ts: its X-Forwarded-For names the client).
  */
 export const RATE_DEFAULTS = Object.freeze({
   production: Object.freeze({

@@ -134,7 +134,7 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
         return done(false, 403, `Origin ${info.req.headers.origin} is not allowed`);
       }
       // Idle sockets hold no subscription slot: they are capped themselves (socket-limit.ts).
-      const slot = sockets.open(info.req.socket.remoteAddress);
+      const slot = sockets.open(gateway.clientAddress(info.req));
       if (typeof slot !== 'function') {
         gateway.refused.inc({ reason: `websocket-${slot.reason}` });
         return done(false, 429, slot.message);
@@ -147,12 +147,15 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
     {
       execute: (args: ExecutionArgs) => (args.rootValue as Enveloped).execute(args) as never,
       subscribe: (args: ExecutionArgs) => (args.rootValue as Enveloped).subscribe(args) as never,
+      // With viewer tokens required, a socket whose connection_init carries none is closed
+      // (4403) at once: it could run nothing, and open it held one of its host's slots.
+      onConnect: (ctx) => gateway.admitsSocket(ctx.connectionParams),
       onSubscribe: async (ctx, _id, params) => {
         // Each subscribe counts against the caller's rate limit, like an HTTP request.
         const cp = ctx.connectionParams ?? {};
         const limited = gateway.rateLimit(
           cp.authorization ?? cp.Authorization ?? cp.token,
-          ctx.extra.request.socket.remoteAddress,
+          gateway.clientAddress(ctx.extra.request),
         );
         if (limited)
           return [

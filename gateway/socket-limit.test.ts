@@ -6,6 +6,7 @@
  * loopback, real Redis, real WebSockets bound to 127.0.0.N.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { gatewayEnvOptions } from './env-options.ts';
@@ -38,15 +39,24 @@ describe('WebSocketLimiter', () => {
   });
 });
 
-/** A graphql-ws socket from `localAddress` that initialises and then idles: 'acked' or the HTTP status. */
-function idleSocket(url: string, localAddress: string, open: WebSocket[]): Promise<string> {
+/**
+ * A graphql-ws socket from `localAddress` that initialises and then idles: 'acked', the HTTP
+ * status of a refused upgrade, or `closed <code>`. `payload` is connection_init's.
+ */
+function idleSocket(
+  url: string,
+  localAddress: string,
+  open: WebSocket[],
+  o: { payload?: Record<string, unknown>; headers?: Record<string, string> } = {},
+): Promise<string> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(url, 'graphql-transport-ws', { localAddress });
+    const ws = new WebSocket(url, 'graphql-transport-ws', { localAddress, headers: o.headers });
     open.push(ws);
-    ws.on('open', () => ws.send(JSON.stringify({ type: 'connection_init', payload: {} })));
+    ws.on('open', () => ws.send(JSON.stringify({ type: 'connection_init', payload: o.payload ?? {} })));
     ws.on('message', (m) => resolve(JSON.parse(String(m)).type === 'connection_ack' ? 'acked' : String(m)));
     ws.on('unexpected-response', (_req, res) => resolve(String(res.statusCode)));
     ws.on('error', (err) => resolve(`error ${err.message}`));
+    ws.on('close', (code) => resolve(`closed ${code}`));
   });
 }
 
@@ -72,5 +82,92 @@ describe('the gateway', () => {
     sockets[0]!.close();
     await waitFor(() => gw.server.sockets.count('127.0.0.1') === 4, 5000, 'a place freed');
     assert.equal(await idleSocket(gw.wsUrl, '127.0.0.20', sockets), 'acked');
+  });
+});
+
+describe('behind a trusted proxy (CAIRN_TRUSTED_PROXIES)', () => {
+  // Loopback is one host to the caps, so 127.0.0.1 stands for the console proxy and the
+  // X-Forwarded-For it appends for the LAN hosts behind it.
+  let gw: TestGateway;
+  const sockets: WebSocket[] = [];
+  before(async () => {
+    gw = await startTestGateway({
+      seed: { blocks: 2 },
+      webSocketLimits: { perHost: 2 },
+      trustedProxies: ['127.0.0.1'],
+    });
+  });
+  after(async () => {
+    for (const s of sockets) s.terminate();
+    await gw.close();
+  });
+
+  test('each forwarded client has its own places; an untrusted peer’s header counts for nothing', async () => {
+    const via = (client: string, from = '127.0.0.1') =>
+      idleSocket(gw.wsUrl, from, sockets, { headers: { 'X-Forwarded-For': client } });
+    // The stranger behind the proxy fills its own places, not everyone's.
+    assert.deepEqual(
+      [await via('10.99.0.2'), await via('10.99.0.2'), await via('10.99.0.2')],
+      ['acked', 'acked', '429'],
+    );
+    // A client's own forged hop left of the proxy's is not believed.
+    assert.equal(await via('10.99.0.3, 10.99.0.2'), '429');
+    assert.equal(await via('6.6.6.6, 10.99.0.3'), 'acked');
+    assert.equal(gw.server.sockets.count('10.99.0.3'), 1);
+    // 127.0.0.2 is no trusted proxy: its header is ignored and it is loopback, with no place left…
+    assert.equal(await via('10.99.0.4', '127.0.0.2'), 'acked');
+    assert.equal(await via('10.99.0.4', '127.0.0.3'), 'acked');
+    assert.equal(await via('10.99.0.4', '127.0.0.4'), '429');
+    assert.equal(gw.server.sockets.count('10.99.0.4'), 0);
+  });
+
+  test('CAIRN_TRUSTED_PROXIES takes IP ranges, and nothing else', () => {
+    assert.deepEqual(
+      gatewayEnvOptions({ CAIRN_TRUSTED_PROXIES: '172.29.213.10, 10.0.0.0/8' }).trustedProxies,
+      ['172.29.213.10', '10.0.0.0/8'],
+    );
+    assert.throws(() => gatewayEnvOptions({ CAIRN_TRUSTED_PROXIES: 'console' }), /CAIRN_TRUSTED_PROXIES/);
+    assert.equal(gatewayEnvOptions({}).trustedProxies, undefined);
+  });
+});
+
+describe('with viewer tokens required', () => {
+  let gw: TestGateway;
+  const sockets: WebSocket[] = [];
+  const token = 'socket-viewer-token';
+  before(async () => {
+    gw = await startTestGateway({
+      seed: { blocks: 2 },
+      requireViewer: true,
+      tokens: [{ name: 'viewer', role: 'viewer', sha256: createHash('sha256').update(token).digest('hex') }],
+      webSocketLimits: { perHost: 3 },
+    });
+  });
+  after(async () => {
+    for (const s of sockets) s.terminate();
+    await gw.close();
+  });
+
+  test('a socket whose connection_init has no valid token is closed (4403) and frees its place', async () => {
+    const tokenless: string[] = [];
+    for (let i = 0; i < 6; i++)
+      tokenless.push(
+        await idleSocket(
+          gw.wsUrl,
+          '127.0.0.2',
+          sockets,
+          i % 2 ? { payload: { authorization: 'Bearer wrong' } } : {},
+        ),
+      );
+    assert.deepEqual(tokenless, Array(6).fill('closed 4403'));
+    await waitFor(() => gw.server.sockets.count('127.0.0.1') === 0, 5000, 'their places freed');
+    const text = await (
+      await fetch(gw.url.replace('/graphql', '/metrics'), { headers: { authorization: `Bearer ${token}` } })
+    ).text();
+    assert.match(text, /cairn_gateway_refused_total\{reason="websocket-no-token"\} 6/);
+    assert.equal(
+      await idleSocket(gw.wsUrl, '127.0.0.3', sockets, { payload: { authorization: `Bearer ${token}` } }),
+      'acked',
+    );
   });
 });

@@ -17,7 +17,8 @@ export interface WebSocketLimits {
 
 /**
  * 100 per host: a host with a few dozen dashboards and tabs, as for subscriptions (behind a reverse
- * proxy every client is the proxy's one host: raise it with CAIRN_WEBSOCKETS_PER_HOST). 5,000 in
+ * proxy every client is the proxy's one host unless the proxy is in CAIRN_TRUSTED_PROXIES, or raise
+ * it with CAIRN_WEBSOCKETS_PER_HOST). 5,000 in
  * all: at ~15 KB an idle socket, 75 MB.
  */
 export const WEBSOCKET_DEFAULTS: WebSocketLimits = Object.freeze({ perHost: 100, total: 5_000 });

@@ -11,6 +11,12 @@
  * not ACL-checked), which is the "exhausted stream" attack the collector's watchdog repairs
  * (queue-watch.ts). It cannot remove, move or overwrite anyone's report, pause the queue or
  * touch another node's queue: those need LREM/DEL/HSET… on keys outside its patterns.
+ *
+ * Nor can ACL stop a node user's Lua script from running for ever: BullMQ needs EVAL/EVALSHA (of
+ * any script: ACL cannot pin digests), and a script that wrote one key and then loops stops Redis
+ * for every client, unkillable (SCRIPT KILL answers UNKILLABLE; only SHUTDOWN NOSAVE ends it).
+ * That stays open (attack/control/redis-node-user-dos.attack.ts) until nodes lose Redis scripts
+ * (a Redis per trust domain, or reports over the node's API).
  */
 import { createHash } from 'node:crypto';
 
@@ -32,6 +38,36 @@ export interface AclOptions {
 
 /** Commands BullMQ needs besides what -@dangerous leaves (ready check, connection names). */
 const BULLMQ_BASE = '+@all -@dangerous +info +client|setname';
+
+/**
+ * Writes a node user is denied although its own keys would allow them: each lets a few bytes
+ * of command allocate or copy without bound (SETRANGE/SETBIT/BITFIELD at an offset near 2^32
+ * allocate up to 512 MiB; APPEND grows a value without a cap; COPY, SORT … STORE, BITOP, PFMERGE
+ * and the *STORE family duplicate whole keys). Neither BullMQ's scripts nor the node use any of
+ * them (none appears in bullmq's commands/*.lua). Memory as a whole is bounded by compose's
+ * --maxmemory (noeviction: writes then fail, nothing is deleted); this only keeps one node from
+ * reaching that bound with a handful of commands.
+ */
+export const NODE_DENIED_WRITES = [
+  'setrange',
+  'setbit',
+  'bitfield',
+  'bitop',
+  'append',
+  'copy',
+  'sort',
+  'sunionstore',
+  'sinterstore',
+  'sdiffstore',
+  'zunionstore',
+  'zinterstore',
+  'zdiffstore',
+  'zrangestore',
+  'georadius',
+  'georadiusbymember',
+  'geosearchstore',
+  'pfmerge',
+] as const;
 
 /** A user name, node id or namespace goes into patterns: glob and ACL syntax characters refused. */
 const SAFE = /^[A-Za-z0-9._-]+$/;
@@ -62,6 +98,7 @@ export function nodeRules(prefix: string, nodeId: string): string[] {
     `~${prefix}:node.${nodeId}:*`,
     'resetchannels',
     BULLMQ_BASE,
+    ...NODE_DENIED_WRITES.map((c) => `-${c}`),
     `(~${r}:* +evalsha +eval +evalsha_ro +eval_ro)`,
     `(%R~${r}:* +@read)`,
     `(~${r}:id +incr)`,

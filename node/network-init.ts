@@ -12,8 +12,14 @@
  * And `<DIR>/collector/`: the key the collector signs report receipts with (`identity.json`, for
  * CAIRN_COLLECTOR_KEY_FILE) and its public half (`receipt-key.hex`, for a node's
  * --collector-key-file), so nodes count a report delivered only on the collector's receipt.
+ * And `<DIR>/public/`: what every container may read, and the only shared folder nodes and the
+ * collector mount (compose gives each its own folder besides, never the whole volume, which holds
+ * the admin's key): `network.json` (a copy of `<DIR>/network.json`, which stays the original so
+ * volumes made before this folder keep their chain) and `collector-receipt-key.hex`.
+ * With `--owner UID:GID` (compose: the image's `node` user, as which every service runs), the
+ * whole `<DIR>` is given to that user at the end, so volumes written by root containers work.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { namespace } from '../jobs/queues.ts';
@@ -21,8 +27,14 @@ import { passwordEnv, redisAclFile } from '../jobs/redis-acl.ts';
 import { toHex } from './chain/bytes.ts';
 import { readNetworkConfig } from './config-file.ts';
 import { loadOrCreateIdentity } from './identity/identity.ts';
-import { ensureDeviceNetwork } from './membership/create-network.ts';
+import {
+  COLLECTOR_RECEIPT_KEY_FILE,
+  ensureDeviceNetwork,
+  NETWORK_FILE,
+  PUBLIC_DIR,
+} from './membership/create-network.ts';
 import { ensureGatewayCertificate, keyOfDataDir, loadOrCreateKeyFile } from './membership/gateway-member.ts';
+import { ownTree, parseOwner } from './membership/own-tree.ts';
 
 const { values } = parseArgs({
   options: {
@@ -30,15 +42,18 @@ const { values } = parseArgs({
     devices: { type: 'string' },
     'network-config': { type: 'string' },
     'redis-acl': { type: 'string' },
+    owner: { type: 'string' },
   },
   strict: true,
 });
 if (!values.dir || !values.devices) {
   process.stderr.write(
-    'usage: npm run network:init -- --dir DIR --devices NAME,NAME,… [--network-config FILE] [--redis-acl FILE]\n',
+    'usage: npm run network:init -- --dir DIR --devices NAME,NAME,… [--network-config FILE] [--redis-acl FILE] [--owner UID:GID]\n',
   );
   process.exit(2);
 }
+// Parsed first: a bad value fails before anything is written.
+const owner = values.owner === undefined ? undefined : parseOwner(values.owner);
 const names = values.devices
   .split(',')
   .map((s) => s.trim())
@@ -55,6 +70,16 @@ const gateway = await ensureGatewayCertificate({
 const collectorKey = toHex(loadOrCreateKeyFile(path.join(dir, 'collector', 'identity.json')).publicKey);
 // Public: any node may read it (the private half stays in identity.json, 0600).
 writeFileSync(path.join(dir, 'collector', 'receipt-key.hex'), `${collectorKey}\n`, { mode: 0o644 });
+const publicDir = path.join(dir, PUBLIC_DIR);
+/** Written whole or not at all: a node starting while network-init re-runs reads old or new. */
+const publish = (name: string, bytes: string | Buffer) => {
+  const target = path.join(publicDir, name);
+  writeFileSync(`${target}.tmp`, bytes, { mode: 0o644 });
+  renameSync(`${target}.tmp`, target);
+};
+mkdirSync(publicDir, { recursive: true, mode: 0o755 });
+publish(NETWORK_FILE, readFileSync(file));
+publish(COLLECTOR_RECEIPT_KEY_FILE, `${collectorKey}\n`);
 if (values['redis-acl']) {
   const password = (user: string) => {
     const v = process.env[passwordEnv(user)];
@@ -80,6 +105,7 @@ if (values['redis-acl']) {
   writeFileSync(`${aclFile}.tmp`, acl, { mode: 0o644 });
   renameSync(`${aclFile}.tmp`, aclFile);
 }
+if (owner) ownTree(dir, owner);
 process.stdout.write(
-  `${JSON.stringify({ network: file, devices: names, gateway: { key: gateway.publicKeyHex, issued: gateway.issued }, collector: { receiptKey: collectorKey } })}\n`,
+  `${JSON.stringify({ network: file, public: publicDir, devices: names, gateway: { key: gateway.publicKeyHex, issued: gateway.issued }, collector: { receiptKey: collectorKey } })}\n`,
 );

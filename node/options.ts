@@ -681,7 +681,7 @@ export const NODE_OPTIONS = {
     group: 'jobs',
     arg: 'FILE',
     description:
-      "a file holding a collector's public key in hex (network-init writes <dir>/collector/receipt-key.hex), added to --collector-keys: for deployments where the key is made after the command line is written (compose)",
+      "a file holding a collector's public key in hex (network-init writes <dir>/public/collector-receipt-key.hex), added to --collector-keys: for deployments where the key is made after the command line is written (compose)",
     default: undefined,
   }),
   flSlice: intOpt<Group, undefined>({

@@ -46,12 +46,16 @@ export async function startComposeRedis(): Promise<AclRig> {
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   const dir = await mkdtemp(path.join(tmpdir(), 'cairn-atk13-acl-'));
   const local = (arg: string) => arg.replace(/^\/(cairn|acl)(?=\/|$)/, (m) => path.join(dir, m));
+  /** Compose's arguments as the test can run them: its paths in the test's dir, and the volume
+   * handed to whoever runs the test (compose hands it to the image's uid 1000, as root). */
+  const runnable = (args: readonly string[]) =>
+    args.map((a, i) => (args[i - 1] === '--owner' ? `${process.getuid!()}:${process.getgid!()}` : local(a)));
   const init = compose.services['network-init']!;
   const initArgs = init.command.slice(4);
   const env = Object.fromEntries(Object.entries(init.environment ?? {}).map(([k, v]) => [k, fill(v)]));
   const child = spawn(
     process.execPath,
-    [path.join(REPO_ROOT, 'node/network-init.ts'), ...initArgs.map(local)],
+    [path.join(REPO_ROOT, 'node/network-init.ts'), ...runnable(initArgs)],
     {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -48,12 +48,19 @@ export function gatewayProcess(
  * and pub/sub are transient; the nodes and the index DB hold the state. `dir` is its working
  * directory (default the current one).
  */
-export function redisProcess(logFile: string, port: number, extra: Extra & { dir?: string } = {}): Service {
-  const { dir, ...rest } = extra;
+export function redisProcess(
+  logFile: string,
+  port: number,
+  extra: Extra & { dir?: string; configFile?: string } = {},
+): Service {
+  const { dir, configFile, ...rest } = extra;
   return new Service({
     name: 'redis',
     command: 'redis-server',
     args: [
+      // A config file first (redis-server's rule), e.g. the demo's with its password: settings
+      // kept off the command line, which every local user can read.
+      ...(configFile ? [configFile] : []),
       '--port',
       String(port),
       '--bind',

@@ -24,12 +24,20 @@ before(async () => {
     req.on('end', () => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(
-        JSON.stringify({ path: req.url, method: req.method, body, auth: req.headers.authorization ?? null }),
+        JSON.stringify({
+          path: req.url,
+          method: req.method,
+          body,
+          auth: req.headers.authorization ?? null,
+          forwardedFor: req.headers['x-forwarded-for'] ?? null,
+        }),
       );
     });
   });
   const wss = new WebSocketServer({ server: upstream });
-  wss.on('connection', (ws, req) => ws.on('message', (m) => ws.send(`${req.url} ${ws.protocol} ${m}`)));
+  wss.on('connection', (ws, req) =>
+    ws.on('message', (m) => ws.send(`${req.url} ${ws.protocol} ${m} ${req.headers['x-forwarded-for']}`)),
+  );
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
 });
@@ -72,19 +80,30 @@ test('proxies /graphql to the gateway, WebSocket upgrades included', async () =>
       headers: { 'content-type': 'application/json', authorization: 'Bearer t' },
       body: '{"query":"{ _meta { height } }"}',
     });
+    // The client's address goes along (X-Forwarded-For), for the gateway's per-host caps.
     assert.deepEqual(await res.json(), {
       path: '/graphql',
       method: 'POST',
       body: '{"query":"{ _meta { height } }"}',
       auth: 'Bearer t',
+      forwardedFor: '127.0.0.1',
     });
-    const ws = new WebSocket(`${s.url.replace('http', 'ws')}graphql`, 'graphql-transport-ws');
+    // A client's own header is kept to the left of the address this server saw.
+    const forged = await fetch(`${s.url}graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': '6.6.6.6' },
+      body: '{}',
+    });
+    assert.equal(((await forged.json()) as { forwardedFor: string }).forwardedFor, '6.6.6.6, 127.0.0.1');
+    const ws = new WebSocket(`${s.url.replace('http', 'ws')}graphql`, 'graphql-transport-ws', {
+      headers: { 'X-Forwarded-For': '6.6.6.6' },
+    });
     const reply = await new Promise<string>((resolve, reject) => {
       ws.once('open', () => ws.send('ping'));
       ws.once('message', (m) => resolve(String(m)));
       ws.once('error', reject);
     });
-    assert.equal(reply, '/graphql graphql-transport-ws ping');
+    assert.equal(reply, '/graphql graphql-transport-ws ping 6.6.6.6, 127.0.0.1');
     ws.close();
   } finally {
     await s.close();

@@ -128,6 +128,19 @@ export async function startConsoleServer(opts: ConsoleServerOptions = {}): Promi
   };
 }
 
+/**
+ * X-Forwarded-For as the gateway should see it: what came in, plus the address this server saw.
+ * The gateway believes it only from proxies in its CAIRN_TRUSTED_PROXIES and reads it from the
+ * right, so a client's own entries (left of ours) name no one; without it every console user
+ * would be this server's one address to the gateway's per-host caps (attack review 13).
+ */
+export function forwardedFor(req: http.IncomingMessage): string | undefined {
+  const before = req.headers['x-forwarded-for'];
+  const seen = req.socket.remoteAddress;
+  const hops = [...(Array.isArray(before) ? before : before ? [before] : []), ...(seen ? [seen] : [])];
+  return hops.length ? hops.join(', ') : undefined;
+}
+
 function proxyHttp(target: URL, req: http.IncomingMessage, res: http.ServerResponse): void {
   const upstream = http.request(
     {
@@ -135,7 +148,7 @@ function proxyHttp(target: URL, req: http.IncomingMessage, res: http.ServerRespo
       port: target.port || 80,
       method: req.method,
       path: req.url,
-      headers: { ...req.headers, host: target.host },
+      headers: { ...req.headers, host: target.host, 'x-forwarded-for': forwardedFor(req) },
     },
     (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
@@ -154,8 +167,11 @@ function proxyUpgrade(target: URL, req: http.IncomingMessage, socket: net.Socket
     const lines = [`${req.method} ${req.url} HTTP/1.1`];
     for (let i = 0; i < req.rawHeaders.length; i += 2) {
       const k = req.rawHeaders[i]!;
+      if (k.toLowerCase() === 'x-forwarded-for') continue;
       lines.push(`${k}: ${k.toLowerCase() === 'host' ? target.host : req.rawHeaders[i + 1]}`);
     }
+    const xff = forwardedFor(req);
+    if (xff) lines.push(`X-Forwarded-For: ${xff}`);
     up.write(`${lines.join('\r\n')}\r\n\r\n`);
     if (head.length) up.write(head);
     up.pipe(socket).pipe(up);

@@ -6,7 +6,8 @@
  *
  * State lives in the data dir (default .data/demo): node-{1,2,3}/ (identity and chain store),
  * network.json (the demo chain's parameters, written once so a restart resumes the same chain),
- * index.db, tokens.json (the admin token, created on first start), gateway/ (the gateway's key and
+ * index.db, tokens.json (the admin token, created on first start), redis.conf (the password of the
+ * redis-server the demo starts when none answers, 0600), gateway/ (the gateway's key and
  * the certificate node-1, the network's admin, signs for it on every start as needed, so the
  * nodes obey the commands it signs) and one log file per process.
  */
@@ -28,7 +29,7 @@ import { type TestNetworkConfig, testNetworkConfig } from '../cluster/network-co
 import { nodeArgs, nodeBinary, parseReady, REPO_ROOT } from '../cluster/node-process.ts';
 import { liveServices, portOrFree, Service } from '../cluster/service.ts';
 import { collectorProcess, gatewayProcess } from '../cluster/service-process.ts';
-import { HOW_TO_GET_REDIS, redisAnswers, startRedisServer } from './redis.ts';
+import { DEMO_REDIS_CONFIG, HOW_TO_GET_REDIS, redisAnswers, redisIsOpen, startDemoRedis } from './redis.ts';
 import { type ConsoleServer, startConsoleServer } from './serve-console.ts';
 
 export const DEFAULT_DATA_DIR = path.join(REPO_ROOT, '.data/demo');
@@ -174,6 +175,16 @@ const flArgs = (i: number, n: number, everyMs: number): string[] => [
   ...(i === 1 ? ['--fl-every', String(everyMs)] : []),
 ];
 
+/** What the demo says when it runs on a Redis that takes commands from anyone (README: demo). */
+export const OPEN_REDIS_WARNING = (url: string) =>
+  [
+    `WARNING: the Redis at ${redactUrl(url)} obeys clients without a password. Any local user can then`,
+    '  stop the demo’s queues and reports (CONFIG SET requirepass, FLUSHALL, SHUTDOWN, CLIENT PAUSE) and',
+    '  read every queued job; signatures still keep it from commanding a node or forging a report.',
+    '  Give that Redis a password (requirepass) and start with REDIS_URL=redis://:PASSWORD@host:port,',
+    '  or stop it: with none answering, npm start runs its own, with a password only it knows.',
+  ].join('\n');
+
 /** A Redis URL without its password, and the environment that gives a node the password. */
 export function passwordApart(url: string): { url: string; env: Record<string, string> } {
   try {
@@ -217,18 +228,25 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
     if (opts.privateRedis) {
       const port = await portOrFree(0);
       log(`starting a private redis-server on 127.0.0.1:${port}`);
-      started.push(await startRedisServer(port, logOf('redis'), dataDir));
-      redisUrl = `redis://127.0.0.1:${port}`;
+      const own = await startDemoRedis(port, logOf('redis'), dataDir);
+      started.push(own.service);
+      redisUrl = own.url;
       ownRedis = true;
-    } else if (!(await redisAnswers(redisUrl))) {
+    } else if (await redisAnswers(redisUrl)) {
+      if (await redisIsOpen(redisUrl)) log(OPEN_REDIS_WARNING(redisUrl));
+    } else {
       const u = new URL(redisUrl);
       const local = ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname) && !u.password;
       if (!local || !which('redis-server'))
         throw new Error(
           `no Redis answers at ${redisUrl}${local ? ' and redis-server is not installed' : ''}.\n${HOW_TO_GET_REDIS}`,
         );
-      log(`no Redis at ${redisUrl}: starting redis-server on 127.0.0.1:${u.port || 6379}`);
-      started.push(await startRedisServer(Number(u.port || 6379), logOf('redis'), dataDir));
+      log(
+        `no Redis at ${redisUrl}: starting redis-server on 127.0.0.1:${u.port || 6379} (password in ${DEMO_REDIS_CONFIG})`,
+      );
+      const own = await startDemoRedis(Number(u.port || 6379), logOf('redis'), dataDir);
+      started.push(own.service);
+      redisUrl = own.url;
       ownRedis = true;
     }
 

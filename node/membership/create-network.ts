@@ -21,6 +21,13 @@ import { CAPABILITIES, type Capability } from './view.ts';
 export const FULL_MEMBER_CAPABILITIES: readonly Capability[] = CAPABILITIES.filter((c) => c !== 'command');
 
 export const NETWORK_FILE = 'network.json';
+/**
+ * network-init's folder of what every device may read (a copy of the network file, the
+ * collector's receipt key): compose mounts it read-only into each node beside the node's own
+ * folder, so no node sees another's (or the admin's) identity.
+ */
+export const PUBLIC_DIR = 'public';
+export const COLLECTOR_RECEIPT_KEY_FILE = 'collector-receipt-key.hex';
 
 /** A roster network over `base` (default DEFAULT_NETWORK's consensus parameters). */
 export function rosterNetwork(
