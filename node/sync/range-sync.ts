@@ -217,7 +217,8 @@ export async function rangeSync(
       }
       if (!bytesEqual(b.blocks![0]!.header.prevHash, prevHash)) {
         // Served from another fork than the target's: fetch it again from the target itself
-        // (penalties are the downloader's: a slow target, a lying one, a helper on another chain).
+        // (penalties are the downloader's: a slow target, a lying one; never a helper that served
+        // the chain the target named).
         const r = await dl.refetchFromTarget(b, prevHash);
         if (r.kind === 'slow') {
           outcome = abort(`the target was too slow: ${r.reason}`, targetKey, 'unserved');
@@ -230,7 +231,7 @@ export async function rangeSync(
           break;
         }
         if (r.kind === 'lie') {
-          outcome = abort(`target served a range that does not link: ${r.reason}`, targetKey, 'lie');
+          outcome = abort(`the target's refetch disproved it: ${r.reason}`, targetKey, 'lie');
           break;
         }
       }
