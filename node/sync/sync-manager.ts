@@ -48,9 +48,10 @@ export type SyncState = 'idle' | 'syncing';
  * at our tip) never had the slot (attack review #11: 12 such ids kept a node 60 blocks behind
  * for 20 s and more). So after a slot spent on a pre-sync that failed, the next is a
  * *connecting turn*: the claimants not known to claim a deep fork are asked for their fork point
- * at once (each claim once), and the best whose chain connects near our tip (its blocks are validated, work and all, as they come)
- * is followed; only if none does is the best claim followed as usual. Unproven claims then get
- * at most every other slot, and a node that is behind catches up with a connecting peer in one.
+ * at once (each claim once), and the best whose chain connects near our tip (its blocks are
+ * validated, work and all, as they come) is followed; only if none does is the best claim
+ * followed as usual. Unproven claims then get at most every other slot, and a node that is
+ * behind catches up with a connecting peer in one.
  */
 export class SyncManager {
   state: SyncState = 'idle';
@@ -118,9 +119,9 @@ export class SyncManager {
   private async maybeSync(): Promise<void> {
     const now = this.now();
     for (const [peer, until] of this.suspects) if (until < now) this.suspects.delete(peer);
-    const best0 = this.book.best(now, new Set(this.suspects.keys()));
-    if (!best0 || best0.status.totalWork <= this.chain.tip.chainWork) return;
-    let best: PeerRecord = best0;
+    const top = this.book.best(now, new Set(this.suspects.keys()));
+    if (!top || top.status.totalWork <= this.chain.tip.chainWork) return;
+    let best: PeerRecord = top;
     let fork: BlockRef | undefined;
     let turn: 'best' | 'connecting' = 'best';
     if (this.connectingTurn) {
