@@ -96,6 +96,12 @@ export function createNodeMetrics(registry = new Registry()) {
       labelNames: ['outcome'],
       registers: r,
     }),
+    syncTurns: new Counter({
+      name: 'cairn_sync_turns_total',
+      help: 'Syncs started, by whose turn: the best claim, or (after a failed pre-sync) a claim connecting near our tip',
+      labelNames: ['turn'],
+      registers: r,
+    }),
     presyncHeaders: new Counter({
       name: 'cairn_sync_presync_headers_total',
       help: 'Headers read and checked by pre-syncs (none of them stored)',

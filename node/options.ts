@@ -177,6 +177,15 @@ export const SYNC_DEFAULTS = Object.freeze({
    * back-off); lower it on small devices, or to test that.
    */
   maxPresyncHeaders: 200_000,
+  /**
+   * After a sync slot went to a pre-sync that failed, the next goes to a claimant whose chain
+   * connects near our tip, if any: up to this many claimants not yet known to claim a deep fork
+   * are asked for their fork point at once (one small answer each; as many as the node's
+   * connections, `--max-connections`' default, so no claimant is left out). Attack review #11:
+   * 12 fresh ids claiming deep forks took every slot, and a node 60 blocks behind its honest
+   * peer was still behind 20 s later.
+   */
+  connectingProbes: 64,
 });
 
 /** Admission while catching up (node/membership/catch-up.ts, node/p2p/admission-gate.ts). */

@@ -131,12 +131,17 @@ export class PeerBook {
   }
 
   best(now: number, exclude: ReadonlySet<string> = new Set()): PeerRecord | undefined {
+    return this.ranked(now, exclude)[0];
+  }
+
+  /** Syncable records not in `exclude`, best first (most work, then lowest latency). */
+  ranked(now: number, exclude: ReadonlySet<string> = new Set()): PeerRecord[] {
     return this.syncable(now)
       .filter((r) => !exclude.has(r.peer.toString()))
       .sort(
         (a, b) =>
           (b.status.totalWork > a.status.totalWork ? 1 : b.status.totalWork < a.status.totalWork ? -1 : 0) ||
           (a.rttMs ?? Number.MAX_SAFE_INTEGER) - (b.rttMs ?? Number.MAX_SAFE_INTEGER),
-      )[0];
+      );
   }
 }

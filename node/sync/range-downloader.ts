@@ -31,11 +31,12 @@
  * Refetch. A batch that does not follow the chain being imported is downloaded again from the
  * target (`refetchFromTarget`), under the same floor: otherwise a target with a helper of its own
  * could have the helper serve a batch that does not link and then trickle the refetch (a 64-block
- * batch at one block per 9.9 s answer is ~634 s, repeatable per batch). If the target's range
- * links, a helper whose batch ended on the hash the target named served another chain in the
- * target's place: mid-tolerance, no more batches. If it does not link either, the target's chain
- * changed between batches (excused once per peer and sync, the same excuse as for continuations)
- * or, a second time, it lied.
+ * batch at one block per 9.9 s answer is ~634 s, repeatable per batch). A helper whose batch
+ * ended on the hash the target named served exactly the chain the target named (a hash fixes its
+ * ancestry), so it is never blamed: if the target's range links where the helper's did not, the
+ * target named one block and serves another. Whether its range links or not, a target whose chain
+ * changed between answers is excused once per peer and sync (the same excuse as for
+ * continuations); otherwise, or a second time, it lied (mid-tolerance, its status disproved).
  */
 import type { PeerId } from '@libp2p/interface';
 import { bytesEqual } from '../chain/bytes.ts';
@@ -246,10 +247,10 @@ export class RangeDownloader {
    * Downloads batch `b` again from the target itself, now (the importer found that its first
    * block does not follow `prevHash`, the end of the chain being imported). The same pace as any
    * batch download applies: a target that trickles the refetch is `slow` (penalised and stalled,
-   * as in `fetch`). When the target's range links, a helper that had served this batch anchored to
-   * the target's hash served another chain than the target's: it is penalised and given nothing
-   * more. When the target's range does not link either, its chain changed under the sync
-   * (`reorged`, excused once per peer and sync, the rule of the module comment) or it lied.
+   * as in `fetch`). When the target's range links where a helper's batch anchored to the target's
+   * hash did not, the target contradicted itself: asked again for that hash, it either names the
+   * block it now serves (`reorged`, excused once per peer and sync) or it lied. When the target's
+   * range does not link either, its chain changed under the sync (the same excuse) or it lied.
    */
   async refetchFromTarget(b: Batch<PeerId>, prevHash: Uint8Array): Promise<Refetch> {
     const helper = b.peer;
@@ -278,9 +279,25 @@ export class RangeDownloader {
     if (swapped) return this.refetchFailed(b, `${range}: ${swapped}`, false);
     if (!bytesEqual(blocks[0]!.header.prevHash, prevHash))
       return this.refetchFailed(b, `${range}: does not continue the chain it claimed`, true);
+    if (helper && anchored && !helper.equals(this.target.peer)) {
+      // The helper's batch ended on the hash the target named, and a block's hash fixes its whole
+      // ancestry: the helper served the target's named chain exactly, so it cannot be at fault.
+      // The target's own range links here, so it ends elsewhere than it named: its answers
+      // contradict each other (attack review #11, finding 3: the liar named the honest chain's
+      // public hashes and the honest helper paid -5 at every joiner). Asked again, a target whose
+      // chain really changed names the block it now serves (excused once per sync, as for
+      // continuations); one that still names the other block lied.
+      const now = await this.deps.requestHashesAt(this.target.peer, [b.end]).catch(() => []);
+      const named = now.find((r) => r.height === b.end)?.hash;
+      const changed = named !== undefined && bytesEqual(named, blocks.at(-1)!.hash);
+      return this.refetchFailed(
+        b,
+        `${range}: named another block at ${b.end} than it serves${changed ? ' (its chain changed)' : ''}`,
+        changed,
+      );
+    }
     b.downloadSuccess(blocks);
     this.buffer(b.index, blocks);
-    if (helper && anchored && !helper.equals(this.target.peer)) this.servedAnotherChain(helper, range);
     return { kind: 'linked' };
   }
 
@@ -297,18 +314,6 @@ export class RangeDownloader {
     }
     this.disproved ??= { reason };
     return { kind: 'lie', reason };
-  }
-
-  /**
-   * A helper's batch ended on the hash the target named, yet did not link, and the target's own
-   * range for it does: the helper served a chain other than the target's in the target's place.
-   */
-  private servedAnotherChain(helper: PeerId, range: string): void {
-    const key = helper.toString();
-    this.failedPeers.add(key);
-    if (this.penalisedForRanges.has(key)) return;
-    this.penalisedForRanges.add(key);
-    this.deps.penalise(helper, 'mid-tolerance', `${range}: served another chain than the target's`);
   }
 
   /** Stops handing out batches and waits for the requests in flight. */

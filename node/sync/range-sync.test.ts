@@ -1358,20 +1358,44 @@ describe('a batch that does not link is fetched again from the target, within th
     );
   });
 
-  test('the target serves the batch differently and it links: the helper that served another chain is penalised', async () => {
+  test('the target serves the batch differently and it links: the target named another block, it is penalised', async () => {
+    // Its helper served exactly the chain the target named at 256 (a hash fixes its ancestry), so
+    // from here a colluding helper and an honest one framed by a lying target look the same: the
+    // target, whose named hash and own range disagree, is the one that answers for it.
     const { t, h, net } = await collusion();
     const outcome = await net.sync(t, [h], ONE_EACH);
-    assert.deepEqual(outcome, { kind: 'synced', imported: 256, tip: 256 });
-    assertOnMain(net.local, short());
     assert.ok(
       t.ranges.some((r) => r.start === 129),
       'the batch was fetched again from the target',
     );
+    assert.equal(outcome.kind, 'aborted');
+    assert.ok(outcome.kind === 'aborted');
+    assert.equal(outcome.disproved, 'lie');
+    assert.equal(outcome.blame, t.key);
+    assert.equal(outcome.imported, 128);
     assert.deepEqual(
       net.penalties.map((p) => [p.peer, p.action]),
-      [[h.key, 'mid-tolerance']],
+      [[t.key, 'mid-tolerance']],
     );
-    assert.match(net.penalties[0]!.reason, /^range 129\+128: .*another chain than the target/);
+    assert.match(net.penalties[0]!.reason, /^range 129\+128: named another block at 256 than it serves$/);
+  });
+
+  test('a target that names the block it serves when asked again: its chain changed, excused once', async () => {
+    const { t, h, net } = await collusion();
+    // Its first answer named the helper's fork at 256; asked again, the MAIN block it now serves.
+    let asked = 0;
+    t.hashesAt = (heights) =>
+      heights.flatMap((x) => {
+        const node = t.t.chain.tree.mainAt(x)!;
+        return [{ height: x, hash: x === 256 && asked++ === 0 ? otherBatch().at(-1)!.hash : node.hash }];
+      });
+    const outcome = await net.sync(t, [h], ONE_EACH);
+    assert.equal(outcome.kind, 'aborted');
+    assert.ok(outcome.kind === 'aborted');
+    assert.equal(outcome.disproved, undefined, 'not a lie');
+    assert.equal(outcome.blame, t.key, 'skipped a while, so a repeat cannot hold the node');
+    assert.match(outcome.reason, /chain changed/);
+    assert.deepEqual(net.penalties, [], 'neither the target (excused once) nor the helper');
   });
 
   test('a helper whose batch was not anchored (the target named no hash) is not penalised', async () => {

@@ -61,7 +61,28 @@ export interface RangeSyncOptions {
   readonly progress?: ProgressFloorOptions;
   /** The clock that pace is judged by (default performance.now; tests inject one). */
   readonly clock?: () => number;
+  /**
+   * The target's answer to our locator, when it was asked already (the sync manager probes
+   * several claimants at once to find one whose chain connects near our tip); judged as if
+   * asked here.
+   */
+  readonly fork?: BlockRef;
 }
+
+/**
+ * What a target's fork point says about its claim: `bad` (not a block of our main chain: its
+ * answer to our locator named a block not in it), `near` (within the side-chain margin: its
+ * blocks are validated, work and all, as they arrive) or `deep` (its headers must prove the work
+ * first: a pre-sync, which a stranger's claim can make as long as the cap allows).
+ */
+export function judgeFork(chain: Chain, fork: BlockRef): 'bad' | 'near' | 'deep' {
+  const ours = chain.tree.mainAt(fork.height);
+  if (!ours || !bytesEqual(ours.hash, fork.hash)) return 'bad';
+  return ours.chainWork < chain.sideChainWorkFloor() ? 'deep' : 'near';
+}
+
+/** The penalty reason of a `bad` fork point. */
+export const BAD_FORK_POINT = 'answered a locator with a block not in it';
 
 export interface CheckpointDisagreement {
   readonly height: number;
@@ -96,6 +117,8 @@ export type SyncOutcome =
       readonly reason: string;
       readonly blame?: string;
       readonly disproved?: Disproval;
+      /** The sync ended in the target's pre-sync: its claim of a deep fork was not proven. */
+      readonly presync?: PresyncFailure['code'];
     };
 
 /**
@@ -124,16 +147,18 @@ export async function rangeSync(
 
   let fork: BlockRef;
   try {
-    fork = await deps.requestAncestor(
-      target.peer,
-      chain.locator().map((h) => Buffer.from(h, 'hex')),
-    );
+    fork =
+      opts.fork ??
+      (await deps.requestAncestor(
+        target.peer,
+        chain.locator().map((h) => Buffer.from(h, 'hex')),
+      ));
   } catch (err) {
     return { kind: 'aborted', imported: 0, reason: `ancestor request failed: ${(err as Error).message}` };
   }
   const ours = chain.tree.mainAt(fork.height);
-  if (!ours || !bytesEqual(ours.hash, fork.hash)) {
-    deps.penalise(target.peer, 'mid-tolerance', 'answered a locator with a block not in it');
+  if (!ours || judgeFork(chain, fork) === 'bad') {
+    deps.penalise(target.peer, 'mid-tolerance', BAD_FORK_POINT);
     return { kind: 'aborted', imported: 0, reason: 'bad fork point', blame: targetKey };
   }
   const ourHeight = chain.tip.height;
@@ -154,7 +179,7 @@ export async function rangeSync(
   // its blocks must then be the chain those headers showed (anchors at every batch end).
   let anchors: ReadonlyMap<number, Uint8Array> | undefined;
   const floor = chain.sideChainWorkFloor();
-  if (ours.chainWork < floor) {
+  if (judgeFork(chain, fork) === 'deep') {
     const p = new HeaderPresync({
       config: chain.config,
       chainId: chain.chainId,
@@ -217,7 +242,8 @@ export async function rangeSync(
       }
       if (!bytesEqual(b.blocks![0]!.header.prevHash, prevHash)) {
         // Served from another fork than the target's: fetch it again from the target itself
-        // (penalties are the downloader's: a slow target, a lying one, a helper on another chain).
+        // (penalties are the downloader's: a slow target, a lying one; never a helper that served
+        // the chain the target named).
         const r = await dl.refetchFromTarget(b, prevHash);
         if (r.kind === 'slow') {
           outcome = abort(`the target was too slow: ${r.reason}`, targetKey, 'unserved');
@@ -230,7 +256,7 @@ export async function rangeSync(
           break;
         }
         if (r.kind === 'lie') {
-          outcome = abort(`target served a range that does not link: ${r.reason}`, targetKey, 'lie');
+          outcome = abort(`the target's refetch disproved it: ${r.reason}`, targetKey, 'lie');
           break;
         }
       }
@@ -285,7 +311,7 @@ export async function rangeSync(
 function presyncAborted(f: PresyncFailure, target: SyncPeer, deps: RangeSyncDeps): SyncOutcome {
   const key = target.peer.toString();
   const reason = `presync: ${f.reason}`;
-  const base = { kind: 'aborted' as const, imported: 0, reason, blame: key };
+  const base = { kind: 'aborted' as const, imported: 0, reason, blame: key, presync: f.code };
   // A request that failed was penalised by the transport; its claim is not believed for a while.
   if (f.code === 'unserved') return { ...base, disproved: 'unserved' };
   // A header ahead of our clock may be honest (a clock that is ahead): a back-off, and a small

@@ -16,7 +16,7 @@ import type { SealedBlock } from '../chain/types.ts';
 import { createNodeMetrics } from '../metrics.ts';
 import type { Status } from '../p2p/messages.ts';
 import { type PeerAction, PeerScores } from '../p2p/peer-scores.ts';
-import { forgeChain, type TestChain, testChain } from '../testing/forge.ts';
+import { forgeChain, type TestChain, testChain, testKey } from '../testing/forge.ts';
 import { PeerBook } from './peer-book.ts';
 import type { RangeSyncDeps } from './range-sync.ts';
 import { SyncManager } from './sync-manager.ts';
@@ -273,5 +273,104 @@ describe('a peer too slow to follow', () => {
     s.book.setStatus(honest, statusOf(forger), s.now());
     assert.deepEqual(await manager.syncNow(), { kind: 'synced', imported: 40 - 16, tip: 40 });
     assert.equal(slowRanges, 1);
+  });
+});
+
+describe('claims of deep forks do not starve a chain that connects (attack review #11, finding 4)', () => {
+  /**
+   * A node holding 20 of the 40 blocks, an honest peer holding all 40 (its chain connects at our
+   * tip), and fresh ids claiming far more work on a fork from genesis whose pre-sync reaches the
+   * cap (5 headers here) before the work.
+   */
+  async function deepClaims(liars: number, withHonest = true) {
+    const local = testChain();
+    for (const b of BLOCKS.slice(0, 20)) assert.equal((await local.submit(b)).status, 'connected');
+    const fork = forgeChain(forger.chain, forger.chain.tree.mainAt(0)!, 30, { miner: testKey(7) });
+    const ids = await Promise.all(
+      Array.from({ length: liars }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))),
+    );
+    const isLiar = (p: PeerId) => ids.some((id) => id.equals(p));
+    const log: string[] = [];
+    const metrics = createNodeMetrics();
+    const book = new PeerBook(30_000, { baseMs: 1_000 });
+    const clock = 1_000_000;
+    const deps: RangeSyncDeps = {
+      chain: local.chain,
+      requestAncestor: async (p) => {
+        log.push(`ancestor ${isLiar(p) ? 'liar' : 'honest'}`);
+        return isLiar(p)
+          ? { height: 0, hash: local.chain.genesis.hash }
+          : { height: local.chain.tip.height, hash: local.chain.tip.hash };
+      },
+      requestHeaders: async (p, start, count) => {
+        assert.ok(isLiar(p), 'the honest chain connects: no pre-sync');
+        log.push('headers liar');
+        return fork.slice(start - 1, start - 1 + count).map((b) => ({
+          header: b.header,
+          hash: b.hash,
+          hashHex: b.hashHex,
+        }));
+      },
+      requestRange: async (p, start, count) => {
+        assert.ok(!isLiar(p), 'no block is asked of an unproven claim');
+        const hashes: Hex[] = [];
+        for (let h = start; h < start + count; h++) {
+          const n = forger.chain.tree.mainAt(h);
+          if (n) hashes.push(n.hashHex);
+        }
+        return forger.chain.getBlocks(hashes);
+      },
+      requestHashesAt: async () => [],
+      submit: async (blocks, from) => {
+        const out = [];
+        for (const b of blocks) out.push(await local.submit(b, from));
+        return out;
+      },
+      penalise: () => {},
+      log: silent,
+    };
+    const manager = new SyncManager(local.chain, book, deps, metrics, silent, {
+      now: () => clock,
+      maxPresyncHeaders: 5,
+    });
+    const lie: Status = {
+      ...statusOf(forger),
+      headHeight: 2 ** 32 - 1,
+      headHash: randomBytes(32),
+      totalWork: forger.chain.tip.chainWork << 40n,
+    };
+    for (const id of ids) book.setStatus(id, lie, clock);
+    if (withHonest) book.setStatus(honest, statusOf(forger), clock);
+    return { local, manager, metrics, log };
+  }
+
+  test('after a capped pre-sync, the next sync is from the peer whose chain connects', async () => {
+    const s = await deepClaims(6);
+    const first = await s.manager.syncNow();
+    assert.ok(first?.kind === 'aborted');
+    assert.equal(first.presync, 'too-long');
+    // Five more fresh ids claim more work than the honest peer: the slot goes to it all the same.
+    assert.deepEqual(await s.manager.syncNow(), { kind: 'synced', imported: 20, tip: 40 });
+    assert.equal(s.local.chain.tip.hashHex, BLOCKS.at(-1)!.hashHex);
+    assert.equal(s.log.filter((l) => l === 'headers liar').length, 1, 'one pre-sync in all');
+    const turns = (await s.metrics.syncTurns.get()).values;
+    assert.deepEqual(turns.map((v) => [v.labels.turn, v.value]).sort(), [
+      ['best', 1],
+      ['connecting', 1],
+    ]);
+  });
+
+  test('with no chain that connects, the best claim is followed; a deep claim is asked once', async () => {
+    const s = await deepClaims(3, false);
+    const outcomes = [await s.manager.syncNow(), await s.manager.syncNow(), await s.manager.syncNow()];
+    assert.deepEqual(
+      outcomes.map((o) => o?.kind === 'aborted' && o.presync),
+      ['too-long', 'too-long', 'too-long'],
+      'each turn falls back to the best claim, which is pre-synced',
+    );
+    // Sync 1 asks A; turn 2 asks B and C at once (both deep), then B again as the best claim;
+    // turn 3 does not ask C again (its deep claim is remembered), only as the best claim.
+    assert.equal(s.log.filter((l) => l === 'ancestor liar').length, 5);
+    assert.equal(s.log.filter((l) => l === 'headers liar').length, 3);
   });
 });

@@ -4,15 +4,30 @@ import { toHex } from '../chain/bytes.ts';
 import type { Chain } from '../chain/chain.ts';
 import type { Logger } from '../log.ts';
 import type { NodeMetrics } from '../metrics.ts';
-import type { Status } from '../p2p/messages.ts';
-import type { PeerBook } from './peer-book.ts';
+import { SYNC_DEFAULTS } from '../options.ts';
+import type { BlockRef, Status } from '../p2p/messages.ts';
+import type { PeerBook, PeerRecord } from './peer-book.ts';
 import {
+  BAD_FORK_POINT,
   type Disproval,
+  judgeFork,
   type RangeSyncDeps,
   type RangeSyncOptions,
   rangeSync,
   type SyncOutcome,
 } from './range-sync.ts';
+
+/** Claims of deep forks remembered (peer id and head): a stranger's ids are free. */
+const MAX_DEEP_CLAIMS = 1024;
+
+const headOf = (r: PeerRecord): string => toHex(r.status.headHash);
+
+export interface SyncManagerOptions extends RangeSyncOptions {
+  readonly intervalMs?: number;
+  readonly now?: () => number;
+  /** Claimants asked for their fork point at once in a connecting turn (SYNC_DEFAULTS). */
+  readonly connectingProbes?: number;
+}
 
 export type SyncState = 'idle' | 'syncing';
 
@@ -25,6 +40,18 @@ export type SyncState = 'idle' | 'syncing';
  * book: it starts no sync again, the peer must send a fresh one after a back-off that doubles
  * with every disproof, and a peer that lies again is penalised each time until it is banned
  * (the range penalty alone is one per sync and would take ten lies).
+ *
+ * One slot, two kinds of claim. A claim whose fork starts deeper than the side-chain margin is
+ * pre-synced (headers only, from the target alone) before any block is fetched, and a stranger
+ * can make one for nothing: in open mode every fresh id claiming huge work got one capped
+ * pre-sync, and while any was connected the honest peer (less claimed work, a chain connecting
+ * at our tip) never had the slot (attack review #11: 12 such ids kept a node 60 blocks behind
+ * for 20 s and more). So after a slot spent on a pre-sync that failed, the next is a
+ * *connecting turn*: the claimants not known to claim a deep fork are asked for their fork point
+ * at once (each claim once), and the best whose chain connects near our tip (its blocks are
+ * validated, work and all, as they come) is followed; only if none does is the best claim
+ * followed as usual. Unproven claims then get at most every other slot, and a node that is
+ * behind catches up with a connecting peer in one.
  */
 export class SyncManager {
   state: SyncState = 'idle';
@@ -32,20 +59,24 @@ export class SyncManager {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private readonly suspects = new Map<string, number>();
+  /** The last slot went to a pre-sync that failed: the next is a connecting turn. */
+  private connectingTurn = false;
+  /** Claimants whose fork point was deep, with the head of the status they claimed it with. */
+  private readonly deepForks = new Map<string, string>();
 
   private readonly chain: Chain;
   private readonly book: PeerBook;
   private readonly deps: RangeSyncDeps;
   private readonly metrics: NodeMetrics;
   private readonly log: Logger;
-  private readonly opts: RangeSyncOptions & { intervalMs?: number; now?: () => number };
+  private readonly opts: SyncManagerOptions;
   constructor(
     chain: Chain,
     book: PeerBook,
     deps: RangeSyncDeps,
     metrics: NodeMetrics,
     log: Logger,
-    opts: RangeSyncOptions & { intervalMs?: number; now?: () => number } = {},
+    opts: SyncManagerOptions = {},
   ) {
     this.chain = chain;
     this.book = book;
@@ -88,8 +119,20 @@ export class SyncManager {
   private async maybeSync(): Promise<void> {
     const now = this.now();
     for (const [peer, until] of this.suspects) if (until < now) this.suspects.delete(peer);
-    const best = this.book.best(now, new Set(this.suspects.keys()));
-    if (!best || best.status.totalWork <= this.chain.tip.chainWork) return;
+    const top = this.book.best(now, new Set(this.suspects.keys()));
+    if (!top || top.status.totalWork <= this.chain.tip.chainWork) return;
+    let best: PeerRecord = top;
+    let fork: BlockRef | undefined;
+    let turn: 'best' | 'connecting' = 'best';
+    if (this.connectingTurn) {
+      this.connectingTurn = false;
+      const pick = await this.connectingClaim(now);
+      if (pick) {
+        ({ record: best, fork } = pick);
+        turn = 'connecting';
+      }
+    }
+    this.metrics.syncTurns.inc({ turn });
     const ourHeight = this.chain.tip.height;
     // Evaluated during the sync too: peers whose statuses arrive later join the download.
     const helpers = () =>
@@ -110,6 +153,7 @@ export class SyncManager {
         theirHeight: best.status.headHeight,
         ourHeight: this.chain.tip.height,
         helpers: helpers().length,
+        turn,
       },
       'sync started',
     );
@@ -118,8 +162,10 @@ export class SyncManager {
         { peer: best.peer, status: best.status },
         helpers,
         this.deps,
-        this.opts,
+        fork ? { ...this.opts, fork } : this.opts,
       );
+      // A failed pre-sync had the slot: the next goes to a chain that connects, if one does.
+      if (outcome.kind === 'aborted' && outcome.presync) this.connectingTurn = true;
       this.lastOutcome = outcome;
       this.metrics.syncedBlocks.inc(outcome.imported);
       const ms = Math.round(performance.now() - started);
@@ -136,6 +182,46 @@ export class SyncManager {
       this.state = 'idle';
       this.metrics.syncState.set(0);
     }
+  }
+
+  /**
+   * The connecting turn's pick: the claimants (most work first) not already known to claim a
+   * deep fork with their current status are asked for their fork point at once, and the best
+   * whose fork is near our tip is followed, with the fork it named (not asked twice). Undefined
+   * when none is: the best claim is followed as usual. A fork point not on our main chain is
+   * penalised as in range sync. A deep answer is remembered with the status's head, so a
+   * claim is asked once however many turns it waits (and fresh ids cost one ask each).
+   */
+  private async connectingClaim(now: number): Promise<{ record: PeerRecord; fork: BlockRef } | undefined> {
+    const work = this.chain.tip.chainWork;
+    const claimants = this.book
+      .ranked(now, new Set(this.suspects.keys()))
+      .filter((r) => r.status.totalWork > work && this.deepForks.get(r.peer.toString()) !== headOf(r))
+      .slice(0, this.opts.connectingProbes ?? SYNC_DEFAULTS.connectingProbes);
+    const locator = this.chain.locator().map((h) => Buffer.from(h, 'hex'));
+    // Each answer is bounded by the request deadline; asked at once, slow liars cost one.
+    const forks = await Promise.all(
+      claimants.map((r) => this.deps.requestAncestor(r.peer, locator).catch(() => undefined)),
+    );
+    let pick: { record: PeerRecord; fork: BlockRef } | undefined;
+    for (let i = 0; i < claimants.length; i++) {
+      const record = claimants[i]!;
+      const fork = forks[i];
+      if (!fork) continue;
+      const judged = judgeFork(this.chain, fork);
+      if (judged === 'bad') this.deps.penalise(record.peer, 'mid-tolerance', BAD_FORK_POINT);
+      else if (judged === 'deep') this.rememberDeep(record);
+      else pick ??= { record, fork };
+    }
+    return pick;
+  }
+
+  private rememberDeep(r: PeerRecord): void {
+    const key = r.peer.toString();
+    this.deepForks.delete(key);
+    this.deepForks.set(key, headOf(r));
+    // Ids are free: the oldest entry goes first (forgetting one costs one more ask).
+    while (this.deepForks.size > MAX_DEEP_CLAIMS) this.deepForks.delete(this.deepForks.keys().next().value!);
   }
 
   /** Records a status the sync disproved, and penalises a peer that does it again. */

@@ -23,12 +23,13 @@
  * Run on range sync with real Chains behind every peer (each answering as the node's handlers
  * do, like node/sync/range-sync.test.ts); only the liar's hashes-at answer is rewritten.
  *
- *   npm exec -- node --test attack/sync/helper-framed.attack.ts
+ *   npm exec -- node --test node/sync/helper-framed.test.ts
  *
- * Fails today: the honest helper gets `mid-tolerance: range 129+128: served another chain than
- * the target's`, the target nothing. Passes when the refetch is checked against the hash the
- * target named at that batch end (`anchorChunks`): a target whose refetched range does not end
- * on the hash it named disproved itself (blame and penalise the target, not the helper).
+ * Failed before the fix: the honest helper got `mid-tolerance: range 129+128: served another
+ * chain than the target's`, the target nothing. Passes since the refetch is judged against the
+ * hash the target named: a helper batch ending on that hash is the target's named chain (a hash
+ * fixes its ancestry), so a target whose own range then ends elsewhere contradicted itself (the
+ * target is penalised, its status disproved; the helper is not).
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
@@ -36,14 +37,14 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PeerId } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import pino from 'pino';
-import { type Hex, toHex } from '../../node/chain/bytes.ts';
-import type { Chain, ProcessResult } from '../../node/chain/chain.ts';
-import type { SealedBlock } from '../../node/chain/types.ts';
-import type { SealedHeader } from '../../node/chain/validation.ts';
-import type { BlockRef, Status } from '../../node/p2p/messages.ts';
-import type { PeerAction } from '../../node/p2p/peer-scores.ts';
-import { type RangeSyncDeps, rangeSync } from '../../node/sync/range-sync.ts';
-import { forgeChain, type TestChain, testChain, testKey } from '../../node/testing/forge.ts';
+import { type Hex, toHex } from '../chain/bytes.ts';
+import type { Chain, ProcessResult } from '../chain/chain.ts';
+import type { SealedBlock } from '../chain/types.ts';
+import type { SealedHeader } from '../chain/validation.ts';
+import type { BlockRef, Status } from '../p2p/messages.ts';
+import type { PeerAction } from '../p2p/peer-scores.ts';
+import { forgeChain, type TestChain, testChain, testKey } from '../testing/forge.ts';
+import { type RangeSyncDeps, rangeSync } from './range-sync.ts';
 
 const forger = testChain();
 let MAIN: SealedBlock[] = [];

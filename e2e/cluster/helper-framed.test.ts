@@ -1,5 +1,5 @@
 /**
- * Finding 3, on real node processes (see helper-framed.attack.ts for the mechanism; MEDIUM): a
+ * Finding 3, on real node processes (see node/sync/helper-framed.test.ts for the mechanism; MEDIUM): a
  * lying sync target gets an honest node penalised for serving it the honest chain.
  *
  * The victim is a fresh node; `honest` is a real node holding the seeded 256-block chain. The
@@ -8,13 +8,15 @@
  * helper; asked for its hashes at batch ends it names the honest chain's (public) blocks; its
  * refetch of 129+128 then serves its fork, which links.
  *
- *   npm exec -- node --test attack/sync/helper-framed-cluster.attack.ts
+ *   npm exec -- node --test e2e/cluster/helper-framed.test.ts
  *
- * Fails today. Measured (17 s run): the victim synced 257 blocks from the liar in 6.3 s, penalised
- * the honest node once (mid-tolerance, "range 129+128: served another chain than the target's")
- * and the liar not at all (its failed first answer for 129+128 cost it nothing either). Passes with the fix named in
- * helper-framed.attack.ts (a refetch that does not end on the hash the target named disproves
- * the target, not the helper).
+ * Failed before the fix. Measured (17 s run): the victim synced 257 blocks from the liar in
+ * 6.3 s, penalised the honest node once (mid-tolerance, "range 129+128: served another chain than
+ * the target's") and the liar not at all. With the fix (a helper batch ending on the hash the
+ * target named is the target's named chain; a target whose own refetch then ends elsewhere is
+ * penalised, its status disproved), one 26 s run: the sync from the liar aborted after 128
+ * blocks (6.3 s), the honest node (no penalty) served 129 blocks in 258 ms, the liar got one
+ * mid-tolerance ("named another block at 256 than it serves"); its later sync reached 257.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
@@ -22,10 +24,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { removeDir, successFrame } from '../../e2e/cluster/byzantine-peer.ts';
-import { ChainPeer } from '../../e2e/cluster/byzantine-sync-peer.ts';
-import { VictimWatch } from '../../e2e/cluster/byzantine-watch.ts';
-import { Cluster, seedableNetwork } from '../../e2e/cluster/harness.ts';
 import type { Hex } from '../../node/chain/bytes.ts';
 import { Chain } from '../../node/chain/chain.ts';
 import { genesisBlock } from '../../node/chain/genesis.ts';
@@ -40,6 +38,10 @@ import {
 } from '../../node/p2p/messages.ts';
 import { forgeChain, testKey } from '../../node/testing/forge.ts';
 import { seedChain } from '../../node/testing/seed-store.ts';
+import { removeDir, successFrame } from './byzantine-peer.ts';
+import { ChainPeer } from './byzantine-sync-peer.ts';
+import { VictimWatch } from './byzantine-watch.ts';
+import { Cluster, seedableNetwork } from './harness.ts';
 
 test('a lying target cannot get an honest helper node penalised', { timeout: 180_000 }, async (t) => {
   const cluster = new Cluster({ network: { ...seedableNetwork(), membership: 'open' } });
@@ -129,5 +131,9 @@ test('a lying target cannot get an honest helper node penalised', { timeout: 180
     ofHonest.filter((p) => /another chain/.test(p)),
     [],
     'the honest node served its main chain, as asked, and is not penalised for it',
+  );
+  assert.ok(
+    ofLiar.some((p) => /named another block at 256 than it serves/.test(p)),
+    'the liar, whose named hash and own range disagree, is penalised',
   );
 });
