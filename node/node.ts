@@ -660,7 +660,7 @@ export class CairnNode {
     return {
       chainId: this.chain.chainId,
       signingKey: this.identity.signingKey,
-      db: this.store.prisma,
+      writes: this.store.writes,
       reqresp: this.reqresp,
       penalise: (peer, action, reason) => {
         try {

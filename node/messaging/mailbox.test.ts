@@ -61,7 +61,7 @@ async function openStore(t: { after(fn: () => Promise<void>): void }) {
 test('a mailbox holds ciphertext under quotas, survives a restart, and only the recipient’s receipts delete', async (t) => {
   const s = await openStore(t);
   const limits = { perRecipientCount: 3, perDepositorCount: 4 };
-  let box = await Mailbox.open(s.store.prisma, {
+  let box = await Mailbox.open(s.store.writes, {
     chainId,
     maxBodyBytes: 16 * 1024,
     limits,
@@ -82,7 +82,7 @@ test('a mailbox holds ciphertext under quotas, survives a restart, and only the 
   await assert.rejects(box.deposit(new Uint8Array(50), alice.hex, 10_000), MessagingError);
 
   // Restart: everything held, quotas recounted from the rows.
-  box = await Mailbox.open((await s.reopen()).prisma, {
+  box = await Mailbox.open((await s.reopen()).writes, {
     chainId,
     maxBodyBytes: 16 * 1024,
     limits,
@@ -116,7 +116,7 @@ test('a mailbox holds ciphertext under quotas, survives a restart, and only the 
   assert.ok(
     !dump.includes(Buffer.from(alice.hex.slice(0, 40))) || rows.every((r) => r.depositor === alice.hex),
   );
-  box = await Mailbox.open((await s.reopen()).prisma, {
+  box = await Mailbox.open((await s.reopen()).writes, {
     chainId,
     maxBodyBytes: 16 * 1024,
     limits,

@@ -10,8 +10,9 @@
  */
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
+import type Database from 'libsql';
 import { type Hex, toHex } from '../chain/bytes.ts';
-import type { PrismaClient } from '../store/generated/client.ts';
+import type { GroupCommit } from '../store/group-commit.ts';
 import { readEnvelope } from './envelope.ts';
 import { openReceipt } from './receipt.ts';
 
@@ -96,31 +97,59 @@ export class MailboxQuotas {
   }
 }
 
-type Db = Pick<PrismaClient, 'mailboxItem'>;
+/**
+ * The mailbox's statements, prepared once on the node store's writer connection (positional
+ * values only, as in message-store.ts): deposit, fetch and acknowledge are per-message paths.
+ */
+function prepareStatements(db: Database.Database) {
+  return {
+    usage: db.prepare(`SELECT "recipient","depositor","bytes" FROM "MailboxItem"`),
+    held: db.prepare(`SELECT "recipient","depositor","bytes" FROM "MailboxItem" WHERE "contentId" = ?`),
+    insert: db.prepare(
+      `INSERT OR IGNORE INTO "MailboxItem" ("contentId","recipient","depositor","envelope","bytes","storedAt","expiresAt") VALUES (?,?,?,?,?,?,?)`,
+    ),
+    // Through the recipient index; expired rows wait for the sweep.
+    fetch: db.prepare(
+      `SELECT "envelope" FROM "MailboxItem" WHERE "recipient" = ? AND "expiresAt" > ? ORDER BY "storedAt" LIMIT ?`,
+    ),
+    remove: db.prepare(`DELETE FROM "MailboxItem" WHERE "contentId" = ?`),
+    expired: db.prepare(
+      `SELECT "contentId","recipient","depositor","bytes" FROM "MailboxItem" WHERE "expiresAt" <= ?`,
+    ),
+  };
+}
+interface HeldRow {
+  recipient: string;
+  depositor: string;
+  bytes: number;
+}
 
 export class Mailbox {
   readonly quotas: MailboxQuotas;
 
-  private readonly db: Db;
+  private readonly writes: GroupCommit;
+  private readonly sql: ReturnType<typeof prepareStatements>;
   private readonly chainId: Uint8Array;
   private readonly maxBodyBytes: number;
   private readonly pseudonymKey: Uint8Array;
   private constructor(
-    db: Db,
+    writes: GroupCommit,
     chainId: Uint8Array,
     maxBodyBytes: number,
     limits: MailboxLimits,
     pseudonymKey: Uint8Array,
   ) {
-    this.db = db;
+    this.writes = writes;
+    this.sql = prepareStatements(writes.connection);
     this.chainId = chainId;
     this.maxBodyBytes = maxBodyBytes;
     this.pseudonymKey = pseudonymKey;
     this.quotas = new MailboxQuotas(limits);
   }
 
+  /** `writes`: the node store's group commit (NodeStore.writes), whose connection holds the rows. */
   static async open(
-    db: Db,
+    writes: GroupCommit,
     o: {
       chainId: Uint8Array;
       maxBodyBytes: number;
@@ -130,14 +159,13 @@ export class Mailbox {
     },
   ): Promise<Mailbox> {
     const m = new Mailbox(
-      db,
+      writes,
       o.chainId,
       o.maxBodyBytes,
       { ...MAILBOX_DEFAULTS, ...o.limits },
       o.pseudonymKey,
     );
-    const rows = await db.mailboxItem.findMany({ select: { recipient: true, depositor: true, bytes: true } });
-    for (const r of rows) m.quotas.add(r.recipient, r.depositor, r.bytes);
+    for (const r of m.sql.usage.all() as HeldRow[]) m.quotas.add(r.recipient, r.depositor, Number(r.bytes));
     return m;
   }
 
@@ -152,65 +180,84 @@ export class Mailbox {
     const depositor = toHex(
       hmac(sha256, this.pseudonymKey, Buffer.from(depositorKey, 'utf8')).subarray(0, 16),
     );
-    if (
-      await this.db.mailboxItem.findUnique({ where: { contentId: h.contentIdHex }, select: { bytes: true } })
-    )
-      return 'duplicate';
+    if (this.sql.held.get([h.contentIdHex])) return 'duplicate';
     this.quotas.check(h.recipientHex, depositor, bytes.length);
-    await this.db.mailboxItem.create({
-      data: {
-        contentId: h.contentIdHex,
-        recipient: h.recipientHex,
-        depositor,
-        envelope: Buffer.from(h.encoded),
-        bytes: bytes.length,
-        storedAt: BigInt(now),
-        expiresAt: BigInt(now + this.quotas.limits.ttlMs),
-      },
-    });
+    // Counted before the commit, so deposits committing together cannot pass a quota between
+    // them; taken back if the row is not written after all.
     this.quotas.add(h.recipientHex, depositor, bytes.length);
+    let inserted: number;
+    try {
+      inserted = await this.writes.commit(
+        () =>
+          this.sql.insert.run([
+            h.contentIdHex,
+            h.recipientHex,
+            depositor,
+            h.encoded,
+            bytes.length,
+            now,
+            now + this.quotas.limits.ttlMs,
+          ]).changes,
+      );
+    } catch (err) {
+      this.quotas.remove(h.recipientHex, depositor, bytes.length);
+      throw err;
+    }
+    if (inserted === 0) {
+      // The same envelope deposited twice in one turn: the first copy holds it.
+      this.quotas.remove(h.recipientHex, depositor, bytes.length);
+      return 'duplicate';
+    }
     return 'stored';
   }
 
   /** The oldest envelopes held for `recipient` (not expired). */
   async fetch(recipient: Hex, now: number, limit = this.quotas.limits.fetchBatch): Promise<Uint8Array[]> {
-    const rows = await this.db.mailboxItem.findMany({
-      where: { recipient, expiresAt: { gt: BigInt(now) } },
-      orderBy: { storedAt: 'asc' },
-      take: limit,
-      select: { envelope: true },
-    });
-    return rows.map((r) => new Uint8Array(r.envelope));
+    const rows = this.sql.fetch.all([recipient, now, limit]) as { envelope: Uint8Array | ArrayBuffer }[];
+    // libsql hands blobs over as ArrayBuffers: viewed, not copied.
+    return rows.map((r) => (r.envelope instanceof Uint8Array ? r.envelope : new Uint8Array(r.envelope)));
   }
 
   /**
-   * Deletes what the recipient's signed receipts acknowledge. Only receipts signed by
-   * `requester` count: nobody else can make a mailbox drop a member's messages.
+   * Deletes what the recipient's signed receipts acknowledge, in one commit. Only receipts
+   * signed by `requester` count: nobody else can make a mailbox drop a member's messages. A
+   * receipt that does not open ends the list: those before it are still deleted, then its
+   * error is thrown.
    */
   async acknowledge(requester: Hex, receipts: readonly Uint8Array[]): Promise<number> {
-    let deleted = 0;
+    const acknowledged = new Map<string, HeldRow>();
+    let refused: unknown;
     for (const bytes of receipts) {
-      const r = openReceipt(bytes, this.chainId);
+      let r: ReturnType<typeof openReceipt>;
+      try {
+        r = openReceipt(bytes, this.chainId);
+      } catch (err) {
+        refused = err;
+        break;
+      }
       if (Buffer.from(r.recipient).toString('hex') !== requester) continue;
-      const row = await this.db.mailboxItem.findUnique({ where: { contentId: r.contentIdHex } });
+      const row = this.sql.held.get([r.contentIdHex]) as HeldRow | undefined;
       if (!row || row.recipient !== requester) continue;
-      await this.db.mailboxItem.delete({ where: { contentId: r.contentIdHex } });
-      this.quotas.remove(row.recipient, row.depositor, row.bytes);
-      deleted++;
+      acknowledged.set(r.contentIdHex, row);
     }
+    const deleted = await this.remove(acknowledged);
+    if (refused !== undefined) throw refused;
     return deleted;
   }
 
   /** Drops envelopes past their time to live. */
   async sweep(now: number): Promise<number> {
-    const rows = await this.db.mailboxItem.findMany({
-      where: { expiresAt: { lte: BigInt(now) } },
-      select: { contentId: true, recipient: true, depositor: true, bytes: true },
-    });
-    for (const r of rows) {
-      await this.db.mailboxItem.delete({ where: { contentId: r.contentId } });
-      this.quotas.remove(r.recipient, r.depositor, r.bytes);
-    }
-    return rows.length;
+    const rows = this.sql.expired.all([now]) as (HeldRow & { contentId: string })[];
+    return this.remove(new Map(rows.map((r) => [r.contentId, r])));
+  }
+
+  /** Deletes these rows in one commit and gives their room back; how many were there. */
+  private async remove(rows: ReadonlyMap<string, HeldRow>): Promise<number> {
+    if (rows.size === 0) return 0;
+    const gone = await this.writes.commit(() =>
+      [...rows].filter(([contentId]) => this.sql.remove.run([contentId]).changes > 0),
+    );
+    for (const [, row] of gone) this.quotas.remove(row.recipient, row.depositor, Number(row.bytes));
+    return gone.length;
   }
 }

@@ -18,7 +18,7 @@ import type { SigningKey } from '../chain/signature.ts';
 import type { Logger } from '../log.ts';
 import type { PeerAction } from '../p2p/peer-scores.ts';
 import { HandlerError, RESULT, type ReqResp, ReqRespError } from '../p2p/reqresp.ts';
-import type { PrismaClient } from '../store/generated/client.ts';
+import type { GroupCommit } from '../store/group-commit.ts';
 import { openMessage, sealMessage } from './envelope.ts';
 import { MessagingError, PENALTY_OF } from './errors.ts';
 import { messagingKeyFromSeed, openKeyRecord, signKeyRecord } from './keys.ts';
@@ -42,7 +42,8 @@ export interface MessagingDeps {
   readonly chainId: Uint8Array;
   /** This node's identity key; its seed (the first 32 bytes of secretKey) derives the messaging key. */
   readonly signingKey: SigningKey;
-  readonly db: PrismaClient;
+  /** The node store's writer connection and its group commit (NodeStore.writes). */
+  readonly writes: GroupCommit;
   readonly reqresp: Pick<ReqResp, 'register' | 'request'>;
   penalise(peer: string, action: PeerAction, reason: string): void;
   /** Whether this identity key may send messages here (roster: a member with `message`). */
@@ -145,7 +146,7 @@ export class MessagingService {
   constructor(d: MessagingDeps) {
     this.d = d;
     this.metrics = createMessagingMetrics(d.registry);
-    this.store = new MessageStore(d.db);
+    this.store = new MessageStore(d.writes);
     this.self = toHex(d.signingKey.publicKey);
     this.messaging = messagingKeyFromSeed(d.signingKey.secretKey.subarray(0, 32));
     this.keyRecord = signKeyRecord(d.chainId, d.signingKey, this.messaging.publicKey, Date.now());
@@ -193,7 +194,7 @@ export class MessagingService {
   }
 
   private async serveMailbox(): Promise<void> {
-    const mailbox = await Mailbox.open(this.d.db, {
+    const mailbox = await Mailbox.open(this.d.writes, {
       chainId: this.d.chainId,
       maxBodyBytes: this.maxBody,
       pseudonymKey: hkdf(

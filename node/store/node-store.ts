@@ -15,6 +15,7 @@ import { workForTarget } from '../chain/pow.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
 import type { MempoolOrigin } from '../mempool/mempool.ts';
 import { PrismaClient } from './generated/client.ts';
+import { GroupCommit } from './group-commit.ts';
 import { applyMigrations, readMigrations } from './migrate.ts';
 
 /** StoreMeta key of the highest admin checkpoint final on this node ("<height>:<hash>"). */
@@ -146,6 +147,11 @@ export class NodeStore implements EntryIndex, HeaderStore {
   private readonly statements: ReturnType<typeof prepareWrites>;
 
   readonly prisma: PrismaClient;
+  /**
+   * Group commit on the writer connection, for writes that come one by one from many callers
+   * (messaging's outbox, inbox and mailbox): those of one event-loop turn share a transaction.
+   */
+  readonly writes: GroupCommit;
   private readonly writer: Database.Database;
   private readonly opts: NodeStoreOptions;
   private constructor(prisma: PrismaClient, writer: Database.Database, opts: NodeStoreOptions) {
@@ -153,6 +159,7 @@ export class NodeStore implements EntryIndex, HeaderStore {
     this.writer = writer;
     this.opts = opts;
     this.statements = prepareWrites(writer);
+    this.writes = new GroupCommit(writer);
   }
 
   static async open(opts: NodeStoreOptions): Promise<NodeStore> {
