@@ -11,10 +11,9 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../log.ts';
-import { FL_DEFAULTS } from '../../options.ts';
 import { flIdentities } from '../../testing/fl-identities.ts';
+import { testRunnerPolicy } from '../../testing/round-runner-policy.ts';
 import { survivorKeys } from '../../testing/survivor-keys.ts';
-import { planDpSgd } from '../dp-sgd-fedavg.ts';
 import { FlData } from './data.ts';
 import { localLink } from './links.ts';
 import { createFlMetrics } from './metrics.ts';
@@ -69,18 +68,9 @@ test('a round that fails at the range check is forgotten by every participant at
     links: () => parts.map((p, k) => localLink(`p${k}`, p)),
     commitEntry: async () => 'id',
     sign: keys.sign,
-    penalise: () => {},
+    ...testRunnerPolicy(),
     emitRound: (e) => rounds.push(e),
-    emitVersion: () => {},
     metrics,
-    deadlineMs: 10_000,
-    lossTolerance: FL_DEFAULTS.lossTolerance,
-    headWaitMs: 1_000,
-    headFetchAttempts: FL_DEFAULTS.headFetchAttempts,
-    headFallbackDepth: FL_DEFAULTS.headFallbackDepth,
-    mode: 'update',
-    recordPlan: planDpSgd(FL_DEFAULTS.privacy.budgetEpsilon, FL_DEFAULTS.privacy.delta),
-    recordUpdateClipNorm: FL_DEFAULTS.recordUpdateClipNorm,
     log,
   });
   runner.schedule([new Uint8Array(32).fill(8)], { rounds: 1, noiseMultiplier: 0.05 });

@@ -9,6 +9,7 @@ import type { ModelPayload } from '../../chain/types.ts';
 import { createLogger } from '../../log.ts';
 import { FL_DEFAULTS } from '../../options.ts';
 import { flIdentities } from '../../testing/fl-identities.ts';
+import { testRunnerPolicy } from '../../testing/round-runner-policy.ts';
 import { survivorKeys } from '../../testing/survivor-keys.ts';
 import { planDpSgd } from '../dp-sgd-fedavg.ts';
 import { FlData } from './data.ts';
@@ -185,18 +186,9 @@ test('a round whose aggregate is out of range, or whose validation loss regresse
     },
     sign: keys.sign,
     verifyAdverts: ids.verify,
-    penalise: () => {},
+    ...testRunnerPolicy(),
     emitRound: (e) => rounds.push(e),
-    emitVersion: () => {},
     metrics,
-    deadlineMs: 10_000,
-    lossTolerance: FL_DEFAULTS.lossTolerance,
-    headWaitMs: 1_000,
-    headFetchAttempts: FL_DEFAULTS.headFetchAttempts,
-    headFallbackDepth: FL_DEFAULTS.headFallbackDepth,
-    mode: 'update',
-    recordPlan: planDpSgd(FL_DEFAULTS.privacy.budgetEpsilon, FL_DEFAULTS.privacy.delta),
-    recordUpdateClipNorm: FL_DEFAULTS.recordUpdateClipNorm,
     log,
   };
   const poisoned = new RoundRunner(deps);

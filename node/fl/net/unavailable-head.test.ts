@@ -17,10 +17,9 @@ import { Registry } from 'prom-client';
 import { toHex } from '../../chain/bytes.ts';
 import type { ModelPayload } from '../../chain/types.ts';
 import { createLogger } from '../../log.ts';
-import { FL_DEFAULTS } from '../../options.ts';
 import { flIdentities } from '../../testing/fl-identities.ts';
+import { testRunnerPolicy } from '../../testing/round-runner-policy.ts';
 import { survivorKeys } from '../../testing/survivor-keys.ts';
-import { planDpSgd } from '../dp-sgd-fedavg.ts';
 import { FlData } from './data.ts';
 import { localLink } from './links.ts';
 import { createFlMetrics } from './metrics.ts';
@@ -92,18 +91,9 @@ async function rig(
       return 'id';
     },
     sign: keys.sign,
-    penalise: () => {},
+    ...testRunnerPolicy(),
     emitRound: (e) => rounds.push(e),
-    emitVersion: () => {},
     metrics,
-    deadlineMs: 10_000,
-    lossTolerance: FL_DEFAULTS.lossTolerance,
-    headWaitMs: 1_000,
-    headFetchAttempts: FL_DEFAULTS.headFetchAttempts,
-    headFallbackDepth: FL_DEFAULTS.headFallbackDepth,
-    mode: 'update',
-    recordPlan: planDpSgd(FL_DEFAULTS.privacy.budgetEpsilon, FL_DEFAULTS.privacy.delta),
-    recordUpdateClipNorm: FL_DEFAULTS.recordUpdateClipNorm,
     log,
     ...over,
   });
