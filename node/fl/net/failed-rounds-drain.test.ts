@@ -172,8 +172,12 @@ describe('failed rounds no longer drain honest budgets', async () => {
     assert.deepEqual([...result.included].sort(), ['p1', 'p2', 'p3']);
     for (const n of honest) assert.ok(near(n.g.status()!.uncommitted.shareInAll, 0.2));
     // What the round runner does once the version is on the chain: fl-commit to each participant.
-    for (const n of honest)
-      await linkFrom('carol', n.name, n.p).commit({ roundId, model: encodeModel(zeroParams(ex.dim)) });
+    const model = encodeModel(zeroParams(ex.dim));
+    const hashes = [];
+    for (const n of honest) hashes.push(await n.p.commit('carol', { roundId, model }));
+    // The commit message alone buys nothing (ATK-16): the spend clears when an entry names it.
+    for (const n of honest) assert.ok(near(n.g.status()!.uncommitted.shareInAll, 0.2));
+    for (const [k, n] of honest.entries()) await n.p.modelOnChain(hashes[k]!);
     for (const n of honest) {
       const u = n.g.status()!.uncommitted;
       // 15 % of boss's failures; carol's round cleared, and half its cost forgiven of the total.

@@ -193,6 +193,9 @@ interface RoundState {
   trained?: boolean;
 }
 
+/** Committed models remembered until a main-chain entry names them (far more than rounds held). */
+export const MAX_AWAITING_CHAIN = 64;
+
 export class FlParticipant {
   private readonly rounds = new Map<Hex, RoundState>();
   private readonly rnd: RoundRandomness;
@@ -433,9 +436,36 @@ export class FlParticipant {
         'invalid-value',
         `committed model of ${req.model.length} bytes; the round's has ${modelBytesFor(paramCount)}`,
       );
-    // The round reached its commit: its ε bought a version (privacy-gate.ts, issue 16 finding 4).
-    await this.o.privacy?.committed(toHex(req.roundId));
-    return this.o.storeModel(req.model, paramCount, from);
+    const hash = await this.o.storeModel(req.model, paramCount, from);
+    // Its ε bought a version only once a main-chain model entry names it (modelOnChain): a commit
+    // message alone cleared the round's uncommitted spend, so a coordinator whose rounds a
+    // saboteur failed sent fake commits and drained every budget past the caps (ATK-16).
+    this.awaitChain(hash, toHex(req.roundId));
+    return hash;
+  }
+
+  /** Rounds whose committed model no main-chain entry has named yet, by model hash; bounded. */
+  private readonly awaitingChain = new Map<Hex, Set<Hex>>();
+
+  private awaitChain(hash: Hex, roundId: Hex): void {
+    const rounds = this.awaitingChain.get(hash) ?? new Set<Hex>();
+    rounds.add(roundId);
+    this.awaitingChain.delete(hash);
+    this.awaitingChain.set(hash, rounds);
+    // Commits no entry ever names stay uncommitted spend; only their bookkeeping is dropped.
+    while (this.awaitingChain.size > MAX_AWAITING_CHAIN)
+      this.awaitingChain.delete(this.awaitingChain.keys().next().value!);
+  }
+
+  /**
+   * A main-chain model entry names `hash`: the rounds committed to it bought a version, and their
+   * ε stops counting as uncommitted (privacy-gate.ts, issue 16 finding 4).
+   */
+  async modelOnChain(hash: Hex): Promise<void> {
+    const rounds = this.awaitingChain.get(hash);
+    if (!rounds) return;
+    this.awaitingChain.delete(hash);
+    for (const roundId of rounds) await this.o.privacy?.committed(roundId);
   }
 
   /**

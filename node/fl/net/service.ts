@@ -368,6 +368,9 @@ export class FlService extends EventEmitter<FlEvents> {
     for (const e of events) {
       if (e.type !== 'block-connected' || !e.node.onMain || this.stopped) continue;
       for (const payload of await modelEntriesOf(this.d.chain, e.node)) {
+        void this.participant
+          .modelOnChain(toHex(payload.modelHash))
+          .catch((err) => this.log.warn({ err: (err as Error).message }, 'privacy ledger not updated'));
         this.models
           .resolve(payload.modelHash, this.data.paramCount)
           .catch((err) => this.log.warn({ err: (err as Error).message }, 'model of a block unavailable'));

@@ -1,35 +1,15 @@
 /**
- * Finding (HIGH): an `fl-commit` that no main-chain entry ever names clears a round's
- * uncommitted spend, so the per-coordinator and in-all caps on ε charged to failed rounds
- * (issue 16, finding 4) stop nothing.
- *
- * FlParticipant.commit calls privacy.committed(round) as soon as model bytes of the right size
- * arrive from the round's coordinator, while the model store only holds those bytes until a chain
- * entry names them (model-store.ts): the ledger trusts the message, the store the chain. A
- * coordinator (or the saboteur it works with) fails every round after every honest participant
- * has charged its ledger, then sends each participant an fl-commit of any decodable model (here
- * the zero model, never put on any chain): the round leaves the uncommitted books, and each
- * commit also forgives 50 % of its cost of the older failures (uncommittedRecoveryPerCommit),
- * those of every other coordinator included. The saboteur's rounds go on until the budget is gone.
- *
- * Today: 8 of 8 rounds fail at the range check and every honest node took part in all 8 (ε 1.839
- * of 3 spent, 8 rounds charged, uncommitted share 0, no open round), where the cap stops them after 3 (ε 1.11, share 0.15) without the
- * fake commits (node/fl/net/failed-rounds-drain.test.ts).
- *
- * Run: npm exec -- node --test attack/fl-trust2/fake-commit-clears-uncommitted.attack.ts
- *
- * Fix that makes it pass: clear a round's uncommitted spend only when a main-chain `model` entry
- * names the hash its fl-commit carried (the same event ModelStore.keep waits for: FlService's
- * head watcher calling privacy.committed for the round whose held candidate the entry names),
- * and not on the fl-commit message itself.
+ * ATK-16 (HIGH, fixed): an `fl-commit` that no main-chain entry ever names cleared a round's
+ * uncommitted spend, so the caps on ε charged to failed rounds (issue 16, finding 4) stopped
+ * nothing: a coordinator whose rounds a saboteur failed sent each participant an fl-commit of the
+ * zero model after every failure, and every honest node took part in 8 of 8 failed rounds (ε 1.839
+ * of 3, uncommitted share 0). Now a round's spend clears only when a main-chain `model` entry names
+ * the hash its commit carried (FlParticipant.modelOnChain, called by FlService's chain watcher),
+ * so the caps stop the saboteur after 3 rounds as they do without fake commits.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { zeroParams } from '../../node/fl/logistic.ts';
-import { coordinateRound, type ParticipantLink, RoundFailed } from '../../node/fl/net/coordinator.ts';
-import { encodeModel } from '../../node/fl/net/model-codec.ts';
-import { recordSecAggDp } from '../../node/fl/record-contribution.ts';
-import { FL_DEFAULTS } from '../../node/options.ts';
+import { FL_DEFAULTS } from '../../options.ts';
 import {
   cleanup,
   coordinatorKeys,
@@ -37,7 +17,11 @@ import {
   defaultSgd,
   type Node,
   participants,
-} from '../../node/testing/fl-round-rig.ts';
+} from '../../testing/fl-round-rig.ts';
+import { zeroParams } from '../logistic.ts';
+import { recordSecAggDp } from '../record-contribution.ts';
+import { coordinateRound, type ParticipantLink, RoundFailed } from './coordinator.ts';
+import { encodeModel } from './model-codec.ts';
 
 after(cleanup);
 
