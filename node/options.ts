@@ -89,12 +89,6 @@ export const P2P_DEFAULTS = Object.freeze({
   reconnectRetries: 10,
   reconnectRetryIntervalMs: 1_000,
   reconnectBackoffFactor: 2,
-  /**
-   * Peer records (node/p2p/peer-record-cache.ts): libp2p rewrites one for every stream; a changed
-   * record is written at most this often, and this many are kept in memory.
-   */
-  peerRecordFlushMs: 5_000,
-  peerRecordsInMemory: 4_096,
 });
 
 /**

@@ -23,7 +23,6 @@ import { readFairly } from './fair-read.ts';
 import { ipColocationParams, relayedThrough } from './gossip-score.ts';
 import { parseIceServer } from './ice-servers.ts';
 import { servedToAdmittedOnly, type WhenAdmitted } from './identify-gate.ts';
-import { PeerRecordCache } from './peer-record-cache.ts';
 import {
   configuredRelaysFilter,
   type RelayLimits,
@@ -105,10 +104,8 @@ export type CairnLibp2p = Libp2p<{ identify: unknown; ping: unknown; pubsub: Gos
 export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
   grantYamuxWindowAtHalf();
   const seed = opts.identity.signingKey.secretKey.subarray(0, 32);
-  const files = new FsDatastore(path.join(opts.dataDir, 'p2p'));
-  await files.open();
-  // Peer records in memory, written behind: libp2p rewrites one for every stream.
-  const datastore = new PeerRecordCache(files);
+  const datastore = new FsDatastore(path.join(opts.dataDir, 'p2p'));
+  await datastore.open();
   const discovery = [];
   if (opts.bootstrap.length) discovery.push(bootstrap({ list: [...opts.bootstrap], timeout: 100 }));
   if (opts.mdns) discovery.push(mdns({ serviceTag: opts.networkTag, interval: 2000 }));
