@@ -59,15 +59,14 @@ export class FairShareBudget {
   }
 
   /**
-   * Takes `n` tokens (one entry, or a block's bytes) for `source` if the bucket has them beyond
-   * the others' reserve. Refusals: `rate` when the bucket lacks them, `share` when what is left
-   * is owed to other sources.
+   * Takes one token for `source` if the bucket has one beyond the others' reserve. Refusals:
+   * `rate` when the bucket is empty, `share` when what is left is owed to other sources.
    */
-  take(source: string, n = 1): ShareRefusal | undefined {
+  take(source: string): ShareRefusal | undefined {
     const now = this.now();
     if (++this.takes % 1024 === 0) this.prune(now);
     const available = this.bucket.available('all');
-    if (available < n) return 'rate';
+    if (available < 1) return 'rate';
     let others = 0;
     const otherUses: number[] = [];
     for (const [s, u] of this.uses) {
@@ -81,18 +80,18 @@ export class FairShareBudget {
     const share = this.quota.limit / (others + 1);
     let reserve = this.quota.limit / (others + 2);
     let u = this.uses.get(source);
-    if ((u ? this.used(u, now) : 0) + n > share)
+    if ((u ? this.used(u, now) : 0) + 1 > share)
       for (const used of otherUses) reserve += Math.max(0, share - used);
-    if (available - n < reserve) return 'share';
+    if (available - 1 < reserve) return 'share';
     if (!u) {
       if (this.uses.size >= this.maxSources) this.prune(now);
       if (this.uses.size >= this.maxSources) return 'share';
       u = { window: this.windowOf(now), previous: 0, current: 0 };
       this.uses.set(source, u);
     }
-    if (!this.bucket.allows('all', n)) return 'rate';
+    if (!this.bucket.allows('all')) return 'rate';
     this.roll(u, now);
-    u.current += n;
+    u.current++;
     return undefined;
   }
 

@@ -67,17 +67,6 @@ export class OverBudgetError extends HandlerError {
 }
 
 /**
- * Raised by a handler when the node-wide budget has nothing left for the requester (the node is
- * busy serving others, or the requester has its fair share of it already while others take
- * too). Answered as rate-limited, but not penalised: the requester kept to its own budget.
- */
-export class NodeBusyError extends HandlerError {
-  constructor(message: string) {
-    super(RESULT.rateLimited, message);
-  }
-}
-
-/**
  * `Res` is what a handler answers with (encoded by `encodeResponse`); `Out` is what a
  * requester gets back from `decodeResponse` (a block server sends stored bytes as they are,
  * the requester gets decoded blocks).
@@ -335,12 +324,7 @@ export class ReqResp {
         // Only a handler's own failure is answered; a failed write means the stream is gone.
         if (writeFailed || signal.aborted) throw err;
         const result = err instanceof HandlerError ? err.result : RESULT.serverError;
-        outcome =
-          err instanceof OverBudgetError
-            ? 'rate-limited'
-            : err instanceof NodeBusyError
-              ? 'busy'
-              : 'handler-error';
+        outcome = err instanceof OverBudgetError ? 'rate-limited' : 'handler-error';
         if (err instanceof OverBudgetError)
           this.hooks.penalise(peer, 'high-tolerance', `${spec.name}: ${err.message}`);
         await reply(result, new TextEncoder().encode((err as Error).message.slice(0, 256)));

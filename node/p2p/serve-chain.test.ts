@@ -104,8 +104,6 @@ before(async () => {
   const budget = {
     takeBlocks: (p: string, n: number) => (useTight ? tight : normal).takeBlocks(p, n),
     takeBytes: (p: string, n: number) => (useTight ? tight : normal).takeBytes(p, n),
-    refuseBlocks: (p: string, n: number) => (useTight ? tight : normal).refuseBlocks(p, n),
-    refuseBytes: (p: string, n: number) => (useTight ? tight : normal).refuseBytes(p, n),
   } as ServeBudget;
   await serveChainProtocols(
     server.rr,

@@ -14,8 +14,8 @@ import {
   STATUS,
   type WireBlock,
 } from './protocols.ts';
-import { NodeBusyError, OverBudgetError, type ReqResp } from './reqresp.ts';
-import { ServeBudget, type ServeRefusal } from './serve-budget.ts';
+import { OverBudgetError, type ReqResp } from './reqresp.ts';
+import { ServeBudget } from './serve-budget.ts';
 
 /**
  * Blocks read from the store per query while streaming an answer: what one request holds in
@@ -98,18 +98,11 @@ export async function serveChainProtocols(
   const budget = opts.budget ?? new ServeBudget();
   const maxBytes = opts.maxResponseBytes ?? MAX_BLOCK_RESPONSE_BYTES;
   const stream = { maxBytes, ...(opts.onRead ? { onRead: opts.onRead } : {}) };
-  // Over its own budget the requester asked for too much (penalised); over the node-wide one,
-  // others take what is left (answered the same on the wire, not penalised).
-  const refused = (why: ServeRefusal | undefined, what: string, detail = ''): void => {
-    if (why === 'peer') throw new OverBudgetError(`${what} budget exhausted${detail}`);
-    if (why === 'share') throw new NodeBusyError(`node-wide ${what} budget: fair share taken${detail}`);
-    if (why === 'node') throw new NodeBusyError(`node-wide ${what} budget exhausted${detail}`);
-  };
   const chargeFor = (peer: string) => (bytes: number) => {
-    refused(budget.refuseBytes(peer, bytes), 'byte');
+    if (!budget.takeBytes(peer, bytes)) throw new OverBudgetError('byte budget exhausted');
   };
   const takeBlocks = (peer: string, n: number) => {
-    refused(budget.refuseBlocks(peer, n), 'block', ` (${n} blocks asked)`);
+    if (!budget.takeBlocks(peer, n)) throw new OverBudgetError(`block budget exhausted (${n} blocks asked)`);
   };
   await reqresp.register(STATUS, (theirs: Status, peer) => [peers.receiveStatus(peer, theirs)]);
   await reqresp.register({ ...BLOCKS_BY_RANGE, maxResponseBytes: maxBytes }, (q, peer, signal) => {

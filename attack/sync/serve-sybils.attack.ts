@@ -9,19 +9,15 @@
  * another. Every identity here reads full 128-block ranges of ~90 KB blocks at 5 MB/s, within its
  * own budget, so no one is penalised or banned.
  *
- *   npm exec -- node --test e2e/cluster/serve-sybils.test.ts
+ *   npm exec -- node --test attack/sync/serve-sybils.attack.ts
  *
- * Failed before the fix. Measured (15 s windows): one identity 5.0 MB/s, /status p50 12 ms, max
- * 571 ms; eight identities 11.1 MB/s together (2.2x; the bound there was the attacker's own
- * process, which decrypts all eight streams on the 2 shared cores, not the victim: its CPU was
- * 0.18 s/s), /status p50 148 ms, max 758 ms; 0 penalties. The budget allowed each ~6.7 MB/s: 8
- * ids, ~54 MB/s.
- *
- * Fixed by a node-wide budget beside the per-peer one (node/p2p/serve-budget.ts: Lodestar's
- * total quota; shared with the mempool's FairShareBudget), 18 MiB per 3.6 s (5 MiB/s). Measured
- * after: one identity 5.0 MB/s; eight 3.7 MB/s together (0.74x), /status p50 4 ms, max 106 ms,
- * victim CPU 0.19 s/s; 133 penalties (requests over an id's own budget as it re-asked after
- * node-busy refusals, which themselves cost nothing).
+ * Fails today. Measured (15 s windows): one identity 5.0 MB/s, /status p50 12 ms, max 571 ms;
+ * eight identities 11.1 MB/s together (2.2x; the bound here is the attacker's own process, which
+ * decrypts all eight streams on the 2 shared cores, not the victim: its CPU was 0.18 s/s), /status
+ * p50 148 ms, max 758 ms; 0 penalties. The budget allows each of them ~6.7 MB/s: 8 ids, ~54 MB/s.
+ * Passes when serving has a node-wide budget shared fairly among peers (Lodestar's req/resp rate
+ * limiter has a `total` quota next to its per-peer one; the mempool's FairShareBudget does the same
+ * for entries), so that what all identities take together is bounded.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
@@ -29,12 +25,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { statusProbe } from '../../e2e/cluster/byzantine-flood-peer.ts';
+import { ByzantinePeer, removeDir } from '../../e2e/cluster/byzantine-peer.ts';
+import { Cluster, parseMetric, seedableNetwork } from '../../e2e/cluster/harness.ts';
 import { readNetworkConfig } from '../../node/config-file.ts';
 import { encodeRangeRequest } from '../../node/p2p/messages.ts';
 import { seedChain } from '../../node/testing/seed-store.ts';
-import { statusProbe } from './byzantine-flood-peer.ts';
-import { ByzantinePeer, removeDir } from './byzantine-peer.ts';
-import { Cluster, parseMetric, seedableNetwork } from './harness.ts';
 
 const SEEDED = 300;
 const SYBILS = 8;
