@@ -5,20 +5,12 @@
  * The real round runner and participants, linked in process; one puts its update out of range.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { after, test } from 'node:test';
-import { Registry } from 'prom-client';
-import { createLogger } from '../../log.ts';
 import { flIdentities } from '../../testing/fl-identities.ts';
-import { testRunnerPolicy } from '../../testing/round-runner-policy.ts';
-import { survivorKeys } from '../../testing/survivor-keys.ts';
+import { offlineRunnerRig, testRunnerPolicy } from '../../testing/round-runner-policy.ts';
 import { FlData } from './data.ts';
 import { localLink } from './links.ts';
-import { createFlMetrics } from './metrics.ts';
-import { ModelStore } from './model-store.ts';
-import { ModelSync } from './model-sync.ts';
 import { FlParticipant } from './participant.ts';
 import type { FlRoundEvent } from './round-events.ts';
 import { RoundRunner } from './round-runner.ts';
@@ -30,20 +22,8 @@ const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
 
 test('a round that fails at the range check is forgotten by every participant at once', async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-round-end-'));
+  const { dir, store, metrics, log, keys, models } = await offlineRunnerRig('cairn-round-end-');
   dirs.push(dir);
-  const store = new ModelStore(path.join(dir, 'models'));
-  const metrics = createFlMetrics(new Registry());
-  const log = createLogger('error');
-  const keys = await survivorKeys();
-  const models = new ModelSync({
-    store,
-    reqresp: { request: async () => [] },
-    spec: {} as never,
-    peers: () => [],
-    metrics,
-    log,
-  });
   const parts = [0, 1, 2].map(
     (k) =>
       new FlParticipant({

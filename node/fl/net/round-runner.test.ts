@@ -1,22 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtemp } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
-import { Registry } from 'prom-client';
 import { toHex } from '../../chain/bytes.ts';
 import type { ModelPayload } from '../../chain/types.ts';
-import { createLogger } from '../../log.ts';
 import { FL_DEFAULTS } from '../../options.ts';
 import { flIdentities } from '../../testing/fl-identities.ts';
-import { testRunnerPolicy } from '../../testing/round-runner-policy.ts';
-import { survivorKeys } from '../../testing/survivor-keys.ts';
+import { offlineRunnerRig, testRunnerPolicy } from '../../testing/round-runner-policy.ts';
 import { planDpSgd } from '../dp-sgd-fedavg.ts';
 import { FlData } from './data.ts';
 import { localLink } from './links.ts';
-import { createFlMetrics } from './metrics.ts';
-import { ModelStore } from './model-store.ts';
-import { ModelSync } from './model-sync.ts';
 import { FlParticipant } from './participant.ts';
 import type { FlRoundEvent, ModelVersionEvent } from './round-events.ts';
 import { modelHeadOf, RoundRunner, type RoundRunnerDeps } from './round-runner.ts';
@@ -27,20 +18,8 @@ import { modelHeadOf, RoundRunner, type RoundRunnerDeps } from './round-runner.t
  * keys; `poisoner` misbehaves out of range.
  */
 async function roundFixture(poisoner?: number) {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-rounds-'));
-  const store = new ModelStore(path.join(dir, 'models'));
-  const metrics = createFlMetrics(new Registry());
-  const log = createLogger('error');
-  const keys = await survivorKeys();
+  const { store, metrics, log, keys, models } = await offlineRunnerRig('cairn-rounds-');
   const ids = flIdentities();
-  const models = new ModelSync({
-    store,
-    reqresp: { request: async () => [] },
-    spec: {} as never,
-    peers: () => [],
-    metrics,
-    log,
-  });
   const parts = [0, 1, 2, 3].map(
     (k) =>
       new FlParticipant({

@@ -9,22 +9,14 @@
  * participants, a real ModelStore and ModelSync with no peer to fetch from.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { after, test } from 'node:test';
-import { Registry } from 'prom-client';
 import { toHex } from '../../chain/bytes.ts';
 import type { ModelPayload } from '../../chain/types.ts';
-import { createLogger } from '../../log.ts';
 import { flIdentities } from '../../testing/fl-identities.ts';
-import { testRunnerPolicy } from '../../testing/round-runner-policy.ts';
-import { survivorKeys } from '../../testing/survivor-keys.ts';
+import { offlineRunnerRig, testRunnerPolicy } from '../../testing/round-runner-policy.ts';
 import { FlData } from './data.ts';
 import { localLink } from './links.ts';
-import { createFlMetrics } from './metrics.ts';
-import { ModelStore } from './model-store.ts';
-import { ModelSync } from './model-sync.ts';
 import { FlParticipant } from './participant.ts';
 import type { FlRoundEvent } from './round-events.ts';
 import { modelHeadOf, RoundRunner, type RoundRunnerDeps } from './round-runner.ts';
@@ -41,21 +33,8 @@ async function rig(
   lineage: () => ModelPayload[] = () => [],
   over: Partial<RoundRunnerDeps> = {},
 ) {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-unavailable-head-'));
+  const { dir, store, metrics, log, keys, models } = await offlineRunnerRig('cairn-unavailable-head-');
   dirs.push(dir);
-  const store = new ModelStore(path.join(dir, 'models'));
-  const metrics = createFlMetrics(new Registry());
-  const log = createLogger('error');
-  const keys = await survivorKeys();
-  // No peer serves anything (as in round-runner.test.ts: no network at all).
-  const models = new ModelSync({
-    store,
-    reqresp: { request: async () => [] },
-    spec: {} as never,
-    peers: () => [],
-    metrics,
-    log,
-  });
   /** Every model hash a participant was asked to train from (null: the initial model). */
   const trainedFrom: (string | null)[] = [];
   const parts = [0, 1, 2].map(
