@@ -54,7 +54,7 @@ import { AddressRefusals } from './p2p/address-refusals.ts';
 import { AdmissionGate, createAdmissionMetrics } from './p2p/admission-gate.ts';
 import { ConnectionLimits, createConnectionLimitMetrics } from './p2p/connection-limits.ts';
 import { Gossip, gossipTopics } from './p2p/gossip.ts';
-import { type CairnLibp2p, createHost, reservationRetryOf } from './p2p/host.ts';
+import { type CairnLibp2p, createHost, reservationRetryOf, usesWebrtc } from './p2p/host.ts';
 import { addressRanges } from './p2p/ip-ranges.ts';
 import type { Status } from './p2p/messages.ts';
 import { PeerManager } from './p2p/peer-manager.ts';
@@ -604,7 +604,10 @@ export class CairnNode {
     await node.registerProtocols();
     // Listeners first: bootstrap dials and identify can complete while the host starts.
     // A relayed bootstrap connection opens during start: the upgrade must already listen.
-    node.unwireUpgrade = upgradeRelayed(host, log.child({ part: 'relay' }), relayMetrics);
+    // Only a WebRTC node can dial `/p2p-circuit/webrtc` (host.ts usesWebrtc); a TCP-only one
+    // stays relayed with a peer behind NAT (`--listen /webrtc` loads WebRTC for it).
+    if (usesWebrtc(opts))
+      node.unwireUpgrade = upgradeRelayed(host, log.child({ part: 'relay' }), relayMetrics);
     peers.start();
     await host.start();
     gossip.start();

@@ -10,7 +10,6 @@ import { mdns } from '@libp2p/mdns';
 import { ping } from '@libp2p/ping';
 import { prometheusMetrics } from '@libp2p/prometheus-metrics';
 import { tcp } from '@libp2p/tcp';
-import { webRTC, webRTCDirect } from '@libp2p/webrtc';
 import { yamux } from '@libp2p/yamux';
 import { FsDatastore } from 'datastore-fs';
 import { createLibp2p, type Libp2p } from 'libp2p';
@@ -101,6 +100,21 @@ export type CairnLibp2p = Libp2p<{ identify: unknown; ping: unknown; pubsub: Gos
  * Peer store, keychain and the WebRTC certificate persist in the data dir, so a restarted
  * node keeps its addresses (certhash included) and remembers its peers.
  */
+/**
+ * Whether the host loads WebRTC (node-datachannel): only a node that listens on a WebRTC
+ * address (`/webrtc-direct`, or `/webrtc` to answer and dial private-to-private WebRTC), keeps
+ * reservations on relays, or has ICE servers configured. The module alone costs ~55 MB of RSS
+ * (measured: importing `@libp2p/webrtc` takes a Node 24 process from 42 to 97 MB), a third
+ * of a Raspberry Pi node's budget, and a node reached over TCP on a LAN never uses it.
+ */
+export function usesWebrtc(opts: Pick<HostOptions, 'listen' | 'relays' | 'iceServers'>): boolean {
+  return (
+    opts.listen.some((a) => a.includes('/webrtc')) ||
+    (opts.relays?.length ?? 0) > 0 ||
+    (opts.iceServers?.length ?? 0) > 0
+  );
+}
+
 export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
   grantYamuxWindowAtHalf();
   const seed = opts.identity.signingKey.secretKey.subarray(0, 32);
@@ -127,6 +141,7 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
         ...(opts.listen.includes('/webrtc') ? [] : ['/webrtc']),
       ]
     : [];
+  const webrtc = usesWebrtc(opts) ? await import('@libp2p/webrtc') : undefined;
   const node = await createLibp2p({
     // The node registers its protocols and listeners first, then starts the host.
     start: false,
@@ -139,15 +154,15 @@ export async function createHost(opts: HostOptions): Promise<CairnLibp2p> {
     },
     transports: [
       tcp(),
-      webRTCDirect({ rtcConfiguration }),
-      // Every node can dial relayed and private-to-private WebRTC addresses; only nodes with
-      // --relay listen on them. Discovery reserves on configured relays only (relay.ts).
+      ...(webrtc ? [webrtc.webRTCDirect({ rtcConfiguration })] : []),
+      // Every node can dial relayed addresses, and a WebRTC node private-to-private WebRTC ones;
+      // only nodes with --relay listen on them. Discovery reserves on configured relays only (relay.ts).
       (components: Parameters<ReturnType<typeof circuitRelayTransport>>[0]) => {
         const t = circuitRelayTransport({ discoveryFilter: configuredRelaysFilter(relayIds) })(components);
         relayTransport = t;
         return t;
       },
-      webRTC({ rtcConfiguration }),
+      ...(webrtc ? [webrtc.webRTC({ rtcConfiguration })] : []),
     ],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
