@@ -213,7 +213,7 @@ test('finality is derived again from the stored main chain, not only from its re
     );
     // A store written before the finalized value was recorded (or that lost the row) still
     // holds the block that carries the checkpoint on its main chain.
-    await first.store.prisma.storeMeta.delete({ where: { key: 'finalized' } });
+    await (await first.store.inspect()).storeMeta.delete({ where: { key: 'finalized' } });
     await first.store.close();
 
     const second = await openStored(dir);
@@ -223,7 +223,7 @@ test('finality is derived again from the stored main chain, not only from its re
     await second.store.close();
     // The derived value is written back, so the next open finds it recorded.
     const third = await openStored(dir);
-    const row = await third.store.prisma.storeMeta.findUnique({ where: { key: 'finalized' } });
+    const row = await (await third.store.inspect()).storeMeta.findUnique({ where: { key: 'finalized' } });
     assert.equal(row?.value, formatCheckpoint(cp));
     await third.store.close();
   }));
@@ -294,7 +294,7 @@ test('every stored carrier counts on reopening, however many blocks carry checkp
     for (const b of later) await first.chain.processBlock(b);
     await first.store.apply(first.chain.takeUpdate());
     assert.equal(first.chain.tip.hashHex, later.at(-1)!.hashHex);
-    await first.store.prisma.storeMeta.delete({ where: { key: 'finalized' } });
+    await (await first.store.inspect()).storeMeta.delete({ where: { key: 'finalized' } });
     await first.store.close();
 
     const second = await openStored(dir);

@@ -111,7 +111,7 @@ async function checkStore(file: string, reported: Tip | undefined): Promise<Tip 
     genesisHashHex: GENESIS.hashHex,
   });
   try {
-    const rows = await store.prisma.block.findMany();
+    const rows = await (await store.inspect()).block.findMany();
     const byHash = new Map(rows.map((r) => [toHex(r.hash), r]));
     // Whole blocks only: every column agrees with the raw bytes, and the block is valid.
     for (const [hashHex, row] of byHash) {
@@ -132,7 +132,7 @@ async function checkStore(file: string, reported: Tip | undefined): Promise<Tip 
       }
     }
 
-    const head = await store.prisma.chainHead.findUnique({ where: { id: 1 } });
+    const head = await (await store.inspect()).chainHead.findUnique({ where: { id: 1 } });
     let tip: Tip = { height: 0, hashHex: GENESIS.hashHex };
     if (!head) {
       assert.equal(rows.length, 0, 'blocks were stored without a head');
@@ -176,7 +176,7 @@ async function checkStore(file: string, reported: Tip | undefined): Promise<Tip 
     }
 
     // Orphans and mempool agree with the blocks.
-    for (const o of await store.prisma.orphan.findMany()) {
+    for (const o of await (await store.inspect()).orphan.findMany()) {
       const b = decodeBlock(o.raw);
       assert.equal(b.hashHex, toHex(o.hash));
       assert.ok(bytesEqual(o.parentHash, b.header.prevHash));
@@ -184,7 +184,7 @@ async function checkStore(file: string, reported: Tip | undefined): Promise<Tip 
       const parent = toHex(o.parentHash);
       assert.ok(parent !== GENESIS.hashHex && !byHash.has(parent), 'an orphan whose parent is stored');
     }
-    for (const m of await store.prisma.mempoolEntry.findMany()) {
+    for (const m of await (await store.inspect()).mempoolEntry.findMany()) {
       const e = decodeEntry(m.raw);
       assert.equal(e.idHex, toHex(m.id));
       assert.equal(mainEntries.has(e.idHex), false, 'a mempool entry that the main chain includes');

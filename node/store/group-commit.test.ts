@@ -40,8 +40,8 @@ const key = (identity: string) => {
   return () => st.run([identity, new Uint8Array([1])]).changes;
 };
 /** Prisma reads on its own connection: what any other reader of the file sees. */
-const stored = (prefix: string) =>
-  store.prisma.messageKey.count({ where: { identity: { startsWith: prefix } } });
+const stored = async (prefix: string) =>
+  (await store.inspect()).messageKey.count({ where: { identity: { startsWith: prefix } } });
 
 test('200 concurrent writes commit in one transaction, each stored when it resolves', async () => {
   const group = new GroupCommit(store.writes.connection);
@@ -50,7 +50,7 @@ test('200 concurrent writes commit in one transaction, each stored when it resol
     ids.map(async (id) => {
       assert.equal(await group.commit(key(id)), 1, 'the write hands back its result');
       // Resolved means committed: the row is there for a reader on another connection now.
-      assert.ok(await store.prisma.messageKey.findUnique({ where: { identity: id } }), id);
+      assert.ok(await (await store.inspect()).messageKey.findUnique({ where: { identity: id } }), id);
     }),
   );
   assert.equal(await stored('burst-'), 200);
@@ -59,7 +59,7 @@ test('200 concurrent writes commit in one transaction, each stored when it resol
 });
 
 test('a write that breaks a constraint fails alone, none of its statements kept; the others commit', async () => {
-  await store.prisma.messageKey.create({
+  await (await store.inspect()).messageKey.create({
     data: { identity: 'taken', record: Buffer.from([1]), updatedAt: 0n },
   });
   const group = new GroupCommit(store.writes.connection);

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@libsql/client';
+import type Database from 'libsql';
 
 /**
  * Applies the Prisma migrations of a SQLite schema at open, the way `prisma migrate deploy`
@@ -53,6 +54,51 @@ export function* pendingMigrations(
   }
 }
 
+const APPLIED_SQL = 'SELECT migration_name, checksum FROM _prisma_migrations WHERE finished_at IS NOT NULL';
+const IS_APPLIED_SQL =
+  'SELECT 1 FROM _prisma_migrations WHERE migration_name = ? AND finished_at IS NOT NULL';
+const RECORD_SQL = `INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, started_at, applied_steps_count)
+              VALUES (?, ?, ?, ?, ?, 1)`;
+const recordArgs = (m: MigrationFile) => {
+  const now = new Date().toISOString();
+  return [randomUUID(), m.checksum, now, m.name, now];
+};
+
+/**
+ * applyMigrations on libsql's synchronous connection: what the node store opens with, so a node
+ * never loads the async client (@libsql/client costs ~33 MB of RSS). Each migration runs in its
+ * own BEGIN IMMEDIATE transaction, which waits out another process's lock (busy_timeout).
+ */
+export function applyMigrationsSync(
+  db: Database.Database,
+  migrations: readonly MigrationFile[],
+  busyTimeoutMs = 10_000,
+): string[] {
+  db.pragma(`busy_timeout = ${busyTimeoutMs}`);
+  db.exec(MIGRATIONS_TABLE);
+  const rows = db.prepare(APPLIED_SQL).all() as { migration_name: string; checksum: string }[];
+  const applied = new Map(rows.map((r) => [String(r.migration_name), String(r.checksum)]));
+  const done: string[] = [];
+  for (const m of pendingMigrations(applied, migrations)) {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      // Another process may have applied it between our read and this write lock.
+      if (db.prepare(IS_APPLIED_SQL).get([m.name])) {
+        db.exec('ROLLBACK');
+        continue;
+      }
+      db.exec(m.sql);
+      db.prepare(RECORD_SQL).run(recordArgs(m));
+      db.exec('COMMIT');
+    } catch (err) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      throw new Error(`migration ${m.name} failed: ${(err as Error).message}`);
+    }
+    done.push(m.name);
+  }
+  return done;
+}
+
 /** Applies pending migrations in order; returns the names applied. Refuses edited migrations. */
 export async function applyMigrations(
   db: Client,
@@ -60,9 +106,7 @@ export async function applyMigrations(
   busyTimeoutMs = 10_000,
 ): Promise<string[]> {
   await db.execute(MIGRATIONS_TABLE);
-  const rows = await db.execute(
-    'SELECT migration_name, checksum FROM _prisma_migrations WHERE finished_at IS NOT NULL',
-  );
+  const rows = await db.execute(APPLIED_SQL);
   const applied = new Map(rows.rows.map((r) => [String(r.migration_name), String(r.checksum)]));
   const done: string[] = [];
   for (const m of pendingMigrations(applied, migrations)) {
@@ -74,21 +118,13 @@ export async function applyMigrations(
     const tx = await db.transaction('write');
     try {
       // Another process may have applied it between our read and this write lock.
-      const again = await tx.execute({
-        sql: 'SELECT 1 FROM _prisma_migrations WHERE migration_name = ? AND finished_at IS NOT NULL',
-        args: [m.name],
-      });
+      const again = await tx.execute({ sql: IS_APPLIED_SQL, args: [m.name] });
       if (again.rows.length > 0) {
         await tx.rollback();
         continue;
       }
       await tx.executeMultiple(m.sql);
-      const now = new Date().toISOString();
-      await tx.execute({
-        sql: `INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, started_at, applied_steps_count)
-              VALUES (?, ?, ?, ?, ?, 1)`,
-        args: [randomUUID(), m.checksum, now, m.name, now],
-      });
+      await tx.execute({ sql: RECORD_SQL, args: recordArgs(m) });
       await tx.commit();
     } catch (err) {
       await tx.rollback();

@@ -123,11 +123,11 @@ async function dumpDatabase(file: string): Promise<Record<string, unknown[]>> {
 }
 
 const tableCounts = async (store: NodeStore) => ({
-  blocks: await store.prisma.block.count(),
-  heads: await store.prisma.chainHead.count(),
-  orphans: await store.prisma.orphan.count(),
-  mempool: await store.prisma.mempoolEntry.count(),
-  meta: await store.prisma.storeMeta.count(),
+  blocks: await (await store.inspect()).block.count(),
+  heads: await (await store.inspect()).chainHead.count(),
+  orphans: await (await store.inspect()).orphan.count(),
+  mempool: await (await store.inspect()).mempoolEntry.count(),
+  meta: await (await store.inspect()).storeMeta.count(),
 });
 
 const sha256Hex = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
@@ -138,7 +138,7 @@ test('a fresh store is migrated like `prisma migrate deploy` and loads as just t
   const file = path.join(dir, 'nested', 'node.db');
   const store = await openStore(file);
   try {
-    const rows = await store.prisma.$queryRawUnsafe<
+    const rows = await (await store.inspect()).$queryRawUnsafe<
       { migration_name: string; checksum: string; finished_at: unknown; applied_steps_count: unknown }[]
     >('SELECT migration_name, checksum, finished_at, applied_steps_count FROM _prisma_migrations');
     const fileBytes = await readFile(path.join(MIGRATIONS, '0001_init/migration.sql'));
@@ -152,9 +152,11 @@ test('a fresh store is migrated like `prisma migrate deploy` and loads as just t
     assert.equal(Number(rows[0]!.applied_steps_count), 1);
     // chainId, and the keys saying the (empty) model-entry table and chainWork column are complete.
     assert.deepEqual(await tableCounts(store), { blocks: 0, heads: 0, orphans: 0, mempool: 0, meta: 3 });
-    const [page] = await store.prisma.$queryRawUnsafe<{ page_size: unknown }[]>('PRAGMA page_size');
+    const [page] = await (await store.inspect()).$queryRawUnsafe<{ page_size: unknown }[]>(
+      'PRAGMA page_size',
+    );
     assert.equal(Number(page!.page_size), 16_384, 'a new store file gets 16 KB pages');
-    assert.deepEqual(await store.prisma.storeMeta.findUnique({ where: { key: 'chainId' } }), {
+    assert.deepEqual(await (await store.inspect()).storeMeta.findUnique({ where: { key: 'chainId' } }), {
       key: 'chainId',
       value: chainIdHex(config),
     });
@@ -171,7 +173,7 @@ test('a fresh store is migrated like `prisma migrate deploy` and loads as just t
   // Reopening applies nothing again.
   const again = await openStore(file);
   try {
-    const n = await again.prisma.$queryRawUnsafe<{ n: unknown }[]>(
+    const n = await (await again.inspect()).$queryRawUnsafe<{ n: unknown }[]>(
       'SELECT count(*) AS n FROM _prisma_migrations',
     );
     assert.equal(Number(n[0]!.n), SHIPPED.length);
@@ -287,7 +289,7 @@ test('close and reopen restores the exact state: tip, blocks, stale reasons, orp
   assert.equal(r.mainBlockOf(e[9]!.idHex) !== undefined, false);
 
   // The Block table: exactly the forged blocks (genesis is derived), each with its stale reason.
-  const rows = await reopened.store.prisma.block.findMany({
+  const rows = await (await reopened.store.inspect()).block.findMany({
     select: { hash: true, height: true, prevHash: true, staleReason: true },
   });
   const expected = new Map<Hex, string | null>([
@@ -343,10 +345,13 @@ test('close and reopen restores the exact state: tip, blocks, stale reasons, orp
     tip: r.tip.hashHex,
     mempool: r.mempool.ids(),
     stale: new Map(
-      (await reopened.store.prisma.block.findMany()).map((row) => [toHex(row.hash), row.staleReason]),
+      (await (await reopened.store.inspect()).block.findMany()).map((row) => [
+        toHex(row.hash),
+        row.staleReason,
+      ]),
     ),
   };
-  assert.equal(await reopened.store.prisma.orphan.count(), 0);
+  assert.equal(await (await reopened.store.inspect()).orphan.count(), 0);
   assert.equal(final.stale.get(D9!.hashHex), 'reorged-out');
   assert.equal(final.stale.get(A[3]!.hashHex), 'reorged-out');
   assert.equal(final.stale.get(A[2]!.hashHex), null);
@@ -510,8 +515,8 @@ test('applying an update whose blocks are already stored adds no rows and change
   const overlap = behind.takeUpdate();
   assert.equal(overlap.blocks.length, 5, 'four stored blocks and one new');
   await store.apply(overlap);
-  assert.equal(await store.prisma.block.count(), 5);
-  const rows = await store.prisma.block.findMany({ orderBy: { height: 'asc' } });
+  assert.equal(await (await store.inspect()).block.count(), 5);
+  const rows = await (await store.inspect()).block.findMany({ orderBy: { height: 'asc' } });
   assert.deepEqual(
     rows.map((row) => [toHex(row.hash), row.staleReason]),
     [
@@ -638,7 +643,7 @@ test('the Prisma CLI agrees: a NodeStore file has nothing pending, and a CLI-dep
   const cliDeploy = await prismaCli(['migrate', 'deploy'], cliFile);
   assert.equal(cliDeploy.code, 0, cliDeploy.output);
   const store = await openStore(cliFile);
-  const rows = await store.prisma.$queryRawUnsafe<{ migration_name: string; checksum: string }[]>(
+  const rows = await (await store.inspect()).$queryRawUnsafe<{ migration_name: string; checksum: string }[]>(
     'SELECT migration_name, checksum FROM _prisma_migrations',
   );
   await store.close();

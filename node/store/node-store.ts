@@ -1,7 +1,5 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { createClient } from '@libsql/client';
-import { PrismaLibSQL } from '@prisma/adapter-libsql';
 import Database from 'libsql';
 import { decodeBlock, decodeHeader } from '../chain/block-codec.ts';
 import { bigIntToBytes, bytesToBigInt, fromHex, type Hex, toHex } from '../chain/bytes.ts';
@@ -14,9 +12,9 @@ import type { Orphan } from '../chain/orphan-pool.ts';
 import { workForTarget } from '../chain/pow.ts';
 import type { SealedBlock, SealedEntry } from '../chain/types.ts';
 import type { MempoolOrigin } from '../mempool/mempool.ts';
-import { PrismaClient } from './generated/client.ts';
+import type { PrismaClient } from './generated/client.ts';
 import { GroupCommit } from './group-commit.ts';
-import { applyMigrations, readMigrations } from './migrate.ts';
+import { applyMigrationsSync, readMigrations } from './migrate.ts';
 
 /** StoreMeta key of the highest admin checkpoint final on this node ("<height>:<hash>"). */
 const FINALIZED_KEY = 'finalized';
@@ -132,7 +130,11 @@ function prepareWrites(db: Database.Database) {
 }
 
 /**
- * The node's durable state in one SQLite file through Prisma: blocks, head, orphans, mempool.
+ * The node's durable state in one SQLite file: blocks, head, orphans, mempool. The schema and
+ * its migrations are Prisma's (prisma/node); the node reads and writes through libsql's
+ * synchronous connection with prepared statements, so it never loads the Prisma client, its
+ * query compiler or @libsql/client (~50 MB of RSS together, a third of a small device's
+ * budget). `inspect()` opens a Prisma client on the same file for tests and tools.
  * `apply` commits a ChainUpdate in one transaction (WAL, synchronous=FULL), so a block and
  * everything it changes are either all on disk or not at all, and a kill -9 at any moment
  * leaves a consistent prefix.
@@ -146,7 +148,7 @@ export class NodeStore implements EntryIndex, HeaderStore {
   commits = 0;
   private readonly statements: ReturnType<typeof prepareWrites>;
 
-  readonly prisma: PrismaClient;
+  private inspector: Promise<PrismaClient> | undefined;
   /**
    * Group commit on the writer connection, for writes that come one by one from many callers
    * (messaging's outbox, inbox and mailbox): those of one event-loop turn share a transaction.
@@ -154,8 +156,7 @@ export class NodeStore implements EntryIndex, HeaderStore {
   readonly writes: GroupCommit;
   private readonly writer: Database.Database;
   private readonly opts: NodeStoreOptions;
-  private constructor(prisma: PrismaClient, writer: Database.Database, opts: NodeStoreOptions) {
-    this.prisma = prisma;
+  private constructor(writer: Database.Database, opts: NodeStoreOptions) {
     this.writer = writer;
     this.opts = opts;
     this.statements = prepareWrites(writer);
@@ -163,18 +164,16 @@ export class NodeStore implements EntryIndex, HeaderStore {
   }
 
   static async open(opts: NodeStoreOptions): Promise<NodeStore> {
-    // The writer opens the path itself and Prisma a file: URL of it; these characters would
-    // make the two open different files.
+    // The writer opens the path itself and inspect()'s Prisma client a file: URL of it; these
+    // characters would make the two open different files.
     if (/[#?%]/.test(opts.file))
       throw new Error(`store path ${opts.file}: '#', '?' and '%' are not supported`);
     await mkdir(path.dirname(opts.file), { recursive: true });
-    const url = `file:${opts.file}`;
     const writer = new Database(opts.file);
-    let prisma: PrismaClient | undefined;
     try {
       // Only takes effect on a new, empty file, so it must come before anything is written.
       writer.pragma(`page_size = ${PAGE_SIZE}`);
-      // WAL lets Prisma's reads run beside the writer; FULL makes every committed batch survive power loss.
+      // WAL lets readers (inspect(), a second process) run beside the writer; FULL makes every committed batch survive power loss.
       writer.pragma('journal_mode = WAL');
       writer.pragma('synchronous = FULL');
       writer.pragma('busy_timeout = 5000');
@@ -182,41 +181,65 @@ export class NodeStore implements EntryIndex, HeaderStore {
         const pageSize = (writer.prepare('PRAGMA page_size').get() as { page_size: number }).page_size;
         writer.pragma(`max_page_count = ${Math.max(1, Math.floor(opts.maxBytes / pageSize))}`);
       }
-      const migrator = createClient({ url });
-      try {
-        // Another process opening the same store waits for its migrations instead of failing.
-        await migrator.execute('PRAGMA busy_timeout=5000');
-        await applyMigrations(migrator, await readMigrations(MIGRATIONS_DIR));
-      } finally {
-        migrator.close();
-      }
-      prisma = new PrismaClient({ adapter: new PrismaLibSQL({ url }) });
-      await prisma.$executeRawUnsafe('PRAGMA busy_timeout=5000');
-      const store = new NodeStore(prisma, writer, opts);
-      await store.checkIdentity();
-      if (!(await prisma.storeMeta.findUnique({ where: { key: MODEL_ENTRIES_KEY } })))
-        store.backfillModelEntries();
-      if (!(await prisma.storeMeta.findUnique({ where: { key: CHAIN_WORK_KEY } })))
-        store.backfillChainWork(opts);
-      store.storedBlocks = await prisma.block.count();
-      const last = await prisma.mempoolEntry.aggregate({ _max: { seq: true } });
-      store.seq = last._max.seq ?? 0n;
+      // Another process opening the same store waits for its migrations instead of failing.
+      applyMigrationsSync(writer, await readMigrations(MIGRATIONS_DIR));
+      writer.pragma('busy_timeout = 5000');
+      const store = new NodeStore(writer, opts);
+      store.checkIdentity();
+      if (store.meta(MODEL_ENTRIES_KEY) === undefined) store.backfillModelEntries();
+      if (store.meta(CHAIN_WORK_KEY) === undefined) store.backfillChainWork(opts);
+      store.storedBlocks = store.countBlocks();
+      const last = writer
+        .prepare(`SELECT max("seq") AS "seq" FROM "MempoolEntry"`)
+        .safeIntegers(true)
+        .get() as {
+        seq: bigint | null;
+      };
+      store.seq = last.seq ?? 0n;
       return store;
     } catch (err) {
       // A refused open (another chain's store, an edited migration) leaves nothing open behind.
       writer.close();
-      await prisma?.$disconnect();
       throw err;
     }
   }
 
-  private async checkIdentity(): Promise<void> {
-    const row = await this.prisma.storeMeta.findUnique({ where: { key: 'chainId' } });
-    if (!row) {
-      await this.prisma.storeMeta.create({ data: { key: 'chainId', value: this.opts.chainIdHex } });
-    } else if (row.value !== this.opts.chainIdHex) {
+  /**
+   * A Prisma client on this store's file, for tests and tools that inspect its tables (opened on
+   * first use, closed with the store). The node itself never calls it.
+   */
+  inspect(): Promise<PrismaClient> {
+    this.inspector ??= (async () => {
+      const [{ PrismaClient }, { PrismaLibSQL }] = await Promise.all([
+        import('./generated/client.ts'),
+        import('@prisma/adapter-libsql'),
+      ]);
+      const prisma = new PrismaClient({ adapter: new PrismaLibSQL({ url: `file:${this.opts.file}` }) });
+      await prisma.$executeRawUnsafe('PRAGMA busy_timeout=5000');
+      return prisma;
+    })();
+    return this.inspector;
+  }
+
+  /** A StoreMeta value, or undefined when the key is not set. */
+  private meta(key: string): string | undefined {
+    const row = this.writer.prepare(`SELECT "value" FROM "StoreMeta" WHERE "key" = ?`).get([key]) as
+      | { value: string }
+      | undefined;
+    return row?.value;
+  }
+
+  private countBlocks(): number {
+    return Number((this.writer.prepare(`SELECT count(*) AS "n" FROM "Block"`).get() as { n: number }).n);
+  }
+
+  private checkIdentity(): void {
+    const chainId = this.meta('chainId');
+    if (chainId === undefined) {
+      this.statements.putMeta.run(['chainId', this.opts.chainIdHex]);
+    } else if (chainId !== this.opts.chainIdHex) {
       throw new Error(
-        `the store at ${this.opts.file} belongs to chain ${row.value}, not ${this.opts.chainIdHex}; use another data dir`,
+        `the store at ${this.opts.file} belongs to chain ${chainId}, not ${this.opts.chainIdHex}; use another data dir`,
       );
     }
   }
@@ -227,7 +250,9 @@ export class NodeStore implements EntryIndex, HeaderStore {
    * side blocks above the lowest of them) are read: start-up does not grow with the chain.
    */
   async load(opts: { readonly window?: number } = {}): Promise<PersistedChainState> {
-    const head = await this.prisma.chainHead.findUnique({ where: { id: 1 } });
+    const head = this.writer.prepare(`SELECT "hash","height" FROM "ChainHead" WHERE "id" = 1`).get() as
+      | { hash: Uint8Array | ArrayBuffer; height: number }
+      | undefined;
     const rootHeight = opts.window === undefined || !head ? 0 : Math.max(0, head.height - opts.window);
     const root = rootHeight > 0 ? this.mainHeader(rootHeight) : undefined;
     if (rootHeight > 0 && !root)
@@ -238,40 +263,26 @@ export class NodeStore implements EntryIndex, HeaderStore {
         .all([rootHeight]) as HeaderRow[]
     ).map(storedHeaderOf);
     const blocks = root ? [root, ...rows] : rows;
-    const orphanRows = await this.prisma.orphan.findMany({ orderBy: { receivedAt: 'asc' } });
+    const orphanRows = this.writer
+      .prepare(`SELECT "raw","receivedAt","fromPeer" FROM "Orphan" ORDER BY "receivedAt"`)
+      .all() as { raw: Uint8Array | ArrayBuffer; receivedAt: number; fromPeer: string | null }[];
     const orphans: Orphan[] = orphanRows.map((o) => ({
-      block: decodeBlock(o.raw),
+      block: decodeBlock(asBytes(o.raw)),
       receivedAt: Number(o.receivedAt),
       from: o.fromPeer ?? undefined,
     }));
-    const mempoolRows = await this.prisma.mempoolEntry.findMany({ orderBy: { seq: 'asc' } });
-    const mempool = mempoolRows.map((m) => decodeEntry(m.raw));
+    const mempoolRows = this.writer
+      .prepare(`SELECT "raw","origin" FROM "MempoolEntry" ORDER BY "seq"`)
+      .all() as { raw: Uint8Array | ArrayBuffer; origin: string }[];
+    const mempool = mempoolRows.map((m) => decodeEntry(asBytes(m.raw)));
     const mempoolOrigins = new Map<Hex, MempoolOrigin>();
     mempoolRows.forEach((m, i) => {
       if (m.origin === 'local' || m.origin === 'returned') mempoolOrigins.set(mempool[i]!.idHex, m.origin);
     });
-    const finalRow = await this.prisma.storeMeta.findUnique({ where: { key: FINALIZED_KEY } });
-    const finalized = finalRow ? parseCheckpoint(finalRow.value) : undefined;
-    const configRows = await this.prisma.configEntry.findMany({
-      orderBy: [{ blockHash: 'asc' }, { position: 'asc' }],
-    });
-    const configEntries = new Map<Hex, SealedEntry[]>();
-    for (const r of configRows) {
-      const key = toHex(r.blockHash);
-      const list = configEntries.get(key) ?? [];
-      list.push(decodeEntry(r.raw));
-      configEntries.set(key, list);
-    }
-    const modelRows = await this.prisma.modelEntry.findMany({
-      orderBy: [{ blockHash: 'asc' }, { position: 'asc' }],
-    });
-    const modelEntries = new Map<Hex, SealedEntry[]>();
-    for (const r of modelRows) {
-      const key = toHex(r.blockHash);
-      const list = modelEntries.get(key) ?? [];
-      list.push(decodeEntry(r.raw));
-      modelEntries.set(key, list);
-    }
+    const finalValue = this.meta(FINALIZED_KEY);
+    const finalized = finalValue !== undefined ? parseCheckpoint(finalValue) : undefined;
+    const configEntries = this.entriesByBlock('ConfigEntry');
+    const modelEntries = this.entriesByBlock('ModelEntry');
     // The main chain's blocks at or below the root that carry config or model entries: what the
     // roster and the model head below the window are folded from.
     const below = root
@@ -291,10 +302,25 @@ export class NodeStore implements EntryIndex, HeaderStore {
       ...(modelEntries.size ? { modelEntries } : {}),
       ...(mempoolOrigins.size ? { mempoolOrigins } : {}),
       blocks,
-      headHashHex: head ? toHex(head.hash) : this.opts.genesisHashHex,
+      headHashHex: head ? toHex(asBytes(head.hash)) : this.opts.genesisHashHex,
       orphans,
       mempool,
     };
+  }
+
+  /** The entries kept apart per block (config or model entries), in block and position order. */
+  private entriesByBlock(table: 'ConfigEntry' | 'ModelEntry'): Map<Hex, SealedEntry[]> {
+    const rows = this.writer
+      .prepare(`SELECT "blockHash","raw" FROM "${table}" ORDER BY "blockHash","position"`)
+      .all() as { blockHash: Uint8Array | ArrayBuffer; raw: Uint8Array | ArrayBuffer }[];
+    const byBlock = new Map<Hex, SealedEntry[]>();
+    for (const r of rows) {
+      const key = toHex(asBytes(r.blockHash));
+      const list = byBlock.get(key) ?? [];
+      list.push(decodeEntry(asBytes(r.raw)));
+      byBlock.set(key, list);
+    }
+    return byBlock;
   }
 
   /**
@@ -339,11 +365,7 @@ export class NodeStore implements EntryIndex, HeaderStore {
 
   /** Stored encodings of several blocks (for serving peers without decoding). */
   async loadEncodedBlocks(hashHexes: readonly Hex[]): Promise<Map<Hex, Uint8Array>> {
-    const rows = await this.prisma.block.findMany({
-      where: { hash: { in: hashHexes.map((h) => fromHex(h)) } },
-      select: { hash: true, raw: true },
-    });
-    return new Map(rows.map((r) => [toHex(r.hash), r.raw]));
+    return this.readEncodedBlocks(hashHexes);
   }
 
   /**
@@ -483,7 +505,7 @@ export class NodeStore implements EntryIndex, HeaderStore {
   }
 
   async blockCount(): Promise<number> {
-    return this.prisma.block.count();
+    return this.countBlocks();
   }
 
   /**
@@ -571,6 +593,8 @@ export class NodeStore implements EntryIndex, HeaderStore {
       }
       this.writer.close();
     }
-    await this.prisma.$disconnect();
+    const inspector = this.inspector;
+    this.inspector = undefined;
+    if (inspector) await (await inspector).$disconnect();
   }
 }
