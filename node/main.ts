@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { NodeJobs } from '../jobs/node-jobs.ts';
-import { redactUrl } from '../jobs/redis.ts';
+import { redactUrl } from '../jobs/redis-url.ts';
 import { createApiCookie, removeApiCookie } from './api/cookie.ts';
 import { startHttpApi } from './api/http.ts';
 import { chainIdHex } from './chain/network-config.ts';
@@ -136,8 +135,9 @@ if (!/^(127\.|::1$|localhost$)/.test(config.http.host))
     'the node API listens beyond loopback (--http-host): anyone who can reach it can read status and metrics; POST still needs the cookie token',
   );
 const { redisUrl, schedule, commandKeys, collectorKeys } = config.jobs;
+// Loaded only with --redis: BullMQ and ioredis are ~45 MB of RSS a standalone node never uses.
 const jobs = redisUrl
-  ? await NodeJobs.start({
+  ? await (await import('../jobs/node-jobs.ts')).NodeJobs.start({
       node,
       redisUrl,
       schedule,

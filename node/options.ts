@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ScheduledJob } from '../jobs/queues.ts';
-import { withRedisPassword } from '../jobs/redis.ts';
+import { withRedisPassword } from '../jobs/redis-url.ts';
 import { DP_MODES, type DpMode } from './fl/dp-mode.ts';
 import type { MaskedCorruption as Misbehaviour } from './fl/local-round.ts';
 import type { SliceOptions } from './fl/net/data.ts';
