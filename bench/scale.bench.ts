@@ -1,6 +1,6 @@
 /**
  * bench:scale — what a node costs as its chain grows (issue #19): a real node process started
- * on a store seeded with 10,000 and with 100,000 blocks of 2 entries (written straight into the
+ * on an empty store (the bare node) and on stores seeded with 10,000 and 200,000 blocks of 2 entries (written straight into the
  * store by bulkSeed), its start-up time (spawn to "ready") and its RSS and V8 heap after idling
  * (BENCH_SCALE_IDLE_MS, default 60 s); then bench:chain's warm import (entries in the mempool
  * first, then blocks validated and committed in batches of 250) of 10,000 and of 20,000 blocks
@@ -25,7 +25,7 @@ import { median } from './stats.ts';
 import { benchBlocks } from './verify-limit.ts';
 
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
-const SIZES = (process.env.BENCH_SCALE_SIZES ?? '10000,100000').split(',').filter(Boolean).map(Number);
+const SIZES = (process.env.BENCH_SCALE_SIZES ?? '0,10000,200000').split(',').filter(Boolean).map(Number);
 const IDLE_MS = Number(process.env.BENCH_SCALE_IDLE_MS ?? 60_000);
 const WARM_BLOCKS = Number(process.env.BENCH_SCALE_WARM_BLOCKS ?? 10_000);
 const ENTRIES = 2;
@@ -116,10 +116,11 @@ async function warmImport(
 const figures: Record<string, number | number[]> = {};
 for (const n of SIZES) {
   const r = await nodeOn(n);
-  const k = kilo(n);
-  figures[`startMs${k}`] = r.startMs;
-  figures[`rssMb${k}`] = r.rssMb;
-  figures[`heapMb${k}`] = r.heapMb;
+  // Size 0 is the bare node (no blocks): issue #19's bareRssMb.
+  const k = n === 0 ? undefined : kilo(n);
+  figures[k ? `startMs${k}` : 'bareStartMs'] = r.startMs;
+  figures[k ? `rssMb${k}` : 'bareRssMb'] = r.rssMb;
+  figures[k ? `heapMb${k}` : 'bareHeapMb'] = r.heapMb;
 }
 
 const config = testNetwork();
