@@ -49,7 +49,7 @@ export function createFlMetrics(registry: Registry) {
     }),
     unmaskRefused: new Counter({
       name: 'cairn_fl_unmask_refused_total',
-      help: 'Unmask requests this node refused as a protocol violation of their coordinator, by reason',
+      help: 'Confirm and unmask requests this node refused as a protocol violation of their coordinator, by reason (second-survivor-set, bad-confirmation, too-few-confirmations, …)',
       labelNames: ['reason'],
       registers,
     }),
