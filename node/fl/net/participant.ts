@@ -124,17 +124,27 @@ export class SecAggRefused extends SecAggError {
  * fail before their commit costs at most this many until they expire.
  */
 export const MAX_HELD_ROUNDS = 4;
+/**
+ * Of the `max` rounds a participant holds, the most one coordinator may hold at once: half,
+ * rounded down, at least 1. An announcement costs its coordinator nothing (no training, no ε
+ * until the train step), so without a share one coordinator announcing MAX_HELD_ROUNDS rounds at
+ * the longest deadline, again every 11 minutes, kept every node out of every other round
+ * (ATK-16, one coordinator holding every slot). With half, another coordinator finds a slot.
+ */
+export const coordinatorShare = (max: number): number => Math.max(1, Math.floor(max / 2));
 /** How long a round's state outlives its training deadline: room for the steps around training. */
 export const ROUND_STATE_GRACE_MS = 60_000;
 
 /**
  * Why a participant declines an announcement, as counted (cairn_fl_announce_declined_total); the
- * reason on the wire says more. `busy`: it holds MAX_HELD_ROUNDS rounds already.
+ * reason on the wire says more. `busy`: it holds MAX_HELD_ROUNDS rounds already;
+ * `busy-coordinator`: the announcer holds its share of them already (coordinatorShare).
  */
 export const ANNOUNCE_DECLINES = [
   'policy',
   'duplicate',
   'busy',
+  'busy-coordinator',
   'no-data',
   'param-mismatch',
   'privacy',
@@ -237,7 +247,17 @@ export class FlParticipant {
     if (this.o.decline) return decline('policy');
     const key = toHex(a.roundId);
     if (this.rounds.has(key)) return decline('duplicate', 'round already announced');
-    if (this.rounds.size >= (this.o.maxRounds ?? MAX_HELD_ROUNDS)) return decline('busy');
+    const max = this.o.maxRounds ?? MAX_HELD_ROUNDS;
+    // The announcer's own share first: a coordinator at it is declined whoever holds the rest.
+    const share = coordinatorShare(max);
+    let held = 0;
+    for (const r of this.rounds.values()) if (r.coordinator === from) held++;
+    if (held >= share)
+      return decline(
+        'busy-coordinator',
+        `busy-coordinator: this coordinator holds ${held} of ${max} round slots`,
+      );
+    if (this.rounds.size >= max) return decline('busy');
     const data = this.o.data();
     if (!data || data.rows.length === 0) return decline('no-data', 'no training data');
     if (data.dim + 1 !== a.paramCount)

@@ -297,6 +297,7 @@ describe('FlService with fakes of its dependencies', () => {
       confirm: FL_CONFIRM,
       unmask: FL_UNMASK,
       commit: FL_COMMIT,
+      end: FL_END,
     };
     const team = [coordinator, trainer, trainer2].map((k) => remoteLink(rr, nodes[k]!.id, specs));
     const roundId = new Uint8Array(32).fill(11);
@@ -372,6 +373,8 @@ describe('FlService with fakes of its dependencies', () => {
     );
     // The honest request still gets its answer: nothing was revealed to the bad ones.
     await team[2]!.unmask({ ...all, confirmations });
+    // Done with: its slots are free for the next test's round (one coordinator holds 2 of 4).
+    for (const l of team) await l.end!({ roundId });
   });
 
   test('keys and shares requests that could expose an update are refused, counted and penalised', async () => {
@@ -386,6 +389,7 @@ describe('FlService with fakes of its dependencies', () => {
       confirm: FL_CONFIRM,
       unmask: FL_UNMASK,
       commit: FL_COMMIT,
+      end: FL_END,
     };
     const team = [coordinator, trainer, trainer2].map((k) => remoteLink(rr, nodes[k]!.id, specs));
     const roundId = new Uint8Array(32).fill(12);
@@ -440,6 +444,7 @@ describe('FlService with fakes of its dependencies', () => {
         [c.id.toString(), 'low-tolerance'],
       ],
     );
+    for (const l of team) await l.end!({ roundId });
   });
 
   test('a participant counts the announcements it declines by reason; fl-end frees a held round', async () => {
@@ -475,14 +480,24 @@ describe('FlService with fakes of its dependencies', () => {
     assert.equal(await declined('duplicate'), 1);
     assert.equal(await declined('param-mismatch'), 1);
     assert.equal(await declined('busy'), 0);
-    // The coordinator ends the round it holds: forgotten at once (else at deadline + 60 s).
+    // A second round of the same coordinator fits its share (half of 4 slots); a third does not.
+    const second = { ...a, roundId: new Uint8Array(32).fill(16) };
+    assert.equal((await link.announce(second)).accept, true);
+    assert.match(
+      (await link.announce({ ...a, roundId: new Uint8Array(32).fill(17) })).reason,
+      /^busy-coordinator/,
+    );
+    assert.equal(await declined('busy-coordinator'), 1);
+    // The coordinator ends the rounds it holds: forgotten at once (else at deadline + 60 s).
     const ended = () => metric(nodes[trainer2]!, 'cairn_fl_rounds_ended_early_total', {});
+    const endedBefore = await ended();
+    await link.end!({ roundId: second.roundId });
     await link.end!({ roundId: a.roundId });
-    assert.equal(await ended(), 1);
+    assert.equal(await ended(), endedBefore + 2);
     assert.equal((await link.announce(a)).accept, true, 'its id is free again');
     await link.end!({ roundId: a.roundId });
     await link.end!({ roundId: a.roundId });
-    assert.equal(await ended(), 2, 'a round not held is no error and not counted');
+    assert.equal(await ended(), endedBefore + 3, 'a round not held is no error and not counted');
   });
 
   test('a node without coordinate refuses to start rounds; named participants must hold train', () => {
