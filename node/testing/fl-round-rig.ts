@@ -20,8 +20,8 @@ import { decodeSignedAdvert } from '../fl/net/advert-signature.ts';
 import { createFlMetrics } from '../fl/net/metrics.ts';
 import { FlParticipant } from '../fl/net/participant.ts';
 import { PrivacyGate } from '../fl/net/privacy-gate.ts';
-import { survivorSetMessage } from '../fl/net/survivor-set.ts';
-import type { Announcement, RecordDp } from '../fl/net/wire.ts';
+import { type SurvivorConfirmation, survivorSetMessage } from '../fl/net/survivor-set.ts';
+import type { Announcement, RecordDp, UnmaskRequest } from '../fl/net/wire.ts';
 import { recordSecAggDp } from '../fl/record-contribution.ts';
 import { routeShares, unmaskSum } from '../fl/secagg/aggregator.ts';
 import { decodeMasked, decodeUnmask, encodeShare, type MaskedUpdate } from '../fl/secagg/messages.ts';
@@ -175,13 +175,32 @@ export async function runToMasked(
 
 export type RoundState = Awaited<ReturnType<typeof runToMasked>>;
 
+/**
+ * The consistency step as an honest coordinator runs it: U3 signed by `keys`, shown to every
+ * node, each node's confirmation collected; returns the unmask request to send.
+ */
+export async function confirmed(
+  nodes: readonly { readonly p: FlParticipant }[],
+  roundId: Uint8Array,
+  survivors: readonly number[],
+  keys: Pick<Keys, 'sign'>,
+  coordinator: string = COORD,
+): Promise<UnmaskRequest> {
+  const signature = await keys.sign(survivorSetMessage(roundId, survivors));
+  const named = { roundId, survivors, signature };
+  const confirmations: SurvivorConfirmation[] = [];
+  for (const id of survivors)
+    confirmations.push({ id, signature: await nodes[id - 1]!.p.confirm(coordinator, named) });
+  return { ...named, confirmations };
+}
+
 /** The honest unmask step: every survivor reveals for U3 = everyone; returns the ring sum. */
 export async function honestUnmask(nodes: readonly Node[], s: RoundState, keys: Keys): Promise<Uint32Array> {
   const survivors = s.sa.participants;
-  const signature = await keys.sign(survivorSetMessage(s.sa.roundId, survivors));
+  const req = await confirmed(nodes, s.sa.roundId, survivors, keys);
   const reveals = [];
   for (const n of nodes) {
-    const bytes = await n.p.unmask(COORD, { roundId: s.sa.roundId, survivors, signature });
+    const bytes = await n.p.unmask(COORD, req);
     reveals.push(decodeUnmask(bytes, { roundId: s.sa.roundId, participants: new Set(s.routed.u2) }));
   }
   return unmaskSum(s.sa, s.adverts, s.masked, reveals);

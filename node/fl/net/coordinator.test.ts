@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { linkFrom } from '../../testing/coordinated-link.ts';
 import { flIdentities } from '../../testing/fl-identities.ts';
 import { seededRoundRandomness } from '../../testing/prng.ts';
 import { survivorKeys } from '../../testing/survivor-keys.ts';
@@ -10,7 +11,6 @@ import { applyDelta, deltaOf, fedAvg } from '../fedavg.ts';
 import { trainLocal, zeroParams } from '../logistic.ts';
 import { RdpAccountant } from '../rdp-accountant.ts';
 import { coordinateRound, type ParticipantLink, RoundFailed, thresholdFor } from './coordinator.ts';
-import { localLink } from './links.ts';
 import { FlParticipant, type Misbehaviour } from './participant.ts';
 import { decodeAnnouncement, encodeAnnouncement } from './wire.ts';
 
@@ -33,6 +33,8 @@ interface Who {
   readonly vanishAt?: 'train' | 'keys';
   /** Signs its advert with a key that is not its own (its peer id's). */
   readonly wrongKey?: boolean;
+  /** Answers the confirm step with bytes that are no signature of its. */
+  readonly badConfirm?: boolean;
 }
 
 function links(who: readonly Who[]): { links: ParticipantLink[]; parts: FlParticipant[] } {
@@ -52,9 +54,10 @@ function links(who: readonly Who[]): { links: ParticipantLink[]; parts: FlPartic
       verifyAdverts: ids.verify,
     });
     parts.push(p);
-    const link = localLink(self, p);
+    const link = linkFrom('boss', self, p);
     if (w.vanishAt === 'train') return { ...link, train: () => Promise.reject(new Error('timeout: gone')) };
     if (w.vanishAt === 'keys') return { ...link, keys: () => Promise.reject(new Error('dial-failed')) };
+    if (w.badConfirm) return { ...link, confirm: async () => new Uint8Array(64).fill(3) };
     return link;
   });
   return { links: out, parts };
@@ -203,6 +206,43 @@ describe('a round over participant links', () => {
     assert.deepEqual(rejected, ['p2:bad-signature']);
     assert.deepEqual(res.included, ['p1', 'p3', 'p4']);
     assert.equal(res.leftOut.find((l) => l.peerId === 'p2')?.stage, 'keys');
+  });
+
+  test('a confirmation that does not verify is not relayed; too few valid ones fail the round before any reveal', async () => {
+    const five = [0, 1, 2, 3, 4].map((k) => ({ data: slices[k]!, ...(k === 2 ? { badConfirm: true } : {}) }));
+    const { links: ls } = links(five);
+    const rejected: string[] = [];
+    const res = await coordinateRound(
+      { hash: null, params: zeroParams(ex.dim) },
+      ls,
+      { roundId, round: 1, dp, train, deadlineMs: 5_000 },
+      { ...sign, onRejected: (peer, code) => rejected.push(`${peer}:${code}`) },
+    );
+    assert.deepEqual(rejected, ['p3:bad-signature']);
+    // p3's masked update is in U3 and in the sum; only its reveal was not asked for.
+    assert.deepEqual(res.included, ['p1', 'p2', 'p3', 'p4', 'p5']);
+    // Two bad confirmations of five: 3 valid < t = 4. The round stops before anyone reveals.
+    const worse = links(
+      [0, 1, 2, 3, 4].map((k) => ({ data: slices[k]!, ...(k > 2 ? { badConfirm: true } : {}) })),
+    );
+    let unmasked = 0;
+    const counted = worse.links.map((l) => ({
+      ...l,
+      unmask: (u: Parameters<typeof l.unmask>[0]) => {
+        unmasked++;
+        return l.unmask(u);
+      },
+    }));
+    await assert.rejects(
+      coordinateRound(
+        { hash: null, params: zeroParams(ex.dim) },
+        counted,
+        { roundId, round: 1, dp, train, deadlineMs: 5_000 },
+        sign,
+      ),
+      (e: unknown) => e instanceof RoundFailed && e.reason === 'too-few-confirmations',
+    );
+    assert.equal(unmasked, 0);
   });
 
   test('a participant only follows the coordinator that announced the round', async () => {

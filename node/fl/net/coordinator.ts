@@ -15,13 +15,22 @@ import { collectMasked, routeShares, unmaskSum } from '../secagg/aggregator.ts';
 import { decodeUnmask, encodeShare, type KeyAdvertisement, SecAggError } from '../secagg/messages.ts';
 import type { Delivered, SecAggConfig } from '../secagg/protocol.ts';
 import { dequantise } from '../secagg/ring.ts';
-import { type AdvertVerifier, openSignedAdvert } from './advert-signature.ts';
+import { type AdvertVerifier, openSignedAdvert, rosterMember } from './advert-signature.ts';
 import type { EndRequest } from './protocols.ts';
-import { peerIdVerifier, type SurvivorSigner, survivorSetMessage } from './survivor-set.ts';
+import {
+  confirmationMessage,
+  confirmationQuorum,
+  peerIdVerifier,
+  SURVIVOR_SIGNATURE_BYTES,
+  type SurvivorConfirmation,
+  type SurvivorSigner,
+  survivorSetMessage,
+} from './survivor-set.ts';
 import type {
   Announcement,
   AnnounceReply,
   CommitRequest,
+  ConfirmRequest,
   KeysRequest,
   RoundPrivacy,
   SharesRequest,
@@ -36,13 +45,15 @@ export interface ParticipantLink {
   keys(k: KeysRequest): Promise<Uint8Array>;
   shares(s: SharesRequest): Promise<Uint8Array[]>;
   train(t: TrainRequest, timeoutMs: number): Promise<Uint8Array>;
+  /** The consistency step: the participant's signature over the U3 it was shown. */
+  confirm(c: ConfirmRequest): Promise<Uint8Array>;
   unmask(u: UnmaskRequest): Promise<Uint8Array>;
   commit(c: CommitRequest): Promise<void>;
   /** The round failed: the participant may forget it (protocols.ts FL_END). Absent: not told. */
   end?(e: EndRequest): Promise<void>;
 }
 
-export type Stage = 'announce' | 'keys' | 'shares' | 'train' | 'unmask';
+export type Stage = 'announce' | 'keys' | 'shares' | 'train' | 'confirm' | 'unmask';
 
 export interface LeftOut {
   readonly peerId: string;
@@ -90,11 +101,13 @@ export interface NetworkRoundResult extends Aggregate {
 /**
  * Why a round failed, a metric label (cairn_fl_rounds_failed_total): too few participants at some
  * step, the sum would not unmask, the unmasked aggregate is outside what honest contributions can
- * sum to (aggregate-range.ts), or the new version's held-out loss regressed (round-runner.ts).
+ * sum to (aggregate-range.ts), too few survivors confirmed U3, or the new version's held-out loss regressed (round-runner.ts).
  */
 export type RoundFailureReason =
   | 'too-few-participants'
   | 'unmask-failed'
+  /** Too few survivors signed U3 for the participants' quorum (survivor-set.ts). */
+  | 'too-few-confirmations'
   | 'aggregate-out-of-range'
   | 'loss-regressed';
 
@@ -145,6 +158,11 @@ export interface CoordinateOptions {
   readonly verifyAdverts?: AdvertVerifier;
   /** Called once per rejected message, e.g. to penalise the sender. */
   readonly onRejected?: (peerId: string, code: string, message: string) => void;
+  /**
+   * This node's peer id: when it is on the roster its own confirmation does not count towards
+   * the participants' quorum of others (survivor-set.ts confirmationQuorum). Absent: not on it.
+   */
+  readonly self?: string;
 }
 
 export async function coordinateRound(
@@ -258,13 +276,43 @@ export async function coordinateRound(
   if (survivors.length < minSurvivors)
     fail(`${survivors.length} masked updates, at least ${minSurvivors} needed (threshold ${threshold})`);
 
-  // 5. Reveals from the survivors; the sum unmasks if at least t of them answer.
-  const survivorLinks = survivors.map((id) => linkOf.get(id)!);
+  // 5. Consistency (survivor-set.ts): each survivor signs the U3 it was shown; the signatures go
+  // to every survivor, which reveals only when a quorum signed that same set.
   // survivors ascend (collectMasked sorts them): the canonical form that is signed.
   const signature = await o.sign(survivorSetMessage(cfg.roundId, survivors));
-  const reveals = await step(survivorLinks, 'unmask', (l) =>
-    l.unmask({ roundId: cfg.roundId, survivors, signature }),
+  const named: ConfirmRequest = { roundId: cfg.roundId, survivors, signature };
+  const survivorLinks = survivors.map((id) => linkOf.get(id)!);
+  const confirmed = await step(survivorLinks, 'confirm', (l) => l.confirm(named));
+  leftOut.push(...confirmed.failed);
+  const confirmMessage = confirmationMessage(cfg.roundId, survivors);
+  const confirmations: SurvivorConfirmation[] = [];
+  for (const id of survivors) {
+    const peerId = peerOf(id);
+    const sig = confirmed.ok.get(peerId);
+    if (!sig) continue;
+    // Relayed only when valid: a participant refuses (and penalises) a request with a bad one.
+    const valid =
+      sig.length === SURVIVOR_SIGNATURE_BYTES &&
+      (await verifyAdverts(peerId, confirmMessage, sig).catch(() => false));
+    if (valid) confirmations.push({ id, signature: sig });
+    else reject(peerId, 'confirm', new SecAggError('bad-signature', 'confirmation does not verify'));
+  }
+  const self = o.self === undefined ? undefined : rosterMember(o.self);
+  const need = confirmationQuorum(
+    roster.length,
+    self !== undefined && roster.some((p) => rosterMember(p) === self),
+    threshold,
   );
+  const others = confirmations.filter((c) => rosterMember(peerOf(c.id)) !== self).length;
+  if (confirmations.length < need.total || others < need.others)
+    fail(
+      `${confirmations.length} survivors confirmed U3 (${others} besides this node), ${need.total} (${need.others}) needed`,
+      'too-few-confirmations',
+    );
+
+  // 6. Reveals from the confirmed survivors; the sum unmasks if at least t of them answer.
+  const revealLinks = confirmations.map((c) => linkOf.get(c.id)!);
+  const reveals = await step(revealLinks, 'unmask', (l) => l.unmask({ ...named, confirmations }));
   leftOut.push(...reveals.failed);
   const unmaskExpect = { roundId: cfg.roundId, participants: new Set(routed.u2) };
   const decoded = [];
@@ -288,7 +336,7 @@ export async function coordinateRound(
     if (!(err instanceof SecAggError)) throw err;
     return fail(`unmasking failed: ${err.message}`, 'unmask-failed');
   }
-  // 6. No single masked update could be checked; their sum can. Nothing of it is applied if not.
+  // 7. No single masked update could be checked; their sum can. Nothing of it is applied if not.
   const range = checkAggregateRange(
     sum,
     global.params.length,

@@ -17,6 +17,7 @@ import { after, describe, test } from 'node:test';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../log.ts';
 import { FL_DEFAULTS } from '../../options.ts';
+import { linkFrom } from '../../testing/coordinated-link.ts';
 import { flIdentities } from '../../testing/fl-identities.ts';
 import { survivorKeys } from '../../testing/survivor-keys.ts';
 import { featurisedCorpus, splitIndices, subset } from '../dataset.ts';
@@ -24,7 +25,7 @@ import { planDpSgd } from '../dp-sgd-fedavg.ts';
 import { zeroParams } from '../logistic.ts';
 import { epsilonFor } from '../rdp-accountant.ts';
 import { recordSecAggDp } from '../record-contribution.ts';
-import { coordinateRound, type ParticipantLink, RoundFailed } from './coordinator.ts';
+import { coordinateRound, RoundFailed } from './coordinator.ts';
 import { createFlMetrics } from './metrics.ts';
 import { encodeModel } from './model-codec.ts';
 import { FlParticipant } from './participant.ts';
@@ -51,21 +52,6 @@ const privacy: RoundPrivacy = {
     biasScale: plan.biasScale ?? 1,
   },
 };
-
-/** The participant's side of a link, driven by `coordinator` (localLink uses the participant's own id). */
-function linkFrom(coordinator: string, peerId: string, p: FlParticipant): ParticipantLink {
-  return {
-    peerId,
-    announce: (a) => p.announce(coordinator, a),
-    keys: async (k) => p.keys(coordinator, k),
-    shares: async (s) => p.shares(coordinator, s),
-    train: (t) => p.train(coordinator, t),
-    unmask: (u) => p.unmask(coordinator, u),
-    commit: async (c) => {
-      await p.commit(coordinator, c);
-    },
-  };
-}
 
 describe('failed rounds no longer drain honest budgets', async () => {
   const keys = await survivorKeys();

@@ -32,6 +32,7 @@ function linkFrom(coordinator: string, n: Node): ParticipantLink {
     keys: async (k) => n.p.keys(coordinator, k),
     shares: async (s) => n.p.shares(coordinator, s),
     train: (t) => n.p.train(coordinator, t),
+    confirm: (c) => n.p.confirm(coordinator, c),
     unmask: (u) => n.p.unmask(coordinator, u),
     commit: async (c) => {
       await n.p.commit(coordinator, c);

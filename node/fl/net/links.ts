@@ -6,7 +6,16 @@ import type { PeerId } from '@libp2p/interface';
 import type { ReqResp } from '../../p2p/reqresp.ts';
 import type { ParticipantLink } from './coordinator.ts';
 import type { FlParticipant } from './participant.ts';
-import type { FL_ANNOUNCE, FL_COMMIT, FL_END, FL_KEYS, FL_SHARES, FL_TRAIN, FL_UNMASK } from './protocols.ts';
+import type {
+  FL_ANNOUNCE,
+  FL_COMMIT,
+  FL_CONFIRM,
+  FL_END,
+  FL_KEYS,
+  FL_SHARES,
+  FL_TRAIN,
+  FL_UNMASK,
+} from './protocols.ts';
 
 /** The specs a link uses (the service passes versions that count bytes). */
 export interface RoundSpecs {
@@ -14,6 +23,7 @@ export interface RoundSpecs {
   readonly keys: typeof FL_KEYS;
   readonly shares: typeof FL_SHARES;
   readonly train: typeof FL_TRAIN;
+  readonly confirm: typeof FL_CONFIRM;
   readonly unmask: typeof FL_UNMASK;
   readonly commit: typeof FL_COMMIT;
   /** Absent: the link does not tell participants of a failed round. */
@@ -37,6 +47,7 @@ export function remoteLink(
     keys: (k) => one(reqresp.request(peer, specs.keys, k)),
     shares: (s) => one(reqresp.request(peer, specs.shares, s)),
     train: (t, timeoutMs) => one(reqresp.request(peer, specs.train, t, timeoutMs)),
+    confirm: (c) => one(reqresp.request(peer, specs.confirm, c)),
     unmask: (u) => one(reqresp.request(peer, specs.unmask, u)),
     commit: async (c) => {
       await one(reqresp.request(peer, specs.commit, c));
@@ -56,6 +67,7 @@ export function localLink(self: string, participant: FlParticipant): Participant
       await new Promise((r) => setTimeout(r, 20));
       return participant.train(self, t);
     },
+    confirm: async (c) => participant.confirm(self, c),
     unmask: async (u) => participant.unmask(self, u),
     commit: async (c) => {
       await participant.commit(self, c);

@@ -49,7 +49,7 @@ export function createFlMetrics(registry: Registry) {
     }),
     unmaskRefused: new Counter({
       name: 'cairn_fl_unmask_refused_total',
-      help: 'Unmask requests this node refused as a protocol violation of their coordinator, by reason',
+      help: 'Confirm and unmask requests this node refused as a protocol violation of their coordinator, by reason (second-survivor-set, bad-confirmation, too-few-confirmations, …)',
       labelNames: ['reason'],
       registers,
     }),
@@ -73,7 +73,7 @@ export function createFlMetrics(registry: Registry) {
     }),
     announceDeclined: new Counter({
       name: 'cairn_fl_announce_declined_total',
-      help: 'Round announcements this node declined as a participant, by reason (busy: it holds as many rounds as it may; privacy: see cairn_fl_declined_total)',
+      help: 'Round announcements this node declined as a participant, by reason (busy: it holds as many rounds as it may; busy-coordinator: the announcer holds its share of them, half; privacy: see cairn_fl_declined_total)',
       labelNames: ['reason'],
       registers,
     }),

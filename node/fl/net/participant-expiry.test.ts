@@ -24,6 +24,9 @@ const data: Examples = {
 };
 const DEADLINE_MS = 5_000;
 const COORDINATOR = 'coordinator';
+/** One coordinator holds at most half the slots (coordinatorShare): two fill them. */
+const OTHER = 'another-coordinator';
+const by = (k: number) => (k % 2 === 1 ? COORDINATOR : OTHER);
 const announcement = (k: number): Announcement => ({
   roundId: new Uint8Array(32).fill(k),
   round: 1,
@@ -53,10 +56,10 @@ function participant() {
 test('a burst of failed rounds holds at most MAX_HELD_ROUNDS, then declines as busy until they expire', async () => {
   const { p, declines, advance } = participant();
   for (let k = 1; k <= MAX_HELD_ROUNDS; k++) {
-    const r = await p.announce(COORDINATOR, announcement(k));
+    const r = await p.announce(by(k), announcement(k));
     assert.equal(r.accept, true, `round ${k}: ${r.reason}`);
     // Each goes as far as the keys step, then its coordinator fails it: no commit ever comes.
-    await p.keys(COORDINATOR, {
+    await p.keys(by(k), {
       roundId: announcement(k).roundId,
       threshold: 2,
       participants: ['me', 'a', 'b'],
@@ -65,19 +68,19 @@ test('a burst of failed rounds holds at most MAX_HELD_ROUNDS, then declines as b
   assert.equal(p.active, MAX_HELD_ROUNDS);
   // The burst goes on: every later round is declined, and memory stays bounded.
   for (let k = MAX_HELD_ROUNDS + 1; k <= 100; k++) {
-    const r = await p.announce(COORDINATOR, announcement(k));
+    const r = await p.announce(`coordinator-${k}`, announcement(k));
     assert.deepEqual(r, { accept: false, examples: 0, reason: 'busy', epsilon: 0 });
   }
   assert.equal(p.active, MAX_HELD_ROUNDS);
   // Each is counted by its reason (the service's cairn_fl_announce_declined_total{reason}).
   assert.deepEqual(declines, Array(100 - MAX_HELD_ROUNDS).fill('busy'));
-  assert.equal((await p.announce(COORDINATOR, announcement(3))).reason, 'round already announced');
+  assert.equal((await p.announce('a-third', announcement(3))).reason, 'round already announced');
   assert.equal(declines.at(-1), 'duplicate');
 
   // Just before the state expires it is still held (a slow round may still finish)...
   advance(DEADLINE_MS + ROUND_STATE_GRACE_MS);
   assert.equal(p.active, MAX_HELD_ROUNDS);
-  assert.equal((await p.announce(COORDINATOR, announcement(101))).reason, 'busy');
+  assert.equal((await p.announce('a-third', announcement(101))).reason, 'busy');
   // ...and once past it, it is gone for every step, not only for the next announcement.
   advance(1);
   await assert.rejects(
@@ -91,17 +94,17 @@ test('a burst of failed rounds holds at most MAX_HELD_ROUNDS, then declines as b
 
 test('a round that reaches its commit frees its place at once', async () => {
   const { p } = participant();
-  for (let k = 1; k <= MAX_HELD_ROUNDS; k++) await p.announce(COORDINATOR, announcement(k));
-  assert.equal((await p.announce(COORDINATOR, announcement(50))).reason, 'busy');
-  await p.commit(COORDINATOR, { roundId: announcement(2).roundId, model: encodeModel(zeroParams(DIM)) });
+  for (let k = 1; k <= MAX_HELD_ROUNDS; k++) await p.announce(by(k), announcement(k));
+  assert.equal((await p.announce('a-third', announcement(50))).reason, 'busy');
+  await p.commit(OTHER, { roundId: announcement(2).roundId, model: encodeModel(zeroParams(DIM)) });
   assert.equal(p.active, MAX_HELD_ROUNDS - 1);
-  assert.equal((await p.announce(COORDINATOR, announcement(51))).accept, true);
+  assert.equal((await p.announce(OTHER, announcement(51))).accept, true);
 });
 
 test('a round its coordinator ends (fl-end) frees its place at once; only that coordinator may end it', async () => {
   const { p } = participant();
-  for (let k = 1; k <= MAX_HELD_ROUNDS; k++) await p.announce(COORDINATOR, announcement(k));
-  assert.equal((await p.announce(COORDINATOR, announcement(60))).reason, 'busy');
+  for (let k = 1; k <= MAX_HELD_ROUNDS; k++) await p.announce(by(k), announcement(k));
+  assert.equal((await p.announce('a-third', announcement(60))).reason, 'busy');
   assert.throws(
     () => p.end('someone-else', { roundId: announcement(1).roundId }),
     /not the round’s coordinator/,
@@ -112,5 +115,5 @@ test('a round its coordinator ends (fl-end) frees its place at once; only that c
   // Told again, or of a round it never held (it declined): nothing to do, and no error.
   assert.equal(p.end(COORDINATOR, { roundId: announcement(1).roundId }), false);
   assert.equal(p.end(COORDINATOR, { roundId: announcement(60).roundId }), false);
-  assert.equal((await p.announce(COORDINATOR, announcement(61))).accept, true);
+  assert.equal((await p.announce('a-third', announcement(61))).accept, true);
 });

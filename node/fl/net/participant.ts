@@ -47,6 +47,8 @@ import {
 import { modelBytesFor } from './model-codec.ts';
 import type { PrivacyGate } from './privacy-gate.ts';
 import {
+  confirmationMessage,
+  confirmationQuorum,
   isCanonicalSet,
   peerIdVerifier,
   SURVIVOR_SIGNATURE_BYTES,
@@ -58,6 +60,7 @@ import type {
   Announcement,
   AnnounceReply,
   CommitRequest,
+  ConfirmRequest,
   KeysRequest,
   SharesRequest,
   TrainRequest,
@@ -67,6 +70,12 @@ import type {
 export type UnmaskRefusal =
   | 'bad-signature'
   | 'second-survivor-set'
+  /** An unmask request before this participant confirmed (signed) a survivor set. */
+  | 'not-confirmed'
+  /** A relayed confirmation that is not a survivor's valid signature over this set. */
+  | 'bad-confirmation'
+  /** Fewer valid confirmations than the quorum (survivor-set.ts confirmationQuorum). */
+  | 'too-few-confirmations'
   /** A survivor set below the roster minimum: the sum would cover too few updates. */
   | 'too-few-survivors';
 
@@ -115,17 +124,27 @@ export class SecAggRefused extends SecAggError {
  * fail before their commit costs at most this many until they expire.
  */
 export const MAX_HELD_ROUNDS = 4;
+/**
+ * Of the `max` rounds a participant holds, the most one coordinator may hold at once: half,
+ * rounded down, at least 1. An announcement costs its coordinator nothing (no training, no ε
+ * until the train step), so without a share one coordinator announcing MAX_HELD_ROUNDS rounds at
+ * the longest deadline, again every 11 minutes, kept every node out of every other round
+ * (ATK-16, one coordinator holding every slot). With half, another coordinator finds a slot.
+ */
+export const coordinatorShare = (max: number): number => Math.max(1, Math.floor(max / 2));
 /** How long a round's state outlives its training deadline: room for the steps around training. */
 export const ROUND_STATE_GRACE_MS = 60_000;
 
 /**
  * Why a participant declines an announcement, as counted (cairn_fl_announce_declined_total); the
- * reason on the wire says more. `busy`: it holds MAX_HELD_ROUNDS rounds already.
+ * reason on the wire says more. `busy`: it holds MAX_HELD_ROUNDS rounds already;
+ * `busy-coordinator`: the announcer holds its share of them already (coordinatorShare).
  */
 export const ANNOUNCE_DECLINES = [
   'policy',
   'duplicate',
   'busy',
+  'busy-coordinator',
   'no-data',
   'param-mismatch',
   'privacy',
@@ -191,7 +210,12 @@ interface RoundState {
   sharesAsked?: boolean;
   /** Set once the round's training began: a second train request must not charge the ledger again. */
   trained?: boolean;
+  /** The one survivor set this participant signed in this round (the consistency step). */
+  confirmed?: { readonly survivors: readonly number[]; readonly signature: Promise<Uint8Array> };
 }
+
+const sameSet = (a: readonly number[], b: readonly number[]) =>
+  a.length === b.length && a.every((id, i) => id === b[i]);
 
 /** Committed models remembered until a main-chain entry names them (far more than rounds held). */
 export const MAX_AWAITING_CHAIN = 64;
@@ -223,7 +247,17 @@ export class FlParticipant {
     if (this.o.decline) return decline('policy');
     const key = toHex(a.roundId);
     if (this.rounds.has(key)) return decline('duplicate', 'round already announced');
-    if (this.rounds.size >= (this.o.maxRounds ?? MAX_HELD_ROUNDS)) return decline('busy');
+    const max = this.o.maxRounds ?? MAX_HELD_ROUNDS;
+    // The announcer's own share first: a coordinator at it is declined whoever holds the rest.
+    const share = coordinatorShare(max);
+    let held = 0;
+    for (const r of this.rounds.values()) if (r.coordinator === from) held++;
+    if (held >= share)
+      return decline(
+        'busy-coordinator',
+        `busy-coordinator: this coordinator holds ${held} of ${max} round slots`,
+      );
+    if (this.rounds.size >= max) return decline('busy');
     const data = this.o.data();
     if (!data || data.rows.length === 0) return decline('no-data', 'no training data');
     if (data.dim + 1 !== a.paramCount)
@@ -386,33 +420,119 @@ export class FlParticipant {
   }
 
   /**
-   * Reveals shares for the survivor set the round's coordinator signed, once per round
-   * (secagg/protocol.ts revealOnce says why); UnmaskRefused when the request breaks that.
+   * The coordinator's own signature over U3 (canonical form, against the coordinator that
+   * announced the round); UnmaskRefused('bad-signature') when it does not verify.
    */
-  async unmask(from: string, req: UnmaskRequest): Promise<Uint8Array> {
-    const s = this.state(from, req.roundId);
-    this.secagg(s);
+  private async checkSurvivorSet(s: RoundState, req: ConfirmRequest): Promise<void> {
     if (!isCanonicalSet(req.survivors))
       throw new SecAggError('malformed', 'survivor ids must ascend, within 1..255');
     const verify = this.o.verifySurvivors ?? peerIdVerifier;
-    // Against the coordinator that announced the round (state() checked `from` is it).
     const message = survivorSetMessage(req.roundId, req.survivors);
     const valid =
       req.signature.length === SURVIVOR_SIGNATURE_BYTES &&
       (await verify(s.coordinator, message, req.signature).catch(() => false));
     if (!valid)
       throw new UnmaskRefused('bad-signature', 'survivor set not signed by the round’s coordinator');
-    // Read again after the await: another request may have been answered meanwhile.
-    const current = this.secagg(s);
+  }
+
+  /**
+   * The consistency step (survivor-set.ts): signs, with this node's identity key, the U3 the
+   * coordinator named, once per round. The same set again gets the same signature (a retry);
+   * another set is a protocol violation, as in the unmask step: a participant that signed two
+   * sets would let the coordinator build a quorum for each.
+   */
+  async confirm(from: string, req: ConfirmRequest): Promise<Uint8Array> {
+    const s = this.state(from, req.roundId);
+    const sa = this.secagg(s);
+    if (!sa.u2 || !s.trained) throw new SecAggError('protocol-violation', 'training was not requested');
+    await this.checkSurvivorSet(s, req);
+    // Read after the await: a concurrent request may have confirmed meanwhile.
+    if (s.confirmed) {
+      if (sameSet(s.confirmed.survivors, req.survivors)) return s.confirmed.signature;
+      throw new UnmaskRefused(
+        'second-survivor-set',
+        `confirm asked again with another survivor set ({${req.survivors.join(',')}} after {${s.confirmed.survivors.join(',')}})`,
+      );
+    }
+    this.checkSurvivorShape(this.secagg(s), req.survivors);
+    const signature = this.o.sign(confirmationMessage(req.roundId, req.survivors));
+    // Before the await: one set per round, whatever becomes of this signature.
+    s.confirmed = { survivors: [...req.survivors], signature };
+    return signature;
+  }
+
+  /** What every survivor set this participant answers for must be (minimum size, within U2). */
+  private checkSurvivorShape(sa: Participant, survivors: readonly number[]): void {
     // The roster minimum holds for the sum too: a coordinator that declares all but one other
     // member dropped (itself, say: it knows its own update) would unmask the victim's alone.
-    // Checked for the first reveal only: a second set is refused as such below.
     const min = this.o.minRoster ?? FL_DEFAULTS.minRosterMembers;
-    if (!current.revealed && req.survivors.length < min)
+    if (survivors.length < min)
       throw new UnmaskRefused(
         'too-few-survivors',
-        `a survivor set of ${req.survivors.length}, at least ${min} members needed`,
+        `a survivor set of ${survivors.length}, at least ${min} members needed`,
       );
+    if (!survivors.includes(sa.id)) throw new SecAggError('protocol-violation', 'not a survivor');
+    for (const v of survivors)
+      if (!sa.u2!.includes(v)) throw new SecAggError('protocol-violation', `${v} is not in U2`);
+    if (survivors.length < sa.config.threshold)
+      throw new SecAggError('too-few-participants', `|U3| = ${survivors.length}`);
+  }
+
+  /**
+   * Every relayed confirmation must be a survivor's valid signature over this very set (the
+   * coordinator checks them before it relays; a bad one is its doing), and the valid ones must
+   * reach the quorum: ≥ t, and more than half of the members other than the coordinator.
+   */
+  private async checkConfirmations(s: RoundState, req: UnmaskRequest): Promise<void> {
+    const roster = s.roster!.participants;
+    const coordinator = rosterMember(s.coordinator);
+    const verify = this.o.verifyAdverts ?? peerIdVerifier;
+    const message = confirmationMessage(req.roundId, req.survivors);
+    const checked = await Promise.all(
+      req.confirmations.map(async (c) => {
+        const member = roster[c.id - 1];
+        const ok =
+          member !== undefined &&
+          req.survivors.includes(c.id) &&
+          c.signature.length === SURVIVOR_SIGNATURE_BYTES &&
+          (await verify(member, message, c.signature).catch(() => false));
+        return { id: c.id, ok, coordinator: member !== undefined && rosterMember(member) === coordinator };
+      }),
+    );
+    const bad = checked.find((c) => !c.ok);
+    if (bad)
+      throw new UnmaskRefused(
+        'bad-confirmation',
+        `confirmation of ${bad.id} is no survivor’s signature over U3`,
+      );
+    const onRoster = roster.some((p) => rosterMember(p) === coordinator);
+    const need = confirmationQuorum(roster.length, onRoster, s.secagg!.config.threshold);
+    const others = checked.filter((c) => !c.coordinator).length;
+    if (checked.length < need.total || others < need.others)
+      throw new UnmaskRefused(
+        'too-few-confirmations',
+        `${checked.length} confirmations (${others} not the coordinator’s), ${need.total} (${need.others}) needed`,
+      );
+  }
+
+  /**
+   * Reveals shares for the survivor set this participant confirmed, once per round (secagg/
+   * protocol.ts revealOnce says why), and only once a quorum of survivors signed that same set
+   * (checkConfirmations); UnmaskRefused when the request breaks either.
+   */
+  async unmask(from: string, req: UnmaskRequest): Promise<Uint8Array> {
+    const s = this.state(from, req.roundId);
+    this.secagg(s);
+    await this.checkSurvivorSet(s, req);
+    if (!s.confirmed) throw new UnmaskRefused('not-confirmed', 'no survivor set was confirmed in this round');
+    if (!sameSet(s.confirmed.survivors, req.survivors))
+      throw new UnmaskRefused(
+        'second-survivor-set',
+        `unmask asked for {${req.survivors.join(',')}}, confirmed {${s.confirmed.survivors.join(',')}}`,
+      );
+    await this.checkConfirmations(s, req);
+    // Read again after the awaits: another request may have been answered meanwhile.
+    const current = this.secagg(s);
     try {
       const { participant, message: shares } = revealOnce(current, req.survivors);
       s.secagg = participant;

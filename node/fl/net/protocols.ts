@@ -14,9 +14,12 @@ import {
   type Announcement,
   type AnnounceReply,
   type CommitRequest,
+  type ConfirmRequest,
   decodeAnnouncement,
   decodeAnnounceReply,
   decodeCommitRequest,
+  decodeConfirmation,
+  decodeConfirmRequest,
   decodeKeysRequest,
   decodeShareList,
   decodeSharesRequest,
@@ -25,6 +28,7 @@ import {
   encodeAnnouncement,
   encodeAnnounceReply,
   encodeCommitRequest,
+  encodeConfirmRequest,
   encodeKeysRequest,
   encodeShareList,
   encodeSharesRequest,
@@ -35,6 +39,7 @@ import {
   type SharesRequest,
   type TrainRequest,
   type UnmaskRequest,
+  unmaskRequestBytes,
 } from './wire.ts';
 
 const raw = {
@@ -102,9 +107,28 @@ export const FL_TRAIN: ProtocolSpec<TrainRequest, Uint8Array> = {
   ...raw,
 };
 
+/**
+ * The consistency step before the reveals (survivor-set.ts confirmationQuorum): the survivor
+ * signs the U3 the coordinator named, once per round, and answers with the signature.
+ */
+export const FL_CONFIRM: ProtocolSpec<ConfirmRequest, Uint8Array> = {
+  name: 'fl-confirm',
+  maxRequestBytes: 40 + N + SURVIVOR_SIGNATURE_BYTES,
+  maxChunkBytes: SURVIVOR_SIGNATURE_BYTES,
+  maxChunks: 1,
+  minChunks: 1,
+  timeoutMs: 5_000,
+  rateLimit: budget,
+  encodeRequest: encodeConfirmRequest,
+  decodeRequest: decodeConfirmRequest,
+  encodeResponse: (b) => b,
+  decodeResponse: decodeConfirmation,
+};
+
 export const FL_UNMASK: ProtocolSpec<UnmaskRequest, Uint8Array> = {
   name: 'fl-unmask',
-  maxRequestBytes: 40 + N + SURVIVOR_SIGNATURE_BYTES,
+  // U3 and its signature, and one relayed confirmation per survivor at most.
+  maxRequestBytes: unmaskRequestBytes(N),
   maxChunkBytes: unmaskBytes(N),
   maxChunks: 1,
   minChunks: 1,

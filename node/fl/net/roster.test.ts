@@ -88,7 +88,9 @@ describe('the roster and the adverts a coordinator hands a participant', async (
       await p.shares(COORD, { roundId, adverts: [advert] });
       const masked = await p.train(COORD, { roundId, u2: [1], inbox: [] });
       const signature = await keys.sign(survivorSetMessage(roundId, [1]));
-      const reveal = await p.unmask(COORD, { roundId, survivors: [1], signature });
+      const named = { roundId, survivors: [1], signature };
+      const confirmations = [{ id: 1, signature: await p.confirm(COORD, named) }];
+      const reveal = await p.unmask(COORD, { ...named, confirmations });
       const sa: SecAggConfig = { roundId, participants: [1], threshold: 1, dim: layoutDim(a.paramCount) };
       const expect = { roundId, participants: new Set([1]) };
       const ring = unmaskSum(
@@ -245,13 +247,19 @@ describe('the roster and the adverts a coordinator hands a participant', async (
     assert.equal(inbox.length, 1);
     const victim = nodes[0]!.p;
     await victim.train(COORD, { roundId, u2: [1, 2], inbox });
+    const named = {
+      roundId,
+      survivors: [1, 2],
+      signature: await keys.sign(survivorSetMessage(roundId, [1, 2])),
+    };
     await assert.rejects(
-      victim.unmask(COORD, {
-        roundId,
-        survivors: [1, 2],
-        signature: await keys.sign(survivorSetMessage(roundId, [1, 2])),
-      }),
+      victim.confirm(COORD, named),
       (e: unknown) => e instanceof UnmaskRefused && e.reason === 'too-few-survivors',
+    );
+    // Nothing was confirmed, so no unmask request is answered either.
+    await assert.rejects(
+      victim.unmask(COORD, { ...named, confirmations: [] }),
+      (e: unknown) => e instanceof UnmaskRefused && e.reason === 'not-confirmed',
     );
   });
 });

@@ -294,6 +294,7 @@ export class RoundRunner {
         { roundId, round, dp, train: DEFAULT_TRAIN, deadlineMs: this.d.deadlineMs, privacy },
         {
           sign: (m) => this.d.sign(m),
+          self: this.d.self,
           ...(this.d.verifyAdverts ? { verifyAdverts: this.d.verifyAdverts } : {}),
           // Record mode: each participant's ledger accounts its own DP-SGD; the sum has no noise of its own.
           ...(mode === 'update' ? { accountant } : {}),

@@ -24,7 +24,16 @@ import { routeShares } from '../secagg/aggregator.ts';
 import { encodeShare } from '../secagg/messages.ts';
 import { remoteLink } from './links.ts';
 import { encodeModel, MAX_PARAMS, modelHash } from './model-codec.ts';
-import { FL_ANNOUNCE, FL_COMMIT, FL_END, FL_KEYS, FL_SHARES, FL_TRAIN, FL_UNMASK } from './protocols.ts';
+import {
+  FL_ANNOUNCE,
+  FL_COMMIT,
+  FL_CONFIRM,
+  FL_END,
+  FL_KEYS,
+  FL_SHARES,
+  FL_TRAIN,
+  FL_UNMASK,
+} from './protocols.ts';
 import type { FlRoundEvent } from './round-events.ts';
 import { FlService, type FlServiceDeps } from './service.ts';
 import { survivorSetMessage } from './survivor-set.ts';
@@ -276,7 +285,7 @@ describe('FlService with fakes of its dependencies', () => {
     assert.equal(await metric(victim, 'cairn_fl_models_held_total', { fate: 'held' }), heldBefore + 1);
   });
 
-  test('a coordinator asking twice for the unmask step with another survivor set is refused, counted and penalised', async () => {
+  test('a coordinator asking twice for a survivor set, or relaying bad confirmations, is refused, counted and penalised', async () => {
     const c = nodes[coordinator]!;
     const coordinatorKey = await identityFromSeed(new Uint8Array(32).fill(1));
     const rr = net.reqresp(c.id);
@@ -285,8 +294,10 @@ describe('FlService with fakes of its dependencies', () => {
       keys: FL_KEYS,
       shares: FL_SHARES,
       train: FL_TRAIN,
+      confirm: FL_CONFIRM,
       unmask: FL_UNMASK,
       commit: FL_COMMIT,
+      end: FL_END,
     };
     const team = [coordinator, trainer, trainer2].map((k) => remoteLink(rr, nodes[k]!.id, specs));
     const roundId = new Uint8Array(32).fill(11);
@@ -315,40 +326,55 @@ describe('FlService with fakes of its dependencies', () => {
     );
     for (const [k, l] of team.entries())
       await l.train({ roundId, u2: routed.u2, inbox: routed.inbox.get(k + 1)!.map(encodeShare) }, 5_000);
-    const ask = async (l: (typeof team)[number], survivors: number[]) =>
-      l.unmask({
-        roundId,
-        survivors,
-        signature: await coordinatorKey.privateKey.sign(survivorSetMessage(roundId, survivors)),
-      });
+    const named = async (survivors: number[]) => ({
+      roundId,
+      survivors,
+      signature: await coordinatorKey.privateKey.sign(survivorSetMessage(roundId, survivors)),
+    });
+    const all = await named([1, 2, 3]);
+    const confirmations = [];
+    for (const [k, l] of team.entries()) confirmations.push({ id: k + 1, signature: await l.confirm(all) });
     const victim = nodes[trainer]!;
     const before = penalties.length;
-    await ask(team[1]!, [1, 2, 3]);
+    await team[1]!.unmask({ ...all, confirmations });
     // The same set again is a retry: answered, not penalised.
-    await ask(team[1]!, [1, 2, 3]);
+    await team[1]!.confirm(all);
+    await team[1]!.unmask({ ...all, confirmations });
     assert.equal(penalties.length, before);
     await assert.rejects(
-      ask(team[1]!, [1, 2]),
+      team[1]!.confirm(await named([1, 2])),
       (e: unknown) =>
         e instanceof ReqRespError && e.code === 'invalid-request' && /another survivor set/.test(e.message),
     );
     // Unsigned (signed by someone else): refused too.
     await assert.rejects(
-      team[2]!.unmask({ roundId, survivors: [1, 2, 3], signature: new Uint8Array(64).fill(1) }),
+      team[2]!.unmask({ ...all, signature: new Uint8Array(64).fill(1), confirmations }),
       (e: unknown) => e instanceof ReqRespError && /not signed by the round/.test(e.message),
     );
-    assert.equal(await metric(victim, 'cairn_fl_unmask_refused_total', { reason: 'second-survivor-set' }), 1);
-    assert.equal(
-      await metric(nodes[trainer2]!, 'cairn_fl_unmask_refused_total', { reason: 'bad-signature' }),
-      1,
+    // A relayed confirmation that does not verify, and a quorum short of the coordinator's
+    // others (its own slot is on this roster): the coordinator split or forged them.
+    const forged = confirmations.map((c) =>
+      c.id === 2 ? { id: 2, signature: new Uint8Array(64).fill(7) } : c,
     );
+    await assert.rejects(
+      team[2]!.unmask({ ...all, confirmations: forged }),
+      (e: unknown) => e instanceof ReqRespError && /no survivor’s signature/.test(e.message),
+    );
+    await assert.rejects(
+      team[2]!.unmask({ ...all, confirmations: confirmations.filter((c) => c.id !== 2) }),
+      (e: unknown) => e instanceof ReqRespError && /confirmations/.test(e.message),
+    );
+    assert.equal(await metric(victim, 'cairn_fl_unmask_refused_total', { reason: 'second-survivor-set' }), 1);
+    for (const reason of ['bad-signature', 'bad-confirmation', 'too-few-confirmations'])
+      assert.equal(await metric(nodes[trainer2]!, 'cairn_fl_unmask_refused_total', { reason }), 1, reason);
     assert.deepEqual(
       penalties.slice(before).map(([p, a]) => [p, a]),
-      [
-        [c.id.toString(), 'low-tolerance'],
-        [c.id.toString(), 'low-tolerance'],
-      ],
+      Array.from({ length: 4 }, () => [c.id.toString(), 'low-tolerance']),
     );
+    // The honest request still gets its answer: nothing was revealed to the bad ones.
+    await team[2]!.unmask({ ...all, confirmations });
+    // Done with: its slots are free for the next test's round (one coordinator holds 2 of 4).
+    for (const l of team) await l.end!({ roundId });
   });
 
   test('keys and shares requests that could expose an update are refused, counted and penalised', async () => {
@@ -360,8 +386,10 @@ describe('FlService with fakes of its dependencies', () => {
       keys: FL_KEYS,
       shares: FL_SHARES,
       train: FL_TRAIN,
+      confirm: FL_CONFIRM,
       unmask: FL_UNMASK,
       commit: FL_COMMIT,
+      end: FL_END,
     };
     const team = [coordinator, trainer, trainer2].map((k) => remoteLink(rr, nodes[k]!.id, specs));
     const roundId = new Uint8Array(32).fill(12);
@@ -416,6 +444,7 @@ describe('FlService with fakes of its dependencies', () => {
         [c.id.toString(), 'low-tolerance'],
       ],
     );
+    for (const l of team) await l.end!({ roundId });
   });
 
   test('a participant counts the announcements it declines by reason; fl-end frees a held round', async () => {
@@ -425,6 +454,7 @@ describe('FlService with fakes of its dependencies', () => {
       keys: FL_KEYS,
       shares: FL_SHARES,
       train: FL_TRAIN,
+      confirm: FL_CONFIRM,
       unmask: FL_UNMASK,
       commit: FL_COMMIT,
       end: FL_END,
@@ -450,14 +480,24 @@ describe('FlService with fakes of its dependencies', () => {
     assert.equal(await declined('duplicate'), 1);
     assert.equal(await declined('param-mismatch'), 1);
     assert.equal(await declined('busy'), 0);
-    // The coordinator ends the round it holds: forgotten at once (else at deadline + 60 s).
+    // A second round of the same coordinator fits its share (half of 4 slots); a third does not.
+    const second = { ...a, roundId: new Uint8Array(32).fill(16) };
+    assert.equal((await link.announce(second)).accept, true);
+    assert.match(
+      (await link.announce({ ...a, roundId: new Uint8Array(32).fill(17) })).reason,
+      /^busy-coordinator/,
+    );
+    assert.equal(await declined('busy-coordinator'), 1);
+    // The coordinator ends the rounds it holds: forgotten at once (else at deadline + 60 s).
     const ended = () => metric(nodes[trainer2]!, 'cairn_fl_rounds_ended_early_total', {});
+    const endedBefore = await ended();
+    await link.end!({ roundId: second.roundId });
     await link.end!({ roundId: a.roundId });
-    assert.equal(await ended(), 1);
+    assert.equal(await ended(), endedBefore + 2);
     assert.equal((await link.announce(a)).accept, true, 'its id is free again');
     await link.end!({ roundId: a.roundId });
     await link.end!({ roundId: a.roundId });
-    assert.equal(await ended(), 2, 'a round not held is no error and not counted');
+    assert.equal(await ended(), endedBefore + 3, 'a round not held is no error and not counted');
   });
 
   test('a node without coordinate refuses to start rounds; named participants must hold train', () => {

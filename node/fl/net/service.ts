@@ -34,6 +34,7 @@ import { PrivacyGate, type PrivacyStatus } from './privacy-gate.ts';
 import {
   FL_ANNOUNCE,
   FL_COMMIT,
+  FL_CONFIRM,
   FL_END,
   FL_KEYS,
   FL_SHARES,
@@ -135,6 +136,7 @@ export class FlService extends EventEmitter<FlEvents> {
       keys: c(FL_KEYS),
       shares: c(FL_SHARES),
       train: c(FL_TRAIN),
+      confirm: c(FL_CONFIRM),
       unmask: c(FL_UNMASK),
       commit: c(FL_COMMIT),
       end: c(FL_END),
@@ -275,19 +277,30 @@ export class FlService extends EventEmitter<FlEvents> {
       refusing((from, s) => p.shares(from, s)),
     );
     await serve(this.specs.train, (from, t) => p.train(from, t));
-    await serve(this.specs.unmask, async (from, u) => {
-      try {
-        return await p.unmask(from, u);
-      } catch (err) {
-        // Asking twice with another set would expose one participant's update; an unsigned set
-        // is one the coordinator could later deny. Either way the coordinator broke the protocol.
-        if (err instanceof UnmaskRefused) {
-          this.metrics.unmaskRefused.inc({ reason: err.reason });
-          this.d.penalise(from, 'low-tolerance', `fl unmask refused: ${err.message}`);
+    // Asking twice with another set would expose one participant's update; an unsigned set is
+    // one the coordinator could later deny; a relayed confirmation that does not verify, or too
+    // few of them, is a split of the survivors. Either way the coordinator broke the protocol.
+    const unmaskRefusing =
+      <Req, Res>(fn: (from: string, req: Req) => Promise<Res>) =>
+      async (from: string, req: Req): Promise<Res> => {
+        try {
+          return await fn(from, req);
+        } catch (err) {
+          if (err instanceof UnmaskRefused) {
+            this.metrics.unmaskRefused.inc({ reason: err.reason });
+            this.d.penalise(from, 'low-tolerance', `fl unmask refused: ${err.message}`);
+          }
+          throw err;
         }
-        throw err;
-      }
-    });
+      };
+    await serve(
+      this.specs.confirm,
+      unmaskRefusing((from, c) => p.confirm(from, c)),
+    );
+    await serve(
+      this.specs.unmask,
+      unmaskRefusing((from, u) => p.unmask(from, u)),
+    );
     await serve(this.specs.commit, async (from, c) => {
       try {
         await p.commit(from, c);

@@ -55,3 +55,52 @@ export const peerIdVerifier: SurvivorVerifier = async (coordinator, message, sig
     return false;
   }
 };
+
+/**
+ * The consistency check of Bonawitz et al. 2017 §4 (malicious server). The coordinator's own
+ * signature says which U3 it asked for, but nothing stops it from showing two halves of the
+ * roster two different sets: each participant answers once, and a coordinator that holds a
+ * roster slot itself answers for both halves, so V's self-mask seed comes from one half and its
+ * mask key from the other (attack review ATK-16, split survivor sets). So before anyone reveals,
+ * every survivor signs, with its identity key, the exact U3 it was shown in this round, once per
+ * round; the coordinator relays the signatures; a participant reveals only when they show that
+ * a quorum (confirmationQuorum) saw the same set.
+ */
+const CONFIRM_DOMAIN = new TextEncoder().encode('cairn/fl/survivor-confirm/v1');
+
+/** confirm-domain ‖ round id ‖ |U3| ‖ ids: what each survivor signs (distinct from the coordinator's). */
+export function confirmationMessage(roundId: Uint8Array, survivors: readonly number[]): Uint8Array {
+  const inner = survivorSetMessage(roundId, survivors);
+  const out = new Uint8Array(CONFIRM_DOMAIN.length + inner.length - DOMAIN.length);
+  out.set(CONFIRM_DOMAIN);
+  out.set(inner.subarray(DOMAIN.length), CONFIRM_DOMAIN.length);
+  return out;
+}
+
+/** One survivor's signature over confirmationMessage, as the coordinator relays it. */
+export interface SurvivorConfirmation {
+  /** The survivor's participant id (its roster position + 1). */
+  readonly id: number;
+  readonly signature: Uint8Array;
+}
+
+/**
+ * Valid confirmations a participant needs before it reveals: from ≥ t distinct members of U3,
+ * and from more than half of the roster's members other than the coordinator.
+ *
+ * Why the second bound: an honest member signs one set per round, so two sets each confirmed by
+ * more than half of the members the coordinator does not control would need one of them to sign
+ * both. The coordinator's own slot (a member holding `coordinate` and `train`) signs whatever it
+ * likes, so it is not counted there; with t alone, n = 5 and t = 3, {C, V, W} and {C, X, Y} both
+ * reach t. When the coordinator is not on the roster the bound is t > n/2 again, which
+ * validateConfig already demands. Members colluding with the coordinator beyond its own slot
+ * count as honest here: that is the paper's bound (2t − n above the corrupt members), not solved.
+ */
+export function confirmationQuorum(
+  rosterSize: number,
+  coordinatorOnRoster: boolean,
+  threshold: number,
+): { readonly total: number; readonly others: number } {
+  const others = rosterSize - (coordinatorOnRoster ? 1 : 0);
+  return { total: threshold, others: Math.floor(others / 2) + 1 };
+}

@@ -109,35 +109,52 @@ describe('the unmask step over FlParticipant', () => {
     const { parts, coordinator, config, adverts, masked } = await toUnmask(keys.verify);
     const all = [1, 2, 3, 4, 5];
     const without5 = [1, 2, 3, 4];
-    const ask = (k: number, survivors: number[]) =>
-      parts[k]!.unmask(coordinator, {
-        roundId,
-        survivors,
-        signature: new Uint8Array(0),
-      });
-    const signed = async (k: number, survivors: number[]) =>
-      parts[k]!.unmask(coordinator, {
-        roundId,
-        survivors,
-        signature: await keys.sign(survivorSetMessage(roundId, survivors)),
-      });
-    // Unsigned: refused before anything is revealed, and the participant can still answer.
+    const named = async (survivors: number[]) => ({
+      roundId,
+      survivors,
+      signature: await keys.sign(survivorSetMessage(roundId, survivors)),
+    });
+    const refusedAs = (reason: string) => (e: unknown) =>
+      e instanceof UnmaskRefused && e.reason === reason && e.code === 'protocol-violation';
+    // Unsigned: refused before anything is signed, and the participant can still answer.
     await assert.rejects(
-      ask(0, all),
-      (e: unknown) => e instanceof UnmaskRefused && e.reason === 'bad-signature',
+      parts[0]!.confirm(coordinator, { roundId, survivors: all, signature: new Uint8Array(0) }),
+      refusedAs('bad-signature'),
+    );
+    const allReq = await named(all);
+    const confirmations = [];
+    for (const k of [0, 1, 2])
+      confirmations.push({ id: k + 1, signature: await parts[k]!.confirm(coordinator, allReq) });
+    // Asked again, the same set: the same signature (a retry after a lost answer).
+    assert.deepEqual(await parts[0]!.confirm(coordinator, allReq), confirmations[0]!.signature);
+    const w5 = await named(without5);
+    for (const k of [0, 1, 2])
+      await assert.rejects(parts[k]!.confirm(coordinator, w5), refusedAs('second-survivor-set'));
+    const fourth = { id: 4, signature: await parts[3]!.confirm(coordinator, w5) };
+    // Before its quorum of confirmations, nobody reveals.
+    await assert.rejects(
+      parts[3]!.unmask(coordinator, { ...w5, confirmations: [fourth] }),
+      refusedAs('too-few-confirmations'),
+    );
+    // The others' signatures over U3 = all do not count for another set.
+    await assert.rejects(
+      parts[3]!.unmask(coordinator, { ...w5, confirmations: [...confirmations, fourth] }),
+      refusedAs('bad-confirmation'),
     );
 
     const reveals: UnmaskingShares[] = [];
-    for (const k of [0, 1, 2]) reveals.push(decode(await signed(k, all)));
-    // Asked again, the same set: the same bytes (a retry after a lost answer reveals nothing new).
-    assert.deepEqual(await signed(0, all), encodeUnmask(reveals[0]!));
+    for (const k of [0, 1, 2])
+      reveals.push(decode(await parts[k]!.unmask(coordinator, { ...allReq, confirmations })));
+    // Asked again, the same set: the same bytes (a retry reveals nothing new).
+    assert.deepEqual(
+      await parts[0]!.unmask(coordinator, { ...allReq, confirmations }),
+      encodeUnmask(reveals[0]!),
+    );
     for (const k of [0, 1, 2])
       await assert.rejects(
-        signed(k, without5),
-        (e: unknown) =>
-          e instanceof UnmaskRefused && e.reason === 'second-survivor-set' && e.code === 'protocol-violation',
+        parts[k]!.unmask(coordinator, { ...w5, confirmations: [fourth] }),
+        refusedAs('second-survivor-set'),
       );
-    reveals.push(decode(await signed(3, without5)));
 
     // The coordinator tries every participant with whatever it collected.
     for (const u of all) {
@@ -175,7 +192,7 @@ describe('the unmask step over FlParticipant', () => {
     const { parts, coordinator } = await toUnmask(peerIdVerifier);
     const keys = await survivorKeys();
     await assert.rejects(
-      parts[0]!.unmask(coordinator, {
+      parts[0]!.confirm(coordinator, {
         roundId,
         survivors: [1, 2, 3],
         signature: await keys.sign(survivorSetMessage(roundId, [1, 2, 3])),

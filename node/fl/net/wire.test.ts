@@ -8,7 +8,7 @@ import { DecodeError } from '../../chain/codec/errors.ts';
 import { SIGNED_ADVERT_BYTES } from './advert-signature.ts';
 import { decodeModel, encodeModel, MAX_MODEL_BYTES, modelHash } from './model-codec.ts';
 import { ModelStore } from './model-store.ts';
-import { FL_UNMASK } from './protocols.ts';
+import { FL_CONFIRM, FL_UNMASK } from './protocols.ts';
 import {
   decodeAnnouncement,
   decodeKeysRequest,
@@ -115,11 +115,15 @@ describe('model versions', () => {
   });
 });
 
-test('the unmask request carries the 64-byte survivor-set signature, and nothing else after it', () => {
+test('the unmask request carries the survivor-set signature and the relayed confirmations, canonically', () => {
   const u = {
     roundId: new Uint8Array(32).fill(3),
     survivors: [1, 2, 5],
     signature: new Uint8Array(64).fill(9),
+    confirmations: [
+      { id: 1, signature: new Uint8Array(64).fill(1) },
+      { id: 5, signature: new Uint8Array(64).fill(5) },
+    ],
   };
   const bytes = encodeUnmaskRequest(u);
   assert.ok(bytes.length <= FL_UNMASK.maxRequestBytes);
@@ -129,4 +133,32 @@ test('the unmask request carries the 64-byte survivor-set signature, and nothing
   longer.set(bytes);
   assert.throws(() => decodeUnmaskRequest(longer), DecodeError);
   assert.throws(() => encodeUnmaskRequest({ ...u, signature: new Uint8Array(63) }));
+  // One confirmer twice, or out of order: not the one canonical form, so not decoded.
+  const twice = { ...u, confirmations: [u.confirmations[0]!, u.confirmations[0]!] };
+  assert.throws(() => decodeUnmaskRequest(encodeUnmaskRequest(twice)), DecodeError);
+  const reversed = { ...u, confirmations: [...u.confirmations].reverse() };
+  assert.throws(() => decodeUnmaskRequest(encodeUnmaskRequest(reversed)), DecodeError);
+  // The largest request (255 survivors, each confirming) fits the spec's bound exactly.
+  const ids = Array.from({ length: 255 }, (_, i) => i + 1);
+  const full = encodeUnmaskRequest({
+    ...u,
+    survivors: ids,
+    confirmations: ids.map((id) => ({ id, signature: new Uint8Array(64) })),
+  });
+  assert.equal(full.length, FL_UNMASK.maxRequestBytes);
+});
+
+test('the confirm step: U3 and its signature asked, a 64-byte signature answered', () => {
+  const c = {
+    roundId: new Uint8Array(32).fill(4),
+    survivors: [2, 3, 4],
+    signature: new Uint8Array(64).fill(2),
+  };
+  const bytes = FL_CONFIRM.encodeRequest(c);
+  assert.ok(bytes.length <= FL_CONFIRM.maxRequestBytes);
+  assert.deepEqual(FL_CONFIRM.decodeRequest(bytes), c);
+  assert.throws(() => FL_CONFIRM.decodeRequest(bytes.subarray(0, bytes.length - 1)), DecodeError);
+  assert.equal(FL_CONFIRM.maxChunkBytes, 64);
+  assert.throws(() => FL_CONFIRM.decodeResponse(new Uint8Array(63)), DecodeError);
+  assert.equal(FL_CONFIRM.decodeResponse(new Uint8Array(64)).length, 64);
 });

@@ -15,7 +15,7 @@ import type { RecordDp } from '../record-contribution.ts';
 import { MAX_PARTICIPANTS, SHARE_BYTES } from '../secagg/messages.ts';
 import { SIGNED_ADVERT_BYTES } from './advert-signature.ts';
 import { MAX_PARAMS } from './model-codec.ts';
-import { SURVIVOR_SIGNATURE_BYTES } from './survivor-set.ts';
+import { isCanonicalSet, SURVIVOR_SIGNATURE_BYTES, type SurvivorConfirmation } from './survivor-set.ts';
 
 const MAX_PEER_ID = 128;
 const MAX_REASON = 256;
@@ -90,12 +90,18 @@ export interface TrainRequest {
   readonly inbox: readonly Uint8Array[];
 }
 
-export interface UnmaskRequest {
+/** The consistency step (survivor-set.ts): the coordinator names U3; the survivor signs it back. */
+export interface ConfirmRequest {
   readonly roundId: Uint8Array;
   /** U3, ascending. */
   readonly survivors: readonly number[];
   /** The coordinator's identity-key signature over survivorSetMessage(roundId, survivors). */
   readonly signature: Uint8Array;
+}
+
+export interface UnmaskRequest extends ConfirmRequest {
+  /** Survivors' signatures over confirmationMessage(roundId, survivors), ids ascending. */
+  readonly confirmations: readonly SurvivorConfirmation[];
 }
 
 export interface CommitRequest {
@@ -340,19 +346,62 @@ export function decodeTrainRequest(bytes: Uint8Array): TrainRequest {
   return { roundId, u2, inbox };
 }
 
+function writeConfirm(w: Writer, c: ConfirmRequest): Writer {
+  w.fixed(c.roundId, 32);
+  writeIds(w, c.survivors);
+  return w.fixed(c.signature, SURVIVOR_SIGNATURE_BYTES);
+}
+
+function readConfirm(r: Reader): ConfirmRequest {
+  const roundId = r.fixed(32, 'round id');
+  const survivors = readIds(r, 'survivors');
+  const signature = r.fixed(SURVIVOR_SIGNATURE_BYTES, 'survivor set signature');
+  return { roundId, survivors, signature };
+}
+
+export const encodeConfirmRequest = (c: ConfirmRequest): Uint8Array =>
+  writeConfirm(new Writer(64 + c.survivors.length + SURVIVOR_SIGNATURE_BYTES), c).finish();
+
+export function decodeConfirmRequest(bytes: Uint8Array): ConfirmRequest {
+  const r = new Reader(bytes);
+  const c = readConfirm(r);
+  r.end('confirm request');
+  return c;
+}
+
+/** The confirm answer: the survivor's 64-byte signature, exactly. */
+export function decodeConfirmation(bytes: Uint8Array): Uint8Array {
+  if (bytes.length !== SURVIVOR_SIGNATURE_BYTES)
+    throw new DecodeError('invalid-value', `a confirmation is ${SURVIVOR_SIGNATURE_BYTES} bytes`);
+  return bytes;
+}
+
+/** Bytes of an unmask request with `survivors` ids and as many confirmations, at most. */
+export const unmaskRequestBytes = (survivors: number) =>
+  32 + 2 + survivors + SURVIVOR_SIGNATURE_BYTES + 2 + survivors * (1 + SURVIVOR_SIGNATURE_BYTES);
+
 export function encodeUnmaskRequest(u: UnmaskRequest): Uint8Array {
-  const w = new Writer(64 + u.survivors.length + SURVIVOR_SIGNATURE_BYTES).fixed(u.roundId, 32);
-  writeIds(w, u.survivors);
-  return w.fixed(u.signature, SURVIVOR_SIGNATURE_BYTES).finish();
+  const w = writeConfirm(new Writer(unmaskRequestBytes(u.survivors.length)), u);
+  w.varint(u.confirmations.length);
+  for (const c of u.confirmations) w.u8(c.id).fixed(c.signature, SURVIVOR_SIGNATURE_BYTES);
+  return w.finish();
 }
 
 export function decodeUnmaskRequest(bytes: Uint8Array): UnmaskRequest {
   const r = new Reader(bytes);
-  const roundId = r.fixed(32, 'round id');
-  const survivors = readIds(r, 'survivors');
-  const signature = r.fixed(SURVIVOR_SIGNATURE_BYTES, 'survivor set signature');
+  const c = readConfirm(r);
+  const n = r.varint(MAX_PARTICIPANTS, 'confirmation count');
+  const confirmations: SurvivorConfirmation[] = [];
+  for (let i = 0; i < n; i++)
+    confirmations.push({
+      id: r.u8('confirmer'),
+      signature: r.fixed(SURVIVOR_SIGNATURE_BYTES, 'confirmation'),
+    });
   r.end('unmask request');
-  return { roundId, survivors, signature };
+  // One canonical form: confirmers ascending, no repeats (a repeat cannot count twice).
+  if (!isCanonicalSet(confirmations.map((x) => x.id)))
+    throw new DecodeError('invalid-value', 'confirmers must ascend, within 1..255');
+  return { ...c, confirmations };
 }
 
 export function encodeCommitRequest(c: CommitRequest): Uint8Array {

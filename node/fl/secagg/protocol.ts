@@ -281,8 +281,9 @@ const sortedSet = (ids: readonly number[]) => [...new Set(ids)].sort((a, b) => a
  * rebuilds y_u − PRG(b_u) ∓ pairwise masks = x_u, one participant's own update. So a second
  * request for another set is a protocol violation. The same set again gets the same answer: it
  * reveals nothing new, and lets a coordinator whose first answer was lost in transit ask again.
- * With t > n/2 (validateConfig) no two disjoint groups of t participants exist, so asking
- * different participants for different sets does not work either.
+ * Asking different participants for different sets is the other half: t > n/2 (validateConfig)
+ * leaves no two disjoint groups of t, but a coordinator holding a roster slot answers in both;
+ * the consistency step before any reveal (net/survivor-set.ts confirmationQuorum) stops that.
  */
 export function revealOnce(
   p: Participant,

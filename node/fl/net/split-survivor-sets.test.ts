@@ -1,41 +1,26 @@
 /**
- * Finding (HIGH): a coordinator that is also on the roster learns one member's own update by
- * showing two halves of the roster two different survivor sets.
+ * Attack review ATK-16 (HIGH, fixed): a coordinator that is also on the roster showed two halves
+ * of the roster two different survivor sets and rebuilt one member's own update.
  *
- * Each participant answers unmask once, for one set the coordinator signed, and the threshold
- * must exceed n/2 (validateConfig), so "no two disjoint groups of t participants exist"
- * (protocol.ts revealOnce). But the two groups need not be disjoint: the coordinator's own slot
- * (a member holding `coordinate` and `train`, or any peer on an open network) holds a share of
- * every secret and answers both ways. With n = 5 and t = 3 (the rig's and any coordinator's
- * choice: 3 > 5/2) it tells V and W that U3 = {C, V, W} and X and Y that U3 = {C, X, Y}; every set
- * has ≥ 3 members (the survivor-set minimum), is ≥ t, lies in U2 and holds its recipient, and each
- * participant is asked once. V, W and C's own slot give t shares of V's self-mask seed b_V; X, Y
- * and C's slot give t shares of V's mask key: y_V − PRG(b_V) ∓ pairwise masks = x_V. In general
- * the split works whenever 2t − 1 ≤ n, i.e. for every odd roster ≥ 5 at the minimal threshold.
+ * Each participant answers unmask once, and t > n/2, but the two groups need not be disjoint:
+ * the coordinator's own slot holds a share of every secret and answers both ways. With n = 5 and
+ * t = 3 it tells V and W that U3 = {C, V, W} and X and Y that U3 = {C, X, Y}; V, W and C's slot
+ * give t shares of V's self-mask seed b_V, X, Y and C's slot t shares of V's mask key:
+ * y_V − PRG(b_V) ∓ pairwise masks = x_V.
  *
- * Today: all four honest participants answer, recoverInput checks b_V against V's commitment and
- * the mask key against V's advertised public key (both match) and returns x_V, whose words are
- * all small ring values (a quantised update), not uniform noise.
- *
- * Run: npm exec -- node --test attack/fl-trust2/split-survivor-sets.attack.ts
- *
- * Fix that makes it pass: a consistency round before any reveal (Bonawitz et al. §4, malicious
- * server): each survivor signs the U3 it was shown, and a participant reveals only when shown
- * ≥ t signatures of members of its U3 over that same set; or participants refuse thresholds with
- * 2t − 1 ≤ n when the coordinator is itself on the roster (its slot counts in both groups).
+ * The fix (survivor-set.ts, Bonawitz et al. 2017 §4): every survivor signs the U3 it was shown,
+ * once per round; a participant reveals only when shown valid confirmations of that same set
+ * from ≥ t members of it, more than half of the members other than the coordinator among them.
+ * Here each half has two honest confirmations of four, so nobody reveals and nothing is rebuilt.
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import { layoutDim } from '../../node/fl/local-round.ts';
-import {
-  advertSigningMessage,
-  decodeSignedAdvert,
-  encodeSignedAdvert,
-} from '../../node/fl/net/advert-signature.ts';
-import { survivorSetMessage } from '../../node/fl/net/survivor-set.ts';
-import { routeShares } from '../../node/fl/secagg/aggregator.ts';
+import { announcement, cleanup, coordinatorKeys, participants } from '../../testing/fl-round-rig.ts';
+import { recoverInput } from '../../testing/secagg-attack.ts';
+import { layoutDim } from '../local-round.ts';
+import { routeShares } from '../secagg/aggregator.ts';
 import {
   decodeMasked,
   decodeUnmask,
@@ -43,7 +28,7 @@ import {
   encodeShare,
   type KeyAdvertisement,
   type UnmaskingShares,
-} from '../../node/fl/secagg/messages.ts';
+} from '../secagg/messages.ts';
 import {
   createParticipant,
   type Delivered,
@@ -51,15 +36,10 @@ import {
   revealShares,
   type SecAggConfig,
   shareKeys,
-} from '../../node/fl/secagg/protocol.ts';
-import {
-  announcement,
-  COORD,
-  cleanup,
-  coordinatorKeys,
-  participants,
-} from '../../node/testing/fl-round-rig.ts';
-import { recoverInput } from '../../node/testing/secagg-attack.ts';
+} from '../secagg/protocol.ts';
+import { advertSigningMessage, decodeSignedAdvert, encodeSignedAdvert } from './advert-signature.ts';
+import { UnmaskRefused } from './participant.ts';
+import { confirmationMessage, survivorSetMessage } from './survivor-set.ts';
 
 after(cleanup);
 
@@ -70,7 +50,8 @@ test('a coordinator on the roster cannot rebuild one member’s update from two 
   const boss = peerIdFromPrivateKey(bossKey).toString();
   const roundId = new Uint8Array(32).fill(0x5e);
   const a = announcement(roundId);
-  for (const n of honest) assert.ok((await n.p.announce(COORD, a)).accept);
+  // The coordinator announces as itself: the peer its roster slot names.
+  for (const n of honest) assert.ok((await n.p.announce(boss, a)).accept);
 
   const roster = [boss, ...honest.map((n) => n.name)];
   const threshold = 3; // > 5/2: what validateConfig and every participant accept
@@ -88,7 +69,7 @@ test('a coordinator on the roster cannot rebuild one member’s update from two 
   const myAdvert = encodeAdvertisement(mine.advertisement);
   const advertBytes = [
     encodeSignedAdvert(myAdvert, await bossKey.sign(advertSigningMessage(myAdvert, statement))),
-    ...(await Promise.all(honest.map((n) => n.p.keys(COORD, statement)))),
+    ...(await Promise.all(honest.map((n) => n.p.keys(boss, statement)))),
   ];
   const adverts = advertBytes.map((b) => decodeSignedAdvert(b, expect).advert);
 
@@ -97,7 +78,7 @@ test('a coordinator on the roster cannot rebuild one member’s update from two 
   mine = shared.participant;
   for (const s of shared.shares) delivered.push({ from: 1, bytes: encodeShare(s) });
   for (const [i, n] of honest.entries())
-    for (const bytes of await n.p.shares(COORD, { roundId, adverts: advertBytes }))
+    for (const bytes of await n.p.shares(boss, { roundId, adverts: advertBytes }))
       delivered.push({ from: i + 2, bytes });
   const routed = routeShares(sa, sa.participants, delivered);
   assert.deepEqual(routed.u2, [1, 2, 3, 4, 5]);
@@ -105,7 +86,7 @@ test('a coordinator on the roster cannot rebuild one member’s update from two 
 
   const masked = [];
   for (const [i, n] of honest.entries()) {
-    const bytes = await n.p.train(COORD, {
+    const bytes = await n.p.train(boss, {
       roundId,
       u2: routed.u2,
       inbox: routed.inbox.get(i + 2)!.map(encodeShare),
@@ -115,25 +96,46 @@ test('a coordinator on the roster cannot rebuild one member’s update from two 
   const victim = 2; // honest[0]
   const maskedOfVictim = masked[0]!.masked;
 
-  // Two signed survivor sets, each ≥ 3, ≥ t, within U2; each participant is asked once.
+  // Two signed survivor sets, each ≥ 3, ≥ t, within U2; each participant is asked once. The
+  // coordinator confirms both itself and relays the halves' own confirmations, all it can get.
   const setA = [1, 2, 3]; // shown to V and W: V survived
   const setB = [1, 4, 5]; // shown to X and Y: V dropped
-  const sigA = await keys.sign(survivorSetMessage(roundId, setA));
-  const sigB = await keys.sign(survivorSetMessage(roundId, setB));
   const reveals: UnmaskingShares[] = [revealShares(mine, setA), revealShares(mine, setB)];
   const refusals: string[] = [];
+  const requests = [];
+  for (const set of [setA, setB]) {
+    const named = { roundId, survivors: set, signature: await keys.sign(survivorSetMessage(roundId, set)) };
+    const confirmations = [{ id: 1, signature: await bossKey.sign(confirmationMessage(roundId, set)) }];
+    for (const id of set.slice(1))
+      confirmations.push({ id, signature: await honest[id - 2]!.p.confirm(boss, named) });
+    requests.push({ ...named, confirmations });
+  }
   for (const [i, n] of honest.entries()) {
-    const [survivors, signature] = i < 2 ? [setA, sigA] : [setB, sigB];
     try {
-      const bytes = await n.p.unmask(COORD, { roundId, survivors, signature });
+      const bytes = await n.p.unmask(boss, requests[i < 2 ? 0 : 1]!);
       reveals.push(decodeUnmask(bytes, { roundId, participants: new Set(routed.u2) }));
     } catch (err) {
-      refusals.push(`${i + 2}: ${(err as Error).message}`);
+      refusals.push(err instanceof UnmaskRefused ? err.reason : (err as Error).message);
     }
   }
+  // Each half: C's confirmation and two honest ones, of the four members besides C; 3 needed.
+  assert.deepEqual(refusals, Array(4).fill('too-few-confirmations'));
+  // Nor does either honest half sign the other half's set.
+  await assert.rejects(
+    honest[0]!.p.confirm(boss, {
+      roundId,
+      survivors: setB,
+      signature: await keys.sign(survivorSetMessage(roundId, setB)),
+    }),
+    (e: unknown) => e instanceof UnmaskRefused && e.reason === 'second-survivor-set',
+  );
 
   const advertMap = new Map<number, KeyAdvertisement>(adverts.map((ad) => [ad.from, ad]));
   const rebuilt = recoverInput(sa, advertMap, victim, maskedOfVictim, reveals);
+  for (const victimId of [2, 3, 4, 5]) {
+    const other = recoverInput(sa, advertMap, victimId, masked[victimId - 2]!.masked, reveals);
+    assert.ok('failed' in other, `x_${victimId} rebuilt`);
+  }
   if ('input' in rebuilt) {
     // A quantised update sits near 0 in the ring; uniform noise would have ~0.4 % of words this small.
     const small = rebuilt.input.filter((w) => Math.abs(w | 0) < 2 ** 24).length;
