@@ -249,6 +249,14 @@ export const FL_DEFAULTS = Object.freeze({
    */
   minRosterMembers: 3,
   /**
+   * Roster members besides the coordinator a participant assumes may collude with it (a second
+   * identity of the coordinator's: free on an open network). It reveals its unmask shares only
+   * once more than (m + k)/2 of the m members other than the coordinator confirmed the same
+   * survivor set (survivor-set.ts), so no two sets can both be confirmed. 1 costs a round of 5
+   * with an outside coordinator one of its two dropouts and a round of 3 its one.
+   */
+  collusionTolerance: 1,
+  /**
    * Record-level DP-SGD on each participant (node/fl/dp-sgd.ts): a plan of 20 rounds × 5 local
    * steps at Poisson rate q = 0.3 spends the default budget (ε = 3) in 100 steps, which the
    * accountant meets with z ≈ 4.65. Chosen on the corpus' IID 5-node split (bench:fl) from a

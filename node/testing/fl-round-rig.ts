@@ -87,7 +87,7 @@ export interface Node {
 export async function participants(
   n: number,
   keys: Keys,
-  opts: { misbehave?: 'out-of-range'; now?: () => number } = {},
+  opts: { misbehave?: 'out-of-range'; now?: () => number; collusionTolerance?: number } = {},
 ) {
   const { ex, split } = data();
   const out: Node[] = [];
@@ -108,6 +108,7 @@ export async function participants(
       verifySurvivors: keys.verify,
       sign: async (m) => key.sign(m),
       ...(opts.now ? { now: opts.now } : {}),
+      ...(opts.collusionTolerance !== undefined ? { collusionTolerance: opts.collusionTolerance } : {}),
       ...(k === n - 1 && opts.misbehave ? { misbehave: opts.misbehave } : {}),
     });
     out.push({ name, p, g, stored });

@@ -37,7 +37,10 @@ interface Who {
   readonly badConfirm?: boolean;
 }
 
-function links(who: readonly Who[]): { links: ParticipantLink[]; parts: FlParticipant[] } {
+function links(
+  who: readonly Who[],
+  extra: { readonly collusionTolerance?: number } = {},
+): { links: ParticipantLink[]; parts: FlParticipant[] } {
   const parts: FlParticipant[] = [];
   const out = who.map((w, k) => {
     const self = `p${k + 1}`;
@@ -52,6 +55,7 @@ function links(who: readonly Who[]): { links: ParticipantLink[]; parts: FlPartic
       verifySurvivors: keys.verify,
       sign: ids.signer(w.wrongKey ? `not-${self}` : self),
       verifyAdverts: ids.verify,
+      ...extra,
     });
     parts.push(p);
     const link = linkFrom('boss', self, p);
@@ -100,13 +104,15 @@ describe('a round over participant links', () => {
       {}, // no data: declines
       { data: slices[1] },
     ];
-    const { links: ls, parts } = links(who);
+    // Three of seven drop out: more than a collusion tolerance of 1 leaves room for (it needs 5
+    // confirmations of 7: survivor-set.ts confirmationQuorum); this round assumes none.
+    const { links: ls, parts } = links(who, { collusionTolerance: 0 });
     const rejected: string[] = [];
     const res = await coordinateRound(
       { hash: null, params: zeroParams(ex.dim) },
       ls,
       { roundId, round: 1, dp, train, deadlineMs: 5_000, dropoutTolerance: 3 },
-      { ...sign, onRejected: (peer, code) => rejected.push(`${peer}:${code}`) },
+      { ...sign, collusionTolerance: 0, onRejected: (peer, code) => rejected.push(`${peer}:${code}`) },
     );
     // Roster (acceptors, by peer id): p1 p3 p4 p5 p6 p7 p9 → ids 1..7; threshold max(4, 7 − 3) = 4.
     assert.equal(res.threshold, 4);

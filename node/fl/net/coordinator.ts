@@ -163,6 +163,11 @@ export interface CoordinateOptions {
    * the participants' quorum of others (survivor-set.ts confirmationQuorum). Absent: not on it.
    */
   readonly self?: string;
+  /**
+   * The participants' collusion tolerance (FL_DEFAULTS.collusionTolerance, the network's
+   * default): with fewer confirmations than that quorum the round fails before any reveal.
+   */
+  readonly collusionTolerance?: number;
 }
 
 export async function coordinateRound(
@@ -302,6 +307,7 @@ export async function coordinateRound(
     roster.length,
     self !== undefined && roster.some((p) => rosterMember(p) === self),
     threshold,
+    o.collusionTolerance ?? FL_DEFAULTS.collusionTolerance,
   );
   const others = confirmations.filter((c) => rosterMember(peerOf(c.id)) !== self).length;
   if (confirmations.length < need.total || others < need.others)

@@ -100,7 +100,12 @@ export type SecAggRefusal =
   /** A roster entry that does not hold `train` (roster networks). */
   | 'not-a-trainer'
   /** An advert whose signature does not verify against the member it names. */
-  | 'bad-advert-signature';
+  | 'bad-advert-signature'
+  /**
+   * A roster too small for the confirmation quorum this node demands (survivor-set.ts
+   * confirmationQuorum with its collusion tolerance): the round could never be unmasked safely.
+   */
+  | 'quorum-unreachable';
 
 /**
  * A coordinator's keys or shares request this participant will not answer because answering
@@ -189,6 +194,11 @@ export interface ParticipantOptions {
   readonly mayTrain?: (peer: string) => boolean;
   /** Fewest distinct members a roster may name (default FL_DEFAULTS.minRosterMembers). */
   readonly minRoster?: number;
+  /**
+   * Roster members besides the coordinator this node assumes may collude with it (default
+   * FL_DEFAULTS.collusionTolerance): the survivor-set confirmations it needs before revealing.
+   */
+  readonly collusionTolerance?: number;
   /** Rounds held at once; more are declined as busy (default MAX_HELD_ROUNDS). */
   readonly maxRounds?: number;
   readonly now?: () => number;
@@ -300,6 +310,7 @@ export class FlParticipant {
     this.checkRoster(k.participants);
     const pos = k.participants.indexOf(this.o.self);
     if (pos < 0) throw new SecAggError('unknown-participant', 'not on the roster');
+    this.checkQuorumReachable(s.coordinator, k.participants, k.threshold);
     const secagg = createParticipant(
       {
         roundId: k.roundId,
@@ -349,6 +360,30 @@ export class FlParticipant {
     const { participant, shares } = shareKeys(this.secagg(s), adverts, this.rnd.bytes);
     s.secagg = participant;
     return shares.map(encodeShare);
+  }
+
+  private quorum(coordinator: string, roster: readonly string[], threshold: number) {
+    const c = rosterMember(coordinator);
+    const onRoster = roster.some((p) => rosterMember(p) === c);
+    const need = confirmationQuorum(
+      roster.length,
+      onRoster,
+      threshold,
+      this.o.collusionTolerance ?? FL_DEFAULTS.collusionTolerance,
+    );
+    return { need, others: roster.length - (onRoster ? 1 : 0) };
+  }
+
+  /** A roster whose members besides the coordinator cannot reach the quorum is refused at once. */
+  private checkQuorumReachable(coordinator: string, roster: readonly string[], threshold: number): void {
+    const { need, others } = this.quorum(coordinator, roster, threshold);
+    if (need.others > others)
+      throw new SecAggRefused(
+        'keys',
+        'quorum-unreachable',
+        'too-few-participants',
+        `${others} members besides the coordinator, ${need.others} confirmations needed`,
+      );
   }
 
   /** The roster rules of the keys step (SecAggRefused when one is broken). */
@@ -505,8 +540,7 @@ export class FlParticipant {
         'bad-confirmation',
         `confirmation of ${bad.id} is no survivor’s signature over U3`,
       );
-    const onRoster = roster.some((p) => rosterMember(p) === coordinator);
-    const need = confirmationQuorum(roster.length, onRoster, s.secagg!.config.threshold);
+    const { need } = this.quorum(s.coordinator, roster, s.secagg!.config.threshold);
     const others = checked.filter((c) => !c.coordinator).length;
     if (checked.length < need.total || others < need.others)
       throw new UnmaskRefused(

@@ -86,21 +86,25 @@ export interface SurvivorConfirmation {
 
 /**
  * Valid confirmations a participant needs before it reveals: from ≥ t distinct members of U3,
- * and from more than half of the roster's members other than the coordinator.
+ * and from more than (m + k)/2 of the m roster members other than the coordinator, for k
+ * members tolerated as colluding with it (FL_DEFAULTS.collusionTolerance).
  *
  * Why the second bound: an honest member signs one set per round, so two sets each confirmed by
  * more than half of the members the coordinator does not control would need one of them to sign
  * both. The coordinator's own slot (a member holding `coordinate` and `train`) signs whatever it
  * likes, so it is not counted there; with t alone, n = 5 and t = 3, {C, V, W} and {C, X, Y} both
- * reach t. When the coordinator is not on the roster the bound is t > n/2 again, which
- * validateConfig already demands. Members colluding with the coordinator beyond its own slot
- * count as honest here: that is the paper's bound (2t − n above the corrupt members), not solved.
+ * reach t. Members colluding with the coordinator (a second identity of its own: free on an
+ * open network) sign both sets too: two sets confirmed by more than (m + k)/2 each share more
+ * than k members, so with at most k colluders one honest member would have signed both, which
+ * it never does (attack review ATK-16, sybil split; the bound of Bonawitz et al., 2t − n above
+ * the corrupt members, applied to the confirmations).
  */
 export function confirmationQuorum(
   rosterSize: number,
   coordinatorOnRoster: boolean,
   threshold: number,
+  collusionTolerance = 0,
 ): { readonly total: number; readonly others: number } {
   const others = rosterSize - (coordinatorOnRoster ? 1 : 0);
-  return { total: threshold, others: Math.floor(others / 2) + 1 };
+  return { total: threshold, others: Math.floor((others + collusionTolerance) / 2) + 1 };
 }

@@ -51,6 +51,9 @@ async function toUnmask(verify: SurvivorVerifier) {
         verifySurvivors: verify,
         sign: ids.signer(self),
         verifyAdverts: ids.verify,
+        // The coordinator-only quorum (3 of 5): the collusion quorum has its own test
+        // (sybil-split-survivor-sets.test.ts).
+        collusionTolerance: 0,
       }),
   );
   const coordinator = 'boss';

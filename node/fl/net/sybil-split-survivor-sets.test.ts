@@ -26,15 +26,10 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import { layoutDim } from '../../node/fl/local-round.ts';
-import {
-  advertSigningMessage,
-  decodeSignedAdvert,
-  encodeSignedAdvert,
-} from '../../node/fl/net/advert-signature.ts';
-import { UnmaskRefused } from '../../node/fl/net/participant.ts';
-import { confirmationMessage, survivorSetMessage } from '../../node/fl/net/survivor-set.ts';
-import { routeShares } from '../../node/fl/secagg/aggregator.ts';
+import { announcement, COORD, cleanup, coordinatorKeys, participants } from '../../testing/fl-round-rig.ts';
+import { recoverInput } from '../../testing/secagg-attack.ts';
+import { layoutDim } from '../local-round.ts';
+import { routeShares } from '../secagg/aggregator.ts';
 import {
   decodeMasked,
   decodeUnmask,
@@ -42,7 +37,7 @@ import {
   encodeShare,
   type KeyAdvertisement,
   type UnmaskingShares,
-} from '../../node/fl/secagg/messages.ts';
+} from '../secagg/messages.ts';
 import {
   createParticipant,
   type Delivered,
@@ -50,9 +45,10 @@ import {
   revealShares,
   type SecAggConfig,
   shareKeys,
-} from '../../node/fl/secagg/protocol.ts';
-import { announcement, cleanup, coordinatorKeys, participants } from '../../node/testing/fl-round-rig.ts';
-import { recoverInput } from '../../node/testing/secagg-attack.ts';
+} from '../secagg/protocol.ts';
+import { advertSigningMessage, decodeSignedAdvert, encodeSignedAdvert } from './advert-signature.ts';
+import { SecAggRefused, UnmaskRefused } from './participant.ts';
+import { confirmationMessage, confirmationQuorum, survivorSetMessage } from './survivor-set.ts';
 
 after(cleanup);
 
@@ -143,4 +139,24 @@ test('a coordinator with one identity on the roster cannot rebuild one member’
         `refusals: ${refusals.length ? refusals.join('; ') : 'none'}`,
     );
   }
+});
+
+test('the confirmation quorum grows with the collusion tolerance; a roster that cannot reach it is refused at keys', async () => {
+  // Members besides the coordinator needed: more than (m + k)/2.
+  assert.deepEqual(confirmationQuorum(5, false, 3, 0), { total: 3, others: 3 });
+  assert.deepEqual(confirmationQuorum(5, false, 3, 1), { total: 3, others: 4 });
+  assert.deepEqual(confirmationQuorum(5, true, 3, 1), { total: 3, others: 3 });
+  assert.deepEqual(confirmationQuorum(3, false, 2, 1), { total: 2, others: 3 });
+  const keys = await coordinatorKeys();
+  // k = 3 on a roster of 3 with an outside coordinator: 4 confirmations of 3 members, never.
+  const [n] = await participants(1, keys, { collusionTolerance: 3 });
+  const roundId = new Uint8Array(32).fill(0x3a);
+  assert.ok((await n!.p.announce(COORD, announcement(roundId))).accept);
+  const others = await Promise.all(
+    [0, 1].map(async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()),
+  );
+  await assert.rejects(
+    n!.p.keys(COORD, { roundId, threshold: 2, participants: [n!.name, ...others] }),
+    (e: unknown) => e instanceof SecAggRefused && e.reason === 'quorum-unreachable',
+  );
 });
