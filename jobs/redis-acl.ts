@@ -18,7 +18,10 @@
  * but it can deny EVAL, EVAL_RO, SCRIPT (LOAD, FLUSH, KILL…), FUNCTION and FCALL and allow
  * EVALSHA: a node runs only what is in Redis's script cache, and only the collector and the
  * gateway put scripts there, BullMQ's, at start and on each reconnect (redis-scripts.ts; nodes'
- * connections send EVALSHA only and wait for that preload after a Redis restart).
+ * connections send EVALSHA only and wait for that preload after a Redis restart). What that
+ * leaves open: BullMQ's own scripts walk whatever a node stored in its own keys, to the end
+ * (cleanJobsInSet with limit 0 over 200,000 ids: seconds of BUSY for everyone, unkillable;
+ * attack/control/bullmq-script-walks-own-keys.attack.ts). Only less data per node bounds it.
  */
 import { createHash } from 'node:crypto';
 
