@@ -128,7 +128,9 @@ export class NodeJobs {
     this.prefix = namespace(o.namespace);
     // Its Redis user may run only scripts a trusted component loaded (redis-scripts.ts): after a
     // Redis restart the node's calls wait for that preload instead of failing.
-    this.connections = new RedisConnections(o.redisUrl, { onNoScript: (s) => this.noScript(s) });
+    this.connections = new RedisConnections(o.redisUrl, {
+      onNoScript: (s, waiting) => this.noScript(s, waiting),
+    });
     this.schedule = { ...JOBS_DEFAULTS.scheduleMs, ...o.schedule };
     this.scheduled = new ScheduledGate(this.schedule);
     this.queue = new Queue(nodeQueueName(this.nodeId), {
@@ -397,9 +399,13 @@ export class NodeJobs {
   }
 
   private lastNoScriptLog = 0;
-  /** A BullMQ script Redis lacks: counted, logged at most every 10 s (each call retries). */
-  private noScript(script: string): void {
+  /**
+   * A BullMQ script Redis lacks: counted; logged, at most every 10 s, when the node must wait
+   * for the preload (a Redis user that may SCRIPT LOAD just loaded it).
+   */
+  private noScript(script: string, waiting: boolean): void {
     this.metrics.noScript.inc({ script });
+    if (!waiting) return;
     const now = Date.now();
     if (now - this.lastNoScriptLog < 10_000) return;
     this.lastNoScriptLog = now;

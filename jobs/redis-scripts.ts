@@ -82,8 +82,11 @@ export class ScriptDigestMismatch extends Error {
 export interface EvalshaOptions {
   /** Give up waiting for a missing script after this long (default 30 s: under a worker's lock). */
   readonly maxWaitMs?: number;
-  /** Each NOSCRIPT answer, by BullMQ script name (a metric, a log line). */
-  readonly onNoScript?: (script: string) => void;
+  /**
+   * Each NOSCRIPT answer, by BullMQ script name, and whether the call now waits for the preload
+   * (false: loaded by this connection itself, or given up) — a metric, a log line.
+   */
+  readonly onNoScript?: (script: string, waiting: boolean) => void;
 }
 
 export const EVALSHA_DEFAULTS = { maxWaitMs: 30_000, firstRetryMs: 50, maxRetryMs: 1_000 } as const;
@@ -147,18 +150,24 @@ export function evalshaOnly(redis: Redis, o: EvalshaOptions = {}): Redis {
       } catch (err) {
         if (!isNoScript(err)) throw err;
       }
-      o.onNoScript?.(scriptName(name));
       const waited = Date.now() - start;
-      if (waited >= maxWaitMs) throw new ScriptNotLoaded(scriptName(name), script.sha, waited);
+      if (waited >= maxWaitMs) {
+        o.onNoScript?.(scriptName(name), false);
+        throw new ScriptNotLoaded(scriptName(name), script.sha, waited);
+      }
       if (mayLoad) {
         const loaded: unknown = await redis.script('LOAD', script.lua).catch((e: Error) => e);
-        if (loaded === script.sha) continue;
+        if (loaded === script.sha) {
+          o.onNoScript?.(scriptName(name), false);
+          continue;
+        }
         if (!(loaded instanceof Error))
           throw new ScriptDigestMismatch(
             `SCRIPT LOAD of ${name} gave ${String(loaded)}, EVALSHA sends ${script.sha}`,
           );
         if (/NOPERM/.test(loaded.message)) mayLoad = false;
       }
+      o.onNoScript?.(scriptName(name), true);
       await sleep(Math.min(wait, maxWaitMs - waited));
       wait = Math.min(wait * 2, EVALSHA_DEFAULTS.maxRetryMs);
     }
