@@ -65,7 +65,7 @@ export async function startGatewayServer(options: GatewayServerOptions = {}): Pr
   }
   let admin = options.admin;
   if (!admin) {
-    const client = new AdminClient(url, options.namespace, options.signer);
+    const client = new AdminClient(url, options.namespace, options.signer, log);
     admin = client;
     owned.push(() => client.close());
   }

@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Counter, type Registry } from 'prom-client';
+import type { Logger } from '../node/log.ts';
 import { type Json, MAX_COMMAND_TTL_MS, signCommand } from './command-codec.ts';
 import { type CommandSigner, ephemeralSigner } from './command-signer.ts';
 import { type CommandRefusal, commandJobId, refusalOf, type SignedJobData } from './command-verifier.ts';
@@ -8,6 +9,7 @@ import { JobEvents } from './job-events.ts';
 import { AdminPayload, type AdminPayloads, AdminResult, type AdminResults } from './payloads.ts';
 import { type AdminCommand, namespace, nodeQueueName, nodeQueueStreams } from './queues.ts';
 import { RedisConnections, redisUrl } from './redis.ts';
+import { keepScriptsLoaded } from './redis-scripts.ts';
 import { checkAnswer, type ResultRefusal, ResultRefused } from './result-envelope.ts';
 
 export class CommandError extends Error {
@@ -86,13 +88,30 @@ export class AdminClient {
     registers: [],
   });
 
+  /** Loads of BullMQ's scripts into Redis's cache (redis-scripts.ts), by outcome. */
+  private readonly scriptPreloads = new Counter({
+    name: 'cairn_gateway_script_preloads_total',
+    help: "Loads of BullMQ's scripts into Redis's cache (at start and each reconnect), by outcome",
+    labelNames: ['outcome'] as const,
+    registers: [],
+  });
+  private readonly stopPreload: () => void;
+
   private readonly prefix;
   private readonly signer: CommandSigner;
-  constructor(url = redisUrl(), prefix = namespace(), signer: CommandSigner = ephemeralSigner()) {
+  constructor(
+    url = redisUrl(),
+    prefix = namespace(),
+    signer: CommandSigner = ephemeralSigner(),
+    log?: Logger,
+  ) {
     this.prefix = prefix;
     this.signer = signer;
     this.connections = new RedisConnections(url);
     this.connection = this.connections.create();
+    // Node users may only EVALSHA (redis-acl.ts): the gateway, like the collector, puts BullMQ's
+    // scripts in the cache, again after every reconnect, so nodes run even while one of them is down.
+    this.stopPreload = keepScriptsLoaded(this.connection, { log, counter: this.scriptPreloads });
     this.events = new JobEvents(this.connections.create(), this.connection, {
       // By reason only: a node id label would grow with the network.
       onReset: (_stream, why) => this.streamResets.inc({ why }),
@@ -105,6 +124,7 @@ export class AdminClient {
   registerMetrics(registry: Registry): void {
     registry.registerMetric(this.refusedResults);
     registry.registerMetric(this.streamResets);
+    registry.registerMetric(this.scriptPreloads);
   }
 
   async run<C extends AdminCommand>(
@@ -247,6 +267,7 @@ export class AdminClient {
 
   async close(): Promise<void> {
     clearInterval(this.sweep);
+    this.stopPreload();
     const all = [...this.queues.values()];
     this.queues.clear();
     await this.events.close();

@@ -126,7 +126,11 @@ export class NodeJobs {
     });
     this.ledger = new BlockReportLedger(this.nodeId);
     this.prefix = namespace(o.namespace);
-    this.connections = new RedisConnections(o.redisUrl);
+    // Its Redis user may run only scripts a trusted component loaded (redis-scripts.ts): after a
+    // Redis restart the node's calls wait for that preload instead of failing.
+    this.connections = new RedisConnections(o.redisUrl, {
+      onNoScript: (s, waiting) => this.noScript(s, waiting),
+    });
     this.schedule = { ...JOBS_DEFAULTS.scheduleMs, ...o.schedule };
     this.scheduled = new ScheduledGate(this.schedule);
     this.queue = new Queue(nodeQueueName(this.nodeId), {
@@ -177,6 +181,12 @@ export class NodeJobs {
         name: 'cairn_admin_commands_total',
         help: 'Admin commands taken off the queue, by command and outcome (ok, failed, or the refusal code)',
         labelNames: ['command', 'outcome'],
+        registers,
+      }),
+      noScript: new Counter({
+        name: 'cairn_node_redis_noscript_total',
+        help: "EVALSHA answers NOSCRIPT (a BullMQ script not in Redis's cache: Redis restarted, preload pending), by script",
+        labelNames: ['script'],
         registers,
       }),
       reports: new Counter({
@@ -386,6 +396,23 @@ export class NodeJobs {
       if (!r) continue;
       this.send('block.orphaned', this.ledger.orphaned(r.hash, r.reason), r);
     }
+  }
+
+  private lastNoScriptLog = 0;
+  /**
+   * A BullMQ script Redis lacks: counted; logged, at most every 10 s, when the node must wait
+   * for the preload (a Redis user that may SCRIPT LOAD just loaded it).
+   */
+  private noScript(script: string, waiting: boolean): void {
+    this.metrics.noScript.inc({ script });
+    if (!waiting) return;
+    const now = Date.now();
+    if (now - this.lastNoScriptLog < 10_000) return;
+    this.lastNoScriptLog = now;
+    this.o.log.warn(
+      { script },
+      "redis lacks a BullMQ script (restarted?): jobs wait until the collector or gateway loads BullMQ's scripts",
+    );
   }
 
   private get redisUp(): boolean {

@@ -12,11 +12,16 @@
  * (queue-watch.ts). It cannot remove, move or overwrite anyone's report, pause the queue or
  * touch another node's queue: those need LREM/DEL/HSET… on keys outside its patterns.
  *
- * Nor can ACL stop a node user's Lua script from running for ever: BullMQ needs EVAL/EVALSHA (of
- * any script: ACL cannot pin digests), and a script that wrote one key and then loops stops Redis
- * for every client, unkillable (SCRIPT KILL answers UNKILLABLE; only SHUTDOWN NOSAVE ends it).
- * That stays open (attack/control/redis-node-user-dos.attack.ts) until nodes lose Redis scripts
- * (a Redis per trust domain, or reports over the node's API).
+ * Nor may a node user run a Lua script of its own: one that wrote a key and then loops stops
+ * Redis for every client, unkillable (SCRIPT KILL answers UNKILLABLE; only SHUTDOWN NOSAVE ends
+ * it), and ACL checks each call inside a script, not how long it runs. ACL cannot pin digests,
+ * but it can deny EVAL, EVAL_RO, SCRIPT (LOAD, FLUSH, KILL…), FUNCTION and FCALL and allow
+ * EVALSHA: a node runs only what is in Redis's script cache, and only the collector and the
+ * gateway put scripts there, BullMQ's, at start and on each reconnect (redis-scripts.ts; nodes'
+ * connections send EVALSHA only and wait for that preload after a Redis restart). What that
+ * leaves open: BullMQ's own scripts walk whatever a node stored in its own keys, to the end
+ * (cleanJobsInSet with limit 0 over 200,000 ids: seconds of BUSY for everyone, unkillable;
+ * attack/control/bullmq-script-walks-own-keys.attack.ts). Only less data per node bounds it.
  */
 import { createHash } from 'node:crypto';
 
@@ -38,6 +43,21 @@ export interface AclOptions {
 
 /** Commands BullMQ needs besides what -@dangerous leaves (ready check, connection names). */
 const BULLMQ_BASE = '+@all -@dangerous +info +client|setname';
+
+/**
+ * Every way to run or store a script of the caller's choosing (Redis 7): a node user runs scripts
+ * only by EVALSHA of what a trusted user loaded. SCRIPT FLUSH would also empty the cache under
+ * every other node, SCRIPT KILL end another client's script.
+ */
+export const NODE_DENIED_SCRIPTING = ['eval', 'eval_ro', 'script', 'function', 'fcall', 'fcall_ro'] as const;
+
+/**
+ * The collector and the gateway load scripts (SCRIPT LOAD, redis-scripts.ts) but run none they
+ * wrote themselves either: what is in the cache, and so what a node can EVALSHA, is then exactly
+ * what Cairn's code SCRIPT LOADs, BullMQ's scripts (an EVAL would leave its script cached too).
+ */
+export const TRUSTED_DENIED_SCRIPTING = ['eval', 'eval_ro', 'function', 'fcall', 'fcall_ro'] as const;
+const trustedScripting = TRUSTED_DENIED_SCRIPTING.map((c) => `-${c}`);
 
 /**
  * Writes a node user is denied although its own keys would allow them: each lets a few bytes
@@ -86,7 +106,7 @@ const hashed = (password: string) => {
 /**
  * A node's rules. Its own queue: everything BullMQ's worker, schedulers and watchdog use. The
  * reports queue, by selectors (each grants commands on keys; a script's inner calls are checked
- * one by one): run BullMQ's scripts, read anything (job state, its reports' hashes), and exactly
+ * one by one): run BullMQ's scripts (EVALSHA only, NODE_DENIED_SCRIPTING), read anything (job state, its reports' hashes), and exactly
  * the writes of `addStandardJob`: INCR the id counter, HMSET a job hash whose id names this node
  * (node-reports.ts ids are `<kind>.<nodeId>.…`), LPUSH onto wait, ZADD the marker, XADD the
  * events. Not HSET on meta (that is Queue.pause), so the node's Queue skips its meta update and
@@ -99,7 +119,8 @@ export function nodeRules(prefix: string, nodeId: string): string[] {
     'resetchannels',
     BULLMQ_BASE,
     ...NODE_DENIED_WRITES.map((c) => `-${c}`),
-    `(~${r}:* +evalsha +eval +evalsha_ro +eval_ro)`,
+    ...NODE_DENIED_SCRIPTING.map((c) => `-${c}`),
+    `(~${r}:* +evalsha +evalsha_ro)`,
     `(%R~${r}:* +@read)`,
     `(~${r}:id +incr)`,
     `(~${r}:*.${nodeId}.* +hmset)`,
@@ -120,7 +141,12 @@ export function redisAclFile(o: AclOptions): string {
   };
   for (const n of o.nodes) user(n.user, n.password, nodeRules(p, safe('node id', n.nodeId)));
   // The collector publishes the events it indexed, and owns the reports queue.
-  user('collector', o.collectorPassword, [`~${p}:reports:*`, `&${p}.cairn.*`, BULLMQ_BASE]);
+  user('collector', o.collectorPassword, [
+    `~${p}:reports:*`,
+    `&${p}.cairn.*`,
+    BULLMQ_BASE,
+    ...trustedScripting,
+  ]);
   // The gateway enqueues commands on every node queue and reads their results; it only subscribes.
   // CLIENT UNBLOCK (in @dangerous) is how its one reader of every node's results takes a new
   // stream at once instead of after its 2 s block (job-events.ts); it lets the gateway also wake
@@ -132,6 +158,7 @@ export function redisAclFile(o: AclOptions): string {
     '+client|unblock',
     '-publish',
     '-spublish',
+    ...trustedScripting,
   ]);
   user('health', o.healthPassword, ['+ping']);
   return `${lines.join('\n')}\n`;

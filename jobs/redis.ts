@@ -1,5 +1,6 @@
 import type { Worker } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
+import { type EvalshaOptions, evalshaOnly } from './redis-scripts.ts';
 
 import { redisUrl } from './redis-url.ts';
 
@@ -8,9 +9,10 @@ export { DEFAULT_REDIS_URL, redactUrl, redisUrl, withRedisPassword } from './red
 /**
  * A Redis connection for BullMQ or pub/sub. `maxRetriesPerRequest: null` is what BullMQ workers
  * require (a blocked command waits for the reconnect instead of failing), and the retry strategy
- * never gives up: a Redis restart is a pause, not an end.
+ * never gives up: a Redis restart is a pause, not an end. Scripts go as EVALSHA only (a node's
+ * Redis user may not EVAL: redis-scripts.ts), waiting for the preload when Redis lacks one.
  */
-export function createRedis(url = redisUrl(), extra: RedisOptions = {}): Redis {
+export function createRedis(url = redisUrl(), extra: RedisOptions = {}, scripts: EvalshaOptions = {}): Redis {
   const redis = new Redis(url, {
     maxRetriesPerRequest: null,
     enableReadyCheck: true,
@@ -22,7 +24,7 @@ export function createRedis(url = redisUrl(), extra: RedisOptions = {}): Redis {
   // without a listener ioredis prints every one as "Unhandled error event". Owners that care
   // (the node's and collector's monitors) listen for 'close' and 'ready'.
   redis.on('error', () => {});
-  return redis;
+  return evalshaOnly(redis, scripts);
 }
 
 /** Closes a connection politely (QUIT), or drops it when that fails (Redis is down). */
@@ -49,12 +51,14 @@ export class RedisConnections {
   private readonly open = new Set<Redis>();
 
   private readonly url;
-  constructor(url = redisUrl()) {
+  private readonly scripts: EvalshaOptions;
+  constructor(url = redisUrl(), scripts: EvalshaOptions = {}) {
     this.url = url;
+    this.scripts = scripts;
   }
 
   create(extra: RedisOptions = {}): Redis {
-    const r = createRedis(this.url, extra);
+    const r = createRedis(this.url, extra, this.scripts);
     this.open.add(r);
     r.once('end', () => this.open.delete(r));
     return r;

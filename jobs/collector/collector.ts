@@ -15,6 +15,7 @@ import {
   type ReportKind,
 } from '../queues.ts';
 import { RedisConnections, RedisLiveness, retireWorker } from '../redis.ts';
+import { keepScriptsLoaded } from '../redis-scripts.ts';
 import { refusalReceiptSuffix, signReceipt } from '../report-receipt.ts';
 import { GatedWorker } from '../scheduled-gate.ts';
 import { INDEX_WRITER_DEFAULTS, IndexWriter, type IndexWriterOptions } from './index-writer.ts';
@@ -85,6 +86,7 @@ export class Collector {
   private readonly repairs: QueueRepairs;
   /** The watchdog's own connection (also the liveness probe). */
   private readonly watchRedis: Redis;
+  private readonly stopPreload: () => void;
 
   private readonly now: () => number;
 
@@ -151,6 +153,12 @@ export class Collector {
         labelNames: ['table'],
         registers,
       }),
+      scriptPreloads: new Counter({
+        name: 'cairn_collector_script_preloads_total',
+        help: "Loads of BullMQ's scripts into Redis's cache (at start and each reconnect), by outcome",
+        labelNames: ['outcome'],
+        registers,
+      }),
       dbPauses: new Counter({
         name: 'cairn_collector_index_db_pauses_total',
         help: 'Times the worker paused because the index DB did not answer',
@@ -170,6 +178,12 @@ export class Collector {
     this.redis = new RedisLiveness(this.watchRedis, {
       up: () => this.metrics.redisUp.set(1),
       down: () => this.metrics.redisUp.set(0),
+    });
+    // Node users may only EVALSHA (redis-acl.ts): the collector puts BullMQ's scripts in the
+    // cache, again after every reconnect (a restarted Redis has none), as the gateway does.
+    this.stopPreload = keepScriptsLoaded(this.watchRedis, {
+      log: o.log,
+      counter: this.metrics.scriptPreloads,
     });
     this.timer = setInterval(() => void this.check(), o.watchdogMs ?? 10_000);
     this.timer.unref();
@@ -417,6 +431,7 @@ export class Collector {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
+    this.stopPreload();
     clearTimeout(this.dbProbe);
     clearInterval(this.retentionTimer);
     await this.worker.close().catch(() => {});

@@ -1,8 +1,9 @@
 /**
- * docker-compose.yml's Redis, run for real for the control-plane attacks (the same steps as
- * e2e/compose-redis-acl.test.ts): compose's network-init command writes the identities and the
- * ACL file into a temp dir, then a throwaway redis-server on a loopback port starts with the
- * compose file's own redis arguments. `as(user)` connects as one of compose's ACL users.
+ * docker-compose.yml's Redis, run for real (the same steps as e2e/compose-redis-acl.test.ts):
+ * compose's network-init command writes the identities and the ACL file into a temp dir, then a
+ * throwaway redis-server on a loopback port starts with the compose file's own redis arguments.
+ * `as(user)` connects as one of compose's ACL users, the way Cairn's components connect (scripts
+ * by EVALSHA only, jobs/redis-scripts.ts); `restart()` kills and restarts the server.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -12,8 +13,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { parse } from 'yaml';
-import { REPO_ROOT } from '../../e2e/cluster/node-process.ts';
-import { loadOrCreateIdentity, type NodeIdentity } from '../../node/identity/identity.ts';
+import { type EvalshaOptions, evalshaOnly } from '../jobs/redis-scripts.ts';
+import { loadOrCreateIdentity, type NodeIdentity } from '../node/identity/identity.ts';
+import { REPO_ROOT } from './cluster/node-process.ts';
 
 interface Service {
   command: string[];
@@ -36,9 +38,11 @@ export interface AclRig {
   readonly dir: string;
   readonly ids: Record<string, NodeIdentity>;
   /** A client logged in as a compose ACL user (password `<user>-pw`). */
-  as(user: string, o?: { enableReadyCheck?: boolean }): Redis;
+  as(user: string, o?: { enableReadyCheck?: boolean; scripts?: EvalshaOptions }): Redis;
   /** The redis-server's process (SIGKILLed by close). */
   readonly server: ChildProcess;
+  /** SIGKILL, then the same server again on the same port (its AOF kept, its script cache not). */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -71,15 +75,13 @@ export async function startComposeRedis(): Promise<AclRig> {
   for (const n of ['node-1', 'node-2', 'node-3'])
     ids[n] = await loadOrCreateIdentity(path.join(dir, 'cairn', n));
   const [, ...args] = compose.services.redis!.command.map(fill).map(local);
-  const server = spawn(
-    'redis-server',
-    [...args, '--port', String(port), '--bind', '127.0.0.1', '--dir', dir],
-    {
+  const spawnServer = () =>
+    spawn('redis-server', [...args, '--port', String(port), '--bind', '127.0.0.1', '--dir', dir], {
       stdio: 'ignore',
-    },
-  );
+    });
+  let server = spawnServer();
   const clients: Redis[] = [];
-  const as = (user: string, o: { enableReadyCheck?: boolean } = {}) => {
+  const as = (user: string, o: { enableReadyCheck?: boolean; scripts?: EvalshaOptions } = {}) => {
     const r = new Redis({
       port,
       host: '127.0.0.1',
@@ -87,11 +89,43 @@ export async function startComposeRedis(): Promise<AclRig> {
       password: `${user}-pw`,
       maxRetriesPerRequest: null,
       enableReadyCheck: o.enableReadyCheck ?? true,
+      retryStrategy: () => 50,
     });
     r.on('error', () => {});
     clients.push(r);
-    return r;
+    return evalshaOnly(r, o.scripts);
   };
+  const kill = async () => {
+    if (server.exitCode === null && server.signalCode === null) {
+      const exited = once(server, 'exit');
+      server.kill('SIGKILL');
+      await exited;
+    }
+  };
+  await untilUp(port);
+  return {
+    port,
+    dir,
+    ids,
+    as,
+    get server() {
+      return server;
+    },
+    restart: async () => {
+      await kill();
+      server = spawnServer();
+      await untilUp(port);
+    },
+    close: async () => {
+      for (const c of clients) c.disconnect();
+      await kill();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Until the health user's PING answers (it may only PING: no ready check, a fresh client per try). */
+async function untilUp(port: number): Promise<void> {
   for (let i = 0; ; i++) {
     const probe = new Redis({
       port,
@@ -114,22 +148,6 @@ export async function startComposeRedis(): Promise<AclRig> {
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-  return {
-    port,
-    dir,
-    ids,
-    as,
-    server,
-    close: async () => {
-      for (const c of clients) c.disconnect();
-      if (server.exitCode === null && server.signalCode === null) {
-        const exited = once(server, 'exit');
-        server.kill('SIGKILL');
-        await exited;
-      }
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 /** `p`'s value, or 'timeout' after `ms`. */
