@@ -12,9 +12,11 @@
  *
  * Rig: the loopback-upgrade-lockout test's (a real libp2p host with the node's ConnectionLimits
  * gater, defaults), the stranger's 16 slots each replacing its socket 503 ms after opening it
- * (ATK_MARGIN_MS=3), the honest peer dialling 5 times over ~6 s. Measured, three runs: 0/5, 0/5,
- * 0/5 honest dials connected (257-423 stranger sockets, 143-151 evicted); the fix's own test
- * (sockets reopened only when the node drops them) gets 5/5.
+ * (ATK_MARGIN_MS=3), the honest peer dialling 10 times over ~12 s; defended: at least 8 connect.
+ * Measured on this 2-core host at load 18-34: 1/10, 1/10, 1/10 connected (343-368 stranger
+ * sockets, 267-270 evicted); with 5 dials, six runs: 0, 0, 0, 3, 0, 4 of 5 (the stranger's own
+ * timers run late under load, which opens it a few windows). The fix's own test (sockets
+ * reopened only when the node drops them) gets 5/5.
  *
  * Fix that makes it pass: judge pending upgrades by progress, not only age: a dialer sends its
  * multistream-select header with its first packet, so a socket that has sent nothing after
@@ -38,6 +40,9 @@ after(async () => {
 });
 
 const MARGIN_MS = Number(process.env.ATK_MARGIN_MS ?? 3);
+/** Slots beyond the budget: refused until a place is evictable, they retry every RETRY_MS. */
+const EXTRA = Number(process.env.ATK_EXTRA ?? 0);
+const RETRY_MS = 10;
 
 test('a local stranger that replaces its silent sockets just past 500 ms does not keep a loopback peer out', async (t) => {
   let evicted = 0;
@@ -106,14 +111,14 @@ test('a local stranger that replaces its silent sockets just past 500 ms does no
       const started = performance.now();
       const { accepted } = await open();
       if (!accepted) {
-        await sleep(2);
+        await sleep(RETRY_MS);
         continue;
       }
       const wait = P2P_DEFAULTS.pendingEvictableAfterMs + MARGIN_MS - (performance.now() - started);
       if (wait > 0) await sleep(wait);
     }
   };
-  const slots = Array.from({ length: limits.maxPendingExempt }, () => slot());
+  const slots = Array.from({ length: limits.maxPendingExempt + EXTRA }, () => slot());
   closers.push(async () => {
     running = false;
     for (const s of sockets) s.destroy();
@@ -121,15 +126,16 @@ test('a local stranger that replaces its silent sockets just past 500 ms does no
   });
   await sleep(1_500);
   const refusedBefore = refusals.length;
+  const DIALS = 10;
   let connected = 0;
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < DIALS; i++) {
     if (await dialOnce()) connected++;
     await sleep(700);
   }
   running = false;
   t.diagnostic(
-    `honest loopback dials that connected: ${connected}/5; stranger sockets opened ${next}, ` +
+    `honest loopback dials that connected: ${connected}/${DIALS}; stranger sockets opened ${next}, ` +
       `upgrades evicted ${evicted}, refusals during the dials ${refusals.length - refusedBefore} (${[...new Set(refusals)].join(',')})`,
   );
-  assert.ok(connected >= 4, `only ${connected} of 5 honest dials connected`);
+  assert.ok(connected >= 8, `only ${connected} of ${DIALS} honest dials connected`);
 });
