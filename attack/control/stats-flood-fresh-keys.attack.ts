@@ -11,7 +11,8 @@
  * Rig: jobs/report-flood.test.ts's (real Redis, BullMQ, collector, SQLite index), 300 stats
  * reports from 300 fresh keys queued before another node's report. Measured, open network (the
  * default here): the honest report indexed 28,019 ms after it was sent (one node's 300: 1,646 ms
- * since the fix), 300 snapshots, 300 node rows, 301 network-stats rows, 0 refused. Roster
+ * since the fix), 300 snapshots, 300 node rows, 301 network-stats rows, 0 refused (a later run
+ * at host load ~30: 20,747 ms, the same rows). Roster
  * network (ATK_MEMBERSHIP=roster): all 300 refused `not-a-member`, 0 rows, 3,245 ms: there the
  * fix holds.
  *
