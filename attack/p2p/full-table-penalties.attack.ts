@@ -15,8 +15,8 @@
  * byzantine.test.ts step 4). Measured (23 s): every one of mallory's 6 penalties was logged
  * `low-tolerance` at score 0 with verdict ok (its record is dropped before the score is read),
  * it stayed connected, was never listed banned, and `cairn_peer_scores_dropped_total` grew by 6.
- * With room in the table the same 6 offences take it to −20 (disconnect) after 2 and −50 (ban)
- * after 5.
+ * With room in the table the same offences add up (PEERS_DEFAULTS: −10 each, disconnected at
+ * −20, banned at −50), as byzantine.test.ts step 4 checks.
  *
  * Fix that makes it pass: when the table is full of bans, keep a penalised newcomer's record in
  * place of the ban ending soonest once its score reaches the disconnect threshold (or keep a
