@@ -3,6 +3,7 @@ import { HEADER_BYTES } from '../node/chain/block-codec.ts';
 import { LIMITS } from '../node/chain/types.ts';
 import { DP_MODES } from '../node/fl/dp-mode.ts';
 import { CAPABILITIES, ROLES } from '../node/membership/view.ts';
+import { LATENCY_WINDOW } from '../node/messaging/delivery-stats.ts';
 import { MAX_WEIGHTS_BASE64 } from './model-weights.ts';
 import type { AdminCommand } from './queues.ts';
 
@@ -194,6 +195,32 @@ export const BlockOrphanedReport = z.object({
 });
 export type BlockOrphanedReport = z.infer<typeof BlockOrphanedReport>;
 
+/** Largest count a messaging figure may carry: the index keeps them as 32-bit integers (PostgreSQL INTEGER). */
+export const REPORT_COUNT_MAX = 2 ** 31 - 1;
+/** Latencies above this (30 days, past any mailbox's time to live) are reported as this. */
+export const REPORT_LATENCY_MAX_MS = 30 * 24 * 3600 * 1000;
+const count = z.number().int().min(0).max(REPORT_COUNT_MAX);
+const latencyMs = z.number().min(0).max(REPORT_LATENCY_MAX_MS);
+const byteCount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/**
+ * Messaging metadata in a stats report (node/messaging/delivery-stats.ts): counts, latency and
+ * mailbox use. Strict: no other field (no text, no correspondent) may ride along.
+ */
+export const MessagingStatsReport = z
+  .object({
+    sent: count,
+    delivered: count,
+    pending: count,
+    latency: z
+      .object({ p50Ms: latencyMs, p99Ms: latencyMs, samples: z.number().int().min(1).max(LATENCY_WINDOW) })
+      .strict()
+      .refine((l) => l.p50Ms <= l.p99Ms, 'p50Ms must not exceed p99Ms')
+      .optional(),
+    mailbox: z.object({ items: count, bytes: byteCount, capacityBytes: byteCount }).strict().optional(),
+  })
+  .strict();
+
 export const NodeStatsReport = z.object({
   nodeId: peerId,
   /** Start time (ms) of the node process: a restarted node counts its reports anew. */
@@ -232,6 +259,8 @@ export const NodeStatsReport = z.object({
         .optional(),
     })
     .optional(),
+  /** Messaging figures (absent from older nodes and where messaging is not running). */
+  messaging: MessagingStatsReport.optional(),
 });
 export type NodeStatsReport = z.infer<typeof NodeStatsReport>;
 
