@@ -4,6 +4,7 @@ import { LIMITS } from '../node/chain/types.ts';
 import { DP_MODES } from '../node/fl/dp-mode.ts';
 import { CAPABILITIES, ROLES } from '../node/membership/view.ts';
 import { LATENCY_WINDOW } from '../node/messaging/delivery-stats.ts';
+import { MESSAGING_DEFAULTS } from '../node/messaging/protocols.ts';
 import { MAX_WEIGHTS_BASE64 } from './model-weights.ts';
 import type { AdminCommand } from './queues.ts';
 
@@ -37,6 +38,17 @@ export const AdminPayload = {
   'admin.reportStats': z.object({}).strict(),
   'admin.blockPeers': z.object({ peerIds: z.array(peerId).min(1).max(100) }).strict(),
   'admin.unblockPeers': z.object({ peerIds: z.array(peerId).min(1).max(100) }).strict(),
+  /**
+   * A direct message sent as the node (issue 14 item 5). The text crosses Redis inside the signed
+   * command, so a node takes it only with --allow-operator-messages (command-verifier.ts
+   * `disabledCommands`); the node's own messaging bounds it again (maxBodyBytes).
+   */
+  'admin.sendMessage': z
+    .object({
+      to: z.string().min(1).max(128),
+      text: z.string().max(MESSAGING_DEFAULTS.maxBodyBytes),
+    })
+    .strict(),
   'admin.submitEntry': z
     .object({
       content: z.string().min(1).max(16_384),
@@ -113,6 +125,16 @@ export const InviteDeviceResult = z.object({
 });
 
 export const RevokeDeviceResult = SubmitEntryResult;
+/** A message the node queued: its ids and first outcome, never its text. */
+export const SendMessageResult = z.object({
+  id: z.string().max(256),
+  to: hex(32),
+  toName: z.string().max(64).nullable(),
+  seq: z.number().int().min(1),
+  status: z.enum(['delivered', 'pending']),
+  contentId: hex(32).nullable(),
+  error: z.string().max(1024).nullable(),
+});
 export const MembersResult = z.object({
   mode: z.enum(['roster', 'open']),
   members: z
@@ -143,6 +165,7 @@ export const AdminResult = {
   'admin.revokeDevice': RevokeDeviceResult,
   'admin.members': MembersResult,
   'fl.startRound': FlStartResult,
+  'admin.sendMessage': SendMessageResult,
 } satisfies Record<AdminCommand, z.ZodType>;
 export type AdminResults = { [K in AdminCommand]: z.infer<(typeof AdminResult)[K]> };
 
