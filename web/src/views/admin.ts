@@ -62,6 +62,7 @@ export const adminView: View = (root, { gw, params }) => {
         onsubmit: (ev: Event) => {
           ev.preventDefault();
           setToken(tokenInput.value, new URL(gw.endpoints.http).origin);
+          gw.tokenChanged();
           showTokenState();
         },
       },
@@ -75,6 +76,7 @@ export const adminView: View = (root, { gw, params }) => {
           onclick: () => {
             tokenInput.value = '';
             setToken('', new URL(gw.endpoints.http).origin);
+            gw.tokenChanged();
             showTokenState();
           },
         },
