@@ -289,3 +289,23 @@ export interface FlPrivacy {
   rounds: number;
   history: { at: string; epsilon: number; budget: number; rounds: number }[];
 }
+
+/** Each node's messaging figures (schema/messaging.ts): counts, latency, mailbox use; viewers. */
+const MESSAGING =
+  'nodeId at sent delivered pending latencyP50Ms latencyP99Ms latencySamples mailbox { items bytes capacityBytes used }';
+export const MESSAGING_STATS = /* GraphQL */ `
+  query MessagingStats { messagingStats { ${MESSAGING} } }
+`;
+export const SUB_MESSAGING_STATS = `subscription { messagingStats { ${MESSAGING} } }`;
+
+export interface MessagingStats {
+  nodeId: string;
+  at: string;
+  sent: number;
+  delivered: number;
+  pending: number;
+  latencyP50Ms: number | null;
+  latencyP99Ms: number | null;
+  latencySamples: number;
+  mailbox: { items: number; bytes: number; capacityBytes: number; used: number } | null;
+}
