@@ -93,3 +93,23 @@ test('the Messages page shows each node’s delivery figures as the node has the
   // The text never reached the page (nor the gateway it reads from).
   expect(await page.content()).not.toContain('eagle');
 });
+
+test('sending as a node from the Admin page is refused by a node that does not allow it', async ({
+  page,
+  demo,
+}) => {
+  const [a, b] = demo.nodes as [DemoNode, DemoNode];
+  const before = await figuresOf(a);
+  await page.goto(`${demo.consoleUrl}#/admin/${a.peerId}`);
+  await page.getByTestId('token-input').fill(demo.adminToken);
+  await page.getByTestId('token-save').click();
+  await page.getByTestId('message-to').fill(b.name);
+  await page.getByTestId('message-text').fill('sent by an operator');
+  await page.getByTestId('action-sendMessage').click();
+  const result = page.getByTestId('admin-result');
+  // The demo's nodes run without --allow-operator-messages: the node's signed refusal, as it came.
+  await expect(result).toHaveAttribute('data-code', 'COMMAND_REFUSED');
+  await expect(result).toContainText('--allow-operator-messages');
+  const after = await figuresOf(a);
+  expect([after.sent, after.pending]).toEqual([before.sent, before.pending]);
+});

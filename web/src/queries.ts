@@ -198,6 +198,10 @@ export const ADMIN_ACTIONS = {
 } as const;
 export type AdminAction = keyof typeof ADMIN_ACTIONS;
 
+/** Admin: a direct message sent as the node; only a node started with --allow-operator-messages takes it. */
+export const SEND_MESSAGE =
+  'mutation ($nodeId: ID!, $to: String!, $text: String!) { sendMessage(nodeId: $nodeId, to: $to, text: $text) { id toName seq status error } }';
+
 export const SUBMIT_ENTRY =
   'mutation ($nodeId: ID!, $content: String!) { submitEntry(nodeId: $nodeId, content: $content) { accepted id reason } }';
 
