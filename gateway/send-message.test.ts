@@ -150,6 +150,14 @@ test('a node without it refuses, signed, as disabled; nothing enters its outbox'
   assert.ok(err?.message.includes(OPERATOR_MESSAGES_OFF), err?.message);
   assert.deepEqual(await refusing.messaging!.outbox(10), []);
   assert.equal(refusing.messaging!.stats().sent, 0);
+  // Counted where refused, by its code.
+  const counted = await refusing.metrics.registry.getSingleMetric('cairn_admin_commands_total')!.get();
+  assert.ok(
+    counted.values.some(
+      (v) => v.labels.command === 'admin.sendMessage' && v.labels.outcome === 'disabled' && v.value === 1,
+    ),
+    JSON.stringify(counted.values),
+  );
 });
 
 test('only admins may send as a node: an operator is forbidden before any command is signed', async () => {
