@@ -683,6 +683,12 @@ export const NODE_OPTIONS = {
     defaultText: 'none',
     check: (k) => (/^[0-9a-f]{64}$/i.test(k) ? undefined : 'takes 32-byte public keys in hex'),
   }),
+  allowOperatorMessages: switchOpt<Group>({
+    flag: 'allow-operator-messages',
+    group: 'jobs',
+    description:
+      "take the sendMessage admin command: an operator (through the gateway) sends direct messages as this node. Off by default: the text crosses Redis and the gateway in the clear, and the message carries this device's signature",
+  }),
   collectorKeys: listOpt<Group>({
     flag: 'collector-keys',
     group: 'jobs',
@@ -855,6 +861,7 @@ export interface CliConfig {
     readonly schedule: Partial<Record<ScheduledJob, number>>;
     readonly commandKeys: readonly string[];
     readonly collectorKeys: readonly string[];
+    readonly allowOperatorMessages: boolean;
   };
   readonly fl: {
     readonly slice?: SliceOptions;
@@ -924,6 +931,7 @@ export function toCliConfig(v: CliValues): CliConfig {
       redisUrl: v.redis === undefined ? undefined : withRedisPassword(v.redis),
       schedule,
       commandKeys: v.commandKeys.map((k) => k.toLowerCase()),
+      allowOperatorMessages: v.allowOperatorMessages,
       collectorKeys: [
         ...v.collectorKeys,
         ...(v.collectorKeyFile ? [readPublicKeyFile(v.collectorKeyFile)] : []),
