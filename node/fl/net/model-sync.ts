@@ -13,7 +13,7 @@ import type { Logger } from '../../log.ts';
 import type { ReqResp } from '../../p2p/reqresp.ts';
 import { type Params, zeroParams } from '../logistic.ts';
 import type { FlMetrics } from './metrics.ts';
-import { modelHash } from './model-codec.ts';
+import { decodeModel, modelHash } from './model-codec.ts';
 import { ModelHashMismatch, type ModelStore } from './model-store.ts';
 import type { MODEL_BY_HASH } from './protocols.ts';
 
@@ -38,7 +38,8 @@ export class ModelSync {
   /**
    * The model with this hash (null = the all-zero initial model), fetched if not stored. `named`:
    * a main-chain entry names it, so it is kept on disk; otherwise (a round's announcement, before
-   * or without its entry) it is held as a candidate of `prefer[0]`'s (model-store.ts).
+   * or without its entry) it is held as a candidate of `prefer[0]`'s (model-store.ts), below every
+   * trained round's version.
    */
   async resolve(
     hash: Uint8Array | null,
@@ -63,7 +64,12 @@ export class ModelSync {
     const { bytes, from } = await p;
     // Each caller keeps what it asked for: a named fetch may join an announcement's.
     if (named) return sized((await this.d.store.putChecked(bytes, hex)).params);
-    return sized(this.d.store.heldModel(this.d.store.hold(bytes, paramCount, prefer[0] ?? from, hex))!);
+    const held = this.d.store.hold(bytes, paramCount, prefer[0] ?? from, {
+      expectHash: hex,
+      standing: 'announced',
+    });
+    // Not held when trained rounds' versions fill the store: the round still trains from it.
+    return sized(this.d.store.heldModel(held) ?? decodeModel(bytes, paramCount));
   }
 
   /** Bytes that hash to `hash`, from the first peer that serves them. */

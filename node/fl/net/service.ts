@@ -29,7 +29,13 @@ import { localLink, remoteLink } from './links.ts';
 import { counted, createFlMetrics, type FlMetrics } from './metrics.ts';
 import { ModelStore } from './model-store.ts';
 import { ModelSync, modelEntriesOf } from './model-sync.ts';
-import { FlParticipant, type Misbehaviour, SecAggRefused, UnmaskRefused } from './participant.ts';
+import {
+  CommitRefused,
+  FlParticipant,
+  type Misbehaviour,
+  SecAggRefused,
+  UnmaskRefused,
+} from './participant.ts';
 import { PrivacyGate, type PrivacyStatus } from './privacy-gate.ts';
 import {
   FL_ANNOUNCE,
@@ -296,6 +302,12 @@ export class FlService extends EventEmitter<FlEvents> {
         if (err instanceof DecodeError) {
           this.metrics.commitsRefused.inc({ reason: err.code });
           this.d.penalise(from, 'low-tolerance', `fl commit refused: ${err.message}`);
+        }
+        // A round this node never trained in: an honest coordinator does not send it, but a
+        // train request lost on the way looks the same here, hence the smaller penalty.
+        if (err instanceof CommitRefused) {
+          this.metrics.commitsRefused.inc({ reason: err.reason });
+          this.d.penalise(from, 'mid-tolerance', `fl commit refused: ${err.message}`);
         }
         throw err;
       }
