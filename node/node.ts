@@ -152,7 +152,7 @@ export function bootstrapPeerId(addr: string): string | undefined {
 /**
  * A peer's address group, as address bans count hosts (`capKey`: an IPv4 address, an IPv6 /64,
  * all of loopback), from its first connection with an IP; its own id when it has none (relayed).
- * The node-wide serve budget gives one share per group.
+ * The node-wide serve budget and the pre-sync budget give one share per group.
  */
 function addressGroupOf(host: Pick<CairnLibp2p, 'getConnections'>, peer: PeerId): string {
   for (const c of host.getConnections(peer)) {
@@ -574,7 +574,12 @@ export class CairnNode {
       },
       metrics,
       log.child({ part: 'sync' }),
-      opts.sync?.maxPresyncHeaders !== undefined ? { maxPresyncHeaders: opts.sync.maxPresyncHeaders } : {},
+      {
+        ...(opts.sync?.maxPresyncHeaders !== undefined
+          ? { maxPresyncHeaders: opts.sync.maxPresyncHeaders }
+          : {}),
+        groupOf: (p) => addressGroupOf(host, p),
+      },
     );
     const unknownBlocks = new UnknownBlockSync({
       fetchBlock: (p, hashHex) =>
