@@ -52,7 +52,12 @@ import {
 import { AddressBans } from './p2p/address-bans.ts';
 import { AddressRefusals } from './p2p/address-refusals.ts';
 import { AdmissionGate, createAdmissionMetrics } from './p2p/admission-gate.ts';
-import { ConnectionLimits, createConnectionLimitMetrics, remoteIp } from './p2p/connection-limits.ts';
+import {
+  ConnectionLimits,
+  createConnectionLimitMetrics,
+  relayIp,
+  remoteIp,
+} from './p2p/connection-limits.ts';
 import { Gossip, gossipTopics } from './p2p/gossip.ts';
 import { type CairnLibp2p, createHost, reservationRetryOf } from './p2p/host.ts';
 import { addressRanges, capKey } from './p2p/ip-ranges.ts';
@@ -151,15 +156,20 @@ export function bootstrapPeerId(addr: string): string | undefined {
  */
 /**
  * A peer's address group, as address bans count hosts (`capKey`: an IPv4 address, an IPv6 /64,
- * all of loopback), from its first connection with an IP; its own id when it has none (relayed).
- * The node-wide serve budget and the pre-sync budget give one share per group.
+ * all of loopback), from its first connection with an IP; a relayed peer's is its relay's
+ * (`relay:` and the relay's), and a peer with no connection now shares one group with all such
+ * (`unknown`): a free id must not get a group of its own by hanging up. The node-wide serve
+ * budget and the pre-sync budget give one share per group.
  */
 function addressGroupOf(host: Pick<CairnLibp2p, 'getConnections'>, peer: PeerId): string {
+  let relayed: string | undefined;
   for (const c of host.getConnections(peer)) {
     const ip = remoteIp(c.remoteAddr);
     if (ip) return capKey(ip);
+    const relay = relayIp(c.remoteAddr);
+    if (relay) relayed ??= `relay:${capKey(relay)}`;
   }
-  return `peer:${peer.toString()}`;
+  return relayed ?? 'unknown';
 }
 
 export class CairnNode {

@@ -300,7 +300,7 @@ describe('claims of deep forks do not starve a chain that connects (attack revie
     const presynced: number[] = [];
     const metrics = createNodeMetrics();
     const book = new PeerBook(30_000, { baseMs: 1_000 });
-    const clock = 1_000_000;
+    let clock = 1_000_000;
     const deps: RangeSyncDeps = {
       chain: local.chain,
       requestAncestor: async (p) => {
@@ -350,7 +350,22 @@ describe('claims of deep forks do not starve a chain that connects (attack revie
     };
     for (const id of ids) book.setStatus(id, lie, clock);
     if (withHonest) book.setStatus(honest, statusOf(forger), clock);
-    return { local, manager, metrics, log, ids, book, lie, clock, presynced };
+    return {
+      local,
+      manager,
+      metrics,
+      log,
+      ids,
+      book,
+      lie,
+      presynced,
+      get clock() {
+        return clock;
+      },
+      advance(ms: number) {
+        clock += ms;
+      },
+    };
   }
 
   test('after a capped pre-sync, the next sync is from the peer whose chain connects', async () => {
@@ -431,5 +446,27 @@ describe('claims of deep forks do not starve a chain that connects (attack revie
       outcomes.map((o) => o?.kind === 'aborted' && (o.presync ?? o.presyncRefused)),
       ['too-long', 'too-long', false, false],
     );
+  });
+
+  test("a disproved claimant's repeat pre-syncs are paid by its score, not the budget", async () => {
+    const s = await deepClaims(2, false, () => ({
+      presyncBudget: new PresyncBudget({
+        node: { limit: 1, periodMs: 600_000 },
+        group: { limit: 1, periodMs: 600_000 },
+        now: () => s.clock,
+      }),
+    }));
+    const first = await s.manager.syncNow();
+    assert.ok(first?.kind === 'aborted' && first.presync === 'too-long');
+    const liar = s.presynced[0]!;
+    // The other id's claim is refused: the node's one pre-sync is spent.
+    const second = await s.manager.syncNow();
+    assert.ok(second?.kind === 'aborted' && second.presyncRefused === 'node', JSON.stringify(second));
+    // The first liar repeats its claim after its back-off: pre-synced again, and penalised for it.
+    s.advance(5_000);
+    s.book.setStatus(s.ids[liar]!, s.lie, s.clock);
+    const repeat = await s.manager.syncNow();
+    assert.ok(repeat?.kind === 'aborted' && repeat.presync === 'too-long', JSON.stringify(repeat));
+    assert.deepEqual(s.presynced, [liar, liar]);
   });
 });

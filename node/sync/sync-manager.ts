@@ -59,7 +59,8 @@ export type SyncState = 'idle' | 'syncing';
  * behind catches up with a connecting peer in one.
  *
  * And pre-syncs are rationed (presync-budget.ts): per period, a few for the node and fewer per
- * address group. A deep claim over budget ends its sync before any header is read, unblamed,
+ * address group, for claimants with no disproof on record (a repeat liar pays with its score,
+ * more each time, until banned). A deep claim over budget ends its sync before any header is read, unblamed,
  * and waits (not picked as the best) until its group and the node have a pre-sync again, so
  * the slot goes to claims of other groups and to chains that connect: fresh ids no longer buy
  * one capped pre-sync after another (~54 s each at the default cap).
@@ -105,8 +106,11 @@ export class SyncManager {
     this.syncDeps = {
       ...deps,
       takePresync: (peer) => {
-        const why = this.presyncs.take(this.groupOf(peer));
+        if (this.isRepeat(peer.toString())) return undefined;
+        const group = this.groupOf(peer);
+        const why = this.presyncs.take(group);
         if (why) this.metrics.presyncs.inc({ outcome: `refused-${why}` });
+        this.log.info({ peer: peer.toString(), group, refused: why ?? null }, 'pre-sync budget');
         return why;
       },
     };
@@ -248,8 +252,18 @@ export class SyncManager {
   private *waitingDeepClaims(): Iterable<string> {
     for (const [key, claim] of this.deepForks) {
       const r = this.book.get(key);
-      if (r && headOf(r) === claim.head && this.presyncs.refusal(claim.group)) yield key;
+      if (r && headOf(r) === claim.head && !this.isRepeat(key) && this.presyncs.refusal(claim.group))
+        yield key;
     }
+  }
+
+  /**
+   * A peer whose status a sync disproved lately: its pre-syncs are not taken from the budget,
+   * since each repeat lie already costs it score (judgeStatus) and its back-off doubles, so its
+   * score bounds them until the ban. The budget rations what is free: fresh ids' first claims.
+   */
+  private isRepeat(key: string): boolean {
+    return this.book.disproof(key) !== undefined;
   }
 
   private rememberDeep(r: PeerRecord): void {
