@@ -37,6 +37,14 @@
  * on loopback, one group: measured after, 2 of the 12 fresh ids pre-synced, every other one's
  * claim refused before any header was read (`group`), 5 capped pre-syncs in all (3 repeats of
  * those two, 2 penalised), the victim at 160 2.9 s after the honest peer joined.
+ *
+ * The victim's RSS grows ~49 MB in the window (47.2-49.2 MB over five runs). Not the liars: with
+ * none connected (same test, no liars) it grew 48.6 MB too. Not V8's heap either: its spaces'
+ * sizes did not change and heap used grew 2.5-20 MB, external memory ~1 MB. Most of it is
+ * likely the signature-verification pool (node/chain/verify-pool.ts: 2 worker isolates of ~22 MB
+ * each on this host, started by the first sync's preverify, stopped after 30 s idle): 35 s after
+ * the window (no liars) the growth was down to 30.4 MB. What stays was not attributed; one sync
+ * cannot tell allocator retention from a leak.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
@@ -70,6 +78,17 @@ import { Cluster, parseMetric } from './harness.ts';
 const CAP = 20_000;
 const FORK = CAP + 1;
 const LIARS = 12;
+
+/** The victim's memory by part (prom-client's default metrics), in bytes. */
+function memory(metrics: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const space of ['new', 'old', 'code', 'large_object', 'new_large_object'])
+    out[`${space}Total`] = parseMetric(metrics, 'nodejs_heap_space_size_total_bytes', { space }) ?? 0;
+  out.heapUsed = parseMetric(metrics, 'nodejs_heap_size_used_bytes') ?? 0;
+  out.external = parseMetric(metrics, 'nodejs_external_memory_bytes') ?? 0;
+  out.rss = parseMetric(metrics, 'process_resident_memory_bytes') ?? 0;
+  return out;
+}
 
 test('fresh identities with capped pre-syncs do not keep a node that is behind from its honest peer', {
   // Most of it is the 20,001 headers' nonce search in this process (~125 s on a quiet host; it
@@ -184,6 +203,7 @@ test('fresh identities with capped pre-syncs do not keep a node that is behind f
   const since = watch.penalties.length;
   const cpu = async () => parseMetric(await victim.metrics(), 'process_cpu_seconds_total') ?? 0;
   const cpuBefore = await cpu();
+  const memBefore = memory(await victim.metrics());
   const probe = await VictimProbe.start(victim);
   const [honest] = await cluster.start(1, () => ({ name: 'honest', dataDir: honestDir }));
   assert.ok(honest);
@@ -201,6 +221,14 @@ test('fresh identities with capped pre-syncs do not keep a node that is behind f
   await probe.stop();
   const cpuSeconds = (await cpu()) - cpuBefore;
   const m = await victim.metrics();
+  // Where RSS growth sits: V8's spaces (young generation, old) and memory outside the heap.
+  const memAfter = memory(m);
+  const memGrowthMb = Object.fromEntries(
+    Object.keys(memAfter).map((k) => [
+      k,
+      Number(((memAfter[k]! - (memBefore[k] ?? 0)) / 2 ** 20).toFixed(1)),
+    ]),
+  );
   const tooLong = parseMetric(m, 'cairn_sync_presyncs_total', { outcome: 'too-long' }) ?? 0;
   const presyncHeaders = parseMetric(m, 'cairn_sync_presync_headers_total') ?? 0;
   const v = await victim.status();
@@ -219,6 +247,7 @@ test('fresh identities with capped pre-syncs do not keep a node that is behind f
       victimCpuSeconds: Number(cpuSeconds.toFixed(1)),
       statusMaxMs: Math.round(probe.statusMaxMs),
       rssGrowthMb: Number(probe.rssGrowthMb.toFixed(1)),
+      memGrowthMb,
       liarsPresynced: presynced.size,
       // Each pre-sync's group and whether the budget refused it.
       presyncBudget: watch
