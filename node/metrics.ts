@@ -72,6 +72,18 @@ export function createNodeMetrics(registry = new Registry()) {
       buckets: [0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: r,
     }),
+    serveWaits: new Histogram({
+      name: 'cairn_serve_wait_seconds',
+      help: 'Waits of block chunks queued for their turn in the node-wide serve budget',
+      buckets: [0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 4],
+      registers: r,
+    }),
+    serveBusy: new Counter({
+      name: 'cairn_serve_busy_total',
+      help: 'Block answers the node-wide serve budget cut, by reason (wait, queue-full, answer-time) and ending (short, refused)',
+      labelNames: ['reason', 'ending'],
+      registers: r,
+    }),
     peerActions: new Counter({
       name: 'cairn_peer_penalties_total',
       help: 'Penalties applied to peers by action',

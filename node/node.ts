@@ -52,11 +52,17 @@ import {
 import { AddressBans } from './p2p/address-bans.ts';
 import { AddressRefusals } from './p2p/address-refusals.ts';
 import { AdmissionGate, createAdmissionMetrics } from './p2p/admission-gate.ts';
-import { ConnectionLimits, createConnectionLimitMetrics } from './p2p/connection-limits.ts';
+import {
+  ConnectionLimits,
+  createConnectionLimitMetrics,
+  relayIp,
+  remoteIp,
+} from './p2p/connection-limits.ts';
 import { Gossip, gossipTopics } from './p2p/gossip.ts';
 import { type CairnLibp2p, createHost, reservationRetryOf, usesWebrtc } from './p2p/host.ts';
-import { addressRanges } from './p2p/ip-ranges.ts';
+import { addressRanges, capKey } from './p2p/ip-ranges.ts';
 import type { Status } from './p2p/messages.ts';
+import { DEFAULT_NODE_SERVE_BUDGET, NodeServeBudget } from './p2p/node-serve-budget.ts';
 import { PeerManager } from './p2p/peer-manager.ts';
 import { PeerScores } from './p2p/peer-scores.ts';
 import {
@@ -148,6 +154,24 @@ export function bootstrapPeerId(addr: string): string | undefined {
  * A Cairn node: identity, store, chain, p2p host with gossip and req/resp, sync, mempool
  * reconciliation and (with `mine`) a miner. Consensus never depends on anything outside it.
  */
+/**
+ * A peer's address group, as address bans count hosts (`capKey`: an IPv4 address, an IPv6 /64,
+ * all of loopback), from its first connection with an IP; a relayed peer's is its relay's
+ * (`relay:` and the relay's), and a peer with no connection now shares one group with all such
+ * (`unknown`): a free id must not get a group of its own by hanging up. The node-wide serve
+ * budget and the pre-sync budget give one share per group.
+ */
+function addressGroupOf(host: Pick<CairnLibp2p, 'getConnections'>, peer: PeerId): string {
+  let relayed: string | undefined;
+  for (const c of host.getConnections(peer)) {
+    const ip = remoteIp(c.remoteAddr);
+    if (ip) return capKey(ip);
+    const relay = relayIp(c.remoteAddr);
+    if (relay) relayed ??= `relay:${capKey(relay)}`;
+  }
+  return relayed ?? 'unknown';
+}
+
 export class CairnNode {
   private timers: NodeJS.Timeout[] = [];
   private miningLoop: MiningLoop | undefined;
@@ -560,7 +584,12 @@ export class CairnNode {
       },
       metrics,
       log.child({ part: 'sync' }),
-      opts.sync?.maxPresyncHeaders !== undefined ? { maxPresyncHeaders: opts.sync.maxPresyncHeaders } : {},
+      {
+        ...(opts.sync?.maxPresyncHeaders !== undefined
+          ? { maxPresyncHeaders: opts.sync.maxPresyncHeaders }
+          : {}),
+        groupOf: (p) => addressGroupOf(host, p),
+      },
     );
     const unknownBlocks = new UnknownBlockSync({
       fetchBlock: (p, hashHex) =>
@@ -630,7 +659,16 @@ export class CairnNode {
   private async registerProtocols(): Promise<void> {
     // First, so no connection opens before its handshake is listened for.
     await this.gate?.start(this.host);
-    await serveChainProtocols(this.reqresp, this.chain, this.store, this.peers);
+    const m = this.metrics;
+    await serveChainProtocols(this.reqresp, this.chain, this.store, this.peers, {
+      nodeBudget: new NodeServeBudget({
+        ...DEFAULT_NODE_SERVE_BUDGET,
+        onWait: (ms) => m.serveWaits.observe(ms / 1000),
+      }),
+      // One share per address group, as address bans count (capKey): ids from one host share it.
+      groupOf: (peer) => addressGroupOf(this.host, peer),
+      onBusy: (reason, ending) => m.serveBusy.inc({ reason, ending }),
+    });
     if (this.membership.mode === 'roster') await this.serveInvitations();
     await this.reconcile.start();
     this.fl = new FlService(this.flDeps(), this.opts.fl);

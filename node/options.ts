@@ -186,6 +186,18 @@ export const SYNC_DEFAULTS = Object.freeze({
    * peer was still behind 20 s later.
    */
   connectingProbes: 64,
+  /**
+   * Pre-syncs of deep forks started per 10 minutes, for the whole node and per address group
+   * (an IPv4 address, an IPv6 /64, all of loopback: the address bans' keying). Fresh ids cost a
+   * key generation each, and each capped pre-sync costs ~54 s of the sync slot and ~8 CPU s at
+   * the default cap; beyond these a deep claim waits (no penalty) and the slot goes to others.
+   * The node-wide one bounds what all strangers together take (4, then one every 2.5 min: at
+   * most ~36% of the time in capped pre-syncs); the group one leaves the others among them a turn.
+   */
+  presyncs: Object.freeze({
+    node: Object.freeze({ limit: 4, periodMs: 600_000 }),
+    group: Object.freeze({ limit: 2, periodMs: 600_000 }),
+  }),
 });
 
 /** Admission while catching up (node/membership/catch-up.ts, node/p2p/admission-gate.ts). */

@@ -67,6 +67,19 @@ export class OverBudgetError extends HandlerError {
 }
 
 /**
+ * Raised by a handler when the node-wide serve budget has no turn for the requester in time (the
+ * node is busy serving others: node-serve-budget.ts). Answered as rate-limited, not penalised:
+ * the requester kept to its own budget. `reason`: its wait ran out, or the queue was full.
+ */
+export class NodeBusyError extends HandlerError {
+  readonly reason: 'wait' | 'queue-full';
+  constructor(reason: 'wait' | 'queue-full', message: string) {
+    super(RESULT.rateLimited, message);
+    this.reason = reason;
+  }
+}
+
+/**
  * `Res` is what a handler answers with (encoded by `encodeResponse`); `Out` is what a
  * requester gets back from `decodeResponse` (a block server sends stored bytes as they are,
  * the requester gets decoded blocks).
@@ -324,7 +337,12 @@ export class ReqResp {
         // Only a handler's own failure is answered; a failed write means the stream is gone.
         if (writeFailed || signal.aborted) throw err;
         const result = err instanceof HandlerError ? err.result : RESULT.serverError;
-        outcome = err instanceof OverBudgetError ? 'rate-limited' : 'handler-error';
+        outcome =
+          err instanceof OverBudgetError
+            ? 'rate-limited'
+            : err instanceof NodeBusyError
+              ? 'busy'
+              : 'handler-error';
         if (err instanceof OverBudgetError)
           this.hooks.penalise(peer, 'high-tolerance', `${spec.name}: ${err.message}`);
         await reply(result, new TextEncoder().encode((err as Error).message.slice(0, 256)));

@@ -1,8 +1,10 @@
+import type { PeerId } from '@libp2p/interface';
 import { encodeHeader } from '../chain/block-codec.ts';
 import { type Hex, toHex } from '../chain/bytes.ts';
 import type { Chain } from '../chain/chain.ts';
 import type { NodeStore } from '../store/node-store.ts';
 import type { BlockRef, Status } from './messages.ts';
+import { NodeServeBudget } from './node-serve-budget.ts';
 import type { PeerManager } from './peer-manager.ts';
 import {
   ANCESTOR,
@@ -14,7 +16,7 @@ import {
   STATUS,
   type WireBlock,
 } from './protocols.ts';
-import { OverBudgetError, type ReqResp } from './reqresp.ts';
+import { NodeBusyError, OverBudgetError, type ReqResp } from './reqresp.ts';
 import { ServeBudget } from './serve-budget.ts';
 
 /**
@@ -27,8 +29,18 @@ export const SERVE_READ_AHEAD = 8;
 /** The slice of the store block serving reads (NodeStore.readEncodedBlocks). */
 export type BlockSource = Pick<NodeStore, 'readEncodedBlocks'>;
 
+/** Why an answer was cut by the node-wide budget: ended short (blocks sent), or refused (none). */
+export type ServeBusyEnding = 'short' | 'refused';
+
 export interface ServeChainOptions {
+  /** Each peer's own budget (over it: refused and penalised). */
   readonly budget?: ServeBudget;
+  /** What all peers share (over it: queued, fairly by address group; see node-serve-budget.ts). */
+  readonly nodeBudget?: NodeServeBudget;
+  /** The address group a peer's requests queue in (default: the peer id alone). */
+  readonly groupOf?: (peer: PeerId) => string;
+  /** An answer the node-wide budget cut (its wait ran out, the queue was full, or time did). */
+  readonly onBusy?: (reason: 'wait' | 'queue-full' | 'answer-time', ending: ServeBusyEnding) => void;
   /** Called with each store read's size (tests count them). */
   readonly onRead?: (blocks: number) => void;
   /** Bytes of blocks one answer carries at most (default: the block protocols' maxResponseBytes). */
@@ -48,6 +60,14 @@ function encodedBlocks(chain: Chain, store: BlockSource, hashes: readonly Hex[])
   return out;
 }
 
+export interface StreamOptions {
+  readonly maxBytes?: number;
+  readonly onRead?: (blocks: number) => void;
+  /** After this long an answer that has sent blocks ends short (a chunk's turn can be queued). */
+  readonly maxAnswerMs?: number;
+  readonly onBusy?: ServeChainOptions['onBusy'];
+}
+
 /**
  * Streams blocks a few at a time: each read-ahead is fetched only after the previous one has
  * been written (and the requester took it), and each block's bytes are charged to the peer's
@@ -60,11 +80,12 @@ export async function* streamBlocks(
   chain: Chain,
   store: BlockSource,
   hashesFrom: (readAhead: number) => Hex[],
-  charge: (bytes: number) => void,
+  charge: (bytes: number) => void | Promise<void>,
   signal: AbortSignal,
-  opts: { readonly maxBytes?: number; readonly onRead?: (blocks: number) => void } = {},
+  opts: StreamOptions = {},
 ): AsyncGenerator<WireBlock> {
   const maxBytes = opts.maxBytes ?? Number.POSITIVE_INFINITY;
+  const endBy = performance.now() + (opts.maxAnswerMs ?? Number.POSITIVE_INFINITY);
   let sent = 0;
   while (!signal.aborted) {
     const hashes = hashesFrom(SERVE_READ_AHEAD);
@@ -75,7 +96,21 @@ export async function* streamBlocks(
     await new Promise<void>((r) => setImmediate(r));
     for (const b of blocks) {
       if (sent + b.encoded.length > maxBytes) return;
-      charge(b.encoded.length);
+      // Queued behind other peers for this long, the answer ends short before the requester's
+      // deadline (it continues from the next height); with nothing sent yet, it waits on.
+      if (sent > 0 && performance.now() > endBy) {
+        opts.onBusy?.('answer-time', 'short');
+        return;
+      }
+      try {
+        const turn = charge(b.encoded.length);
+        if (turn) await turn;
+      } catch (err) {
+        if (!(err instanceof NodeBusyError)) throw err;
+        opts.onBusy?.(err.reason, sent > 0 ? 'short' : 'refused');
+        if (sent > 0) return;
+        throw err;
+      }
       sent += b.encoded.length;
       yield b;
     }
@@ -96,10 +131,24 @@ export async function serveChainProtocols(
   opts: ServeChainOptions = {},
 ): Promise<void> {
   const budget = opts.budget ?? new ServeBudget();
+  const nodeBudget = opts.nodeBudget ?? new NodeServeBudget();
+  const groupOf = opts.groupOf ?? ((p: PeerId) => p.toString());
   const maxBytes = opts.maxResponseBytes ?? MAX_BLOCK_RESPONSE_BYTES;
-  const stream = { maxBytes, ...(opts.onRead ? { onRead: opts.onRead } : {}) };
-  const chargeFor = (peer: string) => (bytes: number) => {
-    if (!budget.takeBytes(peer, bytes)) throw new OverBudgetError('byte budget exhausted');
+  // Half the deadline: what is left covers the last chunk's wait and the requester's import.
+  const streamFor = (timeoutMs: number): StreamOptions => ({
+    maxBytes,
+    maxAnswerMs: timeoutMs / 2,
+    ...(opts.onRead ? { onRead: opts.onRead } : {}),
+    ...(opts.onBusy ? { onBusy: opts.onBusy } : {}),
+  });
+  // Its own budget first (over it: penalised), then its turn in the node-wide one.
+  const chargeFor = (peer: PeerId, signal: AbortSignal) => {
+    const key = peer.toString();
+    const group = groupOf(peer);
+    return (bytes: number) => {
+      if (!budget.takeBytes(key, bytes)) throw new OverBudgetError('byte budget exhausted');
+      return nodeBudget.take(group, key, { blocks: 1, bytes }, signal);
+    };
   };
   const takeBlocks = (peer: string, n: number) => {
     if (!budget.takeBlocks(peer, n)) throw new OverBudgetError(`block budget exhausted (${n} blocks asked)`);
@@ -127,7 +176,14 @@ export async function serveChainProtocols(
       }
       return out;
     };
-    return streamBlocks(chain, store, next, chargeFor(peer.toString()), signal, stream);
+    return streamBlocks(
+      chain,
+      store,
+      next,
+      chargeFor(peer, signal),
+      signal,
+      streamFor(BLOCKS_BY_RANGE.timeoutMs),
+    );
   });
   // Headers come from the in-memory tree in one synchronous pass (the main chain cannot change
   // under it), below its window from the store: 182 bytes each, at most 512 per answer,
@@ -152,7 +208,14 @@ export async function serveChainProtocols(
       i += out.length;
       return out;
     };
-    return streamBlocks(chain, store, next, chargeFor(peer.toString()), signal, stream);
+    return streamBlocks(
+      chain,
+      store,
+      next,
+      chargeFor(peer, signal),
+      signal,
+      streamFor(BLOCKS_BY_HASH.timeoutMs),
+    );
   });
   // The first locator hash on our main chain is the fork point; genesis is always shared.
   await reqresp.register(ANCESTOR, (locator): BlockRef[] => {

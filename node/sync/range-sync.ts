@@ -10,6 +10,7 @@ import { MAX_BLOCKS_PER_REQUEST } from '../p2p/messages.ts';
 import type { PeerAction } from '../p2p/peer-scores.ts';
 import type { Batch } from './batch.ts';
 import { HeaderPresync, type PresyncFailure, presyncHeaders } from './header-presync.ts';
+import type { PresyncRefusal } from './presync-budget.ts';
 import type { ProgressFloorOptions } from './progress-floor.ts';
 import { type DownloaderDeps, RangeDownloader, type SyncPeer } from './range-downloader.ts';
 
@@ -30,6 +31,11 @@ export interface RangeSyncDeps extends DownloaderDeps {
   isTrustedVoter?(peer: PeerId): boolean;
   /** Trusted peers named other blocks at a checkpoint height than the chain being imported. */
   onCheckpointDisagreement?(info: CheckpointDisagreement): void;
+  /**
+   * Takes a pre-sync for the target from the node's pre-sync budget (presync-budget.ts), or says
+   * why none may start now: the sync then ends before any header is read, nobody blamed.
+   */
+  takePresync?(peer: PeerId): PresyncRefusal | undefined;
   /** A pre-sync ended: `proven`, or the code of its failure; `headers` read. */
   onPresync?(outcome: 'proven' | PresyncFailure['code'], headers: number): void;
   /** A peer served a batch that imported: useful service raises its score. */
@@ -119,6 +125,8 @@ export type SyncOutcome =
       readonly disproved?: Disproval;
       /** The sync ended in the target's pre-sync: its claim of a deep fork was not proven. */
       readonly presync?: PresyncFailure['code'];
+      /** The target's claim needs a pre-sync and the budget had none for it (nothing was read). */
+      readonly presyncRefused?: PresyncRefusal;
     };
 
 /**
@@ -180,6 +188,14 @@ export async function rangeSync(
   let anchors: ReadonlyMap<number, Uint8Array> | undefined;
   const floor = chain.sideChainWorkFloor();
   if (judgeFork(chain, fork) === 'deep') {
+    const refused = deps.takePresync?.(target.peer);
+    if (refused)
+      return {
+        kind: 'aborted',
+        imported: 0,
+        reason: `pre-sync budget spent (${refused}): the deep claim waits`,
+        presyncRefused: refused,
+      };
     const p = new HeaderPresync({
       config: chain.config,
       chainId: chain.chainId,

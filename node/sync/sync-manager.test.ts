@@ -18,8 +18,9 @@ import type { Status } from '../p2p/messages.ts';
 import { type PeerAction, PeerScores } from '../p2p/peer-scores.ts';
 import { forgeChain, type TestChain, testChain, testKey } from '../testing/forge.ts';
 import { PeerBook } from './peer-book.ts';
+import { PresyncBudget } from './presync-budget.ts';
 import type { RangeSyncDeps } from './range-sync.ts';
-import { SyncManager } from './sync-manager.ts';
+import { SyncManager, type SyncManagerOptions } from './sync-manager.ts';
 
 const silent = pino({ level: 'silent' });
 const forger = testChain();
@@ -282,7 +283,11 @@ describe('claims of deep forks do not starve a chain that connects (attack revie
    * tip), and fresh ids claiming far more work on a fork from genesis whose pre-sync reaches the
    * cap (5 headers here) before the work.
    */
-  async function deepClaims(liars: number, withHonest = true) {
+  async function deepClaims(
+    liars: number,
+    withHonest = true,
+    managerOpts: (ids: PeerId[]) => SyncManagerOptions = () => ({}),
+  ) {
     const local = testChain();
     for (const b of BLOCKS.slice(0, 20)) assert.equal((await local.submit(b)).status, 'connected');
     const fork = forgeChain(forger.chain, forger.chain.tree.mainAt(0)!, 30, { miner: testKey(7) });
@@ -291,9 +296,11 @@ describe('claims of deep forks do not starve a chain that connects (attack revie
     );
     const isLiar = (p: PeerId) => ids.some((id) => id.equals(p));
     const log: string[] = [];
+    /** The liar (index into ids) each pre-sync read headers from. */
+    const presynced: number[] = [];
     const metrics = createNodeMetrics();
     const book = new PeerBook(30_000, { baseMs: 1_000 });
-    const clock = 1_000_000;
+    let clock = 1_000_000;
     const deps: RangeSyncDeps = {
       chain: local.chain,
       requestAncestor: async (p) => {
@@ -305,6 +312,7 @@ describe('claims of deep forks do not starve a chain that connects (attack revie
       requestHeaders: async (p, start, count) => {
         assert.ok(isLiar(p), 'the honest chain connects: no pre-sync');
         log.push('headers liar');
+        presynced.push(ids.findIndex((id) => id.equals(p)));
         return fork.slice(start - 1, start - 1 + count).map((b) => ({
           header: b.header,
           hash: b.hash,
@@ -332,6 +340,7 @@ describe('claims of deep forks do not starve a chain that connects (attack revie
     const manager = new SyncManager(local.chain, book, deps, metrics, silent, {
       now: () => clock,
       maxPresyncHeaders: 5,
+      ...managerOpts(ids),
     });
     const lie: Status = {
       ...statusOf(forger),
@@ -341,7 +350,22 @@ describe('claims of deep forks do not starve a chain that connects (attack revie
     };
     for (const id of ids) book.setStatus(id, lie, clock);
     if (withHonest) book.setStatus(honest, statusOf(forger), clock);
-    return { local, manager, metrics, log };
+    return {
+      local,
+      manager,
+      metrics,
+      log,
+      ids,
+      book,
+      lie,
+      presynced,
+      get clock() {
+        return clock;
+      },
+      advance(ms: number) {
+        clock += ms;
+      },
+    };
   }
 
   test('after a capped pre-sync, the next sync is from the peer whose chain connects', async () => {
@@ -372,5 +396,77 @@ describe('claims of deep forks do not starve a chain that connects (attack revie
     // turn 3 does not ask C again (its deep claim is remembered), only as the best claim.
     assert.equal(s.log.filter((l) => l === 'ancestor liar').length, 5);
     assert.equal(s.log.filter((l) => l === 'headers liar').length, 3);
+  });
+
+  test('fresh ids of one address group get its pre-syncs per period, then another group gets the slot', async () => {
+    // Five ids of host A claim the most work, one of host B a little less; all deep forks.
+    let hostB: PeerId | undefined;
+    const s = await deepClaims(6, false, (ids) => {
+      hostB = ids[5];
+      return {
+        groupOf: (p) => (p.equals(hostB!) ? 'host-b' : 'host-a'),
+        presyncBudget: new PresyncBudget({
+          node: { limit: 4, periodMs: 600_000 },
+          group: { limit: 2, periodMs: 600_000 },
+          now: () => s.clock,
+        }),
+      };
+    });
+    s.book.setStatus(hostB!, { ...s.lie, totalWork: s.lie.totalWork >> 1n }, s.clock);
+    const outcomes = [];
+    for (let i = 0; i < 4; i++) outcomes.push(await s.manager.syncNow());
+    const groups = s.presynced.map((i) => (i === 5 ? 'B' : 'A'));
+    // Before the budget: A, A, A (a fresh id of A's was always the best claim), B never.
+    assert.deepEqual(groups, ['A', 'A', 'B'], `pre-syncs went to ${groups.join(', ')}`);
+    assert.equal(outcomes[3], undefined, "A's claims wait for its next pre-sync; B's is disproved");
+    // A deep claim of A's that was not known deep yet is refused before any header is read.
+    s.book.setStatus(s.ids[4]!, { ...s.lie, headHash: randomBytes(32) }, s.clock);
+    const refused = await s.manager.syncNow();
+    assert.ok(refused?.kind === 'aborted' && refused.presyncRefused === 'group', JSON.stringify(refused));
+    assert.equal(s.presynced.length, 3, 'no header read');
+    assert.equal(refused.blame, undefined, 'nobody blamed for our budget');
+    const counted = (await s.metrics.presyncs.get()).values.find((v) => v.labels.outcome === 'refused-group');
+    assert.equal(counted?.value, 1);
+    assert.equal(await s.manager.syncNow(), undefined, 'and it waits, not asked again');
+  });
+
+  test('the node-wide pre-sync budget bounds what all groups together start', async () => {
+    const s = await deepClaims(4, false, () => ({
+      presyncBudget: new PresyncBudget({
+        node: { limit: 2, periodMs: 600_000 },
+        group: { limit: 2, periodMs: 600_000 },
+        now: () => s.clock,
+      }),
+    }));
+    const outcomes = [];
+    for (let i = 0; i < 4; i++) outcomes.push(await s.manager.syncNow());
+    // Each id its own group: only the node's budget holds them to 2 (before it: 4).
+    assert.equal(s.presynced.length, 2, `${s.presynced.length} pre-syncs`);
+    assert.deepEqual(
+      outcomes.map((o) => o?.kind === 'aborted' && (o.presync ?? o.presyncRefused)),
+      ['too-long', 'too-long', false, false],
+    );
+  });
+
+  test("a disproved claimant's repeat pre-syncs are paid by its score, not the budget", async () => {
+    const s = await deepClaims(2, false, () => ({
+      presyncBudget: new PresyncBudget({
+        node: { limit: 1, periodMs: 600_000 },
+        group: { limit: 1, periodMs: 600_000 },
+        now: () => s.clock,
+      }),
+    }));
+    const first = await s.manager.syncNow();
+    assert.ok(first?.kind === 'aborted' && first.presync === 'too-long');
+    const liar = s.presynced[0]!;
+    // The other id's claim is refused: the node's one pre-sync is spent.
+    const second = await s.manager.syncNow();
+    assert.ok(second?.kind === 'aborted' && second.presyncRefused === 'node', JSON.stringify(second));
+    // The first liar repeats its claim after its back-off: pre-synced again, and penalised for it.
+    s.advance(5_000);
+    s.book.setStatus(s.ids[liar]!, s.lie, s.clock);
+    const repeat = await s.manager.syncNow();
+    assert.ok(repeat?.kind === 'aborted' && repeat.presync === 'too-long', JSON.stringify(repeat));
+    assert.deepEqual(s.presynced, [liar, liar]);
   });
 });

@@ -7,6 +7,7 @@ import type { NodeMetrics } from '../metrics.ts';
 import { SYNC_DEFAULTS } from '../options.ts';
 import type { BlockRef, Status } from '../p2p/messages.ts';
 import type { PeerBook, PeerRecord } from './peer-book.ts';
+import { PresyncBudget } from './presync-budget.ts';
 import {
   BAD_FORK_POINT,
   type Disproval,
@@ -27,6 +28,10 @@ export interface SyncManagerOptions extends RangeSyncOptions {
   readonly now?: () => number;
   /** Claimants asked for their fork point at once in a connecting turn (SYNC_DEFAULTS). */
   readonly connectingProbes?: number;
+  /** Pre-syncs per period for the node and per address group (default SYNC_DEFAULTS.presyncs). */
+  readonly presyncBudget?: PresyncBudget;
+  /** A peer's address group, as address bans count them (default: the peer id alone). */
+  readonly groupOf?: (peer: PeerId) => string;
 }
 
 export type SyncState = 'idle' | 'syncing';
@@ -52,6 +57,13 @@ export type SyncState = 'idle' | 'syncing';
  * validated, work and all, as they come) is followed; only if none does is the best claim
  * followed as usual. Unproven claims then get at most every other slot, and a node that is
  * behind catches up with a connecting peer in one.
+ *
+ * And pre-syncs are rationed (presync-budget.ts): per period, a few for the node and fewer per
+ * address group, for claimants with no disproof on record (a repeat liar pays with its score,
+ * more each time, until banned). A deep claim over budget ends its sync before any header is read, unblamed,
+ * and waits (not picked as the best) until its group and the node have a pre-sync again, so
+ * the slot goes to claims of other groups and to chains that connect: fresh ids no longer buy
+ * one capped pre-sync after another (~54 s each at the default cap).
  */
 export class SyncManager {
   state: SyncState = 'idle';
@@ -61,8 +73,12 @@ export class SyncManager {
   private readonly suspects = new Map<string, number>();
   /** The last slot went to a pre-sync that failed: the next is a connecting turn. */
   private connectingTurn = false;
-  /** Claimants whose fork point was deep, with the head of the status they claimed it with. */
-  private readonly deepForks = new Map<string, string>();
+  /** Claimants whose fork point was deep: the head of the status they claimed it with, their group. */
+  private readonly deepForks = new Map<string, { readonly head: string; readonly group: string }>();
+  private readonly presyncs: PresyncBudget;
+  private readonly groupOf: (peer: PeerId) => string;
+  /** The deps range sync gets: ours, with pre-syncs taken from the budget. */
+  private readonly syncDeps: RangeSyncDeps;
 
   private readonly chain: Chain;
   private readonly book: PeerBook;
@@ -84,6 +100,20 @@ export class SyncManager {
     this.metrics = metrics;
     this.log = log;
     this.opts = opts;
+    this.presyncs =
+      opts.presyncBudget ?? new PresyncBudget({ ...SYNC_DEFAULTS.presyncs, now: () => this.now() });
+    this.groupOf = opts.groupOf ?? ((p) => p.toString());
+    this.syncDeps = {
+      ...deps,
+      takePresync: (peer) => {
+        if (this.isRepeat(peer.toString())) return undefined;
+        const group = this.groupOf(peer);
+        const why = this.presyncs.take(group);
+        if (why) this.metrics.presyncs.inc({ outcome: `refused-${why}` });
+        this.log.info({ peer: peer.toString(), group, refused: why ?? null }, 'pre-sync budget');
+        return why;
+      },
+    };
   }
 
   private now(): number {
@@ -119,7 +149,7 @@ export class SyncManager {
   private async maybeSync(): Promise<void> {
     const now = this.now();
     for (const [peer, until] of this.suspects) if (until < now) this.suspects.delete(peer);
-    const top = this.book.best(now, new Set(this.suspects.keys()));
+    const top = this.book.best(now, new Set([...this.suspects.keys(), ...this.waitingDeepClaims()]));
     if (!top || top.status.totalWork <= this.chain.tip.chainWork) return;
     let best: PeerRecord = top;
     let fork: BlockRef | undefined;
@@ -161,11 +191,13 @@ export class SyncManager {
       const outcome = await rangeSync(
         { peer: best.peer, status: best.status },
         helpers,
-        this.deps,
+        this.syncDeps,
         fork ? { ...this.opts, fork } : this.opts,
       );
       // A failed pre-sync had the slot: the next goes to a chain that connects, if one does.
       if (outcome.kind === 'aborted' && outcome.presync) this.connectingTurn = true;
+      // Over the pre-sync budget: the claim is deep and waits for its group's next pre-sync.
+      if (outcome.kind === 'aborted' && outcome.presyncRefused) this.rememberDeep(best);
       this.lastOutcome = outcome;
       this.metrics.syncedBlocks.inc(outcome.imported);
       const ms = Math.round(performance.now() - started);
@@ -196,7 +228,7 @@ export class SyncManager {
     const work = this.chain.tip.chainWork;
     const claimants = this.book
       .ranked(now, new Set(this.suspects.keys()))
-      .filter((r) => r.status.totalWork > work && this.deepForks.get(r.peer.toString()) !== headOf(r))
+      .filter((r) => r.status.totalWork > work && this.deepForks.get(r.peer.toString())?.head !== headOf(r))
       .slice(0, this.opts.connectingProbes ?? SYNC_DEFAULTS.connectingProbes);
     const locator = this.chain.locator().map((h) => Buffer.from(h, 'hex'));
     // Each answer is bounded by the request deadline; asked at once, slow liars cost one.
@@ -216,10 +248,28 @@ export class SyncManager {
     return pick;
   }
 
+  /** Peers whose current claim is known deep while the budget has no pre-sync for their group. */
+  private *waitingDeepClaims(): Iterable<string> {
+    for (const [key, claim] of this.deepForks) {
+      const r = this.book.get(key);
+      if (r && headOf(r) === claim.head && !this.isRepeat(key) && this.presyncs.refusal(claim.group))
+        yield key;
+    }
+  }
+
+  /**
+   * A peer whose status a sync disproved lately: its pre-syncs are not taken from the budget,
+   * since each repeat lie already costs it score (judgeStatus) and its back-off doubles, so its
+   * score bounds them until the ban. The budget rations what is free: fresh ids' first claims.
+   */
+  private isRepeat(key: string): boolean {
+    return this.book.disproof(key) !== undefined;
+  }
+
   private rememberDeep(r: PeerRecord): void {
     const key = r.peer.toString();
     this.deepForks.delete(key);
-    this.deepForks.set(key, headOf(r));
+    this.deepForks.set(key, { head: headOf(r), group: this.groupOf(r.peer) });
     // Ids are free: the oldest entry goes first (forgetting one costs one more ask).
     while (this.deepForks.size > MAX_DEEP_CLAIMS) this.deepForks.delete(this.deepForks.keys().next().value!);
   }
