@@ -25,6 +25,7 @@ import { messagingKeyFromSeed, openKeyRecord, signKeyRecord } from './keys.ts';
 import { MAILBOX_DEFAULTS, Mailbox, MailboxFull, type MailboxLimits } from './mailbox.ts';
 import { type ArrivalRecord, MessageStore, type OutboxRow } from './message-store.ts';
 import { createMessagingMetrics, type MessagingMetrics } from './metrics.ts';
+import { RequestPacer } from './pacer.ts';
 import {
   backoffMs,
   depositProtocol,
@@ -119,6 +120,8 @@ export class MessagingService {
   private readonly spec;
   private readonly depositSpec;
   private readonly fetchSpec;
+  /** Deposits towards each mailbox, kept within the budget its deposit protocol states. */
+  private readonly depositPacer: RequestPacer;
   private readonly maxBody: number;
   /** Set on nodes that hold envelopes for others (relay/archive members). */
   mailbox: Mailbox | undefined;
@@ -154,6 +157,12 @@ export class MessagingService {
     this.spec = msgProtocol(this.maxBody);
     this.depositSpec = depositProtocol(this.maxBody);
     this.fetchSpec = fetchProtocol(this.maxBody, MAILBOX_DEFAULTS.fetchBatch);
+    this.depositPacer = new RequestPacer({
+      points: this.depositSpec.rateLimit.points,
+      // 10% over the mailbox's window: requests sent a window apart may arrive closer together.
+      windowMs: this.depositSpec.rateLimit.durationSec * 1100,
+      maxInFlight: MESSAGING_DEFAULTS.depositInFlight,
+    });
     this.log = d.log.child({ part: 'messaging' });
   }
 
@@ -312,19 +321,24 @@ export class MessagingService {
       .slice(0, MESSAGING_DEFAULTS.mailboxCopies);
     let stored = 0;
     let error: string | undefined;
-    for (const p of mailboxes) {
-      try {
-        await this.d.reqresp.request(
-          peerIdOfKey(this.keyOfPeer(p)!),
-          this.depositSpec,
-          fresh.envelope,
-          MESSAGING_DEFAULTS.attemptTimeoutMs,
-        );
-        stored++;
-      } catch (err) {
-        error = (err as Error).message;
-      }
-    }
+    await Promise.all(
+      mailboxes.map(async (p) => {
+        const release = await this.depositPacer.acquire(p);
+        try {
+          await this.d.reqresp.request(
+            peerIdOfKey(this.keyOfPeer(p)!),
+            this.depositSpec,
+            fresh.envelope!,
+            MESSAGING_DEFAULTS.attemptTimeoutMs,
+          );
+          stored++;
+        } catch (err) {
+          error = (err as Error).message;
+        } finally {
+          release();
+        }
+      }),
+    );
     if (stored > 0) {
       await this.store.markDeposited(row.recipient, row.seq, stored);
       this.metrics.deposited.inc({ outcome: 'stored' });
