@@ -132,6 +132,8 @@ export class MessagingService {
   /** Per recipient, when its first pending message is due (absent: nothing pending). */
   private readonly due = new Map<Hex, number>();
   private readonly busy = new Set<Hex>();
+  /** Recipients that connected while their flush was busy: retried once it ends, not at its backoff. */
+  private readonly reconnected = new Set<Hex>();
   private readonly dirty = new Set<Hex>();
   private lastOrder = 0;
   /** Senders waiting in send() for their message's first outcome, by `<recipient>:<seq>`. */
@@ -192,7 +194,8 @@ export class MessagingService {
       const key = this.keyOfPeer(peer);
       if (key && this.due.has(key)) {
         this.due.set(key, Date.now());
-        void this.flush(key);
+        if (this.busy.has(key)) this.reconnected.add(key);
+        else void this.flush(key);
       }
       if (key && key !== this.self && this.d.isMailbox(key)) void this.fetchFrom(peer);
     });
@@ -542,6 +545,7 @@ export class MessagingService {
   private async flush(recipient: Hex): Promise<void> {
     if (this.busy.has(recipient) || this.stopped) return;
     this.busy.add(recipient);
+    this.reconnected.delete(recipient);
     try {
       // Messages queued while this runs mark the recipient dirty: they are picked up before it ends.
       do {
@@ -553,14 +557,9 @@ export class MessagingService {
           const row = failed.row;
           let error = failed.error;
           // Unreachable: store and forward this one and those queued behind it, once each
-          // (direct retries go on regardless). Only rows that could be sealed can be left.
-          for (const later of failed.undelivered) {
-            if (later.deposited !== 0 || this.stopped) continue;
-            if (later !== row) await this.seal(later).catch(() => {});
-            const d = await this.deposit(later);
-            if (later === row && d.stored === 0 && d.error)
-              error = `${error}; no mailbox took it: ${d.error}`;
-          }
+          // (direct retries go on regardless).
+          const refused = await this.depositAll(failed.undelivered, row);
+          if (refused) error = `${error}; no mailbox took it: ${refused}`;
           const attempts = row.attempts + 1;
           const next = Date.now() + backoffMs(attempts);
           await this.store.markFailed(recipient, row.seq, attempts, next, error);
@@ -568,6 +567,16 @@ export class MessagingService {
           this.due.set(recipient, next);
           this.metrics.attempts.inc({ outcome: 'failed' });
           this.log.debug({ recipient, seq: row.seq, attempts, error }, 'delivery attempt failed');
+          // Messages queued while this ran were never tried: they go to the mailboxes now, and
+          // their senders get their answer, not at the end of a backoff that may be minutes.
+          let last = rows.at(-1)?.seq ?? 0;
+          while (this.dirty.has(recipient) && !this.stopped) {
+            this.dirty.delete(recipient);
+            const queued = (await this.store.pending(recipient)).filter((r) => r.seq > last);
+            last = queued.at(-1)?.seq ?? last;
+            await this.depositAll(queued);
+            for (const r of queued) this.settle(r);
+          }
           return;
         }
       } while (this.dirty.has(recipient));
@@ -577,7 +586,36 @@ export class MessagingService {
       this.due.set(recipient, Date.now() + MESSAGING_DEFAULTS.minBackoffMs);
     } finally {
       this.busy.delete(recipient);
+      // It came back while this attempt failed: the next tick tries again.
+      if (this.reconnected.delete(recipient) && this.due.has(recipient)) this.due.set(recipient, Date.now());
     }
+  }
+
+  /**
+   * Leaves each row not yet deposited with the mailboxes, in order; `tried` is the row whose
+   * attempt just failed (its envelope is sealed if it could be). Rows that cannot be sealed (the
+   * recipient's key unknown and the recipient unreachable) stay in the outbox only: after the
+   * first such row the rest are not asked for the key again. Returns why `tried` (or, without
+   * it, the first row) was taken by no mailbox, if it was not.
+   */
+  private async depositAll(rows: readonly OutboxRow[], tried?: OutboxRow): Promise<string | undefined> {
+    let sealable = true;
+    let refused: string | undefined;
+    for (const [i, r] of rows.entries()) {
+      if (r.deposited !== 0 || this.stopped) continue;
+      if (r !== tried && !r.envelope) {
+        if (!sealable) continue;
+        try {
+          await this.seal(r);
+        } catch {
+          sealable = false;
+          continue;
+        }
+      }
+      const d = await this.deposit(r);
+      if ((tried ? r === tried : i === 0) && d.stored === 0 && d.error) refused = d.error;
+    }
+    return refused;
   }
 
   /**
