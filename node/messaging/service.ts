@@ -287,13 +287,11 @@ export class MessagingService {
       for (let round = 0; round < 100 && !this.stopped; round++) {
         const envelopes = await this.d.reqresp.request(pid, this.fetchSpec, new Uint8Array([1]));
         if (envelopes.length === 0) return;
+        // All at once: they join one arrival batch (one commit), not one commit each.
         const receipts: Uint8Array[] = [];
-        for (const env of envelopes) {
-          try {
-            receipts.push(await this.receive(env, peer));
-          } catch (err) {
-            this.log.debug({ err: (err as Error).message, peer }, 'mailbox envelope refused');
-          }
+        for (const r of await Promise.allSettled(envelopes.map((env) => this.receive(env, peer)))) {
+          if (r.status === 'fulfilled') receipts.push(r.value);
+          else this.log.debug({ err: (r.reason as Error).message, peer }, 'mailbox envelope refused');
         }
         this.metrics.fetched.inc(envelopes.length);
         for (let i = 0; i < receipts.length; i += MAX_ACK_RECEIPTS)
