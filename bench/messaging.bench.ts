@@ -163,7 +163,7 @@ if (CHURN > 0 && process.exitCode !== 1) {
   const churn = churnCluster();
   try {
     say(`churn: seed ${CHURN_SEED}, run dir ${churn.runDir}`);
-    await startChurnCluster(churn);
+    await startChurnCluster(churn, undefined, (line) => say(`churn: ${line}`));
     const r = await runChurn(churn, {
       seed: CHURN_SEED,
       messages: CHURN,

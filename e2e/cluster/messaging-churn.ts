@@ -6,11 +6,15 @@
  * both sides are counted: every sender's outbox holds a receipt for each message it was given,
  * and every recipient's inbox holds each message once, in per-sender order, with its text.
  *
- * All choices (pairs, who restarts when, how, for how long) come from one seeded generator, so a
- * failing seed can be run again (CAIRN_CHURN_SEED). A node is only stopped once the posts it
+ * All choices (pairs, who restarts when, how, for how long) come from seeded generators, so a
+ * failing seed can be run again (CAIRN_CHURN_SEED): the restart schedule is the seed's; which
+ * sender a post goes to also depends on who is up at that moment. A node is only stopped once the posts it
  * is serving as a sender have been answered: each message the driver counts as sent was
  * accepted into a persisted outbox, so "lost" means lost by the nodes, never by the driver.
  */
+import { type AddressInfo, createServer, type Server } from 'node:net';
+import { publicKeyFromRaw } from '@libp2p/crypto/keys';
+import { peerIdFromPublicKey } from '@libp2p/peer-id';
 import { Cluster, type ClusterNode } from './harness.ts';
 import { nodeApiHeaders } from './node-process.ts';
 
@@ -21,12 +25,17 @@ export const CHURN_DEFAULTS = {
   concurrency: 24,
   /** Nodes restarted at random (recipients and senders alike), besides the first mailbox. */
   churners: 3,
-  /** Restart loops running at once: with two, a recipient can be down while the mailbox is. */
-  restarters: 2,
+  /**
+   * Restarts of the mailbox post0 and of the churners, in two loops running at once (so a
+   * recipient can be down while the mailbox is). Bounded: each start costs a node's start-up
+   * CPU, which on a shared 2-core host is most of the run.
+   */
+  mailboxRestarts: 2,
+  recipientRestarts: 4,
   /** How long a stopped node stays down, ms. */
   downMs: [500, 2500] as const,
-  /** Pause of a restart loop between two restarts, ms. */
-  pauseMs: [300, 1500] as const,
+  /** Pause of a restart loop before each restart, ms. */
+  pauseMs: [500, 3000] as const,
   /** Share of stops that are SIGKILL rather than SIGTERM. */
   killShare: 0.3,
   /** After the last post: how long every message has to be receipted, ms. */
@@ -39,7 +48,8 @@ export interface ChurnOptions {
   readonly messages?: number;
   readonly concurrency?: number;
   readonly churners?: number;
-  readonly restarters?: number;
+  readonly mailboxRestarts?: number;
+  readonly recipientRestarts?: number;
   readonly downMs?: readonly [number, number];
   readonly pauseMs?: readonly [number, number];
   readonly killShare?: number;
@@ -98,13 +108,66 @@ export function churnCluster(nodes: number = CHURN_DEFAULTS.nodes): Cluster {
   });
 }
 
-export async function startChurnCluster(cluster: Cluster, nodes: number = CHURN_DEFAULTS.nodes) {
-  // One at a time: each node bootstraps from those already running, and nodes started together
-  // would never learn each other's addresses (nothing else discovers peers on loopback).
-  const started = await cluster.start(nodes, (i) => ({ name: churnNodeName(i), member: i, mine: false }), {
-    concurrency: 1,
-  });
-  await cluster.waitForConnected({ timeoutMs: 90_000 });
+/** Free loopback TCP ports (the kernel's choice, released at once for the nodes to take). */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Server>((resolve, reject) => {
+          const s = createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+/**
+ * Starts the nodes two at a time, each with every other node's address (ports chosen before,
+ * peer ids from the roster's keys). Of any two nodes the one that listens later dials the
+ * other after it listens, so every pair connects however the starts overlap; with addresses
+ * from the running nodes only, nodes started together would never learn each other's.
+ */
+export async function startChurnCluster(
+  cluster: Cluster,
+  nodes: number = CHURN_DEFAULTS.nodes,
+  log?: (line: string) => void,
+) {
+  const ports = await freePorts(nodes);
+  const keys = cluster.roster!.keys;
+  const addrs = ports.map(
+    (port, i) =>
+      `/ip4/127.0.0.1/tcp/${port}/p2p/${peerIdFromPublicKey(publicKeyFromRaw(keys[i]!.publicKey)).toString()}`,
+  );
+  const started = await cluster.start(
+    nodes,
+    (i) => ({
+      name: churnNodeName(i),
+      member: i,
+      mine: false,
+      listen: [`/ip4/127.0.0.1/tcp/${ports[i]}`],
+      bootstrap: addrs.filter((_, k) => k !== i),
+    }),
+    { concurrency: 2 },
+  );
+  // Every node knows every address, so a sender dials a recipient it is not connected to when
+  // it has something for it: a full mesh is not waited for (a bootstrap dial lost to a timeout
+  // or to the 5-per-second inbound rate from one host is not redialled), only for each node to
+  // have joined.
+  await cluster.waitFor(
+    (snap) => cluster.active().every((n) => (snap.statuses[n.name]?.peers.length ?? 0) >= 2),
+    {
+      timeoutMs: 30_000,
+      description: 'every node connected to two others',
+    },
+  );
+  const snap = await cluster.snapshot();
+  const links = Object.values(snap.statuses).reduce((sum, st) => sum + st.peers.length, 0);
+  log?.(`${links / 2} of ${(nodes * (nodes - 1)) / 2} pairs connected before sending`);
   return started;
 }
 
@@ -150,11 +213,10 @@ export async function runChurn(cluster: Cluster, o: ChurnOptions): Promise<Churn
   const c = { ...CHURN_DEFAULTS, ...o };
   const rnd = seededRandom(o.seed);
   const log = o.log ?? (() => {});
-  const between = ([lo, hi]: readonly [number, number]) => Math.round(lo + rnd() * (hi - lo));
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const names = Array.from({ length: c.nodes }, (_, i) => churnNodeName(i));
   // post0 is the mailbox that restarts; post1 stays up, so a deposit usually has somewhere to go.
-  const churnable = ['post0', ...names.slice(2, 2 + c.churners)];
+  const churners = names.slice(2, 2 + c.churners);
 
   const down = new Set<string>();
   const draining = new Set<string>();
@@ -194,8 +256,12 @@ export async function runChurn(cluster: Cluster, o: ChurnOptions): Promise<Churn
     }
   };
 
-  const restarter = async () => {
-    while (sending) {
+  // Each restart loop draws from its own generator: its schedule is the seed's, whatever the posts do.
+  const restarter = async (churnable: readonly string[], times: number, stream: number) => {
+    const rnd = seededRandom(o.seed + stream);
+    const between = ([lo, hi]: readonly [number, number]) => Math.round(lo + rnd() * (hi - lo));
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    for (let done = 0; sending && done < times; done++) {
       await sleep(between(c.pauseMs));
       const candidates = churnable.filter((n) => !down.has(n) && !draining.has(n));
       if (!sending || candidates.length === 0) continue;
@@ -217,7 +283,10 @@ export async function runChurn(cluster: Cluster, o: ChurnOptions): Promise<Churn
     }
   };
 
-  const restarting = Array.from({ length: c.restarters }, restarter);
+  const restarting = [
+    restarter(['post0'], c.mailboxRestarts, 1),
+    restarter(churners, c.recipientRestarts, 2),
+  ];
   try {
     await Promise.all(Array.from({ length: c.concurrency }, poster));
   } finally {
