@@ -6,8 +6,8 @@
  * throughputPerSec: MSG_DIRECT messages posted MSG_CONCURRENCY at a time, divided by the time
  *   until the recipient's inbox holds all of them;
  * backlogDrainMs: MSG_BACKLOG messages left with a mailbox while the recipient is down (sender
- *   down too), from the recipient's node being ready again to the last one in its inbox;
- *   The sender's deposits are paced to the mailbox's deposit budget (node/messaging/pacer.ts);
+ *   down too), from the recipient's node being ready again to the last one in its inbox (the
+ *   sender's deposits are paced to the mailbox's deposit budget, node/messaging/pacer.ts);
  * overheadBytes: envelope bytes minus body bytes at the 16 KiB body limit;
  * churnSent / churnDelivered / churnDuplicates: the churn run of e2e/cluster/messaging-churn.ts
  *   (10 nodes, MSG_CHURN messages between random pairs while three recipients and a mailbox
