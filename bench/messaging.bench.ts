@@ -6,18 +6,26 @@
  * throughputPerSec: MSG_DIRECT messages posted MSG_CONCURRENCY at a time, divided by the time
  *   until the recipient's inbox holds all of them;
  * backlogDrainMs: MSG_BACKLOG messages left with a mailbox while the recipient is down (sender
- *   down too), from the recipient's node being ready again to the last one in its inbox;
- * overheadBytes: envelope bytes minus body bytes at the 16 KiB body limit.
- * The 10-node churn run is not part of this bench (churn* are null). Last line: one JSON object.
+ *   down too), from the recipient's node being ready again to the last one in its inbox (the
+ *   sender's deposits are paced to the mailbox's deposit budget, node/messaging/pacer.ts);
+ * overheadBytes: envelope bytes minus body bytes at the 16 KiB body limit;
+ * churnSent / churnDelivered / churnDuplicates: the churn run of e2e/cluster/messaging-churn.ts
+ *   (10 nodes, MSG_CHURN messages between random pairs while three recipients and a mailbox
+ *   restart at random; MSG_CHURN_SEED replays one): messages the senders' outboxes accepted,
+ *   distinct ones in the recipients' inboxes, and copies shown twice. MSG_CHURN=0 skips it.
+ * Last line: one JSON object.
  */
 import { readFileSync } from 'node:fs';
 import { Cluster, type ClusterNode } from '../e2e/cluster/harness.ts';
+import { churnCluster, runChurn, startChurnCluster } from '../e2e/cluster/messaging-churn.ts';
 import { nodeApiHeaders } from '../e2e/cluster/node-process.ts';
 import { envelopeBytesFor } from '../node/messaging/envelope.ts';
 
 const DIRECT = Number(process.env.MSG_DIRECT ?? 1000);
 const CONCURRENCY = Number(process.env.MSG_CONCURRENCY ?? 50);
 const BACKLOG = Number(process.env.MSG_BACKLOG ?? 1000);
+const CHURN = Number(process.env.MSG_CHURN ?? 2000);
+const CHURN_SEED = Number(process.env.MSG_CHURN_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const say = (msg: string) => process.stderr.write(`${msg}\n`);
 
 const post = async (n: ClusterNode, to: string, text: string) => {
@@ -150,5 +158,31 @@ try {
   process.exitCode = 1;
 } finally {
   await cluster.stopAll();
+}
+if (CHURN > 0 && process.exitCode !== 1) {
+  const churn = churnCluster();
+  try {
+    say(`churn: seed ${CHURN_SEED}, run dir ${churn.runDir}`);
+    await startChurnCluster(churn, undefined, (line) => say(`churn: ${line}`));
+    const r = await runChurn(churn, {
+      seed: CHURN_SEED,
+      messages: CHURN,
+      log: (line) => say(`churn: ${line}`),
+    });
+    out.churnSent = r.sent;
+    out.churnDelivered = r.delivered;
+    out.churnDuplicates = r.duplicates;
+    say(
+      `churn: ${r.delivered}/${r.sent} delivered, ${r.duplicates} duplicates, ${r.outOfOrder} out of order, ` +
+        `${r.receipted} receipted, ${r.restarts.length} restarts, sent in ${r.sendMs} ms` +
+        (r.missing.length ? `, missing ${r.missing.join(' ')}` : ''),
+    );
+    await churn.removeRunDir();
+  } catch (err) {
+    say(`churn failed: ${(err as Error).message}`);
+    process.exitCode = 1;
+  } finally {
+    await churn.stopAll();
+  }
 }
 console.log(JSON.stringify(out));

@@ -58,7 +58,12 @@ export function depositProtocol(maxBodyBytes: number): ProtocolSpec<Uint8Array, 
     maxChunks: 1,
     minChunks: 1,
     timeoutMs: 10_000,
-    rateLimit: { points: 200, durationSec: 10 },
+    // A depositor may hold its whole count quota (MAILBOX_DEFAULTS.perDepositorCount, 1,000) and
+    // a recipient offline for a day leaves a backlog that size: one window takes all of it. The
+    // quotas bound what a mailbox stores; this bounds how fast a depositor makes it work, and
+    // senders pace themselves to it (pacer.ts) rather than being refused and penalised.
+    rateLimit: { points: 1_000, durationSec: 10 },
+    maxConcurrentPerPeer: 2 * MESSAGING_DEFAULTS.depositInFlight,
     encodeRequest: same,
     decodeRequest: same,
     encodeResponse: same,
@@ -138,6 +143,11 @@ export const MESSAGING_DEFAULTS = {
    * the commit each side waits for.
    */
   inFlight: 8,
+  /**
+   * Deposits one sender keeps open towards one mailbox (half the mailbox's per-peer bound, as for
+   * `inFlight`: a slot the mailbox has not yet freed when its answer arrives is not a flood).
+   */
+  depositInFlight: 2,
   /** Mailboxes a message is deposited with when its recipient is unreachable. */
   mailboxCopies: 3,
   /** How often a node asks its connected mailboxes for held messages. */

@@ -26,6 +26,7 @@ import { messagingKeyFromSeed, openKeyRecord, signKeyRecord } from './keys.ts';
 import { MAILBOX_DEFAULTS, Mailbox, MailboxFull, type MailboxLimits } from './mailbox.ts';
 import { type ArrivalRecord, MessageStore, type OutboxRow } from './message-store.ts';
 import { createMessagingMetrics, type MessagingMetrics } from './metrics.ts';
+import { RequestPacer } from './pacer.ts';
 import {
   backoffMs,
   depositProtocol,
@@ -122,6 +123,8 @@ export class MessagingService {
   private readonly spec;
   private readonly depositSpec;
   private readonly fetchSpec;
+  /** Deposits towards each mailbox, kept within the budget its deposit protocol states. */
+  private readonly depositPacer: RequestPacer;
   private readonly maxBody: number;
   /** Set on nodes that hold envelopes for others (relay/archive members). */
   mailbox: Mailbox | undefined;
@@ -132,6 +135,8 @@ export class MessagingService {
   /** Per recipient, when its first pending message is due (absent: nothing pending). */
   private readonly due = new Map<Hex, number>();
   private readonly busy = new Set<Hex>();
+  /** Recipients that connected while their flush was busy: retried once it ends, not at its backoff. */
+  private readonly reconnected = new Set<Hex>();
   private readonly dirty = new Set<Hex>();
   private lastOrder = 0;
   /** Senders waiting in send() for their message's first outcome, by `<recipient>:<seq>`. */
@@ -157,6 +162,12 @@ export class MessagingService {
     this.spec = msgProtocol(this.maxBody);
     this.depositSpec = depositProtocol(this.maxBody);
     this.fetchSpec = fetchProtocol(this.maxBody, MAILBOX_DEFAULTS.fetchBatch);
+    this.depositPacer = new RequestPacer({
+      points: this.depositSpec.rateLimit.points,
+      // 10% over the mailbox's window: requests sent a window apart may arrive closer together.
+      windowMs: this.depositSpec.rateLimit.durationSec * 1100,
+      maxInFlight: MESSAGING_DEFAULTS.depositInFlight,
+    });
     this.log = d.log.child({ part: 'messaging' });
   }
 
@@ -195,7 +206,8 @@ export class MessagingService {
       const key = this.keyOfPeer(peer);
       if (key && this.due.has(key)) {
         this.due.set(key, Date.now());
-        void this.flush(key);
+        if (this.busy.has(key)) this.reconnected.add(key);
+        else void this.flush(key);
       }
       if (key && key !== this.self && this.d.isMailbox(key)) void this.fetchFrom(peer);
     });
@@ -287,13 +299,11 @@ export class MessagingService {
       for (let round = 0; round < 100 && !this.stopped; round++) {
         const envelopes = await this.d.reqresp.request(pid, this.fetchSpec, new Uint8Array([1]));
         if (envelopes.length === 0) return;
+        // All at once: they join one arrival batch (one commit), not one commit each.
         const receipts: Uint8Array[] = [];
-        for (const env of envelopes) {
-          try {
-            receipts.push(await this.receive(env, peer));
-          } catch (err) {
-            this.log.debug({ err: (err as Error).message, peer }, 'mailbox envelope refused');
-          }
+        for (const r of await Promise.allSettled(envelopes.map((env) => this.receive(env, peer)))) {
+          if (r.status === 'fulfilled') receipts.push(r.value);
+          else this.log.debug({ err: (r.reason as Error).message, peer }, 'mailbox envelope refused');
         }
         this.metrics.fetched.inc(envelopes.length);
         for (let i = 0; i < receipts.length; i += MAX_ACK_RECEIPTS)
@@ -324,19 +334,24 @@ export class MessagingService {
       .slice(0, MESSAGING_DEFAULTS.mailboxCopies);
     let stored = 0;
     let error: string | undefined;
-    for (const p of mailboxes) {
-      try {
-        await this.d.reqresp.request(
-          peerIdOfKey(this.keyOfPeer(p)!),
-          this.depositSpec,
-          fresh.envelope,
-          MESSAGING_DEFAULTS.attemptTimeoutMs,
-        );
-        stored++;
-      } catch (err) {
-        error = (err as Error).message;
-      }
-    }
+    await Promise.all(
+      mailboxes.map(async (p) => {
+        const release = await this.depositPacer.acquire(p);
+        try {
+          await this.d.reqresp.request(
+            peerIdOfKey(this.keyOfPeer(p)!),
+            this.depositSpec,
+            fresh.envelope!,
+            MESSAGING_DEFAULTS.attemptTimeoutMs,
+          );
+          stored++;
+        } catch (err) {
+          error = (err as Error).message;
+        } finally {
+          release();
+        }
+      }),
+    );
     if (stored > 0) {
       await this.store.markDeposited(row.recipient, row.seq, stored);
       this.metrics.deposited.inc({ outcome: 'stored' });
@@ -541,6 +556,7 @@ export class MessagingService {
   private async flush(recipient: Hex): Promise<void> {
     if (this.busy.has(recipient) || this.stopped) return;
     this.busy.add(recipient);
+    this.reconnected.delete(recipient);
     try {
       // Messages queued while this runs mark the recipient dirty: they are picked up before it ends.
       do {
@@ -552,14 +568,9 @@ export class MessagingService {
           const row = failed.row;
           let error = failed.error;
           // Unreachable: store and forward this one and those queued behind it, once each
-          // (direct retries go on regardless). Only rows that could be sealed can be left.
-          for (const later of failed.undelivered) {
-            if (later.deposited !== 0 || this.stopped) continue;
-            if (later !== row) await this.seal(later).catch(() => {});
-            const d = await this.deposit(later);
-            if (later === row && d.stored === 0 && d.error)
-              error = `${error}; no mailbox took it: ${d.error}`;
-          }
+          // (direct retries go on regardless).
+          const refused = await this.depositAll(failed.undelivered, row);
+          if (refused) error = `${error}; no mailbox took it: ${refused}`;
           const attempts = row.attempts + 1;
           const next = Date.now() + backoffMs(attempts);
           await this.store.markFailed(recipient, row.seq, attempts, next, error);
@@ -567,6 +578,16 @@ export class MessagingService {
           this.due.set(recipient, next);
           this.metrics.attempts.inc({ outcome: 'failed' });
           this.log.debug({ recipient, seq: row.seq, attempts, error }, 'delivery attempt failed');
+          // Messages queued while this ran were never tried: they go to the mailboxes now, and
+          // their senders get their answer, not at the end of a backoff that may be minutes.
+          let last = rows.at(-1)?.seq ?? 0;
+          while (this.dirty.has(recipient) && !this.stopped) {
+            this.dirty.delete(recipient);
+            const queued = (await this.store.pending(recipient)).filter((r) => r.seq > last);
+            last = queued.at(-1)?.seq ?? last;
+            await this.depositAll(queued);
+            for (const r of queued) this.settle(r);
+          }
           return;
         }
       } while (this.dirty.has(recipient));
@@ -576,7 +597,36 @@ export class MessagingService {
       this.due.set(recipient, Date.now() + MESSAGING_DEFAULTS.minBackoffMs);
     } finally {
       this.busy.delete(recipient);
+      // It came back while this attempt failed: the next tick tries again.
+      if (this.reconnected.delete(recipient) && this.due.has(recipient)) this.due.set(recipient, Date.now());
     }
+  }
+
+  /**
+   * Leaves each row not yet deposited with the mailboxes, in order; `tried` is the row whose
+   * attempt just failed (its envelope is sealed if it could be). Rows that cannot be sealed (the
+   * recipient's key unknown and the recipient unreachable) stay in the outbox only: after the
+   * first such row the rest are not asked for the key again. Returns why `tried` (or, without
+   * it, the first row) was taken by no mailbox, if it was not.
+   */
+  private async depositAll(rows: readonly OutboxRow[], tried?: OutboxRow): Promise<string | undefined> {
+    let sealable = true;
+    let refused: string | undefined;
+    for (const [i, r] of rows.entries()) {
+      if (r.deposited !== 0 || this.stopped) continue;
+      if (r !== tried && !r.envelope) {
+        if (!sealable) continue;
+        try {
+          await this.seal(r);
+        } catch {
+          sealable = false;
+          continue;
+        }
+      }
+      const d = await this.deposit(r);
+      if ((tried ? r === tried : i === 0) && d.stored === 0 && d.error) refused = d.error;
+    }
+    return refused;
   }
 
   /**
