@@ -19,6 +19,12 @@
  * participants reject nothing: all 4 take the second announcement of the same round id (the
  * per-coordinator uncommitted-spend cap lets run 2 in), 0 refusals at confirm and unmask.
  * Wire form checked: both unmask requests survive encodeUnmaskRequest/decodeUnmaskRequest.
+ * Cost to the attacker: one extra run to the masked updates (each honest member's ledger is
+ * charged one uncommitted round for run 1). What is lost is secure aggregation's promise: in
+ * record mode (this rig) x_V is V's DP-SGD delta, whose record-level ε the ledger still covers;
+ * in update mode each update carries only its share of the sum's noise (local-round.ts
+ * noiseStds over the minimum survivors), so one rebuilt update voids that round's ε. HIGH, as
+ * the split and sybil-split findings this extends.
  *
  * Run: npm exec -- node --import tsx --test attack/fl-trust3/confirmations-replayed-across-runs.attack.ts
  *
