@@ -1,8 +1,11 @@
 /**
- * Finding (HIGH, open; what is left of the sybil split after the fl-confirm quorum of
- * `2c7115d`): a coordinator with one identity on a roster of 5 (t = 3, k = 1: 4 confirmations
- * from members besides the coordinator) rebuilds one member's update by running the same round id
- * twice and relaying the first run's confirmations in the second.
+ * Finding (HIGH, open; reopens both split findings fixed by the fl-confirm step, `45d164e` and
+ * `2c7115d`): a coordinator rebuilds one member's update by running the same round id twice and
+ * relaying the first run's confirmations in the second. Two cases, roster of 5, t = 3, k = 1:
+ *  - the coordinator's sybil S in slot 1, the coordinator off the roster (open networks): 4
+ *    confirmations from members besides the coordinator needed;
+ *  - the coordinator itself in slot 1 (a member holding coordinate and train: roster networks
+ *    too, no second identity): 3 needed, its own not counted.
  *
  * Mechanism. A confirmation signs confirmationMessage(round id, U3): nothing fresh in the run.
  * The round id is the coordinator's choice, and a participant forgets a round at its fl-end
@@ -10,20 +13,23 @@
  * (honest up to the masked updates) shows W U3 = B = {S, W, X, Y} and X U3 = A = {S, V, W, X},
  * keeps both signatures, and ends the round. Run 2, same round id, same roster [S, V, W, X, Y],
  * fresh secagg keys: V and W are shown A, X and Y are shown B. A then carries S, V, W (run 2) and
- * X (run 1): 4 of the 5 members besides the coordinator; B carries S, X, Y (run 2) and W (run 1):
- * 4 again. Every honest member signed one set per run and reveals once per run; S answers both
- * ways. V's self-mask seed comes from S, V, W and its mask key from S, X, Y (t = 3 each).
+ * X (run 1); B carries S, X, Y (run 2) and W (run 1): 4 members besides the coordinator each (3
+ * when S is the coordinator). Every honest member signed one set per run and reveals once per
+ * run; slot 1 answers both ways. V's self-mask seed comes from S, V, W, its mask key from S, X, Y.
  *
  * Measured today: run 2's four honest members all reveal, recoverInput returns
  * x_V, 16 387 of 16 387 words within ±2^24 (a quantised update, not mask noise); the honest
  * participants reject nothing: all 4 take the second announcement of the same round id (the
  * per-coordinator uncommitted-spend cap lets run 2 in), 0 refusals at confirm and unmask.
+ * Control: the same requests without the two run-1 signatures are refused (too-few-confirmations)
+ * and nothing is rebuilt, in both cases (both tests pass with those two lines removed).
  * Wire form checked: both unmask requests survive encodeUnmaskRequest/decodeUnmaskRequest.
  * Cost to the attacker: one extra run to the masked updates (each honest member's ledger is
  * charged one uncommitted round for run 1). What is lost is secure aggregation's promise: in
  * record mode (this rig) x_V is V's DP-SGD delta, whose record-level ε the ledger still covers;
  * in update mode each update carries only its share of the sum's noise (local-round.ts
- * noiseStds over the minimum survivors), so one rebuilt update voids that round's ε. HIGH, as
+ * noiseStds over the minimum survivors; read, not measured here), so one rebuilt update voids
+ * that round's ε. HIGH, as
  * the split and sybil-split findings this extends.
  *
  * Run: npm exec -- node --import tsx --test attack/fl-trust3/confirmations-replayed-across-runs.attack.ts
@@ -138,11 +144,12 @@ const named = async (keys: Keys, roundId: Uint8Array, survivors: number[]) => ({
   signature: await keys.sign(survivorSetMessage(roundId, survivors)),
 });
 
-test('a first run’s confirmations do not count in a second run of the same round id', async () => {
+async function splitWithReplay(onRoster: boolean): Promise<void> {
   const keys = await coordinatorKeys();
   const honest = await participants(4, keys); // V, W, X, Y (ids 2..5)
-  const boss = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString();
   const sybilKey = await generateKeyPair('Ed25519');
+  // Slot 1: the coordinator's own slot (a member holding coordinate and train), or its sybil S.
+  const boss = peerIdFromPrivateKey(onRoster ? sybilKey : await generateKeyPair('Ed25519')).toString();
   const roster = [peerIdFromPrivateKey(sybilKey).toString(), ...honest.map((n) => n.name)];
   const roundId = new Uint8Array(32).fill(0x7a);
   const setA = [1, 2, 3, 4]; // V survived
@@ -196,4 +203,10 @@ test('a first run’s confirmations do not count in a second run of the same rou
         `refusals: ${refusals.length ? refusals.join('; ') : 'none'}`,
     );
   }
-});
+}
+
+test('a first run’s confirmations do not count in a second run of the same round id (sybil S on the roster)', () =>
+  splitWithReplay(false));
+
+test('a first run’s confirmations do not count in a second run of the same round id (coordinator on the roster)', () =>
+  splitWithReplay(true));
