@@ -29,8 +29,7 @@
  * record mode (this rig) x_V is V's DP-SGD delta, whose record-level ε the ledger still covers;
  * in update mode each update carries only its share of the sum's noise (local-round.ts
  * noiseStds over the minimum survivors; read, not measured here), so one rebuilt update voids
- * that round's ε. HIGH, as
- * the split and sybil-split findings this extends.
+ * that round's ε. HIGH, as the split and sybil-split findings this extends.
  *
  * Run: npm exec -- node --import tsx --test attack/fl-trust3/confirmations-replayed-across-runs.attack.ts
  *
