@@ -1,7 +1,8 @@
 /**
  * Finding (MEDIUM, open; the one-coordinator-holds-every-slot finding again, through a race):
  * one coordinator that sends its announcements at once still takes all of a participant's round
- * slots, and announcements at once exceed MAX_HELD_ROUNDS itself.
+ * slots, announcements at once exceed MAX_HELD_ROUNDS itself, and a late second announcement of
+ * a round id replaces the round's state (its once-per-round guards with it).
  *
  * Mechanism. FlParticipant.announce counts the announcer's rounds (coordinatorShare) and all
  * rounds (MAX_HELD_ROUNDS) before `await this.o.resolveModel(...)`, and inserts the round only
@@ -14,7 +15,14 @@
  *
  * Measured today (real FlParticipant of the rig, record-level ledger):
  *  - mallory's 4 announcements sent together: 4 accepted (share 2), then boss's: `busy`;
- *  - mallory and mallory-2 sending 4 each together: 8 rounds held (MAX_HELD_ROUNDS 4).
+ *  - mallory and mallory-2 sending 4 each together: 8 rounds held (MAX_HELD_ROUNDS 4);
+ *  - round id R announced twice at once, the first naming a model the announcer serves late, the
+ *    second none (`duplicate` checks the map before the await too): the second is accepted and
+ *    its keys given, then the first lands and replaces the round: keys for R are answered again,
+ *    with fresh keys (not `asked-twice`). Measured for keys; the other once-per-round guards
+ *    (sharesAsked, trained, confirmed) live in the same RoundState object that is replaced (read,
+ *    not run), so a round id restarts without the fl-end confirmations-replayed-across-runs
+ *    uses, under the late announcement's parameters.
  * Sent one after another the same 4 give accept, accept, busy-coordinator, busy-coordinator
  * (node/fl/net/coordinator-slots.test.ts), so the share holds only for sequential requests.
  *
@@ -22,13 +30,31 @@
  *
  * Fix that would make it pass: reserve the slot before the await (insert a pending entry, or
  * count pending announcements per coordinator and in all, released when resolveModel fails or
- * the announcement is declined), so the counts see every announcement in flight.
+ * the announcement is declined), so the counts and the duplicate check see every announcement
+ * in flight; never overwrite a round id already in the map.
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { coordinatorShare, MAX_HELD_ROUNDS } from '../../node/fl/net/participant.ts';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { subset } from '../../node/fl/dataset.ts';
+import { zeroParams } from '../../node/fl/logistic.ts';
+import { decodeSignedAdvert } from '../../node/fl/net/advert-signature.ts';
+import {
+  coordinatorShare,
+  FlParticipant,
+  MAX_HELD_ROUNDS,
+  SecAggRefused,
+} from '../../node/fl/net/participant.ts';
 import { MAX_DEADLINE_MS } from '../../node/fl/net/wire.ts';
-import { announcement, cleanup, coordinatorKeys, participants } from '../../node/testing/fl-round-rig.ts';
+import {
+  announcement,
+  cleanup,
+  coordinatorKeys,
+  data,
+  gate,
+  participants,
+} from '../../node/testing/fl-round-rig.ts';
 
 after(cleanup);
 
@@ -54,4 +80,57 @@ test('announcements sent together never hold more than MAX_HELD_ROUNDS rounds', 
   );
   const figures = `${replies.filter((r) => r.accept).length} of ${replies.length} accepted; held ${p.active}`;
   assert.ok(p.active <= MAX_HELD_ROUNDS, figures);
+});
+
+test('a second announcement of a round id in flight never replaces the round’s state', async () => {
+  const { ex, split } = data();
+  const key = await generateKeyPair('Ed25519');
+  const keys = await coordinatorKeys();
+  // A model the participant lacks is fetched from the announcer, which answers late; zeros (no
+  // model hash) resolve at once. FlService's ModelSync joins fetches of one hash only.
+  let release: () => void = () => {};
+  const slow = new Promise<void>((r) => {
+    release = r;
+  });
+  const p = new FlParticipant({
+    self: peerIdFromPrivateKey(key).toString(),
+    data: () => subset(ex, split.slices[0]!),
+    privacy: await gate(),
+    resolveModel: async (hash, count) => {
+      if (hash) await slow;
+      return zeroParams(count - 1);
+    },
+    storeModel: async () => 'stored',
+    verifySurvivors: keys.verify,
+    sign: async (m) => key.sign(m),
+  });
+  const roundId = new Uint8Array(32).fill(0x66);
+  const a = announcement(roundId);
+  const first = p.announce('mallory', { ...a, modelHash: new Uint8Array(32).fill(9) });
+  const second = await p.announce('mallory', a);
+  assert.ok(second.accept);
+  const others = await Promise.all(
+    [0, 1, 2, 3].map(async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()),
+  );
+  const statement = {
+    roundId,
+    threshold: 3,
+    participants: [peerIdFromPrivateKey(key).toString(), ...others],
+  };
+  // A roster of 5 the quorum can reach; the keys step runs on the round the second announcement made.
+  const advert1 = await p.keys('mallory', statement);
+  release();
+  const late = await first;
+  let again: string;
+  try {
+    const advert2 = await p.keys('mallory', statement);
+    const expect = { roundId, participants: new Set([1, 2, 3, 4, 5]) };
+    const k1 = decodeSignedAdvert(advert1, expect).advert.maskPublic;
+    const k2 = decodeSignedAdvert(advert2, expect).advert.maskPublic;
+    again = `answered with ${Buffer.from(k1).equals(Buffer.from(k2)) ? 'the same' : 'fresh'} keys`;
+  } catch (err) {
+    again = err instanceof SecAggRefused ? err.reason : (err as Error).message;
+  }
+  const figures = `late announcement: ${late.accept ? 'accept' : late.reason}; keys asked again: ${again}`;
+  assert.ok(!late.accept || again === 'asked-twice', figures);
 });
