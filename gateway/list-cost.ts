@@ -80,6 +80,8 @@ const BOUNDED_LISTS: Readonly<Record<string, number>> = {
   'Query.topics': 100,
   // schema/fl-privacy.ts MAX_FL_PRIVACY_NODES.
   'Query.flPrivacy': 1000,
+  // schema/messaging.ts MAX_MESSAGING_NODES.
+  'Query.messagingStats': 1000,
 };
 
 /**

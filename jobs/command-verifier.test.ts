@@ -212,3 +212,35 @@ test('a signed command moved to another job id is refused (wrong-job-id) and its
   assert.equal(refusal(v, genuine), 'ran');
   assert.equal(refusal(v, genuine), 'replayed');
 });
+
+test('a command the node disabled is refused as disabled, signed, only once the signer may command it', () => {
+  const key = hex(gateway);
+  const v = new CommandVerifier({
+    nodeId: NODE,
+    membership: new Roster({ mode: 'open', chainId, tipRoster: () => genesisRoster(config) }),
+    commandKeys: [key],
+    disabledCommands: new Map([['admin.sendMessage', 'start it with --allow-operator-messages']]),
+    now: () => NOW,
+  });
+  const job = (signer: SigningKey, command: 'admin.sendMessage' | 'admin.syncChain', args: object) => {
+    const c = signCommand({ command, target: NODE, args: args as never, ttlMs: 30_000, nowMs: NOW }, signer);
+    return () => v.verify(command, { command: toHex(c.encoded) }, `cmd.${c.nonceHex}`);
+  };
+  const refusal = (run: () => unknown) => {
+    try {
+      run();
+      return 'ran';
+    } catch (err) {
+      assert.ok(err instanceof CommandRefused);
+      return `${err.code}${err.command ? ' signed' : ''}`;
+    }
+  };
+  const send = { to: 'bob', text: 'hi' };
+  assert.equal(refusal(job(gateway, 'admin.sendMessage', send)), 'disabled signed');
+  // A stranger learns nothing of the node's config: not admitted, unsigned.
+  assert.equal(refusal(job(stranger, 'admin.sendMessage', send)), 'not-admitted');
+  // Other commands are untouched, and a disabled one does not use up its nonce.
+  assert.equal(refusal(job(gateway, 'admin.syncChain', {})), 'ran');
+  assert.equal(v.remembered, 1);
+  assert.equal(refusalOf('command refused (disabled): start it with --allow-operator-messages'), 'disabled');
+});

@@ -52,6 +52,7 @@ export const COMMAND_REFUSALS = [
   'issued-before-start',
   'busy',
   'wrong-job-id',
+  'disabled',
 ] as const;
 export type CommandRefusal = (typeof COMMAND_REFUSALS)[number];
 
@@ -69,6 +70,7 @@ export const SIGNED_REFUSALS: ReadonlySet<CommandRefusal> = new Set<CommandRefus
   'not-permitted',
   'replayed',
   'busy',
+  'disabled',
 ]);
 
 export class CommandRefused extends UnrecoverableError {
@@ -134,6 +136,7 @@ export const COMMAND_CAPABILITY: Record<AdminCommand, Capability> = {
   'admin.revokeDevice': 'command',
   'admin.members': 'command',
   'fl.startRound': 'command',
+  'admin.sendMessage': 'command',
 };
 
 /**
@@ -187,6 +190,12 @@ export interface CommandVerifierOptions {
   readonly membership: Pick<MembershipView, 'mode' | 'admit' | 'memberAt'>;
   /** Open networks: the public keys (hex) allowed to command this node. Ignored on roster networks. */
   readonly commandKeys?: readonly Hex[];
+  /**
+   * Commands this node's config does not take, each with the reason its refusal gives (e.g.
+   * admin.sendMessage without --allow-operator-messages). Refused as `disabled`, signed, once the
+   * signer is known to be allowed to command the node.
+   */
+  readonly disabledCommands?: ReadonlyMap<AdminCommand, string>;
   readonly maxNonces?: number;
   readonly now?: () => number;
 }
@@ -263,6 +272,8 @@ export class CommandVerifier {
       throw new CommandRefused('bad-signature', 'the signature does not verify');
     try {
       this.authorize(cmd, shape.data.certificate, now);
+      const off = this.o.disabledCommands?.get(cmd.command);
+      if (off !== undefined) throw new CommandRefused('disabled', off);
       // After authorisation, before the nonce is remembered: a copy moved to another job id does
       // not use up the real job's nonce, and its caller (waiting on cmd.<nonce>) is not misled.
       if (jobId !== commandJobId(cmd.nonceHex))

@@ -79,6 +79,11 @@ export function runAdminCommand(
           })),
         };
       }
+      case 'admin.sendMessage': {
+        // Only reached where the verifier took it (--allow-operator-messages, node-jobs.ts).
+        const p = parsePayload(AdminPayload['admin.sendMessage'], data, command);
+        return node.sendMessage(p.to, p.text);
+      }
       case 'fl.startRound':
         // Scheduled, not awaited: the rounds run in the background and report as they go.
         return node.startRounds(parsePayload(AdminPayload['fl.startRound'], data, command));

@@ -55,7 +55,16 @@ export interface NodeJobsOptions {
   readonly commandKeys?: readonly string[];
   /** Collector keys (hex) whose receipts count a report delivered (report-receipt.ts). */
   readonly collectorKeys?: readonly string[];
+  /**
+   * Whether an operator may send messages as this node (admin.sendMessage, --allow-operator-messages).
+   * Off by default: the text crosses Redis and the gateway, and the message carries this device's signature.
+   */
+  readonly allowOperatorMessages?: boolean;
 }
+
+/** Why admin.sendMessage is refused on a node that does not allow it. */
+export const OPERATOR_MESSAGES_OFF =
+  'this node does not send messages for operators: start it with --allow-operator-messages';
 
 /** A job name this node does not run (anyone can queue one). */
 class UnknownJob extends UnrecoverableError {}
@@ -123,6 +132,9 @@ export class NodeJobs {
       nodeId: this.nodeId,
       membership: o.node.membership,
       commandKeys: o.commandKeys,
+      ...(o.allowOperatorMessages
+        ? {}
+        : { disabledCommands: new Map([['admin.sendMessage', OPERATOR_MESSAGES_OFF] as const]) }),
     });
     this.ledger = new BlockReportLedger(this.nodeId);
     this.prefix = namespace(o.namespace);

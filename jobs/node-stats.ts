@@ -1,6 +1,6 @@
 import type { NodeStatus } from '../node/control.ts';
 import type { CairnNode } from '../node/node.ts';
-import type { NodeStatsReport } from './payloads.ts';
+import { type NodeStatsReport, REPORT_COUNT_MAX, REPORT_LATENCY_MAX_MS } from './payloads.ts';
 
 const hashRateMemo = new WeakMap<CairnNode, { at: number; hashes: number }>();
 
@@ -46,5 +46,26 @@ export function statsReport(node: CairnNode, status: NodeStatus, boot: number, s
     ...(status.fl
       ? { fl: { mode: status.fl.mode, ...(status.fl.privacy ? { privacy: status.fl.privacy } : {}) } }
       : {}),
+    ...(status.messaging ? { messaging: messagingReport(status.messaging) } : {}),
+  };
+}
+
+/** The status' messaging block in the report's shape: figures only, each bounded as payloads.ts checks. */
+function messagingReport(m: NonNullable<NodeStatus['messaging']>): NonNullable<NodeStatsReport['messaging']> {
+  const count = (n: number) => Math.min(REPORT_COUNT_MAX, n);
+  return {
+    sent: count(m.sent),
+    delivered: count(m.delivered),
+    pending: count(m.pending),
+    ...(m.latency
+      ? {
+          latency: {
+            p50Ms: Math.min(REPORT_LATENCY_MAX_MS, m.latency.p50Ms),
+            p99Ms: Math.min(REPORT_LATENCY_MAX_MS, m.latency.p99Ms),
+            samples: m.latency.samples,
+          },
+        }
+      : {}),
+    ...(m.mailbox ? { mailbox: { ...m.mailbox } } : {}),
   };
 }

@@ -3,6 +3,8 @@ import { HEADER_BYTES } from '../node/chain/block-codec.ts';
 import { LIMITS } from '../node/chain/types.ts';
 import { DP_MODES } from '../node/fl/dp-mode.ts';
 import { CAPABILITIES, ROLES } from '../node/membership/view.ts';
+import { LATENCY_WINDOW } from '../node/messaging/delivery-stats.ts';
+import { MESSAGING_DEFAULTS } from '../node/messaging/protocols.ts';
 import { MAX_WEIGHTS_BASE64 } from './model-weights.ts';
 import type { AdminCommand } from './queues.ts';
 
@@ -36,6 +38,17 @@ export const AdminPayload = {
   'admin.reportStats': z.object({}).strict(),
   'admin.blockPeers': z.object({ peerIds: z.array(peerId).min(1).max(100) }).strict(),
   'admin.unblockPeers': z.object({ peerIds: z.array(peerId).min(1).max(100) }).strict(),
+  /**
+   * A direct message sent as the node (issue 14 item 5). The text crosses Redis inside the signed
+   * command, so a node takes it only with --allow-operator-messages (command-verifier.ts
+   * `disabledCommands`); the node's own messaging bounds it again (maxBodyBytes).
+   */
+  'admin.sendMessage': z
+    .object({
+      to: z.string().min(1).max(128),
+      text: z.string().max(MESSAGING_DEFAULTS.maxBodyBytes),
+    })
+    .strict(),
   'admin.submitEntry': z
     .object({
       content: z.string().min(1).max(16_384),
@@ -112,6 +125,16 @@ export const InviteDeviceResult = z.object({
 });
 
 export const RevokeDeviceResult = SubmitEntryResult;
+/** A message the node queued: its ids and first outcome, never its text. */
+export const SendMessageResult = z.object({
+  id: z.string().max(256),
+  to: hex(32),
+  toName: z.string().max(64).nullable(),
+  seq: z.number().int().min(1),
+  status: z.enum(['delivered', 'pending']),
+  contentId: hex(32).nullable(),
+  error: z.string().max(1024).nullable(),
+});
 export const MembersResult = z.object({
   mode: z.enum(['roster', 'open']),
   members: z
@@ -142,6 +165,7 @@ export const AdminResult = {
   'admin.revokeDevice': RevokeDeviceResult,
   'admin.members': MembersResult,
   'fl.startRound': FlStartResult,
+  'admin.sendMessage': SendMessageResult,
 } satisfies Record<AdminCommand, z.ZodType>;
 export type AdminResults = { [K in AdminCommand]: z.infer<(typeof AdminResult)[K]> };
 
@@ -194,6 +218,32 @@ export const BlockOrphanedReport = z.object({
 });
 export type BlockOrphanedReport = z.infer<typeof BlockOrphanedReport>;
 
+/** Largest count a messaging figure may carry: the index keeps them as 32-bit integers (PostgreSQL INTEGER). */
+export const REPORT_COUNT_MAX = 2 ** 31 - 1;
+/** Latencies above this (30 days, past any mailbox's time to live) are reported as this. */
+export const REPORT_LATENCY_MAX_MS = 30 * 24 * 3600 * 1000;
+const count = z.number().int().min(0).max(REPORT_COUNT_MAX);
+const latencyMs = z.number().min(0).max(REPORT_LATENCY_MAX_MS);
+const byteCount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/**
+ * Messaging metadata in a stats report (node/messaging/delivery-stats.ts): counts, latency and
+ * mailbox use. Strict: no other field (no text, no correspondent) may ride along.
+ */
+export const MessagingStatsReport = z
+  .object({
+    sent: count,
+    delivered: count,
+    pending: count,
+    latency: z
+      .object({ p50Ms: latencyMs, p99Ms: latencyMs, samples: z.number().int().min(1).max(LATENCY_WINDOW) })
+      .strict()
+      .refine((l) => l.p50Ms <= l.p99Ms, 'p50Ms must not exceed p99Ms')
+      .optional(),
+    mailbox: z.object({ items: count, bytes: byteCount, capacityBytes: byteCount }).strict().optional(),
+  })
+  .strict();
+
 export const NodeStatsReport = z.object({
   nodeId: peerId,
   /** Start time (ms) of the node process: a restarted node counts its reports anew. */
@@ -232,6 +282,8 @@ export const NodeStatsReport = z.object({
         .optional(),
     })
     .optional(),
+  /** Messaging figures (absent from older nodes and where messaging is not running). */
+  messaging: MessagingStatsReport.optional(),
 });
 export type NodeStatsReport = z.infer<typeof NodeStatsReport>;
 

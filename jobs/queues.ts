@@ -55,6 +55,7 @@ export const ADMIN_COMMANDS = [
   'admin.revokeDevice',
   'admin.members',
   'fl.startRound',
+  'admin.sendMessage',
 ] as const;
 export type AdminCommand = (typeof ADMIN_COMMANDS)[number];
 

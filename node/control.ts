@@ -18,6 +18,7 @@ import { DEFAULT_INVITATION_VALID_MS, issueInvitation } from './membership/issue
 import type { RosterListing } from './membership/roster.ts';
 import type { Capability, MembershipMode, Role } from './membership/view.ts';
 import type { AddResult } from './mempool/mempool.ts';
+import { SendRefused, type SentMessage } from './messaging/service.ts';
 import type { CairnNode } from './node.ts';
 import { type NodeStatus, nodeStatus } from './status.ts';
 import type { SyncOutcome } from './sync/range-sync.ts';
@@ -126,7 +127,20 @@ export interface NodeControl {
   flPrivacy(): PrivacyStatus;
   /** Sets this node's privacy budget (ε at the ledger's δ); raising it lets an exhausted node train again. */
   setFlBudget(epsilon: number): Promise<PrivacyStatus>;
+  /**
+   * Sends a direct message as this node (to a member name, a peer id or a key). For the admin
+   * command admin.sendMessage, which only nodes started with --allow-operator-messages take.
+   */
+  sendMessage(to: string, text: string): Promise<SentMessage>;
 }
+
+/** How each send refusal reads as a control error (the refusal's code leads its message). */
+const SEND_CONTROL_CODE: Record<SendRefused['code'], ControlErrorCode> = {
+  'unknown-recipient': 'invalid',
+  oversized: 'too-large',
+  'to-self': 'invalid',
+  stopped: 'unavailable',
+};
 
 /**
  * classify() over the node's chain head and model sync: one Classifier per control, so a
@@ -263,6 +277,16 @@ export function nodeControl(node: CairnNode): NodeControl {
             `${err.code}: ${err.message}`,
             err.code === 'bad-peer-id' || err.code === 'not-a-trainer' ? 'invalid' : 'unavailable',
           );
+        throw err;
+      }
+    },
+    sendMessage: async (to, text) => {
+      if (!node.messaging) throw new ControlError('messaging is not running on this node', 'unavailable');
+      try {
+        return await node.messaging.send(to, text);
+      } catch (err) {
+        if (err instanceof SendRefused)
+          throw new ControlError(`${err.code}: ${err.message}`, SEND_CONTROL_CODE[err.code]);
         throw err;
       }
     },

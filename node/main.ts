@@ -134,7 +134,7 @@ if (!/^(127\.|::1$|localhost$)/.test(config.http.host))
     { httpHost: config.http.host },
     'the node API listens beyond loopback (--http-host): anyone who can reach it can read status and metrics; POST still needs the cookie token',
   );
-const { redisUrl, schedule, commandKeys, collectorKeys } = config.jobs;
+const { redisUrl, schedule, commandKeys, collectorKeys, allowOperatorMessages } = config.jobs;
 // Loaded only with --redis: BullMQ and ioredis are ~45 MB of RSS a standalone node never uses.
 const jobs = redisUrl
   ? await (await import('../jobs/node-jobs.ts')).NodeJobs.start({
@@ -143,6 +143,7 @@ const jobs = redisUrl
       schedule,
       commandKeys,
       collectorKeys,
+      allowOperatorMessages,
       log: node.log.child({ part: 'jobs' }),
     })
   : undefined;

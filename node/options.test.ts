@@ -56,7 +56,14 @@ test('no flags: every value is its module default', () => {
   assert.equal(FL_DEFAULTS.mode, 'record');
   assert.equal('budgetEpsilon' in c.fl, false);
   assert.deepEqual(c.http, { host: '127.0.0.1', port: 0, allowHosts: [] });
-  assert.deepEqual(c.jobs, { redisUrl: undefined, schedule: {}, commandKeys: [], collectorKeys: [] });
+  // Operators may not send messages as a node unless it says so (--allow-operator-messages).
+  assert.deepEqual(c.jobs, {
+    redisUrl: undefined,
+    schedule: {},
+    commandKeys: [],
+    collectorKeys: [],
+    allowOperatorMessages: false,
+  });
   assert.deepEqual(c.p2p, {
     maxConnections: P2P_DEFAULTS.maxConnections,
     reservedOutbound: P2P_DEFAULTS.reservedOutbound,
@@ -98,6 +105,7 @@ test('every existing flag keeps its meaning', () => {
     'redis://127.0.0.1:6379',
     '--schedule',
     'stats.report=5000,chain.sync=1000',
+    '--allow-operator-messages',
     '--fl-slice',
     '1',
     '--fl-slices',
@@ -132,6 +140,7 @@ test('every existing flag keeps its meaning', () => {
     schedule: { 'stats.report': 5000, 'chain.sync': 1000 },
     commandKeys: [],
     collectorKeys: [],
+    allowOperatorMessages: true,
   });
   assert.deepEqual(c.fl, {
     slice: { index: 1, of: 3, mode: 'label-skew', seed: 7 },

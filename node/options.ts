@@ -369,6 +369,17 @@ export const FL_DEFAULTS = Object.freeze({
   /** How many versions behind an unavailable head a coordinator looks for bytes on its disk. */
   headFallbackDepth: 8,
   /**
+   * Fetching a model version by hash (node/fl/net/model-sync.ts). Every connected peer may be
+   * asked, those that claimed the version first, then those that served one before, then the
+   * rest shuffled: a count (it was 5) let as many peers answering `unavailable` hide a version
+   * the next one served (ATK-16). Bounded by time instead: `budgetMs` in all (a round's
+   * deadline; an announcement's fetch has what its request leaves, FL_ANNOUNCE), at most
+   * `inFlight` requests at once, the next one sent when one fails or `hedgeMs` passes without
+   * an answer (most peers answer `unavailable` at once; a silent one costs hedgeMs, not its
+   * 15 s timeout).
+   */
+  modelFetch: Object.freeze({ budgetMs: 60_000, announceBudgetMs: 12_000, hedgeMs: 2_000, inFlight: 3 }),
+  /**
    * How far (nats) a round's loss on the validation set (node/fl/net/data.ts, disjoint from the
    * test set and every slice) may exceed the head's before the version is refused
    * (`loss-regressed`). Re-measured on the DP-SGD path at the default plan (runDpSgdRound and
@@ -683,6 +694,12 @@ export const NODE_OPTIONS = {
     defaultText: 'none',
     check: (k) => (/^[0-9a-f]{64}$/i.test(k) ? undefined : 'takes 32-byte public keys in hex'),
   }),
+  allowOperatorMessages: switchOpt<Group>({
+    flag: 'allow-operator-messages',
+    group: 'jobs',
+    description:
+      "take the sendMessage admin command: an operator (through the gateway) sends direct messages as this node. Off by default: the text crosses Redis and the gateway in the clear, and the message carries this device's signature",
+  }),
   collectorKeys: listOpt<Group>({
     flag: 'collector-keys',
     group: 'jobs',
@@ -855,6 +872,7 @@ export interface CliConfig {
     readonly schedule: Partial<Record<ScheduledJob, number>>;
     readonly commandKeys: readonly string[];
     readonly collectorKeys: readonly string[];
+    readonly allowOperatorMessages: boolean;
   };
   readonly fl: {
     readonly slice?: SliceOptions;
@@ -924,6 +942,7 @@ export function toCliConfig(v: CliValues): CliConfig {
       redisUrl: v.redis === undefined ? undefined : withRedisPassword(v.redis),
       schedule,
       commandKeys: v.commandKeys.map((k) => k.toLowerCase()),
+      allowOperatorMessages: v.allowOperatorMessages,
       collectorKeys: [
         ...v.collectorKeys,
         ...(v.collectorKeyFile ? [readPublicKeyFile(v.collectorKeyFile)] : []),

@@ -13,6 +13,7 @@ import { toHex } from './chain/bytes.ts';
 import type { DpMode } from './fl/dp-mode.ts';
 import type { Capability, Role } from './identity/identity.ts';
 import type { AdmissionRefusal, Role as MemberRole, MembershipMode } from './membership/view.ts';
+import type { MessagingStats } from './messaging/delivery-stats.ts';
 import type { CairnNode } from './node.ts';
 import { type ConnectionKind, connectionKind, countKinds, type RelayState } from './p2p/relay.ts';
 import type { StorageFailure } from './service/chain-service.ts';
@@ -82,6 +83,8 @@ export interface NodeStatus {
   readonly blocked: string[];
   /** Federated learning: the DP mode and this node's privacy ledger (absent while it is not loaded). */
   readonly fl?: FlStatus | undefined;
+  /** Messaging counts, delivery latency and mailbox use (absent when messaging is not running). */
+  readonly messaging?: MessagingStats | undefined;
 }
 
 export interface FlStatus {
@@ -148,6 +151,7 @@ export function nodeStatus(node: CairnNode, now: number = Date.now()): NodeStatu
     bannedAddresses: node.peers.addressBans?.banned(now) ?? [],
     blocked: node.peers.blockedPeers(),
     fl: node.fl ? flStatus(node.fl.privacy.mode, node.fl.privacyStatus()) : undefined,
+    messaging: node.messaging?.stats(),
   };
 }
 

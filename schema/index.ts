@@ -8,6 +8,7 @@ import './orphans.ts';
 import './models.ts';
 import './classify.ts';
 import './fl-privacy.ts';
+import './messaging.ts';
 import './config.ts';
 import './meta.ts';
 import './mutations.ts';

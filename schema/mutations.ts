@@ -104,6 +104,24 @@ builder.queryField('members', (t) =>
   }),
 );
 
+const SendMessageResult = builder
+  .objectRef<AdminResults['admin.sendMessage']>('SendMessageResult')
+  .implement({
+    description: 'A message a node queued for an operator: its ids and first outcome (never its text).',
+    fields: (t) => ({
+      id: t.exposeString('id', { description: 'The (sender, recipient, sequence) id.' }),
+      to: t.exposeString('to', { description: "The recipient's public key (hex)." }),
+      toName: t.exposeString('toName', { nullable: true, description: "The recipient's member name." }),
+      seq: t.exposeInt('seq'),
+      status: t.exposeString('status', {
+        description:
+          "'delivered' (its signed receipt came back within a few seconds) | 'pending' (in the outbox)",
+      }),
+      contentId: t.exposeString('contentId', { nullable: true, description: 'The content hash relays see.' }),
+      error: t.exposeString('error', { nullable: true, description: "The last delivery attempt's error." }),
+    }),
+  });
+
 const FlStartResult = builder.objectRef<AdminResults['fl.startRound']>('FlStartResult').implement({
   fields: (t) => ({ roundIds: t.exposeStringList('roundIds') }),
 });
@@ -199,6 +217,20 @@ builder.mutationFields((t) => ({
     description: 'Unblock peers on a node. Admin.',
     args: { nodeId: t.arg.id({ required: true }), peerIds: t.arg.stringList({ required: true }) },
     resolve: (_, a, ctx) => run(ctx, String(a.nodeId), 'admin.unblockPeers', { peerIds: a.peerIds }),
+  }),
+  sendMessage: t.field({
+    type: SendMessageResult,
+    authScopes: { admin: true },
+    description:
+      'Send a direct message as a node, to a member name, a peer id or a public key. Only a node started ' +
+      'with --allow-operator-messages takes it; others refuse (extensions.refusal: disabled). The text ' +
+      'crosses Redis in the signed command; the recipient reads it as from that node. Admin.',
+    args: {
+      nodeId: t.arg.id({ required: true }),
+      to: t.arg.string({ required: true }),
+      text: t.arg.string({ required: true }),
+    },
+    resolve: (_, a, ctx) => run(ctx, String(a.nodeId), 'admin.sendMessage', { to: a.to, text: a.text }),
   }),
   startFederatedRound: t.field({
     type: FlStartResult,

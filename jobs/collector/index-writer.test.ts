@@ -245,6 +245,50 @@ for (const provider of TEST_PROVIDERS) {
     }
   });
 
+  test(`${provider}: a stats report's messaging figures are indexed on the node; an older report keeps them`, async () => {
+    const { db, drop } = await createTestIndexDb(provider);
+    try {
+      const w = new IndexWriter(db, OPTS);
+      await w.apply('s.M.1', 'node.stats', {
+        ...stats('M', 1, 5),
+        messaging: {
+          sent: 2_000,
+          delivered: 1_990,
+          pending: 10,
+          latency: { p50Ms: 3.5, p99Ms: 41, samples: 1024 },
+          mailbox: { items: 7, bytes: 3 * 2 ** 30, capacityBytes: 4 * 2 ** 30 },
+        },
+      });
+      const cols = async () => {
+        const n = await db.node.findUniqueOrThrow({ where: { id: 'M' } });
+        return [
+          n.msgSent,
+          n.msgDelivered,
+          n.msgPending,
+          n.msgLatencyP50Ms,
+          n.msgLatencyP99Ms,
+          n.msgLatencySamples,
+          n.msgMailboxItems,
+          n.msgMailboxBytes,
+          n.msgMailboxCapacityBytes,
+        ];
+      };
+      // Mailbox bytes past 2^31 survive (floats on both providers).
+      assert.deepEqual(await cols(), [2_000, 1_990, 10, 3.5, 41, 1024, 7, 3 * 2 ** 30, 4 * 2 ** 30]);
+      // An older node's report without the block keeps the figures.
+      await w.apply('s.M.2', 'node.stats', stats('M', 2, 6));
+      assert.deepEqual(await cols(), [2_000, 1_990, 10, 3.5, 41, 1024, 7, 3 * 2 ** 30, 4 * 2 ** 30]);
+      // After a restart: no receipt yet, no mailbox any more: those clear, the counts restart.
+      await w.apply('s.M.3', 'node.stats', {
+        ...stats('M', 3, 7),
+        messaging: { sent: 0, delivered: 0, pending: 4 },
+      });
+      assert.deepEqual(await cols(), [0, 0, 4, null, null, null, null, null, null]);
+    } finally {
+      await drop();
+    }
+  });
+
   test(`${provider}: roster mode: only members report; a node id that is no member's key is refused`, async () => {
     const { db, drop } = await createTestIndexDb(provider);
     try {

@@ -341,6 +341,9 @@ export class IndexWriter {
               : {}),
           }
         : {}),
+      // Older nodes send no messaging block: what the index last knew stays. A block without
+      // latency (no receipt since the node started) or without a mailbox clears those.
+      ...(r.messaging ? messagingFields(r.messaging) : {}),
     };
     const existing = await tx.node.findUnique({ where: { id: r.nodeId } });
     // The node's high-water mark is its row's lastSeenAt (the newest `at` indexed, never moved
@@ -536,4 +539,19 @@ interface ModelEntryJson {
   readonly round: number;
   readonly metrics: readonly [string, number][];
   readonly epsilon: number;
+}
+
+/** A report's messaging figures as the Node row keeps them (metadata only: payloads.ts lets nothing else through). */
+function messagingFields(m: NonNullable<ReportPayloads['node.stats']['messaging']>) {
+  return {
+    msgSent: m.sent,
+    msgDelivered: m.delivered,
+    msgPending: m.pending,
+    msgLatencyP50Ms: m.latency?.p50Ms ?? null,
+    msgLatencyP99Ms: m.latency?.p99Ms ?? null,
+    msgLatencySamples: m.latency?.samples ?? null,
+    msgMailboxItems: m.mailbox?.items ?? null,
+    msgMailboxBytes: m.mailbox?.bytes ?? null,
+    msgMailboxCapacityBytes: m.mailbox?.capacityBytes ?? null,
+  };
 }

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ClusterNode, type SpawnSpec } from '../../e2e/cluster/node-process.ts';
 import { statsReport } from '../../jobs/node-stats.ts';
+import { NodeStatsReport } from '../../jobs/payloads.ts';
 import { type NodeStatus, nodeControl } from '../control.ts';
 import { createLogger } from '../log.ts';
 import { CairnNode } from '../node.ts';
@@ -216,6 +217,10 @@ test('/status over HTTP, the control, the harness and the stats report agree on 
     },
   );
   assert.ok(served.mempoolSize > 0, 'the entry posted above is counted');
+  // Messaging reaches the report as figures only, and the collector's schema accepts them.
+  assert.ok(served.messaging, 'a running node reports its messaging figures');
+  assert.deepEqual(report.messaging, JSON.parse(JSON.stringify(served.messaging)));
+  assert.equal(NodeStatsReport.safeParse(report).success, true);
 });
 
 test('hostName strips the port and keeps IPv6 brackets', () => {

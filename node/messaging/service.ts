@@ -19,6 +19,7 @@ import type { Logger } from '../log.ts';
 import type { PeerAction } from '../p2p/peer-scores.ts';
 import { HandlerError, RESULT, type ReqResp, ReqRespError } from '../p2p/reqresp.ts';
 import type { GroupCommit } from '../store/group-commit.ts';
+import { DeliveryStats, type MessagingStats } from './delivery-stats.ts';
 import { openMessage, sealMessage } from './envelope.ts';
 import { MessagingError, PENALTY_OF } from './errors.ts';
 import { messagingKeyFromSeed, openKeyRecord, signKeyRecord } from './keys.ts';
@@ -113,6 +114,8 @@ const peerIdOfKey = (keyHex: Hex): PeerId => peerIdFromPublicKey(publicKeyFromRa
 export class MessagingService {
   readonly metrics: MessagingMetrics;
   readonly store: MessageStore;
+  /** Counts and latency for the stats report (delivery-stats.ts): no text, no correspondents. */
+  private readonly deliveryStats = new DeliveryStats();
   private readonly self: Hex;
   private readonly messaging;
   private readonly keyRecord;
@@ -157,6 +160,14 @@ export class MessagingService {
     this.log = d.log.child({ part: 'messaging' });
   }
 
+  /** What the stats report carries of messaging: counts, latency, mailbox use (read-only). */
+  stats(): MessagingStats {
+    const m = this.mailbox;
+    if (!m) return this.deliveryStats.snapshot();
+    const use = m.quotas.usage();
+    return this.deliveryStats.snapshot({ ...use, capacityBytes: m.quotas.limits.totalBytes });
+  }
+
   /** Registers the protocols (before the host starts), restores state, starts the outbox. */
   async start(): Promise<void> {
     const { cursors, held, lastOrder } = await this.store.receiveState();
@@ -172,6 +183,7 @@ export class MessagingService {
     const pending = await this.store.pending();
     for (const p of pending) if (!this.due.has(p.recipient)) this.due.set(p.recipient, p.nextAttemptAt);
     this.metrics.pending.set(pending.length);
+    this.deliveryStats.restorePending(pending.length);
     await this.d.reqresp.register(MSG_KEY, () => [this.keyRecord.encoded]);
     await this.d.reqresp.register(this.spec, async (envelope, peer) => [
       await this.receive(envelope, peer.toString()),
@@ -489,6 +501,7 @@ export class MessagingService {
     await this.store.addOutbox({ recipient, seq, body: text, now, ...(sealed ? { sealed } : {}) });
     this.metrics.sent.inc();
     this.metrics.pending.inc();
+    this.deliveryStats.sent();
     this.dirty.add(recipient);
     if (!this.due.has(recipient)) this.due.set(recipient, Date.now());
     // The caller waits for this message's own outcome, not for the whole outbox to drain.
@@ -655,6 +668,7 @@ export class MessagingService {
       this.metrics.pending.dec();
       this.metrics.attempts.inc({ outcome: 'delivered' });
       this.metrics.latency.observe((now - row.createdAt) / 1000);
+      this.deliveryStats.delivered(now - row.createdAt);
       this.settle(row);
       return undefined;
     } catch (err) {

@@ -60,6 +60,17 @@ export class Gateway {
     return getToken(new URL(this.endpoints.http).origin);
   }
 
+  /**
+   * The stored token changed (Admin page): the socket authenticated with the old one at
+   * connection_init, so open a new one. Its subscriptions attach again and views re-read, as after
+   * any reconnect; without this a token set after the page loaded never reached subscriptions
+   * that need it (messagingStats, nodeStatus with peers), which the gateway refused on the
+   * anonymous socket.
+   */
+  tokenChanged(): void {
+    this.recreate();
+  }
+
   onState(fn: (s: ConnState) => void): () => void {
     this.stateListeners.add(fn);
     fn(this.state);

@@ -7,6 +7,7 @@ import { blockView } from './views/block.ts';
 import { blocksView } from './views/blocks.ts';
 import { knowledgeView } from './views/knowledge.ts';
 import { membersView } from './views/members.ts';
+import { messagesView } from './views/messages.ts';
 import { modelsView } from './views/models.ts';
 import { nodesView } from './views/nodes.ts';
 import { orphansView } from './views/orphans.ts';
@@ -22,6 +23,7 @@ const ROUTES: Record<string, { view: View; title?: string }> = {
   nodes: { view: nodesView, title: 'Nodes' },
   orphans: { view: orphansView, title: 'Orphaned' },
   models: { view: modelsView, title: 'Models' },
+  messages: { view: messagesView, title: 'Messages' },
   members: { view: membersView, title: 'Members' },
   admin: { view: adminView, title: 'Admin' },
 };

@@ -198,6 +198,10 @@ export const ADMIN_ACTIONS = {
 } as const;
 export type AdminAction = keyof typeof ADMIN_ACTIONS;
 
+/** Admin: a direct message sent as the node; only a node started with --allow-operator-messages takes it. */
+export const SEND_MESSAGE =
+  'mutation ($nodeId: ID!, $to: String!, $text: String!) { sendMessage(nodeId: $nodeId, to: $to, text: $text) { id toName seq status error } }';
+
 export const SUBMIT_ENTRY =
   'mutation ($nodeId: ID!, $content: String!) { submitEntry(nodeId: $nodeId, content: $content) { accepted id reason } }';
 
@@ -288,4 +292,24 @@ export interface FlPrivacy {
   delta: number;
   rounds: number;
   history: { at: string; epsilon: number; budget: number; rounds: number }[];
+}
+
+/** Each node's messaging figures (schema/messaging.ts): counts, latency, mailbox use; viewers. */
+const MESSAGING =
+  'nodeId at sent delivered pending latencyP50Ms latencyP99Ms latencySamples mailbox { items bytes capacityBytes used }';
+export const MESSAGING_STATS = /* GraphQL */ `
+  query MessagingStats { messagingStats { ${MESSAGING} } }
+`;
+export const SUB_MESSAGING_STATS = `subscription { messagingStats { ${MESSAGING} } }`;
+
+export interface MessagingStats {
+  nodeId: string;
+  at: string;
+  sent: number;
+  delivered: number;
+  pending: number;
+  latencyP50Ms: number | null;
+  latencyP99Ms: number | null;
+  latencySamples: number;
+  mailbox: { items: number; bytes: number; capacityBytes: number; used: number } | null;
 }

@@ -3,9 +3,10 @@
  * encoding up to 2^17+1 parameters, ~1 MiB) whether or not a model entry would ever name them,
  * and nothing deleted a stored model: at the protocols' per-peer budgets (60 announce+commit
  * cycles per 10 s) a coordinator wrote ~6 MiB/s to every trainer's disk. Now a commit of another
- * size than its round's model is refused, one of the right size is held in memory (at most
- * MAX_HELD_ROUNDS, the biggest sender losing its oldest), and only a main-chain entry naming it
- * puts it on disk. A real FlParticipant wired to a real ModelStore as FlService wires them.
+ * size than its round's model is refused, and so is one of a round this node did not train in;
+ * one of the right size is held in memory (at most MAX_HELD_ROUNDS, the biggest sender losing its
+ * oldest), and only a main-chain entry naming it puts it on disk. A real FlParticipant wired to a
+ * real ModelStore as FlService wires them.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -23,7 +24,7 @@ import { createFlMetrics } from './metrics.ts';
 import { encodeModel, MAX_PARAMS, modelHash } from './model-codec.ts';
 import { type HeldFate, ModelStore } from './model-store.ts';
 import { ModelSync } from './model-sync.ts';
-import { FlParticipant, MAX_HELD_ROUNDS } from './participant.ts';
+import { CommitRefused, FlParticipant, MAX_HELD_ROUNDS } from './participant.ts';
 import type { Announcement } from './wire.ts';
 
 /** Identity keys the participants sign their key adverts with (by name). */
@@ -92,10 +93,17 @@ test('20 commits of 2^17+1 parameters to a round of 9 are refused (DecodeError),
 
 test('20 commits of the round’s size that no entry names leave nothing on disk, at most MAX_HELD_ROUNDS in memory', async () => {
   const { store, p, fates, files } = await rig();
+  // Announce-only rounds: their commits are refused outright (untrained-commits-evict-candidates).
   for (let k = 1; k <= 20; k++) {
     assert.equal((await p.announce('boss', announcement(k))).accept, true);
-    await p.commit('boss', { roundId: announcement(k).roundId, model: junk(DIM + 1, k) });
+    await assert.rejects(
+      p.commit('boss', { roundId: announcement(k).roundId, model: junk(DIM + 1, k) }),
+      CommitRefused,
+    );
   }
+  assert.equal(store.heldCount, 0);
+  // As the commits of 20 rounds this node trained in leave them (FlService: storeModel → hold).
+  for (let k = 1; k <= 20; k++) store.hold(junk(DIM + 1, k), DIM + 1, 'boss');
   assert.equal(await files(), 0);
   assert.equal(store.heldCount, MAX_HELD_ROUNDS);
   assert.equal(fates.filter((f) => f === 'held').length, 20);
@@ -103,10 +111,10 @@ test('20 commits of the round’s size that no entry names leave nothing on disk
 });
 
 test('a held version goes to disk once a main-chain entry names it, with no fetch', async () => {
-  const { store, p, fates, files } = await rig();
+  const { store, fates, files } = await rig();
   const bytes = junk(DIM + 1, 7);
-  await p.announce('boss', announcement(1));
-  await p.commit('boss', { roundId: announcement(1).roundId, model: bytes });
+  // As a trained round's commit leaves it.
+  store.hold(bytes, DIM + 1, 'boss');
   assert.equal(await files(), 0);
   let asked = 0;
   const models = new ModelSync({

@@ -90,13 +90,13 @@ export function createFlMetrics(registry: Registry) {
     }),
     heldModels: new Counter({
       name: 'cairn_fl_models_held_total',
-      help: 'Model candidates (committed or announced, not yet named by a main-chain entry) by fate: held in memory, stored once named, evicted',
+      help: 'Model candidates (committed or announced, not yet named by a main-chain entry) by fate: held in memory, stored once named, evicted, refused (every held candidate outranks it: trained rounds before announcements)',
       labelNames: ['fate'],
       registers,
     }),
     commitsRefused: new Counter({
       name: 'cairn_fl_commits_refused_total',
-      help: 'fl-commit requests whose model this node refused, by decode error code',
+      help: 'fl-commit requests this node refused, by reason (a decode error code, or untrained: a round this node did not train in)',
       labelNames: ['reason'],
       registers,
     }),

@@ -8,6 +8,13 @@
  * `maxHeld` of them (MAX_HELD_ROUNDS, one per round a participant holds), each of the size its
  * round announced. Written to disk as they were, 20 announce+commit cycles of 2^17+1 parameters
  * put 20 MiB on every trainer's disk, and nothing ever deleted them (issue 16, Finding 5).
+ *
+ * Candidates are admitted by standing: the version of a round this node trained in (`trained`)
+ * outranks one a round announcement merely named (`announced`), which any coordinator can make
+ * this node fetch for the price of an announcement. When full, the lowest standing goes first, so
+ * announcements never push out a trained round's version, and one arriving when every held
+ * candidate outranks it is not held at all (`refused`). Before this, four identities' announce-only
+ * commits evicted an honest round's version before its chain entry arrived (ATK-16).
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -24,8 +31,25 @@ export class ModelHashMismatch extends Error {
   readonly code = 'hash-mismatch';
 }
 
-/** What became of a candidate: held in memory, written once named, or pushed out by newer ones. */
-export type HeldFate = 'held' | 'stored' | 'evicted';
+/**
+ * What became of a candidate: held in memory, written once named, pushed out by newer ones, or
+ * not held because every candidate held outranks it.
+ */
+export type HeldFate = 'held' | 'stored' | 'evicted' | 'refused';
+
+/**
+ * Why a candidate is held: its round's commit after this node trained in it, or a round
+ * announcement naming it (fetched from the announcer before any entry names it).
+ */
+export type Standing = 'trained' | 'announced';
+const RANK: Record<Standing, number> = { announced: 0, trained: 1 };
+
+export interface HoldOptions {
+  /** The hash the bytes must have (ModelHashMismatch otherwise). */
+  readonly expectHash?: Hex;
+  /** Default `trained`: what a participant's commit hands over (it refuses untrained rounds'). */
+  readonly standing?: Standing;
+}
 
 export interface ModelStoreOptions {
   /** Candidates held in memory at once (default MAX_HELD_ROUNDS). */
@@ -37,8 +61,9 @@ export interface ModelStoreOptions {
 interface Candidate {
   readonly bytes: Uint8Array;
   readonly params: Params;
-  /** Who sent it: when full, the sender holding most loses its oldest. */
+  /** Who sent it: when full, the sender holding most of the lowest standing loses its oldest. */
   readonly owner: string;
+  readonly standing: Standing;
 }
 
 export class ModelStore {
@@ -115,17 +140,30 @@ export class ModelStore {
 
   /**
    * Holds a candidate in memory (nothing on disk) after checking it decodes to `paramCount`
-   * parameters (DecodeError otherwise) and hashes to `expectHash` if given; returns its hash.
+   * parameters (DecodeError otherwise) and hashes to `o.expectHash` if given; returns its hash,
+   * also when it is not held (every held candidate outranks it: heldModel is then undefined).
    */
-  hold(bytes: Uint8Array, paramCount: number, owner: string, expectHash?: Hex): Hex {
-    const hash = hashChecked(bytes, expectHash);
+  hold(bytes: Uint8Array, paramCount: number, owner: string, o: HoldOptions = {}): Hex {
+    const hash = hashChecked(bytes, o.expectHash);
     const params = decodeModel(bytes, paramCount);
-    if (this.held.delete(hash)) this.held.set(hash, { bytes, params, owner });
-    else {
-      this.held.set(hash, { bytes, params, owner });
-      this.onHeld('held');
-      while (this.held.size > this.maxHeld) this.evictOne();
+    const standing = o.standing ?? 'trained';
+    const before = this.held.get(hash);
+    if (before) {
+      // Held already: it moves to the back as the newest, and keeps its sender unless it rises
+      // in standing (a re-announcement of someone's trained version does not make it the
+      // announcer's).
+      const rises = RANK[standing] > RANK[before.standing];
+      this.held.delete(hash);
+      this.held.set(hash, rises ? { bytes, params, owner, standing } : before);
+      return hash;
     }
+    if (this.held.size >= this.maxHeld && this.lowestRank() > RANK[standing]) {
+      this.onHeld('refused');
+      return hash;
+    }
+    this.held.set(hash, { bytes, params, owner, standing });
+    this.onHeld('held');
+    while (this.held.size > this.maxHeld) this.evictOne();
     return hash;
   }
 
@@ -149,13 +187,24 @@ export class ModelStore {
     return params;
   }
 
-  /** The sender holding the most candidates loses its oldest: one sender cannot flush the others. */
+  private lowestRank(): number {
+    let low = Number.POSITIVE_INFINITY;
+    for (const c of this.held.values()) low = Math.min(low, RANK[c.standing]);
+    return low;
+  }
+
+  /**
+   * Among the candidates of the lowest standing, the sender holding the most loses its oldest:
+   * one sender cannot flush the others, and announcements cannot flush trained rounds' versions.
+   */
   private evictOne(): void {
+    const low = this.lowestRank();
     const count = new Map<string, number>();
-    for (const c of this.held.values()) count.set(c.owner, (count.get(c.owner) ?? 0) + 1);
+    for (const c of this.held.values())
+      if (RANK[c.standing] === low) count.set(c.owner, (count.get(c.owner) ?? 0) + 1);
     const most = Math.max(...count.values());
     for (const [hash, c] of this.held) {
-      if (count.get(c.owner) !== most) continue;
+      if (RANK[c.standing] !== low || count.get(c.owner) !== most) continue;
       this.held.delete(hash);
       this.onHeld('evicted');
       return;

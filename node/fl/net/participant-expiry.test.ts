@@ -10,7 +10,13 @@ import { flIdentities } from '../../testing/fl-identities.ts';
 import type { Examples } from '../features.ts';
 import { zeroParams } from '../logistic.ts';
 import { encodeModel } from './model-codec.ts';
-import { type AnnounceDecline, FlParticipant, MAX_HELD_ROUNDS, ROUND_STATE_GRACE_MS } from './participant.ts';
+import {
+  type AnnounceDecline,
+  CommitRefused,
+  FlParticipant,
+  MAX_HELD_ROUNDS,
+  ROUND_STATE_GRACE_MS,
+} from './participant.ts';
 import type { Announcement } from './wire.ts';
 
 const DIM = 8;
@@ -96,7 +102,11 @@ test('a round that reaches its commit frees its place at once', async () => {
   const { p } = participant();
   for (let k = 1; k <= MAX_HELD_ROUNDS; k++) await p.announce(by(k), announcement(k));
   assert.equal((await p.announce('a-third', announcement(50))).reason, 'busy');
-  await p.commit(OTHER, { roundId: announcement(2).roundId, model: encodeModel(zeroParams(DIM)) });
+  // Refused (the round never trained: CommitRefused), and the round ends all the same.
+  await assert.rejects(
+    p.commit(OTHER, { roundId: announcement(2).roundId, model: encodeModel(zeroParams(DIM)) }),
+    CommitRefused,
+  );
   assert.equal(p.active, MAX_HELD_ROUNDS - 1);
   assert.equal((await p.announce(OTHER, announcement(51))).accept, true);
 });

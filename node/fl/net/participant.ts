@@ -124,6 +124,20 @@ export class SecAggRefused extends SecAggError {
 }
 
 /**
+ * An fl-commit for a round this participant never trained in (no masked update of its own went
+ * into the version): refused rather than held, so announce-only rounds cannot push the version of
+ * a round it did train in out of its candidates (model-store.ts; ATK-16). An honest coordinator
+ * commits only to the participants it asked to train (round-runner.ts). A SecAggError, so it
+ * travels back as an invalid request; the service counts it and penalises the coordinator.
+ */
+export class CommitRefused extends SecAggError {
+  readonly reason = 'untrained';
+  constructor(message: string) {
+    super('protocol-violation', message);
+  }
+}
+
+/**
  * Rounds a participant holds at once; more announcements are declined as `busy`. Each holds the
  * global model (16 385 floats, ~131 kB) and secure-aggregation state, so a burst of rounds that
  * fail before their commit costs at most this many until they expire.
@@ -580,16 +594,19 @@ export class FlParticipant {
 
   /**
    * The round's outcome: hand over the new version and forget the round. Bytes of another size
-   * than the round's model are no version of it (DecodeError): nothing takes them.
+   * than the round's model are no version of it (DecodeError), and a round this participant never
+   * trained in bought nothing of its (CommitRefused): nothing takes them.
    */
   async commit(from: string, req: CommitRequest): Promise<Hex> {
-    const { paramCount } = this.state(from, req.roundId).announcement;
+    const s = this.state(from, req.roundId);
+    const { paramCount } = s.announcement;
     this.rounds.delete(toHex(req.roundId));
     if (req.model.length !== modelBytesFor(paramCount))
       throw new DecodeError(
         'invalid-value',
         `committed model of ${req.model.length} bytes; the round's has ${modelBytesFor(paramCount)}`,
       );
+    if (!s.trained) throw new CommitRefused('commit of a round this participant did not train in');
     const hash = await this.o.storeModel(req.model, paramCount, from);
     // Its ε bought a version only once a main-chain model entry names it (modelOnChain): a commit
     // message alone cleared the round's uncommitted spend, so a coordinator whose rounds a

@@ -354,10 +354,11 @@ export class RoundRunner {
         participants: result.included.length,
         at: Date.now(),
       });
-      // Whoever got past the announcement stores the new version now; the rest fetch it by hash.
+      // Whoever was asked to train stores the new version now; the rest fetch it by hash. A
+      // participant refuses (and penalises) a commit of a round it did not train in.
       const got = new Set([
         ...result.included,
-        ...result.leftOut.filter((l) => l.stage !== 'announce').map((l) => l.peerId),
+        ...result.leftOut.filter((l) => l.stage === 'train' || l.stage === 'unmask').map((l) => l.peerId),
       ]);
       await Promise.allSettled(
         links.filter((l) => got.has(l.peerId)).map((l) => l.commit({ roundId, model: bytes })),

@@ -242,7 +242,7 @@ describe('FlService with fakes of its dependencies', () => {
     assert.equal(ok[0]!.accept, true);
   });
 
-  test('a commit of another size than its round’s is refused, counted and penalised; one of its size is only held', async () => {
+  test('a commit of another size than its round’s, or of a round not trained in, is refused, counted and penalised', async () => {
     const c = nodes[coordinator]!;
     const victim = nodes[trainer]!;
     const rr = net.reqresp(c.id);
@@ -260,6 +260,7 @@ describe('FlService with fakes of its dependencies', () => {
       });
     const penaltiesBefore = penalties.length;
     const heldBefore = await metric(victim, 'cairn_fl_models_held_total', { fate: 'held' });
+    const activeBefore = victim.service.participant.active;
     assert.equal((await announce(21))[0]!.accept, true);
     await assert.rejects(
       rr.request(victim.id, FL_COMMIT, {
@@ -273,16 +274,27 @@ describe('FlService with fakes of its dependencies', () => {
       penalties.slice(penaltiesBefore).map(([p, a]) => [p, a]),
       [[c.id.toString(), 'low-tolerance']],
     );
+    // Of its size, but the round never got past its announcement here: nothing of this node's is
+    // in it, so it is not held (what a round it trained in commits is: the first test).
     assert.equal((await announce(22))[0]!.accept, true);
     const candidate = new Float64Array(paramCount).fill(0.5);
-    await rr.request(victim.id, FL_COMMIT, {
-      roundId: new Uint8Array(32).fill(22),
-      model: encodeModel(candidate),
-    });
+    await assert.rejects(
+      rr.request(victim.id, FL_COMMIT, {
+        roundId: new Uint8Array(32).fill(22),
+        model: encodeModel(candidate),
+      }),
+      (e: unknown) => e instanceof ReqRespError && /did not train in/.test(e.message),
+    );
     const hash = toHex(modelHash(encodeModel(candidate)));
-    assert.equal(await victim.service.store.getEncoded(hash), undefined, 'not on disk: no entry names it');
-    assert.ok(victim.service.store.heldModel(hash));
-    assert.equal(await metric(victim, 'cairn_fl_models_held_total', { fate: 'held' }), heldBefore + 1);
+    assert.equal(await victim.service.store.getEncoded(hash), undefined);
+    assert.equal(victim.service.store.heldModel(hash), undefined);
+    assert.equal(await metric(victim, 'cairn_fl_commits_refused_total', { reason: 'untrained' }), 1);
+    assert.equal(await metric(victim, 'cairn_fl_models_held_total', { fate: 'held' }), heldBefore);
+    assert.deepEqual(
+      penalties.slice(penaltiesBefore + 1).map(([p, a]) => [p, a]),
+      [[c.id.toString(), 'mid-tolerance']],
+    );
+    assert.equal(victim.service.participant.active, activeBefore, 'both rounds are forgotten');
   });
 
   test('a coordinator asking twice for a survivor set, or relaying bad confirmations, is refused, counted and penalised', async () => {

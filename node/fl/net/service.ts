@@ -29,7 +29,13 @@ import { localLink, remoteLink } from './links.ts';
 import { counted, createFlMetrics, type FlMetrics } from './metrics.ts';
 import { ModelStore } from './model-store.ts';
 import { ModelSync, modelEntriesOf } from './model-sync.ts';
-import { FlParticipant, type Misbehaviour, SecAggRefused, UnmaskRefused } from './participant.ts';
+import {
+  CommitRefused,
+  FlParticipant,
+  type Misbehaviour,
+  SecAggRefused,
+  UnmaskRefused,
+} from './participant.ts';
 import { PrivacyGate, type PrivacyStatus } from './privacy-gate.ts';
 import {
   FL_ANNOUNCE,
@@ -152,6 +158,7 @@ export class FlService extends EventEmitter<FlEvents> {
       spec: this.specs.model,
       peers: () => d.peers(),
       metrics: this.metrics,
+      penalise: (peer, action, reason) => d.penalise(peer, action, reason),
       log: this.log,
     });
     const mode = opts.mode ?? FL_DEFAULTS.mode;
@@ -172,7 +179,14 @@ export class FlService extends EventEmitter<FlEvents> {
       // is the chain's head (the honest case).
       resolveModel: (hash, count, from) => {
         const head = d.chain.modelHead()?.modelHash;
-        return this.models.resolve(hash, count, [from], !!hash && !!head && bytesEqual(hash, head));
+        // Within what the announce request leaves (FL_ANNOUNCE's timeout) for the answer.
+        return this.models.resolve(
+          hash,
+          count,
+          [from],
+          !!hash && !!head && bytesEqual(hash, head),
+          FL_DEFAULTS.modelFetch.announceBudgetMs,
+        );
       },
       storeModel: (bytes, count, from) => this.store.hold(bytes, count, from),
       onDecline: (reason) => this.metrics.announceDeclined.inc({ reason }),
@@ -310,6 +324,12 @@ export class FlService extends EventEmitter<FlEvents> {
           this.metrics.commitsRefused.inc({ reason: err.code });
           this.d.penalise(from, 'low-tolerance', `fl commit refused: ${err.message}`);
         }
+        // A round this node never trained in: an honest coordinator does not send it, but a
+        // train request lost on the way looks the same here, hence the smaller penalty.
+        if (err instanceof CommitRefused) {
+          this.metrics.commitsRefused.inc({ reason: err.reason });
+          this.d.penalise(from, 'mid-tolerance', `fl commit refused: ${err.message}`);
+        }
         throw err;
       }
       return true as const;
@@ -380,12 +400,14 @@ export class FlService extends EventEmitter<FlEvents> {
   private async watchChain(events: readonly ChainEvent[]): Promise<void> {
     for (const e of events) {
       if (e.type !== 'block-connected' || !e.node.onMain || this.stopped) continue;
-      for (const payload of await modelEntriesOf(this.d.chain, e.node)) {
+      for (const { payload, author } of await modelEntriesOf(this.d.chain, e.node)) {
         void this.participant
           .modelOnChain(toHex(payload.modelHash))
           .catch((err) => this.log.warn({ err: (err as Error).message }, 'privacy ledger not updated'));
+        // Its author stored the version before it signed the entry: asked first, and penalised
+        // if it then says it has none.
         this.models
-          .resolve(payload.modelHash, this.data.paramCount)
+          .resolve(payload.modelHash, this.data.paramCount, author ? [author] : [])
           .catch((err) => this.log.warn({ err: (err as Error).message }, 'model of a block unavailable'));
       }
     }

@@ -1,6 +1,6 @@
 import { h, mount, shortHex } from '../dom.ts';
 import { GqlError } from '../gateway.ts';
-import { ADMIN_ACTIONS, type AdminAction, SUBMIT_ENTRY } from '../queries.ts';
+import { ADMIN_ACTIONS, type AdminAction, SEND_MESSAGE, SUBMIT_ENTRY } from '../queries.ts';
 import { setToken } from '../token.ts';
 import { nodeSelect } from './node-select.ts';
 import { loadAndReload, type View } from './view.ts';
@@ -28,6 +28,13 @@ export const adminView: View = (root, { gw, params }) => {
     placeholder: 'knowledge entry content',
     'data-testid': 'entry-content',
   });
+
+  const messageTo = h('input', {
+    placeholder: 'to: member name or peer id',
+    autocomplete: 'off',
+    'data-testid': 'message-to',
+  });
+  const messageText = h('textarea', { rows: 2, placeholder: 'message text', 'data-testid': 'message-text' });
 
   const show = (ok: boolean, text: string, code?: string) => {
     result.dataset.ok = String(ok);
@@ -62,6 +69,7 @@ export const adminView: View = (root, { gw, params }) => {
         onsubmit: (ev: Event) => {
           ev.preventDefault();
           setToken(tokenInput.value, new URL(gw.endpoints.http).origin);
+          gw.tokenChanged();
           showTokenState();
         },
       },
@@ -75,6 +83,7 @@ export const adminView: View = (root, { gw, params }) => {
           onclick: () => {
             tokenInput.value = '';
             setToken('', new URL(gw.endpoints.http).origin);
+            gw.tokenChanged();
             showTokenState();
           },
         },
@@ -112,6 +121,27 @@ export const adminView: View = (root, { gw, params }) => {
             void run('Submit entry', SUBMIT_ENTRY, { nodeId: picker.selected, content: content.value }),
         },
         'Submit entry',
+      ),
+    ),
+    h(
+      'p',
+      { class: 'actions' },
+      messageTo,
+      messageText,
+      h(
+        'button',
+        {
+          type: 'button',
+          'data-testid': 'action-sendMessage',
+          title: 'Only a node started with --allow-operator-messages sends for an operator; others refuse.',
+          onclick: () =>
+            void run('Send message', SEND_MESSAGE, {
+              nodeId: picker.selected,
+              to: messageTo.value,
+              text: messageText.value,
+            }),
+        },
+        'Send message as this node',
       ),
     ),
     result,

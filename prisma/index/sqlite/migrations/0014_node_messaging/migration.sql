@@ -1,0 +1,10 @@
+-- AlterTable
+ALTER TABLE "Node" ADD COLUMN "msgDelivered" INTEGER;
+ALTER TABLE "Node" ADD COLUMN "msgLatencyP50Ms" REAL;
+ALTER TABLE "Node" ADD COLUMN "msgLatencyP99Ms" REAL;
+ALTER TABLE "Node" ADD COLUMN "msgLatencySamples" INTEGER;
+ALTER TABLE "Node" ADD COLUMN "msgMailboxBytes" REAL;
+ALTER TABLE "Node" ADD COLUMN "msgMailboxCapacityBytes" REAL;
+ALTER TABLE "Node" ADD COLUMN "msgMailboxItems" INTEGER;
+ALTER TABLE "Node" ADD COLUMN "msgPending" INTEGER;
+ALTER TABLE "Node" ADD COLUMN "msgSent" INTEGER;
