@@ -1,0 +1,211 @@
+/**
+ * Finding (HIGH, open; reopens both split findings fixed by the fl-confirm step, `45d164e` and
+ * `2c7115d`): a coordinator rebuilds one member's update by running the same round id twice and
+ * relaying the first run's confirmations in the second. Two cases, roster of 5, t = 3, k = 1:
+ *  - the coordinator's sybil S in slot 1, the coordinator off the roster (open networks): 4
+ *    confirmations from members besides the coordinator needed;
+ *  - the coordinator itself in slot 1 (a member holding coordinate and train: roster networks
+ *    too, no second identity): 3 needed, its own not counted.
+ *
+ * Mechanism. A confirmation signs confirmationMessage(round id, U3): nothing fresh in the run.
+ * The round id is the coordinator's choice, and a participant forgets a round at its fl-end
+ * (participant.ts end) or commit, after which the same id is accepted again as new. So run 1
+ * (honest up to the masked updates) shows W U3 = B = {S, W, X, Y} and X U3 = A = {S, V, W, X},
+ * keeps both signatures, and ends the round. Run 2, same round id, same roster [S, V, W, X, Y],
+ * fresh secagg keys: V and W are shown A, X and Y are shown B. A then carries S, V, W (run 2) and
+ * X (run 1); B carries S, X, Y (run 2) and W (run 1): 4 members besides the coordinator each (3
+ * when S is the coordinator). Every honest member signed one set per run and reveals once per
+ * run; slot 1 answers both ways. V's self-mask seed comes from S, V, W, its mask key from S, X, Y.
+ *
+ * Measured today: run 2's four honest members all reveal, recoverInput returns
+ * x_V, 16 387 of 16 387 words within ±2^24 (a quantised update, not mask noise); the honest
+ * participants reject nothing: all 4 take the second announcement of the same round id (the
+ * per-coordinator uncommitted-spend cap lets run 2 in), 0 refusals at confirm and unmask.
+ * Control: the same requests without the two run-1 signatures are refused (too-few-confirmations)
+ * and nothing is rebuilt, in both cases (both tests pass with those two lines removed).
+ * Wire form checked: both unmask requests survive encodeUnmaskRequest/decodeUnmaskRequest.
+ * Cost to the attacker: one extra run to the masked updates (each honest member's ledger is
+ * charged one uncommitted round for run 1). What is lost is secure aggregation's promise: in
+ * record mode (this rig) x_V is V's DP-SGD delta, whose record-level ε the ledger still covers;
+ * in update mode each update carries only its share of the sum's noise (local-round.ts
+ * noiseStds over the minimum survivors; read, not measured here), so one rebuilt update voids
+ * that round's ε. HIGH, as the split and sybil-split findings this extends.
+ *
+ * Run: npm exec -- node --import tsx --test attack/fl-trust3/confirmations-replayed-across-runs.attack.ts
+ *
+ * Fix that would make it pass: bind each confirmation to this run, not only to the round id:
+ * sign H(keys request ‖ the U1 signed adverts as relayed) with U3 (the adverts hold fresh
+ * keys each run, so a first run's confirmation verifies in no other), and check relayed
+ * confirmations against that; or remember (persisted, per coordinator or in all) every round id
+ * ever taken part in and decline a repeat as `duplicate`.
+ */
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { PrivateKey } from '@libp2p/interface';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { layoutDim } from '../../node/fl/local-round.ts';
+import {
+  advertSigningMessage,
+  decodeSignedAdvert,
+  encodeSignedAdvert,
+} from '../../node/fl/net/advert-signature.ts';
+import { UnmaskRefused } from '../../node/fl/net/participant.ts';
+import {
+  confirmationMessage,
+  type SurvivorConfirmation,
+  survivorSetMessage,
+} from '../../node/fl/net/survivor-set.ts';
+import { decodeUnmaskRequest, encodeUnmaskRequest, type UnmaskRequest } from '../../node/fl/net/wire.ts';
+import { routeShares } from '../../node/fl/secagg/aggregator.ts';
+import {
+  decodeMasked,
+  decodeUnmask,
+  encodeAdvertisement,
+  encodeShare,
+  type KeyAdvertisement,
+  type UnmaskingShares,
+} from '../../node/fl/secagg/messages.ts';
+import {
+  createParticipant,
+  type Delivered,
+  type Participant,
+  receiveShares,
+  revealShares,
+  type SecAggConfig,
+  shareKeys,
+} from '../../node/fl/secagg/protocol.ts';
+import {
+  announcement,
+  cleanup,
+  coordinatorKeys,
+  type Keys,
+  type Node,
+  participants,
+} from '../../node/testing/fl-round-rig.ts';
+import { recoverInput } from '../../node/testing/secagg-attack.ts';
+
+after(cleanup);
+
+/** One run of round `roundId` up to the masked updates, the coordinator's sybil S in slot 1. */
+async function runToMasked(
+  honest: readonly Node[],
+  boss: string,
+  sybilKey: PrivateKey,
+  roster: readonly string[],
+  roundId: Uint8Array,
+) {
+  const a = announcement(roundId);
+  const accepted = [];
+  for (const n of honest) accepted.push((await n.p.announce(boss, a)).accept);
+  assert.deepEqual(accepted, [true, true, true, true], 'every honest member takes the round');
+  const threshold = 3;
+  const sa: SecAggConfig = {
+    roundId,
+    participants: [1, 2, 3, 4, 5],
+    threshold,
+    dim: layoutDim(a.paramCount),
+  };
+  const expect = { roundId, participants: new Set(sa.participants) };
+  let mine: Participant = createParticipant(sa, 1);
+  const statement = { roundId, threshold, participants: [...roster] };
+  const myAdvert = encodeAdvertisement(mine.advertisement);
+  const advertBytes = [
+    encodeSignedAdvert(myAdvert, await sybilKey.sign(advertSigningMessage(myAdvert, statement))),
+    ...(await Promise.all(honest.map((n) => n.p.keys(boss, statement)))),
+  ];
+  const adverts = advertBytes.map((b) => decodeSignedAdvert(b, expect).advert);
+  const delivered: Delivered[] = [];
+  const shared = shareKeys(mine, adverts);
+  mine = shared.participant;
+  for (const s of shared.shares) delivered.push({ from: 1, bytes: encodeShare(s) });
+  for (const [i, n] of honest.entries())
+    for (const bytes of await n.p.shares(boss, { roundId, adverts: advertBytes }))
+      delivered.push({ from: i + 2, bytes });
+  const routed = routeShares(sa, sa.participants, delivered);
+  mine = receiveShares(mine, routed.u2, routed.inbox.get(1)!);
+  const masked = [];
+  for (const [i, n] of honest.entries()) {
+    const bytes = await n.p.train(boss, {
+      roundId,
+      u2: routed.u2,
+      inbox: routed.inbox.get(i + 2)!.map(encodeShare),
+    });
+    masked.push(decodeMasked(bytes, { ...expect, dim: sa.dim }));
+  }
+  return { sa, adverts, routed, masked, mine };
+}
+
+/** The coordinator's signed U3 as the confirm and unmask requests carry it. */
+const named = async (keys: Keys, roundId: Uint8Array, survivors: number[]) => ({
+  roundId,
+  survivors,
+  signature: await keys.sign(survivorSetMessage(roundId, survivors)),
+});
+
+async function splitWithReplay(onRoster: boolean): Promise<void> {
+  const keys = await coordinatorKeys();
+  const honest = await participants(4, keys); // V, W, X, Y (ids 2..5)
+  const sybilKey = await generateKeyPair('Ed25519');
+  // Slot 1: the coordinator's own slot (a member holding coordinate and train), or its sybil S.
+  const boss = peerIdFromPrivateKey(onRoster ? sybilKey : await generateKeyPair('Ed25519')).toString();
+  const roster = [peerIdFromPrivateKey(sybilKey).toString(), ...honest.map((n) => n.name)];
+  const roundId = new Uint8Array(32).fill(0x7a);
+  const setA = [1, 2, 3, 4]; // V survived
+  const setB = [1, 3, 4, 5]; // V dropped
+  const [, W, X] = honest as [Node, Node, Node, Node];
+
+  // Run 1: honest to the masked updates; W confirms B, X confirms A; then the round is ended.
+  await runToMasked(honest, boss, sybilKey, roster, roundId);
+  const wOnB = await W.p.confirm(boss, await named(keys, roundId, setB));
+  const xOnA = await X.p.confirm(boss, await named(keys, roundId, setA));
+  for (const n of honest) n.p.end(boss, { roundId });
+
+  // Run 2: the same round id again, fresh keys.
+  const run = await runToMasked(honest, boss, sybilKey, roster, roundId);
+  const sybilSigns = (set: number[]) => sybilKey.sign(confirmationMessage(roundId, set));
+  const reqA = await named(keys, roundId, setA);
+  const reqB = await named(keys, roundId, setB);
+  const confA: SurvivorConfirmation[] = [
+    { id: 1, signature: await sybilSigns(setA) },
+    { id: 2, signature: await honest[0]!.p.confirm(boss, reqA) },
+    { id: 3, signature: await W.p.confirm(boss, reqA) },
+    { id: 4, signature: xOnA }, // from run 1
+  ];
+  const confB: SurvivorConfirmation[] = [
+    { id: 1, signature: await sybilSigns(setB) },
+    { id: 3, signature: wOnB }, // from run 1
+    { id: 4, signature: await X.p.confirm(boss, reqB) },
+    { id: 5, signature: await honest[3]!.p.confirm(boss, reqB) },
+  ];
+  // Through the wire form, as FlService's handler receives them.
+  const wire = (u: UnmaskRequest) => decodeUnmaskRequest(encodeUnmaskRequest(u));
+  const unmaskA = wire({ ...reqA, confirmations: confA });
+  const unmaskB = wire({ ...reqB, confirmations: confB });
+
+  const reveals: UnmaskingShares[] = [revealShares(run.mine, setA), revealShares(run.mine, setB)];
+  const refusals: string[] = [];
+  for (const [i, n] of honest.entries()) {
+    try {
+      const bytes = await n.p.unmask(boss, i < 2 ? unmaskA : unmaskB);
+      reveals.push(decodeUnmask(bytes, { roundId, participants: new Set(run.routed.u2) }));
+    } catch (err) {
+      refusals.push(err instanceof UnmaskRefused ? err.reason : (err as Error).message);
+    }
+  }
+  const advertMap = new Map<number, KeyAdvertisement>(run.adverts.map((ad) => [ad.from, ad]));
+  const rebuilt = recoverInput(run.sa, advertMap, 2, run.masked[0]!.masked, reveals);
+  if ('input' in rebuilt) {
+    const small = rebuilt.input.filter((w) => Math.abs(w | 0) < 2 ** 24).length;
+    assert.fail(
+      `the coordinator rebuilt x_V from run 2 (${small} of ${rebuilt.input.length} words within ±2^24); ` +
+        `refusals: ${refusals.length ? refusals.join('; ') : 'none'}`,
+    );
+  }
+}
+
+test('a first run’s confirmations do not count in a second run of the same round id (sybil S on the roster)', () =>
+  splitWithReplay(false));
+
+test('a first run’s confirmations do not count in a second run of the same round id (coordinator on the roster)', () =>
+  splitWithReplay(true));
