@@ -103,7 +103,7 @@ export function confirmationQuorum(
   rosterSize: number,
   coordinatorOnRoster: boolean,
   threshold: number,
-  collusionTolerance = 0,
+  collusionTolerance: number,
 ): { readonly total: number; readonly others: number } {
   const others = rosterSize - (coordinatorOnRoster ? 1 : 0);
   return { total: threshold, others: Math.floor((others + collusionTolerance) / 2) + 1 };
