@@ -287,17 +287,8 @@ export class CairnNode {
 
     const scores = new PeerScores({ banMs: opts.peers?.banMs, maxPeers: opts.peers?.maxScoredPeers });
     new Counter({
-      name: 'cairn_peer_scores_dropped_total',
-      help: 'Score records not kept because the table was full of active bans',
-      registers: [metrics.registry],
-      collect() {
-        this.reset();
-        this.inc(scores.dropped);
-      },
-    });
-    new Counter({
       name: 'cairn_peer_bans_evicted_total',
-      help: 'Bans forgotten before their end to remember a newer ban (the score table was full of bans)',
+      help: 'Bans forgotten before their end to remember a newer ban (the ban store was full)',
       registers: [metrics.registry],
       collect() {
         this.reset();
