@@ -136,6 +136,13 @@ export const PEERS_DEFAULTS = Object.freeze({
   banMs: 30 * 60_000,
   /** Peers whose score is remembered; a stranger can mint peer ids without end. */
   maxScoredPeers: 4_096,
+  /**
+   * Peers whose ban is remembered, apart from the scores; none is forgotten before its end. Sized
+   * for banMs at the fastest one host can earn bans: libp2p takes 5 inbound connections a second
+   * from one host (inboundConnectionThreshold), 9,000 in 30 min, and a second ban at a
+   * non-exempt address bans the address (~200 B a ban: ~3 MB when full).
+   */
+  maxBannedPeers: 16_384,
   /** Bans of peers seen at one address in quick succession (decaying) that get the address refused. */
   addressBanThreshold: 2,
   addressBanHalfLifeMs: 30 * 60_000,
@@ -592,6 +599,14 @@ export const NODE_OPTIONS = {
     default: PEERS_DEFAULTS.maxScoredPeers,
     min: 16,
   }),
+  maxBannedPeers: intOpt<Group, number>({
+    flag: 'max-banned-peers',
+    group: 'peers',
+    description:
+      'peers whose ban is remembered; none is forgotten before its end, past it bans go to addresses',
+    default: PEERS_DEFAULTS.maxBannedPeers,
+    min: 16,
+  }),
   ipColocationThreshold: intOpt<Group, number>({
     flag: 'gossip-ip-colocation-threshold',
     group: 'gossip',
@@ -821,6 +836,7 @@ export interface SyncLimits {
 export interface PeerBanOptions {
   readonly banMs: number;
   readonly maxScoredPeers: number;
+  readonly maxBannedPeers: number;
   readonly addressBanThreshold: number;
   readonly addressBanHalfLifeMs: number;
 }
@@ -910,6 +926,7 @@ export function toCliConfig(v: CliValues): CliConfig {
     peers: {
       banMs: v.banMs,
       maxScoredPeers: v.maxScoredPeers,
+      maxBannedPeers: v.maxBannedPeers,
       addressBanThreshold: v.addressBanThreshold,
       addressBanHalfLifeMs: v.addressBanHalfLifeMs,
     },

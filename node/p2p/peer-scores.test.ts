@@ -72,12 +72,12 @@ test('the score table stays within its bound; idle entries go first, bans last',
   assert.ok(s.size <= 90);
 });
 
-test("bans kept apart: over a store full of bans a newcomer's penalties add up, a new ban takes the soonest-ending one's place", () => {
+test("bans kept apart: over a store full of bans a newcomer's penalties add up, and no ban is laundered", () => {
   // Attack review #11 (stop 23): strangers scored until the table overflowed evicted an insider's
-  // ban. Attack review ATK-11: a table full of throwaway bans left every later peer unbannable.
-  // Review of ATK-11's fix: over a table full of bans a newcomer's record was dropped after each
-  // call, so six low-tolerance offences were each scored from 0 and never banned.
-  const s = new PeerScores({ maxPeers: 20 });
+  // ban. Review of ATK-11's fix: over a table full of bans a newcomer's record was dropped after
+  // each call, so six low-tolerance offences were each scored from 0 and never banned; and a new
+  // ban evicted the one ending soonest, so throwaway bans pushed a real one out.
+  const s = new PeerScores({ maxPeers: 20, maxBans: 20 });
   const t = 1_000_000;
   s.apply('insider', 'fatal', 'wrong chain', t);
   for (let i = 0; i < 19; i++) assert.equal(s.apply(`b-${i}`, 'fatal', 'x', t + (i + 1) * 1000), 'ban');
@@ -90,19 +90,30 @@ test("bans kept apart: over a store full of bans a newcomer's penalties add up, 
   const verdicts = [];
   for (let i = 0; i < 5; i++) verdicts.push(s.apply('mallory', 'low-tolerance', 'junk', t + 35_000));
   assert.deepEqual(verdicts, ['ok', 'disconnect', 'disconnect', 'disconnect', 'ban']);
-  assert.equal(s.score('mallory', t + 35_000), -50);
-  // A peer that earns a ban is remembered as banned: the ban ending soonest (the insider's) goes.
-  assert.ok(s.isBanned('mallory', t + 40_001), 'the newest ban is kept');
-  assert.equal(s.verdict('mallory', t + 50_000), 'ban', 'and still refused later');
-  assert.ok(!s.isBanned('insider', t + 40_001), 'the soonest-ending ban made room');
-  assert.equal(s.bansEvicted, 1);
+  // The store is full of bans that have not ended: none is forgotten for the new one, which is
+  // not recorded (the caller bans the address instead) and is counted.
+  assert.ok(!s.isBanned('mallory', t + 35_001), 'not recorded as banned');
+  assert.equal(s.bansUnrecorded, 1);
+  assert.ok(s.isBanned('insider', t + 35_001), 'the oldest ban is not laundered');
+  for (let i = 0; i < 19; i++) assert.ok(s.isBanned(`b-${i}`, t + 35_001), `ban b-${i} kept`);
   assert.equal(s.bansSize, 20);
-  for (let i = 0; i < 19; i++) assert.ok(s.isBanned(`b-${i}`, t + 40_001), `ban b-${i} kept`);
+  // Its score is kept among the scores: its next offence is a ban verdict again.
+  assert.ok(s.score('mallory', t + 35_001) < -49.9);
+  assert.equal(s.apply('mallory', 'high-tolerance', 'junk', t + 36_000), 'ban');
+  for (let i = 0; i < 100; i++) s.reward(`good-${i}`, t + 37_000);
+  assert.ok(s.score('mallory', t + 37_000) < -49, 'the worst score is pruned last');
   // Once bans end, their places make room again.
   s.apply('later', 'fatal', 'x', t + s.banMs + 100_000);
   assert.ok(s.isBanned('later', t + s.banMs + 100_001));
-  assert.equal(s.bansEvicted, 1);
-  assert.ok(s.bansSize <= 20);
+  assert.equal(s.bansSize, 1, 'ended bans swept');
+});
+
+test('the ban store is sized apart from the score table', () => {
+  const s = new PeerScores({ maxPeers: 16 });
+  for (let i = 0; i < 100; i++) s.apply(`b-${i}`, 'fatal', 'x', 1_000 + i);
+  assert.equal(s.bansSize, 100);
+  assert.equal(s.bansUnrecorded, 0);
+  assert.ok(s.maxBans >= 9_000, `room for 30 min of bans at 5 connections a second: ${s.maxBans}`);
 });
 
 test('pruning forgets good scores before bad ones', () => {

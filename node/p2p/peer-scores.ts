@@ -34,7 +34,7 @@ export interface PeerScoreOptions {
   readonly banMs?: number;
   /** Peers whose score is remembered at most (bans apart). */
   readonly maxPeers?: number;
-  /** Bans remembered at most; `maxPeers` unless given. */
+  /** Bans remembered at most (sized so a flood of bans cannot fill it within one ban). */
   readonly maxBans?: number;
 }
 
@@ -54,8 +54,8 @@ export class PeerScores {
    * never ban: attack review of #11). Bounded by `maxBans`.
    */
   private readonly bans = new Map<string, Record_>();
-  /** Bans forgotten before their end to remember a newer one (the ban store was full). */
-  bansEvicted = 0;
+  /** Ban verdicts not recorded because the ban store was full (a metric reads it). */
+  bansUnrecorded = 0;
   readonly halfLifeMs: number;
   readonly disconnectBelow: number;
   readonly banBelow: number;
@@ -69,7 +69,7 @@ export class PeerScores {
     this.banBelow = opts.banBelow ?? PEERS_DEFAULTS.banBelow;
     this.banMs = opts.banMs ?? PEERS_DEFAULTS.banMs;
     this.maxPeers = opts.maxPeers ?? PEERS_DEFAULTS.maxScoredPeers;
-    this.maxBans = opts.maxBans ?? this.maxPeers;
+    this.maxBans = opts.maxBans ?? PEERS_DEFAULTS.maxBannedPeers;
   }
 
   /** The peer's record wherever it is, without creating one. */
@@ -96,29 +96,25 @@ export class PeerScores {
   }
 
   /**
-   * After a call: a record that earned a ban moves from the scores to the ban store. A ban is
-   * always remembered until it ends (else a store filled with throwaway bans leaves every later
-   * peer unbannable): when the store is full, ended bans go first, then the ban ending soonest,
-   * counted.
+   * After a call: a record that earned a ban moves from the scores to the ban store, where it
+   * stays until the ban ends. No ban is forgotten early to remember a newer one: throwaway bans
+   * would then push a real one out (the oldest went first: 16 more bans lifted a 30 min ban in
+   * 11.5 s, attack review of #11). When the store is full of bans that have not ended, the new
+   * one is not recorded: the record stays among the scores at its score (the worst are pruned
+   * last), the caller sees `isBanned` false after a ban verdict and refuses the peer's address
+   * instead (peer-manager.ts), and it is counted.
    */
   private settle(peer: string, r: Record_, now: number): void {
     if (r.bannedUntil <= now || this.bans.has(peer)) return;
+    if (this.bans.size >= this.maxBans)
+      for (const [p, b] of this.bans) if (b.bannedUntil <= now) this.bans.delete(p);
+    if (this.bans.size >= this.maxBans) {
+      r.bannedUntil = 0;
+      this.bansUnrecorded++;
+      return;
+    }
     this.peers.delete(peer);
     this.bans.set(peer, r);
-    if (this.bans.size <= this.maxBans) return;
-    for (const [p, b] of this.bans) if (b.bannedUntil <= now) this.bans.delete(p);
-    if (this.bans.size <= this.maxBans) return;
-    let soonest: string | undefined;
-    let until = Number.POSITIVE_INFINITY;
-    for (const [p, b] of this.bans)
-      if (p !== peer && b.bannedUntil < until) {
-        soonest = p;
-        until = b.bannedUntil;
-      }
-    if (soonest !== undefined) {
-      this.bans.delete(soonest);
-      this.bansEvicted++;
-    }
   }
 
   // Exponential decay toward zero; a banned peer's score does not recover until the ban ends.
