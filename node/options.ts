@@ -58,17 +58,24 @@ export const P2P_DEFAULTS = Object.freeze({
   /** Addresses exempt from the per-IP cap and from address bans (CIDR). */
   ipLimitExempt: LOOPBACK_RANGES,
   /**
-   * Inbound connections still in their upgrade (noise, yamux) at once; libp2p refuses every new
-   * one past it. libp2p's default of 10 was held by idle sockets from two LAN addresses (an attack
-   * review's slowloris); 32 with at most 4 per address takes eight addresses, each holding its
-   * sockets for at most the upgrade timeout.
+   * Inbound connections still in their upgrade (noise, yamux) at once, node-wide, counted by
+   * ConnectionLimits, which evicts the oldest past pendingEvictableAfterMs from the budget holding
+   * most when it is full. libp2p's default of 10 was held by idle sockets from two LAN addresses
+   * (an attack review's slowloris); 32 with at most 4 per address takes eight addresses.
    */
-  maxIncomingPendingConnections: 32,
+  maxPendingTotal: 32,
+  /**
+   * libp2p's own cap on upgrades in flight, checked before any gater hook: it refuses everyone
+   * past it, with no eviction (8 hosts x 4 silent sockets held all 32, attack review of #13). Set
+   * at twice maxPendingTotal so that ours is always reached first; libp2p's count trails ours
+   * only by connections our gater refused or evicted whose upgrade has not yet unwound.
+   */
+  maxIncomingPendingConnections: 64,
   /** Upgrades in flight from one IP address (its /64 for IPv6; loopback is one host). */
   maxPendingPerIp: 4,
   /**
    * Upgrades in flight from exempt ranges (loopback by default) together: half of
-   * maxIncomingPendingConnections. A local stranger binding many 127.x addresses held all 32
+   * maxPendingTotal. A local stranger binding many 127.x addresses held all 32
    * (attack review #13); exempt peers still need more than 4, since a loopback cluster's nodes
    * all dial each other at once.
    */

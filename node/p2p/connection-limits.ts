@@ -21,8 +21,11 @@
  * Each accepted inbound connection is counted from the gater's yes until its raw connection
  * closes (upgrade failed, refused by a later gater hook, or closed after use), so pending
  * upgrades count too. Pending upgrades are also capped per IP (`maxPendingPerIp`; exempt ranges
- * together `maxPendingExempt`): libp2p refuses every inbound connection while `maxIncomingPendingConnections` sit in
- * their upgrade, and idle sockets from two LAN addresses used to hold them all. A connection
+ * together `maxPendingExempt`), and node-wide (`maxPendingTotal`): libp2p refuses every inbound
+ * connection while `maxIncomingPendingConnections` sit in their upgrade, before any gater hook
+ * runs, so that cap is set above ours (P2P_DEFAULTS) and ours is where a full budget evicts: 8
+ * hosts x 4 silent sockets used to fill libp2p's 32 with no budget of ours full (attack review
+ * of #13), locking every peer out. A connection
  * stops being pending at `denyInboundUpgradedConnection`; one that closes still pending (an idle
  * socket timed out) is counted as abandoned. It composes: a gater that also consults the roster calls these hooks
  * first and its own after.
@@ -40,6 +43,7 @@ export const REFUSAL = {
   inboundSlotsFull: 'inbound-slots-full',
   addressBanned: 'address-banned',
   pendingPerIp: 'pending-per-ip',
+  pendingTotal: 'pending-total',
 } as const;
 export type RefusalCode = (typeof REFUSAL)[keyof typeof REFUSAL];
 
@@ -86,6 +90,8 @@ export interface ConnectionLimitsOptions extends Partial<P2pLimits> {
   readonly maxPendingPerIp?: number;
   /** Upgrades in flight from all exempt addresses together (default P2P_DEFAULTS.maxPendingExempt). */
   readonly maxPendingExempt?: number;
+  /** Upgrades in flight node-wide (default P2P_DEFAULTS.maxPendingTotal; libp2p's own cap sits above it). */
+  readonly maxPendingTotal?: number;
   /** Age after which a pending upgrade may be evicted for a new one (P2P_DEFAULTS.pendingEvictableAfterMs). */
   readonly pendingEvictableAfterMs?: number;
   /** A pending upgrade was aborted to make room (its remote address). */
@@ -118,10 +124,13 @@ export class ConnectionLimits {
   readonly maxInboundPerIp: number;
   readonly maxPendingPerIp: number;
   readonly maxPendingExempt: number;
+  readonly maxPendingTotal: number;
   private readonly exempt: (ip: string) => boolean;
   private readonly inbound = new Map<MultiaddrConnection, Tracked>();
   private readonly perIp = new Map<string, number>();
   private readonly pendingPerIp = new Map<string, number>();
+  /** Upgrades in flight node-wide (all budgets, non-IP connections too). */
+  private pendingTotal = 0;
   private readonly now: () => number;
 
   private readonly o: ConnectionLimitsOptions;
@@ -132,6 +141,7 @@ export class ConnectionLimits {
     this.maxInboundPerIp = o.maxInboundPerIp ?? P2P_DEFAULTS.maxInboundPerIp;
     this.maxPendingPerIp = o.maxPendingPerIp ?? P2P_DEFAULTS.maxPendingPerIp;
     this.maxPendingExempt = o.maxPendingExempt ?? P2P_DEFAULTS.maxPendingExempt;
+    this.maxPendingTotal = o.maxPendingTotal ?? P2P_DEFAULTS.maxPendingTotal;
     if (this.reservedOutbound >= this.maxConnections)
       throw new RangeError('reservedOutbound must leave some connection slots to inbound connections');
     this.exempt = ipRanges(o.ipLimitExempt ?? P2P_DEFAULTS.ipLimitExempt);
@@ -167,7 +177,14 @@ export class ConnectionLimits {
       const max = limited ? this.maxPendingPerIp : this.maxPendingExempt;
       if ((this.pendingPerIp.get(this.pendingKey(ip)) ?? 0) >= max) return REFUSAL.pendingPerIp;
     }
+    if (this.pendingTotal >= this.maxPendingTotal) return REFUSAL.pendingTotal;
     return undefined;
+  }
+
+  /** Upgrades in flight node-wide. */
+  get pendingCount(): number {
+    this.sweep();
+    return this.pendingTotal;
   }
 
   /** Upgrades in flight counted with `ip`'s (its host's; every exempt address's together). */
@@ -183,7 +200,14 @@ export class ConnectionLimits {
   /** Gater hook: true refuses. An accepted connection counts until it closes. */
   denyInboundConnection = (maConn: MultiaddrConnection): boolean => {
     let code = this.check(maConn.remoteAddr);
-    if (code === REFUSAL.pendingPerIp && this.evictLongestPending(remoteIp(maConn.remoteAddr)!))
+    if (
+      code === REFUSAL.pendingPerIp &&
+      this.evictLongestPending(this.pendingKey(remoteIp(maConn.remoteAddr)!))
+    )
+      code = this.check(maConn.remoteAddr);
+    // The node-wide total is full while the newcomer's own budget has room: the budget holding
+    // most gives a place up (its own, if that is the newcomer's).
+    if (code === REFUSAL.pendingTotal && this.evictLongestPending(undefined))
       code = this.check(maConn.remoteAddr);
     if (code) {
       this.o.onRefuse?.(new ConnectionRefusedError(code, maConn.remoteAddr.toString()));
@@ -196,6 +220,7 @@ export class ConnectionLimits {
     this.inbound.set(maConn, t);
     if (key) this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
     if (pendingKey) this.pendingPerIp.set(pendingKey, (this.pendingPerIp.get(pendingKey) ?? 0) + 1);
+    this.pendingTotal++;
     maConn.addEventListener('close', () => this.release(t), { once: true });
     return false;
   };
@@ -221,17 +246,27 @@ export class ConnectionLimits {
   }
 
   /**
-   * Makes room in `ip`'s full pending budget by aborting the upgrade pending longest, if it has
-   * been pending past pendingEvictableAfterMs (else nothing goes: young upgrades are honest ones
-   * still in their handshake). True when one was evicted.
+   * Makes room in a full pending budget (`key`'s, or node-wide when undefined) by aborting the
+   * upgrade pending longest, if it has been pending past pendingEvictableAfterMs (else nothing
+   * goes: young upgrades are honest ones still in their handshake). Node-wide, the place comes
+   * from the budget holding most upgrades (one host's silent sockets before another's lone
+   * dial). True when one was evicted.
    */
-  private evictLongestPending(ip: string): boolean {
-    const key = this.pendingKey(ip);
+  private evictLongestPending(key: string | undefined): boolean {
     const after = this.o.pendingEvictableAfterMs ?? P2P_DEFAULTS.pendingEvictableAfterMs;
+    const now = this.now();
     let oldest: Tracked | undefined;
-    for (const t of this.inbound.values())
-      if (t.pending && t.pendingKey === key && (!oldest || t.since < oldest.since)) oldest = t;
-    if (!oldest || this.now() - oldest.since < after) return false;
+    let oldestHeld = 0;
+    for (const t of this.inbound.values()) {
+      if (!t.pending || (key !== undefined && t.pendingKey !== key) || now - t.since < after) continue;
+      const held =
+        key === undefined && t.pendingKey !== undefined ? (this.pendingPerIp.get(t.pendingKey) ?? 0) : 0;
+      if (!oldest || held > oldestHeld || (held === oldestHeld && t.since < oldest.since)) {
+        oldest = t;
+        oldestHeld = held;
+      }
+    }
+    if (!oldest) return false;
     this.o.onEvicted?.(oldest.conn.remoteAddr.toString());
     // Counted as evicted, not abandoned: released before the close event arrives.
     this.inbound.delete(oldest.conn);
@@ -244,6 +279,7 @@ export class ConnectionLimits {
   private settle(t: Tracked): void {
     if (!t.pending) return;
     t.pending = false;
+    this.pendingTotal--;
     if (t.pendingKey !== undefined) decrement(this.pendingPerIp, t.pendingKey);
   }
 
