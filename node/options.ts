@@ -88,6 +88,12 @@ export const P2P_DEFAULTS = Object.freeze({
    * honest upgrade finishes in tens of ms, well before anyone may take its place.
    */
   pendingEvictableAfterMs: 500,
+  /**
+   * The same for a pending upgrade that has sent no byte: a dialer sends its multistream-select
+   * header with its first packet, so a socket silent this long is no handshake in progress. A
+   * stranger replacing silent sockets just past 500 ms kept all 16 loopback places young.
+   */
+  silentEvictableAfterMs: 200,
   /** New inbound connections per second from one host before libp2p refuses more (libp2p's default). */
   inboundConnectionThreshold: 5,
   /** Addresses of one peer tried per dial (libp2p's default); a peer record can list many. */

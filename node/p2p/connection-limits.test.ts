@@ -196,6 +196,52 @@ describe('counting', () => {
     assert.equal(l.pendingCount, l.maxPendingTotal);
   });
 
+  test('silent upgrades go sooner, and a crowded source in the shared budget gives way to another', () => {
+    // Attack review of #13 (timed-eviction-lockout): a stranger replacing its 16 silent sockets
+    // just past 500 ms kept every loopback place young: 1 of 10 honest dials.
+    let now = 1_000_000;
+    const l = new ConnectionLimits({ now: () => now });
+    const silent = (addr: string) => Object.assign(conn(addr), { socket: { bytesRead: 0 } });
+    const talking = (addr: string) => Object.assign(conn(addr), { socket: { bytesRead: 40 } });
+    // Same source (127.0.0.0/24) as the newcomer: only age decides, silent ones sooner.
+    const mid = talking('/ip4/127.0.0.3/tcp/1');
+    assert.equal(l.denyInboundConnection(mid), false);
+    const own = Array.from({ length: l.maxPendingExempt - 1 }, (_, i) =>
+      silent(`/ip4/127.0.0.2/tcp/${100 + i}`),
+    );
+    for (const c of own) assert.equal(l.denyInboundConnection(c), false);
+    now += P2P_DEFAULTS.silentEvictableAfterMs - 1;
+    assert.equal(l.denyInboundConnection(conn('/ip4/127.0.0.1/tcp/9000')), true, 'all young');
+    now += 1;
+    assert.equal(
+      l.denyInboundConnection(conn('/ip4/127.0.0.1/tcp/9001')),
+      false,
+      'a silent one is past its age',
+    );
+    assert.equal(mid.abortedWith, undefined, 'the older one that talks stays: it is mid-handshake');
+    assert.match(own[0]!.abortedWith?.message ?? '', /evicted/);
+
+    // Another /24 holding the budget: its oldest silent place goes to a newcomer from elsewhere at once.
+    const m = new ConnectionLimits({ now: () => now });
+    const crowd = Array.from({ length: m.maxPendingExempt }, (_, i) => silent(`/ip4/127.0.1.${i + 2}/tcp/1`));
+    for (const c of crowd) {
+      assert.equal(m.denyInboundConnection(c), false);
+      now += 1;
+    }
+    assert.equal(
+      m.denyInboundConnection(silent('/ip4/127.0.1.200/tcp/1')),
+      true,
+      'the crowd itself waits for the age',
+    );
+    assert.equal(
+      m.denyInboundConnection(conn('/ip4/127.0.0.1/tcp/9002')),
+      false,
+      'a lone dialler from 127.0.0/24 gets in',
+    );
+    assert.match(crowd[0]!.abortedWith?.message ?? '', /evicted/);
+    assert.equal(crowd[1]!.abortedWith, undefined);
+  });
+
   test('IPv6 addresses are capped per /64', () => {
     assert.equal(capKey('2001:db8:1:2:aa::1'), '2001:db8:1:2::/64');
     assert.equal(capKey('2001:0db8:0001:0002:ffff:0:0:7'), '2001:db8:1:2::/64');
