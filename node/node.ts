@@ -309,23 +309,18 @@ export class CairnNode {
     );
     chainService.on('head', () => membership.refresh(Date.now()));
 
-    const scores = new PeerScores({ banMs: opts.peers?.banMs, maxPeers: opts.peers?.maxScoredPeers });
-    new Counter({
-      name: 'cairn_peer_scores_dropped_total',
-      help: 'Score records not kept because the table was full of active bans',
-      registers: [metrics.registry],
-      collect() {
-        this.reset();
-        this.inc(scores.dropped);
-      },
+    const scores = new PeerScores({
+      banMs: opts.peers?.banMs,
+      maxPeers: opts.peers?.maxScoredPeers,
+      maxBans: opts.peers?.maxBannedPeers,
     });
     new Counter({
-      name: 'cairn_peer_bans_evicted_total',
-      help: 'Bans forgotten before their end to remember a newer ban (the score table was full of bans)',
+      name: 'cairn_peer_bans_unrecorded_total',
+      help: 'Ban verdicts not remembered because the ban store was full (the address is banned instead)',
       registers: [metrics.registry],
       collect() {
         this.reset();
-        this.inc(scores.bansEvicted);
+        this.inc(scores.bansUnrecorded);
       },
     });
     // Our own bootstrap addresses are never banned: the operator chose them, and a new device

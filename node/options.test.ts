@@ -310,6 +310,7 @@ test('the default --help shows is the one the node and its modules use', () => {
   assert.equal(helpDefault('max-inbound-per-ip'), String(new ConnectionLimits().maxInboundPerIp));
   assert.equal(helpDefault('ban-ms'), String(new PeerScores().banMs));
   assert.equal(helpDefault('max-scored-peers'), String(new PeerScores().maxPeers));
+  assert.equal(helpDefault('max-banned-peers'), String(new PeerScores().maxBans));
   assert.equal(helpDefault('address-ban-threshold'), String(new AddressBans().threshold));
   assert.equal(helpDefault('address-ban-half-life-ms'), String(new AddressBans().halfLifeMs));
   const p6 = ipColocationParams();

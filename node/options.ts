@@ -58,17 +58,24 @@ export const P2P_DEFAULTS = Object.freeze({
   /** Addresses exempt from the per-IP cap and from address bans (CIDR). */
   ipLimitExempt: LOOPBACK_RANGES,
   /**
-   * Inbound connections still in their upgrade (noise, yamux) at once; libp2p refuses every new
-   * one past it. libp2p's default of 10 was held by idle sockets from two LAN addresses (an attack
-   * review's slowloris); 32 with at most 4 per address takes eight addresses, each holding its
-   * sockets for at most the upgrade timeout.
+   * Inbound connections still in their upgrade (noise, yamux) at once, node-wide, counted by
+   * ConnectionLimits, which evicts the oldest past pendingEvictableAfterMs from the budget holding
+   * most when it is full. libp2p's default of 10 was held by idle sockets from two LAN addresses
+   * (an attack review's slowloris); 32 with at most 4 per address takes eight addresses.
    */
-  maxIncomingPendingConnections: 32,
+  maxPendingTotal: 32,
+  /**
+   * libp2p's own cap on upgrades in flight, checked before any gater hook: it refuses everyone
+   * past it, with no eviction (8 hosts x 4 silent sockets held all 32, attack review of #13). Set
+   * at twice maxPendingTotal so that ours is always reached first; libp2p's count trails ours
+   * only by connections our gater refused or evicted whose upgrade has not yet unwound.
+   */
+  maxIncomingPendingConnections: 64,
   /** Upgrades in flight from one IP address (its /64 for IPv6; loopback is one host). */
   maxPendingPerIp: 4,
   /**
    * Upgrades in flight from exempt ranges (loopback by default) together: half of
-   * maxIncomingPendingConnections. A local stranger binding many 127.x addresses held all 32
+   * maxPendingTotal. A local stranger binding many 127.x addresses held all 32
    * (attack review #13); exempt peers still need more than 4, since a loopback cluster's nodes
    * all dial each other at once.
    */
@@ -81,6 +88,12 @@ export const P2P_DEFAULTS = Object.freeze({
    * honest upgrade finishes in tens of ms, well before anyone may take its place.
    */
   pendingEvictableAfterMs: 500,
+  /**
+   * The same for a pending upgrade that has sent no byte: a dialer sends its multistream-select
+   * header with its first packet, so a socket silent this long is no handshake in progress. A
+   * stranger replacing silent sockets just past 500 ms kept all 16 loopback places young.
+   */
+  silentEvictableAfterMs: 200,
   /** New inbound connections per second from one host before libp2p refuses more (libp2p's default). */
   inboundConnectionThreshold: 5,
   /** Addresses of one peer tried per dial (libp2p's default); a peer record can list many. */
@@ -136,6 +149,13 @@ export const PEERS_DEFAULTS = Object.freeze({
   banMs: 30 * 60_000,
   /** Peers whose score is remembered; a stranger can mint peer ids without end. */
   maxScoredPeers: 4_096,
+  /**
+   * Peers whose ban is remembered, apart from the scores; none is forgotten before its end. Sized
+   * for banMs at the fastest one host can earn bans: libp2p takes 5 inbound connections a second
+   * from one host (inboundConnectionThreshold), 9,000 in 30 min, and a second ban at a
+   * non-exempt address bans the address (~200 B a ban: ~3 MB when full).
+   */
+  maxBannedPeers: 16_384,
   /** Bans of peers seen at one address in quick succession (decaying) that get the address refused. */
   addressBanThreshold: 2,
   addressBanHalfLifeMs: 30 * 60_000,
@@ -615,6 +635,14 @@ export const NODE_OPTIONS = {
     default: PEERS_DEFAULTS.maxScoredPeers,
     min: 16,
   }),
+  maxBannedPeers: intOpt<Group, number>({
+    flag: 'max-banned-peers',
+    group: 'peers',
+    description:
+      'peers whose ban is remembered; none is forgotten before its end, past it bans go to addresses',
+    default: PEERS_DEFAULTS.maxBannedPeers,
+    min: 16,
+  }),
   ipColocationThreshold: intOpt<Group, number>({
     flag: 'gossip-ip-colocation-threshold',
     group: 'gossip',
@@ -850,6 +878,7 @@ export interface SyncLimits {
 export interface PeerBanOptions {
   readonly banMs: number;
   readonly maxScoredPeers: number;
+  readonly maxBannedPeers: number;
   readonly addressBanThreshold: number;
   readonly addressBanHalfLifeMs: number;
 }
@@ -940,6 +969,7 @@ export function toCliConfig(v: CliValues): CliConfig {
     peers: {
       banMs: v.banMs,
       maxScoredPeers: v.maxScoredPeers,
+      maxBannedPeers: v.maxBannedPeers,
       addressBanThreshold: v.addressBanThreshold,
       addressBanHalfLifeMs: v.addressBanHalfLifeMs,
     },

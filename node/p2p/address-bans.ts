@@ -44,10 +44,13 @@ export class AddressBans {
     this.level = Math.max(this.threshold - 1, 0.5);
   }
 
-  /** A peer seen at `ip` was banned. Returns true if the address is banned now. */
-  record(ip: string, now: number): boolean {
+  /**
+   * A peer seen at `ip` was banned. Returns true if the address is banned now. `count` above 1
+   * weighs one ban as several (a ban the peer's id could not be held for bans the address).
+   */
+  record(ip: string, now: number, count = 1): boolean {
     if (this.exempt(ip)) return false;
-    const weight = this.weight(ip, now) + 1;
+    const weight = this.weight(ip, now) + count;
     const key = capKey(ip);
     this.entries.delete(key); // re-inserted last: the map's order is least recently banned first
     this.entries.set(key, { weight, at: now });

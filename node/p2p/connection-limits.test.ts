@@ -118,10 +118,7 @@ describe('counting', () => {
       for (let k = 0; k < 4; k++)
         if (!l.denyInboundConnection(conn(`/ip4/127.0.0.${a}/tcp/${1000 + k}`))) accepted++;
     assert.equal(accepted, l.maxPendingExempt);
-    assert.ok(
-      accepted <= P2P_DEFAULTS.maxIncomingPendingConnections / 2,
-      `${accepted} in flight from one local host`,
-    );
+    assert.ok(accepted <= P2P_DEFAULTS.maxPendingTotal / 2, `${accepted} in flight from one local host`);
     assert.equal(refusals.at(-1)?.code, REFUSAL.pendingPerIp);
     assert.equal(l.pendingFrom('::1'), accepted, 'IPv6 loopback shares it');
     // A peer elsewhere still gets an upgrade slot.
@@ -164,6 +161,85 @@ describe('counting', () => {
     assert.equal(honest.abortedWith, undefined);
     l.denyInboundUpgradedConnection(undefined as never, honest);
     assert.equal(l.inboundFrom('127.0.0.1'), 0, 'loopback is exempt from the per-IP cap');
+  });
+
+  test('the node-wide pending total is ours, under libp2p cap, and evicts from the budget holding most', () => {
+    // Attack review of #13 (pending-cap-hosts): 8 hosts x 4 silent sockets, each within its own
+    // budget, filled libp2p's 32 before any gater hook ran: every peer refused, nothing evicted.
+    assert.ok(
+      P2P_DEFAULTS.maxIncomingPendingConnections > P2P_DEFAULTS.maxPendingTotal,
+      "libp2p's cap is never reached first",
+    );
+    let now = 1_000_000;
+    const refusals: ConnectionRefusedError[] = [];
+    const l = new ConnectionLimits({ now: () => now, onRefuse: (e) => refusals.push(e) });
+    const held: (MultiaddrConnection & FakeConn)[] = [];
+    for (let h = 0; h < 8; h++)
+      for (let k = 0; k < l.maxPendingPerIp; k++) {
+        const c = conn(`/ip4/10.98.0.${h + 2}/tcp/${5000 + k}`);
+        assert.equal(l.denyInboundConnection(c), false, `host ${h} socket ${k}`);
+        held.push(c);
+        now += 1;
+      }
+    assert.equal(l.pendingCount, l.maxPendingTotal);
+    // Young: nothing goes, the newcomer is refused with its own code.
+    assert.equal(l.denyInboundConnection(conn('/ip4/127.0.0.1/tcp/9000')), true);
+    assert.equal(refusals.at(-1)?.code, REFUSAL.pendingTotal);
+    now += P2P_DEFAULTS.pendingEvictableAfterMs;
+    // One host's budget holds one more: its oldest goes first, not an older one of a smaller budget.
+    held[0]!.close();
+    assert.equal(l.denyInboundConnection(conn('/ip4/192.0.2.50/tcp/1')), false, 'a free place is taken');
+    const honest = conn('/ip4/127.0.0.1/tcp/9001');
+    assert.equal(l.denyInboundConnection(honest), false, 'the honest dial gets a place');
+    assert.equal(held[1]!.abortedWith, undefined, 'host 0 holds 3 now: not the budget holding most');
+    assert.match(held[4]!.abortedWith?.message ?? '', /evicted/, "host 1's oldest went");
+    assert.equal(l.pendingCount, l.maxPendingTotal);
+  });
+
+  test('silent upgrades go sooner, and a crowded source in the shared budget gives way to another', () => {
+    // Attack review of #13 (timed-eviction-lockout): a stranger replacing its 16 silent sockets
+    // just past 500 ms kept every loopback place young: 1 of 10 honest dials.
+    let now = 1_000_000;
+    const l = new ConnectionLimits({ now: () => now });
+    const silent = (addr: string) => Object.assign(conn(addr), { socket: { bytesRead: 0 } });
+    const talking = (addr: string) => Object.assign(conn(addr), { socket: { bytesRead: 40 } });
+    // Same source (127.0.0.0/24) as the newcomer: only age decides, silent ones sooner.
+    const mid = talking('/ip4/127.0.0.3/tcp/1');
+    assert.equal(l.denyInboundConnection(mid), false);
+    const own = Array.from({ length: l.maxPendingExempt - 1 }, (_, i) =>
+      silent(`/ip4/127.0.0.2/tcp/${100 + i}`),
+    );
+    for (const c of own) assert.equal(l.denyInboundConnection(c), false);
+    now += P2P_DEFAULTS.silentEvictableAfterMs - 1;
+    assert.equal(l.denyInboundConnection(conn('/ip4/127.0.0.1/tcp/9000')), true, 'all young');
+    now += 1;
+    assert.equal(
+      l.denyInboundConnection(conn('/ip4/127.0.0.1/tcp/9001')),
+      false,
+      'a silent one is past its age',
+    );
+    assert.equal(mid.abortedWith, undefined, 'the older one that talks stays: it is mid-handshake');
+    assert.match(own[0]!.abortedWith?.message ?? '', /evicted/);
+
+    // Another /24 holding the budget: its oldest silent place goes to a newcomer from elsewhere at once.
+    const m = new ConnectionLimits({ now: () => now });
+    const crowd = Array.from({ length: m.maxPendingExempt }, (_, i) => silent(`/ip4/127.0.1.${i + 2}/tcp/1`));
+    for (const c of crowd) {
+      assert.equal(m.denyInboundConnection(c), false);
+      now += 1;
+    }
+    assert.equal(
+      m.denyInboundConnection(silent('/ip4/127.0.1.200/tcp/1')),
+      true,
+      'the crowd itself waits for the age',
+    );
+    assert.equal(
+      m.denyInboundConnection(conn('/ip4/127.0.0.1/tcp/9002')),
+      false,
+      'a lone dialler from 127.0.0/24 gets in',
+    );
+    assert.match(crowd[0]!.abortedWith?.message ?? '', /evicted/);
+    assert.equal(crowd[1]!.abortedWith, undefined);
   });
 
   test('IPv6 addresses are capped per /64', () => {

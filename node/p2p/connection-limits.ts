@@ -21,13 +21,17 @@
  * Each accepted inbound connection is counted from the gater's yes until its raw connection
  * closes (upgrade failed, refused by a later gater hook, or closed after use), so pending
  * upgrades count too. Pending upgrades are also capped per IP (`maxPendingPerIp`; exempt ranges
- * together `maxPendingExempt`): libp2p refuses every inbound connection while `maxIncomingPendingConnections` sit in
- * their upgrade, and idle sockets from two LAN addresses used to hold them all. A connection
+ * together `maxPendingExempt`), and node-wide (`maxPendingTotal`): libp2p refuses every inbound
+ * connection while `maxIncomingPendingConnections` sit in their upgrade, before any gater hook
+ * runs, so that cap is set above ours (P2P_DEFAULTS) and ours is where a full budget evicts: 8
+ * hosts x 4 silent sockets used to fill libp2p's 32 with no budget of ours full (attack review
+ * of #13), locking every peer out. A connection
  * stops being pending at `denyInboundUpgradedConnection`; one that closes still pending (an idle
  * socket timed out) is counted as abandoned. It composes: a gater that also consults the roster calls these hooks
  * first and its own after.
  */
 
+import { isIP } from 'node:net';
 import type { MultiaddrConnection, PeerId } from '@libp2p/interface';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { Counter, type Registry } from 'prom-client';
@@ -40,6 +44,7 @@ export const REFUSAL = {
   inboundSlotsFull: 'inbound-slots-full',
   addressBanned: 'address-banned',
   pendingPerIp: 'pending-per-ip',
+  pendingTotal: 'pending-total',
 } as const;
 export type RefusalCode = (typeof REFUSAL)[keyof typeof REFUSAL];
 
@@ -86,8 +91,12 @@ export interface ConnectionLimitsOptions extends Partial<P2pLimits> {
   readonly maxPendingPerIp?: number;
   /** Upgrades in flight from all exempt addresses together (default P2P_DEFAULTS.maxPendingExempt). */
   readonly maxPendingExempt?: number;
+  /** Upgrades in flight node-wide (default P2P_DEFAULTS.maxPendingTotal; libp2p's own cap sits above it). */
+  readonly maxPendingTotal?: number;
   /** Age after which a pending upgrade may be evicted for a new one (P2P_DEFAULTS.pendingEvictableAfterMs). */
   readonly pendingEvictableAfterMs?: number;
+  /** The same for one that has sent no byte yet (P2P_DEFAULTS.silentEvictableAfterMs). */
+  readonly silentEvictableAfterMs?: number;
   /** A pending upgrade was aborted to make room (its remote address). */
   readonly onEvicted?: (remoteAddr: string) => void;
   readonly addressBans?: AddressBans;
@@ -106,6 +115,8 @@ interface Tracked {
   readonly ip: string | undefined;
   /** The pending cap's key (EXEMPT_PENDING for exempt addresses); undefined for non-IP ones. */
   readonly pendingKey: string | undefined;
+  /** Who it counts as inside its budget for fairness (`sourceOf`); undefined for non-IP ones. */
+  readonly source: string | undefined;
   readonly conn: MultiaddrConnection;
   pending: boolean;
   /** When its upgrade began (the gater's first look). */
@@ -118,10 +129,13 @@ export class ConnectionLimits {
   readonly maxInboundPerIp: number;
   readonly maxPendingPerIp: number;
   readonly maxPendingExempt: number;
+  readonly maxPendingTotal: number;
   private readonly exempt: (ip: string) => boolean;
   private readonly inbound = new Map<MultiaddrConnection, Tracked>();
   private readonly perIp = new Map<string, number>();
   private readonly pendingPerIp = new Map<string, number>();
+  /** Upgrades in flight node-wide (all budgets, non-IP connections too). */
+  private pendingTotal = 0;
   private readonly now: () => number;
 
   private readonly o: ConnectionLimitsOptions;
@@ -132,6 +146,7 @@ export class ConnectionLimits {
     this.maxInboundPerIp = o.maxInboundPerIp ?? P2P_DEFAULTS.maxInboundPerIp;
     this.maxPendingPerIp = o.maxPendingPerIp ?? P2P_DEFAULTS.maxPendingPerIp;
     this.maxPendingExempt = o.maxPendingExempt ?? P2P_DEFAULTS.maxPendingExempt;
+    this.maxPendingTotal = o.maxPendingTotal ?? P2P_DEFAULTS.maxPendingTotal;
     if (this.reservedOutbound >= this.maxConnections)
       throw new RangeError('reservedOutbound must leave some connection slots to inbound connections');
     this.exempt = ipRanges(o.ipLimitExempt ?? P2P_DEFAULTS.ipLimitExempt);
@@ -167,7 +182,14 @@ export class ConnectionLimits {
       const max = limited ? this.maxPendingPerIp : this.maxPendingExempt;
       if ((this.pendingPerIp.get(this.pendingKey(ip)) ?? 0) >= max) return REFUSAL.pendingPerIp;
     }
+    if (this.pendingTotal >= this.maxPendingTotal) return REFUSAL.pendingTotal;
     return undefined;
+  }
+
+  /** Upgrades in flight node-wide. */
+  get pendingCount(): number {
+    this.sweep();
+    return this.pendingTotal;
   }
 
   /** Upgrades in flight counted with `ip`'s (its host's; every exempt address's together). */
@@ -183,7 +205,17 @@ export class ConnectionLimits {
   /** Gater hook: true refuses. An accepted connection counts until it closes. */
   denyInboundConnection = (maConn: MultiaddrConnection): boolean => {
     let code = this.check(maConn.remoteAddr);
-    if (code === REFUSAL.pendingPerIp && this.evictLongestPending(remoteIp(maConn.remoteAddr)!))
+    if (
+      code === REFUSAL.pendingPerIp &&
+      this.evictLongestPending(
+        this.pendingKey(remoteIp(maConn.remoteAddr)!),
+        sourceOf(remoteIp(maConn.remoteAddr)!),
+      )
+    )
+      code = this.check(maConn.remoteAddr);
+    // The node-wide total is full while the newcomer's own budget has room: the budget holding
+    // most gives a place up (its own, if that is the newcomer's).
+    if (code === REFUSAL.pendingTotal && this.evictLongestPending(undefined))
       code = this.check(maConn.remoteAddr);
     if (code) {
       this.o.onRefuse?.(new ConnectionRefusedError(code, maConn.remoteAddr.toString()));
@@ -192,10 +224,12 @@ export class ConnectionLimits {
     const ip = remoteIp(maConn.remoteAddr);
     const key = ip !== undefined && !this.exempt(ip) ? capKey(ip) : undefined;
     const pendingKey = ip === undefined ? undefined : this.pendingKey(ip);
-    const t: Tracked = { ip: key, pendingKey, conn: maConn, pending: true, since: this.now() };
+    const source = ip === undefined ? undefined : sourceOf(ip);
+    const t: Tracked = { ip: key, pendingKey, source, conn: maConn, pending: true, since: this.now() };
     this.inbound.set(maConn, t);
     if (key) this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
     if (pendingKey) this.pendingPerIp.set(pendingKey, (this.pendingPerIp.get(pendingKey) ?? 0) + 1);
+    this.pendingTotal++;
     maConn.addEventListener('close', () => this.release(t), { once: true });
     return false;
   };
@@ -221,29 +255,82 @@ export class ConnectionLimits {
   }
 
   /**
-   * Makes room in `ip`'s full pending budget by aborting the upgrade pending longest, if it has
-   * been pending past pendingEvictableAfterMs (else nothing goes: young upgrades are honest ones
-   * still in their handshake). True when one was evicted.
+   * Makes room in a full pending budget (`key`'s, or node-wide when undefined) by aborting one
+   * pending upgrade. Only one past its age may go (young upgrades are honest ones still in their
+   * handshake): pendingEvictableAfterMs, or silentEvictableAfterMs for a socket that has sent no
+   * byte, since a dialer sends its multistream-select header with its first packet. A stranger
+   * replacing each silent socket just past 500 ms kept all 16 loopback places young (1 of 10
+   * honest dials, attack review of #13); past 200 ms most of its places are fair game. Node-wide,
+   * the place comes from the budget holding most upgrades (one host's silent sockets before
+   * another's lone dial); then silent before talking, then the oldest. True when one was evicted.
    */
-  private evictLongestPending(ip: string): boolean {
-    const key = this.pendingKey(ip);
+  private evictLongestPending(key: string | undefined, newcomer?: string): boolean {
     const after = this.o.pendingEvictableAfterMs ?? P2P_DEFAULTS.pendingEvictableAfterMs;
+    const silentAfter = this.o.silentEvictableAfterMs ?? P2P_DEFAULTS.silentEvictableAfterMs;
+    const now = this.now();
+    if (key !== undefined && newcomer !== undefined && this.evictUnfair(key, newcomer)) return true;
+    let oldest: Tracked | undefined;
+    let rank: readonly [number, number] = [0, 0];
+    for (const t of this.inbound.values()) {
+      if (!t.pending || (key !== undefined && t.pendingKey !== key)) continue;
+      const silent = bytesRead(t.conn) === 0;
+      if (now - t.since < (silent ? silentAfter : after)) continue;
+      const held =
+        key === undefined && t.pendingKey !== undefined ? (this.pendingPerIp.get(t.pendingKey) ?? 0) : 0;
+      const r = [held, silent ? 1 : 0] as const;
+      const better =
+        !oldest ||
+        r[0] > rank[0] ||
+        (r[0] === rank[0] && (r[1] > rank[1] || (r[1] === rank[1] && t.since < oldest.since)));
+      if (better) {
+        oldest = t;
+        rank = r;
+      }
+    }
+    if (!oldest) return false;
+    this.evict(oldest);
+    return true;
+  }
+
+  /**
+   * Inside one shared budget (all of loopback's), the sources (`sourceOf`: a /24 of 127/8) take
+   * places fairly: a newcomer whose source holds fewer than another's by two or more takes the
+   * oldest silent place of the source holding most, whatever its age. A local stranger's sockets
+   * from one /24 thus cannot keep out a peer dialling from another, however it times them; what
+   * is left to it is a race it shares its own source with.
+   */
+  private evictUnfair(key: string, newcomer: string): boolean {
+    const held = new Map<string, number>();
+    for (const t of this.inbound.values())
+      if (t.pending && t.pendingKey === key && t.source !== undefined)
+        held.set(t.source, (held.get(t.source) ?? 0) + 1);
+    if (held.size === 0) return false;
+    const mine = held.get(newcomer) ?? 0;
+    let most: string | undefined;
+    for (const [src, n] of held) if (n > mine + 1 && (most === undefined || n > held.get(most)!)) most = src;
+    if (most === undefined) return false;
     let oldest: Tracked | undefined;
     for (const t of this.inbound.values())
-      if (t.pending && t.pendingKey === key && (!oldest || t.since < oldest.since)) oldest = t;
-    if (!oldest || this.now() - oldest.since < after) return false;
-    this.o.onEvicted?.(oldest.conn.remoteAddr.toString());
-    // Counted as evicted, not abandoned: released before the close event arrives.
-    this.inbound.delete(oldest.conn);
-    this.settle(oldest);
-    if (oldest.ip !== undefined) decrement(this.perIp, oldest.ip);
-    oldest.conn.abort(new Error('pending upgrade evicted: its place went to a newer connection'));
+      if (t.pending && t.pendingKey === key && t.source === most && bytesRead(t.conn) === 0)
+        if (!oldest || t.since < oldest.since) oldest = t;
+    if (!oldest) return false;
+    this.evict(oldest);
     return true;
+  }
+
+  private evict(t: Tracked): void {
+    this.o.onEvicted?.(t.conn.remoteAddr.toString());
+    // Counted as evicted, not abandoned: released before the close event arrives.
+    this.inbound.delete(t.conn);
+    this.settle(t);
+    if (t.ip !== undefined) decrement(this.perIp, t.ip);
+    t.conn.abort(new Error('pending upgrade evicted: its place went to a newer connection'));
   }
 
   private settle(t: Tracked): void {
     if (!t.pending) return;
     t.pending = false;
+    this.pendingTotal--;
     if (t.pendingKey !== undefined) decrement(this.pendingPerIp, t.pendingKey);
   }
 
@@ -259,6 +346,23 @@ export class ConnectionLimits {
   private sweep(): void {
     for (const t of this.inbound.values()) if (t.conn.status !== 'open') this.release(t);
   }
+}
+
+/**
+ * The source an upgrade counts as inside its pending budget: an IPv4 address's /24 (for the
+ * shared exempt budget: a local stranger can bind every address of 127/8, rarely worth more
+ * than its own /24 to one honest dialler from 127.0.0.1), an IPv6 one's /64.
+ */
+function sourceOf(ip: string): string {
+  const plain = plainIp(ip);
+  if (isIP(plain) === 4) return `${plain.slice(0, plain.lastIndexOf('.'))}.0/24`;
+  return plain === '::1' ? plain : capKey(plain);
+}
+
+/** Bytes read so far from a TCP connection's socket (@libp2p/tcp's maConn.socket); undefined when not TCP. */
+function bytesRead(conn: MultiaddrConnection): number | undefined {
+  const socket = (conn as { socket?: { bytesRead?: unknown } }).socket;
+  return typeof socket?.bytesRead === 'number' ? socket.bytesRead : undefined;
 }
 
 function decrement(counts: Map<string, number>, key: string): void {

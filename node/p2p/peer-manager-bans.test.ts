@@ -88,3 +88,37 @@ test('in roster mode a peer that is not admitted (pending, read-only) never char
     await Promise.all([server, a, b].map((h) => h.host.stop()));
   }
 });
+
+test('a ban the full ban store cannot hold bans the address at once (no older ban is forgotten)', async () => {
+  const server = await startLoopbackHost(77, 'pm-bans', dirs);
+  const a = await startLoopbackHost(78, 'pm-bans', dirs);
+  try {
+    // Two bans at an address would ban it; one recorded ban does not.
+    const bans = new AddressBans({ threshold: 2, exempt: [] });
+    const scores = new PeerScores({ maxBans: 16 });
+    const now = Date.now();
+    for (let i = 0; i < 16; i++) scores.apply(`earlier-${i}`, 'fatal', 'wrong chain', now);
+    const pm = new PeerManager({
+      host: server.host,
+      reqresp: undefined as never,
+      scores,
+      ourStatus: () => undefined as never,
+      metrics: createNodeMetrics(),
+      log: createLogger('silent'),
+      addressBans: bans,
+    });
+    await a.host.dial(server.host.getMultiaddrs()[0]!);
+    const liar = a.identity.peerId as PeerId;
+    pm.penalise(liar, 'fatal', 'invalid block: wrong-chain-id');
+    assert.equal(scores.isBanned(liar.toString(), Date.now()), false, 'the full store does not hold it');
+    assert.equal(scores.bansUnrecorded, 1);
+    assert.equal(scores.banned(Date.now()).length, 16, 'no earlier ban was forgotten');
+    assert.equal(
+      bans.isBanned('127.0.0.1', Date.now()),
+      true,
+      'its address is banned instead, at the first ban',
+    );
+  } finally {
+    await Promise.all([server, a].map((h) => h.host.stop()));
+  }
+});

@@ -169,10 +169,14 @@ export class PeerManager {
     // A ban is counted once, when it starts (late penalties on a banned peer extend nothing).
     if (verdict === 'ban' && !wasBanned) {
       this.o.metrics.bans.inc();
+      // A ban the full ban store could not hold (peer-scores.ts) bans the address outright: the
+      // peer id would be admitted again at once, and forgetting an older ban would launder it.
+      const unrecorded = !this.o.scores.isBanned(peer.toString(), now);
+      const count = unrecorded ? (this.o.addressBans?.threshold ?? 1) : 1;
       // Before the connections go: the new peer id a banned peer comes back with meets its address.
       for (const c of charge ? this.o.host.getConnections(peer) : []) {
         const ip = remoteIp(c.remoteAddr);
-        if (ip && this.o.addressBans?.record(ip, now))
+        if (ip && this.o.addressBans?.record(ip, now, count))
           this.o.log.info({ peer: peer.toString(), address: ip }, 'address banned');
       }
     }

@@ -61,6 +61,7 @@ test('the score table stays within its bound; idle entries go first, bans last',
   for (let i = 0; i < 5000; i++) {
     s.apply(`sybil-${i}`, 'high-tolerance', 'spam', t + 100 + i);
     assert.ok(s.size <= 100, `size ${s.size} after ${i}`);
+    assert.equal(s.bansSize, 10);
   }
   for (let i = 0; i < 10; i++) assert.ok(s.isBanned(`banned-${i}`, t + 6000), `ban ${i} survived pruning`);
   // Decayed to zero after many half-lives, idle entries are pruned before any ban or live score.
@@ -71,31 +72,48 @@ test('the score table stays within its bound; idle entries go first, bans last',
   assert.ok(s.size <= 90);
 });
 
-test("a table full of bans: strangers scored are dropped, a new ban is kept in the soonest-ending one's place", () => {
+test("bans kept apart: over a store full of bans a newcomer's penalties add up, and no ban is laundered", () => {
   // Attack review #11 (stop 23): strangers scored until the table overflowed evicted an insider's
-  // ban. Attack review ATK-11: a table full of throwaway bans left every later peer unbannable.
-  const s = new PeerScores({ maxPeers: 20 });
+  // ban. Review of ATK-11's fix: over a table full of bans a newcomer's record was dropped after
+  // each call, so six low-tolerance offences were each scored from 0 and never banned; and a new
+  // ban evicted the one ending soonest, so throwaway bans pushed a real one out.
+  const s = new PeerScores({ maxPeers: 20, maxBans: 20 });
   const t = 1_000_000;
   s.apply('insider', 'fatal', 'wrong chain', t);
   for (let i = 0; i < 19; i++) assert.equal(s.apply(`b-${i}`, 'fatal', 'x', t + (i + 1) * 1000), 'ban');
-  assert.equal(s.size, 20);
-  // Strangers merely penalised (not banned) cannot push a ban out: their records are not kept.
+  assert.equal(s.bansSize, 20);
+  assert.equal(s.size, 0, 'bans take no place among the scores');
+  // Strangers merely penalised cannot push a ban out, and their penalties add up.
   for (let i = 0; i < 100; i++) assert.equal(s.apply(`s-${i}`, 'low-tolerance', 'junk', t + 30_000), 'ok');
-  s.reward('helper', t + 30_000);
-  assert.equal(s.dropped, 101);
+  assert.ok(s.size <= 20);
   assert.ok(s.isBanned('insider', t + 30_001), 'no stranger lifted a ban');
-  // A peer that earns a ban is remembered as banned: the ban ending soonest (the insider's) goes.
-  assert.equal(s.apply('mallory', 'fatal', 'wrong chain', t + 40_000), 'ban');
-  assert.ok(s.isBanned('mallory', t + 40_001), 'the newest ban is kept');
-  assert.equal(s.verdict('mallory', t + 50_000), 'ban', 'and still refused later');
-  assert.ok(!s.isBanned('insider', t + 40_001), 'the soonest-ending ban made room');
-  assert.equal(s.bansEvicted, 1);
-  assert.equal(s.size, 20);
-  for (let i = 0; i < 19; i++) assert.ok(s.isBanned(`b-${i}`, t + 40_001), `ban b-${i} kept`);
-  // Once bans end, their records make room again.
+  const verdicts = [];
+  for (let i = 0; i < 5; i++) verdicts.push(s.apply('mallory', 'low-tolerance', 'junk', t + 35_000));
+  assert.deepEqual(verdicts, ['ok', 'disconnect', 'disconnect', 'disconnect', 'ban']);
+  // The store is full of bans that have not ended: none is forgotten for the new one, which is
+  // not recorded (the caller bans the address instead) and is counted.
+  assert.ok(!s.isBanned('mallory', t + 35_001), 'not recorded as banned');
+  assert.equal(s.bansUnrecorded, 1);
+  assert.ok(s.isBanned('insider', t + 35_001), 'the oldest ban is not laundered');
+  for (let i = 0; i < 19; i++) assert.ok(s.isBanned(`b-${i}`, t + 35_001), `ban b-${i} kept`);
+  assert.equal(s.bansSize, 20);
+  // Its score is kept among the scores: its next offence is a ban verdict again.
+  assert.ok(s.score('mallory', t + 35_001) < -49.9);
+  assert.equal(s.apply('mallory', 'high-tolerance', 'junk', t + 36_000), 'ban');
+  for (let i = 0; i < 100; i++) s.reward(`good-${i}`, t + 37_000);
+  assert.ok(s.score('mallory', t + 37_000) < -49, 'the worst score is pruned last');
+  // Once bans end, their places make room again.
   s.apply('later', 'fatal', 'x', t + s.banMs + 100_000);
   assert.ok(s.isBanned('later', t + s.banMs + 100_001));
-  assert.equal(s.bansEvicted, 1);
+  assert.equal(s.bansSize, 1, 'ended bans swept');
+});
+
+test('the ban store is sized apart from the score table', () => {
+  const s = new PeerScores({ maxPeers: 16 });
+  for (let i = 0; i < 100; i++) s.apply(`b-${i}`, 'fatal', 'x', 1_000 + i);
+  assert.equal(s.bansSize, 100);
+  assert.equal(s.bansUnrecorded, 0);
+  assert.ok(s.maxBans >= 9_000, `room for 30 min of bans at 5 connections a second: ${s.maxBans}`);
 });
 
 test('pruning forgets good scores before bad ones', () => {

@@ -4,9 +4,9 @@ import { PEERS_DEFAULTS } from '../options.ts';
  * Peer reputation after Lodestar's scheme: a score in [-100, 100] that decays toward 0 with a
  * half-life, lowered by misbehaviour of graded severity. Below the disconnect threshold the
  * peer is dropped; below the ban threshold it is also refused for a while. Pure: the caller
- * supplies the clock and acts on the verdicts. The table is bounded (peer ids cost a stranger
- * nothing): past `maxPeers` the idle entries go first, then the best scores; active bans only to
- * remember a newer ban when nothing else is left (the one ending soonest).
+ * supplies the clock and acts on the verdicts. Both tables are bounded (peer ids cost a stranger
+ * nothing): past `maxPeers` scores the idle entries go first, then the best scores, the worst
+ * last; active bans are kept apart (`maxBans`), so they never crowd a newcomer's score out.
  */
 export type PeerAction =
   /** Proven malice (a wrong chain, a forged signature on a block it produced): ban at once. */
@@ -32,8 +32,10 @@ export interface PeerScoreOptions {
   readonly disconnectBelow?: number;
   readonly banBelow?: number;
   readonly banMs?: number;
-  /** Peers remembered at most. */
+  /** Peers whose score is remembered at most (bans apart). */
   readonly maxPeers?: number;
+  /** Bans remembered at most (sized so a flood of bans cannot fill it within one ban). */
+  readonly maxBans?: number;
 }
 
 interface Record_ {
@@ -44,18 +46,22 @@ interface Record_ {
 }
 
 export class PeerScores {
+  /** Scores of peers not banned now; bounded by `maxPeers`, pruned idle and best first. */
   private readonly peers = new Map<string, Record_>();
-  /** Records not kept because the table was full of bans (a metric reads it). */
-  dropped = 0;
-  /** Bans forgotten before their end to remember a newer one (the table was full of bans). */
-  bansEvicted = 0;
-  /** A record created over a full table, held for the current call only (see settle). */
-  private overflow: string | undefined;
+  /**
+   * Records of peers banned now, apart from the scores so that bans cannot fill the score table
+   * (a table full of bans left no room to account a newcomer, and penalties that never add up
+   * never ban: attack review of #11). Bounded by `maxBans`.
+   */
+  private readonly bans = new Map<string, Record_>();
+  /** Ban verdicts not recorded because the ban store was full (a metric reads it). */
+  bansUnrecorded = 0;
   readonly halfLifeMs: number;
   readonly disconnectBelow: number;
   readonly banBelow: number;
   readonly banMs: number;
   readonly maxPeers: number;
+  readonly maxBans: number;
 
   constructor(opts: PeerScoreOptions = {}) {
     this.halfLifeMs = opts.halfLifeMs ?? PEERS_DEFAULTS.scoreHalfLifeMs;
@@ -63,50 +69,52 @@ export class PeerScores {
     this.banBelow = opts.banBelow ?? PEERS_DEFAULTS.banBelow;
     this.banMs = opts.banMs ?? PEERS_DEFAULTS.banMs;
     this.maxPeers = opts.maxPeers ?? PEERS_DEFAULTS.maxScoredPeers;
+    this.maxBans = opts.maxBans ?? PEERS_DEFAULTS.maxBannedPeers;
+  }
+
+  /** The peer's record wherever it is, without creating one. */
+  private find(peer: string): Record_ | undefined {
+    return this.bans.get(peer) ?? this.peers.get(peer);
   }
 
   /**
-   * The peer's record, created when absent (a mutation follows); decayed to `now`. When the table
-   * is full of records it must not drop (bans), the newcomer is held only for this call: `settle`
-   * then keeps it if it earned a ban (the ban ending soonest makes room) and drops it otherwise.
+   * The peer's record, created when absent (a mutation follows); decayed to `now`. A ban that has
+   * ended goes back among the scores. The score table never holds bans, so pruning always makes
+   * room for a newcomer: every peer's penalties add up.
    */
   private get(peer: string, now: number): Record_ {
-    let r = this.peers.get(peer);
-    if (!r) {
-      r = { score: 0, updatedAt: now, bannedUntil: 0, lastReason: undefined };
+    const banned = this.bans.get(peer);
+    if (banned && banned.bannedUntil > now) return this.decay(banned, now);
+    if (banned) this.bans.delete(peer);
+    let r = banned ?? this.peers.get(peer);
+    if (!r || banned) {
+      r ??= { score: 0, updatedAt: now, bannedUntil: 0, lastReason: undefined };
       this.peers.set(peer, r);
-      if (this.peers.size > this.maxPeers) {
-        this.prune(now, peer);
-        if (this.peers.size > this.maxPeers) this.overflow = peer;
-      }
+      if (this.peers.size > this.maxPeers) this.prune(now, peer);
     }
     return this.decay(r, now);
   }
 
   /**
-   * After a call that created a record over a table full of bans. A ban verdict is always
-   * remembered until it ends (else a table filled with throwaway bans leaves every later peer
-   * unbannable): the ban that ends soonest goes instead, and is counted. Anything else is dropped.
+   * After a call: a record that earned a ban moves from the scores to the ban store, where it
+   * stays until the ban ends. No ban is forgotten early to remember a newer one: throwaway bans
+   * would then push a real one out (the oldest went first: 16 more bans lifted a 30 min ban in
+   * 11.5 s, attack review of #11). When the store is full of bans that have not ended, the new
+   * one is not recorded: the record stays among the scores at its score (the worst are pruned
+   * last), the caller sees `isBanned` false after a ban verdict and refuses the peer's address
+   * instead (peer-manager.ts), and it is counted.
    */
-  private settle(peer: string, verdict: PeerVerdict | undefined, now: number): void {
-    if (this.overflow !== peer) return;
-    this.overflow = undefined;
-    if (verdict !== 'ban') {
-      this.peers.delete(peer);
-      this.dropped++;
+  private settle(peer: string, r: Record_, now: number): void {
+    if (r.bannedUntil <= now || this.bans.has(peer)) return;
+    if (this.bans.size >= this.maxBans)
+      for (const [p, b] of this.bans) if (b.bannedUntil <= now) this.bans.delete(p);
+    if (this.bans.size >= this.maxBans) {
+      r.bannedUntil = 0;
+      this.bansUnrecorded++;
       return;
     }
-    let soonest: string | undefined;
-    let until = Number.POSITIVE_INFINITY;
-    for (const [p, r] of this.peers)
-      if (p !== peer && r.bannedUntil > now && r.bannedUntil < until) {
-        soonest = p;
-        until = r.bannedUntil;
-      }
-    if (soonest !== undefined) {
-      this.peers.delete(soonest);
-      this.bansEvicted++;
-    }
+    this.peers.delete(peer);
+    this.bans.set(peer, r);
   }
 
   // Exponential decay toward zero; a banned peer's score does not recover until the ban ends.
@@ -121,29 +129,35 @@ export class PeerScores {
 
   /** A lookup does not add the peer: asking about a stranger must not grow the table. */
   score(peer: string, now: number): number {
-    const r = this.peers.get(peer);
+    const r = this.find(peer);
     return r ? this.decay(r, now).score : 0;
   }
 
+  /** Scores remembered (bans apart). */
   get size(): number {
     return this.peers.size;
+  }
+
+  /** Bans remembered (some may have ended and not been swept yet). */
+  get bansSize(): number {
+    return this.bans.size;
   }
 
   /**
    * Shrinks the table toward 90% of its bound (so pruning is rare). Forgetting a record resets
    * the peer to 0, a gift to a peer that misbehaved, so the order is: entries at score 0 first,
-   * then the best scores (they lose only goodwill), the worst last; an active ban never goes
+   * then the best scores (they lose only goodwill), the worst last. Bans are not in this table
    * (a banned peer that could get strangers scored would lift its own ban). `keep` stays.
    */
   prune(now: number, keep?: string): void {
     const target = Math.floor(this.maxPeers * 0.9);
     for (const [p, r] of this.peers) {
       if (this.peers.size <= target) return;
-      if (p !== keep && r.bannedUntil <= now && this.decay(r, now).score === 0) this.peers.delete(p);
+      if (p !== keep && this.decay(r, now).score === 0) this.peers.delete(p);
     }
     if (this.peers.size <= target) return;
     const ranked = [...this.peers]
-      .filter(([p, r]) => p !== keep && r.bannedUntil <= now)
+      .filter(([p]) => p !== keep)
       .sort(([, a], [, b]) => b.score - a.score || a.updatedAt - b.updatedAt);
     for (const [p] of ranked.slice(0, this.peers.size - target)) this.peers.delete(p);
   }
@@ -154,7 +168,7 @@ export class PeerScores {
     r.score = Math.max(-100, Math.min(100, r.score + ACTION_SCORE[action]));
     r.lastReason = `${action}: ${reason}`;
     const verdict = this.verdictOf(r, now);
-    this.settle(peer, verdict, now);
+    this.settle(peer, r, now);
     return verdict;
   }
 
@@ -162,26 +176,28 @@ export class PeerScores {
   reward(peer: string, now: number, amount = 0.5): void {
     const r = this.get(peer, now);
     r.score = Math.min(100, r.score + amount);
-    this.settle(peer, undefined, now);
   }
 
   verdict(peer: string, now: number): PeerVerdict {
-    const r = this.peers.get(peer);
-    return r ? this.verdictOf(this.decay(r, now), now) : 'ok';
+    const r = this.find(peer);
+    if (!r) return 'ok';
+    const v = this.verdictOf(this.decay(r, now), now);
+    this.settle(peer, r, now); // a score still at the ban threshold bans again: into the ban store
+    return v;
   }
 
   isBanned(peer: string, now: number): boolean {
-    const r = this.peers.get(peer);
+    const r = this.bans.get(peer);
     return r !== undefined && r.bannedUntil > now;
   }
 
   lastReason(peer: string): string | undefined {
-    return this.peers.get(peer)?.lastReason;
+    return this.find(peer)?.lastReason;
   }
 
   /** Peers currently banned, with the time the ban ends. */
   banned(now: number): { peer: string; until: number; reason: string | undefined }[] {
-    return [...this.peers]
+    return [...this.bans]
       .filter(([, r]) => r.bannedUntil > now)
       .map(([peer, r]) => ({ peer, until: r.bannedUntil, reason: r.lastReason }));
   }

@@ -1,26 +1,18 @@
 /**
- * ATK review of #11 (ban kept when the score table is full, cairn_peer_bans_evicted_total),
- * finding (HIGH in open mode): the fix keeps a newcomer's record over a table full of bans only
- * when that one call earns a ban (`fatal`). Every other penalty of a newcomer is applied to a
- * fresh record at 0 and then dropped (`settle`), so nothing adds up: a peer that keeps sending
- * clearly invalid data (`low-tolerance`, −10 each: disconnected at −20, banned at −50 when its
- * record is kept) is back at 0 after every offence, is never disconnected, never banned, and keeps
- * being served, for as long as the throwaway bans (16 here, one status each) fill the table.
- * Only `fatal` offences are still punished; the rest of the scoring (garbage frames, invalid
- * blocks, lying statuses, oversized gossip, messaging abuse) is off.
+ * ATK review of #11 (ban kept when the score table is full), finding (HIGH in open mode, fixed):
+ * the fix kept a newcomer's record over a table full of bans only when that one call earned a
+ * ban (`fatal`). Every other penalty of a newcomer was applied to a fresh record at 0 and then
+ * dropped, so nothing added up: a peer that keeps sending clearly invalid data (`low-tolerance`,
+ * −10 each: disconnected at −20, banned at −50) was back at 0 after every offence, never
+ * disconnected, never banned, for as long as throwaway bans (16 here, one status each) filled
+ * the table. Now bans live in their own store (peer-scores.ts), so the score table never fills
+ * with bans and every newcomer's penalties add up.
  *
- * Rig: as e2e/cluster/score-table-saturation.test.ts: a real node process with
- * `--max-scored-peers 16`, 16 throwaway identities banned for a wrong-chain status, then mallory
- * sends 6 well-framed random-byte blocks-by-range requests (each penalised `low-tolerance`, as in
- * byzantine.test.ts step 4). Measured (23 s): every one of mallory's 6 penalties was logged
- * `low-tolerance` at score 0 with verdict ok (its record is dropped before the score is read),
- * it stayed connected, was never listed banned, and `cairn_peer_scores_dropped_total` grew by 6.
- * With room in the table the same offences add up (PEERS_DEFAULTS: −10 each, disconnected at
- * −20, banned at −50), as byzantine.test.ts step 4 checks.
- *
- * Fix that makes it pass: when the table is full of bans, keep a penalised newcomer's record in
- * place of the ban ending soonest once its score reaches the disconnect threshold (or keep a
- * small separate table of recent offenders that bans cannot fill), so that penalties add up.
+ * Rig: as score-table-saturation.test.ts: a real node process with `--max-scored-peers 16`,
+ * 16 throwaway identities banned for a wrong-chain status, then mallory sends 6 well-framed
+ * random-byte blocks-by-range requests (each penalised `low-tolerance`, as in byzantine.test.ts
+ * step 4). Failed before the fix (23 s): every one of mallory's 6 penalties was logged at score
+ * 0 with verdict ok, it stayed connected and was never listed banned.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -29,14 +21,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ByzantinePeer, removeDir } from '../../e2e/cluster/byzantine-peer.ts';
-import { VictimWatch } from '../../e2e/cluster/byzantine-watch.ts';
-import { Cluster, testNetworkConfig } from '../../e2e/cluster/harness.ts';
 import { genesisBlock } from '../../node/chain/genesis.ts';
 import { chainIdOf, DEFAULT_NETWORK, type NetworkConfig } from '../../node/chain/network-config.ts';
 import { MAX_TARGET, targetForWork, workForTarget } from '../../node/chain/pow.ts';
 import type { Status } from '../../node/p2p/messages.ts';
 import { STATUS } from '../../node/p2p/protocols.ts';
+import { ByzantinePeer, removeDir } from './byzantine-peer.ts';
+import { VictimWatch } from './byzantine-watch.ts';
+import { Cluster, testNetworkConfig } from './harness.ts';
 
 const TABLE = 16;
 const OFFENCES = 6;
@@ -93,9 +85,10 @@ test('over a score table full of bans, repeated low-tolerance offences still add
     await p.dial(victim);
     await p.request(victim, STATUS, wrongChain).catch(() => {});
     await watch.waitPenalty(p, /status of another chain/, since);
+    // libp2p refuses a 6th inbound connection a second from one host (inboundConnectionThreshold).
+    await sleep(250);
   }
   assert.equal((await victim.status()).banned.length, TABLE, 'the throwaway bans fill the table');
-  const droppedBefore = (await victim.metric('cairn_peer_scores_dropped_total')) ?? 0;
 
   const mallory = await ByzantinePeer.start('mallory', network, attackDir, { gossip: false });
   attackers.push(mallory);
@@ -119,10 +112,9 @@ test('over a score table full of bans, repeated low-tolerance offences still add
   }
   await sleep(500);
   const banned = (await victim.status()).banned.map((b) => b.peer);
-  const dropped = ((await victim.metric('cairn_peer_scores_dropped_total')) ?? 0) - droppedBefore;
   t.diagnostic(
     `mallory's ${OFFENCES} offences: ${JSON.stringify(outcomes)}; listed banned ${banned.includes(mallory.peerId)}; ` +
-      `score records dropped meanwhile ${dropped}; still connected ${mallory.isConnected(victim)}`,
+      `still connected ${mallory.isConnected(victim)}`,
   );
   const scores = watch.penaltiesOf(mallory).map((p) => p.score);
   assert.ok(

@@ -1,36 +1,29 @@
 /**
- * ATK review of #13 (pending upgrade eviction after 500 ms, cairn_p2p_upgrades_evicted_total),
- * finding (MEDIUM, a local user, as ATK-13 finding 4): the eviction turns the lockout into a race
- * that the stranger wins by timing. All of loopback still shares one budget of 16 upgrades in
- * flight, and a full budget lets a new connection take the place of the oldest only once that is
- * 500 ms old. A stranger that opens each replacement socket just past 500 ms after the one it
- * replaces (its own clock tells it when) keeps all 16 places younger than 500 ms, except for a
- * few ms per replacement: an honest dial arriving at any other moment finds a full budget of
- * young upgrades and is refused `pending-per-ip`, exactly as before the fix. It costs the stranger
- * about 32 sockets a second (from rotating 127.x source addresses, so libp2p's 5-per-second host
- * rate never applies).
+ * ATK review of #13 (pending upgrade eviction after 500 ms), finding (MEDIUM, a local user, as
+ * ATK-13 finding 4; fixed): all of loopback shares one budget of 16 upgrades in flight, and a
+ * full budget let a new connection take the place of the oldest only once that was 500 ms old.
+ * A stranger opening each replacement socket just past 500 ms after the one it replaces kept
+ * all 16 places younger than that, and an honest dial arriving at almost any moment was refused
+ * `pending-per-ip`. It costs about 32 sockets a second, from rotating 127.x source addresses (so
+ * libp2p's 5-per-second host rate never applies). Before the fix, on this 2-core host at load
+ * 18-34: 1/10, 1/10, 1/10 honest dials connected (0/10 at load 7-10).
  *
- * Rig: the loopback-upgrade-lockout test's (a real libp2p host with the node's ConnectionLimits
- * gater, defaults), the stranger's 16 slots each replacing its socket 503 ms after opening it
- * (ATK_MARGIN_MS=3), the honest peer dialling 10 times over ~12 s; defended: at least 8 connect.
- * Measured on this 2-core host at load 18-34: 1/10, 1/10, 1/10 connected (343-368 stranger
- * sockets, 267-270 evicted); with 5 dials, six runs: 0, 0, 0, 3, 0, 4 of 5 (the stranger's own
- * timers run late under load, which opens it a few windows). The fix's own test (sockets
- * reopened only when the node drops them) gets 5/5.
- *
- * Fix that makes it pass: judge pending upgrades by progress, not only age: a dialer sends its
- * multistream-select header with its first packet, so a socket that has sent nothing after
- * ~100 ms is dropped (or is the first to go), and the places of one source (per address, or per
- * /24 of 127/8) are bounded inside the exempt budget, evicting from the source holding most.
+ * Now (connection-limits.ts): inside the shared budget a newcomer whose source (a /24 of 127/8)
+ * holds two fewer places than another's takes that source's oldest silent place whatever its
+ * age, and a socket that has sent no byte is evictable after 200 ms (silentEvictableAfterMs)
+ * rather than 500. Rig: a real libp2p host with the node's ConnectionLimits gater (defaults),
+ * the stranger's 16 slots from 127.0.1.x each replacing its socket 503 ms after opening it
+ * (ATK_MARGIN_MS=3), the honest peer dialling from 127.0.0.1 10 times over ~12 s; at least 8
+ * must connect.
  */
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import net from 'node:net';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { P2P_DEFAULTS } from '../../node/options.ts';
-import { ConnectionLimits } from '../../node/p2p/connection-limits.ts';
-import { startLoopbackHost } from '../../node/testing/loopback-host.ts';
+import { P2P_DEFAULTS } from '../options.ts';
+import { startLoopbackHost } from '../testing/loopback-host.ts';
+import { ConnectionLimits } from './connection-limits.ts';
 
 const dirs: string[] = [];
 const closers: (() => Promise<void> | void)[] = [];
