@@ -294,6 +294,21 @@ export class IndexWriter {
   private async blockOrphaned(tx: Tx, r: ReportPayloads['block.orphaned']): Promise<Publication[]> {
     const key = { hash_reason: { hash: r.hash, reason: r.reason } };
     if (await tx.orphanedBlock.findUnique({ where: key, select: { hash: true } })) return [];
+    // An orphan report carries no header, so nothing in it is proven; but a block the index holds
+    // (a reorged-out one was accepted first) is known from its checked header: a report naming
+    // another miner, height or parent for it is a lie (it would frame that miner on dashboards).
+    const indexed = await tx.block.findUnique({
+      where: { hash: r.hash },
+      select: { height: true, prevHash: true, miner: true },
+    });
+    if (
+      indexed &&
+      (indexed.height !== r.height || indexed.prevHash !== r.prevHash || indexed.miner !== r.miner)
+    )
+      throw new ReportRefused(
+        'orphan-mismatch',
+        `orphan report for indexed block ${r.hash.slice(0, 16)} disagrees with its header`,
+      );
     const row = await tx.orphanedBlock.create({
       data: {
         hash: r.hash,

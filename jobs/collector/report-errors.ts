@@ -40,7 +40,9 @@ export type RefusalCode =
    * replay (the report log that deduplicates is pruned), never a current value.
    */
   | 'stale-report'
-  /** A node's stats reports beyond its budget (report-rate.ts): one member must not hold the queue. */
+  /** An orphan report whose height, parent or miner disagree with the indexed block's header. */
+  | 'orphan-mismatch'
+  /** A node's reports beyond its budget for the kind (report-rate.ts): one node must not hold the queue. */
   | 'report-rate';
 
 /**
