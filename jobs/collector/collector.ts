@@ -234,6 +234,12 @@ export class Collector {
     }
     const end = this.metrics.duration.startTimer({ kind });
     try {
+      // Fresh keys are free in an open network: the first reports of nodes the index does not
+      // know share one budget (one primary-key read, before any write; a DB that is gone is
+      // handled below as for the write).
+      const { nodeId } = checked.report as { nodeId: string };
+      if (this.reportRate.sharesNewcomers(kind) && (await this.writer.isNewcomer(nodeId)))
+        this.reportRate.takeNewcomer(kind, nodeId);
       const { duplicate, publications } = await this.writer.apply(jobId, kind, checked.report);
       end();
       this.metrics.reports.inc({ kind, outcome: duplicate ? 'duplicate' : 'written' });

@@ -106,6 +106,16 @@ export class IndexWriter {
   }
 
   /**
+   * Whether `nodeId`'s reports draw on the newcomers' shared budget (report-rate.ts): in an open
+   * network, a node id with no node row (none of its stats reports indexed yet). In a roster
+   * network never: non-members are refused here, and members are an admin's choice, not free.
+   */
+  async isNewcomer(nodeId: string): Promise<boolean> {
+    if (this.roster) return false;
+    return (await this.db.node.findUnique({ where: { id: nodeId }, select: { id: true } })) === null;
+  }
+
+  /**
    * Indexes a report once. Throws ReportRefused for a report that must never be indexed and
    * ReportHeld for one that cannot be judged yet (its parent is not indexed); neither writes.
    */

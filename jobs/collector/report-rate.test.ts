@@ -45,3 +45,20 @@ test("the defaults never refuse a node reporting every 3 s, nor a minute's backl
   }
   assert.ok(REPORT_RATE_DEFAULTS.burst >= 20);
 });
+
+test("nodes the index does not know share one bucket per kind; known nodes' budgets are their own", () => {
+  let now = 0;
+  const rate = new ReportRate({ newcomers: { 'node.stats': { burst: 2, everyMs: 10_000 } }, now: () => now });
+  rate.takeNewcomer('node.stats', 'fresh-1');
+  rate.takeNewcomer('node.stats', 'fresh-2');
+  assert.throws(
+    () => rate.takeNewcomer('node.stats', 'fresh-3'),
+    (e: unknown) => e instanceof ReportRefused && e.code === 'newcomer-rate',
+  );
+  // Orphans' shared bucket is another one; a known node's stats are not drawn from it.
+  rate.takeNewcomer('block.orphaned', 'fresh-3');
+  rate.take('node.stats', 'known');
+  assert.equal(rate.sharesNewcomers('block.accepted'), false, 'blocks the chain proves');
+  now += 10_000;
+  rate.takeNewcomer('node.stats', 'fresh-3');
+});

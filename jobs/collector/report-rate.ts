@@ -50,12 +50,34 @@ export const REPORT_BUDGETS: Readonly<Record<ReportKind, ReportBudget>> = Object
   'fl.round': { burst: 60, everyMs: 1_000 },
 });
 
+/**
+ * Budgets that node ids the index does not know yet share, by kind (open networks only: a roster
+ * network refuses non-members, and members are admitted by an admin). A key is free to mint, so
+ * per-node buckets alone let 300 fresh keys send one report each, all written (the review of
+ * ATK-13's fix: another node's report held 28 s, 300 fake nodes on every dashboard): their
+ * first reports share one bucket here, whatever their number. A node is known once one of its
+ * stats reports is indexed (its node row), so an honest newcomer spends one stats token, then
+ * has its own budgets; fresh keys become nodes at most at this bucket's refill (360 an hour).
+ * Kinds the chain proves (accepted blocks, model versions) have no newcomer bucket: a node that
+ * just joined reports its backfill of them before its first stats.
+ */
+export const NEWCOMER_BUDGETS: Readonly<Partial<Record<ReportKind, ReportBudget>>> = Object.freeze({
+  'node.stats': { burst: 30, everyMs: 10_000 },
+  'block.orphaned': { burst: 100, everyMs: 1_000 },
+  'fl.round': { burst: 60, everyMs: 1_000 },
+});
+
+/** The one key of the newcomers' shared buckets. */
+const NEWCOMERS = 'newcomers';
+
 export interface ReportRateOptions {
   /** Stats' budget (REPORT_RATE_DEFAULTS), kept as the collector's option of old. */
   readonly burst?: number;
   readonly everyMs?: number;
   /** Other kinds' budgets, by kind (REPORT_BUDGETS). */
   readonly kinds?: Partial<Record<ReportKind, ReportBudget>>;
+  /** The newcomers' shared budgets, by kind (NEWCOMER_BUDGETS). */
+  readonly newcomers?: Partial<Record<ReportKind, ReportBudget>>;
   readonly maxNodes?: number;
   readonly now?: () => number;
 }
@@ -70,6 +92,8 @@ const limitOf = (b: ReportBudget): Limit => ({ perSecond: 1000 / b.everyMs, burs
 export class ReportRate {
   private readonly buckets = new Map<ReportKind, TokenBuckets>();
   private readonly limits = new Map<ReportKind, Limit>();
+  private readonly newcomerLimits = new Map<ReportKind, Limit>();
+  private readonly newcomers: TokenBuckets;
 
   constructor(o: ReportRateOptions = {}) {
     const maxNodes = o.maxNodes ?? REPORT_RATE_DEFAULTS.maxNodes;
@@ -86,7 +110,35 @@ export class ReportRate {
         throw new RangeError(`report-rate: ${kind} needs a burst of at least 1 and a positive everyMs`);
       this.limits.set(kind, limitOf(budget));
       this.buckets.set(kind, new TokenBuckets(maxNodes, o.now));
+      const shared = o.newcomers?.[kind] ?? NEWCOMER_BUDGETS[kind];
+      if (!shared) continue;
+      if (!(shared.burst >= 1 && shared.everyMs > 0))
+        throw new RangeError(
+          `report-rate: newcomers' ${kind} needs a burst of at least 1 and a positive everyMs`,
+        );
+      this.newcomerLimits.set(kind, limitOf(shared));
     }
+    this.newcomers = new TokenBuckets(this.newcomerLimits.size, o.now);
+  }
+
+  /** Whether reports of `kind` from nodes the index does not know share a bucket. */
+  sharesNewcomers(kind: ReportKind): boolean {
+    return this.newcomerLimits.has(kind);
+  }
+
+  /**
+   * Takes one `kind` report of a node the index does not know from the newcomers' shared
+   * budget, or throws ReportRefused('newcomer-rate').
+   */
+  takeNewcomer(kind: ReportKind, nodeId: string): void {
+    const limit = this.newcomerLimits.get(kind);
+    if (!limit) return;
+    const wait = this.newcomers.take(`${NEWCOMERS}.${kind}`, limit);
+    if (wait > 0)
+      throw new ReportRefused(
+        'newcomer-rate',
+        `node ${nodeId.slice(0, 64)} is new to the index and new nodes' ${kind} reports came faster than ${limit.burst} at once and one per ${1000 / limit.perSecond} ms; next in ${wait} s`,
+      );
   }
 
   /** Takes one `kind` report from `nodeId`'s budget, or throws ReportRefused('report-rate'). */
