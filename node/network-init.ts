@@ -69,12 +69,13 @@ realDirectory(dir, 0o755);
 /** New files are made here and renamed into place: no container mounts it. */
 const tmpDir = path.join(dir, '.network-init');
 realDirectory(tmpDir);
+const foreign = { tmpDir };
 const file = ensureDeviceNetwork(dir, names, base, undefined, tmpDir);
 const network = await readNetworkConfig(file);
 const devices = deviceKeys(dir, names, network, tmpDir);
 // The admin's key signs the gateway's certificate: it must be the key the record names for the
 // first device, whatever its folder (which its container writes) holds now.
-const admin = keyOfDataDir(path.join(dir, names[0]!));
+const admin = keyOfDataDir(path.join(dir, names[0]!), foreign);
 if (toHex(admin.publicKey) !== toHex(devices.get(names[0]!)!))
   throw new Error(
     `${names[0]}'s identity.json is not the key ${path.join(dir, 'devices.json')} records for it`,
@@ -84,10 +85,10 @@ const gateway = await ensureGatewayCertificate({
   certificateFile: path.join(dir, 'gateway', 'certificate.hex'),
   networkFile: file,
   admin,
-  tmpDir,
+  foreign,
 });
 const collectorKey = toHex(
-  loadOrCreateKeyFile(path.join(dir, 'collector', 'identity.json'), tmpDir).publicKey,
+  loadOrCreateKeyFile(path.join(dir, 'collector', 'identity.json'), foreign).publicKey,
 );
 // Public: any node may read it (the private half stays in identity.json, 0600).
 writeFileNoFollow(path.join(dir, 'collector', 'receipt-key.hex'), `${collectorKey}\n`, {

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { testNetwork } from '../testing/forge.ts';
 import { ensureIdentity } from './create-network.ts';
 import { deviceKeys } from './device-record.ts';
-import { readRegularFile, UnsafeFileError, writeFileNoFollow } from './root-files.ts';
+import { readOwnOrForeign, readRegularFile, UnsafeFileError, writeFileNoFollow } from './root-files.ts';
 
 const scratch = (t: { after(fn: () => void): void }) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'cairn-root-files-'));
@@ -91,4 +91,16 @@ test("device ids come from network-init's record once taken, not from the device
       }),
     /the same key/,
   );
+});
+
+test("a service's own key file may be a link (a mounted secret); in a foreign folder it may not", (t) => {
+  const dir = scratch(t);
+  writeFileSync(path.join(dir, 'secret'), 'key');
+  symlinkSync('secret', path.join(dir, 'identity.json'));
+  assert.equal(readOwnOrForeign(path.join(dir, 'identity.json'), undefined), 'key');
+  assert.throws(
+    () => readOwnOrForeign(path.join(dir, 'identity.json'), { tmpDir: path.join(dir, 'tmp') }),
+    code('link'),
+  );
+  assert.equal(readOwnOrForeign(path.join(dir, 'absent'), undefined), undefined);
 });

@@ -18,6 +18,7 @@ import {
   lstatSync,
   mkdirSync,
   openSync,
+  readFileSync,
   readSync,
   renameSync,
   rmSync,
@@ -124,6 +125,27 @@ export function writeFileNoFollow(
     renameSync(tmp, file);
   } catch (err) {
     rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * Where root works over folders others write (network-init): how it reads and writes there.
+ * Without it a file is read as any process reads its own (links followed: a key mounted from a
+ * secret store may be one) and written without following planted names all the same.
+ */
+export interface ForeignFolder {
+  /** Where new files are made before they are renamed into place: a folder no container mounts. */
+  readonly tmpDir: string;
+}
+
+/** `file`'s text, or undefined if there is none; as a regular file only when `foreign` is given. */
+export function readOwnOrForeign(file: string, foreign: ForeignFolder | undefined): string | undefined {
+  if (foreign) return readRegularFile(file);
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return undefined;
     throw err;
   }
 }
