@@ -96,6 +96,7 @@ before(async () => {
           throw new Error('open networks take command keys only');
         },
         memberAt: () => undefined,
+        certifiedCapabilities: () => undefined,
       },
       commandKeys: [toHex(signer.key.publicKey)],
       now: () => Date.now() + 15 * 60_000,

@@ -73,6 +73,7 @@ function nodeWorker(s: Awaited<ReturnType<typeof setup>>, node: NodeIdentity, ru
         throw new Error('an open network takes commands from its command keys only');
       },
       memberAt: () => undefined,
+      certifiedCapabilities: () => undefined,
     },
     commandKeys: [toHex(s.signer.key.publicKey)],
   });

@@ -35,6 +35,7 @@ function rig(control: Partial<NodeControl>) {
           throw new Error('open networks take command keys only');
         },
         memberAt: () => undefined,
+        certifiedCapabilities: () => undefined,
       },
       commandKeys: [toHex(gateway.publicKey)],
     }),

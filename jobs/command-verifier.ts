@@ -155,6 +155,7 @@ function adminOnlyMembershipChange(
   memberAt: (
     publicKeyHex: Hex,
   ) => { readonly capabilities: ReadonlySet<Capability>; readonly admin: boolean } | undefined,
+  certifiedCapabilities: (publicKeyHex: Hex) => ReadonlySet<Capability> | undefined,
 ): string | undefined {
   const args = cmd.args as Record<string, unknown> | null;
   if (cmd.command === 'admin.inviteDevice') {
@@ -165,8 +166,15 @@ function adminOnlyMembershipChange(
   }
   if (cmd.command === 'admin.revokeDevice') {
     const key = typeof args?.publicKey === 'string' ? args.publicKey.toLowerCase() : undefined;
+    // Judged by everything that admits the key, not the chain's record alone: a device that just
+    // redeemed an invitation is a miner by its certificate while its member.add waits to be
+    // mined. A key this node knows nothing of may hold anything: refused in doubt.
     const target = key ? memberAt(key) : undefined;
-    const held = target ? ADMIN_ONLY_CAPABILITIES.filter((c) => target.capabilities.has(c)) : [];
+    const certified = key ? certifiedCapabilities(key) : undefined;
+    if (!target && !certified)
+      return "revoking a key this node knows no record or certificate of needs an admin's signature";
+    const caps = new Set([...(target?.capabilities ?? []), ...(certified ?? [])]);
+    const held = ADMIN_ONLY_CAPABILITIES.filter((c) => caps.has(c));
     if (target?.admin || held.length)
       return `revoking a member holding ${target?.admin ? 'admin' : held.join(', ')} needs an admin's signature`;
   }
@@ -187,7 +195,7 @@ export const MAX_REMEMBERED_NONCES = 10_000;
 export interface CommandVerifierOptions {
   /** This node's peer id: commands for any other target are refused. */
   readonly nodeId: string;
-  readonly membership: Pick<MembershipView, 'mode' | 'admit' | 'memberAt'>;
+  readonly membership: Pick<MembershipView, 'mode' | 'admit' | 'memberAt' | 'certifiedCapabilities'>;
   /** Open networks: the public keys (hex) allowed to command this node. Ignored on roster networks. */
   readonly commandKeys?: readonly Hex[];
   /**
@@ -330,7 +338,11 @@ export class CommandVerifier {
     if (!member.admin && !member.capabilities.has(needs))
       throw new CommandRefused('not-permitted', `${cmd.command} needs the "${needs}" capability`);
     if (!member.admin) {
-      const why = adminOnlyMembershipChange(cmd, (key) => this.o.membership.memberAt(key, now));
+      const why = adminOnlyMembershipChange(
+        cmd,
+        (key) => this.o.membership.memberAt(key, now),
+        (key) => this.o.membership.certifiedCapabilities(key, now),
+      );
       if (why) throw new CommandRefused('not-permitted', why);
     }
   }

@@ -18,23 +18,28 @@
  * volumes made before this folder keep their chain) and `collector-receipt-key.hex`.
  * With `--owner UID:GID` (compose: the image's `node` user, as which every service runs), the
  * whole `<DIR>` is given to that user at the end, so volumes written by root containers work.
+ * Running as root over folders the services' containers write, it never follows a link there
+ * (membership/root-files.ts: regular files only, new files made under random O_EXCL names in
+ * `<DIR>/.network-init/`, a folder no container mounts, and renamed into place), and it takes
+ * the device ids for the ACL from its own record, `<DIR>/devices.json` (membership/device-record.ts).
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { namespace } from '../jobs/queues.ts';
 import { passwordEnv, redisAclFile } from '../jobs/redis-acl.ts';
+import { nodeIdOfKey } from '../jobs/report-envelope.ts';
 import { toHex } from './chain/bytes.ts';
 import { readNetworkConfig } from './config-file.ts';
-import { loadOrCreateIdentity } from './identity/identity.ts';
 import {
   COLLECTOR_RECEIPT_KEY_FILE,
   ensureDeviceNetwork,
   NETWORK_FILE,
   PUBLIC_DIR,
 } from './membership/create-network.ts';
+import { deviceKeys } from './membership/device-record.ts';
 import { ensureGatewayCertificate, keyOfDataDir, loadOrCreateKeyFile } from './membership/gateway-member.ts';
 import { ownTree, parseOwner } from './membership/own-tree.ts';
+import { readRegularFile, realDirectory, writeFileNoFollow } from './membership/root-files.ts';
 
 const { values } = parseArgs({
   options: {
@@ -60,25 +65,42 @@ const names = values.devices
   .filter(Boolean);
 const base = values['network-config'] ? await readNetworkConfig(values['network-config']) : {};
 const dir = path.resolve(values.dir);
-const file = ensureDeviceNetwork(dir, names, base);
+realDirectory(dir, 0o755);
+/** New files are made here and renamed into place: no container mounts it. */
+const tmpDir = path.join(dir, '.network-init');
+realDirectory(tmpDir);
+const foreign = { tmpDir };
+const file = ensureDeviceNetwork(dir, names, base, undefined, tmpDir);
+const network = await readNetworkConfig(file);
+const devices = deviceKeys(dir, names, network, tmpDir);
+// The admin's key signs the gateway's certificate: it must be the key the record names for the
+// first device, whatever its folder (which its container writes) holds now.
+const admin = keyOfDataDir(path.join(dir, names[0]!), foreign);
+if (toHex(admin.publicKey) !== toHex(devices.get(names[0]!)!))
+  throw new Error(
+    `${names[0]}'s identity.json is not the key ${path.join(dir, 'devices.json')} records for it`,
+  );
 const gateway = await ensureGatewayCertificate({
   keyFile: path.join(dir, 'gateway', 'identity.json'),
   certificateFile: path.join(dir, 'gateway', 'certificate.hex'),
   networkFile: file,
-  admin: keyOfDataDir(path.join(dir, names[0]!)),
+  admin,
+  foreign,
 });
-const collectorKey = toHex(loadOrCreateKeyFile(path.join(dir, 'collector', 'identity.json')).publicKey);
+const collectorKey = toHex(
+  loadOrCreateKeyFile(path.join(dir, 'collector', 'identity.json'), foreign).publicKey,
+);
 // Public: any node may read it (the private half stays in identity.json, 0600).
-writeFileSync(path.join(dir, 'collector', 'receipt-key.hex'), `${collectorKey}\n`, { mode: 0o644 });
+writeFileNoFollow(path.join(dir, 'collector', 'receipt-key.hex'), `${collectorKey}\n`, {
+  mode: 0o644,
+  tmpDir,
+});
 const publicDir = path.join(dir, PUBLIC_DIR);
 /** Written whole or not at all: a node starting while network-init re-runs reads old or new. */
-const publish = (name: string, bytes: string | Buffer) => {
-  const target = path.join(publicDir, name);
-  writeFileSync(`${target}.tmp`, bytes, { mode: 0o644 });
-  renameSync(`${target}.tmp`, target);
-};
-mkdirSync(publicDir, { recursive: true, mode: 0o755 });
-publish(NETWORK_FILE, readFileSync(file));
+const publish = (name: string, bytes: string) =>
+  writeFileNoFollow(path.join(publicDir, name), bytes, { mode: 0o644, tmpDir });
+realDirectory(publicDir, 0o755);
+publish(NETWORK_FILE, readRegularFile(file)!);
 publish(COLLECTOR_RECEIPT_KEY_FILE, `${collectorKey}\n`);
 if (values['redis-acl']) {
   const password = (user: string) => {
@@ -86,11 +108,11 @@ if (values['redis-acl']) {
     if (!v) throw new Error(`${passwordEnv(user)} is not set (the Redis user ${user} needs a password)`);
     return v;
   };
-  const nodes = [];
-  for (const name of names) {
-    const id = await loadOrCreateIdentity(path.join(dir, name));
-    nodes.push({ user: name, nodeId: id.peerId.toString(), password: password(name) });
-  }
+  const nodes = names.map((name) => ({
+    user: name,
+    nodeId: nodeIdOfKey(devices.get(name)!),
+    password: password(name),
+  }));
   const acl = redisAclFile({
     prefix: namespace(),
     nodes,
@@ -99,11 +121,9 @@ if (values['redis-acl']) {
     healthPassword: password('health'),
   });
   const aclFile = path.resolve(values['redis-acl']);
-  mkdirSync(path.dirname(aclFile), { recursive: true });
   // Password hashes only (SHA-256 of random secrets), readable by Redis's own uid in its
   // container; written whole or not at all.
-  writeFileSync(`${aclFile}.tmp`, acl, { mode: 0o644 });
-  renameSync(`${aclFile}.tmp`, aclFile);
+  writeFileNoFollow(aclFile, acl, { mode: 0o644 });
 }
 if (owner) ownTree(dir, owner);
 process.stdout.write(

@@ -824,6 +824,9 @@ export class CairnNode {
         const r = await this.submitSignedEntry(addition);
         if (r.status === 'rejected')
           throw new Error(`the member.add entry was refused: ${r.reason}: ${r.message}`);
+        // Known at once: until the entry is mined, the certificate is all that says this key may
+        // mine (a non-admin's revocation of it is refused, jobs/command-verifier.ts).
+        if (this.membership instanceof Roster) this.membership.noteCertificate(certificate);
         this.log.info(
           { member: key, name: terms.name, role: terms.role, entry: addition.idHex },
           'invitation redeemed',

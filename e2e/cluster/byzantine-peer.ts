@@ -95,6 +95,7 @@ function permissiveView(certificate: Uint8Array | undefined): MembershipView {
     mode: 'roster',
     admit: (key) => ({ ok: true, member: member(key) }),
     memberAt: (key) => member(key),
+    certifiedCapabilities: () => undefined,
     ownCertificate: () => certificate,
     onChange: () => () => {},
   };

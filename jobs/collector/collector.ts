@@ -21,7 +21,7 @@ import { GatedWorker } from '../scheduled-gate.ts';
 import { INDEX_WRITER_DEFAULTS, IndexWriter, type IndexWriterOptions } from './index-writer.ts';
 import { type CheckedReport, checkReport } from './report-check.ts';
 import { ReportHeld, ReportRefused } from './report-errors.ts';
-import { type ReportRateOptions, StatsReportRate } from './report-rate.ts';
+import { ReportRate, type ReportRateOptions } from './report-rate.ts';
 import { DEFAULT_RETENTION, RETENTION_PERIOD_MS, Retention, type RetentionOptions } from './retention.ts';
 
 export interface CollectorOptions extends IndexWriterOptions {
@@ -51,8 +51,8 @@ export interface CollectorOptions extends IndexWriterOptions {
    * (report-receipt.ts), which is what nodes trusting this key count as delivered.
    */
   readonly receiptKey?: SigningKey;
-  /** Each node's stats report budget (report-rate.ts; REPORT_RATE_DEFAULTS). */
-  readonly statsRate?: Omit<ReportRateOptions, 'now'>;
+  /** Each node's report budgets, by kind (report-rate.ts; REPORT_BUDGETS). */
+  readonly reportRate?: Omit<ReportRateOptions, 'now'>;
 }
 
 const isKind = (name: string): name is ReportKind => (REPORT_KINDS as readonly string[]).includes(name);
@@ -66,7 +66,7 @@ const isKind = (name: string): name is ReportKind => (REPORT_KINDS as readonly s
 export class Collector {
   private worker: Worker;
   private readonly writer: IndexWriter;
-  private readonly statsRate: StatsReportRate;
+  private readonly reportRate: ReportRate;
   private readonly redis: RedisLiveness;
   private readonly timer: NodeJS.Timeout;
   private readonly queue: Queue;
@@ -102,7 +102,7 @@ export class Collector {
       throw new RangeError('collector: lateStatsMs must be shorter than retention.reportLogMs');
     this.connections = new RedisConnections(o.redisUrl);
     this.writer = new IndexWriter(o.db, o);
-    this.statsRate = new StatsReportRate({ ...o.statsRate, now: this.now });
+    this.reportRate = new ReportRate({ ...o.reportRate, now: this.now });
     const registers = [o.registry];
     this.metrics = {
       reports: new Counter({
@@ -225,14 +225,21 @@ export class Collector {
     try {
       // The signature before anything else: nothing unsigned reaches the schema or the DB.
       checked = checkReport(kind, jobId, job.data, this.now(), this.o.maxClockSkewMs);
-      // Before any DB work: a flood of one node's stats is refused at the cost of its signatures.
-      if (kind === 'node.stats') this.statsRate.take((checked.report as { nodeId: string }).nodeId);
+      // Before any DB work: a flood of one node's reports, of any kind, is refused at the cost of
+      // its signatures.
+      this.reportRate.take(kind, (checked.report as { nodeId: string }).nodeId);
     } catch (err) {
       if (err instanceof ReportRefused) return this.refuse(kind, job, err);
       throw err;
     }
     const end = this.metrics.duration.startTimer({ kind });
     try {
+      // Fresh keys are free in an open network: the first reports of nodes the index does not
+      // know share one budget (one primary-key read, before any write; a DB that is gone is
+      // handled below as for the write).
+      const { nodeId } = checked.report as { nodeId: string };
+      if (this.reportRate.sharesNewcomers(kind) && (await this.writer.isNewcomer(nodeId)))
+        this.reportRate.takeNewcomer(kind, nodeId);
       const { duplicate, publications } = await this.writer.apply(jobId, kind, checked.report);
       end();
       this.metrics.reports.inc({ kind, outcome: duplicate ? 'duplicate' : 'written' });

@@ -119,6 +119,27 @@ for (const provider of TEST_PROVIDERS) {
     }
   });
 
+  test(`${provider}: an orphan report naming an indexed block must agree with its header`, async () => {
+    const { db, drop } = await createTestIndexDb(provider);
+    try {
+      const w = new IndexWriter(db, OPTS);
+      const { main, report } = await chains();
+      await w.apply('b1', 'block.accepted', report(main[0]!, 'A'));
+      // Framing: block 1 reported orphaned with another miner's key as its producer.
+      const framed = { ...blockOrphanedReport('B', main[0]!, 'reorged-out', 1), miner: 'cd'.repeat(32) };
+      await assert.rejects(
+        w.apply('o1', 'block.orphaned', framed),
+        (e: unknown) => e instanceof ReportRefused && e.code === 'orphan-mismatch',
+      );
+      assert.equal(await db.orphanedBlock.count(), 0);
+      // The truth about it is indexed.
+      await w.apply('o2', 'block.orphaned', blockOrphanedReport('B', main[0]!, 'reorged-out', 1));
+      assert.equal(await db.orphanedBlock.count(), 1);
+    } finally {
+      await drop();
+    }
+  });
+
   test(`${provider}: the canonical flag follows the most work; the same entry may sit in two fork blocks`, async () => {
     const { db, drop } = await createTestIndexDb(provider);
     try {

@@ -106,6 +106,16 @@ export class IndexWriter {
   }
 
   /**
+   * Whether `nodeId`'s reports draw on the newcomers' shared budget (report-rate.ts): in an open
+   * network, a node id with no node row (none of its stats reports indexed yet). In a roster
+   * network never: non-members are refused here, and members are an admin's choice, not free.
+   */
+  async isNewcomer(nodeId: string): Promise<boolean> {
+    if (this.roster) return false;
+    return (await this.db.node.findUnique({ where: { id: nodeId }, select: { id: true } })) === null;
+  }
+
+  /**
    * Indexes a report once. Throws ReportRefused for a report that must never be indexed and
    * ReportHeld for one that cannot be judged yet (its parent is not indexed); neither writes.
    */
@@ -294,6 +304,21 @@ export class IndexWriter {
   private async blockOrphaned(tx: Tx, r: ReportPayloads['block.orphaned']): Promise<Publication[]> {
     const key = { hash_reason: { hash: r.hash, reason: r.reason } };
     if (await tx.orphanedBlock.findUnique({ where: key, select: { hash: true } })) return [];
+    // An orphan report carries no header, so nothing in it is proven; but a block the index holds
+    // (a reorged-out one was accepted first) is known from its checked header: a report naming
+    // another miner, height or parent for it is a lie (it would frame that miner on dashboards).
+    const indexed = await tx.block.findUnique({
+      where: { hash: r.hash },
+      select: { height: true, prevHash: true, miner: true },
+    });
+    if (
+      indexed &&
+      (indexed.height !== r.height || indexed.prevHash !== r.prevHash || indexed.miner !== r.miner)
+    )
+      throw new ReportRefused(
+        'orphan-mismatch',
+        `orphan report for indexed block ${r.hash.slice(0, 16)} disagrees with its header`,
+      );
     const row = await tx.orphanedBlock.create({
       data: {
         hash: r.hash,

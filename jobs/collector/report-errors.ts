@@ -40,8 +40,15 @@ export type RefusalCode =
    * replay (the report log that deduplicates is pruned), never a current value.
    */
   | 'stale-report'
-  /** A node's stats reports beyond its budget (report-rate.ts): one member must not hold the queue. */
-  | 'report-rate';
+  /** An orphan report whose height, parent or miner disagree with the indexed block's header. */
+  | 'orphan-mismatch'
+  /** A node's reports beyond its budget for the kind (report-rate.ts): one node must not hold the queue. */
+  | 'report-rate'
+  /**
+   * Open networks: reports of node ids the index does not know yet beyond the budget they share
+   * (report-rate.ts NEWCOMER_BUDGETS): fresh keys are free, so they share one.
+   */
+  | 'newcomer-rate';
 
 /**
  * A report the collector will not index, ever: failing it without retries is right (BullMQ does

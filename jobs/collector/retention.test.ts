@@ -69,6 +69,18 @@ async function seed(db: IndexDb) {
       receivedAt: new Date(NOW - (10 - i) * 86_400_000 + 3_600_000),
     })),
   });
+  // Orphaned blocks, as old as the report log's rows: o0..o2 are past 7 days.
+  await db.orphanedBlock.createMany({
+    data: Array.from({ length: 10 }, (_, i) => ({
+      hash: `o${i}`,
+      reason: 'side-chain',
+      height: i,
+      prevHash: 'p',
+      miner: 'm',
+      reportedBy: 'A',
+      at: new Date(NOW - (10 - i) * 86_400_000 + 3_600_000),
+    })),
+  });
 }
 
 for (const provider of TEST_PROVIDERS) {
@@ -84,13 +96,14 @@ for (const provider of TEST_PROVIDERS) {
         reportLogMs: 7 * 86_400_000,
         batch: 50,
       });
-      let removed = { networkStats: 0, snapshots: 0, reports: 0 };
+      let removed = { networkStats: 0, snapshots: 0, reports: 0, orphans: 0 };
       for (let i = 0; i < 30; i++) {
         const r = await retention.run(NOW);
         removed = {
           networkStats: removed.networkStats + r.networkStats,
           snapshots: removed.snapshots + r.snapshots,
           reports: removed.reports + r.reports,
+          orphans: removed.orphans + r.orphans,
         };
       }
       const cutoff = new Date(NOW - 24 * HOUR);
@@ -112,9 +125,20 @@ for (const provider of TEST_PROVIDERS) {
         ['r3', 'r4', 'r5', 'r6', 'r7', 'r8', 'r9'],
       );
       assert.equal(removed.reports, 3);
+      // Orphaned blocks (unproven reports): the rows older than 7 days are gone too.
+      assert.deepEqual(
+        (await db.orphanedBlock.findMany({ orderBy: { hash: 'asc' } })).map((r) => r.hash),
+        ['o3', 'o4', 'o5', 'o6', 'o7', 'o8', 'o9'],
+      );
+      assert.equal(removed.orphans, 3);
       // A later run removes nothing more (idempotent), a fresh Retention (restart) neither.
-      assert.deepEqual(await retention.run(NOW), { networkStats: 0, snapshots: 0, reports: 0 });
-      assert.deepEqual(await new Retention(db).run(NOW), { networkStats: 0, snapshots: 0, reports: 0 });
+      assert.deepEqual(await retention.run(NOW), { networkStats: 0, snapshots: 0, reports: 0, orphans: 0 });
+      assert.deepEqual(await new Retention(db).run(NOW), {
+        networkStats: 0,
+        snapshots: 0,
+        reports: 0,
+        orphans: 0,
+      });
     } finally {
       await drop();
     }

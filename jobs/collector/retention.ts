@@ -5,7 +5,8 @@
  * thinned to the latest one per `bucketMs` (per node for snapshots), so history stays chartable
  * at a coarser step; with 3 nodes reporting every 60 s that is 4 320 rows a day kept as 72.
  * Report-log rows only make re-sent reports no-ops; BullMQ and the outbox forget a report long
- * before `reportLogMs`, so older rows are deleted.
+ * before `reportLogMs`, so older rows are deleted. Orphaned-block rows (unproven reports) are
+ * deleted after `orphanMs`.
  */
 import type { IndexDb } from '../index-db/open.ts';
 
@@ -16,6 +17,11 @@ export interface RetentionOptions {
   readonly bucketMs?: number;
   /** Report-log rows older than this are deleted (default 7 days). */
   readonly reportLogMs?: number;
+  /**
+   * Orphaned-block rows older than this are deleted (default 7 days): they are what nodes said,
+   * unproven, and grow with every report a node may send (report-rate.ts bounds the rate only).
+   */
+  readonly orphanMs?: number;
   /** Rows examined per table and run, so one run never holds the DB for long (default 5 000). */
   readonly batch?: number;
 }
@@ -27,6 +33,7 @@ export const DEFAULT_RETENTION = {
   rawMs: 24 * 3_600_000,
   bucketMs: 3_600_000,
   reportLogMs: 7 * 86_400_000,
+  orphanMs: 7 * 86_400_000,
   batch: 5_000,
 } as const satisfies Required<RetentionOptions>;
 
@@ -34,6 +41,7 @@ export interface RetentionResult {
   readonly networkStats: number;
   readonly snapshots: number;
   readonly reports: number;
+  readonly orphans: number;
 }
 
 interface Row<Id> {
@@ -69,8 +77,18 @@ export class Retention {
   constructor(db: IndexDb, opts: RetentionOptions = {}) {
     this.db = db;
     this.o = { ...DEFAULT_RETENTION, ...opts };
-    if (!(this.o.bucketMs > 0 && this.o.rawMs >= 0 && this.o.reportLogMs > 0 && this.o.batch > 0))
-      throw new RangeError('retention: bucketMs, reportLogMs and batch must be positive, rawMs not negative');
+    if (
+      !(
+        this.o.bucketMs > 0 &&
+        this.o.rawMs >= 0 &&
+        this.o.reportLogMs > 0 &&
+        this.o.orphanMs > 0 &&
+        this.o.batch > 0
+      )
+    )
+      throw new RangeError(
+        'retention: bucketMs, reportLogMs, orphanMs and batch must be positive, rawMs not negative',
+      );
   }
 
   async run(now = Date.now()): Promise<RetentionResult> {
@@ -112,7 +130,23 @@ export class Retention {
     });
     if (old.length) await this.db.report.deleteMany({ where: { id: { in: old.map((r) => r.id) } } });
 
-    return { networkStats: statsDrop.length, snapshots: snapsDrop.length, reports: old.length };
+    const orphans = await this.db.orphanedBlock.findMany({
+      where: { at: { lt: new Date(now - this.o.orphanMs) } },
+      orderBy: { at: 'asc' },
+      take: this.o.batch,
+      select: { hash: true, reason: true },
+    });
+    if (orphans.length)
+      await this.db.orphanedBlock.deleteMany({
+        where: { OR: orphans.map((o) => ({ hash: o.hash, reason: o.reason })) },
+      });
+
+    return {
+      networkStats: statsDrop.length,
+      snapshots: snapsDrop.length,
+      reports: old.length,
+      orphans: orphans.length,
+    };
   }
 
   /**

@@ -52,14 +52,13 @@ export async function loadOrCreateIdentity(dataDir: string): Promise<NodeIdentit
   if (!seedHex) {
     seedHex = randomBytes(32).toString('hex');
     await mkdir(dataDir, { recursive: true });
-    // Write-then-rename so a crash never leaves half an identity behind.
-    const tmp = `${file}.${process.pid}.tmp`;
+    // Write-then-rename so a crash never leaves half an identity behind; the temp file is new
+    // (O_EXCL, a random name), so nothing planted under a guessable name is written through.
+    const tmp = `${file}.${randomBytes(12).toString('hex')}.tmp`;
     await writeFile(
       tmp,
       `${JSON.stringify({ version: 1, seed: seedHex, created: new Date().toISOString() })}\n`,
-      {
-        mode: 0o600,
-      },
+      { mode: 0o600, flag: 'wx' },
     );
     await chmod(tmp, 0o600);
     await rename(tmp, file);

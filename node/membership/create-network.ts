@@ -5,13 +5,14 @@
  * and the cluster harness create one listing every device they start.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { toHex } from '../chain/bytes.ts';
 import { DEFAULT_NETWORK, type GenesisMember, type NetworkConfig } from '../chain/network-config.ts';
 import { keyPairFromSeed } from '../chain/signature.ts';
 import { networkConfigToJson, readNetworkConfig } from '../config-file.ts';
+import { readRegularFile, realDirectory, writeFileNoFollow } from './root-files.ts';
 import { CAPABILITIES, type Capability } from './view.ts';
 
 /**
@@ -72,45 +73,43 @@ export async function loadOrCreateOwnNetwork(
  * The public key of the identity in `dataDir`, creating the identity (node/identity's seed file
  * format) if there is none: so a network can list a device before the device first starts.
  */
-export function ensureIdentity(dataDir: string): string {
+export function ensureIdentity(dataDir: string, tmpDir?: string): string {
   const file = path.join(dataDir, 'identity.json');
+  // network-init runs this as root in folders devices write: never through their links
+  // (root-files.ts), a link or non-regular file is an error.
+  realDirectory(dataDir);
+  const text = readRegularFile(file);
   let seedHex: string;
-  if (existsSync(file)) {
-    seedHex = (JSON.parse(readFileSync(file, 'utf8')) as { seed: string }).seed;
+  if (text !== undefined) {
+    const parsed = JSON.parse(text) as { version?: number; seed?: unknown };
+    if (parsed.version !== 1 || typeof parsed.seed !== 'string' || !/^[0-9a-f]{64}$/.test(parsed.seed))
+      throw new Error(`${file} is not a Cairn identity file (expected {"version":1,"seed":"<64 hex>"})`);
+    seedHex = parsed.seed;
   } else {
     seedHex = randomBytes(32).toString('hex');
-    mkdirSync(dataDir, { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(
-      tmp,
+    writeFileNoFollow(
+      file,
       `${JSON.stringify({ version: 1, seed: seedHex, created: new Date().toISOString() })}\n`,
-      {
-        mode: 0o600,
-      },
+      { mode: 0o600, tmpDir },
     );
-    renameSync(tmp, file);
   }
   return toHex(keyPairFromSeed(Buffer.from(seedHex, 'hex')).publicKey);
 }
 
-/**
- * A roster network of devices that live side by side (the demo, compose): each gets a data dir
- * `<dir>/<name>` with its identity; the first is the network's admin, the others full members.
- * Writes `<dir>/network.json` unless it exists (then the existing network is kept: same chain).
- * Returns the file's path.
- */
 export function ensureDeviceNetwork(
   dir: string,
   names: readonly string[],
   base: Partial<NetworkConfig> = {},
   file = path.join(dir, NETWORK_FILE),
+  /** Where new identity files are written before they are renamed into a device's folder. */
+  tmpDir?: string,
 ): string {
   if (existsSync(file)) return file;
   const [first, ...rest] = names;
   if (!first) throw new Error('a network needs at least one device');
-  const admin = ensureIdentity(path.join(dir, first));
+  const admin = ensureIdentity(path.join(dir, first), tmpDir);
   const members: GenesisMember[] = rest.map((name) => ({
-    publicKey: ensureIdentity(path.join(dir, name)),
+    publicKey: ensureIdentity(path.join(dir, name), tmpDir),
     name,
     role: 'submind',
     capabilities: [...FULL_MEMBER_CAPABILITIES],
@@ -121,6 +120,6 @@ export function ensureDeviceNetwork(
     base,
   );
   mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, networkConfigToJson(config));
+  writeFileNoFollow(file, networkConfigToJson(config), { mode: 0o644, tmpDir });
   return file;
 }

@@ -10,7 +10,7 @@
  * a gateway without any chain entry; revoking the key on the chain voids it like any member's.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fromHex, toHex } from '../chain/bytes.ts';
 import { chainIdOf } from '../chain/network-config.ts';
@@ -23,6 +23,7 @@ import {
   decodeCertificate,
   signCertificate,
 } from './certificate.ts';
+import { type ForeignFolder, readOwnOrForeign, writeFileNoFollow } from './root-files.ts';
 import type { Capability, Role } from './view.ts';
 
 export const GATEWAY_MEMBER: { readonly role: Role; readonly capabilities: readonly Capability[] } = {
@@ -33,29 +34,34 @@ export const GATEWAY_MEMBER: { readonly role: Role; readonly capabilities: reado
 export const GATEWAY_CERTIFICATE_VALID_MS = 365 * 86_400_000;
 export const GATEWAY_CERTIFICATE_RENEW_MS = 30 * 86_400_000;
 
-const writeAtomic = (file: string, text: string) => {
+/** Whole or not at all, and never through a link planted at `file` (root-files.ts). */
+const writeAtomic = (file: string, text: string, foreign?: ForeignFolder) => {
   mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, file);
+  writeFileNoFollow(file, text, { mode: 0o600, tmpDir: foreign?.tmpDir });
 };
 
-/** The key in an identity file (`{"version":1,"seed":"<64 hex>"}`), created there if absent. */
-export function loadOrCreateKeyFile(file: string): SigningKey {
-  if (existsSync(file)) {
-    const parsed = JSON.parse(readFileSync(file, 'utf8')) as { version?: number; seed?: string };
+/**
+ * The key in an identity file (`{"version":1,"seed":"<64 hex>"}`), created there if absent.
+ * `foreign`: network-init, as root in folders services write, reads it as a regular file only.
+ */
+export function loadOrCreateKeyFile(file: string, foreign?: ForeignFolder): SigningKey {
+  const text = readOwnOrForeign(file, foreign);
+  if (text !== undefined) {
+    const parsed = JSON.parse(text) as { version?: number; seed?: string };
     if (parsed.version !== 1 || typeof parsed.seed !== 'string' || !/^[0-9a-f]{64}$/.test(parsed.seed))
       throw new Error(`${file} is not a Cairn identity file (expected {"version":1,"seed":"<64 hex>"})`);
     return keyPairFromSeed(fromHex(parsed.seed));
   }
   const seed = randomBytes(32).toString('hex');
-  writeAtomic(file, `${JSON.stringify({ version: 1, seed, created: new Date().toISOString() })}\n`);
+  writeAtomic(file, `${JSON.stringify({ version: 1, seed, created: new Date().toISOString() })}\n`, foreign);
   return keyPairFromSeed(fromHex(seed));
 }
 
 /** A certificate file: the certificate's canonical bytes in hex (one line). */
-export function readCertificateFile(file: string): Certificate {
-  return decodeCertificate(fromHex(readFileSync(file, 'utf8').trim()));
+export function readCertificateFile(file: string, foreign?: ForeignFolder): Certificate {
+  const text = readOwnOrForeign(file, foreign);
+  if (text === undefined) throw new Error(`no certificate file ${file}`);
+  return decodeCertificate(fromHex(text.trim()));
 }
 
 export interface GatewayAdmission {
@@ -78,14 +84,16 @@ export async function ensureGatewayCertificate(o: {
   readonly admin: SigningKey;
   readonly name?: string;
   readonly now?: number;
+  /** network-init: the gateway's folder is the gateway's to write (root-files.ts). */
+  readonly foreign?: ForeignFolder;
 }): Promise<GatewayAdmission> {
   const now = o.now ?? Date.now();
-  const key = loadOrCreateKeyFile(o.keyFile);
+  const key = loadOrCreateKeyFile(o.keyFile, o.foreign);
   const chainId = chainIdOf(await readNetworkConfig(o.networkFile));
   const publicKeyHex = toHex(key.publicKey);
   let current: Certificate | undefined;
   try {
-    current = readCertificateFile(o.certificateFile);
+    current = readCertificateFile(o.certificateFile, o.foreign);
   } catch {
     current = undefined;
   }
@@ -112,14 +120,14 @@ export async function ensureGatewayCertificate(o: {
       },
       o.admin,
     );
-    writeAtomic(o.certificateFile, `${toHex(cert.encoded)}\n`);
+    writeAtomic(o.certificateFile, `${toHex(cert.encoded)}\n`, o.foreign);
   }
   return { keyFile: o.keyFile, certificateFile: o.certificateFile, publicKeyHex, issued: !fine };
 }
 
 /** The key of a device whose data dir holds an identity file (the admin's, when issuing). */
-export const keyOfDataDir = (dataDir: string): SigningKey => {
+export const keyOfDataDir = (dataDir: string, foreign?: ForeignFolder): SigningKey => {
   const file = path.join(dataDir, 'identity.json');
-  if (!existsSync(file)) throw new Error(`no identity in ${dataDir}`);
-  return loadOrCreateKeyFile(file);
+  if (readOwnOrForeign(file, foreign) === undefined) throw new Error(`no identity in ${dataDir}`);
+  return loadOrCreateKeyFile(file, foreign);
 };

@@ -6,12 +6,13 @@
  */
 import type { Hex } from '../chain/bytes.ts';
 import { DecodeError } from '../chain/codec/errors.ts';
-import { decodeCertificate } from './certificate.ts';
+import { type Certificate, decodeCertificate } from './certificate.ts';
 import { certificateRefusal, lostAdmission, memberOf, type RosterState } from './roster-state.ts';
 import {
   type Admission,
   type AdmissionRefusal,
   CAPABILITIES,
+  type Capability,
   type Member,
   type MembershipMode,
   type MembershipView,
@@ -45,6 +46,21 @@ const OPEN_MEMBER = (publicKeyHex: Hex): Member => ({
 const validAt = (m: Member, nowMs: number): boolean =>
   m.admin || (m.issuedAtMs <= nowMs && m.expiresAtMs > nowMs);
 
+/**
+ * Keys whose certificates are remembered (certifiedCapabilities). Only certificates an admin
+ * signed get here (admitted, or issued by this node), so a stranger cannot flush it; the
+ * oldest goes first past the bound.
+ */
+export const MAX_CERTIFIED_KEYS = 4_096;
+
+/** What a certificate lets its subject do: an observer never mines, submits or coordinates. */
+const certificateCapabilities = (cert: Certificate): Set<Capability> =>
+  new Set(
+    cert.capabilities.filter(
+      (c) => cert.role !== 'observer' || (c !== 'mine' && c !== 'submit' && c !== 'coordinate'),
+    ),
+  );
+
 /** One line of the roster as an admin sees it. */
 export interface RosterListing extends Member {
   readonly state: 'member' | 'expired' | 'revoked';
@@ -55,6 +71,9 @@ export class Roster implements MembershipView {
   readonly mode: MembershipMode;
   private readonly listeners = new Set<(change: { readonly revoked: readonly Hex[] }) => void>();
   private last: RosterState;
+
+  /** Per key, the certificates known for it (capabilities, expiry): see certifiedCapabilities. */
+  private readonly certified = new Map<Hex, { capabilities: Capability[]; expiresAtMs: number }[]>();
 
   private readonly source: RosterSource;
   private readonly opts: RosterOptions;
@@ -92,17 +111,14 @@ export class Roster implements MembershipView {
     if (cert.subjectHex !== key) return refused('wrong-subject');
     const refusal = certificateRefusal(this.source.tipRoster(), cert, this.source.chainId, nowMs);
     if (refusal) return refused(refusal);
+    this.noteCertificate(cert);
     return {
       ok: true,
       member: {
         publicKeyHex: key,
         name: cert.name,
         role: cert.role,
-        capabilities: new Set(
-          cert.capabilities.filter(
-            (c) => cert.role !== 'observer' || (c !== 'mine' && c !== 'submit' && c !== 'coordinate'),
-          ),
-        ),
+        capabilities: certificateCapabilities(cert),
         issuedAtMs: cert.issuedAtMs,
         expiresAtMs: cert.expiresAtMs,
         admin: false,
@@ -115,6 +131,28 @@ export class Roster implements MembershipView {
     if (this.mode === 'open') return OPEN_MEMBER(key);
     const m = memberOf(this.source.tipRoster(), key);
     return m && validAt(m, nowMs) ? m : undefined;
+  }
+
+  /**
+   * Remembers a certificate an admin signed for its subject: one this node issued (an invitation
+   * redeemed, its `member.add` not mined yet) or one it admitted. Callers pass only certificates
+   * they verified or signed.
+   */
+  noteCertificate(cert: Certificate): void {
+    const key = cert.subjectHex;
+    const known = this.certified.get(key) ?? [];
+    this.certified.delete(key);
+    known.push({ capabilities: [...certificateCapabilities(cert)], expiresAtMs: cert.expiresAtMs });
+    // A key presents the same certificate on every connection: keep one entry per distinct one.
+    const distinct = new Map(known.map((k) => [`${k.expiresAtMs}:${k.capabilities.join()}`, k]));
+    this.certified.set(key, [...distinct.values()].slice(-8));
+    while (this.certified.size > MAX_CERTIFIED_KEYS)
+      this.certified.delete(this.certified.keys().next().value!);
+  }
+
+  certifiedCapabilities(publicKeyHex: Hex, nowMs: number): ReadonlySet<Capability> | undefined {
+    const live = (this.certified.get(publicKeyHex.toLowerCase()) ?? []).filter((k) => k.expiresAtMs > nowMs);
+    return live.length ? new Set(live.flatMap((k) => k.capabilities)) : undefined;
   }
 
   ownCertificate(): Uint8Array | undefined {

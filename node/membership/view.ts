@@ -75,6 +75,13 @@ export interface MembershipView {
   admit(publicKeyHex: Hex, certificate: Uint8Array | undefined, nowMs: number): Admission;
   /** The member `publicKeyHex` is at the tip according to the chain alone, if any. */
   memberAt(publicKeyHex: Hex, nowMs: number): Member | undefined;
+  /**
+   * The capabilities `publicKeyHex` holds by certificates this node knows of (ones it issued, or
+   * saw admitted), unexpired at `nowMs`; undefined when it knows none. A certificate is
+   * admission before its `member.add` is mined, so the chain's record alone (memberAt) does not
+   * say everything a key may do: rules that must not touch a miner ask this too.
+   */
+  certifiedCapabilities(publicKeyHex: Hex, nowMs: number): ReadonlySet<Capability> | undefined;
   /** This node's own certificate bytes to present in the handshake (undefined for admins/genesis members without one, and in open mode). */
   ownCertificate(): Uint8Array | undefined;
   /**

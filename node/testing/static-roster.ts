@@ -47,6 +47,10 @@ export class StaticRoster {
         return c.expiresAtMs > now ? { ok: true, member: c } : { ok: false, code: 'expired' };
       },
       memberAt: (key) => (this.revoked.has(key) ? undefined : this.onChain.get(key)),
+      certifiedCapabilities: (key, now) => {
+        const c = this.certified.get(key);
+        return c && c.expiresAtMs > now ? c.capabilities : undefined;
+      },
       ownCertificate: () => ownCertificate,
       onChange: (l) => {
         this.listeners.add(l);

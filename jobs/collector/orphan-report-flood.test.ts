@@ -1,36 +1,27 @@
 /**
- * ATK review of #13 (collector per-node budget), finding (MEDIUM, a member node): the budget that
- * fixed the stats flood covers `node.stats` only. Every other report kind a node signs is judged
- * one at a time in queue order with no budget, and `block.orphaned` carries nothing the collector
- * can check (hash, prevHash and miner are whatever the reporter writes): each new (hash, reason)
- * writes an orphaned-block row, a report row and an `orphanedBlock` event. One member's flood of
- * orphan reports with random hashes is the stats flood again, under another kind, and it also
- * names any miner it likes as the producer of orphans on every dashboard.
- *
- * Measured (this rig: real Redis, BullMQ, collector, SQLite index; the flood queued by one member
- * before another node's stats report): 300 orphan reports: all 300 rows written (300 naming the
- * framed miner), 0 refused `report-rate`, the honest report indexed after 1,116 ms; 3,000: 3,000
- * rows, 0 refused, the honest report indexed after 20.2 s. (A later 300-report run at host load
- * ~30: 300 rows, the honest report after 17.0 s.) The same floods of stats reports are
- * held to the burst (30 + refill). Orphaned blocks have no retention either (retention.ts), so
- * the rows stay.
- *
- * Fix that makes it pass: draw every kind a node reports on the per-node budget (report-rate.ts;
- * kinds with an honest burst larger than stats', e.g. orphans during a reorg, get their own
- * bucket sized for it), refused `report-rate` before any DB work as for stats.
- * ATK_FLOOD=<n> changes the flood's size.
+ * Review of ATK-13's fix, finding (MEDIUM, a member node; fixed): the budget that fixed the stats
+ * flood covered `node.stats` only; `block.orphaned` carries nothing the collector can check (hash,
+ * prevHash and miner are whatever the reporter writes) and each new (hash, reason) wrote an
+ * orphaned-block row, a report row and an `orphanedBlock` event. Measured before the fix (real
+ * Redis, BullMQ, collector, SQLite index; the flood queued by one node before another node's
+ * stats report): 300 orphan reports, all 300 rows written (300 naming the framed miner), 0
+ * refused `report-rate`, the honest report indexed after 1,116 ms; 3,000: 3,000 rows, 20.2 s.
+ * Now every kind draws on its own per-node budget (report-rate.ts, REPORT_BUDGETS: orphans a
+ * burst of 100, one a second), refused `report-rate` before any DB work; an orphan report
+ * naming a block the index holds must agree with its header, and orphan rows are deleted after
+ * `orphanMs` (retention.ts). ATK_FLOOD=<n> changes the flood's size.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { REPORT_RATE_DEFAULTS } from '../../jobs/collector/report-rate.ts';
-import { nodeIdOfKey, signReport } from '../../jobs/report-envelope.ts';
-import { reportQueueRig, until } from '../../jobs/report-queue-testing.ts';
-import { addSignedReport, REPORTER_ID } from '../../jobs/report-testing.ts';
 import { testKey } from '../../node/testing/forge.ts';
+import { nodeIdOfKey, signReport } from '../report-envelope.ts';
+import { reportQueueRig, until } from '../report-queue-testing.ts';
+import { addSignedReport, REPORTER_ID } from '../report-testing.ts';
+import { REPORT_BUDGETS } from './report-rate.ts';
 
 const FLOOD = Number(process.env.ATK_FLOOD ?? 300);
-const { burst } = REPORT_RATE_DEFAULTS;
+const { burst } = REPORT_BUDGETS['block.orphaned'];
 
 test(`one node’s ${FLOOD} block.orphaned reports are budgeted like its stats and do not hold another node’s report`, async (t) => {
   const rig = await reportQueueRig('atkorphan');
@@ -78,6 +69,6 @@ test(`one node’s ${FLOOD} block.orphaned reports are budgeted like its stats a
   );
   // The same bounds the stats flood is held to (jobs/collector/report-flood.test.ts).
   assert.ok(waitedMs < 8_000, `another node's report waited ${waitedMs} ms behind one node's orphan flood`);
-  assert.ok(orphans <= burst + 15, `the flood wrote ${orphans} orphan rows (stats budget ${burst})`);
+  assert.ok(orphans <= burst + 15, `the flood wrote ${orphans} orphan rows (orphan budget ${burst})`);
   assert.ok(refused >= 1, `${refused} refused report-rate`);
 });

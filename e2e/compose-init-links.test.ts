@@ -1,33 +1,24 @@
 /**
- * ATK review of #13 (compose mounts: each node its own folder; non-root image), finding (HIGH):
- * network-init, the one service that runs as root over the whole cairn-data volume and re-runs at
- * every `docker compose up`, loads each device's identity (loadOrCreateIdentity) in
- * `<volume>/<device>/`, a folder that device's container mounts read-write, and follows links
- * there, reading and writing. Code execution in node-3 (a plain miner, the threat the mount fix
- * names) can then, at the next `up`:
+ * Review of ATK-13's mount fix, finding (HIGH; fixed): network-init, the one service that runs as
+ * root over the whole cairn-data volume and re-runs at every `docker compose up`, loaded each
+ * device's identity in `<volume>/<device>/`, a folder that device's container mounts read-write,
+ * and followed links there, reading and writing. Code execution in node-3 (a plain miner) could
+ * then, at the next `up`, have node-1's (the only admin's) identity.json overwritten through
+ * planted `identity.json.<pid>.tmp` links, and with node-3/identity.json a link to
+ * `../node-1/identity.json`, get node-1's peer id written into Redis user node-3's ACL line
+ * (`cairn:node.<node-1 id>:*`: the admin node's commands). Measured before the fix: node-1's key
+ * overwritten (links for pids 1-200, in a pid namespace); node-3's ACL line named node-1's id
+ * after the link; as node-3, `LLEN cairn:node.<node-1 id>:wait` answered 0 (allowed).
  *
- *  - destroy the network's only admin key: with node-3/identity.json removed, root creates one
- *    through `identity.json.<pid>.tmp` (writeFile follows links, then rename), and node-3 has
- *    planted that name, for every small pid a container's process can have, as a link to
- *    `../node-1/identity.json`: node-1's key file is overwritten with a fresh seed;
- *  - take the admin node's Redis queue: with node-3/identity.json a link to
- *    `../node-1/identity.json` (dangling in node-3's container, which does not mount node-1's
- *    folder; followed by root), network-init takes node-1's peer id for node-3 and writes the
- *    ACL with it: Redis user node-3 gets `cairn:node.<node-1 id>:*` (the admin node's commands:
- *    read them, take or delete them before node-1 does).
+ * Now network-init reads files in device folders as regular files only (O_NOFOLLOW, fstat),
+ * creates new ones under random O_EXCL names in a folder no container mounts and renames them
+ * into place (node/membership/root-files.ts), and takes device ids from its own record,
+ * `<DIR>/devices.json` (node/membership/device-record.ts), never again from the folders.
  *
- * Rig: compose's own network-init command and environment (as attack/control/acl-rig.ts) on a
- * temp dir, node-3's links made in between runs (what its uid 1000 can do in its own folder),
- * the write case run in a pid namespace (unshare --pid --fork: pids as small as a container's),
- * then a redis-server with compose's redis arguments and the ACL file on a loopback port.
- * Measured: node-1's identity.json overwritten (links planted for pids 1-200); node-3's ACL line
- * names node-1's id after the link (not before); as node-3, `LLEN cairn:node.<node-1 id>:wait`
- * answers 0 (allowed) while node-2's queue is refused NOPERM.
- *
- * Fix that makes it pass: network-init never follows links in device folders: open identity
- * files with O_NOFOLLOW (a link or non-regular file is an error), create them with O_EXCL in a
- * directory only root writes (or as the device's uid, not root), and take the device ids from a
- * root-only record written the first time rather than re-deriving them from writable folders.
+ * Rig: compose's own network-init command and environment on a temp dir, node-3's links made in
+ * between runs (what its uid 1000 can do in its own folder), the write case in a pid namespace
+ * (unshare --pid --fork: pids as small as a container's), then a redis-server with compose's
+ * redis arguments and the ACL file on a loopback port.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -38,9 +29,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
-import { REPO_ROOT } from '../../e2e/cluster/node-process.ts';
-import { loadOrCreateIdentity } from '../../node/identity/identity.ts';
-import { compose } from './acl-rig.ts';
+import { loadOrCreateIdentity } from '../node/identity/identity.ts';
+import { REPO_ROOT } from './cluster/node-process.ts';
+import { compose } from './compose-redis-rig.ts';
 
 const USERS = ['node-1', 'node-2', 'node-3', 'collector', 'gateway', 'health'];
 const PASSWORDS: Record<string, string> = Object.fromEntries(
@@ -140,6 +131,9 @@ test("a node's own folder cannot make root's network-init overwrite the admin ke
     `node-3's ACL line names node-1's id: before ${before.includes(node1)}, after ${after.includes(node1)}; ` +
       `as node-3, LLEN of node-1's wait list: ${answer}, of node-2's: ${control}`,
   );
+  assert.ok(after.includes(node3) && !after.includes(node1), "node-3's ACL line still names its own id only");
+  assert.equal(answer, 'NOPERM', "as node-3, node-1's queue is refused");
+  assert.equal(control, 'NOPERM', "control: as node-3, node-2's queue is refused");
   // The write half: a device folder without identity.json makes root create one, through
   // `identity.json.<pid>.tmp`, a name node-3 can plant as a link (a container's pids are small).
   const adminKeyFile = path.join(dir, 'cairn', 'node-1', 'identity.json');

@@ -1,47 +1,36 @@
 /**
- * ATK review of #13 (ADMIN_ONLY_CAPABILITIES), finding (LOW): the rule "revoking a member holding
- * mine, command or coordinate needs an admin's signature" looks the target up with
+ * Review of ATK-13's ADMIN_ONLY_CAPABILITIES, finding (LOW; fixed): the rule "revoking a member
+ * holding mine, command or coordinate needs an admin's signature" looked the target up with
  * `membership.memberAt`, which knows only members *recorded* on the chain. A device that has just
- * redeemed an invitation is a member by its certificate alone until its `member.add` entry is
- * mined (join-protocol.ts / issue-certificate.ts: the certificate is answered at once, the entry
- * goes through the mempool): the admission gate admits it with every capability the admin granted,
- * but `memberAt` says undefined, so the gateway's observer key (role observer, `command`) may
- * have an admin node revoke it. The revocation is an entry the admin node signs itself
- * (`revokeMember`), so it is valid on the chain; from then on the new miner's certificate is
- * refused `revoked` and its pending `member.add` is skipped: whoever holds the gateway's key takes
- * `mine` away from every device an admin invites, in the window before its record is mined (a
- * network whose miners are away: until one comes back).
+ * redeemed an invitation is a member by its certificate alone until its `member.add` is mined, so
+ * the gateway's observer key (role observer, `command`) could have an admin node revoke it:
+ * measured `obeyed` (the recorded miner's `not-permitted`), after which the miner's certificate
+ * was refused `revoked`. Now the target is judged by the certificates the node knows too
+ * (Roster.certifiedCapabilities: ones it admitted or issued), and a key it knows nothing of is
+ * refused in doubt.
  *
  * Rig: the real Roster, CommandVerifier, certificate signing and roster-state rules, as in
- * jobs/command-capability.test.ts. Measured: the new miner is admitted with {mine, submit}
- * (`memberAt`: undefined); the gateway-signed `admin.revokeDevice` for its key is `obeyed` (the
- * recorded miner's is `not-permitted`); after the revocation entry the miner's certificate is
- * refused `revoked` and its `member.add` leaves it out of the roster.
- *
- * Fix that makes it pass: judge the target's capabilities by what admits it, not only by the
- * record: look up certificates this node issued or saw presented (the invitation book, the
- * admission gate's cache) and refuse a non-admin's revocation of any key not known to hold none
- * of ADMIN_ONLY_CAPABILITIES (deny when unknown).
+ * jobs/command-capability.test.ts.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { signCommand } from '../../jobs/command-codec.ts';
-import { CommandRefused, CommandVerifier } from '../../jobs/command-verifier.ts';
-import { createEntry } from '../../node/chain/authoring.ts';
-import { toHex } from '../../node/chain/bytes.ts';
-import { chainIdOf } from '../../node/chain/network-config.ts';
-import { signCertificate } from '../../node/membership/certificate.ts';
-import { GATEWAY_MEMBER } from '../../node/membership/gateway-member.ts';
-import { issueMembership } from '../../node/membership/issue-certificate.ts';
-import { Roster } from '../../node/membership/roster.ts';
+import { createEntry } from '../node/chain/authoring.ts';
+import { toHex } from '../node/chain/bytes.ts';
+import { chainIdOf } from '../node/chain/network-config.ts';
+import { signCertificate } from '../node/membership/certificate.ts';
+import { GATEWAY_MEMBER } from '../node/membership/gateway-member.ts';
+import { issueMembership } from '../node/membership/issue-certificate.ts';
+import { Roster } from '../node/membership/roster.ts';
 import {
   applyEntries,
   certificateRefusal,
   genesisRoster,
   MEMBER_REVOKE,
   type RosterState,
-} from '../../node/membership/roster-state.ts';
-import { testKey, testNetwork } from '../../node/testing/forge.ts';
+} from '../node/membership/roster-state.ts';
+import { testKey, testNetwork } from '../node/testing/forge.ts';
+import { signCommand } from './command-codec.ts';
+import { CommandRefused, CommandVerifier } from './command-verifier.ts';
 
 const admin = testKey(910);
 const gateway = testKey(911);
@@ -129,4 +118,34 @@ test("the gateway's key cannot revoke a miner the admin just admitted (its recor
   );
   assert.equal(recorded, 'not-permitted', 'control: a recorded miner is protected');
   assert.equal(fresh, 'not-permitted', "revoking the admin's new miner needs an admin's signature");
+});
+
+test("a key the node knows no record or certificate of is not revoked on the gateway's word", () => {
+  const state = genesisRoster(config);
+  const roster = new Roster({ mode: 'roster', chainId, tipRoster: () => state });
+  const verifier = new CommandVerifier({ nodeId: NODE, membership: roster, now: () => NOW });
+  const unknown = toHex(testKey(914).publicKey);
+  const c = signCommand(
+    { command: 'admin.revokeDevice', target: NODE, args: { publicKey: unknown }, ttlMs: 30_000, nowMs: NOW },
+    gateway,
+  );
+  assert.throws(
+    () =>
+      verifier.verify(
+        'admin.revokeDevice',
+        { command: toHex(c.encoded), certificate: toHex(gatewayCert) },
+        `cmd.${c.nonceHex}`,
+      ),
+    (e: unknown) => e instanceof CommandRefused && e.code === 'not-permitted',
+  );
+  // A certificate this admin node issued (the device has not connected yet) is known too.
+  const { certificate } = issueMembership(
+    chainId,
+    { name: 'invited', role: 'submind', capabilities: ['mine'], memberUntilMs: NOW + 86_400_000 },
+    unknown,
+    admin,
+    NOW - 1_000,
+  );
+  roster.noteCertificate(certificate);
+  assert.ok(roster.certifiedCapabilities(unknown, NOW)?.has('mine'));
 });
