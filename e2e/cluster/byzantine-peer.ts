@@ -160,6 +160,8 @@ export class ByzantinePeer {
       dataDir,
       listen: ['/ip4/127.0.0.1/tcp/0'],
       bootstrap: [],
+      // An attacker dials whatever transport its target listens on.
+      webrtc: true,
       mdns: false,
       networkTag: `cairn-${tag}`,
       gater: {},

@@ -105,6 +105,8 @@ export async function joinNetwork(
     dataDir,
     listen: [],
     bootstrap: [],
+    // The inviter may be reachable over WebRTC only.
+    webrtc: inv.addrs.some((a) => a.includes('/webrtc')),
     mdns: false,
     networkTag: `cairn-join-${inv.chainIdHex.slice(0, 16)}`,
     gater: {},

@@ -40,6 +40,11 @@ export interface HostOptions {
   readonly bootstrap: readonly string[];
   /** Multicast DNS discovery; off unless asked for (it multicasts on the default interface). */
   readonly mdns: boolean;
+  /**
+   * Load WebRTC whatever the addresses say (a joining device whose inviter has WebRTC addresses,
+   * a test's stranger dialling any transport); default: usesWebrtc decides.
+   */
+  readonly webrtc?: boolean;
   /** ICE servers for WebRTC (`--ice-server`: URL or JSON, ice-servers.ts); none unless configured. */
   readonly iceServers?: readonly string[];
   /**
@@ -102,14 +107,19 @@ export type CairnLibp2p = Libp2p<{ identify: unknown; ping: unknown; pubsub: Gos
  */
 /**
  * Whether the host loads WebRTC (node-datachannel): only a node that listens on a WebRTC
- * address (`/webrtc-direct`, or `/webrtc` to answer and dial private-to-private WebRTC), keeps
- * reservations on relays, or has ICE servers configured. The module alone costs ~55 MB of RSS
+ * address (`/webrtc-direct`, or `/webrtc` to answer and dial private-to-private WebRTC), has a
+ * WebRTC bootstrap address, keeps reservations on relays, or has ICE servers configured. The module alone costs ~55 MB of RSS
  * (measured: importing `@libp2p/webrtc` takes a Node 24 process from 42 to 97 MB), a third
  * of a Raspberry Pi node's budget, and a node reached over TCP on a LAN never uses it.
  */
-export function usesWebrtc(opts: Pick<HostOptions, 'listen' | 'relays' | 'iceServers'>): boolean {
+export function usesWebrtc(
+  opts: Pick<HostOptions, 'listen' | 'bootstrap' | 'relays' | 'iceServers' | 'webrtc'>,
+): boolean {
+  if (opts.webrtc !== undefined) return opts.webrtc;
   return (
     opts.listen.some((a) => a.includes('/webrtc')) ||
+    // A bootstrap peer reachable only over WebRTC must stay reachable.
+    opts.bootstrap.some((a) => a.includes('/webrtc')) ||
     (opts.relays?.length ?? 0) > 0 ||
     (opts.iceServers?.length ?? 0) > 0
   );
