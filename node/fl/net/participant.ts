@@ -43,6 +43,7 @@ import {
   encodeSignedAdvert,
   openSignedAdvert,
   rosterMember,
+  runDigest,
 } from './advert-signature.ts';
 import { modelBytesFor } from './model-codec.ts';
 import type { PrivacyGate } from './privacy-gate.ts';
@@ -232,6 +233,8 @@ interface RoundState {
   secagg?: Participant;
   /** Set at the first shares request: a second one is refused, whatever became of the first. */
   sharesAsked?: boolean;
+  /** This run's digest (advert-signature.ts runDigest), fixed at the shares step: confirmations sign it. */
+  run?: Uint8Array;
   /** Set once the round's training began: a second train request must not charge the ledger again. */
   trained?: boolean;
   /** The one survivor set this participant signed in this round (the consistency step). */
@@ -241,11 +244,23 @@ interface RoundState {
 const sameSet = (a: readonly number[], b: readonly number[]) =>
   a.length === b.length && a.every((id, i) => id === b[i]);
 
+/**
+ * Round ids this participant took part in and forgot (committed, ended, expired), remembered so
+ * a repeat announcement of one is declined as `duplicate`: a coordinator that reran a round id
+ * replayed the first run's confirmations (the run digest refuses those on its own; this keeps a
+ * rerun from costing anyone a ledger charge). Bounded in count, the oldest dropped first, and
+ * in time: long past any round's state (MAX_DEADLINE_MS + grace).
+ */
+export const MAX_ENDED_ROUNDS = 1024;
+export const ENDED_ROUND_MEMORY_MS = 3_600_000;
+
 /** Committed models remembered until a main-chain entry names them (far more than rounds held). */
 export const MAX_AWAITING_CHAIN = 64;
 
 export class FlParticipant {
   private readonly rounds = new Map<Hex, RoundState>();
+  /** Forgotten round ids → when they may be announced again (MAX_ENDED_ROUNDS, oldest first). */
+  private readonly ended = new Map<Hex, number>();
   private readonly rnd: RoundRandomness;
   private readonly now: () => number;
 
@@ -271,6 +286,7 @@ export class FlParticipant {
     if (this.o.decline) return decline('policy');
     const key = toHex(a.roundId);
     if (this.rounds.has(key)) return decline('duplicate', 'round already announced');
+    if (this.ended.has(key)) return decline('duplicate', 'round already taken part in');
     const max = this.o.maxRounds ?? MAX_HELD_ROUNDS;
     // The announcer's own share first: a coordinator at it is declined whoever holds the rest.
     const share = coordinatorShare(max);
@@ -361,6 +377,7 @@ export class FlParticipant {
     // Before anything that can fail or wait: one request per round, whatever its outcome.
     s.sharesAsked = true;
     const roster = s.roster!;
+    s.run = runDigest(roster, req.adverts);
     const verify = this.o.verifyAdverts ?? peerIdVerifier;
     const adverts = await Promise.all(
       req.adverts.map((b) =>
@@ -504,7 +521,7 @@ export class FlParticipant {
       );
     }
     this.checkSurvivorShape(this.secagg(s), req.survivors);
-    const signature = this.o.sign(confirmationMessage(req.roundId, req.survivors));
+    const signature = this.o.sign(confirmationMessage(req.roundId, this.run(s), req.survivors));
     // Before the await: one set per round, whatever becomes of this signature.
     s.confirmed = { survivors: [...req.survivors], signature };
     return signature;
@@ -536,7 +553,7 @@ export class FlParticipant {
     const roster = s.roster!.participants;
     const coordinator = rosterMember(s.coordinator);
     const verify = this.o.verifyAdverts ?? peerIdVerifier;
-    const message = confirmationMessage(req.roundId, req.survivors);
+    const message = confirmationMessage(req.roundId, this.run(s), req.survivors);
     const checked = await Promise.all(
       req.confirmations.map(async (c) => {
         const member = roster[c.id - 1];
@@ -600,7 +617,7 @@ export class FlParticipant {
   async commit(from: string, req: CommitRequest): Promise<Hex> {
     const s = this.state(from, req.roundId);
     const { paramCount } = s.announcement;
-    this.rounds.delete(toHex(req.roundId));
+    this.forget(toHex(req.roundId));
     if (req.model.length !== modelBytesFor(paramCount))
       throw new DecodeError(
         'invalid-value',
@@ -649,7 +666,16 @@ export class FlParticipant {
     const key = toHex(req.roundId);
     if (!this.rounds.has(key)) return false;
     this.state(from, req.roundId);
-    return this.rounds.delete(key);
+    this.forget(key);
+    return true;
+  }
+
+  /** Drops a round's state and remembers its id (MAX_ENDED_ROUNDS says why). */
+  private forget(key: Hex): void {
+    this.rounds.delete(key);
+    this.ended.delete(key);
+    this.ended.set(key, this.now() + ENDED_ROUND_MEMORY_MS);
+    while (this.ended.size > MAX_ENDED_ROUNDS) this.ended.delete(this.ended.keys().next().value!);
   }
 
   private state(from: string, roundId: Uint8Array): RoundState {
@@ -662,6 +688,11 @@ export class FlParticipant {
     return s;
   }
 
+  private run(s: RoundState): Uint8Array {
+    if (!s.run) throw new SecAggError('protocol-violation', 'shares have not been exchanged');
+    return s.run;
+  }
+
   private secagg(s: RoundState): Participant {
     if (!s.secagg) throw new SecAggError('protocol-violation', 'keys have not been exchanged');
     return s.secagg;
@@ -669,6 +700,11 @@ export class FlParticipant {
 
   private expire(): void {
     const now = this.now();
-    for (const [k, s] of this.rounds) if (s.expiresAt < now) this.rounds.delete(k);
+    for (const [k, s] of this.rounds) if (s.expiresAt < now) this.forget(k);
+    // Insertion order is forget order, and every entry lives as long: the oldest expire first.
+    for (const [k, at] of this.ended) {
+      if (at >= now) break;
+      this.ended.delete(k);
+    }
   }
 }
