@@ -259,6 +259,13 @@ export const MAX_AWAITING_CHAIN = 64;
 
 export class FlParticipant {
   private readonly rounds = new Map<Hex, RoundState>();
+  /**
+   * Announcements accepted so far but still resolving their model, by round id → announcer. They
+   * hold their slot from before the await: counted only once inserted, announcements sent
+   * together all passed the counts against the same map and one coordinator took every slot
+   * (attack review fl-trust3, concurrent announcements).
+   */
+  private readonly pending = new Map<Hex, string>();
   /** Forgotten round ids → when they may be announced again (MAX_ENDED_ROUNDS, oldest first). */
   private readonly ended = new Map<Hex, number>();
   private readonly rnd: RoundRandomness;
@@ -285,19 +292,20 @@ export class FlParticipant {
     };
     if (this.o.decline) return decline('policy');
     const key = toHex(a.roundId);
-    if (this.rounds.has(key)) return decline('duplicate', 'round already announced');
+    if (this.rounds.has(key) || this.pending.has(key)) return decline('duplicate', 'round already announced');
     if (this.ended.has(key)) return decline('duplicate', 'round already taken part in');
     const max = this.o.maxRounds ?? MAX_HELD_ROUNDS;
     // The announcer's own share first: a coordinator at it is declined whoever holds the rest.
     const share = coordinatorShare(max);
     let held = 0;
     for (const r of this.rounds.values()) if (r.coordinator === from) held++;
+    for (const c of this.pending.values()) if (c === from) held++;
     if (held >= share)
       return decline(
         'busy-coordinator',
         `busy-coordinator: this coordinator holds ${held} of ${max} round slots`,
       );
-    if (this.rounds.size >= max) return decline('busy');
+    if (this.rounds.size + this.pending.size >= max) return decline('busy');
     const data = this.o.data();
     if (!data || data.rows.length === 0) return decline('no-data', 'no training data');
     if (data.dim + 1 !== a.paramCount)
@@ -311,11 +319,15 @@ export class FlParticipant {
     } else if (a.privacy.mode !== 'update') {
       return decline('privacy', 'ledger-unavailable: this participant keeps no privacy ledger');
     }
+    // The slot is this announcement's from here; released whatever resolveModel does.
+    this.pending.set(key, from);
     let global: Params;
     try {
       global = await this.o.resolveModel(a.modelHash, a.paramCount, from);
     } catch (err) {
       return decline('model-unavailable', `global model unavailable: ${(err as Error).message}`);
+    } finally {
+      this.pending.delete(key);
     }
     this.rounds.set(key, {
       coordinator: from,
