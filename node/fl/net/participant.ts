@@ -235,7 +235,13 @@ interface RoundState {
   sharesAsked?: boolean;
   /** This run's digest (advert-signature.ts runDigest), fixed at the shares step: confirmations sign it. */
   run?: Uint8Array;
-  /** Set once the round's training began: a second train request must not charge the ledger again. */
+  /** Set once a train request came: a second one must not charge the ledger again. */
+  trainAsked?: boolean;
+  /**
+   * Set once this participant produced its masked update and handed it back: only then did the
+   * round buy anything of its (commit, confirm). Set at the request, a train that failed at once
+   * (no shares yet) let 4 ids' commits push an honest candidate out (attack review fl-trust3).
+   */
   trained?: boolean;
   /** The one survivor set this participant signed in this round (the consistency step). */
   confirmed?: { readonly survivors: readonly number[]; readonly signature: Promise<Uint8Array> };
@@ -460,8 +466,8 @@ export class FlParticipant {
   async train(from: string, req: TrainRequest): Promise<Uint8Array> {
     const s = this.state(from, req.roundId);
     const sa = this.secagg(s);
-    if (s.trained) throw new SecAggError('protocol-violation', 'training was already requested');
-    s.trained = true;
+    if (s.trainAsked) throw new SecAggError('protocol-violation', 'training was already requested');
+    s.trainAsked = true;
     const expect = { roundId: req.roundId, participants: new Set(req.u2) };
     const inbox = req.inbox.map((b) => decodeShare(b, expect));
     s.secagg = receiveShares(sa, req.u2, inbox);
@@ -494,6 +500,7 @@ export class FlParticipant {
         this.rnd,
       ).bytes;
     }
+    s.trained = true;
     return this.o.misbehave ? corruptMasked(bytes, this.o.misbehave) : bytes;
   }
 
@@ -522,7 +529,7 @@ export class FlParticipant {
   async confirm(from: string, req: ConfirmRequest): Promise<Uint8Array> {
     const s = this.state(from, req.roundId);
     const sa = this.secagg(s);
-    if (!sa.u2 || !s.trained) throw new SecAggError('protocol-violation', 'training was not requested');
+    if (!sa.u2 || !s.trained) throw new SecAggError('protocol-violation', 'no masked update was produced');
     await this.checkSurvivorSet(s, req);
     // Read after the await: a concurrent request may have confirmed meanwhile.
     if (s.confirmed) {
