@@ -9,7 +9,12 @@
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { layoutDim } from '../fl/local-round.ts';
-import { advertSigningMessage, decodeSignedAdvert, encodeSignedAdvert } from '../fl/net/advert-signature.ts';
+import {
+  advertSigningMessage,
+  decodeSignedAdvert,
+  encodeSignedAdvert,
+  runDigest,
+} from '../fl/net/advert-signature.ts';
 import { UnmaskRefused } from '../fl/net/participant.ts';
 import { confirmationMessage, survivorSetMessage } from '../fl/net/survivor-set.ts';
 import { routeShares } from '../fl/secagg/aggregator.ts';
@@ -101,7 +106,12 @@ export async function splitSurvivorSets(slot1: 'coordinator' | 'second-identity'
   const requests = [];
   for (const set of [setA, setB]) {
     const named = { roundId, survivors: set, signature: await keys.sign(survivorSetMessage(roundId, set)) };
-    const confirmations = [{ id: 1, signature: await slotKey.sign(confirmationMessage(roundId, set)) }];
+    const confirmations = [
+      {
+        id: 1,
+        signature: await slotKey.sign(confirmationMessage(roundId, runDigest(statement, advertBytes), set)),
+      },
+    ];
     for (const id of set.slice(1))
       confirmations.push({ id, signature: await honest[id - 2]!.p.confirm(boss, named) });
     requests.push({ ...named, confirmations });

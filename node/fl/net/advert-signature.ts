@@ -63,6 +63,22 @@ function rosterDigest(r: RosterStatement): Uint8Array {
   return sha256(w.finish());
 }
 
+const RUN_DOMAIN = new TextEncoder().encode('cairn/fl/run/v1');
+
+/**
+ * SHA-256 of run-domain ‖ roster digest ‖ count (LEB128) ‖ each signed advert (length-prefixed),
+ * as the shares request relayed them: what one run of a round is. The adverts hold keys fresh in
+ * every run, so two runs under one round id (a coordinator may reuse its ids) never share it; a
+ * survivor's confirmation signs it (survivor-set.ts confirmationMessage), so a confirmation from
+ * one run counts in no other (attack review fl-trust3, confirmations replayed across runs).
+ */
+export function runDigest(roster: RosterStatement, signedAdverts: readonly Uint8Array[]): Uint8Array {
+  const w = new Writer(64 + signedAdverts.length * (SIGNED_ADVERT_BYTES + 2));
+  w.fixed(RUN_DOMAIN, RUN_DOMAIN.length).fixed(rosterDigest(roster), 32).varint(signedAdverts.length);
+  for (const a of signedAdverts) w.bytes(a);
+  return sha256(w.finish());
+}
+
 /** domain ‖ roster digest ‖ the advert's canonical bytes: what the advert's owner signs. */
 export function advertSigningMessage(advert: Uint8Array, roster: RosterStatement): Uint8Array {
   if (advert.length !== ADVERTISE_BYTES) throw new SecAggError('malformed', 'advert length');

@@ -15,7 +15,7 @@ import { collectMasked, routeShares, unmaskSum } from '../secagg/aggregator.ts';
 import { decodeUnmask, encodeShare, type KeyAdvertisement, SecAggError } from '../secagg/messages.ts';
 import type { Delivered, SecAggConfig } from '../secagg/protocol.ts';
 import { dequantise } from '../secagg/ring.ts';
-import { type AdvertVerifier, openSignedAdvert, rosterMember } from './advert-signature.ts';
+import { type AdvertVerifier, openSignedAdvert, rosterMember, runDigest } from './advert-signature.ts';
 import type { EndRequest } from './protocols.ts';
 import {
   confirmationMessage,
@@ -289,7 +289,8 @@ export async function coordinateRound(
   const survivorLinks = survivors.map((id) => linkOf.get(id)!);
   const confirmed = await step(survivorLinks, 'confirm', (l) => l.confirm(named));
   leftOut.push(...confirmed.failed);
-  const confirmMessage = confirmationMessage(cfg.roundId, survivors);
+  // The run every survivor saw at its shares step: what each confirmation is bound to.
+  const confirmMessage = confirmationMessage(cfg.roundId, runDigest(rosterStatement, advertBytes), survivors);
   const confirmations: SurvivorConfirmation[] = [];
   for (const id of survivors) {
     const peerId = peerOf(id);

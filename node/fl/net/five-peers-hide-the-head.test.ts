@@ -213,11 +213,19 @@ test('a silent peer costs hedgeMs, not its timeout; a fetch nobody answers ends 
   const t1 = performance.now();
   await assert.rejects(
     r2.sync.resolve(fromHex((await version(3)).hash), w.length),
-    (e: unknown) => e instanceof ModelUnavailable && e.reason === 'out-of-time' && e.asked === 2,
+    // Each silent peer stops counting as in flight after hedgeMs: all 4 are asked within the budget.
+    (e: unknown) => e instanceof ModelUnavailable && e.reason === 'out-of-time' && e.asked === 4,
   );
   const spent = performance.now() - t1;
   assert.ok(spent >= 290 && spent < 1_500, `gave up after ${spent.toFixed(0)} ms (budget 300)`);
-  assert.equal(r2.asked.length, 2, 'never more requests in flight than inFlight');
+  assert.equal(r2.asked.length, 4, 'a silent peer holds no in-flight place past hedgeMs');
+
+  // Silent peers keep at most 4 × inFlight requests outstanding, however many there are.
+  const many = await Promise.all(Array.from({ length: 20 }, newPeer));
+  for (const q of many) behaviours.set(q.toString(), { silentMs: 5_000 });
+  const r4 = await rig(behaviours, () => many, { hedgeMs: 10, budgetMs: 400, inFlight: 1 });
+  await assert.rejects(r4.sync.resolve(fromHex((await version(4)).hash), w.length), ModelUnavailable);
+  assert.equal(r4.asked.length, 4, 'outstanding requests bounded at 4 × inFlight');
 
   // Every peer asked and none has it: a prompt, typed failure.
   const r3 = await rig(new Map(), () => quiet.slice(0, 3));

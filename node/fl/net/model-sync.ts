@@ -68,6 +68,13 @@ export interface FetchPolicy {
 
 /** Peers remembered as having served a model (asked after the claimants, before the rest). */
 const SERVED_MEMORY = 32;
+/**
+ * Requests a fetch keeps outstanding at most, per request it counts as in flight (FetchPolicy
+ * inFlight). A request unanswered after hedgeMs stops counting as in flight (it may still
+ * answer), so a silent peer costs the fetch hedgeMs, not its timeout / inFlight; this bounds
+ * what silent peers can keep open at once.
+ */
+const OUTSTANDING_PER_IN_FLIGHT = 4;
 
 export interface ModelSyncDeps {
   readonly store: ModelStore;
@@ -83,7 +90,8 @@ export interface ModelSyncDeps {
 }
 
 export class ModelSync {
-  private readonly inflight = new Map<Hex, Promise<{ bytes: Uint8Array; from: string }>>();
+  /** Fetches under way, by hash and whether a chain entry names it (resolve says why). */
+  private readonly inflight = new Map<string, Promise<{ bytes: Uint8Array; from: string }>>();
   /** Peers that served a model, oldest first. */
   private readonly served = new Set<string>();
   private readonly policy: FetchPolicy;
@@ -118,10 +126,14 @@ export class ModelSync {
     const local =
       (await this.d.store.get(hex)) ?? (named ? await this.d.store.keep(hex) : this.d.store.heldModel(hex));
     if (local) return sized(local);
-    let p = this.inflight.get(hex);
+    // A chain entry's fetch never joins an announcement's: it would inherit the announcer as its
+    // claimant (its author never asked first) and the announcement's shorter budget, and 3
+    // silent ids ahead of the block hid a head its author served (attack review fl-trust3).
+    const key = `${hex}:${named ? 'named' : 'announced'}`;
+    let p = this.inflight.get(key);
     if (!p) {
-      p = this.fetch(hash, prefer, budgetMs).finally(() => this.inflight.delete(hex));
-      this.inflight.set(hex, p);
+      p = this.fetch(hash, prefer, budgetMs).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
     }
     const { bytes, from } = await p;
     // Each caller keeps what it asked for: a named fetch may join an announcement's.
@@ -144,19 +156,32 @@ export class ModelSync {
     const { claimants, order } = this.order(prefer);
     const { hedgeMs, inFlight } = this.policy;
     const deadline = Date.now() + budgetMs;
+    const maxOutstanding = inFlight * OUTSTANDING_PER_IN_FLIGHT;
     const pending = new Map<number, Promise<{ key: number; from: string; bytes?: Uint8Array }>>();
+    /** When each pending request was sent, until it passed hedgeMs unanswered. */
+    const fresh = new Map<number, { sentAt: number; from: string }>();
     let next = 0;
     let outOfTime = false;
     for (;;) {
-      const left = deadline - Date.now();
+      const now = Date.now();
+      const left = deadline - now;
       if (left <= 0) {
         outOfTime = true;
         break;
       }
-      if (next < order.length && pending.size < inFlight) {
+      for (const [key, f] of fresh) {
+        if (now - f.sentAt < hedgeMs) continue;
+        fresh.delete(key);
+        // Silent past hedgeMs: it loses its place ahead of the shuffled peers (served-then-silent
+        // ids kept the first places of every fetch; attack review fl-trust3).
+        this.served.delete(f.from);
+      }
+      const room = () => next < order.length && fresh.size < inFlight && pending.size < maxOutstanding;
+      if (room()) {
         const key = next;
         const peer = order[next++]!;
         const from = peer.toString();
+        fresh.set(key, { sentAt: now, from });
         pending.set(
           key,
           this.ask(peer, hash, hex, claimants.has(from)).then((bytes) => ({
@@ -167,8 +192,9 @@ export class ModelSync {
         );
       }
       if (pending.size === 0) break;
-      // Room for another request: wait at most hedgeMs for this one before sending the next.
-      const wait = next < order.length && pending.size < inFlight ? Math.min(hedgeMs, left) : left;
+      // Room for another request: wait at most hedgeMs for this one before sending the next. With
+      // the fresh places full, the oldest of them goes stale within hedgeMs too.
+      const wait = next < order.length && pending.size < maxOutstanding ? Math.min(hedgeMs, left) : left;
       let timer: ReturnType<typeof setTimeout> | undefined;
       const tick = new Promise<undefined>((r) => {
         timer = setTimeout(() => r(undefined), wait);
@@ -177,12 +203,15 @@ export class ModelSync {
       clearTimeout(timer);
       if (!settled) continue;
       pending.delete(settled.key);
+      fresh.delete(settled.key);
       if (settled.bytes) {
         this.served.delete(settled.from);
         this.served.add(settled.from);
         if (this.served.size > SERVED_MEMORY) this.served.delete(this.served.values().next().value!);
         return { bytes: settled.bytes, from: settled.from };
       }
+      // A failed or refused answer costs a served peer its place too.
+      this.served.delete(settled.from);
     }
     const why = outOfTime ? 'out-of-time' : 'no-peer-served';
     throw new ModelUnavailable(

@@ -43,6 +43,7 @@ import {
   encodeSignedAdvert,
   openSignedAdvert,
   rosterMember,
+  runDigest,
 } from './advert-signature.ts';
 import { modelBytesFor } from './model-codec.ts';
 import type { PrivacyGate } from './privacy-gate.ts';
@@ -232,7 +233,15 @@ interface RoundState {
   secagg?: Participant;
   /** Set at the first shares request: a second one is refused, whatever became of the first. */
   sharesAsked?: boolean;
-  /** Set once the round's training began: a second train request must not charge the ledger again. */
+  /** This run's digest (advert-signature.ts runDigest), fixed at the shares step: confirmations sign it. */
+  run?: Uint8Array;
+  /** Set once a train request came: a second one must not charge the ledger again. */
+  trainAsked?: boolean;
+  /**
+   * Set once this participant produced its masked update and handed it back: only then did the
+   * round buy anything of its (commit, confirm). Set at the request, a train that failed at once
+   * (no shares yet) let 4 ids' commits push an honest candidate out (attack review fl-trust3).
+   */
   trained?: boolean;
   /** The one survivor set this participant signed in this round (the consistency step). */
   confirmed?: { readonly survivors: readonly number[]; readonly signature: Promise<Uint8Array> };
@@ -241,11 +250,30 @@ interface RoundState {
 const sameSet = (a: readonly number[], b: readonly number[]) =>
   a.length === b.length && a.every((id, i) => id === b[i]);
 
+/**
+ * Round ids this participant took part in and forgot (committed, ended, expired), remembered so
+ * a repeat announcement of one is declined as `duplicate`: a coordinator that reran a round id
+ * replayed the first run's confirmations (the run digest refuses those on its own; this keeps a
+ * rerun from costing anyone a ledger charge). Bounded in count, the oldest dropped first, and
+ * in time: long past any round's state (MAX_DEADLINE_MS + grace).
+ */
+export const MAX_ENDED_ROUNDS = 1024;
+export const ENDED_ROUND_MEMORY_MS = 3_600_000;
+
 /** Committed models remembered until a main-chain entry names them (far more than rounds held). */
 export const MAX_AWAITING_CHAIN = 64;
 
 export class FlParticipant {
   private readonly rounds = new Map<Hex, RoundState>();
+  /**
+   * Announcements accepted so far but still resolving their model, by round id → announcer. They
+   * hold their slot from before the await: counted only once inserted, announcements sent
+   * together all passed the counts against the same map and one coordinator took every slot
+   * (attack review fl-trust3, concurrent announcements).
+   */
+  private readonly pending = new Map<Hex, string>();
+  /** Forgotten round ids → when they may be announced again (MAX_ENDED_ROUNDS, oldest first). */
+  private readonly ended = new Map<Hex, number>();
   private readonly rnd: RoundRandomness;
   private readonly now: () => number;
 
@@ -270,18 +298,20 @@ export class FlParticipant {
     };
     if (this.o.decline) return decline('policy');
     const key = toHex(a.roundId);
-    if (this.rounds.has(key)) return decline('duplicate', 'round already announced');
+    if (this.rounds.has(key) || this.pending.has(key)) return decline('duplicate', 'round already announced');
+    if (this.ended.has(key)) return decline('duplicate', 'round already taken part in');
     const max = this.o.maxRounds ?? MAX_HELD_ROUNDS;
     // The announcer's own share first: a coordinator at it is declined whoever holds the rest.
     const share = coordinatorShare(max);
     let held = 0;
     for (const r of this.rounds.values()) if (r.coordinator === from) held++;
+    for (const c of this.pending.values()) if (c === from) held++;
     if (held >= share)
       return decline(
         'busy-coordinator',
         `busy-coordinator: this coordinator holds ${held} of ${max} round slots`,
       );
-    if (this.rounds.size >= max) return decline('busy');
+    if (this.rounds.size + this.pending.size >= max) return decline('busy');
     const data = this.o.data();
     if (!data || data.rows.length === 0) return decline('no-data', 'no training data');
     if (data.dim + 1 !== a.paramCount)
@@ -295,11 +325,15 @@ export class FlParticipant {
     } else if (a.privacy.mode !== 'update') {
       return decline('privacy', 'ledger-unavailable: this participant keeps no privacy ledger');
     }
+    // The slot is this announcement's from here; released whatever resolveModel does.
+    this.pending.set(key, from);
     let global: Params;
     try {
       global = await this.o.resolveModel(a.modelHash, a.paramCount, from);
     } catch (err) {
       return decline('model-unavailable', `global model unavailable: ${(err as Error).message}`);
+    } finally {
+      this.pending.delete(key);
     }
     this.rounds.set(key, {
       coordinator: from,
@@ -361,6 +395,7 @@ export class FlParticipant {
     // Before anything that can fail or wait: one request per round, whatever its outcome.
     s.sharesAsked = true;
     const roster = s.roster!;
+    s.run = runDigest(roster, req.adverts);
     const verify = this.o.verifyAdverts ?? peerIdVerifier;
     const adverts = await Promise.all(
       req.adverts.map((b) =>
@@ -431,8 +466,8 @@ export class FlParticipant {
   async train(from: string, req: TrainRequest): Promise<Uint8Array> {
     const s = this.state(from, req.roundId);
     const sa = this.secagg(s);
-    if (s.trained) throw new SecAggError('protocol-violation', 'training was already requested');
-    s.trained = true;
+    if (s.trainAsked) throw new SecAggError('protocol-violation', 'training was already requested');
+    s.trainAsked = true;
     const expect = { roundId: req.roundId, participants: new Set(req.u2) };
     const inbox = req.inbox.map((b) => decodeShare(b, expect));
     s.secagg = receiveShares(sa, req.u2, inbox);
@@ -465,6 +500,7 @@ export class FlParticipant {
         this.rnd,
       ).bytes;
     }
+    s.trained = true;
     return this.o.misbehave ? corruptMasked(bytes, this.o.misbehave) : bytes;
   }
 
@@ -493,7 +529,7 @@ export class FlParticipant {
   async confirm(from: string, req: ConfirmRequest): Promise<Uint8Array> {
     const s = this.state(from, req.roundId);
     const sa = this.secagg(s);
-    if (!sa.u2 || !s.trained) throw new SecAggError('protocol-violation', 'training was not requested');
+    if (!sa.u2 || !s.trained) throw new SecAggError('protocol-violation', 'no masked update was produced');
     await this.checkSurvivorSet(s, req);
     // Read after the await: a concurrent request may have confirmed meanwhile.
     if (s.confirmed) {
@@ -504,7 +540,7 @@ export class FlParticipant {
       );
     }
     this.checkSurvivorShape(this.secagg(s), req.survivors);
-    const signature = this.o.sign(confirmationMessage(req.roundId, req.survivors));
+    const signature = this.o.sign(confirmationMessage(req.roundId, this.run(s), req.survivors));
     // Before the await: one set per round, whatever becomes of this signature.
     s.confirmed = { survivors: [...req.survivors], signature };
     return signature;
@@ -536,7 +572,7 @@ export class FlParticipant {
     const roster = s.roster!.participants;
     const coordinator = rosterMember(s.coordinator);
     const verify = this.o.verifyAdverts ?? peerIdVerifier;
-    const message = confirmationMessage(req.roundId, req.survivors);
+    const message = confirmationMessage(req.roundId, this.run(s), req.survivors);
     const checked = await Promise.all(
       req.confirmations.map(async (c) => {
         const member = roster[c.id - 1];
@@ -600,7 +636,7 @@ export class FlParticipant {
   async commit(from: string, req: CommitRequest): Promise<Hex> {
     const s = this.state(from, req.roundId);
     const { paramCount } = s.announcement;
-    this.rounds.delete(toHex(req.roundId));
+    this.forget(toHex(req.roundId));
     if (req.model.length !== modelBytesFor(paramCount))
       throw new DecodeError(
         'invalid-value',
@@ -649,7 +685,16 @@ export class FlParticipant {
     const key = toHex(req.roundId);
     if (!this.rounds.has(key)) return false;
     this.state(from, req.roundId);
-    return this.rounds.delete(key);
+    this.forget(key);
+    return true;
+  }
+
+  /** Drops a round's state and remembers its id (MAX_ENDED_ROUNDS says why). */
+  private forget(key: Hex): void {
+    this.rounds.delete(key);
+    this.ended.delete(key);
+    this.ended.set(key, this.now() + ENDED_ROUND_MEMORY_MS);
+    while (this.ended.size > MAX_ENDED_ROUNDS) this.ended.delete(this.ended.keys().next().value!);
   }
 
   private state(from: string, roundId: Uint8Array): RoundState {
@@ -662,6 +707,11 @@ export class FlParticipant {
     return s;
   }
 
+  private run(s: RoundState): Uint8Array {
+    if (!s.run) throw new SecAggError('protocol-violation', 'shares have not been exchanged');
+    return s.run;
+  }
+
   private secagg(s: RoundState): Participant {
     if (!s.secagg) throw new SecAggError('protocol-violation', 'keys have not been exchanged');
     return s.secagg;
@@ -669,6 +719,11 @@ export class FlParticipant {
 
   private expire(): void {
     const now = this.now();
-    for (const [k, s] of this.rounds) if (s.expiresAt < now) this.rounds.delete(k);
+    for (const [k, s] of this.rounds) if (s.expiresAt < now) this.forget(k);
+    // Insertion order is forget order, and every entry lives as long: the oldest expire first.
+    for (const [k, at] of this.ended) {
+      if (at >= now) break;
+      this.ended.delete(k);
+    }
   }
 }

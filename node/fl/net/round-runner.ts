@@ -363,6 +363,11 @@ export class RoundRunner {
       await Promise.allSettled(
         links.filter((l) => got.has(l.peerId)).map((l) => l.commit({ roundId, model: bytes })),
       );
+      // The rest may hold the round too (accepted, then left out at keys or shares, or an answer
+      // lost): fl-end frees their slot now, not at deadline + grace. Told nothing, one that lost
+      // two keys answers within that time declined this node's next round busy-coordinator
+      // (attack review fl-trust3). Not awaited, as for a failed round.
+      void Promise.allSettled(links.filter((l) => !got.has(l.peerId)).map((l) => l.end?.({ roundId })));
       if (req.targetQuantile !== undefined) dpReport.nextClipNorm = result.nextClipNorm;
       if (result.privacy) dpReport.epsilonRound = result.privacy.epsilonRound;
       dpReport.epsilon = epsilon;

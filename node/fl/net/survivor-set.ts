@@ -66,14 +66,29 @@ export const peerIdVerifier: SurvivorVerifier = async (coordinator, message, sig
  * round; the coordinator relays the signatures; a participant reveals only when they show that
  * a quorum (confirmationQuorum) saw the same set.
  */
-const CONFIRM_DOMAIN = new TextEncoder().encode('cairn/fl/survivor-confirm/v1');
+const CONFIRM_DOMAIN = new TextEncoder().encode('cairn/fl/survivor-confirm/v2');
+/** SHA-256: advert-signature.ts runDigest. */
+export const RUN_DIGEST_BYTES = 32;
 
-/** confirm-domain ‖ round id ‖ |U3| ‖ ids: what each survivor signs (distinct from the coordinator's). */
-export function confirmationMessage(roundId: Uint8Array, survivors: readonly number[]): Uint8Array {
-  const inner = survivorSetMessage(roundId, survivors);
-  const out = new Uint8Array(CONFIRM_DOMAIN.length + inner.length - DOMAIN.length);
+/**
+ * confirm-domain ‖ round id ‖ run digest ‖ |U3| ‖ ids: what each survivor signs (distinct from
+ * the coordinator's). The run digest (advert-signature.ts runDigest: the roster, threshold and
+ * signed adverts of this run) binds the signature to one run: with (round id, U3) alone, a
+ * coordinator that ran a round id twice relayed the first run's confirmations in the second and
+ * completed a split quorum (attack review fl-trust3, confirmations replayed across runs).
+ */
+export function confirmationMessage(
+  roundId: Uint8Array,
+  run: Uint8Array,
+  survivors: readonly number[],
+): Uint8Array {
+  if (run.length !== RUN_DIGEST_BYTES) throw new RangeError('run digest must be 32 bytes');
+  const inner = survivorSetMessage(roundId, survivors).subarray(DOMAIN.length);
+  const out = new Uint8Array(CONFIRM_DOMAIN.length + RUN_DIGEST_BYTES + inner.length);
   out.set(CONFIRM_DOMAIN);
-  out.set(inner.subarray(DOMAIN.length), CONFIRM_DOMAIN.length);
+  out.set(inner.subarray(0, ROUND_ID_BYTES), CONFIRM_DOMAIN.length);
+  out.set(run, CONFIRM_DOMAIN.length + ROUND_ID_BYTES);
+  out.set(inner.subarray(ROUND_ID_BYTES), CONFIRM_DOMAIN.length + ROUND_ID_BYTES + RUN_DIGEST_BYTES);
   return out;
 }
 

@@ -1,5 +1,5 @@
 /**
- * Finding (HIGH, open; reopens both split findings fixed by the fl-confirm step, `45d164e` and
+ * Finding (HIGH, fixed; reopened both split findings fixed by the fl-confirm step, `45d164e` and
  * `2c7115d`): a coordinator rebuilds one member's update by running the same round id twice and
  * relaying the first run's confirmations in the second. Two cases, roster of 5, t = 3, k = 1:
  *  - the coordinator's sybil S in slot 1, the coordinator off the roster (open networks): 4
@@ -31,9 +31,11 @@
  * noiseStds over the minimum survivors; read, not measured here), so one rebuilt update voids
  * that round's ε. HIGH, as the split and sybil-split findings this extends.
  *
- * Run: npm exec -- node --import tsx --test attack/fl-trust3/confirmations-replayed-across-runs.attack.ts
- *
- * Fix that would make it pass: bind each confirmation to this run, not only to the round id:
+ * Fix (these tests failed before it): a participant remembers the round ids it forgot
+ * (participant.ts MAX_ENDED_ROUNDS) and declines a repeat as `duplicate`; and, for a rerun past
+ * that memory, each confirmation signs the run digest too (advert-signature.ts runDigest:
+ * roster, threshold and the signed adverts relayed at the shares step), so run 1's signatures
+ * are `bad-confirmation` in run 2. The review's suggestion: bind each confirmation to this run, not only to the round id:
  * sign H(keys request ‖ the U1 signed adverts as relayed) with U3 (the adverts hold fresh
  * keys each run, so a first run's confirmation verifies in no other), and check relayed
  * confirmations against that; or remember (persisted, per coordinator or in all) every round id
@@ -44,20 +46,17 @@ import { after, test } from 'node:test';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import { layoutDim } from '../../node/fl/local-round.ts';
 import {
-  advertSigningMessage,
-  decodeSignedAdvert,
-  encodeSignedAdvert,
-} from '../../node/fl/net/advert-signature.ts';
-import { UnmaskRefused } from '../../node/fl/net/participant.ts';
-import {
-  confirmationMessage,
-  type SurvivorConfirmation,
-  survivorSetMessage,
-} from '../../node/fl/net/survivor-set.ts';
-import { decodeUnmaskRequest, encodeUnmaskRequest, type UnmaskRequest } from '../../node/fl/net/wire.ts';
-import { routeShares } from '../../node/fl/secagg/aggregator.ts';
+  announcement,
+  cleanup,
+  coordinatorKeys,
+  type Keys,
+  type Node,
+  participants,
+} from '../../testing/fl-round-rig.ts';
+import { recoverInput } from '../../testing/secagg-attack.ts';
+import { layoutDim } from '../local-round.ts';
+import { routeShares } from '../secagg/aggregator.ts';
 import {
   decodeMasked,
   decodeUnmask,
@@ -65,7 +64,7 @@ import {
   encodeShare,
   type KeyAdvertisement,
   type UnmaskingShares,
-} from '../../node/fl/secagg/messages.ts';
+} from '../secagg/messages.ts';
 import {
   createParticipant,
   type Delivered,
@@ -74,16 +73,16 @@ import {
   revealShares,
   type SecAggConfig,
   shareKeys,
-} from '../../node/fl/secagg/protocol.ts';
+} from '../secagg/protocol.ts';
 import {
-  announcement,
-  cleanup,
-  coordinatorKeys,
-  type Keys,
-  type Node,
-  participants,
-} from '../../node/testing/fl-round-rig.ts';
-import { recoverInput } from '../../node/testing/secagg-attack.ts';
+  advertSigningMessage,
+  decodeSignedAdvert,
+  encodeSignedAdvert,
+  runDigest,
+} from './advert-signature.ts';
+import { ENDED_ROUND_MEMORY_MS, UnmaskRefused } from './participant.ts';
+import { confirmationMessage, type SurvivorConfirmation, survivorSetMessage } from './survivor-set.ts';
+import { decodeUnmaskRequest, encodeUnmaskRequest, type UnmaskRequest } from './wire.ts';
 
 after(cleanup);
 
@@ -133,7 +132,7 @@ async function runToMasked(
     });
     masked.push(decodeMasked(bytes, { ...expect, dim: sa.dim }));
   }
-  return { sa, adverts, routed, masked, mine };
+  return { sa, adverts, routed, masked, mine, run: runDigest(statement, advertBytes) };
 }
 
 /** The coordinator's signed U3 as the confirm and unmask requests carry it. */
@@ -145,7 +144,8 @@ const named = async (keys: Keys, roundId: Uint8Array, survivors: number[]) => ({
 
 async function splitWithReplay(onRoster: boolean): Promise<void> {
   const keys = await coordinatorKeys();
-  const honest = await participants(4, keys); // V, W, X, Y (ids 2..5)
+  let clock = Date.now();
+  const honest = await participants(4, keys, { now: () => clock }); // V, W, X, Y (ids 2..5)
   const sybilKey = await generateKeyPair('Ed25519');
   // Slot 1: the coordinator's own slot (a member holding coordinate and train), or its sybil S.
   const boss = peerIdFromPrivateKey(onRoster ? sybilKey : await generateKeyPair('Ed25519')).toString();
@@ -160,10 +160,18 @@ async function splitWithReplay(onRoster: boolean): Promise<void> {
   const wOnB = await W.p.confirm(boss, await named(keys, roundId, setB));
   const xOnA = await X.p.confirm(boss, await named(keys, roundId, setA));
   for (const n of honest) n.p.end(boss, { roundId });
+  // A repeat announcement of the round id is declined while it is remembered...
+  for (const n of honest) {
+    const r = await n.p.announce(boss, announcement(roundId));
+    assert.equal(r.accept, false);
+    assert.match(r.reason, /already taken part in/);
+  }
+  // ...and past that memory the run digest refuses run 1's confirmations on its own.
+  clock += ENDED_ROUND_MEMORY_MS + 1;
 
   // Run 2: the same round id again, fresh keys.
   const run = await runToMasked(honest, boss, sybilKey, roster, roundId);
-  const sybilSigns = (set: number[]) => sybilKey.sign(confirmationMessage(roundId, set));
+  const sybilSigns = (set: number[]) => sybilKey.sign(confirmationMessage(roundId, run.run, set));
   const reqA = await named(keys, roundId, setA);
   const reqB = await named(keys, roundId, setB);
   const confA: SurvivorConfirmation[] = [
@@ -202,6 +210,13 @@ async function splitWithReplay(onRoster: boolean): Promise<void> {
         `refusals: ${refusals.length ? refusals.join('; ') : 'none'}`,
     );
   }
+  // Every unmask request carries one replayed confirmation (X's in A, W's in B): all four refuse.
+  assert.deepEqual(refusals, [
+    'bad-confirmation',
+    'bad-confirmation',
+    'bad-confirmation',
+    'bad-confirmation',
+  ]);
 }
 
 test('a first run’s confirmations do not count in a second run of the same round id (sybil S on the roster)', () =>

@@ -1,5 +1,5 @@
 /**
- * Finding (LOW, open; the model-fetch fix of `03ea120`): a chain entry's fetch joins a fetch of the
+ * Finding (LOW, fixed; the model-fetch fix of `03ea120`): a chain entry's fetch joins a fetch of the
  * same hash that an announcement started, with the announcer's claimants and its 12 s budget, so
  * the entry's author (online, storing the version) is never asked first or at all: 3 ids hide a
  * new head that its author serves.
@@ -19,11 +19,11 @@
  * gets H (control, passes); behind the announcement: ModelUnavailable out-of-time for both, 3 peers
  * asked (the announcer and the 2 ids), the author not asked.
  *
- * Run: npm exec -- node --import tsx --test attack/fl-trust3/head-fetch-joins-announcement-fetch.attack.ts
- *
- * Fix that would make it pass: a joining caller's claimants and budget count: ask its claimants
- * at once (outside the in-flight cap, or as the next requests) and extend the fetch to the longer
- * budget; or key in-flight fetches by (hash, named) so the chain's fetch runs on its own terms.
+ * Fix (this test failed before it), model-sync.ts: a request unanswered after hedgeMs stops
+ * counting as in flight (at most 4 × inFlight outstanding) and costs a served peer its place
+ * ahead of the shuffled rest, as a failed answer does; and a chain entry's fetch never joins an
+ * announcement's (fetches in flight are keyed by hash and named), so it runs with its own
+ * claimant (the author) and budget.
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
@@ -31,16 +31,16 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PeerId } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { Registry } from 'prom-client';
-import { fromHex, toHex } from '../../node/chain/bytes.ts';
-import { zeroParams } from '../../node/fl/logistic.ts';
-import { createFlMetrics } from '../../node/fl/net/metrics.ts';
-import { ModelStore } from '../../node/fl/net/model-store.ts';
-import { ModelSync, ModelUnavailable } from '../../node/fl/net/model-sync.ts';
-import { MODEL_BY_HASH } from '../../node/fl/net/protocols.ts';
-import { createLogger } from '../../node/log.ts';
-import { FL_DEFAULTS } from '../../node/options.ts';
-import { ReqRespError } from '../../node/p2p/reqresp.ts';
-import { cleanup, tmp } from '../../node/testing/fl-round-rig.ts';
+import { fromHex, toHex } from '../../chain/bytes.ts';
+import { createLogger } from '../../log.ts';
+import { FL_DEFAULTS } from '../../options.ts';
+import { ReqRespError } from '../../p2p/reqresp.ts';
+import { cleanup, tmp } from '../../testing/fl-round-rig.ts';
+import { zeroParams } from '../logistic.ts';
+import { createFlMetrics } from './metrics.ts';
+import { ModelStore } from './model-store.ts';
+import { ModelSync, ModelUnavailable } from './model-sync.ts';
+import { MODEL_BY_HASH } from './protocols.ts';
 
 after(cleanup);
 

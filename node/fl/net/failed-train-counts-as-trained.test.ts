@@ -1,5 +1,5 @@
 /**
- * Finding (LOW, open; the untrained-commits fix of `b66ffa7` bypassed): a train request that
+ * Finding (LOW, fixed; the untrained-commits fix of `b66ffa7` bypassed): a train request that
  * fails at once marks the round trained, so 4 coordinator ids still push an honest round's
  * version out of a trainer's held candidates, with no training and no ε.
  *
@@ -17,23 +17,20 @@
  * 0 of 4 commits refused, honest candidate evicted (fates held ×5, evicted ×1), 0 rounds charged
  * to the victim's ledger. Cost per id: 4 small messages, as against 2 before the fix.
  *
- * Run: npm exec -- node --import tsx --test attack/fl-trust3/failed-train-counts-as-trained.attack.ts
- *
- * Fix that would make it pass: mark the round trained (for commit) only once this participant
- * produced its masked update (a separate `masked` flag set after maskUpdate), keeping `trained`
- * as the once-only guard; a commit without a masked update is CommitRefused `untrained`.
+ * Fix (this test failed before it): `trainAsked` is the once-only guard; `trained`, which commit
+ * and confirm ask, is set only once the masked update was produced and is returned.
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import { toHex } from '../../node/chain/bytes.ts';
-import { subset } from '../../node/fl/dataset.ts';
-import { zeroParams } from '../../node/fl/logistic.ts';
-import { encodeModel, modelHash } from '../../node/fl/net/model-codec.ts';
-import { type HeldFate, ModelStore } from '../../node/fl/net/model-store.ts';
-import { FlParticipant } from '../../node/fl/net/participant.ts';
-import { announcement, cleanup, coordinatorKeys, data, gate, tmp } from '../../node/testing/fl-round-rig.ts';
+import { toHex } from '../../chain/bytes.ts';
+import { announcement, cleanup, coordinatorKeys, data, gate, tmp } from '../../testing/fl-round-rig.ts';
+import { subset } from '../dataset.ts';
+import { zeroParams } from '../logistic.ts';
+import { encodeModel, modelHash } from './model-codec.ts';
+import { type HeldFate, ModelStore } from './model-store.ts';
+import { FlParticipant } from './participant.ts';
 
 after(cleanup);
 

@@ -1,5 +1,5 @@
 /**
- * Finding (LOW, open; liveness of the busy-coordinator share `ef5489b` with the commit rule of
+ * Finding (LOW, fixed; liveness of the busy-coordinator share `ef5489b` with the commit rule of
  * `b66ffa7`): after a round that completes, a participant left out at the keys or shares step is
  * told neither fl-commit nor fl-end, so it holds the round's slot until deadline + 60 s; twice in
  * that time and the same honest coordinator's next round is declined `busy-coordinator`.
@@ -17,22 +17,19 @@
  * complete with p0..p3 (4 included); p4 holds 1, 2, 2 rounds after rounds 1, 2, 3; round 3 is
  * declined by p4 as `busy-coordinator` (and completes without it).
  *
- * Run: npm exec -- node --import tsx --test attack/fl-trust3/left-out-at-keys-holds-a-slot.attack.ts
- *
- * Fix that would make it pass: when a round completes, send fl-end to every participant that
- * accepted its announcement and gets no commit (left out at keys, shares or announce-timeout),
- * as a failed round does.
+ * Fix (this test failed before it): a completed round sends fl-end to every invited participant
+ * that gets no commit (round-runner.ts), as a failed round does to all.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ModelPayload } from '../../node/chain/types.ts';
-import { FlData } from '../../node/fl/net/data.ts';
-import { type AnnounceDecline, FlParticipant } from '../../node/fl/net/participant.ts';
-import type { FlRoundEvent } from '../../node/fl/net/round-events.ts';
-import { modelHeadOf, RoundRunner, type RoundRunnerDeps } from '../../node/fl/net/round-runner.ts';
-import { linkFrom } from '../../node/testing/coordinated-link.ts';
-import { flIdentities } from '../../node/testing/fl-identities.ts';
-import { offlineRunnerRig, testRunnerPolicy } from '../../node/testing/round-runner-policy.ts';
+import type { ModelPayload } from '../../chain/types.ts';
+import { linkFrom } from '../../testing/coordinated-link.ts';
+import { flIdentities } from '../../testing/fl-identities.ts';
+import { offlineRunnerRig, testRunnerPolicy } from '../../testing/round-runner-policy.ts';
+import { FlData } from './data.ts';
+import { type AnnounceDecline, FlParticipant } from './participant.ts';
+import type { FlRoundEvent } from './round-events.ts';
+import { modelHeadOf, RoundRunner, type RoundRunnerDeps } from './round-runner.ts';
 
 test('a participant left out at keys of a completed round holds no slot for it', async () => {
   const { store, metrics, log, keys, models } = await offlineRunnerRig('cairn-slots-');

@@ -1,5 +1,5 @@
 /**
- * Finding (LOW, open; the model-fetch fix of `03ea120` bypassed): a peer that served this node a
+ * Finding (LOW, fixed; the model-fetch fix of `03ea120` bypassed): a peer that served this node a
  * model once is asked before every shuffled peer from then on, and a silent request holds one of
  * the 3 in-flight places until its timeout; 12 such ids keep a fetch of a version one honest peer
  * serves from ever reaching it.
@@ -22,12 +22,11 @@
  * the honest peer not asked. Control: the same 12 ids silent without having served first (so
  * shuffled among the rest): fetched in 5 of 5 runs.
  *
- * Run: npm exec -- node --import tsx --test attack/fl-trust3/served-once-then-silent.attack.ts
- *
- * Fix that would make it pass: forget (or move behind the shuffled rest) a served peer whose
- * request fails or hedges; and/or cut a request that passed hedgeMs from the in-flight count, so
- * silent peers cost hedgeMs each, not timeout / inFlight; and give `served` peers a bounded share
- * of the first places (interleave them with shuffled ones).
+ * Fix (this test failed before it), model-sync.ts: a request unanswered after hedgeMs stops
+ * counting as in flight (at most 4 × inFlight outstanding) and costs a served peer its place
+ * ahead of the shuffled rest, as a failed answer does; and a chain entry's fetch never joins an
+ * announcement's (fetches in flight are keyed by hash and named), so it runs with its own
+ * claimant (the author) and budget.
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
@@ -35,16 +34,16 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PeerId } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { Registry } from 'prom-client';
-import { fromHex, toHex } from '../../node/chain/bytes.ts';
-import { zeroParams } from '../../node/fl/logistic.ts';
-import { createFlMetrics } from '../../node/fl/net/metrics.ts';
-import { ModelStore } from '../../node/fl/net/model-store.ts';
-import { ModelSync, ModelUnavailable } from '../../node/fl/net/model-sync.ts';
-import { MODEL_BY_HASH } from '../../node/fl/net/protocols.ts';
-import { createLogger } from '../../node/log.ts';
-import { FL_DEFAULTS } from '../../node/options.ts';
-import { HandlerError, RESULT, ReqRespError } from '../../node/p2p/reqresp.ts';
-import { cleanup, tmp } from '../../node/testing/fl-round-rig.ts';
+import { fromHex, toHex } from '../../chain/bytes.ts';
+import { createLogger } from '../../log.ts';
+import { FL_DEFAULTS } from '../../options.ts';
+import { HandlerError, RESULT, ReqRespError } from '../../p2p/reqresp.ts';
+import { cleanup, tmp } from '../../testing/fl-round-rig.ts';
+import { zeroParams } from '../logistic.ts';
+import { createFlMetrics } from './metrics.ts';
+import { ModelStore } from './model-store.ts';
+import { ModelSync, ModelUnavailable } from './model-sync.ts';
+import { MODEL_BY_HASH } from './protocols.ts';
 
 after(cleanup);
 
