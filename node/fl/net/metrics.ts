@@ -82,6 +82,12 @@ export function createFlMetrics(registry: Registry) {
       help: 'Failed rounds this node forgot on its coordinator’s fl-end notice, before their state expired',
       registers,
     }),
+    modelPeersDemoted: new Counter({
+      name: 'cairn_fl_model_peers_demoted_total',
+      help: 'Peers that had served a model and lost their place ahead of the others in model fetches, by why: silent past the hedge time, or a failed or refused answer',
+      labelNames: ['why'],
+      registers,
+    }),
     modelsFetched: new Counter({
       name: 'cairn_fl_models_fetched_total',
       help: 'Model versions fetched from peers by hash, by outcome',

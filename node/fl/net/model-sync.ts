@@ -174,7 +174,7 @@ export class ModelSync {
         fresh.delete(key);
         // Silent past hedgeMs: it loses its place ahead of the shuffled peers (served-then-silent
         // ids kept the first places of every fetch; attack review fl-trust3).
-        this.served.delete(f.from);
+        if (this.served.delete(f.from)) this.d.metrics.modelPeersDemoted.inc({ why: 'silent' });
       }
       const room = () => next < order.length && fresh.size < inFlight && pending.size < maxOutstanding;
       if (room()) {
@@ -211,7 +211,7 @@ export class ModelSync {
         return { bytes: settled.bytes, from: settled.from };
       }
       // A failed or refused answer costs a served peer its place too.
-      this.served.delete(settled.from);
+      if (this.served.delete(settled.from)) this.d.metrics.modelPeersDemoted.inc({ why: 'failed' });
     }
     const why = outOfTime ? 'out-of-time' : 'no-peer-served';
     throw new ModelUnavailable(

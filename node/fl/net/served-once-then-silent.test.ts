@@ -74,10 +74,11 @@ test('peers that served one model and then fall silent do not hide a version an 
   const serves = new Map<string, ModelStore>([[honest.toString(), head.store]]);
   const silent = new Set<string>();
   const asked: string[] = [];
+  const metrics = createFlMetrics(new Registry());
   const sync = new ModelSync({
     store: new ModelStore(await tmp()),
     spec: MODEL_BY_HASH,
-    metrics: createFlMetrics(new Registry()),
+    metrics,
     log: createLogger('silent'),
     peers: () => [...bystanders, ...sybils, honest],
     policy,
@@ -130,4 +131,8 @@ test('peers that served one model and then fall silent do not hide a version an 
     `${outcome} after ${ms.toFixed(0)} ms (budget ${policy.budgetMs}); asked ${asked.length} of ${2 + sybils.length + bystanders.length}, ` +
     `${sybilsAsked} of them served-then-silent; honest asked: ${asked.includes(honest.toString())}`;
   assert.equal(outcome, 'fetched', figures);
+  // Every served-then-silent peer the fetch reached lost its place, and was counted.
+  const demoted =
+    (await metrics.modelPeersDemoted.get()).values.find((v) => v.labels.why === 'silent')?.value ?? 0;
+  assert.ok(demoted >= 1 && demoted <= sybilsAsked, `${demoted} demoted, ${sybilsAsked} asked`);
 });
