@@ -78,7 +78,7 @@ test('an honest coordinator sends no commit that an honest participant refuses (
       if (k === 2)
         return {
           ...l,
-          train: (t: Parameters<typeof l.train>[0], ms?: number) =>
+          train: (t: Parameters<typeof l.train>[0], ms: number) =>
             l.train(t, ms).catch((err: Error) => {
               trainErrors.push(err.message);
               throw err;
