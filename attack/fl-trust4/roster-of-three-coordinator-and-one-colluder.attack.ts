@@ -13,8 +13,9 @@
  * guards the reveal, and no reveal by V is needed. In general the shares outside the honest
  * members, (coordinator on the roster ? 1 : 0) + k, must stay below t; and for the unmasked sum
  * not to be one update, a survivor set must hold at least 2 members beyond the coordinator's slot
- * and k colluders (n = 4, C on it: U3 = {C, W, V} of 3 passes checkSurvivorShape, and the sum
- * minus x_C and x_W is x_V; read, not run).
+ * and k colluders. Here even the honest sum is one update: U3 = {C, V, W}, and the sum minus x_C
+ * and x_W is x_V. (For n ≥ 4 the confirmation quorum already forces U3 to hold two honest
+ * members besides C and one colluder: for n = 4, 3 of the 3 others must confirm; read, not run.)
  *
  * Measured today (real FlParticipant V of the rig, record mode, roster [C, V, W], t = 2, C the
  * coordinator with a real key, W the colluder, both run by the attacker): V accepts the
@@ -24,8 +25,8 @@
  *
  * Fix that would make this pass: at the keys step refuse (SecAggRefused, say `collusion-exceeds-
  * threshold`) a roster where (coordinator on the roster ? 1 : 0) + collusionTolerance ≥ t, and
- * make the minimum survivor set 2 + (coordinator on the roster ? 1 : 0) + collusionTolerance (so
- * with k = 1 a roster with the coordinator on it needs n ≥ 4, t ≥ 3, and survivors ≥ 4).
+ * make the minimum roster and survivor set 2 + (coordinator on the roster ? 1 : 0) +
+ * collusionTolerance (so with k = 1 a roster with the coordinator on it needs n ≥ 4 and t ≥ 3).
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
