@@ -18,9 +18,10 @@
  *
  * Measured today (5 real FlParticipants, the honest RoundRunner on p0, update mode): V's train
  * fails (`decryption-failed`), the round completes with 4, V is sent a commit and refuses it
- * (CommitRefused `untrained`): 1 refused commit per victim per round; M can corrupt its share to
- * every other member at once. At −5 each, an honest coordinator's score falls by 5 per victim and
- * round (peer-scores.ts), towards disconnect and ban by its own honest participants.
+ * (CommitRefused `untrained`): 1 refused commit per victim per round (M picks victims few enough
+ * that the round still completes). At −5 each (peer-scores.ts; PEERS_DEFAULTS disconnect below
+ * −20, ban below −50, half-life 10 min: read, not run), 4 such rounds within minutes make V drop
+ * the honest coordinator and 10 ban it, while M, whose share caused it, is penalised by no one.
  *
  * Fix that would make this pass: the runner sends fl-end, not a commit, to a participant that
  * answered its train request with an error (leftOut stage `train` with a code: it made no masked
