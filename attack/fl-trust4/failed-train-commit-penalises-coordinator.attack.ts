@@ -23,6 +23,8 @@
  * −20, ban below −50, half-life 10 min: read, not run), 4 such rounds within minutes make V drop
  * the honest coordinator and 10 ban it, while M, whose share caused it, is penalised by no one.
  *
+ * Control: with participant.ts of `20dd115^` (trained set at the request) this test passes.
+ *
  * Fix that would make this pass: the runner sends fl-end, not a commit, to a participant that
  * answered its train request with an error (leftOut stage `train` with a code: it made no masked
  * update), committing only to those whose answer was lost (timeout) or who reached confirm/unmask;
