@@ -64,6 +64,7 @@ test('commits of rounds whose training failed at once do not push out an honest 
   );
   const trainRefusals: string[] = [];
   const commitRefusals: string[] = [];
+  let endedUnstored = 0;
   for (let k = 0; k < 4; k++) {
     const roundId = new Uint8Array(32).fill(0x40 + k);
     const coord = `sybil-${k}`;
@@ -75,12 +76,16 @@ test('commits of rounds whose training failed at once do not push out an honest 
       .catch((e: Error) => trainRefusals.push(e.message));
     await p
       .commit(coord, { roundId, model: model(ex.dim, k + 1) })
+      .then((hash) => {
+        if (hash === undefined) endedUnstored++;
+      })
       .catch((e: Error) => commitRefusals.push(e.message));
   }
   const held = store.heldModel(toHex(modelHash(honest))) !== undefined;
   const figures =
-    `train: ${trainRefusals.join('; ')}; commits refused ${commitRefusals.length} of 4; ` +
+    `train: ${trainRefusals.join('; ')}; commits refused ${commitRefusals.length}, ended unstored ${endedUnstored} of 4; ` +
     `honest candidate ${held ? 'held' : 'evicted'}; fates ${fates.join(',')}; charged ${g.status()!.rounds}`;
-  assert.equal(commitRefusals.length, 4, figures);
+  // Each failed train's commit takes nothing: refused, or (asked to train, failed here) ended.
+  assert.equal(commitRefusals.length + endedUnstored, 4, figures);
   assert.ok(held, figures);
 });

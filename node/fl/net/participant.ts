@@ -631,9 +631,13 @@ export class FlParticipant {
   /**
    * The round's outcome: hand over the new version and forget the round. Bytes of another size
    * than the round's model are no version of it (DecodeError), and a round this participant never
-   * trained in bought nothing of its (CommitRefused): nothing takes them.
+   * trained in bought nothing of its (CommitRefused): nothing takes them. A round it was asked to
+   * train in whose training failed here (a share that did not decrypt, a charge that did not
+   * fit) ends as on fl-end, nothing stored (undefined): the honest runner commits to everyone
+   * left out at train, and a third party's bad share must not make it look dishonest
+   * (attack review fl-trust4, failed-train-commit-penalises-coordinator).
    */
-  async commit(from: string, req: CommitRequest): Promise<Hex> {
+  async commit(from: string, req: CommitRequest): Promise<Hex | undefined> {
     const s = this.state(from, req.roundId);
     const { paramCount } = s.announcement;
     this.forget(toHex(req.roundId));
@@ -642,6 +646,7 @@ export class FlParticipant {
         'invalid-value',
         `committed model of ${req.model.length} bytes; the round's has ${modelBytesFor(paramCount)}`,
       );
+    if (!s.trained && s.trainAsked) return undefined;
     if (!s.trained) throw new CommitRefused('commit of a round this participant did not train in');
     const hash = await this.o.storeModel(req.model, paramCount, from);
     // Its ε bought a version only once a main-chain model entry names it (modelOnChain): a commit

@@ -317,7 +317,8 @@ export class FlService extends EventEmitter<FlEvents> {
     );
     await serve(this.specs.commit, async (from, c) => {
       try {
-        await p.commit(from, c);
+        // Undefined: a round whose training failed here, ended as on fl-end (participant.ts).
+        if ((await p.commit(from, c)) === undefined) this.metrics.roundsEnded.inc();
       } catch (err) {
         // Not the size the coordinator's own announcement gave, or not a model at all.
         if (err instanceof DecodeError) {

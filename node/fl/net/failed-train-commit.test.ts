@@ -1,5 +1,5 @@
 /**
- * Finding (MEDIUM; a regression of the trained-flag fix `20dd115`): one malicious participant
+ * Attack review fl-trust4 (MEDIUM, fixed; a regression of the trained-flag fix `20dd115`): one malicious participant
  * makes an honest participant refuse the honest coordinator's commit, and FlService penalises
  * the coordinator `mid-tolerance` (−5) for it, once per victim per round.
  *
@@ -33,15 +33,15 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FlData } from '../../node/fl/net/data.ts';
-import { localLink } from '../../node/fl/net/links.ts';
-import { CommitRefused, FlParticipant } from '../../node/fl/net/participant.ts';
-import type { FlRoundEvent } from '../../node/fl/net/round-events.ts';
-import { RoundRunner } from '../../node/fl/net/round-runner.ts';
-import { decodeShare, encodeShare } from '../../node/fl/secagg/messages.ts';
-import { FL_DEFAULTS } from '../../node/options.ts';
-import { flIdentities } from '../../node/testing/fl-identities.ts';
-import { offlineRunnerRig, testRunnerPolicy } from '../../node/testing/round-runner-policy.ts';
+import { FL_DEFAULTS } from '../../options.ts';
+import { flIdentities } from '../../testing/fl-identities.ts';
+import { offlineRunnerRig, testRunnerPolicy } from '../../testing/round-runner-policy.ts';
+import { decodeShare, encodeShare } from '../secagg/messages.ts';
+import { FlData } from './data.ts';
+import { localLink } from './links.ts';
+import { CommitRefused, FlParticipant } from './participant.ts';
+import type { FlRoundEvent } from './round-events.ts';
+import { RoundRunner } from './round-runner.ts';
 
 test('an honest coordinator sends no commit that an honest participant refuses (and penalises)', async () => {
   const { store, metrics, log, keys, models } = await offlineRunnerRig('cairn-atk4-');
