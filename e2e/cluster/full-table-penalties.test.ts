@@ -16,82 +16,21 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { genesisBlock } from '../../node/chain/genesis.ts';
-import { chainIdOf, DEFAULT_NETWORK, type NetworkConfig } from '../../node/chain/network-config.ts';
-import { MAX_TARGET, targetForWork, workForTarget } from '../../node/chain/pow.ts';
-import type { Status } from '../../node/p2p/messages.ts';
-import { STATUS } from '../../node/p2p/protocols.ts';
-import { ByzantinePeer, removeDir } from './byzantine-peer.ts';
-import { VictimWatch } from './byzantine-watch.ts';
-import { Cluster, testNetworkConfig } from './harness.ts';
+import { banTableRig, TABLE } from './ban-table-rig.ts';
 
-const TABLE = 16;
 const OFFENCES = 6;
 
 test('over a score table full of bans, repeated low-tolerance offences still add up to a ban', {
   timeout: 120_000,
 }, async (t) => {
-  const cluster = new Cluster({
-    network: testNetworkConfig({ membership: 'open', initialTarget: targetForWork(20_000n) }),
-  });
-  const attackDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-atk-fulltable-'));
-  const attackers: ByzantinePeer[] = [];
-  t.after(async () => {
-    for (const a of attackers) await a.stop().catch(() => {});
-    await cluster.stopAll();
-    await removeDir(attackDir);
-    await cluster.removeRunDir();
-  });
-  const network = { ...DEFAULT_NETWORK, ...cluster.network } as NetworkConfig;
-  const impostor: NetworkConfig = {
-    ...network,
-    name: `${network.name} (impostor)`,
-    maxTarget: MAX_TARGET >> 2n,
-  };
-  const genesis = genesisBlock(network);
-  const theirs = genesisBlock(impostor);
-  const honest: Status = {
-    chainId: chainIdOf(network),
-    genesisHash: genesis.hash,
-    headHash: genesis.hash,
-    headHeight: 0,
-    totalWork: workForTarget(network.initialTarget),
-    role: 'submind',
-    capabilities: [],
-  };
-  const wrongChain: Status = {
-    ...honest,
-    chainId: chainIdOf(impostor),
-    genesisHash: theirs.hash,
-    headHash: theirs.hash,
-  };
+  const { victim, watch, attacker, throwaway } = await banTableRig(t, 'cairn-atk-fulltable-');
 
-  const [victim] = await cluster.start(1, () => ({
-    name: 'victim',
-    args: ['--max-scored-peers', String(TABLE)],
-  }));
-  assert.ok(victim);
-  const watch = new VictimWatch(victim);
-
-  for (let i = 0; i < TABLE; i++) {
-    const p = await ByzantinePeer.start(`sybil${i}`, network, attackDir, { gossip: false });
-    attackers.push(p);
-    const since = watch.penalties.length;
-    await p.dial(victim);
-    await p.request(victim, STATUS, wrongChain).catch(() => {});
-    await watch.waitPenalty(p, /status of another chain/, since);
-    // libp2p refuses a 6th inbound connection a second from one host (inboundConnectionThreshold).
-    await sleep(250);
-  }
+  for (let i = 0; i < TABLE; i++) await throwaway(`sybil${i}`);
   assert.equal((await victim.status()).banned.length, TABLE, 'the throwaway bans fill the table');
 
-  const mallory = await ByzantinePeer.start('mallory', network, attackDir, { gossip: false });
-  attackers.push(mallory);
+  const mallory = await attacker('mallory');
   const outcomes: string[] = [];
   for (let i = 0; i < OFFENCES; i++) {
     const since = watch.penalties.length;
