@@ -6,7 +6,9 @@
  * answers both ways; the four honest participants answer as they would on the wire. Returns
  * what the honest ones refused and whether V's own update could be rebuilt from the reveals.
  */
+import assert from 'node:assert/strict';
 import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { layoutDim } from '../fl/local-round.ts';
 import {
@@ -29,12 +31,13 @@ import {
 import {
   createParticipant,
   type Delivered,
+  type Participant,
   receiveShares,
   revealShares,
   type SecAggConfig,
   shareKeys,
 } from '../fl/secagg/protocol.ts';
-import { announcement, coordinatorKeys, participants } from './fl-round-rig.ts';
+import { announcement, coordinatorKeys, type Node, participants } from './fl-round-rig.ts';
 import { recoverInput } from './secagg-attack.ts';
 
 export interface SplitOutcome {
@@ -53,49 +56,14 @@ export async function splitSurvivorSets(slot1: 'coordinator' | 'second-identity'
   const boss = peerIdFromPrivateKey(bossKey).toString();
   const slotKey = slot1 === 'coordinator' ? bossKey : await generateKeyPair('Ed25519');
   const roundId = new Uint8Array(32).fill(0x5e);
-  const a = announcement(roundId);
-  for (const n of honest)
-    if (!(await n.p.announce(boss, a)).accept) throw new Error('an honest participant declined');
-
   const roster = [peerIdFromPrivateKey(slotKey).toString(), ...honest.map((n) => n.name)];
-  const threshold = 3; // > 5/2: what validateConfig and every participant accept
-  const sa: SecAggConfig = {
+  const { sa, adverts, routed, masked, mine, run } = await runToMasked(
+    honest,
+    boss,
+    slotKey,
+    roster,
     roundId,
-    participants: [1, 2, 3, 4, 5],
-    threshold,
-    dim: layoutDim(a.paramCount),
-  };
-  const expect = { roundId, participants: new Set(sa.participants) };
-
-  // Slot 1: the plain protocol functions, with an advert its identity key signs.
-  let mine = createParticipant(sa, 1);
-  const statement = { roundId, threshold, participants: roster };
-  const myAdvert = encodeAdvertisement(mine.advertisement);
-  const advertBytes = [
-    encodeSignedAdvert(myAdvert, await slotKey.sign(advertSigningMessage(myAdvert, statement))),
-    ...(await Promise.all(honest.map((n) => n.p.keys(boss, statement)))),
-  ];
-  const adverts = advertBytes.map((b) => decodeSignedAdvert(b, expect).advert);
-
-  const delivered: Delivered[] = [];
-  const shared = shareKeys(mine, adverts);
-  mine = shared.participant;
-  for (const s of shared.shares) delivered.push({ from: 1, bytes: encodeShare(s) });
-  for (const [i, n] of honest.entries())
-    for (const bytes of await n.p.shares(boss, { roundId, adverts: advertBytes }))
-      delivered.push({ from: i + 2, bytes });
-  const routed = routeShares(sa, sa.participants, delivered);
-  mine = receiveShares(mine, routed.u2, routed.inbox.get(1)!);
-
-  const masked = [];
-  for (const [i, n] of honest.entries()) {
-    const bytes = await n.p.train(boss, {
-      roundId,
-      u2: routed.u2,
-      inbox: routed.inbox.get(i + 2)!.map(encodeShare),
-    });
-    masked.push(decodeMasked(bytes, { ...expect, dim: sa.dim }));
-  }
+  );
 
   // Two signed survivor sets, each ≥ 3, ≥ t, within U2; each participant is asked once. Slot 1
   // confirms both and the coordinator relays each half's own confirmations, all it can get.
@@ -109,7 +77,7 @@ export async function splitSurvivorSets(slot1: 'coordinator' | 'second-identity'
     const confirmations = [
       {
         id: 1,
-        signature: await slotKey.sign(confirmationMessage(roundId, runDigest(statement, advertBytes), set)),
+        signature: await slotKey.sign(confirmationMessage(roundId, run, set)),
       },
     ];
     for (const id of set.slice(1))
@@ -153,4 +121,56 @@ export function describeRebuilt(id: number, input: ArrayLike<number>, refusals: 
     `the coordinator rebuilt x_${id} (${small} of ${input.length} words within ±2^24; uniform noise ` +
     `would have ~0.4 %); refusals: ${refusals.length ? refusals.join('; ') : 'none'}`
   );
+}
+
+/**
+ * One run of round `roundId` up to the masked updates, slot 1 (the coordinator itself or its
+ * second identity, `slotKey`) run by the plain protocol functions.
+ */
+export async function runToMasked(
+  honest: readonly Node[],
+  boss: string,
+  slotKey: PrivateKey,
+  roster: readonly string[],
+  roundId: Uint8Array,
+) {
+  const a = announcement(roundId);
+  const accepted = [];
+  for (const n of honest) accepted.push((await n.p.announce(boss, a)).accept);
+  assert.deepEqual(accepted, [true, true, true, true], 'every honest member takes the round');
+  const threshold = 3;
+  const sa: SecAggConfig = {
+    roundId,
+    participants: [1, 2, 3, 4, 5],
+    threshold,
+    dim: layoutDim(a.paramCount),
+  };
+  const expect = { roundId, participants: new Set(sa.participants) };
+  let mine: Participant = createParticipant(sa, 1);
+  const statement = { roundId, threshold, participants: [...roster] };
+  const myAdvert = encodeAdvertisement(mine.advertisement);
+  const advertBytes = [
+    encodeSignedAdvert(myAdvert, await slotKey.sign(advertSigningMessage(myAdvert, statement))),
+    ...(await Promise.all(honest.map((n) => n.p.keys(boss, statement)))),
+  ];
+  const adverts = advertBytes.map((b) => decodeSignedAdvert(b, expect).advert);
+  const delivered: Delivered[] = [];
+  const shared = shareKeys(mine, adverts);
+  mine = shared.participant;
+  for (const s of shared.shares) delivered.push({ from: 1, bytes: encodeShare(s) });
+  for (const [i, n] of honest.entries())
+    for (const bytes of await n.p.shares(boss, { roundId, adverts: advertBytes }))
+      delivered.push({ from: i + 2, bytes });
+  const routed = routeShares(sa, sa.participants, delivered);
+  mine = receiveShares(mine, routed.u2, routed.inbox.get(1)!);
+  const masked = [];
+  for (const [i, n] of honest.entries()) {
+    const bytes = await n.p.train(boss, {
+      roundId,
+      u2: routed.u2,
+      inbox: routed.inbox.get(i + 2)!.map(encodeShare),
+    });
+    masked.push(decodeMasked(bytes, { ...expect, dim: sa.dim }));
+  }
+  return { sa, adverts, routed, masked, mine, run: runDigest(statement, advertBytes) };
 }

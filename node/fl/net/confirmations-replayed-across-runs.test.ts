@@ -44,7 +44,6 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { generateKeyPair } from '@libp2p/crypto/keys';
-import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import {
   announcement,
@@ -55,85 +54,14 @@ import {
   participants,
 } from '../../testing/fl-round-rig.ts';
 import { recoverInput } from '../../testing/secagg-attack.ts';
-import { layoutDim } from '../local-round.ts';
-import { routeShares } from '../secagg/aggregator.ts';
-import {
-  decodeMasked,
-  decodeUnmask,
-  encodeAdvertisement,
-  encodeShare,
-  type KeyAdvertisement,
-  type UnmaskingShares,
-} from '../secagg/messages.ts';
-import {
-  createParticipant,
-  type Delivered,
-  type Participant,
-  receiveShares,
-  revealShares,
-  type SecAggConfig,
-  shareKeys,
-} from '../secagg/protocol.ts';
-import {
-  advertSigningMessage,
-  decodeSignedAdvert,
-  encodeSignedAdvert,
-  runDigest,
-} from './advert-signature.ts';
+import { runToMasked } from '../../testing/survivor-split.ts';
+import { decodeUnmask, type KeyAdvertisement, type UnmaskingShares } from '../secagg/messages.ts';
+import { revealShares } from '../secagg/protocol.ts';
 import { ENDED_ROUND_MEMORY_MS, UnmaskRefused } from './participant.ts';
 import { confirmationMessage, type SurvivorConfirmation, survivorSetMessage } from './survivor-set.ts';
 import { decodeUnmaskRequest, encodeUnmaskRequest, type UnmaskRequest } from './wire.ts';
 
 after(cleanup);
-
-/** One run of round `roundId` up to the masked updates, the coordinator's sybil S in slot 1. */
-async function runToMasked(
-  honest: readonly Node[],
-  boss: string,
-  sybilKey: PrivateKey,
-  roster: readonly string[],
-  roundId: Uint8Array,
-) {
-  const a = announcement(roundId);
-  const accepted = [];
-  for (const n of honest) accepted.push((await n.p.announce(boss, a)).accept);
-  assert.deepEqual(accepted, [true, true, true, true], 'every honest member takes the round');
-  const threshold = 3;
-  const sa: SecAggConfig = {
-    roundId,
-    participants: [1, 2, 3, 4, 5],
-    threshold,
-    dim: layoutDim(a.paramCount),
-  };
-  const expect = { roundId, participants: new Set(sa.participants) };
-  let mine: Participant = createParticipant(sa, 1);
-  const statement = { roundId, threshold, participants: [...roster] };
-  const myAdvert = encodeAdvertisement(mine.advertisement);
-  const advertBytes = [
-    encodeSignedAdvert(myAdvert, await sybilKey.sign(advertSigningMessage(myAdvert, statement))),
-    ...(await Promise.all(honest.map((n) => n.p.keys(boss, statement)))),
-  ];
-  const adverts = advertBytes.map((b) => decodeSignedAdvert(b, expect).advert);
-  const delivered: Delivered[] = [];
-  const shared = shareKeys(mine, adverts);
-  mine = shared.participant;
-  for (const s of shared.shares) delivered.push({ from: 1, bytes: encodeShare(s) });
-  for (const [i, n] of honest.entries())
-    for (const bytes of await n.p.shares(boss, { roundId, adverts: advertBytes }))
-      delivered.push({ from: i + 2, bytes });
-  const routed = routeShares(sa, sa.participants, delivered);
-  mine = receiveShares(mine, routed.u2, routed.inbox.get(1)!);
-  const masked = [];
-  for (const [i, n] of honest.entries()) {
-    const bytes = await n.p.train(boss, {
-      roundId,
-      u2: routed.u2,
-      inbox: routed.inbox.get(i + 2)!.map(encodeShare),
-    });
-    masked.push(decodeMasked(bytes, { ...expect, dim: sa.dim }));
-  }
-  return { sa, adverts, routed, masked, mine, run: runDigest(statement, advertBytes) };
-}
 
 /** The coordinator's signed U3 as the confirm and unmask requests carry it. */
 const named = async (keys: Keys, roundId: Uint8Array, survivors: number[]) => ({
